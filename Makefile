@@ -1,0 +1,35 @@
+# Thin wrapper over CMake so the quick start is two commands:
+#   make run    install deps, build Release, run with embedded defaults
+#   make test   install deps, build with ASan+UBSan, run the whole CTest suite
+JOBS ?= $(shell nproc)
+RELEASE := build/release
+SANITIZE := build/sanitize
+
+.PHONY: all deps build run test bench clean format
+
+all: build
+
+deps:
+	@./deploy/install-deps.sh
+
+build: deps
+	cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build $(RELEASE) -j $(JOBS)
+
+# Until the broker (sluiced) exists this runs the storage demo on ./data.
+run: build
+	$(RELEASE)/bench/storage_demo --data ./data
+
+test: deps
+	cmake -S . -B $(SANITIZE) -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON >/dev/null
+	cmake --build $(SANITIZE) -j $(JOBS)
+	cd $(SANITIZE) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+bench: build
+	$(RELEASE)/bench/storage_bench
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build

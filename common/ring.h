@@ -1,0 +1,68 @@
+/* ring.h - the io_uring loop wrapper (the only module that includes liburing.h).
+ *
+ * An operation (`struct sl_io_op`) is embedded in its owner, which finds itself
+ * again with container_of; the ring's user_data points at the op. The buffer
+ * handed to a write/read belongs to the io layer until the op's callback runs.
+ * Callbacks run from sl_ring_run() on the thread that owns the ring; they may
+ * queue new ops. One ring belongs to one thread.
+ *
+ * Results: the callback receives `res` exactly as the kernel reported it:
+ * >= 0 (bytes transferred, or 0) on success, -errno on failure. This wrapper
+ * is the only place that reads cqe->res.
+ */
+#ifndef SL_RING_H
+#define SL_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define sl_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+struct sl_io_op;
+typedef void (*sl_io_cb)(struct sl_io_op *op, int res);
+
+struct sl_io_op {
+    sl_io_cb cb;
+};
+
+struct sl_ring_impl; /* opaque: holds the struct io_uring */
+
+struct sl_ring {
+    struct sl_ring_impl *impl;
+    uint32_t inflight; /* ops queued or submitted whose callback has not run */
+};
+
+/* Checks that io_uring can be set up and supports every opcode Sluice uses.
+ * On failure returns SL_EUNSUPPORTED and writes a message naming the cause and
+ * the fix into `why` (e.g. kernel.io_uring_disabled, a seccomp profile). */
+int sl_ring_probe(char *why, size_t why_len);
+
+/* Sets up a ring with `entries` submission slots (power of two, <= 4096).
+ * Errors: SL_EUNSUPPORTED, SL_ENOMEM, SL_ESYS. fini is safe after a failed
+ * init and idempotent. */
+int sl_ring_init(struct sl_ring *ring, uint32_t entries);
+void sl_ring_fini(struct sl_ring *ring);
+
+/* Queue one operation. They never fail: when the submission queue is full the
+ * queued entries are submitted first. The op and its buffer are borrowed until
+ * op->cb runs. Data writes are never linked to each other. */
+void sl_ring_write(struct sl_ring *ring, struct sl_io_op *op, int fd, const void *buf,
+                   uint32_t len, uint64_t offset);
+void sl_ring_read(struct sl_ring *ring, struct sl_io_op *op, int fd, void *buf, uint32_t len,
+                  uint64_t offset);
+/* fdatasync (datasync = 1, IORING_FSYNC_DATASYNC) or fsync; works on dirs. */
+void sl_ring_fsync(struct sl_ring *ring, struct sl_io_op *op, int fd, int datasync);
+/* Completes with -ETIME after `timeout_ns` (or earlier, if woken). */
+void sl_ring_timeout(struct sl_ring *ring, struct sl_io_op *op, uint64_t timeout_ns);
+
+/* Submits queued ops, waits until at least `wait_nr` completions are ready or
+ * `timeout_ns` passed (0 = do not wait), then runs every ready callback.
+ * Returns the number of callbacks run. */
+int sl_ring_run(struct sl_ring *ring, uint32_t wait_nr, uint64_t timeout_ns);
+
+/* Runs the loop until `*done` becomes nonzero (set by a callback) or no op is
+ * in flight. Returns SL_OK, or SL_EAGAIN if it stopped with nothing in flight
+ * and *done still 0. For tests and tools that drive the loop directly. */
+int sl_ring_run_until(struct sl_ring *ring, const int *done);
+
+#endif
