@@ -100,6 +100,7 @@ int sl_ring_init(struct sl_ring *ring, uint32_t entries)
 {
     SL_ASSERT(entries > 0 && entries <= 4096);
     memset(ring, 0, sizeof(*ring));
+    ring->deferred_tail = &ring->deferred_head;
     ring->impl = calloc(1, sizeof(*ring->impl));
     if (ring->impl == NULL) {
         return SL_ENOMEM;
@@ -205,10 +206,37 @@ static int reap(struct sl_ring *ring)
     return ran;
 }
 
+void sl_ring_defer(struct sl_ring *ring, struct sl_deferred *d)
+{
+    if (d->queued) {
+        return;
+    }
+    d->queued = 1;
+    d->next = NULL;
+    *ring->deferred_tail = d;
+    ring->deferred_tail = &d->next;
+}
+
+static void run_deferred(struct sl_ring *ring)
+{
+    /* Deferred work may defer more; bounded because each item runs once per
+     * queueing and owners queue only on new work. */
+    while (ring->deferred_head != NULL) {
+        struct sl_deferred *d = ring->deferred_head;
+        ring->deferred_head = d->next;
+        if (ring->deferred_head == NULL) {
+            ring->deferred_tail = &ring->deferred_head;
+        }
+        d->queued = 0;
+        d->fn(d);
+    }
+}
+
 int sl_ring_run(struct sl_ring *ring, uint32_t wait_nr, uint64_t timeout_ns)
 {
     struct io_uring *u = &ring->impl->uring;
     int rc;
+    run_deferred(ring);
     if (wait_nr == 0 || ring->inflight == 0) {
         rc = io_uring_submit(u);
     } else if (timeout_ns == 0) {
@@ -228,7 +256,7 @@ int sl_ring_run(struct sl_ring *ring, uint32_t wait_nr, uint64_t timeout_ns)
 int sl_ring_run_until(struct sl_ring *ring, const int *done)
 {
     while (!*done) {
-        if (ring->inflight == 0) {
+        if (ring->inflight == 0 && ring->deferred_head == NULL) {
             return SL_EAGAIN;
         }
         sl_ring_run(ring, 1, 0);

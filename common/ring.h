@@ -25,11 +25,22 @@ struct sl_io_op {
     sl_io_cb cb;
 };
 
+/* Work deferred to the end of the current loop tick: runs once, right before
+ * the ring next submits. Used for group writes: many appends in one tick
+ * become one write. Embedded in its owner; queueing twice is a no-op. */
+struct sl_deferred {
+    void (*fn)(struct sl_deferred *d);
+    struct sl_deferred *next;
+    int queued;
+};
+
 struct sl_ring_impl; /* opaque: holds the struct io_uring */
 
 struct sl_ring {
     struct sl_ring_impl *impl;
     uint32_t inflight; /* ops queued or submitted whose callback has not run */
+    struct sl_deferred *deferred_head;
+    struct sl_deferred **deferred_tail;
 };
 
 /* Checks that io_uring can be set up and supports every opcode Sluice uses.
@@ -55,7 +66,10 @@ void sl_ring_fsync(struct sl_ring *ring, struct sl_io_op *op, int fd, int datasy
 /* Completes with -ETIME after `timeout_ns` (or earlier, if woken). */
 void sl_ring_timeout(struct sl_ring *ring, struct sl_io_op *op, uint64_t timeout_ns);
 
-/* Submits queued ops, waits until at least `wait_nr` completions are ready or
+/* Queues `d` to run before the next submit (FIFO). */
+void sl_ring_defer(struct sl_ring *ring, struct sl_deferred *d);
+
+/* Runs the deferred work, then submits queued ops, waits until at least `wait_nr` completions are ready or
  * `timeout_ns` passed (0 = do not wait), then runs every ready callback.
  * Returns the number of callbacks run. */
 int sl_ring_run(struct sl_ring *ring, uint32_t wait_nr, uint64_t timeout_ns);

@@ -1,0 +1,142 @@
+/* shard.h - one shard: an append-only, segmented, checksummed log.
+ *
+ * Threading: a shard belongs to the thread that owns its ring; every call
+ * below is made on that thread, and every callback runs on it from
+ * sl_ring_run(). Nothing here blocks the loop on data I/O: appends and reads
+ * go through the ring. (Opening, rolling and deleting segment files do short
+ * metadata syscalls on the loop; see docs/ARCHITECTURE.md.)
+ *
+ * Durability: see docs/FORMAT.md "Crash safety". An append's callback runs
+ * with SL_OK only when the batch is durable (flush policy ALWAYS) or written
+ * (INTERVAL); readers see exactly the batches whose callbacks have run.
+ */
+#ifndef SL_SHARD_H
+#define SL_SHARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct sl_ring;
+struct sl_clock;
+struct sl_shard;
+
+enum sl_flush_policy {
+    SL_FLUSH_ALWAYS = 0,   /* ack after fdatasync (group commit) */
+    SL_FLUSH_INTERVAL = 1, /* ack after write; fdatasync at least every interval_ms */
+};
+
+#define SL_RETENTION_MS_MAX (8760ull * 3600 * 1000) /* 365 days */
+
+struct sl_shard_config {
+    uint64_t segment_bytes;        /* roll when the next batch would pass this */
+    uint64_t segment_age_ms;       /* roll when the active segment is this old (0 = never) */
+    uint64_t retention_ms;         /* delete sealed segments older (1 .. SL_RETENTION_MS_MAX) */
+    uint64_t retention_bytes;      /* delete oldest sealed segments while above (0 = no cap) */
+    uint32_t index_interval_bytes; /* one index entry per this many log bytes */
+    uint32_t write_buf_bytes;      /* size of one staging buffer */
+    uint32_t write_bufs;           /* staging buffers per shard = max writes in flight + 1 */
+    uint32_t pending_max;          /* appended batches not yet acknowledged */
+    uint32_t batch_bytes_max;      /* largest batch accepted */
+    uint32_t flush_interval_ms;    /* INTERVAL policy: fsync at least this often */
+    enum sl_flush_policy flush;
+    struct sl_clock *clock; /* borrowed; NULL = the real clock */
+};
+
+/* Fills `cfg` with the defaults (docs/ARCHITECTURE.md lists them). */
+void sl_shard_config_default(struct sl_shard_config *cfg);
+
+/* Checks ranges and relations; returns SL_EINVAL with a message in `why`. */
+int sl_shard_config_check(const struct sl_shard_config *cfg, char *why, size_t why_len);
+
+/* Opens (creating if missing) the shard in directory `dir` and recovers it:
+ * sealed segments are trusted and not read; the active segment is scanned
+ * from its last index entry, and a torn tail is truncated (and logged).
+ * Synchronous; call at start-up. `ring` and `cfg->clock` are borrowed for the
+ * shard's lifetime. Errors: SL_EINVAL, SL_ECORRUPT (sealed segments
+ * inconsistent), SL_EIO, SL_ENOSPC, SL_ENOMEM, SL_ESYS. */
+int sl_shard_open(struct sl_ring *ring, const char *dir, const struct sl_shard_config *cfg,
+                  struct sl_shard **out);
+
+/* Waits (running the ring) for every write, fsync and read in flight, makes
+ * written data durable, and frees the shard. Pending appends complete first.
+ * NULL-safe. */
+void sl_shard_close(struct sl_shard *s);
+
+/* Called when an appended batch is acknowledged (err == SL_OK) or failed. On
+ * SL_OK, base_seq is the sequence of its first record. */
+typedef void (*sl_append_cb)(void *ctx, int err, uint64_t base_seq, uint32_t count);
+
+/* Appends one complete batch (`batch`, `len` bytes: borrowed for the call
+ * only, it is copied). The batch is validated (checksums, limits) first; the
+ * copy is stamped with its base sequence and append time. `cb` (may be NULL)
+ * runs later from the loop, never from inside this call. Errors, returned
+ * at once with no side effect: SL_ECORRUPT / SL_EPROTO (invalid batch),
+ * SL_ETOOBIG, SL_EAGAIN (buffers or pending queue full: run the loop, retry),
+ * SL_EFATAL (the shard refuses writes after an I/O error), SL_ENOSPC (the
+ * disk was full at the last write; the next append tries again). */
+int sl_shard_append(struct sl_shard *s, const void *batch, size_t len, sl_append_cb cb, void *ctx);
+
+enum sl_read_from {
+    SL_READ_SEQ = 0,  /* the batch containing `seq` and the ones after */
+    SL_READ_TIME = 1, /* the first batch appended at or after `time_ms` */
+};
+
+struct sl_shard_read;
+typedef void (*sl_read_cb)(struct sl_shard_read *rd, int err);
+
+/* A read request, owned by the caller and borrowed by the shard from
+ * sl_shard_read() until `cb` runs. Results are whole, verified batches. */
+struct sl_shard_read {
+    /* in */
+    enum sl_read_from from;
+    uint64_t seq;
+    uint64_t time_ms;
+    uint8_t *buf;       /* borrowed; receives the batches */
+    uint32_t buf_cap;   /* >= the largest batch, or SL_ETOOBIG */
+    uint32_t max_bytes; /* soft limit on the result (the first batch always fits) */
+    sl_read_cb cb;
+    void *ctx;
+    /* out (valid in cb) */
+    uint32_t len;            /* bytes of whole batches at buf[0, len) */
+    uint32_t batch_count;
+    uint64_t next_seq;       /* sequence after the last returned batch (or the tail) */
+    uint64_t first_seq;      /* on SL_ETRIMMED: the oldest retained sequence */
+    uint32_t need_bytes;     /* on SL_ETOOBIG: the buffer size needed */
+    /* private */
+    struct sl_shard *shard_;
+    void *seg_;
+    uint64_t pos_;
+    uint32_t got_;
+    uint8_t op_[16];
+};
+
+/* Starts a read. Results come only through `cb` (never called from inside
+ * this function). cb errors: SL_ETRIMMED (below the retained range; first_seq
+ * set), SL_EINVAL (seq beyond the tail), SL_ETOOBIG (need_bytes set),
+ * SL_ECORRUPT (a batch failed its checksum: nothing of it is served), SL_EIO.
+ * A read at the tail returns SL_OK with len == 0 and next_seq == the tail. */
+void sl_shard_read(struct sl_shard *s, struct sl_shard_read *rd);
+
+/* Deletes sealed segments past the retention time or byte cap (reading the
+ * shard's clock); the active segment is never deleted. A segment a read
+ * holds stays readable until the read completes. Returns the number of
+ * segments deleted; unlink/fsync errors are logged and retried next run. */
+uint32_t sl_shard_retention_run(struct sl_shard *s);
+
+struct sl_shard_stats {
+    uint64_t first_seq;      /* oldest retained */
+    uint64_t next_seq;       /* sequence the next record will get */
+    uint64_t visible_seq;    /* readers see [first_seq, visible_seq) */
+    uint64_t bytes;          /* retained bytes on disk (log files) */
+    uint32_t segments;
+    uint32_t segments_open;  /* sealed segments with fd/index loaded */
+    uint64_t recovery_read_bytes;   /* log bytes read by the last open */
+    uint64_t recovery_truncated_bytes;
+    uint64_t writes;         /* write ops issued */
+    uint64_t fsyncs;         /* fdatasync ops issued */
+    int state;               /* SL_OK, SL_ENOSPC, or SL_EFATAL */
+};
+
+void sl_shard_stats(const struct sl_shard *s, struct sl_shard_stats *st);
+
+#endif
