@@ -13,10 +13,11 @@
 #ifndef SL_SHARD_H
 #define SL_SHARD_H
 
+#include "common/ring.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
-struct sl_ring;
 struct sl_clock;
 struct sl_shard;
 
@@ -38,6 +39,7 @@ struct sl_shard_config {
     uint32_t pending_max;          /* appended batches not yet acknowledged */
     uint32_t batch_bytes_max;      /* largest batch accepted */
     uint32_t flush_interval_ms;    /* INTERVAL policy: fsync at least this often */
+    uint32_t open_segments_max;    /* sealed segments kept open (fd + index) for reads */
     enum sl_flush_policy flush;
     struct sl_clock *clock; /* borrowed; NULL = the real clock */
 };
@@ -106,8 +108,9 @@ struct sl_shard_read {
     struct sl_shard *shard_;
     void *seg_;
     uint64_t pos_;
-    uint32_t got_;
-    uint8_t op_[16];
+    struct sl_io_op op_;
+    struct sl_deferred defer_;
+    int err_;
 };
 
 /* Starts a read. Results come only through `cb` (never called from inside
@@ -133,7 +136,7 @@ struct sl_shard_stats {
     uint64_t recovery_read_bytes;   /* log bytes read by the last open */
     uint64_t recovery_truncated_bytes;
     uint64_t writes;         /* write ops issued */
-    uint64_t fsyncs;         /* fdatasync ops issued */
+    uint64_t fsyncs;         /* data fdatasync ops issued (directory fsyncs not counted) */
     int state;               /* SL_OK, SL_ENOSPC, or SL_EFATAL */
 };
 
