@@ -386,14 +386,17 @@ static bool seg_loaded(const struct segment *g)
 static int scan_log(struct sl_shard *s, struct segment *g, uint64_t pos, uint64_t expect_seq,
                     uint64_t file_size, uint64_t *end_pos)
 {
-    size_t cap = s->cfg.batch_bytes_max + RECOVERY_CHUNK_BYTES;
+    /* The hard ceiling, not the configured batch_bytes_max: lowering the
+     * setting must never make recovery cut batches stored before. */
+    size_t cap = RECOVERY_CHUNK_BYTES;
     uint8_t *buf = malloc(cap);
     if (buf == NULL) {
         return SL_ENOMEM;
     }
     uint64_t last_idx_pos = g->idx_count > 0 ? g->idx[g->idx_count - 1].pos : 0;
     bool have_idx = g->idx_count > 0;
-    while (pos < file_size) {
+    bool stop = false;
+    while (pos < file_size && !stop) {
         size_t want = file_size - pos < cap ? (size_t)(file_size - pos) : cap;
         size_t got = 0;
         int rc = pread_full(g->log_fd, buf, want, pos, &got);
@@ -403,24 +406,27 @@ static int scan_log(struct sl_shard *s, struct segment *g, uint64_t pos, uint64_
         }
         s->stats.recovery_read_bytes += got;
         size_t off = 0;
-        bool stop = false;
         while (off < got) {
             struct sl_batch_header h;
-            rc = sl_batch_validate(buf + off, got - off, s->cfg.batch_bytes_max, &h);
-            if (rc == SL_EAGAIN && got == want && want == cap && off > 0) {
-                break; /* the chunk ended mid-batch: read on from here */
+            rc = sl_batch_peek(buf + off, got - off, &h);
+            if (rc == SL_EAGAIN && pos + off + SL_BATCH_HEADER_BYTES <= file_size) {
+                break; /* header cut by the chunk: read on from here */
             }
-            if (rc != SL_OK || h.base_seq != expect_seq) {
+            if (rc != SL_OK || pos + off + h.length > file_size) {
+                stop = true; /* torn or corrupt */
+                break;
+            }
+            if (h.length > got - off) {
+                break; /* batch cut by the chunk: read on from here */
+            }
+            if (sl_batch_verify(buf + off, &h) != SL_OK || h.base_seq != expect_seq) {
                 stop = true;
                 break;
             }
             uint64_t bpos = pos + off;
             if (!have_idx || bpos >= last_idx_pos + s->cfg.index_interval_bytes) {
-                if (!have_idx || g->idx[g->idx_count - 1].pos != bpos) {
-                    SL_ASSERT(g->idx_count < g->idx_cap);
-                    g->idx[g->idx_count++] =
-                        make_entry(h.base_seq, bpos, h.append_time_ms, h.length);
-                }
+                SL_ASSERT(g->idx_count < g->idx_cap);
+                g->idx[g->idx_count++] = make_entry(h.base_seq, bpos, h.append_time_ms, h.length);
                 last_idx_pos = bpos;
                 have_idx = true;
             }
@@ -435,10 +441,21 @@ static int scan_log(struct sl_shard *s, struct segment *g, uint64_t pos, uint64_
             expect_seq = g->last_seq + 1;
             off += h.length;
         }
-        pos += off;
-        if (stop || off == 0) {
-            break;
+        if (!stop && off == 0) {
+            /* One batch larger than the buffer: grow to fit it. */
+            struct sl_batch_header h;
+            if (sl_batch_peek(buf, got, &h) != SL_OK || h.length <= cap) {
+                stop = true;
+                break;
+            }
+            free(buf);
+            cap = h.length;
+            buf = malloc(cap);
+            if (buf == NULL) {
+                return SL_ENOMEM;
+            }
         }
+        pos += off;
     }
     free(buf);
     *end_pos = pos;
@@ -1687,7 +1704,7 @@ static uint64_t recover_start(struct sl_shard *s, struct segment *g, uint64_t fi
         struct sl_batch_header h;
         if (pread_full(g->log_fd, buf, e->len, e->pos, &got) == SL_OK &&
             (s->stats.recovery_read_bytes += got, true) &&
-            sl_batch_validate(buf, got, s->cfg.batch_bytes_max, &h) == SL_OK &&
+            sl_batch_validate(buf, got, SL_BATCH_BYTES_MAX, &h) == SL_OK &&
             h.base_seq == e->seq && h.length == e->len) {
             free(buf);
             g->idx_count--; /* scan_log re-adds it and records the batch */
