@@ -159,7 +159,8 @@ struct sl_shard {
     struct segment **segs; /* ascending base_seq; the last one is active */
     uint32_t seg_count;
     uint32_t seg_cap;
-    uint32_t segs_open; /* sealed segments with fd + index loaded */
+    uint32_t segs_open;     /* sealed segments with fd + index loaded */
+    uint32_t writing_count; /* active + sealing segments (at the end of segs) */
     uint64_t lru_clock;
 
     uint64_t next_seq;
@@ -670,6 +671,7 @@ static int seg_create_files(struct sl_shard *s, struct segment *g)
         return SL_ENOMEM;
     }
     g->writing = true;
+    s->writing_count++;
     g->dir_gen = ++s->dir_gen;
     return SL_OK;
 }
@@ -986,6 +988,7 @@ static void idx_done(struct sl_io_op *op, int res)
         }
         g->seal = SEAL_DONE;
         g->writing = false;
+        s->writing_count--;
         if (g->idx_fd >= 0) {
             close(g->idx_fd);
             g->idx_fd = -1;
@@ -1042,7 +1045,13 @@ static void maybe_sync(struct sl_shard *s)
         sl_ring_fsync(s->ring, &s->dir_op, s->dir_fd, 0);
     }
     bool dirty = false;
-    for (uint32_t i = 0; i < s->seg_count; i++) {
+    /* Writing segments are the newest few: start where the oldest of them
+     * can be, so this stays O(segments being written), not O(segments). */
+    uint32_t from = s->seg_count;
+    for (uint32_t seen = 0; from > 0 && seen < s->writing_count; from--) {
+        seen += s->segs[from - 1]->writing ? 1 : 0;
+    }
+    for (uint32_t i = from; i < s->seg_count; i++) {
         struct segment *g = s->segs[i];
         if (!g->writing) {
             continue;
@@ -1784,6 +1793,7 @@ static int recover_active(struct sl_shard *s, struct segment *g)
     g->idx_written = g->idx_count;
     g->bytes = g->written_pos = g->synced_pos = g->visible_pos = end;
     g->writing = true;
+    s->writing_count++;
     if (end == 0) {
         g->first_time_ms = g->last_time_ms = 0;
     }
