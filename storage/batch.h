@@ -108,6 +108,12 @@ int sl_batch_peek(const void *buf, size_t avail, struct sl_batch_header *h);
  * h->length bytes are all present. Errors: SL_ECORRUPT. */
 int sl_batch_verify(const void *buf, const struct sl_batch_header *h);
 
+/* Copies the batch `src` (header peeked into `h`, h->length bytes present)
+ * to `dst` and verifies it like sl_batch_verify, hashing each chunk of the
+ * copy while it is still in cache: one pass over memory instead of two. On
+ * error the bytes at dst are unspecified. Errors: SL_ECORRUPT. */
+int sl_batch_copy_verify(void *dst, const void *src, const struct sl_batch_header *h);
+
 /* peek + verify + h->length <= avail: the full check of one complete batch.
  * Errors: SL_ECORRUPT, SL_EAGAIN (incomplete), SL_ETOOBIG (> max_len). */
 int sl_batch_validate(const void *buf, size_t avail, size_t max_len, struct sl_batch_header *h);

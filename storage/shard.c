@@ -1166,8 +1166,9 @@ int sl_shard_append(struct sl_shard *s, const void *batch, size_t len, sl_append
     if (len > s->cfg.batch_bytes_max) {
         return SL_ETOOBIG;
     }
+    /* The header now; the body checksum while copying (below). */
     struct sl_batch_header h;
-    int rc = sl_batch_validate(batch, len, s->cfg.batch_bytes_max, &h);
+    int rc = sl_batch_peek(batch, len, &h);
     if (rc == SL_EAGAIN || (rc == SL_OK && h.length != len)) {
         return SL_EPROTO; /* the declared length disagrees with the bytes given */
     }
@@ -1223,7 +1224,14 @@ int sl_shard_append(struct sl_shard *s, const void *batch, size_t len, sl_append
     uint64_t pos = g->bytes;
     SL_ASSERT(w->seg == g && w->pos + w->len == pos);
     uint8_t *dst = wbuf_bytes(w) + w->len;
-    memcpy(dst, batch, len);
+    rc = sl_batch_copy_verify(dst, batch, &h);
+    if (rc != SL_OK) {
+        if (w->len == 0) {
+            wbuf_release(s, w);
+            s->filling = NULL;
+        }
+        return rc;
+    }
     sl_batch_stamp(dst, s->next_seq, t);
     w->len += (uint32_t)len;
 
@@ -1692,42 +1700,6 @@ static int list_segments(struct sl_shard *s, uint64_t **out, uint32_t *count)
     return SL_OK;
 }
 
-/* Finds where to start scanning the active segment: the last index entry
- * whose batch verifies. Keeps the index up to it. */
-static uint64_t recover_start(struct sl_shard *s, struct segment *g, uint64_t file_size,
-                              uint64_t *expect_seq)
-{
-    uint8_t *buf = NULL;
-    size_t cap = 0;
-    while (g->idx_count > 0) {
-        struct idx_entry *e = &g->idx[g->idx_count - 1];
-        if (e->len > cap) {
-            free(buf);
-            cap = e->len;
-            buf = malloc(cap);
-            if (buf == NULL) {
-                break;
-            }
-        }
-        size_t got = 0;
-        struct sl_batch_header h;
-        if (pread_full(g->log_fd, buf, e->len, e->pos, &got) == SL_OK &&
-            (s->stats.recovery_read_bytes += got, true) &&
-            sl_batch_validate(buf, got, SL_BATCH_BYTES_MAX, &h) == SL_OK &&
-            h.base_seq == e->seq && h.length == e->len) {
-            free(buf);
-            g->idx_count--; /* scan_log re-adds it and records the batch */
-            *expect_seq = e->seq;
-            return e->pos < file_size ? e->pos : file_size;
-        }
-        g->idx_count--;
-    }
-    free(buf);
-    g->idx_count = 0;
-    *expect_seq = g->base_seq;
-    return 0;
-}
-
 static int recover_active(struct sl_shard *s, struct segment *g)
 {
     char name[64];
@@ -1760,12 +1732,24 @@ static int recover_active(struct sl_shard *s, struct segment *g)
     }
     g->idx_count = idx_valid_prefix(g, g->idx, (uint32_t)(got / sizeof(*g->idx)), file_size);
     g->first_time_ms = g->idx_count > 0 ? g->idx[0].time_ms : 0;
-    uint64_t expect = 0;
-    uint64_t start = recover_start(s, g, file_size, &expect);
+    /* Scan from the last index entry; if its batch does not verify (the
+     * entry outlived its data), from the one before, and so on. The scan
+     * re-adds the entry it starts from. */
     uint64_t end = 0;
-    rc = scan_log(s, g, start, expect, file_size, &end);
-    if (rc != SL_OK) {
-        return rc;
+    for (;;) {
+        uint64_t start = 0, expect = g->base_seq;
+        if (g->idx_count > 0) {
+            g->idx_count--;
+            start = g->idx[g->idx_count].pos;
+            expect = g->idx[g->idx_count].seq;
+        }
+        rc = scan_log(s, g, start, expect, file_size, &end);
+        if (rc != SL_OK) {
+            return rc;
+        }
+        if (end > start || g->idx_count == 0) {
+            break;
+        }
     }
     if (end < file_size) {
         s->stats.recovery_truncated_bytes = file_size - end;
