@@ -17,7 +17,7 @@ void sl_zctx_free(struct sl_zctx *z); /* NULL-safe */
 /* Upper bound of the compressed size of `src_len` bytes. */
 size_t sl_compress_bound(size_t src_len);
 
-/* Compresses `src` into `dst` (capacity `dst_cap`) at `level` (1..19);
+/* Compresses `src` into `dst` (capacity `dst_cap`) at `level` (1 .. ZSTD's maximum, 22);
  * *dst_len receives the frame size. Errors: SL_ETOOBIG (dst too small),
  * SL_EINVAL (bad level). */
 int sl_compress(struct sl_zctx *z, int level, void *dst, size_t dst_cap, size_t *dst_len,

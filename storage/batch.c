@@ -2,7 +2,7 @@
  *
  * Header (88 bytes, little-endian; byte-by-byte in docs/FORMAT.md):
  *   0 magic u32 | 4 length u32 | 8 base_seq u64 | 16 append_time_ms u64 |
- *  24 reserved u32 | 28 stamp_check u32 = low32(XXH3-64 of [0,28)) |
+ *  24 reserved u32 | 28 stamp_check u32 = low32(XXH3-64 of [0,28) ++ [44,48)) |
  *  32 checksum u64 = XXH3-64 of [40,length) | 40 version u8 | 41 flags u8 |
  *  42 reserved u16 | 44 record_count u32 | 48 first_ts_ms u64 | 56 last_ts_ms u64 |
  *  64 producer_id u64 | 72 producer_seq u64 | 80 records_len u32 | 84 reserved u32
@@ -233,9 +233,20 @@ int sl_batch_builder_add(struct sl_batch_builder *b, const struct sl_record *r)
     return SL_OK;
 }
 
+/* The stamp check covers [0, 28) and record_count: everything a reader
+ * trusts to skip a batch on its header alone (length, base_seq, count,
+ * append time) is checked before the body is read. */
+static uint32_t stamp_check(const uint8_t *p)
+{
+    uint8_t tmp[OFF_STAMP + 4];
+    memcpy(tmp, p, OFF_STAMP);
+    memcpy(tmp + OFF_STAMP, p + OFF_COUNT, 4);
+    return sl_checksum32(tmp, sizeof(tmp));
+}
+
 static void write_stamp_check(uint8_t *p)
 {
-    st32(p + OFF_STAMP, sl_checksum32(p, OFF_STAMP));
+    st32(p + OFF_STAMP, stamp_check(p));
 }
 
 int sl_batch_builder_finish(struct sl_batch_builder *b, unsigned codec, int level,
@@ -287,7 +298,7 @@ int sl_batch_peek(const void *buf, size_t avail, struct sl_batch_header *h)
         return SL_EAGAIN;
     }
     if (ld32(p + OFF_MAGIC) != SL_BATCH_MAGIC ||
-        ld32(p + OFF_STAMP) != sl_checksum32(p, OFF_STAMP) || ld32(p + OFF_RESERVED0) != 0) {
+        ld32(p + OFF_STAMP) != stamp_check(p) || ld32(p + OFF_RESERVED0) != 0) {
         return SL_ECORRUPT;
     }
     h->length = ld32(p + OFF_LENGTH);
@@ -303,7 +314,8 @@ int sl_batch_peek(const void *buf, size_t avail, struct sl_batch_header *h)
     h->records_len = ld32(p + OFF_RECORDS_LEN);
     /* The fields below the checksum are re-checked after verify too; here
      * they bound what a scanner may trust (the length) before reading more. */
-    if (h->length <= SL_BATCH_HEADER_BYTES || h->length > SL_BATCH_BYTES_MAX) {
+    if (h->length <= SL_BATCH_HEADER_BYTES || h->length > SL_BATCH_BYTES_MAX ||
+        h->record_count == 0 || h->record_count > SL_BATCH_RECORDS_MAX) {
         return SL_ECORRUPT;
     }
     return SL_OK;

@@ -485,7 +485,7 @@ static uint32_t idx_valid_prefix(const struct segment *g, const struct idx_entry
     return i;
 }
 
-static void evict_cold(struct sl_shard *s);
+static void evict_cold(struct sl_shard *s, const struct segment *keep);
 
 /* Rebuilds a sealed segment's index from its log (the .idx was missing or
  * damaged) and rewrites the .idx file. */
@@ -585,18 +585,19 @@ static int seg_load(struct sl_shard *s, struct segment *g)
         }
     }
     s->segs_open++;
-    evict_cold(s);
+    evict_cold(s, g); /* not g: its caller is about to take a reference */
     return SL_OK;
 }
 
-/* Keeps at most open_segments_max sealed segments loaded (LRU, unheld). */
-static void evict_cold(struct sl_shard *s)
+/* Keeps at most open_segments_max sealed segments loaded (LRU, unheld,
+ * never `keep`). */
+static void evict_cold(struct sl_shard *s, const struct segment *keep)
 {
     while (s->segs_open > s->cfg.open_segments_max) {
         struct segment *victim = NULL;
         for (uint32_t i = 0; i + 1 < s->seg_count; i++) {
             struct segment *g = s->segs[i];
-            if (seg_loaded(g) && !g->writing && g->refs == 0 &&
+            if (g != keep && seg_loaded(g) && !g->writing && g->refs == 0 &&
                 (victim == NULL || g->lru_tick < victim->lru_tick)) {
                 victim = g;
             }
@@ -618,6 +619,8 @@ static void seg_release(struct sl_shard *s, struct segment *g)
             s->segs_open--;
         }
         seg_free(g);
+    } else if (g->refs == 0 && s->segs_open > s->cfg.open_segments_max) {
+        evict_cold(s, NULL); /* back under the bound once reads let go */
     }
 }
 
@@ -994,7 +997,7 @@ static void idx_done(struct sl_io_op *op, int res)
             g->idx_fd = -1;
         }
         s->segs_open++; /* now a loaded sealed segment */
-        evict_cold(s);
+        evict_cold(s, NULL);
         maybe_sync(s);
         return;
     }
@@ -1496,18 +1499,22 @@ static void read_done(struct sl_io_op *op, int res)
     }
     uint32_t got = (uint32_t)res;
     uint32_t off = 0;
+    bool have_expect = false;
+    uint64_t expect = 0;
     while (off < got) {
         struct sl_batch_header h;
         int rc = sl_batch_peek(rd->buf + off, got - off, &h);
         if (rc == SL_EAGAIN) {
             break; /* header cut by the buffer end: read on from here */
         }
-        if (rc != SL_OK) {
+        if (rc != SL_OK || (have_expect && h.base_seq != expect)) {
             read_finish(rd, read_corrupt(s, rd, off), false);
             return;
         }
         if (!read_matches(rd, &h)) {
-            off += h.length; /* skipped on its header alone */
+            off += h.length; /* skipped on its (stamp-checked) header alone */
+            expect = sl_batch_last_seq(&h) + 1;
+            have_expect = true;
             continue;
         }
         if (h.length > got - off) {

@@ -219,8 +219,8 @@ TEST(round_trip_zstd)
     CHECK(z != NULL);
     size_t plain_len = 0, len = 0;
     build(buf, sizeof(buf), r.recs, REF_RECORDS, SL_BATCH_CODEC_NONE, NULL, NULL, 0, &plain_len);
-    build(buf, sizeof(buf), r.recs, REF_RECORDS, SL_BATCH_CODEC_ZSTD, z, scratch,
-          sizeof(scratch), &len);
+    build(buf, sizeof(buf), r.recs, REF_RECORDS, SL_BATCH_CODEC_ZSTD, z, scratch, sizeof(scratch),
+          &len);
     struct sl_batch_header h;
     int vrc = sl_batch_validate(buf, len, len, &h);
     if (!test_cur_failed_ && vrc == SL_OK) {
@@ -261,8 +261,8 @@ TEST(zstd_not_smaller_stays_uncompressed)
     build(buf, sizeof(buf), r.recs, REF_RECORDS, SL_BATCH_CODEC_NONE, NULL, NULL, 0, &plain_len);
     static uint8_t plain[32768];
     memcpy(plain, buf, plain_len);
-    build(buf, sizeof(buf), r.recs, REF_RECORDS, SL_BATCH_CODEC_ZSTD, z, scratch,
-          sizeof(scratch), &len);
+    build(buf, sizeof(buf), r.recs, REF_RECORDS, SL_BATCH_CODEC_ZSTD, z, scratch, sizeof(scratch),
+          &len);
     sl_zctx_free(z);
     if (test_cur_failed_) {
         return;
@@ -529,13 +529,13 @@ TEST(header_field_checks)
     struct sl_batch_header h;
     reseal(buf); /* resealing an intact batch keeps it valid */
     CHECK_EQ(sl_batch_validate(buf, len, len, &h), SL_OK);
-    expect_header_edit_refused(H_VERSION, 2);        /* unknown version */
-    expect_header_edit_refused(H_FLAGS, 0x04);       /* unknown flag bit */
-    expect_header_edit_refused(H_FLAGS, 0x03);       /* codec 3 */
-    expect_header_edit_refused(H_RESERVED1, 1);      /* reserved */
-    expect_header_edit_refused(H_RESERVED2 + 3, 1);  /* reserved */
-    expect_header_edit_refused(H_COUNT, 0);          /* zero records (count was 3) */
-    expect_header_edit_refused(H_RECORDS_LEN, 1);    /* records_len != stored (NONE) */
+    expect_header_edit_refused(H_VERSION, 2);       /* unknown version */
+    expect_header_edit_refused(H_FLAGS, 0x04);      /* unknown flag bit */
+    expect_header_edit_refused(H_FLAGS, 0x03);      /* codec 3 */
+    expect_header_edit_refused(H_RESERVED1, 1);     /* reserved */
+    expect_header_edit_refused(H_RESERVED2 + 3, 1); /* reserved */
+    expect_header_edit_refused(H_COUNT, 0);         /* zero records (count was 3) */
+    expect_header_edit_refused(H_RECORDS_LEN, 1);   /* records_len != stored (NONE) */
 }
 
 TEST(header_more_invalid_fields)
@@ -667,8 +667,8 @@ TEST(iterator_rejects_malicious_sections)
         int rc = drain(b, &yielded);
         free(b);
         if (rc != SL_ECORRUPT || yielded > e->good) {
-            fprintf(stderr, "  case \"%s\": rc %d (%s), yielded %u\n", e->name, rc,
-                    sl_errname(rc), yielded);
+            fprintf(stderr, "  case \"%s\": rc %d (%s), yielded %u\n", e->name, rc, sl_errname(rc),
+                    yielded);
         }
         CHECK_EQ(rc, SL_ECORRUPT);
         CHECK(yielded <= e->good);
@@ -693,8 +693,8 @@ TEST(iterator_rejects_bad_zstd_sections)
     static uint8_t buf[32768], scratch[65536], dec[32768];
     ref_set_init(&r, 1, 4);
     size_t len = 0;
-    build(buf, sizeof(buf), r.recs, REF_RECORDS, SL_BATCH_CODEC_ZSTD, z, scratch,
-          sizeof(scratch), &len);
+    build(buf, sizeof(buf), r.recs, REF_RECORDS, SL_BATCH_CODEC_ZSTD, z, scratch, sizeof(scratch),
+          &len);
     struct sl_batch_header h;
     int rcs[3] = {-1, -1, -1};
     if (!test_cur_failed_ && buf[H_FLAGS] == SL_BATCH_CODEC_ZSTD) {

@@ -43,9 +43,9 @@ static void fill_random(uint8_t *p, size_t n, uint64_t seed)
 /* ---- errors ------------------------------------------------------------ */
 
 static const char *const expected_names[SL_ERR_COUNT_] = {
-    "SL_OK",     "SL_EAGAIN", "SL_ECORRUPT", "SL_ENOSPC", "SL_EPROTO",  "SL_ETOOBIG",
-    "SL_ELIMIT", "SL_ENOTFOUND", "SL_ETRIMMED", "SL_EFATAL", "SL_EIO", "SL_EINVAL",
-    "SL_ENOMEM", "SL_EEXIST", "SL_ECLOSED", "SL_EUNSUPPORTED", "SL_ESYS",
+    "SL_OK",     "SL_EAGAIN",    "SL_ECORRUPT", "SL_ENOSPC",       "SL_EPROTO", "SL_ETOOBIG",
+    "SL_ELIMIT", "SL_ENOTFOUND", "SL_ETRIMMED", "SL_EFATAL",       "SL_EIO",    "SL_EINVAL",
+    "SL_ENOMEM", "SL_EEXIST",    "SL_ECLOSED",  "SL_EUNSUPPORTED", "SL_ESYS",
 };
 
 TEST(error_codes_are_stable)
@@ -193,7 +193,7 @@ TEST(zstd_round_trip)
                 fill_random(src, n, 1000 + n);
             } else {
                 for (size_t i = 0; i < n; i++) {
-                    src[i] = (uint8_t)"sluice log broker "[i % 18];
+                    src[i] = (uint8_t) "sluice log broker "[i % 18];
                 }
             }
             uint8_t *frame = NULL;
@@ -323,8 +323,8 @@ TEST(zstd_decompress_rejects_malformed)
     int r_junk = sl_decompress(z, out, sizeof(out), n, junk, sizeof(junk));
     /* a valid frame (checked with `zstd -d`) that does not declare its
      * content size: magic, FHD 0x00, window byte, one raw last block "abc" */
-    static const uint8_t no_fcs[] = {0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00, 0x19,
-                                     0x00, 0x00, 'a',  'b',  'c'};
+    static const uint8_t no_fcs[] = {0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00,
+                                     0x19, 0x00, 0x00, 'a',  'b',  'c'};
     int r_nofcs = sl_decompress(z, out, sizeof(out), 3, no_fcs, sizeof(no_fcs));
     /* a corrupted block inside a frame with a correct header */
     memcpy(big, frame, flen);
@@ -578,8 +578,8 @@ TEST(ring_defer_order)
     int before = log.n; /* nothing runs at queue time */
     sl_ring_run(&ring, 0, 0);
     int after_first = log.n;
-    int flags_clear = !items[0].d.queued && !items[1].d.queued && !items[2].d.queued &&
-                      !items[3].d.queued;
+    int flags_clear =
+        !items[0].d.queued && !items[1].d.queued && !items[2].d.queued && !items[3].d.queued;
     /* Requeue after running: runs again on the next tick. */
     items[0].chain = NULL;
     sl_ring_defer(&ring, &items[0].d);
