@@ -96,7 +96,8 @@ struct wbuf {
     uint32_t done; /* bytes the kernel reported written (short writes resume) */
     uint64_t pos;  /* segment offset of the first byte */
     int state;
-    int err; /* errno of a failed write, else 0 */
+    int err;     /* errno of a failed write, else 0 */
+    bool issued; /* handed to the ring (false: its segment has no file yet) */
 };
 
 struct pending {
@@ -645,8 +646,23 @@ static struct segment *active(struct sl_shard *s)
     return s->segs[s->seg_count - 1];
 }
 
-/* Opens new .log and .idx files for a segment starting at `base`. The caller
- * arranges the directory fsync (dir_gen) before acking data in it. */
+/* Makes `g` a segment being written: its in-memory index, sized for a full
+ * segment (fixed: index writes point into it, so it is never reallocated). */
+static int seg_start_writing(struct sl_shard *s, struct segment *g)
+{
+    g->idx_cap = idx_cap_for(&s->cfg, 0);
+    g->idx = calloc(g->idx_cap, sizeof(*g->idx));
+    if (g->idx == NULL) {
+        return SL_ENOMEM;
+    }
+    g->writing = true;
+    s->writing_count++;
+    g->dir_gen = UINT64_MAX; /* no files yet */
+    return SL_OK;
+}
+
+/* Creates the .log and .idx files of a segment. The caller arranges the
+ * directory fsync (dir_gen) before acking data in it. */
 static int seg_create_files(struct sl_shard *s, struct segment *g)
 {
     char name[64];
@@ -668,13 +684,6 @@ static int seg_create_files(struct sl_shard *s, struct segment *g)
         (void)unlinkat(s->dir_fd, name, 0);
         return rc;
     }
-    g->idx_cap = idx_cap_for(&s->cfg, 0);
-    g->idx = calloc(g->idx_cap, sizeof(*g->idx));
-    if (g->idx == NULL) {
-        return SL_ENOMEM;
-    }
-    g->writing = true;
-    s->writing_count++;
     g->dir_gen = ++s->dir_gen;
     return SL_OK;
 }
@@ -684,6 +693,7 @@ static int seg_create_files(struct sl_shard *s, struct segment *g)
 
 static void maybe_sync(struct sl_shard *s);
 static void process_acks(struct sl_shard *s);
+static uint32_t seg_find_seq(const struct sl_shard *s, uint64_t seq);
 static void persist_index(struct sl_shard *s, struct segment *g);
 
 static bool seg_dir_synced(const struct sl_shard *s, const struct segment *g)
@@ -770,6 +780,7 @@ static void write_done(struct sl_io_op *op, int res);
 
 static void wbuf_issue(struct sl_shard *s, struct wbuf *w)
 {
+    w->issued = true;
     s->ops++;
     s->stats.writes++;
     sl_ring_write(s->ring, &w->op, w->seg->log_fd, wbuf_bytes(w) + w->done, w->len - w->done,
@@ -786,7 +797,10 @@ static void wbuf_submit(struct sl_shard *s, struct wbuf *w)
     if (s->filling == w) {
         s->filling = NULL;
     }
-    wbuf_issue(s, w);
+    w->issued = false;
+    if (w->seg->log_fd >= 0) {
+        wbuf_issue(s, w);
+    }
 }
 
 static void wbuf_release(struct sl_shard *s, struct wbuf *w)
@@ -898,7 +912,7 @@ static void write_done(struct sl_io_op *op, int res)
         bool drained = true;
         for (uint32_t i = 0; i < s->fifo_len; i++) {
             struct wbuf *x = s->fifo[(s->fifo_head + i) % s->cfg.write_bufs];
-            drained = drained && (x->err != 0 || x->done == x->len);
+            drained = drained && (x->err != 0 || x->done == x->len || !x->issued);
         }
         if (drained) {
             rewind_after_enospc(s);
@@ -978,6 +992,31 @@ static void persist_index(struct sl_shard *s, struct segment *g)
                   (uint64_t)g->idx_written * sizeof(struct idx_entry));
 }
 
+/* `sealed` has just been sealed: create the next segment's files and issue
+ * the writes that waited for them, in file order. */
+static void create_next_files(struct sl_shard *s, const struct segment *sealed)
+{
+    uint32_t i = seg_find_seq(s, sealed->base_seq);
+    if (s->segs[i] != sealed || i + 1 >= s->seg_count) {
+        return;
+    }
+    struct segment *g = s->segs[i + 1];
+    if (g->log_fd >= 0) {
+        return;
+    }
+    int rc = seg_create_files(s, g);
+    if (rc != SL_OK) {
+        go_fatal(s, "segment file creation", rc == SL_ENOSPC ? ENOSPC : EIO);
+        return;
+    }
+    for (uint32_t k = 0; k < s->fifo_len; k++) {
+        struct wbuf *w = s->fifo[(s->fifo_head + k) % s->cfg.write_bufs];
+        if (w->seg == g && !w->issued) {
+            wbuf_issue(s, w);
+        }
+    }
+}
+
 static void idx_done(struct sl_io_op *op, int res)
 {
     struct segment *g = sl_container_of(op, struct segment, idx_op);
@@ -998,6 +1037,7 @@ static void idx_done(struct sl_io_op *op, int res)
         }
         s->segs_open++; /* now a loaded sealed segment */
         evict_cold(s, NULL);
+        create_next_files(s, g);
         maybe_sync(s);
         return;
     }
@@ -1126,11 +1166,18 @@ static int roll(struct sl_shard *s)
     if (g == NULL) {
         return SL_ENOMEM;
     }
-    int rc = seg_create_files(s, g);
+    /* The new segment's files are created only once `old` is sealed (see
+     * create_next_files): so at most the newest segment file on disk is ever
+     * unsealed, which is what recovery assumes. Until then its batches wait
+     * in the staging buffers. */
+    int rc = seg_start_writing(s, g);
     if (rc == SL_OK) {
         rc = segs_push(s, g);
     }
     if (rc != SL_OK) {
+        if (g->writing) {
+            s->writing_count--;
+        }
         seg_free(g);
         return rc;
     }
@@ -1836,6 +1883,9 @@ static int shard_load(struct sl_shard *s)
             return SL_ENOMEM;
         }
         rc = segs_push(s, g);
+        if (rc == SL_OK) {
+            rc = seg_start_writing(s, g);
+        }
         if (rc == SL_OK) {
             rc = seg_create_files(s, g);
         }
