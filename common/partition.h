@@ -2,7 +2,7 @@
  *
  * hash = XXH3-64(key, seed 0). A stream of N shards splits the 64-bit hash
  * space into N contiguous ranges: shard i owns [i * W, (i + 1) * W - 1] with
- * W = floor(2^64 / N), and the last shard also owns the remainder up to
+ * W = floor((2^64 - 1) / N), and the last shard also owns the remainder up to
  * 2^64 - 1. Contiguous ranges let shards be split and merged later (Kinesis).
  */
 #ifndef SL_PARTITION_H
