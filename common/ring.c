@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 struct sl_ring_impl {
     struct io_uring uring;
@@ -172,6 +173,35 @@ void sl_ring_fsync(struct sl_ring *ring, struct sl_io_op *op, int fd, int datasy
 {
     struct io_uring_sqe *sqe = get_sqe(ring);
     io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+    queued(ring, sqe, op);
+}
+
+void sl_ring_accept(struct sl_ring *ring, struct sl_io_op *op, int fd)
+{
+    struct io_uring_sqe *sqe = get_sqe(ring);
+    io_uring_prep_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
+    queued(ring, sqe, op);
+}
+
+void sl_ring_recv(struct sl_ring *ring, struct sl_io_op *op, int fd, void *buf, uint32_t len)
+{
+    struct io_uring_sqe *sqe = get_sqe(ring);
+    io_uring_prep_recv(sqe, fd, buf, len, 0);
+    queued(ring, sqe, op);
+}
+
+void sl_ring_send(struct sl_ring *ring, struct sl_io_op *op, int fd, const void *buf,
+                  uint32_t len)
+{
+    struct io_uring_sqe *sqe = get_sqe(ring);
+    io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);
+    queued(ring, sqe, op);
+}
+
+void sl_ring_cancel(struct sl_ring *ring, struct sl_io_op *op, struct sl_io_op *target)
+{
+    struct io_uring_sqe *sqe = get_sqe(ring);
+    io_uring_prep_cancel(sqe, target, 0);
     queued(ring, sqe, op);
 }
 

@@ -63,6 +63,16 @@ void sl_ring_read(struct sl_ring *ring, struct sl_io_op *op, int fd, void *buf, 
                   uint64_t offset);
 /* fdatasync (datasync = 1, IORING_FSYNC_DATASYNC) or fsync; works on dirs. */
 void sl_ring_fsync(struct sl_ring *ring, struct sl_io_op *op, int fd, int datasync);
+/* Sockets: accept (res = new fd, SOCK_CLOEXEC), recv and send (res = bytes;
+ * send uses MSG_NOSIGNAL). */
+void sl_ring_accept(struct sl_ring *ring, struct sl_io_op *op, int fd);
+void sl_ring_recv(struct sl_ring *ring, struct sl_io_op *op, int fd, void *buf, uint32_t len);
+void sl_ring_send(struct sl_ring *ring, struct sl_io_op *op, int fd, const void *buf,
+                  uint32_t len);
+/* Asks the kernel to cancel `target` (its callback then runs with
+ * -ECANCELED, or with its result if it already completed). `op` completes
+ * when the cancel request is done. */
+void sl_ring_cancel(struct sl_ring *ring, struct sl_io_op *op, struct sl_io_op *target);
 /* Completes with -ETIME after `timeout_ns` (or earlier, if woken). */
 void sl_ring_timeout(struct sl_ring *ring, struct sl_io_op *op, uint64_t timeout_ns);
 

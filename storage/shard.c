@@ -107,6 +107,7 @@ struct pending {
     uint64_t time_ms;
     uint32_t count;
     uint32_t len;
+    bool durable; /* acknowledged after fdatasync (else after the write) */
     sl_append_cb cb;
     void *ctx;
 };
@@ -166,7 +167,11 @@ struct sl_shard {
 
     uint64_t next_seq;
     uint64_t visible_seq;
+    uint64_t visible_time_ms;
     uint64_t last_append_ms;
+    uint32_t pend_durable; /* pending appends that wait for an fdatasync */
+    sl_shard_listener listener;
+    void *listener_ctx;
 
     struct wbuf *wbufs;
     uint32_t wbuf_free;
@@ -717,6 +722,9 @@ static void pend_pop(struct sl_shard *s)
 static void fail_pending_from(struct sl_shard *s, uint32_t from, int err)
 {
     uint32_t n = s->pend_len - from;
+    for (uint32_t i = from; i < s->pend_len; i++) {
+        s->pend_durable -= pend_at(s, i)->durable ? 1 : 0;
+    }
     s->pend_len = from;
     for (uint32_t i = 0; i < n; i++) {
         struct pending p = s->pend[(s->pend_head + from + i) % s->cfg.pending_max];
@@ -1107,7 +1115,8 @@ static void maybe_sync(struct sl_shard *s)
             continue;
         }
         dirty = true;
-        bool want = s->cfg.flush == SL_FLUSH_ALWAYS || sealing || s->sync_due || s->closing;
+        bool want = s->cfg.flush == SL_FLUSH_ALWAYS || sealing || s->sync_due || s->closing ||
+                    s->pend_durable > 0;
         if (!s->sync_busy && want) {
             s->sync_busy = true;
             s->sync_seg = g;
@@ -1129,23 +1138,29 @@ static void maybe_sync(struct sl_shard *s)
  * or written (INTERVAL); acknowledged batches become visible to readers. */
 static void process_acks(struct sl_shard *s)
 {
+    bool advanced = false;
     while (s->pend_len > 0) {
         struct pending *p = pend_at(s, 0);
         struct segment *g = p->seg;
-        bool ok = s->cfg.flush == SL_FLUSH_ALWAYS
-                      ? (g->synced_pos >= p->end && seg_dir_synced(s, g))
-                      : g->written_pos >= p->end;
+        bool ok = p->durable ? (g->synced_pos >= p->end && seg_dir_synced(s, g))
+                             : g->written_pos >= p->end;
         if (!ok) {
             break;
         }
         struct pending done = *p;
         pend_pop(s);
+        s->pend_durable -= done.durable ? 1 : 0;
         g->acked_last = done;
         g->visible_pos = done.end;
         s->visible_seq = done.base_seq + done.count;
+        s->visible_time_ms = done.time_ms;
+        advanced = true;
         if (done.cb != NULL) {
             done.cb(done.ctx, SL_OK, done.base_seq, done.count);
         }
+    }
+    if (advanced && s->listener != NULL) {
+        s->listener(s->listener_ctx, s);
     }
 }
 
@@ -1203,6 +1218,18 @@ static bool need_roll(struct sl_shard *s, size_t len, uint64_t t)
 }
 
 int sl_shard_append(struct sl_shard *s, const void *batch, size_t len, sl_append_cb cb, void *ctx)
+{
+    return sl_shard_append_ex(s, batch, len, 0, cb, ctx);
+}
+
+void sl_shard_set_listener(struct sl_shard *s, sl_shard_listener fn, void *ctx)
+{
+    s->listener = fn;
+    s->listener_ctx = ctx;
+}
+
+int sl_shard_append_ex(struct sl_shard *s, const void *batch, size_t len, unsigned flags,
+                       sl_append_cb cb, void *ctx)
 {
     if (s->closing) {
         return SL_ECLOSED;
@@ -1301,9 +1328,12 @@ int sl_shard_append(struct sl_shard *s, const void *batch, size_t len, sl_append
     s->last_append_ms = t;
 
     struct pending *p = &s->pend[(s->pend_head + s->pend_len) % s->cfg.pending_max];
+    bool durable = s->cfg.flush == SL_FLUSH_ALWAYS || (flags & SL_APPEND_DURABLE) != 0;
     *p = (struct pending){.seg = g, .end = g->bytes, .base_seq = s->next_seq, .time_ms = t,
-                          .count = h.record_count, .len = (uint32_t)len, .cb = cb, .ctx = ctx};
+                          .count = h.record_count, .len = (uint32_t)len, .durable = durable,
+                          .cb = cb, .ctx = ctx};
     s->pend_len++;
+    s->pend_durable += durable ? 1 : 0;
     s->next_seq += h.record_count;
     sl_ring_defer(s->ring, &s->flush);
     return SL_OK;
@@ -1949,6 +1979,7 @@ int sl_shard_open(struct sl_ring *ring, const char *dir, const struct sl_shard_c
         return rc;
     }
     s->visible_seq = s->next_seq;
+    s->visible_time_ms = s->last_append_ms;
     *out = s;
     return SL_OK;
 }
@@ -2001,6 +2032,7 @@ void sl_shard_stats(const struct sl_shard *s, struct sl_shard_stats *st)
     st->first_seq = s->seg_count > 0 ? s->segs[0]->base_seq : 0;
     st->next_seq = s->next_seq;
     st->visible_seq = s->visible_seq;
+    st->visible_time_ms = s->visible_time_ms;
     st->bytes = 0;
     for (uint32_t i = 0; i < s->seg_count; i++) {
         st->bytes += s->segs[i]->bytes;

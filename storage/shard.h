@@ -78,6 +78,20 @@ typedef void (*sl_append_cb)(void *ctx, int err, uint64_t base_seq, uint32_t cou
  * disk was full at the last write; the next append tries again). */
 int sl_shard_append(struct sl_shard *s, const void *batch, size_t len, sl_append_cb cb, void *ctx);
 
+/* Append flags: what the callback waits for. Default (0): the shard's flush
+ * policy (ALWAYS: durable; INTERVAL: written). */
+#define SL_APPEND_DURABLE 0x1u /* after an fdatasync covers the batch, whatever the policy */
+
+/* sl_shard_append with flags. Appends are acknowledged in order, so a
+ * durable one also holds back the ones after it until it is durable. */
+int sl_shard_append_ex(struct sl_shard *s, const void *batch, size_t len, unsigned flags,
+                       sl_append_cb cb, void *ctx);
+
+/* Called (from the loop) after newly acknowledged batches became visible to
+ * readers: the broker wakes its long-polling fetches here. */
+typedef void (*sl_shard_listener)(void *ctx, struct sl_shard *s);
+void sl_shard_set_listener(struct sl_shard *s, sl_shard_listener fn, void *ctx);
+
 enum sl_read_from {
     SL_READ_SEQ = 0,  /* the batch containing `seq` and the ones after */
     SL_READ_TIME = 1, /* the first batch appended at or after `time_ms` */
@@ -130,6 +144,7 @@ struct sl_shard_stats {
     uint64_t first_seq;      /* oldest retained */
     uint64_t next_seq;       /* sequence the next record will get */
     uint64_t visible_seq;    /* readers see [first_seq, visible_seq) */
+    uint64_t visible_time_ms; /* append time of the newest visible batch (0: none) */
     uint64_t bytes;          /* retained bytes on disk (log files) */
     uint32_t segments;
     uint32_t segments_open;  /* sealed segments with fd/index loaded */
