@@ -1614,6 +1614,37 @@ static void read_done(struct sl_io_op *op, int res)
     read_issue(s, rd, false);
 }
 
+int sl_shard_time_near_seq(struct sl_shard *s, uint64_t seq, uint64_t *time_ms)
+{
+    if (seq < s->segs[0]->base_seq) {
+        return SL_ETRIMMED;
+    }
+    if (seq >= s->visible_seq) {
+        return seq == s->visible_seq ? SL_ENOTFOUND : SL_EINVAL;
+    }
+    struct segment *g = s->segs[seg_find_seq(s, seq)];
+    int rc = g->writing ? SL_OK : seg_load(s, g);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    struct sl_shard_read probe = {.from = SL_READ_SEQ, .seq = seq};
+    uint64_t pos = seg_start_pos(g, &probe);
+    uint32_t lo = 0, hi = g->idx_count;
+    while (lo < hi) { /* the entry at pos */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (g->idx[mid].pos < pos) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo >= g->idx_count) {
+        return SL_ENOTFOUND;
+    }
+    *time_ms = g->idx[lo].time_ms;
+    return SL_OK;
+}
+
 /* ------------------------------------------------------------------ */
 /* retention                                                           */
 

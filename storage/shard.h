@@ -140,6 +140,11 @@ void sl_shard_read(struct sl_shard *s, struct sl_shard_read *rd);
  * segments deleted; unlink/fsync errors are logged and retried next run. */
 uint32_t sl_shard_retention_run(struct sl_shard *s);
 
+/* The append time of the index entry at or before `seq` (within one index
+ * interval of the record's own time, never after it): cheap, no data read.
+ * Errors: SL_ETRIMMED, SL_EINVAL (beyond the tail), SL_ENOTFOUND (empty). */
+int sl_shard_time_near_seq(struct sl_shard *s, uint64_t seq, uint64_t *time_ms);
+
 struct sl_shard_stats {
     uint64_t first_seq;      /* oldest retained */
     uint64_t next_seq;       /* sequence the next record will get */

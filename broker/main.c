@@ -1,0 +1,127 @@
+/* main.c - sluiced: the Sluice broker process.
+ *
+ * Start-up: load the configuration (defaults < INI file < SLUICE_*
+ * environment < flags), probe io_uring (exit 1 naming the cause and the fix
+ * when it is unavailable), open the catalog (recovering every shard: logs one
+ * line per shard that had to truncate a torn tail), listen, run. SIGTERM or
+ * SIGINT: stop accepting, finish in-flight requests, close every shard (which
+ * fsyncs), exit 0.
+ */
+#include "broker/catalog.h"
+#include "broker/config.h"
+#include "broker/server.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/ring.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RING_ENTRIES 1024
+
+static void shard_config_from(const struct sl_broker_config *bc, struct sl_shard_config *sc)
+{
+    sl_shard_config_default(sc);
+    sc->segment_bytes = bc->segment_bytes;
+    sc->segment_age_ms = bc->segment_age_ms;
+    sc->index_interval_bytes = bc->index_interval_bytes;
+    sc->flush = bc->flush;
+    sc->flush_interval_ms = bc->flush_interval_ms;
+    sc->write_buf_bytes = bc->write_buf_bytes;
+    sc->write_bufs = bc->write_bufs;
+    sc->pending_max = bc->pending_max;
+    sc->batch_bytes_max = bc->batch_bytes_max;
+    sc->open_segments_max = bc->open_segments_max;
+}
+
+static void server_config_from(const struct sl_broker_config *bc, struct sl_server_config *sc)
+{
+    memset(sc, 0, sizeof(*sc));
+    sc->host = bc->host;
+    sc->port = bc->port;
+    sc->port_file = bc->port_file;
+    sc->max_connections = bc->max_connections;
+    sc->max_frame_bytes = bc->max_frame_bytes;
+    sc->max_inflight = bc->max_inflight;
+    sc->conn_buffer_bytes = bc->conn_buffer_bytes;
+    sc->idle_timeout_ms = bc->idle_timeout_ms;
+    sc->fetch_wait_max_ms = bc->fetch_wait_max_ms;
+    sc->batch_bytes_max = bc->batch_bytes_max;
+    sc->retention_check_ms = bc->retention_check_ms;
+    sc->shutdown_timeout_ms = bc->shutdown_timeout_ms;
+}
+
+int main(int argc, char **argv)
+{
+    struct sl_broker_config cfg;
+    char err[512] = "";
+    int help = 0;
+    int rc = sl_config_load(&cfg, argc, argv, err, sizeof(err), &help);
+    if (help) {
+        sl_config_fini(&cfg);
+        return 0;
+    }
+    if (rc != SL_OK) {
+        fprintf(stderr, "sluiced: %s\n", err);
+        fprintf(stderr, "sluiced: see sluiced --help\n");
+        sl_config_fini(&cfg);
+        return 2;
+    }
+    sl_log_set_level_name(cfg.log_level);
+    char why[512] = "";
+    if (sl_ring_probe(why, sizeof(why)) != SL_OK) {
+        sl_error("broker", "%s", why);
+        sl_config_fini(&cfg);
+        return 1;
+    }
+    struct sl_ring ring;
+    rc = sl_ring_init(&ring, RING_ENTRIES);
+    if (rc != SL_OK) {
+        sl_error("broker", "cannot set up io_uring: %s", sl_strerror(rc));
+        sl_config_fini(&cfg);
+        return 1;
+    }
+    struct sl_catalog_config cc;
+    memset(&cc, 0, sizeof(cc));
+    cc.data_dir = cfg.data;
+    shard_config_from(&cfg, &cc.shard);
+    sl_ckpt_config_default(&cc.ckpt);
+    cc.ckpt.groups_max = cfg.groups_max;
+    cc.default_retention_hours = cfg.default_retention_hours;
+    cc.listener = sl_handle_shard_listener;
+    char shard_why[256];
+    if (sl_shard_config_check(&cc.shard, shard_why, sizeof(shard_why)) != SL_OK) {
+        sl_error("broker", "invalid shard settings: %s", shard_why);
+        sl_ring_fini(&ring);
+        sl_config_fini(&cfg);
+        return 2;
+    }
+    sl_info("broker", "sluiced starting: data %s, flush %s", cfg.data,
+            cfg.flush == SL_FLUSH_ALWAYS ? "always" : "interval");
+    struct sl_catalog *catalog = NULL;
+    rc = sl_catalog_open(&ring, &cc, &catalog);
+    if (rc != SL_OK) {
+        sl_error("broker", "cannot open the data directory %s: %s", cfg.data, sl_strerror(rc));
+        sl_ring_fini(&ring);
+        sl_config_fini(&cfg);
+        return 1;
+    }
+    struct sl_server_config scfg;
+    server_config_from(&cfg, &scfg);
+    struct sl_server srv;
+    rc = sl_server_init(&srv, &ring, &scfg, catalog);
+    if (rc == SL_OK) {
+        rc = sl_server_run(&srv);
+    }
+    sl_catalog_close(catalog); /* fsyncs every shard */
+    sl_server_fini(&srv);
+    sl_ring_fini(&ring);
+    sl_config_fini(&cfg);
+    if (rc != SL_OK) {
+        sl_error("broker", "exiting: %s", sl_strerror(rc));
+        return 1;
+    }
+    sl_info("broker", "stopped cleanly");
+    return 0;
+}
