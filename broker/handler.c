@@ -369,6 +369,16 @@ static void handle_produce(struct sl_server *srv, struct sl_conn *c, sl_request 
     const Sluice__V1__Produce *m = req->produce;
     char why[256];
     int rc;
+    if (srv->cfg.auto_create_streams && sl_catalog_find(srv->catalog, m->stream) == NULL) {
+        struct sl_stream *created = NULL;
+        rc = sl_catalog_create(srv->catalog, m->stream, srv->cfg.default_shards, 0, 0, NULL,
+                               &created, why, sizeof(why));
+        if (rc != SL_OK) {
+            done_error(c, req->id, rc, why);
+            sl_request_free(req);
+            return;
+        }
+    }
     struct sl_bshard *b = find_shard(srv, m->stream, m->shard, why, sizeof(why), &rc);
     if (b == NULL) {
         done_error(c, req->id, rc, why);

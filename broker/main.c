@@ -20,21 +20,6 @@
 
 #define RING_ENTRIES 1024
 
-static void shard_config_from(const struct sl_broker_config *bc, struct sl_shard_config *sc)
-{
-    sl_shard_config_default(sc);
-    sc->segment_bytes = bc->segment_bytes;
-    sc->segment_age_ms = bc->segment_age_ms;
-    sc->index_interval_bytes = bc->index_interval_bytes;
-    sc->flush = bc->flush;
-    sc->flush_interval_ms = bc->flush_interval_ms;
-    sc->write_buf_bytes = bc->write_buf_bytes;
-    sc->write_bufs = bc->write_bufs;
-    sc->pending_max = bc->pending_max;
-    sc->batch_bytes_max = bc->batch_bytes_max;
-    sc->open_segments_max = bc->open_segments_max;
-}
-
 static void server_config_from(const struct sl_broker_config *bc, struct sl_server_config *sc)
 {
     memset(sc, 0, sizeof(*sc));
@@ -50,6 +35,8 @@ static void server_config_from(const struct sl_broker_config *bc, struct sl_serv
     sc->batch_bytes_max = bc->batch_bytes_max;
     sc->retention_check_ms = bc->retention_check_ms;
     sc->shutdown_timeout_ms = bc->shutdown_timeout_ms;
+    sc->auto_create_streams = bc->auto_create_streams;
+    sc->default_shards = bc->default_shards;
 }
 
 int main(int argc, char **argv)
@@ -57,7 +44,7 @@ int main(int argc, char **argv)
     struct sl_broker_config cfg;
     char err[512] = "";
     int help = 0;
-    int rc = sl_config_load(&cfg, argc, argv, err, sizeof(err), &help);
+    int rc = sl_config_load(&cfg, argc, argv, &help, err, sizeof(err));
     if (help) {
         sl_config_fini(&cfg);
         return 0;
@@ -68,7 +55,7 @@ int main(int argc, char **argv)
         sl_config_fini(&cfg);
         return 2;
     }
-    sl_log_set_level_name(cfg.log_level);
+    sl_log_set_level(cfg.log_level);
     char why[512] = "";
     if (sl_ring_probe(why, sizeof(why)) != SL_OK) {
         sl_error("broker", "%s", why);
@@ -85,9 +72,8 @@ int main(int argc, char **argv)
     struct sl_catalog_config cc;
     memset(&cc, 0, sizeof(cc));
     cc.data_dir = cfg.data;
-    shard_config_from(&cfg, &cc.shard);
-    sl_ckpt_config_default(&cc.ckpt);
-    cc.ckpt.groups_max = cfg.groups_max;
+    sl_config_shard(&cfg, &cc.shard);
+    sl_config_ckpt(&cfg, &cc.ckpt);
     cc.default_retention_hours = cfg.default_retention_hours;
     cc.listener = sl_handle_shard_listener;
     char shard_why[256];

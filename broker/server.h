@@ -38,6 +38,8 @@ struct sl_server_config {
     uint32_t batch_bytes_max;
     uint32_t retention_check_ms;
     uint32_t shutdown_timeout_ms;
+    bool auto_create_streams; /* a produce to an unknown stream creates it */
+    uint32_t default_shards;  /* shards of an auto-created stream */
 };
 
 struct sl_out_buf {

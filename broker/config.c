@@ -1,0 +1,827 @@
+/* config.c - the broker's settings: one table, four sources.
+ *
+ * The table (`settings[]`) holds for each setting its name, INI section,
+ * type (string, u32, u64, bool, enum), unit (plain, bytes, milliseconds),
+ * default (as text, parsed by the same code as every other source, so the
+ * defaults are validated too), range (numbers: value; strings: length),
+ * help text and offset in struct sl_broker_config. Everything else (the
+ * INI handler, flags, environment, --help) walks the table; adding a setting
+ * is adding one row and one struct field.
+ *
+ * Sources, lowest precedence first: defaults, the INI file (`--config FILE`,
+ * else $SLUICE_CONFIG), environment variables SLUICE_<NAME>, flags --<name>.
+ * Each value is checked when it is read, so an error names its source
+ * (file:line, the variable, the flag); the relations between settings are
+ * checked at the end, naming the sources of both. Unknown INI keys and flags
+ * are errors (with the nearest name by edit distance); unknown SLUICE_*
+ * variables are ignored (tests and tools use the prefix too).
+ *
+ * INI parsing is inih's (the only file that includes <ini.h>). inih does not
+ * pass line numbers in this build (INI_HANDLER_LINENO 0), so lines are
+ * counted in our own reader; a line longer than inih's buffer is an error
+ * rather than being split silently.
+ */
+#include "broker/config.h"
+
+#include "common/assert.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "storage/checkpoint.h"
+#include "storage/shard.h"
+
+#include <ini.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum stype { T_STR = 0, T_U32, T_U64, T_BOOL, T_ENUM };
+enum sunit { U_NONE = 0, U_BYTES, U_MS };
+
+struct setting {
+    const char *name;
+    const char *section;
+    enum stype type;
+    enum sunit unit;
+    const char *def;
+    uint64_t min; /* numbers: value; strings: length */
+    uint64_t max;
+    const char *const *choices; /* T_ENUM: NULL-terminated; index = stored value */
+    size_t off;
+    const char *help;
+};
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const flush_modes[] = {"always", "interval", NULL};
+_Static_assert(SL_LOG_DEBUG == 0 && SL_LOG_INFO == 1 && SL_LOG_WARN == 2 && SL_LOG_ERROR == 3,
+               "log_levels[] order is the enum's");
+_Static_assert(SL_FLUSH_ALWAYS == 0 && SL_FLUSH_INTERVAL == 1, "flush_modes[] order is the enum's");
+_Static_assert(sizeof(enum sl_log_level) == sizeof(int) &&
+                   sizeof(enum sl_flush_policy) == sizeof(int),
+               "enum settings are stored as int");
+
+#define KiB          (1ull << 10)
+#define MiB          (1ull << 20)
+#define GiB          (1ull << 30)
+#define TiB          (1ull << 40)
+#define SEC          1000ull
+#define MIN          (60 * SEC)
+#define HOUR         (60 * MIN)
+#define DAY          (24 * HOUR)
+#define PATH_LEN_MAX 4000 /* below PATH_MAX, leaving room for names under it */
+
+#define OFF(f) offsetof(struct sl_broker_config, f)
+
+/* clang-format off */
+static const struct setting settings[] = {
+    {"data", "server", T_STR, U_NONE, "./data", 1, PATH_LEN_MAX, NULL, OFF(data),
+     "Data directory: streams, shards and checkpoints live under <data>/streams."},
+    {"host", "server", T_STR, U_NONE, "127.0.0.1", 1, 255, NULL, OFF(host),
+     "Address to listen on (0.0.0.0 for every interface)."},
+    {"port", "server", T_U32, U_NONE, "7400", 0, 65535, NULL, OFF(port),
+     "TCP port of the native protocol; 0 picks a free (ephemeral) port."},
+    {"port_file", "server", T_STR, U_NONE, "", 0, PATH_LEN_MAX, NULL, OFF(port_file),
+     "When set, the bound port is written to this file once listening (tests use it)."},
+    {"log_level", "server", T_ENUM, U_NONE, "info", 0, 0, log_levels, OFF(log_level),
+     "Least severe log level printed."},
+    {"shutdown_timeout_ms", "server", T_U32, U_MS, "10s", 0, HOUR, NULL, OFF(shutdown_timeout_ms),
+     "On SIGTERM/SIGINT, how long in-flight work may take before the broker exits anyway."},
+
+    {"max_connections", "connections", T_U32, U_NONE, "1024", 1, 1000000, NULL,
+     OFF(max_connections), "Open client connections; more are refused."},
+    {"max_frame_bytes", "connections", T_U32, U_BYTES, "16MiB", 1 * KiB, 256 * MiB, NULL,
+     OFF(max_frame_bytes), "Largest protocol frame accepted; a bigger one closes the connection."},
+    {"max_inflight", "connections", T_U32, U_NONE, "256", 1, 65536, NULL, OFF(max_inflight),
+     "Requests in flight per connection; beyond it the broker stops reading the connection."},
+    {"conn_buffer_bytes", "connections", T_U32, U_BYTES, "64KiB", 4 * KiB, 256 * MiB, NULL,
+     OFF(conn_buffer_bytes),
+     "Receive buffer per connection; grows to max_frame_bytes for one big frame only."},
+    {"idle_timeout_ms", "connections", T_U32, U_MS, "5min", 0, 7 * DAY, NULL,
+     OFF(idle_timeout_ms), "Close a connection idle this long (0 = never)."},
+    {"fetch_wait_max_ms", "connections", T_U32, U_MS, "30s", 0, 10 * MIN, NULL,
+     OFF(fetch_wait_max_ms), "Longest long-poll a fetch may ask for."},
+
+    {"default_retention_hours", "streams", T_U32, U_NONE, "168", 1, 8760, NULL,
+     OFF(default_retention_hours), "Retention of a stream created without one (max 365 days)."},
+    {"default_shards", "streams", T_U32, U_NONE, "1", 1, 1024, NULL, OFF(default_shards),
+     "Shard count of a stream created without one."},
+    {"auto_create_streams", "streams", T_BOOL, U_NONE, "false", 0, 1, NULL,
+     OFF(auto_create_streams),
+     "A produce to an unknown stream creates it with the defaults above."},
+    {"retention_check_ms", "streams", T_U32, U_MS, "1min", 1 * SEC, DAY, NULL,
+     OFF(retention_check_ms), "How often expired segments are looked for and deleted."},
+
+    {"segment_bytes", "storage", T_U64, U_BYTES, "256MiB", 4 * KiB, 1 * TiB, NULL,
+     OFF(segment_bytes), "A shard's active segment rolls when the next batch would pass this."},
+    {"segment_age_ms", "storage", T_U64, U_MS, "7d", 0, 365 * DAY, NULL, OFF(segment_age_ms),
+     "...or when its first batch is this old (0 = never by age)."},
+    {"index_interval_bytes", "storage", T_U32, U_BYTES, "16KiB", 256, 64 * MiB, NULL,
+     OFF(index_interval_bytes), "One sparse index entry per this many bytes of log."},
+    {"flush", "storage", T_ENUM, U_NONE, "always", 0, 0, flush_modes, OFF(flush),
+     "always: acknowledge after fdatasync (group commit); interval: after the write, "
+     "fdatasync every flush_interval_ms."},
+    {"flush_interval_ms", "storage", T_U32, U_MS, "1s", 1, HOUR, NULL, OFF(flush_interval_ms),
+     "flush=interval: longest time between fdatasyncs."},
+    {"write_buf_bytes", "storage", T_U32, U_BYTES, "1MiB", 4 * KiB, 256 * MiB, NULL,
+     OFF(write_buf_bytes), "Size of one staging buffer (one write) per shard."},
+    {"write_bufs", "storage", T_U32, U_NONE, "4", 2, 64, NULL, OFF(write_bufs),
+     "Staging buffers per shard (writes in flight + 1)."},
+    {"pending_max", "storage", T_U32, U_NONE, "4096", 1, 16 * MiB, NULL, OFF(pending_max),
+     "Appended batches not yet acknowledged, per shard; beyond it produces are refused "
+     "(EAGAIN)."},
+    {"batch_bytes_max", "storage", T_U32, U_BYTES, "8MiB", 1 * KiB, 64 * MiB, NULL,
+     OFF(batch_bytes_max), "Largest batch accepted."},
+    {"open_segments_max", "storage", T_U32, U_NONE, "16", 1, 65536, NULL,
+     OFF(open_segments_max), "Sealed segments kept open (fd + index) per shard for reads."},
+
+    {"checkpoint_groups_max", "checkpoints", T_U32, U_NONE, "1024", 1, 1 * MiB, NULL,
+     OFF(checkpoint_groups_max), "Consumer groups with checkpoints, per stream."},
+    {"checkpoint_log_bytes_max", "checkpoints", T_U32, U_BYTES, "4MiB", 4 * KiB, 1 * GiB, NULL,
+     OFF(checkpoint_log_bytes_max),
+     "The checkpoint log is compacted into a snapshot when it passes this (per stream)."},
+    {"checkpoint_pending_max", "checkpoints", T_U32, U_NONE, "16384", 1, 16 * MiB, NULL,
+     OFF(checkpoint_pending_max),
+     "Checkpoint commits not yet durable, per stream; beyond it commits are refused (EAGAIN)."},
+};
+/* clang-format on */
+
+#define N_SETTINGS   (sizeof(settings) / sizeof(settings[0]))
+#define NAME_MAX_LEN 64
+#define SRC_LEN      160
+
+/* The state of one sl_config_load. */
+struct loader {
+    struct sl_broker_config *cfg;
+    char src[N_SETTINGS][SRC_LEN]; /* where each current value came from */
+    char *err;
+    size_t err_len;
+    int rc;
+    /* INI reading */
+    FILE *fp;
+    const char *file;
+    int line;
+    int ini_chunk; /* the buffer size inih passes to the reader */
+    bool too_long;
+};
+
+static int fail(struct loader *ld, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Records the first error (later ones would only be consequences). */
+static int fail(struct loader *ld, const char *fmt, ...)
+{
+    if (ld->rc == SL_OK) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(ld->err, ld->err_len, fmt, ap);
+        va_end(ap);
+        ld->rc = SL_EINVAL;
+    }
+    return SL_EINVAL;
+}
+
+/* ------------------------------------------------------------------ */
+/* names                                                               */
+
+/* Lower-cases and maps '-' to '_'; false if too long or not [a-z0-9_-]. */
+static bool norm_name(const char *in, size_t len, char out[NAME_MAX_LEN])
+{
+    if (len == 0 || len >= NAME_MAX_LEN) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = (char)tolower((unsigned char)in[i]);
+        if (c == '-') {
+            c = '_';
+        }
+        if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) {
+            return false;
+        }
+        out[i] = c;
+    }
+    out[len] = '\0';
+    return true;
+}
+
+static int find_setting(const char *norm)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        if (strcmp(settings[i].name, norm) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* Levenshtein distance of two short strings (two rows, no recursion). */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la >= NAME_MAX_LEN || lb >= NAME_MAX_LEN) {
+        return SIZE_MAX;
+    }
+    size_t prev[NAME_MAX_LEN + 1], cur[NAME_MAX_LEN + 1];
+    for (size_t j = 0; j <= lb; j++) {
+        prev[j] = j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, (lb + 1) * sizeof(size_t));
+    }
+    return prev[lb];
+}
+
+/* The closest setting name, or NULL when none is close. */
+static const char *closest(const char *name)
+{
+    char norm[NAME_MAX_LEN];
+    size_t n = strlen(name);
+    if (n >= NAME_MAX_LEN) {
+        return NULL;
+    }
+    for (size_t i = 0; i <= n; i++) {
+        norm[i] = name[i] == '-' ? '_' : (char)tolower((unsigned char)name[i]);
+    }
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        size_t d = edit_distance(norm, settings[i].name);
+        if (d < best_d) {
+            best_d = d;
+            best = settings[i].name;
+        }
+    }
+    size_t limit = n / 3 > 2 ? n / 3 : 2;
+    return best_d <= limit ? best : NULL;
+}
+
+static void flag_name(const char *name, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; name[i] != '\0' && i + 1 < cap; i++) {
+        out[i] = name[i] == '_' ? '-' : name[i];
+    }
+    out[i] = '\0';
+}
+
+static void env_name(const char *name, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "SLUICE_");
+    size_t i = n > 0 ? (size_t)n : 0;
+    for (size_t k = 0; name[k] != '\0' && i + 1 < cap; k++, i++) {
+        out[i] = (char)toupper((unsigned char)name[k]);
+    }
+    out[i] = '\0';
+}
+
+/* ------------------------------------------------------------------ */
+/* values                                                              */
+
+static bool parse_u64(const char *s, uint64_t *out, const char **rest)
+{
+    if (!(s[0] >= '0' && s[0] <= '9')) {
+        return false; /* strtoull would accept "-1", " 1", "+1" */
+    }
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s) {
+        return false;
+    }
+    *out = v;
+    *rest = end;
+    return true;
+}
+
+struct suffix {
+    const char *text;
+    uint64_t mul;
+};
+
+static const struct suffix byte_suffixes[] = {
+    {"", 1},      {"b", 1},    {"k", KiB},   {"kb", KiB},  {"kib", KiB},
+    {"m", MiB},   {"mb", MiB}, {"mib", MiB}, {"g", GiB},   {"gb", GiB},
+    {"gib", GiB}, {"t", TiB},  {"tb", TiB},  {"tib", TiB}, {NULL, 0},
+};
+static const struct suffix ms_suffixes[] = {
+    {"", 1},     {"ms", 1},      {"s", SEC}, {"sec", SEC}, {"m", MIN},    {"min", MIN},
+    {"h", HOUR}, {"hour", HOUR}, {"d", DAY}, {"day", DAY}, {"days", DAY}, {NULL, 0},
+};
+
+/* A number with an optional unit suffix (case-insensitive; KiB = 1024). */
+static bool parse_number(const char *s, enum sunit unit, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *rest = NULL;
+    if (!parse_u64(s, &v, &rest)) {
+        return false;
+    }
+    const struct suffix *list = unit == U_BYTES ? byte_suffixes : unit == U_MS ? ms_suffixes : NULL;
+    if (list == NULL) {
+        *out = v;
+        return rest[0] == '\0';
+    }
+    for (const struct suffix *x = list; x->text != NULL; x++) {
+        if (strcasecmp(rest, x->text) == 0) {
+            if (x->mul > 1 && v > UINT64_MAX / x->mul) {
+                return false;
+            }
+            *out = v * x->mul;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A value in the largest unit that divides it ("256MiB", "7d", "1500"). */
+static void fmt_value(enum sunit unit, uint64_t v, char *out, size_t cap)
+{
+    static const struct suffix bytes[] = {{"TiB", TiB}, {"GiB", GiB}, {"MiB", MiB}, {"KiB", KiB}};
+    static const struct suffix ms[] = {{"d", DAY}, {"h", HOUR}, {"min", MIN}, {"s", SEC}};
+    const struct suffix *list = unit == U_BYTES ? bytes : unit == U_MS ? ms : NULL;
+    for (size_t i = 0; list != NULL && v > 0 && i < 4; i++) {
+        if (v % list[i].mul == 0) {
+            snprintf(out, cap, "%" PRIu64 "%s", v / list[i].mul, list[i].text);
+            return;
+        }
+    }
+    snprintf(out, cap, "%" PRIu64, v);
+}
+
+/* Describes what a setting accepts, for error messages and --help. */
+static void describe_range(const struct setting *st, char *out, size_t cap)
+{
+    switch (st->type) {
+    case T_STR:
+        if (st->min > 0) {
+            snprintf(out, cap, "a non-empty string of at most %" PRIu64 " bytes", st->max);
+        } else {
+            snprintf(out, cap, "a string of at most %" PRIu64 " bytes", st->max);
+        }
+        break;
+    case T_BOOL:
+        snprintf(out, cap, "true or false (yes/no, on/off, 1/0)");
+        break;
+    case T_ENUM: {
+        size_t n = (size_t)snprintf(out, cap, "one of:");
+        for (size_t i = 0; st->choices[i] != NULL && n < cap; i++) {
+            n += (size_t)snprintf(out + n, cap - n, "%s %s", i > 0 ? "," : "", st->choices[i]);
+        }
+        break;
+    }
+    default: {
+        char lo[32], hi[32];
+        fmt_value(st->unit, st->min, lo, sizeof(lo));
+        fmt_value(st->unit, st->max, hi, sizeof(hi));
+        snprintf(out, cap, "%s in [%s, %s]%s",
+                 st->unit == U_BYTES ? "a size"
+                 : st->unit == U_MS  ? "a duration"
+                                     : "an integer",
+                 lo, hi,
+                 st->unit == U_BYTES ? " (a plain number is bytes; suffixes KiB, MiB, GiB, TiB)"
+                 : st->unit == U_MS  ? " (a plain number is ms; suffixes ms, s, min, h, d)"
+                                     : "");
+        break;
+    }
+    }
+}
+
+static void *field(struct sl_broker_config *cfg, const struct setting *st)
+{
+    return (char *)cfg + st->off;
+}
+
+/* Parses `value` for setting `idx` and stores it; `src` says where it came
+ * from (kept for later messages). */
+static int set_value(struct loader *ld, size_t idx, const char *value, const char *src)
+{
+    const struct setting *st = &settings[idx];
+    void *f = field(ld->cfg, st);
+    bool ok = false;
+    uint64_t v = 0;
+    bool b = false;
+    switch (st->type) {
+    case T_STR: {
+        size_t n = strlen(value);
+        ok = n >= st->min && n <= st->max;
+        if (ok) {
+            char *dup = strdup(value);
+            if (dup == NULL) {
+                ld->rc = SL_ENOMEM;
+                snprintf(ld->err, ld->err_len, "out of memory");
+                return SL_ENOMEM;
+            }
+            char **slot = f;
+            free(*slot);
+            *slot = dup;
+        }
+        break;
+    }
+    case T_U32:
+    case T_U64:
+        ok = parse_number(value, st->unit, &v) && v >= st->min && v <= st->max;
+        if (ok && st->type == T_U32) {
+            uint32_t v32 = (uint32_t)v;
+            memcpy(f, &v32, sizeof(v32));
+        } else if (ok) {
+            memcpy(f, &v, sizeof(v));
+        }
+        break;
+    case T_BOOL:
+        ok = parse_bool(value, &b);
+        if (ok) {
+            memcpy(f, &b, sizeof(b));
+        }
+        break;
+    case T_ENUM:
+        for (int i = 0; st->choices[i] != NULL && !ok; i++) {
+            if (strcasecmp(value, st->choices[i]) == 0) {
+                memcpy(f, &i, sizeof(i));
+                ok = true;
+            }
+        }
+        break;
+    }
+    if (!ok) {
+        char range[160];
+        describe_range(st, range, sizeof(range));
+        return fail(ld, "%s: invalid value \"%.200s\" (from %s): must be %s", st->name, value, src,
+                    range);
+    }
+    snprintf(ld->src[idx], SRC_LEN, "%s", src);
+    return SL_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* sources                                                             */
+
+static int load_defaults(struct loader *ld)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        int rc = set_value(ld, i, settings[i].def, "the default");
+        SL_ASSERT(rc != SL_EINVAL); /* a default outside its own range is a bug */
+        if (rc != SL_OK) {
+            return rc;
+        }
+    }
+    return SL_OK;
+}
+
+/* fgets for inih, counting lines; a line longer than inih's buffer stops the
+ * parse (returning NULL = end of input) with an error. */
+static char *ini_reader_fn(char *str, int num, void *stream)
+{
+    struct loader *ld = stream;
+    char *r = fgets(str, num, ld->fp);
+    if (r == NULL) {
+        return NULL;
+    }
+    ld->line++;
+    size_t n = strlen(r);
+    if (n + 1 == (size_t)num && r[n - 1] != '\n' && !feof(ld->fp)) {
+        ld->too_long = true;
+        ld->ini_chunk = num;
+        return NULL;
+    }
+    return r;
+}
+
+static int ini_handler_fn(void *user, const char *section, const char *name, const char *value)
+{
+    struct loader *ld = user;
+    char src[SRC_LEN];
+    snprintf(src, sizeof(src), "%.120s:%d", ld->file, ld->line);
+    char norm[NAME_MAX_LEN];
+    int idx = norm_name(name, strlen(name), norm) ? find_setting(norm) : -1;
+    if (idx < 0) {
+        const char *near = closest(name);
+        fail(ld, "%s: unknown setting \"%.64s\"%s%s%s", src, name, near ? " (did you mean " : "",
+             near ? near : "", near ? "?)" : "");
+        return 0;
+    }
+    const struct setting *st = &settings[idx];
+    if (section[0] != '\0' && strcasecmp(section, st->section) != 0) {
+        fail(ld, "%s: setting %s belongs in section [%s] (or before any section), not [%.64s]", src,
+             st->name, st->section, section);
+        return 0;
+    }
+    return set_value(ld, (size_t)idx, value, src) == SL_OK;
+}
+
+static int load_file(struct loader *ld, const char *path)
+{
+    ld->fp = fopen(path, "r");
+    if (ld->fp == NULL) {
+        return fail(ld, "cannot open config file %.200s: %s", path, strerror(errno));
+    }
+    ld->file = path;
+    ld->line = 0;
+    int r = ini_parse_stream(ini_reader_fn, ld, ini_handler_fn, ld);
+    fclose(ld->fp);
+    ld->fp = NULL;
+    if (ld->too_long) {
+        return fail(ld, "%.200s:%d: line too long (at most %d bytes)", path, ld->line,
+                    ld->ini_chunk - 2);
+    }
+    if (ld->rc != SL_OK) {
+        return ld->rc;
+    }
+    if (r == -2) {
+        ld->rc = SL_ENOMEM;
+        snprintf(ld->err, ld->err_len, "out of memory reading %.200s", path);
+        return SL_ENOMEM;
+    }
+    if (r != 0) {
+        return fail(ld, "%.200s:%d: syntax error (expected `name = value` or `[section]`)", path,
+                    r);
+    }
+    char *dup = strdup(path);
+    if (dup == NULL) {
+        ld->rc = SL_ENOMEM;
+        return SL_ENOMEM;
+    }
+    ld->cfg->config_file = dup;
+    return SL_OK;
+}
+
+static int load_env(struct loader *ld)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        char var[NAME_MAX_LEN + 8];
+        env_name(settings[i].name, var, sizeof(var));
+        const char *v = getenv(var);
+        if (v == NULL) {
+            continue;
+        }
+        char src[SRC_LEN];
+        snprintf(src, sizeof(src), "environment variable %s", var);
+        int rc = set_value(ld, i, v, src);
+        if (rc != SL_OK) {
+            return rc;
+        }
+    }
+    return SL_OK;
+}
+
+static bool is_help(const char *a)
+{
+    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+/* Splits "--name[=value]": the name (normalized) and the value or NULL. */
+static bool split_flag(const char *arg, char norm[NAME_MAX_LEN], const char **value)
+{
+    const char *name = arg + 2;
+    const char *eq = strchr(name, '=');
+    size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+    *value = eq != NULL ? eq + 1 : NULL;
+    return norm_name(name, len, norm);
+}
+
+static int load_flags(struct loader *ld, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            return fail(ld,
+                        "unexpected argument \"%.200s\" (settings are --name value or "
+                        "--name=value; see --help)",
+                        arg);
+        }
+        char norm[NAME_MAX_LEN];
+        const char *value = NULL;
+        bool good = split_flag(arg, norm, &value);
+        int idx = good ? find_setting(norm) : -1;
+        bool is_config = good && strcmp(norm, "config") == 0;
+        if (idx < 0 && !is_config) {
+            size_t n = value != NULL ? (size_t)(value - 1 - (arg + 2)) : strlen(arg + 2);
+            char shown[NAME_MAX_LEN] = "";
+            snprintf(shown, sizeof(shown), "%.*s", (int)(n < 63 ? n : 63), arg + 2);
+            const char *near = closest(shown);
+            char fl[NAME_MAX_LEN] = "";
+            if (near != NULL) {
+                flag_name(near, fl, sizeof(fl));
+            }
+            return fail(ld, "unknown flag --%s%s%s%s", shown, near ? " (did you mean --" : "", fl,
+                        near ? "?)" : "");
+        }
+        if (value == NULL) {
+            bool b = false;
+            bool next_is_value = i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0;
+            if (idx >= 0 && settings[idx].type == T_BOOL &&
+                !(next_is_value && parse_bool(argv[i + 1], &b))) {
+                value = "true"; /* a bare --flag */
+            } else if (i + 1 < argc) {
+                value = argv[++i];
+            } else {
+                return fail(ld, "flag %s needs a value", arg);
+            }
+        }
+        if (is_config) {
+            continue; /* read before the environment (load_config_file) */
+        }
+        char src[SRC_LEN];
+        char fl[NAME_MAX_LEN];
+        flag_name(settings[idx].name, fl, sizeof(fl));
+        snprintf(src, sizeof(src), "flag --%s", fl);
+        int rc = set_value(ld, (size_t)idx, value, src);
+        if (rc != SL_OK) {
+            return rc;
+        }
+    }
+    return SL_OK;
+}
+
+/* The INI file named by --config (the last one wins) or $SLUICE_CONFIG. */
+static int load_config_file(struct loader *ld, int argc, char **argv)
+{
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            path = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            path = argv[i] + 9;
+        }
+    }
+    if (path == NULL) {
+        path = getenv("SLUICE_CONFIG");
+    }
+    if (path == NULL || path[0] == '\0') {
+        return SL_OK;
+    }
+    return load_file(ld, path);
+}
+
+/* Relations between settings, and the storage layer's own check. */
+static int check_relations(struct loader *ld)
+{
+    const struct sl_broker_config *c = ld->cfg;
+    int ibuf = find_setting("conn_buffer_bytes"), iframe = find_setting("max_frame_bytes");
+    SL_ASSERT(ibuf >= 0 && iframe >= 0);
+    if (c->conn_buffer_bytes > c->max_frame_bytes) {
+        return fail(ld,
+                    "conn_buffer_bytes (%" PRIu32 ", from %s) must not exceed max_frame_bytes "
+                    "(%" PRIu32 ", from %s)",
+                    c->conn_buffer_bytes, ld->src[ibuf], c->max_frame_bytes, ld->src[iframe]);
+    }
+    struct sl_shard_config sc;
+    sl_config_shard(c, &sc);
+    char why[128];
+    if (sl_shard_config_check(&sc, why, sizeof(why)) != SL_OK) {
+        return fail(ld, "storage settings: %s", why);
+    }
+    return SL_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* public                                                              */
+
+int sl_config_load(struct sl_broker_config *cfg, int argc, char **argv, int *help_shown, char *err,
+                   size_t err_len)
+{
+    SL_ASSERT(cfg != NULL && help_shown != NULL && err != NULL && err_len > 0);
+    memset(cfg, 0, sizeof(*cfg));
+    *help_shown = 0;
+    err[0] = '\0';
+    struct loader *ld = calloc(1, sizeof(*ld));
+    if (ld == NULL) {
+        snprintf(err, err_len, "out of memory");
+        return SL_ENOMEM;
+    }
+    ld->cfg = cfg;
+    ld->err = err;
+    ld->err_len = err_len;
+    int rc = load_defaults(ld);
+    for (int i = 1; i < argc && rc == SL_OK; i++) {
+        if (is_help(argv[i])) {
+            sl_config_print_help(stdout, argc > 0 ? argv[0] : "sluiced");
+            *help_shown = 1;
+            free(ld);
+            return SL_OK;
+        }
+    }
+    if (rc == SL_OK) {
+        rc = load_config_file(ld, argc, argv);
+    }
+    if (rc == SL_OK) {
+        rc = load_env(ld);
+    }
+    if (rc == SL_OK) {
+        rc = load_flags(ld, argc, argv);
+    }
+    if (rc == SL_OK) {
+        rc = check_relations(ld);
+    }
+    free(ld);
+    if (rc != SL_OK) {
+        sl_config_fini(cfg);
+    }
+    return rc;
+}
+
+static void format_default(const struct setting *st, char *out, size_t cap)
+{
+    if (st->type == T_STR && st->def[0] == '\0') {
+        snprintf(out, cap, "(empty)");
+    } else if (st->type == T_STR) {
+        snprintf(out, cap, "\"%s\"", st->def);
+    } else {
+        snprintf(out, cap, "%s", st->def);
+    }
+}
+
+void sl_config_print_help(FILE *out, const char *prog)
+{
+    fprintf(out,
+            "Usage: %s [--config FILE] [--NAME VALUE | --NAME=VALUE]...\n\n"
+            "Sluice broker. Every setting below comes, from lowest to highest precedence,\n"
+            "from its default, the INI file (--config FILE, or $SLUICE_CONFIG; key NAME at\n"
+            "the top or in its [section]), the environment (SLUICE_NAME, upper case) and\n"
+            "the flags (--name, dashes or underscores). Sizes take KiB/MiB/GiB, durations\n"
+            "(*-ms) take ms/s/min/h/d; plain numbers are bytes and milliseconds.\n",
+            prog != NULL ? prog : "sluiced");
+    const char *section = "";
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *st = &settings[i];
+        if (strcmp(section, st->section) != 0) {
+            section = st->section;
+            fprintf(out, "\n[%s]\n", section);
+        }
+        char fl[NAME_MAX_LEN], env[NAME_MAX_LEN + 8], def[96], range[160];
+        flag_name(st->name, fl, sizeof(fl));
+        env_name(st->name, env, sizeof(env));
+        format_default(st, def, sizeof(def));
+        describe_range(st, range, sizeof(range));
+        fprintf(out, "  --%s  (%s; default %s)\n      %s\n      Accepts %s.\n", fl, env, def,
+                st->help, range);
+    }
+    fprintf(out, "\n  --config FILE  (SLUICE_CONFIG)\n      The INI file to read.\n"
+                 "  --help\n      Print this and exit.\n");
+}
+
+void sl_config_fini(struct sl_broker_config *cfg)
+{
+    if (cfg == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        if (settings[i].type == T_STR) {
+            char **slot = field(cfg, &settings[i]);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+    free(cfg->config_file);
+    cfg->config_file = NULL;
+}
+
+void sl_config_shard(const struct sl_broker_config *cfg, struct sl_shard_config *out)
+{
+    sl_shard_config_default(out);
+    out->segment_bytes = cfg->segment_bytes;
+    out->segment_age_ms = cfg->segment_age_ms;
+    out->retention_ms = (uint64_t)cfg->default_retention_hours * HOUR;
+    out->retention_bytes = 0;
+    out->index_interval_bytes = cfg->index_interval_bytes;
+    out->write_buf_bytes = cfg->write_buf_bytes;
+    out->write_bufs = cfg->write_bufs;
+    out->pending_max = cfg->pending_max;
+    out->batch_bytes_max = cfg->batch_bytes_max;
+    out->flush_interval_ms = cfg->flush_interval_ms;
+    out->open_segments_max = cfg->open_segments_max;
+    out->flush = cfg->flush;
+    out->clock = NULL;
+}
+
+void sl_config_ckpt(const struct sl_broker_config *cfg, struct sl_ckpt_config *out)
+{
+    sl_ckpt_config_default(out);
+    out->groups_max = cfg->checkpoint_groups_max;
+    out->log_bytes_max = cfg->checkpoint_log_bytes_max;
+    out->pending_max = cfg->checkpoint_pending_max;
+}

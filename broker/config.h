@@ -1,0 +1,89 @@
+/* config.h - the broker's configuration: one table of settings, read from
+ * defaults < INI file < environment < command-line flags.
+ *
+ * Every setting has one name (`max_frame_bytes`) used as the INI key (at the
+ * top of the file or in its [section]), the flag `--max-frame-bytes VALUE` or
+ * `--max-frame-bytes=VALUE`, and the environment variable
+ * `SLUICE_MAX_FRAME_BYTES`. The file is `--config FILE` or $SLUICE_CONFIG.
+ * Sizes accept KiB/MiB/GiB (K/M/G), durations (`*_ms`) ms/s/min/h/d; plain
+ * numbers are bytes and milliseconds. `sluiced --help` lists every setting
+ * with its default, range and documentation (sl_config_print_help).
+ *
+ * Threading: call from main before any thread starts (reads the environment).
+ */
+#ifndef SL_BROKER_CONFIG_H
+#define SL_BROKER_CONFIG_H
+
+#include "common/log.h"
+#include "storage/checkpoint.h"
+#include "storage/shard.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct sl_broker_config {
+    /* [server] */
+    char *data;      /* owned; data directory */
+    char *host;      /* owned; listen address */
+    uint32_t port;   /* 0 = ephemeral */
+    char *port_file; /* owned; "" = none; else the bound port is written here */
+    enum sl_log_level log_level;
+    uint32_t shutdown_timeout_ms;
+    /* [connections] */
+    uint32_t max_connections;
+    uint32_t max_frame_bytes;
+    uint32_t max_inflight;      /* requests per connection */
+    uint32_t conn_buffer_bytes; /* receive buffer; grows to max_frame_bytes for one frame */
+    uint32_t idle_timeout_ms;   /* 0 = never */
+    uint32_t fetch_wait_max_ms;
+    /* [streams] */
+    uint32_t default_retention_hours;
+    uint32_t default_shards;
+    bool auto_create_streams; /* a produce to an unknown stream creates it with defaults */
+    uint32_t retention_check_ms;
+    /* [storage] (per shard) */
+    uint64_t segment_bytes;
+    uint64_t segment_age_ms; /* 0 = never roll by age */
+    uint32_t index_interval_bytes;
+    enum sl_flush_policy flush;
+    uint32_t flush_interval_ms;
+    uint32_t write_buf_bytes;
+    uint32_t write_bufs;
+    uint32_t pending_max;
+    uint32_t batch_bytes_max;
+    uint32_t open_segments_max;
+    /* [checkpoints] (per stream) */
+    uint32_t checkpoint_groups_max;
+    uint32_t checkpoint_log_bytes_max;
+    uint32_t checkpoint_pending_max;
+    /* not a setting: the INI file that was read, or NULL (owned) */
+    char *config_file;
+};
+
+/* Fills `cfg` from the defaults, the INI file, the environment and `argv`
+ * (borrowed), in that order of precedence, and validates every value and the
+ * relations between them. On `--help` (or `-h`) it prints the help to stdout,
+ * sets *help_shown = 1 and returns SL_OK (main then exits 0); otherwise
+ * *help_shown = 0. Errors: SL_EINVAL with a message in `err` naming the
+ * setting, where the value came from (file:line, environment variable or
+ * flag) and the allowed range or values; unknown keys and flags are errors
+ * (with the closest valid name); SL_ENOMEM. On error `cfg` holds nothing to
+ * free (sl_config_fini is still safe). */
+int sl_config_load(struct sl_broker_config *cfg, int argc, char **argv, int *help_shown, char *err,
+                   size_t err_len);
+
+/* Prints usage and every setting (grouped by section) with its flag,
+ * environment variable, default, range and documentation. */
+void sl_config_print_help(FILE *out, const char *prog);
+
+/* Frees the strings; idempotent. */
+void sl_config_fini(struct sl_broker_config *cfg);
+
+/* The storage settings as a shard configuration (retention_ms from
+ * default_retention_hours, clock NULL), and as a checkpoint configuration. */
+void sl_config_shard(const struct sl_broker_config *cfg, struct sl_shard_config *out);
+void sl_config_ckpt(const struct sl_broker_config *cfg, struct sl_ckpt_config *out);
+
+#endif
