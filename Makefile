@@ -1,11 +1,11 @@
 # Thin wrapper over CMake so the quick start is two commands:
-#   make run    install deps, build Release, run with embedded defaults
+#   make run    install deps, build Release, run the broker with embedded defaults
 #   make test   install deps, build with ASan+UBSan, run the whole CTest suite
 JOBS ?= $(shell nproc)
 RELEASE := build/release
 SANITIZE := build/sanitize
 
-.PHONY: all deps build run test bench clean format
+.PHONY: all deps build run demo test bench clean format
 
 all: build
 
@@ -16,8 +16,11 @@ build: deps
 	cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build $(RELEASE) -j $(JOBS)
 
-# Until the broker (sluiced) exists this runs the storage demo on ./data.
+# The broker with its embedded defaults: data in ./data, port 7400.
 run: build
+	$(RELEASE)/broker/sluiced
+
+demo: build
 	$(RELEASE)/bench/storage_demo --data ./data
 
 test: deps

@@ -23,6 +23,8 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/partition.h"
+#include "common/ring.h"
+#include "storage/batch.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -268,6 +270,81 @@ static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st)
     return rc;
 }
 
+/* ---- de-dup state after a restart ---------------------------------------- */
+
+#define DEDUP_REBUILD_WINDOW_MS (5u * 60 * 1000)
+#define DEDUP_REBUILD_BYTES_MAX (64u << 20)
+#define DEDUP_REBUILD_BUF (1u << 20)
+
+struct rebuild_read {
+    int done;
+    int err;
+};
+
+static void on_rebuild_read(struct sl_shard_read *rd, int err)
+{
+    struct rebuild_read *r = rd->ctx;
+    r->done = 1;
+    r->err = err;
+}
+
+/* Re-learns the producers' last batches from the batches appended in the
+ * last few minutes (bounded in bytes), so that a retry sent across a broker
+ * restart is still recognised. Start-up only: runs the ring itself. */
+static void dedup_rebuild(struct sl_catalog *c, struct sl_bshard *b)
+{
+    struct sl_shard_stats ss;
+    sl_shard_stats(b->log, &ss);
+    if (ss.visible_seq == ss.first_seq) {
+        return;
+    }
+    uint32_t cap = c->cfg.shard.batch_bytes_max > DEDUP_REBUILD_BUF ? c->cfg.shard.batch_bytes_max
+                                                                   : DEDUP_REBUILD_BUF;
+    uint8_t *buf = malloc(cap);
+    if (buf == NULL) {
+        return;
+    }
+    uint64_t now = sl_clock_wall_ms();
+    struct sl_shard_read rd = {.from = SL_READ_TIME,
+                               .time_ms = now > DEDUP_REBUILD_WINDOW_MS
+                                              ? now - DEDUP_REBUILD_WINDOW_MS
+                                              : 0,
+                               .buf = buf, .buf_cap = cap, .max_bytes = DEDUP_REBUILD_BUF,
+                               .cb = on_rebuild_read};
+    uint64_t total = 0;
+    for (;;) {
+        struct rebuild_read r = {0, 0};
+        rd.ctx = &r;
+        sl_shard_read(b->log, &rd);
+        while (!r.done) {
+            sl_ring_run(c->ring, 1, 0);
+        }
+        if (r.err != SL_OK || rd.len == 0) {
+            break;
+        }
+        for (uint32_t off = 0; off < rd.len;) {
+            struct sl_batch_header h;
+            if (sl_batch_peek(buf + off, rd.len - off, &h) != SL_OK) {
+                break;
+            }
+            struct sl_dedup_entry *e = NULL;
+            if (h.producer_id != 0 &&
+                sl_dedup_begin(b, h.producer_id, h.producer_seq, &e) == SL_OK) {
+                sl_dedup_end(b, h.producer_id, h.producer_seq, SL_OK, h.base_seq,
+                             h.record_count);
+            }
+            off += h.length;
+        }
+        total += rd.len;
+        if (total >= DEDUP_REBUILD_BYTES_MAX) {
+            break;
+        }
+        rd.from = SL_READ_SEQ;
+        rd.seq = rd.next_seq;
+    }
+    free(buf);
+}
+
 static void insert_sorted(struct sl_catalog *c, struct sl_stream *st)
 {
     struct sl_stream **pp = &c->streams;
@@ -372,6 +449,9 @@ static int load_streams(struct sl_catalog *c)
             sl_error("catalog", "stream %s: cannot open: %s", st->name, sl_strerror(rc));
             stream_free(st);
             break;
+        }
+        for (uint32_t i = 0; i < st->shard_count; i++) {
+            dedup_rebuild(c, &st->shards[i]);
         }
         insert_sorted(c, st);
         sl_info("catalog", "stream %s: %u shards, retention %u h", st->name, st->shard_count,
