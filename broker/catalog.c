@@ -711,13 +711,12 @@ int sl_dedup_begin(struct sl_bshard *b, uint64_t producer_id, uint64_t producer_
     }
     struct sl_dedup_entry *e = dedup_find(b, producer_id);
     if (e != NULL && e->producer_id == producer_id) {
-        if (producer_seq == e->producer_seq) {
-            *out = e;
-            return e->pending ? SL_EAGAIN : SL_EEXIST;
+        *out = e;
+        if (e->pending && producer_seq == e->pending_seq) {
+            return SL_EAGAIN;
         }
-        if (producer_seq < e->producer_seq) {
-            *out = e;
-            return SL_EEXIST; /* an older retry: stored long ago */
+        if (e->has_last && producer_seq <= e->producer_seq) {
+            return SL_EEXIST; /* a retry of a stored batch */
         }
     } else {
         dedup_make_room(b);
@@ -725,10 +724,10 @@ int sl_dedup_begin(struct sl_bshard *b, uint64_t producer_id, uint64_t producer_
         if (e == NULL) {
             return SL_OK; /* table full of pending entries: no de-dup for it */
         }
+        *e = (struct sl_dedup_entry){.producer_id = producer_id};
     }
-    e->producer_id = producer_id;
-    e->producer_seq = producer_seq;
     e->pending = true;
+    e->pending_seq = producer_seq;
     e->last_use = ++b->dedup_clock;
     *out = e;
     return SL_OK;
@@ -741,17 +740,17 @@ void sl_dedup_end(struct sl_bshard *b, uint64_t producer_id, uint64_t producer_s
         return;
     }
     struct sl_dedup_entry *e = dedup_find(b, producer_id);
-    if (e == NULL || e->producer_id != producer_id || e->producer_seq != producer_seq) {
+    if (e == NULL || e->producer_id != producer_id) {
         return;
     }
-    e->pending = false;
-    if (err == SL_OK) {
+    if (e->pending && e->pending_seq == producer_seq) {
+        e->pending = false;
+    }
+    if (err == SL_OK && (!e->has_last || producer_seq > e->producer_seq)) {
+        e->has_last = true;
+        e->producer_seq = producer_seq;
         e->base_seq = base_seq;
         e->count = count;
-    } else {
-        /* not stored: a retry must be written; keep the producer known but
-         * step its sequence back so the retry is not taken for a duplicate */
-        e->producer_seq = producer_seq > 0 ? producer_seq - 1 : 0;
-        e->count = 0;
     }
+    /* On failure nothing was stored: a retry of it will be written. */
 }

@@ -32,14 +32,17 @@ struct sl_catalog_config {
     sl_shard_listener listener; /* set on every shard, ctx = its struct sl_bshard */
 };
 
-/* One remembered producer: the last batch it got acknowledged. */
+/* One remembered producer: the last batch it got acknowledged, and the one
+ * being appended. */
 struct sl_dedup_entry {
     uint64_t producer_id; /* 0 = empty slot */
-    uint64_t producer_seq;
+    uint64_t producer_seq; /* of the last acknowledged batch (valid if has_last) */
     uint64_t base_seq;
+    uint64_t pending_seq;  /* of the batch being appended (valid if pending) */
     uint64_t last_use;
     uint32_t count;
-    bool pending; /* that batch is appended but not yet acknowledged */
+    bool has_last;
+    bool pending;
 };
 
 struct sl_fetch_wait; /* a parked long-poll fetch (broker/handler.c) */

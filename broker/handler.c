@@ -38,10 +38,6 @@
 
 /* ---- helpers -------------------------------------------------------- */
 
-static void respond_empty_ok(struct sl_conn *c, uint64_t id)
-{
-    sl_conn_respond_error(c, id, SL_OK, "");
-}
 
 static void done_error(struct sl_conn *c, uint64_t id, int code, const char *msg)
 {
@@ -235,7 +231,12 @@ static void handle_delete(struct sl_server *srv, struct sl_conn *c, sl_request *
         done_error(c, req->id, rc, why);
         return;
     }
-    respond_empty_ok(c, req->id);
+    Sluice__V1__DeleteStreamResponse dr = SLUICE__V1__DELETE_STREAM_RESPONSE__INIT;
+    sl_response resp = SLUICE__V1__RESPONSE__INIT;
+    resp.id = req->id;
+    resp.body_case = SLUICE__V1__RESPONSE__BODY_DELETE_STREAM;
+    resp.delete_stream = &dr;
+    sl_conn_respond(c, &resp);
     sl_conn_request_done(c);
 }
 
@@ -428,7 +429,7 @@ static void handle_produce(struct sl_server *srv, struct sl_conn *c, sl_request 
     sl_conn_hold(c);
     b->stream->inflight++;
     if (rc == SL_EEXIST) {
-        bool same = e->producer_seq == h.producer_seq;
+        bool same = e->has_last && e->producer_seq == h.producer_seq;
         produce_finish(op, SL_OK, same ? e->base_seq : 0, same ? e->count : 0, true);
         return;
     }
@@ -668,7 +669,12 @@ static void on_committed(void *ctx, int err)
 {
     struct commit_op *op = ctx;
     if (err == SL_OK) {
-        respond_empty_ok(op->conn, op->req_id);
+        Sluice__V1__CommitCheckpointResponse cr = SLUICE__V1__COMMIT_CHECKPOINT_RESPONSE__INIT;
+        sl_response resp = SLUICE__V1__RESPONSE__INIT;
+        resp.id = op->req_id;
+        resp.body_case = SLUICE__V1__RESPONSE__BODY_COMMIT_CHECKPOINT;
+        resp.commit_checkpoint = &cr;
+        sl_conn_respond(op->conn, &resp);
     } else {
         sl_conn_respond_error(op->conn, op->req_id, err, "checkpoint commit failed");
     }

@@ -1,0 +1,324 @@
+/* admin.c - the synchronous admin calls: streams, checkpoints, groups, lag.
+ *
+ * Each call builds one Request, waits for its Response through sl_client_call and copies
+ * the answer into plain C structs the caller owns (so no protobuf type leaks out of the
+ * library). Thread-safe: any number of threads may call these on one client.
+ */
+#include "client/conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Runs `req` and checks the response carries body `want`; *out owned on SL_OK. A response
+ * whose body message is empty in the schema (DeleteStream, CommitCheckpoint) may also come
+ * without the body: protobuf cannot tell "empty message" from "unset" for a lenient peer. */
+static int admin_call(sluice_client *c, sl_request *req, Sluice__V1__Response__BodyCase want,
+                      sl_response **out)
+{
+    int rc = sl_client_call(c, req, 0, out);
+    int empty_ok = want == SLUICE__V1__RESPONSE__BODY_DELETE_STREAM ||
+                   want == SLUICE__V1__RESPONSE__BODY_COMMIT_CHECKPOINT;
+    if (rc == SL_OK && (*out)->body_case != want &&
+        !(empty_ok && (*out)->body_case == SLUICE__V1__RESPONSE__BODY__NOT_SET)) {
+        int got = (int)(*out)->body_case;
+        sl_response_free(*out);
+        *out = NULL;
+        sl_client_set_error("unexpected response kind %d (want %d)", got, (int)want);
+        return SL_EPROTO;
+    }
+    return rc;
+}
+
+static void stream_info_fini(struct sluice_stream_info *s)
+{
+    free(s->name);
+    free(s->compression);
+    free(s->shards);
+    memset(s, 0, sizeof(*s));
+}
+
+void sluice_stream_info_free(struct sluice_stream_info *info)
+{
+    if (info != NULL) {
+        stream_info_fini(info);
+        free(info);
+    }
+}
+
+void sluice_stream_list_free(struct sluice_stream_info *list, size_t count)
+{
+    if (list == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        stream_info_fini(&list[i]);
+    }
+    free(list);
+}
+
+static int stream_info_copy(const Sluice__V1__StreamInfo *src, struct sluice_stream_info *dst)
+{
+    memset(dst, 0, sizeof(*dst));
+    if (src == NULL) {
+        sl_client_set_error("response without stream info");
+        return SL_EPROTO;
+    }
+    dst->name = strdup(src->name != NULL ? src->name : "");
+    dst->compression = strdup(src->compression != NULL ? src->compression : "");
+    dst->shard_count = src->shard_count;
+    dst->retention_hours = src->retention_hours;
+    dst->retention_bytes = src->retention_bytes;
+    dst->created_ms = src->created_ms;
+    if (src->n_shards > 0) {
+        dst->shards = calloc(src->n_shards, sizeof(*dst->shards));
+        dst->shards_len = dst->shards != NULL ? (uint32_t)src->n_shards : 0;
+    }
+    if (dst->name == NULL || dst->compression == NULL ||
+        (src->n_shards > 0 && dst->shards == NULL)) {
+        stream_info_fini(dst);
+        sl_client_set_error("out of memory");
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < src->n_shards; i++) {
+        const Sluice__V1__ShardInfo *si = src->shards[i];
+        dst->shards[i] = (struct sluice_shard_info){
+            .shard = si->shard,
+            .hash_start = si->hash_start,
+            .hash_end = si->hash_end,
+            .first_seq = si->first_seq,
+            .next_seq = si->next_seq,
+            .bytes = si->bytes,
+            .segments = si->segments,
+            .status = (int)si->status,
+        };
+    }
+    return SL_OK;
+}
+
+/* Copies a response's StreamInfo into a new owned struct. */
+static int stream_info_new(const Sluice__V1__StreamInfo *src, struct sluice_stream_info **out)
+{
+    struct sluice_stream_info *s = malloc(sizeof(*s));
+    if (s == NULL) {
+        sl_client_set_error("out of memory");
+        return SL_ENOMEM;
+    }
+    int rc = stream_info_copy(src, s);
+    if (rc != SL_OK) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return SL_OK;
+}
+
+int sluice_stream_create(sluice_client *c, const char *name, const struct sluice_stream_opts *o,
+                         struct sluice_stream_info **info_out)
+{
+    Sluice__V1__CreateStream body = SLUICE__V1__CREATE_STREAM__INIT;
+    body.name = (char *)name;
+    body.shard_count = o->shard_count;
+    body.retention_hours = o->retention_hours;
+    body.retention_bytes = o->retention_bytes;
+    body.compression = o->compression == SLUICE_COMPRESSION_ZSTD   ? "zstd"
+                       : o->compression == SLUICE_COMPRESSION_NONE ? "none"
+                                                                   : "";
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    req.body_case = SLUICE__V1__REQUEST__BODY_CREATE_STREAM;
+    req.create_stream = &body;
+    sl_response *resp = NULL;
+    int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_CREATE_STREAM, &resp);
+    if (rc == SL_OK && info_out != NULL) {
+        rc = stream_info_new(resp->create_stream->stream, info_out);
+    }
+    sl_response_free(resp);
+    return rc;
+}
+
+int sluice_stream_delete(sluice_client *c, const char *name)
+{
+    Sluice__V1__DeleteStream body = SLUICE__V1__DELETE_STREAM__INIT;
+    body.name = (char *)name;
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    req.body_case = SLUICE__V1__REQUEST__BODY_DELETE_STREAM;
+    req.delete_stream = &body;
+    sl_response *resp = NULL;
+    int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_DELETE_STREAM, &resp);
+    sl_response_free(resp);
+    return rc;
+}
+
+int sluice_stream_describe(sluice_client *c, const char *name, struct sluice_stream_info **out)
+{
+    *out = NULL;
+    Sluice__V1__DescribeStream body = SLUICE__V1__DESCRIBE_STREAM__INIT;
+    body.name = (char *)name;
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    req.body_case = SLUICE__V1__REQUEST__BODY_DESCRIBE_STREAM;
+    req.describe_stream = &body;
+    sl_response *resp = NULL;
+    int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_DESCRIBE_STREAM, &resp);
+    if (rc == SL_OK) {
+        rc = stream_info_new(resp->describe_stream->stream, out);
+    }
+    sl_response_free(resp);
+    return rc;
+}
+
+int sluice_stream_list(sluice_client *c, struct sluice_stream_info **out, size_t *count)
+{
+    *out = NULL;
+    *count = 0;
+    Sluice__V1__ListStreams body = SLUICE__V1__LIST_STREAMS__INIT;
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    req.body_case = SLUICE__V1__REQUEST__BODY_LIST_STREAMS;
+    req.list_streams = &body;
+    sl_response *resp = NULL;
+    int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_LIST_STREAMS, &resp);
+    size_t n = rc == SL_OK ? resp->list_streams->n_streams : 0;
+    struct sluice_stream_info *list = n > 0 ? calloc(n, sizeof(*list)) : NULL;
+    if (n > 0 && list == NULL) {
+        sl_client_set_error("out of memory");
+        rc = SL_ENOMEM;
+    }
+    size_t done = 0;
+    for (; rc == SL_OK && done < n; done++) {
+        rc = stream_info_copy(resp->list_streams->streams[done], &list[done]);
+    }
+    sl_response_free(resp);
+    if (rc != SL_OK) {
+        sluice_stream_list_free(list, done);
+        return rc;
+    }
+    *out = list;
+    *count = n;
+    return SL_OK;
+}
+
+int sluice_checkpoints_get(sluice_client *c, const char *group, const char *stream,
+                           struct sluice_checkpoint **out, size_t *count)
+{
+    *out = NULL;
+    *count = 0;
+    Sluice__V1__GetCheckpoints body = SLUICE__V1__GET_CHECKPOINTS__INIT;
+    body.group = (char *)group;
+    body.stream = (char *)stream;
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    req.body_case = SLUICE__V1__REQUEST__BODY_GET_CHECKPOINTS;
+    req.get_checkpoints = &body;
+    sl_response *resp = NULL;
+    int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_GET_CHECKPOINTS, &resp);
+    size_t n = rc == SL_OK ? resp->get_checkpoints->n_checkpoints : 0;
+    struct sluice_checkpoint *cps = n > 0 ? calloc(n, sizeof(*cps)) : NULL;
+    if (n > 0 && cps == NULL) {
+        sl_client_set_error("out of memory");
+        rc = SL_ENOMEM;
+    }
+    for (size_t i = 0; rc == SL_OK && i < n; i++) {
+        const Sluice__V1__Checkpoint *cp = resp->get_checkpoints->checkpoints[i];
+        cps[i] = (struct sluice_checkpoint){cp->shard, cp->seq, cp->updated_ms};
+    }
+    sl_response_free(resp);
+    if (rc != SL_OK) {
+        free(cps);
+        return rc;
+    }
+    *out = cps;
+    *count = n;
+    return SL_OK;
+}
+
+int sluice_checkpoint_commit(sluice_client *c, const char *group, const char *stream,
+                             uint32_t shard, uint64_t seq)
+{
+    Sluice__V1__CommitCheckpoint body = SLUICE__V1__COMMIT_CHECKPOINT__INIT;
+    body.group = (char *)group;
+    body.stream = (char *)stream;
+    body.shard = shard;
+    body.seq = seq;
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    req.body_case = SLUICE__V1__REQUEST__BODY_COMMIT_CHECKPOINT;
+    req.commit_checkpoint = &body;
+    sl_response *resp = NULL;
+    int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_COMMIT_CHECKPOINT, &resp);
+    sl_response_free(resp);
+    return rc;
+}
+
+void sluice_groups_free(char **groups, size_t count)
+{
+    if (groups == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        free(groups[i]);
+    }
+    free(groups);
+}
+
+int sluice_groups_list(sluice_client *c, const char *stream, char ***out, size_t *count)
+{
+    *out = NULL;
+    *count = 0;
+    Sluice__V1__ListGroups body = SLUICE__V1__LIST_GROUPS__INIT;
+    body.stream = (char *)stream;
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    req.body_case = SLUICE__V1__REQUEST__BODY_LIST_GROUPS;
+    req.list_groups = &body;
+    sl_response *resp = NULL;
+    int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_LIST_GROUPS, &resp);
+    size_t n = rc == SL_OK ? resp->list_groups->n_groups : 0;
+    char **groups = n > 0 ? calloc(n, sizeof(*groups)) : NULL;
+    if (n > 0 && groups == NULL) {
+        rc = SL_ENOMEM;
+    }
+    for (size_t i = 0; rc == SL_OK && i < n; i++) {
+        groups[i] = strdup(resp->list_groups->groups[i]);
+        rc = groups[i] == NULL ? SL_ENOMEM : SL_OK;
+    }
+    sl_response_free(resp);
+    if (rc != SL_OK) {
+        if (rc == SL_ENOMEM) {
+            sl_client_set_error("out of memory");
+        }
+        sluice_groups_free(groups, n);
+        return rc;
+    }
+    *out = groups;
+    *count = n;
+    return SL_OK;
+}
+
+int sluice_group_lag(sluice_client *c, const char *group, const char *stream,
+                     struct sluice_shard_lag **out, size_t *count)
+{
+    *out = NULL;
+    *count = 0;
+    Sluice__V1__GroupLag body = SLUICE__V1__GROUP_LAG__INIT;
+    body.group = (char *)group;
+    body.stream = (char *)stream;
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    req.body_case = SLUICE__V1__REQUEST__BODY_GROUP_LAG;
+    req.group_lag = &body;
+    sl_response *resp = NULL;
+    int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_GROUP_LAG, &resp);
+    size_t n = rc == SL_OK ? resp->group_lag->n_shards : 0;
+    struct sluice_shard_lag *lag = n > 0 ? calloc(n, sizeof(*lag)) : NULL;
+    if (n > 0 && lag == NULL) {
+        sl_client_set_error("out of memory");
+        rc = SL_ENOMEM;
+    }
+    for (size_t i = 0; rc == SL_OK && i < n; i++) {
+        const Sluice__V1__ShardLag *l = resp->group_lag->shards[i];
+        lag[i] = (struct sluice_shard_lag){l->shard, l->checkpoint, l->tail_seq, l->records_behind,
+                                           l->ms_behind};
+    }
+    sl_response_free(resp);
+    if (rc != SL_OK) {
+        free(lag);
+        return rc;
+    }
+    *out = lag;
+    *count = n;
+    return SL_OK;
+}

@@ -1,0 +1,48 @@
+/* conn.h - the client's connection: request/response over one pipelined TCP connection.
+ *
+ * Internal to libsluice (producer.c, consumer.c, admin.c use it). The request's id is
+ * assigned here. Ownership: `req` is borrowed for the call (packed before it returns);
+ * a response handed to a caller or callback is owned by it (sl_response_free).
+ */
+#ifndef SL_CLIENT_CONN_H
+#define SL_CLIENT_CONN_H
+
+#include "client/sluice.h"
+#include "proto/frame.h"
+
+#include <stdint.h>
+
+/* Completion of an asynchronous request. err is SL_OK or the failure (a broker error code,
+ * SL_ECLOSED when the connection broke, SL_EAGAIN on timeout); `msg` (borrowed for the call)
+ * says why; `resp` (owned by the callback, may be NULL on local errors) is the response.
+ * Runs on the I/O thread, or on a thread sending into the client when its write broke the
+ * connection; it must not block. */
+typedef void (*sl_call_cb)(void *ctx, int err, const char *msg, sl_response *resp);
+
+/* Sends `req` and waits for its response. On SL_OK *out (owned) is the response; on an
+ * error *out is NULL and the message is in sluice_last_error(). `extra_timeout_ms` is added
+ * to the client's request timeout (a fetch's long-poll). Errors: the response's code,
+ * SL_ECLOSED, SL_EAGAIN (timeout), SL_ETOOBIG (request over the frame limit), SL_EPROTO
+ * (a response of the wrong kind). Thread-safe. */
+int sl_client_call(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms, sl_response **out);
+
+/* Sends `req`; `cb` runs exactly once with the outcome, unless this returns an error (then
+ * it never runs). May block for a reconnect or an in-flight slot. Errors: SL_ECLOSED
+ * (cannot connect, or the client is closing), SL_EAGAIN (no in-flight slot before the
+ * timeout), SL_ETOOBIG, SL_ENOMEM. Thread-safe. */
+int sl_client_call_async(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
+                         sl_call_cb cb, void *ctx);
+
+/* Sends a request that gets no response (Produce with ACK_NONE). Errors as above. */
+int sl_client_send_noreply(sluice_client *c, sl_request *req);
+
+/* The broker's frame limit (from HelloResponse) minus room for the envelope. */
+uint32_t sl_client_max_payload(const sluice_client *c);
+
+/* Sets this thread's sluice_last_error() message (printf format). */
+__attribute__((format(printf, 1, 2))) void sl_client_set_error(const char *fmt, ...);
+
+/* Monotonic milliseconds. */
+uint64_t sl_client_now_ms(void);
+
+#endif

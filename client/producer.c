@@ -1,0 +1,631 @@
+/* producer.c - sluice_producer: asynchronous, batching, idempotent producing.
+ *
+ * Path of a record: sluice_produce (any thread) picks the shard (XXH3-64 of the key, or
+ * round-robin for an empty key) and appends it to that shard's open batch (an
+ * sl_batch_builder over a buffer of batch_bytes). A batch is sealed when full, when it is
+ * linger_ms old, or on flush; the flusher thread then finishes it (compression, checksums,
+ * producer_id + producer_seq) exactly once and sends Produce asynchronously.
+ *
+ * Ordering and de-duplication: each shard has at most one batch in flight, and a batch
+ * that fails transiently (SL_EAGAIN, SL_ECLOSED, a timeout) goes back to the head of its
+ * shard's queue and is resent byte-for-byte with the same producer_seq, so the broker
+ * recognises the retry ("duplicate") and records keep their order within a shard. With
+ * several batches in flight per shard a later batch could be stored before an earlier one
+ * is retried; one in flight per shard trades some per-shard throughput for that guarantee.
+ *
+ * Memory: `buffered` counts the bytes of records produced but not yet reported (bounded by
+ * buffer_bytes); produce blocks or returns SL_EAGAIN above it.
+ *
+ * Threads: `mu` guards the shard queues and counters. The flusher thread is the only user
+ * of the zstd context and scratch. Delivery callbacks run on the client's I/O thread
+ * (acknowledgements), on the flusher thread (ACK_NONE, send failures) and never under `mu`.
+ */
+#include "client/conn.h"
+
+#include "common/assert.h"
+#include "common/clock.h"
+#include "common/compress.h"
+#include "common/partition.h"
+#include "storage/batch.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PRODUCER_BATCH_BYTES_DEFAULT  (1u << 20)
+#define PRODUCER_BUFFER_BYTES_DEFAULT (64u << 20)
+#define PRODUCER_LINGER_MS_DEFAULT    5u
+#define PRODUCER_RETRIES_DEFAULT      10u
+#define PRODUCER_BACKOFF_MS_DEFAULT   100u
+#define PRODUCER_BACKOFF_MAX_MS       5000u
+#define PRODUCER_ZSTD_LEVEL_DEFAULT   3
+#define PRODUCER_SEAL_SLACK           64u /* seal when less than this is left in the buffer */
+#define PRODUCER_IDLE_WAKE_MS         1000u
+
+struct pdelivery {
+    sluice_delivery_cb cb;
+    void *ctx;
+};
+
+struct pbatch {
+    struct pbatch *next;
+    struct sluice_producer *p;
+    uint32_t shard;
+    uint8_t *buf;
+    struct sl_batch_builder b;
+    size_t len; /* after finish */
+    int finished;
+    struct pdelivery *dels;
+    uint32_t dels_cap;
+    size_t acct_bytes;
+    uint64_t opened_ms;
+    uint64_t producer_seq;
+    uint32_t attempts;
+    uint64_t retry_at_ms;
+};
+
+struct pshard {
+    struct pbatch *open;
+    struct pbatch *head; /* sealed, waiting to be sent (FIFO) */
+    struct pbatch *tail;
+    int inflight;
+    uint64_t next_producer_seq;
+};
+
+struct sluice_producer {
+    sluice_client *c;
+    char *stream;
+    struct sluice_producer_opts opts;
+    unsigned codec;
+    uint32_t shard_count;
+    uint64_t producer_id;
+    size_t record_max; /* bytes of one batch at most: frame and format limits */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* buffer space, outstanding reaching 0 */
+    pthread_cond_t wake_cv; /* the flusher */
+    struct pshard *shards;
+    size_t buffered;
+    uint64_t outstanding; /* records produced, not yet reported */
+    uint32_t rr;
+    int flush_now;
+    int closing;
+    struct sluice_producer_stats stats;
+    pthread_t thread;
+    int thread_started;
+    struct sl_zctx *z;
+    uint8_t *scratch;
+    size_t scratch_cap;
+};
+
+static void deadline_ts(uint64_t wait_ms, struct timespec *ts)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += (time_t)(wait_ms / 1000);
+    ts->tv_nsec += (long)(wait_ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+static void batch_free(struct pbatch *b)
+{
+    if (b != NULL) {
+        free(b->buf);
+        free(b->dels);
+        free(b);
+    }
+}
+
+static struct pbatch *batch_new(struct sluice_producer *p, uint32_t shard, size_t cap)
+{
+    struct pbatch *b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        return NULL;
+    }
+    b->buf = malloc(cap);
+    b->dels_cap = 64;
+    b->dels = malloc(b->dels_cap * sizeof(*b->dels));
+    if (b->buf == NULL || b->dels == NULL) {
+        batch_free(b);
+        return NULL;
+    }
+    b->p = p;
+    b->shard = shard;
+    b->opened_ms = sl_client_now_ms();
+    sl_batch_builder_init(&b->b, b->buf, cap);
+    return b;
+}
+
+/* Moves the shard's open batch to its send queue (under mu). */
+static void seal_locked(struct sluice_producer *p, struct pshard *s)
+{
+    struct pbatch *b = s->open;
+    if (b == NULL) {
+        return;
+    }
+    s->open = NULL;
+    b->producer_seq = s->next_producer_seq++;
+    b->next = NULL;
+    if (s->tail != NULL) {
+        s->tail->next = b;
+    } else {
+        s->head = b;
+    }
+    s->tail = b;
+    pthread_cond_signal(&p->wake_cv);
+}
+
+/* Reports `err` (or the assigned sequences) for every record of `b`, then releases its
+ * accounting and frees it. Called without mu. */
+static void batch_complete(struct sluice_producer *p, struct pbatch *b, int err, uint64_t base)
+{
+    uint32_t n = b->b.count;
+    for (uint32_t i = 0; i < n; i++) {
+        if (b->dels[i].cb != NULL) {
+            uint64_t seq =
+                err != SL_OK || base == SLUICE_SEQ_UNKNOWN ? SLUICE_SEQ_UNKNOWN : base + i;
+            b->dels[i].cb(b->dels[i].ctx, err, b->shard, seq);
+        }
+    }
+    pthread_mutex_lock(&p->mu);
+    if (p->opts.ack != SLUICE_ACK_NONE) {
+        p->shards[b->shard].inflight = 0;
+    }
+    SL_ASSERT(p->buffered >= b->acct_bytes && p->outstanding >= n);
+    p->buffered -= b->acct_bytes;
+    p->outstanding -= n;
+    if (err == SL_OK) {
+        p->stats.records_sent += n;
+        p->stats.batches_sent++;
+    } else {
+        p->stats.records_failed += n;
+    }
+    pthread_cond_broadcast(&p->cv);
+    pthread_cond_signal(&p->wake_cv);
+    pthread_mutex_unlock(&p->mu);
+    batch_free(b);
+}
+
+/* A send that failed with `err`: back to the head of its shard's queue after a backoff when
+ * transient and retries remain; otherwise reported. Called without mu. */
+static void batch_failed(struct sluice_producer *p, struct pbatch *b, int err)
+{
+    int transient = err == SL_EAGAIN || err == SL_ECLOSED;
+    pthread_mutex_lock(&p->mu);
+    if (transient && b->attempts < p->opts.retries) {
+        uint64_t backoff = (uint64_t)p->opts.retry_backoff_ms
+                           << (b->attempts < 16 ? b->attempts : 16);
+        b->attempts++;
+        b->retry_at_ms = sl_client_now_ms() +
+                         (backoff > PRODUCER_BACKOFF_MAX_MS ? PRODUCER_BACKOFF_MAX_MS : backoff);
+        struct pshard *s = &p->shards[b->shard];
+        b->next = s->head;
+        s->head = b;
+        if (s->tail == NULL) {
+            s->tail = b;
+        }
+        s->inflight = 0;
+        p->stats.retries++;
+        pthread_cond_signal(&p->wake_cv);
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+    pthread_mutex_unlock(&p->mu);
+    batch_complete(p, b, err, SLUICE_SEQ_UNKNOWN);
+}
+
+/* Produce response (client I/O thread, or a sender's thread on a broken write). */
+static void on_produce_done(void *ctx, int err, const char *msg, sl_response *resp)
+{
+    (void)msg;
+    struct pbatch *b = ctx;
+    struct sluice_producer *p = b->p;
+    if (err == SL_OK && (resp == NULL || resp->body_case != SLUICE__V1__RESPONSE__BODY_PRODUCE ||
+                         resp->produce->count != b->b.count)) {
+        err = SL_EPROTO;
+    }
+    uint64_t base = err == SL_OK ? resp->produce->base_seq : SLUICE_SEQ_UNKNOWN;
+    if (err == SL_OK && resp->produce->duplicate) {
+        pthread_mutex_lock(&p->mu);
+        p->stats.duplicates++;
+        pthread_mutex_unlock(&p->mu);
+    }
+    sl_response_free(resp);
+    if (err != SL_OK) {
+        batch_failed(p, b, err);
+    } else {
+        batch_complete(p, b, SL_OK, base);
+    }
+}
+
+/* Finishes (once) and sends one batch. Flusher thread, without mu. */
+static void batch_send(struct sluice_producer *p, struct pbatch *b)
+{
+    if (!b->finished) {
+        size_t records = b->b.len - SL_BATCH_HEADER_BYTES;
+        size_t need = p->codec == SL_BATCH_CODEC_ZSTD ? sl_compress_bound(records) : 0;
+        if (need > p->scratch_cap) {
+            uint8_t *ns = realloc(p->scratch, need);
+            if (ns == NULL) {
+                batch_complete(p, b, SL_ENOMEM, SLUICE_SEQ_UNKNOWN);
+                return;
+            }
+            p->scratch = ns;
+            p->scratch_cap = need;
+        }
+        int rc =
+            sl_batch_builder_finish(&b->b, p->codec, p->opts.compression_level, p->z, p->scratch,
+                                    p->scratch_cap, p->producer_id, b->producer_seq, &b->len);
+        if (rc != SL_OK) {
+            batch_complete(p, b, rc, SLUICE_SEQ_UNKNOWN);
+            return;
+        }
+        b->finished = 1;
+    }
+    Sluice__V1__Produce body = SLUICE__V1__PRODUCE__INIT;
+    body.stream = p->stream;
+    body.shard = b->shard;
+    body.ack = (Sluice__V1__AckMode)p->opts.ack;
+    body.batch.data = b->buf;
+    body.batch.len = b->len;
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    req.body_case = SLUICE__V1__REQUEST__BODY_PRODUCE;
+    req.produce = &body;
+    if (p->opts.ack == SLUICE_ACK_NONE) {
+        int rc = sl_client_send_noreply(p->c, &req);
+        if (rc != SL_OK) {
+            batch_failed(p, b, rc);
+        } else {
+            batch_complete(p, b, SL_OK, SLUICE_SEQ_UNKNOWN);
+        }
+        return;
+    }
+    int rc = sl_client_call_async(p->c, &req, 0, on_produce_done, b);
+    if (rc != SL_OK) {
+        batch_failed(p, b, rc);
+    }
+}
+
+/* Seals lingering batches and takes the sendable ones off their queues (under mu).
+ * Returns the list to send and sets *wake_ms to when something next becomes due. */
+static struct pbatch *collect_locked(struct sluice_producer *p, uint64_t now, uint64_t *wake_ms)
+{
+    struct pbatch *send = NULL, **tailp = &send;
+    *wake_ms = now + PRODUCER_IDLE_WAKE_MS;
+    for (uint32_t i = 0; i < p->shard_count; i++) {
+        struct pshard *s = &p->shards[i];
+        if (s->open != NULL) {
+            uint64_t due = s->open->opened_ms + p->opts.linger_ms;
+            if (p->flush_now || p->closing || due <= now) {
+                seal_locked(p, s);
+            } else if (due < *wake_ms) {
+                *wake_ms = due;
+            }
+        }
+        struct pbatch *h = s->head;
+        if (h == NULL || s->inflight) {
+            continue;
+        }
+        if (h->retry_at_ms > now) {
+            *wake_ms = h->retry_at_ms < *wake_ms ? h->retry_at_ms : *wake_ms;
+            continue;
+        }
+        s->head = h->next;
+        if (s->head == NULL) {
+            s->tail = NULL;
+        }
+        if (p->opts.ack != SLUICE_ACK_NONE) {
+            s->inflight = 1;
+        }
+        h->next = NULL;
+        *tailp = h;
+        tailp = &h->next;
+    }
+    p->flush_now = 0;
+    return send;
+}
+
+static void *flusher_main(void *arg)
+{
+    struct sluice_producer *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        uint64_t wake_ms = 0;
+        struct pbatch *send = collect_locked(p, sl_client_now_ms(), &wake_ms);
+        if (send != NULL) {
+            pthread_mutex_unlock(&p->mu);
+            while (send != NULL) {
+                struct pbatch *n = send->next;
+                batch_send(p, send);
+                send = n;
+            }
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
+        if (p->closing && p->outstanding == 0) {
+            break;
+        }
+        uint64_t now = sl_client_now_ms();
+        struct timespec ts;
+        deadline_ts(wake_ms > now ? wake_ms - now : 0, &ts);
+        pthread_cond_timedwait(&p->wake_cv, &p->mu, &ts);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Bytes a record takes in a batch at most: its bytes plus every varint at 5 bytes. */
+static size_t record_need(size_t key_len, size_t value_len, const struct sluice_attr *attrs,
+                          uint32_t attr_count)
+{
+    size_t n = key_len + value_len + 5u * 5u + 10u;
+    for (uint32_t i = 0; i < attr_count; i++) {
+        n += attrs[i].key_len + attrs[i].value_len + 10u;
+    }
+    return n;
+}
+
+/* Waits for buffer space (or fails), under mu. */
+static int reserve_locked(struct sluice_producer *p, size_t need)
+{
+    while (!p->closing && p->buffered > 0 && p->buffered + need > p->opts.buffer_bytes) {
+        if (!p->opts.block_when_full) {
+            sl_client_set_error("producer buffer full (%zu bytes)", p->opts.buffer_bytes);
+            return SL_EAGAIN;
+        }
+        pthread_cond_wait(&p->cv, &p->mu);
+    }
+    if (p->closing) {
+        sl_client_set_error("producer is closing");
+        return SL_ECLOSED;
+    }
+    p->buffered += need;
+    return SL_OK;
+}
+
+/* Appends the record to the shard's open batch, opening (or sealing and reopening) one as
+ * needed. Under mu. */
+static int append_locked(struct sluice_producer *p, uint32_t shard, const struct sl_record *rec,
+                         size_t need, sluice_delivery_cb cb, void *ctx)
+{
+    struct pshard *s = &p->shards[shard];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (s->open == NULL) {
+            size_t cap = SL_BATCH_HEADER_BYTES + need;
+            cap = cap > p->opts.batch_bytes ? cap : p->opts.batch_bytes;
+            s->open = batch_new(p, shard, cap);
+            if (s->open == NULL) {
+                sl_client_set_error("out of memory");
+                return SL_ENOMEM;
+            }
+        }
+        struct pbatch *b = s->open;
+        if (b->b.count == b->dels_cap) {
+            struct pdelivery *nd = realloc(b->dels, 2u * b->dels_cap * sizeof(*nd));
+            if (nd == NULL) {
+                sl_client_set_error("out of memory");
+                return SL_ENOMEM;
+            }
+            b->dels = nd;
+            b->dels_cap *= 2;
+        }
+        int rc = sl_batch_builder_add(&b->b, rec);
+        if (rc == SL_OK) {
+            b->dels[b->b.count - 1] = (struct pdelivery){cb, ctx};
+            b->acct_bytes += need;
+            if (b->b.cap - b->b.len < PRODUCER_SEAL_SLACK) {
+                seal_locked(p, s);
+            }
+            return SL_OK;
+        }
+        if ((rc != SL_ETOOBIG && rc != SL_ELIMIT) || b->b.count == 0) {
+            sl_client_set_error("record rejected by the batch codec: %s", sl_strerror(rc));
+            return rc;
+        }
+        seal_locked(p, s); /* full: send it and retry in a fresh batch */
+    }
+    sl_client_set_error("record does not fit in a batch");
+    return SL_ETOOBIG;
+}
+
+int sluice_produce(sluice_producer *p, const void *key, size_t key_len, const void *value,
+                   size_t value_len, const struct sluice_attr *attrs, uint32_t attr_count,
+                   sluice_delivery_cb cb, void *ctx)
+{
+    if (key_len > SL_RECORD_KEY_MAX || attr_count > SL_RECORD_ATTRS_MAX || value_len > UINT32_MAX) {
+        sl_client_set_error("key over %u bytes or over %u attributes", SL_RECORD_KEY_MAX,
+                            SL_RECORD_ATTRS_MAX);
+        return SL_ETOOBIG;
+    }
+    size_t need = record_need(key_len, value_len, attrs, attr_count);
+    if (need + SL_BATCH_HEADER_BYTES > p->record_max) {
+        sl_client_set_error("record of %zu bytes exceeds the batch limit %zu", need, p->record_max);
+        return SL_ETOOBIG;
+    }
+    struct sl_attr a[SL_RECORD_ATTRS_MAX];
+    for (uint32_t i = 0; i < attr_count; i++) {
+        a[i] = (struct sl_attr){attrs[i].key, attrs[i].key_len, attrs[i].value, attrs[i].value_len};
+    }
+    struct sl_record rec = {
+        .key = key,
+        .key_len = (uint32_t)key_len,
+        .value = value,
+        .value_len = (uint32_t)value_len,
+        .attrs = a,
+        .attr_count = attr_count,
+        .timestamp_ms = sl_clock_wall_ms(),
+    };
+    pthread_mutex_lock(&p->mu);
+    int rc = reserve_locked(p, need);
+    if (rc != SL_OK) {
+        pthread_mutex_unlock(&p->mu);
+        return rc;
+    }
+    uint32_t shard = key_len == 0
+                         ? p->rr++ % p->shard_count
+                         : sl_partition_shard(sl_partition_hash(key, key_len), p->shard_count);
+    rc = append_locked(p, shard, &rec, need, cb, ctx);
+    if (rc == SL_OK) {
+        p->outstanding++;
+    } else {
+        p->buffered -= need;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+int sluice_producer_flush(sluice_producer *p, uint32_t timeout_ms)
+{
+    struct timespec ts;
+    deadline_ts(timeout_ms, &ts);
+    pthread_mutex_lock(&p->mu);
+    p->flush_now = 1;
+    pthread_cond_signal(&p->wake_cv);
+    int rc = SL_OK;
+    while (p->outstanding > 0 && rc == SL_OK) {
+        if (timeout_ms == 0) {
+            pthread_cond_wait(&p->cv, &p->mu);
+        } else if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) != 0 && p->outstanding > 0) {
+            sl_client_set_error("flush timed out with %llu records unacknowledged",
+                                (unsigned long long)p->outstanding);
+            rc = SL_EAGAIN;
+        }
+        /* Records produced during the flush may have been put in new open batches. */
+        p->flush_now = 1;
+        pthread_cond_signal(&p->wake_cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+void sluice_producer_stats(sluice_producer *p, struct sluice_producer_stats *out)
+{
+    pthread_mutex_lock(&p->mu);
+    *out = p->stats;
+    pthread_mutex_unlock(&p->mu);
+}
+
+uint32_t sluice_producer_shard_count(const sluice_producer *p)
+{
+    return p->shard_count;
+}
+
+static void producer_opts_defaults(struct sluice_producer_opts *o)
+{
+    o->batch_bytes = o->batch_bytes ? o->batch_bytes : PRODUCER_BATCH_BYTES_DEFAULT;
+    o->linger_ms = o->linger_ms ? o->linger_ms : PRODUCER_LINGER_MS_DEFAULT;
+    o->buffer_bytes = o->buffer_bytes ? o->buffer_bytes : PRODUCER_BUFFER_BYTES_DEFAULT;
+    o->compression_level =
+        o->compression_level ? o->compression_level : PRODUCER_ZSTD_LEVEL_DEFAULT;
+    o->retries = o->retries ? o->retries : PRODUCER_RETRIES_DEFAULT;
+    o->retry_backoff_ms = o->retry_backoff_ms ? o->retry_backoff_ms : PRODUCER_BACKOFF_MS_DEFAULT;
+}
+
+/* A random non-zero producer id (0 means "no de-duplication"). */
+static uint64_t random_producer_id(void)
+{
+    uint64_t id = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f != NULL) {
+        if (fread(&id, sizeof(id), 1, f) != 1) {
+            id = 0;
+        }
+        fclose(f);
+    }
+    if (id == 0) {
+        id = sl_clock_mono_ns() ^ ((uint64_t)getpid() << 32) ^ sl_clock_wall_ms();
+    }
+    return id != 0 ? id : 1;
+}
+
+int sluice_producer_new(sluice_client *c, const char *stream,
+                        const struct sluice_producer_opts *opts, sluice_producer **out)
+{
+    *out = NULL;
+    struct sluice_stream_info *info = NULL;
+    int rc = sluice_stream_describe(c, stream, &info);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    sluice_producer *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        sluice_stream_info_free(info);
+        sl_client_set_error("out of memory");
+        return SL_ENOMEM;
+    }
+    p->c = c;
+    if (opts != NULL) {
+        p->opts = *opts;
+    }
+    producer_opts_defaults(&p->opts);
+    p->shard_count = info->shard_count > 0 ? info->shard_count : 1;
+    int zstd = p->opts.compression == SLUICE_COMPRESSION_ZSTD ||
+               (p->opts.compression == SLUICE_COMPRESSION_DEFAULT &&
+                strcmp(info->compression, "zstd") == 0);
+    sluice_stream_info_free(info);
+    p->codec = zstd ? SL_BATCH_CODEC_ZSTD : SL_BATCH_CODEC_NONE;
+    p->producer_id = random_producer_id();
+    size_t frame_max = sl_client_max_payload(c);
+    p->record_max = frame_max < SL_BATCH_BYTES_MAX ? frame_max : SL_BATCH_BYTES_MAX;
+    if (p->opts.batch_bytes > p->record_max) {
+        p->opts.batch_bytes = p->record_max;
+    }
+    p->stream = strdup(stream);
+    p->shards = calloc(p->shard_count, sizeof(*p->shards));
+    p->z = zstd ? sl_zctx_new() : NULL;
+    /* producer_seq starts at 1: a broker that steps a failed batch's sequence back to
+     * "seq - 1" (broker/catalog.c sl_dedup_end) cannot represent "nothing stored" below 0,
+     * and would take the retry of a failed batch 0 for a duplicate. */
+    for (uint32_t i = 0; p->shards != NULL && i < p->shard_count; i++) {
+        p->shards[i].next_producer_seq = 1;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->wake_cv, NULL);
+    if (p->stream == NULL || p->shards == NULL || (zstd && p->z == NULL)) {
+        sl_client_set_error("out of memory");
+        rc = SL_ENOMEM;
+    } else if (pthread_create(&p->thread, NULL, flusher_main, p) != 0) {
+        sl_client_set_error("pthread_create failed");
+        rc = SL_ESYS;
+    }
+    p->thread_started = rc == SL_OK;
+    if (rc != SL_OK) {
+        sluice_producer_free(p);
+        return rc;
+    }
+    *out = p;
+    return SL_OK;
+}
+
+void sluice_producer_free(sluice_producer *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    if (p->thread_started) {
+        (void)sluice_producer_flush(p, 0);
+        pthread_mutex_lock(&p->mu);
+        p->closing = 1;
+        pthread_cond_broadcast(&p->cv);
+        pthread_cond_signal(&p->wake_cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->thread, NULL);
+    }
+    for (uint32_t i = 0; p->shards != NULL && i < p->shard_count; i++) {
+        SL_ASSERT(p->shards[i].head == NULL && !p->shards[i].inflight);
+        batch_free(p->shards[i].open);
+    }
+    pthread_cond_destroy(&p->wake_cv);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    sl_zctx_free(p->z);
+    free(p->scratch);
+    free(p->shards);
+    free(p->stream);
+    free(p);
+}

@@ -1,0 +1,327 @@
+/* sluice.h - libsluice, the C client of the Sluice log broker (the only public header).
+ *
+ * Nouns: a client (one TCP connection to a broker, pipelined, with one background I/O
+ * thread), admin calls on it, a producer (asynchronous, batching, idempotent retries) and a
+ * consumer (cursor reads over a stream's shards, checkpoints in a consumer group).
+ *
+ * Errors: every fallible function returns an `int` from enum sl_err (common/error.h):
+ * SL_OK == 0, or SL_E*. The broker's error codes are the same numbers. After a failed call
+ * the human-readable reason (the broker's message, or a local one such as "connect
+ * 127.0.0.1:7400: Connection refused") is in sluice_last_error(), kept per thread.
+ * Timeouts are reported as SL_EAGAIN with a "timed out" message. A broken connection fails
+ * every request in flight with SL_ECLOSED; the next call reconnects (with backoff).
+ *
+ * Memory: structs returned through `**out` parameters are owned by the caller and freed
+ * with the matching sluice_*_free function. Pointers passed in are borrowed for the call
+ * unless a comment says otherwise.
+ *
+ * Threads: a client may be used from any number of threads at once; callbacks run on the
+ * client's I/O thread (or a producer's flusher thread) and must not block or call
+ * synchronous functions of the same client. Each function states its rules below.
+ */
+#ifndef SLUICE_H
+#define SLUICE_H
+
+#include "common/error.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLUICE_DEFAULT_BROKER "127.0.0.1:7400"
+#define SLUICE_SEQ_UNKNOWN    UINT64_MAX /* delivery of an ACK_NONE record: no sequence */
+#define SLUICE_ALL_SHARDS     UINT32_MAX
+
+/* Returns the message of the last failed call on this thread (never NULL; "" if none). */
+const char *sluice_last_error(void);
+
+/* Returns a static description of an error code (sl_strerror). */
+const char *sluice_strerror(int err);
+
+/* ---- client ------------------------------------------------------------------------------ */
+
+typedef struct sluice_client sluice_client;
+
+struct sluice_client_opts {
+    uint32_t connect_timeout_ms;       /* 0 = 5000 */
+    uint32_t request_timeout_ms;       /* per call, excluding a fetch's long-poll; 0 = 30000 */
+    uint32_t reconnect_backoff_ms;     /* first delay after a failed connect, doubles; 0 = 100 */
+    uint32_t reconnect_backoff_max_ms; /* 0 = 5000 */
+    const char *client_id;             /* free text for the broker's logs; NULL = "libsluice" */
+};
+
+/* Connects to `host_port` ("host:port", "[v6]:port"; borrowed) and says Hello (protocol
+ * version 1). `opts` may be NULL (defaults). Starts the client's I/O thread.
+ * Errors: SL_EINVAL (bad address), SL_ECLOSED (cannot connect or handshake; see
+ * sluice_last_error), SL_EUNSUPPORTED (the broker refused the protocol version),
+ * SL_ENOMEM, SL_ESYS. Thread-safe. */
+int sluice_client_new(const char *host_port, const struct sluice_client_opts *opts,
+                      sluice_client **out);
+
+/* Closes the connection, fails requests still in flight with SL_ECLOSED (their callbacks
+ * run), joins the I/O thread and frees the client. Free producers and consumers first.
+ * NULL-safe. Not to be called concurrently with other calls on the client. */
+void sluice_client_free(sluice_client *c);
+
+/* ---- admin (synchronous; thread-safe) ---------------------------------------------------- */
+
+enum sluice_compression {
+    SLUICE_COMPRESSION_DEFAULT = 0, /* producer: the stream's setting; create: broker default */
+    SLUICE_COMPRESSION_NONE = 1,
+    SLUICE_COMPRESSION_ZSTD = 2,
+};
+
+struct sluice_stream_opts {
+    uint32_t shard_count;     /* 1 .. 1024 */
+    uint32_t retention_hours; /* 1 .. 8760; 0 = broker default */
+    uint64_t retention_bytes; /* per shard; 0 = no cap */
+    enum sluice_compression compression;
+};
+
+struct sluice_shard_info {
+    uint32_t shard;
+    uint64_t hash_start; /* inclusive */
+    uint64_t hash_end;   /* inclusive */
+    uint64_t first_seq;  /* oldest retained */
+    uint64_t next_seq;   /* the sequence the next record gets */
+    uint64_t bytes;
+    uint32_t segments;
+    int status; /* SL_OK, SL_ENOSPC or SL_EFATAL */
+};
+
+struct sluice_stream_info {
+    char *name;
+    uint32_t shard_count;
+    uint32_t retention_hours;
+    uint64_t retention_bytes;
+    char *compression; /* "none" or "zstd" */
+    uint64_t created_ms;
+    struct sluice_shard_info *shards; /* filled by describe/create; NULL from list */
+    uint32_t shards_len;
+};
+
+/* Creates a stream. `info_out` may be NULL; else receives the new stream (free it with
+ * sluice_stream_info_free). Errors: SL_EEXIST, SL_EINVAL, SL_ELIMIT, SL_ENOSPC, SL_ECLOSED,
+ * SL_EAGAIN (timeout), broker errors. */
+int sluice_stream_create(sluice_client *c, const char *name, const struct sluice_stream_opts *o,
+                         struct sluice_stream_info **info_out);
+/* Deletes a stream and its data. Errors: SL_ENOTFOUND, SL_ECLOSED, SL_EAGAIN, broker errors. */
+int sluice_stream_delete(sluice_client *c, const char *name);
+/* Describes one stream with its shards. Errors: SL_ENOTFOUND, SL_ECLOSED, SL_EAGAIN. */
+int sluice_stream_describe(sluice_client *c, const char *name, struct sluice_stream_info **out);
+void sluice_stream_info_free(struct sluice_stream_info *info); /* NULL-safe */
+
+/* Lists all streams (shards not filled): *out is an array of *count infos, freed with
+ * sluice_stream_list_free. Errors: SL_ECLOSED, SL_EAGAIN. */
+int sluice_stream_list(sluice_client *c, struct sluice_stream_info **out, size_t *count);
+void sluice_stream_list_free(struct sluice_stream_info *list, size_t count); /* NULL-safe */
+
+struct sluice_checkpoint {
+    uint32_t shard;
+    uint64_t seq; /* the next sequence to read */
+    uint64_t updated_ms;
+};
+/* The group's checkpoints on a stream (shards without one are absent; *count may be 0).
+ * Free *out with free(). Errors: SL_ENOTFOUND (stream), SL_ECLOSED, SL_EAGAIN. */
+int sluice_checkpoints_get(sluice_client *c, const char *group, const char *stream,
+                           struct sluice_checkpoint **out, size_t *count);
+/* Commits `seq` (the next sequence to read) for one shard; durable when it returns.
+ * Errors: SL_ENOTFOUND, SL_EINVAL, SL_ECLOSED, SL_EAGAIN. */
+int sluice_checkpoint_commit(sluice_client *c, const char *group, const char *stream,
+                             uint32_t shard, uint64_t seq);
+
+/* The groups reading a stream: *out is an array of *count strings, freed with
+ * sluice_groups_free. Errors: SL_ENOTFOUND, SL_ECLOSED, SL_EAGAIN. */
+int sluice_groups_list(sluice_client *c, const char *stream, char ***out, size_t *count);
+void sluice_groups_free(char **groups, size_t count); /* NULL-safe */
+
+struct sluice_shard_lag {
+    uint32_t shard;
+    uint64_t checkpoint; /* the group's next sequence (first_seq if none) */
+    uint64_t tail_seq;
+    uint64_t records_behind;
+    uint64_t ms_behind;
+};
+/* Per-shard lag of a group. Free *out with free(). Errors: SL_ENOTFOUND, SL_ECLOSED,
+ * SL_EAGAIN. */
+int sluice_group_lag(sluice_client *c, const char *group, const char *stream,
+                     struct sluice_shard_lag **out, size_t *count);
+
+/* ---- records and positions --------------------------------------------------------------- */
+
+struct sluice_attr {
+    const char *key; /* not NUL-terminated */
+    uint32_t key_len;
+    const char *value; /* not NUL-terminated */
+    uint32_t value_len;
+};
+
+enum sluice_ack {
+    SLUICE_ACK_DURABLE = 0, /* after an fdatasync covers the batch (default) */
+    SLUICE_ACK_WRITTEN = 1, /* after the write */
+    SLUICE_ACK_NONE = 2,    /* fire and forget: no response, delivery reports SEQ_UNKNOWN */
+};
+
+enum sluice_position_kind {
+    SLUICE_TRIM_HORIZON = 0,   /* the oldest retained record */
+    SLUICE_LATEST = 1,         /* only records appended from now on */
+    SLUICE_AT_SEQUENCE = 2,    /* the record with sequence `seq` */
+    SLUICE_AFTER_SEQUENCE = 3, /* the record after `seq` */
+    SLUICE_AT_TIMESTAMP = 4,   /* the first record appended at or after `time_ms` */
+};
+
+struct sluice_position {
+    enum sluice_position_kind kind;
+    uint64_t seq;
+    uint64_t time_ms;
+};
+
+/* Parses "oldest" | "latest" | "seq:N" | "after:N" | "time:MS" | "time:ISO8601" (e.g.
+ * 2024-05-01T12:00:00Z, 2024-05-01T12:00:00.250+02:00) into *out. Errors: SL_EINVAL.
+ * Thread-safe (pure). */
+int sluice_position_parse(const char *s, struct sluice_position *out);
+
+/* Parses an ISO 8601 date-time (UTC "Z" or a ±HH:MM offset; no offset = UTC) into Unix
+ * milliseconds. Errors: SL_EINVAL. Thread-safe (pure). */
+int sluice_time_parse_iso8601(const char *s, uint64_t *ms_out);
+
+/* ---- producer ---------------------------------------------------------------------------- */
+
+typedef struct sluice_producer sluice_producer;
+
+/* Delivery report, once per record: err SL_OK with the record's shard and sequence, or the
+ * final error after retries. Runs on the client's I/O thread or the producer's flusher
+ * thread; must not block (no blocking produce, no flush, no synchronous client calls). */
+typedef void (*sluice_delivery_cb)(void *ctx, int err, uint32_t shard, uint64_t seq);
+
+struct sluice_producer_opts {
+    size_t batch_bytes;  /* seal a shard's batch at this size; 0 = 1 MiB */
+    uint32_t linger_ms;  /* send a non-full batch after this; 0 = 5 (use 1 for ~none) */
+    size_t buffer_bytes; /* bytes produced but not yet acknowledged; 0 = 64 MiB */
+    int block_when_full; /* 1: produce waits for space; 0: it returns SL_EAGAIN */
+    enum sluice_ack ack;
+    enum sluice_compression compression; /* DEFAULT = the stream's setting */
+    int compression_level;               /* zstd level; 0 = 3 */
+    uint32_t retries;                    /* per batch, for SL_EAGAIN / SL_ECLOSED; 0 = 10 */
+    uint32_t retry_backoff_ms;           /* first delay, doubles up to 5 s; 0 = 100 */
+};
+
+/* Creates a producer for `stream` (borrowed). Describes the stream to learn its shard
+ * count and compression, picks a random 64-bit producer id and starts the flusher thread.
+ * `opts` may be NULL. Errors: SL_ENOTFOUND, SL_EINVAL, SL_ENOMEM, SL_ECLOSED, SL_EAGAIN. */
+int sluice_producer_new(sluice_client *c, const char *stream,
+                        const struct sluice_producer_opts *opts, sluice_producer **out);
+
+/* Queues one record (key, value and attributes are copied; borrowed for the call). The
+ * shard is sl_partition_shard(XXH3-64(key)); an empty key goes round-robin. Returns at
+ * once; `cb(ctx, ...)` (may be NULL) reports the outcome later. Errors (then cb is not
+ * called): SL_EAGAIN (buffer full and not block_when_full), SL_ETOOBIG (key > 256 bytes,
+ * attributes over the limits, or the record cannot fit in a batch), SL_EINVAL,
+ * SL_ECLOSED (producer being freed). Thread-safe: call from any thread. */
+int sluice_produce(sluice_producer *p, const void *key, size_t key_len, const void *value,
+                   size_t value_len, const struct sluice_attr *attrs, uint32_t attr_count,
+                   sluice_delivery_cb cb, void *ctx);
+
+/* Sends everything buffered now and waits until every record produced before the call
+ * has been reported. `timeout_ms` 0 = wait forever. Errors: SL_EAGAIN (timed out).
+ * Thread-safe; never from a delivery callback. */
+int sluice_producer_flush(sluice_producer *p, uint32_t timeout_ms);
+
+/* Counters since creation (approximate when read concurrently). */
+struct sluice_producer_stats {
+    uint64_t records_sent;   /* acknowledged OK */
+    uint64_t records_failed; /* reported with an error */
+    uint64_t batches_sent;
+    uint64_t retries;
+    uint64_t duplicates; /* batches the broker had already stored (a retry) */
+};
+void sluice_producer_stats(sluice_producer *p, struct sluice_producer_stats *out);
+
+/* Shards of the producer's stream (as described at creation). */
+uint32_t sluice_producer_shard_count(const sluice_producer *p);
+
+/* Flushes (no timeout), stops the flusher thread and frees. NULL-safe. Not concurrently
+ * with other calls on `p`. */
+void sluice_producer_free(sluice_producer *p);
+
+/* ---- consumer ---------------------------------------------------------------------------- */
+
+typedef struct sluice_consumer sluice_consumer;
+
+/* One record from a poll. Every pointer is valid until the next poll (or free) of the
+ * consumer that returned it. */
+struct sluice_record {
+    uint32_t shard;
+    uint64_t seq;
+    uint64_t timestamp_ms; /* the broker's append time */
+    uint64_t produced_ms;  /* the producer's own time */
+    const uint8_t *key;
+    uint32_t key_len;
+    const uint8_t *value;
+    uint32_t value_len;
+    const struct sluice_attr *attrs;
+    uint32_t attr_count;
+};
+
+/* Called (from poll, on the consumer's thread) when a shard's position was below the oldest
+ * retained record and the consumer jumped from `from_seq` to `to_seq`. */
+typedef void (*sluice_trimmed_cb)(void *ctx, uint32_t shard, uint64_t from_seq, uint64_t to_seq);
+
+struct sluice_consumer_opts {
+    struct sluice_position start; /* where shards without a checkpoint start (TRIM_HORIZON) */
+    const uint32_t *shards;       /* borrowed for new(): read only these; NULL = all */
+    uint32_t shards_len;
+    uint32_t fetch_max_bytes; /* per fetch; 0 = 4 MiB */
+    uint32_t auto_commit_ms;  /* with a group: commit from poll at least this often; 0 = off */
+    sluice_trimmed_cb on_trimmed;
+    void *on_trimmed_ctx;
+};
+
+/* Creates a consumer of `stream`. With `group` (may be NULL), shards that have a checkpoint
+ * start from it, the others from opts->start. Errors: SL_ENOTFOUND, SL_EINVAL (bad shard
+ * list), SL_ENOMEM, SL_ECLOSED, SL_EAGAIN. One thread uses a consumer at a time. */
+int sluice_consumer_new(sluice_client *c, const char *stream, const char *group,
+                        const struct sluice_consumer_opts *opts, sluice_consumer **out);
+
+/* Moves one shard (or SLUICE_ALL_SHARDS) to `pos`; records already decoded for it are
+ * dropped. Errors: SL_ENOTFOUND (shard not read by this consumer). */
+int sluice_consumer_seek(sluice_consumer *c, uint32_t shard, const struct sluice_position *pos);
+
+/* Fills up to `max` records into `out` (caller array); *count gets how many. Fetches
+ * (long-poll) from all shards round-robin and returns as soon as some records are there or
+ * `timeout_ms` passed (*count = 0, SL_OK). Earlier records' memory is released.
+ * Errors: SL_ECLOSED (connection lost; call again to reconnect), SL_ENOTFOUND (stream
+ * deleted), SL_ECORRUPT (a batch failed its checksum), SL_EAGAIN, broker errors. */
+int sluice_consumer_poll(sluice_consumer *c, struct sluice_record *out, size_t max, size_t *count,
+                         uint32_t timeout_ms);
+
+/* Commits, for every shard that moved, the sequence after the last record returned by poll;
+ * durable when it returns. SL_OK without a group (nothing to do).
+ * Errors: SL_ECLOSED, SL_EAGAIN, broker errors. */
+int sluice_consumer_commit(sluice_consumer *c);
+
+/* 1 when every shard read has returned all records up to the tail seen by its last fetch
+ * (and each shard was fetched at least once), else 0. */
+int sluice_consumer_caught_up(const sluice_consumer *c);
+
+/* Per-shard state for progress displays: the next sequence to return and the tail seen by
+ * the last fetch. Errors: SL_ENOTFOUND. */
+int sluice_consumer_shard_state(const sluice_consumer *c, uint32_t shard, uint64_t *next_seq,
+                                uint64_t *tail_seq);
+
+/* Number of shards read, and the i-th one's id. */
+uint32_t sluice_consumer_shard_count(const sluice_consumer *c);
+uint32_t sluice_consumer_shard_id(const sluice_consumer *c, uint32_t i);
+
+/* Waits for fetches still in flight, frees (no commit: call sluice_consumer_commit first).
+ * NULL-safe. */
+void sluice_consumer_free(sluice_consumer *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
