@@ -454,6 +454,7 @@ struct sl_fetch_wait {
     uint64_t req_id;
     uint64_t deadline_ms; /* 0: no waiting */
     uint32_t max_bytes;
+    uint32_t buf_bytes; /* counted in srv->fetch_bytes */
     uint8_t *buf;
     struct sl_fetch_wait *prev;
     struct sl_fetch_wait *next;
@@ -512,6 +513,7 @@ static void fetch_finish(struct sl_fetch_wait *fw, int err)
     sl_conn_request_done(c);
     sl_conn_release(c);
     b->stream->inflight--;
+    fw->srv->fetch_bytes -= fw->buf_bytes;
     free(fw->buf);
     free(fw);
 }
@@ -524,6 +526,8 @@ static void on_fetch_read(struct sl_shard_read *rd, int err)
     if (err == SL_ETOOBIG && rd->need_bytes <= fw->srv->cfg.max_frame_bytes - FETCH_FRAME_SLACK) {
         uint8_t *n = realloc(fw->buf, rd->need_bytes);
         if (n != NULL) {
+            fw->srv->fetch_bytes += rd->need_bytes - fw->buf_bytes;
+            fw->buf_bytes = rd->need_bytes;
             fw->buf = n;
             fw->rd.buf_cap = rd->need_bytes;
             fetch_issue(fw);
@@ -597,6 +601,15 @@ static void handle_fetch(struct sl_server *srv, struct sl_conn *c, sl_request *r
     max_bytes = max_bytes > limit ? limit : max_bytes;
     uint32_t cap = max_bytes < FETCH_MIN_BUF ? FETCH_MIN_BUF : max_bytes;
     cap = cap > limit ? limit : cap;
+    uint64_t left = SL_FETCH_MEMORY_MAX - srv->fetch_bytes;
+    if (left < FETCH_MIN_BUF) {
+        done_error(c, req->id, SL_EAGAIN, "the broker's fetch memory is in use; retry");
+        return;
+    }
+    if (cap > left) { /* smaller answers under memory pressure */
+        cap = (uint32_t)left;
+        max_bytes = max_bytes > cap ? cap : max_bytes;
+    }
     struct sl_fetch_wait *fw = calloc(1, sizeof(*fw));
     uint8_t *buf = malloc(cap);
     if (fw == NULL || buf == NULL) {
@@ -654,6 +667,8 @@ static void handle_fetch(struct sl_server *srv, struct sl_conn *c, sl_request *r
     }
     sl_conn_hold(c);
     b->stream->inflight++;
+    fw->buf_bytes = cap;
+    srv->fetch_bytes += cap;
     fetch_issue(fw);
 }
 

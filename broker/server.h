@@ -42,6 +42,10 @@ struct sl_server_config {
     uint32_t default_shards;  /* shards of an auto-created stream */
 };
 
+/* All fetch buffers of the broker together stay below this: with it, memory
+ * does not grow with connections x max_inflight x max_frame_bytes. */
+#define SL_FETCH_MEMORY_MAX (512ull << 20)
+
 struct sl_out_buf {
     struct sl_out_buf *next;
     uint32_t cap;
@@ -94,6 +98,7 @@ struct sl_server {
     bool done;
     uint64_t stop_deadline_ms;
     uint64_t next_retention_ms;
+    uint64_t fetch_bytes; /* fetch buffers allocated now (<= SL_FETCH_MEMORY_MAX) */
     /* handler scratch: decompression for routing checks */
     struct sl_zctx *zctx;
     uint8_t *scratch;
