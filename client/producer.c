@@ -402,6 +402,9 @@ static int append_locked(struct sluice_producer *p, uint32_t shard, const struct
                 sl_client_set_error("out of memory");
                 return SL_ENOMEM;
             }
+            /* The flusher may be asleep until its idle wake-up: it must
+             * learn this batch's linger deadline now. */
+            pthread_cond_signal(&p->wake_cv);
         }
         struct pbatch *b = s->open;
         if (b->b.count == b->dels_cap) {

@@ -1,0 +1,521 @@
+/* bad_input.c - the broker survives malformed and hostile input on raw sockets.
+ *
+ * Covers, each on its own raw TCP connection (no library): undecodable bytes with a legal
+ * length (EPROTO, id 0, the connection continues); an HTTP request (its first bytes read as
+ * a huge length); a 2^31 length prefix; a zero length (each: an error response with id 0
+ * and a close, or a clean close); a truncated frame then close, and then half-close (the
+ * broker closes too); a request before Hello (EPROTO with its id; Hello then works); a
+ * Produce to an unknown stream (ENOTFOUND); a batch with a bad checksum (ECORRUPT); a batch
+ * whose key belongs to another shard (EINVAL); a valid raw Produce (OK, so the builder
+ * is right); a long-poll Fetch whose connection closes while it waits; a Produce with
+ * ACK_NONE (no response; the next request is answered). Meanwhile a library connection keeps
+ * producing and consuming a 2-shard stream without any error, and at the end the broker is
+ * alive and stops cleanly (exit 0).
+ */
+#include "../unit/test.h"
+#include "harness.h"
+
+#include "common/error.h"
+#include "common/partition.h"
+#include "proto/frame.h"
+#include "storage/batch.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define RAW_WAIT_MS 5000
+#define BAD_SHARDS 4u
+
+static struct it_broker broker;
+static atomic_int bg_stop;
+static atomic_uint bg_rounds, bg_errors;
+
+/* ---- raw protocol helpers ---- */
+
+static int raw_connect(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)broker.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {RAW_WAIT_MS / 1000, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int send_all(int fd, const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    while (len > 0) {
+        ssize_t n = send(fd, b, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        b += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int send_req(int fd, const sl_request *req)
+{
+    size_t len = sl_request_size(req);
+    uint8_t *buf = malloc(len + SL_FRAME_HEADER_BYTES);
+    if (buf == NULL) {
+        return -1;
+    }
+    sl_frame_put_header(buf, (uint32_t)len);
+    sl_request_pack(req, buf + SL_FRAME_HEADER_BYTES);
+    int rc = send_all(fd, buf, len + SL_FRAME_HEADER_BYTES);
+    free(buf);
+    return rc;
+}
+
+/* Reads exactly len bytes: 1 done, 0 EOF at the start, -1 error/timeout/EOF midway. */
+static int recv_all(int fd, void *p, size_t len)
+{
+    uint8_t *b = p;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = recv(fd, b + got, len - got, 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n == 0 && got == 0) {
+            return 0;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        got += (size_t)n;
+    }
+    return 1;
+}
+
+/* Reads one response: 1 with *out, 0 on a clean close (EOF), -1 on timeout/error/garbage.
+ * A reset by the peer counts as a close. */
+static int recv_resp(int fd, sl_response **out)
+{
+    uint8_t h[4];
+    *out = NULL;
+    int rc = recv_all(fd, h, 4);
+    if (rc <= 0) {
+        return rc == 0 || errno == ECONNRESET ? 0 : -1;
+    }
+    uint32_t len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+    if (len == 0 || len > (64u << 20)) {
+        return -1;
+    }
+    uint8_t *buf = malloc(len);
+    if (buf == NULL || recv_all(fd, buf, len) != 1) {
+        free(buf);
+        return -1;
+    }
+    *out = sl_response_unpack(buf, len);
+    free(buf);
+    return *out != NULL ? 1 : -1;
+}
+
+/* Sends `req` and expects a response with `id` and `code`; returns the response (caller
+ * frees) or NULL after printing what came instead. */
+static sl_response *call_expect(int fd, sl_request *req, int code)
+{
+    if (send_req(fd, req) != 0) {
+        fprintf(stderr, "  send failed: %s\n", strerror(errno));
+        return NULL;
+    }
+    sl_response *r = NULL;
+    int rc = recv_resp(fd, &r);
+    if (rc != 1) {
+        fprintf(stderr, "  request %" PRIu64 ": no response (%s)\n", req->id,
+                rc == 0 ? "connection closed" : "timeout or garbage");
+        return NULL;
+    }
+    if (r->id != req->id || (int)r->code != code) {
+        fprintf(stderr, "  request %" PRIu64 ": got id %" PRIu64 " code %s (%s), want %s\n",
+                req->id, r->id, sl_errname((int)r->code), r->message ? r->message : "",
+                sl_errname(code));
+        sl_response_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int hello(int fd, uint64_t id)
+{
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    Sluice__V1__Hello h = SLUICE__V1__HELLO__INIT;
+    h.version = SL_PROTOCOL_VERSION;
+    h.client_id = (char *)"bad-input";
+    req.id = id;
+    req.body_case = SLUICE__V1__REQUEST__BODY_HELLO;
+    req.hello = &h;
+    sl_response *r = call_expect(fd, &req, SL_OK);
+    int ok = r != NULL && r->body_case == SLUICE__V1__RESPONSE__BODY_HELLO &&
+             r->hello->max_frame_bytes > 0;
+    sl_response_free(r);
+    return ok ? 0 : -1;
+}
+
+static int list_streams(int fd, uint64_t id, int code)
+{
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    Sluice__V1__ListStreams ls = SLUICE__V1__LIST_STREAMS__INIT;
+    req.id = id;
+    req.body_case = SLUICE__V1__REQUEST__BODY_LIST_STREAMS;
+    req.list_streams = &ls;
+    sl_response *r = call_expect(fd, &req, code);
+    sl_response_free(r);
+    return r != NULL ? 0 : -1;
+}
+
+/* After a fatal frame: an error response with id 0 (EPROTO or ETOOBIG) and then EOF, or EOF
+ * at once. Returns 0 when so. */
+static int expect_error_then_close(int fd)
+{
+    sl_response *r = NULL;
+    int rc = recv_resp(fd, &r);
+    if (rc == 1) {
+        int ok = r->id == 0 && ((int)r->code == SL_EPROTO || (int)r->code == SL_ETOOBIG);
+        if (!ok) {
+            fprintf(stderr, "  got id %" PRIu64 " code %s, want id 0 EPROTO/ETOOBIG\n", r->id,
+                    sl_errname((int)r->code));
+        }
+        sl_response_free(r);
+        if (!ok) {
+            return -1;
+        }
+        rc = recv_resp(fd, &r);
+        sl_response_free(r);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "  the broker did not close the connection\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* One batch of one record with `key`. Returns its length in buf. */
+static size_t make_batch(uint8_t *buf, size_t cap, const char *key, const char *value)
+{
+    struct sl_batch_builder b;
+    sl_batch_builder_init(&b, buf, cap);
+    struct sl_record r = {.key = key, .key_len = (uint32_t)strlen(key), .value = value,
+                          .value_len = (uint32_t)strlen(value), .timestamp_ms = it_wall_ms()};
+    size_t len = 0;
+    if (sl_batch_builder_add(&b, &r) != SL_OK ||
+        sl_batch_builder_finish(&b, SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0, 0, 0, &len) !=
+            SL_OK) {
+        return 0;
+    }
+    return len;
+}
+
+static sl_response *produce_raw(int fd, uint64_t id, const char *stream, uint32_t shard,
+                                const uint8_t *batch, size_t len, int ack, int code)
+{
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    Sluice__V1__Produce p = SLUICE__V1__PRODUCE__INIT;
+    p.stream = (char *)stream;
+    p.shard = shard;
+    p.ack = (Sluice__V1__AckMode)ack;
+    p.batch.data = (uint8_t *)batch;
+    p.batch.len = len;
+    req.id = id;
+    req.body_case = SLUICE__V1__REQUEST__BODY_PRODUCE;
+    req.produce = &p;
+    if (ack == SLUICE__V1__ACK_MODE__ACK_NONE) {
+        return send_req(fd, &req) == 0 ? (sl_response *)1 : NULL;
+    }
+    return call_expect(fd, &req, code);
+}
+
+static uint32_t shard_of(const char *key)
+{
+    return sl_partition_shard(sl_partition_hash(key, strlen(key)), BAD_SHARDS);
+}
+
+/* ---- the well-behaved neighbour ---- */
+
+static void on_bg_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
+{
+    (void)ctx;
+    (void)shard;
+    (void)seq;
+    if (err != SL_OK) {
+        atomic_fetch_add(&bg_errors, 1);
+    }
+}
+
+static void *background(void *arg)
+{
+    sluice_client *c = arg;
+    sluice_producer *p = NULL;
+    sluice_consumer *cons = NULL;
+    struct sluice_producer_opts po = {.linger_ms = 1, .block_when_full = 1};
+    struct sluice_consumer_opts co = {.start = {.kind = SLUICE_TRIM_HORIZON}};
+    if (sluice_producer_new(c, "bg", &po, &p) != SL_OK ||
+        sluice_consumer_new(c, "bg", NULL, &co, &cons) != SL_OK) {
+        fprintf(stderr, "  background: %s\n", sluice_last_error());
+        atomic_fetch_add(&bg_errors, 1);
+        sluice_producer_free(p);
+        return NULL;
+    }
+    static struct sluice_record recs[256];
+    uint32_t next = 0, seen = 0;
+    while (!atomic_load(&bg_stop)) {
+        char key[16], val[32];
+        for (int k = 0; k < 100; k++, next++) {
+            int kl = snprintf(key, sizeof(key), "b%u", next % 10);
+            int vl = snprintf(val, sizeof(val), "bg%u", next);
+            if (sluice_produce(p, key, (size_t)kl, val, (size_t)vl, NULL, 0, on_bg_delivery,
+                               NULL) != SL_OK) {
+                atomic_fetch_add(&bg_errors, 1);
+            }
+        }
+        if (sluice_producer_flush(p, 10000) != SL_OK) {
+            fprintf(stderr, "  background flush: %s\n", sluice_last_error());
+            atomic_fetch_add(&bg_errors, 1);
+        }
+        uint64_t deadline = it_mono_ms() + 10000;
+        while (seen < next && it_mono_ms() < deadline) {
+            size_t n = 0;
+            int rc = sluice_consumer_poll(cons, recs, 256, &n, 500);
+            if (rc != SL_OK) {
+                fprintf(stderr, "  background poll: %s (%s)\n", sl_errname(rc),
+                        sluice_last_error());
+                atomic_fetch_add(&bg_errors, 1);
+                break;
+            }
+            seen += (uint32_t)n;
+        }
+        if (seen != next) {
+            fprintf(stderr, "  background: read %u of %u records\n", seen, next);
+            atomic_fetch_add(&bg_errors, 1);
+        }
+        atomic_fetch_add(&bg_rounds, 1);
+    }
+    sluice_consumer_free(cons);
+    sluice_producer_free(p);
+    return NULL;
+}
+
+/* ---- the cases ---- */
+
+TEST(bad_input)
+{
+    CHECK_EQ(it_broker_start(&broker, "always"), 0);
+    sluice_client *c = NULL;
+    CHECK_EQ(it_connect(&broker, &c), SL_OK);
+    CHECK_EQ(it_create_stream(c, "bg", 2), SL_OK);
+    CHECK_EQ(it_create_stream(c, "raw", BAD_SHARDS), SL_OK);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, background, c), 0);
+    int fd;
+
+    fprintf(stderr, "  undecodable bytes with a legal length\n");
+    CHECK((fd = raw_connect()) >= 0);
+    uint8_t junk[4 + 16] = {0, 0, 0, 16};
+    memset(junk + 4, 0xFF, 16);
+    CHECK_EQ(send_all(fd, junk, sizeof(junk)), 0);
+    sl_response *r = NULL;
+    CHECK_EQ(recv_resp(fd, &r), 1);
+    CHECK_EQ(r->id, 0);
+    CHECK_EQ(r->code, SL_EPROTO);
+    sl_response_free(r);
+    CHECK_EQ(hello(fd, 1), 0); /* the connection continues */
+    CHECK_EQ(list_streams(fd, 2, SL_OK), 0);
+    close(fd);
+
+    fprintf(stderr, "  an HTTP request\n");
+    CHECK((fd = raw_connect()) >= 0);
+    const char http[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    CHECK_EQ(send_all(fd, http, sizeof(http) - 1), 0);
+    CHECK_EQ(expect_error_then_close(fd), 0);
+    close(fd);
+
+    fprintf(stderr, "  a 2^31 length prefix\n");
+    CHECK((fd = raw_connect()) >= 0);
+    CHECK_EQ(hello(fd, 1), 0);
+    uint8_t huge[8] = {0x80, 0, 0, 0, 1, 2, 3, 4};
+    CHECK_EQ(send_all(fd, huge, sizeof(huge)), 0);
+    CHECK_EQ(expect_error_then_close(fd), 0);
+    close(fd);
+
+    fprintf(stderr, "  a zero length prefix\n");
+    CHECK((fd = raw_connect()) >= 0);
+    uint8_t zero[4] = {0, 0, 0, 0};
+    CHECK_EQ(send_all(fd, zero, sizeof(zero)), 0);
+    CHECK_EQ(expect_error_then_close(fd), 0);
+    close(fd);
+
+    fprintf(stderr, "  a truncated frame, then close\n");
+    CHECK((fd = raw_connect()) >= 0);
+    uint8_t part[4 + 10] = {0, 0, 0, 100, 8, 1};
+    CHECK_EQ(send_all(fd, part, sizeof(part)), 0);
+    close(fd);
+    fprintf(stderr, "  a truncated frame, then half-close\n");
+    CHECK((fd = raw_connect()) >= 0);
+    CHECK_EQ(hello(fd, 1), 0);
+    CHECK_EQ(send_all(fd, part, sizeof(part)), 0);
+    shutdown(fd, SHUT_WR);
+    do {
+        /* an error response is fine; then the broker must close */
+        int rc = recv_resp(fd, &r);
+        sl_response_free(r);
+        if (rc == -1) {
+            fprintf(stderr, "  the broker kept a half-closed connection open\n");
+        }
+        CHECK(rc != -1);
+        if (rc == 0) {
+            break;
+        }
+    } while (1);
+    close(fd);
+
+    fprintf(stderr, "  a request before Hello\n");
+    CHECK((fd = raw_connect()) >= 0);
+    CHECK_EQ(list_streams(fd, 7, SL_EPROTO), 0);
+    CHECK_EQ(hello(fd, 8), 0);
+    CHECK_EQ(list_streams(fd, 9, SL_OK), 0);
+
+    /* Produce cases on this connection. */
+    static uint8_t batch[4096];
+    size_t blen = make_batch(batch, sizeof(batch), "apple", "v1");
+    CHECK(blen > 0);
+    uint32_t home = shard_of("apple");
+    fprintf(stderr, "  a valid raw produce\n");
+    r = produce_raw(fd, 10, "raw", home, batch, blen, SLUICE__V1__ACK_MODE__ACK_DURABLE, SL_OK);
+    CHECK(r != NULL);
+    CHECK_EQ(r->body_case, SLUICE__V1__RESPONSE__BODY_PRODUCE);
+    CHECK_EQ(r->produce->base_seq, 0);
+    CHECK_EQ(r->produce->count, 1);
+    sl_response_free(r);
+
+    fprintf(stderr, "  a produce to an unknown stream\n");
+    r = produce_raw(fd, 11, "no-such-stream", 0, batch, blen, SLUICE__V1__ACK_MODE__ACK_DURABLE,
+                    SL_ENOTFOUND);
+    CHECK(r != NULL);
+    sl_response_free(r);
+    fprintf(stderr, "  a produce to a shard that does not exist\n");
+    r = produce_raw(fd, 12, "raw", BAD_SHARDS, batch, blen, SLUICE__V1__ACK_MODE__ACK_DURABLE,
+                    SL_ENOTFOUND);
+    CHECK(r != NULL);
+    sl_response_free(r);
+
+    fprintf(stderr, "  a batch with a bad checksum\n");
+    static uint8_t bad[4096];
+    memcpy(bad, batch, blen);
+    bad[blen - 1] ^= 0x5A; /* inside the body checksum's range */
+    r = produce_raw(fd, 13, "raw", home, bad, blen, SLUICE__V1__ACK_MODE__ACK_DURABLE,
+                    SL_ECORRUPT);
+    CHECK(r != NULL);
+    sl_response_free(r);
+
+    fprintf(stderr, "  a batch whose key belongs to another shard\n");
+    r = produce_raw(fd, 14, "raw", (home + 1) % BAD_SHARDS, batch, blen,
+                    SLUICE__V1__ACK_MODE__ACK_DURABLE, SL_EINVAL);
+    CHECK(r != NULL);
+    sl_response_free(r);
+
+    fprintf(stderr, "  a batch shorter than its length field\n");
+    r = produce_raw(fd, 15, "raw", home, batch, blen - 3, SLUICE__V1__ACK_MODE__ACK_DURABLE,
+                    SL_EPROTO);
+    CHECK(r != NULL);
+    sl_response_free(r);
+
+    fprintf(stderr, "  ACK_NONE gets no response; the next request does\n");
+    CHECK(produce_raw(fd, 16, "raw", home, batch, blen, SLUICE__V1__ACK_MODE__ACK_NONE, 0) !=
+          NULL);
+    CHECK_EQ(list_streams(fd, 17, SL_OK), 0);
+    close(fd);
+
+    /* Nothing bad was stored: shard `home` holds exactly the two good records. */
+    struct sluice_stream_info *info = NULL;
+    CHECK_EQ(sluice_stream_describe(c, "raw", &info), SL_OK);
+    uint64_t stored = 0;
+    for (uint32_t s = 0; s < info->shards_len; s++) {
+        stored += info->shards[s].next_seq;
+    }
+    uint64_t home_next = info->shards[home].next_seq;
+    sluice_stream_info_free(info);
+    CHECK_EQ(stored, 2);
+    CHECK_EQ(home_next, 2);
+
+    fprintf(stderr, "  a long-poll fetch whose connection closes while it waits\n");
+    for (int k = 0; k < 20; k++) {
+        CHECK((fd = raw_connect()) >= 0);
+        CHECK_EQ(hello(fd, 1), 0);
+        sl_request req = SLUICE__V1__REQUEST__INIT;
+        Sluice__V1__Fetch f = SLUICE__V1__FETCH__INIT;
+        Sluice__V1__Position pos = SLUICE__V1__POSITION__INIT;
+        pos.kind = SLUICE__V1__POSITION_KIND__LATEST;
+        f.stream = (char *)"raw";
+        f.shard = home;
+        f.position = &pos;
+        f.max_wait_ms = 5000;
+        req.id = 2;
+        req.body_case = SLUICE__V1__REQUEST__BODY_FETCH;
+        req.fetch = &f;
+        CHECK_EQ(send_req(fd, &req), 0);
+        if (k % 2 == 0) {
+            it_sleep_ms(5); /* let it park */
+        }
+        struct linger lg = {1, 0}; /* some close with a reset */
+        if (k % 4 == 1) {
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        }
+        close(fd);
+    }
+    /* New data wakes parked fetches of closed connections: still fine. */
+    CHECK((fd = raw_connect()) >= 0);
+    CHECK_EQ(hello(fd, 1), 0);
+    r = produce_raw(fd, 2, "raw", home, batch, blen, SLUICE__V1__ACK_MODE__ACK_DURABLE, SL_OK);
+    CHECK(r != NULL);
+    sl_response_free(r);
+    close(fd);
+
+    /* Let the neighbour run a few more rounds, then stop it. */
+    uint32_t rounds = atomic_load(&bg_rounds);
+    uint64_t deadline = it_mono_ms() + 10000;
+    while (atomic_load(&bg_rounds) < rounds + 3 && it_mono_ms() < deadline) {
+        it_sleep_ms(10);
+    }
+    atomic_store(&bg_stop, 1);
+    pthread_join(th, NULL);
+    fprintf(stderr, "  the library connection ran %u produce/consume rounds, %u errors\n",
+            atomic_load(&bg_rounds), atomic_load(&bg_errors));
+    CHECK(atomic_load(&bg_rounds) >= rounds + 3);
+    CHECK_EQ(atomic_load(&bg_errors), 0);
+    sluice_client_free(c);
+    CHECK(it_broker_alive(&broker));
+    CHECK_EQ(it_broker_stop(&broker), 0);
+    it_broker_cleanup(&broker);
+}
+
+int main(void)
+{
+    int rc = it_preflight();
+    if (rc != 0) {
+        return rc;
+    }
+    RUN(bad_input);
+    TEST_END();
+}

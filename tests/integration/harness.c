@@ -1,0 +1,332 @@
+/* harness.c - start, stop, kill and restart the real broker for the integration tests
+ * (see harness.h). */
+#include "harness.h"
+
+#include "common/error.h"
+#include "common/ring.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SLUICED_PATH
+#error "SLUICED_PATH must be defined (tests/CMakeLists.txt)"
+#endif
+
+#define IT_START_WAIT_MS 10000u
+#define IT_STOP_WAIT_MS 20000u
+#define IT_BROKERS_MAX 8
+
+static struct it_broker *registry[IT_BROKERS_MAX];
+static int atexit_done;
+
+uint64_t it_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t it_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void it_sleep_ms(uint32_t ms)
+{
+    struct timespec ts = {ms / 1000u, (long)(ms % 1000u) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+int it_rmtree(const char *path)
+{
+    return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+static void cleanup_all(void)
+{
+    for (int i = 0; i < IT_BROKERS_MAX; i++) {
+        if (registry[i] != NULL) {
+            it_broker_cleanup(registry[i]);
+        }
+    }
+}
+
+static void remember(struct it_broker *b)
+{
+    if (!atexit_done) {
+        atexit(cleanup_all);
+        atexit_done = 1;
+    }
+    for (int i = 0; i < IT_BROKERS_MAX; i++) {
+        if (registry[i] == b) {
+            return;
+        }
+    }
+    for (int i = 0; i < IT_BROKERS_MAX; i++) {
+        if (registry[i] == NULL) {
+            registry[i] = b;
+            return;
+        }
+    }
+}
+
+static void forget(struct it_broker *b)
+{
+    for (int i = 0; i < IT_BROKERS_MAX; i++) {
+        if (registry[i] == b) {
+            registry[i] = NULL;
+        }
+    }
+}
+
+int it_preflight(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    char why[512] = "";
+    if (sl_ring_probe(why, sizeof(why)) != SL_OK) {
+        fprintf(stderr, "io_uring unavailable: %s\n", why);
+        return 77;
+    }
+    return 0;
+}
+
+/* Reads the port file: 0 until it exists and holds a port. */
+static uint32_t read_port(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    unsigned port = 0;
+    if (fscanf(f, "%u", &port) != 1) {
+        port = 0;
+    }
+    fclose(f);
+    return port <= 65535 ? port : 0;
+}
+
+/* Forks and execs the broker on b->port (0 = ephemeral), waits for the port file.
+ * Returns 0, -1 on failure, or 1 when the broker exited early (e.g. the port was busy). */
+static int spawn(struct it_broker *b)
+{
+    unlink(b->port_file);
+    char port[16];
+    snprintf(port, sizeof(port), "%u", b->port);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        return -1;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) {
+            _exit(127);
+        }
+        execl(SLUICED_PATH, SLUICED_PATH, "--data", b->data, "--host", "127.0.0.1", "--port",
+              port, "--port-file", b->port_file, "--flush", b->flush, "--log-level", "warn",
+              (char *)NULL);
+        fprintf(stderr, "exec %s: %s\n", SLUICED_PATH, strerror(errno));
+        _exit(127);
+    }
+    b->pid = pid;
+    uint64_t deadline = it_mono_ms() + IT_START_WAIT_MS;
+    while (it_mono_ms() < deadline) {
+        uint32_t p = read_port(b->port_file);
+        if (p != 0) {
+            b->port = p;
+            snprintf(b->addr, sizeof(b->addr), "127.0.0.1:%u", p);
+            return 0;
+        }
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            b->pid = 0;
+            b->exit_status = status;
+            fprintf(stderr, "  broker exited before listening (status 0x%x)\n",
+                    (unsigned)status);
+            return 1;
+        }
+        it_sleep_ms(10);
+    }
+    fprintf(stderr, "  broker did not write its port file within %u ms\n", IT_START_WAIT_MS);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    b->pid = 0;
+    return -1;
+}
+
+int it_broker_start(struct it_broker *b, const char *flush)
+{
+    memset(b, 0, sizeof(*b));
+    snprintf(b->root, sizeof(b->root), "/var/tmp/sluice-it-XXXXXX");
+    if (mkdtemp(b->root) == NULL) {
+        perror("mkdtemp");
+        return -1;
+    }
+    snprintf(b->data, sizeof(b->data), "%s/data", b->root);
+    snprintf(b->port_file, sizeof(b->port_file), "%s/port", b->root);
+    snprintf(b->flush, sizeof(b->flush), "%s", flush != NULL ? flush : "always");
+    remember(b);
+    return spawn(b) == 0 ? 0 : -1;
+}
+
+int it_broker_restart(struct it_broker *b)
+{
+    if (b->pid != 0) {
+        fprintf(stderr, "  restart: the broker is still running\n");
+        return -1;
+    }
+    uint64_t deadline = it_mono_ms() + IT_START_WAIT_MS;
+    for (;;) {
+        int rc = spawn(b);
+        if (rc <= 0) {
+            return rc;
+        }
+        if (it_mono_ms() >= deadline) {
+            return -1;
+        }
+        it_sleep_ms(200); /* the port may still be taken for a moment */
+    }
+}
+
+static int wait_exit(struct it_broker *b, uint32_t wait_ms)
+{
+    uint64_t deadline = it_mono_ms() + wait_ms;
+    for (;;) {
+        int status;
+        pid_t r = waitpid(b->pid, &status, WNOHANG);
+        if (r == b->pid) {
+            b->exit_status = status;
+            b->pid = 0;
+            return 0;
+        }
+        if (r < 0 && errno != EINTR) {
+            perror("waitpid");
+            b->pid = 0;
+            return -1;
+        }
+        if (it_mono_ms() >= deadline) {
+            return -1;
+        }
+        it_sleep_ms(5);
+    }
+}
+
+int it_broker_stop(struct it_broker *b)
+{
+    if (b->pid == 0) {
+        fprintf(stderr, "  stop: the broker is not running (last status 0x%x)\n",
+                (unsigned)b->exit_status);
+        return -1;
+    }
+    kill(b->pid, SIGTERM);
+    if (wait_exit(b, IT_STOP_WAIT_MS) != 0) {
+        fprintf(stderr, "  stop: the broker did not exit within %u ms of SIGTERM\n",
+                IT_STOP_WAIT_MS);
+        kill(b->pid, SIGKILL);
+        wait_exit(b, IT_STOP_WAIT_MS);
+        return -1;
+    }
+    if (!WIFEXITED(b->exit_status) || WEXITSTATUS(b->exit_status) != 0) {
+        if (WIFSIGNALED(b->exit_status)) {
+            fprintf(stderr, "  stop: the broker died of signal %d\n", WTERMSIG(b->exit_status));
+        } else {
+            fprintf(stderr, "  stop: the broker exited with status %d\n",
+                    WEXITSTATUS(b->exit_status));
+        }
+        return -1;
+    }
+    return 0;
+}
+
+int it_broker_kill9(struct it_broker *b)
+{
+    if (b->pid == 0) {
+        return -1;
+    }
+    kill(b->pid, SIGKILL);
+    if (wait_exit(b, IT_STOP_WAIT_MS) != 0) {
+        return -1;
+    }
+    return WIFSIGNALED(b->exit_status) && WTERMSIG(b->exit_status) == SIGKILL ? 0 : -1;
+}
+
+int it_broker_alive(struct it_broker *b)
+{
+    if (b->pid == 0) {
+        return 0;
+    }
+    int status;
+    if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
+        b->exit_status = status;
+        b->pid = 0;
+        fprintf(stderr, "  the broker exited (status 0x%x)\n", (unsigned)status);
+        return 0;
+    }
+    return 1;
+}
+
+void it_broker_cleanup(struct it_broker *b)
+{
+    if (b->pid != 0) {
+        kill(b->pid, SIGKILL);
+        waitpid(b->pid, NULL, 0);
+        b->pid = 0;
+    }
+    if (b->root[0] != '\0') {
+        if (getenv("SLUICE_IT_KEEP") != NULL) {
+            fprintf(stderr, "  kept %s\n", b->root);
+        } else {
+            it_rmtree(b->root);
+        }
+        b->root[0] = '\0';
+    }
+    forget(b);
+}
+
+int it_connect(const struct it_broker *b, sluice_client **out)
+{
+    struct sluice_client_opts o = {.connect_timeout_ms = 5000,
+                                   .request_timeout_ms = 30000,
+                                   .reconnect_backoff_ms = 50,
+                                   .reconnect_backoff_max_ms = 500,
+                                   .client_id = "integration-test"};
+    int rc = sluice_client_new(b->addr, &o, out);
+    if (rc != SL_OK) {
+        fprintf(stderr, "  connect %s: %s (%s)\n", b->addr, sl_errname(rc), sluice_last_error());
+    }
+    return rc;
+}
+
+int it_create_stream(sluice_client *c, const char *name, uint32_t shards)
+{
+    struct sluice_stream_opts o = {.shard_count = shards,
+                                   .compression = SLUICE_COMPRESSION_NONE};
+    int rc = sluice_stream_create(c, name, &o, NULL);
+    if (rc != SL_OK) {
+        fprintf(stderr, "  create stream %s: %s (%s)\n", name, sl_errname(rc),
+                sluice_last_error());
+    }
+    return rc;
+}

@@ -1,0 +1,72 @@
+/* harness.h - the shared harness of the integration tests (tests/integration/).
+ *
+ * Runs the real broker (SLUICED_PATH, a compile definition set in tests/CMakeLists.txt) as a
+ * child process on 127.0.0.1 with an ephemeral port and a fresh temporary directory under
+ * /var/tmp: <root>/data is the data directory, <root>/port the port file. The broker's
+ * stderr is the test's stderr (log level warn), so sanitizer reports show up in the log.
+ *
+ * Started brokers are remembered: at exit (a failed CHECK returns early) any broker still
+ * running is killed and its directory removed. The child also gets SIGKILL if the test
+ * process dies (PR_SET_PDEATHSIG), so a CTest timeout leaves nothing behind.
+ */
+#ifndef SL_IT_HARNESS_H
+#define SL_IT_HARNESS_H
+
+#include "client/sluice.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct it_broker {
+    char root[64];      /* /var/tmp/sluice-it-XXXXXX */
+    char data[96];      /* <root>/data */
+    char port_file[96]; /* <root>/port */
+    char addr[32];      /* "127.0.0.1:PORT" once started */
+    char flush[16];     /* "always" or "interval" */
+    uint32_t port;      /* 0 until the first start */
+    pid_t pid;          /* 0 when not running */
+    int exit_status;    /* waitpid status of the last exit */
+};
+
+/* Returns 0 when io_uring works here, else prints why and returns 77 (skip the test). Also
+ * ignores SIGPIPE for the raw-socket tests. Call first in main. */
+int it_preflight(void);
+
+/* Creates the temporary directory and starts the broker on an ephemeral port with
+ * `--flush flush` (NULL = "always"); waits up to 10 s for the port file. Returns 0 or -1
+ * (after printing why). */
+int it_broker_start(struct it_broker *b, const char *flush);
+
+/* Starts the broker again on the same data directory and port (after stop or kill9).
+ * Retries for a few seconds if the port is still busy. Returns 0 or -1. */
+int it_broker_restart(struct it_broker *b);
+
+/* SIGTERM, waits up to 20 s. Returns 0 when the broker exited with status 0, else -1. */
+int it_broker_stop(struct it_broker *b);
+
+/* SIGKILL and reap. Returns 0 when it died of SIGKILL. */
+int it_broker_kill9(struct it_broker *b);
+
+/* 1 when the broker process is still running (not exited), else 0. */
+int it_broker_alive(struct it_broker *b);
+
+/* Kills the broker if it runs and removes the temporary directory. Safe to call twice. */
+void it_broker_cleanup(struct it_broker *b);
+
+/* Connects a library client to the broker (short reconnect backoff). Returns SL_OK or the
+ * error (printed with sluice_last_error). */
+int it_connect(const struct it_broker *b, sluice_client **out);
+
+/* Creates `name` with `shards` shards (compression none). Returns SL_OK or the error. */
+int it_create_stream(sluice_client *c, const char *name, uint32_t shards);
+
+/* Monotonic and wall-clock milliseconds; sleep. */
+uint64_t it_mono_ms(void);
+uint64_t it_wall_ms(void);
+void it_sleep_ms(uint32_t ms);
+
+/* Removes a directory tree (rm -rf). Returns 0 or -1. */
+int it_rmtree(const char *path);
+
+#endif
