@@ -17,6 +17,8 @@
  */
 #include "broker/catalog.h"
 
+#include "broker/queue.h"
+
 #include "common/assert.h"
 #include "common/checksum.h"
 #include "common/clock.h"
@@ -221,6 +223,8 @@ static void stream_free(struct sl_stream *st)
             free(st->shards[i].dedup);
         }
     }
+    sl_queue_stream_free(st);
+    sl_qstate_close(st->qstate);
     sl_ckpt_close(st->ckpt);
     free(st->shards);
     free(st->dir);
@@ -267,6 +271,15 @@ static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st)
     }
     int rc = sl_ckpt_open(c->ring, gdir, &c->cfg.ckpt, &st->ckpt);
     free(gdir);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    char *qdir = path_cat(st->dir, "queues");
+    if (qdir == NULL) {
+        return SL_ENOMEM;
+    }
+    rc = sl_qstate_open(c->ring, qdir, &c->cfg.qstate, &st->qstate);
+    free(qdir);
     return rc;
 }
 

@@ -11,6 +11,7 @@
 #define SL_CATALOG_H
 
 #include "storage/checkpoint.h"
+#include "storage/qstate.h"
 #include "storage/shard.h"
 
 #include <stdbool.h>
@@ -28,6 +29,7 @@ struct sl_catalog_config {
     const char *data_dir;            /* borrowed */
     struct sl_shard_config shard;    /* per-shard template (retention set per stream) */
     struct sl_ckpt_config ckpt;
+    struct sl_qstate_config qstate;
     uint32_t default_retention_hours;
     sl_shard_listener listener; /* set on every shard, ctx = its struct sl_bshard */
 };
@@ -47,6 +49,7 @@ struct sl_dedup_entry {
 
 struct sl_fetch_wait; /* a parked long-poll fetch (broker/handler.c) */
 struct sl_produce_op; /* a produce waiting for staging space (broker/handler.c) */
+struct qgroup;        /* a queue group's runtime state (broker/queue.c) */
 
 struct sl_bshard {
     struct sl_stream *stream;
@@ -71,6 +74,8 @@ struct sl_stream {
     char *dir;
     struct sl_bshard *shards;
     struct sl_ckpt_store *ckpt;
+    struct sl_qstate *qstate;   /* queue groups' durable state */
+    struct qgroup *qgroups;     /* their runtime state (broker/queue.c) */
     uint32_t inflight; /* broker ops holding this stream (appends, reads, commits) */
     bool deleted;
     struct sl_stream *next;

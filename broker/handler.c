@@ -18,6 +18,7 @@
  * visible (the shard listener) or the wait expires (the tick). No polling.
  */
 #include "broker/catalog.h"
+#include "broker/queue.h"
 #include "broker/server.h"
 #include "common/clock.h"
 #include "common/compress.h"
@@ -565,6 +566,7 @@ void sl_handle_shard_listener(void *ctx, struct sl_shard *s)
     (void)s;
     struct sl_bshard *b = ctx;
     produce_drain(b);
+    sl_queue_shard_progress(NULL, b);
     struct sl_fetch_wait *fw = b->waiters;
     b->waiters = NULL;
     while (fw != NULL) {
@@ -920,6 +922,33 @@ void sl_handle_request(struct sl_server *srv, struct sl_conn *c, sl_request *req
     case SLUICE__V1__REQUEST__BODY_GROUP_LAG:
         handle_group_lag(srv, c, req);
         break;
+    case SLUICE__V1__REQUEST__BODY_CREATE_GROUP:
+        sl_queue_create_group(srv, c, req);
+        break;
+    case SLUICE__V1__REQUEST__BODY_DELETE_GROUP:
+        sl_queue_delete_group(srv, c, req);
+        break;
+    case SLUICE__V1__REQUEST__BODY_LIST_QUEUE_GROUPS:
+        sl_queue_list_groups(srv, c, req);
+        break;
+    case SLUICE__V1__REQUEST__BODY_RECEIVE:
+        sl_queue_receive(srv, c, req);
+        break;
+    case SLUICE__V1__REQUEST__BODY_ACK:
+        sl_queue_ack(srv, c, req);
+        break;
+    case SLUICE__V1__REQUEST__BODY_NACK:
+        sl_queue_nack(srv, c, req);
+        break;
+    case SLUICE__V1__REQUEST__BODY_EXTEND_VISIBILITY:
+        sl_queue_extend(srv, c, req);
+        break;
+    case SLUICE__V1__REQUEST__BODY_GROUP_STATS:
+        sl_queue_stats(srv, c, req);
+        break;
+    case SLUICE__V1__REQUEST__BODY_PURGE:
+        sl_queue_purge(srv, c, req);
+        break;
     default:
         done_error(c, req->id, SL_EUNSUPPORTED, "unknown request type");
         break;
@@ -929,6 +958,7 @@ void sl_handle_request(struct sl_server *srv, struct sl_conn *c, sl_request *req
 
 void sl_handle_tick(struct sl_server *srv, uint64_t now_ms)
 {
+    sl_queue_tick(srv, now_ms);
     for (struct sl_stream *st = sl_catalog_first(srv->catalog); st != NULL; st = st->next) {
         for (uint32_t i = 0; i < st->shard_count; i++) {
             struct sl_fetch_wait *fw = st->shards[i].waiters;
@@ -947,6 +977,7 @@ void sl_handle_tick(struct sl_server *srv, uint64_t now_ms)
 
 void sl_handle_stop(struct sl_server *srv)
 {
+    sl_queue_stop(srv);
     for (struct sl_stream *st = sl_catalog_first(srv->catalog); st != NULL; st = st->next) {
         for (uint32_t i = 0; i < st->shard_count; i++) {
             struct sl_fetch_wait *fw = st->shards[i].waiters;

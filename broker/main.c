@@ -80,6 +80,7 @@ int main(int argc, char **argv)
     cc.data_dir = cfg.data;
     sl_config_shard(&cfg, &cc.shard);
     sl_config_ckpt(&cfg, &cc.ckpt);
+    sl_qstate_config_default(&cc.qstate);
     cc.default_retention_hours = cfg.default_retention_hours;
     cc.listener = sl_handle_shard_listener;
     char shard_why[256];

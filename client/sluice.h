@@ -1,8 +1,9 @@
 /* sluice.h - libsluice, the C client of the Sluice log broker (the only public header).
  *
  * Nouns: a client (one TCP connection to a broker, pipelined, with one background I/O
- * thread), admin calls on it, a producer (asynchronous, batching, idempotent retries) and a
- * consumer (cursor reads over a stream's shards, checkpoints in a consumer group).
+ * thread), admin calls on it, a producer (asynchronous, batching, idempotent retries), a
+ * consumer (cursor reads over a stream's shards, checkpoints in a consumer group), and queue
+ * groups (competing consumers with leases, acks and nacks; topic subscriptions).
  *
  * Errors: every fallible function returns an `int` from enum sl_err (common/error.h):
  * SL_OK == 0, or SL_E*. The broker's error codes are the same numbers. After a failed call
@@ -319,6 +320,124 @@ uint32_t sluice_consumer_shard_id(const sluice_consumer *c, uint32_t i);
 /* Waits for fetches still in flight, frees (no commit: call sluice_consumer_commit first).
  * NULL-safe. */
 void sluice_consumer_free(sluice_consumer *c);
+
+/* ---- queue groups and topic subscriptions (synchronous; thread-safe) --------------------- */
+
+/* A queue group reads one stream with competing consumers: each record goes to one receiver
+ * at a time under a visibility timeout (a lease), is acknowledged (gone for the group),
+ * negatively acknowledged (visible again, optionally after a delay) or redelivered when its
+ * lease ends. A topic subscription is a queue group on the topic's stream, usually with a
+ * filter and starting at SLUICE_LATEST. Sending to a queue or topic is producing to its
+ * stream (sluice_producer_new / sluice_produce). All calls here are synchronous and
+ * thread-safe: any number of threads may call them on one client. */
+
+#define SLUICE_QUEUE_RECEIVE_MAX 10000u /* records per receive (the protocol's limit) */
+
+struct sluice_queue_group_opts {
+    uint32_t visibility_timeout_ms; /* default lease; 0 = broker default (30000) */
+    uint32_t max_deliveries;        /* then dead-lettered; 0 = never */
+    const char *dead_letter_stream; /* NULL or "" = "<stream>.<group>.dlq" (made on demand) */
+    int ordered;                    /* 1: one record per partition key at a time, in order */
+    const char *filter;             /* JSON pattern on attributes; NULL or "" = all records */
+    struct sluice_position start;   /* where the new group starts (zeroed = TRIM_HORIZON) */
+    uint32_t max_inflight;          /* leases per group; 0 = broker default */
+};
+
+/* Creates queue group `group` on `stream` (both borrowed). `o` may be NULL (defaults).
+ * Errors: SL_ENOTFOUND (no such stream), SL_EEXIST (the group exists), SL_EINVAL (bad name,
+ * filter or option), SL_ELIMIT, SL_ECLOSED, SL_EAGAIN (timeout), SL_EUNSUPPORTED (a broker
+ * without queue groups), broker errors. */
+int sluice_queue_group_create(sluice_client *c, const char *stream, const char *group,
+                              const struct sluice_queue_group_opts *o);
+
+/* Deletes a queue group and its state (leases, acks). Records stay in the stream.
+ * Errors: SL_ENOTFOUND, SL_ECLOSED, SL_EAGAIN, SL_EUNSUPPORTED, broker errors. */
+int sluice_queue_group_delete(sluice_client *c, const char *stream, const char *group);
+
+/* The queue groups (subscriptions) of a stream: *out is an array of *count strings, freed
+ * with sluice_groups_free. Errors: SL_ENOTFOUND, SL_ENOMEM, SL_ECLOSED, SL_EAGAIN,
+ * SL_EUNSUPPORTED. */
+int sluice_queue_groups_list(sluice_client *c, const char *stream, char ***out, size_t *count);
+
+struct sluice_queue_stats {
+    uint64_t visible;       /* records ready for delivery (backlog) */
+    uint64_t inflight;      /* leased */
+    uint64_t delayed;       /* nacked with a delay, not yet visible */
+    uint64_t dead_lettered; /* since the group was created */
+    uint64_t filtered_out;  /* skipped by the filter */
+    uint64_t oldest_age_ms; /* age of the oldest unacknowledged record */
+    /* The group's configuration as the broker holds it (defaults filled in or 0). */
+    uint32_t visibility_timeout_ms;
+    uint32_t max_deliveries;
+    char *dead_letter_stream; /* owned by the struct: sluice_queue_stats_fini */
+    int ordered;
+    char *filter; /* owned by the struct ("" = none) */
+    struct sluice_position start;
+    uint32_t max_inflight;
+};
+
+/* Fills *out (caller's struct; release its strings with sluice_queue_stats_fini, also after
+ * an error). Errors: SL_ENOTFOUND (stream or group), SL_ENOMEM, SL_ECLOSED, SL_EAGAIN,
+ * SL_EUNSUPPORTED. */
+int sluice_queue_stats(sluice_client *c, const char *stream, const char *group,
+                       struct sluice_queue_stats *out);
+void sluice_queue_stats_fini(struct sluice_queue_stats *s); /* NULL-safe, idempotent */
+
+/* Drops every record the group has not acknowledged yet (visible, delayed and leased):
+ * the group continues with records appended afterwards. Errors: SL_ENOTFOUND, SL_ECLOSED,
+ * SL_EAGAIN, SL_EUNSUPPORTED, broker errors. */
+int sluice_queue_purge(sluice_client *c, const char *stream, const char *group);
+
+/* One received message. All memory belongs to the array returned by sluice_queue_receive
+ * and is released by sluice_messages_free; receipt, key and value are NUL-terminated (the
+ * NUL is not counted in the lengths). */
+struct sluice_message {
+    char *receipt; /* names this delivery: pass it to ack / nack / extend */
+    uint32_t shard;
+    uint64_t seq;
+    uint64_t timestamp_ms; /* the broker's append time */
+    uint64_t produced_ms;  /* the producer's own time */
+    uint8_t *key;
+    uint32_t key_len;
+    uint8_t *value;
+    uint32_t value_len;
+    struct sluice_attr *attrs;
+    uint32_t attr_count;
+    uint32_t delivery_count; /* 1 on the first delivery */
+};
+
+/* Receives up to `max` (1 .. SLUICE_QUEUE_RECEIVE_MAX) messages for `group`, each leased
+ * for `visibility_timeout_ms` (0 = the group's). When none is visible it waits up to
+ * `wait_ms` (long-poll; the broker may cap it) and then returns SL_OK with *count = 0.
+ * *out (NULL when *count is 0) is freed with sluice_messages_free.
+ * Errors: SL_EINVAL (max out of range), SL_ENOTFOUND (stream or group), SL_ENOMEM,
+ * SL_EPROTO (malformed answer), SL_ECLOSED, SL_EAGAIN (timeout), SL_EUNSUPPORTED. */
+int sluice_queue_receive(sluice_client *c, const char *stream, const char *group, uint32_t max,
+                         uint32_t wait_ms, uint32_t visibility_timeout_ms,
+                         struct sluice_message **out, size_t *count);
+void sluice_messages_free(struct sluice_message *msgs, size_t count); /* NULL-safe */
+
+/* Acknowledges `count` receipts (borrowed): the records are done for the group; answered
+ * once the acks are durable. Large lists are sent in several requests. `results` (may be
+ * NULL) receives one code per receipt: SL_OK, or SL_ENOTFOUND when the receipt's lease had
+ * ended (the record may be delivered again), or the request's error.
+ * Returns SL_OK when every receipt succeeded, else the first failing receipt's code (its
+ * reason in sluice_last_error()). Errors: SL_ENOTFOUND, SL_EINVAL (count 0), SL_ECLOSED,
+ * SL_EAGAIN, SL_EPROTO (a result count that does not match), SL_EUNSUPPORTED, broker
+ * errors. */
+int sluice_queue_ack(sluice_client *c, const char *stream, const char *group,
+                     const char *const *receipts, size_t count, int *results);
+
+/* Gives leased records back: visible again after `delay_ms` (0 = now); their delivery
+ * count grows on the next delivery. Results and errors as sluice_queue_ack. */
+int sluice_queue_nack(sluice_client *c, const char *stream, const char *group,
+                      const char *const *receipts, size_t count, uint32_t delay_ms, int *results);
+
+/* Sets the leases of the receipts to end `visibility_timeout_ms` from now (for work that
+ * takes longer than the lease). Results and errors as sluice_queue_ack. */
+int sluice_queue_extend(sluice_client *c, const char *stream, const char *group,
+                        const char *const *receipts, size_t count, uint32_t visibility_timeout_ms,
+                        int *results);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,1816 @@
+/* qstate.c - durable state of a stream's queue groups.
+ *
+ * State, in memory: a name-sorted array of groups (at most groups_max new
+ * ones); each group holds its definition, two counters and an array of
+ * shard_count shards. A shard holds:
+ *   floor    every seq < floor is acked;
+ *   ranges   the acked ranges above the floor: sorted, half-open [first, end),
+ *            disjoint and never touching (r[i].end < r[i+1].first), and
+ *            floor < r[0].first (a range reaching the floor is absorbed);
+ *   counts   (seq, count) sorted by seq, count >= 1, for seqs >= floor that
+ *            are in no range.
+ * Memory is O(groups + ranges + counts), never O(backlog). Ranges and counts
+ * are sorted arrays grown by doubling (no allocation per ack beyond that):
+ * lookups are O(log n); an ack or count insertion is O(log n) plus a memmove
+ * of at most n entries (n <= ranges_max, 1 MiB at the 65536 default); the
+ * common in-order ack at the floor touches no range and moves nothing.
+ *
+ * Every mutation is a deterministic function of the state, so the state is
+ * the result of applying the snapshot's records, then the log's, in order.
+ * A mutation is validated, applied to memory at once (all or nothing), and
+ * its record is appended to the staging batch.
+ *
+ * Files in the directory (docs/FORMAT.md section 6; all little-endian):
+ *   qstate.log   a 24-byte header: u32 magic "SLQL" (0x4C514C53), u32
+ *                version (1), u64 gen, u32 check32 of bytes [0, 16), u32 0;
+ *                then records back to back:
+ *       u32 length      whole record, header included: REC_MIN .. REC_MAX
+ *       u32 check       check32 of bytes [0, 4) followed by bytes [8, length)
+ *       u8  type        1 create, 2 delete, 3 ack, 4 count, 5 counters
+ *       u8  name_len    1 .. 128, then the group name (no NUL)
+ *       body by type:
+ *         create:   u32 visibility_timeout_ms, u32 max_deliveries,
+ *                   u32 max_inflight, u8 flags (bit 0 ordered, bit 1 has
+ *                   filter), u8 dls_len (0 .. 128), dead_letter_stream,
+ *                   u16 filter_len (0 .. 4096), filter, u32 start_kind,
+ *                   u64 start_seq, u64 start_time_ms, u64 created_ms,
+ *                   u32 shard_count (1 .. 1024), u64 floor[shard_count]
+ *         delete:   nothing
+ *         ack:      u32 shard, u64 first, u64 end
+ *         count:    u32 shard, u64 seq, u32 count
+ *         counters: u64 dead_lettered, u64 filtered (added)
+ *   qstate.snap  the whole state at a compaction:
+ *       u32 magic "SLQS" (0x53514C53), u32 version (1), u64 log_gen (the gen
+ *       of the log that continues it), u64 record_count, u64 body_len, body
+ *       (records in the log format that rebuild the state from nothing: per
+ *       group in name order a create with the current floors, an ack per
+ *       range, a count per count, counters if not zero), u64 XXH3-64 of every
+ *       byte before it.
+ *   qstate.snap.tmp  a snapshot being written; removed at open.
+ *
+ * Why a log generation: records are not idempotent (counters add; a count
+ * may be set back; a create of an existing group fails), so a log must never
+ * be replayed over a snapshot that already holds it. A log whose gen is below
+ * the snapshot's log_gen is stale (a crash between the snapshot's rename and
+ * the log's cut) and is discarded; above it, the snapshot it follows is
+ * missing: SL_ECORRUPT.
+ *
+ * Write path (group commit), as in checkpoint.c: records go to the staging
+ * batch and the flush is queued at the end of the loop tick (sl_ring_defer).
+ * One batch is in flight at a time: one write at the end of the log, then one
+ * fdatasync; then its callbacks run in call order. Mutations made meanwhile
+ * form the next batch.
+ *
+ * Compaction is SYNCHRONOUS (it blocks the loop thread; once per
+ * log_bytes_max of records), when the log has passed log_bytes_max and no
+ * batch is in flight (right after an fdatasync completed, and at open). The
+ * snapshot is the memory state, which includes the staged mutations:
+ *   write qstate.snap.tmp (log_gen = gen + 1) -> fsync it -> rename over
+ *   qstate.snap -> fsync the directory -> truncate the log to 0 -> fsync
+ *   -> write the header with gen + 1 -> fsync.
+ * The staged mutations are then durable (in the snapshot): their records are
+ * dropped and their callbacks run. A crash before the rename leaves the old
+ * snapshot and the log; after it, the new snapshot and a stale or empty log
+ * (the header is written only once the cut is durable, so old records never
+ * follow a new header). A failure before the rename is logged and the log
+ * keeps growing (retried after another log_bytes_max); after it, fatal.
+ *
+ * Recovery (open): load the snapshot (checksum and structure verified; a bad
+ * snapshot fails the open with SL_ECORRUPT), check the log's header, replay
+ * the log up to the first invalid or incomplete record, truncate it there
+ * (logging the dropped byte count) and fsync it. A record that fails its
+ * check is dropped with everything after it (a torn group-commit write can
+ * persist its pages in any order), so the state goes back to an earlier one,
+ * never to a wrong one. A damaged or torn header drops the whole log. A valid
+ * record that the state refuses (a bug, or a foreign file) fails the open
+ * with SL_ECORRUPT.
+ *
+ * Errors: a failed write or fdatasync is not retried: the store fails every
+ * mutation not yet durable and refuses new ones (SL_EFATAL) until reopened;
+ * memory keeps the refused mutations (reopen to get what is durable).
+ *
+ * Threading: everything runs on the thread of the store's ring.
+ */
+#include "storage/qstate.h"
+
+#include "common/assert.h"
+#include "common/checksum.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/ring.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_NAME      "qstate.log"
+#define SNAP_NAME     "qstate.snap"
+#define SNAP_TMP_NAME "qstate.snap.tmp"
+
+#define LOG_MAGIC   0x4C514C53u /* "SLQL" */
+#define LOG_VERSION 1u
+#define LOG_HEAD    24u
+
+enum rec_type {
+    REC_CREATE = 1,
+    REC_DELETE = 2,
+    REC_ACK = 3,
+    REC_COUNT = 4,
+    REC_COUNTERS = 5,
+};
+
+#define REC_HEAD        8u                                   /* length + check */
+#define REC_NAMED(n)    (REC_HEAD + 2u + (n))                /* + type, name_len, name */
+#define REC_CREATE_BODY (12u + 1u + 1u + 2u + 4u + 24u + 4u) /* fixed part */
+#define REC_ACK_BODY    20u
+#define REC_COUNT_BODY  16u
+#define REC_CTRS_BODY   16u
+#define REC_MIN         REC_NAMED(1u) /* a delete of a 1-byte name */
+#define REC_MAX                                                                                    \
+    (REC_NAMED(SL_QSTATE_NAME_MAX) + REC_CREATE_BODY + SL_QSTATE_NAME_MAX + SL_QSTATE_FILTER_MAX + \
+     8u * SL_QSTATE_SHARDS_MAX)
+_Static_assert(REC_MIN == 11 && REC_MAX == 12602, "record bounds are part of the on-disk format");
+_Static_assert(SL_QSTATE_FILTER_MAX < 0xFFFFu, "filter_len is a u16");
+_Static_assert(SL_QSTATE_NAME_MAX <= 0xFFu, "name lengths are a u8");
+
+#define SNAP_MAGIC   0x53514C53u /* "SLQS" */
+#define SNAP_VERSION 1u
+#define SNAP_HEAD    32u /* magic, version, log_gen, record_count, body_len */
+#define SNAP_TRAILER 8u
+/* Far beyond groups_max x shards x ranges_max records of any real store; a
+ * bigger file is treated as damage, not read. */
+#define SNAP_BYTES_MAX     (1ull << 36)
+#define REPLAY_CHUNK_BYTES (1u << 20)
+_Static_assert(REPLAY_CHUNK_BYTES >= REC_MAX && REPLAY_CHUNK_BYTES >= LOG_HEAD,
+               "a chunk holds a whole record");
+
+#define CFG_GROUPS_MAX_MAX  (1u << 20)
+#define CFG_LOG_BYTES_MIN   (4u << 10)
+#define CFG_LOG_BYTES_MAX   (1u << 30)
+#define CFG_PENDING_MAX_MAX (1u << 24)
+#define CFG_RANGES_MAX_MAX  (1u << 24)
+
+struct range {
+    uint64_t first, end;
+};
+
+struct cnt {
+    uint64_t seq;
+    uint32_t count;
+};
+
+struct shard {
+    uint64_t floor;
+    struct range *r;
+    uint32_t nr, rcap;
+    struct cnt *c;
+    uint32_t nc, ccap;
+};
+
+struct group {
+    struct sl_qgroup_def def; /* def.filter owned */
+    uint32_t shard_count;
+    struct shard *shards;
+    uint64_t dead_lettered, filtered;
+};
+
+/* One mutation, from a call or decoded from a record. Strings are borrowed
+ * and NUL-terminated. */
+struct op {
+    uint8_t type;
+    const char *group;
+    uint32_t shard;
+    uint64_t a, b;  /* ack: first, end; count: seq; counters: dead, filtered */
+    uint32_t count; /* count; create: shard_count */
+    const struct sl_qgroup_def *def;
+    const uint64_t *floors;
+};
+
+/* Room to decode one record (create's strings and floors). */
+struct scratch {
+    char name[SL_QSTATE_NAME_MAX + 1];
+    struct sl_qgroup_def def;
+    char filter[SL_QSTATE_FILTER_MAX + 1];
+    uint64_t floors[SL_QSTATE_SHARDS_MAX];
+};
+
+struct pend {
+    sl_qstate_cb cb;
+    void *ctx;
+};
+
+struct batch {
+    struct pend *p;
+    uint32_t count;
+    uint32_t cap;
+    uint8_t *buf;
+    uint32_t len;
+    uint32_t buf_cap;
+};
+
+struct sl_qstate {
+    struct sl_ring *ring;
+    struct sl_qstate_config cfg;
+    char *dir;
+    int dir_fd;
+    int log_fd;
+    int state; /* SL_OK or SL_EFATAL */
+    bool busy; /* a batch's write or fdatasync is in flight */
+    bool closing;
+    uint32_t ops;        /* ring ops in flight */
+    uint64_t gen;        /* the log's generation */
+    uint64_t log_bytes;  /* durable end of the log: the next write's offset */
+    uint64_t compact_at; /* compact when log_bytes passes this */
+    uint32_t fly_done;   /* bytes of `fly` written so far (short writes) */
+    struct batch stage;  /* mutations not yet issued */
+    struct batch fly;    /* the batch being written and synced */
+    struct sl_io_op write_op;
+    struct sl_io_op sync_op;
+    struct sl_deferred flush;
+    struct group **groups; /* sorted by name (strcmp) */
+    uint32_t group_count;
+    uint32_t group_cap;
+    struct scratch *scratch;
+    struct sl_qstate_stats stats;
+};
+
+/* ------------------------------------------------------------------ */
+/* encoding                                                            */
+
+static void put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+/* check32 over the length field and everything after the check field. */
+static uint32_t rec_check(const uint8_t *r, uint32_t len)
+{
+    SL_ASSERT(len >= REC_MIN && len <= REC_MAX);
+    struct sl_checksum_state st;
+    sl_checksum_init(&st);
+    sl_checksum_update(&st, r, 4);
+    sl_checksum_update(&st, r + REC_HEAD, len - REC_HEAD);
+    return (uint32_t)sl_checksum_final(&st);
+}
+
+static uint32_t filter_len(const struct sl_qgroup_def *def)
+{
+    return def->filter != NULL ? (uint32_t)strlen(def->filter) : 0;
+}
+
+static uint32_t rec_size(const struct op *op)
+{
+    uint32_t n = REC_NAMED((uint32_t)strlen(op->group));
+    switch (op->type) {
+    case REC_CREATE:
+        return n + REC_CREATE_BODY + (uint32_t)strlen(op->def->dead_letter_stream) +
+               filter_len(op->def) + 8u * op->count;
+    case REC_DELETE:
+        return n;
+    case REC_ACK:
+        return n + REC_ACK_BODY;
+    case REC_COUNT:
+        return n + REC_COUNT_BODY;
+    default:
+        SL_ASSERT(op->type == REC_COUNTERS);
+        return n + REC_CTRS_BODY;
+    }
+}
+
+static uint8_t *put_str8(uint8_t *p, const char *s)
+{
+    size_t n = strlen(s);
+    SL_ASSERT(n <= SL_QSTATE_NAME_MAX);
+    *p++ = (uint8_t)n;
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static uint8_t *encode_create(uint8_t *p, const struct op *op)
+{
+    const struct sl_qgroup_def *d = op->def;
+    put_u32(p, d->visibility_timeout_ms);
+    put_u32(p + 4, d->max_deliveries);
+    put_u32(p + 8, d->max_inflight);
+    p[12] = (uint8_t)((d->ordered ? 1u : 0u) | (d->filter != NULL ? 2u : 0u));
+    p = put_str8(p + 13, d->dead_letter_stream);
+    uint32_t fl = filter_len(d);
+    put_u16(p, (uint16_t)fl);
+    if (fl > 0) {
+        memcpy(p + 2, d->filter, fl);
+    }
+    p += 2 + fl;
+    put_u32(p, d->start_kind);
+    put_u64(p + 4, d->start_seq);
+    put_u64(p + 12, d->start_time_ms);
+    put_u64(p + 20, d->created_ms);
+    put_u32(p + 28, op->count);
+    p += 32;
+    for (uint32_t i = 0; i < op->count; i++, p += 8) {
+        put_u64(p, op->floors[i]);
+    }
+    return p;
+}
+
+/* Encodes op's record into `out` (rec_size(op) bytes available). */
+static uint32_t rec_encode(uint8_t *out, const struct op *op)
+{
+    uint32_t len = rec_size(op);
+    SL_ASSERT(len >= REC_MIN && len <= REC_MAX);
+    put_u32(out, len);
+    out[REC_HEAD] = op->type;
+    uint8_t *p = put_str8(out + REC_HEAD + 1, op->group);
+    switch (op->type) {
+    case REC_CREATE:
+        p = encode_create(p, op);
+        break;
+    case REC_DELETE:
+        break;
+    case REC_ACK:
+        put_u32(p, op->shard);
+        put_u64(p + 4, op->a);
+        put_u64(p + 12, op->b);
+        p += REC_ACK_BODY;
+        break;
+    case REC_COUNT:
+        put_u32(p, op->shard);
+        put_u64(p + 4, op->a);
+        put_u32(p + 12, op->count);
+        p += REC_COUNT_BODY;
+        break;
+    default:
+        put_u64(p, op->a);
+        put_u64(p + 8, op->b);
+        p += REC_CTRS_BODY;
+        break;
+    }
+    SL_ASSERT((uint32_t)(p - out) == len);
+    put_u32(out + 4, rec_check(out, len));
+    return len;
+}
+
+/* A bounds-checked reader over one record's bytes. */
+struct rd {
+    const uint8_t *p;
+    uint32_t left;
+    bool bad;
+};
+
+static const uint8_t *rd_take(struct rd *d, uint32_t n)
+{
+    if (d->bad || d->left < n) {
+        d->bad = true;
+        return NULL;
+    }
+    const uint8_t *p = d->p;
+    d->p += n;
+    d->left -= n;
+    return p;
+}
+
+static uint8_t rd_u8(struct rd *d)
+{
+    const uint8_t *p = rd_take(d, 1);
+    return p != NULL ? p[0] : 0;
+}
+
+static uint32_t rd_u16(struct rd *d)
+{
+    const uint8_t *p = rd_take(d, 2);
+    return p != NULL ? (uint32_t)p[0] | ((uint32_t)p[1] << 8) : 0;
+}
+
+static uint32_t rd_u32(struct rd *d)
+{
+    const uint8_t *p = rd_take(d, 4);
+    return p != NULL ? get_u32(p) : 0;
+}
+
+static uint64_t rd_u64(struct rd *d)
+{
+    const uint8_t *p = rd_take(d, 8);
+    return p != NULL ? get_u64(p) : 0;
+}
+
+/* Copies `n` bytes into `dst` (NUL-terminated) if they hold no NUL. */
+static void rd_str(struct rd *d, uint32_t n, char *dst)
+{
+    const uint8_t *p = rd_take(d, n);
+    if (p == NULL || memchr(p, '\0', n) != NULL) {
+        d->bad = true;
+        return;
+    }
+    memcpy(dst, p, n);
+    dst[n] = '\0';
+}
+
+static void decode_create(struct rd *d, struct scratch *sc, struct op *op)
+{
+    struct sl_qgroup_def *def = &sc->def;
+    memset(def, 0, sizeof(*def));
+    memcpy(def->name, sc->name, sizeof(def->name));
+    def->visibility_timeout_ms = rd_u32(d);
+    def->max_deliveries = rd_u32(d);
+    def->max_inflight = rd_u32(d);
+    uint8_t flags = rd_u8(d);
+    uint32_t dls = rd_u8(d);
+    if (dls > SL_QSTATE_NAME_MAX || (flags & ~3u) != 0) {
+        d->bad = true;
+        return;
+    }
+    def->ordered = (flags & 1u) != 0;
+    rd_str(d, dls, def->dead_letter_stream);
+    uint32_t fl = rd_u16(d);
+    if (fl > SL_QSTATE_FILTER_MAX || ((flags & 2u) == 0 && fl > 0)) {
+        d->bad = true;
+        return;
+    }
+    rd_str(d, fl, sc->filter);
+    def->filter = (flags & 2u) != 0 ? sc->filter : NULL;
+    def->start_kind = rd_u32(d);
+    def->start_seq = rd_u64(d);
+    def->start_time_ms = rd_u64(d);
+    def->created_ms = rd_u64(d);
+    op->count = rd_u32(d);
+    if (op->count == 0 || op->count > SL_QSTATE_SHARDS_MAX) {
+        d->bad = true;
+        return;
+    }
+    for (uint32_t i = 0; i < op->count; i++) {
+        sc->floors[i] = rd_u64(d);
+    }
+    op->def = def;
+    op->floors = sc->floors;
+}
+
+/* Decodes and verifies one record of `len` bytes (len read from its first 4
+ * bytes by the caller). Strings land in `sc`. SL_ECORRUPT on any mismatch. */
+static int rec_decode(const uint8_t *r, uint32_t len, struct scratch *sc, struct op *out)
+{
+    if (len < REC_MIN || len > REC_MAX || get_u32(r) != len ||
+        get_u32(r + 4) != rec_check(r, len)) {
+        return SL_ECORRUPT;
+    }
+    struct rd d = {.p = r + REC_HEAD, .left = len - REC_HEAD, .bad = false};
+    memset(out, 0, sizeof(*out));
+    out->type = rd_u8(&d);
+    uint32_t nl = rd_u8(&d);
+    if (nl == 0 || nl > SL_QSTATE_NAME_MAX) {
+        return SL_ECORRUPT;
+    }
+    rd_str(&d, nl, sc->name);
+    out->group = sc->name;
+    switch (out->type) {
+    case REC_CREATE:
+        decode_create(&d, sc, out);
+        break;
+    case REC_DELETE:
+        break;
+    case REC_ACK:
+        out->shard = rd_u32(&d);
+        out->a = rd_u64(&d);
+        out->b = rd_u64(&d);
+        break;
+    case REC_COUNT:
+        out->shard = rd_u32(&d);
+        out->a = rd_u64(&d);
+        out->count = rd_u32(&d);
+        break;
+    case REC_COUNTERS:
+        out->a = rd_u64(&d);
+        out->b = rd_u64(&d);
+        break;
+    default:
+        return SL_ECORRUPT;
+    }
+    return d.bad || d.left != 0 ? SL_ECORRUPT : SL_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* the in-memory state                                                 */
+
+static int grow(void **arr, uint32_t *cap, uint32_t need, size_t elem, uint32_t first)
+{
+    if (need <= *cap) {
+        return SL_OK;
+    }
+    uint32_t n = *cap > 0 ? *cap : first;
+    while (n < need) {
+        n = n > UINT32_MAX / 2 ? UINT32_MAX : n * 2;
+    }
+    void *p = realloc(*arr, (size_t)n * elem);
+    if (p == NULL) {
+        return SL_ENOMEM;
+    }
+    *arr = p;
+    *cap = n;
+    return SL_OK;
+}
+
+/* Binary search by name; returns the group, or NULL with *at = insert index. */
+static struct group *group_find(const struct sl_qstate *qs, const char *name, uint32_t *at)
+{
+    uint32_t lo = 0, hi = qs->group_count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(qs->groups[mid]->def.name, name);
+        if (c == 0) {
+            *at = mid;
+            return qs->groups[mid];
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    *at = lo;
+    return NULL;
+}
+
+static const struct shard *shard_get(const struct sl_qstate *qs, const char *group, uint32_t shard)
+{
+    uint32_t at = 0;
+    const struct group *g = group != NULL ? group_find(qs, group, &at) : NULL;
+    return g != NULL && shard < g->shard_count ? &g->shards[shard] : NULL;
+}
+
+/* The first range whose end >= seq (ends are sorted). */
+static uint32_t range_lb_end(const struct shard *s, uint64_t seq)
+{
+    uint32_t lo = 0, hi = s->nr;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->r[mid].end < seq) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* The first range whose first > seq. */
+static uint32_t range_ub_first(const struct shard *s, uint64_t seq)
+{
+    uint32_t lo = 0, hi = s->nr;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->r[mid].first <= seq) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* The first count whose seq >= seq. */
+static uint32_t count_lb(const struct shard *s, uint64_t seq)
+{
+    uint32_t lo = 0, hi = s->nc;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->c[mid].seq < seq) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+static bool shard_acked(const struct shard *s, uint64_t seq)
+{
+    if (seq < s->floor) {
+        return true;
+    }
+    /* The last range with first <= seq contains it iff its end > seq. */
+    uint32_t i = range_ub_first(s, seq);
+    return i > 0 && s->r[i - 1].end > seq;
+}
+
+static void shard_free(struct sl_qstate *qs, struct shard *s)
+{
+    qs->stats.ranges -= s->nr;
+    qs->stats.counts -= s->nc;
+    free(s->r);
+    free(s->c);
+}
+
+static void group_free(struct sl_qstate *qs, struct group *g)
+{
+    if (g == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; g->shards != NULL && i < g->shard_count; i++) {
+        shard_free(qs, &g->shards[i]);
+    }
+    free(g->shards);
+    free(g->def.filter);
+    free(g);
+}
+
+/* Marks [first, end) acked (see the file comment for the invariants).
+ * limit: 0 = none (replay). All or nothing: SL_ELIMIT/SL_ENOMEM change
+ * nothing. */
+static int shard_ack(struct sl_qstate *qs, struct shard *s, uint64_t first, uint64_t end,
+                     uint32_t limit)
+{
+    SL_ASSERT(first < end);
+    if (end <= s->floor) {
+        return SL_OK;
+    }
+    if (first < s->floor) {
+        first = s->floor;
+    }
+    /* Ranges [lo, hi) overlap or touch [first, end): they merge into one. */
+    uint32_t lo = range_lb_end(s, first), hi = range_ub_first(s, end);
+    uint64_t nf = first, ne = end;
+    if (lo < hi) {
+        nf = s->r[lo].first < first ? s->r[lo].first : first;
+        ne = s->r[hi - 1].end > end ? s->r[hi - 1].end : end;
+    }
+    bool to_floor = nf == s->floor;
+    if (!to_floor && lo == hi) {
+        if (limit != 0 && s->nr >= limit) {
+            return SL_ELIMIT;
+        }
+        if (grow((void **)&s->r, &s->rcap, s->nr + 1, sizeof(*s->r), 8) != SL_OK) {
+            return SL_ENOMEM;
+        }
+    }
+    /* Counts inside the merged span go (those in old ranges are gone already). */
+    uint32_t c0 = count_lb(s, nf), c1 = count_lb(s, ne);
+    if (c1 > c0) {
+        memmove(&s->c[c0], &s->c[c1], (s->nc - c1) * sizeof(*s->c));
+        s->nc -= c1 - c0;
+        qs->stats.counts -= c1 - c0;
+    }
+    uint32_t keep = to_floor ? 0 : 1; /* ranges that replace [lo, hi) */
+    uint32_t removed = hi - lo;
+    if (keep != removed) {
+        memmove(&s->r[lo + keep], &s->r[hi], (s->nr - hi) * sizeof(*s->r));
+        s->nr = s->nr + keep - removed;
+    }
+    qs->stats.ranges = qs->stats.ranges + keep - removed;
+    if (to_floor) {
+        SL_ASSERT(lo == 0);
+        s->floor = ne;
+    } else {
+        s->r[lo] = (struct range){.first = nf, .end = ne};
+    }
+    SL_ASSERT(s->nr == 0 || s->floor < s->r[0].first);
+    SL_ASSERT(s->nc == 0 || s->c[0].seq >= s->floor);
+    return SL_OK;
+}
+
+/* Sets a delivery count (0 removes it); ignored for an acked seq. */
+static int shard_set_count(struct sl_qstate *qs, struct shard *s, uint64_t seq, uint32_t count,
+                           uint32_t limit)
+{
+    if (shard_acked(s, seq)) {
+        return SL_OK;
+    }
+    uint32_t i = count_lb(s, seq);
+    bool found = i < s->nc && s->c[i].seq == seq;
+    if (found && count > 0) {
+        s->c[i].count = count;
+    } else if (found) {
+        memmove(&s->c[i], &s->c[i + 1], (s->nc - i - 1) * sizeof(*s->c));
+        s->nc--;
+        qs->stats.counts--;
+    } else if (count > 0) {
+        if (limit != 0 && s->nc >= limit) {
+            return SL_ELIMIT;
+        }
+        if (grow((void **)&s->c, &s->ccap, s->nc + 1, sizeof(*s->c), 8) != SL_OK) {
+            return SL_ENOMEM;
+        }
+        memmove(&s->c[i + 1], &s->c[i], (s->nc - i) * sizeof(*s->c));
+        s->c[i] = (struct cnt){.seq = seq, .count = count};
+        s->nc++;
+        qs->stats.counts++;
+    }
+    return SL_OK;
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static int group_create(struct sl_qstate *qs, const struct op *op, uint32_t at)
+{
+    int rc =
+        grow((void **)&qs->groups, &qs->group_cap, qs->group_count + 1, sizeof(*qs->groups), 16);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    struct group *g = calloc(1, sizeof(*g));
+    if (g == NULL) {
+        return SL_ENOMEM;
+    }
+    g->def = *op->def;
+    g->def.filter = NULL;
+    g->shard_count = op->count;
+    g->shards = calloc(op->count, sizeof(*g->shards));
+    if (g->shards == NULL ||
+        (op->def->filter != NULL && (g->def.filter = strdup(op->def->filter)) == NULL)) {
+        group_free(qs, g);
+        return SL_ENOMEM;
+    }
+    for (uint32_t i = 0; i < op->count; i++) {
+        g->shards[i].floor = op->floors[i];
+    }
+    memmove(&qs->groups[at + 1], &qs->groups[at], (qs->group_count - at) * sizeof(*qs->groups));
+    qs->groups[at] = g;
+    qs->group_count++;
+    return SL_OK;
+}
+
+static bool def_valid(const struct sl_qgroup_def *def)
+{
+    size_t n = strnlen(def->name, sizeof(def->name));
+    size_t dls = strnlen(def->dead_letter_stream, sizeof(def->dead_letter_stream));
+    return n >= 1 && n <= SL_QSTATE_NAME_MAX && dls <= SL_QSTATE_NAME_MAX &&
+           def->start_kind <= SL_QSTART_AT_TIMESTAMP &&
+           (def->filter == NULL ||
+            strnlen(def->filter, SL_QSTATE_FILTER_MAX + 1) <= SL_QSTATE_FILTER_MAX);
+}
+
+/* Validates op against the state and applies it, all or nothing. live: the
+ * configured limits apply (not on replay: state on disk is never refused). */
+static int apply(struct sl_qstate *qs, const struct op *op, bool live)
+{
+    size_t nl = op->group != NULL ? strnlen(op->group, SL_QSTATE_NAME_MAX + 1) : 0;
+    if (nl == 0 || nl > SL_QSTATE_NAME_MAX) {
+        return SL_EINVAL;
+    }
+    uint32_t at = 0;
+    struct group *g = group_find(qs, op->group, &at);
+    if (op->type == REC_CREATE) {
+        if (!def_valid(op->def) || strcmp(op->def->name, op->group) != 0 || op->count == 0 ||
+            op->count > SL_QSTATE_SHARDS_MAX || op->floors == NULL) {
+            return SL_EINVAL;
+        }
+        if (g != NULL) {
+            return SL_EEXIST;
+        }
+        if (live && qs->group_count >= qs->cfg.groups_max) {
+            return SL_ELIMIT;
+        }
+        return group_create(qs, op, at);
+    }
+    if (g == NULL) {
+        return SL_ENOTFOUND;
+    }
+    uint32_t limit = live ? qs->cfg.ranges_max : 0;
+    switch (op->type) {
+    case REC_DELETE:
+        memmove(&qs->groups[at], &qs->groups[at + 1],
+                (qs->group_count - at - 1) * sizeof(*qs->groups));
+        qs->group_count--;
+        group_free(qs, g);
+        return SL_OK;
+    case REC_ACK:
+        if (op->shard >= g->shard_count || op->a >= op->b) {
+            return SL_EINVAL;
+        }
+        return shard_ack(qs, &g->shards[op->shard], op->a, op->b, limit);
+    case REC_COUNT:
+        if (op->shard >= g->shard_count) {
+            return SL_EINVAL;
+        }
+        return shard_set_count(qs, &g->shards[op->shard], op->a, op->count, limit);
+    default:
+        SL_ASSERT(op->type == REC_COUNTERS);
+        g->dead_lettered = add_sat(g->dead_lettered, op->a);
+        g->filtered = add_sat(g->filtered, op->b);
+        return SL_OK;
+    }
+}
+
+/* Applies a record from the disk: a refusal means the files disagree with
+ * the state they built, which no torn write explains. */
+static int apply_loaded(struct sl_qstate *qs, const struct op *op, const char *what)
+{
+    int rc = apply(qs, op, false);
+    if (rc != SL_OK && rc != SL_ENOMEM) {
+        sl_error("storage",
+                 "%s/%s: a valid record (type %u, group \"%s\") is refused by the state (%s); "
+                 "refusing to open the queue state",
+                 qs->dir, what, (unsigned)op->type, op->group, sl_errname(rc));
+        return SL_ECORRUPT;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* file helpers                                                        */
+
+static int pread_full(int fd, void *buf, size_t len, uint64_t off, size_t *got)
+{
+    size_t n = 0;
+    while (n < len) {
+        ssize_t r = pread(fd, (uint8_t *)buf + n, len - n, (off_t)(off + n));
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return sl_err_from_errno(errno);
+        }
+        if (r == 0) {
+            break;
+        }
+        n += (size_t)r;
+    }
+    *got = n;
+    return SL_OK;
+}
+
+static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+    size_t n = 0;
+    while (n < len) {
+        ssize_t r = pwrite(fd, (const uint8_t *)buf + n, len - n, (off_t)(off + n));
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return sl_err_from_errno(errno);
+        }
+        n += (size_t)r;
+    }
+    return SL_OK;
+}
+
+static int fsync_fd(int fd)
+{
+    return fsync(fd) == 0 ? SL_OK : sl_err_from_errno(errno);
+}
+
+/* fsyncs the directory holding `path` (which ends in a component). */
+static int fsync_parent(char *path)
+{
+    char *slash = strrchr(path, '/');
+    char saved = 0;
+    const char *parent = ".";
+    if (slash == path) {
+        parent = "/";
+    } else if (slash != NULL) {
+        saved = *slash;
+        *slash = '\0';
+        parent = path;
+    }
+    int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = pfd < 0 ? sl_err_from_errno(errno) : fsync_fd(pfd);
+    if (pfd >= 0) {
+        close(pfd);
+    }
+    if (saved != 0) {
+        *slash = saved;
+    }
+    return rc;
+}
+
+/* mkdir -p, fsyncing the parent of every directory it creates. */
+static int mkdir_p(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(buf)) {
+        return SL_EINVAL;
+    }
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') {
+            continue;
+        }
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0755) == 0) {
+            int rc = fsync_parent(buf);
+            if (rc != SL_OK) {
+                return rc;
+            }
+        } else if (errno != EEXIST) {
+            return sl_err_from_errno(errno);
+        }
+        buf[i] = c;
+    }
+    return SL_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* snapshot                                                            */
+
+/* Walks the state as the records that rebuild it; writes them at `out`
+ * unless NULL. Returns the bytes, *records the record count. */
+static uint64_t snap_body(struct sl_qstate *qs, uint8_t *out, uint64_t *records)
+{
+    uint64_t len = 0, n = 0;
+    uint64_t *floors = qs->scratch->floors;
+    for (uint32_t i = 0; i < qs->group_count; i++) {
+        const struct group *g = qs->groups[i];
+        for (uint32_t s = 0; s < g->shard_count; s++) {
+            floors[s] = g->shards[s].floor;
+        }
+        struct op op = {.type = REC_CREATE,
+                        .group = g->def.name,
+                        .def = &g->def,
+                        .count = g->shard_count,
+                        .floors = floors};
+        len += out != NULL ? rec_encode(out + len, &op) : rec_size(&op);
+        n++;
+        for (uint32_t s = 0; s < g->shard_count; s++) {
+            const struct shard *sh = &g->shards[s];
+            struct op a = {.type = REC_ACK, .group = g->def.name, .shard = s};
+            for (uint32_t j = 0; j < sh->nr; j++) {
+                a.a = sh->r[j].first;
+                a.b = sh->r[j].end;
+                len += out != NULL ? rec_encode(out + len, &a) : rec_size(&a);
+            }
+            struct op c = {.type = REC_COUNT, .group = g->def.name, .shard = s};
+            for (uint32_t j = 0; j < sh->nc; j++) {
+                c.a = sh->c[j].seq;
+                c.count = sh->c[j].count;
+                len += out != NULL ? rec_encode(out + len, &c) : rec_size(&c);
+            }
+            n += sh->nr + sh->nc;
+        }
+        if (g->dead_lettered != 0 || g->filtered != 0) {
+            struct op c = {.type = REC_COUNTERS,
+                           .group = g->def.name,
+                           .a = g->dead_lettered,
+                           .b = g->filtered};
+            len += out != NULL ? rec_encode(out + len, &c) : rec_size(&c);
+            n++;
+        }
+    }
+    *records = n;
+    return len;
+}
+
+/* Builds the snapshot image of the memory state (returns owned buffer). */
+static int snap_build(struct sl_qstate *qs, uint64_t log_gen, uint8_t **out, size_t *out_len)
+{
+    uint64_t records = 0;
+    uint64_t body = snap_body(qs, NULL, &records);
+    if (body > SNAP_BYTES_MAX) {
+        return SL_ETOOBIG;
+    }
+    size_t total = SNAP_HEAD + (size_t)body + SNAP_TRAILER;
+    uint8_t *buf = malloc(total);
+    if (buf == NULL) {
+        return SL_ENOMEM;
+    }
+    put_u32(buf, SNAP_MAGIC);
+    put_u32(buf + 4, SNAP_VERSION);
+    put_u64(buf + 8, log_gen);
+    put_u64(buf + 16, records);
+    put_u64(buf + 24, body);
+    uint64_t again = 0;
+    SL_ASSERT(snap_body(qs, buf + SNAP_HEAD, &again) == body && again == records);
+    put_u64(buf + SNAP_HEAD + body, sl_checksum64(buf, SNAP_HEAD + (size_t)body));
+    *out = buf;
+    *out_len = total;
+    return SL_OK;
+}
+
+static int snap_write_tmp(struct sl_qstate *qs, const uint8_t *buf, size_t len)
+{
+    int fd = openat(qs->dir_fd, SNAP_TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return sl_err_from_errno(errno);
+    }
+    int rc = pwrite_full(fd, buf, len, 0);
+    if (rc == SL_OK) {
+        rc = fsync_fd(fd);
+    }
+    close(fd);
+    return rc;
+}
+
+/* Empties the log and starts it again at generation `gen`: the header is
+ * written only once the cut is durable, so no old record ever follows a new
+ * header. */
+static int log_reset(struct sl_qstate *qs, uint64_t gen, const char **what)
+{
+    uint8_t h[LOG_HEAD];
+    put_u32(h, LOG_MAGIC);
+    put_u32(h + 4, LOG_VERSION);
+    put_u64(h + 8, gen);
+    put_u32(h + 16, sl_checksum32(h, 16));
+    put_u32(h + 20, 0);
+    int rc = SL_OK;
+    *what = "log truncate";
+    if (ftruncate(qs->log_fd, 0) != 0) {
+        return sl_err_from_errno(errno);
+    }
+    *what = "log fsync after the truncate";
+    if ((rc = fsync_fd(qs->log_fd)) != SL_OK) {
+        return rc;
+    }
+    *what = "log header write";
+    if ((rc = pwrite_full(qs->log_fd, h, LOG_HEAD, 0)) != SL_OK) {
+        return rc;
+    }
+    *what = "log fsync after the header";
+    if ((rc = fsync_fd(qs->log_fd)) != SL_OK) {
+        return rc;
+    }
+    qs->gen = gen;
+    qs->log_bytes = LOG_HEAD;
+    return SL_OK;
+}
+
+static void go_fatal(struct sl_qstate *qs, const char *what, const char *why);
+
+/* Synchronous compaction (see the file comment). Nothing may be in flight.
+ * Returns true when the snapshot holds the whole memory state. */
+static bool compact(struct sl_qstate *qs)
+{
+    SL_ASSERT(!qs->busy && qs->state == SL_OK);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = snap_build(qs, qs->gen + 1, &buf, &len);
+    if (rc == SL_OK) {
+        rc = snap_write_tmp(qs, buf, len);
+    }
+    free(buf);
+    if (rc == SL_OK && renameat(qs->dir_fd, SNAP_TMP_NAME, qs->dir_fd, SNAP_NAME) != 0) {
+        rc = sl_err_from_errno(errno);
+    }
+    if (rc != SL_OK) {
+        /* Nothing changed on disk that recovery reads: keep the log. */
+        (void)unlinkat(qs->dir_fd, SNAP_TMP_NAME, 0);
+        qs->compact_at = qs->log_bytes + qs->cfg.log_bytes_max;
+        sl_warn("storage",
+                "%s: queue-state compaction failed: %s; the log keeps growing (%" PRIu64
+                " bytes), retried at %" PRIu64,
+                qs->dir, sl_strerror(rc), qs->log_bytes, qs->compact_at);
+        return false;
+    }
+    /* The new snapshot is in place; the log must not be cut before the
+     * rename is durable. */
+    uint64_t cut = qs->log_bytes;
+    const char *what = "directory fsync after the snapshot rename";
+    rc = fsync_fd(qs->dir_fd);
+    if (rc == SL_OK) {
+        rc = log_reset(qs, qs->gen + 1, &what);
+    }
+    if (rc != SL_OK) {
+        go_fatal(qs, what, sl_strerror(rc));
+        return false;
+    }
+    sl_info("storage",
+            "%s: queue state compacted (%zu-byte snapshot, %" PRIu64 "-byte log cut, gen %" PRIu64
+            ")",
+            qs->dir, len, cut, qs->gen);
+    qs->compact_at = qs->cfg.log_bytes_max;
+    qs->stats.compactions++;
+    return true;
+}
+
+static int snap_parse(struct sl_qstate *qs, const uint8_t *buf, size_t size, uint64_t *log_gen,
+                      const char **why)
+{
+    if (size < SNAP_HEAD + SNAP_TRAILER || get_u32(buf) != SNAP_MAGIC) {
+        *why = "bad magic or too short";
+        return SL_ECORRUPT;
+    }
+    if (get_u32(buf + 4) != SNAP_VERSION) {
+        *why = "unknown version";
+        return SL_ECORRUPT;
+    }
+    uint64_t records = get_u64(buf + 16), body = get_u64(buf + 24);
+    if (body != size - SNAP_HEAD - SNAP_TRAILER) {
+        *why = "body length does not match the file size";
+        return SL_ECORRUPT;
+    }
+    if (get_u64(buf + size - SNAP_TRAILER) != sl_checksum64(buf, size - SNAP_TRAILER)) {
+        *why = "checksum mismatch";
+        return SL_ECORRUPT;
+    }
+    *log_gen = get_u64(buf + 8);
+    size_t off = SNAP_HEAD, end = SNAP_HEAD + (size_t)body;
+    uint64_t n = 0;
+    while (off < end) {
+        struct op op;
+        uint32_t len = end - off >= 4 ? get_u32(buf + off) : 0;
+        if (len > end - off || rec_decode(buf + off, len, qs->scratch, &op) != SL_OK) {
+            *why = "a record fails its check";
+            return SL_ECORRUPT;
+        }
+        int rc = apply_loaded(qs, &op, SNAP_NAME);
+        if (rc != SL_OK) {
+            *why = "a record contradicts the state";
+            return rc;
+        }
+        off += len;
+        n++;
+    }
+    if (n != records) {
+        *why = "record count mismatch";
+        return SL_ECORRUPT;
+    }
+    return SL_OK;
+}
+
+/* Loads qstate.snap if there is one; *log_gen = the gen of the log that
+ * continues it (0 without a snapshot). */
+static int load_snapshot(struct sl_qstate *qs, uint64_t *log_gen)
+{
+    *log_gen = 0;
+    int fd = openat(qs->dir_fd, SNAP_NAME, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? SL_OK : sl_err_from_errno(errno);
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int rc = sl_err_from_errno(errno);
+        close(fd);
+        return rc;
+    }
+    const char *why = "larger than any snapshot";
+    int rc = SL_ECORRUPT;
+    uint8_t *buf = NULL;
+    size_t size = (size_t)st.st_size;
+    if ((uint64_t)st.st_size <= SNAP_BYTES_MAX) {
+        buf = malloc(size > 0 ? size : 1);
+        size_t got = 0;
+        rc = buf == NULL ? SL_ENOMEM : pread_full(fd, buf, size, 0, &got);
+        if (rc == SL_OK && got != size) {
+            rc = SL_EIO;
+        }
+        if (rc == SL_OK) {
+            rc = snap_parse(qs, buf, size, log_gen, &why);
+        }
+    }
+    free(buf);
+    close(fd);
+    if (rc == SL_ECORRUPT) {
+        sl_error("storage",
+                 "%s/%s: snapshot is corrupt (%s); refusing to open the queue state rather "
+                 "than lose it: restore the file, or move it away to start without it",
+                 qs->dir, SNAP_NAME, why);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* log replay                                                          */
+
+/* Applies the valid records of the log from `start`; *end is the offset
+ * after the last. */
+static int replay_log(struct sl_qstate *qs, uint64_t start, uint64_t file_size, uint64_t *end)
+{
+    uint8_t *buf = malloc(REPLAY_CHUNK_BYTES);
+    if (buf == NULL) {
+        return SL_ENOMEM;
+    }
+    uint64_t base = start; /* file offset of buf[0] */
+    size_t have = 0, off = 0;
+    int rc = SL_OK;
+    bool bad = false;
+    for (;;) {
+        while (have - off >= 4) {
+            uint32_t len = get_u32(buf + off);
+            if (len < REC_MIN || len > REC_MAX) {
+                bad = true;
+                break;
+            }
+            if (have - off < len) {
+                break;
+            }
+            struct op op;
+            if (rec_decode(buf + off, len, qs->scratch, &op) != SL_OK) {
+                bad = true;
+                break;
+            }
+            rc = apply_loaded(qs, &op, LOG_NAME);
+            if (rc != SL_OK) {
+                free(buf);
+                return rc;
+            }
+            off += len;
+        }
+        if (bad || base + have >= file_size) {
+            break;
+        }
+        memmove(buf, buf + off, have - off);
+        base += off;
+        have -= off;
+        off = 0;
+        size_t want = REPLAY_CHUNK_BYTES - have;
+        if (want > file_size - base - have) {
+            want = (size_t)(file_size - base - have);
+        }
+        size_t got = 0;
+        rc = pread_full(qs->log_fd, buf + have, want, base + have, &got);
+        if (rc != SL_OK || got == 0) {
+            break;
+        }
+        have += got;
+    }
+    free(buf);
+    *end = base + off;
+    return rc;
+}
+
+/* Reads the header: SL_OK with *gen, or SL_ECORRUPT (torn or damaged). */
+static int log_header(struct sl_qstate *qs, uint64_t size, uint64_t *gen)
+{
+    uint8_t h[LOG_HEAD];
+    size_t got = 0;
+    if (size < LOG_HEAD) {
+        return SL_ECORRUPT;
+    }
+    int rc = pread_full(qs->log_fd, h, LOG_HEAD, 0, &got);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    if (got != LOG_HEAD || get_u32(h) != LOG_MAGIC || get_u32(h + 4) != LOG_VERSION ||
+        get_u32(h + 16) != sl_checksum32(h, 16) || get_u32(h + 20) != 0) {
+        return SL_ECORRUPT;
+    }
+    *gen = get_u64(h + 8);
+    return SL_OK;
+}
+
+/* Restarts the log at `gen` during open (reset failures are plain errors). */
+static int open_reset(struct sl_qstate *qs, uint64_t gen)
+{
+    const char *what = NULL;
+    int rc = log_reset(qs, gen, &what);
+    if (rc != SL_OK) {
+        sl_error("storage", "%s/%s: %s failed: %s", qs->dir, LOG_NAME, what, sl_strerror(rc));
+    }
+    return rc;
+}
+
+static int load_log(struct sl_qstate *qs, uint64_t snap_gen)
+{
+    qs->gen = snap_gen;
+    qs->log_fd = openat(qs->dir_fd, LOG_NAME, O_RDWR | O_CLOEXEC);
+    if (qs->log_fd < 0 && errno == ENOENT) {
+        qs->log_fd = openat(qs->dir_fd, LOG_NAME, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (qs->log_fd < 0) {
+            return sl_err_from_errno(errno);
+        }
+        int rc = open_reset(qs, snap_gen);
+        return rc == SL_OK ? fsync_fd(qs->dir_fd) : rc; /* the new entry is durable */
+    }
+    struct stat st;
+    if (qs->log_fd < 0 || fstat(qs->log_fd, &st) != 0) {
+        return sl_err_from_errno(errno);
+    }
+    uint64_t size = (uint64_t)st.st_size, gen = 0, end = 0;
+    int rc = log_header(qs, size, &gen);
+    if (rc == SL_ECORRUPT) {
+        /* Torn at creation, or damaged: nothing after it can be trusted. */
+        qs->stats.truncated_bytes = size;
+        sl_warn("storage", "%s/%s: truncated %" PRIu64 " bytes: the log header is torn or corrupt",
+                qs->dir, LOG_NAME, size);
+        return open_reset(qs, snap_gen);
+    }
+    if (rc != SL_OK) {
+        return rc;
+    }
+    if (gen < snap_gen) {
+        sl_info("storage",
+                "%s/%s: log gen %" PRIu64 " predates the snapshot (gen %" PRIu64
+                "): discarded (%" PRIu64 " bytes, already in the snapshot)",
+                qs->dir, LOG_NAME, gen, snap_gen, size);
+        return open_reset(qs, snap_gen);
+    }
+    if (gen > snap_gen) {
+        sl_error("storage",
+                 "%s/%s: log gen %" PRIu64 " follows a snapshot of gen %" PRIu64
+                 " that is missing; refusing to open the queue state: restore %s",
+                 qs->dir, LOG_NAME, gen, snap_gen, SNAP_NAME);
+        return SL_ECORRUPT;
+    }
+    rc = replay_log(qs, LOG_HEAD, size, &end);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    if (end < size) {
+        qs->stats.truncated_bytes = size - end;
+        sl_warn("storage",
+                "%s/%s: truncated %" PRIu64 " bytes of torn or corrupt tail at offset %" PRIu64,
+                qs->dir, LOG_NAME, size - end, end);
+        if (ftruncate(qs->log_fd, (off_t)end) != 0) {
+            return sl_err_from_errno(errno);
+        }
+        rc = fsync_fd(qs->log_fd);
+    }
+    qs->log_bytes = end;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* write path                                                          */
+
+static void fail_batch(struct batch *b, int err)
+{
+    uint32_t n = b->count;
+    b->count = 0;
+    b->len = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (b->p[i].cb != NULL) {
+            b->p[i].cb(b->p[i].ctx, err);
+        }
+    }
+}
+
+static void go_fatal(struct sl_qstate *qs, const char *what, const char *why)
+{
+    if (qs->state != SL_EFATAL) {
+        sl_error("storage",
+                 "%s: queue-state %s failed: %s; mutations are refused from now on (reopen to "
+                 "recover what is durable)",
+                 qs->dir, what, why);
+    }
+    qs->state = SL_EFATAL;
+    qs->busy = false;
+    fail_batch(&qs->fly, SL_EFATAL);
+    fail_batch(&qs->stage, SL_EFATAL);
+}
+
+static void write_issue(struct sl_qstate *qs)
+{
+    SL_ASSERT(qs->fly_done < qs->fly.len);
+    qs->ops++;
+    qs->stats.writes++;
+    sl_ring_write(qs->ring, &qs->write_op, qs->log_fd, qs->fly.buf + qs->fly_done,
+                  qs->fly.len - qs->fly_done, qs->log_bytes + qs->fly_done);
+}
+
+/* Issues the staged mutations as one write (then one fdatasync). */
+static void issue(struct sl_qstate *qs)
+{
+    if (qs->busy || qs->stage.count == 0 || qs->state != SL_OK) {
+        return;
+    }
+    SL_ASSERT(qs->fly.count == 0 && qs->stage.len > 0);
+    struct batch t = qs->fly;
+    qs->fly = qs->stage;
+    qs->stage = t;
+    qs->stage.count = 0;
+    qs->stage.len = 0;
+    qs->busy = true;
+    qs->fly_done = 0;
+    write_issue(qs);
+}
+
+static void flush_deferred(struct sl_deferred *d)
+{
+    issue(sl_container_of(d, struct sl_qstate, flush));
+}
+
+static void write_done(struct sl_io_op *op, int res)
+{
+    struct sl_qstate *qs = sl_container_of(op, struct sl_qstate, write_op);
+    qs->ops--;
+    if (res <= 0) {
+        go_fatal(qs, "log write", strerror(res < 0 ? -res : EIO));
+        return;
+    }
+    qs->fly_done += (uint32_t)res;
+    if (qs->fly_done < qs->fly.len) {
+        write_issue(qs); /* short write: continue where it stopped */
+        return;
+    }
+    qs->ops++;
+    qs->stats.fsyncs++;
+    sl_ring_fsync(qs->ring, &qs->sync_op, qs->log_fd, 1);
+}
+
+/* Runs the callbacks of `fly` (durable) with SL_OK. busy stays set, so the
+ * mutations the callbacks make go to `stage`. */
+static void complete_fly(struct sl_qstate *qs)
+{
+    uint32_t n = qs->fly.count;
+    qs->fly.count = 0;
+    qs->fly.len = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (qs->fly.p[i].cb != NULL) {
+            qs->fly.p[i].cb(qs->fly.p[i].ctx, SL_OK);
+        }
+    }
+}
+
+/* After a compaction the snapshot holds the staged mutations too: they are
+ * durable without a log write. */
+static void complete_stage(struct sl_qstate *qs)
+{
+    SL_ASSERT(qs->fly.count == 0 && !qs->busy);
+    struct batch t = qs->fly;
+    qs->fly = qs->stage;
+    qs->stage = t;
+    qs->stage.count = 0;
+    qs->stage.len = 0;
+    qs->busy = true;
+    complete_fly(qs);
+    qs->busy = false;
+}
+
+static void sync_done(struct sl_io_op *op, int res)
+{
+    struct sl_qstate *qs = sl_container_of(op, struct sl_qstate, sync_op);
+    qs->ops--;
+    if (res < 0) {
+        go_fatal(qs, "log fdatasync", strerror(-res));
+        return;
+    }
+    qs->log_bytes += qs->fly.len;
+    qs->stats.records += qs->fly.count;
+    complete_fly(qs);
+    qs->busy = false;
+    if (qs->state == SL_OK && qs->log_bytes > qs->compact_at && compact(qs)) {
+        complete_stage(qs);
+    }
+    issue(qs);
+}
+
+/* Validates, applies and stages one mutation (see the header). */
+static int submit(struct sl_qstate *qs, const struct op *op, sl_qstate_cb cb, void *ctx)
+{
+    if (qs->state != SL_OK) {
+        return SL_EFATAL;
+    }
+    if (qs->closing) {
+        return SL_ECLOSED;
+    }
+    if (qs->stage.count + qs->fly.count >= qs->cfg.pending_max) {
+        return SL_EAGAIN;
+    }
+    /* Reserve what can fail before changing anything; apply is all or
+     * nothing; encoding cannot fail. */
+    uint32_t len = rec_size(op);
+    int rc =
+        grow((void **)&qs->stage.p, &qs->stage.cap, qs->stage.count + 1, sizeof(*qs->stage.p), 64);
+    if (rc == SL_OK) {
+        rc = grow((void **)&qs->stage.buf, &qs->stage.buf_cap, qs->stage.len + len, 1,
+                  64 * REC_NAMED(SL_QSTATE_NAME_MAX));
+    }
+    if (rc == SL_OK) {
+        rc = apply(qs, op, true);
+    }
+    if (rc != SL_OK) {
+        return rc;
+    }
+    qs->stage.len += rec_encode(qs->stage.buf + qs->stage.len, op);
+    qs->stage.p[qs->stage.count++] = (struct pend){.cb = cb, .ctx = ctx};
+    qs->stats.mutations++;
+    sl_ring_defer(qs->ring, &qs->flush);
+    return SL_OK;
+}
+
+static bool name_ok(const char *name)
+{
+    size_t n = name != NULL ? strnlen(name, SL_QSTATE_NAME_MAX + 1) : 0;
+    return n >= 1 && n <= SL_QSTATE_NAME_MAX;
+}
+
+int sl_qstate_create_group(struct sl_qstate *qs, const struct sl_qgroup_def *def,
+                           uint32_t shard_count, const uint64_t *start_floor, sl_qstate_cb cb,
+                           void *ctx)
+{
+    SL_ASSERT(qs != NULL);
+    if (def == NULL || !def_valid(def) || start_floor == NULL || shard_count == 0 ||
+        shard_count > SL_QSTATE_SHARDS_MAX) {
+        return SL_EINVAL;
+    }
+    struct op op = {.type = REC_CREATE,
+                    .group = def->name,
+                    .def = def,
+                    .count = shard_count,
+                    .floors = start_floor};
+    return submit(qs, &op, cb, ctx);
+}
+
+int sl_qstate_delete_group(struct sl_qstate *qs, const char *group, sl_qstate_cb cb, void *ctx)
+{
+    SL_ASSERT(qs != NULL);
+    if (!name_ok(group)) {
+        return SL_EINVAL;
+    }
+    struct op op = {.type = REC_DELETE, .group = group};
+    return submit(qs, &op, cb, ctx);
+}
+
+int sl_qstate_ack(struct sl_qstate *qs, const char *group, uint32_t shard, uint64_t first,
+                  uint64_t end, sl_qstate_cb cb, void *ctx)
+{
+    SL_ASSERT(qs != NULL);
+    if (!name_ok(group) || first >= end) {
+        return SL_EINVAL;
+    }
+    struct op op = {.type = REC_ACK, .group = group, .shard = shard, .a = first, .b = end};
+    return submit(qs, &op, cb, ctx);
+}
+
+int sl_qstate_set_count(struct sl_qstate *qs, const char *group, uint32_t shard, uint64_t seq,
+                        uint32_t count, sl_qstate_cb cb, void *ctx)
+{
+    SL_ASSERT(qs != NULL);
+    if (!name_ok(group)) {
+        return SL_EINVAL;
+    }
+    struct op op = {.type = REC_COUNT, .group = group, .shard = shard, .a = seq, .count = count};
+    return submit(qs, &op, cb, ctx);
+}
+
+int sl_qstate_add_counters(struct sl_qstate *qs, const char *group, uint64_t dead_lettered,
+                           uint64_t filtered, sl_qstate_cb cb, void *ctx)
+{
+    SL_ASSERT(qs != NULL);
+    if (!name_ok(group)) {
+        return SL_EINVAL;
+    }
+    struct op op = {.type = REC_COUNTERS, .group = group, .a = dead_lettered, .b = filtered};
+    return submit(qs, &op, cb, ctx);
+}
+
+/* ------------------------------------------------------------------ */
+/* reads                                                               */
+
+const struct sl_qgroup_def *sl_qstate_group(const struct sl_qstate *qs, const char *group)
+{
+    uint32_t at = 0;
+    const struct group *g = group != NULL ? group_find(qs, group, &at) : NULL;
+    return g != NULL ? &g->def : NULL;
+}
+
+uint32_t sl_qstate_shard_count(const struct sl_qstate *qs, const char *group)
+{
+    uint32_t at = 0;
+    const struct group *g = group != NULL ? group_find(qs, group, &at) : NULL;
+    return g != NULL ? g->shard_count : 0;
+}
+
+void sl_qstate_foreach_group(const struct sl_qstate *qs,
+                             void (*fn)(void *ctx, const struct sl_qgroup_def *def), void *ctx)
+{
+    for (uint32_t i = 0; i < qs->group_count; i++) {
+        fn(ctx, &qs->groups[i]->def);
+    }
+}
+
+uint64_t sl_qstate_floor(const struct sl_qstate *qs, const char *group, uint32_t shard)
+{
+    const struct shard *s = shard_get(qs, group, shard);
+    return s != NULL ? s->floor : 0;
+}
+
+bool sl_qstate_is_acked(const struct sl_qstate *qs, const char *group, uint32_t shard, uint64_t seq)
+{
+    const struct shard *s = shard_get(qs, group, shard);
+    return s != NULL && shard_acked(s, seq);
+}
+
+uint64_t sl_qstate_next_unacked(const struct sl_qstate *qs, const char *group, uint32_t shard,
+                                uint64_t from)
+{
+    const struct shard *s = shard_get(qs, group, shard);
+    if (s == NULL) {
+        return from;
+    }
+    if (from < s->floor) {
+        from = s->floor;
+    }
+    /* Ranges never touch, so the end of the one holding `from` is unacked. */
+    uint32_t i = range_ub_first(s, from);
+    if (i > 0 && s->r[i - 1].end > from) {
+        from = s->r[i - 1].end;
+    }
+    SL_ASSERT(!shard_acked(s, from) || from == UINT64_MAX);
+    return from;
+}
+
+uint32_t sl_qstate_count(const struct sl_qstate *qs, const char *group, uint32_t shard,
+                         uint64_t seq)
+{
+    const struct shard *s = shard_get(qs, group, shard);
+    if (s == NULL) {
+        return 0;
+    }
+    uint32_t i = count_lb(s, seq);
+    return i < s->nc && s->c[i].seq == seq ? s->c[i].count : 0;
+}
+
+void sl_qstate_foreach_count(const struct sl_qstate *qs, const char *group, uint32_t shard,
+                             void (*fn)(void *ctx, uint64_t seq, uint32_t count), void *ctx)
+{
+    const struct shard *s = shard_get(qs, group, shard);
+    for (uint32_t i = 0; s != NULL && i < s->nc; i++) {
+        fn(ctx, s->c[i].seq, s->c[i].count);
+    }
+}
+
+void sl_qstate_counters(const struct sl_qstate *qs, const char *group, uint64_t *dead_lettered,
+                        uint64_t *filtered)
+{
+    uint32_t at = 0;
+    const struct group *g = group != NULL ? group_find(qs, group, &at) : NULL;
+    if (dead_lettered != NULL) {
+        *dead_lettered = g != NULL ? g->dead_lettered : 0;
+    }
+    if (filtered != NULL) {
+        *filtered = g != NULL ? g->filtered : 0;
+    }
+}
+
+void sl_qstate_stats(const struct sl_qstate *qs, struct sl_qstate_stats *out)
+{
+    *out = qs->stats;
+    out->groups = qs->group_count;
+    out->pending = qs->stage.count + qs->fly.count;
+    out->log_bytes = qs->log_bytes;
+    out->state = qs->state;
+}
+
+/* ------------------------------------------------------------------ */
+/* open and close                                                      */
+
+void sl_qstate_config_default(struct sl_qstate_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->groups_max = 256;
+    cfg->log_bytes_max = 8u << 20;
+    cfg->pending_max = 65536;
+    cfg->ranges_max = 65536;
+}
+
+static int config_check(const struct sl_qstate_config *cfg)
+{
+    if (cfg->groups_max < 1 || cfg->groups_max > CFG_GROUPS_MAX_MAX) {
+        return SL_EINVAL;
+    }
+    if (cfg->log_bytes_max < CFG_LOG_BYTES_MIN || cfg->log_bytes_max > CFG_LOG_BYTES_MAX) {
+        return SL_EINVAL;
+    }
+    if (cfg->pending_max < 1 || cfg->pending_max > CFG_PENDING_MAX_MAX) {
+        return SL_EINVAL;
+    }
+    if (cfg->ranges_max < 1 || cfg->ranges_max > CFG_RANGES_MAX_MAX) {
+        return SL_EINVAL;
+    }
+    return SL_OK;
+}
+
+static int store_load(struct sl_qstate *qs)
+{
+    int rc = mkdir_p(qs->dir);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    qs->dir_fd = open(qs->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (qs->dir_fd < 0) {
+        return sl_err_from_errno(errno);
+    }
+    /* A snapshot being written when the process died: never renamed, so
+     * never part of the state. */
+    if (unlinkat(qs->dir_fd, SNAP_TMP_NAME, 0) != 0 && errno != ENOENT) {
+        return sl_err_from_errno(errno);
+    }
+    uint64_t snap_gen = 0;
+    rc = load_snapshot(qs, &snap_gen);
+    if (rc == SL_OK) {
+        rc = load_log(qs, snap_gen);
+    }
+    if (rc != SL_OK) {
+        return rc;
+    }
+    if (qs->group_count > qs->cfg.groups_max) {
+        sl_warn("storage",
+                "%s: %" PRIu32 " queue groups on disk, over groups_max %" PRIu32
+                "; all kept, new groups refused",
+                qs->dir, qs->group_count, qs->cfg.groups_max);
+    }
+    qs->compact_at = qs->cfg.log_bytes_max;
+    if (qs->log_bytes > qs->compact_at) {
+        (void)compact(qs);
+        if (qs->state != SL_OK) {
+            return SL_EIO;
+        }
+    }
+    return SL_OK;
+}
+
+int sl_qstate_open(struct sl_ring *ring, const char *dir, const struct sl_qstate_config *cfg,
+                   struct sl_qstate **out)
+{
+    SL_ASSERT(ring != NULL && dir != NULL && cfg != NULL && out != NULL);
+    *out = NULL;
+    if (config_check(cfg) != SL_OK) {
+        sl_error("storage",
+                 "%s: bad queue-state config: groups_max [1, %u], log_bytes_max [%u, %u], "
+                 "pending_max [1, %u], ranges_max [1, %u]",
+                 dir, CFG_GROUPS_MAX_MAX, CFG_LOG_BYTES_MIN, CFG_LOG_BYTES_MAX, CFG_PENDING_MAX_MAX,
+                 CFG_RANGES_MAX_MAX);
+        return SL_EINVAL;
+    }
+    struct sl_qstate *qs = calloc(1, sizeof(*qs));
+    if (qs == NULL) {
+        return SL_ENOMEM;
+    }
+    qs->ring = ring;
+    qs->cfg = *cfg;
+    qs->dir_fd = -1;
+    qs->log_fd = -1;
+    qs->state = SL_OK;
+    qs->write_op.cb = write_done;
+    qs->sync_op.cb = sync_done;
+    qs->flush.fn = flush_deferred;
+    qs->dir = strdup(dir);
+    qs->scratch = malloc(sizeof(*qs->scratch));
+    int rc = qs->dir == NULL || qs->scratch == NULL ? SL_ENOMEM : store_load(qs);
+    if (rc != SL_OK) {
+        sl_error("storage", "%s: cannot open the queue state: %s", dir, sl_strerror(rc));
+        sl_qstate_close(qs);
+        return rc;
+    }
+    sl_info("storage",
+            "%s: queue state loaded: %" PRIu32 " groups, %" PRIu64 " ranges, %" PRIu64
+            " counts, %" PRIu64 "-byte log (gen %" PRIu64 ")",
+            dir, qs->group_count, qs->stats.ranges, qs->stats.counts, qs->log_bytes, qs->gen);
+    *out = qs;
+    return SL_OK;
+}
+
+void sl_qstate_close(struct sl_qstate *qs)
+{
+    if (qs == NULL) {
+        return;
+    }
+    qs->closing = true;
+    /* Write what is staged and wait for our I/O; the deferred flush must
+     * also have run before the store's memory goes. */
+    while (qs->ops > 0 || qs->flush.queued || (qs->stage.count > 0 && qs->state == SL_OK)) {
+        issue(qs);
+        sl_ring_run(qs->ring, qs->ops > 0 ? 1 : 0, 0);
+    }
+    SL_ASSERT(qs->fly.count == 0 && qs->stage.count == 0);
+    for (uint32_t i = 0; i < qs->group_count; i++) {
+        group_free(qs, qs->groups[i]);
+    }
+    SL_ASSERT(qs->stats.ranges == 0 && qs->stats.counts == 0);
+    free(qs->groups);
+    free(qs->stage.p);
+    free(qs->stage.buf);
+    free(qs->fly.p);
+    free(qs->fly.buf);
+    free(qs->scratch);
+    if (qs->log_fd >= 0) {
+        close(qs->log_fd);
+    }
+    if (qs->dir_fd >= 0) {
+        close(qs->dir_fd);
+    }
+    free(qs->dir);
+    free(qs);
+}

@@ -1,0 +1,334 @@
+/* queue.c - queue groups and subscriptions over the real broker.
+ *
+ * Covers: every record delivered and acked exactly once by competing
+ * receives on a 2-shard stream; a lease that expires makes the record
+ * visible again with delivery_count 2; nack (now and delayed) and extend;
+ * after max_deliveries the record goes to the dead-letter stream with its
+ * source attributes and is not delivered again; acks survive kill -9 (no
+ * acked record is delivered again after the restart; unacked in-flight ones
+ * are, with their counts); three subscriptions each receive every record,
+ * one with a filter receives exactly the matching ones; an invalid filter is
+ * refused with a message; a group far behind holds at most max_inflight
+ * leases.
+ */
+#include "../unit/test.h"
+#include "harness.h"
+
+#include "common/error.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#define N 1000u
+
+static struct it_broker broker;
+static sluice_client *client;
+static atomic_uint produce_errors;
+
+static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
+{
+    (void)ctx;
+    (void)shard;
+    (void)seq;
+    if (err != SL_OK) {
+        atomic_fetch_add(&produce_errors, 1);
+    }
+}
+
+/* Produces N records "m<i>" with attribute kind=even|odd and n=<i>. */
+static int produce_n(const char *stream, uint32_t from)
+{
+    sluice_producer *p = NULL;
+    struct sluice_producer_opts po = {.linger_ms = 1, .block_when_full = 1};
+    if (sluice_producer_new(client, stream, &po, &p) != SL_OK) {
+        return -1;
+    }
+    char key[16], val[32], num[16];
+    for (uint32_t i = from; i < from + N; i++) {
+        int kl = snprintf(key, sizeof(key), "k%u", i % 53);
+        int vl = snprintf(val, sizeof(val), "m%u", i);
+        int nl = snprintf(num, sizeof(num), "%u", i);
+        const char *kind = i % 2 == 0 ? "even" : "odd";
+        struct sluice_attr at[2] = {{"kind", 4, kind, (uint32_t)strlen(kind)},
+                                    {"n", 1, num, (uint32_t)nl}};
+        if (sluice_produce(p, key, (size_t)kl, val, (size_t)vl, at, 2, on_delivery, NULL) !=
+            SL_OK) {
+            sluice_producer_free(p);
+            return -1;
+        }
+    }
+    int rc = sluice_producer_flush(p, 30000);
+    sluice_producer_free(p);
+    return rc == SL_OK && atomic_load(&produce_errors) == 0 ? 0 : -1;
+}
+
+static uint32_t value_index(const struct sluice_message *m)
+{
+    char buf[32];
+    uint32_t n = m->value_len < sizeof(buf) - 1 ? m->value_len : (uint32_t)sizeof(buf) - 1;
+    memcpy(buf, m->value, n);
+    buf[n] = '\0';
+    return (uint32_t)strtoul(buf + 1, NULL, 10);
+}
+
+/* Receives and acks until `want` distinct records came or `ms` passed;
+ * counts each record index in seen[]. */
+static uint32_t drain(const char *stream, const char *group, uint8_t *seen, uint32_t want,
+                      uint32_t ms)
+{
+    uint32_t got = 0;
+    uint64_t end = it_mono_ms() + ms;
+    while (got < want && it_mono_ms() < end) {
+        struct sluice_message *msgs = NULL;
+        size_t n = 0;
+        if (sluice_queue_receive(client, stream, group, 100, 500, 0, &msgs, &n) != SL_OK) {
+            break;
+        }
+        const char *receipts[100];
+        for (size_t i = 0; i < n; i++) {
+            uint32_t idx = value_index(&msgs[i]);
+            if (idx < 4 * N) {
+                seen[idx]++;
+            }
+            receipts[i] = msgs[i].receipt;
+            got++;
+        }
+        if (n > 0 && sluice_queue_ack(client, stream, group, receipts, n, NULL) != SL_OK) {
+            fprintf(stderr, "  ack failed: %s\n", sluice_last_error());
+        }
+        sluice_messages_free(msgs, n);
+    }
+    return got;
+}
+
+TEST(every_record_once)
+{
+    CHECK_EQ(it_create_stream(client, "jobs", 2), SL_OK);
+    CHECK_EQ(sluice_queue_group_create(client, "jobs", "workers", NULL), SL_OK);
+    CHECK_EQ(produce_n("jobs", 0), 0);
+    static uint8_t seen[4 * N];
+    memset(seen, 0, sizeof(seen));
+    CHECK_EQ(drain("jobs", "workers", seen, N, 20000), N);
+    for (uint32_t i = 0; i < N; i++) {
+        CHECK_EQ(seen[i], 1);
+    }
+    struct sluice_queue_stats st;
+    memset(&st, 0, sizeof(st));
+    CHECK_EQ(sluice_queue_stats(client, "jobs", "workers", &st), SL_OK);
+    CHECK_EQ(st.visible, 0);
+    CHECK_EQ(st.inflight, 0);
+    sluice_queue_stats_fini(&st);
+    /* Nothing more to receive. */
+    struct sluice_message *msgs = NULL;
+    size_t n = 9;
+    CHECK_EQ(sluice_queue_receive(client, "jobs", "workers", 10, 100, 0, &msgs, &n), SL_OK);
+    CHECK_EQ(n, 0);
+}
+
+TEST(expiry_nack_extend)
+{
+    CHECK_EQ(it_create_stream(client, "lease", 1), SL_OK);
+    struct sluice_queue_group_opts o = {.visibility_timeout_ms = 300};
+    CHECK_EQ(sluice_queue_group_create(client, "lease", "g", &o), SL_OK);
+    CHECK_EQ(produce_n("lease", 0), 0);
+    struct sluice_message *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    CHECK_EQ(sluice_queue_receive(client, "lease", "g", 3, 1000, 0, &a, &na), SL_OK);
+    CHECK_EQ(na, 3);
+    CHECK_EQ(a[0].delivery_count, 1);
+    /* Extend the first, nack the second with a delay, let the third expire. */
+    const char *r0 = a[0].receipt, *r1 = a[1].receipt;
+    CHECK_EQ(sluice_queue_extend(client, "lease", "g", &r0, 1, 5000, NULL), SL_OK);
+    CHECK_EQ(sluice_queue_nack(client, "lease", "g", &r1, 1, 1500, NULL), SL_OK);
+    it_sleep_ms(700);
+    /* Only the expired third record comes back now, with count 2. */
+    CHECK_EQ(sluice_queue_receive(client, "lease", "g", 1, 1000, 0, &b, &nb), SL_OK);
+    CHECK_EQ(nb, 1);
+    CHECK_EQ(b[0].seq, a[2].seq);
+    CHECK_EQ(b[0].delivery_count, 2);
+    /* The old receipt of the third record is stale now. */
+    int res = 0;
+    const char *r2 = a[2].receipt;
+    CHECK_EQ(sluice_queue_ack(client, "lease", "g", &r2, 1, &res), SL_ENOTFOUND);
+    CHECK_EQ(res, SL_ENOTFOUND);
+    const char *rb = b[0].receipt;
+    CHECK_EQ(sluice_queue_ack(client, "lease", "g", &rb, 1, NULL), SL_OK);
+    sluice_messages_free(b, nb);
+    /* After the nack delay the second record is back. */
+    it_sleep_ms(1200);
+    CHECK_EQ(sluice_queue_receive(client, "lease", "g", 1, 1000, 0, &b, &nb), SL_OK);
+    CHECK_EQ(nb, 1);
+    CHECK_EQ(b[0].seq, a[1].seq);
+    CHECK_EQ(b[0].delivery_count, 2);
+    /* The extended first one is still leased: acking its receipt works. */
+    CHECK_EQ(sluice_queue_ack(client, "lease", "g", &r0, 1, NULL), SL_OK);
+    sluice_messages_free(a, na);
+    sluice_messages_free(b, nb);
+}
+
+TEST(dead_letter_after_max_deliveries)
+{
+    CHECK_EQ(it_create_stream(client, "dl", 1), SL_OK);
+    struct sluice_queue_group_opts o = {.max_deliveries = 2};
+    CHECK_EQ(sluice_queue_group_create(client, "dl", "g", &o), SL_OK);
+    CHECK_EQ(produce_n("dl", 0), 0);
+    uint64_t seq0 = UINT64_MAX;
+    for (int round = 0; round < 2; round++) {
+        struct sluice_message *m = NULL;
+        size_t n = 0;
+        CHECK_EQ(sluice_queue_receive(client, "dl", "g", 1, 1000, 0, &m, &n), SL_OK);
+        CHECK_EQ(n, 1);
+        CHECK_EQ(m[0].delivery_count, (uint32_t)round + 1);
+        seq0 = m[0].seq;
+        const char *r = m[0].receipt;
+        CHECK_EQ(sluice_queue_nack(client, "dl", "g", &r, 1, 0, NULL), SL_OK);
+        sluice_messages_free(m, n);
+    }
+    /* The third time it is dead-lettered: the next record comes instead. */
+    struct sluice_message *m = NULL;
+    size_t n = 0;
+    CHECK_EQ(sluice_queue_receive(client, "dl", "g", 1, 1000, 0, &m, &n), SL_OK);
+    CHECK_EQ(n, 1);
+    CHECK(m[0].seq != seq0);
+    sluice_messages_free(m, n);
+    /* It sits in the DLQ with its source named. */
+    it_sleep_ms(200);
+    CHECK_EQ(sluice_queue_group_create(client, "dl.g.dlq", "inspect", NULL), SL_OK);
+    CHECK_EQ(sluice_queue_receive(client, "dl.g.dlq", "inspect", 10, 2000, 0, &m, &n), SL_OK);
+    CHECK_EQ(n, 1);
+    char want_seq[24];
+    snprintf(want_seq, sizeof(want_seq), "%" PRIu64, seq0);
+    int found_seq = 0, found_stream = 0;
+    for (uint32_t i = 0; i < m[0].attr_count; i++) {
+        const struct sluice_attr *a = &m[0].attrs[i];
+        if (a->key_len == 17 && memcmp(a->key, "sluice.source_seq", 17) == 0 &&
+            a->value_len == strlen(want_seq) && memcmp(a->value, want_seq, a->value_len) == 0) {
+            found_seq = 1;
+        }
+        if (a->key_len == 20 && memcmp(a->key, "sluice.source_stream", 20) == 0 &&
+            a->value_len == 2 && memcmp(a->value, "dl", 2) == 0) {
+            found_stream = 1;
+        }
+    }
+    CHECK(found_seq && found_stream);
+    sluice_messages_free(m, n);
+    struct sluice_queue_stats st;
+    memset(&st, 0, sizeof(st));
+    CHECK_EQ(sluice_queue_stats(client, "dl", "g", &st), SL_OK);
+    CHECK_EQ(st.dead_lettered, 1);
+    sluice_queue_stats_fini(&st);
+}
+
+TEST(acks_survive_kill9)
+{
+    CHECK_EQ(it_create_stream(client, "durable", 2), SL_OK);
+    CHECK_EQ(sluice_queue_group_create(client, "durable", "g", NULL), SL_OK);
+    CHECK_EQ(produce_n("durable", 0), 0);
+    static uint8_t acked[4 * N], redelivered[4 * N];
+    memset(acked, 0, sizeof(acked));
+    memset(redelivered, 0, sizeof(redelivered));
+    CHECK_EQ(drain("durable", "g", acked, N / 2, 20000), N / 2);
+    /* Lease 10 more without acking: in flight at the crash. */
+    struct sluice_message *m = NULL;
+    size_t n = 0;
+    CHECK_EQ(sluice_queue_receive(client, "durable", "g", 10, 1000, 0, &m, &n), SL_OK);
+    CHECK_EQ(n, 10);
+    uint32_t inflight_idx[10];
+    for (size_t i = 0; i < n; i++) {
+        inflight_idx[i] = value_index(&m[i]);
+    }
+    sluice_messages_free(m, n);
+    CHECK_EQ(it_broker_kill9(&broker), 0);
+    CHECK_EQ(it_broker_restart(&broker), 0);
+    uint32_t got = drain("durable", "g", redelivered, N - N / 2, 30000);
+    CHECK_EQ(got, N - N / 2);
+    for (uint32_t i = 0; i < N; i++) {
+        CHECK_EQ(acked[i] + redelivered[i], 1); /* no acked record came back */
+    }
+    for (int i = 0; i < 10; i++) {
+        CHECK_EQ(redelivered[inflight_idx[i]], 1); /* in-flight ones did */
+    }
+}
+
+TEST(fan_out_and_filters)
+{
+    CHECK_EQ(it_create_stream(client, "events", 2), SL_OK);
+    struct sluice_queue_group_opts even = {.filter = "{\"kind\": [\"even\"]}"};
+    struct sluice_queue_group_opts big = {.filter = "{\"n\": [{\"numeric\": [\">=\", 900]}]}"};
+    CHECK_EQ(sluice_queue_group_create(client, "events", "all", NULL), SL_OK);
+    CHECK_EQ(sluice_queue_group_create(client, "events", "even", &even), SL_OK);
+    CHECK_EQ(sluice_queue_group_create(client, "events", "big", &big), SL_OK);
+    struct sluice_queue_group_opts bad = {.filter = "{\"n\": [{\"numeric\": [\"~\", 1]}]}"};
+    CHECK_EQ(sluice_queue_group_create(client, "events", "bad", &bad), SL_EINVAL);
+    CHECK(strstr(sluice_last_error(), "numeric") != NULL);
+    CHECK_EQ(produce_n("events", 0), 0);
+    static uint8_t s_all[4 * N], s_even[4 * N], s_big[4 * N];
+    memset(s_all, 0, sizeof(s_all));
+    memset(s_even, 0, sizeof(s_even));
+    memset(s_big, 0, sizeof(s_big));
+    CHECK_EQ(drain("events", "all", s_all, N, 20000), N);
+    CHECK_EQ(drain("events", "even", s_even, N / 2, 20000), N / 2);
+    CHECK_EQ(drain("events", "big", s_big, 100, 20000), 100);
+    /* One more (empty) receive walks the frontier past the last odd record. */
+    struct sluice_message *m = NULL;
+    size_t n = 9;
+    CHECK_EQ(sluice_queue_receive(client, "events", "even", 10, 200, 0, &m, &n), SL_OK);
+    CHECK_EQ(n, 0);
+    for (uint32_t i = 0; i < N; i++) {
+        CHECK_EQ(s_all[i], 1);
+        CHECK_EQ(s_even[i], i % 2 == 0 ? 1 : 0);
+        CHECK_EQ(s_big[i], i >= 900 ? 1 : 0);
+    }
+    struct sluice_queue_stats st;
+    memset(&st, 0, sizeof(st));
+    CHECK_EQ(sluice_queue_stats(client, "events", "even", &st), SL_OK);
+    CHECK_EQ(st.filtered_out, N / 2);
+    sluice_queue_stats_fini(&st);
+}
+
+TEST(leases_bounded_far_behind)
+{
+    CHECK_EQ(it_create_stream(client, "backlog", 1), SL_OK);
+    struct sluice_queue_group_opts o = {.max_inflight = 50};
+    CHECK_EQ(sluice_queue_group_create(client, "backlog", "g", &o), SL_OK);
+    for (uint32_t w = 0; w < 3; w++) {
+        CHECK_EQ(produce_n("backlog", w * N), 0);
+    }
+    struct sluice_message *m = NULL;
+    size_t n = 0;
+    CHECK_EQ(sluice_queue_receive(client, "backlog", "g", 100, 200, 0, &m, &n), SL_OK);
+    CHECK_EQ(n, 50); /* capped by max_inflight */
+    sluice_messages_free(m, n);
+    struct sluice_queue_stats st;
+    memset(&st, 0, sizeof(st));
+    CHECK_EQ(sluice_queue_stats(client, "backlog", "g", &st), SL_OK);
+    CHECK_EQ(st.inflight, 50);
+    CHECK_EQ(st.visible, 3 * N - 50);
+    sluice_queue_stats_fini(&st);
+}
+
+int main(void)
+{
+    int pre = it_preflight();
+    if (pre != 0) {
+        return pre;
+    }
+    if (it_broker_start(&broker, "always") != 0 || it_connect(&broker, &client) != SL_OK) {
+        it_broker_cleanup(&broker);
+        return 1;
+    }
+    RUN(every_record_once);
+    RUN(expiry_nack_extend);
+    RUN(dead_letter_after_max_deliveries);
+    RUN(acks_survive_kill9);
+    RUN(fan_out_and_filters);
+    RUN(leases_bounded_far_behind);
+    sluice_client_free(client);
+    if (it_broker_stop(&broker) != 0) {
+        fprintf(stderr, "broker did not stop cleanly\n");
+        test_failed_++;
+    }
+    it_broker_cleanup(&broker);
+    TEST_END();
+}
