@@ -1212,6 +1212,14 @@ void sl_queue_stats(struct sl_server *srv, struct sl_conn *c, sl_request *req)
     qc.max_inflight = g->max_inflight;
     const struct sl_qgroup_def *def = sl_qstate_group(st->qstate, g->name);
     qc.filter = def != NULL && def->filter != NULL ? def->filter : (char *)"";
+    Sluice__V1__Position start = SLUICE__V1__POSITION__INIT;
+    if (def != NULL) {
+        qc.ordered = def->ordered;
+        start.kind = (Sluice__V1__PositionKind)def->start_kind;
+        start.seq = def->start_seq;
+        start.time_ms = def->start_time_ms;
+        qc.start = &start;
+    }
     gr.config = &qc;
     sl_response resp = SLUICE__V1__RESPONSE__INIT;
     resp.id = req->id;
