@@ -15,8 +15,14 @@
  * durable. After a restart the frontier starts at the floor: every record
  * not acked is delivered again (at-least-once) with its delivery count.
  *
- * Not yet: `ordered` groups (FIFO per key) are refused with EUNSUPPORTED;
- * producer dedup ids with a window are the stream's producer de-dup.
+ * Ordered groups (SQS FIFO): records with the same partition key form a
+ * chain in sequence order (a small open-addressing map from the key's hash
+ * to the chain's head and tail entries); only the head may be leased, the
+ * others wait BLOCKED, and releasing the head (ack, dead letter) makes the
+ * next one READY. Different keys proceed in parallel. Blocked records hold
+ * table entries, so a hot key stalls the frontier at max_inflight, never
+ * memory. (Keys are compared by their 64-bit hash: two keys that collide
+ * are ordered together, which is safe, only slower.)
  */
 #include "broker/queue.h"
 
@@ -41,15 +47,30 @@
 #define QUEUE_RECEIVE_MAX 10000u
 #define QUEUE_READ_BYTES (256u << 10)
 
-enum { QE_FREE = 0, QE_LEASED, QE_READY, QE_CLAIMED };
+enum { QE_FREE = 0, QE_LEASED, QE_READY, QE_CLAIMED, QE_BLOCKED };
+
+#define NO_SLOT UINT32_MAX
 
 struct qentry {
     uint64_t seq;
     uint64_t due_ms;
+    uint64_t key_hash; /* ordered groups: the record's key (when keyed) */
     uint32_t shard;
     uint32_t count;
     uint32_t gen;
     uint32_t next_free;
+    uint32_t next_same; /* ordered: the next entry of the same key */
+    uint8_t state;
+    bool keyed;
+};
+
+/* Ordered groups: key hash -> chain of entries (head is the one that may be
+ * leased). Open addressing, linear probing, tombstones. */
+enum { KS_EMPTY = 0, KS_USED, KS_TOMB };
+struct keyslot {
+    uint64_t hash;
+    uint32_t head;
+    uint32_t tail;
     uint8_t state;
 };
 
@@ -65,6 +86,10 @@ struct qgroup {
     uint64_t start_time_ms; /* AT_TIMESTAMP groups skip records appended before */
     char dlq[SL_STREAM_NAME_MAX + 1];
     struct sl_filter *filter;
+    bool ordered;
+    struct keyslot *keys; /* ordered: 2 x max_inflight slots */
+    uint32_t keys_cap;
+    uint32_t keys_tomb;
     uint64_t *frontier;
     bool *reading;
     struct qentry *e;
@@ -92,6 +117,7 @@ static void group_free(struct qgroup *g)
         return;
     }
     sl_filter_free(g->filter);
+    free(g->keys);
     free(g->frontier);
     free(g->reading);
     free(g->e);
@@ -119,7 +145,13 @@ static struct qgroup *group_build(struct sl_stream *st, const struct sl_qgroup_d
     g->frontier = calloc(st->shard_count, sizeof(*g->frontier));
     g->reading = calloc(st->shard_count, sizeof(*g->reading));
     g->e = calloc(g->max_inflight, sizeof(*g->e));
-    if (g->frontier == NULL || g->reading == NULL || g->e == NULL) {
+    g->ordered = def->ordered;
+    if (g->ordered) {
+        g->keys_cap = 2 * g->max_inflight;
+        g->keys = calloc(g->keys_cap, sizeof(*g->keys));
+    }
+    if (g->frontier == NULL || g->reading == NULL || g->e == NULL ||
+        (g->ordered && g->keys == NULL)) {
         group_free(g);
         return NULL;
     }
@@ -174,8 +206,90 @@ static struct qentry *entry_alloc(struct qgroup *g)
     return e;
 }
 
+static struct keyslot *key_find(struct qgroup *g, uint64_t hash, bool for_insert)
+{
+    uint32_t i = (uint32_t)(hash % g->keys_cap);
+    struct keyslot *tomb = NULL;
+    for (uint32_t probe = 0; probe < g->keys_cap; probe++, i = (i + 1) % g->keys_cap) {
+        struct keyslot *k = &g->keys[i];
+        if (k->state == KS_EMPTY) {
+            return for_insert ? (tomb != NULL ? tomb : k) : NULL;
+        }
+        if (k->state == KS_TOMB) {
+            tomb = tomb == NULL ? k : tomb;
+        } else if (k->hash == hash) {
+            return k;
+        }
+    }
+    return for_insert ? tomb : NULL;
+}
+
+/* Rebuilds the key map without tombstones (when they pile up). */
+static void keys_rehash(struct qgroup *g)
+{
+    struct keyslot *old = g->keys;
+    struct keyslot *fresh = calloc(g->keys_cap, sizeof(*fresh));
+    if (fresh == NULL) {
+        return; /* keep working with tombstones */
+    }
+    g->keys = fresh;
+    g->keys_tomb = 0;
+    for (uint32_t i = 0; i < g->keys_cap; i++) {
+        if (old[i].state == KS_USED) {
+            *key_find(g, old[i].hash, true) = old[i];
+        }
+    }
+    free(old);
+}
+
+/* Ordered: adds entry `e` (keyed) to its key's chain; returns true when it
+ * is the head (may be leased now), false when it must wait. */
+static bool key_chain_add(struct qgroup *g, struct qentry *e)
+{
+    uint32_t slot = (uint32_t)(e - g->e);
+    e->next_same = NO_SLOT;
+    struct keyslot *k = key_find(g, e->key_hash, true);
+    SL_ASSERT(k != NULL); /* 2x capacity: never full */
+    if (k->state == KS_USED) {
+        g->e[k->tail].next_same = slot;
+        k->tail = slot;
+        return false;
+    }
+    if (k->state == KS_TOMB) {
+        g->keys_tomb--;
+    }
+    *k = (struct keyslot){.hash = e->key_hash, .head = slot, .tail = slot, .state = KS_USED};
+    return true;
+}
+
+/* Ordered: `e` (the head of its chain) is done: the next one becomes READY. */
+static void key_chain_pop(struct qgroup *g, struct qentry *e)
+{
+    struct keyslot *k = key_find(g, e->key_hash, false);
+    if (k == NULL || k->head != (uint32_t)(e - g->e)) {
+        return;
+    }
+    if (e->next_same == NO_SLOT) {
+        k->state = KS_TOMB;
+        if (++g->keys_tomb > g->keys_cap / 4) {
+            keys_rehash(g);
+        }
+        return;
+    }
+    k->head = e->next_same;
+    struct qentry *n = &g->e[k->head];
+    if (n->state == QE_BLOCKED) {
+        n->state = QE_READY;
+        n->due_ms = 0;
+    }
+}
+
 static void entry_release(struct qgroup *g, struct qentry *e)
 {
+    if (g->ordered && e->keyed) {
+        key_chain_pop(g, e);
+    }
+    e->keyed = false;
     e->state = QE_FREE;
     e->next_free = g->free_head;
     g->free_head = (uint32_t)(e - g->e);
@@ -356,11 +470,6 @@ void sl_queue_create_group(struct sl_server *srv, struct sl_conn *c, sl_request 
     snprintf(def.name, sizeof(def.name), "%s", m->group);
     def.created_ms = now_ms();
     if (qc != NULL) {
-        if (qc->ordered) {
-            done_error(c, req->id, SL_EUNSUPPORTED,
-                       "ordered (FIFO) queue groups are not supported yet");
-            return;
-        }
         if (qc->max_inflight > QUEUE_INFLIGHT_MAX) {
             done_error(c, req->id, SL_EINVAL, "max_inflight must be at most 1000000");
             return;
@@ -372,6 +481,7 @@ void sl_queue_create_group(struct sl_server *srv, struct sl_conn *c, sl_request 
         def.visibility_timeout_ms = qc->visibility_timeout_ms;
         def.max_deliveries = qc->max_deliveries;
         def.max_inflight = qc->max_inflight;
+        def.ordered = qc->ordered;
         snprintf(def.dead_letter_stream, sizeof(def.dead_letter_stream), "%s",
                  qc->dead_letter_stream);
         if (qc->filter != NULL && qc->filter[0] != '\0') {
@@ -770,7 +880,9 @@ static bool deliver(struct recv_op *op, struct qentry *e, uint32_t shard, uint64
     struct qgroup *g = op->g;
     struct sl_stream *st = g->stream;
     uint32_t count = e != NULL ? e->count : sl_qstate_count(st->qstate, g->name, shard, seq);
-    if (g->max_deliveries > 0 && count >= g->max_deliveries) {
+    bool key_busy = e == NULL && g->ordered && rv->key_len > 0 &&
+                    key_find(g, sl_partition_hash(rv->key, rv->key_len), false) != NULL;
+    if (g->max_deliveries > 0 && count >= g->max_deliveries && !key_busy) {
         if (e != NULL) {
             entry_release(g, e);
         }
@@ -781,6 +893,17 @@ static bool deliver(struct recv_op *op, struct qentry *e, uint32_t shard, uint64
         e = entry_alloc(g);
         if (e == NULL) {
             return false;
+        }
+        if (g->ordered && rv->key_len > 0) {
+            e->keyed = true;
+            e->key_hash = sl_partition_hash(rv->key, rv->key_len);
+            e->shard = shard;
+            e->seq = seq;
+            e->count = count;
+            if (!key_chain_add(g, e)) {
+                e->state = QE_BLOCKED; /* an earlier record of its key is out */
+                return true;
+            }
         }
     }
     e->state = QE_LEASED;
@@ -1195,6 +1318,8 @@ void sl_queue_stats(struct sl_server *srv, struct sl_conn *c, sl_request *req)
         const struct qentry *e = &g->e[i];
         if (e->state == QE_LEASED || e->state == QE_CLAIMED) {
             gr.inflight++;
+        } else if (e->state == QE_BLOCKED) {
+            gr.visible++;
         } else if (e->state == QE_READY) {
             if (e->due_ms <= now) {
                 gr.visible++;
@@ -1256,10 +1381,18 @@ void sl_queue_purge(struct sl_server *srv, struct sl_conn *c, sl_request *req)
         }
         g->frontier[s] = ss.visible_seq > g->frontier[s] ? ss.visible_seq : g->frontier[s];
     }
+    /* Everything goes: drop the key chains wholesale rather than pop them
+     * one by one (a claimed entry being read keeps no chain either). */
     for (uint32_t i = 0; i < g->max_inflight; i++) {
-        if (g->e[i].state == QE_LEASED || g->e[i].state == QE_READY) {
-            entry_release(g, &g->e[i]);
+        struct qentry *e = &g->e[i];
+        e->keyed = false;
+        if (e->state == QE_LEASED || e->state == QE_READY || e->state == QE_BLOCKED) {
+            entry_release(g, e);
         }
+    }
+    if (g->keys != NULL) {
+        memset(g->keys, 0, (size_t)g->keys_cap * sizeof(*g->keys));
+        g->keys_tomb = 0;
     }
     simple_start(op);
 }

@@ -9,7 +9,8 @@
  * are, with their counts); three subscriptions each receive every record,
  * one with a filter receives exactly the matching ones; an invalid filter is
  * refused with a message; a group far behind holds at most max_inflight
- * leases.
+ * leases; an ordered group hands each key's records out one at a time, in
+ * order, to 4 competing receivers.
  */
 #include "../unit/test.h"
 #include "harness.h"
@@ -17,6 +18,7 @@
 #include "common/error.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -308,6 +310,113 @@ TEST(leases_bounded_far_behind)
     sluice_queue_stats_fini(&st);
 }
 
+/* ---- ordered (FIFO per key) with 4 competing receivers ---- */
+
+#define OKEYS 10u
+#define OPER_KEY 40u
+
+static pthread_mutex_t omu = PTHREAD_MUTEX_INITIALIZER;
+static int oheld[OKEYS];        /* messages of the key held (received, not acked) */
+static int onext[OKEYS];        /* next expected index per key */
+static atomic_int oviolations;
+static atomic_uint odone;
+
+static void *ordered_receiver(void *arg)
+{
+    sluice_client *cl = NULL;
+    if (it_connect(&broker, &cl) != SL_OK) {
+        atomic_fetch_add(&oviolations, 1000);
+        return NULL;
+    }
+    (void)arg;
+    uint64_t end = it_mono_ms() + 30000;
+    while (atomic_load(&odone) < OKEYS * OPER_KEY && it_mono_ms() < end) {
+        struct sluice_message *m = NULL;
+        size_t n = 0;
+        if (sluice_queue_receive(cl, "fifo", "g", 5, 200, 0, &m, &n) != SL_OK) {
+            break;
+        }
+        pthread_mutex_lock(&omu);
+        for (size_t i = 0; i < n; i++) {
+            unsigned k = 0, idx = 0;
+            char v[32];
+            size_t vl = m[i].value_len < sizeof(v) - 1 ? m[i].value_len : sizeof(v) - 1;
+            memcpy(v, m[i].value, vl);
+            v[vl] = '\0';
+            if (sscanf(v, "%u:%u", &k, &idx) != 2 || k >= OKEYS) {
+                atomic_fetch_add(&oviolations, 1);
+                continue;
+            }
+            if (oheld[k] != 0 || (int)idx != onext[k]) {
+                fprintf(stderr, "  key %u: got %u, expected %d, held %d\n", k, idx, onext[k],
+                        oheld[k]);
+                atomic_fetch_add(&oviolations, 1);
+            }
+            oheld[k]++;
+        }
+        pthread_mutex_unlock(&omu);
+        it_sleep_ms(1); /* hold them a moment: others must not get the same keys */
+        for (size_t i = 0; i < n; i++) {
+            unsigned k = 0, idx = 0;
+            char v[32];
+            size_t vl = m[i].value_len < sizeof(v) - 1 ? m[i].value_len : sizeof(v) - 1;
+            memcpy(v, m[i].value, vl);
+            v[vl] = '\0';
+            sscanf(v, "%u:%u", &k, &idx);
+            /* release before the ack: the next one may arrive right after it */
+            pthread_mutex_lock(&omu);
+            if (k < OKEYS) {
+                oheld[k]--;
+                onext[k] = (int)idx + 1;
+            }
+            pthread_mutex_unlock(&omu);
+            const char *r = m[i].receipt;
+            if (sluice_queue_ack(cl, "fifo", "g", &r, 1, NULL) == SL_OK) {
+                atomic_fetch_add(&odone, 1);
+            } else {
+                atomic_fetch_add(&oviolations, 1);
+            }
+        }
+        sluice_messages_free(m, n);
+    }
+    sluice_client_free(cl);
+    return NULL;
+}
+
+TEST(ordered_per_key_with_4_receivers)
+{
+    CHECK_EQ(it_create_stream(client, "fifo", 2), SL_OK);
+    struct sluice_queue_group_opts o = {.ordered = 1};
+    CHECK_EQ(sluice_queue_group_create(client, "fifo", "g", &o), SL_OK);
+    sluice_producer *p = NULL;
+    struct sluice_producer_opts po = {.linger_ms = 1, .block_when_full = 1};
+    CHECK_EQ(sluice_producer_new(client, "fifo", &po, &p), SL_OK);
+    for (uint32_t i = 0; i < OPER_KEY; i++) {
+        for (uint32_t k = 0; k < OKEYS; k++) {
+            char key[16], val[32];
+            int kl = snprintf(key, sizeof(key), "key-%u", k);
+            int vl = snprintf(val, sizeof(val), "%u:%u", k, i);
+            CHECK_EQ(sluice_produce(p, key, (size_t)kl, val, (size_t)vl, NULL, 0, on_delivery,
+                                    NULL),
+                     SL_OK);
+        }
+    }
+    CHECK_EQ(sluice_producer_flush(p, 30000), SL_OK);
+    sluice_producer_free(p);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(pthread_create(&th[i], NULL, ordered_receiver, NULL), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+    }
+    CHECK_EQ(atomic_load(&oviolations), 0);
+    CHECK_EQ(atomic_load(&odone), OKEYS * OPER_KEY);
+    for (uint32_t k = 0; k < OKEYS; k++) {
+        CHECK_EQ(onext[k], (int)OPER_KEY);
+    }
+}
+
 int main(void)
 {
     int pre = it_preflight();
@@ -324,6 +433,7 @@ int main(void)
     RUN(acks_survive_kill9);
     RUN(fan_out_and_filters);
     RUN(leases_bounded_far_behind);
+    RUN(ordered_per_key_with_4_receivers);
     sluice_client_free(client);
     if (it_broker_stop(&broker) != 0) {
         fprintf(stderr, "broker did not stop cleanly\n");
