@@ -224,6 +224,7 @@ static void stream_free(struct sl_stream *st)
         }
     }
     sl_queue_stream_free(st);
+    free(st->msgdedup);
     sl_qstate_close(st->qstate);
     sl_ckpt_close(st->ckpt);
     free(st->shards);
@@ -766,4 +767,53 @@ void sl_dedup_end(struct sl_bshard *b, uint64_t producer_id, uint64_t producer_s
         e->count = count;
     }
     /* On failure nothing was stored: a retry of it will be written. */
+}
+
+/* ---- message de-dup ids ----------------------------------------------- */
+
+#define MSGDEDUP_PROBE 64u /* bounded probe run; the table never fills up */
+
+bool sl_msgdedup_seen(struct sl_stream *st, uint64_t hash, uint64_t now_ms, uint64_t window_ms)
+{
+    if (st->msgdedup == NULL) {
+        st->msgdedup = calloc(SL_MSGDEDUP_SLOTS, sizeof(*st->msgdedup));
+        if (st->msgdedup == NULL) {
+            return false; /* no memory for de-dup: store it (at-least-once) */
+        }
+    }
+    hash = hash != 0 ? hash : 1;
+    uint32_t mask = SL_MSGDEDUP_SLOTS - 1;
+    struct sl_msgdedup_slot *free_slot = NULL, *oldest = NULL;
+    for (uint32_t i = 0; i < MSGDEDUP_PROBE; i++) {
+        struct sl_msgdedup_slot *sl = &st->msgdedup[(hash + i) & mask];
+        bool live = sl->hash != 0 && sl->time_ms != 0 && sl->time_ms + window_ms > now_ms;
+        if (live && sl->hash == hash) {
+            return true;
+        }
+        if (!live) {
+            free_slot = free_slot != NULL ? free_slot : sl;
+        } else if (oldest == NULL || sl->time_ms < oldest->time_ms) {
+            oldest = sl;
+        }
+    }
+    struct sl_msgdedup_slot *victim = free_slot != NULL ? free_slot : oldest;
+    victim->hash = hash;
+    victim->time_ms = now_ms;
+    return false;
+}
+
+void sl_msgdedup_forget(struct sl_stream *st, uint64_t hash)
+{
+    if (st->msgdedup == NULL) {
+        return;
+    }
+    hash = hash != 0 ? hash : 1;
+    uint32_t mask = SL_MSGDEDUP_SLOTS - 1;
+    for (uint32_t i = 0; i < MSGDEDUP_PROBE; i++) {
+        struct sl_msgdedup_slot *sl = &st->msgdedup[(hash + i) & mask];
+        if (sl->hash == hash) {
+            sl->time_ms = 0;
+            return;
+        }
+    }
 }

@@ -64,6 +64,14 @@ struct sl_bshard {
     struct sl_produce_op *produce_tail;
 };
 
+/* Message de-dup ids seen recently on a stream (sluice.dedup_id). */
+#define SL_MSGDEDUP_SLOTS 65536u /* per stream, allocated on first use */
+#define SL_MSGDEDUP_ATTR "sluice.dedup_id"
+struct sl_msgdedup_slot {
+    uint64_t hash;    /* XXH3-64 of the id; 0 = empty */
+    uint64_t time_ms; /* when it was stored (0 = forgotten) */
+};
+
 struct sl_stream {
     char name[SL_STREAM_NAME_MAX + 1];
     uint32_t shard_count;
@@ -76,6 +84,7 @@ struct sl_stream {
     struct sl_ckpt_store *ckpt;
     struct sl_qstate *qstate;   /* queue groups' durable state */
     struct qgroup *qgroups;     /* their runtime state (broker/queue.c) */
+    struct sl_msgdedup_slot *msgdedup;
     uint32_t inflight; /* broker ops holding this stream (appends, reads, commits) */
     bool deleted;
     struct sl_stream *next;
@@ -122,5 +131,12 @@ int sl_dedup_begin(struct sl_bshard *b, uint64_t producer_id, uint64_t producer_
  * failure forgets the batch so that a retry is written. */
 void sl_dedup_end(struct sl_bshard *b, uint64_t producer_id, uint64_t producer_seq, int err,
                   uint64_t base_seq, uint32_t count);
+
+/* Message de-dup: returns true when `hash` was stored within `window_ms`
+ * before `now_ms` (a duplicate); else remembers it and returns false. The
+ * table is bounded: when a probe run is full, the oldest id in it goes. */
+bool sl_msgdedup_seen(struct sl_stream *st, uint64_t hash, uint64_t now_ms, uint64_t window_ms);
+/* Forgets `hash` (its append failed, so a retry must be stored). */
+void sl_msgdedup_forget(struct sl_stream *st, uint64_t hash);
 
 #endif

@@ -114,6 +114,9 @@ static const struct setting settings[] = {
      "A produce to an unknown stream creates it with the defaults above."},
     {"retention_check_ms", "streams", T_U32, U_MS, "1min", 1 * SEC, DAY, NULL,
      OFF(retention_check_ms), "How often expired segments are looked for and deleted."},
+    {"dedup_window_ms", "streams", T_U32, U_MS, "5min", 0, DAY, NULL, OFF(dedup_window_ms),
+     "A record whose sluice.dedup_id attribute was seen on the stream this recently is "
+     "acknowledged but not stored again (0 = off)."},
 
     {"segment_bytes", "storage", T_U64, U_BYTES, "256MiB", 4 * KiB, 1 * TiB, NULL,
      OFF(segment_bytes), "A shard's active segment rolls when the next batch would pass this."},

@@ -43,6 +43,7 @@ struct sl_broker_config {
     uint32_t default_shards;
     bool auto_create_streams; /* a produce to an unknown stream creates it with defaults */
     uint32_t retention_check_ms;
+    uint32_t dedup_window_ms;      /* message de-dup ids (sluice.dedup_id) */
     /* [storage] (per shard) */
     uint64_t segment_bytes;
     uint64_t segment_age_ms; /* 0 = never roll by age */

@@ -24,6 +24,7 @@
 #include "common/compress.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/checksum.h"
 #include "common/partition.h"
 #include "storage/batch.h"
 
@@ -253,6 +254,12 @@ struct sl_produce_op {
     uint64_t producer_id;
     uint64_t producer_seq;
     Sluice__V1__AckMode ack;
+    uint8_t *rebuilt; /* the batch without duplicate de-dup ids, or NULL */
+    size_t rebuilt_len;
+    uint64_t *dedup_hashes; /* ids remembered for this batch: forgotten if it fails */
+    uint32_t n_dedup;
+    uint32_t *dropped; /* indexes of records dropped as duplicates (sorted) */
+    uint32_t n_dropped;
     struct sl_produce_op *next; /* in the shard's wait FIFO */
 };
 
@@ -272,6 +279,8 @@ static void produce_finish(struct sl_produce_op *op, int err, uint64_t base, uin
             pr.base_seq = base;
             pr.count = count;
             pr.duplicate = duplicate;
+            pr.n_dropped = op->n_dropped;
+            pr.dropped = op->dropped;
             sl_response resp = SLUICE__V1__RESPONSE__INIT;
             resp.id = op->req->id;
             resp.body_case = SLUICE__V1__RESPONSE__BODY_PRODUCE;
@@ -279,10 +288,18 @@ static void produce_finish(struct sl_produce_op *op, int err, uint64_t base, uin
             sl_conn_respond(c, &resp);
         }
     }
+    if (err != SL_OK) {
+        for (uint32_t i = 0; i < op->n_dedup; i++) {
+            sl_msgdedup_forget(op->shard->stream, op->dedup_hashes[i]);
+        }
+    }
     sl_conn_request_done(c);
     sl_conn_release(c);
     op->shard->stream->inflight--;
     sl_request_free(op->req);
+    free(op->rebuilt);
+    free(op->dedup_hashes);
+    free(op->dropped);
     free(op);
 }
 
@@ -297,8 +314,10 @@ static void on_appended(void *ctx, int err, uint64_t base_seq, uint32_t count)
 static int produce_try(struct sl_produce_op *op)
 {
     const ProtobufCBinaryData *bd = &op->req->produce->batch;
+    const uint8_t *data = op->rebuilt != NULL ? op->rebuilt : bd->data;
+    size_t len = op->rebuilt != NULL ? op->rebuilt_len : bd->len;
     unsigned flags = op->ack == SLUICE__V1__ACK_MODE__ACK_DURABLE ? SL_APPEND_DURABLE : 0;
-    int rc = sl_shard_append_ex(op->shard->log, bd->data, bd->len, flags, on_appended, op);
+    int rc = sl_shard_append_ex(op->shard->log, data, len, flags, on_appended, op);
     if (rc != SL_OK && rc != SL_EAGAIN) {
         sl_dedup_end(op->shard, op->producer_id, op->producer_seq, rc, 0, 0);
         produce_finish(op, rc, 0, 0, false);
@@ -363,6 +382,130 @@ static int check_routing(struct sl_server *srv, struct sl_bshard *b, const uint8
         return SL_OK;
     }
     snprintf(why, why_len, "batch records are malformed: %s", sl_strerror(rc));
+    return rc;
+}
+
+/* The value of a record's de-dup id attribute, or NULL. */
+static const char *dedup_id_of(const struct sl_record_view *rv, uint32_t *len)
+{
+    uint32_t pos = 0;
+    struct sl_attr a;
+    while (sl_record_attr_next(rv, &pos, &a)) {
+        if (a.key_len == sizeof(SL_MSGDEDUP_ATTR) - 1 &&
+            memcmp(a.key, SL_MSGDEDUP_ATTR, a.key_len) == 0) {
+            *len = a.value_len;
+            return a.value;
+        }
+    }
+    return NULL;
+}
+
+/* Message de-dup (sluice.dedup_id): records whose id was stored on the
+ * stream within the window are dropped from the batch (rebuilt without
+ * them; the common case, no ids or no repeats, costs one pass over the
+ * records). Returns SL_OK, with op->rebuilt set when records were dropped
+ * and *all_dup when nothing is left to store. */
+static int apply_msgdedup(struct sl_server *srv, struct sl_produce_op *op, const uint8_t *batch,
+                          const struct sl_batch_header *h, bool *all_dup)
+{
+    *all_dup = false;
+    struct sl_stream *st = op->shard->stream;
+    uint64_t now = sl_clock_wall_ms();
+    if (h->codec == SL_BATCH_CODEC_ZSTD && h->records_len > srv->scratch_cap) {
+        uint8_t *n = realloc(srv->scratch, h->records_len);
+        if (n == NULL) {
+            return SL_ENOMEM;
+        }
+        srv->scratch = n;
+        srv->scratch_cap = h->records_len;
+    }
+    struct sl_batch_iter it;
+    int rc = sl_batch_iter_init(&it, batch, h, srv->zctx, srv->scratch, srv->scratch_cap);
+    uint8_t *dup = NULL; /* per record, allocated at the first duplicate */
+    uint32_t dups = 0, i = 0;
+    struct sl_record_view rv;
+    while (rc == SL_OK && (rc = sl_batch_iter_next(&it, &rv)) == SL_OK) {
+        uint32_t idlen = 0;
+        const char *id = dedup_id_of(&rv, &idlen);
+        if (id != NULL) {
+            uint64_t hash = sl_checksum64(id, idlen);
+            if (sl_msgdedup_seen(st, hash, now, srv->cfg.dedup_window_ms)) {
+                if (dup == NULL && (dup = calloc(h->record_count, 1)) == NULL) {
+                    return SL_ENOMEM;
+                }
+                dup[i] = 1;
+                dups++;
+            } else {
+                uint64_t *nh = realloc(op->dedup_hashes, (op->n_dedup + 1) * sizeof(*nh));
+                if (nh == NULL) {
+                    sl_msgdedup_forget(st, hash);
+                    free(dup);
+                    return SL_ENOMEM;
+                }
+                op->dedup_hashes = nh;
+                op->dedup_hashes[op->n_dedup++] = hash;
+            }
+        }
+        i++;
+    }
+    if (rc != SL_ENOTFOUND) {
+        free(dup);
+        return rc;
+    }
+    if (dups == 0) {
+        return SL_OK;
+    }
+    op->dropped = malloc(dups * sizeof(*op->dropped));
+    if (op->dropped == NULL) {
+        free(dup);
+        return SL_ENOMEM;
+    }
+    for (uint32_t k = 0; k < h->record_count; k++) {
+        if (dup[k]) {
+            op->dropped[op->n_dropped++] = k;
+        }
+    }
+    if (dups == h->record_count) {
+        free(dup);
+        *all_dup = true;
+        return SL_OK;
+    }
+    /* Rebuild without the duplicates (uncompressed: a rare path). */
+    size_t cap = SL_BATCH_HEADER_BYTES + h->records_len;
+    uint8_t *nb = malloc(cap);
+    if (nb == NULL) {
+        free(dup);
+        return SL_ENOMEM;
+    }
+    struct sl_batch_builder bld;
+    sl_batch_builder_init(&bld, nb, cap);
+    sl_batch_iter_init(&it, batch, h, srv->zctx, srv->scratch, srv->scratch_cap);
+    for (i = 0; (rc = sl_batch_iter_next(&it, &rv)) == SL_OK; i++) {
+        if (dup[i]) {
+            continue;
+        }
+        struct sl_attr attrs[SL_RECORD_ATTRS_MAX];
+        uint32_t na = 0, pos = 0;
+        while (na < SL_RECORD_ATTRS_MAX && sl_record_attr_next(&rv, &pos, &attrs[na])) {
+            na++;
+        }
+        struct sl_record r = {.key = rv.key, .key_len = rv.key_len, .value = rv.value,
+                              .value_len = rv.value_len, .attrs = attrs, .attr_count = na,
+                              .timestamp_ms = rv.timestamp_ms};
+        if ((rc = sl_batch_builder_add(&bld, &r)) != SL_OK) {
+            break;
+        }
+    }
+    free(dup);
+    size_t len = 0;
+    if ((rc == SL_ENOTFOUND || rc == SL_OK) &&
+        (rc = sl_batch_builder_finish(&bld, SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0,
+                                      h->producer_id, h->producer_seq, &len)) == SL_OK) {
+        op->rebuilt = nb;
+        op->rebuilt_len = len;
+        return SL_OK;
+    }
+    free(nb);
     return rc;
 }
 
@@ -433,6 +576,15 @@ static void handle_produce(struct sl_server *srv, struct sl_conn *c, sl_request 
         bool same = e->has_last && e->producer_seq == h.producer_seq;
         produce_finish(op, SL_OK, same ? e->base_seq : 0, same ? e->count : 0, true);
         return;
+    }
+    if (srv->cfg.dedup_window_ms > 0) {
+        bool all_dup = false;
+        rc = apply_msgdedup(srv, op, m->batch.data, &h, &all_dup);
+        if (rc != SL_OK || all_dup) {
+            sl_dedup_end(b, h.producer_id, h.producer_seq, rc == SL_OK ? SL_EEXIST : rc, 0, 0);
+            produce_finish(op, rc, 0, 0, all_dup);
+            return;
+        }
     }
     if (b->produce_head == NULL && produce_try(op) != SL_EAGAIN) {
         return;

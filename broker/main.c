@@ -37,6 +37,7 @@ static void server_config_from(const struct sl_broker_config *bc, struct sl_serv
     sc->retention_check_ms = bc->retention_check_ms;
     sc->shutdown_timeout_ms = bc->shutdown_timeout_ms;
     sc->auto_create_streams = bc->auto_create_streams;
+    sc->dedup_window_ms = bc->dedup_window_ms;
     sc->default_shards = bc->default_shards;
 }
 

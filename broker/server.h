@@ -39,6 +39,7 @@ struct sl_server_config {
     uint32_t retention_check_ms;
     uint32_t shutdown_timeout_ms;
     bool auto_create_streams; /* a produce to an unknown stream creates it */
+    uint32_t dedup_window_ms; /* sluice.dedup_id window; 0 = off */
     uint32_t default_shards;  /* shards of an auto-created stream */
 };
 

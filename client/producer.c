@@ -29,6 +29,7 @@
 #include "storage/batch.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,13 +162,23 @@ static void seal_locked(struct sluice_producer *p, struct pshard *s)
 
 /* Reports `err` (or the assigned sequences) for every record of `b`, then releases its
  * accounting and frees it. Called without mu. */
-static void batch_complete(struct sluice_producer *p, struct pbatch *b, int err, uint64_t base)
+/* `dropped` (sorted, may be NULL): indexes of records the broker did not
+ * store (de-dup ids seen before): reported OK with SLUICE_SEQ_UNKNOWN; the
+ * stored ones got consecutive sequences from `base`. */
+static void batch_complete_dropped(struct sluice_producer *p, struct pbatch *b, int err,
+                                   uint64_t base, const uint32_t *dropped, size_t n_dropped)
 {
     uint32_t n = b->b.count;
+    uint64_t stored = 0;
+    size_t d = 0;
     for (uint32_t i = 0; i < n; i++) {
+        bool was_dropped = d < n_dropped && dropped[d] == i;
+        d += was_dropped ? 1 : 0;
+        uint64_t seq = err != SL_OK || base == SLUICE_SEQ_UNKNOWN || was_dropped
+                           ? SLUICE_SEQ_UNKNOWN
+                           : base + stored;
+        stored += was_dropped ? 0 : 1;
         if (b->dels[i].cb != NULL) {
-            uint64_t seq =
-                err != SL_OK || base == SLUICE_SEQ_UNKNOWN ? SLUICE_SEQ_UNKNOWN : base + i;
             b->dels[i].cb(b->dels[i].ctx, err, b->shard, seq);
         }
     }
@@ -188,6 +199,11 @@ static void batch_complete(struct sluice_producer *p, struct pbatch *b, int err,
     pthread_cond_signal(&p->wake_cv);
     pthread_mutex_unlock(&p->mu);
     batch_free(b);
+}
+
+static void batch_complete(struct sluice_producer *p, struct pbatch *b, int err, uint64_t base)
+{
+    batch_complete_dropped(p, b, err, base, NULL, 0);
 }
 
 /* A send that failed with `err`: back to the head of its shard's queue after a backoff when
@@ -224,21 +240,28 @@ static void on_produce_done(void *ctx, int err, const char *msg, sl_response *re
     (void)msg;
     struct pbatch *b = ctx;
     struct sluice_producer *p = b->p;
-    if (err == SL_OK && (resp == NULL || resp->body_case != SLUICE__V1__RESPONSE__BODY_PRODUCE ||
-                         resp->produce->count != b->b.count)) {
+    /* A duplicate of an older batch may carry no sequence (count 0);
+     * otherwise stored + dropped records must account for the batch. */
+    if (err == SL_OK &&
+        (resp == NULL || resp->body_case != SLUICE__V1__RESPONSE__BODY_PRODUCE ||
+         (resp->produce->count + resp->produce->n_dropped != b->b.count &&
+          !(resp->produce->duplicate && resp->produce->count == 0)))) {
         err = SL_EPROTO;
     }
-    uint64_t base = err == SL_OK ? resp->produce->base_seq : SLUICE_SEQ_UNKNOWN;
+    uint64_t base = err == SL_OK && resp->produce->count > 0 ? resp->produce->base_seq
+                                                             : SLUICE_SEQ_UNKNOWN;
     if (err == SL_OK && resp->produce->duplicate) {
         pthread_mutex_lock(&p->mu);
         p->stats.duplicates++;
         pthread_mutex_unlock(&p->mu);
     }
-    sl_response_free(resp);
     if (err != SL_OK) {
+        sl_response_free(resp);
         batch_failed(p, b, err);
     } else {
-        batch_complete(p, b, SL_OK, base);
+        batch_complete_dropped(p, b, SL_OK, base, resp->produce->dropped,
+                               resp->produce->n_dropped);
+        sl_response_free(resp);
     }
 }
 

@@ -10,7 +10,8 @@
  * one with a filter receives exactly the matching ones; an invalid filter is
  * refused with a message; a group far behind holds at most max_inflight
  * leases; an ordered group hands each key's records out one at a time, in
- * order, to 4 competing receivers.
+ * order, to 4 competing receivers; a record whose sluice.dedup_id was
+ * stored within the window is acknowledged but not stored again.
  */
 #include "../unit/test.h"
 #include "harness.h"
@@ -310,6 +311,41 @@ TEST(leases_bounded_far_behind)
     sluice_queue_stats_fini(&st);
 }
 
+static int produce_with_ids(const char *stream, uint32_t from, uint32_t to)
+{
+    sluice_producer *p = NULL;
+    struct sluice_producer_opts po = {.linger_ms = 1, .block_when_full = 1};
+    if (sluice_producer_new(client, stream, &po, &p) != SL_OK) {
+        return -1;
+    }
+    for (uint32_t i = from; i < to; i++) {
+        char id[16], val[16];
+        int il = snprintf(id, sizeof(id), "id-%u", i);
+        int vl = snprintf(val, sizeof(val), "v%u", i);
+        struct sluice_attr at = {"sluice.dedup_id", 15, id, (uint32_t)il};
+        if (sluice_produce(p, "k", 1, val, (size_t)vl, &at, 1, on_delivery, NULL) != SL_OK) {
+            sluice_producer_free(p);
+            return -1;
+        }
+    }
+    int rc = sluice_producer_flush(p, 30000);
+    sluice_producer_free(p);
+    return rc == SL_OK && atomic_load(&produce_errors) == 0 ? 0 : -1;
+}
+
+TEST(dedup_ids_within_window)
+{
+    CHECK_EQ(it_create_stream(client, "dedup", 1), SL_OK);
+    CHECK_EQ(produce_with_ids("dedup", 0, 10), 0);
+    /* 10 repeats (acknowledged, not stored) and 5 new ones. */
+    CHECK_EQ(produce_with_ids("dedup", 0, 15), 0);
+    struct sluice_stream_info *info = NULL;
+    CHECK_EQ(sluice_stream_describe(client, "dedup", &info), SL_OK);
+    uint64_t stored = info->shards[0].next_seq - info->shards[0].first_seq;
+    sluice_stream_info_free(info);
+    CHECK_EQ(stored, 15);
+}
+
 /* ---- ordered (FIFO per key) with 4 competing receivers ---- */
 
 #define OKEYS 10u
@@ -434,6 +470,7 @@ int main(void)
     RUN(fan_out_and_filters);
     RUN(leases_bounded_far_behind);
     RUN(ordered_per_key_with_4_receivers);
+    RUN(dedup_ids_within_window);
     sluice_client_free(client);
     if (it_broker_stop(&broker) != 0) {
         fprintf(stderr, "broker did not stop cleanly\n");
