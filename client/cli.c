@@ -944,6 +944,7 @@ static const char usage_queue[] =
     "       sluice queue nack NAME [--group G] [--delay S] RECEIPT... | -\n"
     "       sluice queue stats NAME [--group G] [--json]\n"
     "       sluice queue purge NAME [--group G]\n"
+    "       sluice queue redrive NAME [--group G]\n"
     "       sluice queue work NAME [--group G] --exec CMD [--concurrency N] [--visibility S]\n"
     "\n"
     "A queue is a stream read by a queue group (competing consumers): each message goes to\n"
@@ -960,6 +961,7 @@ static const char usage_queue[] =
     "             nack --delay S: visible again after S seconds (default 0)\n"
     "  stats      backlog, in flight, delayed, dead-lettered, oldest age, configuration\n"
     "  purge      drops every message the group has not acknowledged yet\n"
+    "  redrive    moves the group's dead-lettered messages back to the queue\n"
     "  work       runs CMD per message (see sluice queue work --help)\n"
     "group options (create):\n"
     "  --visibility S        default visibility timeout in seconds (default 30)\n"
@@ -1648,6 +1650,20 @@ static int run_stats(sluice_client *c, void *arg)
     return ferror(stdout) ? EXIT_ERR : EXIT_OK;
 }
 
+static int run_redrive(sluice_client *c, void *arg)
+{
+    const struct group_cmd *g = arg;
+    uint64_t moved = 0;
+    int rc = sluice_queue_redrive(c, g->stream, g->group, 0, &moved);
+    if (rc != SL_OK) {
+        fprintf(stderr, "queue redrive: moved %llu before the error\n", (unsigned long long)moved);
+        return broker_error("queue redrive", rc);
+    }
+    fprintf(stderr, "redrove %llu message(s) back to %s (group %s)\n", (unsigned long long)moved,
+            g->stream, g->group);
+    return EXIT_OK;
+}
+
 static int run_purge(sluice_client *c, void *arg)
 {
     const struct group_cmd *g = arg;
@@ -2078,6 +2094,8 @@ static int cmd_queue(int argc, char **argv)
         return cmd_queue_simple(argc, argv, run_stats);
     } else if (strcmp(verb, "purge") == 0) {
         return cmd_queue_simple(argc, argv, run_purge);
+    } else if (strcmp(verb, "redrive") == 0) {
+        return cmd_queue_simple(argc, argv, run_redrive);
     } else if (strcmp(verb, "work") == 0) {
         return cmd_queue_work(argc, argv);
     }

@@ -12,8 +12,11 @@
 
 #include "common/assert.h"
 
+#include <pthread.h>
 #include <stdalign.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -489,4 +492,135 @@ int sluice_queue_extend(sluice_client *c, const char *stream, const char *group,
 {
     return receipts_call(c, OP_EXTEND, stream, group, receipts, count, visibility_timeout_ms,
                          results);
+}
+
+/* ---- redrive (client side: receive from the DLQ, produce back, ack) ---- */
+
+#define REDRIVE_GROUP "sluice.redrive"
+#define REDRIVE_NAME_MAX 128u /* stream names */
+#define REDRIVE_BATCH 100u
+
+struct redrive_ctx {
+    pthread_mutex_t mu;
+    int err;
+};
+
+static void on_redrive_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
+{
+    (void)shard;
+    (void)seq;
+    struct redrive_ctx *r = ctx;
+    if (err != SL_OK) {
+        pthread_mutex_lock(&r->mu);
+        r->err = r->err != SL_OK ? r->err : err;
+        pthread_mutex_unlock(&r->mu);
+    }
+}
+
+static bool attr_is(const struct sluice_attr *a, const char *name)
+{
+    size_t n = strlen(name);
+    return a->key_len == n && memcmp(a->key, name, n) == 0;
+}
+
+/* The target stream of a dead-lettered message (NUL-terminated copy). */
+static void redrive_target(const struct sluice_message *m, const char *fallback, char *out,
+                           size_t cap)
+{
+    snprintf(out, cap, "%s", fallback);
+    for (uint32_t i = 0; i < m->attr_count; i++) {
+        if (attr_is(&m->attrs[i], "sluice.source_stream") && m->attrs[i].value_len < cap) {
+            memcpy(out, m->attrs[i].value, m->attrs[i].value_len);
+            out[m->attrs[i].value_len] = '\0';
+        }
+    }
+}
+
+/* Produces one received batch back (one producer per target stream). */
+static int redrive_batch(sluice_client *c, const char *stream, struct sluice_message *msgs,
+                         size_t n)
+{
+    struct redrive_ctx r = {.err = SL_OK};
+    pthread_mutex_init(&r.mu, NULL);
+    int rc = SL_OK;
+    for (size_t i = 0; i < n && rc == SL_OK; i++) {
+        char target[REDRIVE_NAME_MAX + 1];
+        redrive_target(&msgs[i], stream, target, sizeof(target));
+        sluice_producer *p = NULL;
+        struct sluice_producer_opts po = {.linger_ms = 1, .block_when_full = 1};
+        rc = sluice_producer_new(c, target, &po, &p);
+        if (rc != SL_OK) {
+            break;
+        }
+        struct sluice_attr kept[64];
+        uint32_t nk = 0;
+        for (uint32_t a = 0; a < msgs[i].attr_count && nk < 64; a++) {
+            const struct sluice_attr *at = &msgs[i].attrs[a];
+            if (!(at->key_len >= 7 && memcmp(at->key, "sluice.", 7) == 0)) {
+                kept[nk++] = *at;
+            }
+        }
+        rc = sluice_produce(p, msgs[i].key, msgs[i].key_len, msgs[i].value, msgs[i].value_len,
+                            kept, nk, on_redrive_delivery, &r);
+        int frc = sluice_producer_flush(p, 30000);
+        sluice_producer_free(p);
+        rc = rc != SL_OK ? rc : frc;
+    }
+    pthread_mutex_lock(&r.mu);
+    rc = rc != SL_OK ? rc : r.err;
+    pthread_mutex_unlock(&r.mu);
+    pthread_mutex_destroy(&r.mu);
+    return rc;
+}
+
+int sluice_queue_redrive(sluice_client *c, const char *stream, const char *group, uint64_t max,
+                         uint64_t *moved)
+{
+    *moved = 0;
+    struct sluice_queue_stats st;
+    memset(&st, 0, sizeof(st));
+    int rc = sluice_queue_stats(c, stream, group, &st);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    char dlq[REDRIVE_NAME_MAX + 1];
+    snprintf(dlq, sizeof(dlq), "%s", st.dead_letter_stream != NULL ? st.dead_letter_stream : "");
+    sluice_queue_stats_fini(&st);
+    struct sluice_stream_info *info = NULL;
+    if (sluice_stream_describe(c, dlq, &info) != SL_OK) {
+        return SL_OK; /* nothing was ever dead-lettered */
+    }
+    sluice_stream_info_free(info);
+    rc = sluice_queue_group_create(c, dlq, REDRIVE_GROUP, NULL);
+    if (rc != SL_OK && rc != SL_EEXIST) {
+        return rc;
+    }
+    while (max == 0 || *moved < max) {
+        uint64_t left = max == 0 ? REDRIVE_BATCH : max - *moved;
+        struct sluice_message *msgs = NULL;
+        size_t n = 0;
+        rc = sluice_queue_receive(c, dlq, REDRIVE_GROUP,
+                                  (uint32_t)(left < REDRIVE_BATCH ? left : REDRIVE_BATCH), 0, 0,
+                                  &msgs, &n);
+        if (rc != SL_OK || n == 0) {
+            sluice_messages_free(msgs, n);
+            return rc;
+        }
+        rc = redrive_batch(c, stream, msgs, n);
+        const char *receipts[REDRIVE_BATCH];
+        for (size_t i = 0; i < n; i++) {
+            receipts[i] = msgs[i].receipt;
+        }
+        if (rc == SL_OK) {
+            rc = sluice_queue_ack(c, dlq, REDRIVE_GROUP, receipts, n, NULL);
+        } else {
+            (void)sluice_queue_nack(c, dlq, REDRIVE_GROUP, receipts, n, 0, NULL);
+        }
+        sluice_messages_free(msgs, n);
+        if (rc != SL_OK) {
+            return rc;
+        }
+        *moved += n;
+    }
+    return SL_OK;
 }

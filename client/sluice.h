@@ -388,6 +388,18 @@ void sluice_queue_stats_fini(struct sluice_queue_stats *s); /* NULL-safe, idempo
  * SL_EAGAIN, SL_EUNSUPPORTED, broker errors. */
 int sluice_queue_purge(sluice_client *c, const char *stream, const char *group);
 
+/* Redrive: moves the dead-lettered messages of `group` (its dead-letter
+ * stream, from the group's stats) back to the stream each came from (its
+ * sluice.source_stream attribute, else `stream`), without the sluice.*
+ * attributes, up to `max` messages (0 = all there are now). It reads the
+ * dead-letter stream with the queue group "sluice.redrive" (created on first
+ * use), produces each message durably, then acks it: at-least-once (a crash
+ * between the produce and the ack may move a message twice). *moved gets the
+ * count. Errors: SL_ENOTFOUND (stream, group), broker and producer errors.
+ * Thread-safe; blocks until done. */
+int sluice_queue_redrive(sluice_client *c, const char *stream, const char *group, uint64_t max,
+                         uint64_t *moved);
+
 /* One received message. All memory belongs to the array returned by sluice_queue_receive
  * and is released by sluice_messages_free; receipt, key and value are NUL-terminated (the
  * NUL is not counted in the lengths). */

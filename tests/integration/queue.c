@@ -4,7 +4,7 @@
  * receives on a 2-shard stream; a lease that expires makes the record
  * visible again with delivery_count 2; nack (now and delayed) and extend;
  * after max_deliveries the record goes to the dead-letter stream with its
- * source attributes and is not delivered again; acks survive kill -9 (no
+ * source attributes and is not delivered again, and redrive brings it back; acks survive kill -9 (no
  * acked record is delivered again after the restart; unacked in-flight ones
  * are, with their counts); three subscriptions each receive every record,
  * one with a filter receives exactly the matching ones; an invalid filter is
@@ -221,6 +221,25 @@ TEST(dead_letter_after_max_deliveries)
     CHECK_EQ(sluice_queue_stats(client, "dl", "g", &st), SL_OK);
     CHECK_EQ(st.dead_lettered, 1);
     sluice_queue_stats_fini(&st);
+    /* Redrive puts it back on "dl": the group receives it again (a new
+     * record, so a fresh delivery count), without the sluice.* attributes. */
+    static uint8_t seen[4 * N];
+    memset(seen, 0, sizeof(seen));
+    /* N - 2: one is dead-lettered, one is still leased from above */
+    CHECK_EQ(drain("dl", "g", seen, N - 2, 20000), N - 2);
+    uint64_t moved = 0;
+    CHECK_EQ(sluice_queue_redrive(client, "dl", "g", 0, &moved), SL_OK);
+    CHECK_EQ(moved, 1);
+    CHECK_EQ(sluice_queue_receive(client, "dl", "g", 10, 2000, 0, &m, &n), SL_OK);
+    CHECK_EQ(n, 1);
+    CHECK_EQ(m[0].delivery_count, 1);
+    CHECK(m[0].seq >= N);
+    for (uint32_t i = 0; i < m[0].attr_count; i++) {
+        CHECK(!(m[0].attrs[i].key_len >= 7 && memcmp(m[0].attrs[i].key, "sluice.", 7) == 0));
+    }
+    sluice_messages_free(m, n);
+    CHECK_EQ(sluice_queue_redrive(client, "dl", "g", 0, &moved), SL_OK);
+    CHECK_EQ(moved, 0); /* nothing left in the DLQ */
 }
 
 TEST(acks_survive_kill9)
