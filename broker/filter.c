@@ -400,7 +400,7 @@ static int parse_op(struct flt_parse *p, uint32_t idx, json_t *obj)
 
 static int parse_alt(struct flt_parse *p, json_t *v)
 {
-    uint32_t idx;
+    uint32_t idx = 0;
     int rc = alt_new(p, &idx);
     if (rc != SL_OK) {
         return rc;
