@@ -23,6 +23,7 @@
 #include "common/checksum.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/partition.h"
 #include "common/ring.h"
@@ -48,17 +49,6 @@ struct sl_catalog {
     struct sl_stream *graveyard; /* deleted, waiting for reap */
 };
 
-static int fsync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return sl_err_from_errno(errno);
-    }
-    int rc = fsync(fd) == 0 ? SL_OK : sl_err_from_errno(errno);
-    close(fd);
-    return rc;
-}
-
 static char *path_cat(const char *a, const char *b)
 {
     size_t n = strlen(a) + strlen(b) + 2;
@@ -74,7 +64,7 @@ static int mkdir_durable(const char *parent, const char *path)
     if (mkdir(path, 0755) != 0) {
         return errno == EEXIST ? SL_OK : sl_err_from_errno(errno);
     }
-    return fsync_path(parent);
+    return sl_fsync_dir(parent);
 }
 
 /* Removes a directory tree (rare: deleted streams). Depth is bounded by
@@ -153,7 +143,7 @@ static int meta_write(const struct sl_stream *st)
         rc = sl_err_from_errno(errno);
     }
     if (rc == SL_OK) {
-        rc = fsync_path(st->dir);
+        rc = sl_fsync_dir(st->dir);
     }
     free(tmp);
     free(dst);
@@ -396,10 +386,10 @@ static int move_to_trash(struct sl_catalog *c, const char *name)
         rc = sl_err_from_errno(errno);
     }
     if (rc == SL_OK) {
-        rc = fsync_path(c->streams_dir);
+        rc = sl_fsync_dir(c->streams_dir);
     }
     if (rc == SL_OK) {
-        rc = fsync_path(c->trash_dir);
+        rc = sl_fsync_dir(c->trash_dir);
     }
     free(from);
     free(to);
@@ -580,7 +570,7 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
         }
     }
     if (rc == SL_OK) {
-        rc = fsync_path(c->streams_dir);
+        rc = sl_fsync_dir(c->streams_dir);
     }
     if (rc == SL_OK) {
         rc = meta_write(st);

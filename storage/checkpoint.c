@@ -60,6 +60,7 @@
 #include "common/assert.h"
 #include "common/checksum.h"
 #include "common/error.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/ring.h"
 
@@ -385,92 +386,6 @@ static int load_set(struct sl_ckpt_store *cs, const struct rec *r)
 /* ------------------------------------------------------------------ */
 /* file helpers                                                        */
 
-static int pread_full(int fd, void *buf, size_t len, uint64_t off, size_t *got)
-{
-    size_t n = 0;
-    while (n < len) {
-        ssize_t r = pread(fd, (uint8_t *)buf + n, len - n, (off_t)(off + n));
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return sl_err_from_errno(errno);
-        }
-        if (r == 0) {
-            break;
-        }
-        n += (size_t)r;
-    }
-    *got = n;
-    return SL_OK;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-    size_t n = 0;
-    while (n < len) {
-        ssize_t r = pwrite(fd, (const uint8_t *)buf + n, len - n, (off_t)(off + n));
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return sl_err_from_errno(errno);
-        }
-        n += (size_t)r;
-    }
-    return SL_OK;
-}
-
-static int fsync_fd(int fd)
-{
-    return fsync(fd) == 0 ? SL_OK : sl_err_from_errno(errno);
-}
-
-/* mkdir -p, fsyncing the parent of every directory it creates. */
-static int mkdir_p(const char *path)
-{
-    char buf[PATH_MAX];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof(buf)) {
-        return SL_EINVAL;
-    }
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0') {
-            continue;
-        }
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0755) == 0) {
-            char *slash = strrchr(buf, '/');
-            char saved = 0;
-            const char *parent = ".";
-            if (slash == buf) {
-                parent = "/";
-            } else if (slash != NULL) {
-                saved = *slash;
-                *slash = '\0';
-                parent = buf;
-            }
-            int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            int rc = pfd < 0 ? sl_err_from_errno(errno) : fsync_fd(pfd);
-            if (pfd >= 0) {
-                close(pfd);
-            }
-            if (saved != 0) {
-                *slash = saved;
-            }
-            if (rc != SL_OK) {
-                return rc;
-            }
-        } else if (errno != EEXIST) {
-            return sl_err_from_errno(errno);
-        }
-        buf[i] = c;
-    }
-    return SL_OK;
-}
-
 /* ------------------------------------------------------------------ */
 /* snapshot                                                            */
 
@@ -529,9 +444,9 @@ static int snap_write_tmp(struct sl_ckpt_store *cs, const uint8_t *buf, size_t l
     if (fd < 0) {
         return sl_err_from_errno(errno);
     }
-    int rc = pwrite_full(fd, buf, len, 0);
+    int rc = sl_pwrite_full(fd, buf, len, 0);
     if (rc == SL_OK) {
-        rc = fsync_fd(fd);
+        rc = sl_fsync_fd(fd);
     }
     close(fd);
     return rc;
@@ -658,7 +573,7 @@ static int load_snapshot(struct sl_ckpt_store *cs)
     if ((uint64_t)st.st_size <= SNAP_BYTES_MAX) {
         buf = malloc(size > 0 ? size : 1);
         size_t got = 0;
-        rc = buf == NULL ? SL_ENOMEM : pread_full(fd, buf, size, 0, &got);
+        rc = buf == NULL ? SL_ENOMEM : sl_pread_full(fd, buf, size, 0, &got);
         if (rc == SL_OK && got != size) {
             rc = SL_EIO;
         }
@@ -725,7 +640,7 @@ static int replay_log(struct sl_ckpt_store *cs, uint64_t file_size, uint64_t *en
             want = (size_t)(file_size - base - have);
         }
         size_t got = 0;
-        rc = pread_full(cs->log_fd, buf + have, want, base + have, &got);
+        rc = sl_pread_full(cs->log_fd, buf + have, want, base + have, &got);
         if (rc != SL_OK || got == 0) {
             break;
         }
@@ -742,7 +657,7 @@ static int open_log(struct sl_ckpt_store *cs)
     if (cs->log_fd < 0 && errno == ENOENT) {
         cs->log_fd = openat(cs->dir_fd, LOG_NAME, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (cs->log_fd >= 0) {
-            return fsync_fd(cs->dir_fd); /* the new entry is durable */
+            return sl_fsync_fd(cs->dir_fd); /* the new entry is durable */
         }
     }
     return cs->log_fd < 0 ? sl_err_from_errno(errno) : SL_OK;
@@ -771,7 +686,7 @@ static int load_log(struct sl_ckpt_store *cs)
         if (ftruncate(cs->log_fd, (off_t)end) != 0) {
             return sl_err_from_errno(errno);
         }
-        rc = fsync_fd(cs->log_fd);
+        rc = sl_fsync_fd(cs->log_fd);
     }
     cs->log_bytes = end;
     return rc;
@@ -1028,7 +943,7 @@ static int config_check(const struct sl_ckpt_config *cfg)
 
 static int store_load(struct sl_ckpt_store *cs)
 {
-    int rc = mkdir_p(cs->dir);
+    int rc = sl_mkdir_p(cs->dir);
     if (rc != SL_OK) {
         return rc;
     }

@@ -96,6 +96,7 @@
 #include "common/assert.h"
 #include "common/checksum.h"
 #include "common/error.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/ring.h"
 
@@ -849,99 +850,6 @@ static int apply_loaded(struct sl_qstate *qs, const struct op *op, const char *w
 /* ------------------------------------------------------------------ */
 /* file helpers                                                        */
 
-static int pread_full(int fd, void *buf, size_t len, uint64_t off, size_t *got)
-{
-    size_t n = 0;
-    while (n < len) {
-        ssize_t r = pread(fd, (uint8_t *)buf + n, len - n, (off_t)(off + n));
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return sl_err_from_errno(errno);
-        }
-        if (r == 0) {
-            break;
-        }
-        n += (size_t)r;
-    }
-    *got = n;
-    return SL_OK;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-    size_t n = 0;
-    while (n < len) {
-        ssize_t r = pwrite(fd, (const uint8_t *)buf + n, len - n, (off_t)(off + n));
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return sl_err_from_errno(errno);
-        }
-        n += (size_t)r;
-    }
-    return SL_OK;
-}
-
-static int fsync_fd(int fd)
-{
-    return fsync(fd) == 0 ? SL_OK : sl_err_from_errno(errno);
-}
-
-/* fsyncs the directory holding `path` (which ends in a component). */
-static int fsync_parent(char *path)
-{
-    char *slash = strrchr(path, '/');
-    char saved = 0;
-    const char *parent = ".";
-    if (slash == path) {
-        parent = "/";
-    } else if (slash != NULL) {
-        saved = *slash;
-        *slash = '\0';
-        parent = path;
-    }
-    int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = pfd < 0 ? sl_err_from_errno(errno) : fsync_fd(pfd);
-    if (pfd >= 0) {
-        close(pfd);
-    }
-    if (saved != 0) {
-        *slash = saved;
-    }
-    return rc;
-}
-
-/* mkdir -p, fsyncing the parent of every directory it creates. */
-static int mkdir_p(const char *path)
-{
-    char buf[PATH_MAX];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof(buf)) {
-        return SL_EINVAL;
-    }
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0') {
-            continue;
-        }
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0755) == 0) {
-            int rc = fsync_parent(buf);
-            if (rc != SL_OK) {
-                return rc;
-            }
-        } else if (errno != EEXIST) {
-            return sl_err_from_errno(errno);
-        }
-        buf[i] = c;
-    }
-    return SL_OK;
-}
-
 /* ------------------------------------------------------------------ */
 /* snapshot                                                            */
 
@@ -1024,9 +932,9 @@ static int snap_write_tmp(struct sl_qstate *qs, const uint8_t *buf, size_t len)
     if (fd < 0) {
         return sl_err_from_errno(errno);
     }
-    int rc = pwrite_full(fd, buf, len, 0);
+    int rc = sl_pwrite_full(fd, buf, len, 0);
     if (rc == SL_OK) {
-        rc = fsync_fd(fd);
+        rc = sl_fsync_fd(fd);
     }
     close(fd);
     return rc;
@@ -1049,15 +957,15 @@ static int log_reset(struct sl_qstate *qs, uint64_t gen, const char **what)
         return sl_err_from_errno(errno);
     }
     *what = "log fsync after the truncate";
-    if ((rc = fsync_fd(qs->log_fd)) != SL_OK) {
+    if ((rc = sl_fsync_fd(qs->log_fd)) != SL_OK) {
         return rc;
     }
     *what = "log header write";
-    if ((rc = pwrite_full(qs->log_fd, h, LOG_HEAD, 0)) != SL_OK) {
+    if ((rc = sl_pwrite_full(qs->log_fd, h, LOG_HEAD, 0)) != SL_OK) {
         return rc;
     }
     *what = "log fsync after the header";
-    if ((rc = fsync_fd(qs->log_fd)) != SL_OK) {
+    if ((rc = sl_fsync_fd(qs->log_fd)) != SL_OK) {
         return rc;
     }
     qs->gen = gen;
@@ -1096,7 +1004,7 @@ static bool compact(struct sl_qstate *qs)
      * rename is durable. */
     uint64_t cut = qs->log_bytes;
     const char *what = "directory fsync after the snapshot rename";
-    rc = fsync_fd(qs->dir_fd);
+    rc = sl_fsync_fd(qs->dir_fd);
     if (rc == SL_OK) {
         rc = log_reset(qs, qs->gen + 1, &what);
     }
@@ -1180,7 +1088,7 @@ static int load_snapshot(struct sl_qstate *qs, uint64_t *log_gen)
     if ((uint64_t)st.st_size <= SNAP_BYTES_MAX) {
         buf = malloc(size > 0 ? size : 1);
         size_t got = 0;
-        rc = buf == NULL ? SL_ENOMEM : pread_full(fd, buf, size, 0, &got);
+        rc = buf == NULL ? SL_ENOMEM : sl_pread_full(fd, buf, size, 0, &got);
         if (rc == SL_OK && got != size) {
             rc = SL_EIO;
         }
@@ -1248,7 +1156,7 @@ static int replay_log(struct sl_qstate *qs, uint64_t start, uint64_t file_size, 
             want = (size_t)(file_size - base - have);
         }
         size_t got = 0;
-        rc = pread_full(qs->log_fd, buf + have, want, base + have, &got);
+        rc = sl_pread_full(qs->log_fd, buf + have, want, base + have, &got);
         if (rc != SL_OK || got == 0) {
             break;
         }
@@ -1267,7 +1175,7 @@ static int log_header(struct sl_qstate *qs, uint64_t size, uint64_t *gen)
     if (size < LOG_HEAD) {
         return SL_ECORRUPT;
     }
-    int rc = pread_full(qs->log_fd, h, LOG_HEAD, 0, &got);
+    int rc = sl_pread_full(qs->log_fd, h, LOG_HEAD, 0, &got);
     if (rc != SL_OK) {
         return rc;
     }
@@ -1300,7 +1208,7 @@ static int load_log(struct sl_qstate *qs, uint64_t snap_gen)
             return sl_err_from_errno(errno);
         }
         int rc = open_reset(qs, snap_gen);
-        return rc == SL_OK ? fsync_fd(qs->dir_fd) : rc; /* the new entry is durable */
+        return rc == SL_OK ? sl_fsync_fd(qs->dir_fd) : rc; /* the new entry is durable */
     }
     struct stat st;
     if (qs->log_fd < 0 || fstat(qs->log_fd, &st) != 0) {
@@ -1344,7 +1252,7 @@ static int load_log(struct sl_qstate *qs, uint64_t snap_gen)
         if (ftruncate(qs->log_fd, (off_t)end) != 0) {
             return sl_err_from_errno(errno);
         }
-        rc = fsync_fd(qs->log_fd);
+        rc = sl_fsync_fd(qs->log_fd);
     }
     qs->log_bytes = end;
     return rc;
@@ -1704,7 +1612,7 @@ static int config_check(const struct sl_qstate_config *cfg)
 
 static int store_load(struct sl_qstate *qs)
 {
-    int rc = mkdir_p(qs->dir);
+    int rc = sl_mkdir_p(qs->dir);
     if (rc != SL_OK) {
         return rc;
     }

@@ -45,6 +45,7 @@
 #include "common/checksum.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/ring.h"
 #include "storage/batch.h"
@@ -292,47 +293,6 @@ static uint32_t idx_cap_for(const struct sl_shard_config *cfg, uint64_t bytes)
     return n > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)n;
 }
 
-static int fsync_fd(int fd)
-{
-    return fsync(fd) == 0 ? SL_OK : sl_err_from_errno(errno);
-}
-
-static int pread_full(int fd, void *buf, size_t len, uint64_t off, size_t *got)
-{
-    size_t n = 0;
-    while (n < len) {
-        ssize_t r = pread(fd, (uint8_t *)buf + n, len - n, (off_t)(off + n));
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return sl_err_from_errno(errno);
-        }
-        if (r == 0) {
-            break;
-        }
-        n += (size_t)r;
-    }
-    *got = n;
-    return SL_OK;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-    size_t n = 0;
-    while (n < len) {
-        ssize_t r = pwrite(fd, (const uint8_t *)buf + n, len - n, (off_t)(off + n));
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return sl_err_from_errno(errno);
-        }
-        n += (size_t)r;
-    }
-    return SL_OK;
-}
-
 /* ------------------------------------------------------------------ */
 /* segments: load, unload, free                                        */
 
@@ -406,7 +366,7 @@ static int scan_log(struct sl_shard *s, struct segment *g, uint64_t pos, uint64_
     while (pos < file_size && !stop) {
         size_t want = file_size - pos < cap ? (size_t)(file_size - pos) : cap;
         size_t got = 0;
-        int rc = pread_full(g->log_fd, buf, want, pos, &got);
+        int rc = sl_pread_full(g->log_fd, buf, want, pos, &got);
         if (rc != SL_OK) {
             free(buf);
             return rc;
@@ -526,8 +486,8 @@ static int seg_rebuild_index(struct sl_shard *s, struct segment *g, uint64_t fil
     seg_name(name, sizeof(name), g->base_seq, "idx");
     int fd = openat(s->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd >= 0) {
-        if (pwrite_full(fd, g->idx, (size_t)g->idx_count * sizeof(*g->idx), 0) == SL_OK) {
-            (void)fsync_fd(fd);
+        if (sl_pwrite_full(fd, g->idx, (size_t)g->idx_count * sizeof(*g->idx), 0) == SL_OK) {
+            (void)sl_fsync_fd(fd);
         }
         close(fd);
     }
@@ -1709,7 +1669,7 @@ uint32_t sl_shard_retention_run(struct sl_shard *s)
         s->seg_count -= deleted;
         /* The unlinks are durable once the directory is; a crash before that
          * only brings a to-be-deleted segment back for the next run. */
-        if (fsync_fd(s->dir_fd) != SL_OK) {
+        if (sl_fsync_fd(s->dir_fd) != SL_OK) {
             sl_warn("storage", "%s: directory fsync after retention failed", s->dir);
         }
     }
@@ -1718,43 +1678,6 @@ uint32_t sl_shard_retention_run(struct sl_shard *s)
 
 /* ------------------------------------------------------------------ */
 /* open and recovery                                                   */
-
-static int mkdir_p(const char *path)
-{
-    char buf[PATH_MAX];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof(buf)) {
-        return SL_EINVAL;
-    }
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0') {
-            continue;
-        }
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0755) == 0) {
-            /* make the new entry durable in its parent */
-            char *slash = strrchr(buf, '/');
-            const char *parent = slash == NULL ? "." : (slash == buf ? "/" : buf);
-            if (slash != NULL && slash != buf) {
-                *slash = '\0';
-            }
-            int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (pfd >= 0) {
-                (void)fsync(pfd);
-                close(pfd);
-            }
-            if (slash != NULL && slash != buf) {
-                *slash = '/';
-            }
-        } else if (errno != EEXIST) {
-            return sl_err_from_errno(errno);
-        }
-        buf[i] = c;
-    }
-    return SL_OK;
-}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -1841,7 +1764,7 @@ static int recover_active(struct sl_shard *s, struct segment *g)
         return SL_ENOMEM;
     }
     size_t got = 0;
-    int rc = pread_full(g->idx_fd, g->idx, (size_t)on_disk * sizeof(*g->idx), 0, &got);
+    int rc = sl_pread_full(g->idx_fd, g->idx, (size_t)on_disk * sizeof(*g->idx), 0, &got);
     if (rc != SL_OK) {
         return rc;
     }
@@ -1882,7 +1805,7 @@ static int recover_active(struct sl_shard *s, struct segment *g)
     if (fdatasync(g->log_fd) != 0) {
         return sl_err_from_errno(errno);
     }
-    rc = pwrite_full(g->idx_fd, g->idx, (size_t)g->idx_count * sizeof(*g->idx), 0);
+    rc = sl_pwrite_full(g->idx_fd, g->idx, (size_t)g->idx_count * sizeof(*g->idx), 0);
     if (rc == SL_OK && ftruncate(g->idx_fd, (off_t)g->idx_count * (off_t)sizeof(*g->idx)) != 0) {
         rc = sl_err_from_errno(errno);
     }
@@ -1953,7 +1876,7 @@ static int shard_load(struct sl_shard *s)
         if (rc != SL_OK) {
             return rc;
         }
-        rc = fsync_fd(s->dir_fd);
+        rc = sl_fsync_fd(s->dir_fd);
         s->dir_synced_gen = s->dir_gen;
         s->next_seq = 0;
         return rc;
@@ -1996,7 +1919,7 @@ int sl_shard_open(struct sl_ring *ring, const char *dir, const struct sl_shard_c
         s->wbufs[i].shard = s;
         s->wbufs[i].op.cb = write_done;
     }
-    rc = mkdir_p(dir);
+    rc = sl_mkdir_p(dir);
     if (rc == SL_OK) {
         s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         rc = s->dir_fd < 0 ? sl_err_from_errno(errno) : SL_OK;

@@ -1,0 +1,106 @@
+/* fileio.c - pread/pwrite loops, fsync of files and directories, mkdir -p. */
+#include "common/fileio.h"
+
+#include "common/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int sl_pread_full(int fd, void *buf, size_t len, uint64_t off, size_t *got)
+{
+    size_t n = 0;
+    while (n < len) {
+        ssize_t r = pread(fd, (uint8_t *)buf + n, len - n, (off_t)(off + n));
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return sl_err_from_errno(errno);
+        }
+        if (r == 0) {
+            break;
+        }
+        n += (size_t)r;
+    }
+    *got = n;
+    return SL_OK;
+}
+
+int sl_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+    size_t n = 0;
+    while (n < len) {
+        ssize_t r = pwrite(fd, (const uint8_t *)buf + n, len - n, (off_t)(off + n));
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return sl_err_from_errno(errno);
+        }
+        n += (size_t)r;
+    }
+    return SL_OK;
+}
+
+int sl_fsync_fd(int fd)
+{
+    return fsync(fd) == 0 ? SL_OK : sl_err_from_errno(errno);
+}
+
+int sl_fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return sl_err_from_errno(errno);
+    }
+    int rc = sl_fsync_fd(fd);
+    close(fd);
+    return rc;
+}
+
+/* fsyncs the directory holding `path` (modified in place, restored). */
+static int fsync_parent(char *path)
+{
+    char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+        return sl_fsync_dir(".");
+    }
+    if (slash == path) {
+        return sl_fsync_dir("/");
+    }
+    *slash = '\0';
+    int rc = sl_fsync_dir(path);
+    *slash = '/';
+    return rc;
+}
+
+int sl_mkdir_p(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(buf)) {
+        return SL_EINVAL;
+    }
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') {
+            continue;
+        }
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0755) == 0) {
+            int rc = fsync_parent(buf);
+            if (rc != SL_OK) {
+                return rc;
+            }
+        } else if (errno != EEXIST) {
+            return sl_err_from_errno(errno);
+        }
+        buf[i] = c;
+    }
+    return SL_OK;
+}
