@@ -6,7 +6,8 @@
  * after max_deliveries the record goes to the dead-letter stream with its
  * source attributes and is not delivered again, and redrive brings it back; acks survive kill -9 (no
  * acked record is delivered again after the restart; unacked in-flight ones
- * are, with their counts); three subscriptions each receive every record,
+ * are, with their counts); three subscriptions each receive all of 100,000
+ * records; three subscriptions each receive every record,
  * one with a filter receives exactly the matching ones; an invalid filter is
  * refused with a message; a group far behind holds at most max_inflight
  * leases; an ordered group hands each key's records out one at a time, in
@@ -309,6 +310,76 @@ TEST(fan_out_and_filters)
     sluice_queue_stats_fini(&st);
 }
 
+/* Three subscriptions on one topic each receive every one of 100,000
+ * records (each drained by its own receives; the log is shared). */
+#define FAN 100000u
+
+static int fan_drain(const char *group, uint8_t *seen)
+{
+    uint32_t got = 0;
+    uint64_t end = it_mono_ms() + 90000;
+    while (got < FAN && it_mono_ms() < end) {
+        struct sluice_message *msgs = NULL;
+        size_t n = 0;
+        if (sluice_queue_receive(client, "fan", group, 1000, 500, 0, &msgs, &n) != SL_OK) {
+            return -1;
+        }
+        const char *receipts[1000];
+        for (size_t i = 0; i < n; i++) {
+            uint32_t idx = value_index(&msgs[i]);
+            if (idx < FAN) {
+                seen[idx]++;
+            }
+            receipts[i] = msgs[i].receipt;
+        }
+        int rc = n > 0 ? sluice_queue_ack(client, "fan", group, receipts, n, NULL) : SL_OK;
+        sluice_messages_free(msgs, n);
+        if (rc != SL_OK) {
+            return -1;
+        }
+        got += (uint32_t)n;
+    }
+    return (int)got;
+}
+
+TEST(three_subscriptions_each_get_all_100k)
+{
+    CHECK_EQ(it_create_stream(client, "fan", 2), SL_OK);
+    const char *subs[3] = {"s1", "s2", "s3"};
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(sluice_queue_group_create(client, "fan", subs[i], NULL), SL_OK);
+    }
+    sluice_producer *p = NULL;
+    struct sluice_producer_opts po = {.linger_ms = 5, .block_when_full = 1};
+    CHECK_EQ(sluice_producer_new(client, "fan", &po, &p), SL_OK);
+    for (uint32_t i = 0; i < FAN; i++) {
+        char key[16], val[16];
+        int kl = snprintf(key, sizeof(key), "k%u", i % 101);
+        int vl = snprintf(val, sizeof(val), "m%u", i);
+        CHECK_EQ(sluice_produce(p, key, (size_t)kl, val, (size_t)vl, NULL, 0, on_delivery, NULL),
+                 SL_OK);
+    }
+    CHECK_EQ(sluice_producer_flush(p, 60000), SL_OK);
+    sluice_producer_free(p);
+    CHECK_EQ(atomic_load(&produce_errors), 0);
+    uint8_t *seen = calloc(FAN, 1);
+    CHECK(seen != NULL);
+    for (int s = 0; s < 3; s++) {
+        memset(seen, 0, FAN);
+        int got = fan_drain(subs[s], seen);
+        uint32_t once = 0;
+        for (uint32_t i = 0; i < FAN; i++) {
+            once += seen[i] == 1 ? 1 : 0;
+        }
+        if (got != (int)FAN || once != FAN) {
+            fprintf(stderr, "  %s: got %d, %u exactly once\n", subs[s], got, once);
+            free(seen);
+            CHECK(0);
+        }
+    }
+    free(seen);
+}
+
 TEST(leases_bounded_far_behind)
 {
     CHECK_EQ(it_create_stream(client, "backlog", 1), SL_OK);
@@ -487,6 +558,7 @@ int main(void)
     RUN(dead_letter_after_max_deliveries);
     RUN(acks_survive_kill9);
     RUN(fan_out_and_filters);
+    RUN(three_subscriptions_each_get_all_100k);
     RUN(leases_bounded_far_behind);
     RUN(ordered_per_key_with_4_receivers);
     RUN(dedup_ids_within_window);
