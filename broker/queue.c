@@ -874,11 +874,32 @@ static void dead_letter(struct recv_op *op, uint32_t shard, uint64_t seq,
 /* Hands one record to this receive (or dead-letters it). `e` is a claimed
  * redelivery entry or NULL for a new record. Returns false when the group
  * has no room for another lease. */
+/* Delay on send: a record with attribute sluice.not_before (Unix ms) is not
+ * delivered before then. Returns the monotonic time it may go, or 0. */
+static uint64_t not_before_mono(const struct sl_record_view *rv)
+{
+    static const char name[] = "sluice.not_before";
+    uint32_t pos = 0;
+    struct sl_attr a;
+    while (sl_record_attr_next(rv, &pos, &a)) {
+        if (a.key_len == sizeof(name) - 1 && memcmp(a.key, name, a.key_len) == 0) {
+            char buf[24];
+            uint32_t n = a.value_len < sizeof(buf) - 1 ? a.value_len : (uint32_t)sizeof(buf) - 1;
+            memcpy(buf, a.value, n);
+            buf[n] = '\0';
+            uint64_t at = strtoull(buf, NULL, 10), wall = now_ms();
+            return at > wall ? mono_ms() + (at - wall) : 0;
+        }
+    }
+    return 0;
+}
+
 static bool deliver(struct recv_op *op, struct qentry *e, uint32_t shard, uint64_t seq,
                     const struct sl_record_view *rv, uint64_t append_ms)
 {
     struct qgroup *g = op->g;
     struct sl_stream *st = g->stream;
+    uint64_t delay_until = e == NULL && rv->attr_count > 0 ? not_before_mono(rv) : 0;
     uint32_t count = e != NULL ? e->count : sl_qstate_count(st->qstate, g->name, shard, seq);
     bool key_busy = e == NULL && g->ordered && rv->key_len > 0 &&
                     key_find(g, sl_partition_hash(rv->key, rv->key_len), false) != NULL;
@@ -904,6 +925,14 @@ static bool deliver(struct recv_op *op, struct qentry *e, uint32_t shard, uint64
                 e->state = QE_BLOCKED; /* an earlier record of its key is out */
                 return true;
             }
+        }
+        if (delay_until > 0) { /* delayed on send: waits in the table */
+            e->state = QE_READY;
+            e->due_ms = delay_until;
+            e->shard = shard;
+            e->seq = seq;
+            e->count = count;
+            return true;
         }
     }
     e->state = QE_LEASED;

@@ -937,7 +937,7 @@ static int cmd_lag(int argc, char **argv)
 
 static const char usage_queue[] =
     "usage: sluice queue create NAME [--shards N] [--group G] [group options]\n"
-    "       sluice queue send NAME [--key K] [--attr k=v ...]          < lines\n"
+    "       sluice queue send NAME [--key K] [--attr k=v ...] [--delay S] < lines\n"
     "       sluice queue receive NAME [--group G] [--max N] [--wait S] [--ack] [--json]\n"
     "                                 [--visibility S]\n"
     "       sluice queue ack NAME [--group G] RECEIPT... | -\n"
@@ -952,7 +952,8 @@ static const char usage_queue[] =
     "others become visible again. The group is \"" CLI_DEFAULT_GROUP "\" unless --group says.\n"
     "  create     creates the stream NAME (unless it exists; --shards N, default 1) and the\n"
     "             queue group\n"
-    "  send       one message per stdin line (durable acks); a summary on stderr\n"
+    "  send       one message per stdin line (durable acks); a summary on stderr;\n"
+    "             --delay S: not delivered before S seconds from now (at most 900)\n"
     "  receive    prints one message body per line; --json: one object per message with\n"
     "             receipt, shard, seq, delivery_count, timestamp, key, attributes, value\n"
     "             --max N (default 1), --wait S seconds for the first message (default 0),\n"
@@ -1226,6 +1227,7 @@ static int cmd_send(int argc, char **argv, const char *usage, const char *what)
     static const struct option opts[] = {
         {"key", required_argument, NULL, 'k'},
         {"attr", required_argument, NULL, 'a'},
+        {"delay", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1233,10 +1235,26 @@ static int cmd_send(int argc, char **argv, const char *usage, const char *what)
     memset(&a, 0, sizeof(a));
     a.po.block_when_full = 1;
     a.po.ack = SLUICE_ACK_DURABLE;
+    static char not_before[48]; /* the attribute's text lives until produce_run ends */
     optind = 0;
     for (int ch; (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
         if (ch == 'k') {
             a.key = optarg;
+        } else if (ch == 'd') {
+            char *end = NULL;
+            unsigned long secs = strtoul(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || secs > 900) {
+                return usage_error(usage, "bad --delay '%s' (seconds, 0 to 900)", optarg);
+            }
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t at = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u +
+                          (uint64_t)secs * 1000u;
+            snprintf(not_before, sizeof(not_before), "sluice.not_before=%llu",
+                     (unsigned long long)at);
+            if (parse_attr(&a, not_before) != 0) {
+                return usage_error(usage, "%s", "too many attributes");
+            }
         } else if (ch == 'a') {
             if (parse_attr(&a, optarg) != 0) {
                 return usage_error(usage, "bad --attr '%s' (want k=v, at most 32)", optarg);

@@ -12,7 +12,8 @@
  * refused with a message; a group far behind holds at most max_inflight
  * leases; an ordered group hands each key's records out one at a time, in
  * order, to 4 competing receivers; a record whose sluice.dedup_id was
- * stored within the window is acknowledged but not stored again.
+ * stored within the window is acknowledged but not stored again; a record
+ * with sluice.not_before is not delivered before that time.
  */
 #include "../unit/test.h"
 #include "harness.h"
@@ -436,6 +437,41 @@ TEST(dedup_ids_within_window)
     CHECK_EQ(stored, 15);
 }
 
+TEST(delay_on_send)
+{
+    CHECK_EQ(it_create_stream(client, "later", 1), SL_OK);
+    CHECK_EQ(sluice_queue_group_create(client, "later", "g", NULL), SL_OK);
+    sluice_producer *p = NULL;
+    struct sluice_producer_opts po = {.linger_ms = 1, .block_when_full = 1};
+    CHECK_EQ(sluice_producer_new(client, "later", &po, &p), SL_OK);
+    char at[24];
+    int al = snprintf(at, sizeof(at), "%" PRIu64, it_wall_ms() + 1500);
+    struct sluice_attr nb = {"sluice.not_before", 17, at, (uint32_t)al};
+    CHECK_EQ(sluice_produce(p, "k", 1, "m1", 2, &nb, 1, on_delivery, NULL), SL_OK);
+    CHECK_EQ(sluice_produce(p, "k", 1, "m2", 2, NULL, 0, on_delivery, NULL), SL_OK);
+    CHECK_EQ(sluice_producer_flush(p, 30000), SL_OK);
+    sluice_producer_free(p);
+    uint64_t t0 = it_mono_ms();
+    struct sluice_message *m = NULL;
+    size_t n = 0;
+    /* Only the undelayed one is there now. */
+    CHECK_EQ(sluice_queue_receive(client, "later", "g", 10, 300, 0, &m, &n), SL_OK);
+    CHECK_EQ(n, 1);
+    CHECK(m[0].value_len == 2 && memcmp(m[0].value, "m2", 2) == 0);
+    const char *r = m[0].receipt;
+    CHECK_EQ(sluice_queue_ack(client, "later", "g", &r, 1, NULL), SL_OK);
+    sluice_messages_free(m, n);
+    /* The delayed one arrives after its time (a long-poll wakes for it). */
+    CHECK_EQ(sluice_queue_receive(client, "later", "g", 10, 5000, 0, &m, &n), SL_OK);
+    CHECK_EQ(n, 1);
+    CHECK(m[0].value_len == 2 && memcmp(m[0].value, "m1", 2) == 0);
+    CHECK_EQ(m[0].delivery_count, 1);
+    CHECK(it_mono_ms() - t0 >= 1200);
+    r = m[0].receipt;
+    CHECK_EQ(sluice_queue_ack(client, "later", "g", &r, 1, NULL), SL_OK);
+    sluice_messages_free(m, n);
+}
+
 /* ---- ordered (FIFO per key) with 4 competing receivers ---- */
 
 #define OKEYS 10u
@@ -562,6 +598,7 @@ int main(void)
     RUN(leases_bounded_far_behind);
     RUN(ordered_per_key_with_4_receivers);
     RUN(dedup_ids_within_window);
+    RUN(delay_on_send);
     sluice_client_free(client);
     if (it_broker_stop(&broker) != 0) {
         fprintf(stderr, "broker did not stop cleanly\n");
