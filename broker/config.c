@@ -102,6 +102,9 @@ static const struct setting settings[] = {
      "Receive buffer per connection; grows to max_frame_bytes for one big frame only."},
     {"idle_timeout_ms", "connections", T_U32, U_MS, "5min", 0, 7 * DAY, NULL,
      OFF(idle_timeout_ms), "Close a connection idle this long (0 = never)."},
+    {"frame_timeout_ms", "connections", T_U32, U_MS, "30s", 100, 1 * DAY, NULL,
+     OFF(frame_timeout_ms),
+     "Close a connection whose request frame has been arriving for this long (slowloris)."},
     {"fetch_wait_max_ms", "connections", T_U32, U_MS, "30s", 0, 10 * MIN, NULL,
      OFF(fetch_wait_max_ms), "Longest long-poll a fetch may ask for."},
 

@@ -37,6 +37,7 @@ struct sl_broker_config {
     uint32_t max_inflight;      /* requests per connection */
     uint32_t conn_buffer_bytes; /* receive buffer; grows to max_frame_bytes for one frame */
     uint32_t idle_timeout_ms;   /* 0 = never */
+    uint32_t frame_timeout_ms;  /* a partial frame older than this closes the connection */
     uint32_t fetch_wait_max_ms;
     /* [streams] */
     uint32_t default_retention_hours;

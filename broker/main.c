@@ -15,11 +15,32 @@
 #include "common/ring.h"
 
 #include <malloc.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define RING_ENTRIES 1024
+
+/* Connections and segment files need descriptors: lift the soft limit to
+ * the hard one, and say so when even that is below what the settings ask. */
+static void raise_fd_limit(uint32_t max_connections)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)max_connections + 256) {
+        sl_warn("broker",
+                "open-file limit %llu is below max_connections (%u) + 256 for files; "
+                "raise it (ulimit -n, LimitNOFILE= in systemd)",
+                (unsigned long long)rl.rlim_cur, max_connections);
+    }
+}
 
 static void server_config_from(const struct sl_broker_config *bc, struct sl_server_config *sc)
 {
@@ -32,6 +53,7 @@ static void server_config_from(const struct sl_broker_config *bc, struct sl_serv
     sc->max_inflight = bc->max_inflight;
     sc->conn_buffer_bytes = bc->conn_buffer_bytes;
     sc->idle_timeout_ms = bc->idle_timeout_ms;
+    sc->frame_timeout_ms = bc->frame_timeout_ms;
     sc->fetch_wait_max_ms = bc->fetch_wait_max_ms;
     sc->batch_bytes_max = bc->batch_bytes_max;
     sc->retention_check_ms = bc->retention_check_ms;
@@ -63,6 +85,7 @@ int main(int argc, char **argv)
         return 2;
     }
     sl_log_set_level(cfg.log_level);
+    raise_fd_limit(cfg.max_connections);
     char why[512] = "";
     if (sl_ring_probe(why, sizeof(why)) != SL_OK) {
         sl_error("broker", "%s", why);

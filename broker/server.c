@@ -275,6 +275,12 @@ static void conn_parse(struct sl_conn *c)
     if (off > 0) {
         memmove(c->in, c->in + off, c->in_len - off);
         c->in_len -= off;
+        c->partial_since_ms = 0; /* a frame completed: the rest is a new one */
+    }
+    if (c->in_len == 0) {
+        c->partial_since_ms = 0;
+    } else if (c->partial_since_ms == 0) {
+        c->partial_since_ms = now_ms();
     }
     if (c->in_len == 0 && c->in_cap > srv->cfg.conn_buffer_bytes) {
         uint8_t *n = malloc(srv->cfg.conn_buffer_bytes); /* shrink after a big frame */
@@ -453,6 +459,18 @@ static void on_tick(struct sl_io_op *op, int res)
         bool idle = c->requests == 0 && c->out_head == NULL && !c->closed &&
                     t - c->last_active_ms > srv->cfg.idle_timeout_ms;
         bool drained = srv->stopping && !c->closed && c->requests == 0 && c->out_head == NULL;
+        /* Slowloris: a frame that keeps trickling in. Only while the
+         * broker reads it: a parse held back by max_inflight is not the
+         * peer's fault. */
+        bool slow = !c->closed && c->partial_since_ms != 0 &&
+                    c->requests < srv->cfg.max_inflight &&
+                    t - c->partial_since_ms > srv->cfg.frame_timeout_ms;
+        if (slow) {
+            sl_info("net", "conn %llu: a request frame took over %u ms: closed",
+                    (unsigned long long)c->id, srv->cfg.frame_timeout_ms);
+            conn_close(c);
+            continue;
+        }
         if (idle || drained || (srv->stopping && t > srv->stop_deadline_ms)) {
             if (idle) {
                 sl_info("net", "conn %llu: idle for %u ms: closed", (unsigned long long)c->id,

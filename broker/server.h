@@ -34,6 +34,7 @@ struct sl_server_config {
     uint32_t max_inflight;
     uint32_t conn_buffer_bytes;
     uint32_t idle_timeout_ms;
+    uint32_t frame_timeout_ms;
     uint32_t fetch_wait_max_ms;
     uint32_t batch_bytes_max;
     uint32_t retention_check_ms;
@@ -75,6 +76,7 @@ struct sl_conn {
     bool closing;       /* no more reads; close once output drained */
     bool closed;        /* fd closed; freed when refs and ops reach 0 */
     uint64_t last_active_ms;
+    uint64_t partial_since_ms; /* a frame has been arriving since (0: none) */
     struct sl_conn *prev;
     struct sl_conn *next;
 };
