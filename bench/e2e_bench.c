@@ -21,6 +21,7 @@
  *     p50/p99 over 1,000 samples (at most 5 s).
  * Prints a markdown table. Units: MB = 10^6 bytes, MiB = 2^20. Errors end the program.
  */
+#include "bench/bench_broker.h"
 #include "client/sluice.h"
 #include "common/error.h"
 
@@ -52,9 +53,7 @@
 #define FSYNC_SAMPLES 1000u
 
 static const char *dir_base = "/var/tmp";
-static char root[256];
-static pid_t broker_pid;
-static char addr[64];
+static struct bench_broker bb;
 static uint64_t volume_bytes = 1024ull << 20;
 static uint32_t rate = 1000;
 static uint32_t seconds = 5;
@@ -62,95 +61,13 @@ static uint32_t seconds = 5;
 static _Noreturn void die(const char *what, int rc)
 {
     fprintf(stderr, "e2e_bench: %s: %s (%s)\n", what, sl_errname(rc), sluice_last_error());
-    if (broker_pid > 0) {
-        kill(broker_pid, SIGKILL);
+    if (bb.pid > 0) {
+        kill(bb.pid, SIGKILL);
     }
     exit(1);
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ns(uint64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* ---- the broker ---- */
-
-static void broker_start(void)
-{
-    snprintf(root, sizeof(root), "%s/sluice-e2e-XXXXXX", dir_base);
-    if (mkdtemp(root) == NULL) {
-        perror("mkdtemp");
-        exit(1);
-    }
-    char data[300], port_file[300];
-    snprintf(data, sizeof(data), "%s/data", root);
-    snprintf(port_file, sizeof(port_file), "%s/port", root);
-    broker_pid = fork();
-    if (broker_pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execl(SLUICED_PATH, SLUICED_PATH, "--data", data, "--port", "0", "--port-file",
-              port_file, "--flush", "interval", "--log-level", "warn", (char *)NULL);
-        perror("exec " SLUICED_PATH);
-        _exit(127);
-    }
-    for (int i = 0; i < 1000; i++) {
-        FILE *f = fopen(port_file, "r");
-        unsigned port = 0;
-        if (f != NULL) {
-            int ok = fscanf(f, "%u", &port) == 1;
-            fclose(f);
-            if (ok && port != 0) {
-                snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
-                return;
-            }
-        }
-        if (waitpid(broker_pid, NULL, WNOHANG) == broker_pid) {
-            fprintf(stderr, "e2e_bench: the broker exited at start\n");
-            exit(1);
-        }
-        sleep_ns(10000000);
-    }
-    fprintf(stderr, "e2e_bench: the broker did not start\n");
-    kill(broker_pid, SIGKILL);
-    exit(1);
-}
-
-static void broker_stop(void)
-{
-    if (broker_pid <= 0) {
-        return;
-    }
-    int status = 0;
-    kill(broker_pid, SIGTERM);
-    waitpid(broker_pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "e2e_bench: the broker exited with status 0x%x\n", (unsigned)status);
-    }
-    nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* ---- loopback TCP ceiling ---- */
 
@@ -197,7 +114,7 @@ static double loopback_mbps(uint64_t bytes)
     pthread_create(&th, NULL, loop_reader, &arg);
     uint8_t *buf = malloc(LOOP_CHUNK);
     memset(buf, 0x5A, LOOP_CHUNK);
-    uint64_t t0 = now_ns(), sent = 0;
+    uint64_t t0 = bench_now_ns(), sent = 0;
     while (sent < bytes) {
         size_t want = bytes - sent < LOOP_CHUNK ? (size_t)(bytes - sent) : LOOP_CHUNK;
         ssize_t n = send(cs, buf, want, MSG_NOSIGNAL);
@@ -208,7 +125,7 @@ static double loopback_mbps(uint64_t bytes)
         sent += (uint64_t)n;
     }
     pthread_join(th, NULL);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     free(buf);
     close(cs);
     close(arg.fd);
@@ -221,7 +138,7 @@ static double loopback_mbps(uint64_t bytes)
 static void fsync_latency(uint64_t *p50, uint64_t *p99, uint32_t *samples)
 {
     char path[300];
-    snprintf(path, sizeof(path), "%s/fsync-probe", root[0] ? root : dir_base);
+    snprintf(path, sizeof(path), "%s/fsync-probe", bb.root[0] ? bb.root : dir_base);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
     if (fd < 0) {
         perror("fsync probe");
@@ -230,19 +147,19 @@ static void fsync_latency(uint64_t *p50, uint64_t *p99, uint32_t *samples)
     static uint8_t block[4096];
     memset(block, 0xA5, sizeof(block));
     uint64_t *lat = calloc(FSYNC_SAMPLES, sizeof(*lat));
-    uint64_t stop = now_ns() + 5000000000ull;
+    uint64_t stop = bench_now_ns() + 5000000000ull;
     uint32_t n = 0;
-    while (n < FSYNC_SAMPLES && now_ns() < stop) {
-        uint64_t t0 = now_ns();
+    while (n < FSYNC_SAMPLES && bench_now_ns() < stop) {
+        uint64_t t0 = bench_now_ns();
         if (write(fd, block, sizeof(block)) != (ssize_t)sizeof(block) || fdatasync(fd) != 0) {
             perror("fsync probe");
             exit(1);
         }
-        lat[n++] = now_ns() - t0;
+        lat[n++] = bench_now_ns() - t0;
     }
     close(fd);
     unlink(path);
-    qsort(lat, n, sizeof(*lat), cmp_u64);
+    qsort(lat, n, sizeof(*lat), bench_cmp_u64);
     *p50 = lat[n / 2];
     *p99 = lat[n * 99 / 100];
     *samples = n;
@@ -287,7 +204,7 @@ static double produce_run(sluice_client *c, const char *stream, uint64_t records
     for (uint32_t i = 0; i < size; i++) {
         val[i] = (uint8_t)('a' + i % 26);
     }
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (uint64_t i = 0; i < records; i++) {
         memcpy(val, &i, sizeof(i) < size ? sizeof(i) : size);
         rc = sluice_produce(p, NULL, 0, val, size, NULL, 0, on_delivery, NULL);
@@ -299,7 +216,7 @@ static double produce_run(sluice_client *c, const char *stream, uint64_t records
     if (rc != SL_OK) {
         die("flush", rc);
     }
-    double s = (double)(now_ns() - t0) / 1e9;
+    double s = (double)(bench_now_ns() - t0) / 1e9;
     sluice_producer_free(p);
     free(val);
     if (atomic_load(&failed) != 0) {
@@ -321,7 +238,7 @@ static double consume_run(sluice_client *c, const char *stream, uint64_t records
         die("consumer", rc);
     }
     static struct sluice_record recs[8192];
-    uint64_t got = 0, bytes = 0, t0 = now_ns();
+    uint64_t got = 0, bytes = 0, t0 = bench_now_ns();
     while (got < records) {
         size_t n = 0;
         rc = sluice_consumer_poll(cons, recs, 8192, &n, 1000);
@@ -337,7 +254,7 @@ static double consume_run(sluice_client *c, const char *stream, uint64_t records
         }
         got += n;
     }
-    double s = (double)(now_ns() - t0) / 1e9;
+    double s = (double)(bench_now_ns() - t0) / 1e9;
     sluice_consumer_free(cons);
     *payload = bytes;
     return s;
@@ -360,7 +277,7 @@ static void on_durable(void *ctx, int err, uint32_t shard, uint64_t seq)
     if (err != SL_OK) {
         atomic_fetch_add(&failed, 1);
     }
-    lat.lat_ns[i] = now_ns() - lat.sent_ns[i];
+    lat.lat_ns[i] = bench_now_ns() - lat.sent_ns[i];
     atomic_fetch_add(&lat.done, 1);
 }
 
@@ -380,13 +297,13 @@ static void durable_latency(sluice_client *c, const char *stream, uint64_t *p50,
     }
     static uint8_t val[1024];
     memset(val, 'd', sizeof(val));
-    uint64_t t0 = now_ns(), gap = 1000000000ull / rate;
+    uint64_t t0 = bench_now_ns(), gap = 1000000000ull / rate;
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t due = t0 + (uint64_t)i * gap, t = now_ns();
+        uint64_t due = t0 + (uint64_t)i * gap, t = bench_now_ns();
         if (due > t) {
-            sleep_ns(due - t);
+            bench_sleep_ns(due - t);
         }
-        lat.sent_ns[i] = now_ns();
+        lat.sent_ns[i] = bench_now_ns();
         rc = sluice_produce(p, NULL, 0, val, sizeof(val), NULL, 0, on_durable,
                             (void *)(uintptr_t)i);
         if (rc != SL_OK) {
@@ -397,7 +314,7 @@ static void durable_latency(sluice_client *c, const char *stream, uint64_t *p50,
         die("flush", rc);
     }
     sluice_producer_free(p);
-    qsort(lat.lat_ns, n, sizeof(uint64_t), cmp_u64);
+    qsort(lat.lat_ns, n, sizeof(uint64_t), bench_cmp_u64);
     *p50 = lat.lat_ns[n / 2];
     *p99 = lat.lat_ns[n * 99 / 100];
     *samples = n;
@@ -435,8 +352,8 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     if (broker == NULL) {
-        broker_start();
-        broker = addr;
+        bench_broker_start(&bb, "e2e", dir_base, "interval");
+        broker = bb.addr;
     }
     sluice_client *c = NULL;
     int rc = sluice_client_new(broker, NULL, &c);
@@ -473,7 +390,7 @@ int main(int argc, char **argv)
     sluice_stream_delete(c, s100);
     sluice_stream_delete(c, slat);
     sluice_client_free(c);
-    broker_stop();
+    bench_broker_stop(&bb, "e2e");
 
     printf("| case | result | ceiling (same run) |\n");
     printf("|---|---|---|\n");

@@ -26,6 +26,7 @@
  * was acked exactly once (a redelivery after an ack would show as a duplicate).
  * Prints a markdown table. Errors end the program.
  */
+#include "bench/bench_broker.h"
 #include "client/sluice.h"
 #include "common/error.h"
 
@@ -59,9 +60,7 @@
 
 static const char *dir_base = "/var/tmp";
 static const char *flush_mode = "always";
-static char root[256];
-static pid_t broker_pid;
-static char addr[64];
+static struct bench_broker bb;
 static const char *broker;
 static uint64_t messages = 200000;
 static uint32_t receivers = 4;
@@ -72,38 +71,10 @@ static uint32_t seconds = 10;
 static _Noreturn void die(const char *what, int rc)
 {
     fprintf(stderr, "queue_bench: %s: %s (%s)\n", what, sl_errname(rc), sluice_last_error());
-    if (broker_pid > 0) {
-        kill(broker_pid, SIGKILL);
+    if (bb.pid > 0) {
+        kill(bb.pid, SIGKILL);
     }
     exit(1);
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ns(uint64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
 }
 
 static sluice_client *connect_one(void)
@@ -117,60 +88,6 @@ static sluice_client *connect_one(void)
 }
 
 /* ---- the broker ---- */
-
-static void broker_start(void)
-{
-    snprintf(root, sizeof(root), "%s/sluice-qb-XXXXXX", dir_base);
-    if (mkdtemp(root) == NULL) {
-        perror("mkdtemp");
-        exit(1);
-    }
-    char data[300], port_file[300];
-    snprintf(data, sizeof(data), "%s/data", root);
-    snprintf(port_file, sizeof(port_file), "%s/port", root);
-    broker_pid = fork();
-    if (broker_pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execl(SLUICED_PATH, SLUICED_PATH, "--data", data, "--port", "0", "--port-file", port_file,
-              "--flush", flush_mode, "--log-level", "warn", (char *)NULL);
-        perror("exec " SLUICED_PATH);
-        _exit(127);
-    }
-    for (int i = 0; i < 1000; i++) {
-        FILE *f = fopen(port_file, "r");
-        unsigned port = 0;
-        if (f != NULL) {
-            int ok = fscanf(f, "%u", &port) == 1;
-            fclose(f);
-            if (ok && port != 0) {
-                snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
-                return;
-            }
-        }
-        if (waitpid(broker_pid, NULL, WNOHANG) == broker_pid) {
-            fprintf(stderr, "queue_bench: the broker exited at start\n");
-            exit(1);
-        }
-        sleep_ns(10000000);
-    }
-    fprintf(stderr, "queue_bench: the broker did not start\n");
-    kill(broker_pid, SIGKILL);
-    exit(1);
-}
-
-static void broker_stop(void)
-{
-    if (broker_pid <= 0) {
-        return;
-    }
-    int status = 0;
-    kill(broker_pid, SIGTERM);
-    waitpid(broker_pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "queue_bench: the broker exited with status 0x%x\n", (unsigned)status);
-    }
-    nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* ---- loading ---- */
 
@@ -219,7 +136,7 @@ static double preload(sluice_client *c, const char *stream, uint64_t records)
     }
     uint8_t val[VALUE_BYTES];
     memset(val, 'q', sizeof(val));
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (uint64_t i = 0; i < records; i++) {
         memcpy(val, &i, sizeof(i));
         rc = sluice_produce(p, NULL, 0, val, sizeof(val), NULL, 0, on_delivery, NULL);
@@ -230,7 +147,7 @@ static double preload(sluice_client *c, const char *stream, uint64_t records)
     if ((rc = sluice_producer_flush(p, 0)) != SL_OK) {
         die("flush", rc);
     }
-    double s = (double)(now_ns() - t0) / 1e9;
+    double s = (double)(bench_now_ns() - t0) / 1e9;
     sluice_producer_free(p);
     if (atomic_load(&produce_failed) != 0) {
         fprintf(stderr, "queue_bench: %" PRIu64 " records failed\n",
@@ -319,7 +236,7 @@ static void drain_ack(sluice_client *c, struct drain_set *s, const struct sluice
         }
     }
     if (fresh > 0 && atomic_fetch_add(&s->acked, fresh) + fresh == s->total) {
-        atomic_store(&s->done_ns, now_ns());
+        atomic_store(&s->done_ns, bench_now_ns());
     }
 }
 
@@ -361,7 +278,7 @@ static uint64_t drain_run(struct drain_set *sets, uint32_t sets_len, uint32_t n)
         }
     }
     pthread_barrier_wait(&start);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (uint32_t i = 0; i < n; i++) {
         pthread_join(d[i].th, NULL);
     }
@@ -405,13 +322,13 @@ static void *lat_receiver(void *arg)
     struct lat_run *r = arg;
     sluice_client *c = connect_one();
     while (r->received < r->n) {
-        if (!atomic_load(&r->producing) && now_ns() > r->deadline_ns) {
+        if (!atomic_load(&r->producing) && bench_now_ns() > r->deadline_ns) {
             break;
         }
         struct sluice_message *msgs = NULL;
         size_t n = 0;
         int rc = sluice_queue_receive(c, r->stream, "g", RECV_MAX, LAT_WAIT_MS, 0, &msgs, &n);
-        uint64_t t = now_ns();
+        uint64_t t = bench_now_ns();
         if (rc != SL_OK) {
             die("receive", rc);
         }
@@ -458,13 +375,13 @@ static void latency_run(sluice_client *c, const char *stream, uint64_t *p50, uin
     pthread_create(&th, NULL, lat_receiver, &r);
     uint8_t val[VALUE_BYTES];
     memset(val, 'l', sizeof(val));
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (uint64_t i = 0; i < r.n; i++) {
-        uint64_t due = t0 + i * 1000000u, t = now_ns();
+        uint64_t due = t0 + i * 1000000u, t = bench_now_ns();
         if (due > t) {
-            sleep_ns(due - t);
+            bench_sleep_ns(due - t);
         }
-        uint64_t sent = now_ns();
+        uint64_t sent = bench_now_ns();
         memcpy(val, &i, sizeof(i));
         memcpy(val + sizeof(i), &sent, sizeof(sent));
         if ((rc = sluice_produce(p, NULL, 0, val, sizeof(val), NULL, 0, on_delivery, NULL)) !=
@@ -472,7 +389,7 @@ static void latency_run(sluice_client *c, const char *stream, uint64_t *p50, uin
             die("produce", rc);
         }
     }
-    r.deadline_ns = now_ns() + (uint64_t)LAT_DRAIN_MS * 1000000u;
+    r.deadline_ns = bench_now_ns() + (uint64_t)LAT_DRAIN_MS * 1000000u;
     atomic_store(&r.producing, 0);
     if ((rc = sluice_producer_flush(p, 0)) != SL_OK) {
         die("flush", rc);
@@ -483,7 +400,7 @@ static void latency_run(sluice_client *c, const char *stream, uint64_t *p50, uin
         fprintf(stderr, "queue_bench: latency: %" PRIu64 " of %u received\n", r.received, r.n);
         exit(1);
     }
-    qsort(r.lat_ns, r.n, sizeof(uint64_t), cmp_u64);
+    qsort(r.lat_ns, r.n, sizeof(uint64_t), bench_cmp_u64);
     *p50 = r.lat_ns[r.n / 2];
     *p99 = r.lat_ns[(uint64_t)r.n * 99 / 100];
     *max = r.lat_ns[r.n - 1];
@@ -540,8 +457,8 @@ int main(int argc, char **argv)
     parse_args(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     if (broker == NULL) {
-        broker_start();
-        broker = addr;
+        bench_broker_start(&bb, "qb", dir_base, flush_mode);
+        broker = bb.addr;
     }
     sluice_client *c = connect_one();
     char sq[64], sf[64], sl[64];
@@ -613,7 +530,7 @@ int main(int argc, char **argv)
     sluice_stream_delete(c, sf);
     sluice_stream_delete(c, sl);
     sluice_client_free(c);
-    broker_stop();
+    bench_broker_stop(&bb, "qb");
 
     printf("| case | result | notes |\n");
     printf("|---|---|---|\n");

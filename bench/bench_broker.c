@@ -1,0 +1,98 @@
+/* bench_broker.c - the benchmarks' broker launcher and clocks. */
+#define _XOPEN_SOURCE 700
+#include "bench/bench_broker.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void bench_sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+int bench_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void bench_broker_start(struct bench_broker *b, const char *prog, const char *dir_base,
+                        const char *flush)
+{
+    snprintf(b->root, sizeof(b->root), "%s/sluice-%s-XXXXXX", dir_base, prog);
+    if (mkdtemp(b->root) == NULL) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    char data[300], port_file[300];
+    snprintf(data, sizeof(data), "%s/data", b->root);
+    snprintf(port_file, sizeof(port_file), "%s/port", b->root);
+    b->pid = fork();
+    if (b->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execl(SLUICED_PATH, SLUICED_PATH, "--data", data, "--port", "0", "--port-file",
+              port_file, "--flush", flush, "--log-level", "warn", (char *)NULL);
+        perror("exec " SLUICED_PATH);
+        _exit(127);
+    }
+    for (int i = 0; i < 1000; i++) {
+        FILE *f = fopen(port_file, "r");
+        unsigned port = 0;
+        if (f != NULL) {
+            int ok = fscanf(f, "%u", &port) == 1;
+            fclose(f);
+            if (ok && port != 0) {
+                snprintf(b->addr, sizeof(b->addr), "127.0.0.1:%u", port);
+                return;
+            }
+        }
+        if (waitpid(b->pid, NULL, WNOHANG) == b->pid) {
+            fprintf(stderr, "%s: the broker exited at start\n", prog);
+            exit(1);
+        }
+        bench_sleep_ns(10000000);
+    }
+    fprintf(stderr, "%s: the broker did not start\n", prog);
+    kill(b->pid, SIGKILL);
+    exit(1);
+}
+
+void bench_broker_stop(struct bench_broker *b, const char *prog)
+{
+    if (b->pid <= 0) {
+        return;
+    }
+    int status = 0;
+    kill(b->pid, SIGTERM);
+    waitpid(b->pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "%s: the broker exited with status 0x%x\n", prog, (unsigned)status);
+    }
+    b->pid = 0;
+    nftw(b->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}

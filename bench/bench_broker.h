@@ -1,0 +1,26 @@
+/* bench_broker.h - what the end-to-end benchmarks share: starting the built
+ * sluiced on an ephemeral port in a fresh directory, stopping it, clocks. */
+#ifndef SL_BENCH_BROKER_H
+#define SL_BENCH_BROKER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct bench_broker {
+    char root[256]; /* <dir_base>/sluice-<tag>-XXXXXX: data/ and port */
+    char addr[64];  /* "127.0.0.1:PORT" once started */
+    pid_t pid;
+};
+
+/* Starts SLUICED_PATH with --flush `flush` under `dir_base`, waits for its
+ * port file (10 s). Exits the process with a message on failure. */
+void bench_broker_start(struct bench_broker *b, const char *prog, const char *dir_base,
+                        const char *flush);
+/* SIGTERM, wait (a non-zero exit is reported), remove the directory. */
+void bench_broker_stop(struct bench_broker *b, const char *prog);
+
+uint64_t bench_now_ns(void);
+void bench_sleep_ns(uint64_t ns);
+int bench_cmp_u64(const void *a, const void *b); /* for qsort */
+
+#endif
