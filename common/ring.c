@@ -3,6 +3,11 @@
  * Threading: a ring and every op on it belong to one thread. Completions are
  * reaped one at a time and the CQ slot is released before the callback runs,
  * so callbacks may queue and submit new ops (re-entrancy safe).
+ *
+ * Fault injection (ring.h): a failed op selected by an armed plan never
+ * reaches the kernel; it waits in `fake` (a FIFO bounded like the CQ) and
+ * its callback runs at the start of the next reap. While one waits,
+ * sl_ring_run does not block. A shortened op is a real op with len/2.
  */
 #include "common/ring.h"
 
@@ -16,9 +21,25 @@
 #include <string.h>
 #include <sys/socket.h>
 
+/* A completion made up by the fault layer (the op was never submitted). */
+struct fake_cqe {
+    struct sl_io_op *op;
+    int res;
+};
+
 struct sl_ring_impl {
     struct io_uring uring;
+    bool armed;
+    struct sl_ring_faults plan;
+    struct sl_ring_fault_counts counts;
+    struct fake_cqe *fake; /* FIFO of fake_cap, like the CQ (2 x entries) */
+    uint32_t fake_cap;
+    uint32_t fake_head;
+    uint32_t fake_len;
 };
+
+/* Same hint as the kernel's unlikely(): the unarmed path stays straight. */
+#define FAULT_ARMED(ring) __builtin_expect((ring)->impl->armed, 0)
 
 /* The opcodes the storage engine and the broker use. */
 static const struct {
@@ -111,8 +132,19 @@ int sl_ring_init(struct sl_ring *ring, uint32_t entries)
     /* CQ twice the SQ: writes, fsyncs and timeouts may all be in flight. */
     params.flags = IORING_SETUP_CQSIZE;
     params.cq_entries = entries * 2;
+    /* Sized like the CQ (2 x entries); more failed ops queued between two
+     * reaps than that trips the assertion in fault_complete (a test that
+     * queues that much between loop runs must use a bigger ring). */
+    ring->impl->fake_cap = entries * 2;
+    ring->impl->fake = calloc(ring->impl->fake_cap, sizeof(*ring->impl->fake));
+    if (ring->impl->fake == NULL) {
+        free(ring->impl);
+        ring->impl = NULL;
+        return SL_ENOMEM;
+    }
     int rc = io_uring_queue_init_params(entries, &ring->impl->uring, &params);
     if (rc < 0) {
+        free(ring->impl->fake);
         free(ring->impl);
         ring->impl = NULL;
         return rc == -ENOSYS || rc == -EPERM ? SL_EUNSUPPORTED : sl_err_from_errno(-rc);
@@ -126,8 +158,71 @@ void sl_ring_fini(struct sl_ring *ring)
         return;
     }
     io_uring_queue_exit(&ring->impl->uring);
+    free(ring->impl->fake);
     free(ring->impl);
     ring->impl = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* fault injection                                                     */
+
+void sl_ring_faults_arm(struct sl_ring *ring, const struct sl_ring_faults *f)
+{
+    SL_ASSERT(f->op == SL_FAULT_WRITE || f->op == SL_FAULT_FSYNC || f->op == SL_FAULT_READ);
+    SL_ASSERT(f->nth >= 1 && f->err >= 0);
+    SL_ASSERT(f->err != 0 || f->op != SL_FAULT_FSYNC); /* an fsync cannot be short */
+    ring->impl->plan = *f;
+    ring->impl->counts = (struct sl_ring_fault_counts){0, 0};
+    ring->impl->armed = true;
+}
+
+void sl_ring_faults_disarm(struct sl_ring *ring)
+{
+    ring->impl->armed = false;
+}
+
+void sl_ring_faults_counts(const struct sl_ring *ring, struct sl_ring_fault_counts *out)
+{
+    *out = ring->impl->counts;
+}
+
+/* Counts an op of `kind` being queued; true when the plan selects it. */
+static bool fault_pick(struct sl_ring_impl *im, int kind)
+{
+    if (im->plan.op != kind) {
+        return false;
+    }
+    im->counts.seen++;
+    bool hit = im->plan.persistent ? im->counts.seen >= im->plan.nth
+                                   : im->counts.seen == im->plan.nth;
+    im->counts.injected += hit ? 1 : 0;
+    return hit;
+}
+
+/* Completes `op` with `res` at the next reap, without the kernel. */
+static void fault_complete(struct sl_ring *ring, struct sl_io_op *op, int res)
+{
+    struct sl_ring_impl *im = ring->impl;
+    SL_ASSERT(op->cb != NULL && res < 0);
+    SL_ASSERT(im->fake_len < im->fake_cap);
+    im->fake[(im->fake_head + im->fake_len) % im->fake_cap] = (struct fake_cqe){op, res};
+    im->fake_len++;
+    ring->inflight++;
+}
+
+/* Applies the plan to a write/read of `*len` bytes. Returns true when the op
+ * was failed (already queued as a fake completion); may halve *len. */
+static bool fault_transfer(struct sl_ring *ring, struct sl_io_op *op, int kind, uint32_t *len)
+{
+    if (!fault_pick(ring->impl, kind)) {
+        return false;
+    }
+    if (ring->impl->plan.err != 0) {
+        fault_complete(ring, op, -ring->impl->plan.err);
+        return true;
+    }
+    *len = *len > 1 ? *len / 2 : *len;
+    return false;
 }
 
 static struct io_uring_sqe *get_sqe(struct sl_ring *ring)
@@ -156,6 +251,9 @@ static void queued(struct sl_ring *ring, struct io_uring_sqe *sqe, struct sl_io_
 void sl_ring_write(struct sl_ring *ring, struct sl_io_op *op, int fd, const void *buf,
                    uint32_t len, uint64_t offset)
 {
+    if (FAULT_ARMED(ring) && fault_transfer(ring, op, SL_FAULT_WRITE, &len)) {
+        return;
+    }
     struct io_uring_sqe *sqe = get_sqe(ring);
     io_uring_prep_write(sqe, fd, buf, len, offset);
     queued(ring, sqe, op);
@@ -164,6 +262,9 @@ void sl_ring_write(struct sl_ring *ring, struct sl_io_op *op, int fd, const void
 void sl_ring_read(struct sl_ring *ring, struct sl_io_op *op, int fd, void *buf, uint32_t len,
                   uint64_t offset)
 {
+    if (FAULT_ARMED(ring) && fault_transfer(ring, op, SL_FAULT_READ, &len)) {
+        return;
+    }
     struct io_uring_sqe *sqe = get_sqe(ring);
     io_uring_prep_read(sqe, fd, buf, len, offset);
     queued(ring, sqe, op);
@@ -171,6 +272,10 @@ void sl_ring_read(struct sl_ring *ring, struct sl_io_op *op, int fd, void *buf, 
 
 void sl_ring_fsync(struct sl_ring *ring, struct sl_io_op *op, int fd, int datasync)
 {
+    if (FAULT_ARMED(ring) && fault_pick(ring->impl, SL_FAULT_FSYNC)) {
+        fault_complete(ring, op, -ring->impl->plan.err);
+        return;
+    }
     struct io_uring_sqe *sqe = get_sqe(ring);
     io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
     queued(ring, sqe, op);
@@ -220,9 +325,29 @@ void sl_ring_timeout(struct sl_ring *ring, struct sl_io_op *op, uint64_t timeout
     SL_ASSERT(rc >= 0 || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY);
 }
 
+/* Runs the fake completions queued before this reap (FIFO); ones their
+ * callbacks queue wait for the next reap, so this loop is bounded. */
+static int reap_fake(struct sl_ring *ring)
+{
+    struct sl_ring_impl *im = ring->impl;
+    uint32_t n = im->fake_len;
+    int ran = 0;
+    /* fake_len is re-read: a callback may reap (get_sqe on a full SQ). */
+    for (uint32_t i = 0; i < n && im->fake_len > 0; i++) {
+        struct fake_cqe c = im->fake[im->fake_head];
+        im->fake_head = (im->fake_head + 1) % im->fake_cap;
+        im->fake_len--;
+        SL_ASSERT(ring->inflight > 0);
+        ring->inflight--;
+        c.op->cb(c.op, c.res);
+        ran++;
+    }
+    return ran;
+}
+
 static int reap(struct sl_ring *ring)
 {
-    int ran = 0;
+    int ran = __builtin_expect(ring->impl->fake_len > 0, 0) ? reap_fake(ring) : 0;
     struct io_uring_cqe *cqe;
     while (io_uring_peek_cqe(&ring->impl->uring, &cqe) == 0) {
         struct sl_io_op *op = io_uring_cqe_get_data(cqe);
@@ -267,7 +392,8 @@ int sl_ring_run(struct sl_ring *ring, uint32_t wait_nr, uint64_t timeout_ns)
     struct io_uring *u = &ring->impl->uring;
     int rc;
     run_deferred(ring);
-    if (wait_nr == 0 || ring->inflight == 0) {
+    if (wait_nr == 0 || ring->inflight == 0 || ring->impl->fake_len > 0) {
+        /* (a fake completion is ready now: do not block on the kernel) */
         rc = io_uring_submit(u);
     } else if (timeout_ns == 0) {
         rc = io_uring_submit_and_wait(u, wait_nr);

@@ -8,11 +8,14 @@
  *
  * Results: the callback receives `res` exactly as the kernel reported it:
  * >= 0 (bytes transferred, or 0) on success, -errno on failure. This wrapper
- * is the only place that reads cqe->res.
+ * is the only place that reads cqe->res. The one exception is an armed fault
+ * (sl_ring_faults_arm, for tests): then a selected op reports the injected
+ * result instead.
  */
 #ifndef SL_RING_H
 #define SL_RING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -83,6 +86,55 @@ void sl_ring_defer(struct sl_ring *ring, struct sl_deferred *d);
  * `timeout_ns` passed (0 = do not wait), then runs every ready callback.
  * Returns the number of callbacks run. */
 int sl_ring_run(struct sl_ring *ring, uint32_t wait_nr, uint64_t timeout_ns);
+
+/* ---- fault injection (tests) -------------------------------------------
+ *
+ * Always compiled in, inert until armed: an unarmed ring pays one predictable
+ * branch per queued file write/fsync/read and one per reap. One fault plan per
+ * ring (no globals); arming again replaces the plan and zeroes the counters.
+ *
+ * Selection: ops of kind `op` are counted as they are QUEUED after arming
+ * (1-based); the nth is selected, and with `persistent` every one after it.
+ * A selected op:
+ *   err != 0 (EIO, ENOSPC, any errno): is NOT handed to the kernel, so the
+ *     write/fsync/read does not happen; its callback runs with -err from the
+ *     next sl_ring_run (never from inside the queueing call), like a fast
+ *     kernel failure. For a failed fsync this is the harsher, realistic
+ *     case: the data written before it may or may not be on disk.
+ *   err == 0 (SL_FAULT_WRITE, SL_FAULT_READ only): a short transfer: the op
+ *     goes to the kernel with len/2 bytes (len 1 stays 1), so the callback
+ *     sees a real, partial result and the caller must resume.
+ * Counted kinds: SL_FAULT_WRITE = sl_ring_write (data and index files),
+ * SL_FAULT_FSYNC = sl_ring_fsync (files and directories), SL_FAULT_READ =
+ * sl_ring_read. Sockets (send/recv/accept) are never selected. open(),
+ * rename(), ftruncate() and the synchronous fsyncs in common/fileio.c (used
+ * at open, recovery and compaction) are plain syscalls, not ring ops: this
+ * hook cannot fail them. */
+enum sl_ring_fault_op {
+    SL_FAULT_WRITE = 1,
+    SL_FAULT_FSYNC = 2,
+    SL_FAULT_READ = 3,
+};
+
+struct sl_ring_faults {
+    int op;          /* SL_FAULT_WRITE, SL_FAULT_FSYNC, SL_FAULT_READ */
+    uint64_t nth;    /* fail the nth op of that kind counted from arming (1-based) */
+    int err;         /* positive errno (EIO, ENOSPC), or 0: a short write/read */
+    bool persistent; /* every op from the nth on */
+};
+
+struct sl_ring_fault_counts {
+    uint64_t seen;     /* ops of the armed kind queued since arming */
+    uint64_t injected; /* of them, selected (failed or shortened) */
+};
+
+/* `f` is copied. Asserts a valid plan (nth >= 1; err >= 0; err 0 only for
+ * writes and reads). Ops already queued are not affected. */
+void sl_ring_faults_arm(struct sl_ring *ring, const struct sl_ring_faults *f);
+/* Stops selecting; injected failures already queued still complete, and the
+ * counters stay readable. Idempotent. */
+void sl_ring_faults_disarm(struct sl_ring *ring);
+void sl_ring_faults_counts(const struct sl_ring *ring, struct sl_ring_fault_counts *out);
 
 /* Runs the loop until `*done` becomes nonzero (set by a callback) or no op is
  * in flight. Returns SL_OK, or SL_EAGAIN if it stopped with nothing in flight
