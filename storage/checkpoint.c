@@ -24,12 +24,13 @@
  *       before it.
  *   checkpoints.snap.tmp  a snapshot being written; removed at open.
  *
- * Write path (group commit). A commit encodes its record into the staging
- * batch and queues the flush at the end of the loop tick (sl_ring_defer).
- * One batch is in flight at a time: one write of all its records at the end
- * of the log, then one fdatasync; when that completes the batch's values
- * become durable (visible to get/foreach) and its callbacks run in commit
- * order. Commits made meanwhile form the next batch.
+ * The log, snapshot files and write path are storage/statelog.c's (group
+ * commit: one write + one fdatasync in flight; compaction; replay with
+ * torn-tail truncation). This file keeps the record encoding, the table and
+ * the snapshot contents. A commit encodes its record into the staging batch;
+ * once the batch is durable the `durable` hook decodes its records and makes
+ * their values visible to get/foreach (the entries exist since the commit),
+ * and only then do the callbacks run in commit order.
  *
  * Compaction is SYNCHRONOUS (it blocks the loop thread; it is rare: once per
  * log_bytes_max of records). When the log has passed log_bytes_max and no
@@ -60,27 +61,22 @@
 #include "common/assert.h"
 #include "common/checksum.h"
 #include "common/error.h"
-#include "common/fileio.h"
 #include "common/log.h"
 #include "common/ring.h"
+#include "storage/statelog.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define LOG_NAME      "checkpoints.log"
 #define SNAP_NAME     "checkpoints.snap"
 #define SNAP_TMP_NAME "checkpoints.snap.tmp"
 
-#define REC_HEAD 8u  /* length + check */
-#define REC_TAIL 20u /* shard u32 + seq u64 + updated_ms u64 */
+#define REC_HEAD SL_STATELOG_REC_HEAD /* length + check */
+#define REC_TAIL 20u                  /* shard u32 + seq u64 + updated_ms u64 */
 #define REC_MIN  (REC_HEAD + 1u + REC_TAIL)
 #define REC_MAX  (REC_HEAD + SL_CKPT_GROUP_NAME_MAX + REC_TAIL)
 _Static_assert(REC_MIN == 29 && REC_MAX == 156, "record bounds are part of the on-disk format");
@@ -91,9 +87,7 @@ _Static_assert(REC_MIN == 29 && REC_MAX == 156, "record bounds are part of the o
 #define SNAP_TRAILER 8u
 /* The largest snapshot: every group with SL_CKPT_SHARDS_MAX full records is
  * far beyond this; a bigger file is treated as damage, not read. */
-#define SNAP_BYTES_MAX     (1ull << 34)
-#define REPLAY_CHUNK_BYTES (1u << 20)
-_Static_assert(REPLAY_CHUNK_BYTES >= REC_MAX, "a chunk holds a whole record");
+#define SNAP_BYTES_MAX (1ull << 34)
 
 #define CFG_GROUPS_MAX_MAX  (1u << 20)
 #define CFG_LOG_BYTES_MIN   (4u << 10)
@@ -114,25 +108,6 @@ struct group {
     uint32_t cap;
 };
 
-struct pend {
-    struct group *g; /* groups are never freed before the store */
-    uint32_t shard;
-    uint64_t seq;
-    uint64_t updated_ms;
-    sl_ckpt_cb cb;
-    void *ctx;
-};
-
-/* A group-commit batch: the commits and their encoded records. */
-struct batch {
-    struct pend *p;
-    uint32_t count;
-    uint32_t cap;
-    uint8_t *buf;
-    uint32_t len;
-    uint32_t buf_cap;
-};
-
 struct rec {
     const char *name; /* points into the record: not NUL-terminated */
     uint32_t name_len;
@@ -142,27 +117,12 @@ struct rec {
 };
 
 struct sl_ckpt_store {
-    struct sl_ring *ring;
+    struct sl_statelog log; /* files, write path, compaction */
     struct sl_ckpt_config cfg;
-    char *dir;
-    int dir_fd;
-    int log_fd;
-    int state; /* SL_OK or SL_EFATAL */
-    bool busy; /* a batch's write or fdatasync is in flight */
-    bool closing;
-    uint32_t ops;        /* ring ops in flight */
-    uint64_t log_bytes;  /* durable end of the log: the next write's offset */
-    uint64_t compact_at; /* compact when log_bytes passes this */
-    uint32_t fly_done;   /* bytes of `fly` written so far (short writes) */
-    struct batch stage;  /* commits not yet issued */
-    struct batch fly;    /* the batch being written and synced */
-    struct sl_io_op write_op;
-    struct sl_io_op sync_op;
-    struct sl_deferred flush;
     struct group **groups; /* sorted by name (strcmp) */
     uint32_t group_count;
     uint32_t group_cap;
-    struct sl_ckpt_stats stats;
+    struct sl_ckpt_stats stats; /* groups, entries, commits */
 };
 
 /* ------------------------------------------------------------------ */
@@ -204,10 +164,7 @@ static uint64_t get_u64(const uint8_t *p)
 static uint32_t rec_check(const uint8_t *r, uint32_t len)
 {
     SL_ASSERT(len >= REC_MIN && len <= REC_MAX);
-    uint8_t tmp[REC_MAX - 4];
-    memcpy(tmp, r, 4);
-    memcpy(tmp + 4, r + REC_HEAD, len - REC_HEAD);
-    return sl_checksum32(tmp, len - 4);
+    return sl_statelog_rec_check(r, len);
 }
 
 /* Decodes and verifies one record of `len` bytes (len read from its first 4
@@ -384,9 +341,6 @@ static int load_set(struct sl_ckpt_store *cs, const struct rec *r)
 }
 
 /* ------------------------------------------------------------------ */
-/* file helpers                                                        */
-
-/* ------------------------------------------------------------------ */
 /* snapshot                                                            */
 
 static uint64_t durable_entries(const struct sl_ckpt_store *cs, uint64_t *bytes)
@@ -437,70 +391,22 @@ static int snap_build(const struct sl_ckpt_store *cs, uint8_t **out, size_t *out
     return SL_OK;
 }
 
-/* Writes the snapshot tmp file and fsyncs it. */
-static int snap_write_tmp(struct sl_ckpt_store *cs, const uint8_t *buf, size_t len)
+/* Synchronous compaction (the statelog's hook): the snapshot holds only the
+ * durable state, so the staged commits still go to the (cut) log. */
+static bool compact(struct sl_statelog *sl)
 {
-    int fd = openat(cs->dir_fd, SNAP_TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return sl_err_from_errno(errno);
-    }
-    int rc = sl_pwrite_full(fd, buf, len, 0);
-    if (rc == SL_OK) {
-        rc = sl_fsync_fd(fd);
-    }
-    close(fd);
-    return rc;
-}
-
-static void go_fatal(struct sl_ckpt_store *cs, const char *what, int errnum);
-
-/* Synchronous compaction (see the file comment). Nothing may be in flight. */
-static void compact(struct sl_ckpt_store *cs)
-{
-    SL_ASSERT(!cs->busy && cs->state == SL_OK);
+    struct sl_ckpt_store *cs = sl_container_of(sl, struct sl_ckpt_store, log);
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = snap_build(cs, &buf, &len);
-    if (rc == SL_OK) {
-        rc = snap_write_tmp(cs, buf, len);
-    }
+    (void)sl_statelog_compact(sl, rc, buf, len, NULL, 0);
     free(buf);
-    if (rc == SL_OK && renameat(cs->dir_fd, SNAP_TMP_NAME, cs->dir_fd, SNAP_NAME) != 0) {
-        rc = sl_err_from_errno(errno);
-    }
-    if (rc != SL_OK) {
-        /* Nothing changed on disk that recovery reads: keep the log. */
-        (void)unlinkat(cs->dir_fd, SNAP_TMP_NAME, 0);
-        cs->compact_at = cs->log_bytes + cs->cfg.log_bytes_max;
-        sl_warn("storage",
-                "%s: checkpoint compaction failed: %s; the log keeps growing (%" PRIu64
-                " bytes), retried at %" PRIu64,
-                cs->dir, sl_strerror(rc), cs->log_bytes, cs->compact_at);
-        return;
-    }
-    /* The new snapshot is in place; the log must not be cut before the
-     * rename is durable. */
-    if (fsync(cs->dir_fd) != 0) {
-        go_fatal(cs, "directory fsync after the snapshot rename", errno);
-        return;
-    }
-    if (ftruncate(cs->log_fd, 0) != 0) {
-        go_fatal(cs, "log truncate after a snapshot", errno);
-        return;
-    }
-    if (fsync(cs->log_fd) != 0) {
-        go_fatal(cs, "log fsync after a snapshot", errno);
-        return;
-    }
-    sl_info("storage", "%s: checkpoints compacted (%zu-byte snapshot, %" PRIu64 "-byte log cut)",
-            cs->dir, len, cs->log_bytes);
-    cs->log_bytes = 0;
-    cs->compact_at = cs->cfg.log_bytes_max;
-    cs->stats.compactions++;
+    return false;
 }
 
-static int snap_parse(struct sl_ckpt_store *cs, const uint8_t *buf, size_t size, const char **why)
+static int snap_parse(struct sl_statelog *sl, const uint8_t *buf, size_t size, const char **why)
 {
+    struct sl_ckpt_store *cs = sl_container_of(sl, struct sl_ckpt_store, log);
     if (size < SNAP_HEAD + SNAP_TRAILER || get_u32(buf) != SNAP_MAGIC) {
         *why = "bad magic or too short";
         return SL_ECORRUPT;
@@ -554,257 +460,41 @@ static int snap_parse(struct sl_ckpt_store *cs, const uint8_t *buf, size_t size,
     return SL_OK;
 }
 
-static int load_snapshot(struct sl_ckpt_store *cs)
-{
-    int fd = openat(cs->dir_fd, SNAP_NAME, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return errno == ENOENT ? SL_OK : sl_err_from_errno(errno);
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int rc = sl_err_from_errno(errno);
-        close(fd);
-        return rc;
-    }
-    const char *why = "larger than any snapshot";
-    int rc = SL_ECORRUPT;
-    uint8_t *buf = NULL;
-    size_t size = (size_t)st.st_size;
-    if ((uint64_t)st.st_size <= SNAP_BYTES_MAX) {
-        buf = malloc(size > 0 ? size : 1);
-        size_t got = 0;
-        rc = buf == NULL ? SL_ENOMEM : sl_pread_full(fd, buf, size, 0, &got);
-        if (rc == SL_OK && got != size) {
-            rc = SL_EIO;
-        }
-        if (rc == SL_OK) {
-            rc = snap_parse(cs, buf, size, &why);
-        }
-    }
-    free(buf);
-    close(fd);
-    if (rc == SL_ECORRUPT) {
-        sl_error("storage",
-                 "%s/%s: snapshot is corrupt (%s); refusing to open the checkpoints rather "
-                 "than lose them: restore the file, or move it away to start without them",
-                 cs->dir, SNAP_NAME, why);
-    }
-    return rc;
-}
-
 /* ------------------------------------------------------------------ */
-/* log replay                                                          */
+/* log replay and durability                                           */
 
-/* Applies the valid records of the log; *end is the offset after the last. */
-static int replay_log(struct sl_ckpt_store *cs, uint64_t file_size, uint64_t *end)
+/* The statelog's replay hook: one record of the log at open. */
+static int replay_rec(struct sl_statelog *sl, const uint8_t *rec, uint32_t len, bool *valid)
 {
-    uint8_t *buf = malloc(REPLAY_CHUNK_BYTES);
-    if (buf == NULL) {
-        return SL_ENOMEM;
-    }
-    uint64_t base = 0; /* file offset of buf[0] */
-    size_t have = 0, off = 0;
-    int rc = SL_OK;
-    bool bad = false;
-    for (;;) {
-        while (have - off >= 4) {
-            uint32_t len = get_u32(buf + off);
-            if (len < REC_MIN || len > REC_MAX) {
-                bad = true;
-                break;
-            }
-            if (have - off < len) {
-                break;
-            }
-            struct rec r;
-            if (rec_decode(buf + off, len, &r) != SL_OK) {
-                bad = true;
-                break;
-            }
-            rc = load_set(cs, &r);
-            if (rc != SL_OK) {
-                free(buf);
-                return rc;
-            }
-            off += len;
-        }
-        if (bad || base + have >= file_size) {
-            break;
-        }
-        memmove(buf, buf + off, have - off);
-        base += off;
-        have -= off;
-        off = 0;
-        size_t want = REPLAY_CHUNK_BYTES - have;
-        if (want > file_size - base - have) {
-            want = (size_t)(file_size - base - have);
-        }
-        size_t got = 0;
-        rc = sl_pread_full(cs->log_fd, buf + have, want, base + have, &got);
-        if (rc != SL_OK || got == 0) {
-            break;
-        }
-        have += got;
-    }
-    free(buf);
-    *end = base + off;
-    return rc;
+    struct sl_ckpt_store *cs = sl_container_of(sl, struct sl_ckpt_store, log);
+    struct rec r;
+    *valid = rec_decode(rec, len, &r) == SL_OK;
+    return *valid ? load_set(cs, &r) : SL_OK;
 }
 
-static int open_log(struct sl_ckpt_store *cs)
+/* The statelog's durable hook: the batch's records are on disk; make their
+ * values visible (in file order: the last commit of a key wins) before any
+ * callback runs. Every entry exists since its commit, so nothing can fail. */
+static void durable_recs(struct sl_statelog *sl, const uint8_t *recs, uint32_t len)
 {
-    cs->log_fd = openat(cs->dir_fd, LOG_NAME, O_RDWR | O_CLOEXEC);
-    if (cs->log_fd < 0 && errno == ENOENT) {
-        cs->log_fd = openat(cs->dir_fd, LOG_NAME, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (cs->log_fd >= 0) {
-            return sl_fsync_fd(cs->dir_fd); /* the new entry is durable */
-        }
+    struct sl_ckpt_store *cs = sl_container_of(sl, struct sl_ckpt_store, log);
+    uint32_t off = 0;
+    while (off < len) {
+        SL_ASSERT(len - off >= REC_MIN);
+        uint32_t n = get_u32(recs + off);
+        struct rec r;
+        int rc = rec_decode(recs + off, n, &r);
+        SL_ASSERT(rc == SL_OK);
+        uint32_t entries = cs->stats.entries;
+        rc = load_set(cs, &r);
+        SL_ASSERT(rc == SL_OK && cs->stats.entries == entries);
+        off += n;
     }
-    return cs->log_fd < 0 ? sl_err_from_errno(errno) : SL_OK;
-}
-
-static int load_log(struct sl_ckpt_store *cs)
-{
-    int rc = open_log(cs);
-    struct stat st;
-    if (rc == SL_OK && fstat(cs->log_fd, &st) != 0) {
-        rc = sl_err_from_errno(errno);
-    }
-    if (rc != SL_OK) {
-        return rc;
-    }
-    uint64_t size = (uint64_t)st.st_size, end = 0;
-    rc = replay_log(cs, size, &end);
-    if (rc != SL_OK) {
-        return rc;
-    }
-    if (end < size) {
-        cs->stats.recovery_truncated_bytes = size - end;
-        sl_warn("storage",
-                "%s/%s: truncated %" PRIu64 " bytes of torn or corrupt tail at offset %" PRIu64,
-                cs->dir, LOG_NAME, size - end, end);
-        if (ftruncate(cs->log_fd, (off_t)end) != 0) {
-            return sl_err_from_errno(errno);
-        }
-        rc = sl_fsync_fd(cs->log_fd);
-    }
-    cs->log_bytes = end;
-    return rc;
+    SL_ASSERT(off == len);
 }
 
 /* ------------------------------------------------------------------ */
 /* write path                                                          */
-
-static void fail_batch(struct batch *b, int err)
-{
-    uint32_t n = b->count;
-    b->count = 0;
-    b->len = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (b->p[i].cb != NULL) {
-            b->p[i].cb(b->p[i].ctx, err);
-        }
-    }
-}
-
-static void go_fatal(struct sl_ckpt_store *cs, const char *what, int errnum)
-{
-    if (cs->state != SL_EFATAL) {
-        sl_error("storage",
-                 "%s: checkpoint %s failed: %s; commits are refused from now on (reopen to "
-                 "recover what is durable)",
-                 cs->dir, what, strerror(errnum));
-    }
-    cs->state = SL_EFATAL;
-    cs->busy = false;
-    fail_batch(&cs->fly, SL_EFATAL);
-    fail_batch(&cs->stage, SL_EFATAL);
-}
-
-static void write_issue(struct sl_ckpt_store *cs)
-{
-    SL_ASSERT(cs->fly_done < cs->fly.len);
-    cs->ops++;
-    cs->stats.writes++;
-    sl_ring_write(cs->ring, &cs->write_op, cs->log_fd, cs->fly.buf + cs->fly_done,
-                  cs->fly.len - cs->fly_done, cs->log_bytes + cs->fly_done);
-}
-
-/* Issues the staged commits as one write (then one fdatasync). */
-static void issue(struct sl_ckpt_store *cs)
-{
-    if (cs->busy || cs->stage.count == 0 || cs->state != SL_OK) {
-        return;
-    }
-    SL_ASSERT(cs->fly.count == 0 && cs->stage.len > 0);
-    struct batch t = cs->fly;
-    cs->fly = cs->stage;
-    cs->stage = t;
-    cs->stage.count = 0;
-    cs->stage.len = 0;
-    cs->busy = true;
-    cs->fly_done = 0;
-    write_issue(cs);
-}
-
-static void flush_deferred(struct sl_deferred *d)
-{
-    issue(sl_container_of(d, struct sl_ckpt_store, flush));
-}
-
-static void write_done(struct sl_io_op *op, int res)
-{
-    struct sl_ckpt_store *cs = sl_container_of(op, struct sl_ckpt_store, write_op);
-    cs->ops--;
-    if (res <= 0) {
-        go_fatal(cs, "log write", res < 0 ? -res : EIO);
-        return;
-    }
-    cs->fly_done += (uint32_t)res;
-    if (cs->fly_done < cs->fly.len) {
-        write_issue(cs); /* short write: continue where it stopped */
-        return;
-    }
-    cs->ops++;
-    cs->stats.fsyncs++;
-    sl_ring_fsync(cs->ring, &cs->sync_op, cs->log_fd, 1);
-}
-
-static void sync_done(struct sl_io_op *op, int res)
-{
-    struct sl_ckpt_store *cs = sl_container_of(op, struct sl_ckpt_store, sync_op);
-    cs->ops--;
-    if (res < 0) {
-        go_fatal(cs, "log fdatasync", -res);
-        return;
-    }
-    cs->log_bytes += cs->fly.len;
-    cs->stats.records += cs->fly.count;
-    /* Durable: make the values visible before any callback runs. */
-    for (uint32_t i = 0; i < cs->fly.count; i++) {
-        const struct pend *p = &cs->fly.p[i];
-        uint32_t at = 0;
-        struct entry *e = entry_find(p->g, p->shard, &at);
-        SL_ASSERT(e != NULL);
-        e->durable = true;
-        e->seq = p->seq;
-        e->updated_ms = p->updated_ms;
-    }
-    uint32_t n = cs->fly.count;
-    cs->fly.count = 0;
-    cs->fly.len = 0;
-    /* Callbacks may commit: those go to `stage` (busy is still set). */
-    for (uint32_t i = 0; i < n; i++) {
-        if (cs->fly.p[i].cb != NULL) {
-            cs->fly.p[i].cb(cs->fly.p[i].ctx, SL_OK);
-        }
-    }
-    cs->busy = false;
-    if (cs->state == SL_OK && cs->log_bytes > cs->compact_at) {
-        compact(cs);
-    }
-    issue(cs);
-}
 
 int sl_ckpt_commit(struct sl_ckpt_store *cs, const char *group, uint32_t shard, uint64_t seq,
                    uint64_t now_ms, sl_ckpt_cb cb, void *ctx)
@@ -814,14 +504,9 @@ int sl_ckpt_commit(struct sl_ckpt_store *cs, const char *group, uint32_t shard, 
     if (name_len == 0 || name_len > SL_CKPT_GROUP_NAME_MAX) {
         return SL_EINVAL;
     }
-    if (cs->state != SL_OK) {
-        return SL_EFATAL;
-    }
-    if (cs->closing) {
-        return SL_ECLOSED;
-    }
-    if (cs->stage.count + cs->fly.count >= cs->cfg.pending_max) {
-        return SL_EAGAIN;
+    int rc = sl_statelog_admit(&cs->log);
+    if (rc != SL_OK) {
+        return rc;
     }
     uint32_t at = 0;
     struct group *g = group_find(cs, group, &at);
@@ -834,12 +519,7 @@ int sl_ckpt_commit(struct sl_ckpt_store *cs, const char *group, uint32_t shard, 
         return SL_ELIMIT;
     }
     /* Reserve everything that can fail before changing anything. */
-    int rc =
-        grow((void **)&cs->stage.p, &cs->stage.cap, cs->stage.count + 1, sizeof(*cs->stage.p), 64);
-    if (rc == SL_OK) {
-        rc = grow((void **)&cs->stage.buf, &cs->stage.buf_cap, cs->stage.len + REC_MAX, 1,
-                  64 * REC_MAX);
-    }
+    rc = sl_statelog_reserve(&cs->log, REC_MAX);
     if (rc == SL_OK && g != NULL && e == NULL) {
         rc = grow((void **)&g->ents, &g->cap, g->count + 1, sizeof(*g->ents), 4);
     }
@@ -853,12 +533,10 @@ int sl_ckpt_commit(struct sl_ckpt_store *cs, const char *group, uint32_t shard, 
         (void)entry_find(g, shard, &eat);
         e = entry_insert(cs, g, shard, eat);
     }
-    cs->stage.len +=
-        rec_encode(cs->stage.buf + cs->stage.len, group, (uint32_t)name_len, shard, seq, now_ms);
-    cs->stage.p[cs->stage.count++] = (struct pend){
-        .g = g, .shard = shard, .seq = seq, .updated_ms = now_ms, .cb = cb, .ctx = ctx};
+    uint32_t len =
+        rec_encode(sl_statelog_tail(&cs->log), group, (uint32_t)name_len, shard, seq, now_ms);
+    sl_statelog_append(&cs->log, len, cb, ctx);
     cs->stats.commits++;
-    sl_ring_defer(cs->ring, &cs->flush);
     return SL_OK;
 }
 
@@ -909,11 +587,18 @@ void sl_ckpt_foreach(const struct sl_ckpt_store *cs, const char *group_or_null,
 
 void sl_ckpt_stats(const struct sl_ckpt_store *cs, struct sl_ckpt_stats *st)
 {
+    struct sl_statelog_stats ls;
+    sl_statelog_stats(&cs->log, &ls);
     *st = cs->stats;
     st->groups = cs->group_count;
-    st->pending = cs->stage.count + cs->fly.count;
-    st->log_bytes = cs->log_bytes;
-    st->state = cs->state;
+    st->pending = ls.pending;
+    st->writes = ls.writes;
+    st->fsyncs = ls.fsyncs;
+    st->records = ls.records;
+    st->compactions = ls.compactions;
+    st->log_bytes = ls.log_bytes;
+    st->recovery_truncated_bytes = ls.truncated_bytes;
+    st->state = ls.state;
 }
 
 /* ------------------------------------------------------------------ */
@@ -943,22 +628,13 @@ static int config_check(const struct sl_ckpt_config *cfg)
 
 static int store_load(struct sl_ckpt_store *cs)
 {
-    int rc = sl_mkdir_p(cs->dir);
-    if (rc != SL_OK) {
-        return rc;
-    }
-    cs->dir_fd = open(cs->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (cs->dir_fd < 0) {
-        return sl_err_from_errno(errno);
-    }
-    /* A snapshot being written when the process died: never renamed, so
-     * never part of the state. */
-    if (unlinkat(cs->dir_fd, SNAP_TMP_NAME, 0) != 0 && errno != ENOENT) {
-        return sl_err_from_errno(errno);
-    }
-    rc = load_snapshot(cs);
+    uint64_t size = 0;
+    int rc = sl_statelog_load_snap(&cs->log, snap_parse);
     if (rc == SL_OK) {
-        rc = load_log(cs);
+        rc = sl_statelog_open_log(&cs->log, NULL, 0, &size);
+    }
+    if (rc == SL_OK) {
+        rc = sl_statelog_replay(&cs->log, 0, size);
     }
     if (rc != SL_OK) {
         return rc;
@@ -967,16 +643,9 @@ static int store_load(struct sl_ckpt_store *cs)
         sl_warn("storage",
                 "%s: %" PRIu32 " checkpoint groups on disk, over groups_max %" PRIu32
                 "; all kept, new groups refused",
-                cs->dir, cs->group_count, cs->cfg.groups_max);
+                cs->log.dir, cs->group_count, cs->cfg.groups_max);
     }
-    cs->compact_at = cs->cfg.log_bytes_max;
-    if (cs->log_bytes > cs->compact_at) {
-        compact(cs);
-        if (cs->state != SL_OK) {
-            return SL_EIO;
-        }
-    }
-    return SL_OK;
+    return sl_statelog_start(&cs->log);
 }
 
 int sl_ckpt_open(struct sl_ring *ring, const char *dir, const struct sl_ckpt_config *cfg,
@@ -995,16 +664,25 @@ int sl_ckpt_open(struct sl_ring *ring, const char *dir, const struct sl_ckpt_con
     if (cs == NULL) {
         return SL_ENOMEM;
     }
-    cs->ring = ring;
     cs->cfg = *cfg;
-    cs->dir_fd = -1;
-    cs->log_fd = -1;
-    cs->state = SL_OK;
-    cs->write_op.cb = write_done;
-    cs->sync_op.cb = sync_done;
-    cs->flush.fn = flush_deferred;
-    cs->dir = strdup(dir);
-    int rc = cs->dir == NULL ? SL_ENOMEM : store_load(cs);
+    const struct sl_statelog_config lc = {
+        .what = "checkpoints",
+        .log_name = LOG_NAME,
+        .snap_name = SNAP_NAME,
+        .snap_tmp_name = SNAP_TMP_NAME,
+        .rec_min = REC_MIN,
+        .rec_max = REC_MAX,
+        .snap_bytes_max = SNAP_BYTES_MAX,
+        .log_bytes_max = cfg->log_bytes_max,
+        .pending_max = cfg->pending_max,
+        .replay = replay_rec,
+        .durable = durable_recs,
+        .compact = compact,
+    };
+    int rc = sl_statelog_init(&cs->log, ring, dir, &lc);
+    if (rc == SL_OK) {
+        rc = store_load(cs);
+    }
     if (rc != SL_OK) {
         sl_error("storage", "%s: cannot open checkpoints: %s", dir, sl_strerror(rc));
         sl_ckpt_close(cs);
@@ -1012,7 +690,7 @@ int sl_ckpt_open(struct sl_ring *ring, const char *dir, const struct sl_ckpt_con
     }
     sl_info("storage",
             "%s: checkpoints loaded: %" PRIu32 " groups, %" PRIu32 " entries, %" PRIu64 "-byte log",
-            dir, cs->group_count, cs->stats.entries, cs->log_bytes);
+            dir, cs->group_count, cs->stats.entries, cs->log.log_bytes);
     *out = cs;
     return SL_OK;
 }
@@ -1022,29 +700,13 @@ void sl_ckpt_close(struct sl_ckpt_store *cs)
     if (cs == NULL) {
         return;
     }
-    cs->closing = true;
-    /* Write what is staged and wait for our I/O; the deferred flush must
-     * also have run before the store's memory goes. */
-    while (cs->ops > 0 || cs->flush.queued || (cs->stage.count > 0 && cs->state == SL_OK)) {
-        issue(cs);
-        sl_ring_run(cs->ring, cs->ops > 0 ? 1 : 0, 0);
-    }
-    SL_ASSERT(cs->fly.count == 0 && cs->stage.count == 0);
+    /* Drains the write path first: its callbacks and a compaction still
+     * read the table. */
+    sl_statelog_fini(&cs->log);
     for (uint32_t i = 0; i < cs->group_count; i++) {
         free(cs->groups[i]->ents);
         free(cs->groups[i]);
     }
     free(cs->groups);
-    free(cs->stage.p);
-    free(cs->stage.buf);
-    free(cs->fly.p);
-    free(cs->fly.buf);
-    if (cs->log_fd >= 0) {
-        close(cs->log_fd);
-    }
-    if (cs->dir_fd >= 0) {
-        close(cs->dir_fd);
-    }
-    free(cs->dir);
     free(cs);
 }

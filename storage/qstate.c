@@ -55,11 +55,10 @@
  * the log's cut) and is discarded; above it, the snapshot it follows is
  * missing: SL_ECORRUPT.
  *
- * Write path (group commit), as in checkpoint.c: records go to the staging
- * batch and the flush is queued at the end of the loop tick (sl_ring_defer).
- * One batch is in flight at a time: one write at the end of the log, then one
- * fdatasync; then its callbacks run in call order. Mutations made meanwhile
- * form the next batch.
+ * The log, snapshot files and write path are storage/statelog.c's (group
+ * commit: one write + one fdatasync in flight, callbacks in call order once
+ * durable; compaction; replay with torn-tail truncation). This file keeps
+ * the record encoding, the state, the log header and the snapshot contents.
  *
  * Compaction is SYNCHRONOUS (it blocks the loop thread; once per
  * log_bytes_max of records), when the log has passed log_bytes_max and no
@@ -99,17 +98,13 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/ring.h"
+#include "storage/statelog.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define LOG_NAME      "qstate.log"
 #define SNAP_NAME     "qstate.snap"
@@ -127,7 +122,7 @@ enum rec_type {
     REC_COUNTERS = 5,
 };
 
-#define REC_HEAD        8u                                   /* length + check */
+#define REC_HEAD        SL_STATELOG_REC_HEAD                 /* length + check */
 #define REC_NAMED(n)    (REC_HEAD + 2u + (n))                /* + type, name_len, name */
 #define REC_CREATE_BODY (12u + 1u + 1u + 2u + 4u + 24u + 4u) /* fixed part */
 #define REC_ACK_BODY    20u
@@ -147,10 +142,7 @@ _Static_assert(SL_QSTATE_NAME_MAX <= 0xFFu, "name lengths are a u8");
 #define SNAP_TRAILER 8u
 /* Far beyond groups_max x shards x ranges_max records of any real store; a
  * bigger file is treated as damage, not read. */
-#define SNAP_BYTES_MAX     (1ull << 36)
-#define REPLAY_CHUNK_BYTES (1u << 20)
-_Static_assert(REPLAY_CHUNK_BYTES >= REC_MAX && REPLAY_CHUNK_BYTES >= LOG_HEAD,
-               "a chunk holds a whole record");
+#define SNAP_BYTES_MAX (1ull << 36)
 
 #define CFG_GROUPS_MAX_MAX  (1u << 20)
 #define CFG_LOG_BYTES_MIN   (4u << 10)
@@ -202,44 +194,15 @@ struct scratch {
     uint64_t floors[SL_QSTATE_SHARDS_MAX];
 };
 
-struct pend {
-    sl_qstate_cb cb;
-    void *ctx;
-};
-
-struct batch {
-    struct pend *p;
-    uint32_t count;
-    uint32_t cap;
-    uint8_t *buf;
-    uint32_t len;
-    uint32_t buf_cap;
-};
-
 struct sl_qstate {
-    struct sl_ring *ring;
+    struct sl_statelog log; /* files, write path, compaction */
     struct sl_qstate_config cfg;
-    char *dir;
-    int dir_fd;
-    int log_fd;
-    int state; /* SL_OK or SL_EFATAL */
-    bool busy; /* a batch's write or fdatasync is in flight */
-    bool closing;
-    uint32_t ops;        /* ring ops in flight */
-    uint64_t gen;        /* the log's generation */
-    uint64_t log_bytes;  /* durable end of the log: the next write's offset */
-    uint64_t compact_at; /* compact when log_bytes passes this */
-    uint32_t fly_done;   /* bytes of `fly` written so far (short writes) */
-    struct batch stage;  /* mutations not yet issued */
-    struct batch fly;    /* the batch being written and synced */
-    struct sl_io_op write_op;
-    struct sl_io_op sync_op;
-    struct sl_deferred flush;
+    uint64_t gen;          /* the log's generation (at open: the snapshot's log_gen) */
     struct group **groups; /* sorted by name (strcmp) */
     uint32_t group_count;
     uint32_t group_cap;
     struct scratch *scratch;
-    struct sl_qstate_stats stats;
+    struct sl_qstate_stats stats; /* groups, mutations, ranges, counts */
 };
 
 /* ------------------------------------------------------------------ */
@@ -287,11 +250,7 @@ static uint64_t get_u64(const uint8_t *p)
 static uint32_t rec_check(const uint8_t *r, uint32_t len)
 {
     SL_ASSERT(len >= REC_MIN && len <= REC_MAX);
-    struct sl_checksum_state st;
-    sl_checksum_init(&st);
-    sl_checksum_update(&st, r, 4);
-    sl_checksum_update(&st, r + REC_HEAD, len - REC_HEAD);
-    return (uint32_t)sl_checksum_final(&st);
+    return sl_statelog_rec_check(r, len);
 }
 
 static uint32_t filter_len(const struct sl_qgroup_def *def)
@@ -841,14 +800,11 @@ static int apply_loaded(struct sl_qstate *qs, const struct op *op, const char *w
         sl_error("storage",
                  "%s/%s: a valid record (type %u, group \"%s\") is refused by the state (%s); "
                  "refusing to open the queue state",
-                 qs->dir, what, (unsigned)op->type, op->group, sl_errname(rc));
+                 qs->log.dir, what, (unsigned)op->type, op->group, sl_errname(rc));
         return SL_ECORRUPT;
     }
     return rc;
 }
-
-/* ------------------------------------------------------------------ */
-/* file helpers                                                        */
 
 /* ------------------------------------------------------------------ */
 /* snapshot                                                            */
@@ -926,104 +882,40 @@ static int snap_build(struct sl_qstate *qs, uint64_t log_gen, uint8_t **out, siz
     return SL_OK;
 }
 
-static int snap_write_tmp(struct sl_qstate *qs, const uint8_t *buf, size_t len)
+/* The log header of generation `gen`. */
+static void log_head(uint8_t h[LOG_HEAD], uint64_t gen)
 {
-    int fd = openat(qs->dir_fd, SNAP_TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return sl_err_from_errno(errno);
-    }
-    int rc = sl_pwrite_full(fd, buf, len, 0);
-    if (rc == SL_OK) {
-        rc = sl_fsync_fd(fd);
-    }
-    close(fd);
-    return rc;
-}
-
-/* Empties the log and starts it again at generation `gen`: the header is
- * written only once the cut is durable, so no old record ever follows a new
- * header. */
-static int log_reset(struct sl_qstate *qs, uint64_t gen, const char **what)
-{
-    uint8_t h[LOG_HEAD];
     put_u32(h, LOG_MAGIC);
     put_u32(h + 4, LOG_VERSION);
     put_u64(h + 8, gen);
     put_u32(h + 16, sl_checksum32(h, 16));
     put_u32(h + 20, 0);
-    int rc = SL_OK;
-    *what = "log truncate";
-    if (ftruncate(qs->log_fd, 0) != 0) {
-        return sl_err_from_errno(errno);
-    }
-    *what = "log fsync after the truncate";
-    if ((rc = sl_fsync_fd(qs->log_fd)) != SL_OK) {
-        return rc;
-    }
-    *what = "log header write";
-    if ((rc = sl_pwrite_full(qs->log_fd, h, LOG_HEAD, 0)) != SL_OK) {
-        return rc;
-    }
-    *what = "log fsync after the header";
-    if ((rc = sl_fsync_fd(qs->log_fd)) != SL_OK) {
-        return rc;
-    }
-    qs->gen = gen;
-    qs->log_bytes = LOG_HEAD;
-    return SL_OK;
 }
 
-static void go_fatal(struct sl_qstate *qs, const char *what, const char *why);
-
-/* Synchronous compaction (see the file comment). Nothing may be in flight.
- * Returns true when the snapshot holds the whole memory state. */
-static bool compact(struct sl_qstate *qs)
+/* Synchronous compaction (the statelog's hook; see the file comment): the
+ * snapshot is the memory state, staged mutations included, and the log
+ * starts again at gen + 1. Returns true when the snapshot is in place. */
+static bool compact(struct sl_statelog *sl)
 {
-    SL_ASSERT(!qs->busy && qs->state == SL_OK);
+    struct sl_qstate *qs = sl_container_of(sl, struct sl_qstate, log);
+    uint8_t head[LOG_HEAD];
+    log_head(head, qs->gen + 1);
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = snap_build(qs, qs->gen + 1, &buf, &len);
-    if (rc == SL_OK) {
-        rc = snap_write_tmp(qs, buf, len);
-    }
+    rc = sl_statelog_compact(sl, rc, buf, len, head, LOG_HEAD);
     free(buf);
-    if (rc == SL_OK && renameat(qs->dir_fd, SNAP_TMP_NAME, qs->dir_fd, SNAP_NAME) != 0) {
-        rc = sl_err_from_errno(errno);
-    }
     if (rc != SL_OK) {
-        /* Nothing changed on disk that recovery reads: keep the log. */
-        (void)unlinkat(qs->dir_fd, SNAP_TMP_NAME, 0);
-        qs->compact_at = qs->log_bytes + qs->cfg.log_bytes_max;
-        sl_warn("storage",
-                "%s: queue-state compaction failed: %s; the log keeps growing (%" PRIu64
-                " bytes), retried at %" PRIu64,
-                qs->dir, sl_strerror(rc), qs->log_bytes, qs->compact_at);
         return false;
     }
-    /* The new snapshot is in place; the log must not be cut before the
-     * rename is durable. */
-    uint64_t cut = qs->log_bytes;
-    const char *what = "directory fsync after the snapshot rename";
-    rc = sl_fsync_fd(qs->dir_fd);
-    if (rc == SL_OK) {
-        rc = log_reset(qs, qs->gen + 1, &what);
-    }
-    if (rc != SL_OK) {
-        go_fatal(qs, what, sl_strerror(rc));
-        return false;
-    }
-    sl_info("storage",
-            "%s: queue state compacted (%zu-byte snapshot, %" PRIu64 "-byte log cut, gen %" PRIu64
-            ")",
-            qs->dir, len, cut, qs->gen);
-    qs->compact_at = qs->cfg.log_bytes_max;
-    qs->stats.compactions++;
+    qs->gen++;
     return true;
 }
 
-static int snap_parse(struct sl_qstate *qs, const uint8_t *buf, size_t size, uint64_t *log_gen,
-                      const char **why)
+/* Loads the snapshot; qs->gen = the gen of the log that continues it. */
+static int snap_parse(struct sl_statelog *sl, const uint8_t *buf, size_t size, const char **why)
 {
+    struct sl_qstate *qs = sl_container_of(sl, struct sl_qstate, log);
     if (size < SNAP_HEAD + SNAP_TRAILER || get_u32(buf) != SNAP_MAGIC) {
         *why = "bad magic or too short";
         return SL_ECORRUPT;
@@ -1041,7 +933,7 @@ static int snap_parse(struct sl_qstate *qs, const uint8_t *buf, size_t size, uin
         *why = "checksum mismatch";
         return SL_ECORRUPT;
     }
-    *log_gen = get_u64(buf + 8);
+    qs->gen = get_u64(buf + 8);
     size_t off = SNAP_HEAD, end = SNAP_HEAD + (size_t)body;
     uint64_t n = 0;
     while (off < end) {
@@ -1066,105 +958,16 @@ static int snap_parse(struct sl_qstate *qs, const uint8_t *buf, size_t size, uin
     return SL_OK;
 }
 
-/* Loads qstate.snap if there is one; *log_gen = the gen of the log that
- * continues it (0 without a snapshot). */
-static int load_snapshot(struct sl_qstate *qs, uint64_t *log_gen)
-{
-    *log_gen = 0;
-    int fd = openat(qs->dir_fd, SNAP_NAME, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return errno == ENOENT ? SL_OK : sl_err_from_errno(errno);
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int rc = sl_err_from_errno(errno);
-        close(fd);
-        return rc;
-    }
-    const char *why = "larger than any snapshot";
-    int rc = SL_ECORRUPT;
-    uint8_t *buf = NULL;
-    size_t size = (size_t)st.st_size;
-    if ((uint64_t)st.st_size <= SNAP_BYTES_MAX) {
-        buf = malloc(size > 0 ? size : 1);
-        size_t got = 0;
-        rc = buf == NULL ? SL_ENOMEM : sl_pread_full(fd, buf, size, 0, &got);
-        if (rc == SL_OK && got != size) {
-            rc = SL_EIO;
-        }
-        if (rc == SL_OK) {
-            rc = snap_parse(qs, buf, size, log_gen, &why);
-        }
-    }
-    free(buf);
-    close(fd);
-    if (rc == SL_ECORRUPT) {
-        sl_error("storage",
-                 "%s/%s: snapshot is corrupt (%s); refusing to open the queue state rather "
-                 "than lose it: restore the file, or move it away to start without it",
-                 qs->dir, SNAP_NAME, why);
-    }
-    return rc;
-}
-
 /* ------------------------------------------------------------------ */
 /* log replay                                                          */
 
-/* Applies the valid records of the log from `start`; *end is the offset
- * after the last. */
-static int replay_log(struct sl_qstate *qs, uint64_t start, uint64_t file_size, uint64_t *end)
+/* The statelog's replay hook: one record of the log at open. */
+static int replay_rec(struct sl_statelog *sl, const uint8_t *rec, uint32_t len, bool *valid)
 {
-    uint8_t *buf = malloc(REPLAY_CHUNK_BYTES);
-    if (buf == NULL) {
-        return SL_ENOMEM;
-    }
-    uint64_t base = start; /* file offset of buf[0] */
-    size_t have = 0, off = 0;
-    int rc = SL_OK;
-    bool bad = false;
-    for (;;) {
-        while (have - off >= 4) {
-            uint32_t len = get_u32(buf + off);
-            if (len < REC_MIN || len > REC_MAX) {
-                bad = true;
-                break;
-            }
-            if (have - off < len) {
-                break;
-            }
-            struct op op;
-            if (rec_decode(buf + off, len, qs->scratch, &op) != SL_OK) {
-                bad = true;
-                break;
-            }
-            rc = apply_loaded(qs, &op, LOG_NAME);
-            if (rc != SL_OK) {
-                free(buf);
-                return rc;
-            }
-            off += len;
-        }
-        if (bad || base + have >= file_size) {
-            break;
-        }
-        memmove(buf, buf + off, have - off);
-        base += off;
-        have -= off;
-        off = 0;
-        size_t want = REPLAY_CHUNK_BYTES - have;
-        if (want > file_size - base - have) {
-            want = (size_t)(file_size - base - have);
-        }
-        size_t got = 0;
-        rc = sl_pread_full(qs->log_fd, buf + have, want, base + have, &got);
-        if (rc != SL_OK || got == 0) {
-            break;
-        }
-        have += got;
-    }
-    free(buf);
-    *end = base + off;
-    return rc;
+    struct sl_qstate *qs = sl_container_of(sl, struct sl_qstate, log);
+    struct op op;
+    *valid = rec_decode(rec, len, qs->scratch, &op) == SL_OK;
+    return *valid ? apply_loaded(qs, &op, LOG_NAME) : SL_OK;
 }
 
 /* Reads the header: SL_OK with *gen, or SL_ECORRUPT (torn or damaged). */
@@ -1175,7 +978,7 @@ static int log_header(struct sl_qstate *qs, uint64_t size, uint64_t *gen)
     if (size < LOG_HEAD) {
         return SL_ECORRUPT;
     }
-    int rc = sl_pread_full(qs->log_fd, h, LOG_HEAD, 0, &got);
+    int rc = sl_pread_full(qs->log.log_fd, h, LOG_HEAD, 0, &got);
     if (rc != SL_OK) {
         return rc;
     }
@@ -1187,41 +990,22 @@ static int log_header(struct sl_qstate *qs, uint64_t size, uint64_t *gen)
     return SL_OK;
 }
 
-/* Restarts the log at `gen` during open (reset failures are plain errors). */
-static int open_reset(struct sl_qstate *qs, uint64_t gen)
+/* Opens the log that continues the snapshot (of log gen qs->gen). */
+static int load_log(struct sl_qstate *qs)
 {
-    const char *what = NULL;
-    int rc = log_reset(qs, gen, &what);
+    uint64_t snap_gen = qs->gen, size = 0, gen = 0;
+    uint8_t head[LOG_HEAD];
+    log_head(head, snap_gen);
+    int rc = sl_statelog_open_log(&qs->log, head, LOG_HEAD, &size);
     if (rc != SL_OK) {
-        sl_error("storage", "%s/%s: %s failed: %s", qs->dir, LOG_NAME, what, sl_strerror(rc));
+        return rc;
     }
-    return rc;
-}
-
-static int load_log(struct sl_qstate *qs, uint64_t snap_gen)
-{
-    qs->gen = snap_gen;
-    qs->log_fd = openat(qs->dir_fd, LOG_NAME, O_RDWR | O_CLOEXEC);
-    if (qs->log_fd < 0 && errno == ENOENT) {
-        qs->log_fd = openat(qs->dir_fd, LOG_NAME, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (qs->log_fd < 0) {
-            return sl_err_from_errno(errno);
-        }
-        int rc = open_reset(qs, snap_gen);
-        return rc == SL_OK ? sl_fsync_fd(qs->dir_fd) : rc; /* the new entry is durable */
-    }
-    struct stat st;
-    if (qs->log_fd < 0 || fstat(qs->log_fd, &st) != 0) {
-        return sl_err_from_errno(errno);
-    }
-    uint64_t size = (uint64_t)st.st_size, gen = 0, end = 0;
-    int rc = log_header(qs, size, &gen);
+    rc = log_header(qs, size, &gen);
     if (rc == SL_ECORRUPT) {
         /* Torn at creation, or damaged: nothing after it can be trusted. */
-        qs->stats.truncated_bytes = size;
         sl_warn("storage", "%s/%s: truncated %" PRIu64 " bytes: the log header is torn or corrupt",
-                qs->dir, LOG_NAME, size);
-        return open_reset(qs, snap_gen);
+                qs->log.dir, LOG_NAME, size);
+        return sl_statelog_reset(&qs->log, head, LOG_HEAD, size);
     }
     if (rc != SL_OK) {
         return rc;
@@ -1230,190 +1014,43 @@ static int load_log(struct sl_qstate *qs, uint64_t snap_gen)
         sl_info("storage",
                 "%s/%s: log gen %" PRIu64 " predates the snapshot (gen %" PRIu64
                 "): discarded (%" PRIu64 " bytes, already in the snapshot)",
-                qs->dir, LOG_NAME, gen, snap_gen, size);
-        return open_reset(qs, snap_gen);
+                qs->log.dir, LOG_NAME, gen, snap_gen, size);
+        return sl_statelog_reset(&qs->log, head, LOG_HEAD, 0);
     }
     if (gen > snap_gen) {
         sl_error("storage",
                  "%s/%s: log gen %" PRIu64 " follows a snapshot of gen %" PRIu64
                  " that is missing; refusing to open the queue state: restore %s",
-                 qs->dir, LOG_NAME, gen, snap_gen, SNAP_NAME);
+                 qs->log.dir, LOG_NAME, gen, snap_gen, SNAP_NAME);
         return SL_ECORRUPT;
     }
-    rc = replay_log(qs, LOG_HEAD, size, &end);
-    if (rc != SL_OK) {
-        return rc;
-    }
-    if (end < size) {
-        qs->stats.truncated_bytes = size - end;
-        sl_warn("storage",
-                "%s/%s: truncated %" PRIu64 " bytes of torn or corrupt tail at offset %" PRIu64,
-                qs->dir, LOG_NAME, size - end, end);
-        if (ftruncate(qs->log_fd, (off_t)end) != 0) {
-            return sl_err_from_errno(errno);
-        }
-        rc = sl_fsync_fd(qs->log_fd);
-    }
-    qs->log_bytes = end;
-    return rc;
+    return sl_statelog_replay(&qs->log, LOG_HEAD, size);
 }
 
 /* ------------------------------------------------------------------ */
 /* write path                                                          */
 
-static void fail_batch(struct batch *b, int err)
-{
-    uint32_t n = b->count;
-    b->count = 0;
-    b->len = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (b->p[i].cb != NULL) {
-            b->p[i].cb(b->p[i].ctx, err);
-        }
-    }
-}
-
-static void go_fatal(struct sl_qstate *qs, const char *what, const char *why)
-{
-    if (qs->state != SL_EFATAL) {
-        sl_error("storage",
-                 "%s: queue-state %s failed: %s; mutations are refused from now on (reopen to "
-                 "recover what is durable)",
-                 qs->dir, what, why);
-    }
-    qs->state = SL_EFATAL;
-    qs->busy = false;
-    fail_batch(&qs->fly, SL_EFATAL);
-    fail_batch(&qs->stage, SL_EFATAL);
-}
-
-static void write_issue(struct sl_qstate *qs)
-{
-    SL_ASSERT(qs->fly_done < qs->fly.len);
-    qs->ops++;
-    qs->stats.writes++;
-    sl_ring_write(qs->ring, &qs->write_op, qs->log_fd, qs->fly.buf + qs->fly_done,
-                  qs->fly.len - qs->fly_done, qs->log_bytes + qs->fly_done);
-}
-
-/* Issues the staged mutations as one write (then one fdatasync). */
-static void issue(struct sl_qstate *qs)
-{
-    if (qs->busy || qs->stage.count == 0 || qs->state != SL_OK) {
-        return;
-    }
-    SL_ASSERT(qs->fly.count == 0 && qs->stage.len > 0);
-    struct batch t = qs->fly;
-    qs->fly = qs->stage;
-    qs->stage = t;
-    qs->stage.count = 0;
-    qs->stage.len = 0;
-    qs->busy = true;
-    qs->fly_done = 0;
-    write_issue(qs);
-}
-
-static void flush_deferred(struct sl_deferred *d)
-{
-    issue(sl_container_of(d, struct sl_qstate, flush));
-}
-
-static void write_done(struct sl_io_op *op, int res)
-{
-    struct sl_qstate *qs = sl_container_of(op, struct sl_qstate, write_op);
-    qs->ops--;
-    if (res <= 0) {
-        go_fatal(qs, "log write", strerror(res < 0 ? -res : EIO));
-        return;
-    }
-    qs->fly_done += (uint32_t)res;
-    if (qs->fly_done < qs->fly.len) {
-        write_issue(qs); /* short write: continue where it stopped */
-        return;
-    }
-    qs->ops++;
-    qs->stats.fsyncs++;
-    sl_ring_fsync(qs->ring, &qs->sync_op, qs->log_fd, 1);
-}
-
-/* Runs the callbacks of `fly` (durable) with SL_OK. busy stays set, so the
- * mutations the callbacks make go to `stage`. */
-static void complete_fly(struct sl_qstate *qs)
-{
-    uint32_t n = qs->fly.count;
-    qs->fly.count = 0;
-    qs->fly.len = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (qs->fly.p[i].cb != NULL) {
-            qs->fly.p[i].cb(qs->fly.p[i].ctx, SL_OK);
-        }
-    }
-}
-
-/* After a compaction the snapshot holds the staged mutations too: they are
- * durable without a log write. */
-static void complete_stage(struct sl_qstate *qs)
-{
-    SL_ASSERT(qs->fly.count == 0 && !qs->busy);
-    struct batch t = qs->fly;
-    qs->fly = qs->stage;
-    qs->stage = t;
-    qs->stage.count = 0;
-    qs->stage.len = 0;
-    qs->busy = true;
-    complete_fly(qs);
-    qs->busy = false;
-}
-
-static void sync_done(struct sl_io_op *op, int res)
-{
-    struct sl_qstate *qs = sl_container_of(op, struct sl_qstate, sync_op);
-    qs->ops--;
-    if (res < 0) {
-        go_fatal(qs, "log fdatasync", strerror(-res));
-        return;
-    }
-    qs->log_bytes += qs->fly.len;
-    qs->stats.records += qs->fly.count;
-    complete_fly(qs);
-    qs->busy = false;
-    if (qs->state == SL_OK && qs->log_bytes > qs->compact_at && compact(qs)) {
-        complete_stage(qs);
-    }
-    issue(qs);
-}
-
 /* Validates, applies and stages one mutation (see the header). */
 static int submit(struct sl_qstate *qs, const struct op *op, sl_qstate_cb cb, void *ctx)
 {
-    if (qs->state != SL_OK) {
-        return SL_EFATAL;
-    }
-    if (qs->closing) {
-        return SL_ECLOSED;
-    }
-    if (qs->stage.count + qs->fly.count >= qs->cfg.pending_max) {
-        return SL_EAGAIN;
+    int rc = sl_statelog_admit(&qs->log);
+    if (rc != SL_OK) {
+        return rc;
     }
     /* Reserve what can fail before changing anything; apply is all or
      * nothing; encoding cannot fail. */
     uint32_t len = rec_size(op);
-    int rc =
-        grow((void **)&qs->stage.p, &qs->stage.cap, qs->stage.count + 1, sizeof(*qs->stage.p), 64);
-    if (rc == SL_OK) {
-        rc = grow((void **)&qs->stage.buf, &qs->stage.buf_cap, qs->stage.len + len, 1,
-                  64 * REC_NAMED(SL_QSTATE_NAME_MAX));
-    }
+    rc = sl_statelog_reserve(&qs->log, len);
     if (rc == SL_OK) {
         rc = apply(qs, op, true);
     }
     if (rc != SL_OK) {
         return rc;
     }
-    qs->stage.len += rec_encode(qs->stage.buf + qs->stage.len, op);
-    qs->stage.p[qs->stage.count++] = (struct pend){.cb = cb, .ctx = ctx};
+    uint32_t n = rec_encode(sl_statelog_tail(&qs->log), op);
+    SL_ASSERT(n == len);
+    sl_statelog_append(&qs->log, len, cb, ctx);
     qs->stats.mutations++;
-    sl_ring_defer(qs->ring, &qs->flush);
     return SL_OK;
 }
 
@@ -1574,11 +1211,18 @@ void sl_qstate_counters(const struct sl_qstate *qs, const char *group, uint64_t 
 
 void sl_qstate_stats(const struct sl_qstate *qs, struct sl_qstate_stats *out)
 {
+    struct sl_statelog_stats ls;
+    sl_statelog_stats(&qs->log, &ls);
     *out = qs->stats;
     out->groups = qs->group_count;
-    out->pending = qs->stage.count + qs->fly.count;
-    out->log_bytes = qs->log_bytes;
-    out->state = qs->state;
+    out->pending = ls.pending;
+    out->writes = ls.writes;
+    out->fsyncs = ls.fsyncs;
+    out->records = ls.records;
+    out->compactions = ls.compactions;
+    out->log_bytes = ls.log_bytes;
+    out->truncated_bytes = ls.truncated_bytes;
+    out->state = ls.state;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1612,23 +1256,9 @@ static int config_check(const struct sl_qstate_config *cfg)
 
 static int store_load(struct sl_qstate *qs)
 {
-    int rc = sl_mkdir_p(qs->dir);
-    if (rc != SL_OK) {
-        return rc;
-    }
-    qs->dir_fd = open(qs->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (qs->dir_fd < 0) {
-        return sl_err_from_errno(errno);
-    }
-    /* A snapshot being written when the process died: never renamed, so
-     * never part of the state. */
-    if (unlinkat(qs->dir_fd, SNAP_TMP_NAME, 0) != 0 && errno != ENOENT) {
-        return sl_err_from_errno(errno);
-    }
-    uint64_t snap_gen = 0;
-    rc = load_snapshot(qs, &snap_gen);
+    int rc = sl_statelog_load_snap(&qs->log, snap_parse);
     if (rc == SL_OK) {
-        rc = load_log(qs, snap_gen);
+        rc = load_log(qs);
     }
     if (rc != SL_OK) {
         return rc;
@@ -1637,16 +1267,9 @@ static int store_load(struct sl_qstate *qs)
         sl_warn("storage",
                 "%s: %" PRIu32 " queue groups on disk, over groups_max %" PRIu32
                 "; all kept, new groups refused",
-                qs->dir, qs->group_count, qs->cfg.groups_max);
+                qs->log.dir, qs->group_count, qs->cfg.groups_max);
     }
-    qs->compact_at = qs->cfg.log_bytes_max;
-    if (qs->log_bytes > qs->compact_at) {
-        (void)compact(qs);
-        if (qs->state != SL_OK) {
-            return SL_EIO;
-        }
-    }
-    return SL_OK;
+    return sl_statelog_start(&qs->log);
 }
 
 int sl_qstate_open(struct sl_ring *ring, const char *dir, const struct sl_qstate_config *cfg,
@@ -1666,17 +1289,26 @@ int sl_qstate_open(struct sl_ring *ring, const char *dir, const struct sl_qstate
     if (qs == NULL) {
         return SL_ENOMEM;
     }
-    qs->ring = ring;
     qs->cfg = *cfg;
-    qs->dir_fd = -1;
-    qs->log_fd = -1;
-    qs->state = SL_OK;
-    qs->write_op.cb = write_done;
-    qs->sync_op.cb = sync_done;
-    qs->flush.fn = flush_deferred;
-    qs->dir = strdup(dir);
+    const struct sl_statelog_config lc = {
+        .what = "queue state",
+        .log_name = LOG_NAME,
+        .snap_name = SNAP_NAME,
+        .snap_tmp_name = SNAP_TMP_NAME,
+        .rec_min = REC_MIN,
+        .rec_max = REC_MAX,
+        .snap_bytes_max = SNAP_BYTES_MAX,
+        .log_bytes_max = cfg->log_bytes_max,
+        .pending_max = cfg->pending_max,
+        .replay = replay_rec,
+        .durable = NULL,
+        .compact = compact,
+    };
+    int rc = sl_statelog_init(&qs->log, ring, dir, &lc);
     qs->scratch = malloc(sizeof(*qs->scratch));
-    int rc = qs->dir == NULL || qs->scratch == NULL ? SL_ENOMEM : store_load(qs);
+    if (rc == SL_OK) {
+        rc = qs->scratch == NULL ? SL_ENOMEM : store_load(qs);
+    }
     if (rc != SL_OK) {
         sl_error("storage", "%s: cannot open the queue state: %s", dir, sl_strerror(rc));
         sl_qstate_close(qs);
@@ -1685,7 +1317,7 @@ int sl_qstate_open(struct sl_ring *ring, const char *dir, const struct sl_qstate
     sl_info("storage",
             "%s: queue state loaded: %" PRIu32 " groups, %" PRIu64 " ranges, %" PRIu64
             " counts, %" PRIu64 "-byte log (gen %" PRIu64 ")",
-            dir, qs->group_count, qs->stats.ranges, qs->stats.counts, qs->log_bytes, qs->gen);
+            dir, qs->group_count, qs->stats.ranges, qs->stats.counts, qs->log.log_bytes, qs->gen);
     *out = qs;
     return SL_OK;
 }
@@ -1695,30 +1327,14 @@ void sl_qstate_close(struct sl_qstate *qs)
     if (qs == NULL) {
         return;
     }
-    qs->closing = true;
-    /* Write what is staged and wait for our I/O; the deferred flush must
-     * also have run before the store's memory goes. */
-    while (qs->ops > 0 || qs->flush.queued || (qs->stage.count > 0 && qs->state == SL_OK)) {
-        issue(qs);
-        sl_ring_run(qs->ring, qs->ops > 0 ? 1 : 0, 0);
-    }
-    SL_ASSERT(qs->fly.count == 0 && qs->stage.count == 0);
+    /* Drains the write path first: its callbacks and a compaction still
+     * read the state. */
+    sl_statelog_fini(&qs->log);
     for (uint32_t i = 0; i < qs->group_count; i++) {
         group_free(qs, qs->groups[i]);
     }
     SL_ASSERT(qs->stats.ranges == 0 && qs->stats.counts == 0);
     free(qs->groups);
-    free(qs->stage.p);
-    free(qs->stage.buf);
-    free(qs->fly.p);
-    free(qs->fly.buf);
     free(qs->scratch);
-    if (qs->log_fd >= 0) {
-        close(qs->log_fd);
-    }
-    if (qs->dir_fd >= 0) {
-        close(qs->dir_fd);
-    }
-    free(qs->dir);
     free(qs);
 }

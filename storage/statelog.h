@@ -1,0 +1,166 @@
+/* statelog.h - the log + snapshot files under a small durable state store
+ * (storage/checkpoint.c, storage/qstate.c).
+ *
+ * A store keeps its record encoding, its in-memory state and what its
+ * snapshot holds; this module owns the files and the write path: a staging
+ * batch of encoded records, one ring write + one fdatasync in flight,
+ * callbacks in call order once durable, short writes continued, a failed
+ * write or fdatasync making the log fatal; opening and replaying the log with
+ * torn-tail truncation; cutting the log (with an optional store header); and
+ * reading and installing the snapshot (tmp, fsync, rename, fsync dir).
+ *
+ * Record framing shared by the stores (docs/FORMAT.md sections 4 and 6):
+ *   u32 length   the whole record, these 8 bytes included
+ *   u32 check    sl_statelog_rec_check(): check32 of bytes [0, 4) then
+ *                bytes [8, length)
+ * What follows is the store's. A log may start with a store header (its
+ * bytes are the store's; this module only writes them after a cut).
+ *
+ * Threading: the thread of `ring`; the hooks run on it, from sl_ring_run()
+ * (write path) or from the calls below (open).
+ */
+#ifndef SL_STATELOG_H
+#define SL_STATELOG_H
+
+#include "common/ring.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SL_STATELOG_REC_HEAD 8u /* u32 length + u32 check */
+
+struct sl_statelog;
+
+/* err: SL_OK once durable; SL_EFATAL when the write or fdatasync failed. */
+typedef void (*sl_statelog_cb)(void *ctx, int err);
+
+struct sl_statelog_config {
+    const char *what;     /* names the store in log lines ("checkpoints") */
+    const char *log_name; /* file names inside the directory */
+    const char *snap_name;
+    const char *snap_tmp_name;
+    uint32_t rec_min, rec_max; /* bounds of a record's length field; rec_max <= 1 MiB */
+    uint64_t snap_bytes_max;   /* a larger snapshot file is damage, not read */
+    uint32_t log_bytes_max;    /* compact when the log passes this */
+    uint32_t pending_max;      /* records staged or in flight */
+    /* Open: applies one record whose length field is in bounds (rec, len
+     * borrowed for the call). Sets *valid = false when it fails its check or
+     * structure: it and all after it are the torn tail. Another error than
+     * SL_OK fails the open. */
+    int (*replay)(struct sl_statelog *sl, const uint8_t *rec, uint32_t len, bool *valid);
+    /* A batch is durable: its records (borrowed for the call), before its
+     * callbacks run. May be NULL. */
+    void (*durable)(struct sl_statelog *sl, const uint8_t *recs, uint32_t len);
+    /* The log passed log_bytes_max and nothing is in flight: build a snapshot
+     * and call sl_statelog_compact. Returns true when the snapshot also holds
+     * the staged records (they are then complete without a log write). */
+    bool (*compact)(struct sl_statelog *sl);
+};
+
+struct sl_statelog_stats {
+    uint64_t writes;          /* log write ops issued (a short write's retry counts) */
+    uint64_t fsyncs;          /* log fdatasync ops issued */
+    uint64_t records;         /* log records written */
+    uint64_t compactions;     /* snapshots installed */
+    uint64_t log_bytes;       /* durable log size, header included */
+    uint64_t truncated_bytes; /* dropped from the log by the last open */
+    uint32_t pending;         /* records staged or in flight */
+    int state;                /* SL_OK or SL_EFATAL */
+};
+
+struct sl_statelog_pend {
+    sl_statelog_cb cb;
+    void *ctx;
+};
+
+struct sl_statelog_batch {
+    struct sl_statelog_pend *p;
+    uint32_t count, cap;
+    uint8_t *buf; /* the encoded records, back to back */
+    uint32_t len, buf_cap;
+};
+
+/* Embedded in its store (hooks find the store with sl_container_of). The
+ * store may read dir, log_fd and log_bytes; everything else is private. */
+struct sl_statelog {
+    char *dir;
+    int dir_fd;
+    int log_fd;
+    struct sl_ring *ring;
+    struct sl_statelog_config cfg;
+    int state; /* SL_OK or SL_EFATAL */
+    bool busy; /* a batch's write or fdatasync is in flight */
+    bool closing;
+    uint32_t ops;        /* ring ops in flight */
+    uint64_t log_bytes;  /* durable end of the log: the next write's offset */
+    uint64_t compact_at; /* compact when log_bytes passes this */
+    uint32_t fly_done;   /* bytes of `fly` written so far (short writes) */
+    struct sl_statelog_batch stage, fly;
+    struct sl_io_op write_op, sync_op;
+    struct sl_deferred flush;
+    struct sl_statelog_stats stats;
+};
+
+/* check32 of a framed record (len >= SL_STATELOG_REC_HEAD). */
+uint32_t sl_statelog_rec_check(const uint8_t *rec, uint32_t len);
+
+/* Creates `dir` (borrowed) if missing, opens it and removes a leftover
+ * snapshot tmp file. `cfg` is copied. fini is safe after any result.
+ * Errors: SL_ENOMEM, SL_EINVAL, SL_EIO, SL_ENOSPC, SL_ESYS. */
+int sl_statelog_init(struct sl_statelog *sl, struct sl_ring *ring, const char *dir,
+                     const struct sl_statelog_config *cfg);
+/* Reads the snapshot, if there is one, and hands it to `parse` (image
+ * borrowed for the call; *why names a SL_ECORRUPT). SL_OK without a file.
+ * Errors: parse's, SL_ECORRUPT (also: too large; logged), SL_ENOMEM, SL_EIO. */
+int sl_statelog_load_snap(struct sl_statelog *sl,
+                          int (*parse)(struct sl_statelog *sl, const uint8_t *image, size_t len,
+                                       const char **why));
+/* Opens the log, or creates it holding `head` (head_len bytes, may be 0)
+ * and fsyncs the directory; *size is its size. Errors: SL_EIO, SL_ENOSPC,
+ * SL_ESYS. */
+int sl_statelog_open_log(struct sl_statelog *sl, const uint8_t *head, uint32_t head_len,
+                         uint64_t *size);
+/* Empties the log and writes `head`, each step fsynced, so no old record
+ * ever follows a new header. `dropped` bytes are counted as truncated by
+ * recovery. Errors (logged): SL_EIO, SL_ENOSPC, SL_ESYS. */
+int sl_statelog_reset(struct sl_statelog *sl, const uint8_t *head, uint32_t head_len,
+                      uint64_t dropped);
+/* Replays the records in [start, size) through cfg.replay, then truncates
+ * the log after the last valid one (logged) and fsyncs it. Errors: the
+ * hook's, SL_ENOMEM, SL_EIO, SL_ESYS. */
+int sl_statelog_replay(struct sl_statelog *sl, uint64_t start, uint64_t size);
+/* Open is done: compacts if the log is already over log_bytes_max.
+ * Errors: SL_EIO (the compaction made the log fatal). */
+int sl_statelog_start(struct sl_statelog *sl);
+
+/* Drains: issues what is staged, runs the ring until the log's I/O has
+ * completed (callbacks run; new appends get SL_ECLOSED), then frees. The
+ * store's state must still be there. NULL-safe after init; idempotent. */
+void sl_statelog_fini(struct sl_statelog *sl);
+
+/* Whether one more record may be staged: SL_OK, or SL_EFATAL, SL_ECLOSED,
+ * SL_EAGAIN (pending_max reached). No side effect. */
+int sl_statelog_admit(const struct sl_statelog *sl);
+/* Room for one more record of up to `len` bytes. Errors: SL_ENOMEM. */
+int sl_statelog_reserve(struct sl_statelog *sl, uint32_t len);
+/* Where the next record is encoded (room from sl_statelog_reserve). */
+uint8_t *sl_statelog_tail(struct sl_statelog *sl);
+/* Stages the `len` bytes encoded at the tail; `cb` (may be NULL) runs once
+ * they are durable, in append order, from the ring loop; the write is
+ * issued at the end of the loop tick, shared with every record staged
+ * before it. */
+void sl_statelog_append(struct sl_statelog *sl, uint32_t len, sl_statelog_cb cb, void *ctx);
+
+/* From cfg.compact only. Installs `image` (borrowed) as the snapshot: tmp,
+ * fsync, rename, fsync dir; then cuts the log to `head`. build_rc is the
+ * result of building the image: an error skips the write. A failure before
+ * the rename is logged and retried after another log_bytes_max; after it,
+ * the log is fatal. Returns SL_OK when the snapshot is in place and the log
+ * cut, or the error. */
+int sl_statelog_compact(struct sl_statelog *sl, int build_rc, const uint8_t *image,
+                        size_t image_len, const uint8_t *head, uint32_t head_len);
+
+void sl_statelog_stats(const struct sl_statelog *sl, struct sl_statelog_stats *st);
+
+#endif
