@@ -470,43 +470,26 @@ static int apply_msgdedup(struct sl_server *srv, struct sl_produce_op *op, const
         *all_dup = true;
         return SL_OK;
     }
-    /* Rebuild without the duplicates (uncompressed: a rare path). */
+    /* Rebuild without the duplicates (uncompressed: a rare path), copying
+     * the kept records byte for byte (timestamps and all). */
     size_t cap = SL_BATCH_HEADER_BYTES + h->records_len;
     uint8_t *nb = malloc(cap);
     if (nb == NULL) {
         free(dup);
         return SL_ENOMEM;
     }
-    struct sl_batch_builder bld;
-    sl_batch_builder_init(&bld, nb, cap);
-    sl_batch_iter_init(&it, batch, h, srv->zctx, srv->scratch, srv->scratch_cap);
-    for (i = 0; (rc = sl_batch_iter_next(&it, &rv)) == SL_OK; i++) {
-        if (dup[i]) {
-            continue;
-        }
-        struct sl_attr attrs[SL_RECORD_ATTRS_MAX];
-        uint32_t na = 0, pos = 0;
-        while (na < SL_RECORD_ATTRS_MAX && sl_record_attr_next(&rv, &pos, &attrs[na])) {
-            na++;
-        }
-        struct sl_record r = {.key = rv.key, .key_len = rv.key_len, .value = rv.value,
-                              .value_len = rv.value_len, .attrs = attrs, .attr_count = na,
-                              .timestamp_ms = rv.timestamp_ms};
-        if ((rc = sl_batch_builder_add(&bld, &r)) != SL_OK) {
-            break;
-        }
-    }
-    free(dup);
+    const uint8_t *records = h->codec == SL_BATCH_CODEC_ZSTD ? srv->scratch
+                                                             : batch + SL_BATCH_HEADER_BYTES;
     size_t len = 0;
-    if ((rc == SL_ENOTFOUND || rc == SL_OK) &&
-        (rc = sl_batch_builder_finish(&bld, SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0,
-                                      h->producer_id, h->producer_seq, &len)) == SL_OK) {
-        op->rebuilt = nb;
-        op->rebuilt_len = len;
-        return SL_OK;
+    rc = sl_batch_rebuild_without(h, records, dup, nb, cap, &len);
+    free(dup);
+    if (rc != SL_OK) {
+        free(nb);
+        return rc;
     }
-    free(nb);
-    return rc;
+    op->rebuilt = nb;
+    op->rebuilt_len = len;
+    return SL_OK;
 }
 
 static void handle_produce(struct sl_server *srv, struct sl_conn *c, sl_request *req)

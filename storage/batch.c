@@ -391,6 +391,49 @@ int sl_batch_validate(const void *buf, size_t avail, size_t max_len, struct sl_b
     return sl_batch_verify(buf, h);
 }
 
+int sl_batch_rebuild_without(const struct sl_batch_header *h, const uint8_t *records,
+                             const uint8_t *drop, uint8_t *dst, size_t dst_cap, size_t *out_len)
+{
+    if (dst_cap < SL_BATCH_HEADER_BYTES + (size_t)h->records_len) {
+        return SL_ETOOBIG;
+    }
+    const uint8_t *p = records, *end = records + h->records_len;
+    uint8_t *o = dst + SL_BATCH_HEADER_BYTES;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < h->record_count; i++) {
+        const uint8_t *start = p;
+        uint32_t body;
+        if (!get_u32(&p, end, &body) || (size_t)(end - p) < body) {
+            return SL_ECORRUPT;
+        }
+        p += body;
+        if (!drop[i]) {
+            memcpy(o, start, (size_t)(p - start));
+            o += p - start;
+            kept++;
+        }
+    }
+    if (kept == 0) {
+        return SL_EINVAL;
+    }
+    size_t len = (size_t)(o - dst);
+    memset(dst, 0, SL_BATCH_HEADER_BYTES);
+    st32(dst + OFF_MAGIC, SL_BATCH_MAGIC);
+    st32(dst + OFF_LENGTH, (uint32_t)len);
+    dst[OFF_VERSION] = SL_BATCH_VERSION;
+    dst[OFF_FLAGS] = SL_BATCH_CODEC_NONE;
+    st32(dst + OFF_COUNT, kept);
+    st64(dst + OFF_FIRST_TS, h->first_ts_ms);
+    st64(dst + OFF_LAST_TS, h->last_ts_ms);
+    st64(dst + OFF_PRODUCER_ID, h->producer_id);
+    st64(dst + OFF_PRODUCER_SEQ, h->producer_seq);
+    st32(dst + OFF_RECORDS_LEN, (uint32_t)(len - SL_BATCH_HEADER_BYTES));
+    st64(dst + OFF_CHECKSUM, sl_checksum64(dst + OFF_VERSION, len - OFF_VERSION));
+    write_stamp_check(dst);
+    *out_len = len;
+    return SL_OK;
+}
+
 void sl_batch_stamp(void *buf, uint64_t base_seq, uint64_t append_time_ms)
 {
     uint8_t *p = buf;

@@ -118,6 +118,16 @@ int sl_batch_copy_verify(void *dst, const void *src, const struct sl_batch_heade
  * Errors: SL_ECORRUPT, SL_EAGAIN (incomplete), SL_ETOOBIG (> max_len). */
 int sl_batch_validate(const void *buf, size_t avail, size_t max_len, struct sl_batch_header *h);
 
+/* Writes a new, uncompressed batch into `dst` (capacity `dst_cap`: at least
+ * SL_BATCH_HEADER_BYTES + h->records_len) holding the records of `records`
+ * (the batch's decompressed records section, h->records_len bytes, already
+ * validated by iteration) whose index is not marked in `drop` (one byte per
+ * record). Records are copied byte for byte, timestamps included; producer
+ * id/seq and the timestamp range are kept. At least one record must stay.
+ * Errors: SL_EINVAL (none kept), SL_ETOOBIG (dst too small), SL_ECORRUPT. */
+int sl_batch_rebuild_without(const struct sl_batch_header *h, const uint8_t *records,
+                             const uint8_t *drop, uint8_t *dst, size_t dst_cap, size_t *out_len);
+
 /* Writes the base sequence and append time into a batch's header and
  * recomputes the stamp check; the body checksum is untouched. */
 void sl_batch_stamp(void *buf, uint64_t base_seq, uint64_t append_time_ms);

@@ -137,6 +137,8 @@ struct segment {
     uint64_t visible_pos;
     uint64_t dir_gen;       /* directory fsync generation that covers this file */
     uint32_t idx_written;   /* entries written to the .idx file */
+    uint32_t idx_partial;   /* bytes of entry idx_written written by a short write */
+    bool index_next;        /* index the next append (the first after recovery) */
     bool idx_busy;
     int seal;
     uint64_t last_pos;      /* the last batch: for the final index entry */
@@ -197,6 +199,8 @@ struct sl_shard {
     bool timer_armed;
     bool sync_due; /* INTERVAL: the timer fired */
     struct sl_io_op timer_op;
+    int fatal_errno;
+    const char *fatal_what;
     struct sl_deferred flush;
 
     struct sl_log_ratelimit rl;
@@ -699,6 +703,8 @@ static void wbuf_release(struct sl_shard *s, struct wbuf *w);
 static void go_fatal(struct sl_shard *s, const char *what, int errnum)
 {
     if (s->state != SL_EFATAL) {
+        s->fatal_errno = errnum;
+        s->fatal_what = what;
         sl_error("storage",
                  "%s: %s failed: %s; the shard refuses writes from now on (restart to "
                  "recover what is durable)",
@@ -784,14 +790,43 @@ static void wbuf_release(struct sl_shard *s, struct wbuf *w)
  * the failed write's offset, fail the batches from there on and rewind the
  * sequence, so that the next append continues right after the last good
  * batch. */
+/* Drops the segments after `g`, none of which has files, and makes `g`
+ * active again (unsealed). Leaves things alone if one has files. */
+static void undo_rolls(struct sl_shard *s, struct segment *g)
+{
+    uint32_t i = s->seg_count;
+    while (i > 0 && s->segs[i - 1] != g) {
+        if (s->segs[i - 1]->log_fd >= 0) {
+            return;
+        }
+        i--;
+    }
+    if (i == 0) {
+        return;
+    }
+    while (s->seg_count > i) {
+        struct segment *x = s->segs[--s->seg_count];
+        if (x->writing) {
+            s->writing_count--;
+        }
+        seg_free(x);
+    }
+    g->seal = SEAL_NONE;
+}
+
 static void rewind_after_enospc(struct sl_shard *s)
 {
     SL_ASSERT(s->failing && s->fifo_len > 0);
     struct wbuf *f = s->fifo[s->fifo_head];
     struct segment *g = f->seg;
     uint64_t cut = f->pos;
+    if (g != active(s) && s->state != SL_EFATAL) {
+        /* The failed write was in a segment being sealed: the segments
+         * after it have no files yet (they are created only after a seal),
+         * so g becomes the active segment again. */
+        undo_rolls(s, g);
+    }
     if (g != active(s) || s->state == SL_EFATAL) {
-        /* the failed write was in a segment already rolled over */
         go_fatal(s, "write (ENOSPC across a segment roll)", ENOSPC);
     } else if (ftruncate(g->log_fd, (off_t)cut) != 0) {
         go_fatal(s, "ftruncate after ENOSPC", errno);
@@ -955,9 +990,9 @@ static void persist_index(struct sl_shard *s, struct segment *g)
     }
     g->idx_busy = true;
     s->ops++;
-    sl_ring_write(s->ring, &g->idx_op, g->idx_fd, &g->idx[g->idx_written],
-                  n * (uint32_t)sizeof(struct idx_entry),
-                  (uint64_t)g->idx_written * sizeof(struct idx_entry));
+    uint64_t off = (uint64_t)g->idx_written * sizeof(struct idx_entry) + g->idx_partial;
+    sl_ring_write(s->ring, &g->idx_op, g->idx_fd, (const uint8_t *)&g->idx[g->idx_written] +
+                  g->idx_partial, n * (uint32_t)sizeof(struct idx_entry) - g->idx_partial, off);
 }
 
 /* `sealed` has just been sealed: create the next segment's files and issue
@@ -1009,13 +1044,38 @@ static void idx_done(struct sl_io_op *op, int res)
         maybe_sync(s);
         return;
     }
-    if (res < 0 || (uint32_t)res % sizeof(struct idx_entry) != 0) {
-        /* The index is an accelerator: a lost entry costs a longer scan. But
-         * a sealed index must be complete, so treat it like a data error. */
+    if (res == -ENOSPC || res == -EDQUOT) {
+        /* The index is an accelerator. The active segment's entries stay in
+         * memory and are written again at the next durable point (each
+         * completed fdatasync tries once; no timer spins on a full disk;
+         * unwritten entries only cost recovery a longer scan). A sealing
+         * segment's data is already durable: it seals without a complete
+         * index rather than hold every later append (seg_load finds the
+         * index incomplete and rebuilds it from the log). */
+        if (g != active(s)) {
+            sl_warn("storage",
+                    "%s: segment %" PRIu64 " sealed without a complete index (disk full); "
+                    "it is rebuilt from the log when next opened",
+                    s->dir, g->base_seq);
+            g->idx_written = g->idx_count;
+            g->idx_partial = 0;
+            maybe_sync(s);
+            return;
+        }
+        if (sl_log_ratelimit_ok(&s->rl)) {
+            sl_warn("storage", "%s: index write: disk full; will retry", s->dir);
+        }
+        return;
+    }
+    if (res <= 0) {
         go_fatal(s, "index write", res < 0 ? -res : EIO);
         return;
     }
-    g->idx_written += (uint32_t)res / sizeof(struct idx_entry);
+    /* A short write resumes where it stopped, byte for byte (as data
+     * writes do). */
+    uint32_t done = g->idx_partial + (uint32_t)res;
+    g->idx_written += done / (uint32_t)sizeof(struct idx_entry);
+    g->idx_partial = done % (uint32_t)sizeof(struct idx_entry);
     persist_index(s, g);
     maybe_sync(s);
 }
@@ -1272,9 +1332,13 @@ int sl_shard_append_ex(struct sl_shard *s, const void *batch, size_t len, unsign
     sl_batch_stamp(dst, s->next_seq, t);
     w->len += (uint32_t)len;
 
-    if (g->idx_count == 0 || pos >= g->idx[g->idx_count - 1].pos + s->cfg.index_interval_bytes) {
-        SL_ASSERT(g->idx_count < g->idx_cap);
+    /* The last slot stays free for the seal's final entry; a full index
+     * (not expected: idx_cap_for sizes it) only makes lookups scan further. */
+    if ((g->idx_count == 0 || g->index_next ||
+         pos >= g->idx[g->idx_count - 1].pos + s->cfg.index_interval_bytes) &&
+        g->idx_count + 1 < g->idx_cap) {
         g->idx[g->idx_count++] = make_entry(s->next_seq, pos, t, (uint32_t)len);
+        g->index_next = false;
     }
     if (g->bytes == 0) {
         g->first_time_ms = t;
@@ -1410,6 +1474,8 @@ static bool read_issue(struct sl_shard *s, struct sl_shard_read *rd, bool from_s
             uint32_t len = n < rd->buf_cap ? (uint32_t)n : rd->buf_cap;
             s->ops++;
             rd->op_.cb = read_done;
+            rd->want_ = len;
+            rd->retries_ = 0;
             sl_ring_read(s->ring, &rd->op_, g->log_fd, rd->buf, len, rd->pos_);
             return true;
         }
@@ -1437,6 +1503,7 @@ void sl_shard_read(struct sl_shard *s, struct sl_shard_read *rd)
 {
     rd->shard_ = s;
     rd->seg_ = NULL;
+    rd->retries_ = 0;
     rd->len = 0;
     rd->batch_count = 0;
     rd->need_bytes = 0;
@@ -1529,12 +1596,25 @@ static void read_done(struct sl_io_op *op, int res)
     struct sl_shard_read *rd = sl_container_of(op, struct sl_shard_read, op_);
     struct sl_shard *s = rd->shard_;
     s->ops--;
-    if (res <= 0) {
-        /* 0: the file is shorter than the index and the visible end say */
-        read_finish(rd, res < 0 ? sl_err_from_errno(-res) : read_corrupt(s, rd, 0), false);
+    if (res < 0) {
+        read_finish(rd, sl_err_from_errno(-res), false);
         return;
     }
-    uint32_t got = (uint32_t)res;
+    if (res > 0 && rd->retries_ + (uint32_t)res < rd->want_) {
+        /* A short read: read the rest (retries_ counts the bytes so far). */
+        rd->retries_ += (uint32_t)res;
+        s->ops++;
+        sl_ring_read(s->ring, &rd->op_, ((struct segment *)rd->seg_)->log_fd,
+                     rd->buf + rd->retries_, rd->want_ - rd->retries_, rd->pos_ + rd->retries_);
+        return;
+    }
+    uint32_t got = rd->retries_ + (uint32_t)res;
+    rd->retries_ = 0;
+    if (got == 0) {
+        /* the file is shorter than the index and the visible end say */
+        read_finish(rd, read_corrupt(s, rd, 0), false);
+        return;
+    }
     uint32_t off = 0;
     bool have_expect = false;
     uint64_t expect = 0;
@@ -1755,10 +1835,9 @@ static int recover_active(struct sl_shard *s, struct segment *g)
     }
     uint64_t file_size = (uint64_t)st.st_size;
     uint32_t on_disk = (uint32_t)((uint64_t)ist.st_size / sizeof(struct idx_entry));
-    g->idx_cap = idx_cap_for(&s->cfg, file_size);
-    if (g->idx_cap < on_disk + 3) {
-        g->idx_cap = on_disk + 3;
-    }
+    /* The entries on disk may be denser than today's interval (it was
+     * raised): room for all of them plus a full segment at the new one. */
+    g->idx_cap = on_disk + idx_cap_for(&s->cfg, file_size);
     g->idx = calloc(g->idx_cap, sizeof(*g->idx));
     if (g->idx == NULL) {
         return SL_ENOMEM;
@@ -1813,6 +1892,10 @@ static int recover_active(struct sl_shard *s, struct segment *g)
         return rc;
     }
     g->idx_written = g->idx_count;
+    /* Recovery verified only the tail; what lies before the last entry was
+     * trusted. Index the first new batch, so that it stays reachable even
+     * if an older batch in the same interval turns out damaged on read. */
+    g->index_next = true;
     g->bytes = g->written_pos = g->synced_pos = g->visible_pos = end;
     g->writing = true;
     s->writing_count++;
@@ -1994,4 +2077,6 @@ void sl_shard_stats(const struct sl_shard *s, struct sl_shard_stats *st)
     st->segments = s->seg_count;
     st->segments_open = s->segs_open;
     st->state = s->state;
+    st->fatal_errno = s->fatal_errno;
+    st->fatal_what = s->fatal_what;
 }

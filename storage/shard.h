@@ -125,6 +125,8 @@ struct sl_shard_read {
     struct sl_io_op op_;
     struct sl_deferred defer_;
     int err_;
+    uint32_t want_;    /* bytes asked of the read in flight */
+    uint32_t retries_; /* bytes already read by earlier short reads */
 };
 
 /* Starts a read. Results come only through `cb` (never called from inside
@@ -158,6 +160,8 @@ struct sl_shard_stats {
     uint64_t writes;         /* write ops issued */
     uint64_t fsyncs;         /* data fdatasync ops issued (directory fsyncs not counted) */
     int state;               /* SL_OK, SL_ENOSPC, or SL_EFATAL */
+    int fatal_errno;         /* with SL_EFATAL: the errno that caused it */
+    const char *fatal_what;  /* with SL_EFATAL: what failed ("fdatasync", ...) */
 };
 
 void sl_shard_stats(const struct sl_shard *s, struct sl_shard_stats *st);
