@@ -3,7 +3,8 @@
 # calls apt-get only when a package is missing.
 set -eu
 PKGS="build-essential cmake pkg-config liburing-dev libxxhash-dev libzstd-dev
-libprotobuf-c-dev protobuf-c-compiler libinih-dev libjansson-dev"
+libprotobuf-c-dev protobuf-c-compiler libinih-dev libjansson-dev
+clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
