@@ -66,6 +66,11 @@ static struct sl_bshard *find_shard(struct sl_server *srv, const char *stream, u
 }
 
 /* Fills `si` (caller-owned arrays in `shards`/`ptrs`) for a stream. */
+/* Why a shard is not OK, for DescribeStream: one buffer per shard index,
+ * enough because a response is packed before the loop handles anything
+ * else (one thread). */
+static char status_msgs[SL_STREAM_SHARDS_MAX][96];
+
 static void stream_info(const struct sl_stream *st, Sluice__V1__StreamInfo *si,
                         Sluice__V1__ShardInfo *shards, Sluice__V1__ShardInfo **ptrs)
 {
@@ -92,6 +97,14 @@ static void stream_info(const struct sl_stream *st, Sluice__V1__StreamInfo *si,
         shards[i].bytes = ss.bytes;
         shards[i].segments = ss.segments;
         shards[i].status = (Sluice__V1__ErrorCode)ss.state;
+        status_msgs[i][0] = '\0';
+        if (ss.state == SL_EFATAL && ss.fatal_what != NULL) {
+            snprintf(status_msgs[i], sizeof(status_msgs[i]), "%s failed: %s", ss.fatal_what,
+                     strerror(ss.fatal_errno));
+        } else if (ss.state == SL_ENOSPC) {
+            snprintf(status_msgs[i], sizeof(status_msgs[i]), "disk full at the last write");
+        }
+        shards[i].status_message = status_msgs[i];
         ptrs[i] = &shards[i];
     }
     si->n_shards = st->shard_count;

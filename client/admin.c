@@ -6,6 +6,7 @@
  */
 #include "client/conn.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,6 +92,8 @@ static int stream_info_copy(const Sluice__V1__StreamInfo *src, struct sluice_str
             .segments = si->segments,
             .status = (int)si->status,
         };
+        snprintf(dst->shards[i].status_message, sizeof(dst->shards[i].status_message), "%s",
+                 si->status_message != NULL ? si->status_message : "");
     }
     return SL_OK;
 }

@@ -222,10 +222,12 @@ static json_t *stream_json(const struct sluice_stream_info *s)
             snprintf(he, sizeof(he), "%016" PRIx64, h->hash_end);
             json_array_append_new(
                 arr,
-                json_pack("{s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:s}", "shard", (json_int_t)h->shard,
+                json_pack("{s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s}", "shard",
+                          (json_int_t)h->shard,
                           "hash_start", hs, "hash_end", he, "first_seq", (json_int_t)h->first_seq,
                           "next_seq", (json_int_t)h->next_seq, "bytes", (json_int_t)h->bytes,
-                          "segments", (json_int_t)h->segments, "status", sl_errname(h->status)));
+                          "segments", (json_int_t)h->segments, "status", sl_errname(h->status),
+                          "status_message", h->status_message));
         }
         json_object_set_new(j, "shard_info", arr);
     }
@@ -251,6 +253,11 @@ static void print_describe(const struct sluice_stream_info *s)
                "  %5u  %s\n",
                h->shard, h->hash_start, h->hash_end, h->first_seq, h->next_seq, h->bytes,
                h->segments, h->status == SL_OK ? "ok" : sl_errname(h->status));
+    }
+    for (uint32_t i = 0; i < s->shards_len; i++) {
+        if (s->shards[i].status != SL_OK && s->shards[i].status_message[0] != '\0') {
+            printf("shard %u: %s\n", s->shards[i].shard, s->shards[i].status_message);
+        }
     }
 }
 

@@ -91,6 +91,7 @@ struct sluice_shard_info {
     uint64_t bytes;
     uint32_t segments;
     int status; /* SL_OK, SL_ENOSPC or SL_EFATAL */
+    char status_message[96]; /* why, when not SL_OK ("fdatasync failed: ...") */
 };
 
 struct sluice_stream_info {
