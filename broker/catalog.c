@@ -277,7 +277,7 @@ static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st)
 /* ---- de-dup state after a restart ---------------------------------------- */
 
 #define DEDUP_REBUILD_WINDOW_MS (5u * 60 * 1000)
-#define DEDUP_REBUILD_BYTES_MAX (64u << 20)
+#define DEDUP_REBUILD_BYTES_MAX (8u << 20) /* per shard: keeps start-up short */
 #define DEDUP_REBUILD_BUF (1u << 20)
 
 struct rebuild_read {
