@@ -139,7 +139,7 @@ static int meta_write(const struct sl_stream *st)
     if (fd >= 0) {
         close(fd);
     }
-    if (rc == SL_OK && rename(tmp, dst) != 0) {
+    if (rc == SL_OK && sl_renameat(AT_FDCWD, tmp, AT_FDCWD, dst) != 0) {
         rc = sl_err_from_errno(errno);
     }
     if (rc == SL_OK) {
@@ -382,7 +382,7 @@ static int move_to_trash(struct sl_catalog *c, const char *name)
     char *from = path_cat(c->streams_dir, name);
     char *to = path_cat(c->trash_dir, leaf);
     int rc = from != NULL && to != NULL ? SL_OK : SL_ENOMEM;
-    if (rc == SL_OK && rename(from, to) != 0) {
+    if (rc == SL_OK && sl_renameat(AT_FDCWD, from, AT_FDCWD, to) != 0) {
         rc = sl_err_from_errno(errno);
     }
     if (rc == SL_OK) {

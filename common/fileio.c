@@ -4,6 +4,7 @@
 #include "common/error.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
@@ -103,4 +104,86 @@ int sl_mkdir_p(const char *path)
         buf[i] = c;
     }
     return SL_OK;
+}
+
+/* ---- fault injection ---------------------------------------------------- */
+
+static struct {
+    struct sl_file_faults plan;
+    int armed;
+    uint64_t seen;
+    uint64_t injected;
+} faults;
+
+void sl_file_faults_arm(const struct sl_file_faults *f)
+{
+    faults.plan = *f;
+    faults.armed = 1;
+    faults.seen = 0;
+    faults.injected = 0;
+}
+
+void sl_file_faults_disarm(void)
+{
+    faults.armed = 0;
+}
+
+void sl_file_faults_counts(uint64_t *seen, uint64_t *injected)
+{
+    *seen = faults.seen;
+    *injected = faults.injected;
+}
+
+/* Returns the errno to fail this call with, or 0. */
+static int fault_check(int op)
+{
+    if (!faults.armed || faults.plan.op != op) {
+        return 0;
+    }
+    uint64_t n = ++faults.seen;
+    if (n == faults.plan.nth || (faults.plan.persistent && n > faults.plan.nth)) {
+        faults.injected++;
+        return faults.plan.err;
+    }
+    return 0;
+}
+
+int sl_openat(int dirfd, const char *name, int flags, unsigned mode)
+{
+    int e = (flags & O_CREAT) != 0 ? fault_check(SL_FILE_FAULT_CREATE) : 0;
+    if (e != 0) {
+        errno = e;
+        return -1;
+    }
+    return openat(dirfd, name, flags, (mode_t)mode);
+}
+
+int sl_renameat(int olddirfd, const char *oldname, int newdirfd, const char *newname)
+{
+    int e = fault_check(SL_FILE_FAULT_RENAME);
+    if (e != 0) {
+        errno = e;
+        return -1;
+    }
+    return renameat(olddirfd, oldname, newdirfd, newname);
+}
+
+int sl_ftruncate(int fd, uint64_t len)
+{
+    int e = fault_check(SL_FILE_FAULT_FTRUNCATE);
+    if (e != 0) {
+        errno = e;
+        return -1;
+    }
+    return ftruncate(fd, (off_t)len);
+}
+
+int sl_unlinkat(int dirfd, const char *name, int flags)
+{
+    int e = fault_check(SL_FILE_FAULT_UNLINK);
+    if (e != 0) {
+        errno = e;
+        return -1;
+    }
+    return unlinkat(dirfd, name, flags);
 }

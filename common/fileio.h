@@ -22,4 +22,33 @@ int sl_fsync_dir(const char *path);
  * new directory entries are durable. Errors: SL_EINVAL (path too long). */
 int sl_mkdir_p(const char *path);
 
+/* Fault injection for the synchronous file calls below (the ring has its
+ * own, sl_ring_faults_arm, for reads, writes and fsyncs). Process-wide, for
+ * tests; inert (one branch) unless armed. The nth call of the armed kind
+ * (counted from arming, 1-based) fails with `err` without reaching the
+ * kernel; with `persistent`, every later one too. */
+enum sl_file_fault_op {
+    SL_FILE_FAULT_CREATE = 1, /* sl_openat with O_CREAT */
+    SL_FILE_FAULT_RENAME = 2,
+    SL_FILE_FAULT_FTRUNCATE = 3,
+    SL_FILE_FAULT_UNLINK = 4,
+};
+struct sl_file_faults {
+    int op;
+    uint64_t nth;
+    int err;
+    int persistent;
+};
+void sl_file_faults_arm(const struct sl_file_faults *f);
+void sl_file_faults_disarm(void);
+/* Calls of the armed kind seen, and failures injected, since arming. */
+void sl_file_faults_counts(uint64_t *seen, uint64_t *injected);
+
+/* The syscalls with the hook: same arguments and results as openat(2),
+ * renameat(2), ftruncate(2), unlinkat(2) (-1 and errno on failure). */
+int sl_openat(int dirfd, const char *name, int flags, unsigned mode);
+int sl_renameat(int olddirfd, const char *oldname, int newdirfd, const char *newname);
+int sl_ftruncate(int fd, uint64_t len);
+int sl_unlinkat(int dirfd, const char *name, int flags);
+
 #endif

@@ -488,7 +488,7 @@ static int seg_rebuild_index(struct sl_shard *s, struct segment *g, uint64_t fil
     }
     char name[64];
     seg_name(name, sizeof(name), g->base_seq, "idx");
-    int fd = openat(s->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = sl_openat(s->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd >= 0) {
         if (sl_pwrite_full(fd, g->idx, (size_t)g->idx_count * sizeof(*g->idx), 0) == SL_OK) {
             (void)sl_fsync_fd(fd);
@@ -636,21 +636,21 @@ static int seg_create_files(struct sl_shard *s, struct segment *g)
 {
     char name[64];
     seg_name(name, sizeof(name), g->base_seq, "log");
-    g->log_fd = openat(s->dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    g->log_fd = sl_openat(s->dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (g->log_fd < 0) {
         int rc = sl_err_from_errno(errno);
         sl_error("storage", "%s: cannot create %s: %s", s->dir, name, strerror(errno));
         return rc;
     }
     seg_name(name, sizeof(name), g->base_seq, "idx");
-    g->idx_fd = openat(s->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    g->idx_fd = sl_openat(s->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (g->idx_fd < 0) {
         int rc = sl_err_from_errno(errno);
         sl_error("storage", "%s: cannot create %s: %s", s->dir, name, strerror(errno));
         close(g->log_fd);
         g->log_fd = -1;
         seg_name(name, sizeof(name), g->base_seq, "log");
-        (void)unlinkat(s->dir_fd, name, 0);
+        (void)sl_unlinkat(s->dir_fd, name, 0);
         return rc;
     }
     g->dir_gen = ++s->dir_gen;
@@ -828,7 +828,7 @@ static void rewind_after_enospc(struct sl_shard *s)
     }
     if (g != active(s) || s->state == SL_EFATAL) {
         go_fatal(s, "write (ENOSPC across a segment roll)", ENOSPC);
-    } else if (ftruncate(g->log_fd, (off_t)cut) != 0) {
+    } else if (sl_ftruncate(g->log_fd, (off_t)cut) != 0) {
         go_fatal(s, "ftruncate after ENOSPC", errno);
     } else {
         uint32_t i = 0;
@@ -1692,11 +1692,11 @@ static int unlink_segment_files(struct sl_shard *s, uint64_t base)
 {
     char name[64];
     seg_name(name, sizeof(name), base, "log");
-    if (unlinkat(s->dir_fd, name, 0) != 0 && errno != ENOENT) {
+    if (sl_unlinkat(s->dir_fd, name, 0) != 0 && errno != ENOENT) {
         return sl_err_from_errno(errno);
     }
     seg_name(name, sizeof(name), base, "idx");
-    if (unlinkat(s->dir_fd, name, 0) != 0 && errno != ENOENT) {
+    if (sl_unlinkat(s->dir_fd, name, 0) != 0 && errno != ENOENT) {
         return sl_err_from_errno(errno);
     }
     return SL_OK;
@@ -1824,7 +1824,7 @@ static int recover_active(struct sl_shard *s, struct segment *g)
     seg_name(name, sizeof(name), g->base_seq, "log");
     g->log_fd = openat(s->dir_fd, name, O_RDWR | O_CLOEXEC);
     seg_name(name, sizeof(name), g->base_seq, "idx");
-    g->idx_fd = openat(s->dir_fd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    g->idx_fd = sl_openat(s->dir_fd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     struct stat st, ist;
     if (g->log_fd < 0 || g->idx_fd < 0 || fstat(g->log_fd, &st) != 0 ||
         fstat(g->idx_fd, &ist) != 0) {
@@ -1875,7 +1875,7 @@ static int recover_active(struct sl_shard *s, struct segment *g)
                 "tail at offset %" PRIu64 " (records up to seq %" PRIu64 " kept)",
                 s->dir, g->base_seq, file_size - end, end,
                 end > 0 ? g->last_seq : g->base_seq - 1);
-        if (ftruncate(g->log_fd, (off_t)end) != 0) {
+        if (sl_ftruncate(g->log_fd, (off_t)end) != 0) {
             return sl_err_from_errno(errno);
         }
     }
@@ -1885,7 +1885,7 @@ static int recover_active(struct sl_shard *s, struct segment *g)
         return sl_err_from_errno(errno);
     }
     rc = sl_pwrite_full(g->idx_fd, g->idx, (size_t)g->idx_count * sizeof(*g->idx), 0);
-    if (rc == SL_OK && ftruncate(g->idx_fd, (off_t)g->idx_count * (off_t)sizeof(*g->idx)) != 0) {
+    if (rc == SL_OK && sl_ftruncate(g->idx_fd, (off_t)g->idx_count * (off_t)sizeof(*g->idx)) != 0) {
         rc = sl_err_from_errno(errno);
     }
     if (rc != SL_OK) {

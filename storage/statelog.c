@@ -261,7 +261,7 @@ static int log_cut(struct sl_statelog *sl, const uint8_t *head, uint32_t head_le
                    const char **what)
 {
     *what = "log truncate";
-    if (ftruncate(sl->log_fd, 0) != 0) {
+    if (sl_ftruncate(sl->log_fd, 0) != 0) {
         return sl_err_from_errno(errno);
     }
     *what = "log fsync after the truncate";
@@ -299,7 +299,7 @@ int sl_statelog_open_log(struct sl_statelog *sl, const uint8_t *head, uint32_t h
     sl->log_fd = openat(sl->dir_fd, sl->cfg.log_name, O_RDWR | O_CLOEXEC);
     if (sl->log_fd < 0 && errno == ENOENT) {
         sl->log_fd =
-            openat(sl->dir_fd, sl->cfg.log_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+            sl_openat(sl->dir_fd, sl->cfg.log_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (sl->log_fd < 0) {
             return sl_err_from_errno(errno);
         }
@@ -383,7 +383,7 @@ int sl_statelog_replay(struct sl_statelog *sl, uint64_t start, uint64_t size)
         sl_warn("storage",
                 "%s/%s: truncated %" PRIu64 " bytes of torn or corrupt tail at offset %" PRIu64,
                 sl->dir, sl->cfg.log_name, size - end, end);
-        if (ftruncate(sl->log_fd, (off_t)end) != 0) {
+        if (sl_ftruncate(sl->log_fd, (off_t)end) != 0) {
             return sl_err_from_errno(errno);
         }
         rc = sl_fsync_fd(sl->log_fd);
@@ -435,7 +435,7 @@ int sl_statelog_load_snap(struct sl_statelog *sl,
 static int snap_write_tmp(struct sl_statelog *sl, const uint8_t *buf, size_t len)
 {
     int fd =
-        openat(sl->dir_fd, sl->cfg.snap_tmp_name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        sl_openat(sl->dir_fd, sl->cfg.snap_tmp_name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         return sl_err_from_errno(errno);
     }
@@ -456,12 +456,12 @@ int sl_statelog_compact(struct sl_statelog *sl, int build_rc, const uint8_t *ima
         rc = snap_write_tmp(sl, image, image_len);
     }
     if (rc == SL_OK &&
-        renameat(sl->dir_fd, sl->cfg.snap_tmp_name, sl->dir_fd, sl->cfg.snap_name) != 0) {
+        sl_renameat(sl->dir_fd, sl->cfg.snap_tmp_name, sl->dir_fd, sl->cfg.snap_name) != 0) {
         rc = sl_err_from_errno(errno);
     }
     if (rc != SL_OK) {
         /* Nothing changed on disk that recovery reads: keep the log. */
-        (void)unlinkat(sl->dir_fd, sl->cfg.snap_tmp_name, 0);
+        (void)sl_unlinkat(sl->dir_fd, sl->cfg.snap_tmp_name, 0);
         sl->compact_at = sl->log_bytes + sl->cfg.log_bytes_max;
         sl_warn("storage",
                 "%s: %s compaction failed: %s; the log keeps growing (%" PRIu64
@@ -522,7 +522,7 @@ int sl_statelog_init(struct sl_statelog *sl, struct sl_ring *ring, const char *d
     }
     /* A snapshot being written when the process died: never renamed, so
      * never part of the state. */
-    if (unlinkat(sl->dir_fd, sl->cfg.snap_tmp_name, 0) != 0 && errno != ENOENT) {
+    if (sl_unlinkat(sl->dir_fd, sl->cfg.snap_tmp_name, 0) != 0 && errno != ENOENT) {
         return sl_err_from_errno(errno);
     }
     return SL_OK;
