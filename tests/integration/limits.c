@@ -9,7 +9,9 @@
  * (a tiny frame declaring a huge output) is refused without the memory;
  * 10,000 tiny requests pipelined on one connection are all answered with
  * back-pressure, not buffering. Throughout, the broker's RSS stays under a
- * bound and it stays alive.
+ * bound and it stays alive, and a legitimate producer keeps at least 30%
+ * of the throughput it had alone (measured beside the idle and the
+ * slowloris connections).
  */
 #include "../unit/test.h"
 #include "harness.h"
@@ -90,6 +92,30 @@ static int legit_round_trip(const char *stream)
     return n >= 100 ? 0 : -1;
 }
 
+/* A legitimate producer's throughput (records/s, durable acks). */
+static double legit_throughput(void)
+{
+    sluice_producer *p = NULL;
+    struct sluice_producer_opts po = {.linger_ms = 1, .block_when_full = 1};
+    if (sluice_producer_new(client, "limits", &po, &p) != SL_OK) {
+        return 0;
+    }
+    enum { N = 200000 }; /* ~0.1 s: long enough to time */
+    uint64_t t0 = it_mono_ms();
+    for (int i = 0; i < N; i++) {
+        if (sluice_produce(p, "k", 1, "0123456789abcdef", 16, NULL, 0, NULL, NULL) != SL_OK) {
+            sluice_producer_free(p);
+            return 0;
+        }
+    }
+    int rc = sluice_producer_flush(p, 30000);
+    uint64_t ms = it_mono_ms() - t0;
+    sluice_producer_free(p);
+    return rc == SL_OK ? (double)N * 1000.0 / (double)(ms ? ms : 1) : 0;
+}
+
+static double baseline_rps;
+
 /* Reads one frame's error code (or -1 when the socket closed first). */
 static int read_error_code(int fd, int timeout_ms)
 {
@@ -134,6 +160,11 @@ TEST(idle_connections_and_max_connections)
     fprintf(stderr, "  %u idle connections: broker RSS %lu KiB\n", opened, (unsigned long)rss);
     CHECK(rss > 0 && rss < RSS_BOUND_KB);
     CHECK_EQ(legit_round_trip("limits"), 0);
+    /* A legitimate client keeps (most of) its throughput next to them. */
+    double rps = legit_throughput();
+    fprintf(stderr, "  legit producer: %.0f records/s beside %u idle connections (alone: %.0f)\n",
+            rps, opened, baseline_rps);
+    CHECK(rps >= 0.3 * baseline_rps);
     /* max_connections is idle_n + 60 (set in main), and the library client
      * holds one: of 100 more connections, the first ~59 are accepted (and
      * sit idle), the rest are answered ELIMIT and closed. */
@@ -170,6 +201,11 @@ TEST(slowloris_closed_by_frame_timeout)
         sl_frame_put_header(hdr, 100); /* promises 100 bytes, sends them slowly */
         CHECK_EQ(send(fds[i], hdr, 4, MSG_NOSIGNAL), 4);
     }
+    double rps = legit_throughput(); /* while they trickle */
+    fprintf(stderr, "  legit producer: %.0f records/s beside %d slowloris connections (alone: "
+                    "%.0f)\n",
+            rps, SLOW, baseline_rps);
+    CHECK(rps >= 0.3 * baseline_rps);
     uint64_t t0 = it_mono_ms();
     int closed = 0;
     static bool gone[SLOW_MAX];
@@ -378,6 +414,11 @@ int main(void)
     if (it_broker_start(&broker, "always") != 0 || it_connect(&broker, &client) != SL_OK ||
         it_create_stream(client, "limits", 1) != SL_OK) {
         it_broker_cleanup(&broker);
+        return 1;
+    }
+    baseline_rps = legit_throughput();
+    if (baseline_rps <= 0) {
+        fprintf(stderr, "baseline throughput could not be measured\n");
         return 1;
     }
     RUN(idle_connections_and_max_connections);
