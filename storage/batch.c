@@ -18,11 +18,11 @@
 #include "storage/batch.h"
 
 #include "common/assert.h"
+#include "common/bytes.h"
 #include "common/checksum.h"
 #include "common/compress.h"
 #include "common/error.h"
 
-#include <endian.h>
 #include <string.h>
 
 _Static_assert(SL_BATCH_HEADER_BYTES == 88, "header size is part of the on-disk format");
@@ -53,28 +53,6 @@ _Static_assert(OFF_APPEND_TIME == SL_BATCH_OFF_APPEND_TIME, "public offset");
 _Static_assert(OFF_VERSION == SL_BATCH_CHECKSUM_FROM, "checksum starts after itself");
 _Static_assert(OFF_RESERVED2 + 4 == SL_BATCH_HEADER_BYTES, "fields fill the header");
 
-static inline uint32_t ld32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return le32toh(v);
-}
-static inline uint64_t ld64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return le64toh(v);
-}
-static inline void st32(uint8_t *p, uint32_t v)
-{
-    v = htole32(v);
-    memcpy(p, &v, 4);
-}
-static inline void st64(uint8_t *p, uint64_t v)
-{
-    v = htole64(v);
-    memcpy(p, &v, 8);
-}
 
 /* Varints: LEB128, at most 10 bytes for a u64; we use at most u32 values. */
 static size_t varint_put(uint8_t *p, uint64_t v)
@@ -246,7 +224,7 @@ static uint32_t stamp_check(const uint8_t *p)
 
 static void write_stamp_check(uint8_t *p)
 {
-    st32(p + OFF_STAMP, stamp_check(p));
+    sl_put_u32(p + OFF_STAMP, stamp_check(p));
 }
 
 int sl_batch_builder_finish(struct sl_batch_builder *b, unsigned codec, int level,
@@ -275,17 +253,17 @@ int sl_batch_builder_finish(struct sl_batch_builder *b, unsigned codec, int leve
         return SL_EINVAL;
     }
     memset(p, 0, SL_BATCH_HEADER_BYTES);
-    st32(p + OFF_MAGIC, SL_BATCH_MAGIC);
-    st32(p + OFF_LENGTH, (uint32_t)b->len);
+    sl_put_u32(p + OFF_MAGIC, SL_BATCH_MAGIC);
+    sl_put_u32(p + OFF_LENGTH, (uint32_t)b->len);
     p[OFF_VERSION] = SL_BATCH_VERSION;
     p[OFF_FLAGS] = flags;
-    st32(p + OFF_COUNT, b->count);
-    st64(p + OFF_FIRST_TS, b->ts_min);
-    st64(p + OFF_LAST_TS, b->ts_max);
-    st64(p + OFF_PRODUCER_ID, producer_id);
-    st64(p + OFF_PRODUCER_SEQ, producer_seq);
-    st32(p + OFF_RECORDS_LEN, (uint32_t)records_len);
-    st64(p + OFF_CHECKSUM, sl_checksum64(p + OFF_VERSION, b->len - OFF_VERSION));
+    sl_put_u32(p + OFF_COUNT, b->count);
+    sl_put_u64(p + OFF_FIRST_TS, b->ts_min);
+    sl_put_u64(p + OFF_LAST_TS, b->ts_max);
+    sl_put_u64(p + OFF_PRODUCER_ID, producer_id);
+    sl_put_u64(p + OFF_PRODUCER_SEQ, producer_seq);
+    sl_put_u32(p + OFF_RECORDS_LEN, (uint32_t)records_len);
+    sl_put_u64(p + OFF_CHECKSUM, sl_checksum64(p + OFF_VERSION, b->len - OFF_VERSION));
     write_stamp_check(p);
     *out_len = b->len;
     return SL_OK;
@@ -297,21 +275,21 @@ int sl_batch_peek(const void *buf, size_t avail, struct sl_batch_header *h)
     if (avail < SL_BATCH_HEADER_BYTES) {
         return SL_EAGAIN;
     }
-    if (ld32(p + OFF_MAGIC) != SL_BATCH_MAGIC ||
-        ld32(p + OFF_STAMP) != stamp_check(p) || ld32(p + OFF_RESERVED0) != 0) {
+    if (sl_get_u32(p + OFF_MAGIC) != SL_BATCH_MAGIC ||
+        sl_get_u32(p + OFF_STAMP) != stamp_check(p) || sl_get_u32(p + OFF_RESERVED0) != 0) {
         return SL_ECORRUPT;
     }
-    h->length = ld32(p + OFF_LENGTH);
-    h->base_seq = ld64(p + OFF_BASE_SEQ);
-    h->append_time_ms = ld64(p + OFF_APPEND_TIME);
-    h->checksum = ld64(p + OFF_CHECKSUM);
+    h->length = sl_get_u32(p + OFF_LENGTH);
+    h->base_seq = sl_get_u64(p + OFF_BASE_SEQ);
+    h->append_time_ms = sl_get_u64(p + OFF_APPEND_TIME);
+    h->checksum = sl_get_u64(p + OFF_CHECKSUM);
     h->codec = p[OFF_FLAGS] & SL_BATCH_CODEC_MASK;
-    h->record_count = ld32(p + OFF_COUNT);
-    h->first_ts_ms = ld64(p + OFF_FIRST_TS);
-    h->last_ts_ms = ld64(p + OFF_LAST_TS);
-    h->producer_id = ld64(p + OFF_PRODUCER_ID);
-    h->producer_seq = ld64(p + OFF_PRODUCER_SEQ);
-    h->records_len = ld32(p + OFF_RECORDS_LEN);
+    h->record_count = sl_get_u32(p + OFF_COUNT);
+    h->first_ts_ms = sl_get_u64(p + OFF_FIRST_TS);
+    h->last_ts_ms = sl_get_u64(p + OFF_LAST_TS);
+    h->producer_id = sl_get_u64(p + OFF_PRODUCER_ID);
+    h->producer_seq = sl_get_u64(p + OFF_PRODUCER_SEQ);
+    h->records_len = sl_get_u32(p + OFF_RECORDS_LEN);
     /* The fields below the checksum are re-checked after verify too; here
      * they bound what a scanner may trust (the length) before reading more. */
     if (h->length <= SL_BATCH_HEADER_BYTES || h->length > SL_BATCH_BYTES_MAX ||
@@ -328,7 +306,7 @@ static int verify_fields(const uint8_t *p, const struct sl_batch_header *h)
      * batches (e.g. a buggy or hostile producer), not disk damage. */
     if (p[OFF_VERSION] != SL_BATCH_VERSION || (p[OFF_FLAGS] & ~SL_BATCH_CODEC_MASK) != 0 ||
         h->codec > SL_BATCH_CODEC_ZSTD || p[OFF_RESERVED1] != 0 || p[OFF_RESERVED1 + 1] != 0 ||
-        ld32(p + OFF_RESERVED2) != 0 || h->record_count == 0 ||
+        sl_get_u32(p + OFF_RESERVED2) != 0 || h->record_count == 0 ||
         h->record_count > SL_BATCH_RECORDS_MAX || h->last_ts_ms < h->first_ts_ms ||
         h->records_len == 0 || h->records_len > SL_BATCH_BYTES_MAX) {
         return SL_ECORRUPT;
@@ -418,17 +396,17 @@ int sl_batch_rebuild_without(const struct sl_batch_header *h, const uint8_t *rec
     }
     size_t len = (size_t)(o - dst);
     memset(dst, 0, SL_BATCH_HEADER_BYTES);
-    st32(dst + OFF_MAGIC, SL_BATCH_MAGIC);
-    st32(dst + OFF_LENGTH, (uint32_t)len);
+    sl_put_u32(dst + OFF_MAGIC, SL_BATCH_MAGIC);
+    sl_put_u32(dst + OFF_LENGTH, (uint32_t)len);
     dst[OFF_VERSION] = SL_BATCH_VERSION;
     dst[OFF_FLAGS] = SL_BATCH_CODEC_NONE;
-    st32(dst + OFF_COUNT, kept);
-    st64(dst + OFF_FIRST_TS, h->first_ts_ms);
-    st64(dst + OFF_LAST_TS, h->last_ts_ms);
-    st64(dst + OFF_PRODUCER_ID, h->producer_id);
-    st64(dst + OFF_PRODUCER_SEQ, h->producer_seq);
-    st32(dst + OFF_RECORDS_LEN, (uint32_t)(len - SL_BATCH_HEADER_BYTES));
-    st64(dst + OFF_CHECKSUM, sl_checksum64(dst + OFF_VERSION, len - OFF_VERSION));
+    sl_put_u32(dst + OFF_COUNT, kept);
+    sl_put_u64(dst + OFF_FIRST_TS, h->first_ts_ms);
+    sl_put_u64(dst + OFF_LAST_TS, h->last_ts_ms);
+    sl_put_u64(dst + OFF_PRODUCER_ID, h->producer_id);
+    sl_put_u64(dst + OFF_PRODUCER_SEQ, h->producer_seq);
+    sl_put_u32(dst + OFF_RECORDS_LEN, (uint32_t)(len - SL_BATCH_HEADER_BYTES));
+    sl_put_u64(dst + OFF_CHECKSUM, sl_checksum64(dst + OFF_VERSION, len - OFF_VERSION));
     write_stamp_check(dst);
     *out_len = len;
     return SL_OK;
@@ -437,8 +415,8 @@ int sl_batch_rebuild_without(const struct sl_batch_header *h, const uint8_t *rec
 void sl_batch_stamp(void *buf, uint64_t base_seq, uint64_t append_time_ms)
 {
     uint8_t *p = buf;
-    st64(p + OFF_BASE_SEQ, base_seq);
-    st64(p + OFF_APPEND_TIME, append_time_ms);
+    sl_put_u64(p + OFF_BASE_SEQ, base_seq);
+    sl_put_u64(p + OFF_APPEND_TIME, append_time_ms);
     write_stamp_check(p);
 }
 

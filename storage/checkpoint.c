@@ -60,6 +60,7 @@
 
 #include "common/assert.h"
 #include "common/checksum.h"
+#include "common/bytes.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/ring.h"
@@ -128,38 +129,6 @@ struct sl_ckpt_store {
 /* ------------------------------------------------------------------ */
 /* encoding                                                            */
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
 /* check32 over the length field and everything after the check field. */
 static uint32_t rec_check(const uint8_t *r, uint32_t len)
 {
@@ -171,10 +140,10 @@ static uint32_t rec_check(const uint8_t *r, uint32_t len)
  * bytes by the caller). Returns SL_ECORRUPT on any mismatch. */
 static int rec_decode(const uint8_t *r, uint32_t len, struct rec *out)
 {
-    if (len < REC_MIN || len > REC_MAX || get_u32(r) != len) {
+    if (len < REC_MIN || len > REC_MAX || sl_get_u32(r) != len) {
         return SL_ECORRUPT;
     }
-    if (get_u32(r + 4) != rec_check(r, len)) {
+    if (sl_get_u32(r + 4) != rec_check(r, len)) {
         return SL_ECORRUPT;
     }
     uint32_t name_len = len - REC_HEAD - REC_TAIL;
@@ -185,9 +154,9 @@ static int rec_decode(const uint8_t *r, uint32_t len, struct rec *out)
     const uint8_t *t = name + name_len;
     out->name = (const char *)name;
     out->name_len = name_len;
-    out->shard = get_u32(t);
-    out->seq = get_u64(t + 4);
-    out->updated_ms = get_u64(t + 12);
+    out->shard = sl_get_u32(t);
+    out->seq = sl_get_u64(t + 4);
+    out->updated_ms = sl_get_u64(t + 12);
     return SL_OK;
 }
 
@@ -197,13 +166,13 @@ static uint32_t rec_encode(uint8_t *out, const char *name, uint32_t name_len, ui
 {
     SL_ASSERT(name_len >= 1 && name_len <= SL_CKPT_GROUP_NAME_MAX);
     uint32_t len = REC_HEAD + name_len + REC_TAIL;
-    put_u32(out, len);
+    sl_put_u32(out, len);
     memcpy(out + REC_HEAD, name, name_len);
     uint8_t *t = out + REC_HEAD + name_len;
-    put_u32(t, shard);
-    put_u64(t + 4, seq);
-    put_u64(t + 12, updated_ms);
-    put_u32(out + 4, rec_check(out, len));
+    sl_put_u32(t, shard);
+    sl_put_u64(t + 4, seq);
+    sl_put_u64(t + 12, updated_ms);
+    sl_put_u32(out + 4, rec_check(out, len));
     /* Check both sides: what is written must read back as what was meant. */
     struct rec r;
     SL_ASSERT(rec_decode(out, len, &r) == SL_OK && r.seq == seq && r.shard == shard);
@@ -369,10 +338,10 @@ static int snap_build(const struct sl_ckpt_store *cs, uint8_t **out, size_t *out
     if (buf == NULL) {
         return SL_ENOMEM;
     }
-    put_u32(buf, SNAP_MAGIC);
-    put_u32(buf + 4, SNAP_VERSION);
-    put_u64(buf + 8, count);
-    put_u64(buf + 16, body);
+    sl_put_u32(buf, SNAP_MAGIC);
+    sl_put_u32(buf + 4, SNAP_VERSION);
+    sl_put_u64(buf + 8, count);
+    sl_put_u64(buf + 16, body);
     size_t off = SNAP_HEAD;
     for (uint32_t i = 0; i < cs->group_count; i++) {
         const struct group *g = cs->groups[i];
@@ -385,7 +354,7 @@ static int snap_build(const struct sl_ckpt_store *cs, uint8_t **out, size_t *out
         }
     }
     SL_ASSERT(off == SNAP_HEAD + body);
-    put_u64(buf + off, sl_checksum64(buf, off));
+    sl_put_u64(buf + off, sl_checksum64(buf, off));
     *out = buf;
     *out_len = total;
     return SL_OK;
@@ -407,21 +376,21 @@ static bool compact(struct sl_statelog *sl)
 static int snap_parse(struct sl_statelog *sl, const uint8_t *buf, size_t size, const char **why)
 {
     struct sl_ckpt_store *cs = sl_container_of(sl, struct sl_ckpt_store, log);
-    if (size < SNAP_HEAD + SNAP_TRAILER || get_u32(buf) != SNAP_MAGIC) {
+    if (size < SNAP_HEAD + SNAP_TRAILER || sl_get_u32(buf) != SNAP_MAGIC) {
         *why = "bad magic or too short";
         return SL_ECORRUPT;
     }
-    if (get_u32(buf + 4) != SNAP_VERSION) {
+    if (sl_get_u32(buf + 4) != SNAP_VERSION) {
         *why = "unknown version";
         return SL_ECORRUPT;
     }
-    uint64_t count = get_u64(buf + 8);
-    uint64_t body = get_u64(buf + 16);
+    uint64_t count = sl_get_u64(buf + 8);
+    uint64_t body = sl_get_u64(buf + 16);
     if (body != size - SNAP_HEAD - SNAP_TRAILER) {
         *why = "body length does not match the file size";
         return SL_ECORRUPT;
     }
-    if (get_u64(buf + size - SNAP_TRAILER) != sl_checksum64(buf, size - SNAP_TRAILER)) {
+    if (sl_get_u64(buf + size - SNAP_TRAILER) != sl_checksum64(buf, size - SNAP_TRAILER)) {
         *why = "checksum mismatch";
         return SL_ECORRUPT;
     }
@@ -431,7 +400,7 @@ static int snap_parse(struct sl_statelog *sl, const uint8_t *buf, size_t size, c
     uint32_t prev_shard = 0;
     while (off < end) {
         struct rec r;
-        uint32_t len = end - off >= 4 ? get_u32(buf + off) : 0;
+        uint32_t len = end - off >= 4 ? sl_get_u32(buf + off) : 0;
         if (len > end - off || rec_decode(buf + off, len, &r) != SL_OK) {
             *why = "a record fails its check";
             return SL_ECORRUPT;
@@ -481,7 +450,7 @@ static void durable_recs(struct sl_statelog *sl, const uint8_t *recs, uint32_t l
     uint32_t off = 0;
     while (off < len) {
         SL_ASSERT(len - off >= REC_MIN);
-        uint32_t n = get_u32(recs + off);
+        uint32_t n = sl_get_u32(recs + off);
         struct rec r;
         int rc = rec_decode(recs + off, n, &r);
         SL_ASSERT(rc == SL_OK);

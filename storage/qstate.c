@@ -94,6 +94,7 @@
 
 #include "common/assert.h"
 #include "common/checksum.h"
+#include "common/bytes.h"
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/log.h"
@@ -214,38 +215,6 @@ static void put_u16(uint8_t *p, uint16_t v)
     p[1] = (uint8_t)(v >> 8);
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
 /* check32 over the length field and everything after the check field. */
 static uint32_t rec_check(const uint8_t *r, uint32_t len)
 {
@@ -289,9 +258,9 @@ static uint8_t *put_str8(uint8_t *p, const char *s)
 static uint8_t *encode_create(uint8_t *p, const struct op *op)
 {
     const struct sl_qgroup_def *d = op->def;
-    put_u32(p, d->visibility_timeout_ms);
-    put_u32(p + 4, d->max_deliveries);
-    put_u32(p + 8, d->max_inflight);
+    sl_put_u32(p, d->visibility_timeout_ms);
+    sl_put_u32(p + 4, d->max_deliveries);
+    sl_put_u32(p + 8, d->max_inflight);
     p[12] = (uint8_t)((d->ordered ? 1u : 0u) | (d->filter != NULL ? 2u : 0u));
     p = put_str8(p + 13, d->dead_letter_stream);
     uint32_t fl = filter_len(d);
@@ -300,14 +269,14 @@ static uint8_t *encode_create(uint8_t *p, const struct op *op)
         memcpy(p + 2, d->filter, fl);
     }
     p += 2 + fl;
-    put_u32(p, d->start_kind);
-    put_u64(p + 4, d->start_seq);
-    put_u64(p + 12, d->start_time_ms);
-    put_u64(p + 20, d->created_ms);
-    put_u32(p + 28, op->count);
+    sl_put_u32(p, d->start_kind);
+    sl_put_u64(p + 4, d->start_seq);
+    sl_put_u64(p + 12, d->start_time_ms);
+    sl_put_u64(p + 20, d->created_ms);
+    sl_put_u32(p + 28, op->count);
     p += 32;
     for (uint32_t i = 0; i < op->count; i++, p += 8) {
-        put_u64(p, op->floors[i]);
+        sl_put_u64(p, op->floors[i]);
     }
     return p;
 }
@@ -317,7 +286,7 @@ static uint32_t rec_encode(uint8_t *out, const struct op *op)
 {
     uint32_t len = rec_size(op);
     SL_ASSERT(len >= REC_MIN && len <= REC_MAX);
-    put_u32(out, len);
+    sl_put_u32(out, len);
     out[REC_HEAD] = op->type;
     uint8_t *p = put_str8(out + REC_HEAD + 1, op->group);
     switch (op->type) {
@@ -327,25 +296,25 @@ static uint32_t rec_encode(uint8_t *out, const struct op *op)
     case REC_DELETE:
         break;
     case REC_ACK:
-        put_u32(p, op->shard);
-        put_u64(p + 4, op->a);
-        put_u64(p + 12, op->b);
+        sl_put_u32(p, op->shard);
+        sl_put_u64(p + 4, op->a);
+        sl_put_u64(p + 12, op->b);
         p += REC_ACK_BODY;
         break;
     case REC_COUNT:
-        put_u32(p, op->shard);
-        put_u64(p + 4, op->a);
-        put_u32(p + 12, op->count);
+        sl_put_u32(p, op->shard);
+        sl_put_u64(p + 4, op->a);
+        sl_put_u32(p + 12, op->count);
         p += REC_COUNT_BODY;
         break;
     default:
-        put_u64(p, op->a);
-        put_u64(p + 8, op->b);
+        sl_put_u64(p, op->a);
+        sl_put_u64(p + 8, op->b);
         p += REC_CTRS_BODY;
         break;
     }
     SL_ASSERT((uint32_t)(p - out) == len);
-    put_u32(out + 4, rec_check(out, len));
+    sl_put_u32(out + 4, rec_check(out, len));
     return len;
 }
 
@@ -383,13 +352,13 @@ static uint32_t rd_u16(struct rd *d)
 static uint32_t rd_u32(struct rd *d)
 {
     const uint8_t *p = rd_take(d, 4);
-    return p != NULL ? get_u32(p) : 0;
+    return p != NULL ? sl_get_u32(p) : 0;
 }
 
 static uint64_t rd_u64(struct rd *d)
 {
     const uint8_t *p = rd_take(d, 8);
-    return p != NULL ? get_u64(p) : 0;
+    return p != NULL ? sl_get_u64(p) : 0;
 }
 
 /* Copies `n` bytes into `dst` (NUL-terminated) if they hold no NUL. */
@@ -447,8 +416,8 @@ static void decode_create(struct rd *d, struct scratch *sc, struct op *op)
  * bytes by the caller). Strings land in `sc`. SL_ECORRUPT on any mismatch. */
 static int rec_decode(const uint8_t *r, uint32_t len, struct scratch *sc, struct op *out)
 {
-    if (len < REC_MIN || len > REC_MAX || get_u32(r) != len ||
-        get_u32(r + 4) != rec_check(r, len)) {
+    if (len < REC_MIN || len > REC_MAX || sl_get_u32(r) != len ||
+        sl_get_u32(r + 4) != rec_check(r, len)) {
         return SL_ECORRUPT;
     }
     struct rd d = {.p = r + REC_HEAD, .left = len - REC_HEAD, .bad = false};
@@ -869,14 +838,14 @@ static int snap_build(struct sl_qstate *qs, uint64_t log_gen, uint8_t **out, siz
     if (buf == NULL) {
         return SL_ENOMEM;
     }
-    put_u32(buf, SNAP_MAGIC);
-    put_u32(buf + 4, SNAP_VERSION);
-    put_u64(buf + 8, log_gen);
-    put_u64(buf + 16, records);
-    put_u64(buf + 24, body);
+    sl_put_u32(buf, SNAP_MAGIC);
+    sl_put_u32(buf + 4, SNAP_VERSION);
+    sl_put_u64(buf + 8, log_gen);
+    sl_put_u64(buf + 16, records);
+    sl_put_u64(buf + 24, body);
     uint64_t again = 0;
     SL_ASSERT(snap_body(qs, buf + SNAP_HEAD, &again) == body && again == records);
-    put_u64(buf + SNAP_HEAD + body, sl_checksum64(buf, SNAP_HEAD + (size_t)body));
+    sl_put_u64(buf + SNAP_HEAD + body, sl_checksum64(buf, SNAP_HEAD + (size_t)body));
     *out = buf;
     *out_len = total;
     return SL_OK;
@@ -885,11 +854,11 @@ static int snap_build(struct sl_qstate *qs, uint64_t log_gen, uint8_t **out, siz
 /* The log header of generation `gen`. */
 static void log_head(uint8_t h[LOG_HEAD], uint64_t gen)
 {
-    put_u32(h, LOG_MAGIC);
-    put_u32(h + 4, LOG_VERSION);
-    put_u64(h + 8, gen);
-    put_u32(h + 16, sl_checksum32(h, 16));
-    put_u32(h + 20, 0);
+    sl_put_u32(h, LOG_MAGIC);
+    sl_put_u32(h + 4, LOG_VERSION);
+    sl_put_u64(h + 8, gen);
+    sl_put_u32(h + 16, sl_checksum32(h, 16));
+    sl_put_u32(h + 20, 0);
 }
 
 /* Synchronous compaction (the statelog's hook; see the file comment): the
@@ -916,29 +885,29 @@ static bool compact(struct sl_statelog *sl)
 static int snap_parse(struct sl_statelog *sl, const uint8_t *buf, size_t size, const char **why)
 {
     struct sl_qstate *qs = sl_container_of(sl, struct sl_qstate, log);
-    if (size < SNAP_HEAD + SNAP_TRAILER || get_u32(buf) != SNAP_MAGIC) {
+    if (size < SNAP_HEAD + SNAP_TRAILER || sl_get_u32(buf) != SNAP_MAGIC) {
         *why = "bad magic or too short";
         return SL_ECORRUPT;
     }
-    if (get_u32(buf + 4) != SNAP_VERSION) {
+    if (sl_get_u32(buf + 4) != SNAP_VERSION) {
         *why = "unknown version";
         return SL_ECORRUPT;
     }
-    uint64_t records = get_u64(buf + 16), body = get_u64(buf + 24);
+    uint64_t records = sl_get_u64(buf + 16), body = sl_get_u64(buf + 24);
     if (body != size - SNAP_HEAD - SNAP_TRAILER) {
         *why = "body length does not match the file size";
         return SL_ECORRUPT;
     }
-    if (get_u64(buf + size - SNAP_TRAILER) != sl_checksum64(buf, size - SNAP_TRAILER)) {
+    if (sl_get_u64(buf + size - SNAP_TRAILER) != sl_checksum64(buf, size - SNAP_TRAILER)) {
         *why = "checksum mismatch";
         return SL_ECORRUPT;
     }
-    qs->gen = get_u64(buf + 8);
+    qs->gen = sl_get_u64(buf + 8);
     size_t off = SNAP_HEAD, end = SNAP_HEAD + (size_t)body;
     uint64_t n = 0;
     while (off < end) {
         struct op op;
-        uint32_t len = end - off >= 4 ? get_u32(buf + off) : 0;
+        uint32_t len = end - off >= 4 ? sl_get_u32(buf + off) : 0;
         if (len > end - off || rec_decode(buf + off, len, qs->scratch, &op) != SL_OK) {
             *why = "a record fails its check";
             return SL_ECORRUPT;
@@ -982,11 +951,11 @@ static int log_header(struct sl_qstate *qs, uint64_t size, uint64_t *gen)
     if (rc != SL_OK) {
         return rc;
     }
-    if (got != LOG_HEAD || get_u32(h) != LOG_MAGIC || get_u32(h + 4) != LOG_VERSION ||
-        get_u32(h + 16) != sl_checksum32(h, 16) || get_u32(h + 20) != 0) {
+    if (got != LOG_HEAD || sl_get_u32(h) != LOG_MAGIC || sl_get_u32(h + 4) != LOG_VERSION ||
+        sl_get_u32(h + 16) != sl_checksum32(h, 16) || sl_get_u32(h + 20) != 0) {
         return SL_ECORRUPT;
     }
-    *gen = get_u64(h + 8);
+    *gen = sl_get_u64(h + 8);
     return SL_OK;
 }
 
