@@ -270,24 +270,30 @@ int sluice_groups_list(sluice_client *c, const char *stream, char ***out, size_t
     req.list_groups = &body;
     sl_response *resp = NULL;
     int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_LIST_GROUPS, &resp);
-    size_t n = rc == SL_OK ? resp->list_groups->n_groups : 0;
-    char **groups = n > 0 ? calloc(n, sizeof(*groups)) : NULL;
-    if (n > 0 && groups == NULL) {
-        rc = SL_ENOMEM;
-    }
-    for (size_t i = 0; rc == SL_OK && i < n; i++) {
-        groups[i] = strdup(resp->list_groups->groups[i]);
-        rc = groups[i] == NULL ? SL_ENOMEM : SL_OK;
+    if (rc == SL_OK) {
+        rc = sl_client_names_dup(resp->list_groups->groups, resp->list_groups->n_groups, out,
+                                 count);
     }
     sl_response_free(resp);
+    return rc;
+}
+
+/* Owned copies of a response's names (for sluice_groups_free); sets the
+ * "out of memory" error on failure. */
+int sl_client_names_dup(char *const *names, size_t n, char ***out, size_t *count)
+{
+    char **copy = n > 0 ? calloc(n, sizeof(*copy)) : NULL;
+    int rc = n > 0 && copy == NULL ? SL_ENOMEM : SL_OK;
+    for (size_t i = 0; rc == SL_OK && i < n; i++) {
+        copy[i] = strdup(names[i]);
+        rc = copy[i] == NULL ? SL_ENOMEM : SL_OK;
+    }
     if (rc != SL_OK) {
-        if (rc == SL_ENOMEM) {
-            sl_client_set_error("out of memory");
-        }
-        sluice_groups_free(groups, n);
+        sl_client_set_error("out of memory");
+        sluice_groups_free(copy, n);
         return rc;
     }
-    *out = groups;
+    *out = copy;
     *count = n;
     return SL_OK;
 }

@@ -42,6 +42,10 @@ uint32_t sl_client_max_payload(const sluice_client *c);
 /* Sets this thread's sluice_last_error() message (printf format). */
 __attribute__((format(printf, 1, 2))) void sl_client_set_error(const char *fmt, ...);
 
+/* Owned copies of `n` names (freed with sluice_groups_free) into *out and
+ * *count. Errors: SL_ENOMEM (error message set). admin.c. */
+int sl_client_names_dup(char *const *names, size_t n, char ***out, size_t *count);
+
 /* Monotonic milliseconds. */
 uint64_t sl_client_now_ms(void);
 

@@ -139,26 +139,12 @@ int sluice_queue_groups_list(sluice_client *c, const char *stream, char ***out, 
     req.list_queue_groups = &body;
     sl_response *resp = NULL;
     int rc = queue_call(c, &req, 0, SLUICE__V1__RESPONSE__BODY_LIST_QUEUE_GROUPS, 0, &resp);
-    size_t n = rc == SL_OK ? resp->list_queue_groups->n_groups : 0;
-    char **groups = n > 0 ? calloc(n, sizeof(*groups)) : NULL;
-    if (n > 0 && groups == NULL) {
-        rc = SL_ENOMEM;
-    }
-    for (size_t i = 0; rc == SL_OK && i < n; i++) {
-        groups[i] = strdup(resp->list_queue_groups->groups[i]);
-        rc = groups[i] == NULL ? SL_ENOMEM : SL_OK;
+    if (rc == SL_OK) {
+        rc = sl_client_names_dup(resp->list_queue_groups->groups,
+                                 resp->list_queue_groups->n_groups, out, count);
     }
     sl_response_free(resp);
-    if (rc != SL_OK) {
-        if (rc == SL_ENOMEM) {
-            sl_client_set_error("out of memory");
-        }
-        sluice_groups_free(groups, n);
-        return rc;
-    }
-    *out = groups;
-    *count = n;
-    return SL_OK;
+    return rc;
 }
 
 void sluice_queue_stats_fini(struct sluice_queue_stats *s)
