@@ -360,22 +360,14 @@ static int check_routing(struct sl_server *srv, struct sl_bshard *b, const uint8
     if (b->stream->shard_count == 1) {
         return SL_OK;
     }
-    if (h->codec == SL_BATCH_CODEC_ZSTD && h->records_len > srv->scratch_cap) {
-        uint32_t cap = h->records_len;
-        if (cap > 4 * srv->cfg.batch_bytes_max) {
-            snprintf(why, why_len, "batch decompresses to %u bytes (limit %u)", h->records_len,
-                     4 * srv->cfg.batch_bytes_max);
-            return SL_ETOOBIG;
-        }
-        uint8_t *n = realloc(srv->scratch, cap);
-        if (n == NULL) {
-            return SL_ENOMEM;
-        }
-        srv->scratch = n;
-        srv->scratch_cap = cap;
+    int rc = sl_server_scratch_reserve(srv, h->codec, h->records_len);
+    if (rc != SL_OK) {
+        snprintf(why, why_len, "batch decompresses to %u bytes (limit %u)", h->records_len,
+                 4 * srv->cfg.batch_bytes_max);
+        return rc;
     }
     struct sl_batch_iter it;
-    int rc = sl_batch_iter_init(&it, batch, h, srv->zctx, srv->scratch, srv->scratch_cap);
+    rc = sl_batch_iter_init(&it, batch, h, srv->zctx, srv->scratch, srv->scratch_cap);
     struct sl_record_view rv;
     while (rc == SL_OK && (rc = sl_batch_iter_next(&it, &rv)) == SL_OK) {
         if (rv.key_len == 0) {
@@ -424,16 +416,12 @@ static int apply_msgdedup(struct sl_server *srv, struct sl_produce_op *op, const
     *all_dup = false;
     struct sl_stream *st = op->shard->stream;
     uint64_t now = sl_clock_wall_ms();
-    if (h->codec == SL_BATCH_CODEC_ZSTD && h->records_len > srv->scratch_cap) {
-        uint8_t *n = realloc(srv->scratch, h->records_len);
-        if (n == NULL) {
-            return SL_ENOMEM;
-        }
-        srv->scratch = n;
-        srv->scratch_cap = h->records_len;
+    int rc = sl_server_scratch_reserve(srv, h->codec, h->records_len);
+    if (rc != SL_OK) {
+        return rc;
     }
     struct sl_batch_iter it;
-    int rc = sl_batch_iter_init(&it, batch, h, srv->zctx, srv->scratch, srv->scratch_cap);
+    rc = sl_batch_iter_init(&it, batch, h, srv->zctx, srv->scratch, srv->scratch_cap);
     uint8_t *dup = NULL; /* per record, allocated at the first duplicate */
     uint32_t dups = 0, i = 0;
     struct sl_record_view rv;

@@ -995,9 +995,10 @@ static void on_frontier_read(struct recv_op *op, int err)
         struct sl_batch_header h;
         struct sl_batch_iter it;
         if (sl_batch_peek(op->buf + off, op->rd.len - off, &h) != SL_OK ||
+            sl_server_scratch_reserve(op->srv, h.codec, h.records_len) != SL_OK ||
             sl_batch_iter_init(&it, op->buf + off, &h, op->srv->zctx, op->srv->scratch,
                                op->srv->scratch_cap) != SL_OK) {
-            break; /* a compressed batch larger than the scratch: see note */
+            break; /* verified when read: only memory can fail here */
         }
         struct sl_record_view rv;
         while (sl_batch_iter_next(&it, &rv) == SL_OK) {
@@ -1055,6 +1056,7 @@ static void on_redelivery_read(struct recv_op *op, int err)
             struct sl_batch_header h;
             struct sl_batch_iter it;
             if (sl_batch_peek(op->buf + off, op->rd.len - off, &h) != SL_OK ||
+                sl_server_scratch_reserve(op->srv, h.codec, h.records_len) != SL_OK ||
                 sl_batch_iter_init(&it, op->buf + off, &h, op->srv->zctx, op->srv->scratch,
                                    op->srv->scratch_cap) != SL_OK) {
                 break;

@@ -26,6 +26,7 @@
 #include "common/compress.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "storage/batch.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -586,6 +587,23 @@ int sl_server_run(struct sl_server *srv)
         sl_catalog_reap(srv->catalog);
     }
     sl_info("broker", "all connections closed");
+    return SL_OK;
+}
+
+int sl_server_scratch_reserve(struct sl_server *srv, uint32_t codec, uint32_t records_len)
+{
+    if (codec != SL_BATCH_CODEC_ZSTD || records_len <= srv->scratch_cap) {
+        return SL_OK;
+    }
+    if (records_len > 4 * srv->cfg.batch_bytes_max) {
+        return SL_ETOOBIG;
+    }
+    uint8_t *n = realloc(srv->scratch, records_len);
+    if (n == NULL) {
+        return SL_ENOMEM;
+    }
+    srv->scratch = n;
+    srv->scratch_cap = records_len;
     return SL_OK;
 }
 

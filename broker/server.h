@@ -128,6 +128,12 @@ void sl_conn_release(struct sl_conn *c);
  * connection may read more (bounded in-flight requests). */
 void sl_conn_request_done(struct sl_conn *c);
 
+/* Makes the decompression scratch hold the records of batch `h` (a zstd
+ * batch; uncompressed ones need none). Bounded: at most 4 x batch_bytes_max
+ * (a small frame must not expand into unbounded memory). Errors: SL_ETOOBIG,
+ * SL_ENOMEM. */
+int sl_server_scratch_reserve(struct sl_server *srv, uint32_t codec, uint32_t records_len);
+
 /* handler.c */
 void sl_handle_request(struct sl_server *srv, struct sl_conn *c, sl_request *req);
 void sl_handle_tick(struct sl_server *srv, uint64_t now_ms);

@@ -9,7 +9,8 @@
  * are, with their counts); three subscriptions each receive all of 100,000
  * records; three subscriptions each receive every record,
  * one with a filter receives exactly the matching ones; an invalid filter is
- * refused with a message; a group far behind holds at most max_inflight
+ * refused with a message; zstd batches are delivered after a restart; a
+ * group far behind holds at most max_inflight
  * leases; an ordered group hands each key's records out one at a time, in
  * order, to 4 competing receivers; a record whose sluice.dedup_id was
  * stored within the window is acknowledged but not stored again; a record
@@ -242,6 +243,24 @@ TEST(dead_letter_after_max_deliveries)
     sluice_messages_free(m, n);
     CHECK_EQ(sluice_queue_redrive(client, "dl", "g", 0, &moved), SL_OK);
     CHECK_EQ(moved, 0); /* nothing left in the DLQ */
+}
+
+/* Regression: after a restart the broker's decompression scratch is empty,
+ * and a queue group stalled on a zstd batch (receive returned nothing). */
+TEST(zstd_batches_after_restart)
+{
+    struct sluice_stream_opts so = {.shard_count = 1, .compression = SLUICE_COMPRESSION_ZSTD};
+    CHECK_EQ(sluice_stream_create(client, "zq", &so, NULL), SL_OK);
+    CHECK_EQ(sluice_queue_group_create(client, "zq", "g", NULL), SL_OK);
+    CHECK_EQ(produce_n("zq", 0), 0);
+    CHECK_EQ(it_broker_stop(&broker), 0);
+    CHECK_EQ(it_broker_restart(&broker), 0);
+    static uint8_t seen[4 * N];
+    memset(seen, 0, sizeof(seen));
+    CHECK_EQ(drain("zq", "g", seen, N, 20000), N);
+    for (uint32_t i = 0; i < N; i++) {
+        CHECK_EQ(seen[i], 1);
+    }
 }
 
 TEST(acks_survive_kill9)
@@ -592,6 +611,7 @@ int main(void)
     RUN(every_record_once);
     RUN(expiry_nack_extend);
     RUN(dead_letter_after_max_deliveries);
+    RUN(zstd_batches_after_restart);
     RUN(acks_survive_kill9);
     RUN(fan_out_and_filters);
     RUN(three_subscriptions_each_get_all_100k);
