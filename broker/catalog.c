@@ -18,6 +18,7 @@
 #include "broker/catalog.h"
 
 #include "broker/queue.h"
+#include "broker/workers.h"
 
 #include "common/assert.h"
 #include "common/checksum.h"
@@ -209,7 +210,7 @@ static void stream_free(struct sl_stream *st)
     }
     if (st->shards != NULL) {
         for (uint32_t i = 0; i < st->shard_count; i++) {
-            sl_shard_close(st->shards[i].log);
+            sl_bshard_close(&st->shards[i]);
             free(st->shards[i].dedup);
         }
     }
@@ -222,8 +223,11 @@ static void stream_free(struct sl_stream *st)
     free(st);
 }
 
-/* Opens (creating if missing) every shard and the checkpoint store. */
-static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st)
+static void dedup_rebuild(void *ctx, struct sl_bshard *b, struct sl_ring *ring);
+
+/* Opens (creating if missing) every shard and the checkpoint store; at
+ * start-up (`rebuild`) re-learns each shard's recent producers. */
+static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st, bool rebuild)
 {
     st->shards = calloc(st->shard_count, sizeof(*st->shards));
     if (st->shards == NULL) {
@@ -236,6 +240,8 @@ static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st)
         struct sl_bshard *b = &st->shards[i];
         b->stream = st;
         b->id = i;
+        b->workers = c->cfg.workers;
+        b->owner = sl_workers_pick(c->cfg.workers, st->name, i);
         sl_partition_range(i, st->shard_count, &b->hash_start, &b->hash_end);
         b->dedup = calloc(SL_DEDUP_SLOTS, sizeof(*b->dedup));
         if (b->dedup == NULL) {
@@ -247,13 +253,11 @@ static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st)
         if (dir == NULL) {
             return SL_ENOMEM;
         }
-        int rc = sl_shard_open(c->ring, dir, &scfg, &b->log);
+        int rc = sl_bshard_open(b, c->ring, dir, &scfg, c->cfg.listener,
+                                rebuild ? dedup_rebuild : NULL, c);
         free(dir);
         if (rc != SL_OK) {
             return rc;
-        }
-        if (c->cfg.listener != NULL) {
-            sl_shard_set_listener(b->log, c->cfg.listener, b);
         }
     }
     char *gdir = path_cat(st->dir, "groups");
@@ -294,9 +298,11 @@ static void on_rebuild_read(struct sl_shard_read *rd, int err)
 
 /* Re-learns the producers' last batches from the batches appended in the
  * last few minutes (bounded in bytes), so that a retry sent across a broker
- * restart is still recognised. Start-up only: runs the ring itself. */
-static void dedup_rebuild(struct sl_catalog *c, struct sl_bshard *b)
+ * restart is still recognised. Start-up only, on the shard owner's thread
+ * while the main loop waits: runs the owner's ring itself. */
+static void dedup_rebuild(void *ctx, struct sl_bshard *b, struct sl_ring *ring)
 {
+    struct sl_catalog *c = ctx;
     struct sl_shard_stats ss;
     sl_shard_stats(b->log, &ss);
     if (ss.visible_seq == ss.first_seq) {
@@ -321,7 +327,7 @@ static void dedup_rebuild(struct sl_catalog *c, struct sl_bshard *b)
         rd.ctx = &r;
         sl_shard_read(b->log, &rd);
         while (!r.done) {
-            sl_ring_run(c->ring, 1, 0);
+            sl_ring_run(ring, 1, 0);
         }
         if (r.err != SL_OK || rd.len == 0) {
             break;
@@ -448,14 +454,11 @@ static int load_streams(struct sl_catalog *c)
             rc = mrc;
             break;
         }
-        rc = stream_open_parts(c, st);
+        rc = stream_open_parts(c, st, true);
         if (rc != SL_OK) {
             sl_error("catalog", "stream %s: cannot open: %s", st->name, sl_strerror(rc));
             stream_free(st);
             break;
-        }
-        for (uint32_t i = 0; i < st->shard_count; i++) {
-            dedup_rebuild(c, &st->shards[i]);
         }
         insert_sorted(c, st);
         sl_info("catalog", "stream %s: %u shards, retention %u h", st->name, st->shard_count,
@@ -576,7 +579,7 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
         rc = meta_write(st);
     }
     if (rc == SL_OK) {
-        rc = stream_open_parts(c, st);
+        rc = stream_open_parts(c, st, false);
     }
     if (rc != SL_OK) {
         snprintf(why, why_len, "cannot create stream %s: %s", name, sl_strerror(rc));
@@ -652,7 +655,7 @@ void sl_catalog_retention(struct sl_catalog *c)
 {
     for (struct sl_stream *st = c->streams; st != NULL; st = st->next) {
         for (uint32_t i = 0; i < st->shard_count; i++) {
-            sl_shard_retention_run(st->shards[i].log);
+            sl_bshard_retention(&st->shards[i]);
         }
     }
 }

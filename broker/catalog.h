@@ -32,6 +32,7 @@ struct sl_catalog_config {
     struct sl_qstate_config qstate;
     uint32_t default_retention_hours;
     sl_shard_listener listener; /* set on every shard, ctx = its struct sl_bshard */
+    struct sl_workers *workers; /* owners of the shards (NULL: all on `ring`) */
 };
 
 /* One remembered producer: the last batch it got acknowledged, and the one
@@ -50,13 +51,27 @@ struct sl_dedup_entry {
 struct sl_fetch_wait; /* a parked long-poll fetch (broker/handler.c) */
 struct sl_produce_op; /* a produce waiting for staging space (broker/handler.c) */
 struct qgroup;        /* a queue group's runtime state (broker/queue.c) */
+struct sl_workers;
+struct sl_bshard_wait; /* an append waiting on the owner (broker/workers.c) */
 
 struct sl_bshard {
     struct sl_stream *stream;
     uint32_t id;
     uint64_t hash_start;
     uint64_t hash_end;
-    struct sl_shard *log;
+    struct sl_shard *log; /* touched only on its owner's thread (broker/workers.h) */
+    struct sl_workers *workers; /* NULL: one loop */
+    uint32_t owner;             /* the worker owning the log (0: the main loop) */
+    bool closed;
+    sl_shard_listener listener; /* run on the main loop when records become visible */
+    struct sl_shard_stats mirror; /* remote shards: the owner's stats as last reported */
+    /* the owner's thread only (broker/workers.c) */
+    struct sl_bshard *ow_next;
+    struct sl_bshard *ow_wait_next;
+    struct sl_bshard_wait *ow_wait_head;
+    struct sl_bshard_wait *ow_wait_tail;
+    struct sl_shard_stats ow_published;
+    /* the main loop's */
     struct sl_dedup_entry *dedup; /* SL_DEDUP_SLOTS, open addressing by producer id */
     uint64_t dedup_clock;
     struct sl_fetch_wait *waiters; /* parked fetches, woken on new records */

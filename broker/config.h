@@ -31,6 +31,7 @@ struct sl_broker_config {
     char *port_file; /* owned; "" = none; else the bound port is written here */
     enum sl_log_level log_level;
     uint32_t shutdown_timeout_ms;
+    uint32_t workers; /* shard-owning loops; 0 = one per CPU core */
     /* [connections] */
     uint32_t max_connections;
     uint32_t max_frame_bytes;

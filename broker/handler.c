@@ -18,6 +18,7 @@
  * visible (the shard listener) or the wait expires (the tick). No polling.
  */
 #include "broker/catalog.h"
+#include "broker/workers.h"
 #include "broker/queue.h"
 #include "broker/server.h"
 #include "common/clock.h"
@@ -87,7 +88,7 @@ static void stream_info(const struct sl_stream *st, Sluice__V1__StreamInfo *si,
     for (uint32_t i = 0; i < st->shard_count; i++) {
         const struct sl_bshard *b = &st->shards[i];
         struct sl_shard_stats ss;
-        sl_shard_stats(b->log, &ss);
+        sl_bshard_stats(b, &ss);
         sluice__v1__shard_info__init(&shards[i]);
         shards[i].shard = i;
         shards[i].hash_start = b->hash_start;
@@ -330,7 +331,7 @@ static int produce_try(struct sl_produce_op *op)
     const uint8_t *data = op->rebuilt != NULL ? op->rebuilt : bd->data;
     size_t len = op->rebuilt != NULL ? op->rebuilt_len : bd->len;
     unsigned flags = op->ack == SLUICE__V1__ACK_MODE__ACK_DURABLE ? SL_APPEND_DURABLE : 0;
-    int rc = sl_shard_append_ex(op->shard->log, data, len, flags, on_appended, op);
+    int rc = sl_bshard_append(op->shard, data, len, flags, on_appended, op);
     if (rc != SL_OK && rc != SL_EAGAIN) {
         sl_dedup_end(op->shard, op->producer_id, op->producer_seq, rc, 0, 0);
         produce_finish(op, rc, 0, 0, false);
@@ -621,7 +622,7 @@ static void fetch_finish(struct sl_fetch_wait *fw, int err)
     struct sl_conn *c = fw->conn;
     struct sl_bshard *b = fw->shard;
     struct sl_shard_stats ss;
-    sl_shard_stats(b->log, &ss);
+    sl_bshard_stats(b, &ss);
     Sluice__V1__FetchResponse fr = SLUICE__V1__FETCH_RESPONSE__INIT;
     fr.shard = b->id;
     fr.first_seq = ss.first_seq;
@@ -693,7 +694,7 @@ static void fetch_issue(struct sl_fetch_wait *fw)
 {
     fw->rd.buf = fw->buf;
     fw->rd.cb = on_fetch_read;
-    sl_shard_read(fw->shard->log, &fw->rd);
+    sl_bshard_read(fw->shard, &fw->rd);
 }
 
 /* Called by the shard when new records became visible. */
@@ -757,7 +758,7 @@ static void handle_fetch(struct sl_server *srv, struct sl_conn *c, sl_request *r
         return;
     }
     struct sl_shard_stats ss;
-    sl_shard_stats(b->log, &ss);
+    sl_bshard_stats(b, &ss);
     fw->srv = srv;
     fw->conn = c;
     fw->shard = b;
@@ -848,7 +849,7 @@ static void handle_commit(struct sl_server *srv, struct sl_conn *c, sl_request *
         return;
     }
     struct sl_shard_stats ss;
-    sl_shard_stats(b->log, &ss);
+    sl_bshard_stats(b, &ss);
     if (m->seq > ss.visible_seq) {
         snprintf(why, sizeof(why), "checkpoint %" PRIu64 " is beyond the shard's tail (%" PRIu64
                                    ")",
@@ -984,7 +985,7 @@ static void handle_group_lag(struct sl_server *srv, struct sl_conn *c, sl_reques
     }
     for (uint32_t i = 0; i < st->shard_count; i++) {
         struct sl_shard_stats ss;
-        sl_shard_stats(st->shards[i].log, &ss);
+        sl_bshard_stats(&st->shards[i], &ss);
         uint64_t seq = 0, updated = 0;
         if (sl_ckpt_get(st->ckpt, m->group, i, &seq, &updated) != SL_OK || seq < ss.first_seq) {
             seq = ss.first_seq;
@@ -996,7 +997,7 @@ static void handle_group_lag(struct sl_server *srv, struct sl_conn *c, sl_reques
         items[i].records_behind = ss.visible_seq > seq ? ss.visible_seq - seq : 0;
         uint64_t t = 0;
         if (items[i].records_behind > 0 &&
-            sl_shard_time_near_seq(st->shards[i].log, seq, &t) == SL_OK &&
+            sl_bshard_time_near_seq(&st->shards[i], seq, &t) == SL_OK &&
             ss.visible_time_ms > t) {
             items[i].ms_behind = ss.visible_time_ms - t;
         }

@@ -10,6 +10,7 @@
 #include "broker/catalog.h"
 #include "broker/config.h"
 #include "broker/server.h"
+#include "broker/workers.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/ring.h"
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define RING_ENTRIES 1024
 
@@ -99,8 +101,22 @@ int main(int argc, char **argv)
         sl_config_fini(&cfg);
         return 1;
     }
+    uint32_t nworkers = cfg.workers;
+    if (nworkers == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        nworkers = cpus < 1 ? 1 : cpus > (long)SL_WORKERS_MAX ? SL_WORKERS_MAX : (uint32_t)cpus;
+    }
+    struct sl_workers *workers = NULL;
+    rc = sl_workers_start(nworkers, RING_ENTRIES, &ring, &workers);
+    if (rc != SL_OK) {
+        sl_error("broker", "cannot start %u workers: %s", nworkers, sl_strerror(rc));
+        sl_ring_fini(&ring);
+        sl_config_fini(&cfg);
+        return 1;
+    }
     struct sl_catalog_config cc;
     memset(&cc, 0, sizeof(cc));
+    cc.workers = workers;
     cc.data_dir = cfg.data;
     sl_config_shard(&cfg, &cc.shard);
     sl_config_ckpt(&cfg, &cc.ckpt);
@@ -110,16 +126,19 @@ int main(int argc, char **argv)
     char shard_why[256];
     if (sl_shard_config_check(&cc.shard, shard_why, sizeof(shard_why)) != SL_OK) {
         sl_error("broker", "invalid shard settings: %s", shard_why);
+        sl_workers_stop(workers);
         sl_ring_fini(&ring);
         sl_config_fini(&cfg);
         return 2;
     }
-    sl_info("broker", "sluiced starting: data %s, flush %s", cfg.data,
-            cfg.flush == SL_FLUSH_ALWAYS ? "always" : "interval");
+    sl_info("broker", "sluiced starting: data %s, flush %s, %u worker%s", cfg.data,
+            cfg.flush == SL_FLUSH_ALWAYS ? "always" : "interval", nworkers,
+            nworkers == 1 ? "" : "s");
     struct sl_catalog *catalog = NULL;
     rc = sl_catalog_open(&ring, &cc, &catalog);
     if (rc != SL_OK) {
         sl_error("broker", "cannot open the data directory %s: %s", cfg.data, sl_strerror(rc));
+        sl_workers_stop(workers);
         sl_ring_fini(&ring);
         sl_config_fini(&cfg);
         return 1;
@@ -132,6 +151,7 @@ int main(int argc, char **argv)
         rc = sl_server_run(&srv);
     }
     sl_catalog_close(catalog); /* fsyncs every shard */
+    sl_workers_stop(workers);
     sl_server_fini(&srv);
     sl_ring_fini(&ring);
     sl_config_fini(&cfg);

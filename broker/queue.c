@@ -27,6 +27,7 @@
 #include "broker/queue.h"
 
 #include "broker/catalog.h"
+#include "broker/workers.h"
 #include "broker/filter.h"
 #include "common/assert.h"
 #include "common/clock.h"
@@ -509,7 +510,7 @@ void sl_queue_create_group(struct sl_server *srv, struct sl_conn *c, sl_request 
     }
     for (uint32_t s = 0; s < st->shard_count; s++) {
         struct sl_shard_stats ss;
-        sl_shard_stats(st->shards[s].log, &ss);
+        sl_bshard_stats(&st->shards[s], &ss);
         uint64_t f = ss.first_seq;
         switch (def.start_kind) {
         case 1: /* LATEST */
@@ -767,6 +768,7 @@ static int add_record(struct recv_op *op, struct qentry *e, const struct sl_reco
 /* ---- dead letters ---- */
 
 struct dlq_op {
+    uint8_t *batch; /* borrowed by the append until on_dlq_appended */
     struct sl_stream *src;
     char group[129];
     uint32_t shard;
@@ -790,6 +792,8 @@ static void on_dlq_appended(void *ctx, int err, uint64_t base, uint32_t count)
     (void)count;
     struct dlq_op *op = ctx;
     struct sl_stream *st = op->src;
+    free(op->batch);
+    op->batch = NULL;
     if (err == SL_OK && !st->deleted &&
         sl_qstate_ack(st->qstate, op->group, op->shard, op->seq, op->seq + 1, on_dlq_acked, op) ==
             SL_OK) {
@@ -858,13 +862,14 @@ static void dead_letter(struct recv_op *op, uint32_t shard, uint64_t seq,
     d->seq = seq;
     if (rc == SL_OK) {
         g->stream->inflight++;
-        rc = sl_shard_append(dst->shards[0].log, buf, len, on_dlq_appended, d);
+        d->batch = buf;
+        rc = sl_bshard_append(&dst->shards[0], buf, len, 0, on_dlq_appended, d);
         if (rc != SL_OK) {
             g->stream->inflight--;
         }
     }
-    free(buf);
     if (rc != SL_OK) {
+        free(buf);
         sl_warn("queue", "dead-lettering %s/%u/%" PRIu64 ": %s", g->stream->name, shard, seq,
                 sl_strerror(rc));
         free(d);
@@ -1094,7 +1099,7 @@ static void on_recv_read(struct sl_shard_read *rd, int err)
             op->buf_cap = rd->need_bytes;
             op->rd.buf = n;
             op->rd.buf_cap = rd->need_bytes;
-            sl_shard_read(op->g->stream->shards[op->shard].log, &op->rd);
+            sl_bshard_read(&op->g->stream->shards[op->shard], &op->rd);
             return;
         }
     }
@@ -1115,7 +1120,7 @@ static void recv_read(struct recv_op *op, uint32_t shard, uint64_t seq)
     op->rd.buf_cap = op->buf_cap;
     op->rd.max_bytes = QUEUE_READ_BYTES;
     op->rd.cb = on_recv_read;
-    sl_shard_read(op->g->stream->shards[shard].log, &op->rd);
+    sl_bshard_read(&op->g->stream->shards[shard], &op->rd);
 }
 
 static struct qentry *ready_entry(struct qgroup *g, uint64_t now)
@@ -1165,7 +1170,7 @@ static void recv_step(struct recv_op *op)
         uint32_t s = g->rr++ % st->shard_count;
         op->tried++;
         struct sl_shard_stats ss;
-        sl_shard_stats(st->shards[s].log, &ss);
+        sl_bshard_stats(&st->shards[s], &ss);
         if (g->frontier[s] < ss.first_seq) {
             g->frontier[s] = ss.first_seq;
         }
@@ -1335,13 +1340,13 @@ void sl_queue_stats(struct sl_server *srv, struct sl_conn *c, sl_request *req)
     uint64_t now = mono_ms(), oldest = 0, wall = now_ms();
     for (uint32_t s = 0; s < st->shard_count; s++) {
         struct sl_shard_stats ss;
-        sl_shard_stats(st->shards[s].log, &ss);
+        sl_bshard_stats(&st->shards[s], &ss);
         uint64_t f = g->frontier[s] > ss.first_seq ? g->frontier[s] : ss.first_seq;
         gr.visible += ss.visible_seq > f ? ss.visible_seq - f : 0;
         uint64_t floor = sl_qstate_floor(st->qstate, g->name, s);
         uint64_t t = 0;
         if (floor < ss.visible_seq && floor >= ss.first_seq &&
-            sl_shard_time_near_seq(st->shards[s].log, floor, &t) == SL_OK && wall > t) {
+            sl_bshard_time_near_seq(&st->shards[s], floor, &t) == SL_OK && wall > t) {
             oldest = wall - t > oldest ? wall - t : oldest;
         }
     }
@@ -1400,7 +1405,7 @@ void sl_queue_purge(struct sl_server *srv, struct sl_conn *c, sl_request *req)
     }
     for (uint32_t s = 0; s < st->shard_count; s++) {
         struct sl_shard_stats ss;
-        sl_shard_stats(st->shards[s].log, &ss);
+        sl_bshard_stats(&st->shards[s], &ss);
         uint64_t floor = sl_qstate_floor(st->qstate, g->name, s);
         if (ss.visible_seq > floor) {
             op->outstanding++;

@@ -372,8 +372,9 @@ void sl_ring_defer(struct sl_ring *ring, struct sl_deferred *d)
     ring->deferred_tail = &d->next;
 }
 
-static void run_deferred(struct sl_ring *ring)
+static uint32_t run_deferred(struct sl_ring *ring)
 {
+    uint32_t ran = 0;
     /* Deferred work may defer more; bounded because each item runs once per
      * queueing and owners queue only on new work. */
     while (ring->deferred_head != NULL) {
@@ -384,14 +385,20 @@ static void run_deferred(struct sl_ring *ring)
         }
         d->queued = 0;
         d->fn(d);
+        ran++;
     }
+    return ran;
 }
 
 int sl_ring_run(struct sl_ring *ring, uint32_t wait_nr, uint64_t timeout_ns)
 {
     struct io_uring *u = &ring->impl->uring;
     int rc;
-    run_deferred(ring);
+    if (run_deferred(ring) > 0) {
+        /* Deferred work is progress too (it may have completed what the
+         * caller waits for): look for completions, do not block. */
+        wait_nr = 0;
+    }
     if (wait_nr == 0 || ring->inflight == 0 || ring->impl->fake_len > 0) {
         /* (a fake completion is ready now: do not block on the kernel) */
         rc = io_uring_submit(u);

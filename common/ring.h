@@ -84,6 +84,8 @@ void sl_ring_defer(struct sl_ring *ring, struct sl_deferred *d);
 
 /* Runs the deferred work, then submits queued ops, waits until at least `wait_nr` completions are ready or
  * `timeout_ns` passed (0 = do not wait), then runs every ready callback.
+ * When deferred work ran, it does not wait (that work may have been what the
+ * caller was waiting for).
  * Returns the number of callbacks run. */
 int sl_ring_run(struct sl_ring *ring, uint32_t wait_nr, uint64_t timeout_ns);
 

@@ -1,0 +1,840 @@
+/* workers.c - threads that own shards (see workers.h for the model).
+ *
+ * Message rings: a power-of-two array of messages with a head (consumer) and
+ * a tail (producer) index, each on its own cache line; the producer fills a
+ * slot and publishes it with a release store of the tail, the consumer reads
+ * the tail with an acquire load. When the ring is full the producer keeps
+ * the messages in a local overflow array, in order, and moves them in at its
+ * next flush: a sender never blocks and never drops.
+ *
+ * Wake-ups: each side has an eventfd with a read armed on its own ring. A
+ * sender writes the receiver's eventfd after a tick that posted something
+ * (the main loop from a deferred end-of-tick step, a worker once per loop
+ * turn). The receiver drains its ring completely after each wake-up and
+ * re-arms the read, so a message posted at any moment is seen: either the
+ * drain finds it or the counter is non-zero and the next read completes.
+ */
+#include "broker/workers.h"
+
+#include "broker/catalog.h"
+#include "common/assert.h"
+#include "common/checksum.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/ring.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define CHAN_SLOTS 4096u
+#define STATS_EVERY_NS (100u * 1000000u)
+
+enum msg_type {
+    /* main loop -> owner */
+    M_APPEND = 1,
+    M_READ,
+    M_CALL,
+    M_RETENTION,
+    /* owner -> main loop */
+    M_APPENDED,
+    M_READ_DONE,
+    M_NOTIFY,
+    M_STATS,
+    M_CALLED, /* an ordered call finished */
+};
+
+struct msg {
+    uint32_t type;
+    int32_t err;
+    uint32_t flags; /* M_APPEND */
+    uint32_t count; /* M_APPENDED */
+    struct sl_bshard *b;
+    const void *data; /* M_APPEND: the batch */
+    size_t len;
+    sl_append_cb cb;  /* M_APPEND, M_APPENDED */
+    void *ctx;        /* M_APPEND/M_APPENDED: cb's; M_READ/M_READ_DONE: the read */
+    uint64_t seq;     /* M_APPENDED: base seq */
+    struct call *call; /* M_CALL */
+    struct sl_shard_stats stats; /* owner -> main loop */
+};
+
+struct chan {
+    _Alignas(64) _Atomic uint32_t head; /* next slot to read (consumer) */
+    _Alignas(64) _Atomic uint32_t tail; /* next slot to write (producer) */
+    _Alignas(64) struct msg *slots;
+    /* producer side only */
+    struct msg *ovf;
+    uint32_t ovf_len;
+    uint32_t ovf_cap;
+    bool posted; /* pushed since the receiver was last woken */
+};
+
+struct call {
+    void (*fn)(void *arg);
+    void *arg;
+    bool ordered; /* answer with M_CALLED on the out ring, not the condvar */
+    bool done;    /* under the worker's mutex unless ordered */
+};
+
+/* An append the owner is running: what to tell the main loop when done. */
+struct pend {
+    struct sl_bshard *b;
+    sl_append_cb cb;
+    void *ctx;
+    struct pend *next; /* in the free list */
+};
+
+/* An append waiting for staging space on its shard (owner side). */
+struct sl_bshard_wait {
+    struct msg m;
+    struct sl_bshard_wait *next;
+};
+
+struct worker {
+    struct sl_workers *ws;
+    uint32_t idx;
+    pthread_t thread;
+    bool started;
+    struct sl_ring ring;
+    int efd;                 /* wakes this worker */
+    struct sl_io_op efd_op;
+    uint64_t efd_val;
+    struct chan in;          /* main loop -> worker */
+    struct chan out;         /* worker -> main loop */
+    pthread_mutex_t mu;      /* sync calls only */
+    pthread_cond_t cv;
+    _Atomic bool stop;
+    /* owner side only */
+    struct pend *free_pend;
+    struct sl_bshard *owned;   /* shards this worker owns (b->ow_next) */
+    struct sl_bshard *waiting; /* of them, with appends waiting (b->ow_wait_next) */
+    uint64_t next_stats_ns;
+};
+
+struct sl_workers {
+    uint32_t n;
+    struct sl_ring *home;
+    int home_efd; /* wakes the main loop */
+    struct sl_io_op home_op;
+    uint64_t home_val;
+    struct sl_deferred signal; /* end of the main loop's tick: wake workers */
+    struct worker *w; /* w[1..n-1]; w[0] unused */
+};
+
+/* ---- message rings ---------------------------------------------------- */
+
+static int chan_init(struct chan *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->slots = calloc(CHAN_SLOTS, sizeof(*c->slots));
+    return c->slots != NULL ? SL_OK : SL_ENOMEM;
+}
+
+static void chan_fini(struct chan *c)
+{
+    free(c->slots);
+    free(c->ovf);
+    c->slots = NULL;
+    c->ovf = NULL;
+}
+
+static bool chan_try_put(struct chan *c, const struct msg *m)
+{
+    uint32_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+    uint32_t head = atomic_load_explicit(&c->head, memory_order_acquire);
+    if (tail - head == CHAN_SLOTS) {
+        return false;
+    }
+    c->slots[tail & (CHAN_SLOTS - 1)] = *m;
+    atomic_store_explicit(&c->tail, tail + 1, memory_order_release);
+    return true;
+}
+
+/* Moves overflowed messages into the ring while there is room. */
+static void chan_flush(struct chan *c)
+{
+    uint32_t i = 0;
+    while (i < c->ovf_len && chan_try_put(c, &c->ovf[i])) {
+        i++;
+    }
+    if (i > 0) {
+        memmove(c->ovf, c->ovf + i, (c->ovf_len - i) * sizeof(*c->ovf));
+        c->ovf_len -= i;
+    }
+}
+
+static void chan_put(struct chan *c, const struct msg *m)
+{
+    c->posted = true;
+    if (c->ovf_len == 0 && chan_try_put(c, m)) {
+        return;
+    }
+    if (c->ovf_len == c->ovf_cap) {
+        uint32_t cap = c->ovf_cap == 0 ? 256 : c->ovf_cap * 2;
+        struct msg *n = realloc(c->ovf, (size_t)cap * sizeof(*n));
+        /* Bounded by the requests in flight (connections x max_inflight);
+         * without memory for it the broker cannot keep its promises. */
+        SL_ASSERT(n != NULL);
+        c->ovf = n;
+        c->ovf_cap = cap;
+    }
+    c->ovf[c->ovf_len++] = *m;
+}
+
+static bool chan_get(struct chan *c, struct msg *m)
+{
+    uint32_t head = atomic_load_explicit(&c->head, memory_order_relaxed);
+    uint32_t tail = atomic_load_explicit(&c->tail, memory_order_acquire);
+    if (head == tail) {
+        return false;
+    }
+    *m = c->slots[head & (CHAN_SLOTS - 1)];
+    atomic_store_explicit(&c->head, head + 1, memory_order_release);
+    return true;
+}
+
+static void efd_wake(int fd)
+{
+    uint64_t one = 1;
+    ssize_t n;
+    do {
+        n = write(fd, &one, sizeof(one));
+    } while (n < 0 && errno == EINTR);
+    /* (blocking eventfds: a read armed on the ring waits for this write) */
+}
+
+/* ---- owner side (worker threads) ------------------------------------------ */
+
+static void owner_post(struct worker *w, struct msg *m)
+{
+    sl_shard_stats(m->b->log, &m->stats);
+    chan_put(&w->out, m);
+}
+
+static struct worker *owner_of(struct sl_bshard *b)
+{
+    return &b->workers->w[b->owner];
+}
+
+static void on_owner_appended(void *ctx, int err, uint64_t base_seq, uint32_t count)
+{
+    struct pend *p = ctx;
+    struct sl_bshard *b = p->b;
+    struct worker *w = owner_of(b);
+    struct msg m = {.type = M_APPENDED, .err = err, .count = count, .b = b, .cb = p->cb,
+                    .ctx = p->ctx, .seq = base_seq};
+    owner_post(w, &m);
+    p->next = w->free_pend;
+    w->free_pend = p;
+}
+
+/* Tries one append; false = no staging space (SL_EAGAIN): wait. */
+static bool owner_try_append(struct worker *w, const struct msg *m)
+{
+    struct pend *p = w->free_pend;
+    if (p != NULL) {
+        w->free_pend = p->next;
+    } else {
+        p = malloc(sizeof(*p));
+        SL_ASSERT(p != NULL);
+    }
+    *p = (struct pend){.b = m->b, .cb = m->cb, .ctx = m->ctx};
+    int rc = sl_shard_append_ex(m->b->log, m->data, m->len, m->flags, on_owner_appended, p);
+    if (rc == SL_OK) {
+        return true;
+    }
+    p->next = w->free_pend;
+    w->free_pend = p;
+    if (rc == SL_EAGAIN) {
+        return false;
+    }
+    struct msg r = {.type = M_APPENDED, .err = rc, .b = m->b, .cb = m->cb, .ctx = m->ctx};
+    owner_post(w, &r);
+    return true;
+}
+
+static void owner_wait(struct worker *w, const struct msg *m)
+{
+    struct sl_bshard *b = m->b;
+    struct sl_bshard_wait *n = malloc(sizeof(*n));
+    SL_ASSERT(n != NULL);
+    n->m = *m;
+    n->next = NULL;
+    if (b->ow_wait_tail != NULL) {
+        b->ow_wait_tail->next = n;
+    } else {
+        b->ow_wait_head = n;
+        b->ow_wait_next = w->waiting;
+        w->waiting = b;
+    }
+    b->ow_wait_tail = n;
+}
+
+/* Retries the waiting appends, in order, on every shard that has some. */
+static void owner_retry(struct worker *w)
+{
+    struct sl_bshard **pp = &w->waiting;
+    while (*pp != NULL) {
+        struct sl_bshard *b = *pp;
+        while (b->ow_wait_head != NULL && owner_try_append(w, &b->ow_wait_head->m)) {
+            struct sl_bshard_wait *n = b->ow_wait_head;
+            b->ow_wait_head = n->next;
+            free(n);
+        }
+        if (b->ow_wait_head == NULL) {
+            b->ow_wait_tail = NULL;
+            *pp = b->ow_wait_next;
+            b->ow_wait_next = NULL;
+        } else {
+            pp = &b->ow_wait_next;
+        }
+    }
+}
+
+static void on_owner_read(struct sl_shard_read *rd, int err)
+{
+    struct sl_bshard *b = rd->fwd_b_;
+    rd->cb = rd->fwd_cb_;
+    rd->ctx = rd->fwd_ctx_;
+    struct msg m = {.type = M_READ_DONE, .err = err, .b = b, .ctx = rd};
+    owner_post(owner_of(b), &m);
+}
+
+static void on_owner_listener(void *ctx, struct sl_shard *s)
+{
+    (void)s;
+    struct sl_bshard *b = ctx;
+    struct msg m = {.type = M_NOTIFY, .b = b};
+    owner_post(owner_of(b), &m);
+}
+
+static void owner_handle(struct worker *w, struct msg *m)
+{
+    switch (m->type) {
+    case M_APPEND:
+        if (m->b->ow_wait_head != NULL || !owner_try_append(w, m)) {
+            owner_wait(w, m);
+        }
+        break;
+    case M_READ: {
+        struct sl_shard_read *rd = m->ctx;
+        rd->fwd_cb_ = rd->cb;
+        rd->fwd_ctx_ = rd->ctx;
+        rd->fwd_b_ = m->b;
+        rd->cb = on_owner_read;
+        rd->ctx = NULL;
+        sl_shard_read(m->b->log, rd);
+        break;
+    }
+    case M_RETENTION: {
+        sl_shard_retention_run(m->b->log);
+        struct msg r = {.type = M_STATS, .b = m->b};
+        owner_post(w, &r);
+        break;
+    }
+    case M_CALL:
+        m->call->fn(m->call->arg);
+        if (m->call->ordered) {
+            struct msg r = {.type = M_CALLED, .call = m->call};
+            chan_put(&w->out, &r);
+            break;
+        }
+        pthread_mutex_lock(&w->mu);
+        m->call->done = true;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        break;
+    default:
+        SL_ASSERT(!"unexpected message on a worker");
+    }
+}
+
+/* Tells the main loop the stats of shards that changed without a message
+ * (fsync counters, retention, roll), at most every STATS_EVERY_NS. */
+static void owner_publish_stats(struct worker *w)
+{
+    uint64_t now = sl_clock_mono_ns();
+    if (now < w->next_stats_ns) {
+        return;
+    }
+    w->next_stats_ns = now + STATS_EVERY_NS;
+    for (struct sl_bshard *b = w->owned; b != NULL; b = b->ow_next) {
+        struct sl_shard_stats st;
+        sl_shard_stats(b->log, &st);
+        if (memcmp(&st, &b->ow_published, sizeof(st)) != 0) {
+            b->ow_published = st;
+            struct msg m = {.type = M_STATS, .b = b};
+            owner_post(w, &m);
+        }
+    }
+}
+
+static void on_worker_wake(struct sl_io_op *op, int res)
+{
+    (void)res;
+    struct worker *w = sl_container_of(op, struct worker, efd_op);
+    if (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
+        sl_ring_read(&w->ring, &w->efd_op, w->efd, &w->efd_val, sizeof(w->efd_val), 0);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "sluiced-w%u", w->idx);
+    pthread_setname_np(pthread_self(), name);
+    w->efd_op.cb = on_worker_wake;
+    sl_ring_read(&w->ring, &w->efd_op, w->efd, &w->efd_val, sizeof(w->efd_val), 0);
+    for (;;) {
+        struct msg m;
+        while (chan_get(&w->in, &m)) {
+            owner_handle(w, &m);
+        }
+        if (atomic_load_explicit(&w->stop, memory_order_acquire)) {
+            break;
+        }
+        owner_retry(w);
+        owner_publish_stats(w);
+        chan_flush(&w->out);
+        if (w->out.posted) {
+            w->out.posted = false;
+            efd_wake(w->ws->home_efd);
+        }
+        sl_ring_run(&w->ring, 1, STATS_EVERY_NS);
+    }
+    return NULL;
+}
+
+/* ---- main loop side --------------------------------------------------------- */
+
+static void on_signal_workers(struct sl_deferred *d)
+{
+    struct sl_workers *ws = sl_container_of(d, struct sl_workers, signal);
+    for (uint32_t i = 1; i < ws->n; i++) {
+        struct worker *w = &ws->w[i];
+        chan_flush(&w->in);
+        if (w->in.posted) {
+            w->in.posted = false;
+            efd_wake(w->efd);
+        }
+        if (w->in.ovf_len > 0) {
+            sl_ring_defer(ws->home, &ws->signal); /* try again next tick */
+        }
+    }
+}
+
+static void post(struct sl_workers *ws, uint32_t owner, const struct msg *m)
+{
+    chan_put(&ws->w[owner].in, m);
+    sl_ring_defer(ws->home, &ws->signal);
+}
+
+static void home_handle(struct msg *m)
+{
+    if (m->type == M_CALLED) {
+        m->call->done = true;
+        return;
+    }
+    struct sl_bshard *b = m->b;
+    if (b->closed) {
+        return; /* a notification about a shard closed since: nothing to do */
+    }
+    b->mirror = m->stats;
+    switch (m->type) {
+    case M_APPENDED:
+        if (m->cb != NULL) {
+            m->cb(m->ctx, m->err, m->seq, m->count);
+        }
+        break;
+    case M_READ_DONE: {
+        struct sl_shard_read *rd = m->ctx;
+        rd->cb(rd, m->err);
+        break;
+    }
+    case M_NOTIFY:
+        if (b->listener != NULL) {
+            b->listener(b, NULL);
+        }
+        break;
+    case M_STATS:
+        break;
+    default:
+        SL_ASSERT(!"unexpected message on the main loop");
+    }
+}
+
+void sl_workers_drain(struct sl_workers *ws)
+{
+    if (ws == NULL) {
+        return;
+    }
+    /* Re-entered when a callback closes a shard: then the inner call goes
+     * on from where the outer one was, and order is kept. */
+    for (uint32_t i = 1; i < ws->n; i++) {
+        struct msg m;
+        while (chan_get(&ws->w[i].out, &m)) {
+            home_handle(&m);
+        }
+    }
+}
+
+static void on_home_wake(struct sl_io_op *op, int res)
+{
+    (void)res;
+    struct sl_workers *ws = sl_container_of(op, struct sl_workers, home_op);
+    sl_workers_drain(ws);
+    if (ws->home_efd >= 0) {
+        sl_ring_read(ws->home, &ws->home_op, ws->home_efd, &ws->home_val, sizeof(ws->home_val),
+                     0);
+    }
+}
+
+void sl_workers_call(struct sl_workers *ws, uint32_t i, void (*fn)(void *arg), void *arg)
+{
+    if (ws == NULL || i == 0) {
+        fn(arg);
+        return;
+    }
+    struct worker *w = &ws->w[i];
+    struct call call = {.fn = fn, .arg = arg, .done = false};
+    struct msg m = {.type = M_CALL, .call = &call};
+    chan_put(&w->in, &m);
+    chan_flush(&w->in);
+    w->in.posted = false;
+    efd_wake(w->efd);
+    pthread_mutex_lock(&w->mu);
+    while (!call.done) {
+        if (w->in.ovf_len > 0) {
+            /* The ring was full: feed it while waiting. */
+            pthread_mutex_unlock(&w->mu);
+            chan_flush(&w->in);
+            efd_wake(w->efd);
+            usleep(100);
+            pthread_mutex_lock(&w->mu);
+            continue;
+        }
+        pthread_cond_wait(&w->cv, &w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void worker_fini(struct worker *w)
+{
+    if (w->started) {
+        atomic_store_explicit(&w->stop, true, memory_order_release);
+        efd_wake(w->efd);
+        pthread_join(w->thread, NULL);
+        w->started = false;
+    }
+    while (w->free_pend != NULL) {
+        struct pend *p = w->free_pend;
+        w->free_pend = p->next;
+        free(p);
+    }
+    sl_ring_fini(&w->ring);
+    if (w->efd >= 0) {
+        close(w->efd);
+        w->efd = -1;
+    }
+    chan_fini(&w->in);
+    chan_fini(&w->out);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+}
+
+int sl_workers_start(uint32_t n, uint32_t ring_entries, struct sl_ring *home,
+                     struct sl_workers **out)
+{
+    *out = NULL;
+    if (n < 1 || n > SL_WORKERS_MAX) {
+        return SL_EINVAL;
+    }
+    struct sl_workers *ws = calloc(1, sizeof(*ws));
+    if (ws == NULL) {
+        return SL_ENOMEM;
+    }
+    ws->n = n;
+    ws->home = home;
+    ws->home_efd = -1;
+    ws->signal.fn = on_signal_workers;
+    ws->w = calloc(n, sizeof(*ws->w));
+    if (ws->w == NULL) {
+        free(ws);
+        return SL_ENOMEM;
+    }
+    int rc = SL_OK;
+    ws->home_efd = eventfd(0, EFD_CLOEXEC);
+    if (ws->home_efd < 0) {
+        rc = sl_err_from_errno(errno);
+    }
+    uint32_t made = 1;
+    for (uint32_t i = 1; i < n && rc == SL_OK; i++, made++) {
+        struct worker *w = &ws->w[i];
+        w->ws = ws;
+        w->idx = i;
+        w->efd = -1;
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        rc = chan_init(&w->in);
+        if (rc == SL_OK) {
+            rc = chan_init(&w->out);
+        }
+        if (rc == SL_OK) {
+            rc = sl_ring_init(&w->ring, ring_entries);
+        }
+        if (rc == SL_OK) {
+            w->efd = eventfd(0, EFD_CLOEXEC);
+            if (w->efd < 0) {
+                rc = sl_err_from_errno(errno);
+            }
+        }
+        if (rc == SL_OK) {
+            /* Workers take no signals: SIGTERM/SIGINT go to the main
+             * loop's signalfd, so they are blocked in every thread. */
+            sigset_t all, old;
+            sigfillset(&all);
+            pthread_sigmask(SIG_SETMASK, &all, &old);
+            int e = pthread_create(&w->thread, NULL, worker_main, w);
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+            if (e != 0) {
+                rc = sl_err_from_errno(e);
+            } else {
+                w->started = true;
+            }
+        }
+    }
+    if (rc != SL_OK) {
+        for (uint32_t i = 1; i < made; i++) {
+            worker_fini(&ws->w[i]);
+        }
+        if (ws->home_efd >= 0) {
+            close(ws->home_efd);
+        }
+        free(ws->w);
+        free(ws);
+        return rc;
+    }
+    if (n > 1) {
+        ws->home_op.cb = on_home_wake;
+        sl_ring_read(home, &ws->home_op, ws->home_efd, &ws->home_val, sizeof(ws->home_val), 0);
+    }
+    *out = ws;
+    return SL_OK;
+}
+
+void sl_workers_stop(struct sl_workers *ws)
+{
+    if (ws == NULL) {
+        return;
+    }
+    for (uint32_t i = 1; i < ws->n; i++) {
+        SL_ASSERT(ws->w[i].owned == NULL);
+        worker_fini(&ws->w[i]);
+    }
+    sl_workers_drain(ws);
+    /* The wake-up read stays queued on the main ring: the caller tears the
+     * ring down next without running it (its callbacks never run). */
+    close(ws->home_efd);
+    ws->home_efd = -1;
+    free(ws->w);
+    free(ws);
+}
+
+uint32_t sl_workers_count(const struct sl_workers *ws)
+{
+    return ws == NULL ? 1 : ws->n;
+}
+
+uint32_t sl_workers_pick(const struct sl_workers *ws, const char *stream, uint32_t shard)
+{
+    if (ws == NULL || ws->n == 1) {
+        return 0;
+    }
+    uint64_t h = sl_checksum64(stream, strlen(stream));
+    return (uint32_t)((h + shard) % ws->n);
+}
+
+/* ---- shard operations ------------------------------------------------------- */
+
+struct open_call {
+    struct sl_bshard *b;
+    const char *dir;
+    const struct sl_shard_config *cfg;
+    struct sl_ring *ring;
+    void (*rebuild)(void *ctx, struct sl_bshard *b, struct sl_ring *ring);
+    void *rebuild_ctx;
+    int rc;
+};
+
+static void do_open(void *arg)
+{
+    struct open_call *oc = arg;
+    struct sl_bshard *b = oc->b;
+    oc->rc = sl_shard_open(oc->ring, oc->dir, oc->cfg, &b->log);
+    if (oc->rc != SL_OK) {
+        return;
+    }
+    if (oc->rebuild != NULL) {
+        oc->rebuild(oc->rebuild_ctx, b, oc->ring);
+    }
+    if (b->owner == 0) {
+        if (b->listener != NULL) {
+            sl_shard_set_listener(b->log, b->listener, b);
+        }
+        return;
+    }
+    sl_shard_set_listener(b->log, on_owner_listener, b);
+    sl_shard_stats(b->log, &b->mirror);
+    b->ow_published = b->mirror;
+    struct worker *w = owner_of(b);
+    b->ow_next = w->owned;
+    w->owned = b;
+}
+
+int sl_bshard_open(struct sl_bshard *b, struct sl_ring *home, const char *dir,
+                   const struct sl_shard_config *cfg, sl_shard_listener listener,
+                   void (*rebuild)(void *ctx, struct sl_bshard *b, struct sl_ring *ring),
+                   void *rebuild_ctx)
+{
+    b->listener = listener;
+    b->closed = false;
+    struct open_call oc = {.b = b, .dir = dir, .cfg = cfg,
+                           .ring = b->owner == 0 ? home : &b->workers->w[b->owner].ring,
+                           .rebuild = rebuild, .rebuild_ctx = rebuild_ctx, .rc = SL_OK};
+    sl_workers_call(b->workers, b->owner, do_open, &oc);
+    return oc.rc;
+}
+
+static void do_close(void *arg)
+{
+    struct sl_bshard *b = arg;
+    if (b->owner != 0) {
+        struct worker *w = owner_of(b);
+        /* Appends still waiting for staging space fail: the shard closes. */
+        while (b->ow_wait_head != NULL) {
+            struct sl_bshard_wait *n = b->ow_wait_head;
+            b->ow_wait_head = n->next;
+            struct msg r = {.type = M_APPENDED, .err = SL_ECLOSED, .b = b, .cb = n->m.cb,
+                            .ctx = n->m.ctx};
+            owner_post(w, &r);
+            free(n);
+        }
+        b->ow_wait_tail = NULL;
+        for (struct sl_bshard **pp = &w->waiting; *pp != NULL; pp = &(*pp)->ow_wait_next) {
+            if (*pp == b) {
+                *pp = b->ow_wait_next;
+                break;
+            }
+        }
+        for (struct sl_bshard **pp = &w->owned; *pp != NULL; pp = &(*pp)->ow_next) {
+            if (*pp == b) {
+                *pp = b->ow_next;
+                break;
+            }
+        }
+    }
+    sl_shard_close(b->log);
+    b->log = NULL;
+}
+
+void sl_bshard_close(struct sl_bshard *b)
+{
+    if (b->log == NULL) {
+        return;
+    }
+    if (b->owner == 0) {
+        do_close(b);
+        b->closed = true;
+        return;
+    }
+    /* The answer comes on the out ring after every message the owner sent
+     * about this shard, which are handled here while waiting: once it
+     * arrives nothing names the shard any more. Rare (delete, shutdown):
+     * a short sleep between looks is fine. */
+    struct sl_workers *ws = b->workers;
+    struct worker *w = &ws->w[b->owner];
+    struct call call = {.fn = do_close, .arg = b, .ordered = true, .done = false};
+    struct msg m = {.type = M_CALL, .call = &call};
+    chan_put(&w->in, &m);
+    while (!call.done) {
+        chan_flush(&w->in);
+        efd_wake(w->efd);
+        sl_workers_drain(ws);
+        if (!call.done) {
+            usleep(50);
+        }
+    }
+    b->closed = true;
+}
+
+int sl_bshard_append(struct sl_bshard *b, const void *batch, size_t len, unsigned flags,
+                     sl_append_cb cb, void *ctx)
+{
+    if (b->owner == 0) {
+        return sl_shard_append_ex(b->log, batch, len, flags, cb, ctx);
+    }
+    struct msg m = {.type = M_APPEND, .flags = flags, .b = b, .data = batch, .len = len,
+                    .cb = cb, .ctx = ctx};
+    post(b->workers, b->owner, &m);
+    return SL_OK;
+}
+
+void sl_bshard_read(struct sl_bshard *b, struct sl_shard_read *rd)
+{
+    if (b->owner == 0) {
+        sl_shard_read(b->log, rd);
+        return;
+    }
+    struct msg m = {.type = M_READ, .b = b, .ctx = rd};
+    post(b->workers, b->owner, &m);
+}
+
+void sl_bshard_stats(const struct sl_bshard *b, struct sl_shard_stats *st)
+{
+    if (b->owner == 0) {
+        sl_shard_stats(b->log, st);
+    } else {
+        *st = b->mirror;
+    }
+}
+
+struct time_call {
+    struct sl_bshard *b;
+    uint64_t seq;
+    uint64_t time_ms;
+    int rc;
+};
+
+static void do_time_near(void *arg)
+{
+    struct time_call *tc = arg;
+    tc->rc = sl_shard_time_near_seq(tc->b->log, tc->seq, &tc->time_ms);
+}
+
+int sl_bshard_time_near_seq(struct sl_bshard *b, uint64_t seq, uint64_t *time_ms)
+{
+    struct time_call tc = {.b = b, .seq = seq, .time_ms = 0, .rc = SL_OK};
+    sl_workers_call(b->workers, b->owner, do_time_near, &tc);
+    *time_ms = tc.time_ms;
+    return tc.rc;
+}
+
+void sl_bshard_retention(struct sl_bshard *b)
+{
+    if (b->owner == 0) {
+        sl_shard_retention_run(b->log);
+        return;
+    }
+    struct msg m = {.type = M_RETENTION, .b = b};
+    post(b->workers, b->owner, &m);
+}
