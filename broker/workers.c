@@ -214,9 +214,13 @@ static void efd_wake(int fd)
 
 /* ---- owner side (worker threads) ------------------------------------------ */
 
+/* Every message carries the shard's stats: the progress fields taken now,
+ * the rest (bytes, segments, counters) as last published. */
 static void owner_post(struct worker *w, struct msg *m)
 {
-    sl_shard_stats(m->b->log, &m->stats);
+    struct sl_bshard *b = m->b;
+    sl_shard_stats_progress(b->log, &b->ow_published);
+    m->stats = b->ow_published;
     chan_put(&w->out, m);
 }
 
@@ -337,6 +341,7 @@ static void owner_handle(struct worker *w, struct msg *m)
     }
     case M_RETENTION: {
         sl_shard_retention_run(m->b->log);
+        sl_shard_stats(m->b->log, &m->b->ow_published);
         struct msg r = {.type = M_STATS, .b = m->b};
         owner_post(w, &r);
         break;

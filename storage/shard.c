@@ -2063,6 +2063,17 @@ void sl_shard_close(struct sl_shard *s)
     free(s);
 }
 
+void sl_shard_stats_progress(const struct sl_shard *s, struct sl_shard_stats *st)
+{
+    st->first_seq = s->seg_count > 0 ? s->segs[0]->base_seq : 0;
+    st->next_seq = s->next_seq;
+    st->visible_seq = s->visible_seq;
+    st->visible_time_ms = s->visible_time_ms;
+    st->state = s->state;
+    st->fatal_errno = s->fatal_errno;
+    st->fatal_what = s->fatal_what;
+}
+
 void sl_shard_stats(const struct sl_shard *s, struct sl_shard_stats *st)
 {
     *st = s->stats;

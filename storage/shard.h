@@ -170,5 +170,9 @@ struct sl_shard_stats {
 };
 
 void sl_shard_stats(const struct sl_shard *s, struct sl_shard_stats *st);
+/* Updates only the fields that change with every append or read (the
+ * sequences, visible time, state): O(1), where sl_shard_stats walks the
+ * segment list for `bytes`. */
+void sl_shard_stats_progress(const struct sl_shard *s, struct sl_shard_stats *st);
 
 #endif
