@@ -51,8 +51,14 @@
  * core, --cpu-client pins this process. With --broker HOST:PORT it uses a running broker
  * (--server-pid PID for the CPU and disk figures).
  *
- * Output: a short human table, or with --json one JSON object on one line (fields in
- * print_json). Exit: 0 done, 1 a broker or client error, 2 a usage error.
+ * Output: a short human table, or with --json one JSON object on one line: the settings
+ * (mode, record_bytes, batch, shards, producers and consumers - threads of the measured
+ * run -, ack, flush, compression, rate, inflight, linger_ms, backlog, warmup), then
+ * records, seconds, records_per_s, mb_per_s, produced_records, consumed_records,
+ * failed_records, avg_batch_records, ack_{p50,p99,p999,max}_us,
+ * e2e_{p50,p99,p999,max}_us, server_cpu_s_per_gb, disk_bytes_per_payload_byte (null when
+ * not measured). Exit: 0 done, 1 a broker or client error (or failed records), 2 a usage
+ * error.
  *
  *   sluice-bench --mode produce --record-bytes 1024 --batch 1000 --shards 4 --duration 5
  *   sluice-bench --mode tail --rate 20000 --ack durable --flush always --json
@@ -176,6 +182,8 @@ struct producer_w {
 static struct producer_w *prods;
 static pthread_barrier_t ready, go;
 static atomic_uint producers_done;
+
+_Static_assert(sizeof(uintptr_t) >= sizeof(uint64_t), "a delivery ctx holds a time in ns");
 
 /* A delivery's ctx is (intended - t_base) << 8 | producer index: no allocation. */
 static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
@@ -489,6 +497,7 @@ struct result {
     uint64_t records, payload; /* the mode's figure: see main's comment */
     uint64_t produced, consumed, failed, batches;
     double avg_batch; /* records per batch sent, over the producers' whole run */
+    uint32_t np, nc;  /* producer and consumer threads of the measured run */
     struct bench_hist ack, e2e;
     struct server_sample s0, s1;
 };
@@ -617,6 +626,8 @@ static void run(struct result *r)
     server_sample(cfg.server_pid, &r->s1);
     uint64_t stop = now < t_end ? now : t_end;
     join_all(np, nc);
+    r->np = np;
+    r->nc = nc;
     sum_up(r, np, nc);
     if (stop < t_end) { /* drained early: up to the last record (not the last empty poll) */
         uint64_t last = t_meas;
@@ -693,8 +704,8 @@ static void print_json(const struct result *r)
            "\"producers\": %u, \"consumers\": %u, \"ack\": \"%s\", \"flush\": \"%s\", "
            "\"compression\": \"%s\", \"rate\": %.0f, \"inflight\": %u, \"linger_ms\": %u, "
            "\"backlog\": %" PRIu64 ", \"warmup\": %.3f",
-           mode_names[cfg.mode], cfg.record_bytes, cfg.batch, cfg.shards, cfg.producers,
-           cfg.consumers, ack_name(), flush_name(),
+           mode_names[cfg.mode], cfg.record_bytes, cfg.batch, cfg.shards, r->np, r->nc,
+           ack_name(), flush_name(),
            cfg.compression == SLUICE_COMPRESSION_ZSTD ? "zstd" : "none", cfg.rate, cfg.inflight,
            cfg.linger_ms, cfg.backlog, cfg.warmup_s);
     printf(", \"records\": %" PRIu64 ", \"seconds\": %.3f, \"records_per_s\": %.0f, "
@@ -745,9 +756,8 @@ static void print_human(const struct result *r)
 {
     printf(PROG ": mode %s, %u B records, batch %u, %u shards, %u producers, %u consumers, "
            "ack %s, flush %s, compression %s, ",
-           mode_names[cfg.mode], cfg.record_bytes, cfg.batch, cfg.shards, cfg.producers,
-           cfg.consumers, ack_name(), flush_name(),
-           cfg.compression == SLUICE_COMPRESSION_ZSTD ? "zstd" : "none");
+           mode_names[cfg.mode], cfg.record_bytes, cfg.batch, cfg.shards, r->np, r->nc,
+           ack_name(), flush_name(), cfg.compression == SLUICE_COMPRESSION_ZSTD ? "zstd" : "none");
     if (cfg.rate > 0) {
         printf("rate %.0f records/s\n", cfg.rate);
     } else {
@@ -787,7 +797,8 @@ static const char usage_text[] =
     "                        queue:   receivers receive + ack on a queue group; producers\n"
     "                                 at the same time, or a --backlog drained alone\n"
     "  --record-bytes B    value bytes per record, >= 8 (default 1024)\n"
-    "  --batch N           records per producer batch; 1 sends each alone (default 100)\n"
+    "  --batch N           records per producer batch; 1 sends each alone (default 100;\n"
+    "                      the client caps a batch at the frame limit, 16 MiB)\n"
     "  --linger-ms MS      send a batch that is not full after MS (default: 5 with --rate;\n"
     "                      1000 in closed loop, so that batches fill to --batch)\n"
     "  --inflight N        records produced but not acknowledged per producer (the client's\n"
@@ -949,6 +960,12 @@ static void check_opts(int backlog_given)
     }
     if (cfg.mode == MODE_CONSUME && cfg.backlog == 0) {
         usage_error("%s%s", "--mode consume needs a --backlog above 0", "");
+    }
+    if (drain && cfg.rate > 0) {
+        usage_error("--rate paces producers during the run; %s%s",
+                    cfg.mode == MODE_CONSUME ? "--mode consume has none"
+                                             : "--mode queue with --backlog has none",
+                    "");
     }
     if ((cfg.mode == MODE_PRODUCE || cfg.mode == MODE_TAIL) && cfg.backlog > 0) {
         usage_error("--backlog is for the consume and queue modes, not %s%s",
