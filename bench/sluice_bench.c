@@ -68,6 +68,7 @@
 #include "bench/hist.h"
 #include "client/sluice.h"
 #include "common/error.h"
+#include "storage/batch.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -203,23 +204,12 @@ static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
     w->acked_window += in_window(now);
 }
 
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-/* Bytes one record (no key, no attributes, a 1-byte timestamp delta) takes in a batch
- * (docs/FORMAT.md §1): varint body length, then delta, key length, value length + value,
- * attribute count. */
+/* Bytes one of our records (no key, no attributes, a 1-byte timestamp delta: within
+ * 127 ms of the batch's first) takes in a batch. */
 static size_t record_batch_bytes(uint32_t value_len)
 {
-    size_t body = 1 + 1 + varint_len(value_len) + value_len + 1;
-    return varint_len(body) + body;
+    struct sl_record rec = {.value_len = value_len};
+    return sl_batch_record_bytes(&rec, 0);
 }
 
 static void producer_open(struct producer_w *w, sluice_client *c)
@@ -227,7 +217,7 @@ static void producer_open(struct producer_w *w, sluice_client *c)
     /* The producer seals a batch when under 64 bytes are left: N records plus 63 bytes
      * leave 63 after the N-th record and at least 64 before it. */
     struct sluice_producer_opts po = {
-        .batch_bytes = 88u + (size_t)cfg.batch * record_batch_bytes(cfg.record_bytes) +
+        .batch_bytes = SL_BATCH_HEADER_BYTES + (size_t)cfg.batch * record_batch_bytes(cfg.record_bytes) +
                        BATCH_SLACK,
         .linger_ms = cfg.linger_ms,
         .buffer_bytes = (size_t)cfg.inflight * (cfg.record_bytes + RECORD_OVERHEAD),
