@@ -64,7 +64,7 @@ static _Noreturn void exec_broker(const char *data, const char *port_file,
         }
     }
     const char *argv[12 + BENCH_BROKER_EXTRA_MAX] = {
-        SLUICED_PATH, "--data",  data,    "--port",      "0",    "--port-file",
+        SLUICED_PATH, "--data",  data,     "--port",      "0",    "--port-file",
         port_file,    "--flush", o->flush, "--log-level", "warn",
     };
     int argc = 11;

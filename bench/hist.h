@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#define BENCH_HIST_SUB_BITS 7u /* 128 buckets per power of two */
+#define BENCH_HIST_SUB_BITS 7u                          /* 128 buckets per power of two */
 #define BENCH_HIST_LINEAR   (2u << BENCH_HIST_SUB_BITS) /* values < 256: exact */
 /* Powers 2^8 .. 2^63, 128 buckets each, after the linear part. */
 #define BENCH_HIST_BUCKETS (BENCH_HIST_LINEAR + (64u - 8u) * (1u << BENCH_HIST_SUB_BITS))

@@ -75,6 +75,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,15 +87,15 @@
 #endif
 
 #define PROG            "sluice-bench"
-#define WORKERS_MAX     256u          /* producers, and consumers: a producer index is 8 bits */
-#define POOL_BYTES      (4u << 20)    /* payload pool per producer */
-#define POLL_MAX        1024u         /* records per consumer poll */
-#define POLL_WAIT_MS    100u          /* consumer and receiver long-poll */
+#define WORKERS_MAX     256u           /* producers, and consumers: a producer index is 8 bits */
+#define POOL_BYTES      (4u << 20)     /* payload pool per producer */
+#define POLL_MAX        1024u          /* records per consumer poll */
+#define POLL_WAIT_MS    100u           /* consumer and receiver long-poll */
 #define DRAIN_GRACE_NS  10000000000ull /* after the period: consumers may lag this long */
-#define BATCH_SLACK     63u           /* < the producer's 64-byte seal slack (producer.c) */
-#define RECORD_OVERHEAD 35u           /* the producer's per-record accounting beyond value */
-#define BACKLOG_BYTES   1000000000ull /* consume mode's default backlog payload */
-#define SHARDS_MAX      1024u         /* sluice_stream_opts.shard_count */
+#define BATCH_SLACK     63u            /* < the producer's 64-byte seal slack (producer.c) */
+#define RECORD_OVERHEAD 35u            /* the producer's per-record accounting beyond value */
+#define BACKLOG_BYTES   1000000000ull  /* consume mode's default backlog payload */
+#define SHARDS_MAX      1024u          /* sluice_stream_opts.shard_count */
 
 enum mode { MODE_PRODUCE, MODE_CONSUME, MODE_TAIL, MODE_QUEUE };
 static const char *const mode_names[] = {"produce", "consume", "tail", "queue"};
@@ -147,6 +148,13 @@ static _Noreturn void die(const char *what, int rc)
         kill(bb.pid, SIGKILL);
     }
     exit(1);
+}
+
+/* Whether the run reads a pre-filled backlog with no producers (consume; queue with
+ * --backlog): it ends when the backlog is done. */
+static int draining(void)
+{
+    return cfg.mode == MODE_CONSUME || (cfg.mode == MODE_QUEUE && cfg.backlog > 0);
 }
 
 static int in_window(uint64_t t)
@@ -217,8 +225,8 @@ static void producer_open(struct producer_w *w, sluice_client *c)
     /* The producer seals a batch when under 64 bytes are left: N records plus 63 bytes
      * leave 63 after the N-th record and at least 64 before it. */
     struct sluice_producer_opts po = {
-        .batch_bytes = SL_BATCH_HEADER_BYTES + (size_t)cfg.batch * record_batch_bytes(cfg.record_bytes) +
-                       BATCH_SLACK,
+        .batch_bytes = SL_BATCH_HEADER_BYTES +
+                       (size_t)cfg.batch * record_batch_bytes(cfg.record_bytes) + BATCH_SLACK,
         .linger_ms = cfg.linger_ms,
         .buffer_bytes = (size_t)cfg.inflight * (cfg.record_bytes + RECORD_OVERHEAD),
         .block_when_full = 1,
@@ -332,7 +340,7 @@ static void consumed(struct consumer_w *w, const uint8_t *value, uint32_t len, u
  * queue with producers: records sent in the period count until received), bounded. */
 static int consumer_finished(size_t n, int caught_up, uint64_t now)
 {
-    if (cfg.mode == MODE_CONSUME || (cfg.mode == MODE_QUEUE && cfg.backlog > 0)) {
+    if (draining()) {
         int drained = cfg.mode == MODE_CONSUME ? n == 0 && caught_up
                                                : atomic_load(&queue_acked) >= cfg.backlog;
         return now >= t_end || drained;
@@ -340,8 +348,7 @@ static int consumer_finished(size_t n, int caught_up, uint64_t now)
     if (now >= t_end + DRAIN_GRACE_NS) {
         return 1;
     }
-    return now >= t_end && atomic_load(&producers_done) == cfg.producers && n == 0 &&
-           caught_up;
+    return now >= t_end && atomic_load(&producers_done) == cfg.producers && n == 0 && caught_up;
 }
 
 static sluice_consumer *consumer_open(sluice_client *c, uint32_t idx)
@@ -354,9 +361,8 @@ static sluice_consumer *consumer_open(sluice_client *c, uint32_t idx)
     } else {
         shards[n++] = idx % cfg.shards;
     }
-    struct sluice_consumer_opts co = {.start = {.kind = SLUICE_TRIM_HORIZON},
-                                      .shards = shards,
-                                      .shards_len = n};
+    struct sluice_consumer_opts co = {
+        .start = {.kind = SLUICE_TRIM_HORIZON}, .shards = shards, .shards_len = n};
     sluice_consumer *sc = NULL;
     int rc = sluice_consumer_new(c, stream, NULL, &co, &sc);
     if (rc != SL_OK) {
@@ -410,8 +416,8 @@ static void *receiver_main(void *arg)
     for (;;) {
         struct sluice_message *msgs = NULL;
         size_t n = 0;
-        int rc = sluice_queue_receive(c, stream, "bench", cfg.queue_max, POLL_WAIT_MS, 0, &msgs,
-                                      &n);
+        int rc =
+            sluice_queue_receive(c, stream, "bench", cfg.queue_max, POLL_WAIT_MS, 0, &msgs, &n);
         if (rc != SL_OK) {
             die("receive", rc);
         }
@@ -593,9 +599,7 @@ static void sum_up(struct result *r, uint32_t np, uint32_t nc)
 /* The measured run: producers (unless draining a backlog), consumers (unless produce). */
 static void run(struct result *r)
 {
-    uint32_t np = cfg.mode == MODE_CONSUME || (cfg.mode == MODE_QUEUE && cfg.backlog > 0)
-                      ? 0
-                      : cfg.producers;
+    uint32_t np = draining() ? 0 : cfg.producers;
     uint32_t nc = cfg.mode == MODE_PRODUCE ? 0 : cfg.consumers;
     if (np == 0) {
         atomic_store(&producers_done, cfg.producers);
@@ -609,8 +613,8 @@ static void run(struct result *r)
         bench_sleep_ns(t_meas - now);
     }
     server_sample(cfg.server_pid, &r->s0);
-    while ((now = bench_now_ns()) < t_end && (nc == 0 || np > 0 ||
-                                              atomic_load(&consumers_done) < nc)) {
+    while ((now = bench_now_ns()) < t_end &&
+           (nc == 0 || np > 0 || atomic_load(&consumers_done) < nc)) {
         bench_sleep_ns(t_end - now < 10000000u ? t_end - now : 10000000u);
     }
     server_sample(cfg.server_pid, &r->s1);
@@ -629,7 +633,7 @@ static void run(struct result *r)
     r->seconds = (double)(stop - t_meas) / 1e9;
     if (nc > 0 && r->records == 0) {
         fprintf(stderr, PROG ": nothing was read in the measured period (a backlog read during "
-                        "the warm-up? use a smaller --warmup or a larger --backlog)\n");
+                             "the warm-up? use a smaller --warmup or a larger --backlog)\n");
     }
 }
 
@@ -694,10 +698,9 @@ static void print_json(const struct result *r)
            "\"producers\": %u, \"consumers\": %u, \"ack\": \"%s\", \"flush\": \"%s\", "
            "\"compression\": \"%s\", \"rate\": %.0f, \"inflight\": %u, \"linger_ms\": %u, "
            "\"backlog\": %" PRIu64 ", \"warmup\": %.3f",
-           mode_names[cfg.mode], cfg.record_bytes, cfg.batch, cfg.shards, r->np, r->nc,
-           ack_name(), flush_name(),
-           cfg.compression == SLUICE_COMPRESSION_ZSTD ? "zstd" : "none", cfg.rate, cfg.inflight,
-           cfg.linger_ms, cfg.backlog, cfg.warmup_s);
+           mode_names[cfg.mode], cfg.record_bytes, cfg.batch, cfg.shards, r->np, r->nc, ack_name(),
+           flush_name(), cfg.compression == SLUICE_COMPRESSION_ZSTD ? "zstd" : "none", cfg.rate,
+           cfg.inflight, cfg.linger_ms, cfg.backlog, cfg.warmup_s);
     printf(", \"records\": %" PRIu64 ", \"seconds\": %.3f, \"records_per_s\": %.0f, "
            "\"mb_per_s\": %.2f, \"produced_records\": %" PRIu64 ", \"consumed_records\": %" PRIu64
            ", \"failed_records\": %" PRIu64 ", \"avg_batch_records\": %.1f",
@@ -745,17 +748,18 @@ static void print_latency(const char *what, const struct bench_hist *h)
 static void print_human(const struct result *r)
 {
     printf(PROG ": mode %s, %u B records, batch %u, %u shards, %u producers, %u consumers, "
-           "ack %s, flush %s, compression %s, ",
-           mode_names[cfg.mode], cfg.record_bytes, cfg.batch, cfg.shards, r->np, r->nc,
-           ack_name(), flush_name(), cfg.compression == SLUICE_COMPRESSION_ZSTD ? "zstd" : "none");
+                "ack %s, flush %s, compression %s, ",
+           mode_names[cfg.mode], cfg.record_bytes, cfg.batch, cfg.shards, r->np, r->nc, ack_name(),
+           flush_name(), cfg.compression == SLUICE_COMPRESSION_ZSTD ? "zstd" : "none");
     if (cfg.rate > 0) {
         printf("rate %.0f records/s\n", cfg.rate);
     } else {
         printf("closed loop\n");
     }
     printf("  measured     %.2f s after %.1f s of warm-up\n", r->seconds, cfg.warmup_s);
-    printf("  throughput   %.0f records/s, %.1f MB/s payload (%" PRIu64 " records; produced %" PRIu64
-           ", consumed %" PRIu64 ", failed %" PRIu64 ", %.1f records a batch)\n",
+    printf("  throughput   %.0f records/s, %.1f MB/s payload (%" PRIu64
+           " records; produced %" PRIu64 ", consumed %" PRIu64 ", failed %" PRIu64
+           ", %.1f records a batch)\n",
            r->seconds > 0 ? (double)r->records / r->seconds : 0, mb_per_s(r), r->records,
            r->produced, r->consumed, r->failed, r->avg_batch);
     print_latency("ack latency", &r->ack);
@@ -824,10 +828,13 @@ static const char usage_text[] =
     "\n"
     "Exit status: 0 done, 1 a broker or client error, 2 a usage error.\n";
 
-static _Noreturn void usage_error(const char *fmt, const char *a, const char *b)
+__attribute__((format(printf, 1, 2))) static _Noreturn void usage_error(const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, PROG ": ");
-    fprintf(stderr, fmt, a, b);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fprintf(stderr, "\n(" PROG " --help lists the options)\n");
     exit(2);
 }
@@ -838,19 +845,18 @@ static uint64_t parse_u64(const char *opt, const char *v, uint64_t lo, uint64_t 
     errno = 0;
     unsigned long long x = strtoull(v, &end, 10);
     if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || x < lo || x > hi) {
-        char range[64];
-        snprintf(range, sizeof(range), "an integer in %" PRIu64 "..%" PRIu64, lo, hi);
-        usage_error("%s wants %s", opt, range);
+        usage_error("%s wants an integer in %" PRIu64 "..%" PRIu64 ", not '%s'", opt, lo, hi, v);
     }
     return x;
 }
 
-static double parse_secs(const char *opt, const char *v, double lo)
+/* A number >= lo (and <= 10^7): seconds, or records/s for --rate. */
+static double parse_num(const char *opt, const char *v, double lo)
 {
     char *end = NULL;
     double x = strtod(v, &end);
     if (end == v || *end != '\0' || !(x >= lo) || x > 1e7) {
-        usage_error("%s wants a number of seconds, not '%s'", opt, v);
+        usage_error("%s wants a number from %g, not '%s'", opt, lo, v);
     }
     return x;
 }
@@ -889,14 +895,14 @@ static int load_opt(const char *o, const char *v)
     } else if (strcmp(o, "--ack") == 0) {
         cfg.ack = parse_choice(o, v, acks, 2) == 0 ? SLUICE_ACK_WRITTEN : SLUICE_ACK_DURABLE;
     } else if (strcmp(o, "--compression") == 0) {
-        cfg.compression = parse_choice(o, v, codecs, 2) == 0 ? SLUICE_COMPRESSION_NONE
-                                                              : SLUICE_COMPRESSION_ZSTD;
+        cfg.compression =
+            parse_choice(o, v, codecs, 2) == 0 ? SLUICE_COMPRESSION_NONE : SLUICE_COMPRESSION_ZSTD;
     } else if (strcmp(o, "--rate") == 0) {
-        cfg.rate = parse_secs(o, v, 0); /* a non-negative number */
+        cfg.rate = parse_num(o, v, 0);
     } else if (strcmp(o, "--warmup") == 0) {
-        cfg.warmup_s = parse_secs(o, v, 0);
+        cfg.warmup_s = parse_num(o, v, 0);
     } else if (strcmp(o, "--duration") == 0) {
-        cfg.duration_s = parse_secs(o, v, 0.001);
+        cfg.duration_s = parse_num(o, v, 0.001);
     } else if (strcmp(o, "--backlog") == 0) {
         cfg.backlog = parse_u64(o, v, 0, UINT64_MAX >> 8);
     } else if (strcmp(o, "--queue-max") == 0) {
@@ -918,7 +924,7 @@ static int broker_opt(const char *o, const char *v)
         cfg.flush_given = 1;
     } else if (strcmp(o, "--broker-arg") == 0) {
         if (cfg.extra_len == BENCH_BROKER_EXTRA_MAX) {
-            usage_error("%s: at most %s", o, "32");
+            usage_error("%s: at most %d", o, BENCH_BROKER_EXTRA_MAX);
         }
         cfg.extra[cfg.extra_len++] = v;
     } else if (strcmp(o, "--cpu-server") == 0) {
@@ -938,35 +944,31 @@ static int broker_opt(const char *o, const char *v)
 /* Checks that the options go together and fills mode-dependent defaults. */
 static void check_opts(int backlog_given)
 {
-    int drain = cfg.mode == MODE_CONSUME || (cfg.mode == MODE_QUEUE && cfg.backlog > 0);
+    if (cfg.mode == MODE_CONSUME && !backlog_given) {
+        cfg.backlog = BACKLOG_BYTES / cfg.record_bytes;
+    }
+    int drain = draining();
     if (cfg.warmup_s < 0) {
         cfg.warmup_s = drain ? 0 : 1; /* a backlog read during a warm-up is not measured */
     }
     if (cfg.linger_ms == 0) {
         cfg.linger_ms = cfg.rate > 0 ? 5 : 1000;
     }
-    if (cfg.mode == MODE_CONSUME && !backlog_given) {
-        cfg.backlog = BACKLOG_BYTES / cfg.record_bytes;
-    }
     if (cfg.mode == MODE_CONSUME && cfg.backlog == 0) {
-        usage_error("%s%s", "--mode consume needs a --backlog above 0", "");
+        usage_error("--mode consume needs a --backlog above 0");
     }
     if (drain && cfg.rate > 0) {
-        usage_error("--rate paces producers during the run; %s%s",
-                    cfg.mode == MODE_CONSUME ? "--mode consume has none"
-                                             : "--mode queue with --backlog has none",
-                    "");
+        usage_error("--rate paces producers during the run; --mode %s%s has none",
+                    mode_names[cfg.mode], cfg.mode == MODE_QUEUE ? " with --backlog" : "");
     }
     if ((cfg.mode == MODE_PRODUCE || cfg.mode == MODE_TAIL) && cfg.backlog > 0) {
-        usage_error("--backlog is for the consume and queue modes, not %s%s",
-                    mode_names[cfg.mode], "");
+        usage_error("--backlog is for the consume and queue modes, not %s", mode_names[cfg.mode]);
     }
     if (cfg.broker != NULL && (cfg.cpu_server >= 0 || cfg.extra_len > 0)) {
-        usage_error("%s%s", "--cpu-server and --broker-arg need a started broker (no --broker)",
-                    "");
+        usage_error("--cpu-server and --broker-arg need a started broker (no --broker)");
     }
     if (cfg.broker == NULL && cfg.server_pid > 0) {
-        usage_error("%s%s", "--server-pid goes with --broker", "");
+        usage_error("--server-pid goes with --broker");
     }
 }
 
@@ -993,11 +995,11 @@ static void parse_args(int argc, char **argv)
         } else if (i + 1 < argc) {
             v = argv[++i];
         } else {
-            usage_error("%s: missing value (or unknown option)%s", o, "");
+            usage_error("%s: missing value (or unknown option)", o);
         }
         backlog_given |= strcmp(o, "--backlog") == 0;
         if (!load_opt(o, v) && !broker_opt(o, v)) {
-            usage_error("unknown option '%s'%s", o, "");
+            usage_error("unknown option '%s'", o);
         }
     }
     check_opts(backlog_given);
@@ -1024,8 +1026,8 @@ static void setup_stream(sluice_client *c)
     if (rc != SL_OK) {
         die("create stream", rc);
     }
-    if (cfg.mode == MODE_QUEUE && (rc = sluice_queue_group_create(c, stream, "bench", NULL)) !=
-                                      SL_OK) {
+    if (cfg.mode == MODE_QUEUE &&
+        (rc = sluice_queue_group_create(c, stream, "bench", NULL)) != SL_OK) {
         die("create queue group", rc);
     }
 }
@@ -1039,8 +1041,10 @@ int main(int argc, char **argv)
     }
     broker_addr = cfg.broker;
     if (broker_addr == NULL) {
-        struct bench_broker_opts bo = {.flush = cfg.flush, .extra = cfg.extra,
-                                       .extra_len = cfg.extra_len, .cpu = cfg.cpu_server};
+        struct bench_broker_opts bo = {.flush = cfg.flush,
+                                       .extra = cfg.extra,
+                                       .extra_len = cfg.extra_len,
+                                       .cpu = cfg.cpu_server};
         bench_broker_start_opts(&bb, "bench", cfg.dir, &bo);
         broker_addr = bb.addr;
         cfg.server_pid = bb.pid;
