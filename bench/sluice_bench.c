@@ -282,6 +282,10 @@ static void *producer_main(void *arg)
             uint64_t now = bench_now_ns();
             if (due > now) {
                 bench_sleep_ns(due - now);
+            } else if (now >= t_end + DRAIN_GRACE_NS) { /* hopelessly behind: say so */
+                fprintf(stderr, PROG ": producer %u stopped %.1f s behind its schedule\n", w->idx,
+                        (double)(now - due) / 1e9);
+                break;
             }
             produce_one(w, due);
         }
