@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,41 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 void bench_broker_start(struct bench_broker *b, const char *prog, const char *dir_base,
                         const char *flush)
 {
+    struct bench_broker_opts o = {.flush = flush, .cpu = -1};
+    bench_broker_start_opts(b, prog, dir_base, &o);
+}
+
+/* In the forked child: pins it if asked and execs the broker. Never returns. */
+static _Noreturn void exec_broker(const char *data, const char *port_file,
+                                  const struct bench_broker_opts *o)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (o->cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(o->cpu, &set);
+        if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+            perror("sched_setaffinity (broker)");
+            _exit(127);
+        }
+    }
+    const char *argv[12 + BENCH_BROKER_EXTRA_MAX] = {
+        SLUICED_PATH, "--data",  data,     "--port",      "0",    "--port-file",
+        port_file,    "--flush", o->flush, "--log-level", "warn",
+    };
+    int argc = 11;
+    for (int i = 0; i < o->extra_len && i < BENCH_BROKER_EXTRA_MAX; i++) {
+        argv[argc++] = o->extra[i];
+    }
+    argv[argc] = NULL;
+    execv(SLUICED_PATH, (char *const *)argv);
+    perror("exec " SLUICED_PATH);
+    _exit(127);
+}
+
+void bench_broker_start_opts(struct bench_broker *b, const char *prog, const char *dir_base,
+                             const struct bench_broker_opts *o)
+{
     snprintf(b->root, sizeof(b->root), "%s/sluice-%s-XXXXXX", dir_base, prog);
     if (mkdtemp(b->root) == NULL) {
         perror("mkdtemp");
@@ -54,11 +90,7 @@ void bench_broker_start(struct bench_broker *b, const char *prog, const char *di
     snprintf(port_file, sizeof(port_file), "%s/port", b->root);
     b->pid = fork();
     if (b->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execl(SLUICED_PATH, SLUICED_PATH, "--data", data, "--port", "0", "--port-file",
-              port_file, "--flush", flush, "--log-level", "warn", (char *)NULL);
-        perror("exec " SLUICED_PATH);
-        _exit(127);
+        exec_broker(data, port_file, o);
     }
     for (int i = 0; i < 1000; i++) {
         FILE *f = fopen(port_file, "r");

@@ -12,10 +12,23 @@ struct bench_broker {
     pid_t pid;
 };
 
+#define BENCH_BROKER_EXTRA_MAX 32
+
+/* How to start it beyond the data directory and port. */
+struct bench_broker_opts {
+    const char *flush;        /* --flush value */
+    const char *const *extra; /* borrowed: more arguments, passed verbatim after the others */
+    int extra_len;            /* <= BENCH_BROKER_EXTRA_MAX */
+    int cpu;                  /* >= 0: pin the broker to this CPU (sched_setaffinity) */
+};
+
 /* Starts SLUICED_PATH with --flush `flush` under `dir_base`, waits for its
  * port file (10 s). Exits the process with a message on failure. */
 void bench_broker_start(struct bench_broker *b, const char *prog, const char *dir_base,
                         const char *flush);
+/* The same with extra arguments and CPU pinning. */
+void bench_broker_start_opts(struct bench_broker *b, const char *prog, const char *dir_base,
+                             const struct bench_broker_opts *o);
 /* SIGTERM, wait (a non-zero exit is reported), remove the directory. */
 void bench_broker_stop(struct bench_broker *b, const char *prog);
 

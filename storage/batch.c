@@ -141,6 +141,12 @@ static size_t record_body_len(const struct sl_record *r, uint64_t ts_delta)
     return n;
 }
 
+size_t sl_batch_record_bytes(const struct sl_record *rec, uint64_t ts_delta_ms)
+{
+    size_t body = record_body_len(rec, ts_delta_ms);
+    return varint_len(body) + body;
+}
+
 static int record_check_limits(const struct sl_record *r)
 {
     if (r->key_len > SL_RECORD_KEY_MAX || r->attr_count > SL_RECORD_ATTRS_MAX ||

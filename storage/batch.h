@@ -89,6 +89,10 @@ void sl_batch_builder_init(struct sl_batch_builder *b, void *buf, size_t cap);
  * key/attribute limit is exceeded), SL_ELIMIT (SL_BATCH_RECORDS_MAX). */
 int sl_batch_builder_add(struct sl_batch_builder *b, const struct sl_record *rec);
 
+/* Bytes `rec` takes in a batch's records section (uncompressed) when its timestamp is
+ * `ts_delta_ms` after the batch's first: what sl_batch_builder_add consumes. Pure. */
+size_t sl_batch_record_bytes(const struct sl_record *rec, uint64_t ts_delta_ms);
+
 /* Seals the batch: optionally compresses (codec ZSTD; kept uncompressed when
  * that is not smaller), fills the header, computes the checksums. With ZSTD,
  * `scratch` (borrowed) needs sl_compress_bound(records) bytes and `z` is

@@ -1,0 +1,36 @@
+# sluice_bench_smoke.cmake - the smoke test of sluice-bench (CTest bench_sluice_bench_smoke):
+#   cmake -DBENCH=<path to sluice-bench> [-DMODES="tail;queue"] -P sluice_bench_smoke.cmake
+# Runs a one-second tail run and a one-second queue run (small records, a fixed rate so it
+# stays light under ASan) with --json, and fails unless each exits 0 and its JSON has
+# records > 0 and e2e_p50_us > 0 (null, i.e. no sample, fails).
+if(NOT BENCH)
+  message(FATAL_ERROR "set -DBENCH=<path to sluice-bench>")
+endif()
+if(NOT MODES)
+  set(MODES tail queue)
+endif()
+set(common --duration 1 --warmup 0 --json --record-bytes 100 --batch 10 --shards 2)
+foreach(mode IN LISTS MODES)
+  if(mode STREQUAL "queue")
+    set(args --mode queue --rate 1000 --consumers 2 ${common})
+  else()
+    set(args --mode ${mode} --rate 2000 --consumers 2 ${common})
+  endif()
+  execute_process(COMMAND ${BENCH} ${args} OUTPUT_VARIABLE out ERROR_VARIABLE err
+                  RESULT_VARIABLE rc TIMEOUT 60)
+  message(STATUS "${mode}: ${out}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "sluice-bench --mode ${mode} exited with ${rc}: ${err}")
+  endif()
+  string(JSON records ERROR_VARIABLE jerr GET "${out}" records)
+  if(jerr)
+    message(FATAL_ERROR "${mode}: the output is not the expected JSON: ${jerr}")
+  endif()
+  string(JSON p50 GET "${out}" e2e_p50_us)
+  if(NOT records GREATER 0)
+    message(FATAL_ERROR "${mode}: records is ${records}, expected > 0")
+  endif()
+  if(NOT p50 MATCHES "^[0-9.]+$" OR NOT p50 GREATER 0)
+    message(FATAL_ERROR "${mode}: e2e_p50_us is '${p50}', expected > 0")
+  endif()
+endforeach()
