@@ -53,7 +53,7 @@
  *
  * Output: a short human table, or with --json one JSON object on one line: the settings
  * (mode, record_bytes, batch, shards, producers and consumers - threads of the measured
- * run -, ack, flush, compression, rate, inflight, linger_ms, backlog, warmup), then
+ * run -, ack, flush, compression, rate, inflight, linger_ms (0: none), backlog, warmup), then
  * records, seconds, records_per_s, mb_per_s, produced_records, consumed_records,
  * failed_records, avg_batch_records, ack_{p50,p99,p999,max}_us,
  * e2e_{p50,p99,p999,max}_us, server_cpu_s_per_gb, disk_bytes_per_payload_byte (null when
@@ -704,7 +704,8 @@ static void print_json(const struct result *r)
            "\"backlog\": %" PRIu64 ", \"warmup\": %.3f",
            mode_names[cfg.mode], cfg.record_bytes, cfg.batch, cfg.shards, r->np, r->nc, ack_name(),
            flush_name(), cfg.compression == SLUICE_COMPRESSION_ZSTD ? "zstd" : "none", cfg.rate,
-           cfg.inflight, cfg.linger_ms, cfg.backlog, cfg.warmup_s);
+           cfg.inflight, cfg.linger_ms == SLUICE_LINGER_NONE ? 0u : cfg.linger_ms, cfg.backlog,
+           cfg.warmup_s);
     printf(", \"records\": %" PRIu64 ", \"seconds\": %.3f, \"records_per_s\": %.0f, "
            "\"mb_per_s\": %.2f, \"produced_records\": %" PRIu64 ", \"consumed_records\": %" PRIu64
            ", \"failed_records\": %" PRIu64 ", \"avg_batch_records\": %.1f",
@@ -797,7 +798,8 @@ static const char usage_text[] =
     "  --record-bytes B    value bytes per record, >= 8 (default 1024)\n"
     "  --batch N           records per producer batch; 1 sends each alone (default 100;\n"
     "                      the client caps a batch at the frame limit, 16 MiB)\n"
-    "  --linger-ms MS      send a batch that is not full after MS (default: 5 with --rate;\n"
+    "  --linger-ms MS      send a batch that is not full after MS, or `none`: as soon as\n"
+    "                      the shard has no batch in flight (default: none with --rate;\n"
     "                      1000 in closed loop, so that batches fill to --batch)\n"
     "  --inflight N        records produced but not acknowledged per producer (the client's\n"
     "                      buffer_bytes; it keeps one batch in flight per shard);\n"
@@ -887,7 +889,9 @@ static int load_opt(const char *o, const char *v)
     } else if (strcmp(o, "--batch") == 0) {
         cfg.batch = (uint32_t)parse_u64(o, v, 1, 1000000);
     } else if (strcmp(o, "--linger-ms") == 0) {
-        cfg.linger_ms = (uint32_t)parse_u64(o, v, 1, 60000); /* 0 = by mode, below */
+        cfg.linger_ms = v != NULL && strcmp(v, "none") == 0
+                            ? SLUICE_LINGER_NONE
+                            : (uint32_t)parse_u64(o, v, 1, 60000); /* 0 = by mode, below */
     } else if (strcmp(o, "--inflight") == 0) {
         cfg.inflight = (uint32_t)parse_u64(o, v, 0, 100000000);
     } else if (strcmp(o, "--shards") == 0) {
@@ -956,7 +960,7 @@ static void check_opts(int backlog_given)
         cfg.warmup_s = drain ? 0 : 1; /* a backlog read during a warm-up is not measured */
     }
     if (cfg.linger_ms == 0) {
-        cfg.linger_ms = cfg.rate > 0 ? 5 : 1000;
+        cfg.linger_ms = cfg.rate > 0 ? SLUICE_LINGER_NONE : 1000;
     }
     if (cfg.mode == MODE_CONSUME && cfg.backlog == 0) {
         usage_error("--mode consume needs a --backlog above 0");

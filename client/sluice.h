@@ -199,9 +199,14 @@ typedef struct sluice_producer sluice_producer;
  * thread; must not block (no blocking produce, no flush, no synchronous client calls). */
 typedef void (*sluice_delivery_cb)(void *ctx, int err, uint32_t shard, uint64_t seq);
 
+#define SLUICE_LINGER_NONE 0xffffffffu
+
 struct sluice_producer_opts {
     size_t batch_bytes;  /* seal a shard's batch at this size; 0 = 1 MiB */
-    uint32_t linger_ms;  /* send a non-full batch after this; 0 = 5 (use 1 for ~none) */
+    uint32_t linger_ms;  /* send a non-full batch after this; 0 = 5; SLUICE_LINGER_NONE:
+                          * send at once whenever the shard has no batch in flight
+                          * (batches then form only while one is in flight: lowest
+                          * latency, still batched under load) */
     size_t buffer_bytes; /* bytes produced but not yet acknowledged; 0 = 64 MiB */
     int block_when_full; /* 1: produce waits for space; 0: it returns SL_EAGAIN */
     enum sluice_ack ack;
