@@ -323,6 +323,11 @@ static int verify_fields(const uint8_t *p, const struct sl_batch_header *h)
     return SL_OK;
 }
 
+int sl_batch_check_fields(const void *buf, const struct sl_batch_header *h)
+{
+    return verify_fields(buf, h);
+}
+
 int sl_batch_verify(const void *buf, const struct sl_batch_header *h)
 {
     const uint8_t *p = buf;

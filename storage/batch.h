@@ -111,6 +111,11 @@ int sl_batch_peek(const void *buf, size_t avail, struct sl_batch_header *h);
 /* Verifies the body checksum of a batch whose header `h` was peeked and whose
  * h->length bytes are all present. Errors: SL_ECORRUPT. */
 int sl_batch_verify(const void *buf, const struct sl_batch_header *h);
+/* The checks sl_batch_verify makes after the body checksum matched (version,
+ * flags, codec, counts, records_len against the length), without hashing:
+ * enough for sl_batch_iter_* to stay inside the batch. For a caller that
+ * verifies the body later (the broker: the shard verifies while copying). */
+int sl_batch_check_fields(const void *buf, const struct sl_batch_header *h);
 
 /* Copies the batch `src` (header peeked into `h`, h->length bytes present)
  * to `dst` and verifies it like sl_batch_verify, hashing each chunk of the

@@ -429,6 +429,38 @@ TEST(bad_input)
     CHECK(r != NULL);
     sl_response_free(r);
 
+    fprintf(stderr, "  a damaged retry of an acknowledged batch is refused, not a duplicate\n");
+    {
+        static uint8_t idem[4096], dmg[4096];
+        struct sl_batch_builder ib;
+        sl_batch_builder_init(&ib, idem, sizeof(idem));
+        struct sl_record ir = {.key = "apple", .key_len = 5, .value = "idempotent",
+                               .value_len = 10, .timestamp_ms = it_wall_ms()};
+        size_t ilen = 0;
+        CHECK_EQ(sl_batch_builder_add(&ib, &ir), SL_OK);
+        CHECK_EQ(sl_batch_builder_finish(&ib, SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0, 4242, 7,
+                                         &ilen),
+                 SL_OK);
+        r = produce_raw(fd, 30, "raw", home, idem, ilen, SLUICE__V1__ACK_MODE__ACK_DURABLE,
+                        SL_OK);
+        CHECK(r != NULL);
+        CHECK(!r->produce->duplicate);
+        uint64_t first = r->produce->base_seq;
+        sl_response_free(r);
+        r = produce_raw(fd, 31, "raw", home, idem, ilen, SLUICE__V1__ACK_MODE__ACK_DURABLE,
+                        SL_OK);
+        CHECK(r != NULL);
+        CHECK(r->produce->duplicate);
+        CHECK_EQ(r->produce->base_seq, first);
+        sl_response_free(r);
+        memcpy(dmg, idem, ilen);
+        dmg[ilen - 2] ^= 0x10;
+        r = produce_raw(fd, 32, "raw", home, dmg, ilen, SLUICE__V1__ACK_MODE__ACK_DURABLE,
+                        SL_ECORRUPT);
+        CHECK(r != NULL);
+        sl_response_free(r);
+    }
+
     fprintf(stderr, "  a batch whose key belongs to another shard\n");
     r = produce_raw(fd, 14, "raw", (home + 1) % BAD_SHARDS, batch, blen,
                     SLUICE__V1__ACK_MODE__ACK_DURABLE, SL_EINVAL);
@@ -447,7 +479,8 @@ TEST(bad_input)
     CHECK_EQ(list_streams(fd, 17, SL_OK), 0);
     close(fd);
 
-    /* Nothing bad was stored: shard `home` holds exactly the two good records. */
+    /* Nothing bad was stored: shard `home` holds exactly the three good records
+     * (two raw ones and the idempotent one, once). */
     struct sluice_stream_info *info = NULL;
     CHECK_EQ(sluice_stream_describe(c, "raw", &info), SL_OK);
     uint64_t stored = 0;
@@ -456,8 +489,8 @@ TEST(bad_input)
     }
     uint64_t home_next = info->shards[home].next_seq;
     sluice_stream_info_free(info);
-    CHECK_EQ(stored, 2);
-    CHECK_EQ(home_next, 2);
+    CHECK_EQ(stored, 3);
+    CHECK_EQ(home_next, 3);
 
     fprintf(stderr, "  a long-poll fetch whose connection closes while it waits\n");
     for (int k = 0; k < 20; k++) {
