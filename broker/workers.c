@@ -540,6 +540,7 @@ static void worker_fini(struct worker *w)
         efd_wake(w->efd);
         pthread_join(w->thread, NULL);
         w->started = false;
+        SL_ASSERT(w->owned == NULL); /* every shard was closed first */
     }
     while (w->free_pend != NULL) {
         struct pend *p = w->free_pend;
@@ -643,7 +644,6 @@ void sl_workers_stop(struct sl_workers *ws)
         return;
     }
     for (uint32_t i = 1; i < ws->n; i++) {
-        SL_ASSERT(ws->w[i].owned == NULL);
         worker_fini(&ws->w[i]);
     }
     sl_workers_drain(ws);
