@@ -1,22 +1,19 @@
 // nats_drv.js - NATS JetStream driver for bench/peers/run.sh (npm `nats` 2.x, Node 20).
 //
-//   node nats_drv.js --port P --mode calib|produce|consume|tail|queue --record-bytes N
+//   node nats_drv.js --port P --mode produce|consume|tail|queue --record-bytes N
 //                    --batch N [--tier T] [--duration S] [--warmup S] [--rate R] [--backlog N]
 //
 // Stream `bench` (subjects bench.>, file storage, JetStream defaults: no fsync per message)
 // is recreated at start.
-// calib:   the same JetStream publish path (PUB with a reply inbox, --batch in flight) to a
-//          subject no stream listens on but a `--mode responder` process does, answering each
-//          at once with a PubAck-shaped reply: the driver's (and core NATS's) ceiling
-// responder: subscribes to calib.x and answers {"stream":"calib","seq":n} (run it on the
-//          server's core during calibration; stops on SIGTERM)
 // produce: --batch JetStream publishes in flight (PUB with a reply inbox), then await all acks;
 //          p50/p99 = that wait
 // consume: --backlog messages first (not timed), then an ordered consumer from the start
 // tail:    publishes at --rate (await each ack) while an ordered consumer (deliver new) reads;
 //          p50/p99 = end to end
 // queue:   backlog, then a durable pull consumer (ack explicit), max_messages --batch, ack each
-// Prints one JSON line like the C drivers (drv_common.h).
+// Prints one JSON line like the C drivers (drv_common.h). run.sh uses this driver for consume,
+// tail and queue; produce (and calibration) is nats_drv.c, as this client tops out near
+// 30 k JetStream publishes/s on one core.
 "use strict";
 const { connect, AckPolicy, DeliverPolicy, StorageType } = require("nats");
 
@@ -71,44 +68,20 @@ async function fill(js) {
 
 async function main() {
   const nc = await connect({ servers: `${o.host}:${o.port}`, maxPingOut: 100 });
-  if (o.mode === "responder") {
-    let seq = 0;
-    const sub = nc.subscribe("calib.x");
-    process.on("SIGTERM", () => sub.unsubscribe());
-    const enc = new TextEncoder();
-    console.error("nats_drv: responder ready");
-    for await (const m of sub) m.respond(enc.encode(`{"stream":"calib","seq":${++seq}}`));
-    await nc.close();
-    return;
-  }
-  const calib = o.mode === "calib";
-  let js = null, jsm = null;
-  if (!calib) {
-    jsm = await nc.jetstreamManager();
-    try { await jsm.streams.delete("bench"); } catch (e) { /* absent */ }
-    await jsm.streams.add({ name: "bench", subjects: ["bench.>"], storage: StorageType.File });
-    js = nc.jetstream();
-  }
-  const cjs = nc.jetstream();
+  const jsm = await nc.jetstreamManager();
+  try { await jsm.streams.delete("bench"); } catch (e) { /* absent */ }
+  await jsm.streams.add({ name: "bench", subjects: ["bench.>"], storage: StorageType.File });
+  const js = nc.jetstream();
   const lat = [];
   const tw = now() + BigInt(Math.round(o.warmup * 1e9));
   const te = tw + BigInt(Math.round(o.duration * 1e9));
-  if (calib || o.mode === "produce") {
+  if (o.mode === "produce") {
     const b = payload();
     let recs = 0, tstart = 0n, t;
     while ((t = now()) < te) {
-      if (calib) {
-        const ps = [];
-        for (let i = 0; i < o.batch; i++) {
-          stamp(b);
-          ps.push(cjs.publish("calib.x", b));
-        }
-        await Promise.all(ps);
-      } else {
-        const ps = [];
-        for (let i = 0; i < o.batch; i++) { stamp(b); ps.push(js.publish("bench.x", b)); }
-        await Promise.all(ps);
-      }
+      const ps = [];
+      for (let i = 0; i < o.batch; i++) { stamp(b); ps.push(js.publish("bench.x", b)); }
+      await Promise.all(ps);
       const t2 = now();
       if (t >= tw) {
         if (tstart === 0n) tstart = t;
@@ -116,7 +89,7 @@ async function main() {
         lat.push(t2 - t);
       }
     }
-    emit(calib ? "calib-produce" : "produce", recs, Number(now() - tstart) / 1e9, pct(lat, 50), pct(lat, 99));
+    emit("produce", recs, Number(now() - tstart) / 1e9, pct(lat, 50), pct(lat, 99));
   } else if (o.mode === "consume" || o.mode === "queue") {
     await fill(js);
     let c;
@@ -167,7 +140,7 @@ async function main() {
     console.error(`nats_drv: unknown mode ${o.mode}`);
     process.exit(2);
   }
-  if (jsm) { try { await jsm.streams.delete("bench"); } catch (e) { /* ignore */ } }
+  try { await jsm.streams.delete("bench"); } catch (e) { /* ignore */ }
   await nc.close();
 }
 main().catch((e) => { console.error(`nats_drv: ${e.stack || e}`); process.exit(1); });
