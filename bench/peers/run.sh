@@ -74,7 +74,8 @@ wait_port() { # port seconds
 
 # ---- cleanup: only what this script started ----
 PIDS=()
-EPMD_PORT=""
+EPMD_BEFORE="" # epmd pids running before RabbitMQ started (not ours)
+EPMD_OURS=0
 cleanup() {
     local p
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
@@ -86,9 +87,11 @@ cleanup() {
         kill -9 "$p" 2>/dev/null
     done
     PIDS=()
-    if [ -n "$EPMD_PORT" ]; then
-        ERL_EPMD_PORT=$EPMD_PORT epmd -kill >/dev/null 2>&1
-        EPMD_PORT=""
+    if [ $EPMD_OURS = 1 ]; then # the epmd daemon RabbitMQ's start spawned, by pid
+        for p in $(pgrep -x epmd); do
+            case " $EPMD_BEFORE " in *" $p "*) ;; *) kill "$p" 2>/dev/null ;; esac
+        done
+        EPMD_OURS=0
     fi
 }
 trap 'cleanup; rm -rf "$TMP"' EXIT
@@ -276,9 +279,11 @@ if want sluice; then
             say "Sluice, tier $tier"
             for b in 1 100 1000; do sluice_cell $tier produce 1024 $b; done
             sluice_cell $tier produce 100 1000
-            sluice_cell $tier consume 1024 1000 --backlog $BACKLOG
+            # backlog drains are measured from their start, as the peers' are (no warm-up,
+            # which would eat the backlog); flags after the cell's override the defaults
+            sluice_cell $tier consume 1024 1000 --backlog $BACKLOG --warmup 0
             sluice_cell $tier tail 1024 1 --rate $TAIL_RATE
-            sluice_cell $tier queue 1024 $QUEUE_BATCH --backlog $BACKLOG --queue-max $QUEUE_BATCH
+            sluice_cell $tier queue 1024 $QUEUE_BATCH --backlog $BACKLOG --queue-max $QUEUE_BATCH --warmup 0
         done
     fi
 fi
@@ -327,14 +332,15 @@ loopback_users = none
 EOF
     echo '[].' >"$d/enabled_plugins"
     : >"$d/rabbitmq-env.conf"
-    EPMD_PORT=$(free_port)
+    EPMD_BEFORE=" $(pgrep -x epmd | tr '\n' ' ')"
+    EPMD_OURS=1
     say "RabbitMQ $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null) on port $port"
     (
         export HOME="$d" RABBITMQ_NODENAME="sluicebench$$@localhost" RABBITMQ_MNESIA_BASE="$d/mnesia" \
             RABBITMQ_LOG_BASE="$d/log" RABBITMQ_CONFIG_FILE="$d/rabbitmq" \
             RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" RABBITMQ_CONF_ENV_FILE="$d/rabbitmq-env.conf" \
             RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config" RABBITMQ_PID_FILE="$d/pid" \
-            RABBITMQ_DIST_PORT="$(free_port)" ERL_EPMD_PORT="$EPMD_PORT"
+            RABBITMQ_DIST_PORT="$(free_port)"
         exec taskset -c "$SERVER_CPU" /usr/lib/rabbitmq/bin/rabbitmq-server
     ) >"$d/out.log" 2>&1 &
     PIDS+=($!)
