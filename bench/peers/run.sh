@@ -106,7 +106,6 @@ install_deps() {
     [ -e /usr/include/hiredis/hiredis.h ] || need+=(libhiredis-dev)
     [ -e /usr/include/amqp.h ] || need+=(librabbitmq-dev)
     command -v fio >/dev/null || need+=(fio)
-    command -v iperf3 >/dev/null || need+=(iperf3)
     command -v cc >/dev/null || need+=(build-essential)
     command -v node >/dev/null || need+=(nodejs npm)
     if [ ${#need[@]} -gt 0 ]; then
