@@ -212,18 +212,18 @@ cat "$RES" | grep machine | sed 's/^/  /' >&2
 # ---- 4. the systems ----
 # Cells of one tier: produce 1 KiB x 1/100/1000, produce 100 B x 1000, consume a backlog,
 # tail at TAIL_RATE (end-to-end latency), queue receive+ack (where the tier has a queue).
-# PRODUCE_CMD (an array), when set, is the driver of the produce cells.
+# TAIL_CMD (an array), when set, is the driver of the tail cell.
 peer_cells() { # system tier queue(0|1) driver-command...
     local sys=$1 tier=$2 q=$3
     shift 3
-    local b p=("$@")
-    [ -n "${PRODUCE_CMD+x}" ] && p=("${PRODUCE_CMD[@]}")
+    local b t=("$@")
+    [ -n "${TAIL_CMD+x}" ] && t=("${TAIL_CMD[@]}")
     for b in 1 100 1000; do
-        run_cell "$sys" "$tier" "${p[@]}" --mode produce --record-bytes 1024 --batch $b --warmup "$WARM" --duration "$DUR"
+        run_cell "$sys" "$tier" "$@" --mode produce --record-bytes 1024 --batch $b --warmup "$WARM" --duration "$DUR"
     done
-    run_cell "$sys" "$tier" "${p[@]}" --mode produce --record-bytes 100 --batch 1000 --warmup "$WARM" --duration "$DUR"
+    run_cell "$sys" "$tier" "$@" --mode produce --record-bytes 100 --batch 1000 --warmup "$WARM" --duration "$DUR"
     run_cell "$sys" "$tier" "$@" --mode consume --record-bytes 1024 --batch 1000 --backlog $BACKLOG --duration "$DUR"
-    run_cell "$sys" "$tier" "$@" --mode tail --record-bytes 1024 --batch 1 --rate $TAIL_RATE --warmup "$WARM" --duration "$DUR"
+    run_cell "$sys" "$tier" "${t[@]}" --mode tail --record-bytes 1024 --batch 1 --rate $TAIL_RATE --warmup "$WARM" --duration "$DUR"
     [ "$q" = 1 ] &&
         run_cell "$sys" "$tier" "$@" --mode queue --record-bytes 1024 --batch $QUEUE_BATCH --backlog $BACKLOG --duration "$DUR"
 }
@@ -374,13 +374,12 @@ EOF
     taskset -c "$SERVER_CPU" nats-server -c "$d/nats.conf" >"$d/log" 2>&1 &
     PIDS+=($!)
     if wait_port "$port" 10; then
-        NC=("$BUILD/nats_drv" --port "$port")         # C, NATS text protocol: calib, produce
-        NJ=(node "$HERE/nats_drv.js" --port "$port")   # Node, npm nats: consume, tail, queue
+        NC=("$BUILD/nats_drv" --port "$port")              # C, NATS text protocol
+        TAIL_CMD=(node "$HERE/nats_drv.js" --port "$port")  # Node, npm nats: tail only
         calib_cells NATS "${NC[@]}"
         say "NATS, tier write (JetStream file storage, defaults)"
-        PRODUCE_CMD=("${NC[@]}")
-        peer_cells NATS write 1 "${NJ[@]}"
-        unset PRODUCE_CMD
+        peer_cells NATS write 1 "${NC[@]}"
+        unset TAIL_CMD
     else
         note NATS all "nats-server did not start: see $d/log"
     fi
