@@ -25,7 +25,7 @@ TIERS = [
 DRIVERS = {
     "Redis": "hiredis, `PING <payload>` pipelined",
     "RabbitMQ": "rabbitmq-c, confirmed publish, unroutable",
-    "NATS": "nats.js, JetStream-style publish to a trivial responder",
+    "NATS": "C text-protocol client, core `PUB` + `PING`/`PONG`, no JetStream",
 }
 
 
@@ -66,6 +66,8 @@ def rate(v):
 def lat(v):
     if v is None:
         return "–"
+    if v >= 1e6:
+        return f"{v / 1e6:.1f} s"
     if v >= 10000:
         return f"{v / 1000:.0f} ms"
     if v >= 1000:
@@ -125,7 +127,10 @@ def main():
         tr = [r for r in rows if r["tier"] == tier]
         tn = {n["system"]: n["note"] for n in notes if n["tier"] in (tier, "all")}
         out.append(f"### {title}\n")
-        out.append(mapping + "\n")
+        out.append(mapping + ".\n")
+        out.append("Cells: records/s, payload MB/s, latency p50/p99 (produce: a batch's ack; "
+                   "tail: end to end). Ratios: Sluice records/s ÷ the peer's (> 1: Sluice "
+                   "ahead); tail row: Sluice p50 ÷ the peer's (< 1: Sluice ahead).\n")
         out.append("| workload | " + " | ".join(SYSTEMS) + " | " +
                    " | ".join(f"Sluice/{p}" for p in PEERS) + " |")
         out.append("|---|" + "---|" * len(SYSTEMS) + "---:|" * len(PEERS))
@@ -146,7 +151,7 @@ def main():
                     ratios.append("–")
                 elif w == "tail":
                     ok = sl.get("p50_us") and r.get("p50_us")
-                    ratios.append(f"{r['p50_us'] / sl['p50_us']:.1f}× lower p50" if ok else "–")
+                    ratios.append(f"p50 {sl['p50_us'] / r['p50_us']:.2f}×" if ok else "–")
                 else:
                     ok = r.get("records_per_s")
                     ratios.append(f"{sl['records_per_s'] / r['records_per_s']:.1f}×" if ok else "–")

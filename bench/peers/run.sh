@@ -123,11 +123,15 @@ install_deps() {
         [ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
     fi
     # Distro services, if a package did start them: stop and disable (ours use other ports).
-    local s
-    for s in redis-server rabbitmq-server nats-server; do
+    # Only when one runs: even a `stop` of RabbitMQ's init script spawns an epmd.
+    local s u
+    for s in redis-server:redis rabbitmq-server:rabbitmq nats-server:nats; do
+        u=${s#*:}
+        s=${s%%:*}
         if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-            systemctl disable --now "$s" >/dev/null 2>&1
-        elif [ -x "/etc/init.d/$s" ]; then
+            systemctl is-enabled --quiet "$s" 2>/dev/null && systemctl disable --now "$s" >/dev/null 2>&1
+        elif [ -x "/etc/init.d/$s" ] && pgrep -u "$u" >/dev/null 2>&1; then
+            say "stopping the distro's $s"
             "/etc/init.d/$s" stop >/dev/null 2>&1
             update-rc.d "$s" disable >/dev/null 2>&1
         fi
@@ -276,8 +280,9 @@ if want sluice; then
     else
         for tier in fsync write; do
             say "Sluice, tier $tier"
-            for b in 1 100 1000; do sluice_cell $tier produce 1024 $b; done
-            sluice_cell $tier produce 100 1000
+            # --inflight N: one batch of N records in flight, as the peers' N per round trip
+            for b in 1 100 1000; do sluice_cell $tier produce 1024 $b --inflight $b; done
+            sluice_cell $tier produce 100 1000 --inflight 1000
             # backlog drains are measured from their start, as the peers' are (no warm-up,
             # which would eat the backlog); flags after the cell's override the defaults
             sluice_cell $tier consume 1024 1000 --backlog $BACKLOG --warmup 0
@@ -359,7 +364,7 @@ fi
 
 # -- NATS 2.9 JetStream: file storage, default sync (write tier only) --
 if want nats; then
-    note NATS fsync "n/a: JetStream 2.9 cannot fsync before acking (sync_interval only)"
+    note NATS fsync "n/a: JetStream 2.9 has no setting that fsyncs before the ack"
     port=$(free_port)
     d="$TMP/nats"
     mkdir -p "$d"
