@@ -24,7 +24,8 @@ TIERS = [
 ]
 DRIVERS = {
     "Redis": "hiredis, `PING <payload>` pipelined",
-    "RabbitMQ": "rabbitmq-c, confirmed publish, unroutable",
+    "RabbitMQ": "rabbitmq-c, confirmed publish, to `amqp_fake` (a trivial AMQP server)",
+    "RabbitMQ-unroutable": "rabbitmq-c, confirmed publish to RabbitMQ, unroutable (driver + broker front end; not used for the marks)",
     "NATS": "C text-protocol client, core `PUB` + `PING`/`PONG`, no JetStream",
 }
 
@@ -117,7 +118,7 @@ def main():
     out.append("### Driver calibration (driver against a trivial server, records/s)\n")
     out.append("| driver | against | " + " | ".join(f"{size(b)} × {n:,}" for b, n in keys) + " |")
     out.append("|---|---|" + "---:|" * len(keys))
-    for s in PEERS:
+    for s in DRIVERS:
         if any(k[0] == s for k in cal):
             out.append(f"| {s} | {DRIVERS[s]} | " + " | ".join(
                 rate(cal[(s, b, n)]["records_per_s"]) if (s, b, n) in cal else "–" for b, n in keys) + " |")

@@ -149,6 +149,7 @@ say "building drivers into $BUILD"
 cc -O2 -Wall -o "$BUILD/redis_drv" "$HERE/redis_drv.c" -lhiredis -lpthread || exit 1
 cc -O2 -Wall -o "$BUILD/amqp_drv" "$HERE/amqp_drv.c" -lrabbitmq -lpthread || exit 1
 cc -O2 -Wall -o "$BUILD/nats_drv" "$HERE/nats_drv.c" || exit 1
+cc -O2 -Wall -o "$BUILD/amqp_fake" "$HERE/amqp_fake.c" || exit 1
 cc -O2 -Wall -o "$BUILD/loopback" "$HERE/loopback.c" -lpthread || exit 1
 
 # run_cell SYSTEM TIER COMMAND... : runs a driver on the client core, keeps its JSON line
@@ -336,6 +337,15 @@ loopback_users = none
 EOF
     echo '[].' >"$d/enabled_plugins"
     : >"$d/rabbitmq-env.conf"
+    # the driver's ceiling: amqp_drv against a trivial AMQP server (amqp_fake.c)
+    fport=$(free_port)
+    taskset -c "$SERVER_CPU" "$BUILD/amqp_fake" "$fport" 2>>"$LOG" &
+    PIDS+=($!)
+    if wait_port "$fport" 5; then
+        say "RabbitMQ driver against amqp_fake (trivial AMQP server) on port $fport"
+        calib_cells RabbitMQ "$BUILD/amqp_drv" --port "$fport"
+    fi
+    cleanup
     EPMD_BEFORE=" $(pgrep -x epmd | tr '\n' ' ')"
     EPMD_OURS=1
     say "RabbitMQ $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null) on port $port"
@@ -350,7 +360,8 @@ EOF
     PIDS+=($!)
     if wait_port "$port" 60; then
         A=("$BUILD/amqp_drv" --port "$port")
-        calib_cells RabbitMQ "${A[@]}"
+        # confirmed publishes the broker drops (unroutable): driver + RabbitMQ's front end
+        calib_cells RabbitMQ-unroutable "${A[@]}"
         say "RabbitMQ, tier fsync (quorum queue, publisher confirms)"
         peer_cells RabbitMQ fsync 1 "${A[@]}" --queue-type quorum
         say "RabbitMQ, tier write (stream queue over AMQP, publisher confirms)"
