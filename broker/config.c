@@ -90,7 +90,7 @@ static const struct setting settings[] = {
      "Least severe log level printed."},
     {"workers", "server", T_U32, U_NONE, "0", 0, 64, NULL, OFF(workers),
      "Threads that own shards, each with its own io_uring ring; the first also runs the "
-     "network. 0 = one per CPU core."},
+     "network. 0 = one per CPU core this process may use (taskset, cpuset)."},
     {"shutdown_timeout_ms", "server", T_U32, U_MS, "10s", 0, HOUR, NULL, OFF(shutdown_timeout_ms),
      "On SIGTERM/SIGINT, how long in-flight work may take before the broker exits anyway."},
 

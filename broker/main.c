@@ -16,6 +16,7 @@
 #include "common/ring.h"
 
 #include <malloc.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,7 +104,11 @@ int main(int argc, char **argv)
     }
     uint32_t nworkers = cfg.workers;
     if (nworkers == 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        /* The cores this process may run on (taskset, a container's cpuset),
+         * not all the machine has. */
+        cpu_set_t set;
+        long cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set)
+                                                               : sysconf(_SC_NPROCESSORS_ONLN);
         nworkers = cpus < 1 ? 1 : cpus > (long)SL_WORKERS_MAX ? SL_WORKERS_MAX : (uint32_t)cpus;
     }
     struct sl_workers *workers = NULL;
