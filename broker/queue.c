@@ -769,6 +769,7 @@ static int add_record(struct recv_op *op, struct qentry *e, const struct sl_reco
 
 struct dlq_op {
     uint8_t *batch; /* borrowed by the append until on_dlq_appended */
+    struct sl_stream *dst; /* held (inflight) until the append completes */
     struct sl_stream *src;
     char group[129];
     uint32_t shard;
@@ -794,6 +795,7 @@ static void on_dlq_appended(void *ctx, int err, uint64_t base, uint32_t count)
     struct sl_stream *st = op->src;
     free(op->batch);
     op->batch = NULL;
+    op->dst->inflight--;
     if (err == SL_OK && !st->deleted &&
         sl_qstate_ack(st->qstate, op->group, op->shard, op->seq, op->seq + 1, on_dlq_acked, op) ==
             SL_OK) {
@@ -862,10 +864,13 @@ static void dead_letter(struct recv_op *op, uint32_t shard, uint64_t seq,
     d->seq = seq;
     if (rc == SL_OK) {
         g->stream->inflight++;
+        dst->inflight++; /* a delete of the dead-letter stream waits for it */
         d->batch = buf;
+        d->dst = dst;
         rc = sl_bshard_append(&dst->shards[0], buf, len, 0, on_dlq_appended, d);
         if (rc != SL_OK) {
             g->stream->inflight--;
+            dst->inflight--;
         }
     }
     if (rc != SL_OK) {

@@ -145,6 +145,9 @@ static void chan_fini(struct chan *c)
     free(c->ovf);
     c->slots = NULL;
     c->ovf = NULL;
+    c->ovf_len = c->ovf_cap = 0;
+    atomic_store(&c->head, 0);
+    atomic_store(&c->tail, 0);
 }
 
 static bool chan_try_put(struct chan *c, const struct msg *m)
@@ -432,9 +435,8 @@ static void on_signal_workers(struct sl_deferred *d)
             w->in.posted = false;
             efd_wake(w->efd);
         }
-        if (w->in.ovf_len > 0) {
-            sl_ring_defer(ws->home, &ws->signal); /* try again next tick */
-        }
+        /* Messages left in the overflow list go in when the worker answers
+         * (sl_workers_drain): it answers everything it takes. */
     }
 }
 
@@ -486,9 +488,15 @@ void sl_workers_drain(struct sl_workers *ws)
     /* Re-entered when a callback closes a shard: then the inner call goes
      * on from where the outer one was, and order is kept. */
     for (uint32_t i = 1; i < ws->n; i++) {
+        struct worker *w = &ws->w[i];
         struct msg m;
-        while (chan_get(&ws->w[i].out, &m)) {
+        while (chan_get(&w->out, &m)) {
             home_handle(&m);
+        }
+        if (w->in.ovf_len > 0) {
+            chan_flush(&w->in); /* the worker made room */
+            w->in.posted = true;
+            sl_ring_defer(ws->home, &ws->signal);
         }
     }
 }
@@ -533,7 +541,7 @@ void sl_workers_call(struct sl_workers *ws, uint32_t i, void (*fn)(void *arg), v
     pthread_mutex_unlock(&w->mu);
 }
 
-static void worker_fini(struct worker *w)
+static void worker_join(struct worker *w)
 {
     if (w->started) {
         atomic_store_explicit(&w->stop, true, memory_order_release);
@@ -542,6 +550,11 @@ static void worker_fini(struct worker *w)
         w->started = false;
         SL_ASSERT(w->owned == NULL); /* every shard was closed first */
     }
+}
+
+static void worker_fini(struct worker *w)
+{
+    worker_join(w);
     while (w->free_pend != NULL) {
         struct pend *p = w->free_pend;
         w->free_pend = p->next;
@@ -644,9 +657,12 @@ void sl_workers_stop(struct sl_workers *ws)
         return;
     }
     for (uint32_t i = 1; i < ws->n; i++) {
+        worker_join(&ws->w[i]);
+    }
+    sl_workers_drain(ws); /* (nothing is left: every close handed back its messages) */
+    for (uint32_t i = 1; i < ws->n; i++) {
         worker_fini(&ws->w[i]);
     }
-    sl_workers_drain(ws);
     /* The wake-up read stays queued on the main ring: the caller tears the
      * ring down next without running it (its callbacks never run). */
     close(ws->home_efd);

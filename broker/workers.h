@@ -48,7 +48,8 @@ struct sl_workers;
 int sl_workers_start(uint32_t n, uint32_t ring_entries, struct sl_ring *home,
                      struct sl_workers **out);
 /* Stops and joins the threads. Every remote shard must be closed first.
- * NULL-safe. */
+ * The main ring must not run afterwards (its wake-up read and possibly an
+ * end-of-tick step still name the freed object): tear it down. NULL-safe. */
 void sl_workers_stop(struct sl_workers *w);
 
 uint32_t sl_workers_count(const struct sl_workers *w); /* NULL: 1 */

@@ -4,6 +4,7 @@
 #
 #   bench/peers/run.sh [--sluice-bench PATH] [--out DIR] [--duration S] [--warmup S]
 #                      [--systems sluice,redis,rabbitmq,nats] [--no-install]
+#                      [--multicore-runs N]
 #
 # Installs what it needs with apt/npm (idempotent), builds the C drivers into DIR/build,
 # measures the machine's ceilings and each driver's ceiling, then every cell; the server is
@@ -23,6 +24,7 @@ INSTALL=1
 BACKLOG=100000   # records stored before the consume and queue cells
 TAIL_RATE=1000   # records/s produced in the tail cells
 QUEUE_BATCH=100  # receive batch / prefetch in the queue cells
+MC_RUNS=3        # runs per worker count in the multi-core comparison (0: skip it)
 SERVER_CPU=0
 CLIENT_CPU=1
 
@@ -35,6 +37,7 @@ while [ $# -gt 0 ]; do
     --warmup) WARM=$2; shift 2 ;;
     --systems) SYSTEMS=$2; shift 2 ;;
     --no-install) INSTALL=0; shift ;;
+    --multicore-runs) MC_RUNS=$2; shift 2 ;;
     -h | --help) usage ;;
     *) echo "run.sh: unknown option $1" >&2; usage ;;
     esac
@@ -293,6 +296,28 @@ if want sluice; then
     fi
 fi
 
+# -- Sluice on both cores: 1 worker vs 2 (issue #5's multi-core figure) --
+# Not pinned (the broker and the load generator share both cores, as a user's would);
+# 4 shards, 2 producers, produce 1 KiB x 1,000; the two worker counts alternate, RUNS
+# times each, and the median is reported.
+MC="$OUT/multicore.jsonl"
+: >"$MC"
+if want sluice && [ -x "$SLUICE_BENCH" ] && [ "$MC_RUNS" -gt 0 ]; then
+    for tier in write fsync; do
+        if [ "$tier" = fsync ]; then ack=durable flush=always; else ack=written flush=interval; fi
+        say "Sluice multi-core, tier $tier: workers 1 vs 2, $MC_RUNS runs each"
+        for r in $(seq 1 "$MC_RUNS"); do
+            for w in 1 2; do
+                line=$(timeout 120 "$SLUICE_BENCH" --mode produce --record-bytes 1024 --batch 1000 \
+                    --shards 4 --producers 2 --inflight 8000 --ack $ack --flush $flush --dir "$TMP" \
+                    --warmup "$WARM" --duration "$DUR" --broker-arg --workers=$w --json 2>>"$LOG" |
+                    grep '^{' | tail -1)
+                [ -n "$line" ] && printf '{"tier":"%s","workers":%d,"run":%s}\n' "$tier" "$w" "$line" >>"$MC"
+            done
+        done
+    done
+fi
+
 # -- Redis 7.0: one server, AOF on; appendfsync always (fsync tier), then everysec (write) --
 if want redis; then
     port=$(free_port)
@@ -404,4 +429,5 @@ fi
 
 # ---- 5. tables ----
 "$PY" "$HERE/render.py" "$RES" | tee "$OUT/tables.md"
+[ -s "$MC" ] && "$PY" "$HERE/render_multicore.py" "$MC" | tee -a "$OUT/tables.md"
 say "done in $(($(date +%s) - T_START)) s; raw lines: $RES, tables: $OUT/tables.md, log: $LOG"
