@@ -132,7 +132,7 @@ static const struct setting settings[] = {
      OFF(index_interval_bytes), "One sparse index entry per this many bytes of log."},
     {"flush", "storage", T_ENUM, U_NONE, "always", 0, 0, flush_modes, OFF(flush),
      "always: acknowledge after fdatasync (group commit); interval: after the write, "
-     "fdatasync every flush_interval_ms."},
+     "fdatasync every flush_interval_ms. Applies to records, checkpoints and queue acks."},
     {"flush_interval_ms", "storage", T_U32, U_MS, "1s", 1, HOUR, NULL, OFF(flush_interval_ms),
      "flush=interval: longest time between fdatasyncs."},
     {"write_buf_bytes", "storage", T_U32, U_BYTES, "1MiB", 4 * KiB, 256 * MiB, NULL,
@@ -833,4 +833,6 @@ void sl_config_ckpt(const struct sl_broker_config *cfg, struct sl_ckpt_config *o
     out->groups_max = cfg->checkpoint_groups_max;
     out->log_bytes_max = cfg->checkpoint_log_bytes_max;
     out->pending_max = cfg->checkpoint_pending_max;
+    /* flush = interval covers checkpoints too: answered once written */
+    out->sync_interval_ms = cfg->flush == SL_FLUSH_INTERVAL ? cfg->flush_interval_ms : 0;
 }

@@ -644,6 +644,7 @@ int sl_ckpt_open(struct sl_ring *ring, const char *dir, const struct sl_ckpt_con
         .snap_bytes_max = SNAP_BYTES_MAX,
         .log_bytes_max = cfg->log_bytes_max,
         .pending_max = cfg->pending_max,
+        .sync_interval_ms = cfg->sync_interval_ms,
         .replay = replay_rec,
         .durable = durable_recs,
         .compact = compact,

@@ -26,6 +26,8 @@ struct sl_ckpt_config {
     uint32_t groups_max;    /* default 1024; [1, 1 Mi] */
     uint32_t log_bytes_max; /* compact when the log exceeds this; default 4 MiB; [4 KiB, 1 GiB] */
     uint32_t pending_max;   /* commits not yet durable; default 16384; [1, 16 Mi] */
+    uint32_t sync_interval_ms; /* 0 (default): a commit is answered once fsynced; else
+                                  once written, fsynced within this (flush = interval) */
 };
 
 void sl_ckpt_config_default(struct sl_ckpt_config *cfg);

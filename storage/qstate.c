@@ -1269,6 +1269,7 @@ int sl_qstate_open(struct sl_ring *ring, const char *dir, const struct sl_qstate
         .snap_bytes_max = SNAP_BYTES_MAX,
         .log_bytes_max = cfg->log_bytes_max,
         .pending_max = cfg->pending_max,
+        .sync_interval_ms = cfg->sync_interval_ms,
         .replay = replay_rec,
         .durable = NULL,
         .compact = compact,

@@ -41,6 +41,8 @@ struct sl_qstate_config {
     uint32_t pending_max;   /* mutations not yet durable; default 65536; [1, 16 Mi] */
     uint32_t ranges_max;    /* acked ranges, and also delivery counts, per (group, shard);
                                default 65536; [1, 16 Mi] */
+    uint32_t sync_interval_ms; /* 0 (default): a change is answered once fsynced; else
+                                  once written, fsynced within this (flush = interval) */
 };
 
 void sl_qstate_config_default(struct sl_qstate_config *cfg);

@@ -150,6 +150,9 @@ static void issue(struct sl_statelog *sl)
     write_issue(sl);
 }
 
+static void fly_written(struct sl_statelog *sl);
+static void sync_written(struct sl_statelog *sl);
+
 static void flush_deferred(struct sl_deferred *d)
 {
     issue(sl_container_of(d, struct sl_statelog, flush));
@@ -168,9 +171,59 @@ static void write_done(struct sl_io_op *op, int res)
         write_issue(sl); /* short write: continue where it stopped */
         return;
     }
+    if (sl->cfg.sync_interval_ms == 0) {
+        sl->ops++;
+        sl->stats.fsyncs++;
+        sl_ring_fsync(sl->ring, &sl->sync_op, sl->log_fd, 1);
+        return;
+    }
+    /* Interval mode: written is enough to answer; an fdatasync follows
+     * within sync_interval_ms (the timer), or now if one was due. */
+    sl->dirty = true;
+    fly_written(sl);
+    if (sl->sync_due) {
+        sl->sync_due = false;
+        sync_written(sl); /* staged records wait for it: syncs never starve */
+    } else if (!sl->timer_armed && sl->state == SL_OK && !sl->closing) {
+        sl->timer_armed = true;
+        sl->ops++;
+        sl_ring_timeout(sl->ring, &sl->timer_op, (uint64_t)sl->cfg.sync_interval_ms * 1000000u);
+    }
+    issue(sl);
+}
+
+/* Interval mode: an fdatasync of what is written, nothing waiting on it. */
+static void sync_written(struct sl_statelog *sl)
+{
+    if (sl->busy || !sl->dirty || sl->state != SL_OK) {
+        return;
+    }
+    sl->busy = true;
+    sl->sync_only = true;
+    sl->dirty = false;
     sl->ops++;
     sl->stats.fsyncs++;
     sl_ring_fsync(sl->ring, &sl->sync_op, sl->log_fd, 1);
+}
+
+static void timer_done(struct sl_io_op *op, int res)
+{
+    (void)res;
+    struct sl_statelog *sl = sl_container_of(op, struct sl_statelog, timer_op);
+    sl->ops--;
+    sl->timer_armed = false;
+    if (sl->busy) {
+        sl->sync_due = sl->dirty || !sl->sync_only; /* after the write in flight */
+        return;
+    }
+    sync_written(sl);
+}
+
+static void cancel_done(struct sl_io_op *op, int res)
+{
+    (void)res;
+    struct sl_statelog *sl = sl_container_of(op, struct sl_statelog, cancel_op);
+    sl->ops--;
 }
 
 /* Runs the callbacks of `fly` (durable) with SL_OK. busy stays set, so the
@@ -196,6 +249,20 @@ static void sync_done(struct sl_io_op *op, int res)
         go_fatal(sl, "log fdatasync", strerror(-res));
         return;
     }
+    if (sl->sync_only) {
+        sl->sync_only = false;
+        sl->busy = false;
+        issue(sl);
+        return;
+    }
+    fly_written(sl);
+    issue(sl);
+}
+
+/* The batch in flight is complete (durable, or written in interval mode):
+ * the log grows, its callbacks run, and a due compaction happens. */
+static void fly_written(struct sl_statelog *sl)
+{
     sl->log_bytes += sl->fly.len;
     sl->stats.records += sl->fly.count;
     if (sl->cfg.durable != NULL) {
@@ -207,7 +274,6 @@ static void sync_done(struct sl_io_op *op, int res)
         stage_to_fly(sl);
         complete_fly(sl);
     }
-    issue(sl);
 }
 
 int sl_statelog_admit(const struct sl_statelog *sl)
@@ -506,6 +572,8 @@ int sl_statelog_init(struct sl_statelog *sl, struct sl_ring *ring, const char *d
     sl->state = SL_OK;
     sl->write_op.cb = write_done;
     sl->sync_op.cb = sync_done;
+    sl->timer_op.cb = timer_done;
+    sl->cancel_op.cb = cancel_done;
     sl->flush.fn = flush_deferred;
     sl->compact_at = cfg->log_bytes_max;
     sl->dir = strdup(dir);
@@ -547,10 +615,20 @@ void sl_statelog_fini(struct sl_statelog *sl)
         return;
     }
     sl->closing = true;
-    /* Write what is staged and wait for our I/O; the deferred flush must
-     * also have run before the memory goes. */
-    while (sl->ops > 0 || sl->flush.queued || (sl->stage.count > 0 && sl->state == SL_OK)) {
+    /* Write what is staged, make it durable (interval mode: the last
+     * fdatasync now, the timer cancelled) and wait for our I/O; the
+     * deferred flush must also have run before the memory goes. */
+    while (sl->ops > 0 || sl->flush.queued || (sl->stage.count > 0 && sl->state == SL_OK) ||
+           (sl->dirty && sl->state == SL_OK)) {
         issue(sl);
+        if (!sl->busy && sl->stage.count == 0) {
+            sync_written(sl);
+        }
+        if (sl->timer_armed && !sl->cancel_armed) {
+            sl->cancel_armed = true;
+            sl->ops++;
+            sl_ring_cancel(sl->ring, &sl->cancel_op, &sl->timer_op);
+        }
         sl_ring_run(sl->ring, sl->ops > 0 ? 1 : 0, 0);
     }
     SL_ASSERT(sl->fly.count == 0 && sl->stage.count == 0);

@@ -32,7 +32,8 @@
 
 struct sl_statelog;
 
-/* err: SL_OK once durable; SL_EFATAL when the write or fdatasync failed. */
+/* err: SL_OK once durable (with sync_interval_ms: once written); SL_EFATAL
+ * when the write or fdatasync failed. */
 typedef void (*sl_statelog_cb)(void *ctx, int err);
 
 struct sl_statelog_config {
@@ -44,6 +45,11 @@ struct sl_statelog_config {
     uint64_t snap_bytes_max;   /* a larger snapshot file is damage, not read */
     uint32_t log_bytes_max;    /* compact when the log passes this */
     uint32_t pending_max;      /* records staged or in flight */
+    /* 0: a batch's callbacks run once an fdatasync covers it (the default).
+     * > 0: they run once it is written (in the page cache: it survives a
+     * crash of the process, not a power cut), and an fdatasync follows
+     * within this many ms - the broker's `flush = interval` policy. */
+    uint32_t sync_interval_ms;
     /* Open: applies one record whose length field is in bounds (rec, len
      * borrowed for the call). Sets *valid = false when it fails its check or
      * structure: it and all after it are the torn tail. Another error than
@@ -91,13 +97,18 @@ struct sl_statelog {
     struct sl_statelog_config cfg;
     int state; /* SL_OK or SL_EFATAL */
     bool busy; /* a batch's write or fdatasync is in flight */
+    bool dirty;       /* sync_interval_ms: written since the last fdatasync */
+    bool sync_only;   /* the fdatasync in flight covers written batches only */
+    bool timer_armed; /* the sync_interval_ms timeout is queued */
+    bool sync_due;    /* it expired while a write was in flight */
+    bool cancel_armed;
     bool closing;
     uint32_t ops;        /* ring ops in flight */
     uint64_t log_bytes;  /* durable end of the log: the next write's offset */
     uint64_t compact_at; /* compact when log_bytes passes this */
     uint32_t fly_done;   /* bytes of `fly` written so far (short writes) */
     struct sl_statelog_batch stage, fly;
-    struct sl_io_op write_op, sync_op;
+    struct sl_io_op write_op, sync_op, timer_op, cancel_op;
     struct sl_deferred flush;
     struct sl_statelog_stats stats;
 };

@@ -34,6 +34,7 @@
 #include <inttypes.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct sl_ring g_ring;
@@ -248,6 +249,59 @@ TEST(close_flushes_staged_commits)
     CHECK_EQ(w.err, SL_OK);
     CHECK_EQ(fx_open(&f), SL_OK);
     CHECK_EQ(get_or(&f, "g", 3, 0), 99);
+    fx_fini(&f);
+}
+
+/* flush = interval: commits are answered once written, without an fdatasync each;
+ * one follows within sync_interval_ms, and close makes everything durable. */
+TEST(interval_mode_answers_after_write_and_syncs_later)
+{
+    struct fx f;
+    CHECK(fx_init(&f) == 0);
+    f.cfg.sync_interval_ms = 100;
+    CHECK_EQ(fx_open(&f), SL_OK);
+    struct sl_ckpt_stats st;
+    sl_ckpt_stats(f.cs, &st);
+    uint64_t fsyncs0 = st.fsyncs;
+    enum { N = 50 };
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(commit_sync(&f, "g", (uint32_t)(i % 3), (uint64_t)i, 1), SL_OK);
+    }
+    sl_ckpt_stats(f.cs, &st);
+    /* Fifty commits one after another: fifty writes, no fdatasync yet (the
+     * timer has not expired), every commit answered. */
+    CHECK(st.writes >= N);
+    CHECK_EQ(st.fsyncs, fsyncs0);
+    CHECK_EQ(get_or(&f, "g", (N - 1) % 3, 0), N - 1);
+    /* The timer expires: one fdatasync covers them. */
+    for (int i = 0; i < 40; i++) {
+        sl_ring_run(&g_ring, 1, 10 * 1000 * 1000);
+    }
+    sl_ckpt_stats(f.cs, &st);
+    CHECK_EQ(st.fsyncs, fsyncs0 + 1);
+    /* Writes keep coming, closer together than the interval, for 350 ms: the
+     * fdatasyncs still happen (at least two more). */
+    for (int i = 0; i < 300; i++) {
+        CHECK_EQ(commit_sync(&f, "h", 0, (uint64_t)i, 1), SL_OK);
+        if (i % 10 == 0) {
+            usleep(12000);
+        }
+    }
+    sl_ckpt_stats(f.cs, &st);
+    CHECK(st.fsyncs >= fsyncs0 + 2);
+    /* Close right after a commit: the last write is made durable, the timer
+     * cancelled (close does not wait for it). */
+    CHECK_EQ(commit_sync(&f, "g", 9, 777, 1), SL_OK);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    sl_ckpt_close(f.cs);
+    f.cs = NULL;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    CHECK(ms < 90.0);
+    CHECK_EQ(fx_open(&f), SL_OK);
+    CHECK_EQ(get_or(&f, "g", 9, 0), 777);
+    CHECK_EQ(get_or(&f, "h", 0, 0), 299);
     fx_fini(&f);
 }
 
@@ -621,6 +675,7 @@ int main(void)
     RUN(corrupt_snapshot_is_an_error);
     RUN(groups_max_enforced);
     RUN(argument_and_pending_limits);
+    RUN(interval_mode_answers_after_write_and_syncs_later);
     sl_ring_fini(&g_ring);
     TEST_END();
 }
