@@ -134,6 +134,13 @@ static void pub_wait(struct pub *p)
     }
 }
 
+static void pub_round(void *ctx)
+{
+    struct pub *p = ctx;
+    pub_send(p, o.batch);
+    pub_wait(p);
+}
+
 static void run_produce(int calib)
 {
     amqp_connection_state_t c = conn(1);
@@ -142,24 +149,7 @@ static void run_produce(int calib)
     }
     struct pub p;
     pub_init(&p, c, calib ? "no-such-queue-sluice-bench" : "bench");
-    struct lat l;
-    lat_init(&l, 1u << 22);
-    uint64_t t0 = now_ns(), tw = t0 + (uint64_t)(o.warmup * 1e9), te = tw + (uint64_t)(o.duration * 1e9);
-    uint64_t recs = 0, tstart = 0, t;
-    while ((t = now_ns()) < te) {
-        pub_send(&p, o.batch);
-        pub_wait(&p);
-        uint64_t t2 = now_ns();
-        if (t >= tw) {
-            if (tstart == 0) {
-                tstart = t;
-            }
-            recs += o.batch;
-            lat_add(&l, t2 - t);
-        }
-    }
-    double secs = (double)(now_ns() - tstart) / 1e9;
-    emit(&o, calib ? "calib-produce" : "produce", recs, secs, lat_pct(&l, 50), lat_pct(&l, 99));
+    produce_loop(&o, calib, pub_round, &p);
     if (!calib) {
         amqp_queue_delete(c, 1, amqp_cstring_bytes("bench"), 0, 0);
     }

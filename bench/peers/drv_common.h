@@ -130,6 +130,33 @@ static inline void emit(const struct opts *o, const char *workload, uint64_t rec
     fflush(stdout);
 }
 
+/* The closed-loop produce cell of every driver: round(ctx) sends o->batch records and
+ * waits for all their acknowledgements; after the warm-up, each round is one latency
+ * sample (first send to last ack). Prints the result line. */
+static inline void produce_loop(const struct opts *o, int calib, void (*round)(void *ctx),
+                                void *ctx)
+{
+    struct lat l;
+    lat_init(&l, 1u << 22);
+    uint64_t t0 = now_ns(), tw = t0 + (uint64_t)(o->warmup * 1e9);
+    uint64_t te = tw + (uint64_t)(o->duration * 1e9);
+    uint64_t recs = 0, tstart = 0, t;
+    while ((t = now_ns()) < te) {
+        round(ctx);
+        uint64_t t2 = now_ns();
+        if (t >= tw) {
+            if (tstart == 0) {
+                tstart = t;
+            }
+            recs += o->batch;
+            lat_add(&l, t2 - t);
+        }
+    }
+    double secs = (double)(now_ns() - tstart) / 1e9;
+    emit(o, calib ? "calib-produce" : "produce", recs, secs, lat_pct(&l, 50), lat_pct(&l, 99));
+    free(l.v);
+}
+
 /* Payload: first 8 bytes = send time (CLOCK_MONOTONIC ns) for end-to-end latency. */
 static inline void payload_stamp(uint8_t *p)
 {

@@ -211,26 +211,16 @@ static void wait_batch(uint32_t n_recs, int calib)
     }
 }
 
+static void produce_round(void *ctx)
+{
+    int calib = *(const int *)ctx;
+    send_batch(o.batch, calib);
+    wait_batch(o.batch, calib);
+}
+
 static void run_produce(int calib)
 {
-    struct lat l;
-    lat_init(&l, 1u << 22);
-    uint64_t t0 = now_ns(), tw = t0 + (uint64_t)(o.warmup * 1e9), te = tw + (uint64_t)(o.duration * 1e9);
-    uint64_t recs = 0, tstart = 0, t;
-    while ((t = now_ns()) < te) {
-        send_batch(o.batch, calib);
-        wait_batch(o.batch, calib);
-        uint64_t t2 = now_ns();
-        if (t >= tw) {
-            if (tstart == 0) {
-                tstart = t;
-            }
-            recs += o.batch;
-            lat_add(&l, t2 - t);
-        }
-    }
-    double secs = (double)(now_ns() - tstart) / 1e9;
-    emit(&o, calib ? "calib-produce" : "produce", recs, secs, lat_pct(&l, 50), lat_pct(&l, 99));
+    produce_loop(&o, calib, produce_round, &calib);
 }
 
 /* consume (ack none) or queue (ack explicit, one ack per message): a durable pull consumer

@@ -72,28 +72,24 @@ static void pipeline(redisContext *c, uint8_t *buf, uint32_t n, int ping)
     }
 }
 
+struct produce_ctx {
+    redisContext *c;
+    uint8_t *buf;
+    int ping;
+};
+
+static void produce_round(void *ctx)
+{
+    struct produce_ctx *p = ctx;
+    pipeline(p->c, p->buf, o.batch, p->ping);
+}
+
 static void run_produce(int ping)
 {
-    redisContext *c = conn();
-    uint8_t *buf = calloc(1, o.bytes);
-    memset(buf + 8, 'x', o.bytes - 8);
-    struct lat l;
-    lat_init(&l, 1u << 22);
-    uint64_t t0 = now_ns(), tw = t0 + (uint64_t)(o.warmup * 1e9), te = tw + (uint64_t)(o.duration * 1e9);
-    uint64_t recs = 0, tstart = 0, t;
-    while ((t = now_ns()) < te) {
-        pipeline(c, buf, o.batch, ping);
-        uint64_t t2 = now_ns();
-        if (t >= tw) {
-            if (tstart == 0) {
-                tstart = t;
-            }
-            recs += o.batch;
-            lat_add(&l, t2 - t);
-        }
-    }
-    double secs = (double)(now_ns() - tstart) / 1e9;
-    emit(&o, ping ? "calib-produce" : "produce", recs, secs, lat_pct(&l, 50), lat_pct(&l, 99));
+    struct produce_ctx p = {.c = conn(), .buf = calloc(1, o.bytes), .ping = ping};
+    memset(p.buf + 8, 'x', o.bytes - 8);
+    produce_loop(&o, ping, produce_round, &p);
+    free(p.buf);
 }
 
 static void fill_backlog(redisContext *c)
