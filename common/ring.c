@@ -15,6 +15,7 @@
 #include "common/error.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,6 +279,14 @@ void sl_ring_fsync(struct sl_ring *ring, struct sl_io_op *op, int fd, int datasy
     }
     struct io_uring_sqe *sqe = get_sqe(ring);
     io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+    queued(ring, sqe, op);
+}
+
+void sl_ring_writeback(struct sl_ring *ring, struct sl_io_op *op, int fd, uint64_t offset,
+                       uint32_t len)
+{
+    struct io_uring_sqe *sqe = get_sqe(ring);
+    io_uring_prep_sync_file_range(sqe, fd, len, offset, SYNC_FILE_RANGE_WRITE);
     queued(ring, sqe, op);
 }
 

@@ -66,6 +66,11 @@ void sl_ring_read(struct sl_ring *ring, struct sl_io_op *op, int fd, void *buf, 
                   uint64_t offset);
 /* fdatasync (datasync = 1, IORING_FSYNC_DATASYNC) or fsync; works on dirs. */
 void sl_ring_fsync(struct sl_ring *ring, struct sl_io_op *op, int fd, int datasync);
+/* sync_file_range(SYNC_FILE_RANGE_WRITE): starts writeback of [offset,
+ * offset + len) without waiting for it (an early start, so a later
+ * fdatasync has less to do; it promises nothing itself). Not a fault point. */
+void sl_ring_writeback(struct sl_ring *ring, struct sl_io_op *op, int fd, uint64_t offset,
+                       uint32_t len);
 /* Sockets: accept (res = new fd, SOCK_CLOEXEC), recv and send (res = bytes;
  * send uses MSG_NOSIGNAL). */
 void sl_ring_accept(struct sl_ring *ring, struct sl_io_op *op, int fd);

