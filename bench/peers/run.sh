@@ -4,7 +4,7 @@
 #
 #   bench/peers/run.sh [--sluice-bench PATH] [--out DIR] [--duration S] [--warmup S]
 #                      [--systems sluice,redis,rabbitmq,nats] [--no-install]
-#                      [--multicore-runs N]
+#                      [--multicore-runs N] [--warm-mb N]
 #
 # Installs what it needs with apt/npm (idempotent), builds the C drivers into DIR/build,
 # measures the machine's ceilings and each driver's ceiling, then every cell; the server is
@@ -25,6 +25,8 @@ BACKLOG=100000   # records stored before the consume and queue cells
 TAIL_RATE=1000   # records/s produced in the tail cells
 QUEUE_BATCH=100  # receive batch / prefetch in the queue cells
 MC_RUNS=3        # runs per worker count in the multi-core comparison (0: skip it)
+WARM_MB=4096     # pages touched and freed before each system's tier (0: skip; see warm_pages)
+WARM_DIR=/dev/shm
 SERVER_CPU=0
 CLIENT_CPU=1
 
@@ -38,6 +40,7 @@ while [ $# -gt 0 ]; do
     --systems) SYSTEMS=$2; shift 2 ;;
     --no-install) INSTALL=0; shift ;;
     --multicore-runs) MC_RUNS=$2; shift 2 ;;
+    --warm-mb) WARM_MB=$2; shift 2 ;;
     -h | --help) usage ;;
     *) echo "run.sh: unknown option $1" >&2; usage ;;
     esac
@@ -221,9 +224,23 @@ cat "$RES" | grep machine | sed 's/^/  /' >&2
 # Cells of one tier: produce 1 KiB x 1/100/1000, produce 100 B x 1000, consume a backlog,
 # tail at TAIL_RATE (end-to-end latency), queue receive+ack (where the tier has a queue).
 # TAIL_CMD (an array), when set, is the driver of the tail cell.
+# On a VM whose host backs guest memory lazily, the first write into a never-used page
+# costs ~10x a reused one (a 2 GB dd to a new file: ~490 MB/s cold, 6.5 GB/s right
+# after the pages were freed). Every broker here writes through the page cache, so
+# before each system's tier WARM_MB of pages are touched and freed (tmpfs, no disk I/O)
+# and whoever runs next reuses them: the same starting state for everyone.
+warm_pages() {
+    [ "$WARM_MB" -gt 0 ] || return 0
+    local d=$WARM_DIR
+    [ -d "$d" ] && [ -w "$d" ] || d=$TMP
+    local f="$d/sluice-peers-warm.$$"
+    dd if=/dev/zero of="$f" bs=1M count="$WARM_MB" status=none 2>>"$LOG" || true
+    rm -f "$f"
+}
 peer_cells() { # system tier queue(0|1) driver-command...
     local sys=$1 tier=$2 q=$3
     shift 3
+    warm_pages
     local b t=("$@")
     [ -n "${TAIL_CMD+x}" ] && t=("${TAIL_CMD[@]}")
     for b in 1 100 1000; do
@@ -283,6 +300,7 @@ if want sluice; then
         note Sluice all "sluice-bench not built"
     else
         for tier in fsync write; do
+            warm_pages
             say "Sluice, tier $tier"
             # --inflight N: one batch of N records in flight, as the peers' N per round trip
             for b in 1 100 1000; do sluice_cell $tier produce 1024 $b --inflight $b; done
@@ -305,6 +323,7 @@ MC="$OUT/multicore.jsonl"
 if want sluice && [ -x "$SLUICE_BENCH" ] && [ "$MC_RUNS" -gt 0 ]; then
     for tier in write fsync; do
         if [ "$tier" = fsync ]; then ack=durable flush=always; else ack=written flush=interval; fi
+        warm_pages
         say "Sluice multi-core, tier $tier: workers 1 vs 2, $MC_RUNS runs each"
         for r in $(seq 1 "$MC_RUNS"); do
             for w in 1 2; do
