@@ -314,13 +314,18 @@ static void dedup_rebuild(void *ctx, struct sl_bshard *b, struct sl_ring *ring)
     if (buf == NULL) {
         return;
     }
+    /* The newest DEDUP_REBUILD_BYTES_MAX of the log (a retry is of a recent
+     * batch: reading the oldest bytes of the window instead missed the
+     * newest ones whenever a shard took more than that in the window - found
+     * by the long crash loop), of which the batches inside the window. */
     uint64_t now = sl_clock_wall_ms();
-    struct sl_shard_read rd = {.from = SL_READ_TIME,
-                               .time_ms = now > DEDUP_REBUILD_WINDOW_MS
-                                              ? now - DEDUP_REBUILD_WINDOW_MS
-                                              : 0,
-                               .buf = buf, .buf_cap = cap, .max_bytes = DEDUP_REBUILD_BUF,
-                               .cb = on_rebuild_read};
+    uint64_t since = now > DEDUP_REBUILD_WINDOW_MS ? now - DEDUP_REBUILD_WINDOW_MS : 0;
+    uint64_t from = ss.first_seq;
+    if (sl_shard_seq_near_tail_bytes(b->log, DEDUP_REBUILD_BYTES_MAX, &from) != SL_OK) {
+        from = ss.first_seq;
+    }
+    struct sl_shard_read rd = {.from = SL_READ_SEQ, .seq = from, .buf = buf, .buf_cap = cap,
+                               .max_bytes = DEDUP_REBUILD_BUF, .cb = on_rebuild_read};
     uint64_t total = 0;
     for (;;) {
         struct rebuild_read r = {0, 0};
@@ -338,7 +343,7 @@ static void dedup_rebuild(void *ctx, struct sl_bshard *b, struct sl_ring *ring)
                 break;
             }
             struct sl_dedup_entry *e = NULL;
-            if (h.producer_id != 0 &&
+            if (h.producer_id != 0 && h.append_time_ms >= since &&
                 sl_dedup_begin(b, h.producer_id, h.producer_seq, &e) == SL_OK) {
                 sl_dedup_end(b, h.producer_id, h.producer_seq, SL_OK, h.base_seq,
                              h.record_count);
@@ -346,10 +351,9 @@ static void dedup_rebuild(void *ctx, struct sl_bshard *b, struct sl_ring *ring)
             off += h.length;
         }
         total += rd.len;
-        if (total >= DEDUP_REBUILD_BYTES_MAX) {
-            break;
+        if (total >= 2 * (uint64_t)DEDUP_REBUILD_BYTES_MAX) {
+            break; /* (the start bounds it already; a guard) */
         }
-        rd.from = SL_READ_SEQ;
         rd.seq = rd.next_seq;
     }
     free(buf);

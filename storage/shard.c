@@ -1724,6 +1724,38 @@ int sl_shard_time_near_seq(struct sl_shard *s, uint64_t seq, uint64_t *time_ms)
     return SL_OK;
 }
 
+int sl_shard_seq_near_tail_bytes(struct sl_shard *s, uint64_t bytes, uint64_t *seq)
+{
+    *seq = s->seg_count > 0 ? s->segs[0]->base_seq : 0;
+    uint64_t remaining = bytes;
+    for (uint32_t i = s->seg_count; i > 0; i--) {
+        struct segment *g = s->segs[i - 1];
+        if (g->bytes < remaining) {
+            remaining -= g->bytes;
+            *seq = g->base_seq;
+            continue;
+        }
+        uint64_t target = g->bytes - remaining;
+        int rc = g->writing ? SL_OK : seg_load(s, g);
+        if (rc != SL_OK) {
+            return rc;
+        }
+        /* The last index entry at or before target: a batch boundary. */
+        uint32_t lo = 0, hi = g->idx_count;
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (g->idx[mid].pos <= target) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        *seq = lo > 0 ? g->idx[lo - 1].seq : g->base_seq;
+        return SL_OK;
+    }
+    return SL_OK;
+}
+
 /* ------------------------------------------------------------------ */
 /* retention                                                           */
 

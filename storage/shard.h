@@ -152,6 +152,12 @@ uint32_t sl_shard_retention_run(struct sl_shard *s);
  * Errors: SL_ETRIMMED, SL_EINVAL (beyond the tail), SL_ENOTFOUND (empty). */
 int sl_shard_time_near_seq(struct sl_shard *s, uint64_t seq, uint64_t *time_ms);
 
+/* A sequence to read from so that the read covers at least the last `bytes`
+ * of the log (a batch boundary from the sparse index: at most one index
+ * interval more; the oldest retained sequence when the log is smaller). For
+ * start-up scans of recent history. Errors: SL_EIO (loading a segment). */
+int sl_shard_seq_near_tail_bytes(struct sl_shard *s, uint64_t bytes, uint64_t *seq);
+
 struct sl_shard_stats {
     uint64_t first_seq;      /* oldest retained */
     uint64_t next_seq;       /* sequence the next record will get */

@@ -2090,6 +2090,45 @@ FX_CASE(interval_starts_writeback_early, 702)
     DO(fx_close(f)); /* close makes it durable (the fdatasync it owes) */
 }
 
+/* sl_shard_seq_near_tail_bytes: a read from the sequence it returns covers at
+ * least the last N bytes, across segments, and not much more. */
+FX_CASE(seq_near_tail_bytes, 703)
+{
+    f->cfg.segment_bytes = 256 * KiB;
+    f->cfg.index_interval_bytes = 4 * KiB;
+    DO(fx_open(f));
+    struct mbatch *tmpl = gen_fixed(f, 1, 1000); /* ~1 KiB batches, 1 record each */
+    const uint32_t n = 2000;                     /* ~2 MiB: 8 segments */
+    struct bulk k = {0, 0, 0, 0};
+    for (uint32_t i = 0; i < n; i++) {
+        int rc;
+        while ((rc = sl_shard_append(f->s, tmpl->bytes, tmpl->len, bulk_cb, &k)) == SL_EAGAIN) {
+            sl_ring_run(&g_ring, 1, 0);
+        }
+        CHECK_EQ(rc, SL_OK);
+        k.pending++;
+    }
+    while (k.pending > 0) {
+        sl_ring_run(&g_ring, 1, 0);
+    }
+    CHECK_EQ(k.failed, 0);
+    const uint64_t wants[] = {0, 1, 10 * KiB, 300 * KiB, 1 * MiB, 100 * MiB};
+    for (size_t i = 0; i < sizeof(wants) / sizeof(wants[0]); i++) {
+        uint64_t seq = UINT64_MAX;
+        CHECK_EQ(sl_shard_seq_near_tail_bytes(f->s, wants[i], &seq), SL_OK);
+        uint64_t covered = (n - seq) * tmpl->len; /* one record a batch */
+        CHECK(seq <= n);
+        CHECK(covered >= wants[i] || seq == 0);
+        CHECK(covered <= wants[i] + 4 * KiB + tmpl->len); /* one index interval more */
+    }
+    DO(fx_close(f));
+    DO(fx_open(f)); /* sealed segments not loaded yet: loaded on demand */
+    uint64_t seq = UINT64_MAX;
+    CHECK_EQ(sl_shard_seq_near_tail_bytes(f->s, 1 * MiB, &seq), SL_OK);
+    CHECK((n - seq) * tmpl->len >= 1 * MiB);
+    CHECK((n - seq) * tmpl->len <= 1 * MiB + 4 * KiB + tmpl->len);
+}
+
 FX_CASE(reopen_1000_segments_no_scan, 701)
 {
     f->cfg.segment_bytes = 4 * KiB;
@@ -2457,6 +2496,7 @@ int main(void)
     RUN(concurrent_tail_reader);
     RUN(reopen_1000_segments_no_scan);
     RUN(interval_starts_writeback_early);
+    RUN(seq_near_tail_bytes);
     RUN(enospc_tmpfs_flush_always);
     RUN(enospc_tmpfs_flush_interval);
     sl_ring_fini(&g_ring);
