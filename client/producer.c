@@ -321,11 +321,13 @@ static struct pbatch *collect_locked(struct sluice_producer *p, uint64_t now, ui
     *wake_ms = now + PRODUCER_IDLE_WAKE_MS;
     for (uint32_t i = 0; i < p->shard_count; i++) {
         struct pshard *s = &p->shards[i];
-        if (s->open != NULL && (p->opts.linger_ms != SLUICE_LINGER_NONE ||
-                                (!s->inflight && s->head == NULL) || p->flush_now ||
-                                p->closing)) {
-            bool eager = p->opts.linger_ms == SLUICE_LINGER_NONE;
-            uint64_t due = eager ? now : s->open->opened_ms + p->opts.linger_ms;
+        if (s->open != NULL) {
+            /* SLUICE_LINGER_NONE: due now if the shard has nothing in flight or
+             * queued, else when that completes (which wakes this thread). */
+            uint64_t due = p->opts.linger_ms != SLUICE_LINGER_NONE
+                               ? s->open->opened_ms + p->opts.linger_ms
+                           : s->inflight || s->head != NULL ? UINT64_MAX
+                                                            : now;
             if (p->flush_now || p->closing || due <= now) {
                 seal_locked(p, s);
             } else if (due < *wake_ms) {

@@ -1173,18 +1173,15 @@ static void maybe_sync(struct sl_shard *s)
     struct segment *a = s->seg_count > 0 ? active(s) : NULL;
     if (s->cfg.flush == SL_FLUSH_INTERVAL && a != NULL && a->writing && !s->wb_busy &&
         !s->closing && a->log_fd >= 0 && a->written_pos >= a->wb_pos + WB_CHUNK) {
-        uint64_t len = a->written_pos - a->wb_pos;
+        uint64_t left = a->written_pos - a->wb_pos;
+        uint32_t len = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
         s->wb_busy = true;
         s->wb_seg = a;
-        s->wb_target = a->written_pos;
+        s->wb_target = a->wb_pos + len;
         a->refs++;
         s->ops++;
         s->stats.writebacks++;
-        sl_ring_writeback(s->ring, &s->wb_op, a->log_fd, a->wb_pos,
-                          len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
-        if (len > UINT32_MAX) {
-            s->wb_target = a->wb_pos + UINT32_MAX;
-        }
+        sl_ring_writeback(s->ring, &s->wb_op, a->log_fd, a->wb_pos, len);
     }
     if (dirty && s->cfg.flush == SL_FLUSH_INTERVAL && !s->timer_armed && !s->sync_busy) {
         s->timer_armed = true;
@@ -1495,6 +1492,22 @@ static uint64_t seg_start_pos(const struct segment *g, const struct sl_shard_rea
     return lo == 0 ? 0 : g->idx[lo - 1].pos;
 }
 
+/* The number of index entries whose position is below `pos` (entries are
+ * sorted by position). */
+static uint32_t idx_below_pos(const struct segment *g, uint64_t pos)
+{
+    uint32_t lo = 0, hi = g->idx_count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (g->idx[mid].pos < pos) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
 static uint64_t seg_visible_end(const struct segment *g)
 {
     return g->writing ? g->visible_pos : g->bytes;
@@ -1707,16 +1720,7 @@ int sl_shard_time_near_seq(struct sl_shard *s, uint64_t seq, uint64_t *time_ms)
         return rc;
     }
     struct sl_shard_read probe = {.from = SL_READ_SEQ, .seq = seq};
-    uint64_t pos = seg_start_pos(g, &probe);
-    uint32_t lo = 0, hi = g->idx_count;
-    while (lo < hi) { /* the entry at pos */
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (g->idx[mid].pos < pos) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
+    uint32_t lo = idx_below_pos(g, seg_start_pos(g, &probe)); /* the entry at that pos */
     if (lo >= g->idx_count) {
         return SL_ENOTFOUND;
     }
@@ -1741,16 +1745,8 @@ int sl_shard_seq_near_tail_bytes(struct sl_shard *s, uint64_t bytes, uint64_t *s
             return rc;
         }
         /* The last index entry at or before target: a batch boundary. */
-        uint32_t lo = 0, hi = g->idx_count;
-        while (lo < hi) {
-            uint32_t mid = lo + (hi - lo) / 2;
-            if (g->idx[mid].pos <= target) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        *seq = lo > 0 ? g->idx[lo - 1].seq : g->base_seq;
+        uint32_t n = idx_below_pos(g, target + 1);
+        *seq = n > 0 ? g->idx[n - 1].seq : g->base_seq;
         return SL_OK;
     }
     return SL_OK;
@@ -2149,17 +2145,11 @@ void sl_shard_stats_progress(const struct sl_shard *s, struct sl_shard_stats *st
 void sl_shard_stats(const struct sl_shard *s, struct sl_shard_stats *st)
 {
     *st = s->stats;
-    st->first_seq = s->seg_count > 0 ? s->segs[0]->base_seq : 0;
-    st->next_seq = s->next_seq;
-    st->visible_seq = s->visible_seq;
-    st->visible_time_ms = s->visible_time_ms;
+    sl_shard_stats_progress(s, st);
     st->bytes = 0;
     for (uint32_t i = 0; i < s->seg_count; i++) {
         st->bytes += s->segs[i]->bytes;
     }
     st->segments = s->seg_count;
     st->segments_open = s->segs_open;
-    st->state = s->state;
-    st->fatal_errno = s->fatal_errno;
-    st->fatal_what = s->fatal_what;
 }
