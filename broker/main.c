@@ -7,10 +7,13 @@
  * SIGINT: stop accepting, finish in-flight requests, close every shard (which
  * fsyncs), exit 0.
  */
-#include "broker/catalog.h"
 #include "broker/config.h"
-#include "broker/server.h"
-#include "broker/workers.h"
+#include "broker/engine/catalog.h"
+#include "broker/engine/engine.h"
+#include "broker/engine/events.h"
+#include "broker/engine/workers.h"
+#include "broker/native/handlers.h"
+#include "broker/native/server.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/ring.h"
@@ -57,13 +60,20 @@ static void server_config_from(const struct sl_broker_config *bc, struct sl_serv
     sc->conn_buffer_bytes = bc->conn_buffer_bytes;
     sc->idle_timeout_ms = bc->idle_timeout_ms;
     sc->frame_timeout_ms = bc->frame_timeout_ms;
-    sc->fetch_wait_max_ms = bc->fetch_wait_max_ms;
-    sc->batch_bytes_max = bc->batch_bytes_max;
     sc->retention_check_ms = bc->retention_check_ms;
     sc->shutdown_timeout_ms = bc->shutdown_timeout_ms;
-    sc->auto_create_streams = bc->auto_create_streams;
-    sc->dedup_window_ms = bc->dedup_window_ms;
-    sc->default_shards = bc->default_shards;
+}
+
+static void engine_config_from(const struct sl_broker_config *bc, struct sl_engine_config *ec)
+{
+    memset(ec, 0, sizeof(*ec));
+    ec->fetch_wait_max_ms = bc->fetch_wait_max_ms;
+    /* a fetch answer fits one native frame */
+    ec->fetch_bytes_max = bc->max_frame_bytes - SL_NATIVE_FRAME_SLACK;
+    ec->batch_bytes_max = bc->batch_bytes_max;
+    ec->auto_create_streams = bc->auto_create_streams;
+    ec->dedup_window_ms = bc->dedup_window_ms;
+    ec->default_shards = bc->default_shards;
 }
 
 int main(int argc, char **argv)
@@ -129,7 +139,11 @@ int main(int argc, char **argv)
     /* flush = interval covers queue acks and delivery counts too */
     cc.qstate.sync_interval_ms = cfg.flush == SL_FLUSH_INTERVAL ? cfg.flush_interval_ms : 0;
     cc.default_retention_hours = cfg.default_retention_hours;
-    cc.listener = sl_handle_shard_listener;
+    struct sl_engine engine;
+    memset(&engine, 0, sizeof(engine));
+    cc.listener = sl_events_shard_listener;
+    cc.stream_free = sl_events_stream_free;
+    cc.stream_free_ctx = &engine;
     char shard_why[256];
     if (sl_shard_config_check(&cc.shard, shard_why, sizeof(shard_why)) != SL_OK) {
         sl_error("broker", "invalid shard settings: %s", shard_why);
@@ -150,16 +164,24 @@ int main(int argc, char **argv)
         sl_config_fini(&cfg);
         return 1;
     }
+    struct sl_engine_config ecfg;
+    engine_config_from(&cfg, &ecfg);
     struct sl_server_config scfg;
     server_config_from(&cfg, &scfg);
     struct sl_server srv;
-    rc = sl_server_init(&srv, &ring, &scfg, catalog);
+    memset(&srv, 0, sizeof(srv));
+    srv.listen_fd = srv.signal_fd = -1;
+    rc = sl_engine_init(&engine, &ecfg, catalog);
+    if (rc == SL_OK) {
+        rc = sl_server_init(&srv, &ring, &scfg, &engine, sl_native_dispatch);
+    }
     if (rc == SL_OK) {
         rc = sl_server_run(&srv);
     }
     sl_catalog_close(catalog); /* fsyncs every shard */
     sl_workers_stop(workers);
     sl_server_fini(&srv);
+    sl_engine_fini(&engine);
     sl_ring_fini(&ring);
     sl_config_fini(&cfg);
     if (rc != SL_OK) {

@@ -127,11 +127,6 @@ struct sl_shard_read {
     int err_;
     uint32_t want_;    /* bytes asked of the read in flight */
     uint32_t retries_; /* bytes already read by earlier short reads */
-    /* private to broker/workers.c: the caller's cb/ctx while a worker
-     * thread runs the read for the main loop */
-    sl_read_cb fwd_cb_;
-    void *fwd_ctx_;
-    void *fwd_b_;
 };
 
 /* Starts a read. Results come only through `cb` (never called from inside

@@ -9,7 +9,7 @@
  */
 #include "fuzz_util.h"
 
-#include "broker/filter.h"
+#include "broker/engine/filter.h"
 #include "common/assert.h"
 #include "common/error.h"
 #include "storage/batch.h"

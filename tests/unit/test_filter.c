@@ -12,7 +12,7 @@
  * edge; a NULL or tiny `why`; sl_filter_free(NULL). Records are real: built
  * with sl_batch_builder, finished, validated and read back with the iterator.
  */
-#include "broker/filter.h"
+#include "broker/engine/filter.h"
 
 #include "common/error.h"
 #include "storage/batch.h"

@@ -12,8 +12,7 @@
  */
 #include "test.h"
 
-#include "broker/catalog.h"
-#include "broker/workers.h"
+#include "broker/engine/workers.h"
 #include "common/error.h"
 #include "common/ring.h"
 #include "storage/batch.h"
@@ -45,7 +44,7 @@ struct acks {
 
 struct app {
     struct acks *a;
-    struct sl_bshard *b;
+    struct sl_wshard *b;
     uint32_t shard;
 };
 
@@ -76,7 +75,7 @@ static void on_ack(void *ctx, int err, uint64_t base, uint32_t count)
         }
         a->next_seq[p->shard] = base + count;
         struct sl_shard_stats st;
-        sl_bshard_stats(p->b, &st);
+        sl_wshard_stats(p->b, &st);
         if (st.next_seq < base + count) {
             a->stats_behind++;
         }
@@ -119,9 +118,9 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
-static struct sl_bshard *open_shards(struct sl_workers *ws)
+static struct sl_wshard *open_shards(struct sl_workers *ws)
 {
-    struct sl_bshard *bs = calloc(SHARDS, sizeof(*bs));
+    struct sl_wshard *bs = calloc(SHARDS, sizeof(*bs));
     if (bs == NULL) {
         return NULL;
     }
@@ -130,13 +129,12 @@ static struct sl_bshard *open_shards(struct sl_workers *ws)
     cfg.pending_max = 64; /* small: the owner's wait FIFO gets used */
     cfg.segment_bytes = 256u << 10;
     for (uint32_t i = 0; i < SHARDS; i++) {
-        struct sl_bshard *b = &bs[i];
-        b->id = i;
+        struct sl_wshard *b = &bs[i];
         b->workers = ws;
         b->owner = i % sl_workers_count(ws);
         char dir[128];
         snprintf(dir, sizeof(dir), "%s/%u", root, i);
-        if (sl_bshard_open(b, &ring, dir, &cfg, on_listener, NULL, NULL) != SL_OK) {
+        if (sl_wshard_open(b, &ring, dir, &cfg, on_listener, b, NULL, NULL) != SL_OK) {
             free(bs);
             return NULL;
         }
@@ -144,16 +142,16 @@ static struct sl_bshard *open_shards(struct sl_workers *ws)
     return bs;
 }
 
-static void close_shards(struct sl_bshard *bs)
+static void close_shards(struct sl_wshard *bs)
 {
     for (uint32_t i = 0; i < SHARDS; i++) {
-        sl_bshard_close(&bs[i]);
+        sl_wshard_close(&bs[i]);
     }
     free(bs);
 }
 
 struct reader {
-    struct sl_shard_read rd;
+    struct sl_wshard_read wr;
     uint32_t done;
     int err;
 };
@@ -170,25 +168,25 @@ static void on_read(struct sl_shard_read *rd, int err)
 }
 
 /* Reads the whole shard through its owner; returns the records seen. */
-static uint64_t read_all(struct sl_bshard *b, uint8_t *buf, uint32_t cap, int *err)
+static uint64_t read_all(struct sl_wshard *b, uint8_t *buf, uint32_t cap, int *err)
 {
     uint64_t seq = 0, records = 0;
     *err = SL_OK;
     for (;;) {
-        struct reader r = {.rd = {.from = SL_READ_SEQ, .seq = seq, .buf = buf, .buf_cap = cap,
-                                  .max_bytes = cap, .cb = on_read}};
-        r.rd.ctx = &r;
-        sl_bshard_read(b, &r.rd);
+        struct reader r = {.wr.rd = {.from = SL_READ_SEQ, .seq = seq, .buf = buf,
+                                     .buf_cap = cap, .max_bytes = cap, .cb = on_read}};
+        r.wr.rd.ctx = &r;
+        sl_wshard_read(b, &r.wr);
         run_until(&r.done, 1);
         if (!r.done || r.err != SL_OK) {
             *err = r.done ? r.err : SL_EAGAIN;
             return records;
         }
-        if (r.rd.len == 0) {
+        if (r.wr.rd.len == 0) {
             return records;
         }
-        records += r.rd.next_seq - seq;
-        seq = r.rd.next_seq;
+        records += r.wr.rd.next_seq - seq;
+        seq = r.wr.rd.next_seq;
     }
 }
 
@@ -197,7 +195,7 @@ TEST(appends_reads_and_overflow_across_three_workers)
     struct sl_workers *ws = NULL;
     CHECK_EQ(sl_workers_start(3, 256, &ring, &ws), SL_OK);
     CHECK_EQ(sl_workers_count(ws), 3);
-    struct sl_bshard *bs = open_shards(ws);
+    struct sl_wshard *bs = open_shards(ws);
     CHECK(bs != NULL);
     uint8_t *batch = malloc(64u << 10);
     CHECK(batch != NULL);
@@ -217,7 +215,7 @@ TEST(appends_reads_and_overflow_across_three_workers)
             /* A shard of this loop says EAGAIN when full (the broker's handler
              * then waits in its FIFO); a remote one never does. */
             int rc;
-            while ((rc = sl_bshard_append(p->b, batch, len, 0, on_ack, p)) == SL_EAGAIN &&
+            while ((rc = sl_wshard_append(p->b, batch, len, 0, on_ack, p)) == SL_EAGAIN &&
                    p->b->owner == 0) {
                 sl_ring_run(&ring, 1, 1000000);
             }
@@ -231,13 +229,13 @@ TEST(appends_reads_and_overflow_across_three_workers)
 
     /* MANY appends to one remote shard in one tick: more than a message ring holds
      * (4,096) and than the shard's pending queue takes (64). */
-    struct sl_bshard *remote = &bs[1];
+    struct sl_wshard *remote = &bs[1];
     CHECK(remote->owner != 0);
     uint32_t before = a.done;
     for (uint32_t i = 0; i < MANY; i++) {
         struct app *p = &apps[posted++];
         *p = (struct app){.a = &a, .b = remote, .shard = 1};
-        CHECK_EQ(sl_bshard_append(remote, batch, len, SL_APPEND_DURABLE, on_ack, p), SL_OK);
+        CHECK_EQ(sl_wshard_append(remote, batch, len, SL_APPEND_DURABLE, on_ack, p), SL_OK);
     }
     run_until(&a.done, before + MANY);
     CHECK_EQ(a.done, before + MANY);
@@ -260,12 +258,12 @@ TEST(appends_reads_and_overflow_across_three_workers)
         CHECK_EQ(err, SL_OK);
         CHECK_EQ(n, a.next_seq[i]);
         struct sl_shard_stats st;
-        sl_bshard_stats(&bs[i], &st);
+        sl_wshard_stats(&bs[i], &st);
         CHECK_EQ(st.visible_seq, a.next_seq[i]);
         uint64_t t = 0;
-        CHECK_EQ(sl_bshard_time_near_seq(&bs[i], 0, &t), SL_OK);
+        CHECK_EQ(sl_wshard_time_near_seq(&bs[i], 0, &t), SL_OK);
         CHECK(t > 0);
-        sl_bshard_retention(&bs[i]); /* nothing expired; must not disturb anything */
+        sl_wshard_retention(&bs[i]); /* nothing expired; must not disturb anything */
     }
     sl_ring_run(&ring, 0, 0);
     close_shards(bs);

@@ -15,10 +15,10 @@
  * Delete = rename into trash + fsync both parents: once that is durable the
  * stream is gone, whatever happens to the files after.
  */
-#include "broker/catalog.h"
+#include "broker/engine/catalog.h"
 
-#include "broker/queue.h"
-#include "broker/workers.h"
+#include "broker/engine/dedup.h"
+#include "broker/engine/workers.h"
 
 #include "common/assert.h"
 #include "common/checksum.h"
@@ -203,27 +203,27 @@ static int meta_read(struct sl_stream *st)
 
 /* ---- streams -------------------------------------------------------- */
 
-static void stream_free(struct sl_stream *st)
+static void stream_free(struct sl_catalog *c, struct sl_stream *st)
 {
     if (st == NULL) {
         return;
     }
     if (st->shards != NULL) {
         for (uint32_t i = 0; i < st->shard_count; i++) {
-            sl_bshard_close(&st->shards[i]);
-            free(st->shards[i].dedup);
+            sl_wshard_close(&st->shards[i].ws);
+            sl_dedup_free(st->shards[i].dedup);
         }
     }
-    sl_queue_stream_free(st);
-    free(st->msgdedup);
+    if (c->cfg.stream_free != NULL) {
+        c->cfg.stream_free(c->cfg.stream_free_ctx, st);
+    }
+    sl_msgdedup_free(st->msgdedup);
     sl_qstate_close(st->qstate);
     sl_ckpt_close(st->ckpt);
     free(st->shards);
     free(st->dir);
     free(st);
 }
-
-static void dedup_rebuild(void *ctx, struct sl_bshard *b, struct sl_ring *ring);
 
 /* Opens (creating if missing) every shard and the checkpoint store; at
  * start-up (`rebuild`) re-learns each shard's recent producers. */
@@ -240,12 +240,12 @@ static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st, bool re
         struct sl_bshard *b = &st->shards[i];
         b->stream = st;
         b->id = i;
-        b->workers = c->cfg.workers;
-        b->owner = sl_workers_pick(c->cfg.workers, st->name, i);
+        b->ws.workers = c->cfg.workers;
+        b->ws.owner = sl_workers_pick(c->cfg.workers, st->name, i);
         sl_partition_range(i, st->shard_count, &b->hash_start, &b->hash_end);
-        b->dedup = calloc(SL_DEDUP_SLOTS, sizeof(*b->dedup));
-        if (b->dedup == NULL) {
-            return SL_ENOMEM;
+        int rc = sl_dedup_new(c->cfg.shard.batch_bytes_max, &b->dedup);
+        if (rc != SL_OK) {
+            return rc;
         }
         char sub[16];
         snprintf(sub, sizeof(sub), "%u", i);
@@ -253,8 +253,8 @@ static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st, bool re
         if (dir == NULL) {
             return SL_ENOMEM;
         }
-        int rc = sl_bshard_open(b, c->ring, dir, &scfg, c->cfg.listener,
-                                rebuild ? dedup_rebuild : NULL, c);
+        rc = sl_wshard_open(&b->ws, c->ring, dir, &scfg, c->cfg.listener, b,
+                            rebuild ? sl_dedup_rebuild : NULL, b->dedup);
         free(dir);
         if (rc != SL_OK) {
             return rc;
@@ -276,87 +276,6 @@ static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st, bool re
     rc = sl_qstate_open(c->ring, qdir, &c->cfg.qstate, &st->qstate);
     free(qdir);
     return rc;
-}
-
-/* ---- de-dup state after a restart ---------------------------------------- */
-
-#define DEDUP_REBUILD_WINDOW_MS (5u * 60 * 1000)
-#define DEDUP_REBUILD_BYTES_MAX (8u << 20) /* per shard: keeps start-up short */
-#define DEDUP_REBUILD_BUF (1u << 20)
-
-struct rebuild_read {
-    int done;
-    int err;
-};
-
-static void on_rebuild_read(struct sl_shard_read *rd, int err)
-{
-    struct rebuild_read *r = rd->ctx;
-    r->done = 1;
-    r->err = err;
-}
-
-/* Re-learns the producers' last batches from the batches appended in the
- * last few minutes (bounded in bytes), so that a retry sent across a broker
- * restart is still recognised. Start-up only, on the shard owner's thread
- * while the main loop waits: runs the owner's ring itself. */
-static void dedup_rebuild(void *ctx, struct sl_bshard *b, struct sl_ring *ring)
-{
-    struct sl_catalog *c = ctx;
-    struct sl_shard_stats ss;
-    sl_shard_stats(b->log, &ss);
-    if (ss.visible_seq == ss.first_seq) {
-        return;
-    }
-    uint32_t cap = c->cfg.shard.batch_bytes_max > DEDUP_REBUILD_BUF ? c->cfg.shard.batch_bytes_max
-                                                                   : DEDUP_REBUILD_BUF;
-    uint8_t *buf = malloc(cap);
-    if (buf == NULL) {
-        return;
-    }
-    /* The newest DEDUP_REBUILD_BYTES_MAX of the log (a retry is of a recent
-     * batch: reading the oldest bytes of the window instead missed the
-     * newest ones whenever a shard took more than that in the window - found
-     * by the long crash loop), of which the batches inside the window. */
-    uint64_t now = sl_clock_wall_ms();
-    uint64_t since = now > DEDUP_REBUILD_WINDOW_MS ? now - DEDUP_REBUILD_WINDOW_MS : 0;
-    uint64_t from = ss.first_seq;
-    if (sl_shard_seq_near_tail_bytes(b->log, DEDUP_REBUILD_BYTES_MAX, &from) != SL_OK) {
-        from = ss.first_seq;
-    }
-    struct sl_shard_read rd = {.from = SL_READ_SEQ, .seq = from, .buf = buf, .buf_cap = cap,
-                               .max_bytes = DEDUP_REBUILD_BUF, .cb = on_rebuild_read};
-    uint64_t total = 0;
-    for (;;) {
-        struct rebuild_read r = {0, 0};
-        rd.ctx = &r;
-        sl_shard_read(b->log, &rd);
-        while (!r.done) {
-            sl_ring_run(ring, 1, 0);
-        }
-        if (r.err != SL_OK || rd.len == 0) {
-            break;
-        }
-        for (uint32_t off = 0; off < rd.len;) {
-            struct sl_batch_header h;
-            if (sl_batch_peek(buf + off, rd.len - off, &h) != SL_OK) {
-                break;
-            }
-            struct sl_dedup_entry *e = NULL;
-            if (h.producer_id != 0 && h.append_time_ms >= since &&
-                sl_dedup_begin(b, h.producer_id, h.producer_seq, &e) == SL_OK) {
-                sl_dedup_end(b, h.producer_id, h.producer_seq, SL_OK, h.base_seq,
-                             h.record_count);
-            }
-            off += h.length;
-        }
-        total += rd.len;
-        if (total >= 2 * (uint64_t)DEDUP_REBUILD_BYTES_MAX) {
-            break; /* (the start bounds it already; a guard) */
-        }
-        rd.seq = rd.next_seq;
-    }
-    free(buf);
 }
 
 static void insert_sorted(struct sl_catalog *c, struct sl_stream *st)
@@ -447,21 +366,21 @@ static int load_streams(struct sl_catalog *c)
         if (mrc == SL_ENOTFOUND) {
             sl_warn("catalog", "stream %s: no stream.meta (unfinished create): removed",
                     st->name);
-            stream_free(st);
+            stream_free(c, st);
             rc = move_to_trash(c, e->d_name);
             continue;
         }
         if (mrc != SL_OK) {
             sl_error("catalog", "stream %s: stream.meta is damaged (%s); refusing to start",
                      st->name, sl_strerror(mrc));
-            stream_free(st);
+            stream_free(c, st);
             rc = mrc;
             break;
         }
         rc = stream_open_parts(c, st, true);
         if (rc != SL_OK) {
             sl_error("catalog", "stream %s: cannot open: %s", st->name, sl_strerror(rc));
-            stream_free(st);
+            stream_free(c, st);
             break;
         }
         insert_sorted(c, st);
@@ -515,13 +434,13 @@ void sl_catalog_close(struct sl_catalog *c)
     while (c->streams != NULL) {
         struct sl_stream *st = c->streams;
         c->streams = st->next;
-        stream_free(st);
+        stream_free(c, st);
     }
     sl_catalog_reap(c);
     while (c->graveyard != NULL) { /* still held: close anyway at shutdown */
         struct sl_stream *st = c->graveyard;
         c->graveyard = st->next;
-        stream_free(st);
+        stream_free(c, st);
     }
     empty_trash(c);
     free(c->streams_dir);
@@ -587,7 +506,7 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
     }
     if (rc != SL_OK) {
         snprintf(why, why_len, "cannot create stream %s: %s", name, sl_strerror(rc));
-        stream_free(st);
+        stream_free(c, st);
         (void)move_to_trash(c, name);
         return rc;
     }
@@ -647,7 +566,7 @@ void sl_catalog_reap(struct sl_catalog *c)
             continue;
         }
         *pp = st->next;
-        stream_free(st);
+        stream_free(c, st);
         freed = true;
     }
     if (freed) {
@@ -659,158 +578,7 @@ void sl_catalog_retention(struct sl_catalog *c)
 {
     for (struct sl_stream *st = c->streams; st != NULL; st = st->next) {
         for (uint32_t i = 0; i < st->shard_count; i++) {
-            sl_bshard_retention(&st->shards[i]);
-        }
-    }
-}
-
-/* ---- producer de-duplication ----------------------------------------- */
-
-static struct sl_dedup_entry *dedup_find(struct sl_bshard *b, uint64_t pid)
-{
-    uint32_t mask = SL_DEDUP_SLOTS - 1;
-    uint32_t i = (uint32_t)(sl_checksum64(&pid, sizeof(pid)) & mask);
-    for (uint32_t probe = 0; probe < SL_DEDUP_SLOTS; probe++, i = (i + 1) & mask) {
-        struct sl_dedup_entry *e = &b->dedup[i];
-        if (e->producer_id == pid || e->producer_id == 0) {
-            return e;
-        }
-    }
-    return NULL;
-}
-
-/* Evicts the least recently used producer when the table is 3/4 full, by
- * rebuilding without it (rare: only when > 768 producers write one shard). */
-static void dedup_make_room(struct sl_bshard *b)
-{
-    uint32_t used = 0;
-    struct sl_dedup_entry *lru = NULL;
-    for (uint32_t i = 0; i < SL_DEDUP_SLOTS; i++) {
-        struct sl_dedup_entry *e = &b->dedup[i];
-        if (e->producer_id != 0) {
-            used++;
-            if (!e->pending && (lru == NULL || e->last_use < lru->last_use)) {
-                lru = e;
-            }
-        }
-    }
-    if (used < SL_DEDUP_SLOTS / 4 * 3 || lru == NULL) {
-        return;
-    }
-    lru->producer_id = 0;
-    /* Re-insert the rest so that probe chains stay unbroken. */
-    struct sl_dedup_entry *old = b->dedup;
-    struct sl_dedup_entry *fresh = calloc(SL_DEDUP_SLOTS, sizeof(*fresh));
-    if (fresh == NULL) {
-        return;
-    }
-    b->dedup = fresh;
-    for (uint32_t i = 0; i < SL_DEDUP_SLOTS; i++) {
-        if (old[i].producer_id != 0) {
-            *dedup_find(b, old[i].producer_id) = old[i];
-        }
-    }
-    free(old);
-}
-
-int sl_dedup_begin(struct sl_bshard *b, uint64_t producer_id, uint64_t producer_seq,
-                   struct sl_dedup_entry **out)
-{
-    *out = NULL;
-    if (producer_id == 0) {
-        return SL_OK;
-    }
-    struct sl_dedup_entry *e = dedup_find(b, producer_id);
-    if (e != NULL && e->producer_id == producer_id) {
-        *out = e;
-        if (e->pending && producer_seq == e->pending_seq) {
-            return SL_EAGAIN;
-        }
-        if (e->has_last && producer_seq <= e->producer_seq) {
-            return SL_EEXIST; /* a retry of a stored batch */
-        }
-    } else {
-        dedup_make_room(b);
-        e = dedup_find(b, producer_id);
-        if (e == NULL) {
-            return SL_OK; /* table full of pending entries: no de-dup for it */
-        }
-        *e = (struct sl_dedup_entry){.producer_id = producer_id};
-    }
-    e->pending = true;
-    e->pending_seq = producer_seq;
-    e->last_use = ++b->dedup_clock;
-    *out = e;
-    return SL_OK;
-}
-
-void sl_dedup_end(struct sl_bshard *b, uint64_t producer_id, uint64_t producer_seq, int err,
-                  uint64_t base_seq, uint32_t count)
-{
-    if (producer_id == 0) {
-        return;
-    }
-    struct sl_dedup_entry *e = dedup_find(b, producer_id);
-    if (e == NULL || e->producer_id != producer_id) {
-        return;
-    }
-    if (e->pending && e->pending_seq == producer_seq) {
-        e->pending = false;
-    }
-    if (err == SL_OK && (!e->has_last || producer_seq > e->producer_seq)) {
-        e->has_last = true;
-        e->producer_seq = producer_seq;
-        e->base_seq = base_seq;
-        e->count = count;
-    }
-    /* On failure nothing was stored: a retry of it will be written. */
-}
-
-/* ---- message de-dup ids ----------------------------------------------- */
-
-#define MSGDEDUP_PROBE 64u /* bounded probe run; the table never fills up */
-
-bool sl_msgdedup_seen(struct sl_stream *st, uint64_t hash, uint64_t now_ms, uint64_t window_ms)
-{
-    if (st->msgdedup == NULL) {
-        st->msgdedup = calloc(SL_MSGDEDUP_SLOTS, sizeof(*st->msgdedup));
-        if (st->msgdedup == NULL) {
-            return false; /* no memory for de-dup: store it (at-least-once) */
-        }
-    }
-    hash = hash != 0 ? hash : 1;
-    uint32_t mask = SL_MSGDEDUP_SLOTS - 1;
-    struct sl_msgdedup_slot *free_slot = NULL, *oldest = NULL;
-    for (uint32_t i = 0; i < MSGDEDUP_PROBE; i++) {
-        struct sl_msgdedup_slot *sl = &st->msgdedup[(hash + i) & mask];
-        bool live = sl->hash != 0 && sl->time_ms != 0 && sl->time_ms + window_ms > now_ms;
-        if (live && sl->hash == hash) {
-            return true;
-        }
-        if (!live) {
-            free_slot = free_slot != NULL ? free_slot : sl;
-        } else if (oldest == NULL || sl->time_ms < oldest->time_ms) {
-            oldest = sl;
-        }
-    }
-    struct sl_msgdedup_slot *victim = free_slot != NULL ? free_slot : oldest;
-    victim->hash = hash;
-    victim->time_ms = now_ms;
-    return false;
-}
-
-void sl_msgdedup_forget(struct sl_stream *st, uint64_t hash)
-{
-    if (st->msgdedup == NULL) {
-        return;
-    }
-    hash = hash != 0 ? hash : 1;
-    uint32_t mask = SL_MSGDEDUP_SLOTS - 1;
-    for (uint32_t i = 0; i < MSGDEDUP_PROBE; i++) {
-        struct sl_msgdedup_slot *sl = &st->msgdedup[(hash + i) & mask];
-        if (sl->hash == hash) {
-            sl->time_ms = 0;
-            return;
+            sl_wshard_retention(&st->shards[i].ws);
         }
     }
 }

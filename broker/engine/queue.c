@@ -24,11 +24,11 @@
  * memory. (Keys are compared by their 64-bit hash: two keys that collide
  * are ordered together, which is safe, only slower.)
  */
-#include "broker/queue.h"
+#include "broker/engine/queue.h"
 
-#include "broker/catalog.h"
-#include "broker/workers.h"
-#include "broker/filter.h"
+#include "broker/engine/catalog.h"
+#include "broker/engine/filter.h"
+#include "broker/engine/workers.h"
 #include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -44,9 +44,8 @@
 
 #define QUEUE_VISIBILITY_DEFAULT_MS 30000u
 #define QUEUE_INFLIGHT_DEFAULT 10000u
-#define QUEUE_INFLIGHT_MAX 1000000u
-#define QUEUE_RECEIVE_MAX 10000u
 #define QUEUE_READ_BYTES (256u << 10)
+#define RECEIPT_MAX 64u
 
 enum { QE_FREE = 0, QE_LEASED, QE_READY, QE_CLAIMED, QE_BLOCKED };
 
@@ -77,10 +76,15 @@ struct keyslot {
 
 struct recv_op;
 
+/* Per stream: its groups' runtime state, built on first use. */
+struct sl_queue_state {
+    struct qgroup *groups;
+};
+
 struct qgroup {
     struct qgroup *next;
     struct sl_stream *stream;
-    char name[129];
+    char name[SL_QUEUE_GROUP_NAME_MAX + 1];
     uint32_t visibility_ms;
     uint32_t max_deliveries;
     uint32_t max_inflight;
@@ -175,10 +179,15 @@ static struct qgroup *group_build(struct sl_stream *st, const struct sl_qgroup_d
     return g;
 }
 
+static struct qgroup *groups_of(const struct sl_stream *st)
+{
+    return st->queues != NULL ? st->queues->groups : NULL;
+}
+
 /* The runtime group, built from the durable definition on first use. */
 static struct qgroup *group_get(struct sl_stream *st, const char *name)
 {
-    for (struct qgroup *g = st->qgroups; g != NULL; g = g->next) {
+    for (struct qgroup *g = groups_of(st); g != NULL; g = g->next) {
         if (strcmp(g->name, name) == 0) {
             return g;
         }
@@ -187,10 +196,13 @@ static struct qgroup *group_get(struct sl_stream *st, const char *name)
     if (def == NULL) {
         return NULL;
     }
+    if (st->queues == NULL && (st->queues = calloc(1, sizeof(*st->queues))) == NULL) {
+        return NULL;
+    }
     struct qgroup *g = group_build(st, def);
     if (g != NULL) {
-        g->next = st->qgroups;
-        st->qgroups = g;
+        g->next = st->queues->groups;
+        st->queues->groups = g;
     }
     return g;
 }
@@ -317,100 +329,46 @@ static struct qentry *receipt_find(struct qgroup *g, const char *r)
     return e;
 }
 
-static struct sl_stream *find_stream(struct sl_server *srv, const char *name)
+/* Finds stream and group, or says why not. */
+static struct qgroup *lookup(struct sl_engine *e, const char *stream, const char *group,
+                             char *why, uint32_t why_len, int *err)
 {
-    return sl_catalog_find(srv->catalog, name != NULL ? name : "");
-}
-
-static void done_error(struct sl_conn *c, uint64_t id, int code, const char *msg)
-{
-    sl_conn_respond_error(c, id, code, msg);
-    sl_conn_request_done(c);
-}
-
-/* Finds stream and group or answers the error. */
-static struct qgroup *lookup(struct sl_server *srv, struct sl_conn *c, uint64_t id,
-                             const char *stream, const char *group)
-{
-    char why[300];
-    struct sl_stream *st = find_stream(srv, stream);
+    struct sl_stream *st = sl_engine_stream(e, stream, why, why_len, err);
     if (st == NULL) {
-        snprintf(why, sizeof(why), "stream %s not found", stream != NULL ? stream : "");
-        done_error(c, id, SL_ENOTFOUND, why);
         return NULL;
     }
     struct qgroup *g = group_get(st, group != NULL ? group : "");
     if (g == NULL) {
-        snprintf(why, sizeof(why), "queue group %s not found on stream %s",
+        snprintf(why, why_len, "queue group %s not found on stream %s",
                  group != NULL ? group : "", st->name);
-        done_error(c, id, SL_ENOTFOUND, why);
-        return NULL;
+        *err = SL_ENOTFOUND;
     }
     return g;
 }
 
 /* ---- create / delete / list ------------------------------------------ */
 
+/* An operation answered once every durable step it started is done. */
 struct simple_op {
-    struct sl_conn *conn;
     struct sl_stream *stream;
-    uint64_t req_id;
-    Sluice__V1__Response__BodyCase body;
+    sl_done_cb done;   /* create, delete, purge */
+    sl_settle_cb settled; /* ack, nack, extend: with per-receipt results */
+    void *ctx;
     uint32_t outstanding;
     int err;
-    /* ack/nack/extend: per-receipt results */
-    Sluice__V1__ErrorCode *results;
-    size_t n_results;
+    int *results;
+    uint32_t n_results;
 };
 
 static void simple_finish(struct simple_op *op)
 {
-    sl_response resp = SLUICE__V1__RESPONSE__INIT;
-    resp.id = op->req_id;
-    resp.code = (Sluice__V1__ErrorCode)op->err;
-    resp.message = op->err != SL_OK ? (char *)sl_strerror(op->err) : (char *)"";
-    Sluice__V1__CreateGroupResponse cr = SLUICE__V1__CREATE_GROUP_RESPONSE__INIT;
-    Sluice__V1__DeleteGroupResponse dr = SLUICE__V1__DELETE_GROUP_RESPONSE__INIT;
-    Sluice__V1__PurgeResponse pr = SLUICE__V1__PURGE_RESPONSE__INIT;
-    Sluice__V1__AckResponse ar = SLUICE__V1__ACK_RESPONSE__INIT;
-    Sluice__V1__NackResponse nr = SLUICE__V1__NACK_RESPONSE__INIT;
-    Sluice__V1__ExtendVisibilityResponse er = SLUICE__V1__EXTEND_VISIBILITY_RESPONSE__INIT;
-    if (op->err == SL_OK) {
-        resp.body_case = op->body;
-        switch (op->body) {
-        case SLUICE__V1__RESPONSE__BODY_CREATE_GROUP:
-            resp.create_group = &cr;
-            break;
-        case SLUICE__V1__RESPONSE__BODY_DELETE_GROUP:
-            resp.delete_group = &dr;
-            break;
-        case SLUICE__V1__RESPONSE__BODY_PURGE:
-            resp.purge = &pr;
-            break;
-        case SLUICE__V1__RESPONSE__BODY_ACK:
-            ar.n_results = op->n_results;
-            ar.results = op->results;
-            resp.ack = &ar;
-            break;
-        case SLUICE__V1__RESPONSE__BODY_NACK:
-            nr.n_results = op->n_results;
-            nr.results = op->results;
-            resp.nack = &nr;
-            break;
-        case SLUICE__V1__RESPONSE__BODY_EXTEND_VISIBILITY:
-            er.n_results = op->n_results;
-            er.results = op->results;
-            resp.extend_visibility = &er;
-            break;
-        default:
-            resp.body_case = SLUICE__V1__RESPONSE__BODY__NOT_SET;
-            break;
-        }
-    }
-    sl_conn_respond(op->conn, &resp);
-    sl_conn_request_done(op->conn);
-    sl_conn_release(op->conn);
     op->stream->inflight--;
+    const char *why = op->err != SL_OK ? sl_strerror(op->err) : "";
+    if (op->settled != NULL) {
+        op->settled(op->ctx, op->err, why, op->results, op->n_results);
+    } else {
+        op->done(op->ctx, op->err, why);
+    }
     free(op->results);
     free(op);
 }
@@ -427,19 +385,15 @@ static void simple_cb(void *ctx, int err)
     }
 }
 
-static struct simple_op *simple_new(struct sl_conn *c, struct sl_stream *st, uint64_t id,
-                                    Sluice__V1__Response__BodyCase body)
+static struct simple_op *simple_new(struct sl_stream *st, sl_done_cb done,
+                                    sl_settle_cb settled, void *ctx)
 {
     struct simple_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
         return NULL;
     }
-    op->conn = c;
-    op->stream = st;
-    op->req_id = id;
-    op->body = body;
-    op->outstanding = 1; /* released by simple_start */
-    sl_conn_hold(c);
+    *op = (struct simple_op){.stream = st, .done = done, .settled = settled, .ctx = ctx,
+                             .outstanding = 1 /* released by simple_start */};
     st->inflight++;
     return op;
 }
@@ -450,90 +404,103 @@ static void simple_start(struct simple_op *op)
     simple_cb(op, SL_OK);
 }
 
-void sl_queue_create_group(struct sl_server *srv, struct sl_conn *c, sl_request *req)
+/* Each shard's floor for a new group starting at `start`. */
+static void start_floors(struct sl_stream *st, const struct sl_position *start, uint64_t *floors)
 {
-    const Sluice__V1__CreateGroup *m = req->create_group;
-    char why[300];
-    struct sl_stream *st = find_stream(srv, m->stream);
-    if (st == NULL) {
-        snprintf(why, sizeof(why), "stream %s not found", m->stream);
-        done_error(c, req->id, SL_ENOTFOUND, why);
-        return;
-    }
-    size_t glen = strlen(m->group);
-    if (glen == 0 || glen > 128) {
-        done_error(c, req->id, SL_EINVAL, "group name must be 1-128 bytes");
-        return;
-    }
-    const Sluice__V1__QueueGroupConfig *qc = m->config;
-    struct sl_qgroup_def def;
-    memset(&def, 0, sizeof(def));
-    snprintf(def.name, sizeof(def.name), "%s", m->group);
-    def.created_ms = now_ms();
-    if (qc != NULL) {
-        if (qc->max_inflight > QUEUE_INFLIGHT_MAX) {
-            done_error(c, req->id, SL_EINVAL, "max_inflight must be at most 1000000");
-            return;
-        }
-        if (strlen(qc->dead_letter_stream) > SL_STREAM_NAME_MAX) {
-            done_error(c, req->id, SL_EINVAL, "dead_letter_stream name too long");
-            return;
-        }
-        def.visibility_timeout_ms = qc->visibility_timeout_ms;
-        def.max_deliveries = qc->max_deliveries;
-        def.max_inflight = qc->max_inflight;
-        def.ordered = qc->ordered;
-        snprintf(def.dead_letter_stream, sizeof(def.dead_letter_stream), "%s",
-                 qc->dead_letter_stream);
-        if (qc->filter != NULL && qc->filter[0] != '\0') {
-            struct sl_filter *f = NULL;
-            int rc = sl_filter_parse(qc->filter, strlen(qc->filter), &f, why, sizeof(why));
-            if (rc != SL_OK) {
-                char msg[400];
-                snprintf(msg, sizeof(msg), "invalid filter: %s", why);
-                done_error(c, req->id, rc, msg);
-                return;
-            }
-            sl_filter_free(f);
-            def.filter = qc->filter; /* borrowed for the call */
-        }
-        if (qc->start != NULL) {
-            def.start_kind = (uint32_t)qc->start->kind;
-            def.start_seq = qc->start->seq;
-            def.start_time_ms = qc->start->time_ms;
-        }
-    }
-    uint64_t *floors = calloc(st->shard_count, sizeof(*floors));
-    if (floors == NULL) {
-        done_error(c, req->id, SL_ENOMEM, NULL);
-        return;
-    }
     for (uint32_t s = 0; s < st->shard_count; s++) {
         struct sl_shard_stats ss;
-        sl_bshard_stats(&st->shards[s], &ss);
+        sl_wshard_stats(&st->shards[s].ws, &ss);
         uint64_t f = ss.first_seq;
-        switch (def.start_kind) {
-        case 1: /* LATEST */
+        switch (start->kind) {
+        case SL_POS_LATEST:
             f = ss.visible_seq;
             break;
-        case 2: /* AT_SEQUENCE */
-        case 3: /* AFTER_SEQUENCE */
-            f = def.start_seq + (def.start_kind == 3 ? 1 : 0);
+        case SL_POS_AT_SEQ:
+        case SL_POS_AFTER_SEQ:
+            f = start->seq + (start->kind == SL_POS_AFTER_SEQ ? 1 : 0);
             f = f < ss.first_seq ? ss.first_seq : (f > ss.visible_seq ? ss.visible_seq : f);
             break;
-        default: /* TRIM_HORIZON; AT_TIMESTAMP skips older records as it reads */
+        default: /* TRIM_HORIZON; AT_TIME skips older records as it reads */
             break;
         }
         floors[s] = f;
     }
-    struct simple_op *op = simple_new(c, st, req->id, SLUICE__V1__RESPONSE__BODY_CREATE_GROUP);
-    if (op == NULL) {
-        free(floors);
-        done_error(c, req->id, SL_ENOMEM, NULL);
+}
+
+/* The durable definition of a new group from its configuration. */
+static int group_def(const char *group, const struct sl_qgroup_config *qc,
+                     struct sl_qgroup_def *def, char *why, uint32_t why_len)
+{
+    memset(def, 0, sizeof(*def));
+    size_t glen = strlen(group);
+    if (glen == 0 || glen > SL_QUEUE_GROUP_NAME_MAX) {
+        snprintf(why, why_len, "group name must be 1-128 bytes");
+        return SL_EINVAL;
+    }
+    snprintf(def->name, sizeof(def->name), "%s", group);
+    def->created_ms = now_ms();
+    if (qc == NULL) {
+        return SL_OK;
+    }
+    const char *dlq = qc->dead_letter_stream != NULL ? qc->dead_letter_stream : "";
+    if (qc->max_inflight > SL_QUEUE_INFLIGHT_MAX) {
+        snprintf(why, why_len, "max_inflight must be at most %u", SL_QUEUE_INFLIGHT_MAX);
+        return SL_EINVAL;
+    }
+    if (strlen(dlq) > SL_STREAM_NAME_MAX) {
+        snprintf(why, why_len, "dead_letter_stream name too long");
+        return SL_EINVAL;
+    }
+    def->visibility_timeout_ms = qc->visibility_timeout_ms;
+    def->max_deliveries = qc->max_deliveries;
+    def->max_inflight = qc->max_inflight;
+    def->ordered = qc->ordered;
+    snprintf(def->dead_letter_stream, sizeof(def->dead_letter_stream), "%s", dlq);
+    if (qc->filter != NULL && qc->filter[0] != '\0') {
+        struct sl_filter *f = NULL;
+        char fwhy[256];
+        int rc = sl_filter_parse(qc->filter, strlen(qc->filter), &f, fwhy, sizeof(fwhy));
+        if (rc != SL_OK) {
+            snprintf(why, why_len, "invalid filter: %s", fwhy);
+            return rc;
+        }
+        sl_filter_free(f);
+        def->filter = (char *)qc->filter; /* borrowed for the call */
+    }
+    if (qc->start.kind > SL_POS_AT_TIME) {
+        snprintf(why, why_len, "unknown start position kind %u", qc->start.kind);
+        return SL_EINVAL;
+    }
+    def->start_kind = qc->start.kind;
+    def->start_seq = qc->start.seq;
+    def->start_time_ms = qc->start.time_ms;
+    return SL_OK;
+}
+
+void sl_queue_create_group(struct sl_engine *e, const char *stream, const char *group,
+                           const struct sl_qgroup_config *cfg, sl_done_cb cb, void *ctx)
+{
+    char why[400];
+    int rc;
+    struct sl_stream *st = sl_engine_stream(e, stream, why, sizeof(why), &rc);
+    struct sl_qgroup_def def;
+    if (st == NULL ||
+        (rc = group_def(group != NULL ? group : "", cfg, &def, why, sizeof(why))) != SL_OK) {
+        cb(ctx, rc, why);
         return;
     }
+    uint64_t *floors = calloc(st->shard_count, sizeof(*floors));
+    struct simple_op *op = floors != NULL ? simple_new(st, cb, NULL, ctx) : NULL;
+    if (op == NULL) {
+        free(floors);
+        cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM));
+        return;
+    }
+    start_floors(st, &(struct sl_position){.kind = def.start_kind, .seq = def.start_seq,
+                                           .time_ms = def.start_time_ms},
+                 floors);
     op->outstanding++;
-    int rc = sl_qstate_create_group(st->qstate, &def, st->shard_count, floors, simple_cb, op);
+    rc = sl_qstate_create_group(st->qstate, &def, st->shard_count, floors, simple_cb, op);
     free(floors);
     if (rc != SL_OK) {
         op->outstanding--;
@@ -542,30 +509,33 @@ void sl_queue_create_group(struct sl_server *srv, struct sl_conn *c, sl_request 
     simple_start(op);
 }
 
-void sl_queue_delete_group(struct sl_server *srv, struct sl_conn *c, sl_request *req)
+void sl_queue_delete_group(struct sl_engine *e, const char *stream, const char *group,
+                           sl_done_cb cb, void *ctx)
 {
-    const Sluice__V1__DeleteGroup *m = req->delete_group;
-    struct qgroup *g = lookup(srv, c, req->id, m->stream, m->group);
+    char why[300];
+    int rc;
+    struct qgroup *g = lookup(e, stream, group, why, sizeof(why), &rc);
     if (g == NULL) {
+        cb(ctx, rc, why);
         return;
     }
     struct sl_stream *st = g->stream;
     if (g->waiters != NULL) {
-        done_error(c, req->id, SL_EAGAIN, "receives are waiting on this group; retry");
+        cb(ctx, SL_EAGAIN, "receives are waiting on this group; retry");
         return;
     }
-    struct simple_op *op = simple_new(c, st, req->id, SLUICE__V1__RESPONSE__BODY_DELETE_GROUP);
+    struct simple_op *op = simple_new(st, cb, NULL, ctx);
     if (op == NULL) {
-        done_error(c, req->id, SL_ENOMEM, NULL);
+        cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM));
         return;
     }
     op->outstanding++;
-    int rc = sl_qstate_delete_group(st->qstate, g->name, simple_cb, op);
+    rc = sl_qstate_delete_group(st->qstate, g->name, simple_cb, op);
     if (rc != SL_OK) {
         op->outstanding--;
         op->err = rc;
     } else {
-        for (struct qgroup **pp = &st->qgroups; *pp != NULL; pp = &(*pp)->next) {
+        for (struct qgroup **pp = &st->queues->groups; *pp != NULL; pp = &(*pp)->next) {
             if (*pp == g) {
                 *pp = g->next;
                 break;
@@ -576,66 +546,79 @@ void sl_queue_delete_group(struct sl_server *srv, struct sl_conn *c, sl_request 
     simple_start(op);
 }
 
-struct name_list {
-    char **names;
-    size_t n;
-    size_t cap;
+struct groups_walk {
+    void (*fn)(void *ctx, const char *name);
+    void *ctx;
 };
 
-static void collect_group(void *ctx, const struct sl_qgroup_def *def)
+static void walk_group(void *ctx, const struct sl_qgroup_def *def)
 {
-    struct name_list *l = ctx;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        char **n = realloc(l->names, cap * sizeof(*n));
-        if (n == NULL) {
-            return;
-        }
-        l->names = n;
-        l->cap = cap;
-    }
-    l->names[l->n++] = (char *)def->name;
+    struct groups_walk *w = ctx;
+    w->fn(w->ctx, def->name);
 }
 
-void sl_queue_list_groups(struct sl_server *srv, struct sl_conn *c, sl_request *req)
+int sl_queue_groups(struct sl_engine *e, const char *stream,
+                    void (*fn)(void *ctx, const char *name), void *ctx, char *why,
+                    uint32_t why_len)
 {
-    struct sl_stream *st = find_stream(srv, req->list_queue_groups->stream);
+    int rc;
+    struct sl_stream *st = sl_engine_stream(e, stream, why, why_len, &rc);
     if (st == NULL) {
-        done_error(c, req->id, SL_ENOTFOUND, "stream not found");
-        return;
+        return rc;
     }
-    struct name_list l = {0};
-    sl_qstate_foreach_group(st->qstate, collect_group, &l);
-    Sluice__V1__ListQueueGroupsResponse lr = SLUICE__V1__LIST_QUEUE_GROUPS_RESPONSE__INIT;
-    lr.n_groups = l.n;
-    lr.groups = l.names;
-    sl_response resp = SLUICE__V1__RESPONSE__INIT;
-    resp.id = req->id;
-    resp.body_case = SLUICE__V1__RESPONSE__BODY_LIST_QUEUE_GROUPS;
-    resp.list_queue_groups = &lr;
-    sl_conn_respond(c, &resp);
-    free(l.names);
-    sl_conn_request_done(c);
+    struct groups_walk w = {fn, ctx};
+    sl_qstate_foreach_group(st->qstate, walk_group, &w);
+    return SL_OK;
 }
 
 /* ---- receive ---------------------------------------------------------- */
 
+/* A leased record as collected: its bytes in the receive's arena (offsets:
+ * the arena grows), pointers made when the receive answers. */
+struct qrec {
+    uint32_t shard;
+    uint32_t delivery_count;
+    uint64_t seq;
+    uint64_t timestamp_ms;
+    uint64_t produced_ms;
+    size_t receipt_off;
+    size_t key_off;
+    size_t value_off;
+    uint32_t key_len;
+    uint32_t value_len;
+    uint32_t attr_first; /* in attr_offs */
+    uint32_t attr_count;
+};
+
+struct attr_off {
+    size_t key_off;
+    size_t value_off;
+    uint32_t key_len;
+    uint32_t value_len;
+};
+
 struct recv_op {
-    struct sl_server *srv;
-    struct sl_conn *conn;
+    struct sl_engine *e;
+    sl_receive_cb cb;
+    void *ctx;
     struct qgroup *g;
     struct sl_stream *stream;
-    uint64_t req_id;
     uint32_t max;
     uint32_t vis_ms;
     uint64_t deadline_ms; /* monotonic; 0 = no wait */
-    Sluice__V1__ReceivedRecord **recs;
+    struct qrec *recs;    /* max entries */
     uint32_t n;
+    struct attr_off *attrs; /* grown by doubling */
+    uint32_t n_attrs;
+    uint32_t attrs_cap;
+    uint8_t *arena; /* receipts, keys, values, attributes; grown by doubling */
+    size_t arena_len;
+    size_t arena_cap;
     uint32_t persisting; /* delivery counts not yet durable */
     int err;
     bool collecting;
     /* the read in flight */
-    struct sl_shard_read rd;
+    struct sl_wshard_read wr;
     uint8_t *buf;
     uint32_t buf_cap;
     uint32_t shard;
@@ -647,47 +630,47 @@ struct recv_op {
 
 static void recv_step(struct recv_op *op);
 
-static void free_record(Sluice__V1__ReceivedRecord *r)
+static void recv_free(struct recv_op *op)
 {
-    if (r == NULL) {
-        return;
-    }
-    free(r->receipt);
-    free(r->key.data);
-    free(r->value.data);
-    for (size_t i = 0; i < r->n_attributes; i++) {
-        free(r->attributes[i]->key);
-        free(r->attributes[i]->value);
-        free(r->attributes[i]);
-    }
-    free(r->attributes);
-    free(r);
-}
-
-static void recv_finish(struct recv_op *op)
-{
-    Sluice__V1__ReceiveResponse rr = SLUICE__V1__RECEIVE_RESPONSE__INIT;
-    rr.n_records = op->n;
-    rr.records = op->recs;
-    sl_response resp = SLUICE__V1__RESPONSE__INIT;
-    resp.id = op->req_id;
-    resp.code = (Sluice__V1__ErrorCode)op->err;
-    resp.message = op->err != SL_OK ? (char *)sl_strerror(op->err) : (char *)"";
-    resp.body_case = SLUICE__V1__RESPONSE__BODY_RECEIVE;
-    resp.receive = &rr;
-    if (op->err != SL_OK) {
-        rr.n_records = 0;
-    }
-    sl_conn_respond(op->conn, &resp);
-    sl_conn_request_done(op->conn);
-    sl_conn_release(op->conn);
-    op->stream->inflight--;
-    for (uint32_t i = 0; i < op->n; i++) {
-        free_record(op->recs[i]);
-    }
     free(op->recs);
+    free(op->attrs);
+    free(op->arena);
     free(op->buf);
     free(op);
+}
+
+/* Answers with the collected records, pointers resolved into the arena. */
+static void recv_finish(struct recv_op *op)
+{
+    op->stream->inflight--;
+    struct sl_qrecord *out = op->err == SL_OK && op->n > 0 ? calloc(op->n, sizeof(*out)) : NULL;
+    struct sl_attr *attrs = out != NULL && op->n_attrs > 0 ? calloc(op->n_attrs, sizeof(*attrs))
+                                                           : NULL;
+    if (op->err == SL_OK && op->n > 0 && (out == NULL || (op->n_attrs > 0 && attrs == NULL))) {
+        op->err = SL_ENOMEM; /* the leases stand: they expire and are delivered again */
+    }
+    for (uint32_t i = 0; i < op->n_attrs && attrs != NULL; i++) {
+        const struct attr_off *a = &op->attrs[i];
+        attrs[i] = (struct sl_attr){(const char *)op->arena + a->key_off, a->key_len,
+                                    (const char *)op->arena + a->value_off, a->value_len};
+    }
+    for (uint32_t i = 0; i < op->n && op->err == SL_OK; i++) {
+        const struct qrec *q = &op->recs[i];
+        out[i] = (struct sl_qrecord){
+            .receipt = (const char *)op->arena + q->receipt_off, .shard = q->shard,
+            .seq = q->seq, .timestamp_ms = q->timestamp_ms, .produced_ms = q->produced_ms,
+            .delivery_count = q->delivery_count, .key = op->arena + q->key_off,
+            .key_len = q->key_len, .value = op->arena + q->value_off,
+            .value_len = q->value_len, .attrs = attrs != NULL ? attrs + q->attr_first : NULL,
+            .attr_count = q->attr_count};
+    }
+    struct sl_receive_result r = {.err = op->err,
+                                  .why = op->err != SL_OK ? sl_strerror(op->err) : "",
+                                  .records = out, .n = op->err == SL_OK ? op->n : 0};
+    op->cb(op->ctx, &r);
+    free(out);
+    free(attrs);
+    recv_free(op);
 }
 
 static void recv_maybe_finish(struct recv_op *op)
@@ -707,61 +690,74 @@ static void on_count_durable(void *ctx, int err)
     recv_maybe_finish(op);
 }
 
-static char *dup_bytes(const void *p, size_t n)
+/* Copies n bytes (NUL-terminated) into the arena; returns the offset or
+ * SIZE_MAX without memory. Amortised: the arena doubles. */
+static size_t arena_put(struct recv_op *op, const void *p, size_t n)
 {
-    char *d = malloc(n + 1);
-    if (d != NULL) {
-        if (n > 0) {
-            memcpy(d, p, n);
+    if (op->arena_cap - op->arena_len < n + 1) {
+        size_t cap = op->arena_cap > 0 ? op->arena_cap : 4096;
+        while (cap - op->arena_len < n + 1) {
+            cap *= 2;
         }
-        d[n] = '\0';
+        uint8_t *a = realloc(op->arena, cap);
+        if (a == NULL) {
+            return SIZE_MAX;
+        }
+        op->arena = a;
+        op->arena_cap = cap;
     }
-    return d;
+    size_t off = op->arena_len;
+    if (n > 0) {
+        memcpy(op->arena + off, p, n);
+    }
+    op->arena[off + n] = '\0';
+    op->arena_len += n + 1;
+    return off;
 }
 
-/* Builds the response record for a lease. */
+/* Collects the record of a lease for the answer. */
 static int add_record(struct recv_op *op, struct qentry *e, const struct sl_record_view *rv,
                       uint64_t append_ms)
 {
-    Sluice__V1__ReceivedRecord *r = calloc(1, sizeof(*r));
-    if (r == NULL) {
-        return SL_ENOMEM;
-    }
-    sluice__v1__received_record__init(r);
-    char receipt[64];
+    char receipt[RECEIPT_MAX];
     receipt_format(op->g, e, receipt, sizeof(receipt));
-    r->receipt = dup_bytes(receipt, strlen(receipt));
-    r->shard = e->shard;
-    r->seq = e->seq;
-    r->timestamp_ms = append_ms;
-    r->produced_ms = rv->timestamp_ms;
-    r->delivery_count = e->count;
-    r->key.data = (uint8_t *)dup_bytes(rv->key, rv->key_len);
-    r->key.len = rv->key_len;
-    r->value.data = (uint8_t *)dup_bytes(rv->value, rv->value_len);
-    r->value.len = rv->value_len;
-    r->attributes = calloc(rv->attr_count + 1, sizeof(*r->attributes));
-    bool ok = r->receipt != NULL && r->key.data != NULL && r->value.data != NULL &&
-              r->attributes != NULL;
+    struct qrec q = {.shard = e->shard, .delivery_count = e->count, .seq = e->seq,
+                     .timestamp_ms = append_ms, .produced_ms = rv->timestamp_ms,
+                     .key_len = rv->key_len, .value_len = rv->value_len,
+                     .attr_first = op->n_attrs};
+    uint32_t arena_mark = (uint32_t)op->arena_len, attrs_mark = op->n_attrs;
+    q.receipt_off = arena_put(op, receipt, strlen(receipt));
+    q.key_off = arena_put(op, rv->key, rv->key_len);
+    q.value_off = arena_put(op, rv->value, rv->value_len);
+    bool ok = q.receipt_off != SIZE_MAX && q.key_off != SIZE_MAX && q.value_off != SIZE_MAX;
     uint32_t pos = 0;
     struct sl_attr a;
     while (ok && sl_record_attr_next(rv, &pos, &a)) {
-        Sluice__V1__Attribute *at = calloc(1, sizeof(*at));
-        if (at == NULL) {
-            ok = false;
-            break;
+        if (op->n_attrs == op->attrs_cap) {
+            uint32_t cap = op->attrs_cap > 0 ? op->attrs_cap * 2 : 64;
+            struct attr_off *n = realloc(op->attrs, cap * sizeof(*n));
+            if (n == NULL) {
+                ok = false;
+                break;
+            }
+            op->attrs = n;
+            op->attrs_cap = cap;
         }
-        sluice__v1__attribute__init(at);
-        at->key = dup_bytes(a.key, a.key_len);
-        at->value = dup_bytes(a.value, a.value_len);
-        r->attributes[r->n_attributes++] = at;
-        ok = at->key != NULL && at->value != NULL;
+        struct attr_off *ao = &op->attrs[op->n_attrs];
+        ao->key_off = arena_put(op, a.key, a.key_len);
+        ao->value_off = arena_put(op, a.value, a.value_len);
+        ao->key_len = a.key_len;
+        ao->value_len = a.value_len;
+        ok = ao->key_off != SIZE_MAX && ao->value_off != SIZE_MAX;
+        op->n_attrs++;
+        q.attr_count++;
     }
     if (!ok) {
-        free_record(r);
+        op->arena_len = arena_mark;
+        op->n_attrs = attrs_mark;
         return SL_ENOMEM;
     }
-    op->recs[op->n++] = r;
+    op->recs[op->n++] = q;
     return SL_OK;
 }
 
@@ -818,9 +814,9 @@ static void dead_letter(struct recv_op *op, uint32_t shard, uint64_t seq,
                         const struct sl_record_view *rv, uint32_t count)
 {
     struct qgroup *g = op->g;
-    struct sl_stream *dst = sl_catalog_find(op->srv->catalog, g->dlq);
+    struct sl_stream *dst = sl_catalog_find(op->e->catalog, g->dlq);
     char why[256];
-    if (dst == NULL && sl_catalog_create(op->srv->catalog, g->dlq, 1, 0, 0, NULL, &dst, why,
+    if (dst == NULL && sl_catalog_create(op->e->catalog, g->dlq, 1, 0, 0, NULL, &dst, why,
                                          sizeof(why)) != SL_OK) {
         sl_error("queue", "cannot create dead-letter stream %s: %s", g->dlq, why);
         return;
@@ -867,7 +863,7 @@ static void dead_letter(struct recv_op *op, uint32_t shard, uint64_t seq,
         dst->inflight++; /* a delete of the dead-letter stream waits for it */
         d->batch = buf;
         d->dst = dst;
-        rc = sl_bshard_append(&dst->shards[0], buf, len, 0, on_dlq_appended, d);
+        rc = sl_wshard_append(&dst->shards[0].ws, buf, len, 0, on_dlq_appended, d);
         if (rc != SL_OK) {
             g->stream->inflight--;
             dst->inflight--;
@@ -986,8 +982,8 @@ static void on_frontier_read(struct recv_op *op, int err)
     g->reading[shard] = false;
     if (err != SL_OK) {
         if (err == SL_ETRIMMED) {
-            g->frontier[shard] = op->rd.first_seq; /* retention passed us */
-            recv_skip(op, shard, sl_qstate_floor(st->qstate, g->name, shard), op->rd.first_seq,
+            g->frontier[shard] = op->wr.rd.first_seq; /* retention passed us */
+            recv_skip(op, shard, sl_qstate_floor(st->qstate, g->name, shard), op->wr.rd.first_seq,
                       0);
         } else {
             op->err = err;
@@ -1001,13 +997,13 @@ static void on_frontier_read(struct recv_op *op, int err)
     uint64_t next = g->frontier[shard];
     uint64_t skip_from = UINT64_MAX, filtered = 0;
     bool full = false;
-    for (uint32_t off = 0; off < op->rd.len && !full;) {
+    for (uint32_t off = 0; off < op->wr.rd.len && !full;) {
         struct sl_batch_header h;
         struct sl_batch_iter it;
-        if (sl_batch_peek(op->buf + off, op->rd.len - off, &h) != SL_OK ||
-            sl_server_scratch_reserve(op->srv, h.codec, h.records_len) != SL_OK ||
-            sl_batch_iter_init(&it, op->buf + off, &h, op->srv->zctx, op->srv->scratch,
-                               op->srv->scratch_cap) != SL_OK) {
+        if (sl_batch_peek(op->buf + off, op->wr.rd.len - off, &h) != SL_OK ||
+            sl_engine_scratch_reserve(op->e, h.codec, h.records_len) != SL_OK ||
+            sl_batch_iter_init(&it, op->buf + off, &h, op->e->zctx, op->e->scratch,
+                               op->e->scratch_cap) != SL_OK) {
             break; /* verified when read: only memory can fail here */
         }
         struct sl_record_view rv;
@@ -1062,13 +1058,13 @@ static void on_redelivery_read(struct recv_op *op, int err)
     op->claimed = NULL;
     bool found = false;
     if (err == SL_OK) {
-        for (uint32_t off = 0; off < op->rd.len && !found;) {
+        for (uint32_t off = 0; off < op->wr.rd.len && !found;) {
             struct sl_batch_header h;
             struct sl_batch_iter it;
-            if (sl_batch_peek(op->buf + off, op->rd.len - off, &h) != SL_OK ||
-                sl_server_scratch_reserve(op->srv, h.codec, h.records_len) != SL_OK ||
-                sl_batch_iter_init(&it, op->buf + off, &h, op->srv->zctx, op->srv->scratch,
-                                   op->srv->scratch_cap) != SL_OK) {
+            if (sl_batch_peek(op->buf + off, op->wr.rd.len - off, &h) != SL_OK ||
+                sl_engine_scratch_reserve(op->e, h.codec, h.records_len) != SL_OK ||
+                sl_batch_iter_init(&it, op->buf + off, &h, op->e->zctx, op->e->scratch,
+                                   op->e->scratch_cap) != SL_OK) {
                 break;
             }
             struct sl_record_view rv;
@@ -1096,15 +1092,15 @@ static void on_redelivery_read(struct recv_op *op, int err)
 
 static void on_recv_read(struct sl_shard_read *rd, int err)
 {
-    struct recv_op *op = sl_container_of(rd, struct recv_op, rd);
+    struct recv_op *op = sl_container_of(rd, struct recv_op, wr.rd);
     if (err == SL_ETOOBIG && rd->need_bytes <= SL_BATCH_BYTES_MAX) {
         uint8_t *n = realloc(op->buf, rd->need_bytes); /* one batch larger than the buffer */
         if (n != NULL) {
             op->buf = n;
             op->buf_cap = rd->need_bytes;
-            op->rd.buf = n;
-            op->rd.buf_cap = rd->need_bytes;
-            sl_bshard_read(&op->g->stream->shards[op->shard], &op->rd);
+            op->wr.rd.buf = n;
+            op->wr.rd.buf_cap = rd->need_bytes;
+            sl_wshard_read(&op->g->stream->shards[op->shard].ws, &op->wr);
             return;
         }
     }
@@ -1117,15 +1113,15 @@ static void on_recv_read(struct sl_shard_read *rd, int err)
 
 static void recv_read(struct recv_op *op, uint32_t shard, uint64_t seq)
 {
-    memset(&op->rd, 0, sizeof(op->rd));
+    memset(&op->wr, 0, sizeof(op->wr));
     op->shard = shard;
-    op->rd.from = SL_READ_SEQ;
-    op->rd.seq = seq;
-    op->rd.buf = op->buf;
-    op->rd.buf_cap = op->buf_cap;
-    op->rd.max_bytes = QUEUE_READ_BYTES;
-    op->rd.cb = on_recv_read;
-    sl_bshard_read(&op->g->stream->shards[shard], &op->rd);
+    op->wr.rd.from = SL_READ_SEQ;
+    op->wr.rd.seq = seq;
+    op->wr.rd.buf = op->buf;
+    op->wr.rd.buf_cap = op->buf_cap;
+    op->wr.rd.max_bytes = QUEUE_READ_BYTES;
+    op->wr.rd.cb = on_recv_read;
+    sl_wshard_read(&op->g->stream->shards[shard].ws, &op->wr);
 }
 
 static struct qentry *ready_entry(struct qgroup *g, uint64_t now)
@@ -1175,7 +1171,7 @@ static void recv_step(struct recv_op *op)
         uint32_t s = g->rr++ % st->shard_count;
         op->tried++;
         struct sl_shard_stats ss;
-        sl_bshard_stats(&st->shards[s], &ss);
+        sl_wshard_stats(&st->shards[s].ws, &ss);
         if (g->frontier[s] < ss.first_seq) {
             g->frontier[s] = ss.first_seq;
         }
@@ -1188,7 +1184,7 @@ static void recv_step(struct recv_op *op)
         return;
     }
     op->collecting = false;
-    if (op->n == 0 && op->deadline_ms > mono_ms() && !op->srv->stopping) {
+    if (op->n == 0 && op->deadline_ms > mono_ms() && !op->e->stopping) {
         op->collecting = true;
         recv_park(op);
         return;
@@ -1210,105 +1206,107 @@ static void recv_wake(struct qgroup *g)
     }
 }
 
-void sl_queue_receive(struct sl_server *srv, struct sl_conn *c, sl_request *req)
+void sl_queue_receive(struct sl_engine *e, const struct sl_receive_req *req, sl_receive_cb cb,
+                      void *ctx)
 {
-    const Sluice__V1__Receive *m = req->receive;
-    struct qgroup *g = lookup(srv, c, req->id, m->stream, m->group);
+    char why[300];
+    int rc;
+    struct qgroup *g = lookup(e, req->stream, req->group, why, sizeof(why), &rc);
+    struct sl_receive_result r = {.err = rc, .why = why};
     if (g == NULL) {
+        cb(ctx, &r);
         return;
     }
-    if (m->max_records == 0 || m->max_records > QUEUE_RECEIVE_MAX) {
-        done_error(c, req->id, SL_EINVAL, "max_records must be in [1, 10000]");
+    if (req->max_records == 0 || req->max_records > SL_QUEUE_RECEIVE_MAX) {
+        snprintf(why, sizeof(why), "max_records must be in [1, %u]", SL_QUEUE_RECEIVE_MAX);
+        r.err = SL_EINVAL;
+        cb(ctx, &r);
         return;
     }
     struct recv_op *op = calloc(1, sizeof(*op));
     uint8_t *buf = malloc(QUEUE_READ_BYTES);
-    Sluice__V1__ReceivedRecord **recs = calloc(m->max_records, sizeof(*recs));
+    struct qrec *recs = calloc(req->max_records, sizeof(*recs));
     if (op == NULL || buf == NULL || recs == NULL) {
         free(op);
         free(buf);
         free(recs);
-        done_error(c, req->id, SL_ENOMEM, NULL);
+        r.err = SL_ENOMEM;
+        r.why = sl_strerror(SL_ENOMEM);
+        cb(ctx, &r);
         return;
     }
-    uint32_t wait = m->wait_ms < srv->cfg.fetch_wait_max_ms ? m->wait_ms : srv->cfg.fetch_wait_max_ms;
-    *op = (struct recv_op){.srv = srv, .conn = c, .g = g, .stream = g->stream,
-                           .req_id = req->id, .max = m->max_records,
-                           .vis_ms = m->visibility_timeout_ms ? m->visibility_timeout_ms
-                                                              : g->visibility_ms,
+    uint32_t wait = req->wait_ms < e->cfg.fetch_wait_max_ms ? req->wait_ms
+                                                            : e->cfg.fetch_wait_max_ms;
+    *op = (struct recv_op){.e = e, .cb = cb, .ctx = ctx, .g = g, .stream = g->stream,
+                           .max = req->max_records,
+                           .vis_ms = req->visibility_timeout_ms ? req->visibility_timeout_ms
+                                                                : g->visibility_ms,
                            .deadline_ms = wait > 0 ? mono_ms() + wait : 0, .recs = recs,
                            .collecting = true, .buf = buf, .buf_cap = QUEUE_READ_BYTES};
-    sl_conn_hold(c);
     g->stream->inflight++;
     recv_step(op);
 }
 
 /* ---- ack / nack / extend ---------------------------------------------- */
 
-static void receipts_op(struct sl_server *srv, struct sl_conn *c, sl_request *req, int kind)
+/* Settles one leased entry; an error when the durable ack could not start. */
+static int settle_one(struct qgroup *g, struct simple_op *op, const struct sl_settle_req *req,
+                      struct qentry *e, uint64_t now)
 {
-    const char *stream, *group;
-    size_t n;
-    char **receipts;
-    uint32_t arg = 0;
-    Sluice__V1__Response__BodyCase body;
-    if (kind == 0) {
-        stream = req->ack->stream, group = req->ack->group;
-        n = req->ack->n_receipts, receipts = req->ack->receipts;
-        body = SLUICE__V1__RESPONSE__BODY_ACK;
-    } else if (kind == 1) {
-        stream = req->nack->stream, group = req->nack->group;
-        n = req->nack->n_receipts, receipts = req->nack->receipts;
-        arg = req->nack->delay_ms;
-        body = SLUICE__V1__RESPONSE__BODY_NACK;
-    } else {
-        stream = req->extend_visibility->stream, group = req->extend_visibility->group;
-        n = req->extend_visibility->n_receipts, receipts = req->extend_visibility->receipts;
-        arg = req->extend_visibility->visibility_timeout_ms;
-        body = SLUICE__V1__RESPONSE__BODY_EXTEND_VISIBILITY;
-    }
-    struct qgroup *g = lookup(srv, c, req->id, stream, group);
-    if (g == NULL) {
-        return;
-    }
-    struct simple_op *op = simple_new(c, g->stream, req->id, body);
-    if (op == NULL || (op->results = calloc(n + 1, sizeof(*op->results))) == NULL) {
-        if (op != NULL) {
-            op->err = SL_ENOMEM;
-            simple_start(op);
-        } else {
-            done_error(c, req->id, SL_ENOMEM, NULL);
+    switch (req->kind) {
+    case SL_SETTLE_ACK: {
+        op->outstanding++;
+        int rc = sl_qstate_ack(g->stream->qstate, g->name, e->shard, e->seq, e->seq + 1,
+                               simple_cb, op);
+        if (rc != SL_OK) {
+            op->outstanding--;
+            return rc;
         }
+        entry_release(g, e);
+        return SL_OK;
+    }
+    case SL_SETTLE_NACK:
+        e->state = QE_READY;
+        e->due_ms = now + req->ms;
+        return SL_OK;
+    default:
+        e->due_ms = now + (req->ms ? req->ms : g->visibility_ms);
+        return SL_OK;
+    }
+}
+
+void sl_queue_settle(struct sl_engine *e, const struct sl_settle_req *req, sl_settle_cb cb,
+                     void *ctx)
+{
+    char why[300];
+    int rc;
+    struct qgroup *g = lookup(e, req->stream, req->group, why, sizeof(why), &rc);
+    if (g == NULL) {
+        cb(ctx, rc, why, NULL, 0);
         return;
     }
-    op->n_results = n;
+    struct simple_op *op = simple_new(g->stream, NULL, cb, ctx);
+    if (op == NULL) {
+        cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM), NULL, 0);
+        return;
+    }
+    if ((op->results = calloc(req->n + 1, sizeof(*op->results))) == NULL) {
+        op->err = SL_ENOMEM;
+        simple_start(op);
+        return;
+    }
+    op->n_results = req->n;
     uint64_t now = mono_ms();
     bool woke = false;
-    for (size_t i = 0; i < n; i++) {
-        struct qentry *e = receipt_find(g, receipts[i]);
-        if (e == NULL) {
-            op->results[i] = SLUICE__V1__ERROR_CODE__ENOTFOUND;
+    for (uint32_t i = 0; i < req->n; i++) {
+        struct qentry *qe = receipt_find(g, req->receipts[i]);
+        if (qe == NULL) {
+            op->results[i] = SL_ENOTFOUND;
             continue;
         }
-        op->results[i] = SLUICE__V1__ERROR_CODE__OK;
-        if (kind == 0) {
-            op->outstanding++;
-            int rc = sl_qstate_ack(g->stream->qstate, g->name, e->shard, e->seq, e->seq + 1,
-                                   simple_cb, op);
-            if (rc != SL_OK) {
-                op->outstanding--;
-                op->results[i] = (Sluice__V1__ErrorCode)rc;
-                continue;
-            }
-            entry_release(g, e);
-            woke = true; /* room for another lease */
-        } else if (kind == 1) {
-            e->state = QE_READY;
-            e->due_ms = now + arg;
-            woke = true;
-        } else {
-            e->due_ms = now + (arg ? arg : g->visibility_ms);
-        }
+        op->results[i] = settle_one(g, op, req, qe, now);
+        /* an ack makes room for another lease, a nack makes one visible */
+        woke = woke || (op->results[i] == SL_OK && req->kind != SL_SETTLE_EXTEND);
     }
     if (woke && g->waiters != NULL) {
         recv_wake(g);
@@ -1316,101 +1314,81 @@ static void receipts_op(struct sl_server *srv, struct sl_conn *c, sl_request *re
     simple_start(op);
 }
 
-void sl_queue_ack(struct sl_server *srv, struct sl_conn *c, sl_request *req)
-{
-    receipts_op(srv, c, req, 0);
-}
-
-void sl_queue_nack(struct sl_server *srv, struct sl_conn *c, sl_request *req)
-{
-    receipts_op(srv, c, req, 1);
-}
-
-void sl_queue_extend(struct sl_server *srv, struct sl_conn *c, sl_request *req)
-{
-    receipts_op(srv, c, req, 2);
-}
-
 /* ---- stats / purge ---------------------------------------------------- */
 
-void sl_queue_stats(struct sl_server *srv, struct sl_conn *c, sl_request *req)
+int sl_queue_stats(struct sl_engine *e, const char *stream, const char *group,
+                   struct sl_qgroup_stats *out, char *why, uint32_t why_len)
 {
-    const Sluice__V1__GroupStats *m = req->group_stats;
-    struct qgroup *g = lookup(srv, c, req->id, m->stream, m->group);
+    int rc;
+    struct qgroup *g = lookup(e, stream, group, why, why_len, &rc);
     if (g == NULL) {
-        return;
+        return rc;
     }
+    memset(out, 0, sizeof(*out));
     struct sl_stream *st = g->stream;
-    Sluice__V1__GroupStatsResponse gr = SLUICE__V1__GROUP_STATS_RESPONSE__INIT;
     uint64_t now = mono_ms(), oldest = 0, wall = now_ms();
     for (uint32_t s = 0; s < st->shard_count; s++) {
         struct sl_shard_stats ss;
-        sl_bshard_stats(&st->shards[s], &ss);
+        sl_wshard_stats(&st->shards[s].ws, &ss);
         uint64_t f = g->frontier[s] > ss.first_seq ? g->frontier[s] : ss.first_seq;
-        gr.visible += ss.visible_seq > f ? ss.visible_seq - f : 0;
+        out->visible += ss.visible_seq > f ? ss.visible_seq - f : 0;
         uint64_t floor = sl_qstate_floor(st->qstate, g->name, s);
         uint64_t t = 0;
         if (floor < ss.visible_seq && floor >= ss.first_seq &&
-            sl_bshard_time_near_seq(&st->shards[s], floor, &t) == SL_OK && wall > t) {
+            sl_wshard_time_near_seq(&st->shards[s].ws, floor, &t) == SL_OK && wall > t) {
             oldest = wall - t > oldest ? wall - t : oldest;
         }
     }
     for (uint32_t i = 0; i < g->max_inflight && g->used > 0; i++) {
-        const struct qentry *e = &g->e[i];
-        if (e->state == QE_LEASED || e->state == QE_CLAIMED) {
-            gr.inflight++;
-        } else if (e->state == QE_BLOCKED) {
-            gr.visible++;
-        } else if (e->state == QE_READY) {
-            if (e->due_ms <= now) {
-                gr.visible++;
+        const struct qentry *qe = &g->e[i];
+        if (qe->state == QE_LEASED || qe->state == QE_CLAIMED) {
+            out->inflight++;
+        } else if (qe->state == QE_BLOCKED) {
+            out->visible++;
+        } else if (qe->state == QE_READY) {
+            if (qe->due_ms <= now) {
+                out->visible++;
             } else {
-                gr.delayed++;
+                out->delayed++;
             }
         }
     }
-    sl_qstate_counters(st->qstate, g->name, &gr.dead_lettered, &gr.filtered_out);
-    gr.oldest_age_ms = oldest;
-    Sluice__V1__QueueGroupConfig qc = SLUICE__V1__QUEUE_GROUP_CONFIG__INIT;
-    qc.visibility_timeout_ms = g->visibility_ms;
-    qc.max_deliveries = g->max_deliveries;
-    qc.dead_letter_stream = g->dlq;
-    qc.max_inflight = g->max_inflight;
+    sl_qstate_counters(st->qstate, g->name, &out->dead_lettered, &out->filtered_out);
+    out->oldest_age_ms = oldest;
+    struct sl_qgroup_config *qc = &out->config;
+    qc->visibility_timeout_ms = g->visibility_ms;
+    qc->max_deliveries = g->max_deliveries;
+    qc->dead_letter_stream = g->dlq;
+    qc->max_inflight = g->max_inflight;
     const struct sl_qgroup_def *def = sl_qstate_group(st->qstate, g->name);
-    qc.filter = def != NULL && def->filter != NULL ? def->filter : (char *)"";
-    Sluice__V1__Position start = SLUICE__V1__POSITION__INIT;
+    qc->filter = def != NULL && def->filter != NULL ? def->filter : "";
     if (def != NULL) {
-        qc.ordered = def->ordered;
-        start.kind = (Sluice__V1__PositionKind)def->start_kind;
-        start.seq = def->start_seq;
-        start.time_ms = def->start_time_ms;
-        qc.start = &start;
+        qc->ordered = def->ordered;
+        qc->start = (struct sl_position){.kind = def->start_kind, .seq = def->start_seq,
+                                         .time_ms = def->start_time_ms};
     }
-    gr.config = &qc;
-    sl_response resp = SLUICE__V1__RESPONSE__INIT;
-    resp.id = req->id;
-    resp.body_case = SLUICE__V1__RESPONSE__BODY_GROUP_STATS;
-    resp.group_stats = &gr;
-    sl_conn_respond(c, &resp);
-    sl_conn_request_done(c);
+    return SL_OK;
 }
 
-void sl_queue_purge(struct sl_server *srv, struct sl_conn *c, sl_request *req)
+void sl_queue_purge(struct sl_engine *e, const char *stream, const char *group, sl_done_cb cb,
+                    void *ctx)
 {
-    const Sluice__V1__Purge *m = req->purge;
-    struct qgroup *g = lookup(srv, c, req->id, m->stream, m->group);
+    char why[300];
+    int rc;
+    struct qgroup *g = lookup(e, stream, group, why, sizeof(why), &rc);
     if (g == NULL) {
+        cb(ctx, rc, why);
         return;
     }
     struct sl_stream *st = g->stream;
-    struct simple_op *op = simple_new(c, st, req->id, SLUICE__V1__RESPONSE__BODY_PURGE);
+    struct simple_op *op = simple_new(st, cb, NULL, ctx);
     if (op == NULL) {
-        done_error(c, req->id, SL_ENOMEM, NULL);
+        cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM));
         return;
     }
     for (uint32_t s = 0; s < st->shard_count; s++) {
         struct sl_shard_stats ss;
-        sl_bshard_stats(&st->shards[s], &ss);
+        sl_wshard_stats(&st->shards[s].ws, &ss);
         uint64_t floor = sl_qstate_floor(st->qstate, g->name, s);
         if (ss.visible_seq > floor) {
             op->outstanding++;
@@ -1425,10 +1403,10 @@ void sl_queue_purge(struct sl_server *srv, struct sl_conn *c, sl_request *req)
     /* Everything goes: drop the key chains wholesale rather than pop them
      * one by one (a claimed entry being read keeps no chain either). */
     for (uint32_t i = 0; i < g->max_inflight; i++) {
-        struct qentry *e = &g->e[i];
-        e->keyed = false;
-        if (e->state == QE_LEASED || e->state == QE_READY || e->state == QE_BLOCKED) {
-            entry_release(g, e);
+        struct qentry *qe = &g->e[i];
+        qe->keyed = false;
+        if (qe->state == QE_LEASED || qe->state == QE_READY || qe->state == QE_BLOCKED) {
+            entry_release(g, qe);
         }
     }
     if (g->keys != NULL) {
@@ -1440,20 +1418,19 @@ void sl_queue_purge(struct sl_server *srv, struct sl_conn *c, sl_request *req)
 
 /* ---- tick, progress, stop ------------------------------------------- */
 
-void sl_queue_tick(struct sl_server *srv, uint64_t now)
+void sl_queue_tick(struct sl_engine *e)
 {
-    (void)now;
     uint64_t t = mono_ms();
-    for (struct sl_stream *st = sl_catalog_first(srv->catalog); st != NULL; st = st->next) {
-        for (struct qgroup *g = st->qgroups; g != NULL; g = g->next) {
+    for (struct sl_stream *st = sl_catalog_first(e->catalog); st != NULL; st = st->next) {
+        for (struct qgroup *g = groups_of(st); g != NULL; g = g->next) {
             bool ready = false;
             for (uint32_t i = 0; i < g->max_inflight && g->used > 0; i++) {
-                struct qentry *e = &g->e[i];
-                if (e->state == QE_LEASED && e->due_ms <= t) {
-                    e->state = QE_READY; /* the lease expired: visible again */
-                    e->due_ms = t;
+                struct qentry *qe = &g->e[i];
+                if (qe->state == QE_LEASED && qe->due_ms <= t) {
+                    qe->state = QE_READY; /* the lease expired: visible again */
+                    qe->due_ms = t;
                     ready = true;
-                } else if (e->state == QE_READY && e->due_ms <= t) {
+                } else if (qe->state == QE_READY && qe->due_ms <= t) {
                     ready = true;
                 }
             }
@@ -1477,20 +1454,19 @@ void sl_queue_tick(struct sl_server *srv, uint64_t now)
     }
 }
 
-void sl_queue_shard_progress(struct sl_server *srv, struct sl_bshard *b)
+void sl_queue_shard_progress(struct sl_bshard *b)
 {
-    (void)srv;
-    for (struct qgroup *g = b->stream->qgroups; g != NULL; g = g->next) {
+    for (struct qgroup *g = groups_of(b->stream); g != NULL; g = g->next) {
         if (g->waiters != NULL) {
             recv_wake(g);
         }
     }
 }
 
-void sl_queue_stop(struct sl_server *srv)
+void sl_queue_stop(struct sl_engine *e)
 {
-    for (struct sl_stream *st = sl_catalog_first(srv->catalog); st != NULL; st = st->next) {
-        for (struct qgroup *g = st->qgroups; g != NULL; g = g->next) {
+    for (struct sl_stream *st = sl_catalog_first(e->catalog); st != NULL; st = st->next) {
+        for (struct qgroup *g = groups_of(st); g != NULL; g = g->next) {
             while (g->waiters != NULL) {
                 struct recv_op *op = g->waiters;
                 g->waiters = op->next;
@@ -1504,9 +1480,14 @@ void sl_queue_stop(struct sl_server *srv)
 
 void sl_queue_stream_free(struct sl_stream *st)
 {
-    while (st->qgroups != NULL) {
-        struct qgroup *g = st->qgroups;
-        st->qgroups = g->next;
+    if (st->queues == NULL) {
+        return;
+    }
+    while (st->queues->groups != NULL) {
+        struct qgroup *g = st->queues->groups;
+        st->queues->groups = g->next;
         group_free(g);
     }
+    free(st->queues);
+    st->queues = NULL;
 }

@@ -1,14 +1,15 @@
-/* server.h - the broker's network side: listener, connections, framing, the
- * send queue, and the loop that drives everything.
+/* server.h - the native protocol's network side: listener, connections,
+ * framing, the send queue, and the loop that drives everything.
  *
- * Threading: one server = one loop thread = one ring (multi-core ownership
- * arrives with issue #5). Every callback runs on that thread.
+ * Threading: one server = the main loop's thread and ring. Every callback
+ * runs on that thread.
  *
- * The interface to request handlers (broker/handler.c): the server parses a
- * frame into a request and calls sl_handle_request, which takes the request;
- * a handler answers now or later with sl_conn_respond. A handler that
- * answers later holds the connection with sl_conn_hold/sl_conn_release; a
- * response for a connection that closed meanwhile is dropped.
+ * The interface to request handlers (broker/native/handlers.h): the server
+ * parses a frame into a request and calls the dispatch function it was
+ * given (sl_native_dispatch), which takes the request; a handler answers now or later with sl_conn_respond. A
+ * handler that answers later holds the connection with
+ * sl_conn_hold/sl_conn_release; a response for a connection that closed
+ * meanwhile is dropped.
  */
 #ifndef SL_SERVER_H
 #define SL_SERVER_H
@@ -19,9 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct sl_catalog;
-struct sl_shard;
-struct sl_zctx;
+struct sl_engine;
 
 /* The settings the network side and the handlers use (from the broker
  * configuration; see broker/config.h for their documentation). */
@@ -35,18 +34,12 @@ struct sl_server_config {
     uint32_t conn_buffer_bytes;
     uint32_t idle_timeout_ms;
     uint32_t frame_timeout_ms;
-    uint32_t fetch_wait_max_ms;
-    uint32_t batch_bytes_max;
     uint32_t retention_check_ms;
     uint32_t shutdown_timeout_ms;
-    bool auto_create_streams; /* a produce to an unknown stream creates it */
-    uint32_t dedup_window_ms; /* sluice.dedup_id window; 0 = off */
-    uint32_t default_shards;  /* shards of an auto-created stream */
 };
 
-/* All fetch buffers of the broker together stay below this: with it, memory
- * does not grow with connections x max_inflight x max_frame_bytes. */
-#define SL_FETCH_MEMORY_MAX (512ull << 20)
+/* Room in a frame for a response's fields around the batches it carries. */
+#define SL_NATIVE_FRAME_SLACK 1024u
 
 struct sl_out_buf {
     struct sl_out_buf *next;
@@ -81,10 +74,16 @@ struct sl_conn {
     struct sl_conn *next;
 };
 
+struct sl_server;
+struct sl_conn;
+/* Takes `req`; answers it now or later (see above). */
+typedef void (*sl_server_dispatch_fn)(struct sl_server *srv, struct sl_conn *c, sl_request *req);
+
 struct sl_server {
     struct sl_ring *ring;
+    sl_server_dispatch_fn dispatch;
     struct sl_server_config cfg;
-    struct sl_catalog *catalog;
+    struct sl_engine *engine; /* borrowed */
     int listen_fd;
     uint32_t bound_port;
     struct sl_io_op accept_op;
@@ -101,18 +100,13 @@ struct sl_server {
     bool done;
     uint64_t stop_deadline_ms;
     uint64_t next_retention_ms;
-    uint64_t fetch_bytes; /* fetch buffers allocated now (<= SL_FETCH_MEMORY_MAX) */
-    /* handler scratch: decompression for routing checks */
-    struct sl_zctx *zctx;
-    uint8_t *scratch;
-    uint32_t scratch_cap;
 };
 
 /* Binds and listens (port 0 = ephemeral; the bound port is written to
  * port_file when set), blocks SIGTERM/SIGINT into a signalfd. Errors:
  * SL_ESYS (bind/listen, logged with the address), SL_ENOMEM. */
 int sl_server_init(struct sl_server *srv, struct sl_ring *ring, const struct sl_server_config *cfg,
-                   struct sl_catalog *catalog);
+                   struct sl_engine *engine, sl_server_dispatch_fn dispatch);
 /* Runs until SIGTERM/SIGINT, then stops accepting, finishes in-flight
  * requests (up to shutdown_timeout_ms) and returns SL_OK. */
 int sl_server_run(struct sl_server *srv);
@@ -120,24 +114,15 @@ void sl_server_fini(struct sl_server *srv);
 
 /* Packs `resp` (borrowed) into the connection's send queue. */
 void sl_conn_respond(struct sl_conn *c, const sl_response *resp);
-/* Answers request `id` with an error code and message. */
+/* Answers request `id` with an error code and message (NULL: the code's
+ * text). */
 void sl_conn_respond_error(struct sl_conn *c, uint64_t id, int code, const char *msg);
+/* sl_conn_respond_error, then sl_conn_request_done: a request refused. */
+void sl_conn_fail(struct sl_conn *c, uint64_t id, int code, const char *msg);
 void sl_conn_hold(struct sl_conn *c);
 void sl_conn_release(struct sl_conn *c);
 /* Called by a handler when it answered (or dropped) a request, so the
  * connection may read more (bounded in-flight requests). */
 void sl_conn_request_done(struct sl_conn *c);
-
-/* Makes the decompression scratch hold the records of batch `h` (a zstd
- * batch; uncompressed ones need none). Bounded: at most 4 x batch_bytes_max
- * (a small frame must not expand into unbounded memory). Errors: SL_ETOOBIG,
- * SL_ENOMEM. */
-int sl_server_scratch_reserve(struct sl_server *srv, uint32_t codec, uint32_t records_len);
-
-/* handler.c */
-void sl_handle_request(struct sl_server *srv, struct sl_conn *c, sl_request *req);
-void sl_handle_tick(struct sl_server *srv, uint64_t now_ms);
-void sl_handle_stop(struct sl_server *srv); /* answer parked fetches at shutdown */
-void sl_handle_shard_listener(void *ctx, struct sl_shard *s);
 
 #endif

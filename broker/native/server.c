@@ -18,15 +18,15 @@
  * by shutdown_timeout_ms), then return; the caller closes the catalog
  * (which fsyncs every shard).
  */
-#include "broker/server.h"
+#include "broker/native/server.h"
 
-#include "broker/catalog.h"
+#include "broker/engine/catalog.h"
+#include "broker/engine/engine.h"
+#include "broker/engine/events.h"
 #include "common/assert.h"
 #include "common/clock.h"
-#include "common/compress.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "storage/batch.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -174,6 +174,12 @@ void sl_conn_respond_error(struct sl_conn *c, uint64_t id, int code, const char 
     sl_conn_respond(c, &resp);
 }
 
+void sl_conn_fail(struct sl_conn *c, uint64_t id, int code, const char *msg)
+{
+    sl_conn_respond_error(c, id, code, msg);
+    sl_conn_request_done(c);
+}
+
 static void on_send(struct sl_io_op *op, int res)
 {
     struct sl_conn *c = sl_container_of(op, struct sl_conn, send_op);
@@ -270,7 +276,7 @@ static void conn_parse(struct sl_conn *c)
             continue;
         }
         c->requests++;
-        sl_handle_request(srv, c, req);
+        srv->dispatch(srv, c, req);
     }
     c->parsing = false;
     if (off > 0) {
@@ -431,7 +437,7 @@ static void begin_stop(struct sl_server *srv)
     if (srv->listen_fd >= 0) {
         shutdown(srv->listen_fd, SHUT_RDWR); /* completes the pending accept */
     }
-    sl_handle_stop(srv);
+    sl_events_stop(srv->engine);
     for (struct sl_conn *c = srv->conns; c != NULL; c = c->next) {
         c->closing = true;
         if (c->requests == 0 && c->out_head == NULL) {
@@ -453,7 +459,7 @@ static void on_tick(struct sl_io_op *op, int res)
     struct sl_server *srv = sl_container_of(op, struct sl_server, tick_op);
     srv->tick_busy = false;
     uint64_t t = now_ms();
-    sl_handle_tick(srv, t);
+    sl_events_tick(srv->engine, t);
     struct sl_conn *next;
     for (struct sl_conn *c = srv->conns; c != NULL; c = next) {
         next = c->next;
@@ -482,7 +488,7 @@ static void on_tick(struct sl_io_op *op, int res)
     }
     if (!srv->stopping && t >= srv->next_retention_ms) {
         srv->next_retention_ms = t + srv->cfg.retention_check_ms;
-        sl_catalog_retention(srv->catalog);
+        sl_catalog_retention(srv->engine->catalog);
     }
     bool open_conns = false;
     for (struct sl_conn *c = srv->conns; c != NULL && !open_conns; c = c->next) {
@@ -542,21 +548,18 @@ static int write_port_file(const struct sl_server *srv)
 }
 
 int sl_server_init(struct sl_server *srv, struct sl_ring *ring, const struct sl_server_config *cfg,
-                   struct sl_catalog *catalog)
+                   struct sl_engine *engine, sl_server_dispatch_fn dispatch)
 {
     memset(srv, 0, sizeof(*srv));
     srv->ring = ring;
+    srv->dispatch = dispatch;
     srv->cfg = *cfg;
-    srv->catalog = catalog;
+    srv->engine = engine;
     srv->listen_fd = -1;
     srv->signal_fd = -1;
     srv->accept_op.cb = on_accept;
     srv->tick_op.cb = on_tick;
     srv->signal_op.cb = on_signal;
-    srv->zctx = sl_zctx_new();
-    if (srv->zctx == NULL) {
-        return SL_ENOMEM;
-    }
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
@@ -584,26 +587,9 @@ int sl_server_run(struct sl_server *srv)
     sl_ring_timeout(srv->ring, &srv->tick_op, TICK_NS);
     while (!srv->done) {
         sl_ring_run(srv->ring, 1, 0);
-        sl_catalog_reap(srv->catalog);
+        sl_catalog_reap(srv->engine->catalog);
     }
     sl_info("broker", "all connections closed");
-    return SL_OK;
-}
-
-int sl_server_scratch_reserve(struct sl_server *srv, uint32_t codec, uint32_t records_len)
-{
-    if (codec != SL_BATCH_CODEC_ZSTD || records_len <= srv->scratch_cap) {
-        return SL_OK;
-    }
-    if (records_len > 4 * srv->cfg.batch_bytes_max) {
-        return SL_ETOOBIG;
-    }
-    uint8_t *n = realloc(srv->scratch, records_len);
-    if (n == NULL) {
-        return SL_ENOMEM;
-    }
-    srv->scratch = n;
-    srv->scratch_cap = records_len;
     return SL_OK;
 }
 
@@ -619,8 +605,4 @@ void sl_server_fini(struct sl_server *srv)
         close(srv->signal_fd);
         srv->signal_fd = -1;
     }
-    sl_zctx_free(srv->zctx);
-    srv->zctx = NULL;
-    free(srv->scratch);
-    srv->scratch = NULL;
 }

@@ -8,7 +8,7 @@
  * on the owner's thread with the owner's ring, so a shard log is never shared
  * between threads and its code has no locks.
  *
- * The main loop reaches a shard through the sl_bshard_* calls below: for a
+ * The main loop reaches a shard through the sl_wshard_* calls below: for a
  * shard it owns they call storage/shard.h directly; for another worker's
  * they post a message. Each worker has two single-producer single-consumer
  * message rings (main -> worker, worker -> main; lock-free, bounded, with a
@@ -32,14 +32,49 @@
 
 #include "storage/shard.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct sl_ring;
-struct sl_bshard;
 struct sl_workers;
 
 #define SL_WORKERS_MAX 64u
+
+struct wshard_wait; /* an append waiting for staging space on the owner */
+
+/* A shard as the main loop reaches it: its log and who owns it. Embedded in
+ * the catalog's shard (broker/engine/catalog.h); every field is this
+ * module's. */
+struct sl_wshard {
+    struct sl_shard *log;       /* touched only on its owner's thread */
+    struct sl_workers *workers; /* NULL: one loop */
+    uint32_t owner;             /* the worker owning the log (0: the main loop) */
+    bool closed;
+    sl_shard_listener listener; /* run on the main loop when records become visible */
+    void *listener_ctx;
+    struct sl_shard_stats mirror; /* remote shards: the owner's stats as last reported */
+    /* the owner's thread only */
+    struct sl_wshard *ow_next;
+    struct sl_wshard *ow_wait_next;
+    struct wshard_wait *ow_wait_head;
+    struct wshard_wait *ow_wait_tail;
+    struct sl_shard_stats ow_published;
+};
+
+/* A read routed to a shard's owner: the caller fills `rd` (buffer, position,
+ * cb, ctx) as for sl_shard_read; the callback runs on the main loop with
+ * &wr->rd. The fields ending in _ are this module's (the owner's callback
+ * in transit), so storage's read struct carries nothing of the broker. */
+struct sl_wshard_read {
+    struct sl_shard_read rd;
+    sl_read_cb cb_;
+    void *ctx_;
+    struct sl_wshard *b_;
+};
+
+/* Start-up work run on the shard's owner right after its log opened. */
+typedef void (*sl_wshard_rebuild_fn)(void *ctx, struct sl_shard *log, struct sl_ring *ring);
 
 /* Starts n - 1 worker threads (n = 1: none, everything on `home`), each with
  * a ring of `ring_entries` entries, and arms the main loop's wake-up read on
@@ -67,26 +102,26 @@ void sl_workers_drain(struct sl_workers *w);
 
 /* ---- shard operations, routed to the owner ------------------------------ */
 
-/* Opens the shard's log on its owner (b->workers, b->owner, b->stream and
- * b->id set; `home` is the main loop's ring, for shards it owns), sets the listener (run on the main loop) and, with `rebuild`
- * (start-up), runs rebuild(ctx, b) on the owner afterwards. */
-int sl_bshard_open(struct sl_bshard *b, struct sl_ring *home, const char *dir,
-                   const struct sl_shard_config *cfg, sl_shard_listener listener, void (*rebuild)(void *ctx, struct sl_bshard *b,
-                                                               struct sl_ring *ring),
-                   void *rebuild_ctx);
+/* Opens the shard's log on its owner (b->workers and b->owner set; `home`
+ * is the main loop's ring, for shards it owns), sets the listener (run on
+ * the main loop with listener_ctx) and, with `rebuild` (start-up), runs
+ * rebuild(rebuild_ctx, log, ring) on the owner afterwards. */
+int sl_wshard_open(struct sl_wshard *b, struct sl_ring *home, const char *dir,
+                   const struct sl_shard_config *cfg, sl_shard_listener listener,
+                   void *listener_ctx, sl_wshard_rebuild_fn rebuild, void *rebuild_ctx);
 /* Closes the log on its owner and handles the messages it had sent about
  * it. NULL-safe as to b->log. */
-void sl_bshard_close(struct sl_bshard *b);
+void sl_wshard_close(struct sl_wshard *b);
 
 /* sl_shard_append_ex, except that `batch` is borrowed until `cb` runs, and
  * for a remote shard every error comes through `cb` (the owner waits for
  * staging space itself, so SL_EAGAIN is never returned). */
-int sl_bshard_append(struct sl_bshard *b, const void *batch, size_t len, unsigned flags,
+int sl_wshard_append(struct sl_wshard *b, const void *batch, size_t len, unsigned flags,
                      sl_append_cb cb, void *ctx);
-void sl_bshard_read(struct sl_bshard *b, struct sl_shard_read *rd);
-void sl_bshard_stats(const struct sl_bshard *b, struct sl_shard_stats *st);
-int sl_bshard_time_near_seq(struct sl_bshard *b, uint64_t seq, uint64_t *time_ms);
+void sl_wshard_read(struct sl_wshard *b, struct sl_wshard_read *wr);
+void sl_wshard_stats(const struct sl_wshard *b, struct sl_shard_stats *st);
+int sl_wshard_time_near_seq(struct sl_wshard *b, uint64_t seq, uint64_t *time_ms);
 /* Runs retention on the owner (asynchronously for a remote shard). */
-void sl_bshard_retention(struct sl_bshard *b);
+void sl_wshard_retention(struct sl_wshard *b);
 
 #endif

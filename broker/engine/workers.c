@@ -14,9 +14,8 @@
  * re-arms the read, so a message posted at any moment is seen: either the
  * drain finds it or the counter is non-zero and the next read completes.
  */
-#include "broker/workers.h"
+#include "broker/engine/workers.h"
 
-#include "broker/catalog.h"
 #include "common/assert.h"
 #include "common/checksum.h"
 #include "common/clock.h"
@@ -57,7 +56,7 @@ struct msg {
     int32_t err;
     uint32_t flags; /* M_APPEND */
     uint32_t count; /* M_APPENDED */
-    struct sl_bshard *b;
+    struct sl_wshard *b;
     const void *data; /* M_APPEND: the batch */
     size_t len;
     sl_append_cb cb;  /* M_APPEND, M_APPENDED */
@@ -87,16 +86,16 @@ struct call {
 
 /* An append the owner is running: what to tell the main loop when done. */
 struct pend {
-    struct sl_bshard *b;
+    struct sl_wshard *b;
     sl_append_cb cb;
     void *ctx;
     struct pend *next; /* in the free list */
 };
 
 /* An append waiting for staging space on its shard (owner side). */
-struct sl_bshard_wait {
+struct wshard_wait {
     struct msg m;
-    struct sl_bshard_wait *next;
+    struct wshard_wait *next;
 };
 
 struct worker {
@@ -115,8 +114,8 @@ struct worker {
     _Atomic bool stop;
     /* owner side only */
     struct pend *free_pend;
-    struct sl_bshard *owned;   /* shards this worker owns (b->ow_next) */
-    struct sl_bshard *waiting; /* of them, with appends waiting (b->ow_wait_next) */
+    struct sl_wshard *owned;   /* shards this worker owns (b->ow_next) */
+    struct sl_wshard *waiting; /* of them, with appends waiting (b->ow_wait_next) */
     uint64_t next_stats_ns;
 };
 
@@ -221,13 +220,13 @@ static void efd_wake(int fd)
  * the rest (bytes, segments, counters) as last published. */
 static void owner_post(struct worker *w, struct msg *m)
 {
-    struct sl_bshard *b = m->b;
+    struct sl_wshard *b = m->b;
     sl_shard_stats_progress(b->log, &b->ow_published);
     m->stats = b->ow_published;
     chan_put(&w->out, m);
 }
 
-static struct worker *owner_of(struct sl_bshard *b)
+static struct worker *owner_of(struct sl_wshard *b)
 {
     return &b->workers->w[b->owner];
 }
@@ -235,7 +234,7 @@ static struct worker *owner_of(struct sl_bshard *b)
 static void on_owner_appended(void *ctx, int err, uint64_t base_seq, uint32_t count)
 {
     struct pend *p = ctx;
-    struct sl_bshard *b = p->b;
+    struct sl_wshard *b = p->b;
     struct worker *w = owner_of(b);
     struct msg m = {.type = M_APPENDED, .err = err, .count = count, .b = b, .cb = p->cb,
                     .ctx = p->ctx, .seq = base_seq};
@@ -271,8 +270,8 @@ static bool owner_try_append(struct worker *w, const struct msg *m)
 
 static void owner_wait(struct worker *w, const struct msg *m)
 {
-    struct sl_bshard *b = m->b;
-    struct sl_bshard_wait *n = malloc(sizeof(*n));
+    struct sl_wshard *b = m->b;
+    struct wshard_wait *n = malloc(sizeof(*n));
     SL_ASSERT(n != NULL);
     n->m = *m;
     n->next = NULL;
@@ -289,11 +288,11 @@ static void owner_wait(struct worker *w, const struct msg *m)
 /* Retries the waiting appends, in order, on every shard that has some. */
 static void owner_retry(struct worker *w)
 {
-    struct sl_bshard **pp = &w->waiting;
+    struct sl_wshard **pp = &w->waiting;
     while (*pp != NULL) {
-        struct sl_bshard *b = *pp;
+        struct sl_wshard *b = *pp;
         while (b->ow_wait_head != NULL && owner_try_append(w, &b->ow_wait_head->m)) {
-            struct sl_bshard_wait *n = b->ow_wait_head;
+            struct wshard_wait *n = b->ow_wait_head;
             b->ow_wait_head = n->next;
             free(n);
         }
@@ -309,17 +308,17 @@ static void owner_retry(struct worker *w)
 
 static void on_owner_read(struct sl_shard_read *rd, int err)
 {
-    struct sl_bshard *b = rd->fwd_b_;
-    rd->cb = rd->fwd_cb_;
-    rd->ctx = rd->fwd_ctx_;
-    struct msg m = {.type = M_READ_DONE, .err = err, .b = b, .ctx = rd};
-    owner_post(owner_of(b), &m);
+    struct sl_wshard_read *wr = sl_container_of(rd, struct sl_wshard_read, rd);
+    rd->cb = wr->cb_;
+    rd->ctx = wr->ctx_;
+    struct msg m = {.type = M_READ_DONE, .err = err, .b = wr->b_, .ctx = wr};
+    owner_post(owner_of(wr->b_), &m);
 }
 
 static void on_owner_listener(void *ctx, struct sl_shard *s)
 {
     (void)s;
-    struct sl_bshard *b = ctx;
+    struct sl_wshard *b = ctx;
     struct msg m = {.type = M_NOTIFY, .b = b};
     owner_post(owner_of(b), &m);
 }
@@ -333,13 +332,13 @@ static void owner_handle(struct worker *w, struct msg *m)
         }
         break;
     case M_READ: {
-        struct sl_shard_read *rd = m->ctx;
-        rd->fwd_cb_ = rd->cb;
-        rd->fwd_ctx_ = rd->ctx;
-        rd->fwd_b_ = m->b;
-        rd->cb = on_owner_read;
-        rd->ctx = NULL;
-        sl_shard_read(m->b->log, rd);
+        struct sl_wshard_read *wr = m->ctx;
+        wr->cb_ = wr->rd.cb;
+        wr->ctx_ = wr->rd.ctx;
+        wr->b_ = m->b;
+        wr->rd.cb = on_owner_read;
+        wr->rd.ctx = NULL;
+        sl_shard_read(m->b->log, &wr->rd);
         break;
     }
     case M_RETENTION: {
@@ -375,7 +374,7 @@ static void owner_publish_stats(struct worker *w)
         return;
     }
     w->next_stats_ns = now + STATS_EVERY_NS;
-    for (struct sl_bshard *b = w->owned; b != NULL; b = b->ow_next) {
+    for (struct sl_wshard *b = w->owned; b != NULL; b = b->ow_next) {
         struct sl_shard_stats st;
         sl_shard_stats(b->log, &st);
         if (memcmp(&st, &b->ow_published, sizeof(st)) != 0) {
@@ -452,7 +451,7 @@ static void home_handle(struct msg *m)
         m->call->done = true;
         return;
     }
-    struct sl_bshard *b = m->b;
+    struct sl_wshard *b = m->b;
     if (b->closed) {
         return; /* a notification about a shard closed since: nothing to do */
     }
@@ -464,13 +463,13 @@ static void home_handle(struct msg *m)
         }
         break;
     case M_READ_DONE: {
-        struct sl_shard_read *rd = m->ctx;
-        rd->cb(rd, m->err);
+        struct sl_wshard_read *wr = m->ctx;
+        wr->rd.cb(&wr->rd, m->err);
         break;
     }
     case M_NOTIFY:
         if (b->listener != NULL) {
-            b->listener(b, NULL);
+            b->listener(b->listener_ctx, NULL);
         }
         break;
     case M_STATS:
@@ -688,11 +687,11 @@ uint32_t sl_workers_pick(const struct sl_workers *ws, const char *stream, uint32
 /* ---- shard operations ------------------------------------------------------- */
 
 struct open_call {
-    struct sl_bshard *b;
+    struct sl_wshard *b;
     const char *dir;
     const struct sl_shard_config *cfg;
     struct sl_ring *ring;
-    void (*rebuild)(void *ctx, struct sl_bshard *b, struct sl_ring *ring);
+    void (*rebuild)(void *ctx, struct sl_shard *log, struct sl_ring *ring);
     void *rebuild_ctx;
     int rc;
 };
@@ -700,17 +699,17 @@ struct open_call {
 static void do_open(void *arg)
 {
     struct open_call *oc = arg;
-    struct sl_bshard *b = oc->b;
+    struct sl_wshard *b = oc->b;
     oc->rc = sl_shard_open(oc->ring, oc->dir, oc->cfg, &b->log);
     if (oc->rc != SL_OK) {
         return;
     }
     if (oc->rebuild != NULL) {
-        oc->rebuild(oc->rebuild_ctx, b, oc->ring);
+        oc->rebuild(oc->rebuild_ctx, b->log, oc->ring);
     }
     if (b->owner == 0) {
         if (b->listener != NULL) {
-            sl_shard_set_listener(b->log, b->listener, b);
+            sl_shard_set_listener(b->log, b->listener, b->listener_ctx);
         }
         return;
     }
@@ -722,12 +721,12 @@ static void do_open(void *arg)
     w->owned = b;
 }
 
-int sl_bshard_open(struct sl_bshard *b, struct sl_ring *home, const char *dir,
+int sl_wshard_open(struct sl_wshard *b, struct sl_ring *home, const char *dir,
                    const struct sl_shard_config *cfg, sl_shard_listener listener,
-                   void (*rebuild)(void *ctx, struct sl_bshard *b, struct sl_ring *ring),
-                   void *rebuild_ctx)
+                   void *listener_ctx, sl_wshard_rebuild_fn rebuild, void *rebuild_ctx)
 {
     b->listener = listener;
+    b->listener_ctx = listener_ctx;
     b->closed = false;
     struct open_call oc = {.b = b, .dir = dir, .cfg = cfg,
                            .ring = b->owner == 0 ? home : &b->workers->w[b->owner].ring,
@@ -738,12 +737,12 @@ int sl_bshard_open(struct sl_bshard *b, struct sl_ring *home, const char *dir,
 
 static void do_close(void *arg)
 {
-    struct sl_bshard *b = arg;
+    struct sl_wshard *b = arg;
     if (b->owner != 0) {
         struct worker *w = owner_of(b);
         /* Appends still waiting for staging space fail: the shard closes. */
         while (b->ow_wait_head != NULL) {
-            struct sl_bshard_wait *n = b->ow_wait_head;
+            struct wshard_wait *n = b->ow_wait_head;
             b->ow_wait_head = n->next;
             struct msg r = {.type = M_APPENDED, .err = SL_ECLOSED, .b = b, .cb = n->m.cb,
                             .ctx = n->m.ctx};
@@ -751,13 +750,13 @@ static void do_close(void *arg)
             free(n);
         }
         b->ow_wait_tail = NULL;
-        for (struct sl_bshard **pp = &w->waiting; *pp != NULL; pp = &(*pp)->ow_wait_next) {
+        for (struct sl_wshard **pp = &w->waiting; *pp != NULL; pp = &(*pp)->ow_wait_next) {
             if (*pp == b) {
                 *pp = b->ow_wait_next;
                 break;
             }
         }
-        for (struct sl_bshard **pp = &w->owned; *pp != NULL; pp = &(*pp)->ow_next) {
+        for (struct sl_wshard **pp = &w->owned; *pp != NULL; pp = &(*pp)->ow_next) {
             if (*pp == b) {
                 *pp = b->ow_next;
                 break;
@@ -768,7 +767,7 @@ static void do_close(void *arg)
     b->log = NULL;
 }
 
-void sl_bshard_close(struct sl_bshard *b)
+void sl_wshard_close(struct sl_wshard *b)
 {
     if (b->log == NULL) {
         return;
@@ -798,7 +797,7 @@ void sl_bshard_close(struct sl_bshard *b)
     b->closed = true;
 }
 
-int sl_bshard_append(struct sl_bshard *b, const void *batch, size_t len, unsigned flags,
+int sl_wshard_append(struct sl_wshard *b, const void *batch, size_t len, unsigned flags,
                      sl_append_cb cb, void *ctx)
 {
     if (b->owner == 0) {
@@ -810,17 +809,17 @@ int sl_bshard_append(struct sl_bshard *b, const void *batch, size_t len, unsigne
     return SL_OK;
 }
 
-void sl_bshard_read(struct sl_bshard *b, struct sl_shard_read *rd)
+void sl_wshard_read(struct sl_wshard *b, struct sl_wshard_read *wr)
 {
     if (b->owner == 0) {
-        sl_shard_read(b->log, rd);
+        sl_shard_read(b->log, &wr->rd);
         return;
     }
-    struct msg m = {.type = M_READ, .b = b, .ctx = rd};
+    struct msg m = {.type = M_READ, .b = b, .ctx = wr};
     post(b->workers, b->owner, &m);
 }
 
-void sl_bshard_stats(const struct sl_bshard *b, struct sl_shard_stats *st)
+void sl_wshard_stats(const struct sl_wshard *b, struct sl_shard_stats *st)
 {
     if (b->owner == 0) {
         sl_shard_stats(b->log, st);
@@ -830,7 +829,7 @@ void sl_bshard_stats(const struct sl_bshard *b, struct sl_shard_stats *st)
 }
 
 struct time_call {
-    struct sl_bshard *b;
+    struct sl_wshard *b;
     uint64_t seq;
     uint64_t time_ms;
     int rc;
@@ -842,7 +841,7 @@ static void do_time_near(void *arg)
     tc->rc = sl_shard_time_near_seq(tc->b->log, tc->seq, &tc->time_ms);
 }
 
-int sl_bshard_time_near_seq(struct sl_bshard *b, uint64_t seq, uint64_t *time_ms)
+int sl_wshard_time_near_seq(struct sl_wshard *b, uint64_t seq, uint64_t *time_ms)
 {
     struct time_call tc = {.b = b, .seq = seq, .time_ms = 0, .rc = SL_OK};
     sl_workers_call(b->workers, b->owner, do_time_near, &tc);
@@ -850,7 +849,7 @@ int sl_bshard_time_near_seq(struct sl_bshard *b, uint64_t seq, uint64_t *time_ms
     return tc.rc;
 }
 
-void sl_bshard_retention(struct sl_bshard *b)
+void sl_wshard_retention(struct sl_wshard *b)
 {
     if (b->owner == 0) {
         sl_shard_retention_run(b->log);

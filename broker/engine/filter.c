@@ -38,7 +38,7 @@
  *
  * jansson is included here only: no other broker module sees json_t.
  */
-#include "broker/filter.h"
+#include "broker/engine/filter.h"
 
 #include "common/assert.h"
 #include "common/error.h"

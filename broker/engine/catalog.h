@@ -1,0 +1,110 @@
+/* catalog.h - the broker's streams: create, find, list, delete; their shards,
+ * checkpoint and queue-state stores and de-dup tables.
+ *
+ * Threading: one catalog belongs to the loop thread that owns its ring.
+ * Ownership: streams and shards are owned by the catalog; pointers returned
+ * are borrowed and stay valid until the loop returns to the top level after
+ * sl_catalog_delete (deleted streams are reaped by sl_catalog_reap, called
+ * from the top of the loop, never from a callback).
+ */
+#ifndef SL_CATALOG_H
+#define SL_CATALOG_H
+
+#include "broker/engine/workers.h"
+#include "storage/checkpoint.h"
+#include "storage/qstate.h"
+#include "storage/shard.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sl_ring;
+struct sl_catalog;
+struct sl_stream;
+
+#define SL_STREAM_NAME_MAX 128u
+#define SL_STREAM_SHARDS_MAX 1024u
+
+struct sl_catalog_config {
+    const char *data_dir;            /* borrowed */
+    struct sl_shard_config shard;    /* per-shard template (retention set per stream) */
+    struct sl_ckpt_config ckpt;
+    struct sl_qstate_config qstate;
+    uint32_t default_retention_hours;
+    sl_shard_listener listener; /* set on every shard, ctx = its struct sl_bshard */
+    struct sl_workers *workers; /* owners of the shards (NULL: all on `ring`) */
+    /* Frees what other modules hung on a stream (st->produce, st->fetch,
+     * st->queues) before the catalog frees the stream. */
+    void (*stream_free)(void *ctx, struct sl_stream *st);
+    void *stream_free_ctx;
+};
+
+struct sl_dedup;
+struct sl_msgdedup;
+/* Runtime state other engine modules keep per stream, allocated by them on
+ * first use and freed through cfg.stream_free; opaque here. */
+struct sl_produce_state; /* broker/engine/produce.c */
+struct sl_fetch_state;   /* broker/engine/fetch.c */
+struct sl_queue_state;   /* broker/engine/queue.c */
+
+struct sl_bshard {
+    struct sl_stream *stream;
+    uint32_t id;
+    uint64_t hash_start;
+    uint64_t hash_end;
+    struct sl_wshard ws;     /* the log, reached through its owner */
+    struct sl_dedup *dedup;  /* the producers' last batches */
+};
+
+struct sl_stream {
+    char name[SL_STREAM_NAME_MAX + 1];
+    uint32_t shard_count;
+    uint32_t retention_hours;
+    uint64_t retention_bytes;
+    char compression[8];
+    uint64_t created_ms;
+    char *dir;
+    struct sl_bshard *shards;
+    struct sl_ckpt_store *ckpt;
+    struct sl_qstate *qstate; /* queue groups' durable state */
+    struct sl_msgdedup *msgdedup;
+    struct sl_produce_state *produce;
+    struct sl_fetch_state *fetch;
+    struct sl_queue_state *queues;
+    uint32_t inflight; /* broker ops holding this stream (appends, reads, commits) */
+    bool deleted;
+    struct sl_stream *next;
+};
+
+/* Opens the catalog: loads and recovers every stream under
+ * <data>/streams. Synchronous (start-up). Errors: SL_ECORRUPT (a stream's
+ * metadata is damaged: named in the log), SL_EIO, SL_ENOMEM. */
+int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
+                    struct sl_catalog **out);
+/* Closes every stream (waits for their I/O). NULL-safe. */
+void sl_catalog_close(struct sl_catalog *c);
+
+/* Creates a stream and its shards, durable before it returns. Errors:
+ * SL_EEXIST, SL_EINVAL (name, shard count, retention, compression: `why`
+ * says which), SL_EIO, SL_ENOSPC. */
+int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_count,
+                      uint32_t retention_hours, uint64_t retention_bytes, const char *compression,
+                      struct sl_stream **out, char *why, size_t why_len);
+
+/* Removes a stream from the catalog at once (new requests get ENOTFOUND),
+ * moves its directory aside durably, and schedules its shards to be closed
+ * and its files deleted by sl_catalog_reap. Errors: SL_ENOTFOUND, SL_EIO. */
+int sl_catalog_delete(struct sl_catalog *c, const char *name);
+
+struct sl_stream *sl_catalog_find(struct sl_catalog *c, const char *name);
+struct sl_stream *sl_catalog_first(struct sl_catalog *c); /* then s->next */
+
+/* Closes and deletes streams removed by sl_catalog_delete once nothing holds
+ * them. Call from the top of the loop only. */
+void sl_catalog_reap(struct sl_catalog *c);
+
+/* Runs retention on every shard (deletes expired sealed segments). */
+void sl_catalog_retention(struct sl_catalog *c);
+
+#endif

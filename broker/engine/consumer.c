@@ -1,0 +1,113 @@
+/* consumer.c - consumer-group checkpoints and lag (see consumer.h). The
+ * store is storage/checkpoint (one per stream, group-committed). */
+#include "broker/engine/consumer.h"
+
+#include "broker/engine/catalog.h"
+#include "broker/engine/engine.h"
+#include "common/clock.h"
+#include "common/error.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct commit_op {
+    struct sl_stream *stream;
+    sl_done_cb cb;
+    void *ctx;
+};
+
+static void on_committed(void *ctx, int err)
+{
+    struct commit_op *op = ctx;
+    op->stream->inflight--;
+    op->cb(op->ctx, err, err == SL_OK ? "" : "checkpoint commit failed");
+    free(op);
+}
+
+void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl_done_cb cb,
+                        void *ctx)
+{
+    char why[256];
+    int rc;
+    struct sl_bshard *b = sl_engine_shard(e, req->stream, req->shard, why, sizeof(why), &rc);
+    if (b == NULL) {
+        cb(ctx, rc, why);
+        return;
+    }
+    struct sl_shard_stats ss;
+    sl_wshard_stats(&b->ws, &ss);
+    if (req->seq > ss.visible_seq) {
+        snprintf(why, sizeof(why),
+                 "checkpoint %" PRIu64 " is beyond the shard's tail (%" PRIu64 ")", req->seq,
+                 ss.visible_seq);
+        cb(ctx, SL_EINVAL, why);
+        return;
+    }
+    struct commit_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM));
+        return;
+    }
+    *op = (struct commit_op){.stream = b->stream, .cb = cb, .ctx = ctx};
+    const char *group = req->group != NULL ? req->group : "";
+    b->stream->inflight++;
+    rc = sl_ckpt_commit(b->stream->ckpt, group, req->shard, req->seq, sl_clock_wall_ms(),
+                        on_committed, op);
+    if (rc != SL_OK) {
+        b->stream->inflight--;
+        free(op);
+        snprintf(why, sizeof(why), "cannot commit checkpoint for group %s: %s", group,
+                 sl_strerror(rc));
+        cb(ctx, rc, why);
+    }
+}
+
+int sl_consumer_checkpoints(struct sl_engine *e, const char *stream, const char *group,
+                            sl_checkpoint_fn fn, void *ctx, char *why, uint32_t why_len)
+{
+    int rc;
+    struct sl_stream *st = sl_engine_stream(e, stream, why, why_len, &rc);
+    if (st == NULL) {
+        return rc;
+    }
+    sl_ckpt_foreach(st->ckpt, group, fn, ctx);
+    return SL_OK;
+}
+
+int sl_consumer_lag(struct sl_engine *e, const char *stream, const char *group,
+                    struct sl_shard_lag **out, uint32_t *n, char *why, uint32_t why_len)
+{
+    int rc;
+    struct sl_stream *st = sl_engine_stream(e, stream, why, why_len, &rc);
+    if (st == NULL) {
+        return rc;
+    }
+    struct sl_shard_lag *lag = calloc(st->shard_count, sizeof(*lag));
+    if (lag == NULL) {
+        snprintf(why, why_len, "%s", sl_strerror(SL_ENOMEM));
+        return SL_ENOMEM;
+    }
+    for (uint32_t i = 0; i < st->shard_count; i++) {
+        struct sl_wshard *ws = &st->shards[i].ws;
+        struct sl_shard_stats ss;
+        sl_wshard_stats(ws, &ss);
+        uint64_t seq = 0, updated = 0;
+        if (sl_ckpt_get(st->ckpt, group != NULL ? group : "", i, &seq, &updated) != SL_OK ||
+            seq < ss.first_seq) {
+            seq = ss.first_seq;
+        }
+        lag[i].shard = i;
+        lag[i].checkpoint = seq;
+        lag[i].tail_seq = ss.visible_seq;
+        lag[i].records_behind = ss.visible_seq > seq ? ss.visible_seq - seq : 0;
+        uint64_t t = 0;
+        if (lag[i].records_behind > 0 && sl_wshard_time_near_seq(ws, seq, &t) == SL_OK &&
+            ss.visible_time_ms > t) {
+            lag[i].ms_behind = ss.visible_time_ms - t;
+        }
+    }
+    *out = lag;
+    *n = st->shard_count;
+    return SL_OK;
+}

@@ -1,0 +1,49 @@
+/* consumer.h - stream consumers' groups: durable checkpoints per (group,
+ * shard), the list of groups, and lag in records and in milliseconds.
+ *
+ * Threading: the main loop. sl_consumer_commit's callback runs exactly
+ * once, possibly before the call returns; the others are synchronous.
+ */
+#ifndef SL_CONSUMER_H
+#define SL_CONSUMER_H
+
+#include <stdint.h>
+
+struct sl_engine;
+
+struct sl_commit_req {
+    const char *stream; /* borrowed for the call */
+    const char *group;
+    uint32_t shard;
+    uint64_t seq; /* the next record the group will read */
+};
+
+/* `why` is borrowed for the duration of the call ("" when OK). */
+typedef void (*sl_done_cb)(void *ctx, int err, const char *why);
+
+/* Durable before the callback says SL_OK. Errors: SL_ENOTFOUND, SL_EINVAL
+ * (beyond the shard's tail), those of the checkpoint store. */
+void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl_done_cb cb,
+                        void *ctx);
+
+typedef void (*sl_checkpoint_fn)(void *ctx, const char *group, uint32_t shard, uint64_t seq,
+                                 uint64_t updated_ms);
+/* Calls fn for every checkpoint of `group` (NULL: of every group, in group
+ * name order) on the stream. Errors: SL_ENOTFOUND (why says so). */
+int sl_consumer_checkpoints(struct sl_engine *e, const char *stream, const char *group,
+                            sl_checkpoint_fn fn, void *ctx, char *why, uint32_t why_len);
+
+struct sl_shard_lag {
+    uint32_t shard;
+    uint64_t checkpoint; /* where the group stands (at least the oldest retained) */
+    uint64_t tail_seq;
+    uint64_t records_behind;
+    uint64_t ms_behind; /* append time of the tail - that of the checkpoint */
+};
+
+/* The group's lag on every shard of the stream: *out (returned owned,
+ * free()) has *n = shard_count entries. Errors: SL_ENOTFOUND, SL_ENOMEM. */
+int sl_consumer_lag(struct sl_engine *e, const char *stream, const char *group,
+                    struct sl_shard_lag **out, uint32_t *n, char *why, uint32_t why_len);
+
+#endif

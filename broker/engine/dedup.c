@@ -1,0 +1,280 @@
+/* dedup.c - producer and message de-duplication tables (see dedup.h).
+ *
+ * Producers: open addressing by producer id (XXH3 of the id), linear
+ * probing; the least recently used producer is evicted when the table is
+ * 3/4 full. Message ids: a bounded probe run per id hash; an id older than
+ * the window is dead and its slot reusable, so the table never fills up.
+ */
+#include "broker/engine/dedup.h"
+
+#include "common/checksum.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/ring.h"
+#include "storage/batch.h"
+#include "storage/shard.h"
+
+#include <stdlib.h>
+
+struct sl_dedup {
+    struct sl_dedup_entry *slots; /* SL_DEDUP_SLOTS */
+    uint64_t clock;
+    uint32_t read_bytes_max;
+};
+
+struct sl_msgdedup_slot {
+    uint64_t hash;    /* XXH3-64 of the id; 0 = empty */
+    uint64_t time_ms; /* when it was stored (0 = forgotten) */
+};
+
+struct sl_msgdedup {
+    struct sl_msgdedup_slot slot[SL_MSGDEDUP_SLOTS];
+};
+
+int sl_dedup_new(uint32_t read_bytes_max, struct sl_dedup **out)
+{
+    struct sl_dedup *d = calloc(1, sizeof(*d));
+    if (d == NULL || (d->slots = calloc(SL_DEDUP_SLOTS, sizeof(*d->slots))) == NULL) {
+        free(d);
+        return SL_ENOMEM;
+    }
+    d->read_bytes_max = read_bytes_max;
+    *out = d;
+    return SL_OK;
+}
+
+void sl_dedup_free(struct sl_dedup *d)
+{
+    if (d != NULL) {
+        free(d->slots);
+        free(d);
+    }
+}
+
+static struct sl_dedup_entry *dedup_find(struct sl_dedup *d, uint64_t pid)
+{
+    uint32_t mask = SL_DEDUP_SLOTS - 1;
+    uint32_t i = (uint32_t)(sl_checksum64(&pid, sizeof(pid)) & mask);
+    for (uint32_t probe = 0; probe < SL_DEDUP_SLOTS; probe++, i = (i + 1) & mask) {
+        struct sl_dedup_entry *e = &d->slots[i];
+        if (e->producer_id == pid || e->producer_id == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* Evicts the least recently used producer when the table is 3/4 full, by
+ * rebuilding without it (rare: only when > 768 producers write one shard). */
+static void dedup_make_room(struct sl_dedup *d)
+{
+    uint32_t used = 0;
+    struct sl_dedup_entry *lru = NULL;
+    for (uint32_t i = 0; i < SL_DEDUP_SLOTS; i++) {
+        struct sl_dedup_entry *e = &d->slots[i];
+        if (e->producer_id != 0) {
+            used++;
+            if (!e->pending && (lru == NULL || e->last_use < lru->last_use)) {
+                lru = e;
+            }
+        }
+    }
+    if (used < SL_DEDUP_SLOTS / 4 * 3 || lru == NULL) {
+        return;
+    }
+    lru->producer_id = 0;
+    /* Re-insert the rest so that probe chains stay unbroken. */
+    struct sl_dedup_entry *old = d->slots;
+    struct sl_dedup_entry *fresh = calloc(SL_DEDUP_SLOTS, sizeof(*fresh));
+    if (fresh == NULL) {
+        return;
+    }
+    d->slots = fresh;
+    for (uint32_t i = 0; i < SL_DEDUP_SLOTS; i++) {
+        if (old[i].producer_id != 0) {
+            *dedup_find(d, old[i].producer_id) = old[i];
+        }
+    }
+    free(old);
+}
+
+int sl_dedup_begin(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_seq,
+                   struct sl_dedup_entry **out)
+{
+    *out = NULL;
+    if (producer_id == 0) {
+        return SL_OK;
+    }
+    struct sl_dedup_entry *e = dedup_find(d, producer_id);
+    if (e != NULL && e->producer_id == producer_id) {
+        *out = e;
+        if (e->pending && producer_seq == e->pending_seq) {
+            return SL_EAGAIN;
+        }
+        if (e->has_last && producer_seq <= e->producer_seq) {
+            return SL_EEXIST; /* a retry of a stored batch */
+        }
+    } else {
+        dedup_make_room(d);
+        e = dedup_find(d, producer_id);
+        if (e == NULL) {
+            return SL_OK; /* table full of pending entries: no de-dup for it */
+        }
+        *e = (struct sl_dedup_entry){.producer_id = producer_id};
+    }
+    e->pending = true;
+    e->pending_seq = producer_seq;
+    e->last_use = ++d->clock;
+    *out = e;
+    return SL_OK;
+}
+
+void sl_dedup_end(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_seq, int err,
+                  uint64_t base_seq, uint32_t count)
+{
+    if (producer_id == 0) {
+        return;
+    }
+    struct sl_dedup_entry *e = dedup_find(d, producer_id);
+    if (e == NULL || e->producer_id != producer_id) {
+        return;
+    }
+    if (e->pending && e->pending_seq == producer_seq) {
+        e->pending = false;
+    }
+    if (err == SL_OK && (!e->has_last || producer_seq > e->producer_seq)) {
+        e->has_last = true;
+        e->producer_seq = producer_seq;
+        e->base_seq = base_seq;
+        e->count = count;
+    }
+    /* On failure nothing was stored: a retry of it will be written. */
+}
+
+/* ---- message de-dup ids ----------------------------------------------- */
+
+#define MSGDEDUP_PROBE 64u /* bounded probe run; the table never fills up */
+
+bool sl_msgdedup_seen(struct sl_msgdedup **t, uint64_t hash, uint64_t now_ms,
+                      uint64_t window_ms)
+{
+    if (*t == NULL && (*t = calloc(1, sizeof(**t))) == NULL) {
+        return false; /* no memory for de-dup: store it (at-least-once) */
+    }
+    hash = hash != 0 ? hash : 1;
+    uint32_t mask = SL_MSGDEDUP_SLOTS - 1;
+    struct sl_msgdedup_slot *free_slot = NULL, *oldest = NULL;
+    for (uint32_t i = 0; i < MSGDEDUP_PROBE; i++) {
+        struct sl_msgdedup_slot *sl = &(*t)->slot[(hash + i) & mask];
+        bool live = sl->hash != 0 && sl->time_ms != 0 && sl->time_ms + window_ms > now_ms;
+        if (live && sl->hash == hash) {
+            return true;
+        }
+        if (!live) {
+            free_slot = free_slot != NULL ? free_slot : sl;
+        } else if (oldest == NULL || sl->time_ms < oldest->time_ms) {
+            oldest = sl;
+        }
+    }
+    struct sl_msgdedup_slot *victim = free_slot != NULL ? free_slot : oldest;
+    victim->hash = hash;
+    victim->time_ms = now_ms;
+    return false;
+}
+
+void sl_msgdedup_forget(struct sl_msgdedup *t, uint64_t hash)
+{
+    if (t == NULL) {
+        return;
+    }
+    hash = hash != 0 ? hash : 1;
+    uint32_t mask = SL_MSGDEDUP_SLOTS - 1;
+    for (uint32_t i = 0; i < MSGDEDUP_PROBE; i++) {
+        struct sl_msgdedup_slot *sl = &t->slot[(hash + i) & mask];
+        if (sl->hash == hash) {
+            sl->time_ms = 0;
+            return;
+        }
+    }
+}
+
+void sl_msgdedup_free(struct sl_msgdedup *t)
+{
+    free(t);
+}
+
+/* ---- producers after a restart -------------------------------------------- */
+
+#define DEDUP_REBUILD_WINDOW_MS (5u * 60 * 1000)
+#define DEDUP_REBUILD_BYTES_MAX (8u << 20) /* per shard: keeps start-up short */
+#define DEDUP_REBUILD_BUF (1u << 20)
+
+struct rebuild_read {
+    int done;
+    int err;
+};
+
+static void on_rebuild_read(struct sl_shard_read *rd, int err)
+{
+    struct rebuild_read *r = rd->ctx;
+    r->done = 1;
+    r->err = err;
+}
+
+void sl_dedup_rebuild(void *table, struct sl_shard *log, struct sl_ring *ring)
+{
+    struct sl_dedup *d = table;
+    struct sl_shard_stats ss;
+    sl_shard_stats(log, &ss);
+    if (ss.visible_seq == ss.first_seq) {
+        return;
+    }
+    uint32_t cap = d->read_bytes_max > DEDUP_REBUILD_BUF ? d->read_bytes_max : DEDUP_REBUILD_BUF;
+    uint8_t *buf = malloc(cap);
+    if (buf == NULL) {
+        return;
+    }
+    /* The newest DEDUP_REBUILD_BYTES_MAX of the log (a retry is of a recent
+     * batch: reading the oldest bytes of the window instead missed the
+     * newest ones whenever a shard took more than that in the window - found
+     * by the long crash loop), of which the batches inside the window. */
+    uint64_t now = sl_clock_wall_ms();
+    uint64_t since = now > DEDUP_REBUILD_WINDOW_MS ? now - DEDUP_REBUILD_WINDOW_MS : 0;
+    uint64_t from = ss.first_seq;
+    if (sl_shard_seq_near_tail_bytes(log, DEDUP_REBUILD_BYTES_MAX, &from) != SL_OK) {
+        from = ss.first_seq;
+    }
+    struct sl_shard_read rd = {.from = SL_READ_SEQ, .seq = from, .buf = buf, .buf_cap = cap,
+                               .max_bytes = DEDUP_REBUILD_BUF, .cb = on_rebuild_read};
+    uint64_t total = 0;
+    for (;;) {
+        struct rebuild_read r = {0, 0};
+        rd.ctx = &r;
+        sl_shard_read(log, &rd);
+        while (!r.done) {
+            sl_ring_run(ring, 1, 0);
+        }
+        if (r.err != SL_OK || rd.len == 0) {
+            break;
+        }
+        for (uint32_t off = 0; off < rd.len;) {
+            struct sl_batch_header h;
+            if (sl_batch_peek(buf + off, rd.len - off, &h) != SL_OK) {
+                break;
+            }
+            struct sl_dedup_entry *e = NULL;
+            if (h.producer_id != 0 && h.append_time_ms >= since &&
+                sl_dedup_begin(d, h.producer_id, h.producer_seq, &e) == SL_OK) {
+                sl_dedup_end(d, h.producer_id, h.producer_seq, SL_OK, h.base_seq,
+                             h.record_count);
+            }
+            off += h.length;
+        }
+        total += rd.len;
+        if (total >= 2 * (uint64_t)DEDUP_REBUILD_BYTES_MAX) {
+            break; /* (the start bounds it already; a guard) */
+        }
+        rd.seq = rd.next_seq;
+    }
+    free(buf);
+}

@@ -1,0 +1,73 @@
+/* dedup.h - de-duplication tables: per shard, the producers' last batches
+ * (idempotent retries); per stream, recently seen message de-dup ids
+ * (sluice.dedup_id).
+ *
+ * Threading: a table is used by one thread at a time: the main loop, except
+ * during sl_dedup_rebuild (start-up, on the shard's owner while the main
+ * loop waits). Memory: fixed per table (SL_DEDUP_SLOTS entries per shard,
+ * SL_MSGDEDUP_SLOTS per stream, the latter allocated on first use).
+ */
+#ifndef SL_DEDUP_H
+#define SL_DEDUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sl_ring;
+struct sl_shard;
+
+#define SL_DEDUP_SLOTS 1024u /* producers remembered per shard (power of two) */
+#define SL_MSGDEDUP_SLOTS 65536u /* message ids per stream (power of two) */
+#define SL_MSGDEDUP_ATTR "sluice.dedup_id"
+
+/* One remembered producer: the last batch it got acknowledged, and the one
+ * being appended. */
+struct sl_dedup_entry {
+    uint64_t producer_id;  /* 0 = empty slot */
+    uint64_t producer_seq; /* of the last acknowledged batch (valid if has_last) */
+    uint64_t base_seq;
+    uint64_t pending_seq; /* of the batch being appended (valid if pending) */
+    uint64_t last_use;
+    uint32_t count;
+    bool has_last;
+    bool pending;
+};
+
+struct sl_dedup;    /* a shard's producers */
+struct sl_msgdedup; /* a stream's message ids */
+
+/* A shard's table; `read_bytes_max` sizes the start-up rebuild's reads (the
+ * largest batch). Errors: SL_ENOMEM. */
+int sl_dedup_new(uint32_t read_bytes_max, struct sl_dedup **out);
+void sl_dedup_free(struct sl_dedup *d); /* NULL-safe */
+
+/* Looks up the batch's producer: returns SL_EEXIST with *e filled when
+ * (producer_id, producer_seq) is the last acknowledged batch of that
+ * producer or an earlier one (a retry), SL_EAGAIN when that same batch is
+ * still being appended, else SL_OK and records it as pending in *e (may be
+ * NULL when producer_id == 0). *e is borrowed until the next call. */
+int sl_dedup_begin(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_seq,
+                   struct sl_dedup_entry **e);
+/* Completes a pending entry: on success remembers base_seq/count; on
+ * failure forgets the batch so that a retry is written. */
+void sl_dedup_end(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_seq, int err,
+                  uint64_t base_seq, uint32_t count);
+
+/* Re-learns the producers' last batches from the newest batches of `log`
+ * appended in the last few minutes (bounded in bytes), so that a retry sent
+ * across a broker restart is still recognised. Start-up only, on the
+ * shard's owner (runs `ring` itself); the signature is
+ * sl_wshard_rebuild_fn's with ctx = the table. */
+void sl_dedup_rebuild(void *table, struct sl_shard *log, struct sl_ring *ring);
+
+/* Message de-dup: returns true when `hash` was stored within `window_ms`
+ * before `now_ms` (a duplicate); else remembers it and returns false. The
+ * table (*t, allocated on first use) is bounded: when a probe run is full,
+ * the oldest id in it goes. Without memory, nothing is a duplicate. */
+bool sl_msgdedup_seen(struct sl_msgdedup **t, uint64_t hash, uint64_t now_ms,
+                      uint64_t window_ms);
+/* Forgets `hash` (its append failed, so a retry must be stored). */
+void sl_msgdedup_forget(struct sl_msgdedup *t, uint64_t hash);
+void sl_msgdedup_free(struct sl_msgdedup *t); /* NULL-safe */
+
+#endif

@@ -1,0 +1,75 @@
+/* engine.c - the engines' shared context (see engine.h). */
+#include "broker/engine/engine.h"
+
+#include "broker/engine/catalog.h"
+#include "common/compress.h"
+#include "common/error.h"
+#include "storage/batch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sl_engine_init(struct sl_engine *e, const struct sl_engine_config *cfg,
+                   struct sl_catalog *catalog)
+{
+    memset(e, 0, sizeof(*e));
+    e->cfg = *cfg;
+    e->catalog = catalog;
+    e->zctx = sl_zctx_new();
+    return e->zctx != NULL ? SL_OK : SL_ENOMEM;
+}
+
+void sl_engine_fini(struct sl_engine *e)
+{
+    sl_zctx_free(e->zctx);
+    e->zctx = NULL;
+    free(e->scratch);
+    e->scratch = NULL;
+    e->scratch_cap = 0;
+}
+
+int sl_engine_scratch_reserve(struct sl_engine *e, uint32_t codec, uint32_t records_len)
+{
+    if (codec != SL_BATCH_CODEC_ZSTD || records_len <= e->scratch_cap) {
+        return SL_OK;
+    }
+    if (records_len > 4 * e->cfg.batch_bytes_max) {
+        return SL_ETOOBIG;
+    }
+    uint8_t *n = realloc(e->scratch, records_len);
+    if (n == NULL) {
+        return SL_ENOMEM;
+    }
+    e->scratch = n;
+    e->scratch_cap = records_len;
+    return SL_OK;
+}
+
+struct sl_stream *sl_engine_stream(struct sl_engine *e, const char *name, char *why,
+                                   uint32_t why_len, int *err)
+{
+    name = name != NULL ? name : "";
+    struct sl_stream *st = sl_catalog_find(e->catalog, name);
+    if (st == NULL) {
+        snprintf(why, why_len, "stream %s not found", name);
+        *err = SL_ENOTFOUND;
+    }
+    return st;
+}
+
+struct sl_bshard *sl_engine_shard(struct sl_engine *e, const char *name, uint32_t shard,
+                                  char *why, uint32_t why_len, int *err)
+{
+    struct sl_stream *st = sl_engine_stream(e, name, why, why_len, err);
+    if (st == NULL) {
+        return NULL;
+    }
+    if (shard >= st->shard_count) {
+        snprintf(why, why_len, "stream %s has %u shards; shard %u does not exist", st->name,
+                 st->shard_count, shard);
+        *err = SL_ENOTFOUND;
+        return NULL;
+    }
+    return &st->shards[shard];
+}

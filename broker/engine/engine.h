@@ -1,0 +1,81 @@
+/* engine.h - what the engine modules share: the catalog, the limits every
+ * front-end's requests are held to, and the main loop's scratch space.
+ *
+ * The engines (streams, produce, fetch, consumer, queue) know no wire
+ * format: they take plain C requests, report completion through callbacks
+ * with plain C results, and name errors with enum sl_err and a message. The
+ * front-ends (broker/native, broker/http) translate.
+ *
+ * Threading: the main loop's thread only.
+ */
+#ifndef SL_ENGINE_H
+#define SL_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sl_catalog;
+struct sl_stream;
+struct sl_bshard;
+struct sl_zctx;
+
+/* All fetch buffers of the broker together stay below this: with it, memory
+ * does not grow with connections x requests in flight x fetch size. */
+#define SL_FETCH_MEMORY_MAX (512ull << 20)
+
+/* A position in a shard (the numbering is stored in queue-group
+ * definitions: never renumber). */
+enum sl_pos_kind {
+    SL_POS_TRIM_HORIZON = 0, /* the oldest retained record */
+    SL_POS_LATEST = 1,       /* after the newest record */
+    SL_POS_AT_SEQ = 2,       /* the record with sequence `seq` */
+    SL_POS_AFTER_SEQ = 3,    /* the record after `seq` */
+    SL_POS_AT_TIME = 4,      /* the first record appended at or after `time_ms` */
+};
+
+struct sl_position {
+    uint32_t kind; /* enum sl_pos_kind */
+    uint64_t seq;
+    uint64_t time_ms;
+};
+
+struct sl_engine_config {
+    uint32_t fetch_wait_max_ms;  /* longest long-poll (fetch, receive) */
+    uint32_t fetch_bytes_max;    /* largest fetch answer */
+    uint32_t batch_bytes_max;    /* largest batch a produce may carry */
+    bool auto_create_streams;    /* a produce to an unknown stream creates it */
+    uint32_t dedup_window_ms;    /* sluice.dedup_id window; 0 = off */
+    uint32_t default_shards;     /* shards of an auto-created stream */
+};
+
+struct sl_engine {
+    struct sl_engine_config cfg;
+    struct sl_catalog *catalog; /* borrowed */
+    bool stopping;              /* shutting down: long-polls answer at once */
+    uint64_t fetch_bytes;       /* fetch buffers allocated now (<= SL_FETCH_MEMORY_MAX) */
+    /* decompression scratch for routing and de-dup checks, and queue reads */
+    struct sl_zctx *zctx;
+    uint8_t *scratch;
+    uint32_t scratch_cap;
+};
+
+/* Errors: SL_ENOMEM. */
+int sl_engine_init(struct sl_engine *e, const struct sl_engine_config *cfg,
+                   struct sl_catalog *catalog);
+void sl_engine_fini(struct sl_engine *e); /* idempotent */
+
+/* Makes the scratch hold the records of a batch with codec `codec` (a zstd
+ * batch; uncompressed ones need none). Bounded: at most 4 x batch_bytes_max
+ * (a small frame must not expand into unbounded memory). Errors: SL_ETOOBIG,
+ * SL_ENOMEM. */
+int sl_engine_scratch_reserve(struct sl_engine *e, uint32_t codec, uint32_t records_len);
+
+/* The stream `name`, or NULL with SL_ENOTFOUND in *err and the reason in
+ * `why` ("stream X not found"). */
+struct sl_stream *sl_engine_stream(struct sl_engine *e, const char *name, char *why,
+                                   uint32_t why_len, int *err);
+/* Shard `shard` of stream `name`, or NULL with SL_ENOTFOUND and why. */
+struct sl_bshard *sl_engine_shard(struct sl_engine *e, const char *name, uint32_t shard,
+                                  char *why, uint32_t why_len, int *err);
+
+#endif

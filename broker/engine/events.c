@@ -1,0 +1,38 @@
+/* events.c - fans loop events out to the engine modules (see events.h). */
+#include "broker/engine/events.h"
+
+#include "broker/engine/catalog.h"
+#include "broker/engine/engine.h"
+#include "broker/engine/fetch.h"
+#include "broker/engine/produce.h"
+#include "broker/engine/queue.h"
+
+void sl_events_tick(struct sl_engine *e, uint64_t now_ms)
+{
+    sl_queue_tick(e);
+    sl_fetch_tick(e, now_ms, false);
+}
+
+void sl_events_stop(struct sl_engine *e)
+{
+    e->stopping = true;
+    sl_queue_stop(e);
+    sl_fetch_tick(e, 0, true);
+}
+
+void sl_events_shard_listener(void *ctx, struct sl_shard *s)
+{
+    (void)s;
+    struct sl_bshard *b = ctx;
+    sl_produce_shard_progress(b);
+    sl_queue_shard_progress(b);
+    sl_fetch_shard_progress(b);
+}
+
+void sl_events_stream_free(void *ctx, struct sl_stream *st)
+{
+    (void)ctx;
+    sl_queue_stream_free(st);
+    sl_fetch_stream_free(st);
+    sl_produce_stream_free(st);
+}

@@ -1,0 +1,301 @@
+/* fetch.c - shard reads with long-poll (see fetch.h).
+ *
+ * A fetch at the tail parks on its shard (a per-stream list per shard,
+ * allocated at the first park); the shard's listener re-issues every parked
+ * fetch of the shard, in order. Per shard, the owner's messages are in
+ * order, so "read at the tail -> park" is never overtaken by the "new
+ * records" notification that follows it.
+ */
+#include "broker/engine/fetch.h"
+
+#include "broker/engine/catalog.h"
+#include "broker/engine/workers.h"
+#include "common/assert.h"
+#include "common/clock.h"
+#include "common/error.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define FETCH_MIN_BUF (64u << 10)
+#define FETCH_DEFAULT_BYTES (1u << 20)
+
+struct fetch_op;
+
+struct sl_fetch_state {
+    uint32_t shard_count;
+    struct fetch_op *waiters[]; /* per shard: parked fetches */
+};
+
+struct fetch_op {
+    struct sl_wshard_read wr;
+    struct sl_engine *e;
+    struct sl_bshard *shard;
+    sl_fetch_cb cb;
+    void *ctx;
+    uint64_t deadline_ms; /* 0: no waiting */
+    uint32_t max_bytes;
+    uint32_t buf_bytes; /* counted in e->fetch_bytes */
+    uint8_t *buf;
+    struct fetch_op *prev;
+    struct fetch_op *next;
+    bool parked;
+};
+
+static struct fetch_op **waiters_of(struct sl_bshard *b)
+{
+    struct sl_fetch_state *fs = b->stream->fetch;
+    SL_ASSERT(fs != NULL && b->id < fs->shard_count);
+    return &fs->waiters[b->id];
+}
+
+static void unpark(struct fetch_op *op)
+{
+    if (!op->parked) {
+        return;
+    }
+    if (op->prev != NULL) {
+        op->prev->next = op->next;
+    } else {
+        *waiters_of(op->shard) = op->next;
+    }
+    if (op->next != NULL) {
+        op->next->prev = op->prev;
+    }
+    op->prev = op->next = NULL;
+    op->parked = false;
+}
+
+static void finish(struct fetch_op *op, int err)
+{
+    struct sl_bshard *b = op->shard;
+    struct sl_shard_stats ss;
+    sl_wshard_stats(&b->ws, &ss);
+    char why[160] = "";
+    if (err == SL_ETRIMMED) {
+        snprintf(why, sizeof(why), "position is below the oldest retained record (%" PRIu64 ")",
+                 ss.first_seq);
+    } else if (err != SL_OK) {
+        snprintf(why, sizeof(why), "fetch from %s/%u failed: %s", b->stream->name, b->id,
+                 sl_strerror(err));
+    }
+    struct sl_fetch_result r = {.err = err, .why = why, .read = true, .shard = b->id,
+                                .first_seq = ss.first_seq, .tail_seq = ss.visible_seq,
+                                .tail_time_ms = ss.visible_time_ms,
+                                .next_seq = err == SL_OK ? op->wr.rd.next_seq : ss.first_seq,
+                                .batches = op->buf, .len = err == SL_OK ? op->wr.rd.len : 0};
+    b->stream->inflight--;
+    op->e->fetch_bytes -= op->buf_bytes;
+    op->cb(op->ctx, &r);
+    free(op->buf);
+    free(op);
+}
+
+static void issue(struct fetch_op *op);
+
+/* At the tail: park until records arrive or the wait expires. */
+static bool park(struct fetch_op *op, uint64_t next_seq)
+{
+    struct sl_stream *st = op->shard->stream;
+    if (st->fetch == NULL) {
+        st->fetch = calloc(1, sizeof(*st->fetch) + st->shard_count * sizeof(st->fetch->waiters[0]));
+        if (st->fetch == NULL) {
+            return false;
+        }
+        st->fetch->shard_count = st->shard_count;
+    }
+    op->wr.rd.from = SL_READ_SEQ;
+    op->wr.rd.seq = next_seq;
+    op->parked = true;
+    struct fetch_op **head = waiters_of(op->shard);
+    op->next = *head;
+    op->prev = NULL;
+    if (op->next != NULL) {
+        op->next->prev = op;
+    }
+    *head = op;
+    return true;
+}
+
+static void on_read(struct sl_shard_read *rd, int err)
+{
+    struct fetch_op *op = sl_container_of(rd, struct fetch_op, wr.rd);
+    struct sl_engine *e = op->e;
+    if (err == SL_ETOOBIG && rd->need_bytes <= e->cfg.fetch_bytes_max) {
+        uint8_t *n = realloc(op->buf, rd->need_bytes);
+        if (n != NULL) {
+            e->fetch_bytes += rd->need_bytes - op->buf_bytes;
+            op->buf_bytes = rd->need_bytes;
+            op->buf = n;
+            op->wr.rd.buf_cap = rd->need_bytes;
+            issue(op);
+            return;
+        }
+        err = SL_ENOMEM;
+    }
+    if (err == SL_OK && rd->len == 0 && op->deadline_ms > 0 && !e->stopping &&
+        !op->shard->stream->deleted && park(op, rd->next_seq)) {
+        return;
+    }
+    finish(op, err);
+}
+
+static void issue(struct fetch_op *op)
+{
+    op->wr.rd.buf = op->buf;
+    op->wr.rd.cb = on_read;
+    sl_wshard_read(&op->shard->ws, &op->wr);
+}
+
+void sl_fetch_shard_progress(struct sl_bshard *b)
+{
+    if (b->stream->fetch == NULL) {
+        return;
+    }
+    struct fetch_op **head = waiters_of(b);
+    struct fetch_op *op = *head;
+    *head = NULL;
+    while (op != NULL) {
+        struct fetch_op *next = op->next;
+        op->parked = false;
+        op->prev = op->next = NULL;
+        issue(op);
+        op = next;
+    }
+}
+
+void sl_fetch_stream_wake(struct sl_stream *st, int err)
+{
+    if (st->fetch == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i < st->shard_count; i++) {
+        while (st->fetch->waiters[i] != NULL) {
+            struct fetch_op *op = st->fetch->waiters[i];
+            unpark(op);
+            op->wr.rd.len = 0;
+            finish(op, err);
+        }
+    }
+}
+
+void sl_fetch_tick(struct sl_engine *e, uint64_t now_ms, bool all)
+{
+    for (struct sl_stream *st = sl_catalog_first(e->catalog); st != NULL; st = st->next) {
+        for (uint32_t i = 0; st->fetch != NULL && i < st->shard_count; i++) {
+            struct fetch_op *op = st->fetch->waiters[i];
+            while (op != NULL) {
+                struct fetch_op *next = op->next;
+                if (all || now_ms >= op->deadline_ms) {
+                    unpark(op);
+                    op->wr.rd.len = 0;
+                    finish(op, SL_OK);
+                }
+                op = next;
+            }
+        }
+    }
+}
+
+void sl_fetch_stream_free(struct sl_stream *st)
+{
+    /* Parked fetches were answered at stop or delete (each holds the
+     * stream, so a deleted stream is freed only without them). */
+    free(st->fetch);
+    st->fetch = NULL;
+}
+
+/* Where the read starts; false for an unknown position kind. */
+static bool start_at(struct fetch_op *op, const struct sl_position *p,
+                     const struct sl_shard_stats *ss)
+{
+    op->wr.rd.from = SL_READ_SEQ;
+    switch (p->kind) {
+    case SL_POS_TRIM_HORIZON:
+        op->wr.rd.seq = ss->first_seq;
+        return true;
+    case SL_POS_LATEST:
+        op->wr.rd.seq = ss->visible_seq;
+        return true;
+    case SL_POS_AT_SEQ:
+        op->wr.rd.seq = p->seq;
+        return true;
+    case SL_POS_AFTER_SEQ:
+        op->wr.rd.seq = p->seq == UINT64_MAX ? p->seq : p->seq + 1;
+        return true;
+    case SL_POS_AT_TIME:
+        op->wr.rd.from = SL_READ_TIME;
+        op->wr.rd.time_ms = p->time_ms;
+        return true;
+    default:
+        return false;
+    }
+}
+
+void sl_fetch_start(struct sl_engine *e, const struct sl_fetch_req *req, sl_fetch_cb cb,
+                    void *ctx)
+{
+    char why[256];
+    int rc;
+    struct sl_fetch_result r = {.why = why, .shard = req->shard};
+    struct sl_bshard *b = sl_engine_shard(e, req->stream, req->shard, why, sizeof(why), &rc);
+    if (b == NULL) {
+        r.err = rc;
+        cb(ctx, &r);
+        return;
+    }
+    uint32_t limit = e->cfg.fetch_bytes_max;
+    uint32_t max_bytes = req->max_bytes == 0 ? FETCH_DEFAULT_BYTES : req->max_bytes;
+    max_bytes = max_bytes > limit ? limit : max_bytes;
+    uint32_t cap = max_bytes < FETCH_MIN_BUF ? FETCH_MIN_BUF : max_bytes;
+    cap = cap > limit ? limit : cap;
+    uint64_t left = SL_FETCH_MEMORY_MAX - e->fetch_bytes;
+    if (left < FETCH_MIN_BUF) {
+        r.err = SL_EAGAIN;
+        r.why = "the broker's fetch memory is in use; retry";
+        cb(ctx, &r);
+        return;
+    }
+    if (cap > left) { /* smaller answers under memory pressure */
+        cap = (uint32_t)left;
+        max_bytes = max_bytes > cap ? cap : max_bytes;
+    }
+    struct fetch_op *op = calloc(1, sizeof(*op));
+    uint8_t *buf = malloc(cap);
+    if (op == NULL || buf == NULL) {
+        free(op);
+        free(buf);
+        r.err = SL_ENOMEM;
+        r.why = sl_strerror(SL_ENOMEM);
+        cb(ctx, &r);
+        return;
+    }
+    struct sl_shard_stats ss;
+    sl_wshard_stats(&b->ws, &ss);
+    *op = (struct fetch_op){.e = e, .shard = b, .cb = cb, .ctx = ctx, .buf = buf,
+                            .max_bytes = max_bytes};
+    uint32_t wait = req->max_wait_ms < e->cfg.fetch_wait_max_ms ? req->max_wait_ms
+                                                                : e->cfg.fetch_wait_max_ms;
+    op->deadline_ms = wait > 0 ? sl_clock_mono_ns() / 1000000u + wait : 0;
+    op->wr.rd.buf_cap = cap;
+    op->wr.rd.max_bytes = max_bytes;
+    if (!start_at(op, &req->pos, &ss)) {
+        r.err = SL_EINVAL;
+        r.why = "unknown position kind";
+    } else if (op->wr.rd.from == SL_READ_SEQ && op->wr.rd.seq > ss.visible_seq) {
+        snprintf(why, sizeof(why), "sequence %" PRIu64 " is beyond the shard's tail (%" PRIu64 ")",
+                 op->wr.rd.seq, ss.visible_seq);
+        r.err = SL_EINVAL;
+    }
+    if (r.err != SL_OK) {
+        free(op);
+        free(buf);
+        cb(ctx, &r);
+        return;
+    }
+    b->stream->inflight++;
+    op->buf_bytes = cap;
+    e->fetch_bytes += cap;
+    issue(op);
+}

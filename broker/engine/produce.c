@@ -1,0 +1,395 @@
+/* produce.c - appends from any front-end (see produce.h).
+ *
+ * The main loop checks the batch's header and the fields that bound its
+ * records; the body checksum is verified once, by the shard as it copies the
+ * batch on the owner's thread, so the main loop does not hash every byte a
+ * second time. Every decision taken here from unverified bytes without an
+ * append behind it (a duplicate answered, records dropped) verifies first.
+ */
+#include "broker/engine/produce.h"
+
+#include "broker/engine/catalog.h"
+#include "broker/engine/dedup.h"
+#include "broker/engine/engine.h"
+#include "broker/engine/workers.h"
+#include "common/assert.h"
+#include "common/checksum.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/partition.h"
+#include "storage/batch.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct produce_op;
+
+/* Per stream: each shard's FIFO of produces waiting for staging space. */
+struct sl_produce_state {
+    uint32_t shard_count;
+    struct {
+        struct produce_op *head;
+        struct produce_op *tail;
+    } fifo[];
+};
+
+/* A produce in flight; while the shard's staging buffers are full it waits
+ * in the shard's FIFO, so per-shard order is kept. */
+struct produce_op {
+    struct sl_engine *e;
+    struct sl_bshard *shard;
+    const uint8_t *batch; /* borrowed from the caller until the callback */
+    size_t len;
+    sl_produce_cb cb;
+    void *ctx;
+    uint64_t producer_id;
+    uint64_t producer_seq;
+    enum sl_ack ack;
+    uint8_t *rebuilt; /* the batch without duplicate de-dup ids, or NULL */
+    size_t rebuilt_len;
+    uint64_t *dedup_hashes; /* ids remembered for this batch: forgotten if it fails */
+    uint32_t n_dedup;
+    uint32_t *dropped; /* indexes of records dropped as duplicates (sorted) */
+    uint32_t n_dropped;
+    struct produce_op *next; /* in the shard's wait FIFO */
+};
+
+static void finish(struct produce_op *op, int err, uint64_t base, uint32_t count,
+                   bool duplicate)
+{
+    struct sl_bshard *b = op->shard;
+    char why[160] = "";
+    if (err != SL_OK) {
+        snprintf(why, sizeof(why), "append to %s/%u failed: %s", b->stream->name, b->id,
+                 sl_strerror(err));
+        for (uint32_t i = 0; i < op->n_dedup; i++) {
+            sl_msgdedup_forget(b->stream->msgdedup, op->dedup_hashes[i]);
+        }
+    }
+    struct sl_produce_result r = {.err = err, .why = why, .shard = b->id, .base_seq = base,
+                                  .count = count, .duplicate = duplicate,
+                                  .dropped = op->dropped, .n_dropped = op->n_dropped};
+    b->stream->inflight--;
+    op->cb(op->ctx, &r);
+    free(op->rebuilt);
+    free(op->dedup_hashes);
+    free(op->dropped);
+    free(op);
+}
+
+static void fail(sl_produce_cb cb, void *ctx, uint32_t shard, int err, const char *why)
+{
+    struct sl_produce_result r = {.err = err, .why = why, .shard = shard};
+    cb(ctx, &r);
+}
+
+static void on_appended(void *ctx, int err, uint64_t base_seq, uint32_t count)
+{
+    struct produce_op *op = ctx;
+    sl_dedup_end(op->shard->dedup, op->producer_id, op->producer_seq, err, base_seq, count);
+    finish(op, err, base_seq, count, false);
+}
+
+/* Tries the append; SL_EAGAIN means "wait in the FIFO". */
+static int try_append(struct produce_op *op)
+{
+    const uint8_t *data = op->rebuilt != NULL ? op->rebuilt : op->batch;
+    size_t len = op->rebuilt != NULL ? op->rebuilt_len : op->len;
+    unsigned flags = op->ack == SL_ACK_DURABLE ? SL_APPEND_DURABLE : 0;
+    int rc = sl_wshard_append(&op->shard->ws, data, len, flags, on_appended, op);
+    if (rc != SL_OK && rc != SL_EAGAIN) {
+        sl_dedup_end(op->shard->dedup, op->producer_id, op->producer_seq, rc, 0, 0);
+        finish(op, rc, 0, 0, false);
+    }
+    return rc;
+}
+
+void sl_produce_shard_progress(struct sl_bshard *b)
+{
+    struct sl_produce_state *ps = b->stream->produce;
+    if (ps == NULL) {
+        return;
+    }
+    SL_ASSERT(b->id < ps->shard_count);
+    while (ps->fifo[b->id].head != NULL) {
+        struct produce_op *op = ps->fifo[b->id].head;
+        if (try_append(op) == SL_EAGAIN) {
+            return;
+        }
+        ps->fifo[b->id].head = op->next;
+        if (ps->fifo[b->id].head == NULL) {
+            ps->fifo[b->id].tail = NULL;
+        }
+    }
+}
+
+void sl_produce_stream_free(struct sl_stream *st)
+{
+    struct sl_produce_state *ps = st->produce;
+    if (ps == NULL) {
+        return;
+    }
+    /* A waiter holds the stream, so only a shutdown past its timeout finds
+     * one here: its connection is gone and its memory goes with the process. */
+    free(ps);
+    st->produce = NULL;
+}
+
+/* Checks that every keyed record of the batch hashes into the shard. */
+static int check_routing(struct sl_engine *e, struct sl_bshard *b, const uint8_t *batch,
+                         const struct sl_batch_header *h, char *why, size_t why_len)
+{
+    if (b->stream->shard_count == 1) {
+        return SL_OK;
+    }
+    int rc = sl_engine_scratch_reserve(e, h->codec, h->records_len);
+    if (rc != SL_OK) {
+        snprintf(why, why_len, "batch decompresses to %u bytes (limit %u)", h->records_len,
+                 4 * e->cfg.batch_bytes_max);
+        return rc;
+    }
+    struct sl_batch_iter it;
+    rc = sl_batch_iter_init(&it, batch, h, e->zctx, e->scratch, e->scratch_cap);
+    struct sl_record_view rv;
+    while (rc == SL_OK && (rc = sl_batch_iter_next(&it, &rv)) == SL_OK) {
+        if (rv.key_len == 0) {
+            continue;
+        }
+        uint64_t hash = sl_partition_hash(rv.key, rv.key_len);
+        if (hash < b->hash_start || hash > b->hash_end) {
+            snprintf(why, why_len,
+                     "record %" PRIu64 " of the batch has a key that belongs to shard %u, "
+                     "not %u",
+                     rv.seq - h->base_seq, sl_partition_shard(hash, b->stream->shard_count),
+                     b->id);
+            return SL_EINVAL;
+        }
+    }
+    if (rc == SL_ENOTFOUND) {
+        return SL_OK;
+    }
+    snprintf(why, why_len, "batch records are malformed: %s", sl_strerror(rc));
+    return rc;
+}
+
+/* The value of a record's de-dup id attribute, or NULL. */
+static const char *dedup_id_of(const struct sl_record_view *rv, uint32_t *len)
+{
+    uint32_t pos = 0;
+    struct sl_attr a;
+    while (sl_record_attr_next(rv, &pos, &a)) {
+        if (a.key_len == sizeof(SL_MSGDEDUP_ATTR) - 1 &&
+            memcmp(a.key, SL_MSGDEDUP_ATTR, a.key_len) == 0) {
+            *len = a.value_len;
+            return a.value;
+        }
+    }
+    return NULL;
+}
+
+/* Message de-dup (sluice.dedup_id): records whose id was stored on the
+ * stream within the window are dropped from the batch (rebuilt without
+ * them; the common case, no ids or no repeats, costs one pass over the
+ * records). Returns SL_OK, with op->rebuilt set when records were dropped
+ * and *all_dup when nothing is left to store. */
+static int apply_msgdedup(struct sl_engine *e, struct produce_op *op, const uint8_t *batch,
+                          const struct sl_batch_header *h, bool *all_dup)
+{
+    *all_dup = false;
+    struct sl_stream *st = op->shard->stream;
+    uint64_t now = sl_clock_wall_ms();
+    int rc = sl_engine_scratch_reserve(e, h->codec, h->records_len);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    struct sl_batch_iter it;
+    rc = sl_batch_iter_init(&it, batch, h, e->zctx, e->scratch, e->scratch_cap);
+    uint8_t *dup = NULL; /* per record, allocated at the first duplicate */
+    uint32_t dups = 0, i = 0;
+    struct sl_record_view rv;
+    while (rc == SL_OK && (rc = sl_batch_iter_next(&it, &rv)) == SL_OK) {
+        uint32_t idlen = 0;
+        const char *id = dedup_id_of(&rv, &idlen);
+        if (id != NULL) {
+            uint64_t hash = sl_checksum64(id, idlen);
+            if (sl_msgdedup_seen(&st->msgdedup, hash, now, e->cfg.dedup_window_ms)) {
+                if (dup == NULL && (dup = calloc(h->record_count, 1)) == NULL) {
+                    return SL_ENOMEM;
+                }
+                dup[i] = 1;
+                dups++;
+            } else {
+                uint64_t *nh = realloc(op->dedup_hashes, (op->n_dedup + 1) * sizeof(*nh));
+                if (nh == NULL) {
+                    sl_msgdedup_forget(st->msgdedup, hash);
+                    free(dup);
+                    return SL_ENOMEM;
+                }
+                op->dedup_hashes = nh;
+                op->dedup_hashes[op->n_dedup++] = hash;
+            }
+        }
+        i++;
+    }
+    if (rc != SL_ENOTFOUND) {
+        free(dup);
+        return rc;
+    }
+    if (dups == 0) {
+        return SL_OK;
+    }
+    if (sl_batch_verify(batch, h) != SL_OK) {
+        free(dup); /* dropping records on the word of unverified ids: no */
+        return SL_ECORRUPT;
+    }
+    op->dropped = malloc(dups * sizeof(*op->dropped));
+    if (op->dropped == NULL) {
+        free(dup);
+        return SL_ENOMEM;
+    }
+    for (uint32_t k = 0; k < h->record_count; k++) {
+        if (dup[k]) {
+            op->dropped[op->n_dropped++] = k;
+        }
+    }
+    if (dups == h->record_count) {
+        free(dup);
+        *all_dup = true;
+        return SL_OK;
+    }
+    /* Rebuild without the duplicates (uncompressed: a rare path), copying
+     * the kept records byte for byte (timestamps and all). */
+    size_t cap = SL_BATCH_HEADER_BYTES + h->records_len;
+    uint8_t *nb = malloc(cap);
+    if (nb == NULL) {
+        free(dup);
+        return SL_ENOMEM;
+    }
+    const uint8_t *records = h->codec == SL_BATCH_CODEC_ZSTD ? e->scratch
+                                                             : batch + SL_BATCH_HEADER_BYTES;
+    size_t len = 0;
+    rc = sl_batch_rebuild_without(h, records, dup, nb, cap, &len);
+    free(dup);
+    if (rc != SL_OK) {
+        free(nb);
+        return rc;
+    }
+    op->rebuilt = nb;
+    op->rebuilt_len = len;
+    return SL_OK;
+}
+
+/* Enqueues behind the shard's waiting produces, or appends now. */
+static void start(struct produce_op *op)
+{
+    struct sl_bshard *b = op->shard;
+    struct sl_stream *st = b->stream;
+    if ((st->produce == NULL || st->produce->fifo[b->id].head == NULL) &&
+        try_append(op) != SL_EAGAIN) {
+        return;
+    }
+    if (st->produce == NULL) {
+        st->produce = calloc(1, sizeof(*st->produce) +
+                                    st->shard_count * sizeof(st->produce->fifo[0]));
+        if (st->produce == NULL) {
+            sl_dedup_end(b->dedup, op->producer_id, op->producer_seq, SL_ENOMEM, 0, 0);
+            finish(op, SL_ENOMEM, 0, 0, false);
+            return;
+        }
+        st->produce->shard_count = st->shard_count;
+    }
+    struct sl_produce_state *ps = st->produce;
+    if (ps->fifo[b->id].tail != NULL) {
+        ps->fifo[b->id].tail->next = op;
+    } else {
+        ps->fifo[b->id].head = op;
+    }
+    ps->fifo[b->id].tail = op;
+}
+
+/* Checks the header and the fields that bound the records. */
+static int check_batch(struct sl_engine *e, const struct sl_produce_req *req,
+                       struct sl_batch_header *h, char *why, size_t why_len)
+{
+    int rc = sl_batch_peek(req->batch, req->len, h);
+    if (rc == SL_OK && h->length > e->cfg.batch_bytes_max) {
+        rc = SL_ETOOBIG;
+    } else if (rc == SL_OK && h->length != req->len) {
+        rc = h->length > req->len ? SL_EAGAIN : SL_EPROTO;
+    }
+    if (rc == SL_OK) {
+        rc = sl_batch_check_fields(req->batch, h);
+    }
+    if (rc != SL_OK) {
+        snprintf(why, why_len, "invalid batch: %s",
+                 rc == SL_ETOOBIG  ? "larger than batch_bytes_max"
+                 : rc == SL_EAGAIN ? "truncated"
+                 : rc == SL_EPROTO ? "length field disagrees with the bytes sent"
+                                   : "checksum or header mismatch");
+        rc = rc == SL_EAGAIN ? SL_EPROTO : rc;
+    }
+    return rc;
+}
+
+void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl_produce_cb cb,
+                       void *ctx)
+{
+    char why[256];
+    int rc;
+    if (e->cfg.auto_create_streams && sl_catalog_find(e->catalog, req->stream) == NULL) {
+        struct sl_stream *created = NULL;
+        rc = sl_catalog_create(e->catalog, req->stream, e->cfg.default_shards, 0, 0, NULL,
+                               &created, why, sizeof(why));
+        if (rc != SL_OK) {
+            fail(cb, ctx, req->shard, rc, why);
+            return;
+        }
+    }
+    struct sl_bshard *b = sl_engine_shard(e, req->stream, req->shard, why, sizeof(why), &rc);
+    struct sl_batch_header h;
+    if (b == NULL || (rc = check_batch(e, req, &h, why, sizeof(why))) != SL_OK ||
+        (rc = check_routing(e, b, req->batch, &h, why, sizeof(why))) != SL_OK) {
+        fail(cb, ctx, req->shard, rc, why);
+        return;
+    }
+    struct sl_dedup_entry *de = NULL;
+    rc = sl_dedup_begin(b->dedup, h.producer_id, h.producer_seq, &de);
+    if (rc == SL_EAGAIN) {
+        fail(cb, ctx, req->shard, SL_EAGAIN, "the same batch is still being appended; retry");
+        return;
+    }
+    struct produce_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        if (rc == SL_OK) {
+            sl_dedup_end(b->dedup, h.producer_id, h.producer_seq, SL_ENOMEM, 0, 0);
+        }
+        fail(cb, ctx, req->shard, SL_ENOMEM, sl_strerror(SL_ENOMEM));
+        return;
+    }
+    *op = (struct produce_op){.e = e, .shard = b, .batch = req->batch, .len = req->len,
+                              .cb = cb, .ctx = ctx, .producer_id = h.producer_id,
+                              .producer_seq = h.producer_seq, .ack = req->ack};
+    b->stream->inflight++;
+    if (rc == SL_EEXIST && sl_batch_verify(req->batch, &h) != SL_OK) {
+        finish(op, SL_ECORRUPT, 0, 0, false);
+        return;
+    }
+    if (rc == SL_EEXIST) {
+        bool same = de->has_last && de->producer_seq == h.producer_seq;
+        finish(op, SL_OK, same ? de->base_seq : 0, same ? de->count : 0, true);
+        return;
+    }
+    if (e->cfg.dedup_window_ms > 0) {
+        bool all_dup = false;
+        rc = apply_msgdedup(e, op, req->batch, &h, &all_dup);
+        if (rc != SL_OK || all_dup) {
+            sl_dedup_end(b->dedup, h.producer_id, h.producer_seq, rc == SL_OK ? SL_EEXIST : rc,
+                         0, 0);
+            finish(op, rc, 0, 0, all_dup);
+            return;
+        }
+    }
+    start(op);
+}

@@ -1,0 +1,59 @@
+/* produce.h - appends from any front-end: the stream and shard found (or the
+ * stream auto-created), the batch checked (header, field bounds, every keyed
+ * record routed to this shard), producer retries and message de-dup ids
+ * answered without a second copy, then the append on the shard's owner.
+ * Per shard, produces keep their order: when a shard's staging buffers are
+ * full, the produce waits in the shard's FIFO and is retried when the shard
+ * makes progress (sl_produce_shard_progress).
+ *
+ * Threading: the main loop. The callback runs exactly once, possibly before
+ * sl_produce_submit returns.
+ */
+#ifndef SL_PRODUCE_H
+#define SL_PRODUCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sl_engine;
+struct sl_bshard;
+struct sl_stream;
+
+enum sl_ack {
+    SL_ACK_DURABLE = 0, /* after an fdatasync covers the batch */
+    SL_ACK_WRITTEN = 1, /* after the write (the shard's flush policy decides fsync) */
+    SL_ACK_NONE = 2,    /* the caller wants no answer (the callback still runs) */
+};
+
+struct sl_produce_req {
+    const char *stream;   /* borrowed for the call */
+    uint32_t shard;
+    const uint8_t *batch; /* borrowed until the callback: a batch (docs/FORMAT.md §1) */
+    size_t len;
+    enum sl_ack ack;
+};
+
+struct sl_produce_result {
+    int err;                /* SL_OK or why it was not stored */
+    const char *why;        /* a message naming the cause ("" when OK) */
+    uint32_t shard;
+    uint64_t base_seq;      /* the batch's first sequence */
+    uint32_t count;         /* records stored */
+    bool duplicate;         /* a retry of a stored batch, or every record a known de-dup id */
+    const uint32_t *dropped; /* records dropped as duplicates (indexes, sorted) */
+    uint32_t n_dropped;
+};
+
+/* Everything in `r` is borrowed for the duration of the call. */
+typedef void (*sl_produce_cb)(void *ctx, const struct sl_produce_result *r);
+
+void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl_produce_cb cb,
+                       void *ctx);
+
+/* The shard made progress: retry the produces waiting for staging space. */
+void sl_produce_shard_progress(struct sl_bshard *b);
+/* Frees the stream's produce state (nothing may be waiting). */
+void sl_produce_stream_free(struct sl_stream *st);
+
+#endif

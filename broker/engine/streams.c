@@ -1,0 +1,57 @@
+/* streams.c - stream administration (see streams.h). */
+#include "broker/engine/streams.h"
+
+#include "broker/engine/catalog.h"
+#include "broker/engine/engine.h"
+#include "broker/engine/fetch.h"
+#include "common/assert.h"
+#include "common/error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int sl_streams_create(struct sl_engine *e, const struct sl_stream_spec *spec,
+                      struct sl_stream **out, char *why, uint32_t why_len)
+{
+    return sl_catalog_create(e->catalog, spec->name != NULL ? spec->name : "",
+                             spec->shard_count, spec->retention_hours, spec->retention_bytes,
+                             spec->compression, out, why, why_len);
+}
+
+int sl_streams_delete(struct sl_engine *e, const char *name, char *why, uint32_t why_len)
+{
+    name = name != NULL ? name : "";
+    struct sl_stream *st = sl_catalog_find(e->catalog, name);
+    if (st != NULL) {
+        sl_fetch_stream_wake(st, SL_ENOTFOUND);
+    }
+    int rc = sl_catalog_delete(e->catalog, name);
+    if (rc != SL_OK) {
+        snprintf(why, why_len, "cannot delete stream %s: %s", name, sl_strerror(rc));
+    }
+    return rc;
+}
+
+void sl_streams_shard_info(const struct sl_stream *st, uint32_t shard, struct sl_shard_info *out)
+{
+    SL_ASSERT(shard < st->shard_count);
+    const struct sl_bshard *b = &st->shards[shard];
+    struct sl_shard_stats ss;
+    sl_wshard_stats(&b->ws, &ss);
+    memset(out, 0, sizeof(*out));
+    out->shard = shard;
+    out->hash_start = b->hash_start;
+    out->hash_end = b->hash_end;
+    out->first_seq = ss.first_seq;
+    out->next_seq = ss.visible_seq;
+    out->tail_time_ms = ss.visible_time_ms;
+    out->bytes = ss.bytes;
+    out->segments = ss.segments;
+    out->status = ss.state;
+    if (ss.state == SL_EFATAL && ss.fatal_what != NULL) {
+        snprintf(out->status_message, sizeof(out->status_message), "%s failed: %s",
+                 ss.fatal_what, strerror(ss.fatal_errno));
+    } else if (ss.state == SL_ENOSPC) {
+        snprintf(out->status_message, sizeof(out->status_message), "disk full at the last write");
+    }
+}

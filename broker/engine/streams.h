@@ -1,0 +1,47 @@
+/* streams.h - stream administration for the front-ends: create, delete,
+ * describe (a stream and each shard's sequences, size and status).
+ * Listing walks the catalog (sl_catalog_first, st->next).
+ *
+ * Threading: the main loop. Create and delete are synchronous and durable
+ * before they return (catalog.h).
+ */
+#ifndef SL_STREAMS_H
+#define SL_STREAMS_H
+
+#include <stdint.h>
+
+struct sl_engine;
+struct sl_stream;
+
+#define SL_STATUS_MESSAGE_MAX 96u
+
+struct sl_stream_spec {
+    const char *name;
+    uint32_t shard_count;
+    uint32_t retention_hours; /* 0: the broker's default */
+    uint64_t retention_bytes; /* 0: no cap */
+    const char *compression;  /* NULL or "": none */
+};
+
+struct sl_shard_info {
+    uint32_t shard;
+    uint64_t hash_start;
+    uint64_t hash_end;
+    uint64_t first_seq;
+    uint64_t next_seq; /* visible tail */
+    uint64_t tail_time_ms;
+    uint64_t bytes;
+    uint32_t segments;
+    int status; /* SL_OK, SL_EFATAL, SL_ENOSPC */
+    char status_message[SL_STATUS_MESSAGE_MAX]; /* why it is not OK, or "" */
+};
+
+/* Errors: those of sl_catalog_create; `why` names the cause. */
+int sl_streams_create(struct sl_engine *e, const struct sl_stream_spec *spec,
+                      struct sl_stream **out, char *why, uint32_t why_len);
+/* Answers the stream's parked fetches ENOTFOUND, then deletes it. Errors:
+ * SL_ENOTFOUND, SL_EIO (why says which). */
+int sl_streams_delete(struct sl_engine *e, const char *name, char *why, uint32_t why_len);
+void sl_streams_shard_info(const struct sl_stream *st, uint32_t shard, struct sl_shard_info *out);
+
+#endif

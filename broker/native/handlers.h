@@ -1,0 +1,40 @@
+/* handlers.h - the native protocol's request handlers: protobuf requests in,
+ * engine calls, protobuf responses out. One file per request family:
+ * dispatch.c (Hello and the switch), h_streams.c, h_data.c (produce,
+ * fetch), h_consumer.c (checkpoints, groups, lag), h_queue.c; and the
+ * conversions they share (convert.c).
+ *
+ * Each handler answers its request exactly once (or, for a Produce with
+ * ACK_NONE, not at all) and calls sl_conn_request_done exactly once. A
+ * handler answering later holds the connection (sl_conn_hold) until the
+ * engine's callback runs.
+ *
+ * Threading: the main loop.
+ */
+#ifndef SL_NATIVE_HANDLERS_H
+#define SL_NATIVE_HANDLERS_H
+
+#include "broker/engine/engine.h"
+#include "broker/native/server.h"
+
+/* Takes `req`. */
+void sl_native_dispatch(struct sl_server *srv, struct sl_conn *c, sl_request *req);
+
+/* A native position (NULL: TRIM_HORIZON); an unknown kind maps to a kind
+ * the engine refuses (convert.c). */
+struct sl_position sl_native_position(const Sluice__V1__Position *p);
+
+/* Families (borrow `req`, except sl_native_produce which takes it). */
+void sl_native_create_stream(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_describe_stream(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_list_streams(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_delete_stream(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_produce(struct sl_server *srv, struct sl_conn *c, sl_request *req);
+void sl_native_fetch(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_commit(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_get_checkpoints(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_list_groups(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_group_lag(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_queue(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
+
+#endif
