@@ -13,7 +13,8 @@
 #include "broker/engine/events.h"
 #include "broker/engine/workers.h"
 #include "broker/native/handlers.h"
-#include "broker/native/server.h"
+#include "broker/native/native.h"
+#include "broker/net/net.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/ring.h"
@@ -48,20 +49,14 @@ static void raise_fd_limit(uint32_t max_connections)
     }
 }
 
-static void server_config_from(const struct sl_broker_config *bc, struct sl_server_config *sc)
+static void net_config_from(const struct sl_broker_config *bc, struct sl_net_config *nc)
 {
-    memset(sc, 0, sizeof(*sc));
-    sc->host = bc->host;
-    sc->port = bc->port;
-    sc->port_file = bc->port_file;
-    sc->max_connections = bc->max_connections;
-    sc->max_frame_bytes = bc->max_frame_bytes;
-    sc->max_inflight = bc->max_inflight;
-    sc->conn_buffer_bytes = bc->conn_buffer_bytes;
-    sc->idle_timeout_ms = bc->idle_timeout_ms;
-    sc->frame_timeout_ms = bc->frame_timeout_ms;
-    sc->retention_check_ms = bc->retention_check_ms;
-    sc->shutdown_timeout_ms = bc->shutdown_timeout_ms;
+    memset(nc, 0, sizeof(*nc));
+    nc->max_connections = bc->max_connections;
+    nc->conn_buffer_bytes = bc->conn_buffer_bytes;
+    nc->idle_timeout_ms = bc->idle_timeout_ms;
+    nc->request_timeout_ms = bc->frame_timeout_ms;
+    nc->shutdown_timeout_ms = bc->shutdown_timeout_ms;
 }
 
 static void engine_config_from(const struct sl_broker_config *bc, struct sl_engine_config *ec)
@@ -74,6 +69,35 @@ static void engine_config_from(const struct sl_broker_config *bc, struct sl_engi
     ec->auto_create_streams = bc->auto_create_streams;
     ec->dedup_window_ms = bc->dedup_window_ms;
     ec->default_shards = bc->default_shards;
+    ec->retention_check_ms = bc->retention_check_ms;
+}
+
+/* The network loop with its listeners, run until SIGTERM/SIGINT. */
+static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg,
+                 struct sl_engine *engine)
+{
+    struct sl_net_config ncfg;
+    net_config_from(cfg, &ncfg);
+    struct sl_net_hooks hooks = {.tick = sl_events_tick, .stop = sl_events_stop,
+                                 .turn = sl_events_turn, .ctx = engine};
+    struct sl_native native = {.cfg = {.max_frame_bytes = cfg->max_frame_bytes,
+                                       .max_inflight = cfg->max_inflight},
+                               .engine = engine};
+    struct sl_net *net = NULL;
+    int rc = sl_net_init(&net, ring, &ncfg, &hooks);
+    uint32_t port = 0;
+    if (rc == SL_OK) {
+        struct sl_listener_config lc = {.host = cfg->host, .port = cfg->port,
+                                        .port_file = cfg->port_file,
+                                        .max_inflight = cfg->max_inflight,
+                                        .proto = &sl_native_proto, .ctx = &native};
+        rc = sl_net_listen(net, &lc, &port);
+    }
+    if (rc == SL_OK) {
+        rc = sl_net_run(net);
+    }
+    sl_net_fini(net);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -166,21 +190,12 @@ int main(int argc, char **argv)
     }
     struct sl_engine_config ecfg;
     engine_config_from(&cfg, &ecfg);
-    struct sl_server_config scfg;
-    server_config_from(&cfg, &scfg);
-    struct sl_server srv;
-    memset(&srv, 0, sizeof(srv));
-    srv.listen_fd = srv.signal_fd = -1;
     rc = sl_engine_init(&engine, &ecfg, catalog);
     if (rc == SL_OK) {
-        rc = sl_server_init(&srv, &ring, &scfg, &engine, sl_native_dispatch);
-    }
-    if (rc == SL_OK) {
-        rc = sl_server_run(&srv);
+        rc = serve(&ring, &cfg, &engine);
     }
     sl_catalog_close(catalog); /* fsyncs every shard */
     sl_workers_stop(workers);
-    sl_server_fini(&srv);
     sl_engine_fini(&engine);
     sl_ring_fini(&ring);
     sl_config_fini(&cfg);

@@ -46,6 +46,7 @@ struct sl_engine_config {
     bool auto_create_streams;    /* a produce to an unknown stream creates it */
     uint32_t dedup_window_ms;    /* sluice.dedup_id window; 0 = off */
     uint32_t default_shards;     /* shards of an auto-created stream */
+    uint32_t retention_check_ms; /* how often retention runs over every shard */
 };
 
 struct sl_engine {
@@ -53,6 +54,7 @@ struct sl_engine {
     struct sl_catalog *catalog; /* borrowed */
     bool stopping;              /* shutting down: long-polls answer at once */
     uint64_t fetch_bytes;       /* fetch buffers allocated now (<= SL_FETCH_MEMORY_MAX) */
+    uint64_t next_retention_ms; /* monotonic */
     /* decompression scratch for routing and de-dup checks, and queue reads */
     struct sl_zctx *zctx;
     uint8_t *scratch;

@@ -7,14 +7,26 @@
 #include "broker/engine/produce.h"
 #include "broker/engine/queue.h"
 
-void sl_events_tick(struct sl_engine *e, uint64_t now_ms)
+void sl_events_tick(void *ctx, uint64_t now_ms)
 {
+    struct sl_engine *e = ctx;
     sl_queue_tick(e);
     sl_fetch_tick(e, now_ms, false);
+    if (!e->stopping && now_ms >= e->next_retention_ms) {
+        e->next_retention_ms = now_ms + e->cfg.retention_check_ms;
+        sl_catalog_retention(e->catalog);
+    }
 }
 
-void sl_events_stop(struct sl_engine *e)
+void sl_events_turn(void *ctx)
 {
+    struct sl_engine *e = ctx;
+    sl_catalog_reap(e->catalog);
+}
+
+void sl_events_stop(void *ctx)
+{
+    struct sl_engine *e = ctx;
     e->stopping = true;
     sl_queue_stop(e);
     sl_fetch_tick(e, 0, true);

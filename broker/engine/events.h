@@ -1,7 +1,7 @@
 /* events.h - what the engines do when something happens outside a request:
  * the loop's tick (long-poll deadlines, lease expiry), shutdown (parked
  * requests answer now), a shard making records visible, a stream being
- * freed. The catalog and the network loop call these; they fan out to the
+ * freed. The catalog and the network loop (struct sl_net_hooks) call these; they fan out to the
  * engine modules, so neither needs to know them.
  *
  * Threading: the main loop.
@@ -15,10 +15,14 @@ struct sl_engine;
 struct sl_shard;
 struct sl_stream;
 
-/* From the loop's tick. */
-void sl_events_tick(struct sl_engine *e, uint64_t now_ms);
+/* From the loop's tick (ctx = the engine; now_ms monotonic): deadlines,
+ * lease expiry, retention every retention_check_ms. */
+void sl_events_tick(void *ctx, uint64_t now_ms);
 /* Shutdown begins: parked fetches and receives answer now. */
-void sl_events_stop(struct sl_engine *e);
+void sl_events_stop(void *ctx);
+/* Top of each loop turn, never inside a callback: deleted streams nothing
+ * holds any more are freed. */
+void sl_events_turn(void *ctx);
 /* The catalog's shard listener (ctx = the struct sl_bshard): records became
  * visible, or the shard made room for appends. */
 void sl_events_shard_listener(void *ctx, struct sl_shard *s);

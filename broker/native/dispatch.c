@@ -7,16 +7,16 @@
 
 #define BROKER_VERSION "0.1.0"
 
-static void hello(struct sl_server *srv, struct sl_conn *c, const sl_request *req)
+static void hello(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     if (req->hello->version != SL_PROTOCOL_VERSION) {
         char msg[96];
         snprintf(msg, sizeof(msg), "protocol version %u not supported (this broker speaks %u)",
                  req->hello->version, SL_PROTOCOL_VERSION);
-        sl_conn_fail(c, req->id, SL_EUNSUPPORTED, msg);
+        sl_native_fail(c, req->id, SL_EUNSUPPORTED, msg);
         return;
     }
-    c->hello_done = true;
+    c->proto_flags |= SL_NATIVE_HELLO_DONE;
     sl_response resp = SLUICE__V1__RESPONSE__INIT;
     Sluice__V1__HelloResponse hr = SLUICE__V1__HELLO_RESPONSE__INIT;
     hr.version = SL_PROTOCOL_VERSION;
@@ -26,14 +26,14 @@ static void hello(struct sl_server *srv, struct sl_conn *c, const sl_request *re
     resp.id = req->id;
     resp.body_case = SLUICE__V1__RESPONSE__BODY_HELLO;
     resp.hello = &hr;
-    sl_conn_respond(c, &resp);
+    sl_native_respond(c, &resp);
     sl_conn_request_done(c);
 }
 
-void sl_native_dispatch(struct sl_server *srv, struct sl_conn *c, sl_request *req)
+void sl_native_dispatch(struct sl_native *srv, struct sl_conn *c, sl_request *req)
 {
-    if (!c->hello_done && req->body_case != SLUICE__V1__REQUEST__BODY_HELLO) {
-        sl_conn_fail(c, req->id, SL_EPROTO, "the first request on a connection must be Hello");
+    if (!(c->proto_flags & SL_NATIVE_HELLO_DONE) && req->body_case != SLUICE__V1__REQUEST__BODY_HELLO) {
+        sl_native_fail(c, req->id, SL_EPROTO, "the first request on a connection must be Hello");
         sl_request_free(req);
         return;
     }
@@ -83,7 +83,7 @@ void sl_native_dispatch(struct sl_server *srv, struct sl_conn *c, sl_request *re
         sl_native_queue(srv, c, req);
         break;
     default:
-        sl_conn_fail(c, req->id, SL_EUNSUPPORTED, "unknown request type");
+        sl_native_fail(c, req->id, SL_EUNSUPPORTED, "unknown request type");
         break;
     }
     sl_request_free(req);

@@ -21,21 +21,21 @@ static void on_committed(void *ctx, int err, const char *why)
         resp.id = op->req_id;
         resp.body_case = SLUICE__V1__RESPONSE__BODY_COMMIT_CHECKPOINT;
         resp.commit_checkpoint = &cr;
-        sl_conn_respond(op->conn, &resp);
+        sl_native_respond(op->conn, &resp);
     } else {
-        sl_conn_respond_error(op->conn, op->req_id, err, why);
+        sl_native_respond_error(op->conn, op->req_id, err, why);
     }
     sl_conn_request_done(op->conn);
     sl_conn_release(op->conn);
     free(op);
 }
 
-void sl_native_commit(struct sl_server *srv, struct sl_conn *c, const sl_request *req)
+void sl_native_commit(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     const Sluice__V1__CommitCheckpoint *m = req->commit_checkpoint;
     struct commit_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
-        sl_conn_fail(c, req->id, SL_ENOMEM, NULL);
+        sl_native_fail(c, req->id, SL_ENOMEM, NULL);
         return;
     }
     *op = (struct commit_op){.conn = c, .req_id = req->id};
@@ -80,7 +80,7 @@ static void collect_ckpt(void *ctx, const char *group, uint32_t shard, uint64_t 
     l->n++;
 }
 
-void sl_native_get_checkpoints(struct sl_server *srv, struct sl_conn *c, const sl_request *req)
+void sl_native_get_checkpoints(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     const Sluice__V1__GetCheckpoints *m = req->get_checkpoints;
     struct ckpt_list l = {0};
@@ -88,7 +88,7 @@ void sl_native_get_checkpoints(struct sl_server *srv, struct sl_conn *c, const s
     int rc = sl_consumer_checkpoints(srv->engine, m->stream, m->group, collect_ckpt, &l, why,
                                      sizeof(why));
     if (rc != SL_OK) {
-        sl_conn_fail(c, req->id, rc, why);
+        sl_native_fail(c, req->id, rc, why);
         return;
     }
     Sluice__V1__Checkpoint **ptrs = calloc(l.n + 1, sizeof(*ptrs));
@@ -102,21 +102,21 @@ void sl_native_get_checkpoints(struct sl_server *srv, struct sl_conn *c, const s
     resp.id = req->id;
     resp.body_case = SLUICE__V1__RESPONSE__BODY_GET_CHECKPOINTS;
     resp.get_checkpoints = &gr;
-    sl_conn_respond(c, &resp);
+    sl_native_respond(c, &resp);
     free(l.items);
     free(ptrs);
     free(l.groups);
     sl_conn_request_done(c);
 }
 
-void sl_native_list_groups(struct sl_server *srv, struct sl_conn *c, const sl_request *req)
+void sl_native_list_groups(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     struct ckpt_list l = {0};
     char why[200];
     int rc = sl_consumer_checkpoints(srv->engine, req->list_groups->stream, NULL, collect_ckpt,
                                      &l, why, sizeof(why));
     if (rc != SL_OK) {
-        sl_conn_fail(c, req->id, rc, why);
+        sl_native_fail(c, req->id, rc, why);
         return;
     }
     /* checkpoints come in group-name order: keep the first of each run */
@@ -133,13 +133,13 @@ void sl_native_list_groups(struct sl_server *srv, struct sl_conn *c, const sl_re
     resp.id = req->id;
     resp.body_case = SLUICE__V1__RESPONSE__BODY_LIST_GROUPS;
     resp.list_groups = &lr;
-    sl_conn_respond(c, &resp);
+    sl_native_respond(c, &resp);
     free(l.items);
     free(l.groups);
     sl_conn_request_done(c);
 }
 
-void sl_native_group_lag(struct sl_server *srv, struct sl_conn *c, const sl_request *req)
+void sl_native_group_lag(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     const Sluice__V1__GroupLag *m = req->group_lag;
     struct sl_shard_lag *lag = NULL;
@@ -147,7 +147,7 @@ void sl_native_group_lag(struct sl_server *srv, struct sl_conn *c, const sl_requ
     char why[200];
     int rc = sl_consumer_lag(srv->engine, m->stream, m->group, &lag, &n, why, sizeof(why));
     if (rc != SL_OK) {
-        sl_conn_fail(c, req->id, rc, why);
+        sl_native_fail(c, req->id, rc, why);
         return;
     }
     Sluice__V1__ShardLag *items = calloc(n, sizeof(*items));
@@ -156,7 +156,7 @@ void sl_native_group_lag(struct sl_server *srv, struct sl_conn *c, const sl_requ
         free(items);
         free(ptrs);
         free(lag);
-        sl_conn_fail(c, req->id, SL_ENOMEM, NULL);
+        sl_native_fail(c, req->id, SL_ENOMEM, NULL);
         return;
     }
     for (uint32_t i = 0; i < n; i++) {
@@ -175,7 +175,7 @@ void sl_native_group_lag(struct sl_server *srv, struct sl_conn *c, const sl_requ
     resp.id = req->id;
     resp.body_case = SLUICE__V1__RESPONSE__BODY_GROUP_LAG;
     resp.group_lag = &lr;
-    sl_conn_respond(c, &resp);
+    sl_native_respond(c, &resp);
     free(items);
     free(ptrs);
     free(lag);

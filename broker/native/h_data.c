@@ -20,7 +20,7 @@ static void on_produced(void *ctx, const struct sl_produce_result *r)
     struct sl_conn *c = op->conn;
     if (op->req->produce->ack != SLUICE__V1__ACK_MODE__ACK_NONE) {
         if (r->err != SL_OK) {
-            sl_conn_respond_error(c, op->req->id, r->err, r->why);
+            sl_native_respond_error(c, op->req->id, r->err, r->why);
         } else {
             Sluice__V1__ProduceResponse pr = SLUICE__V1__PRODUCE_RESPONSE__INIT;
             pr.shard = r->shard;
@@ -33,7 +33,7 @@ static void on_produced(void *ctx, const struct sl_produce_result *r)
             resp.id = op->req->id;
             resp.body_case = SLUICE__V1__RESPONSE__BODY_PRODUCE;
             resp.produce = &pr;
-            sl_conn_respond(c, &resp);
+            sl_native_respond(c, &resp);
         }
     }
     sl_conn_request_done(c);
@@ -54,12 +54,12 @@ static enum sl_ack ack_of(Sluice__V1__AckMode m)
     }
 }
 
-void sl_native_produce(struct sl_server *srv, struct sl_conn *c, sl_request *req)
+void sl_native_produce(struct sl_native *srv, struct sl_conn *c, sl_request *req)
 {
     const Sluice__V1__Produce *m = req->produce;
     struct produce_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
-        sl_conn_fail(c, req->id, SL_ENOMEM, NULL);
+        sl_native_fail(c, req->id, SL_ENOMEM, NULL);
         sl_request_free(req);
         return;
     }
@@ -81,7 +81,7 @@ static void on_fetched(void *ctx, const struct sl_fetch_result *r)
     struct fetch_op *op = ctx;
     struct sl_conn *c = op->conn;
     if (!r->read) {
-        sl_conn_respond_error(c, op->req_id, r->err, r->why);
+        sl_native_respond_error(c, op->req_id, r->err, r->why);
     } else {
         Sluice__V1__FetchResponse fr = SLUICE__V1__FETCH_RESPONSE__INIT;
         fr.shard = r->shard;
@@ -97,19 +97,19 @@ static void on_fetched(void *ctx, const struct sl_fetch_result *r)
         resp.message = (char *)r->why;
         resp.body_case = SLUICE__V1__RESPONSE__BODY_FETCH;
         resp.fetch = &fr;
-        sl_conn_respond(c, &resp);
+        sl_native_respond(c, &resp);
     }
     sl_conn_request_done(c);
     sl_conn_release(c);
     free(op);
 }
 
-void sl_native_fetch(struct sl_server *srv, struct sl_conn *c, const sl_request *req)
+void sl_native_fetch(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     const Sluice__V1__Fetch *m = req->fetch;
     struct fetch_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
-        sl_conn_fail(c, req->id, SL_ENOMEM, NULL);
+        sl_native_fail(c, req->id, SL_ENOMEM, NULL);
         return;
     }
     op->conn = c;

@@ -18,7 +18,7 @@ static struct queue_op *op_new(struct sl_conn *c, uint64_t id, Sluice__V1__Respo
 {
     struct queue_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
-        sl_conn_fail(c, id, SL_ENOMEM, NULL);
+        sl_native_fail(c, id, SL_ENOMEM, NULL);
         return NULL;
     }
     *op = (struct queue_op){.conn = c, .req_id = id, .body = body};
@@ -28,7 +28,7 @@ static struct queue_op *op_new(struct sl_conn *c, uint64_t id, Sluice__V1__Respo
 
 static void op_done(struct queue_op *op, const sl_response *resp)
 {
-    sl_conn_respond(op->conn, resp);
+    sl_native_respond(op->conn, resp);
     sl_conn_request_done(op->conn);
     sl_conn_release(op->conn);
     free(op);
@@ -149,7 +149,7 @@ static void on_received(void *ctx, const struct sl_receive_result *r)
     free(aptrs);
 }
 
-static void create_group(struct sl_server *srv, struct sl_conn *c, const sl_request *req)
+static void create_group(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     const Sluice__V1__CreateGroup *m = req->create_group;
     const Sluice__V1__QueueGroupConfig *qc = m->config;
@@ -189,14 +189,14 @@ static void collect_name(void *ctx, const char *name)
     l->v[l->n++] = (char *)name;
 }
 
-static void list_groups(struct sl_server *srv, struct sl_conn *c, const sl_request *req)
+static void list_groups(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     struct names l = {0};
     char why[200];
     int rc = sl_queue_groups(srv->engine, req->list_queue_groups->stream, collect_name, &l,
                              why, sizeof(why));
     if (rc != SL_OK) {
-        sl_conn_fail(c, req->id, rc, why);
+        sl_native_fail(c, req->id, rc, why);
         return;
     }
     Sluice__V1__ListQueueGroupsResponse lr = SLUICE__V1__LIST_QUEUE_GROUPS_RESPONSE__INIT;
@@ -206,19 +206,19 @@ static void list_groups(struct sl_server *srv, struct sl_conn *c, const sl_reque
     resp.id = req->id;
     resp.body_case = SLUICE__V1__RESPONSE__BODY_LIST_QUEUE_GROUPS;
     resp.list_queue_groups = &lr;
-    sl_conn_respond(c, &resp);
+    sl_native_respond(c, &resp);
     free(l.v);
     sl_conn_request_done(c);
 }
 
-static void group_stats(struct sl_server *srv, struct sl_conn *c, const sl_request *req)
+static void group_stats(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     const Sluice__V1__GroupStats *m = req->group_stats;
     struct sl_qgroup_stats st;
     char why[300];
     int rc = sl_queue_stats(srv->engine, m->stream, m->group, &st, why, sizeof(why));
     if (rc != SL_OK) {
-        sl_conn_fail(c, req->id, rc, why);
+        sl_native_fail(c, req->id, rc, why);
         return;
     }
     Sluice__V1__GroupStatsResponse gr = SLUICE__V1__GROUP_STATS_RESPONSE__INIT;
@@ -245,11 +245,11 @@ static void group_stats(struct sl_server *srv, struct sl_conn *c, const sl_reque
     resp.id = req->id;
     resp.body_case = SLUICE__V1__RESPONSE__BODY_GROUP_STATS;
     resp.group_stats = &gr;
-    sl_conn_respond(c, &resp);
+    sl_native_respond(c, &resp);
     sl_conn_request_done(c);
 }
 
-static void settle(struct sl_server *srv, struct sl_conn *c, const sl_request *req)
+static void settle(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     struct sl_settle_req sr = {0};
     Sluice__V1__Response__BodyCase body;
@@ -278,7 +278,7 @@ static void settle(struct sl_server *srv, struct sl_conn *c, const sl_request *r
     }
 }
 
-void sl_native_queue(struct sl_server *srv, struct sl_conn *c, const sl_request *req)
+void sl_native_queue(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     struct queue_op *op;
     switch (req->body_case) {

@@ -32,7 +32,7 @@ static void respond_stream(struct sl_conn *c, uint64_t id, const struct sl_strea
         free(shards);
         free(ptrs);
         free(info);
-        sl_conn_respond_error(c, id, SL_ENOMEM, NULL);
+        sl_native_respond_error(c, id, SL_ENOMEM, NULL);
         return;
     }
     Sluice__V1__StreamInfo si;
@@ -66,13 +66,13 @@ static void respond_stream(struct sl_conn *c, uint64_t id, const struct sl_strea
         resp.body_case = SLUICE__V1__RESPONSE__BODY_DESCRIBE_STREAM;
         resp.describe_stream = &dr;
     }
-    sl_conn_respond(c, &resp);
+    sl_native_respond(c, &resp);
     free(shards);
     free(ptrs);
     free(info);
 }
 
-void sl_native_create_stream(struct sl_server *srv, struct sl_conn *c, const sl_request *req)
+void sl_native_create_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     const Sluice__V1__CreateStream *m = req->create_stream;
     char why[256] = "";
@@ -83,28 +83,28 @@ void sl_native_create_stream(struct sl_server *srv, struct sl_conn *c, const sl_
                                   .compression = m->compression};
     int rc = sl_streams_create(srv->engine, &spec, &st, why, sizeof(why));
     if (rc != SL_OK) {
-        sl_conn_fail(c, req->id, rc, why);
+        sl_native_fail(c, req->id, rc, why);
         return;
     }
     respond_stream(c, req->id, st, true);
     sl_conn_request_done(c);
 }
 
-void sl_native_describe_stream(struct sl_server *srv, struct sl_conn *c, const sl_request *req)
+void sl_native_describe_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     char why[200];
     int rc;
     struct sl_stream *st = sl_engine_stream(srv->engine, req->describe_stream->name, why,
                                             sizeof(why), &rc);
     if (st == NULL) {
-        sl_conn_fail(c, req->id, rc, why);
+        sl_native_fail(c, req->id, rc, why);
         return;
     }
     respond_stream(c, req->id, st, false);
     sl_conn_request_done(c);
 }
 
-void sl_native_list_streams(struct sl_server *srv, struct sl_conn *c, const sl_request *req)
+void sl_native_list_streams(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     struct sl_catalog *cat = srv->engine->catalog;
     uint32_t n = 0;
@@ -116,7 +116,7 @@ void sl_native_list_streams(struct sl_server *srv, struct sl_conn *c, const sl_r
     if (infos == NULL || ptrs == NULL) {
         free(infos);
         free(ptrs);
-        sl_conn_fail(c, req->id, SL_ENOMEM, NULL);
+        sl_native_fail(c, req->id, SL_ENOMEM, NULL);
         return;
     }
     uint32_t i = 0;
@@ -132,18 +132,18 @@ void sl_native_list_streams(struct sl_server *srv, struct sl_conn *c, const sl_r
     resp.id = req->id;
     resp.body_case = SLUICE__V1__RESPONSE__BODY_LIST_STREAMS;
     resp.list_streams = &lr;
-    sl_conn_respond(c, &resp);
+    sl_native_respond(c, &resp);
     free(infos);
     free(ptrs);
     sl_conn_request_done(c);
 }
 
-void sl_native_delete_stream(struct sl_server *srv, struct sl_conn *c, const sl_request *req)
+void sl_native_delete_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     char why[200];
     int rc = sl_streams_delete(srv->engine, req->delete_stream->name, why, sizeof(why));
     if (rc != SL_OK) {
-        sl_conn_fail(c, req->id, rc, why);
+        sl_native_fail(c, req->id, rc, why);
         return;
     }
     Sluice__V1__DeleteStreamResponse dr = SLUICE__V1__DELETE_STREAM_RESPONSE__INIT;
@@ -151,6 +151,6 @@ void sl_native_delete_stream(struct sl_server *srv, struct sl_conn *c, const sl_
     resp.id = req->id;
     resp.body_case = SLUICE__V1__RESPONSE__BODY_DELETE_STREAM;
     resp.delete_stream = &dr;
-    sl_conn_respond(c, &resp);
+    sl_native_respond(c, &resp);
     sl_conn_request_done(c);
 }

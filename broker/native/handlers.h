@@ -5,7 +5,8 @@
  * conversions they share (convert.c).
  *
  * Each handler answers its request exactly once (or, for a Produce with
- * ACK_NONE, not at all) and calls sl_conn_request_done exactly once. A
+ * ACK_NONE, not at all) and calls sl_conn_request_done exactly once
+ * (broker/net). A
  * handler answering later holds the connection (sl_conn_hold) until the
  * engine's callback runs.
  *
@@ -15,26 +16,45 @@
 #define SL_NATIVE_HANDLERS_H
 
 #include "broker/engine/engine.h"
-#include "broker/native/server.h"
+#include "broker/native/reply.h"
 
-/* Takes `req`. */
-void sl_native_dispatch(struct sl_server *srv, struct sl_conn *c, sl_request *req);
+#include <stdint.h>
+
+/* Room in a frame for a response's fields around the batches it carries. */
+#define SL_NATIVE_FRAME_SLACK 1024u
+
+struct sl_native_config {
+    uint32_t max_frame_bytes; /* larger frames close the connection */
+    uint32_t max_inflight;    /* unanswered requests per connection */
+};
+
+/* The native front-end: the listener's ctx. */
+struct sl_native {
+    struct sl_native_config cfg;
+    struct sl_engine *engine; /* borrowed */
+};
+
+/* proto_flags of a native connection */
+#define SL_NATIVE_HELLO_DONE 1u
+
+/* Takes `req` (counted with sl_conn_request_begin). */
+void sl_native_dispatch(struct sl_native *srv, struct sl_conn *c, sl_request *req);
 
 /* A native position (NULL: TRIM_HORIZON); an unknown kind maps to a kind
  * the engine refuses (convert.c). */
 struct sl_position sl_native_position(const Sluice__V1__Position *p);
 
 /* Families (borrow `req`, except sl_native_produce which takes it). */
-void sl_native_create_stream(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
-void sl_native_describe_stream(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
-void sl_native_list_streams(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
-void sl_native_delete_stream(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
-void sl_native_produce(struct sl_server *srv, struct sl_conn *c, sl_request *req);
-void sl_native_fetch(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
-void sl_native_commit(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
-void sl_native_get_checkpoints(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
-void sl_native_list_groups(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
-void sl_native_group_lag(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
-void sl_native_queue(struct sl_server *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_create_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_describe_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_list_streams(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_delete_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_produce(struct sl_native *srv, struct sl_conn *c, sl_request *req);
+void sl_native_fetch(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_commit(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_get_checkpoints(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_list_groups(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_group_lag(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_queue(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 
 #endif

@@ -1,0 +1,72 @@
+/* native.c - the native protocol's framing on a broker/net connection (see
+ * native.h). */
+#include "broker/native/native.h"
+
+#include "broker/native/handlers.h"
+#include "broker/native/reply.h"
+#include "common/error.h"
+#include "common/log.h"
+
+#include <stdio.h>
+#include <sys/socket.h>
+
+/* Cuts whole frames and dispatches them while the connection may take more
+ * requests; returns the bytes used (a partial frame stays buffered). */
+static size_t native_recv(struct sl_conn *c, const uint8_t *data, size_t len)
+{
+    struct sl_native *nat = c->ctx;
+    size_t off = 0;
+    while (!sl_conn_is_closed(c) && c->requests < nat->cfg.max_inflight) {
+        uint32_t flen = 0;
+        int rc = sl_frame_peek(data + off, len - off, nat->cfg.max_frame_bytes, &flen);
+        if (rc == SL_EAGAIN) {
+            break;
+        }
+        if (rc != SL_OK) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "%s: frame length exceeds max_frame_bytes (%u) or is 0",
+                     rc == SL_ETOOBIG ? "frame too large" : "bad frame",
+                     nat->cfg.max_frame_bytes);
+            sl_warn("net", "conn %llu: %s; closing", (unsigned long long)c->id, msg);
+            sl_native_respond_error(c, 0, rc, msg);
+            sl_conn_close_after_send(c); /* cannot resynchronise */
+            return len;
+        }
+        if (len - off - SL_FRAME_HEADER_BYTES < flen) {
+            sl_conn_need(c, flen + SL_FRAME_HEADER_BYTES); /* closes on failure */
+            break;
+        }
+        sl_request *req = sl_request_unpack(data + off + SL_FRAME_HEADER_BYTES, flen);
+        off += SL_FRAME_HEADER_BYTES + flen;
+        if (req == NULL) {
+            sl_native_respond_error(c, 0, SL_EPROTO, "request is not a valid protobuf Request");
+            continue;
+        }
+        sl_conn_request_begin(c);
+        sl_native_dispatch(nat, c, req);
+    }
+    return off;
+}
+
+/* Best effort: one error frame, then the loop closes the socket. */
+static void native_refuse(int fd, const char *why)
+{
+    sl_response resp = SLUICE__V1__RESPONSE__INIT;
+    resp.code = SLUICE__V1__ERROR_CODE__ELIMIT;
+    resp.message = (char *)why;
+    uint8_t buf[256];
+    size_t n = sl_response_size(&resp);
+    if (n + SL_FRAME_HEADER_BYTES > sizeof(buf)) {
+        return;
+    }
+    sl_frame_put_header(buf, (uint32_t)n);
+    sl_response_pack(&resp, buf + SL_FRAME_HEADER_BYTES);
+    ssize_t w = send(fd, buf, n + SL_FRAME_HEADER_BYTES, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w;
+}
+
+const struct sl_proto sl_native_proto = {
+    .name = "native",
+    .recv = native_recv,
+    .refuse = native_refuse,
+};

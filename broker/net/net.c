@@ -1,0 +1,694 @@
+/* net.c - listeners, connections and the loop (see net.h).
+ *
+ * A connection has at most one recv and one send in flight. Received bytes
+ * accumulate in `in` (conn_buffer_bytes, grown only for a message that
+ * needs more, as the protocol asks with sl_conn_need); the protocol takes
+ * whole messages while the connection is not paused. Responses are queued
+ * in send buffers (small ones share a buffer) and sent in order.
+ *
+ * Timeouts (the 50 ms tick): idle connections close after idle_timeout_ms;
+ * a request that keeps trickling in closes after request_timeout_ms, counted
+ * only while the loop reads it (a parse held back by max_inflight is not the
+ * peer's fault).
+ *
+ * Shutdown (SIGTERM/SIGINT): stop accepting, hooks.stop (parked requests
+ * answer), stop reading, let in-flight requests finish and their responses
+ * drain (bounded by shutdown_timeout_ms), then return; the caller closes
+ * the catalog (which fsyncs every shard).
+ */
+#include "broker/net/net.h"
+
+#include "common/assert.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define OUT_BUF_MIN (16u << 10)
+#define TICK_NS (50u * 1000000u)
+#define LISTEN_BACKLOG 1024
+
+struct sl_out_buf {
+    struct sl_out_buf *next;
+    uint32_t cap;
+    uint32_t len;
+    uint32_t sent;
+    uint8_t data[];
+};
+
+struct sl_listener {
+    struct sl_net *net;
+    struct sl_listener_config cfg;
+    int fd;
+    uint32_t port;
+    struct sl_io_op accept_op;
+    bool accept_busy;
+    bool accept_later; /* out of descriptors: accept again at the next tick */
+};
+
+struct sl_net {
+    struct sl_ring *ring;
+    struct sl_net_config cfg;
+    struct sl_net_hooks hooks;
+    struct sl_listener listeners[SL_NET_LISTENERS_MAX];
+    uint32_t n_listeners;
+    struct sl_io_op tick_op;
+    struct sl_io_op signal_op;
+    int signal_fd;
+    uint8_t signal_buf[128];
+    struct sl_conn *conns;
+    uint32_t conn_count;
+    uint64_t next_conn_id;
+    bool stopping;
+    bool done;
+    uint64_t stop_deadline_ms;
+};
+
+static void conn_try_recv(struct sl_conn *c);
+static void conn_try_send(struct sl_conn *c);
+static void conn_close(struct sl_conn *c);
+
+static uint64_t now_ms(void)
+{
+    return sl_clock_mono_ns() / 1000000u;
+}
+
+/* ---- connections ------------------------------------------------------ */
+
+static void conn_maybe_free(struct sl_conn *c)
+{
+    if (!c->closed || c->refs > 0 || c->recv_busy || c->send_busy) {
+        return;
+    }
+    struct sl_net *n = c->net;
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        n->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    n->conn_count--;
+    if (c->l->cfg.proto->free != NULL) {
+        c->l->cfg.proto->free(c);
+    }
+    while (c->out_head != NULL) {
+        struct sl_out_buf *b = c->out_head;
+        c->out_head = b->next;
+        free(b);
+    }
+    free(c->in);
+    free(c);
+}
+
+static void conn_close(struct sl_conn *c)
+{
+    if (c->closed) {
+        return;
+    }
+    c->closed = true;
+    c->closing = true;
+    sl_debug("net", "conn %llu: closed", (unsigned long long)c->id);
+    /* shutdown wakes a pending recv/send with 0/-EPIPE; close after. */
+    shutdown(c->fd, SHUT_RDWR);
+    close(c->fd);
+    c->fd = -1;
+    conn_maybe_free(c);
+}
+
+bool sl_conn_is_closed(const struct sl_conn *c)
+{
+    return c->closed;
+}
+
+void sl_conn_hold(struct sl_conn *c)
+{
+    c->refs++;
+}
+
+void sl_conn_release(struct sl_conn *c)
+{
+    SL_ASSERT(c->refs > 0);
+    c->refs--;
+    conn_maybe_free(c);
+}
+
+void sl_conn_request_begin(struct sl_conn *c)
+{
+    c->requests++;
+}
+
+void sl_conn_request_done(struct sl_conn *c)
+{
+    SL_ASSERT(c->requests > 0);
+    c->requests--;
+    if (!c->closed) {
+        conn_try_recv(c);
+        if (c->closing && c->requests == 0 && c->out_head == NULL) {
+            conn_close(c); /* nothing more owed */
+        }
+    }
+}
+
+void sl_conn_close_after_send(struct sl_conn *c)
+{
+    c->closing = true;
+    if (c->out_head == NULL && !c->send_busy) {
+        conn_close(c);
+    }
+}
+
+uint8_t *sl_conn_reserve(struct sl_conn *c, uint32_t need)
+{
+    if (c->closed) {
+        return NULL;
+    }
+    struct sl_out_buf *t = c->out_tail;
+    /* Append to the tail buffer unless it is being sent or too small. */
+    if (t != NULL && !(c->send_busy && t == c->out_head) && t->cap - t->len >= need) {
+        return t->data + t->len;
+    }
+    uint32_t cap = need > OUT_BUF_MIN ? need : OUT_BUF_MIN;
+    struct sl_out_buf *b = malloc(sizeof(*b) + cap);
+    if (b == NULL) {
+        sl_error("net", "conn %llu: out of memory for a response", (unsigned long long)c->id);
+        conn_close(c);
+        return NULL;
+    }
+    b->next = NULL;
+    b->cap = cap;
+    b->len = 0;
+    b->sent = 0;
+    if (t != NULL) {
+        t->next = b;
+    } else {
+        c->out_head = b;
+    }
+    c->out_tail = b;
+    return b->data;
+}
+
+void sl_conn_commit(struct sl_conn *c, uint32_t len)
+{
+    SL_ASSERT(c->out_tail != NULL && c->out_tail->cap - c->out_tail->len >= len);
+    c->out_tail->len += len;
+    conn_try_send(c);
+}
+
+int sl_conn_write(struct sl_conn *c, const void *data, size_t len)
+{
+    if (len > UINT32_MAX / 2) {
+        return SL_ETOOBIG;
+    }
+    uint8_t *p = sl_conn_reserve(c, (uint32_t)len);
+    if (p == NULL) {
+        return c->closed ? SL_ECLOSED : SL_ENOMEM;
+    }
+    memcpy(p, data, len);
+    sl_conn_commit(c, (uint32_t)len);
+    return SL_OK;
+}
+
+int sl_conn_need(struct sl_conn *c, uint32_t need)
+{
+    if (need <= c->in_cap) {
+        return SL_OK;
+    }
+    uint8_t *n = malloc(need); /* grow for this message only */
+    if (n == NULL) {
+        conn_close(c);
+        return SL_ENOMEM;
+    }
+    memcpy(n, c->in, c->in_len);
+    free(c->in);
+    c->in = n;
+    c->in_cap = need;
+    return SL_OK;
+}
+
+static void on_send(struct sl_io_op *op, int res)
+{
+    struct sl_conn *c = sl_container_of(op, struct sl_conn, send_op);
+    c->send_busy = false;
+    if (c->closed) {
+        conn_maybe_free(c);
+        return;
+    }
+    if (res <= 0) {
+        sl_debug("net", "conn %llu: send: %s", (unsigned long long)c->id,
+                 res < 0 ? strerror(-res) : "closed");
+        conn_close(c);
+        return;
+    }
+    struct sl_out_buf *b = c->out_head;
+    b->sent += (uint32_t)res;
+    if (b->sent == b->len) {
+        c->out_head = b->next;
+        if (c->out_head == NULL) {
+            c->out_tail = NULL;
+        }
+        free(b);
+    }
+    c->last_active_ms = now_ms();
+    if (c->out_head == NULL && c->closing && c->requests == 0) {
+        conn_close(c); /* everything owed was sent */
+        return;
+    }
+    conn_try_send(c);
+}
+
+static void conn_try_send(struct sl_conn *c)
+{
+    if (c->send_busy || c->closed || c->out_head == NULL) {
+        return;
+    }
+    struct sl_out_buf *b = c->out_head;
+    if (b->sent == b->len) {
+        return;
+    }
+    c->send_busy = true;
+    sl_ring_send(c->net->ring, &c->send_op, c->fd, b->data + b->sent, b->len - b->sent);
+}
+
+static bool conn_paused(const struct sl_conn *c)
+{
+    const struct sl_proto *p = c->l->cfg.proto;
+    return p->paused != NULL ? p->paused(c) : c->requests >= c->l->cfg.max_inflight;
+}
+
+/* Offers the buffered bytes to the protocol. */
+static void conn_deliver(struct sl_conn *c)
+{
+    if (c->parsing || c->in_len == 0) {
+        return; /* a handler answered synchronously: the outer call goes on */
+    }
+    c->parsing = true;
+    size_t used = 0;
+    if (!c->closed && !c->closing && !conn_paused(c)) {
+        used = c->l->cfg.proto->recv(c, c->in, c->in_len);
+        SL_ASSERT(used <= c->in_len);
+    }
+    c->parsing = false;
+    if (c->closed) {
+        return;
+    }
+    if (used > 0) {
+        memmove(c->in, c->in + used, c->in_len - used);
+        c->in_len -= (uint32_t)used;
+        c->partial_since_ms = 0; /* a message completed: the rest is a new one */
+    }
+    const struct sl_proto *p = c->l->cfg.proto;
+    bool partial = p->partial != NULL ? p->partial(c) : c->in_len > 0;
+    if (!partial) {
+        c->partial_since_ms = 0;
+    } else if (c->partial_since_ms == 0) {
+        c->partial_since_ms = now_ms();
+    }
+    uint32_t base = c->net->cfg.conn_buffer_bytes;
+    if (c->in_len == 0 && c->in_cap > base) {
+        uint8_t *n = malloc(base); /* shrink after a big message */
+        if (n != NULL) {
+            free(c->in);
+            c->in = n;
+            c->in_cap = base;
+        }
+    }
+}
+
+static void on_recv(struct sl_io_op *op, int res)
+{
+    struct sl_conn *c = sl_container_of(op, struct sl_conn, recv_op);
+    c->recv_busy = false;
+    if (c->closed) {
+        conn_maybe_free(c);
+        return;
+    }
+    if (res <= 0) {
+        if (res < 0 && res != -ECONNRESET) {
+            sl_debug("net", "conn %llu: recv: %s", (unsigned long long)c->id, strerror(-res));
+        }
+        /* Peer closed: answer what is in flight, then close. */
+        c->closing = true;
+        if (c->requests == 0 && c->out_head == NULL) {
+            conn_close(c);
+        }
+        return;
+    }
+    c->in_len += (uint32_t)res;
+    c->last_active_ms = now_ms();
+    sl_conn_hold(c); /* a handler may close it: free only after we are done */
+    conn_deliver(c);
+    conn_try_recv(c);
+    sl_conn_release(c);
+}
+
+static void conn_try_recv(struct sl_conn *c)
+{
+    if (c->recv_busy || c->closed || c->closing || c->net->stopping || c->parsing) {
+        return;
+    }
+    if (conn_paused(c)) {
+        return; /* back-pressure until responses go out */
+    }
+    conn_deliver(c); /* messages left over from an earlier recv */
+    if (c->closed || c->closing || conn_paused(c) || c->in_len == c->in_cap) {
+        return; /* a full buffer: the protocol grows it when a message needs it */
+    }
+    c->recv_busy = true;
+    sl_ring_recv(c->net->ring, &c->recv_op, c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+}
+
+/* ---- accept --------------------------------------------------------- */
+
+static void arm_accept(struct sl_listener *l);
+
+static void on_accept(struct sl_io_op *op, int res)
+{
+    struct sl_listener *l = sl_container_of(op, struct sl_listener, accept_op);
+    struct sl_net *n = l->net;
+    l->accept_busy = false;
+    if (n->stopping) {
+        if (res >= 0) {
+            close(res);
+        }
+        return;
+    }
+    if (res < 0) {
+        static struct sl_log_ratelimit rl = {.interval_ms = 10000, .burst = 1};
+        if (res == -EMFILE || res == -ENFILE) {
+            if (sl_log_ratelimit_ok(&rl)) {
+                sl_warn("net", "accept: too many open files: raise the open-file limit "
+                               "(ulimit -n, LimitNOFILE= in systemd) or lower max_connections");
+            }
+            l->accept_later = true; /* accepting now would fail again at once */
+            return;
+        }
+        if (res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
+            sl_warn("net", "accept: %s", strerror(-res));
+        }
+        arm_accept(l);
+        return;
+    }
+    int fd = res;
+    if (n->conn_count >= n->cfg.max_connections) {
+        static const char msg[] = "too many connections (max_connections)";
+        sl_warn("net", "refusing a %s connection: %s", l->cfg.proto->name, msg);
+        if (l->cfg.proto->refuse != NULL) {
+            l->cfg.proto->refuse(fd, msg);
+        }
+        close(fd);
+        arm_accept(l);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct sl_conn *c = calloc(1, sizeof(*c));
+    uint8_t *in = malloc(n->cfg.conn_buffer_bytes);
+    if (c == NULL || in == NULL) {
+        free(c);
+        free(in);
+        close(fd);
+        arm_accept(l);
+        return;
+    }
+    c->net = n;
+    c->l = l;
+    c->ctx = l->cfg.ctx;
+    c->fd = fd;
+    c->id = ++n->next_conn_id;
+    c->in = in;
+    c->in_cap = n->cfg.conn_buffer_bytes;
+    c->recv_op.cb = on_recv;
+    c->send_op.cb = on_send;
+    c->last_active_ms = now_ms();
+    c->next = n->conns;
+    if (n->conns != NULL) {
+        n->conns->prev = c;
+    }
+    n->conns = c;
+    n->conn_count++;
+    sl_debug("net", "conn %llu: accepted (%s)", (unsigned long long)c->id, l->cfg.proto->name);
+    conn_try_recv(c);
+    arm_accept(l);
+}
+
+static void arm_accept(struct sl_listener *l)
+{
+    if (l->net->stopping || l->accept_busy) {
+        return;
+    }
+    l->accept_busy = true;
+    sl_ring_accept(l->net->ring, &l->accept_op, l->fd);
+}
+
+/* ---- tick, signals, run --------------------------------------------- */
+
+static void begin_stop(struct sl_net *n)
+{
+    if (n->stopping) {
+        return;
+    }
+    sl_info("broker", "shutting down: finishing in-flight requests");
+    n->stopping = true;
+    n->stop_deadline_ms = now_ms() + n->cfg.shutdown_timeout_ms;
+    for (uint32_t i = 0; i < n->n_listeners; i++) {
+        shutdown(n->listeners[i].fd, SHUT_RDWR); /* completes the pending accept */
+    }
+    if (n->hooks.stop != NULL) {
+        n->hooks.stop(n->hooks.ctx);
+    }
+    for (struct sl_conn *c = n->conns; c != NULL; c = c->next) {
+        c->closing = true;
+        if (c->requests == 0 && c->out_head == NULL && !c->closed) {
+            shutdown(c->fd, SHUT_RD); /* wakes the pending recv */
+        }
+    }
+}
+
+static void on_signal(struct sl_io_op *op, int res)
+{
+    struct sl_net *n = sl_container_of(op, struct sl_net, signal_op);
+    (void)res;
+    begin_stop(n);
+}
+
+/* Closes idle, slow and (at shutdown) drained connections. */
+static void expire_conns(struct sl_net *n, uint64_t t)
+{
+    struct sl_conn *next;
+    for (struct sl_conn *c = n->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->closed) {
+            continue;
+        }
+        bool quiet = c->requests == 0 && c->out_head == NULL;
+        bool idle = quiet && t - c->last_active_ms > n->cfg.idle_timeout_ms;
+        bool slow = c->partial_since_ms != 0 && !conn_paused(c) &&
+                    t - c->partial_since_ms > n->cfg.request_timeout_ms;
+        if (slow) {
+            sl_info("net", "conn %llu: a request took over %u ms to arrive: closed",
+                    (unsigned long long)c->id, n->cfg.request_timeout_ms);
+            conn_close(c);
+            continue;
+        }
+        if (idle || (n->stopping && (quiet || t > n->stop_deadline_ms))) {
+            if (idle) {
+                sl_info("net", "conn %llu: idle for %u ms: closed", (unsigned long long)c->id,
+                        n->cfg.idle_timeout_ms);
+            }
+            conn_close(c);
+        }
+    }
+}
+
+static void on_tick(struct sl_io_op *op, int res)
+{
+    (void)res;
+    struct sl_net *n = sl_container_of(op, struct sl_net, tick_op);
+    uint64_t t = now_ms();
+    if (n->hooks.tick != NULL) {
+        n->hooks.tick(n->hooks.ctx, t);
+    }
+    expire_conns(n, t);
+    for (uint32_t i = 0; i < n->n_listeners; i++) {
+        if (n->listeners[i].accept_later) {
+            n->listeners[i].accept_later = false;
+            arm_accept(&n->listeners[i]);
+        }
+    }
+    bool open_conns = false, accepting = false;
+    for (struct sl_conn *c = n->conns; c != NULL && !open_conns; c = c->next) {
+        open_conns = !c->closed;
+    }
+    for (uint32_t i = 0; i < n->n_listeners; i++) {
+        accepting = accepting || n->listeners[i].accept_busy;
+    }
+    if (n->stopping && !open_conns && !accepting) {
+        n->done = true;
+        return;
+    }
+    sl_ring_timeout(n->ring, &n->tick_op, TICK_NS);
+}
+
+static int listen_on(struct sl_listener *l)
+{
+    const struct sl_listener_config *lc = &l->cfg;
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof(addr));
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)lc->port);
+    if (inet_pton(AF_INET, lc->host, &addr.sin_addr) != 1) {
+        sl_error("net", "host %s is not an IPv4 address", lc->host);
+        return SL_EINVAL;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return sl_err_from_errno(errno);
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
+        listen(fd, LISTEN_BACKLOG) != 0) {
+        int e = errno;
+        sl_error("net", "cannot listen on %s:%u (%s): %s%s", lc->host, lc->port,
+                 lc->proto->name, strerror(e),
+                 e == EADDRINUSE ? "; another process holds the port: stop it or choose "
+                                   "another port"
+                                 : "");
+        close(fd);
+        return sl_err_from_errno(e);
+    }
+    socklen_t len = sizeof(addr);
+    getsockname(fd, (struct sockaddr *)&addr, &len);
+    l->fd = fd;
+    l->port = ntohs(addr.sin_port);
+    return SL_OK;
+}
+
+static int write_port_file(const char *path, uint32_t port)
+{
+    if (path == NULL || path[0] == '\0') {
+        return SL_OK;
+    }
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) {
+        return sl_err_from_errno(errno);
+    }
+    fprintf(f, "%u\n", port);
+    return fclose(f) == 0 && rename(tmp, path) == 0 ? SL_OK : SL_ESYS;
+}
+
+int sl_net_init(struct sl_net **out, struct sl_ring *ring, const struct sl_net_config *cfg,
+                const struct sl_net_hooks *hooks)
+{
+    struct sl_net *n = calloc(1, sizeof(*n));
+    if (n == NULL) {
+        return SL_ENOMEM;
+    }
+    n->ring = ring;
+    n->cfg = *cfg;
+    n->hooks = *hooks;
+    n->tick_op.cb = on_tick;
+    n->signal_op.cb = on_signal;
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    n->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (n->signal_fd < 0) {
+        int rc = sl_err_from_errno(errno);
+        free(n);
+        return rc;
+    }
+    *out = n;
+    return SL_OK;
+}
+
+int sl_net_listen(struct sl_net *n, const struct sl_listener_config *lc, uint32_t *bound_port)
+{
+    if (n->n_listeners == SL_NET_LISTENERS_MAX) {
+        return SL_ELIMIT;
+    }
+    struct sl_listener *l = &n->listeners[n->n_listeners];
+    memset(l, 0, sizeof(*l));
+    l->net = n;
+    l->cfg = *lc;
+    l->fd = -1;
+    l->accept_op.cb = on_accept;
+    int rc = listen_on(l);
+    if (rc == SL_OK) {
+        rc = write_port_file(lc->port_file, l->port);
+    }
+    if (rc != SL_OK) {
+        if (l->fd >= 0) {
+            close(l->fd);
+        }
+        return rc;
+    }
+    n->n_listeners++;
+    *bound_port = l->port;
+    return SL_OK;
+}
+
+int sl_net_run(struct sl_net *n)
+{
+    for (uint32_t i = 0; i < n->n_listeners; i++) {
+        struct sl_listener *l = &n->listeners[i];
+        sl_info("broker", "listening on %s:%u (%s)", l->cfg.host, l->port, l->cfg.proto->name);
+        arm_accept(l);
+    }
+    sl_ring_read(n->ring, &n->signal_op, n->signal_fd, n->signal_buf, sizeof(n->signal_buf), 0);
+    sl_ring_timeout(n->ring, &n->tick_op, TICK_NS);
+    while (!n->done) {
+        sl_ring_run(n->ring, 1, 0);
+        if (n->hooks.turn != NULL) {
+            n->hooks.turn(n->hooks.ctx);
+        }
+    }
+    sl_info("broker", "all connections closed");
+    return SL_OK;
+}
+
+bool sl_net_stopping(const struct sl_net *n)
+{
+    return n->stopping;
+}
+
+uint32_t sl_net_conn_count(const struct sl_net *n, const struct sl_proto *proto)
+{
+    uint32_t count = 0;
+    for (const struct sl_conn *c = n->conns; c != NULL; c = c->next) {
+        count += !c->closed && (proto == NULL || c->l->cfg.proto == proto);
+    }
+    return count;
+}
+
+void sl_net_fini(struct sl_net *n)
+{
+    if (n == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i < n->n_listeners; i++) {
+        close(n->listeners[i].fd);
+    }
+    /* The signal read is still queued in the ring, naming n->signal_buf:
+     * the ring must not run again (main.c tears it down right after). */
+    close(n->signal_fd);
+    free(n);
+}

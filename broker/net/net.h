@@ -1,0 +1,142 @@
+/* net.h - the broker's network loop, shared by every front-end: listeners,
+ * connections (receive buffer, send queue, back-pressure, timeouts),
+ * signals, the tick, graceful shutdown. A front-end plugs in as a struct
+ * sl_proto per listener; the loop knows no wire format.
+ *
+ * Threading: everything runs on the main loop's thread and ring.
+ *
+ * Ownership and lifetimes: a connection is owned by the loop. A protocol
+ * that answers later holds it (sl_conn_hold/sl_conn_release); once the peer
+ * is gone, writes to it are dropped and it is freed when the last hold and
+ * I/O are gone (proto->free runs then). Received bytes are borrowed by
+ * proto->recv for the call.
+ *
+ * Requests: a protocol counts the requests it dispatched with
+ * sl_conn_request_begin/_done. At most `max_inflight` (per listener) are
+ * unanswered; beyond that the connection is not read (back-pressure: TCP's
+ * window does the rest). An idle connection is one with no request and
+ * nothing to send.
+ */
+#ifndef SL_NET_H
+#define SL_NET_H
+
+#include "common/ring.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sl_conn;
+struct sl_net;
+struct sl_listener;
+struct sl_out_buf;
+
+#define SL_NET_LISTENERS_MAX 4u
+
+struct sl_proto {
+    const char *name; /* in logs and metrics: "native", "http" */
+    /* Received bytes: use what forms whole messages and return how many
+     * were used; the rest stays buffered and is offered again with more
+     * (sl_conn_need grows the buffer for one large message). */
+    size_t (*recv)(struct sl_conn *c, const uint8_t *data, size_t len);
+    /* A message has started arriving but is not complete (slowloris
+     * timeout). NULL: bytes left unused by recv. */
+    bool (*partial)(const struct sl_conn *c);
+    /* Do not read now (beyond max_inflight). NULL: requests >= max_inflight. */
+    bool (*paused)(const struct sl_conn *c);
+    /* The connection's state is freed (no hold, no I/O left). NULL-able. */
+    void (*free)(struct sl_conn *c);
+    /* max_connections reached: a best-effort error on `fd` before it closes. */
+    void (*refuse)(int fd, const char *why);
+};
+
+struct sl_listener_config {
+    const char *host;      /* IPv4 address */
+    uint32_t port;         /* 0: ephemeral */
+    const char *port_file; /* NULL or "": none; else the bound port is written there */
+    uint32_t max_inflight; /* unanswered requests per connection */
+    const struct sl_proto *proto;
+    void *ctx; /* the protocol's, for every connection of this listener */
+};
+
+struct sl_net_config {
+    uint32_t max_connections;    /* over all listeners */
+    uint32_t conn_buffer_bytes;  /* receive buffer; grown for one large message */
+    uint32_t idle_timeout_ms;
+    uint32_t request_timeout_ms; /* a request arriving for longer is closed (slowloris) */
+    uint32_t shutdown_timeout_ms;
+};
+
+/* The engine's side of the loop. */
+struct sl_net_hooks {
+    void (*tick)(void *ctx, uint64_t now_ms); /* every 50 ms */
+    void (*stop)(void *ctx);                  /* shutdown begins: answer parked requests */
+    void (*turn)(void *ctx);                  /* top of each loop turn (reaping) */
+    void *ctx;
+};
+
+/* A connection as the protocols see it; the fields after `proto_state` are
+ * the loop's. */
+struct sl_conn {
+    uint64_t id;
+    void *ctx;          /* the listener's ctx */
+    void *proto_state;  /* the protocol's per-connection state */
+    uint64_t proto_flags; /* a protocol's small per-connection flags */
+    uint32_t requests;  /* dispatched, not yet answered */
+    /* the loop's */
+    struct sl_net *net;
+    struct sl_listener *l;
+    int fd;
+    struct sl_io_op recv_op;
+    struct sl_io_op send_op;
+    uint8_t *in;
+    uint32_t in_cap;
+    uint32_t in_len;
+    struct sl_out_buf *out_head;
+    struct sl_out_buf *out_tail;
+    uint32_t refs;
+    bool recv_busy;
+    bool send_busy;
+    bool parsing;  /* inside recv: no nested delivery */
+    bool closing;  /* no more reads; close once output drained */
+    bool closed;   /* fd closed; freed when refs and ops reach 0 */
+    uint64_t last_active_ms;
+    uint64_t partial_since_ms;
+    struct sl_conn *prev;
+    struct sl_conn *next;
+};
+
+/* Blocks SIGTERM/SIGINT into a signalfd. Errors: SL_ENOMEM, SL_ESYS. */
+int sl_net_init(struct sl_net **out, struct sl_ring *ring, const struct sl_net_config *cfg,
+                const struct sl_net_hooks *hooks);
+/* Binds and listens. Errors: SL_EINVAL (host), SL_ESYS (bind/listen,
+ * logged with the address and the fix), SL_ELIMIT (SL_NET_LISTENERS_MAX). */
+int sl_net_listen(struct sl_net *n, const struct sl_listener_config *lc, uint32_t *bound_port);
+/* Runs until SIGTERM/SIGINT, then stops accepting, calls hooks.stop,
+ * lets in-flight requests finish (up to shutdown_timeout_ms) and returns. */
+int sl_net_run(struct sl_net *n);
+bool sl_net_stopping(const struct sl_net *n);
+/* Connections open now, over all listeners / on listeners of `proto`. */
+uint32_t sl_net_conn_count(const struct sl_net *n, const struct sl_proto *proto);
+void sl_net_fini(struct sl_net *n); /* NULL-safe */
+
+void sl_conn_hold(struct sl_conn *c);
+void sl_conn_release(struct sl_conn *c);
+void sl_conn_request_begin(struct sl_conn *c);
+/* A request was answered (or dropped): the connection may read more. */
+void sl_conn_request_done(struct sl_conn *c);
+/* Room for `len` bytes at the end of the send queue (filled by the caller,
+ * then sl_conn_commit), or NULL (closed, or no memory: the connection is
+ * closed). */
+uint8_t *sl_conn_reserve(struct sl_conn *c, uint32_t len);
+void sl_conn_commit(struct sl_conn *c, uint32_t len);
+/* Copies `len` bytes to the send queue. Errors: SL_ECLOSED, SL_ENOMEM. */
+int sl_conn_write(struct sl_conn *c, const void *data, size_t len);
+/* No more reads; close once everything queued is sent. */
+void sl_conn_close_after_send(struct sl_conn *c);
+/* The next message needs `len` bytes buffered (<= the protocol's limit).
+ * Errors: SL_ENOMEM (the connection is closed). */
+int sl_conn_need(struct sl_conn *c, uint32_t len);
+bool sl_conn_is_closed(const struct sl_conn *c);
+
+#endif
