@@ -14,6 +14,8 @@
 #include "storage/batch.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <nghttp2/nghttp2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,6 +302,118 @@ static void seeds_recovery(void)
     put_recovery("known-idx_cap_overflow_after_interval_raise", 0x6c, log, ll, idx, il);
 }
 
+/* fuzz_http: flags byte, split byte, then client bytes (fuzz_http.c). */
+static void put_http(const char *name, uint8_t flags, uint8_t split, const void *p, size_t n)
+{
+    static uint8_t buf[16384];
+    SL_ASSERT(n + 2 <= sizeof(buf));
+    buf[0] = flags;
+    buf[1] = split;
+    memcpy(buf + 2, p, n);
+    put("fuzz_http", name, buf, n + 2);
+}
+
+static ssize_t h2_seed_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
+                            uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+    (void)ng;
+    (void)id;
+    (void)user;
+    const char *b = src->ptr;
+    size_t n = strlen(b) < len ? strlen(b) : len;
+    memcpy(buf, b, n);
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+/* The bytes an nghttp2 client sends for `n` requests (prior knowledge). */
+static size_t h2_client_bytes(uint8_t *out, size_t cap, int n, bool extras)
+{
+    nghttp2_session_callbacks *cbs;
+    nghttp2_session *ng;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_client_new(&ng, cbs, NULL);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_settings_entry iv = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 65535};
+    nghttp2_submit_settings(ng, NGHTTP2_FLAG_NONE, &iv, 1);
+#define NV(a, b) {(uint8_t *)a, (uint8_t *)b, sizeof(a) - 1, sizeof(b) - 1, NGHTTP2_NV_FLAG_NONE}
+    nghttp2_nv get[] = {NV(":method", "GET"), NV(":scheme", "http"), NV(":authority", "h"),
+                        NV(":path", "/s?x=1"), NV("x-amz-target", "Kinesis_20131202.PutRecord")};
+    nghttp2_nv post[] = {NV(":method", "POST"), NV(":scheme", "http"), NV(":authority", "h"),
+                         NV(":path", "/"), NV("content-type", "application/x-amz-json-1.1")};
+#undef NV
+    nghttp2_data_provider prd = {.source = {.ptr = (void *)"{\"StreamName\":\"s\"}"},
+                                 .read_callback = h2_seed_body};
+    for (int i = 0; i < n; i++) {
+        int32_t id = i % 2 ? nghttp2_submit_request(ng, NULL, post, 5, &prd, NULL)
+                           : nghttp2_submit_request(ng, NULL, get, 5, NULL, NULL);
+        if (extras && i == 1) {
+            nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+        }
+    }
+    if (extras) {
+        nghttp2_submit_ping(ng, NGHTTP2_FLAG_NONE, NULL);
+        nghttp2_submit_window_update(ng, NGHTTP2_FLAG_NONE, 0, 100000);
+        nghttp2_submit_goaway(ng, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
+    }
+    size_t len = 0;
+    const uint8_t *d;
+    ssize_t k;
+    while ((k = nghttp2_session_mem_send(ng, &d)) > 0) {
+        SL_ASSERT(len + (size_t)k <= cap);
+        memcpy(out + len, d, (size_t)k);
+        len += (size_t)k;
+    }
+    nghttp2_session_del(ng);
+    return len;
+}
+
+static void seeds_http(void)
+{
+    static const struct {
+        const char *name, *text;
+    } h1[] = {
+        {"get", "GET /a?x=1 HTTP/1.1\r\nHost: h\r\nUser-Agent: t\r\n\r\n"},
+        {"post", "POST / HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-amz-json-1.1\r\n"
+                 "X-Amz-Target: Kinesis_20131202.PutRecord\r\nContent-Length: 18\r\n\r\n"
+                 "{\"StreamName\":\"s\"}"},
+        {"pipeline", "GET /1 HTTP/1.1\r\n\r\nHEAD /2 HTTP/1.1\r\n\r\n"
+                     "POST /3 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+                     "GET /4 HTTP/1.1\r\nConnection: close\r\n\r\n"},
+        {"chunked", "PUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "5\r\nhello\r\n6;e=1\r\n world\r\n0\r\nT: x\r\n\r\n"},
+        {"expect", "PUT /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc"},
+        {"http10", "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n"},
+        {"upgrade_ws", "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+                       "GET /after HTTP/1.1\r\n\r\n"},
+        {"big_length", "POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n"},
+        {"bad", "GET / HTTP/1.1x\r\n\r\n"},
+    };
+    for (size_t i = 0; i < sizeof(h1) / sizeof(h1[0]); i++) {
+        char name[64];
+        size_t n = strlen(h1[i].text);
+        snprintf(name, sizeof(name), "h1_%s", h1[i].name);
+        put_http(name, 1, 0, h1[i].text, n);
+        snprintf(name, sizeof(name), "h1_%s_async_split", h1[i].name);
+        put_http(name, 0, 7, h1[i].text, n);
+        snprintf(name, sizeof(name), "h1_%s_stream_tiny", h1[i].name);
+        put_http(name, 6, 0, h1[i].text, n);
+    }
+    static uint8_t buf[8192];
+    size_t n = h2_client_bytes(buf, sizeof(buf), 3, false);
+    put_http("h2_three", 1, 0, buf, n);
+    put_http("h2_three_async_stream_split", 2, 9, buf, n);
+    n = h2_client_bytes(buf, sizeof(buf), 4, true);
+    put_http("h2_rst_ping_goaway", 0, 0, buf, n);
+    put_http("h2_rst_ping_goaway_tiny", 5, 3, buf, n);
+    /* h2c upgrade: HTTP2-Settings = INITIAL_WINDOW_SIZE 65535, then the client preface. */
+    static const char up[] = "GET /up HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                             "Upgrade: h2c\r\nHTTP2-Settings: AAQAAP__\r\n\r\n";
+    memmove(buf + sizeof(up) - 1, buf, n);
+    memcpy(buf, up, sizeof(up) - 1);
+    put_http("h2c_upgrade", 1, 0, buf, n + sizeof(up) - 1);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -311,5 +425,6 @@ int main(int argc, char **argv)
     seeds_frame();
     seeds_filter();
     seeds_recovery();
+    seeds_http();
     return 0;
 }
