@@ -63,11 +63,12 @@ static _Noreturn void exec_broker(const char *data, const char *port_file,
             _exit(127);
         }
     }
-    const char *argv[12 + BENCH_BROKER_EXTRA_MAX] = {
+    /* no HTTP listener unless asked (--broker-arg --http-port=N): runs side by side */
+    const char *argv[14 + BENCH_BROKER_EXTRA_MAX] = {
         SLUICED_PATH, "--data",  data,     "--port",      "0",    "--port-file",
-        port_file,    "--flush", o->flush, "--log-level", "warn",
+        port_file,    "--flush", o->flush, "--log-level", "warn", "--http-port", "0",
     };
-    int argc = 11;
+    int argc = 13;
     for (int i = 0; i < o->extra_len && i < BENCH_BROKER_EXTRA_MAX; i++) {
         argv[argc++] = o->extra[i];
     }

@@ -111,6 +111,18 @@ static const struct setting settings[] = {
     {"fetch_wait_max_ms", "connections", T_U32, U_MS, "30s", 0, 10 * MIN, NULL,
      OFF(fetch_wait_max_ms), "Longest long-poll a fetch may ask for."},
 
+    {"http_port", "http", T_U32, U_NONE, "7480", 0, 65535, NULL, OFF(http_port),
+     "TCP port of the HTTP listener (operations endpoints /healthz, /readyz, /metrics; "
+     "the AWS-compatible APIs), on the same host as the native port; 0 = no HTTP listener. "
+     "HTTP/1.1 and HTTP/2 cleartext (prior knowledge or Upgrade: h2c)."},
+    {"http_header_bytes_max", "http", T_U32, U_BYTES, "16KiB", 1 * KiB, 1 * MiB, NULL,
+     OFF(http_header_bytes_max),
+     "Largest request head (request line and headers); a bigger one is answered 431."},
+    {"http_body_bytes_max", "http", T_U32, U_BYTES, "16MiB", 1 * KiB, 256 * MiB, NULL,
+     OFF(http_body_bytes_max),
+     "Largest request body; a bigger one is answered 413 (a 5 MiB PutRecords is ~7 MiB "
+     "of JSON)."},
+
     {"default_retention_hours", "streams", T_U32, U_NONE, "168", 1, 8760, NULL,
      OFF(default_retention_hours), "Retention of a stream created without one (max 365 days)."},
     {"default_shards", "streams", T_U32, U_NONE, "1", 1, 1024, NULL, OFF(default_shards),

@@ -40,6 +40,10 @@ struct sl_broker_config {
     uint32_t idle_timeout_ms;   /* 0 = never */
     uint32_t frame_timeout_ms;  /* a partial frame older than this closes the connection */
     uint32_t fetch_wait_max_ms;
+    /* [http] */
+    uint32_t http_port;             /* 0 = no HTTP listener */
+    uint32_t http_header_bytes_max; /* per request */
+    uint32_t http_body_bytes_max;   /* per request */
     /* [streams] */
     uint32_t default_retention_hours;
     uint32_t default_shards;

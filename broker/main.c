@@ -7,7 +7,9 @@
  * SIGINT: stop accepting, finish in-flight requests, close every shard (which
  * fsyncs), exit 0.
  */
+#include "broker/api/api.h"
 #include "broker/config.h"
+#include "broker/version.h"
 #include "broker/engine/catalog.h"
 #include "broker/engine/engine.h"
 #include "broker/engine/events.h"
@@ -15,6 +17,7 @@
 #include "broker/native/handlers.h"
 #include "broker/native/native.h"
 #include "broker/net/net.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/ring.h"
@@ -28,6 +31,7 @@
 #include <unistd.h>
 
 #define RING_ENTRIES 1024
+
 
 /* Connections and segment files need descriptors: lift the soft limit to
  * the hard one, and say so when even that is below what the settings ask. */
@@ -91,6 +95,17 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg,
                                         .port_file = cfg->port_file,
                                         .max_inflight = cfg->max_inflight,
                                         .proto = &sl_native_proto, .ctx = &native};
+        rc = sl_net_listen(net, &lc, &port);
+    }
+    struct sl_api api = {.cfg = {.header_bytes_max = cfg->http_header_bytes_max,
+                                 .body_bytes_max = cfg->http_body_bytes_max,
+                                 .max_inflight = cfg->max_inflight,
+                                 .data_dir = cfg->data, .version = SL_BROKER_VERSION},
+                         .engine = engine, .net = net, .started_ms = sl_clock_wall_ms()};
+    if (rc == SL_OK && cfg->http_port != 0) {
+        struct sl_listener_config lc = {.host = cfg->host, .port = cfg->http_port,
+                                        .max_inflight = cfg->max_inflight,
+                                        .proto = &sl_api_proto, .ctx = &api};
         rc = sl_net_listen(net, &lc, &port);
     }
     if (rc == SL_OK) {

@@ -555,6 +555,11 @@ struct sl_stream *sl_catalog_first(struct sl_catalog *c)
     return c->streams;
 }
 
+struct sl_workers *sl_catalog_workers(const struct sl_catalog *c)
+{
+    return c->cfg.workers;
+}
+
 void sl_catalog_reap(struct sl_catalog *c)
 {
     struct sl_stream **pp = &c->graveyard;

@@ -10,6 +10,7 @@
 #ifndef SL_CATALOG_H
 #define SL_CATALOG_H
 
+#include "broker/engine/counters.h"
 #include "broker/engine/workers.h"
 #include "storage/checkpoint.h"
 #include "storage/qstate.h"
@@ -55,6 +56,7 @@ struct sl_bshard {
     uint64_t hash_end;
     struct sl_wshard ws;     /* the log, reached through its owner */
     struct sl_dedup *dedup;  /* the producers' last batches */
+    struct sl_shard_io io;   /* records and bytes in (produce.c) and out (fetch.c) */
 };
 
 struct sl_stream {
@@ -99,6 +101,8 @@ int sl_catalog_delete(struct sl_catalog *c, const char *name);
 
 struct sl_stream *sl_catalog_find(struct sl_catalog *c, const char *name);
 struct sl_stream *sl_catalog_first(struct sl_catalog *c); /* then s->next */
+/* The workers owning the shards (NULL: one loop). */
+struct sl_workers *sl_catalog_workers(const struct sl_catalog *c);
 
 /* Closes and deletes streams removed by sl_catalog_delete once nothing holds
  * them. Call from the top of the loop only. */

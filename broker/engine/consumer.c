@@ -10,8 +10,11 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct commit_op {
+    struct sl_engine *e;
+    uint64_t start_ns;
     struct sl_stream *stream;
     sl_done_cb cb;
     void *ctx;
@@ -20,6 +23,7 @@ struct commit_op {
 static void on_committed(void *ctx, int err)
 {
     struct commit_op *op = ctx;
+    sl_op_stats_record(&op->e->stats.op[SL_OP_COMMIT], err, sl_clock_mono_ns() - op->start_ns);
     op->stream->inflight--;
     op->cb(op->ctx, err, err == SL_OK ? "" : "checkpoint commit failed");
     free(op);
@@ -49,7 +53,8 @@ void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl
         cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM));
         return;
     }
-    *op = (struct commit_op){.stream = b->stream, .cb = cb, .ctx = ctx};
+    *op = (struct commit_op){.e = e, .start_ns = sl_clock_mono_ns(), .stream = b->stream,
+                             .cb = cb, .ctx = ctx};
     const char *group = req->group != NULL ? req->group : "";
     b->stream->inflight++;
     rc = sl_ckpt_commit(b->stream->ckpt, group, req->shard, req->seq, sl_clock_wall_ms(),
@@ -110,4 +115,104 @@ int sl_consumer_lag(struct sl_engine *e, const char *stream, const char *group,
     *out = lag;
     *n = st->shard_count;
     return SL_OK;
+}
+
+struct lag_walk {
+    struct sl_stream *st;
+    struct sl_group_lag *v;
+    size_t n;
+    size_t cap;
+    int err;
+};
+
+static void walk_ckpt(void *ctx, const char *group, uint32_t shard, uint64_t seq,
+                      uint64_t updated_ms)
+{
+    (void)updated_ms;
+    struct lag_walk *w = ctx;
+    if (w->err != SL_OK || shard >= w->st->shard_count) {
+        return;
+    }
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 64;
+        struct sl_group_lag *v = realloc(w->v, cap * sizeof(*v));
+        if (v == NULL) {
+            w->err = SL_ENOMEM;
+            return;
+        }
+        w->v = v;
+        w->cap = cap;
+    }
+    struct sl_shard_stats ss;
+    sl_wshard_stats(&w->st->shards[shard].ws, &ss);
+    seq = seq < ss.first_seq ? ss.first_seq : seq;
+    struct sl_group_lag *g = &w->v[w->n];
+    *g = (struct sl_group_lag){.stream = w->st->name, .group = strdup(group),
+                               .lag = {.shard = shard, .checkpoint = seq,
+                                       .tail_seq = ss.visible_seq,
+                                       .records_behind = ss.visible_seq > seq
+                                                             ? ss.visible_seq - seq
+                                                             : 0}};
+    if (g->group == NULL) {
+        w->err = SL_ENOMEM;
+        return;
+    }
+    w->n++;
+}
+
+int sl_consumer_lag_all(struct sl_engine *e, struct sl_group_lag **out, size_t *n)
+{
+    struct lag_walk w = {.err = SL_OK};
+    for (struct sl_stream *st = sl_catalog_first(e->catalog); st != NULL && w.err == SL_OK;
+         st = st->next) {
+        w.st = st;
+        sl_ckpt_foreach(st->ckpt, NULL, walk_ckpt, &w);
+    }
+    /* Milliseconds behind: the append time at each checkpoint, looked up in
+     * one batch; the tail's time comes with the shard's stats. */
+    size_t behind = 0;
+    for (size_t i = 0; i < w.n; i++) {
+        behind += w.v[i].lag.records_behind > 0;
+    }
+    struct sl_wshard_time *q = behind > 0 ? calloc(behind, sizeof(*q)) : NULL;
+    if (behind > 0 && q == NULL) {
+        w.err = SL_ENOMEM;
+    }
+    if (w.err != SL_OK) {
+        sl_consumer_lag_all_free(w.v, w.n);
+        free(q);
+        return w.err;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < w.n; i++) {
+        if (w.v[i].lag.records_behind > 0) {
+            struct sl_stream *st = sl_catalog_find(e->catalog, w.v[i].stream);
+            q[k++] = (struct sl_wshard_time){.b = &st->shards[w.v[i].lag.shard].ws,
+                                             .seq = w.v[i].lag.checkpoint};
+        }
+    }
+    sl_wshard_times_near(sl_catalog_workers(e->catalog), q, (uint32_t)behind);
+    k = 0;
+    for (size_t i = 0; i < w.n; i++) {
+        if (w.v[i].lag.records_behind > 0) {
+            struct sl_shard_stats ss;
+            sl_wshard_stats(q[k].b, &ss);
+            if (q[k].rc == SL_OK && ss.visible_time_ms > q[k].time_ms) {
+                w.v[i].lag.ms_behind = ss.visible_time_ms - q[k].time_ms;
+            }
+            k++;
+        }
+    }
+    free(q);
+    *out = w.v;
+    *n = w.n;
+    return SL_OK;
+}
+
+void sl_consumer_lag_all_free(struct sl_group_lag *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].group);
+    }
+    free(v);
 }

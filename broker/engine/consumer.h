@@ -7,6 +7,7 @@
 #ifndef SL_CONSUMER_H
 #define SL_CONSUMER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct sl_engine;
@@ -45,5 +46,18 @@ struct sl_shard_lag {
  * free()) has *n = shard_count entries. Errors: SL_ENOTFOUND, SL_ENOMEM. */
 int sl_consumer_lag(struct sl_engine *e, const char *stream, const char *group,
                     struct sl_shard_lag **out, uint32_t *n, char *why, uint32_t why_len);
+
+/* The lag of every group with a checkpoint, on every stream: one entry per
+ * (stream, group, shard) checkpointed. Time lookups are batched (one
+ * synchronous call per worker, not per shard), so a scrape of many shards
+ * does not stall the loop per shard. *out returns owned (free with
+ * sl_consumer_lag_all_free). Errors: SL_ENOMEM. */
+struct sl_group_lag {
+    const char *stream; /* borrowed from the catalog until the loop's next turn */
+    char *group;        /* owned by the array */
+    struct sl_shard_lag lag;
+};
+int sl_consumer_lag_all(struct sl_engine *e, struct sl_group_lag **out, size_t *n);
+void sl_consumer_lag_all_free(struct sl_group_lag *v, size_t n);
 
 #endif

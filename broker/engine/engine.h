@@ -11,6 +11,8 @@
 #ifndef SL_ENGINE_H
 #define SL_ENGINE_H
 
+#include "broker/engine/counters.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -55,6 +57,7 @@ struct sl_engine {
     bool stopping;              /* shutting down: long-polls answer at once */
     uint64_t fetch_bytes;       /* fetch buffers allocated now (<= SL_FETCH_MEMORY_MAX) */
     uint64_t next_retention_ms; /* monotonic */
+    struct sl_engine_stats stats; /* per operation: results and latency */
     /* decompression scratch for routing and de-dup checks, and queue reads */
     struct sl_zctx *zctx;
     uint8_t *scratch;

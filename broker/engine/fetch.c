@@ -13,6 +13,7 @@
 #include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "storage/batch.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@ struct fetch_op {
     sl_fetch_cb cb;
     void *ctx;
     uint64_t deadline_ms; /* 0: no waiting */
+    uint64_t start_ns;
     uint32_t max_bytes;
     uint32_t buf_bytes; /* counted in e->fetch_bytes */
     uint8_t *buf;
@@ -85,6 +87,18 @@ static void finish(struct fetch_op *op, int err)
                                 .tail_time_ms = ss.visible_time_ms,
                                 .next_seq = err == SL_OK ? op->wr.rd.next_seq : ss.first_seq,
                                 .batches = op->buf, .len = err == SL_OK ? op->wr.rd.len : 0};
+    if (err == SL_OK) {
+        b->io.bytes_out += r.len;
+        for (uint32_t off = 0; off < r.len;) { /* whole verified batches */
+            struct sl_batch_header h;
+            if (sl_batch_peek(op->buf + off, r.len - off, &h) != SL_OK) {
+                break;
+            }
+            b->io.records_out += h.record_count;
+            off += h.length;
+        }
+    }
+    sl_op_stats_record(&op->e->stats.op[SL_OP_FETCH], err, sl_clock_mono_ns() - op->start_ns);
     b->stream->inflight--;
     op->e->fetch_bytes -= op->buf_bytes;
     op->cb(op->ctx, &r);
@@ -274,7 +288,7 @@ void sl_fetch_start(struct sl_engine *e, const struct sl_fetch_req *req, sl_fetc
     struct sl_shard_stats ss;
     sl_wshard_stats(&b->ws, &ss);
     *op = (struct fetch_op){.e = e, .shard = b, .cb = cb, .ctx = ctx, .buf = buf,
-                            .max_bytes = max_bytes};
+                            .max_bytes = max_bytes, .start_ns = sl_clock_mono_ns()};
     uint32_t wait = req->max_wait_ms < e->cfg.fetch_wait_max_ms ? req->max_wait_ms
                                                                 : e->cfg.fetch_wait_max_ms;
     op->deadline_ms = wait > 0 ? sl_clock_mono_ns() / 1000000u + wait : 0;

@@ -47,6 +47,7 @@ struct produce_op {
     uint64_t producer_id;
     uint64_t producer_seq;
     enum sl_ack ack;
+    uint64_t start_ns;
     uint8_t *rebuilt; /* the batch without duplicate de-dup ids, or NULL */
     size_t rebuilt_len;
     uint64_t *dedup_hashes; /* ids remembered for this batch: forgotten if it fails */
@@ -71,6 +72,11 @@ static void finish(struct produce_op *op, int err, uint64_t base, uint32_t count
     struct sl_produce_result r = {.err = err, .why = why, .shard = b->id, .base_seq = base,
                                   .count = count, .duplicate = duplicate,
                                   .dropped = op->dropped, .n_dropped = op->n_dropped};
+    if (err == SL_OK && !duplicate) {
+        b->io.records_in += count;
+        b->io.bytes_in += op->rebuilt != NULL ? op->rebuilt_len : op->len;
+    }
+    sl_op_stats_record(&op->e->stats.op[SL_OP_PRODUCE], err, sl_clock_mono_ns() - op->start_ns);
     b->stream->inflight--;
     op->cb(op->ctx, &r);
     free(op->rebuilt);
@@ -79,8 +85,11 @@ static void finish(struct produce_op *op, int err, uint64_t base, uint32_t count
     free(op);
 }
 
-static void fail(sl_produce_cb cb, void *ctx, uint32_t shard, int err, const char *why)
+/* Refused before any work: counted, no latency. */
+static void fail(struct sl_engine *e, sl_produce_cb cb, void *ctx, uint32_t shard, int err,
+                 const char *why)
 {
+    e->stats.op[SL_OP_PRODUCE].results[err]++;
     struct sl_produce_result r = {.err = err, .why = why, .shard = shard};
     cb(ctx, &r);
 }
@@ -338,12 +347,13 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
 {
     char why[256];
     int rc;
+    uint64_t start_ns = sl_clock_mono_ns();
     if (e->cfg.auto_create_streams && sl_catalog_find(e->catalog, req->stream) == NULL) {
         struct sl_stream *created = NULL;
         rc = sl_catalog_create(e->catalog, req->stream, e->cfg.default_shards, 0, 0, NULL,
                                &created, why, sizeof(why));
         if (rc != SL_OK) {
-            fail(cb, ctx, req->shard, rc, why);
+            fail(e, cb, ctx, req->shard, rc, why);
             return;
         }
     }
@@ -351,13 +361,13 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
     struct sl_batch_header h;
     if (b == NULL || (rc = check_batch(e, req, &h, why, sizeof(why))) != SL_OK ||
         (rc = check_routing(e, b, req->batch, &h, why, sizeof(why))) != SL_OK) {
-        fail(cb, ctx, req->shard, rc, why);
+        fail(e, cb, ctx, req->shard, rc, why);
         return;
     }
     struct sl_dedup_entry *de = NULL;
     rc = sl_dedup_begin(b->dedup, h.producer_id, h.producer_seq, &de);
     if (rc == SL_EAGAIN) {
-        fail(cb, ctx, req->shard, SL_EAGAIN, "the same batch is still being appended; retry");
+        fail(e, cb, ctx, req->shard, SL_EAGAIN, "the same batch is still being appended; retry");
         return;
     }
     struct produce_op *op = calloc(1, sizeof(*op));
@@ -365,12 +375,13 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
         if (rc == SL_OK) {
             sl_dedup_end(b->dedup, h.producer_id, h.producer_seq, SL_ENOMEM, 0, 0);
         }
-        fail(cb, ctx, req->shard, SL_ENOMEM, sl_strerror(SL_ENOMEM));
+        fail(e, cb, ctx, req->shard, SL_ENOMEM, sl_strerror(SL_ENOMEM));
         return;
     }
     *op = (struct produce_op){.e = e, .shard = b, .batch = req->batch, .len = req->len,
                               .cb = cb, .ctx = ctx, .producer_id = h.producer_id,
-                              .producer_seq = h.producer_seq, .ack = req->ack};
+                              .producer_seq = h.producer_seq, .ack = req->ack,
+                              .start_ns = start_ns};
     b->stream->inflight++;
     if (rc == SL_EEXIST && sl_batch_verify(req->batch, &h) != SL_OK) {
         finish(op, SL_ECORRUPT, 0, 0, false);

@@ -350,6 +350,8 @@ static struct qgroup *lookup(struct sl_engine *e, const char *stream, const char
 
 /* An operation answered once every durable step it started is done. */
 struct simple_op {
+    struct sl_engine *e;
+    uint64_t start_ns;
     struct sl_stream *stream;
     sl_done_cb done;   /* create, delete, purge */
     sl_settle_cb settled; /* ack, nack, extend: with per-receipt results */
@@ -365,6 +367,8 @@ static void simple_finish(struct simple_op *op)
     op->stream->inflight--;
     const char *why = op->err != SL_OK ? sl_strerror(op->err) : "";
     if (op->settled != NULL) {
+        sl_op_stats_record(&op->e->stats.op[SL_OP_SETTLE], op->err,
+                           sl_clock_mono_ns() - op->start_ns);
         op->settled(op->ctx, op->err, why, op->results, op->n_results);
     } else {
         op->done(op->ctx, op->err, why);
@@ -385,14 +389,15 @@ static void simple_cb(void *ctx, int err)
     }
 }
 
-static struct simple_op *simple_new(struct sl_stream *st, sl_done_cb done,
+static struct simple_op *simple_new(struct sl_engine *e, struct sl_stream *st, sl_done_cb done,
                                     sl_settle_cb settled, void *ctx)
 {
     struct simple_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
         return NULL;
     }
-    *op = (struct simple_op){.stream = st, .done = done, .settled = settled, .ctx = ctx,
+    *op = (struct simple_op){.e = e, .start_ns = sl_clock_mono_ns(), .stream = st,
+                             .done = done, .settled = settled, .ctx = ctx,
                              .outstanding = 1 /* released by simple_start */};
     st->inflight++;
     return op;
@@ -490,7 +495,7 @@ void sl_queue_create_group(struct sl_engine *e, const char *stream, const char *
         return;
     }
     uint64_t *floors = calloc(st->shard_count, sizeof(*floors));
-    struct simple_op *op = floors != NULL ? simple_new(st, cb, NULL, ctx) : NULL;
+    struct simple_op *op = floors != NULL ? simple_new(e, st, cb, NULL, ctx) : NULL;
     if (op == NULL) {
         free(floors);
         cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM));
@@ -524,7 +529,7 @@ void sl_queue_delete_group(struct sl_engine *e, const char *stream, const char *
         cb(ctx, SL_EAGAIN, "receives are waiting on this group; retry");
         return;
     }
-    struct simple_op *op = simple_new(st, cb, NULL, ctx);
+    struct simple_op *op = simple_new(e, st, cb, NULL, ctx);
     if (op == NULL) {
         cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM));
         return;
@@ -599,6 +604,7 @@ struct attr_off {
 
 struct recv_op {
     struct sl_engine *e;
+    uint64_t start_ns;
     sl_receive_cb cb;
     void *ctx;
     struct qgroup *g;
@@ -667,6 +673,8 @@ static void recv_finish(struct recv_op *op)
     struct sl_receive_result r = {.err = op->err,
                                   .why = op->err != SL_OK ? sl_strerror(op->err) : "",
                                   .records = out, .n = op->err == SL_OK ? op->n : 0};
+    sl_op_stats_record(&op->e->stats.op[SL_OP_RECEIVE], op->err,
+                       sl_clock_mono_ns() - op->start_ns);
     op->cb(op->ctx, &r);
     free(out);
     free(attrs);
@@ -1237,7 +1245,7 @@ void sl_queue_receive(struct sl_engine *e, const struct sl_receive_req *req, sl_
     }
     uint32_t wait = req->wait_ms < e->cfg.fetch_wait_max_ms ? req->wait_ms
                                                             : e->cfg.fetch_wait_max_ms;
-    *op = (struct recv_op){.e = e, .cb = cb, .ctx = ctx, .g = g, .stream = g->stream,
+    *op = (struct recv_op){.e = e, .start_ns = sl_clock_mono_ns(), .cb = cb, .ctx = ctx, .g = g, .stream = g->stream,
                            .max = req->max_records,
                            .vis_ms = req->visibility_timeout_ms ? req->visibility_timeout_ms
                                                                 : g->visibility_ms,
@@ -1285,7 +1293,7 @@ void sl_queue_settle(struct sl_engine *e, const struct sl_settle_req *req, sl_se
         cb(ctx, rc, why, NULL, 0);
         return;
     }
-    struct simple_op *op = simple_new(g->stream, NULL, cb, ctx);
+    struct simple_op *op = simple_new(e, g->stream, NULL, cb, ctx);
     if (op == NULL) {
         cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM), NULL, 0);
         return;
@@ -1381,7 +1389,7 @@ void sl_queue_purge(struct sl_engine *e, const char *stream, const char *group, 
         return;
     }
     struct sl_stream *st = g->stream;
-    struct simple_op *op = simple_new(st, cb, NULL, ctx);
+    struct simple_op *op = simple_new(e, st, cb, NULL, ctx);
     if (op == NULL) {
         cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM));
         return;

@@ -849,6 +849,38 @@ int sl_wshard_time_near_seq(struct sl_wshard *b, uint64_t seq, uint64_t *time_ms
     return tc.rc;
 }
 
+struct times_call {
+    struct sl_wshard_time *q;
+    uint32_t n;
+    uint32_t owner;
+};
+
+static void do_times_near(void *arg)
+{
+    struct times_call *tc = arg;
+    for (uint32_t i = 0; i < tc->n; i++) {
+        struct sl_wshard_time *q = &tc->q[i];
+        if (q->b->owner == tc->owner) {
+            q->rc = sl_shard_time_near_seq(q->b->log, q->seq, &q->time_ms);
+        }
+    }
+}
+
+void sl_wshard_times_near(struct sl_workers *ws, struct sl_wshard_time *q, uint32_t n)
+{
+    uint32_t nw = sl_workers_count(ws);
+    for (uint32_t w = 0; w < nw; w++) {
+        bool any = false;
+        for (uint32_t i = 0; i < n && !any; i++) {
+            any = q[i].b->owner == w;
+        }
+        if (any) {
+            struct times_call tc = {.q = q, .n = n, .owner = w};
+            sl_workers_call(ws, w, do_times_near, &tc);
+        }
+    }
+}
+
 void sl_wshard_retention(struct sl_wshard *b)
 {
     if (b->owner == 0) {

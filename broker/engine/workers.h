@@ -121,6 +121,15 @@ int sl_wshard_append(struct sl_wshard *b, const void *batch, size_t len, unsigne
 void sl_wshard_read(struct sl_wshard *b, struct sl_wshard_read *wr);
 void sl_wshard_stats(const struct sl_wshard *b, struct sl_shard_stats *st);
 int sl_wshard_time_near_seq(struct sl_wshard *b, uint64_t seq, uint64_t *time_ms);
+/* A time lookup of many shards at once (a scrape, a lag report): one
+ * synchronous call per worker that owns any of them, not one per shard. */
+struct sl_wshard_time {
+    struct sl_wshard *b; /* in */
+    uint64_t seq;        /* in */
+    uint64_t time_ms;    /* out: append time of the batch holding seq */
+    int rc;              /* out: SL_OK or the lookup's error */
+};
+void sl_wshard_times_near(struct sl_workers *ws, struct sl_wshard_time *q, uint32_t n);
 /* Runs retention on the owner (asynchronously for a remote shard). */
 void sl_wshard_retention(struct sl_wshard *b);
 

@@ -1,11 +1,12 @@
 /* dispatch.c - the native protocol's request switch and Hello. */
 #include "broker/native/handlers.h"
 
+#include "broker/version.h"
 #include "common/error.h"
 
 #include <stdio.h>
 
-#define BROKER_VERSION "0.1.0"
+
 
 static void hello(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
@@ -20,7 +21,7 @@ static void hello(struct sl_native *srv, struct sl_conn *c, const sl_request *re
     sl_response resp = SLUICE__V1__RESPONSE__INIT;
     Sluice__V1__HelloResponse hr = SLUICE__V1__HELLO_RESPONSE__INIT;
     hr.version = SL_PROTOCOL_VERSION;
-    hr.broker_version = (char *)BROKER_VERSION;
+    hr.broker_version = (char *)SL_BROKER_VERSION;
     hr.max_frame_bytes = srv->cfg.max_frame_bytes;
     hr.max_inflight = srv->cfg.max_inflight;
     resp.id = req->id;

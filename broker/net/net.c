@@ -165,7 +165,7 @@ void sl_conn_request_done(struct sl_conn *c)
 void sl_conn_close_after_send(struct sl_conn *c)
 {
     c->closing = true;
-    if (c->out_head == NULL && !c->send_busy) {
+    if (c->out_head == NULL && !c->send_busy && c->requests == 0) {
         conn_close(c);
     }
 }
@@ -670,11 +670,11 @@ bool sl_net_stopping(const struct sl_net *n)
     return n->stopping;
 }
 
-uint32_t sl_net_conn_count(const struct sl_net *n, const struct sl_proto *proto)
+uint32_t sl_net_conn_count(const struct sl_net *n, const char *proto)
 {
     uint32_t count = 0;
     for (const struct sl_conn *c = n->conns; c != NULL; c = c->next) {
-        count += !c->closed && (proto == NULL || c->l->cfg.proto == proto);
+        count += !c->closed && (proto == NULL || strcmp(c->l->cfg.proto->name, proto) == 0);
     }
     return count;
 }

@@ -116,8 +116,9 @@ int sl_net_listen(struct sl_net *n, const struct sl_listener_config *lc, uint32_
  * lets in-flight requests finish (up to shutdown_timeout_ms) and returns. */
 int sl_net_run(struct sl_net *n);
 bool sl_net_stopping(const struct sl_net *n);
-/* Connections open now, over all listeners / on listeners of `proto`. */
-uint32_t sl_net_conn_count(const struct sl_net *n, const struct sl_proto *proto);
+/* Connections open now on listeners whose protocol is named `proto` (NULL:
+ * all). */
+uint32_t sl_net_conn_count(const struct sl_net *n, const char *proto);
 void sl_net_fini(struct sl_net *n); /* NULL-safe */
 
 void sl_conn_hold(struct sl_conn *c);
@@ -132,7 +133,8 @@ uint8_t *sl_conn_reserve(struct sl_conn *c, uint32_t len);
 void sl_conn_commit(struct sl_conn *c, uint32_t len);
 /* Copies `len` bytes to the send queue. Errors: SL_ECLOSED, SL_ENOMEM. */
 int sl_conn_write(struct sl_conn *c, const void *data, size_t len);
-/* No more reads; close once everything queued is sent. */
+/* No more reads; close once every request is answered and everything
+ * queued is sent. */
 void sl_conn_close_after_send(struct sl_conn *c);
 /* The next message needs `len` bytes buffered (<= the protocol's limit).
  * Errors: SL_ENOMEM (the connection is closed). */

@@ -1,0 +1,38 @@
+/* api.h - the HTTP front-end: an HTTP/1.1 + h2c listener (broker/http on
+ * broker/net) serving the operations endpoints (/healthz, /readyz,
+ * /metrics) and, by X-Amz-Target or Action, the AWS-compatible APIs; each
+ * request becomes engine calls (broker/engine) and a JSON, XML or text
+ * answer.
+ *
+ * Threading: the main loop.
+ */
+#ifndef SL_API_H
+#define SL_API_H
+
+#include "broker/net/net.h"
+
+#include <stdint.h>
+
+struct sl_engine;
+
+struct sl_api_config {
+    uint32_t header_bytes_max;
+    uint32_t body_bytes_max;
+    uint32_t max_inflight;  /* pipelined requests / concurrent h2 streams per connection */
+    const char *data_dir;   /* borrowed: disk space in /metrics and /readyz */
+    const char *version;    /* borrowed: build_info */
+};
+
+struct sl_api {
+    struct sl_api_config cfg;
+    struct sl_engine *engine; /* borrowed */
+    struct sl_net *net;       /* borrowed: connection counts */
+    uint64_t started_ms;      /* wall clock */
+    /* answers by route and status class, for /metrics */
+    uint64_t answers[8][6];
+};
+
+/* The listener's protocol; its ctx is a struct sl_api. */
+extern const struct sl_proto sl_api_proto;
+
+#endif

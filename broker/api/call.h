@@ -1,0 +1,46 @@
+/* call.h - one HTTP request inside the front-end, from its arrival to its
+ * answer; what the route handlers (ops.c, and the AWS APIs) use.
+ *
+ * A call holds its connection until it is answered, so the HTTP session
+ * (owned by the connection) outlives it; the request itself is borrowed
+ * from the session until the answer (or until the peer resets an h2 stream:
+ * then the answer is dropped), so a handler that goes asynchronous copies
+ * what it needs first.
+ */
+#ifndef SL_API_CALL_H
+#define SL_API_CALL_H
+
+#include "broker/api/api.h"
+#include "broker/http/http.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Routes, for the answer counters. */
+enum sl_api_route {
+    SL_ROUTE_OPS = 0,
+    SL_ROUTE_METRICS,
+    SL_ROUTE_KINESIS,
+    SL_ROUTE_SQS,
+    SL_ROUTE_OTHER,
+    SL_ROUTE_COUNT_
+};
+
+struct sl_api_call {
+    struct sl_api *api;
+    struct sl_conn *conn;
+    struct sl_http_session *session;
+    const struct sl_http_request *req; /* borrowed; NULL once the peer reset the stream */
+    uint32_t id;
+    enum sl_api_route route;
+    uint64_t start_ns;
+};
+
+/* The value of header `name` (lower-case), or NULL. */
+const char *sl_api_header(const struct sl_http_request *req, const char *name);
+
+/* Answers the call and frees it. `body` is copied. */
+void sl_api_reply(struct sl_api_call *call, int status, const char *content_type,
+                  const void *body, size_t len);
+
+#endif

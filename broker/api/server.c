@@ -1,0 +1,245 @@
+/* server.c - the HTTP front-end on a broker/net connection: one HTTP
+ * session per connection (created at its first bytes), requests routed to
+ * the operations endpoints or the AWS-compatible APIs, answers counted.
+ *
+ * Requests are counted with the loop (sl_conn_request_begin/_done), so the
+ * loop's back-pressure, idle and slowloris rules hold for HTTP as for the
+ * native protocol; the session adds its own (pipelining depth, h2 streams).
+ */
+#include "broker/api/api.h"
+
+#include "broker/api/call.h"
+#include "broker/api/ops.h"
+#include "common/assert.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#define API_STREAM_OUT_BYTES_MAX (1u << 20) /* per streaming answer (event streams) */
+
+struct call_link {
+    struct sl_api_call call; /* first: what handlers get is the link */
+    struct call_link *next;
+};
+
+/* A connection's HTTP state. */
+struct api_conn {
+    struct sl_api *api;
+    struct sl_conn *conn;
+    struct sl_http_session *session;
+    struct call_link *calls; /* unanswered, for on_stream_closed */
+};
+
+const char *sl_api_header(const struct sl_http_request *req, const char *name)
+{
+    for (uint32_t i = 0; req != NULL && i < req->n_headers; i++) {
+        if (strcmp(req->headers[i].name, name) == 0) {
+            return req->headers[i].value;
+        }
+    }
+    return NULL;
+}
+
+static void unlink_call(struct api_conn *ac, struct sl_api_call *call)
+{
+    struct call_link **pp = &ac->calls;
+    while (*pp != NULL && &(*pp)->call != call) {
+        pp = &(*pp)->next;
+    }
+    if (*pp != NULL) {
+        *pp = (*pp)->next;
+    }
+}
+
+static int status_class(int status)
+{
+    return status >= 100 && status < 600 ? status / 100 : 0;
+}
+
+void sl_api_reply(struct sl_api_call *call, int status, const char *content_type,
+                  const void *body, size_t len)
+{
+    struct sl_conn *c = call->conn;
+    struct api_conn *ac = c->proto_state;
+    struct sl_http_header h = {"content-type", 12, content_type, (uint32_t)strlen(content_type)};
+    if (call->req != NULL && !sl_conn_is_closed(c)) {
+        int rc = sl_http_respond(call->session, call->id, status, &h, 1, body, len);
+        if (rc != SL_OK && rc != SL_ENOTFOUND) {
+            sl_warn("http", "conn %llu: cannot answer request %u: %s", (unsigned long long)c->id,
+                    call->id, sl_strerror(rc));
+        }
+    }
+    call->api->answers[call->route][status_class(status)]++;
+    unlink_call(ac, call);
+    free(call);
+    sl_conn_request_done(c);
+    if (!sl_conn_is_closed(c) && sl_http_session_want_close(ac->session)) {
+        sl_conn_close_after_send(c);
+    }
+    sl_conn_release(c);
+}
+
+static void reply_error(struct sl_api_call *call, int status, const char *msg)
+{
+    char body[512];
+    int n = snprintf(body, sizeof(body), "{\"message\":\"%s\"}\n", msg);
+    sl_api_reply(call, status, "application/json", body, (size_t)n);
+}
+
+/* Which front-end answers: by path for the operations endpoints, by
+ * X-Amz-Target for the AWS JSON protocols. */
+static void route(struct sl_api_call *call, const struct sl_http_request *req)
+{
+    char path[64];
+    size_t plen = strcspn(req->path, "?");
+    snprintf(path, sizeof(path), "%.*s", (int)(plen < sizeof(path) ? plen : sizeof(path) - 1),
+             req->path);
+    bool get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
+        strcmp(path, "/metrics") == 0) {
+        call->route = strcmp(path, "/metrics") == 0 ? SL_ROUTE_METRICS : SL_ROUTE_OPS;
+        if (!get) {
+            reply_error(call, 405, "use GET");
+            return;
+        }
+        sl_ops_handle(call, path);
+        return;
+    }
+    call->route = SL_ROUTE_OTHER;
+    reply_error(call, 404, "no such endpoint: /healthz, /readyz and /metrics are served here");
+}
+
+static void on_request(void *ctx, struct sl_http_session *s, const struct sl_http_request *req)
+{
+    struct api_conn *ac = ctx;
+    struct call_link *l = calloc(1, sizeof(*l));
+    sl_conn_request_begin(ac->conn);
+    sl_conn_hold(ac->conn);
+    if (l == NULL) {
+        static const char msg[] = "{\"message\":\"out of memory\"}";
+        sl_http_respond(s, req->id, 503, NULL, 0, msg, sizeof(msg) - 1);
+        sl_conn_request_done(ac->conn);
+        sl_conn_release(ac->conn);
+        return;
+    }
+    l->call = (struct sl_api_call){.api = ac->api, .conn = ac->conn, .session = s, .req = req,
+                                   .id = req->id, .route = SL_ROUTE_OTHER,
+                                   .start_ns = sl_clock_mono_ns()};
+    l->next = ac->calls;
+    ac->calls = l;
+    route(&l->call, req);
+}
+
+/* The peer reset an h2 stream: its request is gone; the answer will be
+ * dropped when it comes. */
+static void on_stream_closed(void *ctx, struct sl_http_session *s, uint32_t id)
+{
+    (void)s;
+    struct api_conn *ac = ctx;
+    for (struct call_link *l = ac->calls; l != NULL; l = l->next) {
+        if (l->call.id == id) {
+            l->call.req = NULL;
+        }
+    }
+}
+
+static int on_out(void *ctx, const void *data, size_t len)
+{
+    struct api_conn *ac = ctx;
+    int rc = sl_conn_write(ac->conn, data, len);
+    return rc == SL_ECLOSED ? SL_OK : rc; /* the peer is gone: nothing to send to */
+}
+
+static struct api_conn *conn_state(struct sl_conn *c)
+{
+    if (c->proto_state != NULL) {
+        return c->proto_state;
+    }
+    struct sl_api *api = c->ctx;
+    struct api_conn *ac = calloc(1, sizeof(*ac));
+    if (ac == NULL) {
+        return NULL;
+    }
+    struct sl_http_limits lim = {.header_bytes_max = api->cfg.header_bytes_max,
+                                 .body_bytes_max = api->cfg.body_bytes_max,
+                                 .requests_max = api->cfg.max_inflight,
+                                 .out_bytes_max = API_STREAM_OUT_BYTES_MAX};
+    struct sl_http_callbacks cb = {.on_request = on_request, .out = on_out,
+                                   .on_stream_closed = on_stream_closed};
+    if (sl_http_session_new(&lim, &cb, ac, &ac->session) != SL_OK) {
+        free(ac);
+        return NULL;
+    }
+    ac->api = api;
+    ac->conn = c;
+    c->proto_state = ac;
+    return ac;
+}
+
+static size_t api_recv(struct sl_conn *c, const uint8_t *data, size_t len)
+{
+    struct api_conn *ac = conn_state(c);
+    if (ac == NULL) {
+        sl_conn_close_after_send(c);
+        return len;
+    }
+    int rc = sl_http_session_feed(ac->session, data, len);
+    if (rc != SL_OK) {
+        sl_debug("http", "conn %llu: %s: closing after the answers owed",
+                 (unsigned long long)c->id, sl_strerror(rc));
+        sl_conn_close_after_send(c);
+    } else if (sl_http_session_want_close(ac->session)) {
+        sl_conn_close_after_send(c);
+    }
+    return len; /* the session keeps what it needs */
+}
+
+static bool api_partial(const struct sl_conn *c)
+{
+    const struct api_conn *ac = c->proto_state;
+    return ac != NULL && sl_http_session_partial(ac->session);
+}
+
+static bool api_paused(const struct sl_conn *c)
+{
+    const struct api_conn *ac = c->proto_state;
+    return ac != NULL && !sl_http_session_want_read(ac->session);
+}
+
+static void api_free(struct sl_conn *c)
+{
+    struct api_conn *ac = c->proto_state;
+    if (ac == NULL) {
+        return;
+    }
+    SL_ASSERT(ac->calls == NULL); /* every call holds the connection */
+    sl_http_session_free(ac->session);
+    free(ac);
+    c->proto_state = NULL;
+}
+
+static void api_refuse(int fd, const char *why)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n"
+                     "content-type: text/plain\r\ncontent-length: %zu\r\n\r\n%s\n",
+                     strlen(why) + 1, why);
+    ssize_t w = send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w;
+}
+
+const struct sl_proto sl_api_proto = {
+    .name = "http",
+    .recv = api_recv,
+    .partial = api_partial,
+    .paused = api_paused,
+    .free = api_free,
+    .refuse = api_refuse,
+};
