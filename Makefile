@@ -1,6 +1,7 @@
 # Thin wrapper over CMake so the quick start is two commands:
 #   make run    install deps, build Release, run the broker with embedded defaults
-#   make test   install deps, build with ASan+UBSan, run the whole CTest suite
+#   make test   install deps (and the test-only ones), build with ASan+UBSan, run the
+#               whole CTest suite
 JOBS ?= $(shell nproc)
 RELEASE := build/release
 SANITIZE := build/sanitize
@@ -25,6 +26,7 @@ demo: build
 
 # Also builds Release: optimised builds see warnings (-Werror) that -O0 does not.
 test: build
+	@./deploy/install-test-deps.sh
 	cmake -S . -B $(SANITIZE) -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON >/dev/null
 	cmake --build $(SANITIZE) -j $(JOBS)
 	cd $(SANITIZE) && ctest --output-on-failure -j $(JOBS) --timeout 300

@@ -9,7 +9,9 @@
 #include "broker/api/api.h"
 
 #include "broker/api/call.h"
+#include "broker/api/kinesis.h"
 #include "broker/api/ops.h"
+#include "broker/api/sqs.h"
 #include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -22,6 +24,8 @@
 #include <sys/socket.h>
 
 #define API_STREAM_OUT_BYTES_MAX (1u << 20) /* per streaming answer (event streams) */
+#define KINESIS_PREFIX "Kinesis_20131202."
+#define SQS_PREFIX "AmazonSQS."
 
 struct call_link {
     struct sl_api_call call; /* first: what handlers get is the link */
@@ -111,8 +115,29 @@ static void route(struct sl_api_call *call, const struct sl_http_request *req)
         sl_ops_handle(call, path);
         return;
     }
+    const char *target = sl_api_header(req, "x-amz-target");
+    const char *ctype = sl_api_header(req, "content-type");
+    bool post = strcmp(req->method, "POST") == 0;
+    if (post && target != NULL && strncmp(target, KINESIS_PREFIX, strlen(KINESIS_PREFIX)) == 0) {
+        call->route = SL_ROUTE_KINESIS;
+        sl_kinesis_handle(call, target + strlen(KINESIS_PREFIX));
+        return;
+    }
+    if (post && target != NULL && strncmp(target, SQS_PREFIX, strlen(SQS_PREFIX)) == 0) {
+        call->route = SL_ROUTE_SQS;
+        sl_sqs_handle(call, target + strlen(SQS_PREFIX));
+        return;
+    }
+    if (post && target == NULL && ctype != NULL &&
+        strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0) {
+        call->route = SL_ROUTE_SQS; /* the Query protocol: Action=... in the body */
+        sl_sqs_handle(call, NULL);
+        return;
+    }
     call->route = SL_ROUTE_OTHER;
-    reply_error(call, 404, "no such endpoint: /healthz, /readyz and /metrics are served here");
+    reply_error(call, 404,
+                "no such endpoint: GET /healthz, /readyz, /metrics; POST with X-Amz-Target "
+                "Kinesis_20131202.* or AmazonSQS.*, or an SQS Query (Action=...)");
 }
 
 static void on_request(void *ctx, struct sl_http_session *s, const struct sl_http_request *req)

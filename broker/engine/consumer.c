@@ -125,16 +125,26 @@ struct lag_walk {
     int err;
 };
 
+/* One entry per shard of each group of the stream (a shard without a
+ * checkpoint counts from the oldest retained record, as GroupLag does). */
 static void walk_ckpt(void *ctx, const char *group, uint32_t shard, uint64_t seq,
                       uint64_t updated_ms)
 {
+    (void)shard;
+    (void)seq;
     (void)updated_ms;
     struct lag_walk *w = ctx;
-    if (w->err != SL_OK || shard >= w->st->shard_count) {
+    struct sl_stream *st = w->st;
+    /* checkpoints come in group-name order: the first of a group's run adds it */
+    if (w->err != SL_OK ||
+        (w->n > 0 && w->v[w->n - 1].stream == st->name && strcmp(w->v[w->n - 1].group, group) == 0)) {
         return;
     }
-    if (w->n == w->cap) {
+    if (w->cap - w->n < st->shard_count) {
         size_t cap = w->cap ? w->cap * 2 : 64;
+        while (cap - w->n < st->shard_count) {
+            cap *= 2;
+        }
         struct sl_group_lag *v = realloc(w->v, cap * sizeof(*v));
         if (v == NULL) {
             w->err = SL_ENOMEM;
@@ -143,21 +153,24 @@ static void walk_ckpt(void *ctx, const char *group, uint32_t shard, uint64_t seq
         w->v = v;
         w->cap = cap;
     }
-    struct sl_shard_stats ss;
-    sl_wshard_stats(&w->st->shards[shard].ws, &ss);
-    seq = seq < ss.first_seq ? ss.first_seq : seq;
-    struct sl_group_lag *g = &w->v[w->n];
-    *g = (struct sl_group_lag){.stream = w->st->name, .group = strdup(group),
-                               .lag = {.shard = shard, .checkpoint = seq,
-                                       .tail_seq = ss.visible_seq,
-                                       .records_behind = ss.visible_seq > seq
-                                                             ? ss.visible_seq - seq
-                                                             : 0}};
-    if (g->group == NULL) {
-        w->err = SL_ENOMEM;
-        return;
+    for (uint32_t i = 0; i < st->shard_count; i++) {
+        struct sl_shard_stats ss;
+        sl_wshard_stats(&st->shards[i].ws, &ss);
+        uint64_t at = 0, updated = 0;
+        if (sl_ckpt_get(st->ckpt, group, i, &at, &updated) != SL_OK || at < ss.first_seq) {
+            at = ss.first_seq;
+        }
+        struct sl_group_lag *g = &w->v[w->n];
+        *g = (struct sl_group_lag){
+            .stream = st->name, .group = strdup(group),
+            .lag = {.shard = i, .checkpoint = at, .tail_seq = ss.visible_seq,
+                    .records_behind = ss.visible_seq > at ? ss.visible_seq - at : 0}};
+        if (g->group == NULL) {
+            w->err = SL_ENOMEM;
+            return;
+        }
+        w->n++;
     }
-    w->n++;
 }
 
 int sl_consumer_lag_all(struct sl_engine *e, struct sl_group_lag **out, size_t *n)

@@ -48,7 +48,8 @@ int sl_consumer_lag(struct sl_engine *e, const char *stream, const char *group,
                     struct sl_shard_lag **out, uint32_t *n, char *why, uint32_t why_len);
 
 /* The lag of every group with a checkpoint, on every stream: one entry per
- * (stream, group, shard) checkpointed. Time lookups are batched (one
+ * shard of each such group (a shard it has no checkpoint on counts from the
+ * oldest retained record). Time lookups are batched (one
  * synchronous call per worker, not per shard), so a scrape of many shards
  * does not stall the loop per shard. *out returns owned (free with
  * sl_consumer_lag_all_free). Errors: SL_ENOMEM. */

@@ -1,0 +1,92 @@
+// harness.mjs - starts the real sluiced for the HTTP tests (node --test):
+// a fresh data directory under /var/tmp, the native port ephemeral (port
+// file), the HTTP port a free one (retried if another process takes it
+// first). SLUICED_PATH names the binary (tests/CMakeLists.txt sets it).
+// Every broker started is killed when the test process exits.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const SLUICED = process.env.SLUICED_PATH;
+const started = new Set();
+process.on('exit', () => {
+  for (const b of started) {
+    try { b.proc.kill('SIGKILL'); } catch { /* gone */ }
+    rmSync(b.root, { recursive: true, force: true });
+  }
+});
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function spawnBroker(b) {
+  const args = ['--data', `${b.root}/data`, '--host', '127.0.0.1', '--port', String(b.port ?? 0),
+    '--port-file', `${b.root}/port`, '--http-port', String(b.httpPort),
+    '--log-level', 'warn', ...b.extra];
+  rmSync(`${b.root}/port`, { force: true });
+  b.proc = spawn(SLUICED, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+  b.exited = null;
+  b.proc.once('exit', (code, signal) => { b.exited = { code, signal }; });
+  const deadline = Date.now() + 10000;
+  while (Date.now() < deadline) {
+    if (b.exited) return false;
+    if (existsSync(`${b.root}/port`)) {
+      const p = parseInt(readFileSync(`${b.root}/port`, 'utf8'), 10);
+      if (p > 0) { b.port = p; return true; }
+    }
+    await sleep(10);
+  }
+  throw new Error('sluiced did not start within 10 s');
+}
+
+// Starts a broker; `extra` are more flags (e.g. ['--flush', 'interval']).
+export async function startBroker(extra = []) {
+  if (!SLUICED) throw new Error('SLUICED_PATH is not set');
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const b = { root: mkdtempSync('/var/tmp/sluice-http-'), extra, httpPort: await freePort() };
+    started.add(b);
+    if (await spawnBroker(b)) {
+      b.endpoint = `http://127.0.0.1:${b.httpPort}`;
+      b.stop = () => stopBroker(b);
+      b.kill9 = () => killBroker(b, 'SIGKILL');
+      b.restart = async () => {
+        for (let i = 0; i < 50; i++) {
+          if (await spawnBroker(b)) return;
+          await sleep(100); // the ports may still be taken for a moment
+        }
+        throw new Error('sluiced did not restart');
+      };
+      return b;
+    }
+    started.delete(b);
+    rmSync(b.root, { recursive: true, force: true });
+  }
+  throw new Error('sluiced could not start (ports busy?)');
+}
+
+async function killBroker(b, signal) {
+  if (b.exited) return b.exited;
+  const done = new Promise((resolve) => b.proc.once('exit', (code, sig) => resolve({ code, signal: sig })));
+  b.proc.kill(signal);
+  return done;
+}
+
+// SIGTERM; resolves with the exit status. The data directory is kept until exit.
+export async function stopBroker(b) {
+  return killBroker(b, 'SIGTERM');
+}
+
+// A plain HTTP/1.1 request: { status, headers, body (string) }.
+export async function httpGet(b, path, init = {}) {
+  const r = await fetch(`${b.endpoint}${path}`, init);
+  return { status: r.status, headers: r.headers, body: await r.text() };
+}
