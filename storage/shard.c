@@ -1769,6 +1769,13 @@ static int unlink_segment_files(struct sl_shard *s, uint64_t base)
     return SL_OK;
 }
 
+void sl_shard_set_retention(struct sl_shard *s, uint64_t retention_ms, uint64_t retention_bytes)
+{
+    SL_ASSERT(retention_ms >= 1 && retention_ms <= SL_RETENTION_MS_MAX);
+    s->cfg.retention_ms = retention_ms;
+    s->cfg.retention_bytes = retention_bytes;
+}
+
 uint32_t sl_shard_retention_run(struct sl_shard *s)
 {
     uint64_t t = now_ms(s);

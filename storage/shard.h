@@ -141,6 +141,9 @@ void sl_shard_read(struct sl_shard *s, struct sl_shard_read *rd);
  * holds stays readable until the read completes. Returns the number of
  * segments deleted; unlink/fsync errors are logged and retried next run. */
 uint32_t sl_shard_retention_run(struct sl_shard *s);
+/* Changes the retention limits (the next sl_shard_retention_run applies
+ * them). retention_ms in 1 .. SL_RETENTION_MS_MAX. */
+void sl_shard_set_retention(struct sl_shard *s, uint64_t retention_ms, uint64_t retention_bytes);
 
 /* The append time of the index entry at or before `seq` (within one index
  * interval of the record's own time, never after it): cheap, no data read.

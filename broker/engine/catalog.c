@@ -116,16 +116,57 @@ static bool name_ok(const char *name)
 
 /* ---- stream.meta ---------------------------------------------------- */
 
+/* Appends `v` with '%', CR and LF as %XX (a property value on one line). */
+static size_t escape_into(char *out, size_t cap, const char *v)
+{
+    size_t n = 0;
+    for (; *v != '\0' && n + 4 < cap; v++) {
+        if (*v == '%' || *v == '\n' || *v == '\r') {
+            n += (size_t)snprintf(out + n, cap - n, "%%%02X", (unsigned char)*v);
+        } else {
+            out[n++] = *v;
+        }
+    }
+    out[n] = '\0';
+    return n;
+}
+
+static void unescape(char *v)
+{
+    char *w = v;
+    for (char *r = v; *r != '\0'; r++) {
+        unsigned x;
+        if (r[0] == '%' && r[1] != '\0' && r[2] != '\0' && sscanf(r + 1, "%2X", &x) == 1) {
+            *w++ = (char)x;
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+}
+
 static int meta_write(const struct sl_stream *st)
 {
-    char body[1024];
-    int n = snprintf(body, sizeof(body),
+    char *body = malloc(SL_STREAM_META_BYTES_MAX);
+    if (body == NULL) {
+        return SL_ENOMEM;
+    }
+    int n = snprintf(body, SL_STREAM_META_BYTES_MAX,
                      "name=%s\nshards=%u\nretention_hours=%u\nretention_bytes=%" PRIu64
                      "\ncompression=%s\ncreated_ms=%" PRIu64 "\n",
                      st->name, st->shard_count, st->retention_hours, st->retention_bytes,
                      st->compression, st->created_ms);
-    SL_ASSERT(n > 0 && (size_t)n < sizeof(body) - 32);
-    n += snprintf(body + n, sizeof(body) - (size_t)n, "check=%016" PRIx64 "\n",
+    for (uint32_t i = 0; i < st->n_props; i++) {
+        n += snprintf(body + n, SL_STREAM_META_BYTES_MAX - (size_t)n, "prop.%s=",
+                      st->props[i].key);
+        n += (int)escape_into(body + n, SL_STREAM_META_BYTES_MAX - (size_t)n,
+                              st->props[i].value);
+        body[n++] = '\n';
+    }
+    /* bounds: SL_STREAM_PROPS_MAX x (key + 3 x value + 8) stays below the buffer */
+    SL_ASSERT(n > 0 && (size_t)n < SL_STREAM_META_BYTES_MAX - 32);
+    n += snprintf(body + n, SL_STREAM_META_BYTES_MAX - (size_t)n, "check=%016" PRIx64 "\n",
                   sl_checksum64(body, (size_t)n));
     char *tmp = path_cat(st->dir, "stream.meta.tmp");
     char *dst = path_cat(st->dir, "stream.meta");
@@ -148,8 +189,49 @@ static int meta_write(const struct sl_stream *st)
     }
     free(tmp);
     free(dst);
+    free(body);
     return rc;
 }
+
+static void props_free(struct sl_stream_prop *p, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        free(p[i].key);
+        free(p[i].value);
+    }
+    free(p);
+}
+
+static int prop_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct sl_stream_prop *)a)->key,
+                  ((const struct sl_stream_prop *)b)->key);
+}
+
+/* A "prop.<key>=<escaped value>" line into st->props (at load). */
+static int meta_prop(struct sl_stream *st, char *line)
+{
+    char *eq = strchr(line, '=');
+    if (eq == NULL || st->n_props == SL_STREAM_PROPS_MAX) {
+        return SL_ECORRUPT;
+    }
+    *eq = '\0';
+    struct sl_stream_prop *p = realloc(st->props, (st->n_props + 1) * sizeof(*p));
+    if (p == NULL) {
+        return SL_ENOMEM;
+    }
+    st->props = p;
+    p[st->n_props].key = strdup(line + 5);
+    p[st->n_props].value = strdup(eq + 1);
+    st->n_props++;
+    if (p[st->n_props - 1].key == NULL || p[st->n_props - 1].value == NULL) {
+        return SL_ENOMEM;
+    }
+    unescape(p[st->n_props - 1].value);
+    return SL_OK;
+}
+
+static int meta_parse(struct sl_stream *st, char *body, size_t n);
 
 static int meta_read(struct sl_stream *st)
 {
@@ -157,20 +239,31 @@ static int meta_read(struct sl_stream *st)
     if (path == NULL) {
         return SL_ENOMEM;
     }
-    char body[2048];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     free(path);
     if (fd < 0) {
         return errno == ENOENT ? SL_ENOTFOUND : sl_err_from_errno(errno);
     }
-    ssize_t n = read(fd, body, sizeof(body) - 1);
+    char *body = malloc(SL_STREAM_META_BYTES_MAX + 1);
+    size_t n = 0;
+    int rc = body != NULL ? sl_pread_full(fd, body, SL_STREAM_META_BYTES_MAX, 0, &n) : SL_ENOMEM;
     close(fd);
-    if (n <= 0) {
-        return SL_ECORRUPT;
+    if (rc == SL_OK) {
+        rc = n == 0 ? SL_ECORRUPT : meta_parse(st, body, n);
     }
+    free(body);
+    return rc;
+}
+
+/* Parses stream.meta's text (NUL-terminated at n): checksum first. */
+static int meta_parse(struct sl_stream *st, char *body, size_t n)
+{
     body[n] = '\0';
-    char *check = strstr(body, "check=");
-    if (check == NULL || (check != body && check[-1] != '\n')) {
+    char *check = NULL; /* the last line's (a value cannot hold a newline) */
+    for (char *p = strstr(body, "\ncheck="); p != NULL; p = strstr(p + 1, "\ncheck=")) {
+        check = p + 1;
+    }
+    if (check == NULL) {
         return SL_ECORRUPT;
     }
     uint64_t want = strtoull(check + 6, NULL, 16);
@@ -181,7 +274,16 @@ static int meta_read(struct sl_stream *st)
     unsigned shards = 0, hours = 0;
     unsigned long long bytes = 0, created = 0;
     char name[SL_STREAM_NAME_MAX + 1] = "", comp[8] = "";
-    for (char *line = strtok(body, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+    char *save = NULL;
+    for (char *line = strtok_r(body, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "prop.", 5) == 0) {
+            int rc = meta_prop(st, line);
+            if (rc != SL_OK) {
+                return rc;
+            }
+            continue;
+        }
         sscanf(line, "name=%128s", name);
         sscanf(line, "shards=%u", &shards);
         sscanf(line, "retention_hours=%u", &hours);
@@ -198,6 +300,7 @@ static int meta_read(struct sl_stream *st)
     st->retention_bytes = bytes;
     snprintf(st->compression, sizeof(st->compression), "%s", comp);
     st->created_ms = created;
+    qsort(st->props, st->n_props, sizeof(*st->props), prop_cmp);
     return SL_OK;
 }
 
@@ -218,6 +321,7 @@ static void stream_free(struct sl_catalog *c, struct sl_stream *st)
         c->cfg.stream_free(c->cfg.stream_free_ctx, st);
     }
     sl_msgdedup_free(st->msgdedup);
+    props_free(st->props, st->n_props);
     sl_qstate_close(st->qstate);
     sl_ckpt_close(st->ckpt);
     free(st->shards);
@@ -586,4 +690,142 @@ void sl_catalog_retention(struct sl_catalog *c)
             sl_wshard_retention(&st->shards[i].ws);
         }
     }
+}
+
+/* ---- properties, retention -------------------------------------------- */
+
+const char *sl_catalog_prop(const struct sl_stream *st, const char *key)
+{
+    struct sl_stream_prop k = {.key = (char *)key};
+    const struct sl_stream_prop *p = st->n_props > 0 ? bsearch(&k, st->props, st->n_props,
+                                                               sizeof(k), prop_cmp)
+                                                     : NULL;
+    return p != NULL ? p->value : NULL;
+}
+
+static bool prop_key_ok(const char *k)
+{
+    size_t n = strlen(k);
+    for (size_t i = 0; i < n; i++) {
+        if (k[i] <= ' ' || k[i] > '~' || k[i] == '=') {
+            return false;
+        }
+    }
+    return n > 0 && n <= SL_STREAM_PROP_KEY_MAX;
+}
+
+/* The stream's properties with the changes applied, sorted (returns owned). */
+static int props_merged(const struct sl_stream *st, const char *const *keys,
+                        const char *const *values, uint32_t n, struct sl_stream_prop **out,
+                        uint32_t *out_n)
+{
+    uint32_t cap = st->n_props + n, m = 0;
+    struct sl_stream_prop *p = calloc(cap + 1, sizeof(*p));
+    if (p == NULL) {
+        return SL_ENOMEM;
+    }
+    for (uint32_t i = 0; i < st->n_props; i++) {
+        p[m].key = strdup(st->props[i].key);
+        p[m].value = strdup(st->props[i].value);
+        m++;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t j = 0;
+        while (j < m && strcmp(p[j].key, keys[i]) != 0) {
+            j++;
+        }
+        if (j == m) {
+            p[m].key = strdup(keys[i]);
+            p[m].value = NULL;
+            m++;
+        }
+        free(p[j].value);
+        p[j].value = values[i] != NULL ? strdup(values[i]) : NULL;
+    }
+    uint32_t k = 0; /* drop the removed ones */
+    for (uint32_t i = 0; i < m; i++) {
+        if (p[i].value != NULL) {
+            p[k++] = p[i];
+        } else {
+            free(p[i].key);
+        }
+    }
+    for (uint32_t i = 0; i < k; i++) {
+        if (p[i].key == NULL) {
+            props_free(p, k);
+            return SL_ENOMEM;
+        }
+    }
+    qsort(p, k, sizeof(*p), prop_cmp);
+    *out = p;
+    *out_n = k;
+    return SL_OK;
+}
+
+int sl_catalog_set_props(struct sl_catalog *c, struct sl_stream *st, const char *const *keys,
+                         const char *const *values, uint32_t n, char *why, size_t why_len)
+{
+    (void)c;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!prop_key_ok(keys[i])) {
+            snprintf(why, why_len, "property names are 1-%u printable characters without '='",
+                     SL_STREAM_PROP_KEY_MAX);
+            return SL_EINVAL;
+        }
+        if (values[i] != NULL && strlen(values[i]) > SL_STREAM_PROP_VALUE_MAX) {
+            snprintf(why, why_len, "property %s: values are at most %u bytes", keys[i],
+                     SL_STREAM_PROP_VALUE_MAX);
+            return SL_EINVAL;
+        }
+    }
+    struct sl_stream_prop *p = NULL;
+    uint32_t m = 0;
+    int rc = props_merged(st, keys, values, n, &p, &m);
+    if (rc == SL_OK && m > SL_STREAM_PROPS_MAX) {
+        props_free(p, m);
+        snprintf(why, why_len, "a stream holds at most %u properties (tags, attributes)",
+                 SL_STREAM_PROPS_MAX);
+        return SL_ELIMIT;
+    }
+    if (rc != SL_OK) {
+        snprintf(why, why_len, "%s", sl_strerror(rc));
+        return rc;
+    }
+    struct sl_stream_prop *old = st->props;
+    uint32_t old_n = st->n_props;
+    st->props = p;
+    st->n_props = m;
+    rc = meta_write(st);
+    if (rc != SL_OK) { /* not durable: the old set stands */
+        st->props = old;
+        st->n_props = old_n;
+        props_free(p, m);
+        snprintf(why, why_len, "cannot write %s/stream.meta: %s", st->name, sl_strerror(rc));
+        return rc;
+    }
+    props_free(old, old_n);
+    return SL_OK;
+}
+
+int sl_catalog_set_retention(struct sl_catalog *c, struct sl_stream *st, uint32_t hours,
+                             char *why, size_t why_len)
+{
+    (void)c;
+    if (hours == 0 || hours > 8760) {
+        snprintf(why, why_len, "retention must be 1-8760 hours (365 days)");
+        return SL_EINVAL;
+    }
+    uint32_t old = st->retention_hours;
+    st->retention_hours = hours;
+    int rc = meta_write(st);
+    if (rc != SL_OK) {
+        st->retention_hours = old;
+        snprintf(why, why_len, "cannot write %s/stream.meta: %s", st->name, sl_strerror(rc));
+        return rc;
+    }
+    for (uint32_t i = 0; i < st->shard_count; i++) {
+        sl_wshard_set_retention(&st->shards[i].ws, (uint64_t)hours * 3600 * 1000,
+                                st->retention_bytes);
+    }
+    return SL_OK;
 }

@@ -26,6 +26,17 @@ struct sl_stream;
 
 #define SL_STREAM_NAME_MAX 128u
 #define SL_STREAM_SHARDS_MAX 1024u
+/* Properties: durable key/value pairs the front-ends keep per stream (tags,
+ * SQS queue attributes), in stream.meta. Bounded so the file stays small. */
+#define SL_STREAM_PROPS_MAX 64u
+#define SL_STREAM_PROP_KEY_MAX 128u
+#define SL_STREAM_PROP_VALUE_MAX 1024u
+#define SL_STREAM_META_BYTES_MAX (96u << 10)
+
+struct sl_stream_prop {
+    char *key;   /* owned; printable ASCII without '=' */
+    char *value; /* owned; any text without NUL */
+};
 
 struct sl_catalog_config {
     const char *data_dir;            /* borrowed */
@@ -71,6 +82,8 @@ struct sl_stream {
     struct sl_ckpt_store *ckpt;
     struct sl_qstate *qstate; /* queue groups' durable state */
     struct sl_msgdedup *msgdedup;
+    struct sl_stream_prop *props; /* sorted by key */
+    uint32_t n_props;
     struct sl_produce_state *produce;
     struct sl_fetch_state *fetch;
     struct sl_queue_state *queues;
@@ -100,6 +113,20 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
 int sl_catalog_delete(struct sl_catalog *c, const char *name);
 
 struct sl_stream *sl_catalog_find(struct sl_catalog *c, const char *name);
+
+/* The value of property `key`, or NULL. Borrowed until the next change. */
+const char *sl_catalog_prop(const struct sl_stream *st, const char *key);
+/* Sets (value) or removes (value NULL) properties, all or none, durable
+ * before it returns (stream.meta rewritten: synchronous, for rare admin
+ * requests). Errors: SL_EINVAL (a key or value too long or with a forbidden
+ * byte), SL_ELIMIT (more than SL_STREAM_PROPS_MAX), SL_EIO, SL_ENOMEM; `why`
+ * says which. */
+int sl_catalog_set_props(struct sl_catalog *c, struct sl_stream *st, const char *const *keys,
+                         const char *const *values, uint32_t n, char *why, size_t why_len);
+/* Changes the stream's retention (1 .. 8760 hours), durable before it
+ * returns, applied to every shard. Errors: SL_EINVAL, SL_EIO. */
+int sl_catalog_set_retention(struct sl_catalog *c, struct sl_stream *st, uint32_t hours,
+                             char *why, size_t why_len);
 struct sl_stream *sl_catalog_first(struct sl_catalog *c); /* then s->next */
 /* The workers owning the shards (NULL: one loop). */
 struct sl_workers *sl_catalog_workers(const struct sl_catalog *c);

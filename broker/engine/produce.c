@@ -360,7 +360,8 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
     struct sl_bshard *b = sl_engine_shard(e, req->stream, req->shard, why, sizeof(why), &rc);
     struct sl_batch_header h;
     if (b == NULL || (rc = check_batch(e, req, &h, why, sizeof(why))) != SL_OK ||
-        (rc = check_routing(e, b, req->batch, &h, why, sizeof(why))) != SL_OK) {
+        (!req->caller_routed &&
+         (rc = check_routing(e, b, req->batch, &h, why, sizeof(why))) != SL_OK)) {
         fail(e, cb, ctx, req->shard, rc, why);
         return;
     }

@@ -32,6 +32,11 @@ struct sl_produce_req {
     const uint8_t *batch; /* borrowed until the callback: a batch (docs/FORMAT.md §1) */
     size_t len;
     enum sl_ack ack;
+    /* The front-end chose the shard by its own rule (the Kinesis API: MD5 of
+     * the partition key over 128-bit ranges), so keyed records are not held
+     * to the native XXH3 ranges. Per-key order holds per rule: a key written
+     * through both protocols may land on two shards (docs/ARCHITECTURE.md). */
+    bool caller_routed;
 };
 
 struct sl_produce_result {

@@ -881,6 +881,25 @@ void sl_wshard_times_near(struct sl_workers *ws, struct sl_wshard_time *q, uint3
     }
 }
 
+struct retention_call {
+    struct sl_wshard *b;
+    uint64_t ms;
+    uint64_t bytes;
+};
+
+static void do_set_retention(void *arg)
+{
+    struct retention_call *rc = arg;
+    sl_shard_set_retention(rc->b->log, rc->ms, rc->bytes);
+}
+
+void sl_wshard_set_retention(struct sl_wshard *b, uint64_t retention_ms,
+                             uint64_t retention_bytes)
+{
+    struct retention_call rc = {.b = b, .ms = retention_ms, .bytes = retention_bytes};
+    sl_workers_call(b->workers, b->owner, do_set_retention, &rc);
+}
+
 void sl_wshard_retention(struct sl_wshard *b)
 {
     if (b->owner == 0) {

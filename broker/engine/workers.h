@@ -130,6 +130,9 @@ struct sl_wshard_time {
     int rc;              /* out: SL_OK or the lookup's error */
 };
 void sl_wshard_times_near(struct sl_workers *ws, struct sl_wshard_time *q, uint32_t n);
+/* Changes the shard's retention limits on its owner (synchronous: rare). */
+void sl_wshard_set_retention(struct sl_wshard *b, uint64_t retention_ms,
+                             uint64_t retention_bytes);
 /* Runs retention on the owner (asynchronously for a remote shard). */
 void sl_wshard_retention(struct sl_wshard *b);
 
