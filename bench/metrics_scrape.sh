@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# metrics_scrape.sh - what a /metrics scrape costs with many shards, and
+# what it does to the native protocol's latency meanwhile (a benchmark, not
+# a test). Starts the Release sluiced on a scratch directory, creates
+# STREAMS streams of SHARDS shards, writes a record to every shard, gives
+# one consumer group a checkpoint on every stream (so lag needs time
+# lookups), then:
+#   1. times SCRAPES scrapes (curl: total time, bytes);
+#   2. runs sluice-bench (tail latency at a fixed rate) twice, without and
+#      with a scrape every second, and prints both p50/p99.
+# Usage: bench/metrics_scrape.sh [STREAMS] [SHARDS] [SCRAPES]
+# Defaults: 6 x 1000 shards (each open shard holds 3 descriptors; this
+# machine's hard limit of 20,000 stops at ~6,600 shards until issue #11
+# bounds descriptors).
+set -euo pipefail
+STREAMS=${1:-6}
+SHARDS=${2:-1000}
+SCRAPES=${3:-20}
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+B="$ROOT/build/release"
+DIR="$(mktemp -d /var/tmp/sluice-scrape-XXXXXX)"
+trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
+HTTP=$((20000 + RANDOM % 20000))
+"$B/broker/sluiced" --data "$DIR/data" --port 0 --port-file "$DIR/port" --http-port "$HTTP" \
+    --log-level warn &
+PID=$!
+for _ in $(seq 100); do [ -s "$DIR/port" ] && break; sleep 0.1; done
+PORT=$(cat "$DIR/port")
+C=("$B/client/sluice" --broker "127.0.0.1:$PORT")
+t0=$(date +%s.%N)
+for s in $(seq 1 "$STREAMS"); do
+    "${C[@]}" stream create "s$s" --shards "$SHARDS" >/dev/null
+    # one record per shard: keys k0..k(4*SHARDS) cover every shard with high probability
+    seq 0 $((4 * SHARDS)) | awk '{print "{\"k\":\"k" $1 "\"}"}' |
+        "${C[@]}" produce "s$s" --key-field k 2>/dev/null
+    "${C[@]}" consume "s$s" --from oldest --group g --count 1 >/dev/null
+done
+t1=$(date +%s.%N)
+echo "setup: $STREAMS streams x $SHARDS shards in $(echo "$t1 - $t0" | bc) s"
+times=()
+for _ in $(seq "$SCRAPES"); do
+    out=$(curl -s -o /dev/null -w '%{time_total} %{size_download}' "http://127.0.0.1:$HTTP/metrics")
+    times+=("${out% *}")
+    size=${out#* }
+done
+sorted=$(printf '%s\n' "${times[@]}" | sort -n)
+p50=$(echo "$sorted" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+max=$(echo "$sorted" | tail -1)
+echo "scrape: $((STREAMS * SHARDS)) shards, $size bytes, p50 ${p50} s, max ${max} s over $SCRAPES"
+BENCH="$B/bench/sluice-bench"
+if [ -x "$BENCH" ]; then
+    run() { "$BENCH" --broker "127.0.0.1:$PORT" --mode tail --shards 1 \
+        --rate 2000 --duration 10 --warmup 1 2>/dev/null | grep -Ei "p50|p99" | head -4; }
+    echo "tail latency, no scrapes:"; run
+    ( for _ in $(seq 12); do curl -s -o /dev/null "http://127.0.0.1:$HTTP/metrics"; sleep 1; done ) &
+    echo "tail latency, a scrape every second:"; run
+    wait
+fi
