@@ -190,6 +190,7 @@ struct sl_shard {
     uint32_t pend_len;
 
     bool sync_busy;
+    uint64_t sync_start_ns; /* of the fdatasync in flight (stats.fsync_ns) */
     struct segment *sync_seg;
     uint64_t sync_target;
     struct sl_io_op sync_op;
@@ -939,6 +940,7 @@ static void sync_done(struct sl_io_op *op, int res)
     struct sl_shard *s = sl_container_of(op, struct sl_shard, sync_op);
     s->ops--;
     s->sync_busy = false;
+    s->stats.fsync_ns += sl_clock_mono_ns() - s->sync_start_ns;
     struct segment *g = s->sync_seg;
     s->sync_seg = NULL;
     if (res < 0) {
@@ -1164,6 +1166,7 @@ static void maybe_sync(struct sl_shard *s)
             s->sync_due = false;
             s->ops++;
             s->stats.fsyncs++;
+            s->sync_start_ns = sl_clock_mono_ns();
             sl_ring_fsync(s->ring, &s->sync_op, g->log_fd, 1);
         }
     }

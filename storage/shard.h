@@ -168,6 +168,7 @@ struct sl_shard_stats {
     uint64_t recovery_truncated_bytes;
     uint64_t writes;         /* write ops issued */
     uint64_t fsyncs;         /* data fdatasync ops issued (directory fsyncs not counted) */
+    uint64_t fsync_ns;       /* their total duration (completed ones), monotonic clock */
     uint64_t writebacks;     /* INTERVAL: early writeback starts (sync_file_range) issued */
     int state;               /* SL_OK, SL_ENOSPC, or SL_EFATAL */
     int fatal_errno;         /* with SL_EFATAL: the errno that caused it */

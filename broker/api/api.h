@@ -10,6 +10,7 @@
 #define SL_API_H
 
 #include "broker/net/net.h"
+#include "common/latency.h"
 
 #include <stdint.h>
 
@@ -28,8 +29,9 @@ struct sl_api {
     struct sl_engine *engine; /* borrowed */
     struct sl_net *net;       /* borrowed: connection counts */
     uint64_t started_ms;      /* wall clock */
-    /* answers by route and status class, for /metrics */
+    /* answers by route (enum sl_api_route) and status class, for /metrics */
     uint64_t answers[8][6];
+    struct sl_latency latency[8]; /* by route: from the request to its answer */
 };
 
 /* The listener's protocol; its ctx is a struct sl_api. */

@@ -111,6 +111,9 @@ enum shard_metric {
     SM_NEXT_SEQ,
     SM_RETAINED_BYTES,
     SM_SEGMENTS,
+    SM_WRITES,
+    SM_FSYNCS,
+    SM_FSYNC_SECONDS,
     SM_UP,
     SM_COUNT_
 };
@@ -128,28 +131,39 @@ static const struct {
     {"sluice_shard_next_sequence", "gauge", "Sequence the next record will get (visible tail)."},
     {"sluice_shard_retained_bytes", "gauge", "Bytes of log retained on disk."},
     {"sluice_shard_segments", "gauge", "Segment files of the shard."},
+    {"sluice_shard_writes_total", "counter", "Write operations issued to the shard's log."},
+    {"sluice_shard_fsyncs_total", "counter",
+     "fdatasyncs of the shard's log (one covers every write before it: group commit)."},
+    {"sluice_shard_fsync_seconds_total", "counter",
+     "Time the shard's fdatasyncs took (rate / rate of fsyncs_total = mean fsync latency)."},
     {"sluice_shard_up", "gauge",
      "1 when the shard takes writes; 0 when it is fatal (an I/O error) or its disk is full."},
 };
 
-static uint64_t shard_value(enum shard_metric m, const struct sl_bshard *b,
-                            const struct sl_shard_info *si)
+static double shard_value(enum shard_metric m, const struct sl_bshard *b,
+                          const struct sl_shard_info *si)
 {
     switch (m) {
+    case SM_WRITES:
+        return (double)si->writes;
+    case SM_FSYNCS:
+        return (double)si->fsyncs;
+    case SM_FSYNC_SECONDS:
+        return (double)si->fsync_ns / 1e9;
     case SM_RECORDS_IN:
-        return b->io.records_in;
+        return (double)b->io.records_in;
     case SM_BYTES_IN:
-        return b->io.bytes_in;
+        return (double)b->io.bytes_in;
     case SM_RECORDS_OUT:
-        return b->io.records_out;
+        return (double)b->io.records_out;
     case SM_BYTES_OUT:
-        return b->io.bytes_out;
+        return (double)b->io.bytes_out;
     case SM_FIRST_SEQ:
-        return si->first_seq;
+        return (double)si->first_seq;
     case SM_NEXT_SEQ:
-        return si->next_seq;
+        return (double)si->next_seq;
     case SM_RETAINED_BYTES:
-        return si->bytes;
+        return (double)si->bytes;
     case SM_SEGMENTS:
         return si->segments;
     default:
@@ -159,20 +173,52 @@ static uint64_t shard_value(enum shard_metric m, const struct sl_bshard *b,
 
 static void put_shards(struct text *t, struct sl_catalog *cat)
 {
+    size_t n = 0;
+    for (struct sl_stream *st = sl_catalog_first(cat); st != NULL; st = st->next) {
+        n += st->shard_count;
+    }
+    /* each shard's stats once, then one pass per family */
+    struct sl_shard_info *info = n > 0 ? malloc(n * sizeof(*info)) : NULL;
+    if (n > 0 && info == NULL) {
+        t->failed = true;
+        return;
+    }
+    size_t k = 0;
+    for (struct sl_stream *st = sl_catalog_first(cat); st != NULL; st = st->next) {
+        for (uint32_t i = 0; i < st->shard_count; i++) {
+            sl_streams_shard_info(st, i, &info[k++]);
+        }
+    }
     for (uint32_t m = 0; m < SM_COUNT_; m++) {
         family(t, shard_metrics[m].name, shard_metrics[m].type, shard_metrics[m].help);
+        k = 0;
         for (struct sl_stream *st = sl_catalog_first(cat); st != NULL; st = st->next) {
-            for (uint32_t i = 0; i < st->shard_count; i++) {
-                struct sl_shard_info si;
-                sl_streams_shard_info(st, i, &si);
-                put(t, "%s{stream=\"%s\",shard=\"%u\"} %llu\n", shard_metrics[m].name, st->name,
-                    i, (unsigned long long)shard_value(m, &st->shards[i], &si));
+            for (uint32_t i = 0; i < st->shard_count; i++, k++) {
+                put(t, "%s{stream=\"%s\",shard=\"%u\"} %.17g\n", shard_metrics[m].name,
+                    st->name, i, shard_value(m, &st->shards[i], &info[k]));
             }
         }
     }
+    free(info);
 }
 
 /* ---- engine operations --------------------------------------------------- */
+
+/* One histogram's samples with one label (cumulative buckets). */
+static void put_histogram(struct text *t, const char *name, const char *label,
+                          const char *value, const struct sl_latency *h)
+{
+    uint64_t cum = 0;
+    for (uint32_t b = 0; b < SL_LATENCY_BUCKETS - 1; b++) {
+        cum += h->bucket[b];
+        put(t, "%s_bucket{%s=\"%s\",le=\"%g\"} %llu\n", name, label, value,
+            sl_latency_bound_s(b), (unsigned long long)cum);
+    }
+    put(t, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n", name, label, value,
+        (unsigned long long)h->count);
+    put(t, "%s_sum{%s=\"%s\"} %.9f\n", name, label, value, (double)h->sum_ns / 1e9);
+    put(t, "%s_count{%s=\"%s\"} %llu\n", name, label, value, (unsigned long long)h->count);
+}
 
 static const char *const op_names[SL_OP_COUNT_] = {"produce", "fetch", "commit", "receive",
                                                    "settle"};
@@ -195,19 +241,8 @@ static void put_ops(struct text *t, const struct sl_engine_stats *es)
     family(t, "sluice_request_duration_seconds", "histogram",
            "From an engine operation's start to its answer (a long-poll's wait included).");
     for (uint32_t o = 0; o < SL_OP_COUNT_; o++) {
-        const struct sl_latency *h = &es->op[o].latency;
-        uint64_t cum = 0;
-        for (uint32_t b = 0; b < SL_LATENCY_BUCKETS - 1; b++) {
-            cum += h->bucket[b];
-            put(t, "sluice_request_duration_seconds_bucket{op=\"%s\",le=\"%g\"} %llu\n",
-                op_names[o], sl_latency_bound_s(b), (unsigned long long)cum);
-        }
-        put(t, "sluice_request_duration_seconds_bucket{op=\"%s\",le=\"+Inf\"} %llu\n",
-            op_names[o], (unsigned long long)h->count);
-        put(t, "sluice_request_duration_seconds_sum{op=\"%s\"} %.9f\n", op_names[o],
-            (double)h->sum_ns / 1e9);
-        put(t, "sluice_request_duration_seconds_count{op=\"%s\"} %llu\n", op_names[o],
-            (unsigned long long)h->count);
+        put_histogram(t, "sluice_request_duration_seconds", "op", op_names[o],
+                      &es->op[o].latency);
     }
 }
 
@@ -325,6 +360,12 @@ static void put_process(struct text *t, struct sl_api *api)
             put(t, "sluice_http_responses_total{route=\"%s\",code=\"%uxx\"} %llu\n", routes[r], c,
                 (unsigned long long)api->answers[r][c]);
         }
+    }
+    family(t, "sluice_http_request_duration_seconds", "histogram",
+           "From an HTTP request's arrival to its answer, by front-end route.");
+    for (uint32_t r = 0; r < SL_ROUTE_COUNT_; r++) {
+        put_histogram(t, "sluice_http_request_duration_seconds", "route", routes[r],
+                      &api->latency[r]);
     }
 }
 

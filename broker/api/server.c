@@ -25,6 +25,9 @@
 
 #define API_STREAM_OUT_BYTES_MAX (1u << 20) /* per streaming answer (event streams) */
 #define KINESIS_PREFIX "Kinesis_20131202."
+_Static_assert(SL_ROUTE_COUNT_ <= sizeof(((struct sl_api *)0)->latency) /
+                                       sizeof(((struct sl_api *)0)->latency[0]),
+               "struct sl_api holds a counter per route");
 #define SQS_PREFIX "AmazonSQS."
 
 struct call_link {
@@ -80,6 +83,7 @@ void sl_api_reply(struct sl_api_call *call, int status, const char *content_type
         }
     }
     call->api->answers[call->route][status_class(status)]++;
+    sl_latency_record(&call->api->latency[call->route], sl_clock_mono_ns() - call->start_ns);
     unlink_call(ac, call);
     free(call);
     sl_conn_request_done(c);

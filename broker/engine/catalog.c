@@ -300,7 +300,9 @@ static int meta_parse(struct sl_stream *st, char *body, size_t n)
     st->retention_bytes = bytes;
     snprintf(st->compression, sizeof(st->compression), "%s", comp);
     st->created_ms = created;
-    qsort(st->props, st->n_props, sizeof(*st->props), prop_cmp);
+    if (st->n_props > 1) {
+        qsort(st->props, st->n_props, sizeof(*st->props), prop_cmp);
+    }
     return SL_OK;
 }
 
@@ -756,7 +758,9 @@ static int props_merged(const struct sl_stream *st, const char *const *keys,
             return SL_ENOMEM;
         }
     }
-    qsort(p, k, sizeof(*p), prop_cmp);
+    if (k > 1) {
+        qsort(p, k, sizeof(*p), prop_cmp);
+    }
     *out = p;
     *out_n = k;
     return SL_OK;

@@ -47,6 +47,9 @@ void sl_streams_shard_info(const struct sl_stream *st, uint32_t shard, struct sl
     out->tail_time_ms = ss.visible_time_ms;
     out->bytes = ss.bytes;
     out->segments = ss.segments;
+    out->writes = ss.writes;
+    out->fsyncs = ss.fsyncs;
+    out->fsync_ns = ss.fsync_ns;
     out->status = ss.state;
     if (ss.state == SL_EFATAL && ss.fatal_what != NULL) {
         snprintf(out->status_message, sizeof(out->status_message), "%s failed: %s",

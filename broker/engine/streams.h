@@ -32,6 +32,9 @@ struct sl_shard_info {
     uint64_t tail_time_ms;
     uint64_t bytes;
     uint32_t segments;
+    uint64_t writes;   /* write ops issued */
+    uint64_t fsyncs;   /* data fdatasyncs issued */
+    uint64_t fsync_ns; /* their total duration */
     int status; /* SL_OK, SL_EFATAL, SL_ENOSPC */
     char status_message[SL_STATUS_MESSAGE_MAX]; /* why it is not OK, or "" */
 };
