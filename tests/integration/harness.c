@@ -6,16 +6,13 @@
 #include "common/ring.h"
 
 #include <errno.h>
-#include <arpa/inet.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -194,47 +191,6 @@ int it_broker_start(struct it_broker *b, const char *flush)
     snprintf(b->flush, sizeof(b->flush), "%s", flush != NULL ? flush : "always");
     remember(b);
     return spawn(b) == 0 ? 0 : -1;
-}
-
-/* A port free now on 127.0.0.1 (the broker may still lose a race for it:
- * it_broker_start_http retries). */
-static uint32_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    uint32_t port = 0;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
-        port = ntohs(a.sin_port);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    return port;
-}
-
-int it_broker_start_http(struct it_broker *b, const char *flush)
-{
-    for (int attempt = 0; attempt < 10; attempt++) {
-        memset(b, 0, sizeof(*b));
-        snprintf(b->root, sizeof(b->root), "/var/tmp/sluice-it-XXXXXX");
-        if (mkdtemp(b->root) == NULL) {
-            perror("mkdtemp");
-            return -1;
-        }
-        snprintf(b->data, sizeof(b->data), "%s/data", b->root);
-        snprintf(b->port_file, sizeof(b->port_file), "%s/port", b->root);
-        snprintf(b->flush, sizeof(b->flush), "%s", flush != NULL ? flush : "always");
-        b->http_port = free_port();
-        remember(b);
-        int rc = spawn(b);
-        if (rc <= 0) {
-            return rc;
-        }
-        it_broker_cleanup(b); /* the HTTP port was taken meanwhile: another one */
-    }
-    return -1;
 }
 
 int it_broker_restart(struct it_broker *b)

@@ -25,7 +25,7 @@ struct it_broker {
     char addr[32];      /* "127.0.0.1:PORT" once started */
     char flush[16];     /* "always" or "interval" */
     uint32_t port;      /* 0 until the first start */
-    uint32_t http_port; /* 0: no HTTP listener (it_broker_start_http picks one) */
+    uint32_t http_port; /* 0: no HTTP listener (the HTTP tests use tests/http) */
     pid_t pid;          /* 0 when not running */
     int exit_status;    /* waitpid status of the last exit */
 };
@@ -38,9 +38,6 @@ int it_preflight(void);
  * `--flush flush` (NULL = "always"); waits up to 10 s for the port file. Returns 0 or -1
  * (after printing why). */
 int it_broker_start(struct it_broker *b, const char *flush);
-
-/* it_broker_start with an HTTP listener on a free port (b->http_port). */
-int it_broker_start_http(struct it_broker *b, const char *flush);
 
 /* Starts the broker again on the same data directory and port (after stop or kill9).
  * Retries for a few seconds if the port is still busy. Returns 0 or -1. */
