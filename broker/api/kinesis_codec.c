@@ -441,11 +441,12 @@ static int parse_seq(const char *s, uint64_t *out)
     return SL_OK;
 }
 
-static int iter_position(const json_t *body, const char *type, struct sl_kin_iter_req *out,
-                         char *why, size_t wl)
+/* The position of `type` from obj's sequence member `seq_key` or Timestamp. */
+static int iter_position(const json_t *body, const char *type, const char *seq_key,
+                         struct sl_kin_iter_req *out, char *why, size_t wl)
 {
     const char *seq = NULL;
-    if (opt_str(body, "StartingSequenceNumber", &seq, why, wl) != SL_OK) {
+    if (opt_str(body, seq_key, &seq, why, wl) != SL_OK) {
         return SL_EPROTO;
     }
     bool after = strcmp(type, "AFTER_SEQUENCE_NUMBER") == 0;
@@ -455,7 +456,7 @@ static int iter_position(const json_t *body, const char *type, struct sl_kin_ite
         out->kind = SL_KIN_ITER_LATEST;
     } else if (after || strcmp(type, "AT_SEQUENCE_NUMBER") == 0) {
         if (parse_seq(seq, &out->value) != SL_OK || (after && out->value == UINT64_MAX)) {
-            snprintf(why, wl, "StartingSequenceNumber must be a sequence number of the shard");
+            snprintf(why, wl, "%s must be a sequence number of the shard", seq_key);
             return SL_EINVAL;
         }
         out->kind = SL_KIN_ITER_SEQ;
@@ -500,7 +501,38 @@ int sl_kin_decode_iter_req(const json_t *body, struct sl_kin_iter_req *out, char
         snprintf(why, why_len, "ShardIteratorType is required");
         return SL_EINVAL;
     }
-    return iter_position(body, type, out, why, why_len);
+    return iter_position(body, type, "StartingSequenceNumber", out, why, why_len);
+}
+
+int sl_kin_decode_subscribe(const json_t *body, const char **consumer_arn,
+                            struct sl_kin_iter_req *out, char *why, size_t why_len)
+{
+    *out = (struct sl_kin_iter_req){0};
+    const char *shard = NULL, *type = NULL;
+    const json_t *pos = json_object_get(body, "StartingPosition");
+    int rc = opt_str(body, "ConsumerARN", consumer_arn, why, why_len);
+    if (rc == SL_OK) {
+        rc = opt_str(body, "ShardId", &shard, why, why_len);
+    }
+    if (rc == SL_OK && pos != NULL && !json_is_object(pos)) {
+        snprintf(why, why_len, "StartingPosition must be an object");
+        rc = SL_EPROTO;
+    }
+    if (rc == SL_OK) {
+        rc = opt_str(pos, "Type", &type, why, why_len);
+    }
+    if (rc != SL_OK) {
+        return rc;
+    }
+    if (*consumer_arn == NULL || type == NULL) {
+        snprintf(why, why_len, "ConsumerARN and StartingPosition.Type are required");
+        return SL_EINVAL;
+    }
+    if (shard == NULL || sl_kin_shard_parse(shard, &out->shard) != SL_OK) {
+        snprintf(why, why_len, "ShardId must be a shard id (shardId-000000000000)");
+        return SL_EINVAL;
+    }
+    return iter_position(pos, type, "SequenceNumber", out, why, why_len);
 }
 
 size_t sl_kin_token_pack(const struct sl_kin_token *t, uint8_t *raw)
@@ -540,6 +572,9 @@ int sl_kin_token_unpack(const char *b64, struct sl_kin_token *t, uint8_t *raw, s
                                .created_ms = sl_get_u64(raw + 24), .boot = sl_get_u64(raw + 32)};
     memcpy(t->stream, raw + SL_KIN_TOKEN_HEAD, nl);
     t->stream[nl] = '\0';
+    if (strlen(t->stream) != nl || !sl_kin_name_ok(t->stream)) {
+        return SL_EPROTO; /* a NUL or a byte no stream name holds */
+    }
     *covered = SL_KIN_TOKEN_HEAD + nl;
     *mac = raw + *covered;
     return SL_OK;
