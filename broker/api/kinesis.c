@@ -8,7 +8,8 @@
  * The files: kinesis_streams.c (administration, tags, consumers),
  * kinesis_records.c (PutRecord(s), GetRecords), kinesis_iter.c (shard
  * iterators), kinesis_codec.c (pure decoding and encoding), kinesis_crypto.c
- * (MD5, HMAC). Routing, sequence numbers and iterators are described in
+ * (MD5, HMAC), kinesis_subscribe.c (SubscribeToShard, event streams).
+ * Routing, sequence numbers and iterators are described in
  * docs/ARCHITECTURE.md ("The HTTP front-end").
  *
  * Threading: the main loop only. Ownership: a handler owns its call until it
@@ -55,6 +56,7 @@ static const struct {
     {"PutRecords", sl_kin_put_records},
     {"GetShardIterator", sl_kin_get_shard_iterator},
     {"GetRecords", sl_kin_get_records},
+    {"SubscribeToShard", sl_kin_subscribe},
 };
 
 static const char *const err_names[SL_KIN_ERR_COUNT_] = {

@@ -126,6 +126,12 @@ struct sl_kin_iter_req {
 int sl_kin_decode_iter_req(const json_t *body, struct sl_kin_iter_req *out, char *why,
                            size_t why_len);
 
+/* SubscribeToShard's body: ConsumerARN (borrowed), ShardId and
+ * StartingPosition {Type, SequenceNumber, Timestamp} into out (stream names
+ * left NULL: they come from the ARN). Errors: SL_EINVAL, SL_EPROTO. */
+int sl_kin_decode_subscribe(const json_t *body, const char **consumer_arn,
+                            struct sl_kin_iter_req *out, char *why, size_t why_len);
+
 /* A shard iterator token, before base64 and authentication. */
 struct sl_kin_token {
     uint32_t kind; /* SEQ, TRIM or TIME */

@@ -91,6 +91,27 @@ void sl_kin_iter_token(const struct sl_stream *st, uint32_t shard, uint32_t kind
 bool sl_kin_iter_check(struct sl_engine *e, const char *b64, struct sl_kin_token *t,
                        struct sl_stream **st, enum sl_kin_err *err, char *why, size_t why_len);
 
+/* Records of fetched batches as JSON objects, comma-separated, appended to
+ * `out` (kinesis_records.c): from position (kind, value) as a token holds
+ * it, at most `limit` records and about `bytes_max` bytes of data. */
+struct sl_fetch_result;
+struct sl_kin_walk {
+    struct sl_kin_buf out; /* owned */
+    uint32_t kind;         /* enum sl_kin_iter_kind: SEQ, TRIM or TIME */
+    uint64_t value;
+    uint32_t limit;
+    uint64_t bytes_max;
+    uint32_t records;      /* written so far */
+    uint64_t bytes;
+    uint64_t next;         /* where the next read starts */
+    uint64_t last_append_ms;
+    bool full;             /* stopped at limit or bytes_max */
+};
+/* Errors: SL_ECORRUPT, SL_ETOOBIG, SL_ENOMEM (batches that do not decode). */
+int sl_kin_walk_fetch(struct sl_kin_walk *w, const struct sl_fetch_result *r);
+/* MillisBehindLatest after the walk. */
+uint64_t sl_kin_walk_behind(const struct sl_kin_walk *w, const struct sl_fetch_result *r);
+
 /* The operations, by file. Each takes the parsed body (borrowed until it
  * returns: what an asynchronous one needs later it keeps a reference to). */
 void sl_kin_create_stream(struct sl_api_call *call, json_t *body);
@@ -112,5 +133,6 @@ void sl_kin_put_record(struct sl_api_call *call, json_t *body);
 void sl_kin_put_records(struct sl_api_call *call, json_t *body);
 void sl_kin_get_records(struct sl_api_call *call, json_t *body);
 void sl_kin_get_shard_iterator(struct sl_api_call *call, json_t *body);
+void sl_kin_subscribe(struct sl_api_call *call, json_t *body);
 
 #endif

@@ -297,16 +297,6 @@ struct get_op {
     uint32_t limit;
 };
 
-/* The records of the fetched batches as JSON; where the next read starts. */
-struct get_walk {
-    struct sl_kin_buf out;
-    uint32_t records;
-    uint64_t bytes;
-    uint64_t next;
-    uint64_t last_append_ms;
-    bool full; /* stopped at Limit or 10 MiB */
-};
-
 static int scratch_for(struct sl_kin_state *ks, const struct sl_batch_header *h)
 {
     if ((h->codec & SL_BATCH_CODEC_MASK) != SL_BATCH_CODEC_ZSTD || ks->scratch_cap >= h->records_len) {
@@ -324,7 +314,7 @@ static int scratch_for(struct sl_kin_state *ks, const struct sl_batch_header *h)
     return SL_OK;
 }
 
-static void walk_record(struct get_walk *w, const struct sl_record_view *r, uint64_t append_ms)
+static void walk_record(struct sl_kin_walk *w, const struct sl_record_view *r, uint64_t append_ms)
 {
     sl_kin_buf_reserve(&w->out, sl_kin_b64_len(r->value_len) + (size_t)r->key_len * 6 +
                                     RECORD_JSON_OVERHEAD);
@@ -341,8 +331,8 @@ static void walk_record(struct get_walk *w, const struct sl_record_view *r, uint
     w->last_append_ms = append_ms;
 }
 
-/* Walks one batch; false when the walk must stop (full, or corrupt). */
-static int walk_batch(struct get_walk *w, const struct get_op *op, const uint8_t *p, size_t avail,
+/* Walks one batch into w. */
+static int walk_batch(struct sl_kin_walk *w, const uint8_t *p, size_t avail,
                       struct sl_batch_header *h)
 {
     struct sl_kin_state *ks = sl_kin_state();
@@ -352,51 +342,62 @@ static int walk_batch(struct get_walk *w, const struct get_op *op, const uint8_t
     if (rc != SL_OK) {
         return rc;
     }
-    if (op->tok.kind == SL_KIN_ITER_TIME && h->append_time_ms < op->tok.value) {
+    if (w->kind == SL_KIN_ITER_TIME && h->append_time_ms < w->value) {
         return SL_OK; /* appended before the time asked */
     }
     struct sl_batch_iter it;
     rc = sl_batch_iter_init(&it, p, h, ks->z, ks->scratch, ks->scratch_cap);
     struct sl_record_view r;
     while (rc == SL_OK && !w->full && (rc = sl_batch_iter_next(&it, &r)) == SL_OK) {
-        if (op->tok.kind == SL_KIN_ITER_SEQ && r.seq < op->tok.value) {
+        if (w->kind == SL_KIN_ITER_SEQ && r.seq < w->value) {
             continue;
         }
         walk_record(w, &r, h->append_time_ms);
-        w->full = w->records >= op->limit || w->bytes >= SL_KIN_GET_BYTES_MAX;
+        w->full = w->records >= w->limit || w->bytes >= w->bytes_max;
     }
     return rc == SL_ENOTFOUND ? SL_OK : rc;
 }
 
-static void get_answer(struct get_op *op, const struct sl_fetch_result *r)
+int sl_kin_walk_fetch(struct sl_kin_walk *w, const struct sl_fetch_result *r)
 {
-    struct get_walk w = {.next = r->next_seq};
     int rc = SL_OK;
-    sl_kin_buf_reserve(&w.out, r->len + r->len / 3 + 256);
-    sl_kin_buf_str(&w.out, "{\"Records\":[");
-    for (uint32_t off = 0; rc == SL_OK && off < r->len && !w.full;) {
+    w->next = r->next_seq;
+    sl_kin_buf_reserve(&w->out, r->len + r->len / 3 + 256);
+    for (uint32_t off = 0; rc == SL_OK && off < r->len && !w->full;) {
         struct sl_batch_header h;
-        rc = walk_batch(&w, op, r->batches + off, r->len - off, &h);
+        rc = walk_batch(w, r->batches + off, r->len - off, &h);
         off += rc == SL_OK ? h.length : 0;
     }
+    if (w->records == 0 && w->kind == SL_KIN_ITER_SEQ && w->next < w->value) {
+        w->next = w->value;
+    }
+    return rc;
+}
+
+uint64_t sl_kin_walk_behind(const struct sl_kin_walk *w, const struct sl_fetch_result *r)
+{
+    /* the tail's append time minus that of the last record returned */
+    return w->next >= r->tail_seq || w->records == 0 || r->tail_time_ms < w->last_append_ms
+               ? 0
+               : r->tail_time_ms - w->last_append_ms;
+}
+
+static void get_answer(struct get_op *op, const struct sl_fetch_result *r)
+{
+    struct sl_kin_walk w = {.kind = op->tok.kind, .value = op->tok.value, .limit = op->limit,
+                            .bytes_max = SL_KIN_GET_BYTES_MAX};
+    sl_kin_buf_str(&w.out, "{\"Records\":[");
+    int rc = sl_kin_walk_fetch(&w, r);
     if (rc != SL_OK) {
         sl_kin_fail(op->call, SL_KIN_INTERNAL_FAILURE, "cannot decode the shard's records: %s",
                     sl_strerror(rc));
         sl_kin_buf_free(&w.out);
         return;
     }
-    if (w.records == 0 && op->tok.kind == SL_KIN_ITER_SEQ && w.next < op->tok.value) {
-        w.next = op->tok.value;
-    }
-    /* the tail's append time minus that of the last record returned */
-    uint64_t behind = w.next >= r->tail_seq || w.records == 0 ||
-                              r->tail_time_ms < w.last_append_ms
-                          ? 0
-                          : r->tail_time_ms - w.last_append_ms;
     char token[SL_KIN_TOKEN_BYTES_MAX + 1];
     sl_kin_iter_token(op->st, op->tok.shard, SL_KIN_ITER_SEQ, w.next, token);
     sl_kin_buf_fmt(&w.out, "],\"NextShardIterator\":\"%s\",\"MillisBehindLatest\":%" PRIu64 "}",
-                   token, behind);
+                   token, sl_kin_walk_behind(&w, r));
     sl_kin_reply_buf(op->call, &w.out);
     sl_kin_buf_free(&w.out);
 }

@@ -23,7 +23,7 @@ import {
   IncreaseStreamRetentionPeriodCommand, DecreaseStreamRetentionPeriodCommand,
   AddTagsToStreamCommand, ListTagsForStreamCommand, RemoveTagsFromStreamCommand,
   RegisterStreamConsumerCommand, DescribeStreamConsumerCommand, ListStreamConsumersCommand,
-  DeregisterStreamConsumerCommand,
+  DeregisterStreamConsumerCommand, SubscribeToShardCommand,
 } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { startBroker } from './harness.mjs';
@@ -380,6 +380,44 @@ test('retention, tags, consumers and records survive a broker restart', async ()
   c = client(true);
   sum = (await c.send(new DescribeStreamSummaryCommand({ StreamName }))).StreamDescriptionSummary;
   assert.equal(sum.RetentionPeriodHours, 30);
+});
+
+test('SubscribeToShard pushes old and new records as events (HTTP/2 event stream)', async () => {
+  const c = client(false);
+  const StreamName = 'pushed';
+  await c.send(new CreateStreamCommand({ StreamName, ShardCount: 1 }));
+  const arn = (await c.send(new DescribeStreamSummaryCommand({ StreamName }))).StreamDescriptionSummary.StreamARN;
+  const { Consumer } = await c.send(new RegisterStreamConsumerCommand({ StreamARN: arn, ConsumerName: 'push' }));
+  for (let i = 0; i < 5; i++) {
+    await c.send(new PutRecordCommand({ StreamName, PartitionKey: `k${i}`, Data: enc(`old-${i}`) }));
+  }
+  await rejects(c.send(new SubscribeToShardCommand({ ConsumerARN: `${arn}/consumer/nobody:1`,
+    ShardId: 'shardId-000000000000', StartingPosition: { Type: 'TRIM_HORIZON' } })), 'ResourceNotFoundException');
+
+  const sub = await c.send(new SubscribeToShardCommand({ ConsumerARN: Consumer.ConsumerARN,
+    ShardId: 'shardId-000000000000', StartingPosition: { Type: 'TRIM_HORIZON' } }));
+  const got = [];
+  let events = 0;
+  let last;
+  const deadline = Date.now() + 8000;
+  const producer = (async () => {
+    await sleep(300);
+    for (let i = 0; i < 5; i++) {
+      await c.send(new PutRecordCommand({ StreamName, PartitionKey: `k${i}`, Data: enc(`new-${i}`) }));
+    }
+  })();
+  for await (const ev of sub.EventStream) {
+    assert.ok(ev.SubscribeToShardEvent, `an event: ${JSON.stringify(Object.keys(ev))}`);
+    events++;
+    last = ev.SubscribeToShardEvent;
+    got.push(...last.Records.map((r) => dec(r.Data)));
+    if (got.length >= 10 || Date.now() > deadline) break;
+  }
+  await producer;
+  assert.deepEqual(got, [0, 1, 2, 3, 4].map((i) => `old-${i}`).concat([0, 1, 2, 3, 4].map((i) => `new-${i}`)));
+  assert.ok(events >= 2, 'old records, then pushed ones, in separate events');
+  assert.match(last.ContinuationSequenceNumber, /^\d+$/);
+  assert.equal(BigInt(last.ContinuationSequenceNumber), 10n);
 });
 
 // The Debian awscli: /usr/bin/aws (the `aws` on PATH may be a pyenv shim).
