@@ -556,8 +556,8 @@ static bool consumer_of(struct sl_api_call *call, const json_t *body, bool need_
 static json_t *consumer_json(const struct consumer_ref *c, const char *name, const char *epoch,
                              bool with_stream)
 {
-    char arn[SL_KIN_ARN_MAX + SL_KIN_NAME_MAX + 32];
-    snprintf(arn, sizeof(arn), "%s/consumer/%s:%s", c->stream_arn, name, epoch);
+    char arn[SL_KIN_ARN_MAX + SL_KIN_NAME_MAX + 64];
+    snprintf(arn, sizeof(arn), "%s/consumer/%s:%.20s", c->stream_arn, name, epoch);
     json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "ConsumerName", name, "ConsumerARN", arn,
                           "ConsumerStatus", "ACTIVE", "ConsumerCreationTimestamp",
                           (json_int_t)strtoll(epoch, NULL, 10));

@@ -3,7 +3,7 @@
  *
  * Input: the whole input is parsed as a JSON body (jansson, as kinesis.c
  * does) and, when it is an object, given to every decoder: PutRecords,
- * PutRecord, GetShardIterator, GetRecords. The input as a C string (up to
+ * PutRecord, GetShardIterator, SubscribeToShard, GetRecords. The input as a C string (up to
  * its first NUL) also goes to the shard-iterator token decoder, base64,
  * the 128-bit decimal parser, the shard id parser and the ARN parser; its
  * bytes to the JSON string writer.
@@ -81,6 +81,11 @@ static void check_json(const uint8_t *data, size_t size)
     if (sl_kin_decode_iter_req(body, &ir, why, sizeof(why)) == SL_OK) {
         SL_ASSERT(ir.kind <= SL_KIN_ITER_LATEST);
         SL_ASSERT(ir.stream != NULL || ir.stream_arn != NULL);
+    }
+    check_why(why);
+    const char *arn = NULL;
+    if (sl_kin_decode_subscribe(body, &arn, &ir, why, sizeof(why)) == SL_OK) {
+        SL_ASSERT(arn != NULL && ir.kind <= SL_KIN_ITER_LATEST);
     }
     check_why(why);
     const char *token = NULL;
