@@ -4,7 +4,10 @@
  *
  * Wire format: POST, X-Amz-Target: Kinesis_20131202.<Op>, a JSON body
  * (application/x-amz-json-1.1); answers are JSON, errors HTTP 400 with
- * {"__type":"<Name>Exception","message":"..."} (InternalFailure: 500).
+ * {"__type":"<Name>Exception","message":"..."} (InternalFailure: 500). A
+ * request with Content-Type application/x-amz-cbor-1.1 is translated from
+ * CBOR and answered in CBOR (kinesis_cbor.c) - SubscribeToShard's events
+ * stay JSON.
  * The files: kinesis_streams.c (administration, tags, consumers),
  * kinesis_records.c (PutRecord(s), GetRecords), kinesis_iter.c (shard
  * iterators), kinesis_codec.c (pure decoding and encoding), kinesis_crypto.c
@@ -18,6 +21,7 @@
  */
 #include "broker/api/kinesis.h"
 
+#include "broker/api/kinesis_cbor.h"
 #include "broker/api/kinesis_crypto.h"
 #include "broker/api/kinesis_int.h"
 #include "broker/engine/catalog.h"
@@ -107,6 +111,31 @@ enum sl_kin_err sl_kin_err_of(int sl_err)
     }
 }
 
+static bool wants_cbor(const struct sl_api_call *call)
+{
+    const char *ct = call->req != NULL ? sl_api_header(call->req, "content-type") : NULL;
+    return ct != NULL &&
+           strncmp(ct, SL_KIN_CBOR_CONTENT_TYPE, strlen(SL_KIN_CBOR_CONTENT_TYPE)) == 0;
+}
+
+/* Every answer but event streams goes out here: JSON, or CBOR when asked. */
+static void reply(struct sl_api_call *call, int status, const char *json, size_t len)
+{
+    if (!wants_cbor(call)) {
+        sl_api_reply(call, status, SL_KIN_CONTENT_TYPE, json, len);
+        return;
+    }
+    uint8_t *c = NULL;
+    size_t clen = 0;
+    if (sl_kin_cbor_from_json(json, len, &c, &clen) != SL_OK) {
+        static const char oom[] = "out of memory";
+        sl_api_reply(call, 500, "text/plain", oom, sizeof(oom) - 1);
+    } else {
+        sl_api_reply(call, status, SL_KIN_CBOR_CONTENT_TYPE, c, clen);
+    }
+    free(c);
+}
+
 void sl_kin_fail(struct sl_api_call *call, enum sl_kin_err e, const char *fmt, ...)
 {
     char msg[ERR_MESSAGE_MAX];
@@ -121,9 +150,9 @@ void sl_kin_fail(struct sl_api_call *call, enum sl_kin_err e, const char *fmt, .
     int status = e == SL_KIN_INTERNAL_FAILURE ? 500 : 400;
     if (b.failed) {
         static const char oom[] = "{\"__type\":\"InternalFailure\",\"message\":\"out of memory\"}";
-        sl_api_reply(call, 500, SL_KIN_CONTENT_TYPE, oom, sizeof(oom) - 1);
+        reply(call, 500, oom, sizeof(oom) - 1);
     } else {
-        sl_api_reply(call, status, SL_KIN_CONTENT_TYPE, b.p, b.len);
+        reply(call, status, b.p, b.len);
     }
     sl_kin_buf_free(&b);
 }
@@ -136,7 +165,7 @@ void sl_kin_reply_json(struct sl_api_call *call, json_t *body)
         sl_kin_fail(call, SL_KIN_INTERNAL_FAILURE, "out of memory");
         return;
     }
-    sl_api_reply(call, 200, SL_KIN_CONTENT_TYPE, s, strlen(s));
+    reply(call, 200, s, strlen(s));
     free(s);
 }
 
@@ -146,7 +175,7 @@ void sl_kin_reply_buf(struct sl_api_call *call, const struct sl_kin_buf *b)
         sl_kin_fail(call, SL_KIN_INTERNAL_FAILURE, "out of memory");
         return;
     }
-    sl_api_reply(call, 200, SL_KIN_CONTENT_TYPE, b->p, b->len);
+    reply(call, 200, b->p, b->len);
 }
 
 const char *sl_kin_str(const json_t *body, const char *key)
@@ -232,13 +261,19 @@ void sl_kinesis_handle(struct sl_api_call *call, const char *op)
         sl_kin_fail(call, SL_KIN_UNKNOWN_OPERATION, "%.64s is not served by this broker", op);
         return;
     }
-    json_error_t jerr;
-    json_t *body = json_loadb((const char *)call->req->body, call->req->body_len,
-                              JSON_REJECT_DUPLICATES, &jerr);
+    json_error_t jerr = {.text = "not a well-formed CBOR map"};
+    json_t *body = NULL;
+    if (wants_cbor(call)) {
+        sl_kin_cbor_to_json(call->req->body, call->req->body_len, &body);
+    } else {
+        body = json_loadb((const char *)call->req->body, call->req->body_len,
+                          JSON_REJECT_DUPLICATES, &jerr);
+    }
     if (body == NULL || !json_is_object(body)) {
         json_decref(body);
-        sl_kin_fail(call, SL_KIN_SERIALIZATION, "the body is not a JSON object%s%.200s",
-                    body == NULL ? ": " : "", body == NULL ? jerr.text : "");
+        sl_kin_fail(call, SL_KIN_SERIALIZATION, "the body is not a %s object%s%.200s",
+                    wants_cbor(call) ? "CBOR" : "JSON", body == NULL ? ": " : "",
+                    body == NULL ? jerr.text : "");
         return;
     }
     ops[i].fn(call, body);

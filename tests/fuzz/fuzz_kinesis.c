@@ -3,7 +3,9 @@
  *
  * Input: the whole input is parsed as a JSON body (jansson, as kinesis.c
  * does) and, when it is an object, given to every decoder: PutRecords,
- * PutRecord, GetShardIterator, SubscribeToShard, GetRecords. The input as a C string (up to
+ * PutRecord, GetShardIterator, SubscribeToShard, GetRecords. The input is
+ * also decoded as a CBOR body (kinesis_cbor.c) and, when that gives a
+ * map, the result goes through the same decoders and is encoded back. The input as a C string (up to
  * its first NUL) also goes to the shard-iterator token decoder, base64,
  * the 128-bit decimal parser, the shard id parser and the ARN parser; its
  * bytes to the JSON string writer.
@@ -15,6 +17,7 @@
  * bytes; a JSON string the writer escaped parses back to the same bytes
  * (when they are UTF-8); every error message is NUL-terminated.
  */
+#include "broker/api/kinesis_cbor.h"
 #include "broker/api/kinesis_codec.h"
 #include "common/assert.h"
 #include "common/error.h"
@@ -67,9 +70,38 @@ static void check_put(const json_t *body, bool single)
     sl_kin_put_free(&p); /* idempotent */
 }
 
+static void check_body(json_t *body);
+
+static void check_cbor(const uint8_t *data, size_t size)
+{
+    json_t *body = NULL;
+    if (sl_kin_cbor_to_json(data, size, &body) != SL_OK) {
+        SL_ASSERT(body == NULL);
+        return;
+    }
+    SL_ASSERT(json_is_object(body));
+    char *s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (s != NULL) {
+        uint8_t *c = NULL;
+        size_t n = 0;
+        if (sl_kin_cbor_from_json(s, strlen(s), &c, &n) == SL_OK) {
+            SL_ASSERT(c != NULL && n > 0);
+        }
+        free(c);
+        free(s);
+    }
+    check_body(body);
+}
+
 static void check_json(const uint8_t *data, size_t size)
 {
     json_t *body = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
+    check_body(body);
+}
+
+/* Takes body. */
+static void check_body(json_t *body)
+{
     if (!json_is_object(body)) {
         json_decref(body);
         return;
@@ -178,6 +210,7 @@ static void check_escape(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     check_json(data, size);
+    check_cbor(data, size);
     check_strings(data, size);
     check_escape(data, size);
     return 0;

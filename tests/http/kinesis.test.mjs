@@ -26,6 +26,7 @@ import {
   DeregisterStreamConsumerCommand, SubscribeToShardCommand,
 } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { cbor, dateToTag } from '@smithy/core/cbor';
 import { startBroker } from './harness.mjs';
 
 const b = await startBroker();
@@ -418,6 +419,50 @@ test('SubscribeToShard pushes old and new records as events (HTTP/2 event stream
   assert.ok(events >= 2, 'old records, then pushed ones, in separate events');
   assert.match(last.ContinuationSequenceNumber, /^\d+$/);
   assert.equal(BigInt(last.ContinuationSequenceNumber), 10n);
+});
+
+// application/x-amz-cbor-1.1 (the Java SDK's and the KCL's default), encoded
+// with the CBOR codec the SDK itself ships (@smithy/core/cbor).
+async function cborCall(op, body) {
+  const r = await fetch(b.endpoint, { method: 'POST', body: body instanceof Uint8Array ? body : cbor.serialize(body),
+    headers: { 'x-amz-target': `Kinesis_20131202.${op}`, 'content-type': 'application/x-amz-cbor-1.1' } });
+  assert.equal(r.headers.get('content-type'), 'application/x-amz-cbor-1.1');
+  return { status: r.status, body: cbor.deserialize(new Uint8Array(await r.arrayBuffer())) };
+}
+
+test('CBOR: byte-string Data in and out, tag-1 timestamps, CBOR errors', async () => {
+  let r = await cborCall('CreateStream', { StreamName: 'cbor', ShardCount: 1 });
+  assert.equal(r.status, 200);
+  const bytes = new Uint8Array([0, 1, 2, 250, 255]);
+  r = await cborCall('PutRecords', { StreamName: 'cbor', Records: [{ PartitionKey: 'a', Data: bytes },
+    { PartitionKey: 'b', Data: new Uint8Array(0) }] });
+  assert.equal(r.body.FailedRecordCount, 0);
+  const t = Date.now() / 1000;
+  await sleep(50);
+  r = await cborCall('PutRecord', { StreamName: 'cbor', PartitionKey: 'c', Data: enc('late') });
+  assert.equal(r.status, 200);
+  r = await cborCall('GetShardIterator', { StreamName: 'cbor', ShardId: 'shardId-000000000000',
+    ShardIteratorType: 'TRIM_HORIZON' });
+  r = await cborCall('GetRecords', { ShardIterator: r.body.ShardIterator });
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body.Records.map((x) => x.PartitionKey), ['a', 'b', 'c']);
+  assert.ok(r.body.Records[0].Data instanceof Uint8Array);
+  assert.deepEqual([...r.body.Records[0].Data], [...bytes]);
+  assert.equal(r.body.Records[1].Data.length, 0);
+  assert.equal(r.body.Records[0].ApproximateArrivalTimestamp.tag, 1);
+  assert.ok(Math.abs(r.body.Records[0].ApproximateArrivalTimestamp.value - t) < 60);
+  // AT_TIMESTAMP with a tag-1 epoch time
+  r = await cborCall('GetShardIterator', { StreamName: 'cbor', ShardId: 'shardId-000000000000',
+    ShardIteratorType: 'AT_TIMESTAMP', Timestamp: dateToTag(new Date(t * 1000)) });
+  assert.equal(r.status, 200);
+  r = await cborCall('GetRecords', { ShardIterator: r.body.ShardIterator });
+  assert.deepEqual(r.body.Records.map((x) => dec(x.Data)), ['late']);
+  r = await cborCall('DescribeStream', { StreamName: 'nope' });
+  assert.equal(r.status, 400);
+  assert.equal(r.body.__type, 'ResourceNotFoundException');
+  r = await cborCall('DescribeStream', new Uint8Array([0xa1, 0x61])); // truncated map
+  assert.equal(r.status, 400);
+  assert.equal(r.body.__type, 'SerializationException');
 });
 
 // The Debian awscli: /usr/bin/aws (the `aws` on PATH may be a pyenv shim).
