@@ -12,6 +12,12 @@
  *
  * Depth: requests nest at most CBOR_DEPTH_MAX levels (Kinesis requests use
  * 3); the converters recurse on that bound only.
+ * Memory: libcbor's cbor_load allocates a container for the count its
+ * header declares before reading any item, so a 9-byte body could ask for
+ * gigabytes (found by fuzz_kinesis). The body is first scanned with the
+ * streaming decoder (no allocation): every item takes at least one byte,
+ * so the counts declared by all containers together may not exceed the
+ * body's length, which bounds cbor_load's memory by O(body).
  * Threading: none of its own (the main loop). Ownership per function.
  */
 #include "broker/api/kinesis_cbor.h"
@@ -90,12 +96,13 @@ static json_t *from_map(const cbor_item_t *it, uint32_t depth)
     for (size_t i = 0; o != NULL && i < cbor_map_size(it); i++) {
         size_t kl = 0;
         uint8_t *k = cbor_isa_string(pairs[i].key) ? string_bytes(pairs[i].key, &kl) : NULL;
-        json_t *v = k != NULL && kl <= CBOR_KEY_MAX ? from_cbor(pairs[i].value, depth + 1) : NULL;
         if (k != NULL) {
             k[kl] = '\0';
         }
-        if (v == NULL || strlen((const char *)k) != kl ||
-            json_object_set_new(o, (const char *)k, v) != 0) {
+        bool key_ok = k != NULL && kl <= CBOR_KEY_MAX && strlen((const char *)k) == kl;
+        json_t *v = key_ok ? from_cbor(pairs[i].value, depth + 1) : NULL;
+        /* json_object_set_new takes v, also when it fails */
+        if (v == NULL || json_object_set_new(o, (const char *)k, v) != 0) {
             json_decref(o);
             o = NULL;
         }
@@ -151,11 +158,49 @@ static json_t *from_cbor(const cbor_item_t *it, uint32_t depth)
     }
 }
 
+struct size_check {
+    uint64_t declared; /* items declared by every container so far */
+    uint64_t limit;    /* the body's length */
+};
+
+static void on_array(void *ctx, size_t n)
+{
+    struct size_check *c = ctx;
+    c->declared += n < c->limit ? n : c->limit + 1;
+}
+
+static void on_map(void *ctx, size_t n)
+{
+    struct size_check *c = ctx;
+    c->declared += n < c->limit ? 2 * (uint64_t)n : c->limit + 1;
+}
+
+/* True when the body is well-formed CBOR whose containers declare no more
+ * items than it has bytes. */
+static bool sizes_ok(const uint8_t *body, size_t len)
+{
+    struct cbor_callbacks cb = cbor_empty_callbacks;
+    cb.array_start = on_array;
+    cb.map_start = on_map;
+    struct size_check c = {.limit = len};
+    for (size_t off = 0; off < len;) {
+        struct cbor_decoder_result r = cbor_stream_decode(body + off, len - off, &cb, &c);
+        if (r.status != CBOR_DECODER_FINISHED || r.read == 0 || c.declared > c.limit) {
+            return false;
+        }
+        off += r.read;
+    }
+    return true;
+}
+
 int sl_kin_cbor_to_json(const uint8_t *body, size_t len, json_t **out)
 {
     struct cbor_load_result res;
-    cbor_item_t *it = cbor_load(body, len, &res);
     *out = NULL;
+    if (!sizes_ok(body, len)) {
+        return SL_EPROTO;
+    }
+    cbor_item_t *it = cbor_load(body, len, &res);
     if (it == NULL || res.error.code != CBOR_ERR_NONE || res.read != len) {
         if (it != NULL) {
             cbor_decref(&it);

@@ -375,6 +375,27 @@ static void tag_key(const char *prop, char *out, size_t cap)
     out[o] = '\0';
 }
 
+/* Tags the stream would hold after setting (value) or removing (NULL) the
+ * n property keys pk. */
+static uint32_t tags_after(const struct sl_stream *st, const char *const *pk,
+                           const char *const *values, uint32_t n)
+{
+    uint32_t count = count_prefix(st, SL_KIN_TAG_PREFIX);
+    for (uint32_t i = 0; i < n; i++) {
+        bool dup = false;
+        for (uint32_t j = 0; j < i && !dup; j++) {
+            dup = strcmp(pk[j], pk[i]) == 0;
+        }
+        bool had = sl_catalog_prop(st, pk[i]) != NULL;
+        if (!dup && values[i] != NULL && !had) {
+            count++;
+        } else if (!dup && values[i] == NULL && had) {
+            count--;
+        }
+    }
+    return count;
+}
+
 /* Applies n (key, value or NULL) tag changes durably, all or none. */
 static void set_tags(struct sl_api_call *call, struct sl_stream *st, const char **keys,
                      const char **values, uint32_t n)
@@ -391,18 +412,15 @@ static void set_tags(struct sl_api_call *call, struct sl_stream *st, const char 
         }
         pk[i] = props[i];
     }
+    if (rc == SL_OK && tags_after(st, pk, values, n) > SL_KIN_TAGS_MAX) {
+        snprintf(why, sizeof(why), "a stream has at most %u tags", SL_KIN_TAGS_MAX);
+        rc = SL_ELIMIT;
+    }
     if (rc == SL_OK) {
         rc = sl_catalog_set_props(call->api->engine->catalog, st, pk, values, n, why,
                                   sizeof(why));
     }
-    if (rc == SL_OK && count_prefix(st, SL_KIN_TAG_PREFIX) > SL_KIN_TAGS_MAX) {
-        for (uint32_t i = 0; i < n; i++) {
-            values[i] = NULL; /* undo: the request added too many */
-        }
-        sl_catalog_set_props(call->api->engine->catalog, st, pk, values, n, why, sizeof(why));
-        snprintf(why, sizeof(why), "a stream has at most %u tags", SL_KIN_TAGS_MAX);
-        rc = SL_ELIMIT;
-    }
+    SL_ASSERT(rc != SL_OK || count_prefix(st, SL_KIN_TAG_PREFIX) <= SL_KIN_TAGS_MAX);
     free(props);
     free(pk);
     if (rc != SL_OK) {

@@ -354,6 +354,12 @@ test('retention, tags, consumers and records survive a broker restart', async ()
     'InvalidArgumentException');
   await c.send(new AddTagsToStreamCommand({ StreamName, Tags: { team: 'data', 'with space': 'a=b%c', gone: 'x' } }));
   await c.send(new RemoveTagsFromStreamCommand({ StreamName, TagKeys: ['gone'] }));
+  // 50 tags at most; a refused request changes nothing (not even the tags it overwrites)
+  const many = Object.fromEntries(Array.from({ length: 48 }, (_, i) => [`t${i}`, `v${i}`]));
+  await c.send(new AddTagsToStreamCommand({ StreamName, Tags: many }));
+  await rejects(c.send(new AddTagsToStreamCommand({ StreamName, Tags: { team: 'changed', extra: 'x' } })),
+    'LimitExceededException');
+  await c.send(new RemoveTagsFromStreamCommand({ StreamName, TagKeys: Object.keys(many) }));
   const arn = (await c.send(new DescribeStreamSummaryCommand({ StreamName }))).StreamDescriptionSummary.StreamARN;
   await c.send(new RegisterStreamConsumerCommand({ StreamARN: arn, ConsumerName: 'kept' }));
   const put = await c.send(new PutRecordCommand({ StreamName, PartitionKey: 'p', Data: enc('kept') }));
@@ -462,6 +468,9 @@ test('CBOR: byte-string Data in and out, tag-1 timestamps, CBOR errors', async (
   assert.equal(r.body.__type, 'ResourceNotFoundException');
   r = await cborCall('DescribeStream', new Uint8Array([0xa1, 0x61])); // truncated map
   assert.equal(r.status, 400);
+  assert.equal(r.body.__type, 'SerializationException');
+  // regress-cbor_map_count_bomb: 9 bytes declaring 2^32 map entries
+  r = await cborCall('DescribeStream', new Uint8Array([0xbb, 0, 0, 0, 1, 0, 0, 0, 0]));
   assert.equal(r.body.__type, 'SerializationException');
 });
 
