@@ -95,6 +95,7 @@ int sl_kin_b64_decode(const char *in, size_t n, uint8_t *out, size_t *out_len)
         out[o++] = (uint8_t)(acc >> 10);
         out[o++] = (uint8_t)(acc >> 2);
     }
+    SL_ASSERT(o == n / 4 * 3 + (n % 4 == 0 ? 0 : n % 4 - 1));
     *out_len = o;
     return SL_OK;
 }

@@ -192,6 +192,11 @@ static int put_route(struct put_op *op, uint32_t shard_count, uint64_t now_ms)
         op->part_of[i] = part_of_shard[e->shard];
     }
     free(part_of_shard);
+    uint32_t routed = 0;
+    for (uint32_t i = 0; i < op->n_parts; i++) {
+        routed += op->parts[i].count;
+    }
+    SL_ASSERT(op->n_parts >= 1 && op->n_parts <= shard_count && routed == op->put.n);
     return SL_OK;
 }
 
@@ -230,6 +235,7 @@ static int put_build(struct put_op *op, uint64_t now_ms)
 static void put_submit(struct put_op *op)
 {
     struct sl_engine *e = op->call->api->engine;
+    SL_ASSERT(op->pending == 0 && op->n_parts > 0);
     op->pending = op->n_parts + 1; /* + 1: callbacks may run inside the submit */
     for (uint32_t i = 0; i < op->n_parts; i++) {
         struct put_part *p = &op->parts[i];
@@ -371,6 +377,8 @@ int sl_kin_walk_fetch(struct sl_kin_walk *w, const struct sl_fetch_result *r)
     if (w->records == 0 && w->kind == SL_KIN_ITER_SEQ && w->next < w->value) {
         w->next = w->value;
     }
+    SL_ASSERT(w->records <= w->limit);
+    SL_ASSERT(rc != SL_OK || w->kind != SL_KIN_ITER_SEQ || w->next >= w->value);
     return rc;
 }
 

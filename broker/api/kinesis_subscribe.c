@@ -144,6 +144,7 @@ static void sub_step(struct sub_op *op)
 /* The records of r as one SubscribeToShardEvent, made pending. */
 static int sub_records(struct sub_op *op, const struct sl_fetch_result *r)
 {
+    SL_ASSERT(op->pending == NULL); /* records are read only once the last event went out */
     struct sl_kin_walk w = {.kind = op->kind, .value = op->value,
                             .limit = SL_KIN_GET_LIMIT_MAX, .bytes_max = SUB_EVENT_BYTES_MAX};
     sl_kin_buf_str(&w.out, "{\"Records\":[");

@@ -9,7 +9,8 @@
 // every record once, per-key order, each key on the shard whose range holds
 // MD5(key); ExplicitHashKey routing; AT_TIMESTAMP, AFTER_SEQUENCE_NUMBER,
 // LATEST; ListShards/ListStreams paging; retention, tags and registered
-// consumers surviving a restart; the AWS error names.
+// consumers surviving a restart; the AWS error names; SubscribeToShard read
+// through the SDK's event stream; CBOR bodies (the SDK's own CBOR codec).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
