@@ -13,9 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_ES_PRELUDE_BYTES 12u
-#define SL_ES_TRAILER_BYTES 4u
-#define SL_ES_HEADER_NAME_MAX 255u
+#define SL_ES_PRELUDE_BYTES    12u
+#define SL_ES_TRAILER_BYTES    4u
+#define SL_ES_HEADER_NAME_MAX  255u
 #define SL_ES_HEADER_VALUE_MAX 65535u
 
 struct sl_es_header {

@@ -184,14 +184,12 @@ const char *sl_kin_str(const json_t *body, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-struct sl_stream *sl_kin_stream_named(struct sl_api_call *call, const char *name,
-                                      const char *arn)
+struct sl_stream *sl_kin_stream_named(struct sl_api_call *call, const char *name, const char *arn)
 {
     char from_arn[SL_KIN_NAME_MAX + 1];
     if (name == NULL && arn != NULL) {
         if (sl_kin_arn_stream(arn, from_arn, NULL) != SL_OK) {
-            sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT, "StreamARN %.300s is not a stream ARN",
-                        arn);
+            sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT, "StreamARN %.300s is not a stream ARN", arn);
             return NULL;
         }
         name = from_arn;
@@ -210,8 +208,7 @@ struct sl_stream *sl_kin_stream_named(struct sl_api_call *call, const char *name
 
 struct sl_stream *sl_kin_stream(struct sl_api_call *call, const json_t *body)
 {
-    return sl_kin_stream_named(call, sl_kin_str(body, "StreamName"),
-                               sl_kin_str(body, "StreamARN"));
+    return sl_kin_stream_named(call, sl_kin_str(body, "StreamName"), sl_kin_str(body, "StreamARN"));
 }
 
 /* "AWS4-HMAC-SHA256 Credential=AKID/20261204/us-east-1/kinesis/aws4_request, ..." */
@@ -241,8 +238,7 @@ void sl_kin_stream_arn(const struct sl_api_call *call, const char *name, char *o
 {
     char region[SL_KIN_REGION_MAX + 1];
     sl_kin_region(call, region);
-    snprintf(out, SL_KIN_ARN_MAX, "arn:aws:kinesis:%s:" SL_KIN_ACCOUNT ":stream/%s", region,
-             name);
+    snprintf(out, SL_KIN_ARN_MAX, "arn:aws:kinesis:%s:" SL_KIN_ACCOUNT ":stream/%s", region, name);
 }
 
 void sl_kinesis_handle(struct sl_api_call *call, const char *op)

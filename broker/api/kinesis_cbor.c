@@ -32,7 +32,7 @@
 
 #define CBOR_DEPTH_MAX 8u
 #define CBOR_TAG_EPOCH 1u
-#define CBOR_KEY_MAX 256u
+#define CBOR_KEY_MAX   256u
 
 /* ---- CBOR -> json_t ----------------------------------------------------------- */
 
@@ -149,8 +149,9 @@ static json_t *from_cbor(const cbor_item_t *it, uint32_t depth)
     case CBOR_TYPE_FLOAT_CTRL:
         if (cbor_float_ctrl_is_ctrl(it)) {
             uint8_t c = cbor_ctrl_value(it);
-            return c == CBOR_CTRL_TRUE ? json_true() : c == CBOR_CTRL_FALSE ? json_false()
-                                                                           : json_null();
+            return c == CBOR_CTRL_TRUE    ? json_true()
+                   : c == CBOR_CTRL_FALSE ? json_false()
+                                          : json_null();
         }
         return json_real(cbor_float_get_float(it));
     default:

@@ -25,7 +25,7 @@
 #include <string.h>
 
 #define TOKEN_VERSION 1u
-#define U128_MAX (~(sl_u128)0)
+#define U128_MAX      (~(sl_u128)0)
 
 /* ---- base64 ------------------------------------------------------------ */
 
@@ -330,8 +330,8 @@ static int check_entry(const json_t *r, uint32_t i, const char **b64, size_t *b6
     }
     e->explicit_hash = ehk != NULL;
     if (*b64_len / 4 * 3 > SL_KIN_RECORD_BYTES_MAX + 3) {
-        snprintf(why, wl, "record %u: data and partition key exceed the 1 MiB (%u bytes) limit",
-                 i, SL_KIN_RECORD_BYTES_MAX);
+        snprintf(why, wl, "record %u: data and partition key exceed the 1 MiB (%u bytes) limit", i,
+                 SL_KIN_RECORD_BYTES_MAX);
         return SL_ETOOBIG;
     }
     return SL_OK;
@@ -344,8 +344,8 @@ static int fill_entries(const json_t *recs, struct sl_kin_put *p, bool *ser, cha
     const char *b64[SL_KIN_RECORDS_MAX];
     size_t b64_len[SL_KIN_RECORDS_MAX];
     for (uint32_t i = 0; i < p->n; i++) {
-        int rc = check_entry(json_array_get(recs, i), i, &b64[i], &b64_len[i], &p->entries[i],
-                             ser, why, wl);
+        int rc = check_entry(json_array_get(recs, i), i, &b64[i], &b64_len[i], &p->entries[i], ser,
+                             why, wl);
         if (rc != SL_OK) {
             return rc;
         }
@@ -366,8 +366,10 @@ static int fill_entries(const json_t *recs, struct sl_kin_put *p, bool *ser, cha
         }
         struct sl_kin_entry *e = &p->entries[i];
         if (len + e->key_len > SL_KIN_RECORD_BYTES_MAX) {
-            snprintf(why, wl, "record %u: data and partition key exceed the 1 MiB (%u bytes) "
-                              "limit", i, SL_KIN_RECORD_BYTES_MAX);
+            snprintf(why, wl,
+                     "record %u: data and partition key exceed the 1 MiB (%u bytes) "
+                     "limit",
+                     i, SL_KIN_RECORD_BYTES_MAX);
             return SL_ETOOBIG;
         }
         e->data = p->arena + at;
@@ -472,8 +474,9 @@ static int iter_position(const json_t *body, const char *type, const char *seq_k
         out->kind = SL_KIN_ITER_TIME;
         out->value = (uint64_t)(s * 1000.0);
     } else {
-        snprintf(why, wl, "ShardIteratorType must be AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, "
-                          "TRIM_HORIZON, LATEST or AT_TIMESTAMP");
+        snprintf(why, wl,
+                 "ShardIteratorType must be AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, "
+                 "TRIM_HORIZON, LATEST or AT_TIMESTAMP");
         return SL_EINVAL;
     }
     return SL_OK;
@@ -568,9 +571,12 @@ int sl_kin_token_unpack(const char *b64, struct sl_kin_token *t, uint8_t *raw, s
         nl > SL_KIN_NAME_MAX || len != SL_KIN_TOKEN_HEAD + nl + SL_KIN_MAC_BYTES) {
         return SL_EPROTO;
     }
-    *t = (struct sl_kin_token){.kind = raw[1], .shard = sl_get_u32(raw + 4),
-                               .value = sl_get_u64(raw + 8), .issued_ms = sl_get_u64(raw + 16),
-                               .created_ms = sl_get_u64(raw + 24), .boot = sl_get_u64(raw + 32)};
+    *t = (struct sl_kin_token){.kind = raw[1],
+                               .shard = sl_get_u32(raw + 4),
+                               .value = sl_get_u64(raw + 8),
+                               .issued_ms = sl_get_u64(raw + 16),
+                               .created_ms = sl_get_u64(raw + 24),
+                               .boot = sl_get_u64(raw + 32)};
     memcpy(t->stream, raw + SL_KIN_TOKEN_HEAD, nl);
     t->stream[nl] = '\0';
     if (strlen(t->stream) != nl || !sl_kin_name_ok(t->stream)) {

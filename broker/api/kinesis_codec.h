@@ -20,17 +20,17 @@
 typedef unsigned __int128 sl_u128;
 
 /* AWS Kinesis limits (docs: "Quotas and limits"). */
-#define SL_KIN_RECORDS_MAX 500u                /* records per PutRecords */
-#define SL_KIN_RECORD_BYTES_MAX (1u << 20)     /* data + partition key of one record */
-#define SL_KIN_REQUEST_BYTES_MAX (5u << 20)    /* data + keys of one PutRecords */
-#define SL_KIN_KEY_BYTES_MAX 256u              /* partition key (bytes here: see kinesis.c) */
-#define SL_KIN_GET_LIMIT_MAX 10000u            /* records per GetRecords */
-#define SL_KIN_GET_BYTES_MAX (10u << 20)       /* data per GetRecords */
-#define SL_KIN_SHARD_ID_LEN 20u                /* "shardId-" + 12 digits */
-#define SL_KIN_NAME_MAX 128u                   /* stream and consumer names */
-#define SL_KIN_TOKEN_BYTES_MAX 512u            /* a shard iterator, base64 (AWS: 1-512) */
-#define SL_KIN_MAC_BYTES 16u                   /* truncated HMAC-SHA256 of an iterator */
-#define SL_KIN_DEC_U128_MAX 39u                /* digits of 2^128 - 1 */
+#define SL_KIN_RECORDS_MAX       500u        /* records per PutRecords */
+#define SL_KIN_RECORD_BYTES_MAX  (1u << 20)  /* data + partition key of one record */
+#define SL_KIN_REQUEST_BYTES_MAX (5u << 20)  /* data + keys of one PutRecords */
+#define SL_KIN_KEY_BYTES_MAX     256u        /* partition key (bytes here: see kinesis.c) */
+#define SL_KIN_GET_LIMIT_MAX     10000u      /* records per GetRecords */
+#define SL_KIN_GET_BYTES_MAX     (10u << 20) /* data per GetRecords */
+#define SL_KIN_SHARD_ID_LEN      20u         /* "shardId-" + 12 digits */
+#define SL_KIN_NAME_MAX          128u        /* stream and consumer names */
+#define SL_KIN_TOKEN_BYTES_MAX   512u        /* a shard iterator, base64 (AWS: 1-512) */
+#define SL_KIN_MAC_BYTES         16u         /* truncated HMAC-SHA256 of an iterator */
+#define SL_KIN_DEC_U128_MAX      39u         /* digits of 2^128 - 1 */
 
 /* ---- base64 (RFC 4648, standard alphabet) ---------------------------- */
 
@@ -83,9 +83,9 @@ struct sl_kin_entry {
     uint32_t data_len;
     const uint8_t *data; /* borrowed from the request's arena */
     bool explicit_hash;
-    sl_u128 hash;     /* ExplicitHashKey when explicit_hash, else filled by the caller (MD5) */
-    uint32_t shard;   /* filled by the caller */
-    uint32_t index;   /* position in its shard's batch, filled by the caller */
+    sl_u128 hash;   /* ExplicitHashKey when explicit_hash, else filled by the caller (MD5) */
+    uint32_t shard; /* filled by the caller */
+    uint32_t index; /* position in its shard's batch, filled by the caller */
 };
 
 /* PutRecord (single = true: fields at the top level) or PutRecords. */
@@ -144,7 +144,7 @@ struct sl_kin_token {
 };
 
 /* Serialised token: header, name, MAC. */
-#define SL_KIN_TOKEN_HEAD 40u
+#define SL_KIN_TOKEN_HEAD    40u
 #define SL_KIN_TOKEN_RAW_MAX (SL_KIN_TOKEN_HEAD + SL_KIN_NAME_MAX + SL_KIN_MAC_BYTES)
 _Static_assert((SL_KIN_TOKEN_RAW_MAX + 2) / 3 * 4 <= SL_KIN_TOKEN_BYTES_MAX,
                "an iterator fits AWS's 512 characters");

@@ -18,19 +18,19 @@ struct sl_engine;
 struct sl_stream;
 struct sl_zctx;
 
-#define SL_KIN_CONTENT_TYPE "application/x-amz-json-1.1"
-#define SL_KIN_ACCOUNT "000000000000"
-#define SL_KIN_REGION_DEFAULT "us-east-1"
-#define SL_KIN_REGION_MAX 32u
-#define SL_KIN_ARN_MAX 256u
-#define SL_KIN_ITERATOR_TTL_MS (5u * 60u * 1000u) /* AWS: an iterator expires after 5 min */
-#define SL_KIN_RETENTION_MIN_H 24u
-#define SL_KIN_RETENTION_MAX_H 8760u
+#define SL_KIN_CONTENT_TYPE     "application/x-amz-json-1.1"
+#define SL_KIN_ACCOUNT          "000000000000"
+#define SL_KIN_REGION_DEFAULT   "us-east-1"
+#define SL_KIN_REGION_MAX       32u
+#define SL_KIN_ARN_MAX          256u
+#define SL_KIN_ITERATOR_TTL_MS  (5u * 60u * 1000u) /* AWS: an iterator expires after 5 min */
+#define SL_KIN_RETENTION_MIN_H  24u
+#define SL_KIN_RETENTION_MAX_H  8760u
 #define SL_KIN_ON_DEMAND_SHARDS 4u /* ON_DEMAND streams: AWS starts them at 4 shards */
-#define SL_KIN_TAG_PREFIX "kinesis.tag."
-#define SL_KIN_CONSUMER_PREFIX "kinesis.consumer."
-#define SL_KIN_TAGS_MAX 50u      /* AWS: 50 tags per stream */
-#define SL_KIN_CONSUMERS_MAX 20u /* AWS: 20 registered consumers per stream */
+#define SL_KIN_TAG_PREFIX       "kinesis.tag."
+#define SL_KIN_CONSUMER_PREFIX  "kinesis.consumer."
+#define SL_KIN_TAGS_MAX         50u /* AWS: 50 tags per stream */
+#define SL_KIN_CONSUMERS_MAX    20u /* AWS: 20 registered consumers per stream */
 
 /* The AWS error names (the "__type" of an error answer). */
 enum sl_kin_err {
@@ -71,8 +71,7 @@ void sl_kin_reply_buf(struct sl_api_call *call, const struct sl_kin_buf *b);
  * the call (ResourceNotFound, InvalidArgument) and returns NULL. */
 struct sl_stream *sl_kin_stream(struct sl_api_call *call, const json_t *body);
 /* Like sl_kin_stream from already-decoded names (either may be NULL). */
-struct sl_stream *sl_kin_stream_named(struct sl_api_call *call, const char *name,
-                                      const char *arn);
+struct sl_stream *sl_kin_stream_named(struct sl_api_call *call, const char *name, const char *arn);
 /* The region of the request's SigV4 credential scope, else the default. */
 void sl_kin_region(const struct sl_api_call *call, char *out /* SL_KIN_REGION_MAX + 1 */);
 /* arn:aws:kinesis:<region>:000000000000:stream/<name> into out (SL_KIN_ARN_MAX). */
@@ -101,11 +100,11 @@ struct sl_kin_walk {
     uint64_t value;
     uint32_t limit;
     uint64_t bytes_max;
-    uint32_t records;      /* written so far */
+    uint32_t records; /* written so far */
     uint64_t bytes;
-    uint64_t next;         /* where the next read starts */
+    uint64_t next; /* where the next read starts */
     uint64_t last_append_ms;
-    bool full;             /* stopped at limit or bytes_max */
+    bool full; /* stopped at limit or bytes_max */
 };
 /* Errors: SL_ECORRUPT, SL_ETOOBIG, SL_ENOMEM (batches that do not decode). */
 int sl_kin_walk_fetch(struct sl_kin_walk *w, const struct sl_fetch_result *r);

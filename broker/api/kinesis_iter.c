@@ -34,8 +34,11 @@ void sl_kin_iter_token(const struct sl_stream *st, uint32_t shard, uint32_t kind
                        char *out)
 {
     SL_ASSERT(shard < st->shard_count && kind <= SL_KIN_ITER_TIME);
-    struct sl_kin_token t = {.kind = kind, .shard = shard, .value = value,
-                             .issued_ms = sl_clock_wall_ms(), .created_ms = st->created_ms,
+    struct sl_kin_token t = {.kind = kind,
+                             .shard = shard,
+                             .value = value,
+                             .issued_ms = sl_clock_wall_ms(),
+                             .created_ms = st->created_ms,
                              .boot = sl_kin_boot_id()};
     snprintf(t.stream, sizeof(t.stream), "%s", st->name);
     uint8_t raw[SL_KIN_TOKEN_RAW_MAX];
@@ -71,17 +74,17 @@ bool sl_kin_iter_check(struct sl_engine *e, const char *b64, struct sl_kin_token
     uint64_t now = sl_clock_wall_ms();
     if (now > t->issued_ms && now - t->issued_ms > SL_KIN_ITERATOR_TTL_MS) {
         *err = SL_KIN_EXPIRED_ITERATOR;
-        snprintf(why, why_len, "Iterator expired. The iterator was created at time %" PRIu64
+        snprintf(why, why_len,
+                 "Iterator expired. The iterator was created at time %" PRIu64
                  " while right now it is %" PRIu64 " which is further in the future than the "
-                 "tolerated delay of %u milliseconds.", t->issued_ms, now,
-                 SL_KIN_ITERATOR_TTL_MS);
+                 "tolerated delay of %u milliseconds.",
+                 t->issued_ms, now, SL_KIN_ITERATOR_TTL_MS);
         return false;
     }
     *st = sl_catalog_find(e->catalog, t->stream);
     if (*st == NULL || (*st)->created_ms != t->created_ms || t->shard >= (*st)->shard_count) {
         *err = SL_KIN_RESOURCE_NOT_FOUND;
-        snprintf(why, why_len, "Stream %s under account " SL_KIN_ACCOUNT " not found.",
-                 t->stream);
+        snprintf(why, why_len, "Stream %s under account " SL_KIN_ACCOUNT " not found.", t->stream);
         return false;
     }
     return true;
@@ -117,7 +120,8 @@ void sl_kin_get_shard_iterator(struct sl_api_call *call, json_t *body)
     } else if (r.kind == SL_KIN_ITER_SEQ && r.value > si.next_seq) {
         sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT,
                     "StartingSequenceNumber %" PRIu64 " is beyond the shard's last record "
-                    "(the next is %" PRIu64 ")", r.value, si.next_seq);
+                    "(the next is %" PRIu64 ")",
+                    r.value, si.next_seq);
         return;
     }
     char token[SL_KIN_TOKEN_BYTES_MAX + 1];

@@ -46,10 +46,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WHY_MAX 256u
-#define PART_WHY_MAX 160u
-#define SCRATCH_MAX (4u * SL_BATCH_BYTES_MAX) /* the engine's decompression bound */
-#define RECORD_JSON_OVERHEAD 160u /* field names, sequence, time, quotes */
+#define WHY_MAX              256u
+#define PART_WHY_MAX         160u
+#define SCRATCH_MAX          (4u * SL_BATCH_BYTES_MAX) /* the engine's decompression bound */
+#define RECORD_JSON_OVERHEAD 160u                      /* field names, sequence, time, quotes */
 
 /* ---- PutRecord(s) ------------------------------------------------------- */
 
@@ -73,11 +73,11 @@ struct put_op {
     json_t *body;             /* a reference: the entries borrow its strings */
     struct sl_kin_put put;
     bool single;
-    uint32_t pending;         /* parts not answered, + 1 while submitting */
+    uint32_t pending; /* parts not answered, + 1 while submitting */
     uint32_t n_parts;
-    struct put_part *parts;   /* owned */
-    uint32_t *part_of;        /* owned: entry -> part */
-    uint8_t *batches;         /* owned: every part's batch */
+    struct put_part *parts; /* owned */
+    uint32_t *part_of;      /* owned: entry -> part */
+    uint8_t *batches;       /* owned: every part's batch */
     char stream[SL_STREAM_NAME_MAX + 1];
 };
 
@@ -102,8 +102,8 @@ static void put_result(struct sl_kin_buf *b, const struct put_op *op, uint32_t i
         sl_kin_buf_fmt(b, "\"SequenceNumber\":\"%" PRIu64 "\",\"ShardId\":\"%s\"",
                        p->base_seq + e->index, id);
     } else {
-        sl_kin_buf_fmt(b, "\"ErrorCode\":\"%s\",\"ErrorMessage\":",
-                       sl_kin_err_name(sl_kin_err_of(p->err)));
+        sl_kin_buf_fmt(
+            b, "\"ErrorCode\":\"%s\",\"ErrorMessage\":", sl_kin_err_name(sl_kin_err_of(p->err)));
         sl_kin_buf_json_str(b, p->why, strlen(p->why));
     }
 }
@@ -158,7 +158,7 @@ static void on_put_done(void *ctx, const struct sl_produce_result *r)
     snprintf(p->why, sizeof(p->why), "%s",
              r->err == SL_EAGAIN ? "Rate exceeded for shard (its buffers are full); retry"
              : r->why != NULL && r->why[0] != '\0' ? r->why
-                                                  : sl_strerror(p->err));
+                                                   : sl_strerror(p->err));
     put_finish_one(p->op);
 }
 
@@ -181,12 +181,15 @@ static int put_route(struct put_op *op, uint32_t shard_count, uint64_t now_ms)
         e->shard = sl_kin_shard_of(e->hash, shard_count);
         if (part_of_shard[e->shard] == UINT32_MAX) {
             part_of_shard[e->shard] = op->n_parts;
-            op->parts[op->n_parts++] = (struct put_part){.op = op, .shard = e->shard,
-                                                         .len = SL_BATCH_HEADER_BYTES + 16};
+            op->parts[op->n_parts++] =
+                (struct put_part){.op = op, .shard = e->shard, .len = SL_BATCH_HEADER_BYTES + 16};
         }
         struct put_part *p = &op->parts[part_of_shard[e->shard]];
-        struct sl_record rec = {.key = e->key, .key_len = e->key_len, .value = e->data,
-                                .value_len = e->data_len, .timestamp_ms = now_ms};
+        struct sl_record rec = {.key = e->key,
+                                .key_len = e->key_len,
+                                .value = e->data,
+                                .value_len = e->data_len,
+                                .timestamp_ms = now_ms};
         e->index = p->count++;
         p->len += sl_batch_record_bytes(&rec, 0);
         op->part_of[i] = part_of_shard[e->shard];
@@ -218,15 +221,18 @@ static int put_build(struct put_op *op, uint64_t now_ms)
     }
     for (uint32_t i = 0; i < op->put.n; i++) {
         const struct sl_kin_entry *e = &op->put.entries[i];
-        struct sl_record rec = {.key = e->key, .key_len = e->key_len, .value = e->data,
-                                .value_len = e->data_len, .timestamp_ms = now_ms};
+        struct sl_record rec = {.key = e->key,
+                                .key_len = e->key_len,
+                                .value = e->data,
+                                .value_len = e->data_len,
+                                .timestamp_ms = now_ms};
         int rc = sl_batch_builder_add(&op->parts[op->part_of[i]].b, &rec);
         SL_ASSERT(rc == SL_OK); /* sized exactly by put_route, limits checked by the codec */
     }
     for (uint32_t i = 0; i < op->n_parts; i++) {
         struct put_part *p = &op->parts[i];
-        int rc = sl_batch_builder_finish(&p->b, SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0, 0, 0,
-                                         &p->len);
+        int rc =
+            sl_batch_builder_finish(&p->b, SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0, 0, 0, &p->len);
         SL_ASSERT(rc == SL_OK && p->b.count == p->count);
     }
     return SL_OK;
@@ -239,9 +245,12 @@ static void put_submit(struct put_op *op)
     op->pending = op->n_parts + 1; /* + 1: callbacks may run inside the submit */
     for (uint32_t i = 0; i < op->n_parts; i++) {
         struct put_part *p = &op->parts[i];
-        struct sl_produce_req req = {.stream = op->stream, .shard = p->shard,
-                                     .batch = op->batches + p->off, .len = p->len,
-                                     .ack = SL_ACK_DURABLE, .caller_routed = true};
+        struct sl_produce_req req = {.stream = op->stream,
+                                     .shard = p->shard,
+                                     .batch = op->batches + p->off,
+                                     .len = p->len,
+                                     .ack = SL_ACK_DURABLE,
+                                     .caller_routed = true};
         sl_produce_submit(e, &req, on_put_done, p);
     }
     put_finish_one(op);
@@ -261,8 +270,10 @@ static void put(struct sl_api_call *call, json_t *body, bool single)
     char why[WHY_MAX];
     int rc = sl_kin_decode_put(body, single, &op->put, &ser, why, sizeof(why));
     if (rc != SL_OK) {
-        sl_kin_fail(call, ser ? SL_KIN_SERIALIZATION
-                    : rc == SL_ENOMEM ? SL_KIN_INTERNAL_FAILURE : SL_KIN_INVALID_ARGUMENT,
+        sl_kin_fail(call,
+                    ser               ? SL_KIN_SERIALIZATION
+                    : rc == SL_ENOMEM ? SL_KIN_INTERNAL_FAILURE
+                                      : SL_KIN_INVALID_ARGUMENT,
                     "%s", why);
         put_op_free(op);
         return;
@@ -299,13 +310,14 @@ void sl_kin_put_records(struct sl_api_call *call, json_t *body)
 struct get_op {
     struct sl_api_call *call; /* owned until answered */
     struct sl_kin_token tok;
-    struct sl_stream *st;     /* borrowed: valid during the call that found it only */
+    struct sl_stream *st; /* borrowed: valid during the call that found it only */
     uint32_t limit;
 };
 
 static int scratch_for(struct sl_kin_state *ks, const struct sl_batch_header *h)
 {
-    if ((h->codec & SL_BATCH_CODEC_MASK) != SL_BATCH_CODEC_ZSTD || ks->scratch_cap >= h->records_len) {
+    if ((h->codec & SL_BATCH_CODEC_MASK) != SL_BATCH_CODEC_ZSTD ||
+        ks->scratch_cap >= h->records_len) {
         return SL_OK;
     }
     if (h->records_len > SCRATCH_MAX) {
@@ -324,9 +336,11 @@ static void walk_record(struct sl_kin_walk *w, const struct sl_record_view *r, u
 {
     sl_kin_buf_reserve(&w->out, sl_kin_b64_len(r->value_len) + (size_t)r->key_len * 6 +
                                     RECORD_JSON_OVERHEAD);
-    sl_kin_buf_fmt(&w->out, "%s{\"SequenceNumber\":\"%" PRIu64 "\",\"ApproximateArrivalTimestamp"
-                            "\":%" PRIu64 ".%03u,\"Data\":\"", w->records > 0 ? "," : "",
-                   r->seq, append_ms / 1000, (unsigned)(append_ms % 1000));
+    sl_kin_buf_fmt(&w->out,
+                   "%s{\"SequenceNumber\":\"%" PRIu64 "\",\"ApproximateArrivalTimestamp"
+                   "\":%" PRIu64 ".%03u,\"Data\":\"",
+                   w->records > 0 ? "," : "", r->seq, append_ms / 1000,
+                   (unsigned)(append_ms % 1000));
     sl_kin_buf_b64(&w->out, r->value, r->value_len);
     sl_kin_buf_str(&w->out, "\",\"PartitionKey\":");
     sl_kin_buf_json_str(&w->out, r->key, r->key_len);
@@ -392,7 +406,9 @@ uint64_t sl_kin_walk_behind(const struct sl_kin_walk *w, const struct sl_fetch_r
 
 static void get_answer(struct get_op *op, const struct sl_fetch_result *r)
 {
-    struct sl_kin_walk w = {.kind = op->tok.kind, .value = op->tok.value, .limit = op->limit,
+    struct sl_kin_walk w = {.kind = op->tok.kind,
+                            .value = op->tok.value,
+                            .limit = op->limit,
                             .bytes_max = SL_KIN_GET_BYTES_MAX};
     sl_kin_buf_str(&w.out, "{\"Records\":[");
     int rc = sl_kin_walk_fetch(&w, r);
@@ -451,16 +467,15 @@ void sl_kin_get_records(struct sl_api_call *call, json_t *body)
         sl_kin_fail(call, SL_KIN_INTERNAL_FAILURE, "out of memory");
         return;
     }
-    if (!sl_kin_iter_check(call->api->engine, token, &op->tok, &op->st, &err, why,
-                           sizeof(why))) {
+    if (!sl_kin_iter_check(call->api->engine, token, &op->tok, &op->st, &err, why, sizeof(why))) {
         sl_kin_fail(call, err, "%s", why);
         free(op);
         return;
     }
     op->call = call;
     op->limit = limit;
-    struct sl_fetch_req req = {.stream = op->tok.stream, .shard = op->tok.shard,
-                               .max_bytes = SL_KIN_GET_BYTES_MAX};
+    struct sl_fetch_req req = {
+        .stream = op->tok.stream, .shard = op->tok.shard, .max_bytes = SL_KIN_GET_BYTES_MAX};
     req.pos.kind = op->tok.kind == SL_KIN_ITER_TRIM   ? SL_POS_TRIM_HORIZON
                    : op->tok.kind == SL_KIN_ITER_TIME ? SL_POS_AT_TIME
                                                       : SL_POS_AT_SEQ;

@@ -27,12 +27,12 @@
 #include <string.h>
 #include <time.h>
 
-#define MODE_KEY "kinesis.mode"
-#define LIST_DEFAULT 100u
-#define LIST_MAX 10000u
-#define TAG_KEY_MAX 128u   /* AWS */
+#define MODE_KEY      "kinesis.mode"
+#define LIST_DEFAULT  100u
+#define LIST_MAX      10000u
+#define TAG_KEY_MAX   128u /* AWS */
 #define TAG_VALUE_MAX 256u /* AWS */
-#define WHY_MAX 256u
+#define WHY_MAX       256u
 
 /* An optional integer member in [lo, hi]; *out untouched when absent.
  * Answers the call and returns false when invalid. */
@@ -89,8 +89,8 @@ void sl_kin_create_stream(struct sl_api_call *call, json_t *body)
     }
     on_demand = on_demand || shards == 0;
     shards = shards == 0 ? SL_KIN_ON_DEMAND_SHARDS : shards;
-    struct sl_stream_spec spec = {.name = name, .shard_count = shards,
-                                  .retention_hours = SL_KIN_RETENTION_MIN_H};
+    struct sl_stream_spec spec = {
+        .name = name, .shard_count = shards, .retention_hours = SL_KIN_RETENTION_MIN_H};
     struct sl_stream *st = NULL;
     char why[WHY_MAX];
     int rc = sl_streams_create(call->api->engine, &spec, &st, why, sizeof(why));
@@ -139,9 +139,8 @@ static json_t *shard_json(const struct sl_stream *st, uint32_t i)
     sl_kin_u128_format(sl_kin_range_start(i, st->shard_count), lo);
     sl_kin_u128_format(sl_kin_range_end(i, st->shard_count), hi);
     snprintf(seq, sizeof(seq), "%" PRIu64, si.first_seq);
-    return json_pack("{s:s,s:{s:s,s:s},s:{s:s}}", "ShardId", id, "HashKeyRange",
-                     "StartingHashKey", lo, "EndingHashKey", hi, "SequenceNumberRange",
-                     "StartingSequenceNumber", seq);
+    return json_pack("{s:s,s:{s:s,s:s},s:{s:s}}", "ShardId", id, "HashKeyRange", "StartingHashKey",
+                     lo, "EndingHashKey", hi, "SequenceNumberRange", "StartingSequenceNumber", seq);
 }
 
 /* The first shard after ExclusiveStartShardId (0 without one). */
@@ -164,11 +163,10 @@ static json_t *stream_json(const struct sl_api_call *call, const struct sl_strea
     char arn[SL_KIN_ARN_MAX];
     sl_kin_stream_arn(call, st->name, arn);
     return json_pack("{s:s,s:s,s:s,s:{s:s},s:i,s:f,s:[{s:[]}],s:s}", "StreamName", st->name,
-                     "StreamARN", arn, "StreamStatus", "ACTIVE", "StreamModeDetails",
-                     "StreamMode", mode_of(st), "RetentionPeriodHours",
-                     (json_int_t)st->retention_hours, "StreamCreationTimestamp",
-                     (double)st->created_ms / 1000.0, "EnhancedMonitoring", "ShardLevelMetrics",
-                     "EncryptionType", "NONE");
+                     "StreamARN", arn, "StreamStatus", "ACTIVE", "StreamModeDetails", "StreamMode",
+                     mode_of(st), "RetentionPeriodHours", (json_int_t)st->retention_hours,
+                     "StreamCreationTimestamp", (double)st->created_ms / 1000.0,
+                     "EnhancedMonitoring", "ShardLevelMetrics", "EncryptionType", "NONE");
 }
 
 void sl_kin_describe_stream(struct sl_api_call *call, json_t *body)
@@ -207,8 +205,7 @@ void sl_kin_describe_summary(struct sl_api_call *call, json_t *body)
     }
     json_t *d = stream_json(call, st);
     json_object_set_new(d, "OpenShardCount", json_integer(st->shard_count));
-    json_object_set_new(d, "ConsumerCount",
-                        json_integer(count_prefix(st, SL_KIN_CONSUMER_PREFIX)));
+    json_object_set_new(d, "ConsumerCount", json_integer(count_prefix(st, SL_KIN_CONSUMER_PREFIX)));
     sl_kin_reply_json(call, json_pack("{s:o}", "StreamDescriptionSummary", d));
 }
 
@@ -400,7 +397,7 @@ static uint32_t tags_after(const struct sl_stream *st, const char *const *pk,
 static void set_tags(struct sl_api_call *call, struct sl_stream *st, const char **keys,
                      const char **values, uint32_t n)
 {
-    char (*props)[SL_STREAM_PROP_KEY_MAX + 1] = calloc(n + 1, sizeof(*props));
+    char(*props)[SL_STREAM_PROP_KEY_MAX + 1] = calloc(n + 1, sizeof(*props));
     const char **pk = calloc(n + 1, sizeof(*pk));
     char why[WHY_MAX];
     int rc = props == NULL || pk == NULL ? SL_ENOMEM : SL_OK;
@@ -417,8 +414,7 @@ static void set_tags(struct sl_api_call *call, struct sl_stream *st, const char 
         rc = SL_ELIMIT;
     }
     if (rc == SL_OK) {
-        rc = sl_catalog_set_props(call->api->engine->catalog, st, pk, values, n, why,
-                                  sizeof(why));
+        rc = sl_catalog_set_props(call->api->engine->catalog, st, pk, values, n, why, sizeof(why));
     }
     SL_ASSERT(rc != SL_OK || count_prefix(st, SL_KIN_TAG_PREFIX) <= SL_KIN_TAGS_MAX);
     free(props);
@@ -472,8 +468,7 @@ void sl_kin_remove_tags(struct sl_api_call *call, json_t *body)
     }
     size_t n = json_array_size(tk);
     if (!json_is_array(tk) || n == 0 || n > SL_KIN_TAGS_MAX) {
-        sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT, "TagKeys must list 1-%u keys",
-                    SL_KIN_TAGS_MAX);
+        sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT, "TagKeys must list 1-%u keys", SL_KIN_TAGS_MAX);
         return;
     }
     const char *keys[SL_KIN_TAGS_MAX], *values[SL_KIN_TAGS_MAX];
@@ -512,8 +507,8 @@ void sl_kin_list_tags(struct sl_api_call *call, json_t *body)
             more = true;
             break;
         }
-        json_array_append_new(tags, json_pack("{s:s,s:s}", "Key", key, "Value",
-                                              st->props[i].value));
+        json_array_append_new(tags,
+                              json_pack("{s:s,s:s}", "Key", key, "Value", st->props[i].value));
     }
     sl_kin_reply_json(call, json_pack("{s:o,s:b}", "Tags", tags, "HasMoreTags", more));
 }
@@ -521,7 +516,7 @@ void sl_kin_list_tags(struct sl_api_call *call, json_t *body)
 /* ---- registered consumers ------------------------------------------------- */
 
 /* A consumer's property key: the prefix and the name must fit a key. */
-#define CONSUMER_NAME_MAX (SL_STREAM_PROP_KEY_MAX - (sizeof(SL_KIN_CONSUMER_PREFIX) - 1))
+#define CONSUMER_NAME_MAX  (SL_STREAM_PROP_KEY_MAX - (sizeof(SL_KIN_CONSUMER_PREFIX) - 1))
 #define CONSUMER_KEY_BYTES (sizeof(SL_KIN_CONSUMER_PREFIX) + SL_KIN_NAME_MAX)
 
 static void consumer_key(const char *name, char *key /* CONSUMER_KEY_BYTES */)
@@ -548,8 +543,8 @@ static bool consumer_of(struct sl_api_call *call, const json_t *body, bool need_
     if (carn != NULL) {
         size_t n = 0;
         if (sl_kin_arn_stream(carn, stream, &rest) != SL_OK ||
-            strncmp(rest, "/consumer/", 10) != 0 ||
-            (n = strcspn(rest + 10, ":")) == 0 || n > SL_KIN_NAME_MAX) {
+            strncmp(rest, "/consumer/", 10) != 0 || (n = strcspn(rest + 10, ":")) == 0 ||
+            n > SL_KIN_NAME_MAX) {
             sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT, "ConsumerARN is not a consumer ARN");
             return false;
         }
@@ -576,9 +571,9 @@ static json_t *consumer_json(const struct consumer_ref *c, const char *name, con
 {
     char arn[SL_KIN_ARN_MAX + SL_KIN_NAME_MAX + 64];
     snprintf(arn, sizeof(arn), "%s/consumer/%s:%.20s", c->stream_arn, name, epoch);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "ConsumerName", name, "ConsumerARN", arn,
-                          "ConsumerStatus", "ACTIVE", "ConsumerCreationTimestamp",
-                          (json_int_t)strtoll(epoch, NULL, 10));
+    json_t *o =
+        json_pack("{s:s,s:s,s:s,s:I}", "ConsumerName", name, "ConsumerARN", arn, "ConsumerStatus",
+                  "ACTIVE", "ConsumerCreationTimestamp", (json_int_t)strtoll(epoch, NULL, 10));
     if (with_stream) {
         json_object_set_new(o, "StreamARN", json_string(c->stream_arn));
     }
@@ -609,8 +604,8 @@ void sl_kin_register_consumer(struct sl_api_call *call, json_t *body)
         sl_kin_fail(call, sl_kin_err_of(rc), "%s", why);
         return;
     }
-    sl_kin_reply_json(call, json_pack("{s:o}", "Consumer", consumer_json(&c, c.name, epoch,
-                                                                         false)));
+    sl_kin_reply_json(call,
+                      json_pack("{s:o}", "Consumer", consumer_json(&c, c.name, epoch, false)));
 }
 
 void sl_kin_deregister_consumer(struct sl_api_call *call, json_t *body)
@@ -647,8 +642,8 @@ void sl_kin_describe_consumer(struct sl_api_call *call, json_t *body)
         sl_kin_fail(call, SL_KIN_RESOURCE_NOT_FOUND, "Consumer %s not found", c.name);
         return;
     }
-    sl_kin_reply_json(call, json_pack("{s:o}", "ConsumerDescription",
-                                      consumer_json(&c, c.name, epoch, true)));
+    sl_kin_reply_json(
+        call, json_pack("{s:o}", "ConsumerDescription", consumer_json(&c, c.name, epoch, true)));
 }
 
 void sl_kin_list_consumers(struct sl_api_call *call, json_t *body)

@@ -39,13 +39,13 @@
 #include <string.h>
 
 #define SUB_LIFETIME_MS (5u * 60u * 1000u)
-#define SUB_WAIT_MS 1000u
-#define SUB_RETRY_MS 200u
+#define SUB_WAIT_MS     1000u
+#define SUB_RETRY_MS    200u
 /* Data per event: base64 (4/3) and JSON keep an event well below the
  * session's 1 MiB streaming buffer (server.c API_STREAM_OUT_BYTES_MAX). */
 #define SUB_EVENT_BYTES_MAX (512u << 10)
-#define WHY_MAX 256u
-#define EVENTSTREAM_TYPE "application/vnd.amazon.eventstream"
+#define WHY_MAX             256u
+#define EVENTSTREAM_TYPE    "application/vnd.amazon.eventstream"
 
 struct sub_op {
     struct sl_api_call *call; /* owned until the end */
@@ -87,9 +87,8 @@ static bool sub_over(const struct sub_op *op)
 static int sub_event(const char *type, const void *payload, size_t len, uint8_t **out,
                      size_t *out_len)
 {
-    const struct sl_es_header h[] = {{":message-type", "event"},
-                                     {":event-type", type},
-                                     {":content-type", "application/json"}};
+    const struct sl_es_header h[] = {
+        {":message-type", "event"}, {":event-type", type}, {":content-type", "application/json"}};
     size_t n = sl_es_size(h, 3, len);
     *out = malloc(n);
     if (*out == NULL) {
@@ -104,10 +103,11 @@ static void on_sub_fetched(void *ctx, const struct sl_fetch_result *r);
 
 static void sub_fetch(struct sub_op *op, bool wait_only)
 {
-    struct sl_fetch_req req = {.stream = op->stream, .shard = op->shard,
+    struct sl_fetch_req req = {.stream = op->stream,
+                               .shard = op->shard,
                                .max_bytes = SUB_EVENT_BYTES_MAX,
                                .max_wait_ms = wait_only ? SUB_RETRY_MS : SUB_WAIT_MS};
-    req.pos.kind = wait_only                       ? SL_POS_LATEST
+    req.pos.kind = wait_only                      ? SL_POS_LATEST
                    : op->kind == SL_KIN_ITER_TRIM ? SL_POS_TRIM_HORIZON
                    : op->kind == SL_KIN_ITER_TIME ? SL_POS_AT_TIME
                                                   : SL_POS_AT_SEQ;
@@ -125,8 +125,8 @@ static void sub_step(struct sub_op *op)
         return;
     }
     if (op->pending != NULL) {
-        int rc = sl_http_respond_data(op->call->session, op->call->id, op->pending,
-                                      op->pending_len);
+        int rc =
+            sl_http_respond_data(op->call->session, op->call->id, op->pending, op->pending_len);
         if (rc == SL_EAGAIN) {
             sub_fetch(op, true);
             return;
@@ -145,17 +145,19 @@ static void sub_step(struct sub_op *op)
 static int sub_records(struct sub_op *op, const struct sl_fetch_result *r)
 {
     SL_ASSERT(op->pending == NULL); /* records are read only once the last event went out */
-    struct sl_kin_walk w = {.kind = op->kind, .value = op->value,
-                            .limit = SL_KIN_GET_LIMIT_MAX, .bytes_max = SUB_EVENT_BYTES_MAX};
+    struct sl_kin_walk w = {.kind = op->kind,
+                            .value = op->value,
+                            .limit = SL_KIN_GET_LIMIT_MAX,
+                            .bytes_max = SUB_EVENT_BYTES_MAX};
     sl_kin_buf_str(&w.out, "{\"Records\":[");
     int rc = sl_kin_walk_fetch(&w, r);
-    sl_kin_buf_fmt(&w.out, "],\"ContinuationSequenceNumber\":\"%" PRIu64 "\","
-                           "\"MillisBehindLatest\":%" PRIu64 "}", w.next,
-                   sl_kin_walk_behind(&w, r));
+    sl_kin_buf_fmt(&w.out,
+                   "],\"ContinuationSequenceNumber\":\"%" PRIu64 "\","
+                   "\"MillisBehindLatest\":%" PRIu64 "}",
+                   w.next, sl_kin_walk_behind(&w, r));
     rc = rc == SL_OK && w.out.failed ? SL_ENOMEM : rc;
     if (rc == SL_OK) {
-        rc = sub_event("SubscribeToShardEvent", w.out.p, w.out.len, &op->pending,
-                       &op->pending_len);
+        rc = sub_event("SubscribeToShardEvent", w.out.p, w.out.len, &op->pending, &op->pending_len);
     }
     if (rc == SL_OK) {
         op->kind = SL_KIN_ITER_SEQ;
@@ -251,8 +253,11 @@ void sl_kin_subscribe(struct sl_api_call *call, json_t *body)
         sl_kin_fail(call, SL_KIN_INTERNAL_FAILURE, "out of memory");
         return;
     }
-    *op = (struct sub_op){.call = call, .created_ms = st->created_ms, .shard = pos.shard,
-                          .kind = pos.kind, .value = pos.value,
+    *op = (struct sub_op){.call = call,
+                          .created_ms = st->created_ms,
+                          .shard = pos.shard,
+                          .kind = pos.kind,
+                          .value = pos.value,
                           .end_ms = sl_clock_mono_ns() / 1000000u + SUB_LIFETIME_MS};
     snprintf(op->stream, sizeof(op->stream), "%s", st->name);
     if (pos.kind == SL_KIN_ITER_LATEST) {

@@ -5,17 +5,14 @@
  * does) and, when it is an object, given to every decoder: PutRecords,
  * PutRecord, GetShardIterator, SubscribeToShard, GetRecords. The input is
  * also decoded as a CBOR body (kinesis_cbor.c) and, when that gives a
- * map, the result goes through the same decoders and is encoded back. The input as a C string (up to
- * its first NUL) also goes to the shard-iterator token decoder, base64,
- * the 128-bit decimal parser, the shard id parser and the ARN parser; its
- * bytes to the JSON string writer.
- * Checks beyond "no crash, no ASan/UBSan report": a decoded PutRecords
- * holds 1-500 records within the key, record and request limits, its data
- * re-encodes to base64 that decodes to the same bytes; a parsed hash key
- * formats back to a string that parses to the same value and lands in a
- * shard whose range holds it; a decoded token packs back to the same
- * bytes; a JSON string the writer escaped parses back to the same bytes
- * (when they are UTF-8); every error message is NUL-terminated.
+ * map, the result goes through the same decoders and is encoded back. The input as a C string (up
+ * to its first NUL) also goes to the shard-iterator token decoder, base64, the 128-bit decimal
+ * parser, the shard id parser and the ARN parser; its bytes to the JSON string writer. Checks
+ * beyond "no crash, no ASan/UBSan report": a decoded PutRecords holds 1-500 records within the key,
+ * record and request limits, its data re-encodes to base64 that decodes to the same bytes; a parsed
+ * hash key formats back to a string that parses to the same value and lands in a shard whose range
+ * holds it; a decoded token packs back to the same bytes; a JSON string the writer escaped parses
+ * back to the same bytes (when they are UTF-8); every error message is NUL-terminated.
  */
 #include "broker/api/kinesis_cbor.h"
 #include "broker/api/kinesis_codec.h"
