@@ -300,7 +300,7 @@ static int meta_parse(struct sl_stream *st, char *body, size_t n)
     st->retention_bytes = bytes;
     snprintf(st->compression, sizeof(st->compression), "%s", comp);
     st->created_ms = created;
-    if (st->n_props > 1) {
+    if (st->n_props > 1) { /* props is NULL without any: qsort(NULL, 0) is UB */
         qsort(st->props, st->n_props, sizeof(*st->props), prop_cmp);
     }
     return SL_OK;
