@@ -481,6 +481,15 @@ static void xstep(struct xml *x, struct frame *st, uint32_t *depth, enum sl_sqs_
     }
 }
 
+/* Whether the operation's answer has an <OpResult> element (botocore
+ * wants it, even empty, for every operation with an output shape). */
+static bool has_result(enum sl_sqs_op op)
+{
+    return op != SL_SQS_DELETE_MESSAGE && op != SL_SQS_DELETE_QUEUE &&
+           op != SL_SQS_SET_QUEUE_ATTRIBUTES && op != SL_SQS_CHANGE_VISIBILITY &&
+           op != SL_SQS_PURGE_QUEUE;
+}
+
 char *sl_sqs_xml_result(enum sl_sqs_op op, const json_t *result, const char *request_id)
 {
     struct xml x = {0};
@@ -488,7 +497,7 @@ char *sl_sqs_xml_result(enum sl_sqs_op op, const json_t *result, const char *req
     xput(&x, "<?xml version=\"1.0\"?>\n<", false);
     xput(&x, name, false);
     xput(&x, "Response xmlns=\"" QUERY_NS "\">", false);
-    if (json_object_size(result) > 0) {
+    if (has_result(op)) {
         char res[64];
         snprintf(res, sizeof(res), "%sResult", name);
         struct frame st[XML_DEPTH_MAX];
