@@ -53,10 +53,11 @@ static int hexval(unsigned char c)
     return -1;
 }
 
-/* Percent-decodes [s, s+n) into dst (n + 1 bytes); false on a bad escape
- * or an encoded NUL. */
+/* Percent-decodes [s, s+n) into dst (n + 1 bytes), NUL-terminated even on
+ * failure; false on a bad escape or a NUL byte (raw or encoded). */
 static bool url_decode(const char *s, size_t n, char *dst)
 {
+    dst[0] = '\0';
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '+') {
@@ -65,10 +66,14 @@ static bool url_decode(const char *s, size_t n, char *dst)
             int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
             int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+                dst[o] = '\0';
                 return false;
             }
             dst[o++] = (char)(hi * 16 + lo);
             i += 2;
+        } else if (s[i] == '\0') {
+            dst[o] = '\0';
+            return false;
         } else {
             dst[o++] = s[i];
         }
@@ -247,13 +252,11 @@ int sl_sqs_decode_query(const uint8_t *body, size_t len, struct sl_sqs_req **out
         const char *eq = memchr(s, '=', (size_t)(pe - s));
         if (pe > s) {
             const char *ke = eq != NULL ? eq : pe;
-            char *key = buf, *val = NULL;
+            char *key = buf;
             ok = url_decode(s, (size_t)(ke - s), key);
-            val = key + strlen(key) + 1;
+            char *val = key + strlen(key) + 1; /* key holds no NUL: within len + 2 */
+            val[0] = '\0';
             ok = ok && (eq == NULL || url_decode(eq + 1, (size_t)(pe - eq - 1), val));
-            if (eq == NULL) {
-                val[0] = '\0';
-            }
             if (ok && strcmp(key, "Action") == 0) {
                 snprintf(action, sizeof(action), "%s", val);
             } else if (ok && key[0] != '\0' && strcmp(key, "Version") != 0) {
