@@ -18,7 +18,7 @@
  *    and max_deliveries. The engine fixes these when the group is created:
  *    SetQueueAttributes changes them by re-creating the group (from the
  *    log's end), which we allow only while the queue holds no message.
- *  - Dead letters go back with `sluice queue redrive DLQ` (the CLI), which
+ *  - Dead letters go back with `sluice queue redrive Q --group sqs` (the CLI), which
  *    moves them to their source streams; StartMessageMoveTask is not served.
  *
  * Threading: the main loop. Ownership: a struct sqs_call per request (see
@@ -42,17 +42,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SQS_SHARDS_STANDARD 2u
-#define SQS_SHARDS_FIFO 1u
-#define SQS_LIST_MAX 1000u /* ListQueues answers at most this many (SQS) */
+#define SQS_SHARDS_STANDARD             2u
+#define SQS_SHARDS_FIFO                 1u
+#define SQS_LIST_MAX                    1000u  /* ListQueues answers at most this many (SQS) */
 #define SQS_MESSAGE_RETENTION_DEFAULT_S 345600 /* 4 days (SQS) */
-#define SQS_SECONDS_PER_HOUR 3600
-#define SQS_REDRIVE_MAX_RECEIVES 1000 /* SQS: maxReceiveCount 1..1000 */
+#define SQS_SECONDS_PER_HOUR            3600
+#define SQS_REDRIVE_MAX_RECEIVES        1000 /* SQS: maxReceiveCount 1..1000 */
 
 /* ---- errors ----------------------------------------------------------------- */
 
 static const struct {
-    const char *json; /* __type after com.amazonaws.sqs# */
+    const char *json;  /* __type after com.amazonaws.sqs# */
     const char *query; /* Query protocol's Code */
     int status;
 } errors[SL_SQS_E_COUNT_] = {
@@ -67,15 +67,14 @@ static const struct {
                                    "AWS.SimpleQueueService.TooManyEntriesInBatchRequest", 400},
     [SL_SQS_E_IDS_NOT_DISTINCT] = {"BatchEntryIdsNotDistinct",
                                    "AWS.SimpleQueueService.BatchEntryIdsNotDistinct", 400},
-    [SL_SQS_E_EMPTY_BATCH] = {"EmptyBatchRequest", "AWS.SimpleQueueService.EmptyBatchRequest",
-                              400},
+    [SL_SQS_E_EMPTY_BATCH] = {"EmptyBatchRequest", "AWS.SimpleQueueService.EmptyBatchRequest", 400},
     [SL_SQS_E_INVALID_ENTRY_ID] = {"InvalidBatchEntryId",
                                    "AWS.SimpleQueueService.InvalidBatchEntryId", 400},
     [SL_SQS_E_INVALID_ATTRIBUTE_NAME] = {"InvalidAttributeName", "InvalidAttributeName", 400},
     [SL_SQS_E_QUEUE_EXISTS] = {"QueueAlreadyExists", "QueueAlreadyExists", 400},
     [SL_SQS_E_OVER_LIMIT] = {"OverLimit", "OverLimit", 403},
-    [SL_SQS_E_UNSUPPORTED] = {"UnsupportedOperation",
-                              "AWS.SimpleQueueService.UnsupportedOperation", 400},
+    [SL_SQS_E_UNSUPPORTED] = {"UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation",
+                              400},
     [SL_SQS_E_NOT_INFLIGHT] = {"MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight",
                                400},
     [SL_SQS_E_INTERNAL] = {"InternalError", "InternalError", 500},
@@ -122,8 +121,7 @@ void sqs_fail(struct sqs_call *c, enum sl_sqs_error code, const char *fmt, ...)
     va_end(ap);
     char *body = NULL;
     if (c->query) {
-        body = sl_sqs_xml_error(errors[code].query, errors[code].status < 500, msg,
-                                c->request_id);
+        body = sl_sqs_xml_error(errors[code].query, errors[code].status < 500, msg, c->request_id);
     } else {
         char type[96];
         snprintf(type, sizeof(type), "com.amazonaws.sqs#%s", errors[code].json);
@@ -159,8 +157,7 @@ json_t *sqs_failed_entry(const struct sqs_call *c, const char *id, enum sl_sqs_e
                          const char *message)
 {
     return json_pack("{s:s,s:b,s:s,s:s}", "Id", id, "SenderFault", errors[code].status < 500,
-                     "Code", c->query ? errors[code].query : errors[code].json, "Message",
-                     message);
+                     "Code", c->query ? errors[code].query : errors[code].json, "Message", message);
 }
 
 /* ---- queues: names, URLs, attributes ------------------------------------------ */
@@ -170,8 +167,7 @@ static bool name_ok(const char *name)
     size_t n = strlen(name);
     size_t base = n > 5 && strcmp(name + n - 5, ".fifo") == 0 ? n - 5 : n;
     return n >= 1 && n <= SL_SQS_QUEUE_NAME_MAX && base >= 1 &&
-           strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") ==
-               base;
+           strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == base;
 }
 
 static bool ends_fifo(const char *name)
@@ -304,15 +300,14 @@ static enum sl_sqs_error check_attr(struct sqs_call *c, const struct sl_sqs_kv *
     if (attr_defs[d].max >= 0) {
         char *end = NULL;
         long long v = strtoll(kv->value, &end, 10);
-        if (kv->value[0] == '\0' || *end != '\0' || v < attr_defs[d].min ||
-            v > attr_defs[d].max) {
+        if (kv->value[0] == '\0' || *end != '\0' || v < attr_defs[d].min || v > attr_defs[d].max) {
             snprintf(why, why_len, "Invalid value for the parameter %s.", kv->name);
             return SL_SQS_E_INVALID_PARAMETER;
         }
         return SL_SQS_OK;
     }
-    bool boolean = strcmp(kv->name, "FifoQueue") == 0 ||
-                   strcmp(kv->name, "ContentBasedDeduplication") == 0;
+    bool boolean =
+        strcmp(kv->name, "FifoQueue") == 0 || strcmp(kv->name, "ContentBasedDeduplication") == 0;
     if (boolean && strcmp(kv->value, "true") != 0 && strcmp(kv->value, "false") != 0) {
         snprintf(why, why_len, "Invalid value for the parameter %s.", kv->name);
         return SL_SQS_E_INVALID_PARAMETER;
@@ -329,7 +324,8 @@ static enum sl_sqs_error check_attr(struct sqs_call *c, const struct sl_sqs_kv *
         if (rc == SL_SQS_OK && !is_queue(sl_catalog_find(c->e->catalog, dlq))) {
             snprintf(why, why_len,
                      "Value %.128s for parameter RedrivePolicy is invalid. Reason: Dead-letter "
-                     "target does not exist.", kv->value);
+                     "target does not exist.",
+                     kv->value);
             rc = SL_SQS_E_INVALID_PARAMETER;
         }
         return rc;
@@ -358,8 +354,8 @@ static int store_attrs(struct sqs_call *c, struct sl_stream *st, const struct sl
     uint32_t n = 0;
     SL_ASSERT(n_extra <= 2);
     for (uint32_t i = 0; i < c->req->n_attrs + n_extra; i++) {
-        const struct sl_sqs_kv *kv = i < c->req->n_attrs ? &c->req->attrs[i]
-                                                         : &extra[i - c->req->n_attrs];
+        const struct sl_sqs_kv *kv =
+            i < c->req->n_attrs ? &c->req->attrs[i] : &extra[i - c->req->n_attrs];
         snprintf(keys[n], sizeof(keys[n]), SQS_PROP_PREFIX "%s", kv->name);
         kp[n] = keys[n];
         vp[n] = kv->value;
@@ -368,8 +364,8 @@ static int store_attrs(struct sqs_call *c, struct sl_stream *st, const struct sl
     int rc = sl_catalog_set_props(c->e->catalog, st, kp, vp, n, why, why_len);
     int64_t retention_s = sqs_attr_int(st, "MessageRetentionPeriod", -1);
     if (rc == SL_OK && retention_s > 0) {
-        uint32_t hours = (uint32_t)((retention_s + SQS_SECONDS_PER_HOUR - 1) /
-                                    SQS_SECONDS_PER_HOUR);
+        uint32_t hours =
+            (uint32_t)((retention_s + SQS_SECONDS_PER_HOUR - 1) / SQS_SECONDS_PER_HOUR);
         rc = sl_catalog_set_retention(c->e->catalog, st, hours, why, why_len);
     }
     return rc;
@@ -416,7 +412,8 @@ static void create_existing(struct sqs_call *c, struct sl_stream *st)
         if (now == NULL || strcmp(now, c->req->attrs[i].value) != 0) {
             sqs_fail(c, SL_SQS_E_QUEUE_EXISTS,
                      "A queue already exists with the same name and a different value for "
-                     "attribute %.64s", c->req->attrs[i].name);
+                     "attribute %.64s",
+                     c->req->attrs[i].name);
             return;
         }
     }
@@ -432,7 +429,8 @@ static void create_queue(struct sqs_call *c)
 {
     const struct sl_sqs_req *r = c->req;
     if (r->queue_name == NULL) {
-        sqs_fail(c, SL_SQS_E_MISSING_PARAMETER, "The request must contain the parameter QueueName.");
+        sqs_fail(c, SL_SQS_E_MISSING_PARAMETER,
+                 "The request must contain the parameter QueueName.");
         return;
     }
     bool fifo = false;
@@ -498,10 +496,12 @@ static void list_queues(struct sqs_call *c)
 
 /* ---- queue attributes ----------------------------------------------------------- */
 
-static const char *const computed_attrs[] = {
-    "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed", "QueueArn", "CreatedTimestamp",
-    "LastModifiedTimestamp"};
+static const char *const computed_attrs[] = {"ApproximateNumberOfMessages",
+                                             "ApproximateNumberOfMessagesNotVisible",
+                                             "ApproximateNumberOfMessagesDelayed",
+                                             "QueueArn",
+                                             "CreatedTimestamp",
+                                             "LastModifiedTimestamp"};
 #define COMPUTED_ATTRS (sizeof(computed_attrs) / sizeof(computed_attrs[0]))
 
 static bool attr_known(const char *name)
@@ -525,7 +525,7 @@ static void put_computed(struct sqs_call *c, struct sl_stream *st, json_t *out, 
         if (sl_queue_stats(c->e, st->name, SQS_GROUP, &qs, why, sizeof(why)) != SL_OK) {
             memset(&qs, 0, sizeof(qs));
         }
-        uint64_t v = strcmp(name, "ApproximateNumberOfMessages") == 0 ? qs.visible
+        uint64_t v = strcmp(name, "ApproximateNumberOfMessages") == 0             ? qs.visible
                      : strcmp(name, "ApproximateNumberOfMessagesNotVisible") == 0 ? qs.inflight
                                                                                   : qs.delayed;
         snprintf(buf, sizeof(buf), "%" PRIu64, v);
@@ -614,7 +614,8 @@ static void set_queue_attributes(struct sqs_call *c, struct sl_stream *st)
     for (uint32_t i = 0; ae == SL_SQS_OK && i < c->req->n_attrs; i++) {
         const struct sl_sqs_kv *kv = &c->req->attrs[i];
         const char *now = prop(st, kv->name);
-        if (strcmp(kv->name, "FifoQueue") == 0 && strcmp(kv->value, sqs_is_fifo(st) ? "true" : "false") != 0) {
+        if (strcmp(kv->name, "FifoQueue") == 0 &&
+            strcmp(kv->value, sqs_is_fifo(st) ? "true" : "false") != 0) {
             snprintf(why, sizeof(why), "FifoQueue cannot be changed after creation.");
             ae = SL_SQS_E_INVALID_ATTRIBUTE_NAME;
         }
@@ -721,16 +722,32 @@ static void dispatch(struct sqs_call *c)
         return;
     }
     switch (op) {
-    case SL_SQS_DELETE_QUEUE: delete_queue(c); break;
-    case SL_SQS_GET_QUEUE_ATTRIBUTES: get_queue_attributes(c, st); break;
-    case SL_SQS_SET_QUEUE_ATTRIBUTES: set_queue_attributes(c, st); break;
-    case SL_SQS_PURGE_QUEUE: sl_queue_purge(c->e, c->queue, SQS_GROUP, on_purged, c); break;
+    case SL_SQS_DELETE_QUEUE:
+        delete_queue(c);
+        break;
+    case SL_SQS_GET_QUEUE_ATTRIBUTES:
+        get_queue_attributes(c, st);
+        break;
+    case SL_SQS_SET_QUEUE_ATTRIBUTES:
+        set_queue_attributes(c, st);
+        break;
+    case SL_SQS_PURGE_QUEUE:
+        sl_queue_purge(c->e, c->queue, SQS_GROUP, on_purged, c);
+        break;
     case SL_SQS_SEND_MESSAGE:
-    case SL_SQS_SEND_MESSAGE_BATCH: sqs_send(c, st); break;
-    case SL_SQS_RECEIVE_MESSAGE: sqs_receive(c, st); break;
+    case SL_SQS_SEND_MESSAGE_BATCH:
+        sqs_send(c, st);
+        break;
+    case SL_SQS_RECEIVE_MESSAGE:
+        sqs_receive(c, st);
+        break;
     case SL_SQS_DELETE_MESSAGE:
-    case SL_SQS_DELETE_MESSAGE_BATCH: sqs_delete(c, st); break;
-    default: sqs_change_visibility(c, st); break;
+    case SL_SQS_DELETE_MESSAGE_BATCH:
+        sqs_delete(c, st);
+        break;
+    default:
+        sqs_change_visibility(c, st);
+        break;
     }
 }
 

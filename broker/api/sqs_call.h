@@ -20,20 +20,20 @@
 struct sl_engine;
 struct sl_stream;
 
-#define SQS_GROUP "sqs"          /* the queue group every SQS queue reads through */
-#define SQS_ACCOUNT "000000000000"
-#define SQS_REGION "us-east-1"
-#define SQS_HOST_MAX 256u
-#define SQS_PROP_PREFIX "sqs."   /* queue attributes are stream properties sqs.<Name> */
-#define SQS_ATTR_PREFIX "sqs:"   /* message attribute N is record attribute sqs:N */
-#define SQS_MD5_HEX 33u          /* 32 hex digits + NUL */
-#define SQS_MESSAGE_ID_MAX 40u   /* a UUID + NUL */
-#define SQS_RECEIPT_MAX 512u     /* an encoded receipt handle + NUL */
+#define SQS_GROUP          "sqs" /* the queue group every SQS queue reads through */
+#define SQS_ACCOUNT        "000000000000"
+#define SQS_REGION         "us-east-1"
+#define SQS_HOST_MAX       256u
+#define SQS_PROP_PREFIX    "sqs." /* queue attributes are stream properties sqs.<Name> */
+#define SQS_ATTR_PREFIX    "sqs:" /* message attribute N is record attribute sqs:N */
+#define SQS_MD5_HEX        33u    /* 32 hex digits + NUL */
+#define SQS_MESSAGE_ID_MAX 40u    /* a UUID + NUL */
+#define SQS_RECEIPT_MAX    512u   /* an encoded receipt handle + NUL */
 
 struct sqs_call {
     struct sl_api_call *call;
-    struct sl_engine *e; /* borrowed */
-    bool query;          /* Query protocol: XML answers */
+    struct sl_engine *e;    /* borrowed */
+    bool query;             /* Query protocol: XML answers */
     struct sl_sqs_req *req; /* owned */
     char host[SQS_HOST_MAX];
     char path_queue[SL_SQS_QUEUE_NAME_MAX + 1]; /* the queue the URL path named, or "" */

@@ -45,6 +45,24 @@ enum sl_sqs_op sl_sqs_op_parse(const char *name, size_t len)
     return SL_SQS_UNKNOWN;
 }
 
+/* SQS operations this broker does not serve: UnsupportedOperation (an
+ * unknown name is InvalidAction). */
+static const char *const unserved[] = {
+    "AddPermission",        "RemovePermission",      "TagQueue",
+    "UntagQueue",           "ListQueueTags",         "ListDeadLetterSourceQueues",
+    "StartMessageMoveTask", "CancelMessageMoveTask", "ListMessageMoveTasks",
+};
+
+bool sl_sqs_op_unserved(const char *name)
+{
+    for (uint32_t i = 0; i < sizeof(unserved) / sizeof(unserved[0]); i++) {
+        if (strcmp(unserved[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 const char *sl_sqs_op_name(enum sl_sqs_op op)
 {
     SL_ASSERT(op < SL_SQS_OP_COUNT_);
@@ -52,8 +70,7 @@ const char *sl_sqs_op_name(enum sl_sqs_op op)
 }
 
 __attribute__((format(printf, 3, 4))) static int fault(struct sl_sqs_fault *f,
-                                                       enum sl_sqs_error code, const char *fmt,
-                                                       ...)
+                                                       enum sl_sqs_error code, const char *fmt, ...)
 {
     f->code = code;
     va_list ap;
@@ -210,12 +227,14 @@ static int get_mattr(struct sl_sqs_req *r, const char *name, const json_t *v,
     if (a->type == NULL) {
         return fault(f, SL_SQS_E_MISSING_PARAMETER,
                      "The message attribute '%.64s' must contain non-empty message attribute "
-                     "type.", name);
+                     "type.",
+                     name);
     }
     if ((a->string_value == NULL) == (bin == NULL)) {
         return fault(f, SL_SQS_E_INVALID_PARAMETER,
                      "The message attribute '%.64s' must contain exactly one of StringValue "
-                     "and BinaryValue.", name);
+                     "and BinaryValue.",
+                     name);
     }
     if (bin != NULL) {
         int rc = b64_decode(r, bin, &a->binary, &a->binary_len);
@@ -245,7 +264,8 @@ static int get_mattrs(struct sl_sqs_req *r, const json_t *o, struct sl_sqs_entry
     }
     const char *name;
     json_t *v;
-    json_object_foreach(m, name, v) {
+    json_object_foreach(m, name, v)
+    {
         int rc = get_mattr(r, name, v, &e->attrs[e->n_attrs], f);
         if (rc != SL_OK) {
             return rc;
@@ -341,10 +361,10 @@ static int get_queue_attrs(struct sl_sqs_req *r, const json_t *doc, struct sl_sq
     }
     const char *name;
     json_t *v;
-    json_object_foreach(m, name, v) {
+    json_object_foreach(m, name, v)
+    {
         if (!json_is_string(v)) {
-            return fault(f, SL_SQS_E_INVALID_PARAMETER, "Attribute %.64s must be a string",
-                         name);
+            return fault(f, SL_SQS_E_INVALID_PARAMETER, "Attribute %.64s must be a string", name);
         }
         r->attrs[r->n_attrs++] = (struct sl_sqs_kv){name, json_string_value(v)};
     }
@@ -421,6 +441,11 @@ int sl_sqs_decode_json(const char *op_name, const uint8_t *body, size_t len,
 {
     *out = NULL;
     enum sl_sqs_op op = sl_sqs_op_parse(op_name, strlen(op_name));
+    if (op == SL_SQS_UNKNOWN && sl_sqs_op_unserved(op_name)) {
+        return fault(f, SL_SQS_E_UNSUPPORTED,
+                     "%.64s is not supported by this broker (dead letters: sluice queue redrive).",
+                     op_name);
+    }
     if (op == SL_SQS_UNKNOWN) {
         return fault(f, SL_SQS_E_INVALID_ACTION, "The action %.64s is not valid for this endpoint.",
                      op_name);

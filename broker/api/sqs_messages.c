@@ -46,14 +46,14 @@
 #include <string.h>
 #include <sys/random.h>
 
-#define SQS_DELAY_MAX_S 900
+#define SQS_DELAY_MAX_S      900
 #define SQS_VISIBILITY_MAX_S 43200
-#define SQS_WAIT_MAX_S 20
-#define SQS_RECEIVE_MAX 10
-#define SQS_MAC_KEY_BYTES 32u
-#define SQS_RECORD_OVERHEAD 64u /* varints and timestamp of one record, generous */
-#define SQS_ATTR_NAME_MAX (SL_RECORD_ATTR_KEY_MAX - sizeof(SQS_ATTR_PREFIX) + 1)
-#define NOT_BEFORE_ATTR "sluice.not_before"
+#define SQS_WAIT_MAX_S       20
+#define SQS_RECEIVE_MAX      10
+#define SQS_MAC_KEY_BYTES    32u
+#define SQS_RECORD_OVERHEAD  64u /* varints and timestamp of one record, generous */
+#define SQS_ATTR_NAME_MAX    (SL_RECORD_ATTR_KEY_MAX - sizeof(SQS_ATTR_PREFIX) + 1)
+#define NOT_BEFORE_ATTR      "sluice.not_before"
 
 /* ---- ids and receipt handles ------------------------------------------------------ */
 
@@ -157,9 +157,9 @@ static bool receipt_decode(const char *handle, const char *queue, char *receipt,
 
 struct send_op {
     struct sqs_call *c;
-    uint8_t *batch;   /* owned: the batch being produced */
-    char *scratch;    /* owned: attribute values (type NUL value) and de-dup ids */
-    json_t *failed;   /* owned: Failed entries */
+    uint8_t *batch; /* owned: the batch being produced */
+    char *scratch;  /* owned: attribute values (type NUL value) and de-dup ids */
+    json_t *failed; /* owned: Failed entries */
     bool fifo;
     uint32_t n_rec;
     uint32_t entry_of[SL_SQS_BATCH_MAX]; /* record -> entry */
@@ -196,8 +196,10 @@ static enum sl_sqs_error check_message(const struct send_op *op, const struct sl
     }
     int64_t max = sqs_attr_int(st, "MaximumMessageSize", SL_SQS_MESSAGE_BYTES_MAX);
     if (e->body_len == 0 || (int64_t)entry_bytes(e) > max) {
-        snprintf(why, n, "One or more parameters are invalid. Reason: Message must be shorter "
-                         "than %" PRId64 " bytes and not empty.", max);
+        snprintf(why, n,
+                 "One or more parameters are invalid. Reason: Message must be shorter "
+                 "than %" PRId64 " bytes and not empty.",
+                 max);
         return SL_SQS_E_INVALID_PARAMETER;
     }
     for (uint32_t i = 0; i < e->n_attrs; i++) {
@@ -206,7 +208,8 @@ static enum sl_sqs_error check_message(const struct send_op *op, const struct sl
         size_t nl = strlen(a->name);
         if (nl == 0 || nl > SQS_ATTR_NAME_MAX || !type_ok(a) ||
             strlen(a->type) + 1 + vlen > SL_RECORD_ATTR_VALUE_MAX) {
-            snprintf(why, n, "Message attribute %.64s is invalid: names are 1-%zu bytes, types "
+            snprintf(why, n,
+                     "Message attribute %.64s is invalid: names are 1-%zu bytes, types "
                      "String, Number or Binary (and .custom), type + value at most %u bytes here.",
                      a->name, (size_t)SQS_ATTR_NAME_MAX, SL_RECORD_ATTR_VALUE_MAX - 1);
             return SL_SQS_E_INVALID_PARAMETER;
@@ -217,16 +220,16 @@ static enum sl_sqs_error check_message(const struct send_op *op, const struct sl
                  op->fifo ? " FIFO queues take no per-message delay." : "");
         return SL_SQS_E_INVALID_PARAMETER;
     }
-    if (op->fifo && (e->group_id == NULL || e->group_id[0] == '\0' ||
-                     strlen(e->group_id) > 128)) {
+    if (op->fifo && (e->group_id == NULL || e->group_id[0] == '\0' || strlen(e->group_id) > 128)) {
         snprintf(why, n, "The request must contain the parameter MessageGroupId.");
         return SL_SQS_E_MISSING_PARAMETER;
     }
     const char *cbd_v = sl_catalog_prop(st, SQS_PROP_PREFIX "ContentBasedDeduplication");
     bool cbd = cbd_v != NULL && strcmp(cbd_v, "true") == 0;
     if (op->fifo && !cbd && (e->dedup_id == NULL || strlen(e->dedup_id) > 128)) {
-        snprintf(why, n, "The queue should either have ContentBasedDeduplication enabled or "
-                         "MessageDeduplicationId provided explicitly");
+        snprintf(why, n,
+                 "The queue should either have ContentBasedDeduplication enabled or "
+                 "MessageDeduplicationId provided explicitly");
         return SL_SQS_E_INVALID_PARAMETER;
     }
     return SL_SQS_OK;
@@ -263,8 +266,8 @@ static uint32_t record_attrs(struct send_op *op, const struct sl_stream *st,
         } else {
             sqs_sha256_hex(e->body, e->body_len, op->dedup[k]);
         }
-        out[na++] = (struct sl_attr){SL_MSGDEDUP_ATTR, sizeof(SL_MSGDEDUP_ATTR) - 1,
-                                     op->dedup[k], (uint32_t)strlen(op->dedup[k])};
+        out[na++] = (struct sl_attr){SL_MSGDEDUP_ATTR, sizeof(SL_MSGDEDUP_ATTR) - 1, op->dedup[k],
+                                     (uint32_t)strlen(op->dedup[k])};
     }
     return na;
 }
@@ -317,8 +320,7 @@ static void on_produced(void *ctx, const struct sl_produce_result *r)
         char id[SQS_MESSAGE_ID_MAX];
         if (dup) { /* a repeat of a stored de-dup id: its id comes from the de-dup id */
             dropped++;
-            message_id(c->queue, UINT32_MAX, sl_checksum64(op->dedup[i], strlen(op->dedup[i])),
-                       id);
+            message_id(c->queue, UINT32_MAX, sl_checksum64(op->dedup[i], strlen(op->dedup[i])), id);
         } else {
             message_id(c->queue, r->shard, seq, id);
         }
@@ -362,8 +364,11 @@ static int build_batch(struct send_op *op, struct sl_stream *st, uint32_t *shard
         struct sl_attr attrs[SL_SQS_MSG_ATTRS_MAX + 2];
         uint32_t na = record_attrs(op, st, e, k, attrs, &sp);
         SL_ASSERT((size_t)(sp - op->scratch) <= scap);
-        struct sl_record rec = {.value = e->body, .value_len = (uint32_t)e->body_len,
-                                .attrs = attrs, .attr_count = na, .timestamp_ms = now};
+        struct sl_record rec = {.value = e->body,
+                                .value_len = (uint32_t)e->body_len,
+                                .attrs = attrs,
+                                .attr_count = na,
+                                .timestamp_ms = now};
         if (op->fifo) {
             rec.key = e->group_id;
             rec.key_len = (uint32_t)strlen(e->group_id);
@@ -419,8 +424,8 @@ void sqs_send(struct sqs_call *c, struct sl_stream *st)
         sqs_fail_engine(c, rc, "the messages do not fit in a batch");
         return;
     }
-    struct sl_produce_req pr = {.stream = c->queue, .shard = shard, .batch = op->batch,
-                                .len = len, .ack = SL_ACK_DURABLE};
+    struct sl_produce_req pr = {
+        .stream = c->queue, .shard = shard, .batch = op->batch, .len = len, .ack = SL_ACK_DURABLE};
     c->op = op;
     sl_produce_submit(c->e, &pr, on_produced, op);
 }
@@ -442,15 +447,14 @@ static bool wanted(const char *const *names, uint32_t count, const char *n, size
     return false;
 }
 
-static void put_system_attrs(struct sqs_call *c, const struct sl_qrecord *q, json_t *msg,
-                             bool fifo)
+static void put_system_attrs(struct sqs_call *c, const struct sl_qrecord *q, json_t *msg, bool fifo)
 {
     const struct sl_sqs_req *r = c->req;
     json_t *a = json_object();
     char buf[32];
-#define SYS(name, value)                                                        \
-    if (wanted(r->names, r->n_names, name, strlen(name))) {                     \
-        json_object_set_new(a, name, json_string(value));                       \
+#define SYS(name, value)                                                                           \
+    if (wanted(r->names, r->n_names, name, strlen(name))) {                                        \
+        json_object_set_new(a, name, json_string(value));                                          \
     }
     SYS("SenderId", SQS_ACCOUNT);
     snprintf(buf, sizeof(buf), "%" PRIu64, q->timestamp_ms);
@@ -483,8 +487,7 @@ static void put_system_attrs(struct sqs_call *c, const struct sl_qrecord *q, jso
 
 static json_t *b64_json(const uint8_t *p, size_t n)
 {
-    static const char digits[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char *out = malloc(n / 3 * 4 + 5);
     if (out == NULL) {
         return NULL;
@@ -554,9 +557,9 @@ static json_t *received(struct sqs_call *c, const struct sl_qrecord *q, bool fif
     receipt_encode(c->queue, q->receipt, handle, sizeof(handle));
     sqs_md5_hex(q->value, q->value_len, md5);
     json_t *body = json_stringn((const char *)q->value, q->value_len);
-    json_t *msg = json_pack("{s:s,s:s,s:s,s:o}", "MessageId", id, "ReceiptHandle", handle,
-                            "MD5OfBody", md5, "Body",
-                            body != NULL ? body : json_string("")); /* not UTF-8: not SQS's */
+    json_t *msg =
+        json_pack("{s:s,s:s,s:s,s:o}", "MessageId", id, "ReceiptHandle", handle, "MD5OfBody", md5,
+                  "Body", body != NULL ? body : json_string("")); /* not UTF-8: not SQS's */
     put_system_attrs(c, q, msg, fifo);
     put_message_attrs(c, q, msg, buf);
     return msg;
@@ -590,22 +593,27 @@ void sqs_receive(struct sqs_call *c, struct sl_stream *st)
 {
     const struct sl_sqs_req *r = c->req;
     int64_t max = r->max_messages >= 0 ? r->max_messages : 1;
-    int64_t wait = r->wait_s >= 0 ? r->wait_s : sqs_attr_int(st, "ReceiveMessageWaitTimeSeconds", 0);
+    int64_t wait =
+        r->wait_s >= 0 ? r->wait_s : sqs_attr_int(st, "ReceiveMessageWaitTimeSeconds", 0);
     int64_t vis = r->entries[0].visibility_s >= 0 ? r->entries[0].visibility_s
                                                   : sqs_attr_int(st, "VisibilityTimeout", 30);
     if (max < 1 || max > SQS_RECEIVE_MAX) {
-        sqs_fail(c, SL_SQS_E_INVALID_PARAMETER, "Value %" PRId64 " for parameter "
+        sqs_fail(c, SL_SQS_E_INVALID_PARAMETER,
+                 "Value %" PRId64 " for parameter "
                  "MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.",
                  max);
         return;
     }
     if (wait > SQS_WAIT_MAX_S || vis > SQS_VISIBILITY_MAX_S) {
-        sqs_fail(c, SL_SQS_E_INVALID_PARAMETER, "WaitTimeSeconds must be 0-20 and "
+        sqs_fail(c, SL_SQS_E_INVALID_PARAMETER,
+                 "WaitTimeSeconds must be 0-20 and "
                  "VisibilityTimeout 0-43200.");
         return;
     }
-    struct sl_receive_req rr = {.stream = c->queue, .group = SQS_GROUP,
-                                .max_records = (uint32_t)max, .wait_ms = (uint32_t)wait * 1000u,
+    struct sl_receive_req rr = {.stream = c->queue,
+                                .group = SQS_GROUP,
+                                .max_records = (uint32_t)max,
+                                .wait_ms = (uint32_t)wait * 1000u,
                                 /* 0 would mean the group's: 1 ms is "visible again now" */
                                 .visibility_timeout_ms = vis > 0 ? (uint32_t)vis * 1000u : 1u};
     sl_queue_receive(c->e, &rr, on_received, c);
@@ -622,6 +630,8 @@ struct settle_op {
     json_t *ok;     /* owned: Successful entries */
     json_t *failed; /* owned: Failed entries */
     uint32_t next;  /* change visibility: the entry being settled */
+    bool looping;   /* visibility_next is on the stack (callbacks may run inside) */
+    bool waiting;   /* a settle call's callback has not run yet */
 };
 
 static void settle_op_free(struct settle_op *op)
@@ -645,11 +655,10 @@ static void settle_answer(struct settle_op *op)
     if (!batch_op(c) && json_array_size(op->failed) > 0) {
         json_t *f = json_array_get(op->failed, 0);
         const char *code = json_string_value(json_object_get(f, "Code"));
-        enum sl_sqs_error ec = code != NULL && strstr(code, "MessageNotInflight") != NULL
-                                   ? SL_SQS_E_NOT_INFLIGHT
-                               : code != NULL && strstr(code, "Receipt") != NULL
-                                   ? SL_SQS_E_RECEIPT_INVALID
-                                   : SL_SQS_E_INVALID_PARAMETER;
+        enum sl_sqs_error ec =
+            code != NULL && strstr(code, "MessageNotInflight") != NULL ? SL_SQS_E_NOT_INFLIGHT
+            : code != NULL && strstr(code, "Receipt") != NULL          ? SL_SQS_E_RECEIPT_INVALID
+                                                                       : SL_SQS_E_INVALID_PARAMETER;
         char msg[SL_SQS_WHY_MAX];
         snprintf(msg, sizeof(msg), "%s", json_string_value(json_object_get(f, "Message")));
         settle_op_free(op);
@@ -668,8 +677,7 @@ static void ok_entry(struct settle_op *op, uint32_t entry)
     json_array_append_new(op->ok, json_pack("{s:s}", "Id", id != NULL ? id : ""));
 }
 
-static void fail_entry(struct settle_op *op, uint32_t entry, enum sl_sqs_error ec,
-                       const char *msg)
+static void fail_entry(struct settle_op *op, uint32_t entry, enum sl_sqs_error ec, const char *msg)
 {
     const char *id = op->c->req->entries[entry].id;
     json_array_append_new(op->failed, sqs_failed_entry(op->c, id != NULL ? id : "", ec, msg));
@@ -694,8 +702,7 @@ static struct settle_op *settle_prepare(struct sqs_call *c)
             fail_entry(op, i, SL_SQS_E_MISSING_PARAMETER,
                        "The request must contain the parameter ReceiptHandle.");
         } else if (!receipt_decode(h, c->queue, op->receipts[op->n], SQS_RECEIPT_MAX)) {
-            fail_entry(op, i, SL_SQS_E_RECEIPT_INVALID,
-                       "The input receipt handle is invalid.");
+            fail_entry(op, i, SL_SQS_E_RECEIPT_INVALID, "The input receipt handle is invalid.");
         } else {
             op->ptrs[op->n] = op->receipts[op->n];
             op->entry_of[op->n++] = i;
@@ -715,8 +722,8 @@ static void on_deleted(void *ctx, int err, const char *why, const int *results, 
         if (rc == SL_OK || rc == SL_ENOTFOUND) {
             ok_entry(op, op->entry_of[i]);
         } else {
-            fail_entry(op, op->entry_of[i], SL_SQS_E_INTERNAL, why != NULL && why[0] ? why
-                                                                 : sl_strerror(rc));
+            fail_entry(op, op->entry_of[i], SL_SQS_E_INTERNAL,
+                       why != NULL && why[0] ? why : sl_strerror(rc));
         }
     }
     settle_answer(op);
@@ -733,8 +740,11 @@ void sqs_delete(struct sqs_call *c, struct sl_stream *st)
         settle_answer(op);
         return;
     }
-    struct sl_settle_req sr = {.stream = c->queue, .group = SQS_GROUP, .kind = SL_SETTLE_ACK,
-                               .receipts = op->ptrs, .n = op->n};
+    struct sl_settle_req sr = {.stream = c->queue,
+                               .group = SQS_GROUP,
+                               .kind = SL_SETTLE_ACK,
+                               .receipts = op->ptrs,
+                               .n = op->n};
     sl_queue_settle(c->e, &sr, on_deleted, op);
 }
 
@@ -755,29 +765,43 @@ static void on_visibility(void *ctx, int err, const char *why, const int *result
         fail_entry(op, entry, SL_SQS_E_INTERNAL, why != NULL && why[0] ? why : sl_strerror(rc));
     }
     op->next++;
-    visibility_next(op);
+    op->waiting = false;
+    if (!op->looping) { /* asynchronous: resume the loop */
+        visibility_next(op);
+    }
 }
 
-/* One entry at a time: each has its own timeout (a settle request has one). */
+/* One entry at a time: each has its own timeout (a settle request has one).
+ * A callback that runs inside sl_queue_settle only advances op->next; the
+ * loop here goes on (no recursion). */
 static void visibility_next(struct settle_op *op)
 {
+    SL_ASSERT(!op->looping);
+    op->looping = true;
     while (op->next < op->n) {
         const struct sl_sqs_entry *e = &op->c->req->entries[op->entry_of[op->next]];
         if (e->visibility_s < 0 || e->visibility_s > SQS_VISIBILITY_MAX_S) {
-            fail_entry(op, op->entry_of[op->next], e->visibility_s < 0
-                       ? SL_SQS_E_MISSING_PARAMETER : SL_SQS_E_INVALID_PARAMETER,
+            fail_entry(op, op->entry_of[op->next],
+                       e->visibility_s < 0 ? SL_SQS_E_MISSING_PARAMETER
+                                           : SL_SQS_E_INVALID_PARAMETER,
                        "VisibilityTimeout is required, 0-43200 seconds.");
             op->next++;
             continue;
         }
-        struct sl_settle_req sr = {.stream = op->c->queue, .group = SQS_GROUP,
-                                   .kind = e->visibility_s == 0 ? SL_SETTLE_NACK
-                                                                : SL_SETTLE_EXTEND,
-                                   .receipts = &op->ptrs[op->next], .n = 1,
+        struct sl_settle_req sr = {.stream = op->c->queue,
+                                   .group = SQS_GROUP,
+                                   .kind = e->visibility_s == 0 ? SL_SETTLE_NACK : SL_SETTLE_EXTEND,
+                                   .receipts = &op->ptrs[op->next],
+                                   .n = 1,
                                    .ms = (uint32_t)e->visibility_s * 1000u};
+        op->waiting = true;
         sl_queue_settle(op->c->e, &sr, on_visibility, op);
-        return;
+        if (op->waiting) {
+            op->looping = false; /* on_visibility resumes */
+            return;
+        }
     }
+    op->looping = false;
     settle_answer(op);
 }
 

@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define QUERY_NS "https://queue.amazonaws.com/doc/2012-11-05/"
+#define QUERY_NS      "https://queue.amazonaws.com/doc/2012-11-05/"
 #define XML_DEPTH_MAX 8u
 
 /* ---- form decoding ------------------------------------------------------ */
@@ -154,7 +154,8 @@ static void put_param(json_t *doc, const char *key, const char *value)
             obj = slot(obj, "Entries", idx, true);
             p = tail;
         } else if ((seg_is(p, n, "AttributeName") || seg_is(p, n, "MessageAttributeName") ||
-                    seg_is(p, n, "MessageSystemAttributeName")) && tail == NULL) {
+                    seg_is(p, n, "MessageSystemAttributeName")) &&
+                   tail == NULL) {
             char plural[40];
             snprintf(plural, sizeof(plural), "%.*ss", (int)n, p);
             if (slot(obj, plural, idx, false) != NULL) {
@@ -275,7 +276,9 @@ int sl_sqs_decode_query(const uint8_t *body, size_t len, struct sl_sqs_req **out
     enum sl_sqs_op op = sl_sqs_op_parse(action, strlen(action));
     if (op == SL_SQS_UNKNOWN) {
         json_decref(doc);
-        f->code = action[0] == '\0' ? SL_SQS_E_MISSING_PARAMETER : SL_SQS_E_INVALID_ACTION;
+        f->code = action[0] == '\0'            ? SL_SQS_E_MISSING_PARAMETER
+                  : sl_sqs_op_unserved(action) ? SL_SQS_E_UNSUPPORTED
+                                               : SL_SQS_E_INVALID_ACTION;
         snprintf(f->why, sizeof(f->why),
                  action[0] == '\0' ? "The request must contain the parameter Action.%s"
                                    : "The action %.48s is not valid for this endpoint.",
@@ -310,12 +313,23 @@ bool sl_sqs_xml_put(char **out, size_t *len, size_t *cap, const char *s, bool es
     for (size_t i = 0; i < n; i++) {
         const char *rep = NULL;
         switch (escape ? s[i] : 0) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\r': rep = "&#xD;"; break;
-        default: break;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\r':
+            rep = "&#xD;";
+            break;
+        default:
+            break;
         }
         if (rep != NULL) {
             size_t k = strlen(rep);
@@ -368,10 +382,10 @@ enum frame_kind { FR_OBJECT, FR_LIST, FR_MAP };
 struct frame {
     const json_t *v;
     enum frame_kind kind;
-    void *iter;         /* objects and maps */
-    size_t index;       /* lists */
-    char item[64];      /* lists: element name; maps: entry name */
-    char close[2][64];  /* emitted when the frame ends */
+    void *iter;        /* objects and maps */
+    size_t index;      /* lists */
+    char item[64];     /* lists: element name; maps: entry name */
+    char close[2][64]; /* emitted when the frame ends */
 };
 
 /* How member `key` of an answer is written (see the file comment). */
@@ -522,8 +536,7 @@ char *sl_sqs_xml_result(enum sl_sqs_op op, const json_t *result, const char *req
     return x.p;
 }
 
-char *sl_sqs_xml_error(const char *code, bool sender, const char *message,
-                       const char *request_id)
+char *sl_sqs_xml_error(const char *code, bool sender, const char *message, const char *request_id)
 {
     struct xml x = {0};
     xput(&x, "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"" QUERY_NS "\"><Error><Type>", false);

@@ -23,14 +23,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_SQS_BATCH_MAX 10u            /* entries per batch request (SQS) */
-#define SL_SQS_MSG_ATTRS_MAX 10u        /* message attributes per message (SQS) */
-#define SL_SQS_QUEUE_ATTRS_MAX 32u      /* queue attributes per request */
-#define SL_SQS_NAMES_MAX 32u            /* AttributeNames / MessageAttributeNames */
-#define SL_SQS_QUEUE_NAME_MAX 80u       /* SQS: 1-80 of [A-Za-z0-9_-], .fifo included */
+#define SL_SQS_BATCH_MAX         10u          /* entries per batch request (SQS) */
+#define SL_SQS_MSG_ATTRS_MAX     10u          /* message attributes per message (SQS) */
+#define SL_SQS_QUEUE_ATTRS_MAX   32u          /* queue attributes per request */
+#define SL_SQS_NAMES_MAX         32u          /* AttributeNames / MessageAttributeNames */
+#define SL_SQS_QUEUE_NAME_MAX    80u          /* SQS: 1-80 of [A-Za-z0-9_-], .fifo included */
 #define SL_SQS_MESSAGE_BYTES_MAX (256u << 10) /* body + attributes (SQS) */
-#define SL_SQS_QUERY_INDEX_MAX 64u      /* Attribute.N: N in 1..64 */
-#define SL_SQS_WHY_MAX 256u
+#define SL_SQS_QUERY_INDEX_MAX   64u          /* Attribute.N: N in 1..64 */
+#define SL_SQS_WHY_MAX           256u
 
 enum sl_sqs_op {
     SL_SQS_UNKNOWN = 0,
@@ -55,7 +55,7 @@ enum sl_sqs_op {
  * Code (sqs.c's table). */
 enum sl_sqs_error {
     SL_SQS_OK = 0,
-    SL_SQS_E_MALFORMED,        /* the body is not JSON / not a form */
+    SL_SQS_E_MALFORMED, /* the body is not JSON / not a form */
     SL_SQS_E_INVALID_ACTION,
     SL_SQS_E_NO_QUEUE,
     SL_SQS_E_INVALID_PARAMETER,
@@ -104,9 +104,9 @@ struct sl_sqs_entry {
 
 struct sl_sqs_req {
     enum sl_sqs_op op;
-    const char *queue_name;  /* QueueName */
-    const char *queue_url;   /* QueueUrl */
-    const char *prefix;      /* QueueNamePrefix */
+    const char *queue_name;                         /* QueueName */
+    const char *queue_url;                          /* QueueUrl */
+    const char *prefix;                             /* QueueNamePrefix */
     struct sl_sqs_kv attrs[SL_SQS_QUEUE_ATTRS_MAX]; /* Attributes */
     uint32_t n_attrs;
     const char *names[SL_SQS_NAMES_MAX]; /* AttributeNames + MessageSystemAttributeNames */
@@ -132,6 +132,8 @@ struct sl_sqs_fault {
 /* The operation named `name` (e.g. "SendMessage"), or SL_SQS_UNKNOWN. */
 enum sl_sqs_op sl_sqs_op_parse(const char *name, size_t len);
 const char *sl_sqs_op_name(enum sl_sqs_op op);
+/* A real SQS operation this broker does not serve (UnsupportedOperation). */
+bool sl_sqs_op_unserved(const char *name);
 
 /* JSON protocol: decodes `body` (borrowed) for operation `op_name`.
  * *out returns owned (sl_sqs_req_free). Errors: SL_EPROTO (malformed or
@@ -156,8 +158,7 @@ void sl_sqs_req_free(struct sl_sqs_req *r); /* NULL-safe */
  * memory). */
 char *sl_sqs_xml_result(enum sl_sqs_op op, const json_t *result, const char *request_id);
 /* The Query protocol's XML error. Returns owned text or NULL. */
-char *sl_sqs_xml_error(const char *code, bool sender, const char *message,
-                       const char *request_id);
+char *sl_sqs_xml_error(const char *code, bool sender, const char *message, const char *request_id);
 
 /* Appends `s` (NUL-terminated, borrowed) XML-escaped to `out` (a growing
  * buffer: *out owned, *len used, *cap allocated). Returns false without memory. */

@@ -22,7 +22,8 @@ import {
   SQSClient, CreateQueueCommand, GetQueueUrlCommand, ListQueuesCommand, DeleteQueueCommand,
   GetQueueAttributesCommand, SetQueueAttributesCommand, SendMessageCommand,
   SendMessageBatchCommand, ReceiveMessageCommand, DeleteMessageCommand,
-  DeleteMessageBatchCommand, ChangeMessageVisibilityCommand, PurgeQueueCommand,
+  DeleteMessageBatchCommand, ChangeMessageVisibilityCommand, ChangeMessageVisibilityBatchCommand,
+  PurgeQueueCommand,
 } from '@aws-sdk/client-sqs';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { startBroker } from './harness.mjs';
@@ -136,6 +137,11 @@ test('SendMessageBatch of 10, all received exactly once, DeleteMessageBatch', as
   }
   assert.deepEqual([...seen.keys()].sort(), Entries.map((e) => e.MessageBody).sort());
   const msgs = [...seen.values()];
+  const cv = await sqs.send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: url, Entries: [
+    { Id: 'good', ReceiptHandle: msgs[0].ReceiptHandle, VisibilityTimeout: 60 },
+    { Id: 'forged', ReceiptHandle: 'AAAA.0123456789abcdef', VisibilityTimeout: 60 }] }));
+  assert.deepEqual(cv.Successful.map((e) => e.Id), ['good']);
+  assert.deepEqual(cv.Failed.map((e) => [e.Id, e.Code]), [['forged', 'ReceiptHandleIsInvalid']]);
   const d = await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: url,
     Entries: msgs.map((m, i) => ({ Id: `d${i}`, ReceiptHandle: m.ReceiptHandle })) }));
   assert.equal(d.Successful.length, 10);
@@ -328,6 +334,10 @@ test('errors: unknown queue, forged receipt, 11 entries, > 256 KiB, malformed bo
   const badBody = await bad.json();
   assert.equal(badBody.__type, 'com.amazonaws.sqs#InvalidParameterValue');
   assert.match(badBody.message, /malformed JSON/);
+  const move = await fetch(b.endpoint, { method: 'POST', body: '{}', headers: {
+    'content-type': 'application/x-amz-json-1.0', 'x-amz-target': 'AmazonSQS.StartMessageMoveTask' } });
+  assert.equal(move.status, 400);
+  assert.equal((await move.json()).__type, 'com.amazonaws.sqs#UnsupportedOperation');
   const form = await fetch(b.endpoint, { method: 'POST', body: 'Action=SendMessage&QueueUrl=%zz',
     headers: { 'content-type': 'application/x-www-form-urlencoded' } });
   assert.equal(form.status, 400);
