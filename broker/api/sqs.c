@@ -178,7 +178,7 @@ static bool ends_fifo(const char *name)
 
 static json_t *queue_url(const struct sqs_call *c, const char *name)
 {
-    char url[SQS_HOST_MAX + SL_SQS_QUEUE_NAME_MAX + 32];
+    char url[SQS_HOST_MAX + SL_STREAM_NAME_MAX + 32];
     snprintf(url, sizeof(url), "http://%s/%s/%s", c->host, SQS_ACCOUNT, name);
     return json_string(url);
 }
