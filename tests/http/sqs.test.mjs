@@ -278,6 +278,13 @@ test('dead-letter queue after maxReceiveCount (RedrivePolicy)', async () => {
   assert.equal((await receive(url, { WaitTimeSeconds: 1 })).length, 0, 'moved, not delivered');
   const [d] = await receive(dlq, { WaitTimeSeconds: 3 });
   assert.equal(d?.Body, 'poison');
+  // the documented redrive: the CLI moves dead letters back to their queue
+  const cli = spawnSync(process.env.SLUICE_CLI_PATH, ['--broker', `127.0.0.1:${b.port}`, 'queue',
+    'redrive', 'work', '--group', 'sqs'], { encoding: 'utf8' });
+  assert.equal(cli.status, 0, cli.stderr);
+  const [back] = await receive(url, { WaitTimeSeconds: 3 });
+  assert.equal(back?.Body, 'poison');
+  assert.equal(back.Attributes.ApproximateReceiveCount, '1');
   // a RedrivePolicy to a queue that does not exist is refused
   await rejects(sqs.send(new SetQueueAttributesCommand({ QueueUrl: url, Attributes: {
     RedrivePolicy: JSON.stringify({ deadLetterTargetArn: 'arn:aws:sqs:us-east-1:000000000000:nope',
@@ -342,6 +349,15 @@ test('errors: unknown queue, forged receipt, 11 entries, > 256 KiB, malformed bo
     headers: { 'content-type': 'application/x-www-form-urlencoded' } });
   assert.equal(form.status, 400);
   assert.match(await form.text(), /<Code>MalformedQueryString<\/Code>/);
+  // the Query protocol may name the queue by the path it POSTs to
+  const byPath = await fetch(`${b.endpoint}/000000000000/errors`, { method: 'POST',
+    body: 'Action=GetQueueAttributes&AttributeName.1=QueueArn&Version=2012-11-05',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  assert.equal(byPath.status, 200);
+  const xml = await byPath.text();
+  assert.match(xml, /<GetQueueAttributesResponse xmlns="https:\/\/queue\.amazonaws\.com\/doc\/2012-11-05\/">/);
+  assert.match(xml, /<Attribute><Name>QueueArn<\/Name><Value>arn:aws:sqs:us-east-1:000000000000:errors<\/Value><\/Attribute>/);
+  assert.match(xml, /<ResponseMetadata><RequestId>[0-9a-f-]{36}<\/RequestId><\/ResponseMetadata>/);
   const noAction = await fetch(b.endpoint, { method: 'POST', body: 'Version=2012-11-05',
     headers: { 'content-type': 'application/x-www-form-urlencoded' } });
   assert.equal(noAction.status, 400);
