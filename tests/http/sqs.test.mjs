@@ -10,9 +10,11 @@
 // ApproximateReceiveCount 2, ChangeMessageVisibility, long polling (a
 // message arriving mid-wait; an empty wait lasting WaitTimeSeconds),
 // DelaySeconds, FIFO order per MessageGroupId with de-dup, a dead-letter
-// queue through RedrivePolicy, PurgeQueue, GetQueueAttributes counts,
+// queue through RedrivePolicy (at creation, and set later while empty) and
+// back with `sluice queue redrive`, PurgeQueue, GetQueueAttributes counts,
 // attributes across a restart, and the errors (unknown queue, forged
-// receipt, 11 entries, > 256 KiB, malformed JSON and form).
+// receipt, 11 entries, > 256 KiB, malformed JSON and form, operations not
+// served); the Query protocol's batches (boto3) and queue-by-path (raw).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -291,6 +293,25 @@ test('dead-letter queue after maxReceiveCount (RedrivePolicy)', async () => {
       maxReceiveCount: 3 }) } })), 'InvalidParameterValue');
 });
 
+test('RedrivePolicy set later: only while the queue is empty, then dead-letters', async () => {
+  const dlq = await createQueue('later-dlq');
+  const url = await createQueue('later-src', { VisibilityTimeout: '1' });
+  const RedrivePolicy = JSON.stringify({
+    deadLetterTargetArn: 'arn:aws:sqs:us-east-1:000000000000:later-dlq', maxReceiveCount: 1 });
+  await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'early' }));
+  await rejects(sqs.send(new SetQueueAttributesCommand({ QueueUrl: url,
+    Attributes: { RedrivePolicy } })), 'InvalidParameterValue');
+  await sqs.send(new PurgeQueueCommand({ QueueUrl: url }));
+  await sqs.send(new SetQueueAttributesCommand({ QueueUrl: url, Attributes: { RedrivePolicy } }));
+  await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'once' }));
+  const [m] = await receive(url, { WaitTimeSeconds: 2 });
+  assert.equal(m?.Body, 'once');
+  await sleep(1200);
+  assert.equal((await receive(url, { WaitTimeSeconds: 1 })).length, 0);
+  const [d] = await receive(dlq, { WaitTimeSeconds: 3 });
+  assert.equal(d?.Body, 'once');
+});
+
 test('PurgeQueue and GetQueueAttributes counts', async () => {
   const url = await createQueue('counts');
   await sqs.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: [1, 2, 3, 4, 5].map((i) => ({
@@ -434,9 +455,24 @@ r = c.receive_message(QueueUrl=url, WaitTimeSeconds=2, MessageAttributeNames=['A
 m = r['Messages'][0]
 c.delete_message(QueueUrl=url, ReceiptHandle=m['ReceiptHandle'])
 left = c.receive_message(QueueUrl=url, WaitTimeSeconds=1, VisibilityTimeout=0).get('Messages', [])
+sb = c.send_message_batch(QueueUrl=url, Entries=[
+    {'Id': 'a', 'MessageBody': 'b1', 'MessageAttributes': {'x': {'DataType': 'String', 'StringValue': 'y'}}},
+    {'Id': 'b', 'MessageBody': 'b2', 'DelaySeconds': 0}])
+got = []
+for _ in range(5):
+    got += c.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get('Messages', [])
+    if len(got) >= 2:
+        break
+db = c.delete_message_batch(QueueUrl=url, Entries=[
+    {'Id': 'd%d' % i, 'ReceiptHandle': m['ReceiptHandle']} for i, m in enumerate(got)])
+cv = c.change_message_visibility_batch(QueueUrl=url, Entries=[
+    {'Id': 'z', 'ReceiptHandle': 'forged.0123456789abcdef', 'VisibilityTimeout': 5}])
 print(json.dumps({'sent': s['MessageId'], 'got': m['MessageId'], 'body': m['Body'],
                   'n': m['MessageAttributes']['n']['StringValue'], 'left': len(left),
-                  'md5': m['MD5OfBody']}))
+                  'md5': m['MD5OfBody'], 'batch_ok': sorted(e['Id'] for e in sb['Successful']),
+                  'batch_bodies': sorted(x['Body'] for x in got),
+                  'deleted': len(db['Successful']),
+                  'cv_failed': [(e['Id'], e['Code']) for e in cv['Failed']]}))
 `;
   const r = spawnSync('/usr/bin/python3', ['-c', py, b.endpoint], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
@@ -446,4 +482,8 @@ print(json.dumps({'sent': s['MessageId'], 'got': m['MessageId'], 'body': m['Body
   assert.equal(out.n, '7');
   assert.equal(out.md5, md5('from boto3'));
   assert.equal(out.left, 0);
+  assert.deepEqual(out.batch_ok, ['a', 'b']);
+  assert.deepEqual(out.batch_bodies, ['b1', 'b2']);
+  assert.equal(out.deleted, 2);
+  assert.deepEqual(out.cv_failed, [['z', 'ReceiptHandleIsInvalid']]);
 });
