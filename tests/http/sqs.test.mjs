@@ -167,6 +167,18 @@ test('message attributes round trip with SQS MD5s (String, Number, Binary)', asy
   assert.equal(m.MessageAttributes.alpha.DataType, 'Number');
   assert.deepEqual([...m.MessageAttributes.blob.BinaryValue], [0, 1, 2, 255]);
   assert.equal(m.MessageAttributes['custom.x'].StringValue, '{"k":"v ü"}');
+  // published vectors (values other SQS implementations pin against AWS)
+  for (const [ma, want] of [
+    [{ timestamp: { DataType: 'Number', StringValue: '1493147359900' } },
+      '235c5c510d26fb653d073faed50ae77c'],
+    [{ ordinal: { DataType: 'Number', StringValue: '1' }, category: { DataType: 'String',
+      StringValue: 'test' } }, 'd21ae90c49061e927f57df5f5d72be1f'],
+    [{ SellerName: { DataType: 'String', StringValue: 'Example Store' } },
+      'cd28f3b68aeee4b2eac9c66f2f694b58']]) {
+    const v = await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'v',
+      MessageAttributes: ma }));
+    assert.equal(v.MD5OfMessageAttributes, want);
+  }
   const m2 = await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'x' }));
   assert.equal(m2.MD5OfMessageAttributes, undefined);
 });
