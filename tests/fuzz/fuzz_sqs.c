@@ -47,7 +47,8 @@ static void check_entry(const struct sl_sqs_req *r, const struct sl_sqs_entry *e
         touch(a->string_value);
         SL_ASSERT(a->type != NULL && (a->string_value == NULL) != (a->binary == NULL));
         if (a->binary != NULL) {
-            SL_ASSERT(a->binary >= r->arena && a->binary + a->binary_len <= r->arena + r->arena_len);
+            SL_ASSERT(a->binary >= r->arena &&
+                      a->binary + a->binary_len <= r->arena + r->arena_len);
         }
     }
 }
@@ -65,14 +66,14 @@ static void render(const struct sl_sqs_req *r)
         json_t *ma = json_object();
         for (uint32_t k = 0; k < e->n_attrs; k++) {
             json_object_set_new(ma, e->attrs[k].name,
-                                json_pack("{s:s,s:s?}", "DataType", e->attrs[k].type,
-                                          "StringValue", e->attrs[k].string_value));
+                                json_pack("{s:s,s:s?}", "DataType", e->attrs[k].type, "StringValue",
+                                          e->attrs[k].string_value));
         }
-        json_array_append_new(msgs, json_pack("{s:s?,s:o}", "Body", e->body,
-                                              "MessageAttributes", ma));
+        json_array_append_new(msgs,
+                              json_pack("{s:s?,s:o}", "Body", e->body, "MessageAttributes", ma));
     }
-    json_t *res = json_pack("{s:o,s:o,s:[s?]}", "Attributes", attrs, "Messages", msgs,
-                            "QueueUrls", r->queue_url);
+    json_t *res = json_pack("{s:o,s:o,s:[s?]}", "Attributes", attrs, "Messages", msgs, "QueueUrls",
+                            r->queue_url);
     char *xml = res != NULL ? sl_sqs_xml_result(r->op, res, "fuzz") : NULL;
     if (xml != NULL) {
         SL_ASSERT(strstr(xml, "<?xml") == xml);
@@ -80,8 +81,7 @@ static void render(const struct sl_sqs_req *r)
     }
     free(xml);
     json_decref(res);
-    char *err = sl_sqs_xml_error("Code<&>", true, r->queue_url != NULL ? r->queue_url : "",
-                                 "id");
+    char *err = sl_sqs_xml_error("Code<&>", true, r->queue_url != NULL ? r->queue_url : "", "id");
     SL_ASSERT(err == NULL || strstr(err, "Code&lt;&amp;&gt;") != NULL);
     free(err);
 }
