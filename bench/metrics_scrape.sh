@@ -53,6 +53,7 @@ if [ -x "$BENCH" ]; then
         --rate 2000 --duration 10 --warmup 1 2>/dev/null | grep -Ei "p50|p99" | head -4; }
     echo "tail latency, no scrapes:"; run
     ( for _ in $(seq 12); do curl -s -o /dev/null "http://127.0.0.1:$HTTP/metrics"; sleep 1; done ) &
+    SCRAPER=$!
     echo "tail latency, a scrape every second:"; run
-    wait
+    wait "$SCRAPER"
 fi
