@@ -53,9 +53,9 @@ build() {
         echo "run.sh: SKIP: $CC_FUZZ with libFuzzer (-fsanitize=fuzzer) is not available" >&2
         exit 77
     fi
-    if [ ! -f "$B/CMakeCache.txt" ]; then
-        cmake -S "$HERE" -B "$B" -DCMAKE_C_COMPILER="$CC_FUZZ" >/dev/null
-    fi
+    # Configure every time (cheap when nothing changed): a build directory made
+    # before a target was added has no rule for it otherwise.
+    cmake -S "$HERE" -B "$B" -DCMAKE_C_COMPILER="$CC_FUZZ" >/dev/null
     cmake --build "$B" -j "$(nproc)" --target "$@" >/dev/null
 }
 
