@@ -101,7 +101,8 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg,
                                  .body_bytes_max = cfg->http_body_bytes_max,
                                  .max_inflight = cfg->max_inflight,
                                  .data_dir = cfg->data, .version = SL_BROKER_VERSION},
-                         .engine = engine, .net = net, .started_ms = sl_clock_wall_ms()};
+                         .engine = engine, .net = net, .ring = ring,
+                         .started_ms = sl_clock_wall_ms()};
     if (rc == SL_OK && cfg->http_port != 0) {
         struct sl_listener_config lc = {.host = cfg->host, .port = cfg->http_port,
                                         .max_inflight = cfg->max_inflight,

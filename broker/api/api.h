@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 struct sl_engine;
+struct sl_ring;
 
 struct sl_api_config {
     uint32_t header_bytes_max;
@@ -28,6 +29,7 @@ struct sl_api {
     struct sl_api_config cfg;
     struct sl_engine *engine; /* borrowed */
     struct sl_net *net;       /* borrowed: connection counts */
+    struct sl_ring *ring;     /* borrowed: the loop's (a scrape yields between slices) */
     uint64_t started_ms;      /* wall clock */
     /* answers by route (enum sl_api_route) and status class, for /metrics */
     uint64_t answers[8][6];

@@ -1,9 +1,12 @@
 /* ops.c - /healthz, /readyz and /metrics (see ops.h).
  *
- * /metrics walks the catalog once per metric family (the text format wants
- * a family's samples together): O(shards + groups) work and memory per
- * scrape, no per-shard synchronous call (consumer lag's time lookups are
- * batched per worker, sl_consumer_lag_all). Label values are escaped as the
+ * /metrics captures every shard's values once (one stats copy each) and
+ * consumer lag with its time lookups batched per worker
+ * (sl_consumer_lag_all), then renders the text a slice per loop turn: the
+ * text format wants a family's samples together, so a family's rows are
+ * walked per family, SCRAPE_SLICE_LINES lines per turn, and other
+ * connections are served between slices. O(shards + groups) memory per
+ * scrape, no per-shard synchronous call. Label values are escaped as the
  * format says (\\, \", \n); stream names cannot hold those, group names can.
  */
 #include "broker/api/ops.h"
@@ -13,15 +16,21 @@
 #include "broker/engine/engine.h"
 #include "broker/engine/queue.h"
 #include "broker/engine/streams.h"
+#include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/ring.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+
+/* Lines of text a scrape renders per loop turn (~1 ms of formatting). */
+#define SCRAPE_SLICE_LINES 2000u
 
 /* A growing text buffer; a failed allocation marks it failed (503). */
 struct text {
@@ -171,37 +180,6 @@ static double shard_value(enum shard_metric m, const struct sl_bshard *b,
     }
 }
 
-static void put_shards(struct text *t, struct sl_catalog *cat)
-{
-    size_t n = 0;
-    for (struct sl_stream *st = sl_catalog_first(cat); st != NULL; st = st->next) {
-        n += st->shard_count;
-    }
-    /* each shard's stats once, then one pass per family */
-    struct sl_shard_info *info = n > 0 ? malloc(n * sizeof(*info)) : NULL;
-    if (n > 0 && info == NULL) {
-        t->failed = true;
-        return;
-    }
-    size_t k = 0;
-    for (struct sl_stream *st = sl_catalog_first(cat); st != NULL; st = st->next) {
-        for (uint32_t i = 0; i < st->shard_count; i++) {
-            sl_streams_shard_info(st, i, &info[k++]);
-        }
-    }
-    for (uint32_t m = 0; m < SM_COUNT_; m++) {
-        family(t, shard_metrics[m].name, shard_metrics[m].type, shard_metrics[m].help);
-        k = 0;
-        for (struct sl_stream *st = sl_catalog_first(cat); st != NULL; st = st->next) {
-            for (uint32_t i = 0; i < st->shard_count; i++, k++) {
-                put(t, "%s{stream=\"%s\",shard=\"%u\"} %.17g\n", shard_metrics[m].name,
-                    st->name, i, shard_value(m, &st->shards[i], &info[k]));
-            }
-        }
-    }
-    free(info);
-}
-
 /* ---- engine operations --------------------------------------------------- */
 
 /* One histogram's samples with one label (cumulative buckets). */
@@ -247,33 +225,6 @@ static void put_ops(struct text *t, const struct sl_engine_stats *es)
 }
 
 /* ---- consumer groups and queue groups ------------------------------------ */
-
-static void put_lag(struct text *t, struct sl_engine *e)
-{
-    struct sl_group_lag *v = NULL;
-    size_t n = 0;
-    if (sl_consumer_lag_all(e, &v, &n) != SL_OK) {
-        t->failed = true;
-        return;
-    }
-    family(t, "sluice_consumer_lag_records", "gauge",
-           "Records appended to the shard after the consumer group's checkpoint.");
-    for (size_t i = 0; i < n; i++) {
-        put(t, "sluice_consumer_lag_records{stream=\"%s\",group=\"", v[i].stream);
-        put_label(t, v[i].group);
-        put(t, "\",shard=\"%u\"} %llu\n", v[i].lag.shard,
-            (unsigned long long)v[i].lag.records_behind);
-    }
-    family(t, "sluice_consumer_lag_seconds", "gauge",
-           "Append time of the shard's newest record minus that of the record at the "
-           "consumer group's checkpoint (0 when caught up).");
-    for (size_t i = 0; i < n; i++) {
-        put(t, "sluice_consumer_lag_seconds{stream=\"%s\",group=\"", v[i].stream);
-        put_label(t, v[i].group);
-        put(t, "\",shard=\"%u\"} %.3f\n", v[i].lag.shard, (double)v[i].lag.ms_behind / 1000.0);
-    }
-    sl_consumer_lag_all_free(v, n);
-}
 
 struct queue_walk {
     struct sl_engine *e;
@@ -369,22 +320,210 @@ static void put_process(struct text *t, struct sl_api *api)
     }
 }
 
+/* ---- the sliced part: per shard and per (group, shard) ------------------- */
+
+/* A scrape in progress. The rows are captured at once (one stats copy per
+ * shard, one batched lag lookup); their text is rendered SCRAPE_SLICE_LINES
+ * at a time, one slice per loop turn (a zero timeout yields between
+ * slices), so a scrape of many shards never holds the loop for long. */
+struct shard_row {
+    uint32_t stream; /* in names */
+    uint32_t shard;
+    double v[SM_COUNT_];
+};
+
+struct lag_row {
+    uint32_t stream; /* in names */
+    uint32_t shard;
+    const char *group; /* borrowed from lag */
+    uint64_t records;
+    uint64_t ms;
+};
+
+struct scrape {
+    struct sl_api_call *call;
+    struct sl_io_op yield_op;
+    struct text t;
+    char **names; /* stream names, owned copies (a stream may go meanwhile) */
+    uint32_t n_names;
+    struct shard_row *rows;
+    size_t n_rows;
+    struct sl_group_lag *lag; /* owned (sl_consumer_lag_all) */
+    struct lag_row *lag_rows;
+    size_t n_lag;
+    uint32_t family; /* SM_* then 2 lag families */
+    size_t pos;      /* next row of the family */
+};
+
+static void scrape_free(struct scrape *sc)
+{
+    for (uint32_t i = 0; i < sc->n_names; i++) {
+        free(sc->names[i]);
+    }
+    free(sc->names);
+    free(sc->rows);
+    sl_consumer_lag_all_free(sc->lag, sc->n_lag);
+    free(sc->lag_rows);
+    free(sc->t.p);
+    free(sc);
+}
+
+static int capture_shards(struct scrape *sc, struct sl_catalog *cat)
+{
+    uint32_t streams = 0;
+    size_t n = 0;
+    for (struct sl_stream *st = sl_catalog_first(cat); st != NULL; st = st->next) {
+        streams++;
+        n += st->shard_count;
+    }
+    sc->names = calloc(streams + 1, sizeof(*sc->names));
+    sc->rows = calloc(n + 1, sizeof(*sc->rows));
+    if (sc->names == NULL || sc->rows == NULL) {
+        return SL_ENOMEM;
+    }
+    for (struct sl_stream *st = sl_catalog_first(cat); st != NULL; st = st->next) {
+        if ((sc->names[sc->n_names] = strdup(st->name)) == NULL) {
+            return SL_ENOMEM;
+        }
+        for (uint32_t i = 0; i < st->shard_count; i++) {
+            struct sl_shard_info si;
+            sl_streams_shard_info(st, i, &si);
+            struct shard_row *r = &sc->rows[sc->n_rows++];
+            r->stream = sc->n_names;
+            r->shard = i;
+            for (uint32_t m = 0; m < SM_COUNT_; m++) {
+                r->v[m] = shard_value(m, &st->shards[i], &si);
+            }
+        }
+        sc->n_names++;
+    }
+    return SL_OK;
+}
+
+static int capture_lag(struct scrape *sc, struct sl_engine *e)
+{
+    int rc = sl_consumer_lag_all(e, &sc->lag, &sc->n_lag);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    sc->lag_rows = calloc(sc->n_lag + 1, sizeof(*sc->lag_rows));
+    if (sc->lag_rows == NULL) {
+        return SL_ENOMEM;
+    }
+    uint32_t s = 0; /* entries come stream by stream, in catalog order */
+    for (size_t i = 0; i < sc->n_lag; i++) {
+        while (s < sc->n_names && strcmp(sc->names[s], sc->lag[i].stream) != 0) {
+            s++;
+        }
+        SL_ASSERT(s < sc->n_names);
+        sc->lag_rows[i] = (struct lag_row){.stream = s, .shard = sc->lag[i].lag.shard,
+                                           .group = sc->lag[i].group,
+                                           .records = sc->lag[i].lag.records_behind,
+                                           .ms = sc->lag[i].lag.ms_behind};
+    }
+    return SL_OK;
+}
+
+static const struct {
+    const char *name;
+    const char *help;
+} lag_metrics[2] = {
+    {"sluice_consumer_lag_records",
+     "Records appended to the shard after the consumer group's checkpoint."},
+    {"sluice_consumer_lag_seconds",
+     "Append time of the shard's newest record minus that of the record at the consumer "
+     "group's checkpoint (0 when caught up)."},
+};
+
+/* Renders up to `lines` more lines; true when everything is rendered. */
+static bool scrape_slice(struct scrape *sc, size_t lines)
+{
+    struct text *t = &sc->t;
+    while (lines > 0 && sc->family < SM_COUNT_ + 2) {
+        uint32_t f = sc->family;
+        bool lag = f >= SM_COUNT_;
+        size_t n = lag ? sc->n_lag : sc->n_rows;
+        if (sc->pos == 0) {
+            if (lag) {
+                family(t, lag_metrics[f - SM_COUNT_].name, "gauge",
+                       lag_metrics[f - SM_COUNT_].help);
+            } else {
+                family(t, shard_metrics[f].name, shard_metrics[f].type, shard_metrics[f].help);
+            }
+        }
+        for (; sc->pos < n && lines > 0; sc->pos++, lines--) {
+            if (!lag) {
+                const struct shard_row *r = &sc->rows[sc->pos];
+                put(t, "%s{stream=\"%s\",shard=\"%u\"} %.17g\n", shard_metrics[f].name,
+                    sc->names[r->stream], r->shard, r->v[f]);
+                continue;
+            }
+            const struct lag_row *r = &sc->lag_rows[sc->pos];
+            put(t, "%s{stream=\"%s\",group=\"", lag_metrics[f - SM_COUNT_].name,
+                sc->names[r->stream]);
+            put_label(t, r->group);
+            if (f == SM_COUNT_) {
+                put(t, "\",shard=\"%u\"} %llu\n", r->shard, (unsigned long long)r->records);
+            } else {
+                put(t, "\",shard=\"%u\"} %.3f\n", r->shard, (double)r->ms / 1000.0);
+            }
+        }
+        if (sc->pos == n) {
+            sc->family++;
+            sc->pos = 0;
+        }
+    }
+    return sc->family == SM_COUNT_ + 2 || t->failed;
+}
+
+static void scrape_finish(struct scrape *sc)
+{
+    if (sc->t.failed) {
+        static const char msg[] = "out of memory while rendering the metrics\n";
+        sl_api_reply(sc->call, 503, "text/plain", msg, sizeof(msg) - 1);
+    } else {
+        sl_api_reply(sc->call, 200, "text/plain; version=0.0.4; charset=utf-8", sc->t.p,
+                     sc->t.len);
+    }
+    scrape_free(sc);
+}
+
+static void on_scrape_turn(struct sl_io_op *op, int res)
+{
+    (void)res;
+    struct scrape *sc = sl_container_of(op, struct scrape, yield_op);
+    if (scrape_slice(sc, SCRAPE_SLICE_LINES)) {
+        scrape_finish(sc);
+        return;
+    }
+    sl_ring_timeout(sc->call->api->ring, &sc->yield_op, 0);
+}
+
 static void metrics(struct sl_api_call *call)
 {
     struct sl_api *api = call->api;
-    struct text t = {0};
-    put_process(&t, api);
-    put_ops(&t, &api->engine->stats);
-    put_shards(&t, api->engine->catalog);
-    put_lag(&t, api->engine);
-    put_queues(&t, api->engine);
-    if (t.failed) {
+    struct scrape *sc = calloc(1, sizeof(*sc));
+    if (sc == NULL) {
         static const char msg[] = "out of memory while rendering the metrics\n";
         sl_api_reply(call, 503, "text/plain", msg, sizeof(msg) - 1);
-    } else {
-        sl_api_reply(call, 200, "text/plain; version=0.0.4; charset=utf-8", t.p, t.len);
+        return;
     }
-    free(t.p);
+    sc->call = call;
+    sc->yield_op.cb = on_scrape_turn;
+    put_process(&sc->t, api);
+    put_ops(&sc->t, &api->engine->stats);
+    put_queues(&sc->t, api->engine);
+    if (capture_shards(sc, api->engine->catalog) != SL_OK ||
+        capture_lag(sc, api->engine) != SL_OK) {
+        sc->t.failed = true;
+    }
+    if (scrape_slice(sc, SCRAPE_SLICE_LINES) || api->ring == NULL) {
+        while (!scrape_slice(sc, SIZE_MAX)) {
+        }
+        scrape_finish(sc);
+        return;
+    }
+    sl_ring_timeout(api->ring, &sc->yield_op, 0);
 }
 
 static void reply_json(struct sl_api_call *call, int status, json_t *body)
