@@ -257,6 +257,11 @@ void sl_kinesis_handle(struct sl_api_call *call, const char *op)
         sl_kin_fail(call, SL_KIN_UNKNOWN_OPERATION, "%.64s is not served by this broker", op);
         return;
     }
+    bool put1 = strcmp(op, "PutRecord") == 0;
+    if (!wants_cbor(call) && (put1 || strcmp(op, "PutRecords") == 0)) {
+        sl_kin_put_raw(call, put1); /* the hot path: no parse tree (kinesis_scan.c) */
+        return;
+    }
     json_error_t jerr = {.text = "not a well-formed CBOR map"};
     json_t *body = NULL;
     if (wants_cbor(call)) {

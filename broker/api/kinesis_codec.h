@@ -106,6 +106,11 @@ struct sl_kin_put {
 int sl_kin_decode_put(const json_t *body, bool single, struct sl_kin_put *out, bool *serialization,
                       char *why, size_t why_len);
 void sl_kin_put_free(struct sl_kin_put *p); /* idempotent */
+/* sl_kin_decode_put on the JSON text itself (kinesis_scan.c: no parse tree,
+ * each record's data decoded straight into the arena): the same answers.
+ * Every string of `out` points into its arena. */
+int sl_kin_scan_put(const uint8_t *body, size_t len, bool single, struct sl_kin_put *out,
+                    bool *serialization, char *why, size_t why_len);
 
 enum sl_kin_iter_kind {
     SL_KIN_ITER_SEQ = 0,   /* continue at `value` (a sequence) */

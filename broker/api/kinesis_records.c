@@ -70,7 +70,7 @@ struct put_part {
 
 struct put_op {
     struct sl_api_call *call; /* owned until answered */
-    json_t *body;             /* a reference: the entries borrow its strings */
+    json_t *body; /* a reference when decoded from a tree (the entries borrow its strings) */
     struct sl_kin_put put;
     bool single;
     uint32_t pending; /* parts not answered, + 1 while submitting */
@@ -256,19 +256,10 @@ static void put_submit(struct put_op *op)
     put_finish_one(op);
 }
 
-static void put(struct sl_api_call *call, json_t *body, bool single)
+/* After the body is decoded (rc): routes, builds and submits, or fails. */
+static void put_start(struct put_op *op, int rc, bool ser, const char *why)
 {
-    struct put_op *op = calloc(1, sizeof(*op));
-    if (op == NULL) {
-        sl_kin_fail(call, SL_KIN_INTERNAL_FAILURE, "out of memory");
-        return;
-    }
-    op->call = call;
-    op->single = single;
-    op->body = json_incref(body);
-    bool ser = false;
-    char why[WHY_MAX];
-    int rc = sl_kin_decode_put(body, single, &op->put, &ser, why, sizeof(why));
+    struct sl_api_call *call = op->call;
     if (rc != SL_OK) {
         sl_kin_fail(call,
                     ser               ? SL_KIN_SERIALIZATION
@@ -293,6 +284,45 @@ static void put(struct sl_api_call *call, json_t *body, bool single)
         return;
     }
     put_submit(op);
+}
+
+static struct put_op *put_op_new(struct sl_api_call *call, bool single)
+{
+    struct put_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        sl_kin_fail(call, SL_KIN_INTERNAL_FAILURE, "out of memory");
+        return NULL;
+    }
+    op->call = call;
+    op->single = single;
+    return op;
+}
+
+/* A body already parsed (CBOR requests arrive as a tree). */
+static void put(struct sl_api_call *call, json_t *body, bool single)
+{
+    struct put_op *op = put_op_new(call, single);
+    if (op == NULL) {
+        return;
+    }
+    op->body = json_incref(body);
+    bool ser = false;
+    char why[WHY_MAX];
+    int rc = sl_kin_decode_put(body, single, &op->put, &ser, why, sizeof(why));
+    put_start(op, rc, ser, why);
+}
+
+void sl_kin_put_raw(struct sl_api_call *call, bool single)
+{
+    struct put_op *op = put_op_new(call, single);
+    if (op == NULL) {
+        return;
+    }
+    bool ser = false;
+    char why[WHY_MAX];
+    int rc = sl_kin_scan_put(call->req->body, call->req->body_len, single, &op->put, &ser, why,
+                             sizeof(why));
+    put_start(op, rc, ser, why);
 }
 
 void sl_kin_put_record(struct sl_api_call *call, json_t *body)
