@@ -10,16 +10,8 @@
 set -euo pipefail
 SECS=${1:-5}
 DEPTH=${2:-4}
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-B="$ROOT/build/release"
-DIR="$(mktemp -d /var/tmp/sluice-httpbench-XXXXXX)"
-trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
-HTTP=$((20000 + RANDOM % 20000))
-"$B/broker/sluiced" --data "$DIR/data" --port 0 --port-file "$DIR/port" --http-port "$HTTP" \
-    --log-level warn &
-PID=$!
-for _ in $(seq 100); do [ -s "$DIR/port" ] && break; sleep 0.1; done
-PORT=$(cat "$DIR/port")
+# shellcheck source=bench/http_broker.sh
+. "$(dirname "$0")/http_broker.sh" httpbench
 HB=("$B/bench/http_bench" --port "$HTTP" --records 500 --record-bytes 1024 --shards 4
     --depth "$DEPTH" --duration "$SECS")
 echo "== produce 1 KiB x 500, 4 shards, 1 connection, $DEPTH in flight, durable"

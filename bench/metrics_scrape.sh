@@ -16,16 +16,8 @@ set -euo pipefail
 STREAMS=${1:-6}
 SHARDS=${2:-1000}
 SCRAPES=${3:-20}
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-B="$ROOT/build/release"
-DIR="$(mktemp -d /var/tmp/sluice-scrape-XXXXXX)"
-trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
-HTTP=$((20000 + RANDOM % 20000))
-"$B/broker/sluiced" --data "$DIR/data" --port 0 --port-file "$DIR/port" --http-port "$HTTP" \
-    --log-level warn &
-PID=$!
-for _ in $(seq 100); do [ -s "$DIR/port" ] && break; sleep 0.1; done
-PORT=$(cat "$DIR/port")
+# shellcheck source=bench/http_broker.sh
+. "$(dirname "$0")/http_broker.sh" scrape
 C=("$B/client/sluice" --broker "127.0.0.1:$PORT")
 t0=$(date +%s.%N)
 for s in $(seq 1 "$STREAMS"); do
