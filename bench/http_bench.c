@@ -3,7 +3,8 @@
  * streams in flight), to set next to the native protocol's sluice-bench in
  * one run (bench/http_vs_native.sh). A benchmark, not a test.
  *
- *   http_bench --port HTTP_PORT --mode put|get [--h2] [--conns N] [--depth D]
+ *   http_bench --port HTTP_PORT --mode put|get|sqs-send|sqs-drain [--h2] [--conns N]
+ *              [--depth D]
  *              [--records N] [--record-bytes B] [--duration S] [--stream NAME]
  *              [--shards N]
  *
@@ -13,6 +14,10 @@
  *      in flight (h1: pipelined; h2: concurrent streams), for --duration s.
  * get: reads the stream from TRIM_HORIZON with GetRecords (Limit 10000) on
  *      every shard until caught up (fill it with put first).
+ * sqs-send: SendMessageBatch of 10 messages of --record-bytes (HTTP/1.1,
+ *      --depth in flight) to the queue --stream, for --duration s.
+ * sqs-drain: ReceiveMessage (10) + DeleteMessageBatch until the queue is
+ *      empty; the latency is that of the pair.
  * Prints records/s, MB/s of record payload and the request latency p50/p99
  * (from the request's send to its whole answer).
  *
@@ -46,6 +51,7 @@ struct opts {
     uint32_t port;
     bool h2;
     bool get;
+    bool sqs;
     uint32_t conns;
     uint32_t depth;
     uint32_t records;
@@ -193,17 +199,27 @@ static int h1_read(int fd, struct buf *in, struct buf *resp)
     }
 }
 
-static void h1_send(int fd, const char *op, const char *body, size_t len)
+/* A request of the AWS JSON protocols: target "Kinesis_20131202.PutRecords"... */
+static void h1_send_to(int fd, const char *target, const char *ctype, const char *body,
+                       size_t len)
 {
     char head[256];
     int n = snprintf(head, sizeof(head),
-                     "POST / HTTP/1.1\r\nhost: 127.0.0.1\r\nx-amz-target: " TARGET_PREFIX
-                     "%s\r\ncontent-type: application/x-amz-json-1.1\r\n"
-                     "content-length: %zu\r\n\r\n",
-                     op, len);
+                     "POST / HTTP/1.1\r\nhost: 127.0.0.1\r\nx-amz-target: %s\r\n"
+                     "content-type: %s\r\ncontent-length: %zu\r\n\r\n",
+                     target, ctype, len);
     write_all(fd, head, (size_t)n);
     write_all(fd, body, len);
 }
+
+static void h1_send(int fd, const char *op, const char *body, size_t len)
+{
+    char target[64];
+    snprintf(target, sizeof(target), TARGET_PREFIX "%s", op);
+    h1_send_to(fd, target, "application/x-amz-json-1.1", body, len);
+}
+
+#define SQS_JSON "application/x-amz-json-1.0"
 
 /* One request, answered: the control calls (create, iterators). */
 static int h1_call(const char *op, const char *body, struct buf *resp)
@@ -467,11 +483,114 @@ static void *h1_get(void *arg)
     return NULL;
 }
 
+/* ---- SQS: SendMessageBatch, then ReceiveMessage + DeleteMessageBatch ------- */
+
+#define SQS_BATCH 10u /* entries per SendMessageBatch / DeleteMessageBatch (the SQS limit) */
+
+static char sqs_url[128];
+
+static void *sqs_send(void *arg)
+{
+    struct worker *w = arg;
+    int fd = dial();
+    struct buf in = {0}, resp = {0}, body = {0};
+    char *msg = malloc(o.record_bytes + 1);
+    memset(msg, 'a' + (int)(w->idx % 26), o.record_bytes);
+    msg[o.record_bytes] = '\0';
+    buf_str(&body, "{\"QueueUrl\":\"");
+    buf_str(&body, sqs_url);
+    buf_str(&body, "\",\"Entries\":[");
+    for (uint32_t i = 0; i < SQS_BATCH; i++) {
+        char id[48];
+        snprintf(id, sizeof(id), "%s{\"Id\":\"m%u\",\"MessageBody\":\"", i > 0 ? "," : "", i);
+        buf_str(&body, id);
+        buf_str(&body, msg);
+        buf_str(&body, "\"}");
+    }
+    buf_str(&body, "]}");
+    uint64_t sent[DEPTH_MAX];
+    uint32_t head = 0, n = 0;
+    while (!stop_flag || n > 0) {
+        while (!stop_flag && n < o.depth) {
+            sent[(head + n) % DEPTH_MAX] = now_ns();
+            h1_send_to(fd, "AmazonSQS.SendMessageBatch", SQS_JSON, body.p, body.len);
+            n++;
+        }
+        int status = h1_read(fd, &in, &resp);
+        bench_hist_record(&w->hist, now_ns() - sent[head]);
+        head = (head + 1) % DEPTH_MAX;
+        n--;
+        bool ok = status == 200 && resp.p != NULL && strstr(resp.p, "\"Failed\":[{") == NULL;
+        w->records += ok ? SQS_BATCH : 0;
+        w->bytes += ok ? (uint64_t)SQS_BATCH * o.record_bytes : 0;
+        w->failed += ok ? 0 : SQS_BATCH;
+    }
+    close(fd);
+    free(msg);
+    free(in.p);
+    free(resp.p);
+    free(body.p);
+    return NULL;
+}
+
+/* Receives up to 10 and deletes them in one batch, until the queue is empty. */
+static void *sqs_drain(void *arg)
+{
+    struct worker *w = arg;
+    int fd = dial();
+    struct buf in = {0}, resp = {0}, del = {0};
+    char recv_body[256];
+    int rn = snprintf(recv_body, sizeof(recv_body),
+                      "{\"QueueUrl\":\"%s\",\"MaxNumberOfMessages\":10,\"WaitTimeSeconds\":0}",
+                      sqs_url);
+    for (;;) {
+        uint64_t t0 = now_ns();
+        h1_send_to(fd, "AmazonSQS.ReceiveMessage", SQS_JSON, recv_body, (size_t)rn);
+        if (h1_read(fd, &in, &resp) != 200) {
+            die("ReceiveMessage");
+        }
+        del.len = 0;
+        buf_str(&del, "{\"QueueUrl\":\"");
+        buf_str(&del, sqs_url);
+        buf_str(&del, "\",\"Entries\":[");
+        uint32_t got = 0;
+        char handle[1024];
+        for (const char *p = resp.p; p != NULL && (p = strstr(p, "\"ReceiptHandle\":\"")) != NULL;
+             p++) {
+            if (!json_field(p, "ReceiptHandle", handle, sizeof(handle))) {
+                break;
+            }
+            char e[1200];
+            snprintf(e, sizeof(e), "%s{\"Id\":\"d%u\",\"ReceiptHandle\":\"%s\"}",
+                     got > 0 ? "," : "", got, handle);
+            buf_str(&del, e);
+            got++;
+        }
+        if (got == 0) {
+            break;
+        }
+        buf_str(&del, "]}");
+        h1_send_to(fd, "AmazonSQS.DeleteMessageBatch", SQS_JSON, del.p, del.len);
+        if (h1_read(fd, &in, &resp) != 200) {
+            die("DeleteMessageBatch");
+        }
+        bench_hist_record(&w->hist, now_ns() - t0);
+        w->records += got;
+        w->bytes += (uint64_t)got * o.record_bytes;
+    }
+    close(fd);
+    free(in.p);
+    free(resp.p);
+    free(del.p);
+    return NULL;
+}
+
 /* ---- main ------------------------------------------------------------------- */
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: http_bench --port HTTP_PORT [--mode put|get] [--h2] [--conns N] "
+    fprintf(stderr, "usage: http_bench --port HTTP_PORT [--mode put|get|sqs-send|sqs-drain] "
+                    "[--h2] [--conns N] "
                     "[--depth D] [--records N] [--record-bytes B] [--duration S] "
                     "[--stream NAME] [--shards N]\n");
     exit(2);
@@ -488,7 +607,10 @@ static void parse(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
         case 'p': o.port = (uint32_t)atoi(optarg); break;
-        case 'm': o.get = strcmp(optarg, "get") == 0; break;
+        case 'm':
+            o.get = strcmp(optarg, "get") == 0 || strcmp(optarg, "sqs-drain") == 0;
+            o.sqs = strncmp(optarg, "sqs", 3) == 0;
+            break;
         case '2': o.h2 = true; break;
         case 'c': o.conns = (uint32_t)atoi(optarg); break;
         case 'd': o.depth = (uint32_t)atoi(optarg); break;
@@ -511,24 +633,42 @@ int main(int argc, char **argv)
     parse(argc, argv);
     struct buf resp = {0};
     char body[256];
-    snprintf(body, sizeof(body), "{\"StreamName\":\"%s\",\"ShardCount\":%u}", o.stream,
-             o.shards);
-    int st = h1_call("CreateStream", body, &resp); /* 400 ResourceInUse when it exists */
-    if (st != 200 && (resp.p == NULL || strstr(resp.p, "ResourceInUseException") == NULL)) {
-        fprintf(stderr, "http_bench: CreateStream: %d %s\n", st, resp.p ? resp.p : "");
-        return 1;
+    int st;
+    if (o.sqs) { /* CreateQueue is idempotent */
+        snprintf(body, sizeof(body), "{\"QueueName\":\"%s\"}", o.stream);
+        int fd = dial();
+        struct buf in = {0};
+        h1_send_to(fd, "AmazonSQS.CreateQueue", SQS_JSON, body, strlen(body));
+        st = h1_read(fd, &in, &resp);
+        close(fd);
+        free(in.p);
+        if (st != 200 || !json_field(resp.p, "QueueUrl", sqs_url, sizeof(sqs_url))) {
+            fprintf(stderr, "http_bench: CreateQueue: %d %s\n", st, resp.p ? resp.p : "");
+            return 1;
+        }
+    } else {
+        snprintf(body, sizeof(body), "{\"StreamName\":\"%s\",\"ShardCount\":%u}", o.stream,
+                 o.shards);
+        st = h1_call("CreateStream", body, &resp); /* 400 ResourceInUse when it exists */
+        if (st != 200 && (resp.p == NULL || strstr(resp.p, "ResourceInUseException") == NULL)) {
+            fprintf(stderr, "http_bench: CreateStream: %d %s\n", st, resp.p ? resp.p : "");
+            return 1;
+        }
     }
     struct worker *w = calloc(o.conns, sizeof(*w));
     for (uint32_t i = 0; i < o.conns; i++) {
         w[i].idx = i;
         bench_hist_reset(&w[i].hist);
-        if (!o.get) {
+        if (!o.get && !o.sqs) {
             put_body(&w[i].body, i);
         }
     }
     uint64_t t0 = now_ns();
     for (uint32_t i = 0; i < o.conns; i++) {
-        void *(*fn)(void *) = o.get ? h1_get : o.h2 ? h2_put : h1_put;
+        void *(*fn)(void *) = o.sqs ? (o.get ? sqs_drain : sqs_send)
+                              : o.get ? h1_get
+                              : o.h2  ? h2_put
+                                      : h1_put;
         pthread_create(&w[i].thread, NULL, fn, &w[i]);
     }
     if (!o.get) {
@@ -555,7 +695,8 @@ int main(int argc, char **argv)
     printf("{\"mode\":\"%s\",\"transport\":\"%s\",\"conns\":%u,\"depth\":%u,"
            "\"records\":%llu,\"failed\":%llu,\"seconds\":%.3f,\"records_per_s\":%.0f,"
            "\"mb_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n",
-           o.get ? "get" : "put", o.get ? "http1.1" : o.h2 ? "h2c" : "http1.1", o.conns,
+           o.sqs ? (o.get ? "sqs-drain" : "sqs-send") : o.get ? "get" : "put",
+           o.get || o.sqs ? "http1.1" : o.h2 ? "h2c" : "http1.1", o.conns,
            o.depth, (unsigned long long)records, (unsigned long long)failed, secs,
            (double)records / secs, (double)bytes / secs / 1e6,
            (double)bench_hist_percentile(&all, 50) / 1e6,

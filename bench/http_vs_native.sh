@@ -6,6 +6,8 @@
 # (PutRecords answers once its records are durable, as the native ACK_DURABLE).
 # Read: the backlog drained from TRIM_HORIZON (GetRecords, Limit 10000) next
 # to the native consumer.
+# Queues: SendMessageBatch (10 x 1 KiB) next to native produce in batches of 10, and
+# ReceiveMessage(10) + DeleteMessageBatch next to the native receive + ack (10 at a time).
 # Usage: bench/http_vs_native.sh [SECONDS] [DEPTH]   (defaults 5, 4)
 set -euo pipefail
 SECS=${1:-5}
@@ -24,3 +26,11 @@ echo "== read the backlog from the oldest"
 "$B/bench/sluice-bench" --broker "127.0.0.1:$PORT" --server-pid "$PID" --mode consume \
     --record-bytes 1024 --shards 4 --backlog 400000 --json | sed 's/^/native  /'
 "${HB[@]}" --stream h1 --mode get | sed 's/^/http1.1 /'
+echo "== queues: send 1 KiB messages in tens; receive 10 + delete/ack them until empty"
+"$B/bench/sluice-bench" --broker "127.0.0.1:$PORT" --server-pid "$PID" --mode produce \
+    --record-bytes 1024 --batch 10 --shards 2 --ack durable --duration "$SECS" --json |
+    sed 's/^/native  /'
+"${HB[@]}" --stream sqsq --mode sqs-send | sed 's/^/sqs     /'
+"$B/bench/sluice-bench" --broker "127.0.0.1:$PORT" --server-pid "$PID" --mode queue \
+    --record-bytes 1024 --shards 2 --queue-max 10 --backlog 200000 --json | sed 's/^/native  /'
+"${HB[@]}" --stream sqsq --mode sqs-drain | sed 's/^/sqs     /'
