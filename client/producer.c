@@ -609,7 +609,7 @@ int sluice_producer_new(sluice_client *c, const char *stream,
     p->shards = calloc(p->shard_count, sizeof(*p->shards));
     p->z = zstd ? sl_zctx_new() : NULL;
     /* producer_seq starts at 1: a broker that steps a failed batch's sequence back to
-     * "seq - 1" (broker/catalog.c sl_dedup_end) cannot represent "nothing stored" below 0,
+     * "seq - 1" (broker/engine/dedup.c sl_dedup_end) cannot represent "nothing stored" below 0,
      * and would take the retry of a failed batch 0 for a duplicate. */
     for (uint32_t i = 0; p->shards != NULL && i < p->shard_count; i++) {
         p->shards[i].next_producer_seq = 1;

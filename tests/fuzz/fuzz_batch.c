@@ -9,7 +9,7 @@
  *   - every record view lies inside the batch or the scratch (touched);
  *   - attributes decode (sl_record_attr_next asserts on what iter_next let by);
  *   - a batch that iterates cleanly rebuilds (as the broker's de-dup path does,
- *     broker/handler.c apply_msgdedup) into a batch that validates and yields
+ *     broker/engine/produce.c apply_msgdedup) into a batch that validates and yields
  *     the same keys, values and attributes.
  */
 #include "fuzz_util.h"
@@ -46,7 +46,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* Known project bugs this target has found (tests/fuzz/README.md): a check
  * that pins one reports it and returns instead of aborting, unless
  * SLUICE_FUZZ_STRICT=1, so fuzzing can go on past it. */
-/* The broker's de-dup rebuild (broker/handler.c apply_msgdedup ->
+/* The broker's de-dup rebuild (broker/engine/produce.c apply_msgdedup ->
  * sl_batch_rebuild_without): records whose id was seen are dropped and the
  * rest copied, uncompressed, into a buffer of SL_BATCH_HEADER_BYTES +
  * records_len bytes. Here the first record is dropped (all are kept for a
@@ -63,7 +63,7 @@ static void check_rebuild(const uint8_t *batch, const struct sl_batch_header *h)
     const uint8_t *records =
         h->codec == SL_BATCH_CODEC_ZSTD ? g_scratch : batch + SL_BATCH_HEADER_BYTES;
     uint8_t *drop = calloc(h->record_count, 1);
-    size_t cap = SL_BATCH_HEADER_BYTES + h->records_len; /* as handler.c sizes it */
+    size_t cap = SL_BATCH_HEADER_BYTES + h->records_len; /* as produce.c sizes it */
     uint8_t *nb = malloc(cap);
     SL_ASSERT(drop != NULL && nb != NULL);
     if (skip) {

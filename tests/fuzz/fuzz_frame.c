@@ -1,8 +1,8 @@
 /* fuzz_frame.c - the native protocol's frame decoder and protobuf request
  * handling: sl_frame_peek, sl_request_unpack / sl_response_unpack (protobuf-c
  * over untrusted bytes), and, for a Produce, the batch checks the broker runs
- * before anything is stored (broker/handler.c handle_produce + check_routing
- * + the de-dup id lookup), replicated here because handler.c needs a live
+ * before anything is stored (broker/engine/produce.c sl_produce_submit + check_routing
+ * + the de-dup id lookup), replicated here because produce.c needs a live
  * server, catalog and shards.
  *
  * Input: the bytes a client sent: `u32 length (big-endian) | payload`. The
@@ -27,7 +27,7 @@
 
 #define MAX_FRAME (1u << 20)
 #define BATCH_BYTES_MAX (1u << 20)
-#define SCRATCH_MAX (4u * BATCH_BYTES_MAX) /* handler.c: 4 x batch_bytes_max */
+#define SCRATCH_MAX (4u * BATCH_BYTES_MAX) /* the engine: 4 x batch_bytes_max */
 
 static struct sl_zctx *g_z;
 static uint8_t *g_scratch;

@@ -1,4 +1,4 @@
-/* test_workers.c - shard-owning worker threads (broker/workers.c), driven the way the
+/* test_workers.c - shard-owning worker threads (broker/engine/workers.c), driven the way the
  * broker drives them: the test thread is the main loop and runs its ring.
  *
  * Covers: shards spread over 3 loops (worker 0 = this thread); appends routed to the
