@@ -31,6 +31,8 @@
 #include "storage/batch.h"
 
 #include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -41,6 +43,29 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+struct create_waiter {
+    sl_catalog_created_cb cb;
+    void *ctx;
+    struct create_waiter *next;
+};
+
+/* A stream being created in the background: built on the main loop, its
+ * files made and its logs opened by the creator thread, installed by the
+ * main loop (sl_catalog_poll). */
+struct create_job {
+    struct sl_stream *st;
+    struct sl_shard **logs; /* opened with their owners' rings, not used yet */
+    int rc;
+    bool started; /* taken by the creator (files may exist) */
+    char why[256];
+    struct create_waiter *waiters;
+    struct create_job *next;      /* in todo or done (under mu) */
+    struct create_job *next_live; /* in pending (main loop) */
+};
+
+static void job_install(struct sl_catalog *c, struct create_job *j, bool closing);
+static void *creator_main(void *arg);
+
 struct sl_catalog {
     struct sl_ring *ring;
     struct sl_catalog_config cfg;
@@ -48,6 +73,16 @@ struct sl_catalog {
     char *trash_dir;
     struct sl_stream *streams;   /* live, sorted by name */
     struct sl_stream *graveyard; /* deleted, waiting for reap */
+    /* background creation: the creator thread and its queues */
+    pthread_t creator;
+    bool creator_started;
+    bool creator_stop;           /* under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct create_job *todo;     /* under mu, FIFO: todo_tail */
+    struct create_job **todo_tail;
+    struct create_job *done;     /* under mu */
+    struct create_job *pending;  /* main loop: every job not installed yet */
 };
 
 static char *path_cat(const char *a, const char *b)
@@ -333,7 +368,12 @@ static void stream_free(struct sl_catalog *c, struct sl_stream *st)
 
 /* Opens (creating if missing) every shard and the checkpoint store; at
  * start-up (`rebuild`) re-learns each shard's recent producers. */
-static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st, bool rebuild)
+/* Opens (creating if missing) every shard and the stores; at start-up
+ * (`rebuild`) re-learns each shard's recent producers. With `logs` (the
+ * creator thread), each log is opened here with its owner's ring into
+ * logs[i] and adopted later on the main loop; else through its owner. */
+static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st, bool rebuild,
+                             struct sl_shard **logs)
 {
     st->shards = calloc(st->shard_count, sizeof(*st->shards));
     if (st->shards == NULL) {
@@ -359,8 +399,13 @@ static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st, bool re
         if (dir == NULL) {
             return SL_ENOMEM;
         }
-        rc = sl_wshard_open(&b->ws, c->ring, dir, &scfg, c->cfg.listener, b,
-                            rebuild ? sl_dedup_rebuild : NULL, b->dedup);
+        if (logs != NULL) {
+            rc = sl_shard_open(sl_workers_ring(c->cfg.workers, c->ring, b->ws.owner), dir,
+                               &scfg, &logs[i]);
+        } else {
+            rc = sl_wshard_open(&b->ws, c->ring, dir, &scfg, c->cfg.listener, b,
+                                rebuild ? sl_dedup_rebuild : NULL, b->dedup);
+        }
         free(dir);
         if (rc != SL_OK) {
             return rc;
@@ -483,7 +528,7 @@ static int load_streams(struct sl_catalog *c)
             rc = mrc;
             break;
         }
-        rc = stream_open_parts(c, st, true);
+        rc = stream_open_parts(c, st, true, NULL);
         if (rc != SL_OK) {
             sl_error("catalog", "stream %s: cannot open: %s", st->name, sl_strerror(rc));
             stream_free(c, st);
@@ -506,6 +551,9 @@ int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
     }
     c->ring = ring;
     c->cfg = *cfg;
+    c->todo_tail = &c->todo;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
     c->streams_dir = path_cat(cfg->data_dir, "streams");
     c->trash_dir = path_cat(cfg->data_dir, "trash");
     int rc = c->streams_dir != NULL && c->trash_dir != NULL ? SL_OK : SL_ENOMEM;
@@ -524,6 +572,16 @@ int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
         empty_trash(c);
         rc = load_streams(c);
     }
+    if (rc == SL_OK) {
+        /* The thread takes no signal: SIGTERM/SIGINT go to the main loop's
+         * signalfd (a thread with them unblocked would die of them). */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        rc = pthread_create(&c->creator, NULL, creator_main, c) == 0 ? SL_OK : SL_ESYS;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        c->creator_started = rc == SL_OK;
+    }
     if (rc != SL_OK) {
         sl_catalog_close(c);
         return rc;
@@ -537,6 +595,29 @@ void sl_catalog_close(struct sl_catalog *c)
     if (c == NULL) {
         return;
     }
+    if (c->creator_started) { /* the job in hand finishes; the rest never starts */
+        pthread_mutex_lock(&c->mu);
+        c->creator_stop = true;
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->creator, NULL);
+        c->creator_started = false;
+    }
+    /* (the mutex and condition stay initialised until free: nothing to undo) */
+    while (c->pending != NULL) { /* done or never started: told ECLOSED */
+        struct create_job *j = c->pending;
+        bool done = false;
+        for (struct create_job *d = c->done; d != NULL && !done; d = d->next) {
+            done = d == j;
+        }
+        if (!done) {
+            j->rc = SL_ECLOSED;
+            snprintf(j->why, sizeof(j->why), "the broker is shutting down");
+            memset(j->logs, 0, j->st->shard_count * sizeof(*j->logs));
+        }
+        job_install(c, j, true);
+    }
+    c->done = c->todo = NULL;
     while (c->streams != NULL) {
         struct sl_stream *st = c->streams;
         c->streams = st->next;
@@ -554,9 +635,21 @@ void sl_catalog_close(struct sl_catalog *c)
     free(c);
 }
 
-int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_count,
-                      uint32_t retention_hours, uint64_t retention_bytes, const char *compression,
-                      struct sl_stream **out, char *why, size_t why_len)
+static bool pending_name(const struct sl_catalog *c, const char *name)
+{
+    for (const struct create_job *j = c->pending; j != NULL; j = j->next_live) {
+        if (strcmp(j->st->name, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Checks the arguments and builds the stream (in memory only). */
+static int create_prepare(struct sl_catalog *c, const char *name, uint32_t shard_count,
+                          uint32_t retention_hours, uint64_t retention_bytes,
+                          const char *compression, struct sl_stream **out, char *why,
+                          size_t why_len)
 {
     if (!name_ok(name)) {
         snprintf(why, why_len, "stream name must be 1-128 of [A-Za-z0-9_.-], not starting with '.'");
@@ -580,7 +673,7 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
         snprintf(why, why_len, "compression must be none or zstd");
         return SL_EINVAL;
     }
-    if (sl_catalog_find(c, name) != NULL) {
+    if (sl_catalog_find(c, name) != NULL || pending_name(c, name)) {
         snprintf(why, why_len, "stream %s already exists", name);
         return SL_EEXIST;
     }
@@ -593,10 +686,18 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
     st->retention_bytes = retention_bytes;
     snprintf(st->compression, sizeof(st->compression), "%s", compression);
     st->created_ms = sl_clock_wall_ms();
+    *out = st;
+    return SL_OK;
+}
+
+/* The stream's files, durable, and its shards and stores opened (see
+ * stream_open_parts for `logs`). Crash safety: catalog.c's header. */
+static int create_files(struct sl_catalog *c, struct sl_stream *st, struct sl_shard **logs)
+{
     int rc = mkdir(st->dir, 0755) == 0 ? SL_OK : sl_err_from_errno(errno);
     if (rc == SL_EEXIST) {
         /* leftover of an unfinished create or delete: set it aside */
-        rc = move_to_trash(c, name);
+        rc = move_to_trash(c, st->name);
         if (rc == SL_OK) {
             rc = mkdir(st->dir, 0755) == 0 ? SL_OK : sl_err_from_errno(errno);
         }
@@ -608,8 +709,22 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
         rc = meta_write(st);
     }
     if (rc == SL_OK) {
-        rc = stream_open_parts(c, st, false);
+        rc = stream_open_parts(c, st, false, logs);
     }
+    return rc;
+}
+
+int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_count,
+                      uint32_t retention_hours, uint64_t retention_bytes, const char *compression,
+                      struct sl_stream **out, char *why, size_t why_len)
+{
+    struct sl_stream *st = NULL;
+    int rc = create_prepare(c, name, shard_count, retention_hours, retention_bytes, compression,
+                            &st, why, why_len);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    rc = create_files(c, st, NULL);
     if (rc != SL_OK) {
         snprintf(why, why_len, "cannot create stream %s: %s", name, sl_strerror(rc));
         stream_free(c, st);
@@ -618,9 +733,150 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
     }
     insert_sorted(c, st);
     sl_info("catalog", "created stream %s: %u shards, retention %u h", name, shard_count,
-            retention_hours);
+            st->retention_hours);
     *out = st;
     return SL_OK;
+}
+
+/* ---- creation in the background ------------------------------------- */
+
+/* The creator thread: makes the files and opens the logs of one job at a
+ * time. It touches only the job's stream (not in the catalog yet) and the
+ * catalog's read-only fields (directories, config); a log opened here is
+ * used first by its owner after the main loop adopts it. */
+static void *creator_main(void *arg)
+{
+    struct sl_catalog *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->creator_stop && c->todo == NULL) {
+            pthread_cond_wait(&c->cv, &c->mu);
+        }
+        if (c->creator_stop) {
+            break;
+        }
+        struct create_job *j = c->todo;
+        c->todo = j->next;
+        if (c->todo == NULL) {
+            c->todo_tail = &c->todo;
+        }
+        j->started = true;
+        pthread_mutex_unlock(&c->mu);
+        j->rc = create_files(c, j->st, j->logs);
+        if (j->rc != SL_OK) {
+            snprintf(j->why, sizeof(j->why), "cannot create stream %s: %s", j->st->name,
+                     sl_strerror(j->rc));
+        }
+        pthread_mutex_lock(&c->mu);
+        j->next = c->done;
+        c->done = j;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t shard_count,
+                            sl_catalog_created_cb cb, void *ctx, char *why, size_t why_len)
+{
+    struct create_waiter *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        snprintf(why, why_len, "out of memory");
+        return SL_ENOMEM;
+    }
+    *w = (struct create_waiter){.cb = cb, .ctx = ctx};
+    for (struct create_job *j = c->pending; j != NULL; j = j->next_live) {
+        if (strcmp(j->st->name, name) == 0) { /* being created: wait for it, in order */
+            struct create_waiter **pp = &j->waiters;
+            while (*pp != NULL) {
+                pp = &(*pp)->next;
+            }
+            *pp = w;
+            return SL_OK;
+        }
+    }
+    struct sl_stream *st = NULL;
+    int rc = create_prepare(c, name, shard_count, 0, 0, NULL, &st, why, why_len);
+    struct create_job *j = rc == SL_OK ? calloc(1, sizeof(*j)) : NULL;
+    if (j != NULL && (j->logs = calloc(shard_count, sizeof(*j->logs))) == NULL) {
+        free(j);
+        j = NULL;
+    }
+    if (j == NULL) {
+        if (rc == SL_OK) {
+            stream_free(c, st);
+            snprintf(why, why_len, "out of memory");
+            rc = SL_ENOMEM;
+        }
+        free(w);
+        return rc;
+    }
+    j->st = st;
+    j->waiters = w;
+    j->next_live = c->pending;
+    c->pending = j;
+    pthread_mutex_lock(&c->mu);
+    *c->todo_tail = j;
+    c->todo_tail = &j->next;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return SL_OK;
+}
+
+/* A finished job: its stream installed (or its leftovers closed), its
+ * waiters told. `closing`: the catalog is closing, waiters get ECLOSED. */
+static void job_install(struct sl_catalog *c, struct create_job *j, bool closing)
+{
+    for (struct create_job **pp = &c->pending; *pp != NULL; pp = &(*pp)->next_live) {
+        if (*pp == j) {
+            *pp = j->next_live;
+            break;
+        }
+    }
+    struct sl_stream *st = j->st;
+    for (uint32_t i = 0; i < st->shard_count && st->shards != NULL; i++) {
+        if (j->logs[i] != NULL) { /* the owner takes it (and closes it on failure) */
+            sl_wshard_adopt(&st->shards[i].ws, j->logs[i], c->cfg.listener, &st->shards[i]);
+        }
+    }
+    if (j->rc == SL_OK) {
+        insert_sorted(c, st);
+        sl_info("catalog", "created stream %s: %u shards, retention %u h", st->name,
+                st->shard_count, st->retention_hours);
+    } else {
+        char name[SL_STREAM_NAME_MAX + 1];
+        snprintf(name, sizeof(name), "%s", st->name);
+        sl_error("catalog", "%s", j->why);
+        stream_free(c, st);
+        if (j->started) {
+            (void)move_to_trash(c, name);
+        }
+    }
+    int rc = closing ? SL_ECLOSED : j->rc;
+    const char *why = closing ? "the broker is shutting down" : j->why;
+    while (j->waiters != NULL) {
+        struct create_waiter *w = j->waiters;
+        j->waiters = w->next;
+        w->cb(w->ctx, rc, why);
+        free(w);
+    }
+    free(j->logs);
+    free(j);
+}
+
+void sl_catalog_poll(struct sl_catalog *c)
+{
+    if (c->pending == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    struct create_job *done = c->done;
+    c->done = NULL;
+    pthread_mutex_unlock(&c->mu);
+    while (done != NULL) {
+        struct create_job *j = done;
+        done = j->next;
+        job_install(c, j, false);
+    }
 }
 
 int sl_catalog_delete(struct sl_catalog *c, const char *name)

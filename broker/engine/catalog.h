@@ -107,6 +107,24 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
                       uint32_t retention_hours, uint64_t retention_bytes, const char *compression,
                       struct sl_stream **out, char *why, size_t why_len);
 
+/* Told when a background create finished: err SL_OK (the stream is in the
+ * catalog), or why not (SL_ECLOSED when the broker closed first). `why` is
+ * borrowed for the call. */
+typedef void (*sl_catalog_created_cb)(void *ctx, int err, const char *why);
+/* Creates a stream off the main loop (the defaults but the shard count):
+ * its directories, metadata and shard files are made, fsynced and opened by
+ * the catalog's creator thread, then installed by sl_catalog_poll, which
+ * runs `cb`. A create of the same name already under way is joined (`cb`
+ * runs when it finishes). Returns SL_OK (cb will run) or, without running
+ * cb, the argument errors of sl_catalog_create (SL_EEXIST when the stream
+ * exists), SL_ENOMEM. For the paths that must not block on file work (a
+ * produce to an unknown stream with auto_create_streams). */
+int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t shard_count,
+                            sl_catalog_created_cb cb, void *ctx, char *why, size_t why_len);
+/* Installs the background creates that finished; from the top of the loop
+ * (never a callback). */
+void sl_catalog_poll(struct sl_catalog *c);
+
 /* Removes a stream from the catalog at once (new requests get ENOTFOUND),
  * moves its directory aside durably, and schedules its shards to be closed
  * and its files deleted by sl_catalog_reap. Errors: SL_ENOTFOUND, SL_EIO. */

@@ -21,6 +21,7 @@ void sl_events_tick(void *ctx, uint64_t now_ms)
 void sl_events_turn(void *ctx)
 {
     struct sl_engine *e = ctx;
+    sl_catalog_poll(e->catalog);
     sl_catalog_reap(e->catalog);
 }
 

@@ -20,8 +20,8 @@ struct sl_stream;
 void sl_events_tick(void *ctx, uint64_t now_ms);
 /* Shutdown begins: parked fetches and receives answer now. */
 void sl_events_stop(void *ctx);
-/* Top of each loop turn, never inside a callback: deleted streams nothing
- * holds any more are freed. */
+/* Top of each loop turn, never inside a callback: streams created in the
+ * background are installed, deleted streams nothing holds any more freed. */
 void sl_events_turn(void *ctx);
 /* The catalog's shard listener (ctx = the struct sl_bshard): records became
  * visible, or the shard made room for appends. */

@@ -290,6 +290,48 @@ static int apply_msgdedup(struct sl_engine *e, struct produce_op *op, const uint
     return SL_OK;
 }
 
+/* A produce waiting for its stream to be created (auto_create_streams): the
+ * request is kept (the batch stays the caller's, borrowed until cb) and
+ * submitted again once the creator thread made the stream. */
+struct create_wait {
+    struct sl_engine *e;
+    struct sl_produce_req req;
+    char stream[SL_STREAM_NAME_MAX + 1];
+    sl_produce_cb cb;
+    void *ctx;
+};
+
+static void on_created(void *ctx, int err, const char *why)
+{
+    struct create_wait *w = ctx;
+    if (err == SL_OK || err == SL_EEXIST) {
+        sl_produce_submit(w->e, &w->req, w->cb, w->ctx);
+    } else {
+        fail(w->e, w->cb, w->ctx, w->req.shard, err, why);
+    }
+    free(w);
+}
+
+static void auto_create(struct sl_engine *e, const struct sl_produce_req *req, sl_produce_cb cb,
+                        void *ctx)
+{
+    char why[256];
+    struct create_wait *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        fail(e, cb, ctx, req->shard, SL_ENOMEM, sl_strerror(SL_ENOMEM));
+        return;
+    }
+    *w = (struct create_wait){.e = e, .req = *req, .cb = cb, .ctx = ctx};
+    snprintf(w->stream, sizeof(w->stream), "%s", req->stream != NULL ? req->stream : "");
+    w->req.stream = w->stream;
+    int rc = sl_catalog_create_async(e->catalog, w->stream, e->cfg.default_shards, on_created,
+                                     w, why, sizeof(why));
+    if (rc != SL_OK) {
+        free(w);
+        fail(e, cb, ctx, req->shard, rc, why);
+    }
+}
+
 /* Enqueues behind the shard's waiting produces, or appends now. */
 static void start(struct produce_op *op)
 {
@@ -349,13 +391,8 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
     int rc;
     uint64_t start_ns = sl_clock_mono_ns();
     if (e->cfg.auto_create_streams && sl_catalog_find(e->catalog, req->stream) == NULL) {
-        struct sl_stream *created = NULL;
-        rc = sl_catalog_create(e->catalog, req->stream, e->cfg.default_shards, 0, 0, NULL,
-                               &created, why, sizeof(why));
-        if (rc != SL_OK) {
-            fail(e, cb, ctx, req->shard, rc, why);
-            return;
-        }
+        auto_create(e, req, cb, ctx); /* the file work leaves the loop */
+        return;
     }
     struct sl_bshard *b = sl_engine_shard(e, req->stream, req->shard, why, sizeof(why), &rc);
     struct sl_batch_header h;

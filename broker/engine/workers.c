@@ -696,17 +696,11 @@ struct open_call {
     int rc;
 };
 
-static void do_open(void *arg)
+/* On the owner: the open log joins its owner (listener, stats, the owned
+ * list). */
+static void do_register(void *arg)
 {
-    struct open_call *oc = arg;
-    struct sl_wshard *b = oc->b;
-    oc->rc = sl_shard_open(oc->ring, oc->dir, oc->cfg, &b->log);
-    if (oc->rc != SL_OK) {
-        return;
-    }
-    if (oc->rebuild != NULL) {
-        oc->rebuild(oc->rebuild_ctx, b->log, oc->ring);
-    }
+    struct sl_wshard *b = arg;
     if (b->owner == 0) {
         if (b->listener != NULL) {
             sl_shard_set_listener(b->log, b->listener, b->listener_ctx);
@@ -719,6 +713,36 @@ static void do_open(void *arg)
     struct worker *w = owner_of(b);
     b->ow_next = w->owned;
     w->owned = b;
+}
+
+static void do_open(void *arg)
+{
+    struct open_call *oc = arg;
+    struct sl_wshard *b = oc->b;
+    oc->rc = sl_shard_open(oc->ring, oc->dir, oc->cfg, &b->log);
+    if (oc->rc != SL_OK) {
+        return;
+    }
+    if (oc->rebuild != NULL) {
+        oc->rebuild(oc->rebuild_ctx, b->log, oc->ring);
+    }
+    do_register(b);
+}
+
+struct sl_ring *sl_workers_ring(struct sl_workers *ws, struct sl_ring *home, uint32_t i)
+{
+    return ws == NULL || i == 0 ? home : &ws->w[i].ring;
+}
+
+void sl_wshard_adopt(struct sl_wshard *b, struct sl_shard *log, sl_shard_listener listener,
+                     void *listener_ctx)
+{
+    SL_ASSERT(b->log == NULL && log != NULL);
+    b->log = log;
+    b->listener = listener;
+    b->listener_ctx = listener_ctx;
+    b->closed = false;
+    sl_workers_call(b->workers, b->owner, do_register, b);
 }
 
 int sl_wshard_open(struct sl_wshard *b, struct sl_ring *home, const char *dir,

@@ -109,6 +109,14 @@ void sl_workers_drain(struct sl_workers *w);
 int sl_wshard_open(struct sl_wshard *b, struct sl_ring *home, const char *dir,
                    const struct sl_shard_config *cfg, sl_shard_listener listener,
                    void *listener_ctx, sl_wshard_rebuild_fn rebuild, void *rebuild_ctx);
+/* The ring shard logs of worker i use (home for 0): a log may be opened
+ * with it on another thread (sl_shard_open submits nothing), then adopted. */
+struct sl_ring *sl_workers_ring(struct sl_workers *ws, struct sl_ring *home, uint32_t i);
+/* Gives the owner a log opened elsewhere with the owner's ring and not used
+ * since (b->workers and b->owner set, b->log NULL): it joins the owner as if
+ * sl_wshard_open had opened it. Synchronous (one call to the owner). */
+void sl_wshard_adopt(struct sl_wshard *b, struct sl_shard *log, sl_shard_listener listener,
+                     void *listener_ctx);
 /* Closes the log on its owner and handles the messages it had sent about
  * it. NULL-safe as to b->log. */
 void sl_wshard_close(struct sl_wshard *b);

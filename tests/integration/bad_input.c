@@ -10,7 +10,8 @@
  * is right); a long-poll Fetch whose connection closes while it waits; a Produce with
  * ACK_NONE (no response; the next request is answered). Meanwhile a library connection keeps
  * producing and consuming a 2-shard stream without any error, and at the end the broker is
- * alive and stops cleanly (exit 0).
+ * alive and stops cleanly (exit 0). Then, on a broker with auto_create_streams, produces
+ * pipelined to an unknown stream create it once, off the loop, and are stored in order.
  */
 #include "../unit/test.h"
 #include "harness.h"
@@ -543,6 +544,70 @@ TEST(bad_input)
     it_broker_cleanup(&broker);
 }
 
+/* auto_create_streams: a Produce to an unknown stream creates it off the
+ * main loop (the catalog's creator thread); produces pipelined meanwhile
+ * wait for that one create and are stored in order; the stream survives a
+ * restart. */
+#define AUTO_PRODUCES 20u
+
+static struct it_broker auto_broker;
+
+TEST(auto_create_on_produce)
+{
+    setenv("SLUICE_AUTO_CREATE_STREAMS", "true", 1);
+    int started = it_broker_start(&auto_broker, "always");
+    unsetenv("SLUICE_AUTO_CREATE_STREAMS");
+    CHECK_EQ(started, 0);
+    uint16_t saved = (uint16_t)broker.port;
+    broker.port = auto_broker.port; /* raw_connect dials broker.port */
+    int fd = raw_connect();
+    CHECK(fd >= 0);
+    CHECK_EQ(hello(fd, 1), 0);
+    uint8_t batch[512];
+    sl_request req[AUTO_PRODUCES];
+    Sluice__V1__Produce p[AUTO_PRODUCES];
+    for (uint32_t i = 0; i < AUTO_PRODUCES; i++) { /* all sent before any answer */
+        char value[32];
+        snprintf(value, sizeof(value), "v%u", i);
+        size_t len = make_batch(batch, sizeof(batch), "k", value);
+        CHECK(len > 0);
+        sluice__v1__request__init(&req[i]);
+        sluice__v1__produce__init(&p[i]);
+        p[i].stream = (char *)"auto.created";
+        p[i].batch.data = batch;
+        p[i].batch.len = len;
+        req[i].id = 100 + i;
+        req[i].body_case = SLUICE__V1__REQUEST__BODY_PRODUCE;
+        req[i].produce = &p[i];
+        CHECK_EQ(send_req(fd, &req[i]), 0);
+    }
+    for (uint32_t i = 0; i < AUTO_PRODUCES; i++) {
+        sl_response *r = NULL;
+        CHECK_EQ(recv_resp(fd, &r), 1);
+        CHECK_EQ((int)r->code, SL_OK);
+        CHECK(r->body_case == SLUICE__V1__RESPONSE__BODY_PRODUCE);
+        CHECK_EQ(r->id, 100 + i);          /* in order */
+        CHECK_EQ(r->produce->base_seq, i); /* one stream, created once */
+        sl_response_free(r);
+    }
+    close(fd);
+    CHECK_EQ(it_broker_stop(&auto_broker), 0);
+    CHECK_EQ(it_broker_restart(&auto_broker), 0);
+    fd = raw_connect();
+    CHECK(fd >= 0);
+    CHECK_EQ(hello(fd, 1), 0);
+    size_t len = make_batch(batch, sizeof(batch), "k", "after restart");
+    sl_response *r = produce_raw(fd, 7, "auto.created", 0, batch, len,
+                                 SLUICE__V1__ACK_MODE__ACK_DURABLE, SL_OK);
+    CHECK(r != NULL);
+    CHECK_EQ(r->produce->base_seq, AUTO_PRODUCES);
+    sl_response_free(r);
+    close(fd);
+    broker.port = saved;
+    CHECK_EQ(it_broker_stop(&auto_broker), 0);
+    it_broker_cleanup(&auto_broker);
+}
+
 int main(void)
 {
     int rc = it_preflight();
@@ -550,5 +615,6 @@ int main(void)
         return rc;
     }
     RUN(bad_input);
+    RUN(auto_create_on_produce);
     TEST_END();
 }
