@@ -113,6 +113,24 @@ test('a body over http_body_bytes_max gets 413 before it is read', async () => {
   assert.match(r.text, /^HTTP\/1\.1 413 /);
 });
 
+test('a request that keeps trickling in is closed after frame_timeout_ms (slowloris)', async () => {
+  const slow = await startBroker(['--frame-timeout-ms', '300']);
+  try {
+    const t0 = Date.now();
+    const r = await new Promise((resolve) => {
+      const s = connect(slow.httpPort, '127.0.0.1');
+      const timer = setTimeout(() => { s.destroy(); resolve({ closed: false }); }, 5000);
+      s.on('close', () => { clearTimeout(timer); resolve({ closed: true }); });
+      s.on('error', () => {});
+      s.write('GET /healthz HTTP/1.1\r\nhost: x\r\n'); /* the head never ends */
+    });
+    assert.equal(r.closed, true);
+    assert.ok(Date.now() - t0 < 3000, 'closed after the timeout, not at the idle timeout');
+  } finally {
+    await slow.stop();
+  }
+});
+
 test('pipelined requests are answered in order on one connection', async () => {
   const req = 'GET /healthz HTTP/1.1\r\nhost: x\r\n\r\nGET /readyz HTTP/1.1\r\nhost: x\r\n\r\n' +
     'GET /nope HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n';
