@@ -36,6 +36,22 @@ struct sl_api_call {
     uint64_t start_ns;
 };
 
+/* A connection's HTTP state (broker/api/server.c makes it at the first
+ * bytes): its session and its unanswered calls. */
+struct sl_api_call_link;
+struct sl_api_conn {
+    struct sl_api *api;
+    struct sl_conn *conn;
+    struct sl_http_session *session;
+    struct sl_api_call_link *calls; /* unanswered, for sl_api_calls_reset */
+};
+
+/* A call for `req` on the connection: counted and holding it until
+ * sl_api_reply. NULL without memory. */
+struct sl_api_call *sl_api_call_new(struct sl_api_conn *ac, const struct sl_http_request *req);
+/* The peer reset stream `id`: its call's request is gone (answer dropped). */
+void sl_api_calls_reset(struct sl_api_conn *ac, uint32_t id);
+
 /* The value of header `name` (lower-case), or NULL. */
 const char *sl_api_header(const struct sl_http_request *req, const char *name);
 

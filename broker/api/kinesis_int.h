@@ -130,6 +130,8 @@ void sl_kin_list_consumers(struct sl_api_call *call, json_t *body);
 void sl_kin_describe_consumer(struct sl_api_call *call, json_t *body);
 void sl_kin_put_record(struct sl_api_call *call, json_t *body);
 void sl_kin_put_records(struct sl_api_call *call, json_t *body);
+/* The request came as CBOR (application/x-amz-cbor-1.1): answer in CBOR. */
+bool sl_kin_wants_cbor(const struct sl_api_call *call);
 /* PutRecord (single) or PutRecords from the JSON text, without a tree. */
 void sl_kin_put_raw(struct sl_api_call *call, bool single);
 void sl_kin_get_records(struct sl_api_call *call, json_t *body);

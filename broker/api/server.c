@@ -30,69 +30,6 @@ _Static_assert(SL_ROUTE_COUNT_ <= sizeof(((struct sl_api *)0)->latency) /
                "struct sl_api holds a counter per route");
 #define SQS_PREFIX "AmazonSQS."
 
-struct call_link {
-    struct sl_api_call call; /* first: what handlers get is the link */
-    struct call_link *next;
-};
-
-/* A connection's HTTP state. */
-struct api_conn {
-    struct sl_api *api;
-    struct sl_conn *conn;
-    struct sl_http_session *session;
-    struct call_link *calls; /* unanswered, for on_stream_closed */
-};
-
-const char *sl_api_header(const struct sl_http_request *req, const char *name)
-{
-    for (uint32_t i = 0; req != NULL && i < req->n_headers; i++) {
-        if (strcmp(req->headers[i].name, name) == 0) {
-            return req->headers[i].value;
-        }
-    }
-    return NULL;
-}
-
-static void unlink_call(struct api_conn *ac, struct sl_api_call *call)
-{
-    struct call_link **pp = &ac->calls;
-    while (*pp != NULL && &(*pp)->call != call) {
-        pp = &(*pp)->next;
-    }
-    if (*pp != NULL) {
-        *pp = (*pp)->next;
-    }
-}
-
-static int status_class(int status)
-{
-    return status >= 100 && status < 600 ? status / 100 : 0;
-}
-
-void sl_api_reply(struct sl_api_call *call, int status, const char *content_type,
-                  const void *body, size_t len)
-{
-    struct sl_conn *c = call->conn;
-    struct api_conn *ac = c->proto_state;
-    struct sl_http_header h = {"content-type", 12, content_type, (uint32_t)strlen(content_type)};
-    if (call->req != NULL && !sl_conn_is_closed(c)) {
-        int rc = sl_http_respond(call->session, call->id, status, &h, 1, body, len);
-        if (rc != SL_OK && rc != SL_ENOTFOUND) {
-            sl_warn("http", "conn %llu: cannot answer request %u: %s", (unsigned long long)c->id,
-                    call->id, sl_strerror(rc));
-        }
-    }
-    call->api->answers[call->route][status_class(status)]++;
-    sl_latency_record(&call->api->latency[call->route], sl_clock_mono_ns() - call->start_ns);
-    unlink_call(ac, call);
-    free(call);
-    sl_conn_request_done(c);
-    if (!sl_conn_is_closed(c) && sl_http_session_want_close(ac->session)) {
-        sl_conn_close_after_send(c);
-    }
-    sl_conn_release(c);
-}
-
 static void reply_error(struct sl_api_call *call, int status, const char *msg)
 {
     char body[512];
@@ -146,23 +83,14 @@ static void route(struct sl_api_call *call, const struct sl_http_request *req)
 
 static void on_request(void *ctx, struct sl_http_session *s, const struct sl_http_request *req)
 {
-    struct api_conn *ac = ctx;
-    struct call_link *l = calloc(1, sizeof(*l));
-    sl_conn_request_begin(ac->conn);
-    sl_conn_hold(ac->conn);
-    if (l == NULL) {
+    struct sl_api_conn *ac = ctx;
+    struct sl_api_call *call = sl_api_call_new(ac, req);
+    if (call == NULL) {
         static const char msg[] = "{\"message\":\"out of memory\"}";
         sl_http_respond(s, req->id, 503, NULL, 0, msg, sizeof(msg) - 1);
-        sl_conn_request_done(ac->conn);
-        sl_conn_release(ac->conn);
         return;
     }
-    l->call = (struct sl_api_call){.api = ac->api, .conn = ac->conn, .session = s, .req = req,
-                                   .id = req->id, .route = SL_ROUTE_OTHER,
-                                   .start_ns = sl_clock_mono_ns()};
-    l->next = ac->calls;
-    ac->calls = l;
-    route(&l->call, req);
+    route(call, req);
 }
 
 /* The peer reset an h2 stream: its request is gone; the answer will be
@@ -170,28 +98,23 @@ static void on_request(void *ctx, struct sl_http_session *s, const struct sl_htt
 static void on_stream_closed(void *ctx, struct sl_http_session *s, uint32_t id)
 {
     (void)s;
-    struct api_conn *ac = ctx;
-    for (struct call_link *l = ac->calls; l != NULL; l = l->next) {
-        if (l->call.id == id) {
-            l->call.req = NULL;
-        }
-    }
+    sl_api_calls_reset(ctx, id);
 }
 
 static int on_out(void *ctx, const void *data, size_t len)
 {
-    struct api_conn *ac = ctx;
+    struct sl_api_conn *ac = ctx;
     int rc = sl_conn_write(ac->conn, data, len);
     return rc == SL_ECLOSED ? SL_OK : rc; /* the peer is gone: nothing to send to */
 }
 
-static struct api_conn *conn_state(struct sl_conn *c)
+static struct sl_api_conn *conn_state(struct sl_conn *c)
 {
     if (c->proto_state != NULL) {
         return c->proto_state;
     }
     struct sl_api *api = c->ctx;
-    struct api_conn *ac = calloc(1, sizeof(*ac));
+    struct sl_api_conn *ac = calloc(1, sizeof(*ac));
     if (ac == NULL) {
         return NULL;
     }
@@ -213,7 +136,7 @@ static struct api_conn *conn_state(struct sl_conn *c)
 
 static size_t api_recv(struct sl_conn *c, const uint8_t *data, size_t len)
 {
-    struct api_conn *ac = conn_state(c);
+    struct sl_api_conn *ac = conn_state(c);
     if (ac == NULL) {
         sl_conn_close_after_send(c);
         return len;
@@ -231,19 +154,19 @@ static size_t api_recv(struct sl_conn *c, const uint8_t *data, size_t len)
 
 static bool api_partial(const struct sl_conn *c)
 {
-    const struct api_conn *ac = c->proto_state;
+    const struct sl_api_conn *ac = c->proto_state;
     return ac != NULL && sl_http_session_partial(ac->session);
 }
 
 static bool api_paused(const struct sl_conn *c)
 {
-    const struct api_conn *ac = c->proto_state;
+    const struct sl_api_conn *ac = c->proto_state;
     return ac != NULL && !sl_http_session_want_read(ac->session);
 }
 
 static void api_free(struct sl_conn *c)
 {
-    struct api_conn *ac = c->proto_state;
+    struct sl_api_conn *ac = c->proto_state;
     if (ac == NULL) {
         return;
     }

@@ -49,119 +49,6 @@
 #define SQS_SECONDS_PER_HOUR            3600
 #define SQS_REDRIVE_MAX_RECEIVES        1000 /* SQS: maxReceiveCount 1..1000 */
 
-/* ---- errors ----------------------------------------------------------------- */
-
-static const struct {
-    const char *json;  /* __type after com.amazonaws.sqs# */
-    const char *query; /* Query protocol's Code */
-    int status;
-} errors[SL_SQS_E_COUNT_] = {
-    [SL_SQS_OK] = {"", "", 200},
-    [SL_SQS_E_MALFORMED] = {"InvalidParameterValue", "MalformedQueryString", 400},
-    [SL_SQS_E_INVALID_ACTION] = {"InvalidAction", "InvalidAction", 400},
-    [SL_SQS_E_NO_QUEUE] = {"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", 400},
-    [SL_SQS_E_INVALID_PARAMETER] = {"InvalidParameterValue", "InvalidParameterValue", 400},
-    [SL_SQS_E_MISSING_PARAMETER] = {"MissingParameter", "MissingParameter", 400},
-    [SL_SQS_E_RECEIPT_INVALID] = {"ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid", 400},
-    [SL_SQS_E_TOO_MANY_ENTRIES] = {"TooManyEntriesInBatchRequest",
-                                   "AWS.SimpleQueueService.TooManyEntriesInBatchRequest", 400},
-    [SL_SQS_E_IDS_NOT_DISTINCT] = {"BatchEntryIdsNotDistinct",
-                                   "AWS.SimpleQueueService.BatchEntryIdsNotDistinct", 400},
-    [SL_SQS_E_EMPTY_BATCH] = {"EmptyBatchRequest", "AWS.SimpleQueueService.EmptyBatchRequest", 400},
-    [SL_SQS_E_INVALID_ENTRY_ID] = {"InvalidBatchEntryId",
-                                   "AWS.SimpleQueueService.InvalidBatchEntryId", 400},
-    [SL_SQS_E_INVALID_ATTRIBUTE_NAME] = {"InvalidAttributeName", "InvalidAttributeName", 400},
-    [SL_SQS_E_QUEUE_EXISTS] = {"QueueAlreadyExists", "QueueAlreadyExists", 400},
-    [SL_SQS_E_OVER_LIMIT] = {"OverLimit", "OverLimit", 403},
-    [SL_SQS_E_UNSUPPORTED] = {"UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation",
-                              400},
-    [SL_SQS_E_NOT_INFLIGHT] = {"MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight",
-                               400},
-    [SL_SQS_E_INTERNAL] = {"InternalError", "InternalError", 500},
-};
-
-static void sqs_free(struct sqs_call *c)
-{
-    SL_ASSERT(c->op == NULL); /* the operation freed its state before answering */
-    sl_sqs_req_free(c->req);
-    free(c);
-}
-
-static void answer(struct sqs_call *c, int status, const char *body)
-{
-    const char *ctype = c->query ? "text/xml" : "application/x-amz-json-1.0";
-    if (body == NULL) {
-        static const char msg[] = "out of memory";
-        sl_api_reply(c->call, 503, "text/plain", msg, sizeof(msg) - 1);
-    } else {
-        sl_api_reply(c->call, status, ctype, body, strlen(body));
-    }
-    sqs_free(c);
-}
-
-void sqs_reply(struct sqs_call *c, json_t *result)
-{
-    char *body = NULL;
-    if (result != NULL) {
-        body = c->query ? sl_sqs_xml_result(c->req->op, result, c->request_id)
-                        : json_dumps(result, JSON_COMPACT);
-    }
-    json_decref(result);
-    answer(c, 200, body);
-    free(body);
-}
-
-void sqs_fail(struct sqs_call *c, enum sl_sqs_error code, const char *fmt, ...)
-{
-    SL_ASSERT(code > SL_SQS_OK && code < SL_SQS_E_COUNT_);
-    char msg[SL_SQS_WHY_MAX + 64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    char *body = NULL;
-    if (c->query) {
-        body = sl_sqs_xml_error(errors[code].query, errors[code].status < 500, msg, c->request_id);
-    } else {
-        char type[96];
-        snprintf(type, sizeof(type), "com.amazonaws.sqs#%s", errors[code].json);
-        json_t *j = json_pack("{s:s,s:s}", "__type", type, "message", msg);
-        body = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-        json_decref(j);
-    }
-    answer(c, errors[code].status, body);
-    free(body);
-}
-
-void sqs_fail_engine(struct sqs_call *c, int err, const char *why)
-{
-    switch (err) {
-    case SL_ENOTFOUND:
-        sqs_fail(c, SL_SQS_E_NO_QUEUE, "The specified queue does not exist. (%s)", why);
-        break;
-    case SL_EAGAIN:
-    case SL_ELIMIT:
-        sqs_fail(c, SL_SQS_E_OVER_LIMIT, "%s", why[0] != '\0' ? why : sl_strerror(err));
-        break;
-    case SL_EINVAL:
-    case SL_ETOOBIG:
-        sqs_fail(c, SL_SQS_E_INVALID_PARAMETER, "%s", why[0] != '\0' ? why : sl_strerror(err));
-        break;
-    default:
-        sqs_fail(c, SL_SQS_E_INTERNAL, "%s: %s", sl_errname(err), why);
-        break;
-    }
-}
-
-json_t *sqs_failed_entry(const struct sqs_call *c, const char *id, enum sl_sqs_error code,
-                         const char *message)
-{
-    return json_pack("{s:s,s:b,s:s,s:s}", "Id", id, "SenderFault", errors[code].status < 500,
-                     "Code", c->query ? errors[code].query : errors[code].json, "Message", message);
-}
-
-/* ---- queues: names, URLs, attributes ------------------------------------------ */
-
 static bool name_ok(const char *name)
 {
     size_t n = strlen(name);
@@ -183,28 +70,9 @@ static json_t *queue_url(const struct sqs_call *c, const char *name)
     return json_string(url);
 }
 
-static const char *prop(const struct sl_stream *st, const char *name)
-{
-    char key[SL_STREAM_PROP_KEY_MAX];
-    snprintf(key, sizeof(key), SQS_PROP_PREFIX "%s", name);
-    return sl_catalog_prop(st, key);
-}
-
-int64_t sqs_attr_int(const struct sl_stream *st, const char *name, int64_t dflt)
-{
-    const char *v = prop(st, name);
-    return v != NULL ? strtoll(v, NULL, 10) : dflt;
-}
-
-bool sqs_is_fifo(const struct sl_stream *st)
-{
-    const char *v = prop(st, "FifoQueue");
-    return v != NULL && strcmp(v, "true") == 0;
-}
-
 static bool is_queue(const struct sl_stream *st)
 {
-    return st != NULL && prop(st, "CreatedTimestamp") != NULL;
+    return st != NULL && sqs_prop(st, "CreatedTimestamp") != NULL;
 }
 
 /* Settable attributes: integers in [min, max], or (max < 0) free text
@@ -246,7 +114,7 @@ static int attr_def(const char *name)
 /* The attribute's value now (stored or default), into buf. */
 static const char *attr_now(const struct sl_stream *st, const char *name, char *buf, size_t n)
 {
-    const char *v = st != NULL ? prop(st, name) : NULL;
+    const char *v = st != NULL ? sqs_prop(st, name) : NULL;
     int d = attr_def(name);
     if (v != NULL) {
         return v;
@@ -379,7 +247,7 @@ static void group_config(const struct sl_stream *st, struct sl_qgroup_config *g,
     g->visibility_timeout_ms = (uint32_t)sqs_attr_int(st, "VisibilityTimeout", 30) * 1000u;
     g->ordered = sqs_is_fifo(st);
     g->start.kind = SL_POS_TRIM_HORIZON;
-    const char *redrive = prop(st, "RedrivePolicy");
+    const char *redrive = sqs_prop(st, "RedrivePolicy");
     char why[SL_SQS_WHY_MAX];
     uint32_t max = 0;
     dlq[0] = '\0';
@@ -530,7 +398,7 @@ static void put_computed(struct sqs_call *c, struct sl_stream *st, json_t *out, 
                                                                                   : qs.delayed;
         snprintf(buf, sizeof(buf), "%" PRIu64, v);
     } else {
-        const char *v = prop(st, name);
+        const char *v = sqs_prop(st, name);
         snprintf(buf, sizeof(buf), "%s", v != NULL ? v : "0");
     }
     json_object_set_new(out, name, json_string(buf));
@@ -613,7 +481,7 @@ static void set_queue_attributes(struct sqs_call *c, struct sl_stream *st)
     bool regroup = false;
     for (uint32_t i = 0; ae == SL_SQS_OK && i < c->req->n_attrs; i++) {
         const struct sl_sqs_kv *kv = &c->req->attrs[i];
-        const char *now = prop(st, kv->name);
+        const char *now = sqs_prop(st, kv->name);
         if (strcmp(kv->name, "FifoQueue") == 0 &&
             strcmp(kv->value, sqs_is_fifo(st) ? "true" : "false") != 0) {
             snprintf(why, sizeof(why), "FifoQueue cannot be changed after creation.");
@@ -798,7 +666,7 @@ void sl_sqs_handle(struct sl_api_call *call, const char *op)
     int rc = c->query ? sl_sqs_decode_query(req->body, req->body_len, &c->req, &f)
                       : sl_sqs_decode_json(op, req->body, req->body_len, &c->req, &f);
     if (rc == SL_ENOMEM) {
-        answer(c, 503, NULL);
+        sqs_answer(c, 503, NULL); /* out of memory */
         return;
     }
     if (rc != SL_OK) {

@@ -44,6 +44,8 @@ struct sqs_call {
 
 /* Answers with `result` (takes; JSON, or rendered as XML) and frees c. */
 void sqs_reply(struct sqs_call *c, json_t *result);
+/* Answers with `body` (NULL: 503, out of memory) and frees the call. */
+void sqs_answer(struct sqs_call *c, int status, const char *body);
 /* Answers with an SQS error and frees c. */
 __attribute__((format(printf, 3, 4))) void sqs_fail(struct sqs_call *c, enum sl_sqs_error code,
                                                     const char *fmt, ...);
@@ -56,6 +58,8 @@ json_t *sqs_failed_entry(const struct sqs_call *c, const char *id, enum sl_sqs_e
                          const char *message);
 
 /* The queue's attribute `name` as an integer, `dflt` when unset. */
+/* A queue attribute kept as the stream property sqs.<name>, or NULL. */
+const char *sqs_prop(const struct sl_stream *st, const char *name);
 int64_t sqs_attr_int(const struct sl_stream *st, const char *name, int64_t dflt);
 /* The queue is FIFO. */
 bool sqs_is_fifo(const struct sl_stream *st);

@@ -70,6 +70,11 @@ struct sl_h2 {
     bool busy, dirty;
     bool fatal;     /* out of memory, `out` failed, nghttp2 fatal error */
     bool proto_err; /* GOAWAY with an error sent */
+    /* h2c upgrade: the upgraded request (stream 1) is delivered only once
+     * the client's preface arrived, so its answer does not follow the 101 in
+     * the same burst (curl 7.88 keeps at most 32 KiB after a 101 and fails
+     * with more: "connection buffer size is too small"). */
+    bool upgrade_hold;
 };
 
 static struct h2_stream *stream_new(struct sl_h2 *h, int32_t id)
@@ -349,7 +354,7 @@ static void service(struct sl_h2 *h)
     do {
         h->dirty = false;
         for (struct h2_stream *st = h->head; st != NULL; st = st->next) {
-            if (st->state == H2_READY && !st->closed) {
+            if (st->state == H2_READY && !st->closed && !(h->upgrade_hold && st->id == 1)) {
                 st->state = H2_WAITING;
                 h->cb->on_request(h->ctx, h->s, &st->req.req);
             }
@@ -495,6 +500,7 @@ int sl_h2_new_upgrade(const struct sl_http_limits *lim, const struct sl_http_cal
         sl_h2_free(h);
         return rc;
     }
+    h->upgrade_hold = true;
     *out = h;
     return SL_OK;
 }
@@ -527,6 +533,7 @@ int sl_h2_feed(struct sl_h2 *h, const uint8_t *data, size_t len)
         return h->proto_err ? SL_EPROTO : SL_ECLOSED;
     }
     ssize_t rv = nghttp2_session_mem_recv(h->ng, data, len);
+    h->upgrade_hold = h->upgrade_hold && rv <= 0; /* the client speaks HTTP/2 now */
     if (rv == NGHTTP2_ERR_NOMEM || rv == NGHTTP2_ERR_CALLBACK_FAILURE) {
         h->fatal = true;
     } else if (rv < 0) {

@@ -807,13 +807,16 @@ TEST(h2c_upgrade)
                              "upgrade: h2c\r\n\r\n";
     CHECK(a->out_len > sizeof(sw) - 1);
     CHECK(memcmp(a->out, sw, sizeof(sw) - 1) == 0);
-    CHECK_EQ(a->n_reqs, 1);
-    CHECK_EQ(a->reqs[0].id, 1);
-    CHECK_EQ(a->reqs[0].version, 20);
+    /* The upgraded request waits for the client's preface: its answer must
+     * not follow the 101 in the same burst (curl keeps only 32 KiB after it). */
+    CHECK_EQ(a->n_reqs, 0);
     memmove(a->out, a->out + sizeof(sw) - 1, a->out_len - (sizeof(sw) - 1));
     a->out_len -= sizeof(sw) - 1;
     pump(&c);
     CHECK_EQ(c.last_feed_rc, SL_OK);
+    CHECK_EQ(a->n_reqs, 1);
+    CHECK_EQ(a->reqs[0].id, 1);
+    CHECK_EQ(a->reqs[0].version, 20);
     struct cl_stream *s = cl_find(&c, 1);
     CHECK(s->closed && s->error_code == 0);
     CHECK_EQ(s->status, 200);
