@@ -28,11 +28,11 @@
 #include "common/log.h"
 #include "common/partition.h"
 #include "common/ring.h"
+#include "common/thread.h"
 #include "storage/batch.h"
 
 #include <dirent.h>
 #include <pthread.h>
-#include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -573,13 +573,7 @@ int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
         rc = load_streams(c);
     }
     if (rc == SL_OK) {
-        /* The thread takes no signal: SIGTERM/SIGINT go to the main loop's
-         * signalfd (a thread with them unblocked would die of them). */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        rc = pthread_create(&c->creator, NULL, creator_main, c) == 0 ? SL_OK : SL_ESYS;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        rc = sl_thread_start(&c->creator, creator_main, c); /* takes no signal */
         c->creator_started = rc == SL_OK;
     }
     if (rc != SL_OK) {

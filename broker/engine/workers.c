@@ -22,6 +22,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/ring.h"
+#include "common/thread.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -617,16 +618,8 @@ int sl_workers_start(uint32_t n, uint32_t ring_entries, struct sl_ring *home,
             }
         }
         if (rc == SL_OK) {
-            /* Workers take no signals: SIGTERM/SIGINT go to the main
-             * loop's signalfd, so they are blocked in every thread. */
-            sigset_t all, old;
-            sigfillset(&all);
-            pthread_sigmask(SIG_SETMASK, &all, &old);
-            int e = pthread_create(&w->thread, NULL, worker_main, w);
-            pthread_sigmask(SIG_SETMASK, &old, NULL);
-            if (e != 0) {
-                rc = sl_err_from_errno(e);
-            } else {
+            rc = sl_thread_start(&w->thread, worker_main, w); /* takes no signal */
+            if (rc == SL_OK) {
                 w->started = true;
             }
         }
