@@ -226,18 +226,13 @@ static void put_ops(struct text *t, const struct sl_engine_stats *es)
 
 /* ---- consumer groups and queue groups ------------------------------------ */
 
-struct queue_walk {
-    struct sl_engine *e;
-    const char *stream;
-    struct text *t;
-    uint32_t field;
-};
+#define QUEUE_METRICS 5u
 
 static const struct {
     const char *name;
     const char *type;
     const char *help;
-} queue_metrics[] = {
+} queue_metrics[QUEUE_METRICS] = {
     {"sluice_queue_visible", "gauge", "Records of the queue group ready for delivery."},
     {"sluice_queue_inflight", "gauge", "Records leased to receivers (in flight)."},
     {"sluice_queue_delayed", "gauge", "Records nacked with a delay or sent with a delay."},
@@ -246,30 +241,69 @@ static const struct {
     {"sluice_queue_filtered_total", "counter", "Records skipped by the group's filter."},
 };
 
-static void walk_queue(void *ctx, const char *group)
+/* A queue group's values, taken once per scrape (not once per family). */
+struct queue_row {
+    const char *stream; /* borrowed: rendered before the loop turns */
+    char *group;        /* owned */
+    uint64_t v[QUEUE_METRICS];
+};
+
+struct queue_rows {
+    struct sl_engine *e;
+    const char *stream;
+    struct queue_row *v;
+    size_t n;
+    size_t cap;
+    bool failed;
+};
+
+static void collect_queue(void *ctx, const char *group)
 {
-    struct queue_walk *w = ctx;
+    struct queue_rows *q = ctx;
     struct sl_qgroup_stats qs;
     char why[256];
-    if (sl_queue_stats(w->e, w->stream, group, &qs, why, sizeof(why)) != SL_OK) {
+    if (q->failed || sl_queue_stats(q->e, q->stream, group, &qs, why, sizeof(why)) != SL_OK) {
         return;
     }
-    uint64_t v[] = {qs.visible, qs.inflight, qs.delayed, qs.dead_lettered, qs.filtered_out};
-    put(w->t, "%s{stream=\"%s\",group=\"", queue_metrics[w->field].name, w->stream);
-    put_label(w->t, group);
-    put(w->t, "\"} %llu\n", (unsigned long long)v[w->field]);
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 16;
+        struct queue_row *v = realloc(q->v, cap * sizeof(*v));
+        if (v == NULL) {
+            q->failed = true;
+            return;
+        }
+        q->v = v;
+        q->cap = cap;
+    }
+    struct queue_row *r = &q->v[q->n];
+    *r = (struct queue_row){.stream = q->stream, .group = strdup(group),
+                            .v = {qs.visible, qs.inflight, qs.delayed, qs.dead_lettered,
+                                  qs.filtered_out}};
+    q->failed = r->group == NULL;
+    q->n += r->group != NULL;
 }
 
 static void put_queues(struct text *t, struct sl_engine *e)
 {
-    for (uint32_t f = 0; f < sizeof(queue_metrics) / sizeof(queue_metrics[0]); f++) {
+    struct queue_rows q = {.e = e};
+    for (struct sl_stream *st = sl_catalog_first(e->catalog); st != NULL; st = st->next) {
+        char why[256];
+        q.stream = st->name;
+        sl_queue_groups(e, st->name, collect_queue, &q, why, sizeof(why));
+    }
+    t->failed = t->failed || q.failed;
+    for (uint32_t f = 0; f < QUEUE_METRICS; f++) {
         family(t, queue_metrics[f].name, queue_metrics[f].type, queue_metrics[f].help);
-        for (struct sl_stream *st = sl_catalog_first(e->catalog); st != NULL; st = st->next) {
-            struct queue_walk w = {.e = e, .stream = st->name, .t = t, .field = f};
-            char why[256];
-            sl_queue_groups(e, st->name, walk_queue, &w, why, sizeof(why));
+        for (size_t i = 0; i < q.n; i++) {
+            put(t, "%s{stream=\"%s\",group=\"", queue_metrics[f].name, q.v[i].stream);
+            put_label(t, q.v[i].group);
+            put(t, "\"} %llu\n", (unsigned long long)q.v[i].v[f]);
         }
     }
+    for (size_t i = 0; i < q.n; i++) {
+        free(q.v[i].group);
+    }
+    free(q.v);
 }
 
 /* ---- the endpoints -------------------------------------------------------- */

@@ -93,6 +93,14 @@ int sl_consumer_lag(struct sl_engine *e, const char *stream, const char *group,
         snprintf(why, why_len, "%s", sl_strerror(SL_ENOMEM));
         return SL_ENOMEM;
     }
+    /* times at the checkpoints: one batch (a synchronous call per worker) */
+    struct sl_wshard_time *q = calloc(st->shard_count, sizeof(*q));
+    if (q == NULL) {
+        free(lag);
+        snprintf(why, why_len, "%s", sl_strerror(SL_ENOMEM));
+        return SL_ENOMEM;
+    }
+    uint32_t nq = 0;
     for (uint32_t i = 0; i < st->shard_count; i++) {
         struct sl_wshard *ws = &st->shards[i].ws;
         struct sl_shard_stats ss;
@@ -106,12 +114,20 @@ int sl_consumer_lag(struct sl_engine *e, const char *stream, const char *group,
         lag[i].checkpoint = seq;
         lag[i].tail_seq = ss.visible_seq;
         lag[i].records_behind = ss.visible_seq > seq ? ss.visible_seq - seq : 0;
-        uint64_t t = 0;
-        if (lag[i].records_behind > 0 && sl_wshard_time_near_seq(ws, seq, &t) == SL_OK &&
-            ss.visible_time_ms > t) {
-            lag[i].ms_behind = ss.visible_time_ms - t;
+        if (lag[i].records_behind > 0) {
+            q[nq++] = (struct sl_wshard_time){.b = ws, .seq = seq};
         }
     }
+    sl_wshard_times_near(sl_catalog_workers(e->catalog), q, nq);
+    for (uint32_t k = 0; k < nq; k++) {
+        const struct sl_bshard *b = sl_container_of(q[k].b, struct sl_bshard, ws);
+        struct sl_shard_stats ss;
+        sl_wshard_stats(q[k].b, &ss);
+        if (q[k].rc == SL_OK && ss.visible_time_ms > q[k].time_ms) {
+            lag[b->id].ms_behind = ss.visible_time_ms - q[k].time_ms;
+        }
+    }
+    free(q);
     *out = lag;
     *n = st->shard_count;
     return SL_OK;

@@ -1335,18 +1335,27 @@ int sl_queue_stats(struct sl_engine *e, const char *stream, const char *group,
     memset(out, 0, sizeof(*out));
     struct sl_stream *st = g->stream;
     uint64_t now = mono_ms(), oldest = 0, wall = now_ms();
+    /* the oldest unacked record's age: its time looked up on every shard in
+     * one batch (one synchronous call per worker, not one per shard) */
+    struct sl_wshard_time *q = calloc(st->shard_count, sizeof(*q));
+    uint32_t nq = 0;
     for (uint32_t s = 0; s < st->shard_count; s++) {
         struct sl_shard_stats ss;
         sl_wshard_stats(&st->shards[s].ws, &ss);
         uint64_t f = g->frontier[s] > ss.first_seq ? g->frontier[s] : ss.first_seq;
         out->visible += ss.visible_seq > f ? ss.visible_seq - f : 0;
         uint64_t floor = sl_qstate_floor(st->qstate, g->name, s);
-        uint64_t t = 0;
-        if (floor < ss.visible_seq && floor >= ss.first_seq &&
-            sl_wshard_time_near_seq(&st->shards[s].ws, floor, &t) == SL_OK && wall > t) {
-            oldest = wall - t > oldest ? wall - t : oldest;
+        if (q != NULL && floor < ss.visible_seq && floor >= ss.first_seq) {
+            q[nq++] = (struct sl_wshard_time){.b = &st->shards[s].ws, .seq = floor};
         }
     }
+    sl_wshard_times_near(sl_catalog_workers(e->catalog), q, nq);
+    for (uint32_t i = 0; i < nq; i++) {
+        if (q[i].rc == SL_OK && wall > q[i].time_ms) {
+            oldest = wall - q[i].time_ms > oldest ? wall - q[i].time_ms : oldest;
+        }
+    }
+    free(q);
     for (uint32_t i = 0; i < g->max_inflight && g->used > 0; i++) {
         const struct qentry *qe = &g->e[i];
         if (qe->state == QE_LEASED || qe->state == QE_CLAIMED) {

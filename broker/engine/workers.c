@@ -845,27 +845,6 @@ void sl_wshard_stats(const struct sl_wshard *b, struct sl_shard_stats *st)
     }
 }
 
-struct time_call {
-    struct sl_wshard *b;
-    uint64_t seq;
-    uint64_t time_ms;
-    int rc;
-};
-
-static void do_time_near(void *arg)
-{
-    struct time_call *tc = arg;
-    tc->rc = sl_shard_time_near_seq(tc->b->log, tc->seq, &tc->time_ms);
-}
-
-int sl_wshard_time_near_seq(struct sl_wshard *b, uint64_t seq, uint64_t *time_ms)
-{
-    struct time_call tc = {.b = b, .seq = seq, .time_ms = 0, .rc = SL_OK};
-    sl_workers_call(b->workers, b->owner, do_time_near, &tc);
-    *time_ms = tc.time_ms;
-    return tc.rc;
-}
-
 struct times_call {
     struct sl_wshard_time *q;
     uint32_t n;
@@ -896,6 +875,14 @@ void sl_wshard_times_near(struct sl_workers *ws, struct sl_wshard_time *q, uint3
             sl_workers_call(ws, w, do_times_near, &tc);
         }
     }
+}
+
+int sl_wshard_time_near_seq(struct sl_wshard *b, uint64_t seq, uint64_t *time_ms)
+{
+    struct sl_wshard_time q = {.b = b, .seq = seq, .rc = SL_OK};
+    sl_wshard_times_near(b->workers, &q, 1);
+    *time_ms = q.time_ms;
+    return q.rc;
 }
 
 struct retention_call {
