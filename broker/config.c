@@ -57,12 +57,18 @@ struct setting {
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const flush_modes[] = {"always", "interval", NULL};
+static const char *const tls_client_auths[] = {"none", "optional", "require", NULL};
+static const char *const tls_versions[] = {"1.2", "1.3", NULL};
+_Static_assert(SL_TLS_CLIENT_AUTH_NONE == 0 && SL_TLS_CLIENT_AUTH_OPTIONAL == 1 &&
+                   SL_TLS_CLIENT_AUTH_REQUIRE == 2,
+               "tls_client_auths[] order is the enum's");
 _Static_assert(SL_LOG_DEBUG == 0 && SL_LOG_INFO == 1 && SL_LOG_WARN == 2 && SL_LOG_ERROR == 3,
                "log_levels[] order is the enum's");
 _Static_assert(SL_FLUSH_ALWAYS == 0 && SL_FLUSH_INTERVAL == 1, "flush_modes[] order is the enum's");
 _Static_assert(sizeof(enum sl_log_level) == sizeof(int) &&
                    sizeof(enum sl_flush_policy) == sizeof(int),
                "enum settings are stored as int");
+_Static_assert(sizeof(enum sl_tls_client_auth) == sizeof(int), "enum settings are stored as int");
 
 #define KiB          (1ull << 10)
 #define MiB          (1ull << 20)
@@ -122,6 +128,21 @@ static const struct setting settings[] = {
      OFF(http_body_bytes_max),
      "Largest request body; a bigger one is answered 413 (a 5 MiB PutRecords is ~7 MiB "
      "of JSON)."},
+
+    {"tls", "tls", T_BOOL, U_NONE, "false", 0, 1, NULL, OFF(tls),
+     "TLS on the native and the HTTP listener (no plaintext port stays open). Certificates "
+     "are read again on SIGHUP; open connections keep theirs."},
+    {"tls_cert_file", "tls", T_STR, U_NONE, "", 0, PATH_LEN_MAX, NULL, OFF(tls_cert_file),
+     "PEM certificate chain of the broker (required with tls = true)."},
+    {"tls_key_file", "tls", T_STR, U_NONE, "", 0, PATH_LEN_MAX, NULL, OFF(tls_key_file),
+     "PEM private key of tls_cert_file; keep it readable by the broker's user only."},
+    {"tls_ca_file", "tls", T_STR, U_NONE, "", 0, PATH_LEN_MAX, NULL, OFF(tls_ca_file),
+     "PEM CA certificates that sign client certificates (needed for tls_client_auth)."},
+    {"tls_client_auth", "tls", T_ENUM, U_NONE, "none", 0, 0, tls_client_auths,
+     OFF(tls_client_auth),
+     "Client certificates: none, optional (verified when sent), require (mutual TLS)."},
+    {"tls_min_version", "tls", T_ENUM, U_NONE, "1.2", 0, 0, tls_versions, OFF(tls_min_version),
+     "Oldest TLS version accepted: 1.2 or 1.3."},
 
     {"default_retention_hours", "streams", T_U32, U_NONE, "168", 1, 8760, NULL,
      OFF(default_retention_hours), "Retention of a stream created without one (max 365 days)."},
@@ -709,6 +730,15 @@ static int check_relations(struct loader *ld)
                     "conn_buffer_bytes (%" PRIu32 ", from %s) must not exceed max_frame_bytes "
                     "(%" PRIu32 ", from %s)",
                     c->conn_buffer_bytes, ld->src[ibuf], c->max_frame_bytes, ld->src[iframe]);
+    }
+    if (c->tls && (c->tls_cert_file[0] == '\0' || c->tls_key_file[0] == '\0')) {
+        return fail(ld, "tls = true (from %s) needs tls_cert_file and tls_key_file",
+                    ld->src[find_setting("tls")]);
+    }
+    if (c->tls && c->tls_client_auth != SL_TLS_CLIENT_AUTH_NONE && c->tls_ca_file[0] == '\0') {
+        return fail(ld, "tls_client_auth = %s (from %s) needs tls_ca_file: the CAs that sign "
+                        "client certificates",
+                    tls_client_auths[c->tls_client_auth], ld->src[find_setting("tls_client_auth")]);
     }
     struct sl_shard_config sc;
     sl_config_shard(c, &sc);

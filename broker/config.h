@@ -15,6 +15,7 @@
 #define SL_BROKER_CONFIG_H
 
 #include "common/log.h"
+#include "common/tls.h"
 #include "storage/checkpoint.h"
 #include "storage/shard.h"
 
@@ -44,6 +45,13 @@ struct sl_broker_config {
     uint32_t http_port;             /* 0 = no HTTP listener */
     uint32_t http_header_bytes_max; /* per request */
     uint32_t http_body_bytes_max;   /* per request */
+    /* [tls] */
+    bool tls;             /* both listeners speak TLS */
+    char *tls_cert_file;  /* owned; "" = none */
+    char *tls_key_file;   /* owned */
+    char *tls_ca_file;    /* owned; "" = none (no client certificates) */
+    enum sl_tls_client_auth tls_client_auth;
+    int tls_min_version;  /* 0: TLS 1.2, 1: TLS 1.3 */
     /* [streams] */
     uint32_t default_retention_hours;
     uint32_t default_shards;

@@ -8,6 +8,7 @@
  * fsyncs), exit 0.
  */
 #include "broker/api/api.h"
+#include "broker/certs.h"
 #include "broker/config.h"
 #include "broker/version.h"
 #include "broker/engine/catalog.h"
@@ -82,19 +83,29 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg,
 {
     struct sl_net_config ncfg;
     net_config_from(cfg, &ncfg);
+    struct sl_certs certs;
+    char why[512] = "";
+    int rc = sl_certs_init(&certs, cfg, why, sizeof(why));
+    if (rc != SL_OK) {
+        sl_error("broker", "TLS: %s", why);
+        return rc;
+    }
     struct sl_net_hooks hooks = {.tick = sl_events_tick, .stop = sl_events_stop,
-                                 .turn = sl_events_turn, .ctx = engine};
+                                 .turn = sl_events_turn, .ctx = engine,
+                                 .reload = sl_certs_reload, .reload_ctx = &certs};
     struct sl_native native = {.cfg = {.max_frame_bytes = cfg->max_frame_bytes,
                                        .max_inflight = cfg->max_inflight},
                                .engine = engine};
     struct sl_net *net = NULL;
-    int rc = sl_net_init(&net, ring, &ncfg, &hooks);
+    rc = sl_net_init(&net, ring, &ncfg, &hooks);
+    certs.net = net;
     uint32_t port = 0;
     if (rc == SL_OK) {
         struct sl_listener_config lc = {.host = cfg->host, .port = cfg->port,
                                         .port_file = cfg->port_file,
                                         .max_inflight = cfg->max_inflight,
-                                        .proto = &sl_native_proto, .ctx = &native};
+                                        .proto = &sl_native_proto, .ctx = &native,
+                                        .tls = certs.native};
         rc = sl_net_listen(net, &lc, &port);
     }
     struct sl_api api = {.cfg = {.header_bytes_max = cfg->http_header_bytes_max,
@@ -106,13 +117,15 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg,
     if (rc == SL_OK && cfg->http_port != 0) {
         struct sl_listener_config lc = {.host = cfg->host, .port = cfg->http_port,
                                         .max_inflight = cfg->max_inflight,
-                                        .proto = &sl_api_proto, .ctx = &api};
+                                        .proto = &sl_api_proto, .ctx = &api,
+                                        .tls = certs.http};
         rc = sl_net_listen(net, &lc, &port);
     }
     if (rc == SL_OK) {
         rc = sl_net_run(net);
     }
     sl_net_fini(net);
+    sl_certs_fini(&certs);
     return rc;
 }
 

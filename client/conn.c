@@ -14,14 +14,20 @@
  *   keeps its in-flight slot (`zombies`) until its late response arrives, so the broker's
  *   max_inflight is never exceeded.
  * - A read or write error "breaks" the connection (generation `gen`): the socket is shut
- *   down (not closed: a sender may still hold the fd number), every pending call fails
- *   with SL_ECLOSED. The next call reconnects under send_mu, closing the old fd, with
+ *   down (not closed: the reader may still be using it), every pending call fails
+ *   with SL_ECLOSED. The next call reconnects under send_mu, dropping the client's
+ *   reference to the old wire (client/wire.c: the socket closes with its last user), with
  *   exponential backoff between failed attempts.
+ * - TLS (opts.tls): the context is built once from the files at sluice_client_new; each
+ *   connection runs its handshake in reconnect, before Hello.
  */
 #include "client/conn.h"
 
+#include "client/wire.h"
+
 #include "common/assert.h"
 #include "common/clock.h"
+#include "common/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,8 +73,10 @@ struct sluice_client {
     pthread_cond_t cv;
     pthread_t io_thread;
     int io_started;
-    /* Guarded by mu (fd and gen change under both locks). */
-    int fd;
+    struct sl_tls_ctx *tls; /* NULL: plaintext */
+    char *tls_server_name;  /* owned */
+    /* Guarded by mu (wire and gen change under both locks). */
+    struct sl_wire *wire;
     int connected;
     int closing;
     uint64_t gen;
@@ -184,7 +192,7 @@ static void conn_break(sluice_client *c, uint64_t gen, const char *why)
     pthread_mutex_lock(&c->mu);
     if (c->connected && c->gen == gen) {
         c->connected = 0;
-        shutdown(c->fd, SHUT_RDWR);
+        sl_wire_shutdown(c->wire);
         while (c->pending.next != &c->pending) {
             struct sl_call *k = c->pending.next;
             pending_del(k);
@@ -201,25 +209,8 @@ static void conn_break(sluice_client *c, uint64_t gen, const char *why)
 
 /* ---- socket helpers ---- */
 
-static int write_all(int fd, const uint8_t *p, size_t len, char *why, size_t why_cap)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            snprintf(why, why_cap, "send: %s", strerror(errno));
-            return SL_ECLOSED;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return SL_OK;
-}
-
 /* Reads exactly `len` bytes before `deadline_ms` (handshake only). */
-static int read_exact(int fd, uint8_t *p, size_t len, uint64_t deadline_ms)
+static int read_exact(struct sl_wire *w, uint8_t *p, size_t len, uint64_t deadline_ms)
 {
     while (len > 0) {
         uint64_t now = sl_client_now_ms();
@@ -227,23 +218,15 @@ static int read_exact(int fd, uint8_t *p, size_t len, uint64_t deadline_ms)
             sl_client_set_error("handshake timed out");
             return SL_ECLOSED;
         }
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int r = poll(&pfd, 1, (int)(deadline_ms - now));
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            continue;
-        }
-        ssize_t n = recv(fd, p, len, 0);
-        if (n == 0 || (n < 0 && errno != EINTR)) {
-            sl_client_set_error("handshake: %s", n == 0 ? "connection closed" : strerror(errno));
+        size_t got = 0;
+        char why[CONN_MSG_MAX / 2];
+        if (sl_wire_read(w, p, len, (uint32_t)(deadline_ms - now), &got, why, sizeof(why)) !=
+            SL_OK) {
+            sl_client_set_error("handshake: %s", why);
             return SL_ECLOSED;
         }
-        if (n > 0) {
-            p += n;
-            len -= (size_t)n;
-        }
+        p += got;
+        len -= got;
     }
     return SL_OK;
 }
@@ -308,7 +291,8 @@ static int tcp_connect(const sluice_client *c, int *fd_out)
 
 /* Sends Hello on a fresh socket and reads its response before the I/O thread owns the
  * socket's read side. Fills *max_inflight and *max_frame. */
-static int handshake(const sluice_client *c, int fd, uint32_t *max_inflight, uint32_t *max_frame)
+static int handshake(const sluice_client *c, struct sl_wire *w, uint32_t *max_inflight,
+                     uint32_t *max_frame)
 {
     Sluice__V1__Hello hello = SLUICE__V1__HELLO__INIT;
     hello.version = SL_PROTOCOL_VERSION;
@@ -322,14 +306,14 @@ static int handshake(const sluice_client *c, int fd, uint32_t *max_inflight, uin
     SL_ASSERT(n + SL_FRAME_HEADER_BYTES <= sizeof(buf));
     sl_frame_put_header(buf, (uint32_t)n);
     sl_request_pack(&req, buf + SL_FRAME_HEADER_BYTES);
-    char why[CONN_MSG_MAX];
-    if (write_all(fd, buf, n + SL_FRAME_HEADER_BYTES, why, sizeof(why)) != SL_OK) {
+    char why[CONN_MSG_MAX / 2];
+    if (sl_wire_write(w, buf, n + SL_FRAME_HEADER_BYTES, why, sizeof(why)) != SL_OK) {
         sl_client_set_error("hello: %s", why);
         return SL_ECLOSED;
     }
     uint64_t deadline = sl_client_now_ms() + c->opts.request_timeout_ms;
     uint32_t len = 0;
-    int rc = read_exact(fd, buf, SL_FRAME_HEADER_BYTES, deadline);
+    int rc = read_exact(w, buf, SL_FRAME_HEADER_BYTES, deadline);
     if (rc == SL_OK && sl_frame_peek(buf, SL_FRAME_HEADER_BYTES, 1u << 20, &len) != SL_OK) {
         sl_client_set_error("hello: bad frame header");
         rc = SL_EPROTO;
@@ -339,7 +323,7 @@ static int handshake(const sluice_client *c, int fd, uint32_t *max_inflight, uin
         rc = SL_ENOMEM;
     }
     if (rc == SL_OK) {
-        rc = read_exact(fd, payload, len, deadline);
+        rc = read_exact(w, payload, len, deadline);
     }
     sl_response *resp = rc == SL_OK ? sl_response_unpack(payload, len) : NULL;
     free(payload);
@@ -398,25 +382,33 @@ static int reconnect(sluice_client *c, uint64_t deadline_ms)
         pthread_mutex_unlock(&c->send_mu);
         return rc;
     }
-    int old = c->fd;
-    c->fd = -1;
+    struct sl_wire *old = c->wire;
+    c->wire = NULL;
     pthread_mutex_unlock(&c->mu);
-    if (old >= 0) {
-        close(old);
-    }
+    sl_wire_unref(old); /* the reader may still hold it */
     int fd = -1;
+    struct sl_wire *w = NULL;
     uint32_t max_inflight = 0, max_frame = 0;
     rc = tcp_connect(c, &fd);
     if (rc == SL_OK) {
-        rc = handshake(c, fd, &max_inflight, &max_frame);
+        char why[CONN_MSG_MAX / 2];
+        uint64_t hs_deadline = sl_client_now_ms() + c->opts.connect_timeout_ms;
+        rc = sl_wire_new(fd, c->tls, c->tls_server_name, hs_deadline, &w, why, sizeof(why));
         if (rc != SL_OK) {
-            close(fd);
-            fd = -1;
+            sl_client_set_error("connect %s:%s: %s", c->host, c->port, why);
+            rc = SL_ECLOSED;
+        }
+    }
+    if (rc == SL_OK) {
+        rc = handshake(c, w, &max_inflight, &max_frame);
+        if (rc != SL_OK) {
+            sl_wire_unref(w);
+            w = NULL;
         }
     }
     pthread_mutex_lock(&c->mu);
     if (rc == SL_OK) {
-        c->fd = fd;
+        c->wire = w;
         c->connected = 1;
         c->gen++;
         c->max_inflight = max_inflight;
@@ -485,8 +477,8 @@ static void expire_calls(sluice_client *c)
     run_callbacks(run);
 }
 
-/* Reads frames from `fd` until the connection breaks or the client closes. */
-static void read_loop(sluice_client *c, int fd, uint64_t gen, uint32_t max_frame)
+/* Reads frames from `w` until the connection breaks or the client closes. */
+static void read_loop(sluice_client *c, struct sl_wire *w, uint64_t gen, uint32_t max_frame)
 {
     size_t cap = CONN_READ_CHUNK, have = 0;
     uint8_t *buf = malloc(cap);
@@ -499,11 +491,6 @@ static void read_loop(sluice_client *c, int fd, uint64_t gen, uint32_t max_frame
             expire_calls(c);
             last_scan = now;
         }
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int r = poll(&pfd, 1, (int)CONN_TICK_MS);
-        if (r <= 0) {
-            continue;
-        }
         if (have == cap) {
             uint8_t *nb = realloc(buf, cap * 2);
             if (nb == NULL) {
@@ -513,17 +500,16 @@ static void read_loop(sluice_client *c, int fd, uint64_t gen, uint32_t max_frame
             buf = nb;
             cap *= 2;
         }
-        ssize_t n = recv(fd, buf + have, cap - have, 0);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            snprintf(errbuf, sizeof(errbuf), "%s",
-                     n == 0 ? "closed by the broker" : strerror(errno));
+        size_t n = 0;
+        if (sl_wire_read(w, buf + have, cap - have, CONN_TICK_MS, &n, errbuf, sizeof(errbuf)) !=
+            SL_OK) {
             why = errbuf;
             break;
         }
-        have += (size_t)n;
+        if (n == 0) {
+            continue;
+        }
+        have += n;
         size_t off = 0;
         for (;;) {
             uint32_t flen = 0;
@@ -562,11 +548,13 @@ static void *io_main(void *arg)
             pthread_cond_wait(&c->cv, &c->mu);
             continue;
         }
-        int fd = c->fd;
+        struct sl_wire *w = c->wire;
+        sl_wire_ref(w);
         uint64_t gen = c->gen;
         uint32_t max_frame = c->max_frame;
         pthread_mutex_unlock(&c->mu);
-        read_loop(c, fd, gen, max_frame);
+        read_loop(c, w, gen, max_frame);
+        sl_wire_unref(w);
         pthread_mutex_lock(&c->mu);
     }
     pthread_mutex_unlock(&c->mu);
@@ -664,9 +652,9 @@ static int call_start(sluice_client *c, sl_request *req, struct sl_call *call, u
     pthread_mutex_lock(&c->send_mu);
     pthread_mutex_lock(&c->mu);
     int live = c->connected && c->gen == gen;
-    int fd = c->fd;
+    struct sl_wire *w = c->wire; /* not freed while we hold send_mu (reconnect takes it) */
     pthread_mutex_unlock(&c->mu);
-    rc = live ? write_all(fd, frame, frame_len, why, sizeof(why)) : SL_OK;
+    rc = live ? sl_wire_write(w, frame, frame_len, why, sizeof(why)) : SL_OK;
     pthread_mutex_unlock(&c->send_mu);
     free(frame);
     if (rc != SL_OK) {
@@ -779,6 +767,33 @@ static void opts_defaults(struct sluice_client_opts *o)
     o->client_id = o->client_id != NULL ? o->client_id : "libsluice";
 }
 
+/* The TLS context, from the files named in the options (read once, here). */
+static int tls_setup(sluice_client *c)
+{
+    struct sluice_client_opts *o = &c->opts;
+    if (!o->tls && o->tls_ca_file == NULL && o->tls_cert_file == NULL) {
+        return SL_OK;
+    }
+    struct sl_tls_config tc = {.role = SL_TLS_CLIENT,
+                               .cert_file = o->tls_cert_file,
+                               .key_file = o->tls_key_file,
+                               .ca_file = o->tls_ca_file};
+    char why[CONN_MSG_MAX / 2];
+    int rc = sl_tls_ctx_new(&tc, &c->tls, why, sizeof(why));
+    if (rc != SL_OK) {
+        sl_client_set_error("TLS: %s", why);
+        return rc;
+    }
+    c->tls_server_name = strdup(o->tls_server_name != NULL ? o->tls_server_name : c->host);
+    if (c->tls_server_name == NULL) {
+        sl_client_set_error("out of memory");
+        return SL_ENOMEM;
+    }
+    /* borrowed for the call only */
+    o->tls_ca_file = o->tls_cert_file = o->tls_key_file = o->tls_server_name = NULL;
+    return SL_OK;
+}
+
 int sluice_client_new(const char *host_port, const struct sluice_client_opts *opts,
                       sluice_client **out)
 {
@@ -798,7 +813,6 @@ int sluice_client_new(const char *host_port, const struct sluice_client_opts *op
         c->opts = *opts;
     }
     opts_defaults(&c->opts);
-    c->fd = -1;
     c->pending.next = c->pending.prev = &c->pending;
     c->backoff_ms = c->opts.reconnect_backoff_ms;
     c->max_frame = SL_FRAME_BYTES_DEFAULT;
@@ -806,7 +820,10 @@ int sluice_client_new(const char *host_port, const struct sluice_client_opts *op
     pthread_mutex_init(&c->send_mu, NULL);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    rc = reconnect(c, sl_client_now_ms());
+    rc = tls_setup(c);
+    if (rc == SL_OK) {
+        rc = reconnect(c, sl_client_now_ms());
+    }
     if (rc == SL_OK && pthread_create(&c->io_thread, NULL, io_main, c) != 0) {
         sl_client_set_error("pthread_create failed");
         rc = SL_ESYS;
@@ -834,9 +851,9 @@ void sluice_client_free(sluice_client *c)
     if (c->io_started) {
         pthread_join(c->io_thread, NULL);
     }
-    if (c->fd >= 0) {
-        close(c->fd);
-    }
+    sl_wire_unref(c->wire);
+    sl_tls_ctx_free(c->tls);
+    free(c->tls_server_name);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->send_mu);

@@ -52,11 +52,21 @@ struct sluice_client_opts {
     uint32_t reconnect_backoff_ms;     /* first delay after a failed connect, doubles; 0 = 100 */
     uint32_t reconnect_backoff_max_ms; /* 0 = 5000 */
     const char *client_id;             /* free text for the broker's logs; NULL = "libsluice" */
+    /* TLS 1.2+ (on when `tls` is 1 or any file below is set). The broker's certificate is
+     * always verified: against tls_ca_file, else the system's CA store, and for the name
+     * tls_server_name (a DNS name or an IP address; NULL = the host of host_port). The
+     * files are read once, by sluice_client_new. */
+    int tls;
+    const char *tls_ca_file;     /* PEM CA certificates that sign the broker's */
+    const char *tls_cert_file;   /* PEM client certificate, for brokers that ask (mutual TLS) */
+    const char *tls_key_file;    /* PEM private key of tls_cert_file */
+    const char *tls_server_name; /* name the certificate must carry */
 };
 
 /* Connects to `host_port` ("host:port", "[v6]:port"; borrowed) and says Hello (protocol
  * version 1). `opts` may be NULL (defaults). Starts the client's I/O thread.
- * Errors: SL_EINVAL (bad address), SL_ECLOSED (cannot connect or handshake; see
+ * Errors: SL_EINVAL (bad address; a TLS file that cannot be read, see sluice_last_error),
+ * SL_ECLOSED (cannot connect, TLS or protocol handshake failed; see
  * sluice_last_error), SL_EUNSUPPORTED (the broker refused the protocol version),
  * SL_ENOMEM, SL_ESYS. Thread-safe. */
 int sluice_client_new(const char *host_port, const struct sluice_client_opts *opts,

@@ -14,7 +14,17 @@
  * Shutdown (SIGTERM/SIGINT): stop accepting, hooks.stop (parked requests
  * answer), stop reading, let in-flight requests finish and their responses
  * drain (bounded by shutdown_timeout_ms), then return; the caller closes
- * the catalog (which fsyncs every shard).
+ * the catalog (which fsyncs every shard). SIGHUP calls hooks.reload.
+ *
+ * TLS (a listener with a context): the socket carries ciphertext, the
+ * protocol still sees plaintext in `in` and queues plaintext in `out_*`.
+ * Received ciphertext lands in `tls_in`, is fed to the session and decrypted
+ * into `in` as room allows (so back-pressure works as in plaintext: nothing
+ * is decrypted, and then nothing received, while `in` is full or the
+ * protocol is paused). Sending encrypts queued plaintext while the session's
+ * output is below TLS_OUT_BYTES and sends it from `tls_out`; one send in
+ * flight as in plaintext. Handshake output (and alerts) go the same way.
+ * The handshake must finish within request_timeout_ms.
  */
 #include "broker/net/net.h"
 
@@ -38,6 +48,8 @@
 #define OUT_BUF_MIN (16u << 10)
 #define TICK_NS (50u * 1000000u)
 #define LISTEN_BACKLOG 1024
+#define TLS_IN_BYTES   (32u << 10) /* ciphertext per recv: two full records */
+#define TLS_OUT_BYTES  (64u << 10) /* ciphertext per send; bounds the session's output */
 
 struct sl_out_buf {
     struct sl_out_buf *next;
@@ -78,6 +90,7 @@ struct sl_net {
 static void conn_try_recv(struct sl_conn *c);
 static void conn_try_send(struct sl_conn *c);
 static void conn_close(struct sl_conn *c);
+static bool conn_out_idle(const struct sl_conn *c);
 
 static uint64_t now_ms(void)
 {
@@ -109,6 +122,9 @@ static void conn_maybe_free(struct sl_conn *c)
         c->out_head = b->next;
         free(b);
     }
+    sl_tls_free(c->tls);
+    free(c->tls_in);
+    free(c->tls_out);
     free(c->in);
     free(c);
 }
@@ -121,6 +137,15 @@ static void conn_close(struct sl_conn *c)
     c->closed = true;
     c->closing = true;
     sl_debug("net", "conn %llu: closed", (unsigned long long)c->id);
+    if (c->tls != NULL && !c->send_busy && sl_tls_established(c->tls)) {
+        /* close_notify, best effort: a peer may take a bare FIN for truncation */
+        uint8_t notify[256];
+        sl_tls_close(c->tls);
+        size_t len = sl_tls_take(c->tls, notify, sizeof(notify));
+        if (len > 0) {
+            (void)send(c->fd, notify, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+    }
     /* shutdown wakes a pending recv/send with 0/-EPIPE; close after. */
     shutdown(c->fd, SHUT_RDWR);
     close(c->fd);
@@ -156,7 +181,7 @@ void sl_conn_request_done(struct sl_conn *c)
     c->requests--;
     if (!c->closed) {
         conn_try_recv(c);
-        if (c->closing && c->requests == 0 && c->out_head == NULL) {
+        if (c->closing && c->requests == 0 && conn_out_idle(c)) {
             conn_close(c); /* nothing more owed */
         }
     }
@@ -165,7 +190,7 @@ void sl_conn_request_done(struct sl_conn *c)
 void sl_conn_close_after_send(struct sl_conn *c)
 {
     c->closing = true;
-    if (c->out_head == NULL && !c->send_busy && c->requests == 0) {
+    if (conn_out_idle(c) && !c->send_busy && c->requests == 0) {
         conn_close(c);
     }
 }
@@ -238,6 +263,24 @@ int sl_conn_need(struct sl_conn *c, uint32_t need)
     return SL_OK;
 }
 
+static void out_pop(struct sl_conn *c)
+{
+    struct sl_out_buf *b = c->out_head;
+    c->out_head = b->next;
+    if (c->out_head == NULL) {
+        c->out_tail = NULL;
+    }
+    free(b);
+}
+
+/* Nothing queued, nothing encrypted waiting to go. */
+static bool conn_out_idle(const struct sl_conn *c)
+{
+    return c->out_head == NULL &&
+           (c->tls == NULL ||
+            (c->tls_out_sent == c->tls_out_len && sl_tls_out_pending(c->tls) == 0));
+}
+
 static void on_send(struct sl_io_op *op, int res)
 {
     struct sl_conn *c = sl_container_of(op, struct sl_conn, send_op);
@@ -252,26 +295,69 @@ static void on_send(struct sl_io_op *op, int res)
         conn_close(c);
         return;
     }
-    struct sl_out_buf *b = c->out_head;
-    b->sent += (uint32_t)res;
-    if (b->sent == b->len) {
-        c->out_head = b->next;
-        if (c->out_head == NULL) {
-            c->out_tail = NULL;
+    if (c->tls != NULL) {
+        c->tls_out_sent += (uint32_t)res;
+        SL_ASSERT(c->tls_out_sent <= c->tls_out_len);
+    } else {
+        struct sl_out_buf *b = c->out_head;
+        b->sent += (uint32_t)res;
+        if (b->sent == b->len) {
+            out_pop(c);
         }
-        free(b);
     }
     c->last_active_ms = now_ms();
-    if (c->out_head == NULL && c->closing && c->requests == 0) {
+    if (conn_out_idle(c) && c->closing && c->requests == 0) {
         conn_close(c); /* everything owed was sent */
         return;
     }
     conn_try_send(c);
 }
 
+/* Encrypts queued plaintext while the session's output stays small, then
+ * sends one chunk of ciphertext. Plaintext buffers are freed once encrypted
+ * (never between a reserve and its commit: both run in one call chain). */
+static void conn_tls_send(struct sl_conn *c)
+{
+    if (c->tls_out_sent == c->tls_out_len) {
+        c->tls_out_sent = 0;
+        c->tls_out_len = 0;
+        while (c->out_head != NULL && sl_tls_out_pending(c->tls) < TLS_OUT_BYTES) {
+            struct sl_out_buf *b = c->out_head;
+            uint32_t n = b->len - b->sent;
+            if (n == 0 && b == c->out_tail) {
+                break; /* reserved, not committed yet */
+            }
+            n = n < SL_TLS_RECORD_BYTES ? n : SL_TLS_RECORD_BYTES;
+            if (n > 0 && sl_tls_write(c->tls, b->data + b->sent, n) != SL_OK) {
+                sl_info("net", "conn %llu: TLS: %s", (unsigned long long)c->id,
+                        sl_tls_why(c->tls));
+                conn_close(c);
+                return;
+            }
+            b->sent += n;
+            if (b->sent == b->len) {
+                out_pop(c);
+            }
+        }
+        c->tls_out_len = (uint32_t)sl_tls_take(c->tls, c->tls_out, TLS_OUT_BYTES);
+    }
+    if (c->tls_out_sent < c->tls_out_len) {
+        c->send_busy = true;
+        sl_ring_send(c->net->ring, &c->send_op, c->fd, c->tls_out + c->tls_out_sent,
+                     c->tls_out_len - c->tls_out_sent);
+    }
+}
+
 static void conn_try_send(struct sl_conn *c)
 {
-    if (c->send_busy || c->closed || c->out_head == NULL) {
+    if (c->send_busy || c->closed) {
+        return;
+    }
+    if (c->tls != NULL) {
+        conn_tls_send(c);
+        return;
+    }
+    if (c->out_head == NULL) {
         return;
     }
     struct sl_out_buf *b = c->out_head;
@@ -327,6 +413,52 @@ static void conn_deliver(struct sl_conn *c)
     }
 }
 
+/* The peer is done sending: answer what is in flight, then close. */
+static void conn_peer_done(struct sl_conn *c)
+{
+    c->closing = true;
+    if (c->requests == 0 && conn_out_idle(c) && !c->send_busy) {
+        conn_close(c);
+    }
+}
+
+/* Decrypts what the session holds into `in` as room allows; returns whether
+ * plaintext was added. A failed handshake or session sends its alert and
+ * closes; the peer's close_notify is its end of stream. */
+static bool conn_tls_decrypt(struct sl_conn *c)
+{
+    bool was_established = sl_tls_established(c->tls);
+    bool progress = false;
+    int rc = SL_OK;
+    while (rc == SL_OK && c->in_len < c->in_cap) {
+        size_t got = 0;
+        rc = sl_tls_read(c->tls, c->in + c->in_len, c->in_cap - c->in_len, &got);
+        if (rc == SL_OK) {
+            c->in_len += (uint32_t)got;
+            progress = true;
+        }
+    }
+    if (!was_established && sl_tls_established(c->tls)) {
+        c->partial_since_ms = 0; /* the handshake's deadline no longer applies */
+        char alpn[32];
+        sl_tls_alpn(c->tls, alpn, sizeof(alpn));
+        sl_debug("net", "conn %llu: %s established%s%s", (unsigned long long)c->id,
+                 sl_tls_version(c->tls), alpn[0] != '\0' ? ", ALPN " : "", alpn);
+    }
+    if (rc == SL_EPROTO) {
+        static struct sl_log_ratelimit rl = {.interval_ms = 10000, .burst = 10};
+        if (sl_log_ratelimit_ok(&rl)) {
+            sl_info("net", "conn %llu: TLS %s failed: %s", (unsigned long long)c->id,
+                    was_established ? "session" : "handshake", sl_tls_why(c->tls));
+        }
+    }
+    conn_try_send(c); /* handshake messages, alerts */
+    if (rc == SL_EPROTO || rc == SL_ECLOSED) {
+        conn_peer_done(c);
+    }
+    return progress;
+}
+
 static void on_recv(struct sl_io_op *op, int res)
 {
     struct sl_conn *c = sl_container_of(op, struct sl_conn, recv_op);
@@ -339,14 +471,17 @@ static void on_recv(struct sl_io_op *op, int res)
         if (res < 0 && res != -ECONNRESET) {
             sl_debug("net", "conn %llu: recv: %s", (unsigned long long)c->id, strerror(-res));
         }
-        /* Peer closed: answer what is in flight, then close. */
-        c->closing = true;
-        if (c->requests == 0 && c->out_head == NULL) {
-            conn_close(c);
-        }
+        conn_peer_done(c);
         return;
     }
-    c->in_len += (uint32_t)res;
+    if (c->tls != NULL) {
+        if (sl_tls_feed(c->tls, c->tls_in, (size_t)res) != SL_OK) {
+            conn_close(c);
+            return;
+        }
+    } else {
+        c->in_len += (uint32_t)res;
+    }
     c->last_active_ms = now_ms();
     sl_conn_hold(c); /* a handler may close it: free only after we are done */
     conn_deliver(c);
@@ -363,16 +498,40 @@ static void conn_try_recv(struct sl_conn *c)
         return; /* back-pressure until responses go out */
     }
     conn_deliver(c); /* messages left over from an earlier recv */
+    /* TLS: plaintext the session already holds comes before the socket's */
+    while (c->tls != NULL && !c->closed && !c->closing && !conn_paused(c) &&
+           conn_tls_decrypt(c)) {
+        conn_deliver(c);
+    }
     if (c->closed || c->closing || conn_paused(c) || c->in_len == c->in_cap) {
         return; /* a full buffer: the protocol grows it when a message needs it */
     }
     c->recv_busy = true;
-    sl_ring_recv(c->net->ring, &c->recv_op, c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+    if (c->tls != NULL) {
+        sl_ring_recv(c->net->ring, &c->recv_op, c->fd, c->tls_in, TLS_IN_BYTES);
+    } else {
+        sl_ring_recv(c->net->ring, &c->recv_op, c->fd, c->in + c->in_len,
+                     c->in_cap - c->in_len);
+    }
 }
 
 /* ---- accept --------------------------------------------------------- */
 
 static void arm_accept(struct sl_listener *l);
+
+/* A session and cipher buffers when the listener speaks TLS. */
+static int conn_tls_init(struct sl_conn *c, const struct sl_listener *l)
+{
+    if (l->cfg.tls == NULL) {
+        return SL_OK;
+    }
+    c->tls_in = malloc(TLS_IN_BYTES);
+    c->tls_out = malloc(TLS_OUT_BYTES);
+    if (c->tls_in == NULL || c->tls_out == NULL) {
+        return SL_ENOMEM;
+    }
+    return sl_tls_new(l->cfg.tls, NULL, &c->tls);
+}
 
 static void on_accept(struct sl_io_op *op, int res)
 {
@@ -405,7 +564,7 @@ static void on_accept(struct sl_io_op *op, int res)
     if (n->conn_count >= n->cfg.max_connections) {
         static const char msg[] = "too many connections (max_connections)";
         sl_warn("net", "refusing a %s connection: %s", l->cfg.proto->name, msg);
-        if (l->cfg.proto->refuse != NULL) {
+        if (l->cfg.proto->refuse != NULL && l->cfg.tls == NULL) { /* no plaintext on TLS */
             l->cfg.proto->refuse(fd, msg);
         }
         close(fd);
@@ -416,7 +575,13 @@ static void on_accept(struct sl_io_op *op, int res)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct sl_conn *c = calloc(1, sizeof(*c));
     uint8_t *in = malloc(n->cfg.conn_buffer_bytes);
-    if (c == NULL || in == NULL) {
+    if (c == NULL || in == NULL || conn_tls_init(c, l) != SL_OK) {
+        sl_warn("net", "out of memory for a %s connection: refused", l->cfg.proto->name);
+        if (c != NULL) {
+            sl_tls_free(c->tls);
+            free(c->tls_in);
+            free(c->tls_out);
+        }
         free(c);
         free(in);
         close(fd);
@@ -433,6 +598,8 @@ static void on_accept(struct sl_io_op *op, int res)
     c->recv_op.cb = on_recv;
     c->send_op.cb = on_send;
     c->last_active_ms = now_ms();
+    /* a TLS handshake must finish like a request must arrive: in time */
+    c->partial_since_ms = c->tls != NULL ? c->last_active_ms : 0;
     c->next = n->conns;
     if (n->conns != NULL) {
         n->conns->prev = c;
@@ -471,17 +638,41 @@ static void begin_stop(struct sl_net *n)
     }
     for (struct sl_conn *c = n->conns; c != NULL; c = c->next) {
         c->closing = true;
-        if (c->requests == 0 && c->out_head == NULL && !c->closed) {
+        if (c->requests == 0 && conn_out_idle(c) && !c->closed) {
             shutdown(c->fd, SHUT_RD); /* wakes the pending recv */
         }
     }
 }
 
+static void arm_signal(struct sl_net *n)
+{
+    sl_ring_read(n->ring, &n->signal_op, n->signal_fd, n->signal_buf, sizeof(n->signal_buf), 0);
+}
+
 static void on_signal(struct sl_io_op *op, int res)
 {
     struct sl_net *n = sl_container_of(op, struct sl_net, signal_op);
-    (void)res;
-    begin_stop(n);
+    uint32_t hups = 0;
+    bool stop = res <= 0; /* the signalfd failed: stopping is the safe reading */
+    for (int off = 0; off + (int)sizeof(struct signalfd_siginfo) <= res;
+         off += (int)sizeof(struct signalfd_siginfo)) {
+        struct signalfd_siginfo si;
+        memcpy(&si, n->signal_buf + off, sizeof(si));
+        if (si.ssi_signo == SIGHUP) {
+            hups++;
+        } else {
+            stop = true;
+        }
+    }
+    if (hups > 0 && !n->stopping && n->hooks.reload != NULL) {
+        sl_info("broker", "SIGHUP: reloading");
+        n->hooks.reload(n->hooks.reload_ctx);
+    }
+    if (stop) {
+        begin_stop(n);
+        return; /* the read is not armed again: sl_net_fini closes the fd */
+    }
+    arm_signal(n);
 }
 
 /* Closes idle, slow and (at shutdown) drained connections. */
@@ -493,7 +684,7 @@ static void expire_conns(struct sl_net *n, uint64_t t)
         if (c->closed) {
             continue;
         }
-        bool quiet = c->requests == 0 && c->out_head == NULL;
+        bool quiet = c->requests == 0 && conn_out_idle(c);
         bool idle = quiet && t - c->last_active_ms > n->cfg.idle_timeout_ms;
         bool slow = c->partial_since_ms != 0 && !conn_paused(c) &&
                     t - c->partial_since_ms > n->cfg.request_timeout_ms;
@@ -608,6 +799,7 @@ int sl_net_init(struct sl_net **out, struct sl_ring *ring, const struct sl_net_c
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
     n->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC);
@@ -653,7 +845,7 @@ int sl_net_run(struct sl_net *n)
         sl_info("broker", "listening on %s:%u (%s)", l->cfg.host, l->port, l->cfg.proto->name);
         arm_accept(l);
     }
-    sl_ring_read(n->ring, &n->signal_op, n->signal_fd, n->signal_buf, sizeof(n->signal_buf), 0);
+    arm_signal(n);
     sl_ring_timeout(n->ring, &n->tick_op, TICK_NS);
     while (!n->done) {
         sl_ring_run(n->ring, 1, 0);
@@ -668,6 +860,16 @@ int sl_net_run(struct sl_net *n)
 bool sl_net_stopping(const struct sl_net *n)
 {
     return n->stopping;
+}
+
+void sl_net_set_tls(struct sl_net *n, const struct sl_tls_ctx *old, struct sl_tls_ctx *fresh)
+{
+    SL_ASSERT(old != NULL && fresh != NULL);
+    for (uint32_t i = 0; i < n->n_listeners; i++) {
+        if (n->listeners[i].cfg.tls == old) {
+            n->listeners[i].cfg.tls = fresh;
+        }
+    }
 }
 
 uint32_t sl_net_conn_count(const struct sl_net *n, const char *proto)

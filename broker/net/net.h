@@ -21,6 +21,7 @@
 #define SL_NET_H
 
 #include "common/ring.h"
+#include "common/tls.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -57,6 +58,9 @@ struct sl_listener_config {
     uint32_t max_inflight; /* unanswered requests per connection */
     const struct sl_proto *proto;
     void *ctx; /* the protocol's, for every connection of this listener */
+    /* NULL: plaintext. Else every connection speaks TLS (borrowed; replaced
+     * by sl_net_set_tls; must outlive the listener or its replacement). */
+    struct sl_tls_ctx *tls;
 };
 
 struct sl_net_config {
@@ -73,6 +77,8 @@ struct sl_net_hooks {
     void (*stop)(void *ctx);                  /* shutdown begins: answer parked requests */
     void (*turn)(void *ctx);                  /* top of each loop turn (reaping) */
     void *ctx;
+    void (*reload)(void *reload_ctx); /* SIGHUP; NULL: ignored */
+    void *reload_ctx;
 };
 
 /* A connection as the protocols see it; the fields after `proto_state` are
@@ -92,8 +98,13 @@ struct sl_conn {
     uint8_t *in;
     uint32_t in_cap;
     uint32_t in_len;
-    struct sl_out_buf *out_head;
+    struct sl_out_buf *out_head; /* plaintext to send (TLS: not yet encrypted) */
     struct sl_out_buf *out_tail;
+    struct sl_tls *tls;          /* NULL: plaintext */
+    uint8_t *tls_in;             /* ciphertext being received */
+    uint8_t *tls_out;            /* ciphertext being sent: [tls_out_sent, tls_out_len) */
+    uint32_t tls_out_len;
+    uint32_t tls_out_sent;
     uint32_t refs;
     bool recv_busy;
     bool send_busy;
@@ -106,7 +117,7 @@ struct sl_conn {
     struct sl_conn *next;
 };
 
-/* Blocks SIGTERM/SIGINT into a signalfd. Errors: SL_ENOMEM, SL_ESYS. */
+/* Blocks SIGTERM/SIGINT/SIGHUP into a signalfd. Errors: SL_ENOMEM, SL_ESYS. */
 int sl_net_init(struct sl_net **out, struct sl_ring *ring, const struct sl_net_config *cfg,
                 const struct sl_net_hooks *hooks);
 /* Binds and listens. Errors: SL_EINVAL (host), SL_ESYS (bind/listen,
@@ -116,6 +127,9 @@ int sl_net_listen(struct sl_net *n, const struct sl_listener_config *lc, uint32_
  * lets in-flight requests finish (up to shutdown_timeout_ms) and returns. */
 int sl_net_run(struct sl_net *n);
 bool sl_net_stopping(const struct sl_net *n);
+/* Listeners using `old` accept new connections with `fresh` from now on
+ * (certificate reload); open connections keep their session. */
+void sl_net_set_tls(struct sl_net *n, const struct sl_tls_ctx *old, struct sl_tls_ctx *fresh);
 /* Connections open now on listeners whose protocol is named `proto` (NULL:
  * all). */
 uint32_t sl_net_conn_count(const struct sl_net *n, const char *proto);

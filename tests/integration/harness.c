@@ -5,6 +5,7 @@
 #include "common/error.h"
 #include "common/ring.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ftw.h>
 #include <inttypes.h>
@@ -12,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -128,6 +131,8 @@ static uint32_t read_port(const char *path)
 
 /* Forks and execs the broker on b->port (0 = ephemeral), waits for the port file.
  * Returns 0, -1 on failure, or 1 when the broker exited early (e.g. the port was busy). */
+static int broker_start(struct it_broker *b, const char *flush, uint32_t http_port);
+
 static int spawn(struct it_broker *b)
 {
     unlink(b->port_file);
@@ -178,9 +183,37 @@ static int spawn(struct it_broker *b)
     return -1;
 }
 
+/* A port free now (bound, then released: another process may take it). */
+static uint32_t free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    uint32_t port = 0;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
+        port = ntohs(sa.sin_port);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return port;
+}
+
+int it_broker_start_http(struct it_broker *b, const char *flush)
+{
+    return broker_start(b, flush, free_port());
+}
+
 int it_broker_start(struct it_broker *b, const char *flush)
 {
+    return broker_start(b, flush, 0);
+}
+
+static int broker_start(struct it_broker *b, const char *flush, uint32_t http_port)
+{
     memset(b, 0, sizeof(*b));
+    b->http_port = http_port;
     snprintf(b->root, sizeof(b->root), "/var/tmp/sluice-it-XXXXXX");
     if (mkdtemp(b->root) == NULL) {
         perror("mkdtemp");

@@ -39,6 +39,9 @@ int it_preflight(void);
  * (after printing why). */
 int it_broker_start(struct it_broker *b, const char *flush);
 
+/* it_broker_start with the HTTP listener on a free port (b->http_port). */
+int it_broker_start_http(struct it_broker *b, const char *flush);
+
 /* Starts the broker again on the same data directory and port (after stop or kill9).
  * Retries for a few seconds if the port is still busy. Returns 0 or -1. */
 int it_broker_restart(struct it_broker *b);

@@ -1,0 +1,35 @@
+/* certs.h - the broker's TLS contexts: built from the [tls] settings at
+ * start, rebuilt from the same files on SIGHUP.
+ *
+ * One context per listener kind: the native listener offers no ALPN, the
+ * HTTP listener offers h2 and http/1.1. A reload that fails (a file
+ * missing, a key that does not match) keeps the contexts in use and logs
+ * why, so a broken renewal never takes the listeners down.
+ *
+ * Threading: the main loop's thread only.
+ */
+#ifndef SL_BROKER_CERTS_H
+#define SL_BROKER_CERTS_H
+
+#include "broker/config.h"
+#include "broker/net/net.h"
+#include "common/tls.h"
+
+struct sl_certs {
+    const struct sl_broker_config *cfg; /* borrowed */
+    struct sl_net *net;                 /* borrowed; set once listening */
+    struct sl_tls_ctx *native;          /* owned; NULL when tls is off */
+    struct sl_tls_ctx *http;            /* owned */
+    uint32_t reloads;                   /* successful reloads */
+};
+
+/* Builds both contexts when cfg->tls is on (else leaves them NULL).
+ * Errors: SL_EINVAL with the reason in `why`, SL_ENOMEM. */
+int sl_certs_init(struct sl_certs *certs, const struct sl_broker_config *cfg, char *why,
+                  size_t why_len);
+/* SIGHUP: new contexts from the files, swapped into the listeners (struct
+ * sl_certs * as void * for sl_net_hooks.reload). */
+void sl_certs_reload(void *certs);
+void sl_certs_fini(struct sl_certs *certs); /* idempotent */
+
+#endif
