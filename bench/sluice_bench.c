@@ -111,6 +111,7 @@ struct cfg {
     const char *dir, *flush, *broker;
     int flush_given;
     long server_pid;
+    const char *tls_ca; /* NULL: plaintext */
     int cpu_server, cpu_client, json;
     const char *extra[BENCH_BROKER_EXTRA_MAX];
     int extra_len;
@@ -165,7 +166,8 @@ static int in_window(uint64_t t)
 static sluice_client *connect_one(void)
 {
     sluice_client *c = NULL;
-    int rc = sluice_client_new(broker_addr, NULL, &c);
+    struct sluice_client_opts o = {.tls_ca_file = cfg.tls_ca};
+    int rc = sluice_client_new(broker_addr, &o, &c);
     if (rc != SL_OK) {
         die("connect", rc);
     }
@@ -824,6 +826,7 @@ static const char usage_text[] =
     "Broker (default: start the built sluiced on 127.0.0.1, an ephemeral port):\n"
     "  --dir D             parent of its fresh data directory (default /var/tmp)\n"
     "  --flush F           always | interval (default interval)\n"
+    "  --tls-ca FILE       connect with TLS, verifying the broker against these CAs\n"
     "  --broker-arg ARG    one more argument for sluiced, verbatim; repeatable\n"
     "                      (e.g. --broker-arg --flush-interval-ms=200)\n"
     "  --cpu-server N      pin the started broker to CPU N\n"
@@ -943,6 +946,8 @@ static int broker_opt(const char *o, const char *v)
         cfg.broker = v;
     } else if (strcmp(o, "--server-pid") == 0) {
         cfg.server_pid = (long)parse_u64(o, v, 1, 1u << 30);
+    } else if (strcmp(o, "--tls-ca") == 0) {
+        cfg.tls_ca = v;
     } else {
         return 0;
     }

@@ -144,6 +144,13 @@ static const struct setting settings[] = {
     {"tls_min_version", "tls", T_ENUM, U_NONE, "1.2", 0, 0, tls_versions, OFF(tls_min_version),
      "Oldest TLS version accepted: 1.2 or 1.3."},
 
+    {"auth", "auth", T_BOOL, U_NONE, "false", 0, 1, NULL, OFF(auth),
+     "Authentication and per-stream ACLs: SCRAM-SHA-256 on the native protocol, SigV4 on the "
+     "AWS APIs, the certificate's name under tls_client_auth = require. Deny by default."},
+    {"auth_file", "auth", T_STR, U_NONE, "", 0, PATH_LEN_MAX, NULL, OFF(auth_file),
+     "Principals, AWS access keys and allow rules (mode 0600; see docs/SECURITY.md); read "
+     "again on SIGHUP."},
+
     {"default_retention_hours", "streams", T_U32, U_NONE, "168", 1, 8760, NULL,
      OFF(default_retention_hours), "Retention of a stream created without one (max 365 days)."},
     {"default_shards", "streams", T_U32, U_NONE, "1", 1, 1024, NULL, OFF(default_shards),
@@ -739,6 +746,10 @@ static int check_relations(struct loader *ld)
         return fail(ld, "tls_client_auth = %s (from %s) needs tls_ca_file: the CAs that sign "
                         "client certificates",
                     tls_client_auths[c->tls_client_auth], ld->src[find_setting("tls_client_auth")]);
+    }
+    if (c->auth && c->auth_file[0] == '\0') {
+        return fail(ld, "auth = true (from %s) needs auth_file: the principals and their rights",
+                    ld->src[find_setting("auth")]);
     }
     struct sl_shard_config sc;
     sl_config_shard(c, &sc);

@@ -52,6 +52,9 @@ struct sl_broker_config {
     char *tls_ca_file;    /* owned; "" = none (no client certificates) */
     enum sl_tls_client_auth tls_client_auth;
     int tls_min_version;  /* 0: TLS 1.2, 1: TLS 1.3 */
+    /* [auth] */
+    bool auth;            /* authentication and ACLs on */
+    char *auth_file;      /* owned */
     /* [streams] */
     uint32_t default_retention_hours;
     uint32_t default_shards;

@@ -21,6 +21,8 @@ static const char *const messages[SL_ERR_COUNT_] = {
     [SL_ECLOSED] = "closed",
     [SL_EUNSUPPORTED] = "not supported by this kernel or build",
     [SL_ESYS] = "system error",
+    [SL_EAUTH] = "authentication required or failed",
+    [SL_EDENIED] = "permission denied",
 };
 
 static const char *const names[SL_ERR_COUNT_] = {
@@ -32,7 +34,8 @@ static const char *const names[SL_ERR_COUNT_] = {
     [SL_EIO] = "SL_EIO",         [SL_EINVAL] = "SL_EINVAL",
     [SL_ENOMEM] = "SL_ENOMEM",   [SL_EEXIST] = "SL_EEXIST",
     [SL_ECLOSED] = "SL_ECLOSED", [SL_EUNSUPPORTED] = "SL_EUNSUPPORTED",
-    [SL_ESYS] = "SL_ESYS",
+    [SL_ESYS] = "SL_ESYS",       [SL_EAUTH] = "SL_EAUTH",
+    [SL_EDENIED] = "SL_EDENIED",
 };
 
 const char *sl_strerror(int err)

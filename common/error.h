@@ -25,6 +25,8 @@ enum sl_err {
     SL_ECLOSED = 14,     /* the object is closing or closed */
     SL_EUNSUPPORTED = 15,/* the kernel or build lacks a needed feature */
     SL_ESYS = 16,        /* another OS error (errno kept in the log) */
+    SL_EAUTH = 17,       /* authentication required, or it failed */
+    SL_EDENIED = 18,     /* the authenticated principal lacks the right (ACL) */
     SL_ERR_COUNT_
 };
 

@@ -9,6 +9,7 @@
 #ifndef SL_API_H
 #define SL_API_H
 
+#include "broker/auth/auth.h"
 #include "broker/net/net.h"
 #include "common/latency.h"
 
@@ -31,6 +32,9 @@ struct sl_api {
     struct sl_net *net;       /* borrowed: connection counts */
     struct sl_ring *ring;     /* borrowed: the loop's (a scrape yields between slices) */
     uint64_t started_ms;      /* wall clock */
+    /* Authentication and ACLs: *auth is the current auth file's rules (the
+     * broker's, swapped on SIGHUP), or auth is NULL when `auth` is off. */
+    struct sl_auth *const *auth;
     /* answers by route (enum sl_api_route) and status class, for /metrics */
     uint64_t answers[8][6];
     struct sl_latency latency[8]; /* by route: from the request to its answer */

@@ -158,6 +158,15 @@ bool sl_conn_is_closed(const struct sl_conn *c)
     return c->closed;
 }
 
+void sl_conn_tls_peer(const struct sl_conn *c, char *buf, size_t cap)
+{
+    SL_ASSERT(cap > 0);
+    buf[0] = '\0';
+    if (c->tls != NULL && sl_tls_established(c->tls)) {
+        sl_tls_peer_name(c->tls, buf, cap);
+    }
+}
+
 void sl_conn_hold(struct sl_conn *c)
 {
     c->refs++;

@@ -154,5 +154,8 @@ void sl_conn_close_after_send(struct sl_conn *c);
  * Errors: SL_ENOMEM (the connection is closed). */
 int sl_conn_need(struct sl_conn *c, uint32_t len);
 bool sl_conn_is_closed(const struct sl_conn *c);
+/* The common name of the client's verified certificate ("" without TLS or
+ * without a verified certificate). */
+void sl_conn_tls_peer(const struct sl_conn *c, char *buf, size_t cap);
 
 #endif
