@@ -8,7 +8,7 @@
  * fsyncs), exit 0.
  */
 #include "broker/api/api.h"
-#include "broker/certs.h"
+#include "broker/security.h"
 #include "broker/config.h"
 #include "broker/version.h"
 #include "broker/engine/catalog.h"
@@ -83,29 +83,29 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg,
 {
     struct sl_net_config ncfg;
     net_config_from(cfg, &ncfg);
-    struct sl_certs certs;
+    struct sl_security sec;
     char why[512] = "";
-    int rc = sl_certs_init(&certs, cfg, why, sizeof(why));
+    int rc = sl_security_init(&sec, cfg, why, sizeof(why));
     if (rc != SL_OK) {
         sl_error("broker", "TLS: %s", why);
         return rc;
     }
     struct sl_net_hooks hooks = {.tick = sl_events_tick, .stop = sl_events_stop,
                                  .turn = sl_events_turn, .ctx = engine,
-                                 .reload = sl_certs_reload, .reload_ctx = &certs};
+                                 .reload = sl_security_reload, .reload_ctx = &sec};
     struct sl_native native = {.cfg = {.max_frame_bytes = cfg->max_frame_bytes,
                                        .max_inflight = cfg->max_inflight},
                                .engine = engine};
     struct sl_net *net = NULL;
     rc = sl_net_init(&net, ring, &ncfg, &hooks);
-    certs.net = net;
+    sec.net = net;
     uint32_t port = 0;
     if (rc == SL_OK) {
         struct sl_listener_config lc = {.host = cfg->host, .port = cfg->port,
                                         .port_file = cfg->port_file,
                                         .max_inflight = cfg->max_inflight,
                                         .proto = &sl_native_proto, .ctx = &native,
-                                        .tls = certs.native};
+                                        .tls = sec.native};
         rc = sl_net_listen(net, &lc, &port);
     }
     struct sl_api api = {.cfg = {.header_bytes_max = cfg->http_header_bytes_max,
@@ -113,19 +113,20 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg,
                                  .max_inflight = cfg->max_inflight,
                                  .data_dir = cfg->data, .version = SL_BROKER_VERSION},
                          .engine = engine, .net = net, .ring = ring,
+                         .auth = cfg->auth ? &sec.auth : NULL,
                          .started_ms = sl_clock_wall_ms()};
     if (rc == SL_OK && cfg->http_port != 0) {
         struct sl_listener_config lc = {.host = cfg->host, .port = cfg->http_port,
                                         .max_inflight = cfg->max_inflight,
                                         .proto = &sl_api_proto, .ctx = &api,
-                                        .tls = certs.http};
+                                        .tls = sec.http};
         rc = sl_net_listen(net, &lc, &port);
     }
     if (rc == SL_OK) {
         rc = sl_net_run(net);
     }
     sl_net_fini(net);
-    sl_certs_fini(&certs);
+    sl_security_fini(&sec);
     return rc;
 }
 
