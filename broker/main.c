@@ -87,7 +87,7 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg,
     char why[512] = "";
     int rc = sl_security_init(&sec, cfg, why, sizeof(why));
     if (rc != SL_OK) {
-        sl_error("broker", "TLS: %s", why);
+        sl_error("broker", "security settings: %s", why);
         return rc;
     }
     struct sl_net_hooks hooks = {.tick = sl_events_tick, .stop = sl_events_stop,
@@ -95,7 +95,8 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg,
                                  .reload = sl_security_reload, .reload_ctx = &sec};
     struct sl_native native = {.cfg = {.max_frame_bytes = cfg->max_frame_bytes,
                                        .max_inflight = cfg->max_inflight},
-                               .engine = engine};
+                               .engine = engine, .auth = cfg->auth ? &sec.auth : NULL};
+    sl_native_auth_init(&native);
     struct sl_net *net = NULL;
     rc = sl_net_init(&net, ring, &ncfg, &hooks);
     sec.net = net;
@@ -137,6 +138,9 @@ int main(int argc, char **argv)
      * faults cost more than the copy they hold (measured with perf). */
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    if (argc >= 2 && strcmp(argv[1], "--hash-password") == 0) {
+        return sl_security_hash_password(argc, argv);
+    }
     struct sl_broker_config cfg;
     char err[512] = "";
     int help = 0;

@@ -5,7 +5,10 @@
 #include "common/error.h"
 #include "common/log.h"
 
+#include "common/scram.h"
+
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int build(const struct sl_broker_config *cfg, const char *alpn, struct sl_tls_ctx **out,
@@ -109,4 +112,53 @@ void sl_security_fini(struct sl_security *sec)
     sec->http = NULL;
     sl_auth_free(sec->auth);
     sec->auth = NULL;
+}
+
+int sl_security_hash_password(int argc, char **argv)
+{
+    const char *user = NULL;
+    unsigned long iterations = SL_SCRAM_ITERATIONS_DEFAULT;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--iterations") == 0 && i + 1 < argc) {
+            char *end = NULL;
+            iterations = strtoul(argv[++i], &end, 10);
+            if (*end != '\0' || iterations < SL_SCRAM_ITERATIONS_MIN ||
+                iterations > SL_SCRAM_ITERATIONS_MAX) {
+                fprintf(stderr, "sluiced: --iterations must be between %u and %u\n",
+                        SL_SCRAM_ITERATIONS_MIN, SL_SCRAM_ITERATIONS_MAX);
+                return 2;
+            }
+        } else if (user == NULL && argv[i][0] != '-') {
+            user = argv[i];
+        } else {
+            fprintf(stderr, "usage: sluiced --hash-password [USER] [--iterations N] < password\n");
+            return 2;
+        }
+    }
+    if (user != NULL && !sl_scram_name_ok(user)) {
+        fprintf(stderr, "sluiced: bad user name '%s' ([A-Za-z0-9_.@-], 1 to 64)\n", user);
+        return 2;
+    }
+    char pw[1024];
+    if (fgets(pw, sizeof(pw), stdin) == NULL) {
+        fprintf(stderr, "sluiced: --hash-password reads the password from stdin\n");
+        return 2;
+    }
+    pw[strcspn(pw, "\r\n")] = '\0';
+    struct sl_scram_cred cred;
+    int rc = pw[0] == '\0' ? SL_EINVAL
+                           : sl_scram_cred_make(pw, strlen(pw), (uint32_t)iterations, &cred);
+    memset(pw, 0, sizeof(pw));
+    if (rc != SL_OK) {
+        fprintf(stderr, "sluiced: %s\n", rc == SL_EINVAL ? "empty password" : sl_strerror(rc));
+        return 1;
+    }
+    char text[SL_SCRAM_CRED_TEXT_MAX];
+    sl_scram_cred_format(&cred, text, sizeof(text));
+    if (user != NULL) {
+        printf("user %s %s\n", user, text); /* a line for the auth file */
+    } else {
+        printf("%s\n", text);
+    }
+    return 0;
 }

@@ -23,6 +23,7 @@
  */
 #include "client/conn.h"
 
+#include "client/login.h"
 #include "client/wire.h"
 
 #include "common/assert.h"
@@ -45,7 +46,6 @@
 #include <unistd.h>
 
 #define CONN_TICK_MS          100u /* I/O thread's timeout scan period */
-#define CONN_INFLIGHT_DEFAULT 64u  /* when the broker does not say */
 #define CONN_ENVELOPE_BYTES   256u /* Request fields around a Produce's batch */
 #define CONN_READ_CHUNK       (64u << 10)
 #define CONN_MSG_MAX          256u
@@ -75,6 +75,8 @@ struct sluice_client {
     int io_started;
     struct sl_tls_ctx *tls; /* NULL: plaintext */
     char *tls_server_name;  /* owned */
+    char *user;             /* owned; NULL: no credentials */
+    char *password;         /* owned; wiped at free */
     /* Guarded by mu (wire and gen change under both locks). */
     struct sl_wire *wire;
     int connected;
@@ -209,28 +211,6 @@ static void conn_break(sluice_client *c, uint64_t gen, const char *why)
 
 /* ---- socket helpers ---- */
 
-/* Reads exactly `len` bytes before `deadline_ms` (handshake only). */
-static int read_exact(struct sl_wire *w, uint8_t *p, size_t len, uint64_t deadline_ms)
-{
-    while (len > 0) {
-        uint64_t now = sl_client_now_ms();
-        if (now >= deadline_ms) {
-            sl_client_set_error("handshake timed out");
-            return SL_ECLOSED;
-        }
-        size_t got = 0;
-        char why[CONN_MSG_MAX / 2];
-        if (sl_wire_read(w, p, len, (uint32_t)(deadline_ms - now), &got, why, sizeof(why)) !=
-            SL_OK) {
-            sl_client_set_error("handshake: %s", why);
-            return SL_ECLOSED;
-        }
-        p += got;
-        len -= got;
-    }
-    return SL_OK;
-}
-
 static int connect_one(const struct addrinfo *ai, uint32_t timeout_ms, int *fd_out)
 {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
@@ -289,64 +269,6 @@ static int tcp_connect(const sluice_client *c, int *fd_out)
     return SL_OK;
 }
 
-/* Sends Hello on a fresh socket and reads its response before the I/O thread owns the
- * socket's read side. Fills *max_inflight and *max_frame. */
-static int handshake(const sluice_client *c, struct sl_wire *w, uint32_t *max_inflight,
-                     uint32_t *max_frame)
-{
-    Sluice__V1__Hello hello = SLUICE__V1__HELLO__INIT;
-    hello.version = SL_PROTOCOL_VERSION;
-    hello.client_id = (char *)c->opts.client_id;
-    sl_request req = SLUICE__V1__REQUEST__INIT;
-    req.id = 0;
-    req.body_case = SLUICE__V1__REQUEST__BODY_HELLO;
-    req.hello = &hello;
-    uint8_t buf[512];
-    size_t n = sl_request_size(&req);
-    SL_ASSERT(n + SL_FRAME_HEADER_BYTES <= sizeof(buf));
-    sl_frame_put_header(buf, (uint32_t)n);
-    sl_request_pack(&req, buf + SL_FRAME_HEADER_BYTES);
-    char why[CONN_MSG_MAX / 2];
-    if (sl_wire_write(w, buf, n + SL_FRAME_HEADER_BYTES, why, sizeof(why)) != SL_OK) {
-        sl_client_set_error("hello: %s", why);
-        return SL_ECLOSED;
-    }
-    uint64_t deadline = sl_client_now_ms() + c->opts.request_timeout_ms;
-    uint32_t len = 0;
-    int rc = read_exact(w, buf, SL_FRAME_HEADER_BYTES, deadline);
-    if (rc == SL_OK && sl_frame_peek(buf, SL_FRAME_HEADER_BYTES, 1u << 20, &len) != SL_OK) {
-        sl_client_set_error("hello: bad frame header");
-        rc = SL_EPROTO;
-    }
-    uint8_t *payload = rc == SL_OK ? malloc(len) : NULL;
-    if (rc == SL_OK && payload == NULL) {
-        rc = SL_ENOMEM;
-    }
-    if (rc == SL_OK) {
-        rc = read_exact(w, payload, len, deadline);
-    }
-    sl_response *resp = rc == SL_OK ? sl_response_unpack(payload, len) : NULL;
-    free(payload);
-    if (rc == SL_OK && (resp == NULL || ((int)resp->code == SL_OK &&
-                                         resp->body_case != SLUICE__V1__RESPONSE__BODY_HELLO))) {
-        sl_client_set_error("hello: malformed response");
-        rc = SL_EPROTO;
-    } else if (rc == SL_OK && (int)resp->code != SL_OK) {
-        sl_client_set_error("hello refused: %s", resp->message);
-        rc = (int)resp->code;
-    } else if (rc == SL_OK) {
-        *max_inflight =
-            resp->hello->max_inflight ? resp->hello->max_inflight : CONN_INFLIGHT_DEFAULT;
-        *max_frame =
-            resp->hello->max_frame_bytes ? resp->hello->max_frame_bytes : SL_FRAME_BYTES_DEFAULT;
-        if (*max_frame > SL_FRAME_BYTES_MAX) {
-            *max_frame = SL_FRAME_BYTES_MAX;
-        }
-    }
-    sl_response_free(resp);
-    return rc;
-}
-
 static void sleep_ms(uint64_t ms)
 {
     struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
@@ -400,7 +322,9 @@ static int reconnect(sluice_client *c, uint64_t deadline_ms)
         }
     }
     if (rc == SL_OK) {
-        rc = handshake(c, w, &max_inflight, &max_frame);
+        struct sl_login l = {.client_id = c->opts.client_id, .user = c->user,
+                             .password = c->password, .timeout_ms = c->opts.request_timeout_ms};
+        rc = sl_login_run(&l, w, &max_inflight, &max_frame);
         if (rc != SL_OK) {
             sl_wire_unref(w);
             w = NULL;
@@ -816,11 +740,15 @@ int sluice_client_new(const char *host_port, const struct sluice_client_opts *op
     c->pending.next = c->pending.prev = &c->pending;
     c->backoff_ms = c->opts.reconnect_backoff_ms;
     c->max_frame = SL_FRAME_BYTES_DEFAULT;
-    c->max_inflight = CONN_INFLIGHT_DEFAULT;
+    c->max_inflight = SL_CLIENT_INFLIGHT_DEFAULT;
     pthread_mutex_init(&c->send_mu, NULL);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     rc = tls_setup(c);
+    if (rc == SL_OK) {
+        rc = sl_login_credentials(&c->opts, &c->user, &c->password);
+        c->opts.user = c->opts.password = c->opts.credentials_file = NULL; /* borrowed */
+    }
     if (rc == SL_OK) {
         rc = reconnect(c, sl_client_now_ms());
     }
@@ -854,6 +782,11 @@ void sluice_client_free(sluice_client *c)
     sl_wire_unref(c->wire);
     sl_tls_ctx_free(c->tls);
     free(c->tls_server_name);
+    free(c->user);
+    if (c->password != NULL) {
+        memset(c->password, 0, strlen(c->password));
+        free(c->password);
+    }
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->send_mu);

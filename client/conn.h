@@ -12,6 +12,8 @@
 
 #include <stdint.h>
 
+#define SL_CLIENT_INFLIGHT_DEFAULT 64u /* requests in flight when the broker does not say */
+
 /* Completion of an asynchronous request. err is SL_OK or the failure (a broker error code,
  * SL_ECLOSED when the connection broke, SL_EAGAIN on timeout); `msg` (borrowed for the call)
  * says why; `resp` (owned by the callback, may be NULL on local errors) is the response.

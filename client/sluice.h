@@ -61,12 +61,22 @@ struct sluice_client_opts {
     const char *tls_cert_file;   /* PEM client certificate, for brokers that ask (mutual TLS) */
     const char *tls_key_file;    /* PEM private key of tls_cert_file */
     const char *tls_server_name; /* name the certificate must carry */
+    /* Authentication, for brokers with auth = true: SCRAM-SHA-256 (the password never leaves
+     * the process). When user and password are both NULL they come from $SLUICE_USER and
+     * $SLUICE_PASSWORD, else from credentials_file (NULL: $SLUICE_CREDENTIALS_FILE): lines
+     * "user = NAME" and "password = SECRET" in a file only its owner may read (0600). A
+     * client certificate may authenticate instead, where the broker requires one. Read once,
+     * by sluice_client_new. */
+    const char *user;
+    const char *password;
+    const char *credentials_file;
 };
 
 /* Connects to `host_port` ("host:port", "[v6]:port"; borrowed) and says Hello (protocol
  * version 1). `opts` may be NULL (defaults). Starts the client's I/O thread.
- * Errors: SL_EINVAL (bad address; a TLS file that cannot be read, see sluice_last_error),
- * SL_ECLOSED (cannot connect, TLS or protocol handshake failed; see
+ * Errors: SL_EINVAL (bad address; a TLS or credentials file that cannot be read, see
+ * sluice_last_error), SL_EAUTH (credentials missing or refused), SL_ECLOSED (cannot connect,
+ * TLS or protocol handshake failed; see
  * sluice_last_error), SL_EUNSUPPORTED (the broker refused the protocol version),
  * SL_ENOMEM, SL_ESYS. Thread-safe. */
 int sluice_client_new(const char *host_port, const struct sluice_client_opts *opts,

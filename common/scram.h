@@ -27,6 +27,7 @@
 #define SL_SCRAM_MSG_MAX         512u
 #define SL_SCRAM_ITERATIONS_MIN  4096u
 #define SL_SCRAM_ITERATIONS_MAX  10000000u
+#define SL_SCRAM_ITERATIONS_DEFAULT 8192u /* ~5 ms per login on this class of machine */
 #define SL_SCRAM_CRED_TEXT_MAX   256u
 
 struct sl_scram_cred {

@@ -24,6 +24,7 @@ static void hello(struct sl_native *srv, struct sl_conn *c, const sl_request *re
     hr.broker_version = (char *)SL_BROKER_VERSION;
     hr.max_frame_bytes = srv->cfg.max_frame_bytes;
     hr.max_inflight = srv->cfg.max_inflight;
+    sl_native_hello_auth(srv, c, &hr);
     resp.id = req->id;
     resp.body_case = SLUICE__V1__RESPONSE__BODY_HELLO;
     resp.hello = &hr;
@@ -38,9 +39,19 @@ void sl_native_dispatch(struct sl_native *srv, struct sl_conn *c, sl_request *re
         sl_request_free(req);
         return;
     }
+    char why[256];
+    int arc = sl_native_authorize(srv, c, req, why, sizeof(why));
+    if (arc != SL_OK) {
+        sl_native_fail(c, req->id, arc, why);
+        sl_request_free(req);
+        return;
+    }
     switch (req->body_case) {
     case SLUICE__V1__REQUEST__BODY_HELLO:
         hello(srv, c, req);
+        break;
+    case SLUICE__V1__REQUEST__BODY_AUTHENTICATE:
+        sl_native_authenticate(srv, c, req);
         break;
     case SLUICE__V1__REQUEST__BODY_CREATE_STREAM:
         sl_native_create_stream(srv, c, req);

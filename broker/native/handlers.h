@@ -15,6 +15,7 @@
 #ifndef SL_NATIVE_HANDLERS_H
 #define SL_NATIVE_HANDLERS_H
 
+#include "broker/auth/auth.h"
 #include "broker/engine/engine.h"
 #include "broker/native/reply.h"
 
@@ -28,14 +29,40 @@ struct sl_native_config {
     uint32_t max_inflight;    /* unanswered requests per connection */
 };
 
+/* Frames before authentication (Hello, Authenticate) are at most this. */
+#define SL_NATIVE_PREAUTH_FRAME_BYTES 4096u
+#define SL_NATIVE_LOGIN_SLOTS         256u /* addresses tracked for failed logins */
+
+struct sl_native_login {
+    char ip[48];
+    uint64_t window_start_ms;
+    uint32_t failures;
+};
+
 /* The native front-end: the listener's ctx. */
 struct sl_native {
     struct sl_native_config cfg;
     struct sl_engine *engine; /* borrowed */
+    /* *auth: the rules in force (swapped on SIGHUP); auth NULL: auth off */
+    struct sl_auth *const *auth;
+    uint8_t fake_key[SL_SCRAM_KEY_BYTES]; /* unknown users' salts (h_auth.c) */
+    struct sl_native_login logins[SL_NATIVE_LOGIN_SLOTS];
 };
 
 /* proto_flags of a native connection */
 #define SL_NATIVE_HELLO_DONE 1u
+#define SL_NATIVE_AUTHED     2u /* its principal is in its session (h_auth.c) */
+
+/* Authentication and authorization (h_auth.c). */
+void sl_native_auth_init(struct sl_native *srv);
+bool sl_native_authed(const struct sl_native *srv, const struct sl_conn *c);
+void sl_native_hello_auth(struct sl_native *srv, struct sl_conn *c,
+                          Sluice__V1__HelloResponse *hr);
+void sl_native_authenticate(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+/* SL_OK, or SL_EAUTH/SL_EDENIED with the reason in msg. */
+int sl_native_authorize(const struct sl_native *srv, const struct sl_conn *c,
+                        const sl_request *req, char *msg, size_t cap);
+void sl_native_session_free(struct sl_conn *c); /* the listener's proto->free */
 
 /* Takes `req` (counted with sl_conn_request_begin). */
 void sl_native_dispatch(struct sl_native *srv, struct sl_conn *c, sl_request *req);

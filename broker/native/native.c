@@ -18,15 +18,19 @@ static size_t native_recv(struct sl_conn *c, const uint8_t *data, size_t len)
     size_t off = 0;
     while (!sl_conn_is_closed(c) && c->requests < nat->cfg.max_inflight) {
         uint32_t flen = 0;
-        int rc = sl_frame_peek(data + off, len - off, nat->cfg.max_frame_bytes, &flen);
+        uint32_t max = sl_native_authed(nat, c) ? nat->cfg.max_frame_bytes
+                                                : SL_NATIVE_PREAUTH_FRAME_BYTES;
+        int rc = sl_frame_peek(data + off, len - off, max, &flen);
         if (rc == SL_EAGAIN) {
             break;
         }
         if (rc != SL_OK) {
             char msg[128];
-            snprintf(msg, sizeof(msg), "%s: frame length exceeds max_frame_bytes (%u) or is 0",
+            snprintf(msg, sizeof(msg), "%s: frame length exceeds %s (%u) or is 0",
                      rc == SL_ETOOBIG ? "frame too large" : "bad frame",
-                     nat->cfg.max_frame_bytes);
+                     max == nat->cfg.max_frame_bytes ? "max_frame_bytes"
+                                                     : "the limit before authentication",
+                     max);
             sl_warn("net", "conn %llu: %s; closing", (unsigned long long)c->id, msg);
             sl_native_respond_error(c, 0, rc, msg);
             sl_conn_close_after_send(c); /* cannot resynchronise */
@@ -69,4 +73,5 @@ const struct sl_proto sl_native_proto = {
     .name = "native",
     .recv = native_recv,
     .refuse = native_refuse,
+    .free = sl_native_session_free,
 };

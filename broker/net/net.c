@@ -158,6 +158,22 @@ bool sl_conn_is_closed(const struct sl_conn *c)
     return c->closed;
 }
 
+void sl_conn_peer_ip(const struct sl_conn *c, char *buf, size_t cap)
+{
+    SL_ASSERT(cap > 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    snprintf(buf, cap, "?");
+    if (c->closed || getpeername(c->fd, (struct sockaddr *)&ss, &len) != 0) {
+        return;
+    }
+    const void *a = ss.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                                             : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+    if (inet_ntop(ss.ss_family, a, buf, (socklen_t)cap) == NULL) {
+        snprintf(buf, cap, "?");
+    }
+}
+
 void sl_conn_tls_peer(const struct sl_conn *c, char *buf, size_t cap)
 {
     SL_ASSERT(cap > 0);

@@ -157,5 +157,7 @@ bool sl_conn_is_closed(const struct sl_conn *c);
 /* The common name of the client's verified certificate ("" without TLS or
  * without a verified certificate). */
 void sl_conn_tls_peer(const struct sl_conn *c, char *buf, size_t cap);
+/* The peer's IP address as text ("?" when unknown or closed). */
+void sl_conn_peer_ip(const struct sl_conn *c, char *buf, size_t cap);
 
 #endif
