@@ -218,6 +218,46 @@ static int check_mode(const char *path, char *why, size_t why_len)
     return SL_OK;
 }
 
+int sl_auth_parse(const char *text, size_t len, const char *name, struct sl_auth **out,
+                  char *why, size_t why_len)
+{
+    if (len > SL_AUTH_FILE_BYTES_MAX) {
+        snprintf(why, why_len, "%s is over %u bytes", name, SL_AUTH_FILE_BYTES_MAX);
+        return SL_ETOOBIG;
+    }
+    struct sl_auth *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        snprintf(why, why_len, "out of memory");
+        return SL_ENOMEM;
+    }
+    char line[SL_AUTH_LINE_MAX + 1], lwhy[256];
+    int rc = SL_OK;
+    size_t off = 0;
+    for (uint32_t lineno = 1; rc == SL_OK && off < len; lineno++) {
+        const char *nl = memchr(text + off, '\n', len - off);
+        size_t n = nl != NULL ? (size_t)(nl - (text + off)) : len - off;
+        if (n > SL_AUTH_LINE_MAX || memchr(text + off, '\0', n) != NULL) {
+            snprintf(lwhy, sizeof(lwhy), "%s", n > SL_AUTH_LINE_MAX ? "line too long"
+                                                                    : "a NUL byte in the line");
+            rc = SL_EINVAL;
+        } else {
+            memcpy(line, text + off, n);
+            line[n] = '\0';
+            rc = parse_line(a, line, lwhy, sizeof(lwhy));
+        }
+        if (rc != SL_OK) {
+            snprintf(why, why_len, "%s:%u: %s", name, lineno, lwhy);
+        }
+        off += n + (nl != NULL);
+    }
+    if (rc != SL_OK) {
+        sl_auth_free(a);
+        return rc;
+    }
+    *out = a;
+    return SL_OK;
+}
+
 int sl_auth_load(const char *path, struct sl_auth **out, char *why, size_t why_len)
 {
     int rc = check_mode(path, why, why_len);
@@ -225,36 +265,23 @@ int sl_auth_load(const char *path, struct sl_auth **out, char *why, size_t why_l
         return rc;
     }
     FILE *f = fopen(path, "r");
-    struct sl_auth *a = calloc(1, sizeof(*a));
-    if (f == NULL || a == NULL) {
-        snprintf(why, why_len, "auth_file %s: %s", path, f == NULL ? strerror(errno) : "no memory");
-        if (f != NULL) {
-            fclose(f);
-        }
-        free(a);
-        return f == NULL ? SL_EINVAL : SL_ENOMEM;
+    char *text = malloc(SL_AUTH_FILE_BYTES_MAX + 1);
+    size_t len = 0;
+    if (f != NULL && text != NULL) {
+        len = fread(text, 1, SL_AUTH_FILE_BYTES_MAX + 1, f);
     }
-    char line[1024], lwhy[256];
-    for (uint32_t lineno = 1; rc == SL_OK && fgets(line, sizeof(line), f) != NULL; lineno++) {
-        size_t len = strlen(line);
-        if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
-            snprintf(lwhy, sizeof(lwhy), "line longer than %zu bytes", sizeof(line) - 2);
-            rc = SL_EINVAL;
-        } else {
-            line[strcspn(line, "\n")] = '\0';
-            rc = parse_line(a, line, lwhy, sizeof(lwhy));
-        }
-        if (rc != SL_OK) {
-            snprintf(why, why_len, "%s:%u: %s", path, lineno, lwhy);
-        }
+    if (f == NULL || text == NULL || ferror(f)) {
+        snprintf(why, why_len, "auth_file %s: %s", path,
+                 text == NULL ? "out of memory" : strerror(errno));
+        rc = text == NULL ? SL_ENOMEM : SL_EINVAL;
+    } else {
+        rc = sl_auth_parse(text, len, path, out, why, why_len);
     }
-    fclose(f);
-    if (rc != SL_OK) {
-        sl_auth_free(a);
-        return rc;
+    if (f != NULL) {
+        fclose(f);
     }
-    *out = a;
-    return SL_OK;
+    free(text);
+    return rc;
 }
 
 void sl_auth_free(struct sl_auth *a)

@@ -30,6 +30,7 @@
 #define SL_AUTH_KEY_ID_MAX     128u
 #define SL_AUTH_SECRET_MAX     128u
 #define SL_AUTH_PATTERN_MAX    130u
+#define SL_AUTH_LINE_MAX       1024u
 
 enum sl_acl_op {
     SL_ACL_PRODUCE = 1u << 0, /* produce, PutRecord(s), SendMessage */
@@ -44,6 +45,9 @@ struct sl_auth;
 /* Reads `path`. Errors: SL_EINVAL (why: "FILE:LINE: ..."; or the file's
  * mode), SL_ENOTFOUND, SL_ETOOBIG, SL_ELIMIT, SL_ENOMEM. */
 int sl_auth_load(const char *path, struct sl_auth **out, char *why, size_t why_len);
+/* The same from text already read (`name` for messages; fuzzed). */
+int sl_auth_parse(const char *text, size_t len, const char *name, struct sl_auth **out,
+                  char *why, size_t why_len);
 void sl_auth_free(struct sl_auth *auth); /* NULL-safe */
 
 /* SCRAM credentials of `user` (sl_scram_lookup_fn; ctx = struct sl_auth *). */
