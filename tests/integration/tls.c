@@ -8,8 +8,9 @@
  * - the HTTP listener over TLS with curl: HTTP/1.1 and HTTP/2 (ALPN h2);
  * - SIGHUP reload: new connections get the new certificate, a connection opened before
  *   keeps working, a broken reload (a key that does not match) keeps the current one;
- * - mutual TLS (tls_client_auth = require): a client certificate from the CA is accepted; no
- *   certificate, one from another CA, or an expired one are refused.
+ * - mutual TLS (tls_client_auth = require): a client certificate from the CA is accepted and,
+ *   with auth on, its name is the principal whose rules apply; no certificate, one from
+ *   another CA, or an expired one are refused.
  */
 #include "../unit/test.h"
 #include "harness.h"
@@ -17,6 +18,7 @@
 #include "common/error.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -272,10 +274,19 @@ TEST(mutual_tls)
     CHECK(use_cert("srv") == 0);
     setenv("SLUICE_TLS_CLIENT_AUTH", "require", 1);
     setenv("SLUICE_TLS_CA_FILE", cert("ca.pem"), 1);
+    /* with auth on, the certificate's name is the principal: no password */
+    FILE *f = fopen(cert("auth"), "w");
+    CHECK(f != NULL);
+    fprintf(f, "allow alice all mtls*\n");
+    fclose(f);
+    CHECK(chmod(cert("auth"), 0600) == 0);
+    setenv("SLUICE_AUTH", "true", 1);
+    setenv("SLUICE_AUTH_FILE", cert("auth"), 1);
     CHECK(it_broker_start(&broker, NULL) == 0);
     sluice_client *c = NULL;
     CHECK(connect_tls("ca.pem", "cli", NULL, &c) == SL_OK);
     CHECK(it_create_stream(c, "mtls", 1) == SL_OK);
+    CHECK_EQ(it_create_stream(c, "other", 1), SL_EDENIED); /* alice's rules apply */
     sluice_client_free(c);
     CHECK(refused("ca.pem", NULL, NULL, "certificate"));
     CHECK(refused("ca.pem", "cli_other", NULL, "alert"));
