@@ -216,7 +216,8 @@ int main(int argc, char **argv)
     struct sl_catalog *catalog = NULL;
     rc = sl_catalog_open(&ring, &cc, &catalog);
     if (rc != SL_OK) {
-        sl_error("broker", "cannot open the data directory %s: %s", cfg.data, sl_strerror(rc));
+        sl_error("broker", "cannot open the data directory %s (%s): the reason is logged above",
+                 cfg.data, sl_errname(rc));
         sl_workers_stop(workers);
         sl_ring_fini(&ring);
         sl_config_fini(&cfg);

@@ -29,6 +29,7 @@
 #include "common/partition.h"
 #include "common/ring.h"
 #include "common/thread.h"
+#include "storage/format.h"
 #include "storage/batch.h"
 
 #include <dirent.h>
@@ -561,6 +562,15 @@ int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
         rc = sl_err_from_errno(errno);
         sl_error("catalog", "cannot create data directory %s: %s", cfg->data_dir,
                  strerror(errno));
+    }
+    if (rc == SL_OK) {
+        /* before anything below is opened: newer data is refused, not "repaired" */
+        char why[512];
+        uint32_t format = 0;
+        rc = sl_data_format_check(cfg->data_dir, &format, why, sizeof(why));
+        if (rc != SL_OK) {
+            sl_error("catalog", "%s", why);
+        }
     }
     if (rc == SL_OK) {
         rc = mkdir_durable(cfg->data_dir, c->streams_dir);

@@ -131,7 +131,8 @@ static uint32_t read_port(const char *path)
 
 /* Forks and execs the broker on b->port (0 = ephemeral), waits for the port file.
  * Returns 0, -1 on failure, or 1 when the broker exited early (e.g. the port was busy). */
-static int broker_start(struct it_broker *b, const char *flush, uint32_t http_port);
+static int broker_start(struct it_broker *b, const char *flush, uint32_t http_port,
+                        const char *src);
 
 static int spawn(struct it_broker *b)
 {
@@ -202,15 +203,21 @@ static uint32_t free_port(void)
 
 int it_broker_start_http(struct it_broker *b, const char *flush)
 {
-    return broker_start(b, flush, free_port());
+    return broker_start(b, flush, free_port(), NULL);
+}
+
+int it_broker_start_from(struct it_broker *b, const char *flush, const char *src)
+{
+    return broker_start(b, flush, 0, src);
 }
 
 int it_broker_start(struct it_broker *b, const char *flush)
 {
-    return broker_start(b, flush, 0);
+    return broker_start(b, flush, 0, NULL);
 }
 
-static int broker_start(struct it_broker *b, const char *flush, uint32_t http_port)
+static int broker_start(struct it_broker *b, const char *flush, uint32_t http_port,
+                        const char *src)
 {
     memset(b, 0, sizeof(*b));
     b->http_port = http_port;
@@ -223,6 +230,14 @@ static int broker_start(struct it_broker *b, const char *flush, uint32_t http_po
     snprintf(b->port_file, sizeof(b->port_file), "%s/port", b->root);
     snprintf(b->flush, sizeof(b->flush), "%s", flush != NULL ? flush : "always");
     remember(b);
+    if (src != NULL) {
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", src, b->data);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "  cannot copy %s\n", src);
+            return -1;
+        }
+    }
     return spawn(b) == 0 ? 0 : -1;
 }
 

@@ -39,6 +39,9 @@ int it_preflight(void);
  * (after printing why). */
 int it_broker_start(struct it_broker *b, const char *flush);
 
+/* it_broker_start on a copy of the data directory `src` (an upgrade fixture). */
+int it_broker_start_from(struct it_broker *b, const char *flush, const char *src);
+
 /* it_broker_start with the HTTP listener on a free port (b->http_port). */
 int it_broker_start_http(struct it_broker *b, const char *flush);
 
