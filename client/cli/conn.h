@@ -17,9 +17,17 @@ struct cli_conn_opts {
     uint32_t connect_timeout_ms; /* 0: the library's (5 s) */
     uint32_t request_timeout_ms; /* 0: the library's (30 s) */
     const char *client_id;       /* shown in the broker's logs */
-    /* TLS (--tls, --tls-ca FILE, --tls-cert FILE, --tls-key FILE, --tls-server-name NAME)
-     * and credentials (--user NAME / $SLUICE_USER, --password-file FILE / $SLUICE_PASSWORD,
-     * a 0600 credentials file) become fields here and entries in cli_conn_table. */
+    int tls;                     /* --tls: TLS with the system's CAs */
+    const char *tls_ca;          /* --tls-ca FILE ($SLUICE_TLS_CA); implies TLS */
+    const char *tls_cert;        /* --tls-cert FILE ($SLUICE_TLS_CERT): mutual TLS */
+    const char *tls_key;         /* --tls-key FILE ($SLUICE_TLS_KEY) */
+    const char *tls_server_name; /* --tls-server-name NAME: else the broker's host */
+    /* Credentials: --user with --password-file (0600) or $SLUICE_PASSWORD; else the
+     * library's own lookup ($SLUICE_USER/$SLUICE_PASSWORD, then --credentials-file or
+     * $SLUICE_CREDENTIALS_FILE). Never a password on the command line: argv is public. */
+    const char *user;
+    const char *password_file;
+    const char *credentials_file;
 };
 
 /* The table for struct cli_conn_opts (ends with a NULL name). */

@@ -9,7 +9,7 @@
  *   queue receive, admin delete), every cell compared with the rules: 0 unexpected allows,
  *   0 unexpected denies;
  * - credentials from $SLUICE_USER/$SLUICE_PASSWORD and from a 0600 file; a file readable by
- *   others is refused;
+ *   others is refused; the CLI with --user and --password-file or $SLUICE_PASSWORD;
  * - SIGHUP reloads the auth file: a new rule applies to an open connection;
  * - an auth file readable by others stops the broker from starting, naming the fix;
  * - after 5 failed logins from one address the next attempt is refused at once.
@@ -337,6 +337,30 @@ TEST(credentials_from_environment_and_file)
     sluice_client_free(c);
 }
 
+TEST(cli_with_credentials)
+{
+    char pwfile[160], cmd[768];
+    snprintf(pwfile, sizeof(pwfile), "%s/alice.pw", dir);
+    FILE *f = fopen(pwfile, "w");
+    CHECK(f != NULL);
+    fputs("alice-pw\n", f);
+    fclose(f);
+    CHECK(chmod(pwfile, 0600) == 0);
+    snprintf(cmd, sizeof(cmd), "'%s' --broker %s --user alice --password-file '%s' stream list "
+                               ">/dev/null", SLUICE_CLI_PATH, broker.addr, pwfile);
+    CHECK_EQ(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "SLUICE_PASSWORD=alice-pw '%s' --broker %s --user alice stream "
+                               "describe orders >/dev/null", SLUICE_CLI_PATH, broker.addr);
+    CHECK_EQ(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "'%s' --broker %s stream list 2>/dev/null", SLUICE_CLI_PATH,
+             broker.addr);
+    CHECK(system(cmd) != 0); /* no credentials */
+    CHECK(chmod(pwfile, 0644) == 0);
+    snprintf(cmd, sizeof(cmd), "'%s' --broker %s --user alice --password-file '%s' stream list "
+                               "2>/dev/null", SLUICE_CLI_PATH, broker.addr, pwfile);
+    CHECK(system(cmd) != 0); /* a password file readable by others */
+}
+
 TEST(sighup_reloads_rules)
 {
     sluice_client *c = NULL;
@@ -408,6 +432,7 @@ int main(void)
     RUN(nothing_but_authentication_before_it);
     RUN(acl_matrix);
     RUN(credentials_from_environment_and_file);
+    RUN(cli_with_credentials);
     RUN(sighup_reloads_rules);
     RUN(auth_file_readable_by_others_stops_the_start);
     RUN(failed_logins_rate_limited);

@@ -5,6 +5,7 @@
  * - refused, with the cause in sluice_last_error: a broker certificate from another CA, a
  *   certificate for another name, a plaintext client on the TLS port (the broker keeps
  *   serving), an expired broker certificate;
+ * - the CLI over TLS (--tls-ca, --tls-server-name), refused without it;
  * - the HTTP listener over TLS with curl: HTTP/1.1 and HTTP/2 (ALPN h2);
  * - SIGHUP reload: new connections get the new certificate, a connection opened before
  *   keeps working, a broken reload (a key that does not match) keeps the current one;
@@ -19,6 +20,7 @@
 
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +222,28 @@ TEST(plaintext_client_on_tls_port_refused)
     sluice_client_free(ok);
 }
 
+/* The CLI with `args`; returns its exit status. */
+static int cli(const char *args)
+{
+    char cmd[768];
+    snprintf(cmd, sizeof(cmd), "'%s' --broker %s %s >/dev/null", SLUICE_CLI_PATH, broker.addr,
+             args);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(cli_over_tls)
+{
+    char args[256];
+    snprintf(args, sizeof(args), "--tls-ca '%s' stream list", cert("ca.pem"));
+    CHECK_EQ(cli(args), 0);
+    snprintf(args, sizeof(args), "stream list --tls-ca '%s' --tls-server-name localhost",
+             cert("ca.pem"));
+    CHECK_EQ(cli(args), 0);
+    CHECK_EQ(cli("--connect-timeout 2s stream list"), 1);        /* plaintext */
+    CHECK_EQ(cli("--tls --connect-timeout 2s stream list"), 1);  /* not in the system's CAs */
+}
+
 TEST(https_and_h2_on_the_http_listener)
 {
     char out[256], args[256];
@@ -324,6 +348,7 @@ int main(void)
     RUN(server_name_defaults_to_the_host_and_is_checked);
     RUN(certificate_from_another_ca_refused);
     RUN(plaintext_client_on_tls_port_refused);
+    RUN(cli_over_tls);
     RUN(https_and_h2_on_the_http_listener);
     RUN(sighup_reloads_certificates);
     RUN(broken_reload_keeps_the_current_certificate);
