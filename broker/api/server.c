@@ -176,12 +176,13 @@ static void api_free(struct sl_conn *c)
     c->proto_state = NULL;
 }
 
-static void api_refuse(int fd, const char *why)
+static void api_refuse(int fd, int code, const char *why)
 {
     char buf[256];
     int n = snprintf(buf, sizeof(buf),
-                     "HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n"
+                     "HTTP/1.1 %s\r\nconnection: close\r\n"
                      "content-type: text/plain\r\ncontent-length: %zu\r\n\r\n%s\n",
+                     code == SL_ELIMIT ? "503 Service Unavailable" : "400 Bad Request",
                      strlen(why) + 1, why);
     ssize_t w = send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;

@@ -53,10 +53,10 @@ static size_t native_recv(struct sl_conn *c, const uint8_t *data, size_t len)
 }
 
 /* Best effort: one error frame, then the loop closes the socket. */
-static void native_refuse(int fd, const char *why)
+static void native_refuse(int fd, int code, const char *why)
 {
     sl_response resp = SLUICE__V1__RESPONSE__INIT;
-    resp.code = SLUICE__V1__ERROR_CODE__ELIMIT;
+    resp.code = (Sluice__V1__ErrorCode)code;
     resp.message = (char *)why;
     uint8_t buf[256];
     size_t n = sl_response_size(&resp);

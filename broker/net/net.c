@@ -50,6 +50,7 @@
 #define LISTEN_BACKLOG 1024
 #define TLS_IN_BYTES   (32u << 10) /* ciphertext per recv: two full records */
 #define TLS_OUT_BYTES  (64u << 10) /* ciphertext per send; bounds the session's output */
+#define TLS_HANDSHAKE_RECORD 0x16  /* a TLS record's first byte when a client starts */
 
 struct sl_out_buf {
     struct sl_out_buf *next;
@@ -438,6 +439,22 @@ static void conn_deliver(struct sl_conn *c)
     }
 }
 
+/* A plaintext client on a TLS listener: told so in its own protocol (a
+ * best effort, like a refusal), then closed. */
+static void conn_not_tls(struct sl_conn *c)
+{
+    static struct sl_log_ratelimit rl = {.interval_ms = 10000, .burst = 5};
+    if (sl_log_ratelimit_ok(&rl)) {
+        sl_info("net", "conn %llu: plaintext on the TLS %s port: closed",
+                (unsigned long long)c->id, c->l->cfg.proto->name);
+    }
+    if (c->l->cfg.proto->refuse != NULL) {
+        c->l->cfg.proto->refuse(c->fd, SL_EPROTO,
+                                "this port speaks TLS: connect with TLS (https://, sluice --tls)");
+    }
+    conn_close(c);
+}
+
 /* The peer is done sending: answer what is in flight, then close. */
 static void conn_peer_done(struct sl_conn *c)
 {
@@ -500,6 +517,11 @@ static void on_recv(struct sl_io_op *op, int res)
         return;
     }
     if (c->tls != NULL) {
+        if (!c->tls_started && c->tls_in[0] != TLS_HANDSHAKE_RECORD) {
+            conn_not_tls(c);
+            return;
+        }
+        c->tls_started = true;
         if (sl_tls_feed(c->tls, c->tls_in, (size_t)res) != SL_OK) {
             conn_close(c);
             return;
@@ -590,7 +612,7 @@ static void on_accept(struct sl_io_op *op, int res)
         static const char msg[] = "too many connections (max_connections)";
         sl_warn("net", "refusing a %s connection: %s", l->cfg.proto->name, msg);
         if (l->cfg.proto->refuse != NULL && l->cfg.tls == NULL) { /* no plaintext on TLS */
-            l->cfg.proto->refuse(fd, msg);
+            l->cfg.proto->refuse(fd, SL_ELIMIT, msg);
         }
         close(fd);
         arm_accept(l);

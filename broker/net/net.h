@@ -47,8 +47,9 @@ struct sl_proto {
     bool (*paused)(const struct sl_conn *c);
     /* The connection's state is freed (no hold, no I/O left). NULL-able. */
     void (*free)(struct sl_conn *c);
-    /* max_connections reached: a best-effort error on `fd` before it closes. */
-    void (*refuse)(int fd, const char *why);
+    /* A best-effort plaintext error on `fd` before it closes: SL_ELIMIT
+     * (max_connections reached), SL_EPROTO (plaintext on a TLS listener). */
+    void (*refuse)(int fd, int code, const char *why);
 };
 
 struct sl_listener_config {
@@ -105,6 +106,7 @@ struct sl_conn {
     uint8_t *tls_out;            /* ciphertext being sent: [tls_out_sent, tls_out_len) */
     uint32_t tls_out_len;
     uint32_t tls_out_sent;
+    bool tls_started;            /* the first bytes were a TLS handshake record */
     uint32_t refs;
     bool recv_busy;
     bool send_busy;

@@ -216,6 +216,7 @@ TEST(plaintext_client_on_tls_port_refused)
     int rc = sluice_client_new(broker.addr, &o, &c);
     fprintf(stderr, "  plaintext: %s (%s)\n", sl_errname(rc), sluice_last_error());
     CHECK(rc != SL_OK);
+    CHECK(strstr(sluice_last_error(), "this port speaks TLS") != NULL); /* told, not dropped */
     CHECK(it_broker_alive(&broker));
     sluice_client *ok = NULL;
     CHECK(connect_tls("ca.pem", NULL, NULL, &ok) == SL_OK); /* still serving TLS */
@@ -255,8 +256,10 @@ TEST(https_and_h2_on_the_http_listener)
     CHECK(curl(args, out, sizeof(out)) == 0);
     fprintf(stderr, "  h2: %s\n", out);
     CHECK(strcmp(out, "2 200") == 0);
-    snprintf(args, sizeof(args), "http://127.0.0.1:%u/healthz", broker.http_port);
-    CHECK(curl(args, out, sizeof(out)) != 0); /* no plaintext HTTP beside TLS */
+    snprintf(args, sizeof(args), "-w ' %%{http_code}' http://127.0.0.1:%u/healthz",
+             broker.http_port);
+    CHECK(curl(args, out, sizeof(out)) == 0); /* plaintext HTTP: answered 400, in plaintext */
+    CHECK(strstr(out, "this port speaks TLS") != NULL);
 }
 
 TEST(sighup_reloads_certificates)
