@@ -45,7 +45,7 @@ static void fill_random(uint8_t *p, size_t n, uint64_t seed)
 static const char *const expected_names[SL_ERR_COUNT_] = {
     "SL_OK",     "SL_EAGAIN",    "SL_ECORRUPT", "SL_ENOSPC",       "SL_EPROTO", "SL_ETOOBIG",
     "SL_ELIMIT", "SL_ENOTFOUND", "SL_ETRIMMED", "SL_EFATAL",       "SL_EIO",    "SL_EINVAL",
-    "SL_ENOMEM", "SL_EEXIST",    "SL_ECLOSED",  "SL_EUNSUPPORTED", "SL_ESYS",
+    "SL_ENOMEM", "SL_EEXIST",    "SL_ECLOSED",  "SL_EUNSUPPORTED", "SL_ESYS", "SL_EAUTH", "SL_EDENIED",
 };
 
 TEST(error_codes_are_stable)
@@ -68,7 +68,9 @@ TEST(error_codes_are_stable)
     CHECK_EQ(SL_ECLOSED, 14);
     CHECK_EQ(SL_EUNSUPPORTED, 15);
     CHECK_EQ(SL_ESYS, 16);
-    CHECK_EQ(SL_ERR_COUNT_, 17);
+    CHECK_EQ(SL_EAUTH, 17);
+    CHECK_EQ(SL_EDENIED, 18);
+    CHECK_EQ(SL_ERR_COUNT_, 19);
 }
 
 TEST(strerror_and_errname_every_code)
