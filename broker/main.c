@@ -216,7 +216,13 @@ int main(int argc, char **argv)
         sl_config_fini(&cfg);
         return 2;
     }
+    if (cfg.print_config) {
+        sl_config_print(stdout, &cfg);
+        sl_config_fini(&cfg);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
     sl_log_set_level(cfg.log_level);
+    sl_log_set_format(cfg.log_format);
     raise_fd_limit(cfg.max_connections);
     char why[512] = "";
     if (sl_ring_probe(why, sizeof(why)) != SL_OK) {
