@@ -426,7 +426,10 @@ TEST(every_setting_refuses_bad_values_naming_key_value_range)
             continue;
         }
         settings++;
-        int numeric = value[0] >= '0' && value[0] <= '9' && strcmp(name, "host") != 0;
+        /* a number: digits, then at most a unit suffix ("16MiB", "5min"; not "1.2") */
+        size_t digits = strspn(value, "0123456789");
+        int numeric = digits > 0 && strspn(value + digits, "abcdefghijklmnopqrstuvwxyzKMGTB") ==
+                                        strlen(value + digits);
         char flag[80] = "--";
         for (size_t i = 0; name[i] != '\0'; i++) {
             flag[2 + i] = name[i] == '_' ? '-' : name[i];
