@@ -16,6 +16,12 @@
  * are errors (with the nearest name by edit distance); unknown SLUICE_*
  * variables are ignored (tests and tools use the prefix too).
  *
+ * Every value's source is kept (struct sl_config_sources) for error messages
+ * and `--print-config`, which prints every setting's effective value as an
+ * INI file that --config reads back, each line ending in a comment naming its
+ * source: `default`, `FILE:LINE`, `env SLUICE_NAME` or `flag --name`.
+ * Errors read `SOURCE: name = value: must be RANGE`.
+ *
  * INI parsing is inih's (the only file that includes <ini.h>). inih does not
  * pass line numbers in this build (INI_HANDLER_LINENO 0), so lines are
  * counted in our own reader; a line longer than inih's buffer is an error
@@ -56,6 +62,7 @@ struct setting {
 };
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const flush_modes[] = {"always", "interval", NULL};
 static const char *const tls_client_auths[] = {"none", "optional", "require", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};
@@ -65,10 +72,13 @@ _Static_assert(SL_TLS_CLIENT_AUTH_NONE == 0 && SL_TLS_CLIENT_AUTH_OPTIONAL == 1 
 _Static_assert(SL_LOG_DEBUG == 0 && SL_LOG_INFO == 1 && SL_LOG_WARN == 2 && SL_LOG_ERROR == 3,
                "log_levels[] order is the enum's");
 _Static_assert(SL_FLUSH_ALWAYS == 0 && SL_FLUSH_INTERVAL == 1, "flush_modes[] order is the enum's");
+_Static_assert(SL_LOG_TEXT == 0 && SL_LOG_JSON == 1, "log_formats[] order is the enum's");
 _Static_assert(sizeof(enum sl_log_level) == sizeof(int) &&
                    sizeof(enum sl_flush_policy) == sizeof(int),
                "enum settings are stored as int");
-_Static_assert(sizeof(enum sl_tls_client_auth) == sizeof(int), "enum settings are stored as int");
+_Static_assert(sizeof(enum sl_tls_client_auth) == sizeof(int) &&
+                   sizeof(enum sl_log_format) == sizeof(int),
+               "enum settings are stored as int");
 
 #define KiB          (1ull << 10)
 #define MiB          (1ull << 20)
@@ -94,6 +104,9 @@ static const struct setting settings[] = {
      "When set, the bound port is written to this file once listening (tests use it)."},
     {"log_level", "server", T_ENUM, U_NONE, "info", 0, 0, log_levels, OFF(log_level),
      "Least severe log level printed."},
+    {"log_format", "server", T_ENUM, U_NONE, "text", 0, 0, log_formats, OFF(log_format),
+     "text: one line per event (with the syslog priority instead of a timestamp when stderr "
+     "is the journal); json: one JSON object per line (ts, level, subsys, msg)."},
     {"workers", "server", T_U32, U_NONE, "0", 0, 64, NULL, OFF(workers),
      "Threads that own shards, each with its own io_uring ring; the first also runs the "
      "network. 0 = one per CPU core this process may use (taskset, cpuset)."},
@@ -202,10 +215,15 @@ static const struct setting settings[] = {
 #define NAME_MAX_LEN 64
 #define SRC_LEN      160
 
+/* Where each current value came from ("default", "FILE:LINE", "env VAR", "flag --name"). */
+struct sl_config_sources {
+    char src[N_SETTINGS][SRC_LEN];
+};
+
 /* The state of one sl_config_load. */
 struct loader {
     struct sl_broker_config *cfg;
-    char src[N_SETTINGS][SRC_LEN]; /* where each current value came from */
+    char (*src)[SRC_LEN]; /* cfg->sources->src */
     char *err;
     size_t err_len;
     int rc;
@@ -422,7 +440,8 @@ static void fmt_value(enum sunit unit, uint64_t v, char *out, size_t cap)
     snprintf(out, cap, "%" PRIu64, v);
 }
 
-/* Describes what a setting accepts, for error messages and --help. */
+/* Describes what a setting accepts, completing "must be ..." (errors, --help):
+ * numbers as plain integers first (what a script can compare), then in units. */
 static void describe_range(const struct setting *st, char *out, size_t cap)
 {
     switch (st->type) {
@@ -447,14 +466,12 @@ static void describe_range(const struct setting *st, char *out, size_t cap)
         char lo[32], hi[32];
         fmt_value(st->unit, st->min, lo, sizeof(lo));
         fmt_value(st->unit, st->max, hi, sizeof(hi));
-        snprintf(out, cap, "%s in [%s, %s]%s",
-                 st->unit == U_BYTES ? "a size"
-                 : st->unit == U_MS  ? "a duration"
-                                     : "an integer",
-                 lo, hi,
-                 st->unit == U_BYTES ? " (a plain number is bytes; suffixes KiB, MiB, GiB, TiB)"
-                 : st->unit == U_MS  ? " (a plain number is ms; suffixes ms, s, min, h, d)"
-                                     : "");
+        int n = snprintf(out, cap, "between %" PRIu64 " and %" PRIu64, st->min, st->max);
+        if (n > 0 && (size_t)n < cap && st->unit != U_NONE) {
+            snprintf(out + n, cap - (size_t)n, " (%s and %s; %s)", lo, hi,
+                     st->unit == U_BYTES ? "bytes, or with a suffix KiB, MiB, GiB, TiB"
+                                         : "milliseconds, or with a suffix ms, s, min, h, d");
+        }
         break;
     }
     }
@@ -519,8 +536,7 @@ static int set_value(struct loader *ld, size_t idx, const char *value, const cha
     if (!ok) {
         char range[160];
         describe_range(st, range, sizeof(range));
-        return fail(ld, "%s: invalid value \"%.200s\" (from %s): must be %s", st->name, value, src,
-                    range);
+        return fail(ld, "%s: %s = %.200s: must be %s", src, st->name, value, range);
     }
     snprintf(ld->src[idx], SRC_LEN, "%s", src);
     return SL_OK;
@@ -532,7 +548,11 @@ static int set_value(struct loader *ld, size_t idx, const char *value, const cha
 static int load_defaults(struct loader *ld)
 {
     for (size_t i = 0; i < N_SETTINGS; i++) {
-        int rc = set_value(ld, i, settings[i].def, "the default");
+        const struct setting *st = &settings[i];
+        /* every number has a range, every string a length limit */
+        SL_ASSERT(st->type == T_BOOL || st->type == T_ENUM || st->min < st->max);
+        SL_ASSERT(st->type != T_ENUM || (st->choices != NULL && st->choices[0] != NULL));
+        int rc = set_value(ld, i, st->def, "default");
         SL_ASSERT(rc != SL_EINVAL); /* a default outside its own range is a bug */
         if (rc != SL_OK) {
             return rc;
@@ -628,7 +648,7 @@ static int load_env(struct loader *ld)
             continue;
         }
         char src[SRC_LEN];
-        snprintf(src, sizeof(src), "environment variable %s", var);
+        snprintf(src, sizeof(src), "env %s", var);
         int rc = set_value(ld, i, v, src);
         if (rc != SL_OK) {
             return rc;
@@ -661,6 +681,10 @@ static int load_flags(struct loader *ld, int argc, char **argv)
                         "unexpected argument \"%.200s\" (settings are --name value or "
                         "--name=value; see --help)",
                         arg);
+        }
+        if (strcmp(arg, "--print-config") == 0) {
+            ld->cfg->print_config = true;
+            continue;
         }
         char norm[NAME_MAX_LEN];
         const char *value = NULL;
@@ -775,7 +799,14 @@ int sl_config_load(struct sl_broker_config *cfg, int argc, char **argv, int *hel
         snprintf(err, err_len, "out of memory");
         return SL_ENOMEM;
     }
+    cfg->sources = calloc(1, sizeof(*cfg->sources));
+    if (cfg->sources == NULL) {
+        free(ld);
+        snprintf(err, err_len, "out of memory");
+        return SL_ENOMEM;
+    }
     ld->cfg = cfg;
+    ld->src = cfg->sources->src;
     ld->err = err;
     ld->err_len = err_len;
     int rc = load_defaults(ld);
@@ -839,11 +870,76 @@ void sl_config_print_help(FILE *out, const char *prog)
         env_name(st->name, env, sizeof(env));
         format_default(st, def, sizeof(def));
         describe_range(st, range, sizeof(range));
-        fprintf(out, "  --%s  (%s; default %s)\n      %s\n      Accepts %s.\n", fl, env, def,
+        fprintf(out, "  --%s  (%s; default %s)\n      %s\n      Must be %s.\n", fl, env, def,
                 st->help, range);
     }
     fprintf(out, "\n  --config FILE  (SLUICE_CONFIG)\n      The INI file to read.\n"
+                 "  --print-config\n      Print the effective configuration (every setting, as an "
+                 "INI file\n      --config reads back; each line says where its value came from) "
+                 "and exit.\n"
                  "  --help\n      Print this and exit.\n");
+}
+
+/* The value of setting `st` in `cfg` as the INI file would write it. */
+static void format_current(const struct sl_broker_config *cfg, const struct setting *st, char *out,
+                           size_t cap)
+{
+    const void *f = (const char *)cfg + st->off;
+    switch (st->type) {
+    case T_STR: {
+        const char *const *slot = f;
+        snprintf(out, cap, "%s", *slot != NULL ? *slot : "");
+        break;
+    }
+    case T_U32: {
+        uint32_t v;
+        memcpy(&v, f, sizeof(v));
+        fmt_value(st->unit, v, out, cap);
+        break;
+    }
+    case T_U64: {
+        uint64_t v;
+        memcpy(&v, f, sizeof(v));
+        fmt_value(st->unit, v, out, cap);
+        break;
+    }
+    case T_BOOL: {
+        bool b;
+        memcpy(&b, f, sizeof(b));
+        snprintf(out, cap, "%s", b ? "true" : "false");
+        break;
+    }
+    case T_ENUM: {
+        int i;
+        memcpy(&i, f, sizeof(i));
+        snprintf(out, cap, "%s", st->choices[i]);
+        break;
+    }
+    }
+}
+
+void sl_config_print(FILE *out, const struct sl_broker_config *cfg)
+{
+    SL_ASSERT(cfg->sources != NULL);
+    fprintf(out,
+            "; sluiced --print-config: every setting's effective value, and where it came\n"
+            "; from (default, FILE:LINE, env SLUICE_NAME, flag --name). sluiced --config\n"
+            "; reads this file back. Config file read: %s\n",
+            cfg->config_file != NULL ? cfg->config_file : "none");
+    const char *section = "";
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *st = &settings[i];
+        if (strcmp(section, st->section) != 0) {
+            section = st->section;
+            fprintf(out, "\n[%s]\n", section);
+        }
+        char value[PATH_LEN_MAX + 1];
+        format_current(cfg, st, value, sizeof(value));
+        int n = fprintf(out, "%s = %s", st->name, value);
+        /* inih ends a value at " ;": a value holding one could not be read back */
+        fprintf(out, "%*s ; %s%s\n", n < 40 ? 40 - n : 0, "", cfg->sources->src[i],
+                strstr(value, " ;") != NULL ? " (holds \" ;\": edit before reading back)" : "");
+    }
 }
 
 void sl_config_fini(struct sl_broker_config *cfg)
@@ -860,6 +956,8 @@ void sl_config_fini(struct sl_broker_config *cfg)
     }
     free(cfg->config_file);
     cfg->config_file = NULL;
+    free(cfg->sources);
+    cfg->sources = NULL;
 }
 
 void sl_config_shard(const struct sl_broker_config *cfg, struct sl_shard_config *out)

@@ -5,6 +5,7 @@
  * top of the file or in its [section]), the flag `--max-frame-bytes VALUE` or
  * `--max-frame-bytes=VALUE`, and the environment variable
  * `SLUICE_MAX_FRAME_BYTES`. The file is `--config FILE` or $SLUICE_CONFIG.
+ * `sluiced --print-config` prints the result and where each value came from.
  * Sizes accept KiB/MiB/GiB (K/M/G), durations (`*_ms`) ms/s/min/h/d; plain
  * numbers are bytes and milliseconds. `sluiced --help` lists every setting
  * with its default, range and documentation (sl_config_print_help).
@@ -31,6 +32,7 @@ struct sl_broker_config {
     uint32_t port;   /* 0 = ephemeral */
     char *port_file; /* owned; "" = none; else the bound port is written here */
     enum sl_log_level log_level;
+    enum sl_log_format log_format;
     uint32_t shutdown_timeout_ms;
     uint32_t workers; /* shard-owning loops; 0 = one per CPU core */
     /* [connections] */
@@ -60,7 +62,7 @@ struct sl_broker_config {
     uint32_t default_shards;
     bool auto_create_streams; /* a produce to an unknown stream creates it with defaults */
     uint32_t retention_check_ms;
-    uint32_t dedup_window_ms;      /* message de-dup ids (sluice.dedup_id) */
+    uint32_t dedup_window_ms; /* message de-dup ids (sluice.dedup_id) */
     /* [storage] (per shard) */
     uint64_t segment_bytes;
     uint64_t segment_age_ms; /* 0 = never roll by age */
@@ -76,25 +78,34 @@ struct sl_broker_config {
     uint32_t checkpoint_groups_max;
     uint32_t checkpoint_log_bytes_max;
     uint32_t checkpoint_pending_max;
-    /* not a setting: the INI file that was read, or NULL (owned) */
-    char *config_file;
+    /* not settings: */
+    char *config_file;                 /* the INI file that was read, or NULL (owned) */
+    bool print_config;                 /* --print-config: print (sl_config_print), exit 0 */
+    struct sl_config_sources *sources; /* where each value came from (owned) */
 };
 
 /* Fills `cfg` from the defaults, the INI file, the environment and `argv`
  * (borrowed), in that order of precedence, and validates every value and the
  * relations between them. On `--help` (or `-h`) it prints the help to stdout,
  * sets *help_shown = 1 and returns SL_OK (main then exits 0); otherwise
- * *help_shown = 0. Errors: SL_EINVAL with a message in `err` naming the
- * setting, where the value came from (file:line, environment variable or
- * flag) and the allowed range or values; unknown keys and flags are errors
- * (with the closest valid name); SL_ENOMEM. On error `cfg` holds nothing to
- * free (sl_config_fini is still safe). */
+ * *help_shown = 0. `--print-config` sets cfg->print_config. Errors: SL_EINVAL
+ * with a message in `err` naming where the value came from (FILE:LINE, env
+ * VAR or flag --name), the setting, the value and the allowed range or values
+ * (`sluice.ini:12: http_body_bytes_max = 5: must be between 1024 and ...`);
+ * unknown keys and flags are errors (with the closest valid name); SL_ENOMEM. On error `cfg` holds
+ * nothing to free (sl_config_fini is still safe). */
 int sl_config_load(struct sl_broker_config *cfg, int argc, char **argv, int *help_shown, char *err,
                    size_t err_len);
 
 /* Prints usage and every setting (grouped by section) with its flag,
  * environment variable, default, range and documentation. */
 void sl_config_print_help(FILE *out, const char *prog);
+
+/* Prints every setting's effective value as an INI file (sections, `name =
+ * value`) that --config reads back, each line ending in a comment naming
+ * where the value came from: `default`, `FILE:LINE`, `env SLUICE_NAME` or
+ * `flag --name`. `cfg` is borrowed, loaded by sl_config_load. */
+void sl_config_print(FILE *out, const struct sl_broker_config *cfg);
 
 /* Frees the strings; idempotent. */
 void sl_config_fini(struct sl_broker_config *cfg);

@@ -5,11 +5,14 @@
  * when it is unavailable), open the catalog (recovering every shard: logs one
  * line per shard that had to truncate a torn tail), listen, run. SIGTERM or
  * SIGINT: stop accepting, finish in-flight requests, close every shard (which
- * fsyncs), exit 0.
+ * fsyncs), exit 0. Under systemd (Type=notify) the service manager hears of
+ * each step through broker/daemon.c: READY=1 once listening, a status line
+ * and watchdog pings from the tick, STOPPING=1.
  */
 #include "broker/api/api.h"
 #include "broker/security.h"
 #include "broker/config.h"
+#include "broker/daemon.h"
 #include "broker/version.h"
 #include "broker/engine/catalog.h"
 #include "broker/engine/engine.h"
@@ -77,10 +80,65 @@ static void engine_config_from(const struct sl_broker_config *bc, struct sl_engi
     ec->retention_check_ms = bc->retention_check_ms;
 }
 
-/* The network loop with its listeners, run until SIGTERM/SIGINT. */
-static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg,
-                 struct sl_engine *engine)
+/* What the loop's hooks reach: the engines' events and the service manager. */
+struct broker {
+    struct sl_engine *engine;
+    struct sl_net *net;       /* NULL until serving */
+    struct sl_security *sec;  /* TLS contexts and auth rules; NULL until serving */
+    struct sl_daemon daemon;
+};
+
+static void broker_tick(void *ctx, uint64_t now_ms)
 {
+    struct broker *b = ctx;
+    sl_events_tick(b->engine, now_ms);
+    sl_daemon_tick(&b->daemon, now_ms);
+}
+
+static void broker_stop(void *ctx)
+{
+    struct broker *b = ctx;
+    sl_daemon_stopping(&b->daemon);
+    sl_events_stop(b->engine);
+}
+
+static void broker_turn(void *ctx)
+{
+    struct broker *b = ctx;
+    sl_events_turn(b->engine);
+}
+
+/* SIGHUP: certificates and auth rules read again. A reload that fails keeps
+ * what is in force (security.h), so the broker is ready again either way. */
+static void broker_reload(void *ctx)
+{
+    struct broker *b = ctx;
+    sl_daemon_reloading(&b->daemon);
+    sl_security_reload(b->sec);
+    sl_daemon_ready(&b->daemon);
+}
+
+/* The service's status line (systemctl status): "serving: 3 streams, 12
+ * shards, 5 connections". */
+static void broker_describe(void *ctx, char *out, uint32_t cap)
+{
+    struct broker *b = ctx;
+    uint32_t streams = 0, shards = 0;
+    for (struct sl_stream *st = sl_catalog_first(b->engine->catalog); st != NULL;
+         st = st->next) {
+        streams += !st->deleted;
+        shards += st->deleted ? 0 : st->shard_count;
+    }
+    uint32_t conns = b->net != NULL ? sl_net_conn_count(b->net, NULL) : 0;
+    snprintf(out, cap, "serving: %u stream%s, %u shard%s, %u connection%s", streams,
+             streams == 1 ? "" : "s", shards, shards == 1 ? "" : "s", conns,
+             conns == 1 ? "" : "s");
+}
+
+/* The network loop with its listeners, run until SIGTERM/SIGINT. */
+static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struct broker *b)
+{
+    struct sl_engine *engine = b->engine;
     struct sl_net_config ncfg;
     net_config_from(cfg, &ncfg);
     struct sl_security sec;
@@ -90,9 +148,10 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg,
         sl_error("broker", "security settings: %s", why);
         return rc;
     }
-    struct sl_net_hooks hooks = {.tick = sl_events_tick, .stop = sl_events_stop,
-                                 .turn = sl_events_turn, .ctx = engine,
-                                 .reload = sl_security_reload, .reload_ctx = &sec};
+    b->sec = &sec;
+    struct sl_net_hooks hooks = {.tick = broker_tick, .stop = broker_stop,
+                                 .turn = broker_turn, .ctx = b,
+                                 .reload = broker_reload, .reload_ctx = b};
     struct sl_native native = {.cfg = {.max_frame_bytes = cfg->max_frame_bytes,
                                        .max_inflight = cfg->max_inflight},
                                .engine = engine, .auth = cfg->auth ? &sec.auth : NULL};
@@ -124,8 +183,14 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg,
         rc = sl_net_listen(net, &lc, &port);
     }
     if (rc == SL_OK) {
+        /* Listening (connections wait in the backlog) with the catalog
+         * loaded: serving from the loop's first turn. */
+        b->net = net;
+        sl_daemon_ready(&b->daemon);
         rc = sl_net_run(net);
     }
+    b->net = NULL;
+    b->sec = NULL;
     sl_net_fini(net);
     sl_security_fini(&sec);
     return rc;
@@ -155,7 +220,13 @@ int main(int argc, char **argv)
         sl_config_fini(&cfg);
         return 2;
     }
+    if (cfg.print_config) {
+        sl_config_print(stdout, &cfg);
+        sl_config_fini(&cfg);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
     sl_log_set_level(cfg.log_level);
+    sl_log_set_format(cfg.log_format);
     raise_fd_limit(cfg.max_connections);
     char why[512] = "";
     if (sl_ring_probe(why, sizeof(why)) != SL_OK) {
@@ -199,6 +270,8 @@ int main(int argc, char **argv)
     cc.default_retention_hours = cfg.default_retention_hours;
     struct sl_engine engine;
     memset(&engine, 0, sizeof(engine));
+    struct broker broker = {.engine = &engine};
+    sl_daemon_init(&broker.daemon, broker_describe, &broker);
     cc.listener = sl_events_shard_listener;
     cc.stream_free = sl_events_stream_free;
     cc.stream_free_ctx = &engine;
@@ -213,6 +286,7 @@ int main(int argc, char **argv)
     sl_info("broker", "sluiced starting: data %s, flush %s, %u worker%s", cfg.data,
             cfg.flush == SL_FLUSH_ALWAYS ? "always" : "interval", nworkers,
             nworkers == 1 ? "" : "s");
+    sl_daemon_status(&broker.daemon, "opening the data directory (recovering shards)");
     struct sl_catalog *catalog = NULL;
     rc = sl_catalog_open(&ring, &cc, &catalog);
     if (rc != SL_OK) {
@@ -227,7 +301,7 @@ int main(int argc, char **argv)
     engine_config_from(&cfg, &ecfg);
     rc = sl_engine_init(&engine, &ecfg, catalog);
     if (rc == SL_OK) {
-        rc = serve(&ring, &cfg, &engine);
+        rc = serve(&ring, &cfg, &broker);
     }
     sl_catalog_close(catalog); /* fsyncs every shard */
     sl_workers_stop(workers);

@@ -8,7 +8,10 @@
  * source - file:line, variable or flag - and the range); unknown keys and
  * flags (with the nearest name); a key in the wrong section; a syntax error;
  * default_retention_hours 8760 accepted and 8761 refused; a relation between
- * two settings; --help sets the flag; fini is idempotent.
+ * two settings; --help sets the flag; fini is idempotent. Every setting that
+ * --print-config lists refuses a bad value with `SOURCE: name = value: must
+ * be ...` (numbers: "between MIN and MAX"); --print-config's output names
+ * each value's source and, fed back as --config, gives the same values.
  *
  * Every case clears the SLUICE_* variables first; files go under $TMPDIR or
  * /var/tmp.
@@ -264,14 +267,17 @@ TEST(bad_values_name_setting_and_source)
     CHECK(strstr(err, "stray") != NULL);
     setenv("SLUICE_FLUSH", "sometimes", 1);
     CHECK_EQ(LOAD(&c, err, "--port", "1"), SL_EINVAL);
-    CHECK(strstr(err, "environment variable SLUICE_FLUSH") != NULL);
+    CHECK(strstr(err, "env SLUICE_FLUSH: flush = sometimes: must be one of") != NULL);
     CHECK(strstr(err, "always, interval") != NULL);
     unsetenv("SLUICE_FLUSH");
     CHECK(write_ini("[server]\nhost = h\n\nport = lots\n") == 0);
     CHECK_EQ(LOAD(&c, err, "--config", g_ini), SL_EINVAL);
     char want[1100];
-    snprintf(want, sizeof(want), "%s:4", g_ini);
-    CHECK(strstr(err, want) != NULL && strstr(err, "port") != NULL);
+    snprintf(want, sizeof(want), "%s:4: port = lots: must be between 0 and 65535", g_ini);
+    CHECK(strstr(err, want) != NULL);
+    CHECK_EQ(LOAD(&c, err, "--http-body-bytes-max", "5"), SL_EINVAL);
+    CHECK(strstr(err, "flag --http-body-bytes-max: http_body_bytes_max = 5: must be between "
+                      "1024 and 268435456") != NULL);
     /* A relation: the buffer may not exceed the frame. */
     CHECK_EQ(LOAD(&c, err, "--conn-buffer-bytes", "2MiB", "--max-frame-bytes=1MiB"), SL_EINVAL);
     CHECK(strstr(err, "conn_buffer_bytes") != NULL && strstr(err, "max_frame_bytes") != NULL);
@@ -366,6 +372,134 @@ TEST(help_sets_flag)
     free(text);
 }
 
+/* sl_config_print of `cfg` into a malloc'd string. */
+static char *print_of(const struct sl_broker_config *cfg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    if (m == NULL) {
+        return NULL;
+    }
+    sl_config_print(m, cfg);
+    fclose(m);
+    return text;
+}
+
+/* The `name = value` part of each setting line (no comments, no sources), in order. */
+static void values_only(const char *text, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const char *p = text; *p != '\0';) {
+        const char *eol = strchr(p, '\n');
+        size_t n = eol != NULL ? (size_t)(eol - p) : strlen(p);
+        const char *semi = memchr(p, ';', n);
+        if (p[0] != ';' && p[0] != '[' && semi != NULL && o + n + 1 < cap) {
+            size_t k = (size_t)(semi - p);
+            while (k > 0 && p[k - 1] == ' ') {
+                k--;
+            }
+            memcpy(out + o, p, k);
+            o += k;
+            out[o++] = '\n';
+        }
+        p += n + (eol != NULL);
+    }
+    out[o] = '\0';
+}
+
+TEST(every_setting_refuses_bad_values_naming_key_value_range)
+{
+    clear_env();
+    struct sl_broker_config c;
+    char err[512];
+    CHECK_EQ(LOAD(&c, err, "--port", "7400"), SL_OK);
+    char *text = print_of(&c);
+    sl_config_fini(&c);
+    CHECK(text != NULL);
+    int settings = 0;
+    static char long_value[5000];
+    memset(long_value, 'x', sizeof(long_value) - 1);
+    for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        char name[64], value[4200];
+        if (line[0] == ';' || line[0] == '[' || sscanf(line, "%63s = %4199s", name, value) != 2) {
+            continue;
+        }
+        settings++;
+        /* a number: digits, then at most a unit suffix ("16MiB", "5min"; not "1.2") */
+        size_t digits = strspn(value, "0123456789");
+        int numeric = digits > 0 && strspn(value + digits, "abcdefghijklmnopqrstuvwxyzKMGTB") ==
+                                        strlen(value + digits);
+        char flag[80] = "--";
+        for (size_t i = 0; name[i] != '\0'; i++) {
+            flag[2 + i] = name[i] == '_' ? '-' : name[i];
+            flag[3 + i] = '\0';
+        }
+        /* too long for any string setting, and no number, bool or enum: refused by all;
+         * a number too big for any: refused by every numeric setting, with its range */
+        const char *bads[2] = {long_value, numeric ? "99999999999999999999999" : NULL};
+        for (int k = 0; k < 2 && bads[k] != NULL; k++) {
+            char arg[5100];
+            snprintf(arg, sizeof(arg), "%s=%s", flag, bads[k]);
+            int rc = LOAD(&c, err, arg);
+            char want[256];
+            snprintf(want, sizeof(want), "flag %s: %s = %.20s", flag, name, bads[k]);
+            if (rc != SL_EINVAL || strstr(err, want) == NULL || strstr(err, ": must be ") == NULL ||
+                (numeric && strstr(err, ": must be between ") == NULL)) {
+                fprintf(stderr, "  %s: rc %d, message \"%s\"\n", name, rc, err);
+                CHECK(0);
+            }
+        }
+    }
+    free(text);
+    CHECK(settings >= 30);
+}
+
+TEST(print_config_names_sources_and_reads_back)
+{
+    clear_env();
+    struct sl_broker_config c;
+    char err[512];
+    CHECK(write_ini("[server]\nhost = 127.0.0.2\n\n[storage]\nsegment_bytes = 64MiB\n") == 0);
+    setenv("SLUICE_LOG_LEVEL", "debug", 1);
+    CHECK_EQ(LOAD(&c, err, "--config", g_ini, "--port", "7401", "--print-config"), SL_OK);
+    unsetenv("SLUICE_LOG_LEVEL");
+    CHECK(c.print_config);
+    char *text = print_of(&c);
+    sl_config_fini(&c);
+    CHECK(text != NULL);
+    char want[1200];
+    snprintf(want, sizeof(want), "; %s:2\n", g_ini);
+    int ok = strstr(text, want) != NULL && strstr(text, "\nhost = 127.0.0.2 ") != NULL;
+    snprintf(want, sizeof(want), "; %s:5\n", g_ini);
+    ok = ok && strstr(text, want) != NULL && strstr(text, "\nsegment_bytes = 64MiB ") != NULL;
+    ok = ok && strstr(text, "\nport = 7401 ") != NULL && strstr(text, "; flag --port\n") != NULL;
+    ok = ok && strstr(text, "\nlog_level = debug ") != NULL &&
+         strstr(text, "; env SLUICE_LOG_LEVEL\n") != NULL;
+    ok = ok && strstr(text, "\nflush = always ") != NULL && strstr(text, "; default\n") != NULL;
+    ok = ok && strstr(text, "\nport_file = ") != NULL && strstr(text, "[checkpoints]") != NULL;
+    if (!ok) {
+        fprintf(stderr, "%s", text);
+    }
+    CHECK(ok);
+    /* Fed back: the same values, every one now from the file. */
+    CHECK(write_ini(text) == 0);
+    CHECK_EQ(LOAD(&c, err, "--config", g_ini), SL_OK);
+    char *again = print_of(&c);
+    sl_config_fini(&c);
+    CHECK(again != NULL);
+    static char v1[8192], v2[8192];
+    values_only(text, v1, sizeof(v1));
+    values_only(again, v2, sizeof(v2));
+    ok = strcmp(v1, v2) == 0 && strstr(again, "; default\n") == NULL;
+    if (!ok) {
+        fprintf(stderr, "--- first\n%s--- read back\n%s", text, again);
+    }
+    free(text);
+    free(again);
+    CHECK(ok);
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -379,6 +513,8 @@ int main(void)
     RUN(unknown_keys_and_flags);
     RUN(retention_hours_range);
     RUN(help_sets_flag);
+    RUN(every_setting_refuses_bad_values_naming_key_value_range);
+    RUN(print_config_names_sources_and_reads_back);
     unlink(g_ini);
     TEST_END();
 }
