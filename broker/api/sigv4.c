@@ -17,7 +17,9 @@
  *  - CANONICAL_HEADERS: per signed header, "name:value\n", the value trimmed
  *    and its runs of spaces and tabs collapsed to one space; a header given
  *    more than once: values joined by ',' in arrival order. `host` counts
- *    once (an h2 request may carry both :authority and host).
+ *    once (an h2 request may carry both :authority and host). The AWS SDK
+ *    over HTTP/2 signs ":authority" instead of host: its value is the
+ *    host header broker/http makes of it.
  * The signing key is HMAC(HMAC(HMAC(HMAC("AWS4" + secret, DATE), REGION),
  * SERVICE), "aws4_request"); the signature is HMAC(key, string to sign).
  *
@@ -48,6 +50,7 @@
 #define SCOPE_TERMINATOR "aws4_request"
 #define AMZ_DATE_LEN     16u /* YYYYMMDDTHHMMSSZ */
 #define HEX_SHA256       64u
+#define AUTHORITY        ":authority" /* the AWS SDK over h2 signs it instead of host */
 #define REPLAY_BUCKETS   (SL_SIGV4_REPLAY_MAX * 2u)
 _Static_assert((REPLAY_BUCKETS & (REPLAY_BUCKETS - 1u)) == 0, "buckets: a power of two");
 _Static_assert(SL_SIGV4_REPLAY_MAX < UINT32_MAX, "entry indexes fit 32 bits with 0 = none");
@@ -255,7 +258,8 @@ static int parse_signed(const char *v, size_t n, struct sl_sigv4_auth *a, char *
     size_t prev_len = 0;
     for (const char *p = a->signed_headers; *p != '\0';) {
         size_t k = strcspn(p, ";");
-        if (k == 0 || !all_of(p, k, LOWER_DIGITS "-_.")) {
+        bool pseudo = k == strlen(AUTHORITY) && memcmp(p, AUTHORITY, k) == 0;
+        if (k == 0 || (!pseudo && !all_of(p, k, LOWER_DIGITS "-_."))) {
             return fail(why, why_len, "SignedHeaders must be lower-case header names "
                                       "separated by ';'");
         }
@@ -508,10 +512,16 @@ static int canonical_headers(struct buf *b, const struct sl_sigv4_request *req,
         put(b, p, k);
         put(b, ":", 1);
         uint32_t found = 0;
-        bool host = k == 4 && memcmp(p, "host", 4) == 0;
+        const char *name = p;
+        size_t name_len = k;
+        if (k == strlen(AUTHORITY) && memcmp(p, AUTHORITY, k) == 0) {
+            name = "host"; /* broker/http hands h2's :authority up as host */
+            name_len = 4;
+        }
+        bool host = name_len == 4 && memcmp(name, "host", 4) == 0;
         for (uint32_t i = 0; i < req->n_headers && !(host && found > 0); i++) {
             const struct sl_http_header *h = &req->headers[i];
-            if (h->name_len == k && memcmp(h->name, p, k) == 0) {
+            if (h->name_len == name_len && memcmp(h->name, name, name_len) == 0) {
                 if (found++ > 0) {
                     put(b, ",", 1);
                 }
@@ -756,8 +766,9 @@ enum sl_sigv4_status sl_sigv4_verify(const struct sl_sigv4_request *req, const c
     if (check_date(req, &a, now_ms, res, &amz_date) != SL_SIGV4_OK) {
         return res->status;
     }
-    if (!signed_has(&a, "host")) {
-        return refuse(res, SL_SIGV4_INCOMPLETE, "SignedHeaders must include host");
+    if (!signed_has(&a, "host") && !signed_has(&a, AUTHORITY)) {
+        return refuse(res, SL_SIGV4_INCOMPLETE, "SignedHeaders must include host (or h2's "
+                                                ":authority)");
     }
     const char *secret = lookup(ctx, a.key_id, &res->principal);
     if (secret == NULL) {
