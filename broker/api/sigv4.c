@@ -401,7 +401,9 @@ static void canonical_uri(struct buf *b, const char *path, size_t n)
 }
 
 struct qparam {
-    const char *name; /* encoded, in the arena */
+    size_t name_at; /* encoded, at this offset of the arena while it grows */
+    size_t value_at;
+    const char *name; /* then pointers into the final arena */
     size_t name_len;
     const char *value;
     size_t value_len;
@@ -421,14 +423,14 @@ static int qparam_cmp(const void *x, const void *y)
     return c != 0 ? c : (a->value_len < b->value_len ? -1 : a->value_len > b->value_len);
 }
 
-/* Decodes s[0..n), encodes it into the arena; returns where it starts. */
-static const char *requote(struct buf *arena, char *scratch, const char *s, size_t n, size_t *len)
+/* Decodes s[0..n), encodes it into the arena; returns the offset where it starts. */
+static size_t requote(struct buf *arena, char *scratch, const char *s, size_t n, size_t *len)
 {
     size_t d = pct_decode(s, n, scratch);
     size_t at = arena->len;
     put_encoded(arena, scratch, d);
     *len = arena->len - at;
-    return (const char *)(uintptr_t)at; /* an offset until the arena stops moving */
+    return at;
 }
 
 static void canonical_query(struct buf *b, const char *q, size_t n)
@@ -440,6 +442,7 @@ static void canonical_query(struct buf *b, const char *q, size_t n)
     struct qparam *ps = calloc(count, sizeof(*ps));
     char *scratch = malloc(n + 1);
     struct buf arena = {0};
+    put(&arena, "", 0); /* allocated even when every name and value is empty */
     size_t k = 0;
     for (size_t i = 0; ps != NULL && scratch != NULL && i < n;) {
         size_t j = i;
@@ -449,8 +452,8 @@ static void canonical_query(struct buf *b, const char *q, size_t n)
         if (j > i) {
             const char *eq = memchr(q + i, '=', j - i);
             size_t nl = eq != NULL ? (size_t)(eq - (q + i)) : j - i;
-            ps[k].name = requote(&arena, scratch, q + i, nl, &ps[k].name_len);
-            ps[k].value = eq != NULL ? requote(&arena, scratch, eq + 1, (size_t)(q + j - eq - 1),
+            ps[k].name_at = requote(&arena, scratch, q + i, nl, &ps[k].name_len);
+            ps[k].value_at = eq != NULL ? requote(&arena, scratch, eq + 1, (size_t)(q + j - eq - 1),
                                                &ps[k].value_len)
                                      : requote(&arena, scratch, "", 0, &ps[k].value_len);
             k++;
@@ -461,8 +464,8 @@ static void canonical_query(struct buf *b, const char *q, size_t n)
         b->failed = true;
     } else {
         for (size_t i = 0; i < k; i++) { /* offsets -> pointers: the arena is final */
-            ps[i].name = arena.p + (uintptr_t)ps[i].name;
-            ps[i].value = arena.p + (uintptr_t)ps[i].value;
+            ps[i].name = arena.p + ps[i].name_at;
+            ps[i].value = arena.p + ps[i].value_at;
         }
         qsort(ps, k, sizeof(*ps), qparam_cmp);
         for (size_t i = 0; i < k; i++) {
