@@ -33,8 +33,8 @@
 _Static_assert(SL_API_PRINCIPAL_MAX == SL_SCRAM_NAME_MAX, "a principal is an auth file name");
 _Static_assert(SL_SIGV4_SECRET_MAX == SL_AUTH_SECRET_MAX, "sigv4 takes any auth file secret");
 
-static struct sl_sigv4_replay *g_replay;   /* the loop's; lives as long as the process */
-static uint64_t g_replay_early_logged;     /* early evictions already logged */
+static struct sl_sigv4_replay *g_replay; /* the loop's; lives as long as the process */
+static uint64_t g_replay_early_logged;   /* early evictions already logged */
 
 static const struct sl_auth *rules(const struct sl_api_call *call)
 {
@@ -74,8 +74,8 @@ static const char *lookup(void *ctx, const char *key_id, const char **principal)
 
 static const char *status_name(enum sl_sigv4_status st)
 {
-    static const char *const names[] = {"ok",       "unsigned",   "malformed", "unknown key",
-                                        "mismatch", "expired",    "replay",    "internal"};
+    static const char *const names[] = {"ok",       "unsigned", "malformed", "unknown key",
+                                        "mismatch", "expired",  "replay",    "internal"};
     return (size_t)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
 
@@ -136,9 +136,12 @@ enum sl_sigv4_status sl_access_authenticate(struct sl_api_call *call, const char
     }
     const struct sl_http_request *req = call->req;
     SL_ASSERT(req != NULL && auth != NULL); /* on arrival; the broker loads rules before serving */
-    struct sl_sigv4_request r = {.method = req->method, .target = req->path,
-                                 .headers = req->headers, .n_headers = req->n_headers,
-                                 .body = req->body, .body_len = req->body_len};
+    struct sl_sigv4_request r = {.method = req->method,
+                                 .target = req->path,
+                                 .headers = req->headers,
+                                 .n_headers = req->n_headers,
+                                 .body = req->body,
+                                 .body_len = req->body_len};
     struct sl_sigv4_result res;
     uint64_t now_ms = sl_clock_wall_ms();
     enum sl_sigv4_status st = sl_sigv4_verify(&r, service, now_ms, lookup, (void *)auth, &res);
@@ -177,8 +180,8 @@ bool sl_access_allowed(struct sl_api_call *call, uint32_t ops, const char *strea
         char peer[INET6_ADDRSTRLEN + 16];
         peer_name(call, peer, sizeof(peer));
         sl_info("http", "conn %llu from %s: denied %s (%s) on stream %s to %s",
-                (unsigned long long)call->conn->id, peer,
-                call->action != NULL ? call->action : "?", need, stream, call->principal);
+                (unsigned long long)call->conn->id, peer, call->action != NULL ? call->action : "?",
+                need, stream, call->principal);
     }
     return false;
 }

@@ -64,7 +64,8 @@ void sl_api_reply(struct sl_api_call *call, int status, const char *content_type
                   const void *body, size_t len)
 {
     if (undecided(call, status)) {
-        static const char msg[] = "{\"__type\":\"InternalFailure\",\"message\":\"no access decision\"}";
+        static const char msg[] =
+            "{\"__type\":\"InternalFailure\",\"message\":\"no access decision\"}";
         status = 500;
         content_type = "application/json";
         body = msg;

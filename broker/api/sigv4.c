@@ -91,8 +91,8 @@ static void puts_(struct buf *b, const char *s)
 
 static bool unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~';
 }
 
 /* AWS's URI encoding: every byte but the unreserved ones as %XX. */
@@ -228,10 +228,12 @@ static int parse_credential(const char *v, size_t n, struct sl_sigv4_auth *a, ch
     if (len[1] != 8 || !all_of(part[1], 8, "0123456789")) {
         return fail(why, why_len, "Credential's date is not YYYYMMDD");
     }
-    if (len[2] == 0 || len[2] > SL_SIGV4_SCOPE_PART_MAX || !all_of(part[2], len[2], LOWER_DIGITS "-")) {
+    if (len[2] == 0 || len[2] > SL_SIGV4_SCOPE_PART_MAX ||
+        !all_of(part[2], len[2], LOWER_DIGITS "-")) {
         return fail(why, why_len, "Credential's region is empty or not [a-z0-9-]");
     }
-    if (len[3] == 0 || len[3] > SL_SIGV4_SCOPE_PART_MAX || !all_of(part[3], len[3], LOWER_DIGITS "-")) {
+    if (len[3] == 0 || len[3] > SL_SIGV4_SCOPE_PART_MAX ||
+        !all_of(part[3], len[3], LOWER_DIGITS "-")) {
         return fail(why, why_len, "Credential's service is empty or not [a-z0-9-]");
     }
     memcpy(a->key_id, part[0], len[0]);
@@ -260,8 +262,9 @@ static int parse_signed(const char *v, size_t n, struct sl_sigv4_auth *a, char *
         size_t k = strcspn(p, ";");
         bool pseudo = k == strlen(AUTHORITY) && memcmp(p, AUTHORITY, k) == 0;
         if (k == 0 || (!pseudo && !all_of(p, k, LOWER_DIGITS "-_."))) {
-            return fail(why, why_len, "SignedHeaders must be lower-case header names "
-                                      "separated by ';'");
+            return fail(why, why_len,
+                        "SignedHeaders must be lower-case header names "
+                        "separated by ';'");
         }
         if (prev != NULL) {
             int c = memcmp(prev, p, prev_len < k ? prev_len : k);
@@ -302,15 +305,15 @@ static int parse_signature(const char *v, size_t n, struct sl_sigv4_auth *a, cha
     return SL_OK;
 }
 
-int sl_sigv4_parse(const char *authorization, struct sl_sigv4_auth *out, char *why,
-                   size_t why_len)
+int sl_sigv4_parse(const char *authorization, struct sl_sigv4_auth *out, char *why, size_t why_len)
 {
     memset(out, 0, sizeof(*out));
     size_t alg = strlen(ALGORITHM);
     const char *p = authorization;
     if (strncmp(p, ALGORITHM, alg) != 0 || (p[alg] != ' ' && p[alg] != '\t')) {
-        return fail(why, why_len, "the Authorization header must start with " ALGORITHM
-                                  " (the only algorithm served)");
+        return fail(why, why_len,
+                    "the Authorization header must start with " ALGORITHM
+                    " (the only algorithm served)");
     }
     p += alg;
     bool have[3] = {false, false, false};
@@ -454,8 +457,8 @@ static void canonical_query(struct buf *b, const char *q, size_t n)
             size_t nl = eq != NULL ? (size_t)(eq - (q + i)) : j - i;
             ps[k].name_at = requote(&arena, scratch, q + i, nl, &ps[k].name_len);
             ps[k].value_at = eq != NULL ? requote(&arena, scratch, eq + 1, (size_t)(q + j - eq - 1),
-                                               &ps[k].value_len)
-                                     : requote(&arena, scratch, "", 0, &ps[k].value_len);
+                                                  &ps[k].value_len)
+                                        : requote(&arena, scratch, "", 0, &ps[k].value_len);
             k++;
         }
         i = j + 1;
@@ -543,8 +546,7 @@ static int canonical_headers(struct buf *b, const struct sl_sigv4_request *req,
 }
 
 int sl_sigv4_canonical(const struct sl_sigv4_request *req, const struct sl_sigv4_auth *a,
-                       const char *payload_hex, char **out, size_t *len, char *why,
-                       size_t why_len)
+                       const char *payload_hex, char **out, size_t *len, char *why, size_t why_len)
 {
     *out = NULL;
     *len = 0;
@@ -653,9 +655,8 @@ static void format_date(uint64_t ms, char out[AMZ_DATE_LEN + 1])
 
 /* ---- verification ------------------------------------------------------------ */
 
-__attribute__((format(printf, 3, 4)))
-static enum sl_sigv4_status refuse(struct sl_sigv4_result *res, enum sl_sigv4_status st,
-                                   const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static enum sl_sigv4_status
+refuse(struct sl_sigv4_result *res, enum sl_sigv4_status st, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -770,8 +771,9 @@ enum sl_sigv4_status sl_sigv4_verify(const struct sl_sigv4_request *req, const c
         return res->status;
     }
     if (!signed_has(&a, "host") && !signed_has(&a, AUTHORITY)) {
-        return refuse(res, SL_SIGV4_INCOMPLETE, "SignedHeaders must include host (or h2's "
-                                                ":authority)");
+        return refuse(res, SL_SIGV4_INCOMPLETE,
+                      "SignedHeaders must include host (or h2's "
+                      ":authority)");
     }
     const char *secret = lookup(ctx, a.key_id, &res->principal);
     if (secret == NULL) {

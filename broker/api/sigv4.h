@@ -18,10 +18,10 @@
 #include <stdint.h>
 
 #define SL_SIGV4_SKEW_MS            (15u * 60u * 1000u) /* AWS: a request's date +- 15 min */
-#define SL_SIGV4_REPLAY_MAX         65536u /* signatures remembered (oldest evicted) */
+#define SL_SIGV4_REPLAY_MAX         65536u              /* signatures remembered (oldest evicted) */
 #define SL_SIGV4_KEY_ID_MAX         128u
 #define SL_SIGV4_SECRET_MAX         128u /* = SL_AUTH_SECRET_MAX */
-#define SL_SIGV4_SCOPE_PART_MAX     63u /* region, service */
+#define SL_SIGV4_SCOPE_PART_MAX     63u  /* region, service */
 #define SL_SIGV4_SIGNED_HEADERS_MAX 64u
 #define SL_SIGV4_SIG_BYTES          32u /* HMAC-SHA256 */
 #define SL_SIGV4_WHY_MAX            320u
@@ -75,8 +75,7 @@ struct sl_sigv4_result {
 /* Parses "AWS4-HMAC-SHA256 Credential=ID/DATE/REGION/SERVICE/aws4_request,
  * SignedHeaders=a;b, Signature=hex64" (the parts in any order, spaces after
  * commas optional). Errors: SL_EPROTO with the cause in `why`. */
-int sl_sigv4_parse(const char *authorization, struct sl_sigv4_auth *out, char *why,
-                   size_t why_len);
+int sl_sigv4_parse(const char *authorization, struct sl_sigv4_auth *out, char *why, size_t why_len);
 
 /* The canonical request (AWS's spec, non-S3 rules: the path's segments
  * normalised and URI-encoded as received, the query decoded, re-encoded and
@@ -86,15 +85,13 @@ int sl_sigv4_parse(const char *authorization, struct sl_sigv4_auth *out, char *w
  * NUL-terminated, *len bytes. Errors: SL_EPROTO (a signed header absent,
  * SignedHeaders not sorted or repeated; `why`), SL_ENOMEM. */
 int sl_sigv4_canonical(const struct sl_sigv4_request *req, const struct sl_sigv4_auth *a,
-                       const char *payload_hex, char **out, size_t *len, char *why,
-                       size_t why_len);
+                       const char *payload_hex, char **out, size_t *len, char *why, size_t why_len);
 
 /* The signature: HMAC-SHA256 of the string to sign ("AWS4-HMAC-SHA256\n"
  * amz_date "\n" DATE/REGION/SERVICE/aws4_request "\n" hex(SHA256(canonical)))
  * under the key HMAC chain from "AWS4" + secret. */
 void sl_sigv4_sign(const char *secret, const char *amz_date, const struct sl_sigv4_auth *a,
-                   const char *canonical, size_t canonical_len,
-                   uint8_t sig[SL_SIGV4_SIG_BYTES]);
+                   const char *canonical, size_t canonical_len, uint8_t sig[SL_SIGV4_SIG_BYTES]);
 
 /* "YYYYMMDDTHHMMSSZ" -> milliseconds since the epoch. Errors: SL_EPROTO. */
 int sl_sigv4_parse_date(const char *amz_date, uint64_t *ms);

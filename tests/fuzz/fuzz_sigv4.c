@@ -30,6 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define HEADERS_MAX 16u
 #define NOW_MS      1440938160000ull /* 2015-08-30T12:36:00Z */
+/* how a signature mismatch begins (the other MISMATCH cause may echo any text) */
+#define MISMATCH_WHY "The request signature we calculated"
 #define SECRET      "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
 static const char *lookup(void *ctx, const char *key_id, const char **principal)
@@ -127,13 +129,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (char *c = l; *c != '\0'; c++) {
             *c = (*c >= 'A' && *c <= 'Z') ? (char)(*c - 'A' + 'a') : *c;
         }
-        h[n] = (struct sl_http_header){l, (uint32_t)strlen(l), colon + 1,
-                                       (uint32_t)strlen(colon + 1)};
+        h[n] =
+            (struct sl_http_header){l, (uint32_t)strlen(l), colon + 1, (uint32_t)strlen(colon + 1)};
         n++;
     }
     p += p < end && *p == '\n' ? 1 : 0;
-    struct sl_sigv4_request r = {.method = method, .target = target, .headers = h,
-                                 .n_headers = n, .body = (const uint8_t *)p,
+    struct sl_sigv4_request r = {.method = method,
+                                 .target = target,
+                                 .headers = h,
+                                 .n_headers = n,
+                                 .body = (const uint8_t *)p,
                                  .body_len = (size_t)(end - p)};
 
     struct sl_sigv4_auth a;
@@ -152,7 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     SL_ASSERT(st == res.status && (st == SL_SIGV4_OK || res.why[0] != '\0'));
 
     /* Sign what the verifier will rebuild, put that signature in, verify again. */
-    if (st == SL_SIGV4_MISMATCH && strstr(res.why, "calculated") != NULL) {
+    if (st == SL_SIGV4_MISMATCH && strncmp(res.why, MISMATCH_WHY, strlen(MISMATCH_WHY)) == 0) {
         SL_ASSERT(sl_sigv4_parse(authz, &a, why, sizeof(why)) == SL_OK);
         char *creq = NULL;
         size_t len = 0;
@@ -160,8 +165,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sha256_hex(r.body, r.body_len, hex); /* a claimed hash was checked equal to it */
         const char *amz_date = NULL;
         for (uint32_t i = 0; i < n; i++) {
-            amz_date = amz_date == NULL && strcmp(h[i].name, "x-amz-date") == 0 ? h[i].value
-                                                                                 : amz_date;
+            amz_date =
+                amz_date == NULL && strcmp(h[i].name, "x-amz-date") == 0 ? h[i].value : amz_date;
         }
         SL_ASSERT(amz_date != NULL);
         SL_ASSERT(sl_sigv4_canonical(&r, &a, hex, &creq, &len, why, sizeof(why)) == SL_OK);
@@ -188,4 +193,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(target);
     return 0;
 }
-
