@@ -46,9 +46,31 @@ static int status_class(int status)
     return status >= 100 && status < 600 ? status / 100 : 0;
 }
 
+/* The safety net under the ACLs (access.c): with auth on, an AWS API
+ * answer of success needs an access decision; one without is a bug, and
+ * its content is not sent. */
+static bool undecided(const struct sl_api_call *call, int status)
+{
+    bool aws = call->route == SL_ROUTE_KINESIS || call->route == SL_ROUTE_SQS;
+    if (!aws || call->api->auth == NULL || status >= 300 || call->acl_checked) {
+        return false;
+    }
+    sl_error("http", "BUG: %s answered without an access decision; answering 500 instead",
+             call->action != NULL ? call->action : "an AWS action");
+    return true;
+}
+
 void sl_api_reply(struct sl_api_call *call, int status, const char *content_type,
                   const void *body, size_t len)
 {
+    if (undecided(call, status)) {
+        static const char msg[] =
+            "{\"__type\":\"InternalFailure\",\"message\":\"no access decision\"}";
+        status = 500;
+        content_type = "application/json";
+        body = msg;
+        len = sizeof(msg) - 1;
+    }
     struct sl_conn *c = call->conn;
     struct sl_api_conn *ac = c->proto_state;
     struct sl_http_header h = {"content-type", 12, content_type, (uint32_t)strlen(content_type)};

@@ -13,6 +13,7 @@
 #include "broker/api/api.h"
 #include "broker/http/http.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,8 @@ enum sl_api_route {
     SL_ROUTE_COUNT_
 };
 
+#define SL_API_PRINCIPAL_MAX 64u /* = SL_SCRAM_NAME_MAX: an auth file name */
+
 struct sl_api_call {
     struct sl_api *api;
     struct sl_conn *conn;
@@ -34,6 +37,13 @@ struct sl_api_call {
     uint32_t id;
     enum sl_api_route route;
     uint64_t start_ns;
+    /* Access (access.c), when auth is on: who signed the request, what the
+     * action needs (enum sl_acl_op, set by the API's dispatch) and whether
+     * an ACL decision was made - a success answer without one is not sent. */
+    char principal[SL_API_PRINCIPAL_MAX + 1];
+    const char *action; /* static: "PutRecord", "SendMessage", ... */
+    uint32_t acl_ops;
+    bool acl_checked;
 };
 
 /* A connection's HTTP state (broker/api/server.c makes it at the first

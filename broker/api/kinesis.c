@@ -23,6 +23,7 @@
  */
 #include "broker/api/kinesis.h"
 
+#include "broker/api/access.h"
 #include "broker/api/kinesis_cbor.h"
 #include "broker/api/kinesis_crypto.h"
 #include "broker/api/kinesis_int.h"
@@ -38,38 +39,68 @@
 #include <string.h>
 
 
+/* Each action with what it needs on its stream when auth is on (enum
+ * sl_acl_op; docs/SECURITY-sigv4.md): 0 = ListStreams, which any
+ * authenticated principal may call and which lists only the streams it has
+ * a right on. The stream is the one each handler resolves (StreamName,
+ * StreamARN, ConsumerARN, a ListShards NextToken: sl_kin_stream_named;
+ * CreateStream's name; GetRecords' iterator), checked there. */
 static const struct {
     const char *name;
     void (*fn)(struct sl_api_call *call, json_t *body);
+    uint32_t acl;
 } ops[] = {
-    {"CreateStream", sl_kin_create_stream},
-    {"DeleteStream", sl_kin_delete_stream},
-    {"DescribeStream", sl_kin_describe_stream},
-    {"DescribeStreamSummary", sl_kin_describe_summary},
-    {"ListStreams", sl_kin_list_streams},
-    {"ListShards", sl_kin_list_shards},
-    {"IncreaseStreamRetentionPeriod", sl_kin_increase_retention},
-    {"DecreaseStreamRetentionPeriod", sl_kin_decrease_retention},
-    {"AddTagsToStream", sl_kin_add_tags},
-    {"ListTagsForStream", sl_kin_list_tags},
-    {"RemoveTagsFromStream", sl_kin_remove_tags},
-    {"RegisterStreamConsumer", sl_kin_register_consumer},
-    {"DeregisterStreamConsumer", sl_kin_deregister_consumer},
-    {"ListStreamConsumers", sl_kin_list_consumers},
-    {"DescribeStreamConsumer", sl_kin_describe_consumer},
-    {"PutRecord", sl_kin_put_record},
-    {"PutRecords", sl_kin_put_records},
-    {"GetShardIterator", sl_kin_get_shard_iterator},
-    {"GetRecords", sl_kin_get_records},
-    {"SubscribeToShard", sl_kin_subscribe},
+    {"CreateStream", sl_kin_create_stream, SL_ACL_ADMIN},
+    {"DeleteStream", sl_kin_delete_stream, SL_ACL_ADMIN},
+    {"DescribeStream", sl_kin_describe_stream, SL_ACL_ANY},
+    {"DescribeStreamSummary", sl_kin_describe_summary, SL_ACL_ANY},
+    {"ListStreams", sl_kin_list_streams, 0},
+    {"ListShards", sl_kin_list_shards, SL_ACL_CONSUME},
+    {"IncreaseStreamRetentionPeriod", sl_kin_increase_retention, SL_ACL_ADMIN},
+    {"DecreaseStreamRetentionPeriod", sl_kin_decrease_retention, SL_ACL_ADMIN},
+    {"AddTagsToStream", sl_kin_add_tags, SL_ACL_ADMIN},
+    {"ListTagsForStream", sl_kin_list_tags, SL_ACL_ANY},
+    {"RemoveTagsFromStream", sl_kin_remove_tags, SL_ACL_ADMIN},
+    {"RegisterStreamConsumer", sl_kin_register_consumer, SL_ACL_CONSUME},
+    {"DeregisterStreamConsumer", sl_kin_deregister_consumer, SL_ACL_CONSUME},
+    {"ListStreamConsumers", sl_kin_list_consumers, SL_ACL_ANY},
+    {"DescribeStreamConsumer", sl_kin_describe_consumer, SL_ACL_ANY},
+    {"PutRecord", sl_kin_put_record, SL_ACL_PRODUCE},
+    {"PutRecords", sl_kin_put_records, SL_ACL_PRODUCE},
+    {"GetShardIterator", sl_kin_get_shard_iterator, SL_ACL_CONSUME},
+    {"GetRecords", sl_kin_get_records, SL_ACL_CONSUME},
+    {"SubscribeToShard", sl_kin_subscribe, SL_ACL_CONSUME},
 };
+
+/* SigV4 (auth on): answers the AWS error and returns false when refused. */
+static bool authenticate(struct sl_api_call *call)
+{
+    static const enum sl_kin_err errs[] = {
+        [SL_SIGV4_MISSING] = SL_KIN_MISSING_AUTH_TOKEN,
+        [SL_SIGV4_INCOMPLETE] = SL_KIN_INCOMPLETE_SIGNATURE,
+        [SL_SIGV4_UNKNOWN_KEY] = SL_KIN_UNRECOGNIZED_CLIENT,
+        [SL_SIGV4_MISMATCH] = SL_KIN_INVALID_SIGNATURE,
+        [SL_SIGV4_EXPIRED] = SL_KIN_INVALID_SIGNATURE,
+        [SL_SIGV4_REPLAY] = SL_KIN_INVALID_SIGNATURE,
+        [SL_SIGV4_INTERNAL] = SL_KIN_INTERNAL_FAILURE,
+    };
+    char why[SL_SIGV4_WHY_MAX];
+    enum sl_sigv4_status st = sl_access_authenticate(call, "kinesis", why, sizeof(why));
+    if (st == SL_SIGV4_OK) {
+        return true;
+    }
+    SL_ASSERT((size_t)st < sizeof(errs) / sizeof(errs[0]));
+    sl_kin_fail(call, errs[st], "%s", why);
+    return false;
+}
 
 void sl_kinesis_handle(struct sl_api_call *call, const char *op)
 {
-    /* SigV4: the Authorization header is not verified yet (a later issue
-     * checks the signature here, before the body is parsed). */
     if (sl_kin_crypto_init() != SL_OK || sl_kin_state() == NULL) {
         sl_kin_fail(call, SL_KIN_INTERNAL_FAILURE, "the Kinesis front-end cannot initialise");
+        return;
+    }
+    if (!authenticate(call)) { /* before the body is parsed */
         return;
     }
     size_t i = 0;
@@ -80,6 +111,8 @@ void sl_kinesis_handle(struct sl_api_call *call, const char *op)
         sl_kin_fail(call, SL_KIN_UNKNOWN_OPERATION, "%.64s is not served by this broker", op);
         return;
     }
+    call->action = ops[i].name;
+    call->acl_ops = ops[i].acl;
     bool put1 = strcmp(op, "PutRecord") == 0;
     if (!sl_kin_wants_cbor(call) && (put1 || strcmp(op, "PutRecords") == 0)) {
         sl_kin_put_raw(call, put1); /* the hot path: no parse tree (kinesis_scan.c) */

@@ -43,6 +43,11 @@ enum sl_kin_err {
     SL_KIN_SERIALIZATION,
     SL_KIN_UNKNOWN_OPERATION,
     SL_KIN_INTERNAL_FAILURE,
+    SL_KIN_MISSING_AUTH_TOKEN,   /* no Authorization header (auth on) */
+    SL_KIN_INCOMPLETE_SIGNATURE, /* a malformed SigV4 header */
+    SL_KIN_UNRECOGNIZED_CLIENT,  /* an access key id not in the auth file */
+    SL_KIN_INVALID_SIGNATURE,    /* a wrong signature, an expired date, a replay */
+    SL_KIN_ACCESS_DENIED,        /* the principal lacks the right (ACL) */
     SL_KIN_ERR_COUNT_
 };
 
@@ -68,10 +73,14 @@ void sl_kin_reply_json(struct sl_api_call *call, json_t *body);
 void sl_kin_reply_buf(struct sl_api_call *call, const struct sl_kin_buf *b);
 
 /* The stream named by StreamName or StreamARN in `body`; on failure answers
- * the call (ResourceNotFound, InvalidArgument) and returns NULL. */
+ * the call (ResourceNotFound, InvalidArgument, AccessDenied: with auth on,
+ * the principal must have call->acl_ops on it) and returns NULL. */
 struct sl_stream *sl_kin_stream(struct sl_api_call *call, const json_t *body);
 /* Like sl_kin_stream from already-decoded names (either may be NULL). */
 struct sl_stream *sl_kin_stream_named(struct sl_api_call *call, const char *name, const char *arn);
+/* With auth on: whether the principal may do call->acl_ops on stream
+ * `name`; if not, answers AccessDeniedException and returns false. */
+bool sl_kin_allowed(struct sl_api_call *call, const char *name);
 /* The region of the request's SigV4 credential scope, else the default. */
 void sl_kin_region(const struct sl_api_call *call, char *out /* SL_KIN_REGION_MAX + 1 */);
 /* arn:aws:kinesis:<region>:000000000000:stream/<name> into out (SL_KIN_ARN_MAX). */

@@ -502,6 +502,10 @@ void sl_kin_get_records(struct sl_api_call *call, json_t *body)
         free(op);
         return;
     }
+    if (!sl_kin_allowed(call, op->tok.stream)) { /* a token is not a right: whose is it now? */
+        free(op);
+        return;
+    }
     op->call = call;
     op->limit = limit;
     struct sl_fetch_req req = {

@@ -7,6 +7,7 @@
  *
  * Threading: the main loop only.
  */
+#include "broker/api/access.h"
 #include "broker/api/kinesis_cbor.h"
 #include "broker/api/kinesis_crypto.h"
 #include "broker/api/kinesis_int.h"
@@ -33,6 +34,11 @@ static const char *const err_names[SL_KIN_ERR_COUNT_] = {
     [SL_KIN_SERIALIZATION] = "SerializationException",
     [SL_KIN_UNKNOWN_OPERATION] = "UnknownOperationException",
     [SL_KIN_INTERNAL_FAILURE] = "InternalFailure",
+    [SL_KIN_MISSING_AUTH_TOKEN] = "MissingAuthenticationTokenException",
+    [SL_KIN_INCOMPLETE_SIGNATURE] = "IncompleteSignatureException",
+    [SL_KIN_UNRECOGNIZED_CLIENT] = "UnrecognizedClientException",
+    [SL_KIN_INVALID_SIGNATURE] = "InvalidSignatureException",
+    [SL_KIN_ACCESS_DENIED] = "AccessDeniedException",
 };
 
 static struct sl_kin_state g_state;
@@ -158,12 +164,25 @@ struct sl_stream *sl_kin_stream_named(struct sl_api_call *call, const char *name
         sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT, "StreamName or StreamARN is required");
         return NULL;
     }
+    if (!sl_kin_allowed(call, name)) { /* before the lookup: no existence oracle */
+        return NULL;
+    }
     struct sl_stream *st = sl_catalog_find(call->api->engine->catalog, name);
     if (st == NULL) {
         sl_kin_fail(call, SL_KIN_RESOURCE_NOT_FOUND,
                     "Stream %.200s under account " SL_KIN_ACCOUNT " not found.", name);
     }
     return st;
+}
+
+bool sl_kin_allowed(struct sl_api_call *call, const char *name)
+{
+    char why[SL_SIGV4_WHY_MAX + 128];
+    if (sl_access_allowed(call, call->acl_ops, name, why, sizeof(why))) {
+        return true;
+    }
+    sl_kin_fail(call, SL_KIN_ACCESS_DENIED, "%s", why);
+    return false;
 }
 
 struct sl_stream *sl_kin_stream(struct sl_api_call *call, const json_t *body)

@@ -13,6 +13,7 @@
  *
  * Threading: the main loop; everything here is synchronous.
  */
+#include "broker/api/access.h"
 #include "broker/api/kinesis_int.h"
 
 #include "broker/engine/catalog.h"
@@ -72,6 +73,9 @@ void sl_kin_create_stream(struct sl_api_call *call, json_t *body)
     if (name == NULL || !sl_kin_name_ok(name)) {
         sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT,
                     "StreamName must be 1-%u characters of [a-zA-Z0-9_.-]", SL_KIN_NAME_MAX);
+        return;
+    }
+    if (!sl_kin_allowed(call, name)) {
         return;
     }
     if (mode != NULL && strcmp(mode, "ON_DEMAND") != 0 && strcmp(mode, "PROVISIONED") != 0) {
@@ -233,8 +237,11 @@ void sl_kin_list_streams(struct sl_api_call *call, json_t *body)
         return;
     }
     n = 0;
+    call->acl_checked = true; /* any principal may list: only what it has a right on */
     for (struct sl_stream *st = sl_catalog_first(cat); st != NULL; st = st->next) {
-        v[n++] = st;
+        if (sl_access_visible(call, st->name)) {
+            v[n++] = st;
+        }
     }
     qsort(v, n, sizeof(*v), name_cmp);
     json_t *names = json_array(), *sums = json_array();

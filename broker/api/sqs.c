@@ -26,6 +26,7 @@
  */
 #include "broker/api/sqs.h"
 
+#include "broker/api/access.h"
 #include "broker/api/sqs_call.h"
 #include "broker/engine/catalog.h"
 #include "broker/engine/engine.h"
@@ -73,6 +74,38 @@ static json_t *queue_url(const struct sqs_call *c, const char *name)
 static bool is_queue(const struct sl_stream *st)
 {
     return st != NULL && sqs_prop(st, "CreatedTimestamp") != NULL;
+}
+
+/* What each action needs on its queue's stream when auth is on (enum
+ * sl_acl_op; docs/SECURITY-sigv4.md). ListQueues (0): any authenticated
+ * principal, listing only the queues it has a right on. */
+static const uint32_t acl_of[SL_SQS_OP_COUNT_] = {
+    [SL_SQS_CREATE_QUEUE] = SL_ACL_ADMIN,
+    [SL_SQS_GET_QUEUE_URL] = SL_ACL_ANY,
+    [SL_SQS_LIST_QUEUES] = 0,
+    [SL_SQS_DELETE_QUEUE] = SL_ACL_ADMIN,
+    [SL_SQS_GET_QUEUE_ATTRIBUTES] = SL_ACL_ANY,
+    [SL_SQS_SET_QUEUE_ATTRIBUTES] = SL_ACL_ADMIN,
+    [SL_SQS_SEND_MESSAGE] = SL_ACL_PRODUCE,
+    [SL_SQS_SEND_MESSAGE_BATCH] = SL_ACL_PRODUCE,
+    [SL_SQS_RECEIVE_MESSAGE] = SL_ACL_QUEUE,
+    [SL_SQS_DELETE_MESSAGE] = SL_ACL_QUEUE,
+    [SL_SQS_DELETE_MESSAGE_BATCH] = SL_ACL_QUEUE,
+    [SL_SQS_CHANGE_VISIBILITY] = SL_ACL_QUEUE,
+    [SL_SQS_CHANGE_VISIBILITY_BATCH] = SL_ACL_QUEUE,
+    [SL_SQS_PURGE_QUEUE] = SL_ACL_ADMIN,
+};
+
+/* With auth on: whether the principal may do `ops` on queue `name`; if
+ * not, answers AccessDenied and returns false. */
+static bool allowed(struct sqs_call *c, uint32_t ops, const char *name)
+{
+    char why[SL_SQS_WHY_MAX];
+    if (sl_access_allowed(c->call, ops, name, why, sizeof(why))) {
+        return true;
+    }
+    sqs_fail(c, SL_SQS_E_ACCESS_DENIED, "%s", why);
+    return false;
 }
 
 /* Settable attributes: integers in [min, max], or (max < 0) free text
@@ -189,6 +222,10 @@ static enum sl_sqs_error check_attr(struct sqs_call *c, const struct sl_sqs_kv *
         char dlq[SL_SQS_QUEUE_NAME_MAX + 1];
         uint32_t max = 0;
         enum sl_sqs_error rc = parse_redrive(kv->value, dlq, sizeof(dlq), &max, why, why_len);
+        /* dead letters are written to the target: the principal must be able to */
+        if (rc == SL_SQS_OK && !sl_access_allowed(c->call, SL_ACL_PRODUCE, dlq, why, why_len)) {
+            return SL_SQS_E_ACCESS_DENIED;
+        }
         if (rc == SL_SQS_OK && !is_queue(sl_catalog_find(c->e->catalog, dlq))) {
             snprintf(why, why_len,
                      "Value %.128s for parameter RedrivePolicy is invalid. Reason: Dead-letter "
@@ -312,6 +349,9 @@ static void create_queue(struct sqs_call *c)
                  "length; a FIFO queue (FifoQueue=true) is named *.fifo, and only it.");
         return;
     }
+    if (!allowed(c, SL_ACL_ADMIN, r->queue_name)) {
+        return;
+    }
     snprintf(c->queue, sizeof(c->queue), "%s", r->queue_name);
     char why[SL_SQS_WHY_MAX + 64];
     enum sl_sqs_error ae = check_attrs(c, fifo, why, sizeof(why));
@@ -348,9 +388,11 @@ static void list_queues(struct sqs_call *c)
 {
     json_t *urls = json_array();
     const char *prefix = c->req->prefix != NULL ? c->req->prefix : "";
+    c->call->acl_checked = true; /* any principal may list: only what it has a right on */
     for (struct sl_stream *st = sl_catalog_first(c->e->catalog);
          st != NULL && json_array_size(urls) < SQS_LIST_MAX; st = st->next) {
-        if (is_queue(st) && strncmp(st->name, prefix, strlen(prefix)) == 0) {
+        if (is_queue(st) && strncmp(st->name, prefix, strlen(prefix)) == 0 &&
+            sl_access_visible(c->call, st->name)) {
             json_array_append_new(urls, queue_url(c, st->name));
         }
     }
@@ -556,6 +598,9 @@ static struct sl_stream *resolve_queue(struct sqs_call *c)
         sqs_fail(c, SL_SQS_E_MISSING_PARAMETER, "The request must contain the parameter QueueUrl.");
         return NULL;
     }
+    if (name_ok(name) && !allowed(c, acl_of[c->req->op], name)) { /* before the lookup */
+        return NULL;
+    }
     struct sl_stream *st = name_ok(name) ? sl_catalog_find(c->e->catalog, name) : NULL;
     if (!is_queue(st)) {
         sqs_fail(c, SL_SQS_E_NO_QUEUE, "The specified queue does not exist.");
@@ -578,6 +623,9 @@ static void dispatch(struct sqs_call *c)
     }
     if (op == SL_SQS_GET_QUEUE_URL) {
         const char *n = c->req->queue_name;
+        if (n != NULL && name_ok(n) && !allowed(c, SL_ACL_ANY, n)) {
+            return;
+        }
         if (n == NULL || !name_ok(n) || !is_queue(sl_catalog_find(c->e->catalog, n))) {
             sqs_fail(c, SL_SQS_E_NO_QUEUE, "The specified queue does not exist.");
             return;
@@ -647,6 +695,28 @@ static void copy_request(struct sqs_call *c, const struct sl_http_request *req)
     }
 }
 
+/* SigV4 (auth on): answers the SQS error and returns false when refused. */
+static bool authenticate(struct sqs_call *c)
+{
+    static const enum sl_sqs_error errs[] = {
+        [SL_SIGV4_MISSING] = SL_SQS_E_MISSING_AUTH,
+        [SL_SIGV4_INCOMPLETE] = SL_SQS_E_INCOMPLETE_SIGNATURE,
+        [SL_SIGV4_UNKNOWN_KEY] = SL_SQS_E_INVALID_CLIENT_TOKEN,
+        [SL_SIGV4_MISMATCH] = SL_SQS_E_SIGNATURE_MISMATCH,
+        [SL_SIGV4_EXPIRED] = SL_SQS_E_SIGNATURE_MISMATCH,
+        [SL_SIGV4_REPLAY] = SL_SQS_E_SIGNATURE_MISMATCH,
+        [SL_SIGV4_INTERNAL] = SL_SQS_E_INTERNAL,
+    };
+    char why[SL_SIGV4_WHY_MAX];
+    enum sl_sigv4_status st = sl_access_authenticate(c->call, "sqs", why, sizeof(why));
+    if (st == SL_SIGV4_OK) {
+        return true;
+    }
+    SL_ASSERT((size_t)st < sizeof(errs) / sizeof(errs[0]));
+    sqs_fail(c, errs[st], "%s", why);
+    return false;
+}
+
 void sl_sqs_handle(struct sl_api_call *call, const char *op)
 {
     struct sqs_call *c = calloc(1, sizeof(*c));
@@ -661,7 +731,9 @@ void sl_sqs_handle(struct sl_api_call *call, const char *op)
     c->e = call->api->engine;
     c->query = op == NULL;
     copy_request(c, req);
-    /* SigV4 (Authorization, X-Amz-Date) is not verified yet: the check goes here. */
+    if (!authenticate(c)) { /* before the body is decoded */
+        return;
+    }
     struct sl_sqs_fault f = {0};
     int rc = c->query ? sl_sqs_decode_query(req->body, req->body_len, &c->req, &f)
                       : sl_sqs_decode_json(op, req->body, req->body_len, &c->req, &f);
@@ -673,5 +745,8 @@ void sl_sqs_handle(struct sl_api_call *call, const char *op)
         sqs_fail(c, f.code, "%s", f.why);
         return;
     }
+    SL_ASSERT(c->req->op > SL_SQS_UNKNOWN && c->req->op < SL_SQS_OP_COUNT_);
+    call->action = sl_sqs_op_name(c->req->op);
+    call->acl_ops = acl_of[c->req->op];
     dispatch(c);
 }

@@ -48,6 +48,12 @@ static const struct {
     [SL_SQS_E_NOT_INFLIGHT] = {"MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight",
                                400},
     [SL_SQS_E_INTERNAL] = {"InternalError", "InternalError", 500},
+    /* authentication and ACLs: AWS's common error codes */
+    [SL_SQS_E_MISSING_AUTH] = {"MissingAuthenticationToken", "MissingAuthenticationToken", 403},
+    [SL_SQS_E_INCOMPLETE_SIGNATURE] = {"IncompleteSignature", "IncompleteSignature", 400},
+    [SL_SQS_E_INVALID_CLIENT_TOKEN] = {"InvalidClientTokenId", "InvalidClientTokenId", 403},
+    [SL_SQS_E_SIGNATURE_MISMATCH] = {"SignatureDoesNotMatch", "SignatureDoesNotMatch", 403},
+    [SL_SQS_E_ACCESS_DENIED] = {"AccessDenied", "AccessDenied", 403},
 };
 
 static void sqs_free(struct sqs_call *c)

@@ -71,6 +71,11 @@ enum sl_sqs_error {
     SL_SQS_E_UNSUPPORTED,
     SL_SQS_E_NOT_INFLIGHT,
     SL_SQS_E_INTERNAL,
+    SL_SQS_E_MISSING_AUTH,         /* auth on: no Authorization header */
+    SL_SQS_E_INCOMPLETE_SIGNATURE, /* a malformed SigV4 header */
+    SL_SQS_E_INVALID_CLIENT_TOKEN, /* an access key id not in the auth file */
+    SL_SQS_E_SIGNATURE_MISMATCH,   /* a wrong signature, an expired date, a replay */
+    SL_SQS_E_ACCESS_DENIED,        /* the principal lacks the right (ACL) */
     SL_SQS_E_COUNT_
 };
 

@@ -4,7 +4,7 @@
 // first). SLUICED_PATH names the binary (tests/CMakeLists.txt sets it).
 // Every broker started is killed when the test process exits.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -89,4 +89,19 @@ export async function stopBroker(b) {
 export async function httpGet(b, path, init = {}) {
   const r = await fetch(`${b.endpoint}${path}`, init);
   return { status: r.status, headers: r.headers, body: await r.text() };
+}
+
+// A broker with `auth = true`: `authText` (awskey, allow and user lines) is
+// written to an auth file of mode 0600 (the broker refuses any other).
+// b.authFile names it; b.hup() sends SIGHUP (the broker rereads it).
+export async function startAuthBroker(authText, extra = []) {
+  const dir = mkdtempSync('/var/tmp/sluice-auth-');
+  const authFile = `${dir}/auth`;
+  writeFileSync(authFile, authText, { mode: 0o600 });
+  chmodSync(authFile, 0o600);
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const b = await startBroker(['--auth', 'true', '--auth-file', authFile, ...extra]);
+  b.authFile = authFile;
+  b.hup = () => b.proc.kill('SIGHUP');
+  return b;
 }
