@@ -8,6 +8,7 @@
 #define SL_CLIENT_CONN_H
 
 #include "client/sluice.h"
+#include "common/error.h"
 #include "proto/frame.h"
 
 #include <stdint.h>

@@ -5,6 +5,7 @@
  * unit test (tests/unit/test_client.c) compiles it directly.
  */
 #include "client/sluice.h"
+#include "common/error.h"
 
 #include <ctype.h>
 #include <errno.h>

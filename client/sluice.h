@@ -1,16 +1,20 @@
 /* sluice.h - libsluice, the C client of the Sluice log broker (the only public header).
  *
+ * Self-contained: it includes only <stddef.h> and <stdint.h>, compiles as C11 and C++, and
+ * is installed as <sluice.h>; `pkg-config --cflags --libs sluice` gives the flags (add
+ * --static for libsluice.a).
+ *
  * Nouns: a client (one TCP connection to a broker, pipelined, with one background I/O
  * thread), admin calls on it, a producer (asynchronous, batching, idempotent retries), a
  * consumer (cursor reads over a stream's shards, checkpoints in a consumer group), and queue
  * groups (competing consumers with leases, acks and nacks; topic subscriptions).
  *
- * Errors: every fallible function returns an `int` from enum sl_err (common/error.h):
- * SL_OK == 0, or SL_E*. The broker's error codes are the same numbers. After a failed call
- * the human-readable reason (the broker's message, or a local one such as "connect
+ * Errors: every fallible function returns an `int` from enum sluice_err: SLUICE_OK == 0,
+ * or SLUICE_E*. The broker's error codes are the same numbers. After a failed call the
+ * human-readable reason (the broker's message, or a local one such as "connect
  * 127.0.0.1:7400: Connection refused") is in sluice_last_error(), kept per thread.
- * Timeouts are reported as SL_EAGAIN with a "timed out" message. A broken connection fails
- * every request in flight with SL_ECLOSED; the next call reconnects (with backoff).
+ * Timeouts are reported as SLUICE_EAGAIN with a "timed out" message. A broken connection
+ * fails every request in flight with SLUICE_ECLOSED; the next call reconnects (with backoff).
  *
  * Memory: structs returned through `**out` parameters are owned by the caller and freed
  * with the matching sluice_*_free function. Pointers passed in are borrowed for the call
@@ -23,14 +27,37 @@
 #ifndef SLUICE_H
 #define SLUICE_H
 
-#include "common/error.h"
-
 #include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Error codes. The numbers are stable (they are the broker's wire codes too) and never
+ * reused; a later version may add codes after the last one, so treat an unknown code as a
+ * failure (sluice_strerror() says "unknown error"). */
+enum sluice_err {
+    SLUICE_OK = 0,
+    SLUICE_EAGAIN = 1,        /* try again later: a buffer or queue is full, or timed out */
+    SLUICE_ECORRUPT = 2,      /* checksum or structure mismatch in stored or received bytes */
+    SLUICE_ENOSPC = 3,        /* the broker's disk is full; appends refused, reads work */
+    SLUICE_EPROTO = 4,        /* malformed input from a peer (bad frame, wrong answer) */
+    SLUICE_ETOOBIG = 5,       /* an input exceeds a size limit */
+    SLUICE_ELIMIT = 6,        /* a configured count limit was reached */
+    SLUICE_ENOTFOUND = 7,     /* no such stream, shard, group or receipt */
+    SLUICE_ETRIMMED = 8,      /* asked below the oldest retained sequence */
+    SLUICE_EFATAL = 9,        /* a shard stopped accepting writes (e.g. after a failed fsync) */
+    SLUICE_EIO = 10,          /* an I/O error (on the broker, or locally) */
+    SLUICE_EINVAL = 11,       /* an invalid argument */
+    SLUICE_ENOMEM = 12,       /* allocation failed */
+    SLUICE_EEXIST = 13,       /* already exists */
+    SLUICE_ECLOSED = 14,      /* the connection or object is closing or closed */
+    SLUICE_EUNSUPPORTED = 15, /* the broker (or this system) lacks a needed feature */
+    SLUICE_ESYS = 16,         /* another OS error */
+    SLUICE_EAUTH = 17,        /* authentication required (no credentials), or it failed */
+    SLUICE_EDENIED = 18,      /* the authenticated user lacks the right (the broker's ACL) */
+};
 
 #define SLUICE_DEFAULT_BROKER "127.0.0.1:7400"
 #define SLUICE_SEQ_UNKNOWN    UINT64_MAX /* delivery of an ACK_NONE record: no sequence */
@@ -39,7 +66,7 @@ extern "C" {
 /* Returns the message of the last failed call on this thread (never NULL; "" if none). */
 const char *sluice_last_error(void);
 
-/* Returns a static description of an error code (sl_strerror). */
+/* Returns a static description of an error code; never NULL ("unknown error"). */
 const char *sluice_strerror(int err);
 
 /* ---- client ------------------------------------------------------------------------------ */
@@ -74,15 +101,14 @@ struct sluice_client_opts {
 
 /* Connects to `host_port` ("host:port", "[v6]:port"; borrowed) and says Hello (protocol
  * version 1). `opts` may be NULL (defaults). Starts the client's I/O thread.
- * Errors: SL_EINVAL (bad address; a TLS or credentials file that cannot be read, see
- * sluice_last_error), SL_EAUTH (credentials missing or refused), SL_ECLOSED (cannot connect,
- * TLS or protocol handshake failed; see
- * sluice_last_error), SL_EUNSUPPORTED (the broker refused the protocol version),
- * SL_ENOMEM, SL_ESYS. Thread-safe. */
+ * Errors: SLUICE_EINVAL (bad address; a TLS or credentials file that cannot be read, see
+ * sluice_last_error), SLUICE_EAUTH (credentials missing or refused), SLUICE_ECLOSED (cannot
+ * connect, TLS or protocol handshake failed; see sluice_last_error), SLUICE_EUNSUPPORTED (the
+ * broker refused the protocol version), SLUICE_ENOMEM, SLUICE_ESYS. Thread-safe. */
 int sluice_client_new(const char *host_port, const struct sluice_client_opts *opts,
                       sluice_client **out);
 
-/* Closes the connection, fails requests still in flight with SL_ECLOSED (their callbacks
+/* Closes the connection, fails requests still in flight with SLUICE_ECLOSED (their callbacks
  * run), joins the I/O thread and frees the client. Free producers and consumers first.
  * NULL-safe. Not to be called concurrently with other calls on the client. */
 void sluice_client_free(sluice_client *c);
@@ -110,8 +136,8 @@ struct sluice_shard_info {
     uint64_t next_seq;   /* the sequence the next record gets */
     uint64_t bytes;
     uint32_t segments;
-    int status; /* SL_OK, SL_ENOSPC or SL_EFATAL */
-    char status_message[96]; /* why, when not SL_OK ("fdatasync failed: ...") */
+    int status;              /* SLUICE_OK, SLUICE_ENOSPC or SLUICE_EFATAL */
+    char status_message[96]; /* why, when not SLUICE_OK ("fdatasync failed: ...") */
 };
 
 struct sluice_stream_info {
@@ -126,18 +152,19 @@ struct sluice_stream_info {
 };
 
 /* Creates a stream. `info_out` may be NULL; else receives the new stream (free it with
- * sluice_stream_info_free). Errors: SL_EEXIST, SL_EINVAL, SL_ELIMIT, SL_ENOSPC, SL_ECLOSED,
- * SL_EAGAIN (timeout), broker errors. */
+ * sluice_stream_info_free). Errors: SLUICE_EEXIST, SLUICE_EINVAL, SLUICE_ELIMIT, SLUICE_ENOSPC,
+ * SLUICE_ECLOSED, SLUICE_EAGAIN (timeout), broker errors. */
 int sluice_stream_create(sluice_client *c, const char *name, const struct sluice_stream_opts *o,
                          struct sluice_stream_info **info_out);
-/* Deletes a stream and its data. Errors: SL_ENOTFOUND, SL_ECLOSED, SL_EAGAIN, broker errors. */
+/* Deletes a stream and its data. Errors: SLUICE_ENOTFOUND, SLUICE_ECLOSED, SLUICE_EAGAIN, broker
+ * errors. */
 int sluice_stream_delete(sluice_client *c, const char *name);
-/* Describes one stream with its shards. Errors: SL_ENOTFOUND, SL_ECLOSED, SL_EAGAIN. */
+/* Describes one stream with its shards. Errors: SLUICE_ENOTFOUND, SLUICE_ECLOSED, SLUICE_EAGAIN. */
 int sluice_stream_describe(sluice_client *c, const char *name, struct sluice_stream_info **out);
 void sluice_stream_info_free(struct sluice_stream_info *info); /* NULL-safe */
 
 /* Lists all streams (shards not filled): *out is an array of *count infos, freed with
- * sluice_stream_list_free. Errors: SL_ECLOSED, SL_EAGAIN. */
+ * sluice_stream_list_free. Errors: SLUICE_ECLOSED, SLUICE_EAGAIN. */
 int sluice_stream_list(sluice_client *c, struct sluice_stream_info **out, size_t *count);
 void sluice_stream_list_free(struct sluice_stream_info *list, size_t count); /* NULL-safe */
 
@@ -147,16 +174,16 @@ struct sluice_checkpoint {
     uint64_t updated_ms;
 };
 /* The group's checkpoints on a stream (shards without one are absent; *count may be 0).
- * Free *out with free(). Errors: SL_ENOTFOUND (stream), SL_ECLOSED, SL_EAGAIN. */
+ * Free *out with free(). Errors: SLUICE_ENOTFOUND (stream), SLUICE_ECLOSED, SLUICE_EAGAIN. */
 int sluice_checkpoints_get(sluice_client *c, const char *group, const char *stream,
                            struct sluice_checkpoint **out, size_t *count);
 /* Commits `seq` (the next sequence to read) for one shard; durable when it returns.
- * Errors: SL_ENOTFOUND, SL_EINVAL, SL_ECLOSED, SL_EAGAIN. */
+ * Errors: SLUICE_ENOTFOUND, SLUICE_EINVAL, SLUICE_ECLOSED, SLUICE_EAGAIN. */
 int sluice_checkpoint_commit(sluice_client *c, const char *group, const char *stream,
                              uint32_t shard, uint64_t seq);
 
 /* The groups reading a stream: *out is an array of *count strings, freed with
- * sluice_groups_free. Errors: SL_ENOTFOUND, SL_ECLOSED, SL_EAGAIN. */
+ * sluice_groups_free. Errors: SLUICE_ENOTFOUND, SLUICE_ECLOSED, SLUICE_EAGAIN. */
 int sluice_groups_list(sluice_client *c, const char *stream, char ***out, size_t *count);
 void sluice_groups_free(char **groups, size_t count); /* NULL-safe */
 
@@ -167,8 +194,8 @@ struct sluice_shard_lag {
     uint64_t records_behind;
     uint64_t ms_behind;
 };
-/* Per-shard lag of a group. Free *out with free(). Errors: SL_ENOTFOUND, SL_ECLOSED,
- * SL_EAGAIN. */
+/* Per-shard lag of a group. Free *out with free(). Errors: SLUICE_ENOTFOUND, SLUICE_ECLOSED,
+ * SLUICE_EAGAIN. */
 int sluice_group_lag(sluice_client *c, const char *group, const char *stream,
                      struct sluice_shard_lag **out, size_t *count);
 
@@ -202,19 +229,19 @@ struct sluice_position {
 };
 
 /* Parses "oldest" | "latest" | "seq:N" | "after:N" | "time:MS" | "time:ISO8601" (e.g.
- * 2024-05-01T12:00:00Z, 2024-05-01T12:00:00.250+02:00) into *out. Errors: SL_EINVAL.
+ * 2024-05-01T12:00:00Z, 2024-05-01T12:00:00.250+02:00) into *out. Errors: SLUICE_EINVAL.
  * Thread-safe (pure). */
 int sluice_position_parse(const char *s, struct sluice_position *out);
 
 /* Parses an ISO 8601 date-time (UTC "Z" or a ±HH:MM offset; no offset = UTC) into Unix
- * milliseconds. Errors: SL_EINVAL. Thread-safe (pure). */
+ * milliseconds. Errors: SLUICE_EINVAL. Thread-safe (pure). */
 int sluice_time_parse_iso8601(const char *s, uint64_t *ms_out);
 
 /* ---- producer ---------------------------------------------------------------------------- */
 
 typedef struct sluice_producer sluice_producer;
 
-/* Delivery report, once per record: err SL_OK with the record's shard and sequence, or the
+/* Delivery report, once per record: err SLUICE_OK with the record's shard and sequence, or the
  * final error after retries. Runs on the client's I/O thread or the producer's flusher
  * thread; must not block (no blocking produce, no flush, no synchronous client calls). */
 typedef void (*sluice_delivery_cb)(void *ctx, int err, uint32_t shard, uint64_t seq);
@@ -228,32 +255,33 @@ struct sluice_producer_opts {
                           * (batches then form only while one is in flight: lowest
                           * latency, still batched under load) */
     size_t buffer_bytes; /* bytes produced but not yet acknowledged; 0 = 64 MiB */
-    int block_when_full; /* 1: produce waits for space; 0: it returns SL_EAGAIN */
+    int block_when_full; /* 1: produce waits for space; 0: it returns SLUICE_EAGAIN */
     enum sluice_ack ack;
     enum sluice_compression compression; /* DEFAULT = the stream's setting */
     int compression_level;               /* zstd level; 0 = 3 */
-    uint32_t retries;                    /* per batch, for SL_EAGAIN / SL_ECLOSED; 0 = 10 */
+    uint32_t retries;                    /* per batch, for SLUICE_EAGAIN / SLUICE_ECLOSED; 0 = 10 */
     uint32_t retry_backoff_ms;           /* first delay, doubles up to 5 s; 0 = 100 */
 };
 
 /* Creates a producer for `stream` (borrowed). Describes the stream to learn its shard
  * count and compression, picks a random 64-bit producer id and starts the flusher thread.
- * `opts` may be NULL. Errors: SL_ENOTFOUND, SL_EINVAL, SL_ENOMEM, SL_ECLOSED, SL_EAGAIN. */
+ * `opts` may be NULL. Errors: SLUICE_ENOTFOUND, SLUICE_EINVAL, SLUICE_ENOMEM, SLUICE_ECLOSED,
+ * SLUICE_EAGAIN. */
 int sluice_producer_new(sluice_client *c, const char *stream,
                         const struct sluice_producer_opts *opts, sluice_producer **out);
 
 /* Queues one record (key, value and attributes are copied; borrowed for the call). The
- * shard is sl_partition_shard(XXH3-64(key)); an empty key goes round-robin. Returns at
- * once; `cb(ctx, ...)` (may be NULL) reports the outcome later. Errors (then cb is not
- * called): SL_EAGAIN (buffer full and not block_when_full), SL_ETOOBIG (key > 256 bytes,
- * attributes over the limits, or the record cannot fit in a batch), SL_EINVAL,
- * SL_ECLOSED (producer being freed). Thread-safe: call from any thread. */
+ * shard is the one whose hash range holds XXH3-64(key) (docs/PROTOCOL.md); an empty key
+ * goes round-robin. Returns at once; `cb(ctx, ...)` (may be NULL) reports the outcome later. Errors
+ * (then cb is not called): SLUICE_EAGAIN (buffer full and not block_when_full), SLUICE_ETOOBIG (key
+ * > 256 bytes, attributes over the limits, or the record cannot fit in a batch), SLUICE_EINVAL,
+ * SLUICE_ECLOSED (producer being freed). Thread-safe: call from any thread. */
 int sluice_produce(sluice_producer *p, const void *key, size_t key_len, const void *value,
                    size_t value_len, const struct sluice_attr *attrs, uint32_t attr_count,
                    sluice_delivery_cb cb, void *ctx);
 
 /* Sends everything buffered now and waits until every record produced before the call
- * has been reported. `timeout_ms` 0 = wait forever. Errors: SL_EAGAIN (timed out).
+ * has been reported. `timeout_ms` 0 = wait forever. Errors: SLUICE_EAGAIN (timed out).
  * Thread-safe; never from a delivery callback. */
 int sluice_producer_flush(sluice_producer *p, uint32_t timeout_ms);
 
@@ -308,26 +336,26 @@ struct sluice_consumer_opts {
 };
 
 /* Creates a consumer of `stream`. With `group` (may be NULL), shards that have a checkpoint
- * start from it, the others from opts->start. Errors: SL_ENOTFOUND, SL_EINVAL (bad shard
- * list), SL_ENOMEM, SL_ECLOSED, SL_EAGAIN. One thread uses a consumer at a time. */
+ * start from it, the others from opts->start. Errors: SLUICE_ENOTFOUND, SLUICE_EINVAL (bad shard
+ * list), SLUICE_ENOMEM, SLUICE_ECLOSED, SLUICE_EAGAIN. One thread uses a consumer at a time. */
 int sluice_consumer_new(sluice_client *c, const char *stream, const char *group,
                         const struct sluice_consumer_opts *opts, sluice_consumer **out);
 
 /* Moves one shard (or SLUICE_ALL_SHARDS) to `pos`; records already decoded for it are
- * dropped. Errors: SL_ENOTFOUND (shard not read by this consumer). */
+ * dropped. Errors: SLUICE_ENOTFOUND (shard not read by this consumer). */
 int sluice_consumer_seek(sluice_consumer *c, uint32_t shard, const struct sluice_position *pos);
 
 /* Fills up to `max` records into `out` (caller array); *count gets how many. Fetches
  * (long-poll) from all shards round-robin and returns as soon as some records are there or
- * `timeout_ms` passed (*count = 0, SL_OK). Earlier records' memory is released.
- * Errors: SL_ECLOSED (connection lost; call again to reconnect), SL_ENOTFOUND (stream
- * deleted), SL_ECORRUPT (a batch failed its checksum), SL_EAGAIN, broker errors. */
+ * `timeout_ms` passed (*count = 0, SLUICE_OK). Earlier records' memory is released.
+ * Errors: SLUICE_ECLOSED (connection lost; call again to reconnect), SLUICE_ENOTFOUND (stream
+ * deleted), SLUICE_ECORRUPT (a batch failed its checksum), SLUICE_EAGAIN, broker errors. */
 int sluice_consumer_poll(sluice_consumer *c, struct sluice_record *out, size_t max, size_t *count,
                          uint32_t timeout_ms);
 
 /* Commits, for every shard that moved, the sequence after the last record returned by poll;
- * durable when it returns. SL_OK without a group (nothing to do).
- * Errors: SL_ECLOSED, SL_EAGAIN, broker errors. */
+ * durable when it returns. SLUICE_OK without a group (nothing to do).
+ * Errors: SLUICE_ECLOSED, SLUICE_EAGAIN, broker errors. */
 int sluice_consumer_commit(sluice_consumer *c);
 
 /* 1 when every shard read has returned all records up to the tail seen by its last fetch
@@ -335,7 +363,7 @@ int sluice_consumer_commit(sluice_consumer *c);
 int sluice_consumer_caught_up(const sluice_consumer *c);
 
 /* Per-shard state for progress displays: the next sequence to return and the tail seen by
- * the last fetch. Errors: SL_ENOTFOUND. */
+ * the last fetch. Errors: SLUICE_ENOTFOUND. */
 int sluice_consumer_shard_state(const sluice_consumer *c, uint32_t shard, uint64_t *next_seq,
                                 uint64_t *tail_seq);
 
@@ -370,19 +398,19 @@ struct sluice_queue_group_opts {
 };
 
 /* Creates queue group `group` on `stream` (both borrowed). `o` may be NULL (defaults).
- * Errors: SL_ENOTFOUND (no such stream), SL_EEXIST (the group exists), SL_EINVAL (bad name,
- * filter or option), SL_ELIMIT, SL_ECLOSED, SL_EAGAIN (timeout), SL_EUNSUPPORTED (a broker
- * without queue groups), broker errors. */
+ * Errors: SLUICE_ENOTFOUND (no such stream), SLUICE_EEXIST (the group exists), SLUICE_EINVAL (bad
+ * name, filter or option), SLUICE_ELIMIT, SLUICE_ECLOSED, SLUICE_EAGAIN (timeout),
+ * SLUICE_EUNSUPPORTED (a broker without queue groups), broker errors. */
 int sluice_queue_group_create(sluice_client *c, const char *stream, const char *group,
                               const struct sluice_queue_group_opts *o);
 
 /* Deletes a queue group and its state (leases, acks). Records stay in the stream.
- * Errors: SL_ENOTFOUND, SL_ECLOSED, SL_EAGAIN, SL_EUNSUPPORTED, broker errors. */
+ * Errors: SLUICE_ENOTFOUND, SLUICE_ECLOSED, SLUICE_EAGAIN, SLUICE_EUNSUPPORTED, broker errors. */
 int sluice_queue_group_delete(sluice_client *c, const char *stream, const char *group);
 
 /* The queue groups (subscriptions) of a stream: *out is an array of *count strings, freed
- * with sluice_groups_free. Errors: SL_ENOTFOUND, SL_ENOMEM, SL_ECLOSED, SL_EAGAIN,
- * SL_EUNSUPPORTED. */
+ * with sluice_groups_free. Errors: SLUICE_ENOTFOUND, SLUICE_ENOMEM, SLUICE_ECLOSED, SLUICE_EAGAIN,
+ * SLUICE_EUNSUPPORTED. */
 int sluice_queue_groups_list(sluice_client *c, const char *stream, char ***out, size_t *count);
 
 struct sluice_queue_stats {
@@ -403,15 +431,15 @@ struct sluice_queue_stats {
 };
 
 /* Fills *out (caller's struct; release its strings with sluice_queue_stats_fini, also after
- * an error). Errors: SL_ENOTFOUND (stream or group), SL_ENOMEM, SL_ECLOSED, SL_EAGAIN,
- * SL_EUNSUPPORTED. */
+ * an error). Errors: SLUICE_ENOTFOUND (stream or group), SLUICE_ENOMEM, SLUICE_ECLOSED,
+ * SLUICE_EAGAIN, SLUICE_EUNSUPPORTED. */
 int sluice_queue_stats(sluice_client *c, const char *stream, const char *group,
                        struct sluice_queue_stats *out);
 void sluice_queue_stats_fini(struct sluice_queue_stats *s); /* NULL-safe, idempotent */
 
 /* Drops every record the group has not acknowledged yet (visible, delayed and leased):
- * the group continues with records appended afterwards. Errors: SL_ENOTFOUND, SL_ECLOSED,
- * SL_EAGAIN, SL_EUNSUPPORTED, broker errors. */
+ * the group continues with records appended afterwards. Errors: SLUICE_ENOTFOUND, SLUICE_ECLOSED,
+ * SLUICE_EAGAIN, SLUICE_EUNSUPPORTED, broker errors. */
 int sluice_queue_purge(sluice_client *c, const char *stream, const char *group);
 
 /* Redrive: moves the dead-lettered messages of `group` (its dead-letter
@@ -421,7 +449,7 @@ int sluice_queue_purge(sluice_client *c, const char *stream, const char *group);
  * dead-letter stream with the queue group "sluice.redrive" (created on first
  * use), produces each message durably, then acks it: at-least-once (a crash
  * between the produce and the ack may move a message twice). *moved gets the
- * count. Errors: SL_ENOTFOUND (stream, group), broker and producer errors.
+ * count. Errors: SLUICE_ENOTFOUND (stream, group), broker and producer errors.
  * Thread-safe; blocks until done. */
 int sluice_queue_redrive(sluice_client *c, const char *stream, const char *group, uint64_t max,
                          uint64_t *moved);
@@ -446,10 +474,11 @@ struct sluice_message {
 
 /* Receives up to `max` (1 .. SLUICE_QUEUE_RECEIVE_MAX) messages for `group`, each leased
  * for `visibility_timeout_ms` (0 = the group's). When none is visible it waits up to
- * `wait_ms` (long-poll; the broker may cap it) and then returns SL_OK with *count = 0.
+ * `wait_ms` (long-poll; the broker may cap it) and then returns SLUICE_OK with *count = 0.
  * *out (NULL when *count is 0) is freed with sluice_messages_free.
- * Errors: SL_EINVAL (max out of range), SL_ENOTFOUND (stream or group), SL_ENOMEM,
- * SL_EPROTO (malformed answer), SL_ECLOSED, SL_EAGAIN (timeout), SL_EUNSUPPORTED. */
+ * Errors: SLUICE_EINVAL (max out of range), SLUICE_ENOTFOUND (stream or group), SLUICE_ENOMEM,
+ * SLUICE_EPROTO (malformed answer), SLUICE_ECLOSED, SLUICE_EAGAIN (timeout), SLUICE_EUNSUPPORTED.
+ */
 int sluice_queue_receive(sluice_client *c, const char *stream, const char *group, uint32_t max,
                          uint32_t wait_ms, uint32_t visibility_timeout_ms,
                          struct sluice_message **out, size_t *count);
@@ -457,12 +486,12 @@ void sluice_messages_free(struct sluice_message *msgs, size_t count); /* NULL-sa
 
 /* Acknowledges `count` receipts (borrowed): the records are done for the group; answered
  * once the acks are durable. Large lists are sent in several requests. `results` (may be
- * NULL) receives one code per receipt: SL_OK, or SL_ENOTFOUND when the receipt's lease had
+ * NULL) receives one code per receipt: SLUICE_OK, or SLUICE_ENOTFOUND when the receipt's lease had
  * ended (the record may be delivered again), or the request's error.
- * Returns SL_OK when every receipt succeeded, else the first failing receipt's code (its
- * reason in sluice_last_error()). Errors: SL_ENOTFOUND, SL_EINVAL (count 0), SL_ECLOSED,
- * SL_EAGAIN, SL_EPROTO (a result count that does not match), SL_EUNSUPPORTED, broker
- * errors. */
+ * Returns SLUICE_OK when every receipt succeeded, else the first failing receipt's code (its
+ * reason in sluice_last_error()). Errors: SLUICE_ENOTFOUND, SLUICE_EINVAL (count 0),
+ * SLUICE_ECLOSED, SLUICE_EAGAIN, SLUICE_EPROTO (a result count that does not match),
+ * SLUICE_EUNSUPPORTED, broker errors. */
 int sluice_queue_ack(sluice_client *c, const char *stream, const char *group,
                      const char *const *receipts, size_t count, int *results);
 

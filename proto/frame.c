@@ -1,7 +1,40 @@
-/* frame.c - frame headers and the protobuf-c pack/unpack wrappers. */
+/* frame.c - frame headers and the protobuf-c pack/unpack wrappers.
+ *
+ * The wire's ErrorCode (proto/sluice.proto) is enum sl_err by number: the broker casts one
+ * to the other when it answers (broker/native/) and the client reads a response's code as
+ * an sl_err (client/). The assertions below are what those casts rely on.
+ */
 #include "proto/frame.h"
 
 #include "common/error.h"
+
+#define SL_WIRE_SAME(name)                                                                     \
+    _Static_assert((int)SLUICE__V1__ERROR_CODE__##name == (int)SL_##name,                    \
+                   "wire ErrorCode " #name " == SL_" #name)
+
+SL_WIRE_SAME(OK);
+SL_WIRE_SAME(EAGAIN);
+SL_WIRE_SAME(ECORRUPT);
+SL_WIRE_SAME(ENOSPC);
+SL_WIRE_SAME(EPROTO);
+SL_WIRE_SAME(ETOOBIG);
+SL_WIRE_SAME(ELIMIT);
+SL_WIRE_SAME(ENOTFOUND);
+SL_WIRE_SAME(ETRIMMED);
+SL_WIRE_SAME(EFATAL);
+SL_WIRE_SAME(EIO);
+SL_WIRE_SAME(EINVAL);
+SL_WIRE_SAME(ENOMEM);
+SL_WIRE_SAME(EEXIST);
+SL_WIRE_SAME(ECLOSED);
+SL_WIRE_SAME(EUNSUPPORTED);
+SL_WIRE_SAME(ESYS);
+SL_WIRE_SAME(EAUTH);
+SL_WIRE_SAME(EDENIED);
+/* enum sl_err ends at EDENIED too. (The generated enum has no count, so a code appended to
+ * the .proto alone is not caught here: append it to enum sl_err and sluice.h with it.) */
+_Static_assert((int)SLUICE__V1__ERROR_CODE__EDENIED + 1 == (int)SL_ERR_COUNT_,
+               "the wire's ErrorCode and enum sl_err end at the same code");
 
 int sl_frame_peek(const uint8_t *buf, size_t avail, uint32_t max_frame, uint32_t *frame_len)
 {

@@ -12,6 +12,7 @@
 
 #include "client/cli/opt.h"
 #include "client/sluice.h"
+#include "common/error.h" /* the CLI compares codes with SL_E* */
 
 #include <signal.h>
 #include <stddef.h>

@@ -13,6 +13,7 @@
 #define SL_IT_HARNESS_H
 
 #include "client/sluice.h"
+#include "common/error.h"
 
 #include <stddef.h>
 #include <stdint.h>
