@@ -2,7 +2,8 @@
  *
  * Self-contained: it includes only <stddef.h> and <stdint.h>, compiles as C11 and C++, and
  * is installed as <sluice.h>; `pkg-config --cflags --libs sluice` gives the flags (add
- * --static for libsluice.a).
+ * --static for libsluice.a). Every exported symbol is declared here and named sluice_*;
+ * the ABI policy (what bumps libsluice.so's SONAME) is in docs/ARCHITECTURE.md.
  *
  * Nouns: a client (one TCP connection to a broker, pipelined, with one background I/O
  * thread), admin calls on it, a producer (asynchronous, batching, idempotent retries), a
@@ -32,6 +33,12 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* libsluice is built with -fvisibility=hidden: what is declared between this push and the
+ * pop at the end is what libsluice.so exports. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
 #endif
 
 /* Error codes. The numbers are stable (they are the broker's wire codes too) and never
@@ -505,6 +512,10 @@ int sluice_queue_nack(sluice_client *c, const char *stream, const char *group,
 int sluice_queue_extend(sluice_client *c, const char *stream, const char *group,
                         const char *const *receipts, size_t count, uint32_t visibility_timeout_ms,
                         int *results);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
