@@ -28,6 +28,7 @@
  * rather than being split silently.
  */
 #include "broker/config.h"
+#include "broker/version.h"
 
 #include "common/assert.h"
 #include "common/error.h"
@@ -817,6 +818,12 @@ int sl_config_load(struct sl_broker_config *cfg, int argc, char **argv, int *hel
             free(ld);
             return SL_OK;
         }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("sluiced %s\n", SL_BROKER_VERSION);
+            *help_shown = 1;
+            free(ld);
+            return SL_OK;
+        }
     }
     if (rc == SL_OK) {
         rc = load_config_file(ld, argc, argv);
@@ -877,7 +884,8 @@ void sl_config_print_help(FILE *out, const char *prog)
                  "  --print-config\n      Print the effective configuration (every setting, as an "
                  "INI file\n      --config reads back; each line says where its value came from) "
                  "and exit.\n"
-                 "  --help\n      Print this and exit.\n");
+                 "  --help\n      Print this and exit.\n"
+                 "  --version\n      Print the version and exit.\n");
 }
 
 /* The value of setting `st` in `cfg` as the INI file would write it. */

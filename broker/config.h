@@ -86,7 +86,8 @@ struct sl_broker_config {
 
 /* Fills `cfg` from the defaults, the INI file, the environment and `argv`
  * (borrowed), in that order of precedence, and validates every value and the
- * relations between them. On `--help` (or `-h`) it prints the help to stdout,
+ * relations between them. On `--help` (or `-h`) it prints the help to stdout
+ * (on `--version`, "sluiced VERSION"),
  * sets *help_shown = 1 and returns SL_OK (main then exits 0); otherwise
  * *help_shown = 0. `--print-config` sets cfg->print_config. Errors: SL_EINVAL
  * with a message in `err` naming where the value came from (FILE:LINE, env
