@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -49,10 +50,32 @@ void bench_broker_start(struct bench_broker *b, const char *prog, const char *di
     bench_broker_start_opts(b, prog, dir_base, &o);
 }
 
+/* The sluiced to start: the one installed beside this program (bin/sluiced next to
+ * bin/sluice-bench, `make install`), else the one built with it (SLUICED_PATH). Fills
+ * `path` (size `cap`). */
+static void sluiced_path(char *path, size_t cap)
+{
+    static const char name[] = "sluiced";
+    ssize_t n = readlink("/proc/self/exe", path, cap - sizeof(name));
+    if (n > 0) {
+        path[n] = '\0';
+        char *slash = strrchr(path, '/');
+        if (slash != NULL) {
+            memcpy(slash + 1, name, sizeof(name));
+            if (access(path, X_OK) == 0) {
+                return;
+            }
+        }
+    }
+    snprintf(path, cap, "%s", SLUICED_PATH);
+}
+
 /* In the forked child: pins it if asked and execs the broker. Never returns. */
 static _Noreturn void exec_broker(const char *data, const char *port_file,
                                   const struct bench_broker_opts *o)
 {
+    char sluiced[4096];
+    sluiced_path(sluiced, sizeof(sluiced));
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (o->cpu >= 0) {
         cpu_set_t set;
@@ -65,7 +88,7 @@ static _Noreturn void exec_broker(const char *data, const char *port_file,
     }
     /* no HTTP listener unless asked (--broker-arg --http-port=N): runs side by side */
     const char *argv[14 + BENCH_BROKER_EXTRA_MAX] = {
-        SLUICED_PATH, "--data",  data,     "--port",      "0",    "--port-file",
+        sluiced,      "--data",  data,     "--port",      "0",    "--port-file",
         port_file,    "--flush", o->flush, "--log-level", "warn", "--http-port", "0",
     };
     int argc = 13;
@@ -73,8 +96,8 @@ static _Noreturn void exec_broker(const char *data, const char *port_file,
         argv[argc++] = o->extra[i];
     }
     argv[argc] = NULL;
-    execv(SLUICED_PATH, (char *const *)argv);
-    perror("exec " SLUICED_PATH);
+    execv(sluiced, (char *const *)argv);
+    fprintf(stderr, "exec %s: %s\n", sluiced, strerror(errno));
     _exit(127);
 }
 

@@ -45,11 +45,12 @@
  * period: CPU seconds (utime + stime of /proc/<pid>/stat) per GB of payload, and disk bytes
  * written (/proc/<pid>/io write_bytes) per payload byte; n/a without a server pid.
  *
- * Broker: without --broker, starts the sluiced built with this program (SLUICED_PATH) on
- * 127.0.0.1, an ephemeral port, a fresh directory under --dir (default /var/tmp), with
- * --flush (default interval) and every --broker-arg verbatim; --cpu-server pins it to one
- * core, --cpu-client pins this process. With --broker HOST:PORT it uses a running broker
- * (--server-pid PID for the CPU and disk figures).
+ * Broker: without --broker, starts the sluiced installed beside this program, else the one
+ * built with it (SLUICED_PATH), on 127.0.0.1, an ephemeral port, a fresh directory under
+ * --dir (default /var/tmp), with --flush (default interval) and every --broker-arg
+ * verbatim; --cpu-server pins it to one core, --cpu-client pins this process. With
+ * --broker HOST:PORT it uses a running broker (--server-pid PID for the CPU and disk
+ * figures).
  *
  * Output: a short human table, or with --json one JSON object on one line: the settings
  * (mode, record_bytes, batch, shards, producers and consumers - threads of the measured
@@ -823,7 +824,8 @@ static const char usage_text[] =
     "  --queue-max N       messages per queue receive, 1..10000 (default 100)\n"
     "  --json              print one JSON object on one line instead of the table\n"
     "\n"
-    "Broker (default: start the built sluiced on 127.0.0.1, an ephemeral port):\n"
+    "Broker (default: start the sluiced beside this program, else the one built with it,\n"
+    "on 127.0.0.1, an ephemeral port):\n"
     "  --dir D             parent of its fresh data directory (default /var/tmp)\n"
     "  --flush F           always | interval (default interval)\n"
     "  --tls-ca FILE       connect with TLS, verifying the broker against these CAs\n"
