@@ -2,11 +2,13 @@
 #   make run    install deps, build Release, run the broker with embedded defaults
 #   make test   install deps (and the test-only ones), build with ASan+UBSan, run the
 #               whole CTest suite
+#   make install [PREFIX=/usr/local] [DESTDIR=...]   build Release and install it
 JOBS ?= $(shell nproc)
 RELEASE := build/release
 SANITIZE := build/sanitize
+PREFIX ?= /usr/local
 
-.PHONY: all deps build run demo test bench clean format
+.PHONY: all deps build run demo test bench clean format install
 
 all: build
 
@@ -30,6 +32,10 @@ test: build
 	cmake -S . -B $(SANITIZE) -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON >/dev/null
 	cmake --build $(SANITIZE) -j $(JOBS)
 	cd $(SANITIZE) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# DESTDIR=/stage stages the install (packaging); cmake --install reads it from the environment.
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(RELEASE) --prefix $(PREFIX)
 
 bench: build
 	$(RELEASE)/bench/storage_bench
