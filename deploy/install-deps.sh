@@ -1,11 +1,12 @@
 #!/bin/sh
-# Installs the Debian 12 packages Sluice needs to build and test. Idempotent:
+# Installs the Debian 12 packages Sluice needs to build and test (file: CPack's
+# dpkg-shlibdeps step of `make deb`). Idempotent:
 # calls apt-get only when a package is missing.
 set -eu
 PKGS="build-essential cmake pkg-config liburing-dev libxxhash-dev libzstd-dev
 libprotobuf-c-dev protobuf-c-compiler libinih-dev libjansson-dev
 clang libclang-rt-14-dev libfuse3-dev fuse3 libhttp-parser-dev libnghttp2-dev libssl-dev libcbor-dev
-libsystemd-dev"
+libsystemd-dev file"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
