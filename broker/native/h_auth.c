@@ -91,7 +91,12 @@ static void login_failed(struct sl_native *srv, const char *ip, uint64_t now)
 {
     struct sl_native_login *l = login_slot(srv, ip);
     if (strcmp(l->ip, ip) != 0 || now - l->window_start_ms >= LOGIN_WINDOW_MS) {
-        snprintf(l->ip, sizeof(l->ip), "%s", ip); /* a colliding address takes the slot */
+        /* A colliding address takes the slot. An address's text (IPv6: at most 45 bytes)
+         * fits; were one longer, it would be counted by its prefix (and said so). */
+        if (snprintf(l->ip, sizeof(l->ip), "%s", ip) >= (int)sizeof(l->ip)) {
+            sl_warn("auth", "peer address '%s' cut to %zu bytes for login limiting", ip,
+                    sizeof(l->ip) - 1);
+        }
         l->window_start_ms = now;
         l->failures = 0;
     }
