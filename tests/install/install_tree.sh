@@ -51,7 +51,8 @@ PKG_CONFIG_PATH="$(dirname "$pc")"
 export PKG_CONFIG_PATH
 libdir=$(pkg-config --variable=libdir sluice)
 for f in bin/sluiced bin/sluice bin/sluice-bench include/sluice.h share/man/man8/sluiced.8 \
-    share/man/man1/sluice.1 lib/systemd/system/sluiced.service etc/sluice/sluice.ini; do
+    share/man/man1/sluice.1 lib/systemd/system/sluiced.service lib/sysusers.d/sluice.conf \
+    etc/sluice/sluice.ini; do
     [ -e "$prefix/$f" ] || fail "$f not installed"
 done
 for f in libsluice.a libsluice.so; do
