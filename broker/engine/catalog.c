@@ -4,7 +4,7 @@
  *   <data>/streams/<name>/stream.meta   "key=value" lines, last line
  *                                       "check=<16 hex digits>": XXH3-64 of
  *                                       every byte before that line
- *   <data>/streams/<name>/<shard>/      the shard log (storage/shard.c)
+ *   <data>/streams/<name>/<shard>/      the shard log (storage/shard*.c)
  *   <data>/streams/<name>/groups/       consumer-group checkpoints
  *   <data>/trash/<name>.<ms>/           a deleted stream, removed at reap
  *

@@ -1,0 +1,273 @@
+/* shard_int.h - the shard log's private parts, shared by its files:
+ *   shard.c          configuration, open and close, stats
+ *   shard_segment.c  segments and their indexes: load, unload, evict, create
+ *   shard_write.c    the write path: staging, group commit, seal, roll, ENOSPC
+ *   shard_read.c     reads by sequence and by time
+ *   shard_retain.c   retention
+ *   shard_recover.c  the directory listing and recovery of the active segment
+ * Nothing outside storage/shard*.c includes this file.
+ *
+ * Files in the shard directory (docs/FORMAT.md):
+ *   <base-seq, 20 digits>.log   batches, back to back, append-only
+ *   <base-seq, 20 digits>.idx   32-byte entries {seq, pos, time_ms, len, check}
+ * One index serves both lookups (by sequence and by append time): entries are
+ * sparse (one per index_interval_bytes of log) and both keys grow with the
+ * position, so a second file would hold the same points twice.
+ *
+ * Threading: everything runs on the thread of the shard's ring.
+ */
+#ifndef SL_SHARD_INT_H
+#define SL_SHARD_INT_H
+
+#include "common/assert.h"
+#include "common/checksum.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/ring.h"
+#include "storage/shard.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <inttypes.h>
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "index entries are stored in host order, which must be little-endian"
+#endif
+
+#define SEG_NAME_DIGITS      20
+#define RECOVERY_CHUNK_BYTES (1u << 20)
+#define WB_CHUNK             (1u << 20) /* INTERVAL: start writeback every this many bytes written */
+
+/* On-disk index entry. `check` is the low 32 bits of XXH3-64 of the first 28
+ * bytes, so a torn or flipped entry is recognised and dropped. */
+struct idx_entry {
+    uint64_t seq;     /* base sequence of the batch */
+    uint64_t pos;     /* byte offset of the batch in the .log */
+    uint64_t time_ms; /* the batch's append time */
+    uint32_t len;     /* the batch's length */
+    uint32_t check;
+};
+_Static_assert(sizeof(struct idx_entry) == 32, "index entry is part of the on-disk format");
+
+enum wbuf_state { WBUF_FREE = 0, WBUF_FILLING, WBUF_INFLIGHT };
+
+struct segment;
+
+/* A staging buffer; while INFLIGHT it is one io_uring write. */
+struct wbuf {
+    struct sl_io_op op;
+    struct sl_shard *shard;
+    struct segment *seg;
+    uint8_t *data; /* the pooled buffer (cap bytes), allocated on first use */
+    uint8_t *big;  /* a one-batch buffer for a batch larger than cap, or NULL */
+    uint32_t cap;
+    uint32_t len;
+    uint32_t done; /* bytes the kernel reported written (short writes resume) */
+    uint64_t pos;  /* segment offset of the first byte */
+    int state;
+    int err;     /* errno of a failed write, else 0 */
+    bool issued; /* handed to the ring (false: its segment has no file yet) */
+};
+
+struct pending {
+    struct segment *seg;
+    uint64_t end; /* segment offset after the batch */
+    uint64_t base_seq;
+    uint64_t time_ms;
+    uint32_t count;
+    uint32_t len;
+    bool durable; /* acknowledged after fdatasync (else after the write) */
+    sl_append_cb cb;
+    void *ctx;
+};
+
+enum seal_state { SEAL_NONE = 0, SEAL_WAIT, SEAL_IDX_SYNC, SEAL_DONE };
+
+struct segment {
+    struct sl_shard *shard;
+    uint64_t base_seq;
+    uint64_t bytes;         /* log size (active: including staged batches) */
+    uint64_t first_time_ms; /* append time of the first batch (0 = empty/unknown) */
+    uint64_t last_time_ms;  /* append time of the last batch (0 = unknown) */
+    int log_fd;             /* -1 while a sealed segment is closed */
+    int idx_fd;
+    struct idx_entry *idx; /* malloc'd (active, rebuilt) or mmapped (sealed) */
+    uint32_t idx_count;
+    uint32_t idx_cap;
+    size_t idx_map_len; /* > 0 when idx is an mmap */
+    uint32_t refs;      /* reads holding the segment */
+    uint64_t lru_tick;
+    bool deleted; /* unlinked by retention; freed when refs drops to 0 */
+    /* write state: active and sealing segments */
+    bool writing;
+    uint64_t written_pos;
+    uint64_t synced_pos;
+    uint64_t wb_pos; /* INTERVAL: writeback started up to here */
+    uint64_t visible_pos;
+    uint64_t dir_gen;     /* directory fsync generation that covers this file */
+    uint32_t idx_written; /* entries written to the .idx file */
+    uint32_t idx_partial; /* bytes of entry idx_written written by a short write */
+    bool index_next;      /* index the next append (the first after recovery) */
+    bool idx_busy;
+    int seal;
+    uint64_t last_pos; /* the last batch: for the final index entry */
+    uint32_t last_len;
+    uint64_t last_base;
+    uint64_t last_seq;
+    struct pending acked_last; /* the newest acknowledged batch (count 0: none) */
+    struct sl_io_op idx_op;
+};
+
+struct sl_shard {
+    struct sl_ring *ring;
+    struct sl_clock *clock;
+    struct sl_shard_config cfg;
+    char *dir;
+    int dir_fd;
+    int state;    /* SL_OK, SL_ENOSPC, SL_EFATAL */
+    bool failing; /* a write failed with ENOSPC; rewinding once writes drain */
+    bool closing;
+    uint32_t ops; /* ring ops in flight issued by this shard (reads included) */
+
+    struct segment **segs; /* ascending base_seq; the last one is active */
+    uint32_t seg_count;
+    uint32_t seg_cap;
+    uint32_t segs_open;     /* sealed segments with fd + index loaded */
+    uint32_t writing_count; /* active + sealing segments (at the end of segs) */
+    uint64_t lru_clock;
+
+    uint64_t next_seq;
+    uint64_t visible_seq;
+    uint64_t visible_time_ms;
+    uint64_t last_append_ms;
+    uint32_t pend_durable; /* pending appends that wait for an fdatasync */
+    sl_shard_listener listener;
+    void *listener_ctx;
+
+    struct wbuf *wbufs;
+    uint32_t wbuf_free;
+    struct wbuf *filling;
+    struct wbuf **fifo; /* in-flight writes in submission (= file) order */
+    uint32_t fifo_head;
+    uint32_t fifo_len;
+
+    struct pending *pend; /* ring of pending_max */
+    uint32_t pend_head;
+    uint32_t pend_len;
+
+    bool sync_busy;
+    uint64_t sync_start_ns; /* of the fdatasync in flight (stats.fsync_ns) */
+    struct segment *sync_seg;
+    uint64_t sync_target;
+    struct sl_io_op sync_op;
+    uint64_t dir_gen;        /* bumped when a file is created */
+    uint64_t dir_synced_gen; /* covered by the last completed dir fsync */
+    bool dir_busy;
+    uint64_t dir_target;
+    struct sl_io_op dir_op;
+    bool timer_armed;
+    bool sync_due; /* INTERVAL: the timer fired */
+    struct sl_io_op timer_op;
+    bool wb_busy; /* INTERVAL: a writeback start is in flight (holds wb_seg) */
+    struct segment *wb_seg;
+    uint64_t wb_target;
+    struct sl_io_op wb_op;
+    int fatal_errno;
+    const char *fatal_what;
+    struct sl_deferred flush;
+
+    struct sl_log_ratelimit rl;
+    struct sl_shard_stats stats;
+};
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                       */
+
+static inline uint64_t now_ms(struct sl_shard *s)
+{
+    return sl_clock_now_ms(s->clock);
+}
+
+static inline void seg_name(char *out, size_t cap, uint64_t base, const char *ext)
+{
+    snprintf(out, cap, "%0*" PRIu64 ".%s", SEG_NAME_DIGITS, base, ext);
+}
+
+static inline struct idx_entry make_entry(uint64_t seq, uint64_t pos, uint64_t time_ms,
+                                          uint32_t len)
+{
+    struct idx_entry e = {.seq = seq, .pos = pos, .time_ms = time_ms, .len = len, .check = 0};
+    e.check = sl_checksum32(&e, offsetof(struct idx_entry, check));
+    return e;
+}
+
+static inline bool entry_ok(const struct idx_entry *e)
+{
+    return e->check == sl_checksum32(e, offsetof(struct idx_entry, check));
+}
+
+static inline bool seg_loaded(const struct segment *g)
+{
+    return g->log_fd >= 0;
+}
+
+static inline struct segment *active(struct sl_shard *s)
+{
+    SL_ASSERT(s->seg_count > 0);
+    return s->segs[s->seg_count - 1];
+}
+
+static inline bool seg_dir_synced(const struct sl_shard *s, const struct segment *g)
+{
+    return g->dir_gen <= s->dir_synced_gen;
+}
+
+static inline struct pending *pend_at(struct sl_shard *s, uint32_t i)
+{
+    return &s->pend[(s->pend_head + i) % s->cfg.pending_max];
+}
+
+static inline uint8_t *wbuf_bytes(struct wbuf *w)
+{
+    return w->big != NULL ? w->big : w->data;
+}
+
+static inline uint64_t seg_visible_end(const struct segment *g)
+{
+    return g->writing ? g->visible_pos : g->bytes;
+}
+
+/* shard_segment.c */
+uint32_t shard_idx_cap_for(const struct sl_shard_config *cfg, uint64_t bytes);
+void shard_seg_free(struct segment *g);
+struct segment *shard_seg_new(struct sl_shard *s, uint64_t base);
+int shard_scan_log(struct sl_shard *s, struct segment *g, uint64_t pos, uint64_t expect_seq,
+                   uint64_t file_size, uint64_t *end_pos);
+uint32_t shard_idx_valid_prefix(const struct segment *g, const struct idx_entry *e, uint32_t n,
+                                uint64_t file_size);
+int shard_seg_load(struct sl_shard *s, struct segment *g);
+void shard_evict_cold(struct sl_shard *s, const struct segment *keep);
+void shard_seg_release(struct sl_shard *s, struct segment *g);
+int shard_segs_push(struct sl_shard *s, struct segment *g);
+int shard_seg_start_writing(struct sl_shard *s, struct segment *g);
+int shard_seg_create_files(struct sl_shard *s, struct segment *g);
+uint32_t shard_seg_find_seq(const struct sl_shard *s, uint64_t seq);
+
+/* shard_write.c */
+void shard_fail_pending_from(struct sl_shard *s, uint32_t from, int err);
+void shard_write_done(struct sl_io_op *op, int res);
+void shard_sync_done(struct sl_io_op *op, int res);
+void shard_dir_sync_done(struct sl_io_op *op, int res);
+void shard_wb_done(struct sl_io_op *op, int res);
+void shard_timer_done(struct sl_io_op *op, int res);
+void shard_idx_done(struct sl_io_op *op, int res);
+void shard_maybe_sync(struct sl_shard *s);
+void shard_flush_deferred(struct sl_deferred *d);
+int shard_roll(struct sl_shard *s);
+
+/* shard_recover.c */
+int shard_recover_load(struct sl_shard *s);
+
+#endif

@@ -1,0 +1,355 @@
+/* shard_read.c - reads by sequence and by append time: whole, verified
+ * batches, never one whose append is not yet acknowledged.
+ */
+#include "storage/shard_int.h"
+
+#include "common/assert.h"
+#include "common/checksum.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/fileio.h"
+#include "common/log.h"
+#include "common/ring.h"
+#include "storage/batch.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void read_done(struct sl_io_op *op, int res);
+
+static void read_finish_deferred(struct sl_deferred *d)
+{
+    struct sl_shard_read *rd = sl_container_of(d, struct sl_shard_read, defer_);
+    rd->cb(rd, rd->err_);
+}
+
+/* Completes a read: releases its segment and calls back (deferred when we
+ * are still inside sl_shard_read, so the callback never runs from it). */
+static void read_finish(struct sl_shard_read *rd, int err, bool from_submit)
+{
+    struct sl_shard *s = rd->shard_;
+    if (rd->seg_ != NULL) {
+        shard_seg_release(s, rd->seg_);
+        rd->seg_ = NULL;
+    }
+    if (err != SL_OK) {
+        rd->len = 0;
+        rd->batch_count = 0;
+    }
+    rd->err_ = err;
+    if (from_submit) {
+        rd->defer_.fn = read_finish_deferred;
+        sl_ring_defer(s->ring, &rd->defer_);
+    } else {
+        rd->cb(rd, err);
+    }
+}
+
+static uint64_t seg_first_time(struct sl_shard *s, struct segment *g)
+{
+    if (!g->writing && shard_seg_load(s, g) != SL_OK) {
+        return 0;
+    }
+    return g->first_time_ms;
+}
+
+/* Index of the last segment whose first append time is < t (or 0): the
+ * first batch at or after t is in it or a later one. Loads O(log n) sealed
+ * indexes. */
+static uint32_t seg_find_time(struct sl_shard *s, uint64_t t)
+{
+    uint32_t lo = 0, hi = s->seg_count;
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        struct segment *g = s->segs[mid];
+        uint64_t ft = seg_first_time(s, g);
+        if (g->bytes > 0 && ft < t) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* Start offset in a loaded segment: the last index entry at or before the
+ * target (by sequence, or strictly before it in time). */
+static uint64_t seg_start_pos(const struct segment *g, const struct sl_shard_read *rd)
+{
+    uint32_t lo = 0, hi = g->idx_count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        bool before = rd->from == SL_READ_SEQ ? g->idx[mid].seq <= rd->seq
+                                              : g->idx[mid].time_ms < rd->time_ms;
+        if (before) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo == 0 ? 0 : g->idx[lo - 1].pos;
+}
+
+/* The number of index entries whose position is below `pos` (entries are
+ * sorted by position). */
+static uint32_t idx_below_pos(const struct segment *g, uint64_t pos)
+{
+    uint32_t lo = 0, hi = g->idx_count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (g->idx[mid].pos < pos) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* Issues the ring read at rd->pos_ in the held segment, moving on to the
+ * next segment at the end of this one (time reads, or reads that start at a
+ * segment's end). Returns false when the read finished instead. */
+static bool read_issue(struct sl_shard *s, struct sl_shard_read *rd, bool from_submit)
+{
+    for (;;) {
+        struct segment *g = rd->seg_;
+        uint64_t end = seg_visible_end(g);
+        if (rd->pos_ < end) {
+            uint64_t n = end - rd->pos_;
+            uint32_t len = n < rd->buf_cap ? (uint32_t)n : rd->buf_cap;
+            s->ops++;
+            rd->op_.cb = read_done;
+            rd->want_ = len;
+            rd->retries_ = 0;
+            sl_ring_read(s->ring, &rd->op_, g->log_fd, rd->buf, len, rd->pos_);
+            return true;
+        }
+        /* At the visible end of this segment: the next one, if any. */
+        uint32_t i = shard_seg_find_seq(s, g->base_seq);
+        if (s->segs[i] != g || i + 1 >= s->seg_count || end < g->bytes) {
+            rd->next_seq = s->visible_seq;
+            read_finish(rd, SL_OK, from_submit);
+            return false;
+        }
+        struct segment *next = s->segs[i + 1];
+        int rc = next->writing ? SL_OK : shard_seg_load(s, next);
+        if (rc != SL_OK) {
+            read_finish(rd, rc, from_submit);
+            return false;
+        }
+        next->refs++;
+        shard_seg_release(s, g);
+        rd->seg_ = next;
+        rd->pos_ = 0;
+    }
+}
+
+void sl_shard_read(struct sl_shard *s, struct sl_shard_read *rd)
+{
+    rd->shard_ = s;
+    rd->seg_ = NULL;
+    rd->retries_ = 0;
+    rd->len = 0;
+    rd->batch_count = 0;
+    rd->need_bytes = 0;
+    rd->first_seq = s->seg_count > 0 ? s->segs[0]->base_seq : 0;
+    rd->next_seq = s->visible_seq;
+    if (rd->buf_cap < SL_BATCH_HEADER_BYTES) {
+        rd->need_bytes = SL_BATCH_HEADER_BYTES;
+        read_finish(rd, SL_ETOOBIG, true);
+        return;
+    }
+    uint32_t i;
+    if (rd->from == SL_READ_SEQ) {
+        if (rd->seq < rd->first_seq) {
+            read_finish(rd, SL_ETRIMMED, true);
+            return;
+        }
+        if (rd->seq >= s->visible_seq) {
+            read_finish(rd, rd->seq == s->visible_seq ? SL_OK : SL_EINVAL, true);
+            return;
+        }
+        i = shard_seg_find_seq(s, rd->seq);
+    } else {
+        i = seg_find_time(s, rd->time_ms);
+    }
+    struct segment *g = s->segs[i];
+    int rc = g->writing ? SL_OK : shard_seg_load(s, g);
+    if (rc != SL_OK) {
+        read_finish(rd, rc, true);
+        return;
+    }
+    g->refs++;
+    rd->seg_ = g;
+    rd->pos_ = seg_start_pos(g, rd);
+    read_issue(s, rd, true);
+}
+
+static bool read_matches(const struct sl_shard_read *rd, const struct sl_batch_header *h)
+{
+    return rd->from == SL_READ_SEQ ? sl_batch_last_seq(h) >= rd->seq
+                                   : h->append_time_ms >= rd->time_ms;
+}
+
+static int read_corrupt(struct sl_shard *s, struct sl_shard_read *rd, uint64_t off)
+{
+    struct segment *g = rd->seg_;
+    if (sl_log_ratelimit_ok(&s->rl)) {
+        sl_error("storage",
+                 "%s: segment %" PRIu64 ": corrupt batch at offset %" PRIu64 "; not served", s->dir,
+                 g->base_seq, rd->pos_ + off);
+    }
+    return SL_ECORRUPT;
+}
+
+/* Collects whole verified batches from buf[off, got) into buf[0, len). */
+static int read_collect(struct sl_shard *s, struct sl_shard_read *rd, uint32_t off, uint32_t got)
+{
+    uint32_t o = off, total = 0;
+    uint64_t expect = 0;
+    while (o < got) {
+        struct sl_batch_header h;
+        int rc = sl_batch_peek(rd->buf + o, got - o, &h);
+        if (rc == SL_EAGAIN || (rc == SL_OK && h.length > got - o)) {
+            break;
+        }
+        if (rc != SL_OK || sl_batch_verify(rd->buf + o, &h) != SL_OK ||
+            (total > 0 && h.base_seq != expect)) {
+            if (total > 0) {
+                break; /* serve the good prefix; the next read reports it */
+            }
+            return read_corrupt(s, rd, o);
+        }
+        if (total > 0 && total + h.length > rd->max_bytes) {
+            break;
+        }
+        total += h.length;
+        o += h.length;
+        expect = sl_batch_last_seq(&h) + 1;
+        rd->batch_count++;
+        rd->next_seq = expect;
+    }
+    SL_ASSERT(total > 0);
+    memmove(rd->buf, rd->buf + off, total);
+    rd->len = total;
+    return SL_OK;
+}
+
+static void read_done(struct sl_io_op *op, int res)
+{
+    struct sl_shard_read *rd = sl_container_of(op, struct sl_shard_read, op_);
+    struct sl_shard *s = rd->shard_;
+    s->ops--;
+    if (res < 0) {
+        read_finish(rd, sl_err_from_errno(-res), false);
+        return;
+    }
+    if (res > 0 && rd->retries_ + (uint32_t)res < rd->want_) {
+        /* A short read: read the rest (retries_ counts the bytes so far). */
+        rd->retries_ += (uint32_t)res;
+        s->ops++;
+        sl_ring_read(s->ring, &rd->op_, ((struct segment *)rd->seg_)->log_fd,
+                     rd->buf + rd->retries_, rd->want_ - rd->retries_, rd->pos_ + rd->retries_);
+        return;
+    }
+    uint32_t got = rd->retries_ + (uint32_t)res;
+    rd->retries_ = 0;
+    if (got == 0) {
+        /* the file is shorter than the index and the visible end say */
+        read_finish(rd, read_corrupt(s, rd, 0), false);
+        return;
+    }
+    uint32_t off = 0;
+    bool have_expect = false;
+    uint64_t expect = 0;
+    while (off < got) {
+        struct sl_batch_header h;
+        int rc = sl_batch_peek(rd->buf + off, got - off, &h);
+        if (rc == SL_EAGAIN) {
+            break; /* header cut by the buffer end: read on from here */
+        }
+        if (rc != SL_OK || (have_expect && h.base_seq != expect)) {
+            read_finish(rd, read_corrupt(s, rd, off), false);
+            return;
+        }
+        if (!read_matches(rd, &h)) {
+            off += h.length; /* skipped on its (stamp-checked) header alone */
+            expect = sl_batch_last_seq(&h) + 1;
+            have_expect = true;
+            continue;
+        }
+        if (h.length > got - off) {
+            if (h.length > rd->buf_cap) {
+                rd->need_bytes = h.length;
+                read_finish(rd, SL_ETOOBIG, false);
+                return;
+            }
+            break; /* the wanted batch is cut: read again from its start */
+        }
+        read_finish(rd, read_collect(s, rd, off, got), false);
+        return;
+    }
+    if (off == 0) {
+        /* No progress: a batch runs past the visible end of the segment. */
+        read_finish(rd, read_corrupt(s, rd, 0), false);
+        return;
+    }
+    rd->pos_ += off;
+    read_issue(s, rd, false);
+}
+
+int sl_shard_time_near_seq(struct sl_shard *s, uint64_t seq, uint64_t *time_ms)
+{
+    if (seq < s->segs[0]->base_seq) {
+        return SL_ETRIMMED;
+    }
+    if (seq >= s->visible_seq) {
+        return seq == s->visible_seq ? SL_ENOTFOUND : SL_EINVAL;
+    }
+    struct segment *g = s->segs[shard_seg_find_seq(s, seq)];
+    int rc = g->writing ? SL_OK : shard_seg_load(s, g);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    struct sl_shard_read probe = {.from = SL_READ_SEQ, .seq = seq};
+    uint32_t lo = idx_below_pos(g, seg_start_pos(g, &probe)); /* the entry at that pos */
+    if (lo >= g->idx_count) {
+        return SL_ENOTFOUND;
+    }
+    *time_ms = g->idx[lo].time_ms;
+    return SL_OK;
+}
+
+int sl_shard_seq_near_tail_bytes(struct sl_shard *s, uint64_t bytes, uint64_t *seq)
+{
+    *seq = s->seg_count > 0 ? s->segs[0]->base_seq : 0;
+    uint64_t remaining = bytes;
+    for (uint32_t i = s->seg_count; i > 0; i--) {
+        struct segment *g = s->segs[i - 1];
+        if (g->bytes < remaining) {
+            remaining -= g->bytes;
+            *seq = g->base_seq;
+            continue;
+        }
+        uint64_t target = g->bytes - remaining;
+        int rc = g->writing ? SL_OK : shard_seg_load(s, g);
+        if (rc != SL_OK) {
+            return rc;
+        }
+        /* The last index entry at or before target: a batch boundary. */
+        uint32_t n = idx_below_pos(g, target + 1);
+        *seq = n > 0 ? g->idx[n - 1].seq : g->base_seq;
+        return SL_OK;
+    }
+    return SL_OK;
+}

@@ -1,0 +1,232 @@
+/* shard_recover.c - open-time recovery: the directory listing, and the
+ * active segment verified from its last index entry, a torn tail cut.
+ */
+#include "storage/shard_int.h"
+
+#include "common/assert.h"
+#include "common/checksum.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/fileio.h"
+#include "common/log.h"
+#include "common/ring.h"
+#include "storage/batch.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Lists the base sequences of the *.log files in the directory, sorted. */
+static int list_segments(struct sl_shard *s, uint64_t **out, uint32_t *count)
+{
+    int fd = dup(s->dir_fd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return sl_err_from_errno(errno);
+    }
+    uint64_t *v = NULL;
+    uint32_t n = 0, cap = 0;
+    struct dirent *e;
+    int rc = SL_OK;
+    while ((e = readdir(d)) != NULL) {
+        const char *nm = e->d_name;
+        if (strlen(nm) != SEG_NAME_DIGITS + 4 || strcmp(nm + SEG_NAME_DIGITS, ".log") != 0) {
+            continue;
+        }
+        uint64_t base = 0;
+        bool digits = true;
+        for (int i = 0; i < SEG_NAME_DIGITS; i++) {
+            digits = digits && nm[i] >= '0' && nm[i] <= '9';
+            base = base * 10 + (uint64_t)(nm[i] - '0');
+        }
+        if (!digits) {
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            uint64_t *nv = realloc(v, cap * sizeof(*v));
+            if (nv == NULL) {
+                rc = SL_ENOMEM;
+                break;
+            }
+            v = nv;
+        }
+        v[n++] = base;
+    }
+    closedir(d);
+    if (rc != SL_OK) {
+        free(v);
+        return rc;
+    }
+    if (n > 1) {
+        qsort(v, n, sizeof(*v), cmp_u64);
+    }
+    *out = v;
+    *count = n;
+    return SL_OK;
+}
+
+static int recover_active(struct sl_shard *s, struct segment *g)
+{
+    char name[64];
+    seg_name(name, sizeof(name), g->base_seq, "log");
+    g->log_fd = openat(s->dir_fd, name, O_RDWR | O_CLOEXEC);
+    seg_name(name, sizeof(name), g->base_seq, "idx");
+    g->idx_fd = sl_openat(s->dir_fd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    struct stat st, ist;
+    if (g->log_fd < 0 || g->idx_fd < 0 || fstat(g->log_fd, &st) != 0 ||
+        fstat(g->idx_fd, &ist) != 0) {
+        int rc = sl_err_from_errno(errno);
+        sl_error("storage", "%s: cannot open active segment %" PRIu64 ": %s", s->dir, g->base_seq,
+                 strerror(errno));
+        return rc;
+    }
+    uint64_t file_size = (uint64_t)st.st_size;
+    uint32_t on_disk = (uint32_t)((uint64_t)ist.st_size / sizeof(struct idx_entry));
+    /* The entries on disk may be denser than today's interval (it was
+     * raised): room for all of them plus a full segment at the new one. */
+    g->idx_cap = on_disk + shard_idx_cap_for(&s->cfg, file_size);
+    g->idx = calloc(g->idx_cap, sizeof(*g->idx));
+    if (g->idx == NULL) {
+        return SL_ENOMEM;
+    }
+    size_t got = 0;
+    int rc = sl_pread_full(g->idx_fd, g->idx, (size_t)on_disk * sizeof(*g->idx), 0, &got);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    g->idx_count = shard_idx_valid_prefix(g, g->idx, (uint32_t)(got / sizeof(*g->idx)), file_size);
+    g->first_time_ms = g->idx_count > 0 ? g->idx[0].time_ms : 0;
+    /* Scan from the last index entry; if its batch does not verify (the
+     * entry outlived its data), from the one before, and so on. The scan
+     * re-adds the entry it starts from. */
+    uint64_t end = 0;
+    for (;;) {
+        uint64_t start = 0, expect = g->base_seq;
+        if (g->idx_count > 0) {
+            g->idx_count--;
+            start = g->idx[g->idx_count].pos;
+            expect = g->idx[g->idx_count].seq;
+        }
+        rc = shard_scan_log(s, g, start, expect, file_size, &end);
+        if (rc != SL_OK) {
+            return rc;
+        }
+        if (end > start || g->idx_count == 0) {
+            break;
+        }
+    }
+    if (end < file_size) {
+        s->stats.recovery_truncated_bytes = file_size - end;
+        sl_warn("storage",
+                "%s: segment %" PRIu64 ": truncated %" PRIu64 " bytes of torn or corrupt "
+                "tail at offset %" PRIu64 " (records up to seq %" PRIu64 " kept)",
+                s->dir, g->base_seq, file_size - end, end, end > 0 ? g->last_seq : g->base_seq - 1);
+        if (sl_ftruncate(g->log_fd, (off_t)end) != 0) {
+            return sl_err_from_errno(errno);
+        }
+    }
+    /* Everything kept is made durable now, so every index entry may be
+     * written (the rule: entries only point at durable data). */
+    if (fdatasync(g->log_fd) != 0) {
+        return sl_err_from_errno(errno);
+    }
+    rc = sl_pwrite_full(g->idx_fd, g->idx, (size_t)g->idx_count * sizeof(*g->idx), 0);
+    if (rc == SL_OK && sl_ftruncate(g->idx_fd, (off_t)g->idx_count * (off_t)sizeof(*g->idx)) != 0) {
+        rc = sl_err_from_errno(errno);
+    }
+    if (rc != SL_OK) {
+        return rc;
+    }
+    g->idx_written = g->idx_count;
+    /* Recovery verified only the tail; what lies before the last entry was
+     * trusted. Index the first new batch, so that it stays reachable even
+     * if an older batch in the same interval turns out damaged on read. */
+    g->index_next = true;
+    g->bytes = g->written_pos = g->synced_pos = g->visible_pos = end;
+    g->writing = true;
+    s->writing_count++;
+    if (end == 0) {
+        g->first_time_ms = g->last_time_ms = 0;
+    }
+    s->next_seq = end > 0 ? g->last_seq + 1 : g->base_seq;
+    s->last_append_ms = g->last_time_ms;
+    return SL_OK;
+}
+
+int shard_recover_load(struct sl_shard *s)
+{
+    uint64_t *bases = NULL;
+    uint32_t n = 0;
+    int rc = list_segments(s, &bases, &n);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    for (uint32_t i = 0; i < n && rc == SL_OK; i++) {
+        struct segment *g = shard_seg_new(s, bases[i]);
+        if (g == NULL) {
+            rc = SL_ENOMEM;
+            break;
+        }
+        rc = shard_segs_push(s, g);
+        if (rc != SL_OK) {
+            shard_seg_free(g);
+            break;
+        }
+        if (i + 1 < n) {
+            char name[64];
+            struct stat st;
+            seg_name(name, sizeof(name), bases[i], "log");
+            if (fstatat(s->dir_fd, name, &st, 0) != 0) {
+                rc = sl_err_from_errno(errno);
+            } else if (st.st_size == 0 || bases[i + 1] <= bases[i]) {
+                sl_error("storage", "%s: sealed segment %s is empty or out of order", s->dir, name);
+                rc = SL_ECORRUPT;
+            }
+            g->bytes = (uint64_t)st.st_size;
+        }
+    }
+    free(bases);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    if (s->seg_count == 0) {
+        struct segment *g = shard_seg_new(s, 0);
+        if (g == NULL) {
+            return SL_ENOMEM;
+        }
+        rc = shard_segs_push(s, g);
+        if (rc == SL_OK) {
+            rc = shard_seg_start_writing(s, g);
+        }
+        if (rc == SL_OK) {
+            rc = shard_seg_create_files(s, g);
+        }
+        if (rc != SL_OK) {
+            return rc;
+        }
+        rc = sl_fsync_fd(s->dir_fd);
+        s->dir_synced_gen = s->dir_gen;
+        s->next_seq = 0;
+        return rc;
+    }
+    return recover_active(s, active(s));
+}
