@@ -72,8 +72,17 @@ struct sl_catalog {
     struct sl_catalog_config cfg;
     char *streams_dir;
     char *trash_dir;
-    struct sl_stream *streams;   /* live, sorted by name */
+    struct sl_stream *streams;   /* live, linked in name order (st->next) */
     struct sl_stream *graveyard; /* deleted, waiting for reap */
+    /* The live streams indexed twice: by name hash (find, O(1)) and in a
+     * name-sorted array (where a new stream goes in the list, and its
+     * predecessor when it leaves: O(log n) + one memmove of pointers). */
+    struct sl_stream **buckets; /* chained through st->hnext; index_mask + 1 of them */
+    uint32_t index_mask;
+    struct sl_stream **sorted; /* n_streams of them, by strcmp of names */
+    uint32_t sorted_cap;
+    uint32_t n_streams;
+    uint64_t n_shards; /* of the live streams */
     /* background creation: the creator thread and its queues */
     pthread_t creator;
     bool creator_started;
@@ -430,14 +439,144 @@ static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st, bool re
     return rc;
 }
 
-static void insert_sorted(struct sl_catalog *c, struct sl_stream *st)
+/* ---- the index: find by name, keep the list in name order ------------- */
+
+#define INDEX_BUCKETS_MIN 64u /* a power of two; doubles when streams > buckets */
+
+static uint64_t name_hash(const char *name)
 {
-    struct sl_stream **pp = &c->streams;
-    while (*pp != NULL && strcmp((*pp)->name, st->name) < 0) {
-        pp = &(*pp)->next;
+    return sl_checksum64(name, strlen(name));
+}
+
+static struct sl_stream **bucket_of(const struct sl_catalog *c, uint64_t hash)
+{
+    return &c->buckets[hash & c->index_mask];
+}
+
+/* Doubles the buckets (keeps the old ones without memory: chains grow). */
+static void index_grow(struct sl_catalog *c)
+{
+    uint32_t n = (c->index_mask + 1) * 2;
+    struct sl_stream **b = calloc(n, sizeof(*b));
+    if (b == NULL) {
+        return;
     }
+    for (uint32_t i = 0; i <= c->index_mask; i++) {
+        while (c->buckets[i] != NULL) {
+            struct sl_stream *st = c->buckets[i];
+            c->buckets[i] = st->hnext;
+            st->hnext = b[st->name_hash & (n - 1)];
+            b[st->name_hash & (n - 1)] = st;
+        }
+    }
+    free(c->buckets);
+    c->buckets = b;
+    c->index_mask = n - 1;
+}
+
+/* Where `name` is or would go in c->sorted. */
+static uint32_t sorted_pos(const struct sl_catalog *c, const char *name)
+{
+    uint32_t lo = 0, hi = c->n_streams;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (strcmp(c->sorted[mid]->name, name) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* Room for one more stream in the sorted array. Errors: SL_ENOMEM. */
+static int index_reserve(struct sl_catalog *c)
+{
+    if (c->n_streams < c->sorted_cap) {
+        return SL_OK;
+    }
+    uint32_t cap = c->sorted_cap != 0 ? c->sorted_cap * 2 : 256;
+    struct sl_stream **v = realloc(c->sorted, cap * sizeof(*v));
+    if (v == NULL) {
+        return SL_ENOMEM;
+    }
+    c->sorted = v;
+    c->sorted_cap = cap;
+    return SL_OK;
+}
+
+/* Adds a stream not in the catalog: to the buckets, the sorted array and
+ * the list after its predecessor. Room reserved by index_reserve. */
+static void index_add(struct sl_catalog *c, struct sl_stream *st)
+{
+    SL_ASSERT(c->n_streams < c->sorted_cap);
+    st->name_hash = name_hash(st->name);
+    struct sl_stream **b = bucket_of(c, st->name_hash);
+    st->hnext = *b;
+    *b = st;
+    uint32_t i = sorted_pos(c, st->name);
+    SL_ASSERT(i == c->n_streams || strcmp(c->sorted[i]->name, st->name) > 0);
+    memmove(&c->sorted[i + 1], &c->sorted[i], (c->n_streams - i) * sizeof(*c->sorted));
+    c->sorted[i] = st;
+    c->n_streams++;
+    c->n_shards += st->shard_count;
+    struct sl_stream **pp = i == 0 ? &c->streams : &c->sorted[i - 1]->next;
     st->next = *pp;
     *pp = st;
+    if (c->n_streams > c->index_mask + 1) {
+        index_grow(c);
+    }
+}
+
+/* Removes a stream of the catalog from the buckets, the array and the list. */
+static void index_remove(struct sl_catalog *c, struct sl_stream *st)
+{
+    struct sl_stream **pp = bucket_of(c, st->name_hash);
+    while (*pp != st) {
+        SL_ASSERT(*pp != NULL);
+        pp = &(*pp)->hnext;
+    }
+    *pp = st->hnext;
+    st->hnext = NULL;
+    uint32_t i = sorted_pos(c, st->name);
+    SL_ASSERT(i < c->n_streams && c->sorted[i] == st);
+    struct sl_stream **prev = i == 0 ? &c->streams : &c->sorted[i - 1]->next;
+    SL_ASSERT(*prev == st);
+    *prev = st->next;
+    st->next = NULL;
+    memmove(&c->sorted[i], &c->sorted[i + 1], (c->n_streams - i - 1) * sizeof(*c->sorted));
+    c->n_streams--;
+    SL_ASSERT(c->n_shards >= st->shard_count);
+    c->n_shards -= st->shard_count;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp((*(struct sl_stream *const *)a)->name, (*(struct sl_stream *const *)b)->name);
+}
+
+/* Start-up: the streams loaded into c->sorted (in directory order) sorted
+ * once, linked and hashed - not n sorted inserts. */
+static void index_build(struct sl_catalog *c)
+{
+    if (c->n_streams > 1) {
+        qsort(c->sorted, c->n_streams, sizeof(*c->sorted), name_cmp);
+    }
+    while (c->index_mask + 1 < c->n_streams) {
+        index_grow(c); /* empty: cheap */
+    }
+    c->streams = NULL;
+    c->n_shards = 0;
+    for (uint32_t i = c->n_streams; i-- > 0;) {
+        struct sl_stream *st = c->sorted[i];
+        st->next = c->streams;
+        c->streams = st;
+        st->name_hash = name_hash(st->name);
+        struct sl_stream **b = bucket_of(c, st->name_hash);
+        st->hnext = *b;
+        *b = st;
+        c->n_shards += st->shard_count;
+    }
 }
 
 static struct sl_stream *stream_new(struct sl_catalog *c, const char *name)
@@ -529,17 +668,21 @@ static int load_streams(struct sl_catalog *c)
             rc = mrc;
             break;
         }
-        rc = stream_open_parts(c, st, true, NULL);
+        rc = index_reserve(c);
+        if (rc == SL_OK) {
+            rc = stream_open_parts(c, st, true, NULL);
+        }
         if (rc != SL_OK) {
             sl_error("catalog", "stream %s: cannot open: %s", st->name, sl_strerror(rc));
             stream_free(c, st);
             break;
         }
-        insert_sorted(c, st);
-        sl_info("catalog", "stream %s: %u shards, retention %u h", st->name, st->shard_count,
-                st->retention_hours);
+        c->sorted[c->n_streams++] = st; /* indexed once all are loaded */
+        sl_debug("catalog", "stream %s: %u shards, retention %u h", st->name, st->shard_count,
+                 st->retention_hours);
     }
     closedir(d);
+    index_build(c); /* also after a failure: sl_catalog_close frees what is linked */
     return rc;
 }
 
@@ -553,11 +696,14 @@ int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
     c->ring = ring;
     c->cfg = *cfg;
     c->todo_tail = &c->todo;
+    c->buckets = calloc(INDEX_BUCKETS_MIN, sizeof(*c->buckets));
+    c->index_mask = INDEX_BUCKETS_MIN - 1;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     c->streams_dir = path_cat(cfg->data_dir, "streams");
     c->trash_dir = path_cat(cfg->data_dir, "trash");
-    int rc = c->streams_dir != NULL && c->trash_dir != NULL ? SL_OK : SL_ENOMEM;
+    int rc = c->streams_dir != NULL && c->trash_dir != NULL && c->buckets != NULL ? SL_OK
+                                                                                   : SL_ENOMEM;
     if (rc == SL_OK && mkdir(cfg->data_dir, 0755) != 0 && errno != EEXIST) {
         rc = sl_err_from_errno(errno);
         sl_error("catalog", "cannot create data directory %s: %s", cfg->data_dir,
@@ -634,6 +780,8 @@ void sl_catalog_close(struct sl_catalog *c)
         stream_free(c, st);
     }
     empty_trash(c);
+    free(c->buckets);
+    free(c->sorted);
     free(c->streams_dir);
     free(c->trash_dir);
     free(c);
@@ -728,6 +876,12 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
     if (rc != SL_OK) {
         return rc;
     }
+    rc = index_reserve(c); /* before the files: nothing can fail after them */
+    if (rc != SL_OK) {
+        snprintf(why, why_len, "cannot create stream %s: %s", name, sl_strerror(rc));
+        stream_free(c, st);
+        return rc;
+    }
     rc = create_files(c, st, NULL);
     if (rc != SL_OK) {
         snprintf(why, why_len, "cannot create stream %s: %s", name, sl_strerror(rc));
@@ -735,7 +889,7 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
         (void)move_to_trash(c, name);
         return rc;
     }
-    insert_sorted(c, st);
+    index_add(c, st);
     sl_info("catalog", "created stream %s: %u shards, retention %u h", name, shard_count,
             st->retention_hours);
     *out = st;
@@ -842,8 +996,13 @@ static void job_install(struct sl_catalog *c, struct create_job *j, bool closing
             sl_wshard_adopt(&st->shards[i].ws, j->logs[i], c->cfg.listener, &st->shards[i]);
         }
     }
+    if (j->rc == SL_OK && index_reserve(c) != SL_OK) {
+        j->rc = SL_ENOMEM;
+        snprintf(j->why, sizeof(j->why), "cannot create stream %s: %s", st->name,
+                 sl_strerror(SL_ENOMEM));
+    }
     if (j->rc == SL_OK) {
-        insert_sorted(c, st);
+        index_add(c, st);
         sl_info("catalog", "created stream %s: %u shards, retention %u h", st->name,
                 st->shard_count, st->retention_hours);
     } else {
@@ -885,11 +1044,7 @@ void sl_catalog_poll(struct sl_catalog *c)
 
 int sl_catalog_delete(struct sl_catalog *c, const char *name)
 {
-    struct sl_stream **pp = &c->streams;
-    while (*pp != NULL && strcmp((*pp)->name, name) != 0) {
-        pp = &(*pp)->next;
-    }
-    struct sl_stream *st = *pp;
+    struct sl_stream *st = sl_catalog_find(c, name);
     if (st == NULL) {
         return SL_ENOTFOUND;
     }
@@ -898,7 +1053,7 @@ int sl_catalog_delete(struct sl_catalog *c, const char *name)
         sl_error("catalog", "cannot delete stream %s: %s", name, sl_strerror(rc));
         return rc;
     }
-    *pp = st->next;
+    index_remove(c, st);
     st->deleted = true;
     st->next = c->graveyard;
     c->graveyard = st;
@@ -908,8 +1063,9 @@ int sl_catalog_delete(struct sl_catalog *c, const char *name)
 
 struct sl_stream *sl_catalog_find(struct sl_catalog *c, const char *name)
 {
-    for (struct sl_stream *st = c->streams; st != NULL; st = st->next) {
-        if (strcmp(st->name, name) == 0) {
+    uint64_t h = name_hash(name);
+    for (struct sl_stream *st = *bucket_of(c, h); st != NULL; st = st->hnext) {
+        if (st->name_hash == h && strcmp(st->name, name) == 0) {
             return st;
         }
     }

@@ -89,7 +89,9 @@ struct sl_stream {
     struct sl_queue_state *queues;
     uint32_t inflight; /* broker ops holding this stream (appends, reads, commits) */
     bool deleted;
-    struct sl_stream *next;
+    struct sl_stream *next;  /* the next live stream in name order (or in the graveyard) */
+    struct sl_stream *hnext; /* the catalog's name index (catalog.c) */
+    uint64_t name_hash;
 };
 
 /* Opens the catalog: loads and recovers every stream under
@@ -130,6 +132,7 @@ void sl_catalog_poll(struct sl_catalog *c);
  * and its files deleted by sl_catalog_reap. Errors: SL_ENOTFOUND, SL_EIO. */
 int sl_catalog_delete(struct sl_catalog *c, const char *name);
 
+/* The live stream `name`, or NULL. O(1): a hash index. */
 struct sl_stream *sl_catalog_find(struct sl_catalog *c, const char *name);
 
 /* The value of property `key`, or NULL. Borrowed until the next change. */

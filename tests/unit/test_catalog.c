@@ -1,0 +1,157 @@
+/* test_catalog.c - the catalog (broker/engine/catalog.c) on one loop, no workers.
+ *
+ * Covers: the name index - every stream of many created in shuffled order is found, absent
+ * names are not, the list stays in name order; delete removes a stream from the index and
+ * the list (found no more, its neighbours still linked), a deleted name can be created
+ * again; a reopened catalog finds the same streams in the same order.
+ * The data directory is on /dev/shm when it exists (fsyncs are free there).
+ */
+#include "test.h"
+
+#include "broker/engine/catalog.h"
+#include "common/error.h"
+#include "common/ring.h"
+
+#include <ftw.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MANY 1500u
+
+static struct sl_ring ring;
+static char root[64];
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void fresh_root(void)
+{
+    if (root[0] != '\0') {
+        nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    struct stat sb;
+    snprintf(root, sizeof(root), "%s/sl-catalog-XXXXXX",
+             stat("/dev/shm", &sb) == 0 ? "/dev/shm" : "/var/tmp");
+    if (mkdtemp(root) == NULL) {
+        perror("mkdtemp");
+        exit(1);
+    }
+}
+
+static void config(struct sl_catalog_config *cc)
+{
+    memset(cc, 0, sizeof(*cc));
+    cc->data_dir = root;
+    sl_shard_config_default(&cc->shard);
+    cc->shard.write_buf_bytes = 64u << 10;
+    cc->shard.pending_max = 64;
+    sl_ckpt_config_default(&cc->ckpt);
+    sl_qstate_config_default(&cc->qstate);
+    cc->default_retention_hours = 24;
+}
+
+static void name_of(uint32_t i, char *out, size_t cap)
+{
+    snprintf(out, cap, "st-%05u", (i * 7919u) % 100000u); /* not in creation order */
+}
+
+/* The list is strictly ascending and holds `want` streams. */
+static bool list_sorted(struct sl_catalog *c, uint32_t want)
+{
+    uint32_t n = 0;
+    const char *prev = NULL;
+    for (struct sl_stream *st = sl_catalog_first(c); st != NULL; st = st->next) {
+        if (prev != NULL && strcmp(prev, st->name) >= 0) {
+            return false;
+        }
+        prev = st->name;
+        n++;
+    }
+    return n == want;
+}
+
+static int create(struct sl_catalog *c, const char *name, uint32_t shards)
+{
+    char why[256];
+    struct sl_stream *st = NULL;
+    return sl_catalog_create(c, name, shards, 0, 0, NULL, &st, why, sizeof(why));
+}
+
+TEST(index_finds_every_stream_and_keeps_name_order)
+{
+    fresh_root();
+    struct sl_catalog_config cc;
+    config(&cc);
+    struct sl_catalog *c = NULL;
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    char name[32];
+    for (uint32_t i = 0; i < MANY; i++) {
+        name_of(i, name, sizeof(name));
+        CHECK_EQ(create(c, name, 1), SL_OK);
+    }
+    CHECK(list_sorted(c, MANY));
+    for (uint32_t i = 0; i < MANY; i++) {
+        name_of(i, name, sizeof(name));
+        struct sl_stream *st = sl_catalog_find(c, name);
+        CHECK(st != NULL && strcmp(st->name, name) == 0);
+    }
+    CHECK(sl_catalog_find(c, "absent") == NULL);
+    CHECK(sl_catalog_find(c, "st-") == NULL);
+    CHECK_EQ(create(c, "st-00000", 1), SL_EEXIST);
+    /* delete every third: gone from the index and the list, the rest still found */
+    for (uint32_t i = 0; i < MANY; i += 3) {
+        name_of(i, name, sizeof(name));
+        CHECK_EQ(sl_catalog_delete(c, name), SL_OK);
+        CHECK_EQ(sl_catalog_delete(c, name), SL_ENOTFOUND);
+    }
+    sl_catalog_reap(c);
+    uint32_t live = MANY - (MANY + 2) / 3;
+    CHECK(list_sorted(c, live));
+    for (uint32_t i = 0; i < MANY; i++) {
+        name_of(i, name, sizeof(name));
+        CHECK((sl_catalog_find(c, name) == NULL) == (i % 3 == 0));
+    }
+    /* a deleted name can be created again */
+    name_of(3, name, sizeof(name));
+    CHECK_EQ(create(c, name, 2), SL_OK);
+    CHECK(sl_catalog_find(c, name) != NULL && sl_catalog_find(c, name)->shard_count == 2);
+    live++;
+    CHECK(list_sorted(c, live));
+    sl_catalog_close(c);
+    /* reopened: the same streams, in order */
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    CHECK(list_sorted(c, live));
+    for (uint32_t i = 0; i < MANY; i++) {
+        name_of(i, name, sizeof(name));
+        CHECK((sl_catalog_find(c, name) == NULL) == (i % 3 == 0 && i != 3));
+    }
+    sl_catalog_close(c);
+}
+
+int main(void)
+{
+    char why[256];
+    if (sl_ring_probe(why, sizeof(why)) != SL_OK) {
+        fprintf(stderr, "skipped: %s\n", why);
+        return 77;
+    }
+    if (sl_ring_init(&ring, 256) != SL_OK) {
+        return 1;
+    }
+    RUN(index_finds_every_stream_and_keeps_name_order);
+    if (root[0] != '\0') {
+        nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    sl_ring_fini(&ring);
+    TEST_END();
+}
