@@ -361,7 +361,7 @@ static void stream_free(struct sl_catalog *c, struct sl_stream *st)
     if (st->shards != NULL) {
         for (uint32_t i = 0; i < st->shard_count; i++) {
             sl_wshard_close(&st->shards[i].ws);
-            sl_dedup_free(st->shards[i].dedup);
+            sl_dedup_fini(&st->shards[i].dedup);
         }
     }
     if (c->cfg.stream_free != NULL) {
@@ -399,22 +399,20 @@ static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st, bool re
         b->ws.workers = c->cfg.workers;
         b->ws.owner = sl_workers_pick(c->cfg.workers, st->name, i);
         sl_partition_range(i, st->shard_count, &b->hash_start, &b->hash_end);
-        int rc = sl_dedup_new(c->cfg.shard.batch_bytes_max, &b->dedup);
-        if (rc != SL_OK) {
-            return rc;
-        }
+        sl_dedup_init(&b->dedup, c->cfg.shard.batch_bytes_max);
         char sub[16];
         snprintf(sub, sizeof(sub), "%u", i);
         char *dir = path_cat(st->dir, sub);
         if (dir == NULL) {
             return SL_ENOMEM;
         }
+        int rc;
         if (logs != NULL) {
             rc = sl_shard_open(sl_workers_ring(c->cfg.workers, c->ring, b->ws.owner), dir,
                                &scfg, &logs[i]);
         } else {
             rc = sl_wshard_open(&b->ws, c->ring, dir, &scfg, c->cfg.listener, b,
-                                rebuild ? sl_dedup_rebuild : NULL, b->dedup);
+                                rebuild ? sl_dedup_rebuild : NULL, &b->dedup);
         }
         free(dir);
         if (rc != SL_OK) {

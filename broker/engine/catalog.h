@@ -11,6 +11,7 @@
 #define SL_CATALOG_H
 
 #include "broker/engine/counters.h"
+#include "broker/engine/dedup.h"
 #include "broker/engine/workers.h"
 #include "storage/checkpoint.h"
 #include "storage/qstate.h"
@@ -52,7 +53,6 @@ struct sl_catalog_config {
     void *stream_free_ctx;
 };
 
-struct sl_dedup;
 struct sl_msgdedup;
 /* Runtime state other engine modules keep per stream, allocated by them on
  * first use and freed through cfg.stream_free; opaque here. */
@@ -66,7 +66,7 @@ struct sl_bshard {
     uint64_t hash_start;
     uint64_t hash_end;
     struct sl_wshard ws;     /* the log, reached through its owner */
-    struct sl_dedup *dedup;  /* the producers' last batches */
+    struct sl_dedup dedup;   /* the producers' last batches (no memory until used) */
     struct sl_shard_io io;   /* records and bytes in (produce.c) and out (fetch.c) */
 };
 
