@@ -5,13 +5,18 @@
  *                                       "check=<16 hex digits>": XXH3-64 of
  *                                       every byte before that line
  *   <data>/streams/<name>/<shard>/      the shard log (storage/shard.c)
- *   <data>/streams/<name>/groups/       consumer-group checkpoints
+ *   <data>/streams/<name>/groups/       consumer-group checkpoints (first use)
+ *   <data>/streams/<name>/queues/       queue-group state (first use)
  *   <data>/trash/<name>.<ms>/           a deleted stream, removed at reap
  *
  * Crash safety: create = mkdir stream dir, fsync parent; write
  * stream.meta.tmp, fsync, rename to stream.meta, fsync dir; then the shards
  * (each fsyncs its own directory entries). A stream directory without a valid
  * stream.meta is an unfinished create: it is moved to trash at start-up.
+ * The stores are opened (their directories made: storage/statelog.c) by the
+ * first write that needs them, and at start-up only when they hold state
+ * (docs/FORMAT.md section 5): a stream costs no descriptor for them until
+ * it has checkpoints or queue groups.
  * Delete = rename into trash + fsync both parents: once that is durable the
  * stream is gone, whatever happens to the files after.
  */
@@ -65,6 +70,7 @@ struct create_job {
 };
 
 static void job_install(struct sl_catalog *c, struct create_job *j, bool closing);
+static int stores_open_present(struct sl_catalog *c, struct sl_stream *st);
 static void *creator_main(void *arg);
 
 struct sl_catalog {
@@ -376,12 +382,11 @@ static void stream_free(struct sl_catalog *c, struct sl_stream *st)
     free(st);
 }
 
-/* Opens (creating if missing) every shard and the checkpoint store; at
- * start-up (`rebuild`) re-learns each shard's recent producers. */
-/* Opens (creating if missing) every shard and the stores; at start-up
- * (`rebuild`) re-learns each shard's recent producers. With `logs` (the
- * creator thread), each log is opened here with its owner's ring into
- * logs[i] and adopted later on the main loop; else through its owner. */
+/* Opens (creating if missing) every shard; at start-up (`rebuild`)
+ * re-learns each shard's recent producers and opens the stores that hold
+ * state. With `logs` (the creator thread), each log is opened here with its
+ * owner's ring into logs[i] and adopted later on the main loop; else
+ * through its owner. */
 static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st, bool rebuild,
                              struct sl_shard **logs)
 {
@@ -419,21 +424,65 @@ static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st, bool re
             return rc;
         }
     }
-    char *gdir = path_cat(st->dir, "groups");
-    if (gdir == NULL) {
+    /* The stores open on first use (sl_catalog_ckpt, sl_catalog_qstate); at
+     * start-up, those that hold state (queue groups must be known). */
+    if (rebuild) {
+        return stores_open_present(c, st);
+    }
+    return SL_OK;
+}
+
+/* Opens one store of the stream (its directory made on first use). */
+static int store_open(struct sl_catalog *c, struct sl_stream *st, bool ckpt, char *why,
+                      size_t why_len)
+{
+    char *dir = path_cat(st->dir, ckpt ? "groups" : "queues");
+    if (dir == NULL) {
+        snprintf(why, why_len, "%s", sl_strerror(SL_ENOMEM));
         return SL_ENOMEM;
     }
-    int rc = sl_ckpt_open(c->ring, gdir, &c->cfg.ckpt, &st->ckpt);
-    free(gdir);
+    int rc = ckpt ? sl_ckpt_open(c->ring, dir, &c->cfg.ckpt, &st->ckpt)
+                  : sl_qstate_open(c->ring, dir, &c->cfg.qstate, &st->qstate);
+    free(dir);
     if (rc != SL_OK) {
-        return rc;
+        snprintf(why, why_len, "cannot open the %s store of stream %s: %s",
+                 ckpt ? "checkpoint" : "queue-state", st->name, sl_strerror(rc));
     }
-    char *qdir = path_cat(st->dir, "queues");
-    if (qdir == NULL) {
-        return SL_ENOMEM;
+    return rc;
+}
+
+/* Start-up: the stores whose directories hold state. */
+static int stores_open_present(struct sl_catalog *c, struct sl_stream *st)
+{
+    char why[256];
+    int rc = SL_OK;
+    for (int k = 0; k < 2 && rc == SL_OK; k++) {
+        char *dir = path_cat(st->dir, k == 0 ? "groups" : "queues");
+        if (dir == NULL) {
+            return SL_ENOMEM;
+        }
+        bool present = k == 0 ? sl_ckpt_present(dir) : sl_qstate_present(dir);
+        free(dir);
+        if (present && (rc = store_open(c, st, k == 0, why, sizeof(why))) != SL_OK) {
+            sl_error("catalog", "%s", why);
+        }
     }
-    rc = sl_qstate_open(c->ring, qdir, &c->cfg.qstate, &st->qstate);
-    free(qdir);
+    return rc;
+}
+
+int sl_catalog_ckpt(struct sl_catalog *c, struct sl_stream *st, struct sl_ckpt_store **out,
+                    char *why, size_t why_len)
+{
+    int rc = st->ckpt != NULL ? SL_OK : store_open(c, st, true, why, why_len);
+    *out = st->ckpt;
+    return rc;
+}
+
+int sl_catalog_qstate(struct sl_catalog *c, struct sl_stream *st, struct sl_qstate **out,
+                      char *why, size_t why_len)
+{
+    int rc = st->qstate != NULL ? SL_OK : store_open(c, st, false, why, why_len);
+    *out = st->qstate;
     return rc;
 }
 

@@ -1,5 +1,5 @@
 /* catalog.h - the broker's streams: create, find, list, delete; their shards,
- * checkpoint and queue-state stores and de-dup tables.
+ * checkpoint and queue-state stores (opened on first use) and de-dup tables.
  *
  * Threading: one catalog belongs to the loop thread that owns its ring.
  * Ownership: streams and shards are owned by the catalog; pointers returned
@@ -79,6 +79,8 @@ struct sl_stream {
     uint64_t created_ms;
     char *dir;
     struct sl_bshard *shards;
+    /* NULL until used (sl_catalog_ckpt, sl_catalog_qstate) - opened at
+     * start-up only when their directories hold state; NULL reads as empty */
     struct sl_ckpt_store *ckpt;
     struct sl_qstate *qstate; /* queue groups' durable state */
     struct sl_msgdedup *msgdedup;
@@ -149,6 +151,18 @@ int sl_catalog_set_props(struct sl_catalog *c, struct sl_stream *st, const char 
 int sl_catalog_set_retention(struct sl_catalog *c, struct sl_stream *st, uint32_t hours,
                              char *why, size_t why_len);
 struct sl_stream *sl_catalog_first(struct sl_catalog *c); /* then s->next */
+
+/* The stream's checkpoint store (queue-group state store), opened on first
+ * use: for a write that needs it (a commit, a queue group's creation); a
+ * read finds st->ckpt (st->qstate) NULL when the stream has none, which
+ * reads as empty. The first call makes the directory and the log (a mkdir
+ * and two fsyncs, synchronous on the loop, once per stream). *out is the
+ * store (borrowed) on SL_OK. Errors: those of sl_ckpt_open (sl_qstate_open),
+ * SL_ELIMIT when out of descriptors; `why` says which. */
+int sl_catalog_ckpt(struct sl_catalog *c, struct sl_stream *st, struct sl_ckpt_store **out,
+                    char *why, size_t why_len);
+int sl_catalog_qstate(struct sl_catalog *c, struct sl_stream *st, struct sl_qstate **out,
+                      char *why, size_t why_len);
 /* The workers owning the shards (NULL: one loop). */
 struct sl_workers *sl_catalog_workers(const struct sl_catalog *c);
 

@@ -3,7 +3,9 @@
  * Covers: the name index - every stream of many created in shuffled order is found, absent
  * names are not, the list stays in name order; delete removes a stream from the index and
  * the list (found no more, its neighbours still linked), a deleted name can be created
- * again; a reopened catalog finds the same streams in the same order.
+ * again; a reopened catalog finds the same streams in the same order; a fresh stream opens
+ * no checkpoint or queue-state store and makes no groups/ or queues/ directory, opens them
+ * on first use only, and at start-up only the store that holds state.
  * The data directory is on /dev/shm when it exists (fsyncs are free there).
  */
 #include "test.h"
@@ -138,6 +140,48 @@ TEST(index_finds_every_stream_and_keeps_name_order)
     sl_catalog_close(c);
 }
 
+static bool exists(const char *stream, const char *sub)
+{
+    char path[256];
+    struct stat sb;
+    snprintf(path, sizeof(path), "%s/streams/%s/%s", root, stream, sub);
+    return stat(path, &sb) == 0;
+}
+
+TEST(stores_open_on_first_use_only)
+{
+    fresh_root();
+    struct sl_catalog_config cc;
+    config(&cc);
+    struct sl_catalog *c = NULL;
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    CHECK_EQ(create(c, "idle", 2), SL_OK);
+    CHECK_EQ(create(c, "used", 2), SL_OK);
+    struct sl_stream *idle = sl_catalog_find(c, "idle");
+    struct sl_stream *used = sl_catalog_find(c, "used");
+    CHECK(idle->ckpt == NULL && idle->qstate == NULL);
+    CHECK(!exists("idle", "groups") && !exists("idle", "queues"));
+    char why[256];
+    struct sl_ckpt_store *cs = NULL;
+    CHECK_EQ(sl_catalog_ckpt(c, used, &cs, why, sizeof(why)), SL_OK);
+    CHECK(cs != NULL && used->ckpt == cs);
+    CHECK(exists("used", "groups") && !exists("used", "queues"));
+    struct sl_ckpt_store *again = NULL;
+    CHECK_EQ(sl_catalog_ckpt(c, used, &again, why, sizeof(why)), SL_OK);
+    CHECK(again == cs);
+    CHECK_EQ(sl_ckpt_commit(cs, "g", 1, 0, 1, NULL, NULL), SL_OK);
+    sl_catalog_close(c);
+    /* reopened: the store with state opens at start-up, the empty ones do not */
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    CHECK(sl_catalog_find(c, "used")->ckpt != NULL);
+    CHECK(sl_catalog_find(c, "used")->qstate == NULL);
+    CHECK(sl_catalog_find(c, "idle")->ckpt == NULL);
+    uint64_t seq = 99, at = 0;
+    CHECK_EQ(sl_ckpt_get(sl_catalog_find(c, "used")->ckpt, "g", 1, &seq, &at), SL_OK);
+    CHECK_EQ(seq, 0);
+    sl_catalog_close(c);
+}
+
 int main(void)
 {
     char why[256];
@@ -149,6 +193,7 @@ int main(void)
         return 1;
     }
     RUN(index_finds_every_stream_and_keeps_name_order);
+    RUN(stores_open_on_first_use_only);
     if (root[0] != '\0') {
         nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     }
