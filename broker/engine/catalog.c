@@ -89,6 +89,8 @@ struct sl_catalog {
     uint32_t sorted_cap;
     uint32_t n_streams;
     uint64_t n_shards; /* of the live streams */
+    uint32_t pending_streams; /* background creates not installed (count in the limits) */
+    uint64_t pending_shards;
     /* background creation: the creator thread and its queues */
     pthread_t creator;
     bool creator_started;
@@ -100,6 +102,35 @@ struct sl_catalog {
     struct create_job *done;     /* under mu */
     struct create_job *pending;  /* main loop: every job not installed yet */
 };
+
+/* `what` failed with `rc` from file calls: "WHAT: CAUSE" into `why`, the
+ * cause named for the user when descriptors ran out (SL_ELIMIT from
+ * EMFILE/ENFILE: the only SL_ELIMIT opening files returns). */
+static void file_why(char *why, size_t why_len, const char *what, int rc)
+{
+    SL_ASSERT(why_len > 0);
+    size_t at = strlen(what) + 2 < why_len ? strlen(what) + 2 : 0; /* else the cause alone */
+    if (at > 0) {
+        memcpy(why, what, at - 2);
+        memcpy(why + at - 2, ": ", 2);
+    }
+    if (rc == SL_ELIMIT) {
+        sl_nofile_why(why + at, why_len - at);
+    } else {
+        size_t n = strlen(sl_strerror(rc));
+        n = n < why_len - at - 1 ? n : why_len - at - 1;
+        memcpy(why + at, sl_strerror(rc), n);
+        why[at + n] = '\0';
+    }
+}
+
+/* file_why for "cannot create stream NAME". */
+static void create_why(char *why, size_t why_len, const char *name, int rc)
+{
+    char what[SL_STREAM_NAME_MAX + 32];
+    snprintf(what, sizeof(what), "cannot create stream %s", name);
+    file_why(why, why_len, what, rc);
+}
 
 static char *path_cat(const char *a, const char *b)
 {
@@ -445,8 +476,10 @@ static int store_open(struct sl_catalog *c, struct sl_stream *st, bool ckpt, cha
                   : sl_qstate_open(c->ring, dir, &c->cfg.qstate, &st->qstate);
     free(dir);
     if (rc != SL_OK) {
-        snprintf(why, why_len, "cannot open the %s store of stream %s: %s",
-                 ckpt ? "checkpoint" : "queue-state", st->name, sl_strerror(rc));
+        char what[SL_STREAM_NAME_MAX + 48];
+        snprintf(what, sizeof(what), "cannot open the %s store of stream %s",
+                 ckpt ? "checkpoint" : "queue-state", st->name);
+        file_why(why, why_len, what, rc);
     }
     return rc;
 }
@@ -720,7 +753,10 @@ static int load_streams(struct sl_catalog *c)
             rc = stream_open_parts(c, st, true, NULL);
         }
         if (rc != SL_OK) {
-            sl_error("catalog", "stream %s: cannot open: %s", st->name, sl_strerror(rc));
+            char what[SL_STREAM_NAME_MAX + 32], why[320];
+            snprintf(what, sizeof(what), "stream %s: cannot open", st->name);
+            file_why(why, sizeof(why), what, rc);
+            sl_error("catalog", "%s", why);
             stream_free(c, st);
             break;
         }
@@ -844,6 +880,30 @@ static bool pending_name(const struct sl_catalog *c, const char *name)
     return false;
 }
 
+/* streams_max and shards_max, counting the creates under way. */
+static int limits_check(const struct sl_catalog *c, const char *name, uint32_t shard_count,
+                        char *why, size_t why_len)
+{
+    uint64_t streams = (uint64_t)c->n_streams + c->pending_streams;
+    uint64_t shards = c->n_shards + c->pending_shards;
+    if (c->cfg.streams_max != 0 && streams + 1 > c->cfg.streams_max) {
+        (void)name;
+        snprintf(why, why_len,
+                 "the broker holds %" PRIu64 " streams, streams_max = %u: delete streams or "
+                 "raise streams_max",
+                 streams, c->cfg.streams_max);
+        return SL_ELIMIT;
+    }
+    if (c->cfg.shards_max != 0 && shards + shard_count > c->cfg.shards_max) {
+        snprintf(why, why_len,
+                 "stream %s needs %u shards and the broker holds %" PRIu64
+                 ", shards_max = %u: delete streams or raise shards_max",
+                 name, shard_count, shards, c->cfg.shards_max);
+        return SL_ELIMIT;
+    }
+    return SL_OK;
+}
+
 /* Checks the arguments and builds the stream (in memory only). */
 static int create_prepare(struct sl_catalog *c, const char *name, uint32_t shard_count,
                           uint32_t retention_hours, uint64_t retention_bytes,
@@ -875,6 +935,10 @@ static int create_prepare(struct sl_catalog *c, const char *name, uint32_t shard
     if (sl_catalog_find(c, name) != NULL || pending_name(c, name)) {
         snprintf(why, why_len, "stream %s already exists", name);
         return SL_EEXIST;
+    }
+    int rc = limits_check(c, name, shard_count, why, why_len);
+    if (rc != SL_OK) {
+        return rc;
     }
     struct sl_stream *st = stream_new(c, name);
     if (st == NULL) {
@@ -925,13 +989,14 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
     }
     rc = index_reserve(c); /* before the files: nothing can fail after them */
     if (rc != SL_OK) {
-        snprintf(why, why_len, "cannot create stream %s: %s", name, sl_strerror(rc));
+        create_why(why, why_len, name, rc);
         stream_free(c, st);
         return rc;
     }
     rc = create_files(c, st, NULL);
     if (rc != SL_OK) {
-        snprintf(why, why_len, "cannot create stream %s: %s", name, sl_strerror(rc));
+        create_why(why, why_len, name, rc);
+        sl_error("catalog", "%s", why);
         stream_free(c, st);
         (void)move_to_trash(c, name);
         return rc;
@@ -969,8 +1034,7 @@ static void *creator_main(void *arg)
         pthread_mutex_unlock(&c->mu);
         j->rc = create_files(c, j->st, j->logs);
         if (j->rc != SL_OK) {
-            snprintf(j->why, sizeof(j->why), "cannot create stream %s: %s", j->st->name,
-                     sl_strerror(j->rc));
+            create_why(j->why, sizeof(j->why), j->st->name, j->rc);
         }
         pthread_mutex_lock(&c->mu);
         j->next = c->done;
@@ -1019,6 +1083,8 @@ int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t sha
     j->waiters = w;
     j->next_live = c->pending;
     c->pending = j;
+    c->pending_streams++;
+    c->pending_shards += shard_count;
     pthread_mutex_lock(&c->mu);
     *c->todo_tail = j;
     c->todo_tail = &j->next;
@@ -1038,6 +1104,9 @@ static void job_install(struct sl_catalog *c, struct create_job *j, bool closing
         }
     }
     struct sl_stream *st = j->st;
+    SL_ASSERT(c->pending_streams > 0 && c->pending_shards >= st->shard_count);
+    c->pending_streams--;
+    c->pending_shards -= st->shard_count;
     for (uint32_t i = 0; i < st->shard_count && st->shards != NULL; i++) {
         if (j->logs[i] != NULL) { /* the owner takes it (and closes it on failure) */
             sl_wshard_adopt(&st->shards[i].ws, j->logs[i], c->cfg.listener, &st->shards[i]);

@@ -45,6 +45,11 @@ struct sl_catalog_config {
     struct sl_ckpt_config ckpt;
     struct sl_qstate_config qstate;
     uint32_t default_retention_hours;
+    uint32_t streams_max; /* a create past these is SL_ELIMIT (0: no limit) */
+    uint32_t shards_max;
+    /* Descriptors the shard files may hold open together: the storage
+     * layer's budget, derived from RLIMIT_NOFILE at start-up (main.c). */
+    uint32_t open_files_max;
     sl_shard_listener listener; /* set on every shard, ctx = its struct sl_bshard */
     struct sl_workers *workers; /* owners of the shards (NULL: all on `ring`) */
     /* Frees what other modules hung on a stream (st->produce, st->fetch,
@@ -106,7 +111,9 @@ void sl_catalog_close(struct sl_catalog *c);
 
 /* Creates a stream and its shards, durable before it returns. Errors:
  * SL_EEXIST, SL_EINVAL (name, shard count, retention, compression: `why`
- * says which), SL_EIO, SL_ENOSPC. */
+ * says which), SL_ELIMIT (streams_max or shards_max reached - `why` names
+ * the setting - or out of descriptors: `why` says "too many open files"),
+ * SL_EIO, SL_ENOSPC. */
 int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_count,
                       uint32_t retention_hours, uint64_t retention_bytes, const char *compression,
                       struct sl_stream **out, char *why, size_t why_len);

@@ -3,7 +3,9 @@
  * Covers: the name index - every stream of many created in shuffled order is found, absent
  * names are not, the list stays in name order; delete removes a stream from the index and
  * the list (found no more, its neighbours still linked), a deleted name can be created
- * again; a reopened catalog finds the same streams in the same order; a fresh stream opens
+ * again; a reopened catalog finds the same streams in the same order; the limits
+ * streams_max and shards_max refuse a create with SL_ELIMIT naming the setting (also the
+ * background create, counting creates under way), a delete makes room again; a fresh stream opens
  * no checkpoint or queue-state store and makes no groups/ or queues/ directory, opens them
  * on first use only, and at start-up only the store that holds state.
  * The data directory is on /dev/shm when it exists (fsyncs are free there).
@@ -60,6 +62,8 @@ static void config(struct sl_catalog_config *cc)
     sl_ckpt_config_default(&cc->ckpt);
     sl_qstate_config_default(&cc->qstate);
     cc->default_retention_hours = 24;
+    cc->streams_max = 1u << 20;
+    cc->shards_max = 1u << 24;
 }
 
 static void name_of(uint32_t i, char *out, size_t cap)
@@ -140,6 +144,59 @@ TEST(index_finds_every_stream_and_keeps_name_order)
     sl_catalog_close(c);
 }
 
+struct created {
+    int calls;
+    int err;
+    char why[256];
+};
+
+static void on_created(void *ctx, int err, const char *why)
+{
+    struct created *cr = ctx;
+    cr->calls++;
+    cr->err = err;
+    snprintf(cr->why, sizeof(cr->why), "%s", why);
+}
+
+TEST(streams_max_and_shards_max_refuse_with_elimit)
+{
+    fresh_root();
+    struct sl_catalog_config cc;
+    config(&cc);
+    cc.streams_max = 3;
+    cc.shards_max = 6;
+    struct sl_catalog *c = NULL;
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    char why[256] = "";
+    struct sl_stream *st = NULL;
+    CHECK_EQ(create(c, "a", 2), SL_OK);
+    CHECK_EQ(create(c, "b", 2), SL_OK);
+    /* 4 + 3 shards > 6 */
+    CHECK_EQ(sl_catalog_create(c, "c", 3, 0, 0, NULL, &st, why, sizeof(why)), SL_ELIMIT);
+    CHECK(strstr(why, "shards_max") != NULL);
+    CHECK_EQ(create(c, "c", 2), SL_OK);
+    CHECK_EQ(sl_catalog_create(c, "d", 1, 0, 0, NULL, &st, why, sizeof(why)), SL_ELIMIT);
+    CHECK(strstr(why, "streams_max") != NULL);
+    /* the background create (auto-create) goes through the same check */
+    struct created cr = {0};
+    CHECK_EQ(sl_catalog_create_async(c, "d", 1, on_created, &cr, why, sizeof(why)), SL_ELIMIT);
+    CHECK(strstr(why, "streams_max") != NULL);
+    CHECK_EQ(cr.calls, 0);
+    /* a delete makes room; creates under way count against the limit */
+    CHECK_EQ(sl_catalog_delete(c, "a"), SL_OK);
+    sl_catalog_reap(c);
+    CHECK_EQ(sl_catalog_create_async(c, "d", 2, on_created, &cr, why, sizeof(why)), SL_OK);
+    CHECK_EQ(sl_catalog_create(c, "e", 1, 0, 0, NULL, &st, why, sizeof(why)), SL_ELIMIT);
+    for (int i = 0; i < 500 && cr.calls == 0; i++) {
+        usleep(10000);
+        sl_catalog_poll(c);
+    }
+    CHECK_EQ(cr.calls, 1);
+    CHECK_EQ(cr.err, SL_OK);
+    CHECK(sl_catalog_find(c, "d") != NULL);
+    sl_catalog_close(c);
+}
+
 static bool exists(const char *stream, const char *sub)
 {
     char path[256];
@@ -193,6 +250,7 @@ int main(void)
         return 1;
     }
     RUN(index_finds_every_stream_and_keeps_name_order);
+    RUN(streams_max_and_shards_max_refuse_with_elimit);
     RUN(stores_open_on_first_use_only);
     if (root[0] != '\0') {
         nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
