@@ -9,10 +9,18 @@
  *   <data>/streams/<name>/queues/       queue-group state (first use)
  *   <data>/trash/<name>.<ms>/           a deleted stream, removed at reap
  *
- * Crash safety: create = mkdir stream dir, fsync parent; write
- * stream.meta.tmp, fsync, rename to stream.meta, fsync dir; then the shards
- * (each fsyncs its own directory entries). A stream directory without a valid
- * stream.meta is an unfinished create: it is moved to trash at start-up.
+ * Crash safety: create = mkdir the stream dir and its shard dirs; write
+ * stream.meta.tmp, fsync, rename to stream.meta, fsync the stream dir (one
+ * fsync covers the shard dirs and the rename); fsync streams/ (the stream
+ * exists from here: one fsync for a batch of background creates); then the
+ * shards, each creating its first segment's files and fsyncing its own
+ * directory; the create is answered after all of it. A stream directory
+ * without a valid stream.meta is an unfinished create: it is moved to trash
+ * at start-up. A stream whose stream.meta is durable but a shard's
+ * directory or files are not (a crash before the answer) opens with that
+ * shard empty: nothing was written to it. A create that fails after
+ * stream.meta was durable moves the directory to trash (durably) before it
+ * answers.
  * The stores are opened (their directories made: storage/statelog.c) by the
  * first write that needs them, and at start-up only when they hold state
  * (docs/FORMAT.md section 5): a stream costs no descriptor for them until
@@ -46,8 +54,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Creator threads: stream creations in the background run in parallel (their
+ * fsyncs meet in the file system's journal commits) and in batches of up to
+ * CREATE_BATCH_MAX (one fsync of streams/ each). */
+#define CREATORS 4u
+#define CREATE_BATCH_MAX 64u
 
 struct create_waiter {
     sl_catalog_created_cb cb;
@@ -91,14 +106,20 @@ struct sl_catalog {
     uint64_t n_shards; /* of the live streams */
     uint32_t pending_streams; /* background creates not installed (count in the limits) */
     uint64_t pending_shards;
-    /* background creation: the creator thread and its queues */
-    pthread_t creator;
-    bool creator_started;
+    /* background creation: the creator threads, their queues, the wake-up */
+    pthread_t creators[CREATORS];
+    uint32_t creators_started;
     bool creator_stop;           /* under mu */
+    int wake_fd;                 /* eventfd: a batch is done */
+    uint64_t wake_val;
+    struct sl_io_op wake_op;     /* its read, armed on `ring` while wake_armed */
+    bool wake_armed;
+    bool closing;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct create_job *todo;     /* under mu, FIFO: todo_tail */
     struct create_job **todo_tail;
+    uint32_t todo_len;           /* under mu */
     struct create_job *done;     /* under mu */
     struct create_job *pending;  /* main loop: every job not installed yet */
 };
@@ -769,6 +790,52 @@ static int load_streams(struct sl_catalog *c)
     return rc;
 }
 
+static void on_wake(struct sl_io_op *op, int res)
+{
+    struct sl_catalog *c = sl_container_of(op, struct sl_catalog, wake_op);
+    c->wake_armed = false; /* the loop turn after this runs sl_catalog_poll */
+    if (res < 0 && res != -EINTR) {
+        sl_warn("catalog", "creators' wake-up read failed: %s (creates finish at the tick)",
+                strerror(-res));
+        return;
+    }
+    if (!c->closing) {
+        sl_ring_read(c->ring, &c->wake_op, c->wake_fd, &c->wake_val, sizeof(c->wake_val), 0);
+        c->wake_armed = true;
+    }
+}
+
+/* The creators' wake-up of the loop: an eventfd with a read armed on it. */
+static int wake_arm(struct sl_catalog *c)
+{
+    c->wake_fd = eventfd(0, EFD_CLOEXEC);
+    if (c->wake_fd < 0) {
+        return sl_err_from_errno(errno);
+    }
+    c->wake_op.cb = on_wake;
+    sl_ring_read(c->ring, &c->wake_op, c->wake_fd, &c->wake_val, sizeof(c->wake_val), 0);
+    c->wake_armed = true;
+    return SL_OK;
+}
+
+/* Completes the armed read (closing: not armed again), so the ring names
+ * nothing of a freed catalog; then closes the eventfd. */
+static void wake_disarm(struct sl_catalog *c)
+{
+    if (c->wake_armed) {
+        uint64_t one = 1;
+        ssize_t n = write(c->wake_fd, &one, sizeof(one));
+        SL_ASSERT(n == (ssize_t)sizeof(one));
+        while (c->wake_armed) {
+            sl_ring_run(c->ring, 1, 0);
+        }
+    }
+    if (c->wake_fd >= 0) {
+        close(c->wake_fd);
+        c->wake_fd = -1;
+    }
+}
+
 int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
                     struct sl_catalog **out)
 {
@@ -779,6 +846,7 @@ int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
     c->ring = ring;
     c->cfg = *cfg;
     c->todo_tail = &c->todo;
+    c->wake_fd = -1;
     c->buckets = calloc(INDEX_BUCKETS_MIN, sizeof(*c->buckets));
     c->index_mask = INDEX_BUCKETS_MIN - 1;
     pthread_mutex_init(&c->mu, NULL);
@@ -812,8 +880,11 @@ int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
         rc = load_streams(c);
     }
     if (rc == SL_OK) {
-        rc = sl_thread_start(&c->creator, creator_main, c); /* takes no signal */
-        c->creator_started = rc == SL_OK;
+        rc = wake_arm(c);
+    }
+    for (uint32_t i = 0; i < CREATORS && rc == SL_OK; i++) {
+        rc = sl_thread_start(&c->creators[i], creator_main, c); /* takes no signal */
+        c->creators_started += rc == SL_OK;
     }
     if (rc != SL_OK) {
         sl_catalog_close(c);
@@ -828,14 +899,18 @@ void sl_catalog_close(struct sl_catalog *c)
     if (c == NULL) {
         return;
     }
-    if (c->creator_started) { /* the job in hand finishes; the rest never starts */
+    c->closing = true;
+    if (c->creators_started > 0) { /* the batches in hand finish; the rest never start */
         pthread_mutex_lock(&c->mu);
         c->creator_stop = true;
-        pthread_cond_signal(&c->cv);
+        pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
-        pthread_join(c->creator, NULL);
-        c->creator_started = false;
+        for (uint32_t i = 0; i < c->creators_started; i++) {
+            pthread_join(c->creators[i], NULL);
+        }
+        c->creators_started = 0;
     }
+    wake_disarm(c);
     /* (the mutex and condition stay initialised until free: nothing to undo) */
     while (c->pending != NULL) { /* done or never started: told ECLOSED */
         struct create_job *j = c->pending;
@@ -953,9 +1028,13 @@ static int create_prepare(struct sl_catalog *c, const char *name, uint32_t shard
     return SL_OK;
 }
 
-/* The stream's files, durable, and its shards and stores opened (see
- * stream_open_parts for `logs`). Crash safety: catalog.c's header. */
-static int create_files(struct sl_catalog *c, struct sl_stream *st, struct sl_shard **logs)
+/* The stream's directory with its shard directories and stream.meta, all
+ * durable inside it: the shard directories are made first, and
+ * meta_write's fsync of the stream directory (after the rename) covers
+ * them too - not one fsync of it per shard. The stream directory's own
+ * entry is not durable yet: create_commit (one fsync of streams/ for a
+ * batch of creates). Crash safety: catalog.c's header. */
+static int create_dirs(struct sl_catalog *c, struct sl_stream *st)
 {
     int rc = mkdir(st->dir, 0755) == 0 ? SL_OK : sl_err_from_errno(errno);
     if (rc == SL_EEXIST) {
@@ -965,11 +1044,34 @@ static int create_files(struct sl_catalog *c, struct sl_stream *st, struct sl_sh
             rc = mkdir(st->dir, 0755) == 0 ? SL_OK : sl_err_from_errno(errno);
         }
     }
-    if (rc == SL_OK) {
-        rc = sl_fsync_dir(c->streams_dir);
+    for (uint32_t i = 0; i < st->shard_count && rc == SL_OK; i++) {
+        char sub[16];
+        snprintf(sub, sizeof(sub), "%u", i);
+        char *dir = path_cat(st->dir, sub);
+        rc = dir == NULL ? SL_ENOMEM : mkdir(dir, 0755) == 0 ? SL_OK : sl_err_from_errno(errno);
+        free(dir);
     }
     if (rc == SL_OK) {
-        rc = meta_write(st);
+        rc = meta_write(st); /* tmp, fsync, rename, fsync of st->dir */
+    }
+    return rc;
+}
+
+/* The entries of the stream directories made since the last call, durable:
+ * after it the streams exist across a crash. */
+static int create_commit(struct sl_catalog *c)
+{
+    return sl_fsync_dir(c->streams_dir);
+}
+
+/* The stream's files, durable, and its shards opened (see stream_open_parts
+ * for `logs`): each new shard creates its first segment's files and fsyncs
+ * its directory (storage/shard.c). */
+static int create_files(struct sl_catalog *c, struct sl_stream *st, struct sl_shard **logs)
+{
+    int rc = create_dirs(c, st);
+    if (rc == SL_OK) {
+        rc = create_commit(c);
     }
     if (rc == SL_OK) {
         rc = stream_open_parts(c, st, false, logs);
@@ -1010,10 +1112,45 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
 
 /* ---- creation in the background ------------------------------------- */
 
-/* The creator thread: makes the files and opens the logs of one job at a
- * time. It touches only the job's stream (not in the catalog yet) and the
- * catalog's read-only fields (directories, config); a log opened here is
- * used first by its owner after the main loop adopts it. */
+/* One batch of jobs taken off `todo` by a creator: the directories and
+ * stream.meta of each, then one fsync of streams/ for all of them (group
+ * commit: the fsync that makes a stream exist is shared), then each one's
+ * logs. A job that failed keeps its error in rc and why. */
+static void creator_batch(struct sl_catalog *c, struct create_job *batch)
+{
+    bool made = false;
+    for (struct create_job *j = batch; j != NULL; j = j->next) {
+        j->rc = create_dirs(c, j->st);
+        made = made || j->rc == SL_OK;
+    }
+    int rc = made ? create_commit(c) : SL_OK;
+    for (struct create_job *j = batch; j != NULL; j = j->next) {
+        if (j->rc == SL_OK) {
+            j->rc = rc != SL_OK ? rc : stream_open_parts(c, j->st, false, j->logs);
+        }
+        if (j->rc != SL_OK) {
+            create_why(j->why, sizeof(j->why), j->st->name, j->rc);
+        }
+    }
+}
+
+/* Wakes the main loop: its armed read of wake_fd completes, and the loop
+ * turn that follows runs sl_catalog_poll (sl_events_turn). */
+static void creator_wake(struct sl_catalog *c)
+{
+    uint64_t one = 1;
+    ssize_t n;
+    do {
+        n = write(c->wake_fd, &one, sizeof(one));
+    } while (n < 0 && errno == EINTR);
+    /* (an eventfd's counter only overflows after 2^64 - 2 writes) */
+}
+
+/* A creator thread (CREATORS of them): takes up to CREATE_BATCH_MAX jobs at
+ * a time. It touches only its jobs' streams (not in the catalog yet) and
+ * the catalog's read-only fields (directories, config); a log opened here
+ * is used first by its owner after the main loop adopts it. Jobs of one
+ * name never run together (a create joins or refuses a pending name). */
 static void *creator_main(void *arg)
 {
     struct sl_catalog *c = arg;
@@ -1025,27 +1162,38 @@ static void *creator_main(void *arg)
         if (c->creator_stop) {
             break;
         }
-        struct create_job *j = c->todo;
-        c->todo = j->next;
+        /* A share of what waits, so that the other creators work too. */
+        uint32_t take = (c->todo_len + CREATORS - 1) / CREATORS;
+        take = take < CREATE_BATCH_MAX ? take : CREATE_BATCH_MAX;
+        struct create_job *batch = c->todo, *last = batch;
+        last->started = true;
+        for (uint32_t n = 1; n < take && last->next != NULL; n++) {
+            last = last->next;
+            last->started = true;
+        }
+        c->todo = last->next;
         if (c->todo == NULL) {
             c->todo_tail = &c->todo;
         }
-        j->started = true;
-        pthread_mutex_unlock(&c->mu);
-        j->rc = create_files(c, j->st, j->logs);
-        if (j->rc != SL_OK) {
-            create_why(j->why, sizeof(j->why), j->st->name, j->rc);
+        last->next = NULL;
+        for (struct create_job *j = batch; j != NULL; j = j->next) {
+            c->todo_len--;
         }
+        pthread_mutex_unlock(&c->mu);
+        creator_batch(c, batch);
         pthread_mutex_lock(&c->mu);
-        j->next = c->done;
-        c->done = j;
+        last->next = c->done;
+        c->done = batch;
+        creator_wake(c);
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;
 }
 
 int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t shard_count,
-                            sl_catalog_created_cb cb, void *ctx, char *why, size_t why_len)
+                            uint32_t retention_hours, uint64_t retention_bytes,
+                            const char *compression, bool join, sl_catalog_created_cb cb,
+                            void *ctx, char *why, size_t why_len)
 {
     struct create_waiter *w = calloc(1, sizeof(*w));
     if (w == NULL) {
@@ -1053,7 +1201,7 @@ int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t sha
         return SL_ENOMEM;
     }
     *w = (struct create_waiter){.cb = cb, .ctx = ctx};
-    for (struct create_job *j = c->pending; j != NULL; j = j->next_live) {
+    for (struct create_job *j = c->pending; j != NULL && join; j = j->next_live) {
         if (strcmp(j->st->name, name) == 0) { /* being created: wait for it, in order */
             struct create_waiter **pp = &j->waiters;
             while (*pp != NULL) {
@@ -1064,7 +1212,8 @@ int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t sha
         }
     }
     struct sl_stream *st = NULL;
-    int rc = create_prepare(c, name, shard_count, 0, 0, NULL, &st, why, why_len);
+    int rc = create_prepare(c, name, shard_count, retention_hours, retention_bytes, compression,
+                            &st, why, why_len);
     struct create_job *j = rc == SL_OK ? calloc(1, sizeof(*j)) : NULL;
     if (j != NULL && (j->logs = calloc(shard_count, sizeof(*j->logs))) == NULL) {
         free(j);
@@ -1088,6 +1237,7 @@ int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t sha
     pthread_mutex_lock(&c->mu);
     *c->todo_tail = j;
     c->todo_tail = &j->next;
+    c->todo_len++;
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
     return SL_OK;

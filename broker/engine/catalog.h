@@ -119,19 +119,24 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
                       struct sl_stream **out, char *why, size_t why_len);
 
 /* Told when a background create finished: err SL_OK (the stream is in the
- * catalog), or why not (SL_ECLOSED when the broker closed first). `why` is
- * borrowed for the call. */
+ * catalog: sl_catalog_find), or why not (SL_ECLOSED when the broker closed
+ * first). `why` is borrowed for the call. */
 typedef void (*sl_catalog_created_cb)(void *ctx, int err, const char *why);
-/* Creates a stream off the main loop (the defaults but the shard count):
- * its directories, metadata and shard files are made, fsynced and opened by
- * the catalog's creator thread, then installed by sl_catalog_poll, which
- * runs `cb`. A create of the same name already under way is joined (`cb`
- * runs when it finishes). Returns SL_OK (cb will run) or, without running
- * cb, the argument errors of sl_catalog_create (SL_EEXIST when the stream
- * exists), SL_ENOMEM. For the paths that must not block on file work (a
- * produce to an unknown stream with auto_create_streams). */
+/* Creates a stream off the main loop: its directories, metadata and shard
+ * files are made, fsynced and opened by the catalog's creator threads
+ * (several at once, in batches that share the fsync of streams/), then
+ * installed by sl_catalog_poll, which runs `cb` - woken by the creators, so
+ * as soon as the loop turns. With `join`, a create of the same name under
+ * way is joined (`cb` runs when it finishes: auto-create); without, that is
+ * SL_EEXIST (CreateStream). Returns SL_OK (cb will run) or, without running
+ * cb, the argument and limit errors of sl_catalog_create (SL_EEXIST when the
+ * stream exists), SL_ENOMEM. For the paths that must not block on file
+ * work: a produce to an unknown stream with auto_create_streams, the native
+ * CreateStream. */
 int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t shard_count,
-                            sl_catalog_created_cb cb, void *ctx, char *why, size_t why_len);
+                            uint32_t retention_hours, uint64_t retention_bytes,
+                            const char *compression, bool join, sl_catalog_created_cb cb,
+                            void *ctx, char *why, size_t why_len);
 /* Installs the background creates that finished; from the top of the loop
  * (never a callback). */
 void sl_catalog_poll(struct sl_catalog *c);

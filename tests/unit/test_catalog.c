@@ -5,7 +5,9 @@
  * the list (found no more, its neighbours still linked), a deleted name can be created
  * again; a reopened catalog finds the same streams in the same order; the limits
  * streams_max and shards_max refuse a create with SL_ELIMIT naming the setting (also the
- * background create, counting creates under way), a delete makes room again; a fresh stream opens
+ * background create, counting creates under way), a delete makes room again; 300 background
+ * creates at once (creator threads, batches) all told and installed, a pending name refused
+ * or joined; a stream whose shard directory was lost opens; a fresh stream opens
  * no checkpoint or queue-state store and makes no groups/ or queues/ directory, opens them
  * on first use only, and at start-up only the store that holds state.
  * The data directory is on /dev/shm when it exists (fsyncs are free there).
@@ -179,13 +181,15 @@ TEST(streams_max_and_shards_max_refuse_with_elimit)
     CHECK(strstr(why, "streams_max") != NULL);
     /* the background create (auto-create) goes through the same check */
     struct created cr = {0};
-    CHECK_EQ(sl_catalog_create_async(c, "d", 1, on_created, &cr, why, sizeof(why)), SL_ELIMIT);
+    CHECK_EQ(sl_catalog_create_async(c, "d", 1, 0, 0, NULL, true, on_created, &cr, why,
+                                     sizeof(why)), SL_ELIMIT);
     CHECK(strstr(why, "streams_max") != NULL);
     CHECK_EQ(cr.calls, 0);
     /* a delete makes room; creates under way count against the limit */
     CHECK_EQ(sl_catalog_delete(c, "a"), SL_OK);
     sl_catalog_reap(c);
-    CHECK_EQ(sl_catalog_create_async(c, "d", 2, on_created, &cr, why, sizeof(why)), SL_OK);
+    CHECK_EQ(sl_catalog_create_async(c, "d", 2, 0, 0, NULL, true, on_created, &cr, why,
+                                     sizeof(why)), SL_OK);
     CHECK_EQ(sl_catalog_create(c, "e", 1, 0, 0, NULL, &st, why, sizeof(why)), SL_ELIMIT);
     for (int i = 0; i < 500 && cr.calls == 0; i++) {
         usleep(10000);
@@ -195,6 +199,73 @@ TEST(streams_max_and_shards_max_refuse_with_elimit)
     CHECK_EQ(cr.err, SL_OK);
     CHECK(sl_catalog_find(c, "d") != NULL);
     sl_catalog_close(c);
+}
+
+static int rm_tree(const char *path)
+{
+    return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Many creates in the background at once (several creator threads, batches): each told
+ * once, all installed; a pending name is refused (CreateStream) or joined (auto-create).
+ * A stream whose stream.meta is durable but whose shard directory is gone (a crash before
+ * the shard's files) opens fine: the shard is made empty. */
+TEST(background_creates_in_batches)
+{
+    fresh_root();
+    struct sl_catalog_config cc;
+    config(&cc);
+    struct sl_catalog *c = NULL;
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    enum { N = 300 };
+    static struct created cr[N];
+    struct created joined = {0};
+    memset(cr, 0, sizeof(cr));
+    char why[256], name[32];
+    for (uint32_t i = 0; i < N; i++) {
+        name_of(i, name, sizeof(name));
+        CHECK_EQ(sl_catalog_create_async(c, name, 1 + i % 3, 0, 0, NULL, false, on_created,
+                                         &cr[i], why, sizeof(why)),
+                 SL_OK);
+    }
+    name_of(0, name, sizeof(name));
+    CHECK_EQ(sl_catalog_create_async(c, name, 1, 0, 0, NULL, false, on_created, &joined, why,
+                                     sizeof(why)),
+             SL_EEXIST);
+    CHECK_EQ(sl_catalog_create_async(c, name, 1, 0, 0, NULL, true, on_created, &joined, why,
+                                     sizeof(why)),
+             SL_OK);
+    uint32_t told = 0;
+    for (int spin = 0; spin < 3000 && told < N; spin++) {
+        sl_ring_run(&ring, 1, 10u * 1000 * 1000); /* the creators' wake-up, or 10 ms */
+        sl_catalog_poll(c);
+        told = 0;
+        for (uint32_t i = 0; i < N; i++) {
+            told += cr[i].calls;
+        }
+    }
+    CHECK_EQ(told, N);
+    CHECK_EQ(joined.calls, 1);
+    CHECK_EQ(joined.err, SL_OK);
+    for (uint32_t i = 0; i < N; i++) {
+        CHECK_EQ(cr[i].err, SL_OK);
+        name_of(i, name, sizeof(name));
+        CHECK(sl_catalog_find(c, name) != NULL);
+    }
+    CHECK(list_sorted(c, N));
+    sl_catalog_close(c);
+    /* a shard directory lost (never made durable): the stream opens, the shard empty */
+    name_of(2, name, sizeof(name)); /* 3 shards */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/streams/%s/2", root, name);
+    CHECK_EQ(rm_tree(path), 0);
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    struct sl_stream *st = sl_catalog_find(c, name);
+    CHECK(st != NULL && st->shard_count == 3);
+    CHECK(list_sorted(c, N));
+    sl_catalog_close(c);
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0);
 }
 
 static bool exists(const char *stream, const char *sub)
@@ -251,6 +322,7 @@ int main(void)
     }
     RUN(index_finds_every_stream_and_keeps_name_order);
     RUN(streams_max_and_shards_max_refuse_with_elimit);
+    RUN(background_creates_in_batches);
     RUN(stores_open_on_first_use_only);
     if (root[0] != '\0') {
         nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
