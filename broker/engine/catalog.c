@@ -877,7 +877,12 @@ int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
     }
     if (rc == SL_OK) {
         empty_trash(c);
+        uint64_t t0 = sl_clock_mono_ns();
         rc = load_streams(c);
+        if (rc == SL_OK) {
+            sl_info("catalog", "%u streams, %" PRIu64 " shards opened in %" PRIu64 " ms",
+                    c->n_streams, c->n_shards, (sl_clock_mono_ns() - t0) / 1000000u);
+        }
     }
     if (rc == SL_OK) {
         rc = wake_arm(c);
