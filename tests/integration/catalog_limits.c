@@ -4,6 +4,8 @@
  *   - streams_max and shards_max: a CreateStream past either is refused with SL_ELIMIT and
  *     a message naming the setting, natively and through the Kinesis API (400
  *     LimitExceededException); a delete makes room again; the streams created are intact.
+ *   - open_files_max above what the open-file limit allows: the broker refuses to start
+ *     (exit 2).
  *   - running out of descriptors: a broker started under a low open-file limit (RLIMIT_NOFILE
  *     soft = hard, set before exec so it cannot raise it) is given streams with records until
  *     a create fails: the error is SL_ELIMIT with "too many open files (N open, limit M):
@@ -28,6 +30,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define NOFILE_LOW 320u
@@ -207,6 +210,13 @@ static uint32_t broker_fds(void)
 
 TEST(out_of_descriptors_named_and_nothing_lost)
 {
+    /* an open_files_max the limit cannot give is refused at start (exit 2) */
+    setenv("SLUICE_OPEN_FILES_MAX", "1000", 1);
+    int refused = it_broker_start_nofile(&broker, NULL, NOFILE_LOW);
+    unsetenv("SLUICE_OPEN_FILES_MAX");
+    CHECK(refused != 0);
+    CHECK(WIFEXITED(broker.exit_status) && WEXITSTATUS(broker.exit_status) == 2);
+    it_broker_cleanup(&broker);
     setenv("SLUICE_MAX_CONNECTIONS", "16", 1);
     int started = it_broker_start_nofile(&broker, NULL, NOFILE_LOW);
     unsetenv("SLUICE_MAX_CONNECTIONS");
