@@ -101,22 +101,19 @@ static _Noreturn void exec_broker(const char *data, const char *port_file,
     _exit(127);
 }
 
-void bench_broker_start_opts(struct bench_broker *b, const char *prog, const char *dir_base,
-                             const struct bench_broker_opts *o)
+/* Forks the broker on b->root and waits up to `wait_s` seconds for its port file. */
+static void spawn(struct bench_broker *b, const char *prog, const struct bench_broker_opts *o,
+                  uint32_t wait_s)
 {
-    snprintf(b->root, sizeof(b->root), "%s/sluice-%s-XXXXXX", dir_base, prog);
-    if (mkdtemp(b->root) == NULL) {
-        perror("mkdtemp");
-        exit(1);
-    }
     char data[300], port_file[300];
     snprintf(data, sizeof(data), "%s/data", b->root);
     snprintf(port_file, sizeof(port_file), "%s/port", b->root);
+    unlink(port_file);
     b->pid = fork();
     if (b->pid == 0) {
         exec_broker(data, port_file, o);
     }
-    for (int i = 0; i < 1000; i++) {
+    for (uint32_t i = 0; i < wait_s * 1000u; i++) {
         FILE *f = fopen(port_file, "r");
         unsigned port = 0;
         if (f != NULL) {
@@ -131,24 +128,49 @@ void bench_broker_start_opts(struct bench_broker *b, const char *prog, const cha
             fprintf(stderr, "%s: the broker exited at start\n", prog);
             exit(1);
         }
-        bench_sleep_ns(10000000);
+        bench_sleep_ns(1000000);
     }
     fprintf(stderr, "%s: the broker did not start\n", prog);
     kill(b->pid, SIGKILL);
     exit(1);
 }
 
-void bench_broker_stop(struct bench_broker *b, const char *prog)
+void bench_broker_start_opts(struct bench_broker *b, const char *prog, const char *dir_base,
+                             const struct bench_broker_opts *o)
+{
+    snprintf(b->root, sizeof(b->root), "%s/sluice-%s-XXXXXX", dir_base, prog);
+    if (mkdtemp(b->root) == NULL) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    spawn(b, prog, o, 10);
+}
+
+void bench_broker_restart(struct bench_broker *b, const char *prog,
+                          const struct bench_broker_opts *o, uint32_t wait_s)
+{
+    spawn(b, prog, o, wait_s);
+}
+
+void bench_broker_halt(struct bench_broker *b, const char *prog, int kill9)
 {
     if (b->pid <= 0) {
         return;
     }
     int status = 0;
-    kill(b->pid, SIGTERM);
+    kill(b->pid, kill9 ? SIGKILL : SIGTERM);
     waitpid(b->pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (!kill9 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
         fprintf(stderr, "%s: the broker exited with status 0x%x\n", prog, (unsigned)status);
     }
     b->pid = 0;
-    nftw(b->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void bench_broker_stop(struct bench_broker *b, const char *prog)
+{
+    bench_broker_halt(b, prog, 0);
+    if (b->root[0] != '\0') {
+        nftw(b->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        b->root[0] = '\0';
+    }
 }

@@ -31,6 +31,13 @@ void bench_broker_start_opts(struct bench_broker *b, const char *prog, const cha
                              const struct bench_broker_opts *o);
 /* SIGTERM, wait (a non-zero exit is reported), remove the directory. */
 void bench_broker_stop(struct bench_broker *b, const char *prog);
+/* SIGTERM (or SIGKILL with `kill9`) and wait; the directory stays for a restart. */
+void bench_broker_halt(struct bench_broker *b, const char *prog, int kill9);
+/* Starts the broker again on the directory of the last start (after
+ * bench_broker_halt), waiting up to `wait_s` seconds for its port file. Exits the
+ * process with a message on failure. */
+void bench_broker_restart(struct bench_broker *b, const char *prog,
+                          const struct bench_broker_opts *o, uint32_t wait_s);
 
 uint64_t bench_now_ns(void);
 void bench_sleep_ns(uint64_t ns);

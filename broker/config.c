@@ -177,6 +177,16 @@ static const struct setting settings[] = {
     {"dedup_window_ms", "streams", T_U32, U_MS, "5min", 0, DAY, NULL, OFF(dedup_window_ms),
      "A record whose sluice.dedup_id attribute was seen on the stream this recently is "
      "acknowledged but not stored again (0 = off)."},
+    /* Defaults: 100,000 streams is the 100,000 one-shard streams #11 targets; 200,000 shards
+     * is twice its 100,000 shards (room for dead-letter and SQS streams), while a runaway
+     * create (auto_create_streams with a name per key) stops at a known size. */
+    {"streams_max", "streams", T_U32, U_NONE, "100000", 1, 10000000, NULL, OFF(streams_max),
+     "Streams the broker holds; creating one more (CreateStream, CreateQueue, a produce "
+     "with auto_create_streams, a dead-letter stream) is refused with SL_ELIMIT. Streams "
+     "already on disk are all opened."},
+    {"shards_max", "streams", T_U32, U_NONE, "200000", 1, 100000000, NULL, OFF(shards_max),
+     "Shards of all streams together; a create that would pass it is refused with "
+     "SL_ELIMIT."},
 
     {"segment_bytes", "storage", T_U64, U_BYTES, "256MiB", 4 * KiB, 1 * TiB, NULL,
      OFF(segment_bytes), "A shard's active segment rolls when the next batch would pass this."},
@@ -200,6 +210,11 @@ static const struct setting settings[] = {
      OFF(batch_bytes_max), "Largest batch accepted."},
     {"open_segments_max", "storage", T_U32, U_NONE, "16", 1, 65536, NULL,
      OFF(open_segments_max), "Sealed segments kept open (fd + index) per shard for reads."},
+    {"open_files_max", "storage", T_U32, U_NONE, "0", 0, 1000000000, NULL, OFF(open_files_max),
+     "Descriptors the shards' files may hold open together (the storage layer's budget). "
+     "0 = derived at start-up: the open-file limit (RLIMIT_NOFILE, whose soft limit the "
+     "broker raises to the hard one) minus max_connections minus 256 for the broker's own "
+     "(listeners, rings, stores). A value above that is refused at start-up."},
 
     {"checkpoint_groups_max", "checkpoints", T_U32, U_NONE, "1024", 1, 1 * MiB, NULL,
      OFF(checkpoint_groups_max), "Consumer groups with checkpoints, per stream."},
@@ -948,6 +963,13 @@ void sl_config_print(FILE *out, const struct sl_broker_config *cfg)
         fprintf(out, "%*s ; %s%s\n", n < 40 ? 40 - n : 0, "", cfg->sources->src[i],
                 strstr(value, " ;") != NULL ? " (holds \" ;\": edit before reading back)" : "");
     }
+}
+
+const char *sl_config_source(const struct sl_broker_config *cfg, const char *name)
+{
+    int i = find_setting(name);
+    SL_ASSERT(i >= 0 && cfg->sources != NULL);
+    return cfg->sources->src[i];
 }
 
 void sl_config_fini(struct sl_broker_config *cfg)

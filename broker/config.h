@@ -63,6 +63,8 @@ struct sl_broker_config {
     bool auto_create_streams; /* a produce to an unknown stream creates it with defaults */
     uint32_t retention_check_ms;
     uint32_t dedup_window_ms; /* message de-dup ids (sluice.dedup_id) */
+    uint32_t streams_max;     /* streams the broker holds */
+    uint32_t shards_max;      /* shards of all streams */
     /* [storage] (per shard) */
     uint64_t segment_bytes;
     uint64_t segment_age_ms; /* 0 = never roll by age */
@@ -74,6 +76,7 @@ struct sl_broker_config {
     uint32_t pending_max;
     uint32_t batch_bytes_max;
     uint32_t open_segments_max;
+    uint32_t open_files_max; /* shard files' descriptors; 0 = derived at start-up (main.c) */
     /* [checkpoints] (per stream) */
     uint32_t checkpoint_groups_max;
     uint32_t checkpoint_log_bytes_max;
@@ -107,6 +110,10 @@ void sl_config_print_help(FILE *out, const char *prog);
  * where the value came from: `default`, `FILE:LINE`, `env SLUICE_NAME` or
  * `flag --name`. `cfg` is borrowed, loaded by sl_config_load. */
 void sl_config_print(FILE *out, const struct sl_broker_config *cfg);
+
+/* Where setting `name` (a valid setting name) got its value: "default",
+ * "FILE:LINE", "env SLUICE_NAME" or "flag --name". Borrowed from `cfg`. */
+const char *sl_config_source(const struct sl_broker_config *cfg, const char *name);
 
 /* Frees the strings; idempotent. */
 void sl_config_fini(struct sl_broker_config *cfg);

@@ -27,6 +27,7 @@
 #include "common/ring.h"
 
 #include <malloc.h>
+#include <inttypes.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -37,24 +38,56 @@
 #define RING_ENTRIES 1024
 
 
-/* Connections and segment files need descriptors: lift the soft limit to
- * the hard one, and say so when even that is below what the settings ask. */
-static void raise_fd_limit(uint32_t max_connections)
+/* Descriptors open_files_max leaves to the broker's own besides connections:
+ * listeners, each worker's ring and eventfds (3 x up to 64 workers), the
+ * signalfd, the stores of streams in use, the catalog's short-lived files. */
+#define FD_RESERVE 256u
+#define OPEN_FILES_MIN 64u /* below this, derived budgets are a warning */
+
+/* Connections and shard files need descriptors: lifts the soft RLIMIT_NOFILE
+ * to the hard one, then settles open_files_max: 0 becomes what the limit
+ * leaves after max_connections and FD_RESERVE; a set value above that is
+ * refused (false, logged: it could only end in EMFILE). *limit: the soft
+ * limit now. */
+static bool fd_budget(struct sl_broker_config *cfg, uint64_t *limit)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        return;
+        rl.rlim_cur = rl.rlim_max = 1024; /* not expected; the classic default */
     }
     if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
+        rlim_t want = rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            (void)getrlimit(RLIMIT_NOFILE, &rl);
+        }
     }
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)max_connections + 256) {
+    uint64_t soft = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+    *limit = soft;
+    uint64_t reserve = (uint64_t)cfg->max_connections + FD_RESERVE;
+    uint64_t room = soft > reserve ? soft - reserve : 0;
+    room = room > 1000000000u ? 1000000000u : room; /* the setting's range */
+    if (cfg->open_files_max > room) {
+        sl_error("broker",
+                 "open_files_max = %u (%s) is above what the open-file limit allows: "
+                 "%" PRIu64 " - max_connections %u - %u for the broker's own = %" PRIu64
+                 "; raise LimitNOFILE (ulimit -n) or lower open_files_max",
+                 cfg->open_files_max, sl_config_source(cfg, "open_files_max"), soft,
+                 cfg->max_connections, FD_RESERVE, room);
+        return false;
+    }
+    if (cfg->open_files_max == 0 && room < OPEN_FILES_MIN) {
+        room = soft / 2;
         sl_warn("broker",
-                "open-file limit %llu is below max_connections (%u) + 256 for files; "
-                "raise it (ulimit -n, LimitNOFILE= in systemd)",
-                (unsigned long long)rl.rlim_cur, max_connections);
+                "open-file limit %" PRIu64 " is below max_connections (%u) + %u + %u for "
+                "shard files; open_files_max = %" PRIu64 ": raise LimitNOFILE (ulimit -n) or "
+                "lower max_connections",
+                soft, cfg->max_connections, FD_RESERVE, OPEN_FILES_MIN, room);
     }
+    if (cfg->open_files_max == 0) {
+        cfg->open_files_max = (uint32_t)room;
+    }
+    return true;
 }
 
 static void net_config_from(const struct sl_broker_config *bc, struct sl_net_config *nc)
@@ -227,7 +260,11 @@ int main(int argc, char **argv)
     }
     sl_log_set_level(cfg.log_level);
     sl_log_set_format(cfg.log_format);
-    raise_fd_limit(cfg.max_connections);
+    uint64_t nofile = 0;
+    if (!fd_budget(&cfg, &nofile)) {
+        sl_config_fini(&cfg);
+        return 2;
+    }
     char why[512] = "";
     if (sl_ring_probe(why, sizeof(why)) != SL_OK) {
         sl_error("broker", "%s", why);
@@ -268,6 +305,9 @@ int main(int argc, char **argv)
     /* flush = interval covers queue acks and delivery counts too */
     cc.qstate.sync_interval_ms = cfg.flush == SL_FLUSH_INTERVAL ? cfg.flush_interval_ms : 0;
     cc.default_retention_hours = cfg.default_retention_hours;
+    cc.streams_max = cfg.streams_max;
+    cc.shards_max = cfg.shards_max;
+    cc.open_files_max = cfg.open_files_max;
     struct sl_engine engine;
     memset(&engine, 0, sizeof(engine));
     struct broker broker = {.engine = &engine};
@@ -286,6 +326,10 @@ int main(int argc, char **argv)
     sl_info("broker", "sluiced starting: data %s, flush %s, %u worker%s", cfg.data,
             cfg.flush == SL_FLUSH_ALWAYS ? "always" : "interval", nworkers,
             nworkers == 1 ? "" : "s");
+    sl_info("broker",
+            "limits: streams_max %u, shards_max %u, open_files_max %u (open-file limit "
+            "%" PRIu64 ", max_connections %u)",
+            cfg.streams_max, cfg.shards_max, cfg.open_files_max, nofile, cfg.max_connections);
     sl_daemon_status(&broker.daemon, "opening the data directory (recovering shards)");
     struct sl_catalog *catalog = NULL;
     rc = sl_catalog_open(&ring, &cc, &catalog);

@@ -77,6 +77,9 @@ int sl_err_from_errno(int errnum)
     case ENOSYS:
     case EOPNOTSUPP:
         return SL_EUNSUPPORTED;
+    case EMFILE: /* the process's descriptor limit (RLIMIT_NOFILE) */
+    case ENFILE: /* the system's (fs.file-max) */
+        return SL_ELIMIT;
     default:
         return SL_ESYS;
     }

@@ -39,7 +39,8 @@ const char *sl_errname(int err);
 /* Maps an errno value (positive) onto the enum: ENOSPC/EDQUOT -> SL_ENOSPC,
  * EIO -> SL_EIO, ENOMEM -> SL_ENOMEM, ENOENT -> SL_ENOTFOUND, EEXIST ->
  * SL_EEXIST, EINVAL -> SL_EINVAL, EAGAIN -> SL_EAGAIN, ENOSYS/EOPNOTSUPP ->
- * SL_EUNSUPPORTED, 0 -> SL_OK, others -> SL_ESYS. */
+ * SL_EUNSUPPORTED, EMFILE/ENFILE -> SL_ELIMIT (out of descriptors: a limit,
+ * named to the user by sl_nofile_why), 0 -> SL_OK, others -> SL_ESYS. */
 int sl_err_from_errno(int errnum);
 
 #endif

@@ -3,11 +3,13 @@
 
 #include "common/error.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -104,6 +106,29 @@ int sl_mkdir_p(const char *path)
         buf[i] = c;
     }
     return SL_OK;
+}
+
+void sl_nofile_why(char *why, size_t len)
+{
+    struct rlimit rl;
+    unsigned long long limit = 0;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        limit = rl.rlim_cur == RLIM_INFINITY ? ULLONG_MAX : (unsigned long long)rl.rlim_cur;
+    }
+    unsigned long long open_now = limit;
+    DIR *d = opendir("/proc/self/fd");
+    if (d != NULL) {
+        open_now = 0;
+        for (struct dirent *e; (e = readdir(d)) != NULL;) {
+            open_now += e->d_name[0] != '.';
+        }
+        closedir(d);
+        open_now -= open_now > 0; /* the directory's own */
+    }
+    snprintf(why, len,
+             "too many open files (%llu open, limit %llu): raise LimitNOFILE or lower "
+             "open_files_max",
+             open_now, limit);
 }
 
 /* ---- fault injection ---------------------------------------------------- */

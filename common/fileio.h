@@ -22,6 +22,14 @@ int sl_fsync_dir(const char *path);
  * new directory entries are durable. Errors: SL_EINVAL (path too long). */
 int sl_mkdir_p(const char *path);
 
+/* What to say when descriptors run out (EMFILE, ENFILE: SL_ELIMIT from a
+ * file call): writes "too many open files (N open, limit M): raise
+ * LimitNOFILE or lower open_files_max" into `why` (len > 0). N is counted
+ * in /proc/self/fd (M when even that cannot be opened: every descriptor is
+ * taken), M is the soft RLIMIT_NOFILE. For error paths only (it reads a
+ * directory); any thread. */
+void sl_nofile_why(char *why, size_t len);
+
 /* Fault injection for the synchronous file calls below (the ring has its
  * own, sl_ring_faults_arm, for reads, writes and fsyncs). Process-wide, for
  * tests; inert (one branch) unless armed. The nth call of the armed kind

@@ -617,6 +617,11 @@ static int store_load(struct sl_ckpt_store *cs)
     return sl_statelog_start(&cs->log);
 }
 
+bool sl_ckpt_present(const char *dir)
+{
+    return sl_statelog_present(dir, LOG_NAME, SNAP_NAME, NULL, 0);
+}
+
 int sl_ckpt_open(struct sl_ring *ring, const char *dir, const struct sl_ckpt_config *cfg,
                  struct sl_ckpt_store **out)
 {

@@ -15,6 +15,7 @@
 
 #include "common/ring.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define SL_CKPT_GROUP_NAME_MAX 128u   /* bytes of a group name, NUL excluded */
@@ -31,6 +32,10 @@ struct sl_ckpt_config {
 };
 
 void sl_ckpt_config_default(struct sl_ckpt_config *cfg);
+
+/* Whether `dir` (borrowed) holds checkpoints: a snapshot or a non-empty
+ * log (sl_statelog_present). A directory without is opened on first use. */
+bool sl_ckpt_present(const char *dir);
 
 /* Opens (creating `dir` if missing, and fsyncing its parent) the store in
  * `dir` (borrowed for the call) and loads it: the snapshot, then the log; a

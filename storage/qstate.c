@@ -1241,6 +1241,13 @@ static int store_load(struct sl_qstate *qs)
     return sl_statelog_start(&qs->log);
 }
 
+bool sl_qstate_present(const char *dir)
+{
+    uint8_t head[LOG_HEAD];
+    log_head(head, 0); /* what an empty store's log holds */
+    return sl_statelog_present(dir, LOG_NAME, SNAP_NAME, head, LOG_HEAD);
+}
+
 int sl_qstate_open(struct sl_ring *ring, const char *dir, const struct sl_qstate_config *cfg,
                    struct sl_qstate **out)
 {

@@ -59,6 +59,11 @@ struct sl_qgroup_def {
     uint64_t created_ms;
 };
 
+/* Whether `dir` (borrowed) holds queue-group state: a snapshot, or a log
+ * with more than the header of an empty store (sl_statelog_present). A
+ * directory without is opened on first use. */
+bool sl_qstate_present(const char *dir);
+
 /* Opens (creating `dir` if missing, and fsyncing its parent) the store in
  * `dir` (borrowed for the call) and loads it: the snapshot, then the log; a
  * torn or corrupt log tail is truncated after the last valid record (logged

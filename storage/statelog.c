@@ -596,6 +596,36 @@ int sl_statelog_init(struct sl_statelog *sl, struct sl_ring *ring, const char *d
     return SL_OK;
 }
 
+bool sl_statelog_present(const char *dir, const char *log_name, const char *snap_name,
+                         const uint8_t *empty_head, uint32_t head_len)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        return errno != ENOENT; /* another error: let the open name it */
+    }
+    struct stat sb;
+    bool present = fstatat(dfd, snap_name, &sb, 0) == 0 || errno != ENOENT;
+    if (!present && fstatat(dfd, log_name, &sb, 0) != 0) {
+        present = errno != ENOENT;
+    } else if (!present && sb.st_size != 0) {
+        present = true;
+        uint8_t head[64];
+        int fd = head_len <= sizeof(head) && (uint64_t)sb.st_size == head_len
+                     ? openat(dfd, log_name, O_RDONLY | O_CLOEXEC)
+                     : -1;
+        size_t n = 0;
+        if (fd >= 0 && sl_pread_full(fd, head, head_len, 0, &n) == SL_OK && n == head_len &&
+            memcmp(head, empty_head, head_len) == 0) {
+            present = false; /* the header of an empty store alone */
+        }
+        if (fd >= 0) {
+            close(fd);
+        }
+    }
+    close(dfd);
+    return present;
+}
+
 int sl_statelog_start(struct sl_statelog *sl)
 {
     SL_ASSERT(!sl->busy && sl->stage.count == 0 && sl->log_fd >= 0);

@@ -121,6 +121,13 @@ uint32_t sl_statelog_rec_check(const uint8_t *rec, uint32_t len);
  * Errors: SL_ENOMEM, SL_EINVAL, SL_EIO, SL_ENOSPC, SL_ESYS. */
 int sl_statelog_init(struct sl_statelog *sl, struct sl_ring *ring, const char *dir,
                      const struct sl_statelog_config *cfg);
+/* Whether `dir` (borrowed) holds a store's state: its snapshot, or a log
+ * with more than `empty_head` (head_len bytes, <= 64; the log of an empty
+ * store). False when `dir` or both files are missing, true on any other
+ * error (the open then names it). A few syscalls, no store opened: the
+ * broker opens a stream's stores at start-up only when this says so. */
+bool sl_statelog_present(const char *dir, const char *log_name, const char *snap_name,
+                         const uint8_t *empty_head, uint32_t head_len);
 /* Reads the snapshot, if there is one, and hands it to `parse` (image
  * borrowed for the call; *why names a SL_ECORRUPT). SL_OK without a file.
  * Errors: parse's, SL_ECORRUPT (also: too large; logged), SL_ENOMEM, SL_EIO. */

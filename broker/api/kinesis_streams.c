@@ -107,8 +107,10 @@ void sl_kin_create_stream(struct sl_api_call *call, json_t *body)
         const char *k = MODE_KEY, *v = "ON_DEMAND";
         rc = sl_catalog_set_props(call->api->engine->catalog, st, &k, &v, 1, why, sizeof(why));
     }
-    if (rc != SL_OK) {
-        sl_kin_fail(call, sl_kin_err_of(rc), "cannot create stream %s: %s", name, why);
+    if (rc != SL_OK) { /* the catalog's reasons name the stream already */
+        bool named = strncmp(why, "cannot create stream ", 21) == 0;
+        sl_kin_fail(call, sl_kin_err_of(rc), "%s%s%s%s", named ? "" : "cannot create stream ",
+                    named ? "" : name, named ? "" : ": ", why);
         return;
     }
     sl_kin_reply_json(call, json_object());

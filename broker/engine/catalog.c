@@ -5,13 +5,26 @@
  *                                       "check=<16 hex digits>": XXH3-64 of
  *                                       every byte before that line
  *   <data>/streams/<name>/<shard>/      the shard log (storage/shard*.c)
- *   <data>/streams/<name>/groups/       consumer-group checkpoints
+ *   <data>/streams/<name>/groups/       consumer-group checkpoints (first use)
+ *   <data>/streams/<name>/queues/       queue-group state (first use)
  *   <data>/trash/<name>.<ms>/           a deleted stream, removed at reap
  *
- * Crash safety: create = mkdir stream dir, fsync parent; write
- * stream.meta.tmp, fsync, rename to stream.meta, fsync dir; then the shards
- * (each fsyncs its own directory entries). A stream directory without a valid
- * stream.meta is an unfinished create: it is moved to trash at start-up.
+ * Crash safety: create = mkdir the stream dir and its shard dirs; write
+ * stream.meta.tmp, fsync, rename to stream.meta, fsync the stream dir (one
+ * fsync covers the shard dirs and the rename); fsync streams/ (the stream
+ * exists from here: one fsync for a batch of background creates); then the
+ * shards, each creating its first segment's files and fsyncing its own
+ * directory; the create is answered after all of it. A stream directory
+ * without a valid stream.meta is an unfinished create: it is moved to trash
+ * at start-up. A stream whose stream.meta is durable but a shard's
+ * directory or files are not (a crash before the answer) opens with that
+ * shard empty: nothing was written to it. A create that fails after
+ * stream.meta was durable moves the directory to trash (durably) before it
+ * answers.
+ * The stores are opened (their directories made: storage/statelog.c) by the
+ * first write that needs them, and at start-up only when they hold state
+ * (docs/FORMAT.md section 5): a stream costs no descriptor for them until
+ * it has checkpoints or queue groups.
  * Delete = rename into trash + fsync both parents: once that is durable the
  * stream is gone, whatever happens to the files after.
  */
@@ -41,8 +54,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Creator threads: stream creations in the background run in parallel (their
+ * fsyncs meet in the file system's journal commits) and in batches of up to
+ * CREATE_BATCH_MAX (one fsync of streams/ each). */
+#define CREATORS 4u
+#define CREATE_BATCH_MAX 64u
 
 struct create_waiter {
     sl_catalog_created_cb cb;
@@ -65,6 +85,7 @@ struct create_job {
 };
 
 static void job_install(struct sl_catalog *c, struct create_job *j, bool closing);
+static int stores_open_present(struct sl_catalog *c, struct sl_stream *st);
 static void *creator_main(void *arg);
 
 struct sl_catalog {
@@ -72,19 +93,65 @@ struct sl_catalog {
     struct sl_catalog_config cfg;
     char *streams_dir;
     char *trash_dir;
-    struct sl_stream *streams;   /* live, sorted by name */
+    struct sl_stream *streams;   /* live, linked in name order (st->next) */
     struct sl_stream *graveyard; /* deleted, waiting for reap */
-    /* background creation: the creator thread and its queues */
-    pthread_t creator;
-    bool creator_started;
+    /* The live streams indexed twice: by name hash (find, O(1)) and in a
+     * name-sorted array (where a new stream goes in the list, and its
+     * predecessor when it leaves: O(log n) + one memmove of pointers). */
+    struct sl_stream **buckets; /* chained through st->hnext; index_mask + 1 of them */
+    uint32_t index_mask;
+    struct sl_stream **sorted; /* n_streams of them, by strcmp of names */
+    uint32_t sorted_cap;
+    uint32_t n_streams;
+    uint64_t n_shards; /* of the live streams */
+    uint32_t pending_streams; /* background creates not installed (count in the limits) */
+    uint64_t pending_shards;
+    /* background creation: the creator threads, their queues, the wake-up */
+    pthread_t creators[CREATORS];
+    uint32_t creators_started;
     bool creator_stop;           /* under mu */
+    int wake_fd;                 /* eventfd: a batch is done */
+    uint64_t wake_val;
+    struct sl_io_op wake_op;     /* its read, armed on `ring` while wake_armed */
+    bool wake_armed;
+    bool closing;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct create_job *todo;     /* under mu, FIFO: todo_tail */
     struct create_job **todo_tail;
+    uint32_t todo_len;           /* under mu */
     struct create_job *done;     /* under mu */
     struct create_job *pending;  /* main loop: every job not installed yet */
 };
+
+/* `what` failed with `rc` from file calls: "WHAT: CAUSE" into `why`, the
+ * cause named for the user when descriptors ran out (SL_ELIMIT from
+ * EMFILE/ENFILE: the only SL_ELIMIT opening files returns). */
+static void file_why(char *why, size_t why_len, const char *what, int rc)
+{
+    SL_ASSERT(why_len > 0);
+    size_t at = strlen(what) + 2 < why_len ? strlen(what) + 2 : 0; /* else the cause alone */
+    if (at > 0) {
+        memcpy(why, what, at - 2);
+        memcpy(why + at - 2, ": ", 2);
+    }
+    if (rc == SL_ELIMIT) {
+        sl_nofile_why(why + at, why_len - at);
+    } else {
+        size_t n = strlen(sl_strerror(rc));
+        n = n < why_len - at - 1 ? n : why_len - at - 1;
+        memcpy(why + at, sl_strerror(rc), n);
+        why[at + n] = '\0';
+    }
+}
+
+/* file_why for "cannot create stream NAME". */
+static void create_why(char *why, size_t why_len, const char *name, int rc)
+{
+    char what[SL_STREAM_NAME_MAX + 32];
+    snprintf(what, sizeof(what), "cannot create stream %s", name);
+    file_why(why, why_len, what, rc);
+}
 
 static char *path_cat(const char *a, const char *b)
 {
@@ -352,7 +419,7 @@ static void stream_free(struct sl_catalog *c, struct sl_stream *st)
     if (st->shards != NULL) {
         for (uint32_t i = 0; i < st->shard_count; i++) {
             sl_wshard_close(&st->shards[i].ws);
-            sl_dedup_free(st->shards[i].dedup);
+            sl_dedup_fini(&st->shards[i].dedup);
         }
     }
     if (c->cfg.stream_free != NULL) {
@@ -367,12 +434,11 @@ static void stream_free(struct sl_catalog *c, struct sl_stream *st)
     free(st);
 }
 
-/* Opens (creating if missing) every shard and the checkpoint store; at
- * start-up (`rebuild`) re-learns each shard's recent producers. */
-/* Opens (creating if missing) every shard and the stores; at start-up
- * (`rebuild`) re-learns each shard's recent producers. With `logs` (the
- * creator thread), each log is opened here with its owner's ring into
- * logs[i] and adopted later on the main loop; else through its owner. */
+/* Opens (creating if missing) every shard; at start-up (`rebuild`)
+ * re-learns each shard's recent producers and opens the stores that hold
+ * state. With `logs` (the creator thread), each log is opened here with its
+ * owner's ring into logs[i] and adopted later on the main loop; else
+ * through its owner. */
 static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st, bool rebuild,
                              struct sl_shard **logs)
 {
@@ -390,54 +456,228 @@ static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st, bool re
         b->ws.workers = c->cfg.workers;
         b->ws.owner = sl_workers_pick(c->cfg.workers, st->name, i);
         sl_partition_range(i, st->shard_count, &b->hash_start, &b->hash_end);
-        int rc = sl_dedup_new(c->cfg.shard.batch_bytes_max, &b->dedup);
-        if (rc != SL_OK) {
-            return rc;
-        }
+        sl_dedup_init(&b->dedup, c->cfg.shard.batch_bytes_max);
         char sub[16];
         snprintf(sub, sizeof(sub), "%u", i);
         char *dir = path_cat(st->dir, sub);
         if (dir == NULL) {
             return SL_ENOMEM;
         }
+        int rc;
         if (logs != NULL) {
             rc = sl_shard_open(sl_workers_ring(c->cfg.workers, c->ring, b->ws.owner), dir,
                                &scfg, &logs[i]);
         } else {
             rc = sl_wshard_open(&b->ws, c->ring, dir, &scfg, c->cfg.listener, b,
-                                rebuild ? sl_dedup_rebuild : NULL, b->dedup);
+                                rebuild ? sl_dedup_rebuild : NULL, &b->dedup);
         }
         free(dir);
         if (rc != SL_OK) {
             return rc;
         }
     }
-    char *gdir = path_cat(st->dir, "groups");
-    if (gdir == NULL) {
+    /* The stores open on first use (sl_catalog_ckpt, sl_catalog_qstate); at
+     * start-up, those that hold state (queue groups must be known). */
+    if (rebuild) {
+        return stores_open_present(c, st);
+    }
+    return SL_OK;
+}
+
+/* Opens one store of the stream (its directory made on first use). */
+static int store_open(struct sl_catalog *c, struct sl_stream *st, bool ckpt, char *why,
+                      size_t why_len)
+{
+    char *dir = path_cat(st->dir, ckpt ? "groups" : "queues");
+    if (dir == NULL) {
+        snprintf(why, why_len, "%s", sl_strerror(SL_ENOMEM));
         return SL_ENOMEM;
     }
-    int rc = sl_ckpt_open(c->ring, gdir, &c->cfg.ckpt, &st->ckpt);
-    free(gdir);
+    int rc = ckpt ? sl_ckpt_open(c->ring, dir, &c->cfg.ckpt, &st->ckpt)
+                  : sl_qstate_open(c->ring, dir, &c->cfg.qstate, &st->qstate);
+    free(dir);
     if (rc != SL_OK) {
-        return rc;
+        char what[SL_STREAM_NAME_MAX + 48];
+        snprintf(what, sizeof(what), "cannot open the %s store of stream %s",
+                 ckpt ? "checkpoint" : "queue-state", st->name);
+        file_why(why, why_len, what, rc);
     }
-    char *qdir = path_cat(st->dir, "queues");
-    if (qdir == NULL) {
-        return SL_ENOMEM;
-    }
-    rc = sl_qstate_open(c->ring, qdir, &c->cfg.qstate, &st->qstate);
-    free(qdir);
     return rc;
 }
 
-static void insert_sorted(struct sl_catalog *c, struct sl_stream *st)
+/* Start-up: the stores whose directories hold state. */
+static int stores_open_present(struct sl_catalog *c, struct sl_stream *st)
 {
-    struct sl_stream **pp = &c->streams;
-    while (*pp != NULL && strcmp((*pp)->name, st->name) < 0) {
-        pp = &(*pp)->next;
+    char why[256];
+    int rc = SL_OK;
+    for (int k = 0; k < 2 && rc == SL_OK; k++) {
+        char *dir = path_cat(st->dir, k == 0 ? "groups" : "queues");
+        if (dir == NULL) {
+            return SL_ENOMEM;
+        }
+        bool present = k == 0 ? sl_ckpt_present(dir) : sl_qstate_present(dir);
+        free(dir);
+        if (present && (rc = store_open(c, st, k == 0, why, sizeof(why))) != SL_OK) {
+            sl_error("catalog", "%s", why);
+        }
     }
+    return rc;
+}
+
+int sl_catalog_ckpt(struct sl_catalog *c, struct sl_stream *st, struct sl_ckpt_store **out,
+                    char *why, size_t why_len)
+{
+    int rc = st->ckpt != NULL ? SL_OK : store_open(c, st, true, why, why_len);
+    *out = st->ckpt;
+    return rc;
+}
+
+int sl_catalog_qstate(struct sl_catalog *c, struct sl_stream *st, struct sl_qstate **out,
+                      char *why, size_t why_len)
+{
+    int rc = st->qstate != NULL ? SL_OK : store_open(c, st, false, why, why_len);
+    *out = st->qstate;
+    return rc;
+}
+
+/* ---- the index: find by name, keep the list in name order ------------- */
+
+#define INDEX_BUCKETS_MIN 64u /* a power of two; doubles when streams > buckets */
+
+static uint64_t name_hash(const char *name)
+{
+    return sl_checksum64(name, strlen(name));
+}
+
+static struct sl_stream **bucket_of(const struct sl_catalog *c, uint64_t hash)
+{
+    return &c->buckets[hash & c->index_mask];
+}
+
+/* Doubles the buckets (keeps the old ones without memory: chains grow). */
+static void index_grow(struct sl_catalog *c)
+{
+    uint32_t n = (c->index_mask + 1) * 2;
+    struct sl_stream **b = calloc(n, sizeof(*b));
+    if (b == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i <= c->index_mask; i++) {
+        while (c->buckets[i] != NULL) {
+            struct sl_stream *st = c->buckets[i];
+            c->buckets[i] = st->hnext;
+            st->hnext = b[st->name_hash & (n - 1)];
+            b[st->name_hash & (n - 1)] = st;
+        }
+    }
+    free(c->buckets);
+    c->buckets = b;
+    c->index_mask = n - 1;
+}
+
+/* Where `name` is or would go in c->sorted. */
+static uint32_t sorted_pos(const struct sl_catalog *c, const char *name)
+{
+    uint32_t lo = 0, hi = c->n_streams;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (strcmp(c->sorted[mid]->name, name) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* Room for one more stream in the sorted array. Errors: SL_ENOMEM. */
+static int index_reserve(struct sl_catalog *c)
+{
+    if (c->n_streams < c->sorted_cap) {
+        return SL_OK;
+    }
+    uint32_t cap = c->sorted_cap != 0 ? c->sorted_cap * 2 : 256;
+    struct sl_stream **v = realloc(c->sorted, cap * sizeof(*v));
+    if (v == NULL) {
+        return SL_ENOMEM;
+    }
+    c->sorted = v;
+    c->sorted_cap = cap;
+    return SL_OK;
+}
+
+/* Adds a stream not in the catalog: to the buckets, the sorted array and
+ * the list after its predecessor. Room reserved by index_reserve. */
+static void index_add(struct sl_catalog *c, struct sl_stream *st)
+{
+    SL_ASSERT(c->n_streams < c->sorted_cap);
+    st->name_hash = name_hash(st->name);
+    struct sl_stream **b = bucket_of(c, st->name_hash);
+    st->hnext = *b;
+    *b = st;
+    uint32_t i = sorted_pos(c, st->name);
+    SL_ASSERT(i == c->n_streams || strcmp(c->sorted[i]->name, st->name) > 0);
+    memmove(&c->sorted[i + 1], &c->sorted[i], (c->n_streams - i) * sizeof(*c->sorted));
+    c->sorted[i] = st;
+    c->n_streams++;
+    c->n_shards += st->shard_count;
+    struct sl_stream **pp = i == 0 ? &c->streams : &c->sorted[i - 1]->next;
     st->next = *pp;
     *pp = st;
+    if (c->n_streams > c->index_mask + 1) {
+        index_grow(c);
+    }
+}
+
+/* Removes a stream of the catalog from the buckets, the array and the list. */
+static void index_remove(struct sl_catalog *c, struct sl_stream *st)
+{
+    struct sl_stream **pp = bucket_of(c, st->name_hash);
+    while (*pp != st) {
+        SL_ASSERT(*pp != NULL);
+        pp = &(*pp)->hnext;
+    }
+    *pp = st->hnext;
+    st->hnext = NULL;
+    uint32_t i = sorted_pos(c, st->name);
+    SL_ASSERT(i < c->n_streams && c->sorted[i] == st);
+    struct sl_stream **prev = i == 0 ? &c->streams : &c->sorted[i - 1]->next;
+    SL_ASSERT(*prev == st);
+    *prev = st->next;
+    st->next = NULL;
+    memmove(&c->sorted[i], &c->sorted[i + 1], (c->n_streams - i - 1) * sizeof(*c->sorted));
+    c->n_streams--;
+    SL_ASSERT(c->n_shards >= st->shard_count);
+    c->n_shards -= st->shard_count;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp((*(struct sl_stream *const *)a)->name, (*(struct sl_stream *const *)b)->name);
+}
+
+/* Start-up: the streams loaded into c->sorted (in directory order) sorted
+ * once, linked and hashed - not n sorted inserts. */
+static void index_build(struct sl_catalog *c)
+{
+    if (c->n_streams > 1) {
+        qsort(c->sorted, c->n_streams, sizeof(*c->sorted), name_cmp);
+    }
+    while (c->index_mask + 1 < c->n_streams) {
+        index_grow(c); /* empty: cheap */
+    }
+    c->streams = NULL;
+    c->n_shards = 0;
+    for (uint32_t i = c->n_streams; i-- > 0;) {
+        struct sl_stream *st = c->sorted[i];
+        st->next = c->streams;
+        c->streams = st;
+        st->name_hash = name_hash(st->name);
+        struct sl_stream **b = bucket_of(c, st->name_hash);
+        st->hnext = *b;
+        *b = st;
+        c->n_shards += st->shard_count;
+    }
 }
 
 static struct sl_stream *stream_new(struct sl_catalog *c, const char *name)
@@ -529,18 +769,71 @@ static int load_streams(struct sl_catalog *c)
             rc = mrc;
             break;
         }
-        rc = stream_open_parts(c, st, true, NULL);
+        rc = index_reserve(c);
+        if (rc == SL_OK) {
+            rc = stream_open_parts(c, st, true, NULL);
+        }
         if (rc != SL_OK) {
-            sl_error("catalog", "stream %s: cannot open: %s", st->name, sl_strerror(rc));
+            char what[SL_STREAM_NAME_MAX + 32], why[320];
+            snprintf(what, sizeof(what), "stream %s: cannot open", st->name);
+            file_why(why, sizeof(why), what, rc);
+            sl_error("catalog", "%s", why);
             stream_free(c, st);
             break;
         }
-        insert_sorted(c, st);
-        sl_info("catalog", "stream %s: %u shards, retention %u h", st->name, st->shard_count,
-                st->retention_hours);
+        c->sorted[c->n_streams++] = st; /* indexed once all are loaded */
+        sl_debug("catalog", "stream %s: %u shards, retention %u h", st->name, st->shard_count,
+                 st->retention_hours);
     }
     closedir(d);
+    index_build(c); /* also after a failure: sl_catalog_close frees what is linked */
     return rc;
+}
+
+static void on_wake(struct sl_io_op *op, int res)
+{
+    struct sl_catalog *c = sl_container_of(op, struct sl_catalog, wake_op);
+    c->wake_armed = false; /* the loop turn after this runs sl_catalog_poll */
+    if (res < 0 && res != -EINTR) {
+        sl_warn("catalog", "creators' wake-up read failed: %s (creates finish at the tick)",
+                strerror(-res));
+        return;
+    }
+    if (!c->closing) {
+        sl_ring_read(c->ring, &c->wake_op, c->wake_fd, &c->wake_val, sizeof(c->wake_val), 0);
+        c->wake_armed = true;
+    }
+}
+
+/* The creators' wake-up of the loop: an eventfd with a read armed on it. */
+static int wake_arm(struct sl_catalog *c)
+{
+    c->wake_fd = eventfd(0, EFD_CLOEXEC);
+    if (c->wake_fd < 0) {
+        return sl_err_from_errno(errno);
+    }
+    c->wake_op.cb = on_wake;
+    sl_ring_read(c->ring, &c->wake_op, c->wake_fd, &c->wake_val, sizeof(c->wake_val), 0);
+    c->wake_armed = true;
+    return SL_OK;
+}
+
+/* Completes the armed read (closing: not armed again), so the ring names
+ * nothing of a freed catalog; then closes the eventfd. */
+static void wake_disarm(struct sl_catalog *c)
+{
+    if (c->wake_armed) {
+        uint64_t one = 1;
+        ssize_t n = write(c->wake_fd, &one, sizeof(one));
+        SL_ASSERT(n == (ssize_t)sizeof(one));
+        while (c->wake_armed) {
+            sl_ring_run(c->ring, 1, 0);
+        }
+    }
+    if (c->wake_fd >= 0) {
+        close(c->wake_fd);
+        c->wake_fd = -1;
+    }
 }
 
 int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
@@ -553,11 +846,15 @@ int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
     c->ring = ring;
     c->cfg = *cfg;
     c->todo_tail = &c->todo;
+    c->wake_fd = -1;
+    c->buckets = calloc(INDEX_BUCKETS_MIN, sizeof(*c->buckets));
+    c->index_mask = INDEX_BUCKETS_MIN - 1;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     c->streams_dir = path_cat(cfg->data_dir, "streams");
     c->trash_dir = path_cat(cfg->data_dir, "trash");
-    int rc = c->streams_dir != NULL && c->trash_dir != NULL ? SL_OK : SL_ENOMEM;
+    int rc = c->streams_dir != NULL && c->trash_dir != NULL && c->buckets != NULL ? SL_OK
+                                                                                   : SL_ENOMEM;
     if (rc == SL_OK && mkdir(cfg->data_dir, 0755) != 0 && errno != EEXIST) {
         rc = sl_err_from_errno(errno);
         sl_error("catalog", "cannot create data directory %s: %s", cfg->data_dir,
@@ -580,11 +877,19 @@ int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
     }
     if (rc == SL_OK) {
         empty_trash(c);
+        uint64_t t0 = sl_clock_mono_ns();
         rc = load_streams(c);
+        if (rc == SL_OK) {
+            sl_info("catalog", "%u streams, %" PRIu64 " shards opened in %" PRIu64 " ms",
+                    c->n_streams, c->n_shards, (sl_clock_mono_ns() - t0) / 1000000u);
+        }
     }
     if (rc == SL_OK) {
-        rc = sl_thread_start(&c->creator, creator_main, c); /* takes no signal */
-        c->creator_started = rc == SL_OK;
+        rc = wake_arm(c);
+    }
+    for (uint32_t i = 0; i < CREATORS && rc == SL_OK; i++) {
+        rc = sl_thread_start(&c->creators[i], creator_main, c); /* takes no signal */
+        c->creators_started += rc == SL_OK;
     }
     if (rc != SL_OK) {
         sl_catalog_close(c);
@@ -599,14 +904,18 @@ void sl_catalog_close(struct sl_catalog *c)
     if (c == NULL) {
         return;
     }
-    if (c->creator_started) { /* the job in hand finishes; the rest never starts */
+    c->closing = true;
+    if (c->creators_started > 0) { /* the batches in hand finish; the rest never start */
         pthread_mutex_lock(&c->mu);
         c->creator_stop = true;
-        pthread_cond_signal(&c->cv);
+        pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
-        pthread_join(c->creator, NULL);
-        c->creator_started = false;
+        for (uint32_t i = 0; i < c->creators_started; i++) {
+            pthread_join(c->creators[i], NULL);
+        }
+        c->creators_started = 0;
     }
+    wake_disarm(c);
     /* (the mutex and condition stay initialised until free: nothing to undo) */
     while (c->pending != NULL) { /* done or never started: told ECLOSED */
         struct create_job *j = c->pending;
@@ -634,6 +943,8 @@ void sl_catalog_close(struct sl_catalog *c)
         stream_free(c, st);
     }
     empty_trash(c);
+    free(c->buckets);
+    free(c->sorted);
     free(c->streams_dir);
     free(c->trash_dir);
     free(c);
@@ -647,6 +958,30 @@ static bool pending_name(const struct sl_catalog *c, const char *name)
         }
     }
     return false;
+}
+
+/* streams_max and shards_max, counting the creates under way. */
+static int limits_check(const struct sl_catalog *c, const char *name, uint32_t shard_count,
+                        char *why, size_t why_len)
+{
+    uint64_t streams = (uint64_t)c->n_streams + c->pending_streams;
+    uint64_t shards = c->n_shards + c->pending_shards;
+    if (c->cfg.streams_max != 0 && streams + 1 > c->cfg.streams_max) {
+        (void)name;
+        snprintf(why, why_len,
+                 "the broker holds %" PRIu64 " streams, streams_max = %u: delete streams or "
+                 "raise streams_max",
+                 streams, c->cfg.streams_max);
+        return SL_ELIMIT;
+    }
+    if (c->cfg.shards_max != 0 && shards + shard_count > c->cfg.shards_max) {
+        snprintf(why, why_len,
+                 "stream %s needs %u shards and the broker holds %" PRIu64
+                 ", shards_max = %u: delete streams or raise shards_max",
+                 name, shard_count, shards, c->cfg.shards_max);
+        return SL_ELIMIT;
+    }
+    return SL_OK;
 }
 
 /* Checks the arguments and builds the stream (in memory only). */
@@ -681,6 +1016,10 @@ static int create_prepare(struct sl_catalog *c, const char *name, uint32_t shard
         snprintf(why, why_len, "stream %s already exists", name);
         return SL_EEXIST;
     }
+    int rc = limits_check(c, name, shard_count, why, why_len);
+    if (rc != SL_OK) {
+        return rc;
+    }
     struct sl_stream *st = stream_new(c, name);
     if (st == NULL) {
         return SL_ENOMEM;
@@ -694,9 +1033,13 @@ static int create_prepare(struct sl_catalog *c, const char *name, uint32_t shard
     return SL_OK;
 }
 
-/* The stream's files, durable, and its shards and stores opened (see
- * stream_open_parts for `logs`). Crash safety: catalog.c's header. */
-static int create_files(struct sl_catalog *c, struct sl_stream *st, struct sl_shard **logs)
+/* The stream's directory with its shard directories and stream.meta, all
+ * durable inside it: the shard directories are made first, and
+ * meta_write's fsync of the stream directory (after the rename) covers
+ * them too - not one fsync of it per shard. The stream directory's own
+ * entry is not durable yet: create_commit (one fsync of streams/ for a
+ * batch of creates). Crash safety: catalog.c's header. */
+static int create_dirs(struct sl_catalog *c, struct sl_stream *st)
 {
     int rc = mkdir(st->dir, 0755) == 0 ? SL_OK : sl_err_from_errno(errno);
     if (rc == SL_EEXIST) {
@@ -706,11 +1049,34 @@ static int create_files(struct sl_catalog *c, struct sl_stream *st, struct sl_sh
             rc = mkdir(st->dir, 0755) == 0 ? SL_OK : sl_err_from_errno(errno);
         }
     }
-    if (rc == SL_OK) {
-        rc = sl_fsync_dir(c->streams_dir);
+    for (uint32_t i = 0; i < st->shard_count && rc == SL_OK; i++) {
+        char sub[16];
+        snprintf(sub, sizeof(sub), "%u", i);
+        char *dir = path_cat(st->dir, sub);
+        rc = dir == NULL ? SL_ENOMEM : mkdir(dir, 0755) == 0 ? SL_OK : sl_err_from_errno(errno);
+        free(dir);
     }
     if (rc == SL_OK) {
-        rc = meta_write(st);
+        rc = meta_write(st); /* tmp, fsync, rename, fsync of st->dir */
+    }
+    return rc;
+}
+
+/* The entries of the stream directories made since the last call, durable:
+ * after it the streams exist across a crash. */
+static int create_commit(struct sl_catalog *c)
+{
+    return sl_fsync_dir(c->streams_dir);
+}
+
+/* The stream's files, durable, and its shards opened (see stream_open_parts
+ * for `logs`): each new shard creates its first segment's files and fsyncs
+ * its directory (storage/shard.c). */
+static int create_files(struct sl_catalog *c, struct sl_stream *st, struct sl_shard **logs)
+{
+    int rc = create_dirs(c, st);
+    if (rc == SL_OK) {
+        rc = create_commit(c);
     }
     if (rc == SL_OK) {
         rc = stream_open_parts(c, st, false, logs);
@@ -728,14 +1094,21 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
     if (rc != SL_OK) {
         return rc;
     }
+    rc = index_reserve(c); /* before the files: nothing can fail after them */
+    if (rc != SL_OK) {
+        create_why(why, why_len, name, rc);
+        stream_free(c, st);
+        return rc;
+    }
     rc = create_files(c, st, NULL);
     if (rc != SL_OK) {
-        snprintf(why, why_len, "cannot create stream %s: %s", name, sl_strerror(rc));
+        create_why(why, why_len, name, rc);
+        sl_error("catalog", "%s", why);
         stream_free(c, st);
         (void)move_to_trash(c, name);
         return rc;
     }
-    insert_sorted(c, st);
+    index_add(c, st);
     sl_info("catalog", "created stream %s: %u shards, retention %u h", name, shard_count,
             st->retention_hours);
     *out = st;
@@ -744,10 +1117,45 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
 
 /* ---- creation in the background ------------------------------------- */
 
-/* The creator thread: makes the files and opens the logs of one job at a
- * time. It touches only the job's stream (not in the catalog yet) and the
- * catalog's read-only fields (directories, config); a log opened here is
- * used first by its owner after the main loop adopts it. */
+/* One batch of jobs taken off `todo` by a creator: the directories and
+ * stream.meta of each, then one fsync of streams/ for all of them (group
+ * commit: the fsync that makes a stream exist is shared), then each one's
+ * logs. A job that failed keeps its error in rc and why. */
+static void creator_batch(struct sl_catalog *c, struct create_job *batch)
+{
+    bool made = false;
+    for (struct create_job *j = batch; j != NULL; j = j->next) {
+        j->rc = create_dirs(c, j->st);
+        made = made || j->rc == SL_OK;
+    }
+    int rc = made ? create_commit(c) : SL_OK;
+    for (struct create_job *j = batch; j != NULL; j = j->next) {
+        if (j->rc == SL_OK) {
+            j->rc = rc != SL_OK ? rc : stream_open_parts(c, j->st, false, j->logs);
+        }
+        if (j->rc != SL_OK) {
+            create_why(j->why, sizeof(j->why), j->st->name, j->rc);
+        }
+    }
+}
+
+/* Wakes the main loop: its armed read of wake_fd completes, and the loop
+ * turn that follows runs sl_catalog_poll (sl_events_turn). */
+static void creator_wake(struct sl_catalog *c)
+{
+    uint64_t one = 1;
+    ssize_t n;
+    do {
+        n = write(c->wake_fd, &one, sizeof(one));
+    } while (n < 0 && errno == EINTR);
+    /* (an eventfd's counter only overflows after 2^64 - 2 writes) */
+}
+
+/* A creator thread (CREATORS of them): takes up to CREATE_BATCH_MAX jobs at
+ * a time. It touches only its jobs' streams (not in the catalog yet) and
+ * the catalog's read-only fields (directories, config); a log opened here
+ * is used first by its owner after the main loop adopts it. Jobs of one
+ * name never run together (a create joins or refuses a pending name). */
 static void *creator_main(void *arg)
 {
     struct sl_catalog *c = arg;
@@ -759,28 +1167,38 @@ static void *creator_main(void *arg)
         if (c->creator_stop) {
             break;
         }
-        struct create_job *j = c->todo;
-        c->todo = j->next;
+        /* A share of what waits, so that the other creators work too. */
+        uint32_t take = (c->todo_len + CREATORS - 1) / CREATORS;
+        take = take < CREATE_BATCH_MAX ? take : CREATE_BATCH_MAX;
+        struct create_job *batch = c->todo, *last = batch;
+        last->started = true;
+        for (uint32_t n = 1; n < take && last->next != NULL; n++) {
+            last = last->next;
+            last->started = true;
+        }
+        c->todo = last->next;
         if (c->todo == NULL) {
             c->todo_tail = &c->todo;
         }
-        j->started = true;
-        pthread_mutex_unlock(&c->mu);
-        j->rc = create_files(c, j->st, j->logs);
-        if (j->rc != SL_OK) {
-            snprintf(j->why, sizeof(j->why), "cannot create stream %s: %s", j->st->name,
-                     sl_strerror(j->rc));
+        last->next = NULL;
+        for (struct create_job *j = batch; j != NULL; j = j->next) {
+            c->todo_len--;
         }
+        pthread_mutex_unlock(&c->mu);
+        creator_batch(c, batch);
         pthread_mutex_lock(&c->mu);
-        j->next = c->done;
-        c->done = j;
+        last->next = c->done;
+        c->done = batch;
+        creator_wake(c);
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;
 }
 
 int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t shard_count,
-                            sl_catalog_created_cb cb, void *ctx, char *why, size_t why_len)
+                            uint32_t retention_hours, uint64_t retention_bytes,
+                            const char *compression, bool join, sl_catalog_created_cb cb,
+                            void *ctx, char *why, size_t why_len)
 {
     struct create_waiter *w = calloc(1, sizeof(*w));
     if (w == NULL) {
@@ -788,7 +1206,7 @@ int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t sha
         return SL_ENOMEM;
     }
     *w = (struct create_waiter){.cb = cb, .ctx = ctx};
-    for (struct create_job *j = c->pending; j != NULL; j = j->next_live) {
+    for (struct create_job *j = c->pending; j != NULL && join; j = j->next_live) {
         if (strcmp(j->st->name, name) == 0) { /* being created: wait for it, in order */
             struct create_waiter **pp = &j->waiters;
             while (*pp != NULL) {
@@ -799,7 +1217,8 @@ int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t sha
         }
     }
     struct sl_stream *st = NULL;
-    int rc = create_prepare(c, name, shard_count, 0, 0, NULL, &st, why, why_len);
+    int rc = create_prepare(c, name, shard_count, retention_hours, retention_bytes, compression,
+                            &st, why, why_len);
     struct create_job *j = rc == SL_OK ? calloc(1, sizeof(*j)) : NULL;
     if (j != NULL && (j->logs = calloc(shard_count, sizeof(*j->logs))) == NULL) {
         free(j);
@@ -818,9 +1237,12 @@ int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t sha
     j->waiters = w;
     j->next_live = c->pending;
     c->pending = j;
+    c->pending_streams++;
+    c->pending_shards += shard_count;
     pthread_mutex_lock(&c->mu);
     *c->todo_tail = j;
     c->todo_tail = &j->next;
+    c->todo_len++;
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
     return SL_OK;
@@ -837,13 +1259,21 @@ static void job_install(struct sl_catalog *c, struct create_job *j, bool closing
         }
     }
     struct sl_stream *st = j->st;
+    SL_ASSERT(c->pending_streams > 0 && c->pending_shards >= st->shard_count);
+    c->pending_streams--;
+    c->pending_shards -= st->shard_count;
     for (uint32_t i = 0; i < st->shard_count && st->shards != NULL; i++) {
         if (j->logs[i] != NULL) { /* the owner takes it (and closes it on failure) */
             sl_wshard_adopt(&st->shards[i].ws, j->logs[i], c->cfg.listener, &st->shards[i]);
         }
     }
+    if (j->rc == SL_OK && index_reserve(c) != SL_OK) {
+        j->rc = SL_ENOMEM;
+        snprintf(j->why, sizeof(j->why), "cannot create stream %s: %s", st->name,
+                 sl_strerror(SL_ENOMEM));
+    }
     if (j->rc == SL_OK) {
-        insert_sorted(c, st);
+        index_add(c, st);
         sl_info("catalog", "created stream %s: %u shards, retention %u h", st->name,
                 st->shard_count, st->retention_hours);
     } else {
@@ -885,11 +1315,7 @@ void sl_catalog_poll(struct sl_catalog *c)
 
 int sl_catalog_delete(struct sl_catalog *c, const char *name)
 {
-    struct sl_stream **pp = &c->streams;
-    while (*pp != NULL && strcmp((*pp)->name, name) != 0) {
-        pp = &(*pp)->next;
-    }
-    struct sl_stream *st = *pp;
+    struct sl_stream *st = sl_catalog_find(c, name);
     if (st == NULL) {
         return SL_ENOTFOUND;
     }
@@ -898,7 +1324,7 @@ int sl_catalog_delete(struct sl_catalog *c, const char *name)
         sl_error("catalog", "cannot delete stream %s: %s", name, sl_strerror(rc));
         return rc;
     }
-    *pp = st->next;
+    index_remove(c, st);
     st->deleted = true;
     st->next = c->graveyard;
     c->graveyard = st;
@@ -908,8 +1334,9 @@ int sl_catalog_delete(struct sl_catalog *c, const char *name)
 
 struct sl_stream *sl_catalog_find(struct sl_catalog *c, const char *name)
 {
-    for (struct sl_stream *st = c->streams; st != NULL; st = st->next) {
-        if (strcmp(st->name, name) == 0) {
+    uint64_t h = name_hash(name);
+    for (struct sl_stream *st = *bucket_of(c, h); st != NULL; st = st->hnext) {
+        if (st->name_hash == h && strcmp(st->name, name) == 0) {
             return st;
         }
     }

@@ -1,5 +1,5 @@
 /* catalog.h - the broker's streams: create, find, list, delete; their shards,
- * checkpoint and queue-state stores and de-dup tables.
+ * checkpoint and queue-state stores (opened on first use) and de-dup tables.
  *
  * Threading: one catalog belongs to the loop thread that owns its ring.
  * Ownership: streams and shards are owned by the catalog; pointers returned
@@ -11,6 +11,7 @@
 #define SL_CATALOG_H
 
 #include "broker/engine/counters.h"
+#include "broker/engine/dedup.h"
 #include "broker/engine/workers.h"
 #include "storage/checkpoint.h"
 #include "storage/qstate.h"
@@ -44,6 +45,11 @@ struct sl_catalog_config {
     struct sl_ckpt_config ckpt;
     struct sl_qstate_config qstate;
     uint32_t default_retention_hours;
+    uint32_t streams_max; /* a create past these is SL_ELIMIT (0: no limit) */
+    uint32_t shards_max;
+    /* Descriptors the shard files may hold open together: the storage
+     * layer's budget, derived from RLIMIT_NOFILE at start-up (main.c). */
+    uint32_t open_files_max;
     sl_shard_listener listener; /* set on every shard, ctx = its struct sl_bshard */
     struct sl_workers *workers; /* owners of the shards (NULL: all on `ring`) */
     /* Frees what other modules hung on a stream (st->produce, st->fetch,
@@ -52,7 +58,6 @@ struct sl_catalog_config {
     void *stream_free_ctx;
 };
 
-struct sl_dedup;
 struct sl_msgdedup;
 /* Runtime state other engine modules keep per stream, allocated by them on
  * first use and freed through cfg.stream_free; opaque here. */
@@ -66,7 +71,7 @@ struct sl_bshard {
     uint64_t hash_start;
     uint64_t hash_end;
     struct sl_wshard ws;     /* the log, reached through its owner */
-    struct sl_dedup *dedup;  /* the producers' last batches */
+    struct sl_dedup dedup;   /* the producers' last batches (no memory until used) */
     struct sl_shard_io io;   /* records and bytes in (produce.c) and out (fetch.c) */
 };
 
@@ -79,6 +84,8 @@ struct sl_stream {
     uint64_t created_ms;
     char *dir;
     struct sl_bshard *shards;
+    /* NULL until used (sl_catalog_ckpt, sl_catalog_qstate) - opened at
+     * start-up only when their directories hold state; NULL reads as empty */
     struct sl_ckpt_store *ckpt;
     struct sl_qstate *qstate; /* queue groups' durable state */
     struct sl_msgdedup *msgdedup;
@@ -89,7 +96,9 @@ struct sl_stream {
     struct sl_queue_state *queues;
     uint32_t inflight; /* broker ops holding this stream (appends, reads, commits) */
     bool deleted;
-    struct sl_stream *next;
+    struct sl_stream *next;  /* the next live stream in name order (or in the graveyard) */
+    struct sl_stream *hnext; /* the catalog's name index (catalog.c) */
+    uint64_t name_hash;
 };
 
 /* Opens the catalog: loads and recovers every stream under
@@ -102,25 +111,32 @@ void sl_catalog_close(struct sl_catalog *c);
 
 /* Creates a stream and its shards, durable before it returns. Errors:
  * SL_EEXIST, SL_EINVAL (name, shard count, retention, compression: `why`
- * says which), SL_EIO, SL_ENOSPC. */
+ * says which), SL_ELIMIT (streams_max or shards_max reached - `why` names
+ * the setting - or out of descriptors: `why` says "too many open files"),
+ * SL_EIO, SL_ENOSPC. */
 int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_count,
                       uint32_t retention_hours, uint64_t retention_bytes, const char *compression,
                       struct sl_stream **out, char *why, size_t why_len);
 
 /* Told when a background create finished: err SL_OK (the stream is in the
- * catalog), or why not (SL_ECLOSED when the broker closed first). `why` is
- * borrowed for the call. */
+ * catalog: sl_catalog_find), or why not (SL_ECLOSED when the broker closed
+ * first). `why` is borrowed for the call. */
 typedef void (*sl_catalog_created_cb)(void *ctx, int err, const char *why);
-/* Creates a stream off the main loop (the defaults but the shard count):
- * its directories, metadata and shard files are made, fsynced and opened by
- * the catalog's creator thread, then installed by sl_catalog_poll, which
- * runs `cb`. A create of the same name already under way is joined (`cb`
- * runs when it finishes). Returns SL_OK (cb will run) or, without running
- * cb, the argument errors of sl_catalog_create (SL_EEXIST when the stream
- * exists), SL_ENOMEM. For the paths that must not block on file work (a
- * produce to an unknown stream with auto_create_streams). */
+/* Creates a stream off the main loop: its directories, metadata and shard
+ * files are made, fsynced and opened by the catalog's creator threads
+ * (several at once, in batches that share the fsync of streams/), then
+ * installed by sl_catalog_poll, which runs `cb` - woken by the creators, so
+ * as soon as the loop turns. With `join`, a create of the same name under
+ * way is joined (`cb` runs when it finishes: auto-create); without, that is
+ * SL_EEXIST (CreateStream). Returns SL_OK (cb will run) or, without running
+ * cb, the argument and limit errors of sl_catalog_create (SL_EEXIST when the
+ * stream exists), SL_ENOMEM. For the paths that must not block on file
+ * work: a produce to an unknown stream with auto_create_streams, the native
+ * CreateStream. */
 int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t shard_count,
-                            sl_catalog_created_cb cb, void *ctx, char *why, size_t why_len);
+                            uint32_t retention_hours, uint64_t retention_bytes,
+                            const char *compression, bool join, sl_catalog_created_cb cb,
+                            void *ctx, char *why, size_t why_len);
 /* Installs the background creates that finished; from the top of the loop
  * (never a callback). */
 void sl_catalog_poll(struct sl_catalog *c);
@@ -130,6 +146,7 @@ void sl_catalog_poll(struct sl_catalog *c);
  * and its files deleted by sl_catalog_reap. Errors: SL_ENOTFOUND, SL_EIO. */
 int sl_catalog_delete(struct sl_catalog *c, const char *name);
 
+/* The live stream `name`, or NULL. O(1): a hash index. */
 struct sl_stream *sl_catalog_find(struct sl_catalog *c, const char *name);
 
 /* The value of property `key`, or NULL. Borrowed until the next change. */
@@ -146,6 +163,18 @@ int sl_catalog_set_props(struct sl_catalog *c, struct sl_stream *st, const char 
 int sl_catalog_set_retention(struct sl_catalog *c, struct sl_stream *st, uint32_t hours,
                              char *why, size_t why_len);
 struct sl_stream *sl_catalog_first(struct sl_catalog *c); /* then s->next */
+
+/* The stream's checkpoint store (queue-group state store), opened on first
+ * use: for a write that needs it (a commit, a queue group's creation); a
+ * read finds st->ckpt (st->qstate) NULL when the stream has none, which
+ * reads as empty. The first call makes the directory and the log (a mkdir
+ * and two fsyncs, synchronous on the loop, once per stream). *out is the
+ * store (borrowed) on SL_OK. Errors: those of sl_ckpt_open (sl_qstate_open),
+ * SL_ELIMIT when out of descriptors; `why` says which. */
+int sl_catalog_ckpt(struct sl_catalog *c, struct sl_stream *st, struct sl_ckpt_store **out,
+                    char *why, size_t why_len);
+int sl_catalog_qstate(struct sl_catalog *c, struct sl_stream *st, struct sl_qstate **out,
+                      char *why, size_t why_len);
 /* The workers owning the shards (NULL: one loop). */
 struct sl_workers *sl_catalog_workers(const struct sl_catalog *c);
 

@@ -1,5 +1,7 @@
 /* consumer.c - consumer-group checkpoints and lag (see consumer.h). The
- * store is storage/checkpoint (one per stream, group-committed). */
+ * store is storage/checkpoint (one per stream, group-committed), opened by
+ * the stream's first commit (sl_catalog_ckpt): until then st->ckpt is NULL
+ * and the stream has no checkpoint. */
 #include "broker/engine/consumer.h"
 
 #include "broker/engine/catalog.h"
@@ -48,6 +50,12 @@ void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl
         cb(ctx, SL_EINVAL, why);
         return;
     }
+    struct sl_ckpt_store *cs = NULL; /* opened by the stream's first commit */
+    rc = sl_catalog_ckpt(e->catalog, b->stream, &cs, why, sizeof(why));
+    if (rc != SL_OK) {
+        cb(ctx, rc, why);
+        return;
+    }
     struct commit_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
         cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM));
@@ -57,7 +65,7 @@ void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl
                              .cb = cb, .ctx = ctx};
     const char *group = req->group != NULL ? req->group : "";
     b->stream->inflight++;
-    rc = sl_ckpt_commit(b->stream->ckpt, group, req->shard, req->seq, sl_clock_wall_ms(),
+    rc = sl_ckpt_commit(cs, group, req->shard, req->seq, sl_clock_wall_ms(),
                         on_committed, op);
     if (rc != SL_OK) {
         b->stream->inflight--;
@@ -76,7 +84,9 @@ int sl_consumer_checkpoints(struct sl_engine *e, const char *stream, const char 
     if (st == NULL) {
         return rc;
     }
-    sl_ckpt_foreach(st->ckpt, group, fn, ctx);
+    if (st->ckpt != NULL) { /* none yet: no checkpoint */
+        sl_ckpt_foreach(st->ckpt, group, fn, ctx);
+    }
     return SL_OK;
 }
 
@@ -106,7 +116,8 @@ int sl_consumer_lag(struct sl_engine *e, const char *stream, const char *group,
         struct sl_shard_stats ss;
         sl_wshard_stats(ws, &ss);
         uint64_t seq = 0, updated = 0;
-        if (sl_ckpt_get(st->ckpt, group != NULL ? group : "", i, &seq, &updated) != SL_OK ||
+        if (st->ckpt == NULL ||
+            sl_ckpt_get(st->ckpt, group != NULL ? group : "", i, &seq, &updated) != SL_OK ||
             seq < ss.first_seq) {
             seq = ss.first_seq;
         }
@@ -195,7 +206,9 @@ int sl_consumer_lag_all(struct sl_engine *e, struct sl_group_lag **out, size_t *
     for (struct sl_stream *st = sl_catalog_first(e->catalog); st != NULL && w.err == SL_OK;
          st = st->next) {
         w.st = st;
-        sl_ckpt_foreach(st->ckpt, NULL, walk_ckpt, &w);
+        if (st->ckpt != NULL) {
+            sl_ckpt_foreach(st->ckpt, NULL, walk_ckpt, &w);
+        }
     }
     /* Milliseconds behind: the append time at each checkpoint, looked up in
      * one batch; the tail's time comes with the shard's stats. */

@@ -1,12 +1,17 @@
 /* dedup.c - producer and message de-duplication tables (see dedup.h).
  *
  * Producers: open addressing by producer id (XXH3 of the id), linear
- * probing; the least recently used producer is evicted when the table is
- * 3/4 full. Message ids: a bounded probe run per id hash; an id older than
+ * probing, no deletion but by rebuilding. The slots are allocated by the
+ * first producer with an id (SL_DEDUP_SLOTS_MIN) and doubled whenever a new
+ * producer would make the table more than 3/4 full, up to SL_DEDUP_SLOTS;
+ * there, the least recently used producer not being appended is evicted
+ * instead (as a fixed 1024-slot table did: the same producers are
+ * remembered, an idle shard holds no slots). Message ids: a bounded probe run per id hash; an id older than
  * the window is dead and its slot reusable, so the table never fills up.
  */
 #include "broker/engine/dedup.h"
 
+#include "common/assert.h"
 #include "common/checksum.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -15,12 +20,6 @@
 #include "storage/shard.h"
 
 #include <stdlib.h>
-
-struct sl_dedup {
-    struct sl_dedup_entry *slots; /* SL_DEDUP_SLOTS */
-    uint64_t clock;
-    uint32_t read_bytes_max;
-};
 
 struct sl_msgdedup_slot {
     uint64_t hash;    /* XXH3-64 of the id; 0 = empty */
@@ -31,31 +30,34 @@ struct sl_msgdedup {
     struct sl_msgdedup_slot slot[SL_MSGDEDUP_SLOTS];
 };
 
-int sl_dedup_new(uint32_t read_bytes_max, struct sl_dedup **out)
+void sl_dedup_init(struct sl_dedup *d, uint32_t read_bytes_max)
 {
-    struct sl_dedup *d = calloc(1, sizeof(*d));
-    if (d == NULL || (d->slots = calloc(SL_DEDUP_SLOTS, sizeof(*d->slots))) == NULL) {
-        free(d);
-        return SL_ENOMEM;
-    }
-    d->read_bytes_max = read_bytes_max;
-    *out = d;
-    return SL_OK;
+    *d = (struct sl_dedup){.read_bytes_max = read_bytes_max};
 }
 
-void sl_dedup_free(struct sl_dedup *d)
+void sl_dedup_fini(struct sl_dedup *d)
 {
-    if (d != NULL) {
-        free(d->slots);
-        free(d);
-    }
+    free(d->slots);
+    d->slots = NULL;
+    d->cap = 0;
+    d->used = 0;
 }
 
+size_t sl_dedup_bytes(const struct sl_dedup *d)
+{
+    return (size_t)d->cap * sizeof(*d->slots);
+}
+
+/* The slot of `pid`, or the empty slot where it would go; NULL when the
+ * table has no slots or none of either (full). */
 static struct sl_dedup_entry *dedup_find(struct sl_dedup *d, uint64_t pid)
 {
-    uint32_t mask = SL_DEDUP_SLOTS - 1;
+    if (d->cap == 0) {
+        return NULL;
+    }
+    uint32_t mask = d->cap - 1;
     uint32_t i = (uint32_t)(sl_checksum64(&pid, sizeof(pid)) & mask);
-    for (uint32_t probe = 0; probe < SL_DEDUP_SLOTS; probe++, i = (i + 1) & mask) {
+    for (uint32_t probe = 0; probe < d->cap; probe++, i = (i + 1) & mask) {
         struct sl_dedup_entry *e = &d->slots[i];
         if (e->producer_id == pid || e->producer_id == 0) {
             return e;
@@ -64,38 +66,55 @@ static struct sl_dedup_entry *dedup_find(struct sl_dedup *d, uint64_t pid)
     return NULL;
 }
 
-/* Evicts the least recently used producer when the table is 3/4 full, by
- * rebuilding without it (rare: only when > 768 producers write one shard). */
-static void dedup_make_room(struct sl_dedup *d)
+/* Re-inserts every producer of `old` (`old_cap` slots) but `drop` into
+ * fresh slots of `cap` (unbroken probe chains). Errors: SL_ENOMEM (the table
+ * is unchanged). */
+static int dedup_rehash(struct sl_dedup *d, uint32_t cap, const struct sl_dedup_entry *drop)
 {
-    uint32_t used = 0;
-    struct sl_dedup_entry *lru = NULL;
-    for (uint32_t i = 0; i < SL_DEDUP_SLOTS; i++) {
-        struct sl_dedup_entry *e = &d->slots[i];
-        if (e->producer_id != 0) {
-            used++;
-            if (!e->pending && (lru == NULL || e->last_use < lru->last_use)) {
-                lru = e;
-            }
-        }
-    }
-    if (used < SL_DEDUP_SLOTS / 4 * 3 || lru == NULL) {
-        return;
-    }
-    lru->producer_id = 0;
-    /* Re-insert the rest so that probe chains stay unbroken. */
     struct sl_dedup_entry *old = d->slots;
-    struct sl_dedup_entry *fresh = calloc(SL_DEDUP_SLOTS, sizeof(*fresh));
+    uint32_t old_cap = d->cap;
+    struct sl_dedup_entry *fresh = calloc(cap, sizeof(*fresh));
     if (fresh == NULL) {
-        return;
+        return SL_ENOMEM;
     }
     d->slots = fresh;
-    for (uint32_t i = 0; i < SL_DEDUP_SLOTS; i++) {
-        if (old[i].producer_id != 0) {
-            *dedup_find(d, old[i].producer_id) = old[i];
+    d->cap = cap;
+    d->used = 0;
+    for (uint32_t i = 0; i < old_cap; i++) {
+        if (old[i].producer_id != 0 && &old[i] != drop) {
+            struct sl_dedup_entry *e = dedup_find(d, old[i].producer_id);
+            SL_ASSERT(e != NULL && e->producer_id == 0);
+            *e = old[i];
+            d->used++;
         }
     }
     free(old);
+    return SL_OK;
+}
+
+/* Room for one more producer: the table is allocated, or doubled when the
+ * newcomer would make it more than 3/4 full; at SL_DEDUP_SLOTS (or without
+ * memory to grow) the least recently used producer not being appended is
+ * evicted instead (rare: > 768 producers on one shard). */
+static void dedup_make_room(struct sl_dedup *d)
+{
+    if (d->cap != 0 && (d->used + 1) * 4 <= d->cap * 3) {
+        return;
+    }
+    if (d->cap < SL_DEDUP_SLOTS &&
+        dedup_rehash(d, d->cap == 0 ? SL_DEDUP_SLOTS_MIN : d->cap * 2, NULL) == SL_OK) {
+        return;
+    }
+    struct sl_dedup_entry *lru = NULL;
+    for (uint32_t i = 0; i < d->cap; i++) {
+        struct sl_dedup_entry *e = &d->slots[i];
+        if (e->producer_id != 0 && !e->pending && (lru == NULL || e->last_use < lru->last_use)) {
+            lru = e;
+        }
+    }
+    if (lru != NULL) {
+        (void)dedup_rehash(d, d->cap, lru); /* without memory: no room, no de-dup for it */
+    }
 }
 
 int sl_dedup_begin(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_seq,
@@ -118,9 +137,11 @@ int sl_dedup_begin(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_s
         dedup_make_room(d);
         e = dedup_find(d, producer_id);
         if (e == NULL) {
-            return SL_OK; /* table full of pending entries: no de-dup for it */
+            return SL_OK; /* no slots (no memory, or all pending): no de-dup for it */
         }
+        SL_ASSERT(e->producer_id == 0 && d->used < d->cap);
         *e = (struct sl_dedup_entry){.producer_id = producer_id};
+        d->used++;
     }
     e->pending = true;
     e->pending_seq = producer_seq;

@@ -4,19 +4,25 @@
  *
  * Threading: a table is used by one thread at a time: the main loop, except
  * during sl_dedup_rebuild (start-up, on the shard's owner while the main
- * loop waits). Memory: fixed per table (SL_DEDUP_SLOTS entries per shard,
- * SL_MSGDEDUP_SLOTS per stream, the latter allocated on first use).
+ * loop waits). Memory: nothing until used. A shard's table is embedded in
+ * the shard (struct sl_dedup, 32 bytes) and allocates its slots when the
+ * first producer with an id writes: SL_DEDUP_SLOTS_MIN, doubled when 3/4
+ * full up to SL_DEDUP_SLOTS (48 bytes each: 48 KiB at most), where the least
+ * recently used producer is evicted instead. A stream's message ids take
+ * SL_MSGDEDUP_SLOTS x 16 bytes (1 MiB) on the first record with an id.
  */
 #ifndef SL_DEDUP_H
 #define SL_DEDUP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct sl_ring;
 struct sl_shard;
 
-#define SL_DEDUP_SLOTS 1024u /* producers remembered per shard (power of two) */
+#define SL_DEDUP_SLOTS 1024u    /* producers remembered per shard (power of two) */
+#define SL_DEDUP_SLOTS_MIN 16u  /* the first allocation (power of two) */
 #define SL_MSGDEDUP_SLOTS 65536u /* message ids per stream (power of two) */
 #define SL_MSGDEDUP_ATTR "sluice.dedup_id"
 
@@ -33,13 +39,28 @@ struct sl_dedup_entry {
     bool pending;
 };
 
-struct sl_dedup;    /* a shard's producers */
+_Static_assert((SL_DEDUP_SLOTS & (SL_DEDUP_SLOTS - 1)) == 0 &&
+                   (SL_DEDUP_SLOTS_MIN & (SL_DEDUP_SLOTS_MIN - 1)) == 0 &&
+                   SL_DEDUP_SLOTS_MIN >= 4 && SL_DEDUP_SLOTS_MIN <= SL_DEDUP_SLOTS,
+               "de-dup tables are powers of two, doubled from the minimum to the cap");
+
+/* A shard's producers, embedded in the shard; private to dedup.c. */
+struct sl_dedup {
+    struct sl_dedup_entry *slots; /* `cap` of them; NULL until a producer with an id */
+    uint64_t clock;
+    uint32_t cap;  /* 0 or SL_DEDUP_SLOTS_MIN .. SL_DEDUP_SLOTS */
+    uint32_t used; /* slots holding a producer */
+    uint32_t read_bytes_max;
+};
+
 struct sl_msgdedup; /* a stream's message ids */
 
-/* A shard's table; `read_bytes_max` sizes the start-up rebuild's reads (the
- * largest batch). Errors: SL_ENOMEM. */
-int sl_dedup_new(uint32_t read_bytes_max, struct sl_dedup **out);
-void sl_dedup_free(struct sl_dedup *d); /* NULL-safe */
+/* An empty table (allocates nothing); `read_bytes_max` sizes the start-up
+ * rebuild's reads (the largest batch). */
+void sl_dedup_init(struct sl_dedup *d, uint32_t read_bytes_max);
+void sl_dedup_fini(struct sl_dedup *d); /* idempotent */
+/* Heap bytes the table holds (0 while no producer with an id wrote). */
+size_t sl_dedup_bytes(const struct sl_dedup *d);
 
 /* Looks up the batch's producer: returns SL_EEXIST with *e filled when
  * (producer_id, producer_seq) is the last acknowledged batch of that
@@ -48,6 +69,8 @@ void sl_dedup_free(struct sl_dedup *d); /* NULL-safe */
  * NULL when producer_id == 0). *e is borrowed until the next call. */
 int sl_dedup_begin(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_seq,
                    struct sl_dedup_entry **e);
+/* (A new producer may grow the table; without memory for that it is
+ * evicted room for, or - nothing allocated yet - not de-duplicated.) */
 /* Completes a pending entry: on success remembers base_seq/count; on
  * failure forgets the batch so that a retry is written. */
 void sl_dedup_end(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_seq, int err,

@@ -97,7 +97,7 @@ static void fail(struct sl_engine *e, sl_produce_cb cb, void *ctx, uint32_t shar
 static void on_appended(void *ctx, int err, uint64_t base_seq, uint32_t count)
 {
     struct produce_op *op = ctx;
-    sl_dedup_end(op->shard->dedup, op->producer_id, op->producer_seq, err, base_seq, count);
+    sl_dedup_end(&op->shard->dedup, op->producer_id, op->producer_seq, err, base_seq, count);
     finish(op, err, base_seq, count, false);
 }
 
@@ -109,7 +109,7 @@ static int try_append(struct produce_op *op)
     unsigned flags = op->ack == SL_ACK_DURABLE ? SL_APPEND_DURABLE : 0;
     int rc = sl_wshard_append(&op->shard->ws, data, len, flags, on_appended, op);
     if (rc != SL_OK && rc != SL_EAGAIN) {
-        sl_dedup_end(op->shard->dedup, op->producer_id, op->producer_seq, rc, 0, 0);
+        sl_dedup_end(&op->shard->dedup, op->producer_id, op->producer_seq, rc, 0, 0);
         finish(op, rc, 0, 0, false);
     }
     return rc;
@@ -324,8 +324,8 @@ static void auto_create(struct sl_engine *e, const struct sl_produce_req *req, s
     *w = (struct create_wait){.e = e, .req = *req, .cb = cb, .ctx = ctx};
     snprintf(w->stream, sizeof(w->stream), "%s", req->stream != NULL ? req->stream : "");
     w->req.stream = w->stream;
-    int rc = sl_catalog_create_async(e->catalog, w->stream, e->cfg.default_shards, on_created,
-                                     w, why, sizeof(why));
+    int rc = sl_catalog_create_async(e->catalog, w->stream, e->cfg.default_shards, 0, 0, NULL,
+                                     true, on_created, w, why, sizeof(why));
     if (rc != SL_OK) {
         free(w);
         fail(e, cb, ctx, req->shard, rc, why);
@@ -345,7 +345,7 @@ static void start(struct produce_op *op)
         st->produce = calloc(1, sizeof(*st->produce) +
                                     st->shard_count * sizeof(st->produce->fifo[0]));
         if (st->produce == NULL) {
-            sl_dedup_end(b->dedup, op->producer_id, op->producer_seq, SL_ENOMEM, 0, 0);
+            sl_dedup_end(&b->dedup, op->producer_id, op->producer_seq, SL_ENOMEM, 0, 0);
             finish(op, SL_ENOMEM, 0, 0, false);
             return;
         }
@@ -403,7 +403,7 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
         return;
     }
     struct sl_dedup_entry *de = NULL;
-    rc = sl_dedup_begin(b->dedup, h.producer_id, h.producer_seq, &de);
+    rc = sl_dedup_begin(&b->dedup, h.producer_id, h.producer_seq, &de);
     if (rc == SL_EAGAIN) {
         fail(e, cb, ctx, req->shard, SL_EAGAIN, "the same batch is still being appended; retry");
         return;
@@ -411,7 +411,7 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
     struct produce_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
         if (rc == SL_OK) {
-            sl_dedup_end(b->dedup, h.producer_id, h.producer_seq, SL_ENOMEM, 0, 0);
+            sl_dedup_end(&b->dedup, h.producer_id, h.producer_seq, SL_ENOMEM, 0, 0);
         }
         fail(e, cb, ctx, req->shard, SL_ENOMEM, sl_strerror(SL_ENOMEM));
         return;
@@ -434,7 +434,7 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
         bool all_dup = false;
         rc = apply_msgdedup(e, op, req->batch, &h, &all_dup);
         if (rc != SL_OK || all_dup) {
-            sl_dedup_end(b->dedup, h.producer_id, h.producer_seq, rc == SL_OK ? SL_EEXIST : rc,
+            sl_dedup_end(&b->dedup, h.producer_id, h.producer_seq, rc == SL_OK ? SL_EEXIST : rc,
                          0, 0);
             finish(op, rc, 0, 0, all_dup);
             return;

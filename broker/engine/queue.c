@@ -192,7 +192,8 @@ static struct qgroup *group_get(struct sl_stream *st, const char *name)
             return g;
         }
     }
-    const struct sl_qgroup_def *def = sl_qstate_group(st->qstate, name);
+    const struct sl_qgroup_def *def =
+        st->qstate != NULL ? sl_qstate_group(st->qstate, name) : NULL; /* NULL: no group */
     if (def == NULL) {
         return NULL;
     }
@@ -489,8 +490,10 @@ void sl_queue_create_group(struct sl_engine *e, const char *stream, const char *
     int rc;
     struct sl_stream *st = sl_engine_stream(e, stream, why, sizeof(why), &rc);
     struct sl_qgroup_def def;
+    struct sl_qstate *qs = NULL;
     if (st == NULL ||
-        (rc = group_def(group != NULL ? group : "", cfg, &def, why, sizeof(why))) != SL_OK) {
+        (rc = group_def(group != NULL ? group : "", cfg, &def, why, sizeof(why))) != SL_OK ||
+        (rc = sl_catalog_qstate(e->catalog, st, &qs, why, sizeof(why))) != SL_OK) {
         cb(ctx, rc, why);
         return;
     }
@@ -505,7 +508,7 @@ void sl_queue_create_group(struct sl_engine *e, const char *stream, const char *
                                            .time_ms = def.start_time_ms},
                  floors);
     op->outstanding++;
-    rc = sl_qstate_create_group(st->qstate, &def, st->shard_count, floors, simple_cb, op);
+    rc = sl_qstate_create_group(qs, &def, st->shard_count, floors, simple_cb, op);
     free(floors);
     if (rc != SL_OK) {
         op->outstanding--;
@@ -572,7 +575,9 @@ int sl_queue_groups(struct sl_engine *e, const char *stream,
         return rc;
     }
     struct groups_walk w = {fn, ctx};
-    sl_qstate_foreach_group(st->qstate, walk_group, &w);
+    if (st->qstate != NULL) { /* none yet: no group */
+        sl_qstate_foreach_group(st->qstate, walk_group, &w);
+    }
     return SL_OK;
 }
 

@@ -8,6 +8,7 @@
 #include "common/error.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int sl_streams_create(struct sl_engine *e, const struct sl_stream_spec *spec,
@@ -16,6 +17,43 @@ int sl_streams_create(struct sl_engine *e, const struct sl_stream_spec *spec,
     return sl_catalog_create(e->catalog, spec->name != NULL ? spec->name : "",
                              spec->shard_count, spec->retention_hours, spec->retention_bytes,
                              spec->compression, out, why, why_len);
+}
+
+struct create_op {
+    struct sl_engine *e;
+    char name[SL_STREAM_NAME_MAX + 1];
+    sl_stream_created_cb cb;
+    void *ctx;
+};
+
+static void on_created(void *ctx, int err, const char *why)
+{
+    struct create_op *op = ctx;
+    struct sl_stream *st = err == SL_OK ? sl_catalog_find(op->e->catalog, op->name) : NULL;
+    SL_ASSERT(err != SL_OK || st != NULL);
+    op->cb(op->ctx, err, why, st);
+    free(op);
+}
+
+void sl_streams_create_async(struct sl_engine *e, const struct sl_stream_spec *spec,
+                             sl_stream_created_cb cb, void *ctx)
+{
+    const char *name = spec->name != NULL ? spec->name : "";
+    char why[256] = "";
+    struct create_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM), NULL);
+        return;
+    }
+    *op = (struct create_op){.e = e, .cb = cb, .ctx = ctx};
+    snprintf(op->name, sizeof(op->name), "%s", name); /* a longer one fails the name check */
+    int rc = sl_catalog_create_async(e->catalog, name, spec->shard_count, spec->retention_hours,
+                                     spec->retention_bytes, spec->compression, false,
+                                     on_created, op, why, sizeof(why));
+    if (rc != SL_OK) {
+        free(op);
+        cb(ctx, rc, why, NULL);
+    }
 }
 
 int sl_streams_delete(struct sl_engine *e, const char *name, char *why, uint32_t why_len)

@@ -2,8 +2,10 @@
  * describe (a stream and each shard's sequences, size and status).
  * Listing walks the catalog (sl_catalog_first, st->next).
  *
- * Threading: the main loop. Create and delete are synchronous and durable
- * before they return (catalog.h).
+ * Threading: the main loop. Create and delete are durable before they
+ * answer (catalog.h): delete and sl_streams_create synchronously, with the
+ * file work on the loop; sl_streams_create_async on the catalog's creator
+ * threads.
  */
 #ifndef SL_STREAMS_H
 #define SL_STREAMS_H
@@ -42,6 +44,16 @@ struct sl_shard_info {
 /* Errors: those of sl_catalog_create; `why` names the cause. */
 int sl_streams_create(struct sl_engine *e, const struct sl_stream_spec *spec,
                       struct sl_stream **out, char *why, uint32_t why_len);
+/* Told once: err SL_OK with the new stream (borrowed, as from the catalog),
+ * or the error with `why` (borrowed for the call) and st NULL. */
+typedef void (*sl_stream_created_cb)(void *ctx, int err, const char *why, struct sl_stream *st);
+/* The same create without blocking the loop on its file work (the
+ * catalog's creator threads): `cb` runs exactly once, possibly before this
+ * returns (an argument or limit error, or the stream exists). A create of a
+ * name already under way is SL_EEXIST. `spec`'s strings are borrowed for the
+ * call. */
+void sl_streams_create_async(struct sl_engine *e, const struct sl_stream_spec *spec,
+                             sl_stream_created_cb cb, void *ctx);
 /* Answers the stream's parked fetches ENOTFOUND, then deletes it. Errors:
  * SL_ENOTFOUND, SL_EIO (why says which). */
 int sl_streams_delete(struct sl_engine *e, const char *name, char *why, uint32_t why_len);

@@ -72,22 +72,41 @@ static void respond_stream(struct sl_conn *c, uint64_t id, const struct sl_strea
     free(info);
 }
 
+struct create_op {
+    struct sl_conn *conn;
+    uint64_t req_id;
+};
+
+static void on_stream_created(void *ctx, int err, const char *why, struct sl_stream *st)
+{
+    struct create_op *op = ctx;
+    if (err != SL_OK) {
+        sl_native_respond_error(op->conn, op->req_id, err, why);
+    } else {
+        respond_stream(op->conn, op->req_id, st, true);
+    }
+    sl_conn_request_done(op->conn);
+    sl_conn_release(op->conn);
+    free(op);
+}
+
+/* Answered by the catalog's creator threads' work: the loop does not wait
+ * on the create's fsyncs. */
 void sl_native_create_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     const Sluice__V1__CreateStream *m = req->create_stream;
-    char why[256] = "";
-    struct sl_stream *st = NULL;
+    struct create_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        sl_native_fail(c, req->id, SL_ENOMEM, NULL);
+        return;
+    }
+    *op = (struct create_op){.conn = c, .req_id = req->id};
+    sl_conn_hold(c);
     struct sl_stream_spec spec = {.name = m->name, .shard_count = m->shard_count,
                                   .retention_hours = m->retention_hours,
                                   .retention_bytes = m->retention_bytes,
                                   .compression = m->compression};
-    int rc = sl_streams_create(srv->engine, &spec, &st, why, sizeof(why));
-    if (rc != SL_OK) {
-        sl_native_fail(c, req->id, rc, why);
-        return;
-    }
-    respond_stream(c, req->id, st, true);
-    sl_conn_request_done(c);
+    sl_streams_create_async(srv->engine, &spec, on_stream_created, op);
 }
 
 void sl_native_describe_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req)

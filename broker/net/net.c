@@ -31,6 +31,7 @@
 #include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fileio.h"
 #include "common/log.h"
 
 #include <arpa/inet.h>
@@ -595,8 +596,9 @@ static void on_accept(struct sl_io_op *op, int res)
         static struct sl_log_ratelimit rl = {.interval_ms = 10000, .burst = 1};
         if (res == -EMFILE || res == -ENFILE) {
             if (sl_log_ratelimit_ok(&rl)) {
-                sl_warn("net", "accept: too many open files: raise the open-file limit "
-                               "(ulimit -n, LimitNOFILE= in systemd) or lower max_connections");
+                char why[192];
+                sl_nofile_why(why, sizeof(why));
+                sl_warn("net", "accept: %s (or lower max_connections)", why);
             }
             l->accept_later = true; /* accepting now would fail again at once */
             return;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -132,7 +133,7 @@ static uint32_t read_port(const char *path)
 /* Forks and execs the broker on b->port (0 = ephemeral), waits for the port file.
  * Returns 0, -1 on failure, or 1 when the broker exited early (e.g. the port was busy). */
 static int broker_start(struct it_broker *b, const char *flush, uint32_t http_port,
-                        const char *src);
+                        const char *src, uint32_t nofile);
 
 static int spawn(struct it_broker *b)
 {
@@ -152,6 +153,14 @@ static int spawn(struct it_broker *b)
         }
         char http_port[16];
         snprintf(http_port, sizeof(http_port), "%u", b->http_port);
+        if (b->nofile > 0) {
+            struct rlimit rl = {.rlim_cur = b->nofile, .rlim_max = b->nofile};
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+                fprintf(stderr, "setrlimit(RLIMIT_NOFILE, %u): %s\n", b->nofile,
+                        strerror(errno));
+                _exit(127);
+            }
+        }
         execl(SLUICED_PATH, SLUICED_PATH, "--data", b->data, "--host", "127.0.0.1", "--port",
               port, "--port-file", b->port_file, "--flush", b->flush, "--log-level", "warn",
               "--http-port", http_port, (char *)NULL);
@@ -203,24 +212,30 @@ static uint32_t free_port(void)
 
 int it_broker_start_http(struct it_broker *b, const char *flush)
 {
-    return broker_start(b, flush, free_port(), NULL);
+    return broker_start(b, flush, free_port(), NULL, 0);
+}
+
+int it_broker_start_nofile(struct it_broker *b, const char *flush, uint32_t nofile)
+{
+    return broker_start(b, flush, free_port(), NULL, nofile);
 }
 
 int it_broker_start_from(struct it_broker *b, const char *flush, const char *src)
 {
-    return broker_start(b, flush, 0, src);
+    return broker_start(b, flush, 0, src, 0);
 }
 
 int it_broker_start(struct it_broker *b, const char *flush)
 {
-    return broker_start(b, flush, 0, NULL);
+    return broker_start(b, flush, 0, NULL, 0);
 }
 
 static int broker_start(struct it_broker *b, const char *flush, uint32_t http_port,
-                        const char *src)
+                        const char *src, uint32_t nofile)
 {
     memset(b, 0, sizeof(*b));
     b->http_port = http_port;
+    b->nofile = nofile;
     snprintf(b->root, sizeof(b->root), "/var/tmp/sluice-it-XXXXXX");
     if (mkdtemp(b->root) == NULL) {
         perror("mkdtemp");

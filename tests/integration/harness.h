@@ -27,6 +27,7 @@ struct it_broker {
     char flush[16];     /* "always" or "interval" */
     uint32_t port;      /* 0 until the first start */
     uint32_t http_port; /* 0: no HTTP listener (the HTTP tests use tests/http) */
+    uint32_t nofile;    /* > 0: the broker runs with RLIMIT_NOFILE soft = hard = this */
     pid_t pid;          /* 0 when not running */
     int exit_status;    /* waitpid status of the last exit */
 };
@@ -45,6 +46,11 @@ int it_broker_start_from(struct it_broker *b, const char *flush, const char *src
 
 /* it_broker_start with the HTTP listener on a free port (b->http_port). */
 int it_broker_start_http(struct it_broker *b, const char *flush);
+
+/* it_broker_start with the HTTP listener (as it_broker_start_http) under an open-file
+ * limit: RLIMIT_NOFILE soft and hard set to `nofile` in the child before exec (so the
+ * broker cannot raise it), kept across restarts. */
+int it_broker_start_nofile(struct it_broker *b, const char *flush, uint32_t nofile);
 
 /* Starts the broker again on the same data directory and port (after stop or kill9).
  * Retries for a few seconds if the port is still busy. Returns 0 or -1. */

@@ -14,6 +14,10 @@
  * files and their directory fsyncs) happen during the cycles and the read-back goes through
  * sealed segments and their mmapped indexes.
  *
+ * Also: streams whose creation was acknowledged survive a kill -9 + power cut in the middle
+ * of a burst of creates from 4 connections (3 cycles), each with its shard count, and take
+ * and return a record; a create in flight leaves an intact stream or none.
+ *
  * Kill first, then cut: a power loss stops the process and loses the unsynced state in the
  * same instant; cutting first would let a live broker sync and acknowledge on top of a state
  * the disk no longer has, which no real machine does.
@@ -70,12 +74,19 @@ static int is_mounted(void)
     return statfs(mnt, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC_;
 }
 
+static struct it_broker cbroker; /* the stream-creation case's */
+
 static void unmount_fs(void)
 {
     if (broker.pid != 0) {
         kill(broker.pid, SIGKILL);
         waitpid(broker.pid, NULL, 0);
         broker.pid = 0;
+    }
+    if (cbroker.pid != 0) {
+        kill(cbroker.pid, SIGKILL);
+        waitpid(cbroker.pid, NULL, 0);
+        cbroker.pid = 0;
     }
     if (mounted) {
         pid_t p = fork();
@@ -403,6 +414,141 @@ TEST(power_cut_durable_produce)
     CHECK_EQ(it_broker_stop(&broker), 0);
 }
 
+/* ---- stream creation (#11: fewer fsyncs per create, shared in batches) ---------------- */
+
+#define CREATE_THREADS 4u
+#define CREATE_PER_THREAD 4000u
+
+static atomic_int stop_creating;
+static uint8_t created_shards[CREATE_THREADS][CREATE_PER_THREAD]; /* 0: not acknowledged */
+static atomic_uint attempted[CREATE_THREADS];
+
+struct create_arg {
+    uint32_t t;
+    int cycle;
+};
+
+/* Creates streams "c<cycle>-<t>-<i>" (1-3 shards) until stopped or the broker is gone. */
+static void *create_loop(void *arg)
+{
+    const struct create_arg *a = arg;
+    sluice_client *c = NULL;
+    if (it_connect(&cbroker, &c) != SL_OK) {
+        return NULL;
+    }
+    for (uint32_t i = 0; i < CREATE_PER_THREAD && !atomic_load(&stop_creating); i++) {
+        char name[48];
+        snprintf(name, sizeof(name), "c%d-%u-%04u", a->cycle, a->t, i);
+        struct sluice_stream_opts o = {.shard_count = 1 + i % 3};
+        atomic_store(&attempted[a->t], i + 1);
+        if (sluice_stream_create(c, name, &o, NULL) != SL_OK) {
+            break; /* the broker died (or the test stops): unknown from here */
+        }
+        created_shards[a->t][i] = (uint8_t)o.shard_count;
+    }
+    sluice_client_free(c);
+    return NULL;
+}
+
+/* Streams acknowledged as created before a kill -9 and a power cut all exist after the
+ * restart, with their shard counts, and take and return a record; the one in flight, if
+ * it exists, is intact (a damaged stream.meta would stop the broker from starting). */
+TEST(power_cut_acknowledged_creates)
+{
+    if (!mounted) {
+        int rc = mount_fs();
+        if (rc == 77) {
+            SKIP("FUSE unavailable");
+        }
+        CHECK_EQ(rc, 0);
+    }
+    memset(&cbroker, 0, sizeof(cbroker));
+    snprintf(cbroker.root, sizeof(cbroker.root), "%s", root);
+    snprintf(cbroker.data, sizeof(cbroker.data), "%s/data-create", mnt);
+    snprintf(cbroker.port_file, sizeof(cbroker.port_file), "%s/port-create", root);
+    snprintf(cbroker.flush, sizeof(cbroker.flush), "always");
+    CHECK_EQ(mkdir(cbroker.data, 0755), 0);
+    CHECK_EQ(fsync_path(mnt), 0);
+    CHECK_EQ(it_broker_restart(&cbroker), 0);
+    srand(1109);
+    for (int k = 0; k < 3; k++) {
+        memset(created_shards, 0, sizeof(created_shards));
+        atomic_store(&stop_creating, 0);
+        pthread_t th[CREATE_THREADS];
+        struct create_arg args[CREATE_THREADS];
+        for (uint32_t t = 0; t < CREATE_THREADS; t++) {
+            args[t] = (struct create_arg){.t = t, .cycle = k};
+            atomic_store(&attempted[t], 0);
+            CHECK_EQ(pthread_create(&th[t], NULL, create_loop, &args[t]), 0);
+        }
+        it_sleep_ms(300 + (uint32_t)(rand() % 500));
+        CHECK_EQ(it_broker_kill9(&cbroker), 0);
+        CHECK_EQ(power_cut(k % 2 == 1), 0);
+        atomic_store(&stop_creating, 1);
+        for (uint32_t t = 0; t < CREATE_THREADS; t++) {
+            pthread_join(th[t], NULL);
+        }
+        CHECK_EQ(it_broker_restart(&cbroker), 0);
+        sluice_client *c = NULL;
+        CHECK_EQ(it_connect(&cbroker, &c), SL_OK);
+        uint32_t acked = 0, found_unacked = 0;
+        for (uint32_t t = 0; t < CREATE_THREADS; t++) {
+            uint32_t n = atomic_load(&attempted[t]);
+            for (uint32_t i = 0; i < n; i++) {
+                char name[48];
+                snprintf(name, sizeof(name), "c%d-%u-%04u", k, t, i);
+                struct sluice_stream_info *info = NULL;
+                int rc = sluice_stream_describe(c, name, &info);
+                if (created_shards[t][i] != 0) {
+                    acked++;
+                    if (rc != SL_OK) {
+                        fprintf(stderr, "  LOST: stream %s acknowledged, then %s\n", name,
+                                sl_errname(rc));
+                    }
+                    CHECK_EQ(rc, SL_OK);
+                    CHECK_EQ(info->shard_count, created_shards[t][i]);
+                } else if (rc == SL_OK) {
+                    found_unacked++;
+                    CHECK_EQ(info->shard_count, 1 + i % 3);
+                }
+                sluice_stream_info_free(info);
+            }
+        }
+        fprintf(stderr, "  cycle %d: kill -9 + power cut%s after %u creates acknowledged: all "
+                        "there; %u in flight there too\n",
+                k + 1, k % 2 == 1 ? " (torn write)" : "", acked, found_unacked);
+        CHECK(acked > 0);
+        /* the newest acknowledged ones take and return a record */
+        for (uint32_t t = 0; t < CREATE_THREADS; t++) {
+            uint32_t n = atomic_load(&attempted[t]);
+            for (uint32_t i = n; i-- > 0;) {
+                if (created_shards[t][i] == 0) {
+                    continue;
+                }
+                char name[48];
+                snprintf(name, sizeof(name), "c%d-%u-%04u", k, t, i);
+                sluice_producer *p = NULL;
+                CHECK_EQ(sluice_producer_new(c, name, NULL, &p), SL_OK);
+                CHECK_EQ(sluice_produce(p, NULL, 0, "x", 1, NULL, 0, NULL, NULL), SL_OK);
+                CHECK_EQ(sluice_producer_flush(p, 10000), SL_OK);
+                sluice_producer_free(p);
+                sluice_consumer *cons = NULL;
+                CHECK_EQ(sluice_consumer_new(c, name, NULL, NULL, &cons), SL_OK);
+                struct sluice_record rec;
+                size_t got = 0;
+                for (int tries = 0; tries < 20 && got == 0; tries++) {
+                    CHECK_EQ(sluice_consumer_poll(cons, &rec, 1, &got, 200), SL_OK);
+                }
+                sluice_consumer_free(cons);
+                CHECK_EQ(got, 1);
+                break;
+            }
+        }
+        sluice_client_free(c);
+    }
+    CHECK_EQ(it_broker_stop(&cbroker), 0);
+}
+
 int main(void)
 {
     int rc = it_preflight();
@@ -410,6 +556,7 @@ int main(void)
         return rc;
     }
     RUN(power_cut_durable_produce);
+    RUN(power_cut_acknowledged_creates);
     unmount_fs();
     TEST_END();
 }

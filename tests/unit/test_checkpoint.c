@@ -16,7 +16,7 @@
  * every value (also with a stale .snap.tmp), and so does a crash between the
  * snapshot rename and the log cut (new snapshot + old log); a damaged or cut
  * snapshot fails the open with SL_ECORRUPT; groups_max (also lowered below
- * what is on disk), pending_max and name-length checks. Not covered: a
+ * what is on disk), pending_max and name-length checks; sl_ckpt_present. Not covered: a
  * failing write/fdatasync (SL_EFATAL), which needs fault injection.
  *
  * SLUICE_TEST_LOG=1 shows the store's own log lines.
@@ -156,6 +156,28 @@ static int write_file(const char *path, const uint8_t *buf, size_t len)
 }
 
 /* ---- cases -------------------------------------------------------------- */
+
+/* sl_ckpt_present: what the broker asks before opening a stream's store at start-up. */
+TEST(present_only_with_state)
+{
+    struct fx f;
+    CHECK(fx_init(&f) == 0);
+    CHECK(!sl_ckpt_present(f.dir)); /* no directory */
+    CHECK_EQ(fx_open(&f), SL_OK);
+    sl_ckpt_close(f.cs);
+    f.cs = NULL;
+    CHECK(!sl_ckpt_present(f.dir)); /* an empty log */
+    CHECK_EQ(fx_open(&f), SL_OK);
+    CHECK_EQ(commit_sync(&f, "g", 0, 5, 1), SL_OK);
+    sl_ckpt_close(f.cs);
+    f.cs = NULL;
+    CHECK(sl_ckpt_present(f.dir));
+    CHECK(truncate(f.log, 0) == 0);
+    CHECK(!sl_ckpt_present(f.dir));
+    CHECK(write_file(f.snap, (const uint8_t *)"x", 1) == 0); /* a snapshot: open (and judge) */
+    CHECK(sl_ckpt_present(f.dir));
+    fx_fini(&f);
+}
 
 TEST(commit_then_get)
 {
@@ -664,6 +686,7 @@ int main(void)
         fprintf(stderr, "io_uring unavailable: %s\n", why);
         return 77;
     }
+    RUN(present_only_with_state);
     RUN(commit_then_get);
     RUN(group_commit_shares_one_fsync);
     RUN(close_flushes_staged_commits);

@@ -3,7 +3,8 @@
  *
  * Covers: sl_strerror/sl_errname for every code (and out-of-range values);
  * the stable numbering of enum sl_err; sl_err_from_errno's documented
- * mapping; XXH3-64 stability against values computed with `xxhsum -H3`;
+ * mapping (EMFILE/ENFILE -> SL_ELIMIT) and sl_nofile_why's message at the descriptor
+ * limit; XXH3-64 stability against values computed with `xxhsum -H3`;
  * zstd round trips and the bomb safety of sl_decompress (declared size above
  * dst_cap, size mismatches, trailing bytes, frames without a content size,
  * truncated frames); the fake and real clocks; sl_ring_probe, a write + fsync
@@ -14,6 +15,7 @@
 #include "common/clock.h"
 #include "common/compress.h"
 #include "common/error.h"
+#include "common/fileio.h"
 #include "common/ring.h"
 
 #include "tests/unit/test.h"
@@ -21,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* Deterministic PRNG (splitmix64) so failures reproduce. */
@@ -114,8 +117,10 @@ TEST(err_from_errno_mapping)
     CHECK_EQ(sl_err_from_errno(EINVAL), SL_EINVAL);
     CHECK_EQ(sl_err_from_errno(EAGAIN), SL_EAGAIN);
     CHECK_EQ(sl_err_from_errno(EWOULDBLOCK), SL_EAGAIN);
+    CHECK_EQ(sl_err_from_errno(EMFILE), SL_ELIMIT); /* out of descriptors */
+    CHECK_EQ(sl_err_from_errno(ENFILE), SL_ELIMIT);
     /* "others -> SL_ESYS" */
-    const int others[] = {EPERM, EBADF, EACCES, EBUSY, EMFILE, ENFILE, EROFS, EISDIR, EFAULT};
+    const int others[] = {EPERM, EBADF, EACCES, EBUSY, EROFS, EISDIR, EFAULT};
     for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
         if (sl_err_from_errno(others[i]) != SL_ESYS) {
             fprintf(stderr, "  errno %d (%s) -> %s\n", others[i], strerror(others[i]),
@@ -123,6 +128,38 @@ TEST(err_from_errno_mapping)
         }
         CHECK_EQ(sl_err_from_errno(others[i]), SL_ESYS);
     }
+}
+
+/* Out of descriptors, the message counts them and names the limit and the fix - also
+ * when not even /proc/self/fd can be opened. */
+TEST(nofile_why_names_count_limit_and_fix)
+{
+    struct rlimit old;
+    CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    struct rlimit low = old;
+    low.rlim_cur = 64;
+    CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    int fds[64];
+    int n = 0;
+    while (n < 64 && (fds[n] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
+        n++;
+    }
+    int err = errno;
+    char why[160];
+    sl_nofile_why(why, sizeof(why));
+    for (int i = 0; i < n; i++) {
+        close(fds[i]);
+    }
+    char half[160];
+    sl_nofile_why(half, sizeof(half));
+    CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    fprintf(stderr, "  at the limit: %s\n  below it:     %s\n", why, half);
+    CHECK_EQ(err, EMFILE);
+    CHECK_EQ(sl_err_from_errno(err), SL_ELIMIT);
+    CHECK(strcmp(why, "too many open files (64 open, limit 64): raise LimitNOFILE or lower "
+                      "open_files_max") == 0);
+    CHECK(strstr(half, "open, limit 64): raise LimitNOFILE or lower open_files_max") != NULL);
+    CHECK(strncmp(half, "too many open files (64 open", 28) != 0);
 }
 
 /* ---- checksums --------------------------------------------------------- */
@@ -646,6 +683,7 @@ int main(void)
     RUN(error_codes_are_stable);
     RUN(strerror_and_errname_every_code);
     RUN(err_from_errno_mapping);
+    RUN(nofile_why_names_count_limit_and_fix);
     RUN(checksum_xxh3_known_values);
     RUN(checksum_sensitive_to_every_bit);
     RUN(zstd_round_trip);

@@ -22,7 +22,8 @@
  * stale .snap.tmp, and a crash between the snapshot rename and the log cut)
  * then reopen gives the same state; a damaged snapshot, or a log whose
  * snapshot is missing, fails the open with SL_ECORRUPT; ranges_max,
- * groups_max and pending_max; 1,000,000 in-order acks keep no range. Not
+ * groups_max and pending_max; 1,000,000 in-order acks keep no range;
+ * sl_qstate_present (no directory, the empty header, state, a torn header). Not
  * covered: a failing write/fdatasync (SL_EFATAL), which needs fault injection.
  *
  * SLUICE_TEST_LOG=1 shows the store's own log lines.
@@ -307,6 +308,31 @@ static void collect_name(void *ctx, const struct sl_qgroup_def *d)
         snprintf(ns->n[ns->count], sizeof(ns->n[0]), "%s", d->name);
     }
     ns->count++;
+}
+
+/* sl_qstate_present: what the broker asks before opening a stream's store at start-up. */
+TEST(present_only_with_state)
+{
+    struct fx f;
+    CHECK(fx_init(&f) == 0);
+    CHECK(!sl_qstate_present(f.dir)); /* no directory */
+    CHECK_EQ(fx_open(&f), SL_OK);
+    fx_close(&f);
+    CHECK(!sl_qstate_present(f.dir)); /* the header of an empty store */
+    CHECK_EQ(fx_open(&f), SL_OK);
+    struct sl_qgroup_def d;
+    def_init(&d, "g");
+    uint64_t floors[1] = {0};
+    struct waiter w = {0};
+    CHECK_EQ(sl_qstate_create_group(f.qs, &d, 1, floors, on_done, &w), SL_OK);
+    wait_for(&w);
+    fx_close(&f);
+    CHECK(sl_qstate_present(f.dir));
+    CHECK(truncate(f.log, 24) == 0); /* the header alone again */
+    CHECK(!sl_qstate_present(f.dir));
+    CHECK(truncate(f.log, 20) == 0); /* a torn header: open (and judge) */
+    CHECK(sl_qstate_present(f.dir));
+    fx_fini(&f);
 }
 
 TEST(group_create_delete_list)
@@ -1055,6 +1081,7 @@ int main(void)
         fprintf(stderr, "io_uring unavailable: %s\n", why);
         return 77;
     }
+    RUN(present_only_with_state);
     RUN(group_create_delete_list);
     RUN(acks_advance_floor_only_when_contiguous);
     RUN(ack_is_idempotent);

@@ -1,0 +1,381 @@
+/* test_catalog.c - the catalog (broker/engine/catalog.c) on one loop, no workers.
+ *
+ * Covers: the name index - every stream of many created in shuffled order is found, absent
+ * names are not, the list stays in name order; delete removes a stream from the index and
+ * the list (found no more, its neighbours still linked), a deleted name can be created
+ * again; a reopened catalog finds the same streams in the same order; the limits
+ * streams_max and shards_max refuse a create with SL_ELIMIT naming the setting (also the
+ * background create, counting creates under way), a delete makes room again; 300 background
+ * creates at once (creator threads, batches) all told and installed, a pending name refused
+ * or joined; a stream whose shard directory was lost opens; a fresh stream opens
+ * no checkpoint or queue-state store and makes no groups/ or queues/ directory, opens them
+ * on first use only, and at start-up only the store that holds state; what an idle shard
+ * costs the engine (struct and de-dup table: at most 512 bytes) and the heap per idle
+ * shard and stream, the shard log's included (printed where mallinfo2 counts: not under
+ * the sanitizers).
+ * The data directory is on /dev/shm when it exists (fsyncs are free there).
+ */
+#include "test.h"
+
+#include "broker/engine/catalog.h"
+#include "broker/engine/dedup.h"
+#include "common/error.h"
+#include "common/ring.h"
+
+#include <ftw.h>
+#include <malloc.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MANY 1500u
+
+static struct sl_ring ring;
+static char root[64];
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void fresh_root(void)
+{
+    if (root[0] != '\0') {
+        nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    struct stat sb;
+    snprintf(root, sizeof(root), "%s/sl-catalog-XXXXXX",
+             stat("/dev/shm", &sb) == 0 ? "/dev/shm" : "/var/tmp");
+    if (mkdtemp(root) == NULL) {
+        perror("mkdtemp");
+        exit(1);
+    }
+}
+
+static void config(struct sl_catalog_config *cc)
+{
+    memset(cc, 0, sizeof(*cc));
+    cc->data_dir = root;
+    sl_shard_config_default(&cc->shard);
+    cc->shard.write_buf_bytes = 64u << 10;
+    cc->shard.pending_max = 64;
+    sl_ckpt_config_default(&cc->ckpt);
+    sl_qstate_config_default(&cc->qstate);
+    cc->default_retention_hours = 24;
+    cc->streams_max = 1u << 20;
+    cc->shards_max = 1u << 24;
+}
+
+static void name_of(uint32_t i, char *out, size_t cap)
+{
+    snprintf(out, cap, "st-%05u", (i * 7919u) % 100000u); /* not in creation order */
+}
+
+/* The list is strictly ascending and holds `want` streams. */
+static bool list_sorted(struct sl_catalog *c, uint32_t want)
+{
+    uint32_t n = 0;
+    const char *prev = NULL;
+    for (struct sl_stream *st = sl_catalog_first(c); st != NULL; st = st->next) {
+        if (prev != NULL && strcmp(prev, st->name) >= 0) {
+            return false;
+        }
+        prev = st->name;
+        n++;
+    }
+    return n == want;
+}
+
+static int create(struct sl_catalog *c, const char *name, uint32_t shards)
+{
+    char why[256];
+    struct sl_stream *st = NULL;
+    return sl_catalog_create(c, name, shards, 0, 0, NULL, &st, why, sizeof(why));
+}
+
+TEST(index_finds_every_stream_and_keeps_name_order)
+{
+    fresh_root();
+    struct sl_catalog_config cc;
+    config(&cc);
+    struct sl_catalog *c = NULL;
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    char name[32];
+    for (uint32_t i = 0; i < MANY; i++) {
+        name_of(i, name, sizeof(name));
+        CHECK_EQ(create(c, name, 1), SL_OK);
+    }
+    CHECK(list_sorted(c, MANY));
+    for (uint32_t i = 0; i < MANY; i++) {
+        name_of(i, name, sizeof(name));
+        struct sl_stream *st = sl_catalog_find(c, name);
+        CHECK(st != NULL && strcmp(st->name, name) == 0);
+    }
+    CHECK(sl_catalog_find(c, "absent") == NULL);
+    CHECK(sl_catalog_find(c, "st-") == NULL);
+    CHECK_EQ(create(c, "st-00000", 1), SL_EEXIST);
+    /* delete every third: gone from the index and the list, the rest still found */
+    for (uint32_t i = 0; i < MANY; i += 3) {
+        name_of(i, name, sizeof(name));
+        CHECK_EQ(sl_catalog_delete(c, name), SL_OK);
+        CHECK_EQ(sl_catalog_delete(c, name), SL_ENOTFOUND);
+    }
+    sl_catalog_reap(c);
+    uint32_t live = MANY - (MANY + 2) / 3;
+    CHECK(list_sorted(c, live));
+    for (uint32_t i = 0; i < MANY; i++) {
+        name_of(i, name, sizeof(name));
+        CHECK((sl_catalog_find(c, name) == NULL) == (i % 3 == 0));
+    }
+    /* a deleted name can be created again */
+    name_of(3, name, sizeof(name));
+    CHECK_EQ(create(c, name, 2), SL_OK);
+    CHECK(sl_catalog_find(c, name) != NULL && sl_catalog_find(c, name)->shard_count == 2);
+    live++;
+    CHECK(list_sorted(c, live));
+    sl_catalog_close(c);
+    /* reopened: the same streams, in order */
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    CHECK(list_sorted(c, live));
+    for (uint32_t i = 0; i < MANY; i++) {
+        name_of(i, name, sizeof(name));
+        CHECK((sl_catalog_find(c, name) == NULL) == (i % 3 == 0 && i != 3));
+    }
+    sl_catalog_close(c);
+}
+
+struct created {
+    int calls;
+    int err;
+    char why[256];
+};
+
+static void on_created(void *ctx, int err, const char *why)
+{
+    struct created *cr = ctx;
+    cr->calls++;
+    cr->err = err;
+    snprintf(cr->why, sizeof(cr->why), "%s", why);
+}
+
+TEST(streams_max_and_shards_max_refuse_with_elimit)
+{
+    fresh_root();
+    struct sl_catalog_config cc;
+    config(&cc);
+    cc.streams_max = 3;
+    cc.shards_max = 6;
+    struct sl_catalog *c = NULL;
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    char why[256] = "";
+    struct sl_stream *st = NULL;
+    CHECK_EQ(create(c, "a", 2), SL_OK);
+    CHECK_EQ(create(c, "b", 2), SL_OK);
+    /* 4 + 3 shards > 6 */
+    CHECK_EQ(sl_catalog_create(c, "c", 3, 0, 0, NULL, &st, why, sizeof(why)), SL_ELIMIT);
+    CHECK(strstr(why, "shards_max") != NULL);
+    CHECK_EQ(create(c, "c", 2), SL_OK);
+    CHECK_EQ(sl_catalog_create(c, "d", 1, 0, 0, NULL, &st, why, sizeof(why)), SL_ELIMIT);
+    CHECK(strstr(why, "streams_max") != NULL);
+    /* the background create (auto-create) goes through the same check */
+    struct created cr = {0};
+    CHECK_EQ(sl_catalog_create_async(c, "d", 1, 0, 0, NULL, true, on_created, &cr, why,
+                                     sizeof(why)), SL_ELIMIT);
+    CHECK(strstr(why, "streams_max") != NULL);
+    CHECK_EQ(cr.calls, 0);
+    /* a delete makes room; creates under way count against the limit */
+    CHECK_EQ(sl_catalog_delete(c, "a"), SL_OK);
+    sl_catalog_reap(c);
+    CHECK_EQ(sl_catalog_create_async(c, "d", 2, 0, 0, NULL, true, on_created, &cr, why,
+                                     sizeof(why)), SL_OK);
+    CHECK_EQ(sl_catalog_create(c, "e", 1, 0, 0, NULL, &st, why, sizeof(why)), SL_ELIMIT);
+    for (int i = 0; i < 500 && cr.calls == 0; i++) {
+        usleep(10000);
+        sl_catalog_poll(c);
+    }
+    CHECK_EQ(cr.calls, 1);
+    CHECK_EQ(cr.err, SL_OK);
+    CHECK(sl_catalog_find(c, "d") != NULL);
+    sl_catalog_close(c);
+}
+
+static int rm_tree(const char *path)
+{
+    return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Many creates in the background at once (several creator threads, batches): each told
+ * once, all installed; a pending name is refused (CreateStream) or joined (auto-create).
+ * A stream whose stream.meta is durable but whose shard directory is gone (a crash before
+ * the shard's files) opens fine: the shard is made empty. */
+TEST(background_creates_in_batches)
+{
+    fresh_root();
+    struct sl_catalog_config cc;
+    config(&cc);
+    struct sl_catalog *c = NULL;
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    enum { N = 300 };
+    static struct created cr[N];
+    struct created joined = {0};
+    memset(cr, 0, sizeof(cr));
+    char why[256], name[32];
+    for (uint32_t i = 0; i < N; i++) {
+        name_of(i, name, sizeof(name));
+        CHECK_EQ(sl_catalog_create_async(c, name, 1 + i % 3, 0, 0, NULL, false, on_created,
+                                         &cr[i], why, sizeof(why)),
+                 SL_OK);
+    }
+    name_of(0, name, sizeof(name));
+    CHECK_EQ(sl_catalog_create_async(c, name, 1, 0, 0, NULL, false, on_created, &joined, why,
+                                     sizeof(why)),
+             SL_EEXIST);
+    CHECK_EQ(sl_catalog_create_async(c, name, 1, 0, 0, NULL, true, on_created, &joined, why,
+                                     sizeof(why)),
+             SL_OK);
+    uint32_t told = 0;
+    for (int spin = 0; spin < 3000 && told < N; spin++) {
+        sl_ring_run(&ring, 1, 10u * 1000 * 1000); /* the creators' wake-up, or 10 ms */
+        sl_catalog_poll(c);
+        told = 0;
+        for (uint32_t i = 0; i < N; i++) {
+            told += cr[i].calls;
+        }
+    }
+    CHECK_EQ(told, N);
+    CHECK_EQ(joined.calls, 1);
+    CHECK_EQ(joined.err, SL_OK);
+    for (uint32_t i = 0; i < N; i++) {
+        CHECK_EQ(cr[i].err, SL_OK);
+        name_of(i, name, sizeof(name));
+        CHECK(sl_catalog_find(c, name) != NULL);
+    }
+    CHECK(list_sorted(c, N));
+    sl_catalog_close(c);
+    /* a shard directory lost (never made durable): the stream opens, the shard empty */
+    name_of(2, name, sizeof(name)); /* 3 shards */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/streams/%s/2", root, name);
+    CHECK_EQ(rm_tree(path), 0);
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    struct sl_stream *st = sl_catalog_find(c, name);
+    CHECK(st != NULL && st->shard_count == 3);
+    CHECK(list_sorted(c, N));
+    sl_catalog_close(c);
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0);
+}
+
+static bool exists(const char *stream, const char *sub)
+{
+    char path[256];
+    struct stat sb;
+    snprintf(path, sizeof(path), "%s/streams/%s/%s", root, stream, sub);
+    return stat(path, &sb) == 0;
+}
+
+TEST(stores_open_on_first_use_only)
+{
+    fresh_root();
+    struct sl_catalog_config cc;
+    config(&cc);
+    struct sl_catalog *c = NULL;
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    CHECK_EQ(create(c, "idle", 2), SL_OK);
+    CHECK_EQ(create(c, "used", 2), SL_OK);
+    struct sl_stream *idle = sl_catalog_find(c, "idle");
+    struct sl_stream *used = sl_catalog_find(c, "used");
+    CHECK(idle->ckpt == NULL && idle->qstate == NULL);
+    CHECK(!exists("idle", "groups") && !exists("idle", "queues"));
+    char why[256];
+    struct sl_ckpt_store *cs = NULL;
+    CHECK_EQ(sl_catalog_ckpt(c, used, &cs, why, sizeof(why)), SL_OK);
+    CHECK(cs != NULL && used->ckpt == cs);
+    CHECK(exists("used", "groups") && !exists("used", "queues"));
+    struct sl_ckpt_store *again = NULL;
+    CHECK_EQ(sl_catalog_ckpt(c, used, &again, why, sizeof(why)), SL_OK);
+    CHECK(again == cs);
+    CHECK_EQ(sl_ckpt_commit(cs, "g", 1, 0, 1, NULL, NULL), SL_OK);
+    sl_catalog_close(c);
+    /* reopened: the store with state opens at start-up, the empty ones do not */
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    CHECK(sl_catalog_find(c, "used")->ckpt != NULL);
+    CHECK(sl_catalog_find(c, "used")->qstate == NULL);
+    CHECK(sl_catalog_find(c, "idle")->ckpt == NULL);
+    uint64_t seq = 99, at = 0;
+    CHECK_EQ(sl_ckpt_get(sl_catalog_find(c, "used")->ckpt, "g", 1, &seq, &at), SL_OK);
+    CHECK_EQ(seq, 0);
+    sl_catalog_close(c);
+}
+
+TEST(idle_stream_and_shard_heap_bytes)
+{
+    const uint32_t streams = 200, shards = 4;
+    fresh_root();
+    struct sl_catalog_config cc;
+    config(&cc);
+    struct sl_catalog *c = NULL;
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    struct mallinfo2 m0 = mallinfo2(); /* in use: uordblks + hblkhd (large ones are mmaps) */
+    char name[32];
+    for (uint32_t i = 0; i < streams; i++) {
+        snprintf(name, sizeof(name), "idle-%04u", i);
+        CHECK_EQ(create(c, name, shards), SL_OK);
+    }
+    struct mallinfo2 m1 = mallinfo2();
+    sl_catalog_close(c);
+    /* and after a restart (recovery, the de-dup rebuild) */
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    struct mallinfo2 m2 = mallinfo2();
+    struct sl_stream *st = sl_catalog_find(c, "idle-0000");
+    CHECK(st != NULL);
+    size_t engine_shard = sizeof(struct sl_bshard) + sl_dedup_bytes(&st->shards[0].dedup);
+    fprintf(stderr, "  engine part of an idle shard: %zu bytes (struct sl_bshard %zu + "
+                    "de-dup table %zu)\n", engine_shard, sizeof(struct sl_bshard),
+            engine_shard - sizeof(struct sl_bshard));
+    fprintf(stderr, "  engine part of an idle stream: struct sl_stream %zu bytes + its "
+                    "directory's path, no store\n", sizeof(struct sl_stream));
+    bool no_store = st->ckpt == NULL && st->qstate == NULL;
+    sl_catalog_close(c);
+    CHECK(engine_shard <= 512);
+    CHECK(no_store);
+    size_t used0 = m0.uordblks + m0.hblkhd, used1 = m1.uordblks + m1.hblkhd;
+    if (used1 <= used0) {
+        SKIP("mallinfo2 does not count here (sanitizers)");
+    }
+    double per_shard = (double)(used1 - used0) / (streams * shards);
+    fprintf(stderr, "  heap after creates: %.0f bytes per idle shard (%u-shard streams, the "
+                    "shard log's included), %.0f per stream\n", per_shard, shards,
+            per_shard * shards);
+    fprintf(stderr, "  heap after reopen: %.0f bytes per shard (all in use)\n",
+            (double)(m2.uordblks + m2.hblkhd) / (streams * shards));
+}
+
+int main(void)
+{
+    char why[256];
+    if (sl_ring_probe(why, sizeof(why)) != SL_OK) {
+        fprintf(stderr, "skipped: %s\n", why);
+        return 77;
+    }
+    if (sl_ring_init(&ring, 256) != SL_OK) {
+        return 1;
+    }
+    RUN(index_finds_every_stream_and_keeps_name_order);
+    RUN(streams_max_and_shards_max_refuse_with_elimit);
+    RUN(background_creates_in_batches);
+    RUN(stores_open_on_first_use_only);
+    RUN(idle_stream_and_shard_heap_bytes);
+    if (root[0] != '\0') {
+        nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    sl_ring_fini(&ring);
+    TEST_END();
+}

@@ -1,0 +1,209 @@
+/* test_dedup.c - the producer de-dup table of a shard (broker/engine/dedup.c).
+ *
+ * Covers: an empty table holds no memory, and producers without an id allocate none; the
+ * first producer with an id allocates SL_DEDUP_SLOTS_MIN slots; a retry of an acknowledged
+ * batch is a duplicate, the batch being appended answers EAGAIN, a failed one is forgotten;
+ * the table doubles as producers come, remembering every one, up to SL_DEDUP_SLOTS; there
+ * the least recently used producer is evicted (its retry is written again) and producers
+ * with a batch being appended are not; the start-up rebuild re-learns producers from a
+ * shard's log into an empty table, sized to fit.
+ */
+#include "test.h"
+
+#include "broker/engine/dedup.h"
+#include "common/error.h"
+#include "common/ring.h"
+#include "storage/batch.h"
+#include "storage/shard.h"
+
+#include <ftw.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define READ_MAX (1u << 20)
+
+/* Begins and ends (successfully) batch `seq` of producer `pid`; returns begin's result. */
+static int store(struct sl_dedup *d, uint64_t pid, uint64_t seq)
+{
+    struct sl_dedup_entry *e = NULL;
+    int rc = sl_dedup_begin(d, pid, seq, &e);
+    if (rc == SL_OK) {
+        sl_dedup_end(d, pid, seq, SL_OK, seq * 10, 1);
+    }
+    return rc;
+}
+
+static bool is_retry(struct sl_dedup *d, uint64_t pid, uint64_t seq)
+{
+    struct sl_dedup_entry *e = NULL;
+    int rc = sl_dedup_begin(d, pid, seq, &e);
+    if (rc == SL_OK) { /* not remembered: undo the pending mark */
+        sl_dedup_end(d, pid, seq, SL_EIO, 0, 0);
+    }
+    return rc == SL_EEXIST && e != NULL && e->base_seq == seq * 10;
+}
+
+TEST(empty_table_holds_no_memory)
+{
+    struct sl_dedup d;
+    sl_dedup_init(&d, READ_MAX);
+    CHECK_EQ(sl_dedup_bytes(&d), 0);
+    struct sl_dedup_entry *e = (struct sl_dedup_entry *)1;
+    CHECK_EQ(sl_dedup_begin(&d, 0, 5, &e), SL_OK); /* no producer id: no de-dup */
+    CHECK(e == NULL);
+    sl_dedup_end(&d, 0, 5, SL_OK, 0, 1);
+    CHECK_EQ(sl_dedup_bytes(&d), 0);
+    sl_dedup_end(&d, 42, 1, SL_OK, 0, 1); /* an end without a begin: nothing */
+    CHECK_EQ(sl_dedup_bytes(&d), 0);
+    sl_dedup_fini(&d);
+    sl_dedup_fini(&d);
+}
+
+TEST(retries_pending_and_failures)
+{
+    struct sl_dedup d;
+    sl_dedup_init(&d, READ_MAX);
+    CHECK_EQ(store(&d, 7, 1), SL_OK);
+    CHECK_EQ(sl_dedup_bytes(&d), SL_DEDUP_SLOTS_MIN * sizeof(struct sl_dedup_entry));
+    CHECK(is_retry(&d, 7, 1));
+    struct sl_dedup_entry *e = NULL;
+    CHECK_EQ(sl_dedup_begin(&d, 7, 0, &e), SL_EEXIST); /* an earlier one too */
+    CHECK_EQ(sl_dedup_begin(&d, 7, 2, &e), SL_OK);
+    CHECK_EQ(sl_dedup_begin(&d, 7, 2, &e), SL_EAGAIN); /* being appended */
+    sl_dedup_end(&d, 7, 2, SL_EIO, 0, 0);              /* failed: a retry is written */
+    CHECK_EQ(sl_dedup_begin(&d, 7, 2, &e), SL_OK);
+    sl_dedup_end(&d, 7, 2, SL_OK, 20, 1);
+    CHECK(is_retry(&d, 7, 2));
+    sl_dedup_fini(&d);
+    CHECK_EQ(sl_dedup_bytes(&d), 0);
+}
+
+TEST(grows_by_doubling_and_remembers_every_producer)
+{
+    struct sl_dedup d;
+    sl_dedup_init(&d, READ_MAX);
+    size_t last = 0;
+    uint32_t growths = 0;
+    const uint32_t n = SL_DEDUP_SLOTS / 4 * 3 - 1; /* fits the cap without eviction */
+    for (uint64_t p = 1; p <= n; p++) {
+        CHECK_EQ(store(&d, p * 1000003u, 1), SL_OK);
+        size_t now = sl_dedup_bytes(&d);
+        if (now != last) {
+            CHECK(last == 0 || now == 2 * last);
+            growths++;
+            last = now;
+        }
+    }
+    CHECK_EQ(last, SL_DEDUP_SLOTS * sizeof(struct sl_dedup_entry));
+    CHECK(growths >= 2);
+    for (uint64_t p = 1; p <= n; p++) {
+        CHECK(is_retry(&d, p * 1000003u, 1));
+    }
+    sl_dedup_fini(&d);
+}
+
+TEST(evicts_least_recently_used_at_the_cap)
+{
+    struct sl_dedup d;
+    sl_dedup_init(&d, READ_MAX);
+    const uint32_t full = SL_DEDUP_SLOTS / 4 * 3;
+    /* producer 1 stays pending all along: never evicted */
+    struct sl_dedup_entry *e = NULL;
+    CHECK_EQ(sl_dedup_begin(&d, 1, 1, &e), SL_OK);
+    for (uint64_t p = 2; p <= full + 10; p++) {
+        CHECK_EQ(store(&d, p, 1), SL_OK);
+    }
+    CHECK_EQ(sl_dedup_bytes(&d), SL_DEDUP_SLOTS * sizeof(struct sl_dedup_entry));
+    /* the oldest acknowledged ones went, the newest stayed */
+    CHECK(!is_retry(&d, 2, 1));
+    CHECK(is_retry(&d, full + 10, 1));
+    CHECK_EQ(sl_dedup_begin(&d, 1, 1, &e), SL_EAGAIN);
+    sl_dedup_end(&d, 1, 1, SL_OK, 10, 1);
+    CHECK(is_retry(&d, 1, 1));
+    sl_dedup_fini(&d);
+}
+
+/* ---- the start-up rebuild ---------------------------------------------- */
+
+static char root[64];
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void on_ack(void *ctx, int err, uint64_t base, uint32_t count)
+{
+    (void)base;
+    (void)count;
+    int *left = ctx;
+    *left -= err == SL_OK ? 1 : 1000000;
+}
+
+TEST(rebuild_relearns_producers_into_an_empty_table)
+{
+    struct sl_ring ring;
+    char why[256];
+    if (sl_ring_probe(why, sizeof(why)) != SL_OK || sl_ring_init(&ring, 64) != SL_OK) {
+        SKIP("no io_uring");
+    }
+    struct stat sb;
+    snprintf(root, sizeof(root), "%s/sl-dedup-XXXXXX",
+             stat("/dev/shm", &sb) == 0 ? "/dev/shm" : "/var/tmp");
+    CHECK(mkdtemp(root) != NULL);
+    struct sl_shard_config cfg;
+    sl_shard_config_default(&cfg);
+    cfg.write_buf_bytes = 64u << 10;
+    struct sl_shard *s = NULL;
+    CHECK_EQ(sl_shard_open(&ring, root, &cfg, &s), SL_OK);
+    const uint32_t producers = 100;
+    int left = (int)producers;
+    uint8_t buf[512];
+    for (uint32_t p = 1; p <= producers; p++) {
+        struct sl_batch_builder bb;
+        sl_batch_builder_init(&bb, buf, sizeof(buf));
+        struct sl_record rec = {.value = "v", .value_len = 1};
+        CHECK_EQ(sl_batch_builder_add(&bb, &rec), SL_OK);
+        size_t len = 0;
+        CHECK_EQ(sl_batch_builder_finish(&bb, SL_BATCH_CODEC_NONE, 1, NULL, NULL, 0, p, 3, &len),
+                 SL_OK);
+        CHECK_EQ(sl_shard_append(s, buf, len, on_ack, &left), SL_OK);
+    }
+    while (left > 0) {
+        sl_ring_run(&ring, 1, 0);
+    }
+    CHECK_EQ(left, 0);
+    sl_shard_close(s);
+    CHECK_EQ(sl_shard_open(&ring, root, &cfg, &s), SL_OK);
+    struct sl_dedup d;
+    sl_dedup_init(&d, READ_MAX);
+    sl_dedup_rebuild(&d, s, &ring);
+    sl_shard_close(s);
+    CHECK(sl_dedup_bytes(&d) >= producers * sizeof(struct sl_dedup_entry) * 4 / 3);
+    CHECK(sl_dedup_bytes(&d) <= SL_DEDUP_SLOTS * sizeof(struct sl_dedup_entry));
+    for (uint64_t p = 1; p <= producers; p++) {
+        struct sl_dedup_entry *e = NULL;
+        CHECK_EQ(sl_dedup_begin(&d, p, 3, &e), SL_EEXIST);
+        CHECK_EQ(sl_dedup_begin(&d, p, 4, &e), SL_OK);
+    }
+    sl_dedup_fini(&d);
+    nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    sl_ring_fini(&ring);
+}
+
+int main(void)
+{
+    RUN(empty_table_holds_no_memory);
+    RUN(retries_pending_and_failures);
+    RUN(grows_by_doubling_and_remembers_every_producer);
+    RUN(evicts_least_recently_used_at_the_cap);
+    RUN(rebuild_relearns_producers_into_an_empty_table);
+    TEST_END();
+}
