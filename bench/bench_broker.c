@@ -3,6 +3,7 @@
 #include "bench/bench_broker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <sched.h>
 #include <signal.h>
@@ -77,6 +78,13 @@ static _Noreturn void exec_broker(const char *data, const char *port_file,
     char sluiced[4096];
     sluiced_path(sluiced, sizeof(sluiced));
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (o->log_file != NULL) {
+        int fd = open(o->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0 || dup2(fd, STDERR_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0) {
+            perror("broker log file");
+            _exit(127);
+        }
+    }
     if (o->cpu >= 0) {
         cpu_set_t set;
         CPU_ZERO(&set);
@@ -87,8 +95,10 @@ static _Noreturn void exec_broker(const char *data, const char *port_file,
         }
     }
     /* no HTTP listener unless asked (--broker-arg --http-port=N): runs side by side */
+    char port[16];
+    snprintf(port, sizeof(port), "%d", o->port);
     const char *argv[14 + BENCH_BROKER_EXTRA_MAX] = {
-        sluiced,      "--data",  data,     "--port",      "0",    "--port-file",
+        sluiced,      "--data",  data,     "--port",      port,   "--port-file",
         port_file,    "--flush", o->flush, "--log-level", "warn", "--http-port", "0",
     };
     int argc = 13;
@@ -140,15 +150,61 @@ void bench_broker_start_opts(struct bench_broker *b, const char *prog, const cha
 
 void bench_broker_stop(struct bench_broker *b, const char *prog)
 {
-    if (b->pid <= 0) {
-        return;
+    if (b->pid > 0) {
+        int status = bench_broker_halt(b, SIGTERM, NULL);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "%s: the broker exited with status 0x%x\n", prog, (unsigned)status);
+        }
     }
+    if (b->root[0] != '\0') {
+        nftw(b->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        b->root[0] = '\0';
+    }
+}
+
+int bench_broker_halt(struct bench_broker *b, int sig, uint64_t *ns)
+{
     int status = 0;
-    kill(b->pid, SIGTERM);
-    waitpid(b->pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "%s: the broker exited with status 0x%x\n", prog, (unsigned)status);
+    uint64_t t0 = bench_now_ns();
+    if (b->pid > 0) {
+        kill(b->pid, sig);
+        while (waitpid(b->pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        b->pid = 0;
     }
-    b->pid = 0;
-    nftw(b->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    if (ns != NULL) {
+        *ns = bench_now_ns() - t0;
+    }
+    return status;
+}
+
+void bench_broker_respawn(struct bench_broker *b, const struct bench_broker_opts *o)
+{
+    const char *colon = strrchr(b->addr, ':');
+    struct bench_broker_opts same = *o;
+    same.port = colon != NULL ? atoi(colon + 1) : 0;
+    char data[300], port_file[300];
+    snprintf(data, sizeof(data), "%s/data", b->root);
+    snprintf(port_file, sizeof(port_file), "%s/port", b->root);
+    b->pid = fork();
+    if (b->pid < 0) {
+        perror("fork");
+        exit(1);
+    }
+    if (b->pid == 0) {
+        exec_broker(data, port_file, &same);
+    }
+}
+
+int bench_broker_running(struct bench_broker *b, int *status)
+{
+    int st = 0;
+    if (b->pid > 0 && waitpid(b->pid, &st, WNOHANG) == b->pid) {
+        b->pid = 0;
+        if (status != NULL) {
+            *status = st;
+        }
+        return 0;
+    }
+    return b->pid > 0;
 }
