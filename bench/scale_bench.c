@@ -74,7 +74,7 @@
 #define CONSUME_CHUNK            32u        /* shards one consumer reads at a time */
 #define CONSUME_FETCH_BYTES      (1u << 20)
 #define CONSUME_POLL_MAX         1024u
-#define CONSUME_POLL_MS          20u
+#define CONSUME_POLL_MS          0u /* catch-up only: a tail long-poll ends at a 50 ms tick */
 #define CONSUME_STALL_NS         (60ull * 1000000000u)
 #define SETTLE_NS                1000000000ull
 #define READY_TIMEOUT_NS         (600ull * 1000000000u)
