@@ -7,9 +7,10 @@
  *              and is reported with the stream it failed at; later steps use the streams
  *              that exist.
  *  2. idle     one small record (no key, durable) to every shard so that each has data;
- *              then, after 1 s of quiet, the broker's VmRSS (/proc/PID/status), RSS per
+ *              then, after 2 s of quiet, the broker's VmRSS (/proc/PID/status), RSS per
  *              shard over the broker before the creates, its open descriptors
- *              (/proc/PID/fd) and RLIMIT_NOFILE (/proc/PID/limits).
+ *              (/proc/PID/fd), RLIMIT_NOFILE (/proc/PID/limits) and the CPU it used in
+ *              those 2 s (/proc/PID/stat: the per-tick work over every shard).
  *  3. restart  SIGTERM and wait (the clean stop's time), start it again on the same
  *              directory and port, and time until it answers a Hello ("port") and until
  *              a record produced durably to a random shard has been read back ("ready");
@@ -77,6 +78,7 @@
 #define CONSUME_POLL_MS          0u /* catch-up only: a tail long-poll ends at a 50 ms tick */
 #define CONSUME_STALL_NS         (60ull * 1000000000u)
 #define SETTLE_NS                1000000000ull
+#define IDLE_NS                  2000000000ull /* the quiet period after step 2 */
 #define READY_TIMEOUT_NS         (600ull * 1000000000u)
 #define PROBE_READ_NS            (10ull * 1000000000u)
 #define WATCH_NS                 50000000ull
@@ -113,6 +115,7 @@ struct prun {
 static struct scale_res {
     long nofile_soft, nofile_hard; /* -1: unknown or unlimited */
     struct sample empty, created, idle;
+    double idle_cpu_pct; /* the broker's CPU while idle (after step 2), % of one core */
     char four_err[ERR_MAX];
     /* 1. */
     uint32_t created_streams;
@@ -241,6 +244,28 @@ static void proc_nofile(pid_t pid, long *soft, long *hard)
     if (f != NULL) {
         fclose(f);
     }
+}
+
+/* utime + stime of the process in clock ticks; -1 when unknown. */
+static long proc_cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    /* after "pid (comm) ": state ... utime stime are fields 14 and 15 */
+    const char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    if (p == NULL ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) {
+        return -1;
+    }
+    return (long)(ut + st);
 }
 
 static void sample_now(struct sample *s)
@@ -1177,6 +1202,7 @@ static void print_json(void)
     json_sample("created", &res.created);
     json_sample("idle", &res.idle);
     json_num("idle_rss_per_shard_kib", rss_per_shard_kib(), 2);
+    json_num("idle_cpu_pct", res.idle_cpu_pct, 1);
     json_restart("restart_clean", &res.clean);
     json_restart("restart_kill9", &res.kill9);
     json_prun("produce_many", &res.many);
@@ -1263,9 +1289,9 @@ static void print_human(void)
     print_err(res.fill_err);
     double per = rss_per_shard_kib();
     printf("  idle         RSS %s (%s after the creates), %.1f KiB per shard; %ld fds (%ld after "
-           "the creates)\n",
+           "the creates); CPU %.1f%% of a core\n",
            mib(b, sizeof(b), res.idle.rss_kib), mib(c, sizeof(c), res.created.rss_kib),
-           per < 0 ? 0 : per, res.idle.fds, res.created.fds);
+           per < 0 ? 0 : per, res.idle.fds, res.created.fds, res.idle_cpu_pct);
     print_restart("restart", &res.clean);
     print_restart("kill -9", &res.kill9);
     print_prun("produce", &res.many);
@@ -1356,11 +1382,18 @@ int scale_run(const struct scale_opts *o)
         step_fill();
         log_annotate(res.fill_err, mark);
     }
-    bench_sleep_ns(SETTLE_NS);
+    long cpu0 = bb.pid > 0 ? proc_cpu_ticks(bb.pid) : -1;
+    uint64_t idle0 = bench_now_ns();
+    bench_sleep_ns(IDLE_NS);
+    long cpu1 = bb.pid > 0 ? proc_cpu_ticks(bb.pid) : -1;
+    res.idle_cpu_pct = cpu0 < 0 || cpu1 < 0 ? -1
+                                            : (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) /
+                                                  secs(bench_now_ns() - idle0) * 100;
     if (broker_up()) {
         sample_now(&res.idle);
     } else {
         res.idle.rss_kib = res.idle.fds = -1;
+        res.idle_cpu_pct = -1;
     }
 
     if (!o->json) {
