@@ -3,6 +3,7 @@
 #include "bench/bench_broker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <sched.h>
 #include <signal.h>
@@ -77,6 +78,13 @@ static _Noreturn void exec_broker(const char *data, const char *port_file,
     char sluiced[4096];
     sluiced_path(sluiced, sizeof(sluiced));
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (o->log_file != NULL) {
+        int fd = open(o->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0 || dup2(fd, STDERR_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0) {
+            perror("broker log file");
+            _exit(127);
+        }
+    }
     if (o->cpu >= 0) {
         cpu_set_t set;
         CPU_ZERO(&set);
@@ -87,8 +95,10 @@ static _Noreturn void exec_broker(const char *data, const char *port_file,
         }
     }
     /* no HTTP listener unless asked (--broker-arg --http-port=N): runs side by side */
+    char port[16];
+    snprintf(port, sizeof(port), "%d", o->port);
     const char *argv[14 + BENCH_BROKER_EXTRA_MAX] = {
-        sluiced,      "--data",  data,     "--port",      "0",    "--port-file",
+        sluiced,      "--data",  data,     "--port",      port,   "--port-file",
         port_file,    "--flush", o->flush, "--log-level", "warn", "--http-port", "0",
     };
     int argc = 13;
@@ -101,19 +111,22 @@ static _Noreturn void exec_broker(const char *data, const char *port_file,
     _exit(127);
 }
 
-/* Forks the broker on b->root and waits up to `wait_s` seconds for its port file. */
-static void spawn(struct bench_broker *b, const char *prog, const struct bench_broker_opts *o,
-                  uint32_t wait_s)
+void bench_broker_start_opts(struct bench_broker *b, const char *prog, const char *dir_base,
+                             const struct bench_broker_opts *o)
 {
+    snprintf(b->root, sizeof(b->root), "%s/sluice-%s-XXXXXX", dir_base, prog);
+    if (mkdtemp(b->root) == NULL) {
+        perror("mkdtemp");
+        exit(1);
+    }
     char data[300], port_file[300];
     snprintf(data, sizeof(data), "%s/data", b->root);
     snprintf(port_file, sizeof(port_file), "%s/port", b->root);
-    unlink(port_file);
     b->pid = fork();
     if (b->pid == 0) {
         exec_broker(data, port_file, o);
     }
-    for (uint32_t i = 0; i < wait_s * 1000u; i++) {
+    for (int i = 0; i < 1000; i++) {
         FILE *f = fopen(port_file, "r");
         unsigned port = 0;
         if (f != NULL) {
@@ -128,49 +141,70 @@ static void spawn(struct bench_broker *b, const char *prog, const struct bench_b
             fprintf(stderr, "%s: the broker exited at start\n", prog);
             exit(1);
         }
-        bench_sleep_ns(1000000);
+        bench_sleep_ns(10000000);
     }
     fprintf(stderr, "%s: the broker did not start\n", prog);
     kill(b->pid, SIGKILL);
     exit(1);
 }
 
-void bench_broker_start_opts(struct bench_broker *b, const char *prog, const char *dir_base,
-                             const struct bench_broker_opts *o)
-{
-    snprintf(b->root, sizeof(b->root), "%s/sluice-%s-XXXXXX", dir_base, prog);
-    if (mkdtemp(b->root) == NULL) {
-        perror("mkdtemp");
-        exit(1);
-    }
-    spawn(b, prog, o, 10);
-}
-
-void bench_broker_restart(struct bench_broker *b, const char *prog,
-                          const struct bench_broker_opts *o, uint32_t wait_s)
-{
-    spawn(b, prog, o, wait_s);
-}
-
-void bench_broker_halt(struct bench_broker *b, const char *prog, int kill9)
-{
-    if (b->pid <= 0) {
-        return;
-    }
-    int status = 0;
-    kill(b->pid, kill9 ? SIGKILL : SIGTERM);
-    waitpid(b->pid, &status, 0);
-    if (!kill9 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
-        fprintf(stderr, "%s: the broker exited with status 0x%x\n", prog, (unsigned)status);
-    }
-    b->pid = 0;
-}
-
 void bench_broker_stop(struct bench_broker *b, const char *prog)
 {
-    bench_broker_halt(b, prog, 0);
+    if (b->pid > 0) {
+        int status = bench_broker_halt(b, SIGTERM, NULL);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "%s: the broker exited with status 0x%x\n", prog, (unsigned)status);
+        }
+    }
     if (b->root[0] != '\0') {
         nftw(b->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
         b->root[0] = '\0';
     }
+}
+
+int bench_broker_halt(struct bench_broker *b, int sig, uint64_t *ns)
+{
+    int status = 0;
+    uint64_t t0 = bench_now_ns();
+    if (b->pid > 0) {
+        kill(b->pid, sig);
+        while (waitpid(b->pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        b->pid = 0;
+    }
+    if (ns != NULL) {
+        *ns = bench_now_ns() - t0;
+    }
+    return status;
+}
+
+void bench_broker_respawn(struct bench_broker *b, const struct bench_broker_opts *o)
+{
+    const char *colon = strrchr(b->addr, ':');
+    struct bench_broker_opts same = *o;
+    same.port = colon != NULL ? atoi(colon + 1) : 0;
+    char data[300], port_file[300];
+    snprintf(data, sizeof(data), "%s/data", b->root);
+    snprintf(port_file, sizeof(port_file), "%s/port", b->root);
+    b->pid = fork();
+    if (b->pid < 0) {
+        perror("fork");
+        exit(1);
+    }
+    if (b->pid == 0) {
+        exec_broker(data, port_file, &same);
+    }
+}
+
+int bench_broker_running(struct bench_broker *b, int *status)
+{
+    int st = 0;
+    if (b->pid > 0 && waitpid(b->pid, &st, WNOHANG) == b->pid) {
+        b->pid = 0;
+        if (status != NULL) {
+            *status = st;
+        }
+        return 0;
+    }
+    return b->pid > 0;
 }

@@ -1,5 +1,6 @@
 /* bench_broker.h - what the end-to-end benchmarks share: starting the built
- * sluiced on an ephemeral port in a fresh directory, stopping it, clocks. */
+ * sluiced on an ephemeral port in a fresh directory, stopping it (or killing it
+ * and starting it again on the same directory), clocks. */
 #ifndef SL_BENCH_BROKER_H
 #define SL_BENCH_BROKER_H
 
@@ -20,6 +21,8 @@ struct bench_broker_opts {
     const char *const *extra; /* borrowed: more arguments, passed verbatim after the others */
     int extra_len;            /* <= BENCH_BROKER_EXTRA_MAX */
     int cpu;                  /* >= 0: pin the broker to this CPU (sched_setaffinity) */
+    int port;                 /* 0: an ephemeral port (the port file says which) */
+    const char *log_file;     /* NULL: the broker's stderr is ours; else appended there */
 };
 
 /* Starts SLUICED_PATH with --flush `flush` under `dir_base`, waits for its
@@ -29,15 +32,20 @@ void bench_broker_start(struct bench_broker *b, const char *prog, const char *di
 /* The same with extra arguments and CPU pinning. */
 void bench_broker_start_opts(struct bench_broker *b, const char *prog, const char *dir_base,
                              const struct bench_broker_opts *o);
-/* SIGTERM, wait (a non-zero exit is reported), remove the directory. */
+/* SIGTERM, wait (a non-zero exit is reported), remove the directory (also when the
+ * broker was no longer running). */
 void bench_broker_stop(struct bench_broker *b, const char *prog);
-/* SIGTERM (or SIGKILL with `kill9`) and wait; the directory stays for a restart. */
-void bench_broker_halt(struct bench_broker *b, const char *prog, int kill9);
-/* Starts the broker again on the directory of the last start (after
- * bench_broker_halt), waiting up to `wait_s` seconds for its port file. Exits the
- * process with a message on failure. */
-void bench_broker_restart(struct bench_broker *b, const char *prog,
-                          const struct bench_broker_opts *o, uint32_t wait_s);
+
+/* Sends `sig` (SIGTERM: a clean stop; SIGKILL: a crash) and waits for the exit, keeping
+ * the directory. Returns the wait status; *ns (may be NULL) gets the time from the
+ * signal to the exit. */
+int bench_broker_halt(struct bench_broker *b, int sig, uint64_t *ns);
+/* Starts the broker again on the same directory and the same port, without waiting for
+ * it: the caller measures when it answers. Exits the process if fork fails. */
+void bench_broker_respawn(struct bench_broker *b, const struct bench_broker_opts *o);
+/* 1 while the started broker runs; 0 once it has exited (its wait status in *status, may
+ * be NULL; the process is reaped). */
+int bench_broker_running(struct bench_broker *b, int *status);
 
 uint64_t bench_now_ns(void);
 void bench_sleep_ns(uint64_t ns);

@@ -21,10 +21,12 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef SLUICED_PATH
 #define SLUICED_PATH "sluiced"
@@ -153,11 +155,19 @@ static void parse_args(int argc, char **argv)
 /* The restart: halted, started again, then the last stream described. */
 static void restart(const struct bench_broker_opts *o, double *port_ms, double *serve_ms)
 {
-    bench_broker_halt(&bb, PROG, kill9);
+    bench_broker_halt(&bb, kill9 ? SIGKILL : SIGTERM, NULL);
     uint64_t t0 = bench_now_ns();
-    bench_broker_restart(&bb, PROG, o, RESTART_WAIT_S);
+    bench_broker_respawn(&bb, o);
+    sluice_client *c = NULL;
+    while (sluice_client_new(bb.addr, NULL, &c) != SLUICE_OK) {
+        if (!bench_broker_running(&bb, NULL) ||
+            bench_now_ns() - t0 > (uint64_t)RESTART_WAIT_S * 1000000000u) {
+            fprintf(stderr, PROG ": the broker did not answer after the restart\n");
+            exit(1);
+        }
+        usleep(2000);
+    }
     *port_ms = (double)(bench_now_ns() - t0) / 1e6;
-    sluice_client *c = connect_or_die();
     char name[32];
     snprintf(name, sizeof(name), "s%07u", n_streams - 1);
     struct sluice_stream_info *info = NULL;

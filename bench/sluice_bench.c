@@ -2,10 +2,11 @@
  * the real client library (libsluice), throughput and latency percentiles, server CPU and
  * disk cost per payload byte.
  *
- *   sluice-bench [--mode produce|consume|tail|queue] [--record-bytes B] [--batch N]
+ *   sluice-bench [--mode produce|consume|tail|queue|scale] [--record-bytes B] [--batch N]
  *                [--inflight N] [--linger-ms MS] [--shards N] [--producers N]
  *                [--consumers N] [--ack written|durable] [--compression none|zstd]
  *                [--rate R] [--warmup S] [--duration S] [--backlog N] [--queue-max N]
+ *                [--streams N]
  *                [--dir D] [--flush always|interval] [--broker-arg ARG]...
  *                [--broker HOST:PORT [--server-pid PID]] [--cpu-server N] [--cpu-client N]
  *                [--json] [--help]
@@ -19,6 +20,9 @@
  *   queue    receivers loop sluice_queue_receive (--queue-max, wait 100 ms) +
  *            sluice_queue_ack on one queue group; with --backlog N they drain a pre-filled
  *            backlog, without it producers run at the same time.
+ *   scale    many streams and shards on one broker (issue #11): create rate, idle RSS and
+ *            descriptors, restart time (clean and kill -9), produce over all shards vs 4,
+ *            read-back; --streams N of --shards S. Its own file: bench/scale_bench.c.
  * Consumers split the shards (consumer i reads shards i, i+C, ...); beyond one consumer per
  * shard the extra ones read a shard again (fan-out) and every delivery counts.
  *
@@ -67,6 +71,7 @@
  */
 #include "bench/bench_broker.h"
 #include "bench/hist.h"
+#include "bench/scale_bench.h"
 #include "client/sluice.h"
 #include "common/error.h"
 #include "storage/batch.h"
@@ -98,13 +103,16 @@
 #define BACKLOG_BYTES   1000000000ull  /* consume mode's default backlog payload */
 #define SHARDS_MAX      1024u          /* sluice_stream_opts.shard_count */
 
-enum mode { MODE_PRODUCE, MODE_CONSUME, MODE_TAIL, MODE_QUEUE };
-static const char *const mode_names[] = {"produce", "consume", "tail", "queue"};
+enum mode { MODE_PRODUCE, MODE_CONSUME, MODE_TAIL, MODE_QUEUE, MODE_SCALE };
+static const char *const mode_names[] = {"produce", "consume", "tail", "queue", "scale"};
+#define MODES 5
 
 struct cfg {
     enum mode mode;
     uint32_t record_bytes, batch, inflight, linger_ms, shards, producers, consumers;
     uint32_t queue_max;
+    uint32_t streams; /* scale mode */
+    int shards_given, producers_given, consumers_given, ack_given;
     enum sluice_ack ack;
     enum sluice_compression compression;
     double rate, warmup_s, duration_s;
@@ -126,6 +134,7 @@ static struct cfg cfg = {
     .producers = 1,
     .consumers = 1,
     .queue_max = 100,
+    .streams = 125,
     .ack = SLUICE_ACK_WRITTEN,
     .compression = SLUICE_COMPRESSION_NONE,
     .warmup_s = -1, /* by mode: check_opts */
@@ -792,12 +801,21 @@ static const char usage_text[] =
     "Load generator for sluiced through libsluice: throughput, latency percentiles, server\n"
     "CPU and disk cost per payload byte (MB = 10^6 bytes).\n"
     "\n"
-    "  --mode M            produce | consume | tail | queue (default produce)\n"
+    "  --mode M            produce | consume | tail | queue | scale (default produce)\n"
     "                        produce: producers only\n"
     "                        consume: fill --backlog, then consumers read it from the oldest\n"
     "                        tail:    producers and consumers at once (end-to-end latency)\n"
     "                        queue:   receivers receive + ack on a queue group; producers\n"
     "                                 at the same time, or a --backlog drained alone\n"
+    "                        scale:   --streams N of --shards S (default 125 x 8) on its own\n"
+    "                                 broker: create rate, idle RSS and descriptors, restart\n"
+    "                                 time (clean, kill -9), produce over all shards vs one\n"
+    "                                 stream of 4, read everything back; defaults there:\n"
+    "                                 4 producers, 4 consumers, --ack durable, --flush\n"
+    "                                 always; --batch records per request to one shard,\n"
+    "                                 --inflight records in flight per producer (default 64\n"
+    "                                 requests); the broker's log goes to --dir\n"
+    "  --streams N         streams of the scale mode (default 125)\n"
     "  --record-bytes B    value bytes per record, >= 8 (default 1024)\n"
     "  --batch N           records per producer batch; 1 sends each alone (default 100;\n"
     "                      the client caps a batch at the frame limit, 16 MiB)\n"
@@ -888,7 +906,7 @@ static int load_opt(const char *o, const char *v)
     static const char *const acks[] = {"written", "durable"};
     static const char *const codecs[] = {"none", "zstd"};
     if (strcmp(o, "--mode") == 0) {
-        cfg.mode = (enum mode)parse_choice(o, v, mode_names, 4);
+        cfg.mode = (enum mode)parse_choice(o, v, mode_names, MODES);
     } else if (strcmp(o, "--record-bytes") == 0) {
         cfg.record_bytes = (uint32_t)parse_u64(o, v, 8, 8u << 20);
     } else if (strcmp(o, "--batch") == 0) {
@@ -901,12 +919,18 @@ static int load_opt(const char *o, const char *v)
         cfg.inflight = (uint32_t)parse_u64(o, v, 0, 100000000);
     } else if (strcmp(o, "--shards") == 0) {
         cfg.shards = (uint32_t)parse_u64(o, v, 1, SHARDS_MAX);
+        cfg.shards_given = 1;
+    } else if (strcmp(o, "--streams") == 0) {
+        cfg.streams = (uint32_t)parse_u64(o, v, 1, 10000000);
     } else if (strcmp(o, "--producers") == 0) {
         cfg.producers = (uint32_t)parse_u64(o, v, 1, WORKERS_MAX - 1);
+        cfg.producers_given = 1;
     } else if (strcmp(o, "--consumers") == 0) {
         cfg.consumers = (uint32_t)parse_u64(o, v, 1, WORKERS_MAX);
+        cfg.consumers_given = 1;
     } else if (strcmp(o, "--ack") == 0) {
         cfg.ack = parse_choice(o, v, acks, 2) == 0 ? SLUICE_ACK_WRITTEN : SLUICE_ACK_DURABLE;
+        cfg.ack_given = 1;
     } else if (strcmp(o, "--compression") == 0) {
         cfg.compression =
             parse_choice(o, v, codecs, 2) == 0 ? SLUICE_COMPRESSION_NONE : SLUICE_COMPRESSION_ZSTD;
@@ -956,9 +980,31 @@ static int broker_opt(const char *o, const char *v)
     return 1;
 }
 
+/* Scale mode's checks and defaults: 8 shards a stream, 4 producers and 4 consumers,
+ * durable acks and flush always (a durable ack under `interval` waits for the timer). */
+static void check_scale_opts(void)
+{
+    if (cfg.broker != NULL) {
+        usage_error("--mode scale starts (and restarts) its own broker: no --broker");
+    }
+    if (cfg.rate > 0 || cfg.backlog > 0 || cfg.compression != SLUICE_COMPRESSION_NONE) {
+        usage_error("--mode scale takes neither --rate, --backlog nor --compression");
+    }
+    cfg.shards = cfg.shards_given ? cfg.shards : 8;
+    cfg.producers = cfg.producers_given ? cfg.producers : 4;
+    cfg.consumers = cfg.consumers_given ? cfg.consumers : 4;
+    cfg.ack = cfg.ack_given ? cfg.ack : SLUICE_ACK_DURABLE;
+    cfg.flush = cfg.flush_given ? cfg.flush : "always";
+    cfg.warmup_s = cfg.warmup_s < 0 ? 1 : cfg.warmup_s;
+}
+
 /* Checks that the options go together and fills mode-dependent defaults. */
 static void check_opts(int backlog_given)
 {
+    if (cfg.mode == MODE_SCALE) {
+        check_scale_opts();
+        return;
+    }
     if (cfg.mode == MODE_CONSUME && !backlog_given) {
         cfg.backlog = BACKLOG_BYTES / cfg.record_bytes;
     }
@@ -1053,6 +1099,26 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (cfg.cpu_client >= 0) {
         pin_self(cfg.cpu_client);
+    }
+    if (cfg.mode == MODE_SCALE) {
+        struct scale_opts so = {.streams = cfg.streams,
+                                .shards = cfg.shards,
+                                .record_bytes = cfg.record_bytes,
+                                .batch = cfg.batch,
+                                .inflight = cfg.inflight,
+                                .producers = cfg.producers,
+                                .consumers = cfg.consumers,
+                                .ack_durable = cfg.ack == SLUICE_ACK_DURABLE,
+                                .warmup_s = cfg.warmup_s,
+                                .duration_s = cfg.duration_s,
+                                .dir = cfg.dir,
+                                .flush = cfg.flush,
+                                .extra = cfg.extra,
+                                .extra_len = cfg.extra_len,
+                                .cpu_server = cfg.cpu_server,
+                                .tls_ca = cfg.tls_ca,
+                                .json = cfg.json};
+        return scale_run(&so);
     }
     broker_addr = cfg.broker;
     if (broker_addr == NULL) {

@@ -1,8 +1,11 @@
-# sluice_bench_smoke.cmake - the smoke test of sluice-bench (CTest bench_sluice_bench_smoke):
-#   cmake -DBENCH=<path to sluice-bench> [-DMODES="tail;queue"] -P sluice_bench_smoke.cmake
+# sluice_bench_smoke.cmake - the smoke tests of sluice-bench (CTest bench_sluice_bench_smoke,
+# bench_sluice_bench_scale_smoke):
+#   cmake -DBENCH=<path to sluice-bench> [-DMODES="tail;queue"|scale] -P sluice_bench_smoke.cmake
 # Runs a one-second tail run and a one-second queue run (small records, a fixed rate so it
 # stays light under ASan) with --json, and fails unless each exits 0 and its JSON has
-# records > 0 and e2e_p50_us > 0 (null, i.e. no sample, fails).
+# records > 0 and e2e_p50_us > 0 (null, i.e. no sample, fails). Mode scale: 20 streams of 2
+# shards, one second of produce each way; every step must have run without an error (exit 0),
+# all 20 streams created, both restarts timed, the ratio measured and the read-back verified.
 if(NOT BENCH)
   message(FATAL_ERROR "set -DBENCH=<path to sluice-bench>")
 endif()
@@ -11,6 +14,33 @@ if(NOT MODES)
 endif()
 set(common --duration 1 --warmup 0 --json --record-bytes 100 --batch 10 --shards 2)
 foreach(mode IN LISTS MODES)
+  if(mode STREQUAL "scale")
+    execute_process(COMMAND ${BENCH} --mode scale --streams 20 --shards 2 --duration 1 --warmup 0
+                            --record-bytes 100 --batch 10 --json
+                    OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc TIMEOUT 120)
+    message(STATUS "scale: ${out}")
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "sluice-bench --mode scale exited with ${rc}: ${err}")
+    endif()
+    string(JSON created ERROR_VARIABLE jerr GET "${out}" created_streams)
+    if(jerr)
+      message(FATAL_ERROR "scale: the output is not the expected JSON: ${jerr}")
+    endif()
+    if(NOT created EQUAL 20)
+      message(FATAL_ERROR "scale: created_streams is ${created}, expected 20")
+    endif()
+    foreach(key restart_clean_s restart_kill9_s produce_ratio consume_records_per_s)
+      string(JSON v GET "${out}" ${key})
+      if(NOT v MATCHES "^[0-9.]+$")
+        message(FATAL_ERROR "scale: ${key} is '${v}', expected a number")
+      endif()
+    endforeach()
+    string(JSON verified GET "${out}" consume_verified)
+    if(NOT verified STREQUAL "ON" AND NOT verified STREQUAL "true")
+      message(FATAL_ERROR "scale: consume_verified is ${verified}")
+    endif()
+    continue()
+  endif()
   if(mode STREQUAL "queue")
     set(args --mode queue --rate 1000 --consumers 2 ${common})
   else()
