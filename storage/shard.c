@@ -109,12 +109,12 @@ int sl_shard_open(struct sl_ring *ring, const char *dir, const struct sl_shard_c
     s->dir = strdup(dir);
     s->wbufs = calloc(cfg->write_bufs, sizeof(*s->wbufs));
     s->fifo = calloc(cfg->write_bufs, sizeof(*s->fifo));
-    s->pend = calloc(cfg->pending_max, sizeof(*s->pend));
-    if (s->dir == NULL || s->wbufs == NULL || s->fifo == NULL || s->pend == NULL) {
+    if (s->dir == NULL || s->wbufs == NULL || s->fifo == NULL) {
         sl_shard_close(s);
         return SL_ENOMEM;
     }
     s->wbuf_free = cfg->write_bufs;
+    s->wbuf_size = cfg->write_buf_bytes < WBUF_INITIAL ? cfg->write_buf_bytes : WBUF_INITIAL;
     for (uint32_t i = 0; i < cfg->write_bufs; i++) {
         s->wbufs[i].shard = s;
         s->wbufs[i].op.cb = shard_write_done;

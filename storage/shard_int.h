@@ -39,6 +39,12 @@
 #define SEG_NAME_DIGITS      20
 #define RECOVERY_CHUNK_BYTES (1u << 20)
 #define WB_CHUNK             (1u << 20) /* INTERVAL: start writeback every this many bytes written */
+/* What a shard holds before it takes traffic, and how its memory grows with it: a
+ * shard that holds no traffic must cost almost nothing (100,000 on one broker). */
+#define IDX_MAX      (UINT32_MAX / 2) /* entries of any index in memory (recovery, rebuild) */
+#define IDX_INITIAL  16u              /* entries of a writing segment's index at first */
+#define PEND_INITIAL 16u              /* pending acks at first; doubles up to pending_max */
+#define WBUF_INITIAL (64u << 10)      /* a staging buffer at first; doubles up to write_buf_bytes */
 
 /* On-disk index entry. `check` is the low 32 bits of XXH3-64 of the first 28
  * bytes, so a torn or flipped entry is recognised and dropped. */
@@ -60,9 +66,10 @@ struct wbuf {
     struct sl_io_op op;
     struct sl_shard *shard;
     struct segment *seg;
-    uint8_t *data; /* the pooled buffer (cap bytes), allocated on first use */
-    uint8_t *big;  /* a one-batch buffer for a batch larger than cap, or NULL */
-    uint32_t cap;
+    uint8_t *data; /* the staging buffer (data_cap bytes), allocated on first use */
+    uint8_t *big;  /* a one-batch buffer for a batch larger than write_buf_bytes, or NULL */
+    uint32_t data_cap;
+    uint32_t cap; /* of the buffer being filled (data_cap, or the big one's length) */
     uint32_t len;
     uint32_t done; /* bytes the kernel reported written (short writes resume) */
     uint64_t pos;  /* segment offset of the first byte */
@@ -93,7 +100,7 @@ struct segment {
     uint64_t last_time_ms;  /* append time of the last batch (0 = unknown) */
     int log_fd;             /* -1 while a sealed segment is closed */
     int idx_fd;
-    struct idx_entry *idx; /* malloc'd (active, rebuilt) or mmapped (sealed) */
+    struct idx_entry *idx; /* malloc'd and growable (writing, rebuilt) or mmapped (sealed) */
     uint32_t idx_count;
     uint32_t idx_cap;
     size_t idx_map_len; /* > 0 when idx is an mmap */
@@ -148,12 +155,14 @@ struct sl_shard {
 
     struct wbuf *wbufs;
     uint32_t wbuf_free;
+    uint32_t wbuf_size; /* size a staging buffer is taken at: grows with the traffic */
     struct wbuf *filling;
     struct wbuf **fifo; /* in-flight writes in submission (= file) order */
     uint32_t fifo_head;
     uint32_t fifo_len;
 
-    struct pending *pend; /* ring of pending_max */
+    struct pending *pend; /* ring of pend_cap (grows by doubling up to pending_max) */
+    uint32_t pend_cap;
     uint32_t pend_head;
     uint32_t pend_len;
 
@@ -226,7 +235,7 @@ static inline bool seg_dir_synced(const struct sl_shard *s, const struct segment
 
 static inline struct pending *pend_at(struct sl_shard *s, uint32_t i)
 {
-    return &s->pend[(s->pend_head + i) % s->cfg.pending_max];
+    return &s->pend[(s->pend_head + i) % s->pend_cap];
 }
 
 static inline uint8_t *wbuf_bytes(struct wbuf *w)
@@ -254,6 +263,7 @@ int shard_segs_push(struct sl_shard *s, struct segment *g);
 int shard_seg_start_writing(struct sl_shard *s, struct segment *g);
 int shard_seg_create_files(struct sl_shard *s, struct segment *g);
 uint32_t shard_seg_find_seq(const struct sl_shard *s, uint64_t seq);
+int shard_idx_reserve(struct segment *g, uint32_t max);
 
 /* shard_write.c */
 void shard_fail_pending_from(struct sl_shard *s, uint32_t from, int err);

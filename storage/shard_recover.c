@@ -103,7 +103,7 @@ static int recover_active(struct sl_shard *s, struct segment *g)
     uint32_t on_disk = (uint32_t)((uint64_t)ist.st_size / sizeof(struct idx_entry));
     /* The entries on disk may be denser than today's interval (it was
      * raised): room for all of them plus a full segment at the new one. */
-    g->idx_cap = on_disk + shard_idx_cap_for(&s->cfg, file_size);
+    g->idx_cap = on_disk + IDX_INITIAL; /* the scan below grows it */
     g->idx = calloc(g->idx_cap, sizeof(*g->idx));
     if (g->idx == NULL) {
         return SL_ENOMEM;

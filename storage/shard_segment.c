@@ -124,7 +124,10 @@ int shard_scan_log(struct sl_shard *s, struct segment *g, uint64_t pos, uint64_t
             }
             uint64_t bpos = pos + off;
             if (!have_idx || bpos >= last_idx_pos + s->cfg.index_interval_bytes) {
-                SL_ASSERT(g->idx_count < g->idx_cap);
+                if (shard_idx_reserve(g, IDX_MAX) != SL_OK) {
+                    free(buf);
+                    return SL_ENOMEM;
+                }
                 g->idx[g->idx_count++] = make_entry(h.base_seq, bpos, h.append_time_ms, h.length);
                 last_idx_pos = bpos;
                 have_idx = true;
@@ -189,11 +192,6 @@ static int seg_rebuild_index(struct sl_shard *s, struct segment *g, uint64_t fil
 {
     sl_warn("storage", "%s: segment %" PRIu64 ": index missing or damaged, rebuilding from log",
             s->dir, g->base_seq);
-    g->idx_cap = shard_idx_cap_for(&s->cfg, file_size);
-    g->idx = calloc(g->idx_cap, sizeof(*g->idx));
-    if (g->idx == NULL) {
-        return SL_ENOMEM;
-    }
     g->idx_count = 0;
     uint64_t end = 0;
     int rc = shard_scan_log(s, g, 0, g->base_seq, file_size, &end);
@@ -206,9 +204,12 @@ static int seg_rebuild_index(struct sl_shard *s, struct segment *g, uint64_t fil
                  " bytes); its records from there on are not served",
                  s->dir, g->base_seq, end, file_size);
     }
-    if (g->idx_count > 0 && g->idx[g->idx_count - 1].pos != g->last_pos) {
-        /* the final entry names the last batch (retention reads its time) */
-        SL_ASSERT(g->idx_count < g->idx_cap);
+    if (g->idx_count > 0 &&
+        g->idx[g->idx_count - 1].pos !=
+            g->last_pos) { /* the final entry names the last batch (retention reads its time) */
+        if (shard_idx_reserve(g, IDX_MAX) != SL_OK) {
+            return SL_ENOMEM;
+        }
         g->idx[g->idx_count++] =
             make_entry(g->last_base, g->last_pos, g->last_time_ms, g->last_len);
     }
@@ -335,12 +336,39 @@ int shard_segs_push(struct sl_shard *s, struct segment *g)
     return SL_OK;
 }
 
-/* Makes `g` a segment being written: its in-memory index, sized for a full
- * segment (fixed: index writes point into it, so it is never reallocated). */
+/* Makes room for one more entry in a malloc'd index (a writing segment's, or
+ * one being rebuilt), doubling it up to `max` entries. The array moves: never
+ * call this while an index write points into it (idx_busy). SL_ELIMIT at
+ * `max`, SL_ENOMEM. */
+int shard_idx_reserve(struct segment *g, uint32_t max)
+{
+    SL_ASSERT(g->idx_map_len == 0 && !g->idx_busy);
+    SL_ASSERT(g->idx_count <= g->idx_cap);
+    if (g->idx_count < g->idx_cap) {
+        return SL_OK;
+    }
+    if (g->idx_cap >= max) {
+        return SL_ELIMIT;
+    }
+    uint32_t cap = g->idx_cap == 0 ? IDX_INITIAL : g->idx_cap * 2;
+    cap = cap > max ? max : cap;
+    struct idx_entry *n = realloc(g->idx, (size_t)cap * sizeof(*n));
+    if (n == NULL) {
+        return SL_ENOMEM;
+    }
+    g->idx = n;
+    g->idx_cap = cap;
+    SL_ASSERT(g->idx_count < g->idx_cap);
+    return SL_OK;
+}
+
+/* Makes `g` a segment being written. Its in-memory index starts small and
+ * grows with the segment (shard_idx_reserve), so an idle shard holds a few
+ * hundred bytes of it, not a full segment's worth. */
 int shard_seg_start_writing(struct sl_shard *s, struct segment *g)
 {
-    g->idx_cap = shard_idx_cap_for(&s->cfg, 0);
-    g->idx = calloc(g->idx_cap, sizeof(*g->idx));
+    g->idx_cap = IDX_INITIAL;
+    g->idx = malloc((size_t)g->idx_cap * sizeof(*g->idx));
     if (g->idx == NULL) {
         return SL_ENOMEM;
     }

@@ -59,7 +59,7 @@ static void process_acks(struct sl_shard *s);
 
 static void pend_pop(struct sl_shard *s)
 {
-    s->pend_head = (s->pend_head + 1) % s->cfg.pending_max;
+    s->pend_head = (s->pend_head + 1) % s->pend_cap;
     s->pend_len--;
 }
 
@@ -73,7 +73,7 @@ void shard_fail_pending_from(struct sl_shard *s, uint32_t from, int err)
     }
     s->pend_len = from;
     for (uint32_t i = 0; i < n; i++) {
-        struct pending p = s->pend[(s->pend_head + from + i) % s->cfg.pending_max];
+        struct pending p = s->pend[(s->pend_head + from + i) % s->pend_cap];
         if (p.cb != NULL) {
             p.cb(p.ctx, err, p.base_seq, p.count);
         }
@@ -99,15 +99,47 @@ static void go_fatal(struct sl_shard *s, const char *what, int errnum)
     shard_fail_pending_from(s, 0, SL_EFATAL);
 }
 
-static struct wbuf *wbuf_take(struct sl_shard *s, struct segment *g)
+/* Doubles the pending ring (up to pending_max), keeping its order. */
+static int pend_grow(struct sl_shard *s)
 {
+    SL_ASSERT(s->pend_len == s->pend_cap && s->pend_cap < s->cfg.pending_max);
+    uint32_t cap = s->pend_cap == 0 ? PEND_INITIAL : s->pend_cap * 2;
+    cap = cap > s->cfg.pending_max ? s->cfg.pending_max : cap;
+    struct pending *n = malloc((size_t)cap * sizeof(*n));
+    if (n == NULL) {
+        return SL_ENOMEM;
+    }
+    for (uint32_t i = 0; i < s->pend_len; i++) {
+        n[i] = *pend_at(s, i);
+    }
+    free(s->pend);
+    s->pend = n;
+    s->pend_cap = cap;
+    s->pend_head = 0;
+    return SL_OK;
+}
+
+/* A free staging buffer for `g`, of at least the shard's current buffer size
+ * (and of `need` bytes, when that is within write_buf_bytes). The buffer is
+ * (re)allocated only while free: no write points into it. */
+static struct wbuf *wbuf_take(struct sl_shard *s, struct segment *g, size_t need)
+{
+    uint32_t want = s->wbuf_size;
+    if (need > want && need <= s->cfg.write_buf_bytes) {
+        while (want < need) {
+            want *= 2;
+        }
+        want = want > s->cfg.write_buf_bytes ? s->cfg.write_buf_bytes : want;
+    }
     for (uint32_t i = 0; i < s->cfg.write_bufs; i++) {
         struct wbuf *w = &s->wbufs[i];
         if (w->state != WBUF_FREE) {
             continue;
         }
-        if (w->data == NULL) {
-            w->data = malloc(s->cfg.write_buf_bytes);
+        if (w->data_cap < want) {
+            free(w->data);
+            w->data = malloc(want);
+            w->data_cap = w->data != NULL ? want : 0;
             if (w->data == NULL) {
                 return NULL;
             }
@@ -118,7 +150,7 @@ static struct wbuf *wbuf_take(struct sl_shard *s, struct segment *g)
         w->len = 0;
         w->done = 0;
         w->err = 0;
-        w->cap = s->cfg.write_buf_bytes;
+        w->cap = w->data_cap;
         s->wbuf_free--;
         return w;
     }
@@ -476,8 +508,14 @@ static void seal_step(struct sl_shard *s, struct segment *g)
     if (g->written_pos != g->bytes || g->synced_pos != g->bytes) {
         return;
     }
+    if (g->idx_busy) {
+        return; /* idx_done runs maybe_sync: back here once the array may move */
+    }
     if (g->idx_count == 0 || g->idx[g->idx_count - 1].pos != g->last_pos) {
-        SL_ASSERT(g->idx_count < g->idx_cap);
+        if (shard_idx_reserve(g, IDX_MAX) != SL_OK) {
+            go_fatal(s, "index memory at segment seal", ENOMEM);
+            return;
+        }
         g->idx[g->idx_count++] =
             make_entry(g->last_base, g->last_pos, g->last_time_ms, g->last_len);
     }
@@ -672,8 +710,14 @@ int sl_shard_append_ex(struct sl_shard *s, const void *batch, size_t len, unsign
     if (rc != SL_OK) {
         return rc;
     }
-    if (s->pend_len == s->cfg.pending_max) {
-        return SL_EAGAIN;
+    if (s->pend_len == s->pend_cap) {
+        if (s->pend_cap == s->cfg.pending_max) {
+            return SL_EAGAIN;
+        }
+        rc = pend_grow(s);
+        if (rc != SL_OK) {
+            return rc;
+        }
     }
     uint64_t t = now_ms(s);
     if (t < s->last_append_ms) {
@@ -687,6 +731,12 @@ int sl_shard_append_ex(struct sl_shard *s, const void *batch, size_t len, unsign
          * submitted; the FIFO has a slot for every buffer). */
         if (s->wbuf_free == 0) {
             return SL_EAGAIN;
+        }
+        if (w != NULL && !rolling && w->big == NULL && w->len > 0 &&
+            s->wbuf_size < s->cfg.write_buf_bytes) {
+            /* a tick's appends outgrew the buffer: take bigger ones from now on */
+            s->wbuf_size = s->wbuf_size * 2 > s->cfg.write_buf_bytes ? s->cfg.write_buf_bytes
+                                                                     : s->wbuf_size * 2;
         }
     }
     if (rolling) {
@@ -704,7 +754,7 @@ int sl_shard_append_ex(struct sl_shard *s, const void *batch, size_t len, unsign
             wbuf_release(s, w);
         }
         s->filling = NULL;
-        w = wbuf_take(s, g);
+        w = wbuf_take(s, g, len);
         if (w == NULL) {
             return SL_ENOMEM;
         }
@@ -730,15 +780,20 @@ int sl_shard_append_ex(struct sl_shard *s, const void *batch, size_t len, unsign
         return rc;
     }
     sl_batch_stamp(dst, s->next_seq, t);
-    w->len += (uint32_t)len;
-
-    /* The last slot stays free for the seal's final entry; a full index
-     * (not expected: shard_idx_cap_for sizes it) only makes lookups scan further. */
-    if ((g->idx_count == 0 || g->index_next ||
-         pos >= g->idx[g->idx_count - 1].pos + s->cfg.index_interval_bytes) &&
-        g->idx_count + 1 < g->idx_cap) {
-        g->idx[g->idx_count++] = make_entry(s->next_seq, pos, t, (uint32_t)len);
-        g->index_next = false;
+    w->len +=
+        (uint32_t)len; /* The index grows with the segment, but not while an index write points
+                        * into it: then this batch goes unindexed and the next one is indexed
+                        * instead (index_next). A missing entry only makes lookups scan further;
+                        * so does the cap (shard_idx_cap_for: a full segment's worth). */
+    if (g->idx_count == 0 || g->index_next ||
+        pos >= g->idx[g->idx_count - 1].pos + s->cfg.index_interval_bytes) {
+        if (g->idx_count < g->idx_cap ||
+            (!g->idx_busy && shard_idx_reserve(g, shard_idx_cap_for(&s->cfg, 0)) == SL_OK)) {
+            g->idx[g->idx_count++] = make_entry(s->next_seq, pos, t, (uint32_t)len);
+            g->index_next = false;
+        } else {
+            g->index_next = true;
+        }
     }
     if (g->bytes == 0) {
         g->first_time_ms = t;
@@ -750,8 +805,7 @@ int sl_shard_append_ex(struct sl_shard *s, const void *batch, size_t len, unsign
     g->last_base = s->next_seq;
     g->last_seq = s->next_seq + h.record_count - 1;
     s->last_append_ms = t;
-
-    struct pending *p = &s->pend[(s->pend_head + s->pend_len) % s->cfg.pending_max];
+    struct pending *p = &s->pend[(s->pend_head + s->pend_len) % s->pend_cap];
     bool durable = s->cfg.flush == SL_FLUSH_ALWAYS || (flags & SL_APPEND_DURABLE) != 0;
     *p = (struct pending){.seg = g,
                           .end = g->bytes,

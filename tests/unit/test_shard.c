@@ -2351,6 +2351,48 @@ FX_CASE(append_backpressure, 903)
     DO(read_all(f, 0, 4, MiB));
 }
 
+/* A shard's memory starts small and grows with its traffic: the pending ring
+ * (16 at first), the writing segment's index (16 entries at first, grown only
+ * while no index write points into it) and the staging buffers (64 KiB at
+ * first). 1,500 appends in bursts without running the loop force every one of
+ * them to grow, with index writes in flight; order, acks, reads and a reopen
+ * must not notice. */
+FX_CASE(memory_grows_with_traffic, 904)
+{
+    f->cfg.index_interval_bytes = 256; /* every batch indexed */
+    DO(fx_open(f));
+    enum { N = 1500 };
+    struct mbatch *b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = gen_fixed(f, 1, 300 + (uint32_t)(i % 7) * 100);
+        b[i]->f = f;
+    }
+    int refused = 0;
+    for (int i = 0; i < N; i++) {
+        int rc = sl_shard_append(f->s, b[i]->bytes, b[i]->len, ack_cb, b[i]);
+        if (rc == SL_EAGAIN) {
+            refused++;
+            DO(wait_acks(f)); /* buffers full: let them drain, then retry */
+            rc = sl_shard_append(f->s, b[i]->bytes, b[i]->len, ack_cb, b[i]);
+        }
+        CHECK_EQ(rc, SL_OK);
+        f->acks_pending++;
+        if (i % 200 == 199) {
+            sl_ring_run(&g_ring, 0, 0); /* index writes start while appends go on */
+        }
+    }
+    DO(wait_acks(f));
+    CHECK_EQ(f->ack_order_bad, 0);
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(b[i]->base, (uint64_t)i);
+    }
+    DO(read_all(f, 0, N, MiB));
+    DO(fx_close(f));
+    DO(fx_open(f));
+    DO(read_all(f, 0, N, MiB));
+    (void)refused;
+}
+
 FX_CASE(append_rejects_invalid, 901)
 {
     f->cfg.batch_bytes_max = 64 * KiB;
@@ -2477,6 +2519,7 @@ int main(void)
     RUN(stats_sane);
     RUN(append_rejects_invalid);
     RUN(append_backpressure);
+    RUN(memory_grows_with_traffic);
     RUN(round_trip_flush_always);
     RUN(round_trip_flush_interval);
     RUN(close_completes_pending_appends);
