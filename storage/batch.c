@@ -53,7 +53,6 @@ _Static_assert(OFF_APPEND_TIME == SL_BATCH_OFF_APPEND_TIME, "public offset");
 _Static_assert(OFF_VERSION == SL_BATCH_CHECKSUM_FROM, "checksum starts after itself");
 _Static_assert(OFF_RESERVED2 + 4 == SL_BATCH_HEADER_BYTES, "fields fill the header");
 
-
 /* Varints: LEB128, at most 10 bytes for a u64; we use at most u32 values. */
 static size_t varint_put(uint8_t *p, uint64_t v)
 {

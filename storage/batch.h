@@ -13,39 +13,39 @@
 
 struct sl_zctx;
 
-#define SL_BATCH_MAGIC 0x31424C53u /* "SLB1" as little-endian bytes */
-#define SL_BATCH_VERSION 1u
+#define SL_BATCH_MAGIC        0x31424C53u /* "SLB1" as little-endian bytes */
+#define SL_BATCH_VERSION      1u
 #define SL_BATCH_HEADER_BYTES 88u
-#define SL_BATCH_CODEC_NONE 0u
-#define SL_BATCH_CODEC_ZSTD 1u
-#define SL_BATCH_CODEC_MASK 0x03u
+#define SL_BATCH_CODEC_NONE   0u
+#define SL_BATCH_CODEC_ZSTD   1u
+#define SL_BATCH_CODEC_MASK   0x03u
 
 /* Hard ceilings (settings may be lower). A batch's stored length is a u32; we
  * keep it well below so that offsets and sums never overflow. */
-#define SL_BATCH_BYTES_MAX (64u << 20)         /* stored bytes of one batch */
-#define SL_BATCH_RECORDS_MAX 1000000u          /* records in one batch */
-#define SL_RECORD_KEY_MAX 256u                 /* partition key bytes (DESIGN 1) */
-#define SL_RECORD_ATTRS_MAX 32u                /* attributes per record */
-#define SL_RECORD_ATTR_KEY_MAX 128u
+#define SL_BATCH_BYTES_MAX       (64u << 20) /* stored bytes of one batch */
+#define SL_BATCH_RECORDS_MAX     1000000u    /* records in one batch */
+#define SL_RECORD_KEY_MAX        256u        /* partition key bytes (DESIGN 1) */
+#define SL_RECORD_ATTRS_MAX      32u         /* attributes per record */
+#define SL_RECORD_ATTR_KEY_MAX   128u
 #define SL_RECORD_ATTR_VALUE_MAX 1024u
 
 /* Byte offsets of the header fields (the layout is _Static_asserted in batch.c). */
-#define SL_BATCH_OFF_BASE_SEQ 8u
+#define SL_BATCH_OFF_BASE_SEQ    8u
 #define SL_BATCH_OFF_APPEND_TIME 16u
-#define SL_BATCH_CHECKSUM_FROM 40u /* body checksum covers [40, length) */
+#define SL_BATCH_CHECKSUM_FROM   40u /* body checksum covers [40, length) */
 
 struct sl_batch_header {
-    uint32_t length;          /* whole batch, header included */
-    uint64_t base_seq;        /* stamped by the broker; outside the body checksum */
-    uint64_t append_time_ms;  /* stamped by the broker; outside the body checksum */
-    uint64_t checksum;        /* XXH3-64 of [40, length) */
-    uint8_t codec;            /* SL_BATCH_CODEC_* */
-    uint32_t record_count;    /* >= 1 */
-    uint64_t first_ts_ms;     /* smallest producer timestamp in the batch */
-    uint64_t last_ts_ms;      /* largest producer timestamp in the batch */
-    uint64_t producer_id;     /* 0 = no de-duplication */
+    uint32_t length;         /* whole batch, header included */
+    uint64_t base_seq;       /* stamped by the broker; outside the body checksum */
+    uint64_t append_time_ms; /* stamped by the broker; outside the body checksum */
+    uint64_t checksum;       /* XXH3-64 of [40, length) */
+    uint8_t codec;           /* SL_BATCH_CODEC_* */
+    uint32_t record_count;   /* >= 1 */
+    uint64_t first_ts_ms;    /* smallest producer timestamp in the batch */
+    uint64_t last_ts_ms;     /* largest producer timestamp in the batch */
+    uint64_t producer_id;    /* 0 = no de-duplication */
     uint64_t producer_seq;
-    uint32_t records_len;     /* uncompressed length of the records section */
+    uint32_t records_len; /* uncompressed length of the records section */
 };
 
 static inline uint64_t sl_batch_last_seq(const struct sl_batch_header *h)

@@ -65,8 +65,9 @@ int sl_data_format_check(const char *data_dir, uint32_t *found, char *why, size_
               sscanf(line, MARKER_PREFIX "%u%c", &v, &extra) == 2 && extra == '\n' && v > 0;
     fclose(f);
     if (!ok) {
-        snprintf(why, why_len, "%s is not a Sluice format marker (want \"" MARKER_PREFIX
-                               "N\"): restore it or the directory from a backup",
+        snprintf(why, why_len,
+                 "%s is not a Sluice format marker (want \"" MARKER_PREFIX
+                 "N\"): restore it or the directory from a backup",
                  path);
         return SL_ECORRUPT;
     }

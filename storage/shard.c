@@ -133,6 +133,9 @@ int sl_shard_open(struct sl_ring *ring, const char *dir, const struct sl_shard_c
         return rc;
     }
     s->visible_seq = s->next_seq;
+    if (cfg->cache != NULL && cfg->cache->files_max > 0) {
+        (void)shard_park(s); /* charged and reopened at its first use */
+    }
     s->visible_time_ms = s->last_append_ms;
     *out = s;
     return SL_OK;
@@ -143,6 +146,7 @@ void sl_shard_close(struct sl_shard *s)
     if (s == NULL) {
         return;
     }
+    shard_lru_remove(s);
     s->closing = true;
     if (s->ring != NULL && s->dir_fd >= 0) {
         shard_flush_deferred(&s->flush);

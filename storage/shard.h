@@ -21,6 +21,23 @@
 struct sl_clock;
 struct sl_shard;
 
+/* The descriptor budget of the shards of one loop (one per worker thread; only
+ * that thread touches it). A shard holds its directory, its writing segment's
+ * .log and .idx and the sealed segments a read loaded; a quiescent shard (no
+ * I/O in flight, nothing pending, its index written, its data synced) can be
+ * parked: its descriptors closed, its index and buffers freed, everything else
+ * kept. Shards are parked least recently used first while the loop holds more
+ * than `files_max`, and when opened; their next use reopens them. */
+struct sl_shard_cache {
+    uint64_t files_max;           /* 0: no limit (shards are never parked) */
+    uint64_t files;               /* descriptors charged to the unparked shards */
+    struct sl_shard *head, *tail; /* unparked shards, most recently used first */
+    uint64_t parks;
+    uint64_t unparks;
+};
+
+void sl_shard_cache_init(struct sl_shard_cache *c, uint64_t files_max);
+
 enum sl_flush_policy {
     SL_FLUSH_ALWAYS = 0,   /* ack after fdatasync (group commit) */
     SL_FLUSH_INTERVAL = 1, /* ack after write; fdatasync at least every interval_ms */
@@ -42,6 +59,10 @@ struct sl_shard_config {
     uint32_t open_segments_max;    /* sealed segments kept open (fd + index) for reads */
     enum sl_flush_policy flush;
     struct sl_clock *clock; /* borrowed; NULL = the real clock */
+    /* borrowed; NULL = no budget. Owned by the ring's thread; sl_shard_open
+     * does not touch it (it may run on another thread): it leaves the shard
+     * parked, and the first use on the ring's thread charges it. */
+    struct sl_shard_cache *cache;
 };
 
 /* Fills `cfg` with the defaults (docs/ARCHITECTURE.md lists them). */
@@ -113,11 +134,11 @@ struct sl_shard_read {
     sl_read_cb cb;
     void *ctx;
     /* out (valid in cb) */
-    uint32_t len;            /* bytes of whole batches at buf[0, len) */
+    uint32_t len; /* bytes of whole batches at buf[0, len) */
     uint32_t batch_count;
-    uint64_t next_seq;       /* sequence after the last returned batch (or the tail) */
-    uint64_t first_seq;      /* on SL_ETRIMMED: the oldest retained sequence */
-    uint32_t need_bytes;     /* on SL_ETOOBIG: the buffer size needed */
+    uint64_t next_seq;   /* sequence after the last returned batch (or the tail) */
+    uint64_t first_seq;  /* on SL_ETRIMMED: the oldest retained sequence */
+    uint32_t need_bytes; /* on SL_ETOOBIG: the buffer size needed */
     /* private */
     struct sl_shard *shard_;
     void *seg_;
@@ -157,22 +178,22 @@ int sl_shard_time_near_seq(struct sl_shard *s, uint64_t seq, uint64_t *time_ms);
 int sl_shard_seq_near_tail_bytes(struct sl_shard *s, uint64_t bytes, uint64_t *seq);
 
 struct sl_shard_stats {
-    uint64_t first_seq;      /* oldest retained */
-    uint64_t next_seq;       /* sequence the next record will get */
-    uint64_t visible_seq;    /* readers see [first_seq, visible_seq) */
+    uint64_t first_seq;       /* oldest retained */
+    uint64_t next_seq;        /* sequence the next record will get */
+    uint64_t visible_seq;     /* readers see [first_seq, visible_seq) */
     uint64_t visible_time_ms; /* append time of the newest visible batch (0: none) */
-    uint64_t bytes;          /* retained bytes on disk (log files) */
+    uint64_t bytes;           /* retained bytes on disk (log files) */
     uint32_t segments;
-    uint32_t segments_open;  /* sealed segments with fd/index loaded */
-    uint64_t recovery_read_bytes;   /* log bytes read by the last open */
+    uint32_t segments_open;       /* sealed segments with fd/index loaded */
+    uint64_t recovery_read_bytes; /* log bytes read by the last open */
     uint64_t recovery_truncated_bytes;
-    uint64_t writes;         /* write ops issued */
-    uint64_t fsyncs;         /* data fdatasync ops issued (directory fsyncs not counted) */
-    uint64_t fsync_ns;       /* their total duration (completed ones), monotonic clock */
-    uint64_t writebacks;     /* INTERVAL: early writeback starts (sync_file_range) issued */
-    int state;               /* SL_OK, SL_ENOSPC, or SL_EFATAL */
-    int fatal_errno;         /* with SL_EFATAL: the errno that caused it */
-    const char *fatal_what;  /* with SL_EFATAL: what failed ("fdatasync", ...) */
+    uint64_t writes;        /* write ops issued */
+    uint64_t fsyncs;        /* data fdatasync ops issued (directory fsyncs not counted) */
+    uint64_t fsync_ns;      /* their total duration (completed ones), monotonic clock */
+    uint64_t writebacks;    /* INTERVAL: early writeback starts (sync_file_range) issued */
+    int state;              /* SL_OK, SL_ENOSPC, or SL_EFATAL */
+    int fatal_errno;        /* with SL_EFATAL: the errno that caused it */
+    const char *fatal_what; /* with SL_EFATAL: what failed ("fdatasync", ...) */
 };
 
 void sl_shard_stats(const struct sl_shard *s, struct sl_shard_stats *st);

@@ -3,8 +3,8 @@
  *   shard_segment.c  segments and their indexes: load, unload, evict, create
  *   shard_write.c    the write path: staging, group commit, seal, roll, ENOSPC
  *   shard_read.c     reads by sequence and by time
- *   shard_retain.c   retention
- *   shard_recover.c  the directory listing and recovery of the active segment
+ *   shard_retain.c   retention *   shard_recover.c  the directory listing and recovery of the
+ * active segment shard_park.c     the descriptor budget: parking idle shards, reopening them
  * Nothing outside storage/shard*.c includes this file.
  *
  * Files in the shard directory (docs/FORMAT.md):
@@ -186,9 +186,14 @@ struct sl_shard {
     int fatal_errno;
     const char *fatal_what;
     struct sl_deferred flush;
-
     struct sl_log_ratelimit rl;
     struct sl_shard_stats stats;
+
+    /* descriptor budget (cfg.cache) */
+    bool parked;      /* descriptors closed, index and buffers freed */
+    bool in_lru;      /* on cfg.cache's list (unparked, charged) */
+    uint32_t charged; /* descriptors charged to the cache */
+    struct sl_shard *lru_prev, *lru_next;
 };
 
 /* ------------------------------------------------------------------ */
@@ -251,6 +256,7 @@ static inline uint64_t seg_visible_end(const struct segment *g)
 /* shard_segment.c */
 uint32_t shard_idx_cap_for(const struct sl_shard_config *cfg, uint64_t bytes);
 void shard_seg_free(struct segment *g);
+void shard_seg_unload(struct segment *g);
 struct segment *shard_seg_new(struct sl_shard *s, uint64_t base);
 int shard_scan_log(struct sl_shard *s, struct segment *g, uint64_t pos, uint64_t expect_seq,
                    uint64_t file_size, uint64_t *end_pos);
@@ -279,5 +285,10 @@ int shard_roll(struct sl_shard *s);
 
 /* shard_recover.c */
 int shard_recover_load(struct sl_shard *s);
+
+/* shard.c */
+int shard_touch(struct sl_shard *s);
+bool shard_park(struct sl_shard *s);
+void shard_lru_remove(struct sl_shard *s);
 
 #endif

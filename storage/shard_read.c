@@ -179,6 +179,14 @@ void sl_shard_read(struct sl_shard *s, struct sl_shard_read *rd)
             read_finish(rd, rd->seq == s->visible_seq ? SL_OK : SL_EINVAL, true);
             return;
         }
+    }
+    /* A read at the tail (above) needs no file: a parked shard stays parked. */
+    int trc = shard_touch(s);
+    if (trc != SL_OK) {
+        read_finish(rd, trc, true);
+        return;
+    }
+    if (rd->from == SL_READ_SEQ) {
         i = shard_seg_find_seq(s, rd->seq);
     } else {
         i = seg_find_time(s, rd->time_ms);
@@ -316,6 +324,13 @@ int sl_shard_time_near_seq(struct sl_shard *s, uint64_t seq, uint64_t *time_ms)
     if (seq >= s->visible_seq) {
         return seq == s->visible_seq ? SL_ENOTFOUND : SL_EINVAL;
     }
+    int trc = shard_touch(s);
+    if (trc != SL_OK) {
+        return trc;
+    }
+    if (seq >= s->visible_seq) {
+        return seq == s->visible_seq ? SL_ENOTFOUND : SL_EINVAL;
+    }
     struct segment *g = s->segs[shard_seg_find_seq(s, seq)];
     int rc = g->writing ? SL_OK : shard_seg_load(s, g);
     if (rc != SL_OK) {
@@ -333,6 +348,10 @@ int sl_shard_time_near_seq(struct sl_shard *s, uint64_t seq, uint64_t *time_ms)
 int sl_shard_seq_near_tail_bytes(struct sl_shard *s, uint64_t bytes, uint64_t *seq)
 {
     *seq = s->seg_count > 0 ? s->segs[0]->base_seq : 0;
+    int trc = shard_touch(s);
+    if (trc != SL_OK) {
+        return trc;
+    }
     uint64_t remaining = bytes;
     for (uint32_t i = s->seg_count; i > 0; i--) {
         struct segment *g = s->segs[i - 1];

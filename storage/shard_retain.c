@@ -53,6 +53,17 @@ uint32_t sl_shard_retention_run(struct sl_shard *s)
     for (uint32_t i = 0; i < s->seg_count; i++) {
         total += s->segs[i]->bytes;
     }
+    /* Decided from memory when it can be (a parked shard stays parked): one
+     * segment, or an oldest one whose last time is known and not expired. */
+    const struct segment *first = s->seg_count > 0 ? s->segs[0] : NULL;
+    bool over_cap = s->cfg.retention_bytes > 0 && total > s->cfg.retention_bytes;
+    if (s->seg_count <= 1 || first->writing ||
+        (!over_cap && first->last_time_ms != 0 && first->last_time_ms + s->cfg.retention_ms > t)) {
+        return 0;
+    }
+    if (shard_touch(s) != SL_OK) {
+        return 0; /* logged; retried next run */
+    }
     uint32_t deleted = 0;
     while (s->seg_count - deleted > 1) {
         struct segment *g = s->segs[deleted];

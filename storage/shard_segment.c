@@ -37,7 +37,7 @@ uint32_t shard_idx_cap_for(const struct sl_shard_config *cfg, uint64_t bytes)
     return n > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)n;
 }
 
-static void seg_unload(struct segment *g)
+void shard_seg_unload(struct segment *g)
 {
     if (g->idx_map_len > 0) {
         munmap(g->idx, g->idx_map_len);
@@ -60,7 +60,7 @@ static void seg_unload(struct segment *g)
 
 void shard_seg_free(struct segment *g)
 {
-    seg_unload(g);
+    shard_seg_unload(g);
     free(g);
 }
 
@@ -244,7 +244,7 @@ int shard_seg_load(struct sl_shard *s, struct segment *g)
     struct stat st;
     if (fstat(g->log_fd, &st) != 0) {
         int rc = sl_err_from_errno(errno);
-        seg_unload(g);
+        shard_seg_unload(g);
         return rc;
     }
     uint64_t file_size = (uint64_t)st.st_size;
@@ -277,7 +277,7 @@ int shard_seg_load(struct sl_shard *s, struct segment *g)
     if (!good) {
         int rc = seg_rebuild_index(s, g, file_size);
         if (rc != SL_OK) {
-            seg_unload(g);
+            shard_seg_unload(g);
             return rc;
         }
     }
@@ -302,7 +302,7 @@ void shard_evict_cold(struct sl_shard *s, const struct segment *keep)
         if (victim == NULL) {
             return; /* all held by reads: over the bound until they finish */
         }
-        seg_unload(victim);
+        shard_seg_unload(victim);
         s->segs_open--;
     }
 }

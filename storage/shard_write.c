@@ -701,6 +701,10 @@ int sl_shard_append_ex(struct sl_shard *s, const void *batch, size_t len, unsign
     if (len > s->cfg.batch_bytes_max) {
         return SL_ETOOBIG;
     }
+    int trc = shard_touch(s);
+    if (trc != SL_OK) {
+        return trc;
+    }
     /* The header now; the body checksum while copying (below). */
     struct sl_batch_header h;
     int rc = sl_batch_peek(batch, len, &h);

@@ -500,8 +500,8 @@ int sl_statelog_load_snap(struct sl_statelog *sl,
 
 static int snap_write_tmp(struct sl_statelog *sl, const uint8_t *buf, size_t len)
 {
-    int fd =
-        sl_openat(sl->dir_fd, sl->cfg.snap_tmp_name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = sl_openat(sl->dir_fd, sl->cfg.snap_tmp_name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                       0644);
     if (fd < 0) {
         return sl_err_from_errno(errno);
     }

@@ -95,8 +95,8 @@ struct sl_statelog {
     int log_fd;
     struct sl_ring *ring;
     struct sl_statelog_config cfg;
-    int state; /* SL_OK or SL_EFATAL */
-    bool busy; /* a batch's write or fdatasync is in flight */
+    int state;        /* SL_OK or SL_EFATAL */
+    bool busy;        /* a batch's write or fdatasync is in flight */
     bool dirty;       /* sync_interval_ms: written since the last fdatasync */
     bool sync_only;   /* the fdatasync in flight covers written batches only */
     bool timer_armed; /* the sync_interval_ms timeout is queued */

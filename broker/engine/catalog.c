@@ -61,8 +61,9 @@
 /* Creator threads: stream creations in the background run in parallel (their
  * fsyncs meet in the file system's journal commits) and in batches of up to
  * CREATE_BATCH_MAX (one fsync of streams/ each). */
-#define CREATORS 4u
+#define CREATORS         4u
 #define CREATE_BATCH_MAX 64u
+#define CACHE_FILES_MIN  16u /* descriptors a shard owner may hold at least */
 
 struct create_waiter {
     sl_catalog_created_cb cb;
@@ -103,25 +104,29 @@ struct sl_catalog {
     struct sl_stream **sorted; /* n_streams of them, by strcmp of names */
     uint32_t sorted_cap;
     uint32_t n_streams;
-    uint64_t n_shards; /* of the live streams */
+    uint64_t n_shards;        /* of the live streams */
     uint32_t pending_streams; /* background creates not installed (count in the limits) */
     uint64_t pending_shards;
+    /* One descriptor budget per shard owner (open_files_max split evenly),
+     * each touched only by its owner's thread (storage/shard.h). */
+    struct sl_shard_cache *caches;
+    uint32_t n_caches;
     /* background creation: the creator threads, their queues, the wake-up */
     pthread_t creators[CREATORS];
     uint32_t creators_started;
-    bool creator_stop;           /* under mu */
-    int wake_fd;                 /* eventfd: a batch is done */
+    bool creator_stop; /* under mu */
+    int wake_fd;       /* eventfd: a batch is done */
     uint64_t wake_val;
-    struct sl_io_op wake_op;     /* its read, armed on `ring` while wake_armed */
+    struct sl_io_op wake_op; /* its read, armed on `ring` while wake_armed */
     bool wake_armed;
     bool closing;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct create_job *todo;     /* under mu, FIFO: todo_tail */
+    struct create_job *todo; /* under mu, FIFO: todo_tail */
     struct create_job **todo_tail;
-    uint32_t todo_len;           /* under mu */
-    struct create_job *done;     /* under mu */
-    struct create_job *pending;  /* main loop: every job not installed yet */
+    uint32_t todo_len;          /* under mu */
+    struct create_job *done;    /* under mu */
+    struct create_job *pending; /* main loop: every job not installed yet */
 };
 
 /* `what` failed with `rc` from file calls: "WHAT: CAUSE" into `why`, the
@@ -261,10 +266,8 @@ static int meta_write(const struct sl_stream *st)
                      st->name, st->shard_count, st->retention_hours, st->retention_bytes,
                      st->compression, st->created_ms);
     for (uint32_t i = 0; i < st->n_props; i++) {
-        n += snprintf(body + n, SL_STREAM_META_BYTES_MAX - (size_t)n, "prop.%s=",
-                      st->props[i].key);
-        n += (int)escape_into(body + n, SL_STREAM_META_BYTES_MAX - (size_t)n,
-                              st->props[i].value);
+        n += snprintf(body + n, SL_STREAM_META_BYTES_MAX - (size_t)n, "prop.%s=", st->props[i].key);
+        n += (int)escape_into(body + n, SL_STREAM_META_BYTES_MAX - (size_t)n, st->props[i].value);
         body[n++] = '\n';
     }
     /* bounds: SL_STREAM_PROPS_MAX x (key + 3 x value + 8) stays below the buffer */
@@ -307,8 +310,7 @@ static void props_free(struct sl_stream_prop *p, uint32_t n)
 
 static int prop_cmp(const void *a, const void *b)
 {
-    return strcmp(((const struct sl_stream_prop *)a)->key,
-                  ((const struct sl_stream_prop *)b)->key);
+    return strcmp(((const struct sl_stream_prop *)a)->key, ((const struct sl_stream_prop *)b)->key);
 }
 
 /* A "prop.<key>=<escaped value>" line into st->props (at load). */
@@ -394,8 +396,8 @@ static int meta_parse(struct sl_stream *st, char *body, size_t n)
         sscanf(line, "compression=%7s", comp);
         sscanf(line, "created_ms=%llu", &created);
     }
-    if (strcmp(name, st->name) != 0 || shards == 0 || shards > SL_STREAM_SHARDS_MAX ||
-        hours == 0 || hours > 8760) {
+    if (strcmp(name, st->name) != 0 || shards == 0 || shards > SL_STREAM_SHARDS_MAX || hours == 0 ||
+        hours > 8760) {
         return SL_ECORRUPT;
     }
     st->shard_count = shards;
@@ -464,11 +466,13 @@ static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st, bool re
             return SL_ENOMEM;
         }
         int rc;
+        struct sl_shard_config own = scfg;
+        own.cache = b->ws.owner < c->n_caches ? &c->caches[b->ws.owner] : NULL;
         if (logs != NULL) {
-            rc = sl_shard_open(sl_workers_ring(c->cfg.workers, c->ring, b->ws.owner), dir,
-                               &scfg, &logs[i]);
+            rc = sl_shard_open(sl_workers_ring(c->cfg.workers, c->ring, b->ws.owner), dir, &own,
+                               &logs[i]);
         } else {
-            rc = sl_wshard_open(&b->ws, c->ring, dir, &scfg, c->cfg.listener, b,
+            rc = sl_wshard_open(&b->ws, c->ring, dir, &own, c->cfg.listener, b,
                                 rebuild ? sl_dedup_rebuild : NULL, &b->dedup);
         }
         free(dir);
@@ -532,8 +536,8 @@ int sl_catalog_ckpt(struct sl_catalog *c, struct sl_stream *st, struct sl_ckpt_s
     return rc;
 }
 
-int sl_catalog_qstate(struct sl_catalog *c, struct sl_stream *st, struct sl_qstate **out,
-                      char *why, size_t why_len)
+int sl_catalog_qstate(struct sl_catalog *c, struct sl_stream *st, struct sl_qstate **out, char *why,
+                      size_t why_len)
 {
     int rc = st->qstate != NULL ? SL_OK : store_open(c, st, false, why, why_len);
     *out = st->qstate;
@@ -756,8 +760,7 @@ static int load_streams(struct sl_catalog *c)
         }
         int mrc = meta_read(st);
         if (mrc == SL_ENOTFOUND) {
-            sl_warn("catalog", "stream %s: no stream.meta (unfinished create): removed",
-                    st->name);
+            sl_warn("catalog", "stream %s: no stream.meta (unfinished create): removed", st->name);
             stream_free(c, st);
             rc = move_to_trash(c, e->d_name);
             continue;
@@ -849,16 +852,26 @@ int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
     c->wake_fd = -1;
     c->buckets = calloc(INDEX_BUCKETS_MIN, sizeof(*c->buckets));
     c->index_mask = INDEX_BUCKETS_MIN - 1;
+    c->n_caches = sl_workers_count(cfg->workers);
+    c->caches = calloc(c->n_caches, sizeof(*c->caches));
+    for (uint32_t i = 0; c->caches != NULL && i < c->n_caches; i++) {
+        /* at least a few shards' worth each, whatever the split */
+        uint64_t share = cfg->open_files_max / c->n_caches;
+        sl_shard_cache_init(&c->caches[i], cfg->open_files_max == 0  ? 0
+                                           : share < CACHE_FILES_MIN ? CACHE_FILES_MIN
+                                                                     : share);
+    }
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     c->streams_dir = path_cat(cfg->data_dir, "streams");
     c->trash_dir = path_cat(cfg->data_dir, "trash");
-    int rc = c->streams_dir != NULL && c->trash_dir != NULL && c->buckets != NULL ? SL_OK
-                                                                                   : SL_ENOMEM;
+    int rc =
+        c->streams_dir != NULL && c->trash_dir != NULL && c->buckets != NULL && c->caches != NULL
+            ? SL_OK
+            : SL_ENOMEM;
     if (rc == SL_OK && mkdir(cfg->data_dir, 0755) != 0 && errno != EEXIST) {
         rc = sl_err_from_errno(errno);
-        sl_error("catalog", "cannot create data directory %s: %s", cfg->data_dir,
-                 strerror(errno));
+        sl_error("catalog", "cannot create data directory %s: %s", cfg->data_dir, strerror(errno));
     }
     if (rc == SL_OK) {
         /* before anything below is opened: newer data is refused, not "repaired" */
@@ -945,6 +958,7 @@ void sl_catalog_close(struct sl_catalog *c)
     empty_trash(c);
     free(c->buckets);
     free(c->sorted);
+    free(c->caches);
     free(c->streams_dir);
     free(c->trash_dir);
     free(c);
@@ -991,7 +1005,8 @@ static int create_prepare(struct sl_catalog *c, const char *name, uint32_t shard
                           size_t why_len)
 {
     if (!name_ok(name)) {
-        snprintf(why, why_len, "stream name must be 1-128 of [A-Za-z0-9_.-], not starting with '.'");
+        snprintf(why, why_len,
+                 "stream name must be 1-128 of [A-Za-z0-9_.-], not starting with '.'");
         return SL_EINVAL;
     }
     if (shard_count == 0 || shard_count > SL_STREAM_SHARDS_MAX) {
@@ -1197,8 +1212,8 @@ static void *creator_main(void *arg)
 
 int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t shard_count,
                             uint32_t retention_hours, uint64_t retention_bytes,
-                            const char *compression, bool join, sl_catalog_created_cb cb,
-                            void *ctx, char *why, size_t why_len)
+                            const char *compression, bool join, sl_catalog_created_cb cb, void *ctx,
+                            char *why, size_t why_len)
 {
     struct create_waiter *w = calloc(1, sizeof(*w));
     if (w == NULL) {
@@ -1386,9 +1401,8 @@ void sl_catalog_retention(struct sl_catalog *c)
 const char *sl_catalog_prop(const struct sl_stream *st, const char *key)
 {
     struct sl_stream_prop k = {.key = (char *)key};
-    const struct sl_stream_prop *p = st->n_props > 0 ? bsearch(&k, st->props, st->n_props,
-                                                               sizeof(k), prop_cmp)
-                                                     : NULL;
+    const struct sl_stream_prop *p =
+        st->n_props > 0 ? bsearch(&k, st->props, st->n_props, sizeof(k), prop_cmp) : NULL;
     return p != NULL ? p->value : NULL;
 }
 
@@ -1498,8 +1512,8 @@ int sl_catalog_set_props(struct sl_catalog *c, struct sl_stream *st, const char 
     return SL_OK;
 }
 
-int sl_catalog_set_retention(struct sl_catalog *c, struct sl_stream *st, uint32_t hours,
-                             char *why, size_t why_len)
+int sl_catalog_set_retention(struct sl_catalog *c, struct sl_stream *st, uint32_t hours, char *why,
+                             size_t why_len)
 {
     (void)c;
     if (hours == 0 || hours > 8760) {

@@ -41,11 +41,11 @@ static atomic_uint delivery_errors;
 
 /* One HTTP/1.1 POST of a Kinesis action; the status and up to `cap` - 1 bytes of the
  * answer (head and body) into `out`. Returns the status or -1. */
-static int kinesis_post(uint32_t port, const char *action, const char *body, char *out,
-                        size_t cap)
+static int kinesis_post(uint32_t port, const char *action, const char *body, char *out, size_t cap)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
         if (fd >= 0) {
@@ -208,7 +208,7 @@ static uint32_t broker_fds(void)
     return n;
 }
 
-TEST(out_of_descriptors_named_and_nothing_lost)
+TEST(descriptor_budget_holds_and_nothing_lost)
 {
     /* an open_files_max the limit cannot give is refused at start (exit 2) */
     setenv("SLUICE_OPEN_FILES_MAX", "1000", 1);
@@ -218,32 +218,34 @@ TEST(out_of_descriptors_named_and_nothing_lost)
     CHECK(WIFEXITED(broker.exit_status) && WEXITSTATUS(broker.exit_status) == 2);
     it_broker_cleanup(&broker);
     setenv("SLUICE_MAX_CONNECTIONS", "16", 1);
+    setenv("SLUICE_OPEN_FILES_MAX", "48", 1); /* all that 320 - 16 - 256 leaves */
     int started = it_broker_start_nofile(&broker, NULL, NOFILE_LOW);
     unsetenv("SLUICE_MAX_CONNECTIONS");
+    unsetenv("SLUICE_OPEN_FILES_MAX");
     CHECK_EQ(started, 0);
     sluice_client *c = NULL;
     CHECK_EQ(it_connect(&broker, &c), SL_OK);
     char name[32];
     uint32_t made = 0;
-    int rc = SL_OK;
-    char err[512] = "";
-    for (; made < NOFILE_LOW; made++) {
+    uint32_t base =
+        broker_fds(); /* The shards' descriptors are held within open_files_max (48 here)     *
+                       * whatever their number: 80 streams of 2 shards, each written (480
+                       * descriptors without the budget), all created and served (before the
+                       * budget, creation failed with EMFILE at ~50 streams). */
+    for (; made < 80; made++) {
         snprintf(name, sizeof(name), "nf%03u", made);
-        rc = create(c, name, 2);
-        if (rc != SL_OK) {
-            snprintf(err, sizeof(err), "%s", sluice_last_error());
-            break;
-        }
+        CHECK_EQ(create(c, name, 2), SL_OK);
         CHECK_EQ(produce(c, name, 0), 0);
+    } /* shards written last may still wait for their fdatasync: let them settle,
+       * then one more use makes the owners park down to their budget */
+    usleep(1200 * 1000);
+    for (uint32_t i = 0; i < 4; i++) {
+        snprintf(name, sizeof(name), "nf%03u", i);
+        CHECK_EQ(read_back(c, name, PER_STREAM), 0);
     }
-    fprintf(stderr, "  %u streams of 2 shards, then: %s (%s)\n", made, sl_errname(rc), err);
-    CHECK(made > 10);
-    CHECK_EQ(rc, SL_ELIMIT);
-    CHECK(strstr(err, "too many open files (") != NULL);
-    CHECK(strstr(err, "raise LimitNOFILE or lower open_files_max") != NULL);
-    CHECK(strstr(err, "system error") == NULL);
-    struct sluice_stream_info *info = NULL;
-    CHECK_EQ(sluice_stream_describe(c, name, &info), SL_ENOTFOUND); /* the failed one */
+    uint32_t fds = broker_fds();
+    fprintf(stderr, "  %u streams of 2 shards: %u descriptors (%u before)\n", made, fds, base);
+    CHECK(fds <= base + 48 + 16);
     CHECK(it_broker_alive(&broker));
     /* every stream still served: read back, and one more write to the first and last */
     for (uint32_t i = 0; i < made; i++) {
@@ -292,7 +294,7 @@ TEST(idle_streams_open_no_stores)
     uint32_t after = broker_fds();
     fprintf(stderr, "  descriptors: %u, then %u after %u idle streams of %u shards\n", before,
             after, streams, shards);
-    CHECK_EQ(after - before, streams * shards * 3);
+    CHECK_EQ(after, before); /* idle shards are parked: no descriptor (storage/shard_park.c) */
     CHECK(!exists("idle00", "groups") && !exists("idle00", "queues"));
     CHECK(exists("idle00", "0") && exists("idle00", "stream.meta"));
     /* the first commit makes the checkpoint store (and only it) */
@@ -320,7 +322,7 @@ int main(void)
         return pre;
     }
     RUN(streams_max_and_shards_max_named);
-    RUN(out_of_descriptors_named_and_nothing_lost);
+    RUN(descriptor_budget_holds_and_nothing_lost);
     RUN(idle_streams_open_no_stores);
     TEST_END();
 }

@@ -56,6 +56,7 @@
 #define WAIT_NS_MAX (60ull * 1000 * 1000 * 1000) /* a lost callback fails, not hangs */
 
 static struct sl_ring g_ring;
+static struct sl_shard_cache g_cache;
 
 /* Test-harness failures (allocation, a generator bug): not a shard result. */
 #define SL_TEST_ASSERT(e)                                                                          \
@@ -528,6 +529,12 @@ static void fx_init(struct fx *f, uint64_t seed)
     f->cfg.pending_max = 1024;
     f->cfg.flush_interval_ms = 20;
     f->cfg.clock = NULL;
+    if (getenv("SL_TEST_SHARD_PARK") != NULL) {
+        /* unit_shard_parked: every case again with a one-descriptor budget, so
+         * each shard is parked at open and reopened by its first use */
+        sl_shard_cache_init(&g_cache, 1);
+        f->cfg.cache = &g_cache;
+    }
     sl_clock_fake_init(&f->clock, 1700000000000ull);
     f->rng = seed;
     f->z = sl_zctx_new();
@@ -2393,6 +2400,115 @@ FX_CASE(memory_grows_with_traffic, 904)
     (void)refused;
 }
 
+static void count_ack(void *ctx, int err, uint64_t base, uint32_t count)
+{
+    (void)base;
+    (void)count;
+    int *n = ctx;
+    *n += err == SL_OK ? 1 : 1000000; /* a failed ack fails the count check */
+}
+
+static void count_read(struct sl_shard_read *rd, int err)
+{
+    int *done = rd->ctx;
+    *done = err == SL_OK ? 1 : -1;
+}
+
+/* Reads a shard from `seq` to its tail, counting records; -1 on an error. */
+static long read_count(struct fx *f, struct sl_shard *s, uint64_t seq)
+{
+    long n = 0;
+    for (;;) {
+        int done = 0;
+        struct sl_shard_read rd = {.from = SL_READ_SEQ,
+                                   .seq = seq,
+                                   .buf = f->rbuf,
+                                   .buf_cap = (uint32_t)f->rbuf_cap,
+                                   .max_bytes = 64 * KiB,
+                                   .cb = count_read,
+                                   .ctx = &done};
+        sl_shard_read(s, &rd);
+        while (done == 0) {
+            sl_ring_run(&g_ring, 1, 0);
+        }
+        if (done < 0) {
+            return -1;
+        }
+        if (rd.len == 0) {
+            return n;
+        }
+        n += (long)(rd.next_seq - seq);
+        seq = rd.next_seq;
+    }
+}
+
+/* Twelve shards under a budget of seven descriptors: parked at open (nothing
+ * charged), reopened by appends and reads, parked again least recently used
+ * first; a shard with a read in flight is never parked; every record reads
+ * back, also after a close and reopen. */
+FX_CASE(descriptor_budget_parks_and_reopens, 905)
+{
+    enum { NS = 12, ROUNDS = 30, RECS = 4 };
+    struct sl_shard_cache c;
+    sl_shard_cache_init(&c, 7);
+    struct sl_shard_config cfg = f->cfg;
+    cfg.cache = &c;
+    cfg.segment_bytes = 32 * KiB; /* several sealed segments per shard */
+    struct sl_shard *sh[NS];
+    char dir[PATH_MAX];
+    for (int i = 0; i < NS; i++) {
+        snprintf(dir, sizeof(dir), "%s/s%d", f->root, i);
+        CHECK_EQ(sl_shard_open(&g_ring, dir, &cfg, &sh[i]), SL_OK);
+    }
+    CHECK_EQ(c.files, 0);
+    struct mbatch *b = gen_fixed(f, RECS, 1000);
+    int acks = 0, want = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < NS; i++) {
+            CHECK_EQ(sl_shard_append(sh[i], b->bytes, b->len, count_ack, &acks), SL_OK);
+            want++;
+        }
+        uint64_t t0 = sl_clock_mono_ns();
+        while (acks < want && sl_clock_mono_ns() - t0 < WAIT_NS_MAX) {
+            sl_ring_run(&g_ring, 1, 0);
+        }
+        CHECK_EQ(acks, want);
+    }
+    CHECK(c.parks > 0 && c.unparks > 0);
+    for (int i = 0; i < NS; i++) {
+        CHECK_EQ(read_count(f, sh[i], 0), (long)ROUNDS * RECS);
+        CHECK(c.files <= c.files_max + 3 + cfg.open_segments_max);
+    }
+    /* A read in flight on sh[0] while every other shard is used: sh[0] stays. */
+    int done = 0;
+    struct sl_shard_read rd = {.from = SL_READ_SEQ,
+                               .seq = 0,
+                               .buf = f->rbuf,
+                               .buf_cap = (uint32_t)f->rbuf_cap,
+                               .max_bytes = 64 * KiB,
+                               .cb = count_read,
+                               .ctx = &done};
+    sl_shard_read(sh[0], &rd);
+    for (int i = 1; i < NS; i++) {
+        CHECK_EQ(sl_shard_append(sh[i], b->bytes, b->len, count_ack, &acks), SL_OK);
+        want++;
+    }
+    while (done == 0 || acks < want) {
+        sl_ring_run(&g_ring, 1, 0);
+    }
+    CHECK_EQ(done, 1);
+    CHECK(rd.len > 0);
+    for (int i = 0; i < NS; i++) {
+        sl_shard_close(sh[i]);
+    }
+    CHECK_EQ(c.files, 0);
+    CHECK(c.head == NULL && c.tail == NULL);
+    snprintf(dir, sizeof(dir), "%s/s%d", f->root, 5);
+    CHECK_EQ(sl_shard_open(&g_ring, dir, &cfg, &sh[5]), SL_OK);
+    CHECK_EQ(read_count(f, sh[5], 0), (long)(ROUNDS + 1) * RECS);
+    sl_shard_close(sh[5]);
+}
+
 FX_CASE(append_rejects_invalid, 901)
 {
     f->cfg.batch_bytes_max = 64 * KiB;
@@ -2520,6 +2636,7 @@ int main(void)
     RUN(append_rejects_invalid);
     RUN(append_backpressure);
     RUN(memory_grows_with_traffic);
+    RUN(descriptor_budget_parks_and_reopens);
     RUN(round_trip_flush_always);
     RUN(round_trip_flush_interval);
     RUN(close_completes_pending_appends);
