@@ -2,6 +2,7 @@
 #define _XOPEN_SOURCE 700
 #include "bench/bench_broker.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -98,8 +99,8 @@ static _Noreturn void exec_broker(const char *data, const char *port_file,
     char port[16];
     snprintf(port, sizeof(port), "%d", o->port);
     const char *argv[14 + BENCH_BROKER_EXTRA_MAX] = {
-        sluiced,      "--data",  data,     "--port",      port,   "--port-file",
-        port_file,    "--flush", o->flush, "--log-level", "warn", "--http-port", "0",
+        sluiced,   "--data", data,          "--port", port,          "--port-file", port_file,
+        "--flush", o->flush, "--log-level", "warn",   "--http-port", "0",
     };
     int argc = 13;
     for (int i = 0; i < o->extra_len && i < BENCH_BROKER_EXTRA_MAX; i++) {
@@ -207,4 +208,37 @@ int bench_broker_running(struct bench_broker *b, int *status)
         return 0;
     }
     return b->pid > 0;
+}
+
+long bench_proc_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1) {
+            break;
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return kib;
+}
+
+long bench_proc_fds(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        return -1;
+    }
+    long n = 0;
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
+        n += e->d_name[0] != '.';
+    }
+    closedir(d);
+    return n;
 }

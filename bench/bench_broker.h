@@ -48,6 +48,9 @@ void bench_broker_respawn(struct bench_broker *b, const struct bench_broker_opts
 int bench_broker_running(struct bench_broker *b, int *status);
 
 uint64_t bench_now_ns(void);
+/* A process's resident memory (VmRSS, KiB) and open descriptors; -1 when unknown. */
+long bench_proc_rss_kib(pid_t pid);
+long bench_proc_fds(pid_t pid);
 void bench_sleep_ns(uint64_t ns);
 int bench_cmp_u64(const void *a, const void *b); /* for qsort */
 

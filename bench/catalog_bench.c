@@ -18,7 +18,6 @@
 #include "bench/bench_broker.h"
 #include "client/sluice.h"
 
-#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,8 +31,8 @@
 #define SLUICED_PATH "sluiced"
 #endif
 
-#define PROG "catalog_bench"
-#define THREADS_MAX 64
+#define PROG           "catalog_bench"
+#define THREADS_MAX    64
 #define RESTART_WAIT_S 600u
 
 static uint32_t n_streams = 1000, n_shards = 8, n_threads = 4;
@@ -45,38 +44,6 @@ static int extra_len;
 static struct bench_broker bb;
 static uint64_t *lat_ns; /* per create */
 static atomic_uint next_stream;
-
-static uint64_t proc_rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    uint64_t kib = 0;
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-        if (sscanf(line, "VmRSS: %" SCNu64, &kib) == 1) {
-            break;
-        }
-    }
-    if (f != NULL) {
-        fclose(f);
-    }
-    return kib;
-}
-
-static uint32_t proc_fds(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(path);
-    uint32_t n = 0;
-    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
-        n += e->d_name[0] != '.';
-    }
-    if (d != NULL) {
-        closedir(d);
-    }
-    return n;
-}
 
 static sluice_client *connect_or_die(void)
 {
@@ -187,12 +154,12 @@ int main(int argc, char **argv)
     if (lat_ns == NULL) {
         return 1;
     }
-    struct bench_broker_opts o = {.flush = flush, .extra = extra, .extra_len = extra_len,
-                                  .cpu = -1};
+    struct bench_broker_opts o = {
+        .flush = flush, .extra = extra, .extra_len = extra_len, .cpu = -1};
     bench_broker_start_opts(&bb, PROG, dir_base, &o);
     bench_sleep_ns(300000000);
-    uint64_t rss0 = proc_rss_kib(bb.pid);
-    uint32_t fds0 = proc_fds(bb.pid);
+    long rss0 = bench_proc_rss_kib(bb.pid);
+    long fds0 = bench_proc_fds(bb.pid);
     pthread_t th[THREADS_MAX];
     uint64_t t0 = bench_now_ns();
     for (uint32_t i = 0; i < n_threads; i++) {
@@ -203,28 +170,28 @@ int main(int argc, char **argv)
     }
     double secs = (double)(bench_now_ns() - t0) / 1e9;
     bench_sleep_ns(1000000000);
-    uint64_t rss1 = proc_rss_kib(bb.pid);
-    uint32_t fds1 = proc_fds(bb.pid);
+    long rss1 = bench_proc_rss_kib(bb.pid);
+    long fds1 = bench_proc_fds(bb.pid);
     qsort(lat_ns, n_streams, sizeof(*lat_ns), bench_cmp_u64);
     double port_ms = 0, serve_ms = 0;
     restart(&o, &port_ms, &serve_ms);
     bench_sleep_ns(1000000000);
-    uint64_t rss2 = proc_rss_kib(bb.pid);
-    uint32_t fds2 = proc_fds(bb.pid);
+    long rss2 = bench_proc_rss_kib(bb.pid);
+    long fds2 = bench_proc_fds(bb.pid);
     bench_broker_stop(&bb, PROG);
     uint64_t shards = (uint64_t)n_streams * n_shards;
-    printf("| %u streams x %u shards, %u threads, flush %s | |\n|---|---:|\n", n_streams,
-           n_shards, n_threads, flush);
+    printf("| %u streams x %u shards, %u threads, flush %s | |\n|---|---:|\n", n_streams, n_shards,
+           n_threads, flush);
     printf("| creates/s | %.0f |\n", n_streams / secs);
-    printf("| create latency p50 / p99 (ms) | %.2f / %.2f |\n",
-           (double)lat_ns[n_streams / 2] / 1e6, (double)lat_ns[n_streams * 99 / 100] / 1e6);
+    printf("| create latency p50 / p99 (ms) | %.2f / %.2f |\n", (double)lat_ns[n_streams / 2] / 1e6,
+           (double)lat_ns[n_streams * 99 / 100] / 1e6);
     printf("| RSS fresh / after creates (MiB) | %.1f / %.1f |\n", rss0 / 1024.0, rss1 / 1024.0);
     printf("| RSS per idle stream / shard (KiB) | %.1f / %.2f |\n",
            (double)(rss1 - rss0) / n_streams, (double)(rss1 - rss0) / (double)shards);
-    printf("| descriptors fresh / after creates | %u / %u |\n", fds0, fds1);
+    printf("| descriptors fresh / after creates | %ld / %ld |\n", fds0, fds1);
     printf("| restart (%s): port / last stream described (ms) | %.0f / %.0f |\n",
            kill9 ? "kill -9" : "SIGTERM", port_ms, serve_ms);
-    printf("| after the restart: RSS (MiB), descriptors | %.1f, %u |\n", rss2 / 1024.0, fds2);
+    printf("| after the restart: RSS (MiB), descriptors | %.1f, %ld |\n", rss2 / 1024.0, fds2);
     printf("| RSS per shard after the restart (KiB) | %.2f |\n",
            (double)(rss2 > rss0 ? rss2 - rss0 : 0) / (double)shards);
     free(lat_ns);

@@ -48,7 +48,6 @@
 #include "common/partition.h"
 #include "storage/batch.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -188,39 +187,6 @@ static double secs(uint64_t ns)
 
 /* ---- the broker's process ---- */
 
-static long proc_rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1) {
-            break;
-        }
-    }
-    if (f != NULL) {
-        fclose(f);
-    }
-    return kib;
-}
-
-static long proc_fds(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(path);
-    if (d == NULL) {
-        return -1;
-    }
-    long n = 0;
-    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
-        n += e->d_name[0] != '.';
-    }
-    closedir(d);
-    return n;
-}
-
 static long limit_value(const char *s)
 {
     return strncmp(s, "unlimited", 9) == 0 ? -1 : strtol(s, NULL, 10);
@@ -270,8 +236,8 @@ static long proc_cpu_ticks(pid_t pid)
 
 static void sample_now(struct sample *s)
 {
-    s->rss_kib = bb.pid > 0 ? proc_rss_kib(bb.pid) : -1;
-    s->fds = bb.pid > 0 ? proc_fds(bb.pid) : -1;
+    s->rss_kib = bb.pid > 0 ? bench_proc_rss_kib(bb.pid) : -1;
+    s->fds = bb.pid > 0 ? bench_proc_fds(bb.pid) : -1;
 }
 
 /* The last line of the broker's log (at most `cap` - 1 bytes). */
