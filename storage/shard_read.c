@@ -324,12 +324,9 @@ int sl_shard_time_near_seq(struct sl_shard *s, uint64_t seq, uint64_t *time_ms)
     if (seq >= s->visible_seq) {
         return seq == s->visible_seq ? SL_ENOTFOUND : SL_EINVAL;
     }
-    int trc = shard_touch(s);
+    int trc = shard_touch(s); /* after the checks above: they need no file */
     if (trc != SL_OK) {
         return trc;
-    }
-    if (seq >= s->visible_seq) {
-        return seq == s->visible_seq ? SL_ENOTFOUND : SL_EINVAL;
     }
     struct segment *g = s->segs[shard_seg_find_seq(s, seq)];
     int rc = g->writing ? SL_OK : shard_seg_load(s, g);
