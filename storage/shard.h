@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct sl_batch_header;
 struct sl_clock;
 struct sl_shard;
 
@@ -171,11 +172,19 @@ void sl_shard_set_retention(struct sl_shard *s, uint64_t retention_ms, uint64_t 
  * Errors: SL_ETRIMMED, SL_EINVAL (beyond the tail), SL_ENOTFOUND (empty). */
 int sl_shard_time_near_seq(struct sl_shard *s, uint64_t seq, uint64_t *time_ms);
 
-/* A sequence to read from so that the read covers at least the last `bytes`
- * of the log (a batch boundary from the sparse index: at most one index
- * interval more; the oldest retained sequence when the log is smaller). For
- * start-up scans of recent history. Errors: SL_EIO (loading a segment). */
-int sl_shard_seq_near_tail_bytes(struct sl_shard *s, uint64_t bytes, uint64_t *seq);
+/* Calls fn for each batch appended at or after `since_ms` among the newest
+ * `bytes` of the log (from a batch boundary at most one index interval
+ * further back), oldest first: headers only (checked by sl_batch_peek, the
+ * bodies not read). Stops quietly at a damaged header (readers report
+ * damage). Synchronous preads with descriptors of its own - the shard's and
+ * its budget are untouched - so it may run on the thread that opened the
+ * shard before the shard's first use, or on the ring's thread. Cheap when
+ * the newest batch is older than `since_ms`: nothing is read. For start-up
+ * rebuilds of recent history (the producers' de-dup tables). Errors:
+ * SL_ENOMEM, and those of opening and reading the files. */
+typedef void (*sl_shard_scan_fn)(void *ctx, const struct sl_batch_header *h);
+int sl_shard_scan_recent(struct sl_shard *s, uint64_t since_ms, uint64_t bytes,
+                         sl_shard_scan_fn fn, void *ctx);
 
 struct sl_shard_stats {
     uint64_t first_seq;       /* oldest retained */

@@ -342,30 +342,124 @@ int sl_shard_time_near_seq(struct sl_shard *s, uint64_t seq, uint64_t *time_ms)
     return SL_OK;
 }
 
-int sl_shard_seq_near_tail_bytes(struct sl_shard *s, uint64_t bytes, uint64_t *seq)
+/* The position of a batch boundary at or before `target` in `g`, from its
+ * index (in memory when the segment is loaded or being written, else read
+ * from its .idx with descriptors of our own). 0 when no entry qualifies or
+ * the index cannot be read: the scan then covers the whole segment, which
+ * is bounded by segment_bytes. */
+static uint64_t boundary_at_or_before(struct sl_shard *s, struct segment *g, uint64_t target)
 {
-    *seq = s->seg_count > 0 ? s->segs[0]->base_seq : 0;
-    int trc = shard_touch(s);
-    if (trc != SL_OK) {
-        return trc;
+    if (target == 0) {
+        return 0;
     }
-    uint64_t remaining = bytes;
-    for (uint32_t i = s->seg_count; i > 0; i--) {
-        struct segment *g = s->segs[i - 1];
-        if (g->bytes < remaining) {
-            remaining -= g->bytes;
-            *seq = g->base_seq;
-            continue;
-        }
-        uint64_t target = g->bytes - remaining;
-        int rc = g->writing ? SL_OK : shard_seg_load(s, g);
-        if (rc != SL_OK) {
-            return rc;
-        }
-        /* The last index entry at or before target: a batch boundary. */
+    if (g->idx != NULL) {
         uint32_t n = idx_below_pos(g, target + 1);
-        *seq = n > 0 ? g->idx[n - 1].seq : g->base_seq;
+        return n > 0 ? g->idx[n - 1].pos : 0;
+    }
+    char path[PATH_MAX];
+    char name[64];
+    seg_name(name, sizeof(name), g->base_seq, "idx");
+    snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return 0;
+    }
+    uint64_t best = 0;
+    uint32_t n = (uint32_t)((uint64_t)st.st_size / sizeof(struct idx_entry));
+    struct idx_entry e[256];
+    for (uint32_t at = 0; at < n;) {
+        uint32_t k = n - at < 256 ? n - at : 256;
+        size_t got = 0;
+        if (sl_pread_full(fd, e, k * sizeof(e[0]), (uint64_t)at * sizeof(e[0]), &got) != SL_OK ||
+            got != k * sizeof(e[0])) {
+            break;
+        }
+        for (uint32_t i = 0; i < k; i++) {
+            if (!entry_ok(&e[i]) || e[i].pos > target || e[i].pos < best) {
+                close(fd);
+                return best;
+            }
+            best = e[i].pos;
+        }
+        at += k;
+    }
+    close(fd);
+    return best;
+}
+
+/* Walks the batch headers of segment `g` from `pos` to its end. */
+static int scan_headers(struct sl_shard *s, struct segment *g, uint64_t pos, uint64_t since_ms,
+                        uint8_t *buf, size_t cap, sl_shard_scan_fn fn, void *ctx)
+{
+    char path[PATH_MAX];
+    char name[64];
+    seg_name(name, sizeof(name), g->base_seq, "log");
+    snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return sl_err_from_errno(errno);
+    }
+    uint64_t end = seg_visible_end(g);
+    int rc = SL_OK;
+    while (pos + SL_BATCH_HEADER_BYTES <= end) {
+        size_t want = end - pos < cap ? (size_t)(end - pos) : cap;
+        size_t got = 0;
+        rc = sl_pread_full(fd, buf, want, pos, &got);
+        if (rc != SL_OK || got < SL_BATCH_HEADER_BYTES) {
+            break;
+        }
+        /* Headers only: a batch cut by the chunk is skipped by its length,
+         * and the next read starts at the header after it. */
+        uint64_t off = 0;
+        while (off + SL_BATCH_HEADER_BYTES <= got) {
+            struct sl_batch_header h;
+            if (sl_batch_peek(buf + off, got - off, &h) != SL_OK || pos + off + h.length > end) {
+                close(fd);
+                return SL_OK; /* (damage is the reader's to find and report) */
+            }
+            if (h.append_time_ms >= since_ms) {
+                fn(ctx, &h);
+            }
+            off += h.length;
+        }
+        pos += off;
+    }
+    close(fd);
+    return rc;
+}
+
+int sl_shard_scan_recent(struct sl_shard *s, uint64_t since_ms, uint64_t bytes,
+                         sl_shard_scan_fn fn, void *ctx)
+{
+    if (s->seg_count == 0 || bytes == 0) {
         return SL_OK;
     }
-    return SL_OK;
+    struct segment *last = active(s);
+    if (seg_visible_end(last) > 0 && last->last_time_ms != 0 && last->last_time_ms < since_ms) {
+        return SL_OK; /* the newest batch is older than the window: nothing to walk */
+    }
+    /* The newest `bytes` of the log: from a boundary in segment `first`. */
+    uint32_t first = s->seg_count - 1;
+    uint64_t remaining = bytes;
+    while (first > 0 && seg_visible_end(s->segs[first]) < remaining) {
+        remaining -= seg_visible_end(s->segs[first]);
+        first--;
+    }
+    uint64_t end = seg_visible_end(s->segs[first]);
+    uint64_t pos = boundary_at_or_before(s, s->segs[first], end > remaining ? end - remaining : 0);
+    uint8_t *buf = malloc(RECOVERY_CHUNK_BYTES);
+    if (buf == NULL) {
+        return SL_ENOMEM;
+    }
+    int rc = SL_OK;
+    for (uint32_t i = first; i < s->seg_count && rc == SL_OK; i++) {
+        rc = scan_headers(s, s->segs[i], i == first ? pos : 0, since_ms, buf,
+                          RECOVERY_CHUNK_BYTES, fn, ctx);
+    }
+    free(buf);
+    return rc;
 }

@@ -328,6 +328,10 @@ static void put_process(struct text *t, struct sl_api *api)
     put(t, "sluice_streams %u\n", streams);
     family(t, "sluice_shards", "gauge", "Shards over all streams.");
     put(t, "sluice_shards %u\n", shards);
+    family(t, "sluice_streams_unloaded", "gauge",
+           "Streams found at start-up whose shards are not open yet (loaded in the background "
+           "or on first use).");
+    put(t, "sluice_streams_unloaded %u\n", sl_catalog_unloaded(api->engine->catalog));
     struct disk d = disk_of(api->cfg.data_dir);
     if (d.known) {
         family(t, "sluice_disk_free_bytes", "gauge",

@@ -28,7 +28,7 @@
  * Delete = rename into trash + fsync both parents: once that is durable the
  * stream is gone, whatever happens to the files after.
  */
-#include "broker/engine/catalog.h"
+#include "broker/engine/catalog_int.h"
 
 #include "broker/engine/dedup.h"
 #include "broker/engine/workers.h"
@@ -58,81 +58,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Creator threads: stream creations in the background run in parallel (their
- * fsyncs meet in the file system's journal commits) and in batches of up to
- * CREATE_BATCH_MAX (one fsync of streams/ each). */
-#define CREATORS         4u
-#define CREATE_BATCH_MAX 64u
-#define CACHE_FILES_MIN  16u /* descriptors a shard owner may hold at least */
-
-struct create_waiter {
-    sl_catalog_created_cb cb;
-    void *ctx;
-    struct create_waiter *next;
-};
-
-/* A stream being created in the background: built on the main loop, its
- * files made and its logs opened by the creator thread, installed by the
- * main loop (sl_catalog_poll). */
-struct create_job {
-    struct sl_stream *st;
-    struct sl_shard **logs; /* opened with their owners' rings, not used yet */
-    int rc;
-    bool started; /* taken by the creator (files may exist) */
-    char why[256];
-    struct create_waiter *waiters;
-    struct create_job *next;      /* in todo or done (under mu) */
-    struct create_job *next_live; /* in pending (main loop) */
-};
-
-static void job_install(struct sl_catalog *c, struct create_job *j, bool closing);
-static int stores_open_present(struct sl_catalog *c, struct sl_stream *st);
-static void *creator_main(void *arg);
-
-struct sl_catalog {
-    struct sl_ring *ring;
-    struct sl_catalog_config cfg;
-    char *streams_dir;
-    char *trash_dir;
-    struct sl_stream *streams;   /* live, linked in name order (st->next) */
-    struct sl_stream *graveyard; /* deleted, waiting for reap */
-    /* The live streams indexed twice: by name hash (find, O(1)) and in a
-     * name-sorted array (where a new stream goes in the list, and its
-     * predecessor when it leaves: O(log n) + one memmove of pointers). */
-    struct sl_stream **buckets; /* chained through st->hnext; index_mask + 1 of them */
-    uint32_t index_mask;
-    struct sl_stream **sorted; /* n_streams of them, by strcmp of names */
-    uint32_t sorted_cap;
-    uint32_t n_streams;
-    uint64_t n_shards;        /* of the live streams */
-    uint32_t pending_streams; /* background creates not installed (count in the limits) */
-    uint64_t pending_shards;
-    /* One descriptor budget per shard owner (open_files_max split evenly),
-     * each touched only by its owner's thread (storage/shard.h). */
-    struct sl_shard_cache *caches;
-    uint32_t n_caches;
-    /* background creation: the creator threads, their queues, the wake-up */
-    pthread_t creators[CREATORS];
-    uint32_t creators_started;
-    bool creator_stop; /* under mu */
-    int wake_fd;       /* eventfd: a batch is done */
-    uint64_t wake_val;
-    struct sl_io_op wake_op; /* its read, armed on `ring` while wake_armed */
-    bool wake_armed;
-    bool closing;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct create_job *todo; /* under mu, FIFO: todo_tail */
-    struct create_job **todo_tail;
-    uint32_t todo_len;          /* under mu */
-    struct create_job *done;    /* under mu */
-    struct create_job *pending; /* main loop: every job not installed yet */
-};
-
 /* `what` failed with `rc` from file calls: "WHAT: CAUSE" into `why`, the
  * cause named for the user when descriptors ran out (SL_ELIMIT from
  * EMFILE/ENFILE: the only SL_ELIMIT opening files returns). */
-static void file_why(char *why, size_t why_len, const char *what, int rc)
+void catalog_file_why(char *why, size_t why_len, const char *what, int rc)
 {
     SL_ASSERT(why_len > 0);
     size_t at = strlen(what) + 2 < why_len ? strlen(what) + 2 : 0; /* else the cause alone */
@@ -150,15 +79,15 @@ static void file_why(char *why, size_t why_len, const char *what, int rc)
     }
 }
 
-/* file_why for "cannot create stream NAME". */
-static void create_why(char *why, size_t why_len, const char *name, int rc)
+/* catalog_file_why for "cannot create stream NAME". */
+void catalog_create_why(char *why, size_t why_len, const char *name, int rc)
 {
     char what[SL_STREAM_NAME_MAX + 32];
     snprintf(what, sizeof(what), "cannot create stream %s", name);
-    file_why(why, why_len, what, rc);
+    catalog_file_why(why, why_len, what, rc);
 }
 
-static char *path_cat(const char *a, const char *b)
+char *catalog_path_cat(const char *a, const char *b)
 {
     size_t n = strlen(a) + strlen(b) + 2;
     char *p = malloc(n);
@@ -187,7 +116,7 @@ static void remove_tree(const char *path, int depth)
             if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
                 continue;
             }
-            char *p = path_cat(path, e->d_name);
+            char *p = catalog_path_cat(path, e->d_name);
             if (p == NULL) {
                 break;
             }
@@ -274,8 +203,8 @@ static int meta_write(const struct sl_stream *st)
     SL_ASSERT(n > 0 && (size_t)n < SL_STREAM_META_BYTES_MAX - 32);
     n += snprintf(body + n, SL_STREAM_META_BYTES_MAX - (size_t)n, "check=%016" PRIx64 "\n",
                   sl_checksum64(body, (size_t)n));
-    char *tmp = path_cat(st->dir, "stream.meta.tmp");
-    char *dst = path_cat(st->dir, "stream.meta");
+    char *tmp = catalog_path_cat(st->dir, "stream.meta.tmp");
+    char *dst = catalog_path_cat(st->dir, "stream.meta");
     int rc = tmp != NULL && dst != NULL ? SL_OK : SL_ENOMEM;
     int fd = rc == SL_OK ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
     if (rc == SL_OK && fd < 0) {
@@ -340,7 +269,7 @@ static int meta_parse(struct sl_stream *st, char *body, size_t n);
 
 static int meta_read(struct sl_stream *st)
 {
-    char *path = path_cat(st->dir, "stream.meta");
+    char *path = catalog_path_cat(st->dir, "stream.meta");
     if (path == NULL) {
         return SL_ENOMEM;
     }
@@ -413,7 +342,7 @@ static int meta_parse(struct sl_stream *st, char *body, size_t n)
 
 /* ---- streams -------------------------------------------------------- */
 
-static void stream_free(struct sl_catalog *c, struct sl_stream *st)
+void catalog_stream_free(struct sl_catalog *c, struct sl_stream *st)
 {
     if (st == NULL) {
         return;
@@ -432,25 +361,20 @@ static void stream_free(struct sl_catalog *c, struct sl_stream *st)
     sl_qstate_close(st->qstate);
     sl_ckpt_close(st->ckpt);
     free(st->shards);
+    free(st->load_why);
     free(st->dir);
     free(st);
 }
 
-/* Opens (creating if missing) every shard; at start-up (`rebuild`)
- * re-learns each shard's recent producers and opens the stores that hold
- * state. With `logs` (the creator thread), each log is opened here with its
- * owner's ring into logs[i] and adopted later on the main loop; else
- * through its owner. */
-static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st, bool rebuild,
-                             struct sl_shard **logs)
+/* The stream's shards in memory (no file touched): owners, hash ranges,
+ * empty de-dup tables; their logs come later (catalog_open_logs). */
+int catalog_shards_init(struct sl_catalog *c, struct sl_stream *st)
 {
+    SL_ASSERT(st->shards == NULL && st->shard_count > 0);
     st->shards = calloc(st->shard_count, sizeof(*st->shards));
     if (st->shards == NULL) {
         return SL_ENOMEM;
     }
-    struct sl_shard_config scfg = c->cfg.shard;
-    scfg.retention_ms = (uint64_t)st->retention_hours * 3600 * 1000;
-    scfg.retention_bytes = st->retention_bytes;
     for (uint32_t i = 0; i < st->shard_count; i++) {
         struct sl_bshard *b = &st->shards[i];
         b->stream = st;
@@ -458,41 +382,86 @@ static int stream_open_parts(struct sl_catalog *c, struct sl_stream *st, bool re
         b->ws.workers = c->cfg.workers;
         b->ws.owner = sl_workers_pick(c->cfg.workers, st->name, i);
         sl_partition_range(i, st->shard_count, &b->hash_start, &b->hash_end);
-        sl_dedup_init(&b->dedup, c->cfg.shard.batch_bytes_max);
+        sl_dedup_init(&b->dedup);
+    }
+    return SL_OK;
+}
+
+/* Opens (creating if missing) every shard's log into logs[i], with its
+ * owner's ring and budget (sl_shard_open submits nothing and leaves the
+ * shard parked: any thread may do this before the logs are adopted); with
+ * `rebuild` (a stream found at start-up) re-learns each shard's recent
+ * producers. On failure the logs opened so far stay in logs[] (adopt them
+ * to close them) and `why` names the shard and the cause. */
+int catalog_open_logs(struct sl_catalog *c, struct sl_stream *st, bool rebuild,
+                      struct sl_shard **logs, char *why, size_t why_len)
+{
+    struct sl_shard_config scfg = c->cfg.shard;
+    scfg.retention_ms = (uint64_t)st->retention_hours * 3600 * 1000;
+    scfg.retention_bytes = st->retention_bytes;
+    for (uint32_t i = 0; i < st->shard_count; i++) {
+        struct sl_bshard *b = &st->shards[i];
+        SL_ASSERT(b->ws.log == NULL && logs[i] == NULL);
         char sub[16];
         snprintf(sub, sizeof(sub), "%u", i);
-        char *dir = path_cat(st->dir, sub);
+        char *dir = catalog_path_cat(st->dir, sub);
         if (dir == NULL) {
+            snprintf(why, why_len, "stream %s: %s", st->name, sl_strerror(SL_ENOMEM));
             return SL_ENOMEM;
         }
-        int rc;
         struct sl_shard_config own = scfg;
         own.cache = b->ws.owner < c->n_caches ? &c->caches[b->ws.owner] : NULL;
-        if (logs != NULL) {
-            rc = sl_shard_open(sl_workers_ring(c->cfg.workers, c->ring, b->ws.owner), dir, &own,
+        int rc = sl_shard_open(sl_workers_ring(c->cfg.workers, c->ring, b->ws.owner), dir, &own,
                                &logs[i]);
-        } else {
-            rc = sl_wshard_open(&b->ws, c->ring, dir, &own, c->cfg.listener, b,
-                                rebuild ? sl_dedup_rebuild : NULL, &b->dedup);
-        }
         free(dir);
+        if (rc == SL_OK && rebuild) {
+            int drc = sl_dedup_rebuild(&b->dedup, logs[i]);
+            if (drc != SL_OK) { /* retries of older batches may be stored twice */
+                sl_warn("catalog",
+                        "stream %s shard %u: cannot re-learn its recent producers: %s "
+                        "(a retry sent across the restart may be stored twice)",
+                        st->name, i, sl_strerror(drc));
+            }
+        }
         if (rc != SL_OK) {
+            char what[SL_STREAM_NAME_MAX + 48];
+            snprintf(what, sizeof(what), "stream %s: cannot open shard %u", st->name, i);
+            catalog_file_why(why, why_len, what, rc);
             return rc;
         }
     }
-    /* The stores open on first use (sl_catalog_ckpt, sl_catalog_qstate); at
-     * start-up, those that hold state (queue groups must be known). */
-    if (rebuild) {
-        return stores_open_present(c, st);
-    }
     return SL_OK;
+}
+
+/* Hands the logs opened by catalog_open_logs to their owners. */
+void catalog_adopt_logs(struct sl_catalog *c, struct sl_stream *st, struct sl_shard **logs)
+{
+    struct sl_wshard_adoption *a = calloc(st->shard_count, sizeof(*a));
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < st->shard_count; i++) {
+        if (logs[i] == NULL) {
+            continue;
+        }
+        struct sl_wshard_adoption one = {.b = &st->shards[i].ws, .log = logs[i],
+                                         .listener_ctx = &st->shards[i]};
+        if (a == NULL) { /* (without memory for the list: one call each) */
+            sl_wshard_adopt(c->cfg.workers, &one, 1, c->cfg.listener);
+        } else {
+            a[n++] = one;
+        }
+        logs[i] = NULL;
+    }
+    if (n > 0) {
+        sl_wshard_adopt(c->cfg.workers, a, n, c->cfg.listener);
+    }
+    free(a);
 }
 
 /* Opens one store of the stream (its directory made on first use). */
 static int store_open(struct sl_catalog *c, struct sl_stream *st, bool ckpt, char *why,
                       size_t why_len)
 {
-    char *dir = path_cat(st->dir, ckpt ? "groups" : "queues");
+    char *dir = catalog_path_cat(st->dir, ckpt ? "groups" : "queues");
     if (dir == NULL) {
         snprintf(why, why_len, "%s", sl_strerror(SL_ENOMEM));
         return SL_ENOMEM;
@@ -504,25 +473,28 @@ static int store_open(struct sl_catalog *c, struct sl_stream *st, bool ckpt, cha
         char what[SL_STREAM_NAME_MAX + 48];
         snprintf(what, sizeof(what), "cannot open the %s store of stream %s",
                  ckpt ? "checkpoint" : "queue-state", st->name);
-        file_why(why, why_len, what, rc);
+        catalog_file_why(why, why_len, what, rc);
     }
     return rc;
 }
 
-/* Start-up: the stores whose directories hold state. */
-static int stores_open_present(struct sl_catalog *c, struct sl_stream *st)
+/* The stores open on first use (sl_catalog_ckpt, sl_catalog_qstate); when
+ * a stream found at start-up is loaded, those whose directories hold state
+ * (queue groups must be known). */
+int catalog_stores_open_present(struct sl_catalog *c, struct sl_stream *st, char *why,
+                                size_t why_len)
 {
-    char why[256];
     int rc = SL_OK;
     for (int k = 0; k < 2 && rc == SL_OK; k++) {
-        char *dir = path_cat(st->dir, k == 0 ? "groups" : "queues");
+        char *dir = catalog_path_cat(st->dir, k == 0 ? "groups" : "queues");
         if (dir == NULL) {
+            snprintf(why, why_len, "stream %s: %s", st->name, sl_strerror(SL_ENOMEM));
             return SL_ENOMEM;
         }
         bool present = k == 0 ? sl_ckpt_present(dir) : sl_qstate_present(dir);
         free(dir);
-        if (present && (rc = store_open(c, st, k == 0, why, sizeof(why))) != SL_OK) {
-            sl_error("catalog", "%s", why);
+        if (present && (k == 0 ? st->ckpt == NULL : st->qstate == NULL)) {
+            rc = store_open(c, st, k == 0, why, why_len);
         }
     }
     return rc;
@@ -595,7 +567,7 @@ static uint32_t sorted_pos(const struct sl_catalog *c, const char *name)
 }
 
 /* Room for one more stream in the sorted array. Errors: SL_ENOMEM. */
-static int index_reserve(struct sl_catalog *c)
+int catalog_index_reserve(struct sl_catalog *c)
 {
     if (c->n_streams < c->sorted_cap) {
         return SL_OK;
@@ -611,8 +583,8 @@ static int index_reserve(struct sl_catalog *c)
 }
 
 /* Adds a stream not in the catalog: to the buckets, the sorted array and
- * the list after its predecessor. Room reserved by index_reserve. */
-static void index_add(struct sl_catalog *c, struct sl_stream *st)
+ * the list after its predecessor. Room reserved by catalog_index_reserve. */
+void catalog_index_add(struct sl_catalog *c, struct sl_stream *st)
 {
     SL_ASSERT(c->n_streams < c->sorted_cap);
     st->name_hash = name_hash(st->name);
@@ -691,7 +663,7 @@ static struct sl_stream *stream_new(struct sl_catalog *c, const char *name)
         return NULL;
     }
     snprintf(st->name, sizeof(st->name), "%s", name);
-    st->dir = path_cat(c->streams_dir, name);
+    st->dir = catalog_path_cat(c->streams_dir, name);
     if (st->dir == NULL) {
         free(st);
         return NULL;
@@ -700,12 +672,12 @@ static struct sl_stream *stream_new(struct sl_catalog *c, const char *name)
 }
 
 /* Moves a stream directory into the trash, durably. */
-static int move_to_trash(struct sl_catalog *c, const char *name)
+int catalog_move_to_trash(struct sl_catalog *c, const char *name)
 {
     char leaf[SL_STREAM_NAME_MAX + 32];
     snprintf(leaf, sizeof(leaf), "%s.%" PRIu64, name, sl_clock_wall_ms());
-    char *from = path_cat(c->streams_dir, name);
-    char *to = path_cat(c->trash_dir, leaf);
+    char *from = catalog_path_cat(c->streams_dir, name);
+    char *to = catalog_path_cat(c->trash_dir, leaf);
     int rc = from != NULL && to != NULL ? SL_OK : SL_ENOMEM;
     if (rc == SL_OK && sl_renameat(AT_FDCWD, from, AT_FDCWD, to) != 0) {
         rc = sl_err_from_errno(errno);
@@ -732,7 +704,7 @@ static void empty_trash(struct sl_catalog *c)
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
             continue;
         }
-        char *p = path_cat(c->trash_dir, e->d_name);
+        char *p = catalog_path_cat(c->trash_dir, e->d_name);
         if (p != NULL) {
             remove_tree(p, 0);
             free(p);
@@ -761,30 +733,27 @@ static int load_streams(struct sl_catalog *c)
         int mrc = meta_read(st);
         if (mrc == SL_ENOTFOUND) {
             sl_warn("catalog", "stream %s: no stream.meta (unfinished create): removed", st->name);
-            stream_free(c, st);
-            rc = move_to_trash(c, e->d_name);
+            catalog_stream_free(c, st);
+            rc = catalog_move_to_trash(c, e->d_name);
             continue;
         }
         if (mrc != SL_OK) {
             sl_error("catalog", "stream %s: stream.meta is damaged (%s); refusing to start",
                      st->name, sl_strerror(mrc));
-            stream_free(c, st);
+            catalog_stream_free(c, st);
             rc = mrc;
             break;
         }
-        rc = index_reserve(c);
+        rc = catalog_index_reserve(c);
         if (rc == SL_OK) {
-            rc = stream_open_parts(c, st, true, NULL);
+            rc = catalog_shards_init(c, st); /* the logs: catalog_jobs.c */
         }
         if (rc != SL_OK) {
-            char what[SL_STREAM_NAME_MAX + 32], why[320];
-            snprintf(what, sizeof(what), "stream %s: cannot open", st->name);
-            file_why(why, sizeof(why), what, rc);
-            sl_error("catalog", "%s", why);
-            stream_free(c, st);
+            catalog_stream_free(c, st);
             break;
         }
-        c->sorted[c->n_streams++] = st; /* indexed once all are loaded */
+        c->sorted[c->n_streams++] = st; /* indexed once all are read */
+        c->unloaded++;
         sl_debug("catalog", "stream %s: %u shards, retention %u h", st->name, st->shard_count,
                  st->retention_hours);
     }
@@ -793,50 +762,16 @@ static int load_streams(struct sl_catalog *c)
     return rc;
 }
 
-static void on_wake(struct sl_io_op *op, int res)
+/* One load per stream, in name order, for the creators. */
+static int queue_loads(struct sl_catalog *c)
 {
-    struct sl_catalog *c = sl_container_of(op, struct sl_catalog, wake_op);
-    c->wake_armed = false; /* the loop turn after this runs sl_catalog_poll */
-    if (res < 0 && res != -EINTR) {
-        sl_warn("catalog", "creators' wake-up read failed: %s (creates finish at the tick)",
-                strerror(-res));
-        return;
-    }
-    if (!c->closing) {
-        sl_ring_read(c->ring, &c->wake_op, c->wake_fd, &c->wake_val, sizeof(c->wake_val), 0);
-        c->wake_armed = true;
-    }
-}
-
-/* The creators' wake-up of the loop: an eventfd with a read armed on it. */
-static int wake_arm(struct sl_catalog *c)
-{
-    c->wake_fd = eventfd(0, EFD_CLOEXEC);
-    if (c->wake_fd < 0) {
-        return sl_err_from_errno(errno);
-    }
-    c->wake_op.cb = on_wake;
-    sl_ring_read(c->ring, &c->wake_op, c->wake_fd, &c->wake_val, sizeof(c->wake_val), 0);
-    c->wake_armed = true;
-    return SL_OK;
-}
-
-/* Completes the armed read (closing: not armed again), so the ring names
- * nothing of a freed catalog; then closes the eventfd. */
-static void wake_disarm(struct sl_catalog *c)
-{
-    if (c->wake_armed) {
-        uint64_t one = 1;
-        ssize_t n = write(c->wake_fd, &one, sizeof(one));
-        SL_ASSERT(n == (ssize_t)sizeof(one));
-        while (c->wake_armed) {
-            sl_ring_run(c->ring, 1, 0);
+    for (struct sl_stream *st = c->streams; st != NULL; st = st->next) {
+        int rc = catalog_load_queue(c, st);
+        if (rc != SL_OK) {
+            return rc;
         }
     }
-    if (c->wake_fd >= 0) {
-        close(c->wake_fd);
-        c->wake_fd = -1;
-    }
+    return SL_OK;
 }
 
 int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
@@ -848,8 +783,8 @@ int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
     }
     c->ring = ring;
     c->cfg = *cfg;
-    c->todo_tail = &c->todo;
     c->wake_fd = -1;
+    c->load_start_ns = sl_clock_mono_ns();
     c->buckets = calloc(INDEX_BUCKETS_MIN, sizeof(*c->buckets));
     c->index_mask = INDEX_BUCKETS_MIN - 1;
     c->n_caches = sl_workers_count(cfg->workers);
@@ -863,8 +798,10 @@ int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
     }
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    c->streams_dir = path_cat(cfg->data_dir, "streams");
-    c->trash_dir = path_cat(cfg->data_dir, "trash");
+    pthread_cond_init(&c->done_cv, NULL);
+    c->todo_tail = &c->todo;
+    c->streams_dir = catalog_path_cat(cfg->data_dir, "streams");
+    c->trash_dir = catalog_path_cat(cfg->data_dir, "trash");
     int rc =
         c->streams_dir != NULL && c->trash_dir != NULL && c->buckets != NULL && c->caches != NULL
             ? SL_OK
@@ -893,16 +830,17 @@ int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
         uint64_t t0 = sl_clock_mono_ns();
         rc = load_streams(c);
         if (rc == SL_OK) {
-            sl_info("catalog", "%u streams, %" PRIu64 " shards opened in %" PRIu64 " ms",
+            sl_info("catalog",
+                    "%u streams, %" PRIu64 " shards found in %" PRIu64
+                    " ms; their shards open in the background (a stream used first opens at once)",
                     c->n_streams, c->n_shards, (sl_clock_mono_ns() - t0) / 1000000u);
         }
     }
     if (rc == SL_OK) {
-        rc = wake_arm(c);
+        rc = catalog_jobs_start(c);
     }
-    for (uint32_t i = 0; i < CREATORS && rc == SL_OK; i++) {
-        rc = sl_thread_start(&c->creators[i], creator_main, c); /* takes no signal */
-        c->creators_started += rc == SL_OK;
+    if (rc == SL_OK) {
+        rc = queue_loads(c);
     }
     if (rc != SL_OK) {
         sl_catalog_close(c);
@@ -918,42 +856,17 @@ void sl_catalog_close(struct sl_catalog *c)
         return;
     }
     c->closing = true;
-    if (c->creators_started > 0) { /* the batches in hand finish; the rest never start */
-        pthread_mutex_lock(&c->mu);
-        c->creator_stop = true;
-        pthread_cond_broadcast(&c->cv);
-        pthread_mutex_unlock(&c->mu);
-        for (uint32_t i = 0; i < c->creators_started; i++) {
-            pthread_join(c->creators[i], NULL);
-        }
-        c->creators_started = 0;
-    }
-    wake_disarm(c);
-    /* (the mutex and condition stay initialised until free: nothing to undo) */
-    while (c->pending != NULL) { /* done or never started: told ECLOSED */
-        struct create_job *j = c->pending;
-        bool done = false;
-        for (struct create_job *d = c->done; d != NULL && !done; d = d->next) {
-            done = d == j;
-        }
-        if (!done) {
-            j->rc = SL_ECLOSED;
-            snprintf(j->why, sizeof(j->why), "the broker is shutting down");
-            memset(j->logs, 0, j->st->shard_count * sizeof(*j->logs));
-        }
-        job_install(c, j, true);
-    }
-    c->done = c->todo = NULL;
+    catalog_jobs_stop(c);
     while (c->streams != NULL) {
         struct sl_stream *st = c->streams;
         c->streams = st->next;
-        stream_free(c, st);
+        catalog_stream_free(c, st);
     }
     sl_catalog_reap(c);
     while (c->graveyard != NULL) { /* still held: close anyway at shutdown */
         struct sl_stream *st = c->graveyard;
         c->graveyard = st->next;
-        stream_free(c, st);
+        catalog_stream_free(c, st);
     }
     empty_trash(c);
     free(c->buckets);
@@ -962,16 +875,6 @@ void sl_catalog_close(struct sl_catalog *c)
     free(c->streams_dir);
     free(c->trash_dir);
     free(c);
-}
-
-static bool pending_name(const struct sl_catalog *c, const char *name)
-{
-    for (const struct create_job *j = c->pending; j != NULL; j = j->next_live) {
-        if (strcmp(j->st->name, name) == 0) {
-            return true;
-        }
-    }
-    return false;
 }
 
 /* streams_max and shards_max, counting the creates under way. */
@@ -999,7 +902,7 @@ static int limits_check(const struct sl_catalog *c, const char *name, uint32_t s
 }
 
 /* Checks the arguments and builds the stream (in memory only). */
-static int create_prepare(struct sl_catalog *c, const char *name, uint32_t shard_count,
+int catalog_create_prepare(struct sl_catalog *c, const char *name, uint32_t shard_count,
                           uint32_t retention_hours, uint64_t retention_bytes,
                           const char *compression, struct sl_stream **out, char *why,
                           size_t why_len)
@@ -1027,7 +930,7 @@ static int create_prepare(struct sl_catalog *c, const char *name, uint32_t shard
         snprintf(why, why_len, "compression must be none or zstd");
         return SL_EINVAL;
     }
-    if (sl_catalog_find(c, name) != NULL || pending_name(c, name)) {
+    if (catalog_lookup(c, name) != NULL || catalog_pending_name(c, name)) {
         snprintf(why, why_len, "stream %s already exists", name);
         return SL_EEXIST;
     }
@@ -1052,14 +955,14 @@ static int create_prepare(struct sl_catalog *c, const char *name, uint32_t shard
  * durable inside it: the shard directories are made first, and
  * meta_write's fsync of the stream directory (after the rename) covers
  * them too - not one fsync of it per shard. The stream directory's own
- * entry is not durable yet: create_commit (one fsync of streams/ for a
+ * entry is not durable yet: catalog_create_commit (one fsync of streams/ for a
  * batch of creates). Crash safety: catalog.c's header. */
-static int create_dirs(struct sl_catalog *c, struct sl_stream *st)
+int catalog_create_dirs(struct sl_catalog *c, struct sl_stream *st)
 {
     int rc = mkdir(st->dir, 0755) == 0 ? SL_OK : sl_err_from_errno(errno);
     if (rc == SL_EEXIST) {
         /* leftover of an unfinished create or delete: set it aside */
-        rc = move_to_trash(c, st->name);
+        rc = catalog_move_to_trash(c, st->name);
         if (rc == SL_OK) {
             rc = mkdir(st->dir, 0755) == 0 ? SL_OK : sl_err_from_errno(errno);
         }
@@ -1067,7 +970,7 @@ static int create_dirs(struct sl_catalog *c, struct sl_stream *st)
     for (uint32_t i = 0; i < st->shard_count && rc == SL_OK; i++) {
         char sub[16];
         snprintf(sub, sizeof(sub), "%u", i);
-        char *dir = path_cat(st->dir, sub);
+        char *dir = catalog_path_cat(st->dir, sub);
         rc = dir == NULL ? SL_ENOMEM : mkdir(dir, 0755) == 0 ? SL_OK : sl_err_from_errno(errno);
         free(dir);
     }
@@ -1079,24 +982,9 @@ static int create_dirs(struct sl_catalog *c, struct sl_stream *st)
 
 /* The entries of the stream directories made since the last call, durable:
  * after it the streams exist across a crash. */
-static int create_commit(struct sl_catalog *c)
+int catalog_create_commit(struct sl_catalog *c)
 {
     return sl_fsync_dir(c->streams_dir);
-}
-
-/* The stream's files, durable, and its shards opened (see stream_open_parts
- * for `logs`): each new shard creates its first segment's files and fsyncs
- * its directory (storage/shard.c). */
-static int create_files(struct sl_catalog *c, struct sl_stream *st, struct sl_shard **logs)
-{
-    int rc = create_dirs(c, st);
-    if (rc == SL_OK) {
-        rc = create_commit(c);
-    }
-    if (rc == SL_OK) {
-        rc = stream_open_parts(c, st, false, logs);
-    }
-    return rc;
 }
 
 int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_count,
@@ -1104,242 +992,68 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
                       struct sl_stream **out, char *why, size_t why_len)
 {
     struct sl_stream *st = NULL;
-    int rc = create_prepare(c, name, shard_count, retention_hours, retention_bytes, compression,
+    int rc = catalog_create_prepare(c, name, shard_count, retention_hours, retention_bytes, compression,
                             &st, why, why_len);
     if (rc != SL_OK) {
         return rc;
     }
-    rc = index_reserve(c); /* before the files: nothing can fail after them */
+    rc = catalog_index_reserve(c); /* before the files: nothing can fail after them */
     if (rc != SL_OK) {
-        create_why(why, why_len, name, rc);
-        stream_free(c, st);
+        catalog_create_why(why, why_len, name, rc);
+        catalog_stream_free(c, st);
         return rc;
     }
-    rc = create_files(c, st, NULL);
+    /* The stream's files, durable, then its shards opened: each new shard
+     * creates its first segment's files and fsyncs its directory. */
+    struct sl_shard **logs = calloc(shard_count, sizeof(*logs));
+    rc = logs != NULL ? catalog_create_dirs(c, st) : SL_ENOMEM;
+    if (rc == SL_OK) {
+        rc = catalog_create_commit(c);
+    }
+    if (rc == SL_OK) {
+        rc = catalog_shards_init(c, st);
+    }
+    if (rc == SL_OK) {
+        rc = catalog_open_logs(c, st, false, logs, why, why_len);
+    }
+    if (st->shards != NULL && logs != NULL) {
+        catalog_adopt_logs(c, st, logs); /* (closed with the stream on failure) */
+    }
+    free(logs);
     if (rc != SL_OK) {
-        create_why(why, why_len, name, rc);
+        catalog_create_why(why, why_len, name, rc);
         sl_error("catalog", "%s", why);
-        stream_free(c, st);
-        (void)move_to_trash(c, name);
+        catalog_stream_free(c, st);
+        (void)catalog_move_to_trash(c, name);
         return rc;
     }
-    index_add(c, st);
+    st->loaded = true;
+    catalog_index_add(c, st);
     sl_info("catalog", "created stream %s: %u shards, retention %u h", name, shard_count,
             st->retention_hours);
     *out = st;
     return SL_OK;
 }
 
-/* ---- creation in the background ------------------------------------- */
-
-/* One batch of jobs taken off `todo` by a creator: the directories and
- * stream.meta of each, then one fsync of streams/ for all of them (group
- * commit: the fsync that makes a stream exist is shared), then each one's
- * logs. A job that failed keeps its error in rc and why. */
-static void creator_batch(struct sl_catalog *c, struct create_job *batch)
-{
-    bool made = false;
-    for (struct create_job *j = batch; j != NULL; j = j->next) {
-        j->rc = create_dirs(c, j->st);
-        made = made || j->rc == SL_OK;
-    }
-    int rc = made ? create_commit(c) : SL_OK;
-    for (struct create_job *j = batch; j != NULL; j = j->next) {
-        if (j->rc == SL_OK) {
-            j->rc = rc != SL_OK ? rc : stream_open_parts(c, j->st, false, j->logs);
-        }
-        if (j->rc != SL_OK) {
-            create_why(j->why, sizeof(j->why), j->st->name, j->rc);
-        }
-    }
-}
-
-/* Wakes the main loop: its armed read of wake_fd completes, and the loop
- * turn that follows runs sl_catalog_poll (sl_events_turn). */
-static void creator_wake(struct sl_catalog *c)
-{
-    uint64_t one = 1;
-    ssize_t n;
-    do {
-        n = write(c->wake_fd, &one, sizeof(one));
-    } while (n < 0 && errno == EINTR);
-    /* (an eventfd's counter only overflows after 2^64 - 2 writes) */
-}
-
-/* A creator thread (CREATORS of them): takes up to CREATE_BATCH_MAX jobs at
- * a time. It touches only its jobs' streams (not in the catalog yet) and
- * the catalog's read-only fields (directories, config); a log opened here
- * is used first by its owner after the main loop adopts it. Jobs of one
- * name never run together (a create joins or refuses a pending name). */
-static void *creator_main(void *arg)
-{
-    struct sl_catalog *c = arg;
-    pthread_mutex_lock(&c->mu);
-    for (;;) {
-        while (!c->creator_stop && c->todo == NULL) {
-            pthread_cond_wait(&c->cv, &c->mu);
-        }
-        if (c->creator_stop) {
-            break;
-        }
-        /* A share of what waits, so that the other creators work too. */
-        uint32_t take = (c->todo_len + CREATORS - 1) / CREATORS;
-        take = take < CREATE_BATCH_MAX ? take : CREATE_BATCH_MAX;
-        struct create_job *batch = c->todo, *last = batch;
-        last->started = true;
-        for (uint32_t n = 1; n < take && last->next != NULL; n++) {
-            last = last->next;
-            last->started = true;
-        }
-        c->todo = last->next;
-        if (c->todo == NULL) {
-            c->todo_tail = &c->todo;
-        }
-        last->next = NULL;
-        for (struct create_job *j = batch; j != NULL; j = j->next) {
-            c->todo_len--;
-        }
-        pthread_mutex_unlock(&c->mu);
-        creator_batch(c, batch);
-        pthread_mutex_lock(&c->mu);
-        last->next = c->done;
-        c->done = batch;
-        creator_wake(c);
-    }
-    pthread_mutex_unlock(&c->mu);
-    return NULL;
-}
-
-int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t shard_count,
-                            uint32_t retention_hours, uint64_t retention_bytes,
-                            const char *compression, bool join, sl_catalog_created_cb cb, void *ctx,
-                            char *why, size_t why_len)
-{
-    struct create_waiter *w = calloc(1, sizeof(*w));
-    if (w == NULL) {
-        snprintf(why, why_len, "out of memory");
-        return SL_ENOMEM;
-    }
-    *w = (struct create_waiter){.cb = cb, .ctx = ctx};
-    for (struct create_job *j = c->pending; j != NULL && join; j = j->next_live) {
-        if (strcmp(j->st->name, name) == 0) { /* being created: wait for it, in order */
-            struct create_waiter **pp = &j->waiters;
-            while (*pp != NULL) {
-                pp = &(*pp)->next;
-            }
-            *pp = w;
-            return SL_OK;
-        }
-    }
-    struct sl_stream *st = NULL;
-    int rc = create_prepare(c, name, shard_count, retention_hours, retention_bytes, compression,
-                            &st, why, why_len);
-    struct create_job *j = rc == SL_OK ? calloc(1, sizeof(*j)) : NULL;
-    if (j != NULL && (j->logs = calloc(shard_count, sizeof(*j->logs))) == NULL) {
-        free(j);
-        j = NULL;
-    }
-    if (j == NULL) {
-        if (rc == SL_OK) {
-            stream_free(c, st);
-            snprintf(why, why_len, "out of memory");
-            rc = SL_ENOMEM;
-        }
-        free(w);
-        return rc;
-    }
-    j->st = st;
-    j->waiters = w;
-    j->next_live = c->pending;
-    c->pending = j;
-    c->pending_streams++;
-    c->pending_shards += shard_count;
-    pthread_mutex_lock(&c->mu);
-    *c->todo_tail = j;
-    c->todo_tail = &j->next;
-    c->todo_len++;
-    pthread_cond_signal(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-    return SL_OK;
-}
-
-/* A finished job: its stream installed (or its leftovers closed), its
- * waiters told. `closing`: the catalog is closing, waiters get ECLOSED. */
-static void job_install(struct sl_catalog *c, struct create_job *j, bool closing)
-{
-    for (struct create_job **pp = &c->pending; *pp != NULL; pp = &(*pp)->next_live) {
-        if (*pp == j) {
-            *pp = j->next_live;
-            break;
-        }
-    }
-    struct sl_stream *st = j->st;
-    SL_ASSERT(c->pending_streams > 0 && c->pending_shards >= st->shard_count);
-    c->pending_streams--;
-    c->pending_shards -= st->shard_count;
-    for (uint32_t i = 0; i < st->shard_count && st->shards != NULL; i++) {
-        if (j->logs[i] != NULL) { /* the owner takes it (and closes it on failure) */
-            sl_wshard_adopt(&st->shards[i].ws, j->logs[i], c->cfg.listener, &st->shards[i]);
-        }
-    }
-    if (j->rc == SL_OK && index_reserve(c) != SL_OK) {
-        j->rc = SL_ENOMEM;
-        snprintf(j->why, sizeof(j->why), "cannot create stream %s: %s", st->name,
-                 sl_strerror(SL_ENOMEM));
-    }
-    if (j->rc == SL_OK) {
-        index_add(c, st);
-        sl_info("catalog", "created stream %s: %u shards, retention %u h", st->name,
-                st->shard_count, st->retention_hours);
-    } else {
-        char name[SL_STREAM_NAME_MAX + 1];
-        snprintf(name, sizeof(name), "%s", st->name);
-        sl_error("catalog", "%s", j->why);
-        stream_free(c, st);
-        if (j->started) {
-            (void)move_to_trash(c, name);
-        }
-    }
-    int rc = closing ? SL_ECLOSED : j->rc;
-    const char *why = closing ? "the broker is shutting down" : j->why;
-    while (j->waiters != NULL) {
-        struct create_waiter *w = j->waiters;
-        j->waiters = w->next;
-        w->cb(w->ctx, rc, why);
-        free(w);
-    }
-    free(j->logs);
-    free(j);
-}
-
-void sl_catalog_poll(struct sl_catalog *c)
-{
-    if (c->pending == NULL) {
-        return;
-    }
-    pthread_mutex_lock(&c->mu);
-    struct create_job *done = c->done;
-    c->done = NULL;
-    pthread_mutex_unlock(&c->mu);
-    while (done != NULL) {
-        struct create_job *j = done;
-        done = j->next;
-        job_install(c, j, false);
-    }
-}
-
 int sl_catalog_delete(struct sl_catalog *c, const char *name)
 {
-    struct sl_stream *st = sl_catalog_find(c, name);
+    struct sl_stream *st = catalog_lookup(c, name);
     if (st == NULL) {
         return SL_ENOTFOUND;
     }
-    int rc = move_to_trash(c, name);
+    if (!st->loaded) {
+        catalog_load_settle(c, st); /* no job names it after this */
+    }
+    int rc = catalog_move_to_trash(c, name);
     if (rc != SL_OK) {
         sl_error("catalog", "cannot delete stream %s: %s", name, sl_strerror(rc));
         return rc;
     }
     index_remove(c, st);
+    if (!st->loaded) { /* (a stream that failed to load can be deleted) */
+        SL_ASSERT(c->unloaded > 0);
+        c->unloaded--;
+    }
     st->deleted = true;
     st->next = c->graveyard;
     c->graveyard = st;
@@ -1347,7 +1061,7 @@ int sl_catalog_delete(struct sl_catalog *c, const char *name)
     return SL_OK;
 }
 
-struct sl_stream *sl_catalog_find(struct sl_catalog *c, const char *name)
+struct sl_stream *catalog_lookup(struct sl_catalog *c, const char *name)
 {
     uint64_t h = name_hash(name);
     for (struct sl_stream *st = *bucket_of(c, h); st != NULL; st = st->hnext) {
@@ -1358,9 +1072,38 @@ struct sl_stream *sl_catalog_find(struct sl_catalog *c, const char *name)
     return NULL;
 }
 
+int sl_catalog_lookup(struct sl_catalog *c, const char *name, struct sl_stream **out, char *why,
+                      size_t why_len)
+{
+    struct sl_stream *st = catalog_lookup(c, name);
+    *out = NULL;
+    if (st == NULL) {
+        snprintf(why, why_len, "stream %s not found", name);
+        return SL_ENOTFOUND;
+    }
+    int rc = st->loaded ? SL_OK : catalog_load_now(c, st, why, why_len);
+    if (rc == SL_OK) {
+        *out = st;
+    }
+    return rc;
+}
+
+struct sl_stream *sl_catalog_find(struct sl_catalog *c, const char *name)
+{
+    char why[256];
+    struct sl_stream *st = NULL;
+    (void)sl_catalog_lookup(c, name, &st, why, sizeof(why)); /* (a failed load is logged) */
+    return st;
+}
+
 struct sl_stream *sl_catalog_first(struct sl_catalog *c)
 {
     return c->streams;
+}
+
+uint32_t sl_catalog_unloaded(const struct sl_catalog *c)
+{
+    return c->unloaded;
 }
 
 struct sl_workers *sl_catalog_workers(const struct sl_catalog *c)
@@ -1379,7 +1122,7 @@ void sl_catalog_reap(struct sl_catalog *c)
             continue;
         }
         *pp = st->next;
-        stream_free(c, st);
+        catalog_stream_free(c, st);
         freed = true;
     }
     if (freed) {
@@ -1390,7 +1133,7 @@ void sl_catalog_reap(struct sl_catalog *c)
 void sl_catalog_retention(struct sl_catalog *c)
 {
     for (struct sl_stream *st = c->streams; st != NULL; st = st->next) {
-        for (uint32_t i = 0; i < st->shard_count; i++) {
+        for (uint32_t i = 0; i < st->shard_count && st->loaded; i++) {
             sl_wshard_retention(&st->shards[i].ws);
         }
     }

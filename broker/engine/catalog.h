@@ -24,6 +24,7 @@
 struct sl_ring;
 struct sl_catalog;
 struct sl_stream;
+struct catalog_job;
 
 #define SL_STREAM_NAME_MAX 128u
 #define SL_STREAM_SHARDS_MAX 1024u
@@ -96,14 +97,25 @@ struct sl_stream {
     struct sl_queue_state *queues;
     uint32_t inflight; /* broker ops holding this stream (appends, reads, commits) */
     bool deleted;
+    /* A stream found at start-up is loaded lazily (catalog_jobs.c): until
+     * `loaded`, its shards have no log (shards[i].ws.log NULL, stats read as
+     * zero) and nothing but the catalog touches shards[] or the stores;
+     * sl_catalog_find and sl_catalog_lookup load it before returning it. */
+    bool loaded;
+    int load_rc;             /* the last failed load's error (SL_OK: none) */
+    uint64_t load_failed_ms; /* when (monotonic); tried again LOAD_RETRY_MS later */
+    char *load_why;          /* its message (owned), or NULL */
+    struct catalog_job *load_job; /* queued or under way (catalog_jobs.c) */
     struct sl_stream *next;  /* the next live stream in name order (or in the graveyard) */
     struct sl_stream *hnext; /* the catalog's name index (catalog.c) */
     uint64_t name_hash;
 };
 
-/* Opens the catalog: loads and recovers every stream under
- * <data>/streams. Synchronous (start-up). Errors: SL_ECORRUPT (a stream's
- * metadata is damaged: named in the log), SL_EIO, SL_ENOMEM. */
+/* Opens the catalog: reads the metadata of every stream under
+ * <data>/streams (synchronous, start-up) and starts loading their shards in
+ * the background (catalog_jobs.c). Errors: SL_ECORRUPT (a stream's metadata
+ * is damaged: named in the log), SL_EIO, SL_ENOMEM. A shard that cannot be
+ * recovered fails its stream's load, not the start-up. */
 int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
                     struct sl_catalog **out);
 /* Closes every stream (waits for their I/O). NULL-safe. */
@@ -146,8 +158,16 @@ void sl_catalog_poll(struct sl_catalog *c);
  * and its files deleted by sl_catalog_reap. Errors: SL_ENOTFOUND, SL_EIO. */
 int sl_catalog_delete(struct sl_catalog *c, const char *name);
 
-/* The live stream `name`, or NULL. O(1): a hash index. */
+/* The live stream `name`, loaded (its shards recovered: a stream found at
+ * start-up and not loaded by the background yet is loaded now, on the
+ * loop), or NULL when there is none or it cannot be loaded (logged). O(1)
+ * for a loaded stream: a hash index. */
 struct sl_stream *sl_catalog_find(struct sl_catalog *c, const char *name);
+/* sl_catalog_find with the reason: SL_ENOTFOUND ("stream X not found"), or
+ * the load's error (a shard's files cannot be opened or recovered, the
+ * descriptors ran out) with `why` naming the shard and the cause. */
+int sl_catalog_lookup(struct sl_catalog *c, const char *name, struct sl_stream **out, char *why,
+                      size_t why_len);
 
 /* The value of property `key`, or NULL. Borrowed until the next change. */
 const char *sl_catalog_prop(const struct sl_stream *st, const char *key);
@@ -163,6 +183,8 @@ int sl_catalog_set_props(struct sl_catalog *c, struct sl_stream *st, const char 
 int sl_catalog_set_retention(struct sl_catalog *c, struct sl_stream *st, uint32_t hours,
                              char *why, size_t why_len);
 struct sl_stream *sl_catalog_first(struct sl_catalog *c); /* then s->next */
+/* Live streams not loaded yet (0 once the background finished). */
+uint32_t sl_catalog_unloaded(const struct sl_catalog *c);
 
 /* The stream's checkpoint store (queue-group state store), opened on first
  * use: for a write that needs it (a commit, a queue group's creation); a

@@ -15,7 +15,6 @@
 #include "common/checksum.h"
 #include "common/clock.h"
 #include "common/error.h"
-#include "common/ring.h"
 #include "storage/batch.h"
 #include "storage/shard.h"
 
@@ -30,9 +29,9 @@ struct sl_msgdedup {
     struct sl_msgdedup_slot slot[SL_MSGDEDUP_SLOTS];
 };
 
-void sl_dedup_init(struct sl_dedup *d, uint32_t read_bytes_max)
+void sl_dedup_init(struct sl_dedup *d)
 {
-    *d = (struct sl_dedup){.read_bytes_max = read_bytes_max};
+    *d = (struct sl_dedup){0};
 }
 
 void sl_dedup_fini(struct sl_dedup *d)
@@ -228,74 +227,23 @@ void sl_msgdedup_free(struct sl_msgdedup *t)
 
 #define DEDUP_REBUILD_WINDOW_MS (5u * 60 * 1000)
 #define DEDUP_REBUILD_BYTES_MAX (8u << 20) /* per shard: keeps start-up short */
-#define DEDUP_REBUILD_BUF (1u << 20)
 
-struct rebuild_read {
-    int done;
-    int err;
-};
-
-static void on_rebuild_read(struct sl_shard_read *rd, int err)
+static void rebuild_one(void *ctx, const struct sl_batch_header *h)
 {
-    struct rebuild_read *r = rd->ctx;
-    r->done = 1;
-    r->err = err;
+    struct sl_dedup *d = ctx;
+    struct sl_dedup_entry *e = NULL;
+    if (h->producer_id != 0 && sl_dedup_begin(d, h->producer_id, h->producer_seq, &e) == SL_OK) {
+        sl_dedup_end(d, h->producer_id, h->producer_seq, SL_OK, h->base_seq, h->record_count);
+    }
 }
 
-void sl_dedup_rebuild(void *table, struct sl_shard *log, struct sl_ring *ring)
+int sl_dedup_rebuild(struct sl_dedup *d, struct sl_shard *log)
 {
-    struct sl_dedup *d = table;
-    struct sl_shard_stats ss;
-    sl_shard_stats(log, &ss);
-    if (ss.visible_seq == ss.first_seq) {
-        return;
-    }
-    uint32_t cap = d->read_bytes_max > DEDUP_REBUILD_BUF ? d->read_bytes_max : DEDUP_REBUILD_BUF;
-    uint8_t *buf = malloc(cap);
-    if (buf == NULL) {
-        return;
-    }
     /* The newest DEDUP_REBUILD_BYTES_MAX of the log (a retry is of a recent
      * batch: reading the oldest bytes of the window instead missed the
      * newest ones whenever a shard took more than that in the window - found
      * by the long crash loop), of which the batches inside the window. */
     uint64_t now = sl_clock_wall_ms();
     uint64_t since = now > DEDUP_REBUILD_WINDOW_MS ? now - DEDUP_REBUILD_WINDOW_MS : 0;
-    uint64_t from = ss.first_seq;
-    if (sl_shard_seq_near_tail_bytes(log, DEDUP_REBUILD_BYTES_MAX, &from) != SL_OK) {
-        from = ss.first_seq;
-    }
-    struct sl_shard_read rd = {.from = SL_READ_SEQ, .seq = from, .buf = buf, .buf_cap = cap,
-                               .max_bytes = DEDUP_REBUILD_BUF, .cb = on_rebuild_read};
-    uint64_t total = 0;
-    for (;;) {
-        struct rebuild_read r = {0, 0};
-        rd.ctx = &r;
-        sl_shard_read(log, &rd);
-        while (!r.done) {
-            sl_ring_run(ring, 1, 0);
-        }
-        if (r.err != SL_OK || rd.len == 0) {
-            break;
-        }
-        for (uint32_t off = 0; off < rd.len;) {
-            struct sl_batch_header h;
-            if (sl_batch_peek(buf + off, rd.len - off, &h) != SL_OK) {
-                break;
-            }
-            struct sl_dedup_entry *e = NULL;
-            if (h.producer_id != 0 && h.append_time_ms >= since &&
-                sl_dedup_begin(d, h.producer_id, h.producer_seq, &e) == SL_OK) {
-                sl_dedup_end(d, h.producer_id, h.producer_seq, SL_OK, h.base_seq,
-                             h.record_count);
-            }
-            off += h.length;
-        }
-        total += rd.len;
-        if (total >= 2 * (uint64_t)DEDUP_REBUILD_BYTES_MAX) {
-            break; /* (the start bounds it already; a guard) */
-        }
-        rd.seq = rd.next_seq;
-    }
-    free(buf);
+    return sl_shard_scan_recent(log, since, DEDUP_REBUILD_BYTES_MAX, rebuild_one, d);
 }

@@ -2,9 +2,9 @@
  * (idempotent retries); per stream, recently seen message de-dup ids
  * (sluice.dedup_id).
  *
- * Threading: a table is used by one thread at a time: the main loop, except
- * during sl_dedup_rebuild (start-up, on the shard's owner while the main
- * loop waits). Memory: nothing until used. A shard's table is embedded in
+ * Threading: a table is used by one thread at a time: the main loop once
+ * its stream is loaded; before, the thread that loads it (sl_dedup_rebuild,
+ * a creator thread or the main loop itself). Memory: nothing until used. A shard's table is embedded in
  * the shard (struct sl_dedup, 32 bytes) and allocates its slots when the
  * first producer with an id writes: SL_DEDUP_SLOTS_MIN, doubled when 3/4
  * full up to SL_DEDUP_SLOTS (48 bytes each: 48 KiB at most), where the least
@@ -18,7 +18,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct sl_ring;
 struct sl_shard;
 
 #define SL_DEDUP_SLOTS 1024u    /* producers remembered per shard (power of two) */
@@ -50,14 +49,12 @@ struct sl_dedup {
     uint64_t clock;
     uint32_t cap;  /* 0 or SL_DEDUP_SLOTS_MIN .. SL_DEDUP_SLOTS */
     uint32_t used; /* slots holding a producer */
-    uint32_t read_bytes_max;
 };
 
 struct sl_msgdedup; /* a stream's message ids */
 
-/* An empty table (allocates nothing); `read_bytes_max` sizes the start-up
- * rebuild's reads (the largest batch). */
-void sl_dedup_init(struct sl_dedup *d, uint32_t read_bytes_max);
+/* An empty table (allocates nothing). */
+void sl_dedup_init(struct sl_dedup *d);
 void sl_dedup_fini(struct sl_dedup *d); /* idempotent */
 /* Heap bytes the table holds (0 while no producer with an id wrote). */
 size_t sl_dedup_bytes(const struct sl_dedup *d);
@@ -77,11 +74,11 @@ void sl_dedup_end(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_se
                   uint64_t base_seq, uint32_t count);
 
 /* Re-learns the producers' last batches from the newest batches of `log`
- * appended in the last few minutes (bounded in bytes), so that a retry sent
- * across a broker restart is still recognised. Start-up only, on the
- * shard's owner (runs `ring` itself); the signature is
- * sl_wshard_rebuild_fn's with ctx = the table. */
-void sl_dedup_rebuild(void *table, struct sl_shard *log, struct sl_ring *ring);
+ * appended in the last few minutes (bounded in bytes; headers only), so that
+ * a retry sent across a broker restart is still recognised. Synchronous
+ * (sl_shard_scan_recent): when the shard's stream is loaded, before its
+ * first use. Returns that scan's error (the table then holds what was seen). */
+int sl_dedup_rebuild(struct sl_dedup *d, struct sl_shard *log);
 
 /* Message de-dup: returns true when `hash` was stored within `window_ms`
  * before `now_ms` (a duplicate); else remembers it and returns false. The

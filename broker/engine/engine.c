@@ -49,11 +49,10 @@ int sl_engine_scratch_reserve(struct sl_engine *e, uint32_t codec, uint32_t reco
 struct sl_stream *sl_engine_stream(struct sl_engine *e, const char *name, char *why,
                                    uint32_t why_len, int *err)
 {
-    name = name != NULL ? name : "";
-    struct sl_stream *st = sl_catalog_find(e->catalog, name);
-    if (st == NULL) {
-        snprintf(why, why_len, "stream %s not found", name);
-        *err = SL_ENOTFOUND;
+    struct sl_stream *st = NULL;
+    int rc = sl_catalog_lookup(e->catalog, name != NULL ? name : "", &st, why, why_len);
+    if (rc != SL_OK) {
+        *err = rc;
     }
     return st;
 }

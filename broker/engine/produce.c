@@ -390,9 +390,13 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
     char why[256];
     int rc;
     uint64_t start_ns = sl_clock_mono_ns();
-    if (e->cfg.auto_create_streams && sl_catalog_find(e->catalog, req->stream) == NULL) {
-        auto_create(e, req, cb, ctx); /* the file work leaves the loop */
-        return;
+    if (e->cfg.auto_create_streams) {
+        struct sl_stream *found = NULL;
+        if (sl_catalog_lookup(e->catalog, req->stream != NULL ? req->stream : "", &found, why,
+                              sizeof(why)) == SL_ENOTFOUND) {
+            auto_create(e, req, cb, ctx); /* the file work leaves the loop */
+            return;
+        }
     }
     struct sl_bshard *b = sl_engine_shard(e, req->stream, req->shard, why, sizeof(why), &rc);
     struct sl_batch_header h;

@@ -684,16 +684,13 @@ struct open_call {
     const char *dir;
     const struct sl_shard_config *cfg;
     struct sl_ring *ring;
-    void (*rebuild)(void *ctx, struct sl_shard *log, struct sl_ring *ring);
-    void *rebuild_ctx;
     int rc;
 };
 
 /* On the owner: the open log joins its owner (listener, stats, the owned
  * list). */
-static void do_register(void *arg)
+static void do_register(struct sl_wshard *b)
 {
-    struct sl_wshard *b = arg;
     if (b->owner == 0) {
         if (b->listener != NULL) {
             sl_shard_set_listener(b->log, b->listener, b->listener_ctx);
@@ -711,15 +708,10 @@ static void do_register(void *arg)
 static void do_open(void *arg)
 {
     struct open_call *oc = arg;
-    struct sl_wshard *b = oc->b;
-    oc->rc = sl_shard_open(oc->ring, oc->dir, oc->cfg, &b->log);
-    if (oc->rc != SL_OK) {
-        return;
+    oc->rc = sl_shard_open(oc->ring, oc->dir, oc->cfg, &oc->b->log);
+    if (oc->rc == SL_OK) {
+        do_register(oc->b);
     }
-    if (oc->rebuild != NULL) {
-        oc->rebuild(oc->rebuild_ctx, b->log, oc->ring);
-    }
-    do_register(b);
 }
 
 struct sl_ring *sl_workers_ring(struct sl_workers *ws, struct sl_ring *home, uint32_t i)
@@ -727,27 +719,57 @@ struct sl_ring *sl_workers_ring(struct sl_workers *ws, struct sl_ring *home, uin
     return ws == NULL || i == 0 ? home : &ws->w[i].ring;
 }
 
-void sl_wshard_adopt(struct sl_wshard *b, struct sl_shard *log, sl_shard_listener listener,
-                     void *listener_ctx)
+struct adopt_call {
+    const struct sl_wshard_adoption *a;
+    uint32_t n;
+    uint32_t owner;
+};
+
+static void do_adopt(void *arg)
 {
-    SL_ASSERT(b->log == NULL && log != NULL);
-    b->log = log;
-    b->listener = listener;
-    b->listener_ctx = listener_ctx;
-    b->closed = false;
-    sl_workers_call(b->workers, b->owner, do_register, b);
+    struct adopt_call *ac = arg;
+    for (uint32_t i = 0; i < ac->n; i++) {
+        if (ac->a[i].b->owner == ac->owner) {
+            do_register(ac->a[i].b);
+        }
+    }
+}
+
+void sl_wshard_adopt(struct sl_workers *ws, const struct sl_wshard_adoption *a, uint32_t n,
+                     sl_shard_listener listener)
+{
+    uint32_t nw = sl_workers_count(ws);
+    bool *any = calloc(nw, sizeof(*any));
+    for (uint32_t i = 0; i < n; i++) {
+        struct sl_wshard *b = a[i].b;
+        SL_ASSERT(b->log == NULL && a[i].log != NULL && b->owner < nw);
+        b->log = a[i].log;
+        b->listener = listener;
+        b->listener_ctx = a[i].listener_ctx;
+        b->closed = false;
+        if (any != NULL) {
+            any[b->owner] = true;
+        }
+    }
+    for (uint32_t w = 0; w < nw; w++) {
+        if (any == NULL || any[w]) { /* (without memory for the flags: ask every owner) */
+            struct adopt_call ac = {.a = a, .n = n, .owner = w};
+            sl_workers_call(ws, w, do_adopt, &ac);
+        }
+    }
+    free(any);
 }
 
 int sl_wshard_open(struct sl_wshard *b, struct sl_ring *home, const char *dir,
                    const struct sl_shard_config *cfg, sl_shard_listener listener,
-                   void *listener_ctx, sl_wshard_rebuild_fn rebuild, void *rebuild_ctx)
+                   void *listener_ctx)
 {
     b->listener = listener;
     b->listener_ctx = listener_ctx;
     b->closed = false;
     struct open_call oc = {.b = b, .dir = dir, .cfg = cfg,
                            .ring = b->owner == 0 ? home : &b->workers->w[b->owner].ring,
-                           .rebuild = rebuild, .rebuild_ctx = rebuild_ctx, .rc = SL_OK};
+                           .rc = SL_OK};
     sl_workers_call(b->workers, b->owner, do_open, &oc);
     return oc.rc;
 }
@@ -838,7 +860,9 @@ void sl_wshard_read(struct sl_wshard *b, struct sl_wshard_read *wr)
 
 void sl_wshard_stats(const struct sl_wshard *b, struct sl_shard_stats *st)
 {
-    if (b->owner == 0) {
+    if (b->log == NULL) { /* not loaded yet (the catalog's lazy start-up) */
+        memset(st, 0, sizeof(*st));
+    } else if (b->owner == 0) {
         sl_shard_stats(b->log, st);
     } else {
         *st = b->mirror;

@@ -73,9 +73,6 @@ struct sl_wshard_read {
     struct sl_wshard *b_;
 };
 
-/* Start-up work run on the shard's owner right after its log opened. */
-typedef void (*sl_wshard_rebuild_fn)(void *ctx, struct sl_shard *log, struct sl_ring *ring);
-
 /* Starts n - 1 worker threads (n = 1: none, everything on `home`), each with
  * a ring of `ring_entries` entries, and arms the main loop's wake-up read on
  * `home`. Errors: SL_EINVAL (n outside 1..SL_WORKERS_MAX), SL_ENOMEM,
@@ -103,20 +100,25 @@ void sl_workers_drain(struct sl_workers *w);
 /* ---- shard operations, routed to the owner ------------------------------ */
 
 /* Opens the shard's log on its owner (b->workers and b->owner set; `home`
- * is the main loop's ring, for shards it owns), sets the listener (run on
- * the main loop with listener_ctx) and, with `rebuild` (start-up), runs
- * rebuild(rebuild_ctx, log, ring) on the owner afterwards. */
+ * is the main loop's ring, for shards it owns) and sets the listener (run on
+ * the main loop with listener_ctx). Synchronous (one call to the owner). */
 int sl_wshard_open(struct sl_wshard *b, struct sl_ring *home, const char *dir,
                    const struct sl_shard_config *cfg, sl_shard_listener listener,
-                   void *listener_ctx, sl_wshard_rebuild_fn rebuild, void *rebuild_ctx);
+                   void *listener_ctx);
 /* The ring shard logs of worker i use (home for 0): a log may be opened
  * with it on another thread (sl_shard_open submits nothing), then adopted. */
 struct sl_ring *sl_workers_ring(struct sl_workers *ws, struct sl_ring *home, uint32_t i);
-/* Gives the owner a log opened elsewhere with the owner's ring and not used
- * since (b->workers and b->owner set, b->log NULL): it joins the owner as if
- * sl_wshard_open had opened it. Synchronous (one call to the owner). */
-void sl_wshard_adopt(struct sl_wshard *b, struct sl_shard *log, sl_shard_listener listener,
-                     void *listener_ctx);
+/* A log opened elsewhere with its owner's ring and not used since, for a
+ * shard whose b->workers and b->owner are set and b->log is NULL. */
+struct sl_wshard_adoption {
+    struct sl_wshard *b;
+    struct sl_shard *log;
+    void *listener_ctx;
+};
+/* Gives each owner its logs: they join their owners as if sl_wshard_open had
+ * opened them. Synchronous: one call to each owner named, whatever n. */
+void sl_wshard_adopt(struct sl_workers *ws, const struct sl_wshard_adoption *a, uint32_t n,
+                     sl_shard_listener listener);
 /* Closes the log on its owner and handles the messages it had sent about
  * it. NULL-safe as to b->log. */
 void sl_wshard_close(struct sl_wshard *b);

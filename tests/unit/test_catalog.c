@@ -12,7 +12,8 @@
  * on first use only, and at start-up only the store that holds state; what an idle shard
  * costs the engine (struct and de-dup table: at most 512 bytes) and the heap per idle
  * shard and stream, the shard log's included (printed where mallinfo2 counts: not under
- * the sanitizers).
+ * the sanitizers); lazy loading at start-up (first use, background, a de-dup table rebuilt,
+ * a broken shard failing its stream only, deleting an unloaded stream).
  * The data directory is on /dev/shm when it exists (fsyncs are free there).
  */
 #include "test.h"
@@ -20,7 +21,9 @@
 #include "broker/engine/catalog.h"
 #include "broker/engine/dedup.h"
 #include "common/error.h"
+#include "common/clock.h"
 #include "common/ring.h"
+#include "storage/batch.h"
 
 #include <ftw.h>
 #include <malloc.h>
@@ -358,6 +361,108 @@ TEST(idle_stream_and_shard_heap_bytes)
             (double)(m2.uordblks + m2.hblkhd) / (streams * shards));
 }
 
+static void on_ack(void *ctx, int err, uint64_t base_seq, uint32_t count)
+{
+    (void)base_seq;
+    (void)count;
+    int *left = ctx;
+    *left -= err == SL_OK ? 1 : 1000;
+}
+
+/* Appends one 1-record batch of producer `pid` (seq 3) to the stream's shard 0. */
+static int append_one(struct sl_stream *st, uint64_t pid)
+{
+    uint8_t buf[512];
+    struct sl_batch_builder bb;
+    sl_batch_builder_init(&bb, buf, sizeof(buf));
+    struct sl_record rec = {.value = "v", .value_len = 1};
+    size_t len = 0;
+    if (sl_batch_builder_add(&bb, &rec) != SL_OK ||
+        sl_batch_builder_finish(&bb, SL_BATCH_CODEC_NONE, 1, NULL, NULL, 0, pid, 3, &len) !=
+            SL_OK) {
+        return SL_EINVAL;
+    }
+    int left = 1;
+    int rc = sl_wshard_append(&st->shards[0].ws, buf, len, 0, on_ack, &left);
+    while (rc == SL_OK && left > 0) {
+        sl_ring_run(&ring, 1, 0);
+    }
+    return rc != SL_OK ? rc : left == 0 ? SL_OK : SL_EIO;
+}
+
+static uint32_t count_loaded(struct sl_catalog *c)
+{
+    uint32_t n = 0;
+    for (struct sl_stream *st = sl_catalog_first(c); st != NULL; st = st->next) {
+        n += st->loaded;
+    }
+    return n;
+}
+
+/* Start-up loads metadata only; the shards open in the background or on
+ * first use, the producers' de-dup tables are rebuilt before a stream is
+ * handed out, a shard that cannot be recovered fails its stream (named),
+ * not the start-up, and such a stream, or one still queued, can be deleted. */
+TEST(streams_load_lazily_at_start_up)
+{
+    const uint32_t streams = 300;
+    fresh_root();
+    struct sl_catalog_config cc;
+    config(&cc);
+    struct sl_catalog *c = NULL;
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    char name[32];
+    for (uint32_t i = 0; i < streams; i++) {
+        name_of(i, name, sizeof(name));
+        CHECK_EQ(create(c, name, 2), SL_OK);
+    }
+    name_of(7, name, sizeof(name));
+    CHECK_EQ(append_one(sl_catalog_find(c, name), 42), SL_OK);
+    CHECK_EQ(create(c, "broken", 2), SL_OK);
+    sl_catalog_close(c);
+    /* shard 1 of "broken": an empty sealed segment before the active one */
+    char path[256];
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof(path), "%s/streams/broken/1/%020d.log", root, k == 0 ? 0 : 5);
+        FILE *f = fopen(path, k == 0 ? "w" : "a");
+        CHECK(f != NULL);
+        fclose(f);
+    }
+
+    uint64_t t0 = sl_clock_mono_ns();
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    fprintf(stderr, "  reopened %u streams in %.1f ms, %u loaded by then\n", streams + 1,
+            (double)(sl_clock_mono_ns() - t0) / 1e6, count_loaded(c));
+    /* used at once: loaded now (queued, or waited for), its producer known */
+    struct sl_stream *st = sl_catalog_find(c, name);
+    CHECK(st != NULL && st->loaded && st->shards[0].ws.log != NULL);
+    struct sl_shard_stats ss;
+    sl_wshard_stats(&st->shards[0].ws, &ss);
+    CHECK_EQ(ss.next_seq, 1);
+    struct sl_dedup_entry *e = NULL;
+    CHECK_EQ(sl_dedup_begin(&st->shards[0].dedup, 42, 3, &e), SL_EEXIST);
+    CHECK_EQ(append_one(st, 43), SL_OK);
+    /* deleted before its load: dropped or waited for, gone */
+    name_of(streams - 1, name, sizeof(name));
+    CHECK_EQ(sl_catalog_delete(c, name), SL_OK);
+    CHECK(sl_catalog_find(c, name) == NULL);
+    /* the broken stream: its error names the shard; the others serve */
+    char why[256];
+    struct sl_stream *bad = NULL;
+    CHECK_EQ(sl_catalog_lookup(c, "broken", &bad, why, sizeof(why)), SL_ECORRUPT);
+    CHECK(bad == NULL && strstr(why, "shard 1") != NULL);
+    /* the background loads the rest */
+    uint64_t deadline = sl_clock_mono_ns() + 30ull * 1000000000u;
+    while (count_loaded(c) < streams - 1 && sl_clock_mono_ns() < deadline) {
+        sl_ring_run(&ring, 1, 10 * 1000000u);
+        sl_catalog_poll(c);
+    }
+    CHECK_EQ(count_loaded(c), streams - 1);
+    CHECK(list_sorted(c, streams)); /* (with "broken", without the deleted one) */
+    CHECK_EQ(sl_catalog_delete(c, "broken"), SL_OK);
+    sl_catalog_close(c);
+}
+
 int main(void)
 {
     char why[256];
@@ -373,6 +478,7 @@ int main(void)
     RUN(background_creates_in_batches);
     RUN(stores_open_on_first_use_only);
     RUN(idle_stream_and_shard_heap_bytes);
+    RUN(streams_load_lazily_at_start_up);
     if (root[0] != '\0') {
         nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     }

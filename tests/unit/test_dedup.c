@@ -24,7 +24,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define READ_MAX (1u << 20)
 
 /* Begins and ends (successfully) batch `seq` of producer `pid`; returns begin's result. */
 static int store(struct sl_dedup *d, uint64_t pid, uint64_t seq)
@@ -50,7 +49,7 @@ static bool is_retry(struct sl_dedup *d, uint64_t pid, uint64_t seq)
 TEST(empty_table_holds_no_memory)
 {
     struct sl_dedup d;
-    sl_dedup_init(&d, READ_MAX);
+    sl_dedup_init(&d);
     CHECK_EQ(sl_dedup_bytes(&d), 0);
     struct sl_dedup_entry *e = (struct sl_dedup_entry *)1;
     CHECK_EQ(sl_dedup_begin(&d, 0, 5, &e), SL_OK); /* no producer id: no de-dup */
@@ -66,7 +65,7 @@ TEST(empty_table_holds_no_memory)
 TEST(retries_pending_and_failures)
 {
     struct sl_dedup d;
-    sl_dedup_init(&d, READ_MAX);
+    sl_dedup_init(&d);
     CHECK_EQ(store(&d, 7, 1), SL_OK);
     CHECK_EQ(sl_dedup_bytes(&d), SL_DEDUP_SLOTS_MIN * sizeof(struct sl_dedup_entry));
     CHECK(is_retry(&d, 7, 1));
@@ -85,7 +84,7 @@ TEST(retries_pending_and_failures)
 TEST(grows_by_doubling_and_remembers_every_producer)
 {
     struct sl_dedup d;
-    sl_dedup_init(&d, READ_MAX);
+    sl_dedup_init(&d);
     size_t last = 0;
     uint32_t growths = 0;
     const uint32_t n = SL_DEDUP_SLOTS / 4 * 3 - 1; /* fits the cap without eviction */
@@ -109,7 +108,7 @@ TEST(grows_by_doubling_and_remembers_every_producer)
 TEST(evicts_least_recently_used_at_the_cap)
 {
     struct sl_dedup d;
-    sl_dedup_init(&d, READ_MAX);
+    sl_dedup_init(&d);
     const uint32_t full = SL_DEDUP_SLOTS / 4 * 3;
     /* producer 1 stays pending all along: never evicted */
     struct sl_dedup_entry *e = NULL;
@@ -183,8 +182,8 @@ TEST(rebuild_relearns_producers_into_an_empty_table)
     sl_shard_close(s);
     CHECK_EQ(sl_shard_open(&ring, root, &cfg, &s), SL_OK);
     struct sl_dedup d;
-    sl_dedup_init(&d, READ_MAX);
-    sl_dedup_rebuild(&d, s, &ring);
+    sl_dedup_init(&d);
+    CHECK_EQ(sl_dedup_rebuild(&d, s), SL_OK);
     sl_shard_close(s);
     CHECK(sl_dedup_bytes(&d) >= producers * sizeof(struct sl_dedup_entry) * 4 / 3);
     CHECK(sl_dedup_bytes(&d) <= SL_DEDUP_SLOTS * sizeof(struct sl_dedup_entry));

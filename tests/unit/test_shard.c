@@ -2097,9 +2097,30 @@ FX_CASE(interval_starts_writeback_early, 702)
     DO(fx_close(f)); /* close makes it durable (the fdatasync it owes) */
 }
 
-/* sl_shard_seq_near_tail_bytes: a read from the sequence it returns covers at
- * least the last N bytes, across segments, and not much more. */
-FX_CASE(seq_near_tail_bytes, 703)
+/* What sl_shard_scan_recent saw: consecutive batches, counted. */
+struct recent {
+    uint64_t first;
+    uint64_t next;
+    uint32_t count;
+    bool gap;
+};
+
+static void on_recent(void *ctx, const struct sl_batch_header *h)
+{
+    struct recent *r = ctx;
+    if (r->count == 0) {
+        r->first = h->base_seq;
+    } else if (h->base_seq != r->next) {
+        r->gap = true;
+    }
+    r->next = h->base_seq + h->record_count;
+    r->count++;
+}
+
+/* sl_shard_scan_recent: the batches it reports are the newest, consecutive,
+ * covering at least the last N bytes across segments and not much more; none
+ * when the newest is older than `since`. */
+FX_CASE(scan_recent, 703)
 {
     f->cfg.segment_bytes = 256 * KiB;
     f->cfg.index_interval_bytes = 4 * KiB;
@@ -2119,21 +2140,25 @@ FX_CASE(seq_near_tail_bytes, 703)
         sl_ring_run(&g_ring, 1, 0);
     }
     CHECK_EQ(k.failed, 0);
-    const uint64_t wants[] = {0, 1, 10 * KiB, 300 * KiB, 1 * MiB, 100 * MiB};
-    for (size_t i = 0; i < sizeof(wants) / sizeof(wants[0]); i++) {
-        uint64_t seq = UINT64_MAX;
-        CHECK_EQ(sl_shard_seq_near_tail_bytes(f->s, wants[i], &seq), SL_OK);
-        uint64_t covered = (n - seq) * tmpl->len; /* one record a batch */
-        CHECK(seq <= n);
-        CHECK(covered >= wants[i] || seq == 0);
-        CHECK(covered <= wants[i] + 4 * KiB + tmpl->len); /* one index interval more */
+    for (int pass = 0; pass < 2; pass++) {
+        const uint64_t wants[] = {1, 10 * KiB, 300 * KiB, 1 * MiB, 100 * MiB};
+        for (size_t i = 0; i < sizeof(wants) / sizeof(wants[0]); i++) {
+            struct recent r = {0, 0, 0, false};
+            CHECK_EQ(sl_shard_scan_recent(f->s, 0, wants[i], on_recent, &r), SL_OK);
+            uint64_t covered = (uint64_t)r.count * tmpl->len; /* one record a batch */
+            CHECK(!r.gap);
+            CHECK_EQ(r.next, n);
+            CHECK(covered >= wants[i] || r.first == 0);
+            CHECK(covered <= wants[i] + 4 * KiB + tmpl->len); /* one index interval more */
+        }
+        struct recent none = {0, 0, 0, false};
+        CHECK_EQ(sl_shard_scan_recent(f->s, sl_clock_wall_ms() + 3600 * 1000, 1 * MiB, on_recent,
+                                      &none),
+                 SL_OK);
+        CHECK_EQ(none.count, 0);
+        DO(fx_close(f));
+        DO(fx_open(f)); /* again with sealed segments not loaded, the writing one recovered */
     }
-    DO(fx_close(f));
-    DO(fx_open(f)); /* sealed segments not loaded yet: loaded on demand */
-    uint64_t seq = UINT64_MAX;
-    CHECK_EQ(sl_shard_seq_near_tail_bytes(f->s, 1 * MiB, &seq), SL_OK);
-    CHECK((n - seq) * tmpl->len >= 1 * MiB);
-    CHECK((n - seq) * tmpl->len <= 1 * MiB + 4 * KiB + tmpl->len);
 }
 
 FX_CASE(reopen_1000_segments_no_scan, 701)
@@ -2656,7 +2681,7 @@ int main(void)
     RUN(concurrent_tail_reader);
     RUN(reopen_1000_segments_no_scan);
     RUN(interval_starts_writeback_early);
-    RUN(seq_near_tail_bytes);
+    RUN(scan_recent);
     RUN(enospc_tmpfs_flush_always);
     RUN(enospc_tmpfs_flush_interval);
     sl_ring_fini(&g_ring);

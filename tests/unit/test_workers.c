@@ -134,7 +134,7 @@ static struct sl_wshard *open_shards(struct sl_workers *ws)
         b->owner = i % sl_workers_count(ws);
         char dir[128];
         snprintf(dir, sizeof(dir), "%s/%u", root, i);
-        if (sl_wshard_open(b, &ring, dir, &cfg, on_listener, b, NULL, NULL) != SL_OK) {
+        if (sl_wshard_open(b, &ring, dir, &cfg, on_listener, b) != SL_OK) {
             free(bs);
             return NULL;
         }

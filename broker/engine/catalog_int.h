@@ -1,0 +1,138 @@
+/* catalog_int.h - the catalog's private parts, shared by its files:
+ *   catalog.c       streams on disk and in memory: metadata, the index, open
+ *                   and close, delete, properties, retention
+ *   catalog_jobs.c  file work off the main loop: background creates and the
+ *                   lazy loading of the streams found at start-up
+ * Nothing outside broker/engine/catalog*.c includes this file.
+ *
+ * Threading: the catalog belongs to the main loop, except the fields marked
+ * "under mu", which the creator threads share.
+ */
+#ifndef SL_CATALOG_INT_H
+#define SL_CATALOG_INT_H
+
+#include "broker/engine/catalog.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Creator threads: creates and loads in the background run in parallel
+ * (their fsyncs meet in the file system's journal commits); creates in
+ * batches of up to CREATE_BATCH_MAX (one fsync of streams/ each). */
+#define CREATORS         4u
+#define CREATE_BATCH_MAX 64u
+#define LOAD_BATCH_MAX   16u
+#define CACHE_FILES_MIN  16u   /* descriptors a shard owner may hold at least */
+#define LOAD_RETRY_MS    1000u /* a stream that failed to load is tried again after */
+
+struct create_waiter {
+    sl_catalog_created_cb cb;
+    void *ctx;
+    struct create_waiter *next;
+};
+
+enum catalog_job_kind {
+    JOB_CREATE = 0, /* a new stream: files made, logs opened, then indexed */
+    JOB_LOAD,       /* a stream found at start-up: logs opened (recovered) */
+};
+
+/* A stream's file work off the main loop: built on the main loop, done by a
+ * creator thread (or, for a load the main loop needs at once, by the main
+ * loop itself), installed by the main loop (sl_catalog_poll). */
+struct catalog_job {
+    enum catalog_job_kind kind;
+    struct sl_stream *st;
+    struct sl_shard **logs; /* opened with their owners' rings, not used yet */
+    int rc;
+    bool started;  /* under mu: taken (by a creator, or back by the main loop) */
+    bool finished; /* under mu: on `done` */
+    char why[256];
+    struct create_waiter *waiters;  /* creates */
+    struct catalog_job *next;       /* in todo, loads or done (under mu) */
+    struct catalog_job *prev;       /* in loads (under mu): taken back in O(1) */
+    struct catalog_job *next_live;  /* creates: in pending (main loop) */
+};
+
+struct sl_catalog {
+    struct sl_ring *ring;
+    struct sl_catalog_config cfg;
+    char *streams_dir;
+    char *trash_dir;
+    struct sl_stream *streams;   /* live, linked in name order (st->next) */
+    struct sl_stream *graveyard; /* deleted, waiting for reap */
+    /* The live streams indexed twice: by name hash (find, O(1)) and in a
+     * name-sorted array (where a new stream goes in the list, and its
+     * predecessor when it leaves: O(log n) + one memmove of pointers). */
+    struct sl_stream **buckets; /* chained through st->hnext; index_mask + 1 of them */
+    uint32_t index_mask;
+    struct sl_stream **sorted; /* n_streams of them, by strcmp of names */
+    uint32_t sorted_cap;
+    uint32_t n_streams;
+    uint64_t n_shards;        /* of the live streams */
+    uint32_t pending_streams; /* background creates not installed (count in the limits) */
+    uint64_t pending_shards;
+    /* One descriptor budget per shard owner (open_files_max split evenly),
+     * each touched only by its owner's thread (storage/shard.h). */
+    struct sl_shard_cache *caches;
+    uint32_t n_caches;
+    /* lazy loading (catalog_jobs.c) */
+    uint32_t unloaded;      /* live streams not loaded yet */
+    uint64_t load_start_ns; /* of sl_catalog_open, for the "all loaded" line */
+    /* the creator threads, their queues, the wake-up */
+    pthread_t creators[CREATORS];
+    uint32_t creators_started;
+    bool creator_stop; /* under mu */
+    int wake_fd;       /* eventfd: a batch is done */
+    uint64_t wake_val;
+    struct sl_io_op wake_op; /* its read, armed on `ring` while wake_armed */
+    bool wake_armed;
+    bool closing;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* creators wait for work */
+    pthread_cond_t done_cv; /* the main loop waits for a load a creator holds */
+    struct catalog_job *todo; /* under mu: creates, FIFO (todo_tail) */
+    struct catalog_job **todo_tail;
+    uint32_t todo_len;                     /* under mu */
+    struct catalog_job *loads, *loads_tail; /* under mu: load jobs, FIFO, doubly linked */
+    uint32_t loads_len;                    /* under mu */
+    struct catalog_job *done;              /* under mu */
+    struct catalog_job *pending;           /* main loop: every create not installed yet */
+};
+
+/* catalog.c */
+char *catalog_path_cat(const char *a, const char *b);
+void catalog_file_why(char *why, size_t why_len, const char *what, int rc);
+void catalog_create_why(char *why, size_t why_len, const char *name, int rc);
+int catalog_move_to_trash(struct sl_catalog *c, const char *name);
+int catalog_create_dirs(struct sl_catalog *c, struct sl_stream *st);
+int catalog_create_commit(struct sl_catalog *c);
+int catalog_create_prepare(struct sl_catalog *c, const char *name, uint32_t shard_count,
+                           uint32_t retention_hours, uint64_t retention_bytes,
+                           const char *compression, struct sl_stream **out, char *why,
+                           size_t why_len);
+int catalog_shards_init(struct sl_catalog *c, struct sl_stream *st);
+int catalog_open_logs(struct sl_catalog *c, struct sl_stream *st, bool rebuild,
+                      struct sl_shard **logs, char *why, size_t why_len);
+void catalog_adopt_logs(struct sl_catalog *c, struct sl_stream *st, struct sl_shard **logs);
+int catalog_stores_open_present(struct sl_catalog *c, struct sl_stream *st, char *why,
+                                size_t why_len);
+int catalog_index_reserve(struct sl_catalog *c);
+void catalog_index_add(struct sl_catalog *c, struct sl_stream *st);
+struct sl_stream *catalog_lookup(struct sl_catalog *c, const char *name);
+void catalog_stream_free(struct sl_catalog *c, struct sl_stream *st);
+
+/* catalog_jobs.c */
+int catalog_jobs_start(struct sl_catalog *c);
+void catalog_jobs_stop(struct sl_catalog *c);
+bool catalog_pending_name(const struct sl_catalog *c, const char *name);
+int catalog_load_queue(struct sl_catalog *c, struct sl_stream *st);
+/* Loads a stream not loaded yet, now (see catalog_jobs.c); SL_OK, or the
+ * load's error with `why`. */
+int catalog_load_now(struct sl_catalog *c, struct sl_stream *st, char *why, size_t why_len);
+/* Leaves no load job naming the stream: a queued one is dropped, one under
+ * way is waited for and installed. */
+void catalog_load_settle(struct sl_catalog *c, struct sl_stream *st);
+
+#endif
