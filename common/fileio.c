@@ -65,6 +65,17 @@ int sl_fsync_dir(const char *path)
     return rc;
 }
 
+int sl_syncfs_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return sl_err_from_errno(errno);
+    }
+    int rc = syncfs(fd) == 0 ? SL_OK : sl_err_from_errno(errno);
+    close(fd);
+    return rc;
+}
+
 /* fsyncs the directory holding `path` (modified in place, restored). */
 static int fsync_parent(char *path)
 {

@@ -18,6 +18,9 @@ int sl_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 int sl_fsync_fd(int fd);
 /* Opens the directory `path` and fsyncs it (after create/rename/unlink). */
 int sl_fsync_dir(const char *path);
+/* syncfs(2) of the file system holding `path`: every file's data and
+ * metadata there durable, in one call. */
+int sl_syncfs_path(const char *path);
 /* mkdir -p, fsyncing the parent of every directory it creates, so that the
  * new directory entries are durable. Errors: SL_EINVAL (path too long). */
 int sl_mkdir_p(const char *path);

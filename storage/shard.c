@@ -119,10 +119,15 @@ int sl_shard_open(struct sl_ring *ring, const char *dir, const struct sl_shard_c
         s->wbufs[i].shard = s;
         s->wbufs[i].op.cb = shard_write_done;
     }
-    rc = sl_mkdir_p(dir);
-    if (rc == SL_OK) {
-        s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        rc = s->dir_fd < 0 ? sl_err_from_errno(errno) : SL_OK;
+    /* Most opens find the directory (a restart): made only when missing. */
+    s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    rc = s->dir_fd >= 0 ? SL_OK : sl_err_from_errno(errno);
+    if (rc == SL_ENOTFOUND) {
+        rc = sl_mkdir_p(dir);
+        if (rc == SL_OK) {
+            s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            rc = s->dir_fd < 0 ? sl_err_from_errno(errno) : SL_OK;
+        }
     }
     if (rc == SL_OK) {
         rc = shard_recover_load(s);

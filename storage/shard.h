@@ -64,6 +64,11 @@ struct sl_shard_config {
      * does not touch it (it may run on another thread): it leaves the shard
      * parked, and the first use on the ring's thread charges it. */
     struct sl_shard_cache *cache;
+    /* The caller made every file of the shard durable after the last write
+     * to it (one syncfs at start-up for all shards): recovery keeps what it
+     * finds without an fdatasync of its own. Only while nothing has written
+     * the shard since. */
+    bool synced_before_open;
 };
 
 /* Fills `cfg` with the defaults (docs/ARCHITECTURE.md lists them). */

@@ -114,6 +114,9 @@ static int recover_active(struct sl_shard *s, struct segment *g)
         return rc;
     }
     g->idx_count = shard_idx_valid_prefix(g, g->idx, (uint32_t)(got / sizeof(*g->idx)), file_size);
+    /* The scan below changes entries from the last one on only. */
+    uint32_t idx_valid = g->idx_count;
+    struct idx_entry idx_last = idx_valid > 0 ? g->idx[idx_valid - 1] : (struct idx_entry){0};
     g->first_time_ms = g->idx_count > 0 ? g->idx[0].time_ms : 0;
     /* Scan from the last index entry; if its batch does not verify (the
      * entry outlived its data), from the one before, and so on. The scan
@@ -144,17 +147,25 @@ static int recover_active(struct sl_shard *s, struct segment *g)
             return sl_err_from_errno(errno);
         }
     }
-    /* Everything kept is made durable now, so every index entry may be
-     * written (the rule: entries only point at durable data). */
-    if (fdatasync(g->log_fd) != 0) {
+    /* Everything kept is made durable now (or was, by the caller's syncfs),
+     * so every index entry may be written (the rule: entries only point at
+     * durable data). A cut tail need not be: scanned again, it is cut again. */
+    if (!s->cfg.synced_before_open && fdatasync(g->log_fd) != 0) {
         return sl_err_from_errno(errno);
     }
-    rc = sl_pwrite_full(g->idx_fd, g->idx, (size_t)g->idx_count * sizeof(*g->idx), 0);
-    if (rc == SL_OK && sl_ftruncate(g->idx_fd, (off_t)g->idx_count * (off_t)sizeof(*g->idx)) != 0) {
-        rc = sl_err_from_errno(errno);
-    }
-    if (rc != SL_OK) {
-        return rc;
+    /* The .idx is rewritten only when it differs from the entries kept: a
+     * clean shard's (every entry valid, none added by the scan) is left as
+     * it is. */
+    if (g->idx_count != on_disk || idx_valid != on_disk ||
+        (on_disk > 0 && memcmp(&g->idx[on_disk - 1], &idx_last, sizeof(idx_last)) != 0)) {
+        rc = sl_pwrite_full(g->idx_fd, g->idx, (size_t)g->idx_count * sizeof(*g->idx), 0);
+        if (rc == SL_OK &&
+            sl_ftruncate(g->idx_fd, (off_t)g->idx_count * (off_t)sizeof(*g->idx)) != 0) {
+            rc = sl_err_from_errno(errno);
+        }
+        if (rc != SL_OK) {
+            return rc;
+        }
     }
     g->idx_written = g->idx_count;
     /* Recovery verified only the tail; what lies before the last entry was

@@ -342,14 +342,41 @@ static int meta_parse(struct sl_stream *st, char *body, size_t n)
 
 /* ---- streams -------------------------------------------------------- */
 
+void catalog_close_logs(struct sl_catalog *c, struct sl_stream *const *v, uint32_t n)
+{
+    uint64_t total = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        total += v[k]->shards != NULL ? v[k]->shard_count : 0;
+    }
+    struct sl_wshard **b = total > 0 ? malloc(total * sizeof(*b)) : NULL;
+    uint32_t m = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        for (uint32_t i = 0; v[k]->shards != NULL && i < v[k]->shard_count; i++) {
+            struct sl_wshard *ws = &v[k]->shards[i].ws;
+            if (ws->log == NULL) {
+                continue;
+            }
+            if (b != NULL && m < total) {
+                b[m++] = ws;
+            } else { /* (without memory for the list: one each) */
+                sl_wshard_close(ws);
+            }
+        }
+    }
+    if (m > 0) {
+        sl_wshard_close_many(c->cfg.workers, b, m);
+    }
+    free(b);
+}
+
 void catalog_stream_free(struct sl_catalog *c, struct sl_stream *st)
 {
     if (st == NULL) {
         return;
     }
     if (st->shards != NULL) {
+        catalog_close_logs(c, &st, 1);
         for (uint32_t i = 0; i < st->shard_count; i++) {
-            sl_wshard_close(&st->shards[i].ws);
             sl_dedup_fini(&st->shards[i].dedup);
         }
     }
@@ -391,9 +418,10 @@ int catalog_shards_init(struct sl_catalog *c, struct sl_stream *st)
  * owner's ring and budget (sl_shard_open submits nothing and leaves the
  * shard parked: any thread may do this before the logs are adopted); with
  * `rebuild` (a stream found at start-up) re-learns each shard's recent
- * producers. On failure the logs opened so far stay in logs[] (adopt them
+ * producers; `synced`: the start-up syncfs made its files durable, so the
+ * recoveries need no fdatasync. On failure the logs opened so far stay in logs[] (adopt them
  * to close them) and `why` names the shard and the cause. */
-int catalog_open_logs(struct sl_catalog *c, struct sl_stream *st, bool rebuild,
+int catalog_open_logs(struct sl_catalog *c, struct sl_stream *st, bool rebuild, bool synced,
                       struct sl_shard **logs, char *why, size_t why_len)
 {
     struct sl_shard_config scfg = c->cfg.shard;
@@ -411,6 +439,7 @@ int catalog_open_logs(struct sl_catalog *c, struct sl_stream *st, bool rebuild,
         }
         struct sl_shard_config own = scfg;
         own.cache = b->ws.owner < c->n_caches ? &c->caches[b->ws.owner] : NULL;
+        own.synced_before_open = rebuild && synced; /* (nothing wrote it since) */
         int rc = sl_shard_open(sl_workers_ring(c->cfg.workers, c->ring, b->ws.owner), dir, &own,
                                &logs[i]);
         free(dir);
@@ -828,6 +857,7 @@ int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
     if (rc == SL_OK) {
         empty_trash(c);
         uint64_t t0 = sl_clock_mono_ns();
+
         rc = load_streams(c);
         if (rc == SL_OK) {
             sl_info("catalog",
@@ -857,6 +887,11 @@ void sl_catalog_close(struct sl_catalog *c)
     }
     c->closing = true;
     catalog_jobs_stop(c);
+    /* Every log closed in one call per owner (at 100,000 shards, one call
+     * each took minutes), then the streams freed. */
+    if (c->n_streams > 0) {
+        catalog_close_logs(c, c->sorted, c->n_streams);
+    }
     while (c->streams != NULL) {
         struct sl_stream *st = c->streams;
         c->streams = st->next;
@@ -1014,7 +1049,7 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
         rc = catalog_shards_init(c, st);
     }
     if (rc == SL_OK) {
-        rc = catalog_open_logs(c, st, false, logs, why, why_len);
+        rc = catalog_open_logs(c, st, false, false, logs, why, why_len);
     }
     if (st->shards != NULL && logs != NULL) {
         catalog_adopt_logs(c, st, logs); /* (closed with the stream on failure) */

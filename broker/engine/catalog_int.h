@@ -79,6 +79,10 @@ struct sl_catalog {
     uint32_t n_caches;
     /* lazy loading (catalog_jobs.c) */
     uint32_t unloaded;      /* live streams not loaded yet */
+    /* under mu: the syncfs of streams/ the first background load runs (after
+     * a kill -9 the page cache may hold writes never synced); loads after
+     * it recover without an fdatasync per shard. */
+    enum { SYNC_NONE = 0, SYNC_RUNNING, SYNC_DONE, SYNC_FAILED } sync_state;
     uint64_t load_start_ns; /* of sl_catalog_open, for the "all loaded" line */
     /* the creator threads, their queues, the wake-up */
     pthread_t creators[CREATORS];
@@ -113,7 +117,7 @@ int catalog_create_prepare(struct sl_catalog *c, const char *name, uint32_t shar
                            const char *compression, struct sl_stream **out, char *why,
                            size_t why_len);
 int catalog_shards_init(struct sl_catalog *c, struct sl_stream *st);
-int catalog_open_logs(struct sl_catalog *c, struct sl_stream *st, bool rebuild,
+int catalog_open_logs(struct sl_catalog *c, struct sl_stream *st, bool rebuild, bool synced,
                       struct sl_shard **logs, char *why, size_t why_len);
 void catalog_adopt_logs(struct sl_catalog *c, struct sl_stream *st, struct sl_shard **logs);
 int catalog_stores_open_present(struct sl_catalog *c, struct sl_stream *st, char *why,
@@ -121,6 +125,8 @@ int catalog_stores_open_present(struct sl_catalog *c, struct sl_stream *st, char
 int catalog_index_reserve(struct sl_catalog *c);
 void catalog_index_add(struct sl_catalog *c, struct sl_stream *st);
 struct sl_stream *catalog_lookup(struct sl_catalog *c, const char *name);
+/* Closes the shard logs of the streams (one call per owner for all). */
+void catalog_close_logs(struct sl_catalog *c, struct sl_stream *const *v, uint32_t n);
 void catalog_stream_free(struct sl_catalog *c, struct sl_stream *st);
 
 /* catalog_jobs.c */

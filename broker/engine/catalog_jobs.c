@@ -25,6 +25,7 @@
 #include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/ring.h"
 #include "common/thread.h"
@@ -149,7 +150,7 @@ static void run_creates(struct sl_catalog *c, struct catalog_job *batch)
             j->rc = rc != SL_OK ? rc : catalog_shards_init(c, j->st);
         }
         if (j->rc == SL_OK) {
-            j->rc = catalog_open_logs(c, j->st, false, j->logs, j->why, sizeof(j->why));
+            j->rc = catalog_open_logs(c, j->st, false, false, j->logs, j->why, sizeof(j->why));
         }
         if (j->rc != SL_OK) {
             catalog_create_why(j->why, sizeof(j->why), j->st->name, j->rc);
@@ -158,9 +159,36 @@ static void run_creates(struct sl_catalog *c, struct catalog_job *batch)
 }
 
 /* One load: the stream's logs opened, its producers re-learnt. */
-static void run_load(struct sl_catalog *c, struct catalog_job *j)
+static void run_load(struct sl_catalog *c, struct catalog_job *j, bool synced)
 {
-    j->rc = catalog_open_logs(c, j->st, true, j->logs, j->why, sizeof(j->why));
+    j->rc = catalog_open_logs(c, j->st, true, synced, j->logs, j->why, sizeof(j->why));
+}
+
+/* Under mu: the syncfs of streams/, run once by the first creator that loads
+ * (the others wait for it). Returns true when it succeeded. A load the main
+ * loop runs before it finished syncs each shard instead (it does not wait). */
+static bool loads_synced(struct sl_catalog *c)
+{
+    if (c->sync_state == SYNC_NONE) {
+        c->sync_state = SYNC_RUNNING;
+        pthread_mutex_unlock(&c->mu);
+        uint64_t t0 = sl_clock_mono_ns();
+        int rc = sl_syncfs_path(c->streams_dir);
+        if (rc != SL_OK) {
+            sl_warn("catalog", "syncfs of %s failed (%s): each shard syncs its own recovery",
+                    c->streams_dir, sl_strerror(rc));
+        } else {
+            sl_debug("catalog", "syncfs of %s: %" PRIu64 " ms", c->streams_dir,
+                     (sl_clock_mono_ns() - t0) / 1000000u);
+        }
+        pthread_mutex_lock(&c->mu);
+        c->sync_state = rc == SL_OK ? SYNC_DONE : SYNC_FAILED;
+        pthread_cond_broadcast(&c->done_cv);
+    }
+    while (c->sync_state == SYNC_RUNNING) {
+        pthread_cond_wait(&c->done_cv, &c->mu);
+    }
+    return c->sync_state == SYNC_DONE;
 }
 
 /* Takes up to `max` jobs off the head of a queue (a share of what waits, so
@@ -203,6 +231,10 @@ static void *creator_main(void *arg)
             pthread_mutex_unlock(&c->mu);
             run_creates(c, batch);
         } else {
+            bool synced = loads_synced(c); /* (may drop mu while it runs) */
+            if (c->loads == NULL || c->creator_stop) {
+                continue; /* taken back meanwhile */
+            }
             batch = take(&c->loads, &c->loads_len, LOAD_BATCH_MAX);
             if (c->loads != NULL) {
                 c->loads->prev = NULL;
@@ -211,7 +243,7 @@ static void *creator_main(void *arg)
             }
             pthread_mutex_unlock(&c->mu);
             for (struct catalog_job *j = batch; j != NULL; j = j->next) {
-                run_load(c, j);
+                run_load(c, j, synced);
             }
         }
         pthread_mutex_lock(&c->mu);
@@ -392,8 +424,8 @@ static void load_install(struct sl_catalog *c, struct catalog_job *j)
     free(st->load_why);
     st->load_why = NULL;
     if (j->rc != SL_OK) {
+        catalog_close_logs(c, &st, 1);
         for (uint32_t i = 0; i < st->shard_count; i++) {
-            sl_wshard_close(&st->shards[i].ws);
             sl_dedup_fini(&st->shards[i].dedup);
         }
         st->load_rc = j->rc;
@@ -423,6 +455,9 @@ int catalog_load_now(struct sl_catalog *c, struct sl_stream *st, char *why, size
         return st->load_rc;
     }
     bool run_here = true;
+    pthread_mutex_lock(&c->mu);
+    bool synced = c->sync_state == SYNC_DONE;
+    pthread_mutex_unlock(&c->mu);
     if (j != NULL) {
         pthread_mutex_lock(&c->mu);
         if (!j->started) { /* still queued: taken back */
@@ -450,7 +485,7 @@ int catalog_load_now(struct sl_catalog *c, struct sl_stream *st, char *why, size
         st->load_job = j;
     }
     if (run_here) {
-        run_load(c, j);
+        run_load(c, j, synced);
     }
     load_install(c, j);
     if (!st->loaded) {

@@ -701,7 +701,11 @@ static void do_register(struct sl_wshard *b)
     sl_shard_stats(b->log, &b->mirror);
     b->ow_published = b->mirror;
     struct worker *w = owner_of(b);
+    b->ow_prev = NULL;
     b->ow_next = w->owned;
+    if (w->owned != NULL) {
+        w->owned->ow_prev = b;
+    }
     w->owned = b;
 }
 
@@ -774,12 +778,12 @@ int sl_wshard_open(struct sl_wshard *b, struct sl_ring *home, const char *dir,
     return oc.rc;
 }
 
-static void do_close(void *arg)
+/* On the owner: the shard leaves its owner (the appends still waiting for
+ * staging space fail) and its log closes. */
+static void close_on_owner(struct sl_wshard *b)
 {
-    struct sl_wshard *b = arg;
     if (b->owner != 0) {
         struct worker *w = owner_of(b);
-        /* Appends still waiting for staging space fail: the shard closes. */
         while (b->ow_wait_head != NULL) {
             struct wshard_wait *n = b->ow_wait_head;
             b->ow_wait_head = n->next;
@@ -795,45 +799,81 @@ static void do_close(void *arg)
                 break;
             }
         }
-        for (struct sl_wshard **pp = &w->owned; *pp != NULL; pp = &(*pp)->ow_next) {
-            if (*pp == b) {
-                *pp = b->ow_next;
-                break;
-            }
+        /* (doubly linked: a close is O(1) whatever the shards an owner has) */
+        if (b->ow_prev != NULL) {
+            b->ow_prev->ow_next = b->ow_next;
+        } else {
+            w->owned = b->ow_next;
         }
+        if (b->ow_next != NULL) {
+            b->ow_next->ow_prev = b->ow_prev;
+        }
+        b->ow_next = b->ow_prev = NULL;
     }
     sl_shard_close(b->log);
     b->log = NULL;
 }
 
-void sl_wshard_close(struct sl_wshard *b)
+struct close_call {
+    struct sl_wshard *const *b;
+    uint32_t n;
+    uint32_t owner;
+};
+
+static void do_close(void *arg)
 {
-    if (b->log == NULL) {
-        return;
-    }
-    if (b->owner == 0) {
-        do_close(b);
-        b->closed = true;
-        return;
-    }
-    /* The answer comes on the out ring after every message the owner sent
-     * about this shard, which are handled here while waiting: once it
-     * arrives nothing names the shard any more. Rare (delete, shutdown):
-     * a short sleep between looks is fine. */
-    struct sl_workers *ws = b->workers;
-    struct worker *w = &ws->w[b->owner];
-    struct call call = {.fn = do_close, .arg = b, .ordered = true, .done = false};
-    struct msg m = {.type = M_CALL, .call = &call};
-    chan_put(&w->in, &m);
-    while (!call.done) {
-        chan_flush(&w->in);
-        efd_wake(w->efd);
-        sl_workers_drain(ws);
-        if (!call.done) {
-            usleep(50);
+    struct close_call *cc = arg;
+    for (uint32_t i = 0; i < cc->n; i++) {
+        if (cc->b[i]->log != NULL && cc->b[i]->owner == cc->owner) {
+            close_on_owner(cc->b[i]);
         }
     }
-    b->closed = true;
+}
+
+void sl_wshard_close_many(struct sl_workers *ws, struct sl_wshard *const *b, uint32_t n)
+{
+    uint32_t nw = sl_workers_count(ws);
+    for (uint32_t o = 0; o < nw; o++) {
+        bool any = false;
+        for (uint32_t i = 0; i < n && !any; i++) {
+            any = b[i]->log != NULL && b[i]->owner == o;
+        }
+        if (!any) {
+            continue;
+        }
+        struct close_call cc = {.b = b, .n = n, .owner = o};
+        if (o == 0) {
+            do_close(&cc);
+            continue;
+        }
+        /* The answer comes on the out ring after every message the owner
+         * sent about these shards, which are handled here while waiting:
+         * once it arrives nothing names them any more. Rare (delete,
+         * shutdown: one call for many shards): a short sleep between looks
+         * is fine. */
+        struct worker *w = &ws->w[o];
+        struct call call = {.fn = do_close, .arg = &cc, .ordered = true, .done = false};
+        struct msg m = {.type = M_CALL, .call = &call};
+        chan_put(&w->in, &m);
+        while (!call.done) {
+            chan_flush(&w->in);
+            efd_wake(w->efd);
+            sl_workers_drain(ws);
+            if (!call.done) {
+                usleep(50);
+            }
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        SL_ASSERT(b[i]->log == NULL);
+        b[i]->closed = true;
+    }
+}
+
+void sl_wshard_close(struct sl_wshard *b)
+{
+    struct sl_wshard *one[1] = {b};
+    sl_wshard_close_many(b->workers, one, 1);
 }
 
 int sl_wshard_append(struct sl_wshard *b, const void *batch, size_t len, unsigned flags,

@@ -55,7 +55,8 @@ struct sl_wshard {
     void *listener_ctx;
     struct sl_shard_stats mirror; /* remote shards: the owner's stats as last reported */
     /* the owner's thread only */
-    struct sl_wshard *ow_next;
+    struct sl_wshard *ow_next; /* the owner's list of its shards (doubly linked) */
+    struct sl_wshard *ow_prev;
     struct sl_wshard *ow_wait_next;
     struct wshard_wait *ow_wait_head;
     struct wshard_wait *ow_wait_tail;
@@ -122,6 +123,9 @@ void sl_wshard_adopt(struct sl_workers *ws, const struct sl_wshard_adoption *a, 
 /* Closes the log on its owner and handles the messages it had sent about
  * it. NULL-safe as to b->log. */
 void sl_wshard_close(struct sl_wshard *b);
+/* The same for many shards: one call to each owner named, whatever n
+ * (deleting a stream, shutting down). */
+void sl_wshard_close_many(struct sl_workers *ws, struct sl_wshard *const *b, uint32_t n);
 
 /* sl_shard_append_ex, except that `batch` is borrowed until `cb` runs, and
  * for a remote shard every error comes through `cb` (the owner waits for
