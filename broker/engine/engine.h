@@ -51,11 +51,16 @@ struct sl_engine_config {
     uint32_t retention_check_ms; /* how often retention runs over every shard */
 };
 
+struct fetch_op;       /* fetch.c */
+struct sl_queue_state; /* queue.c */
+
 struct sl_engine {
     struct sl_engine_config cfg;
     struct sl_catalog *catalog; /* borrowed */
     bool stopping;              /* shutting down: long-polls answer at once */
     uint64_t fetch_bytes;       /* fetch buffers allocated now (<= SL_FETCH_MEMORY_MAX) */
+    struct fetch_op *fetch_parked; /* fetch.c: every parked fetch, for the tick */
+    struct sl_queue_state *queue_streams; /* queue.c: streams with queue groups built */
     uint64_t next_retention_ms; /* monotonic */
     struct sl_engine_stats stats; /* per operation: results and latency */
     /* decompression scratch for routing and de-dup checks, and queue reads */

@@ -40,8 +40,10 @@ struct fetch_op {
     uint32_t max_bytes;
     uint32_t buf_bytes; /* counted in e->fetch_bytes */
     uint8_t *buf;
-    struct fetch_op *prev;
+    struct fetch_op *prev; /* in its shard's waiters while parked */
     struct fetch_op *next;
+    struct fetch_op *all_prev; /* in e->fetch_parked while parked: the tick walks */
+    struct fetch_op *all_next; /* the parked fetches, not every stream's shards */
     bool parked;
 };
 
@@ -66,6 +68,15 @@ static void unpark(struct fetch_op *op)
         op->next->prev = op->prev;
     }
     op->prev = op->next = NULL;
+    if (op->all_prev != NULL) {
+        op->all_prev->all_next = op->all_next;
+    } else {
+        op->e->fetch_parked = op->all_next;
+    }
+    if (op->all_next != NULL) {
+        op->all_next->all_prev = op->all_prev;
+    }
+    op->all_prev = op->all_next = NULL;
     op->parked = false;
 }
 
@@ -129,6 +140,12 @@ static bool park(struct fetch_op *op, uint64_t next_seq)
         op->next->prev = op;
     }
     *head = op;
+    op->all_prev = NULL;
+    op->all_next = op->e->fetch_parked;
+    if (op->all_next != NULL) {
+        op->all_next->all_prev = op;
+    }
+    op->e->fetch_parked = op;
     return true;
 }
 
@@ -196,19 +213,23 @@ void sl_fetch_stream_wake(struct sl_stream *st, int err)
 
 void sl_fetch_tick(struct sl_engine *e, uint64_t now_ms, bool all)
 {
-    for (struct sl_stream *st = sl_catalog_first(e->catalog); st != NULL; st = st->next) {
-        for (uint32_t i = 0; st->fetch != NULL && i < st->shard_count; i++) {
-            struct fetch_op *op = st->fetch->waiters[i];
-            while (op != NULL) {
-                struct fetch_op *next = op->next;
-                if (all || now_ms >= op->deadline_ms) {
-                    unpark(op);
-                    op->wr.rd.len = 0;
-                    finish(op, SL_OK);
-                }
-                op = next;
-            }
+    /* Unparked first, answered after: an answer's callback may park or
+     * cancel other fetches, never one of these. */
+    struct fetch_op *due = NULL;
+    for (struct fetch_op *op = e->fetch_parked, *next; op != NULL; op = next) {
+        next = op->all_next;
+        if (all || now_ms >= op->deadline_ms) {
+            unpark(op);
+            op->next = due;
+            due = op;
         }
+    }
+    while (due != NULL) {
+        struct fetch_op *op = due;
+        due = op->next;
+        op->next = NULL;
+        op->wr.rd.len = 0;
+        finish(op, SL_OK);
     }
 }
 

@@ -76,9 +76,15 @@ struct keyslot {
 
 struct recv_op;
 
-/* Per stream: its groups' runtime state, built on first use. */
+/* Per stream: its groups' runtime state, built on first use; linked in
+ * e->queue_streams so that the tick walks the streams with groups, not the
+ * catalog. */
 struct sl_queue_state {
     struct qgroup *groups;
+    struct sl_engine *e;
+    struct sl_stream *st;
+    struct sl_queue_state *prev;
+    struct sl_queue_state *next;
 };
 
 struct qgroup {
@@ -185,7 +191,7 @@ static struct qgroup *groups_of(const struct sl_stream *st)
 }
 
 /* The runtime group, built from the durable definition on first use. */
-static struct qgroup *group_get(struct sl_stream *st, const char *name)
+static struct qgroup *group_get(struct sl_engine *e, struct sl_stream *st, const char *name)
 {
     for (struct qgroup *g = groups_of(st); g != NULL; g = g->next) {
         if (strcmp(g->name, name) == 0) {
@@ -197,8 +203,17 @@ static struct qgroup *group_get(struct sl_stream *st, const char *name)
     if (def == NULL) {
         return NULL;
     }
-    if (st->queues == NULL && (st->queues = calloc(1, sizeof(*st->queues))) == NULL) {
-        return NULL;
+    if (st->queues == NULL) {
+        struct sl_queue_state *qs = calloc(1, sizeof(*qs));
+        if (qs == NULL) {
+            return NULL;
+        }
+        *qs = (struct sl_queue_state){.e = e, .st = st, .next = e->queue_streams};
+        if (qs->next != NULL) {
+            qs->next->prev = qs;
+        }
+        e->queue_streams = qs;
+        st->queues = qs;
     }
     struct qgroup *g = group_build(st, def);
     if (g != NULL) {
@@ -338,7 +353,7 @@ static struct qgroup *lookup(struct sl_engine *e, const char *stream, const char
     if (st == NULL) {
         return NULL;
     }
-    struct qgroup *g = group_get(st, group != NULL ? group : "");
+    struct qgroup *g = group_get(e, st, group != NULL ? group : "");
     if (g == NULL) {
         snprintf(why, why_len, "queue group %s not found on stream %s",
                  group != NULL ? group : "", st->name);
@@ -1443,8 +1458,8 @@ void sl_queue_purge(struct sl_engine *e, const char *stream, const char *group, 
 void sl_queue_tick(struct sl_engine *e)
 {
     uint64_t t = mono_ms();
-    for (struct sl_stream *st = sl_catalog_first(e->catalog); st != NULL; st = st->next) {
-        for (struct qgroup *g = groups_of(st); g != NULL; g = g->next) {
+    for (struct sl_queue_state *qs = e->queue_streams; qs != NULL; qs = qs->next) {
+        for (struct qgroup *g = qs->groups; g != NULL; g = g->next) {
             bool ready = false;
             for (uint32_t i = 0; i < g->max_inflight && g->used > 0; i++) {
                 struct qentry *qe = &g->e[i];
@@ -1510,6 +1525,15 @@ void sl_queue_stream_free(struct sl_stream *st)
         st->queues->groups = g->next;
         group_free(g);
     }
-    free(st->queues);
+    struct sl_queue_state *qs = st->queues;
+    if (qs->prev != NULL) {
+        qs->prev->next = qs->next;
+    } else {
+        qs->e->queue_streams = qs->next;
+    }
+    if (qs->next != NULL) {
+        qs->next->prev = qs->prev;
+    }
+    free(qs);
     st->queues = NULL;
 }

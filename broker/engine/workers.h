@@ -57,6 +57,10 @@ struct sl_wshard {
     /* the owner's thread only */
     struct sl_wshard *ow_next; /* the owner's list of its shards (doubly linked) */
     struct sl_wshard *ow_prev;
+    struct sl_wshard *ow_act_next; /* the owner's shards posted about lately */
+    struct sl_wshard *ow_act_prev;
+    bool ow_active;
+    uint8_t ow_quiet; /* stats rounds without a change while active */
     struct sl_wshard *ow_wait_next;
     struct wshard_wait *ow_wait_head;
     struct wshard_wait *ow_wait_tail;
