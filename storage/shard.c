@@ -139,7 +139,7 @@ int sl_shard_open(struct sl_ring *ring, const char *dir, const struct sl_shard_c
     }
     s->visible_seq = s->next_seq;
     if (cfg->cache != NULL && cfg->cache->files_max > 0) {
-        (void)shard_park(s); /* charged and reopened at its first use */
+        (void)shard_park(s, false); /* charged and reopened at its first use */
     }
     s->visible_time_ms = s->last_append_ms;
     *out = s;

@@ -29,15 +29,24 @@ struct sl_shard;
  * parked: its descriptors closed, its index and buffers freed, everything else
  * kept. Shards are parked least recently used first while the loop holds more
  * than `files_max`, and when opened; their next use reopens them. */
+#define SL_SHARD_SPARE_BUFS 64u /* first-size staging buffers a budget keeps (64 KiB each) */
+
 struct sl_shard_cache {
     uint64_t files_max;           /* 0: no limit (shards are never parked) */
     uint64_t files;               /* descriptors charged to the unparked shards */
     struct sl_shard *head, *tail; /* unparked shards, most recently used first */
     uint64_t parks;
     uint64_t unparks;
+    /* Staging buffers of the first size that parked shards gave back, taken
+     * by the next shards that take traffic: a churn of shards through the
+     * budget does not fault fresh pages in for every reopen. */
+    uint8_t *spare[SL_SHARD_SPARE_BUFS];
+    uint32_t spare_len;
 };
 
 void sl_shard_cache_init(struct sl_shard_cache *c, uint64_t files_max);
+/* Frees the spare buffers. The shards using the cache are closed first. */
+void sl_shard_cache_fini(struct sl_shard_cache *c);
 
 enum sl_flush_policy {
     SL_FLUSH_ALWAYS = 0,   /* ack after fdatasync (group commit) */

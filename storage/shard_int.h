@@ -288,7 +288,8 @@ int shard_recover_load(struct sl_shard *s);
 
 /* shard.c */
 int shard_touch(struct sl_shard *s);
-bool shard_park(struct sl_shard *s);
+/* `owner`: on the ring's thread (buffers may go to the cache's spares). */
+bool shard_park(struct sl_shard *s, bool owner);
 void shard_lru_remove(struct sl_shard *s);
 
 #endif

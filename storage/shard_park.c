@@ -32,6 +32,13 @@ void sl_shard_cache_init(struct sl_shard_cache *c, uint64_t files_max)
     c->files_max = files_max;
 }
 
+void sl_shard_cache_fini(struct sl_shard_cache *c)
+{
+    while (c->spare_len > 0) {
+        free(c->spare[--c->spare_len]);
+    }
+}
+
 /* An upper bound of what the shard holds: its directory, two per writing
  * segment, one per loaded sealed segment. */
 static uint32_t shard_fds(const struct sl_shard *s)
@@ -94,7 +101,7 @@ static bool parkable(const struct sl_shard *s)
            g->synced_pos == g->bytes && g->refs == 0;
 }
 
-bool shard_park(struct sl_shard *s)
+bool shard_park(struct sl_shard *s, bool owner)
 {
     if (!parkable(s)) {
         return false;
@@ -119,7 +126,13 @@ bool shard_park(struct sl_shard *s)
     g->idx_cap = 0;
     for (uint32_t i = 0; i < s->cfg.write_bufs; i++) {
         SL_ASSERT(s->wbufs[i].state == WBUF_FREE && s->wbufs[i].big == NULL);
-        free(s->wbufs[i].data);
+        struct sl_shard_cache *c = s->cfg.cache;
+        if (owner && c != NULL && s->wbufs[i].data_cap == WBUF_INITIAL &&
+            c->spare_len < SL_SHARD_SPARE_BUFS) {
+            c->spare[c->spare_len++] = s->wbufs[i].data; /* (only the owner's thread) */
+        } else {
+            free(s->wbufs[i].data);
+        }
         s->wbufs[i].data = NULL;
         s->wbufs[i].data_cap = 0;
     }
@@ -204,7 +217,7 @@ static void trim(struct sl_shard_cache *c, const struct sl_shard *keep)
         if (v == NULL || v == keep) {
             return;
         }
-        if (shard_park(v)) {
+        if (shard_park(v, true)) {
             c->parks++;
         } else {
             lru_unlink(c, v);

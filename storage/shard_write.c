@@ -136,6 +136,11 @@ static struct wbuf *wbuf_take(struct sl_shard *s, struct segment *g, size_t need
         if (w->state != WBUF_FREE) {
             continue;
         }
+        struct sl_shard_cache *c = s->cfg.cache;
+        if (w->data == NULL && want == WBUF_INITIAL && c != NULL && c->spare_len > 0) {
+            w->data = c->spare[--c->spare_len]; /* a parked shard's, pages already in */
+            w->data_cap = WBUF_INITIAL;
+        }
         if (w->data_cap < want) {
             free(w->data);
             w->data = malloc(want);

@@ -906,6 +906,9 @@ void sl_catalog_close(struct sl_catalog *c)
     empty_trash(c);
     free(c->buckets);
     free(c->sorted);
+    for (uint32_t i = 0; c->caches != NULL && i < c->n_caches; i++) {
+        sl_shard_cache_fini(&c->caches[i]); /* (every shard is closed) */
+    }
     free(c->caches);
     free(c->streams_dir);
     free(c->trash_dir);

@@ -532,6 +532,7 @@ static void fx_init(struct fx *f, uint64_t seed)
     if (getenv("SL_TEST_SHARD_PARK") != NULL) {
         /* unit_shard_parked: every case again with a one-descriptor budget, so
          * each shard is parked at open and reopened by its first use */
+        sl_shard_cache_fini(&g_cache); /* (the previous case's spares) */
         sl_shard_cache_init(&g_cache, 1);
         f->cfg.cache = &g_cache;
     }
@@ -2532,6 +2533,10 @@ FX_CASE(descriptor_budget_parks_and_reopens, 905)
     CHECK_EQ(sl_shard_open(&g_ring, dir, &cfg, &sh[5]), SL_OK);
     CHECK_EQ(read_count(f, sh[5], 0), (long)(ROUNDS + 1) * RECS);
     sl_shard_close(sh[5]);
+    /* the parked shards' first-size staging buffers went to the spares */
+    CHECK(c.spare_len > 0 && c.spare_len <= SL_SHARD_SPARE_BUFS);
+    sl_shard_cache_fini(&c);
+    CHECK_EQ(c.spare_len, 0);
 }
 
 FX_CASE(append_rejects_invalid, 901)
