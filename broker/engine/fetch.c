@@ -184,15 +184,21 @@ void sl_fetch_shard_progress(struct sl_bshard *b)
     if (b->stream->fetch == NULL) {
         return;
     }
+    /* Detached from both lists before any is issued: a read may complete
+     * inline and park again on this same shard. */
     struct fetch_op **head = waiters_of(b);
-    struct fetch_op *op = *head;
-    *head = NULL;
-    while (op != NULL) {
-        struct fetch_op *next = op->next;
-        op->parked = false;
-        op->prev = op->next = NULL;
+    struct fetch_op *woken = NULL;
+    while (*head != NULL) {
+        struct fetch_op *op = *head;
+        unpark(op);
+        op->next = woken;
+        woken = op;
+    }
+    while (woken != NULL) {
+        struct fetch_op *op = woken;
+        woken = op->next;
+        op->next = NULL;
         issue(op);
-        op = next;
     }
 }
 
