@@ -379,22 +379,31 @@ int shard_seg_start_writing(struct sl_shard *s, struct segment *g)
 }
 
 /* Creates the .log and .idx files of a segment. The caller arranges the
- * directory fsync (dir_gen) before acking data in it. */
+ * directory fsync (dir_gen) before acking data in it. On failure neither file
+ * is left open (a created .log is unlinked). Out of descriptors (EMFILE,
+ * ENFILE) it returns SL_ELIMIT without logging: the caller may free some and
+ * try again, and says why when it gives up. */
 int shard_seg_create_files(struct sl_shard *s, struct segment *g)
 {
     char name[64];
     seg_name(name, sizeof(name), g->base_seq, "log");
     g->log_fd = sl_openat(s->dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (g->log_fd < 0) {
-        int rc = sl_err_from_errno(errno);
-        sl_error("storage", "%s: cannot create %s: %s", s->dir, name, strerror(errno));
+        int e = errno;
+        int rc = sl_err_from_errno(e);
+        if (rc != SL_ELIMIT) {
+            sl_error("storage", "%s: cannot create %s: %s", s->dir, name, strerror(e));
+        }
         return rc;
     }
     seg_name(name, sizeof(name), g->base_seq, "idx");
     g->idx_fd = sl_openat(s->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (g->idx_fd < 0) {
-        int rc = sl_err_from_errno(errno);
-        sl_error("storage", "%s: cannot create %s: %s", s->dir, name, strerror(errno));
+        int e = errno;
+        int rc = sl_err_from_errno(e);
+        if (rc != SL_ELIMIT) {
+            sl_error("storage", "%s: cannot create %s: %s", s->dir, name, strerror(e));
+        }
         close(g->log_fd);
         g->log_fd = -1;
         seg_name(name, sizeof(name), g->base_seq, "log");

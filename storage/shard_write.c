@@ -27,7 +27,13 @@
  * refuse writes for good (SL_EFATAL): pending appends fail, nothing is
  * retried. ENOSPC on a write fails that batch and every later one, rewinds
  * the sequence and the file to the last good batch, and lets the next append
- * try again. Reads keep working in both cases.
+ * try again. Reads keep working in both cases. Running out of descriptors
+ * (EMFILE/ENFILE) when a roll creates the new segment's files is no I/O
+ * error: idle shards of the loop are parked to free some, and if that is not
+ * enough the batches waiting for the files fail with SL_ELIMIT, the sequence
+ * rewinds, and the next append creates the files first (owe_files). The
+ * crash-safety order above is unchanged: the files still come only after the
+ * seal, and the directory fsync before any ack in them.
  */
 #include "storage/shard_int.h"
 
@@ -52,6 +58,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define SEG_FILES_FDS 2u /* a new segment's files: its .log and .idx */
 
 static void wbuf_release(struct sl_shard *s, struct wbuf *w);
 static void persist_index(struct sl_shard *s, struct segment *g);
@@ -416,6 +424,98 @@ static void persist_index(struct sl_shard *s, struct segment *g)
                   n * (uint32_t)sizeof(struct idx_entry) - g->idx_partial, off);
 }
 
+/* Creates g's files. Out of descriptors, parks idle shards of the loop's
+ * cache (shard_cache_shed) and tries once more; still out, logs why
+ * (rate-limited) and returns SL_ELIMIT. */
+static int create_files_or_shed(struct sl_shard *s, struct segment *g)
+{
+    int rc = shard_seg_create_files(s, g);
+    if (rc == SL_ELIMIT && shard_cache_shed(s, SEG_FILES_FDS) > 0) {
+        rc = shard_seg_create_files(s, g); /* once: another thread may take what was freed */
+    }
+    if (rc == SL_ELIMIT && sl_log_level_min <= SL_LOG_ERROR && sl_log_ratelimit_ok(&s->rl)) {
+        char why[160];
+        sl_nofile_why(why, sizeof(why));
+        sl_error("storage",
+                 "%s: cannot create segment %" PRIu64 ": %s; appends fail with SL_ELIMIT "
+                 "until it can",
+                 s->dir, g->base_seq, why);
+    }
+    return rc;
+}
+
+/* The files of `g`, the segment after one just sealed, could not be created
+ * for want of descriptors. That is no I/O error: nothing of g is on disk and
+ * nothing in it was acknowledged (its writes wait for its files, and an ack
+ * waits for its write). So the batches staged for g, and for any segment
+ * rolled after it, fail with SL_ELIMIT; the sequence rewinds to g's base; g
+ * stays the empty active segment without files, which recovery never sees
+ * (the sealed segment before it is the newest on disk); and the next append
+ * creates g's files before anything else (files_owed). The shard stays
+ * SL_OK. */
+static void owe_files(struct sl_shard *s, struct segment *g)
+{
+    SL_ASSERT(g->log_fd < 0 && g->idx_fd < 0 && g->writing && !g->idx_busy);
+    SL_ASSERT(!s->failing && !s->files_owed);
+    /* The sealed segment's writes have all completed: what is left in the
+     * FIFO waits for g's (or a later segment's) files, never issued. */
+    while (s->fifo_len > 0) {
+        struct wbuf *w = s->fifo[s->fifo_head];
+        SL_ASSERT(!w->issued && w->seg->base_seq >= g->base_seq);
+        wbuf_release(s, w);
+        s->fifo_head = (s->fifo_head + 1) % s->cfg.write_bufs;
+        s->fifo_len--;
+    }
+    if (s->filling != NULL) {
+        SL_ASSERT(s->filling->seg->base_seq >= g->base_seq);
+        wbuf_release(s, s->filling);
+        s->filling = NULL;
+    }
+    while (active(s) != g) {
+        struct segment *x = s->segs[--s->seg_count];
+        SL_ASSERT(x->log_fd < 0 && x->writing && x->refs == 0);
+        s->writing_count--;
+        shard_seg_free(x);
+    }
+    uint32_t from = 0;
+    while (from < s->pend_len && pend_at(s, from)->base_seq < g->base_seq) {
+        from++;
+    }
+    SL_ASSERT(s->next_seq >= g->base_seq);
+    s->next_seq = g->base_seq;
+    g->bytes = 0;
+    g->first_time_ms = g->last_time_ms = 0;
+    g->idx_count = 0;
+    g->index_next = false;
+    g->last_pos = g->last_base = g->last_seq = 0;
+    g->last_len = 0;
+    g->seal = SEAL_NONE;
+    SL_ASSERT(g->written_pos == 0 && g->synced_pos == 0 && g->idx_written == 0);
+    SL_ASSERT(s->writing_count == 1);
+    s->files_owed = true;
+    shard_fail_pending_from(s, from, SL_ELIMIT);
+}
+
+/* The next append on a shard that owes its active segment's files creates
+ * them first; until it can, appends fail at once with SL_ELIMIT. Another
+ * error creating them is what it was at a roll: the shard goes fatal. */
+static int pay_files(struct sl_shard *s)
+{
+    struct segment *g = active(s);
+    SL_ASSERT(s->files_owed && g->log_fd < 0 && g->bytes == 0 && s->writing_count == 1);
+    int rc = create_files_or_shed(s, g);
+    if (rc == SL_ELIMIT) {
+        return rc;
+    }
+    if (rc != SL_OK) {
+        go_fatal(s, "segment file creation", rc == SL_ENOSPC ? ENOSPC : EIO);
+        return SL_EFATAL;
+    }
+    s->files_owed = false;
+    sl_info("storage", "%s: segment %" PRIu64 " created; appends go on", s->dir, g->base_seq);
+    return SL_OK;
+}
+
 /* `sealed` has just been sealed: create the next segment's files and issue
  * the writes that waited for them, in file order. */
 static void create_next_files(struct sl_shard *s, const struct segment *sealed)
@@ -428,7 +528,11 @@ static void create_next_files(struct sl_shard *s, const struct segment *sealed)
     if (g->log_fd >= 0) {
         return;
     }
-    int rc = shard_seg_create_files(s, g);
+    int rc = create_files_or_shed(s, g);
+    if (rc == SL_ELIMIT) {
+        owe_files(s, g);
+        return;
+    }
     if (rc != SL_OK) {
         go_fatal(s, "segment file creation", rc == SL_ENOSPC ? ENOSPC : EIO);
         return;
@@ -702,6 +806,9 @@ int sl_shard_append_ex(struct sl_shard *s, const void *batch, size_t len, unsign
         return SL_ETOOBIG;
     }
     int trc = shard_touch(s);
+    if (trc == SL_OK && s->files_owed) {
+        trc = pay_files(s);
+    }
     if (trc != SL_OK) {
         return trc;
     }
