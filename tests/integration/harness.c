@@ -6,6 +6,7 @@
 #include "common/ring.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <inttypes.h>
@@ -368,6 +369,46 @@ void it_broker_cleanup(struct it_broker *b)
         b->root[0] = '\0';
     }
     forget(b);
+}
+
+uint32_t it_broker_fds(const struct it_broker *b)
+{
+    if (b->pid == 0) {
+        return 0;
+    }
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)b->pid);
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        return 0;
+    }
+    uint32_t n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        n += e->d_name[0] != '.';
+    }
+    closedir(d);
+    return n;
+}
+
+uint64_t it_broker_rss_kib(const struct it_broker *b)
+{
+    if (b->pid == 0) {
+        return 0;
+    }
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)b->pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    unsigned long long kib = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "VmRSS: %llu", &kib) == 1) {
+            break;
+        }
+    }
+    fclose(f);
+    return (uint64_t)kib;
 }
 
 int it_connect(const struct it_broker *b, sluice_client **out)

@@ -68,6 +68,12 @@ int it_broker_alive(struct it_broker *b);
 /* Kills the broker if it runs and removes the temporary directory. Safe to call twice. */
 void it_broker_cleanup(struct it_broker *b);
 
+/* What the broker process holds, read from /proc (the broker is the harness's child):
+ * its open descriptors (the entries of /proc/PID/fd) and its resident memory in KiB
+ * (VmRSS in /proc/PID/status). 0 when the broker does not run or /proc cannot be read. */
+uint32_t it_broker_fds(const struct it_broker *b);
+uint64_t it_broker_rss_kib(const struct it_broker *b);
+
 /* Connects a library client to the broker (short reconnect backoff). Returns SL_OK or the
  * error (printed with sluice_last_error). */
 int it_connect(const struct it_broker *b, sluice_client **out);
