@@ -86,8 +86,15 @@ int shard_scan_log(struct sl_shard *s, struct segment *g, uint64_t pos, uint64_t
                    uint64_t file_size, uint64_t *end_pos)
 {
     /* The hard ceiling, not the configured batch_bytes_max: lowering the
-     * setting must never make recovery cut batches stored before. */
+     * setting must never make recovery cut batches stored before. No more
+     * than there is to read, though: a start-up scans one short tail per
+     * shard, and a fresh megabyte each (zeroed pages, or under ASan a
+     * mapping and its shadow) cost 100,000 shards more than their reads. */
     size_t cap = RECOVERY_CHUNK_BYTES;
+    if (file_size > pos && file_size - pos < cap) {
+        cap = (size_t)(file_size - pos);
+    }
+    cap = cap < SL_BATCH_HEADER_BYTES ? SL_BATCH_HEADER_BYTES : cap;
     uint8_t *buf = malloc(cap);
     if (buf == NULL) {
         return SL_ENOMEM;

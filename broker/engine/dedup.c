@@ -251,6 +251,12 @@ void sl_dedup_rebuild(void *table, struct sl_shard *log, struct sl_ring *ring)
         return;
     }
     uint32_t cap = d->read_bytes_max > DEDUP_REBUILD_BUF ? d->read_bytes_max : DEDUP_REBUILD_BUF;
+    /* No batch is larger than the log: a shard with a few records (most of
+     * them, with many shards) reads them with a buffer of their size, not a
+     * fresh one of megabytes per shard at every start. */
+    if (ss.bytes < cap) {
+        cap = ss.bytes < SL_BATCH_HEADER_BYTES ? SL_BATCH_HEADER_BYTES : (uint32_t)ss.bytes;
+    }
     uint8_t *buf = malloc(cap);
     if (buf == NULL) {
         return;
