@@ -169,7 +169,8 @@ static int spawn(struct it_broker *b)
         _exit(127);
     }
     b->pid = pid;
-    uint64_t deadline = it_mono_ms() + IT_START_WAIT_MS;
+    uint32_t wait_ms = b->start_wait_ms > 0 ? b->start_wait_ms : IT_START_WAIT_MS;
+    uint64_t deadline = it_mono_ms() + wait_ms;
     while (it_mono_ms() < deadline) {
         uint32_t p = read_port(b->port_file);
         if (p != 0) {
@@ -187,7 +188,7 @@ static int spawn(struct it_broker *b)
         }
         it_sleep_ms(10);
     }
-    fprintf(stderr, "  broker did not write its port file within %u ms\n", IT_START_WAIT_MS);
+    fprintf(stderr, "  broker did not write its port file within %u ms\n", wait_ms);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     b->pid = 0;
@@ -263,7 +264,7 @@ int it_broker_restart(struct it_broker *b)
         fprintf(stderr, "  restart: the broker is still running\n");
         return -1;
     }
-    uint64_t deadline = it_mono_ms() + IT_START_WAIT_MS;
+    uint64_t deadline = it_mono_ms() + IT_START_WAIT_MS; /* the port may stay busy this long */
     for (;;) {
         int rc = spawn(b);
         if (rc <= 0) {
@@ -307,9 +308,9 @@ int it_broker_stop(struct it_broker *b)
         return -1;
     }
     kill(b->pid, SIGTERM);
-    if (wait_exit(b, IT_STOP_WAIT_MS) != 0) {
-        fprintf(stderr, "  stop: the broker did not exit within %u ms of SIGTERM\n",
-                IT_STOP_WAIT_MS);
+    uint32_t wait_ms = b->stop_wait_ms > 0 ? b->stop_wait_ms : IT_STOP_WAIT_MS;
+    if (wait_exit(b, wait_ms) != 0) {
+        fprintf(stderr, "  stop: the broker did not exit within %u ms of SIGTERM\n", wait_ms);
         kill(b->pid, SIGKILL);
         wait_exit(b, IT_STOP_WAIT_MS);
         return -1;

@@ -30,6 +30,11 @@ struct it_broker {
     uint32_t nofile;    /* > 0: the broker runs with RLIMIT_NOFILE soft = hard = this */
     pid_t pid;          /* 0 when not running */
     int exit_status;    /* waitpid status of the last exit */
+    /* How long a (re)start may take to listen and a stop to exit, in ms; 0 = the defaults
+     * (10 s, 20 s). Set after the first start (which clears the struct) for brokers that
+     * hold many shards; kept across restarts. */
+    uint32_t start_wait_ms;
+    uint32_t stop_wait_ms;
 };
 
 /* Returns 0 when io_uring works here, else prints why and returns 77 (skip the test). Also
