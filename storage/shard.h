@@ -27,7 +27,10 @@ struct sl_shard;
  * I/O in flight, nothing pending, its index written, its data synced) can be
  * parked: its descriptors closed, its index and buffers freed, everything else
  * kept. Shards are parked least recently used first while the loop holds more
- * than `files_max`, and when opened; their next use reopens them. */
+ * than `files_max` (when a shard is used, and when one goes quiet: a burst over
+ * many shards does not leave them open), and when opened; their next use
+ * reopens them. Out of descriptors (EMFILE), the loop parks idle shards early
+ * to free some. */
 struct sl_shard_cache {
     uint64_t files_max;           /* 0: no limit (shards are never parked) */
     uint64_t files;               /* descriptors charged to the unparked shards */

@@ -198,6 +198,7 @@ struct sl_shard {
     bool parked;      /* descriptors closed, index and buffers freed */
     bool in_lru;      /* on cfg.cache's list (unparked, charged) */
     uint32_t charged; /* descriptors charged to the cache */
+    bool trim_due;    /* went quiet over the budget: trim from the flush deferral */
     struct sl_shard *lru_prev, *lru_next;
 };
 
@@ -296,5 +297,7 @@ int shard_touch(struct sl_shard *s);
 bool shard_park(struct sl_shard *s);
 void shard_lru_remove(struct sl_shard *s);
 uint32_t shard_cache_shed(struct sl_shard *s, uint32_t want);
+void shard_settle(struct sl_shard *s);
+void shard_cache_trim(struct sl_shard *s);
 
 #endif

@@ -217,6 +217,35 @@ static void trim(struct sl_shard_cache *c, const struct sl_shard *keep)
     }
 }
 
+/* Called at the end of an I/O completion. The budget is applied when a shard
+ * is used (shard_touch trims), but a shard in use cannot be parked: after a
+ * burst over many shards each trim found the others busy, and with nothing
+ * used afterwards they all stayed open, over the budget, for good (seen: 32
+ * shards written at once under a budget of 4 kept 96 descriptors while idle).
+ * So a shard that goes quiet while the budget is exceeded asks for a trim at
+ * the end of the loop's tick, through its flush deferral: outside any
+ * callback, where parking any quiet shard - this one too - is safe. */
+void shard_settle(struct sl_shard *s)
+{
+    const struct sl_shard_cache *c = s->cfg.cache;
+    if (c == NULL || c->files_max == 0 || c->files <= c->files_max || !s->in_lru ||
+        s->closing || s->trim_due || s->ops > 0 || s->pend_len > 0) {
+        return;
+    }
+    s->trim_due = true;
+    sl_ring_defer(s->ring, &s->flush);
+}
+
+/* Parks least recently used quiet shards of s's cache (s too) while it is over
+ * its budget. Only from s's flush deferral (see shard_settle). */
+void shard_cache_trim(struct sl_shard *s)
+{
+    struct sl_shard_cache *c = s->cfg.cache;
+    if (c != NULL && c->files_max > 0) {
+        trim(c, NULL);
+    }
+}
+
 /* Out of descriptors (EMFILE/ENFILE) on the ring's thread: parks the least
  * recently used idle shards of s's cache (never s), whatever the budget says,
  * until `want` descriptors were freed or TRIM_TRIES busy ones were skipped.

@@ -65,6 +65,15 @@ static void wbuf_release(struct sl_shard *s, struct wbuf *w);
 static void persist_index(struct sl_shard *s, struct segment *g);
 static void process_acks(struct sl_shard *s);
 
+/* The end of an I/O completion: the next fsync or seal step, and - if that left
+ * the shard quiet while the loop's descriptor budget is exceeded - a trim at the
+ * end of the tick (shard_settle). */
+static void after_io(struct sl_shard *s)
+{
+    shard_maybe_sync(s);
+    shard_settle(s);
+}
+
 static void pend_pop(struct sl_shard *s)
 {
     s->pend_head = (s->pend_head + 1) % s->pend_cap;
@@ -338,7 +347,7 @@ void shard_write_done(struct sl_io_op *op, int res)
         s->state = SL_OK;
     }
     process_acks(s);
-    shard_maybe_sync(s);
+    after_io(s);
 }
 
 void shard_sync_done(struct sl_io_op *op, int res)
@@ -351,14 +360,14 @@ void shard_sync_done(struct sl_io_op *op, int res)
     s->sync_seg = NULL;
     if (res < 0) {
         go_fatal(s, "fdatasync", -res);
-        shard_maybe_sync(s);
+        after_io(s);
         return;
     }
     SL_ASSERT(s->sync_target >= g->synced_pos);
     g->synced_pos = s->sync_target;
     process_acks(s);
     persist_index(s, g);
-    shard_maybe_sync(s);
+    after_io(s);
 }
 
 void shard_dir_sync_done(struct sl_io_op *op, int res)
@@ -372,7 +381,7 @@ void shard_dir_sync_done(struct sl_io_op *op, int res)
     }
     s->dir_synced_gen = s->dir_target;
     process_acks(s);
-    shard_maybe_sync(s);
+    after_io(s);
 }
 
 void shard_wb_done(struct sl_io_op *op, int res)
@@ -386,7 +395,7 @@ void shard_wb_done(struct sl_io_op *op, int res)
         g->wb_pos = s->wb_target;
     } /* else: advisory; the interval fdatasync reports real trouble */
     shard_seg_release(s, g);
-    shard_maybe_sync(s);
+    after_io(s);
 }
 
 void shard_timer_done(struct sl_io_op *op, int res)
@@ -396,7 +405,7 @@ void shard_timer_done(struct sl_io_op *op, int res)
     s->ops--;
     s->timer_armed = false;
     s->sync_due = true;
-    shard_maybe_sync(s);
+    after_io(s);
 }
 
 /* Writes index entries whose batches are durable (see the file comment). */
@@ -566,7 +575,7 @@ void shard_idx_done(struct sl_io_op *op, int res)
         s->segs_open++; /* now a loaded sealed segment */
         shard_evict_cold(s, NULL);
         create_next_files(s, g);
-        shard_maybe_sync(s);
+        after_io(s);
         return;
     }
     if (res == -ENOSPC || res == -EDQUOT) {
@@ -584,7 +593,7 @@ void shard_idx_done(struct sl_io_op *op, int res)
                     s->dir, g->base_seq);
             g->idx_written = g->idx_count;
             g->idx_partial = 0;
-            shard_maybe_sync(s);
+            after_io(s);
             return;
         }
         if (sl_log_ratelimit_ok(&s->rl)) {
@@ -602,7 +611,7 @@ void shard_idx_done(struct sl_io_op *op, int res)
     g->idx_written += done / (uint32_t)sizeof(struct idx_entry);
     g->idx_partial = done % (uint32_t)sizeof(struct idx_entry);
     persist_index(s, g);
-    shard_maybe_sync(s);
+    after_io(s);
 }
 
 /* A sealing segment whose data is all durable: add the final index entry
@@ -739,6 +748,11 @@ void shard_flush_deferred(struct sl_deferred *d)
         wbuf_submit(s, s->filling);
     }
     shard_maybe_sync(s);
+    if (s->trim_due) {
+        /* last: the trim may park this very shard (it is quiet) */
+        s->trim_due = false;
+        shard_cache_trim(s);
+    }
 }
 
 /* Seals the active segment and starts a new one at next_seq. */

@@ -2709,6 +2709,46 @@ FX_CASE(roll_emfile_parks_idle_shards, 907)
     DO(read_all(f, 0, tail, 8 * KiB));
 }
 
+/* Twelve shards written at once (nothing parkable while every one is busy, so each
+ * touch's trim finds nothing to park) under a budget of seven: once they are quiet, the
+ * budget holds again without any further use (regression: they all stayed open). */
+FX_CASE(budget_holds_after_a_burst, 909)
+{
+    enum { NS = 12 };
+    struct sl_shard_cache c;
+    sl_shard_cache_init(&c, 7);
+    struct sl_shard_config cfg = f->cfg;
+    cfg.cache = &c;
+    struct sl_shard *sh[NS];
+    char dir[PATH_MAX];
+    for (int i = 0; i < NS; i++) {
+        snprintf(dir, sizeof(dir), "%s/b%d", f->root, i);
+        CHECK_EQ(sl_shard_open(&g_ring, dir, &cfg, &sh[i]), SL_OK);
+    }
+    struct mbatch *b = gen_fixed(f, 2, 500);
+    int acks = 0;
+    for (int i = 0; i < NS; i++) {
+        CHECK_EQ(sl_shard_append(sh[i], b->bytes, b->len, count_ack, &acks), SL_OK);
+    }
+    CHECK(c.files > c.files_max); /* all busy: over the budget for now */
+    uint64_t t0 = sl_clock_mono_ns();
+    while ((acks < NS || g_ring.inflight > 0 || g_ring.deferred_head != NULL) &&
+           sl_clock_mono_ns() - t0 < WAIT_NS_MAX) {
+        sl_ring_run(&g_ring, 1, 0);
+    }
+    CHECK_EQ(acks, NS);
+    fprintf(stderr, "  %" PRIu64 " descriptors charged once quiet (budget %" PRIu64 ")\n",
+            c.files, c.files_max);
+    CHECK(c.files <= c.files_max);
+    for (int i = 0; i < NS; i++) {
+        CHECK_EQ(read_count(f, sh[i], 0), 2);
+    }
+    for (int i = 0; i < NS; i++) {
+        sl_shard_close(sh[i]);
+    }
+    CHECK_EQ(c.files, 0);
+}
+
 FX_CASE(append_rejects_invalid, 901)
 {
     f->cfg.batch_bytes_max = 64 * KiB;
@@ -2840,6 +2880,7 @@ int main(void)
     RUN(regress_roll_emfile_fences_shard);
     RUN(regress_roll_emfile_fences_shard_interval);
     RUN(roll_emfile_parks_idle_shards);
+    RUN(budget_holds_after_a_burst);
     RUN(round_trip_flush_always);
     RUN(round_trip_flush_interval);
     RUN(close_completes_pending_appends);
