@@ -350,12 +350,11 @@ static int checkpoint(const char *when)
     return rss > 0 && rss <= rss_bound ? 0 : -1;
 }
 
-/* Waits for the shards written last to be synced and parkable, then gives the owners a
- * use to trim by (a read of one stream), so a checkpoint sees the steady state. */
-static void settle(sluice_client *c)
+/* Waits for the shards written last to be synced, indexed and parked (a shard that goes
+ * quiet over the budget trims it), so a checkpoint sees the steady state. */
+static void settle(void)
 {
     it_sleep_ms(1500);
-    (void)verify_one(c, 0, NULL);
 }
 
 static int restart(bool kill9)
@@ -416,10 +415,7 @@ TEST(many_shards_small_budget)
     CHECK_EQ(pool_run(create_one, NULL, 1, "create"), 0);
     CHECK_EQ(checkpoint("created"), 0);
     CHECK_EQ(pool_run(write_one, NULL, 1, "write"), 0);
-    sluice_client *c = NULL;
-    CHECK_EQ(it_connect(&broker, &c), SL_OK);
-    settle(c);
-    sluice_client_free(c);
+    settle();
     CHECK_EQ(checkpoint("written"), 0);
     CHECK_EQ(pool_run(verify_one, NULL, 1, "read back"), 0);
     CHECK_EQ(checkpoint("read back"), 0);
