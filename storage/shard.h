@@ -28,7 +28,10 @@ struct sl_shard;
  * I/O in flight, nothing pending, its index written, its data synced) can be
  * parked: its descriptors closed, its index and buffers freed, everything else
  * kept. Shards are parked least recently used first while the loop holds more
- * than `files_max`, and when opened; their next use reopens them. */
+ * than `files_max` (when a shard is used, and when one goes quiet: a burst over
+ * many shards does not leave them open), and when opened; their next use
+ * reopens them. Out of descriptors (EMFILE), the loop parks idle shards early
+ * to free some. */
 #define SL_SHARD_SPARE_BUFS 64u /* first-size staging buffers a budget keeps (64 KiB each) */
 
 struct sl_shard_cache {
@@ -111,7 +114,13 @@ typedef void (*sl_append_cb)(void *ctx, int err, uint64_t base_seq, uint32_t cou
  * at once with no side effect: SL_ECORRUPT / SL_EPROTO (invalid batch),
  * SL_ETOOBIG, SL_EAGAIN (buffers or pending queue full: run the loop, retry),
  * SL_EFATAL (the shard refuses writes after an I/O error), SL_ENOSPC (the
- * disk was full at the last write; the next append tries again). */
+ * disk was full at the last write; the next append tries again), SL_ELIMIT
+ * (out of descriptors - EMFILE/ENFILE - reopening a parked shard or creating
+ * the segment a roll needs, after parking idle shards of cfg.cache to free
+ * some; the next append tries again). The callback may also report
+ * SL_ENOSPC, SL_EFATAL, or SL_ELIMIT (the batch waited for a new segment
+ * whose files could not be created: the shard stays writable, the sequence
+ * rewinds to the batch, and the next append creates the files first). */
 int sl_shard_append(struct sl_shard *s, const void *batch, size_t len, sl_append_cb cb, void *ctx);
 
 /* Append flags: what the callback waits for. Default (0): the shard's flush

@@ -1,10 +1,12 @@
 /* shard_int.h - the shard log's private parts, shared by its files:
  *   shard.c          configuration, open and close, stats
  *   shard_segment.c  segments and their indexes: load, unload, evict, create
- *   shard_write.c    the write path: staging, group commit, seal, roll, ENOSPC
+ *   shard_write.c    the write path: staging, group commit, seal, roll, ENOSPC,
+ *                    descriptor exhaustion at a roll
  *   shard_read.c     reads by sequence and by time
- *   shard_retain.c   retention *   shard_recover.c  the directory listing and recovery of the
- * active segment shard_park.c     the descriptor budget: parking idle shards, reopening them
+ *   shard_retain.c   retention
+ *   shard_recover.c  the directory listing and recovery of the active segment
+ *   shard_park.c     the descriptor budget: parking idle shards, reopening them
  * Nothing outside storage/shard*.c includes this file.
  *
  * Files in the shard directory (docs/FORMAT.md):
@@ -135,6 +137,9 @@ struct sl_shard {
     int dir_fd;
     int state;    /* SL_OK, SL_ENOSPC, SL_EFATAL */
     bool failing; /* a write failed with ENOSPC; rewinding once writes drain */
+    /* The active segment has no files: creating them at a roll ran out of
+     * descriptors (EMFILE/ENFILE). The next append creates them first. */
+    bool files_owed;
     bool closing;
     uint32_t ops; /* ring ops in flight issued by this shard (reads included) */
 
@@ -193,6 +198,7 @@ struct sl_shard {
     bool parked;      /* descriptors closed, index and buffers freed */
     bool in_lru;      /* on cfg.cache's list (unparked, charged) */
     uint32_t charged; /* descriptors charged to the cache */
+    bool trim_due;    /* went quiet over the budget: trim from the flush deferral */
     struct sl_shard *lru_prev, *lru_next;
 };
 
@@ -286,10 +292,13 @@ int shard_roll(struct sl_shard *s);
 /* shard_recover.c */
 int shard_recover_load(struct sl_shard *s);
 
-/* shard.c */
+/* shard_park.c (shard_touch: before any use that needs the shard's files) */
 int shard_touch(struct sl_shard *s);
 /* `owner`: on the ring's thread (buffers may go to the cache's spares). */
 bool shard_park(struct sl_shard *s, bool owner);
 void shard_lru_remove(struct sl_shard *s);
+uint32_t shard_cache_shed(struct sl_shard *s, uint32_t want);
+void shard_settle(struct sl_shard *s);
+void shard_cache_trim(struct sl_shard *s);
 
 #endif

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #define TRIM_TRIES 16u /* busy shards skipped per trim: a trim stays O(1) */
+#define UNPARK_FDS 3u  /* what unpark opens: the directory, the .log and the .idx */
 
 void sl_shard_cache_init(struct sl_shard_cache *c, uint64_t files_max)
 {
@@ -169,7 +170,9 @@ static int unpark(struct sl_shard *s)
     if (g->idx_fd < 0) {
         int e = errno;
         rc = sl_err_from_errno(e);
-        sl_error("storage", "%s: cannot reopen the shard's %s: %s", s->dir, what, strerror(e));
+        if (rc != SL_ELIMIT) { /* out of descriptors: shard_touch retries, then says why */
+            sl_error("storage", "%s: cannot reopen the shard's %s: %s", s->dir, what, strerror(e));
+        }
     }
     if (rc == SL_OK) {
         g->idx_cap = g->idx_count > IDX_INITIAL ? g->idx_count : IDX_INITIAL;
@@ -227,11 +230,83 @@ static void trim(struct sl_shard_cache *c, const struct sl_shard *keep)
     }
 }
 
+/* Called at the end of an I/O completion. The budget is applied when a shard
+ * is used (shard_touch trims), but a shard in use cannot be parked: after a
+ * burst over many shards each trim found the others busy, and with nothing
+ * used afterwards they all stayed open, over the budget, for good (seen: 32
+ * shards written at once under a budget of 4 kept 96 descriptors while idle).
+ * So a shard that goes quiet while the budget is exceeded asks for a trim at
+ * the end of the loop's tick, through its flush deferral: outside any
+ * callback, where parking any quiet shard - this one too - is safe. */
+void shard_settle(struct sl_shard *s)
+{
+    const struct sl_shard_cache *c = s->cfg.cache;
+    if (c == NULL || c->files_max == 0 || c->files <= c->files_max || !s->in_lru ||
+        s->closing || s->trim_due || s->ops > 0 || s->pend_len > 0) {
+        return;
+    }
+    s->trim_due = true;
+    sl_ring_defer(s->ring, &s->flush);
+}
+
+/* Parks least recently used quiet shards of s's cache (s too) while it is over
+ * its budget. Only from s's flush deferral (see shard_settle). */
+void shard_cache_trim(struct sl_shard *s)
+{
+    struct sl_shard_cache *c = s->cfg.cache;
+    if (c != NULL && c->files_max > 0) {
+        trim(c, NULL);
+    }
+}
+
+/* Out of descriptors (EMFILE/ENFILE) on the ring's thread: parks the least
+ * recently used idle shards of s's cache (never s), whatever the budget says,
+ * until `want` descriptors were freed or TRIM_TRIES busy ones were skipped.
+ * Returns the descriptors freed (0: no cache, or nothing idle). Parking is
+ * what the budget does anyway; it only comes early, and a parked shard
+ * reopens on its next use. */
+uint32_t shard_cache_shed(struct sl_shard *s, uint32_t want)
+{
+    struct sl_shard_cache *c = s->cfg.cache;
+    uint32_t freed = 0;
+    if (c == NULL) {
+        return 0;
+    }
+    for (uint32_t tries = 0; freed < want && tries < TRIM_TRIES;) {
+        struct sl_shard *v = c->tail;
+        if (v == NULL || v == s) {
+            break;
+        }
+        uint32_t fds = shard_fds(v);
+        if (shard_park(v, true)) {
+            c->parks++;
+            freed += fds;
+        } else {
+            lru_unlink(c, v);
+            lru_push_head(c, v);
+            tries++;
+        }
+    }
+    if (freed > 0) {
+        sl_info("storage", "%s: out of descriptors: parked idle shards, %u descriptors freed",
+                s->dir, freed);
+    }
+    return freed;
+}
+
 int shard_touch(struct sl_shard *s)
 {
     struct sl_shard_cache *c = s->cfg.cache;
     if (s->parked) {
         int rc = unpark(s);
+        if (rc == SL_ELIMIT && shard_cache_shed(s, UNPARK_FDS) > 0) {
+            rc = unpark(s); /* once: what parking freed, another thread may take */
+        }
+        if (rc == SL_ELIMIT && sl_log_level_min <= SL_LOG_ERROR && sl_log_ratelimit_ok(&s->rl)) {
+            char why[160];
+            sl_nofile_why(why, sizeof(why));
+            sl_error("storage", "%s: cannot reopen the parked shard: %s", s->dir, why);
+        }
         if (rc != SL_OK) {
             return rc;
         }

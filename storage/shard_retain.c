@@ -1,5 +1,6 @@
 /* shard_retain.c - retention: deletes sealed segments past the time or
- * byte limit, never the active one, never under a read.
+ * byte limit, never the newest one on disk (the active one, or the sealed one
+ * before an active segment without files), never under a read.
  */
 #include "storage/shard_int.h"
 
@@ -57,7 +58,11 @@ uint32_t sl_shard_retention_run(struct sl_shard *s)
      * segment, or an oldest one whose last time is known and not expired. */
     const struct segment *first = s->seg_count > 0 ? s->segs[0] : NULL;
     bool over_cap = s->cfg.retention_bytes > 0 && total > s->cfg.retention_bytes;
-    if (s->seg_count <= 1 || first->writing ||
+    /* The newest segment on disk stays: it carries the sequence across a
+     * restart. That is the active one, or the one before it while the active
+     * one has no files yet (files_owed: out of descriptors at a roll). */
+    uint32_t keep = s->files_owed ? 2u : 1u;
+    if (s->seg_count <= keep || first->writing ||
         (!over_cap && first->last_time_ms != 0 && first->last_time_ms + s->cfg.retention_ms > t)) {
         return 0;
     }
@@ -65,7 +70,7 @@ uint32_t sl_shard_retention_run(struct sl_shard *s)
         return 0; /* logged; retried next run */
     }
     uint32_t deleted = 0;
-    while (s->seg_count - deleted > 1) {
+    while (s->seg_count - deleted > keep) {
         struct segment *g = s->segs[deleted];
         if (g->writing) {
             break; /* still sealing */

@@ -86,8 +86,15 @@ int shard_scan_log(struct sl_shard *s, struct segment *g, uint64_t pos, uint64_t
                    uint64_t file_size, uint64_t *end_pos)
 {
     /* The hard ceiling, not the configured batch_bytes_max: lowering the
-     * setting must never make recovery cut batches stored before. */
+     * setting must never make recovery cut batches stored before. No more
+     * than there is to read, though: a start-up scans one short tail per
+     * shard, and a fresh megabyte each (zeroed pages, or under ASan a
+     * mapping and its shadow) cost 100,000 shards more than their reads. */
     size_t cap = RECOVERY_CHUNK_BYTES;
+    if (file_size > pos && file_size - pos < cap) {
+        cap = (size_t)(file_size - pos);
+    }
+    cap = cap < SL_BATCH_HEADER_BYTES ? SL_BATCH_HEADER_BYTES : cap;
     uint8_t *buf = malloc(cap);
     if (buf == NULL) {
         return SL_ENOMEM;
@@ -379,22 +386,31 @@ int shard_seg_start_writing(struct sl_shard *s, struct segment *g)
 }
 
 /* Creates the .log and .idx files of a segment. The caller arranges the
- * directory fsync (dir_gen) before acking data in it. */
+ * directory fsync (dir_gen) before acking data in it. On failure neither file
+ * is left open (a created .log is unlinked). Out of descriptors (EMFILE,
+ * ENFILE) it returns SL_ELIMIT without logging: the caller may free some and
+ * try again, and says why when it gives up. */
 int shard_seg_create_files(struct sl_shard *s, struct segment *g)
 {
     char name[64];
     seg_name(name, sizeof(name), g->base_seq, "log");
     g->log_fd = sl_openat(s->dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (g->log_fd < 0) {
-        int rc = sl_err_from_errno(errno);
-        sl_error("storage", "%s: cannot create %s: %s", s->dir, name, strerror(errno));
+        int e = errno;
+        int rc = sl_err_from_errno(e);
+        if (rc != SL_ELIMIT) {
+            sl_error("storage", "%s: cannot create %s: %s", s->dir, name, strerror(e));
+        }
         return rc;
     }
     seg_name(name, sizeof(name), g->base_seq, "idx");
     g->idx_fd = sl_openat(s->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (g->idx_fd < 0) {
-        int rc = sl_err_from_errno(errno);
-        sl_error("storage", "%s: cannot create %s: %s", s->dir, name, strerror(errno));
+        int e = errno;
+        int rc = sl_err_from_errno(e);
+        if (rc != SL_ELIMIT) {
+            sl_error("storage", "%s: cannot create %s: %s", s->dir, name, strerror(e));
+        }
         close(g->log_fd);
         g->log_fd = -1;
         seg_name(name, sizeof(name), g->base_seq, "log");

@@ -27,7 +27,13 @@
  * refuse writes for good (SL_EFATAL): pending appends fail, nothing is
  * retried. ENOSPC on a write fails that batch and every later one, rewinds
  * the sequence and the file to the last good batch, and lets the next append
- * try again. Reads keep working in both cases.
+ * try again. Reads keep working in both cases. Running out of descriptors
+ * (EMFILE/ENFILE) when a roll creates the new segment's files is no I/O
+ * error: idle shards of the loop are parked to free some, and if that is not
+ * enough the batches waiting for the files fail with SL_ELIMIT, the sequence
+ * rewinds, and the next append creates the files first (owe_files). The
+ * crash-safety order above is unchanged: the files still come only after the
+ * seal, and the directory fsync before any ack in them.
  */
 #include "storage/shard_int.h"
 
@@ -53,9 +59,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define SEG_FILES_FDS 2u /* a new segment's files: its .log and .idx */
+
 static void wbuf_release(struct sl_shard *s, struct wbuf *w);
 static void persist_index(struct sl_shard *s, struct segment *g);
 static void process_acks(struct sl_shard *s);
+
+/* The end of an I/O completion: the next fsync or seal step, and - if that left
+ * the shard quiet while the loop's descriptor budget is exceeded - a trim at the
+ * end of the tick (shard_settle). */
+static void after_io(struct sl_shard *s)
+{
+    shard_maybe_sync(s);
+    shard_settle(s);
+}
 
 static void pend_pop(struct sl_shard *s)
 {
@@ -335,7 +352,7 @@ void shard_write_done(struct sl_io_op *op, int res)
         s->state = SL_OK;
     }
     process_acks(s);
-    shard_maybe_sync(s);
+    after_io(s);
 }
 
 void shard_sync_done(struct sl_io_op *op, int res)
@@ -348,14 +365,14 @@ void shard_sync_done(struct sl_io_op *op, int res)
     s->sync_seg = NULL;
     if (res < 0) {
         go_fatal(s, "fdatasync", -res);
-        shard_maybe_sync(s);
+        after_io(s);
         return;
     }
     SL_ASSERT(s->sync_target >= g->synced_pos);
     g->synced_pos = s->sync_target;
     process_acks(s);
     persist_index(s, g);
-    shard_maybe_sync(s);
+    after_io(s);
 }
 
 void shard_dir_sync_done(struct sl_io_op *op, int res)
@@ -369,7 +386,7 @@ void shard_dir_sync_done(struct sl_io_op *op, int res)
     }
     s->dir_synced_gen = s->dir_target;
     process_acks(s);
-    shard_maybe_sync(s);
+    after_io(s);
 }
 
 void shard_wb_done(struct sl_io_op *op, int res)
@@ -383,7 +400,7 @@ void shard_wb_done(struct sl_io_op *op, int res)
         g->wb_pos = s->wb_target;
     } /* else: advisory; the interval fdatasync reports real trouble */
     shard_seg_release(s, g);
-    shard_maybe_sync(s);
+    after_io(s);
 }
 
 void shard_timer_done(struct sl_io_op *op, int res)
@@ -393,7 +410,7 @@ void shard_timer_done(struct sl_io_op *op, int res)
     s->ops--;
     s->timer_armed = false;
     s->sync_due = true;
-    shard_maybe_sync(s);
+    after_io(s);
 }
 
 /* Writes index entries whose batches are durable (see the file comment). */
@@ -421,6 +438,98 @@ static void persist_index(struct sl_shard *s, struct segment *g)
                   n * (uint32_t)sizeof(struct idx_entry) - g->idx_partial, off);
 }
 
+/* Creates g's files. Out of descriptors, parks idle shards of the loop's
+ * cache (shard_cache_shed) and tries once more; still out, logs why
+ * (rate-limited) and returns SL_ELIMIT. */
+static int create_files_or_shed(struct sl_shard *s, struct segment *g)
+{
+    int rc = shard_seg_create_files(s, g);
+    if (rc == SL_ELIMIT && shard_cache_shed(s, SEG_FILES_FDS) > 0) {
+        rc = shard_seg_create_files(s, g); /* once: another thread may take what was freed */
+    }
+    if (rc == SL_ELIMIT && sl_log_level_min <= SL_LOG_ERROR && sl_log_ratelimit_ok(&s->rl)) {
+        char why[160];
+        sl_nofile_why(why, sizeof(why));
+        sl_error("storage",
+                 "%s: cannot create segment %" PRIu64 ": %s; appends fail with SL_ELIMIT "
+                 "until it can",
+                 s->dir, g->base_seq, why);
+    }
+    return rc;
+}
+
+/* The files of `g`, the segment after one just sealed, could not be created
+ * for want of descriptors. That is no I/O error: nothing of g is on disk and
+ * nothing in it was acknowledged (its writes wait for its files, and an ack
+ * waits for its write). So the batches staged for g, and for any segment
+ * rolled after it, fail with SL_ELIMIT; the sequence rewinds to g's base; g
+ * stays the empty active segment without files, which recovery never sees
+ * (the sealed segment before it is the newest on disk); and the next append
+ * creates g's files before anything else (files_owed). The shard stays
+ * SL_OK. */
+static void owe_files(struct sl_shard *s, struct segment *g)
+{
+    SL_ASSERT(g->log_fd < 0 && g->idx_fd < 0 && g->writing && !g->idx_busy);
+    SL_ASSERT(!s->failing && !s->files_owed);
+    /* The sealed segment's writes have all completed: what is left in the
+     * FIFO waits for g's (or a later segment's) files, never issued. */
+    while (s->fifo_len > 0) {
+        struct wbuf *w = s->fifo[s->fifo_head];
+        SL_ASSERT(!w->issued && w->seg->base_seq >= g->base_seq);
+        wbuf_release(s, w);
+        s->fifo_head = (s->fifo_head + 1) % s->cfg.write_bufs;
+        s->fifo_len--;
+    }
+    if (s->filling != NULL) {
+        SL_ASSERT(s->filling->seg->base_seq >= g->base_seq);
+        wbuf_release(s, s->filling);
+        s->filling = NULL;
+    }
+    while (active(s) != g) {
+        struct segment *x = s->segs[--s->seg_count];
+        SL_ASSERT(x->log_fd < 0 && x->writing && x->refs == 0);
+        s->writing_count--;
+        shard_seg_free(x);
+    }
+    uint32_t from = 0;
+    while (from < s->pend_len && pend_at(s, from)->base_seq < g->base_seq) {
+        from++;
+    }
+    SL_ASSERT(s->next_seq >= g->base_seq);
+    s->next_seq = g->base_seq;
+    g->bytes = 0;
+    g->first_time_ms = g->last_time_ms = 0;
+    g->idx_count = 0;
+    g->index_next = false;
+    g->last_pos = g->last_base = g->last_seq = 0;
+    g->last_len = 0;
+    g->seal = SEAL_NONE;
+    SL_ASSERT(g->written_pos == 0 && g->synced_pos == 0 && g->idx_written == 0);
+    SL_ASSERT(s->writing_count == 1);
+    s->files_owed = true;
+    shard_fail_pending_from(s, from, SL_ELIMIT);
+}
+
+/* The next append on a shard that owes its active segment's files creates
+ * them first; until it can, appends fail at once with SL_ELIMIT. Another
+ * error creating them is what it was at a roll: the shard goes fatal. */
+static int pay_files(struct sl_shard *s)
+{
+    struct segment *g = active(s);
+    SL_ASSERT(s->files_owed && g->log_fd < 0 && g->bytes == 0 && s->writing_count == 1);
+    int rc = create_files_or_shed(s, g);
+    if (rc == SL_ELIMIT) {
+        return rc;
+    }
+    if (rc != SL_OK) {
+        go_fatal(s, "segment file creation", rc == SL_ENOSPC ? ENOSPC : EIO);
+        return SL_EFATAL;
+    }
+    s->files_owed = false;
+    sl_info("storage", "%s: segment %" PRIu64 " created; appends go on", s->dir, g->base_seq);
+    return SL_OK;
+}
+
 /* `sealed` has just been sealed: create the next segment's files and issue
  * the writes that waited for them, in file order. */
 static void create_next_files(struct sl_shard *s, const struct segment *sealed)
@@ -433,7 +542,11 @@ static void create_next_files(struct sl_shard *s, const struct segment *sealed)
     if (g->log_fd >= 0) {
         return;
     }
-    int rc = shard_seg_create_files(s, g);
+    int rc = create_files_or_shed(s, g);
+    if (rc == SL_ELIMIT) {
+        owe_files(s, g);
+        return;
+    }
     if (rc != SL_OK) {
         go_fatal(s, "segment file creation", rc == SL_ENOSPC ? ENOSPC : EIO);
         return;
@@ -467,7 +580,7 @@ void shard_idx_done(struct sl_io_op *op, int res)
         s->segs_open++; /* now a loaded sealed segment */
         shard_evict_cold(s, NULL);
         create_next_files(s, g);
-        shard_maybe_sync(s);
+        after_io(s);
         return;
     }
     if (res == -ENOSPC || res == -EDQUOT) {
@@ -485,7 +598,7 @@ void shard_idx_done(struct sl_io_op *op, int res)
                     s->dir, g->base_seq);
             g->idx_written = g->idx_count;
             g->idx_partial = 0;
-            shard_maybe_sync(s);
+            after_io(s);
             return;
         }
         if (sl_log_ratelimit_ok(&s->rl)) {
@@ -503,7 +616,7 @@ void shard_idx_done(struct sl_io_op *op, int res)
     g->idx_written += done / (uint32_t)sizeof(struct idx_entry);
     g->idx_partial = done % (uint32_t)sizeof(struct idx_entry);
     persist_index(s, g);
-    shard_maybe_sync(s);
+    after_io(s);
 }
 
 /* A sealing segment whose data is all durable: add the final index entry
@@ -640,6 +753,11 @@ void shard_flush_deferred(struct sl_deferred *d)
         wbuf_submit(s, s->filling);
     }
     shard_maybe_sync(s);
+    if (s->trim_due) {
+        /* last: the trim may park this very shard (it is quiet) */
+        s->trim_due = false;
+        shard_cache_trim(s);
+    }
 }
 
 /* Seals the active segment and starts a new one at next_seq. */
@@ -707,6 +825,9 @@ int sl_shard_append_ex(struct sl_shard *s, const void *batch, size_t len, unsign
         return SL_ETOOBIG;
     }
     int trc = shard_touch(s);
+    if (trc == SL_OK && s->files_owed) {
+        trc = pay_files(s);
+    }
     if (trc != SL_OK) {
         return trc;
     }

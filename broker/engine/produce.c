@@ -16,6 +16,7 @@
 #include "common/checksum.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fileio.h"
 #include "common/partition.h"
 #include "storage/batch.h"
 
@@ -61,8 +62,14 @@ static void finish(struct produce_op *op, int err, uint64_t base, uint32_t count
                    bool duplicate)
 {
     struct sl_bshard *b = op->shard;
-    char why[160] = "";
-    if (err != SL_OK) {
+    char why[320] = "";
+    if (err == SL_ELIMIT) {
+        /* A shard's append is SL_ELIMIT only out of descriptors (reopening a
+         * parked shard, creating a segment at a roll): say so, and the fix. */
+        char nofile[160];
+        sl_nofile_why(nofile, sizeof(nofile));
+        snprintf(why, sizeof(why), "append to %s/%u failed: %s", b->stream->name, b->id, nofile);
+    } else if (err != SL_OK) {
         snprintf(why, sizeof(why), "append to %s/%u failed: %s", b->stream->name, b->id,
                  sl_strerror(err));
         for (uint32_t i = 0; i < op->n_dedup; i++) {

@@ -172,7 +172,11 @@ static bool chan_try_put(struct chan *c, const struct msg *m)
     return true;
 }
 
-/* Moves overflowed messages into the ring while there is room. */
+/* Moves overflowed messages into the ring while there is room. What it moves
+ * is news to the receiver (posted): the receiver may have drained the ring and
+ * gone to sleep since the messages were first put - without a wake-up it would
+ * never look (a broker with 20,000 shards hung so after a restart: the worker's
+ * stats outgrew its out ring in one turn, integration_scale). */
 static void chan_flush(struct chan *c)
 {
     uint32_t i = 0;
@@ -182,6 +186,7 @@ static void chan_flush(struct chan *c)
     if (i > 0) {
         memmove(c->ovf, c->ovf + i, (c->ovf_len - i) * sizeof(*c->ovf));
         c->ovf_len -= i;
+        c->posted = true;
     }
 }
 

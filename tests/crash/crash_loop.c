@@ -21,6 +21,13 @@
  *     group eventually acknowledges every record of the stream.
  * Prints kills, records acknowledged, duplicates and max/avg recovery time. The seed comes
  * from SLUICE_SEED (else the clock) and is printed.
+ *
+ * SLUICE_CRASH_PARKED=1 (integration_crash_loop_parked): the same over 32 shards with
+ * open_files_max 32, more shards than the descriptor budget holds open. Each producer sends
+ * runs of 32 records to one key, then moves on, so a few shards are hot at a time and the
+ * owners park the idle ones and reopen them on their next append or read, all through the
+ * kills (the parked state - data synced, index written - is what a kill must find intact);
+ * once the load is over, the broker's descriptors are within the budget again.
  */
 #include "../unit/test.h"
 #include "../integration/harness.h"
@@ -32,7 +39,15 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#define SHARDS 4u
+#define SHARDS_DEFAULT 4u
+#define SHARDS_MAX 32u /* arrays; the parked mode's shard count */
+/* SLUICE_CRASH_PARKED=1 (integration_crash_loop_parked): 32 shards under open_files_max 32
+ * (16 descriptors for each of the two workers' shards - the catalog's floor per owner - at 3
+ * a shard: 5 of 16 open at a time), so appends and reads reopen parked shards and park
+ * others while the kills go on. */
+#define PARKED_SHARDS 32u
+#define PARKED_OPEN_FILES_MAX 32u
+#define PARKED_FD_SLACK 16u /* the test's connection, the queue group's store, a trim's overshoot */
 #define PRODUCERS 4u
 #define REC_MAX 300000u /* per producer; far above what the CI run reaches */
 #define KILLS_CI 20
@@ -57,9 +72,11 @@ struct codes {
 #define CODE_NONE UINT64_MAX
 
 static struct it_broker broker;
+static uint32_t shards = SHARDS_DEFAULT; /* PARKED_SHARDS in the parked mode */
+static bool parked_mode;
 static sluice_client *main_client;         /* freed in main, also after a failed check */
 static struct sluice_stream_info *main_info; /* ditto */
-static struct codes final_read[SHARDS];   /* the final read: code per shard and sequence */
+static struct codes final_read[SHARDS_MAX];   /* the final read: code per shard and sequence */
 static uint64_t test_t0_ms;
 static uint64_t kill_at_ms[KILLS_LONG], up_at_ms[KILLS_LONG]; /* since test_t0_ms */
 static atomic_int stop_producing;
@@ -77,18 +94,18 @@ static int producer_rc[PRODUCERS];
 static struct sluice_producer_stats producer_stats[PRODUCERS];
 
 /* Cursor consumer (owned by its thread until joined). */
-static struct codes cursor_seen[SHARDS];
-static uint64_t cursor_next[SHARDS];
-static atomic_ullong cursor_next_pub[SHARDS];
+static struct codes cursor_seen[SHARDS_MAX];
+static uint64_t cursor_next[SHARDS_MAX];
+static atomic_ullong cursor_next_pub[SHARDS_MAX];
 static uint64_t cursor_gaps, cursor_bad, cursor_errors, cursor_closed;
 static int cursor_first_err;
 static char cursor_first_msg[256];
 
 /* Queue consumer (owned by its thread until joined). */
-static struct codes queue_code[SHARDS]; /* code of each delivered record */
+static struct codes queue_code[SHARDS_MAX]; /* code of each delivered record */
 /* ACK_CONFIRMED once an ack was answered OK; ACK_UNKNOWN when an ack was sent but its answer
  * lost (the broker may have applied it: the record may or may not come back). */
-static struct codes queue_acked[SHARDS];
+static struct codes queue_acked[SHARDS_MAX];
 enum { ACK_NONE_YET = 0, ACK_CONFIRMED = 1, ACK_UNKNOWN = 2 };
 static atomic_ullong queue_acked_distinct;  /* records with a confirmed ack */
 static atomic_ullong queue_settled_distinct; /* ... or an ack of unknown outcome */
@@ -216,7 +233,10 @@ static void *produce_loop(void *arg)
     char key[16], val[128];
     uint32_t i = 0;
     while (i < REC_MAX && !atomic_load(&stop_producing)) {
-        int kl = snprintf(key, sizeof(key), "k%u", (i * 7919u + p * 13u) % 97u);
+        /* parked mode: runs of 32 records to one key, then the next, so a few shards are
+         * hot at a time and the others go idle, get parked, and are reopened later */
+        uint32_t kn = parked_mode ? (i / 32u + p * 8u) % 97u : (i * 7919u + p * 13u) % 97u;
+        int kl = snprintf(key, sizeof(key), "k%u", kn);
         size_t vl = make_value(p, i, val, sizeof(val));
         rc = sluice_produce(prod, key, (size_t)kl, val, vl, NULL, 0, on_delivery,
                             (void *)(uintptr_t)((uint64_t)p << 32 | i));
@@ -290,7 +310,7 @@ static void *cursor_loop(void *arg)
         }
         for (size_t r = 0; r < got; r++) {
             const struct sluice_record *rec = &recs[r];
-            if (rec->shard >= SHARDS) {
+            if (rec->shard >= shards) {
                 cursor_bad++;
                 continue;
             }
@@ -335,7 +355,7 @@ static void queue_round(sluice_client *c)
     for (size_t k = 0; k < n; k++) {
         receipts[k] = m[k].receipt;
         queue_delivered++;
-        if (m[k].shard >= SHARDS) {
+        if (m[k].shard >= shards) {
             queue_bad++;
             continue;
         }
@@ -374,7 +394,7 @@ static void queue_round(sluice_client *c)
             snprintf(f->msg, sizeof(f->msg), "%s", sluice_last_error());
         }
         for (size_t k = 0; k < n; k++) {
-            if (m[k].shard >= SHARDS) {
+            if (m[k].shard >= shards) {
                 continue;
             }
             struct codes *acked = &queue_acked[m[k].shard];
@@ -447,7 +467,7 @@ static int64_t restart_and_measure(void)
 /* Reads the whole stream from TRIM_HORIZON into stored[] and checks contiguity and values.
  * Returns the number of records read, or -1 (after printing why). */
 static int64_t read_all(sluice_client *c, const struct sluice_stream_info *info,
-                        struct codes stored[SHARDS])
+                        struct codes stored[SHARDS_MAX])
 {
     sluice_consumer *cons = NULL;
     struct sluice_consumer_opts co = {.start = {.kind = SLUICE_TRIM_HORIZON}};
@@ -456,8 +476,8 @@ static int64_t read_all(sluice_client *c, const struct sluice_stream_info *info,
         fprintf(stderr, "  consumer: %s (%s)\n", sl_errname(rc), sluice_last_error());
         return -1;
     }
-    uint64_t next[SHARDS];
-    for (uint32_t s = 0; s < SHARDS; s++) {
+    uint64_t next[SHARDS_MAX];
+    for (uint32_t s = 0; s < shards; s++) {
         next[s] = info->shards[s].first_seq;
     }
     static struct sluice_record recs[4096];
@@ -473,7 +493,7 @@ static int64_t read_all(sluice_client *c, const struct sluice_stream_info *info,
         }
         for (size_t r = 0; r < got; r++) {
             const struct sluice_record *rec = &recs[r];
-            uint64_t code = rec->shard < SHARDS ? value_code(rec->value, rec->value_len)
+            uint64_t code = rec->shard < shards ? value_code(rec->value, rec->value_len)
                                                  : CODE_NONE;
             if (code == CODE_NONE) {
                 if (bad++ < 5) {
@@ -502,7 +522,7 @@ static int64_t read_all(sluice_client *c, const struct sluice_stream_info *info,
         }
     }
     sluice_consumer_free(cons);
-    for (uint32_t s = 0; s < SHARDS && total >= 0; s++) {
+    for (uint32_t s = 0; s < shards && total >= 0; s++) {
         if (next[s] != info->shards[s].next_seq) {
             fprintf(stderr, "  shard %u: read up to %" PRIu64 ", tail is %" PRIu64 "\n", s,
                     next[s], info->shards[s].next_seq);
@@ -519,7 +539,7 @@ static int64_t read_all(sluice_client *c, const struct sluice_stream_info *info,
 
 /* Every record acknowledged OK sits at its acknowledged position; counts duplicates.
  * Returns the number of acknowledged records missing. */
-static uint64_t check_acknowledged(const struct codes stored[SHARDS], uint64_t *acked,
+static uint64_t check_acknowledged(const struct codes stored[SHARDS_MAX], uint64_t *acked,
                                    uint64_t *dup_acked, uint64_t *dup_unacked,
                                    uint64_t *dup_copies, uint64_t *failed_stored)
 {
@@ -556,7 +576,7 @@ static int finish_cursor(pthread_t th, const struct sluice_stream_info *info)
     bool done = false;
     while (!done && it_mono_ms() < deadline) {
         done = true;
-        for (uint32_t s = 0; s < SHARDS; s++) {
+        for (uint32_t s = 0; s < shards; s++) {
             done = done && atomic_load(&cursor_next_pub[s]) >= info->shards[s].next_seq;
         }
         if (!done) {
@@ -617,11 +637,11 @@ static void print_failed_acks(uint32_t s, uint64_t q, uint64_t e)
  * (confirmed) nor sent an ack whose answer was lost; *diff counts deliveries whose content
  * differs from the stream, *unknown the acks of unknown outcome never redelivered. */
 static uint64_t check_queue(sluice_client *c, const struct sluice_stream_info *info,
-                            const struct codes stored[SHARDS], uint64_t *diff,
+                            const struct codes stored[SHARDS_MAX], uint64_t *diff,
                             uint64_t *unknown)
 {
     uint64_t missing = 0;
-    for (uint32_t s = 0; s < SHARDS; s++) {
+    for (uint32_t s = 0; s < shards; s++) {
         const struct codes *acked = &queue_acked[s];
         uint64_t tail = info->shards[s].next_seq;
         for (uint64_t q = 0; q < tail; q++) {
@@ -661,14 +681,21 @@ TEST(crash_loop)
 {
     unsigned seed = seed_get();
     int kills = kills_wanted();
-    fprintf(stderr, "  seed %u (SLUICE_SEED), %d kills\n", seed, kills);
+    fprintf(stderr, "  seed %u (SLUICE_SEED), %d kills, %u shards\n", seed, kills, shards);
+    if (parked_mode) {
+        char budget[16];
+        snprintf(budget, sizeof(budget), "%u", PARKED_OPEN_FILES_MAX);
+        setenv("SLUICE_OPEN_FILES_MAX", budget, 1); /* kept: every restart inherits it */
+        fprintf(stderr, "  open_files_max %s: shards parked and reopened throughout\n", budget);
+    }
     srand(seed);
     test_t0_ms = it_mono_ms();
     CHECK_EQ(it_broker_start(&broker, "always"), 0);
+    uint32_t fds_empty = it_broker_fds(&broker), fds_max = 0, fds_min = UINT32_MAX;
     sluice_client *c = NULL;
     CHECK_EQ(it_connect(&broker, &c), SL_OK);
     main_client = c;
-    CHECK_EQ(it_create_stream(c, STREAM, SHARDS), SL_OK);
+    CHECK_EQ(it_create_stream(c, STREAM, shards), SL_OK);
     struct sluice_queue_group_opts qo = {.visibility_timeout_ms = QUEUE_VISIBILITY_MS};
     CHECK_EQ(sluice_queue_group_create(c, STREAM, GROUP, &qo), SL_OK);
     sluice_client_free(c); /* the main thread's client would only sit through the outages */
@@ -685,6 +712,9 @@ TEST(crash_loop)
     int done_kills = 0;
     for (int k = 0; k < kills; k++) {
         it_sleep_ms(UPTIME_MIN_MS + (uint32_t)rand() % UPTIME_SPAN_MS);
+        uint32_t fds = it_broker_fds(&broker); /* under load, just before the kill */
+        fds_max = fds > fds_max ? fds : fds_max;
+        fds_min = fds < fds_min ? fds : fds_min;
         kill_at_ms[k] = it_mono_ms() - test_t0_ms;
         CHECK_EQ(it_broker_kill9(&broker), 0); /* -1: the broker died on its own */
         it_sleep_ms((uint32_t)rand() % 30u);
@@ -718,9 +748,9 @@ TEST(crash_loop)
     struct sluice_stream_info *info = NULL;
     CHECK_EQ(sluice_stream_describe(c, STREAM, &info), SL_OK);
     main_info = info;
-    CHECK_EQ(info->shards_len, SHARDS);
+    CHECK_EQ(info->shards_len, shards);
     uint64_t tail_total = 0;
-    for (uint32_t s = 0; s < SHARDS; s++) {
+    for (uint32_t s = 0; s < shards; s++) {
         CHECK_EQ(info->shards[s].status, SL_OK);
         CHECK_EQ(info->shards[s].first_seq, 0);
         tail_total += info->shards[s].next_seq;
@@ -745,7 +775,7 @@ TEST(crash_loop)
 
     int cursor_rc = finish_cursor(cursor_th, info);
     uint64_t cursor_diff = 0, cursor_total = 0;
-    for (uint32_t s = 0; s < SHARDS; s++) {
+    for (uint32_t s = 0; s < shards; s++) {
         for (uint64_t q = 0; q < cursor_seen[s].len; q++) {
             cursor_total++;
             cursor_diff += cursor_seen[s].v[q] != codes_get(&final_read[s], q);
@@ -789,6 +819,18 @@ TEST(crash_loop)
             queue_diff + queue_mismatch, queue_stale_acks, queue_errors,
             sl_errname(queue_first_err), queue_first_msg);
 
+    /* Once everything is quiet the budget holds (busy shards cannot be parked: under load,
+     * after a restart especially, when the producers resend to many shards at once, the
+     * broker may hold more for a while). */
+    it_sleep_ms(1500);
+    uint32_t fds_quiet = it_broker_fds(&broker);
+    fprintf(stderr,
+            "  descriptors: %u-%u under load, %u once quiet (%u with no stream; %u shards)\n",
+            fds_min, fds_max, fds_quiet, fds_empty, shards);
+    if (parked_mode) {
+        /* 3 a shard would be 96 for 32 shards: within the budget, the quiet ones are parked */
+        CHECK(fds_quiet <= fds_empty + PARKED_OPEN_FILES_MAX + PARKED_FD_SLACK);
+    }
     CHECK_EQ(pending, 0);
     CHECK(acked > 0);
     CHECK_EQ(lost, 0);
@@ -814,10 +856,13 @@ int main(void)
     if (rc != 0) {
         return rc;
     }
+    const char *pm = getenv("SLUICE_CRASH_PARKED");
+    parked_mode = pm != NULL && strcmp(pm, "1") == 0;
+    shards = parked_mode ? PARKED_SHARDS : SHARDS_DEFAULT;
     RUN(crash_loop);
     sluice_stream_info_free(main_info); /* left by a failed check */
     sluice_client_free(main_client);
-    for (uint32_t s = 0; s < SHARDS; s++) {
+    for (uint32_t s = 0; s < SHARDS_MAX; s++) {
         codes_free(&final_read[s]);
         codes_free(&cursor_seen[s]);
         codes_free(&queue_code[s]);

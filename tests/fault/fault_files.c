@@ -8,6 +8,9 @@
  *     SL_EFATAL (with fatal_what), and after a reopen (disarmed) every
  *     acknowledged batch is there with its exact bytes, sequences contiguous,
  *     and appends work again;
+ *   - shard: the Nth creation fails with EMFILE (out of descriptors): not
+ *     fatal - the batches waiting for the segment fail with SL_ELIMIT, the
+ *     sequence has no hole, later appends create the files and go in;
  *   - checkpoint store with a tiny compaction threshold: the Nth rename (the
  *     snapshot install) fails: commits keep being confirmed (the log stays),
  *     and after a reopen every key holds its last confirmed value or a later
@@ -201,6 +204,96 @@ TEST(segment_create_failures)
     }
 }
 
+/* Out of descriptors (EMFILE, injected) at the Nth creation: not an I/O
+ * error. The batches that waited for the new segment fail with SL_ELIMIT,
+ * the shard stays SL_OK, the sequence has no hole (every acknowledged batch's
+ * base is the count acknowledged before it), later appends create the files
+ * and go in, and after a reopen every acknowledged batch is there. */
+static void shard_emfile_trial(uint64_t n, uint32_t *hit)
+{
+    char dir[] = "/var/tmp/sluice-ffiles-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char sdir[64];
+    snprintf(sdir, sizeof(sdir), "%s/shard", dir);
+    struct sl_shard_config sc = shard_cfg();
+    struct sl_shard *s;
+    CHECK_EQ(sl_shard_open(&ring, sdir, &sc, &s), SL_OK);
+    struct sl_file_faults f = {.op = SL_FILE_FAULT_CREATE, .nth = n, .err = EMFILE};
+    sl_file_faults_arm(&f);
+    static struct app apps[BATCHES];
+    static bool sent[BATCHES];
+    static uint8_t buf[4096];
+    memset(apps, 0, sizeof(apps));
+    memset(sent, 0, sizeof(sent));
+    uint32_t refused = 0;
+    for (uint32_t i = 0; i < BATCHES; i++) {
+        size_t len = make_batch(i, buf, sizeof(buf));
+        int rc;
+        while ((rc = sl_shard_append(s, buf, len, on_ack, &apps[i])) == SL_EAGAIN) {
+            sl_ring_run(&ring, 1, 0);
+        }
+        if (rc == SL_ELIMIT) {
+            refused++; /* files still owed: refused at once, nothing queued */
+            continue;
+        }
+        CHECK_EQ(rc, SL_OK);
+        sent[i] = true;
+    }
+    for (uint32_t i = 0; i < BATCHES; i++) {
+        while (sent[i] && !apps[i].done) {
+            CHECK(ring.inflight > 0 || ring.deferred_head != NULL);
+            sl_ring_run(&ring, 1, 0);
+        }
+    }
+    struct sl_shard_stats st;
+    sl_shard_stats(s, &st);
+    CHECK_EQ(st.state, SL_OK);
+    uint64_t seen = 0, injected = 0;
+    sl_file_faults_counts(&seen, &injected);
+    uint32_t acked = 0, failed = 0;
+    for (uint32_t i = 0; i < BATCHES; i++) {
+        if (!sent[i]) {
+            continue;
+        }
+        if (apps[i].err == SL_OK) {
+            CHECK_EQ(apps[i].base, acked);
+            acked++;
+        } else {
+            CHECK_EQ(apps[i].err, SL_ELIMIT);
+            failed++;
+        }
+    }
+    CHECK_EQ(st.next_seq, acked);
+    if (injected > 0) {
+        CHECK(failed + refused > 0);
+        (*hit)++;
+    }
+    sl_shard_close(s);
+    sl_file_faults_disarm();
+    CHECK_EQ(sl_shard_open(&ring, sdir, &sc, &s), SL_OK);
+    sl_shard_stats(s, &st);
+    CHECK_EQ(st.next_seq, acked);
+    for (uint32_t i = 0, seq = 0; i < BATCHES; i++) {
+        if (sent[i] && apps[i].err == SL_OK) {
+            CHECK_EQ(check_batch(s, seq++, i), 0); /* every acknowledged batch, intact */
+        }
+    }
+    sl_shard_close(s);
+    char cmd[96];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK_EQ(system(cmd), 0);
+}
+
+TEST(segment_create_emfile)
+{
+    uint32_t hit = 0;
+    for (uint64_t n = 1; n <= 16; n++) {
+        DO(shard_emfile_trial(n, &hit));
+    }
+    fprintf(stderr, "  create EMFILE: 16 trials, %u hit a creation\n", hit);
+    CHECK(hit >= 4); /* the sweep did reach the rolls, .log and .idx */
+}
+
 /* ---- checkpoint store: snapshot rename failures ---- */
 
 struct ck {
@@ -281,6 +374,7 @@ int main(void)
         return 77;
     }
     RUN(segment_create_failures);
+    RUN(segment_create_emfile);
     RUN(snapshot_rename_failures);
     sl_ring_fini(&ring);
     TEST_END();

@@ -22,7 +22,6 @@
 #include "common/error.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -193,21 +192,6 @@ static int read_back(sluice_client *c, const char *name, uint32_t want)
     return 0;
 }
 
-static uint32_t broker_fds(void)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/fd", (int)broker.pid);
-    DIR *d = opendir(path);
-    uint32_t n = 0;
-    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
-        n += e->d_name[0] != '.';
-    }
-    if (d != NULL) {
-        closedir(d);
-    }
-    return n;
-}
-
 TEST(descriptor_budget_holds_and_nothing_lost)
 {
     /* an open_files_max the limit cannot give is refused at start (exit 2) */
@@ -227,23 +211,24 @@ TEST(descriptor_budget_holds_and_nothing_lost)
     CHECK_EQ(it_connect(&broker, &c), SL_OK);
     char name[32];
     uint32_t made = 0;
-    uint32_t base =
-        broker_fds(); /* The shards' descriptors are held within open_files_max (48 here)     *
-                       * whatever their number: 80 streams of 2 shards, each written (480
-                       * descriptors without the budget), all created and served (before the
-                       * budget, creation failed with EMFILE at ~50 streams). */
+    /* The shards' descriptors are held within open_files_max (48 here) whatever their
+     * number: 80 streams of 2 shards, each written (480 descriptors without the budget),
+     * all created and served (before the budget, creation failed with EMFILE at ~50
+     * streams). */
+    uint32_t base = it_broker_fds(&broker);
     for (; made < 80; made++) {
         snprintf(name, sizeof(name), "nf%03u", made);
         CHECK_EQ(create(c, name, 2), SL_OK);
         CHECK_EQ(produce(c, name, 0), 0);
-    } /* shards written last may still wait for their fdatasync: let them settle,
-       * then one more use makes the owners park down to their budget */
+    }
+    /* shards written last may still wait for their fdatasync: let them settle, then one
+     * more use makes the owners park down to their budget */
     usleep(1200 * 1000);
     for (uint32_t i = 0; i < 4; i++) {
         snprintf(name, sizeof(name), "nf%03u", i);
         CHECK_EQ(read_back(c, name, PER_STREAM), 0);
     }
-    uint32_t fds = broker_fds();
+    uint32_t fds = it_broker_fds(&broker);
     fprintf(stderr, "  %u streams of 2 shards: %u descriptors (%u before)\n", made, fds, base);
     CHECK(fds <= base + 48 + 16);
     CHECK(it_broker_alive(&broker));
@@ -284,14 +269,14 @@ TEST(idle_streams_open_no_stores)
     sluice_client *c = NULL;
     CHECK_EQ(it_connect(&broker, &c), SL_OK);
     CHECK_EQ(create(c, "first", 1), SL_OK);
-    uint32_t before = broker_fds();
+    uint32_t before = it_broker_fds(&broker);
     const uint32_t streams = 20, shards = 2;
     char name[32];
     for (uint32_t i = 0; i < streams; i++) {
         snprintf(name, sizeof(name), "idle%02u", i);
         CHECK_EQ(create(c, name, shards), SL_OK);
     }
-    uint32_t after = broker_fds();
+    uint32_t after = it_broker_fds(&broker);
     fprintf(stderr, "  descriptors: %u, then %u after %u idle streams of %u shards\n", before,
             after, streams, shards);
     CHECK_EQ(after, before); /* idle shards are parked: no descriptor (storage/shard_park.c) */

@@ -6,6 +6,7 @@
 #include "common/ring.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <inttypes.h>
@@ -168,7 +169,8 @@ static int spawn(struct it_broker *b)
         _exit(127);
     }
     b->pid = pid;
-    uint64_t deadline = it_mono_ms() + IT_START_WAIT_MS;
+    uint32_t wait_ms = b->start_wait_ms > 0 ? b->start_wait_ms : IT_START_WAIT_MS;
+    uint64_t deadline = it_mono_ms() + wait_ms;
     while (it_mono_ms() < deadline) {
         uint32_t p = read_port(b->port_file);
         if (p != 0) {
@@ -186,7 +188,7 @@ static int spawn(struct it_broker *b)
         }
         it_sleep_ms(10);
     }
-    fprintf(stderr, "  broker did not write its port file within %u ms\n", IT_START_WAIT_MS);
+    fprintf(stderr, "  broker did not write its port file within %u ms\n", wait_ms);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     b->pid = 0;
@@ -262,7 +264,7 @@ int it_broker_restart(struct it_broker *b)
         fprintf(stderr, "  restart: the broker is still running\n");
         return -1;
     }
-    uint64_t deadline = it_mono_ms() + IT_START_WAIT_MS;
+    uint64_t deadline = it_mono_ms() + IT_START_WAIT_MS; /* the port may stay busy this long */
     for (;;) {
         int rc = spawn(b);
         if (rc <= 0) {
@@ -306,9 +308,9 @@ int it_broker_stop(struct it_broker *b)
         return -1;
     }
     kill(b->pid, SIGTERM);
-    if (wait_exit(b, IT_STOP_WAIT_MS) != 0) {
-        fprintf(stderr, "  stop: the broker did not exit within %u ms of SIGTERM\n",
-                IT_STOP_WAIT_MS);
+    uint32_t wait_ms = b->stop_wait_ms > 0 ? b->stop_wait_ms : IT_STOP_WAIT_MS;
+    if (wait_exit(b, wait_ms) != 0) {
+        fprintf(stderr, "  stop: the broker did not exit within %u ms of SIGTERM\n", wait_ms);
         kill(b->pid, SIGKILL);
         wait_exit(b, IT_STOP_WAIT_MS);
         return -1;
@@ -368,6 +370,46 @@ void it_broker_cleanup(struct it_broker *b)
         b->root[0] = '\0';
     }
     forget(b);
+}
+
+uint32_t it_broker_fds(const struct it_broker *b)
+{
+    if (b->pid == 0) {
+        return 0;
+    }
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)b->pid);
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        return 0;
+    }
+    uint32_t n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        n += e->d_name[0] != '.';
+    }
+    closedir(d);
+    return n;
+}
+
+uint64_t it_broker_rss_kib(const struct it_broker *b)
+{
+    if (b->pid == 0) {
+        return 0;
+    }
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)b->pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    unsigned long long kib = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "VmRSS: %llu", &kib) == 1) {
+            break;
+        }
+    }
+    fclose(f);
+    return (uint64_t)kib;
 }
 
 int it_connect(const struct it_broker *b, sluice_client **out)

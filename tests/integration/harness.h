@@ -30,6 +30,11 @@ struct it_broker {
     uint32_t nofile;    /* > 0: the broker runs with RLIMIT_NOFILE soft = hard = this */
     pid_t pid;          /* 0 when not running */
     int exit_status;    /* waitpid status of the last exit */
+    /* How long a (re)start may take to listen and a stop to exit, in ms; 0 = the defaults
+     * (10 s, 20 s). Set after the first start (which clears the struct) for brokers that
+     * hold many shards; kept across restarts. */
+    uint32_t start_wait_ms;
+    uint32_t stop_wait_ms;
 };
 
 /* Returns 0 when io_uring works here, else prints why and returns 77 (skip the test). Also
@@ -67,6 +72,12 @@ int it_broker_alive(struct it_broker *b);
 
 /* Kills the broker if it runs and removes the temporary directory. Safe to call twice. */
 void it_broker_cleanup(struct it_broker *b);
+
+/* What the broker process holds, read from /proc (the broker is the harness's child):
+ * its open descriptors (the entries of /proc/PID/fd) and its resident memory in KiB
+ * (VmRSS in /proc/PID/status). 0 when the broker does not run or /proc cannot be read. */
+uint32_t it_broker_fds(const struct it_broker *b);
+uint64_t it_broker_rss_kib(const struct it_broker *b);
 
 /* Connects a library client to the broker (short reconnect backoff). Returns SL_OK or the
  * error (printed with sluice_last_error). */

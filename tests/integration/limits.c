@@ -38,23 +38,6 @@ static struct it_broker broker;
 static sluice_client *client;
 static uint32_t idle_n = 2000;
 
-static uint64_t broker_rss_kb(void)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)broker.pid);
-    FILE *f = fopen(path, "r");
-    uint64_t kb = 0;
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-        if (sscanf(line, "VmRSS: %lu", &kb) == 1) {
-            break;
-        }
-    }
-    if (f != NULL) {
-        fclose(f);
-    }
-    return kb;
-}
-
 static int raw_connect(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -156,7 +139,7 @@ TEST(idle_connections_and_max_connections)
     }
     CHECK_EQ(opened, idle_n);
     it_sleep_ms(300);
-    uint64_t rss = broker_rss_kb();
+    uint64_t rss = it_broker_rss_kib(&broker);
     fprintf(stderr, "  %u idle connections: broker RSS %lu KiB\n", opened, (unsigned long)rss);
     CHECK(rss > 0 && rss < RSS_BOUND_KB);
     CHECK_EQ(legit_round_trip("limits"), 0);
@@ -320,7 +303,7 @@ TEST(zstd_bomb_refused_with_bounded_memory)
     int code = read_error_code(fd, 5000);
     CHECK_EQ(code, SL_ETOOBIG);
     close(fd);
-    uint64_t rss = broker_rss_kb();
+    uint64_t rss = it_broker_rss_kib(&broker);
     fprintf(stderr, "  broker RSS after the bomb: %lu KiB\n", (unsigned long)rss);
     CHECK(rss < RSS_BOUND_KB);
     CHECK(it_broker_alive(&broker));
@@ -381,7 +364,7 @@ TEST(pipelined_tiny_requests_all_answered)
     free(wire);
     free(in);
     close(fd);
-    uint64_t rss = broker_rss_kb();
+    uint64_t rss = it_broker_rss_kib(&broker);
     fprintf(stderr, "  %u of %d pipelined requests answered; broker RSS %lu KiB\n", answered,
             REQS, (unsigned long)rss);
     CHECK_EQ(answered, REQS);

@@ -20,7 +20,10 @@
  * range; SL_READ_TIME lookups; a reader at the tail while appends are in
  * flight; reopening 1000 sealed segments without a data scan; a full disk (a
  * 2 MiB tmpfs, root only, skipped otherwise) under both flush policies;
- * append back-pressure and argument checks; stats.
+ * append back-pressure and argument checks; stats; the descriptor budget
+ * (parking, reopening); a roll out of descriptors (RLIMIT_NOFILE lowered to
+ * the lowest free descriptor): SL_ELIMIT and the shard stays writable, or
+ * idle shards parked to free some.
  *
  * Runs in about 15 s with ASan on 2 cores; SLUICE_TEST_LOG=1 shows the
  * shard's own log lines.
@@ -48,6 +51,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -2539,6 +2543,242 @@ FX_CASE(descriptor_budget_parks_and_reopens, 905)
     CHECK_EQ(c.spare_len, 0);
 }
 
+/* ---- out of descriptors at a roll (EMFILE) ------------------------------- */
+
+/* Lowers the soft RLIMIT_NOFILE to the lowest descriptor number free now, so
+ * that the next open fails with EMFILE whatever holes lie above it (the
+ * descriptors already open stay valid). `saved` receives the limits to
+ * restore. 0 on success. */
+static int nofile_squeeze(struct rlimit *saved)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || getrlimit(RLIMIT_NOFILE, saved) != 0) {
+        return -1;
+    }
+    close(fd);
+    struct rlimit rl = *saved;
+    rl.rlim_cur = (rlim_t)fd;
+    return setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+/* Appends one-record batches of `value_len` bytes, each waited for, until one
+ * needs a new segment (the shard's segment count grows). Returns that batch;
+ * its ack (already received) tells how the roll went. */
+static struct mbatch *append_until_roll(struct fx *f, uint32_t value_len)
+{
+    struct sl_shard_stats st;
+    sl_shard_stats(f->s, &st);
+    uint32_t segs = st.segments;
+    for (int guard = 0; guard < 10000; guard++) {
+        struct mbatch *b = gen_fixed(f, 1, value_len);
+        if (append_try(f, b) != SL_OK) {
+            return NULL;
+        }
+        uint64_t t0 = sl_clock_mono_ns();
+        while (f->acks_pending > 0 && sl_clock_mono_ns() - t0 < WAIT_NS_MAX) {
+            sl_ring_run(&g_ring, 1, 0);
+        }
+        sl_shard_stats(f->s, &st);
+        if (f->acks_pending > 0 || b->err != SL_OK || st.segments != segs) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* Issue #11: a roll whose new segment's files cannot be created for want of
+ * descriptors used to fence the shard (SL_EFATAL until a restart). Now the
+ * batch that needed the segment fails with SL_ELIMIT, the shard stays SL_OK
+ * and readable, appends fail with SL_ELIMIT at once while descriptors are
+ * still short, retention keeps the newest segment on disk, and once the limit
+ * is raised the next append creates the files: every acknowledged record
+ * reads back, also after a reopen. */
+static void roll_emfile(struct fx *f, enum sl_flush_policy policy)
+{
+    f->cfg.flush = policy;
+    f->cfg.segment_bytes = 16 * KiB;
+    DO(fx_open(f));
+    /* Two sealed segments first (retention is checked on them below). */
+    for (int i = 0; i < 2; i++) {
+        struct mbatch *b = append_until_roll(f, 1500);
+        CHECK(b != NULL);
+        CHECK_EQ(b->err, SL_OK);
+    }
+    DO(append_wait(f, gen_fixed(f, 1, 1500))); /* the shard is open (unparked) */
+    struct sl_shard_stats st;
+    stats(f, &st);
+    CHECK_EQ(st.segments, 3);
+    struct rlimit saved;
+    if (nofile_squeeze(&saved) != 0) {
+        SKIP("cannot lower RLIMIT_NOFILE");
+    }
+    /* Appends that fit go on (they need no descriptor); the one that rolls
+     * fails in its callback. */
+    struct mbatch *b = append_until_roll(f, 1500);
+    uint64_t tail = f->ack_end;
+    struct sl_shard_stats st2;
+    stats(f, &st2);
+    struct mbatch *b2 = gen_fixed(f, 1, 1500);
+    int rc2 = append_try(f, b2); /* still short: refused at once, nothing queued */
+    struct sl_shard_stats st3;
+    stats(f, &st3);
+    /* Retention by bytes (1 byte): the two older sealed segments go, the
+     * newest on disk stays - the active one has no files yet, and that one
+     * carries the sequence across a restart. */
+    sl_shard_set_retention(f->s, SL_RETENTION_MS_MAX, 1);
+    uint32_t deleted = sl_shard_retention_run(f->s);
+    sl_shard_set_retention(f->s, SL_RETENTION_MS_MAX, 0);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    CHECK(b != NULL);
+    CHECK_EQ(b->done, 1);
+    CHECK_EQ(b->err, SL_ELIMIT);
+    CHECK_EQ(f->acks_failed, 1);
+    CHECK_EQ(st2.state, SL_OK);
+    CHECK_EQ(st2.next_seq, tail); /* the failed batch took no sequence */
+    CHECK_EQ(st2.visible_seq, tail);
+    CHECK_EQ(rc2, SL_ELIMIT);
+    CHECK_EQ(b2->done, 0);
+    CHECK_EQ(st3.state, SL_OK);
+    CHECK_EQ(st3.next_seq, tail);
+    CHECK_EQ(deleted, 2);
+    stats(f, &st);
+    CHECK_EQ(st.segments, 2);
+    uint64_t first = st.first_seq;
+    CHECK(first > 0 && first < tail);
+    DO(read_all(f, first, tail, 8 * KiB)); /* reads never stopped */
+    /* Descriptors again: the next append creates the segment and goes in. */
+    DO(append_wait(f, b2));
+    CHECK_EQ(b2->base, tail);
+    for (int i = 0; i < 20; i++) {
+        DO(append_wait(f, gen_fixed(f, 1, 1500))); /* and rolls again */
+    }
+    stats(f, &st);
+    CHECK_EQ(st.state, SL_OK);
+    CHECK_EQ(st.next_seq, f->ack_end);
+    size_t nseg = 0;
+    DO(check_segment_files(f, f->ack_end, &nseg));
+    DO(read_all(f, first, f->ack_end, 8 * KiB));
+    tail = f->ack_end;
+    DO(fx_close(f));
+    DO(fx_open(f));
+    stats(f, &st);
+    CHECK_EQ(st.next_seq, tail);
+    CHECK_EQ(st.first_seq, first);
+    DO(read_all(f, first, tail, 8 * KiB));
+}
+
+FX_CASE(regress_roll_emfile_fences_shard, 906)
+{
+    roll_emfile(f, SL_FLUSH_ALWAYS);
+}
+
+FX_CASE(regress_roll_emfile_fences_shard_interval, 908)
+{
+    roll_emfile(f, SL_FLUSH_INTERVAL);
+}
+
+/* The same roll, out of descriptors while other shards of the loop sit idle
+ * and open: they are parked (least recently used first) to free descriptors,
+ * the files are created on the second try, and nothing fails. */
+FX_CASE(roll_emfile_parks_idle_shards, 907)
+{
+    enum { NS = 4 };
+    struct sl_shard_cache c;
+    sl_shard_cache_init(&c, 1000); /* a budget that parks nothing by itself */
+    f->cfg.cache = &c;
+    f->cfg.segment_bytes = 16 * KiB;
+    DO(fx_open(f));
+    struct sl_shard *sh[NS];
+    char dir[PATH_MAX];
+    struct mbatch *one = gen_fixed(f, 1, 100);
+    int acks = 0;
+    for (int i = 0; i < NS; i++) {
+        snprintf(dir, sizeof(dir), "%s/idle%d", f->root, i);
+        CHECK_EQ(sl_shard_open(&g_ring, dir, &f->cfg, &sh[i]), SL_OK);
+        CHECK_EQ(sl_shard_append(sh[i], one->bytes, one->len, count_ack, &acks), SL_OK);
+    }
+    while (acks < NS) {
+        sl_ring_run(&g_ring, 1, 0);
+    }
+    CHECK_EQ(acks, NS);
+    DO(append_wait(f, gen_fixed(f, 1, 1500)));
+    uint64_t parks = c.parks;
+    struct rlimit saved;
+    if (nofile_squeeze(&saved) != 0) {
+        SKIP("cannot lower RLIMIT_NOFILE");
+    }
+    struct mbatch *b = append_until_roll(f, 1500);
+    int rc = SL_OK;
+    for (int i = 0; i < 5 && rc == SL_OK; i++) {
+        rc = append_try(f, gen_fixed(f, 1, 1500)); /* in the new segment */
+        /* no CHECK (which returns) before the limit is back */
+        uint64_t t0 = sl_clock_mono_ns();
+        while (f->acks_pending > 0 && sl_clock_mono_ns() - t0 < WAIT_NS_MAX) {
+            sl_ring_run(&g_ring, 1, 0);
+        }
+    }
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    CHECK(b != NULL);
+    CHECK_EQ(b->err, SL_OK);
+    CHECK_EQ(rc, SL_OK);
+    CHECK_EQ(f->acks_pending, 0);
+    CHECK_EQ(f->acks_failed, 0);
+    CHECK(c.parks > parks);
+    struct sl_shard_stats st;
+    stats(f, &st);
+    CHECK_EQ(st.state, SL_OK);
+    CHECK(st.segments >= 2);
+    DO(read_all(f, 0, f->ack_end, 8 * KiB));
+    for (int i = 0; i < NS; i++) {
+        CHECK_EQ(read_count(f, sh[i], 0), 1); /* parked ones reopen */
+        sl_shard_close(sh[i]);
+    }
+    uint64_t tail = f->ack_end;
+    DO(fx_close(f));
+    DO(fx_open(f));
+    DO(read_all(f, 0, tail, 8 * KiB));
+}
+
+/* Twelve shards written at once (nothing parkable while every one is busy, so each
+ * touch's trim finds nothing to park) under a budget of seven: once they are quiet, the
+ * budget holds again without any further use (regression: they all stayed open). */
+FX_CASE(budget_holds_after_a_burst, 909)
+{
+    enum { NS = 12 };
+    struct sl_shard_cache c;
+    sl_shard_cache_init(&c, 7);
+    struct sl_shard_config cfg = f->cfg;
+    cfg.cache = &c;
+    struct sl_shard *sh[NS];
+    char dir[PATH_MAX];
+    for (int i = 0; i < NS; i++) {
+        snprintf(dir, sizeof(dir), "%s/b%d", f->root, i);
+        CHECK_EQ(sl_shard_open(&g_ring, dir, &cfg, &sh[i]), SL_OK);
+    }
+    struct mbatch *b = gen_fixed(f, 2, 500);
+    int acks = 0;
+    for (int i = 0; i < NS; i++) {
+        CHECK_EQ(sl_shard_append(sh[i], b->bytes, b->len, count_ack, &acks), SL_OK);
+    }
+    CHECK(c.files > c.files_max); /* all busy: over the budget for now */
+    uint64_t t0 = sl_clock_mono_ns();
+    while ((acks < NS || g_ring.inflight > 0 || g_ring.deferred_head != NULL) &&
+           sl_clock_mono_ns() - t0 < WAIT_NS_MAX) {
+        sl_ring_run(&g_ring, 1, 0);
+    }
+    CHECK_EQ(acks, NS);
+    fprintf(stderr, "  %" PRIu64 " descriptors charged once quiet (budget %" PRIu64 ")\n",
+            c.files, c.files_max);
+    CHECK(c.files <= c.files_max);
+    for (int i = 0; i < NS; i++) {
+        CHECK_EQ(read_count(f, sh[i], 0), 2);
+    }
+    for (int i = 0; i < NS; i++) {
+        sl_shard_close(sh[i]);
+    }
+    CHECK_EQ(c.files, 0);
+}
+
 FX_CASE(append_rejects_invalid, 901)
 {
     f->cfg.batch_bytes_max = 64 * KiB;
@@ -2667,6 +2907,10 @@ int main(void)
     RUN(append_backpressure);
     RUN(memory_grows_with_traffic);
     RUN(descriptor_budget_parks_and_reopens);
+    RUN(regress_roll_emfile_fences_shard);
+    RUN(regress_roll_emfile_fences_shard_interval);
+    RUN(roll_emfile_parks_idle_shards);
+    RUN(budget_holds_after_a_burst);
     RUN(round_trip_flush_always);
     RUN(round_trip_flush_interval);
     RUN(close_completes_pending_appends);

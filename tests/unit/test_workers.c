@@ -8,7 +8,8 @@
  * and more than the shard's pending queue takes: the overflow list and the owner's wait
  * FIFO) all complete, in order; reads through the owner return what was appended;
  * retention and the time lookup run on the owner; close hands back the last messages;
- * reopening on another owner (another worker count) finds the same data.
+ * reopening on another owner (another worker count) finds the same data; more messages
+ * from a worker in one turn than its out ring holds all reach the main loop (regression).
  */
 #include "test.h"
 
@@ -291,6 +292,79 @@ TEST(appends_reads_and_overflow_across_three_workers)
     free(batch);
 }
 
+/* Regression (found by integration_scale, a broker with 20,000 shards hung after a restart):
+ * a worker that posts more messages in one turn than its out ring holds keeps the rest in
+ * its overflow list and wakes the main loop; the main loop drains the ring; the worker's
+ * next turn moves the overflow into the ring, and woke nobody when that turn posted nothing
+ * new - the main loop slept on messages it was never told about. 4,500 shards on one
+ * worker, one append each: their stats changes are published in one turn (4,500 M_STATS
+ * messages, more than the 4,096 slots); every shard's copy on the main loop must catch up. */
+TEST(regress_out_ring_overflow_wakes_main_loop)
+{
+    enum { N = 4500 };
+    /* On a tmpfs when there is one: instant fsyncs put every shard's change in the same
+     * publication (on a disk they spread over many turns and the ring never fills). */
+    char shm_root[64] = "";
+    snprintf(shm_root, sizeof(shm_root), "/dev/shm/sl-workers-XXXXXX");
+    if (mkdtemp(shm_root) == NULL) {
+        shm_root[0] = '\0';
+    }
+    struct sl_workers *ws = NULL;
+    CHECK_EQ(sl_workers_start(2, 256, &ring, &ws), SL_OK);
+    struct sl_shard_cache cache; /* worker 1's descriptor budget: 4,500 shards, few files */
+    sl_shard_cache_init(&cache, 96);
+    struct sl_shard_config cfg;
+    sl_shard_config_default(&cfg);
+    cfg.cache = &cache;
+    struct sl_wshard *bs = calloc(N, sizeof(*bs));
+    struct app *apps = calloc(N, sizeof(*apps));
+    uint8_t batch[4096];
+    size_t len = make_batch(batch, sizeof(batch), 1, 9);
+    CHECK(bs != NULL && apps != NULL && len > 0);
+    for (uint32_t i = 0; i < N; i++) {
+        bs[i].workers = ws;
+        bs[i].owner = 1;
+        char dir[128];
+        snprintf(dir, sizeof(dir), "%s/many/%u", shm_root[0] != '\0' ? shm_root : root, i);
+        CHECK_EQ(sl_wshard_open(&bs[i], &ring, dir, &cfg, NULL, NULL), SL_OK);
+    }
+    struct acks a;
+    memset(&a, 0, sizeof(a));
+    for (uint32_t i = 0; i < N; i++) {
+        apps[i] = (struct app){.a = &a, .b = &bs[i], .shard = 0};
+        CHECK_EQ(sl_wshard_append(&bs[i], batch, len, 0, on_ack, &apps[i]), SL_OK);
+    }
+    run_until(&a.done, N);
+    CHECK_EQ(a.done, N);
+    CHECK_EQ(a.errors, 0);
+    /* The stats (bytes) come with the owner's next publication: within a second or two. */
+    uint32_t stale = N;
+    for (int t = 0; t < 3000 && stale > 0; t++) {
+        sl_ring_run(&ring, 1, 1000000);
+        stale = 0;
+        for (uint32_t i = 0; i < N; i++) {
+            struct sl_shard_stats st;
+            sl_wshard_stats(&bs[i], &st);
+            stale += st.bytes != len;
+        }
+    }
+    if (stale > 0) {
+        fprintf(stderr, "  %u of %u shards' stats never reached the main loop\n", stale, N);
+    }
+    for (uint32_t i = 0; i < N; i++) {
+        sl_wshard_close(&bs[i]);
+    }
+    sl_workers_stop(ws);
+    sl_ring_fini(&ring);
+    CHECK_EQ(sl_ring_init(&ring, 256), SL_OK);
+    free(bs);
+    free(apps);
+    if (shm_root[0] != '\0') {
+        nftw(shm_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    CHECK_EQ(stale, 0);
+}
+
 TEST(one_worker_is_the_plain_loop)
 {
     struct sl_workers *ws = NULL;
@@ -335,6 +409,7 @@ int main(void)
         return 1;
     }
     RUN(appends_reads_and_overflow_across_three_workers);
+    RUN(regress_out_ring_overflow_wakes_main_loop);
     RUN(one_worker_is_the_plain_loop);
     RUN(pick_spreads_a_stream_over_every_worker);
     sl_ring_fini(&ring);
