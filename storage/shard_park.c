@@ -97,7 +97,9 @@ static bool parkable(const struct sl_shard *s)
         return false;
     }
     const struct segment *g = s->segs[s->seg_count - 1];
-    return g->writing && g->log_fd >= 0 && g->idx_fd >= 0 && !g->idx_busy &&
+    bool files = s->files_owed ? g->log_fd < 0 && g->idx_fd < 0 && g->bytes == 0
+                               : g->log_fd >= 0 && g->idx_fd >= 0;
+    return g->writing && files && !g->idx_busy &&
            g->idx_written == g->idx_count && g->idx_partial == 0 && g->written_pos == g->bytes &&
            g->synced_pos == g->bytes && g->refs == 0;
 }
@@ -119,9 +121,11 @@ bool shard_park(struct sl_shard *s, bool owner)
     /* The writing segment keeps its counts and positions; its entries are
      * all on disk (idx_written == idx_count), read back by unpark. */
     struct segment *g = active(s);
-    close(g->log_fd);
-    close(g->idx_fd);
-    g->log_fd = g->idx_fd = -1;
+    if (!s->files_owed) {
+        close(g->log_fd);
+        close(g->idx_fd);
+        g->log_fd = g->idx_fd = -1;
+    }
     free(g->idx);
     g->idx = NULL;
     g->idx_cap = 0;
@@ -157,6 +161,19 @@ static int unpark(struct sl_shard *s)
     char name[64];
     int rc = SL_OK;
     s->dir_fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->dir_fd >= 0 && s->files_owed) {
+        /* No files yet: the append that reopened it makes them (pay_files). */
+        g->idx_cap = IDX_INITIAL;
+        g->idx = malloc((size_t)g->idx_cap * sizeof(*g->idx));
+        if (g->idx == NULL) {
+            close(s->dir_fd);
+            s->dir_fd = -1;
+            g->idx_cap = 0;
+            return SL_ENOMEM;
+        }
+        s->parked = false;
+        return SL_OK;
+    }
     if (s->dir_fd >= 0) {
         what = "log";
         seg_name(name, sizeof(name), g->base_seq, "log");

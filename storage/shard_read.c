@@ -395,6 +395,10 @@ static uint64_t boundary_at_or_before(struct sl_shard *s, struct segment *g, uin
 static int scan_headers(struct sl_shard *s, struct segment *g, uint64_t pos, uint64_t since_ms,
                         uint8_t *buf, size_t cap, sl_shard_scan_fn fn, void *ctx)
 {
+    uint64_t end = seg_visible_end(g);
+    if (pos + SL_BATCH_HEADER_BYTES > end) {
+        return SL_OK; /* (an empty segment may have no files: files_owed) */
+    }
     char path[PATH_MAX];
     char name[64];
     seg_name(name, sizeof(name), g->base_seq, "log");
@@ -403,7 +407,6 @@ static int scan_headers(struct sl_shard *s, struct segment *g, uint64_t pos, uin
     if (fd < 0) {
         return sl_err_from_errno(errno);
     }
-    uint64_t end = seg_visible_end(g);
     int rc = SL_OK;
     while (pos + SL_BATCH_HEADER_BYTES <= end) {
         size_t want = end - pos < cap ? (size_t)(end - pos) : cap;

@@ -526,7 +526,9 @@ static int pay_files(struct sl_shard *s)
         return SL_EFATAL;
     }
     s->files_owed = false;
-    sl_info("storage", "%s: segment %" PRIu64 " created; appends go on", s->dir, g->base_seq);
+    if (g->base_seq > 0) { /* (a first segment is owed by every new shard) */
+        sl_info("storage", "%s: segment %" PRIu64 " created; appends go on", s->dir, g->base_seq);
+    }
     return SL_OK;
 }
 

@@ -2543,6 +2543,57 @@ FX_CASE(descriptor_budget_parks_and_reopens, 905)
     CHECK_EQ(c.spare_len, 0);
 }
 
+/* A new shard makes its first segment's files at its first append (files_owed):
+ * creating it costs a directory, nothing else; a reopen before any append
+ * finds it empty; the first append's ack waits for the files and their
+ * directory fsync. */
+static int dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return -1;
+    }
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        n += e->d_name[0] != '.';
+    }
+    closedir(d);
+    return n;
+}
+
+FX_CASE(new_shard_makes_files_at_first_append, 907)
+{
+    struct sl_shard_cache c;
+    sl_shard_cache_init(&c, 8);
+    struct sl_shard_config cfg = f->cfg;
+    cfg.cache = &c;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/lazy", f->root);
+    struct sl_shard *s = NULL;
+    CHECK_EQ(sl_shard_open(&g_ring, dir, &cfg, &s), SL_OK);
+    CHECK_EQ(dir_entries(dir), 0);
+    CHECK_EQ(c.files, 0);
+    CHECK_EQ(read_count(f, s, 0), 0); /* a read of the empty shard opens no file */
+    CHECK_EQ(dir_entries(dir), 0);
+    sl_shard_close(s);
+    CHECK_EQ(sl_shard_open(&g_ring, dir, &cfg, &s), SL_OK); /* reopened before any append */
+    CHECK_EQ(dir_entries(dir), 0);
+    struct mbatch *b = gen_fixed(f, 3, 100);
+    int acks = 0;
+    CHECK_EQ(sl_shard_append(s, b->bytes, b->len, count_ack, &acks), SL_OK);
+    uint64_t t0 = sl_clock_mono_ns();
+    while (acks < 1 && sl_clock_mono_ns() - t0 < WAIT_NS_MAX) {
+        sl_ring_run(&g_ring, 1, 0);
+    }
+    CHECK_EQ(acks, 1);
+    CHECK_EQ(dir_entries(dir), 2); /* its .log and .idx */
+    sl_shard_close(s);
+    CHECK_EQ(sl_shard_open(&g_ring, dir, &cfg, &s), SL_OK);
+    CHECK_EQ(read_count(f, s, 0), 3);
+    sl_shard_close(s);
+    sl_shard_cache_fini(&c);
+}
+
 /* ---- out of descriptors at a roll (EMFILE) ------------------------------- */
 
 /* Lowers the soft RLIMIT_NOFILE to the lowest descriptor number free now, so
@@ -2907,6 +2958,7 @@ int main(void)
     RUN(append_backpressure);
     RUN(memory_grows_with_traffic);
     RUN(descriptor_budget_parks_and_reopens);
+    RUN(new_shard_makes_files_at_first_append);
     RUN(regress_roll_emfile_fences_shard);
     RUN(regress_roll_emfile_fences_shard_interval);
     RUN(roll_emfile_parks_idle_shards);
