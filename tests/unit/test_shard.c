@@ -147,6 +147,7 @@ struct fx {
     uint64_t rng;
     uint64_t batch_no;
     char mnt[1100]; /* a tmpfs mounted by the test, or "" */
+    struct sl_shard_cache cache; /* a case's descriptor budget: outlives f->s */
 };
 
 static uint64_t fx_now(struct fx *f)
@@ -587,6 +588,7 @@ static void fx_fini(struct fx *f)
     if (f->s != NULL) {
         fx_close(f);
     }
+    sl_shard_cache_fini(&f->cache);
     if (f->mnt[0] != '\0') {
         if (umount2(f->mnt, 0) != 0) {
             umount2(f->mnt, MNT_DETACH);
@@ -2734,9 +2736,9 @@ FX_CASE(regress_roll_emfile_fences_shard_interval, 908)
 FX_CASE(roll_emfile_parks_idle_shards, 907)
 {
     enum { NS = 4 };
-    struct sl_shard_cache c;
-    sl_shard_cache_init(&c, 1000); /* a budget that parks nothing by itself */
-    f->cfg.cache = &c;
+    struct sl_shard_cache *c = &f->cache;
+    sl_shard_cache_init(c, 1000); /* a budget that parks nothing by itself */
+    f->cfg.cache = c;
     f->cfg.segment_bytes = 16 * KiB;
     DO(fx_open(f));
     struct sl_shard *sh[NS];
@@ -2753,7 +2755,7 @@ FX_CASE(roll_emfile_parks_idle_shards, 907)
     }
     CHECK_EQ(acks, NS);
     DO(append_wait(f, gen_fixed(f, 1, 1500)));
-    uint64_t parks = c.parks;
+    uint64_t parks = c->parks;
     struct rlimit saved;
     if (nofile_squeeze(&saved) != 0) {
         SKIP("cannot lower RLIMIT_NOFILE");
@@ -2774,7 +2776,7 @@ FX_CASE(roll_emfile_parks_idle_shards, 907)
     CHECK_EQ(rc, SL_OK);
     CHECK_EQ(f->acks_pending, 0);
     CHECK_EQ(f->acks_failed, 0);
-    CHECK(c.parks > parks);
+    CHECK(c->parks > parks);
     struct sl_shard_stats st;
     stats(f, &st);
     CHECK_EQ(st.state, SL_OK);
@@ -2796,10 +2798,10 @@ FX_CASE(roll_emfile_parks_idle_shards, 907)
 FX_CASE(budget_holds_after_a_burst, 909)
 {
     enum { NS = 12 };
-    struct sl_shard_cache c;
-    sl_shard_cache_init(&c, 7);
+    struct sl_shard_cache *c = &f->cache;
+    sl_shard_cache_init(c, 7);
     struct sl_shard_config cfg = f->cfg;
-    cfg.cache = &c;
+    cfg.cache = c;
     struct sl_shard *sh[NS];
     char dir[PATH_MAX];
     for (int i = 0; i < NS; i++) {
@@ -2811,7 +2813,7 @@ FX_CASE(budget_holds_after_a_burst, 909)
     for (int i = 0; i < NS; i++) {
         CHECK_EQ(sl_shard_append(sh[i], b->bytes, b->len, count_ack, &acks), SL_OK);
     }
-    CHECK(c.files > c.files_max); /* all busy: over the budget for now */
+    CHECK(c->files > c->files_max); /* all busy: over the budget for now */
     uint64_t t0 = sl_clock_mono_ns();
     while ((acks < NS || g_ring.inflight > 0 || g_ring.deferred_head != NULL) &&
            sl_clock_mono_ns() - t0 < WAIT_NS_MAX) {
@@ -2819,15 +2821,15 @@ FX_CASE(budget_holds_after_a_burst, 909)
     }
     CHECK_EQ(acks, NS);
     fprintf(stderr, "  %" PRIu64 " descriptors charged once quiet (budget %" PRIu64 ")\n",
-            c.files, c.files_max);
-    CHECK(c.files <= c.files_max);
+            c->files, c->files_max);
+    CHECK(c->files <= c->files_max);
     for (int i = 0; i < NS; i++) {
         CHECK_EQ(read_count(f, sh[i], 0), 2);
     }
     for (int i = 0; i < NS; i++) {
         sl_shard_close(sh[i]);
     }
-    CHECK_EQ(c.files, 0);
+    CHECK_EQ(c->files, 0);
 }
 
 FX_CASE(append_rejects_invalid, 901)

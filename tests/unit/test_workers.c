@@ -355,6 +355,7 @@ TEST(regress_out_ring_overflow_wakes_main_loop)
         sl_wshard_close(&bs[i]);
     }
     sl_workers_stop(ws);
+    sl_shard_cache_fini(&cache); /* (the spares its owner kept) */
     sl_ring_fini(&ring);
     CHECK_EQ(sl_ring_init(&ring, 256), SL_OK);
     free(bs);
