@@ -104,6 +104,7 @@ int sl_shard_open(struct sl_ring *ring, const char *dir, const struct sl_shard_c
     s->sync_op.cb = shard_sync_done;
     s->dir_op.cb = shard_dir_sync_done;
     s->timer_op.cb = shard_timer_done;
+    s->retain_op.cb = shard_retain_done;
     s->wb_op.cb = shard_wb_done;
     s->rl = (struct sl_log_ratelimit){.interval_ms = 10000, .burst = 5};
     s->dir = strdup(dir);

@@ -183,8 +183,13 @@ void sl_shard_read(struct sl_shard *s, struct sl_shard_read *rd);
 
 /* Deletes sealed segments past the retention time or byte cap (reading the
  * shard's clock); the active segment is never deleted. A segment a read
- * holds stays readable until the read completes. Returns the number of
- * segments deleted; unlink/fsync errors are logged and retried next run. */
+ * holds stays readable until the read completes. At most
+ * SL_RETAIN_DELETES_PER_RUN are deleted per call: when more are due, the
+ * shard runs again by itself from a ring timeout (a year of hourly segments
+ * expiring at once is spread over loop turns, not one stall). Returns the
+ * number of segments deleted; unlink/fsync errors are logged and retried next
+ * run. */
+#define SL_RETAIN_DELETES_PER_RUN 64u
 uint32_t sl_shard_retention_run(struct sl_shard *s);
 /* Changes the retention limits (the next sl_shard_retention_run applies
  * them). retention_ms in 1 .. SL_RETENTION_MS_MAX. */

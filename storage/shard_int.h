@@ -184,6 +184,8 @@ struct sl_shard {
     bool timer_armed;
     bool sync_due; /* INTERVAL: the timer fired */
     struct sl_io_op timer_op;
+    bool retain_armed; /* more segments due than a run deletes: retain_op runs the next */
+    struct sl_io_op retain_op;
     bool wb_busy; /* INTERVAL: a writeback start is in flight (holds wb_seg) */
     struct segment *wb_seg;
     uint64_t wb_target;
@@ -284,6 +286,7 @@ void shard_sync_done(struct sl_io_op *op, int res);
 void shard_dir_sync_done(struct sl_io_op *op, int res);
 void shard_wb_done(struct sl_io_op *op, int res);
 void shard_timer_done(struct sl_io_op *op, int res);
+void shard_retain_done(struct sl_io_op *op, int res);
 void shard_idx_done(struct sl_io_op *op, int res);
 void shard_maybe_sync(struct sl_shard *s);
 void shard_flush_deferred(struct sl_deferred *d);

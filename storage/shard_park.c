@@ -92,7 +92,7 @@ static bool parkable(const struct sl_shard *s)
 {
     if (s->closing || s->parked || s->ops > 0 || s->pend_len > 0 || s->fifo_len > 0 ||
         s->filling != NULL || s->flush.queued || s->writing_count != 1 || s->state != SL_OK ||
-        s->failing || s->dir_busy || s->sync_busy || s->timer_armed || s->wb_busy ||
+        s->failing || s->dir_busy || s->sync_busy || s->timer_armed || s->retain_armed || s->wb_busy ||
         s->dir_synced_gen != s->dir_gen || s->seg_count == 0) {
         return false;
     }

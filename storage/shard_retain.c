@@ -40,6 +40,20 @@ static int unlink_segment_files(struct sl_shard *s, uint64_t base)
     return SL_OK;
 }
 
+#define RETAIN_AGAIN_NS 1000000u /* 1 ms: other work of the loop goes between two runs */
+
+void shard_retain_done(struct sl_io_op *op, int res)
+{
+    (void)res; /* -ETIME on expiry; any other result also just means "now" */
+    struct sl_shard *s = sl_container_of(op, struct sl_shard, retain_op);
+    SL_ASSERT(s->retain_armed && s->ops > 0);
+    s->ops--;
+    s->retain_armed = false;
+    if (!s->closing) {
+        (void)sl_shard_retention_run(s);
+    }
+}
+
 void sl_shard_set_retention(struct sl_shard *s, uint64_t retention_ms, uint64_t retention_bytes)
 {
     SL_ASSERT(retention_ms >= 1 && retention_ms <= SL_RETENTION_MS_MAX);
@@ -71,6 +85,14 @@ uint32_t sl_shard_retention_run(struct sl_shard *s)
     }
     uint32_t deleted = 0;
     while (s->seg_count - deleted > keep) {
+        if (deleted == SL_RETAIN_DELETES_PER_RUN) {
+            if (!s->retain_armed) { /* the rest at the next loop turn */
+                s->retain_armed = true;
+                s->ops++;
+                sl_ring_timeout(s->ring, &s->retain_op, RETAIN_AGAIN_NS);
+            }
+            break;
+        }
         struct segment *g = s->segs[deleted];
         if (g->writing) {
             break; /* still sealing */

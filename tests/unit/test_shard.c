@@ -1688,6 +1688,44 @@ static size_t seg_infos(struct fx *f, struct seg_info *out, size_t max)
     return n;
 }
 
+/* Many segments expiring at once (a year of hourly segments after retention
+ * was lowered): one run deletes at most SL_RETAIN_DELETES_PER_RUN, the shard
+ * deletes the rest by itself over later loop turns, and what is left reads. */
+FX_CASE(retention_spread_over_turns, 402)
+{
+    enum { SEGS = 3 * SL_RETAIN_DELETES_PER_RUN / 2 + 10 };
+    fx_use_fake_clock(f);
+    const uint64_t hour = 3600ull * 1000;
+    f->cfg.segment_bytes = 4 * KiB;
+    f->cfg.retention_ms = hour;
+    DO(fx_open(f));
+    struct sl_shard_stats st;
+    for (int guard = 0; guard < 100000; guard++) {
+        stats(f, &st);
+        if (st.segments >= SEGS) {
+            break;
+        }
+        DO(append_wait(f, gen_fixed(f, 1, 1500)));
+    }
+    CHECK(st.segments >= SEGS);
+    uint32_t before = st.segments;
+    uint64_t tail = f->ack_end;
+    sl_clock_fake_advance(&f->clock, 2 * hour);
+    DO(append_wait(f, gen_fixed(f, 1, 10))); /* a young batch in the active segment */
+    uint32_t deleted = sl_shard_retention_run(f->s);
+    CHECK_EQ(deleted, SL_RETAIN_DELETES_PER_RUN);
+    stats(f, &st);
+    CHECK_EQ(st.segments, before - SL_RETAIN_DELETES_PER_RUN);
+    uint64_t t0 = sl_clock_mono_ns();
+    while (st.segments > 1 && sl_clock_mono_ns() - t0 < WAIT_NS_MAX) {
+        sl_ring_run(&g_ring, 1, 0);
+        stats(f, &st);
+    }
+    CHECK_EQ(st.segments, 1); /* the rest went without another call */
+    CHECK(st.first_seq <= tail && st.first_seq + 8 > tail); /* the active segment's */
+    DO(read_all(f, st.first_seq, f->ack_end, 8 * KiB));
+}
+
 FX_CASE(retention_by_time, 401)
 {
     fx_use_fake_clock(f);
@@ -2978,6 +3016,7 @@ int main(void)
     RUN(segment_roll_by_age);
     RUN(many_reads_over_open_segments_max);
     RUN(retention_by_time);
+    RUN(retention_spread_over_turns);
     RUN(retention_by_bytes);
     RUN(retention_while_read_in_flight);
     RUN(read_by_time);
