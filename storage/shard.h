@@ -189,7 +189,7 @@ void sl_shard_read(struct sl_shard *s, struct sl_shard_read *rd);
  * expiring at once is spread over loop turns, not one stall). Returns the
  * number of segments deleted; unlink/fsync errors are logged and retried next
  * run. */
-#define SL_RETAIN_DELETES_PER_RUN 64u
+#define SL_RETAIN_DELETES_PER_RUN 16u
 uint32_t sl_shard_retention_run(struct sl_shard *s);
 /* Changes the retention limits (the next sl_shard_retention_run applies
  * them). retention_ms in 1 .. SL_RETENTION_MS_MAX. */

@@ -129,11 +129,12 @@ uint32_t sl_shard_retention_run(struct sl_shard *s)
     if (deleted > 0) {
         memmove(s->segs, s->segs + deleted, (s->seg_count - deleted) * sizeof(*s->segs));
         s->seg_count -= deleted;
-        /* The unlinks are durable once the directory is; a crash before that
-         * only brings a to-be-deleted segment back for the next run. */
-        if (sl_fsync_fd(s->dir_fd) != SL_OK) {
-            sl_warn("storage", "%s: directory fsync after retention failed", s->dir);
-        }
+        /* The unlinks are durable once the directory is - by the ring's
+         * directory fsync, not a blocking one on the loop; a crash before
+         * that only brings the deleted segments back (the oldest ones, a
+         * prefix) for the next run. The shard is not parked before it. */
+        s->dir_gen++;
+        shard_maybe_sync(s);
     }
     return deleted;
 }
