@@ -50,11 +50,11 @@ struct sl_statelog;
  * joins it at open (cfg.cache) and leaves it at fini, so every store using it
  * is closed before the cache goes. */
 struct sl_statelog_cache {
-    uint32_t files_max;                 /* 0: no limit (stores are never parked) */
-    uint32_t files;                     /* descriptors of the unparked stores */
-    struct sl_statelog *head, *tail;    /* unparked stores, most recently used first */
-    uint64_t parks;                     /* stores parked (budget, or shed on EMFILE) */
-    uint64_t unparks;                   /* parked stores reopened by their next use */
+    uint32_t files_max;              /* 0: no limit (stores are never parked) */
+    uint32_t files;                  /* descriptors of the unparked stores */
+    struct sl_statelog *head, *tail; /* unparked stores, most recently used first */
+    uint64_t parks;                  /* stores parked (budget, or shed on EMFILE) */
+    uint64_t unparks;                /* parked stores reopened by their next use */
 };
 
 void sl_statelog_cache_init(struct sl_statelog_cache *c, uint32_t files_max);
@@ -145,10 +145,10 @@ struct sl_statelog {
     struct sl_statelog_stats stats;
     /* the budget (statelog_park.c) */
     struct sl_statelog *lru_prev, *lru_next; /* in cfg.cache's list while in_lru */
-    bool in_lru;   /* charged SL_STATELOG_FDS to cfg.cache */
-    bool parked;   /* dir_fd and log_fd closed, buffers freed: reopened by touch */
-    bool trim_due; /* the deferred flush also trims the cache (over budget) */
-    uint64_t log_dev, log_ino; /* the log file a parked store left */
+    bool in_lru;                             /* charged SL_STATELOG_FDS to cfg.cache */
+    bool parked;                /* dir_fd and log_fd closed, buffers freed: reopened by touch */
+    bool trim_due;              /* the deferred flush also trims the cache (over budget) */
+    uint64_t log_dev, log_ino;  /* the log file a parked store left */
     struct sl_log_ratelimit rl; /* "cannot reopen": out of descriptors repeats */
 };
 

@@ -244,8 +244,8 @@ void statelog_cache_room(struct sl_statelog_cache *c)
 void statelog_settle(struct sl_statelog *sl)
 {
     const struct sl_statelog_cache *c = sl->cfg.cache;
-    if (c == NULL || c->files_max == 0 || c->files <= c->files_max || !sl->in_lru ||
-        sl->closing || sl->trim_due || sl->busy || sl->ops > 0) {
+    if (c == NULL || c->files_max == 0 || c->files <= c->files_max || !sl->in_lru || sl->closing ||
+        sl->trim_due || sl->busy || sl->ops > 0) {
         return;
     }
     sl->trim_due = true;
@@ -304,8 +304,8 @@ int sl_statelog_touch(struct sl_statelog *sl)
         if (rc == SL_ELIMIT && sl_log_level_min <= SL_LOG_ERROR && sl_log_ratelimit_ok(&sl->rl)) {
             char why[160];
             sl_nofile_why(why, sizeof(why));
-            sl_error("storage", "%s: cannot reopen the parked %s store: %s", sl->dir,
-                     sl->cfg.what, why);
+            sl_error("storage", "%s: cannot reopen the parked %s store: %s", sl->dir, sl->cfg.what,
+                     why);
         }
         if (rc != SL_OK) {
             SL_ASSERT(sl->parked && sl->log_fd < 0);

@@ -31,8 +31,8 @@
  * STORE_FILES_MIN (8 stores in use at once) but at most half. Taken from the
  * total before the shards' split, so shards and stores together stay within
  * open_files_max (unless the per-owner floors above lift it). */
-#define STORE_FILES_DIV 16u
-#define STORE_FILES_MIN 16u
+#define STORE_FILES_DIV  16u
+#define STORE_FILES_MIN  16u
 #define LOAD_RETRY_MS    1000u /* a stream that failed to load is tried again after */
 
 struct create_waiter {

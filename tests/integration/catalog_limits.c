@@ -280,7 +280,8 @@ TEST(stores_within_the_budget)
         CHECK_EQ(sluice_queue_group_create(c, name, "q", NULL), SL_OK);
     }
     uint32_t fds = it_broker_fds(&broker);
-    fprintf(stderr, "  %u streams with a checkpoint and a queue group: %u descriptors (%u before)\n",
+    fprintf(stderr,
+            "  %u streams with a checkpoint and a queue group: %u descriptors (%u before)\n",
             STORE_STREAMS, fds, base);
     CHECK(fds <= base + 48 + 16);
     /* every store written again: the parked ones reopen, others park */

@@ -795,8 +795,7 @@ TEST(budget_holds_over_many_stores)
         if (r % 2 == 0) { /* in turns: one store in use at a time */
             for (uint32_t i = 0; i < BUDGET_STORES; i++) {
                 struct waiter w = {0};
-                CHECK_EQ(sl_ckpt_commit(m.cs[i], group, i, 100 * r + i, r, on_commit, &w),
-                         SL_OK);
+                CHECK_EQ(sl_ckpt_commit(m.cs[i], group, i, 100 * r + i, r, on_commit, &w), SL_OK);
                 wait_all(&w, 1);
                 CHECK_EQ(w.err, SL_OK);
                 CHECK(m.cache.files <= BUDGET_FILES);
@@ -879,8 +878,7 @@ static int damaged_commit(struct many *m, const char *how)
     sl_ring_run(&g_ring, 0, 0);
     sl_ckpt_stats(m->cs[0], &st);
     /* refused at once, the store fatal, the file as it was left */
-    if (rc != SL_EFATAL || st.state != SL_EFATAL || st.pending != 0 ||
-        file_size(log) != before) {
+    if (rc != SL_EFATAL || st.state != SL_EFATAL || st.pending != 0 || file_size(log) != before) {
         fprintf(stderr, "  %s: rc %d state %d size %ld (was %ld)\n", how, rc, st.state,
                 file_size(log), before);
         return -1;
@@ -958,8 +956,8 @@ TEST(out_of_descriptors_sheds_idle_stores)
     bool staged[BUDGET_STORES] = {false};
     for (uint32_t i = 2; i < BUDGET_STORES; i++) {
         sl_ckpt_stats(m.cs[i], &st);
-        staged[i] = !st.parked &&
-                    sl_ckpt_commit(m.cs[i], "g", 0, 200 + i, 0, on_commit, &w[i]) == SL_OK;
+        staged[i] =
+            !st.parked && sl_ckpt_commit(m.cs[i], "g", 0, 200 + i, 0, on_commit, &w[i]) == SL_OK;
     }
     sl_ckpt_stats(m.cs[1], &st);
     bool parked1 = st.parked;
