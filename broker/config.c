@@ -211,7 +211,9 @@ static const struct setting settings[] = {
     {"open_segments_max", "storage", T_U32, U_NONE, "16", 1, 65536, NULL,
      OFF(open_segments_max), "Sealed segments kept open (fd + index) per shard for reads."},
     {"open_files_max", "storage", T_U32, U_NONE, "0", 0, 1000000000, NULL, OFF(open_files_max),
-     "Descriptors the shards' files may hold open together (the storage layer's budget). "
+     "Descriptors the shards' files and the streams' checkpoint and queue-state stores may "
+     "hold open together (the storage layer's budget; the stores get a sixteenth, at least "
+     "16, and idle ones are closed until used). "
      "0 = derived at start-up: the open-file limit (RLIMIT_NOFILE, whose soft limit the "
      "broker raises to the hard one) minus max_connections minus 256 for the broker's own "
      "(listeners, rings, stores). A value above that is refused at start-up."},

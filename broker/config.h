@@ -76,7 +76,7 @@ struct sl_broker_config {
     uint32_t pending_max;
     uint32_t batch_bytes_max;
     uint32_t open_segments_max;
-    uint32_t open_files_max; /* shard files' descriptors; 0 = derived at start-up (main.c) */
+    uint32_t open_files_max; /* shard files' and stores' descriptors; 0 = derived (main.c) */
     /* [checkpoints] (per stream) */
     uint32_t checkpoint_groups_max;
     uint32_t checkpoint_log_bytes_max;

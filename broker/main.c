@@ -40,7 +40,8 @@
 
 /* Descriptors open_files_max leaves to the broker's own besides connections:
  * listeners, each worker's ring and eventfds (3 x up to 64 workers), the
- * signalfd, the stores of streams in use, the catalog's short-lived files. */
+ * signalfd, the catalog's short-lived files, a store or a shard being opened
+ * (the stores' and shards' budgets come out of open_files_max: catalog.c). */
 #define FD_RESERVE 256u
 #define OPEN_FILES_MIN 64u /* below this, derived budgets are a warning */
 

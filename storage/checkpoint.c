@@ -487,8 +487,12 @@ int sl_ckpt_commit(struct sl_ckpt_store *cs, const char *group, uint32_t shard, 
     if (g != NULL && e == NULL && g->count >= SL_CKPT_SHARDS_MAX) {
         return SL_ELIMIT;
     }
-    /* Reserve everything that can fail before changing anything. */
-    rc = sl_statelog_reserve(&cs->log, REC_MAX);
+    /* Reserve everything that can fail before changing anything: the files
+     * (a parked store's are reopened) first. */
+    rc = sl_statelog_touch(&cs->log);
+    if (rc == SL_OK) {
+        rc = sl_statelog_reserve(&cs->log, REC_MAX);
+    }
     if (rc == SL_OK && g != NULL && e == NULL) {
         rc = grow((void **)&g->ents, &g->cap, g->count + 1, sizeof(*g->ents), 4);
     }
@@ -568,6 +572,7 @@ void sl_ckpt_stats(const struct sl_ckpt_store *cs, struct sl_ckpt_stats *st)
     st->log_bytes = ls.log_bytes;
     st->recovery_truncated_bytes = ls.truncated_bytes;
     st->state = ls.state;
+    st->parked = ls.parked;
 }
 
 /* ------------------------------------------------------------------ */
@@ -650,6 +655,7 @@ int sl_ckpt_open(struct sl_ring *ring, const char *dir, const struct sl_ckpt_con
         .log_bytes_max = cfg->log_bytes_max,
         .pending_max = cfg->pending_max,
         .sync_interval_ms = cfg->sync_interval_ms,
+        .cache = cfg->cache,
         .replay = replay_rec,
         .durable = durable_recs,
         .compact = compact,

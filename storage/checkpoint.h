@@ -22,6 +22,7 @@
 #define SL_CKPT_SHARDS_MAX     65536u /* distinct shards with a checkpoint, per group */
 
 struct sl_ckpt_store;
+struct sl_statelog_cache; /* storage/statelog.h */
 
 struct sl_ckpt_config {
     uint32_t groups_max;    /* default 1024; [1, 1 Mi] */
@@ -29,6 +30,10 @@ struct sl_ckpt_config {
     uint32_t pending_max;   /* commits not yet durable; default 16384; [1, 16 Mi] */
     uint32_t sync_interval_ms; /* 0 (default): a commit is answered once fsynced; else
                                   once written, fsynced within this (flush = interval) */
+    /* The descriptor budget shared with the ring's other stores (borrowed, the
+     * ring's thread only): an idle store's files are closed, reopened by its
+     * next commit. NULL (default): open until closed. */
+    struct sl_statelog_cache *cache;
 };
 
 void sl_ckpt_config_default(struct sl_ckpt_config *cfg);
@@ -65,10 +70,12 @@ typedef void (*sl_ckpt_cb)(void *ctx, int err);
  * commit wins. Errors, returned at once with no side effect:
  * SL_EINVAL (group empty or longer than SL_CKPT_GROUP_NAME_MAX bytes),
  * SL_ELIMIT (groups_max reached for a new group, or SL_CKPT_SHARDS_MAX shards
- * in the group), SL_EAGAIN (pending_max commits not yet durable: run the
- * loop, retry), SL_EFATAL (an earlier write or fsync failed: the store
- * refuses commits until it is reopened), SL_ECLOSED (from a callback run by
- * sl_ckpt_close), SL_ENOMEM. */
+ * in the group; or, with cfg.cache, out of descriptors reopening a parked
+ * store: logged naming the limit), SL_EAGAIN (pending_max commits not yet
+ * durable: run the loop, retry), SL_EFATAL (an earlier write or fsync failed,
+ * or the log changed on disk while the store was parked: the store refuses
+ * commits until it is reopened), SL_ECLOSED (from a callback run by
+ * sl_ckpt_close), SL_EIO / SL_ESYS (reopening a parked store), SL_ENOMEM. */
 int sl_ckpt_commit(struct sl_ckpt_store *cs, const char *group, uint32_t shard, uint64_t seq,
                    uint64_t now_ms, sl_ckpt_cb cb, void *ctx);
 
@@ -97,6 +104,7 @@ struct sl_ckpt_stats {
     uint64_t log_bytes;                /* durable log size */
     uint64_t recovery_truncated_bytes; /* dropped from the log tail by the last open */
     int state;                         /* SL_OK or SL_EFATAL */
+    bool parked; /* files closed under cfg.cache's budget (reopened by the next commit) */
 };
 
 void sl_ckpt_stats(const struct sl_ckpt_store *cs, struct sl_ckpt_stats *st);

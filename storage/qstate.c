@@ -1006,10 +1006,14 @@ static int submit(struct sl_qstate *qs, const struct op *op, sl_qstate_cb cb, vo
     if (rc != SL_OK) {
         return rc;
     }
-    /* Reserve what can fail before changing anything; apply is all or
-     * nothing; encoding cannot fail. */
+    /* Reserve what can fail before changing anything (the files first: a
+     * parked store's are reopened); apply is all or nothing; encoding cannot
+     * fail. */
     uint32_t len = rec_size(op);
-    rc = sl_statelog_reserve(&qs->log, len);
+    rc = sl_statelog_touch(&qs->log);
+    if (rc == SL_OK) {
+        rc = sl_statelog_reserve(&qs->log, len);
+    }
     if (rc == SL_OK) {
         rc = apply(qs, op, true);
     }
@@ -1192,6 +1196,7 @@ void sl_qstate_stats(const struct sl_qstate *qs, struct sl_qstate_stats *out)
     out->log_bytes = ls.log_bytes;
     out->truncated_bytes = ls.truncated_bytes;
     out->state = ls.state;
+    out->parked = ls.parked;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1277,6 +1282,7 @@ int sl_qstate_open(struct sl_ring *ring, const char *dir, const struct sl_qstate
         .log_bytes_max = cfg->log_bytes_max,
         .pending_max = cfg->pending_max,
         .sync_interval_ms = cfg->sync_interval_ms,
+        .cache = cfg->cache,
         .replay = replay_rec,
         .durable = NULL,
         .compact = compact,

@@ -34,6 +34,7 @@ enum sl_qstate_start {
 };
 
 struct sl_qstate;
+struct sl_statelog_cache; /* storage/statelog.h */
 
 struct sl_qstate_config {
     uint32_t groups_max;    /* default 256; [1, 1 Mi] */
@@ -43,6 +44,10 @@ struct sl_qstate_config {
                                default 65536; [1, 16 Mi] */
     uint32_t sync_interval_ms; /* 0 (default): a change is answered once fsynced; else
                                   once written, fsynced within this (flush = interval) */
+    /* The descriptor budget shared with the ring's other stores (borrowed, the
+     * ring's thread only): an idle store's files are closed, reopened by its
+     * next mutation. NULL (default): open until closed. */
+    struct sl_statelog_cache *cache;
 };
 
 void sl_qstate_config_default(struct sl_qstate_config *cfg);
@@ -93,10 +98,13 @@ typedef void (*sl_qstate_cb)(void *ctx, int err);
  * arrays are borrowed for the call. Errors, returned at once with no side
  * effect: SL_EINVAL (bad name, shard >= the group's shard count, bad
  * definition, first >= end), SL_EEXIST / SL_ENOTFOUND (the group),
- * SL_ELIMIT (groups_max, or ranges_max ranges or counts in the shard),
- * SL_EAGAIN (pending_max mutations not yet durable: run the loop, retry),
- * SL_EFATAL (an earlier write or fsync failed: refused until reopened),
- * SL_ECLOSED (from a callback run by sl_qstate_close), SL_ENOMEM. */
+ * SL_ELIMIT (groups_max, or ranges_max ranges or counts in the shard; or,
+ * with cfg.cache, out of descriptors reopening a parked store: logged naming
+ * the limit), SL_EAGAIN (pending_max mutations not yet durable: run the loop,
+ * retry), SL_EFATAL (an earlier write or fsync failed, or the log changed on
+ * disk while the store was parked: refused until reopened), SL_ECLOSED (from
+ * a callback run by sl_qstate_close), SL_EIO / SL_ESYS (reopening a parked
+ * store), SL_ENOMEM. */
 
 /* Creates group def->name with `shard_count` (1 .. SL_QSTATE_SHARDS_MAX)
  * shards whose floors start at start_floor[0 .. shard_count). The store
@@ -156,6 +164,7 @@ struct sl_qstate_stats {
     uint64_t log_bytes;       /* durable log size, header included */
     uint64_t truncated_bytes; /* dropped from the log tail by the last open */
     int state;                /* SL_OK or SL_EFATAL */
+    bool parked;              /* files closed under cfg.cache's budget (reopened by use) */
     uint32_t groups;          /* groups in memory */
     uint32_t pending;         /* mutations not yet durable */
     uint64_t mutations;       /* mutations accepted */

@@ -31,9 +31,14 @@
  * logged) and fsynced. A torn group-commit write can persist its pages in any
  * order, so everything after a bad record is dropped with it.
  *
+ * Descriptors: with a cache (cfg.cache), an idle store's files are closed and
+ * reopened by its next write (storage/statelog_park.c): only a store with
+ * nothing staged, in flight or written but not fdatasynced is parked, so the
+ * order above holds unchanged and reopening replays nothing.
+ *
  * Threading: everything runs on the thread of the log's ring.
  */
-#include "storage/statelog.h"
+#include "storage/statelog_int.h"
 
 #include "common/assert.h"
 #include "common/checksum.h"
@@ -144,7 +149,9 @@ static void issue(struct sl_statelog *sl)
     if (sl->busy || sl->stage.count == 0 || sl->state != SL_OK) {
         return;
     }
-    SL_ASSERT(sl->stage.len > 0);
+    /* Staged records keep a store from being parked (sl_statelog_touch
+     * reopened it before the first of them). */
+    SL_ASSERT(sl->stage.len > 0 && !sl->parked && sl->log_fd >= 0);
     stage_to_fly(sl);
     sl->fly_done = 0;
     write_issue(sl);
@@ -155,7 +162,12 @@ static void sync_written(struct sl_statelog *sl);
 
 static void flush_deferred(struct sl_deferred *d)
 {
-    issue(sl_container_of(d, struct sl_statelog, flush));
+    struct sl_statelog *sl = sl_container_of(d, struct sl_statelog, flush);
+    issue(sl);
+    if (sl->trim_due) {
+        sl->trim_due = false;
+        statelog_cache_trim(sl); /* outside any callback: parking is safe here */
+    }
 }
 
 static void write_done(struct sl_io_op *op, int res)
@@ -253,10 +265,12 @@ static void sync_done(struct sl_io_op *op, int res)
         sl->sync_only = false;
         sl->busy = false;
         issue(sl);
+        statelog_settle(sl);
         return;
     }
     fly_written(sl);
     issue(sl);
+    statelog_settle(sl); /* may be idle now: back within the budget */
 }
 
 /* The batch in flight is complete (durable, or written in interval mode):
@@ -309,7 +323,7 @@ uint8_t *sl_statelog_tail(struct sl_statelog *sl)
 void sl_statelog_append(struct sl_statelog *sl, uint32_t len, sl_statelog_cb cb, void *ctx)
 {
     struct sl_statelog_batch *b = &sl->stage;
-    SL_ASSERT(b->count < b->cap && b->len + len <= b->buf_cap);
+    SL_ASSERT(b->count < b->cap && b->len + len <= b->buf_cap && !sl->parked);
     /* Check both sides: the framing the store wrote is the one replay reads. */
     const uint8_t *rec = b->buf + b->len;
     SL_ASSERT(len >= sl->cfg.rec_min && len <= sl->cfg.rec_max && get_u32(rec) == len &&
@@ -576,6 +590,7 @@ int sl_statelog_init(struct sl_statelog *sl, struct sl_ring *ring, const char *d
     sl->cancel_op.cb = cancel_done;
     sl->flush.fn = flush_deferred;
     sl->compact_at = cfg->log_bytes_max;
+    sl->rl = (struct sl_log_ratelimit){.interval_ms = 10000, .burst = 5};
     sl->dir = strdup(dir);
     if (sl->dir == NULL) {
         return SL_ENOMEM;
@@ -584,9 +599,17 @@ int sl_statelog_init(struct sl_statelog *sl, struct sl_ring *ring, const char *d
     if (rc != SL_OK) {
         return rc;
     }
+    /* The files are charged at sl_statelog_start; room for them first, so an
+     * opening store does not take the budget over. */
+    statelog_cache_room(cfg->cache);
     sl->dir_fd = open(sl->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (sl->dir_fd < 0) {
-        return sl_err_from_errno(errno);
+    rc = sl->dir_fd < 0 ? sl_err_from_errno(errno) : SL_OK;
+    if (rc == SL_ELIMIT && statelog_cache_shed(sl) > 0) {
+        sl->dir_fd = open(sl->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* once */
+        rc = sl->dir_fd < 0 ? sl_err_from_errno(errno) : SL_OK;
+    }
+    if (rc != SL_OK) {
+        return rc;
     }
     /* A snapshot being written when the process died: never renamed, so
      * never part of the state. */
@@ -628,7 +651,8 @@ bool sl_statelog_present(const char *dir, const char *log_name, const char *snap
 
 int sl_statelog_start(struct sl_statelog *sl)
 {
-    SL_ASSERT(!sl->busy && sl->stage.count == 0 && sl->log_fd >= 0);
+    SL_ASSERT(!sl->busy && sl->stage.count == 0 && sl->log_fd >= 0 && !sl->in_lru);
+    statelog_lru_use(sl); /* its files count from here (fini uncharges them) */
     sl->compact_at = sl->cfg.log_bytes_max;
     if (sl->log_bytes > sl->compact_at) {
         (void)sl->cfg.compact(sl);
@@ -662,6 +686,8 @@ void sl_statelog_fini(struct sl_statelog *sl)
         sl_ring_run(sl->ring, sl->ops > 0 ? 1 : 0, 0);
     }
     SL_ASSERT(sl->fly.count == 0 && sl->stage.count == 0);
+    SL_ASSERT(!sl->parked || (sl->log_fd < 0 && sl->dir_fd < 0 && !sl->in_lru));
+    statelog_lru_remove(sl);
     free(sl->stage.p);
     free(sl->stage.buf);
     free(sl->fly.p);
@@ -686,4 +712,5 @@ void sl_statelog_stats(const struct sl_statelog *sl, struct sl_statelog_stats *s
     st->pending = sl->stage.count + sl->fly.count;
     st->log_bytes = sl->log_bytes;
     st->state = sl->state;
+    st->parked = sl->parked;
 }

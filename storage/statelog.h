@@ -16,12 +16,24 @@
  * What follows is the store's. A log may start with a store header (its
  * bytes are the store's; this module only writes them after a cut).
  *
+ * Descriptor budget (storage/statelog_park.c): a store holds two descriptors,
+ * its directory and its log. With cfg.cache set, a store that is idle - nothing
+ * staged or in flight, no timer, everything written fdatasynced - may be
+ * PARKED: both closed, its staging buffers freed. The store calls
+ * sl_statelog_touch before it changes anything for a new record; a parked
+ * store's files are reopened there (the log checked to be the file it left, at
+ * the size it left: parking happens only when all is durable, so no replay).
+ * While a cache holds more than files_max, its least recently used idle stores
+ * are parked.
+ *
  * Threading: the thread of `ring`; the hooks run on it, from sl_ring_run()
- * (write path) or from the calls below (open).
+ * (write path) or from the calls below (open). A cache belongs to one ring's
+ * thread, like its stores.
  */
 #ifndef SL_STATELOG_H
 #define SL_STATELOG_H
 
+#include "common/log.h"
 #include "common/ring.h"
 
 #include <stdbool.h>
@@ -29,8 +41,23 @@
 #include <stdint.h>
 
 #define SL_STATELOG_REC_HEAD 8u /* u32 length + u32 check */
+#define SL_STATELOG_FDS      2u /* what an open store holds: its directory and its log */
 
 struct sl_statelog;
+
+/* The descriptor budget of the stores on one ring (the broker: one for the
+ * main loop's checkpoint and queue-state stores). Zeroed by init; a store
+ * joins it at open (cfg.cache) and leaves it at fini, so every store using it
+ * is closed before the cache goes. */
+struct sl_statelog_cache {
+    uint32_t files_max;              /* 0: no limit (stores are never parked) */
+    uint32_t files;                  /* descriptors of the unparked stores */
+    struct sl_statelog *head, *tail; /* unparked stores, most recently used first */
+    uint64_t parks;                  /* stores parked (budget, or shed on EMFILE) */
+    uint64_t unparks;                /* parked stores reopened by their next use */
+};
+
+void sl_statelog_cache_init(struct sl_statelog_cache *c, uint32_t files_max);
 
 /* err: SL_OK once durable (with sync_interval_ms: once written); SL_EFATAL
  * when the write or fdatasync failed. */
@@ -50,6 +77,9 @@ struct sl_statelog_config {
      * crash of the process, not a power cut), and an fdatasync follows
      * within this many ms - the broker's `flush = interval` policy. */
     uint32_t sync_interval_ms;
+    /* The budget this store's descriptors count against (borrowed; used on
+     * the ring's thread only). NULL: none, the files stay open until fini. */
+    struct sl_statelog_cache *cache;
     /* Open: applies one record whose length field is in bounds (rec, len
      * borrowed for the call). Sets *valid = false when it fails its check or
      * structure: it and all after it are the torn tail. Another error than
@@ -73,6 +103,7 @@ struct sl_statelog_stats {
     uint64_t truncated_bytes; /* dropped from the log by the last open */
     uint32_t pending;         /* records staged or in flight */
     int state;                /* SL_OK or SL_EFATAL */
+    bool parked;              /* its files closed under cfg.cache's budget */
 };
 
 struct sl_statelog_pend {
@@ -88,7 +119,8 @@ struct sl_statelog_batch {
 };
 
 /* Embedded in its store (hooks find the store with sl_container_of). The
- * store may read dir, log_fd and log_bytes; everything else is private. */
+ * store may read dir, log_fd and log_bytes; everything else is private.
+ * log_fd is open from sl_statelog_open_log on, except while parked (-1). */
 struct sl_statelog {
     char *dir;
     int dir_fd;
@@ -111,6 +143,13 @@ struct sl_statelog {
     struct sl_io_op write_op, sync_op, timer_op, cancel_op;
     struct sl_deferred flush;
     struct sl_statelog_stats stats;
+    /* the budget (statelog_park.c) */
+    struct sl_statelog *lru_prev, *lru_next; /* in cfg.cache's list while in_lru */
+    bool in_lru;                             /* charged SL_STATELOG_FDS to cfg.cache */
+    bool parked;                /* dir_fd and log_fd closed, buffers freed: reopened by touch */
+    bool trim_due;              /* the deferred flush also trims the cache (over budget) */
+    uint64_t log_dev, log_ino;  /* the log file a parked store left */
+    struct sl_log_ratelimit rl; /* "cannot reopen": out of descriptors repeats */
 };
 
 /* check32 of a framed record (len >= SL_STATELOG_REC_HEAD). */
@@ -160,11 +199,21 @@ void sl_statelog_fini(struct sl_statelog *sl);
 /* Whether one more record may be staged: SL_OK, or SL_EFATAL, SL_ECLOSED,
  * SL_EAGAIN (pending_max reached). No side effect. */
 int sl_statelog_admit(const struct sl_statelog *sl);
+/* After admit said SL_OK, before the store changes anything for the record:
+ * reopens the files of a parked store and makes it the cache's most recently
+ * used (parking others while the cache is over budget). Out of descriptors,
+ * it parks idle stores of the cache and tries once more. Errors, the store
+ * unchanged: SL_ELIMIT (out of descriptors; logged, rate-limited, naming the
+ * limit), SL_EIO, SL_ESYS (reopening failed; logged); SL_EFATAL (the log is
+ * missing or is not the file, or not the size, the store left: logged, the
+ * store refuses writes from now on rather than write at a wrong offset). */
+int sl_statelog_touch(struct sl_statelog *sl);
 /* Room for one more record of up to `len` bytes. Errors: SL_ENOMEM. */
 int sl_statelog_reserve(struct sl_statelog *sl, uint32_t len);
 /* Where the next record is encoded (room from sl_statelog_reserve). */
 uint8_t *sl_statelog_tail(struct sl_statelog *sl);
-/* Stages the `len` bytes encoded at the tail; `cb` (may be NULL) runs once
+/* Stages the `len` bytes encoded at the tail (the store is not parked:
+ * sl_statelog_touch came first); `cb` (may be NULL) runs once
  * they are durable, in append order, from the ring loop; the write is
  * issued at the end of the loop tick, shared with every record staged
  * before it. */

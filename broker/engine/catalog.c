@@ -24,7 +24,9 @@
  * The stores are opened (their directories made: storage/statelog.c) by the
  * first write that needs them, and at start-up only when they hold state
  * (docs/FORMAT.md section 5): a stream costs no descriptor for them until
- * it has checkpoints or queue groups.
+ * it has checkpoints or queue groups, and then only while they are in use:
+ * idle stores are parked under the stores' share of open_files_max
+ * (c->stores, catalog_store_files; storage/statelog_park.c).
  * Delete = rename into trash + fsync both parents: once that is durable the
  * stream is gone, whatever happens to the files after.
  */
@@ -803,6 +805,20 @@ static int queue_loads(struct sl_catalog *c)
     return SL_OK;
 }
 
+uint32_t catalog_store_files(uint32_t open_files_max)
+{
+    if (open_files_max == 0) {
+        return 0; /* no budget */
+    }
+    uint32_t n = open_files_max / STORE_FILES_DIV;
+    n = n < STORE_FILES_MIN ? STORE_FILES_MIN : n;
+    n = n > open_files_max / 2 ? open_files_max / 2 : n;
+    /* a store in use keeps its files: the budget holds one, whatever the total */
+    n = n < SL_STATELOG_FDS ? SL_STATELOG_FDS : n;
+    SL_ASSERT(n >= SL_STATELOG_FDS);
+    return n;
+}
+
 int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
                     struct sl_catalog **out)
 {
@@ -816,14 +832,27 @@ int sl_catalog_open(struct sl_ring *ring, const struct sl_catalog_config *cfg,
     c->load_start_ns = sl_clock_mono_ns();
     c->buckets = calloc(INDEX_BUCKETS_MIN, sizeof(*c->buckets));
     c->index_mask = INDEX_BUCKETS_MIN - 1;
+    /* open_files_max = the stores' share + the shards' (split over owners) */
+    uint32_t store_files = catalog_store_files(cfg->open_files_max);
+    uint32_t shard_files = cfg->open_files_max > store_files ? cfg->open_files_max - store_files
+                                                             : 0; /* (the floors apply) */
+    sl_statelog_cache_init(&c->stores, store_files);
+    c->cfg.ckpt.cache = &c->stores;
+    c->cfg.qstate.cache = &c->stores;
     c->n_caches = sl_workers_count(cfg->workers);
     c->caches = calloc(c->n_caches, sizeof(*c->caches));
     for (uint32_t i = 0; c->caches != NULL && i < c->n_caches; i++) {
         /* at least a few shards' worth each, whatever the split */
-        uint64_t share = cfg->open_files_max / c->n_caches;
+        uint64_t share = shard_files / c->n_caches;
         sl_shard_cache_init(&c->caches[i], cfg->open_files_max == 0  ? 0
                                            : share < CACHE_FILES_MIN ? CACHE_FILES_MIN
                                                                      : share);
+    }
+    if (cfg->open_files_max > 0 && c->caches != NULL) {
+        sl_info("catalog",
+                "descriptor budget: open_files_max %u = %u for the stores, %" PRIu64
+                " for each of %u shard owners",
+                cfg->open_files_max, store_files, c->caches[0].files_max, c->n_caches);
     }
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
@@ -904,6 +933,8 @@ void sl_catalog_close(struct sl_catalog *c)
         catalog_stream_free(c, st);
     }
     empty_trash(c);
+    /* every store closed: none charged to the stores' budget */
+    SL_ASSERT(c->stores.files == 0 && c->stores.head == NULL && c->stores.tail == NULL);
     free(c->buckets);
     free(c->sorted);
     for (uint32_t i = 0; c->caches != NULL && i < c->n_caches; i++) {

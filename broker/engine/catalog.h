@@ -48,8 +48,9 @@ struct sl_catalog_config {
     uint32_t default_retention_hours;
     uint32_t streams_max; /* a create past these is SL_ELIMIT (0: no limit) */
     uint32_t shards_max;
-    /* Descriptors the shard files may hold open together: the storage
-     * layer's budget, derived from RLIMIT_NOFILE at start-up (main.c). */
+    /* Descriptors the shard files and the stores may hold open together:
+     * the storage layer's budgets, derived from RLIMIT_NOFILE at start-up
+     * (main.c); split by sl_catalog_open (catalog_store_files). 0: none. */
     uint32_t open_files_max;
     sl_shard_listener listener; /* set on every shard, ctx = its struct sl_bshard */
     struct sl_workers *workers; /* owners of the shards (NULL: all on `ring`) */

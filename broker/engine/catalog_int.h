@@ -12,6 +12,7 @@
 #define SL_CATALOG_INT_H
 
 #include "broker/engine/catalog.h"
+#include "storage/statelog.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -25,6 +26,13 @@
 #define CREATE_BATCH_MAX 64u
 #define LOAD_BATCH_MAX   16u
 #define CACHE_FILES_MIN  16u   /* descriptors a shard owner may hold at least */
+/* The stores' share of open_files_max (checkpoint and queue-state stores, two
+ * descriptors each, all on the main loop): a sixteenth, at least
+ * STORE_FILES_MIN (8 stores in use at once) but at most half. Taken from the
+ * total before the shards' split, so shards and stores together stay within
+ * open_files_max (unless the per-owner floors above lift it). */
+#define STORE_FILES_DIV  16u
+#define STORE_FILES_MIN  16u
 #define LOAD_RETRY_MS    1000u /* a stream that failed to load is tried again after */
 
 struct create_waiter {
@@ -77,6 +85,9 @@ struct sl_catalog {
      * each touched only by its owner's thread (storage/shard.h). */
     struct sl_shard_cache *caches;
     uint32_t n_caches;
+    /* The stores' budget (catalog_store_files): every stream's checkpoint
+     * and queue-state store, on the main loop (storage/statelog_park.c). */
+    struct sl_statelog_cache stores;
     /* lazy loading (catalog_jobs.c) */
     uint32_t unloaded;      /* live streams not loaded yet */
     /* under mu: the syncfs of streams/ the first background load runs (after
@@ -117,6 +128,8 @@ int catalog_create_prepare(struct sl_catalog *c, const char *name, uint32_t shar
                            const char *compression, struct sl_stream **out, char *why,
                            size_t why_len);
 int catalog_shards_init(struct sl_catalog *c, struct sl_stream *st);
+/* The stores' share of open_files_max (0: no budget); the rest is the shards'. */
+uint32_t catalog_store_files(uint32_t open_files_max);
 int catalog_open_logs(struct sl_catalog *c, struct sl_stream *st, bool rebuild, bool synced,
                       struct sl_shard **logs, char *why, size_t why_len);
 void catalog_adopt_logs(struct sl_catalog *c, struct sl_stream *st, struct sl_shard **logs);

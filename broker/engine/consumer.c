@@ -8,6 +8,7 @@
 #include "broker/engine/engine.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fileio.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -70,8 +71,15 @@ void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl
     if (rc != SL_OK) {
         b->stream->inflight--;
         free(op);
-        snprintf(why, sizeof(why), "cannot commit checkpoint for group %s: %s", group,
-                 sl_strerror(rc));
+        struct sl_ckpt_stats cst;
+        sl_ckpt_stats(cs, &cst);
+        char cause[160];
+        if (rc == SL_ELIMIT && cst.parked) { /* its files could not be reopened */
+            sl_nofile_why(cause, sizeof(cause));
+        } else {
+            snprintf(cause, sizeof(cause), "%s", sl_strerror(rc));
+        }
+        snprintf(why, sizeof(why), "cannot commit checkpoint for group %s: %s", group, cause);
         cb(ctx, rc, why);
     }
 }

@@ -12,6 +12,12 @@
  *     raise LimitNOFILE or lower open_files_max", never "system error"; the failed stream
  *     does not exist; the broker keeps serving every stream it has (their records read back,
  *     more appended); after a clean restart under the same limit nothing is lost.
+ *   - the stores' descriptors are held within open_files_max too: 40 streams, each with a
+ *     consumer group's checkpoint and a queue group (80 stores, 160 descriptors without the
+ *     budget) under open_files_max 48, the broker's descriptors stay within 48 + slack more
+ *     than it held empty - after the writes, after writing them all again (parked stores
+ *     reopened), and after a restart (every store with state opened at start-up) - and
+ *     nothing is lost.
  *   - an idle stream makes no checkpoint or queue-state store: its directory holds no
  *     groups/ or queues/, and the broker's descriptors grow by 3 per shard (directory, .log,
  *     .idx), nothing per stream (counted in /proc/PID/fd).
@@ -255,6 +261,68 @@ TEST(descriptor_budget_holds_and_nothing_lost)
     it_broker_cleanup(&broker);
 }
 
+#define STORE_STREAMS 40u
+
+TEST(stores_within_the_budget)
+{
+    setenv("SLUICE_MAX_CONNECTIONS", "16", 1);
+    setenv("SLUICE_OPEN_FILES_MAX", "48", 1); /* the stores' share: 16 (catalog_store_files) */
+    int started = it_broker_start_nofile(&broker, NULL, NOFILE_LOW); /* (the restart too) */
+    CHECK_EQ(started, 0);
+    sluice_client *c = NULL;
+    CHECK_EQ(it_connect(&broker, &c), SL_OK);
+    uint32_t base = it_broker_fds(&broker);
+    char name[32];
+    for (uint32_t i = 0; i < STORE_STREAMS; i++) {
+        snprintf(name, sizeof(name), "st%03u", i);
+        CHECK_EQ(create(c, name, 1), SL_OK);
+        CHECK_EQ(sluice_checkpoint_commit(c, "g", name, 0, 0), SL_OK);
+        CHECK_EQ(sluice_queue_group_create(c, name, "q", NULL), SL_OK);
+    }
+    uint32_t fds = it_broker_fds(&broker);
+    fprintf(stderr,
+            "  %u streams with a checkpoint and a queue group: %u descriptors (%u before)\n",
+            STORE_STREAMS, fds, base);
+    CHECK(fds <= base + 48 + 16);
+    /* every store written again: the parked ones reopen, others park */
+    for (uint32_t i = 0; i < STORE_STREAMS; i++) {
+        snprintf(name, sizeof(name), "st%03u", i);
+        CHECK_EQ(sluice_checkpoint_commit(c, "h", name, 0, 0), SL_OK);
+        CHECK_EQ(sluice_queue_group_create(c, name, "r", NULL), SL_OK);
+    }
+    fds = it_broker_fds(&broker);
+    CHECK(fds <= base + 48 + 16);
+    sluice_client_free(c);
+    /* restarted: every store holds state, so each is opened at start-up */
+    CHECK_EQ(it_broker_stop(&broker), 0);
+    CHECK_EQ(it_broker_restart(&broker), 0);
+    CHECK_EQ(it_connect(&broker, &c), SL_OK);
+    for (uint32_t i = 0; i < STORE_STREAMS; i++) {
+        snprintf(name, sizeof(name), "st%03u", i);
+        for (int k = 0; k < 2; k++) {
+            struct sluice_checkpoint *cp = NULL;
+            size_t n = 0;
+            CHECK_EQ(sluice_checkpoints_get(c, k == 0 ? "g" : "h", name, &cp, &n), SL_OK);
+            CHECK(n == 1 && cp[0].shard == 0 && cp[0].seq == 0);
+            free(cp);
+        }
+        char **groups = NULL;
+        size_t n = 0;
+        CHECK_EQ(sluice_queue_groups_list(c, name, &groups, &n), SL_OK);
+        CHECK_EQ(n, 2);
+        sluice_groups_free(groups, n);
+    }
+    fds = it_broker_fds(&broker);
+    fprintf(stderr, "  after a restart: %u descriptors\n", fds);
+    CHECK(fds <= base + 48 + 16);
+    CHECK_EQ(sluice_queue_group_delete(c, "st000", "r"), SL_OK); /* a parked store reopens */
+    sluice_client_free(c);
+    CHECK_EQ(it_broker_stop(&broker), 0);
+    it_broker_cleanup(&broker);
+    unsetenv("SLUICE_MAX_CONNECTIONS");
+    unsetenv("SLUICE_OPEN_FILES_MAX");
+}
+
 static bool exists(const char *stream, const char *sub)
 {
     char path[256];
@@ -308,6 +376,7 @@ int main(void)
     }
     RUN(streams_max_and_shards_max_named);
     RUN(descriptor_budget_holds_and_nothing_lost);
+    RUN(stores_within_the_budget);
     RUN(idle_streams_open_no_stores);
     TEST_END();
 }

@@ -19,6 +19,17 @@
  * what is on disk), pending_max and name-length checks; sl_ckpt_present. Not covered: a
  * failing write/fdatasync (SL_EFATAL), which needs fault injection.
  *
+ * The descriptor budget (storage/statelog_park.c): 20 stores under a budget of 4
+ * descriptors (two stores), written in turns and all at once: the budget holds in the
+ * cache's count and in /proc/self/fd, stores are parked and reopened, each parked store
+ * goes on appending at its log's end (every record of every round read back after a
+ * reopen, the log exactly the records' size); a log cut, replaced or removed behind a
+ * parked store's back fails its next commit (SL_EFATAL), the file not written; out of
+ * descriptors (RLIMIT_NOFILE lowered) a reopen parks an idle store and retries, or fails
+ * with SL_ELIMIT and nothing changed. unit_checkpoint_parked runs every case again with a
+ * one-descriptor budget (SL_TEST_STATELOG_PARK=1): the store parks after each batch and
+ * reopens at each commit.
+ *
  * SLUICE_TEST_LOG=1 shows the store's own log lines.
  */
 #include "storage/checkpoint.h"
@@ -26,18 +37,23 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/ring.h"
+#include "storage/statelog.h"
 
 #include "tests/unit/test.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 static struct sl_ring g_ring;
+static struct sl_statelog_cache g_cache; /* SL_TEST_STATELOG_PARK=1 */
 
 struct fx {
     char root[1024];
@@ -86,6 +102,12 @@ static int fx_init(struct fx *f)
     snprintf(f->log, sizeof(f->log), "%s/checkpoints.log", f->dir);
     snprintf(f->snap, sizeof(f->snap), "%s/checkpoints.snap", f->dir);
     sl_ckpt_config_default(&f->cfg);
+    if (getenv("SL_TEST_STATELOG_PARK") != NULL) {
+        /* unit_checkpoint_parked: every case with a budget below one store's
+         * two descriptors, so the store parks after each batch */
+        sl_statelog_cache_init(&g_cache, 1);
+        f->cfg.cache = &g_cache;
+    }
     return 0;
 }
 
@@ -114,6 +136,7 @@ static int commit_sync(struct fx *f, const char *group, uint32_t shard, uint64_t
     while (w.calls == 0) {
         sl_ring_run(&g_ring, 1, 0);
     }
+    sl_ring_run(&g_ring, 0, 0); /* the end of the tick: under a budget, a trim may park it */
     return w.err;
 }
 
@@ -203,6 +226,11 @@ TEST(commit_then_get)
     CHECK_EQ(get_or(&f, "g", 0, 0), 7);
     CHECK_EQ(sl_ckpt_get(f.cs, "g", 1, &seq, &ms), SL_ENOTFOUND);
     CHECK_EQ(sl_ckpt_get(f.cs, "h", 0, &seq, &ms), SL_ENOTFOUND);
+    if (f.cfg.cache != NULL) { /* unit_checkpoint_parked: parked after a batch, reopened */
+        CHECK_EQ(commit_sync(&f, "g", 0, 8, 3000), SL_OK);
+        CHECK(g_cache.parks >= 2 && g_cache.unparks >= 1);
+        CHECK_EQ(get_or(&f, "g", 0, 0), 8);
+    }
     fx_fini(&f);
 }
 
@@ -677,6 +705,295 @@ TEST(argument_and_pending_limits)
     fx_fini(&f);
 }
 
+/* ---- the descriptor budget (storage/statelog_park.c) --------------------- */
+
+#define BUDGET_STORES 20u
+#define BUDGET_FILES  4u /* two stores' directory + log */
+#define BUDGET_ROUNDS 5u
+#define BUDGET_REC    30u /* a record of a 2-byte group name: 8 + 2 + 20 */
+
+static uint32_t open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    uint32_t n = 0;
+    if (d == NULL) {
+        return 0;
+    }
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        n += e->d_name[0] != '.';
+    }
+    closedir(d);
+    return n - 1; /* (the DIR's own) */
+}
+
+struct many {
+    char root[1024];
+    char dir[BUDGET_STORES][1200];
+    struct sl_ckpt_store *cs[BUDGET_STORES];
+    struct sl_statelog_cache cache;
+    struct sl_ckpt_config cfg;
+};
+
+static int many_open(struct many *m, uint32_t files_max)
+{
+    memset(m, 0, sizeof(*m));
+    const char *tmp = getenv("TMPDIR");
+    snprintf(m->root, sizeof(m->root), "%s/sl_test_ckpt_XXXXXX",
+             tmp != NULL && tmp[0] != '\0' ? tmp : "/var/tmp");
+    if (mkdtemp(m->root) == NULL) {
+        return -1;
+    }
+    sl_statelog_cache_init(&m->cache, files_max);
+    sl_ckpt_config_default(&m->cfg);
+    m->cfg.cache = &m->cache;
+    for (uint32_t i = 0; i < BUDGET_STORES; i++) {
+        snprintf(m->dir[i], sizeof(m->dir[i]), "%s/streams/s%02u/groups", m->root, i);
+        if (sl_ckpt_open(&g_ring, m->dir[i], &m->cfg, &m->cs[i]) != SL_OK) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void many_close(struct many *m)
+{
+    for (uint32_t i = 0; i < BUDGET_STORES; i++) {
+        sl_ckpt_close(m->cs[i]);
+        m->cs[i] = NULL;
+    }
+}
+
+static void many_fini(struct many *m)
+{
+    many_close(m);
+    nftw(m->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Runs the loop until `n` waiters have run, then the deferred trims. */
+static void wait_all(struct waiter *w, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        while (w[i].calls == 0) {
+            sl_ring_run(&g_ring, 1, 0);
+        }
+    }
+    sl_ring_run(&g_ring, 0, 0);
+}
+
+TEST(budget_holds_over_many_stores)
+{
+    struct many m;
+    uint32_t fds0 = open_fds();
+    CHECK(many_open(&m, BUDGET_FILES) == 0);
+    /* opening twenty stores under a budget of two: parked as the next opened */
+    CHECK(m.cache.files <= BUDGET_FILES);
+    CHECK(open_fds() <= fds0 + BUDGET_FILES);
+    CHECK(m.cache.parks >= BUDGET_STORES - 2);
+    char group[8];
+    for (uint32_t r = 0; r < BUDGET_ROUNDS; r++) {
+        snprintf(group, sizeof(group), "r%u", r);
+        if (r % 2 == 0) { /* in turns: one store in use at a time */
+            for (uint32_t i = 0; i < BUDGET_STORES; i++) {
+                struct waiter w = {0};
+                CHECK_EQ(sl_ckpt_commit(m.cs[i], group, i, 100 * r + i, r, on_commit, &w), SL_OK);
+                wait_all(&w, 1);
+                CHECK_EQ(w.err, SL_OK);
+                CHECK(m.cache.files <= BUDGET_FILES);
+                CHECK(open_fds() <= fds0 + BUDGET_FILES);
+            }
+        } else { /* all at once: over the budget while in flight, back within it after */
+            struct waiter w[BUDGET_STORES] = {{0}};
+            for (uint32_t i = 0; i < BUDGET_STORES; i++) {
+                CHECK_EQ(sl_ckpt_commit(m.cs[i], group, i, 100 * r + i, r, on_commit, &w[i]),
+                         SL_OK);
+            }
+            CHECK(m.cache.files > BUDGET_FILES); /* (each store in use keeps its files) */
+            wait_all(w, BUDGET_STORES);
+            for (uint32_t i = 0; i < BUDGET_STORES; i++) {
+                CHECK_EQ(w[i].err, SL_OK);
+            }
+            CHECK(m.cache.files <= BUDGET_FILES);
+            CHECK(open_fds() <= fds0 + BUDGET_FILES);
+        }
+    }
+    fprintf(stderr, "  %u stores, budget %u: %" PRIu64 " parks, %" PRIu64 " unparks\n",
+            BUDGET_STORES, BUDGET_FILES, m.cache.parks, m.cache.unparks);
+    CHECK(m.cache.unparks >= (BUDGET_ROUNDS - 1) * (BUDGET_STORES - 2));
+    CHECK(m.cache.parks >= m.cache.unparks);
+    /* every parked store went on at its log's end: nothing overwritten */
+    for (uint32_t i = 0; i < BUDGET_STORES; i++) {
+        struct sl_ckpt_stats st;
+        sl_ckpt_stats(m.cs[i], &st);
+        CHECK_EQ(st.log_bytes, BUDGET_ROUNDS * BUDGET_REC);
+        char log[1300];
+        snprintf(log, sizeof(log), "%s/checkpoints.log", m.dir[i]);
+        CHECK_EQ(file_size(log), BUDGET_ROUNDS * BUDGET_REC);
+    }
+    many_close(&m);
+    CHECK_EQ(m.cache.files, 0);
+    CHECK(m.cache.head == NULL && m.cache.tail == NULL);
+    CHECK(open_fds() <= fds0);
+    /* reopened without a budget: every round's value of every store */
+    m.cfg.cache = NULL;
+    for (uint32_t i = 0; i < BUDGET_STORES; i++) {
+        CHECK_EQ(sl_ckpt_open(&g_ring, m.dir[i], &m.cfg, &m.cs[i]), SL_OK);
+        for (uint32_t r = 0; r < BUDGET_ROUNDS; r++) {
+            snprintf(group, sizeof(group), "r%u", r);
+            uint64_t seq = 0, ms = 0;
+            CHECK_EQ(sl_ckpt_get(m.cs[i], group, i, &seq, &ms), SL_OK);
+            CHECK_EQ(seq, 100 * r + i);
+            CHECK_EQ(ms, r);
+        }
+    }
+    many_fini(&m);
+}
+
+/* Store 0 parked (the others opened after it), its log damaged, then a commit. */
+static int damaged_commit(struct many *m, const char *how)
+{
+    struct sl_ckpt_stats st;
+    sl_ckpt_stats(m->cs[0], &st);
+    if (!st.parked || st.log_bytes != 2 * BUDGET_REC) {
+        return -1;
+    }
+    char log[1300], other[1300];
+    snprintf(log, sizeof(log), "%s/checkpoints.log", m->dir[0]);
+    snprintf(other, sizeof(other), "%s/other", m->dir[0]);
+    uint8_t buf[2 * BUDGET_REC];
+    size_t len = 0;
+    if (strcmp(how, "cut") == 0) {
+        if (truncate(log, BUDGET_REC) != 0) {
+            return -1;
+        }
+    } else if (strcmp(how, "replaced") == 0) { /* same bytes, another file */
+        if (read_file(log, buf, sizeof(buf), &len) != 0 || write_file(other, buf, len) != 0 ||
+            rename(other, log) != 0) {
+            return -1;
+        }
+    } else if (unlink(log) != 0) {
+        return -1;
+    }
+    long before = file_size(log);
+    int rc = sl_ckpt_commit(m->cs[0], "r9", 0, 9, 9, NULL, NULL);
+    sl_ring_run(&g_ring, 0, 0);
+    sl_ckpt_stats(m->cs[0], &st);
+    /* refused at once, the store fatal, the file as it was left */
+    if (rc != SL_EFATAL || st.state != SL_EFATAL || st.pending != 0 || file_size(log) != before) {
+        fprintf(stderr, "  %s: rc %d state %d size %ld (was %ld)\n", how, rc, st.state,
+                file_size(log), before);
+        return -1;
+    }
+    /* still refused (never a write at a wrong offset), and the others unaffected */
+    rc = sl_ckpt_commit(m->cs[0], "r9", 0, 10, 9, NULL, NULL);
+    return rc == SL_EFATAL ? 0 : -1;
+}
+
+TEST(log_changed_while_parked_is_refused)
+{
+    static const char *const hows[] = {"cut", "replaced", "removed"};
+    for (size_t k = 0; k < sizeof(hows) / sizeof(hows[0]); k++) {
+        struct many m;
+        CHECK(many_open(&m, BUDGET_FILES) == 0);
+        for (uint32_t r = 0; r < 2; r++) {
+            for (uint32_t i = 0; i < BUDGET_STORES; i++) {
+                struct waiter w = {0};
+                CHECK_EQ(sl_ckpt_commit(m.cs[i], r == 0 ? "r0" : "r1", 0, r, 0, on_commit, &w),
+                         SL_OK);
+                wait_all(&w, 1);
+                CHECK_EQ(w.err, SL_OK);
+            }
+        }
+        CHECK(damaged_commit(&m, hows[k]) == 0);
+        struct waiter w = {0};
+        CHECK_EQ(sl_ckpt_commit(m.cs[1], "r2", 0, 2, 0, on_commit, &w), SL_OK);
+        wait_all(&w, 1);
+        CHECK_EQ(w.err, SL_OK);
+        many_fini(&m);
+    }
+}
+
+/* Opens /dev/null into held[] until EMFILE: every descriptor below the limit taken. */
+static void fds_fill(int *held, uint32_t cap, uint32_t *n)
+{
+    for (int fd; *n < cap && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) {
+        held[(*n)++] = fd;
+    }
+}
+
+TEST(out_of_descriptors_sheds_idle_stores)
+{
+    struct many m;
+    CHECK(many_open(&m, 2 * BUDGET_FILES) == 0); /* four stores open at a time */
+    for (uint32_t i = 0; i < BUDGET_STORES; i++) {
+        struct waiter w = {0};
+        CHECK_EQ(sl_ckpt_commit(m.cs[i], "g", 0, i, 0, on_commit, &w), SL_OK);
+        wait_all(&w, 1);
+    }
+    struct sl_ckpt_stats st;
+    sl_ckpt_stats(m.cs[0], &st);
+    CHECK(st.parked);
+    /* A soft limit a little above what is open, and every descriptor under it taken. */
+    struct rlimit old, rl;
+    CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    rl = old;
+    rl.rlim_cur = open_fds() + 32u;
+    if (rl.rlim_cur > old.rlim_cur || setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        many_fini(&m);
+        SKIP("cannot lower RLIMIT_NOFILE");
+    }
+    enum { HELD_MAX = 256 };
+    int held[HELD_MAX];
+    uint32_t n = 0;
+    fds_fill(held, HELD_MAX, &n);
+    /* store 0 needs two descriptors: idle stores are parked for them, once */
+    uint64_t parks = m.cache.parks;
+    struct waiter w0 = {0};
+    int rc0 = sl_ckpt_commit(m.cs[0], "g", 0, 100, 0, on_commit, &w0);
+    uint64_t shed = m.cache.parks - parks;
+    /* the open stores all busy (a commit staged in each): nothing to shed for store 1 */
+    fds_fill(held, HELD_MAX, &n);
+    struct waiter w[BUDGET_STORES] = {{0}};
+    bool staged[BUDGET_STORES] = {false};
+    for (uint32_t i = 2; i < BUDGET_STORES; i++) {
+        sl_ckpt_stats(m.cs[i], &st);
+        staged[i] =
+            !st.parked && sl_ckpt_commit(m.cs[i], "g", 0, 200 + i, 0, on_commit, &w[i]) == SL_OK;
+    }
+    sl_ckpt_stats(m.cs[1], &st);
+    bool parked1 = st.parked;
+    int rc1 = sl_ckpt_commit(m.cs[1], "h", 0, 101, 0, NULL, NULL);
+    struct sl_ckpt_stats st1;
+    sl_ckpt_stats(m.cs[1], &st1);
+    while (n > 0) {
+        close(held[--n]);
+    }
+    CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    CHECK_EQ(rc0, SL_OK);
+    CHECK(shed >= 1);
+    CHECK(parked1);
+    CHECK_EQ(rc1, SL_ELIMIT); /* refused at once, nothing changed */
+    CHECK(st1.parked && st1.state == SL_OK && st1.pending == 0 && st1.groups == 1);
+    wait_all(&w0, 1);
+    CHECK_EQ(w0.err, SL_OK);
+    for (uint32_t i = 2; i < BUDGET_STORES; i++) {
+        if (staged[i]) {
+            wait_all(&w[i], 1);
+            CHECK_EQ(w[i].err, SL_OK);
+        }
+    }
+    /* with descriptors back, store 1 reopens */
+    struct waiter w1 = {0};
+    CHECK_EQ(sl_ckpt_commit(m.cs[1], "h", 0, 101, 0, on_commit, &w1), SL_OK);
+    wait_all(&w1, 1);
+    CHECK_EQ(w1.err, SL_OK);
+    uint64_t seq = 0;
+    CHECK_EQ(sl_ckpt_get(m.cs[0], "g", 0, &seq, NULL), SL_OK);
+    CHECK_EQ(seq, 100);
+    CHECK_EQ(sl_ckpt_get(m.cs[1], "h", 0, &seq, NULL), SL_OK);
+    CHECK_EQ(seq, 101);
+    many_fini(&m);
+}
+
 int main(void)
 {
     const char *log = getenv("SLUICE_TEST_LOG");
@@ -699,6 +1016,9 @@ int main(void)
     RUN(groups_max_enforced);
     RUN(argument_and_pending_limits);
     RUN(interval_mode_answers_after_write_and_syncs_later);
+    RUN(budget_holds_over_many_stores);
+    RUN(log_changed_while_parked_is_refused);
+    RUN(out_of_descriptors_sheds_idle_stores);
     sl_ring_fini(&g_ring);
     TEST_END();
 }

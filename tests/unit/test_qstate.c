@@ -26,6 +26,12 @@
  * sl_qstate_present (no directory, the empty header, state, a torn header). Not
  * covered: a failing write/fdatasync (SL_EFATAL), which needs fault injection.
  *
+ * The descriptor budget (storage/statelog_park.c): two stores under a budget of one,
+ * mutated in turns, each parked while the other is used and reopened by its next
+ * mutation, the state of both the same after a reopen. unit_qstate_parked runs every case
+ * again with a budget below one store (SL_TEST_STATELOG_PARK=1): the store parks after
+ * each batch and reopens at each mutation.
+ *
  * SLUICE_TEST_LOG=1 shows the store's own log lines.
  */
 #include "storage/qstate.h"
@@ -33,6 +39,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/ring.h"
+#include "storage/statelog.h"
 
 #include "tests/unit/test.h"
 
@@ -44,6 +51,7 @@
 #include <unistd.h>
 
 static struct sl_ring g_ring;
+static struct sl_statelog_cache g_cache; /* SL_TEST_STATELOG_PARK=1 */
 
 struct fx {
     char root[1024];
@@ -92,6 +100,12 @@ static int fx_init(struct fx *f)
     snprintf(f->log, sizeof(f->log), "%s/qstate.log", f->dir);
     snprintf(f->snap, sizeof(f->snap), "%s/qstate.snap", f->dir);
     sl_qstate_config_default(&f->cfg);
+    if (getenv("SL_TEST_STATELOG_PARK") != NULL) {
+        /* unit_qstate_parked: every case with a budget below one store's two
+         * descriptors, so the store parks after each batch */
+        sl_statelog_cache_init(&g_cache, 1);
+        f->cfg.cache = &g_cache;
+    }
     return 0;
 }
 
@@ -118,6 +132,7 @@ static void wait_for(struct waiter *w)
     while (w->calls == 0) {
         sl_ring_run(&g_ring, 1, 0);
     }
+    sl_ring_run(&g_ring, 0, 0); /* the end of the tick: under a budget, a trim may park it */
 }
 
 /* Runs the loop until no mutation of the store is pending. */
@@ -408,6 +423,9 @@ TEST(group_create_delete_list)
     CHECK(strcmp(got->filter, "{\"type\":[\"order\"]}") == 0);
     CHECK(sl_qstate_group(f.qs, "alpha")->filter == NULL);
     CHECK_EQ(strlen(sl_qstate_group(f.qs, "bad")->filter), SL_QSTATE_FILTER_MAX);
+    if (f.cfg.cache != NULL) { /* unit_qstate_parked: parked after each batch, reopened */
+        CHECK(g_cache.parks >= 2 && g_cache.unparks >= 2);
+    }
     fx_fini(&f);
 }
 
@@ -1072,6 +1090,49 @@ TEST(million_in_order_acks_keep_no_range)
     fx_fini(&f);
 }
 
+static bool parked(const struct fx *f)
+{
+    struct sl_qstate_stats st;
+    sl_qstate_stats(f->qs, &st);
+    return st.parked;
+}
+
+TEST(budget_parks_and_reopens_stores)
+{
+    struct fx a, b;
+    struct sl_statelog_cache cache;
+    sl_statelog_cache_init(&cache, SL_STATELOG_FDS); /* one store open at a time */
+    CHECK(fx_init(&a) == 0);
+    CHECK(fx_init(&b) == 0);
+    a.cfg.cache = b.cfg.cache = &cache;
+    CHECK_EQ(fx_open(&a), SL_OK);
+    CHECK_EQ(create_sync(&a, "g", 2, 10), SL_OK);
+    CHECK_EQ(fx_open(&b), SL_OK); /* makes room: a is parked */
+    CHECK(parked(&a) && !parked(&b));
+    CHECK_EQ(create_sync(&b, "h", 3, 0), SL_OK);
+    for (uint64_t i = 0; i < 20; i++) { /* in turns: each parked while the other works */
+        struct fx *f = i % 2 == 0 ? &a : &b;
+        uint64_t floor = (i % 2 == 0 ? 11 : 1) + i / 2; /* shard 1's: start floor + 1 */
+        CHECK_EQ(ack_sync(f, i % 2 == 0 ? "g" : "h", 1, floor, floor + 1), SL_OK);
+        CHECK_EQ(count_sync(f, i % 2 == 0 ? "g" : "h", 0, 100 + i, (uint32_t)i + 1), SL_OK);
+        CHECK(!parked(f) && parked(i % 2 == 0 ? &b : &a));
+        CHECK(cache.files <= cache.files_max);
+    }
+    CHECK(cache.parks >= 20 && cache.unparks >= 20);
+    CHECK_EQ(sl_qstate_floor(a.qs, "g", 1), 21); /* ten acks, each at the floor */
+    CHECK_EQ(sl_qstate_floor(b.qs, "h", 1), 11);
+    char *want_a = dump_state(a.qs);
+    char *want_b = dump_state(b.qs);
+    CHECK(want_a != NULL && want_b != NULL);
+    int eq_a = reopen_equal(&a, want_a), eq_b = reopen_equal(&b, want_b);
+    free(want_a);
+    free(want_b);
+    CHECK(eq_a == 0 && eq_b == 0);
+    fx_fini(&a);
+    fx_fini(&b);
+    CHECK_EQ(cache.files, 0);
+}
+
 int main(void)
 {
     const char *log = getenv("SLUICE_TEST_LOG");
@@ -1095,6 +1156,7 @@ int main(void)
     RUN(corrupt_snapshot_is_an_error);
     RUN(limits_enforced);
     RUN(million_in_order_acks_keep_no_range);
+    RUN(budget_parks_and_reopens_stores);
     sl_ring_fini(&g_ring);
     TEST_END();
 }
