@@ -2240,8 +2240,8 @@ FX_CASE(reopen_1000_segments_no_scan, 701)
     fprintf(stderr, "  appended %u batches in %.2f s\n", n,
             (double)(sl_clock_mono_ns() - t0) / 1e9);
     DO(fx_close(f));
-    static uint64_t bases[4096];
-    size_t nseg = list_logs(f->dir, bases, 4096);
+    static uint64_t bases[16384];
+    size_t nseg = list_logs(f->dir, bases, 16384);
     CHECK(nseg >= 1001);
     char active[PATH_MAX];
     seg_path(active, sizeof(active), f->dir, bases[nseg - 1], ".log");
