@@ -34,6 +34,15 @@
 # | 100,000 (100 x 1000) | 0.4 (444 shards/s) | 1.49 GiB | 259 KiB | 18,051 | 17.59 | 17.72 | 272,860 over 6,000 vs 431,280 (0.63) | 1,010,118 | created 6,000 of 100,000 shards (EMFILE) |
 #
 # RSS after a restart: 835 KiB per shard (4.65 GiB at 5,704 shards).
+#
+# After #11 (2026-12-05, `bench/scale.sh 5 1000 10000 12500x8 100000`, same machine idle):
+#
+# | shards | create streams/s | idle RSS | RSS/shard | fds | restart s clean | restart s kill -9 | produce rec/s N vs 4 (ratio) | consume rec/s |
+# |---|---:|---:|---:|---:|---:|---:|---|---:|
+# | 1,000 (125 x 8) | 1200 | 14 MiB | 8 KiB | 3,012 | 0.05 | 0.06 | 369,800 vs 567,060 (0.65) | 1,109,654 |
+# | 10,000 (1250 x 8) | 1242 | 60 MiB | 6 KiB | 17,562 | 0.1 | 0.09 | 253,940 vs 468,340 (0.54) | 1,074,953 |
+# | 100,000 (12500 x 8) | 1276 | 230 MiB | 2 KiB | 17,562 | 0.47 | 0.45 | 252,300 vs 463,000 (0.55) | 274,192 |
+# | 100,000 (100 x 1000) | 14 (14,118 shards/s) | 225 MiB | 2 KiB | 17,562 | 1.33 | 0.34 | 277,280 vs 451,200 (0.62) | 307,030 |
 set -euo pipefail
 SECS=${1:-5}
 shift || true

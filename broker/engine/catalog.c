@@ -13,8 +13,9 @@
  * stream.meta.tmp, fsync, rename to stream.meta, fsync the stream dir (one
  * fsync covers the shard dirs and the rename); fsync streams/ (the stream
  * exists from here: one fsync for a batch of background creates); then the
- * shards, each creating its first segment's files and fsyncing its own
- * directory; the create is answered after all of it. A stream directory
+ * shards are opened (a new shard makes its first segment's files at its
+ * first append: storage/shard_recover.c); the create is answered after all
+ * of it. A stream directory
  * without a valid stream.meta is an unfinished create: it is moved to trash
  * at start-up. A stream whose stream.meta is durable but a shard's
  * directory or files are not (a crash before the answer) opens with that
@@ -1072,8 +1073,8 @@ int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_cou
         catalog_stream_free(c, st);
         return rc;
     }
-    /* The stream's files, durable, then its shards opened: each new shard
-     * creates its first segment's files and fsyncs its directory. */
+    /* The stream's files, durable, then its shards opened (in memory: each
+     * makes its segment files at its first append). */
     struct sl_shard **logs = calloc(shard_count, sizeof(*logs));
     rc = logs != NULL ? catalog_create_dirs(c, st) : SL_ENOMEM;
     if (rc == SL_OK) {
