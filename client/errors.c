@@ -32,5 +32,6 @@ SL_SAME(EUNSUPPORTED);
 SL_SAME(ESYS);
 SL_SAME(EAUTH);
 SL_SAME(EDENIED);
+SL_SAME(EFENCED);
 /* The count: a code added to enum sl_err must be added (and documented) in sluice.h. */
-_Static_assert((int)SLUICE_EDENIED + 1 == (int)SL_ERR_COUNT_, "sluice.h lists every sl_err");
+_Static_assert((int)SLUICE_EFENCED + 1 == (int)SL_ERR_COUNT_, "sluice.h lists every sl_err");

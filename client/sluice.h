@@ -64,6 +64,7 @@ enum sluice_err {
     SLUICE_ESYS = 16,         /* another OS error */
     SLUICE_EAUTH = 17,        /* authentication required (no credentials), or it failed */
     SLUICE_EDENIED = 18,      /* the authenticated user lacks the right (the broker's ACL) */
+    SLUICE_EFENCED = 19,      /* a group member acted on a shard it no longer holds: rejoin */
 };
 
 #define SLUICE_DEFAULT_BROKER "127.0.0.1:7400"

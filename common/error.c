@@ -23,6 +23,7 @@ static const char *const messages[SL_ERR_COUNT_] = {
     [SL_ESYS] = "system error",
     [SL_EAUTH] = "authentication required or failed",
     [SL_EDENIED] = "permission denied",
+    [SL_EFENCED] = "fenced: not the holder any more",
 };
 
 static const char *const names[SL_ERR_COUNT_] = {
@@ -36,6 +37,7 @@ static const char *const names[SL_ERR_COUNT_] = {
     [SL_ECLOSED] = "SL_ECLOSED", [SL_EUNSUPPORTED] = "SL_EUNSUPPORTED",
     [SL_ESYS] = "SL_ESYS",       [SL_EAUTH] = "SL_EAUTH",
     [SL_EDENIED] = "SL_EDENIED",
+    [SL_EFENCED] = "SL_EFENCED",
 };
 
 const char *sl_strerror(int err)

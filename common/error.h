@@ -27,6 +27,7 @@ enum sl_err {
     SL_ESYS = 16,        /* another OS error (errno kept in the log) */
     SL_EAUTH = 17,       /* authentication required, or it failed */
     SL_EDENIED = 18,     /* the authenticated principal lacks the right (ACL) */
+    SL_EFENCED = 19,     /* a group member acted on what it no longer holds (rejoin) */
     SL_ERR_COUNT_
 };
 

@@ -2,6 +2,7 @@
 #include "broker/engine/engine.h"
 
 #include "broker/engine/catalog.h"
+#include "broker/engine/coord.h"
 #include "common/compress.h"
 #include "common/error.h"
 #include "storage/batch.h"
@@ -22,6 +23,7 @@ int sl_engine_init(struct sl_engine *e, const struct sl_engine_config *cfg,
 
 void sl_engine_fini(struct sl_engine *e)
 {
+    sl_coord_fini(e);
     sl_zctx_free(e->zctx);
     e->zctx = NULL;
     free(e->scratch);

@@ -53,6 +53,7 @@ struct sl_engine_config {
 
 struct fetch_op;       /* fetch.c */
 struct sl_queue_state; /* queue.c */
+struct sl_cgroup;      /* coord.c */
 
 struct sl_engine {
     struct sl_engine_config cfg;
@@ -61,6 +62,9 @@ struct sl_engine {
     uint64_t fetch_bytes;       /* fetch buffers allocated now (<= SL_FETCH_MEMORY_MAX) */
     struct fetch_op *fetch_parked; /* fetch.c: every parked fetch, for the tick */
     struct sl_queue_state *queue_streams; /* queue.c: streams with queue groups built */
+    struct sl_cgroup *coord_groups; /* coord.c: groups with members */
+    uint32_t coord_group_count;
+    uint64_t coord_serial; /* member ids */
     uint64_t next_retention_ms; /* monotonic */
     struct sl_engine_stats stats; /* per operation: results and latency */
     /* decompression scratch for routing and de-dup checks, and queue reads */

@@ -2,6 +2,7 @@
 #include "broker/engine/events.h"
 
 #include "broker/engine/catalog.h"
+#include "broker/engine/coord.h"
 #include "broker/engine/engine.h"
 #include "broker/engine/fetch.h"
 #include "broker/engine/produce.h"
@@ -12,6 +13,7 @@ void sl_events_tick(void *ctx, uint64_t now_ms)
     struct sl_engine *e = ctx;
     sl_queue_tick(e);
     sl_fetch_tick(e, now_ms, false);
+    sl_coord_tick(e, now_ms);
     if (!e->stopping && now_ms >= e->next_retention_ms) {
         e->next_retention_ms = now_ms + e->cfg.retention_check_ms;
         sl_catalog_retention(e->catalog);

@@ -49,6 +49,7 @@ static const char *const expected_names[SL_ERR_COUNT_] = {
     "SL_OK",     "SL_EAGAIN",    "SL_ECORRUPT", "SL_ENOSPC",       "SL_EPROTO", "SL_ETOOBIG",
     "SL_ELIMIT", "SL_ENOTFOUND", "SL_ETRIMMED", "SL_EFATAL",       "SL_EIO",    "SL_EINVAL",
     "SL_ENOMEM", "SL_EEXIST",    "SL_ECLOSED",  "SL_EUNSUPPORTED", "SL_ESYS", "SL_EAUTH", "SL_EDENIED",
+    "SL_EFENCED",
 };
 
 TEST(error_codes_are_stable)
@@ -73,7 +74,8 @@ TEST(error_codes_are_stable)
     CHECK_EQ(SL_ESYS, 16);
     CHECK_EQ(SL_EAUTH, 17);
     CHECK_EQ(SL_EDENIED, 18);
-    CHECK_EQ(SL_ERR_COUNT_, 19);
+    CHECK_EQ(SL_EFENCED, 19);
+    CHECK_EQ(SL_ERR_COUNT_, 20);
 }
 
 TEST(strerror_and_errname_every_code)

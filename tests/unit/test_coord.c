@@ -1,0 +1,278 @@
+/* test_coord.c - the group coordinator (broker/engine/coord.c) over a real
+ * catalog on one loop: joins, cooperative hand-over (a shard never held by
+ * two members), session expiry, leaving, static membership, fencing, bad
+ * input. */
+#include "test.h"
+
+#include "broker/engine/catalog.h"
+#include "broker/engine/coord.h"
+#include "broker/engine/engine.h"
+#include "common/error.h"
+#include "common/ring.h"
+
+#include <ftw.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define SHARDS  16u
+#define SESSION 10000u
+
+static struct sl_ring ring;
+static char root[64];
+static struct sl_catalog *cat;
+static struct sl_engine eng;
+static char why[512];
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup(void)
+{
+    struct stat sb;
+    snprintf(root, sizeof(root), "%s/sl-coord-XXXXXX",
+             stat("/dev/shm", &sb) == 0 ? "/dev/shm" : "/var/tmp");
+    if (mkdtemp(root) == NULL || sl_ring_init(&ring, 256) != SL_OK) {
+        return -1;
+    }
+    struct sl_catalog_config cc;
+    memset(&cc, 0, sizeof(cc));
+    cc.data_dir = root;
+    sl_shard_config_default(&cc.shard);
+    cc.shard.write_buf_bytes = 64u << 10;
+    cc.shard.pending_max = 64;
+    sl_ckpt_config_default(&cc.ckpt);
+    sl_qstate_config_default(&cc.qstate);
+    cc.default_retention_hours = 24;
+    cc.streams_max = 16;
+    cc.shards_max = 1024;
+    struct sl_stream *st = NULL;
+    struct sl_engine_config ec = {.fetch_wait_max_ms = 1000, .fetch_bytes_max = 1u << 20,
+                                  .batch_bytes_max = 1u << 20};
+    if (sl_catalog_open(&ring, &cc, &cat) != SL_OK ||
+        sl_catalog_create(cat, "s", SHARDS, 0, 0, NULL, &st, why, sizeof(why)) != SL_OK ||
+        sl_catalog_create(cat, "two", 2, 0, 0, NULL, &st, why, sizeof(why)) != SL_OK ||
+        sl_engine_init(&eng, &ec, cat) != SL_OK) {
+        return -1;
+    }
+    return 0;
+}
+
+static void teardown(void)
+{
+    sl_engine_fini(&eng);
+    sl_catalog_close(cat);
+    sl_ring_fini(&ring);
+    nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+struct mem {
+    char id[SL_COORD_ID_MAX];
+    uint32_t held[SHARDS], n_held;
+    uint32_t rev[SHARDS], n_rev;
+    uint64_t gen;
+};
+
+static void take(struct mem *m, const struct sl_coord_view *v)
+{
+    snprintf(m->id, sizeof(m->id), "%s", v->member_id);
+    memcpy(m->held, v->shards, v->n_shards * sizeof(uint32_t));
+    m->n_held = v->n_shards;
+    memcpy(m->rev, v->revoke, v->n_revoke * sizeof(uint32_t));
+    m->n_rev = v->n_revoke;
+    m->gen = v->generation;
+}
+
+static int join(struct mem *m, const char *instance, uint64_t now)
+{
+    struct sl_coord_join j = {.stream = "s", .group = "g", .instance_id = instance,
+                              .session_timeout_ms = SESSION};
+    struct sl_coord_view v;
+    int rc = sl_coord_join(&eng, &j, now, &v, why, sizeof(why));
+    if (rc == SL_OK) {
+        take(m, &v);
+    }
+    return rc;
+}
+
+/* Heartbeat releasing everything revoked last time (as a member does after
+ * its commit). */
+static int beat(struct mem *m, uint64_t now)
+{
+    struct sl_coord_view v;
+    int rc = sl_coord_heartbeat(&eng, "s", "g", m->id, m->rev, m->n_rev, now, &v, why,
+                                sizeof(why));
+    if (rc == SL_OK) {
+        take(m, &v);
+    }
+    return rc;
+}
+
+/* No shard is owned by two of them; returns how many they own in all. */
+static int owned_total(struct mem **ms, int n, int *dup)
+{
+    int total = 0;
+    *dup = 0;
+    for (uint32_t s = 0; s < SHARDS; s++) {
+        int owners = 0;
+        for (int i = 0; i < n; i++) {
+            owners += sl_coord_owns(&eng, "s", "g", ms[i]->id, s, why, sizeof(why)) == SL_OK;
+        }
+        *dup += owners > 1;
+        total += owners;
+    }
+    return total;
+}
+
+TEST(cooperative_join_and_leave)
+{
+    struct mem a, b, c;
+    CHECK_EQ(join(&a, "", 0), SL_OK);
+    CHECK_EQ(a.n_held, SHARDS);
+    CHECK_EQ(a.n_rev, 0);
+    uint64_t g1 = a.gen;
+    CHECK_EQ(join(&b, "", 10), SL_OK);
+    CHECK_EQ(b.n_held, 0); /* nothing until a releases */
+    CHECK(b.gen > g1);
+    struct mem *all[3] = {&a, &b, &c};
+    int dup;
+    CHECK_EQ(beat(&a, 20), SL_OK);
+    CHECK_EQ(a.n_held, SHARDS); /* still holds, told to revoke half */
+    CHECK_EQ(a.n_rev, SHARDS / 2);
+    CHECK_EQ(owned_total(all, 2, &dup), (int)SHARDS);
+    CHECK_EQ(dup, 0);
+    /* the revoked shard is refused to a until released; b does not hold it yet */
+    uint32_t moving = a.rev[0];
+    CHECK_EQ(sl_coord_owns(&eng, "s", "g", b.id, moving, why, sizeof(why)), SL_EFENCED);
+    CHECK_EQ(beat(&a, 30), SL_OK); /* releases */
+    CHECK_EQ(a.n_held, SHARDS / 2);
+    CHECK_EQ(a.n_rev, 0);
+    CHECK_EQ(sl_coord_owns(&eng, "s", "g", a.id, moving, why, sizeof(why)), SL_EFENCED);
+    CHECK(strstr(why, "does not hold shard") != NULL);
+    CHECK_EQ(beat(&b, 40), SL_OK);
+    CHECK_EQ(b.n_held, SHARDS / 2);
+    CHECK_EQ(owned_total(all, 2, &dup), (int)SHARDS);
+    CHECK_EQ(dup, 0);
+    /* a third: only a third's share moves, from both */
+    CHECK_EQ(join(&c, "", 50), SL_OK);
+    for (int round = 0; round < 3; round++) {
+        CHECK_EQ(beat(&a, 60), SL_OK);
+        CHECK_EQ(beat(&b, 60), SL_OK);
+        CHECK_EQ(beat(&c, 60), SL_OK);
+        CHECK_EQ(dup, 0);
+        owned_total(all, 3, &dup);
+        CHECK_EQ(dup, 0);
+    }
+    CHECK_EQ(a.n_held + b.n_held + c.n_held, SHARDS);
+    CHECK(c.n_held == 5 || c.n_held == 6);
+    CHECK(a.n_held >= 5 && a.n_held <= 6 && b.n_held >= 5 && b.n_held <= 6);
+    /* b leaves: its shards go to a and c at their next heartbeats, at once */
+    CHECK_EQ(sl_coord_leave(&eng, "s", "g", b.id), SL_OK);
+    CHECK_EQ(beat(&b, 70), SL_EFENCED);
+    CHECK(strstr(why, "join again") != NULL);
+    CHECK_EQ(beat(&a, 70), SL_OK);
+    CHECK_EQ(beat(&c, 70), SL_OK);
+    CHECK_EQ(a.n_held + c.n_held, SHARDS);
+    CHECK_EQ(sl_coord_leave(&eng, "s", "g", a.id), SL_OK);
+    CHECK_EQ(sl_coord_leave(&eng, "s", "g", c.id), SL_OK);
+    CHECK(!sl_coord_active(&eng, "s", "g"));
+    CHECK_EQ(eng.coord_group_count, 0);
+}
+
+TEST(expired_member_is_fenced_and_its_shards_move)
+{
+    struct mem a, b;
+    CHECK_EQ(join(&a, "", 1000), SL_OK);
+    CHECK_EQ(join(&b, "", 1000), SL_OK);
+    CHECK_EQ(beat(&a, 1001), SL_OK);
+    CHECK_EQ(beat(&a, 1002), SL_OK);
+    CHECK_EQ(beat(&b, 1003), SL_OK);
+    CHECK_EQ(b.n_held, SHARDS / 2);
+    /* a pauses (SIGSTOP); b keeps beating past a's session */
+    sl_coord_tick(&eng, 1000 + SESSION - 1);
+    CHECK(sl_coord_active(&eng, "s", "g"));
+    CHECK_EQ(beat(&b, 1000 + SESSION - 1), SL_OK);
+    sl_coord_tick(&eng, 1002 + SESSION);
+    CHECK_EQ(beat(&b, 1002 + SESSION), SL_OK);
+    CHECK_EQ(b.n_held, SHARDS);
+    /* the zombie wakes: its commits and heartbeats are refused */
+    CHECK_EQ(sl_coord_owns(&eng, "s", "g", a.id, a.held[0], why, sizeof(why)), SL_EFENCED);
+    CHECK_EQ(beat(&a, 1003 + SESSION), SL_EFENCED);
+    sl_coord_tick(&eng, 1000000);
+    CHECK_EQ(eng.coord_group_count, 0);
+}
+
+TEST(static_member_keeps_its_shards_across_a_quick_restart)
+{
+    struct mem a, b, a2;
+    CHECK_EQ(join(&a, "worker-a", 0), SL_OK);
+    CHECK_EQ(join(&b, "worker-b", 0), SL_OK);
+    CHECK_EQ(beat(&a, 1), SL_OK);
+    CHECK_EQ(beat(&a, 2), SL_OK);
+    CHECK_EQ(beat(&b, 3), SL_OK);
+    uint64_t gen = b.gen;
+    /* a restarts and joins again with its instance id */
+    CHECK_EQ(join(&a2, "worker-a", 100), SL_OK);
+    CHECK(strcmp(a2.id, a.id) != 0);
+    CHECK_EQ(a2.n_held, a.n_held);
+    CHECK(memcmp(a2.held, a.held, a.n_held * sizeof(uint32_t)) == 0);
+    CHECK_EQ(a2.gen, gen); /* no rebalance */
+    CHECK_EQ(beat(&a, 101), SL_EFENCED); /* the old incarnation is fenced */
+    CHECK_EQ(sl_coord_owns(&eng, "s", "g", a.id, a.held[0], why, sizeof(why)), SL_EFENCED);
+    CHECK_EQ(sl_coord_owns(&eng, "s", "g", a2.id, a2.held[0], why, sizeof(why)), SL_OK);
+    sl_coord_tick(&eng, 10000000);
+    CHECK_EQ(eng.coord_group_count, 0);
+}
+
+TEST(more_members_than_shards_and_bad_input)
+{
+    struct sl_coord_view v;
+    struct sl_coord_join j = {.stream = "two", .group = "g2", .session_timeout_ms = SESSION};
+    char ids[3][SL_COORD_ID_MAX];
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(sl_coord_join(&eng, &j, 0, &v, why, sizeof(why)), SL_OK);
+        snprintf(ids[i], sizeof(ids[i]), "%s", v.member_id);
+    }
+    CHECK_EQ(v.n_shards, 0); /* the third waits: two shards */
+    CHECK_EQ(v.members, 3);
+    j.session_timeout_ms = 10;
+    CHECK_EQ(sl_coord_join(&eng, &j, 0, &v, why, sizeof(why)), SL_EINVAL);
+    CHECK(strstr(why, "session_timeout_ms") != NULL);
+    j.session_timeout_ms = SESSION;
+    j.stream = "nope";
+    CHECK_EQ(sl_coord_join(&eng, &j, 0, &v, why, sizeof(why)), SL_ENOTFOUND);
+    j.stream = "two";
+    j.group = "";
+    CHECK_EQ(sl_coord_join(&eng, &j, 0, &v, why, sizeof(why)), SL_EINVAL);
+    j.group = "g2";
+    j.instance_id = "has space";
+    CHECK_EQ(sl_coord_join(&eng, &j, 0, &v, why, sizeof(why)), SL_EINVAL);
+    uint32_t bogus = 7;
+    CHECK_EQ(sl_coord_heartbeat(&eng, "two", "g2", ids[0], &bogus, 1, 1, &v, why, sizeof(why)),
+             SL_EINVAL);
+    CHECK_EQ(sl_coord_owns(&eng, "two", "nope", ids[0], 0, why, sizeof(why)), SL_EFENCED);
+    sl_coord_tick(&eng, 10000000);
+    CHECK_EQ(eng.coord_group_count, 0);
+}
+
+int main(void)
+{
+    if (setup() != 0) {
+        fprintf(stderr, "setup failed: %s\n", why);
+        return 1;
+    }
+    RUN(cooperative_join_and_leave);
+    RUN(expired_member_is_fenced_and_its_shards_move);
+    RUN(static_member_keeps_its_shards_across_a_quick_restart);
+    RUN(more_members_than_shards_and_bad_input);
+    teardown();
+    TEST_END();
+}
