@@ -160,21 +160,11 @@ static int unpark(struct sl_shard *s)
     const char *what = "directory";
     char name[64];
     int rc = SL_OK;
+    /* A shard that owes its files has none to open (and no entry to read):
+     * the append that reopened it makes them (pay_files). */
+    bool files = !s->files_owed;
     s->dir_fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (s->dir_fd >= 0 && s->files_owed) {
-        /* No files yet: the append that reopened it makes them (pay_files). */
-        g->idx_cap = IDX_INITIAL;
-        g->idx = malloc((size_t)g->idx_cap * sizeof(*g->idx));
-        if (g->idx == NULL) {
-            close(s->dir_fd);
-            s->dir_fd = -1;
-            g->idx_cap = 0;
-            return SL_ENOMEM;
-        }
-        s->parked = false;
-        return SL_OK;
-    }
-    if (s->dir_fd >= 0) {
+    if (s->dir_fd >= 0 && files) {
         what = "log";
         seg_name(name, sizeof(name), g->base_seq, "log");
         g->log_fd = openat(s->dir_fd, name, O_RDWR | O_CLOEXEC);
@@ -184,7 +174,7 @@ static int unpark(struct sl_shard *s)
         seg_name(name, sizeof(name), g->base_seq, "idx");
         g->idx_fd = openat(s->dir_fd, name, O_RDWR | O_CLOEXEC);
     }
-    if (g->idx_fd < 0) {
+    if (s->dir_fd < 0 || (files && g->idx_fd < 0)) {
         int e = errno;
         rc = sl_err_from_errno(e);
         if (rc != SL_ELIMIT) { /* out of descriptors: shard_touch retries, then says why */
