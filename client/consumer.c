@@ -12,10 +12,14 @@
  * Memory: the fetch responses, zstd scratch buffers and attribute arrays behind the
  * records returned by one poll are released at the start of the next poll.
  *
+ * A consumer with a group and no shard list is a group member (consumer_group.c): its
+ * shard array covers the whole stream and `held` marks the shards the coordinator gave it;
+ * poll heartbeats and hands shards over between its fetches.
+ *
  * Threads: one thread uses a consumer. Fetch completions run on the client's I/O thread
  * and only hand the response over under `mu`.
  */
-#include "client/conn.h"
+#include "client/consumer_int.h"
 
 #include "common/assert.h"
 #include "common/compress.h"
@@ -26,72 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define CONSUMER_FETCH_BYTES_DEFAULT (4u << 20)
-#define CONSUMER_ARENA_BLOCK         (64u << 10)
-
-struct cshard {
-    struct sluice_consumer *owner;
-    uint32_t shard;
-    struct sluice_position pos;
-    uint64_t skip_below;
-    uint64_t next_seq;
-    int next_known;
-    uint64_t committed;
-    int committed_known;
-    uint64_t tail_seq;
-    int fetched_once;
-    int at_tail;
-    /* Guarded by the consumer's mu. */
-    uint64_t epoch;
-    uint64_t fetch_epoch;
-    int fetching;
-    int fetch_quick;
-    int ready;
-    int ready_err;
-    sl_response *ready_resp;
-    char ready_msg[200];
-    /* The response being drained (consumer thread only). */
-    sl_response *cur;
-    size_t off;
-    uint64_t cur_next_seq;
-    int in_batch;
-    struct sl_batch_header h;
-    struct sl_batch_iter it;
-    uint8_t *scratch;
-};
-
-struct arena_block {
-    struct arena_block *next;
-    size_t used;
-    size_t cap;
-    _Alignas(16) unsigned char data[];
-};
-
-struct release {
-    void *ptr;
-    int is_resp;
-};
-
-struct sluice_consumer {
-    sluice_client *c;
-    char *stream;
-    char *group;
-    struct sluice_consumer_opts opts;
-    struct cshard *shards;
-    uint32_t n;
-    uint32_t rr;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    uint32_t fetches; /* in flight */
-    uint32_t quick;   /* in flight without long-poll */
-    struct release *rel;
-    size_t rel_len;
-    size_t rel_cap;
-    struct arena_block *arena;
-    struct sl_zctx *z;
-    uint64_t last_commit_ms;
-};
 
 /* ---- memory released at the next poll ---- */
 
@@ -221,6 +159,10 @@ static int fetch_start(struct sluice_consumer *c, struct cshard *s, uint32_t max
     body.position = &pos;
     body.max_bytes = c->opts.fetch_max_bytes;
     body.max_wait_ms = max_wait_ms;
+    if (c->member != NULL) {
+        body.group = c->group;
+        body.member_id = c->member->id;
+    }
     sl_request req = SLUICE__V1__REQUEST__INIT;
     req.body_case = SLUICE__V1__REQUEST__BODY_FETCH;
     req.fetch = &body;
@@ -271,6 +213,12 @@ static int take_ready(struct sluice_consumer *c, struct cshard *s)
         if (c->opts.on_trimmed != NULL) {
             c->opts.on_trimmed(c->opts.on_trimmed_ctx, s->shard, from, to);
         }
+        return SL_OK;
+    }
+    if (err == SL_EFENCED && c->member != NULL) {
+        /* The shard moved (or the member expired): the heartbeat says how. */
+        sl_response_free(resp);
+        c->member->beat_now = 1;
         return SL_OK;
     }
     if (err != SL_OK) {
@@ -426,7 +374,7 @@ static int fetch_idle_shards(struct sluice_consumer *c, uint32_t remaining_ms)
         pthread_mutex_lock(&c->mu);
         int busy = s->fetching || s->ready;
         pthread_mutex_unlock(&c->mu);
-        if (busy || s->cur != NULL || (s->at_tail && remaining_ms == 0)) {
+        if (busy || !s->held || s->cur != NULL || (s->at_tail && remaining_ms == 0)) {
             continue;
         }
         int rc = fetch_start(c, s, s->at_tail ? remaining_ms : 0);
@@ -437,9 +385,10 @@ static int fetch_idle_shards(struct sluice_consumer *c, uint32_t remaining_ms)
     return SL_OK;
 }
 
-/* Waits until some fetch completed, or (when only long-polls are out) until deadline.
- * Returns 0 when it gave up at the deadline with nothing ready. */
-static int wait_ready(struct sluice_consumer *c, uint64_t deadline_ms)
+/* Waits until some fetch completed, or (when only long-polls are out) until deadline;
+ * with `idle` also when no fetch is out (a group member holding no shard waits for its
+ * next heartbeat). Returns 0 when it gave up at the deadline with nothing ready. */
+static int wait_ready(struct sluice_consumer *c, uint64_t deadline_ms, int idle)
 {
     pthread_mutex_lock(&c->mu);
     int got = 0;
@@ -447,7 +396,7 @@ static int wait_ready(struct sluice_consumer *c, uint64_t deadline_ms)
         for (uint32_t i = 0; i < c->n && !got; i++) {
             got = c->shards[i].ready;
         }
-        if (got || c->fetches == 0) {
+        if (got || (c->fetches == 0 && !idle)) {
             break;
         }
         if (c->quick > 0) {
@@ -477,13 +426,20 @@ int sluice_consumer_poll(sluice_consumer *c, struct sluice_record *out, size_t m
     uint64_t now = sl_client_now_ms();
     if (c->group != NULL && c->opts.auto_commit_ms > 0 &&
         now - c->last_commit_ms >= c->opts.auto_commit_ms) {
-        int rc = sluice_consumer_commit(c);
+        uint32_t fenced = 0;
+        int rc = sl_consumer_commit_held(c, NULL, &fenced);
         if (rc != SL_OK) {
             return rc;
         }
     }
     uint64_t deadline = now + timeout_ms;
     for (;;) {
+        if (c->member != NULL) {
+            int rc = sl_cmember_step(c);
+            if (rc != SL_OK) {
+                return rc;
+            }
+        }
         int err = SL_OK;
         for (uint32_t i = 0; i < c->n; i++) {
             int rc = c->shards[i].cur == NULL ? take_ready(c, &c->shards[i]) : SL_OK;
@@ -503,35 +459,101 @@ int sluice_consumer_poll(sluice_consumer *c, struct sluice_record *out, size_t m
         }
         now = sl_client_now_ms();
         uint32_t remaining = deadline > now ? (uint32_t)(deadline - now) : 0;
+        uint64_t until = deadline;
+        if (c->member != NULL) { /* a long-poll must not outlast the next heartbeat */
+            uint64_t beat = c->member->beat_now ? now : c->member->next_beat_ms;
+            until = beat < until ? beat : until;
+            remaining = until > now ? (uint32_t)(until - now) : 0;
+        }
         int rc = fetch_idle_shards(c, remaining);
         if (rc != SL_OK) {
             return rc;
         }
-        if (!wait_ready(c, deadline)) {
+        if (!wait_ready(c, until, c->member != NULL) && sl_client_now_ms() >= deadline) {
             return SL_OK;
         }
     }
 }
 
-int sluice_consumer_commit(sluice_consumer *c)
+/* One shard's commit; a member's names it (fenced unless it holds the shard). */
+static int commit_shard(struct sluice_consumer *c, struct cshard *s)
 {
+    Sluice__V1__CommitCheckpoint body = SLUICE__V1__COMMIT_CHECKPOINT__INIT;
+    body.group = c->group;
+    body.stream = c->stream;
+    body.shard = s->shard;
+    body.seq = s->next_seq;
+    body.seek = s->sought != 0;
+    if (c->member != NULL) {
+        body.member_id = c->member->id;
+    }
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    req.body_case = SLUICE__V1__REQUEST__BODY_COMMIT_CHECKPOINT;
+    req.commit_checkpoint = &body;
+    sl_response *resp = NULL;
+    int rc = sl_client_call(c->c, &req, 0, &resp);
+    sl_response_free(resp);
+    if (rc == SL_OK) {
+        s->committed = s->next_seq;
+        s->committed_known = 1;
+        s->sought = 0;
+    }
+    return rc;
+}
+
+int sl_consumer_commit_held(struct sluice_consumer *c, const struct cshard *only,
+                            uint32_t *fenced)
+{
+    *fenced = 0;
     if (c->group == NULL) {
         return SL_OK;
     }
     for (uint32_t i = 0; i < c->n; i++) {
         struct cshard *s = &c->shards[i];
-        if (!s->next_known || (s->committed_known && s->committed == s->next_seq)) {
+        if ((only != NULL && s != only) || !s->held || !s->next_known ||
+            (s->committed_known && s->committed == s->next_seq && !s->sought)) {
             continue;
         }
-        int rc = sluice_checkpoint_commit(c->c, c->group, c->stream, s->shard, s->next_seq);
+        int rc = commit_shard(c, s);
+        if (rc == SL_EFENCED && c->member != NULL) {
+            (*fenced)++; /* the new owner reads its records again: at least once */
+            c->member->beat_now = 1;
+            continue;
+        }
         if (rc != SL_OK) {
             return rc;
         }
-        s->committed = s->next_seq;
-        s->committed_known = 1;
     }
-    c->last_commit_ms = sl_client_now_ms();
+    if (only == NULL) {
+        c->last_commit_ms = sl_client_now_ms();
+    }
     return SL_OK;
+}
+
+int sluice_consumer_commit(sluice_consumer *c)
+{
+    uint32_t fenced = 0;
+    int rc = sl_consumer_commit_held(c, NULL, &fenced);
+    if (rc == SL_OK && fenced > 0) {
+        sl_client_set_error("%u shard(s) of %s moved to another member of group %s before "
+                            "their commit: their new owner reads those records again",
+                            fenced, c->stream, c->group);
+        return SL_EFENCED;
+    }
+    return rc;
+}
+
+void sl_consumer_shard_reset(struct sluice_consumer *c, struct cshard *s,
+                             const struct sluice_position *pos)
+{
+    pthread_mutex_lock(&c->mu);
+    s->epoch++; /* a fetch in flight answers for the old position: dropped */
+    sl_response_free(s->ready_resp);
+    s->ready_resp = NULL;
+    s->ready = 0;
+    pthread_mutex_unlock(&c->mu);
+    shard_drop_current(c, s);
+    shard_set_position(s, pos);
 }
 
 int sluice_consumer_seek(sluice_consumer *c, uint32_t shard, const struct sluice_position *pos)
@@ -539,18 +561,12 @@ int sluice_consumer_seek(sluice_consumer *c, uint32_t shard, const struct sluice
     int found = 0;
     for (uint32_t i = 0; i < c->n; i++) {
         struct cshard *s = &c->shards[i];
-        if (shard != SLUICE_ALL_SHARDS && s->shard != shard) {
+        if ((shard != SLUICE_ALL_SHARDS && s->shard != shard) || !s->held) {
             continue;
         }
         found = 1;
-        pthread_mutex_lock(&c->mu);
-        s->epoch++; /* a fetch in flight answers for the old position: dropped */
-        sl_response_free(s->ready_resp);
-        s->ready_resp = NULL;
-        s->ready = 0;
-        pthread_mutex_unlock(&c->mu);
-        shard_drop_current(c, s);
-        shard_set_position(s, pos);
+        sl_consumer_shard_reset(c, s, pos);
+        s->sought = 1;
     }
     if (!found) {
         sl_client_set_error("shard %u is not read by this consumer", shard);
@@ -561,8 +577,14 @@ int sluice_consumer_seek(sluice_consumer *c, uint32_t shard, const struct sluice
 
 int sluice_consumer_caught_up(const sluice_consumer *c)
 {
+    if (c->member != NULL && (c->member->id[0] == '\0' || c->member->waiting > 0)) {
+        return 0; /* not joined yet, or shards still to come */
+    }
     for (uint32_t i = 0; i < c->n; i++) {
         const struct cshard *s = &c->shards[i];
+        if (!s->held) {
+            continue;
+        }
         if (!s->fetched_once || s->cur != NULL || !s->next_known || s->next_seq < s->tail_seq) {
             return 0;
         }
@@ -574,7 +596,7 @@ int sluice_consumer_shard_state(const sluice_consumer *c, uint32_t shard, uint64
                                 uint64_t *tail_seq)
 {
     for (uint32_t i = 0; i < c->n; i++) {
-        if (c->shards[i].shard == shard) {
+        if (c->shards[i].shard == shard && c->shards[i].held) {
             *next_seq = c->shards[i].next_seq;
             *tail_seq = c->shards[i].tail_seq;
             return SL_OK;
@@ -585,13 +607,30 @@ int sluice_consumer_shard_state(const sluice_consumer *c, uint32_t shard, uint64
 
 uint32_t sluice_consumer_shard_count(const sluice_consumer *c)
 {
-    return c->n;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < c->n; i++) {
+        n += c->shards[i].held != 0;
+    }
+    return n;
 }
 
 uint32_t sluice_consumer_shard_id(const sluice_consumer *c, uint32_t i)
 {
-    SL_ASSERT(i < c->n);
-    return c->shards[i].shard;
+    for (uint32_t k = 0; k < c->n; k++) {
+        if (c->shards[k].held && i-- == 0) {
+            return c->shards[k].shard;
+        }
+    }
+    SL_ASSERT(!"shard index beyond sluice_consumer_shard_count");
+    return 0;
+}
+
+const char *sluice_consumer_member_id(const sluice_consumer *c, uint64_t *generation)
+{
+    if (generation != NULL) {
+        *generation = c->member != NULL ? c->member->generation : 0;
+    }
+    return c->member != NULL ? c->member->id : "";
 }
 
 /* ---- lifecycle ---- */
@@ -619,6 +658,7 @@ static int consumer_shards_init(struct sluice_consumer *c, const struct sluice_s
         }
         c->shards[i].owner = c;
         c->shards[i].shard = id;
+        c->shards[i].held = c->member == NULL; /* a member's come from the coordinator */
         shard_set_position(&c->shards[i], &c->opts.start);
     }
     return SL_OK;
@@ -680,14 +720,18 @@ int sluice_consumer_new(sluice_client *cl, const char *stream, const char *group
     if (rc != SL_OK) {
         sl_client_set_error("out of memory");
     }
+    if (rc == SL_OK && group != NULL && c->opts.shards == NULL) {
+        rc = sl_cmember_new(c, &c->opts, info->shard_count);
+    }
     if (rc == SL_OK) {
         rc = consumer_shards_init(c, info);
     }
     sluice_stream_info_free(info);
-    if (rc == SL_OK && group != NULL) {
+    if (rc == SL_OK && group != NULL && c->member == NULL) {
         rc = consumer_load_checkpoints(c);
     }
     c->opts.shards = NULL; /* borrowed only for new() */
+    c->opts.instance_id = NULL;
     c->last_commit_ms = sl_client_now_ms();
     if (rc != SL_OK) {
         sluice_consumer_free(c);
@@ -702,6 +746,7 @@ void sluice_consumer_free(sluice_consumer *c)
     if (c == NULL) {
         return;
     }
+    sl_cmember_free(c); /* first: the shards move while the long-polls below end */
     pthread_mutex_lock(&c->mu);
     while (c->fetches > 0) { /* their callbacks point at our shards */
         pthread_cond_wait(&c->cv, &c->mu);

@@ -333,19 +333,39 @@ struct sluice_record {
  * retained record and the consumer jumped from `from_seq` to `to_seq`. */
 typedef void (*sluice_trimmed_cb)(void *ctx, uint32_t shard, uint64_t from_seq, uint64_t to_seq);
 
+/* Called from poll (on the consumer's thread) when a group member is given shards
+ * (on_assigned) or gives them up (on_revoked). A revoked shard is committed right after
+ * the callback returns and then released to its new owner, so the application can flush
+ * what it holds for it; with `lost` = 1 the shards were already taken away (the member's
+ * session expired, or the group was reset) and cannot be committed any more. */
+typedef void (*sluice_rebalance_cb)(void *ctx, const uint32_t *shards, size_t n, int lost);
+
 struct sluice_consumer_opts {
     struct sluice_position start; /* where shards without a checkpoint start (TRIM_HORIZON) */
-    const uint32_t *shards;       /* borrowed for new(): read only these; NULL = all */
+    const uint32_t *shards;       /* borrowed for new(): read only these; NULL = all, or with a
+                                     group: the shards the group assigns to this member */
     uint32_t shards_len;
     uint32_t fetch_max_bytes; /* per fetch; 0 = 4 MiB */
     uint32_t auto_commit_ms;  /* with a group: commit from poll at least this often; 0 = off */
     sluice_trimmed_cb on_trimmed;
     void *on_trimmed_ctx;
+    /* A group member (a group and no shard list): */
+    uint32_t session_timeout_ms; /* removed from the group when it does not poll for this
+                                    long; 1000 .. 300000, 0 = 10000 */
+    const char *instance_id;     /* borrowed for new(): static membership - a member back
+                                    within its session keeps its shards; NULL = dynamic */
+    sluice_rebalance_cb on_assigned;
+    sluice_rebalance_cb on_revoked;
+    void *rebalance_ctx;
 };
 
 /* Creates a consumer of `stream`. With `group` (may be NULL), shards that have a checkpoint
- * start from it, the others from opts->start. Errors: SLUICE_ENOTFOUND, SLUICE_EINVAL (bad shard
- * list), SLUICE_ENOMEM, SLUICE_ECLOSED, SLUICE_EAGAIN. One thread uses a consumer at a time. */
+ * start from it, the others from opts->start. With a group and no shard list the consumer
+ * is a member of the group: the broker splits the stream's shards between the group's
+ * members, poll reads the shards assigned to this one (none until the first poll) and
+ * heartbeats, and a member that stops polling for its session timeout loses its shards to
+ * the others. Errors: SLUICE_ENOTFOUND, SLUICE_EINVAL (bad shard list), SLUICE_ENOMEM,
+ * SLUICE_ECLOSED, SLUICE_EAGAIN. One thread uses a consumer at a time. */
 int sluice_consumer_new(sluice_client *c, const char *stream, const char *group,
                         const struct sluice_consumer_opts *opts, sluice_consumer **out);
 
@@ -363,7 +383,9 @@ int sluice_consumer_poll(sluice_consumer *c, struct sluice_record *out, size_t m
 
 /* Commits, for every shard that moved, the sequence after the last record returned by poll;
  * durable when it returns. SLUICE_OK without a group (nothing to do).
- * Errors: SLUICE_ECLOSED, SLUICE_EAGAIN, broker errors. */
+ * Errors: SLUICE_ECLOSED, SLUICE_EAGAIN, SLUICE_EFENCED (a group member no longer holds a
+ * shard: its records will be read again by the new owner; the other shards were committed),
+ * broker errors. */
 int sluice_consumer_commit(sluice_consumer *c);
 
 /* 1 when every shard read has returned all records up to the tail seen by its last fetch
@@ -375,13 +397,48 @@ int sluice_consumer_caught_up(const sluice_consumer *c);
 int sluice_consumer_shard_state(const sluice_consumer *c, uint32_t shard, uint64_t *next_seq,
                                 uint64_t *tail_seq);
 
-/* Number of shards read, and the i-th one's id. */
+/* Number of shards read (for a group member: held now), and the i-th one's id. */
 uint32_t sluice_consumer_shard_count(const sluice_consumer *c);
 uint32_t sluice_consumer_shard_id(const sluice_consumer *c, uint32_t i);
 
+/* A group member's id and generation (both from its last join or heartbeat; "" and 0 before
+ * the first poll or for a consumer that is no member). The string is valid until the next
+ * poll. */
+const char *sluice_consumer_member_id(const sluice_consumer *c, uint64_t *generation);
+
 /* Waits for fetches still in flight, frees (no commit: call sluice_consumer_commit first).
+ * A dynamic group member leaves the group, so its shards move at once; a static one (with
+ * an instance id) stays until its session times out, to keep its shards across a restart.
  * NULL-safe. */
 void sluice_consumer_free(sluice_consumer *c);
+
+/* ---- stream consumer groups ------------------------------------------------------------ */
+
+/* A stream consumer group's members now: ids, and the shards each holds. */
+struct sluice_group_member {
+    char *member_id;
+    char *instance_id; /* "" for a dynamic member */
+    uint64_t idle_ms;  /* since its last heartbeat */
+    uint32_t *shards;
+    size_t shards_len;
+};
+struct sluice_group_info {
+    uint64_t generation; /* 0: no active member */
+    struct sluice_group_member *members;
+    size_t members_len;
+};
+/* Errors: SLUICE_ENOTFOUND (stream), SLUICE_ECLOSED, SLUICE_EAGAIN. Free with
+ * sluice_group_info_free. */
+int sluice_group_describe(sluice_client *c, const char *stream, const char *group,
+                          struct sluice_group_info **out);
+void sluice_group_info_free(struct sluice_group_info *info);
+
+/* Moves every shard's checkpoint of the group to `to` (oldest, latest, a sequence - clamped
+ * to the retained range - or a time), backwards too. Refused (SLUICE_EINVAL) while the group
+ * has active members unless `force`: then they are removed and resume from the new
+ * checkpoints when they rejoin. Errors: SLUICE_ENOTFOUND, SLUICE_EINVAL, SLUICE_ECLOSED. */
+int sluice_group_reset(sluice_client *c, const char *stream, const char *group,
+                       const struct sluice_position *to, int force);
 
 /* ---- queue groups and topic subscriptions (synchronous; thread-safe) --------------------- */
 

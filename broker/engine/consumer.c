@@ -5,7 +5,9 @@
 #include "broker/engine/consumer.h"
 
 #include "broker/engine/catalog.h"
+#include "broker/engine/coord.h"
 #include "broker/engine/engine.h"
+#include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/fileio.h"
@@ -51,10 +53,32 @@ void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl
         cb(ctx, SL_EINVAL, why);
         return;
     }
+    const char *group = req->group != NULL ? req->group : "";
+    bool member = req->member_id != NULL && req->member_id[0] != '\0';
+    if (member) {
+        rc = sl_coord_owns(e, b->stream->name, group, req->member_id, req->shard, why,
+                           sizeof(why));
+        if (rc != SL_OK) {
+            cb(ctx, rc, why);
+            return;
+        }
+    }
     struct sl_ckpt_store *cs = NULL; /* opened by the stream's first commit */
     rc = sl_catalog_ckpt(e->catalog, b->stream, &cs, why, sizeof(why));
     if (rc != SL_OK) {
         cb(ctx, rc, why);
+        return;
+    }
+    uint64_t cur = 0, updated = 0;
+    if (member && !req->seek && sl_ckpt_get(cs, group, req->shard, &cur, &updated) == SL_OK &&
+        req->seq < cur) {
+        /* Only an explicit seek (sl_consumer_reset) moves a group back: a
+         * member's commit below the checkpoint is a stale or confused one. */
+        snprintf(why, sizeof(why),
+                 "checkpoint of group %s on shard %u would move backwards (%" PRIu64
+                 " -> %" PRIu64 "): refused; `sluice group reset` seeks a group explicitly",
+                 group, req->shard, cur, req->seq);
+        cb(ctx, SL_EINVAL, why);
         return;
     }
     struct commit_op *op = calloc(1, sizeof(*op));
@@ -64,7 +88,6 @@ void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl
     }
     *op = (struct commit_op){.e = e, .start_ns = sl_clock_mono_ns(), .stream = b->stream,
                              .cb = cb, .ctx = ctx};
-    const char *group = req->group != NULL ? req->group : "";
     b->stream->inflight++;
     rc = sl_ckpt_commit(cs, group, req->shard, req->seq, sl_clock_wall_ms(),
                         on_committed, op);
@@ -82,6 +105,89 @@ void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl
         snprintf(why, sizeof(why), "cannot commit checkpoint for group %s: %s", group, cause);
         cb(ctx, rc, why);
     }
+}
+
+/* One reset: its commits count down; the first error is the answer. */
+struct reset_op {
+    struct sl_engine *e;
+    char *stream;
+    char *group;
+    uint32_t pending;
+    int err;
+    char why[200];
+    sl_done_cb cb;
+    void *ctx;
+};
+
+static void reset_done(void *ctx, int err, const char *why)
+{
+    struct reset_op *op = ctx;
+    if (err != SL_OK && op->err == SL_OK) {
+        op->err = err;
+        snprintf(op->why, sizeof(op->why), "%s", why);
+    }
+    SL_ASSERT(op->pending > 0);
+    if (--op->pending > 0) {
+        return;
+    }
+    /* Members that joined while the commits were in flight may have read the
+     * old checkpoints: they start over too. */
+    sl_coord_evict(op->e, op->stream, op->group);
+    op->cb(op->ctx, op->err, op->err == SL_OK ? "" : op->why);
+    free(op->stream);
+    free(op->group);
+    free(op);
+}
+
+void sl_consumer_reset(struct sl_engine *e, const struct sl_reset_req *req, sl_done_cb cb,
+                       void *ctx)
+{
+    char why[512];
+    int rc;
+    struct sl_stream *st = sl_engine_stream(e, req->stream, why, sizeof(why), &rc);
+    if (st == NULL) {
+        cb(ctx, rc, why);
+        return;
+    }
+    if (req->group == NULL || req->group[0] == '\0' || req->n == 0) {
+        cb(ctx, SL_EINVAL, "a reset names a group and at least one shard");
+        return;
+    }
+    if (sl_coord_active(e, st->name, req->group) && !req->force) {
+        snprintf(why, sizeof(why),
+                 "group %s has active members on stream %s: stop them first, or force the "
+                 "reset (they are removed and resume from the new checkpoints)",
+                 req->group, st->name);
+        cb(ctx, SL_EINVAL, why);
+        return;
+    }
+    sl_coord_evict(e, st->name, req->group);
+    struct reset_op *op = calloc(1, sizeof(*op));
+    if (op != NULL) {
+        op->stream = strdup(st->name);
+        op->group = strdup(req->group);
+    }
+    if (op == NULL || op->stream == NULL || op->group == NULL) {
+        if (op != NULL) {
+            free(op->stream);
+            free(op->group);
+            free(op);
+        }
+        cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM));
+        return;
+    }
+    op->e = e;
+    op->cb = cb;
+    op->ctx = ctx;
+    /* +1 held by this loop, so that a callback run before the call returns
+     * cannot finish the op while shards are still to be submitted. */
+    op->pending = req->n + 1;
+    for (uint32_t i = 0; i < req->n; i++) {
+        struct sl_commit_req cr = {.stream = req->stream, .group = req->group,
+                                   .shard = req->shards[i], .seq = req->seqs[i]};
+        sl_consumer_commit(e, &cr, reset_done, op);
+    }
+    reset_done(op, SL_OK, "");
 }
 
 int sl_consumer_checkpoints(struct sl_engine *e, const char *stream, const char *group,

@@ -7,6 +7,7 @@
 #ifndef SL_CONSUMER_H
 #define SL_CONSUMER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,12 @@ struct sl_commit_req {
     const char *group;
     uint32_t shard;
     uint64_t seq; /* the next record the group will read */
+    /* A member of the group's coordinator (coord.h) or NULL/"": a member's
+     * commit is refused (SL_EFENCED) unless it holds the shard now, and
+     * (SL_EINVAL) when it would move the checkpoint backwards without an
+     * explicit seek. */
+    const char *member_id;
+    bool seek;
 };
 
 /* `why` is borrowed for the duration of the call ("" when OK). */
@@ -26,6 +33,21 @@ typedef void (*sl_done_cb)(void *ctx, int err, const char *why);
  * (beyond the shard's tail), those of the checkpoint store. */
 void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl_done_cb cb,
                         void *ctx);
+
+/* An explicit seek of the whole group: sets the checkpoints of `n` shards
+ * (backwards too), durable before cb says SL_OK. Refused (SL_EINVAL) while
+ * the group has active members unless `force`, which removes them first
+ * (they join again and resume from the new checkpoints). */
+struct sl_reset_req {
+    const char *stream; /* borrowed for the call, as the arrays */
+    const char *group;
+    const uint32_t *shards;
+    const uint64_t *seqs;
+    uint32_t n;
+    bool force;
+};
+void sl_consumer_reset(struct sl_engine *e, const struct sl_reset_req *req, sl_done_cb cb,
+                       void *ctx);
 
 typedef void (*sl_checkpoint_fn)(void *ctx, const char *group, uint32_t shard, uint64_t seq,
                                  uint64_t updated_ms);

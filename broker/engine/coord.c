@@ -171,15 +171,24 @@ static void grant(struct sl_cgroup *g, struct member *m)
     }
 }
 
+static uint32_t beat_ms(uint32_t session_ms)
+{
+    uint32_t b = session_ms / SL_COORD_BEATS_PER_SESSION;
+    return b < SL_COORD_BEAT_MIN_MS ? SL_COORD_BEAT_MIN_MS
+                                    : (b > SL_COORD_BEAT_MAX_MS ? SL_COORD_BEAT_MAX_MS : b);
+}
+
 static void view(struct sl_cgroup *g, struct member *m, struct sl_coord_view *out)
 {
-    uint32_t nh = 0, nr = 0;
+    uint32_t nh = 0, nr = 0, waiting = 0;
     for (uint32_t s = 0; s < g->shard_count; s++) {
         if (g->owner[s] == m) {
             m->held[nh++] = s;
             if (g->target[s] != m) {
                 m->rev[nr++] = s;
             }
+        } else if (g->target[s] == m) {
+            waiting++;
         }
     }
     memset(out, 0, sizeof(*out));
@@ -190,6 +199,8 @@ static void view(struct sl_cgroup *g, struct member *m, struct sl_coord_view *ou
     out->revoke = m->rev;
     out->n_revoke = nr;
     out->members = g->n_members;
+    out->waiting = waiting;
+    out->heartbeat_ms = waiting > 0 ? SL_COORD_BEAT_MIN_MS : beat_ms(m->session_ms);
 }
 
 static void member_remove(struct sl_cgroup *g, struct member *m)
@@ -412,6 +423,14 @@ bool sl_coord_active(struct sl_engine *e, const char *stream, const char *group)
 {
     const struct sl_cgroup *g = group_find(e, stream, group);
     return g != NULL && g->n_members > 0;
+}
+
+void sl_coord_evict(struct sl_engine *e, const char *stream, const char *group)
+{
+    struct sl_cgroup *g = group_find(e, stream, group);
+    if (g != NULL) {
+        group_free(e, g);
+    }
 }
 
 void sl_coord_tick(struct sl_engine *e, uint64_t now_ms)

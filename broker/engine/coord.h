@@ -34,6 +34,14 @@ struct sl_engine;
 #define SL_COORD_ID_MAX         64u   /* member and instance ids, NUL included */
 #define SL_COORD_SESSION_MIN_MS 1000u
 #define SL_COORD_SESSION_MAX_MS 300000u
+#define SL_COORD_SESSION_DEFAULT_MS 10000u
+/* Members heartbeat every session/SL_COORD_BEATS_PER_SESSION, clamped to
+ * [SL_COORD_BEAT_MIN_MS, SL_COORD_BEAT_MAX_MS]: often enough that a shard
+ * freed by an expired member is taken within SL_COORD_BEAT_MAX_MS, and a
+ * member waiting for a shard heartbeats at SL_COORD_BEAT_MIN_MS. */
+#define SL_COORD_BEATS_PER_SESSION 20u
+#define SL_COORD_BEAT_MIN_MS       100u
+#define SL_COORD_BEAT_MAX_MS       500u
 
 struct sl_coord_join {
     const char *stream; /* borrowed for the call */
@@ -52,6 +60,8 @@ struct sl_coord_view {
     const uint32_t *revoke; /* held but moving away: stop, commit, release (ascending) */
     uint32_t n_revoke;
     uint32_t members;
+    uint32_t waiting;      /* shards meant for it that another member still holds */
+    uint32_t heartbeat_ms; /* heartbeat at least this often */
 };
 
 /* Joins (or, for a static member within its session, rejoins). Errors:
@@ -79,6 +89,10 @@ int sl_coord_owns(struct sl_engine *e, const char *stream, const char *group,
 /* true when the group has live members (a manual reset must not race them). */
 bool sl_coord_active(struct sl_engine *e, const char *stream, const char *group);
 
+/* Removes every member at once (a forced reset): their next call is fenced
+ * and they join again. */
+void sl_coord_evict(struct sl_engine *e, const char *stream, const char *group);
+
 /* Removes members whose session expired. Called from the engine's tick. */
 void sl_coord_tick(struct sl_engine *e, uint64_t now_ms);
 
@@ -86,6 +100,7 @@ void sl_coord_tick(struct sl_engine *e, uint64_t now_ms);
 typedef void (*sl_coord_member_fn)(void *ctx, const char *member_id, const char *instance_id,
                                    uint64_t last_seen_ms, const uint32_t *shards,
                                    uint32_t n_shards);
+/* *generation: 0 when the group has no member. */
 int sl_coord_describe(struct sl_engine *e, const char *stream, const char *group,
                       sl_coord_member_fn fn, void *ctx, uint64_t *generation);
 

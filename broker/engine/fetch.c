@@ -9,6 +9,7 @@
 #include "broker/engine/fetch.h"
 
 #include "broker/engine/catalog.h"
+#include "broker/engine/coord.h"
 #include "broker/engine/workers.h"
 #include "common/assert.h"
 #include "common/clock.h"
@@ -285,6 +286,15 @@ void sl_fetch_start(struct sl_engine *e, const struct sl_fetch_req *req, sl_fetc
         r.err = rc;
         cb(ctx, &r);
         return;
+    }
+    if (req->member_id != NULL && req->member_id[0] != '\0') {
+        rc = sl_coord_owns(e, b->stream->name, req->group != NULL ? req->group : "",
+                           req->member_id, req->shard, why, sizeof(why));
+        if (rc != SL_OK) {
+            r.err = rc;
+            cb(ctx, &r);
+            return;
+        }
     }
     uint32_t limit = e->cfg.fetch_bytes_max;
     uint32_t max_bytes = req->max_bytes == 0 ? FETCH_DEFAULT_BYTES : req->max_bytes;

@@ -26,6 +26,11 @@ struct sl_fetch_req {
     struct sl_position pos;
     uint32_t max_bytes;   /* 0: 1 MiB; at most the engine's fetch_bytes_max */
     uint32_t max_wait_ms; /* 0: answer at once; at most fetch_wait_max_ms */
+    /* A consumer-group member's read (coord.h) when member_id is set:
+     * refused with SL_EFENCED unless it holds the shard when the fetch
+     * starts (a long-poll already parked is not re-checked). */
+    const char *group;
+    const char *member_id;
 };
 
 struct sl_fetch_result {

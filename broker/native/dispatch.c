@@ -83,6 +83,21 @@ void sl_native_dispatch(struct sl_native *srv, struct sl_conn *c, sl_request *re
     case SLUICE__V1__REQUEST__BODY_GROUP_LAG:
         sl_native_group_lag(srv, c, req);
         break;
+    case SLUICE__V1__REQUEST__BODY_JOIN_GROUP:
+        sl_native_join_group(srv, c, req);
+        break;
+    case SLUICE__V1__REQUEST__BODY_HEARTBEAT:
+        sl_native_heartbeat(srv, c, req);
+        break;
+    case SLUICE__V1__REQUEST__BODY_LEAVE_GROUP:
+        sl_native_leave_group(srv, c, req);
+        break;
+    case SLUICE__V1__REQUEST__BODY_DESCRIBE_GROUP:
+        sl_native_describe_group(srv, c, req);
+        break;
+    case SLUICE__V1__REQUEST__BODY_RESET_GROUP:
+        sl_native_reset_group(srv, c, req);
+        break;
     case SLUICE__V1__REQUEST__BODY_CREATE_GROUP:
     case SLUICE__V1__REQUEST__BODY_DELETE_GROUP:
     case SLUICE__V1__REQUEST__BODY_LIST_QUEUE_GROUPS:

@@ -253,6 +253,21 @@ static uint32_t needs(const sl_request *req, const char **stream)
     case SLUICE__V1__REQUEST__BODY_GROUP_LAG:
         *stream = req->group_lag->stream;
         return SL_ACL_CONSUME;
+    case SLUICE__V1__REQUEST__BODY_JOIN_GROUP:
+        *stream = req->join_group->stream;
+        return SL_ACL_CONSUME;
+    case SLUICE__V1__REQUEST__BODY_HEARTBEAT:
+        *stream = req->heartbeat->stream;
+        return SL_ACL_CONSUME;
+    case SLUICE__V1__REQUEST__BODY_LEAVE_GROUP:
+        *stream = req->leave_group->stream;
+        return SL_ACL_CONSUME;
+    case SLUICE__V1__REQUEST__BODY_DESCRIBE_GROUP:
+        *stream = req->describe_group->stream;
+        return SL_ACL_CONSUME;
+    case SLUICE__V1__REQUEST__BODY_RESET_GROUP:
+        *stream = req->reset_group->stream;
+        return SL_ACL_CONSUME;
     case SLUICE__V1__REQUEST__BODY_CREATE_GROUP:
         *stream = req->create_group->stream;
         return SL_ACL_QUEUE;

@@ -41,7 +41,7 @@ void sl_native_commit(struct sl_native *srv, struct sl_conn *c, const sl_request
     *op = (struct commit_op){.conn = c, .req_id = req->id};
     sl_conn_hold(c);
     struct sl_commit_req cr = {.stream = m->stream, .group = m->group, .shard = m->shard,
-                               .seq = m->seq};
+                               .seq = m->seq, .member_id = m->member_id, .seek = m->seek};
     sl_consumer_commit(srv->engine, &cr, on_committed, op);
 }
 

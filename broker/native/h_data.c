@@ -117,6 +117,7 @@ void sl_native_fetch(struct sl_native *srv, struct sl_conn *c, const sl_request 
     sl_conn_hold(c);
     struct sl_fetch_req fr = {.stream = m->stream, .shard = m->shard,
                               .pos = sl_native_position(m->position), .max_bytes = m->max_bytes,
-                              .max_wait_ms = m->max_wait_ms};
+                              .max_wait_ms = m->max_wait_ms, .group = m->group,
+                              .member_id = m->member_id};
     sl_fetch_start(srv->engine, &fr, on_fetched, op);
 }

@@ -1,7 +1,8 @@
 /* handlers.h - the native protocol's request handlers: protobuf requests in,
  * engine calls, protobuf responses out. One file per request family:
  * dispatch.c (Hello and the switch), h_streams.c, h_data.c (produce,
- * fetch), h_consumer.c (checkpoints, groups, lag), h_queue.c; and the
+ * fetch), h_consumer.c (checkpoints, groups, lag), h_group.c (consumer-group
+ * membership), h_queue.c; and the
  * conversions they share (convert.c).
  *
  * Each handler answers its request exactly once (or, for a Produce with
@@ -83,5 +84,11 @@ void sl_native_get_checkpoints(struct sl_native *srv, struct sl_conn *c, const s
 void sl_native_list_groups(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_group_lag(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_queue(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+/* Stream consumer groups' membership (h_group.c). */
+void sl_native_join_group(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_heartbeat(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_leave_group(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_describe_group(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_reset_group(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 
 #endif

@@ -65,6 +65,7 @@ extern const struct cli_cmd cli_cmd_stream_create, cli_cmd_stream_list, cli_cmd_
     cli_cmd_stream_delete;
 extern const struct cli_cmd cli_cmd_produce, cli_cmd_queue_send, cli_cmd_topic_publish;
 extern const struct cli_cmd cli_cmd_consume, cli_cmd_lag;
+extern const struct cli_cmd cli_cmd_group_describe, cli_cmd_group_reset; /* cgroup.c */
 extern const struct cli_cmd cli_cmd_queue_create, cli_cmd_queue_receive, cli_cmd_queue_ack,
     cli_cmd_queue_nack, cli_cmd_queue_stats, cli_cmd_queue_purge, cli_cmd_queue_redrive;
 extern const struct cli_cmd cli_cmd_queue_work;

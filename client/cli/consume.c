@@ -29,6 +29,8 @@ struct consume_shards {
 
 struct consume_args {
     const char *group;
+    const char *instance;
+    uint32_t session_ms;
     int follow;
     int json;
     uint64_t count; /* 0 = unlimited */
@@ -83,7 +85,23 @@ static const struct cli_opt consume_opts[] = {
      .offset = offsetof(struct consume_args, group),
      .value_name = "G",
      .help = "consumer group: resume from and commit its checkpoints\n"
-             "(committed every second and at exit)"},
+             "(committed every second and at exit); without --shard,\n"
+             "processes of one group split the stream's shards"},
+    {.name = "instance",
+     .kind = CLI_OPT_STRING,
+     .offset = offsetof(struct consume_args, instance),
+     .value_name = "ID",
+     .help = "with --group: a static member - restarted within the session\n"
+             "timeout it gets its shards back",
+     .max = 63},
+    {.name = "session-timeout",
+     .kind = CLI_OPT_DURATION,
+     .offset = offsetof(struct consume_args, session_ms),
+     .value_name = "DUR",
+     .help = "with --group: a member silent this long loses its shards\n"
+             "(default 10s)",
+     .min = 1000,
+     .max = 300000},
     {.name = "follow",
      .kind = CLI_OPT_FLAG,
      .offset = offsetof(struct consume_args, follow),
@@ -129,6 +147,29 @@ static void on_trimmed(void *ctx, uint32_t shard, uint64_t from_seq, uint64_t to
     fprintf(stderr,
             "sluice: shard %u: records from %" PRIu64 " were trimmed; continuing at %" PRIu64 "\n",
             shard, from_seq, to_seq);
+}
+
+/* A member's shards on stderr: who reads what, for operators (and tests). */
+static void print_shards(const char *what, const uint32_t *shards, size_t n)
+{
+    fprintf(stderr, "sluice: %s shards", what);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(stderr, "%s%u", i == 0 ? " " : ",", shards[i]);
+    }
+    fputc('\n', stderr);
+}
+
+static void on_assigned(void *ctx, const uint32_t *shards, size_t n, int lost)
+{
+    (void)lost;
+    (void)ctx;
+    print_shards("assigned", shards, n);
+}
+
+static void on_revoked(void *ctx, const uint32_t *shards, size_t n, int lost)
+{
+    (void)ctx;
+    print_shards(lost ? "lost" : "revoked", shards, n);
 }
 
 static int print_record(const struct sluice_record *r, int json)
@@ -216,6 +257,10 @@ static int run_consume(sluice_client *cl, const struct cli_call *call)
         .shards_len = a->shards.len,
         .auto_commit_ms = a->group != NULL ? CLI_GROUP_COMMIT_MS : 0,
         .on_trimmed = on_trimmed,
+        .instance_id = a->instance,
+        .session_timeout_ms = a->session_ms,
+        .on_assigned = on_assigned,
+        .on_revoked = on_revoked,
     };
     sluice_consumer *c = NULL;
     int rc = sluice_consumer_new(cl, stream, a->group, &co, &c);
@@ -226,13 +271,28 @@ static int run_consume(sluice_client *cl, const struct cli_call *call)
     uint64_t got = 0;
     int ex = consume_loop(c, a, &got);
     rc = sluice_consumer_commit(c);
-    if (rc != SL_OK) {
+    if (rc == SL_EFENCED) { /* another member reads those records again: not an error */
+        fprintf(stderr, "sluice: %s\n", sluice_last_error());
+    } else if (rc != SL_OK) {
         ex = cli_broker_error("commit", rc);
     }
     fprintf(stderr, "consumed %" PRIu64 " records from %s%s%s\n", got, stream,
             a->group != NULL ? ", committed for group " : "", a->group != NULL ? a->group : "");
     sluice_consumer_free(c);
     return ex;
+}
+
+static int check_consume(const struct cli_call *call)
+{
+    const struct consume_args *a = call->args;
+    if ((a->instance != NULL || a->session_ms != 0) && a->group == NULL) {
+        return cli_usage(call->cmd, "--instance and --session-timeout need --group");
+    }
+    if ((a->instance != NULL || a->session_ms != 0) && a->shards.len > 0) {
+        return cli_usage(call->cmd, "--instance and --session-timeout make a group member, "
+                                    "which reads the shards the group gives it: no --shard");
+    }
+    return CLI_EXIT_OK;
 }
 
 static void init_consume(void *args)
@@ -288,10 +348,14 @@ const struct cli_cmd cli_cmd_consume = {
     .operands = "STREAM",
     .summary = "print records, one value per line",
     .help = "Prints one record value per line on stdout (or --json objects). Without --follow\n"
-            "it stops when it has caught up with every shard's tail.\n",
+            "it stops when it has caught up with every shard's tail.\n"
+            "With --group and no --shard it is a member of the group: processes with the\n"
+            "same group split the stream's shards between them, and take over the shards\n"
+            "of a member that stops (`sluice group describe` shows who reads what).\n",
     .sets = {{consume_opts, 0, "options"}},
     .args_size = sizeof(struct consume_args),
     .init = init_consume,
+    .check = check_consume,
     .run = run_consume,
 };
 

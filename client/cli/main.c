@@ -42,6 +42,8 @@ static const struct cli_group groups[] = {
      "A queue is a stream read by a queue group (competing consumers): each message goes to\n"
      "one receiver at a time for a visibility timeout; acknowledged messages are done,\n"
      "others become visible again. The group is \"default\" unless --group says.\n"},
+    {"group", "A consumer group reads a stream with checkpoints; `sluice consume STREAM --group G`\n"
+              "processes of one group split the stream's shards between them.\n"},
     {"topic", "A topic is a stream; a subscription is a queue group named SUB on it, read with\n"
               "  sluice queue receive TOPIC --group SUB\n"},
 };
@@ -54,6 +56,8 @@ static const struct cli_cmd *const commands[] = {
     &cli_cmd_produce,
     &cli_cmd_consume,
     &cli_cmd_lag,
+    &cli_cmd_group_describe,
+    &cli_cmd_group_reset,
     &cli_cmd_queue_create,
     &cli_cmd_queue_send,
     &cli_cmd_queue_receive,

@@ -1,0 +1,113 @@
+/* consumer_int.h - what consumer.c (reads, checkpoints) and consumer_group.c (a
+ * consumer-group member's joins, heartbeats and hand-overs) share. Library-internal.
+ */
+#ifndef SL_CLIENT_CONSUMER_INT_H
+#define SL_CLIENT_CONSUMER_INT_H
+
+#include "client/conn.h"
+#include "storage/batch.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+#define CONSUMER_FETCH_BYTES_DEFAULT (4u << 20)
+#define CONSUMER_ARENA_BLOCK         (64u << 10)
+
+struct cshard {
+    struct sluice_consumer *owner;
+    uint32_t shard;
+    int held;   /* read by this consumer (always, unless it is a group member) */
+    int sought; /* seek since the last commit: the commit may go backwards */
+    struct sluice_position pos;
+    uint64_t skip_below;
+    uint64_t next_seq;
+    int next_known;
+    uint64_t committed;
+    int committed_known;
+    uint64_t tail_seq;
+    int fetched_once;
+    int at_tail;
+    /* Guarded by the consumer's mu. */
+    uint64_t epoch;
+    uint64_t fetch_epoch;
+    int fetching;
+    int fetch_quick;
+    int ready;
+    int ready_err;
+    sl_response *ready_resp;
+    char ready_msg[200];
+    /* The response being drained (consumer thread only). */
+    sl_response *cur;
+    size_t off;
+    uint64_t cur_next_seq;
+    int in_batch;
+    struct sl_batch_header h;
+    struct sl_batch_iter it;
+    uint8_t *scratch;
+};
+
+struct arena_block {
+    struct arena_block *next;
+    size_t used;
+    size_t cap;
+    _Alignas(16) unsigned char data[];
+};
+
+struct release {
+    void *ptr;
+    int is_resp;
+};
+
+struct sluice_consumer {
+    sluice_client *c;
+    char *stream;
+    char *group;
+    struct sluice_consumer_opts opts;
+    struct cshard *shards;
+    uint32_t n;
+    uint32_t rr;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint32_t fetches; /* in flight */
+    uint32_t quick;   /* in flight without long-poll */
+    struct release *rel;
+    size_t rel_len;
+    size_t rel_cap;
+    struct arena_block *arena;
+    struct sl_zctx *z;
+    uint64_t last_commit_ms;
+    struct cmember *member; /* NULL unless a group member (consumer_group.c) */
+};
+
+/* Membership of a group member; NULL in a consumer that is none. */
+struct cmember {
+    char id[64]; /* "" until joined */
+    uint64_t generation;
+    char *instance; /* NULL: a dynamic member */
+    uint32_t session_ms;
+    uint32_t waiting;       /* shards assigned to it still held by another member */
+    uint64_t next_beat_ms;  /* sl_client_now_ms() time of the next heartbeat */
+    int beat_now;           /* a fetch or commit was fenced: ask at once */
+    uint32_t *released;     /* revoked, committed, not yet reported: shard_count room */
+    uint32_t n_released;
+    uint32_t *list;         /* scratch for callbacks: shard_count room */
+};
+
+/* consumer.c */
+void sl_consumer_shard_reset(struct sluice_consumer *c, struct cshard *s,
+                             const struct sluice_position *pos);
+/* Commits the held shards that moved (only `only` when not NULL); *fenced counts the
+ * shards the broker said this member no longer holds (their error is not returned). */
+int sl_consumer_commit_held(struct sluice_consumer *c, const struct cshard *only,
+                            uint32_t *fenced);
+
+/* consumer_group.c */
+int sl_cmember_new(struct sluice_consumer *c, const struct sluice_consumer_opts *opts,
+                   uint32_t shard_count);
+/* Joins or heartbeats when due, and applies what the coordinator says: revoked shards are
+ * called back, committed, dropped and released; new ones start from their checkpoints. */
+int sl_cmember_step(struct sluice_consumer *c);
+/* Leaves (dynamic members) and frees the membership. */
+void sl_cmember_free(struct sluice_consumer *c);
+
+#endif
