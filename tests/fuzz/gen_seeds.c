@@ -186,6 +186,46 @@ static void seeds_frame(void)
     req.commit_checkpoint = &cc;
     put_request("req_commit_checkpoint", &req);
 
+    Sluice__V1__JoinGroup jg = SLUICE__V1__JOIN_GROUP__INIT;
+    jg.stream = "events";
+    jg.group = "g1";
+    jg.instance_id = "worker-1";
+    jg.session_timeout_ms = 10000;
+    req = (sl_request)SLUICE__V1__REQUEST__INIT;
+    req.id = 13;
+    req.body_case = SLUICE__V1__REQUEST__BODY_JOIN_GROUP;
+    req.join_group = &jg;
+    put_request("req_join_group", &req);
+
+    uint32_t released[2] = {1, 3};
+    Sluice__V1__Heartbeat hb = SLUICE__V1__HEARTBEAT__INIT;
+    hb.stream = "events";
+    hb.group = "g1";
+    hb.member_id = "worker-1-1a2b3c-1";
+    hb.released = released;
+    hb.n_released = 2;
+    req = (sl_request)SLUICE__V1__REQUEST__INIT;
+    req.id = 14;
+    req.body_case = SLUICE__V1__REQUEST__BODY_HEARTBEAT;
+    req.heartbeat = &hb;
+    put_request("req_heartbeat", &req);
+
+    Sluice__V1__Checkpoint rcp = SLUICE__V1__CHECKPOINT__INIT;
+    rcp.shard = 2;
+    rcp.seq = 40;
+    Sluice__V1__Checkpoint *rcps[1] = {&rcp};
+    Sluice__V1__ResetGroup rg = SLUICE__V1__RESET_GROUP__INIT;
+    rg.stream = "events";
+    rg.group = "g1";
+    rg.checkpoints = rcps;
+    rg.n_checkpoints = 1;
+    rg.force = 1;
+    req = (sl_request)SLUICE__V1__REQUEST__INIT;
+    req.id = 15;
+    req.body_case = SLUICE__V1__REQUEST__BODY_RESET_GROUP;
+    req.reset_group = &rg;
+    put_request("req_reset_group", &req);
+
     sl_response resp = SLUICE__V1__RESPONSE__INIT;
     Sluice__V1__FetchResponse fr = SLUICE__V1__FETCH_RESPONSE__INIT;
     fr.shard = 2;

@@ -518,6 +518,92 @@ TEST(bad_input)
         }
         close(fd);
     }
+    /* Consumer-group requests with bad fields: clear errors, the connection lives on. */
+    CHECK((fd = raw_connect()) >= 0);
+    CHECK_EQ(hello(fd, 1), 0);
+    {
+        sl_request req = SLUICE__V1__REQUEST__INIT;
+        Sluice__V1__JoinGroup j = SLUICE__V1__JOIN_GROUP__INIT;
+        j.stream = (char *)"raw";
+        j.group = (char *)"bad group";
+        req.id = 40;
+        req.body_case = SLUICE__V1__REQUEST__BODY_JOIN_GROUP;
+        req.join_group = &j;
+        CHECK((r = call_expect(fd, &req, SL_EINVAL)) != NULL);
+        sl_response_free(r);
+        j.group = (char *)"g";
+        j.session_timeout_ms = 1;
+        req.id = 41;
+        CHECK((r = call_expect(fd, &req, SL_EINVAL)) != NULL);
+        sl_response_free(r);
+        j.session_timeout_ms = 0;
+        j.stream = (char *)"nope";
+        req.id = 42;
+        CHECK((r = call_expect(fd, &req, SL_ENOTFOUND)) != NULL);
+        sl_response_free(r);
+        j.stream = (char *)"raw";
+        req.id = 43;
+        CHECK((r = call_expect(fd, &req, SL_OK)) != NULL);
+        char member[64];
+        snprintf(member, sizeof(member), "%s", r->join_group->assignment->member_id);
+        sl_response_free(r);
+        /* released shards the stream does not have */
+        uint32_t released[3] = {0, BAD_SHARDS, UINT32_MAX};
+        Sluice__V1__Heartbeat hb = SLUICE__V1__HEARTBEAT__INIT;
+        hb.stream = (char *)"raw";
+        hb.group = (char *)"g";
+        hb.member_id = member;
+        hb.released = released;
+        hb.n_released = 3;
+        req = (sl_request)SLUICE__V1__REQUEST__INIT;
+        req.id = 44;
+        req.body_case = SLUICE__V1__REQUEST__BODY_HEARTBEAT;
+        req.heartbeat = &hb;
+        CHECK((r = call_expect(fd, &req, SL_EINVAL)) != NULL);
+        sl_response_free(r);
+        hb.member_id = (char *)"nobody";
+        hb.n_released = 0;
+        req.id = 45;
+        CHECK((r = call_expect(fd, &req, SL_EFENCED)) != NULL);
+        sl_response_free(r);
+        /* a fetch and a commit naming someone else's membership are fenced */
+        Sluice__V1__Fetch f = SLUICE__V1__FETCH__INIT;
+        f.stream = (char *)"raw";
+        f.shard = 0;
+        f.group = (char *)"g";
+        f.member_id = (char *)"nobody";
+        req = (sl_request)SLUICE__V1__REQUEST__INIT;
+        req.id = 46;
+        req.body_case = SLUICE__V1__REQUEST__BODY_FETCH;
+        req.fetch = &f;
+        CHECK((r = call_expect(fd, &req, SL_EFENCED)) != NULL);
+        sl_response_free(r);
+        /* a reset with no shard, and one while the member is active */
+        Sluice__V1__ResetGroup rg = SLUICE__V1__RESET_GROUP__INIT;
+        rg.stream = (char *)"raw";
+        rg.group = (char *)"g";
+        req = (sl_request)SLUICE__V1__REQUEST__INIT;
+        req.id = 47;
+        req.body_case = SLUICE__V1__REQUEST__BODY_RESET_GROUP;
+        req.reset_group = &rg;
+        CHECK((r = call_expect(fd, &req, SL_EINVAL)) != NULL);
+        sl_response_free(r);
+        Sluice__V1__Checkpoint cp = SLUICE__V1__CHECKPOINT__INIT;
+        Sluice__V1__Checkpoint *cps[1] = {&cp};
+        rg.checkpoints = cps;
+        rg.n_checkpoints = 1;
+        req.id = 48;
+        CHECK((r = call_expect(fd, &req, SL_EINVAL)) != NULL);
+        CHECK(strstr(r->message, "active members") != NULL);
+        sl_response_free(r);
+        cp.shard = BAD_SHARDS; /* forced, but no such shard */
+        rg.force = 1;
+        req.id = 49;
+        CHECK((r = call_expect(fd, &req, SL_ENOTFOUND)) != NULL);
+        sl_response_free(r);
+    }
+    close(fd);
+
     /* New data wakes parked fetches of closed connections: still fine. */
     CHECK((fd = raw_connect()) >= 0);
     CHECK_EQ(hello(fd, 1), 0);

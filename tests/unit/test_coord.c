@@ -263,6 +263,31 @@ TEST(more_members_than_shards_and_bad_input)
     CHECK_EQ(eng.coord_group_count, 0);
 }
 
+/* A member told it waits for shards heartbeats fast; eviction fences everyone. */
+TEST(waiting_member_beats_fast_and_evict_fences)
+{
+    struct sl_coord_view v;
+    struct sl_coord_join j = {.stream = "s", .group = "gw", .session_timeout_ms = SESSION};
+    CHECK_EQ(sl_coord_join(&eng, &j, 0, &v, why, sizeof(why)), SL_OK);
+    char a[SL_COORD_ID_MAX];
+    snprintf(a, sizeof(a), "%s", v.member_id);
+    CHECK_EQ(v.waiting, 0);
+    CHECK(v.heartbeat_ms >= SL_COORD_BEAT_MIN_MS && v.heartbeat_ms <= SL_COORD_BEAT_MAX_MS);
+    CHECK_EQ(sl_coord_join(&eng, &j, 1, &v, why, sizeof(why)), SL_OK);
+    char b[SL_COORD_ID_MAX];
+    snprintf(b, sizeof(b), "%s", v.member_id);
+    CHECK_EQ(v.n_shards, 0);
+    CHECK_EQ(v.waiting, SHARDS / 2); /* a still holds them */
+    CHECK_EQ(v.heartbeat_ms, SL_COORD_BEAT_MIN_MS);
+    CHECK(sl_coord_active(&eng, "s", "gw"));
+    sl_coord_evict(&eng, "s", "gw");
+    CHECK(!sl_coord_active(&eng, "s", "gw"));
+    CHECK_EQ(sl_coord_heartbeat(&eng, "s", "gw", a, NULL, 0, 2, &v, why, sizeof(why)),
+             SL_EFENCED);
+    CHECK_EQ(sl_coord_owns(&eng, "s", "gw", b, 0, why, sizeof(why)), SL_EFENCED);
+    CHECK_EQ(eng.coord_group_count, 0);
+}
+
 int main(void)
 {
     if (setup() != 0) {
@@ -273,6 +298,7 @@ int main(void)
     RUN(expired_member_is_fenced_and_its_shards_move);
     RUN(static_member_keeps_its_shards_across_a_quick_restart);
     RUN(more_members_than_shards_and_bad_input);
+    RUN(waiting_member_beats_fast_and_evict_fences);
     teardown();
     TEST_END();
 }
