@@ -6,7 +6,7 @@
  *                [--inflight N] [--linger-ms MS] [--shards N] [--producers N]
  *                [--consumers N] [--ack written|durable] [--compression none|zstd]
  *                [--rate R] [--warmup S] [--duration S] [--backlog N] [--queue-max N]
- *                [--streams N]
+ *                [--streams N] [--group G]
  *                [--dir D] [--flush always|interval] [--broker-arg ARG]...
  *                [--broker HOST:PORT [--server-pid PID]] [--cpu-server N] [--cpu-client N]
  *                [--json] [--help]
@@ -24,7 +24,9 @@
  *            descriptors, restart time (clean and kill -9), produce over all shards vs 4,
  *            read-back; --streams N of --shards S. Its own file: bench/scale_bench.c.
  * Consumers split the shards (consumer i reads shards i, i+C, ...); beyond one consumer per
- * shard the extra ones read a shard again (fan-out) and every delivery counts.
+ * shard the extra ones read a shard again (fan-out) and every delivery counts. With
+ * --group G (consume, tail) they are members of consumer group G instead and the broker's
+ * coordinator splits the shards (joins and hand-overs are part of the measured run).
  *
  * Load: every producer and consumer is a thread with its own client (TCP connection).
  * Closed loop by default (each producer produces as fast as the client accepts); with
@@ -118,6 +120,7 @@ struct cfg {
     double rate, warmup_s, duration_s;
     uint64_t backlog;
     const char *dir, *flush, *broker;
+    const char *group; /* consume/tail: consumers are members of this group */
     int flush_given;
     long server_pid;
     const char *tls_ca; /* NULL: plaintext */
@@ -379,8 +382,13 @@ static sluice_consumer *consumer_open(sluice_client *c, uint32_t idx)
     }
     struct sluice_consumer_opts co = {
         .start = {.kind = SLUICE_TRIM_HORIZON}, .shards = shards, .shards_len = n};
+    if (cfg.group != NULL) { /* a member: the coordinator says which shards */
+        co.shards = NULL;
+        co.shards_len = 0;
+        co.auto_commit_ms = 1000;
+    }
     sluice_consumer *sc = NULL;
-    int rc = sluice_consumer_new(c, stream, NULL, &co, &sc);
+    int rc = sluice_consumer_new(c, stream, cfg.group, &co, &sc);
     if (rc != SL_OK) {
         die("consumer", rc);
     }
@@ -413,6 +421,12 @@ static void *consumer_main(void *arg)
         }
     }
     free(recs);
+    if (cfg.group != NULL) { /* its shards move to the others from here, not re-read */
+        int rc = sluice_consumer_commit(sc);
+        if (rc != SL_OK && rc != SL_EFENCED) {
+            die("commit", rc);
+        }
+    }
     sluice_consumer_free(sc);
     sluice_client_free(c);
     atomic_fetch_add(&consumers_done, 1);
@@ -541,11 +555,17 @@ static void start_consumers(uint32_t n)
     }
 }
 
-/* Sets the timeline once every thread is connected and releases them. */
-static void release(uint32_t threads, double warmup_s, double duration_s)
+/* Before the threads start: one of them may reach the barrier before the
+ * main thread is back from creating the others. */
+static void barriers_init(uint32_t threads)
 {
     pthread_barrier_init(&ready, NULL, threads + 1);
     pthread_barrier_init(&go, NULL, threads + 1);
+}
+
+/* Sets the timeline once every thread is connected and releases them. */
+static void release(double warmup_s, double duration_s)
+{
     pthread_barrier_wait(&ready);
     t_start = bench_now_ns();
     t_meas = t_start + (uint64_t)(warmup_s * 1e9);
@@ -570,8 +590,9 @@ static void fill_backlog(void)
 {
     fprintf(stderr, PROG ": filling a backlog of %" PRIu64 " records ...\n", cfg.backlog);
     t_base = bench_now_ns();
+    barriers_init(cfg.producers);
     start_producers(cfg.producers, cfg.backlog);
-    release(cfg.producers, 0, 0);
+    release(0, 0);
     join_all(cfg.producers, 0);
     for (uint32_t i = 0; i < cfg.producers; i++) {
         if (atomic_load(&prods[i].failed) != 0) {
@@ -621,9 +642,10 @@ static void run(struct result *r)
         atomic_store(&producers_done, cfg.producers);
     }
     t_base = bench_now_ns();
+    barriers_init(np + nc);
     start_consumers(nc);
     start_producers(np, 0);
-    release(np + nc, cfg.warmup_s, cfg.duration_s);
+    release(cfg.warmup_s, cfg.duration_s);
     uint64_t now = bench_now_ns();
     if (now < t_meas) {
         bench_sleep_ns(t_meas - now);
@@ -840,6 +862,9 @@ static const char usage_text[] =
     "  --backlog N         records to produce before the run: consume mode (default 1 GB\n"
     "                      of payload) and queue mode (default 0: produce concurrently)\n"
     "  --queue-max N       messages per queue receive, 1..10000 (default 100)\n"
+    "  --group G           consume, tail: the consumers are members of consumer group G\n"
+    "                      (the broker splits the shards between them) instead of\n"
+    "                      splitting the shards themselves\n"
     "  --json              print one JSON object on one line instead of the table\n"
     "\n"
     "Broker (default: start the sluiced beside this program, else the one built with it,\n"
@@ -942,6 +967,8 @@ static int load_opt(const char *o, const char *v)
         cfg.duration_s = parse_num(o, v, 0.001);
     } else if (strcmp(o, "--backlog") == 0) {
         cfg.backlog = parse_u64(o, v, 0, UINT64_MAX >> 8);
+    } else if (strcmp(o, "--group") == 0) {
+        cfg.group = v;
     } else if (strcmp(o, "--queue-max") == 0) {
         cfg.queue_max = (uint32_t)parse_u64(o, v, 1, SLUICE_QUEUE_RECEIVE_MAX);
     } else {
@@ -1017,6 +1044,9 @@ static void check_opts(int backlog_given)
     }
     if (cfg.mode == MODE_CONSUME && cfg.backlog == 0) {
         usage_error("--mode consume needs a --backlog above 0");
+    }
+    if (cfg.group != NULL && cfg.mode != MODE_CONSUME && cfg.mode != MODE_TAIL) {
+        usage_error("--group is for the consume and tail modes, not %s", mode_names[cfg.mode]);
     }
     if (drain && cfg.rate > 0) {
         usage_error("--rate paces producers during the run; --mode %s%s has none",

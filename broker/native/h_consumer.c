@@ -7,42 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct commit_op {
-    struct sl_conn *conn;
-    uint64_t req_id;
-};
-
-static void on_committed(void *ctx, int err, const char *why)
-{
-    struct commit_op *op = ctx;
-    if (err == SL_OK) {
-        Sluice__V1__CommitCheckpointResponse cr = SLUICE__V1__COMMIT_CHECKPOINT_RESPONSE__INIT;
-        sl_response resp = SLUICE__V1__RESPONSE__INIT;
-        resp.id = op->req_id;
-        resp.body_case = SLUICE__V1__RESPONSE__BODY_COMMIT_CHECKPOINT;
-        resp.commit_checkpoint = &cr;
-        sl_native_respond(op->conn, &resp);
-    } else {
-        sl_native_respond_error(op->conn, op->req_id, err, why);
-    }
-    sl_conn_request_done(op->conn);
-    sl_conn_release(op->conn);
-    free(op);
-}
-
 void sl_native_commit(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     const Sluice__V1__CommitCheckpoint *m = req->commit_checkpoint;
-    struct commit_op *op = calloc(1, sizeof(*op));
+    struct sl_native_op *op =
+        sl_native_op_new(c, req->id, SLUICE__V1__RESPONSE__BODY_COMMIT_CHECKPOINT);
     if (op == NULL) {
-        sl_native_fail(c, req->id, SL_ENOMEM, NULL);
         return;
     }
-    *op = (struct commit_op){.conn = c, .req_id = req->id};
-    sl_conn_hold(c);
     struct sl_commit_req cr = {.stream = m->stream, .group = m->group, .shard = m->shard,
                                .seq = m->seq, .member_id = m->member_id, .seek = m->seek};
-    sl_consumer_commit(srv->engine, &cr, on_committed, op);
+    sl_consumer_commit(srv->engine, &cr, sl_native_op_answer_empty, op);
 }
 
 /* Checkpoints collected for an answer; group names borrowed from the store

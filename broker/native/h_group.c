@@ -191,29 +191,6 @@ void sl_native_describe_group(struct sl_native *srv, struct sl_conn *c, const sl
     sl_conn_request_done(c);
 }
 
-struct reset_op {
-    struct sl_conn *conn;
-    uint64_t req_id;
-};
-
-static void on_reset(void *ctx, int err, const char *why)
-{
-    struct reset_op *op = ctx;
-    if (err == SL_OK) {
-        Sluice__V1__ResetGroupResponse rr = SLUICE__V1__RESET_GROUP_RESPONSE__INIT;
-        sl_response resp = SLUICE__V1__RESPONSE__INIT;
-        resp.id = op->req_id;
-        resp.body_case = SLUICE__V1__RESPONSE__BODY_RESET_GROUP;
-        resp.reset_group = &rr;
-        sl_native_respond(op->conn, &resp);
-    } else {
-        sl_native_respond_error(op->conn, op->req_id, err, why);
-    }
-    sl_conn_request_done(op->conn);
-    sl_conn_release(op->conn);
-    free(op);
-}
-
 void sl_native_reset_group(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     const Sluice__V1__ResetGroup *m = req->reset_group;
@@ -224,11 +201,9 @@ void sl_native_reset_group(struct sl_native *srv, struct sl_conn *c, const sl_re
     }
     uint32_t *shards = malloc(n * sizeof(*shards));
     uint64_t *seqs = malloc(n * sizeof(*seqs));
-    struct reset_op *op = calloc(1, sizeof(*op));
-    if (shards == NULL || seqs == NULL || op == NULL) {
+    if (shards == NULL || seqs == NULL) {
         free(shards);
         free(seqs);
-        free(op);
         sl_native_fail(c, req->id, SL_ENOMEM, NULL);
         return;
     }
@@ -236,11 +211,15 @@ void sl_native_reset_group(struct sl_native *srv, struct sl_conn *c, const sl_re
         shards[i] = m->checkpoints[i]->shard;
         seqs[i] = m->checkpoints[i]->seq;
     }
-    *op = (struct reset_op){.conn = c, .req_id = req->id};
-    sl_conn_hold(c);
+    struct sl_native_op *op = sl_native_op_new(c, req->id, SLUICE__V1__RESPONSE__BODY_RESET_GROUP);
+    if (op == NULL) {
+        free(shards);
+        free(seqs);
+        return;
+    }
     struct sl_reset_req rr = {.stream = m->stream, .group = m->group, .shards = shards,
                               .seqs = seqs, .n = (uint32_t)n, .force = m->force};
-    sl_consumer_reset(srv->engine, &rr, on_reset, op);
+    sl_consumer_reset(srv->engine, &rr, sl_native_op_answer_empty, op);
     free(shards);
     free(seqs);
 }

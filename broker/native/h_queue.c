@@ -7,61 +7,10 @@
 
 #include <stdlib.h>
 
-/* An answer owed once the engine calls back. */
-struct queue_op {
-    struct sl_conn *conn;
-    uint64_t req_id;
-    Sluice__V1__Response__BodyCase body;
-};
-
-static struct queue_op *op_new(struct sl_conn *c, uint64_t id, Sluice__V1__Response__BodyCase body)
-{
-    struct queue_op *op = calloc(1, sizeof(*op));
-    if (op == NULL) {
-        sl_native_fail(c, id, SL_ENOMEM, NULL);
-        return NULL;
-    }
-    *op = (struct queue_op){.conn = c, .req_id = id, .body = body};
-    sl_conn_hold(c);
-    return op;
-}
-
-static void op_done(struct queue_op *op, const sl_response *resp)
-{
-    sl_native_respond(op->conn, resp);
-    sl_conn_request_done(op->conn);
-    sl_conn_release(op->conn);
-    free(op);
-}
-
-/* Create, delete, purge: an empty body on success. */
-static void on_done(void *ctx, int err, const char *why)
-{
-    struct queue_op *op = ctx;
-    sl_response resp = SLUICE__V1__RESPONSE__INIT;
-    resp.id = op->req_id;
-    resp.code = (Sluice__V1__ErrorCode)err;
-    resp.message = (char *)why;
-    Sluice__V1__CreateGroupResponse cr = SLUICE__V1__CREATE_GROUP_RESPONSE__INIT;
-    Sluice__V1__DeleteGroupResponse dr = SLUICE__V1__DELETE_GROUP_RESPONSE__INIT;
-    Sluice__V1__PurgeResponse pr = SLUICE__V1__PURGE_RESPONSE__INIT;
-    if (err == SL_OK) {
-        resp.body_case = op->body;
-        if (op->body == SLUICE__V1__RESPONSE__BODY_CREATE_GROUP) {
-            resp.create_group = &cr;
-        } else if (op->body == SLUICE__V1__RESPONSE__BODY_DELETE_GROUP) {
-            resp.delete_group = &dr;
-        } else {
-            resp.purge = &pr;
-        }
-    }
-    op_done(op, &resp);
-}
-
 /* Ack, nack, extend: per-receipt results. */
 static void on_settled(void *ctx, int err, const char *why, const int *results, uint32_t n)
 {
-    struct queue_op *op = ctx;
+    struct sl_native_op *op = ctx;
     sl_response resp = SLUICE__V1__RESPONSE__INIT;
     resp.id = op->req_id;
     resp.code = (Sluice__V1__ErrorCode)err;
@@ -88,13 +37,13 @@ static void on_settled(void *ctx, int err, const char *why, const int *results, 
             resp.extend_visibility = &er;
         }
     }
-    op_done(op, &resp);
+    sl_native_op_done(op, &resp);
     free(codes);
 }
 
 static void on_received(void *ctx, const struct sl_receive_result *r)
 {
-    struct queue_op *op = ctx;
+    struct sl_native_op *op = ctx;
     uint32_t nattrs = 0;
     for (uint32_t i = 0; i < r->n; i++) {
         nattrs += r->records[i].attr_count;
@@ -142,7 +91,7 @@ static void on_received(void *ctx, const struct sl_receive_result *r)
     resp.message = (char *)(err == r->err ? r->why : sl_strerror(err));
     resp.body_case = SLUICE__V1__RESPONSE__BODY_RECEIVE;
     resp.receive = &rr;
-    op_done(op, &resp);
+    sl_native_op_done(op, &resp);
     free(recs);
     free(rptrs);
     free(attrs);
@@ -161,10 +110,10 @@ static void create_group(struct sl_native *srv, struct sl_conn *c, const sl_requ
             .ordered = qc->ordered, .dead_letter_stream = qc->dead_letter_stream,
             .filter = qc->filter, .start = sl_native_position(qc->start)};
     }
-    struct queue_op *op = op_new(c, req->id, SLUICE__V1__RESPONSE__BODY_CREATE_GROUP);
+    struct sl_native_op *op = sl_native_op_new(c, req->id, SLUICE__V1__RESPONSE__BODY_CREATE_GROUP);
     if (op != NULL) {
         sl_queue_create_group(srv->engine, m->stream, m->group, qc != NULL ? &cfg : NULL,
-                              on_done, op);
+                              sl_native_op_answer_empty, op);
     }
 }
 
@@ -272,7 +221,7 @@ static void settle(struct sl_native *srv, struct sl_conn *c, const sl_request *r
                                     m->visibility_timeout_ms};
         body = SLUICE__V1__RESPONSE__BODY_EXTEND_VISIBILITY;
     }
-    struct queue_op *op = op_new(c, req->id, body);
+    struct sl_native_op *op = sl_native_op_new(c, req->id, body);
     if (op != NULL) {
         sl_queue_settle(srv->engine, &sr, on_settled, op);
     }
@@ -280,22 +229,22 @@ static void settle(struct sl_native *srv, struct sl_conn *c, const sl_request *r
 
 void sl_native_queue(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
-    struct queue_op *op;
+    struct sl_native_op *op;
     switch (req->body_case) {
     case SLUICE__V1__REQUEST__BODY_CREATE_GROUP:
         create_group(srv, c, req);
         break;
     case SLUICE__V1__REQUEST__BODY_DELETE_GROUP:
-        if ((op = op_new(c, req->id, SLUICE__V1__RESPONSE__BODY_DELETE_GROUP)) != NULL) {
+        if ((op = sl_native_op_new(c, req->id, SLUICE__V1__RESPONSE__BODY_DELETE_GROUP)) != NULL) {
             sl_queue_delete_group(srv->engine, req->delete_group->stream,
-                                  req->delete_group->group, on_done, op);
+                                  req->delete_group->group, sl_native_op_answer_empty, op);
         }
         break;
     case SLUICE__V1__REQUEST__BODY_LIST_QUEUE_GROUPS:
         list_groups(srv, c, req);
         break;
     case SLUICE__V1__REQUEST__BODY_RECEIVE:
-        if ((op = op_new(c, req->id, SLUICE__V1__RESPONSE__BODY_RECEIVE)) != NULL) {
+        if ((op = sl_native_op_new(c, req->id, SLUICE__V1__RESPONSE__BODY_RECEIVE)) != NULL) {
             const Sluice__V1__Receive *m = req->receive;
             struct sl_receive_req rr = {.stream = m->stream, .group = m->group,
                                         .max_records = m->max_records, .wait_ms = m->wait_ms,
@@ -307,8 +256,8 @@ void sl_native_queue(struct sl_native *srv, struct sl_conn *c, const sl_request 
         group_stats(srv, c, req);
         break;
     case SLUICE__V1__REQUEST__BODY_PURGE:
-        if ((op = op_new(c, req->id, SLUICE__V1__RESPONSE__BODY_PURGE)) != NULL) {
-            sl_queue_purge(srv->engine, req->purge->stream, req->purge->group, on_done, op);
+        if ((op = sl_native_op_new(c, req->id, SLUICE__V1__RESPONSE__BODY_PURGE)) != NULL) {
+            sl_queue_purge(srv->engine, req->purge->stream, req->purge->group, sl_native_op_answer_empty, op);
         }
         break;
     default:
