@@ -143,6 +143,10 @@ static const struct setting settings[] = {
      "Largest request body; a bigger one is answered 413 (a 5 MiB PutRecords is ~7 MiB "
      "of JSON)."},
 
+    {"ui", "http", T_BOOL, U_NONE, "true", 0, 1, NULL, OFF(ui),
+     "Serve the web console at http://HOST:http_port/ui/ (its JSON API under /api/v1/ is "
+     "served either way; with auth on it is closed until the console logs in)."},
+
     {"tls", "tls", T_BOOL, U_NONE, "false", 0, 1, NULL, OFF(tls),
      "TLS on the native and the HTTP listener (no plaintext port stays open). Certificates "
      "are read again on SIGHUP; open connections keep theirs."},

@@ -47,6 +47,7 @@ struct sl_broker_config {
     uint32_t http_port;             /* 0 = no HTTP listener */
     uint32_t http_header_bytes_max; /* per request */
     uint32_t http_body_bytes_max;   /* per request */
+    bool ui;                        /* the web console under /ui/ */
     /* [tls] */
     bool tls;             /* both listeners speak TLS */
     char *tls_cert_file;  /* owned; "" = none */

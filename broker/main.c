@@ -205,7 +205,8 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
     struct sl_api api = {.cfg = {.header_bytes_max = cfg->http_header_bytes_max,
                                  .body_bytes_max = cfg->http_body_bytes_max,
                                  .max_inflight = cfg->max_inflight,
-                                 .data_dir = cfg->data, .version = SL_BROKER_VERSION},
+                                 .data_dir = cfg->data, .version = SL_BROKER_VERSION,
+                                 .ui = cfg->ui},
                          .engine = engine, .net = net, .ring = ring,
                          .auth = cfg->auth ? &sec.auth : NULL,
                          .started_ms = sl_clock_wall_ms()};

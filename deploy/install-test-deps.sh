@@ -3,13 +3,13 @@
 # Debian's awscli and python3-boto3 (clients of the AWS-compatible APIs),
 # promtool (package prometheus: lints /metrics), curl, systemd (only for systemd-analyze,
 # which checks deploy/sluiced.service; nothing is started) and strace (the system calls of
-# a real run against the unit's SystemCallFilter), Node.js and npm, and
-# the test-only npm packages pinned in tests/http/package-lock.json (the AWS
-# SDK for JavaScript v3). Idempotent: apt-get and npm run only when something
+# a real run against the unit's SystemCallFilter), Node.js and npm, Chromium
+# (the web console's browser tests), and the test-only npm packages pinned in
+# tests/http/package-lock.json (the AWS SDK for JavaScript v3, playwright-core). Idempotent: apt-get and npm run only when something
 # is missing or the lock file changed.
 set -eu
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PKGS="awscli python3-boto3 prometheus curl systemd strace nodejs npm"
+PKGS="awscli python3-boto3 prometheus curl systemd strace nodejs npm chromium"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -24,6 +24,7 @@ struct sl_api_config {
     uint32_t max_inflight;  /* pipelined requests / concurrent h2 streams per connection */
     const char *data_dir;   /* borrowed: disk space in /metrics and /readyz */
     const char *version;    /* borrowed: build_info */
+    bool ui;                /* serve the web console's files under /ui/ */
 };
 
 struct sl_api {

@@ -8,6 +8,7 @@
  */
 #include "broker/api/call.h"
 
+#include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -63,6 +64,13 @@ static bool undecided(const struct sl_api_call *call, int status)
 void sl_api_reply(struct sl_api_call *call, int status, const char *content_type,
                   const void *body, size_t len)
 {
+    sl_api_reply_headers(call, status, content_type, NULL, 0, body, len);
+}
+
+void sl_api_reply_headers(struct sl_api_call *call, int status, const char *content_type,
+                          const struct sl_http_header *extra, uint32_t n_extra, const void *body,
+                          size_t len)
+{
     if (undecided(call, status)) {
         static const char msg[] =
             "{\"__type\":\"InternalFailure\",\"message\":\"no access decision\"}";
@@ -73,9 +81,14 @@ void sl_api_reply(struct sl_api_call *call, int status, const char *content_type
     }
     struct sl_conn *c = call->conn;
     struct sl_api_conn *ac = c->proto_state;
-    struct sl_http_header h = {"content-type", 12, content_type, (uint32_t)strlen(content_type)};
+    struct sl_http_header h[1 + SL_API_EXTRA_HEADERS_MAX];
+    h[0] = (struct sl_http_header){"content-type", 12, content_type, (uint32_t)strlen(content_type)};
+    SL_ASSERT(n_extra <= SL_API_EXTRA_HEADERS_MAX);
+    for (uint32_t i = 0; i < n_extra; i++) {
+        h[1 + i] = extra[i];
+    }
     if (call->req != NULL && !sl_conn_is_closed(c)) {
-        int rc = sl_http_respond(call->session, call->id, status, &h, 1, body, len);
+        int rc = sl_http_respond(call->session, call->id, status, h, 1 + n_extra, body, len);
         if (rc != SL_OK && rc != SL_ENOTFOUND) {
             sl_warn("http", "conn %llu: cannot answer request %u: %s", (unsigned long long)c->id,
                     call->id, sl_strerror(rc));

@@ -23,6 +23,7 @@ enum sl_api_route {
     SL_ROUTE_METRICS,
     SL_ROUTE_KINESIS,
     SL_ROUTE_SQS,
+    SL_ROUTE_CONSOLE, /* /ui and /api/v1 */
     SL_ROUTE_OTHER,
     SL_ROUTE_COUNT_
 };
@@ -68,5 +69,10 @@ const char *sl_api_header(const struct sl_http_request *req, const char *name);
 /* Answers the call and frees it. `body` is copied. */
 void sl_api_reply(struct sl_api_call *call, int status, const char *content_type,
                   const void *body, size_t len);
+/* The same with up to SL_API_EXTRA_HEADERS_MAX more headers (borrowed). */
+#define SL_API_EXTRA_HEADERS_MAX 8u
+void sl_api_reply_headers(struct sl_api_call *call, int status, const char *content_type,
+                          const struct sl_http_header *extra, uint32_t n_extra, const void *body,
+                          size_t len);
 
 #endif

@@ -96,7 +96,7 @@ static bool authenticate(struct sl_api_call *call)
 
 void sl_kinesis_handle(struct sl_api_call *call, const char *op)
 {
-    if (sl_kin_crypto_init() != SL_OK || sl_kin_state() == NULL) {
+    if (sl_kin_crypto_init() != SL_OK) {
         sl_kin_fail(call, SL_KIN_INTERNAL_FAILURE, "the Kinesis front-end cannot initialise");
         return;
     }

@@ -16,7 +16,6 @@
 
 struct sl_engine;
 struct sl_stream;
-struct sl_zctx;
 
 #define SL_KIN_CONTENT_TYPE     "application/x-amz-json-1.1"
 #define SL_KIN_ACCOUNT          "000000000000"
@@ -50,16 +49,6 @@ enum sl_kin_err {
     SL_KIN_ACCESS_DENIED,        /* the principal lacks the right (ACL) */
     SL_KIN_ERR_COUNT_
 };
-
-/* Front-end state kept across requests: one decompression context and its
- * scratch (zstd batches read back), never one per request. */
-struct sl_kin_state {
-    struct sl_zctx *z; /* owned */
-    uint8_t *scratch;  /* owned, scratch_cap bytes */
-    uint32_t scratch_cap;
-};
-/* The state, created on first use; NULL when out of memory. */
-struct sl_kin_state *sl_kin_state(void);
 
 const char *sl_kin_err_name(enum sl_kin_err e);
 /* The AWS error for an engine error (SL_ENOTFOUND -> ResourceNotFound...). */

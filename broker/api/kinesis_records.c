@@ -28,6 +28,7 @@
  * parsed body (its strings are the partition keys) and its buffers until
  * it answers.
  */
+#include "broker/api/batches.h"
 #include "broker/api/kinesis_crypto.h"
 #include "broker/api/kinesis_int.h"
 
@@ -37,7 +38,6 @@
 #include "broker/engine/produce.h"
 #include "common/assert.h"
 #include "common/clock.h"
-#include "common/compress.h"
 #include "common/error.h"
 #include "storage/batch.h"
 
@@ -48,7 +48,6 @@
 
 #define WHY_MAX              256u
 #define PART_WHY_MAX         160u
-#define SCRATCH_MAX          (4u * SL_BATCH_BYTES_MAX) /* the engine's decompression bound */
 #define RECORD_JSON_OVERHEAD 160u                      /* field names, sequence, time, quotes */
 
 /* ---- PutRecord(s) ------------------------------------------------------- */
@@ -344,24 +343,6 @@ struct get_op {
     uint32_t limit;
 };
 
-static int scratch_for(struct sl_kin_state *ks, const struct sl_batch_header *h)
-{
-    if ((h->codec & SL_BATCH_CODEC_MASK) != SL_BATCH_CODEC_ZSTD ||
-        ks->scratch_cap >= h->records_len) {
-        return SL_OK;
-    }
-    if (h->records_len > SCRATCH_MAX) {
-        return SL_ETOOBIG;
-    }
-    uint8_t *p = realloc(ks->scratch, h->records_len);
-    if (p == NULL) {
-        return SL_ENOMEM;
-    }
-    ks->scratch = p;
-    ks->scratch_cap = h->records_len;
-    return SL_OK;
-}
-
 static void walk_record(struct sl_kin_walk *w, const struct sl_record_view *r, uint64_t append_ms)
 {
     sl_kin_buf_reserve(&w->out, sl_kin_b64_len(r->value_len) + (size_t)r->key_len * 6 +
@@ -385,10 +366,7 @@ static void walk_record(struct sl_kin_walk *w, const struct sl_record_view *r, u
 static int walk_batch(struct sl_kin_walk *w, const uint8_t *p, size_t avail,
                       struct sl_batch_header *h)
 {
-    struct sl_kin_state *ks = sl_kin_state();
-    int rc = sl_batch_peek(p, avail, h);
-    rc = rc == SL_OK && h->length > avail ? SL_ECORRUPT : rc;
-    rc = rc == SL_OK ? scratch_for(ks, h) : rc;
+    int rc = sl_api_batch_peek(p, avail, h);
     if (rc != SL_OK) {
         return rc;
     }
@@ -396,7 +374,7 @@ static int walk_batch(struct sl_kin_walk *w, const uint8_t *p, size_t avail,
         return SL_OK; /* appended before the time asked */
     }
     struct sl_batch_iter it;
-    rc = sl_batch_iter_init(&it, p, h, ks->z, ks->scratch, ks->scratch_cap);
+    rc = sl_api_batch_iter(p, h, &it);
     struct sl_record_view r;
     while (rc == SL_OK && !w->full && (rc = sl_batch_iter_next(&it, &r)) == SL_OK) {
         if (w->kind == SL_KIN_ITER_SEQ && r.seq < w->value) {

@@ -14,7 +14,6 @@
 #include "broker/engine/catalog.h"
 #include "broker/engine/engine.h"
 #include "common/assert.h"
-#include "common/compress.h"
 #include "common/error.h"
 
 #include <stdarg.h>
@@ -40,16 +39,6 @@ static const char *const err_names[SL_KIN_ERR_COUNT_] = {
     [SL_KIN_INVALID_SIGNATURE] = "InvalidSignatureException",
     [SL_KIN_ACCESS_DENIED] = "AccessDeniedException",
 };
-
-static struct sl_kin_state g_state;
-
-struct sl_kin_state *sl_kin_state(void)
-{
-    if (g_state.z == NULL) {
-        g_state.z = sl_zctx_new();
-    }
-    return g_state.z != NULL ? &g_state : NULL;
-}
 
 const char *sl_kin_err_name(enum sl_kin_err e)
 {

@@ -91,16 +91,10 @@ static void family(struct text *t, const char *name, const char *type, const cha
     put(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-struct disk {
-    uint64_t free_bytes;
-    uint64_t size_bytes;
-    bool known;
-};
-
-static struct disk disk_of(const char *dir)
+struct sl_ops_disk sl_ops_disk_of(const char *dir)
 {
     struct statvfs v;
-    struct disk d = {0};
+    struct sl_ops_disk d = {0};
     if (dir != NULL && statvfs(dir, &v) == 0) {
         d.free_bytes = (uint64_t)v.f_bavail * v.f_frsize;
         d.size_bytes = (uint64_t)v.f_blocks * v.f_frsize;
@@ -332,7 +326,7 @@ static void put_process(struct text *t, struct sl_api *api)
            "Streams found at start-up whose shards are not open yet (loaded in the background "
            "or on first use).");
     put(t, "sluice_streams_unloaded %u\n", sl_catalog_unloaded(api->engine->catalog));
-    struct disk d = disk_of(api->cfg.data_dir);
+    struct sl_ops_disk d = sl_ops_disk_of(api->cfg.data_dir);
     if (d.known) {
         family(t, "sluice_disk_free_bytes", "gauge",
                "Bytes available to the broker on the data directory's filesystem.");
@@ -341,7 +335,7 @@ static void put_process(struct text *t, struct sl_api *api)
         put(t, "sluice_disk_size_bytes %llu\n", (unsigned long long)d.size_bytes);
     }
     static const char *const routes[SL_ROUTE_COUNT_] = {"ops", "metrics", "kinesis", "sqs",
-                                                         "other"};
+                                                         "console", "other"};
     family(t, "sluice_http_responses_total", "counter",
            "HTTP answers by front-end route and status class.");
     for (uint32_t r = 0; r < SL_ROUTE_COUNT_; r++) {
@@ -596,7 +590,7 @@ static void readyz(struct sl_api_call *call)
             }
         }
     }
-    struct disk d = disk_of(call->api->cfg.data_dir);
+    struct sl_ops_disk d = sl_ops_disk_of(call->api->cfg.data_dir);
     if (d.known && d.free_bytes == 0) {
         json_array_append_new(reasons, json_string("the data directory's disk is full"));
     }

@@ -11,7 +11,9 @@
 #include "broker/api/call.h"
 #include "broker/api/kinesis.h"
 #include "broker/api/ops.h"
+#include "broker/api/rest.h"
 #include "broker/api/sqs.h"
+#include "broker/api/ui.h"
 #include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -29,12 +31,40 @@ _Static_assert(SL_ROUTE_COUNT_ <= sizeof(((struct sl_api *)0)->latency) /
                                        sizeof(((struct sl_api *)0)->latency[0]),
                "struct sl_api holds a counter per route");
 #define SQS_PREFIX "AmazonSQS."
+#define SL_API_CONSOLE_PATH_MAX 1024u /* a stream name percent-encoded, and more */
 
 static void reply_error(struct sl_api_call *call, int status, const char *msg)
 {
     char body[512];
     int n = snprintf(body, sizeof(body), "{\"message\":\"%s\"}\n", msg);
     sl_api_reply(call, status, "application/json", body, (size_t)n);
+}
+
+/* The web console: its files under /ui, its JSON API under /api/v1. */
+static bool console_route(struct sl_api_call *call, const struct sl_http_request *req, bool get)
+{
+    char path[SL_API_CONSOLE_PATH_MAX];
+    size_t plen = strcspn(req->path, "?");
+    bool ui = strncmp(req->path, "/ui", 3) == 0 && (plen == 3 || req->path[3] == '/');
+    bool rest = strncmp(req->path, "/api/v1/", 8) == 0;
+    if ((!ui && !rest) || (ui && !call->api->cfg.ui)) {
+        return false;
+    }
+    call->route = SL_ROUTE_CONSOLE;
+    if (plen >= sizeof(path)) {
+        reply_error(call, 414, "the path is too long");
+        return true;
+    }
+    memcpy(path, req->path, plen);
+    path[plen] = '\0';
+    if (ui && !get) {
+        reply_error(call, 405, "use GET");
+    } else if (ui) {
+        sl_ui_handle(call, path);
+    } else {
+        sl_rest_handle(call, path);
+    }
+    return true;
 }
 
 /* Which front-end answers: by path for the operations endpoints, by
@@ -54,6 +84,9 @@ static void route(struct sl_api_call *call, const struct sl_http_request *req)
             return;
         }
         sl_ops_handle(call, path);
+        return;
+    }
+    if (console_route(call, req, get)) {
         return;
     }
     const char *target = sl_api_header(req, "x-amz-target");
@@ -77,7 +110,8 @@ static void route(struct sl_api_call *call, const struct sl_http_request *req)
     }
     call->route = SL_ROUTE_OTHER;
     reply_error(call, 404,
-                "no such endpoint: GET /healthz, /readyz, /metrics; POST with X-Amz-Target "
+                "no such endpoint: GET /healthz, /readyz, /metrics, /ui/ (the console), "
+                "/api/v1/...; POST with X-Amz-Target "
                 "Kinesis_20131202.* or AmazonSQS.*, or an SQS Query (Action=...)");
 }
 

@@ -26,6 +26,7 @@
  * Threading: none.
  */
 #include "broker/api/sqs_req.h"
+#include "broker/api/urlcode.h"
 
 #include "common/assert.h"
 #include "common/error.h"
@@ -38,49 +39,6 @@
 #define XML_DEPTH_MAX 8u
 
 /* ---- form decoding ------------------------------------------------------ */
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-/* Percent-decodes [s, s+n) into dst (n + 1 bytes), NUL-terminated even on
- * failure; false on a bad escape or a NUL byte (raw or encoded). */
-static bool url_decode(const char *s, size_t n, char *dst)
-{
-    dst[0] = '\0';
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '+') {
-            dst[o++] = ' ';
-        } else if (s[i] == '%') {
-            int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-                dst[o] = '\0';
-                return false;
-            }
-            dst[o++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else if (s[i] == '\0') {
-            dst[o] = '\0';
-            return false;
-        } else {
-            dst[o++] = s[i];
-        }
-    }
-    dst[o] = '\0';
-    return true;
-}
 
 /* "12" -> 12 within 1..SL_SQS_QUERY_INDEX_MAX, else 0. */
 static uint32_t query_index(const char *s, size_t n)
@@ -254,10 +212,10 @@ int sl_sqs_decode_query(const uint8_t *body, size_t len, struct sl_sqs_req **out
         if (pe > s) {
             const char *ke = eq != NULL ? eq : pe;
             char *key = buf;
-            ok = url_decode(s, (size_t)(ke - s), key);
+            ok = sl_api_url_decode(s, (size_t)(ke - s), key);
             char *val = key + strlen(key) + 1; /* key holds no NUL: within len + 2 */
             val[0] = '\0';
-            ok = ok && (eq == NULL || url_decode(eq + 1, (size_t)(pe - eq - 1), val));
+            ok = ok && (eq == NULL || sl_api_url_decode(eq + 1, (size_t)(pe - eq - 1), val));
             if (ok && strcmp(key, "Action") == 0) {
                 snprintf(action, sizeof(action), "%s", val);
             } else if (ok && key[0] != '\0' && strcmp(key, "Version") != 0) {

@@ -1,0 +1,237 @@
+// console.test.mjs - the web console of the real sluiced in a real browser:
+// Debian's Chromium (headless) driven by playwright-core, against pages
+// served from the broker's binary and its JSON API (/api/v1), with data
+// written through the native CLI. Screenshots of each page are saved in
+// console-screenshots/ of the working directory (the build's tests/).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+import { startBroker, startAuthBroker, httpGet } from './harness.mjs';
+
+const CLI = process.env.SLUICE_CLI_PATH;
+const CHROMIUM = process.env.SLUICE_CHROMIUM || '/usr/bin/chromium';
+const SHOTS = `${process.cwd()}/console-screenshots`;
+mkdirSync(SHOTS, { recursive: true });
+
+const b = await startBroker();
+let browser;
+before(async () => {
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+});
+after(async () => {
+  await browser?.close();
+  await b.stop();
+});
+
+function cli(args, input) {
+  return execFileSync(CLI, ['--broker', `127.0.0.1:${b.port}`, ...args],
+    { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+// A page that fails the test on any console error or warning, uncaught
+// exception or failed request (a CSP violation is a console error).
+async function openPage(hash) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const problems = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()}`));
+  await page.goto(`${b.endpoint}/ui/${hash}`);
+  page.problems = problems;
+  return page;
+}
+
+async function api(path, init) {
+  const r = await httpGet(b, `/api/v1${path}`, init);
+  return { status: r.status, json: JSON.parse(r.body), headers: r.headers };
+}
+
+cli(['stream', 'create', 'orders', '--shards', '2']);
+cli(['stream', 'create', 'big', '--shards', '1']);
+
+test('the overview loads with no console errors and counts the streams', async () => {
+  const page = await openPage('#/');
+  const ov = page.getByTestId('overview');
+  await ov.waitFor();
+  await assert.doesNotReject(page.getByTestId('ov-streams').filter({ hasText: '2' }).waitFor());
+  assert.match(await page.getByTestId('ov-version').textContent(), /\d+\.\d+/);
+  await page.screenshot({ path: `${SHOTS}/overview.png`, fullPage: true });
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test('a record produced with the CLI appears at its sequence', async () => {
+  cli(['produce', 'orders', '--key', 'user-7'], '{"order":1}\n{"order":2}\n{"order":3}\n');
+  // where user-7 landed, from the API (the browser shows the same)
+  const shards = (await api('/streams/orders')).json.shard_list;
+  const s = shards.find((x) => x.next_seq === 3);
+  assert.ok(s, 'one shard holds the three records');
+  const page = await openPage(`#/streams/orders/browse?shard=${s.shard}&from=seq:1`);
+  const row = page.locator('[data-testid="record-row"][data-seq="1"]');
+  await row.waitFor();
+  assert.equal(await row.getByTestId('rec-key').textContent(), 'user-7');
+  assert.match(await row.getByTestId('rec-value').textContent(), /"order":\s*2/);
+  await row.click();
+  const detail = page.getByTestId('record-detail');
+  await detail.waitFor();
+  assert.match(await page.getByTestId('detail-value').textContent(), /"order": 2/); // pretty-printed
+  assert.equal(await page.getByTestId('cli-command').inputValue(),
+    `sluice consume orders --shard ${s.shard} --from seq:1 --count 1 --json`);
+  await page.screenshot({ path: `${SHOTS}/record.png`, fullPage: true });
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test('paging through 10,000 records forward and back', async () => {
+  const lines = [];
+  for (let i = 0; i < 10000; i++) lines.push(`record-${i}`);
+  cli(['produce', 'big'], `${lines.join('\n')}\n`);
+  const page = await openPage('#/streams/big/browse?shard=0&from=oldest');
+  await page.getByTestId('browse-limit').selectOption('500');
+  await page.getByTestId('browse-go').click();
+  const seqs = async () => page.locator('[data-testid="record-row"]').evaluateAll(
+    (rows) => rows.map((r) => Number(r.dataset.seq)));
+  let expect = 0;
+  for (let p = 0; p < 20; p++) {
+    await page.locator(`[data-testid="record-row"][data-seq="${expect}"]`).waitFor();
+    const got = await seqs();
+    assert.equal(got.length, 500, `page ${p}`);
+    assert.deepEqual(got, Array.from({ length: 500 }, (_, i) => expect + i));
+    const last = page.locator(`[data-testid="record-row"][data-seq="${expect + 499}"]`);
+    assert.equal(await last.getByTestId('rec-value').textContent(), `record-${expect + 499}`);
+    expect += 500;
+    if (p < 19) await page.getByTestId('page-next').click();
+  }
+  await page.getByTestId('page-prev').click();
+  await page.locator('[data-testid="record-row"][data-seq="9000"]').waitFor();
+  assert.deepEqual((await seqs())[0], 9000);
+  await page.getByTestId('page-latest').click();
+  await page.locator('[data-testid="record-row"][data-seq="9999"]').waitFor();
+  await page.screenshot({ path: `${SHOTS}/browser.png`, fullPage: false });
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test('filter by key shows only that key', async () => {
+  cli(['stream', 'create', 'keyed', '--shards', '1']);
+  cli(['produce', 'keyed', '--key', 'alice'], 'a1\na2\n');
+  cli(['produce', 'keyed', '--key', 'bob'], 'b1\n');
+  cli(['produce', 'keyed', '--key', 'alice'], 'a3\n');
+  const page = await openPage('#/streams/keyed/browse?shard=0&from=oldest&key=alice');
+  await page.locator('[data-testid="record-row"][data-seq="3"]').waitFor();
+  const keys = await page.getByTestId('rec-key').allTextContents();
+  assert.deepEqual(keys, ['alice', 'alice', 'alice']);
+  assert.deepEqual(await page.getByTestId('rec-value').allTextContents(), ['a1', 'a2', 'a3']);
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test('a record whose value is markup is shown as text, never run', async () => {
+  cli(['stream', 'create', 'xss', '--shards', '1']);
+  const evil = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">';
+  cli(['produce', 'xss', '--key', '<b>k</b>'], `${evil}\n`);
+  const page = await openPage('#/streams/xss/browse?shard=0&from=oldest');
+  const row = page.locator('[data-testid="record-row"][data-seq="0"]');
+  await row.waitFor();
+  assert.equal(await row.getByTestId('rec-value').textContent(), evil);
+  assert.equal(await row.getByTestId('rec-key').textContent(), '<b>k</b>');
+  await row.click();
+  await page.getByTestId('record-detail').waitFor();
+  assert.equal(await page.getByTestId('detail-value').textContent(), evil);
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+  assert.equal(await page.locator('main img, main script, main b').count(), 0);
+  await page.close();
+});
+
+test('a test record produced from the browser is stored', async () => {
+  const page = await openPage('#/streams/orders');
+  await page.getByTestId('stream-page').waitFor();
+  await page.getByTestId('produce-key').fill('from-browser');
+  await page.getByTestId('produce-value').fill('{"hello":"console"}');
+  await page.getByTestId('produce-attrs').fill('source=ui\ntrace=42');
+  await page.getByTestId('produce-send').click();
+  const result = page.getByTestId('produce-result');
+  await result.filter({ hasText: /seq/ }).waitFor();
+  const m = /shard (\d+), seq (\d+)/.exec(await result.textContent());
+  assert.ok(m, await result.textContent());
+  const r = await api(`/streams/orders/records?shard=${m[1]}&from=seq:${m[2]}&limit=1`);
+  assert.equal(r.json.records[0].key, 'from-browser');
+  assert.equal(r.json.records[0].value, '{"hello":"console"}');
+  assert.deepEqual(r.json.records[0].attributes, { source: 'ui', trace: '42' });
+  await page.screenshot({ path: `${SHOTS}/stream.png`, fullPage: true });
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test("a consumer group's lag shows and grows while it is stopped", async () => {
+  cli(['stream', 'create', 'lagged', '--shards', '1']);
+  cli(['produce', 'lagged'], 'x\n'.repeat(10));
+  cli(['consume', 'lagged', '--group', 'billing', '--shard', '0', '--count', '4']);
+  const page = await openPage('#/streams/lagged');
+  const lag = page.locator('[data-testid="group-row"][data-group="billing"] [data-testid="lag-records"]');
+  await lag.filter({ hasText: /^6$/ }).waitFor();
+  cli(['produce', 'lagged'], 'y\n'.repeat(5)); // the consumer is stopped: the lag grows
+  await lag.filter({ hasText: /^11$/ }).waitFor({ timeout: 15000 });
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test('the files carry a strict CSP and revalidate by ETag', async () => {
+  const r = await httpGet(b, '/ui/');
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-security-policy'), /script-src 'self';/);
+  assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+  const etag = r.headers.get('etag');
+  assert.ok(etag);
+  const again = await httpGet(b, '/ui/', { headers: { 'if-none-match': etag } });
+  assert.equal(again.status, 304);
+  assert.equal((await httpGet(b, '/ui/nope.js')).status, 404);
+  assert.equal((await httpGet(b, '/ui', { redirect: 'manual' })).status, 308);
+});
+
+test('the API answers bad requests with a clear error', async () => {
+  let r = await api('/streams/missing');
+  assert.equal(r.status, 404);
+  assert.equal(r.json.error, 'ENOTFOUND');
+  assert.match(r.json.message, /missing/);
+  r = await api('/streams/orders/records?shard=9');
+  assert.equal(r.status, 400);
+  assert.match(r.json.message, /shard/);
+  r = await api('/streams/orders/records?limit=0');
+  assert.equal(r.status, 400);
+  r = await api('/streams/orders/records?from=yesterday');
+  assert.equal(r.status, 400);
+  assert.match(r.json.message, /oldest, latest/);
+  r = await api('/streams/orders/records?key=%zz');
+  assert.equal(r.status, 400);
+  r = await api('/streams/orders/records', { method: 'POST', body: '{"value":"x"}' });
+  assert.equal(r.status, 400); // not application/json: a cross-site form cannot write
+  assert.match(r.json.message, /Content-Type/);
+  r = await api('/streams/orders/records',
+    { method: 'POST', body: '{"value":', headers: { 'content-type': 'application/json' } });
+  assert.equal(r.status, 400);
+  r = await api('/streams/orders/records',
+    { method: 'POST', body: '{"value":1}', headers: { 'content-type': 'application/json' } });
+  assert.equal(r.status, 400);
+  r = await api('/nope');
+  assert.equal(r.status, 404);
+  // a time position
+  r = await api('/streams/big/records?from=time:2000-01-01T00:00:00Z&limit=1');
+  assert.equal(r.status, 200);
+  assert.equal(r.json.records[0].seq, 0);
+});
+
+test('with auth on, the API is closed', async () => {
+  const a = await startAuthBroker('awskey AKIAEXAMPLEKEY0000001 secretsecretsecretsecretsecretsecret0001 admin\nallow admin all *\n');
+  try {
+    const r = await httpGet(a, '/api/v1/streams');
+    assert.equal(r.status, 403);
+    assert.match(JSON.parse(r.body).message, /auth/);
+  } finally {
+    await a.stop();
+  }
+});

@@ -1,0 +1,902 @@
+/* Sluice web console: plain ES2020, no dependencies, no build step.
+ *
+ * Two rules shape this file:
+ *  - It runs under a strict CSP (no inline script/style, no eval), so all
+ *    behaviour is wired with addEventListener and charts are SVG attributes.
+ *  - Record keys, values and attributes are untrusted. The DOM is built only
+ *    with createElement + textContent (see h() below); never innerHTML.
+ */
+'use strict';
+
+(() => {
+  const API = '/api/v1';
+  const POLL_MS = 5000;          // overview / streams / stream page refresh
+  const TAIL_MS = 1000;          // live-tail poll interval
+  const MAX_CHART_POINTS = 720;  // one hour of 5 s samples
+  const MAX_TAIL_ROWS = 500;
+  const TAIL_BATCH = 1000;       // largest page the API allows
+  const PAGE_SIZES = [20, 50, 100, 500];
+
+  const $main = document.getElementById('main');
+  const $error = document.getElementById('error');
+  const enc = encodeURIComponent;
+
+  // ---------------------------------------------------------------- DOM helpers
+  // Properties that must be set as DOM properties rather than attributes.
+  const PROPS = new Set(['value', 'checked', 'disabled', 'readOnly', 'selected', 'colSpan']);
+
+  /** h('td', {class: 'num', text: 42}, ...children). Functions become listeners;
+   *  strings become text nodes, so data can never turn into markup. */
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v == null || v === false) continue;
+      if (k === 'class') el.className = v;
+      else if (k === 'text') el.textContent = String(v);
+      else if (typeof v === 'function') el.addEventListener(k.replace(/^on/, ''), v);
+      else if (PROPS.has(k)) el[k] = v;
+      else el.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const c of children.flat(Infinity)) {
+      if (c != null && c !== false) el.append(c instanceof Node ? c : String(c));
+    }
+    return el;
+  }
+
+  const SVGNS = 'http://www.w3.org/2000/svg';
+  function svgEl(tag, attrs) {
+    const el = document.createElementNS(SVGNS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+    return el;
+  }
+
+  const th = (label, cls) => h('th', {class: cls, text: label});
+  const td = (text, cls) => h('td', {class: cls, text});
+  const emptyRow = (cols, text) => h('tr', {class: 'empty'}, h('td', {colSpan: cols, text}));
+  const table = (heads, tbody, cls) =>
+    h('table', {class: 'tbl ' + (cls || '')},
+      h('thead', null, h('tr', null, heads.map(([l, c]) => th(l, c)))), tbody);
+  const pill = status => h('span', {class: 'pill ' + (status === 'ok' ? 'ok' : 'bad'), text: status || '?'});
+
+  function stat(label, value, testid) {
+    return h('div', {class: 'stat'},
+      h('div', {class: 'stat-label', text: label}),
+      h('div', {class: 'stat-value', 'data-testid': testid, text: value}));
+  }
+
+  // ------------------------------------------------------------------ formatting
+  const nf = new Intl.NumberFormat('en-US');
+  const fmtCount = n => (typeof n === 'number' && isFinite(n) ? nf.format(n) : '—');
+
+  function fmtBytes(n) {
+    if (typeof n !== 'number' || !isFinite(n)) return '—';
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+    let v = n, i = 0;
+    while (Math.abs(v) >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+    return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${units[i]}`;
+  }
+
+  /** 1500 → "1.5 s", 200000 → "3 min 20 s", 90000000 → "1 d 1 h". */
+  function fmtDuration(ms) {
+    if (typeof ms !== 'number' || !isFinite(ms)) return '—';
+    if (ms <= 0) return '0 s';
+    if (ms < 1000) return `${Math.round(ms)} ms`;
+    if (ms < 10000) return `${(ms / 1000).toFixed(1)} s`;
+    let s = Math.floor(ms / 1000);
+    const parts = [[Math.floor(s / 86400), 'd'], [Math.floor(s / 3600) % 24, 'h'],
+      [Math.floor(s / 60) % 60, 'min'], [s % 60, 's']];
+    const i = parts.findIndex(p => p[0] > 0);
+    return parts.slice(i, i + 2).filter((p, j) => j === 0 || p[0] > 0).map(p => p.join(' ')).join(' ');
+  }
+
+  const fmtRate = r => (r == null ? '—' : r < 10 ? r.toFixed(1) : nf.format(Math.round(r)));
+  const fmtMBps = b => (b == null ? '—' : `${(b / 1e6).toFixed(2)} MB/s`);
+
+  /** Local time, ISO-like with milliseconds: "2026-12-01 10:00:00.123". */
+  function fmtTime(ms) {
+    if (!ms) return '—';
+    const d = new Date(ms), p = (n, w = 2) => String(n).padStart(w, '0');
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
+      `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+  }
+  function isoUtc(ms) {
+    const d = new Date(ms);
+    return isNaN(d.getTime()) ? '' : d.toISOString();
+  }
+
+  function fmtRetention(hours, bytes) {
+    let t = !hours ? 'unlimited' : hours % 24 === 0 ? `${hours / 24} d` : `${hours} h`;
+    if (bytes > 0) t += ` / ${fmtBytes(bytes)}`;
+    return t;
+  }
+
+  /** Share of the 64-bit hash space a shard owns (hash bounds are decimal strings). */
+  function hashShare(start, end) {
+    try {
+      return ` (${(Number(BigInt(end) - BigInt(start) + 1n) / 2 ** 64 * 100).toFixed(1)}%)`;
+    } catch { return ''; }
+  }
+
+  // ---------------------------------------------------------------- API + errors
+  class ApiError extends Error {
+    constructor(code, message) { super(message); this.code = code; }
+  }
+
+  async function api(path, init) {
+    let res;
+    try { res = await fetch(API + path, init); }
+    catch (e) { throw new ApiError('ENETWORK', `cannot reach the broker (${e.message})`); }
+    const text = await res.text().catch(() => '');
+    let body = null;
+    try { body = text ? JSON.parse(text) : null; } catch { /* reported below */ }
+    if (!res.ok) {
+      throw new ApiError((body && body.error) || `HTTP ${res.status}`,
+        (body && body.message) || text.slice(0, 300) || res.statusText);
+    }
+    if (!body || typeof body !== 'object') throw new ApiError('EBADRESP', `unexpected response from ${path}`);
+    return body;
+  }
+
+  function showError(err) {
+    const code = err && err.code;
+    $error.replaceChildren(
+      code ? h('strong', {class: 'error-code', text: code}) : '', code ? ' ' : '',
+      h('span', {class: 'error-msg', text: (err && err.message) || String(err)}),
+      h('button', {class: 'error-close', type: 'button', title: 'Dismiss', 'aria-label': 'Dismiss',
+        text: '×', onclick: clearError}));
+    $error.hidden = false;
+  }
+  function clearError() {
+    $error.hidden = true;
+    $error.replaceChildren();
+  }
+
+  // --------------------------------------------------------- views and routing
+  /** A view owns its timers; destroy() stops them and makes late responses no-ops
+   *  (every async path checks ctx.alive before touching the DOM). */
+  function newCtx(key) {
+    const timers = new Set();
+    const ctx = {
+      key, alive: true, update: null,
+      later(fn, ms) {
+        const id = setTimeout(() => { timers.delete(id); if (ctx.alive) fn(); }, ms);
+        timers.add(id);
+      },
+      destroy() { ctx.alive = false; timers.forEach(clearTimeout); timers.clear(); },
+    };
+    return ctx;
+  }
+
+  /** Runs fn now and again `ms` after each completion (never overlapping). */
+  function poll(ctx, fn, ms) {
+    const run = async () => {
+      try { await fn(); } catch (e) { if (ctx.alive) showError(e); }
+      ctx.later(run, ms);
+    };
+    run();
+  }
+
+  function mount(ctx, node) { if (ctx.alive) $main.replaceChildren(node); }
+
+  const streamHash = name => `#/streams/${enc(name)}`;
+  // Keep "seq:5" / "time:..." readable in the address bar; everything else is escaped.
+  const qv = v => enc(v).replace(/%3A/gi, ':');
+  function browseHash(name, st) {
+    return `${streamHash(name)}/browse?shard=${st.shard}&from=${qv(st.from)}` +
+      (st.key ? `&key=${qv(st.key)}` : '') + `&limit=${st.limit}`;
+  }
+
+  function parseHash() {
+    const raw = location.hash.replace(/^#/, '');
+    const q = raw.indexOf('?');
+    const path = q < 0 ? raw : raw.slice(0, q);
+    const params = new URLSearchParams(q < 0 ? '' : raw.slice(q + 1));
+    const parts = path.split('/').filter(Boolean).map(p => {
+      try { return decodeURIComponent(p); } catch { return p; }
+    });
+    return {parts, params};
+  }
+
+  let view = null;
+
+  function route() {
+    const {parts, params} = parseHash();
+    let key = null, start = null, title = 'Sluice';
+    if (parts.length === 0) {
+      key = 'overview'; start = overviewView; title = 'Overview · Sluice';
+    } else if (parts[0] === 'streams' && parts.length === 1) {
+      key = 'streams'; start = streamsView; title = 'Streams · Sluice';
+    } else if (parts[0] === 'streams' && parts.length === 2) {
+      key = 'stream:' + parts[1]; start = ctx => streamView(ctx, parts[1]); title = `${parts[1]} · Sluice`;
+    } else if (parts[0] === 'streams' && parts.length === 3 && parts[2] === 'browse') {
+      key = 'browse:' + parts[1]; start = ctx => browserView(ctx, parts[1], params);
+      title = `${parts[1]} records · Sluice`;
+    }
+    document.title = title;
+    for (const a of document.querySelectorAll('[data-nav]')) {
+      a.classList.toggle('active', a.dataset.nav === (parts[0] || 'overview'));
+    }
+    // Same browser page with new parameters (back/forward, edited URL): keep the view.
+    if (view && view.key === key && view.update) { view.update(params); return; }
+    if (view) view.destroy();
+    view = null;
+    clearError();
+    if (!key) {
+      $main.replaceChildren();
+      showError({code: 'ENOTFOUND', message: `no such page: ${location.hash}`});
+      return;
+    }
+    $main.replaceChildren(h('p', {class: 'loading', text: 'Loading…'}));
+    view = newCtx(key);
+    start(view);
+  }
+
+  // ------------------------------------------------------------------- overview
+  // Kept across visits so the chart covers everything since the page was opened.
+  let ovLast = null;
+  const ovRates = [];
+
+  function addOverviewSample(ov) {
+    const cur = {t: Date.now(), ri: ov.records_in, bi: ov.bytes_in, ro: ov.records_out, bo: ov.bytes_out};
+    const prev = ovLast;
+    if (prev && cur.t - prev.t < 1000) return;   // too close together for a meaningful rate
+    ovLast = cur;
+    // Counters only go backwards when the broker restarted: that interval has no rate.
+    if (!prev || cur.ri < prev.ri || cur.ro < prev.ro || cur.bi < prev.bi || cur.bo < prev.bo) return;
+    const dt = (cur.t - prev.t) / 1000;
+    ovRates.push({t: cur.t, ri: (cur.ri - prev.ri) / dt, bi: (cur.bi - prev.bi) / dt,
+      ro: (cur.ro - prev.ro) / dt, bo: (cur.bo - prev.bo) / dt});
+    if (ovRates.length > MAX_CHART_POINTS) ovRates.splice(0, ovRates.length - MAX_CHART_POINTS);
+  }
+
+  function card(label, testid) {
+    const val = h('div', {class: 'card-value', 'data-testid': testid, text: '—'});
+    const sub = h('div', {class: 'card-sub'});
+    return {el: h('div', {class: 'card'}, h('div', {class: 'card-label', text: label}), val, sub), val, sub};
+  }
+
+  function overviewView(ctx) {
+    let r = null;
+    poll(ctx, async () => {
+      const ov = await api('/overview');
+      if (!ctx.alive) return;
+      clearError();
+      addOverviewSample(ov);
+      if (!r) { r = buildOverview(); mount(ctx, r.root); }
+      fillOverview(r, ov);
+    }, POLL_MS);
+  }
+
+  function buildOverview() {
+    const c = {
+      version: card('Version', 'ov-version'), uptime: card('Uptime', 'ov-uptime'),
+      streams: card('Streams', 'ov-streams'), shards: card('Shards', 'ov-shards'),
+      conns: card('Connections', 'ov-connections'), retained: card('Retained', 'ov-retained'),
+      disk: card('Disk free', 'ov-disk-free'),
+      rin: card('In (records/s)', 'ov-rate-in'), rout: card('Out (records/s)', 'ov-rate-out'),
+    };
+    const meter = h('meter', {min: 0, max: 1, value: 0, 'aria-label': 'disk used'});
+    const chart = svgEl('svg', {class: 'chart', viewBox: '0 0 720 160', preserveAspectRatio: 'none',
+      width: '100%', height: 160, role: 'img', 'aria-label': 'records per second, in and out',
+      'data-testid': 'chart-records'});
+    const legend = h('div', {class: 'legend'});
+    const errBody = h('tbody');
+    const errTable = table([['Code'], ['Count', 'num']], errBody);
+    errTable.setAttribute('data-testid', 'ov-errors');
+    const root = h('section', {'data-testid': 'overview', 'data-loaded': '1'},
+      h('h1', null, 'Overview'),
+      h('div', {class: 'cards'}, Object.values(c).map(x => x.el)),
+      h('div', {class: 'split'},
+        h('div', {class: 'panel'}, h('h2', {text: 'Records/s in and out'}), chart, legend),
+        h('div', {class: 'panel'}, h('h2', {text: 'Errors by code'}), errTable)));
+    return {root, c, meter, chart, legend, errBody};
+  }
+
+  function fillOverview(r, ov) {
+    const {c} = r;
+    c.version.val.textContent = ov.version || '—';
+    c.uptime.val.textContent = fmtDuration((ov.uptime_s || 0) * 1000);
+    c.streams.val.textContent = fmtCount(ov.streams);
+    c.shards.val.textContent = fmtCount(ov.shards);
+    c.conns.val.textContent = fmtCount(ov.connections);
+    c.retained.val.textContent = fmtBytes(ov.retained_bytes);
+    const disk = ov.disk || {};
+    c.disk.val.textContent = fmtBytes(disk.free_bytes);
+    if (disk.size_bytes > 0) {
+      r.meter.max = disk.size_bytes;
+      r.meter.value = disk.size_bytes - disk.free_bytes;
+      c.disk.sub.replaceChildren(`of ${fmtBytes(disk.size_bytes)} ` +
+        `(${Math.round((1 - disk.free_bytes / disk.size_bytes) * 100)}% used)`, r.meter);
+    }
+    const last = ovRates[ovRates.length - 1];
+    c.rin.val.textContent = last ? fmtRate(last.ri) : '—';
+    c.rin.sub.textContent = last ? fmtMBps(last.bi) : `total ${fmtCount(ov.records_in)}`;
+    c.rout.val.textContent = last ? fmtRate(last.ro) : '—';
+    c.rout.sub.textContent = last ? fmtMBps(last.bo) : `total ${fmtCount(ov.records_out)}`;
+    if (last) {
+      c.rin.sub.append(h('span', {class: 'muted', text: ` · total ${fmtCount(ov.records_in)}`}));
+      c.rout.sub.append(h('span', {class: 'muted', text: ` · total ${fmtCount(ov.records_out)}`}));
+    }
+    renderChart(r.chart, r.legend);
+    const errs = Object.entries(ov.errors || {}).sort((a, b) => b[1] - a[1]);
+    r.errBody.replaceChildren(...(errs.length
+      ? errs.map(([code, n]) => h('tr', {'data-code': code}, td(code, 'mono'), td(fmtCount(n), 'num')))
+      : [emptyRow(2, 'No errors since start')]));
+  }
+
+  /** Rounds up to 1/2/5 × 10^k so the y axis has a stable, readable maximum. */
+  function niceMax(v) {
+    const p = 10 ** Math.floor(Math.log10(v));
+    return [1, 2, 5, 10].map(m => m * p).find(x => x >= v);
+  }
+
+  function renderChart(svg, legend) {
+    const W = 720, H = 160, pad = 6;
+    const max = niceMax(Math.max(1, ...ovRates.map(p => Math.max(p.ri, p.ro))));
+    const y = v => (H - pad - (v / max) * (H - 2 * pad)).toFixed(1);
+    svg.replaceChildren();
+    for (const f of [0, 0.25, 0.5, 0.75, 1]) {
+      svg.append(svgEl('line', {x1: 0, x2: W, y1: y(f * max), y2: y(f * max), class: 'grid',
+        'vector-effect': 'non-scaling-stroke'}));
+    }
+    if (ovRates.length) {
+      // x is time-based so gaps (e.g. while on another page) are not compressed away.
+      // A single rate is drawn as a flat line so the chart shows something after two polls.
+      const t0 = ovRates[0].t, span = ovRates[ovRates.length - 1].t - t0;
+      const pts = k => (span > 0
+        ? ovRates.map(p => `${((p.t - t0) / span * W).toFixed(1)},${y(p[k])}`).join(' ')
+        : `0,${y(ovRates[0][k])} ${W},${y(ovRates[0][k])}`);
+      for (const [k, cls] of [['ri', 'line-in'], ['ro', 'line-out']]) {
+        svg.append(svgEl('polyline', {points: pts(k), class: cls, 'vector-effect': 'non-scaling-stroke'}));
+      }
+    }
+    const last = ovRates[ovRates.length - 1];
+    legend.replaceChildren(
+      h('span', {class: 'sw in'}), `in ${last ? fmtRate(last.ri) : '—'}/s`,
+      h('span', {class: 'sw out'}), `out ${last ? fmtRate(last.ro) : '—'}/s`,
+      h('span', {class: 'muted', text: ovRates.length >= 2
+        ? ` · scale 0–${fmtCount(max)}/s · last ${fmtDuration(last.t - ovRates[0].t)}`
+        : ' · collecting samples…'}));
+  }
+
+  // -------------------------------------------------------------- streams list
+  const streamSamples = new Map();   // name → {t, ri, rate}, persists across visits
+
+  function streamRate(s, now) {
+    const prev = streamSamples.get(s.name);
+    if (prev && now - prev.t < 1000) return prev.rate;
+    const rate = prev && s.records_in >= prev.ri ? (s.records_in - prev.ri) * 1000 / (now - prev.t) : null;
+    streamSamples.set(s.name, {t: now, ri: s.records_in, rate});
+    return rate;
+  }
+
+  function streamsView(ctx) {
+    let tbody = null, count = null;
+    poll(ctx, async () => {
+      const data = await api('/streams');
+      if (!ctx.alive) return;
+      clearError();
+      const list = (data.streams || []).slice().sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      if (!tbody) {
+        tbody = h('tbody');
+        count = h('span', {class: 'muted small'});
+        mount(ctx, h('section', {'data-testid': 'streams', 'data-loaded': '1'},
+          h('h1', null, 'Streams', count),
+          table([['Name'], ['Shards', 'num'], ['Retention'], ['Compression'], ['Retained', 'num'],
+            ['Records', 'num'], ['In (records/s)', 'num'], ['Status']], tbody)));
+      }
+      count.textContent = `${list.length} total`;
+      const now = Date.now();
+      tbody.replaceChildren(...(list.length ? list.map(s => {
+        const rate = streamRate(s, now);
+        return h('tr', {'data-testid': 'stream-row', 'data-name': s.name},
+          h('td', null, h('a', {href: streamHash(s.name), class: 'mono', 'data-testid': 'stream-link', text: s.name})),
+          td(fmtCount(s.shards), 'num'), td(fmtRetention(s.retention_hours, s.retention_bytes)),
+          td(s.compression), td(fmtBytes(s.retained_bytes), 'num'), td(fmtCount(s.records), 'num'),
+          td(fmtRate(rate), 'num'), h('td', null, pill(s.status)));
+      }) : [emptyRow(8, 'No streams.')]));
+    }, POLL_MS);
+  }
+
+  // ---------------------------------------------------------------- stream page
+  function parseAttrs(text) {
+    const out = Object.create(null);   // so an attribute named "__proto__" is kept
+    text.split(/\r?\n/).forEach((line, i) => {
+      if (!line.trim()) return;
+      const eq = line.indexOf('=');
+      if (eq <= 0 || !line.slice(0, eq).trim()) throw new Error(`attributes line ${i + 1}: expected name=value`);
+      out[line.slice(0, eq).trim()] = line.slice(eq + 1);
+    });
+    return out;
+  }
+
+  function streamView(ctx, name) {
+    const expanded = new Set();   // groups whose per-shard rows are open; survives refreshes
+    let r = null, last = null;
+
+    const refresh = async () => {
+      const s = await api(`/streams/${enc(name)}`);
+      if (!ctx.alive) return;
+      clearError();
+      last = s;
+      if (!r) { r = build(); mount(ctx, r.root); }
+      fill(s);
+    };
+
+    function build() {
+      const f = {
+        title: h('h1'), summary: h('div', {class: 'stats'}),
+        shards: h('tbody'), groups: h('tbody'),
+        key: h('input', {type: 'text', name: 'produce-key', class: 'mono', placeholder: '(optional)',
+          autocomplete: 'off', 'data-testid': 'produce-key'}),
+        value: h('textarea', {name: 'produce-value', rows: 4, class: 'mono', 'data-testid': 'produce-value'}),
+        attrs: h('textarea', {name: 'produce-attrs', rows: 3, class: 'mono', placeholder: 'type=order\nsource=console',
+          'data-testid': 'produce-attrs'}),
+        result: h('span', {class: 'produce-result', role: 'status', 'data-testid': 'produce-result'}),
+        resultLink: h('span'),
+      };
+      f.send = h('button', {type: 'button', class: 'btn primary', 'data-testid': 'produce-send', text: 'Send',
+        onclick: produce});
+      f.root = h('section', {class: 'stream-page', 'data-testid': 'stream-page', 'data-loaded': '1'},
+        h('div', {class: 'crumbs'}, h('a', {href: '#/streams', text: 'Streams'}), ' / '),
+        h('div', {class: 'page-head'}, f.title,
+          h('a', {class: 'btn', href: browseHash(name, {shard: 0, from: 'latest', key: '', limit: 50}),
+            'data-testid': 'browse-link', text: 'Browse records →'})),
+        f.summary,
+        h('h2', {text: 'Shards'}),
+        table([['Shard', 'num'], ['Hash range'], ['First seq', 'num'], ['Next seq', 'num'], ['Records', 'num'],
+          ['Bytes', 'num'], ['Segments', 'num'], ['Last append'], ['Status']], f.shards),
+        h('h2', {text: 'Consumer groups'}),
+        table([['Group'], ['Records behind', 'num'], ['Time behind', 'num'], ['Shards', 'num']], f.groups, 'groups'),
+        h('h2', {text: 'Produce a test record'}),
+        h('div', {class: 'panel produce'},
+          h('label', null, h('span', {text: 'Key'}), f.key),
+          h('label', null, h('span', {text: 'Value'}), f.value),
+          h('label', null, h('span', {text: 'Attributes (name=value per line)'}), f.attrs),
+          h('div', {class: 'row'}, f.send, f.result, f.resultLink)));
+      return f;
+    }
+
+    function fill(s) {
+      r.title.replaceChildren(h('span', {class: 'mono', text: s.name}), pill(s.status));
+      r.summary.replaceChildren(
+        stat('Shards', fmtCount(s.shards), 'sp-shards'),
+        stat('Retention', fmtRetention(s.retention_hours, s.retention_bytes)),
+        stat('Compression', s.compression || '—'),
+        stat('Retained', fmtBytes(s.retained_bytes), 'sp-retained'),
+        stat('Records', fmtCount(s.records), 'sp-records'),
+        stat('In', `${fmtCount(s.records_in)} rec · ${fmtBytes(s.bytes_in)}`),
+        stat('Out', `${fmtCount(s.records_out)} rec · ${fmtBytes(s.bytes_out)}`));
+      const shards = s.shard_list || [];
+      r.shards.replaceChildren(...(shards.length ? shards.map(sh => h('tr', {'data-testid': 'shard-row', 'data-shard': sh.shard},
+        h('td', {class: 'num'}, h('a', {href: browseHash(name, {shard: sh.shard, from: 'latest', key: '', limit: 50}),
+          title: 'Browse this shard', text: sh.shard})),
+        h('td', {class: 'mono small', text: `${sh.hash_start} – ${sh.hash_end}${hashShare(sh.hash_start, sh.hash_end)}`}),
+        td(sh.first_seq, 'num mono'), td(sh.next_seq, 'num mono'), td(fmtCount(sh.next_seq - sh.first_seq), 'num'),
+        td(fmtBytes(sh.retained_bytes), 'num'), td(fmtCount(sh.segments), 'num'),
+        h('td', {title: sh.tail_time_ms ? isoUtc(sh.tail_time_ms) : null,
+          text: sh.tail_time_ms ? `${fmtTime(sh.tail_time_ms)} (${fmtDuration(Date.now() - sh.tail_time_ms)} ago)` : 'never'}),
+        h('td', {class: 'wrap'}, pill(sh.status),
+          sh.status !== 'ok' && sh.status_message ? h('span', {class: 'status-msg', text: ' ' + sh.status_message}) : null)))
+        : [emptyRow(9, 'No shards.')]));
+      renderGroups();
+    }
+
+    function renderGroups() {
+      const groups = (last && last.groups) || [];
+      r.groups.replaceChildren(...(groups.length ? groups.flatMap(g => {
+        const open = expanded.has(g.group);
+        const toggle = h('button', {type: 'button', class: 'toggle', 'aria-expanded': String(open),
+          title: 'Per-shard lag', text: open ? '▾' : '▸', onclick: () => {
+            if (!expanded.delete(g.group)) expanded.add(g.group);
+            renderGroups();
+          }});
+        const rows = [h('tr', {'data-testid': 'group-row', 'data-group': g.group},
+          h('td', null, toggle, h('span', {class: 'mono', text: g.group})),
+          h('td', {class: 'num', 'data-testid': 'lag-records', text: fmtCount(g.records_behind)}),
+          td(fmtDuration(g.ms_behind), 'num'), td(fmtCount((g.shards || []).length), 'num'))];
+        if (open) {
+          rows.push(h('tr', {class: 'sub'}, h('td', {colSpan: 4},
+            table([['Shard', 'num'], ['Checkpoint', 'num'], ['Tail seq', 'num'], ['Records behind', 'num'],
+              ['Time behind', 'num']], h('tbody', null, (g.shards || []).map(x => h('tr', {'data-shard': x.shard},
+              td(x.shard, 'num'), td(x.checkpoint, 'num mono'), td(x.tail_seq, 'num mono'),
+              td(fmtCount(x.records_behind), 'num'), td(fmtDuration(x.ms_behind), 'num')))), 'inner'))));
+        }
+        return rows;
+      }) : [emptyRow(4, 'No consumer groups.')]));
+    }
+
+    async function produce() {
+      const setResult = (text, bad) => {
+        r.result.textContent = text;
+        r.result.classList.toggle('bad', !!bad);
+        r.resultLink.replaceChildren();
+      };
+      const body = {value: r.value.value};
+      if (r.key.value !== '') body.key = r.key.value;
+      try {
+        const attrs = parseAttrs(r.attrs.value);
+        if (Object.keys(attrs).length) body.attributes = attrs;
+      } catch (e) { setResult(e.message, true); return; }
+      r.send.disabled = true;
+      setResult('sending…');
+      try {
+        const res = await api(`/streams/${enc(name)}/records`, {method: 'POST',
+          headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)});
+        if (!ctx.alive) return;
+        clearError();
+        setResult(`stored at shard ${res.shard}, seq ${res.seq}`);
+        r.resultLink.append(' ', h('a', {text: 'view',
+          href: browseHash(name, {shard: res.shard, from: `seq:${res.seq}`, key: '', limit: 50})}));
+        refresh().catch(() => {});   // counters changed; the regular poll will report errors
+      } catch (e) {
+        if (!ctx.alive) return;
+        setResult(`failed: ${e.message}`, true);
+        showError(e);
+      } finally {
+        r.send.disabled = false;
+      }
+    }
+
+    poll(ctx, refresh, POLL_MS);
+  }
+
+  // ------------------------------------------------------------ record browser
+  function b64bytes(s) {
+    try {
+      const bin = atob(s || '');
+      const out = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+      return out;
+    } catch { return null; }
+  }
+  const hex = b => b.toString(16).padStart(2, '0');
+
+  /** Classic hex dump: offset, 16 bytes of hex, printable ASCII. */
+  function hexDump(bytes, limit = 65536) {
+    const n = Math.min(bytes.length, limit), lines = [];
+    for (let off = 0; off < n; off += 16) {
+      let hx = '', asc = '';
+      for (let i = 0; i < 16; i++) {
+        if (i === 8) hx += ' ';
+        const b = bytes[off + i];
+        if (off + i < n) { hx += hex(b) + ' '; asc += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.'; }
+        else hx += '   ';
+      }
+      lines.push(`${off.toString(16).padStart(8, '0')}  ${hx} |${asc}|`);
+    }
+    if (bytes.length > n) lines.push(`… ${fmtCount(bytes.length - n)} more bytes not shown`);
+    return lines.join('\n') || '(empty)';
+  }
+
+  // Control characters would break the single-line preview; show them as "·".
+  const oneLine = s => s.replace(/[\r\n\t\u2028\u2029]+/g, ' ').replace(/[\x00-\x1f\x7f]/g, '·');
+
+  function keyText(rec) {
+    if (rec.key == null) return '—';
+    return rec.key_encoding === 'base64' ? `base64:${rec.key}` : oneLine(rec.key);
+  }
+
+  function valuePreview(rec) {
+    const v = rec.value || '';
+    if (rec.value_encoding === 'base64') {
+      const b = b64bytes(v);
+      return b ? `[binary ${fmtBytes(b.length)}] ${Array.from(b.subarray(0, 48), hex).join(' ')}` : '[invalid base64]';
+    }
+    return oneLine(v.slice(0, 200));
+  }
+
+  /** Pretty JSON if the value parses, else null. Values with integers beyond 2^53
+   *  stay raw: JSON.parse would silently round them and show wrong data. */
+  function prettyJson(text) {
+    const t = text.trim();
+    if (!t || /(?<![\w."])-?\d{16,}/.test(t)) return null;
+    try { return JSON.stringify(JSON.parse(t), null, 2); } catch { return null; }
+  }
+
+  /** Only quotes names that need it, so the common case matches the documented form. */
+  const shellQuote = s => (/^[A-Za-z0-9._\-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+  function browseState(params) {
+    const shard = parseInt(params.get('shard') || '0', 10);
+    const limit = parseInt(params.get('limit') || '50', 10);
+    return {
+      shard: shard >= 0 ? shard : 0,
+      from: (params.get('from') || 'latest').trim(),
+      key: params.get('key') || '',
+      limit: limit >= 1 && limit <= 1000 ? limit : 50,
+    };
+  }
+
+  function browserView(ctx, name, params) {
+    let st = browseState(params);
+    // Page-start positions for "Prev" with a key filter (pages then have no fixed size).
+    // Stored in history.state so back/forward and reload keep a consistent stack.
+    let backStack = (history.state && history.state.stack) || [];
+    let page = null;       // last records response, adjusted while tailing
+    let viewStart = 0;     // seq of the first row shown (moves as tail trims rows)
+    let loadGen = 0, tailGen = 0, tailOn = false;
+    let r = null;
+
+    ctx.update = p => {
+      st = browseState(p);
+      backStack = (history.state && history.state.stack) || [];
+      if (!r) return;     // initial load is still running and will read st
+      setTail(false);
+      syncControls();
+      load();
+    };
+
+    (async () => {
+      let info;
+      try { info = await api(`/streams/${enc(name)}`); }
+      catch (e) { if (ctx.alive) { $main.replaceChildren(); showError(e); } return; }
+      if (!ctx.alive) return;
+      r = build(info);
+      syncControls();
+      await load();
+      mount(ctx, r.root);
+    })();
+
+    function build(info) {
+      const ids = (info.shard_list || []).map(s => s.shard);
+      const shardIds = ids.length ? ids : Array.from({length: info.shards || 1}, (_, i) => i);
+      const f = {
+        shard: h('select', {name: 'shard', 'data-testid': 'browse-shard'},
+          shardIds.map(i => h('option', {value: String(i), text: String(i)}))),
+        from: h('input', {type: 'text', name: 'from', class: 'mono from', autocomplete: 'off',
+          placeholder: 'oldest | latest | seq:N | time:2026-12-01T00:00:00Z', 'data-testid': 'browse-from'}),
+        key: h('input', {type: 'text', name: 'key', class: 'mono', autocomplete: 'off', placeholder: 'any key',
+          'data-testid': 'browse-key'}),
+        limit: h('select', {name: 'limit', 'data-testid': 'browse-limit'},
+          PAGE_SIZES.map(n => h('option', {value: String(n), text: String(n)}))),
+        tail: h('input', {type: 'checkbox', name: 'live-tail', 'data-testid': 'live-tail'}),
+        range: h('span', {class: 'range mono', 'data-testid': 'browse-range'}),
+        tbody: h('tbody'),
+        empty: h('p', {class: 'empty-note', hidden: true}),
+        detail: h('div', {class: 'detail-slot'}),
+      };
+      const btn = (text, testid, onclick, cls) => h('button', {type: 'button', class: 'btn ' + (cls || ''),
+        'data-testid': testid, text, onclick});
+      f.prev = btn('◀ Prev', 'page-prev', prev);
+      f.next = btn('Next ▶', 'page-next', next);
+      f.wrap = h('div', {class: 'records-wrap'},
+        table([['Seq', 'num'], ['Time'], ['Key'], ['Value'], ['Size', 'num']], f.tbody, 'records'), f.empty);
+      f.body = h('div', {class: 'browse-body'}, f.wrap, f.detail);
+      const onEnter = e => { if (e.key === 'Enter') nav(controls()); };
+      f.from.addEventListener('keydown', onEnter);
+      f.key.addEventListener('keydown', onEnter);
+      f.shard.addEventListener('change', () => nav(controls()));
+      f.limit.addEventListener('change', () => nav(controls()));
+      f.tail.addEventListener('change', onTailToggle);
+      f.root = h('section', {class: 'browser', 'data-testid': 'browser'},
+        h('div', {class: 'crumbs'}, h('a', {href: '#/streams', text: 'Streams'}), ' / ',
+          h('a', {href: streamHash(name), class: 'mono', text: name}), ' / '),
+        h('h1', null, 'Records in ', h('span', {class: 'mono', text: name})),
+        h('div', {class: 'toolbar'},
+          h('label', null, h('span', {text: 'Shard'}), f.shard),
+          h('label', {class: 'grow'}, h('span', {text: 'From'}), f.from),
+          h('label', null, h('span', {text: 'Key'}), f.key),
+          h('label', null, h('span', {text: 'Page size'}), f.limit),
+          btn('Go', 'browse-go', () => nav(controls()), 'primary'),
+          h('div', {class: 'btn-group'},
+            btn('Oldest', 'page-oldest', () => nav({...controls(), from: 'oldest'})),
+            f.prev, f.next,
+            btn('Latest', 'page-latest', () => nav({...controls(), from: 'latest'}))),
+          h('label', {class: 'check'}, f.tail, h('span', {text: 'Live tail'}))),
+        h('div', {class: 'rangebar'}, f.range),
+        f.body);
+      return f;
+    }
+
+    /** Makes sure a select shows `value`, adding an option for linked-in odd values. */
+    function selectValue(sel, value) {
+      if (![...sel.options].some(o => o.value === value)) sel.append(h('option', {value, text: value}));
+      sel.value = value;
+    }
+
+    function syncControls() {
+      selectValue(r.shard, String(st.shard));
+      selectValue(r.limit, String(st.limit));
+      r.from.value = st.from;
+      r.key.value = st.key;
+    }
+
+    const controls = () => ({shard: +r.shard.value, from: r.from.value.trim() || 'latest',
+      key: r.key.value, limit: +r.limit.value});
+
+    /** Every navigation goes through the URL so the page can be linked and reloaded. */
+    function go(next, stack = []) {
+      st = next;
+      backStack = stack;
+      const hash = browseHash(name, st);
+      // pushState does not fire hashchange, so the router won't rebuild this view.
+      if (location.hash !== hash) history.pushState({stack}, '', hash);
+      else history.replaceState({stack}, '', hash);
+      syncControls();
+      return load();
+    }
+    function nav(next, stack) { setTail(false); return go(next, stack); }
+
+    function prev() {
+      if (!page) return;
+      if (st.key && backStack.length) {
+        nav({...st, from: backStack[backStack.length - 1]}, backStack.slice(0, -1));
+      } else {
+        // Unfiltered sequence numbers are dense, so the previous page start is exact.
+        nav({...st, from: `seq:${Math.max(page.first_seq, page.start_seq - st.limit)}`});
+      }
+    }
+    function next() {
+      if (!page) return;
+      nav({...st, from: `seq:${page.next_seq}`}, st.key ? [...backStack, st.from] : []);
+    }
+
+    function recordsQuery(from, limit) {
+      return `/streams/${enc(name)}/records?shard=${st.shard}&from=${enc(from)}&limit=${limit}` +
+        (st.key ? `&key=${enc(st.key)}` : '');
+    }
+
+    async function load() {
+      const gen = ++loadGen;
+      r.range.textContent = 'loading…';
+      try {
+        const res = await api(recordsQuery(st.from, st.limit));
+        if (!ctx.alive || gen !== loadGen) return;
+        clearError();
+        page = res;
+        viewStart = res.start_seq;
+        closeDetail();
+        r.tbody.replaceChildren(...(res.records || []).map(rec => recordRow(rec, res.shard)));
+        r.wrap.scrollTop = 0;
+        r.root.dataset.loaded = '1';
+      } catch (e) {
+        if (!ctx.alive || gen !== loadGen) return;
+        page = null;
+        closeDetail();
+        r.tbody.replaceChildren();
+        showError(e);
+      }
+      renderState();
+    }
+
+    function renderState() {
+      const rows = r.tbody.rows.length;
+      r.empty.hidden = rows > 0 || !page;
+      r.empty.textContent = st.key ? 'No records with this key in the scanned range.' : 'No records.';
+      r.prev.disabled = !page || (page.start_seq <= page.first_seq && !(st.key && backStack.length));
+      r.next.disabled = !page || page.next_seq >= page.tail_seq;
+      if (!page) { r.range.textContent = ''; return; }
+      const of = `${page.first_seq}–${page.tail_seq - 1}`;
+      const end = page.next_seq - 1;
+      r.range.textContent = (page.tail_seq <= page.first_seq ? `shard ${st.shard} is empty (next seq ${page.tail_seq})`
+        : end >= viewStart ? `seq ${viewStart}–${end} of ${of}` : `no records at seq ${viewStart} of ${of}`) +
+        (st.key ? ` · ${fmtCount(rows)} matching` : '') + (tailOn ? ' · live' : '');
+    }
+
+    function recordRow(rec, shard) {
+      const tr = h('tr', {'data-testid': 'record-row', 'data-seq': rec.seq, tabindex: 0},
+        h('td', {class: 'num mono', 'data-testid': 'rec-seq', text: rec.seq}),
+        h('td', {class: 'mono nowrap', title: isoUtc(rec.time_ms), text: fmtTime(rec.time_ms)}),
+        h('td', {class: 'mono key' + (rec.key == null ? ' muted' : ''), 'data-testid': 'rec-key', text: keyText(rec)}),
+        h('td', {class: 'mono preview' + ((rec.value || '').length > 200 && rec.value_encoding !== 'base64' ? ' trunc' : ''),
+          'data-testid': 'rec-value', text: valuePreview(rec)}),
+        td(fmtBytes(rec.size), 'num'));
+      const open = () => showDetail(tr, rec, shard);
+      tr.addEventListener('click', open);
+      tr.addEventListener('keydown', e => { if (e.key === 'Enter') open(); });
+      return tr;
+    }
+
+    function closeDetail() {
+      r.detail.replaceChildren();
+      r.body.classList.remove('with-detail');
+      const sel = r.tbody.querySelector('tr.selected');
+      if (sel) sel.classList.remove('selected');
+    }
+
+    function showDetail(tr, rec, shard) {
+      closeDetail();
+      tr.classList.add('selected');
+      const kv = (k, v, cls) => h('tr', null, h('th', {text: k}), h('td', {class: cls, text: v}));
+      const keyBytes = rec.key_encoding === 'base64' ? b64bytes(rec.key) : null;
+      const attrs = Object.entries(rec.attributes || {});
+      let valueText, valueNote;
+      if (rec.value_encoding === 'base64') {
+        const b = b64bytes(rec.value);
+        valueText = b ? hexDump(b) : rec.value;
+        valueNote = b ? `binary, ${fmtCount(b.length)} bytes (hex dump)` : 'invalid base64';
+      } else {
+        const pretty = prettyJson(rec.value || '');
+        valueText = pretty != null ? pretty : rec.value || '';
+        valueNote = pretty != null ? 'JSON (pretty-printed)' : 'text';
+      }
+      const cli = h('input', {type: 'text', readOnly: true, name: 'cli-command', class: 'mono',
+        'aria-label': 'CLI command', 'data-testid': 'cli-command',
+        value: `sluice consume ${shellQuote(name)} --shard ${shard} --from seq:${rec.seq} --count 1 --json`});
+      const copy = h('button', {type: 'button', class: 'btn', text: 'Copy'});
+      copy.addEventListener('click', () => {
+        cli.select();
+        // Clipboard may be unavailable (non-secure origin) or denied; the selection still helps.
+        const p = navigator.clipboard && navigator.clipboard.writeText(cli.value);
+        if (p) p.then(() => { copy.textContent = 'Copied'; setTimeout(() => { copy.textContent = 'Copy'; }, 1500); }, () => {});
+      });
+      r.detail.replaceChildren(h('aside', {class: 'panel detail', 'data-testid': 'record-detail'},
+        h('div', {class: 'detail-head'}, h('h2', null, 'Record ', h('span', {class: 'mono', text: `${shard}/${rec.seq}`})),
+          h('button', {type: 'button', class: 'btn small', text: 'Close', onclick: closeDetail})),
+        h('table', {class: 'kv'}, h('tbody', null,
+          kv('Shard', shard, 'mono'), kv('Seq', rec.seq, 'mono'),
+          kv('Time (local)', fmtTime(rec.time_ms), 'mono'), kv('Time (UTC)', isoUtc(rec.time_ms), 'mono'),
+          kv('Key', rec.key == null ? '(none)' : rec.key, 'mono wrap'),
+          rec.key != null ? kv('Key encoding', rec.key_encoding || 'utf8') : null,
+          keyBytes ? kv('Key (hex)', Array.from(keyBytes, hex).join(' '), 'mono wrap') : null,
+          kv('Value encoding', rec.value_encoding || 'utf8'),
+          kv('Size', `${fmtCount(rec.size)} bytes`))),
+        h('h3', {text: 'Attributes'}),
+        attrs.length
+          ? table([['Name'], ['Value']], h('tbody', null, attrs.map(([k, v]) =>
+            h('tr', null, td(k, 'mono'), td(typeof v === 'string' ? v : JSON.stringify(v), 'mono wrap')))), 'attrs')
+          : h('p', {class: 'muted', text: 'No attributes.'}),
+        h('h3', null, 'Value ', h('span', {class: 'muted small', text: valueNote})),
+        h('pre', {class: 'value' + (rec.value_encoding === 'base64' ? ' hex' : ''), 'data-testid': 'detail-value', text: valueText}),
+        h('h3', {text: 'Copy as CLI'}),
+        h('div', {class: 'cli'}, cli, copy)));
+      r.body.classList.add('with-detail');
+    }
+
+    function setTail(on) {
+      tailOn = on;
+      tailGen++;
+      if (!r) return;
+      r.tail.checked = on;
+      r.root.classList.toggle('tailing', on);
+      renderState();
+      if (on) tailTick(tailGen);
+    }
+
+    async function onTailToggle() {
+      if (!r.tail.checked) { setTail(false); return; }
+      // Tailing appends from the end of the current page. If that is far behind the
+      // head, start from the newest page instead of replaying the whole backlog.
+      if (!page || (!st.key && page.tail_seq - page.next_seq > MAX_TAIL_ROWS)) {
+        await go({...st, from: 'latest'});
+      }
+      if (ctx.alive && r.tail.checked && page) setTail(true);
+      else if (ctx.alive) r.tail.checked = false;
+    }
+
+    async function tailTick(gen) {
+      if (gen !== tailGen || !ctx.alive || !page) return;
+      try {
+        const res = await api(recordsQuery(`seq:${page.next_seq}`, TAIL_BATCH));
+        if (gen !== tailGen || !ctx.alive) return;
+        clearError();
+        append(res);
+      } catch (e) {
+        if (gen === tailGen && ctx.alive) showError(e);
+      }
+      if (gen === tailGen) ctx.later(() => tailTick(gen), TAIL_MS);
+    }
+
+    function append(res) {
+      const w = r.wrap;
+      const atBottom = w.scrollHeight - w.scrollTop - w.clientHeight < 40;
+      const recs = (res.records || []).slice(-MAX_TAIL_ROWS);
+      if (recs.length) {
+        r.tbody.append(...recs.map(rec => recordRow(rec, res.shard)));
+        while (r.tbody.rows.length > MAX_TAIL_ROWS) r.tbody.rows[0].remove();
+        if (atBottom) w.scrollTop = w.scrollHeight;
+      }
+      page.next_seq = Math.max(page.next_seq, res.next_seq);
+      page.tail_seq = res.tail_seq;
+      page.first_seq = res.first_seq;
+      viewStart = r.tbody.rows.length ? Number(r.tbody.rows[0].dataset.seq) : page.next_seq;
+      page.start_seq = viewStart;   // so Prev continues from what is on screen
+      renderState();
+    }
+  }
+
+  // ------------------------------------------------------------------------ boot
+  window.addEventListener('hashchange', route);
+  route();
+})();
