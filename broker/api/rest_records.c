@@ -12,6 +12,7 @@
  */
 #include "broker/api/batches.h"
 #include "broker/api/rest_int.h"
+#include "broker/api/rest_parse.h"
 #include "broker/engine/catalog.h"
 #include "broker/engine/engine.h"
 #include "broker/engine/fetch.h"
@@ -20,10 +21,8 @@
 #include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
-#include "common/isotime.h"
 #include "common/partition.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -200,55 +199,19 @@ static void fetch_page(struct page_op *op)
     sl_fetch_start(op->call->api->engine, &req, on_page, op);
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-    if (s[0] < '0' || s[0] > '9') {
-        return false;
-    }
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    *out = v;
-    return errno == 0 && *end == '\0';
-}
-
-/* The page's first position from `from`; "latest" is the last page. */
-static bool parse_from(struct page_op *op, const char *from, const struct sl_shard_info *si)
-{
-    uint64_t v = 0;
-    if (from == NULL || strcmp(from, "oldest") == 0) {
-        op->pos.kind = SL_POS_TRIM_HORIZON;
-    } else if (strcmp(from, "latest") == 0) {
-        uint64_t n = si->next_seq - si->first_seq;
-        op->pos = (struct sl_position){.kind = SL_POS_AT_SEQ,
-                                       .seq = si->next_seq - (n < op->limit ? n : op->limit)};
-    } else if (strncmp(from, "seq:", 4) == 0 && parse_u64(from + 4, &v)) {
-        op->pos = (struct sl_position){.kind = SL_POS_AT_SEQ, .seq = v};
-    } else if (strncmp(from, "time_ms:", 8) == 0 && parse_u64(from + 8, &v)) {
-        op->pos = (struct sl_position){.kind = SL_POS_AT_TIME, .time_ms = v};
-    } else if (strncmp(from, "time:", 5) == 0 && sl_time_parse_iso8601(from + 5, &v) == SL_OK) {
-        op->pos = (struct sl_position){.kind = SL_POS_AT_TIME, .time_ms = v};
-    } else {
-        return false;
-    }
-    op->from_seq = op->pos.kind == SL_POS_AT_SEQ ? op->pos.seq : 0;
-    op->from_time_ms = op->pos.kind == SL_POS_AT_TIME ? op->pos.time_ms : 0;
-    return true;
-}
-
 void sl_rest_records_get(struct sl_api_call *call, struct sl_stream *st)
 {
     char buf[SL_RECORD_KEY_MAX * 3 + 1], from[64], key[SL_RECORD_KEY_MAX + 1];
     bool bad = false;
     const char *s = sl_rest_query(call, "shard", buf, sizeof(buf), &bad);
     uint64_t shard = 0, limit = REST_LIMIT_DEFAULT;
-    if (bad || (s != NULL && (!parse_u64(s, &shard) || shard >= st->shard_count))) {
+    if (bad || (s != NULL && (!sl_rest_u64(s, &shard) || shard >= st->shard_count))) {
         sl_rest_fail(call, SL_EINVAL, "shard: a number below the stream's %u shards",
                      st->shard_count);
         return;
     }
     s = sl_rest_query(call, "limit", buf, sizeof(buf), &bad);
-    if (bad || (s != NULL && (!parse_u64(s, &limit) || limit == 0 || limit > REST_LIMIT_MAX))) {
+    if (bad || (s != NULL && (!sl_rest_u64(s, &limit) || limit == 0 || limit > REST_LIMIT_MAX))) {
         sl_rest_fail(call, SL_EINVAL, "limit: 1 to %u records", REST_LIMIT_MAX);
         return;
     }
@@ -278,11 +241,14 @@ void sl_rest_records_get(struct sl_api_call *call, struct sl_stream *st)
     }
     struct sl_shard_info si;
     sl_streams_shard_info(st, op->shard, &si);
-    if (!parse_from(op, f, &si)) {
+    if (!sl_rest_position_of(f, op->limit, si.first_seq, si.next_seq, &op->pos)) {
         page_free(op);
-        sl_rest_fail(call, SL_EINVAL, "from: oldest, latest, seq:N, time:ISO-8601 or time_ms:N (got '%s')", f);
+        sl_rest_fail(call, SL_EINVAL,
+                     "from: oldest, latest, seq:N, time:ISO-8601 or time_ms:N (got '%s')", f);
         return;
     }
+    op->from_seq = op->pos.kind == SL_POS_AT_SEQ ? op->pos.seq : 0;
+    op->from_time_ms = op->pos.kind == SL_POS_AT_TIME ? op->pos.time_ms : 0;
     fetch_page(op);
 }
 
@@ -306,45 +272,6 @@ static void on_put(void *ctx, const struct sl_produce_result *r)
     free(op);
 }
 
-/* The record of the body: {"key"?, "value", "attributes"?: {name: value}}. */
-static int record_of(json_t *body, struct sl_record *rec, struct sl_attr *attrs, char *why,
-                     size_t cap)
-{
-    json_t *key = json_object_get(body, "key");
-    json_t *value = json_object_get(body, "value");
-    json_t *at = json_object_get(body, "attributes");
-    if (!json_is_string(value) || (key != NULL && !json_is_string(key) && !json_is_null(key)) ||
-        (at != NULL && !json_is_object(at) && !json_is_null(at))) {
-        snprintf(why, cap, "the body is {\"value\": string, \"key\": string (optional), "
-                           "\"attributes\": {name: string} (optional)}");
-        return SL_EINVAL;
-    }
-    *rec = (struct sl_record){.value = json_string_value(value),
-                              .value_len = (uint32_t)json_string_length(value),
-                              .attrs = attrs, .timestamp_ms = sl_clock_wall_ms()};
-    if (json_is_string(key) && json_string_length(key) > 0) {
-        rec->key = json_string_value(key);
-        rec->key_len = (uint32_t)json_string_length(key);
-    }
-    if (rec->key_len > SL_RECORD_KEY_MAX) {
-        snprintf(why, cap, "a key is at most %u bytes", SL_RECORD_KEY_MAX);
-        return SL_EINVAL;
-    }
-    const char *name;
-    json_t *v;
-    json_object_foreach(at, name, v)
-    {
-        if (rec->attr_count == SL_RECORD_ATTRS_MAX || !json_is_string(v)) {
-            snprintf(why, cap, "attributes: at most %u, each a string", SL_RECORD_ATTRS_MAX);
-            return SL_EINVAL;
-        }
-        attrs[rec->attr_count++] = (struct sl_attr){
-            .key = name, .key_len = (uint32_t)strlen(name), .value = json_string_value(v),
-            .value_len = (uint32_t)json_string_length(v)};
-    }
-    return SL_OK;
-}
-
 void sl_rest_records_post(struct sl_api_call *call, struct sl_stream *st)
 {
     json_error_t jerr;
@@ -358,12 +285,13 @@ void sl_rest_records_post(struct sl_api_call *call, struct sl_stream *st)
     struct sl_record rec;
     struct sl_attr attrs[SL_RECORD_ATTRS_MAX];
     char why[SL_REST_WHY_MAX];
-    int rc = record_of(body, &rec, attrs, why, sizeof(why));
+    int rc = sl_rest_record_of(body, &rec, attrs, why, sizeof(why));
     if (rc != SL_OK) {
         json_decref(body);
         sl_rest_fail(call, rc, "%s", why);
         return;
     }
+    rec.timestamp_ms = sl_clock_wall_ms();
     size_t cap = SL_BATCH_HEADER_BYTES + sl_batch_record_bytes(&rec, 0) + 64;
     struct put_op *op = calloc(1, sizeof(*op));
     uint8_t *batch = malloc(cap);
