@@ -111,6 +111,18 @@ int sl_scram_cred_make(const char *password, size_t password_len, uint32_t itera
     return SL_OK;
 }
 
+bool sl_scram_cred_check(const struct sl_scram_cred *cred, const char *password,
+                         size_t password_len)
+{
+    struct sl_scram_cred got = *cred;
+    uint8_t client_key[SL_SCRAM_KEY_BYTES];
+    derive(password, password_len, cred->salt, cred->iterations, client_key, &got);
+    bool ok = CRYPTO_memcmp(got.stored_key, cred->stored_key, SL_SCRAM_KEY_BYTES) == 0;
+    OPENSSL_cleanse(client_key, sizeof(client_key));
+    OPENSSL_cleanse(&got, sizeof(got));
+    return ok;
+}
+
 void sl_scram_cred_format(const struct sl_scram_cred *cred, char *buf, size_t cap)
 {
     char salt[B64_LEN(SL_SCRAM_SALT_BYTES) + 1];

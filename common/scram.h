@@ -44,6 +44,11 @@ bool sl_scram_name_ok(const char *name);
  * (iterations out of range), SL_ESYS (no randomness). */
 int sl_scram_cred_make(const char *password, size_t password_len, uint32_t iterations,
                        struct sl_scram_cred *out);
+/* Whether `password` is the one `cred` was made from (a plain-password
+ * login, e.g. HTTP Basic: costs the credential's iterations; constant-time
+ * comparison). */
+bool sl_scram_cred_check(const struct sl_scram_cred *cred, const char *password,
+                         size_t password_len);
 /* "SCRAM-SHA-256$ITER:SALT$STOREDKEY:SERVERKEY" (RFC 5803; base64). */
 void sl_scram_cred_format(const struct sl_scram_cred *cred, char *buf, size_t cap);
 /* Parses the form above. Errors: SL_EINVAL. */

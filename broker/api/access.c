@@ -15,6 +15,15 @@
  * The table is one per process, made at the first signed request and kept
  * for the process's life (the loop's thread only).
  *
+ * The web console's API logs in with HTTP Basic instead (sl_access_basic):
+ * a user line of the auth file and its password, checked against the
+ * SCRAM credentials (PBKDF2 at the file's iterations, ~5 ms). A verified
+ * login is remembered for BASIC_CACHE_MS as an HMAC under a per-process key
+ * (never the password), and re-checked against the user's current StoredKey
+ * on each hit, so a SIGHUP that changes or removes the user ends it. Failed
+ * logins are limited to BASIC_FAILS_MAX per BASIC_FAIL_WINDOW_MS (over all
+ * peers): beyond that the loop spends no more PBKDF2 on guesses (429).
+ *
  * Threading: the main loop.
  */
 #include "broker/api/access.h"
@@ -22,12 +31,18 @@
 #include "broker/auth/auth.h"
 #include "common/assert.h"
 #include "common/clock.h"
+#include "common/error.h"
 #include "common/log.h"
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 _Static_assert(SL_API_PRINCIPAL_MAX == SL_SCRAM_NAME_MAX, "a principal is an auth file name");
@@ -190,4 +205,140 @@ bool sl_access_visible(struct sl_api_call *call, const char *stream)
 {
     call->acl_checked = true;
     return !sl_access_on(call) || sl_auth_allowed(rules(call), call->principal, SL_ACL_ANY, stream);
+}
+
+/* ---- HTTP Basic: the web console ------------------------------------------ */
+
+#define BASIC_CACHE_SLOTS    64u
+#define BASIC_CACHE_MS       (5u * 60u * 1000u)
+#define BASIC_FAILS_MAX      20u
+#define BASIC_FAIL_WINDOW_MS 10000u
+#define BASIC_HEADER_MAX     512u /* base64 of "user:password" */
+
+struct basic_slot {
+    uint8_t tag[32]; /* HMAC-SHA256(key, "user:password") */
+    uint8_t stored_key[SL_SCRAM_KEY_BYTES];
+    char user[SL_API_PRINCIPAL_MAX + 1];
+    uint64_t expires_ms; /* monotonic; 0: empty */
+};
+
+static struct {
+    uint8_t key[32];
+    bool keyed;
+    struct basic_slot slot[BASIC_CACHE_SLOTS];
+    uint32_t next; /* the slot a new login takes (round robin) */
+    uint64_t window_start_ms;
+    uint32_t fails;
+} g_basic;
+
+/* "user:password" from the header into out (NUL-terminated); its length. */
+static int basic_decode(const char *h, char *out, size_t cap, size_t *len)
+{
+    while (*h == ' ') {
+        h++;
+    }
+    size_t n = strlen(h);
+    while (n > 0 && h[n - 1] == ' ') {
+        n--;
+    }
+    if (n == 0 || n % 4 != 0 || n > BASIC_HEADER_MAX || cap < n / 4 * 3 + 1) {
+        return SL_EINVAL;
+    }
+    int got = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)h, (int)n);
+    if (got < 0) {
+        return SL_EINVAL;
+    }
+    size_t pad = (h[n - 1] == '=') + (h[n - 2] == '=');
+    *len = (size_t)got - pad;
+    out[*len] = '\0';
+    return SL_OK;
+}
+
+static bool basic_failures_left(uint64_t now)
+{
+    if (now - g_basic.window_start_ms >= BASIC_FAIL_WINDOW_MS) {
+        g_basic.window_start_ms = now;
+        g_basic.fails = 0;
+    }
+    return g_basic.fails < BASIC_FAILS_MAX;
+}
+
+int sl_access_basic(struct sl_api_call *call, char *why, size_t why_len)
+{
+    if (!sl_access_on(call)) {
+        return SL_OK;
+    }
+    const char *h = call->req != NULL ? sl_api_header(call->req, "authorization") : NULL;
+    if (h == NULL || strncasecmp(h, "Basic ", 6) != 0) {
+        snprintf(why, why_len,
+                 "the console needs a login: a user of the broker's auth file and its password");
+        return SL_EAUTH;
+    }
+    char up[BASIC_HEADER_MAX];
+    size_t len = 0;
+    char *colon = NULL;
+    if (basic_decode(h + 6, up, sizeof(up), &len) != SL_OK ||
+        (colon = memchr(up, ':', len)) == NULL) {
+        snprintf(why, why_len, "the Authorization header is not Basic base64(user:password)");
+        return SL_EAUTH;
+    }
+    *colon = '\0';
+    const char *user = up, *password = colon + 1;
+    size_t password_len = len - (size_t)(colon + 1 - up);
+    if (!g_basic.keyed) {
+        if (RAND_bytes(g_basic.key, sizeof(g_basic.key)) != 1) {
+            snprintf(why, why_len, "no randomness for the login cache");
+            return SL_ESYS;
+        }
+        g_basic.keyed = true;
+    }
+    uint8_t tag[32];
+    unsigned tag_len = 0;
+    *colon = ':'; /* the tag covers "user:password" */
+    HMAC(EVP_sha256(), g_basic.key, sizeof(g_basic.key), (const unsigned char *)up, len, tag,
+         &tag_len);
+    *colon = '\0';
+    struct sl_scram_cred cred;
+    bool known = sl_scram_name_ok(user) &&
+                 sl_auth_scram_lookup((void *)rules(call), user, &cred);
+    uint64_t now = sl_clock_mono_ns() / 1000000u;
+    for (uint32_t i = 0; known && i < BASIC_CACHE_SLOTS; i++) {
+        struct basic_slot *s = &g_basic.slot[i];
+        if (s->expires_ms > now && strcmp(s->user, user) == 0 &&
+            CRYPTO_memcmp(s->tag, tag, sizeof(tag)) == 0 &&
+            CRYPTO_memcmp(s->stored_key, cred.stored_key, SL_SCRAM_KEY_BYTES) == 0) {
+            snprintf(call->principal, sizeof(call->principal), "%.*s", (int)SL_API_PRINCIPAL_MAX, user);
+            OPENSSL_cleanse(up, sizeof(up));
+            return SL_OK;
+        }
+    }
+    if (!basic_failures_left(now)) {
+        OPENSSL_cleanse(up, sizeof(up));
+        snprintf(why, why_len,
+                 "too many failed console logins (%u in %u s, from all addresses): wait and "
+                 "try again",
+                 BASIC_FAILS_MAX, BASIC_FAIL_WINDOW_MS / 1000u);
+        return SL_ELIMIT;
+    }
+    bool ok = known && sl_scram_cred_check(&cred, password, password_len);
+    OPENSSL_cleanse(up + (password - up), password_len);
+    if (!ok) {
+        g_basic.fails++;
+        static struct sl_log_ratelimit rl = {.interval_ms = 10000, .burst = 20};
+        if (sl_log_ratelimit_ok(&rl)) {
+            char peer[INET6_ADDRSTRLEN + 16];
+            peer_name(call, peer, sizeof(peer));
+            sl_info("http", "conn %llu from %s: console login failed for user %.64s",
+                    (unsigned long long)call->conn->id, peer, user);
+        }
+        snprintf(why, why_len, "wrong user or password (users are the auth file's user lines)");
+        return SL_EAUTH;
+    }
+    struct basic_slot *s = &g_basic.slot[g_basic.next++ % BASIC_CACHE_SLOTS];
+    memcpy(s->tag, tag, sizeof(tag));
+    memcpy(s->stored_key, cred.stored_key, SL_SCRAM_KEY_BYTES);
+    snprintf(s->user, sizeof(s->user), "%.*s", (int)SL_API_PRINCIPAL_MAX, user);
+    s->expires_ms = now + BASIC_CACHE_MS;
+    snprintf(call->principal, sizeof(call->principal), "%.*s", (int)SL_API_PRINCIPAL_MAX, user);
+    return SL_OK;
 }

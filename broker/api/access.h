@@ -1,6 +1,7 @@
-/* access.h - who sent an AWS API request and what they may do, when `auth`
- * is on: SigV4 (sigv4.c) against the auth file's access keys, replays
- * refused, then the auth file's allow rules (broker/auth) per action and
+/* access.h - who sent an AWS API request (or a console API request) and
+ * what they may do, when `auth` is on: SigV4 (sigv4.c) against the auth
+ * file's access keys, replays refused (the console: HTTP Basic against its
+ * users), then the auth file's allow rules (broker/auth) per action and
  * stream. With auth off (api->auth == NULL) every call passes unchanged.
  * Refusals are logged (rate-limited) with the peer and the key id, never a
  * secret or a signature. /healthz, /readyz and /metrics never come here.
@@ -33,6 +34,12 @@ bool sl_access_allowed(struct sl_api_call *call, uint32_t ops, const char *strea
 /* For listings: whether the principal has any right on `stream` (true when
  * auth is off); marks the call as decided. Not logged. */
 bool sl_access_visible(struct sl_api_call *call, const char *stream);
+
+/* The web console's login (HTTP Basic: a user line of the auth file and its
+ * password): SL_OK with call->principal set (at once when auth is off);
+ * SL_EAUTH (no or wrong credentials: answer 401 with a Basic challenge),
+ * SL_ELIMIT (too many failed logins: 429), with why. */
+int sl_access_basic(struct sl_api_call *call, char *why, size_t why_len);
 
 /* Whether auth is on for this call's listener. */
 bool sl_access_on(const struct sl_api_call *call);

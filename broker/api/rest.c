@@ -2,6 +2,7 @@
  * overview, the stream list and one stream. Records are rest_records.c. */
 #include "broker/api/rest.h"
 
+#include "broker/api/access.h"
 #include "broker/api/ops.h"
 #include "broker/api/rest_int.h"
 #include "broker/api/urlcode.h"
@@ -9,6 +10,7 @@
 #include "broker/engine/consumer.h"
 #include "broker/engine/engine.h"
 #include "broker/engine/streams.h"
+#include "broker/auth/auth.h"
 #include "common/clock.h"
 #include "common/error.h"
 
@@ -139,6 +141,9 @@ static void overview(struct sl_api_call *call)
     struct totals all = {0};
     json_int_t streams = 0;
     for (struct sl_stream *st = sl_catalog_first(e->catalog); st != NULL; st = st->next) {
+        if (!sl_access_visible(call, st->name)) {
+            continue;
+        }
         struct totals t = {0};
         json_decref(stream_json(st, &t));
         streams++;
@@ -182,6 +187,9 @@ static void list_streams(struct sl_api_call *call)
     json_t *arr = json_array();
     struct sl_catalog *cat = call->api->engine->catalog;
     for (struct sl_stream *st = sl_catalog_first(cat); arr != NULL && st != NULL; st = st->next) {
+        if (!sl_access_visible(call, st->name)) {
+            continue;
+        }
         struct totals t = {0};
         if (json_array_append_new(arr, stream_json(st, &t)) != 0) {
             json_decref(arr);
@@ -287,6 +295,17 @@ static void describe_stream(struct sl_api_call *call, struct sl_stream *st)
 
 /* ---- routing --------------------------------------------------------------- */
 
+/* Whether the principal may; answered 403 with the fix when not. */
+static bool allowed(struct sl_api_call *call, uint32_t ops, const struct sl_stream *st)
+{
+    char why[SL_REST_WHY_MAX];
+    if (sl_access_allowed(call, ops, st->name, why, sizeof(why))) {
+        return true;
+    }
+    sl_rest_fail(call, SL_EDENIED, "%s", why);
+    return false;
+}
+
 static void on_stream(struct sl_api_call *call, const char *rest, bool get)
 {
     size_t seg = strcspn(rest, "/");
@@ -304,11 +323,20 @@ static void on_stream(struct sl_api_call *call, const char *rest, bool get)
     }
     const char *sub = rest + seg;
     if (strcmp(sub, "") == 0 && get) {
-        describe_stream(call, st);
+        call->action = "console: describe a stream";
+        if (allowed(call, SL_ACL_ANY, st)) {
+            describe_stream(call, st);
+        }
     } else if (strcmp(sub, "/records") == 0 && get) {
-        sl_rest_records_get(call, st);
+        call->action = "console: read records";
+        if (allowed(call, SL_ACL_CONSUME, st)) {
+            sl_rest_records_get(call, st);
+        }
     } else if (strcmp(sub, "/records") == 0) {
-        sl_rest_records_post(call, st);
+        call->action = "console: produce a record";
+        if (allowed(call, SL_ACL_PRODUCE, st)) {
+            sl_rest_records_post(call, st);
+        }
     } else {
         sl_rest_fail(call, SL_ENOTFOUND,
                      "no such endpoint: GET " REST_PREFIX "/streams/NAME, GET or POST "
@@ -322,12 +350,22 @@ void sl_rest_handle(struct sl_api_call *call, const char *path)
     bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
     bool post = strcmp(m, "POST") == 0;
     const char *rest = path + strlen(REST_PREFIX);
-    if (call->api->auth != NULL) {
-        /* The console signs nothing yet: with auth on, it would be a way
-         * around the ACLs, so it is closed. */
-        sl_rest_fail(call, SL_EDENIED,
-                     "the console API does not log in yet; with auth = on it is closed - use "
-                     "the sluice CLI with your credentials");
+    char why[SL_REST_WHY_MAX];
+    int rc = sl_access_basic(call, why, sizeof(why));
+    if (rc != SL_OK) {
+        /* 401 with a challenge: the browser asks for the user and password,
+         * then retries; 429 when failed logins are being limited */
+        struct sl_http_header h[] = {
+            HDR("cache-control", "no-store"),
+            HDR("www-authenticate", "Basic realm=\"sluice console\", charset=\"UTF-8\"")};
+        json_t *j = json_pack("{s:s,s:s}", "error", rc == SL_EAUTH ? "EAUTH" : "ELIMIT",
+                              "message", why);
+        char *body = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        sl_api_reply_headers(call, rc == SL_EAUTH ? 401 : 429, "application/json", h,
+                             rc == SL_EAUTH ? 2 : 1, body != NULL ? body : "{}",
+                             body != NULL ? strlen(body) : 2);
+        free(body);
         return;
     }
     if (!get && !post) {

@@ -96,6 +96,16 @@ TEST(cred_text_round_trip)
     CHECK(sl_scram_cred_make("pw", 2, 10, &a) == SL_EINVAL);
 }
 
+TEST(plain_password_check)
+{
+    struct sl_scram_cred a;
+    CHECK(sl_scram_cred_make("s3cret\0x", 8, 4096, &a) == SL_OK);
+    CHECK(sl_scram_cred_check(&a, "s3cret\0x", 8));
+    CHECK(!sl_scram_cred_check(&a, "s3cret", 6));   /* the bytes after a NUL count */
+    CHECK(!sl_scram_cred_check(&a, "s3cret\0y", 8));
+    CHECK(!sl_scram_cred_check(&a, "", 0));
+}
+
 TEST(malformed_messages_refused)
 {
     struct sl_scram_server s;
@@ -130,6 +140,7 @@ int main(void)
     RUN(rfc7677_example);
     RUN(client_and_server);
     RUN(cred_text_round_trip);
+    RUN(plain_password_check);
     RUN(malformed_messages_refused);
     TEST_END();
 }
