@@ -145,7 +145,11 @@ static const struct setting settings[] = {
 
     {"ui", "http", T_BOOL, U_NONE, "true", 0, 1, NULL, OFF(ui),
      "Serve the web console at http://HOST:http_port/ui/ (its JSON API under /api/v1/ is "
-     "served either way; with auth on it is closed until the console logs in)."},
+     "served either way; with auth on it asks for a login)."},
+    {"ui_sample_interval_ms", "http", T_U32, U_MS, "10s", 1000, 60000, NULL,
+     OFF(ui_sample_interval_ms),
+     "How often the broker samples its counters for the console's charts; it keeps 360 "
+     "samples (an hour at 10 s) in a fixed ~1.2 MiB."},
 
     {"tls", "tls", T_BOOL, U_NONE, "false", 0, 1, NULL, OFF(tls),
      "TLS on the native and the HTTP listener (no plaintext port stays open). Certificates "

@@ -10,6 +10,7 @@
  * and watchdog pings from the tick, STOPPING=1.
  */
 #include "broker/api/api.h"
+#include "broker/api/history.h"
 #include "broker/security.h"
 #include "broker/config.h"
 #include "broker/daemon.h"
@@ -119,6 +120,7 @@ struct broker {
     struct sl_engine *engine;
     struct sl_net *net;       /* NULL until serving */
     struct sl_security *sec;  /* TLS contexts and auth rules; NULL until serving */
+    struct sl_api *api;       /* the HTTP front-end; NULL without an HTTP listener */
     struct sl_daemon daemon;
 };
 
@@ -127,6 +129,9 @@ static void broker_tick(void *ctx, uint64_t now_ms)
     struct broker *b = ctx;
     sl_events_tick(b->engine, now_ms);
     sl_daemon_tick(&b->daemon, now_ms);
+    if (b->api != NULL) {
+        sl_api_tick(b->api, now_ms);
+    }
 }
 
 static void broker_stop(void *ctx)
@@ -211,6 +216,8 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
                          .auth = cfg->auth ? &sec.auth : NULL,
                          .started_ms = sl_clock_wall_ms()};
     if (rc == SL_OK && cfg->http_port != 0) {
+        api.history = sl_history_new(cfg->ui_sample_interval_ms); /* NULL: no charts */
+        b->api = &api;
         struct sl_listener_config lc = {.host = cfg->host, .port = cfg->http_port,
                                         .max_inflight = cfg->max_inflight,
                                         .proto = &sl_api_proto, .ctx = &api,
@@ -226,7 +233,9 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
     }
     b->net = NULL;
     b->sec = NULL;
+    b->api = NULL;
     sl_net_fini(net);
+    sl_history_free(api.history);
     sl_security_fini(&sec);
     return rc;
 }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 struct sl_engine;
+struct sl_history;
 struct sl_ring;
 
 struct sl_api_config {
@@ -39,7 +40,11 @@ struct sl_api {
     /* answers by route (enum sl_api_route) and status class, for /metrics */
     uint64_t answers[8][6];
     struct sl_latency latency[8]; /* by route: from the request to its answer */
+    struct sl_history *history;   /* the console's last hour (owned by main); may be NULL */
 };
+
+/* From the loop's tick (monotonic ms): the console's samples. */
+void sl_api_tick(struct sl_api *api, uint64_t now_ms);
 
 /* The listener's protocol; its ctx is a struct sl_api. */
 extern const struct sl_proto sl_api_proto;

@@ -3,15 +3,18 @@
 #include "broker/api/rest.h"
 
 #include "broker/api/access.h"
+#include "broker/api/history.h"
 #include "broker/api/ops.h"
 #include "broker/api/rest_int.h"
 #include "broker/api/urlcode.h"
 #include "broker/engine/catalog.h"
 #include "broker/engine/consumer.h"
 #include "broker/engine/engine.h"
+#include "broker/engine/queue.h"
 #include "broker/engine/streams.h"
 #include "broker/auth/auth.h"
 #include "common/clock.h"
+#include "storage/checkpoint.h"
 #include "common/error.h"
 
 #include <inttypes.h>
@@ -285,12 +288,41 @@ static void describe_stream(struct sl_api_call *call, struct sl_stream *st)
     if (body != NULL && shards != NULL) {
         json_object_set_new(body, "shard_list", shards);
         json_object_set_new(body, "groups", groups_json(call->api->engine, st));
+        json_object_set_new(body, "queues", sl_rest_queues_of(call->api->engine, st->name));
     } else {
         json_decref(shards);
         json_decref(body);
         body = NULL;
     }
     sl_rest_reply(call, 200, body);
+}
+
+/* GET /history[?stream=S[&group=G]]: the last hour's rates (or lag). */
+static void history(struct sl_api_call *call)
+{
+    char stream[SL_STREAM_NAME_MAX + 1], group[SL_CKPT_GROUP_NAME_MAX + 1];
+    bool bad = false;
+    const char *s = sl_rest_query(call, "stream", stream, sizeof(stream), &bad);
+    const char *g = bad ? NULL : sl_rest_query(call, "group", group, sizeof(group), &bad);
+    if (bad || (g != NULL && s == NULL)) {
+        sl_rest_fail(call, SL_EINVAL, "history: stream=NAME (and group=GROUP with it), escaped");
+        return;
+    }
+    call->action = "console: history";
+    if (s != NULL && !sl_access_visible(call, s)) {
+        sl_rest_fail(call, SL_EDENIED, "%s has no right on stream %s", call->principal, s);
+        return;
+    }
+    json_t *j = sl_history_json(call->api->history, s, g);
+    if (j == NULL) {
+        sl_rest_fail(call, SL_ENOTFOUND,
+                     "no history for %s%s%s: not sampled yet, gone, or beyond the %u streams "
+                     "and %u groups kept",
+                     s != NULL ? s : "the broker", g != NULL ? " group " : "", g != NULL ? g : "",
+                     SL_HISTORY_STREAMS_MAX, SL_HISTORY_GROUPS_MAX);
+        return;
+    }
+    sl_rest_reply(call, 200, j);
 }
 
 /* ---- routing --------------------------------------------------------------- */
@@ -306,22 +338,52 @@ static bool allowed(struct sl_api_call *call, uint32_t ops, const struct sl_stre
     return false;
 }
 
-static void on_stream(struct sl_api_call *call, const char *rest, bool get)
+/* The stream named by the path segment at `rest`; answered (and NULL)
+ * when it is malformed or unknown. *end: past the segment. */
+static struct sl_stream *stream_at(struct sl_api_call *call, const char *rest, const char **end)
 {
     size_t seg = strcspn(rest, "/");
     char name[SL_STREAM_NAME_MAX * 3 + 1];
     if (seg == 0 || seg >= sizeof(name) || !sl_api_url_decode(rest, seg, name)) {
         sl_rest_fail(call, SL_EINVAL, "a stream name is 1 to %u characters", SL_STREAM_NAME_MAX);
-        return;
+        return NULL;
     }
     char why[SL_REST_WHY_MAX];
     int rc = SL_OK;
     struct sl_stream *st = sl_engine_stream(call->api->engine, name, why, sizeof(why), &rc);
     if (st == NULL) {
         sl_rest_fail(call, rc, "%s", why);
+        return NULL;
+    }
+    *end = rest + seg;
+    return st;
+}
+
+/* /queues/STREAM/GROUP[/purge] */
+static void on_queue(struct sl_api_call *call, const char *rest, bool get)
+{
+    const char *sub = NULL;
+    struct sl_stream *st = stream_at(call, rest, &sub);
+    if (st == NULL) {
         return;
     }
-    const char *sub = rest + seg;
+    size_t seg = *sub == '/' ? strcspn(sub + 1, "/") : 0;
+    char group[SL_QUEUE_GROUP_NAME_MAX * 3 + 1];
+    if (seg == 0 || seg >= sizeof(group) || !sl_api_url_decode(sub + 1, seg, group)) {
+        sl_rest_fail(call, SL_EINVAL, "a queue group name is 1 to %u characters",
+                     SL_QUEUE_GROUP_NAME_MAX);
+        return;
+    }
+    sl_rest_queue(call, st, group, sub + 1 + seg, get);
+}
+
+static void on_stream(struct sl_api_call *call, const char *rest, bool get)
+{
+    const char *sub = NULL;
+    struct sl_stream *st = stream_at(call, rest, &sub);
+    if (st == NULL) {
+        return;
+    }
     if (strcmp(sub, "") == 0 && get) {
         call->action = "console: describe a stream";
         if (allowed(call, SL_ACL_ANY, st)) {
@@ -337,10 +399,13 @@ static void on_stream(struct sl_api_call *call, const char *rest, bool get)
         if (allowed(call, SL_ACL_PRODUCE, st)) {
             sl_rest_records_post(call, st);
         }
+    } else if (strcmp(sub, "/redrive") == 0 && !get) {
+        sl_rest_redrive(call, st);
     } else {
         sl_rest_fail(call, SL_ENOTFOUND,
                      "no such endpoint: GET " REST_PREFIX "/streams/NAME, GET or POST "
-                     REST_PREFIX "/streams/NAME/records");
+                     REST_PREFIX "/streams/NAME/records, POST " REST_PREFIX
+                     "/streams/NAME/redrive");
     }
 }
 
@@ -385,10 +450,19 @@ void sl_rest_handle(struct sl_api_call *call, const char *path)
         list_streams(call);
     } else if (strncmp(rest, "/streams/", 9) == 0) {
         on_stream(call, rest + 9, get);
+    } else if (strcmp(rest, "/history") == 0 && get) {
+        history(call);
+    } else if (strcmp(rest, "/queues") == 0 && get) {
+        sl_rest_queues_list(call);
+    } else if (strncmp(rest, "/queues/", 8) == 0) {
+        on_queue(call, rest + 8, get);
     } else {
         sl_rest_fail(call, SL_ENOTFOUND,
                      "no such endpoint: GET " REST_PREFIX "/overview, " REST_PREFIX
                      "/streams, " REST_PREFIX "/streams/NAME, " REST_PREFIX
-                     "/streams/NAME/records; POST " REST_PREFIX "/streams/NAME/records");
+                     "/streams/NAME/records, " REST_PREFIX "/queues, " REST_PREFIX
+                     "/queues/STREAM/GROUP; POST " REST_PREFIX "/streams/NAME/records, "
+                     REST_PREFIX "/streams/NAME/redrive, " REST_PREFIX
+                     "/queues/STREAM/GROUP/purge");
     }
 }

@@ -21,6 +21,18 @@ void sl_rest_fail(struct sl_api_call *call, int err, const char *fmt, ...)
 const char *sl_rest_query(const struct sl_api_call *call, const char *name, char *buf,
                           size_t cap, bool *bad);
 
+/* The queue groups of a stream (rest_queues.c): an array of their counters
+ * and settings (empty when none). */
+struct sl_engine;
+json_t *sl_rest_queues_of(struct sl_engine *e, const char *stream);
+/* GET /queues: every queue group of every stream the principal may see. */
+void sl_rest_queues_list(struct sl_api_call *call);
+/* GET /queues/STREAM/GROUP (verb "") and POST .../purge (verb "/purge"). */
+void sl_rest_queue(struct sl_api_call *call, struct sl_stream *st, const char *group,
+                   const char *verb, bool get);
+/* POST /streams/DLQ/redrive: dead letters back to their source streams. */
+void sl_rest_redrive(struct sl_api_call *call, struct sl_stream *dlq);
+
 /* GET .../records?shard=&from=&limit=&key= and POST .../records. */
 void sl_rest_records_get(struct sl_api_call *call, struct sl_stream *st);
 void sl_rest_records_post(struct sl_api_call *call, struct sl_stream *st);

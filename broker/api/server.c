@@ -9,6 +9,7 @@
 #include "broker/api/api.h"
 
 #include "broker/api/call.h"
+#include "broker/api/history.h"
 #include "broker/api/kinesis.h"
 #include "broker/api/ops.h"
 #include "broker/api/rest.h"
@@ -230,3 +231,8 @@ const struct sl_proto sl_api_proto = {
     .free = api_free,
     .refuse = api_refuse,
 };
+
+void sl_api_tick(struct sl_api *api, uint64_t now_ms)
+{
+    sl_history_tick(api->history, api->engine, now_ms);
+}
