@@ -15,7 +15,7 @@ const CHROMIUM = process.env.SLUICE_CHROMIUM || '/usr/bin/chromium';
 const SHOTS = `${process.cwd()}/console-screenshots`;
 mkdirSync(SHOTS, { recursive: true });
 
-const b = await startBroker();
+const b = await startBroker(['--ui-sample-interval-ms', '1000']);
 let browser;
 before(async () => {
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
@@ -223,6 +223,67 @@ test('the API answers bad requests with a clear error', async () => {
   r = await api('/streams/big/records?from=time:2000-01-01T00:00:00Z&limit=1');
   assert.equal(r.status, 200);
   assert.equal(r.json.records[0].seq, 0);
+});
+
+test('history: the last hour of rates and of a group\'s lag, sampled by the broker', async () => {
+  cli(['stream', 'create', 'hist', '--shards', '2']);
+  cli(['produce', 'hist'], 'h\n'.repeat(500));
+  cli(['consume', 'hist', '--group', 'hg', '--count', '100']);
+  await new Promise((r) => setTimeout(r, 2500)); // two samples at 1 s
+  let r = await api('/history');
+  assert.equal(r.status, 200);
+  assert.equal(r.json.interval_s, 1);
+  assert.ok(r.json.t.length >= 2);
+  assert.equal(r.json.records_in.length, r.json.t.length);
+  const total = (xs) => xs.reduce((a, x) => a + (x ?? 0) * r.json.interval_s, 0);
+  // rates times the nominal interval: within a few percent of the 500 written
+  assert.ok(total(r.json.records_in) >= 450, `records in over the hour: ${total(r.json.records_in)}`);
+  cli(['produce', 'hist'], 'i\n'.repeat(300));
+  await new Promise((res) => setTimeout(res, 2500));
+  r = await api('/history?stream=hist');
+  assert.equal(r.status, 200);
+  assert.ok(r.json.records_in.some((x) => x > 0), JSON.stringify(r.json.records_in));
+  r = await api('/history?stream=hist&group=hg');
+  assert.equal(r.status, 200);
+  const lag = r.json.records_behind;
+  assert.equal(lag[lag.length - 1], 700); // 800 written, 100 read
+  assert.equal((await api('/history?stream=nope')).status, 404);
+  assert.equal((await api('/history?group=x')).status, 400);
+});
+
+test('queue groups: counters, purge, and dead letters redriven to their source', async () => {
+  cli(['queue', 'create', 'jobs', '--group', 'work', '--max-deliveries', '1', '--visibility', '0.2']);
+  cli(['queue', 'send', 'jobs'], 'j1\nj2\nj3\n');
+  cli(['queue', 'receive', 'jobs', '--group', 'work', '--max', '10']); // not acked: they die
+  await new Promise((r) => setTimeout(r, 600));
+  cli(['queue', 'receive', 'jobs', '--group', 'work', '--max', '10']); // expiry is noticed here
+  let q;
+  for (let i = 0; i < 50; i++) {
+    q = (await api('/queues/jobs/work')).json;
+    if (q.dead_lettered === 3) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(q.dead_lettered, 3);
+  assert.equal(q.dead_letter_stream, 'jobs.work.dlq');
+  assert.equal(q.max_deliveries, 1);
+  const all = (await api('/queues')).json.queues;
+  assert.ok(all.some((x) => x.stream === 'jobs' && x.group === 'work'));
+  assert.ok((await api('/streams/jobs')).json.queues.some((x) => x.group === 'work'));
+  const dl = (await api('/streams/jobs.work.dlq/records?from=oldest')).json.records;
+  assert.deepEqual(dl.map((x) => x.value), ['j1', 'j2', 'j3']);
+  assert.equal(dl[0].attributes['sluice.source_stream'], 'jobs');
+  const post = (path) => api(path, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+  let r = await post('/streams/jobs.work.dlq/redrive');
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.json, { redriven: 3, more: false });
+  r = await post('/streams/jobs.work.dlq/redrive');
+  assert.deepEqual(r.json, { redriven: 0, more: false }); // once only
+  assert.equal((await api('/queues/jobs/work')).json.visible, 3);
+  r = await post('/queues/jobs/work/purge');
+  assert.deepEqual(r.json, { purged: true });
+  assert.equal((await api('/queues/jobs/work')).json.visible, 0);
+  assert.equal((await api('/queues/jobs/nope')).status, 404);
+  assert.equal((await post('/queues/nope/work/purge')).status, 404);
 });
 
 function userLine(user, password) {
