@@ -85,3 +85,131 @@ int sl_rest_record_of(json_t *body, struct sl_record *rec, struct sl_attr *attrs
     }
     return SL_OK;
 }
+
+/* ---- record filters ------------------------------------------------------------- */
+
+bool sl_rest_filter_attr(struct sl_rest_filter *f, char *text)
+{
+    char *eq = strchr(text, '=');
+    if (eq == NULL || eq == text) {
+        return false;
+    }
+    *eq = '\0';
+    f->attr_name = text;
+    f->attr_value = eq + 1;
+    return true;
+}
+
+/* The next path step at *p: a member name into name (cap bytes) or an
+ * index; false at the end or on a malformed step. */
+static bool jpath_step(const char **p, char *name, size_t cap, long *index)
+{
+    const char *s = *p;
+    if (*s == '.') {
+        s++;
+    }
+    *index = -1;
+    if (*s == '[') {
+        char *end = NULL;
+        long v = strtol(s + 1, &end, 10);
+        if (end == s + 1 || *end != ']' || v < 0 || v > 1000000) {
+            return false;
+        }
+        *index = v;
+        *p = end + 1;
+        return true;
+    }
+    size_t n = strcspn(s, ".[");
+    if (n == 0 || n >= cap) {
+        return false;
+    }
+    memcpy(name, s, n);
+    name[n] = '\0';
+    *p = s + n;
+    return true;
+}
+
+bool sl_rest_jpath_ok(const char *path)
+{
+    char name[SL_REST_FILTER_TEXT_MAX];
+    long index;
+    uint32_t depth = 0;
+    const char *p = path;
+    if (*p == '\0') {
+        return false;
+    }
+    while (*p != '\0') {
+        if (++depth > SL_REST_JPATH_DEPTH_MAX || !jpath_step(&p, name, sizeof(name), &index)) {
+            return false;
+        }
+        if (*p != '\0' && *p != '.' && *p != '[') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool json_path_match(const uint8_t *value, uint32_t len, const char *path,
+                            const char *want)
+{
+    json_error_t err;
+    json_t *root = json_loadb((const char *)value, len, JSON_DECODE_ANY, &err);
+    json_t *j = root;
+    const char *p = path;
+    char name[SL_REST_FILTER_TEXT_MAX];
+    long index;
+    while (j != NULL && *p != '\0') {
+        if (!jpath_step(&p, name, sizeof(name), &index)) {
+            j = NULL;
+        } else if (index >= 0) {
+            j = json_is_array(j) ? json_array_get(j, (size_t)index) : NULL;
+        } else {
+            j = json_is_object(j) ? json_object_get(j, name) : NULL;
+        }
+    }
+    bool ok = j != NULL;
+    if (ok && want != NULL) {
+        if (json_is_string(j)) {
+            ok = strcmp(json_string_value(j), want) == 0;
+        } else if (json_is_object(j) || json_is_array(j)) {
+            ok = false;
+        } else {
+            char *text = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+            ok = text != NULL && strcmp(text, want) == 0;
+            free(text);
+        }
+    }
+    json_decref(root);
+    return ok;
+}
+
+bool sl_rest_filter_set(const struct sl_rest_filter *f)
+{
+    return f->key != NULL || f->attr_name != NULL || f->contains != NULL || f->jpath != NULL;
+}
+
+bool sl_rest_filter_match(const struct sl_rest_filter *f, const struct sl_record_view *r)
+{
+    if (f->key != NULL &&
+        (r->key_len != strlen(f->key) || memcmp(r->key, f->key, r->key_len) != 0)) {
+        return false;
+    }
+    if (f->attr_name != NULL) {
+        uint32_t pos = 0;
+        struct sl_attr a;
+        bool found = false;
+        size_t nl = strlen(f->attr_name), vl = strlen(f->attr_value);
+        while (!found && sl_record_attr_next(r, &pos, &a) == 1) {
+            found = a.key_len == nl && memcmp(a.key, f->attr_name, nl) == 0 &&
+                    a.value_len == vl && memcmp(a.value, f->attr_value, vl) == 0;
+        }
+        if (!found) {
+            return false;
+        }
+    }
+    if (f->contains != NULL && f->contains[0] != '\0' &&
+        memmem(r->value, r->value_len, f->contains, strlen(f->contains)) == NULL) {
+        return false;
+    }
+    return f->jpath == NULL || json_path_match(r->value, r->value_len, f->jpath, f->jvalue);
+}

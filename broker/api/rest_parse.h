@@ -27,4 +27,27 @@ bool sl_rest_position_of(const char *from, uint32_t limit, uint64_t first_seq, u
 int sl_rest_record_of(json_t *body, struct sl_record *rec, struct sl_attr *attrs, char *why,
                       size_t cap);
 
+/* A page's record filter (every part set must match): the key, an
+ * attribute NAME=VALUE, a substring of the value, a JSON path in the value
+ * ("a.b[0].c") that exists or whose scalar equals `jvalue` (strings by
+ * text, numbers and booleans by their JSON text). Strings are borrowed. */
+#define SL_REST_FILTER_TEXT_MAX 256u
+#define SL_REST_JPATH_DEPTH_MAX 16u
+
+struct sl_rest_filter {
+    const char *key; /* NULL: any */
+    const char *attr_name, *attr_value;
+    const char *contains;
+    const char *jpath, *jvalue;
+};
+
+/* Parses "NAME=VALUE" of an attr parameter into f (pointers into `text`,
+ * which is modified). false when it has no '=' or an empty name. */
+bool sl_rest_filter_attr(struct sl_rest_filter *f, char *text);
+/* Whether a JSON path is well formed (segments a.b, indexes [n]). */
+bool sl_rest_jpath_ok(const char *path);
+/* Whether the record matches; `any` is false when no part is set. */
+bool sl_rest_filter_set(const struct sl_rest_filter *f);
+bool sl_rest_filter_match(const struct sl_rest_filter *f, const struct sl_record_view *r);
+
 #endif

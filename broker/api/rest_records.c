@@ -3,9 +3,11 @@
  *
  * A page is read by position through the shard's index (sl_fetch_start),
  * never by scanning from the start, so browsing a 100 GB stream costs what
- * a page costs. A key filter scans forward at most REST_SCAN_BYTES_MAX
- * (and REST_SCAN_FETCHES_MAX fetches) per request; the answer's next_seq
- * says where to go on. The answer is bounded by REST_PAGE_BYTES_MAX.
+ * a page costs. A filter (key, attribute, substring, JSON path) scans
+ * forward at most REST_SCAN_BYTES_MAX (REST_SCAN_JSON_BYTES_MAX when it
+ * parses values as JSON: that costs the loop ~10 ms a MiB) and
+ * REST_SCAN_FETCHES_MAX fetches per request; the answer's next_seq says
+ * where to go on. The answer is bounded by REST_PAGE_BYTES_MAX.
  *
  * Threading: the main loop. Fetch callbacks may run before sl_fetch_start
  * returns; the chain of fetches is bounded by REST_SCAN_FETCHES_MAX.
@@ -32,6 +34,7 @@
 #define REST_LIMIT_MAX        1000u
 #define REST_PAGE_BYTES_MAX   (4u << 20) /* values, keys and attributes of one answer */
 #define REST_SCAN_BYTES_MAX   (16u << 20)
+#define REST_SCAN_JSON_BYTES_MAX (2u << 20)
 #define REST_SCAN_FETCHES_MAX 32u
 #define REST_FETCH_BYTES      (1u << 20)
 
@@ -40,9 +43,14 @@ struct page_op {
     char stream[SL_STREAM_NAME_MAX + 1];
     uint32_t shard;
     uint32_t limit;
-    char key[SL_RECORD_KEY_MAX + 1]; /* the filter */
-    uint32_t key_len;
-    bool filter;
+    /* the filter and the texts it borrows */
+    struct sl_rest_filter filter;
+    char key[SL_RECORD_KEY_MAX + 1];
+    char attr[SL_REST_FILTER_TEXT_MAX + 1];
+    char contains[SL_REST_FILTER_TEXT_MAX + 1];
+    char jpath[SL_REST_FILTER_TEXT_MAX + 1];
+    char jvalue[SL_REST_FILTER_TEXT_MAX + 1];
+    uint32_t scan_max; /* bytes */
     uint64_t from_seq; /* records below it are skipped (a batch may start before) */
     uint64_t from_time_ms; /* batches appended before it are skipped (the same) */
     struct sl_position pos;
@@ -120,7 +128,7 @@ static int walk_batch(struct page_op *op, const uint8_t *p, size_t avail,
             op->start_seq = r.seq;
         }
         op->from_seq = r.seq + 1; /* where the page goes on */
-        if (op->filter && (r.key_len != op->key_len || memcmp(r.key, op->key, r.key_len) != 0)) {
+        if (!sl_rest_filter_match(&op->filter, &r)) {
             continue;
         }
         json_t *j = record_json(&r);
@@ -175,7 +183,7 @@ static void on_page(void *ctx, const struct sl_fetch_result *r)
         op->start_seq = op->from_seq;
     }
     bool more = r->len > 0 && op->from_seq < r->tail_seq && !page_full(op) &&
-                op->scanned < REST_SCAN_BYTES_MAX && op->fetches < REST_SCAN_FETCHES_MAX;
+                op->scanned < op->scan_max && op->fetches < REST_SCAN_FETCHES_MAX;
     if (more) {
         op->pos = (struct sl_position){.kind = SL_POS_AT_SEQ, .seq = op->from_seq};
         op->from_time_ms = 0; /* the first record at the time is behind */
@@ -199,9 +207,43 @@ static void fetch_page(struct page_op *op)
     sl_fetch_start(op->call->api->engine, &req, on_page, op);
 }
 
+/* The page's filter from the query (key, attr=NAME=VALUE, contains, jpath
+ * and jvalue); answered and false when a part is malformed. */
+static bool filter_of(struct sl_api_call *call, struct page_op *op)
+{
+    struct sl_rest_filter *f = &op->filter;
+    bool bad = false;
+    f->key = sl_rest_query(call, "key", op->key, sizeof(op->key), &bad);
+    const char *attr = bad ? NULL : sl_rest_query(call, "attr", op->attr, sizeof(op->attr), &bad);
+    f->contains =
+        bad ? NULL : sl_rest_query(call, "contains", op->contains, sizeof(op->contains), &bad);
+    f->jpath = bad ? NULL : sl_rest_query(call, "jpath", op->jpath, sizeof(op->jpath), &bad);
+    f->jvalue = bad ? NULL : sl_rest_query(call, "jvalue", op->jvalue, sizeof(op->jvalue), &bad);
+    if (bad) {
+        sl_rest_fail(call, SL_EINVAL,
+                     "a filter is badly escaped or too long (a key at most %u bytes, the others "
+                     "%u)",
+                     SL_RECORD_KEY_MAX, SL_REST_FILTER_TEXT_MAX);
+        return false;
+    }
+    if (attr != NULL && !sl_rest_filter_attr(f, op->attr)) {
+        sl_rest_fail(call, SL_EINVAL, "attr: NAME=VALUE (got '%s')", attr);
+        return false;
+    }
+    if ((f->jpath != NULL && !sl_rest_jpath_ok(f->jpath)) || (f->jvalue != NULL && f->jpath == NULL)) {
+        sl_rest_fail(call, SL_EINVAL,
+                     "jpath: a path into the value's JSON such as detail.items[0].sku (at most "
+                     "%u steps); jvalue needs a jpath",
+                     SL_REST_JPATH_DEPTH_MAX);
+        return false;
+    }
+    op->scan_max = f->jpath != NULL ? REST_SCAN_JSON_BYTES_MAX : REST_SCAN_BYTES_MAX;
+    return true;
+}
+
 void sl_rest_records_get(struct sl_api_call *call, struct sl_stream *st)
 {
-    char buf[SL_RECORD_KEY_MAX * 3 + 1], from[64], key[SL_RECORD_KEY_MAX + 1];
+    char buf[64], from[64];
     bool bad = false;
     const char *s = sl_rest_query(call, "shard", buf, sizeof(buf), &bad);
     uint64_t shard = 0, limit = REST_LIMIT_DEFAULT;
@@ -216,11 +258,8 @@ void sl_rest_records_get(struct sl_api_call *call, struct sl_stream *st)
         return;
     }
     const char *f = sl_rest_query(call, "from", from, sizeof(from), &bad);
-    const char *k = bad ? NULL : sl_rest_query(call, "key", key, sizeof(key), &bad);
     if (bad) {
-        sl_rest_fail(call, SL_EINVAL,
-                     "a query value is badly escaped or too long (a key is at most %u bytes)",
-                     SL_RECORD_KEY_MAX);
+        sl_rest_fail(call, SL_EINVAL, "from: badly escaped or too long");
         return;
     }
     struct page_op *op = calloc(1, sizeof(*op));
@@ -234,10 +273,9 @@ void sl_rest_records_get(struct sl_api_call *call, struct sl_stream *st)
     *op = (struct page_op){.call = call, .shard = (uint32_t)shard, .limit = (uint32_t)limit,
                            .records = records};
     snprintf(op->stream, sizeof(op->stream), "%s", st->name);
-    if (k != NULL) {
-        op->filter = true;
-        op->key_len = (uint32_t)strlen(k);
-        memcpy(op->key, k, op->key_len);
+    if (!filter_of(call, op)) {
+        page_free(op);
+        return;
     }
     struct sl_shard_info si;
     sl_streams_shard_info(st, op->shard, &si);

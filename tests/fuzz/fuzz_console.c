@@ -13,6 +13,10 @@
  *   2: a record body (JSON). Checks: a record decoded fits the batch
  *      builder within the batch limits or is refused with a code; its
  *      attributes are within SL_RECORD_ATTRS_MAX.
+ *   3: a record filter: '\n'-separated jpath, jvalue, contains, attr
+ *      (NAME=VALUE), then the record's value. Checks: a path accepted by
+ *      sl_rest_jpath_ok evaluates without fault on any value; matching is
+ *      deterministic; a filter that is only `contains` agrees with memmem.
  */
 #include "broker/api/rest_parse.h"
 #include "broker/api/urlcode.h"
@@ -94,6 +98,45 @@ static void body(const char *s, size_t len)
     json_decref(j);
 }
 
+/* The next '\n'-terminated line of *p (made NUL-terminated in place). */
+static char *next_line(char **p)
+{
+    char *s = *p;
+    char *nl = strchr(s, '\n');
+    if (nl == NULL) {
+        *p = s + strlen(s);
+        return s;
+    }
+    *nl = '\0';
+    *p = nl + 1;
+    return s;
+}
+
+static void filter(char *s)
+{
+    char *p = s;
+    char *jpath = next_line(&p), *jvalue = next_line(&p), *contains = next_line(&p);
+    char *attr = next_line(&p);
+    struct sl_rest_filter f = {.contains = contains[0] != '\0' ? contains : NULL};
+    if (jpath[0] != '\0' && sl_rest_jpath_ok(jpath)) {
+        f.jpath = jpath;
+        f.jvalue = jvalue[0] != '\0' ? jvalue : NULL;
+    }
+    if (attr[0] != '\0') {
+        (void)sl_rest_filter_attr(&f, attr);
+    }
+    struct sl_record_view r = {.value = (const uint8_t *)p, .value_len = (uint32_t)strlen(p)};
+    bool m1 = sl_rest_filter_match(&f, &r);
+    bool m2 = sl_rest_filter_match(&f, &r);
+    SL_ASSERT(m1 == m2);
+    if (f.jpath == NULL && f.attr_name == NULL && f.contains != NULL) {
+        SL_ASSERT(m1 == (memmem(p, strlen(p), f.contains, strlen(f.contains)) != NULL));
+    }
+    if (f.attr_name != NULL) {
+        SL_ASSERT(!m1); /* the record has no attributes */
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0) {
@@ -105,15 +148,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     memcpy(s, data + 1, size - 1);
     s[size - 1] = '\0';
-    switch (data[0] % 3) {
+    switch (data[0] % 4) {
     case 0:
         query(s);
         break;
     case 1:
         position(s, size - 1);
         break;
-    default:
+    case 2:
         body(s, size - 1);
+        break;
+    default:
+        filter(s);
     }
     free(s);
     return 0;

@@ -130,6 +130,32 @@ test('filter by key shows only that key', async () => {
   await page.close();
 });
 
+test('filters: attribute, substring, JSON path (with or without a value)', async () => {
+  cli(['stream', 'create', 'events', '--shards', '1']);
+  cli(['produce', 'events', '--attr', 'type=order'], '{"detail":{"items":[{"sku":"A-1"},{"sku":"B-2"}],"total":5}}\n');
+  cli(['produce', 'events', '--attr', 'type=refund'], '{"detail":{"items":[{"sku":"B-2"}],"total":7}}\n');
+  cli(['produce', 'events'], 'plain text, not JSON\n');
+  const seqs = async (q) => {
+    const r = await api(`/streams/events/records?from=oldest&${q}`);
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    return r.json.records.map((x) => x.seq);
+  };
+  assert.deepEqual(await seqs('attr=type%3Dorder'), [0]);
+  assert.deepEqual(await seqs('attr=type%3Drefund'), [1]);
+  assert.deepEqual(await seqs('contains=B-2'), [0, 1]);
+  assert.deepEqual(await seqs('contains=not%20JSON'), [2]);
+  assert.deepEqual(await seqs('jpath=detail.items%5B1%5D.sku'), [0]);
+  assert.deepEqual(await seqs('jpath=detail.items%5B0%5D.sku&jvalue=B-2'), [1]);
+  assert.deepEqual(await seqs('jpath=detail.total&jvalue=5'), [0]);
+  assert.deepEqual(await seqs('jpath=detail.total&jvalue=5&attr=type%3Drefund'), []);
+  let r = await api('/streams/events/records?jpath=a..b');
+  assert.equal(r.status, 400);
+  r = await api('/streams/events/records?jvalue=1');
+  assert.equal(r.status, 400);
+  r = await api('/streams/events/records?attr=novalue');
+  assert.equal(r.status, 400);
+});
+
 test('a record whose value is markup is shown as text, never run', async () => {
   cli(['stream', 'create', 'xss', '--shards', '1']);
   const evil = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">';
