@@ -401,11 +401,13 @@ static void on_stream(struct sl_api_call *call, const char *rest, bool get)
         }
     } else if (strcmp(sub, "/redrive") == 0 && !get) {
         sl_rest_redrive(call, st);
+    } else if (strcmp(sub, "/discard") == 0 && !get) {
+        sl_rest_dlq_discard(call, st);
     } else {
         sl_rest_fail(call, SL_ENOTFOUND,
                      "no such endpoint: GET " REST_PREFIX "/streams/NAME, GET or POST "
                      REST_PREFIX "/streams/NAME/records, POST " REST_PREFIX
-                     "/streams/NAME/redrive");
+                     "/streams/NAME/redrive, POST " REST_PREFIX "/streams/NAME/discard");
     }
 }
 

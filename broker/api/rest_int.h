@@ -32,6 +32,8 @@ void sl_rest_queue(struct sl_api_call *call, struct sl_stream *st, const char *g
                    const char *verb, bool get);
 /* POST /streams/DLQ/redrive: dead letters back to their source streams. */
 void sl_rest_redrive(struct sl_api_call *call, struct sl_stream *dlq);
+/* POST /streams/DLQ/discard: the pending dead letters dropped. */
+void sl_rest_dlq_discard(struct sl_api_call *call, struct sl_stream *dlq);
 
 /* GET .../records?shard=&from=&limit=&key= and POST .../records. */
 void sl_rest_records_get(struct sl_api_call *call, struct sl_stream *st);

@@ -9,7 +9,8 @@
  * produce nacks the round and nothing is acked. A record may be produced
  * twice if the broker stops between the produce and the ack (at least
  * once, as the CLI). One request moves at most REDRIVE_REQUEST_MAX records
- * and says `more`; the page calls again.
+ * and says `more`; the page calls again. Discarding acks them in that group
+ * without a produce (the log keeps them until retention).
  *
  * Threading: the main loop. Engine callbacks may run before the call
  * returns; a request's rounds chain at most REDRIVE_REQUEST_MAX /
@@ -22,6 +23,7 @@
 #include "broker/engine/engine.h"
 #include "broker/engine/produce.h"
 #include "broker/engine/queue.h"
+#include "broker/engine/streams.h"
 #include "common/assert.h"
 #include "common/error.h"
 #include "common/partition.h"
@@ -38,6 +40,25 @@
 
 /* ---- counters and settings -------------------------------------------------- */
 
+/* Dead letters not redriven or discarded yet: what the redrive group has
+ * not acked, or the whole dead-letter stream before its first redrive. */
+static uint64_t dead_letters_pending(struct sl_engine *e, const char *dlq)
+{
+    struct sl_qgroup_stats rs;
+    char why[SL_REST_WHY_MAX];
+    if (sl_queue_stats(e, dlq, REDRIVE_GROUP, &rs, why, sizeof(why)) == SL_OK) {
+        return rs.visible + rs.inflight + rs.delayed;
+    }
+    struct sl_stream *st = sl_catalog_find(e->catalog, dlq);
+    uint64_t n = 0;
+    for (uint32_t i = 0; st != NULL && i < st->shard_count; i++) {
+        struct sl_shard_info si;
+        sl_streams_shard_info(st, i, &si);
+        n += si.next_seq - si.first_seq;
+    }
+    return n;
+}
+
 static json_t *queue_json(struct sl_engine *e, const char *stream, const char *group)
 {
     struct sl_qgroup_stats qs;
@@ -46,7 +67,9 @@ static json_t *queue_json(struct sl_engine *e, const char *stream, const char *g
         return NULL;
     }
     const struct sl_qgroup_config *c = &qs.config;
-    return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s,s:s}", "stream", stream,
+    const char *dlq = c->dead_letter_stream != NULL ? c->dead_letter_stream : "";
+    json_int_t pending = dlq[0] != '\0' ? (json_int_t)dead_letters_pending(e, dlq) : 0;
+    json_t *q = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s,s:s}", "stream", stream,
                      "group", group, "visible", (json_int_t)qs.visible, "inflight",
                      (json_int_t)qs.inflight, "delayed", (json_int_t)qs.delayed, "dead_lettered",
                      (json_int_t)qs.dead_lettered, "filtered_out", (json_int_t)qs.filtered_out,
@@ -56,6 +79,10 @@ static json_t *queue_json(struct sl_engine *e, const char *stream, const char *g
                      "ordered", c->ordered, "dead_letter_stream",
                      c->dead_letter_stream != NULL ? c->dead_letter_stream : "", "filter",
                      c->filter != NULL ? c->filter : "");
+    if (q != NULL) {
+        json_object_set_new(q, "dead_letters_pending", json_integer(pending));
+    }
+    return q;
 }
 
 struct group_list {
@@ -450,4 +477,58 @@ void sl_rest_redrive(struct sl_api_call *call, struct sl_stream *dlq)
     }
     struct sl_qgroup_config cfg = {.start = {.kind = SL_POS_TRIM_HORIZON}};
     sl_queue_create_group(call->api->engine, dlq->name, REDRIVE_GROUP, &cfg, on_group, op);
+}
+
+/* ---- discard: the dead letters dropped without a redrive -------------------- */
+
+struct discard_op {
+    struct sl_api_call *call;
+    char dlq[SL_STREAM_NAME_MAX + 1];
+};
+
+static void on_discarded(void *ctx, int err, const char *why)
+{
+    struct discard_op *op = ctx;
+    if (err != SL_OK) {
+        sl_rest_fail(op->call, err, "%s", why);
+    } else {
+        sl_rest_reply(op->call, 200, json_pack("{s:b}", "discarded", 1));
+    }
+    free(op);
+}
+
+static void on_discard_group(void *ctx, int err, const char *why)
+{
+    struct discard_op *op = ctx;
+    if (err != SL_OK && err != SL_EEXIST) {
+        on_discarded(op, err, why);
+        return;
+    }
+    sl_queue_purge(op->call->api->engine, op->dlq, REDRIVE_GROUP, on_discarded, op);
+}
+
+void sl_rest_dlq_discard(struct sl_api_call *call, struct sl_stream *dlq)
+{
+    char why[SL_REST_WHY_MAX];
+    call->action = "console: discard dead letters";
+    if (!sl_access_allowed(call, SL_ACL_ADMIN, dlq->name, why, sizeof(why))) {
+        sl_rest_fail(call, SL_EDENIED, "%s", why);
+        return;
+    }
+    struct discard_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        sl_rest_fail(call, SL_ENOMEM, "out of memory");
+        return;
+    }
+    op->call = call;
+    snprintf(op->dlq, sizeof(op->dlq), "%s", dlq->name);
+    struct sl_qgroup_stats qs;
+    if (sl_queue_stats(call->api->engine, dlq->name, REDRIVE_GROUP, &qs, why, sizeof(why)) ==
+        SL_OK) {
+        on_discard_group(op, SL_OK, "");
+        return;
+    }
+    struct sl_qgroup_config cfg = {.start = {.kind = SL_POS_TRIM_HORIZON}};
+    sl_queue_create_group(call->api->engine, dlq->name, REDRIVE_GROUP, &cfg, on_discard_group,
+                          op);
 }

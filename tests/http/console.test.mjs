@@ -305,6 +305,19 @@ test('queue groups: counters, purge, and dead letters redriven to their source',
   r = await post('/streams/jobs.work.dlq/redrive');
   assert.deepEqual(r.json, { redriven: 0, more: false }); // once only
   assert.equal((await api('/queues/jobs/work')).json.visible, 3);
+  assert.equal((await api('/queues/jobs/work')).json.dead_letters_pending, 0);
+  // three more die; discarding drops them without a redrive
+  cli(['queue', 'receive', 'jobs', '--group', 'work', '--max', '10']);
+  await new Promise((res) => setTimeout(res, 600));
+  cli(['queue', 'receive', 'jobs', '--group', 'work', '--max', '10']);
+  for (let i = 0; i < 50 && (await api('/queues/jobs/work')).json.dead_letters_pending !== 3; i++) {
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  assert.equal((await api('/queues/jobs/work')).json.dead_letters_pending, 3);
+  assert.deepEqual((await post('/streams/jobs.work.dlq/discard')).json, { discarded: true });
+  assert.equal((await api('/queues/jobs/work')).json.dead_letters_pending, 0);
+  assert.deepEqual((await post('/streams/jobs.work.dlq/redrive')).json, { redriven: 0, more: false });
+  cli(['queue', 'send', 'jobs'], 'k1\n');
   r = await post('/queues/jobs/work/purge');
   assert.deepEqual(r.json, { purged: true });
   assert.equal((await api('/queues/jobs/work')).json.visible, 0);
