@@ -156,6 +156,29 @@ test('filters: attribute, substring, JSON path (with or without a value)', async
   assert.equal(r.status, 400);
 });
 
+test('a whole stream: the shards merged by append time, paged by cursor', async () => {
+  cli(['stream', 'create', 'merged', '--shards', '3']);
+  for (let i = 1; i <= 12; i++) cli(['produce', 'merged', '--key', `k${i}`], `v${i}\n`);
+  const seen = [];
+  let q = 'shard=all&limit=5&from=oldest';
+  for (let p = 0; p < 5; p++) {
+    const r = await api(`/streams/merged/records?${q}`);
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    seen.push(...r.json.records.map((x) => x.value));
+    assert.equal(r.json.cursor.length, 3);
+    if (!r.json.more) break;
+    q = `shard=all&limit=5&cursor=${r.json.cursor.join(',')}`;
+  }
+  assert.deepEqual(seen, Array.from({ length: 12 }, (_, i) => `v${i + 1}`));
+  const shards = new Set((await api('/streams/merged/records?shard=all&limit=12')).json.records.map((x) => x.shard));
+  assert.ok(shards.size > 1, 'the keys spread over several shards');
+  const latest = await api('/streams/merged/records?shard=all&limit=3&from=latest');
+  assert.deepEqual(latest.json.records.map((x) => x.value), ['v10', 'v11', 'v12']);
+  assert.equal(latest.json.more, false);
+  assert.equal((await api('/streams/merged/records?shard=all&cursor=1,2')).status, 400);
+  assert.equal((await api('/streams/merged/records?shard=all&limit=1000&from=oldest')).status, 200);
+});
+
 test('a record whose value is markup is shown as text, never run', async () => {
   cli(['stream', 'create', 'xss', '--shards', '1']);
   const evil = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">';
