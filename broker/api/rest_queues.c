@@ -454,41 +454,55 @@ static void on_group(void *ctx, int err, const char *why)
     redrive_round(op);
 }
 
-void sl_rest_redrive(struct sl_api_call *call, struct sl_stream *dlq)
+/* The op of a dead-letter action on `dlq` once the principal's right is
+ * checked (NULL: answered). Discarding uses only call and dlq. */
+static struct redrive_op *dlq_op_new(struct sl_api_call *call, const struct sl_stream *dlq,
+                                     uint32_t ops, const char *action)
 {
     char why[SL_REST_WHY_MAX];
-    call->action = "console: redrive dead letters";
-    if (!sl_access_allowed(call, SL_ACL_QUEUE, dlq->name, why, sizeof(why))) {
+    call->action = action;
+    if (!sl_access_allowed(call, ops, dlq->name, why, sizeof(why))) {
         sl_rest_fail(call, SL_EDENIED, "%s", why);
-        return;
+        return NULL;
     }
     struct redrive_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
         sl_rest_fail(call, SL_ENOMEM, "out of memory");
-        return;
+        return NULL;
     }
     op->call = call;
     snprintf(op->dlq, sizeof(op->dlq), "%s", dlq->name);
+    return op;
+}
+
+/* Calls `then` once REDRIVE_GROUP exists on op's dead-letter stream (made
+ * at the first redrive or discard; SL_EEXIST from a race is success). */
+static void with_redrive_group(struct redrive_op *op, sl_done_cb then)
+{
+    struct sl_engine *e = op->call->api->engine;
     struct sl_qgroup_stats qs;
-    if (sl_queue_stats(call->api->engine, dlq->name, REDRIVE_GROUP, &qs, why, sizeof(why)) ==
-        SL_OK) {
-        redrive_round(op);
+    char why[SL_REST_WHY_MAX];
+    if (sl_queue_stats(e, op->dlq, REDRIVE_GROUP, &qs, why, sizeof(why)) == SL_OK) {
+        then(op, SL_OK, "");
         return;
     }
     struct sl_qgroup_config cfg = {.start = {.kind = SL_POS_TRIM_HORIZON}};
-    sl_queue_create_group(call->api->engine, dlq->name, REDRIVE_GROUP, &cfg, on_group, op);
+    sl_queue_create_group(e, op->dlq, REDRIVE_GROUP, &cfg, then, op);
+}
+
+void sl_rest_redrive(struct sl_api_call *call, struct sl_stream *dlq)
+{
+    struct redrive_op *op = dlq_op_new(call, dlq, SL_ACL_QUEUE, "console: redrive dead letters");
+    if (op != NULL) {
+        with_redrive_group(op, on_group);
+    }
 }
 
 /* ---- discard: the dead letters dropped without a redrive -------------------- */
 
-struct discard_op {
-    struct sl_api_call *call;
-    char dlq[SL_STREAM_NAME_MAX + 1];
-};
-
 static void on_discarded(void *ctx, int err, const char *why)
 {
-    struct discard_op *op = ctx;
+    struct redrive_op *op = ctx;
     if (err != SL_OK) {
         sl_rest_fail(op->call, err, "%s", why);
     } else {
@@ -499,7 +513,7 @@ static void on_discarded(void *ctx, int err, const char *why)
 
 static void on_discard_group(void *ctx, int err, const char *why)
 {
-    struct discard_op *op = ctx;
+    struct redrive_op *op = ctx;
     if (err != SL_OK && err != SL_EEXIST) {
         on_discarded(op, err, why);
         return;
@@ -509,26 +523,8 @@ static void on_discard_group(void *ctx, int err, const char *why)
 
 void sl_rest_dlq_discard(struct sl_api_call *call, struct sl_stream *dlq)
 {
-    char why[SL_REST_WHY_MAX];
-    call->action = "console: discard dead letters";
-    if (!sl_access_allowed(call, SL_ACL_ADMIN, dlq->name, why, sizeof(why))) {
-        sl_rest_fail(call, SL_EDENIED, "%s", why);
-        return;
+    struct redrive_op *op = dlq_op_new(call, dlq, SL_ACL_ADMIN, "console: discard dead letters");
+    if (op != NULL) {
+        with_redrive_group(op, on_discard_group);
     }
-    struct discard_op *op = calloc(1, sizeof(*op));
-    if (op == NULL) {
-        sl_rest_fail(call, SL_ENOMEM, "out of memory");
-        return;
-    }
-    op->call = call;
-    snprintf(op->dlq, sizeof(op->dlq), "%s", dlq->name);
-    struct sl_qgroup_stats qs;
-    if (sl_queue_stats(call->api->engine, dlq->name, REDRIVE_GROUP, &qs, why, sizeof(why)) ==
-        SL_OK) {
-        on_discard_group(op, SL_OK, "");
-        return;
-    }
-    struct sl_qgroup_config cfg = {.start = {.kind = SL_POS_TRIM_HORIZON}};
-    sl_queue_create_group(call->api->engine, dlq->name, REDRIVE_GROUP, &cfg, on_discard_group,
-                          op);
 }
