@@ -16,6 +16,7 @@
   const MAX_TAIL_ROWS = 500;
   const TAIL_BATCH = 1000;       // largest page the API allows
   const PAGE_SIZES = [20, 50, 100, 500];
+  const DLQ_LIMIT = 50;          // newest dead letters shown on a queue group page
 
   const $main = document.getElementById('main');
   const $error = document.getElementById('error');
@@ -119,7 +120,7 @@
 
   // ---------------------------------------------------------------- API + errors
   class ApiError extends Error {
-    constructor(code, message) { super(message); this.code = code; }
+    constructor(code, message, status) { super(message); this.code = code; this.status = status || 0; }
   }
 
   async function api(path, init) {
@@ -131,24 +132,85 @@
     try { body = text ? JSON.parse(text) : null; } catch { /* reported below */ }
     if (!res.ok) {
       throw new ApiError((body && body.error) || `HTTP ${res.status}`,
-        (body && body.message) || text.slice(0, 300) || res.statusText);
+        (body && body.message) || text.slice(0, 300) || res.statusText, res.status);
     }
     if (!body || typeof body !== 'object') throw new ApiError('EBADRESP', `unexpected response from ${path}`);
     return body;
   }
 
-  function showError(err) {
+  /** Every POST carries a JSON body (at least {}): the broker refuses one without. */
+  const post = (path, body) => api(path, {method: 'POST', headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify(body || {})});
+
+  /** Errors of user actions are sticky: a background refresh that succeeds
+   *  (clearError() without force) must not wipe the reason a purge was refused. */
+  function showError(err, sticky) {
     const code = err && err.code;
     $error.replaceChildren(
       code ? h('strong', {class: 'error-code', text: code}) : '', code ? ' ' : '',
       h('span', {class: 'error-msg', text: (err && err.message) || String(err)}),
       h('button', {class: 'error-close', type: 'button', title: 'Dismiss', 'aria-label': 'Dismiss',
-        text: '×', onclick: clearError}));
+        text: '×', onclick: () => clearError(true)}));
+    $error.dataset.sticky = sticky ? '1' : '';
     $error.hidden = false;
   }
-  function clearError() {
+  function clearError(force) {
+    if (!force && $error.dataset.sticky === '1') return;
     $error.hidden = true;
+    $error.dataset.sticky = '';
     $error.replaceChildren();
+  }
+
+  // ------------------------------------------------------- confirmation dialog
+  // One modal <dialog> for every destructive action. confirmAction() resolves
+  // true only for the OK button; Cancel, Escape and leaving the page give false.
+  let $confirm = null;
+  let confirmResolve = null;
+
+  function confirmDialog() {
+    if ($confirm) return $confirm;
+    const el = h('dialog', {class: 'confirm', 'data-testid': 'confirm-dialog', 'aria-labelledby': 'confirm-title',
+      'aria-describedby': 'confirm-text'});
+    const text = h('p', {id: 'confirm-text', class: 'confirm-text'});
+    const ok = h('button', {type: 'button', class: 'btn danger', 'data-testid': 'confirm-ok', text: 'OK',
+      onclick: () => el.close('ok')});
+    const cancel = h('button', {type: 'button', class: 'btn', 'data-testid': 'confirm-cancel', text: 'Cancel',
+      onclick: () => el.close('cancel')});
+    el.append(h('h2', {id: 'confirm-title', text: 'Please confirm'}), text,
+      h('div', {class: 'confirm-buttons'}, cancel, ok));
+    // Escape fires "cancel" and then closes with the returnValue left at ''.
+    el.addEventListener('close', () => {
+      if (el.open) return;    // a stale close event arriving after a new showModal()
+      settleConfirm(el.returnValue === 'ok');
+    });
+    document.body.append(el);
+    $confirm = {el, text, ok, cancel};
+    return $confirm;
+  }
+
+  function settleConfirm(answer) {
+    const resolve = confirmResolve;
+    confirmResolve = null;
+    if (resolve) resolve(answer);
+  }
+
+  /** Asks before a destructive action; `sentence` says exactly what will happen. */
+  function confirmAction(sentence, okLabel) {
+    const d = confirmDialog();
+    closeConfirm();
+    d.text.textContent = sentence;
+    d.ok.textContent = okLabel || 'OK';
+    d.el.returnValue = '';
+    return new Promise(resolve => {
+      confirmResolve = resolve;
+      d.el.showModal();
+      d.cancel.focus();       // the safe choice is the default one
+    });
+  }
+
+  function closeConfirm() {
+    settleConfirm(false);
+    if ($confirm && $confirm.el.open) $confirm.el.close('cancel');
   }
 
   // --------------------------------------------------------- views and routing
@@ -179,6 +241,8 @@
   function mount(ctx, node) { if (ctx.alive) $main.replaceChildren(node); }
 
   const streamHash = name => `#/streams/${enc(name)}`;
+  const queueHash = (stream, group) => `#/queues/${enc(stream)}/${enc(group)}`;
+  const deadLettersHash = (stream, group) => `${queueHash(stream, group)}?section=dlq`;
   // Keep "seq:5" / "time:..." readable in the address bar; everything else is escaped.
   const qv = v => enc(v).replace(/%3A/gi, ':');
   function browseHash(name, st) {
@@ -211,6 +275,12 @@
     } else if (parts[0] === 'streams' && parts.length === 3 && parts[2] === 'browse') {
       key = 'browse:' + parts[1]; start = ctx => browserView(ctx, parts[1], params);
       title = `${parts[1]} records · Sluice`;
+    } else if (parts[0] === 'queues' && parts.length === 1) {
+      key = 'queues'; start = queuesView; title = 'Queues · Sluice';
+    } else if (parts[0] === 'queues' && parts.length === 3) {
+      key = 'queue:' + JSON.stringify(parts.slice(1));
+      start = ctx => queueView(ctx, parts[1], parts[2], params);
+      title = `${parts[2]} · ${parts[1]} · Sluice`;
     }
     document.title = title;
     for (const a of document.querySelectorAll('[data-nav]')) {
@@ -220,7 +290,8 @@
     if (view && view.key === key && view.update) { view.update(params); return; }
     if (view) view.destroy();
     view = null;
-    clearError();
+    closeConfirm();
+    clearError(true);
     if (!key) {
       $main.replaceChildren();
       showError({code: 'ENOTFOUND', message: `no such page: ${location.hash}`});
@@ -426,7 +497,7 @@
     function build() {
       const f = {
         title: h('h1'), summary: h('div', {class: 'stats'}),
-        shards: h('tbody'), groups: h('tbody'),
+        shards: h('tbody'), groups: h('tbody'), queues: h('tbody'),
         key: h('input', {type: 'text', name: 'produce-key', class: 'mono', placeholder: '(optional)',
           autocomplete: 'off', 'data-testid': 'produce-key'}),
         value: h('textarea', {name: 'produce-value', rows: 4, class: 'mono', 'data-testid': 'produce-value'}),
@@ -448,6 +519,9 @@
           ['Bytes', 'num'], ['Segments', 'num'], ['Last append'], ['Status']], f.shards),
         h('h2', {text: 'Consumer groups'}),
         table([['Group'], ['Records behind', 'num'], ['Time behind', 'num'], ['Shards', 'num']], f.groups, 'groups'),
+        f.queuesSec = h('div', {class: 'stream-queues', 'data-testid': 'stream-queues', hidden: true},
+          h('h2', {text: 'Queue groups and subscriptions'}),
+          queueTable(f.queues, false)),
         h('h2', {text: 'Produce a test record'}),
         h('div', {class: 'panel produce'},
           h('label', null, h('span', {text: 'Key'}), f.key),
@@ -480,6 +554,9 @@
           sh.status !== 'ok' && sh.status_message ? h('span', {class: 'status-msg', text: ' ' + sh.status_message}) : null)))
         : [emptyRow(9, 'No shards.')]));
       renderGroups();
+      const queues = sortQueues(s.queues);
+      r.queuesSec.hidden = queues.length === 0;
+      r.queues.replaceChildren(...queues.map(q => queueRow(q, false)));
     }
 
     function renderGroups() {
@@ -521,10 +598,9 @@
       r.send.disabled = true;
       setResult('sending…');
       try {
-        const res = await api(`/streams/${enc(name)}/records`, {method: 'POST',
-          headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)});
+        const res = await post(`/streams/${enc(name)}/records`, body);
         if (!ctx.alive) return;
-        clearError();
+        clearError(true);
         setResult(`stored at shard ${res.shard}, seq ${res.seq}`);
         r.resultLink.append(' ', h('a', {text: 'view',
           href: browseHash(name, {shard: res.shard, from: `seq:${res.seq}`, key: '', limit: 50})}));
@@ -532,7 +608,7 @@
       } catch (e) {
         if (!ctx.alive) return;
         setResult(`failed: ${e.message}`, true);
-        showError(e);
+        showError(e, true);
       } finally {
         r.send.disabled = false;
       }
@@ -541,7 +617,7 @@
     poll(ctx, refresh, POLL_MS);
   }
 
-  // ------------------------------------------------------------ record browser
+  // ------------------------------------------------- records: formatting, detail
   function b64bytes(s) {
     try {
       const bin = atob(s || '');
@@ -597,6 +673,392 @@
   /** Only quotes names that need it, so the common case matches the documented form. */
   const shellQuote = s => (/^[A-Za-z0-9._\-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
+  /** The detail panel of one record: used by the browser and the dead letters. */
+  function recordDetail(name, shard, rec, onClose) {
+    const kv = (k, v, cls) => h('tr', null, h('th', {text: k}), h('td', {class: cls, text: v}));
+    const keyBytes = rec.key_encoding === 'base64' ? b64bytes(rec.key) : null;
+    const attrs = Object.entries(rec.attributes || {});
+    let valueText, valueNote;
+    if (rec.value_encoding === 'base64') {
+      const b = b64bytes(rec.value);
+      valueText = b ? hexDump(b) : rec.value;
+      valueNote = b ? `binary, ${fmtCount(b.length)} bytes (hex dump)` : 'invalid base64';
+    } else {
+      const pretty = prettyJson(rec.value || '');
+      valueText = pretty != null ? pretty : rec.value || '';
+      valueNote = pretty != null ? 'JSON (pretty-printed)' : 'text';
+    }
+    const cli = h('input', {type: 'text', readOnly: true, name: 'cli-command', class: 'mono',
+      'aria-label': 'CLI command', 'data-testid': 'cli-command',
+      value: `sluice consume ${shellQuote(name)} --shard ${shard} --from seq:${rec.seq} --count 1 --json`});
+    const copy = h('button', {type: 'button', class: 'btn', text: 'Copy'});
+    copy.addEventListener('click', () => {
+      cli.select();
+      // Clipboard may be unavailable (non-secure origin) or denied; the selection still helps.
+      const p = navigator.clipboard && navigator.clipboard.writeText(cli.value);
+      if (p) p.then(() => { copy.textContent = 'Copied'; setTimeout(() => { copy.textContent = 'Copy'; }, 1500); }, () => {});
+    });
+    return h('aside', {class: 'panel detail', 'data-testid': 'record-detail'},
+      h('div', {class: 'detail-head'}, h('h2', null, 'Record ', h('span', {class: 'mono', text: `${shard}/${rec.seq}`})),
+        h('button', {type: 'button', class: 'btn small', text: 'Close', onclick: onClose})),
+      h('table', {class: 'kv'}, h('tbody', null,
+        kv('Shard', shard, 'mono'), kv('Seq', rec.seq, 'mono'),
+        kv('Time (local)', fmtTime(rec.time_ms), 'mono'), kv('Time (UTC)', isoUtc(rec.time_ms), 'mono'),
+        kv('Key', rec.key == null ? '(none)' : rec.key, 'mono wrap'),
+        rec.key != null ? kv('Key encoding', rec.key_encoding || 'utf8') : null,
+        keyBytes ? kv('Key (hex)', Array.from(keyBytes, hex).join(' '), 'mono wrap') : null,
+        kv('Value encoding', rec.value_encoding || 'utf8'),
+        kv('Size', `${fmtCount(rec.size)} bytes`))),
+      h('h3', {text: 'Attributes'}),
+      attrs.length
+        ? table([['Name'], ['Value']], h('tbody', null, attrs.map(([k, v]) =>
+          h('tr', null, td(k, 'mono'), td(typeof v === 'string' ? v : JSON.stringify(v), 'mono wrap')))), 'attrs')
+        : h('p', {class: 'muted', text: 'No attributes.'}),
+      h('h3', null, 'Value ', h('span', {class: 'muted small', text: valueNote})),
+      h('pre', {class: 'value' + (rec.value_encoding === 'base64' ? ' hex' : ''), 'data-testid': 'detail-value', text: valueText}),
+      h('h3', {text: 'Copy as CLI'}),
+      h('div', {class: 'cli'}, cli, copy));
+  }
+
+  // ------------------------------------------------- queue groups: shared table
+  // A queue group and a topic subscription (a queue group with a filter) are the
+  // same object (Q in the API); the queues page and the stream page list them.
+  const yesNo = b => (b ? 'yes' : 'no');
+  const fmtAge = ms => (ms > 0 ? fmtDuration(ms) : '—');
+  const shorten = (s, n) => (s.length > n ? s.slice(0, n - 1) + '…' : s);
+
+  /** The filter on one line: compact JSON if it parses (and has no huge integers). */
+  function compactFilter(text) {
+    const pretty = prettyJson(text);
+    return oneLine(pretty != null ? JSON.stringify(JSON.parse(pretty)) : text.trim());
+  }
+
+  function sortQueues(list) {
+    const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+    return (list || []).slice().sort((a, b) => cmp(a.stream, b.stream) || cmp(a.group, b.group));
+  }
+
+  function queueTable(tbody, withStream) {
+    return table([...(withStream ? [['Stream']] : []), ['Group'], ['Visible', 'num'], ['In flight', 'num'],
+      ['Delayed', 'num'], ['Dead-lettered', 'num'], ['Oldest', 'num'], ['Ordered'], ['Filter'], ['DLQ']],
+    tbody, 'queues');
+  }
+  const QUEUE_COLS = 10;   // with the stream column
+
+  function queueRow(q, withStream) {
+    const num = (testid, n) => h('td', {class: 'num', 'data-testid': testid, text: fmtCount(n)});
+    return h('tr', {'data-testid': 'queue-row', 'data-stream': q.stream, 'data-group': q.group},
+      withStream ? h('td', null, h('a', {href: streamHash(q.stream), class: 'mono', text: q.stream})) : null,
+      h('td', null, h('a', {href: queueHash(q.stream, q.group), class: 'mono', 'data-testid': 'queue-link',
+        text: q.group})),
+      num('q-visible', q.visible), num('q-inflight', q.inflight), num('q-delayed', q.delayed),
+      num('q-dead', q.dead_lettered),
+      h('td', {class: 'num', title: q.oldest_age_ms > 0 ? `${fmtCount(q.oldest_age_ms)} ms` : null,
+        text: fmtAge(q.oldest_age_ms)}),
+      td(yesNo(q.ordered)),
+      q.filter
+        ? h('td', {class: 'mono filter', 'data-testid': 'q-filter', title: q.filter, text: shorten(compactFilter(q.filter), 60)})
+        : h('td', {class: 'muted', 'data-testid': 'q-filter', text: '—'}),
+      q.dead_letter_stream
+        ? h('td', null, h('a', {href: deadLettersHash(q.stream, q.group), class: 'mono', 'data-testid': 'q-dlq-link',
+          title: 'Dead letters of this group', text: q.dead_letter_stream}))
+        : h('td', {class: 'muted', text: '—'}));
+  }
+
+  // --------------------------------------------------------------- queues list
+  function queuesView(ctx) {
+    let tbody = null, count = null;
+    poll(ctx, async () => {
+      const data = await api('/queues');
+      if (!ctx.alive) return;
+      clearError();
+      const list = sortQueues(data.queues);
+      if (!tbody) {
+        tbody = h('tbody');
+        count = h('span', {class: 'muted small'});
+        mount(ctx, h('section', {'data-testid': 'queues', 'data-loaded': '1'},
+          h('h1', null, 'Queue groups and subscriptions', count),
+          queueTable(tbody, true)));
+      }
+      count.textContent = `${list.length} total`;
+      tbody.replaceChildren(...(list.length ? list.map(q => queueRow(q, true))
+        : [emptyRow(QUEUE_COLS, 'No queue groups.')]));
+    }, POLL_MS);
+  }
+
+  // ---------------------------------------------------------- queue group page
+  function queueView(ctx, stream, group, params) {
+    const path = `/queues/${enc(stream)}/${enc(group)}`;
+    let r = null, dl = null, lastDead = null;
+    let wantDlq = params.get('section') === 'dlq';
+
+    // A link to this page's dead-letter section while already on the page.
+    ctx.update = p => {
+      wantDlq = p.get('section') === 'dlq';
+      if (wantDlq && dl) dl.root.scrollIntoView({block: 'start'});
+    };
+
+    const refresh = async () => {
+      const q = await api(path);
+      if (!ctx.alive) return;
+      clearError();
+      if (!r) { r = build(); mount(ctx, r.root); }
+      fill(q);
+    };
+
+    function build() {
+      const f = {
+        title: h('h1'), stats: h('div', {class: 'stats'}), config: h('tbody'),
+        result: h('span', {class: 'action-result', role: 'status', 'data-testid': 'action-result'}),
+        dlqSlot: h('div'),
+      };
+      f.purge = h('button', {type: 'button', class: 'btn danger', 'data-testid': 'queue-purge', text: 'Purge…',
+        title: 'Acknowledge every visible message', onclick: purge});
+      f.root = h('section', {class: 'queue-page', 'data-testid': 'queue-page', 'data-loaded': '1'},
+        h('div', {class: 'crumbs'}, h('a', {href: '#/queues', text: 'Queues'}), ' / ',
+          h('a', {href: streamHash(stream), class: 'mono', text: stream}), ' / '),
+        h('div', {class: 'page-head'}, f.title, h('div', {class: 'row'}, f.result, f.purge)),
+        f.stats,
+        h('h2', {text: 'Configuration'}),
+        h('div', {class: 'panel'}, h('table', {class: 'kv config'}, f.config)),
+        f.dlqSlot);
+      return f;
+    }
+
+    function fill(q) {
+      r.title.replaceChildren(h('span', {class: 'muted', text: q.filter ? 'Subscription' : 'Queue group'}),
+        h('span', {class: 'mono', 'data-testid': 'queue-name', text: q.group}),
+        h('span', {class: 'muted small'}, 'of stream ', h('a', {href: streamHash(q.stream), class: 'mono', text: q.stream})));
+      r.stats.replaceChildren(
+        stat('Visible', fmtCount(q.visible), 'q-visible'),
+        stat('In flight', fmtCount(q.inflight), 'q-inflight'),
+        stat('Delayed', fmtCount(q.delayed), 'q-delayed'),
+        stat('Dead-lettered', fmtCount(q.dead_lettered), 'q-dead'),
+        stat('Filtered out', fmtCount(q.filtered_out), 'q-filtered'),
+        stat('Oldest message', fmtAge(q.oldest_age_ms), 'q-oldest'));
+      const row = (k, v, testid) => h('tr', null, h('th', {text: k}), h('td', {'data-testid': testid}, v));
+      const pretty = q.filter ? prettyJson(q.filter) : null;
+      r.config.replaceChildren(
+        row('Visibility timeout', h('span', {title: `${fmtCount(q.visibility_timeout_ms)} ms`,
+          text: fmtDuration(q.visibility_timeout_ms)}), 'q-visibility'),
+        row('Max deliveries', q.max_deliveries > 0 ? fmtCount(q.max_deliveries) : 'no dead-lettering', 'q-max-deliveries'),
+        row('Max in flight', fmtCount(q.max_inflight), 'q-max-inflight'),
+        row('Ordered', yesNo(q.ordered), 'q-ordered'),
+        row('Dead-letter stream', q.dead_letter_stream
+          ? h('a', {href: deadLettersHash(q.stream, q.group), class: 'mono', text: q.dead_letter_stream}) : '—',
+        'q-dead-letter-stream'),
+        row('Filter', q.filter
+          ? h('pre', {class: 'value filter', 'data-testid': 'q-filter', text: pretty != null ? pretty : q.filter})
+          : h('span', {class: 'muted', text: 'none: every record of the stream'}), null));
+
+      // The dead-letter section follows the configured stream; it reloads by
+      // itself when the group dead-letters more (unless a record is open).
+      const dlq = q.dead_letter_stream || '';
+      if (!dl || dl.dlq !== dlq) {
+        dl = dlq ? deadLetters(ctx, dlq, () => refresh().catch(() => {})) : null;
+        r.dlqSlot.replaceChildren(dl ? dl.root : '');
+        if (dl) {
+          const first = dl.load();
+          if (wantDlq) first.then(() => { if (ctx.alive) dl.root.scrollIntoView({block: 'start'}); });
+        }
+      } else if (lastDead !== null && q.dead_lettered !== lastDead) {
+        dl.reloadIfIdle();
+      }
+      lastDead = q.dead_lettered;
+    }
+
+    async function purge() {
+      const ok = await confirmAction(`Purge queue group ${group} of stream ${stream}: ` +
+        'every visible message is acknowledged and will not be delivered.', 'Purge');
+      if (!ok || !ctx.alive) return;
+      r.purge.disabled = true;
+      setStatus(r.result, 'purging…');
+      try {
+        await post(`${path}/purge`, {});
+        if (!ctx.alive) return;
+        clearError(true);
+        setStatus(r.result, 'Purged.');
+        refresh().catch(() => {});   // the regular poll reports errors
+      } catch (e) {
+        if (!ctx.alive) return;
+        setStatus(r.result, 'Purge failed.', true);
+        showError(e, true);
+      } finally {
+        r.purge.disabled = false;
+      }
+    }
+
+    poll(ctx, refresh, POLL_MS);
+  }
+
+  function setStatus(el, text, bad) {
+    el.textContent = text;
+    el.classList.toggle('bad', !!bad);
+  }
+
+  // -------------------------------------------------------------- dead letters
+  /** Source position a dead letter came from, from its sluice.source_* attributes. */
+  function deadLetterSource(rec) {
+    const a = rec.attributes || {};
+    const at = k => (typeof a[k] === 'string' ? oneLine(a[k]) : '?');
+    return a['sluice.source_stream'] == null ? '—'
+      : `${at('sluice.source_stream')}/${at('sluice.source_shard')}#${at('sluice.source_seq')}`;
+  }
+
+  /** The dead-letter section of a queue group page: the newest DLQ_LIMIT records of
+   *  one shard of stream `dlq`, their detail, and "Redrive all". `changed` runs
+   *  after a redrive so the page can refresh its counters. */
+  function deadLetters(ctx, dlq, changed) {
+    let shard = 0, loadGen = 0, busy = false;
+    const f = {
+      shard: h('select', {name: 'dlq-shard', 'data-testid': 'dlq-shard'}),
+      note: h('p', {class: 'dlq-note', 'data-testid': 'dlq-note'}),
+      tbody: h('tbody'),
+      detail: h('div', {class: 'detail-slot'}),
+      result: h('span', {class: 'action-result', role: 'status', 'data-testid': 'dlq-result'}),
+      browse: h('a', {class: 'btn', 'data-testid': 'dlq-browse', text: 'Browse the dead-letter stream →'}),
+    };
+    f.shardLabel = h('label', {class: 'inline', hidden: true}, h('span', {text: 'Shard'}), f.shard);
+    f.redrive = h('button', {type: 'button', class: 'btn danger', 'data-testid': 'dlq-redrive', text: 'Redrive all…',
+      title: 'Send every dead letter back to its source stream', onclick: redrive});
+    f.reload = h('button', {type: 'button', class: 'btn', 'data-testid': 'dlq-reload', text: 'Reload',
+      onclick: () => load()});
+    f.wrap = h('div', {class: 'records-wrap dlq-wrap', hidden: true},
+      table([['Seq', 'num'], ['Time'], ['Source'], ['Deliveries', 'num'], ['Key'], ['Value']], f.tbody, 'records'));
+    f.body = h('div', {class: 'browse-body'}, f.wrap, f.detail);
+    f.shard.addEventListener('change', () => { shard = +f.shard.value; load(); });
+    f.root = h('section', {class: 'dlq', id: 'dlq', 'data-testid': 'dlq'},
+      h('h2', null, 'Dead letters in ', h('span', {class: 'mono', text: dlq}),
+        h('span', {class: 'muted small', text: ` · newest ${DLQ_LIMIT} of a shard, newest first`})),
+      h('div', {class: 'toolbar'}, f.shardLabel, f.reload, f.redrive, f.browse, f.result),
+      f.note, f.body);
+
+    function closeDetail() {
+      f.detail.replaceChildren();
+      f.body.classList.remove('with-detail');
+      const sel = f.tbody.querySelector('tr.selected');
+      if (sel) sel.classList.remove('selected');
+    }
+
+    function row(rec) {
+      const a = rec.attributes || {};
+      const tr = h('tr', {'data-testid': 'dlq-row', 'data-seq': rec.seq, tabindex: 0},
+        h('td', {class: 'num mono', text: rec.seq}),
+        h('td', {class: 'mono nowrap', title: isoUtc(rec.time_ms), text: fmtTime(rec.time_ms)}),
+        h('td', {class: 'mono', 'data-testid': 'dlq-source', text: deadLetterSource(rec)}),
+        h('td', {class: 'num', 'data-testid': 'dlq-deliveries',
+          text: typeof a['sluice.delivery_count'] === 'string' ? oneLine(a['sluice.delivery_count']) : '—'}),
+        h('td', {class: 'mono key' + (rec.key == null ? ' muted' : ''), text: keyText(rec)}),
+        h('td', {class: 'mono preview' + ((rec.value || '').length > 200 && rec.value_encoding !== 'base64' ? ' trunc' : ''),
+          'data-testid': 'dlq-value', text: valuePreview(rec)}));
+      const open = () => {
+        closeDetail();
+        tr.classList.add('selected');
+        f.detail.replaceChildren(recordDetail(dlq, shard, rec, closeDetail));
+        f.body.classList.add('with-detail');
+      };
+      tr.addEventListener('click', open);
+      tr.addEventListener('keydown', e => { if (e.key === 'Enter') open(); });
+      return tr;
+    }
+
+    function showMissing() {
+      closeDetail();
+      f.tbody.replaceChildren();
+      f.wrap.hidden = true;
+      f.shardLabel.hidden = true;
+      f.redrive.hidden = true;
+      f.browse.hidden = true;
+      f.note.textContent = `There are no dead letters yet (stream ${dlq} does not exist).`;
+    }
+
+    /** Whether stream `dlq` exists, asked of the stream list first: a GET of a
+     *  missing stream is a 404, which the browser logs as a console error. */
+    async function dlqInfo() {
+      const list = await api('/streams');
+      if (!(list.streams || []).some(s => s.name === dlq)) return null;
+      try { return await api(`/streams/${enc(dlq)}`); }
+      catch (e) { if (e.status === 404) return null; throw e; }   // deleted meanwhile
+    }
+
+    async function load() {
+      const gen = ++loadGen;
+      const stale = () => !ctx.alive || gen !== loadGen;
+      f.root.removeAttribute('data-loaded');
+      try {
+        const info = await dlqInfo();
+        if (stale()) return;
+        if (!info) { showMissing(); f.root.dataset.loaded = '1'; return; }
+        const ids = (info.shard_list || []).map(s => s.shard);
+        const shardIds = ids.length ? ids : Array.from({length: info.shards || 1}, (_, i) => i);
+        if (!shardIds.includes(shard)) shard = shardIds[0] || 0;
+        if (f.shard.options.length !== shardIds.length ||
+            shardIds.some((id, i) => f.shard.options[i].value !== String(id))) {
+          f.shard.replaceChildren(...shardIds.map(i => h('option', {value: String(i), text: String(i)})));
+        }
+        f.shard.value = String(shard);
+        f.shardLabel.hidden = shardIds.length <= 1;
+        f.redrive.hidden = false;
+        f.browse.hidden = false;
+        f.browse.href = browseHash(dlq, {shard, from: 'latest', key: '', limit: DLQ_LIMIT});
+        const res = await api(`/streams/${enc(dlq)}/records?shard=${shard}&from=latest&limit=${DLQ_LIMIT}`);
+        if (stale()) return;
+        const recs = (res.records || []).slice().reverse();
+        closeDetail();
+        f.tbody.replaceChildren(...recs.map(row));
+        f.wrap.hidden = recs.length === 0;
+        f.note.textContent = recs.length ? '' : `There are no dead letters in shard ${shard}.`;
+        f.root.dataset.loaded = '1';
+      } catch (e) {
+        if (stale()) return;
+        f.note.textContent = 'The dead letters could not be loaded.';
+        showError(e, true);
+      }
+    }
+
+    async function redrive() {
+      const ok = await confirmAction(`Send every dead letter of ${dlq} back to its source stream.`, 'Redrive');
+      if (!ok || !ctx.alive) return;
+      busy = true;
+      f.redrive.disabled = true;
+      let total = 0, more = true, idle = 0;
+      setStatus(f.result, 'Redriving…');
+      try {
+        // One request stops at the broker's bound and says "more": call until it is done.
+        // Leaving the page stops the loop; what was redriven so far stays redriven.
+        while (more && ctx.alive) {
+          const res = await post(`/streams/${enc(dlq)}/redrive`, {});
+          total += Number(res.redriven) || 0;
+          more = res.more === true;
+          // Guard against a request loop if the broker keeps saying "more" but moves nothing.
+          idle = res.redriven > 0 ? 0 : idle + 1;
+          if (more && idle >= 3) throw new ApiError('EREDRIVE', 'the broker reports more dead letters but redrives none');
+          if (more && ctx.alive) setStatus(f.result, `Redriving… ${total} records so far.`);
+        }
+        if (!ctx.alive) return;
+        clearError(true);
+        setStatus(f.result, `Redriven ${total} records.`);
+      } catch (e) {
+        if (!ctx.alive) return;
+        setStatus(f.result, `Redrive stopped after ${total} records.`, true);
+        showError(e, true);
+      } finally {
+        busy = false;
+        f.redrive.disabled = false;
+      }
+      changed();
+      await load();
+    }
+
+    return {
+      dlq, root: f.root, load,
+      reloadIfIdle() {
+        if (!busy && !f.body.classList.contains('with-detail')) load();
+      },
+    };
+  }
+
+  // ------------------------------------------------------------ record browser
   function browseState(params) {
     const shard = parseInt(params.get('shard') || '0', 10);
     const limit = parseInt(params.get('limit') || '50', 10);
@@ -798,49 +1260,7 @@
     function showDetail(tr, rec, shard) {
       closeDetail();
       tr.classList.add('selected');
-      const kv = (k, v, cls) => h('tr', null, h('th', {text: k}), h('td', {class: cls, text: v}));
-      const keyBytes = rec.key_encoding === 'base64' ? b64bytes(rec.key) : null;
-      const attrs = Object.entries(rec.attributes || {});
-      let valueText, valueNote;
-      if (rec.value_encoding === 'base64') {
-        const b = b64bytes(rec.value);
-        valueText = b ? hexDump(b) : rec.value;
-        valueNote = b ? `binary, ${fmtCount(b.length)} bytes (hex dump)` : 'invalid base64';
-      } else {
-        const pretty = prettyJson(rec.value || '');
-        valueText = pretty != null ? pretty : rec.value || '';
-        valueNote = pretty != null ? 'JSON (pretty-printed)' : 'text';
-      }
-      const cli = h('input', {type: 'text', readOnly: true, name: 'cli-command', class: 'mono',
-        'aria-label': 'CLI command', 'data-testid': 'cli-command',
-        value: `sluice consume ${shellQuote(name)} --shard ${shard} --from seq:${rec.seq} --count 1 --json`});
-      const copy = h('button', {type: 'button', class: 'btn', text: 'Copy'});
-      copy.addEventListener('click', () => {
-        cli.select();
-        // Clipboard may be unavailable (non-secure origin) or denied; the selection still helps.
-        const p = navigator.clipboard && navigator.clipboard.writeText(cli.value);
-        if (p) p.then(() => { copy.textContent = 'Copied'; setTimeout(() => { copy.textContent = 'Copy'; }, 1500); }, () => {});
-      });
-      r.detail.replaceChildren(h('aside', {class: 'panel detail', 'data-testid': 'record-detail'},
-        h('div', {class: 'detail-head'}, h('h2', null, 'Record ', h('span', {class: 'mono', text: `${shard}/${rec.seq}`})),
-          h('button', {type: 'button', class: 'btn small', text: 'Close', onclick: closeDetail})),
-        h('table', {class: 'kv'}, h('tbody', null,
-          kv('Shard', shard, 'mono'), kv('Seq', rec.seq, 'mono'),
-          kv('Time (local)', fmtTime(rec.time_ms), 'mono'), kv('Time (UTC)', isoUtc(rec.time_ms), 'mono'),
-          kv('Key', rec.key == null ? '(none)' : rec.key, 'mono wrap'),
-          rec.key != null ? kv('Key encoding', rec.key_encoding || 'utf8') : null,
-          keyBytes ? kv('Key (hex)', Array.from(keyBytes, hex).join(' '), 'mono wrap') : null,
-          kv('Value encoding', rec.value_encoding || 'utf8'),
-          kv('Size', `${fmtCount(rec.size)} bytes`))),
-        h('h3', {text: 'Attributes'}),
-        attrs.length
-          ? table([['Name'], ['Value']], h('tbody', null, attrs.map(([k, v]) =>
-            h('tr', null, td(k, 'mono'), td(typeof v === 'string' ? v : JSON.stringify(v), 'mono wrap')))), 'attrs')
-          : h('p', {class: 'muted', text: 'No attributes.'}),
-        h('h3', null, 'Value ', h('span', {class: 'muted small', text: valueNote})),
-        h('pre', {class: 'value' + (rec.value_encoding === 'base64' ? ' hex' : ''), 'data-testid': 'detail-value', text: valueText}),
-        h('h3', {text: 'Copy as CLI'}),
-        h('div', {class: 'cli'}, cli, copy)));
+      r.detail.replaceChildren(recordDetail(name, shard, rec, closeDetail));
       r.body.classList.add('with-detail');
     }
 

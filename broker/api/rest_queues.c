@@ -67,7 +67,10 @@ static json_t *queue_json(struct sl_engine *e, const char *stream, const char *g
         return NULL;
     }
     const struct sl_qgroup_config *c = &qs.config;
-    const char *dlq = c->dead_letter_stream != NULL ? c->dead_letter_stream : "";
+    /* no dead-lettering: no dead-letter stream, whatever its default name */
+    const char *dlq = c->max_deliveries > 0 && c->dead_letter_stream != NULL
+                          ? c->dead_letter_stream
+                          : "";
     json_int_t pending = dlq[0] != '\0' ? (json_int_t)dead_letters_pending(e, dlq) : 0;
     json_t *q = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s,s:s}", "stream", stream,
                      "group", group, "visible", (json_int_t)qs.visible, "inflight",
@@ -76,8 +79,7 @@ static json_t *queue_json(struct sl_engine *e, const char *stream, const char *g
                      "oldest_age_ms", (json_int_t)qs.oldest_age_ms, "visibility_timeout_ms",
                      (json_int_t)c->visibility_timeout_ms, "max_deliveries",
                      (json_int_t)c->max_deliveries, "max_inflight", (json_int_t)c->max_inflight,
-                     "ordered", c->ordered, "dead_letter_stream",
-                     c->dead_letter_stream != NULL ? c->dead_letter_stream : "", "filter",
+                     "ordered", c->ordered, "dead_letter_stream", dlq, "filter",
                      c->filter != NULL ? c->filter : "");
     if (q != NULL) {
         json_object_set_new(q, "dead_letters_pending", json_integer(pending));

@@ -348,6 +348,38 @@ test('queue groups: counters, purge, and dead letters redriven to their source',
   assert.equal((await post('/queues/nope/work/purge')).status, 404);
 });
 
+test('a dead letter shows on the queue page with its source and is redriven from the page', async () => {
+  cli(['queue', 'create', 'tasks', '--group', 'workers', '--max-deliveries', '1', '--visibility', '0.2']);
+  cli(['queue', 'send', 'tasks'], '{"task":"resize","id":7}\n');
+  cli(['queue', 'receive', 'tasks', '--group', 'workers', '--max', '10']); // no ack: it dies
+  await new Promise((r) => setTimeout(r, 600));
+  cli(['queue', 'receive', 'tasks', '--group', 'workers', '--max', '10']);
+  const page = await openPage('#/queues');
+  const row = page.locator('[data-testid="queue-row"][data-stream="tasks"][data-group="workers"]');
+  await row.getByTestId('q-dead').filter({ hasText: /^1$/ }).waitFor();
+  await page.goto(`${b.endpoint}/ui/#/queues/tasks/workers`);
+  await page.getByTestId('queue-page').waitFor();
+  const dl = page.locator('[data-testid="dlq-row"][data-seq="0"]');
+  await dl.waitFor();
+  assert.match(await dl.getByTestId('dlq-source').textContent(), /tasks\/0#0/);
+  assert.match(await dl.getByTestId('dlq-value').textContent(), /resize/);
+  await page.screenshot({ path: `${SHOTS}/dead-letters.png`, fullPage: true });
+  await page.getByTestId('dlq-redrive').click();
+  await page.getByTestId('confirm-dialog').waitFor();
+  await page.getByTestId('confirm-ok').click();
+  await page.getByTestId('dlq-result').filter({ hasText: /Redriven 1 record/ }).waitFor();
+  const q = (await api('/queues/tasks/workers')).json;
+  assert.equal(q.visible, 1, 'back in its queue');
+  assert.equal(q.dead_letters_pending, 0);
+  // purge, confirmed in the dialog
+  await page.getByTestId('queue-purge').click();
+  await page.getByTestId('confirm-ok').click();
+  await page.getByTestId('action-result').filter({ hasText: /Purged/ }).waitFor();
+  assert.equal((await api('/queues/tasks/workers')).json.visible, 0);
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
 function userLine(user, password) {
   return execFileSync(process.env.SLUICED_PATH, ['--hash-password', user],
     { input: password, encoding: 'utf8' }).trim();
