@@ -147,15 +147,10 @@ static void overview(struct sl_api_call *call)
         if (!sl_access_visible(call, st->name)) {
             continue;
         }
-        struct totals t = {0};
-        json_decref(stream_json(st, &t));
+        for (uint32_t i = 0; i < st->shard_count; i++) {
+            add_shard(&all, st, i);
+        }
         streams++;
-        all.shards += t.shards;
-        all.retained_bytes += t.retained_bytes;
-        all.io.records_in += t.io.records_in;
-        all.io.bytes_in += t.io.bytes_in;
-        all.io.records_out += t.io.records_out;
-        all.io.bytes_out += t.io.bytes_out;
     }
     json_t *errors = json_object();
     for (int code = 1; errors != NULL && code < SL_ERR_COUNT_; code++) {

@@ -32,6 +32,7 @@
  * Threading: none; a replay table belongs to its caller's thread.
  */
 #include "broker/api/sigv4.h"
+#include "broker/api/urlcode.h"
 
 #include "common/assert.h"
 #include "common/error.h"
@@ -110,14 +111,6 @@ static void put_encoded(struct buf *b, const char *s, size_t n)
     }
 }
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
 /* Percent-decodes s[0..n) into out (n bytes at least); a '%' not followed
  * by two hex digits stays itself. Returns the decoded length. */
 static size_t pct_decode(const char *s, size_t n, char *out)
@@ -127,8 +120,8 @@ static size_t pct_decode(const char *s, size_t n, char *out)
         int hi = -1;
         int lo = -1;
         if (s[i] == '%' && i + 2 < n) {
-            hi = hexval(s[i + 1]);
-            lo = hexval(s[i + 2]);
+            hi = sl_api_hexval((unsigned char)s[i + 1]);
+            lo = sl_api_hexval((unsigned char)s[i + 2]);
         }
         if (hi >= 0 && lo >= 0) {
             out[o++] = (char)(hi << 4 | lo);
@@ -295,8 +288,8 @@ static int parse_signature(const char *v, size_t n, struct sl_sigv4_auth *a, cha
         return fail(why, why_len, "Signature must be 64 hex digits");
     }
     for (size_t i = 0; i < SL_SIGV4_SIG_BYTES; i++) {
-        int hi = hexval(v[2 * i]);
-        int lo = hexval(v[2 * i + 1]);
+        int hi = sl_api_hexval((unsigned char)v[2 * i]);
+        int lo = sl_api_hexval((unsigned char)v[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             return fail(why, why_len, "Signature must be 64 hex digits");
         }
@@ -731,7 +724,8 @@ static enum sl_sigv4_status payload_hash(const struct sl_sigv4_request *req,
     }
     bool same = strlen(claimed) == HEX_SHA256;
     for (size_t i = 0; same && i < HEX_SHA256; i++) {
-        same = hexval(claimed[i]) == hexval(hex[i]) && hexval(claimed[i]) >= 0;
+        int c = sl_api_hexval((unsigned char)claimed[i]);
+        same = c == sl_api_hexval((unsigned char)hex[i]) && c >= 0;
     }
     if (!same) {
         return refuse(res, SL_SIGV4_MISMATCH,

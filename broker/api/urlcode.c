@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-static int hexval(unsigned char c)
+int sl_api_hexval(unsigned char c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -27,8 +27,8 @@ bool sl_api_url_decode(const char *s, size_t n, char *dst)
         if (s[i] == '+') {
             dst[o++] = ' ';
         } else if (s[i] == '%') {
-            int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+            int hi = i + 2 < n ? sl_api_hexval((unsigned char)s[i + 1]) : -1;
+            int lo = i + 2 < n ? sl_api_hexval((unsigned char)s[i + 2]) : -1;
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                 dst[o] = '\0';
                 return false;

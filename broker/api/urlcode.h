@@ -6,6 +6,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The value of a hex digit (either case), or -1. */
+int sl_api_hexval(unsigned char c);
+
 /* Percent-decodes [s, s+n) into dst (n + 1 bytes; '+' is a space),
  * NUL-terminated even on failure; false on a bad escape or a NUL byte. */
 bool sl_api_url_decode(const char *s, size_t n, char *dst);
