@@ -82,6 +82,8 @@ int sluice_queue_group_create(sluice_client *c, const char *stream, const char *
     cfg.dead_letter_stream = (char *)(o->dead_letter_stream != NULL ? o->dead_letter_stream : "");
     cfg.ordered = o->ordered != 0;
     cfg.filter = (char *)(o->filter != NULL ? o->filter : "");
+    cfg.filter_scope = o->filter_body ? SLUICE__V1__FILTER_SCOPE__FILTER_SCOPE_BODY
+                                      : SLUICE__V1__FILTER_SCOPE__FILTER_SCOPE_ATTRIBUTES;
     cfg.start = &start;
     cfg.max_inflight = o->max_inflight;
     Sluice__V1__CreateGroup body = SLUICE__V1__CREATE_GROUP__INIT;
@@ -169,6 +171,7 @@ static int stats_copy(const Sluice__V1__GroupStatsResponse *r, struct sluice_que
     const char *filter = cfg != NULL && cfg->filter != NULL ? cfg->filter : "";
     out->dead_letter_stream = strdup(dlq);
     out->filter = strdup(filter);
+    out->filter_body = cfg != NULL && cfg->filter_scope == SLUICE__V1__FILTER_SCOPE__FILTER_SCOPE_BODY;
     if (out->dead_letter_stream == NULL || out->filter == NULL) {
         sluice_queue_stats_fini(out);
         sl_client_set_error("out of memory");

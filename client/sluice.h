@@ -457,9 +457,11 @@ struct sluice_queue_group_opts {
     uint32_t max_deliveries;        /* then dead-lettered; 0 = never */
     const char *dead_letter_stream; /* NULL or "" = "<stream>.<group>.dlq" (made on demand) */
     int ordered;                    /* 1: one record per partition key at a time, in order */
-    const char *filter;             /* JSON pattern on attributes; NULL or "" = all records */
+    const char *filter;             /* EventBridge-style JSON pattern; NULL or "" = all records */
     struct sluice_position start;   /* where the new group starts (zeroed = TRIM_HORIZON) */
     uint32_t max_inflight;          /* leases per group; 0 = broker default */
+    int filter_body;                /* 1: the filter reads the value as a JSON object (nested
+                                       fields); 0: the attributes */
 };
 
 /* Creates queue group `group` on `stream` (both borrowed). `o` may be NULL (defaults).
@@ -493,6 +495,7 @@ struct sluice_queue_stats {
     char *filter; /* owned by the struct ("" = none) */
     struct sluice_position start;
     uint32_t max_inflight;
+    int filter_body; /* the filter reads the value, not the attributes */
 };
 
 /* Fills *out (caller's struct; release its strings with sluice_queue_stats_fini, also after

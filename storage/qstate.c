@@ -31,7 +31,7 @@
  *       body by type:
  *         create:   u32 visibility_timeout_ms, u32 max_deliveries,
  *                   u32 max_inflight, u8 flags (bit 0 ordered, bit 1 has
- *                   filter), u8 dls_len (0 .. 128), dead_letter_stream,
+ *                   filter, bit 2 the filter reads the body), u8 dls_len (0 .. 128), dead_letter_stream,
  *                   u16 filter_len (0 .. 4096), filter, u32 start_kind,
  *                   u64 start_seq, u64 start_time_ms, u64 created_ms,
  *                   u32 shard_count (1 .. 1024), u64 floor[shard_count]
@@ -261,7 +261,8 @@ static uint8_t *encode_create(uint8_t *p, const struct op *op)
     sl_put_u32(p, d->visibility_timeout_ms);
     sl_put_u32(p + 4, d->max_deliveries);
     sl_put_u32(p + 8, d->max_inflight);
-    p[12] = (uint8_t)((d->ordered ? 1u : 0u) | (d->filter != NULL ? 2u : 0u));
+    p[12] = (uint8_t)((d->ordered ? 1u : 0u) | (d->filter != NULL ? 2u : 0u) |
+                      (d->filter_body ? 4u : 0u));
     p = put_str8(p + 13, d->dead_letter_stream);
     uint32_t fl = filter_len(d);
     put_u16(p, (uint16_t)fl);
@@ -383,11 +384,12 @@ static void decode_create(struct rd *d, struct scratch *sc, struct op *op)
     def->max_inflight = rd_u32(d);
     uint8_t flags = rd_u8(d);
     uint32_t dls = rd_u8(d);
-    if (dls > SL_QSTATE_NAME_MAX || (flags & ~3u) != 0) {
+    if (dls > SL_QSTATE_NAME_MAX || (flags & ~7u) != 0) {
         d->bad = true;
         return;
     }
     def->ordered = (flags & 1u) != 0;
+    def->filter_body = (flags & 4u) != 0;
     rd_str(d, dls, def->dead_letter_stream);
     uint32_t fl = rd_u16(d);
     if (fl > SL_QSTATE_FILTER_MAX || ((flags & 2u) == 0 && fl > 0)) {

@@ -59,6 +59,7 @@ struct sl_qgroup_def {
     bool ordered;
     char *filter;        /* JSON text or NULL (<= SL_QSTATE_FILTER_MAX bytes); in a def the
                             store returns, owned by the store */
+    bool filter_body;    /* the filter reads the record's value, not its attributes */
     uint32_t start_kind; /* enum sl_qstate_start */
     uint64_t start_seq, start_time_ms;
     uint64_t created_ms;

@@ -83,6 +83,7 @@ static json_t *queue_json(struct sl_engine *e, const char *stream, const char *g
                      c->filter != NULL ? c->filter : "");
     if (q != NULL) {
         json_object_set_new(q, "dead_letters_pending", json_integer(pending));
+        json_object_set_new(q, "filter_scope", json_string(c->filter_body ? "body" : "attributes"));
     }
     return q;
 }

@@ -3,6 +3,7 @@
 
 #include "broker/engine/catalog.h"
 #include "broker/engine/coord.h"
+#include "broker/engine/filter.h"
 #include "common/compress.h"
 #include "common/error.h"
 #include "storage/batch.h"
@@ -18,6 +19,7 @@ int sl_engine_init(struct sl_engine *e, const struct sl_engine_config *cfg,
     e->cfg = *cfg;
     e->catalog = catalog;
     e->zctx = sl_zctx_new();
+    sl_filter_subject_init(&e->filter_subject);
     return e->zctx != NULL ? SL_OK : SL_ENOMEM;
 }
 
@@ -26,6 +28,7 @@ void sl_engine_fini(struct sl_engine *e)
     sl_coord_fini(e);
     sl_zctx_free(e->zctx);
     e->zctx = NULL;
+    sl_filter_subject_fini(&e->filter_subject);
     free(e->scratch);
     e->scratch = NULL;
     e->scratch_cap = 0;

@@ -12,6 +12,7 @@
 #define SL_ENGINE_H
 
 #include "broker/engine/counters.h"
+#include "broker/engine/filter.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -71,6 +72,9 @@ struct sl_engine {
     struct sl_zctx *zctx;
     uint8_t *scratch;
     uint32_t scratch_cap;
+    /* the record being matched against filters on the main loop (its scratch
+     * for reading values as JSON grows to the largest value matched) */
+    struct sl_filter_subject filter_subject;
 };
 
 /* Errors: SL_ENOMEM. */

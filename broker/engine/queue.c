@@ -168,8 +168,10 @@ static struct qgroup *group_build(struct sl_stream *st, const struct sl_qgroup_d
     }
     if (def->filter != NULL && def->filter[0] != '\0') {
         char why[256];
-        if (sl_filter_parse(def->filter, strlen(def->filter), &g->filter, why, sizeof(why)) !=
-            SL_OK) {
+        enum sl_filter_scope scope =
+            def->filter_body ? SL_FILTER_SCOPE_BODY : SL_FILTER_SCOPE_ATTRIBUTES;
+        if (sl_filter_parse(def->filter, strlen(def->filter), scope, &g->filter, why,
+                            sizeof(why)) != SL_OK) {
             sl_error("queue", "group %s/%s: stored filter no longer parses: %s", st->name,
                      def->name, why);
             group_free(g);
@@ -480,13 +482,16 @@ static int group_def(const char *group, const struct sl_qgroup_config *qc,
     if (qc->filter != NULL && qc->filter[0] != '\0') {
         struct sl_filter *f = NULL;
         char fwhy[256];
-        int rc = sl_filter_parse(qc->filter, strlen(qc->filter), &f, fwhy, sizeof(fwhy));
+        enum sl_filter_scope scope =
+            qc->filter_body ? SL_FILTER_SCOPE_BODY : SL_FILTER_SCOPE_ATTRIBUTES;
+        int rc = sl_filter_parse(qc->filter, strlen(qc->filter), scope, &f, fwhy, sizeof(fwhy));
         if (rc != SL_OK) {
             snprintf(why, why_len, "invalid filter: %s", fwhy);
             return rc;
         }
         sl_filter_free(f);
         def->filter = (char *)qc->filter; /* borrowed for the call */
+        def->filter_body = qc->filter_body;
     }
     if (qc->start.kind > SL_POS_AT_TIME) {
         snprintf(why, why_len, "unknown start position kind %u", qc->start.kind);
@@ -1045,7 +1050,11 @@ static void on_frontier_read(struct recv_op *op, int err)
             }
             bool skip = sl_qstate_is_acked(st->qstate, g->name, shard, rv.seq) ||
                         h.append_time_ms < g->start_time_ms;
-            bool filt = !skip && g->filter != NULL && !sl_filter_match(g->filter, &rv);
+            bool filt = false;
+            if (!skip && g->filter != NULL) {
+                sl_filter_subject_set(&op->e->filter_subject, &rv);
+                filt = !sl_filter_match(g->filter, &op->e->filter_subject);
+            }
             if (skip || filt) {
                 filtered += filt ? 1 : 0;
                 skip_from = skip_from == UINT64_MAX ? rv.seq : skip_from;
@@ -1401,6 +1410,7 @@ int sl_queue_stats(struct sl_engine *e, const char *stream, const char *group,
     qc->filter = def != NULL && def->filter != NULL ? def->filter : "";
     if (def != NULL) {
         qc->ordered = def->ordered;
+        qc->filter_body = def->filter_body;
         qc->start = (struct sl_position){.kind = def->start_kind, .seq = def->start_seq,
                                          .time_ms = def->start_time_ms};
     }

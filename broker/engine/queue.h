@@ -35,6 +35,7 @@ struct sl_qgroup_config {
     bool ordered;                   /* FIFO per partition key */
     const char *dead_letter_stream; /* NULL or "": <stream>.<group>.dlq */
     const char *filter;             /* NULL or "": every record; else an event pattern */
+    bool filter_body;               /* the pattern reads the value as JSON, not attributes */
     struct sl_position start;       /* where a new group starts on each shard */
 };
 

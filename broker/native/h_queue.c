@@ -108,7 +108,8 @@ static void create_group(struct sl_native *srv, struct sl_conn *c, const sl_requ
             .visibility_timeout_ms = qc->visibility_timeout_ms,
             .max_deliveries = qc->max_deliveries, .max_inflight = qc->max_inflight,
             .ordered = qc->ordered, .dead_letter_stream = qc->dead_letter_stream,
-            .filter = qc->filter, .start = sl_native_position(qc->start)};
+            .filter = qc->filter, .start = sl_native_position(qc->start),
+            .filter_body = qc->filter_scope == SLUICE__V1__FILTER_SCOPE__FILTER_SCOPE_BODY};
     }
     struct sl_native_op *op = sl_native_op_new(c, req->id, SLUICE__V1__RESPONSE__BODY_CREATE_GROUP);
     if (op != NULL) {
@@ -183,6 +184,8 @@ static void group_stats(struct sl_native *srv, struct sl_conn *c, const sl_reque
     qc.dead_letter_stream = (char *)st.config.dead_letter_stream;
     qc.max_inflight = st.config.max_inflight;
     qc.filter = (char *)st.config.filter;
+    qc.filter_scope = st.config.filter_body ? SLUICE__V1__FILTER_SCOPE__FILTER_SCOPE_BODY
+                                            : SLUICE__V1__FILTER_SCOPE__FILTER_SCOPE_ATTRIBUTES;
     qc.ordered = st.config.ordered;
     Sluice__V1__Position start = SLUICE__V1__POSITION__INIT;
     start.kind = (Sluice__V1__PositionKind)st.config.start.kind;

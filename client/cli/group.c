@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 /* --filter: the broker checks the pattern; here only that it is a JSON object. */
 static int parse_filter(const char *s, void *dst, char *why, size_t cap)
@@ -22,6 +23,17 @@ static int parse_filter(const char *s, void *dst, char *why, size_t cap)
         return -1;
     }
     *(const char **)dst = s;
+    return 0;
+}
+
+/* --filter-scope: what the pattern reads. */
+static int parse_scope(const char *s, void *dst, char *why, size_t cap)
+{
+    if (strcmp(s, "body") != 0 && strcmp(s, "attributes") != 0) {
+        snprintf(why, cap, "'%s' is not attributes or body", s);
+        return -1;
+    }
+    *(int *)dst = strcmp(s, "body") == 0;
     return 0;
 }
 
@@ -64,9 +76,16 @@ const struct cli_opt cli_group_opts[] = {
      .kind = CLI_OPT_CUSTOM,
      .offset = offsetof(struct sluice_queue_group_opts, filter),
      .value_name = "JSON",
-     .help = "deliver only messages whose attributes match this EventBridge-style\n"
-             "pattern, e.g. '{\"type\":[\"order\"],\"region\":[{\"prefix\":\"eu-\"}]}'",
+     .help = "deliver only messages that match this EventBridge-style pattern,\n"
+             "e.g. '{\"type\":[\"order\"],\"region\":[{\"prefix\":\"eu-\"}]}'",
      .parse = parse_filter},
+    {.name = "filter-scope",
+     .kind = CLI_OPT_CUSTOM,
+     .offset = offsetof(struct sluice_queue_group_opts, filter_body),
+     .value_name = "attributes|body",
+     .help = "what --filter reads: the attributes (default) or the value as JSON,\n"
+             "with nested fields: '{\"detail\":{\"state\":[\"shipped\"]}}'",
+     .parse = parse_scope},
     {.name = "from",
      .kind = CLI_OPT_CUSTOM,
      .offset = offsetof(struct sluice_queue_group_opts, start),

@@ -393,7 +393,8 @@ static void print_stats(const char *stream, const char *group, const struct slui
         printf("max deliveries  unlimited\n");
     }
     printf("ordered         %s\n", s->ordered ? "yes" : "no");
-    printf("filter          %s\n", s->filter[0] ? s->filter : "none");
+    printf("filter          %s%s\n", s->filter[0] ? s->filter : "none",
+           s->filter[0] && s->filter_body ? " (on the value's JSON)" : "");
     printf("start           %s\n", cli_fmt_position(&s->start, pos, sizeof(pos)));
     if (s->max_inflight > 0) {
         printf("max in flight   %u\n", s->max_inflight);
@@ -406,13 +407,15 @@ static json_t *stats_json(const char *stream, const char *group, const struct sl
 {
     char pos[64];
     return json_pack(
-        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:b, s:s, s:s, s:I}", "stream",
+        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:b, s:s, s:s, s:s, s:I}",
+        "stream",
         stream, "group", group, "visible", (json_int_t)s->visible, "inflight",
         (json_int_t)s->inflight, "delayed", (json_int_t)s->delayed, "dead_lettered",
         (json_int_t)s->dead_lettered, "filtered_out", (json_int_t)s->filtered_out, "oldest_age_ms",
         (json_int_t)s->oldest_age_ms, "visibility_timeout_ms", (json_int_t)s->visibility_timeout_ms,
         "max_deliveries", (json_int_t)s->max_deliveries, "dead_letter_stream",
-        s->dead_letter_stream, "ordered", s->ordered, "filter", s->filter, "start",
+        s->dead_letter_stream, "ordered", s->ordered, "filter", s->filter, "filter_scope",
+        s->filter_body ? "body" : "attributes", "start",
         cli_fmt_position(&s->start, pos, sizeof(pos)), "max_inflight", (json_int_t)s->max_inflight);
 }
 

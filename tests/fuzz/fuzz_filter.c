@@ -1,9 +1,11 @@
-/* fuzz_filter.c - the event-pattern parser and matcher (broker/filter.c):
- * sl_filter_parse on untrusted JSON, then sl_filter_match against a few
- * fixed records and one record built from the input.
+/* fuzz_filter.c - the event-pattern parser and matcher
+ * (broker/engine/filter_*.c): sl_filter_parse on untrusted JSON in both
+ * scopes, then sl_filter_match against a few fixed records and one record
+ * built from the input.
  *
- * Input: `pattern JSON [ NUL attributes ]`, where attributes are lines
- * `key=value` (at most SL_RECORD_ATTRS_MAX) of the extra record.
+ * Input: `pattern JSON [ NUL attributes [ NUL value ] ]`, where attributes
+ * are lines `key=value` (at most SL_RECORD_ATTRS_MAX) of the extra record and
+ * value its value (read as JSON by body patterns).
  * Checks: the error message is NUL-terminated and within its buffer; a
  * filter that parsed matches deterministically (same answer twice).
  */
@@ -29,12 +31,13 @@ static struct sl_record_view g_fixed[NFIXED];
 
 /* Builds a one-record batch in buf and returns the record's view of it. */
 static int make_view(uint8_t *buf, size_t cap, const struct sl_attr *attrs, uint32_t n,
-                     struct sl_record_view *out)
+                     const char *value, size_t value_len, struct sl_record_view *out)
 {
     struct sl_batch_builder b;
     sl_batch_builder_init(&b, buf, cap);
-    struct sl_record r = {.key = "k", .key_len = 1, .value = "v", .value_len = 1,
-                          .attrs = attrs, .attr_count = n, .timestamp_ms = 1000};
+    struct sl_record r = {.key = "k", .key_len = 1, .value = value,
+                          .value_len = (uint32_t)value_len, .attrs = attrs, .attr_count = n,
+                          .timestamp_ms = 1000};
     if (sl_batch_builder_add(&b, &r) != SL_OK) {
         return -1;
     }
@@ -58,10 +61,32 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                                         A("amount", "-12.5e1")};
     static const struct sl_attr r2[] = {A("price", "abc"), A("price", "7"), A("", "empty"),
                                         A("x", "1e999"), A("name", "FOO"), A("$or", "x")};
-    SL_ASSERT(make_view(g_fixed_buf[0], sizeof(g_fixed_buf[0]), r0, 5, &g_fixed[0]) == 0);
-    SL_ASSERT(make_view(g_fixed_buf[1], sizeof(g_fixed_buf[1]), NULL, 0, &g_fixed[1]) == 0);
-    SL_ASSERT(make_view(g_fixed_buf[2], sizeof(g_fixed_buf[2]), r2, 6, &g_fixed[2]) == 0);
+    static const char v0[] = "{\"price\": 5, \"name\": \"Foo\", \"detail\": {\"state\": "
+                             "\"shipped\", \"ip\": \"10.1.2.3\", \"n\": [1, 2.5, null, true]}}";
+    static const char v2[] = "{\"a\": [{\"b\": \"x\\u00e9\"}, {\"b\": -1e3}], \"a\": {}}";
+    SL_ASSERT(make_view(g_fixed_buf[0], sizeof(g_fixed_buf[0]), r0, 5, v0, strlen(v0),
+                        &g_fixed[0]) == 0);
+    SL_ASSERT(make_view(g_fixed_buf[1], sizeof(g_fixed_buf[1]), NULL, 0, "not json", 8,
+                        &g_fixed[1]) == 0);
+    SL_ASSERT(make_view(g_fixed_buf[2], sizeof(g_fixed_buf[2]), r2, 6, v2, strlen(v2),
+                        &g_fixed[2]) == 0);
     return 0;
+}
+
+/* Matches `f` against every record twice: the same answer each time, also
+ * on a subject reused across filters. */
+static void match_all(const struct sl_filter *f, struct sl_filter_subject *s,
+                      const struct sl_record_view *xv)
+{
+    for (int i = 0; i <= NFIXED; i++) {
+        const struct sl_record_view *v = i < NFIXED ? &g_fixed[i] : xv;
+        if (v == NULL) {
+            continue;
+        }
+        sl_filter_subject_set(s, v);
+        bool m1 = sl_filter_match(f, s);
+        SL_ASSERT(m1 == sl_filter_match(f, s));
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -73,25 +98,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     SL_ASSERT(pat != NULL);
     memcpy(pat, data, plen);
 
-    struct sl_filter *f = (struct sl_filter *)(uintptr_t)1; /* must become NULL on error */
-    char why[200];
-    memset(why, 'x', sizeof(why));
-    int rc = sl_filter_parse(pat, plen, &f, why, sizeof(why));
-    if (rc != SL_OK) {
-        SL_ASSERT(f == NULL);
-        SL_ASSERT(rc == SL_EINVAL || rc == SL_ETOOBIG || rc == SL_ENOMEM);
-        SL_ASSERT(memchr(why, 0, sizeof(why)) != NULL);
-        free(pat);
+    struct sl_filter *fs[2] = {NULL, NULL};
+    for (int scope = 0; scope < 2; scope++) {
+        struct sl_filter *f = (struct sl_filter *)(uintptr_t)1; /* must become NULL on error */
+        char why[200];
+        memset(why, 'x', sizeof(why));
+        int rc = sl_filter_parse(pat, plen, (enum sl_filter_scope)scope, &f, why, sizeof(why));
+        if (rc != SL_OK) {
+            SL_ASSERT(f == NULL);
+            SL_ASSERT(rc == SL_EINVAL || rc == SL_ETOOBIG || rc == SL_ENOMEM);
+            SL_ASSERT(memchr(why, 0, sizeof(why)) != NULL);
+        } else {
+            SL_ASSERT(f != NULL && sl_filter_scope(f) == (enum sl_filter_scope)scope);
+            fs[scope] = f;
+        }
+    }
+    free(pat); /* a filter must not borrow the pattern text */
+    if (fs[0] == NULL && fs[1] == NULL) {
         return 0;
     }
-    SL_ASSERT(f != NULL);
-    free(pat); /* the filter must not borrow the pattern text */
 
-    /* The extra record: attributes from the input after the NUL. */
+    /* The extra record: attributes from the input after the NUL, then its value. */
     struct sl_attr attrs[SL_RECORD_ATTRS_MAX];
     uint32_t na = 0;
+    const char *value = "", *end = (const char *)data + size;
+    size_t value_len = 0;
     if (nul != NULL) {
-        const char *p = (const char *)nul + 1, *end = (const char *)data + size;
+        const char *p = (const char *)nul + 1;
+        const char *vnul = memchr(p, 0, (size_t)(end - p));
+        if (vnul != NULL) {
+            value = vnul + 1;
+            value_len = (size_t)(end - value);
+            end = vnul;
+        }
         while (p < end && na < SL_RECORD_ATTRS_MAX) {
             const char *nl = memchr(p, '\n', (size_t)(end - p));
             const char *le = nl != NULL ? nl : end;
@@ -109,21 +148,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             p = nl != NULL ? nl + 1 : end;
         }
     }
-    static uint8_t xbuf[SL_BATCH_HEADER_BYTES + 64 + SL_RECORD_ATTRS_MAX *
-                                                   (SL_RECORD_ATTR_KEY_MAX +
-                                                    SL_RECORD_ATTR_VALUE_MAX + 10)];
+    static uint8_t xbuf[SL_BATCH_HEADER_BYTES + 64 + (1u << 20) +
+                        SL_RECORD_ATTRS_MAX *
+                            (SL_RECORD_ATTR_KEY_MAX + SL_RECORD_ATTR_VALUE_MAX + 10)];
     struct sl_record_view xv;
-    int have_x = make_view(xbuf, sizeof(xbuf), attrs, na, &xv) == 0;
+    bool have_x = value_len <= (1u << 20) &&
+                  make_view(xbuf, sizeof(xbuf), attrs, na, value, value_len, &xv) == 0;
 
-    for (int i = 0; i < NFIXED; i++) {
-        bool m1 = sl_filter_match(f, &g_fixed[i]);
-        bool m2 = sl_filter_match(f, &g_fixed[i]);
-        SL_ASSERT(m1 == m2);
+    struct sl_filter_subject s;
+    sl_filter_subject_init(&s);
+    for (int scope = 0; scope < 2; scope++) {
+        if (fs[scope] != NULL) {
+            match_all(fs[scope], &s, have_x ? &xv : NULL);
+        }
+        sl_filter_free(fs[scope]);
     }
-    if (have_x) {
-        bool m1 = sl_filter_match(f, &xv);
-        SL_ASSERT(m1 == sl_filter_match(f, &xv));
-    }
-    sl_filter_free(f);
+    sl_filter_subject_fini(&s);
     return 0;
 }

@@ -42,24 +42,28 @@ static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
     }
 }
 
-/* Produces N records "m<i>" with attribute kind=even|odd and n=<i>. */
-static int produce_n(const char *stream, uint32_t from)
+/* One record to produce, filled by a generator from its index. */
+struct gen_rec {
+    char key[16], val[160], attr[2][32];
+    int kl, vl;
+    struct sluice_attr at[2];
+    uint32_t na;
+};
+typedef void (*gen_fn)(uint32_t i, struct gen_rec *r);
+
+/* Produces the records gen makes for indexes [from, to) and waits for all. */
+static int produce_range(const char *stream, uint32_t from, uint32_t to, gen_fn gen)
 {
     sluice_producer *p = NULL;
     struct sluice_producer_opts po = {.linger_ms = 1, .block_when_full = 1};
     if (sluice_producer_new(client, stream, &po, &p) != SL_OK) {
         return -1;
     }
-    char key[16], val[32], num[16];
-    for (uint32_t i = from; i < from + N; i++) {
-        int kl = snprintf(key, sizeof(key), "k%u", i % 53);
-        int vl = snprintf(val, sizeof(val), "m%u", i);
-        int nl = snprintf(num, sizeof(num), "%u", i);
-        const char *kind = i % 2 == 0 ? "even" : "odd";
-        struct sluice_attr at[2] = {{"kind", 4, kind, (uint32_t)strlen(kind)},
-                                    {"n", 1, num, (uint32_t)nl}};
-        if (sluice_produce(p, key, (size_t)kl, val, (size_t)vl, at, 2, on_delivery, NULL) !=
-            SL_OK) {
+    for (uint32_t i = from; i < to; i++) {
+        struct gen_rec r = {.na = 0};
+        gen(i, &r);
+        if (sluice_produce(p, r.key, (size_t)r.kl, r.val, (size_t)r.vl, r.at, r.na, on_delivery,
+                           NULL) != SL_OK) {
             sluice_producer_free(p);
             return -1;
         }
@@ -69,13 +73,32 @@ static int produce_n(const char *stream, uint32_t from)
     return rc == SL_OK && atomic_load(&produce_errors) == 0 ? 0 : -1;
 }
 
+/* "m<i>" with attributes kind=even|odd and n=<i>. */
+static void gen_plain(uint32_t i, struct gen_rec *r)
+{
+    r->kl = snprintf(r->key, sizeof(r->key), "k%u", i % 53);
+    r->vl = snprintf(r->val, sizeof(r->val), "m%u", i);
+    int nl = snprintf(r->attr[1], sizeof(r->attr[1]), "%u", i);
+    const char *kind = i % 2 == 0 ? "even" : "odd";
+    r->at[0] = (struct sluice_attr){"kind", 4, kind, (uint32_t)strlen(kind)};
+    r->at[1] = (struct sluice_attr){"n", 1, r->attr[1], (uint32_t)nl};
+    r->na = 2;
+}
+
+/* Produces N records "m<i>" with attribute kind=even|odd and n=<i>. */
+static int produce_n(const char *stream, uint32_t from)
+{
+    return produce_range(stream, from, from + N, gen_plain);
+}
+
+/* "m<i>", or a JSON value that starts {"i":<i>, */
 static uint32_t value_index(const struct sluice_message *m)
 {
     char buf[32];
     uint32_t n = m->value_len < sizeof(buf) - 1 ? m->value_len : (uint32_t)sizeof(buf) - 1;
     memcpy(buf, m->value, n);
     buf[n] = '\0';
-    return (uint32_t)strtoul(buf + 1, NULL, 10);
+    return (uint32_t)strtoul(buf + (buf[0] == '{' ? 5 : 1), NULL, 10);
 }
 
 /* Receives and acks until `want` distinct records came or `ms` passed;
@@ -330,6 +353,60 @@ TEST(fan_out_and_filters)
     sluice_queue_stats_fini(&st);
 }
 
+/* {"i": <i>, "detail": {"kind": "even"|"odd", "tags": ["t<i % 3>", "all"],
+ * "price": <i / 10>.5}}, no attributes. */
+static void gen_json(uint32_t i, struct gen_rec *r)
+{
+    r->kl = snprintf(r->key, sizeof(r->key), "k%u", i % 53);
+    r->vl = snprintf(r->val, sizeof(r->val),
+                     "{\"i\":%u,\"detail\":{\"kind\":\"%s\",\"tags\":[\"t%u\",\"all\"],"
+                     "\"price\":%u.5}}",
+                     i, i % 2 == 0 ? "even" : "odd", i % 3, i / 10);
+}
+
+/* Filters on the value's JSON: nested fields, arrays, numbers; the scope
+ * survives a restart (the group's state keeps it). */
+TEST(body_filters)
+{
+    CHECK_EQ(it_create_stream(client, "orders", 2), SL_OK);
+    struct sluice_queue_group_opts even = {
+        .filter = "{\"detail\": {\"kind\": [\"even\"], \"tags\": [\"t0\"]}}",
+        .filter_body = 1};
+    struct sluice_queue_group_opts cheap = {
+        .filter = "{\"detail\": {\"price\": [{\"numeric\": [\"<\", 10]}]}}", .filter_body = 1};
+    struct sluice_queue_group_opts attrs = {.filter = "{\"detail\": {\"kind\": [\"even\"]}}"};
+    CHECK_EQ(sluice_queue_group_create(client, "orders", "even-t0", &even), SL_OK);
+    CHECK_EQ(sluice_queue_group_create(client, "orders", "cheap", &cheap), SL_OK);
+    /* Nested fields are refused on attributes, saying which scope takes them. */
+    CHECK_EQ(sluice_queue_group_create(client, "orders", "flat", &attrs), SL_EINVAL);
+    CHECK(strstr(sluice_last_error(), "body scope") != NULL);
+    CHECK_EQ(it_broker_kill9(&broker), 0);
+    CHECK_EQ(it_broker_restart(&broker), 0);
+    struct sluice_queue_stats st;
+    memset(&st, 0, sizeof(st));
+    CHECK_EQ(sluice_queue_stats(client, "orders", "even-t0", &st), SL_OK);
+    CHECK_EQ(st.filter_body, 1);
+    sluice_queue_stats_fini(&st);
+    CHECK_EQ(produce_range("orders", 0, N, gen_json), 0);
+    static uint8_t s_even[4 * N], s_cheap[4 * N];
+    memset(s_even, 0, sizeof(s_even));
+    memset(s_cheap, 0, sizeof(s_cheap));
+    uint32_t want_even = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        want_even += i % 2 == 0 && i % 3 == 0 ? 1 : 0;
+    }
+    CHECK_EQ(drain("orders", "even-t0", s_even, want_even, 20000), want_even);
+    CHECK_EQ(drain("orders", "cheap", s_cheap, 100, 20000), 100);
+    struct sluice_message *m = NULL;
+    size_t n = 9;
+    CHECK_EQ(sluice_queue_receive(client, "orders", "even-t0", 10, 200, 0, &m, &n), SL_OK);
+    CHECK_EQ(n, 0);
+    for (uint32_t i = 0; i < N; i++) {
+        CHECK_EQ(s_even[i], i % 2 == 0 && i % 3 == 0 ? 1 : 0);
+        CHECK_EQ(s_cheap[i], i < 100 ? 1 : 0);
+    }
+}
+
 /* Three subscriptions on one topic each receive every one of 100,000
  * records (each drained by its own receives; the log is shared). */
 #define FAN 100000u
@@ -421,26 +498,19 @@ TEST(leases_bounded_far_behind)
     sluice_queue_stats_fini(&st);
 }
 
+/* "v<i>" with sluice.dedup_id id-<i>, all on key "k". */
+static void gen_dedup(uint32_t i, struct gen_rec *r)
+{
+    r->kl = snprintf(r->key, sizeof(r->key), "k");
+    r->vl = snprintf(r->val, sizeof(r->val), "v%u", i);
+    int il = snprintf(r->attr[0], sizeof(r->attr[0]), "id-%u", i);
+    r->at[0] = (struct sluice_attr){"sluice.dedup_id", 15, r->attr[0], (uint32_t)il};
+    r->na = 1;
+}
+
 static int produce_with_ids(const char *stream, uint32_t from, uint32_t to)
 {
-    sluice_producer *p = NULL;
-    struct sluice_producer_opts po = {.linger_ms = 1, .block_when_full = 1};
-    if (sluice_producer_new(client, stream, &po, &p) != SL_OK) {
-        return -1;
-    }
-    for (uint32_t i = from; i < to; i++) {
-        char id[16], val[16];
-        int il = snprintf(id, sizeof(id), "id-%u", i);
-        int vl = snprintf(val, sizeof(val), "v%u", i);
-        struct sluice_attr at = {"sluice.dedup_id", 15, id, (uint32_t)il};
-        if (sluice_produce(p, "k", 1, val, (size_t)vl, &at, 1, on_delivery, NULL) != SL_OK) {
-            sluice_producer_free(p);
-            return -1;
-        }
-    }
-    int rc = sluice_producer_flush(p, 30000);
-    sluice_producer_free(p);
-    return rc == SL_OK && atomic_load(&produce_errors) == 0 ? 0 : -1;
+    return produce_range(stream, from, to, gen_dedup);
 }
 
 TEST(dedup_ids_within_window)
@@ -614,6 +684,7 @@ int main(void)
     RUN(zstd_batches_after_restart);
     RUN(acks_survive_kill9);
     RUN(fan_out_and_filters);
+    RUN(body_filters);
     RUN(three_subscriptions_each_get_all_100k);
     RUN(leases_bounded_far_behind);
     RUN(ordered_per_key_with_4_receivers);

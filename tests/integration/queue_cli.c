@@ -259,6 +259,44 @@ TEST(topic_subscriptions_filter)
     CHECK_EQ(run_cli((const char *[]){"queue", "receive", "t", "--group", "b", NULL}, NULL), 1);
 }
 
+/* A subscription filtering on the value's JSON (--filter-scope body): only
+ * the shipped orders come; a value that is not JSON matches nothing. */
+TEST(topic_body_filter)
+{
+    CHECK_EQ(run_cli((const char *[]){"topic", "create", "orders", NULL}, NULL), 0);
+    CHECK_EQ(run_cli((const char *[]){"topic", "subscribe", "orders", "shipped", "--from", "oldest",
+                                      "--filter", "{\"order\":{\"state\":[\"shipped\"]}}",
+                                      "--filter-scope", "body", NULL},
+                     NULL),
+             0);
+    /* A bad scope is a usage error, before anything reaches the broker. */
+    CHECK_EQ(run_cli((const char *[]){"topic", "subscribe", "orders", "x", "--filter", "{}",
+                                      "--filter-scope", "value", NULL},
+                     NULL),
+             2);
+    CHECK_EQ(run_cli((const char *[]){"topic", "publish", "orders", NULL},
+                     "{\"order\":{\"id\":1,\"state\":\"shipped\"}}\n"
+                     "{\"order\":{\"id\":2,\"state\":\"pending\"}}\n"
+                     "order 3 shipped\n"
+                     "{\"order\":{\"id\":4,\"state\":\"shipped\"}}\n"),
+             0);
+    CHECK_EQ(run_cli((const char *[]){"queue", "receive", "orders", "--group", "shipped", "--max",
+                                      "10", "--wait", "2", "--ack", NULL},
+                     NULL),
+             0);
+    static char *lines[LINES_MAX];
+    size_t n = split_lines(out, lines, LINES_MAX);
+    CHECK_EQ(n, 2);
+    qsort(lines, n, sizeof(char *), cmp_str);
+    CHECK(strstr(lines[0], "\"id\":1") != NULL && strstr(lines[1], "\"id\":4") != NULL);
+    CHECK_EQ(run_cli((const char *[]){"queue", "stats", "orders", "--group", "shipped", "--json",
+                                      NULL},
+                     NULL),
+             0);
+    CHECK_EQ(json_u64(out, "filtered_out"), 2);
+    CHECK(strstr(out, "\"filter_scope\":\"body\"") != NULL);
+}
+
 /* Outcome of the work command per body, from the lines "BODY DELIVERY_COUNT ok|fail". */
 struct work_tally {
     uint32_t ok[WORK_BODIES + 1];
@@ -393,6 +431,7 @@ int main(void)
     }
     RUN(send_receive_ack);
     RUN(topic_subscriptions_filter);
+    RUN(topic_body_filter);
     RUN(work_retries_failures);
     if (it_broker_stop(&broker) != 0) {
         fprintf(stderr, "broker did not stop cleanly\n");
