@@ -1,0 +1,121 @@
+/* payload.h - the body a push target receives for a batch of leased records,
+ * in the shape its handler expects, and what the handler's answer says
+ * failed.
+ *
+ * Formats (enum sl_push_format):
+ *   SLUICE       {"stream", "group", "records": [{"id", "shard", "seq",
+ *                "time_ms", "produced_ms", "delivery_count", "key",
+ *                "value" (+ "value_encoding": "utf8"|"base64"),
+ *                "attributes": {...}}]}
+ *   SQS          AWS Lambda's SQSEvent: {"Records": [{"messageId",
+ *                "receiptHandle", "body", "attributes":
+ *                {"ApproximateReceiveCount", "SentTimestamp",
+ *                "ApproximateFirstReceiveTimestamp", "MessageGroupId" (the
+ *                key, when set)}, "messageAttributes": {name: {"stringValue",
+ *                "dataType": "String"}}, "md5OfBody", "eventSource":
+ *                "aws:sqs", "eventSourceARN", "awsRegion"}]}
+ *   KINESIS      KinesisStreamEvent: {"Records": [{"kinesis":
+ *                {"kinesisSchemaVersion": "1.0", "partitionKey",
+ *                "sequenceNumber", "data" (base64),
+ *                "approximateArrivalTimestamp" (seconds, fractional)},
+ *                "eventSource": "aws:kinesis", "eventVersion": "1.0",
+ *                "eventID": "shardId-...:seq", "eventName":
+ *                "aws:kinesis:record", "invokeIdentityArn",
+ *                "awsRegion", "eventSourceARN"}]}
+ *   SNS          SNSEvent: {"Records": [{"EventSource": "aws:sns",
+ *                "EventVersion": "1.0", "EventSubscriptionArn", "Sns":
+ *                {"Type": "Notification", "MessageId", "TopicArn",
+ *                "Subject" (attribute sluice.subject or null), "Message",
+ *                "Timestamp" (ISO 8601), "SignatureVersion": "1",
+ *                "Signature": "", "SigningCertUrl": "", "UnsubscribeUrl": "",
+ *                "MessageAttributes": {name: {"Type": "String", "Value"}}}}]}
+ *   EVENTBRIDGE  one EventBridge event per POST (batch size 1 is enforced
+ *                by the target), the record's value when it is already an
+ *                event envelope (a JSON object with "detail-type" and
+ *                "source"), else {"version": "0", "id", "detail-type":
+ *                "Sluice Record", "source": "sluice.<stream>", "account",
+ *                "time", "region", "resources": [], "detail": value as JSON,
+ *                or {"data": base64} when it is not JSON}
+ *
+ * Identifiers: a record's id is the SQS API's MessageId for (stream, shard,
+ * seq) (broker/msgid.h), so a message reads the same through SQS
+ * ReceiveMessage and through a push; Kinesis sequence numbers are the
+ * decimal seq and shard ids "shardId-%012u", as the Kinesis API answers.
+ *
+ * Threading: pure functions; any thread.
+ */
+#ifndef SL_PUSH_PAYLOAD_H
+#define SL_PUSH_PAYLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sl_attr;
+
+enum sl_push_format {
+    SL_PUSH_FORMAT_SLUICE = 0,
+    SL_PUSH_FORMAT_SQS = 1,
+    SL_PUSH_FORMAT_KINESIS = 2,
+    SL_PUSH_FORMAT_SNS = 3,
+    SL_PUSH_FORMAT_EVENTBRIDGE = 4,
+};
+#define SL_PUSH_FORMAT_COUNT 5u
+
+/* "sluice", "sqs", "kinesis", "sns", "eventbridge"; NULL for an unknown value. */
+const char *sl_push_format_name(enum sl_push_format f);
+/* The format named `name`; false when none is. */
+bool sl_push_format_parse(const char *name, enum sl_push_format *out);
+
+/* One leased record (everything borrowed for the call). */
+struct sl_push_record {
+    uint32_t shard;
+    uint64_t seq;
+    uint64_t timestamp_ms; /* appended */
+    uint64_t produced_ms;  /* the producer's timestamp */
+    uint32_t delivery_count;
+    const char *receipt; /* the lease; SQS receiptHandle */
+    const uint8_t *key;
+    uint32_t key_len;
+    const uint8_t *value;
+    uint32_t value_len;
+    const struct sl_attr *attrs;
+    uint32_t attr_count;
+};
+
+/* Where the batch comes from (borrowed). ARNs are built as
+ * arn:aws:<service>:<region>:<account>:<stream> (sqs, kinesis: ...:stream/<stream>,
+ * sns). */
+struct sl_push_source {
+    const char *stream;
+    const char *group;
+    const char *region;  /* "sluice" when NULL */
+    const char *account; /* "000000000000" when NULL */
+};
+
+/* Renders the body into *out (malloc'd, the caller frees it; *out_len bytes,
+ * NUL-terminated after them). Keys and values that are not valid UTF-8 are
+ * sent base64 (SLUICE: with "value_encoding": "base64"; SQS and SNS: body
+ * and Message as base64 text with the message attribute
+ * "sluice.body_encoding" = "base64"). Attributes whose names start
+ * "sluice." stay out of messageAttributes (except sluice.subject as SNS
+ * Subject). Errors: SL_EINVAL (n == 0, or n > 1 for EVENTBRIDGE), SL_ENOMEM. */
+int sl_push_payload_render(enum sl_push_format f, const struct sl_push_source *src,
+                           const struct sl_push_record *recs, uint32_t n, char **out,
+                           size_t *out_len);
+
+/* Reads a 2xx answer's body for Lambda's partial batch response,
+ * {"batchItemFailures": [{"itemIdentifier": ID}, ...]}, where ID is the
+ * SQS messageId, the Kinesis sequenceNumber, the SNS MessageId or the
+ * SLUICE id. Sets failed[i] for each record named (others false) and
+ * *nfailed. An empty, non-JSON or differently shaped body, or an empty list,
+ * means every record succeeded. An identifier naming no record of the batch
+ * fails the whole batch (Lambda's rule: the answer cannot be trusted), as
+ * does an itemIdentifier that is null, empty or not a string.
+ * Returns SL_OK, or SL_EINVAL for a batch the answer fails as a whole (all
+ * failed[i] set). */
+int sl_push_response_failures(enum sl_push_format f, const struct sl_push_source *src,
+                              const struct sl_push_record *recs, uint32_t n, const char *body,
+                              size_t len, bool *failed, uint32_t *nfailed);
+
+#endif
