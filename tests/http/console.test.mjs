@@ -337,7 +337,7 @@ test('queue groups: counters, purge, and dead letters redriven to their source',
     await new Promise((res) => setTimeout(res, 100));
   }
   assert.equal((await api('/queues/jobs/work')).json.dead_letters_pending, 3);
-  assert.deepEqual((await post('/streams/jobs.work.dlq/discard')).json, { discarded: true });
+  assert.deepEqual((await post('/streams/jobs.work.dlq/discard')).json, { discarded: true, records: 3 });
   assert.equal((await api('/queues/jobs/work')).json.dead_letters_pending, 0);
   assert.deepEqual((await post('/streams/jobs.work.dlq/redrive')).json, { redriven: 0, more: false });
   cli(['queue', 'send', 'jobs'], 'k1\n');
