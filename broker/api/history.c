@@ -260,3 +260,30 @@ json_t *sl_history_json(const struct sl_history *h, const char *stream, const ch
     const struct stream_series *s = stream_slot(mut, stream, false);
     return s != NULL ? io_json(h, s->since, (const uint64_t(*)[IO_COUNT_])s->v) : NULL;
 }
+
+static bool has_room(const struct sl_history *h, bool group)
+{
+    uint32_t n = group ? SL_HISTORY_GROUPS_MAX : SL_HISTORY_STREAMS_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!(group ? h->groups[i].used : h->streams[i].used)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+json_t *sl_history_json_none(const struct sl_history *h, const char *group)
+{
+    if (h == NULL) {
+        return NULL;
+    }
+    json_t *out = json_pack("{s:f,s:[],s:b}", "interval_s", h->interval_ms / 1000.0, "t",
+                            "kept", has_room(h, group != NULL));
+    static const char *const lag_names[] = {"records_behind", "ms_behind"};
+    const char *const *names = group != NULL ? lag_names : io_names;
+    size_t n = group != NULL ? 2 : IO_COUNT_;
+    for (size_t k = 0; out != NULL && k < n; k++) {
+        json_object_set_new(out, names[k], json_array());
+    }
+    return out;
+}

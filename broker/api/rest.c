@@ -310,6 +310,27 @@ static void describe_stream(struct sl_api_call *call, struct sl_stream *st)
     sl_rest_reply(call, 200, body);
 }
 
+static void note_group(void *ctx, const char *group, uint32_t shard, uint64_t seq,
+                       uint64_t updated_ms)
+{
+    (void)group, (void)shard, (void)seq, (void)updated_ms;
+    *(bool *)ctx = true;
+}
+
+/* Whether the stream (and the group: a checkpoint of it) exists. */
+static bool history_known(struct sl_engine *e, const char *stream, const char *group)
+{
+    if (sl_catalog_find(e->catalog, stream) == NULL) {
+        return false;
+    }
+    bool found = group == NULL;
+    char why[SL_REST_WHY_MAX];
+    if (!found) {
+        (void)sl_consumer_checkpoints(e, stream, group, note_group, &found, why, sizeof(why));
+    }
+    return found;
+}
+
 /* GET /history[?stream=S[&group=G]]: the last hour's rates (or lag). */
 static void history(struct sl_api_call *call)
 {
@@ -327,12 +348,16 @@ static void history(struct sl_api_call *call)
         return;
     }
     json_t *j = sl_history_json(call->api->history, s, g);
+    if (j == NULL && s != NULL && history_known(call->api->engine, s, g)) {
+        /* not sampled yet: an empty chart, not a 404 the browser logs */
+        j = sl_history_json_none(call->api->history, g);
+    }
     if (j == NULL) {
-        sl_rest_fail(call, SL_ENOTFOUND,
-                     "no history for %s%s%s: not sampled yet, gone, or beyond the %u streams "
-                     "and %u groups kept",
+        sl_rest_fail(call, SL_ENOTFOUND, "no history for %s%s%s: %s",
                      s != NULL ? s : "the broker", g != NULL ? " group " : "", g != NULL ? g : "",
-                     SL_HISTORY_STREAMS_MAX, SL_HISTORY_GROUPS_MAX);
+                     call->api->history == NULL ? "no memory for it at start"
+                     : g != NULL ? "no such stream, or no checkpoint of that group on it"
+                                 : "no such stream");
         return;
     }
     sl_rest_reply(call, 200, j);
