@@ -128,6 +128,13 @@ static void sample_streams(struct sl_history *h, struct sl_engine *e, uint32_t i
         if (ss != NULL) {
             memcpy(ss->v[idx], v, sizeof(v));
             ss->seen = true;
+            /* Created since the last sample, the stream had zero counters
+             * there (the slot is zeroed): that is its baseline, so the
+             * records of its first interval count as a rate. */
+            uint32_t prev = (uint32_t)((h->samples + SL_HISTORY_SAMPLES - 1) % SL_HISTORY_SAMPLES);
+            if (ss->since == h->samples && h->samples > 0 && st->created_ms > h->t[prev]) {
+                ss->since--;
+            }
         }
     }
     for (uint32_t i = 0; i < SL_HISTORY_STREAMS_MAX; i++) {
