@@ -1,10 +1,12 @@
-/* Sluice web console: plain ES2020, no dependencies, no build step.
+/* Sluice web console: plain ES2020, no dependencies, no build step. This
+ * file is the pages and the routing; dom.js has the DOM helpers, charts.js
+ * the time-series chart (index.html loads them first).
  *
- * Two rules shape this file:
+ * Two rules shape the console:
  *  - It runs under a strict CSP (no inline script/style, no eval), so all
  *    behaviour is wired with addEventListener and charts are SVG attributes.
  *  - Record keys, values and attributes are untrusted. The DOM is built only
- *    with createElement + textContent (see h() below); never innerHTML.
+ *    with createElement + textContent (h() of dom.js); never innerHTML.
  */
 'use strict';
 
@@ -12,7 +14,7 @@
   const API = '/api/v1';
   const POLL_MS = 5000;          // overview / streams / stream page refresh
   const TAIL_MS = 1000;          // live-tail poll interval
-  const MAX_CHART_POINTS = 720;  // one hour of 5 s samples
+  const HISTORY_MIN_MS = 5000;   // history polls: at the sampling interval, never more often
   const MAX_TAIL_ROWS = 500;
   const TAIL_BATCH = 1000;       // largest page the API allows
   const PAGE_SIZES = [20, 50, 100, 500];
@@ -23,33 +25,8 @@
   const enc = encodeURIComponent;
 
   // ---------------------------------------------------------------- DOM helpers
-  // Properties that must be set as DOM properties rather than attributes.
-  const PROPS = new Set(['value', 'checked', 'disabled', 'readOnly', 'selected', 'colSpan']);
-
-  /** h('td', {class: 'num', text: 42}, ...children). Functions become listeners;
-   *  strings become text nodes, so data can never turn into markup. */
-  function h(tag, attrs, ...children) {
-    const el = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v == null || v === false) continue;
-      if (k === 'class') el.className = v;
-      else if (k === 'text') el.textContent = String(v);
-      else if (typeof v === 'function') el.addEventListener(k.replace(/^on/, ''), v);
-      else if (PROPS.has(k)) el[k] = v;
-      else el.setAttribute(k, v === true ? '' : String(v));
-    }
-    for (const c of children.flat(Infinity)) {
-      if (c != null && c !== false) el.append(c instanceof Node ? c : String(c));
-    }
-    return el;
-  }
-
-  const SVGNS = 'http://www.w3.org/2000/svg';
-  function svgEl(tag, attrs) {
-    const el = document.createElementNS(SVGNS, tag);
-    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
-    return el;
-  }
+  const {h} = window.SluiceDom;
+  const {timeSeriesChart, latest: latestSample} = window.SluiceCharts;
 
   const th = (label, cls) => h('th', {class: cls, text: label});
   const td = (text, cls) => h('td', {class: cls, text});
@@ -57,7 +34,8 @@
   const table = (heads, tbody, cls) =>
     h('table', {class: 'tbl ' + (cls || '')},
       h('thead', null, h('tr', null, heads.map(([l, c]) => th(l, c)))), tbody);
-  const pill = status => h('span', {class: 'pill ' + (status === 'ok' ? 'ok' : 'bad'), text: status || '?'});
+  /** A status badge: green for 'ok'; `text` overrides the word shown. */
+  const pill = (status, text) => h('span', {class: 'pill ' + (status === 'ok' ? 'ok' : 'bad'), text: text || status || '?'});
 
   function stat(label, value, testid) {
     return h('div', {class: 'stat'},
@@ -229,11 +207,12 @@
     return ctx;
   }
 
-  /** Runs fn now and again `ms` after each completion (never overlapping). */
+  /** Runs fn now and again `ms` (or ms() when a function) after each completion
+   *  (never overlapping). */
   function poll(ctx, fn, ms) {
     const run = async () => {
       try { await fn(); } catch (e) { if (ctx.alive) showError(e); }
-      ctx.later(run, ms);
+      ctx.later(run, typeof ms === 'function' ? ms() : ms);
     };
     run();
   }
@@ -302,24 +281,30 @@
     start(view);
   }
 
-  // ------------------------------------------------------------------- overview
-  // Kept across visits so the chart covers everything since the page was opened.
-  let ovLast = null;
-  const ovRates = [];
+  // --------------------------------------------------------------------- charts
+  // Every chart draws the broker's own samples (GET /history), so it shows the
+  // last hour as soon as a page opens, whatever the browser did before.
+  const fmtPerSec = v => `${fmtRate(v)}/s`;
+  const IN_OUT = (inKey, outKey) => [{key: inKey, name: 'in', cls: 'in'}, {key: outKey, name: 'out', cls: 'out'}];
+  const CHARTS = {
+    records: {label: 'records per second, in and out', series: IN_OUT('records_in', 'records_out'),
+      fmt: fmtPerSec, floor: 1},
+    bytes: {label: 'megabytes per second, in and out', series: IN_OUT('bytes_in', 'bytes_out'),
+      fmt: fmtMBps, floor: 1e5},
+    lagRecords: {label: 'records behind', series: [{key: 'records_behind', name: 'records behind', cls: 'lag'}],
+      fmt: fmtCount, floor: 10},
+    lagTime: {label: 'time behind', series: [{key: 'ms_behind', name: 'time behind', cls: 'lag-time'}],
+      fmt: fmtDuration, floor: 1000},
+  };
+  const chart = (kind, testid, label) =>
+    timeSeriesChart({...CHARTS[kind], testid, label: label || CHARTS[kind].label});
 
-  function addOverviewSample(ov) {
-    const cur = {t: Date.now(), ri: ov.records_in, bi: ov.bytes_in, ro: ov.records_out, bo: ov.bytes_out};
-    const prev = ovLast;
-    if (prev && cur.t - prev.t < 1000) return;   // too close together for a meaningful rate
-    ovLast = cur;
-    // Counters only go backwards when the broker restarted: that interval has no rate.
-    if (!prev || cur.ri < prev.ri || cur.ro < prev.ro || cur.bi < prev.bi || cur.bo < prev.bo) return;
-    const dt = (cur.t - prev.t) / 1000;
-    ovRates.push({t: cur.t, ri: (cur.ri - prev.ri) / dt, bi: (cur.bi - prev.bi) / dt,
-      ro: (cur.ro - prev.ro) / dt, bo: (cur.bo - prev.bo) / dt});
-    if (ovRates.length > MAX_CHART_POINTS) ovRates.splice(0, ovRates.length - MAX_CHART_POINTS);
+  /** A sample changes once per interval: ask at that pace, never faster than HISTORY_MIN_MS. */
+  function historyEvery(hist) {
+    return Math.max(HISTORY_MIN_MS, hist && hist.interval_s > 0 ? hist.interval_s * 1000 : 0);
   }
 
+  // ------------------------------------------------------------------- overview
   function card(label, testid) {
     const val = h('div', {class: 'card-value', 'data-testid': testid, text: '—'});
     const sub = h('div', {class: 'card-sub'});
@@ -327,15 +312,21 @@
   }
 
   function overviewView(ctx) {
-    let r = null;
+    let r = null, ov = null, hist = undefined;
+    const show = () => {
+      if (!ctx.alive || !ov) return;
+      if (!r) { r = buildOverview(); mount(ctx, r.root); }
+      fillOverview(r, ov, hist);
+    };
     poll(ctx, async () => {
-      const ov = await api('/overview');
+      ov = await api('/overview');
       if (!ctx.alive) return;
       clearError();
-      addOverviewSample(ov);
-      if (!r) { r = buildOverview(); mount(ctx, r.root); }
-      fillOverview(r, ov);
+      show();
     }, POLL_MS);
+    poll(ctx, async () => {
+      try { hist = await api('/history'); } catch (e) { hist = null; throw e; } finally { show(); }
+    }, () => historyEvery(hist));
   }
 
   function buildOverview() {
@@ -347,23 +338,28 @@
       rin: card('In (records/s)', 'ov-rate-in'), rout: card('Out (records/s)', 'ov-rate-out'),
     };
     const meter = h('meter', {min: 0, max: 1, value: 0, 'aria-label': 'disk used'});
-    const chart = svgEl('svg', {class: 'chart', viewBox: '0 0 720 160', preserveAspectRatio: 'none',
-      width: '100%', height: 160, role: 'img', 'aria-label': 'records per second, in and out',
-      'data-testid': 'chart-records'});
-    const legend = h('div', {class: 'legend'});
+    const records = chart('records', 'chart-records');
+    const bytes = chart('bytes', 'chart-bytes');
+    const brokers = h('tbody');
     const errBody = h('tbody');
     const errTable = table([['Code'], ['Count', 'num']], errBody);
     errTable.setAttribute('data-testid', 'ov-errors');
+    const brokerTable = table([['ID', 'num'], ['Host'], ['Native port', 'num'], ['HTTP port', 'num'],
+      ['Version'], ['Uptime', 'num'], ['State']], brokers, 'brokers');
+    brokerTable.setAttribute('data-testid', 'ov-brokers');
     const root = h('section', {'data-testid': 'overview', 'data-loaded': '1'},
       h('h1', null, 'Overview'),
       h('div', {class: 'cards'}, Object.values(c).map(x => x.el)),
+      h('div', {class: 'charts'},
+        h('div', {class: 'panel'}, h('h2', {text: 'Records/s in and out'}), records.el),
+        h('div', {class: 'panel'}, h('h2', {text: 'MB/s in and out'}), bytes.el)),
       h('div', {class: 'split'},
-        h('div', {class: 'panel'}, h('h2', {text: 'Records/s in and out'}), chart, legend),
+        h('div', {class: 'panel'}, h('h2', {text: 'Brokers'}), brokerTable),
         h('div', {class: 'panel'}, h('h2', {text: 'Errors by code'}), errTable)));
-    return {root, c, meter, chart, legend, errBody};
+    return {root, c, meter, records, bytes, brokers, errBody};
   }
 
-  function fillOverview(r, ov) {
+  function fillOverview(r, ov, hist) {
     const {c} = r;
     c.version.val.textContent = ov.version || '—';
     c.uptime.val.textContent = fmtDuration((ov.uptime_s || 0) * 1000);
@@ -379,55 +375,34 @@
       c.disk.sub.replaceChildren(`of ${fmtBytes(disk.size_bytes)} ` +
         `(${Math.round((1 - disk.free_bytes / disk.size_bytes) * 100)}% used)`, r.meter);
     }
-    const last = ovRates[ovRates.length - 1];
-    c.rin.val.textContent = last ? fmtRate(last.ri) : '—';
-    c.rin.sub.textContent = last ? fmtMBps(last.bi) : `total ${fmtCount(ov.records_in)}`;
-    c.rout.val.textContent = last ? fmtRate(last.ro) : '—';
-    c.rout.sub.textContent = last ? fmtMBps(last.bo) : `total ${fmtCount(ov.records_out)}`;
-    if (last) {
-      c.rin.sub.append(h('span', {class: 'muted', text: ` · total ${fmtCount(ov.records_in)}`}));
-      c.rout.sub.append(h('span', {class: 'muted', text: ` · total ${fmtCount(ov.records_out)}`}));
-    }
-    renderChart(r.chart, r.legend);
+    rateCard(c.rin, hist, 'records_in', 'bytes_in', ov.records_in);
+    rateCard(c.rout, hist, 'records_out', 'bytes_out', ov.records_out);
+    r.records.update(hist);
+    r.bytes.update(hist);
+    r.brokers.replaceChildren(...((ov.brokers || []).length ? ov.brokers.map(brokerRow)
+      : [emptyRow(7, 'No brokers reported.')]));
     const errs = Object.entries(ov.errors || {}).sort((a, b) => b[1] - a[1]);
     r.errBody.replaceChildren(...(errs.length
       ? errs.map(([code, n]) => h('tr', {'data-code': code}, td(code, 'mono'), td(fmtCount(n), 'num')))
       : [emptyRow(2, 'No errors since start')]));
   }
 
-  /** Rounds up to 1/2/5 × 10^k so the y axis has a stable, readable maximum. */
-  function niceMax(v) {
-    const p = 10 ** Math.floor(Math.log10(v));
-    return [1, 2, 5, 10].map(m => m * p).find(x => x >= v);
+  /** The latest sampled rate (records and MB per second) and the counter since start. */
+  function rateCard(card, hist, recKey, byteKey, total) {
+    const rate = hist ? latestSample(hist[recKey]) : null;
+    const bytes = hist ? latestSample(hist[byteKey]) : null;
+    card.val.textContent = fmtRate(rate);
+    card.sub.replaceChildren(rate != null ? fmtMBps(bytes) : '',
+      h('span', {class: 'muted', text: `${rate != null ? ' · ' : ''}total ${fmtCount(total)}`}));
   }
 
-  function renderChart(svg, legend) {
-    const W = 720, H = 160, pad = 6;
-    const max = niceMax(Math.max(1, ...ovRates.map(p => Math.max(p.ri, p.ro))));
-    const y = v => (H - pad - (v / max) * (H - 2 * pad)).toFixed(1);
-    svg.replaceChildren();
-    for (const f of [0, 0.25, 0.5, 0.75, 1]) {
-      svg.append(svgEl('line', {x1: 0, x2: W, y1: y(f * max), y2: y(f * max), class: 'grid',
-        'vector-effect': 'non-scaling-stroke'}));
-    }
-    if (ovRates.length) {
-      // x is time-based so gaps (e.g. while on another page) are not compressed away.
-      // A single rate is drawn as a flat line so the chart shows something after two polls.
-      const t0 = ovRates[0].t, span = ovRates[ovRates.length - 1].t - t0;
-      const pts = k => (span > 0
-        ? ovRates.map(p => `${((p.t - t0) / span * W).toFixed(1)},${y(p[k])}`).join(' ')
-        : `0,${y(ovRates[0][k])} ${W},${y(ovRates[0][k])}`);
-      for (const [k, cls] of [['ri', 'line-in'], ['ro', 'line-out']]) {
-        svg.append(svgEl('polyline', {points: pts(k), class: cls, 'vector-effect': 'non-scaling-stroke'}));
-      }
-    }
-    const last = ovRates[ovRates.length - 1];
-    legend.replaceChildren(
-      h('span', {class: 'sw in'}), `in ${last ? fmtRate(last.ri) : '—'}/s`,
-      h('span', {class: 'sw out'}), `out ${last ? fmtRate(last.ro) : '—'}/s`,
-      h('span', {class: 'muted', text: ovRates.length >= 2
-        ? ` · scale 0–${fmtCount(max)}/s · last ${fmtDuration(last.t - ovRates[0].t)}`
-        : ' · collecting samples…'}));
+  function brokerRow(br) {
+    return h('tr', {'data-testid': 'broker-row', 'data-id': br.id},
+      td(br.id, 'num'),
+      h('td', {class: 'mono'}, br.host || '—', br.self ? h('span', {class: 'muted', text: ' (this one)'}) : null),
+      td(br.native_port, 'num mono'), td(br.http_port, 'num mono'), td(br.version || '—'),
+      td(fmtDuration((br.uptime_s || 0) * 1000), 'num'),
+      h('td', null, pill(br.state === 'up' ? 'ok' : br.state, br.state)));
   }
 
   // -------------------------------------------------------------- streams list
@@ -483,7 +458,10 @@
 
   function streamView(ctx, name) {
     const expanded = new Set();   // groups whose per-shard rows are open; survives refreshes
-    let r = null, last = null;
+    let r = null, last = null, histEvery = HISTORY_MIN_MS;
+    // Charts outlive the table rows rebuilt on every refresh, so they keep their data.
+    const tp = {records: chart('records', 'chart-stream-records'), bytes: chart('bytes', 'chart-stream-bytes')};
+    const lagCharts = new Map();   // group → {records, time}
 
     const refresh = async () => {
       const s = await api(`/streams/${enc(name)}`);
@@ -514,6 +492,10 @@
           h('a', {class: 'btn', href: browseHash(name, {shard: 0, from: 'latest', key: '', limit: 50}),
             'data-testid': 'browse-link', text: 'Browse records →'})),
         f.summary,
+        h('h2', {text: 'Throughput'}),
+        h('div', {class: 'charts'},
+          h('div', {class: 'panel'}, h('h3', {text: 'Records/s in and out'}), tp.records.el),
+          h('div', {class: 'panel'}, h('h3', {text: 'MB/s in and out'}), tp.bytes.el)),
         h('h2', {text: 'Shards'}),
         table([['Shard', 'num'], ['Hash range'], ['First seq', 'num'], ['Next seq', 'num'], ['Records', 'num'],
           ['Bytes', 'num'], ['Segments', 'num'], ['Last append'], ['Status']], f.shards),
@@ -564,8 +546,11 @@
       r.groups.replaceChildren(...(groups.length ? groups.flatMap(g => {
         const open = expanded.has(g.group);
         const toggle = h('button', {type: 'button', class: 'toggle', 'aria-expanded': String(open),
-          title: 'Per-shard lag', text: open ? '▾' : '▸', onclick: () => {
-            if (!expanded.delete(g.group)) expanded.add(g.group);
+          title: 'Per-shard lag and lag over time', text: open ? '▾' : '▸', onclick: () => {
+            if (!expanded.delete(g.group)) {
+              expanded.add(g.group);
+              loadLag(g.group).catch(e => { if (ctx.alive) showError(e); });
+            }
             renderGroups();
           }});
         const rows = [h('tr', {'data-testid': 'group-row', 'data-group': g.group},
@@ -573,14 +558,42 @@
           h('td', {class: 'num', 'data-testid': 'lag-records', text: fmtCount(g.records_behind)}),
           td(fmtDuration(g.ms_behind), 'num'), td(fmtCount((g.shards || []).length), 'num'))];
         if (open) {
-          rows.push(h('tr', {class: 'sub'}, h('td', {colSpan: 4},
+          const c = lagChartsOf(g.group);
+          rows.push(h('tr', {class: 'sub', 'data-testid': 'group-detail', 'data-group': g.group}, h('td', {colSpan: 4},
             table([['Shard', 'num'], ['Checkpoint', 'num'], ['Tail seq', 'num'], ['Records behind', 'num'],
               ['Time behind', 'num']], h('tbody', null, (g.shards || []).map(x => h('tr', {'data-shard': x.shard},
               td(x.shard, 'num'), td(x.checkpoint, 'num mono'), td(x.tail_seq, 'num mono'),
-              td(fmtCount(x.records_behind), 'num'), td(fmtDuration(x.ms_behind), 'num')))), 'inner'))));
+              td(fmtCount(x.records_behind), 'num'), td(fmtDuration(x.ms_behind), 'num')))), 'inner'),
+            h('div', {class: 'charts lag-charts'}, c.records.el, c.time.el))));
         }
         return rows;
       }) : [emptyRow(4, 'No consumer groups.')]));
+    }
+
+    function lagChartsOf(group) {
+      if (!lagCharts.has(group)) {
+        lagCharts.set(group, {records: chart('lagRecords', 'chart-lag-records', `records behind of group ${group}`),
+          time: chart('lagTime', 'chart-lag-time', `time behind of group ${group}`)});
+      }
+      return lagCharts.get(group);
+    }
+
+    /** One answer feeds both charts; a failure shows in them as well as in the banner. */
+    async function loadHistory(query, charts) {
+      let hist = null;
+      try { hist = await api(`/history?stream=${enc(name)}${query}`); return hist; }
+      finally { if (ctx.alive) charts.forEach(c => c.update(hist)); }
+    }
+    const loadLag = group => {
+      const c = lagChartsOf(group);
+      return loadHistory(`&group=${enc(group)}`, [c.records, c.time]);
+    };
+
+    async function refreshHistory() {
+      histEvery = historyEvery(await loadHistory('', [tp.records, tp.bytes]));
+      // only groups that still exist: the history of a gone one is a 404
+      const groups = new Set(((last && last.groups) || []).map(g => g.group));
+      await Promise.all([...expanded].filter(g => groups.has(g)).map(loadLag));
     }
 
     async function produce() {
@@ -615,6 +628,7 @@
     }
 
     poll(ctx, refresh, POLL_MS);
+    poll(ctx, refreshHistory, () => histEvery);
   }
 
   // ------------------------------------------------- records: formatting, detail

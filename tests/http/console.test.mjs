@@ -50,6 +50,35 @@ async function api(path, init) {
   return { status: r.status, json: JSON.parse(r.body), headers: r.headers };
 }
 
+// Polls fn (sync or async) until it returns a truthy value; that value, or
+// a failure after `ms` naming `what`.
+async function until(what, fn, ms = 15000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const known = (xs) => (xs || []).filter((x) => typeof x === 'number');
+
+// A flat line has an empty bounding box, which Playwright calls hidden: wait
+// for the series to be in the chart instead.
+const drawn = (path) => path.waitFor({ state: 'attached' });
+
+// The lowest y drawn by a chart's series (the SVG's y grows downwards; the
+// baseline, a value of 0, is at 168 in the chart's viewBox).
+const CHART_BASELINE = 168;
+async function seriesTop(page, chartTestid, series, scope = page) {
+  const path = scope.locator(`[data-testid="${chartTestid}"] path.line[data-series="${series}"]`);
+  await drawn(path);
+  const d = await path.getAttribute('d');
+  const ys = [...d.matchAll(/[ML]([\d.]+),([\d.]+)/g)].map((m) => Number(m[2]));
+  return { points: Number(await path.getAttribute('data-points')), top: Math.min(...ys) };
+}
+
 cli(['stream', 'create', 'orders', '--shards', '2']);
 cli(['stream', 'create', 'big', '--shards', '1']);
 
@@ -376,6 +405,72 @@ test('a dead letter shows on the queue page with its source and is redriven from
   await page.getByTestId('confirm-ok').click();
   await page.getByTestId('action-result').filter({ hasText: /Purged/ }).waitFor();
   assert.equal((await api('/queues/tasks/workers')).json.visible, 0);
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test('the overview charts the broker\'s own samples and lists this broker', async () => {
+  cli(['stream', 'create', 'charted', '--shards', '2']);
+  cli(['produce', 'charted'], 'c\n'.repeat(2000));
+  // two samples after the produce, so the hour's history has a rate above 0
+  await until('a sampled rate', async () => known((await api('/history')).json.records_in).some((x) => x > 0));
+  const ov = (await api('/overview')).json;
+  assert.equal(ov.brokers.length, 1);
+  assert.equal(ov.brokers[0].self, true);
+  assert.equal(ov.brokers[0].state, 'up');
+  assert.equal(ov.brokers[0].http_port, b.httpPort);
+  assert.equal(ov.brokers[0].native_port, b.port);
+  assert.equal(ov.brokers[0].version, ov.version);
+
+  const page = await openPage('#/');
+  await page.getByTestId('overview').waitFor();
+  const records = await seriesTop(page, 'chart-records', 'records_in');
+  assert.ok(records.points >= 2, `${records.points} points`);
+  assert.ok(records.top < CHART_BASELINE - 1, `records/s in drawn above 0 (top y ${records.top})`);
+  const bytes = await seriesTop(page, 'chart-bytes', 'bytes_in');
+  assert.ok(bytes.points >= 2 && bytes.top < CHART_BASELINE - 1, JSON.stringify(bytes));
+  await drawn(page.locator('[data-testid="chart-records"] path.line[data-series="records_out"]'));
+  assert.equal(await page.getByTestId('chart-records').getAttribute('role'), 'img');
+  assert.match(await page.getByTestId('chart-records').getAttribute('aria-label'), /records per second.*latest in/);
+  assert.match(await page.getByTestId('ov-rate-in').textContent(), /^[\d.,]+$/);
+  const rows = page.locator('[data-testid="ov-brokers"] [data-testid="broker-row"]');
+  assert.equal(await rows.count(), 1);
+  const row = await rows.first().textContent();
+  assert.ok(row.includes(String(b.httpPort)) && row.includes(String(b.port)), row);
+  await page.screenshot({ path: `${SHOTS}/overview-charts.png`, fullPage: true });
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test('the stream page charts its throughput, and a lagging group\'s lag over time', async () => {
+  cli(['stream', 'create', 'flow', '--shards', '2']);
+  // a stream not sampled yet has an empty history, not a 404 (which the browser would log)
+  let r = await api('/history?stream=flow');
+  assert.equal(r.status, 200);
+  assert.ok(Array.isArray(r.json.t));
+  cli(['produce', 'flow'], 'f\n'.repeat(300));
+  cli(['consume', 'flow', '--group', 'audit', '--count', '50']);
+  r = await api('/history?stream=flow&group=audit');
+  assert.equal(r.status, 200);
+  assert.equal((await api('/history?stream=flow&group=nobody')).status, 404);
+  await until('the stream\'s rate sampled', async () =>
+    known((await api('/history?stream=flow')).json.records_in).some((x) => x > 0));
+  await until('two lag samples', async () =>
+    known((await api('/history?stream=flow&group=audit')).json.records_behind).filter((x) => x === 250).length >= 2);
+
+  const page = await openPage('#/streams/flow');
+  await page.getByTestId('stream-page').waitFor();
+  const tp = await seriesTop(page, 'chart-stream-records', 'records_in');
+  assert.ok(tp.points >= 2 && tp.top < CHART_BASELINE - 1, JSON.stringify(tp));
+  await drawn(page.locator('[data-testid="chart-stream-bytes"] path.line[data-series="bytes_in"]'));
+  // the lag chart opens with the group's row
+  await page.locator('[data-testid="group-row"][data-group="audit"] .toggle').click();
+  const detail = page.locator('[data-testid="group-detail"][data-group="audit"]');
+  const lag = await seriesTop(page, 'chart-lag-records', 'records_behind', detail);
+  assert.ok(lag.points >= 2 && lag.top < CHART_BASELINE - 1, JSON.stringify(lag));
+  await drawn(detail.locator('[data-testid="chart-lag-time"] path.line[data-series="ms_behind"]'));
+  assert.match(await detail.locator('.legend').first().textContent(), /records behind 250/);
+  await page.screenshot({ path: `${SHOTS}/stream-charts.png`, fullPage: true });
   assert.deepEqual(page.problems, []);
   await page.close();
 });
