@@ -223,10 +223,13 @@
   const queueHash = (stream, group) => `#/queues/${enc(stream)}/${enc(group)}`;
   const deadLettersHash = (stream, group) => `${queueHash(stream, group)}?section=dlq`;
   // Keep "seq:5" / "time:..." readable in the address bar; everything else is escaped.
-  const qv = v => enc(v).replace(/%3A/gi, ':');
+  const qv = v => enc(v).replace(/%3A/gi, ':').replace(/%2C/gi, ',');
+  /** The record browser's URL: every part of its state (browseState() reads it back). */
   function browseHash(name, st) {
-    return `${streamHash(name)}/browse?shard=${st.shard}&from=${qv(st.from)}` +
-      (st.key ? `&key=${qv(st.key)}` : '') + `&limit=${st.limit}`;
+    let q = `shard=${st.shard}&from=${qv(st.from)}`;
+    if (st.cursor) q += `&cursor=${qv(st.cursor)}`;
+    for (const f of FILTERS) if (st[f]) q += `&${f}=${qv(st[f])}`;
+    return `${streamHash(name)}/browse?${q}&limit=${st.limit}`;
   }
 
   function parseHash() {
@@ -1073,30 +1076,48 @@
   }
 
   // ------------------------------------------------------------ record browser
+  // Filters of GET .../records, in the order of the toolbar and the URL.
+  const FILTERS = ['key', 'attr', 'contains', 'jpath', 'jvalue'];
+  const MERGE_RECORDS_MAX = 100000;   // the API's bound on shards × limit for shard=all
+
   function browseState(params) {
-    const shard = parseInt(params.get('shard') || '0', 10);
+    const rawShard = params.get('shard') || '0';
+    const shard = rawShard === 'all' ? 'all' : parseInt(rawShard, 10);
     const limit = parseInt(params.get('limit') || '50', 10);
-    return {
-      shard: shard >= 0 ? shard : 0,
+    const st = {
+      shard: shard === 'all' || shard >= 0 ? shard : 0,
       from: (params.get('from') || 'latest').trim(),
-      key: params.get('key') || '',
+      // where each shard of the merged view goes on (from a previous page); wins over `from`
+      cursor: shard === 'all' ? params.get('cursor') || '' : '',
       limit: limit >= 1 && limit <= 1000 ? limit : 50,
     };
+    for (const f of FILTERS) st[f] = params.get(f) || '';
+    return st;
+  }
+
+  const isFiltered = st => FILTERS.some(f => st[f]);
+
+  /** Why the filters cannot be sent as they are, or null: said before asking the broker. */
+  function filterProblem(st) {
+    if (st.attr && st.attr.indexOf('=') <= 0) return 'Attribute filter: name=value, e.g. type=order';
+    if (st.jvalue && !st.jpath) return 'A JSON value needs a JSON path to compare it with';
+    return null;
   }
 
   function browserView(ctx, name, params) {
     let st = browseState(params);
-    // Page-start positions for "Prev" with a key filter (pages then have no fixed size).
+    // Page-start positions ({from, cursor}) for "Prev" where pages have no fixed
+    // size: filtered, or the merged view, which the API pages forward only.
     // Stored in history.state so back/forward and reload keep a consistent stack.
-    let backStack = (history.state && history.state.stack) || [];
+    let backStack = stackOf(history.state);
     let page = null;       // last records response, adjusted while tailing
     let viewStart = 0;     // seq of the first row shown (moves as tail trims rows)
-    let loadGen = 0, tailGen = 0, tailOn = false;
+    let loadGen = 0, tailGen = 0, tailOn = false, loads = 0, shardCount = 1;
     let r = null;
 
     ctx.update = p => {
       st = browseState(p);
-      backStack = (history.state && history.state.stack) || [];
+      backStack = stackOf(history.state);
       if (!r) return;     // initial load is still running and will read st
       setTail(false);
       syncControls();
@@ -1114,52 +1135,68 @@
       mount(ctx, r.root);
     })();
 
+    /** Stacks saved before positions were objects hold plain `from` strings. */
+    function stackOf(state) {
+      return ((state && state.stack) || []).map(p => (typeof p === 'string' ? {from: p, cursor: ''} : p));
+    }
+
+    const merged = () => st.shard === 'all';
+
     function build(info) {
       const ids = (info.shard_list || []).map(s => s.shard);
       const shardIds = ids.length ? ids : Array.from({length: info.shards || 1}, (_, i) => i);
+      shardCount = shardIds.length;
+      const text = (nm, placeholder, cls) => h('input', {type: 'text', name: nm, class: 'mono ' + (cls || ''),
+        autocomplete: 'off', spellcheck: 'false', placeholder, 'data-testid': `browse-${nm}`});
       const f = {
         shard: h('select', {name: 'shard', 'data-testid': 'browse-shard'},
+          h('option', {value: 'all', text: 'all shards'}),
           shardIds.map(i => h('option', {value: String(i), text: String(i)}))),
-        from: h('input', {type: 'text', name: 'from', class: 'mono from', autocomplete: 'off',
-          placeholder: 'oldest | latest | seq:N | time:2026-12-01T00:00:00Z', 'data-testid': 'browse-from'}),
-        key: h('input', {type: 'text', name: 'key', class: 'mono', autocomplete: 'off', placeholder: 'any key',
-          'data-testid': 'browse-key'}),
+        from: text('from', 'oldest | latest | seq:N | time:2026-12-01T00:00:00Z', 'from'),
+        key: text('key', 'any key'),
+        attr: text('attr', 'name=value'),
+        contains: text('contains', 'text in the value'),
+        jpath: text('jpath', 'detail.items[0].sku'),
+        jvalue: text('jvalue', 'any value'),
         limit: h('select', {name: 'limit', 'data-testid': 'browse-limit'},
           PAGE_SIZES.map(n => h('option', {value: String(n), text: String(n)}))),
         tail: h('input', {type: 'checkbox', name: 'live-tail', 'data-testid': 'live-tail'}),
         range: h('span', {class: 'range mono', 'data-testid': 'browse-range'}),
+        thead: h('thead'),
         tbody: h('tbody'),
         empty: h('p', {class: 'empty-note', hidden: true}),
         detail: h('div', {class: 'detail-slot'}),
       };
-      const btn = (text, testid, onclick, cls) => h('button', {type: 'button', class: 'btn ' + (cls || ''),
-        'data-testid': testid, text, onclick});
+      const btn = (label, testid, onclick, cls) => h('button', {type: 'button', class: 'btn ' + (cls || ''),
+        'data-testid': testid, text: label, onclick});
       f.prev = btn('◀ Prev', 'page-prev', prev);
       f.next = btn('Next ▶', 'page-next', next);
-      f.wrap = h('div', {class: 'records-wrap'},
-        table([['Seq', 'num'], ['Time'], ['Key'], ['Value'], ['Size', 'num']], f.tbody, 'records'), f.empty);
+      f.wrap = h('div', {class: 'records-wrap'}, h('table', {class: 'tbl records'}, f.thead, f.tbody), f.empty);
       f.body = h('div', {class: 'browse-body'}, f.wrap, f.detail);
       const onEnter = e => { if (e.key === 'Enter') nav(controls()); };
-      f.from.addEventListener('keydown', onEnter);
-      f.key.addEventListener('keydown', onEnter);
+      for (const k of ['from', ...FILTERS]) f[k].addEventListener('keydown', onEnter);
       f.shard.addEventListener('change', () => nav(controls()));
       f.limit.addEventListener('change', () => nav(controls()));
       f.tail.addEventListener('change', onTailToggle);
+      const field = (label, input, cls) => h('label', {class: cls}, h('span', {text: label}), input);
       f.root = h('section', {class: 'browser', 'data-testid': 'browser'},
         h('div', {class: 'crumbs'}, h('a', {href: '#/streams', text: 'Streams'}), ' / ',
           h('a', {href: streamHash(name), class: 'mono', text: name}), ' / '),
         h('h1', null, 'Records in ', h('span', {class: 'mono', text: name})),
         h('div', {class: 'toolbar'},
-          h('label', null, h('span', {text: 'Shard'}), f.shard),
-          h('label', {class: 'grow'}, h('span', {text: 'From'}), f.from),
-          h('label', null, h('span', {text: 'Key'}), f.key),
-          h('label', null, h('span', {text: 'Page size'}), f.limit),
+          field('Shard', f.shard),
+          field('From', f.from, 'grow'),
+          field('Page size', f.limit),
           btn('Go', 'browse-go', () => nav(controls()), 'primary'),
           h('div', {class: 'btn-group'},
             btn('Oldest', 'page-oldest', () => nav({...controls(), from: 'oldest'})),
             f.prev, f.next,
             btn('Latest', 'page-latest', () => nav({...controls(), from: 'latest'}))),
-          h('label', {class: 'check'}, f.tail, h('span', {text: 'Live tail'}))),
+          h('label', {class: 'check'}, f.tail, h('span', {text: 'Live tail'})),
+          h('div', {class: 'filters', role: 'group', 'aria-label': 'Filters'},
+            field('Key', f.key), field('Attribute', f.attr), field('Value contains', f.contains, 'grow'),
+            field('JSON path', f.jpath), field('JSON value', f.jvalue),
+            btn('Clear filters', 'browse-clear', () => nav({...controls(), ...Object.fromEntries(FILTERS.map(k => [k, '']))})))),
         h('div', {class: 'rangebar'}, f.range),
         f.body);
       return f;
@@ -1175,14 +1212,21 @@
       selectValue(r.shard, String(st.shard));
       selectValue(r.limit, String(st.limit));
       r.from.value = st.from;
-      r.key.value = st.key;
+      for (const f of FILTERS) r[f].value = st[f];
     }
 
-    const controls = () => ({shard: +r.shard.value, from: r.from.value.trim() || 'latest',
-      key: r.key.value, limit: +r.limit.value});
+    function controls() {
+      const c = {shard: r.shard.value === 'all' ? 'all' : +r.shard.value, from: r.from.value.trim() || 'latest',
+        cursor: '', limit: +r.limit.value};
+      // keys and substrings may mean their spaces; a name=value or a path does not
+      for (const f of FILTERS) c[f] = f === 'attr' || f === 'jpath' ? r[f].value.trim() : r[f].value;
+      return c;
+    }
 
     /** Every navigation goes through the URL so the page can be linked and reloaded. */
     function go(next, stack = []) {
+      const problem = filterProblem(next);
+      if (problem) { showError({code: 'EINVAL', message: problem}); return Promise.resolve(); }
       st = next;
       backStack = stack;
       const hash = browseHash(name, st);
@@ -1194,36 +1238,50 @@
     }
     function nav(next, stack) { setTail(false); return go(next, stack); }
 
+    const here = () => ({from: st.from, cursor: st.cursor});
+
     function prev() {
       if (!page) return;
-      if (st.key && backStack.length) {
-        nav({...st, from: backStack[backStack.length - 1]}, backStack.slice(0, -1));
-      } else {
+      if ((merged() || isFiltered(st)) && backStack.length) {
+        nav({...st, ...backStack[backStack.length - 1]}, backStack.slice(0, -1));
+      } else if (!merged()) {
         // Unfiltered sequence numbers are dense, so the previous page start is exact.
         nav({...st, from: `seq:${Math.max(page.first_seq, page.start_seq - st.limit)}`});
       }
     }
     function next() {
       if (!page) return;
-      nav({...st, from: `seq:${page.next_seq}`}, st.key ? [...backStack, st.from] : []);
+      if (merged()) nav({...st, cursor: page.cursor.join(',')}, [...backStack, here()]);
+      else nav({...st, from: `seq:${page.next_seq}`}, isFiltered(st) ? [...backStack, here()] : []);
     }
 
-    function recordsQuery(from, limit) {
-      return `/streams/${enc(name)}/records?shard=${st.shard}&from=${enc(from)}&limit=${limit}` +
-        (st.key ? `&key=${enc(st.key)}` : '');
+    /** A merged page asks every shard for `limit`; the API bounds shards × limit. */
+    const pageLimit = limit => (merged() ? Math.min(limit, Math.floor(MERGE_RECORDS_MAX / shardCount)) : limit);
+
+    function recordsQuery(pos, limit) {
+      let q = `/streams/${enc(name)}/records?shard=${st.shard}&limit=${pageLimit(limit)}` +
+        (pos.cursor ? `&cursor=${enc(pos.cursor)}` : `&from=${enc(pos.from)}`);
+      for (const f of FILTERS) if (st[f]) q += `&${f}=${enc(st[f])}`;
+      return q;
+    }
+
+    function setHeads() {
+      const heads = [...(merged() ? [['Shard', 'num']] : []), ['Seq', 'num'], ['Time'], ['Key'], ['Value'], ['Size', 'num']];
+      r.thead.replaceChildren(h('tr', null, heads.map(([l, c]) => th(l, c))));
     }
 
     async function load() {
       const gen = ++loadGen;
       r.range.textContent = 'loading…';
       try {
-        const res = await api(recordsQuery(st.from, st.limit));
+        const res = await api(recordsQuery(st, st.limit));
         if (!ctx.alive || gen !== loadGen) return;
         clearError();
         page = res;
         viewStart = res.start_seq;
         closeDetail();
-        r.tbody.replaceChildren(...(res.records || []).map(rec => recordRow(rec, res.shard)));
+        setHeads();
+        r.tbody.replaceChildren(...(res.records || []).map(recordRow));
         r.wrap.scrollTop = 0;
         r.root.dataset.loaded = '1';
       } catch (e) {
@@ -1234,31 +1292,43 @@
         showError(e);
       }
       renderState();
+      r.root.dataset.loads = String(++loads);   // lets a test wait for this page, not the last one
     }
 
     function renderState() {
-      const rows = r.tbody.rows.length;
+      const rows = r.tbody.rows.length, filtered = isFiltered(st);
       r.empty.hidden = rows > 0 || !page;
-      r.empty.textContent = st.key ? 'No records with this key in the scanned range.' : 'No records.';
-      r.prev.disabled = !page || (page.start_seq <= page.first_seq && !(st.key && backStack.length));
-      r.next.disabled = !page || page.next_seq >= page.tail_seq;
+      r.empty.textContent = filtered ? 'No matching records in the scanned range.' : 'No records.';
+      r.prev.disabled = !page || (merged() || filtered ? !backStack.length : page.start_seq <= page.first_seq);
+      r.prev.title = merged() && !backStack.length
+        ? 'The merged view of all shards pages forward only: use Oldest or Latest' : '';
+      r.next.disabled = !page || (merged() ? !page.more : page.next_seq >= page.tail_seq);
       if (!page) { r.range.textContent = ''; return; }
+      const matching = filtered ? ` · ${fmtCount(rows)} matching` : '';
+      const live = tailOn ? ' · live' : '';
+      if (merged()) {
+        r.range.textContent = `all ${shardCount} shards by append time · ${fmtCount(rows)} records` +
+          (filtered ? ' matching' : '') + (page.more ? ' · more after this page' : ' · up to the end') + live;
+        return;
+      }
       const of = `${page.first_seq}–${page.tail_seq - 1}`;
       const end = page.next_seq - 1;
       r.range.textContent = (page.tail_seq <= page.first_seq ? `shard ${st.shard} is empty (next seq ${page.tail_seq})`
         : end >= viewStart ? `seq ${viewStart}–${end} of ${of}` : `no records at seq ${viewStart} of ${of}`) +
-        (st.key ? ` · ${fmtCount(rows)} matching` : '') + (tailOn ? ' · live' : '');
+        matching + live;
     }
 
-    function recordRow(rec, shard) {
-      const tr = h('tr', {'data-testid': 'record-row', 'data-seq': rec.seq, tabindex: 0},
+    function recordRow(rec) {
+      const tr = h('tr', {'data-testid': 'record-row', 'data-shard': rec.shard, 'data-seq': rec.seq,
+        'data-append': rec.append_ms, tabindex: 0},
+        merged() ? h('td', {class: 'num mono', 'data-testid': 'rec-shard', text: rec.shard}) : null,
         h('td', {class: 'num mono', 'data-testid': 'rec-seq', text: rec.seq}),
         h('td', {class: 'mono nowrap', title: isoUtc(rec.time_ms), text: fmtTime(rec.time_ms)}),
         h('td', {class: 'mono key' + (rec.key == null ? ' muted' : ''), 'data-testid': 'rec-key', text: keyText(rec)}),
         h('td', {class: 'mono preview' + ((rec.value || '').length > 200 && rec.value_encoding !== 'base64' ? ' trunc' : ''),
           'data-testid': 'rec-value', text: valuePreview(rec)}),
         td(fmtBytes(rec.size), 'num'));
-      const open = () => showDetail(tr, rec, shard);
+      const open = () => showDetail(tr, rec);
       tr.addEventListener('click', open);
       tr.addEventListener('keydown', e => { if (e.key === 'Enter') open(); });
       return tr;
@@ -1271,10 +1341,10 @@
       if (sel) sel.classList.remove('selected');
     }
 
-    function showDetail(tr, rec, shard) {
+    function showDetail(tr, rec) {
       closeDetail();
       tr.classList.add('selected');
-      r.detail.replaceChildren(recordDetail(name, shard, rec, closeDetail));
+      r.detail.replaceChildren(recordDetail(name, rec.shard, rec, closeDetail));
       r.body.classList.add('with-detail');
     }
 
@@ -1292,9 +1362,8 @@
       if (!r.tail.checked) { setTail(false); return; }
       // Tailing appends from the end of the current page. If that is far behind the
       // head, start from the newest page instead of replaying the whole backlog.
-      if (!page || (!st.key && page.tail_seq - page.next_seq > MAX_TAIL_ROWS)) {
-        await go({...st, from: 'latest'});
-      }
+      const behind = !page || (merged() ? page.more : !isFiltered(st) && page.tail_seq - page.next_seq > MAX_TAIL_ROWS);
+      if (behind) await go({...st, from: 'latest', cursor: ''});
       if (ctx.alive && r.tail.checked && page) setTail(true);
       else if (ctx.alive) r.tail.checked = false;
     }
@@ -1302,7 +1371,8 @@
     async function tailTick(gen) {
       if (gen !== tailGen || !ctx.alive || !page) return;
       try {
-        const res = await api(recordsQuery(`seq:${page.next_seq}`, TAIL_BATCH));
+        const pos = merged() ? {cursor: page.cursor.join(',')} : {from: `seq:${page.next_seq}`};
+        const res = await api(recordsQuery(pos, TAIL_BATCH));
         if (gen !== tailGen || !ctx.alive) return;
         clearError();
         append(res);
@@ -1317,15 +1387,20 @@
       const atBottom = w.scrollHeight - w.scrollTop - w.clientHeight < 40;
       const recs = (res.records || []).slice(-MAX_TAIL_ROWS);
       if (recs.length) {
-        r.tbody.append(...recs.map(rec => recordRow(rec, res.shard)));
+        r.tbody.append(...recs.map(recordRow));
         while (r.tbody.rows.length > MAX_TAIL_ROWS) r.tbody.rows[0].remove();
         if (atBottom) w.scrollTop = w.scrollHeight;
       }
-      page.next_seq = Math.max(page.next_seq, res.next_seq);
-      page.tail_seq = res.tail_seq;
-      page.first_seq = res.first_seq;
-      viewStart = r.tbody.rows.length ? Number(r.tbody.rows[0].dataset.seq) : page.next_seq;
-      page.start_seq = viewStart;   // so Prev continues from what is on screen
+      if (merged()) {
+        page.cursor = res.cursor;
+        page.more = res.more;
+      } else {
+        page.next_seq = Math.max(page.next_seq, res.next_seq);
+        page.tail_seq = res.tail_seq;
+        page.first_seq = res.first_seq;
+        viewStart = r.tbody.rows.length ? Number(r.tbody.rows[0].dataset.seq) : page.next_seq;
+        page.start_seq = viewStart;   // so Prev continues from what is on screen
+      }
       renderState();
     }
   }

@@ -475,6 +475,119 @@ test('the stream page charts its throughput, and a lagging group\'s lag over tim
   await page.close();
 });
 
+// The browser's page counter: a test waits for the page after a click, not the one before.
+const loads = (page) => page.getByTestId('browser').getAttribute('data-loads');
+async function clickAndLoad(page, testid) {
+  const before = await loads(page);
+  await page.getByTestId(testid).click();
+  await page.waitForFunction((n) => document.querySelector('[data-testid="browser"]').dataset.loads !== n, before);
+}
+const rowsOf = (page) => page.locator('[data-testid="record-row"]').evaluateAll((rows) => rows.map((r) => ({
+  shard: Number(r.dataset.shard), seq: Number(r.dataset.seq), append: Number(r.dataset.append),
+  value: r.querySelector('[data-testid="rec-value"]').textContent })));
+
+test('the record browser merges all shards by time and pages through every record once', async () => {
+  cli(['stream', 'create', 'spread', '--shards', '4']);
+  // 15 produces one after the other: every record of one is appended before any of the next
+  const produced = 150, call = (x) => Math.floor(JSON.parse(x.value).order / 10);
+  for (let i = 0; i < produced; i += 10) {
+    cli(['produce', 'spread'], Array.from({ length: 10 },
+      (_, j) => JSON.stringify({ order: i + j, item: `sku-${(i + j) % 7}`, qty: 1 + ((i + j) % 3) })).join('\n') + '\n');
+  }
+  const page = await openPage('#/streams/spread/browse?shard=all&from=oldest&limit=20');
+  await page.getByTestId('browser').waitFor();
+  assert.equal(await page.getByTestId('browse-shard').inputValue(), 'all');
+  const prev = page.getByTestId('page-prev');
+  assert.equal(await prev.isDisabled(), true, 'no page before the first');
+  assert.match(await prev.getAttribute('title'), /forward only/);
+  const seen = [];
+  let first = null;
+  for (let p = 0; p < 40; p++) {
+    const rows = await rowsOf(page);
+    assert.ok(rows.length <= 20, `page ${p}: ${rows.length} rows`);
+    if (p === 0) first = rows;
+    seen.push(...rows);
+    if (await page.getByTestId('page-next').isDisabled()) break;
+    await clickAndLoad(page, 'page-next');
+    if (p === 0) {
+      assert.match(page.url(), /[?&]cursor=\d+(,\d+){3}/);
+      assert.equal(await prev.isDisabled(), false);
+    }
+  }
+  const ids = new Set(seen.map((x) => `${x.shard}:${x.seq}`));
+  assert.equal(seen.length, produced, 'every record once');
+  assert.equal(ids.size, produced);
+  assert.ok(new Set(seen.map((x) => x.shard)).size > 1, 'records of several shards');
+  for (let i = 1; i < seen.length; i++) {
+    assert.ok(seen[i].append >= seen[i - 1].append, `append time order at ${i}`);
+    assert.ok(call(seen[i]) >= call(seen[i - 1]), `produce order at ${i}: ${seen[i - 1].value}, ${seen[i].value}`);
+  }
+  assert.ok(new Set(first.map((x) => x.shard)).size > 1, 'the first page mixes shards');
+  // Latest is the newest page; from there Prev goes back along the pages seen
+  await clickAndLoad(page, 'page-latest');
+  const latest = await rowsOf(page);
+  assert.deepEqual(latest.map((x) => x.value), seen.slice(-20).map((x) => x.value));
+  await page.goto(`${b.endpoint}/ui/#/streams/spread/browse?shard=all&from=oldest&limit=20`);
+  await page.getByTestId('browser').waitFor();
+  await clickAndLoad(page, 'page-next');
+  await clickAndLoad(page, 'page-prev');
+  assert.deepEqual(await rowsOf(page), first);
+  // a record of the merged view opens with its own shard, also in the CLI command
+  const pick = first.find((x) => x.shard !== 0) || first[0];
+  await page.locator(`[data-testid="record-row"][data-shard="${pick.shard}"][data-seq="${pick.seq}"]`).click();
+  await page.getByTestId('record-detail').waitFor();
+  assert.equal(await page.getByTestId('cli-command').inputValue(),
+    `sluice consume spread --shard ${pick.shard} --from seq:${pick.seq} --count 1 --json`);
+  await page.screenshot({ path: `${SHOTS}/browser-all-shards.png`, fullPage: false });
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test('the record browser filters by attribute, substring and JSON path, kept in the URL', async () => {
+  cli(['stream', 'create', 'sieve', '--shards', '1']);
+  cli(['produce', 'sieve', '--attr', 'type=order'], '{"detail":{"items":[{"sku":"A-1"},{"sku":"B-2"}],"total":5}}\n');
+  cli(['produce', 'sieve', '--attr', 'type=refund'], '{"detail":{"items":[{"sku":"B-2"}],"total":7}}\n');
+  cli(['produce', 'sieve', '--attr', 'type=order'], 'plain text, B-2 is not JSON here\n');
+  const page = await openPage('#/streams/sieve/browse?shard=0&from=oldest');
+  await page.getByTestId('browser').waitFor();
+  const seqs = async () => (await rowsOf(page)).map((x) => x.seq);
+  const filter = async (fields) => {
+    for (const k of ['attr', 'contains', 'jpath', 'jvalue']) await page.getByTestId(`browse-${k}`).fill(fields[k] || '');
+    await clickAndLoad(page, 'browse-go');
+  };
+  assert.deepEqual(await seqs(), [0, 1, 2]);
+  await filter({ attr: 'type=refund' });
+  assert.deepEqual(await seqs(), [1]);
+  assert.match(page.url(), /attr=type%3Drefund/);
+  await filter({ attr: 'type=order' });
+  assert.deepEqual(await seqs(), [0, 2]);
+  await filter({ contains: 'not JSON' });
+  assert.deepEqual(await seqs(), [2]);
+  assert.match(page.url(), /contains=not%20JSON/);
+  await filter({ contains: 'B-2' });
+  assert.deepEqual(await seqs(), [0, 1, 2]);
+  await filter({ jpath: 'detail.items[1].sku' });
+  assert.deepEqual(await seqs(), [0]);
+  await filter({ jpath: 'detail.total', jvalue: '7' });
+  assert.deepEqual(await seqs(), [1]);
+  assert.match(page.url(), /jpath=detail\.items%5B|jpath=detail\.total&jvalue=7/);
+  await filter({ jpath: 'detail.total', jvalue: '5', attr: 'type=refund' });
+  assert.deepEqual(await seqs(), []);
+  assert.match(await page.locator('.empty-note').textContent(), /No matching records/);
+  // the filters come back from the URL, in the merged view too
+  await page.goto(`${b.endpoint}/ui/#/streams/sieve/browse?shard=all&from=oldest&jpath=detail.items%5B0%5D.sku&jvalue=B-2`);
+  await page.waitForFunction(() => document.querySelector('[data-testid="browser"]')?.dataset.loads);
+  assert.equal(await page.getByTestId('browse-jpath').inputValue(), 'detail.items[0].sku');
+  assert.equal(await page.getByTestId('browse-jvalue').inputValue(), 'B-2');
+  assert.deepEqual(await seqs(), [1]);
+  // a malformed filter is refused before it is sent
+  await page.getByTestId('browse-jpath').fill('');
+  await page.getByTestId('browse-go').click();
+  await page.getByTestId('error').filter({ hasText: /JSON value needs a JSON path/ }).waitFor();
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
 function userLine(user, password) {
   return execFileSync(process.env.SLUICED_PATH, ['--hash-password', user],
     { input: password, encoding: 'utf8' }).trim();
