@@ -846,13 +846,15 @@
       r.title.replaceChildren(h('span', {class: 'muted', text: q.filter ? 'Subscription' : 'Queue group'}),
         h('span', {class: 'mono', 'data-testid': 'queue-name', text: q.group}),
         h('span', {class: 'muted small'}, 'of stream ', h('a', {href: streamHash(q.stream), class: 'mono', text: q.stream})));
-      r.stats.replaceChildren(
+      r.stats.replaceChildren(...[
         stat('Visible', fmtCount(q.visible), 'q-visible'),
         stat('In flight', fmtCount(q.inflight), 'q-inflight'),
         stat('Delayed', fmtCount(q.delayed), 'q-delayed'),
         stat('Dead-lettered', fmtCount(q.dead_lettered), 'q-dead'),
+        // the dead-letter stream keeps redriven and discarded records: this is what is left to do
+        q.dead_letter_stream ? stat('Dead letters pending', fmtCount(q.dead_letters_pending), 'q-dead-pending') : null,
         stat('Filtered out', fmtCount(q.filtered_out), 'q-filtered'),
-        stat('Oldest message', fmtAge(q.oldest_age_ms), 'q-oldest'));
+        stat('Oldest message', fmtAge(q.oldest_age_ms), 'q-oldest')].filter(Boolean));
       const row = (k, v, testid) => h('tr', null, h('th', {text: k}), h('td', {'data-testid': testid}, v));
       const pretty = q.filter ? prettyJson(q.filter) : null;
       r.config.replaceChildren(
@@ -923,8 +925,8 @@
   }
 
   /** The dead-letter section of a queue group page: the newest DLQ_LIMIT records of
-   *  one shard of stream `dlq`, their detail, and "Redrive all". `changed` runs
-   *  after a redrive so the page can refresh its counters. */
+   *  one shard of stream `dlq`, their detail, "Redrive all" and "Discard all".
+   *  `changed` runs after either so the page can refresh its counters. */
   function deadLetters(ctx, dlq, changed) {
     let shard = 0, loadGen = 0, busy = false;
     const f = {
@@ -937,7 +939,9 @@
     };
     f.shardLabel = h('label', {class: 'inline', hidden: true}, h('span', {text: 'Shard'}), f.shard);
     f.redrive = h('button', {type: 'button', class: 'btn danger', 'data-testid': 'dlq-redrive', text: 'Redrive all…',
-      title: 'Send every dead letter back to its source stream', onclick: redrive});
+      title: 'Send every dead letter back to its source stream', onclick: () => runAll('redrive')});
+    f.discard = h('button', {type: 'button', class: 'btn danger', 'data-testid': 'dlq-discard', text: 'Discard all…',
+      title: 'Drop every dead letter without redriving it (needs the admin right)', onclick: () => runAll('discard')});
     f.reload = h('button', {type: 'button', class: 'btn', 'data-testid': 'dlq-reload', text: 'Reload',
       onclick: () => load()});
     f.wrap = h('div', {class: 'records-wrap dlq-wrap', hidden: true},
@@ -947,7 +951,7 @@
     f.root = h('section', {class: 'dlq', id: 'dlq', 'data-testid': 'dlq'},
       h('h2', null, 'Dead letters in ', h('span', {class: 'mono', text: dlq}),
         h('span', {class: 'muted small', text: ` · newest ${DLQ_LIMIT} of a shard, newest first`})),
-      h('div', {class: 'toolbar'}, f.shardLabel, f.reload, f.redrive, f.browse, f.result),
+      h('div', {class: 'toolbar'}, f.shardLabel, f.reload, f.redrive, f.discard, f.browse, f.result),
       f.note, f.body);
 
     function closeDetail() {
@@ -984,7 +988,7 @@
       f.tbody.replaceChildren();
       f.wrap.hidden = true;
       f.shardLabel.hidden = true;
-      f.redrive.hidden = true;
+      f.redrive.hidden = f.discard.hidden = true;
       f.browse.hidden = true;
       f.note.textContent = `There are no dead letters yet (stream ${dlq} does not exist).`;
     }
@@ -1015,7 +1019,7 @@
         }
         f.shard.value = String(shard);
         f.shardLabel.hidden = shardIds.length <= 1;
-        f.redrive.hidden = false;
+        f.redrive.hidden = f.discard.hidden = false;
         f.browse.hidden = false;
         f.browse.href = browseHash(dlq, {shard, from: 'latest', key: '', limit: DLQ_LIMIT});
         const res = await api(`/streams/${enc(dlq)}/records?shard=${shard}&from=latest&limit=${DLQ_LIMIT}`);
@@ -1033,35 +1037,50 @@
       }
     }
 
-    async function redrive() {
-      const ok = await confirmAction(`Send every dead letter of ${dlq} back to its source stream.`, 'Redrive');
+    const plural = n => `${fmtCount(n)} record${n === 1 ? '' : 's'}`;
+    const ACTIONS = {
+      redrive: {button: () => f.redrive, ok: 'Redrive', count: res => res.redriven, doing: 'Redriving…',
+        sentence: () => `Send every dead letter of ${dlq} back to its source stream.`,
+        done: n => `Redriven ${plural(n)}.`, failed: n => `Redrive stopped after ${plural(n)}.`},
+      discard: {button: () => f.discard, ok: 'Discard', count: res => res.records, doing: 'Discarding…',
+        sentence: () => `Discard every dead letter of ${dlq}: none of them will be redriven ` +
+          '(the records stay in the stream until its retention drops them).',
+        done: n => `Discarded ${plural(n)}.`,
+        failed: n => (n ? `Discard stopped after ${plural(n)}.` : 'Nothing was discarded.')},
+    };
+
+    /** Redrive or discard every dead letter, behind the confirmation dialog. A
+     *  request may stop at the broker's bound and say "more": call until done.
+     *  Leaving the page stops the loop; what was done so far stays done. */
+    async function runAll(verb) {
+      const a = ACTIONS[verb];
+      const ok = await confirmAction(a.sentence(), a.ok);
       if (!ok || !ctx.alive) return;
       busy = true;
-      f.redrive.disabled = true;
+      f.redrive.disabled = f.discard.disabled = true;
       let total = 0, more = true, idle = 0;
-      setStatus(f.result, 'Redriving…');
+      setStatus(f.result, a.doing);
       try {
-        // One request stops at the broker's bound and says "more": call until it is done.
-        // Leaving the page stops the loop; what was redriven so far stays redriven.
         while (more && ctx.alive) {
-          const res = await post(`/streams/${enc(dlq)}/redrive`, {});
-          total += Number(res.redriven) || 0;
+          const res = await post(`/streams/${enc(dlq)}/${verb}`, {});
+          const n = Number(a.count(res)) || 0;
+          total += n;
           more = res.more === true;
           // Guard against a request loop if the broker keeps saying "more" but moves nothing.
-          idle = res.redriven > 0 ? 0 : idle + 1;
-          if (more && idle >= 3) throw new ApiError('EREDRIVE', 'the broker reports more dead letters but redrives none');
-          if (more && ctx.alive) setStatus(f.result, `Redriving… ${total} records so far.`);
+          idle = n > 0 ? 0 : idle + 1;
+          if (more && idle >= 3) throw new ApiError('E' + verb.toUpperCase(), `the broker reports more dead letters but ${verb}s none`);
+          if (more && ctx.alive) setStatus(f.result, `${a.doing} ${plural(total)} so far.`);
         }
         if (!ctx.alive) return;
         clearError(true);
-        setStatus(f.result, `Redriven ${total} records.`);
+        setStatus(f.result, a.done(total));
       } catch (e) {
         if (!ctx.alive) return;
-        setStatus(f.result, `Redrive stopped after ${total} records.`, true);
+        setStatus(f.result, a.failed(total), true);
         showError(e, true);
       } finally {
         busy = false;
-        f.redrive.disabled = false;
+        f.redrive.disabled = f.discard.disabled = false;
       }
       changed();
       await load();

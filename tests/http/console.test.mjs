@@ -588,10 +588,81 @@ test('the record browser filters by attribute, substring and JSON path, kept in 
   await page.close();
 });
 
+// A queue group whose messages died: `n` dead letters in STREAM.GROUP.dlq.
+async function deadLettered(run, stream, group, n) {
+  run(['queue', 'create', stream, '--group', group, '--max-deliveries', '1', '--visibility', '0.2']);
+  run(['queue', 'send', stream], Array.from({ length: n }, (_, i) => `m${i}`).join('\n') + '\n');
+  run(['queue', 'receive', stream, '--group', group, '--max', '10']); // not acked: they die
+  // the expiry is noticed by the next receive
+  await until(`${n} dead letters`, () => {
+    run(['queue', 'receive', stream, '--group', group, '--max', '10']);
+    return /dead-lettered\D*(\d+)/i.exec(run(['queue', 'stats', stream, '--group', group]))?.[1] === String(n);
+  });
+}
+
+test('Discard all drops the dead letters of a queue group, behind the confirmation', async () => {
+  await deadLettered(cli, 'chores', 'crew', 3);
+  const page = await openPage('#/queues/chores/crew');
+  await page.getByTestId('queue-page').waitFor();
+  const pending = page.locator('.stat-value[data-testid="q-dead-pending"]');
+  await pending.filter({ hasText: /^3$/ }).waitFor();
+  await page.locator('[data-testid="dlq-row"]').first().waitFor();
+  // Cancel does nothing
+  await page.getByTestId('dlq-discard').click();
+  await page.getByTestId('confirm-cancel').click();
+  assert.equal((await api('/queues/chores/crew')).json.dead_letters_pending, 3);
+  await page.getByTestId('dlq-discard').click();
+  assert.match(await page.getByTestId('confirm-dialog').textContent(), /Discard every dead letter of chores\.crew\.dlq/);
+  await page.getByTestId('confirm-ok').click();
+  await page.getByTestId('dlq-result').filter({ hasText: /Discarded 3 records/ }).waitFor();
+  await pending.filter({ hasText: /^0$/ }).waitFor();
+  assert.equal((await api('/queues/chores/crew')).json.dead_letters_pending, 0);
+  const post = (path) => api(path, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+  assert.deepEqual((await post('/streams/chores.crew.dlq/redrive')).json, { redriven: 0, more: false });
+  assert.equal((await api('/queues/chores/crew')).json.visible, 0, 'none went back to the queue');
+  await page.screenshot({ path: `${SHOTS}/dead-letters-discarded.png`, fullPage: true });
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
 function userLine(user, password) {
   return execFileSync(process.env.SLUICED_PATH, ['--hash-password', user],
     { input: password, encoding: 'utf8' }).trim();
 }
+
+test('Discard all is refused for a read-only user, with the reason, and drops nothing', async () => {
+  const auth = [userLine('admin', 'pw-admin'), userLine('reader', 'pw-reader'),
+    'allow admin all *', 'allow reader consume rq*'].join('\n');
+  const a = await startAuthBroker(`${auth}\n`);
+  const basic = { authorization: `Basic ${Buffer.from('admin:pw-admin').toString('base64')}` };
+  const pendingAsAdmin = async () =>
+    JSON.parse((await httpGet(a, '/api/v1/queues/rq/w', { headers: basic })).body).dead_letters_pending;
+  try {
+    const acli = (args, input) => execFileSync(CLI, ['--broker', `127.0.0.1:${a.port}`, '--user', 'admin', ...args],
+      { encoding: 'utf8', input, env: { ...process.env, SLUICE_PASSWORD: 'pw-admin' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    await deadLettered(acli, 'rq', 'w', 2);
+    assert.equal(await pendingAsAdmin(), 2);
+    const ctx = await browser.newContext({ httpCredentials: { username: 'reader', password: 'pw-reader' } });
+    const page = await ctx.newPage();
+    const problems = [];
+    page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(m.text()); });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    await page.goto(`${a.endpoint}/ui/#/queues/rq/w`);
+    await page.locator('.stat-value[data-testid="q-dead-pending"]').filter({ hasText: /^2$/ }).waitFor();
+    await page.getByTestId('dlq-discard').click();
+    await page.getByTestId('confirm-ok').click();
+    await page.getByTestId('error').filter({ hasText: /not authorized/ }).waitFor();
+    assert.match(await page.getByTestId('error').textContent(), /EDENIED.*admin/s);
+    await page.getByTestId('dlq-result').filter({ hasText: /Nothing was discarded/ }).waitFor();
+    await page.screenshot({ path: `${SHOTS}/discard-refused.png`, fullPage: true });
+    // the browser logs the refused request itself (403), and nothing else
+    assert.deepEqual(problems.filter((p) => !/status of 403/.test(p)), []);
+    await ctx.close();
+    assert.equal(await pendingAsAdmin(), 2, 'nothing was discarded');
+  } finally {
+    await a.stop();
+  }
+});
 
 test('with auth on: a login, only visible streams, and a read-only user refused writes', async () => {
   const auth = [userLine('admin', 'pw-admin'), userLine('reader', 'pw-reader'),
