@@ -211,7 +211,8 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
                                  .body_bytes_max = cfg->http_body_bytes_max,
                                  .max_inflight = cfg->max_inflight,
                                  .data_dir = cfg->data, .version = SL_BROKER_VERSION,
-                                 .ui = cfg->ui},
+                                 .ui = cfg->ui, .native_port = port,
+                                 .http_port = cfg->http_port},
                          .engine = engine, .net = net, .ring = ring,
                          .auth = cfg->auth ? &sec.auth : NULL,
                          .started_ms = sl_clock_wall_ms()};

@@ -1,10 +1,12 @@
-/* Sluice web console: plain ES2020, no dependencies, no build step.
+/* Sluice web console: plain ES2020, no dependencies, no build step. This
+ * file is the pages and the routing; dom.js has the DOM helpers, charts.js
+ * the time-series chart (index.html loads them first).
  *
- * Two rules shape this file:
+ * Two rules shape the console:
  *  - It runs under a strict CSP (no inline script/style, no eval), so all
  *    behaviour is wired with addEventListener and charts are SVG attributes.
  *  - Record keys, values and attributes are untrusted. The DOM is built only
- *    with createElement + textContent (see h() below); never innerHTML.
+ *    with createElement + textContent (h() of dom.js); never innerHTML.
  */
 'use strict';
 
@@ -12,7 +14,7 @@
   const API = '/api/v1';
   const POLL_MS = 5000;          // overview / streams / stream page refresh
   const TAIL_MS = 1000;          // live-tail poll interval
-  const MAX_CHART_POINTS = 720;  // one hour of 5 s samples
+  const HISTORY_MIN_MS = 5000;   // history polls: at the sampling interval, never more often
   const MAX_TAIL_ROWS = 500;
   const TAIL_BATCH = 1000;       // largest page the API allows
   const PAGE_SIZES = [20, 50, 100, 500];
@@ -23,33 +25,8 @@
   const enc = encodeURIComponent;
 
   // ---------------------------------------------------------------- DOM helpers
-  // Properties that must be set as DOM properties rather than attributes.
-  const PROPS = new Set(['value', 'checked', 'disabled', 'readOnly', 'selected', 'colSpan']);
-
-  /** h('td', {class: 'num', text: 42}, ...children). Functions become listeners;
-   *  strings become text nodes, so data can never turn into markup. */
-  function h(tag, attrs, ...children) {
-    const el = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v == null || v === false) continue;
-      if (k === 'class') el.className = v;
-      else if (k === 'text') el.textContent = String(v);
-      else if (typeof v === 'function') el.addEventListener(k.replace(/^on/, ''), v);
-      else if (PROPS.has(k)) el[k] = v;
-      else el.setAttribute(k, v === true ? '' : String(v));
-    }
-    for (const c of children.flat(Infinity)) {
-      if (c != null && c !== false) el.append(c instanceof Node ? c : String(c));
-    }
-    return el;
-  }
-
-  const SVGNS = 'http://www.w3.org/2000/svg';
-  function svgEl(tag, attrs) {
-    const el = document.createElementNS(SVGNS, tag);
-    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
-    return el;
-  }
+  const {h} = window.SluiceDom;
+  const {timeSeriesChart, latest: latestSample} = window.SluiceCharts;
 
   const th = (label, cls) => h('th', {class: cls, text: label});
   const td = (text, cls) => h('td', {class: cls, text});
@@ -57,7 +34,8 @@
   const table = (heads, tbody, cls) =>
     h('table', {class: 'tbl ' + (cls || '')},
       h('thead', null, h('tr', null, heads.map(([l, c]) => th(l, c)))), tbody);
-  const pill = status => h('span', {class: 'pill ' + (status === 'ok' ? 'ok' : 'bad'), text: status || '?'});
+  /** A status badge: green for 'ok'; `text` overrides the word shown. */
+  const pill = (status, text) => h('span', {class: 'pill ' + (status === 'ok' ? 'ok' : 'bad'), text: text || status || '?'});
 
   function stat(label, value, testid) {
     return h('div', {class: 'stat'},
@@ -229,11 +207,12 @@
     return ctx;
   }
 
-  /** Runs fn now and again `ms` after each completion (never overlapping). */
+  /** Runs fn now and again `ms` (or ms() when a function) after each completion
+   *  (never overlapping). */
   function poll(ctx, fn, ms) {
     const run = async () => {
       try { await fn(); } catch (e) { if (ctx.alive) showError(e); }
-      ctx.later(run, ms);
+      ctx.later(run, typeof ms === 'function' ? ms() : ms);
     };
     run();
   }
@@ -244,10 +223,13 @@
   const queueHash = (stream, group) => `#/queues/${enc(stream)}/${enc(group)}`;
   const deadLettersHash = (stream, group) => `${queueHash(stream, group)}?section=dlq`;
   // Keep "seq:5" / "time:..." readable in the address bar; everything else is escaped.
-  const qv = v => enc(v).replace(/%3A/gi, ':');
+  const qv = v => enc(v).replace(/%3A/gi, ':').replace(/%2C/gi, ',');
+  /** The record browser's URL: every part of its state (browseState() reads it back). */
   function browseHash(name, st) {
-    return `${streamHash(name)}/browse?shard=${st.shard}&from=${qv(st.from)}` +
-      (st.key ? `&key=${qv(st.key)}` : '') + `&limit=${st.limit}`;
+    let q = `shard=${st.shard}&from=${qv(st.from)}`;
+    if (st.cursor) q += `&cursor=${qv(st.cursor)}`;
+    for (const f of FILTERS) if (st[f]) q += `&${f}=${qv(st[f])}`;
+    return `${streamHash(name)}/browse?${q}&limit=${st.limit}`;
   }
 
   function parseHash() {
@@ -302,24 +284,30 @@
     start(view);
   }
 
-  // ------------------------------------------------------------------- overview
-  // Kept across visits so the chart covers everything since the page was opened.
-  let ovLast = null;
-  const ovRates = [];
+  // --------------------------------------------------------------------- charts
+  // Every chart draws the broker's own samples (GET /history), so it shows the
+  // last hour as soon as a page opens, whatever the browser did before.
+  const fmtPerSec = v => `${fmtRate(v)}/s`;
+  const IN_OUT = (inKey, outKey) => [{key: inKey, name: 'in', cls: 'in'}, {key: outKey, name: 'out', cls: 'out'}];
+  const CHARTS = {
+    records: {label: 'records per second, in and out', series: IN_OUT('records_in', 'records_out'),
+      fmt: fmtPerSec, floor: 1},
+    bytes: {label: 'megabytes per second, in and out', series: IN_OUT('bytes_in', 'bytes_out'),
+      fmt: fmtMBps, floor: 1e5},
+    lagRecords: {label: 'records behind', series: [{key: 'records_behind', name: 'records behind', cls: 'lag'}],
+      fmt: fmtCount, floor: 10},
+    lagTime: {label: 'time behind', series: [{key: 'ms_behind', name: 'time behind', cls: 'lag-time'}],
+      fmt: fmtDuration, floor: 1000},
+  };
+  const chart = (kind, testid, label) =>
+    timeSeriesChart({...CHARTS[kind], testid, label: label || CHARTS[kind].label});
 
-  function addOverviewSample(ov) {
-    const cur = {t: Date.now(), ri: ov.records_in, bi: ov.bytes_in, ro: ov.records_out, bo: ov.bytes_out};
-    const prev = ovLast;
-    if (prev && cur.t - prev.t < 1000) return;   // too close together for a meaningful rate
-    ovLast = cur;
-    // Counters only go backwards when the broker restarted: that interval has no rate.
-    if (!prev || cur.ri < prev.ri || cur.ro < prev.ro || cur.bi < prev.bi || cur.bo < prev.bo) return;
-    const dt = (cur.t - prev.t) / 1000;
-    ovRates.push({t: cur.t, ri: (cur.ri - prev.ri) / dt, bi: (cur.bi - prev.bi) / dt,
-      ro: (cur.ro - prev.ro) / dt, bo: (cur.bo - prev.bo) / dt});
-    if (ovRates.length > MAX_CHART_POINTS) ovRates.splice(0, ovRates.length - MAX_CHART_POINTS);
+  /** A sample changes once per interval: ask at that pace, never faster than HISTORY_MIN_MS. */
+  function historyEvery(hist) {
+    return Math.max(HISTORY_MIN_MS, hist && hist.interval_s > 0 ? hist.interval_s * 1000 : 0);
   }
 
+  // ------------------------------------------------------------------- overview
   function card(label, testid) {
     const val = h('div', {class: 'card-value', 'data-testid': testid, text: '—'});
     const sub = h('div', {class: 'card-sub'});
@@ -327,15 +315,21 @@
   }
 
   function overviewView(ctx) {
-    let r = null;
+    let r = null, ov = null, hist = undefined;
+    const show = () => {
+      if (!ctx.alive || !ov) return;
+      if (!r) { r = buildOverview(); mount(ctx, r.root); }
+      fillOverview(r, ov, hist);
+    };
     poll(ctx, async () => {
-      const ov = await api('/overview');
+      ov = await api('/overview');
       if (!ctx.alive) return;
       clearError();
-      addOverviewSample(ov);
-      if (!r) { r = buildOverview(); mount(ctx, r.root); }
-      fillOverview(r, ov);
+      show();
     }, POLL_MS);
+    poll(ctx, async () => {
+      try { hist = await api('/history'); } catch (e) { hist = null; throw e; } finally { show(); }
+    }, () => historyEvery(hist));
   }
 
   function buildOverview() {
@@ -347,23 +341,28 @@
       rin: card('In (records/s)', 'ov-rate-in'), rout: card('Out (records/s)', 'ov-rate-out'),
     };
     const meter = h('meter', {min: 0, max: 1, value: 0, 'aria-label': 'disk used'});
-    const chart = svgEl('svg', {class: 'chart', viewBox: '0 0 720 160', preserveAspectRatio: 'none',
-      width: '100%', height: 160, role: 'img', 'aria-label': 'records per second, in and out',
-      'data-testid': 'chart-records'});
-    const legend = h('div', {class: 'legend'});
+    const records = chart('records', 'chart-records');
+    const bytes = chart('bytes', 'chart-bytes');
+    const brokers = h('tbody');
     const errBody = h('tbody');
     const errTable = table([['Code'], ['Count', 'num']], errBody);
     errTable.setAttribute('data-testid', 'ov-errors');
+    const brokerTable = table([['ID', 'num'], ['Host'], ['Native port', 'num'], ['HTTP port', 'num'],
+      ['Version'], ['Uptime', 'num'], ['State']], brokers, 'brokers');
+    brokerTable.setAttribute('data-testid', 'ov-brokers');
     const root = h('section', {'data-testid': 'overview', 'data-loaded': '1'},
       h('h1', null, 'Overview'),
       h('div', {class: 'cards'}, Object.values(c).map(x => x.el)),
+      h('div', {class: 'charts'},
+        h('div', {class: 'panel'}, h('h2', {text: 'Records/s in and out'}), records.el),
+        h('div', {class: 'panel'}, h('h2', {text: 'MB/s in and out'}), bytes.el)),
       h('div', {class: 'split'},
-        h('div', {class: 'panel'}, h('h2', {text: 'Records/s in and out'}), chart, legend),
+        h('div', {class: 'panel'}, h('h2', {text: 'Brokers'}), brokerTable),
         h('div', {class: 'panel'}, h('h2', {text: 'Errors by code'}), errTable)));
-    return {root, c, meter, chart, legend, errBody};
+    return {root, c, meter, records, bytes, brokers, errBody};
   }
 
-  function fillOverview(r, ov) {
+  function fillOverview(r, ov, hist) {
     const {c} = r;
     c.version.val.textContent = ov.version || '—';
     c.uptime.val.textContent = fmtDuration((ov.uptime_s || 0) * 1000);
@@ -379,55 +378,34 @@
       c.disk.sub.replaceChildren(`of ${fmtBytes(disk.size_bytes)} ` +
         `(${Math.round((1 - disk.free_bytes / disk.size_bytes) * 100)}% used)`, r.meter);
     }
-    const last = ovRates[ovRates.length - 1];
-    c.rin.val.textContent = last ? fmtRate(last.ri) : '—';
-    c.rin.sub.textContent = last ? fmtMBps(last.bi) : `total ${fmtCount(ov.records_in)}`;
-    c.rout.val.textContent = last ? fmtRate(last.ro) : '—';
-    c.rout.sub.textContent = last ? fmtMBps(last.bo) : `total ${fmtCount(ov.records_out)}`;
-    if (last) {
-      c.rin.sub.append(h('span', {class: 'muted', text: ` · total ${fmtCount(ov.records_in)}`}));
-      c.rout.sub.append(h('span', {class: 'muted', text: ` · total ${fmtCount(ov.records_out)}`}));
-    }
-    renderChart(r.chart, r.legend);
+    rateCard(c.rin, hist, 'records_in', 'bytes_in', ov.records_in);
+    rateCard(c.rout, hist, 'records_out', 'bytes_out', ov.records_out);
+    r.records.update(hist);
+    r.bytes.update(hist);
+    r.brokers.replaceChildren(...((ov.brokers || []).length ? ov.brokers.map(brokerRow)
+      : [emptyRow(7, 'No brokers reported.')]));
     const errs = Object.entries(ov.errors || {}).sort((a, b) => b[1] - a[1]);
     r.errBody.replaceChildren(...(errs.length
       ? errs.map(([code, n]) => h('tr', {'data-code': code}, td(code, 'mono'), td(fmtCount(n), 'num')))
       : [emptyRow(2, 'No errors since start')]));
   }
 
-  /** Rounds up to 1/2/5 × 10^k so the y axis has a stable, readable maximum. */
-  function niceMax(v) {
-    const p = 10 ** Math.floor(Math.log10(v));
-    return [1, 2, 5, 10].map(m => m * p).find(x => x >= v);
+  /** The latest sampled rate (records and MB per second) and the counter since start. */
+  function rateCard(card, hist, recKey, byteKey, total) {
+    const rate = hist ? latestSample(hist[recKey]) : null;
+    const bytes = hist ? latestSample(hist[byteKey]) : null;
+    card.val.textContent = fmtRate(rate);
+    card.sub.replaceChildren(rate != null ? fmtMBps(bytes) : '',
+      h('span', {class: 'muted', text: `${rate != null ? ' · ' : ''}total ${fmtCount(total)}`}));
   }
 
-  function renderChart(svg, legend) {
-    const W = 720, H = 160, pad = 6;
-    const max = niceMax(Math.max(1, ...ovRates.map(p => Math.max(p.ri, p.ro))));
-    const y = v => (H - pad - (v / max) * (H - 2 * pad)).toFixed(1);
-    svg.replaceChildren();
-    for (const f of [0, 0.25, 0.5, 0.75, 1]) {
-      svg.append(svgEl('line', {x1: 0, x2: W, y1: y(f * max), y2: y(f * max), class: 'grid',
-        'vector-effect': 'non-scaling-stroke'}));
-    }
-    if (ovRates.length) {
-      // x is time-based so gaps (e.g. while on another page) are not compressed away.
-      // A single rate is drawn as a flat line so the chart shows something after two polls.
-      const t0 = ovRates[0].t, span = ovRates[ovRates.length - 1].t - t0;
-      const pts = k => (span > 0
-        ? ovRates.map(p => `${((p.t - t0) / span * W).toFixed(1)},${y(p[k])}`).join(' ')
-        : `0,${y(ovRates[0][k])} ${W},${y(ovRates[0][k])}`);
-      for (const [k, cls] of [['ri', 'line-in'], ['ro', 'line-out']]) {
-        svg.append(svgEl('polyline', {points: pts(k), class: cls, 'vector-effect': 'non-scaling-stroke'}));
-      }
-    }
-    const last = ovRates[ovRates.length - 1];
-    legend.replaceChildren(
-      h('span', {class: 'sw in'}), `in ${last ? fmtRate(last.ri) : '—'}/s`,
-      h('span', {class: 'sw out'}), `out ${last ? fmtRate(last.ro) : '—'}/s`,
-      h('span', {class: 'muted', text: ovRates.length >= 2
-        ? ` · scale 0–${fmtCount(max)}/s · last ${fmtDuration(last.t - ovRates[0].t)}`
-        : ' · collecting samples…'}));
+  function brokerRow(br) {
+    return h('tr', {'data-testid': 'broker-row', 'data-id': br.id},
+      td(br.id, 'num'),
+      h('td', {class: 'mono'}, br.host || '—', br.self ? h('span', {class: 'muted', text: ' (this one)'}) : null),
+      td(br.native_port, 'num mono'), td(br.http_port, 'num mono'), td(br.version || '—'),
+      td(fmtDuration((br.uptime_s || 0) * 1000), 'num'),
+      h('td', null, pill(br.state === 'up' ? 'ok' : br.state, br.state)));
   }
 
   // -------------------------------------------------------------- streams list
@@ -483,7 +461,10 @@
 
   function streamView(ctx, name) {
     const expanded = new Set();   // groups whose per-shard rows are open; survives refreshes
-    let r = null, last = null;
+    let r = null, last = null, histEvery = HISTORY_MIN_MS;
+    // Charts outlive the table rows rebuilt on every refresh, so they keep their data.
+    const tp = {records: chart('records', 'chart-stream-records'), bytes: chart('bytes', 'chart-stream-bytes')};
+    const lagCharts = new Map();   // group → {records, time}
 
     const refresh = async () => {
       const s = await api(`/streams/${enc(name)}`);
@@ -514,6 +495,10 @@
           h('a', {class: 'btn', href: browseHash(name, {shard: 0, from: 'latest', key: '', limit: 50}),
             'data-testid': 'browse-link', text: 'Browse records →'})),
         f.summary,
+        h('h2', {text: 'Throughput'}),
+        h('div', {class: 'charts'},
+          h('div', {class: 'panel'}, h('h3', {text: 'Records/s in and out'}), tp.records.el),
+          h('div', {class: 'panel'}, h('h3', {text: 'MB/s in and out'}), tp.bytes.el)),
         h('h2', {text: 'Shards'}),
         table([['Shard', 'num'], ['Hash range'], ['First seq', 'num'], ['Next seq', 'num'], ['Records', 'num'],
           ['Bytes', 'num'], ['Segments', 'num'], ['Last append'], ['Status']], f.shards),
@@ -564,8 +549,11 @@
       r.groups.replaceChildren(...(groups.length ? groups.flatMap(g => {
         const open = expanded.has(g.group);
         const toggle = h('button', {type: 'button', class: 'toggle', 'aria-expanded': String(open),
-          title: 'Per-shard lag', text: open ? '▾' : '▸', onclick: () => {
-            if (!expanded.delete(g.group)) expanded.add(g.group);
+          title: 'Per-shard lag and lag over time', text: open ? '▾' : '▸', onclick: () => {
+            if (!expanded.delete(g.group)) {
+              expanded.add(g.group);
+              loadLag(g.group).catch(e => { if (ctx.alive) showError(e); });
+            }
             renderGroups();
           }});
         const rows = [h('tr', {'data-testid': 'group-row', 'data-group': g.group},
@@ -573,14 +561,42 @@
           h('td', {class: 'num', 'data-testid': 'lag-records', text: fmtCount(g.records_behind)}),
           td(fmtDuration(g.ms_behind), 'num'), td(fmtCount((g.shards || []).length), 'num'))];
         if (open) {
-          rows.push(h('tr', {class: 'sub'}, h('td', {colSpan: 4},
+          const c = lagChartsOf(g.group);
+          rows.push(h('tr', {class: 'sub', 'data-testid': 'group-detail', 'data-group': g.group}, h('td', {colSpan: 4},
             table([['Shard', 'num'], ['Checkpoint', 'num'], ['Tail seq', 'num'], ['Records behind', 'num'],
               ['Time behind', 'num']], h('tbody', null, (g.shards || []).map(x => h('tr', {'data-shard': x.shard},
               td(x.shard, 'num'), td(x.checkpoint, 'num mono'), td(x.tail_seq, 'num mono'),
-              td(fmtCount(x.records_behind), 'num'), td(fmtDuration(x.ms_behind), 'num')))), 'inner'))));
+              td(fmtCount(x.records_behind), 'num'), td(fmtDuration(x.ms_behind), 'num')))), 'inner'),
+            h('div', {class: 'charts lag-charts'}, c.records.el, c.time.el))));
         }
         return rows;
       }) : [emptyRow(4, 'No consumer groups.')]));
+    }
+
+    function lagChartsOf(group) {
+      if (!lagCharts.has(group)) {
+        lagCharts.set(group, {records: chart('lagRecords', 'chart-lag-records', `records behind of group ${group}`),
+          time: chart('lagTime', 'chart-lag-time', `time behind of group ${group}`)});
+      }
+      return lagCharts.get(group);
+    }
+
+    /** One answer feeds both charts; a failure shows in them as well as in the banner. */
+    async function loadHistory(query, charts) {
+      let hist = null;
+      try { hist = await api(`/history?stream=${enc(name)}${query}`); return hist; }
+      finally { if (ctx.alive) charts.forEach(c => c.update(hist)); }
+    }
+    const loadLag = group => {
+      const c = lagChartsOf(group);
+      return loadHistory(`&group=${enc(group)}`, [c.records, c.time]);
+    };
+
+    async function refreshHistory() {
+      histEvery = historyEvery(await loadHistory('', [tp.records, tp.bytes]));
+      // only groups that still exist: the history of a gone one is a 404
+      const groups = new Set(((last && last.groups) || []).map(g => g.group));
+      await Promise.all([...expanded].filter(g => groups.has(g)).map(loadLag));
     }
 
     async function produce() {
@@ -615,6 +631,7 @@
     }
 
     poll(ctx, refresh, POLL_MS);
+    poll(ctx, refreshHistory, () => histEvery);
   }
 
   // ------------------------------------------------- records: formatting, detail
@@ -829,13 +846,15 @@
       r.title.replaceChildren(h('span', {class: 'muted', text: q.filter ? 'Subscription' : 'Queue group'}),
         h('span', {class: 'mono', 'data-testid': 'queue-name', text: q.group}),
         h('span', {class: 'muted small'}, 'of stream ', h('a', {href: streamHash(q.stream), class: 'mono', text: q.stream})));
-      r.stats.replaceChildren(
+      r.stats.replaceChildren(...[
         stat('Visible', fmtCount(q.visible), 'q-visible'),
         stat('In flight', fmtCount(q.inflight), 'q-inflight'),
         stat('Delayed', fmtCount(q.delayed), 'q-delayed'),
         stat('Dead-lettered', fmtCount(q.dead_lettered), 'q-dead'),
+        // the dead-letter stream keeps redriven and discarded records: this is what is left to do
+        q.dead_letter_stream ? stat('Dead letters pending', fmtCount(q.dead_letters_pending), 'q-dead-pending') : null,
         stat('Filtered out', fmtCount(q.filtered_out), 'q-filtered'),
-        stat('Oldest message', fmtAge(q.oldest_age_ms), 'q-oldest'));
+        stat('Oldest message', fmtAge(q.oldest_age_ms), 'q-oldest')].filter(Boolean));
       const row = (k, v, testid) => h('tr', null, h('th', {text: k}), h('td', {'data-testid': testid}, v));
       const pretty = q.filter ? prettyJson(q.filter) : null;
       r.config.replaceChildren(
@@ -906,8 +925,8 @@
   }
 
   /** The dead-letter section of a queue group page: the newest DLQ_LIMIT records of
-   *  one shard of stream `dlq`, their detail, and "Redrive all". `changed` runs
-   *  after a redrive so the page can refresh its counters. */
+   *  one shard of stream `dlq`, their detail, "Redrive all" and "Discard all".
+   *  `changed` runs after either so the page can refresh its counters. */
   function deadLetters(ctx, dlq, changed) {
     let shard = 0, loadGen = 0, busy = false;
     const f = {
@@ -920,7 +939,9 @@
     };
     f.shardLabel = h('label', {class: 'inline', hidden: true}, h('span', {text: 'Shard'}), f.shard);
     f.redrive = h('button', {type: 'button', class: 'btn danger', 'data-testid': 'dlq-redrive', text: 'Redrive all…',
-      title: 'Send every dead letter back to its source stream', onclick: redrive});
+      title: 'Send every dead letter back to its source stream', onclick: () => runAll('redrive')});
+    f.discard = h('button', {type: 'button', class: 'btn danger', 'data-testid': 'dlq-discard', text: 'Discard all…',
+      title: 'Drop every dead letter without redriving it (needs the admin right)', onclick: () => runAll('discard')});
     f.reload = h('button', {type: 'button', class: 'btn', 'data-testid': 'dlq-reload', text: 'Reload',
       onclick: () => load()});
     f.wrap = h('div', {class: 'records-wrap dlq-wrap', hidden: true},
@@ -930,7 +951,7 @@
     f.root = h('section', {class: 'dlq', id: 'dlq', 'data-testid': 'dlq'},
       h('h2', null, 'Dead letters in ', h('span', {class: 'mono', text: dlq}),
         h('span', {class: 'muted small', text: ` · newest ${DLQ_LIMIT} of a shard, newest first`})),
-      h('div', {class: 'toolbar'}, f.shardLabel, f.reload, f.redrive, f.browse, f.result),
+      h('div', {class: 'toolbar'}, f.shardLabel, f.reload, f.redrive, f.discard, f.browse, f.result),
       f.note, f.body);
 
     function closeDetail() {
@@ -967,7 +988,7 @@
       f.tbody.replaceChildren();
       f.wrap.hidden = true;
       f.shardLabel.hidden = true;
-      f.redrive.hidden = true;
+      f.redrive.hidden = f.discard.hidden = true;
       f.browse.hidden = true;
       f.note.textContent = `There are no dead letters yet (stream ${dlq} does not exist).`;
     }
@@ -998,7 +1019,7 @@
         }
         f.shard.value = String(shard);
         f.shardLabel.hidden = shardIds.length <= 1;
-        f.redrive.hidden = false;
+        f.redrive.hidden = f.discard.hidden = false;
         f.browse.hidden = false;
         f.browse.href = browseHash(dlq, {shard, from: 'latest', key: '', limit: DLQ_LIMIT});
         const res = await api(`/streams/${enc(dlq)}/records?shard=${shard}&from=latest&limit=${DLQ_LIMIT}`);
@@ -1016,35 +1037,50 @@
       }
     }
 
-    async function redrive() {
-      const ok = await confirmAction(`Send every dead letter of ${dlq} back to its source stream.`, 'Redrive');
+    const plural = n => `${fmtCount(n)} record${n === 1 ? '' : 's'}`;
+    const ACTIONS = {
+      redrive: {button: () => f.redrive, ok: 'Redrive', count: res => res.redriven, doing: 'Redriving…',
+        sentence: () => `Send every dead letter of ${dlq} back to its source stream.`,
+        done: n => `Redriven ${plural(n)}.`, failed: n => `Redrive stopped after ${plural(n)}.`},
+      discard: {button: () => f.discard, ok: 'Discard', count: res => res.records, doing: 'Discarding…',
+        sentence: () => `Discard every dead letter of ${dlq}: none of them will be redriven ` +
+          '(the records stay in the stream until its retention drops them).',
+        done: n => `Discarded ${plural(n)}.`,
+        failed: n => (n ? `Discard stopped after ${plural(n)}.` : 'Nothing was discarded.')},
+    };
+
+    /** Redrive or discard every dead letter, behind the confirmation dialog. A
+     *  request may stop at the broker's bound and say "more": call until done.
+     *  Leaving the page stops the loop; what was done so far stays done. */
+    async function runAll(verb) {
+      const a = ACTIONS[verb];
+      const ok = await confirmAction(a.sentence(), a.ok);
       if (!ok || !ctx.alive) return;
       busy = true;
-      f.redrive.disabled = true;
+      f.redrive.disabled = f.discard.disabled = true;
       let total = 0, more = true, idle = 0;
-      setStatus(f.result, 'Redriving…');
+      setStatus(f.result, a.doing);
       try {
-        // One request stops at the broker's bound and says "more": call until it is done.
-        // Leaving the page stops the loop; what was redriven so far stays redriven.
         while (more && ctx.alive) {
-          const res = await post(`/streams/${enc(dlq)}/redrive`, {});
-          total += Number(res.redriven) || 0;
+          const res = await post(`/streams/${enc(dlq)}/${verb}`, {});
+          const n = Number(a.count(res)) || 0;
+          total += n;
           more = res.more === true;
           // Guard against a request loop if the broker keeps saying "more" but moves nothing.
-          idle = res.redriven > 0 ? 0 : idle + 1;
-          if (more && idle >= 3) throw new ApiError('EREDRIVE', 'the broker reports more dead letters but redrives none');
-          if (more && ctx.alive) setStatus(f.result, `Redriving… ${total} records so far.`);
+          idle = n > 0 ? 0 : idle + 1;
+          if (more && idle >= 3) throw new ApiError('E' + verb.toUpperCase(), `the broker reports more dead letters but ${verb}s none`);
+          if (more && ctx.alive) setStatus(f.result, `${a.doing} ${plural(total)} so far.`);
         }
         if (!ctx.alive) return;
         clearError(true);
-        setStatus(f.result, `Redriven ${total} records.`);
+        setStatus(f.result, a.done(total));
       } catch (e) {
         if (!ctx.alive) return;
-        setStatus(f.result, `Redrive stopped after ${total} records.`, true);
+        setStatus(f.result, a.failed(total), true);
         showError(e, true);
       } finally {
         busy = false;
-        f.redrive.disabled = false;
+        f.redrive.disabled = f.discard.disabled = false;
       }
       changed();
       await load();
@@ -1059,30 +1095,48 @@
   }
 
   // ------------------------------------------------------------ record browser
+  // Filters of GET .../records, in the order of the toolbar and the URL.
+  const FILTERS = ['key', 'attr', 'contains', 'jpath', 'jvalue'];
+  const MERGE_RECORDS_MAX = 100000;   // the API's bound on shards × limit for shard=all
+
   function browseState(params) {
-    const shard = parseInt(params.get('shard') || '0', 10);
+    const rawShard = params.get('shard') || '0';
+    const shard = rawShard === 'all' ? 'all' : parseInt(rawShard, 10);
     const limit = parseInt(params.get('limit') || '50', 10);
-    return {
-      shard: shard >= 0 ? shard : 0,
+    const st = {
+      shard: shard === 'all' || shard >= 0 ? shard : 0,
       from: (params.get('from') || 'latest').trim(),
-      key: params.get('key') || '',
+      // where each shard of the merged view goes on (from a previous page); wins over `from`
+      cursor: shard === 'all' ? params.get('cursor') || '' : '',
       limit: limit >= 1 && limit <= 1000 ? limit : 50,
     };
+    for (const f of FILTERS) st[f] = params.get(f) || '';
+    return st;
+  }
+
+  const isFiltered = st => FILTERS.some(f => st[f]);
+
+  /** Why the filters cannot be sent as they are, or null: said before asking the broker. */
+  function filterProblem(st) {
+    if (st.attr && st.attr.indexOf('=') <= 0) return 'Attribute filter: name=value, e.g. type=order';
+    if (st.jvalue && !st.jpath) return 'A JSON value needs a JSON path to compare it with';
+    return null;
   }
 
   function browserView(ctx, name, params) {
     let st = browseState(params);
-    // Page-start positions for "Prev" with a key filter (pages then have no fixed size).
+    // Page-start positions ({from, cursor}) for "Prev" where pages have no fixed
+    // size: filtered, or the merged view, which the API pages forward only.
     // Stored in history.state so back/forward and reload keep a consistent stack.
-    let backStack = (history.state && history.state.stack) || [];
+    let backStack = stackOf(history.state);
     let page = null;       // last records response, adjusted while tailing
     let viewStart = 0;     // seq of the first row shown (moves as tail trims rows)
-    let loadGen = 0, tailGen = 0, tailOn = false;
+    let loadGen = 0, tailGen = 0, tailOn = false, loads = 0, shardCount = 1;
     let r = null;
 
     ctx.update = p => {
       st = browseState(p);
-      backStack = (history.state && history.state.stack) || [];
+      backStack = stackOf(history.state);
       if (!r) return;     // initial load is still running and will read st
       setTail(false);
       syncControls();
@@ -1100,52 +1154,68 @@
       mount(ctx, r.root);
     })();
 
+    /** Stacks saved before positions were objects hold plain `from` strings. */
+    function stackOf(state) {
+      return ((state && state.stack) || []).map(p => (typeof p === 'string' ? {from: p, cursor: ''} : p));
+    }
+
+    const merged = () => st.shard === 'all';
+
     function build(info) {
       const ids = (info.shard_list || []).map(s => s.shard);
       const shardIds = ids.length ? ids : Array.from({length: info.shards || 1}, (_, i) => i);
+      shardCount = shardIds.length;
+      const text = (nm, placeholder, cls) => h('input', {type: 'text', name: nm, class: 'mono ' + (cls || ''),
+        autocomplete: 'off', spellcheck: 'false', placeholder, 'data-testid': `browse-${nm}`});
       const f = {
         shard: h('select', {name: 'shard', 'data-testid': 'browse-shard'},
+          h('option', {value: 'all', text: 'all shards'}),
           shardIds.map(i => h('option', {value: String(i), text: String(i)}))),
-        from: h('input', {type: 'text', name: 'from', class: 'mono from', autocomplete: 'off',
-          placeholder: 'oldest | latest | seq:N | time:2026-12-01T00:00:00Z', 'data-testid': 'browse-from'}),
-        key: h('input', {type: 'text', name: 'key', class: 'mono', autocomplete: 'off', placeholder: 'any key',
-          'data-testid': 'browse-key'}),
+        from: text('from', 'oldest | latest | seq:N | time:2026-12-01T00:00:00Z', 'from'),
+        key: text('key', 'any key'),
+        attr: text('attr', 'name=value'),
+        contains: text('contains', 'text in the value'),
+        jpath: text('jpath', 'detail.items[0].sku'),
+        jvalue: text('jvalue', 'any value'),
         limit: h('select', {name: 'limit', 'data-testid': 'browse-limit'},
           PAGE_SIZES.map(n => h('option', {value: String(n), text: String(n)}))),
         tail: h('input', {type: 'checkbox', name: 'live-tail', 'data-testid': 'live-tail'}),
         range: h('span', {class: 'range mono', 'data-testid': 'browse-range'}),
+        thead: h('thead'),
         tbody: h('tbody'),
         empty: h('p', {class: 'empty-note', hidden: true}),
         detail: h('div', {class: 'detail-slot'}),
       };
-      const btn = (text, testid, onclick, cls) => h('button', {type: 'button', class: 'btn ' + (cls || ''),
-        'data-testid': testid, text, onclick});
+      const btn = (label, testid, onclick, cls) => h('button', {type: 'button', class: 'btn ' + (cls || ''),
+        'data-testid': testid, text: label, onclick});
       f.prev = btn('◀ Prev', 'page-prev', prev);
       f.next = btn('Next ▶', 'page-next', next);
-      f.wrap = h('div', {class: 'records-wrap'},
-        table([['Seq', 'num'], ['Time'], ['Key'], ['Value'], ['Size', 'num']], f.tbody, 'records'), f.empty);
+      f.wrap = h('div', {class: 'records-wrap'}, h('table', {class: 'tbl records'}, f.thead, f.tbody), f.empty);
       f.body = h('div', {class: 'browse-body'}, f.wrap, f.detail);
       const onEnter = e => { if (e.key === 'Enter') nav(controls()); };
-      f.from.addEventListener('keydown', onEnter);
-      f.key.addEventListener('keydown', onEnter);
+      for (const k of ['from', ...FILTERS]) f[k].addEventListener('keydown', onEnter);
       f.shard.addEventListener('change', () => nav(controls()));
       f.limit.addEventListener('change', () => nav(controls()));
       f.tail.addEventListener('change', onTailToggle);
+      const field = (label, input, cls) => h('label', {class: cls}, h('span', {text: label}), input);
       f.root = h('section', {class: 'browser', 'data-testid': 'browser'},
         h('div', {class: 'crumbs'}, h('a', {href: '#/streams', text: 'Streams'}), ' / ',
           h('a', {href: streamHash(name), class: 'mono', text: name}), ' / '),
         h('h1', null, 'Records in ', h('span', {class: 'mono', text: name})),
         h('div', {class: 'toolbar'},
-          h('label', null, h('span', {text: 'Shard'}), f.shard),
-          h('label', {class: 'grow'}, h('span', {text: 'From'}), f.from),
-          h('label', null, h('span', {text: 'Key'}), f.key),
-          h('label', null, h('span', {text: 'Page size'}), f.limit),
+          field('Shard', f.shard),
+          field('From', f.from, 'grow'),
+          field('Page size', f.limit),
           btn('Go', 'browse-go', () => nav(controls()), 'primary'),
           h('div', {class: 'btn-group'},
             btn('Oldest', 'page-oldest', () => nav({...controls(), from: 'oldest'})),
             f.prev, f.next,
             btn('Latest', 'page-latest', () => nav({...controls(), from: 'latest'}))),
-          h('label', {class: 'check'}, f.tail, h('span', {text: 'Live tail'}))),
+          h('label', {class: 'check'}, f.tail, h('span', {text: 'Live tail'})),
+          h('div', {class: 'filters', role: 'group', 'aria-label': 'Filters'},
+            field('Key', f.key), field('Attribute', f.attr), field('Value contains', f.contains, 'grow'),
+            field('JSON path', f.jpath), field('JSON value', f.jvalue),
+            btn('Clear filters', 'browse-clear', () => nav({...controls(), ...Object.fromEntries(FILTERS.map(k => [k, '']))})))),
         h('div', {class: 'rangebar'}, f.range),
         f.body);
       return f;
@@ -1161,14 +1231,21 @@
       selectValue(r.shard, String(st.shard));
       selectValue(r.limit, String(st.limit));
       r.from.value = st.from;
-      r.key.value = st.key;
+      for (const f of FILTERS) r[f].value = st[f];
     }
 
-    const controls = () => ({shard: +r.shard.value, from: r.from.value.trim() || 'latest',
-      key: r.key.value, limit: +r.limit.value});
+    function controls() {
+      const c = {shard: r.shard.value === 'all' ? 'all' : +r.shard.value, from: r.from.value.trim() || 'latest',
+        cursor: '', limit: +r.limit.value};
+      // keys and substrings may mean their spaces; a name=value or a path does not
+      for (const f of FILTERS) c[f] = f === 'attr' || f === 'jpath' ? r[f].value.trim() : r[f].value;
+      return c;
+    }
 
     /** Every navigation goes through the URL so the page can be linked and reloaded. */
     function go(next, stack = []) {
+      const problem = filterProblem(next);
+      if (problem) { showError({code: 'EINVAL', message: problem}); return Promise.resolve(); }
       st = next;
       backStack = stack;
       const hash = browseHash(name, st);
@@ -1180,36 +1257,50 @@
     }
     function nav(next, stack) { setTail(false); return go(next, stack); }
 
+    const here = () => ({from: st.from, cursor: st.cursor});
+
     function prev() {
       if (!page) return;
-      if (st.key && backStack.length) {
-        nav({...st, from: backStack[backStack.length - 1]}, backStack.slice(0, -1));
-      } else {
+      if ((merged() || isFiltered(st)) && backStack.length) {
+        nav({...st, ...backStack[backStack.length - 1]}, backStack.slice(0, -1));
+      } else if (!merged()) {
         // Unfiltered sequence numbers are dense, so the previous page start is exact.
         nav({...st, from: `seq:${Math.max(page.first_seq, page.start_seq - st.limit)}`});
       }
     }
     function next() {
       if (!page) return;
-      nav({...st, from: `seq:${page.next_seq}`}, st.key ? [...backStack, st.from] : []);
+      if (merged()) nav({...st, cursor: page.cursor.join(',')}, [...backStack, here()]);
+      else nav({...st, from: `seq:${page.next_seq}`}, isFiltered(st) ? [...backStack, here()] : []);
     }
 
-    function recordsQuery(from, limit) {
-      return `/streams/${enc(name)}/records?shard=${st.shard}&from=${enc(from)}&limit=${limit}` +
-        (st.key ? `&key=${enc(st.key)}` : '');
+    /** A merged page asks every shard for `limit`; the API bounds shards × limit. */
+    const pageLimit = limit => (merged() ? Math.min(limit, Math.floor(MERGE_RECORDS_MAX / shardCount)) : limit);
+
+    function recordsQuery(pos, limit) {
+      let q = `/streams/${enc(name)}/records?shard=${st.shard}&limit=${pageLimit(limit)}` +
+        (pos.cursor ? `&cursor=${enc(pos.cursor)}` : `&from=${enc(pos.from)}`);
+      for (const f of FILTERS) if (st[f]) q += `&${f}=${enc(st[f])}`;
+      return q;
+    }
+
+    function setHeads() {
+      const heads = [...(merged() ? [['Shard', 'num']] : []), ['Seq', 'num'], ['Time'], ['Key'], ['Value'], ['Size', 'num']];
+      r.thead.replaceChildren(h('tr', null, heads.map(([l, c]) => th(l, c))));
     }
 
     async function load() {
       const gen = ++loadGen;
       r.range.textContent = 'loading…';
       try {
-        const res = await api(recordsQuery(st.from, st.limit));
+        const res = await api(recordsQuery(st, st.limit));
         if (!ctx.alive || gen !== loadGen) return;
         clearError();
         page = res;
         viewStart = res.start_seq;
         closeDetail();
-        r.tbody.replaceChildren(...(res.records || []).map(rec => recordRow(rec, res.shard)));
+        setHeads();
+        r.tbody.replaceChildren(...(res.records || []).map(recordRow));
         r.wrap.scrollTop = 0;
         r.root.dataset.loaded = '1';
       } catch (e) {
@@ -1220,31 +1311,43 @@
         showError(e);
       }
       renderState();
+      r.root.dataset.loads = String(++loads);   // lets a test wait for this page, not the last one
     }
 
     function renderState() {
-      const rows = r.tbody.rows.length;
+      const rows = r.tbody.rows.length, filtered = isFiltered(st);
       r.empty.hidden = rows > 0 || !page;
-      r.empty.textContent = st.key ? 'No records with this key in the scanned range.' : 'No records.';
-      r.prev.disabled = !page || (page.start_seq <= page.first_seq && !(st.key && backStack.length));
-      r.next.disabled = !page || page.next_seq >= page.tail_seq;
+      r.empty.textContent = filtered ? 'No matching records in the scanned range.' : 'No records.';
+      r.prev.disabled = !page || (merged() || filtered ? !backStack.length : page.start_seq <= page.first_seq);
+      r.prev.title = merged() && !backStack.length
+        ? 'The merged view of all shards pages forward only: use Oldest or Latest' : '';
+      r.next.disabled = !page || (merged() ? !page.more : page.next_seq >= page.tail_seq);
       if (!page) { r.range.textContent = ''; return; }
+      const matching = filtered ? ` · ${fmtCount(rows)} matching` : '';
+      const live = tailOn ? ' · live' : '';
+      if (merged()) {
+        r.range.textContent = `all ${shardCount} shards by append time · ${fmtCount(rows)} records` +
+          (filtered ? ' matching' : '') + (page.more ? ' · more after this page' : ' · up to the end') + live;
+        return;
+      }
       const of = `${page.first_seq}–${page.tail_seq - 1}`;
       const end = page.next_seq - 1;
       r.range.textContent = (page.tail_seq <= page.first_seq ? `shard ${st.shard} is empty (next seq ${page.tail_seq})`
         : end >= viewStart ? `seq ${viewStart}–${end} of ${of}` : `no records at seq ${viewStart} of ${of}`) +
-        (st.key ? ` · ${fmtCount(rows)} matching` : '') + (tailOn ? ' · live' : '');
+        matching + live;
     }
 
-    function recordRow(rec, shard) {
-      const tr = h('tr', {'data-testid': 'record-row', 'data-seq': rec.seq, tabindex: 0},
+    function recordRow(rec) {
+      const tr = h('tr', {'data-testid': 'record-row', 'data-shard': rec.shard, 'data-seq': rec.seq,
+        'data-append': rec.append_ms, tabindex: 0},
+        merged() ? h('td', {class: 'num mono', 'data-testid': 'rec-shard', text: rec.shard}) : null,
         h('td', {class: 'num mono', 'data-testid': 'rec-seq', text: rec.seq}),
         h('td', {class: 'mono nowrap', title: isoUtc(rec.time_ms), text: fmtTime(rec.time_ms)}),
         h('td', {class: 'mono key' + (rec.key == null ? ' muted' : ''), 'data-testid': 'rec-key', text: keyText(rec)}),
         h('td', {class: 'mono preview' + ((rec.value || '').length > 200 && rec.value_encoding !== 'base64' ? ' trunc' : ''),
           'data-testid': 'rec-value', text: valuePreview(rec)}),
         td(fmtBytes(rec.size), 'num'));
-      const open = () => showDetail(tr, rec, shard);
+      const open = () => showDetail(tr, rec);
       tr.addEventListener('click', open);
       tr.addEventListener('keydown', e => { if (e.key === 'Enter') open(); });
       return tr;
@@ -1257,10 +1360,10 @@
       if (sel) sel.classList.remove('selected');
     }
 
-    function showDetail(tr, rec, shard) {
+    function showDetail(tr, rec) {
       closeDetail();
       tr.classList.add('selected');
-      r.detail.replaceChildren(recordDetail(name, shard, rec, closeDetail));
+      r.detail.replaceChildren(recordDetail(name, rec.shard, rec, closeDetail));
       r.body.classList.add('with-detail');
     }
 
@@ -1278,9 +1381,8 @@
       if (!r.tail.checked) { setTail(false); return; }
       // Tailing appends from the end of the current page. If that is far behind the
       // head, start from the newest page instead of replaying the whole backlog.
-      if (!page || (!st.key && page.tail_seq - page.next_seq > MAX_TAIL_ROWS)) {
-        await go({...st, from: 'latest'});
-      }
+      const behind = !page || (merged() ? page.more : !isFiltered(st) && page.tail_seq - page.next_seq > MAX_TAIL_ROWS);
+      if (behind) await go({...st, from: 'latest', cursor: ''});
       if (ctx.alive && r.tail.checked && page) setTail(true);
       else if (ctx.alive) r.tail.checked = false;
     }
@@ -1288,7 +1390,8 @@
     async function tailTick(gen) {
       if (gen !== tailGen || !ctx.alive || !page) return;
       try {
-        const res = await api(recordsQuery(`seq:${page.next_seq}`, TAIL_BATCH));
+        const pos = merged() ? {cursor: page.cursor.join(',')} : {from: `seq:${page.next_seq}`};
+        const res = await api(recordsQuery(pos, TAIL_BATCH));
         if (gen !== tailGen || !ctx.alive) return;
         clearError();
         append(res);
@@ -1303,15 +1406,20 @@
       const atBottom = w.scrollHeight - w.scrollTop - w.clientHeight < 40;
       const recs = (res.records || []).slice(-MAX_TAIL_ROWS);
       if (recs.length) {
-        r.tbody.append(...recs.map(rec => recordRow(rec, res.shard)));
+        r.tbody.append(...recs.map(recordRow));
         while (r.tbody.rows.length > MAX_TAIL_ROWS) r.tbody.rows[0].remove();
         if (atBottom) w.scrollTop = w.scrollHeight;
       }
-      page.next_seq = Math.max(page.next_seq, res.next_seq);
-      page.tail_seq = res.tail_seq;
-      page.first_seq = res.first_seq;
-      viewStart = r.tbody.rows.length ? Number(r.tbody.rows[0].dataset.seq) : page.next_seq;
-      page.start_seq = viewStart;   // so Prev continues from what is on screen
+      if (merged()) {
+        page.cursor = res.cursor;
+        page.more = res.more;
+      } else {
+        page.next_seq = Math.max(page.next_seq, res.next_seq);
+        page.tail_seq = res.tail_seq;
+        page.first_seq = res.first_seq;
+        viewStart = r.tbody.rows.length ? Number(r.tbody.rows[0].dataset.seq) : page.next_seq;
+        page.start_seq = viewStart;   // so Prev continues from what is on screen
+      }
       renderState();
     }
   }

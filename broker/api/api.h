@@ -26,6 +26,8 @@ struct sl_api_config {
     const char *data_dir;   /* borrowed: disk space in /metrics and /readyz */
     const char *version;    /* borrowed: build_info */
     bool ui;                /* serve the web console's files under /ui/ */
+    uint32_t native_port;   /* the bound ports, for the console's broker list */
+    uint32_t http_port;
 };
 
 struct sl_api {

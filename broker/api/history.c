@@ -128,6 +128,13 @@ static void sample_streams(struct sl_history *h, struct sl_engine *e, uint32_t i
         if (ss != NULL) {
             memcpy(ss->v[idx], v, sizeof(v));
             ss->seen = true;
+            /* Created since the last sample, the stream had zero counters
+             * there (the slot is zeroed): that is its baseline, so the
+             * records of its first interval count as a rate. */
+            uint32_t prev = (uint32_t)((h->samples + SL_HISTORY_SAMPLES - 1) % SL_HISTORY_SAMPLES);
+            if (ss->since == h->samples && h->samples > 0 && st->created_ms > h->t[prev]) {
+                ss->since--;
+            }
         }
     }
     for (uint32_t i = 0; i < SL_HISTORY_STREAMS_MAX; i++) {
@@ -259,4 +266,31 @@ json_t *sl_history_json(const struct sl_history *h, const char *stream, const ch
     }
     const struct stream_series *s = stream_slot(mut, stream, false);
     return s != NULL ? io_json(h, s->since, (const uint64_t(*)[IO_COUNT_])s->v) : NULL;
+}
+
+static bool has_room(const struct sl_history *h, bool group)
+{
+    uint32_t n = group ? SL_HISTORY_GROUPS_MAX : SL_HISTORY_STREAMS_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!(group ? h->groups[i].used : h->streams[i].used)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+json_t *sl_history_json_none(const struct sl_history *h, const char *group)
+{
+    if (h == NULL) {
+        return NULL;
+    }
+    json_t *out = json_pack("{s:f,s:[],s:b}", "interval_s", h->interval_ms / 1000.0, "t",
+                            "kept", has_room(h, group != NULL));
+    static const char *const lag_names[] = {"records_behind", "ms_behind"};
+    const char *const *names = group != NULL ? lag_names : io_names;
+    size_t n = group != NULL ? 2 : IO_COUNT_;
+    for (size_t k = 0; out != NULL && k < n; k++) {
+        json_object_set_new(out, names[k], json_array());
+    }
+    return out;
 }

@@ -37,4 +37,10 @@ void sl_history_tick(struct sl_history *h, struct sl_engine *e, uint64_t now_ms)
  * stream or group is not tracked. */
 json_t *sl_history_json(const struct sl_history *h, const char *stream, const char *group);
 
+/* The answer for a stream (group non-NULL: a group) that exists but has no
+ * series: the same keys with empty arrays, and "kept": false when every
+ * slot is taken (no series until one frees), true when the next sample
+ * starts one. */
+json_t *sl_history_json_none(const struct sl_history *h, const char *group);
+
 #endif

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define HDR(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
 #define REST_PREFIX "/api/v1"
@@ -137,6 +138,22 @@ static json_t *stream_json(const struct sl_stream *st, struct totals *t)
                      "bytes_out", (json_int_t)t->io.bytes_out, "status", status_name(t->status));
 }
 
+/* The brokers behind this API: one today, an array so a cluster can list
+ * its peers without changing the answer's shape. */
+static json_t *brokers_json(const struct sl_api *api, json_int_t uptime_s)
+{
+    char host[256];
+    if (gethostname(host, sizeof(host)) != 0) {
+        host[0] = '\0';
+    }
+    host[sizeof(host) - 1] = '\0'; /* a truncated name is not terminated */
+    return json_pack("[{s:i,s:s,s:I,s:I,s:s,s:I,s:b,s:s}]", "id", 0, "host", host,
+                     "native_port", (json_int_t)api->cfg.native_port, "http_port",
+                     (json_int_t)api->cfg.http_port, "version",
+                     api->cfg.version != NULL ? api->cfg.version : "", "uptime_s", uptime_s,
+                     "self", 1, "state", "up");
+}
+
 static void overview(struct sl_api_call *call)
 {
     struct sl_api *api = call->api;
@@ -167,17 +184,18 @@ static void overview(struct sl_api_call *call)
     struct sl_ops_disk d = sl_ops_disk_of(api->cfg.data_dir);
     uint64_t now = sl_clock_wall_ms();
     uint32_t conns = sl_net_conn_count(api->net, "native") + sl_net_conn_count(api->net, "http");
+    json_int_t uptime_s = (json_int_t)(now > api->started_ms ? (now - api->started_ms) / 1000 : 0);
     sl_rest_reply(
         call, 200,
-        json_pack("{s:s,s:I,s:{s:I,s:I},s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o*}", "version",
-                  api->cfg.version != NULL ? api->cfg.version : "", "uptime_s",
-                  (json_int_t)(now > api->started_ms ? (now - api->started_ms) / 1000 : 0), "disk",
+        json_pack("{s:s,s:I,s:{s:I,s:I},s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o*,s:o*}", "version",
+                  api->cfg.version != NULL ? api->cfg.version : "", "uptime_s", uptime_s, "disk",
                   "size_bytes", (json_int_t)d.size_bytes, "free_bytes", (json_int_t)d.free_bytes,
                   "connections", (json_int_t)conns, "streams", streams, "shards",
                   (json_int_t)all.shards, "retained_bytes", (json_int_t)all.retained_bytes,
                   "records_in", (json_int_t)all.io.records_in, "bytes_in",
                   (json_int_t)all.io.bytes_in, "records_out", (json_int_t)all.io.records_out,
-                  "bytes_out", (json_int_t)all.io.bytes_out, "errors", errors));
+                  "bytes_out", (json_int_t)all.io.bytes_out, "errors", errors, "brokers",
+                  brokers_json(api, uptime_s)));
 }
 
 static void list_streams(struct sl_api_call *call)
@@ -292,6 +310,27 @@ static void describe_stream(struct sl_api_call *call, struct sl_stream *st)
     sl_rest_reply(call, 200, body);
 }
 
+static void note_group(void *ctx, const char *group, uint32_t shard, uint64_t seq,
+                       uint64_t updated_ms)
+{
+    (void)group, (void)shard, (void)seq, (void)updated_ms;
+    *(bool *)ctx = true;
+}
+
+/* Whether the stream (and the group: a checkpoint of it) exists. */
+static bool history_known(struct sl_engine *e, const char *stream, const char *group)
+{
+    if (sl_catalog_find(e->catalog, stream) == NULL) {
+        return false;
+    }
+    bool found = group == NULL;
+    char why[SL_REST_WHY_MAX];
+    if (!found) {
+        (void)sl_consumer_checkpoints(e, stream, group, note_group, &found, why, sizeof(why));
+    }
+    return found;
+}
+
 /* GET /history[?stream=S[&group=G]]: the last hour's rates (or lag). */
 static void history(struct sl_api_call *call)
 {
@@ -309,12 +348,16 @@ static void history(struct sl_api_call *call)
         return;
     }
     json_t *j = sl_history_json(call->api->history, s, g);
+    if (j == NULL && s != NULL && history_known(call->api->engine, s, g)) {
+        /* not sampled yet: an empty chart, not a 404 the browser logs */
+        j = sl_history_json_none(call->api->history, g);
+    }
     if (j == NULL) {
-        sl_rest_fail(call, SL_ENOTFOUND,
-                     "no history for %s%s%s: not sampled yet, gone, or beyond the %u streams "
-                     "and %u groups kept",
+        sl_rest_fail(call, SL_ENOTFOUND, "no history for %s%s%s: %s",
                      s != NULL ? s : "the broker", g != NULL ? " group " : "", g != NULL ? g : "",
-                     SL_HISTORY_STREAMS_MAX, SL_HISTORY_GROUPS_MAX);
+                     call->api->history == NULL ? "no memory for it at start"
+                     : g != NULL ? "no such stream, or no checkpoint of that group on it"
+                                 : "no such stream");
         return;
     }
     sl_rest_reply(call, 200, j);

@@ -10,7 +10,8 @@
  * twice if the broker stops between the produce and the ack (at least
  * once, as the CLI). One request moves at most REDRIVE_REQUEST_MAX records
  * and says `more`; the page calls again. Discarding acks them in that group
- * without a produce (the log keeps them until retention).
+ * without a produce (the log keeps them until retention), all in one request,
+ * and says how many.
  *
  * Threading: the main loop. Engine callbacks may run before the call
  * returns; a request's rounds chain at most REDRIVE_REQUEST_MAX /
@@ -175,7 +176,7 @@ void sl_rest_queue(struct sl_api_call *call, struct sl_stream *st, const char *g
 struct redrive_op {
     struct sl_api_call *call;
     char dlq[SL_STREAM_NAME_MAX + 1];
-    uint64_t moved;
+    uint64_t moved; /* redriven so far, or discarded */
     /* the round under way: its leases and the batches produced from them */
     char **receipts;
     uint32_t n;
@@ -509,7 +510,8 @@ static void on_discarded(void *ctx, int err, const char *why)
     if (err != SL_OK) {
         sl_rest_fail(op->call, err, "%s", why);
     } else {
-        sl_rest_reply(op->call, 200, json_pack("{s:b}", "discarded", 1));
+        sl_rest_reply(op->call, 200, json_pack("{s:b,s:I}", "discarded", 1, "records",
+                                               (json_int_t)op->moved));
     }
     free(op);
 }
@@ -521,6 +523,8 @@ static void on_discard_group(void *ctx, int err, const char *why)
         on_discarded(op, err, why);
         return;
     }
+    /* counted now: the purge drops what is pending at this moment, on this loop */
+    op->moved = dead_letters_pending(op->call->api->engine, op->dlq);
     sl_queue_purge(op->call->api->engine, op->dlq, REDRIVE_GROUP, on_discarded, op);
 }
 

@@ -50,6 +50,35 @@ async function api(path, init) {
   return { status: r.status, json: JSON.parse(r.body), headers: r.headers };
 }
 
+// Polls fn (sync or async) until it returns a truthy value; that value, or
+// a failure after `ms` naming `what`.
+async function until(what, fn, ms = 15000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const known = (xs) => (xs || []).filter((x) => typeof x === 'number');
+
+// A flat line has an empty bounding box, which Playwright calls hidden: wait
+// for the series to be in the chart instead.
+const drawn = (path) => path.waitFor({ state: 'attached' });
+
+// The lowest y drawn by a chart's series (the SVG's y grows downwards; the
+// baseline, a value of 0, is at 168 in the chart's viewBox).
+const CHART_BASELINE = 168;
+async function seriesTop(page, chartTestid, series, scope = page) {
+  const path = scope.locator(`[data-testid="${chartTestid}"] path.line[data-series="${series}"]`);
+  await drawn(path);
+  const d = await path.getAttribute('d');
+  const ys = [...d.matchAll(/[ML]([\d.]+),([\d.]+)/g)].map((m) => Number(m[2]));
+  return { points: Number(await path.getAttribute('data-points')), top: Math.min(...ys) };
+}
+
 cli(['stream', 'create', 'orders', '--shards', '2']);
 cli(['stream', 'create', 'big', '--shards', '1']);
 
@@ -337,7 +366,7 @@ test('queue groups: counters, purge, and dead letters redriven to their source',
     await new Promise((res) => setTimeout(res, 100));
   }
   assert.equal((await api('/queues/jobs/work')).json.dead_letters_pending, 3);
-  assert.deepEqual((await post('/streams/jobs.work.dlq/discard')).json, { discarded: true });
+  assert.deepEqual((await post('/streams/jobs.work.dlq/discard')).json, { discarded: true, records: 3 });
   assert.equal((await api('/queues/jobs/work')).json.dead_letters_pending, 0);
   assert.deepEqual((await post('/streams/jobs.work.dlq/redrive')).json, { redriven: 0, more: false });
   cli(['queue', 'send', 'jobs'], 'k1\n');
@@ -380,10 +409,260 @@ test('a dead letter shows on the queue page with its source and is redriven from
   await page.close();
 });
 
+test('the overview charts the broker\'s own samples and lists this broker', async () => {
+  cli(['stream', 'create', 'charted', '--shards', '2']);
+  cli(['produce', 'charted'], 'c\n'.repeat(2000));
+  // two samples after the produce, so the hour's history has a rate above 0
+  await until('a sampled rate', async () => known((await api('/history')).json.records_in).some((x) => x > 0));
+  const ov = (await api('/overview')).json;
+  assert.equal(ov.brokers.length, 1);
+  assert.equal(ov.brokers[0].self, true);
+  assert.equal(ov.brokers[0].state, 'up');
+  assert.equal(ov.brokers[0].http_port, b.httpPort);
+  assert.equal(ov.brokers[0].native_port, b.port);
+  assert.equal(ov.brokers[0].version, ov.version);
+
+  const page = await openPage('#/');
+  await page.getByTestId('overview').waitFor();
+  const records = await seriesTop(page, 'chart-records', 'records_in');
+  assert.ok(records.points >= 2, `${records.points} points`);
+  assert.ok(records.top < CHART_BASELINE - 1, `records/s in drawn above 0 (top y ${records.top})`);
+  const bytes = await seriesTop(page, 'chart-bytes', 'bytes_in');
+  assert.ok(bytes.points >= 2 && bytes.top < CHART_BASELINE - 1, JSON.stringify(bytes));
+  await drawn(page.locator('[data-testid="chart-records"] path.line[data-series="records_out"]'));
+  assert.equal(await page.getByTestId('chart-records').getAttribute('role'), 'img');
+  assert.match(await page.getByTestId('chart-records').getAttribute('aria-label'), /records per second.*latest in/);
+  assert.match(await page.getByTestId('ov-rate-in').textContent(), /^[\d.,]+$/);
+  const rows = page.locator('[data-testid="ov-brokers"] [data-testid="broker-row"]');
+  assert.equal(await rows.count(), 1);
+  const row = await rows.first().textContent();
+  assert.ok(row.includes(String(b.httpPort)) && row.includes(String(b.port)), row);
+  await page.screenshot({ path: `${SHOTS}/overview-charts.png`, fullPage: true });
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test('the stream page charts its throughput, and a lagging group\'s lag over time', async () => {
+  cli(['stream', 'create', 'flow', '--shards', '2']);
+  // a stream not sampled yet has an empty history, not a 404 (which the browser would log)
+  let r = await api('/history?stream=flow');
+  assert.equal(r.status, 200);
+  assert.ok(Array.isArray(r.json.t));
+  cli(['produce', 'flow'], 'f\n'.repeat(300));
+  cli(['consume', 'flow', '--group', 'audit', '--count', '50']);
+  r = await api('/history?stream=flow&group=audit');
+  assert.equal(r.status, 200);
+  assert.equal((await api('/history?stream=flow&group=nobody')).status, 404);
+  await until('the stream\'s rate sampled', async () =>
+    known((await api('/history?stream=flow')).json.records_in).some((x) => x > 0));
+  await until('two lag samples', async () =>
+    known((await api('/history?stream=flow&group=audit')).json.records_behind).filter((x) => x === 250).length >= 2);
+
+  const page = await openPage('#/streams/flow');
+  await page.getByTestId('stream-page').waitFor();
+  const tp = await seriesTop(page, 'chart-stream-records', 'records_in');
+  assert.ok(tp.points >= 2 && tp.top < CHART_BASELINE - 1, JSON.stringify(tp));
+  await drawn(page.locator('[data-testid="chart-stream-bytes"] path.line[data-series="bytes_in"]'));
+  // the lag chart opens with the group's row
+  await page.locator('[data-testid="group-row"][data-group="audit"] .toggle').click();
+  const detail = page.locator('[data-testid="group-detail"][data-group="audit"]');
+  const lag = await seriesTop(page, 'chart-lag-records', 'records_behind', detail);
+  assert.ok(lag.points >= 2 && lag.top < CHART_BASELINE - 1, JSON.stringify(lag));
+  await drawn(detail.locator('[data-testid="chart-lag-time"] path.line[data-series="ms_behind"]'));
+  assert.match(await detail.locator('.legend').first().textContent(), /records behind 250/);
+  await page.screenshot({ path: `${SHOTS}/stream-charts.png`, fullPage: true });
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+// The browser's page counter: a test waits for the page after a click, not the one before.
+const loads = (page) => page.getByTestId('browser').getAttribute('data-loads');
+async function clickAndLoad(page, testid) {
+  const before = await loads(page);
+  await page.getByTestId(testid).click();
+  await page.waitForFunction((n) => document.querySelector('[data-testid="browser"]').dataset.loads !== n, before);
+}
+const rowsOf = (page) => page.locator('[data-testid="record-row"]').evaluateAll((rows) => rows.map((r) => ({
+  shard: Number(r.dataset.shard), seq: Number(r.dataset.seq), append: Number(r.dataset.append),
+  value: r.querySelector('[data-testid="rec-value"]').textContent })));
+
+test('the record browser merges all shards by time and pages through every record once', async () => {
+  cli(['stream', 'create', 'spread', '--shards', '4']);
+  // 15 produces one after the other: every record of one is appended before any of the next
+  const produced = 150, call = (x) => Math.floor(JSON.parse(x.value).order / 10);
+  for (let i = 0; i < produced; i += 10) {
+    cli(['produce', 'spread'], Array.from({ length: 10 },
+      (_, j) => JSON.stringify({ order: i + j, item: `sku-${(i + j) % 7}`, qty: 1 + ((i + j) % 3) })).join('\n') + '\n');
+  }
+  const page = await openPage('#/streams/spread/browse?shard=all&from=oldest&limit=20');
+  await page.getByTestId('browser').waitFor();
+  assert.equal(await page.getByTestId('browse-shard').inputValue(), 'all');
+  const prev = page.getByTestId('page-prev');
+  assert.equal(await prev.isDisabled(), true, 'no page before the first');
+  assert.match(await prev.getAttribute('title'), /forward only/);
+  const seen = [];
+  let first = null;
+  for (let p = 0; p < 40; p++) {
+    const rows = await rowsOf(page);
+    assert.ok(rows.length <= 20, `page ${p}: ${rows.length} rows`);
+    if (p === 0) first = rows;
+    seen.push(...rows);
+    if (await page.getByTestId('page-next').isDisabled()) break;
+    await clickAndLoad(page, 'page-next');
+    if (p === 0) {
+      assert.match(page.url(), /[?&]cursor=\d+(,\d+){3}/);
+      assert.equal(await prev.isDisabled(), false);
+    }
+  }
+  const ids = new Set(seen.map((x) => `${x.shard}:${x.seq}`));
+  assert.equal(seen.length, produced, 'every record once');
+  assert.equal(ids.size, produced);
+  assert.ok(new Set(seen.map((x) => x.shard)).size > 1, 'records of several shards');
+  for (let i = 1; i < seen.length; i++) {
+    assert.ok(seen[i].append >= seen[i - 1].append, `append time order at ${i}`);
+    assert.ok(call(seen[i]) >= call(seen[i - 1]), `produce order at ${i}: ${seen[i - 1].value}, ${seen[i].value}`);
+  }
+  assert.ok(new Set(first.map((x) => x.shard)).size > 1, 'the first page mixes shards');
+  // Latest is the newest page; from there Prev goes back along the pages seen
+  await clickAndLoad(page, 'page-latest');
+  const latest = await rowsOf(page);
+  assert.deepEqual(latest.map((x) => x.value), seen.slice(-20).map((x) => x.value));
+  await page.goto(`${b.endpoint}/ui/#/streams/spread/browse?shard=all&from=oldest&limit=20`);
+  await page.getByTestId('browser').waitFor();
+  await clickAndLoad(page, 'page-next');
+  await clickAndLoad(page, 'page-prev');
+  assert.deepEqual(await rowsOf(page), first);
+  // a record of the merged view opens with its own shard, also in the CLI command
+  const pick = first.find((x) => x.shard !== 0) || first[0];
+  await page.locator(`[data-testid="record-row"][data-shard="${pick.shard}"][data-seq="${pick.seq}"]`).click();
+  await page.getByTestId('record-detail').waitFor();
+  assert.equal(await page.getByTestId('cli-command').inputValue(),
+    `sluice consume spread --shard ${pick.shard} --from seq:${pick.seq} --count 1 --json`);
+  await page.screenshot({ path: `${SHOTS}/browser-all-shards.png`, fullPage: false });
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+test('the record browser filters by attribute, substring and JSON path, kept in the URL', async () => {
+  cli(['stream', 'create', 'sieve', '--shards', '1']);
+  cli(['produce', 'sieve', '--attr', 'type=order'], '{"detail":{"items":[{"sku":"A-1"},{"sku":"B-2"}],"total":5}}\n');
+  cli(['produce', 'sieve', '--attr', 'type=refund'], '{"detail":{"items":[{"sku":"B-2"}],"total":7}}\n');
+  cli(['produce', 'sieve', '--attr', 'type=order'], 'plain text, B-2 is not JSON here\n');
+  const page = await openPage('#/streams/sieve/browse?shard=0&from=oldest');
+  await page.getByTestId('browser').waitFor();
+  const seqs = async () => (await rowsOf(page)).map((x) => x.seq);
+  const filter = async (fields) => {
+    for (const k of ['attr', 'contains', 'jpath', 'jvalue']) await page.getByTestId(`browse-${k}`).fill(fields[k] || '');
+    await clickAndLoad(page, 'browse-go');
+  };
+  assert.deepEqual(await seqs(), [0, 1, 2]);
+  await filter({ attr: 'type=refund' });
+  assert.deepEqual(await seqs(), [1]);
+  assert.match(page.url(), /attr=type%3Drefund/);
+  await filter({ attr: 'type=order' });
+  assert.deepEqual(await seqs(), [0, 2]);
+  await filter({ contains: 'not JSON' });
+  assert.deepEqual(await seqs(), [2]);
+  assert.match(page.url(), /contains=not%20JSON/);
+  await filter({ contains: 'B-2' });
+  assert.deepEqual(await seqs(), [0, 1, 2]);
+  await filter({ jpath: 'detail.items[1].sku' });
+  assert.deepEqual(await seqs(), [0]);
+  await filter({ jpath: 'detail.total', jvalue: '7' });
+  assert.deepEqual(await seqs(), [1]);
+  assert.match(page.url(), /jpath=detail\.items%5B|jpath=detail\.total&jvalue=7/);
+  await filter({ jpath: 'detail.total', jvalue: '5', attr: 'type=refund' });
+  assert.deepEqual(await seqs(), []);
+  assert.match(await page.locator('.empty-note').textContent(), /No matching records/);
+  // the filters come back from the URL, in the merged view too
+  await page.goto(`${b.endpoint}/ui/#/streams/sieve/browse?shard=all&from=oldest&jpath=detail.items%5B0%5D.sku&jvalue=B-2`);
+  await page.waitForFunction(() => document.querySelector('[data-testid="browser"]')?.dataset.loads);
+  assert.equal(await page.getByTestId('browse-jpath').inputValue(), 'detail.items[0].sku');
+  assert.equal(await page.getByTestId('browse-jvalue').inputValue(), 'B-2');
+  assert.deepEqual(await seqs(), [1]);
+  // a malformed filter is refused before it is sent
+  await page.getByTestId('browse-jpath').fill('');
+  await page.getByTestId('browse-go').click();
+  await page.getByTestId('error').filter({ hasText: /JSON value needs a JSON path/ }).waitFor();
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+// A queue group whose messages died: `n` dead letters in STREAM.GROUP.dlq.
+async function deadLettered(run, stream, group, n) {
+  run(['queue', 'create', stream, '--group', group, '--max-deliveries', '1', '--visibility', '0.2']);
+  run(['queue', 'send', stream], Array.from({ length: n }, (_, i) => `m${i}`).join('\n') + '\n');
+  run(['queue', 'receive', stream, '--group', group, '--max', '10']); // not acked: they die
+  // the expiry is noticed by the next receive
+  await until(`${n} dead letters`, () => {
+    run(['queue', 'receive', stream, '--group', group, '--max', '10']);
+    return /dead-lettered\D*(\d+)/i.exec(run(['queue', 'stats', stream, '--group', group]))?.[1] === String(n);
+  });
+}
+
+test('Discard all drops the dead letters of a queue group, behind the confirmation', async () => {
+  await deadLettered(cli, 'chores', 'crew', 3);
+  const page = await openPage('#/queues/chores/crew');
+  await page.getByTestId('queue-page').waitFor();
+  const pending = page.locator('.stat-value[data-testid="q-dead-pending"]');
+  await pending.filter({ hasText: /^3$/ }).waitFor();
+  await page.locator('[data-testid="dlq-row"]').first().waitFor();
+  // Cancel does nothing
+  await page.getByTestId('dlq-discard').click();
+  await page.getByTestId('confirm-cancel').click();
+  assert.equal((await api('/queues/chores/crew')).json.dead_letters_pending, 3);
+  await page.getByTestId('dlq-discard').click();
+  assert.match(await page.getByTestId('confirm-dialog').textContent(), /Discard every dead letter of chores\.crew\.dlq/);
+  await page.getByTestId('confirm-ok').click();
+  await page.getByTestId('dlq-result').filter({ hasText: /Discarded 3 records/ }).waitFor();
+  await pending.filter({ hasText: /^0$/ }).waitFor();
+  assert.equal((await api('/queues/chores/crew')).json.dead_letters_pending, 0);
+  const post = (path) => api(path, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+  assert.deepEqual((await post('/streams/chores.crew.dlq/redrive')).json, { redriven: 0, more: false });
+  assert.equal((await api('/queues/chores/crew')).json.visible, 0, 'none went back to the queue');
+  await page.screenshot({ path: `${SHOTS}/dead-letters-discarded.png`, fullPage: true });
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
 function userLine(user, password) {
   return execFileSync(process.env.SLUICED_PATH, ['--hash-password', user],
     { input: password, encoding: 'utf8' }).trim();
 }
+
+test('Discard all is refused for a read-only user, with the reason, and drops nothing', async () => {
+  const auth = [userLine('admin', 'pw-admin'), userLine('reader', 'pw-reader'),
+    'allow admin all *', 'allow reader consume rq*'].join('\n');
+  const a = await startAuthBroker(`${auth}\n`);
+  const basic = { authorization: `Basic ${Buffer.from('admin:pw-admin').toString('base64')}` };
+  const pendingAsAdmin = async () =>
+    JSON.parse((await httpGet(a, '/api/v1/queues/rq/w', { headers: basic })).body).dead_letters_pending;
+  try {
+    const acli = (args, input) => execFileSync(CLI, ['--broker', `127.0.0.1:${a.port}`, '--user', 'admin', ...args],
+      { encoding: 'utf8', input, env: { ...process.env, SLUICE_PASSWORD: 'pw-admin' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    await deadLettered(acli, 'rq', 'w', 2);
+    assert.equal(await pendingAsAdmin(), 2);
+    const ctx = await browser.newContext({ httpCredentials: { username: 'reader', password: 'pw-reader' } });
+    const page = await ctx.newPage();
+    const problems = [];
+    page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(m.text()); });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    await page.goto(`${a.endpoint}/ui/#/queues/rq/w`);
+    await page.locator('.stat-value[data-testid="q-dead-pending"]').filter({ hasText: /^2$/ }).waitFor();
+    await page.getByTestId('dlq-discard').click();
+    await page.getByTestId('confirm-ok').click();
+    await page.getByTestId('error').filter({ hasText: /not authorized/ }).waitFor();
+    assert.match(await page.getByTestId('error').textContent(), /EDENIED.*admin/s);
+    await page.getByTestId('dlq-result').filter({ hasText: /Nothing was discarded/ }).waitFor();
+    await page.screenshot({ path: `${SHOTS}/discard-refused.png`, fullPage: true });
+    // the browser logs the refused request itself (403), and nothing else
+    assert.deepEqual(problems.filter((p) => !/status of 403/.test(p)), []);
+    await ctx.close();
+    assert.equal(await pendingAsAdmin(), 2, 'nothing was discarded');
+  } finally {
+    await a.stop();
+  }
+});
 
 test('with auth on: a login, only visible streams, and a read-only user refused writes', async () => {
   const auth = [userLine('admin', 'pw-admin'), userLine('reader', 'pw-reader'),
