@@ -857,7 +857,7 @@
         stat('Oldest message', fmtAge(q.oldest_age_ms), 'q-oldest')].filter(Boolean));
       const row = (k, v, testid) => h('tr', null, h('th', {text: k}), h('td', {'data-testid': testid}, v));
       const pretty = q.filter ? prettyJson(q.filter) : null;
-      r.config.replaceChildren(
+      r.config.replaceChildren(...[
         row('Visibility timeout', h('span', {title: `${fmtCount(q.visibility_timeout_ms)} ms`,
           text: fmtDuration(q.visibility_timeout_ms)}), 'q-visibility'),
         row('Max deliveries', q.max_deliveries > 0 ? fmtCount(q.max_deliveries) : 'no dead-lettering', 'q-max-deliveries'),
@@ -868,7 +868,9 @@
         'q-dead-letter-stream'),
         row('Filter', q.filter
           ? h('pre', {class: 'value filter', 'data-testid': 'q-filter', text: pretty != null ? pretty : q.filter})
-          : h('span', {class: 'muted', text: 'none: every record of the stream'}), null));
+          : h('span', {class: 'muted', text: 'none: every record of the stream'}), null),
+        q.filter ? row('Filter reads', q.filter_scope === 'body'
+          ? 'the value, as a JSON object' : 'the attributes', 'q-filter-scope') : null].filter(Boolean));
 
       // The dead-letter section follows the configured stream; it reloads by
       // itself when the group dead-letters more (unless a record is open).
