@@ -24,6 +24,7 @@
 
 #include "broker/api/kinesis_codec.h"
 #include "common/assert.h"
+#include "common/base64.h"
 #include "common/error.h"
 
 #include <cbor.h>
@@ -76,10 +77,10 @@ static json_t *from_string(const cbor_item_t *it)
     uint8_t *p = string_bytes(it, &len);
     json_t *v = NULL;
     if (p != NULL && cbor_isa_bytestring(it)) {
-        char *b64 = malloc(sl_kin_b64_len(len) + 1);
+        char *b64 = malloc(sl_b64_len(len) + 1);
         if (b64 != NULL) {
-            sl_kin_b64_encode(p, len, b64);
-            v = json_stringn(b64, sl_kin_b64_len(len));
+            sl_b64_encode(p, len, b64);
+            v = json_stringn(b64, sl_b64_len(len));
         }
         free(b64);
     } else if (p != NULL) {
@@ -233,7 +234,7 @@ static cbor_item_t *to_string(const json_t *v, const char *key)
     uint8_t *d = malloc(n / 4 * 3 + 3);
     size_t len = 0;
     cbor_item_t *r = NULL;
-    if (d != NULL && sl_kin_b64_decode(s, n, d, &len) == SL_OK) {
+    if (d != NULL && sl_b64_decode(s, n, d, &len) == SL_OK) {
         r = cbor_build_bytestring(d, len);
     }
     free(d);

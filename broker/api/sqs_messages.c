@@ -36,6 +36,7 @@
 #include "broker/engine/queue.h"
 #include "broker/msgid.h"
 #include "common/assert.h"
+#include "common/base64.h"
 #include "common/checksum.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -483,21 +484,12 @@ static void put_system_attrs(struct sqs_call *c, const struct sl_qrecord *q, jso
 
 static json_t *b64_json(const uint8_t *p, size_t n)
 {
-    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc(n / 3 * 4 + 5);
+    char *out = malloc(sl_b64_len(n) + 1);
     if (out == NULL) {
         return NULL;
     }
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-                     (i + 2 < n ? p[i + 2] : 0);
-        out[o++] = digits[v >> 18];
-        out[o++] = digits[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? digits[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? digits[v & 63] : '=';
-    }
-    json_t *j = json_stringn(out, o);
+    sl_b64_encode(p, n, out);
+    json_t *j = json_stringn(out, sl_b64_len(n));
     free(out);
     return j;
 }
