@@ -9,7 +9,8 @@
  *    constructors never let invalid UTF-8 through and json_dumps fails only
  *    for memory. Bytes that are not UTF-8 go as base64 text with a marker
  *    saying so; nothing is dropped or replaced silently except attributes
- *    whose names are not UTF-8 (a JSON object key must be text).
+ *    whose names are not UTF-8 or hold a NUL (a JSON object key must be
+ *    text, and jansson refuses "\u0000" in one).
  *  - Ids are the same bytes wherever a handler sees or answers them:
  *    sl_push_record_id renders the id put in the body and the one an
  *    itemIdentifier is compared with. The SQS-style id is broker/msgid.h's,
@@ -191,6 +192,13 @@ static json_t *iso_time(uint64_t ms, bool with_ms)
     return json_string_nocheck(s);
 }
 
+/* An attribute name a JSON object key can hold for every reader: UTF-8
+ * without NUL (jansson and C readers cannot hold a NUL in a key). */
+static bool name_ok(const char *s, size_t n)
+{
+    return sl_utf8_valid(s, n) && (n == 0 || memchr(s, '\0', n) == NULL);
+}
+
 static bool has_prefix(const char *s, size_t n, const char *prefix)
 {
     size_t pl = strlen(prefix);
@@ -229,7 +237,7 @@ static bool message_attr(const struct sl_attr *a, struct mattr *m)
         m->data = nul + 1;
         m->data_len = a->value_len - m->type_len - 1;
     }
-    if (!sl_utf8_valid(m->name, m->name_len) || has_prefix(m->name, m->name_len, RESERVED_PREFIX) ||
+    if (!name_ok(m->name, m->name_len) || has_prefix(m->name, m->name_len, RESERVED_PREFIX) ||
         !sl_utf8_valid(m->type, m->type_len)) {
         return false;
     }
@@ -301,7 +309,7 @@ static json_t *sluice_record(const struct ctx *c, const struct sl_push_record *r
     set(o, "value_encoding", json_string_nocheck(vb ? "base64" : "utf8"), &ok);
     for (uint32_t i = 0; ok && i < r->attr_count; i++) {
         const struct sl_attr *a = &r->attrs[i];
-        if (!sl_utf8_valid(a->key, a->key_len) || json_object_getn(attrs, a->key, a->key_len) ||
+        if (!name_ok(a->key, a->key_len) || json_object_getn(attrs, a->key, a->key_len) ||
             json_object_getn(attrs64, a->key, a->key_len)) {
             continue;
         }
@@ -470,9 +478,12 @@ static int render_eventbridge(const struct ctx *c, const struct sl_push_record *
                               size_t *out_len)
 {
     const char *v = r->value_len > 0 ? (const char *)r->value : "";
+    /* jansson takes some NUL bytes for the end of a number ("4\0, 5"): such
+     * text is not JSON here, and spliced in it would cut the body short */
+    bool nul = memchr(v, '\0', r->value_len) != NULL;
     json_error_t jerr;
-    json_t *parsed = json_loadb(v, r->value_len, EB_JSON_FLAGS, &jerr);
-    if (parsed == NULL && json_error_code(&jerr) == json_error_out_of_memory) {
+    json_t *parsed = nul ? NULL : json_loadb(v, r->value_len, EB_JSON_FLAGS, &jerr);
+    if (!nul && parsed == NULL && json_error_code(&jerr) == json_error_out_of_memory) {
         return SL_ENOMEM;
     }
     bool event = json_is_string(json_object_get(parsed, "detail-type")) &&

@@ -45,7 +45,8 @@
  * Message attributes (SQS, SNS) are the record's attributes: "sqs:N" (as
  * the SQS API stores message attribute N: data type, NUL, value) shows as N
  * with its data type; others as String, or Binary when the value is not
- * UTF-8. Attributes whose names are not UTF-8 are left out everywhere.
+ * UTF-8. Attributes whose names are not UTF-8 or hold a NUL byte are left
+ * out everywhere (no JSON reader in C holds a NUL in an object key).
  *
  * Identifiers: a record's id is the SQS API's MessageId for (stream, shard,
  * seq) (broker/msgid.h), so a message reads the same through SQS

@@ -4,8 +4,9 @@
  * Covers: every format rendered for one batch of three records (a JSON
  * value without key or attributes; a value and a key that are not UTF-8; a
  * UTF-8 key and a value with quotes, backslashes, control characters and
- * non-ASCII text, with attributes: plain, repeated, not UTF-8, sluice.*,
- * and sqs:N as the SQS API stores them), each body parsed back by jansson
+ * non-ASCII text, with attributes: plain, repeated, values and names not
+ * UTF-8, a name holding a NUL, sluice.*, and sqs:N as the SQS API stores
+ * them), each body parsed back by jansson
  * with every documented field checked: ids against sl_msgid_format (and the
  * msgid's layout itself), base64 decoded back to the bytes, ARNs with the
  * default and a given region and account, ApproximateReceiveCount =
@@ -58,6 +59,7 @@ static const struct sl_attr ATTRS2[] = {
     {.key = "bin", .key_len = 3, .value = BAD_VALUE, .value_len = 2},
     {.key = "color", .key_len = 5, .value = "red", .value_len = 3},
     {.key = "\xff", .key_len = 1, .value = "x", .value_len = 1},
+    {.key = "a\0b", .key_len = 3, .value = "x", .value_len = 1},
 };
 
 static const struct sl_push_source SRC = {.stream = "orders", .group = "workers"};
@@ -454,6 +456,17 @@ TEST(eventbridge_wrap)
     free(text);
     j = eb("not json", 8, &text);
     CHECK(j != NULL && b64_is(get(get(j, "detail"), "data"), "not json", 8));
+    json_decref(j);
+    free(text);
+    /* jansson reads "4\0, ..." as a number ending at the NUL: not JSON here */
+    static const char nul[] = "{\"order\": 4\0, \"price\": 0.1}";
+    j = eb(nul, sizeof(nul) - 1, &text);
+    CHECK(j != NULL && b64_is(get(get(j, "detail"), "data"), nul, sizeof(nul) - 1));
+    json_decref(j);
+    free(text);
+    static const char nul_event[] = "{\"detail-type\":\"a\",\"source\":\"b\",\"n\":4\0}";
+    j = eb(nul_event, sizeof(nul_event) - 1, &text);
+    CHECK(j != NULL && str_is(get(j, "detail-type"), "Sluice Record"));
     json_decref(j);
     free(text);
     /* any JSON text is a detail, integers past 64 bits included */
