@@ -6,6 +6,8 @@
 #include "common/assert.h"
 #include "common/error.h"
 
+#include <stdlib.h>
+
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -27,6 +29,16 @@ void sl_b64_encode(const uint8_t *in, size_t n, char *out)
         out[o++] = '=';
     }
     SL_ASSERT(o == sl_b64_len(n));
+}
+
+char *sl_b64_dup(const void *in, size_t n)
+{
+    char *s = malloc(sl_b64_len(n) + 1);
+    if (s != NULL) {
+        sl_b64_encode(in, n, s);
+        s[sl_b64_len(n)] = '\0';
+    }
+    return s;
 }
 
 /* Each base64 character's value + 1; 0 for every other byte. */

@@ -18,6 +18,10 @@ static inline size_t sl_b64_len(size_t n)
 /* Writes sl_b64_len(n) chars (padded, no NUL) at `out` (borrowed). */
 void sl_b64_encode(const uint8_t *in, size_t n, char *out);
 
+/* The encoding as a new NUL-terminated string (sl_b64_len(n) chars; the caller
+ * frees it), or NULL when out of memory. */
+char *sl_b64_dup(const void *in, size_t n);
+
 /* Decodes `n` chars of `in`; `out` needs n / 4 * 3 + 3 bytes. Padding is
  * optional; anything else outside the alphabet, a misplaced '=' or a length
  * of 4k+1 is refused. Errors: SL_EPROTO. */

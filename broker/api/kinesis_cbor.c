@@ -77,11 +77,8 @@ static json_t *from_string(const cbor_item_t *it)
     uint8_t *p = string_bytes(it, &len);
     json_t *v = NULL;
     if (p != NULL && cbor_isa_bytestring(it)) {
-        char *b64 = malloc(sl_b64_len(len) + 1);
-        if (b64 != NULL) {
-            sl_b64_encode(p, len, b64);
-            v = json_stringn(b64, sl_b64_len(len));
-        }
+        char *b64 = sl_b64_dup(p, len);
+        v = b64 != NULL ? json_stringn(b64, sl_b64_len(len)) : NULL;
         free(b64);
     } else if (p != NULL) {
         v = json_stringn((const char *)p, len); /* NULL when not UTF-8 */

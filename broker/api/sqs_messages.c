@@ -484,13 +484,9 @@ static void put_system_attrs(struct sqs_call *c, const struct sl_qrecord *q, jso
 
 static json_t *b64_json(const uint8_t *p, size_t n)
 {
-    char *out = malloc(sl_b64_len(n) + 1);
-    if (out == NULL) {
-        return NULL;
-    }
-    sl_b64_encode(p, n, out);
-    json_t *j = json_stringn(out, sl_b64_len(n));
-    free(out);
+    char *s = sl_b64_dup(p, n);
+    json_t *j = s != NULL ? json_stringn(s, sl_b64_len(n)) : NULL;
+    free(s);
     return j;
 }
 

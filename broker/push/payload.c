@@ -156,12 +156,8 @@ static json_t *text(const void *p, size_t n)
 
 static json_t *b64(const void *p, size_t n)
 {
-    char *s = malloc(sl_b64_len(n) + 1);
-    if (s == NULL) {
-        return NULL;
-    }
-    sl_b64_encode(p, n, s);
-    json_t *j = json_stringn_nocheck(s, sl_b64_len(n));
+    char *s = sl_b64_dup(p, n);
+    json_t *j = s != NULL ? json_stringn_nocheck(s, sl_b64_len(n)) : NULL;
     free(s);
     return j;
 }
