@@ -23,8 +23,9 @@
  *                "approximateArrivalTimestamp" (seconds, fractional)},
  *                "eventSource": "aws:kinesis", "eventVersion": "1.0",
  *                "eventID": "shardId-...:seq", "eventName":
- *                "aws:kinesis:record", "invokeIdentityArn",
- *                "awsRegion", "eventSourceARN"}]}
+ *                "aws:kinesis:record", "invokeIdentityArn"
+ *                (arn:aws:iam::<account>:role/sluice-push), "awsRegion",
+ *                "eventSourceARN"}]}
  *   SNS          SNSEvent: {"Records": [{"EventSource": "aws:sns",
  *                "EventVersion": "1.0", "EventSubscriptionArn", "Sns":
  *                {"Type": "Notification", "MessageId", "TopicArn",
@@ -114,9 +115,10 @@ void sl_push_record_id(enum sl_push_format f, const char *stream, const struct s
 
 /* Renders the body into *out (malloc'd, the caller frees it; *out_len bytes,
  * NUL-terminated after them). Keys and values that are not valid UTF-8 are
- * sent base64 (SLUICE: with "value_encoding": "base64"; SQS and SNS: body
- * and Message as base64 text with the message attribute
- * "sluice.body_encoding" = "base64"). Attributes whose names start
+ * sent base64 (SLUICE: with "key_encoding" / "value_encoding": "base64"; SQS
+ * and SNS: body and Message as base64 text with the message attribute
+ * "sluice.body_encoding" = "base64"; a key as base64 text in MessageGroupId
+ * and partitionKey, which is "" without a key). Attributes whose names start
  * "sluice." stay out of messageAttributes (except sluice.subject as SNS
  * Subject). Errors: SL_EINVAL (n == 0, n > 1 for EVENTBRIDGE, an unknown
  * format, a name of src that is not UTF-8, an SQS record without a UTF-8
