@@ -1,11 +1,14 @@
-/* isotime.c - ISO 8601 times to milliseconds since the epoch (see
+/* isotime.c - ISO 8601 times to milliseconds since the epoch and back (see
  * isotime.h). Pure: no allocation, no global state. */
 #include "common/isotime.h"
 
+#include "common/assert.h"
 #include "common/error.h"
 
 #include <ctype.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <time.h>
 
 /* Parses exactly `n` decimal digits at *p, advancing it. */
 static int digits(const char **p, int n, int *out)
@@ -114,4 +117,18 @@ int sl_time_parse_iso8601(const char *s, uint64_t *ms_out)
     }
     *ms_out = (uint64_t)t * 1000u + (uint64_t)ms;
     return SL_OK;
+}
+
+size_t sl_time_format_iso8601(uint64_t ms, bool with_ms, char out[SL_ISOTIME_FORMAT_MAX])
+{
+    time_t secs = (time_t)(ms / 1000); /* < 2^55: the year fits an int */
+    struct tm tm;
+    struct tm *ok = gmtime_r(&secs, &tm);
+    SL_ASSERT(ok != NULL);
+    size_t n = strftime(out, SL_ISOTIME_FORMAT_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
+    SL_ASSERT(n > 0);
+    int k = with_ms ? snprintf(out + n, SL_ISOTIME_FORMAT_MAX - n, ".%03uZ", (unsigned)(ms % 1000))
+                    : snprintf(out + n, SL_ISOTIME_FORMAT_MAX - n, "Z");
+    SL_ASSERT(k > 0 && n + (size_t)k < SL_ISOTIME_FORMAT_MAX);
+    return n + (size_t)k;
 }

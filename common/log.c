@@ -17,6 +17,8 @@
 #include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/isotime.h"
+#include "common/utf8.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -24,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MSG_LEN_MAX 2048
@@ -78,36 +79,6 @@ void sl_log_set_format(enum sl_log_format format)
     log_journal = stderr_is_journal();
 }
 
-/* Length of the valid UTF-8 sequence at s[0..len), or 0 if it is not one
- * (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). */
-static size_t utf8_seq(const unsigned char *s, size_t len)
-{
-    unsigned char c = s[0];
-    size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
-    if (c < 0xC2 || c > 0xF4 || len < n) {
-        return 0;
-    }
-    unsigned char lo = 0x80, hi = 0xBF; /* the second byte's range */
-    if (c == 0xE0) {
-        lo = 0xA0;
-    } else if (c == 0xED) {
-        hi = 0x9F;
-    } else if (c == 0xF0) {
-        lo = 0x90;
-    } else if (c == 0xF4) {
-        hi = 0x8F;
-    }
-    if (s[1] < lo || s[1] > hi) {
-        return 0;
-    }
-    for (size_t i = 2; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-    }
-    return n;
-}
-
 size_t sl_log_json_escape(char *out, size_t cap, const char *in, size_t len)
 {
     SL_ASSERT(out != NULL && cap > 0);
@@ -135,7 +106,7 @@ size_t sl_log_json_escape(char *out, size_t cap, const char *in, size_t len)
         } else if (c < 0x80) {
             piece = (const char *)&s[i];
             n = 1;
-        } else if ((used = utf8_seq(&s[i], len - i)) > 0) {
+        } else if ((used = sl_utf8_seq(&s[i], len - i)) > 0) {
             piece = (const char *)&s[i];
             n = used;
         } else {
@@ -155,18 +126,6 @@ size_t sl_log_json_escape(char *out, size_t cap, const char *in, size_t len)
     return o;
 }
 
-/* "2026-11-25T20:30:48.123Z" */
-static size_t format_time(char *out, size_t cap)
-{
-    uint64_t now_ms = sl_clock_wall_ms();
-    time_t secs = (time_t)(now_ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    int k = snprintf(out + n, cap - n, ".%03uZ", (unsigned)(now_ms % 1000));
-    return k > 0 ? n + (size_t)k : n;
-}
-
 /* Frames one formatted message as a line in the current format; returns its length
  * (ending in a newline). */
 static size_t frame_line(char *line, size_t cap, enum sl_log_level level, const char *subsys,
@@ -176,8 +135,8 @@ static size_t frame_line(char *line, size_t cap, enum sl_log_level level, const 
     size_t n = 0;
     int k = 0;
     if (log_format == SL_LOG_JSON) {
-        char ts[40];
-        format_time(ts, sizeof(ts));
+        char ts[SL_ISOTIME_FORMAT_MAX];
+        sl_time_format_iso8601(sl_clock_wall_ms(), true, ts);
         k = snprintf(line, cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"subsys\":\"", ts,
                      level_json[level]);
         n = (size_t)k;
@@ -190,7 +149,7 @@ static size_t frame_line(char *line, size_t cap, enum sl_log_level level, const 
     if (log_journal) {
         k = snprintf(line, cap, "<%d>%s: ", level_syslog[level], subsys);
     } else {
-        n = format_time(line, cap);
+        n = sl_time_format_iso8601(sl_clock_wall_ms(), true, line);
         k = snprintf(line + n, cap - n, " %s %s: ", level_names[level], subsys);
     }
     n += k > 0 ? (size_t)k : 0;

@@ -24,6 +24,7 @@
 
 #include "broker/api/kinesis_codec.h"
 #include "common/assert.h"
+#include "common/base64.h"
 #include "common/error.h"
 
 #include <cbor.h>
@@ -76,11 +77,8 @@ static json_t *from_string(const cbor_item_t *it)
     uint8_t *p = string_bytes(it, &len);
     json_t *v = NULL;
     if (p != NULL && cbor_isa_bytestring(it)) {
-        char *b64 = malloc(sl_kin_b64_len(len) + 1);
-        if (b64 != NULL) {
-            sl_kin_b64_encode(p, len, b64);
-            v = json_stringn(b64, sl_kin_b64_len(len));
-        }
+        char *b64 = sl_b64_dup(p, len);
+        v = b64 != NULL ? json_stringn(b64, sl_b64_len(len)) : NULL;
         free(b64);
     } else if (p != NULL) {
         v = json_stringn((const char *)p, len); /* NULL when not UTF-8 */
@@ -233,7 +231,7 @@ static cbor_item_t *to_string(const json_t *v, const char *key)
     uint8_t *d = malloc(n / 4 * 3 + 3);
     size_t len = 0;
     cbor_item_t *r = NULL;
-    if (d != NULL && sl_kin_b64_decode(s, n, d, &len) == SL_OK) {
+    if (d != NULL && sl_b64_decode(s, n, d, &len) == SL_OK) {
         r = cbor_build_bytestring(d, len);
     }
     free(d);

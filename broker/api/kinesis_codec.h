@@ -1,8 +1,9 @@
 /* kinesis_codec.h - the Kinesis API's wire pieces, pure (no engine, no I/O,
  * no clock): request bodies (JSON, already parsed by jansson) turned into
- * request structs with every AWS limit checked, base64, 128-bit decimal hash
- * keys and ranges, shard ids, stream ARNs, shard-iterator token layout, and
- * an output buffer that writes JSON without a node per record.
+ * request structs with every AWS limit checked, 128-bit decimal hash keys
+ * and ranges, shard ids, stream ARNs, shard-iterator token layout, and an
+ * output buffer that writes JSON without a node per record (base64 is
+ * common/base64.h).
  *
  * Threading: none of its own; every function is reentrant.
  * Ownership: written per pointer. Decoded requests borrow strings from the
@@ -31,19 +32,6 @@ typedef unsigned __int128 sl_u128;
 #define SL_KIN_TOKEN_BYTES_MAX   512u        /* a shard iterator, base64 (AWS: 1-512) */
 #define SL_KIN_MAC_BYTES         16u         /* truncated HMAC-SHA256 of an iterator */
 #define SL_KIN_DEC_U128_MAX      39u         /* digits of 2^128 - 1 */
-
-/* ---- base64 (RFC 4648, standard alphabet) ---------------------------- */
-
-static inline size_t sl_kin_b64_len(size_t n)
-{
-    return (n + 2) / 3 * 4;
-}
-/* Writes sl_kin_b64_len(n) chars (no NUL) at `out` (borrowed). */
-void sl_kin_b64_encode(const uint8_t *in, size_t n, char *out);
-/* Decodes `n` chars of `in`; `out` needs n / 4 * 3 + 3 bytes. Padding is
- * optional; anything else outside the alphabet, a misplaced '=' or a length
- * of 4k+1 is refused. Errors: SL_EPROTO. */
-int sl_kin_b64_decode(const char *in, size_t n, uint8_t *out, size_t *out_len);
 
 /* ---- 128-bit hash keys ---------------------------------------------------- */
 

@@ -21,6 +21,7 @@
 #include "broker/engine/engine.h"
 #include "broker/engine/streams.h"
 #include "common/assert.h"
+#include "common/base64.h"
 #include "common/clock.h"
 #include "common/error.h"
 
@@ -45,9 +46,9 @@ void sl_kin_iter_token(const struct sl_stream *st, uint32_t shard, uint32_t kind
     size_t n = sl_kin_token_pack(&t, raw);
     sl_kin_mac(raw, n, raw + n);
     n += SL_KIN_MAC_BYTES;
-    SL_ASSERT(sl_kin_b64_len(n) <= SL_KIN_TOKEN_BYTES_MAX);
-    sl_kin_b64_encode(raw, n, out);
-    out[sl_kin_b64_len(n)] = '\0';
+    SL_ASSERT(sl_b64_len(n) <= SL_KIN_TOKEN_BYTES_MAX);
+    sl_b64_encode(raw, n, out);
+    out[sl_b64_len(n)] = '\0';
 }
 
 bool sl_kin_iter_check(struct sl_engine *e, const char *b64, struct sl_kin_token *t,

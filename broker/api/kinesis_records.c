@@ -37,6 +37,7 @@
 #include "broker/engine/fetch.h"
 #include "broker/engine/produce.h"
 #include "common/assert.h"
+#include "common/base64.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "storage/batch.h"
@@ -345,7 +346,7 @@ struct get_op {
 
 static void walk_record(struct sl_kin_walk *w, const struct sl_record_view *r, uint64_t append_ms)
 {
-    sl_kin_buf_reserve(&w->out, sl_kin_b64_len(r->value_len) + (size_t)r->key_len * 6 +
+    sl_kin_buf_reserve(&w->out, sl_b64_len(r->value_len) + (size_t)r->key_len * 6 +
                                     RECORD_JSON_OVERHEAD);
     sl_kin_buf_fmt(&w->out,
                    "%s{\"SequenceNumber\":\"%" PRIu64 "\",\"ApproximateArrivalTimestamp"

@@ -24,6 +24,7 @@
 #include "broker/api/kinesis_codec.h"
 
 #include "common/assert.h"
+#include "common/base64.h"
 #include "common/error.h"
 
 #include <stdbool.h>
@@ -387,7 +388,7 @@ static int record(struct scan *s, struct sl_kin_put *p, uint32_t i, const struct
         return SL_ETOOBIG;
     }
     size_t len = 0;
-    if (sl_kin_b64_decode(b64, b64_len, s->arena, &len) != SL_OK) {
+    if (sl_b64_decode(b64, b64_len, s->arena, &len) != SL_OK) {
         s->ser = true;
         snprintf(s->why, s->wl, "record %u: Data is not valid base64", i);
         return SL_EPROTO;

@@ -12,6 +12,7 @@
 
 #include "broker/api/call.h"
 #include "broker/api/sqs_req.h"
+#include "broker/msgid.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -25,9 +26,8 @@ struct sl_stream;
 #define SQS_REGION         "us-east-1"
 #define SQS_HOST_MAX       256u
 #define SQS_PROP_PREFIX    "sqs." /* queue attributes are stream properties sqs.<Name> */
-#define SQS_ATTR_PREFIX    "sqs:" /* message attribute N is record attribute sqs:N */
+#define SQS_ATTR_PREFIX    SL_SQS_ATTR_PREFIX /* message attribute N: record attribute sqs:N */
 #define SQS_MD5_HEX        33u    /* 32 hex digits + NUL */
-#define SQS_MESSAGE_ID_MAX 40u    /* a UUID + NUL */
 #define SQS_RECEIPT_MAX    512u   /* an encoded receipt handle + NUL */
 
 struct sqs_call {

@@ -11,8 +11,9 @@
  * within dedup_window_ms: the send is answered OK, nothing is stored).
  *
  * MessageId = a UUID-shaped rendering of (XXH3 of the queue name, shard,
- * sequence): stable across receives and restarts. A duplicate send answers
- * an id derived from the de-dup id instead (the first copy's id is not kept).
+ * sequence; broker/msgid.h, shared with the push payloads): stable across
+ * receives and restarts. A duplicate send answers an id derived from the
+ * de-dup id instead (the first copy's id is not kept).
  *
  * ReceiptHandle = base64url("<queue>\n<engine receipt>") "." 16 hex digits
  * of XXH3(key | text | key) with a random per-process key: a forged or
@@ -33,7 +34,9 @@
 #include "broker/engine/dedup.h"
 #include "broker/engine/produce.h"
 #include "broker/engine/queue.h"
+#include "broker/msgid.h"
 #include "common/assert.h"
+#include "common/base64.h"
 #include "common/checksum.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -56,13 +59,6 @@
 #define NOT_BEFORE_ATTR      "sluice.not_before"
 
 /* ---- ids and receipt handles ------------------------------------------------------ */
-
-static void message_id(const char *queue, uint32_t shard, uint64_t seq, char *out)
-{
-    uint32_t q = sl_checksum32(queue, strlen(queue));
-    snprintf(out, SQS_MESSAGE_ID_MAX, "%08x-%04x-%04x-%04x-%012" PRIx64, q, shard & 0xffffu,
-             (unsigned)(seq >> 60), (unsigned)(seq >> 48) & 0xfffu, seq & UINT64_C(0xffffffffffff));
-}
 
 static const uint8_t *mac_key(void)
 {
@@ -317,12 +313,13 @@ static void on_produced(void *ctx, const struct sl_produce_result *r)
             dup = r->dropped[k] == i;
         }
         uint64_t seq = r->base_seq + i - dropped;
-        char id[SQS_MESSAGE_ID_MAX];
+        char id[SL_MSGID_LEN + 1];
         if (dup) { /* a repeat of a stored de-dup id: its id comes from the de-dup id */
             dropped++;
-            message_id(c->queue, UINT32_MAX, sl_checksum64(op->dedup[i], strlen(op->dedup[i])), id);
+            uint64_t h = sl_checksum64(op->dedup[i], strlen(op->dedup[i]));
+            sl_msgid_format(c->queue, UINT32_MAX, h, id);
         } else {
-            message_id(c->queue, r->shard, seq, id);
+            sl_msgid_format(c->queue, r->shard, seq, id);
         }
         json_array_append_new(ok, sent_entry(op, i, id, seq));
     }
@@ -487,22 +484,9 @@ static void put_system_attrs(struct sqs_call *c, const struct sl_qrecord *q, jso
 
 static json_t *b64_json(const uint8_t *p, size_t n)
 {
-    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc(n / 3 * 4 + 5);
-    if (out == NULL) {
-        return NULL;
-    }
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-                     (i + 2 < n ? p[i + 2] : 0);
-        out[o++] = digits[v >> 18];
-        out[o++] = digits[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? digits[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? digits[v & 63] : '=';
-    }
-    json_t *j = json_stringn(out, o);
-    free(out);
+    char *s = sl_b64_dup(p, n);
+    json_t *j = s != NULL ? json_stringn(s, sl_b64_len(n)) : NULL;
+    free(s);
     return j;
 }
 
@@ -552,8 +536,8 @@ static void put_message_attrs(struct sqs_call *c, const struct sl_qrecord *q, js
 
 static json_t *received(struct sqs_call *c, const struct sl_qrecord *q, bool fifo, char *buf)
 {
-    char id[SQS_MESSAGE_ID_MAX], handle[SQS_RECEIPT_MAX], md5[SQS_MD5_HEX];
-    message_id(c->queue, q->shard, q->seq, id);
+    char id[SL_MSGID_LEN + 1], handle[SQS_RECEIPT_MAX], md5[SQS_MD5_HEX];
+    sl_msgid_format(c->queue, q->shard, q->seq, id);
     receipt_encode(c->queue, q->receipt, handle, sizeof(handle));
     sqs_md5_hex(q->value, q->value_len, md5);
     json_t *body = json_stringn((const char *)q->value, q->value_len);

@@ -4,15 +4,18 @@
  *
  * Formats (enum sl_push_format):
  *   SLUICE       {"stream", "group", "records": [{"id", "shard", "seq",
- *                "time_ms", "produced_ms", "delivery_count", "key",
+ *                "time_ms", "produced_ms", "delivery_count", "key" (null
+ *                when none; + "key_encoding": "utf8"|"base64"),
  *                "value" (+ "value_encoding": "utf8"|"base64"),
- *                "attributes": {...}}]}
+ *                "attributes": {name: text}, "attributes_base64": {name:
+ *                base64} (values that are not UTF-8; only when any)}]}
  *   SQS          AWS Lambda's SQSEvent: {"Records": [{"messageId",
  *                "receiptHandle", "body", "attributes":
  *                {"ApproximateReceiveCount", "SentTimestamp",
  *                "ApproximateFirstReceiveTimestamp", "MessageGroupId" (the
  *                key, when set)}, "messageAttributes": {name: {"stringValue",
- *                "dataType": "String"}}, "md5OfBody", "eventSource":
+ *                "dataType": "String"} or {"binaryValue" (base64),
+ *                "dataType": "Binary"}}, "md5OfBody", "eventSource":
  *                "aws:sqs", "eventSourceARN", "awsRegion"}]}
  *   KINESIS      KinesisStreamEvent: {"Records": [{"kinesis":
  *                {"kinesisSchemaVersion": "1.0", "partitionKey",
@@ -20,27 +23,38 @@
  *                "approximateArrivalTimestamp" (seconds, fractional)},
  *                "eventSource": "aws:kinesis", "eventVersion": "1.0",
  *                "eventID": "shardId-...:seq", "eventName":
- *                "aws:kinesis:record", "invokeIdentityArn",
- *                "awsRegion", "eventSourceARN"}]}
+ *                "aws:kinesis:record", "invokeIdentityArn"
+ *                (arn:aws:iam::<account>:role/sluice-push), "awsRegion",
+ *                "eventSourceARN"}]}
  *   SNS          SNSEvent: {"Records": [{"EventSource": "aws:sns",
  *                "EventVersion": "1.0", "EventSubscriptionArn", "Sns":
  *                {"Type": "Notification", "MessageId", "TopicArn",
  *                "Subject" (attribute sluice.subject or null), "Message",
  *                "Timestamp" (ISO 8601), "SignatureVersion": "1",
  *                "Signature": "", "SigningCertUrl": "", "UnsubscribeUrl": "",
- *                "MessageAttributes": {name: {"Type": "String", "Value"}}}}]}
+ *                "MessageAttributes": {name: {"Type": "String"|"Binary",
+ *                "Value"}}}}]}; EventSubscriptionArn = TopicArn:<group>
  *   EVENTBRIDGE  one EventBridge event per POST (batch size 1 is enforced
  *                by the target), the record's value when it is already an
  *                event envelope (a JSON object with "detail-type" and
  *                "source"), else {"version": "0", "id", "detail-type":
  *                "Sluice Record", "source": "sluice.<stream>", "account",
- *                "time", "region", "resources": [], "detail": value as JSON,
- *                or {"data": base64} when it is not JSON}
+ *                "time" (whole seconds, as EventBridge's), "region",
+ *                "resources": [], "detail": value as JSON, or {"data":
+ *                base64} when it is not JSON}
+ *
+ * Message attributes (SQS, SNS) are the record's attributes: "sqs:N" (as
+ * the SQS API stores message attribute N: data type, NUL, value) shows as N
+ * with its data type; others as String, or Binary when the value is not
+ * UTF-8. Attributes whose names are not UTF-8 or hold a NUL byte are left
+ * out everywhere (no JSON reader in C holds a NUL in an object key).
  *
  * Identifiers: a record's id is the SQS API's MessageId for (stream, shard,
  * seq) (broker/msgid.h), so a message reads the same through SQS
  * ReceiveMessage and through a push; Kinesis sequence numbers are the
  * decimal seq and shard ids "shardId-%012u", as the Kinesis API answers.
+ * Times are the append time (timestamp_ms); SentTimestamp is its decimal
+ * milliseconds, as SQS ReceiveMessage answers it.
  *
  * Threading: pure functions; any thread.
  */
@@ -93,13 +107,22 @@ struct sl_push_source {
     const char *account; /* "000000000000" when NULL */
 };
 
+/* A record's id as a handler sees and answers it: the decimal seq for
+ * KINESIS, else the SQS-style message id of (stream, shard, seq). */
+#define SL_PUSH_ID_MAX 37u /* SL_MSGID_LEN + NUL; a decimal u64 is shorter */
+void sl_push_record_id(enum sl_push_format f, const char *stream, const struct sl_push_record *r,
+                       char out[SL_PUSH_ID_MAX]);
+
 /* Renders the body into *out (malloc'd, the caller frees it; *out_len bytes,
  * NUL-terminated after them). Keys and values that are not valid UTF-8 are
- * sent base64 (SLUICE: with "value_encoding": "base64"; SQS and SNS: body
- * and Message as base64 text with the message attribute
- * "sluice.body_encoding" = "base64"). Attributes whose names start
+ * sent base64 (SLUICE: with "key_encoding" / "value_encoding": "base64"; SQS
+ * and SNS: body and Message as base64 text with the message attribute
+ * "sluice.body_encoding" = "base64"; a key as base64 text in MessageGroupId
+ * and partitionKey, which is "" without a key). Attributes whose names start
  * "sluice." stay out of messageAttributes (except sluice.subject as SNS
- * Subject). Errors: SL_EINVAL (n == 0, or n > 1 for EVENTBRIDGE), SL_ENOMEM. */
+ * Subject). Errors: SL_EINVAL (n == 0, n > 1 for EVENTBRIDGE, an unknown
+ * format, a name of src that is not UTF-8, an SQS record without a UTF-8
+ * receipt), SL_ENOMEM. */
 int sl_push_payload_render(enum sl_push_format f, const struct sl_push_source *src,
                            const struct sl_push_record *recs, uint32_t n, char **out,
                            size_t *out_len);
@@ -107,13 +130,16 @@ int sl_push_payload_render(enum sl_push_format f, const struct sl_push_source *s
 /* Reads a 2xx answer's body for Lambda's partial batch response,
  * {"batchItemFailures": [{"itemIdentifier": ID}, ...]}, where ID is the
  * SQS messageId, the Kinesis sequenceNumber, the SNS MessageId or the
- * SLUICE id. Sets failed[i] for each record named (others false) and
- * *nfailed. An empty, non-JSON or differently shaped body, or an empty list,
+ * SLUICE or EVENTBRIDGE id (sl_push_record_id). Sets failed[i] for each
+ * record named (others false; an id naming several records, e.g. one seq
+ * in two shards, names them all) and *nfailed (records, not entries). An
+ * empty, non-JSON or differently shaped body, or an empty or null list,
  * means every record succeeded. An identifier naming no record of the batch
  * fails the whole batch (Lambda's rule: the answer cannot be trusted), as
- * does an itemIdentifier that is null, empty or not a string.
- * Returns SL_OK, or SL_EINVAL for a batch the answer fails as a whole (all
- * failed[i] set). */
+ * does an itemIdentifier that is missing, null, empty or not a string.
+ * Returns SL_OK, SL_EINVAL for a batch the answer fails as a whole, or
+ * SL_ENOMEM (also the whole batch: redelivery is safe); both set every
+ * failed[i]. */
 int sl_push_response_failures(enum sl_push_format f, const struct sl_push_source *src,
                               const struct sl_push_record *recs, uint32_t n, const char *body,
                               size_t len, bool *failed, uint32_t *nfailed);

@@ -5,12 +5,12 @@
 #include "client/cli/output.h"
 
 #include "client/cli/cli.h"
+#include "common/isotime.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define CLI_ATTR_KEY_MAX 160u /* longest attribute name printed (the broker's limit is lower) */
 
@@ -78,11 +78,9 @@ json_t *cli_json_attrs(const struct sluice_attr *attrs, uint32_t count)
 
 const char *cli_fmt_time(uint64_t ms, char *buf, size_t cap)
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, cap - n, ".%03uZ", (unsigned)(ms % 1000));
+    char t[SL_ISOTIME_FORMAT_MAX];
+    sl_time_format_iso8601(ms, true, t);
+    snprintf(buf, cap, "%s", t);
     return buf;
 }
 

@@ -17,6 +17,7 @@
 #include "broker/api/kinesis_cbor.h"
 #include "broker/api/kinesis_codec.h"
 #include "common/assert.h"
+#include "common/base64.h"
 #include "common/error.h"
 
 #include <jansson.h>
@@ -53,12 +54,12 @@ static void check_put(const json_t *body, bool single)
         const struct sl_kin_entry *e = &p.entries[i];
         SL_ASSERT(e->key_len >= 1 && e->key_len <= SL_KIN_KEY_BYTES_MAX);
         SL_ASSERT((size_t)e->data_len + e->key_len <= SL_KIN_RECORD_BYTES_MAX);
-        char *b64 = malloc(sl_kin_b64_len(e->data_len) + 1);
+        char *b64 = malloc(sl_b64_len(e->data_len) + 1);
         uint8_t *back = malloc(e->data_len + 4);
         SL_ASSERT(b64 != NULL && back != NULL);
-        sl_kin_b64_encode(e->data, e->data_len, b64);
+        sl_b64_encode(e->data, e->data_len, b64);
         size_t n = 0;
-        rc = sl_kin_b64_decode(b64, sl_kin_b64_len(e->data_len), back, &n);
+        rc = sl_b64_decode(b64, sl_b64_len(e->data_len), back, &n);
         SL_ASSERT(rc == SL_OK && n == e->data_len && memcmp(back, e->data, n) == 0);
         free(b64);
         free(back);
@@ -211,7 +212,7 @@ static void check_strings(const uint8_t *data, size_t size)
     uint8_t *dec = malloc(size / 4 * 3 + 3);
     size_t n = 0;
     SL_ASSERT(dec != NULL);
-    if (sl_kin_b64_decode(s, strlen(s), dec, &n) == SL_OK) {
+    if (sl_b64_decode(s, strlen(s), dec, &n) == SL_OK) {
         SL_ASSERT(n <= strlen(s) / 4 * 3 + 2);
     }
     free(dec);
