@@ -195,6 +195,9 @@ static const struct setting settings[] = {
     {"shards_max", "streams", T_U32, U_NONE, "200000", 1, 100000000, NULL, OFF(shards_max),
      "Shards of all streams together; a create that would pass it is refused with "
      "SL_ELIMIT."},
+    {"push", "streams", T_BOOL, U_NONE, "true", 0, 1, NULL, OFF(push),
+     "Push targets: the broker POSTs queue groups' records to HTTP endpoints by itself "
+     "(sluice target add); false refuses them and leaves the saved ones idle."},
 
     {"segment_bytes", "storage", T_U64, U_BYTES, "256MiB", 4 * KiB, 1 * TiB, NULL,
      OFF(segment_bytes), "A shard's active segment rolls when the next batch would pass this."},

@@ -48,6 +48,7 @@ struct sl_broker_config {
     uint32_t http_header_bytes_max; /* per request */
     uint32_t http_body_bytes_max;   /* per request */
     bool ui;                        /* the web console under /ui/ */
+    bool push;                      /* push targets (broker/push) */
     uint32_t ui_sample_interval_ms; /* the console's chart samples */
     /* [tls] */
     bool tls;             /* both listeners speak TLS */

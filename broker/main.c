@@ -21,6 +21,7 @@
 #include "broker/engine/workers.h"
 #include "broker/native/handlers.h"
 #include "broker/native/native.h"
+#include "broker/push/push.h"
 #include "broker/net/net.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -121,6 +122,7 @@ struct broker {
     struct sl_net *net;       /* NULL until serving */
     struct sl_security *sec;  /* TLS contexts and auth rules; NULL until serving */
     struct sl_api *api;       /* the HTTP front-end; NULL without an HTTP listener */
+    struct sl_push *push;     /* push targets; NULL when off */
     struct sl_daemon daemon;
 };
 
@@ -132,12 +134,14 @@ static void broker_tick(void *ctx, uint64_t now_ms)
     if (b->api != NULL) {
         sl_api_tick(b->api, now_ms);
     }
+    sl_push_tick(b->push, now_ms);
 }
 
 static void broker_stop(void *ctx)
 {
     struct broker *b = ctx;
     sl_daemon_stopping(&b->daemon);
+    sl_push_stop(b->push);
     sl_events_stop(b->engine);
 }
 
@@ -195,6 +199,15 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
                                        .max_inflight = cfg->max_inflight},
                                .engine = engine, .auth = cfg->auth ? &sec.auth : NULL};
     sl_native_auth_init(&native);
+    if (cfg->push) {
+        rc = sl_push_open(engine, ring, cfg->data, &b->push, why, sizeof(why));
+        if (rc != SL_OK) {
+            sl_error("broker", "push targets: %s", why);
+            sl_security_fini(&sec);
+            return rc;
+        }
+        native.push = b->push;
+    }
     struct sl_net *net = NULL;
     rc = sl_net_init(&net, ring, &ncfg, &hooks);
     sec.net = net;
@@ -236,6 +249,8 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
     b->sec = NULL;
     b->api = NULL;
     sl_net_fini(net);
+    sl_push_close(b->push); /* after the network: no request reaches it any more */
+    b->push = NULL;
     sl_history_free(api.history);
     sl_security_fini(&sec);
     return rc;

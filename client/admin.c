@@ -16,18 +16,9 @@
 static int admin_call(sluice_client *c, sl_request *req, Sluice__V1__Response__BodyCase want,
                       sl_response **out)
 {
-    int rc = sl_client_call(c, req, 0, out);
     int empty_ok = want == SLUICE__V1__RESPONSE__BODY_DELETE_STREAM ||
                    want == SLUICE__V1__RESPONSE__BODY_COMMIT_CHECKPOINT;
-    if (rc == SL_OK && (*out)->body_case != want &&
-        !(empty_ok && (*out)->body_case == SLUICE__V1__RESPONSE__BODY__NOT_SET)) {
-        int got = (int)(*out)->body_case;
-        sl_response_free(*out);
-        *out = NULL;
-        sl_client_set_error("unexpected response kind %d (want %d)", got, (int)want);
-        return SL_EPROTO;
-    }
-    return rc;
+    return sl_client_call_want(c, req, 0, want, empty_ok, out);
 }
 
 static void stream_info_fini(struct sluice_stream_info *s)

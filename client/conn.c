@@ -657,6 +657,22 @@ int sl_client_call(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
     return rc;
 }
 
+int sl_client_call_want(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
+                        Sluice__V1__Response__BodyCase want, int empty_ok, sl_response **out)
+{
+    int rc = sl_client_call(c, req, extra_timeout_ms, out);
+    if (rc == SL_OK && (*out)->body_case != want &&
+        !(empty_ok && (*out)->body_case == SLUICE__V1__RESPONSE__BODY__NOT_SET)) {
+        int got = (int)(*out)->body_case;
+        sl_response_free(*out);
+        *out = NULL;
+        sl_client_set_error("unexpected response kind %d (want %d)", got, (int)want);
+        return SL_EPROTO;
+    }
+    SL_ASSERT(rc != SL_OK || *out != NULL);
+    return rc;
+}
+
 /* ---- lifecycle ---- */
 
 /* Splits "host:port" or "[v6]:port" into owned strings. */

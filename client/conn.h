@@ -29,6 +29,11 @@ typedef void (*sl_call_cb)(void *ctx, int err, const char *msg, sl_response *res
  * (a response of the wrong kind). Thread-safe. */
 int sl_client_call(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms, sl_response **out);
 
+/* sl_client_call, then checks the response carries body `want` (or no body when `empty_ok`:
+ * protobuf cannot tell an empty body message from an unset one). */
+int sl_client_call_want(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
+                        Sluice__V1__Response__BodyCase want, int empty_ok, sl_response **out);
+
 /* Sends `req`; `cb` runs exactly once with the outcome, unless this returns an error (then
  * it never runs). May block for a reconnect or an in-flight slot. Errors: SL_ECLOSED
  * (cannot connect, or the client is closing), SL_EAGAIN (no in-flight slot before the

@@ -27,24 +27,6 @@
 _Static_assert(alignof(struct sluice_attr) <= alignof(struct sluice_message),
                "attributes are laid out right after the message array");
 
-/* Runs `req` and checks the response carries body `want` (or no body, for responses whose
- * body message is empty: protobuf cannot tell "empty" from "unset"). *out owned on SL_OK. */
-static int queue_call(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
-                      Sluice__V1__Response__BodyCase want, int empty_ok, sl_response **out)
-{
-    int rc = sl_client_call(c, req, extra_timeout_ms, out);
-    if (rc == SL_OK && (*out)->body_case != want &&
-        !(empty_ok && (*out)->body_case == SLUICE__V1__RESPONSE__BODY__NOT_SET)) {
-        int got = (int)(*out)->body_case;
-        sl_response_free(*out);
-        *out = NULL;
-        sl_client_set_error("unexpected response kind %d (want %d)", got, (int)want);
-        return SL_EPROTO;
-    }
-    SL_ASSERT(rc != SL_OK || *out != NULL);
-    return rc;
-}
-
 static int check_names(const char *stream, const char *group)
 {
     if (stream == NULL || stream[0] == '\0' || group == NULL || group[0] == '\0') {
@@ -58,7 +40,7 @@ static int check_names(const char *stream, const char *group)
 static int queue_call_empty(sluice_client *c, sl_request *req, Sluice__V1__Response__BodyCase want)
 {
     sl_response *resp = NULL;
-    int rc = queue_call(c, req, 0, want, 1, &resp);
+    int rc = sl_client_call_want(c, req, 0, want, 1, &resp);
     sl_response_free(resp);
     return rc;
 }
@@ -140,7 +122,7 @@ int sluice_queue_groups_list(sluice_client *c, const char *stream, char ***out, 
     req.body_case = SLUICE__V1__REQUEST__BODY_LIST_QUEUE_GROUPS;
     req.list_queue_groups = &body;
     sl_response *resp = NULL;
-    int rc = queue_call(c, &req, 0, SLUICE__V1__RESPONSE__BODY_LIST_QUEUE_GROUPS, 0, &resp);
+    int rc = sl_client_call_want(c, &req, 0, SLUICE__V1__RESPONSE__BODY_LIST_QUEUE_GROUPS, 0, &resp);
     if (rc == SL_OK) {
         rc = sl_client_names_dup(resp->list_queue_groups->groups,
                                  resp->list_queue_groups->n_groups, out, count);
@@ -206,7 +188,7 @@ int sluice_queue_stats(sluice_client *c, const char *stream, const char *group,
     req.body_case = SLUICE__V1__REQUEST__BODY_GROUP_STATS;
     req.group_stats = &body;
     sl_response *resp = NULL;
-    rc = queue_call(c, &req, 0, SLUICE__V1__RESPONSE__BODY_GROUP_STATS, 0, &resp);
+    rc = sl_client_call_want(c, &req, 0, SLUICE__V1__RESPONSE__BODY_GROUP_STATS, 0, &resp);
     if (rc == SL_OK) {
         rc = stats_copy(resp->group_stats, out);
     }
@@ -335,7 +317,7 @@ int sluice_queue_receive(sluice_client *c, const char *stream, const char *group
     req.body_case = SLUICE__V1__REQUEST__BODY_RECEIVE;
     req.receive = &body;
     sl_response *resp = NULL;
-    rc = queue_call(c, &req, wait_ms, SLUICE__V1__RESPONSE__BODY_RECEIVE, 1, &resp);
+    rc = sl_client_call_want(c, &req, wait_ms, SLUICE__V1__RESPONSE__BODY_RECEIVE, 1, &resp);
     size_t n = rc == SL_OK && resp->receive != NULL ? resp->receive->n_records : 0;
     if (n > max) {
         sl_client_set_error("broker returned %zu records for a receive of at most %u", n, max);
@@ -394,7 +376,7 @@ static int receipts_request(sluice_client *c, enum receipts_op op, const char *s
         want = SLUICE__V1__RESPONSE__BODY_EXTEND_VISIBILITY;
     }
     sl_response *resp = NULL;
-    int rc = queue_call(c, &req, 0, want, 0, &resp);
+    int rc = sl_client_call_want(c, &req, 0, want, 0, &resp);
     /* The three response bodies have the same shape: repeated ErrorCode results = 1. */
     size_t n_results = 0;
     const Sluice__V1__ErrorCode *codes = NULL;

@@ -574,6 +574,53 @@ int sluice_queue_extend(sluice_client *c, const char *stream, const char *group,
                         const char *const *receipts, size_t count, uint32_t visibility_timeout_ms,
                         int *results);
 
+/* ---- push targets (synchronous; thread-safe) ------------------------------------------------ */
+
+/* The broker delivers a queue group's records to an HTTP endpoint by itself: POSTs of up to
+ * batch_size records in the shape of `format`, acked on a 2xx (AWS Lambda's partial batch
+ * response honoured), released with exponential backoff otherwise; the group's max_deliveries
+ * and dead-letter stream apply. Needs the `admin` right on the stream. */
+struct sluice_target {
+    const char *stream;
+    const char *group;  /* an existing queue group or subscription of stream */
+    const char *url;    /* http:// or https:// */
+    const char *format; /* "sluice" (NULL), "sqs", "kinesis", "sns", "eventbridge" */
+    uint32_t batch_size;      /* 1 .. 10000; 0 = 10 (eventbridge: always 1) */
+    uint32_t batch_window_ms; /* wait up to this for a full batch; 0 = send what is there */
+    uint32_t concurrency;     /* POSTs in flight; 0 = 1 */
+    uint32_t timeout_ms;      /* per POST; 0 = 30 s */
+    uint32_t retry_base_ms;   /* first backoff; 0 = 1 s */
+    uint32_t retry_max_ms;    /* backoff cap; 0 = 5 min */
+    int insecure;             /* 1: https without verifying the peer */
+};
+
+/* Adds the target, or replaces the group's target. Errors: SLUICE_EINVAL (a setting; the
+ * message names it), SLUICE_ENOTFOUND (no such stream or group), SLUICE_ELIMIT,
+ * SLUICE_EDENIED, SLUICE_EUNSUPPORTED (push off on the broker), SLUICE_ECLOSED, SLUICE_EAGAIN. */
+int sluice_target_set(sluice_client *c, const struct sluice_target *t);
+
+/* Errors: SLUICE_ENOTFOUND (no target on the group), others as sluice_target_set. */
+int sluice_target_remove(sluice_client *c, const char *stream, const char *group);
+
+struct sluice_target_status {
+    struct sluice_target target; /* strings owned by the array */
+    uint32_t inflight;           /* batches leased, not settled */
+    uint64_t delivered;          /* records the target took (since the broker started) */
+    uint64_t released;           /* records released for a retry */
+    uint64_t batches_ok, batches_failed;
+    uint32_t failures;        /* consecutive failed batches */
+    uint64_t paused_ms;       /* left of the backoff pause; 0 = flowing */
+    int last_status;          /* HTTP status of the last answer; 0 = none */
+    const char *last_error;   /* "" = none */
+    uint64_t last_latency_us; /* of the last POST */
+};
+
+/* The targets on `stream` (*out freed with sluice_target_list_free). Errors as
+ * sluice_target_set. */
+int sluice_target_list(sluice_client *c, const char *stream, struct sluice_target_status **out,
+                       size_t *count);
+void sluice_target_list_free(struct sluice_target_status *s, size_t count); /* NULL-safe */
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -3,6 +3,8 @@
 #ifndef SL_BYTES_H
 #define SL_BYTES_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -28,6 +30,26 @@ static inline void sl_put_u64(uint8_t *p, uint64_t v)
 {
     sl_put_u32(p, (uint32_t)v);
     sl_put_u32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* A bounds-checked reader over decoded bytes: a take past the end sets `bad`
+ * (sticky) and yields NULL, so a decoder checks once at the end. */
+struct sl_reader {
+    const uint8_t *p;
+    size_t left;
+    bool bad;
+};
+
+static inline const uint8_t *sl_reader_take(struct sl_reader *r, size_t n)
+{
+    if (r->bad || r->left < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const uint8_t *p = r->p;
+    r->p += n;
+    r->left -= n;
+    return p;
 }
 
 #endif

@@ -319,53 +319,35 @@ static uint32_t rec_encode(uint8_t *out, const struct op *op)
     return len;
 }
 
-/* A bounds-checked reader over one record's bytes. */
-struct rd {
-    const uint8_t *p;
-    uint32_t left;
-    bool bad;
-};
-
-static const uint8_t *rd_take(struct rd *d, uint32_t n)
+/* Fields of one record's bytes, through a bounds-checked sl_reader. */
+static uint8_t rd_u8(struct sl_reader *d)
 {
-    if (d->bad || d->left < n) {
-        d->bad = true;
-        return NULL;
-    }
-    const uint8_t *p = d->p;
-    d->p += n;
-    d->left -= n;
-    return p;
-}
-
-static uint8_t rd_u8(struct rd *d)
-{
-    const uint8_t *p = rd_take(d, 1);
+    const uint8_t *p = sl_reader_take(d, 1);
     return p != NULL ? p[0] : 0;
 }
 
-static uint32_t rd_u16(struct rd *d)
+static uint32_t rd_u16(struct sl_reader *d)
 {
-    const uint8_t *p = rd_take(d, 2);
+    const uint8_t *p = sl_reader_take(d, 2);
     return p != NULL ? (uint32_t)p[0] | ((uint32_t)p[1] << 8) : 0;
 }
 
-static uint32_t rd_u32(struct rd *d)
+static uint32_t rd_u32(struct sl_reader *d)
 {
-    const uint8_t *p = rd_take(d, 4);
+    const uint8_t *p = sl_reader_take(d, 4);
     return p != NULL ? sl_get_u32(p) : 0;
 }
 
-static uint64_t rd_u64(struct rd *d)
+static uint64_t rd_u64(struct sl_reader *d)
 {
-    const uint8_t *p = rd_take(d, 8);
+    const uint8_t *p = sl_reader_take(d, 8);
     return p != NULL ? sl_get_u64(p) : 0;
 }
 
 /* Copies `n` bytes into `dst` (NUL-terminated) if they hold no NUL. */
-static void rd_str(struct rd *d, uint32_t n, char *dst)
+static void rd_str(struct sl_reader *d, uint32_t n, char *dst)
 {
-    const uint8_t *p = rd_take(d, n);
+    const uint8_t *p = sl_reader_take(d, n);
     if (p == NULL || memchr(p, '\0', n) != NULL) {
         d->bad = true;
         return;
@@ -374,7 +356,7 @@ static void rd_str(struct rd *d, uint32_t n, char *dst)
     dst[n] = '\0';
 }
 
-static void decode_create(struct rd *d, struct scratch *sc, struct op *op)
+static void decode_create(struct sl_reader *d, struct scratch *sc, struct op *op)
 {
     struct sl_qgroup_def *def = &sc->def;
     memset(def, 0, sizeof(*def));
@@ -422,7 +404,7 @@ static int rec_decode(const uint8_t *r, uint32_t len, struct scratch *sc, struct
         sl_get_u32(r + 4) != rec_check(r, len)) {
         return SL_ECORRUPT;
     }
-    struct rd d = {.p = r + REC_HEAD, .left = len - REC_HEAD, .bad = false};
+    struct sl_reader d = {.p = r + REC_HEAD, .left = len - REC_HEAD, .bad = false};
     memset(out, 0, sizeof(*out));
     out->type = rd_u8(&d);
     uint32_t nl = rd_u8(&d);

@@ -54,6 +54,7 @@ struct sl_engine_config {
 
 struct fetch_op;       /* fetch.c */
 struct sl_queue_state; /* queue.c */
+struct dlq_op;         /* queue.c */
 struct sl_cgroup;      /* coord.c */
 
 struct sl_engine {
@@ -63,6 +64,7 @@ struct sl_engine {
     uint64_t fetch_bytes;       /* fetch buffers allocated now (<= SL_FETCH_MEMORY_MAX) */
     struct fetch_op *fetch_parked; /* fetch.c: every parked fetch, for the tick */
     struct sl_queue_state *queue_streams; /* queue.c: streams with queue groups built */
+    struct dlq_op *dlq_retry; /* queue.c: dead letters waiting to be appended again */
     struct sl_cgroup *coord_groups; /* coord.c: groups with members */
     uint32_t coord_group_count;
     uint64_t coord_serial; /* member ids */

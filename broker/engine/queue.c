@@ -796,14 +796,54 @@ static int add_record(struct recv_op *op, struct qentry *e, const struct sl_reco
 
 /* ---- dead letters ---- */
 
+/* A dead letter on its way. Both streams are held (inflight) until it is
+ * stored and acked or given up at shutdown, so neither can be deleted under
+ * it. An append the dead-letter shard cannot take now (its buffers are full:
+ * SL_EAGAIN, or an I/O error) waits on the engine's retry list and is tried
+ * again from the tick: the record left the lease table, so nothing else
+ * would ever bring it back before a restart. */
 struct dlq_op {
-    uint8_t *batch; /* borrowed by the append until on_dlq_appended */
-    struct sl_stream *dst; /* held (inflight) until the append completes */
+    struct sl_engine *e;
+    uint8_t *batch; /* owned; borrowed by an append until on_dlq_appended */
+    uint32_t len;
+    struct sl_stream *dst;
     struct sl_stream *src;
     char group[129];
     uint32_t shard;
     uint64_t seq;
+    uint32_t tries;
+    uint64_t retry_ms; /* monotonic */
+    struct dlq_op *next_retry;
 };
+
+#define DLQ_RETRY_STEP_MS 100u  /* the wait grows by this per failed try */
+#define DLQ_RETRY_MAX_MS  5000u
+
+static void dlq_release(struct dlq_op *op)
+{
+    op->dst->inflight--;
+    op->src->inflight--;
+    free(op->batch);
+    free(op);
+}
+
+static void dlq_retry_later(struct dlq_op *op, int err)
+{
+    if (op->e->stopping) {
+        dlq_release(op); /* not acked: delivered again after the restart */
+        return;
+    }
+    op->tries++;
+    uint64_t wait = (uint64_t)op->tries * DLQ_RETRY_STEP_MS;
+    op->retry_ms = mono_ms() + (wait < DLQ_RETRY_MAX_MS ? wait : DLQ_RETRY_MAX_MS);
+    if (op->tries == 1 || op->tries % 100 == 0) {
+        sl_warn("queue", "dead-lettering %s/%u/%" PRIu64 " into %s failed (%s, try %u): trying "
+                "again",
+                op->src->name, op->shard, op->seq, op->dst->name, sl_strerror(err), op->tries);
+    }
+    op->next_retry = op->e->dlq_retry;
+    op->e->dlq_retry = op;
+}
 
 static void on_dlq_acked(void *ctx, int err)
 {
@@ -812,8 +852,7 @@ static void on_dlq_acked(void *ctx, int err)
         sl_warn("queue", "dead-letter ack of %s/%u/%" PRIu64 " failed: %s", op->src->name,
                 op->shard, op->seq, sl_strerror(err));
     }
-    op->src->inflight--;
-    free(op);
+    dlq_release(op);
 }
 
 static void on_dlq_appended(void *ctx, int err, uint64_t base, uint32_t count)
@@ -822,23 +861,51 @@ static void on_dlq_appended(void *ctx, int err, uint64_t base, uint32_t count)
     (void)count;
     struct dlq_op *op = ctx;
     struct sl_stream *st = op->src;
-    free(op->batch);
-    op->batch = NULL;
-    op->dst->inflight--;
+    if (err != SL_OK && !st->deleted && !op->dst->deleted) {
+        dlq_retry_later(op, err);
+        return;
+    }
     if (err == SL_OK && !st->deleted &&
         sl_qstate_ack(st->qstate, op->group, op->shard, op->seq, op->seq + 1, on_dlq_acked, op) ==
             SL_OK) {
         sl_qstate_add_counters(st->qstate, op->group, 1, 0, NULL, NULL);
-        return; /* on_dlq_acked frees */
+        return; /* on_dlq_acked releases */
     }
-    if (err != SL_OK) {
-        /* Not acked: the record stays undelivered and is tried again after
-         * a restart (it is below the frontier until then). */
-        sl_warn("queue", "dead-lettering %s/%u/%" PRIu64 " failed: %s", st->name, op->shard,
-                op->seq, sl_strerror(err));
+    dlq_release(op);
+}
+
+static void dlq_start(struct dlq_op *op)
+{
+    int rc = sl_wshard_append(&op->dst->shards[0].ws, op->batch, op->len, 0, on_dlq_appended, op);
+    if (rc != SL_OK) {
+        dlq_retry_later(op, rc);
     }
-    st->inflight--;
-    free(op);
+}
+
+/* From the tick: dead letters whose wait is over are tried again. */
+static void dlq_retry_due(struct sl_engine *e, uint64_t now, bool give_up)
+{
+    struct dlq_op *due = NULL, **pp = &e->dlq_retry;
+    while (*pp != NULL) {
+        struct dlq_op *op = *pp;
+        if (give_up || op->retry_ms <= now || op->src->deleted || op->dst->deleted) {
+            *pp = op->next_retry;
+            op->next_retry = due;
+            due = op;
+        } else {
+            pp = &op->next_retry;
+        }
+    }
+    while (due != NULL) {
+        struct dlq_op *op = due;
+        due = op->next_retry;
+        op->next_retry = NULL;
+        if (give_up || op->src->deleted || op->dst->deleted) {
+            dlq_release(op); /* not acked: delivered again after a restart */
+        } else {
+            dlq_start(op);
+        }
+    }
 }
 
 /* Appends the record to the group's dead-letter stream (created on demand,
@@ -887,27 +954,24 @@ static void dead_letter(struct recv_op *op, uint32_t shard, uint64_t seq,
     if (rc == SL_OK) {
         rc = sl_batch_builder_finish(&b, SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0, 0, 0, &len);
     }
+    if (rc != SL_OK) {
+        free(buf);
+        free(d);
+        sl_warn("queue", "dead-lettering %s/%u/%" PRIu64 ": %s (delivered again after a "
+                "restart)", g->stream->name, shard, seq, sl_strerror(rc));
+        return;
+    }
+    d->e = op->e;
     d->src = g->stream;
     snprintf(d->group, sizeof(d->group), "%s", g->name);
     d->shard = shard;
     d->seq = seq;
-    if (rc == SL_OK) {
-        g->stream->inflight++;
-        dst->inflight++; /* a delete of the dead-letter stream waits for it */
-        d->batch = buf;
-        d->dst = dst;
-        rc = sl_wshard_append(&dst->shards[0].ws, buf, len, 0, on_dlq_appended, d);
-        if (rc != SL_OK) {
-            g->stream->inflight--;
-            dst->inflight--;
-        }
-    }
-    if (rc != SL_OK) {
-        free(buf);
-        sl_warn("queue", "dead-lettering %s/%u/%" PRIu64 ": %s", g->stream->name, shard, seq,
-                sl_strerror(rc));
-        free(d);
-    }
+    d->batch = buf;
+    d->len = (uint32_t)len;
+    d->dst = dst;
+    g->stream->inflight++;
+    dst->inflight++; /* a delete of the dead-letter stream waits for it */
+    dlq_start(d);
 }
 
 /* Hands one record to this receive (or dead-letters it). `e` is a claimed
@@ -1468,6 +1532,7 @@ void sl_queue_purge(struct sl_engine *e, const char *stream, const char *group, 
 void sl_queue_tick(struct sl_engine *e)
 {
     uint64_t t = mono_ms();
+    dlq_retry_due(e, t, false);
     for (struct sl_queue_state *qs = e->queue_streams; qs != NULL; qs = qs->next) {
         for (struct qgroup *g = qs->groups; g != NULL; g = g->next) {
             bool ready = false;
@@ -1512,6 +1577,7 @@ void sl_queue_shard_progress(struct sl_bshard *b)
 
 void sl_queue_stop(struct sl_engine *e)
 {
+    dlq_retry_due(e, 0, true);
     for (struct sl_stream *st = sl_catalog_first(e->catalog); st != NULL; st = st->next) {
         for (struct qgroup *g = groups_of(st); g != NULL; g = g->next) {
             while (g->waiters != NULL) {

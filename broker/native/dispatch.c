@@ -109,6 +109,11 @@ void sl_native_dispatch(struct sl_native *srv, struct sl_conn *c, sl_request *re
     case SLUICE__V1__REQUEST__BODY_PURGE:
         sl_native_queue(srv, c, req);
         break;
+    case SLUICE__V1__REQUEST__BODY_SET_TARGET:
+    case SLUICE__V1__REQUEST__BODY_REMOVE_TARGET:
+    case SLUICE__V1__REQUEST__BODY_LIST_TARGETS:
+        sl_native_push(srv, c, req);
+        break;
     default:
         sl_native_fail(c, req->id, SL_EUNSUPPORTED, "unknown request type");
         break;

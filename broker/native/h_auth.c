@@ -295,6 +295,17 @@ static uint32_t needs(const sl_request *req, const char **stream)
     case SLUICE__V1__REQUEST__BODY_PURGE:
         *stream = req->purge->stream;
         return SL_ACL_ADMIN;
+    /* A target makes the broker send a stream's records to a URL of the
+     * caller's choosing, and its URL may hold a secret: admin only. */
+    case SLUICE__V1__REQUEST__BODY_SET_TARGET:
+        *stream = req->set_target->target != NULL ? req->set_target->target->stream : "";
+        return SL_ACL_ADMIN;
+    case SLUICE__V1__REQUEST__BODY_REMOVE_TARGET:
+        *stream = req->remove_target->stream;
+        return SL_ACL_ADMIN;
+    case SLUICE__V1__REQUEST__BODY_LIST_TARGETS:
+        *stream = req->list_targets->stream;
+        return SL_ACL_ADMIN;
     default:
         return 0; /* Hello, Authenticate; unknown types are refused by the switch */
     }

@@ -2,7 +2,7 @@
  * engine calls, protobuf responses out. One file per request family:
  * dispatch.c (Hello and the switch), h_streams.c, h_data.c (produce,
  * fetch), h_consumer.c (checkpoints, groups, lag), h_group.c (consumer-group
- * membership), h_queue.c; and the
+ * membership), h_queue.c, h_push.c (push targets); and the
  * conversions they share (convert.c).
  *
  * Each handler answers its request exactly once (or, for a Produce with
@@ -21,6 +21,8 @@
 #include "broker/native/reply.h"
 
 #include <stdint.h>
+
+struct sl_push;
 
 /* Room in a frame for a response's fields around the batches it carries. */
 #define SL_NATIVE_FRAME_SLACK 1024u
@@ -44,6 +46,7 @@ struct sl_native_login {
 struct sl_native {
     struct sl_native_config cfg;
     struct sl_engine *engine; /* borrowed */
+    struct sl_push *push;     /* borrowed; NULL: push targets are off */
     /* *auth: the rules in force (swapped on SIGHUP); auth NULL: auth off */
     struct sl_auth *const *auth;
     uint8_t fake_key[SL_SCRAM_KEY_BYTES]; /* unknown users' salts (h_auth.c) */
@@ -84,6 +87,8 @@ void sl_native_get_checkpoints(struct sl_native *srv, struct sl_conn *c, const s
 void sl_native_list_groups(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_group_lag(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_queue(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+/* SetTarget, RemoveTarget, ListTargets (h_push.c). */
+void sl_native_push(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 /* Stream consumer groups' membership (h_group.c). */
 void sl_native_join_group(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_heartbeat(struct sl_native *srv, struct sl_conn *c, const sl_request *req);

@@ -46,6 +46,8 @@ static const struct cli_group groups[] = {
               "processes of one group split the stream's shards between them.\n"},
     {"topic", "A topic is a stream; a subscription is a queue group named SUB on it, read with\n"
               "  sluice queue receive TOPIC --group SUB\n"},
+    {"target", "A push target has the broker POST a queue group's records to an HTTP endpoint\n"
+               "(an unchanged AWS Lambda handler behind deploy/examples' adapter, a webhook).\n"},
 };
 
 static const struct cli_cmd *const commands[] = {
@@ -72,6 +74,9 @@ static const struct cli_cmd *const commands[] = {
     &cli_cmd_topic_subscribe,
     &cli_cmd_topic_subscriptions,
     &cli_cmd_topic_unsubscribe,
+    &cli_cmd_target_add,
+    &cli_cmd_target_remove,
+    &cli_cmd_target_list,
 };
 
 #define COMMANDS_LEN (sizeof(commands) / sizeof(commands[0]))

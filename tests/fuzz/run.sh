@@ -37,6 +37,7 @@ max_len() {
     fuzz_sigv4) echo 4096 ;;
     fuzz_console) echo 4096 ;;
     fuzz_push) echo 8192 ;;
+    fuzz_jsonflat) echo 8192 ;;
     *) echo "run.sh: unknown target $1" >&2; exit 2 ;;
     esac
 }

@@ -1,0 +1,852 @@
+/* push.c - push targets on the main loop (see push.h).
+ *
+ * Ownership: a target's runtime state (struct push_rt) lives until it is
+ * removed AND its last batch is settled; batches point at it and at its
+ * settings, which never change in place (a replaced target is a new rt). A
+ * batch belongs to the loop while it fills and settles, to the HTTP thread
+ * between submit and done. Its records are copied at receive time into
+ * blocks of its own (one allocation per receive, never per record).
+ *
+ * Memory: every batch holds at most SL_PUSH_BATCH_BYTES_MAX bytes of
+ * records, and all batches together at most SL_PUSH_MEMORY_MAX: a target
+ * does not receive while that is used up. Records past a batch's byte budget
+ * are released at once (visible again, no delivery counted against them but
+ * the lease's).
+ */
+#include "broker/push/push.h"
+
+#include "broker/engine/engine.h"
+#include "broker/engine/queue.h"
+#include "broker/push/http.h"
+#include "broker/push/payload.h"
+#include "common/assert.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/ring.h"
+#include "storage/batch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define SL_PUSH_BATCH_BYTES_MAX (6u << 20)  /* a batch's records (Lambda's 6 MB payload) */
+#define SL_PUSH_MEMORY_MAX      (256u << 20) /* all batches' records together */
+#define RECEIVE_WAIT_MS         10000u       /* a receive's long-poll when no batch fills */
+#define LEASE_MARGIN_MS         10000u       /* lease beyond window + timeout */
+#define ERROR_PAUSE_MS          2000u        /* after a failed receive (no group, ...) */
+
+struct push_block {
+    struct push_block *next;
+    uint8_t data[];
+};
+
+struct push_rt;
+
+struct push_batch {
+    struct sl_push_call call; /* first: the HTTP thread's handle on the batch */
+    struct push_rt *rt;
+    struct sl_push_source src; /* strings borrowed from rt->t */
+    uint32_t n, cap;
+    struct sl_push_record *recs;
+    const char **receipts;
+    bool *failed; /* set by finish() on the HTTP thread */
+    uint32_t nfailed;
+    bool all_failed;
+    struct push_block *blocks;
+    size_t bytes;
+    uint32_t max_deliveries_seen;
+    uint32_t settling; /* settle calls out */
+};
+
+struct push_rt {
+    struct sl_push_target t;
+    struct sl_push *p;
+    bool removed;
+    bool receiving;
+    uint32_t batches; /* leased: filling, posting or settling */
+    struct push_batch *filling;
+    uint64_t window_end_ms;
+    uint64_t paused_until_ms;
+    uint32_t failures;
+    uint64_t delivered, released, batches_ok, batches_failed, last_latency_us;
+    long last_status;
+    char last_error[256];
+};
+
+struct sl_push {
+    struct sl_engine *e;
+    struct sl_ring *ring;
+    char data_dir[4096];
+    struct push_rt **rts; /* live and removed-but-draining */
+    uint32_t n, cap;
+    struct sl_push_http *http;
+    int wake_fd;
+    struct sl_io_op wake_op;
+    uint64_t wake_val;
+    bool wake_armed;
+    bool stopping;
+    size_t bytes;      /* records held by every batch */
+    uint32_t receiving; /* receives out, all targets */
+    uint32_t settling;  /* settle calls out, all targets */
+    uint64_t rng;
+};
+
+static void pump(struct push_rt *rt);
+static void collect(struct sl_push *p);
+
+/* ---- helpers ---- */
+
+static uint64_t now_ms(void)
+{
+    return sl_clock_mono_ns() / 1000000u;
+}
+
+static uint64_t rnd(struct sl_push *p)
+{
+    p->rng ^= p->rng << 13;
+    p->rng ^= p->rng >> 7;
+    p->rng ^= p->rng << 17;
+    return p->rng;
+}
+
+/* base x 2^(k-1), capped, then "equal jitter": half fixed, half random. */
+static uint32_t backoff_ms(struct sl_push *p, const struct sl_push_target *t, uint32_t k)
+{
+    uint64_t ms = t->retry_base_ms;
+    for (uint32_t i = 1; i < k && ms < t->retry_max_ms; i++) {
+        ms *= 2;
+    }
+    ms = ms < t->retry_max_ms ? ms : t->retry_max_ms;
+    return (uint32_t)(ms / 2 + rnd(p) % (ms / 2 + 1));
+}
+
+static bool is_live(const struct push_rt *rt)
+{
+    return !rt->removed;
+}
+
+static struct push_rt *find(const struct sl_push *p, const char *stream, const char *group)
+{
+    for (uint32_t i = 0; i < p->n; i++) {
+        struct push_rt *rt = p->rts[i];
+        if (is_live(rt) && strcmp(rt->t.stream, stream) == 0 && strcmp(rt->t.group, group) == 0) {
+            return rt;
+        }
+    }
+    return NULL;
+}
+
+/* Frees a removed target once nothing of it is out. */
+static void reap(struct sl_push *p, struct push_rt *rt)
+{
+    if (!rt->removed || rt->batches > 0 || rt->receiving) {
+        return;
+    }
+    for (uint32_t i = 0; i < p->n; i++) {
+        if (p->rts[i] == rt) {
+            p->rts[i] = p->rts[--p->n];
+            free(rt);
+            return;
+        }
+    }
+    SL_ASSERT(!"a target not in the table");
+}
+
+/* ---- batches ---- */
+
+/* Frees a batch's memory only; batch_free also lets its target go on. */
+static void batch_drop(struct push_batch *b)
+{
+    struct sl_push *p = b->rt->p;
+    SL_ASSERT(p->bytes >= b->bytes && b->settling == 0);
+    p->bytes -= b->bytes;
+    while (b->blocks != NULL) {
+        struct push_block *next = b->blocks->next;
+        free(b->blocks);
+        b->blocks = next;
+    }
+    free(b->call.body);
+    free(b->call.answer);
+    free(b->recs);
+    free(b->receipts);
+    free(b->failed);
+    struct push_rt *rt = b->rt;
+    SL_ASSERT(rt->batches > 0);
+    rt->batches--;
+    free(b);
+}
+
+static void batch_free(struct push_batch *b)
+{
+    struct push_rt *rt = b->rt;
+    struct sl_push *p = rt->p;
+    batch_drop(b);
+    if (rt->removed) {
+        reap(p, rt);
+    } else {
+        pump(rt);
+    }
+}
+
+static struct push_batch *batch_new(struct push_rt *rt)
+{
+    struct push_batch *b = calloc(1, sizeof(*b));
+    uint32_t cap = rt->t.batch_size;
+    if (b != NULL) {
+        b->recs = calloc(cap, sizeof(*b->recs));
+        b->receipts = calloc(cap, sizeof(*b->receipts));
+        b->failed = calloc(cap, sizeof(*b->failed));
+    }
+    if (b == NULL || b->recs == NULL || b->receipts == NULL || b->failed == NULL) {
+        if (b != NULL) {
+            free(b->recs);
+            free(b->receipts);
+            free(b->failed);
+        }
+        free(b);
+        return NULL;
+    }
+    b->rt = rt;
+    b->cap = cap;
+    b->src = (struct sl_push_source){.stream = rt->t.stream, .group = rt->t.group};
+    rt->batches++;
+    return b;
+}
+
+static size_t record_bytes(const struct sl_qrecord *q)
+{
+    size_t n = q->key_len + q->value_len + strlen(q->receipt) + 1 +
+               q->attr_count * sizeof(struct sl_attr);
+    for (uint32_t i = 0; i < q->attr_count; i++) {
+        n += q->attrs[i].key_len + q->attrs[i].value_len;
+    }
+    return n;
+}
+
+static uint8_t *put(uint8_t *dst, const void *src, size_t n)
+{
+    if (n > 0) {
+        memcpy(dst, src, n);
+    }
+    return dst + n;
+}
+
+/* Copies records [0, take) of a receive into the batch (one block). */
+static int batch_add(struct push_batch *b, const struct sl_qrecord *q, uint32_t take,
+                     size_t bytes)
+{
+    SL_ASSERT(b->n + take <= b->cap);
+    struct push_block *blk = malloc(sizeof(*blk) + bytes + _Alignof(struct sl_attr));
+    if (blk == NULL) {
+        return SL_ENOMEM;
+    }
+    blk->next = b->blocks;
+    b->blocks = blk;
+    uint8_t *w = blk->data;
+    for (uint32_t i = 0; i < take; i++) {
+        struct sl_push_record *r = &b->recs[b->n + i];
+        /* attrs first in each record's run keeps them aligned (sizes are multiples) */
+        struct sl_attr *attrs = (struct sl_attr *)w;
+        w += q[i].attr_count * sizeof(struct sl_attr);
+        for (uint32_t a = 0; a < q[i].attr_count; a++) {
+            attrs[a] = q[i].attrs[a];
+        }
+        *r = (struct sl_push_record){.shard = q[i].shard, .seq = q[i].seq,
+                                     .timestamp_ms = q[i].timestamp_ms,
+                                     .produced_ms = q[i].produced_ms,
+                                     .delivery_count = q[i].delivery_count,
+                                     .attrs = attrs, .attr_count = q[i].attr_count,
+                                     .key_len = q[i].key_len, .value_len = q[i].value_len};
+        r->key = w;
+        w = put(w, q[i].key, q[i].key_len);
+        r->value = w;
+        w = put(w, q[i].value, q[i].value_len);
+        for (uint32_t a = 0; a < q[i].attr_count; a++) {
+            attrs[a].key = (const char *)w;
+            w = put(w, q[i].attrs[a].key, q[i].attrs[a].key_len);
+            attrs[a].value = (const char *)w;
+            w = put(w, q[i].attrs[a].value, q[i].attrs[a].value_len);
+        }
+        size_t rl = strlen(q[i].receipt) + 1;
+        r->receipt = (const char *)w;
+        b->receipts[b->n + i] = r->receipt;
+        w = put(w, q[i].receipt, rl);
+        /* the next record's attrs must be aligned */
+        size_t mis = (uintptr_t)w % _Alignof(struct sl_attr);
+        w += mis != 0 ? _Alignof(struct sl_attr) - mis : 0;
+        if (q[i].delivery_count > b->max_deliveries_seen) {
+            b->max_deliveries_seen = q[i].delivery_count;
+        }
+    }
+    b->n += take;
+    return SL_OK;
+}
+
+/* ---- the HTTP thread's side of a batch ---- */
+
+static int on_prepare(struct sl_push_call *c)
+{
+    struct push_batch *b = (struct push_batch *)c;
+    return sl_push_payload_render((enum sl_push_format)b->rt->t.format, &b->src, b->recs, b->n,
+                                  &c->body, &c->body_len);
+}
+
+static void on_finish(struct sl_push_call *c)
+{
+    struct push_batch *b = (struct push_batch *)c;
+    if (c->failed != SL_OK || c->status < 200 || c->status > 299) {
+        b->all_failed = true;
+        return;
+    }
+    if (sl_push_response_failures((enum sl_push_format)b->rt->t.format, &b->src, b->recs, b->n,
+                                  c->answer != NULL ? c->answer : "", c->answer_len, b->failed,
+                                  &b->nfailed) != SL_OK) {
+        b->all_failed = true;
+    }
+}
+
+/* ---- settling ---- */
+
+static void on_settled(void *ctx, int err, const char *why, const int *results, uint32_t n)
+{
+    (void)results;
+    (void)n;
+    struct push_batch *b = ctx;
+    struct sl_push *p = b->rt->p;
+    if (err != SL_OK) {
+        sl_warn("push", "%s/%s: settling a batch failed (%s): its records will be delivered "
+                "again after their lease",
+                b->rt->t.stream, b->rt->t.group, why != NULL ? why : sl_strerror(err));
+    }
+    SL_ASSERT(b->settling > 0 && p->settling > 0);
+    b->settling--;
+    p->settling--;
+    if (b->settling == 0) {
+        batch_free(b);
+    }
+}
+
+static void settle(struct push_batch *b, enum sl_settle_kind kind, const char *const *receipts,
+                   uint32_t n, uint32_t ms)
+{
+    if (n == 0) {
+        return;
+    }
+    struct sl_push *p = b->rt->p;
+    b->settling++;
+    p->settling++;
+    struct sl_settle_req req = {.stream = b->rt->t.stream, .group = b->rt->t.group,
+                                .kind = kind, .receipts = receipts, .n = n, .ms = ms};
+    sl_queue_settle(p->e, &req, on_settled, b);
+}
+
+/* Acks what the target took, releases the rest with a backoff. */
+static void settle_batch(struct push_batch *b)
+{
+    struct push_rt *rt = b->rt;
+    struct sl_push *p = rt->p;
+    uint32_t delay = backoff_ms(p, &rt->t, b->max_deliveries_seen > 0 ? b->max_deliveries_seen : 1);
+    /* hold one extra count so a settle finishing at once cannot free the batch midway */
+    b->settling++;
+    p->settling++;
+    if (b->all_failed) {
+        settle(b, SL_SETTLE_NACK, b->receipts, b->n, delay);
+        rt->released += b->n;
+    } else {
+        /* Partition receipts in place: acked first, released after. */
+        uint32_t ok = 0;
+        for (uint32_t i = 0; i < b->n; i++) {
+            if (!b->failed[i]) {
+                const char *tmp = b->receipts[ok];
+                b->receipts[ok++] = b->receipts[i];
+                b->receipts[i] = tmp;
+                bool f = b->failed[ok - 1];
+                b->failed[ok - 1] = b->failed[i];
+                b->failed[i] = f;
+            }
+        }
+        settle(b, SL_SETTLE_ACK, b->receipts, ok, 0);
+        settle(b, SL_SETTLE_NACK, b->receipts + ok, b->n - ok, delay);
+        rt->delivered += ok;
+        rt->released += b->n - ok;
+    }
+    b->settling--;
+    p->settling--;
+    if (b->settling == 0) {
+        batch_free(b);
+    }
+}
+
+static void answered(struct sl_push *p, struct push_batch *b)
+{
+    struct push_rt *rt = b->rt;
+    rt->last_status = b->call.status;
+    rt->last_latency_us = b->call.latency_us;
+    if (b->call.failed == SL_ECLOSED) {
+        batch_free(b); /* stopping: the leases run out and the records come back */
+        return;
+    }
+    if (b->all_failed) {
+        rt->batches_failed++;
+        rt->failures++;
+        rt->paused_until_ms = now_ms() + backoff_ms(p, &rt->t, rt->failures);
+        if (b->call.error[0] != '\0') {
+            snprintf(rt->last_error, sizeof(rt->last_error), "%s", b->call.error);
+        } else if (b->call.status < 200 || b->call.status > 299) {
+            snprintf(rt->last_error, sizeof(rt->last_error), "HTTP %ld from %.200s",
+                     b->call.status, rt->t.url);
+        } else {
+            snprintf(rt->last_error, sizeof(rt->last_error),
+                     "the answer's batchItemFailures named a record not in the batch");
+        }
+        if (rt->failures == 1 || rt->failures % 100 == 0) {
+            sl_warn("push", "%s/%s -> %s: %s (%u failed batch%s in a row; paused %u ms)",
+                    rt->t.stream, rt->t.group, rt->t.url, rt->last_error, rt->failures,
+                    rt->failures == 1 ? "" : "es",
+                    (unsigned)(rt->paused_until_ms - now_ms()));
+        }
+    } else {
+        rt->batches_ok++;
+        if (rt->failures > 0) {
+            sl_info("push", "%s/%s -> %s: delivering again after %u failed batches",
+                    rt->t.stream, rt->t.group, rt->t.url, rt->failures);
+        }
+        rt->failures = 0;
+        rt->paused_until_ms = 0;
+    }
+    settle_batch(b);
+}
+
+static void collect(struct sl_push *p)
+{
+    struct sl_push_call *c = sl_push_http_done(p->http);
+    while (c != NULL) {
+        struct sl_push_call *next = c->next;
+        answered(p, (struct push_batch *)c);
+        c = next;
+    }
+}
+
+static void on_wake(struct sl_io_op *op, int res)
+{
+    (void)res;
+    struct sl_push *p = sl_container_of(op, struct sl_push, wake_op);
+    p->wake_armed = false;
+    if (p->http == NULL) {
+        return; /* closing: not armed again */
+    }
+    collect(p);
+    p->wake_armed = true;
+    sl_ring_read(p->ring, &p->wake_op, p->wake_fd, &p->wake_val, sizeof(p->wake_val), 0);
+}
+
+/* A removed target's filling batch: its records visible again at once. */
+static void drop_filling(struct push_rt *rt)
+{
+    struct push_batch *b = rt->filling;
+    if (b == NULL) {
+        return;
+    }
+    rt->filling = NULL;
+    b->settling++;
+    rt->p->settling++;
+    settle(b, SL_SETTLE_NACK, b->receipts, b->n, 0);
+    b->settling--;
+    rt->p->settling--;
+    if (b->settling == 0) {
+        batch_free(b);
+    }
+}
+
+/* The target leaves the table: what it holds is settled, then it goes. */
+static void retire(struct push_rt *rt)
+{
+    rt->removed = true;
+    if (rt->filling != NULL && !rt->receiving) {
+        drop_filling(rt); /* reaps rt when its last batch goes */
+    } else {
+        reap(rt->p, rt);
+    }
+}
+
+/* ---- receiving ---- */
+
+static void dispatch(struct push_rt *rt)
+{
+    struct push_batch *b = rt->filling;
+    SL_ASSERT(b != NULL && b->n > 0);
+    rt->filling = NULL;
+    b->call.url = rt->t.url;
+    b->call.insecure = rt->t.insecure;
+    b->call.timeout_ms = rt->t.timeout_ms;
+    b->call.prepare = on_prepare;
+    b->call.finish = on_finish;
+    sl_push_http_submit(rt->p->http, &b->call);
+}
+
+static void release_now(struct push_rt *rt, const struct sl_qrecord *q, uint32_t n)
+{
+    /* Records that do not fit: a throwaway batch settles them visible again. */
+    struct push_batch *b = batch_new(rt);
+    if (b == NULL) {
+        return; /* their leases run out */
+    }
+    for (uint32_t i = 0; i < n && i < b->cap; i++) {
+        b->receipts[i] = q[i].receipt; /* borrowed: settle reads them during the call */
+    }
+    uint32_t k = n < b->cap ? n : b->cap;
+    b->settling++;
+    rt->p->settling++;
+    settle(b, SL_SETTLE_NACK, b->receipts, k, 0);
+    b->settling--;
+    rt->p->settling--;
+    if (b->settling == 0) {
+        batch_free(b);
+    }
+}
+
+static void on_received(void *ctx, const struct sl_receive_result *r)
+{
+    struct push_rt *rt = ctx;
+    struct sl_push *p = rt->p;
+    SL_ASSERT(rt->receiving && p->receiving > 0);
+    rt->receiving = false;
+    p->receiving--;
+    if (r->err != SL_OK) {
+        snprintf(rt->last_error, sizeof(rt->last_error), "receive: %s",
+                 r->why != NULL ? r->why : sl_strerror(r->err));
+        rt->paused_until_ms = now_ms() + ERROR_PAUSE_MS;
+    }
+    uint32_t n = r->err == SL_OK ? r->n : 0;
+    if (n > 0 && (rt->removed || p->stopping)) {
+        release_now(rt, r->records, n);
+        n = 0;
+    }
+    if (n > 0 && rt->filling == NULL) {
+        rt->filling = batch_new(rt);
+        rt->window_end_ms = now_ms() + rt->t.batch_window_ms;
+        if (rt->filling == NULL) {
+            release_now(rt, r->records, n);
+            n = 0;
+        }
+    }
+    if (n > 0) {
+        struct push_batch *b = rt->filling;
+        uint32_t take = 0;
+        size_t bytes = 0;
+        while (take < n && b->n + take < b->cap) {
+            size_t rb = record_bytes(&r->records[take]) + _Alignof(struct sl_attr);
+            if (b->bytes + bytes + rb > SL_PUSH_BATCH_BYTES_MAX && b->n + take > 0) {
+                break;
+            }
+            bytes += rb;
+            take++;
+        }
+        if (batch_add(b, r->records, take, bytes) != SL_OK) {
+            take = 0;
+            bytes = 0;
+        }
+        b->bytes += bytes;
+        p->bytes += bytes;
+        if (take < n) {
+            release_now(rt, r->records + take, n - take);
+        }
+        if (b->n == 0) {
+            rt->filling = NULL;
+            batch_free(b);
+            return;
+        }
+        if (b->n == b->cap || take < n || now_ms() >= rt->window_end_ms) {
+            dispatch(rt);
+        }
+    }
+    if (rt->removed) {
+        if (rt->filling != NULL) {
+            drop_filling(rt); /* reaps rt when its last batch goes */
+        } else {
+            reap(p, rt);
+        }
+        return;
+    }
+    pump(rt);
+}
+
+static void start_receive(struct push_rt *rt, uint32_t max, uint32_t wait_ms)
+{
+    struct sl_push *p = rt->p;
+    rt->receiving = true;
+    p->receiving++;
+    struct sl_receive_req req = {
+        .stream = rt->t.stream, .group = rt->t.group, .max_records = max, .wait_ms = wait_ms,
+        .visibility_timeout_ms = rt->t.batch_window_ms + rt->t.timeout_ms + LEASE_MARGIN_MS};
+    sl_queue_receive(p->e, &req, on_received, rt);
+}
+
+/* Starts what the target has room for: one receive at a time. */
+static void pump(struct push_rt *rt)
+{
+    struct sl_push *p = rt->p;
+    if (rt->removed || p->stopping || rt->receiving) {
+        return;
+    }
+    uint64_t now = now_ms();
+    if (rt->filling != NULL) {
+        if (now >= rt->window_end_ms) {
+            dispatch(rt);
+        } else {
+            start_receive(rt, rt->filling->cap - rt->filling->n,
+                          (uint32_t)(rt->window_end_ms - now));
+            return;
+        }
+    }
+    if (now < rt->paused_until_ms || rt->batches >= rt->t.concurrency ||
+        p->bytes >= SL_PUSH_MEMORY_MAX) {
+        return;
+    }
+    start_receive(rt, rt->t.batch_size, RECEIVE_WAIT_MS);
+}
+
+/* ---- the table ---- */
+
+static int rt_add(struct sl_push *p, const struct sl_push_target *t, struct push_rt **out)
+{
+    if (p->n == p->cap) {
+        uint32_t cap = p->cap == 0 ? 16 : p->cap * 2;
+        struct push_rt **a = realloc(p->rts, cap * sizeof(*a));
+        if (a == NULL) {
+            return SL_ENOMEM;
+        }
+        p->rts = a;
+        p->cap = cap;
+    }
+    struct push_rt *rt = calloc(1, sizeof(*rt));
+    if (rt == NULL) {
+        return SL_ENOMEM;
+    }
+    rt->t = *t;
+    rt->p = p;
+    p->rts[p->n++] = rt;
+    if (out != NULL) {
+        *out = rt;
+    }
+    return SL_OK;
+}
+
+static uint32_t live_count(const struct sl_push *p)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < p->n; i++) {
+        n += is_live(p->rts[i]) ? 1 : 0;
+    }
+    return n;
+}
+
+/* Writes the live targets (plus `extra`, minus `skip`) to the file. */
+static int save(struct sl_push *p, const struct sl_push_target *extra, const struct push_rt *skip,
+                char *why, size_t why_len)
+{
+    uint32_t n = 0;
+    struct sl_push_target *all = calloc(p->n + 1, sizeof(*all));
+    if (all == NULL) {
+        snprintf(why, why_len, "out of memory");
+        return SL_ENOMEM;
+    }
+    for (uint32_t i = 0; i < p->n; i++) {
+        if (is_live(p->rts[i]) && p->rts[i] != skip) {
+            all[n++] = p->rts[i]->t;
+        }
+    }
+    if (extra != NULL) {
+        all[n++] = *extra;
+    }
+    int rc = sl_push_targets_save(p->data_dir, all, n, why, why_len);
+    free(all);
+    return rc;
+}
+
+/* ---- the API ---- */
+
+int sl_push_open(struct sl_engine *e, struct sl_ring *ring, const char *data_dir,
+                 struct sl_push **out, char *why, size_t why_len)
+{
+    *out = NULL;
+    struct sl_push *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        snprintf(why, why_len, "out of memory");
+        return SL_ENOMEM;
+    }
+    p->e = e;
+    p->ring = ring;
+    p->rng = sl_clock_mono_ns() | 1u;
+    snprintf(p->data_dir, sizeof(p->data_dir), "%s", data_dir);
+    p->wake_fd = eventfd(0, EFD_CLOEXEC);
+    struct sl_push_target *t = NULL;
+    uint32_t n = 0;
+    int rc = p->wake_fd < 0 ? SL_ESYS : sl_push_targets_load(data_dir, &t, &n, why, why_len);
+    if (p->wake_fd < 0) {
+        snprintf(why, why_len, "cannot make an eventfd for the push thread");
+    }
+    for (uint32_t i = 0; rc == SL_OK && i < n; i++) {
+        rc = rt_add(p, &t[i], NULL);
+    }
+    free(t);
+    if (rc == SL_OK) {
+        rc = sl_push_http_start(p->wake_fd, &p->http, why, why_len);
+    }
+    if (rc != SL_OK) {
+        sl_push_close(p);
+        return rc;
+    }
+    p->wake_op.cb = on_wake;
+    p->wake_armed = true;
+    sl_ring_read(ring, &p->wake_op, p->wake_fd, &p->wake_val, sizeof(p->wake_val), 0);
+    if (n > 0) {
+        sl_info("push", "%u push target%s loaded", n, n == 1 ? "" : "s");
+    }
+    *out = p;
+    return SL_OK;
+}
+
+void sl_push_tick(struct sl_push *p, uint64_t now)
+{
+    (void)now;
+    if (p == NULL) {
+        return;
+    }
+    collect(p);
+    for (uint32_t i = 0; i < p->n; i++) {
+        pump(p->rts[i]);
+    }
+}
+
+void sl_push_stop(struct sl_push *p)
+{
+    if (p != NULL) {
+        p->stopping = true;
+    }
+}
+
+void sl_push_close(struct sl_push *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    p->stopping = true;
+    if (p->http != NULL) {
+        sl_push_http_stop(p->http);
+        collect(p); /* every call is on the done list now: ECLOSED or answered */
+        sl_push_http_free(p->http);
+        p->http = NULL;
+    }
+    /* The wake-up read and our engine calls end on the ring before we go. */
+    if (p->wake_armed) {
+        uint64_t one = 1;
+        ssize_t w = write(p->wake_fd, &one, sizeof(one));
+        (void)w;
+    }
+    for (int spins = 0; spins < 1000 && (p->wake_armed || p->receiving > 0 || p->settling > 0);
+         spins++) {
+        sl_ring_run(p->ring, 1, 10 * 1000000ull);
+    }
+    for (uint32_t i = 0; i < p->n; i++) {
+        struct push_rt *rt = p->rts[i];
+        if (rt->filling != NULL) { /* leased, never sent: the leases run out */
+            batch_drop(rt->filling);
+            rt->filling = NULL;
+        }
+        free(rt);
+    }
+    free(p->rts);
+    if (p->wake_fd >= 0) {
+        close(p->wake_fd);
+    }
+    free(p);
+}
+
+int sl_push_set(struct sl_push *p, const struct sl_push_target *in, char *why, size_t why_len)
+{
+    struct sl_push_target t = *in;
+    int rc = sl_push_target_check(&t, why, why_len);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    struct sl_qgroup_stats st;
+    rc = sl_queue_stats(p->e, t.stream, t.group, &st, why, (uint32_t)why_len);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    struct push_rt *old = find(p, t.stream, t.group);
+    if (old == NULL && live_count(p) >= SL_PUSH_TARGETS_MAX) {
+        snprintf(why, why_len, "%u push targets already: remove one first", SL_PUSH_TARGETS_MAX);
+        return SL_ELIMIT;
+    }
+    rc = save(p, &t, old, why, why_len);
+    struct push_rt *rt = NULL;
+    if (rc == SL_OK) {
+        rc = rt_add(p, &t, &rt);
+        if (rc != SL_OK) {
+            snprintf(why, why_len, "out of memory (the target is saved: restart to load it)");
+        }
+    }
+    if (rc != SL_OK) {
+        return rc;
+    }
+    if (old != NULL) {
+        retire(old); /* its batches still settle; then it goes */
+    }
+    sl_info("push", "target %s/%s -> %s (%s, batch %u, window %u ms, concurrency %u)", t.stream,
+            t.group, t.url, sl_push_format_name((enum sl_push_format)t.format), t.batch_size,
+            t.batch_window_ms, t.concurrency);
+    pump(rt);
+    return SL_OK;
+}
+
+int sl_push_remove(struct sl_push *p, const char *stream, const char *group, char *why,
+                   size_t why_len)
+{
+    struct push_rt *rt = find(p, stream, group);
+    if (rt == NULL) {
+        snprintf(why, why_len, "no push target on %s/%s", stream, group);
+        return SL_ENOTFOUND;
+    }
+    int rc = save(p, NULL, rt, why, why_len);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    sl_info("push", "target %s/%s -> %s removed", stream, group, rt->t.url);
+    retire(rt);
+    return SL_OK;
+}
+
+uint32_t sl_push_list(const struct sl_push *p, const char *stream, struct sl_push_status *out,
+                      uint32_t cap)
+{
+    uint32_t n = 0;
+    uint64_t now = now_ms();
+    for (uint32_t i = 0; p != NULL && i < p->n; i++) {
+        const struct push_rt *rt = p->rts[i];
+        if (!is_live(rt) || (stream != NULL && strcmp(stream, rt->t.stream) != 0)) {
+            continue;
+        }
+        if (n < cap) {
+            struct sl_push_status *s = &out[n];
+            memset(s, 0, sizeof(*s));
+            s->target = rt->t;
+            s->inflight = rt->batches;
+            s->delivered = rt->delivered;
+            s->released = rt->released;
+            s->batches_ok = rt->batches_ok;
+            s->batches_failed = rt->batches_failed;
+            s->failures = rt->failures;
+            s->paused_ms = rt->paused_until_ms > now ? rt->paused_until_ms - now : 0;
+            s->last_status = rt->last_status;
+            s->last_latency_us = rt->last_latency_us;
+            snprintf(s->last_error, sizeof(s->last_error), "%s", rt->last_error);
+        }
+        n++;
+    }
+    return n;
+}
