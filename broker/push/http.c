@@ -230,6 +230,9 @@ int sl_push_http_start(int wake_fd, struct sl_push_http **out, char *why, size_t
     h->multi = curl_multi_init();
     h->headers = curl_slist_append(NULL, "Content-Type: application/json");
     h->headers = h->headers != NULL ? curl_slist_append(h->headers, "User-Agent: sluiced") : NULL;
+    /* No "Expect: 100-continue" (curl adds it past 1 KiB): a round trip per POST, and up to
+     * a second's wait on endpoints that never answer it. */
+    h->headers = h->headers != NULL ? curl_slist_append(h->headers, "Expect:") : NULL;
     if (h->multi == NULL || h->headers == NULL) {
         snprintf(why, why_len, "libcurl could not start (out of memory?)");
         sl_push_http_free(h);

@@ -65,7 +65,7 @@ struct push_rt {
     struct sl_push_target t;
     struct sl_push *p;
     bool removed;
-    bool receiving;
+    uint32_t receiving; /* receives out: one while a batch fills, else up to concurrency */
     uint32_t batches; /* leased: filling, posting or settling */
     struct push_batch *filling;
     uint64_t window_end_ms;
@@ -512,8 +512,8 @@ static void on_received(void *ctx, const struct sl_receive_result *r)
 {
     struct push_rt *rt = ctx;
     struct sl_push *p = rt->p;
-    SL_ASSERT(rt->receiving && p->receiving > 0);
-    rt->receiving = false;
+    SL_ASSERT(rt->receiving > 0 && p->receiving > 0);
+    rt->receiving--;
     p->receiving--;
     if (r->err != SL_OK) {
         snprintf(rt->last_error, sizeof(rt->last_error), "receive: %s",
@@ -577,7 +577,7 @@ static void on_received(void *ctx, const struct sl_receive_result *r)
 static void start_receive(struct push_rt *rt, uint32_t max, uint32_t wait_ms)
 {
     struct sl_push *p = rt->p;
-    rt->receiving = true;
+    rt->receiving++;
     p->receiving++;
     struct sl_receive_req req = {
         .stream = rt->t.stream, .group = rt->t.group, .max_records = max, .wait_ms = wait_ms,
@@ -585,28 +585,33 @@ static void start_receive(struct push_rt *rt, uint32_t max, uint32_t wait_ms)
     sl_queue_receive(p->e, &req, on_received, rt);
 }
 
-/* Starts what the target has room for: one receive at a time. */
+/* Starts what the target has room for. With a batching window one receive
+ * at a time fills one batch; without, each of up to `concurrency` receives
+ * makes a batch of its own (so a slow lease write does not hold back the
+ * POST slots: receives are what bounds small batches). */
 static void pump(struct push_rt *rt)
 {
     struct sl_push *p = rt->p;
-    if (rt->removed || p->stopping || rt->receiving) {
+    if (rt->removed || p->stopping) {
         return;
     }
     uint64_t now = now_ms();
     if (rt->filling != NULL) {
-        if (now >= rt->window_end_ms) {
-            dispatch(rt);
-        } else {
+        if (rt->receiving > 0) {
+            return;
+        }
+        if (now < rt->window_end_ms) {
             start_receive(rt, rt->filling->cap - rt->filling->n,
                           (uint32_t)(rt->window_end_ms - now));
             return;
         }
+        dispatch(rt);
     }
-    if (now < rt->paused_until_ms || rt->batches >= rt->t.concurrency ||
-        p->bytes >= SL_PUSH_MEMORY_MAX) {
-        return;
+    uint32_t most = rt->t.batch_window_ms > 0 ? 1 : rt->t.concurrency;
+    while (now >= rt->paused_until_ms && p->bytes < SL_PUSH_MEMORY_MAX && rt->receiving < most &&
+           rt->batches + rt->receiving < rt->t.concurrency) {
+        start_receive(rt, rt->t.batch_size, RECEIVE_WAIT_MS);
     }
-    start_receive(rt, rt->t.batch_size, RECEIVE_WAIT_MS);
 }
 
 /* ---- the table ---- */
