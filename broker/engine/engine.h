@@ -65,6 +65,7 @@ struct sl_engine {
     struct fetch_op *fetch_parked; /* fetch.c: every parked fetch, for the tick */
     struct sl_queue_state *queue_streams; /* queue.c: streams with queue groups built */
     struct dlq_op *dlq_retry; /* queue.c: dead letters waiting to be appended again */
+    uint32_t dlq_retry_count;
     struct sl_cgroup *coord_groups; /* coord.c: groups with members */
     uint32_t coord_group_count;
     uint64_t coord_serial; /* member ids */

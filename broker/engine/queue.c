@@ -816,8 +816,9 @@ struct dlq_op {
     struct dlq_op *next_retry;
 };
 
-#define DLQ_RETRY_STEP_MS 100u  /* the wait grows by this per failed try */
+#define DLQ_RETRY_STEP_MS 100u   /* the wait grows by this per failed try */
 #define DLQ_RETRY_MAX_MS  5000u
+#define DLQ_RETRY_HELD    10000u /* dead letters waiting at most (each holds its record) */
 
 static void dlq_release(struct dlq_op *op)
 {
@@ -829,10 +830,18 @@ static void dlq_release(struct dlq_op *op)
 
 static void dlq_retry_later(struct dlq_op *op, int err)
 {
-    if (op->e->stopping) {
+    if (op->e->stopping || op->e->dlq_retry_count >= DLQ_RETRY_HELD) {
+        if (!op->e->stopping) {
+            sl_error("queue", "dead-lettering %s/%u/%" PRIu64 " into %s failed (%s) with %u "
+                     "others waiting: it is delivered again after a restart (fix the "
+                     "dead-letter stream: %s)",
+                     op->src->name, op->shard, op->seq, op->dst->name, sl_strerror(err),
+                     DLQ_RETRY_HELD, sl_strerror(err));
+        }
         dlq_release(op); /* not acked: delivered again after the restart */
         return;
     }
+    op->e->dlq_retry_count++;
     op->tries++;
     uint64_t wait = (uint64_t)op->tries * DLQ_RETRY_STEP_MS;
     op->retry_ms = mono_ms() + (wait < DLQ_RETRY_MAX_MS ? wait : DLQ_RETRY_MAX_MS);
@@ -892,6 +901,8 @@ static void dlq_retry_due(struct sl_engine *e, uint64_t now, bool give_up)
             *pp = op->next_retry;
             op->next_retry = due;
             due = op;
+            SL_ASSERT(e->dlq_retry_count > 0);
+            e->dlq_retry_count--;
         } else {
             pp = &op->next_retry;
         }
