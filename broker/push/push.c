@@ -392,7 +392,8 @@ static void answered(struct sl_push *p, struct push_batch *b)
     if (b->all_failed) {
         rt->batches_failed++;
         rt->failures++;
-        rt->paused_until_ms = now_ms() + backoff_ms(p, &rt->t, rt->failures);
+        uint32_t backoff = backoff_ms(p, &rt->t, rt->failures);
+        rt->paused_until_ms = now_ms() + backoff;
         if (b->call.error[0] != '\0') {
             snprintf(rt->last_error, sizeof(rt->last_error), "%s", b->call.error);
         } else if (b->call.status < 200 || b->call.status > 299) {
@@ -405,8 +406,7 @@ static void answered(struct sl_push *p, struct push_batch *b)
         if (rt->failures == 1 || rt->failures % 100 == 0) {
             sl_warn("push", "%s/%s -> %s: %s (%u failed batch%s in a row; paused %u ms)",
                     rt->t.stream, rt->t.group, rt->t.url, rt->last_error, rt->failures,
-                    rt->failures == 1 ? "" : "es",
-                    (unsigned)(rt->paused_until_ms - now_ms()));
+                    rt->failures == 1 ? "" : "es", backoff);
         }
     } else {
         rt->batches_ok++;

@@ -1,4 +1,5 @@
-/* test_filter.c - unit tests for broker/filter.c, event patterns on attributes.
+/* test_filter.c - unit tests for broker/engine/filter_parse.c and filter_match.c:
+ * event patterns on attributes.
  *
  * Covers: each alternative kind matching and not matching (exact string,
  * number, prefix, suffix, equals-ignore-case, anything-but with a string, a
