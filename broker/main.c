@@ -231,6 +231,7 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
                          .started_ms = sl_clock_wall_ms()};
     if (rc == SL_OK && cfg->http_port != 0) {
         api.history = sl_history_new(cfg->ui_sample_interval_ms); /* NULL: no charts */
+        api.push = b->push;
         b->api = &api;
         struct sl_listener_config lc = {.host = cfg->host, .port = cfg->http_port,
                                         .max_inflight = cfg->max_inflight,

@@ -43,6 +43,7 @@ struct sl_api {
     uint64_t answers[8][6];
     struct sl_latency latency[8]; /* by route: from the request to its answer */
     struct sl_history *history;   /* the console's last hour (owned by main); may be NULL */
+    struct sl_push *push;         /* push targets, for /metrics (borrowed); NULL when off */
 };
 
 /* From the loop's tick (monotonic ms): the console's samples. */

@@ -16,6 +16,7 @@
 #include "broker/engine/engine.h"
 #include "broker/engine/queue.h"
 #include "broker/engine/streams.h"
+#include "broker/push/push.h"
 #include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -275,6 +276,58 @@ static void collect_queue(void *ctx, const char *group)
                                   qs.filtered_out}};
     q->failed = r->group == NULL;
     q->n += r->group != NULL;
+}
+
+/* ---- push targets --------------------------------------------------------- */
+
+#define PUSH_METRICS 7u
+
+static const struct {
+    const char *name;
+    const char *type;
+    const char *help;
+} push_metrics[PUSH_METRICS] = {
+    {"sluice_push_delivered_total", "counter", "Records a push target acknowledged (2xx)."},
+    {"sluice_push_released_total", "counter",
+     "Records released for a retry (failed batches, batchItemFailures)."},
+    {"sluice_push_batches_failed_total", "counter",
+     "POSTs that failed (non-2xx, timeout, transport error)."},
+    {"sluice_push_batches_ok_total", "counter", "POSTs answered 2xx."},
+    {"sluice_push_inflight_batches", "gauge", "Batches leased and not settled."},
+    {"sluice_push_consecutive_failures", "gauge",
+     "Failed batches in a row (0 while the target takes them)."},
+    {"sluice_push_last_latency_seconds", "gauge", "The last POST's duration."},
+};
+
+/* Every target, taken once per scrape; at most SL_PUSH_TARGETS_MAX lines per family. */
+static void put_push(struct text *t, const struct sl_push *p)
+{
+    uint32_t n = p != NULL ? sl_push_list(p, NULL, NULL, 0) : 0;
+    struct sl_push_status *st = n > 0 ? calloc(n, sizeof(*st)) : NULL;
+    if (n > 0 && st == NULL) {
+        t->failed = true;
+        return;
+    }
+    n = st != NULL ? sl_push_list(p, NULL, st, n) : 0;
+    for (uint32_t f = 0; f < PUSH_METRICS; f++) {
+        family(t, push_metrics[f].name, push_metrics[f].type, push_metrics[f].help);
+        for (uint32_t i = 0; i < n; i++) {
+            const struct sl_push_status *s = &st[i];
+            put(t, "%s{stream=\"", push_metrics[f].name);
+            put_label(t, s->target.stream);
+            put(t, "\",group=\"");
+            put_label(t, s->target.group);
+            put(t, "\"} ");
+            const uint64_t v[PUSH_METRICS - 1] = {s->delivered,  s->released, s->batches_failed,
+                                                  s->batches_ok, s->inflight, s->failures};
+            if (f < PUSH_METRICS - 1) {
+                put(t, "%llu\n", (unsigned long long)v[f]);
+            } else {
+                put(t, "%.6f\n", (double)s->last_latency_us / 1e6);
+            }
+        }
+    }
+    free(st);
 }
 
 static void put_queues(struct text *t, struct sl_engine *e)
@@ -545,6 +598,7 @@ static void metrics(struct sl_api_call *call)
     put_process(&sc->t, api);
     put_ops(&sc->t, &api->engine->stats);
     put_queues(&sc->t, api->engine);
+    put_push(&sc->t, api->push);
     if (capture_shards(sc, api->engine->catalog) != SL_OK ||
         capture_lag(sc, api->engine) != SL_OK) {
         sc->t.failed = true;

@@ -93,6 +93,10 @@ test('SQSEvent batches reach the endpoint once each and are acknowledged', async
   assert.equal(t.last_status, 200);
   const stats = JSON.parse(await cli(['queue', 'stats', 'jobs', '--group', 'workers', '--json']));
   assert.equal(stats.visible + stats.inflight, 0);
+  const metrics = await (await fetch(`${b.endpoint}/metrics`)).text();
+  assert.match(metrics, /^sluice_push_delivered_total\{stream="jobs",group="workers"\} 95$/m);
+  assert.match(metrics, /^sluice_push_inflight_batches\{stream="jobs",group="workers"\} 0$/m);
+  assert.match(metrics, /^# TYPE sluice_push_consecutive_failures gauge$/m);
   ep.close();
 });
 
