@@ -660,6 +660,7 @@ struct recv_op {
 };
 
 static void recv_step(struct recv_op *op);
+static void recv_wake(struct qgroup *g);
 
 static void recv_free(struct recv_op *op)
 {
@@ -1154,8 +1155,15 @@ static void on_frontier_read(struct recv_op *op, int err)
     }
     g->frontier[shard] = next > g->frontier[shard] ? next : g->frontier[shard];
     if (full) {
+        /* This receive has its fill; records may be left past the frontier.
+         * Receives that parked while this shard was being read look again
+         * (nothing else wakes them: no append, no lease coming due). */
+        bool more = op->n >= op->max && g->used < g->max_inflight;
         op->collecting = false;
         recv_maybe_finish(op);
+        if (more && g->waiters != NULL) {
+            recv_wake(g);
+        }
         return;
     }
     op->tried = 0; /* progress: every shard may be worth another look */

@@ -251,32 +251,45 @@ test('bad settings are refused with the reason; the target needs an existing gro
     (e) => { assert.match(e.stderr, /no push target on cfg\/g/); return true; });
 });
 
-test('an unchanged Lambda SQSEvent handler behind the Node adapter', async () => {
-  const adapter = join(ROOT, 'deploy', 'examples', 'lambda-adapter-node', 'adapter.mjs');
-  const handler = join(ROOT, 'deploy', 'examples', 'lambda-adapter-node', 'handler.mjs');
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const proc = spawn(process.execPath, [adapter, handler, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  proc.stdout.on('data', (d) => { out += d; });
-  try {
-    await until('the adapter listening', async () => {
-      try { await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: '{"Records":[]}' }); return true; } catch { return false; }
-    });
-    await cli(['queue', 'create', 'lambda', '--group', 'fn', '--max-deliveries', '2']);
-    await cli(['target', 'add', 'fn', '--stream', 'lambda', '--url', `http://127.0.0.1:${port}/`,
-      '--format', 'sqs', '--batch', '10', '--retry-base', '50ms', '--retry-max', '100ms']);
-    await cli(['queue', 'send', 'lambda'], 'hello\nplease fail\nworld\n');
-    const stats = await until('two done, one dead-lettered', async () => {
-      const s = JSON.parse(await cli(['queue', 'stats', 'lambda', '--group', 'fn', '--json']));
-      return s.dead_lettered === 1 && s.visible + s.inflight === 0 ? s : null;
-    });
-    assert.equal(stats.dead_lettered, 1);
-    const [t] = await targets('lambda');
-    assert.equal(t.delivered, 2);
-  } finally {
-    proc.kill();
-  }
-});
+// An unchanged SQSEvent handler behind each adapter (deploy/examples): its
+// batchItemFailures release the message it cannot process, which is
+// dead-lettered after two deliveries; the others are done.
+for (const [lang, argv] of [
+  ['Node', (port) => [process.execPath, join(ROOT, 'deploy/examples/lambda-adapter-node/adapter.mjs'),
+    join(ROOT, 'deploy/examples/lambda-adapter-node/handler.mjs'), String(port)]],
+  ['Python', (port) => ['python3', join(ROOT, 'deploy/examples/lambda-adapter-python/adapter.py'),
+    join(ROOT, 'deploy/examples/lambda-adapter-python/handler.py'), String(port)]],
+]) {
+  test(`an unchanged Lambda SQSEvent handler behind the ${lang} adapter`, async () => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const [cmd, ...args] = argv(port);
+    const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    proc.stdout.on('data', () => {});
+    const q = `lambda${lang.toLowerCase()}`;
+    try {
+      await until('the adapter listening', async () => {
+        try {
+          await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: '{"Records":[]}' });
+          return true;
+        } catch { return false; }
+      });
+      await cli(['queue', 'create', q, '--group', 'fn', '--max-deliveries', '2']);
+      await cli(['target', 'add', 'fn', '--stream', q, '--url', `http://127.0.0.1:${port}/`,
+        '--format', 'sqs', '--batch', '10', '--retry-base', '50ms', '--retry-max', '100ms']);
+      await cli(['queue', 'send', q], 'hello\nplease fail\nworld\n');
+      const stats = await until('two done, one dead-lettered', async () => {
+        const s = JSON.parse(await cli(['queue', 'stats', q, '--group', 'fn', '--json']));
+        return s.dead_lettered === 1 && s.visible + s.inflight === 0 ? s : null;
+      });
+      assert.equal(stats.dead_lettered, 1);
+      const [t] = await targets(q);
+      assert.equal(t.delivered, 2);
+      assert.equal(t.released, 2);
+    } finally {
+      proc.kill();
+    }
+  });
+}
 
 test('a POST still out when the broker stops does not hold the stop back', async () => {
   const hung = await endpoint(() => null);
