@@ -87,7 +87,7 @@ void sl_daemon_ready(struct sl_daemon *d)
     snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", d->status);
     send_state(d, msg);
     d->ready = true;
-    d->status_last_ms = sl_clock_mono_ns() / 1000000u;
+    d->status_last_ms = sl_clock_mono_ms();
 }
 
 void sl_daemon_tick(struct sl_daemon *d, uint64_t now_ms)

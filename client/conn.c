@@ -112,11 +112,6 @@ void sl_client_set_error(const char *fmt, ...)
     va_end(ap);
 }
 
-uint64_t sl_client_now_ms(void)
-{
-    return sl_clock_mono_ns() / 1000000u;
-}
-
 uint32_t sl_client_max_payload(const sluice_client *c)
 {
     return c->max_frame > CONN_ENVELOPE_BYTES ? c->max_frame - CONN_ENVELOPE_BYTES : 0;
@@ -287,7 +282,7 @@ static int reconnect(sluice_client *c, uint64_t deadline_ms)
         sl_client_set_error("client is closing");
         rc = SL_ECLOSED;
     }
-    uint64_t now = sl_client_now_ms();
+    uint64_t now = sl_clock_mono_ms();
     if (rc == SL_OK && !c->connected && c->next_attempt_ms > now) {
         if (c->next_attempt_ms > deadline_ms) {
             sl_client_set_error("not connected to %s:%s; next attempt in %llu ms", c->host, c->port,
@@ -314,7 +309,7 @@ static int reconnect(sluice_client *c, uint64_t deadline_ms)
     rc = tcp_connect(c, &fd);
     if (rc == SL_OK) {
         char why[CONN_MSG_MAX / 2];
-        uint64_t hs_deadline = sl_client_now_ms() + c->opts.connect_timeout_ms;
+        uint64_t hs_deadline = sl_clock_mono_ms() + c->opts.connect_timeout_ms;
         rc = sl_wire_new(fd, c->tls, c->tls_server_name, hs_deadline, &w, why, sizeof(why));
         if (rc != SL_OK) {
             sl_client_set_error("connect %s:%s: %s", c->host, c->port, why);
@@ -340,7 +335,7 @@ static int reconnect(sluice_client *c, uint64_t deadline_ms)
         c->backoff_ms = c->opts.reconnect_backoff_ms;
         pthread_cond_broadcast(&c->cv);
     } else {
-        c->next_attempt_ms = sl_client_now_ms() + c->backoff_ms;
+        c->next_attempt_ms = sl_clock_mono_ms() + c->backoff_ms;
         c->backoff_ms = c->backoff_ms * 2 > c->opts.reconnect_backoff_max_ms
                             ? c->opts.reconnect_backoff_max_ms
                             : c->backoff_ms * 2;
@@ -385,7 +380,7 @@ static void dispatch(sluice_client *c, const uint8_t *payload, uint32_t len, uin
 static void expire_calls(sluice_client *c)
 {
     struct sl_call *run = NULL;
-    uint64_t now = sl_client_now_ms();
+    uint64_t now = sl_clock_mono_ms();
     pthread_mutex_lock(&c->mu);
     struct sl_call *k = c->pending.next;
     while (k != &c->pending) {
@@ -406,11 +401,11 @@ static void read_loop(sluice_client *c, struct sl_wire *w, uint64_t gen, uint32_
 {
     size_t cap = CONN_READ_CHUNK, have = 0;
     uint8_t *buf = malloc(cap);
-    uint64_t last_scan = sl_client_now_ms();
+    uint64_t last_scan = sl_clock_mono_ms();
     const char *why = buf == NULL ? "out of memory" : NULL;
     char errbuf[128];
     while (why == NULL) {
-        uint64_t now = sl_client_now_ms();
+        uint64_t now = sl_clock_mono_ms();
         if (now - last_scan >= CONN_TICK_MS) {
             expire_calls(c);
             last_scan = now;
@@ -533,7 +528,7 @@ static int call_start(sluice_client *c, sl_request *req, struct sl_call *call, u
         if (call == NULL || c->inflight < c->max_inflight) {
             break;
         }
-        uint64_t now = sl_client_now_ms();
+        uint64_t now = sl_clock_mono_ms();
         if (now >= deadline_ms) {
             pthread_mutex_unlock(&c->mu);
             sl_client_set_error("timed out waiting for an in-flight slot");
@@ -615,7 +610,7 @@ int sl_client_call_async(sluice_client *c, sl_request *req, uint32_t extra_timeo
     if (call == NULL) {
         return SL_ENOMEM;
     }
-    uint64_t deadline = sl_client_now_ms() + c->opts.request_timeout_ms + extra_timeout_ms;
+    uint64_t deadline = sl_clock_mono_ms() + c->opts.request_timeout_ms + extra_timeout_ms;
     int rc = call_start(c, req, call, deadline);
     if (rc != SL_OK) {
         free(call);
@@ -625,7 +620,7 @@ int sl_client_call_async(sluice_client *c, sl_request *req, uint32_t extra_timeo
 
 int sl_client_send_noreply(sluice_client *c, sl_request *req)
 {
-    return call_start(c, req, NULL, sl_client_now_ms() + c->opts.request_timeout_ms);
+    return call_start(c, req, NULL, sl_clock_mono_ms() + c->opts.request_timeout_ms);
 }
 
 int sl_client_call(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms, sl_response **out)
@@ -635,7 +630,7 @@ int sl_client_call(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
     if (call == NULL) {
         return SL_ENOMEM;
     }
-    uint64_t deadline = sl_client_now_ms() + c->opts.request_timeout_ms + extra_timeout_ms;
+    uint64_t deadline = sl_clock_mono_ms() + c->opts.request_timeout_ms + extra_timeout_ms;
     int rc = call_start(c, req, call, deadline);
     if (rc != SL_OK) {
         free(call);
@@ -766,7 +761,7 @@ int sluice_client_new(const char *host_port, const struct sluice_client_opts *op
         c->opts.user = c->opts.password = c->opts.credentials_file = NULL; /* borrowed */
     }
     if (rc == SL_OK) {
-        rc = reconnect(c, sl_client_now_ms());
+        rc = reconnect(c, sl_clock_mono_ms());
     }
     if (rc == SL_OK && pthread_create(&c->io_thread, NULL, io_main, c) != 0) {
         sl_client_set_error("pthread_create failed");

@@ -54,7 +54,5 @@ __attribute__((format(printf, 1, 2))) void sl_client_set_error(const char *fmt, 
  * *count. Errors: SL_ENOMEM (error message set). admin.c. */
 int sl_client_names_dup(char *const *names, size_t n, char ***out, size_t *count);
 
-/* Monotonic milliseconds. */
-uint64_t sl_client_now_ms(void);
 
 #endif

@@ -22,6 +22,7 @@
 #include "client/consumer_int.h"
 
 #include "common/assert.h"
+#include "common/clock.h"
 #include "common/compress.h"
 #include "storage/batch.h"
 
@@ -403,7 +404,7 @@ static int wait_ready(struct sluice_consumer *c, uint64_t deadline_ms, int idle)
             pthread_cond_wait(&c->cv, &c->mu);
             continue;
         }
-        uint64_t now = sl_client_now_ms();
+        uint64_t now = sl_clock_mono_ms();
         if (now >= deadline_ms) {
             break;
         }
@@ -423,7 +424,7 @@ int sluice_consumer_poll(sluice_consumer *c, struct sluice_record *out, size_t m
 {
     *count = 0;
     release_now(c);
-    uint64_t now = sl_client_now_ms();
+    uint64_t now = sl_clock_mono_ms();
     if (c->group != NULL && c->opts.auto_commit_ms > 0 &&
         now - c->last_commit_ms >= c->opts.auto_commit_ms) {
         uint32_t fenced = 0;
@@ -457,7 +458,7 @@ int sluice_consumer_poll(sluice_consumer *c, struct sluice_record *out, size_t m
             *count = n;
             return n > 0 ? SL_OK : err;
         }
-        now = sl_client_now_ms();
+        now = sl_clock_mono_ms();
         uint32_t remaining = deadline > now ? (uint32_t)(deadline - now) : 0;
         uint64_t until = deadline;
         if (c->member != NULL) { /* a long-poll must not outlast the next heartbeat */
@@ -469,7 +470,7 @@ int sluice_consumer_poll(sluice_consumer *c, struct sluice_record *out, size_t m
         if (rc != SL_OK) {
             return rc;
         }
-        if (!wait_ready(c, until, c->member != NULL) && sl_client_now_ms() >= deadline) {
+        if (!wait_ready(c, until, c->member != NULL) && sl_clock_mono_ms() >= deadline) {
             return SL_OK;
         }
     }
@@ -525,7 +526,7 @@ int sl_consumer_commit_held(struct sluice_consumer *c, const struct cshard *only
         }
     }
     if (only == NULL) {
-        c->last_commit_ms = sl_client_now_ms();
+        c->last_commit_ms = sl_clock_mono_ms();
     }
     return SL_OK;
 }
@@ -732,7 +733,7 @@ int sluice_consumer_new(sluice_client *cl, const char *stream, const char *group
     }
     c->opts.shards = NULL; /* borrowed only for new() */
     c->opts.instance_id = NULL;
-    c->last_commit_ms = sl_client_now_ms();
+    c->last_commit_ms = sl_clock_mono_ms();
     if (rc != SL_OK) {
         sluice_consumer_free(c);
         return rc;

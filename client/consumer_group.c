@@ -18,6 +18,7 @@
 #include "client/consumer_int.h"
 
 #include "common/assert.h"
+#include "common/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,7 +139,7 @@ static int apply(struct sluice_consumer *c, const Sluice__V1__GroupAssignment *a
     m->generation = a->generation;
     m->waiting = a->waiting;
     m->next_beat_ms =
-        sl_client_now_ms() + (a->heartbeat_ms != 0 ? a->heartbeat_ms : MEMBER_BEAT_DEFAULT_MS);
+        sl_clock_mono_ms() + (a->heartbeat_ms != 0 ? a->heartbeat_ms : MEMBER_BEAT_DEFAULT_MS);
     m->beat_now = 0;
 
     /* Held here but not there: taken away without a revoke (cannot happen while the
@@ -256,7 +257,7 @@ int sl_cmember_step(struct sluice_consumer *c)
     SL_ASSERT(m != NULL);
     for (uint32_t step = 0; step < MEMBER_STEPS_MAX; step++) {
         int joined = m->id[0] != '\0';
-        if (joined && !m->beat_now && sl_client_now_ms() < m->next_beat_ms) {
+        if (joined && !m->beat_now && sl_clock_mono_ms() < m->next_beat_ms) {
             return SL_OK;
         }
         sl_response *resp = NULL;

@@ -86,7 +86,7 @@ struct cmember {
     char *instance; /* NULL: a dynamic member */
     uint32_t session_ms;
     uint32_t waiting;       /* shards assigned to it still held by another member */
-    uint64_t next_beat_ms;  /* sl_client_now_ms() time of the next heartbeat */
+    uint64_t next_beat_ms;  /* sl_clock_mono_ms() time of the next heartbeat */
     int beat_now;           /* a fetch or commit was fenced: ask at once */
     uint32_t *released;     /* revoked, committed, not yet reported: shard_count room */
     uint32_t n_released;

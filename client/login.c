@@ -8,6 +8,7 @@
 
 #include "client/conn.h"
 #include "common/assert.h"
+#include "common/clock.h"
 #include "common/scram.h"
 
 #include <errno.h>
@@ -25,7 +26,7 @@
 static int read_exact(struct sl_wire *w, uint8_t *p, size_t len, uint64_t deadline_ms)
 {
     while (len > 0) {
-        uint64_t now = sl_client_now_ms();
+        uint64_t now = sl_clock_mono_ms();
         if (now >= deadline_ms) {
             sl_client_set_error("handshake timed out");
             return SL_ECLOSED;
@@ -59,7 +60,7 @@ static int exchange(struct sl_wire *w, const sl_request *req, int want, uint32_t
         sl_client_set_error("%s: %s", step, why);
         return SL_ECLOSED;
     }
-    uint64_t deadline = sl_client_now_ms() + timeout_ms;
+    uint64_t deadline = sl_clock_mono_ms() + timeout_ms;
     uint32_t len = 0;
     int rc = read_exact(w, buf, SL_FRAME_HEADER_BYTES, deadline);
     if (rc == SL_OK && sl_frame_peek(buf, SL_FRAME_HEADER_BYTES, LOGIN_FRAME_MAX, &len) != SL_OK) {

@@ -136,7 +136,7 @@ static struct pbatch *batch_new(struct sluice_producer *p, uint32_t shard, size_
     }
     b->p = p;
     b->shard = shard;
-    b->opened_ms = sl_client_now_ms();
+    b->opened_ms = sl_clock_mono_ms();
     sl_batch_builder_init(&b->b, b->buf, cap);
     return b;
 }
@@ -216,7 +216,7 @@ static void batch_failed(struct sluice_producer *p, struct pbatch *b, int err)
         uint64_t backoff = (uint64_t)p->opts.retry_backoff_ms
                            << (b->attempts < 16 ? b->attempts : 16);
         b->attempts++;
-        b->retry_at_ms = sl_client_now_ms() +
+        b->retry_at_ms = sl_clock_mono_ms() +
                          (backoff > PRODUCER_BACKOFF_MAX_MS ? PRODUCER_BACKOFF_MAX_MS : backoff);
         struct pshard *s = &p->shards[b->shard];
         b->next = s->head;
@@ -363,7 +363,7 @@ static void *flusher_main(void *arg)
     pthread_mutex_lock(&p->mu);
     for (;;) {
         uint64_t wake_ms = 0;
-        struct pbatch *send = collect_locked(p, sl_client_now_ms(), &wake_ms);
+        struct pbatch *send = collect_locked(p, sl_clock_mono_ms(), &wake_ms);
         if (send != NULL) {
             pthread_mutex_unlock(&p->mu);
             while (send != NULL) {
@@ -377,7 +377,7 @@ static void *flusher_main(void *arg)
         if (p->closing && p->outstanding == 0) {
             break;
         }
-        uint64_t now = sl_client_now_ms();
+        uint64_t now = sl_clock_mono_ms();
         struct timespec ts;
         deadline_ts(wake_ms > now ? wake_ms - now : 0, &ts);
         pthread_cond_timedwait(&p->wake_cv, &p->mu, &ts);

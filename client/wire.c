@@ -34,10 +34,6 @@ struct sl_wire {
     uint8_t *wbuf;      /* writer's ciphertext */
 };
 
-static uint64_t now_ms(void)
-{
-    return sl_clock_mono_ns() / 1000000u;
-}
 
 static int send_all(int fd, const uint8_t *p, size_t len, char *why, size_t why_len)
 {
@@ -114,7 +110,7 @@ static int handshake(struct sl_wire *w, uint64_t deadline_ms, char *why, size_t 
             snprintf(why, why_len, "TLS handshake failed: %s", sl_tls_why(w->tls));
             return SL_ECLOSED;
         }
-        uint64_t now = now_ms();
+        uint64_t now = sl_clock_mono_ms();
         if (now >= deadline_ms || frc != SL_OK) {
             snprintf(why, why_len, "TLS handshake: %s",
                      frc != SL_OK ? sent_why : "timed out (is the port speaking TLS?)");

@@ -10,6 +10,11 @@ uint64_t sl_clock_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t sl_clock_mono_ms(void)
+{
+    return sl_clock_mono_ns() / 1000000u;
+}
+
 uint64_t sl_clock_wall_ms(void)
 {
     struct timespec ts;

@@ -8,8 +8,9 @@
 
 #include <stdint.h>
 
-/* CLOCK_MONOTONIC in nanoseconds. */
+/* CLOCK_MONOTONIC in nanoseconds, and in milliseconds (deadlines, timeouts). */
 uint64_t sl_clock_mono_ns(void);
+uint64_t sl_clock_mono_ms(void);
 /* CLOCK_REALTIME in milliseconds since the Unix epoch. */
 uint64_t sl_clock_wall_ms(void);
 

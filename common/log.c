@@ -181,7 +181,7 @@ void sl_log_write(enum sl_log_level level, const char *subsys, const char *fmt, 
 
 int sl_log_ratelimit_ok(struct sl_log_ratelimit *rl)
 {
-    uint64_t now_ms = sl_clock_mono_ns() / 1000000u;
+    uint64_t now_ms = sl_clock_mono_ms();
     if (now_ms - rl->window_start_ms >= rl->interval_ms) {
         if (rl->suppressed > 0) {
             sl_log_write(SL_LOG_WARN, "log", "%u similar messages suppressed", rl->suppressed);

@@ -301,7 +301,7 @@ int sl_access_basic(struct sl_api_call *call, char *why, size_t why_len)
     struct sl_scram_cred cred;
     bool known = sl_scram_name_ok(user) &&
                  sl_auth_scram_lookup((void *)rules(call), user, &cred);
-    uint64_t now = sl_clock_mono_ns() / 1000000u;
+    uint64_t now = sl_clock_mono_ms();
     for (uint32_t i = 0; known && i < BASIC_CACHE_SLOTS; i++) {
         struct basic_slot *s = &g_basic.slot[i];
         if (s->expires_ms > now && strcmp(s->user, user) == 0 &&

@@ -79,7 +79,7 @@ static bool sub_over(const struct sub_op *op)
     struct sl_engine *e = op->call->api->engine;
     const struct sl_stream *st = sl_catalog_find(e->catalog, op->stream);
     return op->call->req == NULL || sl_conn_is_closed(op->call->conn) || e->stopping ||
-           sl_clock_mono_ns() / 1000000u >= op->end_ms || st == NULL ||
+           sl_clock_mono_ms() >= op->end_ms || st == NULL ||
            st->created_ms != op->created_ms;
 }
 
@@ -258,7 +258,7 @@ void sl_kin_subscribe(struct sl_api_call *call, json_t *body)
                           .shard = pos.shard,
                           .kind = pos.kind,
                           .value = pos.value,
-                          .end_ms = sl_clock_mono_ns() / 1000000u + SUB_LIFETIME_MS};
+                          .end_ms = sl_clock_mono_ms() + SUB_LIFETIME_MS};
     snprintf(op->stream, sizeof(op->stream), "%s", st->name);
     if (pos.kind == SL_KIN_ITER_LATEST) {
         struct sl_shard_info si;

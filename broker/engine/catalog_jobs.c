@@ -429,7 +429,7 @@ static void load_install(struct sl_catalog *c, struct catalog_job *j)
             sl_dedup_fini(&st->shards[i].dedup);
         }
         st->load_rc = j->rc;
-        st->load_failed_ms = sl_clock_mono_ns() / 1000000u;
+        st->load_failed_ms = sl_clock_mono_ms();
         st->load_why = strdup(j->why);
         sl_error("catalog", "%s", j->why);
         job_free(j);
@@ -450,7 +450,7 @@ int catalog_load_now(struct sl_catalog *c, struct sl_stream *st, char *why, size
     SL_ASSERT(!st->loaded);
     struct catalog_job *j = st->load_job;
     if (j == NULL && st->load_rc != SL_OK &&
-        sl_clock_mono_ns() / 1000000u < st->load_failed_ms + LOAD_RETRY_MS) {
+        sl_clock_mono_ms() < st->load_failed_ms + LOAD_RETRY_MS) {
         snprintf(why, why_len, "%s", st->load_why != NULL ? st->load_why : "");
         return st->load_rc;
     }

@@ -328,7 +328,7 @@ void sl_fetch_start(struct sl_engine *e, const struct sl_fetch_req *req, sl_fetc
                             .max_bytes = max_bytes, .start_ns = sl_clock_mono_ns()};
     uint32_t wait = req->max_wait_ms < e->cfg.fetch_wait_max_ms ? req->max_wait_ms
                                                                 : e->cfg.fetch_wait_max_ms;
-    op->deadline_ms = wait > 0 ? sl_clock_mono_ns() / 1000000u + wait : 0;
+    op->deadline_ms = wait > 0 ? sl_clock_mono_ms() + wait : 0;
     op->wr.rd.buf_cap = cap;
     op->wr.rd.max_bytes = max_bytes;
     if (!start_at(op, &req->pos, &ss)) {

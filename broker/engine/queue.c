@@ -115,10 +115,6 @@ static uint64_t now_ms(void)
     return sl_clock_wall_ms();
 }
 
-static uint64_t mono_ms(void)
-{
-    return sl_clock_mono_ns() / 1000000u;
-}
 
 /* ---- groups: runtime state ------------------------------------------- */
 
@@ -845,7 +841,7 @@ static void dlq_retry_later(struct dlq_op *op, int err)
     op->e->dlq_retry_count++;
     op->tries++;
     uint64_t wait = (uint64_t)op->tries * DLQ_RETRY_STEP_MS;
-    op->retry_ms = mono_ms() + (wait < DLQ_RETRY_MAX_MS ? wait : DLQ_RETRY_MAX_MS);
+    op->retry_ms = sl_clock_mono_ms() + (wait < DLQ_RETRY_MAX_MS ? wait : DLQ_RETRY_MAX_MS);
     if (op->tries == 1 || op->tries % 100 == 0) {
         sl_warn("queue", "dead-lettering %s/%u/%" PRIu64 " into %s failed (%s, try %u): trying "
                 "again",
@@ -1003,7 +999,7 @@ static uint64_t not_before_mono(const struct sl_record_view *rv)
             memcpy(buf, a.value, n);
             buf[n] = '\0';
             uint64_t at = strtoull(buf, NULL, 10), wall = now_ms();
-            return at > wall ? mono_ms() + (at - wall) : 0;
+            return at > wall ? sl_clock_mono_ms() + (at - wall) : 0;
         }
     }
     return 0;
@@ -1055,7 +1051,7 @@ static bool deliver(struct recv_op *op, struct qentry *e, uint32_t shard, uint64
     e->shard = shard;
     e->seq = seq;
     e->count = count + 1;
-    e->due_ms = mono_ms() + op->vis_ms;
+    e->due_ms = sl_clock_mono_ms() + op->vis_ms;
     if (add_record(op, e, rv, append_ms) != SL_OK) {
         e->state = QE_READY; /* could not answer: visible again at once */
         e->due_ms = 0;
@@ -1280,7 +1276,7 @@ static void recv_step(struct recv_op *op)
         recv_maybe_finish(op);
         return;
     }
-    struct qentry *e = ready_entry(g, mono_ms());
+    struct qentry *e = ready_entry(g, sl_clock_mono_ms());
     if (e != NULL) {
         e->state = QE_CLAIMED;
         op->claimed = e;
@@ -1304,7 +1300,7 @@ static void recv_step(struct recv_op *op)
         return;
     }
     op->collecting = false;
-    if (op->n == 0 && op->deadline_ms > mono_ms() && !op->e->stopping) {
+    if (op->n == 0 && op->deadline_ms > sl_clock_mono_ms() && !op->e->stopping) {
         op->collecting = true;
         recv_park(op);
         return;
@@ -1361,7 +1357,7 @@ void sl_queue_receive(struct sl_engine *e, const struct sl_receive_req *req, sl_
                            .max = req->max_records,
                            .vis_ms = req->visibility_timeout_ms ? req->visibility_timeout_ms
                                                                 : g->visibility_ms,
-                           .deadline_ms = wait > 0 ? mono_ms() + wait : 0, .recs = recs,
+                           .deadline_ms = wait > 0 ? sl_clock_mono_ms() + wait : 0, .recs = recs,
                            .collecting = true, .buf = buf, .buf_cap = QUEUE_READ_BYTES};
     g->stream->inflight++;
     recv_step(op);
@@ -1416,7 +1412,7 @@ void sl_queue_settle(struct sl_engine *e, const struct sl_settle_req *req, sl_se
         return;
     }
     op->n_results = req->n;
-    uint64_t now = mono_ms();
+    uint64_t now = sl_clock_mono_ms();
     bool woke = false;
     for (uint32_t i = 0; i < req->n; i++) {
         struct qentry *qe = receipt_find(g, req->receipts[i]);
@@ -1446,7 +1442,7 @@ int sl_queue_stats(struct sl_engine *e, const char *stream, const char *group,
     }
     memset(out, 0, sizeof(*out));
     struct sl_stream *st = g->stream;
-    uint64_t now = mono_ms(), oldest = 0, wall = now_ms();
+    uint64_t now = sl_clock_mono_ms(), oldest = 0, wall = now_ms();
     /* the oldest unacked record's age: its time looked up on every shard in
      * one batch (one synchronous call per worker, not one per shard) */
     struct sl_wshard_time *q = calloc(st->shard_count, sizeof(*q));
@@ -1550,7 +1546,7 @@ void sl_queue_purge(struct sl_engine *e, const char *stream, const char *group, 
 
 void sl_queue_tick(struct sl_engine *e)
 {
-    uint64_t t = mono_ms();
+    uint64_t t = sl_clock_mono_ms();
     dlq_retry_due(e, t, false);
     for (struct sl_queue_state *qs = e->queue_streams; qs != NULL; qs = qs->next) {
         for (struct qgroup *g = qs->groups; g != NULL; g = g->next) {

@@ -33,10 +33,6 @@ _Static_assert(SL_NATIVE_LOGIN_SLOTS > 0 && (SL_NATIVE_LOGIN_SLOTS & (SL_NATIVE_
                    0,
                "the failure table is indexed by a hash mask");
 
-static uint64_t now_ms(void)
-{
-    return sl_clock_mono_ns() / 1000000u;
-}
 
 struct sl_native_session {
     char principal[SL_SCRAM_NAME_MAX + 1];
@@ -134,7 +130,7 @@ static void auth_fail(struct sl_native *srv, struct sl_conn *c, const sl_request
 {
     char ip[64], msg[256];
     sl_conn_peer_ip(c, ip, sizeof(ip));
-    login_failed(srv, ip, now_ms());
+    login_failed(srv, ip, sl_clock_mono_ms());
     static struct sl_log_ratelimit rl = {.interval_ms = 10000, .burst = 20};
     if (sl_log_ratelimit_ok(&rl)) {
         sl_warn("auth", "conn %llu from %s: login failed for user '%s': %s",
@@ -180,7 +176,7 @@ void sl_native_authenticate(struct sl_native *srv, struct sl_conn *c, const sl_r
     if (!s->scram_started) {
         char ip[64];
         sl_conn_peer_ip(c, ip, sizeof(ip));
-        uint64_t wait = login_wait_ms(srv, ip, now_ms());
+        uint64_t wait = login_wait_ms(srv, ip, sl_clock_mono_ms());
         if (wait > 0) {
             char msg[160];
             snprintf(msg, sizeof(msg), "too many failed logins from %s: retry in %llu s", ip,

@@ -12,10 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t mono_ms(void)
-{
-    return sl_clock_mono_ns() / 1000000u;
-}
 
 /* Answers a join or heartbeat with the member's view. */
 static void respond_view(struct sl_conn *c, uint64_t req_id, int body_case,
@@ -60,7 +56,7 @@ void sl_native_join_group(struct sl_native *srv, struct sl_conn *c, const sl_req
     };
     struct sl_coord_view v;
     char why[256];
-    int rc = sl_coord_join(srv->engine, &j, mono_ms(), &v, why, sizeof(why));
+    int rc = sl_coord_join(srv->engine, &j, sl_clock_mono_ms(), &v, why, sizeof(why));
     if (rc != SL_OK) {
         sl_native_fail(c, req->id, rc, why);
         return;
@@ -78,7 +74,7 @@ void sl_native_heartbeat(struct sl_native *srv, struct sl_conn *c, const sl_requ
     int rc = sl_coord_heartbeat(srv->engine, m->stream, m->group, m->member_id, m->released,
                                 (uint32_t)(m->n_released > UINT32_MAX ? UINT32_MAX
                                                                       : m->n_released),
-                                mono_ms(), &v, why, sizeof(why));
+                                sl_clock_mono_ms(), &v, why, sizeof(why));
     if (rc != SL_OK) {
         sl_native_fail(c, req->id, rc, why);
         return;
@@ -163,7 +159,7 @@ void sl_native_describe_group(struct sl_native *srv, struct sl_conn *c, const sl
         sl_native_fail(c, req->id, rc, why);
         return;
     }
-    struct member_list l = {.now_ms = mono_ms()};
+    struct member_list l = {.now_ms = sl_clock_mono_ms()};
     uint64_t generation = 0;
     sl_coord_describe(srv->engine, m->stream, m->group, collect_member, &l, &generation);
     if (l.err == SL_OK && l.n > 0) {

@@ -94,10 +94,6 @@ static void conn_try_send(struct sl_conn *c);
 static void conn_close(struct sl_conn *c);
 static bool conn_out_idle(const struct sl_conn *c);
 
-static uint64_t now_ms(void)
-{
-    return sl_clock_mono_ns() / 1000000u;
-}
 
 /* ---- connections ------------------------------------------------------ */
 
@@ -332,7 +328,7 @@ static void on_send(struct sl_io_op *op, int res)
             out_pop(c);
         }
     }
-    c->last_active_ms = now_ms();
+    c->last_active_ms = sl_clock_mono_ms();
     if (conn_out_idle(c) && c->closing && c->requests == 0) {
         conn_close(c); /* everything owed was sent */
         return;
@@ -427,7 +423,7 @@ static void conn_deliver(struct sl_conn *c)
     if (!partial) {
         c->partial_since_ms = 0;
     } else if (c->partial_since_ms == 0) {
-        c->partial_since_ms = now_ms();
+        c->partial_since_ms = sl_clock_mono_ms();
     }
     uint32_t base = c->net->cfg.conn_buffer_bytes;
     if (c->in_len == 0 && c->in_cap > base) {
@@ -530,7 +526,7 @@ static void on_recv(struct sl_io_op *op, int res)
     } else {
         c->in_len += (uint32_t)res;
     }
-    c->last_active_ms = now_ms();
+    c->last_active_ms = sl_clock_mono_ms();
     sl_conn_hold(c); /* a handler may close it: free only after we are done */
     conn_deliver(c);
     conn_try_recv(c);
@@ -646,7 +642,7 @@ static void on_accept(struct sl_io_op *op, int res)
     c->in_cap = n->cfg.conn_buffer_bytes;
     c->recv_op.cb = on_recv;
     c->send_op.cb = on_send;
-    c->last_active_ms = now_ms();
+    c->last_active_ms = sl_clock_mono_ms();
     /* a TLS handshake must finish like a request must arrive: in time */
     c->partial_since_ms = c->tls != NULL ? c->last_active_ms : 0;
     c->next = n->conns;
@@ -678,7 +674,7 @@ static void begin_stop(struct sl_net *n)
     }
     sl_info("broker", "shutting down: finishing in-flight requests");
     n->stopping = true;
-    n->stop_deadline_ms = now_ms() + n->cfg.shutdown_timeout_ms;
+    n->stop_deadline_ms = sl_clock_mono_ms() + n->cfg.shutdown_timeout_ms;
     for (uint32_t i = 0; i < n->n_listeners; i++) {
         shutdown(n->listeners[i].fd, SHUT_RDWR); /* completes the pending accept */
     }
@@ -757,7 +753,7 @@ static void on_tick(struct sl_io_op *op, int res)
 {
     (void)res;
     struct sl_net *n = sl_container_of(op, struct sl_net, tick_op);
-    uint64_t t = now_ms();
+    uint64_t t = sl_clock_mono_ms();
     if (n->hooks.tick != NULL) {
         n->hooks.tick(n->hooks.ctx, t);
     }

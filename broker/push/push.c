@@ -99,10 +99,6 @@ static void collect(struct sl_push *p);
 
 /* ---- helpers ---- */
 
-static uint64_t now_ms(void)
-{
-    return sl_clock_mono_ns() / 1000000u;
-}
 
 static uint64_t rnd(struct sl_push *p)
 {
@@ -393,7 +389,7 @@ static void answered(struct sl_push *p, struct push_batch *b)
         rt->batches_failed++;
         rt->failures++;
         uint32_t backoff = backoff_ms(p, &rt->t, rt->failures);
-        rt->paused_until_ms = now_ms() + backoff;
+        rt->paused_until_ms = sl_clock_mono_ms() + backoff;
         if (b->call.error[0] != '\0') {
             snprintf(rt->last_error, sizeof(rt->last_error), "%s", b->call.error);
         } else if (b->call.status < 200 || b->call.status > 299) {
@@ -518,7 +514,7 @@ static void on_received(void *ctx, const struct sl_receive_result *r)
     if (r->err != SL_OK) {
         snprintf(rt->last_error, sizeof(rt->last_error), "receive: %s",
                  r->why != NULL ? r->why : sl_strerror(r->err));
-        rt->paused_until_ms = now_ms() + ERROR_PAUSE_MS;
+        rt->paused_until_ms = sl_clock_mono_ms() + ERROR_PAUSE_MS;
     }
     uint32_t n = r->err == SL_OK ? r->n : 0;
     if (n > 0 && (rt->removed || p->stopping)) {
@@ -527,7 +523,7 @@ static void on_received(void *ctx, const struct sl_receive_result *r)
     }
     if (n > 0 && rt->filling == NULL) {
         rt->filling = batch_new(rt);
-        rt->window_end_ms = now_ms() + rt->t.batch_window_ms;
+        rt->window_end_ms = sl_clock_mono_ms() + rt->t.batch_window_ms;
         if (rt->filling == NULL) {
             release_now(rt, r->records, n);
             n = 0;
@@ -559,7 +555,7 @@ static void on_received(void *ctx, const struct sl_receive_result *r)
             batch_free(b);
             return;
         }
-        if (b->n == b->cap || take < n || now_ms() >= rt->window_end_ms) {
+        if (b->n == b->cap || take < n || sl_clock_mono_ms() >= rt->window_end_ms) {
             dispatch(rt);
         }
     }
@@ -595,7 +591,7 @@ static void pump(struct push_rt *rt)
     if (rt->removed || p->stopping) {
         return;
     }
-    uint64_t now = now_ms();
+    uint64_t now = sl_clock_mono_ms();
     if (rt->filling != NULL) {
         if (rt->receiving > 0) {
             return;
@@ -830,7 +826,7 @@ uint32_t sl_push_list(const struct sl_push *p, const char *stream, struct sl_pus
                       uint32_t cap)
 {
     uint32_t n = 0;
-    uint64_t now = now_ms();
+    uint64_t now = sl_clock_mono_ms();
     for (uint32_t i = 0; p != NULL && i < p->n; i++) {
         const struct push_rt *rt = p->rts[i];
         if (!is_live(rt) || (stream != NULL && strcmp(stream, rt->t.stream) != 0)) {

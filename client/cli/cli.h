@@ -90,7 +90,5 @@ extern volatile sig_atomic_t cli_stop_requested;
 /* SIGINT and SIGTERM set cli_stop_requested; SIGPIPE is ignored (writes fail with EPIPE). */
 void cli_signals_install(void);
 
-/* CLOCK_MONOTONIC in milliseconds (progress lines, deadlines). */
-uint64_t cli_mono_ms(void);
 
 #endif

@@ -7,6 +7,7 @@
  */
 #include "client/cli/cli.h"
 #include "client/cli/output.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -233,8 +234,8 @@ static int consume_loop(sluice_consumer *c, const struct consume_args *a, uint64
             fprintf(stderr, "sluice: writing stdout: %s\n", strerror(errno));
             return CLI_EXIT_ERR;
         }
-        if (tty && cli_mono_ms() - last >= CLI_PROGRESS_MS) {
-            last = cli_mono_ms();
+        if (tty && sl_clock_mono_ms() - last >= CLI_PROGRESS_MS) {
+            last = sl_clock_mono_ms();
             consume_progress(c, *got);
         }
         if (!a->follow && sluice_consumer_caught_up(c)) {

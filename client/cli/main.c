@@ -99,11 +99,6 @@ void cli_signals_install(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-uint64_t cli_mono_ms(void)
-{
-    return sl_clock_mono_ns() / 1000000u;
-}
-
 /* ---- lookup and help ---- */
 
 static const struct cli_group *find_group(const char *name)

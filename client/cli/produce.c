@@ -158,7 +158,7 @@ static const char *json_key(const char *line, size_t len, const char *field, siz
 
 static void produce_progress(uint64_t lines, uint64_t start_ms, int final)
 {
-    double s = (double)(cli_mono_ms() - start_ms) / 1000.0;
+    double s = (double)(sl_clock_mono_ms() - start_ms) / 1000.0;
     uint64_t ok = atomic_load(&produce_ok), failed = atomic_load(&produce_failed);
     fprintf(stderr, "%s%" PRIu64 " read, %" PRIu64 " acknowledged, %" PRIu64 " failed, %.1f s%s",
             final ? "" : "\r", lines, ok, failed, s, final ? "\n" : "   ");
@@ -168,7 +168,7 @@ static int produce_loop(sluice_producer *p, const struct produce_args *a, uint64
                         uint64_t *bytes)
 {
     int tty = isatty(STDERR_FILENO);
-    uint64_t start = cli_mono_ms(), last = start;
+    uint64_t start = sl_clock_mono_ms(), last = start;
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -193,8 +193,8 @@ static int produce_loop(sluice_producer *p, const struct produce_args *a, uint64
         }
         (*lines)++;
         *bytes += len;
-        if (tty && cli_mono_ms() - last >= CLI_PROGRESS_MS) {
-            last = cli_mono_ms();
+        if (tty && sl_clock_mono_ms() - last >= CLI_PROGRESS_MS) {
+            last = sl_clock_mono_ms();
             produce_progress(*lines, start, 0);
         }
     }
@@ -218,13 +218,13 @@ static int run_produce(sluice_client *c, const struct cli_call *call)
     if (rc != SL_OK) {
         return cli_broker_error("producer", rc);
     }
-    uint64_t start = cli_mono_ms(), lines = 0, bytes = 0;
+    uint64_t start = sl_clock_mono_ms(), lines = 0, bytes = 0;
     int ex = produce_loop(p, a, &lines, &bytes);
     rc = sluice_producer_flush(p, 0);
     struct sluice_producer_stats st;
     sluice_producer_stats(p, &st);
     sluice_producer_free(p);
-    double s = (double)(cli_mono_ms() - start) / 1000.0;
+    double s = (double)(sl_clock_mono_ms() - start) / 1000.0;
     s = s > 0.001 ? s : 0.001;
     uint64_t failed = atomic_load(&produce_failed);
     fprintf(stderr,

@@ -8,6 +8,7 @@
 #include "client/cli/cli.h"
 #include "client/cli/group.h"
 #include "client/cli/output.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -238,14 +239,14 @@ static int run_receive(sluice_client *c, const struct cli_call *call)
 {
     const struct receive_args *r = call->args;
     const char *stream = call->operands[0];
-    uint64_t deadline = cli_mono_ms() + r->wait_ms, ack_failed = 0;
+    uint64_t deadline = sl_clock_mono_ms() + r->wait_ms, ack_failed = 0;
     size_t got = 0, before = 0;
     int ex = CLI_EXIT_OK;
     cli_signals_install();
     /* Wait (in long-polls the broker may cap) until something arrives or --wait passes;
      * then take what else is visible at once, up to --max. */
     while (ex == CLI_EXIT_OK && got < r->max && !cli_stop_requested) {
-        uint64_t now = cli_mono_ms();
+        uint64_t now = sl_clock_mono_ms();
         uint32_t wait = got == 0 && now < deadline ? (uint32_t)(deadline - now) : 0;
         uint32_t want = r->max - (uint32_t)got;
         want = want < SLUICE_QUEUE_RECEIVE_MAX ? want : SLUICE_QUEUE_RECEIVE_MAX;

@@ -10,6 +10,7 @@
 #include "client/cli/cli.h"
 #include "client/cli/group.h"
 #include "client/cli/output.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -162,7 +163,7 @@ static int work_spawn(struct work_args *w, struct work_slot *slot, const struct 
     slot->receipt = strdup(m->receipt);
     slot->pid = pid;
     slot->delivery_count = m->delivery_count;
-    slot->extend_at_ms = cli_mono_ms() + w->visibility_ms / 2;
+    slot->extend_at_ms = sl_clock_mono_ms() + w->visibility_ms / 2;
     w->running++;
     return 0;
 }
@@ -211,7 +212,7 @@ static int work_finish(sluice_client *c, struct work_args *w, struct work_slot *
 static int work_tend(sluice_client *c, struct work_args *w)
 {
     int ex = CLI_EXIT_OK;
-    uint64_t now = cli_mono_ms();
+    uint64_t now = sl_clock_mono_ms();
     for (uint32_t i = 0; i < w->concurrency && ex == CLI_EXIT_OK; i++) {
         struct work_slot *s = &w->slots[i];
         int status = 0;
