@@ -105,7 +105,9 @@ struct sl_settle_req {
     uint32_t ms;
 };
 
-/* results[i]: SL_OK, or SL_ENOTFOUND for a stale or forged receipt. */
+/* The receipts are read before sl_queue_settle returns (borrowed for the call only);
+ * the callback may run before it returns too.
+ * results[i]: SL_OK, or SL_ENOTFOUND for a stale or forged receipt. */
 typedef void (*sl_settle_cb)(void *ctx, int err, const char *why, const int *results,
                              uint32_t n);
 

@@ -1,10 +1,10 @@
 /* push.c - push targets on the main loop (see push.h).
  *
  * Ownership: a target's runtime state (struct push_rt) lives until it is
- * removed AND its last batch is settled; batches point at it and at its
- * settings, which never change in place (a replaced target is a new rt). A
- * batch belongs to the loop while it fills and settles, to the HTTP thread
- * between submit and done. Its records are copied at receive time into
+ * removed AND nothing of it is out (batches, receives, settle callbacks);
+ * batches point at it and at its settings, which never change in place (a
+ * replaced target is a new rt). A batch belongs to the loop while it fills
+ * and settles, to the HTTP thread between submit and done. Its records are copied at receive time into
  * blocks of its own (one allocation per receive, never per record).
  *
  * Memory: every batch holds at most SL_PUSH_BATCH_BYTES_MAX bytes of
@@ -58,7 +58,6 @@ struct push_batch {
     struct push_block *blocks;
     size_t bytes;
     uint32_t max_deliveries_seen;
-    uint32_t settling; /* settle calls out */
 };
 
 struct push_rt {
@@ -66,7 +65,8 @@ struct push_rt {
     struct sl_push *p;
     bool removed;
     uint32_t receiving; /* receives out: one while a batch fills, else up to concurrency */
-    uint32_t batches; /* leased: filling, posting or settling */
+    uint32_t batches;  /* leased: filling or posting */
+    uint32_t settling; /* settle calls out (their callbacks name this target) */
     struct push_batch *filling;
     uint64_t window_end_ms;
     uint64_t paused_until_ms;
@@ -138,7 +138,7 @@ static struct push_rt *find(const struct sl_push *p, const char *stream, const c
 /* Frees a removed target once nothing of it is out. */
 static void reap(struct sl_push *p, struct push_rt *rt)
 {
-    if (!rt->removed || rt->batches > 0 || rt->receiving) {
+    if (!rt->removed || rt->batches > 0 || rt->receiving > 0 || rt->settling > 0) {
         return;
     }
     for (uint32_t i = 0; i < p->n; i++) {
@@ -157,7 +157,7 @@ static void reap(struct sl_push *p, struct push_rt *rt)
 static void batch_drop(struct push_batch *b)
 {
     struct sl_push *p = b->rt->p;
-    SL_ASSERT(p->bytes >= b->bytes && b->settling == 0);
+    SL_ASSERT(p->bytes >= b->bytes);
     p->bytes -= b->bytes;
     while (b->blocks != NULL) {
         struct push_block *next = b->blocks->next;
@@ -304,76 +304,63 @@ static void on_finish(struct sl_push_call *c)
     }
 }
 
-/* ---- settling ---- */
+/* ---- settling ----
+ *
+ * The engine reads the receipts during sl_queue_settle (queue.h), so a batch
+ * is freed as soon as its settles are issued; the target counts the settles
+ * still out (their callbacks name it) and is reaped only once they are in.
+ * A callback may run before sl_queue_settle returns, so it only counts: it
+ * never frees the target under a caller that still holds it. */
 
 static void on_settled(void *ctx, int err, const char *why, const int *results, uint32_t n)
 {
     (void)results;
     (void)n;
-    struct push_batch *b = ctx;
-    struct sl_push *p = b->rt->p;
+    struct push_rt *rt = ctx;
     if (err != SL_OK) {
         sl_warn("push", "%s/%s: settling a batch failed (%s): its records will be delivered "
                 "again after their lease",
-                b->rt->t.stream, b->rt->t.group, why != NULL ? why : sl_strerror(err));
+                rt->t.stream, rt->t.group, why != NULL ? why : sl_strerror(err));
     }
-    SL_ASSERT(b->settling > 0 && p->settling > 0);
-    b->settling--;
-    p->settling--;
-    if (b->settling == 0) {
-        batch_free(b);
-    }
+    SL_ASSERT(rt->settling > 0 && rt->p->settling > 0);
+    rt->settling--;
+    rt->p->settling--;
 }
 
-static void settle(struct push_batch *b, enum sl_settle_kind kind, const char *const *receipts,
+static void settle(struct push_rt *rt, enum sl_settle_kind kind, const char *const *receipts,
                    uint32_t n, uint32_t ms)
 {
     if (n == 0) {
         return;
     }
-    struct sl_push *p = b->rt->p;
-    b->settling++;
-    p->settling++;
-    struct sl_settle_req req = {.stream = b->rt->t.stream, .group = b->rt->t.group,
-                                .kind = kind, .receipts = receipts, .n = n, .ms = ms};
-    sl_queue_settle(p->e, &req, on_settled, b);
+    rt->settling++;
+    rt->p->settling++;
+    struct sl_settle_req req = {.stream = rt->t.stream, .group = rt->t.group, .kind = kind,
+                                .receipts = receipts, .n = n, .ms = ms};
+    sl_queue_settle(rt->p->e, &req, on_settled, rt);
 }
 
 /* Acks what the target took, releases the rest with a backoff. */
 static void settle_batch(struct push_batch *b)
 {
     struct push_rt *rt = b->rt;
-    struct sl_push *p = rt->p;
-    uint32_t delay = backoff_ms(p, &rt->t, b->max_deliveries_seen > 0 ? b->max_deliveries_seen : 1);
-    /* hold one extra count so a settle finishing at once cannot free the batch midway */
-    b->settling++;
-    p->settling++;
-    if (b->all_failed) {
-        settle(b, SL_SETTLE_NACK, b->receipts, b->n, delay);
-        rt->released += b->n;
-    } else {
-        /* Partition receipts in place: acked first, released after. */
-        uint32_t ok = 0;
-        for (uint32_t i = 0; i < b->n; i++) {
-            if (!b->failed[i]) {
-                const char *tmp = b->receipts[ok];
-                b->receipts[ok++] = b->receipts[i];
-                b->receipts[i] = tmp;
-                bool f = b->failed[ok - 1];
-                b->failed[ok - 1] = b->failed[i];
-                b->failed[i] = f;
-            }
+    uint32_t delay =
+        backoff_ms(rt->p, &rt->t, b->max_deliveries_seen > 0 ? b->max_deliveries_seen : 1);
+    /* receipts: the acked ones first, the released ones after (read from recs) */
+    uint32_t ok = 0, bad = b->n;
+    for (uint32_t i = 0; i < b->n; i++) {
+        if (b->all_failed || b->failed[i]) {
+            b->receipts[--bad] = b->recs[i].receipt;
+        } else {
+            b->receipts[ok++] = b->recs[i].receipt;
         }
-        settle(b, SL_SETTLE_ACK, b->receipts, ok, 0);
-        settle(b, SL_SETTLE_NACK, b->receipts + ok, b->n - ok, delay);
-        rt->delivered += ok;
-        rt->released += b->n - ok;
     }
-    b->settling--;
-    p->settling--;
-    if (b->settling == 0) {
-        batch_free(b);
-    }
+    SL_ASSERT(ok == bad);
+    settle(rt, SL_SETTLE_ACK, b->receipts, ok, 0);
+    settle(rt, SL_SETTLE_NACK, b->receipts + ok, b->n - ok, delay);
+    rt->delivered += ok;
+    rt->released += b->n - ok;
+    batch_free(b);
 }
 
 static void answered(struct sl_push *p, struct push_batch *b)
@@ -447,14 +434,8 @@ static void drop_filling(struct push_rt *rt)
         return;
     }
     rt->filling = NULL;
-    b->settling++;
-    rt->p->settling++;
-    settle(b, SL_SETTLE_NACK, b->receipts, b->n, 0);
-    b->settling--;
-    rt->p->settling--;
-    if (b->settling == 0) {
-        batch_free(b);
-    }
+    settle(rt, SL_SETTLE_NACK, b->receipts, b->n, 0);
+    batch_free(b);
 }
 
 /* The target leaves the table: what it holds is settled, then it goes. */
@@ -483,24 +464,17 @@ static void dispatch(struct push_rt *rt)
     sl_push_http_submit(rt->p->http, &b->call);
 }
 
+/* Leased records that will not be sent (no room, no memory, target gone):
+ * visible again at once. */
 static void release_now(struct push_rt *rt, const struct sl_qrecord *q, uint32_t n)
 {
-    /* Records that do not fit: a throwaway batch settles them visible again. */
-    struct push_batch *b = batch_new(rt);
-    if (b == NULL) {
-        return; /* their leases run out */
-    }
-    for (uint32_t i = 0; i < n && i < b->cap; i++) {
-        b->receipts[i] = q[i].receipt; /* borrowed: settle reads them during the call */
-    }
-    uint32_t k = n < b->cap ? n : b->cap;
-    b->settling++;
-    rt->p->settling++;
-    settle(b, SL_SETTLE_NACK, b->receipts, k, 0);
-    b->settling--;
-    rt->p->settling--;
-    if (b->settling == 0) {
-        batch_free(b);
+    const char *receipts[64];
+    for (uint32_t i = 0; i < n;) {
+        uint32_t k = 0;
+        while (k < 64 && i < n) {
+            receipts[k++] = q[i++].receipt;
+        }
+        settle(rt, SL_SETTLE_NACK, receipts, k, 0);
     }
 }
 
@@ -718,8 +692,13 @@ void sl_push_tick(struct sl_push *p, uint64_t now)
         return;
     }
     collect(p);
-    for (uint32_t i = 0; i < p->n; i++) {
-        pump(p->rts[i]);
+    /* Downwards: reap moves the last target into the slot it frees. */
+    for (uint32_t i = p->n; i-- > 0;) {
+        if (p->rts[i]->removed) {
+            reap(p, p->rts[i]); /* once its settles are in */
+        } else {
+            pump(p->rts[i]);
+        }
     }
 }
 
