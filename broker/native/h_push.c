@@ -71,10 +71,7 @@ static void set_target(struct sl_native *srv, struct sl_conn *c, const sl_reques
     }
     struct sl_push_target t;
     target_from(m, &t);
-    int rc = sl_push_target_check(&t, why, sizeof(why));
-    if (rc == SL_OK) {
-        rc = sl_push_set(srv->push, &t, why, sizeof(why));
-    }
+    int rc = sl_push_set(srv->push, &t, why, sizeof(why));
     if (rc != SL_OK) {
         sl_native_fail(c, req->id, rc, why);
         return;

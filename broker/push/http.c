@@ -169,14 +169,21 @@ static void wake_loop(struct sl_push_http *h)
     (void)w; /* a full counter still wakes the reader */
 }
 
+/* Takes a whole list (incoming or done) from under the lock. */
+static struct sl_push_call *take_list(struct sl_push_http *h, struct sl_push_call **list)
+{
+    pthread_mutex_lock(&h->lock);
+    struct sl_push_call *taken = *list;
+    *list = NULL;
+    pthread_mutex_unlock(&h->lock);
+    return taken;
+}
+
 static void *run(void *arg)
 {
     struct sl_push_http *h = arg;
     while (!atomic_load(&h->stopping)) {
-        pthread_mutex_lock(&h->lock);
-        struct sl_push_call *list = h->incoming;
-        h->incoming = NULL;
-        pthread_mutex_unlock(&h->lock);
+        struct sl_push_call *list = take_list(h, &h->incoming);
         while (list != NULL) {
             struct sl_push_call *c = list;
             list = c->next;
@@ -260,11 +267,7 @@ void sl_push_http_submit(struct sl_push_http *h, struct sl_push_call *c)
 
 struct sl_push_call *sl_push_http_done(struct sl_push_http *h)
 {
-    pthread_mutex_lock(&h->lock);
-    struct sl_push_call *list = h->done;
-    h->done = NULL;
-    pthread_mutex_unlock(&h->lock);
-    return list;
+    return take_list(h, &h->done);
 }
 
 void sl_push_http_stop(struct sl_push_http *h)
@@ -280,10 +283,7 @@ void sl_push_http_stop(struct sl_push_http *h)
     while (h->running != NULL) {
         end_transfer(h, h->running, CURLE_OK, true);
     }
-    pthread_mutex_lock(&h->lock);
-    struct sl_push_call *list = h->incoming;
-    h->incoming = NULL;
-    pthread_mutex_unlock(&h->lock);
+    struct sl_push_call *list = take_list(h, &h->incoming);
     while (list != NULL) {
         struct sl_push_call *c = list;
         list = c->next;

@@ -119,16 +119,12 @@ static uint32_t backoff_ms(struct sl_push *p, const struct sl_push_target *t, ui
     return (uint32_t)(ms / 2 + rnd(p) % (ms / 2 + 1));
 }
 
-static bool is_live(const struct push_rt *rt)
-{
-    return !rt->removed;
-}
-
 static struct push_rt *find(const struct sl_push *p, const char *stream, const char *group)
 {
     for (uint32_t i = 0; i < p->n; i++) {
         struct push_rt *rt = p->rts[i];
-        if (is_live(rt) && strcmp(rt->t.stream, stream) == 0 && strcmp(rt->t.group, group) == 0) {
+        if (!rt->removed && strcmp(rt->t.stream, stream) == 0 &&
+            strcmp(rt->t.group, group) == 0) {
             return rt;
         }
     }
@@ -614,7 +610,7 @@ static uint32_t live_count(const struct sl_push *p)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < p->n; i++) {
-        n += is_live(p->rts[i]) ? 1 : 0;
+        n += !p->rts[i]->removed ? 1 : 0;
     }
     return n;
 }
@@ -630,7 +626,7 @@ static int save(struct sl_push *p, const struct sl_push_target *extra, const str
         return SL_ENOMEM;
     }
     for (uint32_t i = 0; i < p->n; i++) {
-        if (is_live(p->rts[i]) && p->rts[i] != skip) {
+        if (!p->rts[i]->removed && p->rts[i] != skip) {
             all[n++] = p->rts[i]->t;
         }
     }
@@ -746,27 +742,26 @@ void sl_push_close(struct sl_push *p)
     free(p);
 }
 
-int sl_push_set(struct sl_push *p, const struct sl_push_target *in, char *why, size_t why_len)
+int sl_push_set(struct sl_push *p, struct sl_push_target *t, char *why, size_t why_len)
 {
-    struct sl_push_target t = *in;
-    int rc = sl_push_target_check(&t, why, why_len);
+    int rc = sl_push_target_check(t, why, why_len);
     if (rc != SL_OK) {
         return rc;
     }
     struct sl_qgroup_stats st;
-    rc = sl_queue_stats(p->e, t.stream, t.group, &st, why, (uint32_t)why_len);
+    rc = sl_queue_stats(p->e, t->stream, t->group, &st, why, (uint32_t)why_len);
     if (rc != SL_OK) {
         return rc;
     }
-    struct push_rt *old = find(p, t.stream, t.group);
+    struct push_rt *old = find(p, t->stream, t->group);
     if (old == NULL && live_count(p) >= SL_PUSH_TARGETS_MAX) {
         snprintf(why, why_len, "%u push targets already: remove one first", SL_PUSH_TARGETS_MAX);
         return SL_ELIMIT;
     }
-    rc = save(p, &t, old, why, why_len);
+    rc = save(p, t, old, why, why_len);
     struct push_rt *rt = NULL;
     if (rc == SL_OK) {
-        rc = rt_add(p, &t, &rt);
+        rc = rt_add(p, t, &rt);
         if (rc != SL_OK) {
             snprintf(why, why_len, "out of memory (the target is saved: restart to load it)");
         }
@@ -777,9 +772,9 @@ int sl_push_set(struct sl_push *p, const struct sl_push_target *in, char *why, s
     if (old != NULL) {
         retire(old); /* its batches still settle; then it goes */
     }
-    sl_info("push", "target %s/%s -> %s (%s, batch %u, window %u ms, concurrency %u)", t.stream,
-            t.group, t.url, sl_push_format_name((enum sl_push_format)t.format), t.batch_size,
-            t.batch_window_ms, t.concurrency);
+    sl_info("push", "target %s/%s -> %s (%s, batch %u, window %u ms, concurrency %u)", t->stream,
+            t->group, t->url, sl_push_format_name((enum sl_push_format)t->format), t->batch_size,
+            t->batch_window_ms, t->concurrency);
     pump(rt);
     return SL_OK;
 }
@@ -808,7 +803,7 @@ uint32_t sl_push_list(const struct sl_push *p, const char *stream, struct sl_pus
     uint64_t now = sl_clock_mono_ms();
     for (uint32_t i = 0; p != NULL && i < p->n; i++) {
         const struct push_rt *rt = p->rts[i];
-        if (!is_live(rt) || (stream != NULL && strcmp(stream, rt->t.stream) != 0)) {
+        if (rt->removed || (stream != NULL && strcmp(stream, rt->t.stream) != 0)) {
             continue;
         }
         if (n < cap) {

@@ -59,11 +59,11 @@ void sl_push_stop(struct sl_push *p);
  * until its own wake-up read is done. NULL is a no-op. */
 void sl_push_close(struct sl_push *p);
 
-/* Adds a target, or replaces the one on the same stream and group, durably.
- * The group must exist. Errors: SL_EINVAL (why says which setting),
+/* Adds a target, or replaces the one on the same stream and group, durably;
+ * *t gets the defaults filled in (as stored). The group must exist. Errors: SL_EINVAL (why says which setting),
  * SL_ENOTFOUND (no such stream or group), SL_ELIMIT (SL_PUSH_TARGETS_MAX),
  * those of sl_push_targets_save. */
-int sl_push_set(struct sl_push *p, const struct sl_push_target *t, char *why, size_t why_len);
+int sl_push_set(struct sl_push *p, struct sl_push_target *t, char *why, size_t why_len);
 
 /* Removes a target durably (batches out are still settled).
  * Errors: SL_ENOTFOUND, those of sl_push_targets_save. */
