@@ -255,24 +255,21 @@ test('bad settings are refused with the reason; the target needs an existing gro
 // batchItemFailures release the message it cannot process, which is
 // dead-lettered after two deliveries; the others are done.
 for (const [lang, argv] of [
-  ['Node', (port) => [process.execPath, join(ROOT, 'deploy/examples/lambda-adapter-node/adapter.mjs'),
-    join(ROOT, 'deploy/examples/lambda-adapter-node/handler.mjs'), String(port)]],
-  ['Python', (port) => ['python3', join(ROOT, 'deploy/examples/lambda-adapter-python/adapter.py'),
-    join(ROOT, 'deploy/examples/lambda-adapter-python/handler.py'), String(port)]],
+  ['Node', [process.execPath, join(ROOT, 'deploy/examples/lambda-adapter-node/adapter.mjs'),
+    join(ROOT, 'deploy/examples/lambda-adapter-node/handler.mjs'), '0']],
+  ['Python', ['python3', join(ROOT, 'deploy/examples/lambda-adapter-python/adapter.py'),
+    join(ROOT, 'deploy/examples/lambda-adapter-python/handler.py'), '0']],
 ]) {
   test(`an unchanged Lambda SQSEvent handler behind the ${lang} adapter`, async () => {
-    const port = 20000 + Math.floor(Math.random() * 20000);
-    const [cmd, ...args] = argv(port);
+    // Port 0: the adapter says where it listens, so no other process can be there.
+    const [cmd, ...args] = argv;
     const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    proc.stdout.on('data', () => {});
+    let out = '';
+    proc.stdout.on('data', (d) => { out += d; });
     const q = `lambda${lang.toLowerCase()}`;
     try {
-      await until('the adapter listening', async () => {
-        try {
-          await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: '{"Records":[]}' });
-          return true;
-        } catch { return false; }
-      });
+      const port = await until('the adapter listening',
+        () => /listening on http:\/\/[^:]+:(\d+)/.exec(out)?.[1]);
       await cli(['queue', 'create', q, '--group', 'fn', '--max-deliveries', '2']);
       await cli(['target', 'add', 'fn', '--stream', q, '--url', `http://127.0.0.1:${port}/`,
         '--format', 'sqs', '--batch', '10', '--retry-base', '50ms', '--retry-max', '100ms']);
