@@ -19,6 +19,21 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Sanitized builds run several times slower, and CI runs them two at a time on two cores:
+ * timing margins (sessions, failover bounds) are multiplied by IT_SLOWDOWN there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define IT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define IT_ASAN 1
+#endif
+#endif
+#ifdef IT_ASAN
+#define IT_SLOWDOWN 2u
+#else
+#define IT_SLOWDOWN 1u
+#endif
+
 struct it_broker {
     char root[64];      /* /var/tmp/sluice-it-XXXXXX */
     char data[96];      /* <root>/data */

@@ -60,13 +60,6 @@
 #define RSS_PER_SHARD_KIB 10u
 #define RSS_CACHE_KIB     ((OPEN_FILES_MAX / 3u) * 96u)
 #define RSS_SLACK_KIB     (32u * 1024u)
-#if defined(__SANITIZE_ADDRESS__)
-#define IT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define IT_ASAN 1
-#endif
-#endif
 #ifdef IT_ASAN
 #define ASAN_QUARANTINE_MB 64u
 #define RSS_ASAN_KIB       ((ASAN_QUARANTINE_MB + 16u) * 1024u) /* + its own tables */
