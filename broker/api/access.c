@@ -121,8 +121,9 @@ static enum sl_sigv4_status check_replay(struct sl_sigv4_result *res, uint64_t n
     if (sl_sigv4_replay_check(g_replay, res->signature, res->date_ms, now_ms)) {
         snprintf(res->why, sizeof(res->why),
                  "this signed request was already received (a replay of a request signed by "
-                 "%.40s): this broker accepts each signature once; sign every request anew "
-                 "(the AWS SDKs do, retries included)",
+                 "%.40s): this broker accepts each signature once; an identical request "
+                 "signed in the same second (X-Amz-Date has 1 s resolution) is one, so "
+                 "send it again a second later or add a unique signed header",
                  res->key_id);
         return res->status = SL_SIGV4_REPLAY;
     }
