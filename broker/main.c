@@ -34,6 +34,7 @@
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -214,12 +215,12 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
     uint32_t port = 0;
     if (rc == SL_OK) {
         struct sl_listener_config lc = {.host = cfg->host, .port = cfg->port,
-                                        .port_file = cfg->port_file,
                                         .max_inflight = cfg->max_inflight,
                                         .proto = &sl_native_proto, .ctx = &native,
                                         .tls = sec.native};
         rc = sl_net_listen(net, &lc, &port);
     }
+    const uint32_t native_port = port;
     struct sl_api api = {.cfg = {.header_bytes_max = cfg->http_header_bytes_max,
                                  .body_bytes_max = cfg->http_body_bytes_max,
                                  .max_inflight = cfg->max_inflight,
@@ -238,6 +239,15 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
                                         .proto = &sl_api_proto, .ctx = &api,
                                         .tls = sec.http};
         rc = sl_net_listen(net, &lc, &port);
+    }
+    if (rc == SL_OK) {
+        /* Written once every listener is bound: whoever waits for the file
+         * (tests, scripts) may then use any of the ports. */
+        rc = sl_net_write_port_file(cfg->port_file, native_port);
+        if (rc != SL_OK) {
+            sl_error("broker", "cannot write the port file %s: %s; check that its directory "
+                     "exists and is writable", cfg->port_file, strerror(errno));
+        }
     }
     if (rc == SL_OK) {
         /* Listening (connections wait in the backlog) with the catalog

@@ -813,7 +813,7 @@ static int listen_on(struct sl_listener *l)
     return SL_OK;
 }
 
-static int write_port_file(const char *path, uint32_t port)
+int sl_net_write_port_file(const char *path, uint32_t port)
 {
     if (path == NULL || path[0] == '\0') {
         return SL_OK;
@@ -869,13 +869,7 @@ int sl_net_listen(struct sl_net *n, const struct sl_listener_config *lc, uint32_
     l->fd = -1;
     l->accept_op.cb = on_accept;
     int rc = listen_on(l);
-    if (rc == SL_OK) {
-        rc = write_port_file(lc->port_file, l->port);
-    }
     if (rc != SL_OK) {
-        if (l->fd >= 0) {
-            close(l->fd);
-        }
         return rc;
     }
     n->n_listeners++;

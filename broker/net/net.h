@@ -55,7 +55,6 @@ struct sl_proto {
 struct sl_listener_config {
     const char *host;      /* IPv4 address */
     uint32_t port;         /* 0: ephemeral */
-    const char *port_file; /* NULL or "": none; else the bound port is written there */
     uint32_t max_inflight; /* unanswered requests per connection */
     const struct sl_proto *proto;
     void *ctx; /* the protocol's, for every connection of this listener */
@@ -125,6 +124,9 @@ int sl_net_init(struct sl_net **out, struct sl_ring *ring, const struct sl_net_c
 /* Binds and listens. Errors: SL_EINVAL (host), SL_ESYS (bind/listen,
  * logged with the address and the fix), SL_ELIMIT (SL_NET_LISTENERS_MAX). */
 int sl_net_listen(struct sl_net *n, const struct sl_listener_config *lc, uint32_t *bound_port);
+/* Writes `port` to `path` (NULL or "": nothing) through a rename, so a
+ * reader never sees a partial file. Errors: SL_ESYS with errno kept. */
+int sl_net_write_port_file(const char *path, uint32_t port);
 /* Runs until SIGTERM/SIGINT, then stops accepting, calls hooks.stop,
  * lets in-flight requests finish (up to shutdown_timeout_ms) and returns. */
 int sl_net_run(struct sl_net *n);
