@@ -399,7 +399,11 @@ static json_t *sns_subject(const struct sl_push_record *r)
     return json_null();
 }
 
-static json_t *sns_record(const struct ctx *c, const struct sl_push_record *r)
+/* The SNS message itself. A Lambda SNSEvent spells the URLs SigningCertUrl
+ * and UnsubscribeUrl; what SNS delivers to SQS and HTTP endpoints spells
+ * them SigningCertURL and UnsubscribeURL (`delivered`), and handlers read
+ * them by those names. */
+static json_t *sns_message(const struct ctx *c, const struct sl_push_record *r, bool delivered)
 {
     char id[SL_PUSH_ID_MAX];
     sl_push_record_id(c->f, c->src->stream, r, id);
@@ -413,14 +417,20 @@ static json_t *sns_record(const struct ctx *c, const struct sl_push_record *r)
     set(s, "Timestamp", iso_time(r->timestamp_ms, true), &ok);
     set(s, "SignatureVersion", json_string_nocheck("1"), &ok);
     set(s, "Signature", json_string_nocheck(""), &ok);
-    set(s, "SigningCertUrl", json_string_nocheck(""), &ok);
-    set(s, "UnsubscribeUrl", json_string_nocheck(""), &ok);
+    set(s, delivered ? "SigningCertURL" : "SigningCertUrl", json_string_nocheck(""), &ok);
+    set(s, delivered ? "UnsubscribeURL" : "UnsubscribeUrl", json_string_nocheck(""), &ok);
     set(s, "MessageAttributes", message_attrs(r, true, bb), &ok);
+    return done(s, ok);
+}
+
+static json_t *sns_record(const struct ctx *c, const struct sl_push_record *r)
+{
+    bool ok = true;
     json_t *o = json_object();
     set(o, "EventSource", json_string_nocheck("aws:sns"), &ok);
     set(o, "EventVersion", json_string_nocheck("1.0"), &ok);
     set(o, "EventSubscriptionArn", json_incref(c->sub_arn), &ok);
-    set(o, "Sns", s, &ok);
+    set(o, "Sns", sns_message(c, r, false), &ok);
     return done(o, ok);
 }
 
@@ -604,6 +614,31 @@ int sl_push_payload_render(enum sl_push_format f, const struct sl_push_source *s
         JSON_COMPACT | (f == SL_PUSH_FORMAT_KINESIS ? JSON_REAL_PRECISION(KIN_TIME_DIGITS) : 0);
     char *s = ok ? json_dumps(root, flags) : NULL;
     json_decref(root);
+    if (s == NULL) {
+        return SL_ENOMEM;
+    }
+    *out = s;
+    *out_len = strlen(s);
+    return SL_OK;
+}
+
+int sl_push_payload_message(enum sl_push_format f, const struct sl_push_source *src,
+                            const struct sl_push_record *r, char **out, size_t *out_len)
+{
+    SL_ASSERT(r != NULL && out != NULL && out_len != NULL);
+    struct ctx c;
+    ctx_init(&c, f, src);
+    if ((f != SL_PUSH_FORMAT_SNS && f != SL_PUSH_FORMAT_EVENTBRIDGE) || !inputs_ok(f, &c, r, 1)) {
+        return SL_EINVAL;
+    }
+    if (f == SL_PUSH_FORMAT_EVENTBRIDGE) {
+        return render_eventbridge(&c, r, out, out_len);
+    }
+    c.arn = json_sprintf("arn:aws:sns:%s:%s:%s", c.region, c.account, src->stream);
+    json_t *m = c.arn != NULL ? sns_message(&c, r, true) : NULL;
+    json_decref(c.arn);
+    char *s = m != NULL ? json_dumps(m, JSON_COMPACT) : NULL;
+    json_decref(m);
     if (s == NULL) {
         return SL_ENOMEM;
     }

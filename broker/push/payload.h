@@ -127,6 +127,16 @@ int sl_push_payload_render(enum sl_push_format f, const struct sl_push_source *s
                            const struct sl_push_record *recs, uint32_t n, char **out,
                            size_t *out_len);
 
+/* One record as a message of its own, for a target that forwards records
+ * into a stream (forward.h) rather than POSTing a batch: SNS renders the SNS
+ * Notification JSON as SNS delivers it to an SQS queue or an HTTP endpoint
+ * (the Sns object of SNSEvent, with the URL fields spelled SigningCertURL
+ * and UnsubscribeURL); EVENTBRIDGE renders the event as that format's POST
+ * body. *out is malloc'd and NUL-terminated after *out_len bytes. Errors:
+ * SL_EINVAL (another format, a name of src that is not UTF-8), SL_ENOMEM. */
+int sl_push_payload_message(enum sl_push_format f, const struct sl_push_source *src,
+                            const struct sl_push_record *r, char **out, size_t *out_len);
+
 /* Reads a 2xx answer's body for Lambda's partial batch response,
  * {"batchItemFailures": [{"itemIdentifier": ID}, ...]}, where ID is the
  * SQS messageId, the Kinesis sequenceNumber, the SNS MessageId or the

@@ -17,6 +17,7 @@
 
 #include "broker/engine/engine.h"
 #include "broker/engine/queue.h"
+#include "broker/push/forward.h"
 #include "broker/push/http.h"
 #include "broker/push/payload.h"
 #include "common/assert.h"
@@ -55,6 +56,7 @@ struct push_batch {
     bool *failed; /* set by finish() on the HTTP thread */
     uint32_t nfailed;
     bool all_failed;
+    uint64_t forward_start_ns;
     struct push_block *blocks;
     size_t bytes;
     uint32_t max_deliveries_seen;
@@ -63,6 +65,8 @@ struct push_batch {
 struct push_rt {
     struct sl_push_target t;
     struct sl_push *p;
+    const char *forward_to; /* in t.url: a forward target's stream (forward.h); NULL: HTTP */
+    uint32_t forward_rr;    /* the shard for the next batch's unkeyed records */
     bool removed;
     uint32_t receiving; /* receives out: one while a batch fills, else up to concurrency */
     uint32_t batches;  /* leased: filling or posting */
@@ -91,6 +95,8 @@ struct sl_push {
     size_t bytes;      /* records held by every batch */
     uint32_t receiving; /* receives out, all targets */
     uint32_t settling;  /* settle calls out, all targets */
+    uint32_t forwarding; /* forwards out (their batches are the loop's) */
+    struct sl_push_call *forwarded; /* forwards answered, to settle from collect() */
     uint64_t rng;
 };
 
@@ -401,7 +407,14 @@ static void answered(struct sl_push *p, struct push_batch *b)
 
 static void collect(struct sl_push *p)
 {
-    struct sl_push_call *c = sl_push_http_done(p->http);
+    struct sl_push_call *c = p->forwarded;
+    p->forwarded = NULL;
+    while (c != NULL) {
+        struct sl_push_call *next = c->next;
+        answered(p, (struct push_batch *)c);
+        c = next;
+    }
+    c = sl_push_http_done(p->http);
     while (c != NULL) {
         struct sl_push_call *next = c->next;
         answered(p, (struct push_batch *)c);
@@ -447,11 +460,39 @@ static void retire(struct push_rt *rt)
 
 /* ---- receiving ---- */
 
+/* A forward's answer, like an HTTP one: settled from collect(), never
+ * here - this may run inside sl_produce_submit, under dispatch() and pump(). */
+static void on_forwarded(void *ctx, int err, const char *why, uint32_t nfailed)
+{
+    struct push_batch *b = ctx;
+    struct sl_push *p = b->rt->p;
+    SL_ASSERT(p->forwarding > 0 && nfailed <= b->n);
+    p->forwarding--;
+    b->call.latency_us = (sl_clock_mono_ns() - b->forward_start_ns) / 1000u;
+    b->nfailed = nfailed;
+    b->all_failed = nfailed == b->n;
+    if (err != SL_OK) {
+        snprintf(b->call.error, sizeof(b->call.error), "%s", why);
+    }
+    b->call.next = p->forwarded;
+    p->forwarded = &b->call;
+    uint64_t one = 1;
+    ssize_t w = write(p->wake_fd, &one, sizeof(one)); /* collect() on the next turn */
+    (void)w;
+}
+
 static void dispatch(struct push_rt *rt)
 {
     struct push_batch *b = rt->filling;
     SL_ASSERT(b != NULL && b->n > 0);
     rt->filling = NULL;
+    if (rt->forward_to != NULL) {
+        rt->p->forwarding++;
+        b->forward_start_ns = sl_clock_mono_ns();
+        sl_push_forward(rt->p->e, (enum sl_push_format)rt->t.format, &b->src, rt->forward_to,
+                        b->recs, b->n, b->failed, &rt->forward_rr, on_forwarded, b);
+        return;
+    }
     b->call.url = rt->t.url;
     b->call.insecure = rt->t.insecure;
     b->call.timeout_ms = rt->t.timeout_ms;
@@ -599,6 +640,7 @@ static int rt_add(struct sl_push *p, const struct sl_push_target *t, struct push
     }
     rt->t = *t;
     rt->p = p;
+    rt->forward_to = sl_push_forward_stream(rt->t.url);
     p->rts[p->n++] = rt;
     if (out != NULL) {
         *out = rt;
@@ -723,9 +765,15 @@ void sl_push_close(struct sl_push *p)
         ssize_t w = write(p->wake_fd, &one, sizeof(one));
         (void)w;
     }
-    for (int spins = 0; spins < 1000 && (p->wake_armed || p->receiving > 0 || p->settling > 0);
+    for (int spins = 0; spins < 1000 && (p->wake_armed || p->receiving > 0 || p->settling > 0 ||
+                                         p->forwarding > 0);
          spins++) {
         sl_ring_run(p->ring, 1, 10 * 1000000ull);
+    }
+    while (p->forwarded != NULL) { /* appended, not acked: the leases run out (at least once) */
+        struct push_batch *b = (struct push_batch *)p->forwarded;
+        p->forwarded = b->call.next;
+        batch_drop(b);
     }
     for (uint32_t i = 0; i < p->n; i++) {
         struct push_rt *rt = p->rts[i];
@@ -752,6 +800,10 @@ int sl_push_set(struct sl_push *p, struct sl_push_target *t, char *why, size_t w
     rc = sl_queue_stats(p->e, t->stream, t->group, &st, why, (uint32_t)why_len);
     if (rc != SL_OK) {
         return rc;
+    }
+    const char *dest = sl_push_forward_stream(t->url);
+    if (dest != NULL && sl_engine_stream(p->e, dest, why, (uint32_t)why_len, &rc) == NULL) {
+        return rc; /* a forward's destination must exist (it is never created) */
     }
     struct push_rt *old = find(p, t->stream, t->group);
     if (old == NULL && live_count(p) >= SL_PUSH_TARGETS_MAX) {

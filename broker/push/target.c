@@ -2,6 +2,8 @@
  * target.h). */
 #include "broker/push/target.h"
 
+#include "broker/push/forward.h"
+
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "common/checksum.h"
@@ -63,18 +65,36 @@ int sl_push_target_check(struct sl_push_target *t, char *why, size_t why_len)
         snprintf(why, why_len, "a target needs a stream and a queue group");
         return SL_EINVAL;
     }
-    if (!url_ok(t->url)) {
+    const char *dest = sl_push_forward_stream(t->url);
+    if (dest == NULL && !url_ok(t->url)) {
         snprintf(why, why_len,
-                 "url: \"%.200s\" is not an http:// or https:// URL with a host (no spaces)",
+                 "url: \"%.200s\" is neither an http:// or https:// URL with a host (no "
+                 "spaces) nor stream:NAME",
                  t->url);
+        return SL_EINVAL;
+    }
+    if (dest != NULL && (dest[0] == '\0' || strlen(dest) > SL_PUSH_NAME_MAX)) {
+        snprintf(why, why_len, "url: stream:NAME needs a stream name of 1 .. %u bytes",
+                 SL_PUSH_NAME_MAX);
+        return SL_EINVAL;
+    }
+    if (dest != NULL && strcmp(dest, t->stream) == 0) {
+        snprintf(why, why_len, "url: a target cannot forward %s into itself (every record "
+                 "would come back to the group forever)", t->stream);
         return SL_EINVAL;
     }
     if (t->format >= SL_PUSH_FORMAT_COUNT) {
         return bad(why, why_len, "unknown format %u (0 .. %u)", "format", t->format,
                    SL_PUSH_FORMAT_COUNT - 1);
     }
+    if (dest != NULL && !sl_push_forward_format_ok((enum sl_push_format)t->format)) {
+        snprintf(why, why_len, "format: a stream: target forwards records as sluice (raw), sns "
+                 "or eventbridge messages, not as %s batches",
+                 sl_push_format_name((enum sl_push_format)t->format));
+        return SL_EINVAL;
+    }
     t->batch_size = t->batch_size == 0 ? DEFAULT_BATCH : t->batch_size;
-    if (t->format == SL_PUSH_FORMAT_EVENTBRIDGE) {
+    if (t->format == SL_PUSH_FORMAT_EVENTBRIDGE && dest == NULL) {
         t->batch_size = 1; /* an EventBridge target receives one event per call */
     }
     t->concurrency = t->concurrency == 0 ? 1 : t->concurrency;

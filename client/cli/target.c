@@ -33,7 +33,9 @@ static const struct cli_opt add_opts[] = {
      .kind = CLI_OPT_STRING,
      .offset = offsetof(struct target_args, t.url),
      .value_name = "URL",
-     .help = "http:// or https:// endpoint receiving a POST per batch",
+     .help = "http:// or https:// endpoint receiving a POST per batch, or\n"
+             "stream:NAME: append each record to stream NAME (formats sluice,\n"
+             "sns, eventbridge), acknowledged once durable there",
      .min = 1,
      .flags = CLI_OPT_REQUIRED},
     {.name = "format",

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SQSClient, CreateQueueCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { startBroker } from './harness.mjs';
 
 const CLI = process.env.SLUICE_CLI_PATH;
@@ -242,7 +243,7 @@ test('bad settings are refused with the reason; the target needs an existing gro
   const fail = async (args, re) => {
     await assert.rejects(cli(['target', 'add', ...args]), (e) => { assert.match(e.stderr, re); return true; });
   };
-  await fail(['g', '--stream', 'cfg', '--url', 'ftp://x/'], /url: .* is not an http/);
+  await fail(['g', '--stream', 'cfg', '--url', 'ftp://x/'], /url: .* is neither an http/);
   await fail(['g', '--stream', 'cfg', '--url', 'http://'], /url:/);
   await fail(['nope', '--stream', 'cfg', '--url', 'http://127.0.0.1:1/'], /nope/);
   await fail(['g', '--stream', 'cfg', '--url', 'http://127.0.0.1:1/', '--retry-base', '10s',
@@ -287,6 +288,98 @@ for (const [lang, argv] of [
     }
   });
 }
+
+async function consumeJson(stream) {
+  const out = await cli(['consume', stream, '--json']);
+  return out.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l));
+}
+
+test('a stream: target appends each record to another stream, in order per key', async () => {
+  await cli(['queue', 'create', 'fsrc', '--group', 'fwd', '--shards', '2']);
+  await cli(['stream', 'create', 'fdst', '--shards', '3']);
+  await cli(['target', 'add', 'fwd', '--stream', 'fsrc', '--url', 'stream:fdst', '--batch', '50']);
+  const input = Array.from({ length: 300 }, (_, i) => JSON.stringify({ k: `key${i % 7}`, n: i }))
+    .join('\n') + '\n';
+  await cli(['produce', 'fsrc', '--key-field', 'k', '--attr', 'color=red'], input);
+  await cli(['produce', 'fsrc'], 'no key 1\nno key 2\n');
+  const [t] = await until('302 forwarded', async () => {
+    const l = await targets('fsrc');
+    return l[0].delivered === 302 && l[0].inflight === 0 ? l : null;
+  });
+  assert.equal(t.url, 'stream:fdst');
+  assert.equal(t.released, 0);
+  const recs = await consumeJson('fdst');
+  assert.equal(recs.length, 302);
+  const byKey = new Map();
+  for (const r of recs) {
+    if (r.key === null || r.key === undefined || r.key === '') {
+      assert.match(r.value, /^no key \d$/);
+      continue;
+    }
+    assert.equal(r.attributes.color, 'red');
+    const v = JSON.parse(r.value);
+    assert.equal(v.k, r.key);
+    const seen = byKey.get(r.key) ?? { shard: r.shard, last: -1 };
+    assert.equal(r.shard, seen.shard, `key ${r.key} stays on one shard`);
+    assert.ok(v.n > seen.last, `key ${r.key}: ${v.n} after ${seen.last}`);
+    byKey.set(r.key, { shard: r.shard, last: v.n });
+  }
+  assert.equal(byKey.size, 7);
+  assert.ok(new Set(recs.map((r) => r.shard)).size > 1, 'keys spread over the shards');
+  const stats = JSON.parse(await cli(['queue', 'stats', 'fsrc', '--group', 'fwd', '--json']));
+  assert.equal(stats.visible + stats.inflight, 0);
+});
+
+test('sns and eventbridge stream: targets write the message an SQS queue receives', async () => {
+  const sqs = new SQSClient({ endpoint: b.endpoint, region: 'us-east-1',
+    credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' } });
+  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'inbox' }));
+  const { QueueUrl: evUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'events' }));
+  await cli(['topic', 'create', 'news']);
+  await cli(['topic', 'subscribe', 'news', 'to-inbox']);
+  await cli(['topic', 'subscribe', 'news', 'to-events']);
+  await cli(['target', 'add', 'to-inbox', '--stream', 'news', '--url', 'stream:inbox',
+    '--format', 'sns']);
+  await cli(['target', 'add', 'to-events', '--stream', 'news', '--url', 'stream:events',
+    '--format', 'eventbridge']);
+  await cli(['topic', 'publish', 'news', '--attr', 'sluice.subject=Hello', '--attr', 'color=blue'],
+    '{"order":42}\n');
+  const got = await until('the notification', async () => {
+    const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 1 }));
+    return r.Messages?.length ? r.Messages : null;
+  });
+  assert.equal(got.length, 1);
+  const n = JSON.parse(got[0].Body);
+  assert.equal(n.Type, 'Notification');
+  assert.match(n.TopicArn, /^arn:aws:sns:[^:]+:\d{12}:news$/);
+  assert.equal(n.Message, '{"order":42}');
+  assert.equal(n.Subject, 'Hello');
+  assert.deepEqual(n.MessageAttributes, { color: { Type: 'String', Value: 'blue' } });
+  assert.match(n.MessageId, /^[0-9a-f-]{36}$/);
+  assert.equal(n.SigningCertURL, '');
+  assert.equal(n.UnsubscribeURL, '');
+  assert.ok(!Number.isNaN(Date.parse(n.Timestamp)));
+  const ev = await until('the event', async () => {
+    const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl: evUrl, WaitTimeSeconds: 1 }));
+    return r.Messages?.length ? r.Messages : null;
+  });
+  const e = JSON.parse(ev[0].Body);
+  assert.equal(e.source, 'sluice.news');
+  assert.deepEqual(e.detail, { order: 42 });
+});
+
+test('a stream: target is refused into itself, into no stream, or in a batch format', async () => {
+  await cli(['queue', 'create', 'floop', '--group', 'g']);
+  const refused = async (args, re) => {
+    await assert.rejects(cli(['target', 'add', 'g', '--stream', 'floop', ...args]),
+      (e) => { assert.match(e.stderr, re); return true; });
+  };
+  await refused(['--url', 'stream:floop'], /cannot forward floop into itself/);
+  await refused(['--url', 'stream:nowhere'], /nowhere/);
+  await refused(['--url', 'stream:fdst', '--format', 'sqs'], /not as sqs batches/);
+  await refused(['--url', 'stream:'], /stream name of 1/);
+  assert.deepEqual(await targets('floop'), []);
+});
 
 test('a POST still out when the broker stops does not hold the stop back', async () => {
   const hung = await endpoint(() => null);
