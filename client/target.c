@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const format_names[] = {"sluice", "sqs", "kinesis", "sns", "eventbridge"};
+static const char *const format_names[] = {"sluice", "sqs", "kinesis", "sns", "eventbridge",
+                                             "sns-http"};
 #define FORMATS (sizeof(format_names) / sizeof(format_names[0]))
 
 static int format_parse(const char *name, Sluice__V1__PushFormat *out)
@@ -17,7 +18,7 @@ static int format_parse(const char *name, Sluice__V1__PushFormat *out)
             return SL_OK;
         }
     }
-    sl_client_set_error("unknown push format '%s' (sluice, sqs, kinesis, sns, eventbridge)",
+    sl_client_set_error("unknown push format '%s' (sluice, sqs, kinesis, sns, eventbridge, sns-http)",
                         name);
     return SL_EINVAL;
 }

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define POLL_MS 1000 /* the thread's longest sleep when idle (a submit wakes it) */
@@ -42,6 +43,7 @@ struct sl_push_http {
 struct inflight {
     struct sl_push_call *call;
     CURL *easy;
+    struct curl_slist *headers; /* the call's own list, or NULL: the defaults */
     uint64_t start_ns;
     struct inflight *prev, *next;
     char errbuf[CURL_ERROR_SIZE];
@@ -84,6 +86,51 @@ static void fail_call(struct sl_push_http *h, struct sl_push_call *c, int err, c
     finish_call(h, c);
 }
 
+/* Whether header line `a` and line `b` (ended by '\n' or NUL) have one name. */
+static bool same_name(const char *a, const char *b)
+{
+    size_t n = strcspn(a, ":");
+    return n == strcspn(b, ":\n") && b[n] == ':' && strncasecmp(a, b, n) == 0;
+}
+
+static const char *next_line(const char *l)
+{
+    l += strcspn(l, "\n");
+    return *l == '\n' ? l + 1 : l;
+}
+
+/* The defaults minus those the call names, then the call's lines. */
+static struct curl_slist *call_headers(const struct sl_push_http *h, const char *lines)
+{
+    struct curl_slist *list = NULL, *next = NULL;
+    bool ok = true;
+    for (const struct curl_slist *d = h->headers; ok && d != NULL; d = d->next) {
+        bool replaced = false;
+        for (const char *l = lines; *l != '\0' && !replaced; l = next_line(l)) {
+            replaced = same_name(d->data, l);
+        }
+        if (!replaced) {
+            ok = (next = curl_slist_append(list, d->data)) != NULL;
+            list = ok ? next : list;
+        }
+    }
+    for (const char *l = lines; ok && *l != '\0'; l = next_line(l)) {
+        size_t n = strcspn(l, "\n");
+        char line[SL_PUSH_HEADER_LINE_MAX];
+        if (n > 0 && n < sizeof(line)) {
+            memcpy(line, l, n);
+            line[n] = '\0';
+            ok = (next = curl_slist_append(list, line)) != NULL;
+            list = ok ? next : list;
+        }
+    }
+    if (!ok) {
+        curl_slist_free_all(list);
+        return NULL;
+    }
+    return list;
+}
+
 static void start_call(struct sl_push_http *h, struct sl_push_call *c)
 {
     c->status = 0;
@@ -102,13 +149,19 @@ static void start_call(struct sl_push_http *h, struct sl_push_call *c)
     }
     in->call = c;
     in->easy = e;
+    if (c->headers != NULL && (in->headers = call_headers(h, c->headers)) == NULL) {
+        curl_easy_cleanup(e);
+        free(in);
+        fail_call(h, c, SL_ENOMEM, "no memory for the request headers");
+        return;
+    }
     in->start_ns = sl_clock_mono_ns();
     curl_easy_setopt(e, CURLOPT_URL, c->url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body != NULL ? c->body : "");
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, in->headers != NULL ? in->headers : h->headers);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->timeout_ms < 10000 ? c->timeout_ms : 10000));
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -121,6 +174,7 @@ static void start_call(struct sl_push_http *h, struct sl_push_call *c)
     curl_easy_setopt(e, CURLOPT_PRIVATE, in);
     if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
+        curl_slist_free_all(in->headers);
         free(in);
         fail_call(h, c, SL_ENOMEM, "curl refused the request");
         return;
@@ -149,6 +203,7 @@ static void end_transfer(struct sl_push_http *h, struct inflight *in, CURLcode c
     }
     curl_multi_remove_handle(h->multi, in->easy);
     curl_easy_cleanup(in->easy);
+    curl_slist_free_all(in->headers);
     if (in->prev != NULL) {
         in->prev->next = in->next;
     } else {

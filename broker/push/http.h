@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #define SL_PUSH_ANSWER_MAX (1u << 20) /* bytes of an answer kept (the rest is read, dropped) */
+#define SL_PUSH_HEADER_LINE_MAX 1024u /* a call's header line (longer ones are left out) */
 
 struct sl_push_http;
 struct sl_push_call;
@@ -41,6 +42,8 @@ struct sl_push_call {
     void *ctx;
     char *body; /* freed with the call by its owner */
     size_t body_len;
+    char *headers; /* NULL, or "Name: value\n" lines replacing the defaults of those names
+                    * (set by prepare; freed with the call by its owner) */
     /* set by the HTTP thread */
     long status;     /* HTTP status; 0 when no answer came */
     int failed;      /* SL_OK, or why there is no usable answer (SL_EIO, SL_ECLOSED...) */

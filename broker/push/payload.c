@@ -92,8 +92,8 @@
 _Static_assert(SL_PUSH_ID_MAX == SL_MSGID_LEN + 1 && SL_PUSH_ID_MAX > 20,
                "an id is a msgid or a u64's 20 digits, and a NUL");
 
-static const char *const format_names[SL_PUSH_FORMAT_COUNT] = {"sluice", "sqs", "kinesis", "sns",
-                                                               "eventbridge"};
+static const char *const format_names[SL_PUSH_FORMAT_COUNT] = {
+    "sluice", "sqs", "kinesis", "sns", "eventbridge", "sns-http"};
 
 const char *sl_push_format_name(enum sl_push_format f)
 {
@@ -571,8 +571,12 @@ int sl_push_payload_render(enum sl_push_format f, const struct sl_push_source *s
     struct ctx c;
     ctx_init(&c, f, src);
     if (n == 0 || (unsigned)f >= SL_PUSH_FORMAT_COUNT ||
-        (f == SL_PUSH_FORMAT_EVENTBRIDGE && n > 1) || !inputs_ok(f, &c, recs, n)) {
+        ((f == SL_PUSH_FORMAT_EVENTBRIDGE || f == SL_PUSH_FORMAT_SNS_HTTP) && n > 1) ||
+        !inputs_ok(f, &c, recs, n)) {
         return SL_EINVAL;
+    }
+    if (f == SL_PUSH_FORMAT_SNS_HTTP) {
+        return sl_push_payload_message(SL_PUSH_FORMAT_SNS, src, &recs[0], out, out_len);
     }
     if (f == SL_PUSH_FORMAT_EVENTBRIDGE) {
         return render_eventbridge(&c, &recs[0], out, out_len);
@@ -644,5 +648,37 @@ int sl_push_payload_message(enum sl_push_format f, const struct sl_push_source *
     }
     *out = s;
     *out_len = strlen(s);
+    return SL_OK;
+}
+
+int sl_push_payload_headers(enum sl_push_format f, const struct sl_push_source *src,
+                            const struct sl_push_record *r, char **out)
+{
+    *out = NULL;
+    if (f != SL_PUSH_FORMAT_SNS_HTTP) {
+        return SL_OK;
+    }
+    struct ctx c;
+    ctx_init(&c, SL_PUSH_FORMAT_SNS, src);
+    char id[SL_PUSH_ID_MAX];
+    sl_push_record_id(SL_PUSH_FORMAT_SNS, src->stream, r, id);
+    /* names were checked by the render (UTF-8); a CR or LF would split a header */
+    if (strpbrk(src->stream, "\r\n") != NULL || strpbrk(src->group, "\r\n") != NULL) {
+        return SL_EINVAL;
+    }
+    static const char fmt[] = "Content-Type: text/plain; charset=UTF-8\n"
+                              "x-amz-sns-message-type: Notification\n"
+                              "x-amz-sns-message-id: %s\n"
+                              "x-amz-sns-topic-arn: arn:aws:sns:%s:%s:%s\n"
+                              "x-amz-sns-subscription-arn: arn:aws:sns:%s:%s:%s:%s\n";
+    int n = snprintf(NULL, 0, fmt, id, c.region, c.account, src->stream, c.region, c.account,
+                     src->stream, src->group);
+    char *s = n > 0 ? malloc((size_t)n + 1) : NULL;
+    if (s == NULL) {
+        return SL_ENOMEM;
+    }
+    snprintf(s, (size_t)n + 1, fmt, id, c.region, c.account, src->stream, c.region, c.account,
+             src->stream, src->group);
+    *out = s;
     return SL_OK;
 }

@@ -42,6 +42,12 @@
  *                "time" (whole seconds, as EventBridge's), "region",
  *                "resources": [], "detail": value as JSON, or {"data":
  *                base64} when it is not JSON}
+ *   SNS_HTTP     one SNS notification per POST (batch size 1 is enforced by
+ *                the target), as SNS delivers to an HTTP endpoint: the body
+ *                is sl_push_payload_message's SNS JSON, sent as text/plain
+ *                with the x-amz-sns-message-type, -message-id, -topic-arn
+ *                and -subscription-arn headers (sl_push_payload_headers);
+ *                any 2xx delivers it (the answer's body is not read)
  *
  * Message attributes (SQS, SNS) are the record's attributes: "sqs:N" (as
  * the SQS API stores message attribute N: data type, NUL, value) shows as N
@@ -73,10 +79,12 @@ enum sl_push_format {
     SL_PUSH_FORMAT_KINESIS = 2,
     SL_PUSH_FORMAT_SNS = 3,
     SL_PUSH_FORMAT_EVENTBRIDGE = 4,
+    SL_PUSH_FORMAT_SNS_HTTP = 5,
 };
-#define SL_PUSH_FORMAT_COUNT 5u
+#define SL_PUSH_FORMAT_COUNT 6u
 
-/* "sluice", "sqs", "kinesis", "sns", "eventbridge"; NULL for an unknown value. */
+/* "sluice", "sqs", "kinesis", "sns", "eventbridge", "sns-http"; NULL for an
+ * unknown value. */
 const char *sl_push_format_name(enum sl_push_format f);
 /* The format named `name`; false when none is. */
 bool sl_push_format_parse(const char *name, enum sl_push_format *out);
@@ -120,9 +128,9 @@ void sl_push_record_id(enum sl_push_format f, const char *stream, const struct s
  * "sluice.body_encoding" = "base64"; a key as base64 text in MessageGroupId
  * and partitionKey, which is "" without a key). Attributes whose names start
  * "sluice." stay out of messageAttributes (except sluice.subject as SNS
- * Subject). Errors: SL_EINVAL (n == 0, n > 1 for EVENTBRIDGE, an unknown
+ * Subject). Errors: SL_EINVAL (n == 0, n > 1 for EVENTBRIDGE or SNS_HTTP, an unknown
  * format, a name of src that is not UTF-8, an SQS record without a UTF-8
- * receipt), SL_ENOMEM. */
+ * receipt), SL_ENOMEM. SNS_HTTP renders as sl_push_payload_message (SNS). */
 int sl_push_payload_render(enum sl_push_format f, const struct sl_push_source *src,
                            const struct sl_push_record *recs, uint32_t n, char **out,
                            size_t *out_len);
@@ -137,7 +145,15 @@ int sl_push_payload_render(enum sl_push_format f, const struct sl_push_source *s
 int sl_push_payload_message(enum sl_push_format f, const struct sl_push_source *src,
                             const struct sl_push_record *r, char **out, size_t *out_len);
 
-/* Reads a 2xx answer's body for Lambda's partial batch response,
+/* The request headers a format adds to its POST of record `r` ("Name:
+ * value" lines, each ended by '\n', replacing a default header of the same
+ * name), into *out (malloc'd; NULL when the format adds none). Errors:
+ * SL_ENOMEM. */
+int sl_push_payload_headers(enum sl_push_format f, const struct sl_push_source *src,
+                            const struct sl_push_record *r, char **out);
+
+/* Reads a 2xx answer's body for Lambda's partial batch response (SNS_HTTP
+ * reads none: any 2xx delivers),
  * {"batchItemFailures": [{"itemIdentifier": ID}, ...]}, where ID is the
  * SQS messageId, the Kinesis sequenceNumber, the SNS MessageId or the
  * SLUICE or EVENTBRIDGE id (sl_push_record_id). Sets failed[i] for each

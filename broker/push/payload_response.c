@@ -99,8 +99,8 @@ int sl_push_response_failures(enum sl_push_format f, const struct sl_push_source
         memset(failed, 0, n * sizeof(*failed));
     }
     *nfailed = 0;
-    if (len == 0) {
-        return SL_OK;
+    if (len == 0 || f == SL_PUSH_FORMAT_SNS_HTTP) {
+        return SL_OK; /* SNS: any 2xx delivers; the body means nothing */
     }
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &jerr);

@@ -167,6 +167,7 @@ static void batch_drop(struct push_batch *b)
         b->blocks = next;
     }
     free(b->call.body);
+    free(b->call.headers);
     free(b->call.answer);
     free(b->recs);
     free(b->receipts);
@@ -288,8 +289,9 @@ static int batch_add(struct push_batch *b, const struct sl_qrecord *q, uint32_t 
 static int on_prepare(struct sl_push_call *c)
 {
     struct push_batch *b = (struct push_batch *)c;
-    return sl_push_payload_render((enum sl_push_format)b->rt->t.format, &b->src, b->recs, b->n,
-                                  &c->body, &c->body_len);
+    enum sl_push_format f = (enum sl_push_format)b->rt->t.format;
+    int rc = sl_push_payload_render(f, &b->src, b->recs, b->n, &c->body, &c->body_len);
+    return rc == SL_OK ? sl_push_payload_headers(f, &b->src, &b->recs[0], &c->headers) : rc;
 }
 
 static void on_finish(struct sl_push_call *c)

@@ -94,8 +94,9 @@ int sl_push_target_check(struct sl_push_target *t, char *why, size_t why_len)
         return SL_EINVAL;
     }
     t->batch_size = t->batch_size == 0 ? DEFAULT_BATCH : t->batch_size;
-    if (t->format == SL_PUSH_FORMAT_EVENTBRIDGE && dest == NULL) {
-        t->batch_size = 1; /* an EventBridge target receives one event per call */
+    if ((t->format == SL_PUSH_FORMAT_EVENTBRIDGE || t->format == SL_PUSH_FORMAT_SNS_HTTP) &&
+        dest == NULL) {
+        t->batch_size = 1; /* EventBridge and SNS send one event per call */
     }
     t->concurrency = t->concurrency == 0 ? 1 : t->concurrency;
     t->timeout_ms = t->timeout_ms == 0 ? DEFAULT_TIMEOUT_MS : t->timeout_ms;

@@ -15,7 +15,7 @@ struct target_args {
 };
 
 static const struct cli_opt_choice format_choices[] = {
-    {"sluice", 0}, {"sqs", 1}, {"kinesis", 2}, {"sns", 3}, {"eventbridge", 4}, {NULL, 0},
+    {"sluice", 0}, {"sqs", 1}, {"kinesis", 2}, {"sns", 3}, {"eventbridge", 4}, {"sns-http", 5}, {NULL, 0},
 };
 
 #define STREAM_OPT                                                                              \
@@ -43,7 +43,8 @@ static const struct cli_opt add_opts[] = {
      .offset = offsetof(struct target_args, format),
      .value_name = "F",
      .help = "body shape: sluice (default), sqs (Lambda SQSEvent), kinesis\n"
-             "(KinesisStreamEvent), sns (SNSEvent), eventbridge (one event per POST)",
+             "(KinesisStreamEvent), sns (SNSEvent), eventbridge (one event per POST),\n"
+             "sns-http (one SNS notification per POST, as SNS sends to HTTP endpoints)",
      .choices = format_choices},
     {.name = "batch",
      .kind = CLI_OPT_U32,

@@ -381,6 +381,65 @@ test('a stream: target is refused into itself, into no stream, or in a batch for
   assert.deepEqual(await targets('floop'), []);
 });
 
+test('sns-http: one message per POST with the headers an SNS HTTP subscriber reads', async () => {
+  const ep = await endpoint(() => ({ status: 200 }));
+  await cli(['topic', 'create', 'alerts']);
+  await cli(['topic', 'subscribe', 'alerts', 'pager']);
+  await cli(['target', 'add', 'pager', '--stream', 'alerts', '--url', ep.url,
+    '--format', 'sns-http', '--batch', '10']);
+  await cli(['topic', 'publish', 'alerts', '--attr', 'sluice.subject=Disk', '--attr', 'sev=high'],
+    'disk 91%\ndisk 95%\ndisk 99%\n');
+  await until('3 POSTs', () => ep.posts.length >= 3);
+  await sleep(300);
+  assert.equal(ep.posts.length, 3);
+  const seen = [];
+  for (const p of ep.posts) {
+    const n = p.body;
+    assert.equal(n.Type, 'Notification');
+    assert.equal(p.headers['x-amz-sns-message-type'], 'Notification');
+    assert.equal(p.headers['x-amz-sns-message-id'], n.MessageId);
+    assert.equal(p.headers['x-amz-sns-topic-arn'], n.TopicArn);
+    assert.match(p.headers['x-amz-sns-subscription-arn'], /^arn:aws:sns:[^:]+:\d{12}:alerts:/);
+    assert.match(p.headers['content-type'], /^text\/plain; charset=UTF-8$/i);
+    assert.equal(n.Subject, 'Disk');
+    assert.deepEqual(n.MessageAttributes, { sev: { Type: 'String', Value: 'high' } });
+    seen.push(n.Message);
+  }
+  assert.deepEqual(seen.sort(), ['disk 91%', 'disk 95%', 'disk 99%']);
+  ep.close();
+});
+
+test('batch size 1: each record of one multi-record batch is delivered once', async () => {
+  const ep = await endpoint(() => ({ status: 200 }));
+  await cli(['queue', 'create', 'single', '--group', 'g']);
+  await cli(['target', 'add', 'g', '--stream', 'single', '--url', ep.url, '--format', 'sqs',
+    '--batch', '1']);
+  await cli(['queue', 'send', 'single'], lines('one', 6));
+  await until('settled', async () => {
+    const [t] = await targets('single');
+    return t.delivered === 6 && t.inflight === 0;
+  });
+  await sleep(300);
+  assert.deepEqual(sqsBodies(ep), Array.from({ length: 6 }, (_, i) => `one-${i}`));
+  ep.close();
+  // the same through a body-filtered subscription that skips every other record
+  const ep2 = await endpoint(() => ({ status: 200 }));
+  await cli(['topic', 'create', 'singles']);
+  await cli(['topic', 'subscribe', 'singles', 'evens', '--filter', '{"even":[true]}',
+    '--filter-scope', 'body']);
+  await cli(['target', 'add', 'evens', '--stream', 'singles', '--url', ep2.url, '--format', 'sqs',
+    '--batch', '1']);
+  await cli(['topic', 'publish', 'singles'],
+    Array.from({ length: 8 }, (_, i) => JSON.stringify({ n: i, even: i % 2 === 0 })).join('\n') + '\n');
+  await until('settled', async () => {
+    const [t] = await targets('singles');
+    return t.delivered === 4 && t.inflight === 0;
+  });
+  await sleep(300);
+  assert.deepEqual(sqsBodies(ep2).map((v) => JSON.parse(v).n), [0, 2, 4, 6]);
+  ep2.close();
+});
+
 test('a POST still out when the broker stops does not hold the stop back', async () => {
   const hung = await endpoint(() => null);
   await cli(['queue', 'create', 'last', '--group', 'g']);

@@ -233,7 +233,9 @@ TEST(msgid_layout)
 
 TEST(format_names)
 {
-    static const char *const names[] = {"sluice", "sqs", "kinesis", "sns", "eventbridge"};
+    static const char *const names[] = {"sluice", "sqs", "kinesis", "sns", "eventbridge",
+                                        "sns-http"};
+    _Static_assert(sizeof(names) / sizeof(names[0]) == SL_PUSH_FORMAT_COUNT, "every format");
     for (unsigned i = 0; i < SL_PUSH_FORMAT_COUNT; i++) {
         enum sl_push_format f;
         CHECK(strcmp(sl_push_format_name((enum sl_push_format)i), names[i]) == 0);
@@ -405,6 +407,71 @@ TEST(sns_format)
     CHECK(mattrs_ok(get(s2, "MessageAttributes"), "Type", "Value", "Value"));
     json_decref(j);
     free(text);
+}
+
+/* The message alone (forward targets, sns-http): the Sns object's fields,
+ * with the URLs spelled as SNS delivers to SQS and HTTP. */
+TEST(sns_message_delivered)
+{
+    fixture();
+    char id[SL_MSGID_LEN + 1];
+    enum sl_push_format formats[] = {SL_PUSH_FORMAT_SNS, SL_PUSH_FORMAT_SNS_HTTP};
+    for (int k = 0; k < 2; k++) {
+        char *out = NULL;
+        size_t len = 0;
+        int rc = k == 0 ? sl_push_payload_message(formats[k], &SRC, &recs[2], &out, &len)
+                        : sl_push_payload_render(formats[k], &SRC, &recs[2], 1, &out, &len);
+        CHECK_EQ(rc, SL_OK);
+        CHECK(out != NULL && strlen(out) == len);
+        json_t *s = json_loads(out, 0, NULL);
+        CHECK(s != NULL);
+        CHECK(str_is(get(s, "Type"), "Notification"));
+        CHECK(str_is(get(s, "MessageId"), msgid(&recs[2], id)));
+        CHECK(str_is(get(s, "TopicArn"), "arn:aws:sns:sluice:000000000000:orders"));
+        CHECK(str_is(get(s, "Subject"), "Hi there"));
+        CHECK(bytes_is(get(s, "Message"), V2, sizeof(V2) - 1));
+        CHECK(str_is(get(s, "SigningCertURL"), "") && str_is(get(s, "UnsubscribeURL"), ""));
+        CHECK(get(s, "SigningCertUrl") == NULL && get(s, "EventSource") == NULL);
+        CHECK(mattrs_ok(get(s, "MessageAttributes"), "Type", "Value", "Value"));
+        json_decref(s);
+        free(out);
+    }
+    char *out = NULL;
+    size_t len = 0;
+    CHECK_EQ(sl_push_payload_message(SL_PUSH_FORMAT_SQS, &SRC, &recs[0], &out, &len), SL_EINVAL);
+    CHECK_EQ(sl_push_payload_render(SL_PUSH_FORMAT_SNS_HTTP, &SRC, recs, 2, &out, &len),
+             SL_EINVAL);
+    CHECK(out == NULL);
+    /* an EventBridge message is the POST body of that format */
+    char *body = NULL;
+    size_t blen = 0;
+    CHECK_EQ(sl_push_payload_message(SL_PUSH_FORMAT_EVENTBRIDGE, &SRC, &recs[0], &out, &len),
+             SL_OK);
+    CHECK_EQ(sl_push_payload_render(SL_PUSH_FORMAT_EVENTBRIDGE, &SRC, &recs[0], 1, &body, &blen),
+             SL_OK);
+    CHECK(len == blen && memcmp(out, body, len) == 0);
+    free(out);
+    free(body);
+}
+
+TEST(sns_http_headers)
+{
+    fixture();
+    char *h = NULL, id[SL_MSGID_LEN + 1], want[512];
+    CHECK_EQ(sl_push_payload_headers(SL_PUSH_FORMAT_SNS, &SRC, &recs[0], &h), SL_OK);
+    CHECK(h == NULL);
+    CHECK_EQ(sl_push_payload_headers(SL_PUSH_FORMAT_SNS_HTTP, &SRC, &recs[1], &h), SL_OK);
+    snprintf(want, sizeof(want),
+             "Content-Type: text/plain; charset=UTF-8\n"
+             "x-amz-sns-message-type: Notification\n"
+             "x-amz-sns-message-id: %s\n"
+             "x-amz-sns-topic-arn: arn:aws:sns:sluice:000000000000:orders\n"
+             "x-amz-sns-subscription-arn: arn:aws:sns:sluice:000000000000:orders:workers\n",
+             msgid(&recs[1], id));
+    CHECK(h != NULL && strcmp(h, want) == 0);
+    free(h);
+    const struct sl_push_source split = {.stream = "a\r\nX-Evil: 1", .group = "g"};
+    CHECK_EQ(sl_push_payload_headers(SL_PUSH_FORMAT_SNS_HTTP, &split, &recs[1], &h), SL_EINVAL);
 }
 
 TEST(region_and_account)
@@ -612,12 +679,15 @@ TEST(response_known_ids)
     CHECK(o.rc == SL_OK && o.nfailed == 2 && o.failed[0] && !o.failed[1] && o.failed[2]);
     /* the same ids for SNS, SLUICE and EVENTBRIDGE */
     for (enum sl_push_format f = SL_PUSH_FORMAT_SLUICE; f < SL_PUSH_FORMAT_COUNT; f++) {
-        if (f != SL_PUSH_FORMAT_KINESIS) {
+        if (f != SL_PUSH_FORMAT_KINESIS && f != SL_PUSH_FORMAT_SNS_HTTP) {
             failures(b, sizeof(b), id0, NULL, NULL);
             o = answer(f, b, strlen(b));
             CHECK(o.rc == SL_OK && o.nfailed == 1 && o.failed[0] && !o.failed[1]);
         }
     }
+    /* an SNS HTTP subscriber's answer body means nothing: SNS reads only the status */
+    failures(b, sizeof(b), id0, NULL, NULL);
+    CHECK(none_failed(answer(SL_PUSH_FORMAT_SNS_HTTP, b, strlen(b))));
     /* other keys next to the list and in the entries are ignored */
     snprintf(b, sizeof(b),
              "{\"x\":1,\"batchItemFailures\":[{\"why\":\"timeout\",\"itemIdentifier\":\"%s\"}]}",
@@ -692,6 +762,8 @@ int main(void)
     RUN(sqs_format);
     RUN(kinesis_format);
     RUN(sns_format);
+    RUN(sns_message_delivered);
+    RUN(sns_http_headers);
     RUN(region_and_account);
     RUN(eventbridge_wrap);
     RUN(eventbridge_pass_through);
