@@ -108,6 +108,10 @@ struct qgroup {
     uint32_t used;      /* entries not FREE */
     uint32_t rr;
     struct recv_op *waiters;
+    /* Receives holding this group. A deleted group leaves its stream's list
+     * at once (nothing new finds it) and is freed when the last one ends. */
+    uint32_t receives;
+    bool deleted;
 };
 
 static uint64_t now_ms(void)
@@ -533,6 +537,11 @@ void sl_queue_create_group(struct sl_engine *e, const char *stream, const char *
     simple_start(op);
 }
 
+static void recv_fail_waiters(struct qgroup *g, int err);
+static void group_put(struct qgroup *g);
+
+/* Receives in flight on the group end with SL_ENOTFOUND (parked ones at
+ * once, others when their read returns); their leases go with the group. */
 void sl_queue_delete_group(struct sl_engine *e, const char *stream, const char *group,
                            sl_done_cb cb, void *ctx)
 {
@@ -544,10 +553,6 @@ void sl_queue_delete_group(struct sl_engine *e, const char *stream, const char *
         return;
     }
     struct sl_stream *st = g->stream;
-    if (g->waiters != NULL) {
-        cb(ctx, SL_EAGAIN, "receives are waiting on this group; retry");
-        return;
-    }
     struct simple_op *op = simple_new(e, st, cb, NULL, ctx);
     if (op == NULL) {
         cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM));
@@ -565,7 +570,11 @@ void sl_queue_delete_group(struct sl_engine *e, const char *stream, const char *
                 break;
             }
         }
-        group_free(g);
+        g->next = NULL;
+        g->deleted = true;
+        g->receives++; /* held while its parked receives answer */
+        recv_fail_waiters(g, SL_ENOTFOUND);
+        group_put(g);
     }
     simple_start(op);
 }
@@ -668,6 +677,16 @@ static void recv_free(struct recv_op *op)
 }
 
 /* Answers with the collected records, pointers resolved into the arena. */
+static void group_put(struct qgroup *g)
+{
+    SL_ASSERT(g->receives > 0);
+    g->receives--;
+    if (g->deleted && g->receives == 0) {
+        SL_ASSERT(g->waiters == NULL);
+        group_free(g);
+    }
+}
+
 static void recv_finish(struct recv_op *op)
 {
     op->stream->inflight--;
@@ -693,14 +712,19 @@ static void recv_finish(struct recv_op *op)
             .attr_count = q->attr_count};
     }
     struct sl_receive_result r = {.err = op->err,
-                                  .why = op->err != SL_OK ? sl_strerror(op->err) : "",
+                                  .why = op->err == SL_OK         ? ""
+                                         : op->g->deleted ? "the group was deleted"
+                                         : op->stream->deleted ? "the stream was deleted"
+                                                               : sl_strerror(op->err),
                                   .records = out, .n = op->err == SL_OK ? op->n : 0};
     sl_op_stats_record(&op->e->stats.op[SL_OP_RECEIVE], op->err,
                        sl_clock_mono_ns() - op->start_ns);
+    struct qgroup *g = op->g;
     op->cb(op->ctx, &r);
     free(out);
     free(attrs);
     recv_free(op);
+    group_put(g);
 }
 
 static void recv_maybe_finish(struct recv_op *op)
@@ -1220,7 +1244,10 @@ static void on_recv_read(struct sl_shard_read *rd, int err)
             return;
         }
     }
-    if (op->claimed != NULL) {
+    if (op->g->deleted) {
+        op->claimed = NULL; /* the group's state went with it: deliver nothing */
+        recv_step(op);
+    } else if (op->claimed != NULL) {
         on_redelivery_read(op, err);
     } else {
         on_frontier_read(op, err);
@@ -1266,7 +1293,10 @@ static void recv_step(struct recv_op *op)
 {
     struct qgroup *g = op->g;
     struct sl_stream *st = g->stream;
-    if (st->deleted || op->err != SL_OK) {
+    if ((st->deleted || g->deleted) && op->err == SL_OK) {
+        op->err = SL_ENOTFOUND;
+    }
+    if (op->err != SL_OK) {
         op->collecting = false;
         recv_maybe_finish(op);
         return;
@@ -1322,6 +1352,24 @@ static void recv_wake(struct qgroup *g)
     }
 }
 
+/* Parked receives answer now (they hold no record: a receive parks only
+ * empty), with `err` unless they already failed. */
+static void recv_fail_waiters(struct qgroup *g, int err)
+{
+    while (g->waiters != NULL) {
+        struct recv_op *op = g->waiters;
+        SL_ASSERT(op->parked && op->n == 0);
+        g->waiters = op->next;
+        op->next = NULL;
+        op->parked = false;
+        op->collecting = false;
+        if (op->err == SL_OK) {
+            op->err = err;
+        }
+        recv_maybe_finish(op);
+    }
+}
+
 void sl_queue_receive(struct sl_engine *e, const struct sl_receive_req *req, sl_receive_cb cb,
                       void *ctx)
 {
@@ -1360,6 +1408,7 @@ void sl_queue_receive(struct sl_engine *e, const struct sl_receive_req *req, sl_
                            .deadline_ms = wait > 0 ? sl_clock_mono_ms() + wait : 0, .recs = recs,
                            .collecting = true, .buf = buf, .buf_cap = QUEUE_READ_BYTES};
     g->stream->inflight++;
+    g->receives++;
     recv_step(op);
 }
 
@@ -1595,14 +1644,16 @@ void sl_queue_stop(struct sl_engine *e)
     dlq_retry_due(e, 0, true);
     for (struct sl_stream *st = sl_catalog_first(e->catalog); st != NULL; st = st->next) {
         for (struct qgroup *g = groups_of(st); g != NULL; g = g->next) {
-            while (g->waiters != NULL) {
-                struct recv_op *op = g->waiters;
-                g->waiters = op->next;
-                op->parked = false;
-                op->collecting = false;
-                recv_maybe_finish(op);
-            }
+            recv_fail_waiters(g, SL_OK); /* empty answers */
         }
+    }
+}
+
+void sl_queue_stream_deleted(struct sl_stream *st)
+{
+    SL_ASSERT(st->deleted);
+    for (struct qgroup *g = groups_of(st); g != NULL; g = g->next) {
+        recv_fail_waiters(g, SL_ENOTFOUND);
     }
 }
 

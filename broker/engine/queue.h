@@ -43,7 +43,8 @@ struct sl_qgroup_config {
  * those of the queue-state store. */
 void sl_queue_create_group(struct sl_engine *e, const char *stream, const char *group,
                            const struct sl_qgroup_config *cfg, sl_done_cb cb, void *ctx);
-/* Errors: SL_ENOTFOUND, SL_EAGAIN (receives are waiting on the group). */
+/* Errors: SL_ENOTFOUND and those of the queue-state store. Receives on the
+ * group, parked or reading, end with SL_ENOTFOUND. */
 void sl_queue_delete_group(struct sl_engine *e, const char *stream, const char *group,
                            sl_done_cb cb, void *ctx);
 /* Calls fn for each group of the stream (name borrowed for the call).
@@ -137,6 +138,8 @@ void sl_queue_tick(struct sl_engine *e);
 void sl_queue_shard_progress(struct sl_bshard *b);
 /* Shutdown: answer parked receives now. */
 void sl_queue_stop(struct sl_engine *e);
+/* The stream was deleted: its parked receives answer SL_ENOTFOUND now. */
+void sl_queue_stream_deleted(struct sl_stream *st);
 /* Frees a stream's runtime queue state (stream deleted or catalog closed). */
 void sl_queue_stream_free(struct sl_stream *st);
 

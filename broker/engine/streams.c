@@ -4,6 +4,7 @@
 #include "broker/engine/catalog.h"
 #include "broker/engine/engine.h"
 #include "broker/engine/fetch.h"
+#include "broker/engine/queue.h"
 #include "common/assert.h"
 #include "common/error.h"
 
@@ -66,6 +67,8 @@ int sl_streams_delete(struct sl_engine *e, const char *name, char *why, uint32_t
     int rc = sl_catalog_delete(e->catalog, name);
     if (rc != SL_OK) {
         snprintf(why, why_len, "cannot delete stream %s: %s", name, sl_strerror(rc));
+    } else if (st != NULL) {
+        sl_queue_stream_deleted(st);
     }
     return rc;
 }

@@ -517,6 +517,26 @@ static void release_now(struct push_rt *rt, const struct sl_qrecord *q, uint32_t
     }
 }
 
+static int save(struct sl_push *p, const struct sl_push_target *extra, const struct push_rt *skip,
+                char *why, size_t why_len);
+
+/* The group (or its stream) was deleted, by whatever front-end: its target
+ * goes too, durably, rather than failing every receive until removed by
+ * hand. If the file cannot be written the target stays, paused, and this is
+ * tried again on its next receive. */
+static void forget_orphan(struct push_rt *rt, const char *cause)
+{
+    char why[256];
+    if (save(rt->p, NULL, rt, why, sizeof(why)) != SL_OK) {
+        sl_warn("push", "target %s/%s: %s, but it cannot be removed: %s", rt->t.stream,
+                rt->t.group, cause, why);
+        return;
+    }
+    sl_info("push", "target %s/%s -> %s removed: %s", rt->t.stream, rt->t.group, rt->t.url,
+            cause);
+    rt->removed = true; /* on_received lets it go */
+}
+
 static void on_received(void *ctx, const struct sl_receive_result *r)
 {
     struct push_rt *rt = ctx;
@@ -528,6 +548,9 @@ static void on_received(void *ctx, const struct sl_receive_result *r)
         snprintf(rt->last_error, sizeof(rt->last_error), "receive: %s",
                  r->why != NULL ? r->why : sl_strerror(r->err));
         rt->paused_until_ms = sl_clock_mono_ms() + ERROR_PAUSE_MS;
+        if (r->err == SL_ENOTFOUND && !rt->removed && !p->stopping) {
+            forget_orphan(rt, r->why);
+        }
     }
     uint32_t n = r->err == SL_OK ? r->n : 0;
     if (n > 0 && (rt->removed || p->stopping)) {

@@ -440,6 +440,29 @@ test('batch size 1: each record of one multi-record batch is delivered once', as
   ep2.close();
 });
 
+test('deleting a group or its stream with a target parked on it: at once, and the target goes', async () => {
+  const ep = await endpoint(() => ({ status: 200 }));
+  await cli(['topic', 'create', 'gone']);
+  await cli(['topic', 'subscribe', 'gone', 'a']);
+  await cli(['topic', 'subscribe', 'gone', 'b']);
+  await cli(['target', 'add', 'a', '--stream', 'gone', '--url', ep.url]);
+  await cli(['target', 'add', 'b', '--stream', 'gone', '--url', ep.url]);
+  await sleep(300); // both targets' receives park (10 s long-polls)
+  let t0 = Date.now();
+  await cli(['topic', 'unsubscribe', 'gone', 'a']);
+  assert.ok(Date.now() - t0 < 2000, `unsubscribed in ${Date.now() - t0} ms`);
+  await until('target a removed', async () => (await targets('gone')).length === 1, 5000);
+  assert.equal((await targets('gone'))[0].group, 'b');
+  t0 = Date.now();
+  await cli(['stream', 'delete', 'gone']);
+  await until('target b removed', async () => {
+    return (await targets('gone')).length === 0;
+  }, 5000);
+  assert.ok(Date.now() - t0 < 3000, `target gone ${Date.now() - t0} ms after the stream`);
+  assert.equal(ep.posts.length, 0);
+  ep.close();
+});
+
 test('a POST still out when the broker stops does not hold the stop back', async () => {
   const hung = await endpoint(() => null);
   await cli(['queue', 'create', 'last', '--group', 'g']);
