@@ -1,8 +1,8 @@
 /* sns_query.c - the SNS Query protocol (see sns_req.h): the form decoded
  * into struct sl_sns_req, and the XML answers and errors.
  *
- * The decoded form is one copy of the body (percent-decoding only shrinks):
- * "key\0value\0" pairs that the request's strings point into. Indexed names
+ * The decoded form is one copy of the body ("key\0value\0" pairs, at most
+ * twice the body's length) that the request's strings point into. Indexed names
  * land in fixed slots (index - 1) and are compacted afterwards, so the work
  * is linear in the body and nothing is allocated per parameter.
  *
@@ -302,7 +302,7 @@ static int parse_pairs(struct sl_sns_req *r, struct slots *s, const char *body, 
         }
         p = pe + 1;
     }
-    SL_ASSERT((size_t)(out - r->text) <= len + 2);
+    SL_ASSERT((size_t)(out - r->text) <= 2 * len + 2);
     return SL_OK;
 }
 
@@ -313,7 +313,10 @@ int sl_sns_decode_query(const uint8_t *body, size_t len, struct sl_sns_req **out
     struct sl_sns_req *r = calloc(1, sizeof(*r));
     struct slots *s = calloc(1, sizeof(*s));
     if (r != NULL) {
-        r->text = malloc(len + 2); /* decoding only shrinks; +2 for the last pair's NULs */
+        /* Decoding only shrinks, but each pair gains up to two NULs (a name
+         * without "=" gets an empty value): a pair of L >= 1 bytes takes at
+         * most L + 2, so 2 * len + 2 holds them all. */
+        r->text = malloc(2 * len + 2);
     }
     if (r == NULL || s == NULL || r->text == NULL) {
         sl_sns_req_free(r);

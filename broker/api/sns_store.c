@@ -116,28 +116,20 @@ static int read_file(const char *path, uint8_t **buf, size_t *len)
     return rc;
 }
 
-static int load(struct sl_sns_store *s)
+int sl_sns_store_parse(struct sl_sns_store *s, const uint8_t *buf, size_t len)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = read_file(s->path, &buf, &len);
-    if (rc == SL_ENOTFOUND) {
-        return SL_OK;
+    if (len < FILE_HEAD + 8 || len > FILE_MAX || sl_get_u32(buf) != FILE_MAGIC ||
+        sl_get_u32(buf + 4) != FILE_VERSION ||
+        sl_get_u64(buf + len - 8) != sl_checksum64(buf, len - 8)) {
+        return SL_ECORRUPT;
     }
-    if (rc == SL_OK && (sl_get_u32(buf) != FILE_MAGIC || sl_get_u32(buf + 4) != FILE_VERSION ||
-                        sl_get_u64(buf + len - 8) != sl_checksum64(buf, len - 8))) {
-        rc = SL_ECORRUPT;
+    uint32_t count = sl_get_u32(buf + 8);
+    if (count > SL_SNS_SUBS_MAX) {
+        return SL_ECORRUPT;
     }
-    uint32_t count = rc == SL_OK ? sl_get_u32(buf + 8) : 0;
-    if (rc == SL_OK && count > SL_SNS_SUBS_MAX) {
-        rc = SL_ECORRUPT;
-    }
-    struct sl_reader d = {.p = buf != NULL ? buf + FILE_HEAD : NULL,
-                          .left = rc == SL_OK ? len - FILE_HEAD - 8 : 0};
-    struct sl_sns_sub *sub = rc == SL_OK ? malloc(sizeof(*sub)) : NULL;
-    if (rc == SL_OK && sub == NULL) {
-        rc = SL_ENOMEM;
-    }
+    struct sl_reader d = {.p = buf + FILE_HEAD, .left = len - FILE_HEAD - 8};
+    struct sl_sns_sub *sub = malloc(sizeof(*sub));
+    int rc = sub == NULL ? SL_ENOMEM : SL_OK;
     for (uint32_t i = 0; rc == SL_OK && i < count; i++) {
         rc = decode(&d, sub);
         if (rc == SL_OK) {
@@ -148,6 +140,20 @@ static int load(struct sl_sns_store *s)
         rc = SL_ECORRUPT;
     }
     free(sub);
+    return rc;
+}
+
+static int load(struct sl_sns_store *s)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = read_file(s->path, &buf, &len);
+    if (rc == SL_ENOTFOUND) {
+        return SL_OK;
+    }
+    if (rc == SL_OK) {
+        rc = sl_sns_store_parse(s, buf, len);
+    }
     free(buf);
     return rc;
 }
@@ -175,6 +181,11 @@ int sl_sns_store_open(const char *data_dir, struct sl_sns_store **out, char *why
     }
     *out = s;
     return SL_OK;
+}
+
+struct sl_sns_store *sl_sns_store_empty(void)
+{
+    return calloc(1, sizeof(struct sl_sns_store));
 }
 
 void sl_sns_store_close(struct sl_sns_store *s)

@@ -63,6 +63,14 @@ int sl_sns_store_open(const char *data_dir, struct sl_sns_store **out, char *why
                       size_t why_len);
 void sl_sns_store_close(struct sl_sns_store *s); /* NULL-safe */
 
+/* Adds the subscriptions of a file's bytes `buf` (borrowed) to `s` (which
+ * holds none yet): what the load does after reading the file; fuzzed.
+ * Errors: SL_ECORRUPT (checksum, structure, a field past its limit),
+ * SL_ENOMEM. */
+int sl_sns_store_parse(struct sl_sns_store *s, const uint8_t *buf, size_t len);
+/* A store with no file behind it (fuzzing, tests): sl_sns_store_save fails. */
+struct sl_sns_store *sl_sns_store_empty(void);
+
 /* Writes every subscription, durably. Errors: SL_EIO, SL_ENOSPC, SL_ENOMEM. */
 int sl_sns_store_save(struct sl_sns_store *s, char *why, size_t why_len);
 
