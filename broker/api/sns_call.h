@@ -45,6 +45,7 @@ struct sns_call {
     char request_id[40];
     char topic[SL_SNS_TOPIC_MAX + 1]; /* the topic the request is for */
     struct sl_sns_sub sub;            /* Subscribe / ConfirmSubscription: the one being made */
+    bool token_auth; /* an unsigned SubscribeURL visit: its token is the credential, no ACL */
 };
 
 /* Answers with the XML built in `x` (begun with sl_sns_xml_begin) and

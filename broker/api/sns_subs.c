@@ -366,8 +366,9 @@ static bool sub_endpoint(struct sns_call *c)
     }
     if (strcmp(p, "sqs") != 0) {
         snprintf(c->sub.endpoint, sizeof(c->sub.endpoint), "%s", ep);
+        return true;
     }
-    return true;
+    return sns_allowed(c, SL_ACL_PRODUCE, c->sub.endpoint); /* deliveries are written there */
 }
 
 void sns_subscribe(struct sns_call *c)
@@ -389,6 +390,9 @@ void sns_subscribe(struct sns_call *c)
     if (check_filter(s, why, sizeof(why)) != SL_SNS_OK) {
         sns_fail(c, SL_SNS_E_INVALID_PARAMETER, "%s", why);
         return;
+    }
+    if (s->redrive[0] != '\0' && !sns_allowed(c, SL_ACL_PRODUCE, s->redrive)) {
+        return; /* dead letters are written there */
     }
     if (c->push == NULL) {
         sns_fail(c, SL_SNS_E_INVALID_PARAMETER,
@@ -670,6 +674,10 @@ void sns_set_sub_attributes(struct sns_call *c)
     if (e != SL_SNS_OK) {
         sns_fail(c, e, "%s", why);
         return;
+    }
+    if (n.redrive[0] != '\0' && strcmp(n.redrive, s->redrive) != 0 &&
+        !sns_allowed(c, SL_ACL_PRODUCE, n.redrive)) {
+        return; /* dead letters are written there */
     }
     bool regroup = strcmp(n.filter, s->filter) != 0 || strcmp(n.redrive, s->redrive) != 0 ||
                    ((n.flags ^ s->flags) & SL_SNS_SUB_BODY_SCOPE) != 0;

@@ -10,6 +10,8 @@
 // SubscribeURL, then notifications with the x-amz-sns-* headers;
 // Unsubscribe stopping delivery; a FilterPolicy change; topic and
 // subscription attributes and listings with paging; DeleteTopic; bad input
+// (SigV4 and ACLs with auth on: AuthorizationError, unsigned refused, the
+// SubscribeURL's token as its own credential);
 // (missing TopicArn, a bad FilterPolicy, a bad protocol, PublishBatch's
 // errors, FIFO topics); persistence across a restart; awscli.
 import { test, after } from 'node:test';
@@ -28,7 +30,7 @@ import {
   SQSClient, CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand,
   DeleteMessageBatchCommand,
 } from '@aws-sdk/client-sqs';
-import { startBroker } from './harness.mjs';
+import { startBroker, startAuthBroker } from './harness.mjs';
 
 const b = await startBroker();
 after(() => b.stop());
@@ -372,4 +374,44 @@ test('awscli: create-topic, subscribe, publish, list-topics, errors', async () =
     '--message', 'x');
   assert.notEqual(bad.status, 0);
   assert.match(bad.err, /NotFound/);
+});
+
+// ---- auth = true: SigV4 for service sns, and the ACLs ------------------------------------
+
+test('auth: SigV4 and per-topic rights; AuthorizationError names the fix', async () => {
+  const K = { admin: ['AKIDSNSADMIN000001', 'admin/secret+0000000000000000000000000001'],
+    pub: ['AKIDSNSPUB00000001', 'pub/secret+000000000000000000000000000001'] };
+  const a = await startAuthBroker(`awskey ${K.admin[0]} ${K.admin[1]} admin
+awskey ${K.pub[0]} ${K.pub[1]} pub
+allow admin all *
+allow pub produce news
+`);
+  try {
+    const mk = (k) => new SNSClient({ endpoint: a.endpoint, region: 'us-east-1',
+      credentials: { accessKeyId: k[0], secretAccessKey: k[1] } });
+    const admin = mk(K.admin);
+    const pub = mk(K.pub);
+    const { TopicArn } = await admin.send(new CreateTopicCommand({ Name: 'news' }));
+    await admin.send(new CreateTopicCommand({ Name: 'secret' }));
+    const p = await pub.send(new PublishCommand({ TopicArn, Message: 'hello' }));
+    assert.match(p.MessageId, /^[0-9a-f-]{36}$/);
+    await rejects(pub.send(new PublishCommand({ TopicArn: TopicArn.replace('news', 'secret'),
+      Message: 'x' })), 'AuthorizationErrorException');
+    await rejects(pub.send(new DeleteTopicCommand({ TopicArn })), 'AuthorizationErrorException');
+    const lt = await pub.send(new ListTopicsCommand({}));
+    assert.deepEqual(lt.Topics.map((t) => t.TopicArn), [TopicArn], 'only what pub has a right on');
+    const wrong = mk([K.pub[0], 'not-the-secret']);
+    await assert.rejects(wrong.send(new ListTopicsCommand({})), (e) => e.$metadata?.httpStatusCode === 403);
+    const r = await fetch(a.endpoint, { method: 'POST', headers: {
+      'content-type': 'application/x-www-form-urlencoded' },
+    body: 'Action=ListTopics&Version=2010-03-31' });
+    assert.equal(r.status, 403);
+    assert.match(await r.text(), /MissingAuthenticationToken/);
+    // An unsigned GET with a bad token is refused as a token, not as a signature.
+    const g = await fetch(`${a.endpoint}/?Action=ConfirmSubscription&TopicArn=${encodeURIComponent(TopicArn)}&Token=${'0'.repeat(64)}`);
+    assert.equal(g.status, 400);
+    assert.match(await g.text(), /Invalid token/);
+  } finally {
+    await a.stop();
+  }
 });
