@@ -287,6 +287,7 @@ static void copy_request(struct sns_call *c, const struct sl_http_request *req)
         host = "localhost";
     }
     snprintf(c->host, sizeof(c->host), "%s", host);
+    c->https = c->call->conn != NULL && c->call->conn->tls != NULL;
 }
 
 static bool authenticate(struct sns_call *c)

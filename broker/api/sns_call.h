@@ -32,6 +32,7 @@ struct sl_stream;
 struct sl_sns {
     struct sl_sns_store *store;
     bool busy;         /* the janitor's engine call is out */
+    uint32_t cursor;   /* where the janitor looks first: one stuck group starves no other */
     uint64_t next_ms;  /* the janitor's next run (monotonic) */
 };
 
@@ -46,6 +47,7 @@ struct sns_call {
     char topic[SL_SNS_TOPIC_MAX + 1]; /* the topic the request is for */
     struct sl_sns_sub sub;            /* Subscribe / ConfirmSubscription: the one being made */
     bool token_auth; /* an unsigned SubscribeURL visit: its token is the credential, no ACL */
+    bool https;      /* the request came over TLS: the SubscribeURL is https too */
 };
 
 /* Answers with the XML built in `x` (begun with sl_sns_xml_begin) and

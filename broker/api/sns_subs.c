@@ -292,9 +292,9 @@ static int send_confirmation(struct sns_call *c, const struct sl_sns_sub *s)
     sl_time_format_iso8601(sl_clock_wall_ms(), true, ts);
     /* The ARN's colons are %3A-escaped: the URL is a query string. */
     snprintf(url, sizeof(url),
-             "http://%s/?Action=ConfirmSubscription&TopicArn=arn%%3Aaws%%3Asns%%3A" SNS_REGION
+             "%s://%s/?Action=ConfirmSubscription&TopicArn=arn%%3Aaws%%3Asns%%3A" SNS_REGION
              "%%3A" SNS_ACCOUNT "%%3A%s&Token=%s",
-             c->host, s->topic, s->token);
+             c->https ? "https" : "http", c->host, s->topic, s->token);
     if (!new_id(msg_id)) {
         return SL_ESYS;
     }
@@ -466,6 +466,12 @@ void sns_confirm(struct sns_call *c)
     }
     if ((s->flags & SL_SNS_SUB_CONFIRMED) != 0) {
         reply_sub_arn(c, s, false);
+        return;
+    }
+    if (c->push == NULL) {
+        sns_fail(c, SL_SNS_E_INVALID_PARAMETER,
+                 "Invalid parameter: push targets are off on this broker (push = false): the "
+                 "subscription could not deliver; turn them on");
         return;
     }
     c->sub = *s;
@@ -813,7 +819,8 @@ void sns_janitor(struct sl_sns *sns, struct sl_engine *e, struct sl_push *push, 
     struct sl_sns_store *st = sns->store;
     uint64_t wall = sl_clock_wall_ms();
     char why[SL_SNS_WHY_MAX];
-    for (uint32_t i = 0; i < st->n; i++) {
+    for (uint32_t k = 0; k < st->n; k++) {
+        uint32_t i = (sns->cursor + k) % st->n;
         struct sl_sns_sub *s = st->subs[i];
         bool pending = (s->flags & (SL_SNS_SUB_CONFIRMED | SL_SNS_SUB_DELETED)) == 0;
         if (pending && wall > s->created_ms + SNS_PENDING_TTL_MS) {
@@ -832,6 +839,7 @@ void sns_janitor(struct sl_sns *sns, struct sl_engine *e, struct sl_push *push, 
         }
         *op = (struct janitor_op){.sns = sns, .e = e, .push = push};
         snprintf(op->id, sizeof(op->id), "%s", s->id);
+        sns->cursor = i + 1; /* the next run starts past this one */
         sns->busy = true;
         sl_queue_delete_group(e, s->topic, s->id, on_group_gone, op);
         return;
