@@ -13,7 +13,8 @@
 // (SigV4 and ACLs with auth on: AuthorizationError, unsigned refused, the
 // SubscribeURL's token as its own credential);
 // (missing TopicArn, a bad FilterPolicy, a bad protocol, PublishBatch's
-// errors, FIFO topics); persistence across a restart; awscli.
+// errors, FIFO topics); a RedrivePolicy dead-lettering what an endpoint
+// keeps refusing; persistence across a restart; awscli.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -237,6 +238,48 @@ test('an HTTP subscriber: confirmation handshake, then notifications with SNS he
     await sns.send(new PublishCommand({ TopicArn, Message: 'after unsubscribe' }));
     await sleep(1500);
     assert.equal(got.length, 0, 'no notification after Unsubscribe');
+  } finally {
+    srv.close();
+  }
+});
+
+test('RedrivePolicy: a message an endpoint keeps refusing goes to the dead-letter queue', async () => {
+  const confirmations = [];
+  let refused = 0;
+  const srv = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      if (req.headers['x-amz-sns-message-type'] === 'SubscriptionConfirmation') {
+        confirmations.push(JSON.parse(body));
+        res.end('ok');
+      } else {
+        refused++;
+        res.statusCode = 500;
+        res.end('down');
+      }
+    });
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  try {
+    const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'flaky' }));
+    const dlq = await queue('flaky-dlq');
+    const url = `http://127.0.0.1:${srv.address().port}/`;
+    await rejects(sns.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: url,
+      Attributes: { RedrivePolicy: '{"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:none"}' } })),
+    'InvalidParameterException', /RedrivePolicy/);
+    await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'http', Endpoint: url,
+      Attributes: { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.arn }) } }));
+    for (let i = 0; i < 100 && confirmations.length === 0; i++) await sleep(50);
+    assert.equal(confirmations.length, 1);
+    const { SubscriptionArn } = await sns.send(new ConfirmSubscriptionCommand({ TopicArn,
+      Token: confirmations[0].Token }));
+    const ga = await sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn }));
+    assert.equal(JSON.parse(ga.Attributes.RedrivePolicy).deadLetterTargetArn, dlq.arn);
+    await sns.send(new PublishCommand({ TopicArn, Message: 'undeliverable' }));
+    const [dead] = await drain(dlq.url, 30000, 1);
+    assert.equal(dead?.Body, 'undeliverable', 'dead-lettered after the retries');
+    assert.ok(refused >= 4, `tried ${refused} times: 1 + SNS's 3 retries`);
   } finally {
     srv.close();
   }
