@@ -1,6 +1,6 @@
 /* sns_call.h - what the SNS front-end's files share (sns.c: dispatch,
- * answers, errors, ARNs; sns_topics.c; sns_subs.c: subscriptions and the
- * janitor that finishes their group changes; sns_publish.c). Internal.
+ * answers, errors, ARNs; sns_topics.c; sns_subs.c: subscriptions;
+ * sns_janitor.c: what finishes their group changes; sns_publish.c). Internal.
  *
  * Threading: the main loop. A struct sns_call lives from the request's
  * arrival to its answer and owns the decoded request; nothing is read from
@@ -99,7 +99,15 @@ void sns_sub_counts(const struct sl_sns *s, const char *topic, uint32_t *confirm
 /* DeleteTopic: forgets the topic's subscriptions and removes their targets
  * (the groups go with the stream). Errors: those of sl_sns_store_save. */
 int sns_subs_drop_topic(struct sns_call *c, const char *topic, char *why, size_t why_len);
-/* The janitor (from sl_sns_tick). */
+/* A subscription's queue group settings (strings borrowed from s) and its
+ * push target. */
+struct sl_qgroup_config;
+struct sl_push_target;
+void sns_group_config(const struct sl_sns_sub *s, struct sl_qgroup_config *g);
+void sns_target_of(const struct sl_sns_sub *s, struct sl_push_target *t);
+/* Saves the subscriptions file; a failure is also logged. */
+int sns_save(struct sl_sns *sns, char *why, size_t why_len);
+/* The janitor (sns_janitor.c, from sl_sns_tick). */
 void sns_janitor(struct sl_sns *s, struct sl_engine *e, struct sl_push *push, uint64_t now_ms);
 
 /* Publishing (sns_publish.c). */

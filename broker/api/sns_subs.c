@@ -1,6 +1,6 @@
 /* sns_subs.c - SNS subscriptions: Subscribe, ConfirmSubscription,
  * Unsubscribe, ListSubscriptions(ByTopic), Get/SetSubscriptionAttributes,
- * and the janitor that finishes what they start (mapping in sns.h).
+ * (mapping in sns.h); sns_janitor.c finishes what they start.
  *
  * A subscription's parts, made in this order so a failure leaves nothing
  * half-made that the store does not know of: the queue group (named by the
@@ -18,7 +18,7 @@
  * the answer) and mark the record; the janitor (every second, from the
  * tick) then deletes the group once the engine lets it and, for a change,
  * makes it again from the log's end with the new settings and puts the
- * target back. Messages published in between (about the push module's
+ * target back (sns_janitor.c). Messages published in between (about the push module's
  * 10 s long poll at most) do not reach that subscription. Unconfirmed
  * subscriptions are dropped after 3 days, as SNS does.
  *
@@ -82,7 +82,7 @@ static bool new_id(char out[SL_SNS_ID_MAX + 1])
 
 /* ---- the group and the target of a subscription ------------------------------------ */
 
-static void group_config(const struct sl_sns_sub *s, struct sl_qgroup_config *g)
+void sns_group_config(const struct sl_sns_sub *s, struct sl_qgroup_config *g)
 {
     memset(g, 0, sizeof(*g));
     g->start.kind = SL_POS_LATEST; /* SNS delivers what is published after subscribing */
@@ -94,7 +94,7 @@ static void group_config(const struct sl_sns_sub *s, struct sl_qgroup_config *g)
     }
 }
 
-static void target_of(const struct sl_sns_sub *s, struct sl_push_target *t)
+void sns_target_of(const struct sl_sns_sub *s, struct sl_push_target *t)
 {
     memset(t, 0, sizeof(*t));
     snprintf(t->stream, sizeof(t->stream), "%s", s->topic);
@@ -219,7 +219,7 @@ static void reply_sub_arn(struct sns_call *c, const struct sl_sns_sub *s, bool p
     sns_reply(c, &x, true);
 }
 
-static int save(struct sl_sns *sns, char *why, size_t why_len)
+int sns_save(struct sl_sns *sns, char *why, size_t why_len)
 {
     int rc = sl_sns_store_save(sns->store, why, why_len);
     if (rc != SL_OK) {
@@ -239,7 +239,7 @@ static void on_sub_group(void *ctx, int err, const char *gwhy)
         return;
     }
     struct sl_push_target t;
-    target_of(&c->sub, &t);
+    sns_target_of(&c->sub, &t);
     int rc = sl_push_set(c->push, &t, why, sizeof(why));
     struct sl_sns_sub *s = sl_sns_store_find(c->sns->store, c->sub.id);
     if (rc == SL_OK && s == NULL) {
@@ -248,14 +248,14 @@ static void on_sub_group(void *ctx, int err, const char *gwhy)
     }
     if (rc == SL_OK) {
         s->flags |= SL_SNS_SUB_CONFIRMED;
-        rc = save(c->sns, why, sizeof(why));
+        rc = sns_save(c->sns, why, sizeof(why));
     }
     if (rc != SL_OK) {
         char w2[SL_SNS_WHY_MAX];
         sl_push_remove(c->push, c->sub.topic, c->sub.id, w2, sizeof(w2));
         if (s != NULL) {
             s->flags |= SL_SNS_SUB_DELETED; /* the janitor deletes the group */
-            save(c->sns, w2, sizeof(w2));
+            sns_save(c->sns, w2, sizeof(w2));
         }
         sns_fail_engine(c, rc, why);
         return;
@@ -414,7 +414,7 @@ void sns_subscribe(struct sns_call *c)
     if (strcmp(s->protocol, "sqs") != 0) {
         int rc = sl_sns_store_add(c->sns->store, s, NULL);
         if (rc == SL_OK) {
-            rc = save(c->sns, why, sizeof(why));
+            rc = sns_save(c->sns, why, sizeof(why));
         }
         if (rc == SL_OK) {
             rc = send_confirmation(c, s);
@@ -425,7 +425,7 @@ void sns_subscribe(struct sns_call *c)
             struct sl_sns_sub *added = sl_sns_store_find(c->sns->store, s->id);
             if (added != NULL) {
                 sl_sns_store_remove(c->sns->store, added);
-                save(c->sns, why, sizeof(why));
+                sns_save(c->sns, why, sizeof(why));
             }
             sns_fail_engine(c, rc, why);
             return;
@@ -434,7 +434,7 @@ void sns_subscribe(struct sns_call *c)
         return;
     }
     struct sl_qgroup_config g;
-    group_config(s, &g);
+    sns_group_config(s, &g);
     sl_queue_create_group(c->e, s->topic, s->id, &g, on_sub_group, c);
 }
 
@@ -476,7 +476,7 @@ void sns_confirm(struct sns_call *c)
     }
     c->sub = *s;
     struct sl_qgroup_config g;
-    group_config(&c->sub, &g);
+    sns_group_config(&c->sub, &g);
     sl_queue_create_group(c->e, c->sub.topic, c->sub.id, &g, on_sub_group, c);
 }
 
@@ -539,7 +539,7 @@ void sns_unsubscribe(struct sns_call *c)
         sl_sns_store_remove(c->sns->store, s); /* no group yet */
     }
     char why[SL_SNS_WHY_MAX];
-    int rc = save(c->sns, why, sizeof(why));
+    int rc = sns_save(c->sns, why, sizeof(why));
     if (rc != SL_OK) {
         sns_fail_engine(c, rc, why);
         return;
@@ -695,12 +695,12 @@ void sns_set_sub_attributes(struct sns_call *c)
         n.flags |= SL_SNS_SUB_REGROUP; /* the janitor makes the group again */
     } else if (live && reformat && c->push != NULL) {
         struct sl_push_target t;
-        target_of(&n, &t);
+        sns_target_of(&n, &t);
         rc = sl_push_set(c->push, &t, why, sizeof(why));
     }
     if (rc == SL_OK) {
         *s = n;
-        rc = save(c->sns, why, sizeof(why));
+        rc = sns_save(c->sns, why, sizeof(why));
     }
     if (rc != SL_OK) {
         sns_fail_engine(c, rc, why);
@@ -732,116 +732,5 @@ int sns_subs_drop_topic(struct sns_call *c, const char *topic, char *why, size_t
             sl_sns_store_remove(st, s); /* the groups go with the stream */
         }
     }
-    return st->n == before ? SL_OK : save(c->sns, why, why_len);
-}
-
-/* ---- the janitor ------------------------------------------------------------------- */
-
-/* One engine call at a time (s->busy); the subscription is found again by
- * id in each callback, since an API call may have changed the store. */
-struct janitor_op {
-    struct sl_sns *sns;
-    struct sl_engine *e;
-    struct sl_push *push;
-    char id[SL_SNS_ID_MAX + 1];
-};
-
-static struct sl_sns_sub *find_any(const struct sl_sns_store *st, const char *id)
-{
-    for (uint32_t i = 0; i < st->n; i++) {
-        if (strcmp(st->subs[i]->id, id) == 0) {
-            return st->subs[i];
-        }
-    }
-    return NULL;
-}
-
-static void janitor_done(struct janitor_op *op)
-{
-    op->sns->busy = false;
-    free(op);
-}
-
-static void on_regrouped(void *ctx, int err, const char *gwhy)
-{
-    struct janitor_op *op = ctx;
-    struct sl_sns_sub *s = find_any(op->sns->store, op->id);
-    char why[SL_SNS_WHY_MAX];
-    if (s == NULL || (s->flags & SL_SNS_SUB_DELETED) != 0) {
-        janitor_done(op); /* unsubscribed meanwhile: the next run deletes the group */
-        return;
-    }
-    if (err != SL_OK) {
-        sl_warn("sns", "%s:%s: making its group again: %s (retrying)", s->topic, s->id, gwhy);
-        janitor_done(op);
-        return;
-    }
-    struct sl_push_target t;
-    target_of(s, &t);
-    int rc = op->push != NULL ? sl_push_set(op->push, &t, why, sizeof(why)) : SL_OK;
-    if (rc == SL_OK) {
-        s->flags &= ~(uint32_t)SL_SNS_SUB_REGROUP;
-        save(op->sns, why, sizeof(why));
-        sl_info("sns", "subscription %s:%s: its group was made again with the new settings",
-                s->topic, s->id);
-    } else {
-        sl_warn("sns", "%s:%s: its push target: %s", s->topic, s->id, why);
-    }
-    janitor_done(op);
-}
-
-static void on_group_gone(void *ctx, int err, const char *gwhy)
-{
-    struct janitor_op *op = ctx;
-    struct sl_sns_sub *s = find_any(op->sns->store, op->id);
-    char why[SL_SNS_WHY_MAX];
-    if (s == NULL || (err != SL_OK && err != SL_ENOTFOUND)) {
-        if (s != NULL && err != SL_EAGAIN) {
-            sl_warn("sns", "%s:%s: deleting its group: %s (retrying)", s->topic, s->id, gwhy);
-        }
-        janitor_done(op); /* EAGAIN: a receive is still parked on it */
-        return;
-    }
-    if ((s->flags & SL_SNS_SUB_DELETED) != 0) {
-        sl_sns_store_remove(op->sns->store, s);
-        save(op->sns, why, sizeof(why));
-        janitor_done(op);
-        return;
-    }
-    struct sl_qgroup_config g;
-    group_config(s, &g);
-    sl_queue_create_group(op->e, s->topic, s->id, &g, on_regrouped, op);
-}
-
-void sns_janitor(struct sl_sns *sns, struct sl_engine *e, struct sl_push *push, uint64_t now_ms)
-{
-    (void)now_ms;
-    struct sl_sns_store *st = sns->store;
-    uint64_t wall = sl_clock_wall_ms();
-    char why[SL_SNS_WHY_MAX];
-    for (uint32_t k = 0; k < st->n; k++) {
-        uint32_t i = (sns->cursor + k) % st->n;
-        struct sl_sns_sub *s = st->subs[i];
-        bool pending = (s->flags & (SL_SNS_SUB_CONFIRMED | SL_SNS_SUB_DELETED)) == 0;
-        if (pending && wall > s->created_ms + SNS_PENDING_TTL_MS) {
-            sl_info("sns", "subscription %s:%s was not confirmed within 3 days: dropped",
-                    s->topic, s->id);
-            sl_sns_store_remove(st, s);
-            save(sns, why, sizeof(why));
-            return;
-        }
-        if ((s->flags & (SL_SNS_SUB_DELETED | SL_SNS_SUB_REGROUP)) == 0) {
-            continue;
-        }
-        struct janitor_op *op = calloc(1, sizeof(*op));
-        if (op == NULL) {
-            return;
-        }
-        *op = (struct janitor_op){.sns = sns, .e = e, .push = push};
-        snprintf(op->id, sizeof(op->id), "%s", s->id);
-        sns->cursor = i + 1; /* the next run starts past this one */
-        sns->busy = true;
-        sl_queue_delete_group(e, s->topic, s->id, on_group_gone, op);
-        return;
-    }
+    return st->n == before ? SL_OK : sns_save(c->sns, why, why_len);
 }
