@@ -184,8 +184,7 @@ struct sl_stream *sns_resolve_topic(struct sns_call *c, uint32_t ops)
     name = name != NULL ? name + 1 : arn;
     if (strncmp(arn, "arn:aws:sns:", 12) != 0 || !sns_topic_name_ok(name)) {
         sns_fail(c, SL_SNS_E_INVALID_PARAMETER,
-                 "Invalid parameter: TopicArn %.160s is not a topic ARN (" SNS_ARN_PREFIX
-                 "NAME)",
+                 "Invalid parameter: TopicArn %.160s is not a topic ARN (" SNS_ARN_PREFIX "NAME)",
                  arn);
         return NULL;
     }

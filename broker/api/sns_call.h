@@ -21,19 +21,19 @@ struct sl_engine;
 struct sl_push;
 struct sl_stream;
 
-#define SNS_ACCOUNT      "000000000000" /* = SQS_ACCOUNT */
-#define SNS_REGION       "us-east-1"    /* = SQS_REGION */
-#define SNS_ARN_PREFIX   "arn:aws:sns:" SNS_REGION ":" SNS_ACCOUNT ":"
-#define SNS_PROP_PREFIX  "sns."   /* topic attribute N: stream property sns.N */
-#define SNS_HOST_MAX     256u
-#define SNS_ARN_MAX      (sizeof(SNS_ARN_PREFIX) + SL_SNS_TOPIC_MAX + 1 + SL_SNS_ID_MAX)
+#define SNS_ACCOUNT        "000000000000" /* = SQS_ACCOUNT */
+#define SNS_REGION         "us-east-1"    /* = SQS_REGION */
+#define SNS_ARN_PREFIX     "arn:aws:sns:" SNS_REGION ":" SNS_ACCOUNT ":"
+#define SNS_PROP_PREFIX    "sns." /* topic attribute N: stream property sns.N */
+#define SNS_HOST_MAX       256u
+#define SNS_ARN_MAX        (sizeof(SNS_ARN_PREFIX) + SL_SNS_TOPIC_MAX + 1 + SL_SNS_ID_MAX)
 #define SNS_PENDING_TTL_MS (3ull * 24 * 3600 * 1000) /* SNS: unconfirmed for 3 days */
 
 struct sl_sns {
     struct sl_sns_store *store;
-    bool busy;         /* the janitor's engine call is out */
-    uint32_t cursor;   /* where the janitor looks first: one stuck group starves no other */
-    uint64_t next_ms;  /* the janitor's next run (monotonic) */
+    bool busy;        /* the janitor's engine call is out */
+    uint32_t cursor;  /* where the janitor looks first: one stuck group starves no other */
+    uint64_t next_ms; /* the janitor's next run (monotonic) */
 };
 
 struct sns_call {

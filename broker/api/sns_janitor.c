@@ -109,8 +109,8 @@ void sns_janitor(struct sl_sns *sns, struct sl_engine *e, struct sl_push *push, 
         struct sl_sns_sub *s = st->subs[i];
         bool pending = (s->flags & (SL_SNS_SUB_CONFIRMED | SL_SNS_SUB_DELETED)) == 0;
         if (pending && wall > s->created_ms + SNS_PENDING_TTL_MS) {
-            sl_info("sns", "subscription %s:%s was not confirmed within 3 days: dropped",
-                    s->topic, s->id);
+            sl_info("sns", "subscription %s:%s was not confirmed within 3 days: dropped", s->topic,
+                    s->id);
             sl_sns_store_remove(st, s);
             sns_save(sns, why, sizeof(why));
             return;

@@ -41,8 +41,8 @@
 
 struct publish_op {
     struct sns_call *c;
-    uint8_t *batch;   /* owned */
-    char *scratch;    /* owned: attribute keys and values, decoded messages */
+    uint8_t *batch; /* owned */
+    char *scratch;  /* owned: attribute keys and values, decoded messages */
     uint32_t n_rec;
     uint32_t entry_of[SL_SNS_BATCH_MAX];
     const char *value[SL_SNS_BATCH_MAX]; /* the record's value (Message or its default) */
@@ -91,14 +91,12 @@ static enum sl_sns_error check_attrs(const struct sl_sns_entry *e, size_t *bytes
         }
         size_t vl = strlen(v);
         if (bin && (vl % 4 != 0 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                              "0123456789+/=") != vl)) {
-            snprintf(why, n, "The message attribute '%.64s': BinaryValue is not base64",
-                     a->name);
+                                             "0123456789+/=") != vl)) {
+            snprintf(why, n, "The message attribute '%.64s': BinaryValue is not base64", a->name);
             return SL_SNS_E_INVALID_PARAMETER_VALUE;
         }
         if (strlen(a->type) + 1 + vl > SL_RECORD_ATTR_VALUE_MAX) {
-            snprintf(why, n,
-                     "The message attribute '%.64s': type + value at most %u bytes here",
+            snprintf(why, n, "The message attribute '%.64s': type + value at most %u bytes here",
                      a->name, SL_RECORD_ATTR_VALUE_MAX - 1);
             return SL_SNS_E_INVALID_PARAMETER_VALUE;
         }
@@ -121,8 +119,8 @@ static enum sl_sns_error check_entry(struct publish_op *op, uint32_t k, char *wh
     }
     if (e->subject != NULL && (e->subject[0] == '\0' || strlen(e->subject) > SNS_SUBJECT_MAX ||
                                strpbrk(e->subject, "\r\n") != NULL)) {
-        snprintf(why, n,
-                 "Invalid parameter: Subject: 1-%u characters, no line breaks", SNS_SUBJECT_MAX);
+        snprintf(why, n, "Invalid parameter: Subject: 1-%u characters, no line breaks",
+                 SNS_SUBJECT_MAX);
         return SL_SNS_E_INVALID_PARAMETER;
     }
     op->value[k] = e->message;
@@ -225,8 +223,11 @@ static int build(struct publish_op *op, size_t *len)
         struct sl_attr attrs[SL_SNS_MSG_ATTRS_MAX + 1];
         uint32_t na = record_attrs(e, attrs, &sp);
         SL_ASSERT((size_t)(sp - op->scratch) <= scap);
-        struct sl_record rec = {.value = op->value[i], .value_len = (uint32_t)op->value_len[i],
-                                .attrs = attrs, .attr_count = na, .timestamp_ms = now};
+        struct sl_record rec = {.value = op->value[i],
+                                .value_len = (uint32_t)op->value_len[i],
+                                .attrs = attrs,
+                                .attr_count = na,
+                                .timestamp_ms = now};
         int rc = sl_batch_builder_add(&b, &rec);
         if (rc != SL_OK) {
             return rc;
@@ -372,7 +373,10 @@ void sns_publish(struct sns_call *c, struct sl_stream *st)
         return;
     }
     static uint32_t next_shard; /* unordered topics: round robin over the shards */
-    struct sl_produce_req pr = {.stream = c->topic, .shard = next_shard++ % st->shard_count,
-                                .batch = op->batch, .len = len, .ack = SL_ACK_DURABLE};
+    struct sl_produce_req pr = {.stream = c->topic,
+                                .shard = next_shard++ % st->shard_count,
+                                .batch = op->batch,
+                                .len = len,
+                                .ack = SL_ACK_DURABLE};
     sl_produce_submit(c->e, &pr, on_produced, op);
 }

@@ -42,16 +42,35 @@ static const char *const op_names[SL_SNS_OP_COUNT_] = {
 
 /* SNS actions this broker does not serve: UnsupportedOperation, not
  * InvalidAction, and the router sends them here rather than to SQS. */
-static const char *const unserved[] = {
-    "AddPermission", "RemovePermission", "TagResource", "UntagResource", "ListTagsForResource",
-    "CreatePlatformApplication", "CreatePlatformEndpoint", "DeleteEndpoint",
-    "DeletePlatformApplication", "GetEndpointAttributes", "GetPlatformApplicationAttributes",
-    "ListEndpointsByPlatformApplication", "ListPlatformApplications", "SetEndpointAttributes",
-    "SetPlatformApplicationAttributes", "CheckIfPhoneNumberIsOptedOut", "ListPhoneNumbersOptedOut",
-    "OptInPhoneNumber", "GetSMSAttributes", "SetSMSAttributes", "GetSMSSandboxAccountStatus",
-    "CreateSMSSandboxPhoneNumber", "DeleteSMSSandboxPhoneNumber", "ListSMSSandboxPhoneNumbers",
-    "VerifySMSSandboxPhoneNumber", "ListOriginationNumbers", "GetDataProtectionPolicy",
-    "PutDataProtectionPolicy", "ConfirmSubscriptionByToken"};
+static const char *const unserved[] = {"AddPermission",
+                                       "RemovePermission",
+                                       "TagResource",
+                                       "UntagResource",
+                                       "ListTagsForResource",
+                                       "CreatePlatformApplication",
+                                       "CreatePlatformEndpoint",
+                                       "DeleteEndpoint",
+                                       "DeletePlatformApplication",
+                                       "GetEndpointAttributes",
+                                       "GetPlatformApplicationAttributes",
+                                       "ListEndpointsByPlatformApplication",
+                                       "ListPlatformApplications",
+                                       "SetEndpointAttributes",
+                                       "SetPlatformApplicationAttributes",
+                                       "CheckIfPhoneNumberIsOptedOut",
+                                       "ListPhoneNumbersOptedOut",
+                                       "OptInPhoneNumber",
+                                       "GetSMSAttributes",
+                                       "SetSMSAttributes",
+                                       "GetSMSSandboxAccountStatus",
+                                       "CreateSMSSandboxPhoneNumber",
+                                       "DeleteSMSSandboxPhoneNumber",
+                                       "ListSMSSandboxPhoneNumbers",
+                                       "VerifySMSSandboxPhoneNumber",
+                                       "ListOriginationNumbers",
+                                       "GetDataProtectionPolicy",
+                                       "PutDataProtectionPolicy",
+                                       "ConfirmSubscriptionByToken"};
 
 enum sl_sns_op sl_sns_op_parse(const char *name, size_t len)
 {
@@ -137,8 +156,8 @@ static void put_mattr(struct sl_sns_mattr *slot, const char *key, const char *va
     }
 }
 
-static void put_entry_field(struct sl_sns_entry *e, struct sl_sns_mattr *mslots,
-                            const char *key, const char *value)
+static void put_entry_field(struct sl_sns_entry *e, struct sl_sns_mattr *mslots, const char *key,
+                            const char *value)
 {
     const char *rest;
     if (strcmp(key, "Id") == 0) {
@@ -278,8 +297,7 @@ static int parse_pairs(struct sl_sns_req *r, struct slots *s, const char *body, 
         if (pe > p) {
             if (++params > SL_SNS_PARAMS_MAX) {
                 f->code = SL_SNS_E_INVALID_PARAMETER;
-                snprintf(f->why, sizeof(f->why), "more than %u form parameters",
-                         SL_SNS_PARAMS_MAX);
+                snprintf(f->why, sizeof(f->why), "more than %u form parameters", SL_SNS_PARAMS_MAX);
                 return SL_EPROTO;
             }
             char *key = out;
@@ -328,9 +346,9 @@ int sl_sns_decode_query(const uint8_t *body, size_t len, struct sl_sns_req **out
     if (rc == SL_OK) {
         r->op = sl_sns_op_parse(action, strlen(action));
         if (r->op == SL_SNS_UNKNOWN) {
-            f->code = action[0] == '\0'                          ? SL_SNS_E_INVALID_PARAMETER
+            f->code = action[0] == '\0'                         ? SL_SNS_E_INVALID_PARAMETER
                       : unserved_action(action, strlen(action)) ? SL_SNS_E_UNSUPPORTED
-                                                                 : SL_SNS_E_INVALID_ACTION;
+                                                                : SL_SNS_E_INVALID_ACTION;
             snprintf(f->why, sizeof(f->why),
                      action[0] == '\0' ? "The request must contain the parameter Action.%s"
                      : f->code == SL_SNS_E_UNSUPPORTED
@@ -401,8 +419,7 @@ void sl_sns_xml_begin(struct sl_sns_xml *x, enum sl_sns_op op, bool result)
     }
 }
 
-char *sl_sns_xml_end(struct sl_sns_xml *x, enum sl_sns_op op, bool result,
-                     const char *request_id)
+char *sl_sns_xml_end(struct sl_sns_xml *x, enum sl_sns_op op, bool result, const char *request_id)
 {
     const char *name = sl_sns_op_name(op);
     if (result) {
@@ -425,8 +442,7 @@ char *sl_sns_xml_end(struct sl_sns_xml *x, enum sl_sns_op op, bool result,
     return p;
 }
 
-char *sl_sns_xml_error(const char *code, bool sender, const char *message,
-                       const char *request_id)
+char *sl_sns_xml_error(const char *code, bool sender, const char *message, const char *request_id)
 {
     struct sl_sns_xml x = {0};
     xput(&x, "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"" SNS_NS "\"><Error><Type>", false);

@@ -28,12 +28,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_SNS_BATCH_MAX     10u /* PublishBatch entries (SNS) */
-#define SL_SNS_MSG_ATTRS_MAX 10u /* message attributes per message (as SQS: a raw delivery holds them) */
-#define SL_SNS_ATTRS_MAX     16u /* topic / subscription attributes per request */
-#define SL_SNS_INDEX_MAX     64u /* .N in 1..64 */
-#define SL_SNS_WHY_MAX       320u
-#define SL_SNS_PARAMS_MAX    2048u /* form parameters per request */
+#define SL_SNS_BATCH_MAX 10u /* PublishBatch entries (SNS) */
+#define SL_SNS_MSG_ATTRS_MAX                                                                       \
+    10u /* message attributes per message (as SQS: a raw delivery holds them) */
+#define SL_SNS_ATTRS_MAX  16u /* topic / subscription attributes per request */
+#define SL_SNS_INDEX_MAX  64u /* .N in 1..64 */
+#define SL_SNS_WHY_MAX    320u
+#define SL_SNS_PARAMS_MAX 2048u /* form parameters per request */
 
 enum sl_sns_op {
     SL_SNS_UNKNOWN = 0,
@@ -57,20 +58,20 @@ enum sl_sns_op {
 /* SNS's error codes (the Query protocol's <Code>; sns_reply.c's table). */
 enum sl_sns_error {
     SL_SNS_OK = 0,
-    SL_SNS_E_MALFORMED,         /* a bad %-escape */
-    SL_SNS_E_INVALID_ACTION,    /* an Action SNS does not have */
-    SL_SNS_E_UNSUPPORTED,       /* an SNS Action this broker does not serve */
-    SL_SNS_E_INVALID_PARAMETER, /* InvalidParameter */
+    SL_SNS_E_MALFORMED,               /* a bad %-escape */
+    SL_SNS_E_INVALID_ACTION,          /* an Action SNS does not have */
+    SL_SNS_E_UNSUPPORTED,             /* an SNS Action this broker does not serve */
+    SL_SNS_E_INVALID_PARAMETER,       /* InvalidParameter */
     SL_SNS_E_INVALID_PARAMETER_VALUE, /* ParameterValueInvalid (message attributes) */
     SL_SNS_E_NOT_FOUND,
-    SL_SNS_E_AUTHORIZATION,     /* AuthorizationError: the ACL refuses */
-    SL_SNS_E_TOO_MANY_ENTRIES,  /* TooManyEntriesInBatchRequest */
-    SL_SNS_E_IDS_NOT_DISTINCT,  /* BatchEntryIdsNotDistinct */
-    SL_SNS_E_EMPTY_BATCH,       /* EmptyBatchRequest */
-    SL_SNS_E_INVALID_ENTRY_ID,  /* InvalidBatchEntryId */
-    SL_SNS_E_LIMIT,             /* SubscriptionLimitExceeded / TopicLimitExceeded */
-    SL_SNS_E_INTERNAL,          /* InternalError */
-    SL_SNS_E_MISSING_AUTH,      /* auth on: no Authorization header */
+    SL_SNS_E_AUTHORIZATION,    /* AuthorizationError: the ACL refuses */
+    SL_SNS_E_TOO_MANY_ENTRIES, /* TooManyEntriesInBatchRequest */
+    SL_SNS_E_IDS_NOT_DISTINCT, /* BatchEntryIdsNotDistinct */
+    SL_SNS_E_EMPTY_BATCH,      /* EmptyBatchRequest */
+    SL_SNS_E_INVALID_ENTRY_ID, /* InvalidBatchEntryId */
+    SL_SNS_E_LIMIT,            /* SubscriptionLimitExceeded / TopicLimitExceeded */
+    SL_SNS_E_INTERNAL,         /* InternalError */
+    SL_SNS_E_MISSING_AUTH,     /* auth on: no Authorization header */
     SL_SNS_E_INCOMPLETE_SIGNATURE,
     SL_SNS_E_INVALID_CLIENT_TOKEN,
     SL_SNS_E_SIGNATURE_MISMATCH,
@@ -147,10 +148,8 @@ void sl_sns_xml_leaf(struct sl_sns_xml *x, const char *name, const char *text);
 /* <OpResponse xmlns=...>[<OpResult>]: what every answer starts with. */
 void sl_sns_xml_begin(struct sl_sns_xml *x, enum sl_sns_op op, bool result);
 /* [</OpResult>]<ResponseMetadata>...</OpResponse>; returns owned text or NULL. */
-char *sl_sns_xml_end(struct sl_sns_xml *x, enum sl_sns_op op, bool result,
-                     const char *request_id);
+char *sl_sns_xml_end(struct sl_sns_xml *x, enum sl_sns_op op, bool result, const char *request_id);
 /* The Query protocol's XML error. Returns owned text or NULL. */
-char *sl_sns_xml_error(const char *code, bool sender, const char *message,
-                       const char *request_id);
+char *sl_sns_xml_error(const char *code, bool sender, const char *message, const char *request_id);
 
 #endif

@@ -27,8 +27,8 @@
 #define FILE_MAGIC   0x4E534C53u /* "SLSN" little-endian */
 #define FILE_VERSION 1u
 #define FILE_HEAD    12u
-#define ENTRY_MAX                                                                            \
-    (7u * 2u + SL_SNS_ID_MAX + SL_SNS_TOPIC_MAX + SL_SNS_PROTOCOL_MAX + SL_SNS_ENDPOINT_MAX + \
+#define ENTRY_MAX                                                                                  \
+    (7u * 2u + SL_SNS_ID_MAX + SL_SNS_TOPIC_MAX + SL_SNS_PROTOCOL_MAX + SL_SNS_ENDPOINT_MAX +      \
      SL_SNS_TOKEN_MAX + SL_SNS_FILTER_MAX + SL_SNS_TOPIC_MAX + 1u + 8u)
 #define FILE_MAX (FILE_HEAD + SL_SNS_SUBS_MAX * ENTRY_MAX + 8u)
 
@@ -264,8 +264,7 @@ struct sl_sns_sub *sl_sns_store_find(const struct sl_sns_store *s, const char *i
     return NULL;
 }
 
-int sl_sns_store_add(struct sl_sns_store *s, const struct sl_sns_sub *sub,
-                     struct sl_sns_sub **out)
+int sl_sns_store_add(struct sl_sns_store *s, const struct sl_sns_sub *sub, struct sl_sns_sub **out)
 {
     if (s->n == SL_SNS_SUBS_MAX) {
         return SL_ELIMIT;

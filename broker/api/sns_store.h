@@ -22,13 +22,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_SNS_SUBS_MAX       1024u /* = SL_PUSH_TARGETS_MAX: each may own a target */
-#define SL_SNS_ID_MAX         36u   /* a UUID */
-#define SL_SNS_TOPIC_MAX      128u  /* = SL_STREAM_NAME_MAX (SNS allows 256) */
-#define SL_SNS_ENDPOINT_MAX   2048u /* = SL_PUSH_URL_MAX */
-#define SL_SNS_TOKEN_MAX      64u   /* 32 random bytes in hex */
-#define SL_SNS_FILTER_MAX     4096u /* = SL_FILTER_TEXT_MAX */
-#define SL_SNS_PROTOCOL_MAX   8u
+#define SL_SNS_SUBS_MAX     1024u /* = SL_PUSH_TARGETS_MAX: each may own a target */
+#define SL_SNS_ID_MAX       36u   /* a UUID */
+#define SL_SNS_TOPIC_MAX    128u  /* = SL_STREAM_NAME_MAX (SNS allows 256) */
+#define SL_SNS_ENDPOINT_MAX 2048u /* = SL_PUSH_URL_MAX */
+#define SL_SNS_TOKEN_MAX    64u   /* 32 random bytes in hex */
+#define SL_SNS_FILTER_MAX   4096u /* = SL_FILTER_TEXT_MAX */
+#define SL_SNS_PROTOCOL_MAX 8u
 
 enum {
     SL_SNS_SUB_CONFIRMED = 1u << 0,
@@ -43,10 +43,10 @@ struct sl_sns_sub {
     char id[SL_SNS_ID_MAX + 1];
     char topic[SL_SNS_TOPIC_MAX + 1];
     char protocol[SL_SNS_PROTOCOL_MAX + 1]; /* sqs, http, https */
-    char endpoint[SL_SNS_ENDPOINT_MAX + 1];  /* sqs: the queue's name; http(s): the URL */
-    char token[SL_SNS_TOKEN_MAX + 1];        /* "" once confirmed */
-    char filter[SL_SNS_FILTER_MAX + 1];      /* FilterPolicy, "" none */
-    char redrive[SL_SNS_TOPIC_MAX + 1];      /* the dead-letter queue's name, "" none */
+    char endpoint[SL_SNS_ENDPOINT_MAX + 1]; /* sqs: the queue's name; http(s): the URL */
+    char token[SL_SNS_TOKEN_MAX + 1];       /* "" once confirmed */
+    char filter[SL_SNS_FILTER_MAX + 1];     /* FilterPolicy, "" none */
+    char redrive[SL_SNS_TOPIC_MAX + 1];     /* the dead-letter queue's name, "" none */
     uint32_t flags;
     uint64_t created_ms;
 };
@@ -59,8 +59,7 @@ struct sl_sns_store {
 
 /* Loads <data_dir>/sns/subscriptions (none: empty). Errors: SL_ECORRUPT
  * (`why` names the file and the fix), SL_EIO, SL_ENOMEM. */
-int sl_sns_store_open(const char *data_dir, struct sl_sns_store **out, char *why,
-                      size_t why_len);
+int sl_sns_store_open(const char *data_dir, struct sl_sns_store **out, char *why, size_t why_len);
 void sl_sns_store_close(struct sl_sns_store *s); /* NULL-safe */
 
 /* Adds the subscriptions of a file's bytes `buf` (borrowed) to `s` (which
@@ -78,8 +77,7 @@ int sl_sns_store_save(struct sl_sns_store *s, char *why, size_t why_len);
 struct sl_sns_sub *sl_sns_store_find(const struct sl_sns_store *s, const char *id);
 
 /* Adds a copy of `sub` (not saved yet). Errors: SL_ELIMIT, SL_ENOMEM. */
-int sl_sns_store_add(struct sl_sns_store *s, const struct sl_sns_sub *sub,
-                     struct sl_sns_sub **out);
+int sl_sns_store_add(struct sl_sns_store *s, const struct sl_sns_sub *sub, struct sl_sns_sub **out);
 
 /* Forgets subscription `sub` (not saved yet). */
 void sl_sns_store_remove(struct sl_sns_store *s, struct sl_sns_sub *sub);

@@ -52,7 +52,7 @@
 #define SNS_REDRIVE_DELIVERIES 4u     /* with a RedrivePolicy: 1 try + SNS's 3 retries */
 #define SNS_HTTP_TIMEOUT_MS    15000u /* SNS's HTTP delivery timeout */
 #define SNS_SQS_ARN_PREFIX     "arn:aws:sqs:"
-#define SNS_BODY_MAX           8192u  /* a confirmation message */
+#define SNS_BODY_MAX           8192u /* a confirmation message */
 
 /* ---- ids, tokens ---------------------------------------------------------------- */
 
@@ -153,12 +153,11 @@ static enum sl_sns_error apply_attr(struct sns_call *c, struct sl_sns_sub *s, co
         }
         json_t *j = json_loads(value, 0, NULL);
         const char *arn = json_string_value(json_object_get(j, "deadLetterTargetArn"));
-        const char *q = arn != NULL && strncmp(arn, SNS_SQS_ARN_PREFIX, 12) == 0
-                            ? strrchr(arn, ':')
-                            : NULL;
-        struct sl_stream *st =
-            q != NULL && strlen(q + 1) <= SL_SNS_TOPIC_MAX ? sl_catalog_find(c->e->catalog, q + 1)
-                                                           : NULL;
+        const char *q =
+            arn != NULL && strncmp(arn, SNS_SQS_ARN_PREFIX, 12) == 0 ? strrchr(arn, ':') : NULL;
+        struct sl_stream *st = q != NULL && strlen(q + 1) <= SL_SNS_TOPIC_MAX
+                                   ? sl_catalog_find(c->e->catalog, q + 1)
+                                   : NULL;
         bool ok = st != NULL && sl_catalog_prop(st, "sqs.CreatedTimestamp") != NULL;
         if (ok) {
             snprintf(s->redrive, sizeof(s->redrive), "%s", q + 1);
@@ -167,8 +166,8 @@ static enum sl_sns_error apply_attr(struct sns_call *c, struct sl_sns_sub *s, co
         if (!ok) {
             snprintf(why, why_len,
                      "Invalid parameter: RedrivePolicy: {\"deadLetterTargetArn\": the ARN of an "
-                     "existing SQS queue of this broker (arn:aws:sqs:" SNS_REGION
-                     ":" SNS_ACCOUNT ":NAME)}");
+                     "existing SQS queue of this broker (arn:aws:sqs:" SNS_REGION ":" SNS_ACCOUNT
+                     ":NAME)}");
             return SL_SNS_E_INVALID_PARAMETER;
         }
         return SL_SNS_OK;
@@ -191,9 +190,8 @@ static enum sl_sns_error check_filter(const struct sl_sns_sub *s, char *why, siz
     }
     char fwhy[256];
     struct sl_filter *f = NULL;
-    enum sl_filter_scope scope = (s->flags & SL_SNS_SUB_BODY_SCOPE) != 0
-                                     ? SL_FILTER_SCOPE_BODY
-                                     : SL_FILTER_SCOPE_ATTRIBUTES;
+    enum sl_filter_scope scope =
+        (s->flags & SL_SNS_SUB_BODY_SCOPE) != 0 ? SL_FILTER_SCOPE_BODY : SL_FILTER_SCOPE_ATTRIBUTES;
     int rc = sl_filter_parse(s->filter, strlen(s->filter), scope, &f, fwhy, sizeof(fwhy));
     sl_filter_free(f);
     if (rc != SL_OK) {
@@ -260,8 +258,8 @@ static void on_sub_group(void *ctx, int err, const char *gwhy)
         sns_fail_engine(c, rc, why);
         return;
     }
-    sl_info("sns", "subscription %s:%s (%s %s) confirmed", c->sub.topic, c->sub.id,
-            c->sub.protocol, c->sub.endpoint);
+    sl_info("sns", "subscription %s:%s (%s %s) confirmed", c->sub.topic, c->sub.id, c->sub.protocol,
+            c->sub.endpoint);
     reply_sub_arn(c, &c->sub, false);
 }
 
@@ -315,9 +313,9 @@ static int send_confirmation(struct sns_call *c, const struct sl_sns_sub *s)
              "x-amz-sns-message-type: SubscriptionConfirmation\n"
              "x-amz-sns-message-id: %s\nx-amz-sns-topic-arn: %s\n",
              msg_id, arn);
-    int rc = body == NULL ? SL_ENOMEM
-                          : sl_push_notify(c->push, s->endpoint, body, headers, false,
-                                           SNS_HTTP_TIMEOUT_MS);
+    int rc = body == NULL
+                 ? SL_ENOMEM
+                 : sl_push_notify(c->push, s->endpoint, body, headers, false, SNS_HTTP_TIMEOUT_MS);
     free(body);
     return rc;
 }

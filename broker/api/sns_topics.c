@@ -28,9 +28,9 @@
 #define SNS_TOPIC_SHARDS 2u   /* unordered fan-out: as SQS standard queues */
 #define SNS_LIST_PAGE    100u /* ListTopics answers at most 100 (SNS) */
 
-static const char *const settable[] = {"DisplayName",      "Policy",         "DeliveryPolicy",
-                                       "KmsMasterKeyId",   "SignatureVersion", "TracingConfig",
-                                       "ArchivePolicy",    "DataProtectionPolicy"};
+static const char *const settable[] = {
+    "DisplayName",      "Policy",        "DeliveryPolicy", "KmsMasterKeyId",
+    "SignatureVersion", "TracingConfig", "ArchivePolicy",  "DataProtectionPolicy"};
 #define SETTABLE (sizeof(settable) / sizeof(settable[0]))
 
 static bool attr_settable(const char *name)
@@ -65,9 +65,8 @@ static bool check_attr(struct sns_call *c, const char *name, const char *value)
         return false;
     }
     if (strlen(value) >= SL_STREAM_PROP_VALUE_MAX) {
-        sns_fail(c, SL_SNS_E_INVALID_PARAMETER,
-                 "Invalid parameter: %s: at most %u bytes here", name,
-                 SL_STREAM_PROP_VALUE_MAX - 1);
+        sns_fail(c, SL_SNS_E_INVALID_PARAMETER, "Invalid parameter: %s: at most %u bytes here",
+                 name, SL_STREAM_PROP_VALUE_MAX - 1);
         return false;
     }
     return true;
@@ -84,7 +83,8 @@ static int store_attrs(struct sns_call *c, struct sl_stream *st, const struct sl
     SL_ASSERT(n <= SL_SNS_ATTRS_MAX && n_extra <= 2);
     for (uint32_t i = 0; i < n + n_extra; i++) {
         const struct sl_sns_kv *a = i < n ? &kv[i] : &extra[i - n];
-        if (strcmp(a->name, "FifoTopic") == 0 || strcmp(a->name, "ContentBasedDeduplication") == 0) {
+        if (strcmp(a->name, "FifoTopic") == 0 ||
+            strcmp(a->name, "ContentBasedDeduplication") == 0) {
             continue;
         }
         snprintf(keys[k], sizeof(keys[k]), SNS_PROP_PREFIX "%s", a->name);

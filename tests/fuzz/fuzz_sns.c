@@ -70,9 +70,9 @@ static void form(const uint8_t *data, size_t size)
     }
     SL_ASSERT(r->op > SL_SNS_UNKNOWN && r->op < SL_SNS_OP_COUNT_);
     SL_ASSERT(r->n_attrs <= SL_SNS_ATTRS_MAX && r->n_entries <= SL_SNS_BATCH_MAX);
-    const char *flat[] = {r->name, r->topic_arn, r->subscription_arn, r->protocol, r->endpoint,
-                          r->token, r->next_token, r->attribute_name, r->attribute_value,
-                          r->return_sub_arn};
+    const char *flat[] = {
+        r->name,  r->topic_arn,  r->subscription_arn, r->protocol,        r->endpoint,
+        r->token, r->next_token, r->attribute_name,   r->attribute_value, r->return_sub_arn};
     for (size_t i = 0; i < sizeof(flat) / sizeof(flat[0]); i++) {
         touch(flat[i]);
     }
