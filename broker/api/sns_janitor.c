@@ -4,7 +4,8 @@
  * subscription (the engine refuses while a receive is parked on it: retried
  * until it may), makes the group of a changed subscription again with its
  * new filter and dead-letter settings and puts its push target back, and
- * drops subscriptions left unconfirmed for 3 days. Everything it acts on is
+ * drops subscriptions left unconfirmed for 3 days, and those whose topic's
+ * stream was deleted by other means (the CLI). Everything it acts on is
  * marked in the subscriptions file, so a restart resumes it.
  *
  * One engine call at a time; the subscriptions are visited from a rotating
@@ -12,6 +13,8 @@
  * Threading: the main loop; engine callbacks may run before the call returns.
  */
 #include "broker/api/sns_call.h"
+#include "broker/engine/catalog.h"
+#include "broker/engine/engine.h"
 #include "broker/engine/queue.h"
 #include "broker/push/push.h"
 #include "common/clock.h"
@@ -104,6 +107,7 @@ void sns_janitor(struct sl_sns *sns, struct sl_engine *e, struct sl_push *push, 
     struct sl_sns_store *st = sns->store;
     uint64_t wall = sl_clock_wall_ms();
     char why[SL_SNS_WHY_MAX];
+    bool gone = sl_catalog_unloaded(e->catalog) == 0; /* every stream is known: absent = gone */
     for (uint32_t k = 0; k < st->n; k++) {
         uint32_t i = (sns->cursor + k) % st->n;
         struct sl_sns_sub *s = st->subs[i];
@@ -111,6 +115,16 @@ void sns_janitor(struct sl_sns *sns, struct sl_engine *e, struct sl_push *push, 
         if (pending && wall > s->created_ms + SNS_PENDING_TTL_MS) {
             sl_info("sns", "subscription %s:%s was not confirmed within 3 days: dropped", s->topic,
                     s->id);
+            sl_sns_store_remove(st, s);
+            sns_save(sns, why, sizeof(why));
+            return;
+        }
+        if (gone && sl_catalog_find(e->catalog, s->topic) == NULL) {
+            /* the topic's stream was deleted by other means (`sluice stream delete`) */
+            sl_info("sns", "subscription %s:%s: its topic is gone: dropped", s->topic, s->id);
+            if (push != NULL && (s->flags & SL_SNS_SUB_CONFIRMED) != 0) {
+                sl_push_remove(push, s->topic, s->id, why, sizeof(why));
+            }
             sl_sns_store_remove(st, s);
             sns_save(sns, why, sizeof(why));
             return;

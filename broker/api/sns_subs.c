@@ -400,6 +400,15 @@ void sns_subscribe(struct sns_call *c)
     }
     bool want_arn = c->req->return_sub_arn != NULL && strcmp(c->req->return_sub_arn, "true") == 0;
     const struct sl_sns_sub *old = same_sub(c->sns, s);
+    const uint32_t kept = SL_SNS_SUB_RAW | SL_SNS_SUB_BODY_SCOPE;
+    if (old != NULL &&
+        (strcmp(old->filter, s->filter) != 0 || strcmp(old->redrive, s->redrive) != 0 ||
+         (old->flags & kept) != (s->flags & kept))) {
+        sns_fail(c, SL_SNS_E_INVALID_PARAMETER,
+                 "Invalid parameter: Attributes Reason: Subscription already exists with "
+                 "different attributes (change them with SetSubscriptionAttributes)");
+        return;
+    }
     if (old != NULL) { /* idempotent, as SNS */
         reply_sub_arn(c, old, (old->flags & SL_SNS_SUB_CONFIRMED) == 0 && !want_arn);
         return;

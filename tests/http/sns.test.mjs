@@ -88,6 +88,12 @@ test('fan-out: two SQS subscriptions with attribute and body filter policies', a
     Attributes: { FilterPolicy: JSON.stringify({ region: ['eu-west-1', 'eu-central-1'] }),
       FilterPolicyScope: 'MessageBody', RawMessageDelivery: 'true' } }));
   assert.match(s2.SubscriptionArn, /:orders:[0-9a-f-]{36}$/, 'sqs subscriptions need no confirmation');
+  const s2again = await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'sqs', Endpoint: eu.arn,
+    Attributes: { FilterPolicy: JSON.stringify({ region: ['eu-west-1', 'eu-central-1'] }),
+      FilterPolicyScope: 'MessageBody', RawMessageDelivery: 'true' } }));
+  assert.equal(s2again.SubscriptionArn, s2.SubscriptionArn, 'Subscribe is idempotent (URL or ARN)');
+  await rejects(sns.send(new SubscribeCommand({ TopicArn, Protocol: 'sqs', Endpoint: eu.arn })),
+    'InvalidParameterException', /different attributes/);
 
   const orders = [
     { id: 1, total: 250, region: 'eu-west-1' },  // both
@@ -361,6 +367,21 @@ test('ListTopics pages with NextToken; DeleteTopic removes the topic and its sub
   const all = await sns.send(new ListSubscriptionsCommand({}));
   assert.ok(!(all.Subscriptions ?? []).some((x) => x.TopicArn === TopicArn));
   await sns.send(new DeleteTopicCommand({ TopicArn })); // idempotent
+
+  // A topic deleted by other means (the CLI): its subscriptions are dropped by the janitor.
+  const other = await sns.send(new CreateTopicCommand({ Name: 'cli-deleted' }));
+  const s2 = await sns.send(new SubscribeCommand({ TopicArn: other.TopicArn, Protocol: 'sqs',
+    Endpoint: q.arn }));
+  const cli = spawnSync(process.env.SLUICE_CLI_PATH, ['--broker', `127.0.0.1:${b.port}`, 'stream',
+    'delete', 'cli-deleted'], { encoding: 'utf8' });
+  assert.equal(cli.status, 0, cli.stderr);
+  let gone = false;
+  for (let i = 0; i < 50 && !gone; i++) {
+    await sleep(100);
+    gone = !((await sns.send(new ListSubscriptionsCommand({}))).Subscriptions ?? [])
+      .some((x) => x.SubscriptionArn === s2.SubscriptionArn);
+  }
+  assert.ok(gone, 'the subscription of a topic deleted with the CLI is dropped');
 });
 
 test('subscriptions and topics survive a restart', async () => {
