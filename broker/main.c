@@ -22,6 +22,7 @@
 #include "broker/native/handlers.h"
 #include "broker/native/native.h"
 #include "broker/push/push.h"
+#include "broker/api/sns.h"
 #include "broker/net/net.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -232,6 +233,12 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
                          .started_ms = sl_clock_wall_ms()};
     if (rc == SL_OK && cfg->http_port != 0) {
         api.history = sl_history_new(cfg->ui_sample_interval_ms); /* NULL: no charts */
+        rc = sl_sns_open(cfg->data, &api.sns, why, sizeof(why));
+        if (rc != SL_OK) {
+            sl_error("broker", "SNS subscriptions: %s", why);
+        }
+    }
+    if (rc == SL_OK && cfg->http_port != 0) {
         api.push = b->push;
         b->api = &api;
         struct sl_listener_config lc = {.host = cfg->host, .port = cfg->http_port,
@@ -263,6 +270,7 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
     sl_push_close(b->push); /* after the network: no request reaches it any more */
     b->push = NULL;
     sl_history_free(api.history);
+    sl_sns_close(api.sns);
     sl_security_fini(&sec);
     return rc;
 }

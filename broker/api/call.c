@@ -52,7 +52,8 @@ static int status_class(int status)
  * its content is not sent. */
 static bool undecided(const struct sl_api_call *call, int status)
 {
-    bool aws = call->route == SL_ROUTE_KINESIS || call->route == SL_ROUTE_SQS;
+    bool aws = call->route == SL_ROUTE_KINESIS || call->route == SL_ROUTE_SQS ||
+               call->route == SL_ROUTE_SNS;
     if (!aws || call->api->auth == NULL || status >= 300 || call->acl_checked) {
         return false;
     }

@@ -13,6 +13,7 @@
 #include "broker/api/kinesis.h"
 #include "broker/api/ops.h"
 #include "broker/api/rest.h"
+#include "broker/api/sns.h"
 #include "broker/api/sqs.h"
 #include "broker/api/ui.h"
 #include "common/assert.h"
@@ -103,6 +104,11 @@ static void route(struct sl_api_call *call, const struct sl_http_request *req)
         sl_sqs_handle(call, target + strlen(SQS_PREFIX));
         return;
     }
+    if (target == NULL && sl_sns_claims(req)) { /* before SQS: both use Action=... forms */
+        call->route = SL_ROUTE_SNS;
+        sl_sns_handle(call);
+        return;
+    }
     if (post && target == NULL && ctype != NULL &&
         strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0) {
         call->route = SL_ROUTE_SQS; /* the Query protocol: Action=... in the body */
@@ -113,7 +119,7 @@ static void route(struct sl_api_call *call, const struct sl_http_request *req)
     reply_error(call, 404,
                 "no such endpoint: GET /healthz, /readyz, /metrics, /ui/ (the console), "
                 "/api/v1/...; POST with X-Amz-Target "
-                "Kinesis_20131202.* or AmazonSQS.*, or an SQS Query (Action=...)");
+                "Kinesis_20131202.* or AmazonSQS.*, or an SQS or SNS Query (Action=...)");
 }
 
 static void on_request(void *ctx, struct sl_http_session *s, const struct sl_http_request *req)
@@ -235,4 +241,5 @@ const struct sl_proto sl_api_proto = {
 void sl_api_tick(struct sl_api *api, uint64_t now_ms)
 {
     sl_history_tick(api->history, api->engine, now_ms);
+    sl_sns_tick(api, now_ms);
 }

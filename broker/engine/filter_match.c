@@ -13,6 +13,8 @@
  */
 #include "broker/engine/filter_int.h"
 
+#include "broker/msgid.h"
+
 #include "common/assert.h"
 #include "common/error.h"
 #include "common/jsonflat.h"
@@ -320,6 +322,32 @@ static bool cond_holds_body(const struct sl_filter *f, const struct flt_cond *c,
     return false;
 }
 
+/* Message attribute K as the SQS and SNS APIs store it: record attribute
+ * "sqs:K" = data type, NUL, value (broker/msgid.h). A pattern on K reads its
+ * value when the record has no attribute K itself, so an SNS FilterPolicy
+ * on MessageAttributes works on what Publish and SendMessage store. */
+static bool typed_attr(const struct sl_record_view *rec, const char *name, size_t len,
+                       struct sl_jsonflat_value *v)
+{
+    const size_t pl = sizeof(SL_SQS_ATTR_PREFIX) - 1;
+    struct sl_attr attr;
+    uint32_t pos = 0;
+    while (sl_record_attr_next(rec, &pos, &attr)) {
+        if (attr.key_len != pl + len || memcmp(attr.key, SL_SQS_ATTR_PREFIX, pl) != 0 ||
+            memcmp((const char *)attr.key + pl, name, len) != 0) {
+            continue;
+        }
+        const char *nul = memchr(attr.value, '\0', attr.value_len);
+        if (nul == NULL) {
+            return false; /* not what the APIs write: not this attribute */
+        }
+        v->s = nul + 1;
+        v->len = attr.value_len - (uint32_t)(nul + 1 - (const char *)attr.value);
+        return true;
+    }
+    return false;
+}
+
 static bool cond_holds_attrs(const struct sl_filter *f, const struct flt_cond *c,
                              const struct sl_record_view *rec)
 {
@@ -336,6 +364,9 @@ static bool cond_holds_attrs(const struct sl_filter *f, const struct flt_cond *c
             v.len = attr.value_len;
             break;
         }
+    }
+    if (!present) {
+        present = typed_attr(rec, key->s, key->len, &v);
     }
     struct subject_value sv = {.v = &v, .lenient = true, .numeric = -1};
     for (uint32_t i = 0; i < c->alt_count; i++) {

@@ -1642,8 +1642,11 @@ void sl_queue_shard_progress(struct sl_bshard *b)
 void sl_queue_stop(struct sl_engine *e)
 {
     dlq_retry_due(e, 0, true);
-    for (struct sl_stream *st = sl_catalog_first(e->catalog); st != NULL; st = st->next) {
-        for (struct qgroup *g = groups_of(st); g != NULL; g = g->next) {
+    /* Every stream with queue state, deleted ones waiting to be reaped
+     * included (the catalog lists only live streams): a receive parked on a
+     * deleted stream's group would otherwise never be answered. */
+    for (struct sl_queue_state *qs = e->queue_streams; qs != NULL; qs = qs->next) {
+        for (struct qgroup *g = qs->groups; g != NULL; g = g->next) {
             recv_fail_waiters(g, SL_OK); /* empty answers */
         }
     }

@@ -38,6 +38,7 @@
 #define RECEIVE_WAIT_MS         10000u       /* a receive's long-poll when no batch fills */
 #define LEASE_MARGIN_MS         10000u       /* lease beyond window + timeout */
 #define ERROR_PAUSE_MS          2000u        /* after a failed receive (no group, ...) */
+#define NOTIFY_RETRY_MS         2000u        /* a one-off POST's next try: 2 s, then 4 s */
 
 struct push_block {
     struct push_block *next;
@@ -98,7 +99,20 @@ struct sl_push {
     uint32_t forwarding; /* forwards out (their batches are the loop's) */
     struct sl_push_call *forwarded; /* forwards answered, to settle from collect() */
     uint64_t rng;
+    struct push_notify *notify_wait; /* one-off POSTs waiting for their next attempt */
+    uint32_t notifies;               /* one-off POSTs held (waiting or out) */
 };
+
+/* A one-off POST (sl_push_notify): no records, no lease; retried a few
+ * times from the tick, then dropped with a log line. */
+struct push_notify {
+    struct sl_push_call call; /* first: the HTTP thread's handle */
+    char *url;                /* owned */
+    uint32_t attempts;
+    uint64_t due_ms;
+    struct push_notify *next; /* notify_wait */
+};
+static char notify_tag; /* call.ctx of a notify: tells it apart from batches in collect() */
 
 static void pump(struct push_rt *rt);
 static void collect(struct sl_push *p);
@@ -210,7 +224,10 @@ static struct push_batch *batch_new(struct push_rt *rt)
     }
     b->rt = rt;
     b->cap = cap;
-    b->src = (struct sl_push_source){.stream = rt->t.stream, .group = rt->t.group};
+    /* ARNs and awsRegion as the SQS and SNS APIs answer them (their QueueArn,
+     * TopicArn), so a handler can compare what it is given with what it made. */
+    b->src = (struct sl_push_source){.stream = rt->t.stream, .group = rt->t.group,
+                                     .region = SL_PUSH_REGION, .account = SL_PUSH_ACCOUNT};
     rt->batches++;
     return b;
 }
@@ -407,6 +424,93 @@ static void answered(struct sl_push *p, struct push_batch *b)
     settle_batch(b);
 }
 
+/* ---- one-off POSTs ---- */
+
+static void notify_free(struct sl_push *p, struct push_notify *n)
+{
+    SL_ASSERT(p->notifies > 0);
+    p->notifies--;
+    free(n->call.body);
+    free(n->call.headers);
+    free(n->call.answer);
+    free(n->url);
+    free(n);
+}
+
+static void notify_answered(struct sl_push *p, struct push_notify *n)
+{
+    bool ok = n->call.failed == SL_OK && n->call.status >= 200 && n->call.status < 300;
+    n->attempts++;
+    if (ok || p->stopping || n->attempts >= SL_PUSH_NOTIFY_ATTEMPTS) {
+        if (!ok) {
+            sl_warn("push", "notification to %s dropped after %u attempts: %s (status %ld)",
+                    n->url, n->attempts, n->call.error[0] != '\0' ? n->call.error : "no 2xx",
+                    n->call.status);
+        }
+        notify_free(p, n);
+        return;
+    }
+    free(n->call.answer);
+    n->call.answer = NULL;
+    n->due_ms = sl_clock_mono_ms() + NOTIFY_RETRY_MS * n->attempts;
+    n->next = p->notify_wait;
+    p->notify_wait = n;
+}
+
+/* From the tick: the waiting notifications whose time has come go out again. */
+static void notify_due(struct sl_push *p, uint64_t now)
+{
+    for (struct push_notify **pp = &p->notify_wait; *pp != NULL;) {
+        struct push_notify *n = *pp;
+        if (n->due_ms > now && !p->stopping) {
+            pp = &n->next;
+            continue;
+        }
+        *pp = n->next;
+        if (p->stopping) {
+            notify_free(p, n);
+        } else {
+            n->call.status = 0;
+            n->call.failed = SL_OK;
+            n->call.error[0] = '\0';
+            sl_push_http_submit(p->http, &n->call);
+        }
+    }
+}
+
+int sl_push_notify(struct sl_push *p, const char *url, const char *body, const char *headers,
+                   bool insecure, uint32_t timeout_ms)
+{
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+        return SL_EINVAL;
+    }
+    if (p->notifies >= SL_PUSH_NOTIFY_MAX || p->stopping) {
+        return SL_ELIMIT;
+    }
+    struct push_notify *n = calloc(1, sizeof(*n));
+    if (n == NULL) {
+        return SL_ENOMEM;
+    }
+    n->url = strdup(url);
+    n->call.body = strdup(body);
+    n->call.headers = headers != NULL ? strdup(headers) : NULL;
+    if (n->url == NULL || n->call.body == NULL || (headers != NULL && n->call.headers == NULL)) {
+        free(n->url);
+        free(n->call.body);
+        free(n->call.headers);
+        free(n);
+        return SL_ENOMEM;
+    }
+    p->notifies++;
+    n->call.body_len = strlen(body);
+    n->call.url = n->url;
+    n->call.insecure = insecure;
+    n->call.timeout_ms = timeout_ms;
+    n->call.ctx = &notify_tag;
+    sl_push_http_submit(p->http, &n->call);
+    return SL_OK;
+}
+
 static void collect(struct sl_push *p)
 {
     struct sl_push_call *c = p->forwarded;
@@ -419,7 +523,11 @@ static void collect(struct sl_push *p)
     c = sl_push_http_done(p->http);
     while (c != NULL) {
         struct sl_push_call *next = c->next;
-        answered(p, (struct push_batch *)c);
+        if (c->ctx == &notify_tag) {
+            notify_answered(p, (struct push_notify *)c);
+        } else {
+            answered(p, (struct push_batch *)c);
+        }
         c = next;
     }
 }
@@ -755,6 +863,7 @@ void sl_push_tick(struct sl_push *p, uint64_t now)
         return;
     }
     collect(p);
+    notify_due(p, sl_clock_mono_ms());
     /* Downwards: reap moves the last target into the slot it frees. */
     for (uint32_t i = p->n; i-- > 0;) {
         if (p->rts[i]->removed) {
@@ -800,6 +909,7 @@ void sl_push_close(struct sl_push *p)
         p->forwarded = b->call.next;
         batch_drop(b);
     }
+    notify_due(p, UINT64_MAX); /* stopping: the waiting ones are dropped */
     for (uint32_t i = 0; i < p->n; i++) {
         struct push_rt *rt = p->rts[i];
         if (rt->filling != NULL) { /* leased, never sent: the leases run out */

@@ -26,6 +26,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* The region and account in the ARNs and awsRegion of what targets
+ * receive: those the SQS and SNS APIs answer (QueueArn, TopicArn). */
+#define SL_PUSH_REGION  "us-east-1"
+#define SL_PUSH_ACCOUNT "000000000000"
+
 struct sl_engine;
 struct sl_ring;
 struct sl_push;
@@ -69,6 +74,18 @@ int sl_push_set(struct sl_push *p, struct sl_push_target *t, char *why, size_t w
  * Errors: SL_ENOTFOUND, those of sl_push_targets_save. */
 int sl_push_remove(struct sl_push *p, const char *stream, const char *group, char *why,
                    size_t why_len);
+
+/* A one-off POST, not tied to any record (the SNS SubscriptionConfirmation
+ * message): `body` and `headers` ("Name: value\n" lines replacing the
+ * default headers of those names, or NULL) are copied; the HTTP thread POSTs
+ * it, and it is tried again (after 2 s, then 4 s) until a 2xx or
+ * SL_PUSH_NOTIFY_ATTEMPTS tries; the outcome is only logged. At most
+ * SL_PUSH_NOTIFY_MAX are held at once. Errors: SL_EINVAL (not an http(s)
+ * URL), SL_ELIMIT (too many held, or shutting down), SL_ENOMEM. */
+#define SL_PUSH_NOTIFY_ATTEMPTS 3u
+#define SL_PUSH_NOTIFY_MAX      256u
+int sl_push_notify(struct sl_push *p, const char *url, const char *body, const char *headers,
+                   bool insecure, uint32_t timeout_ms);
 
 /* Fills up to `cap` statuses (stream filter: NULL = all); returns how many
  * targets there are in total. */

@@ -121,6 +121,12 @@ static const char *record_id_of(enum sl_push_format f, const json_t *rec)
     }
 }
 
+/* Formats that POST one record per request (batch size 1 is enforced). */
+static bool one_per_post(enum sl_push_format f)
+{
+    return f == SL_PUSH_FORMAT_EVENTBRIDGE || f == SL_PUSH_FORMAT_SNS_HTTP;
+}
+
 static void check_render(enum sl_push_format f, const struct sl_push_source *src,
                          const struct sl_push_record *recs, uint32_t n)
 {
@@ -128,7 +134,7 @@ static void check_render(enum sl_push_format f, const struct sl_push_source *src
     size_t len = 0;
     int rc = sl_push_payload_render(f, src, recs, n, &out, &len);
     bool invalid =
-        (f == SL_PUSH_FORMAT_EVENTBRIDGE && n > 1) || !is_text(src->stream, strlen(src->stream));
+        (one_per_post(f) && n > 1) || !is_text(src->stream, strlen(src->stream));
     SL_ASSERT(rc == (invalid ? SL_EINVAL : SL_OK));
     if (rc != SL_OK) {
         return;
@@ -137,7 +143,13 @@ static void check_render(enum sl_push_format f, const struct sl_push_source *src
     json_error_t err;
     json_t *j = json_loadb(out, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &err);
     SL_ASSERT(j != NULL && json_is_object(j));
-    if (f == SL_PUSH_FORMAT_EVENTBRIDGE) {
+    if (f == SL_PUSH_FORMAT_SNS_HTTP) { /* one SNS Notification, as delivered over HTTP */
+        char id[SL_PUSH_ID_MAX];
+        sl_push_record_id(f, src->stream, &recs[0], id);
+        const char *got = json_string_value(json_object_get(j, "MessageId"));
+        SL_ASSERT(got != NULL && strcmp(got, id) == 0);
+        SL_ASSERT(json_is_string(json_object_get(j, "Type")));
+    } else if (f == SL_PUSH_FORMAT_EVENTBRIDGE) {
         bool nul = memchr(recs[0].value, '\0', recs[0].value_len) != NULL;
         json_t *v = nul ? NULL
                         : json_loadb((const char *)recs[0].value, recs[0].value_len,
@@ -236,8 +248,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 (struct sl_attr){.key = key, .key_len = kl, .value = value, .value_len = vl};
         }
     }
-    check_render(f, &src, recs, f == SL_PUSH_FORMAT_EVENTBRIDGE ? 1 : n);
-    if (f == SL_PUSH_FORMAT_EVENTBRIDGE && n > 1) {
+    check_render(f, &src, recs, one_per_post(f) ? 1 : n);
+    if (one_per_post(f) && n > 1) {
         check_render(f, &src, recs, n);
     }
     size_t blen = r.n < FZ_BODY_MAX ? r.n : FZ_BODY_MAX;

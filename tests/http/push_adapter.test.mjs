@@ -67,8 +67,8 @@ function sqsEvent() {
     attributes: { ApproximateReceiveCount: '1', SentTimestamp: '1700000000123',
       ApproximateFirstReceiveTimestamp: '1700000000123' },
     messageAttributes: { color: { stringValue: 'blue', dataType: 'String' } },
-    md5OfBody: '', eventSource: 'aws:sqs', eventSourceARN: 'arn:aws:sqs:sluice:000000000000:orders',
-    awsRegion: 'sluice' })) } };
+    md5OfBody: '', eventSource: 'aws:sqs', eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:orders',
+    awsRegion: 'us-east-1' })) } };
 }
 
 const adapters = [

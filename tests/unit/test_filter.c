@@ -7,7 +7,8 @@
  * comparisons, including non-numeric, overflowing and absent attributes);
  * the AND of keys and the OR of alternatives; $or combined with other keys,
  * nested $or, wide $or; the empty pattern; the first of repeated attributes;
- * \u escapes; invalid patterns (each rejected with SL_EINVAL and a message
+ * \u escapes; SQS/SNS-typed message attributes ("sqs:K" = type NUL value) read
+ * as K when the record has no K; invalid patterns (each rejected with SL_EINVAL and a message
  * that names the JSON path), JSON syntax errors (line and column); the limits
  * (text bytes, keys, values per key, $or depth, key length) at and past the
  * edge; a NULL or tiny `why`; sl_filter_free(NULL). Records are real: built
@@ -63,6 +64,9 @@ static int fixture_build(va_list ap)
                                        .key_len = (uint32_t)(eq - fx.text[n]),
                                        .value = eq + 1,
                                        .value_len = (uint32_t)strlen(eq + 1)};
+        for (char *u = strchr(eq + 1, '\x1f'); u != NULL; u = strchr(u + 1, '\x1f')) {
+            *u = '\0'; /* \x1f stands for a NUL byte in a value (typed attributes) */
+        }
         n++;
     }
     struct sl_record rec = {
@@ -603,6 +607,24 @@ TEST(match_is_repeatable)
     sl_filter_free(f);
 }
 
+TEST(typed_message_attributes)
+{
+    /* What the SQS and SNS APIs store for message attribute K: "sqs:K" = type NUL value. */
+    const char *p = "{\"color\": [\"red\"], \"n\": [{\"numeric\": [\">\", 10]}]}";
+    CHECK_EQ(m(p, "sqs:color=String\x1fred", "sqs:n=Number\x1f" "12", NULL), 1);
+    CHECK_EQ(m(p, "sqs:color=String\x1f" "blue", "sqs:n=Number\x1f" "12", NULL), 0);
+    CHECK_EQ(m(p, "sqs:color=String\x1fred", "sqs:n=Number\x1f" "9", NULL), 0);
+    /* an attribute K itself wins over sqs:K */
+    CHECK_EQ(m(p, "color=red", "sqs:color=String\x1f" "blue", "n=11", NULL), 1);
+    /* without the NUL it is not what the APIs write: absent */
+    CHECK_EQ(m("{\"color\": [{\"exists\": false}]}", "sqs:color=red", NULL), 1);
+    CHECK_EQ(m("{\"color\": [{\"exists\": true}]}", "sqs:color=String\x1f", NULL), 1);
+    CHECK_EQ(m("{\"color\": [\"\"]}", "sqs:color=String\x1f", NULL), 1);
+    /* the prefix alone, or a longer name, is not K */
+    CHECK_EQ(m("{\"color\": [{\"exists\": true}]}", "sqs:colors=String\x1fred", NULL), 0);
+    CHECK_EQ(m("{\"color\": [{\"exists\": true}]}", "sqs:=String\x1fred", NULL), 0);
+}
+
 int main(void)
 {
     RUN(exact_string);
@@ -627,5 +649,6 @@ int main(void)
     RUN(limit_key_length);
     RUN(why_may_be_null_or_small);
     RUN(match_is_repeatable);
+    RUN(typed_message_attributes);
     TEST_END();
 }
