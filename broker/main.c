@@ -10,6 +10,7 @@
  * and watchdog pings from the tick, STOPPING=1.
  */
 #include "broker/api/api.h"
+#include "broker/api/eb.h"
 #include "broker/api/history.h"
 #include "broker/security.h"
 #include "broker/config.h"
@@ -263,6 +264,7 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
     sl_push_close(b->push); /* after the network: no request reaches it any more */
     b->push = NULL;
     sl_history_free(api.history);
+    sl_eb_free(&api);
     sl_security_fini(&sec);
     return rc;
 }

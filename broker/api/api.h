@@ -18,6 +18,7 @@
 struct sl_engine;
 struct sl_history;
 struct sl_ring;
+struct sl_eb;
 
 struct sl_api_config {
     uint32_t header_bytes_max;
@@ -44,6 +45,7 @@ struct sl_api {
     struct sl_latency latency[8]; /* by route: from the request to its answer */
     struct sl_history *history;   /* the console's last hour (owned by main); may be NULL */
     struct sl_push *push;         /* push targets, for /metrics (borrowed); NULL when off */
+    struct sl_eb *eventbridge;    /* the EventBridge API's state (eb.c; made at first use) */
 };
 
 /* From the loop's tick (monotonic ms): the console's samples. */
