@@ -36,6 +36,7 @@
 #include "broker/engine/queue.h"
 #include "broker/push/forward.h"
 #include "broker/push/target.h"
+#include "broker/push/transform.h"
 #include "common/clock.h"
 #include "common/error.h"
 
@@ -425,7 +426,47 @@ static bool target_url(struct sl_eb *eb, const char *arn, char *url, size_t cap,
 
 /* One PutTargets entry checked into its state object (returned owned), or
  * NULL with why. */
-static json_t *target_make(struct sl_eb *eb, json_t *spec, char *why, size_t why_len)
+/* The push target's transform spec (transform.h) of a PutTargets entry:
+ * its Input, InputPath or InputTransformer with the rule's name and ARN;
+ * *out NULL when it has none. False: why names the problem. */
+static bool transform_of(const json_t *spec, const char *rule, const char *bus, char **out,
+                         char *why, size_t why_len)
+{
+    static const char *const keys[] = {"Input", "InputPath", "InputTransformer"};
+    *out = NULL;
+    json_t *d = json_object();
+    for (size_t i = 0; i < 3 && d != NULL; i++) {
+        json_t *v = json_object_get(spec, keys[i]);
+        if (v != NULL && !json_is_null(v)) {
+            json_object_set(d, keys[i], v);
+        }
+    }
+    if (d == NULL || json_object_size(d) == 0) {
+        json_decref(d);
+        return true;
+    }
+    char arn[512];
+    eb_rule_arn(bus, rule, arn, sizeof(arn));
+    json_object_set_new(d, "RuleName", json_string(rule));
+    json_object_set_new(d, "RuleArn", json_string(arn));
+    *out = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    struct sl_push_transform *tf = NULL;
+    char twhy[256];
+    int rc = *out == NULL ? SL_ENOMEM
+                          : sl_push_transform_compile(*out, strlen(*out), &tf, twhy, sizeof(twhy));
+    sl_push_transform_free(tf);
+    if (rc != SL_OK) {
+        snprintf(why, why_len, "%s", rc == SL_ENOMEM ? "out of memory" : twhy);
+        free(*out);
+        *out = NULL;
+        return false;
+    }
+    return true;
+}
+
+static json_t *target_make(struct sl_eb *eb, json_t *spec, const char *rule, const char *bus,
+                           char *why, size_t why_len)
 {
     const char *id = json_string_value(json_object_get(spec, "Id"));
     const char *arn = json_string_value(json_object_get(spec, "Arn"));
@@ -460,13 +501,15 @@ static json_t *target_make(struct sl_eb *eb, json_t *spec, char *why, size_t why
     if (qname != NULL) {
         snprintf(dlq, sizeof(dlq), "%s", qname);
     }
-    if (json_object_get(spec, "Input") != NULL || json_object_get(spec, "InputPath") != NULL ||
-        json_object_get(spec, "InputTransformer") != NULL) {
-        snprintf(why, why_len, "Input, InputPath and InputTransformer are not served yet");
+    char *tf = NULL;
+    if (!transform_of(spec, rule, bus, &tf, why, why_len)) {
         return NULL;
     }
-    return json_pack("{s:O,s:s,s:I,s:s,s:b}", "spec", spec, "url", url, "max_deliveries",
-                     (json_int_t)(retries + 1), "dlq", dlq, "ready", 0);
+    json_t *t = json_pack("{s:O,s:s,s:I,s:s,s:b,s:s}", "spec", spec, "url", url,
+                          "max_deliveries", (json_int_t)(retries + 1), "dlq", dlq, "ready", 0,
+                          "transform", tf != NULL ? tf : "");
+    free(tf);
+    return t;
 }
 
 static json_t *failed_entry(const char *id, const char *code, const char *msg)
@@ -514,7 +557,7 @@ void eb_put_targets(struct eb_call *c)
     for (size_t i = 0; i < json_array_size(list); i++) {
         json_t *spec = json_array_get(list, i);
         const char *id = json_string_value(json_object_get(spec, "Id"));
-        json_t *t = json_is_object(spec) ? target_make(c->eb, spec, why, sizeof(why)) : NULL;
+        json_t *t = json_is_object(spec) ? target_make(c->eb, spec, name, bus, why, sizeof(why)) : NULL;
         if (t == NULL) {
             json_array_append_new(failed, failed_entry(id, "ValidationException",
                                                        json_is_object(spec) ? why

@@ -149,6 +149,8 @@ static int set_push(struct sl_eb *eb, const char *stream, json_t *t, char *why, 
     snprintf(pt.group, sizeof(pt.group), "%s", json_string_value(json_object_get(t, "group")));
     snprintf(pt.url, sizeof(pt.url), "%s", json_string_value(json_object_get(t, "url")));
     pt.format = SL_PUSH_FORMAT_EVENTBRIDGE;
+    const char *tf = json_string_value(json_object_get(t, "transform"));
+    snprintf(pt.transform, sizeof(pt.transform), "%s", tf != NULL ? tf : "");
     pt.batch_size = 1;
     int rc = sl_push_set(eb->push, &pt, why, why_len);
     if (rc == SL_OK) {

@@ -235,6 +235,40 @@ test('a rule on a custom bus sees only that bus; state survives a restart', asyn
   ep.close();
 });
 
+test('input transforms: InputTransformer to an http target, InputPath to a queue, bad specs refused', async () => {
+  const ep = await endpoint();
+  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'path-q' }));
+  await eb.send(new PutRuleCommand({ Name: 'xform', EventPattern: '{"source":["ec2"]}' }));
+  const bad = await eb.send(new PutTargetsCommand({ Rule: 'xform', Targets: [
+    { Id: 'b1', Arn: ep.url, InputPath: 'detail.x' },
+    { Id: 'b2', Arn: ep.url, InputTransformer: { InputPathsMap: { 'aws.x': '$.a' }, InputTemplate: '<x>' } },
+    { Id: 'b3', Arn: ep.url, Input: '{not json' },
+  ] }));
+  assert.equal(bad.FailedEntryCount, 3);
+  assert.match(bad.FailedEntries[0].ErrorMessage, /InputPath/);
+  assert.match(bad.FailedEntries[1].ErrorMessage, /InputPathsMap\.aws\.x/);
+  assert.match(bad.FailedEntries[2].ErrorMessage, /Input/);
+  const ok = await eb.send(new PutTargetsCommand({ Rule: 'xform', Targets: [
+    { Id: 'h', Arn: ep.url, InputTransformer: {
+      InputPathsMap: { instance: '$.detail.instance-id', state: '$.detail.state' },
+      InputTemplate: '{"instance": <instance>, "msg": "<instance> is <state>", "rule": <aws.events.rule-name>}' } },
+    { Id: 'q', Arn: 'arn:aws:sqs:us-east-1:000000000000:path-q', InputPath: '$.detail' },
+  ] }));
+  assert.equal(ok.FailedEntryCount, 0);
+  await eb.send(new PutEventsCommand({ Entries: [entry('ec2', { 'instance-id': 'i-1', state: 'RUNNING' })] }));
+  await until('the transformed POST', () => ep.events.length >= 1);
+  assert.deepEqual(ep.events[0], { instance: 'i-1', msg: 'i-1 is RUNNING', rule: 'xform' });
+  let body;
+  await until('the InputPath message', async () => {
+    const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 1 }));
+    body = r.Messages?.[0]?.Body;
+    return body;
+  });
+  assert.deepEqual(JSON.parse(body), { 'instance-id': 'i-1', state: 'RUNNING' });
+  await eb.send(new RemoveTargetsCommand({ Rule: 'xform', Ids: ['h', 'q'] }));
+  ep.close();
+});
+
 // EventBridge's documented pattern examples (content filtering page).
 test('TestEventPattern: prefix, suffix, anything-but, numeric, exists, cidr, $or, arrays', async () => {
   const ev = {
