@@ -405,6 +405,8 @@ enum op_kind {
     OP_CREATE_BUS, OP_DELETE_BUS, OP_DESCRIBE_BUS, OP_LIST_BUSES, OP_PUT_EVENTS,
     OP_TEST_PATTERN, OP_PUT_RULE, OP_DELETE_RULE, OP_DESCRIBE_RULE, OP_LIST_RULES,
     OP_ENABLE_RULE, OP_DISABLE_RULE, OP_PUT_TARGETS, OP_REMOVE_TARGETS, OP_LIST_TARGETS,
+    OP_CREATE_ARCHIVE, OP_DESCRIBE_ARCHIVE, OP_UPDATE_ARCHIVE, OP_DELETE_ARCHIVE,
+    OP_LIST_ARCHIVES, OP_START_REPLAY, OP_DESCRIBE_REPLAY, OP_CANCEL_REPLAY, OP_LIST_REPLAYS,
 };
 
 /* Per operation: its name and the right it takes on the bus's stream when
@@ -430,6 +432,15 @@ static const struct {
     {"PutTargets", OP_PUT_TARGETS, SL_ACL_ADMIN},
     {"RemoveTargets", OP_REMOVE_TARGETS, SL_ACL_ADMIN},
     {"ListTargetsByRule", OP_LIST_TARGETS, SL_ACL_ANY},
+    {"CreateArchive", OP_CREATE_ARCHIVE, SL_ACL_ADMIN},
+    {"DescribeArchive", OP_DESCRIBE_ARCHIVE, SL_ACL_ANY},
+    {"UpdateArchive", OP_UPDATE_ARCHIVE, SL_ACL_ADMIN},
+    {"DeleteArchive", OP_DELETE_ARCHIVE, SL_ACL_ADMIN},
+    {"ListArchives", OP_LIST_ARCHIVES, SL_ACL_ANY},
+    {"StartReplay", OP_START_REPLAY, SL_ACL_ADMIN},
+    {"DescribeReplay", OP_DESCRIBE_REPLAY, SL_ACL_ANY},
+    {"CancelReplay", OP_CANCEL_REPLAY, SL_ACL_ADMIN},
+    {"ListReplays", OP_LIST_REPLAYS, SL_ACL_ANY},
 };
 #define OPS_N (sizeof(ops) / sizeof(ops[0]))
 
@@ -451,6 +462,15 @@ static void run(struct eb_call *c, enum op_kind k)
     case OP_PUT_TARGETS: eb_put_targets(c); break;
     case OP_REMOVE_TARGETS: eb_remove_targets(c); break;
     case OP_LIST_TARGETS: eb_list_targets(c); break;
+    case OP_CREATE_ARCHIVE: eb_create_archive(c); break;
+    case OP_DESCRIBE_ARCHIVE: eb_describe_archive(c); break;
+    case OP_UPDATE_ARCHIVE: eb_update_archive(c); break;
+    case OP_DELETE_ARCHIVE: eb_delete_archive(c); break;
+    case OP_LIST_ARCHIVES: eb_list_archives(c); break;
+    case OP_START_REPLAY: eb_start_replay(c); break;
+    case OP_DESCRIBE_REPLAY: eb_describe_replay(c); break;
+    case OP_CANCEL_REPLAY: eb_cancel_replay(c); break;
+    case OP_LIST_REPLAYS: eb_list_replays(c); break;
     }
 }
 
@@ -484,6 +504,7 @@ void sl_eb_tick(struct sl_api *api)
     struct sl_eb *eb = state(api);
     if (eb != NULL && !eb->broken) {
         eb_sync(eb);
+        eb_replay_check(eb, sl_clock_mono_ms());
     }
 }
 
@@ -542,7 +563,7 @@ void sl_eb_handle(struct sl_api_call *call, const char *op)
     if (i == OPS_N) {
         eb_fail(c, EB_E_UNKNOWN_OP,
                 "%.64s is not an operation Sluice serves (served: event buses, PutEvents, rules, "
-                "targets, TestEventPattern)",
+                "targets, TestEventPattern, archives, replays)",
                 op);
         return;
     }
@@ -560,7 +581,13 @@ void sl_eb_handle(struct sl_api_call *call, const char *op)
         return;
     }
     enum op_kind k = ops[i].kind;
-    if (k == OP_LIST_BUSES || k == OP_TEST_PATTERN) {
+    if (k >= OP_CREATE_ARCHIVE) {
+        /* archives and replays name their bus by ARN, or not at all: with
+         * auth on they take the right on the default bus's stream */
+        if (!eb_allowed(c, ops[i].acl, EB_DEFAULT_BUS)) {
+            return;
+        }
+    } else if (k == OP_LIST_BUSES || k == OP_TEST_PATTERN) {
         sl_access_visible(call, ""); /* no bus: any authenticated principal */
     } else if (k != OP_PUT_EVENTS) { /* PutEvents: per entry, on its bus */
         bool bus_op = k == OP_CREATE_BUS || k == OP_DELETE_BUS || k == OP_DESCRIBE_BUS;

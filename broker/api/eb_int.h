@@ -10,10 +10,14 @@
  * whole to <data>/eventbridge/state on every change (eb_store.c). Layout:
  *   {"version": 1, "serial": N,
  *    "buses": {NAME: {"created": ms}},
- *    "rules": {"BUS/NAME": {"bus", "name", "pattern", "state", "description",
+ *    "rules": {"BUS/NAME": {"bus", "name", "pattern", "enabled", "description",
  *              "created", "targets": {ID: {"spec": the PutTargets entry,
- *              "url", "format", "group", "since": ms, "max_deliveries",
- *              "dlq"}}}},
+ *              "url", "transform", "group", "since": ms, "max_deliveries",
+ *              "dlq", "ready", "failed"}}}},
+ *    "archives": {NAME: {"bus", "days", "created", "pattern", "description"}},
+ *    "replays": {NAME: {"archive", "bus", "start", "end", "state", "started",
+ *              "ended", "last", "destination", "targets": [{"group", "url",
+ *              "transform", "pattern", "since", "end", ...}]}},
  *    "dead": [[stream, group], ...]}   groups to delete (eb_sync.c)
  *
  * Threading: the main loop.
@@ -60,6 +64,7 @@ struct sl_eb {
     bool dirty;           /* the reconciler should run */
     bool broken;          /* the file could not be read: every call fails */
     bool closing;         /* sl_eb_free ran while busy: the callback frees it */
+    uint64_t next_check_ms; /* replays' progress is looked at then (eb_archive.c) */
     char broken_why[EB_WHY_MAX];
 };
 
@@ -122,6 +127,19 @@ void eb_enable_rule(struct eb_call *c, bool enable);
 void eb_put_targets(struct eb_call *c);
 void eb_remove_targets(struct eb_call *c);
 void eb_list_targets(struct eb_call *c);
+void eb_create_archive(struct eb_call *c);
+void eb_describe_archive(struct eb_call *c);
+void eb_update_archive(struct eb_call *c);
+void eb_delete_archive(struct eb_call *c);
+void eb_list_archives(struct eb_call *c);
+void eb_start_replay(struct eb_call *c);
+void eb_describe_replay(struct eb_call *c);
+void eb_cancel_replay(struct eb_call *c);
+void eb_list_replays(struct eb_call *c);
+/* From the tick: replays that have made their groups are RUNNING; those
+ * past their end with every group read to it are COMPLETED (groups
+ * retired). At most every EB_CHECK_EVERY_MS. */
+void eb_replay_check(struct sl_eb *eb, uint64_t now_ms);
 
 /* The event envelope of one PutEvents entry (eb_events.c, also for the
  * fuzz target): checks the entry and renders the envelope with `id`

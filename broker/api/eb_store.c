@@ -32,8 +32,8 @@
 
 static json_t *fresh(void)
 {
-    return json_pack("{s:i,s:i,s:{},s:{},s:[]}", "version", STORE_VERSION, "serial", 0, "buses",
-                     "rules", "dead");
+    return json_pack("{s:i,s:i,s:{},s:{},s:{},s:{},s:[]}", "version", STORE_VERSION, "serial", 0,
+                     "buses", "rules", "archives", "replays", "dead");
 }
 
 static bool shape_ok(const json_t *d)

@@ -184,8 +184,9 @@ static void on_created(void *ctx, int err, const char *why)
     free(op);
 }
 
-/* Makes the group of target t of rule r (on stream). */
-static void create_group(struct sl_eb *eb, const char *stream, json_t *r, json_t *t)
+/* Makes the group of target t (on stream) with `pattern`; t's "since" is
+ * where it starts, its "end" (replays) where it ends. */
+static void create_group(struct sl_eb *eb, const char *stream, const char *pattern, json_t *t)
 {
     struct create_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
@@ -199,13 +200,38 @@ static void create_group(struct sl_eb *eb, const char *stream, json_t *r, json_t
         .visibility_timeout_ms = EB_VISIBILITY_MS,
         .max_deliveries = (uint32_t)json_integer_value(json_object_get(t, "max_deliveries")),
         .dead_letter_stream = dlq,
-        .filter = json_string_value(json_object_get(r, "pattern")),
+        .filter = pattern,
         .filter_body = true,
         .start = {.kind = SL_POS_AT_TIME,
                   .time_ms = (uint64_t)json_integer_value(json_object_get(t, "since"))},
+        .end_time_ms = (uint64_t)json_integer_value(json_object_get(t, "end")),
     };
     eb->busy = true;
     sl_queue_create_group(eb->e, op->stream, op->group, &cfg, on_created, op);
+}
+
+/* One step towards target t (group made, then push target set). True: an
+ * engine call went out. */
+static bool sync_one(struct sl_eb *eb, const char *stream, const char *pattern, json_t *t,
+                     const char *label)
+{
+    const char *group = json_string_value(json_object_get(t, "group"));
+    if (json_is_true(json_object_get(t, "ready")) || group == NULL ||
+        json_object_get(t, "failed") != NULL) {
+        return false;
+    }
+    struct sl_qgroup_stats st;
+    char why[EB_WHY_MAX];
+    if (sl_queue_stats(eb->e, stream, group, &st, why, sizeof(why)) != SL_OK) {
+        create_group(eb, stream, pattern, t);
+        return true;
+    }
+    if (set_push(eb, stream, t, why, sizeof(why)) != SL_OK) {
+        /* e.g. the destination went: not retried until the target changes */
+        sl_warn("eventbridge", "%s: %s", label, why);
+        json_object_set_new(t, "failed", json_string(why));
+    }
+    return false;
 }
 
 /* The first target not ready: one step towards it. False: none left. */
@@ -213,29 +239,33 @@ static bool sync_targets(struct sl_eb *eb)
 {
     const char *k, *id;
     json_t *r, *t;
+    char stream[SL_STREAM_NAME_MAX + 1];
     json_object_foreach(json_object_get(eb->doc, "rules"), k, r)
     {
         if (!json_is_true(json_object_get(r, "enabled"))) {
             continue;
         }
-        char stream[SL_STREAM_NAME_MAX + 1], why[EB_WHY_MAX];
         eb_bus_stream(json_string_value(json_object_get(r, "bus")), stream, sizeof(stream));
+        const char *pattern = json_string_value(json_object_get(r, "pattern"));
         json_object_foreach(json_object_get(r, "targets"), id, t)
         {
-            const char *group = json_string_value(json_object_get(t, "group"));
-            if (json_is_true(json_object_get(t, "ready")) || group == NULL ||
-                json_is_true(json_object_get(t, "failed"))) {
-                continue;
-            }
-            struct sl_qgroup_stats st;
-            if (sl_queue_stats(eb->e, stream, group, &st, why, sizeof(why)) != SL_OK) {
-                create_group(eb, stream, r, t);
+            if (sync_one(eb, stream, pattern, t, k)) {
                 return true;
             }
-            int rc = set_push(eb, stream, t, why, sizeof(why));
-            if (rc != SL_OK) { /* e.g. the destination went: not retried until changed */
-                sl_warn("eventbridge", "rule %s target %s: %s", k, id, why);
-                json_object_set_new(t, "failed", json_string(why));
+        }
+    }
+    json_object_foreach(json_object_get(eb->doc, "replays"), k, r)
+    {
+        const char *state = json_string_value(json_object_get(r, "state"));
+        if (strcmp(state, "STARTING") != 0 && strcmp(state, "RUNNING") != 0) {
+            continue;
+        }
+        eb_bus_stream(json_string_value(json_object_get(r, "bus")), stream, sizeof(stream));
+        size_t i;
+        json_array_foreach(json_object_get(r, "targets"), i, t)
+        {
+            if (sync_one(eb, stream, json_string_value(json_object_get(t, "pattern")), t, k)) {
+                return true;
             }
         }
     }

@@ -13,6 +13,9 @@ import {
   DescribeEventBusCommand, PutEventsCommand, PutRuleCommand, DeleteRuleCommand,
   ListRulesCommand, DescribeRuleCommand, EnableRuleCommand, DisableRuleCommand,
   PutTargetsCommand, RemoveTargetsCommand, ListTargetsByRuleCommand, TestEventPatternCommand,
+  CreateArchiveCommand, DescribeArchiveCommand, ListArchivesCommand, UpdateArchiveCommand,
+  DeleteArchiveCommand, StartReplayCommand, DescribeReplayCommand, CancelReplayCommand,
+  ListReplaysCommand,
 } from '@aws-sdk/client-eventbridge';
 import { SQSClient, CreateQueueCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { startBroker } from './harness.mjs';
@@ -267,6 +270,70 @@ test('input transforms: InputTransformer to an http target, InputPath to a queue
   assert.deepEqual(JSON.parse(body), { 'instance-id': 'i-1', state: 'RUNNING' });
   await eb.send(new RemoveTargetsCommand({ Rule: 'xform', Ids: ['h', 'q'] }));
   ep.close();
+});
+
+test('archive -> replay of a time range to one rule: the range again, nothing later, nothing to other rules', async () => {
+  const ep = await endpoint();
+  const other = await endpoint();
+  const bus = await eb.send(new CreateEventBusCommand({ Name: 'replaybus' }));
+  const arc = await eb.send(new CreateArchiveCommand({ ArchiveName: 'arc', EventSourceArn: bus.EventBusArn,
+    RetentionDays: 30, Description: 'all of it' }));
+  assert.equal(arc.State, 'ENABLED');
+  await rejects(eb.send(new CreateArchiveCommand({ ArchiveName: 'arc2', EventSourceArn: bus.EventBusArn,
+    EventPattern: '{"source": "x"}' })), 'InvalidEventPatternException');
+  const rule = await eb.send(new PutRuleCommand({ Name: 'rp', EventBusName: 'replaybus', EventPattern: '{"source":["rp"]}' }));
+  await eb.send(new PutRuleCommand({ Name: 'rp-other', EventBusName: 'replaybus', EventPattern: '{"source":["rp"]}' }));
+  await eb.send(new PutTargetsCommand({ Rule: 'rp', EventBusName: 'replaybus', Targets: [{ Id: 'h', Arn: ep.url }] }));
+  await eb.send(new PutTargetsCommand({ Rule: 'rp-other', EventBusName: 'replaybus', Targets: [{ Id: 'h', Arn: other.url }] }));
+  const put = (n) => eb.send(new PutEventsCommand({ Entries: [entry('rp', { n }, { EventBusName: 'replaybus' })] }));
+  await put(1);
+  await sleep(1100);
+  const t0 = new Date();
+  await put(2);
+  await put(3);
+  await sleep(1100);
+  const t1 = new Date();
+  await sleep(200);
+  await put(4);
+  await until('4 live events', () => ep.events.length >= 4 && other.events.length >= 4);
+
+  const d = await eb.send(new DescribeArchiveCommand({ ArchiveName: 'arc' }));
+  assert.equal(d.EventSourceArn, bus.EventBusArn);
+  assert.equal(d.RetentionDays, 30);
+  assert.ok(d.EventCount >= 4, `EventCount ${d.EventCount}`);
+  assert.ok(d.SizeBytes > 0);
+  assert.deepEqual((await eb.send(new ListArchivesCommand({ NamePrefix: 'ar' }))).Archives.map((a) => a.ArchiveName), ['arc']);
+  await eb.send(new UpdateArchiveCommand({ ArchiveName: 'arc', RetentionDays: 60 }));
+  assert.equal((await eb.send(new DescribeArchiveCommand({ ArchiveName: 'arc' }))).RetentionDays, 60);
+
+  const r = await eb.send(new StartReplayCommand({ ReplayName: 'again', EventSourceArn: arc.ArchiveArn,
+    EventStartTime: t0, EventEndTime: t1, Destination: { Arn: bus.EventBusArn, FilterArns: [rule.RuleArn] } }));
+  assert.equal(r.State, 'STARTING');
+  const done = await until('COMPLETED', async () => {
+    const x = await eb.send(new DescribeReplayCommand({ ReplayName: 'again' }));
+    return x.State === 'COMPLETED' ? x : null;
+  });
+  assert.equal(done.EventLastReplayedTime.getTime(), t1.getTime(), 'EventLastReplayedTime = EventEndTime');
+  await sleep(1000); // nothing more comes
+  assert.deepEqual(ep.events.map((e) => e.detail.n), [1, 2, 3, 4, 2, 3], 'the range again, once');
+  assert.deepEqual(other.events.map((e) => e.detail.n), [1, 2, 3, 4], 'rules not in FilterArns get nothing');
+  assert.equal((await eb.send(new ListReplaysCommand({ State: 'COMPLETED' }))).Replays[0].ReplayName, 'again');
+
+  const future = await eb.send(new StartReplayCommand({ ReplayName: 'later', EventSourceArn: arc.ArchiveArn,
+    EventStartTime: t0, EventEndTime: new Date(Date.now() + 3600e3), Destination: { Arn: bus.EventBusArn, FilterArns: [rule.RuleArn] } }));
+  assert.equal(future.State, 'STARTING');
+  const c = await eb.send(new CancelReplayCommand({ ReplayName: 'later' }));
+  assert.equal(c.State, 'CANCELLED');
+  assert.equal((await eb.send(new DescribeReplayCommand({ ReplayName: 'later' }))).State, 'CANCELLED');
+  await rejects(eb.send(new StartReplayCommand({ ReplayName: 'bad', EventSourceArn: arc.ArchiveArn,
+    EventStartTime: t1, EventEndTime: t0, Destination: { Arn: bus.EventBusArn } })), 'ValidationException');
+  await eb.send(new DeleteArchiveCommand({ ArchiveName: 'arc' }));
+  await rejects(eb.send(new DescribeArchiveCommand({ ArchiveName: 'arc' })), 'ResourceNotFoundException');
+  for (const n of ['rp', 'rp-other']) {
+    await eb.send(new RemoveTargetsCommand({ Rule: n, EventBusName: 'replaybus', Ids: ['h'] }));
+  }
+  ep.close();
+  other.close();
 });
 
 // EventBridge's documented pattern examples (content filtering page).
