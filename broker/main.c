@@ -10,6 +10,7 @@
  * and watchdog pings from the tick, STOPPING=1.
  */
 #include "broker/api/api.h"
+#include "broker/api/eb.h"
 #include "broker/api/history.h"
 #include "broker/security.h"
 #include "broker/config.h"
@@ -271,6 +272,7 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
     b->push = NULL;
     sl_history_free(api.history);
     sl_sns_close(api.sns);
+    sl_eb_free(&api);
     sl_security_fini(&sec);
     return rc;
 }

@@ -31,9 +31,12 @@
  *       body by type:
  *         create:   u32 visibility_timeout_ms, u32 max_deliveries,
  *                   u32 max_inflight, u8 flags (bit 0 ordered, bit 1 has
- *                   filter, bit 2 the filter reads the body), u8 dls_len (0 .. 128), dead_letter_stream,
+ *                   filter, bit 2 the filter reads the body, bit 3 has an
+ *                   end time), u8 dls_len (0 .. 128), dead_letter_stream,
  *                   u16 filter_len (0 .. 4096), filter, u32 start_kind,
  *                   u64 start_seq, u64 start_time_ms, u64 created_ms,
+ *                   [u64 end_time_ms: only with flag bit 3, so records
+ *                   of groups without one read as before it existed],
  *                   u32 shard_count (1 .. 1024), u64 floor[shard_count]
  *         delete:   nothing
  *         ack:      u32 shard, u64 first, u64 end
@@ -126,14 +129,16 @@ enum rec_type {
 #define REC_HEAD        SL_STATELOG_REC_HEAD                 /* length + check */
 #define REC_NAMED(n)    (REC_HEAD + 2u + (n))                /* + type, name_len, name */
 #define REC_CREATE_BODY (12u + 1u + 1u + 2u + 4u + 24u + 4u) /* fixed part */
+#define REC_END_TIME    8u /* an optional end time (flag bit 3) */
 #define REC_ACK_BODY    20u
 #define REC_COUNT_BODY  16u
 #define REC_CTRS_BODY   16u
 #define REC_MIN         REC_NAMED(1u) /* a delete of a 1-byte name */
 #define REC_MAX                                                                                    \
-    (REC_NAMED(SL_QSTATE_NAME_MAX) + REC_CREATE_BODY + SL_QSTATE_NAME_MAX + SL_QSTATE_FILTER_MAX + \
-     8u * SL_QSTATE_SHARDS_MAX)
-_Static_assert(REC_MIN == 11 && REC_MAX == 12602, "record bounds are part of the on-disk format");
+    (REC_NAMED(SL_QSTATE_NAME_MAX) + REC_CREATE_BODY + REC_END_TIME + SL_QSTATE_NAME_MAX + \
+     SL_QSTATE_FILTER_MAX + 8u * SL_QSTATE_SHARDS_MAX)
+/* 12602 before the end time: a larger bound still reads every older log */
+_Static_assert(REC_MIN == 11 && REC_MAX == 12610, "record bounds are part of the on-disk format");
 _Static_assert(SL_QSTATE_FILTER_MAX < 0xFFFFu, "filter_len is a u16");
 _Static_assert(SL_QSTATE_NAME_MAX <= 0xFFu, "name lengths are a u8");
 
@@ -233,7 +238,7 @@ static uint32_t rec_size(const struct op *op)
     switch (op->type) {
     case REC_CREATE:
         return n + REC_CREATE_BODY + (uint32_t)strlen(op->def->dead_letter_stream) +
-               filter_len(op->def) + 8u * op->count;
+               filter_len(op->def) + 8u * op->count + (op->def->end_time_ms != 0 ? 8u : 0u);
     case REC_DELETE:
         return n;
     case REC_ACK:
@@ -262,7 +267,7 @@ static uint8_t *encode_create(uint8_t *p, const struct op *op)
     sl_put_u32(p + 4, d->max_deliveries);
     sl_put_u32(p + 8, d->max_inflight);
     p[12] = (uint8_t)((d->ordered ? 1u : 0u) | (d->filter != NULL ? 2u : 0u) |
-                      (d->filter_body ? 4u : 0u));
+                      (d->filter_body ? 4u : 0u) | (d->end_time_ms != 0 ? 8u : 0u));
     p = put_str8(p + 13, d->dead_letter_stream);
     uint32_t fl = filter_len(d);
     put_u16(p, (uint16_t)fl);
@@ -274,8 +279,13 @@ static uint8_t *encode_create(uint8_t *p, const struct op *op)
     sl_put_u64(p + 4, d->start_seq);
     sl_put_u64(p + 12, d->start_time_ms);
     sl_put_u64(p + 20, d->created_ms);
-    sl_put_u32(p + 28, op->count);
-    p += 32;
+    p += 28;
+    if (d->end_time_ms != 0) {
+        sl_put_u64(p, d->end_time_ms);
+        p += 8;
+    }
+    sl_put_u32(p, op->count);
+    p += 4;
     for (uint32_t i = 0; i < op->count; i++, p += 8) {
         sl_put_u64(p, op->floors[i]);
     }
@@ -366,7 +376,7 @@ static void decode_create(struct sl_reader *d, struct scratch *sc, struct op *op
     def->max_inflight = rd_u32(d);
     uint8_t flags = rd_u8(d);
     uint32_t dls = rd_u8(d);
-    if (dls > SL_QSTATE_NAME_MAX || (flags & ~7u) != 0) {
+    if (dls > SL_QSTATE_NAME_MAX || (flags & ~15u) != 0) {
         d->bad = true;
         return;
     }
@@ -384,6 +394,11 @@ static void decode_create(struct sl_reader *d, struct scratch *sc, struct op *op
     def->start_seq = rd_u64(d);
     def->start_time_ms = rd_u64(d);
     def->created_ms = rd_u64(d);
+    def->end_time_ms = (flags & 8u) != 0 ? rd_u64(d) : 0;
+    if ((flags & 8u) != 0 && def->end_time_ms == 0) {
+        d->bad = true; /* the flag says there is one: 0 is not an end time */
+        return;
+    }
     op->count = rd_u32(d);
     if (op->count == 0 || op->count > SL_QSTATE_SHARDS_MAX) {
         d->bad = true;

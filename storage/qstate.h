@@ -63,6 +63,7 @@ struct sl_qgroup_def {
     uint32_t start_kind; /* enum sl_qstate_start */
     uint64_t start_seq, start_time_ms;
     uint64_t created_ms;
+    uint64_t end_time_ms; /* 0: none; else records appended at or after it are skipped */
 };
 
 /* Whether `dir` (borrowed) holds queue-group state: a snapshot, or a log

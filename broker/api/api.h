@@ -19,6 +19,7 @@ struct sl_engine;
 struct sl_history;
 struct sl_ring;
 struct sl_sns;
+struct sl_eb;
 
 struct sl_api_config {
     uint32_t header_bytes_max;
@@ -46,6 +47,7 @@ struct sl_api {
     struct sl_history *history;   /* the console's last hour (owned by main); may be NULL */
     struct sl_push *push;         /* push targets, for /metrics (borrowed); NULL when off */
     struct sl_sns *sns;           /* the SNS API's subscriptions (owned by main); may be NULL */
+    struct sl_eb *eventbridge;    /* the EventBridge API's state (eb.c; made at first use) */
 };
 
 /* From the loop's tick (monotonic ms): the console's samples. */

@@ -24,6 +24,7 @@ enum sl_api_route {
     SL_ROUTE_KINESIS,
     SL_ROUTE_SQS,
     SL_ROUTE_CONSOLE, /* /ui and /api/v1 */
+    SL_ROUTE_EVENTBRIDGE,
     SL_ROUTE_OTHER,
     SL_ROUTE_SNS, /* Query protocol: SigV4 service sns, or an SNS Action */
     SL_ROUTE_COUNT_

@@ -388,7 +388,7 @@ static void put_process(struct text *t, struct sl_api *api)
         put(t, "sluice_disk_size_bytes %llu\n", (unsigned long long)d.size_bytes);
     }
     static const char *const routes[SL_ROUTE_COUNT_] = {"ops", "metrics", "kinesis", "sqs",
-                                                         "console", "other", "sns"};
+                                                         "console", "eventbridge", "other", "sns"};
     family(t, "sluice_http_responses_total", "counter",
            "HTTP answers by front-end route and status class.");
     for (uint32_t r = 0; r < SL_ROUTE_COUNT_; r++) {

@@ -9,6 +9,7 @@
 #include "broker/api/api.h"
 
 #include "broker/api/call.h"
+#include "broker/api/eb.h"
 #include "broker/api/history.h"
 #include "broker/api/kinesis.h"
 #include "broker/api/ops.h"
@@ -33,6 +34,7 @@ _Static_assert(SL_ROUTE_COUNT_ <= sizeof(((struct sl_api *)0)->latency) /
                                        sizeof(((struct sl_api *)0)->latency[0]),
                "struct sl_api holds a counter per route");
 #define SQS_PREFIX "AmazonSQS."
+#define EB_PREFIX "AWSEvents."
 #define SL_API_CONSOLE_PATH_MAX 1024u /* a stream name percent-encoded, and more */
 
 static void reply_error(struct sl_api_call *call, int status, const char *msg)
@@ -109,6 +111,11 @@ static void route(struct sl_api_call *call, const struct sl_http_request *req)
         sl_sns_handle(call);
         return;
     }
+    if (post && target != NULL && strncmp(target, EB_PREFIX, strlen(EB_PREFIX)) == 0) {
+        call->route = SL_ROUTE_EVENTBRIDGE;
+        sl_eb_handle(call, target + strlen(EB_PREFIX));
+        return;
+    }
     if (post && target == NULL && ctype != NULL &&
         strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0) {
         call->route = SL_ROUTE_SQS; /* the Query protocol: Action=... in the body */
@@ -119,7 +126,7 @@ static void route(struct sl_api_call *call, const struct sl_http_request *req)
     reply_error(call, 404,
                 "no such endpoint: GET /healthz, /readyz, /metrics, /ui/ (the console), "
                 "/api/v1/...; POST with X-Amz-Target "
-                "Kinesis_20131202.* or AmazonSQS.*, or an SQS or SNS Query (Action=...)");
+                "Kinesis_20131202.*, AmazonSQS.* or AWSEvents.*, or an SQS or SNS Query (Action=...)");
 }
 
 static void on_request(void *ctx, struct sl_http_session *s, const struct sl_http_request *req)
@@ -242,4 +249,5 @@ void sl_api_tick(struct sl_api *api, uint64_t now_ms)
 {
     sl_history_tick(api->history, api->engine, now_ms);
     sl_sns_tick(api, now_ms);
+    sl_eb_tick(api);
 }

@@ -95,6 +95,7 @@ struct qgroup {
     uint32_t max_deliveries;
     uint32_t max_inflight;
     uint64_t start_time_ms; /* AT_TIMESTAMP groups skip records appended before */
+    uint64_t end_time_ms;   /* 0 or: records appended at or after it are skipped */
     char dlq[SL_STREAM_NAME_MAX + 1];
     struct sl_filter *filter;
     bool ordered;
@@ -148,6 +149,7 @@ static struct qgroup *group_build(struct sl_stream *st, const struct sl_qgroup_d
     g->max_deliveries = def->max_deliveries;
     g->max_inflight = def->max_inflight ? def->max_inflight : QUEUE_INFLIGHT_DEFAULT;
     g->start_time_ms = def->start_kind == 4 ? def->start_time_ms : 0;
+    g->end_time_ms = def->end_time_ms;
     if (def->dead_letter_stream[0] != '\0') {
         snprintf(g->dlq, sizeof(g->dlq), "%s", def->dead_letter_stream);
     } else {
@@ -500,6 +502,7 @@ static int group_def(const char *group, const struct sl_qgroup_config *qc,
     def->start_kind = qc->start.kind;
     def->start_seq = qc->start.seq;
     def->start_time_ms = qc->start.time_ms;
+    def->end_time_ms = qc->end_time_ms;
     return SL_OK;
 }
 
@@ -1145,7 +1148,8 @@ static void on_frontier_read(struct recv_op *op, int err)
                 break;
             }
             bool skip = sl_qstate_is_acked(st->qstate, g->name, shard, rv.seq) ||
-                        h.append_time_ms < g->start_time_ms;
+                        h.append_time_ms < g->start_time_ms ||
+                        (g->end_time_ms != 0 && h.append_time_ms >= g->end_time_ms);
             bool filt = false;
             if (!skip && g->filter != NULL) {
                 sl_filter_subject_set(&op->e->filter_subject, &rv);
@@ -1541,6 +1545,7 @@ int sl_queue_stats(struct sl_engine *e, const char *stream, const char *group,
         qc->filter_body = def->filter_body;
         qc->start = (struct sl_position){.kind = def->start_kind, .seq = def->start_seq,
                                          .time_ms = def->start_time_ms};
+        qc->end_time_ms = def->end_time_ms;
     }
     return SL_OK;
 }

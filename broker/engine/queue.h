@@ -37,6 +37,8 @@ struct sl_qgroup_config {
     const char *filter;             /* NULL or "": every record; else an event pattern */
     bool filter_body;               /* the pattern reads the value as JSON, not attributes */
     struct sl_position start;       /* where a new group starts on each shard */
+    uint64_t end_time_ms;           /* 0: none; else records appended at or after it are
+                                       skipped (acked, never delivered): a replay's end */
 };
 
 /* Errors: SL_ENOTFOUND, SL_EINVAL (name, limits, filter: why says which),

@@ -183,7 +183,8 @@ static void submit_chunk(struct sl_engine *e, struct fwd_op *op, enum sl_push_fo
 }
 
 /* Renders every value (SNS, EVENTBRIDGE). */
-static int render_all(struct fwd_op *op, enum sl_push_format f, const struct sl_push_source *src,
+static int render_all(struct fwd_op *op, enum sl_push_format f,
+                      const struct sl_push_transform *tf, const struct sl_push_source *src,
                       const struct sl_push_record *recs)
 {
     op->values = calloc(op->n, sizeof(*op->values));
@@ -193,6 +194,15 @@ static int render_all(struct fwd_op *op, enum sl_push_format f, const struct sl_
     }
     for (uint32_t i = 0; i < op->n; i++) {
         int rc = sl_push_payload_message(f, src, &recs[i], &op->values[i], &op->value_lens[i]);
+        if (rc == SL_OK && tf != NULL) {
+            char *out = NULL;
+            size_t out_len = 0;
+            rc = sl_push_transform_apply(tf, op->values[i], op->value_lens[i],
+                                         recs[i].timestamp_ms, &out, &out_len);
+            free(op->values[i]);
+            op->values[i] = out;
+            op->value_lens[i] = out_len;
+        }
         if (rc != SL_OK) {
             return rc;
         }
@@ -229,7 +239,8 @@ static int route(struct fwd_op *op, const struct sl_push_record *recs, uint32_t 
     return SL_OK;
 }
 
-void sl_push_forward(struct sl_engine *e, enum sl_push_format f, const struct sl_push_source *src,
+void sl_push_forward(struct sl_engine *e, enum sl_push_format f,
+                     const struct sl_push_transform *tf, const struct sl_push_source *src,
                      const char *dest, const struct sl_push_record *recs, uint32_t n,
                      bool *failed, uint32_t *rr, sl_push_forward_cb cb, void *ctx)
 {
@@ -252,7 +263,7 @@ void sl_push_forward(struct sl_engine *e, enum sl_push_format f, const struct sl
         snprintf(op->why, sizeof(op->why), "the destination: %.200s", why);
     }
     if (rc == SL_OK && f != SL_PUSH_FORMAT_SLUICE) {
-        rc = render_all(op, f, src, recs);
+        rc = render_all(op, f, tf, src, recs);
     }
     if (rc == SL_OK) {
         rc = route(op, recs, st->shard_count, (*rr)++ % st->shard_count);

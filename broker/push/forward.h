@@ -26,6 +26,7 @@
 #define SL_PUSH_FORWARD_H
 
 #include "broker/push/payload.h"
+#include "broker/push/transform.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -49,8 +50,11 @@ typedef void (*sl_push_forward_cb)(void *ctx, int err, const char *why, uint32_t
 /* Appends recs[0..n) to stream `dest` (borrowed until the callback, as are
  * recs and src) in format `f`. failed[] (n entries) is written before the
  * callback. `rr` is the caller's round-robin position for unkeyed records.
+ * `tf` (borrowed until the callback; NULL: none) transforms each rendered
+ * EVENTBRIDGE value (transform.h).
  * The callback runs exactly once, possibly before this returns. */
-void sl_push_forward(struct sl_engine *e, enum sl_push_format f, const struct sl_push_source *src,
+void sl_push_forward(struct sl_engine *e, enum sl_push_format f,
+                     const struct sl_push_transform *tf, const struct sl_push_source *src,
                      const char *dest, const struct sl_push_record *recs, uint32_t n,
                      bool *failed, uint32_t *rr, sl_push_forward_cb cb, void *ctx);
 

@@ -20,6 +20,7 @@
 #include "broker/push/forward.h"
 #include "broker/push/http.h"
 #include "broker/push/payload.h"
+#include "broker/push/transform.h"
 #include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -67,6 +68,7 @@ struct push_rt {
     struct sl_push_target t;
     struct sl_push *p;
     const char *forward_to; /* in t.url: a forward target's stream (forward.h); NULL: HTTP */
+    struct sl_push_transform *tf; /* t.transform compiled (owned; NULL: none); immutable */
     uint32_t forward_rr;    /* the shard for the next batch's unkeyed records */
     bool removed;
     uint32_t receiving; /* receives out: one while a batch fills, else up to concurrency */
@@ -160,6 +162,7 @@ static void reap(struct sl_push *p, struct push_rt *rt)
     for (uint32_t i = 0; i < p->n; i++) {
         if (p->rts[i] == rt) {
             p->rts[i] = p->rts[--p->n];
+            sl_push_transform_free(rt->tf);
             free(rt);
             return;
         }
@@ -308,6 +311,16 @@ static int on_prepare(struct sl_push_call *c)
     struct push_batch *b = (struct push_batch *)c;
     enum sl_push_format f = (enum sl_push_format)b->rt->t.format;
     int rc = sl_push_payload_render(f, &b->src, b->recs, b->n, &c->body, &c->body_len);
+    if (rc == SL_OK && b->rt->tf != NULL) { /* eventbridge: one event per call */
+        SL_ASSERT(b->n == 1);
+        char *out = NULL;
+        size_t out_len = 0;
+        rc = sl_push_transform_apply(b->rt->tf, c->body, c->body_len, b->recs[0].timestamp_ms,
+                                     &out, &out_len);
+        free(c->body);
+        c->body = out;
+        c->body_len = out_len;
+    }
     return rc == SL_OK ? sl_push_payload_headers(f, &b->src, &b->recs[0], &c->headers) : rc;
 }
 
@@ -599,7 +612,8 @@ static void dispatch(struct push_rt *rt)
     if (rt->forward_to != NULL) {
         rt->p->forwarding++;
         b->forward_start_ns = sl_clock_mono_ns();
-        sl_push_forward(rt->p->e, (enum sl_push_format)rt->t.format, &b->src, rt->forward_to,
+        sl_push_forward(rt->p->e, (enum sl_push_format)rt->t.format, rt->tf, &b->src,
+                        rt->forward_to,
                         b->recs, b->n, b->failed, &rt->forward_rr, on_forwarded, b);
         return;
     }
@@ -774,6 +788,15 @@ static int rt_add(struct sl_push *p, const struct sl_push_target *t, struct push
     rt->t = *t;
     rt->p = p;
     rt->forward_to = sl_push_forward_stream(rt->t.url);
+    if (t->transform[0] != '\0') {
+        char why[256];
+        int rc = sl_push_transform_compile(t->transform, strlen(t->transform), &rt->tf, why,
+                                           sizeof(why));
+        if (rc != SL_OK) { /* checked by sl_push_target_check: only memory fails here */
+            free(rt);
+            return rc;
+        }
+    }
     p->rts[p->n++] = rt;
     if (out != NULL) {
         *out = rt;
@@ -916,6 +939,7 @@ void sl_push_close(struct sl_push *p)
             batch_drop(rt->filling);
             rt->filling = NULL;
         }
+        sl_push_transform_free(rt->tf);
         free(rt);
     }
     free(p->rts);

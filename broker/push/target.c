@@ -19,13 +19,14 @@
 #include <unistd.h>
 
 #define FILE_MAGIC   0x54504C53u /* "SLPT" little-endian */
-#define FILE_VERSION 1u
+#define FILE_VERSION 2u /* 2: + transform; 1 is still read */
 #define FILE_DIR     "push"
 #define FILE_NAME    "targets"
 #define FILE_TMP     "targets.tmp"
 #define FILE_HEAD    12u
 #define ENTRY_FIXED  (1u + 1u + 2u + 1u + 1u + 6u * 4u)
-#define ENTRY_MAX    (ENTRY_FIXED + 2u * SL_PUSH_NAME_MAX + SL_PUSH_URL_MAX)
+#define ENTRY_MAX    (ENTRY_FIXED + 2u * SL_PUSH_NAME_MAX + SL_PUSH_URL_MAX + 2u + \
+                      SL_PUSH_TRANSFORM_SPEC_MAX)
 #define FILE_MAX     (FILE_HEAD + SL_PUSH_TARGETS_MAX * ENTRY_MAX + 8u)
 
 #define DEFAULT_BATCH       10u
@@ -57,6 +58,29 @@ static bool url_ok(const char *u)
         }
     }
     return true;
+}
+
+/* A transform compiles, on an eventbridge target (the only format whose
+ * body is one event). */
+static int transform_check(const struct sl_push_target *t, char *why, size_t why_len)
+{
+    if (t->transform[0] == '\0') {
+        return SL_OK;
+    }
+    if (t->format != SL_PUSH_FORMAT_EVENTBRIDGE) {
+        snprintf(why, why_len, "transform: only a target of format eventbridge has one");
+        return SL_EINVAL;
+    }
+    struct sl_push_transform *tf = NULL;
+    char twhy[256];
+    int rc = sl_push_transform_compile(t->transform, strlen(t->transform), &tf, twhy,
+                                       sizeof(twhy));
+    sl_push_transform_free(tf);
+    if (rc != SL_OK) {
+        snprintf(why, why_len, "transform: %s", twhy);
+        return rc == SL_ENOMEM ? SL_ENOMEM : SL_EINVAL;
+    }
+    return SL_OK;
 }
 
 int sl_push_target_check(struct sl_push_target *t, char *why, size_t why_len)
@@ -122,7 +146,7 @@ int sl_push_target_check(struct sl_push_target *t, char *why, size_t why_len)
         return bad(why, why_len, "the first backoff (%u ms) must not pass the cap (%u ms, "
                    "at most 1 h)", "retry", t->retry_base_ms, t->retry_max_ms);
     }
-    return SL_OK;
+    return transform_check(t, why, why_len);
 }
 
 /* ---- the file ---- */
@@ -153,7 +177,7 @@ static uint8_t *encode(uint8_t *p, const struct sl_push_target *t)
     for (int i = 0; i < 6; i++, p += 4) {
         sl_put_u32(p, v[i]);
     }
-    return p;
+    return put_str(p, t->transform, 2);
 }
 
 static void take_str(struct sl_reader *d, uint32_t width, char *dst, uint32_t max)
@@ -170,7 +194,7 @@ static void take_str(struct sl_reader *d, uint32_t width, char *dst, uint32_t ma
     dst[n] = '\0';
 }
 
-static int decode(struct sl_reader *d, struct sl_push_target *t)
+static int decode(struct sl_reader *d, struct sl_push_target *t, uint32_t version)
 {
     memset(t, 0, sizeof(*t));
     take_str(d, 1, t->stream, SL_PUSH_NAME_MAX);
@@ -186,6 +210,12 @@ static int decode(struct sl_reader *d, struct sl_push_target *t)
                       &t->timeout_ms,  &t->retry_base_ms,   &t->retry_max_ms};
     for (int i = 0; i < 6; i++) {
         *v[i] = sl_get_u32(f + 2 + 4 * i);
+    }
+    if (version >= 2) {
+        take_str(d, 2, t->transform, SL_PUSH_TRANSFORM_SPEC_MAX);
+        if (d->bad) {
+            return SL_ECORRUPT;
+        }
     }
     char why[64];
     return sl_push_target_check(t, why, sizeof(why)) == SL_OK ? SL_OK : SL_ECORRUPT;
@@ -227,7 +257,7 @@ int sl_push_targets_load(const char *data_dir, struct sl_push_target **out, uint
         rc = SL_EIO;
     }
     size_t len = got;
-    if (rc == SL_OK && (sl_get_u32(buf) != FILE_MAGIC || sl_get_u32(buf + 4) != FILE_VERSION ||
+    if (rc == SL_OK && (sl_get_u32(buf) != FILE_MAGIC || (sl_get_u32(buf + 4) != FILE_VERSION && sl_get_u32(buf + 4) != 1u) ||
                         sl_get_u64(buf + len - 8) != sl_checksum64(buf, len - 8))) {
         rc = SL_ECORRUPT;
     }
@@ -242,7 +272,7 @@ int sl_push_targets_load(const char *data_dir, struct sl_push_target **out, uint
     }
     struct sl_reader d = {.p = buf + FILE_HEAD, .left = len - FILE_HEAD - 8};
     for (uint32_t i = 0; rc == SL_OK && i < count; i++) {
-        rc = decode(&d, &t[i]);
+        rc = decode(&d, &t[i], sl_get_u32(buf + 4));
     }
     if (rc == SL_OK && d.left != 0) {
         rc = SL_ECORRUPT;

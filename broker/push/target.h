@@ -7,17 +7,19 @@
  * the group's redeliveries, so its max_deliveries and dead-letter stream
  * apply unchanged.
  *
- * The file (<data>/push/targets): u32 magic "SLPT", u32 version (1), u32
+ * The file (<data>/push/targets): u32 magic "SLPT", u32 version (2), u32
  * count, then per target: u8 stream_len, stream, u8 group_len, group, u16
  * url_len, url, u8 format, u8 flags (bit 0 insecure), u32 batch_size,
- * batch_window_ms, concurrency, timeout_ms, retry_base_ms, retry_max_ms; then
- * u64 XXH3 of everything before it. Written whole on each change (tmp,
+ * batch_window_ms, concurrency, timeout_ms, retry_base_ms, retry_max_ms, u16
+ * transform_len, transform (version 2; a version 1 file, without them, is
+ * still read); then u64 XXH3 of everything before it. Written whole on each change (tmp,
  * fsync, rename, fsync dir): changes are rare admin operations.
  */
 #ifndef SL_PUSH_TARGET_H
 #define SL_PUSH_TARGET_H
 
 #include "broker/push/payload.h"
+#include "broker/push/transform.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -45,6 +47,9 @@ struct sl_push_target {
     uint32_t timeout_ms;      /* per POST; 0 = 30 s */
     uint32_t retry_base_ms;   /* first backoff; 0 = 1 s */
     uint32_t retry_max_ms;    /* backoff cap; 0 = 5 min */
+    /* "" or a body transform (transform.h: EventBridge's Input, InputPath or
+     * InputTransformer), applied to each event; format eventbridge only */
+    char transform[SL_PUSH_TRANSFORM_SPEC_MAX + 1];
 };
 
 /* Fills defaults (the 0s above) and checks every field. Errors: SL_EINVAL

@@ -1,0 +1,395 @@
+// eventbridge.test.mjs - the Amazon EventBridge API (#17) on the real sluiced
+// with the real @aws-sdk/client-eventbridge and client-sqs v3 and awscli:
+// buses, PutEvents, rules with patterns, targets (an HTTP endpoint served by
+// this test, an SQS queue), DISABLED rules, TestEventPattern on
+// EventBridge's documented examples, bad input, state across a restart.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { spawnSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  EventBridgeClient, CreateEventBusCommand, DeleteEventBusCommand, ListEventBusesCommand,
+  DescribeEventBusCommand, PutEventsCommand, PutRuleCommand, DeleteRuleCommand,
+  ListRulesCommand, DescribeRuleCommand, EnableRuleCommand, DisableRuleCommand,
+  PutTargetsCommand, RemoveTargetsCommand, ListTargetsByRuleCommand, TestEventPatternCommand,
+  CreateArchiveCommand, DescribeArchiveCommand, ListArchivesCommand, UpdateArchiveCommand,
+  DeleteArchiveCommand, StartReplayCommand, DescribeReplayCommand, CancelReplayCommand,
+  ListReplaysCommand,
+} from '@aws-sdk/client-eventbridge';
+import { SQSClient, CreateQueueCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { startBroker } from './harness.mjs';
+
+let b, eb, sqs;
+const creds = { accessKeyId: 'sluice', secretAccessKey: 'sluice' };
+
+function clients() {
+  eb = new EventBridgeClient({ endpoint: b.endpoint, region: 'us-east-1', credentials: creds });
+  sqs = new SQSClient({ endpoint: b.endpoint, region: 'us-east-1', credentials: creds });
+}
+
+before(async () => {
+  b = await startBroker();
+  clients();
+});
+after(async () => { await b.stop(); });
+
+// An endpoint collecting the events POSTed to it (answers 200).
+async function endpoint() {
+  const ep = { events: [] };
+  ep.server = createServer((req, res) => {
+    let data = '';
+    req.setEncoding('utf8');
+    req.on('data', (c) => { data += c; });
+    req.on('end', () => {
+      ep.events.push(JSON.parse(data));
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise((resolve) => ep.server.listen(0, '127.0.0.1', resolve));
+  ep.url = `http://127.0.0.1:${ep.server.address().port}/events`;
+  ep.close = () => { ep.server.closeAllConnections(); ep.server.close(); };
+  return ep;
+}
+
+async function until(what, fn, ms = 20000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+async function rejects(p, name, re) {
+  await assert.rejects(p, (e) => {
+    assert.equal(e.name, name, `${e.name}: ${e.message}`);
+    if (re) assert.match(e.message, re);
+    return true;
+  });
+}
+
+const entry = (source, detail, extra = {}) => ({
+  Source: source, DetailType: 'Order State', Detail: JSON.stringify(detail), ...extra,
+});
+
+test('buses: default exists, create, describe, list, delete', async () => {
+  const list0 = await eb.send(new ListEventBusesCommand({}));
+  assert.ok(list0.EventBuses.some((x) => x.Name === 'default'));
+  const c = await eb.send(new CreateEventBusCommand({ Name: 'orders' }));
+  assert.equal(c.EventBusArn, 'arn:aws:events:us-east-1:000000000000:event-bus/orders');
+  await rejects(eb.send(new CreateEventBusCommand({ Name: 'orders' })), 'ResourceAlreadyExistsException');
+  const d = await eb.send(new DescribeEventBusCommand({ Name: 'orders' }));
+  assert.equal(d.Name, 'orders');
+  assert.equal(d.Arn, c.EventBusArn);
+  const tmp = await eb.send(new CreateEventBusCommand({ Name: 'tmp-bus' }));
+  assert.ok(tmp.EventBusArn);
+  const l = await eb.send(new ListEventBusesCommand({ NamePrefix: 'tmp' }));
+  assert.deepEqual(l.EventBuses.map((x) => x.Name), ['tmp-bus']);
+  await eb.send(new DeleteEventBusCommand({ Name: 'tmp-bus' }));
+  await rejects(eb.send(new DescribeEventBusCommand({ Name: 'tmp-bus' })), 'ResourceNotFoundException');
+  await rejects(eb.send(new DeleteEventBusCommand({ Name: 'default' })), 'ValidationException');
+  await rejects(eb.send(new CreateEventBusCommand({ Name: 'bad/name' })), 'ValidationException', /not valid/);
+});
+
+test('PutEvents: per-entry results, Detail must be a JSON object, 256 KiB limit', async () => {
+  const r = await eb.send(new PutEventsCommand({ Entries: [
+    entry('shop', { state: 'new' }),
+    { Source: 'shop', DetailType: 'x', Detail: 'not json' },
+    { Source: 'shop', DetailType: 'x', Detail: '[1,2]' },
+    { DetailType: 'x', Detail: '{}' },
+    entry('shop', { a: 1 }, { EventBusName: 'no-such-bus' }),
+    entry('shop', { state: 'ok' }, { EventBusName: 'orders' }),
+  ] }));
+  assert.equal(r.FailedEntryCount, 4);
+  assert.match(r.Entries[0].EventId, /^[0-9a-f-]{36}$/);
+  assert.equal(r.Entries[1].ErrorCode, 'MalformedDetail');
+  assert.equal(r.Entries[2].ErrorCode, 'MalformedDetail');
+  assert.equal(r.Entries[3].ErrorCode, 'InvalidArgument');
+  assert.match(r.Entries[3].ErrorMessage, /Source/);
+  assert.equal(r.Entries[4].ErrorCode, 'ResourceNotFoundException');
+  assert.ok(r.Entries[5].EventId);
+  const big = 'x'.repeat(256 * 1024);
+  await rejects(eb.send(new PutEventsCommand({ Entries: [entry('shop', { big })] })),
+    'ValidationException', /over the limit/);
+  await rejects(eb.send(new PutEventsCommand({ Entries: [] })), 'ValidationException');
+});
+
+test('PutRule: bad pattern names the problem, schedules are refused, describe and list', async () => {
+  await rejects(eb.send(new PutRuleCommand({ Name: 'bad', EventPattern: '{"source": "shop"}' })),
+    'InvalidEventPatternException', /source/);
+  await rejects(eb.send(new PutRuleCommand({ Name: 'bad', EventPattern: '{"source": [' })),
+    'InvalidEventPatternException');
+  await rejects(eb.send(new PutRuleCommand({ Name: 'cron', ScheduleExpression: 'rate(5 minutes)' })),
+    'ValidationException', /ScheduleExpression/);
+  const p = await eb.send(new PutRuleCommand({ Name: 'list-a', EventPattern: '{"source":["a"]}',
+    Description: 'first' }));
+  assert.equal(p.RuleArn, 'arn:aws:events:us-east-1:000000000000:rule/list-a');
+  await eb.send(new PutRuleCommand({ Name: 'list-b', EventPattern: '{"source":["b"]}', State: 'DISABLED' }));
+  await eb.send(new PutRuleCommand({ Name: 'list-c', EventPattern: '{"source":["c"]}' }));
+  const d = await eb.send(new DescribeRuleCommand({ Name: 'list-b' }));
+  assert.equal(d.State, 'DISABLED');
+  assert.equal(d.EventPattern, '{"source":["b"]}');
+  const page1 = await eb.send(new ListRulesCommand({ NamePrefix: 'list-', Limit: 2 }));
+  assert.deepEqual(page1.Rules.map((x) => x.Name), ['list-a', 'list-b']);
+  assert.ok(page1.NextToken);
+  const page2 = await eb.send(new ListRulesCommand({ NamePrefix: 'list-', Limit: 2, NextToken: page1.NextToken }));
+  assert.deepEqual(page2.Rules.map((x) => x.Name), ['list-c']);
+  assert.equal(page2.NextToken, undefined);
+  const ob = await eb.send(new PutRuleCommand({ Name: 'on-orders', EventBusName: 'orders',
+    EventPattern: '{"source":["shop"]}' }));
+  assert.equal(ob.RuleArn, 'arn:aws:events:us-east-1:000000000000:rule/orders/on-orders');
+  await rejects(eb.send(new DescribeRuleCommand({ Name: 'nope' })), 'ResourceNotFoundException');
+  for (const n of ['list-a', 'list-b', 'list-c']) await eb.send(new DeleteRuleCommand({ Name: n }));
+});
+
+test('rule -> http target and SQS target: exactly the matching envelopes, once each; DISABLED stops delivery', async () => {
+  const ep = await endpoint();
+  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'shipped-q' }));
+  await eb.send(new PutRuleCommand({ Name: 'shipped', EventPattern: JSON.stringify({
+    source: ['shop'], detail: { state: ['shipped'] } }) }));
+  const t = await eb.send(new PutTargetsCommand({ Rule: 'shipped', Targets: [
+    { Id: 'hook', Arn: ep.url },
+    { Id: 'queue', Arn: 'arn:aws:sqs:us-east-1:000000000000:shipped-q' },
+    { Id: 'bad', Arn: 'arn:aws:lambda:us-east-1:000000000000:function:f' },
+  ] }));
+  assert.equal(t.FailedEntryCount, 1);
+  assert.equal(t.FailedEntries[0].TargetId, 'bad');
+  assert.match(t.FailedEntries[0].ErrorMessage, /not a target Sluice serves/);
+  const lt = await eb.send(new ListTargetsByRuleCommand({ Rule: 'shipped' }));
+  assert.deepEqual(lt.Targets.map((x) => x.Id).sort(), ['hook', 'queue']);
+  await rejects(eb.send(new DeleteRuleCommand({ Name: 'shipped' })), 'ValidationException', /targets/);
+
+  const put = await eb.send(new PutEventsCommand({ Entries: [
+    entry('shop', { state: 'shipped', n: 1 }, { Resources: ['arn:aws:x:1'] }),
+    entry('shop', { state: 'new', n: 2 }),
+    entry('other', { state: 'shipped', n: 3 }),
+    entry('shop', { state: 'shipped', n: 4 }),
+  ] }));
+  assert.equal(put.FailedEntryCount, 0);
+  await until('2 POSTs', () => ep.events.length >= 2);
+  await sleep(1000); // no more come
+  assert.deepEqual(ep.events.map((e) => e.detail.n), [1, 4]);
+  const e1 = ep.events[0];
+  assert.equal(e1.id, put.Entries[0].EventId);
+  assert.equal(e1.version, '0');
+  assert.equal(e1.source, 'shop');
+  assert.equal(e1['detail-type'], 'Order State');
+  assert.equal(e1.account, '000000000000');
+  assert.equal(e1.region, 'us-east-1');
+  assert.deepEqual(e1.resources, ['arn:aws:x:1']);
+  assert.match(e1.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+
+  const got = [];
+  await until('2 SQS messages', async () => {
+    const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+    for (const m of r.Messages ?? []) got.push(JSON.parse(m.Body));
+    return got.length >= 2;
+  });
+  assert.deepEqual(got.map((e) => e.detail.n).sort(), [1, 4]);
+  assert.deepEqual(got.map((e) => e.id).sort(), [put.Entries[0].EventId, put.Entries[3].EventId].sort());
+
+  await eb.send(new DisableRuleCommand({ Name: 'shipped' }));
+  assert.equal((await eb.send(new DescribeRuleCommand({ Name: 'shipped' }))).State, 'DISABLED');
+  await eb.send(new PutEventsCommand({ Entries: [entry('shop', { state: 'shipped', n: 5 })] }));
+  await sleep(1500);
+  assert.deepEqual(ep.events.map((e) => e.detail.n), [1, 4], 'a disabled rule delivers nothing');
+  await eb.send(new EnableRuleCommand({ Name: 'shipped' }));
+  await eb.send(new PutEventsCommand({ Entries: [entry('shop', { state: 'shipped', n: 6 })] }));
+  await until('the event after EnableRule', () => ep.events.length >= 3);
+  await sleep(500);
+  assert.deepEqual(ep.events.map((e) => e.detail.n), [1, 4, 6], 'n 5 (put while disabled) is never delivered');
+
+  const rm = await eb.send(new RemoveTargetsCommand({ Rule: 'shipped', Ids: ['hook', 'queue'] }));
+  assert.equal(rm.FailedEntryCount, 0);
+  await eb.send(new PutEventsCommand({ Entries: [entry('shop', { state: 'shipped', n: 7 })] }));
+  await sleep(1000);
+  assert.equal(ep.events.length, 3);
+  await eb.send(new DeleteRuleCommand({ Name: 'shipped' }));
+  ep.close();
+});
+
+test('a rule on a custom bus sees only that bus; state survives a restart', async () => {
+  const ep = await endpoint();
+  await eb.send(new PutRuleCommand({ Name: 'persist', EventBusName: 'orders',
+    EventPattern: '{"detail":{"kind":[{"prefix":"p-"}]}}' }));
+  await eb.send(new PutTargetsCommand({ Rule: 'persist', EventBusName: 'orders',
+    Targets: [{ Id: 'h', Arn: ep.url }] }));
+  await eb.send(new PutEventsCommand({ Entries: [
+    entry('s', { kind: 'p-1' }, { EventBusName: 'orders' }),
+    entry('s', { kind: 'p-default' }),
+    entry('s', { kind: 'q-1' }, { EventBusName: 'arn:aws:events:us-east-1:000000000000:event-bus/orders' }),
+  ] }));
+  await until('p-1', () => ep.events.length >= 1);
+  await b.stop();
+  await b.restart();
+  clients();
+  const d = await eb.send(new DescribeRuleCommand({ Name: 'persist', EventBusName: 'orders' }));
+  assert.equal(d.State, 'ENABLED');
+  assert.deepEqual((await eb.send(new ListTargetsByRuleCommand({ Rule: 'persist', EventBusName: 'orders' })))
+    .Targets.map((x) => x.Id), ['h']);
+  await eb.send(new PutEventsCommand({ Entries: [entry('s', { kind: 'p-2' }, { EventBusName: 'orders' })] }));
+  await until('p-2 after the restart', () => ep.events.length >= 2);
+  await sleep(500);
+  assert.deepEqual(ep.events.map((e) => e.detail.kind), ['p-1', 'p-2']);
+  await eb.send(new RemoveTargetsCommand({ Rule: 'persist', EventBusName: 'orders', Ids: ['h'] }));
+  ep.close();
+});
+
+test('input transforms: InputTransformer to an http target, InputPath to a queue, bad specs refused', async () => {
+  const ep = await endpoint();
+  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'path-q' }));
+  await eb.send(new PutRuleCommand({ Name: 'xform', EventPattern: '{"source":["ec2"]}' }));
+  const bad = await eb.send(new PutTargetsCommand({ Rule: 'xform', Targets: [
+    { Id: 'b1', Arn: ep.url, InputPath: 'detail.x' },
+    { Id: 'b2', Arn: ep.url, InputTransformer: { InputPathsMap: { 'aws.x': '$.a' }, InputTemplate: '<x>' } },
+    { Id: 'b3', Arn: ep.url, Input: '{not json' },
+  ] }));
+  assert.equal(bad.FailedEntryCount, 3);
+  assert.match(bad.FailedEntries[0].ErrorMessage, /InputPath/);
+  assert.match(bad.FailedEntries[1].ErrorMessage, /InputPathsMap\.aws\.x/);
+  assert.match(bad.FailedEntries[2].ErrorMessage, /Input/);
+  const ok = await eb.send(new PutTargetsCommand({ Rule: 'xform', Targets: [
+    { Id: 'h', Arn: ep.url, InputTransformer: {
+      InputPathsMap: { instance: '$.detail.instance-id', state: '$.detail.state' },
+      InputTemplate: '{"instance": <instance>, "msg": "<instance> is <state>", "rule": <aws.events.rule-name>}' } },
+    { Id: 'q', Arn: 'arn:aws:sqs:us-east-1:000000000000:path-q', InputPath: '$.detail' },
+  ] }));
+  assert.equal(ok.FailedEntryCount, 0);
+  await eb.send(new PutEventsCommand({ Entries: [entry('ec2', { 'instance-id': 'i-1', state: 'RUNNING' })] }));
+  await until('the transformed POST', () => ep.events.length >= 1);
+  assert.deepEqual(ep.events[0], { instance: 'i-1', msg: 'i-1 is RUNNING', rule: 'xform' });
+  let body;
+  await until('the InputPath message', async () => {
+    const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 1 }));
+    body = r.Messages?.[0]?.Body;
+    return body;
+  });
+  assert.deepEqual(JSON.parse(body), { 'instance-id': 'i-1', state: 'RUNNING' });
+  await eb.send(new RemoveTargetsCommand({ Rule: 'xform', Ids: ['h', 'q'] }));
+  ep.close();
+});
+
+test('archive -> replay of a time range to one rule: the range again, nothing later, nothing to other rules', async () => {
+  const ep = await endpoint();
+  const other = await endpoint();
+  const bus = await eb.send(new CreateEventBusCommand({ Name: 'replaybus' }));
+  const arc = await eb.send(new CreateArchiveCommand({ ArchiveName: 'arc', EventSourceArn: bus.EventBusArn,
+    RetentionDays: 30, Description: 'all of it' }));
+  assert.equal(arc.State, 'ENABLED');
+  await rejects(eb.send(new CreateArchiveCommand({ ArchiveName: 'arc2', EventSourceArn: bus.EventBusArn,
+    EventPattern: '{"source": "x"}' })), 'InvalidEventPatternException');
+  const rule = await eb.send(new PutRuleCommand({ Name: 'rp', EventBusName: 'replaybus', EventPattern: '{"source":["rp"]}' }));
+  await eb.send(new PutRuleCommand({ Name: 'rp-other', EventBusName: 'replaybus', EventPattern: '{"source":["rp"]}' }));
+  await eb.send(new PutTargetsCommand({ Rule: 'rp', EventBusName: 'replaybus', Targets: [{ Id: 'h', Arn: ep.url }] }));
+  await eb.send(new PutTargetsCommand({ Rule: 'rp-other', EventBusName: 'replaybus', Targets: [{ Id: 'h', Arn: other.url }] }));
+  const put = (n) => eb.send(new PutEventsCommand({ Entries: [entry('rp', { n }, { EventBusName: 'replaybus' })] }));
+  await put(1);
+  await sleep(1100);
+  const t0 = new Date();
+  await put(2);
+  await put(3);
+  await sleep(1100);
+  const t1 = new Date();
+  await sleep(200);
+  await put(4);
+  await until('4 live events', () => ep.events.length >= 4 && other.events.length >= 4);
+
+  const d = await eb.send(new DescribeArchiveCommand({ ArchiveName: 'arc' }));
+  assert.equal(d.EventSourceArn, bus.EventBusArn);
+  assert.equal(d.RetentionDays, 30);
+  assert.ok(d.EventCount >= 4, `EventCount ${d.EventCount}`);
+  assert.ok(d.SizeBytes > 0);
+  assert.deepEqual((await eb.send(new ListArchivesCommand({ NamePrefix: 'ar' }))).Archives.map((a) => a.ArchiveName), ['arc']);
+  await eb.send(new UpdateArchiveCommand({ ArchiveName: 'arc', RetentionDays: 60 }));
+  assert.equal((await eb.send(new DescribeArchiveCommand({ ArchiveName: 'arc' }))).RetentionDays, 60);
+
+  const r = await eb.send(new StartReplayCommand({ ReplayName: 'again', EventSourceArn: arc.ArchiveArn,
+    EventStartTime: t0, EventEndTime: t1, Destination: { Arn: bus.EventBusArn, FilterArns: [rule.RuleArn] } }));
+  assert.equal(r.State, 'STARTING');
+  const done = await until('COMPLETED', async () => {
+    const x = await eb.send(new DescribeReplayCommand({ ReplayName: 'again' }));
+    return x.State === 'COMPLETED' ? x : null;
+  });
+  assert.equal(done.EventLastReplayedTime.getTime(), t1.getTime(), 'EventLastReplayedTime = EventEndTime');
+  await sleep(1000); // nothing more comes
+  assert.deepEqual(ep.events.map((e) => e.detail.n), [1, 2, 3, 4, 2, 3], 'the range again, once');
+  assert.deepEqual(other.events.map((e) => e.detail.n), [1, 2, 3, 4], 'rules not in FilterArns get nothing');
+  assert.equal((await eb.send(new ListReplaysCommand({ State: 'COMPLETED' }))).Replays[0].ReplayName, 'again');
+
+  const future = await eb.send(new StartReplayCommand({ ReplayName: 'later', EventSourceArn: arc.ArchiveArn,
+    EventStartTime: t0, EventEndTime: new Date(Date.now() + 3600e3), Destination: { Arn: bus.EventBusArn, FilterArns: [rule.RuleArn] } }));
+  assert.equal(future.State, 'STARTING');
+  const c = await eb.send(new CancelReplayCommand({ ReplayName: 'later' }));
+  assert.equal(c.State, 'CANCELLED');
+  assert.equal((await eb.send(new DescribeReplayCommand({ ReplayName: 'later' }))).State, 'CANCELLED');
+  await rejects(eb.send(new StartReplayCommand({ ReplayName: 'bad', EventSourceArn: arc.ArchiveArn,
+    EventStartTime: t1, EventEndTime: t0, Destination: { Arn: bus.EventBusArn } })), 'ValidationException');
+  await eb.send(new DeleteArchiveCommand({ ArchiveName: 'arc' }));
+  await rejects(eb.send(new DescribeArchiveCommand({ ArchiveName: 'arc' })), 'ResourceNotFoundException');
+  for (const n of ['rp', 'rp-other']) {
+    await eb.send(new RemoveTargetsCommand({ Rule: n, EventBusName: 'replaybus', Ids: ['h'] }));
+  }
+  ep.close();
+  other.close();
+});
+
+// EventBridge's documented pattern examples (content filtering page).
+test('TestEventPattern: prefix, suffix, anything-but, numeric, exists, cidr, $or, arrays', async () => {
+  const ev = {
+    id: '7bf73129-1428-4cd3-a780-95db273d1602', 'detail-type': 'EC2 Instance State-change Notification',
+    source: 'aws.ec2', account: '123456789012', time: '2015-11-11T21:29:54Z', region: 'us-east-1',
+    resources: ['arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111'],
+    detail: { 'instance-id': 'i-0123456789', state: 'terminated', 'source-ip': '10.0.0.255',
+      'c-count': 5, 'd-count': 10, 'x-limit': 3.018e2, filename: 'image.png', location: null },
+  };
+  const cases = [
+    [{ source: ['aws.ec2'] }, true],
+    [{ source: ['aws.s3'] }, false],
+    [{ region: [{ prefix: 'us-' }] }, true],
+    [{ detail: { filename: [{ suffix: '.png' }] } }, true],
+    [{ detail: { state: [{ 'anything-but': 'initializing' }] } }, true],
+    [{ detail: { state: [{ 'anything-but': ['stopped', 'terminated'] }] } }, false],
+    [{ detail: { state: [{ 'anything-but': { prefix: 'init' } }] } }, true],
+    [{ detail: { 'c-count': [{ numeric: ['>', 0, '<=', 5] }] } }, true],
+    [{ detail: { 'd-count': [{ numeric: ['<', 10] }] } }, false],
+    [{ detail: { 'x-limit': [{ numeric: ['=', 301.8] }] } }, true],
+    [{ detail: { 'instance-id': [{ exists: true }] } }, true],
+    [{ detail: { 'no-such': [{ exists: false }] } }, true],
+    [{ detail: { 'source-ip': [{ cidr: '10.0.0.0/24' }] } }, true],
+    [{ detail: { 'source-ip': [{ cidr: '10.0.1.0/24' }] } }, false],
+    [{ detail: { location: [null] } }, true],
+    [{ resources: ['arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111'] }, true],
+    [{ detail: { $or: [{ 'c-count': [{ numeric: ['>', 10] }] }, { 'd-count': [10] }] } }, true],
+    [{ $or: [{ source: ['x'] }, { region: ['eu-west-1'] }] }, false],
+    [{ 'detail-type': [{ 'equals-ignore-case': 'ec2 instance state-change notification' }] }, true],
+    [{ detail: { filename: [{ wildcard: 'im*.png' }] } }, true],
+  ];
+  for (const [p, want] of cases) {
+    const r = await eb.send(new TestEventPatternCommand({ EventPattern: JSON.stringify(p), Event: JSON.stringify(ev) }));
+    assert.equal(r.Result, want, JSON.stringify(p));
+  }
+  await rejects(eb.send(new TestEventPatternCommand({ EventPattern: '{"detail":{"n":[{"numeric":[">"]}]}}',
+    Event: JSON.stringify(ev) })), 'InvalidEventPatternException', /numeric/);
+  await rejects(eb.send(new TestEventPatternCommand({ EventPattern: '{}', Event: '{"source":"x"}' })),
+    'ValidationException', /Event is not valid/);
+});
+
+test('awscli: aws events put-events, list-rules', async () => {
+  const env = { ...process.env, AWS_ACCESS_KEY_ID: 'sluice', AWS_SECRET_ACCESS_KEY: 'sluice',
+    AWS_DEFAULT_REGION: 'us-east-1', AWS_PAGER: '', AWS_EC2_METADATA_DISABLED: 'true' };
+  const aws = (...args) => {
+    const r = spawnSync('aws', ['--endpoint-url', b.endpoint, '--output', 'json', ...args], { env, encoding: 'utf8' });
+    assert.equal(r.status, 0, `aws ${args.join(' ')}: ${r.stderr}`);
+    return JSON.parse(r.stdout);
+  };
+  const r = aws('events', 'put-events', '--entries',
+    JSON.stringify([{ Source: 'cli', DetailType: 't', Detail: '{"from":"awscli"}' }]));
+  assert.equal(r.FailedEntryCount, 0);
+  assert.match(r.Entries[0].EventId, /^[0-9a-f-]{36}$/);
+  aws('events', 'put-rule', '--name', 'cli-rule', '--event-pattern', '{"source":["cli"]}');
+  const l = aws('events', 'list-rules', '--name-prefix', 'cli-');
+  assert.deepEqual(l.Rules.map((x) => x.Name), ['cli-rule']);
+});
