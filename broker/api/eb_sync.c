@@ -14,8 +14,8 @@
  * Per target: "ready" false -> the group is made if missing, then the push
  * target set (sl_push_set replaces an existing one), then ready = true.
  * Dead list: its groups' push targets are removed (also done at once by
- * eb_sync_retire), then the groups deleted; EAGAIN (a receive still parked)
- * is retried at a later tick.
+ * eb_sync_retire), then the groups deleted; a delete that fails (the state
+ * store's I/O) is retried at a later tick.
  *
  * Threading: the main loop; at most one engine call out (eb->busy).
  */
@@ -98,10 +98,7 @@ static void on_deleted(void *ctx, int err, const char *why)
         }
         save_logged(eb);
     } else {
-        if (err != SL_EAGAIN) {
-            sl_warn("eventbridge", "group %s/%s not deleted yet: %s", op->stream, op->group,
-                    why);
-        }
+        sl_warn("eventbridge", "group %s/%s not deleted yet: %s", op->stream, op->group, why);
         json_t *dead = json_object_get(eb->doc, "dead"); /* to the end: the others go first */
         json_t *d = json_array_get(dead, 0);
         if (d != NULL) {

@@ -1,15 +1,14 @@
 /* sns_janitor.c - finishes, from the loop's tick (every second), what the
- * SNS subscription calls start but the engine does not let them finish at
- * once (see sns_subs.c): deletes the queue group of an unsubscribed
- * subscription (the engine refuses while a receive is parked on it: retried
- * until it may), makes the group of a changed subscription again with its
+ * SNS subscription calls start but do not finish in the request (see
+ * sns_subs.c): deletes the queue group of an unsubscribed subscription
+ * (retried while the state store fails), makes the group of a changed subscription again with its
  * new filter and dead-letter settings and puts its push target back, and
  * drops subscriptions left unconfirmed for 3 days, and those whose topic's
  * stream was deleted by other means (the CLI). Everything it acts on is
  * marked in the subscriptions file, so a restart resumes it.
  *
  * One engine call at a time; the subscriptions are visited from a rotating
- * cursor, so one group still refused holds back no other.
+ * cursor, so one failing group holds back no other.
  * Threading: the main loop; engine callbacks may run before the call returns.
  */
 #include "broker/api/sns_call.h"
@@ -84,10 +83,10 @@ static void on_group_gone(void *ctx, int err, const char *gwhy)
     struct sl_sns_sub *s = find_any(op->sns->store, op->id);
     char why[SL_SNS_WHY_MAX];
     if (s == NULL || (err != SL_OK && err != SL_ENOTFOUND)) {
-        if (s != NULL && err != SL_EAGAIN) {
+        if (s != NULL) {
             sl_warn("sns", "%s:%s: deleting its group: %s (retrying)", s->topic, s->id, gwhy);
         }
-        janitor_done(op); /* EAGAIN: a receive is still parked on it */
+        janitor_done(op); /* tried again on a later tick */
         return;
     }
     if ((s->flags & SL_SNS_SUB_DELETED) != 0) {
