@@ -32,6 +32,10 @@ struct sl_api_config {
     uint32_t http_port;
 };
 
+/* Room for the answer counters of every route (call.h's enum; checked in
+ * server.c). */
+#define SL_API_ROUTES_MAX 12u
+
 struct sl_api {
     struct sl_api_config cfg;
     struct sl_engine *engine; /* borrowed */
@@ -42,8 +46,8 @@ struct sl_api {
      * broker's, swapped on SIGHUP), or auth is NULL when `auth` is off. */
     struct sl_auth *const *auth;
     /* answers by route (enum sl_api_route) and status class, for /metrics */
-    uint64_t answers[8][6];
-    struct sl_latency latency[8]; /* by route: from the request to its answer */
+    uint64_t answers[SL_API_ROUTES_MAX][6];
+    struct sl_latency latency[SL_API_ROUTES_MAX]; /* by route: request to answer */
     struct sl_history *history;   /* the console's last hour (owned by main); may be NULL */
     struct sl_push *push;         /* push targets, for /metrics (borrowed); NULL when off */
     struct sl_sns *sns;           /* the SNS API's subscriptions (owned by main); may be NULL */
