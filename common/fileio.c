@@ -223,3 +223,38 @@ int sl_unlinkat(int dirfd, const char *name, int flags)
     }
     return unlinkat(dirfd, name, flags);
 }
+
+int sl_file_replace(const char *dir, const char *tmp, const char *path, const void *const *parts,
+                    const size_t *lens, uint32_t n, const char **step)
+{
+    *step = "create the directory of";
+    int rc = sl_mkdir_p(dir);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    *step = "create";
+    int fd = sl_openat(AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return errno == ENOSPC ? SL_ENOSPC : SL_EIO;
+    }
+    *step = "write";
+    uint64_t off = 0;
+    for (uint32_t i = 0; i < n && rc == SL_OK; i++) {
+        rc = sl_pwrite_full(fd, parts[i], lens[i], off);
+        off += lens[i];
+    }
+    if (rc == SL_OK) {
+        *step = "fsync";
+        rc = sl_fsync_fd(fd);
+    }
+    close(fd);
+    if (rc == SL_OK) {
+        *step = "rename";
+        rc = sl_renameat(AT_FDCWD, tmp, AT_FDCWD, path) == 0 ? SL_OK : SL_EIO;
+    }
+    if (rc == SL_OK) {
+        *step = "fsync the directory of";
+        rc = sl_fsync_dir(dir);
+    }
+    return rc;
+}

@@ -25,6 +25,16 @@ int sl_syncfs_path(const char *path);
  * new directory entries are durable. Errors: SL_EINVAL (path too long). */
 int sl_mkdir_p(const char *path);
 
+/* Replaces the file `path` in directory `dir` durably with the `n` parts
+ * of `parts`/`lens`, one after the other: `dir` made if missing, the bytes
+ * written to `tmp` (mode 0600, same directory) and fsynced, renamed over
+ * `path`, `dir` fsynced. A crash leaves the old file or the new one, never
+ * a mix. On error *step names what failed ("create", "write", "fsync",
+ * "rename", "create the directory of", "fsync the directory of"), for a
+ * message "cannot <step> <path>". Errors: SL_ENOSPC, SL_EIO, SL_EINVAL. */
+int sl_file_replace(const char *dir, const char *tmp, const char *path, const void *const *parts,
+                    const size_t *lens, uint32_t n, const char **step);
+
 /* What to say when descriptors run out (EMFILE, ENFILE: SL_ELIMIT from a
  * file call): writes "too many open files (N open, limit M): raise
  * LimitNOFILE or lower open_files_max" into `why` (len > 0). N is counted

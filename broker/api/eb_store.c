@@ -94,27 +94,6 @@ int eb_store_load(const char *dir, json_t **out, char *why, size_t why_len)
     return rc;
 }
 
-static int write_all(const char *tmp, const char *head, size_t hlen, const char *body, size_t len,
-                     const char **step)
-{
-    *step = "create";
-    int fd = sl_openat(AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return errno == ENOSPC ? SL_ENOSPC : SL_EIO;
-    }
-    *step = "write";
-    int rc = sl_pwrite_full(fd, head, hlen, 0);
-    if (rc == SL_OK) {
-        rc = sl_pwrite_full(fd, body, len, hlen);
-    }
-    if (rc == SL_OK) {
-        *step = "fsync";
-        rc = sl_fsync_fd(fd);
-    }
-    close(fd);
-    return rc;
-}
-
 int eb_store_save(const char *dir, const json_t *doc, char *why, size_t why_len)
 {
     char tmp[4200], path[4200];
@@ -135,20 +114,10 @@ int eb_store_save(const char *dir, const json_t *doc, char *why, size_t why_len)
     char head[STORE_HEAD_MAX];
     int hlen = snprintf(head, sizeof(head), "SLEB %u %zu %016" PRIx64 "\n", STORE_VERSION, len,
                         sl_checksum64(body, len));
-    const char *step = "create the directory";
-    int rc = sl_mkdir_p(dir);
-    if (rc == SL_OK) {
-        rc = write_all(tmp, head, (size_t)hlen, body, len, &step);
-    }
+    const char *step;
+    int rc = sl_file_replace(dir, tmp, path, (const void *const[]){head, body},
+                             (const size_t[]){(size_t)hlen, len}, 2, &step);
     free(body);
-    if (rc == SL_OK) {
-        step = "rename";
-        rc = sl_renameat(AT_FDCWD, tmp, AT_FDCWD, path) == 0 ? SL_OK : SL_EIO;
-    }
-    if (rc == SL_OK) {
-        step = "fsync the directory of";
-        rc = sl_fsync_dir(dir);
-    }
     if (rc != SL_OK) {
         snprintf(why, why_len, "cannot %s %s: %s", step, path, sl_strerror(rc));
     }

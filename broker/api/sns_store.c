@@ -219,33 +219,8 @@ int sl_sns_store_save(struct sl_sns_store *s, char *why, size_t why_len)
     SL_ASSERT(len <= FILE_MAX - 8);
     sl_put_u64(p, sl_checksum64(buf, len));
     len += 8;
-    int rc = sl_mkdir_p(s->dir);
-    const char *step = "create the directory of";
-    int fd = -1;
-    if (rc == SL_OK) {
-        step = "create";
-        fd = sl_openat(AT_FDCWD, s->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        rc = fd < 0 ? (errno == ENOSPC ? SL_ENOSPC : SL_EIO) : SL_OK;
-    }
-    if (rc == SL_OK) {
-        step = "write";
-        rc = sl_pwrite_full(fd, buf, len, 0);
-    }
-    if (rc == SL_OK) {
-        step = "fsync";
-        rc = sl_fsync_fd(fd);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (rc == SL_OK) {
-        step = "rename";
-        rc = sl_renameat(AT_FDCWD, s->tmp, AT_FDCWD, s->path) == 0 ? SL_OK : SL_EIO;
-    }
-    if (rc == SL_OK) {
-        step = "fsync the directory of";
-        rc = sl_fsync_dir(s->dir);
-    }
+    const char *step;
+    int rc = sl_file_replace(s->dir, s->tmp, s->path, (const void *const[]){buf}, &len, 1, &step);
     free(buf);
     if (rc != SL_OK) {
         snprintf(why, why_len, "cannot %s %s: %s%s", step, s->path, sl_strerror(rc),

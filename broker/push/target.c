@@ -318,33 +318,8 @@ int sl_push_targets_save(const char *data_dir, const struct sl_push_target *t, u
     size_t len = (size_t)(p - buf);
     sl_put_u64(p, sl_checksum64(buf, len));
     len += 8;
-    int rc = sl_mkdir_p(dir);
-    int fd = -1;
-    const char *step = "create the directory";
-    if (rc == SL_OK) {
-        step = "create";
-        fd = sl_openat(AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        rc = fd < 0 ? (errno == ENOSPC ? SL_ENOSPC : SL_EIO) : SL_OK;
-    }
-    if (rc == SL_OK) {
-        step = "write";
-        rc = sl_pwrite_full(fd, buf, len, 0);
-    }
-    if (rc == SL_OK) {
-        step = "fsync";
-        rc = sl_fsync_fd(fd);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (rc == SL_OK) {
-        step = "rename";
-        rc = sl_renameat(AT_FDCWD, tmp, AT_FDCWD, path) == 0 ? SL_OK : SL_EIO;
-    }
-    if (rc == SL_OK) {
-        step = "fsync the directory";
-        rc = sl_fsync_dir(dir);
-    }
+    const char *step;
+    int rc = sl_file_replace(dir, tmp, path, (const void *const[]){buf}, &len, 1, &step);
     free(buf);
     if (rc != SL_OK) {
         snprintf(why, why_len, "cannot %s %s: %s%s", step, path,

@@ -680,6 +680,45 @@ TEST(ring_defer_then_submit)
     CHECK(memcmp(back, "deferred", 8) == 0);
 }
 
+/* sl_file_replace: the parts in order, the old file replaced whole; a step
+ * named when a call fails. */
+TEST(file_replace_parts_and_step)
+{
+    char dir[] = "/tmp/sl_replace_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char sub[128], tmp[160], path[160];
+    snprintf(sub, sizeof(sub), "%s/a/b", dir);
+    snprintf(tmp, sizeof(tmp), "%s/f.tmp", sub);
+    snprintf(path, sizeof(path), "%s/f", sub);
+    const char *step = NULL;
+    CHECK_EQ(sl_file_replace(sub, tmp, path, (const void *const[]){"old contents"},
+                             (const size_t[]){12}, 1, &step),
+             SL_OK);
+    CHECK_EQ(sl_file_replace(sub, tmp, path, (const void *const[]){"head\n", "body"},
+                             (const size_t[]){5, 4}, 2, &step),
+             SL_OK);
+    char got[32] = {0};
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0);
+    CHECK_EQ(read(fd, got, sizeof(got)), 9);
+    close(fd);
+    CHECK(strcmp(got, "head\nbody") == 0);
+    CHECK(access(tmp, F_OK) != 0); /* renamed away */
+    /* the directory is a file: nothing can be made under it */
+    char bad[200], badtmp[220], badpath[220];
+    snprintf(bad, sizeof(bad), "%s/sub", path);
+    snprintf(badtmp, sizeof(badtmp), "%s/x.tmp", bad);
+    snprintf(badpath, sizeof(badpath), "%s/x", bad);
+    CHECK(sl_file_replace(bad, badtmp, badpath, (const void *const[]){"x"}, (const size_t[]){1},
+                          1, &step) != SL_OK);
+    CHECK(strcmp(step, "create the directory of") == 0);
+    unlink(path);
+    rmdir(sub);
+    snprintf(sub, sizeof(sub), "%s/a", dir);
+    rmdir(sub);
+    rmdir(dir);
+}
+
 int main(void)
 {
     RUN(error_codes_are_stable);
@@ -700,5 +739,6 @@ int main(void)
     RUN(ring_timeout);
     RUN(ring_defer_order);
     RUN(ring_defer_then_submit);
+    RUN(file_replace_parts_and_step);
     TEST_END();
 }
