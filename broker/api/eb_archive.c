@@ -223,15 +223,22 @@ static json_t *archive_view(struct sl_eb *eb, const char *name, const json_t *a,
     return o;
 }
 
-/* The archive a request names, or NULL (answered). */
+/* The archive or replay a request names in `member`, from state table
+ * `table`, or NULL (answered). */
+static json_t *named_get(struct eb_call *c, const char *member, const char *table,
+                         const char *what, const char **name)
+{
+    *name = archive_name(c, member);
+    json_t *o = *name != NULL ? json_object_get(objects(c->eb, table), *name) : NULL;
+    if (*name != NULL && o == NULL) {
+        eb_fail(c, EB_E_NOT_FOUND, "%s %s does not exist.", what, *name);
+    }
+    return o;
+}
+
 static json_t *archive_get(struct eb_call *c, const char **name)
 {
-    *name = archive_name(c, "ArchiveName");
-    json_t *a = *name != NULL ? json_object_get(objects(c->eb, "archives"), *name) : NULL;
-    if (*name != NULL && a == NULL) {
-        eb_fail(c, EB_E_NOT_FOUND, "Archive %s does not exist.", *name);
-    }
-    return a;
+    return named_get(c, "ArchiveName", "archives", "Archive", name);
 }
 
 void eb_describe_archive(struct eb_call *c)
@@ -586,12 +593,7 @@ static json_t *replay_view(const char *name, const json_t *r, bool full)
 
 static json_t *replay_get(struct eb_call *c, const char **name)
 {
-    *name = archive_name(c, "ReplayName");
-    json_t *r = *name != NULL ? json_object_get(objects(c->eb, "replays"), *name) : NULL;
-    if (*name != NULL && r == NULL) {
-        eb_fail(c, EB_E_NOT_FOUND, "Replay %s does not exist.", *name);
-    }
-    return r;
+    return named_get(c, "ReplayName", "replays", "Replay", name);
 }
 
 void eb_describe_replay(struct eb_call *c)

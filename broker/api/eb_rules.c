@@ -518,6 +518,19 @@ static json_t *failed_entry(const char *id, const char *code, const char *msg)
                      "ErrorMessage", msg);
 }
 
+/* Put/RemoveTargets: the change made durable, then applied by the
+ * reconciler; the answer lists the entries that failed (owned). */
+static void answer_entries(struct eb_call *c, json_t *failed)
+{
+    if (!eb_save(c)) {
+        json_decref(failed);
+        return;
+    }
+    eb_sync(c->eb);
+    eb_reply(c, json_pack("{s:i,s:o}", "FailedEntryCount", (json_int_t)json_array_size(failed),
+                          "FailedEntries", failed));
+}
+
 void eb_put_targets(struct eb_call *c)
 {
     char bus[EB_BUS_NAME_MAX + 1], key[EB_BUS_NAME_MAX + EB_NAME_MAX + 2], why[EB_WHY_MAX];
@@ -573,13 +586,7 @@ void eb_put_targets(struct eb_call *c)
         }
         json_object_set_new(targets, id, t);
     }
-    if (!eb_save(c)) {
-        json_decref(failed);
-        return;
-    }
-    eb_sync(c->eb);
-    eb_reply(c, json_pack("{s:i,s:o}", "FailedEntryCount", (json_int_t)json_array_size(failed),
-                          "FailedEntries", failed));
+    answer_entries(c, failed);
 }
 
 void eb_remove_targets(struct eb_call *c)
@@ -614,13 +621,7 @@ void eb_remove_targets(struct eb_call *c)
         eb_sync_retire(c->eb, bus, t);
         json_object_del(targets, id);
     }
-    if (!eb_save(c)) {
-        json_decref(failed);
-        return;
-    }
-    eb_sync(c->eb);
-    eb_reply(c, json_pack("{s:i,s:o}", "FailedEntryCount", (json_int_t)json_array_size(failed),
-                          "FailedEntries", failed));
+    answer_entries(c, failed);
 }
 
 void eb_list_targets(struct eb_call *c)
