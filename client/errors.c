@@ -33,5 +33,9 @@ SL_SAME(ESYS);
 SL_SAME(EAUTH);
 SL_SAME(EDENIED);
 SL_SAME(EFENCED);
+SL_SAME(ESHARD_CLOSED);
+SL_SAME(ECONFLICT);
+SL_SAME(ENOT_LEADER);
+SL_SAME(ENOT_ENOUGH_REPLICAS);
 /* The count: a code added to enum sl_err must be added (and documented) in sluice.h. */
-_Static_assert((int)SLUICE_EFENCED + 1 == (int)SL_ERR_COUNT_, "sluice.h lists every sl_err");
+_Static_assert((int)SLUICE_ENOT_ENOUGH_REPLICAS + 1 == (int)SL_ERR_COUNT_, "sluice.h lists every sl_err");

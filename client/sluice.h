@@ -65,6 +65,10 @@ enum sluice_err {
     SLUICE_EAUTH = 17,        /* authentication required (no credentials), or it failed */
     SLUICE_EDENIED = 18,      /* the authenticated user lacks the right (the broker's ACL) */
     SLUICE_EFENCED = 19,      /* a group member acted on a shard it no longer holds: rejoin */
+    SLUICE_ESHARD_CLOSED = 20, /* the shard was split or merged: write to its children */
+    SLUICE_ECONFLICT = 21,    /* changed concurrently: read again and retry */
+    SLUICE_ENOT_LEADER = 22,  /* this broker does not lead the shard: refresh metadata */
+    SLUICE_ENOT_ENOUGH_REPLICAS = 23, /* fewer in-sync replicas than min_insync_replicas */
 };
 
 #define SLUICE_DEFAULT_BROKER "127.0.0.1:7400"

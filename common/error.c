@@ -24,6 +24,10 @@ static const char *const messages[SL_ERR_COUNT_] = {
     [SL_EAUTH] = "authentication required or failed",
     [SL_EDENIED] = "permission denied",
     [SL_EFENCED] = "fenced: not the holder any more",
+    [SL_ESHARD_CLOSED] = "the shard is closed (split or merged): write to its children",
+    [SL_ECONFLICT] = "changed concurrently: read again and retry",
+    [SL_ENOT_LEADER] = "this broker does not lead the shard: refresh metadata",
+    [SL_ENOT_ENOUGH_REPLICAS] = "fewer in-sync replicas than min_insync_replicas",
 };
 
 static const char *const names[SL_ERR_COUNT_] = {
@@ -38,6 +42,10 @@ static const char *const names[SL_ERR_COUNT_] = {
     [SL_ESYS] = "SL_ESYS",       [SL_EAUTH] = "SL_EAUTH",
     [SL_EDENIED] = "SL_EDENIED",
     [SL_EFENCED] = "SL_EFENCED",
+    [SL_ESHARD_CLOSED] = "SL_ESHARD_CLOSED",
+    [SL_ECONFLICT] = "SL_ECONFLICT",
+    [SL_ENOT_LEADER] = "SL_ENOT_LEADER",
+    [SL_ENOT_ENOUGH_REPLICAS] = "SL_ENOT_ENOUGH_REPLICAS",
 };
 
 const char *sl_strerror(int err)

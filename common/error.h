@@ -28,6 +28,10 @@ enum sl_err {
     SL_EAUTH = 17,       /* authentication required, or it failed */
     SL_EDENIED = 18,     /* the authenticated principal lacks the right (ACL) */
     SL_EFENCED = 19,     /* a group member acted on what it no longer holds (rejoin) */
+    SL_ESHARD_CLOSED = 20, /* the shard was split or merged: append to its children */
+    SL_ECONFLICT = 21,   /* a versioned write lost a race: read again, then retry */
+    SL_ENOT_LEADER = 22, /* this broker does not lead the shard: refresh metadata */
+    SL_ENOT_ENOUGH_REPLICAS = 23, /* fewer in-sync replicas than min_insync_replicas */
     SL_ERR_COUNT_
 };
 

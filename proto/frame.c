@@ -32,9 +32,13 @@ SL_WIRE_SAME(ESYS);
 SL_WIRE_SAME(EAUTH);
 SL_WIRE_SAME(EDENIED);
 SL_WIRE_SAME(EFENCED);
-/* enum sl_err ends at EFENCED too. (The generated enum has no count, so a code appended to
+SL_WIRE_SAME(ESHARD_CLOSED);
+SL_WIRE_SAME(ECONFLICT);
+SL_WIRE_SAME(ENOT_LEADER);
+SL_WIRE_SAME(ENOT_ENOUGH_REPLICAS);
+/* enum sl_err ends at ENOT_ENOUGH_REPLICAS too. (The generated enum has no count, so a code appended to
  * the .proto alone is not caught here: append it to enum sl_err and sluice.h with it.) */
-_Static_assert((int)SLUICE__V1__ERROR_CODE__EFENCED + 1 == (int)SL_ERR_COUNT_,
+_Static_assert((int)SLUICE__V1__ERROR_CODE__ENOT_ENOUGH_REPLICAS + 1 == (int)SL_ERR_COUNT_,
                "the wire's ErrorCode and enum sl_err end at the same code");
 
 int sl_frame_peek(const uint8_t *buf, size_t avail, uint32_t max_frame, uint32_t *frame_len)
