@@ -1,0 +1,855 @@
+/* repl.c - one shard's replica state machine (repl.h; protocol in docs/REPLICATION.md).
+ *
+ * Invariants (sl_repl_check asserts them at entry and after every change):
+ * - hw <= durable_end <= leo for a follower; hw <= durable_end for a leader (its own disk
+ *   counts in the HW); hw never decreases while the replica lives (it is not persisted: a
+ *   restart starts from 0 and learns it again).
+ * - The epoch cache has strictly increasing epochs and non-decreasing starts <= leo; its
+ *   last entry is the epoch of the log's last batch, or the leader's own (possibly empty)
+ *   epoch.
+ * - A leader: role == LEADER, meta.leader == self, epoch == meta.leader_epoch, epoch ==
+ *   last_led_epoch; acked_end <= pending_end <= leo; acked_end <= max(hw, epoch start).
+ * - A peer's ack is a fetch offset the leader validated against its own log (the fetch's
+ *   last epoch ends at or after it here): the follower's log equals ours below it, durably.
+ * - A follower sends at most one request at a time and fetches only with an empty disk
+ *   FIFO, so its fetch offset is its durable end: the fetch is its ack.
+ * - The leader acts on the ISR it read from the metadata store (meta.isr); while a change it
+ *   wrote has an unknown outcome, HW is computed over the union of both (never fewer
+ *   replicas than the store may hold), and |ISR| >= min_insync is judged on meta.isr.
+ */
+#include "broker/cluster/repl.h"
+
+#include "common/assert.h"
+#include "common/error.h"
+
+#include <string.h>
+
+#ifdef SL_REPL_MUTATIONS
+int sl_repl_mutation;
+#define MUTATION(n) (sl_repl_mutation == (n))
+#else
+#define MUTATION(n) 0
+#endif
+
+enum { DISK_WRITE = 1, DISK_TRUNCATE = 2, DISK_SAVE = 3 };
+/* FIFO slots appends leave free: a role change queues a truncate and a save after them */
+#define DISK_RESERVE 3u
+
+static bool ids_has(const int32_t *ids, uint32_t n, int32_t id)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (ids[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static struct sl_repl_effect *fx_push(struct sl_repl *r, enum sl_repl_effect_type type)
+{
+    SL_ASSERT(r->n_fx < SL_REPL_EFFECTS_MAX);
+    struct sl_repl_effect *e = &r->fx[r->n_fx++];
+    memset(e, 0, sizeof *e);
+    e->type = type;
+    return e;
+}
+
+static void send(struct sl_repl *r, const struct sl_repl_msg *m)
+{
+    SL_ASSERT(m->to != r->cfg.self && m->to >= 0);
+    struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_SEND);
+    e->msg = *m;
+    e->msg.from = r->cfg.self;
+}
+
+static void disk_push(struct sl_repl *r, uint8_t kind, int64_t end)
+{
+    SL_ASSERT(r->disk_n < SL_REPL_DISK_INFLIGHT_MAX);
+    uint32_t i = (r->disk_head + r->disk_n) % SL_REPL_DISK_INFLIGHT_MAX;
+    r->disk_kind[i] = kind;
+    r->disk_end[i] = end;
+    r->disk_n++;
+}
+
+/* ---- the epoch cache ---------------------------------------------------- */
+
+static void epochs_add(struct sl_repl *r, int32_t epoch, int64_t start)
+{
+    if (r->n_epochs > 0) {
+        struct sl_repl_epoch *last = &r->epochs[r->n_epochs - 1];
+        SL_ASSERT(epoch > last->epoch && start >= last->start_offset);
+        if (last->start_offset == start) {
+            /* the previous epoch has no entries: epoch_end answers the same without it */
+            last->epoch = epoch;
+            return;
+        }
+    }
+    if (r->n_epochs == SL_REPL_EPOCHS_MAX) {
+        /* bounded: asks for epochs older than the oldest kept truncate to its start, which
+         * is safe (more is fetched again), never wrong */
+        memmove(&r->epochs[0], &r->epochs[1], (SL_REPL_EPOCHS_MAX - 1) * sizeof r->epochs[0]);
+        r->n_epochs--;
+    }
+    r->epochs[r->n_epochs++] = (struct sl_repl_epoch){epoch, start};
+}
+
+static void epochs_truncate(struct sl_repl *r, int64_t end)
+{
+    while (r->n_epochs > 0 && r->epochs[r->n_epochs - 1].start_offset >= end) {
+        r->n_epochs--;
+    }
+}
+
+/* The epoch of the entry at leo - 1 (SL_REPL_NONE for an empty log). */
+static int32_t last_log_epoch(const struct sl_repl *r)
+{
+    for (uint32_t i = r->n_epochs; i > 0; i--) {
+        if (r->epochs[i - 1].start_offset < r->leo) {
+            return r->epochs[i - 1].epoch;
+        }
+    }
+    return SL_REPL_NONE;
+}
+
+int64_t sl_repl_epoch_end(const struct sl_repl *r, int32_t epoch, int32_t *found)
+{
+    *found = SL_REPL_NONE;
+    if (epoch == SL_REPL_NONE) {
+        return r->n_epochs > 0 ? r->epochs[0].start_offset : r->leo;
+    }
+    for (uint32_t i = r->n_epochs; i > 0; i--) {
+        if (r->epochs[i - 1].epoch <= epoch) {
+            *found = r->epochs[i - 1].epoch;
+            return i < r->n_epochs ? r->epochs[i].start_offset : r->leo;
+        }
+    }
+    return r->n_epochs > 0 ? r->epochs[0].start_offset : r->leo;
+}
+
+const struct sl_repl_epoch *sl_repl_epochs(const struct sl_repl *r, uint32_t *n,
+                                           int32_t *last_led_epoch)
+{
+    *n = r->n_epochs;
+    *last_led_epoch = r->last_led_epoch;
+    return r->epochs;
+}
+
+/* ---- invariants --------------------------------------------------------- */
+
+void sl_repl_check(const struct sl_repl *r)
+{
+    SL_ASSERT(r->hw >= 0 && r->durable_end >= 0 && r->leo >= 0);
+    SL_ASSERT(r->hw <= r->durable_end && r->durable_end <= r->leo);
+    SL_ASSERT(r->disk_n <= SL_REPL_DISK_INFLIGHT_MAX && r->n_fx <= SL_REPL_EFFECTS_MAX);
+    SL_ASSERT(r->n_epochs <= SL_REPL_EPOCHS_MAX);
+    for (uint32_t i = 1; i < r->n_epochs; i++) {
+        SL_ASSERT(r->epochs[i].epoch > r->epochs[i - 1].epoch);
+        SL_ASSERT(r->epochs[i].start_offset > r->epochs[i - 1].start_offset);
+    }
+    if (r->n_epochs > 0) {
+        SL_ASSERT(r->epochs[r->n_epochs - 1].start_offset <= r->leo);
+        SL_ASSERT(r->epochs[r->n_epochs - 1].epoch <= r->epoch || r->role == SL_REPL_FATAL ||
+                  r->epoch == SL_REPL_NONE);
+    }
+    SL_ASSERT(r->saved_led_epoch <= r->last_led_epoch);
+    if (r->role == SL_REPL_LEADER) {
+        SL_ASSERT(r->meta.leader == r->cfg.self && r->epoch == r->meta.leader_epoch);
+        SL_ASSERT(r->epoch == r->last_led_epoch);
+        SL_ASSERT(r->n_epochs > 0 && r->epochs[r->n_epochs - 1].epoch == r->epoch);
+        SL_ASSERT(r->acked_end <= r->pending_end && r->pending_end <= r->leo);
+        /* nothing is acked beyond HW, except the start of the epoch (nothing pending yet) */
+        SL_ASSERT(r->acked_end <= r->hw || MUTATION(2) ||
+                  r->acked_end == r->epochs[r->n_epochs - 1].start_offset);
+        SL_ASSERT(r->n_peers <= SL_REPL_REPLICAS_MAX);
+        SL_ASSERT(!r->ready || r->saved_led_epoch == r->epoch);
+    }
+    if (r->role == SL_REPL_FOLLOWER) {
+        SL_ASSERT(r->meta.leader != r->cfg.self && r->meta.leader >= 0);
+        SL_ASSERT(r->epoch == r->meta.leader_epoch);
+    }
+}
+
+/* ---- leader ------------------------------------------------------------- */
+
+static struct sl_repl_peer *peer_find(struct sl_repl *r, int32_t id)
+{
+    for (uint32_t i = 0; i < r->n_peers; i++) {
+        if (r->peers[i].id == id) {
+            return &r->peers[i];
+        }
+    }
+    return NULL;
+}
+
+/* The replicas HW waits for: the ISR read from the store, plus a change we wrote whose
+ * outcome is not known yet (an expansion may have applied). */
+static bool in_hw_set(const struct sl_repl *r, int32_t id)
+{
+    if (ids_has(r->meta.isr, r->meta.n_isr, id)) {
+        return true;
+    }
+    return (r->isr_writing || r->isr_unknown) && ids_has(r->proposed, r->n_proposed, id);
+}
+
+static void answer_fetch(struct sl_repl *r, struct sl_repl_peer *p, uint64_t req_id, int64_t off)
+{
+    struct sl_repl_msg m = {.type = SL_REPL_MSG_FETCH_RESP,
+                            .to = p->id,
+                            .leader_epoch = r->epoch,
+                            .err = SL_OK,
+                            .req_id = req_id,
+                            .offset = off,
+                            .hw = r->hw,
+                            .read_end = r->leo};
+    send(r, &m);
+    p->parked = false;
+    p->hw_sent = r->hw;
+}
+
+static void wake_parked(struct sl_repl *r)
+{
+    for (uint32_t i = 0; i < r->n_peers; i++) {
+        struct sl_repl_peer *p = &r->peers[i];
+        if (p->parked && (p->parked_offset < r->leo || p->hw_sent < r->hw)) {
+            answer_fetch(r, p, p->parked_req_id, p->parked_offset);
+        }
+    }
+}
+
+static void maybe_ack(struct sl_repl *r)
+{
+    if (r->role != SL_REPL_LEADER || r->suspended || r->pending_end <= r->acked_end) {
+        return;
+    }
+    int64_t covered = MUTATION(2) ? r->durable_end : r->hw;
+    int64_t end = covered < r->pending_end ? covered : r->pending_end;
+    if (end <= r->acked_end) {
+        return;
+    }
+    struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_ACK);
+    e->offset = end;
+    e->err = r->meta.n_isr >= r->cfg.min_insync ? SL_OK : SL_ENOT_ENOUGH_REPLICAS;
+    r->acked_end = end;
+}
+
+static void hw_update(struct sl_repl *r)
+{
+    if (r->role != SL_REPL_LEADER) {
+        return;
+    }
+    int64_t cand = r->durable_end;
+    for (uint32_t i = 0; i < r->n_peers; i++) {
+        const struct sl_repl_peer *p = &r->peers[i];
+        if (in_hw_set(r, p->id) && p->ack < cand) {
+            cand = p->ack; /* -1 while unknown: no advance */
+        }
+    }
+    for (uint32_t i = 0; i < r->meta.n_isr; i++) {
+        int32_t id = r->meta.isr[i];
+        if (id != r->cfg.self && peer_find(r, id) == NULL) {
+            cand = -1; /* an ISR member that is not a replica: wait for a sane state */
+        }
+    }
+    if (cand > r->hw) {
+        r->hw = cand;
+        wake_parked(r);
+    }
+    maybe_ack(r);
+}
+
+static void fail_pending(struct sl_repl *r, int err)
+{
+    if (r->pending_end > r->acked_end) {
+        struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_ACK);
+        e->offset = r->pending_end;
+        e->err = err;
+    }
+    r->acked_end = r->pending_end;
+}
+
+static void become_leader(struct sl_repl *r)
+{
+    r->role = SL_REPL_LEADER;
+    r->truncating = false;
+    r->req_out = false;
+    r->suspended = false;
+    r->isr_writing = r->isr_unknown = false;
+    r->pending_end = r->acked_end = r->leo;
+    r->n_peers = 0;
+    for (uint32_t i = 0; i < r->meta.n_replicas; i++) {
+        int32_t id = r->meta.replicas[i];
+        if (id == r->cfg.self) {
+            continue;
+        }
+        r->peers[r->n_peers++] = (struct sl_repl_peer){.id = id,
+                                                       .ack = -1,
+                                                       .caught_up_ms = r->now_ms,
+                                                       .prev_fetch_ms = r->now_ms,
+                                                       .leo_at_prev_fetch = r->leo,
+                                                       .hw_sent = -1};
+    }
+    /* The epoch file records that we led this epoch before a single append is accepted:
+     * after a crash that lost this epoch's batches we must never lead it again (two
+     * different batches at one offset under one epoch would break the log matching). */
+    r->last_led_epoch = r->epoch;
+    epochs_add(r, r->epoch, r->leo);
+    r->ready = false;
+    fx_push(r, SL_REPL_FX_SAVE_EPOCHS);
+    disk_push(r, DISK_SAVE, r->last_led_epoch);
+}
+
+static void isr_propose(struct sl_repl *r, const int32_t *isr, uint32_t n)
+{
+    SL_ASSERT(n >= 1 && n <= SL_REPL_REPLICAS_MAX && !r->isr_writing);
+    r->n_proposed = n;
+    memcpy(r->proposed, isr, n * sizeof isr[0]);
+    r->isr_writing = true;
+    r->isr_unknown = false;
+    r->isr_base_version = r->meta.version;
+    struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_META_WRITE);
+    e->meta = r->meta;
+    e->meta.n_isr = n;
+    memcpy(e->meta.isr, isr, n * sizeof isr[0]);
+}
+
+/* Kafka's rules: a member not caught up for replica_lag_ms leaves; a replica whose durable
+ * end reached the HW and the start of this epoch joins. One change in flight at a time. */
+static void isr_maintain(struct sl_repl *r)
+{
+    if (r->role != SL_REPL_LEADER || !r->ready || r->suspended || r->isr_writing ||
+        r->isr_unknown) {
+        return;
+    }
+    int32_t isr[SL_REPL_REPLICAS_MAX];
+    uint32_t n = 0;
+    bool change = false;
+    isr[n++] = r->cfg.self;
+    int64_t epoch_start = r->epochs[r->n_epochs - 1].start_offset;
+    for (uint32_t i = 0; i < r->n_peers; i++) {
+        const struct sl_repl_peer *p = &r->peers[i];
+        bool in = ids_has(r->meta.isr, r->meta.n_isr, p->id);
+        if (in && r->now_ms - p->caught_up_ms > r->cfg.replica_lag_ms) {
+            change = true;
+        } else if (in) {
+            isr[n++] = p->id;
+        } else if (p->ack >= 0 && p->ack >= r->hw && p->ack >= epoch_start &&
+                   r->now_ms - p->caught_up_ms <= r->cfg.replica_lag_ms) {
+            isr[n++] = p->id;
+            change = true;
+        }
+    }
+    if (!ids_has(r->meta.isr, r->meta.n_isr, r->cfg.self)) {
+        change = true; /* the controller never drops a live leader; repair if it did */
+    }
+    if (change) {
+        isr_propose(r, isr, n);
+    }
+}
+
+static void on_fetch(struct sl_repl *r, const struct sl_repl_msg *m)
+{
+    struct sl_repl_msg resp = {.type = SL_REPL_MSG_FETCH_RESP,
+                               .to = m->from,
+                               .leader_epoch = r->epoch,
+                               .req_id = m->req_id,
+                               .offset = m->offset,
+                               .hw = r->hw,
+                               .read_end = m->offset};
+    struct sl_repl_peer *p = peer_find(r, m->from);
+    if (p == NULL) {
+        resp.err = SL_ENOTFOUND;
+        send(r, &resp);
+        return;
+    }
+    int32_t found;
+    int64_t end = sl_repl_epoch_end(r, m->epoch, &found);
+    if (m->offset < 0 || (m->offset > 0 && (found != m->epoch || end < m->offset)) ||
+        (m->offset == 0 && m->epoch != SL_REPL_NONE)) {
+        /* the follower's last entry is not ours: tell it where that epoch ends here */
+        resp.err = SL_ECONFLICT;
+        resp.epoch = found;
+        resp.end_offset = end;
+        send(r, &resp);
+        return;
+    }
+    /* validated: its log equals ours below m->offset, durably */
+    if (m->offset >= r->leo) {
+        p->caught_up_ms = r->now_ms;
+    } else if (m->offset >= p->leo_at_prev_fetch) {
+        p->caught_up_ms = p->prev_fetch_ms > p->caught_up_ms ? p->prev_fetch_ms : p->caught_up_ms;
+    }
+    p->prev_fetch_ms = r->now_ms;
+    p->leo_at_prev_fetch = r->leo;
+    if (m->offset > p->ack) {
+        p->ack = m->offset;
+    }
+    p->parked = false;
+    hw_update(r);
+    if (m->offset < r->leo || p->hw_sent < r->hw) {
+        answer_fetch(r, p, m->req_id, m->offset);
+    } else {
+        p->parked = true;
+        p->parked_req_id = m->req_id;
+        p->parked_offset = m->offset;
+        p->parked_ms = r->now_ms;
+    }
+    isr_maintain(r);
+}
+
+static void on_epoch_req(struct sl_repl *r, const struct sl_repl_msg *m)
+{
+    struct sl_repl_msg resp = {.type = SL_REPL_MSG_EPOCH_RESP,
+                               .to = m->from,
+                               .leader_epoch = r->epoch,
+                               .req_id = m->req_id};
+    if (peer_find(r, m->from) == NULL) {
+        resp.err = SL_ENOTFOUND;
+    } else {
+        resp.end_offset = sl_repl_epoch_end(r, m->epoch, &resp.epoch);
+    }
+    send(r, &resp);
+}
+
+/* ---- follower ----------------------------------------------------------- */
+
+static void follower_request(struct sl_repl *r)
+{
+    if (r->role != SL_REPL_FOLLOWER || r->req_out || r->disk_n > 0) {
+        return;
+    }
+    if (r->truncating && r->leo == 0) {
+        r->truncating = false; /* an empty log cannot diverge */
+    }
+    struct sl_repl_msg m = {.to = r->meta.leader,
+                            .leader_epoch = r->epoch,
+                            .req_id = ++r->req_id,
+                            .epoch = last_log_epoch(r)};
+    if (r->truncating) {
+        m.type = SL_REPL_MSG_EPOCH_REQ;
+        r->req_epoch = m.epoch;
+    } else {
+        SL_ASSERT(r->durable_end == r->leo);
+        m.type = SL_REPL_MSG_FETCH;
+        m.offset = r->leo;
+    }
+    r->req_out = true;
+    r->req_sent_ms = r->now_ms;
+    send(r, &m);
+}
+
+static void become_follower(struct sl_repl *r)
+{
+    r->role = SL_REPL_FOLLOWER;
+    epochs_truncate(r, r->leo); /* our own empty epoch as leader, if any: nothing of it here */
+    r->truncating = true;       /* KIP-101: ask where our last epoch ended before fetching */
+    r->req_out = false;
+    r->ready = false;
+    r->leader_hw = 0;
+    follower_request(r);
+}
+
+static void truncate_to(struct sl_repl *r, int64_t end)
+{
+    SL_ASSERT(end >= 0 && end <= r->leo);
+    SL_ASSERT(r->disk_n == 0); /* a follower truncates only with its disk FIFO drained */
+    if (end == r->leo) {
+        return;
+    }
+    /* Entries below HW are committed: the leader has them, so a clean truncation point is
+     * never below our HW. Lowering HW here would mean the store elected an unclean leader. */
+    if (end < r->hw) {
+        r->hw = end;
+    }
+    r->leo = end;
+    if (r->durable_end > end) {
+        r->durable_end = end;
+    }
+    epochs_truncate(r, end);
+    struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_TRUNCATE);
+    e->offset = end;
+    disk_push(r, DISK_TRUNCATE, end);
+    fx_push(r, SL_REPL_FX_SAVE_EPOCHS);
+    disk_push(r, DISK_SAVE, r->last_led_epoch);
+}
+
+/* The leader's log has `epoch` ending at `end` (epoch SL_REPL_NONE: it has nothing as old
+ * as we asked). Cut to the end of the largest epoch we share; if our last epoch is then
+ * still not the one the leader named, ask again with it (KIP-279: several rounds). */
+static void on_divergence(struct sl_repl *r, int32_t epoch, int64_t end)
+{
+    int32_t mine;
+    int64_t my_end = epoch == SL_REPL_NONE ? 0 : sl_repl_epoch_end(r, epoch, &mine);
+    int64_t cut = end < my_end ? end : my_end;
+    if (MUTATION(1)) {
+        cut = r->hw; /* the pre-KIP-101 rule: truncate to our own high watermark */
+    }
+    if (cut > r->leo) {
+        cut = r->leo;
+    }
+    truncate_to(r, cut);
+    int32_t last = last_log_epoch(r);
+    r->truncating = !(MUTATION(1) || last == SL_REPL_NONE || last == epoch);
+}
+
+static void on_epoch_resp(struct sl_repl *r, const struct sl_repl_msg *m)
+{
+    if (!r->truncating || m->err != SL_OK || m->epoch > r->req_epoch || m->end_offset < 0) {
+        r->rejected_msgs++;
+        return;
+    }
+    on_divergence(r, m->epoch, m->end_offset);
+    follower_request(r);
+}
+
+static bool batches_valid(const struct sl_repl *r, const struct sl_repl_msg *m)
+{
+    int64_t next = m->offset;
+    int32_t epoch = last_log_epoch(r);
+    if (m->n_batches > SL_REPL_FETCH_BATCHES_MAX || m->offset != r->leo) {
+        return false;
+    }
+    for (uint32_t i = 0; i < m->n_batches; i++) {
+        const struct sl_repl_batch *b = &m->batches[i];
+        if (b->base_offset != next || b->count == 0 || b->epoch < epoch || b->epoch > r->epoch ||
+            b->epoch < 0) {
+            return false;
+        }
+        next += b->count;
+        epoch = b->epoch;
+    }
+    return true;
+}
+
+static void on_fetch_resp(struct sl_repl *r, const struct sl_repl_msg *m)
+{
+    if (r->truncating) {
+        r->rejected_msgs++;
+        return;
+    }
+    if (m->err == SL_ECONFLICT) {
+        on_divergence(r, m->epoch, m->end_offset);
+        follower_request(r);
+        return;
+    }
+    if (m->err != SL_OK || !batches_valid(r, m)) {
+        r->rejected_msgs++;
+        return;
+    }
+    if (m->hw > r->leader_hw) {
+        r->leader_hw = m->hw;
+    }
+    if (m->n_batches > 0) {
+        int64_t end = r->leo;
+        for (uint32_t i = 0; i < m->n_batches; i++) {
+            const struct sl_repl_batch *b = &m->batches[i];
+            int32_t last = r->n_epochs > 0 ? r->epochs[r->n_epochs - 1].epoch : SL_REPL_NONE;
+            if (b->epoch > last) {
+                epochs_add(r, b->epoch, b->base_offset);
+            }
+            end = b->base_offset + b->count;
+        }
+        struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_WRITE);
+        e->offset = r->leo;
+        e->batches = m->batches;
+        e->n_batches = m->n_batches;
+        r->leo = end;
+        disk_push(r, DISK_WRITE, end);
+    }
+    int64_t hw = r->leader_hw < r->durable_end ? r->leader_hw : r->durable_end;
+    if (hw > r->hw) {
+        r->hw = hw;
+    }
+    follower_request(r);
+}
+
+/* ---- inputs ------------------------------------------------------------- */
+
+void sl_repl_init(struct sl_repl *r, const struct sl_repl_cfg *cfg,
+                  const struct sl_repl_recovered *rec, uint64_t now_ms)
+{
+    SL_ASSERT(cfg->self >= 0 && cfg->min_insync >= 1 && cfg->replica_lag_ms > 0);
+    SL_ASSERT(rec->log_end >= 0 && rec->n_epochs <= SL_REPL_EPOCHS_MAX);
+    memset(r, 0, sizeof *r);
+    r->cfg = *cfg;
+    r->role = SL_REPL_IDLE;
+    r->meta.version = -1;
+    r->meta.leader = SL_REPL_NONE;
+    r->meta.leader_epoch = SL_REPL_NONE;
+    r->epoch = SL_REPL_NONE;
+    r->last_led_epoch = r->saved_led_epoch = rec->last_led_epoch;
+    r->now_ms = now_ms;
+    r->leo = r->durable_end = rec->log_end;
+    for (uint32_t i = 0; i < rec->n_epochs; i++) {
+        SL_ASSERT(rec->epochs[i].start_offset <= rec->log_end);
+        epochs_add(r, rec->epochs[i].epoch, rec->epochs[i].start_offset);
+    }
+    if (r->n_epochs > 0 && r->epochs[r->n_epochs - 1].epoch > r->last_led_epoch) {
+        /* epoch is SL_REPL_NONE until metadata: check() tolerates that */
+    }
+    sl_repl_check(r);
+}
+
+int sl_repl_append(struct sl_repl *r, const struct sl_repl_batch *b, int64_t *base, int32_t *epoch)
+{
+    sl_repl_check(r);
+    SL_ASSERT(b->count >= 1);
+    if (r->role == SL_REPL_FATAL) {
+        return SL_EFATAL;
+    }
+    if (r->role != SL_REPL_LEADER || r->suspended) {
+        return SL_ENOT_LEADER;
+    }
+    if (!r->ready || r->disk_n + DISK_RESERVE > SL_REPL_DISK_INFLIGHT_MAX) {
+        return SL_EAGAIN;
+    }
+    if (r->meta.n_isr < r->cfg.min_insync) {
+        return SL_ENOT_ENOUGH_REPLICAS;
+    }
+    *base = r->leo;
+    *epoch = r->epoch;
+    r->append_batch = *b;
+    r->append_batch.base_offset = r->leo;
+    r->append_batch.epoch = r->epoch;
+    struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_WRITE);
+    e->offset = r->leo;
+    e->batches = &r->append_batch;
+    e->n_batches = 1;
+    r->leo += b->count;
+    r->pending_end = r->leo;
+    disk_push(r, DISK_WRITE, r->leo);
+    wake_parked(r);
+    sl_repl_check(r);
+    return SL_OK;
+}
+
+void sl_repl_on_msg(struct sl_repl *r, const struct sl_repl_msg *m)
+{
+    sl_repl_check(r);
+    if (r->role == SL_REPL_FATAL) {
+        return;
+    }
+    bool request = m->type == SL_REPL_MSG_FETCH || m->type == SL_REPL_MSG_EPOCH_REQ;
+    if (request) {
+        struct sl_repl_msg resp = {.type = m->type == SL_REPL_MSG_FETCH ? SL_REPL_MSG_FETCH_RESP
+                                                                        : SL_REPL_MSG_EPOCH_RESP,
+                                   .to = m->from,
+                                   .leader_epoch = r->epoch,
+                                   .req_id = m->req_id,
+                                   .offset = m->offset,
+                                   .read_end = m->offset};
+        if (m->from == r->cfg.self || m->from < 0) {
+            r->rejected_msgs++;
+        } else if (r->role == SL_REPL_LEADER && m->leader_epoch == r->epoch) {
+            if (m->type == SL_REPL_MSG_FETCH) {
+                on_fetch(r, m);
+            } else {
+                on_epoch_req(r, m);
+            }
+        } else if (m->leader_epoch < r->epoch && r->role == SL_REPL_LEADER) {
+            resp.err = SL_EFENCED; /* a follower of an older epoch: it must re-read */
+            send(r, &resp);
+        } else {
+            resp.err = SL_ENOT_LEADER;
+            send(r, &resp);
+            if (m->leader_epoch > r->epoch) {
+                fx_push(r, SL_REPL_FX_META_REFRESH); /* we are behind the store */
+            }
+        }
+        sl_repl_check(r);
+        return;
+    }
+    /* a response: only the one to our outstanding request, in our epoch, from our leader */
+    if (r->role != SL_REPL_FOLLOWER || !r->req_out || m->req_id != r->req_id ||
+        m->from != r->meta.leader || m->leader_epoch != r->epoch) {
+        if (r->role == SL_REPL_FOLLOWER && m->req_id == r->req_id && m->from == r->meta.leader &&
+            m->leader_epoch > r->epoch) {
+            fx_push(r, SL_REPL_FX_META_REFRESH);
+        }
+        r->rejected_msgs++;
+        return;
+    }
+    r->req_out = false;
+    if (m->err == SL_EFENCED || m->err == SL_ENOT_LEADER || m->err == SL_ENOTFOUND) {
+        /* the leader disagrees about the epoch: re-read and retry at the next tick */
+        fx_push(r, SL_REPL_FX_META_REFRESH);
+        r->req_out = true; /* resent by the tick's timeout, not hot-looped */
+        sl_repl_check(r);
+        return;
+    }
+    if (m->type == SL_REPL_MSG_EPOCH_RESP) {
+        on_epoch_resp(r, m);
+    } else {
+        on_fetch_resp(r, m);
+    }
+    if (r->role == SL_REPL_FOLLOWER && !r->req_out && r->disk_n == 0) {
+        follower_request(r); /* a rejected answer: ask again */
+    }
+    sl_repl_check(r);
+}
+
+static void go_fatal(struct sl_repl *r, int err)
+{
+    if (r->role == SL_REPL_LEADER) {
+        fail_pending(r, SL_EFATAL);
+    }
+    r->role = SL_REPL_FATAL;
+    r->ready = false;
+    struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_FATAL);
+    e->err = err;
+}
+
+void sl_repl_disk_done(struct sl_repl *r, int err)
+{
+    sl_repl_check(r);
+    SL_ASSERT(r->disk_n > 0);
+    uint8_t kind = r->disk_kind[r->disk_head];
+    int64_t end = r->disk_end[r->disk_head];
+    r->disk_head = (r->disk_head + 1) % SL_REPL_DISK_INFLIGHT_MAX;
+    r->disk_n--;
+    if (r->role == SL_REPL_FATAL) {
+        return;
+    }
+    if (err != SL_OK) {
+        go_fatal(r, err); /* never retried: the page cache may have dropped the data */
+        sl_repl_check(r);
+        return;
+    }
+    if (kind == DISK_WRITE && end <= r->leo && end > r->durable_end) {
+        r->durable_end = end;
+    } else if (kind == DISK_SAVE) {
+        /* the file holds at least what last_led_epoch was when the save was queued */
+        if ((int32_t)end > r->saved_led_epoch) {
+            r->saved_led_epoch = (int32_t)end;
+        }
+        if (r->role == SL_REPL_LEADER && r->saved_led_epoch == r->epoch) {
+            r->ready = true;
+        }
+    }
+    if (r->role == SL_REPL_LEADER) {
+        hw_update(r);
+    } else if (r->role == SL_REPL_FOLLOWER) {
+        int64_t hw = r->leader_hw < r->durable_end ? r->leader_hw : r->durable_end;
+        if (hw > r->hw) {
+            r->hw = hw;
+        }
+        follower_request(r);
+    }
+    sl_repl_check(r);
+}
+
+static void leave_role(struct sl_repl *r)
+{
+    if (r->role == SL_REPL_LEADER) {
+        fail_pending(r, SL_ENOT_LEADER); /* outcome unknown to the producer */
+    }
+    r->role = SL_REPL_IDLE;
+    r->ready = false;
+    r->suspended = false;
+    r->n_peers = 0;
+    r->isr_writing = r->isr_unknown = false;
+    r->truncating = r->req_out = false;
+}
+
+void sl_repl_on_meta(struct sl_repl *r, const struct sl_repl_meta *m)
+{
+    sl_repl_check(r);
+    int32_t log_epoch = r->n_epochs > 0 ? r->epochs[r->n_epochs - 1].epoch : SL_REPL_NONE;
+    if (r->role == SL_REPL_FATAL || m->version < r->meta.version ||
+        m->leader_epoch < r->meta.leader_epoch || m->leader_epoch < log_epoch ||
+        m->n_isr > SL_REPL_REPLICAS_MAX || m->n_replicas > SL_REPL_REPLICAS_MAX) {
+        return; /* stale (or from a store that went backwards: ignored, never trusted) */
+    }
+    if (m->version == r->meta.version) {
+        if (r->suspended && m->leader == r->meta.leader &&
+            m->leader_epoch == r->meta.leader_epoch) {
+            r->suspended = false; /* re-confirmed by a read after the session came back */
+            hw_update(r);
+        }
+        sl_repl_check(r);
+        return;
+    }
+    bool same_epoch = m->leader_epoch == r->meta.leader_epoch && m->leader == r->meta.leader;
+    r->meta = *m;
+    bool me_replica = ids_has(m->replicas, m->n_replicas, r->cfg.self);
+    if (same_epoch && r->role != SL_REPL_IDLE) {
+        if (r->role == SL_REPL_LEADER) {
+            /* the store now says what the ISR is; any change we wrote is settled */
+            if (r->isr_writing && m->version > r->isr_base_version) {
+                r->isr_writing = false; /* its completion will find nothing to do */
+            }
+            r->isr_unknown = false;
+            r->suspended = false;
+            hw_update(r);
+            isr_maintain(r);
+        }
+        sl_repl_check(r);
+        return;
+    }
+    leave_role(r);
+    r->epoch = m->leader_epoch;
+    if (!me_replica || m->leader < 0) {
+        /* not ours, or offline: wait */
+    } else if (m->leader == r->cfg.self) {
+        if (m->leader_epoch > r->last_led_epoch) {
+            become_leader(r);
+            hw_update(r);
+        }
+        /* else: we led this epoch before a restart and may have lost its tail: wait for
+         * the controller to elect again with a new epoch */
+    } else {
+        become_follower(r);
+    }
+    sl_repl_check(r);
+}
+
+void sl_repl_meta_done(struct sl_repl *r, int err)
+{
+    sl_repl_check(r);
+    if (r->role != SL_REPL_LEADER || !r->isr_writing) {
+        return; /* settled by a newer read, or we left the role */
+    }
+    r->isr_writing = false;
+    if (err == SL_OK) {
+        r->meta.n_isr = r->n_proposed;
+        memcpy(r->meta.isr, r->proposed, r->n_proposed * sizeof r->proposed[0]);
+        r->meta.version = r->isr_base_version + 1;
+        hw_update(r);
+        isr_maintain(r);
+    } else if (err != SL_ECONFLICT) {
+        r->isr_unknown = true; /* may have applied: keep it in the HW set until a read */
+        fx_push(r, SL_REPL_FX_META_REFRESH);
+    } else {
+        fx_push(r, SL_REPL_FX_META_REFRESH);
+    }
+    sl_repl_check(r);
+}
+
+void sl_repl_suspend(struct sl_repl *r)
+{
+    sl_repl_check(r);
+    if (r->role == SL_REPL_LEADER) {
+        r->suspended = true;
+    }
+    sl_repl_check(r);
+}
+
+void sl_repl_tick(struct sl_repl *r, uint64_t now_ms)
+{
+    sl_repl_check(r);
+    SL_ASSERT(now_ms >= r->now_ms);
+    r->now_ms = now_ms;
+    if (r->role == SL_REPL_LEADER) {
+        for (uint32_t i = 0; i < r->n_peers; i++) {
+            struct sl_repl_peer *p = &r->peers[i];
+            if (p->parked && now_ms - p->parked_ms >= SL_REPL_FETCH_WAIT_MS) {
+                answer_fetch(r, p, p->parked_req_id, p->parked_offset);
+            }
+        }
+        isr_maintain(r);
+    } else if (r->role == SL_REPL_FOLLOWER && r->req_out &&
+               now_ms - r->req_sent_ms >= SL_REPL_REQ_TIMEOUT_MS) {
+        r->req_out = false; /* lost, or the leader is gone: ask again */
+        follower_request(r);
+    }
+    sl_repl_check(r);
+}
