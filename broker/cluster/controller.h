@@ -1,0 +1,100 @@
+/* controller.h - the cluster controller: election and leader elections for every shard (#14).
+ *
+ * One broker at a time is the controller: it holds the ephemeral /controller node and has
+ * bumped /controller_epoch by compare-and-swap. It watches the registered brokers
+ * (/brokers/ids/<id>, ephemeral) and keeps every shard's state {leader, leader_epoch, isr,
+ * replicas} (/shards/<stream>/<k>) in memory; when a broker dies, returns or restarts it
+ * elects leaders from the ISR only (unless unclean election is configured), bumps their
+ * leader_epoch and removes dead brokers from ISRs. Every write is a multi that starts with
+ * check(/controller_epoch @ the version it wrote), so a deposed controller cannot write
+ * (KAFKA-6082); up to SL_META_MULTI_MAX - 1 shards go in one multi and several multis are
+ * in flight, which is how a failover of 100,000 shards stays within seconds
+ * (docs/REPLICATION.md, "Controller").
+ *
+ * Runs on the metadata store's loop (meta.h): every input is a store callback. Session
+ * expiry or being deposed makes it DEAD: the owner closes the store (no callback runs
+ * after that), frees the controller, and starts over with a new store.
+ */
+#ifndef SL_CLUSTER_CONTROLLER_H
+#define SL_CLUSTER_CONTROLLER_H
+
+#include "broker/cluster/meta.h"
+#include "broker/cluster/repl.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SL_CTRL_READS_INFLIGHT_MAX  1024u /* shard/broker reads outstanding (pipelined) */
+#define SL_CTRL_MULTIS_INFLIGHT_MAX 16u   /* write multis outstanding */
+#define SL_CTRL_STATE_MAX           192u  /* one encoded shard state */
+#define SL_CTRL_NAME_MAX            200u  /* "<stream>/<k>" */
+#define SL_CTRL_BROKERS_MAX         4096u
+/* bytes of data in one multi: far below ZooKeeper's packet bound (SL_META_DATA_MAX) so
+ * paths and headers fit too */
+#define SL_CTRL_MULTI_BYTES_MAX (64u * 1024u)
+
+_Static_assert(SL_CTRL_MULTI_BYTES_MAX >= SL_META_MULTI_MAX * (SL_CTRL_STATE_MAX + 16u),
+               "a full multi of states fits the byte bound");
+
+enum sl_ctrl_phase {
+    SL_CTRL_CANDIDATE, /* trying to create /controller, or watching it */
+    SL_CTRL_BUMPING,   /* holds /controller; bumping /controller_epoch */
+    SL_CTRL_ACTIVE,    /* the controller */
+    SL_CTRL_DEAD,      /* session lost or deposed: close the store and start over */
+};
+
+/* A shard's state as stored: the replica's view plus the session of the broker that was
+ * elected leader (a restarted broker has a new session: its epochs are re-elected). */
+struct sl_ctrl_state {
+    struct sl_repl_meta m; /* m.version is the node's version */
+    int64_t leader_session;
+};
+
+struct sl_ctrl_cfg {
+    int32_t self;
+    bool unclean_election; /* elect a live out-of-sync replica when no ISR member lives */
+};
+
+struct sl_ctrl_stats {
+    uint64_t multis_ok, multis_failed, shards_written, elections, reads;
+    uint32_t shards, brokers_live;
+    uint32_t dirty, busy, reads_inflight, multis_inflight;
+};
+
+struct sl_ctrl;
+
+/* Starts the candidacy on `meta` (borrowed; it outlives the controller). */
+int sl_ctrl_new(struct sl_ctrl **out, const struct sl_ctrl_cfg *cfg, struct sl_meta *meta);
+void sl_ctrl_free(struct sl_ctrl *c); /* after sl_meta_close(meta): no callback may follow */
+
+enum sl_ctrl_phase sl_ctrl_phase(const struct sl_ctrl *c);
+int32_t sl_ctrl_epoch(const struct sl_ctrl *c);
+void sl_ctrl_stats(const struct sl_ctrl *c, struct sl_ctrl_stats *s);
+/* Active, every shard loaded, nothing to write or in flight. */
+bool sl_ctrl_idle(const struct sl_ctrl *c);
+
+/* Creates stream `name` with n_shards shards of `rf` replicas placed over the live brokers
+ * (only while ACTIVE). Errors: SL_EINVAL (rf > live brokers, rf > SL_REPL_REPLICAS_MAX, a
+ * bad name), SL_ENOT_LEADER (not the controller), SL_ENOMEM. The shards appear through the
+ * store's watches; the outcome of each multi shows there too. */
+int sl_ctrl_create_stream(struct sl_ctrl *c, const char *name, uint32_t n_shards, uint32_t rf);
+
+/* Pure: replicas of shard `k` of a stream whose name hashes to `h`, over `n` brokers
+ * (sorted ids): consecutive brokers from a start that rotates with k and h, so leaders
+ * (the first replica) spread evenly and a stream's shards do not all start on one broker. */
+void sl_ctrl_place(const int32_t *brokers, uint32_t n, uint32_t rf, uint64_t h, uint32_t k,
+                   int32_t *out);
+
+/* The shard state node's data: one line of text, readable with zkCli
+ * ("leader=1 epoch=4 session=1a2b isr=1,2,3 replicas=1,2,3"). decode returns SL_EPROTO for
+ * anything else (bytes from the store are not trusted). */
+size_t sl_ctrl_state_encode(const struct sl_ctrl_state *s, char *buf, size_t cap);
+int sl_ctrl_state_decode(const uint8_t *data, size_t len, struct sl_ctrl_state *s);
+
+/* Pure: what the controller writes for a shard given the live brokers (ids and sessions),
+ * or false when nothing changes. For tests and the simulator's checks too. */
+bool sl_ctrl_decide(const struct sl_ctrl_state *cur, const int32_t *live, const int64_t *sessions,
+                    uint32_t n_live, bool unclean, struct sl_ctrl_state *next);
+
+#endif /* SL_CLUSTER_CONTROLLER_H */

@@ -1,0 +1,214 @@
+/* controller_state.c - the shard state node's encoding and the controller's pure decisions
+ * (controller.h): sl_ctrl_state_encode/decode, sl_ctrl_decide (who leads, which ISR, after a
+ * broker died, returned or restarted) and sl_ctrl_place (replica placement). No I/O, no
+ * store: the controller and the simulator's checks call them.
+ */
+#include "broker/cluster/controller.h"
+
+#include "common/assert.h"
+#include "common/error.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- encoding ----------------------------------------------------------- */
+
+static size_t put_ids(char *p, size_t cap, const int32_t *ids, uint32_t n)
+{
+    size_t len = 0;
+    for (uint32_t i = 0; i < n && len < cap; i++) {
+        int w = snprintf(p + len, cap - len, "%s%" PRId32, i ? "," : "", ids[i]);
+        len += w > 0 ? (size_t)w : 0;
+    }
+    return len < cap ? len : cap;
+}
+
+size_t sl_ctrl_state_encode(const struct sl_ctrl_state *s, char *buf, size_t cap)
+{
+    SL_ASSERT(cap >= SL_CTRL_STATE_MAX);
+    SL_ASSERT(s->m.n_isr <= SL_REPL_REPLICAS_MAX && s->m.n_replicas <= SL_REPL_REPLICAS_MAX);
+    int w = snprintf(buf, cap,
+                     "leader=%" PRId32 " epoch=%" PRId32 " session=%" PRIx64 " isr=", s->m.leader,
+                     s->m.leader_epoch, (uint64_t)s->leader_session);
+    size_t len = (size_t)w;
+    len += put_ids(buf + len, cap - len, s->m.isr, s->m.n_isr);
+    len += (size_t)snprintf(buf + len, cap - len, " replicas=");
+    len += put_ids(buf + len, cap - len, s->m.replicas, s->m.n_replicas);
+    SL_ASSERT(len < SL_CTRL_STATE_MAX);
+    return len;
+}
+
+/* Parses a signed decimal (or hex when `hex`) at *p, advancing it. */
+static bool parse_num(const char **p, const char *end, bool hex, int64_t *out)
+{
+    const char *s = *p;
+    bool neg = false;
+    if (s < end && *s == '-' && !hex) {
+        neg = true;
+        s++;
+    }
+    uint64_t v = 0;
+    const char *digits = s;
+    while (s < end && (s - digits) < 17) {
+        int d;
+        if (*s >= '0' && *s <= '9') {
+            d = *s - '0';
+        } else if (hex && *s >= 'a' && *s <= 'f') {
+            d = *s - 'a' + 10;
+        } else {
+            break;
+        }
+        v = v * (hex ? 16u : 10u) + (uint64_t)d;
+        s++;
+    }
+    if (s == digits || (s < end && *s >= '0' && *s <= '9')) {
+        return false;
+    }
+    *out = neg ? -(int64_t)v : (int64_t)v;
+    *p = s;
+    return true;
+}
+
+static bool parse_key(const char **p, const char *end, const char *key)
+{
+    size_t n = strlen(key);
+    if ((size_t)(end - *p) < n || memcmp(*p, key, n) != 0) {
+        return false;
+    }
+    *p += n;
+    return true;
+}
+
+static bool parse_ids(const char **p, const char *end, int32_t *ids, uint32_t *n)
+{
+    *n = 0;
+    for (;;) {
+        int64_t v;
+        if (*n == SL_REPL_REPLICAS_MAX || !parse_num(p, end, false, &v) || v < 0 || v > INT32_MAX) {
+            return false;
+        }
+        ids[(*n)++] = (int32_t)v;
+        if (*p == end || **p != ',') {
+            return true;
+        }
+        (*p)++;
+    }
+}
+
+int sl_ctrl_state_decode(const uint8_t *data, size_t len, struct sl_ctrl_state *s)
+{
+    const char *p = (const char *)data, *end = p + len;
+    int64_t leader, epoch, session;
+    memset(s, 0, sizeof *s);
+    if (!parse_key(&p, end, "leader=") || !parse_num(&p, end, false, &leader) ||
+        !parse_key(&p, end, " epoch=") || !parse_num(&p, end, false, &epoch) ||
+        !parse_key(&p, end, " session=") || !parse_num(&p, end, true, &session) ||
+        !parse_key(&p, end, " isr=") || !parse_ids(&p, end, s->m.isr, &s->m.n_isr) ||
+        !parse_key(&p, end, " replicas=") || !parse_ids(&p, end, s->m.replicas, &s->m.n_replicas) ||
+        p != end) {
+        return SL_EPROTO;
+    }
+    if (leader < SL_REPL_NONE || leader > INT32_MAX || epoch < 0 || epoch > INT32_MAX) {
+        return SL_EPROTO;
+    }
+    s->m.leader = (int32_t)leader;
+    s->m.leader_epoch = (int32_t)epoch;
+    s->leader_session = session;
+    return SL_OK;
+}
+
+/* ---- decisions ---------------------------------------------------------- */
+
+static int live_at(const int32_t *live, uint32_t n, int32_t id)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (live[i] == id) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static bool ids_has(const int32_t *ids, uint32_t n, int32_t id)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (ids[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool sl_ctrl_decide(const struct sl_ctrl_state *cur, const int32_t *live, const int64_t *sessions,
+                    uint32_t n_live, bool unclean, struct sl_ctrl_state *next)
+{
+    const struct sl_repl_meta *m = &cur->m;
+    *next = *cur;
+    int li = m->leader >= 0 ? live_at(live, n_live, m->leader) : -1;
+    bool leader_ok = li >= 0 && sessions[li] == cur->leader_session;
+    /* the ISR without dead brokers (the leader stays in it while it leads) */
+    next->m.n_isr = 0;
+    for (uint32_t i = 0; i < m->n_isr; i++) {
+        if (live_at(live, n_live, m->isr[i]) >= 0) {
+            next->m.isr[next->m.n_isr++] = m->isr[i];
+        }
+    }
+    if (leader_ok) {
+        if (next->m.n_isr == m->n_isr) {
+            return false;
+        }
+        return true; /* same leader and epoch, dead followers out of the ISR */
+    }
+    int32_t cand = SL_REPL_NONE;
+    for (uint32_t i = 0; i < m->n_replicas && cand < 0; i++) {
+        int32_t r = m->replicas[i];
+        if (ids_has(next->m.isr, next->m.n_isr, r)) {
+            cand = r; /* preferred order: the first replica in the ISR that lives */
+        }
+    }
+    if (cand < 0 && unclean) {
+        for (uint32_t i = 0; i < m->n_replicas && cand < 0; i++) {
+            if (live_at(live, n_live, m->replicas[i]) >= 0) {
+                cand = m->replicas[i];
+                next->m.n_isr = 1;
+                next->m.isr[0] = cand; /* it alone is in sync with itself now */
+            }
+        }
+    }
+    if (cand < 0) {
+        if (m->leader == SL_REPL_NONE) {
+            *next = *cur;
+            return false; /* offline already: wait for an ISR member */
+        }
+        /* offline: fence the old leader with a new epoch, keep the last ISR so one of its
+         * members is elected when it returns (no unclean election) */
+        next->m = *m;
+        next->m.leader = SL_REPL_NONE;
+        next->m.leader_epoch = m->leader_epoch + 1;
+        next->leader_session = 0;
+        return true;
+    }
+    next->m.leader = cand;
+    next->m.leader_epoch = m->leader_epoch + 1;
+    next->leader_session = sessions[live_at(live, n_live, cand)];
+    SL_ASSERT(ids_has(next->m.isr, next->m.n_isr, cand));
+    return true;
+}
+
+void sl_ctrl_place(const int32_t *brokers, uint32_t n, uint32_t rf, uint64_t h, uint32_t k,
+                   int32_t *out)
+{
+    SL_ASSERT(rf >= 1 && rf <= n && rf <= SL_REPL_REPLICAS_MAX);
+    uint32_t start = (uint32_t)((h + k) % n);
+    /* a second shift by k / n varies the followers of shards sharing a leader */
+    uint32_t step = 1 + (uint32_t)((h / n + k / n) % (n > rf ? n - rf + 1 : 1));
+    for (uint32_t i = 0; i < rf; i++) {
+        out[i] = brokers[(start + (i == 0 ? 0 : (step + i - 1))) % n];
+    }
+    for (uint32_t i = 0; i < rf; i++) {
+        for (uint32_t j = 0; j < i; j++) {
+            SL_ASSERT(out[i] != out[j]);
+        }
+    }
+}
