@@ -567,7 +567,10 @@ static void on_fetch_resp(struct sl_repl *r, const struct sl_repl_msg *m)
 void sl_repl_init(struct sl_repl *r, const struct sl_repl_cfg *cfg,
                   const struct sl_repl_recovered *rec, uint64_t now_ms)
 {
-    SL_ASSERT(cfg->self >= 0 && cfg->min_insync >= 1 && cfg->replica_lag_ms > 0);
+    /* a caught-up follower fetches at least every FETCH_WAIT (parked) + REQ_TIMEOUT (a
+     * lost message): a shorter lag would drop healthy followers from the ISR */
+    SL_ASSERT(cfg->self >= 0 && cfg->min_insync >= 1 &&
+              cfg->replica_lag_ms >= SL_REPL_REPLICA_LAG_MIN_MS);
     SL_ASSERT(rec->log_end >= 0 && rec->n_epochs <= SL_REPL_EPOCHS_MAX);
     memset(r, 0, sizeof *r);
     r->cfg = *cfg;
@@ -760,6 +763,10 @@ void sl_repl_on_meta(struct sl_repl *r, const struct sl_repl_meta *m)
         return; /* stale (or from a store that went backwards: ignored, never trusted) */
     }
     if (m->version == r->meta.version) {
+        if (r->role == SL_REPL_LEADER && r->isr_unknown) {
+            r->isr_unknown = false; /* read back unchanged: our write did not apply */
+            isr_maintain(r);
+        }
         if (r->suspended && m->leader == r->meta.leader &&
             m->leader_epoch == r->meta.leader_epoch) {
             r->suspended = false; /* re-confirmed by a read after the session came back */

@@ -26,15 +26,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_REPL_REPLICAS_MAX      7u   /* replication factor bound (ISR and replicas lists) */
-#define SL_REPL_EPOCHS_MAX        256u /* epoch -> start offset entries kept (oldest dropped) */
-#define SL_REPL_FETCH_BYTES_MAX   (1u << 20) /* bytes in one fetch answer (whole batches, >= 1) */
-#define SL_REPL_FETCH_BATCHES_MAX 64u        /* batches in one fetch answer */
-#define SL_REPL_FETCH_WAIT_MS     500u       /* a caught-up follower's fetch is parked this long */
-#define SL_REPL_REQ_TIMEOUT_MS    2000u /* a follower re-sends an unanswered request after this */
-#define SL_REPL_DISK_INFLIGHT_MAX 32u   /* disk operations queued by one replica */
-#define SL_REPL_EFFECTS_MAX       48u   /* effects one call may produce */
-#define SL_REPL_NONE              (-1)  /* no replica / no epoch */
+#define SL_REPL_REPLICAS_MAX       7u   /* replication factor bound (ISR and replicas lists) */
+#define SL_REPL_EPOCHS_MAX         256u /* epoch -> start offset entries kept (oldest dropped) */
+#define SL_REPL_FETCH_BYTES_MAX    (1u << 20) /* bytes in one fetch answer (whole batches, >= 1) */
+#define SL_REPL_FETCH_BATCHES_MAX  64u        /* batches in one fetch answer */
+#define SL_REPL_FETCH_WAIT_MS      500u       /* a caught-up follower's fetch is parked this long */
+#define SL_REPL_REQ_TIMEOUT_MS     2000u /* a follower re-sends an unanswered request after this */
+#define SL_REPL_REPLICA_LAG_MIN_MS (2 * (SL_REPL_FETCH_WAIT_MS + SL_REPL_REQ_TIMEOUT_MS))
+#define SL_REPL_DISK_INFLIGHT_MAX  32u  /* disk operations queued by one replica */
+#define SL_REPL_EFFECTS_MAX        48u  /* effects one call may produce */
+#define SL_REPL_NONE               (-1) /* no replica / no epoch */
 
 _Static_assert(SL_REPL_EFFECTS_MAX >= 4 * SL_REPL_REPLICAS_MAX + 8,
                "a tick may answer every follower and write the ISR");

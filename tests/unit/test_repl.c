@@ -181,7 +181,7 @@ static void tick_all(uint64_t step)
 TEST(epoch_end_answers)
 {
     struct sl_repl r;
-    struct sl_repl_cfg cfg = {.self = 0, .min_insync = 1, .replica_lag_ms = 1000};
+    struct sl_repl_cfg cfg = {.self = 0, .min_insync = 1, .replica_lag_ms = 5000};
     struct sl_repl_epoch ep[] = {{1, 0}, {3, 10}, {4, 25}};
     struct sl_repl_recovered rec = {
         .log_end = 30, .last_led_epoch = 4, .epochs = ep, .n_epochs = 3};
@@ -343,7 +343,7 @@ TEST(isr_shrink_written_then_acted_on)
 TEST(restarted_leader_waits_for_a_new_epoch)
 {
     struct sl_repl r;
-    struct sl_repl_cfg cfg = {.self = 0, .min_insync = 1, .replica_lag_ms = 1000};
+    struct sl_repl_cfg cfg = {.self = 0, .min_insync = 1, .replica_lag_ms = 5000};
     struct sl_repl_epoch ep[] = {{3, 0}};
     struct sl_repl_recovered rec = {.log_end = 5, .last_led_epoch = 4, .epochs = ep, .n_epochs = 1};
     sl_repl_init(&r, &cfg, &rec, 0);

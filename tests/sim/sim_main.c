@@ -1,0 +1,345 @@
+/* sim_main.c - sim_repl: runs seeds of the replication simulator (tests/sim, #14).
+ *
+ *   sim_repl --seeds A B        every seed in [A, B); prints failing seeds, exit 1 if any
+ *   sim_repl --seed N [--trace] one run, exactly as before (--trace prints every event)
+ *   sim_repl --mutation M ...   the same with a known bug compiled in (repl.h): the test
+ *                               expects a violation among its seeds
+ *   sim_repl --failover N       controller failover with N shards (sim_failover.c)
+ *   SLUICE_IT_LONG=1            --seeds runs 10x as many seeds
+ *
+ * A run: 3-5 brokers, 1-3 shards of 3 replicas, producers on every shard, and for the
+ * first part of the run random faults (crash + restart, pause beyond the session timeout,
+ * cut links between brokers, cut a broker from the store, isolate a broker, fsync failures,
+ * lost / duplicated / delayed messages, unknown outcomes from the store); then every fault
+ * is healed and a quiet period must converge. Checks: sim_check.c.
+ */
+#include "tests/sim/sim.h"
+
+#include "common/assert.h"
+#include "common/error.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sim_check_init(struct sim *s);
+void sim_check_fini(void);
+int sim_failover_bench(uint32_t shards, bool trace);
+
+static void meta_tick(struct sim *s, void *p, uint64_t a, uint64_t b)
+{
+    (void)p;
+    (void)a;
+    (void)b;
+    sim_meta_tick(s);
+    sim_at(s, s->now + 100000, -1, meta_tick, NULL, 0, 0);
+}
+
+static void heal_link(struct sim *s, void *p, uint64_t i, uint64_t j)
+{
+    (void)p;
+    s->cut[i][j] = s->cut[j][i] = false;
+    sim_log(s, "fault: link %d-%d healed", (int)i, (int)j);
+}
+
+static void heal_meta(struct sim *s, void *p, uint64_t i, uint64_t b)
+{
+    (void)p;
+    (void)b;
+    s->cut_meta[i] = false;
+    sim_log(s, "fault: broker %d reaches the store again", (int)i);
+}
+
+static void isolate(struct sim *s, int b, uint64_t heal_at)
+{
+    s->cut_meta[b] = true;
+    sim_at(s, heal_at, -1, heal_meta, NULL, (uint64_t)b, 0);
+    for (int j = 0; j < s->cfg.brokers; j++) {
+        if (j != b) {
+            s->cut[b][j] = s->cut[j][b] = true;
+            sim_at(s, heal_at, -1, heal_link, NULL, (uint64_t)b, (uint64_t)j);
+        }
+    }
+}
+
+static void fault(struct sim *s, void *p, uint64_t a, uint64_t c)
+{
+    (void)p;
+    (void)a;
+    (void)c;
+    if (s->now >= s->cfg.duration_us || s->faults_done >= s->cfg.faults) {
+        return;
+    }
+    s->faults_done++;
+    int b = (int)sim_below(s, (uint64_t)s->cfg.brokers);
+    uint64_t t = s->cfg.session_timeout_us;
+    switch (sim_below(s, 6)) {
+    case 0:
+        if (s->b[b].up) {
+            sim_broker_crash(s, b);
+            sim_at(s, s->now + 200000 + sim_below(s, 6000000), -1, sim_restart_ev, NULL,
+                   (uint64_t)b, 0);
+        }
+        break;
+    case 1:
+        if (s->b[b].up) {
+            uint64_t d = 300000 + sim_below(s, 2 * t);
+            s->b[b].paused_until = s->now + d;
+            sim_log(s, "fault: broker %d paused for %llu ms", b, (unsigned long long)d / 1000);
+        }
+        break;
+    case 2: {
+        int j = (int)sim_below(s, (uint64_t)s->cfg.brokers);
+        if (j != b) {
+            s->cut[b][j] = s->cut[j][b] = true;
+            sim_log(s, "fault: link %d-%d cut", b, j);
+            sim_at(s, s->now + 300000 + sim_below(s, 5000000), -1, heal_link, NULL, (uint64_t)b,
+                   (uint64_t)j);
+        }
+        break;
+    }
+    case 3:
+        s->cut_meta[b] = true;
+        sim_log(s, "fault: broker %d cut from the store", b);
+        sim_at(s, s->now + 300000 + sim_below(s, 2 * t), -1, heal_meta, NULL, (uint64_t)b, 0);
+        break;
+    case 4:
+        sim_log(s, "fault: broker %d isolated", b);
+        isolate(s, b, s->now + 300000 + sim_below(s, 2 * t));
+        break;
+    default: { /* cut only from its peers: it still holds its session (a zombie leader) */
+        for (int j = 0; j < s->cfg.brokers; j++) {
+            if (j != b) {
+                s->cut[b][j] = s->cut[j][b] = true;
+                sim_at(s, s->now + 300000 + sim_below(s, 2 * t), -1, heal_link, NULL, (uint64_t)b,
+                       (uint64_t)j);
+            }
+        }
+        sim_log(s, "fault: broker %d cut from its peers", b);
+        break;
+    }
+    }
+    sim_at(s, s->now + 200000 + sim_below(s, 2500000), -1, fault, NULL, 0, 0);
+}
+
+static void producer(struct sim *s, void *p, uint64_t k, uint64_t b)
+{
+    (void)p;
+    (void)b;
+    if (s->now >= s->cfg.duration_us) {
+        return;
+    }
+    sim_produce(s, (int)k);
+    sim_at(s, s->now + 5000 + sim_below(s, 40000), -1, producer, NULL, k, 0);
+}
+
+static bool stream_exists(struct sim *s)
+{
+    for (int k = 0; k < s->cfg.shards; k++) {
+        char path[64];
+        struct sl_ctrl_state st;
+        snprintf(path, sizeof path, "/shards/s/%d", k);
+        if (!sim_meta_peek(s, path, &st)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void bootstrap(struct sim *s, void *p, uint64_t a, uint64_t c)
+{
+    (void)p;
+    (void)c;
+    if (a == 1) { /* a create was sent: it may have been lost (an unknown outcome) */
+        if (stream_exists(s)) {
+            sim_log(s, "stream created");
+            for (int k = 0; k < s->cfg.shards; k++) {
+                sim_at(s, s->now + 300000, -1, producer, NULL, (uint64_t)k, 0);
+            }
+            sim_at(s, s->now + 800000, -1, fault, NULL, 0, 0);
+            return;
+        }
+    }
+    for (int b = 0; b < s->cfg.brokers; b++) {
+        struct sim_broker *br = &s->b[b];
+        struct sl_ctrl_stats st;
+        if (br->ctrl == NULL || sl_ctrl_phase(br->ctrl) != SL_CTRL_ACTIVE) {
+            continue;
+        }
+        sl_ctrl_stats(br->ctrl, &st);
+        if (st.brokers_live == (uint32_t)s->cfg.brokers &&
+            sl_ctrl_create_stream(br->ctrl, "s", (uint32_t)s->cfg.shards, (uint32_t)s->cfg.rf) ==
+                SL_OK) {
+            sim_log(s, "stream creation sent by controller %d", b);
+            sim_at(s, s->now + 200000, -1, bootstrap, NULL, 1, 0);
+            return;
+        }
+    }
+    sim_at(s, s->now + 100000, -1, bootstrap, NULL, 0, 0);
+}
+
+static void heal_all(struct sim *s, void *p, uint64_t a, uint64_t c)
+{
+    (void)p;
+    (void)a;
+    (void)c;
+    sim_log(s, "heal everything; quiet period");
+    memset(s->cut, 0, sizeof s->cut);
+    memset(s->cut_meta, 0, sizeof s->cut_meta);
+    for (int b = 0; b < s->cfg.brokers; b++) {
+        if (s->b[b].paused_until > s->now) {
+            s->b[b].paused_until = s->now;
+        }
+        if (!s->b[b].up) {
+            sim_broker_start(s, b);
+        }
+    }
+}
+
+static void configure(struct sim *s, uint64_t seed, int mutation, bool trace)
+{
+    memset(s, 0, sizeof *s);
+    s->rng = seed * 0x2545F4914F6CDD1Dull + 1;
+    struct sim_cfg *c = &s->cfg;
+    c->seed = seed;
+    c->trace = trace;
+    c->mutation = mutation;
+    c->brokers = 3 + (int)sim_below(s, 3);
+    c->shards = 1 + (int)sim_below(s, 3);
+    c->rf = 3;
+    c->min_insync = 2;
+    c->session_timeout_us = 2000000 + sim_below(s, 4000000);
+    c->replica_lag_ms = SL_REPL_REPLICA_LAG_MIN_MS + sim_below(s, 5000);
+    c->p_loss = sim_chance(s, 0.5) ? 0.0 : 0.05 * (double)sim_below(s, 100) / 100.0;
+    c->p_dup = sim_chance(s, 0.5) ? 0.0 : 0.02;
+    c->p_meta_eagain = sim_chance(s, 0.5) ? 0.0 : 0.03;
+    c->p_fsync_fail = sim_chance(s, 0.8) ? 0.0 : 0.0005;
+    c->duration_us = 20000000;
+    c->settle_us = 30000000;
+    c->faults = 4 + (uint32_t)sim_below(s, 12);
+}
+
+/* One seed: returns true if every invariant held. */
+static bool run_seed(uint64_t seed, int mutation, bool trace, bool quiet)
+{
+    struct sim *s = calloc(1, sizeof *s);
+    SL_ASSERT(s != NULL);
+    configure(s, seed, mutation, trace);
+    g_sim = s;
+#ifdef SL_REPL_MUTATIONS
+    sl_repl_mutation = mutation;
+#endif
+    sim_check_init(s);
+    sim_meta_store_new(s);
+    for (int b = 0; b < s->cfg.brokers; b++) {
+        s->b[b].id = b;
+        s->b[b].rep[0].disk.dur_led_epoch = SL_REPL_NONE;
+        for (int k = 0; k < SIM_SHARDS_MAX; k++) {
+            s->b[b].rep[k].disk.dur_led_epoch = SL_REPL_NONE;
+        }
+    }
+    for (int b = 0; b < s->cfg.brokers; b++) {
+        sim_broker_start(s, b);
+    }
+    sim_at(s, 100000, -1, meta_tick, NULL, 0, 0);
+    sim_at(s, 200000, -1, bootstrap, NULL, 0, 0);
+    sim_at(s, s->cfg.duration_us, -1, heal_all, NULL, 0, 0);
+    uint64_t end = s->cfg.duration_us + s->cfg.settle_us;
+    while (!s->violated && s->heap_n > 0 && s->heap[0].t <= end) {
+        sim_step(s);
+        sim_check_step(s);
+    }
+    if (!s->violated) {
+        s->now = end;
+        sim_check_final(s);
+    }
+    bool ok = !s->violated;
+    if (!quiet || trace) {
+        uint32_t n_ok = 0;
+        for (uint32_t v = 0; v < s->n_values; v++) {
+            n_ok += s->values[v].outcome == SIM_OK;
+        }
+        printf("seed %llu: %s; brokers %d shards %d; %u values, %u acked; %llu faults; %llu "
+               "steps; %llu messages\n",
+               (unsigned long long)seed, ok ? "ok" : "VIOLATION", s->cfg.brokers, s->cfg.shards,
+               s->n_values, n_ok, (unsigned long long)s->faults_done, (unsigned long long)s->steps,
+               (unsigned long long)s->msgs);
+    }
+    for (int b = 0; b < s->cfg.brokers; b++) {
+        if (s->b[b].up) {
+            sim_broker_crash(s, b);
+        }
+    }
+    for (size_t i = 0; i < s->heap_n; i++) {
+        if (!sim_broker_event_free(&s->heap[i])) {
+            sim_meta_event_free(&s->heap[i]);
+        }
+    }
+    sim_meta_store_free(s->ms);
+    sim_check_fini();
+    free(s->heap);
+    free(s);
+    g_sim = NULL;
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t first = 1, last = 2;
+    int mutation = 0;
+    bool trace = false, single = false, expect_violation = false;
+    uint32_t failover = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
+            first = strtoull(argv[++i], NULL, 10);
+            last = first + 1;
+            single = true;
+        } else if (strcmp(argv[i], "--seeds") == 0 && i + 2 < argc) {
+            first = strtoull(argv[++i], NULL, 10);
+            last = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--trace") == 0) {
+            trace = true;
+        } else if (strcmp(argv[i], "--mutation") == 0 && i + 1 < argc) {
+            mutation = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--expect-violation") == 0) {
+            expect_violation = true;
+        } else if (strcmp(argv[i], "--failover") == 0 && i + 1 < argc) {
+            failover = (uint32_t)strtoul(argv[++i], NULL, 10);
+        } else {
+            fprintf(stderr, "usage: sim_repl [--seed N [--trace] | --seeds A B] [--mutation M "
+                            "[--expect-violation]] | --failover SHARDS\n");
+            return 2;
+        }
+    }
+#ifndef SL_REPL_MUTATIONS
+    if (mutation != 0) {
+        fprintf(stderr, "sim_repl: this build has no mutations (SL_REPL_MUTATIONS)\n");
+        return 2;
+    }
+#endif
+    if (failover > 0) {
+        return sim_failover_bench(failover, trace);
+    }
+    const char *lg = getenv("SLUICE_IT_LONG");
+    if (!single && lg != NULL && strcmp(lg, "1") == 0) {
+        last = first + (last - first) * 10;
+    }
+    uint32_t failed = 0;
+    for (uint64_t seed = first; seed < last; seed++) {
+        if (!run_seed(seed, mutation, trace, !single)) {
+            failed++;
+            if (expect_violation) {
+                printf("mutation %d caught by seed %llu (%llu seeds tried)\n", mutation,
+                       (unsigned long long)seed, (unsigned long long)(seed - first + 1));
+                return 0;
+            }
+        }
+    }
+    if (expect_violation) {
+        printf("mutation %d NOT caught in seeds [%llu, %llu)\n", mutation,
+               (unsigned long long)first, (unsigned long long)last);
+        return 1;
+    }
+    printf("%llu seeds, %u with violations\n", (unsigned long long)(last - first), failed);
+    return failed == 0 ? 0 : 1;
+}
