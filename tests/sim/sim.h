@@ -163,6 +163,8 @@ void sim_meta_abandon(struct sl_meta *m);
 void sim_meta_tick(struct sim *s); /* session liveness; called every 100 ms */
 /* Reads a node directly (checks only). */
 bool sim_meta_peek(struct sim *s, const char *path, struct sl_ctrl_state *st);
+/* Creates a persistent node directly, with no call and no latency (benchmark set-up). */
+void sim_meta_put(struct sim *s, const char *path, const uint8_t *data, size_t len);
 /* Server-side statistics (the failover benchmark). */
 uint64_t sim_meta_ops(const struct sim *s);
 void sim_meta_set_costs(struct sim *s, uint64_t latency_us, uint64_t read_us, uint64_t write_us);
