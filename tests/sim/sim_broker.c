@@ -154,6 +154,7 @@ static void disk_done(struct sim *s, void *p, uint64_t k64, uint64_t b64)
     d->ops--;
     if (sim_chance(s, s->cfg.p_fsync_fail)) {
         sim_log(s, "disk: broker %d shard %d fsync failed", b, k);
+        s->n_fsync_fail++;
         sl_repl_disk_done(&rp->r, SL_EIO);
         run_fx(s, b, k);
         return;
@@ -244,6 +245,8 @@ static void run_fx(struct sim *s, int b, int k)
         const struct sl_repl_effect *e = &fx[i];
         switch (e->type) {
         case SL_REPL_FX_SEND:
+            s->n_epoch_reqs += e->msg.type == SL_REPL_MSG_EPOCH_REQ;
+            s->n_diverging += e->msg.type == SL_REPL_MSG_FETCH_RESP && e->msg.err == SL_ECONFLICT;
             net_send(s, b, k, &e->msg);
             break;
         case SL_REPL_FX_WRITE:
@@ -251,6 +254,7 @@ static void run_fx(struct sim *s, int b, int k)
             break;
         case SL_REPL_FX_TRUNCATE:
             sim_check_truncate(s, b, k, e->offset);
+            s->n_truncations++;
             rp->disk.vol_n = e->offset;
             rp->disk.extends = false;
             disk_queue(s, b, k, OP_TRUNC, 0);
@@ -352,6 +356,7 @@ static void on_shard(void *arg, int err, const uint8_t *data, size_t len,
     enum sl_repl_role role = rp->r.role;
     sl_repl_on_meta(&rp->r, &st.m);
     if (rp->r.role != role) {
+        s->n_leaders += rp->r.role == SL_REPL_LEADER;
         sim_log(s, "broker %d shard %d: %s in epoch %d (leo %" PRId64 " hw %" PRId64 ")", b, k,
                 rp->r.role == SL_REPL_LEADER     ? "leader"
                 : rp->r.role == SL_REPL_FOLLOWER ? "follower"
@@ -534,6 +539,7 @@ void sim_broker_start(struct sim *s, int b)
         int64_t keep = d->dur_n;
         if (d->extends && d->vol_n > d->dur_n) {
             keep += (int64_t)sim_below(s, (uint64_t)(d->vol_n - d->dur_n + 1));
+            s->n_torn += keep > d->dur_n;
             memcpy(d->dur + d->dur_n, d->vol + d->dur_n,
                    (size_t)(keep - d->dur_n) * sizeof d->dur[0]);
         }

@@ -127,6 +127,12 @@ void sim_check_ack(struct sim *s, int b, int k, uint32_t v)
                       s->acker[k][epoch], b);
     }
     s->acker[k][epoch] = b;
+    char path[64];
+    struct sl_ctrl_state now;
+    snprintf(path, sizeof path, "/shards/s/%d", k);
+    if (sim_meta_peek(s, path, &now) && now.m.leader_epoch > epoch) {
+        s->n_stale_acks++; /* a leader the store has replaced (a zombie) completed an ack */
+    }
     const struct sim_value *val = &s->values[v];
     if (val->offset >= rp->r.hw || rp->disk.vol[val->offset].value != v + 1) {
         sim_violation(s, "broker %d acked value %u at offset %" PRId64 " not below its HW %" PRId64,

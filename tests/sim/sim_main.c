@@ -219,6 +219,8 @@ static void configure(struct sim *s, uint64_t seed, int mutation, bool trace)
     c->faults = 4 + (uint32_t)sim_below(s, 12);
 }
 
+static struct sim totals; /* counters summed over the seeds of one invocation */
+
 /* One seed: returns true if every invariant held. */
 static bool run_seed(uint64_t seed, int mutation, bool trace, bool quiet)
 {
@@ -265,6 +267,18 @@ static bool run_seed(uint64_t seed, int mutation, bool trace, bool quiet)
                s->n_values, n_ok, (unsigned long long)s->faults_done, (unsigned long long)s->steps,
                (unsigned long long)s->msgs);
     }
+    totals.n_values += s->n_values;
+    totals.acks_ok += s->acks_ok;
+    totals.faults_done += s->faults_done;
+    totals.steps += s->steps;
+    totals.n_truncations += s->n_truncations;
+    totals.n_epoch_reqs += s->n_epoch_reqs;
+    totals.n_diverging += s->n_diverging;
+    totals.n_fsync_fail += s->n_fsync_fail;
+    totals.n_expired += s->n_expired;
+    totals.n_leaders += s->n_leaders;
+    totals.n_stale_acks += s->n_stale_acks;
+    totals.n_torn += s->n_torn;
     for (int b = 0; b < s->cfg.brokers; b++) {
         if (s->b[b].up) {
             sim_broker_crash(s, b);
@@ -341,5 +355,15 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("%llu seeds, %u with violations\n", (unsigned long long)(last - first), failed);
+    printf("exercised: %llu events, %llu faults, %llu values (%llu acked), %llu leaderships, "
+           "%llu sessions expired, %llu epoch queries, %llu diverging fetches, %llu "
+           "truncations, %llu torn tails, %llu fsync failures, %llu acks by a replaced "
+           "leader\n",
+           (unsigned long long)totals.steps, (unsigned long long)totals.faults_done,
+           (unsigned long long)totals.n_values, (unsigned long long)totals.acks_ok,
+           (unsigned long long)totals.n_leaders, (unsigned long long)totals.n_expired,
+           (unsigned long long)totals.n_epoch_reqs, (unsigned long long)totals.n_diverging,
+           (unsigned long long)totals.n_truncations, (unsigned long long)totals.n_torn,
+           (unsigned long long)totals.n_fsync_fail, (unsigned long long)totals.n_stale_acks);
     return failed == 0 ? 0 : 1;
 }

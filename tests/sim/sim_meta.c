@@ -737,6 +737,7 @@ static void expire_server(struct sim *s, struct mhandle *h)
         return;
     }
     h->expired_server = true;
+    s->n_expired++;
     struct sim_meta_store *ms = s->ms;
     for (uint32_t i = 0; i < ms->n_nodes; i++) {
         if (ms->nodes[i].live && ms->nodes[i].owner == h->session) {
