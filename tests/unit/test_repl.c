@@ -300,6 +300,50 @@ TEST(follower_truncates_to_leader_epoch_end)
     CHECK_EQ(sl_repl_hw(&nodes[1].r), 5);
 }
 
+/* KIP-320: a fetch whose last epoch does not end at or after its offset in the leader's
+ * log is answered SL_ECONFLICT with where that epoch ends, and is not taken as an ack. */
+TEST(diverging_fetch_answered_with_epoch_end)
+{
+    start(2);
+    int32_t isr[] = {0, 1, 2};
+    struct sl_repl_meta m = meta_of(0, 3, 1, 3, isr);
+    meta_all(&m);
+    disk_all(&nodes[0]);
+    CHECK_EQ(append(&nodes[0], 4), SL_OK);
+    disk_all(&nodes[0]);
+    drop_queue();
+    /* replica 1 claims [0,6) ending in epoch 2: the leader has no epoch 2, epoch 0 and 1
+     * absent too: it answers with the largest epoch <= 2 it has (none) and its start */
+    struct sl_repl_msg f = {.type = SL_REPL_MSG_FETCH,
+                            .from = 1,
+                            .to = 0,
+                            .leader_epoch = 3,
+                            .req_id = 7,
+                            .offset = 6,
+                            .epoch = 2};
+    sl_repl_on_msg(&nodes[0].r, &f);
+    run_fx(&nodes[0]);
+    CHECK_EQ(q_n, 1);
+    CHECK_EQ(queue[q_head].err, SL_ECONFLICT);
+    CHECK_EQ(queue[q_head].epoch, SL_REPL_NONE);
+    CHECK_EQ(queue[q_head].end_offset, 0);
+    CHECK_EQ(nodes[0].r.peers[0].ack, -1); /* not an ack */
+    drop_queue();
+    /* epoch 3 up to 6: the leader's epoch 3 ends at 4 */
+    f.epoch = 3;
+    sl_repl_on_msg(&nodes[0].r, &f);
+    run_fx(&nodes[0]);
+    CHECK_EQ(queue[q_head].err, SL_ECONFLICT);
+    CHECK_EQ(queue[q_head].epoch, 3);
+    CHECK_EQ(queue[q_head].end_offset, 4);
+    drop_queue();
+    f.offset = 4; /* matches: an ack, HW waits for replica 2 */
+    sl_repl_on_msg(&nodes[0].r, &f);
+    run_fx(&nodes[0]);
+    CHECK_EQ(nodes[0].r.peers[0].ack, 4);
+    CHECK_EQ(sl_repl_hw(&nodes[0].r), 0);
+}
+
 TEST(isr_shrink_written_then_acted_on)
 {
     start(1);
@@ -381,6 +425,7 @@ int main(void)
     RUN(not_enough_replicas_refused);
     RUN(stale_epoch_fenced_newer_refreshes);
     RUN(follower_truncates_to_leader_epoch_end);
+    RUN(diverging_fetch_answered_with_epoch_end);
     RUN(isr_shrink_written_then_acted_on);
     RUN(restarted_leader_waits_for_a_new_epoch);
     RUN(fsync_failure_is_fatal);
