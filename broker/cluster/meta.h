@@ -28,6 +28,13 @@
  * thread, and never from inside the call that started it. A callback may issue
  * new calls. The store copies every argument it needs before returning; data
  * and names passed to a callback are valid only during the callback.
+ *
+ * Order: one store's calls are applied and answered in the order they were
+ * made (ZooKeeper's FIFO client order), so a create followed by a listing of
+ * its parent sees the node. Close: the outstanding calls' callbacks run (with
+ * SL_ECLOSED) inside close, watches are dropped without firing, and nothing
+ * runs after close returns: the owner may then free what callbacks point to
+ * (the controller relies on both).
  */
 #ifndef SL_CLUSTER_META_H
 #define SL_CLUSTER_META_H
