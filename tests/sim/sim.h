@@ -128,6 +128,7 @@ struct sim {
     struct sim_entry committed[SIM_SHARDS_MAX][SIM_LOG_CAP];
     int64_t committed_n[SIM_SHARDS_MAX];
     int32_t acker[SIM_SHARDS_MAX][4096]; /* epoch -> broker that acked in it, -1 none */
+    int32_t ctrl_owner[4096];            /* controller epoch -> broker active in it */
 
     char trace[SIM_TRACE_RING][160];
     uint32_t trace_n;

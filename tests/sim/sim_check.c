@@ -11,6 +11,7 @@
  *   I5 an acknowledged value is, at the moment of its ack, at its offset in the leader's
  *      log below HW, in the committed history, and durable on every replica of the
  *      shard's ISR as the store holds it then (so any single broker can fail);
+ *   I6 at most one controller is active in a controller epoch;
  * every 256 events and at the end, I5's durability for every acknowledged value so far;
  * at the end, after healing every fault and a quiet period: every shard has a leader,
  * all replicas have identical logs and HW = log end, every acknowledged value is there
@@ -41,6 +42,9 @@ void sim_check_init(struct sim *s)
         for (int e = 0; e < 4096; e++) {
             s->acker[k][e] = -1;
         }
+    }
+    for (int e = 0; e < 4096; e++) {
+        s->ctrl_owner[e] = -1;
     }
 }
 
@@ -159,6 +163,15 @@ void sim_check_step(struct sim *s)
     for (int b = 0; b < s->cfg.brokers; b++) {
         if (!s->b[b].up) {
             continue;
+        }
+        /* I6: one controller per controller epoch (the epoch is bumped by CAS) */
+        int32_t ce = s->b[b].ctrl != NULL ? sl_ctrl_epoch(s->b[b].ctrl) : SL_REPL_NONE;
+        if (ce >= 0 && ce < 4096) {
+            if (s->ctrl_owner[ce] >= 0 && s->ctrl_owner[ce] != b) {
+                sim_violation(s, "controllers %d and %d both active in controller epoch %d",
+                              s->ctrl_owner[ce], b, ce);
+            }
+            s->ctrl_owner[ce] = b;
         }
         for (int k = 0; k < s->cfg.shards; k++) {
             check_replica(s, b, k);

@@ -1,0 +1,149 @@
+/* test_controller.c - unit tests for broker/cluster/controller_state.c (pure parts of the
+ * controller): the shard state's encoding (round trip, refusals), sl_ctrl_decide (a dead
+ * leader replaced from the ISR only with epoch + 1, dead followers dropped, a restarted
+ * leader re-elected, offline without an ISR member, unclean election only when asked) and
+ * sl_ctrl_place (distinct replicas, leaders spread evenly). The election, the fencing and
+ * the batching run against the store model in tests/sim (sim_repl --failover).
+ */
+#include "broker/cluster/controller.h"
+#include "common/error.h"
+
+#include "tests/unit/test.h"
+
+static struct sl_ctrl_state state(int32_t leader, int32_t epoch, int64_t session,
+                                  const int32_t *isr, uint32_t n_isr)
+{
+    struct sl_ctrl_state s = {.m = {.leader = leader,
+                                    .leader_epoch = epoch,
+                                    .n_isr = n_isr,
+                                    .n_replicas = 3,
+                                    .replicas = {1, 2, 3}},
+                              .leader_session = session};
+    for (uint32_t i = 0; i < n_isr; i++) {
+        s.m.isr[i] = isr[i];
+    }
+    return s;
+}
+
+TEST(state_round_trip_and_refusals)
+{
+    int32_t isr[] = {1, 2, 3};
+    struct sl_ctrl_state s = state(2, 9, 0x1a2b, isr, 3), back;
+    char buf[SL_CTRL_STATE_MAX];
+    size_t len = sl_ctrl_state_encode(&s, buf, sizeof buf);
+    CHECK(len == strlen("leader=2 epoch=9 session=1a2b isr=1,2,3 replicas=1,2,3"));
+    CHECK(memcmp(buf, "leader=2 epoch=9 session=1a2b isr=1,2,3 replicas=1,2,3", len) == 0);
+    CHECK_EQ(sl_ctrl_state_decode((const uint8_t *)buf, len, &back), SL_OK);
+    CHECK_EQ(back.m.leader, 2);
+    CHECK_EQ(back.m.leader_epoch, 9);
+    CHECK_EQ(back.leader_session, 0x1a2b);
+    CHECK_EQ(back.m.n_isr, 3);
+    CHECK_EQ(back.m.replicas[2], 3);
+    static const char *const bad[] = {
+        "",
+        "leader=2 epoch=9 session=1a2b isr=1,2,3 replicas=1,2,3 ",
+        "leader=2 epoch=-9 session=1a2b isr=1 replicas=1",
+        "leader=-2 epoch=9 session=1a2b isr=1 replicas=1",
+        "leader=2 epoch=9 session=1a2b isr= replicas=1",
+        "leader=2 epoch=9 session=1a2b isr=1,2,3,4,5,6,7,8 replicas=1",
+        "leader=2 epoch=99999999999 session=1 isr=1 replicas=1",
+        "leader=2 epoch=9 session=1A isr=1 replicas=1",
+        "leader=2 epoch=9 session=1 isr=1,,2 replicas=1",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ(sl_ctrl_state_decode((const uint8_t *)bad[i], strlen(bad[i]), &back), SL_EPROTO);
+    }
+}
+
+TEST(dead_leader_replaced_from_isr)
+{
+    int32_t isr[] = {1, 2, 3};
+    struct sl_ctrl_state cur = state(1, 4, 11, isr, 3), next;
+    int32_t live[] = {2, 3};
+    int64_t sess[] = {12, 13};
+    CHECK(sl_ctrl_decide(&cur, live, sess, 2, false, &next));
+    CHECK_EQ(next.m.leader, 2);
+    CHECK_EQ(next.m.leader_epoch, 5);
+    CHECK_EQ(next.leader_session, 12);
+    CHECK_EQ(next.m.n_isr, 2);
+    /* nothing to do once written */
+    CHECK(!sl_ctrl_decide(&next, live, sess, 2, false, &cur));
+}
+
+TEST(dead_follower_leaves_isr_same_epoch)
+{
+    int32_t isr[] = {1, 2, 3};
+    struct sl_ctrl_state cur = state(1, 4, 11, isr, 3), next;
+    int32_t live[] = {1, 3};
+    int64_t sess[] = {11, 13};
+    CHECK(sl_ctrl_decide(&cur, live, sess, 2, false, &next));
+    CHECK_EQ(next.m.leader, 1);
+    CHECK_EQ(next.m.leader_epoch, 4);
+    CHECK_EQ(next.m.n_isr, 2);
+    CHECK_EQ(next.m.isr[1], 3);
+}
+
+TEST(restarted_leader_gets_a_new_epoch)
+{
+    int32_t isr[] = {1, 2, 3};
+    struct sl_ctrl_state cur = state(1, 4, 11, isr, 3), next;
+    int32_t live[] = {1, 2, 3};
+    int64_t sess[] = {21, 12, 13}; /* broker 1 is back with a new session */
+    CHECK(sl_ctrl_decide(&cur, live, sess, 3, false, &next));
+    CHECK_EQ(next.m.leader, 1); /* preferred and in the ISR: elected again */
+    CHECK_EQ(next.m.leader_epoch, 5);
+    CHECK_EQ(next.leader_session, 21);
+}
+
+TEST(offline_without_isr_member_unless_unclean)
+{
+    int32_t isr[] = {1};
+    struct sl_ctrl_state cur = state(1, 4, 11, isr, 1), next;
+    int32_t live[] = {2, 3};
+    int64_t sess[] = {12, 13};
+    CHECK(sl_ctrl_decide(&cur, live, sess, 2, false, &next));
+    CHECK_EQ(next.m.leader, SL_REPL_NONE);
+    CHECK_EQ(next.m.leader_epoch, 5); /* the old leader is fenced */
+    CHECK_EQ(next.m.n_isr, 1);
+    CHECK_EQ(next.m.isr[0], 1); /* kept: it is elected when it returns */
+    struct sl_ctrl_state again;
+    CHECK(!sl_ctrl_decide(&next, live, sess, 2, false, &again));
+    int32_t back[] = {1, 2, 3};
+    int64_t sess3[] = {31, 12, 13};
+    CHECK(sl_ctrl_decide(&next, back, sess3, 3, false, &again));
+    CHECK_EQ(again.m.leader, 1);
+    CHECK_EQ(again.m.leader_epoch, 6);
+    CHECK(sl_ctrl_decide(&cur, live, sess, 2, true, &next));
+    CHECK_EQ(next.m.leader, 2); /* unclean: a live out-of-sync replica */
+    CHECK_EQ(next.m.n_isr, 1);
+    CHECK_EQ(next.m.isr[0], 2);
+}
+
+TEST(placement_spreads_leaders)
+{
+    int32_t brokers[] = {1, 4, 6, 9, 12};
+    uint32_t leaders[13] = {0};
+    for (uint32_t k = 0; k < 1000; k++) {
+        int32_t out[3];
+        sl_ctrl_place(brokers, 5, 3, 77, k, out);
+        CHECK(out[0] != out[1] && out[1] != out[2] && out[0] != out[2]);
+        leaders[out[0]]++;
+    }
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ(leaders[brokers[i]], 200);
+    }
+    int32_t out[3];
+    sl_ctrl_place(brokers, 3, 3, 5, 1, out); /* rf == brokers: all of them */
+    CHECK(out[0] != out[1] && out[1] != out[2] && out[0] != out[2]);
+}
+
+int main(void)
+{
+    RUN(state_round_trip_and_refusals);
+    RUN(dead_leader_replaced_from_isr);
+    RUN(dead_follower_leaves_isr_same_epoch);
+    RUN(restarted_leader_gets_a_new_epoch);
+    RUN(offline_without_isr_member_unless_unclean);
+    RUN(placement_spreads_leaders);
+    TEST_END();
+}
