@@ -498,7 +498,8 @@ static void new_session(struct sim *s, int b)
     br->registered = false;
     br->meta = sim_meta_connect(s, b, on_session, (void *)(uintptr_t)b);
     register_try(s, NULL, gen[b], 0);
-    struct sl_ctrl_cfg cc = {.self = b};
+    /* mutation 3: unclean election, which loses acknowledged data by design */
+    struct sl_ctrl_cfg cc = {.self = b, .unclean_election = s->cfg.mutation == 3};
     SL_ASSERT(sl_ctrl_new(&br->ctrl, &cc, br->meta) == SL_OK);
     for (int k = 0; k < s->cfg.shards; k++) {
         read_shard(s, b, k, true);

@@ -2,8 +2,9 @@
  *
  *   sim_repl --seeds A B        every seed in [A, B); prints failing seeds, exit 1 if any
  *   sim_repl --seed N [--trace] one run, exactly as before (--trace prints every event)
- *   sim_repl --mutation M ...   the same with a known bug compiled in (repl.h): the test
- *                               expects a violation among its seeds
+ *   sim_repl --mutation M ...   the same with a known bug compiled in (repl.h; 3 = the
+ *                               controller's unclean election): the test expects a
+ *                               violation among its seeds
  *   sim_repl --failover N       controller failover with N shards (sim_failover.c)
  *   SLUICE_IT_LONG=1            --seeds runs 10x as many seeds
  *
