@@ -401,7 +401,7 @@ static void on_reg_check(void *arg, int err, const uint8_t *data, size_t len,
         on_registered(arg, SL_OK, NULL);
     } else {
         /* an old session's node (it goes when that session expires), or unknown */
-        sim_at(s, s->now + 500000, b, register_try, NULL, gen[b], 0);
+        sim_at(s, s->now + 500000, b, register_try, NULL, gen[b], (uint64_t)b);
     }
 }
 
@@ -424,7 +424,7 @@ static void on_registered(void *arg, int err, const char *path)
         snprintf(p, sizeof p, "/brokers/ids/%d", b);
         sl_meta_get(s->b[b].meta, p, NULL, NULL, on_reg_check, ctx(b, 0, P_REG_CHECK));
     } else if (err != SL_ECLOSED) {
-        sim_at(s, s->now + 500000, b, register_try, NULL, gen[b], 0);
+        sim_at(s, s->now + 500000, b, register_try, NULL, gen[b], (uint64_t)b);
     }
 }
 
@@ -435,18 +435,12 @@ static void on_parent(void *arg, int err, const char *path)
     (void)path;
 }
 
-static void register_try(struct sim *s, void *p, uint64_t g, uint64_t c)
+static void register_try(struct sim *s, void *p, uint64_t g, uint64_t b64)
 {
     (void)p;
-    (void)c;
-    int b = -1;
-    for (int i = 0; i < s->cfg.brokers; i++) {
-        if (s->b[i].up && gen[i] == g && s->b[i].meta != NULL && !s->b[i].registered) {
-            b = i;
-        }
-    }
-    if (b < 0) {
-        return;
+    int b = (int)b64;
+    if (!s->b[b].up || gen[b] != g || s->b[b].meta == NULL || s->b[b].registered) {
+        return; /* a retry for a session that is gone, or already registered */
     }
     char p2[64], id[16];
     snprintf(p2, sizeof p2, "/brokers/ids/%d", b);
@@ -497,7 +491,7 @@ static void new_session(struct sim *s, int b)
     gen[b]++;
     br->registered = false;
     br->meta = sim_meta_connect(s, b, on_session, (void *)(uintptr_t)b);
-    register_try(s, NULL, gen[b], 0);
+    register_try(s, NULL, gen[b], (uint64_t)b);
     /* mutation 3: unclean election, which loses acknowledged data by design */
     struct sl_ctrl_cfg cc = {.self = b, .unclean_election = s->cfg.mutation == 3};
     SL_ASSERT(sl_ctrl_new(&br->ctrl, &cc, br->meta) == SL_OK);
