@@ -207,8 +207,8 @@ static void configure(struct sim *s, uint64_t seed, int mutation, bool trace)
     c->mutation = mutation;
     c->brokers = 3 + (int)sim_below(s, 3);
     c->shards = 1 + (int)sim_below(s, 3);
-    c->rf = 3;
-    c->min_insync = 2;
+    c->rf = 2 + (int)sim_below(s, 2);
+    c->min_insync = 1 + (uint32_t)sim_below(s, (uint64_t)c->rf);
     c->session_timeout_us = 2000000 + sim_below(s, 4000000);
     c->replica_lag_ms = SL_REPL_REPLICA_LAG_MIN_MS + sim_below(s, 5000);
     c->p_loss = sim_chance(s, 0.5) ? 0.0 : 0.05 * (double)sim_below(s, 100) / 100.0;
@@ -262,11 +262,12 @@ static bool run_seed(uint64_t seed, int mutation, bool trace, bool quiet)
         for (uint32_t v = 0; v < s->n_values; v++) {
             n_ok += s->values[v].outcome == SIM_OK;
         }
-        printf("seed %llu: %s; brokers %d shards %d; %u values, %u acked; %llu faults; %llu "
+        printf("seed %llu: %s; brokers %d shards %d rf %d min_insync %u; %u values, %u acked; %llu "
+               "faults; %llu "
                "steps; %llu messages\n",
                (unsigned long long)seed, ok ? "ok" : "VIOLATION", s->cfg.brokers, s->cfg.shards,
-               s->n_values, n_ok, (unsigned long long)s->faults_done, (unsigned long long)s->steps,
-               (unsigned long long)s->msgs);
+               s->cfg.rf, s->cfg.min_insync, s->n_values, n_ok, (unsigned long long)s->faults_done,
+               (unsigned long long)s->steps, (unsigned long long)s->msgs);
     }
     totals.n_values += s->n_values;
     totals.acks_ok += s->acks_ok;
