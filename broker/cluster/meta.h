@@ -42,8 +42,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_META_DATA_MAX  (1024u * 1024u) /* ZooKeeper's jute.maxbuffer default */
-#define SL_META_PATH_MAX  512u
+#define SL_META_DATA_MAX (1024u * 1024u) /* ZooKeeper's jute.maxbuffer default */
+#define SL_META_PATH_MAX 512u
 #define SL_META_MULTI_MAX 64u /* ops in one multi */
 
 enum {
@@ -97,8 +97,8 @@ typedef void (*sl_meta_session_cb)(void *arg, enum sl_meta_session ev);
 struct sl_meta_vtable {
     int (*get)(struct sl_meta *m, const char *path, sl_meta_watch_cb watch, void *watch_arg,
                sl_meta_data_cb cb, void *arg);
-    int (*children)(struct sl_meta *m, const char *path, sl_meta_watch_cb watch, void *watch_arg,
-                    sl_meta_children_cb cb, void *arg);
+    int (*children)(struct sl_meta *m, const char *path, sl_meta_watch_cb watch,
+                    void *watch_arg, sl_meta_children_cb cb, void *arg);
     int (*create)(struct sl_meta *m, const char *path, const uint8_t *data, size_t len,
                   uint32_t flags, sl_meta_done_cb cb, void *arg);
     int (*set)(struct sl_meta *m, const char *path, const uint8_t *data, size_t len,
@@ -135,8 +135,8 @@ static inline int sl_meta_create(struct sl_meta *m, const char *path, const uint
 {
     return m->vt->create(m, path, data, len, flags, cb, arg);
 }
-static inline int sl_meta_set(struct sl_meta *m, const char *path, const uint8_t *data, size_t len,
-                              int32_t version, sl_meta_done_cb cb, void *arg)
+static inline int sl_meta_set(struct sl_meta *m, const char *path, const uint8_t *data,
+                              size_t len, int32_t version, sl_meta_done_cb cb, void *arg)
 {
     return m->vt->set(m, path, data, len, version, cb, arg);
 }
