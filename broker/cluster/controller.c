@@ -44,6 +44,8 @@ struct ctrl_shard {
 struct ctrl_stream {
     struct sl_ctrl *c;
     char name[SL_CTRL_NAME_MAX];
+    uint32_t index; /* in c->streams */
+    bool queued;    /* in c->list_q: its shards are to be listed */
 };
 
 struct ctrl_multi {
@@ -72,7 +74,10 @@ struct sl_ctrl {
     int32_t pend_id[SL_CTRL_BROKERS_MAX];
     int64_t pend_session[SL_CTRL_BROKERS_MAX];
     uint32_t pend_n, pend_waiting;
-    bool listing, relist;
+    int32_t todo_id[SL_CTRL_BROKERS_MAX]; /* listed ids whose node is still to be read */
+    uint32_t todo_n, todo_next;
+    bool listing, relist, list_failed;
+    bool streams_relist; /* a stream listing could not be sent: sl_ctrl_tick lists again */
 
     struct ctrl_shard **shards;
     size_t n_shards, cap_shards;
@@ -80,7 +85,8 @@ struct sl_ctrl {
     size_t index_cap;
     struct ctrl_stream **streams;
     size_t n_streams, cap_streams;
-    uint32_t stream_lists; /* stream children listings outstanding */
+    uint32_t stream_lists;  /* children listings outstanding (/shards and streams) */
+    struct ctrl_vec list_q; /* streams whose shards are to be listed */
 
     struct ctrl_vec read_q, dirty_q;
     uint32_t reads_inflight;
@@ -125,7 +131,10 @@ static bool parse_epoch(const uint8_t *data, size_t len, int64_t *out)
 
 static bool vec_push(struct ctrl_vec *q, uint32_t x)
 {
-    if (q->head > 0 && q->head + q->n == q->cap) {
+    /* Slide the entries down only when at least half the array is free at the front, else
+     * grow: each entry moves O(1) times (sliding on every push of a full FIFO was quadratic
+     * and hung the 100,000-shard failover). */
+    if (q->head + q->n == q->cap && q->head >= q->cap / 2 && q->head > 0) {
         memmove(q->v, q->v + q->head, q->n * sizeof q->v[0]);
         q->head = 0;
     }
@@ -145,8 +154,10 @@ static bool vec_push(struct ctrl_vec *q, uint32_t x)
 static uint32_t vec_pop(struct ctrl_vec *q)
 {
     SL_ASSERT(q->n > 0);
+    uint32_t x = q->v[q->head];
     q->n--;
-    return q->v[q->head++];
+    q->head = q->n == 0 ? 0 : q->head + 1;
+    return x;
 }
 
 static uint64_t hash_name(const char *s)
@@ -280,17 +291,33 @@ static void on_shard_read(void *arg, int err, const uint8_t *data, size_t len,
 
 static void on_stream_children(void *arg, int err, const char *const *names, size_t n);
 
+static void stream_watch(void *arg, const char *path);
+
+/* Lists queued streams, SL_CTRL_LISTS_INFLIGHT_MAX at a time (a failover lists every
+ * stream at once otherwise, past the store's bound on calls). */
+static void lists_some(struct sl_ctrl *c)
+{
+    while (c->list_q.n > 0 && c->stream_lists < SL_CTRL_LISTS_INFLIGHT_MAX) {
+        struct ctrl_stream *st = c->streams[c->list_q.v[c->list_q.head]];
+        char p[SL_META_PATH_MAX];
+        snprintf(p, sizeof p, PATH_SHARDS "/%s", st->name);
+        if (sl_meta_children(c->meta, p, stream_watch, st, on_stream_children, st) != SL_OK) {
+            return; /* the store is at its bound: the next pump or tick tries again */
+        }
+        vec_pop(&c->list_q);
+        st->queued = false;
+        c->stream_lists++;
+    }
+}
+
 static void stream_watch(void *arg, const char *path)
 {
     (void)path;
     struct ctrl_stream *st = arg;
     struct sl_ctrl *c = st->c;
-    if (c->phase == SL_CTRL_ACTIVE) {
-        char p[SL_META_PATH_MAX];
-        snprintf(p, sizeof p, PATH_SHARDS "/%s", st->name);
-        if (sl_meta_children(c->meta, p, stream_watch, st, on_stream_children, st) == SL_OK) {
-            c->stream_lists++;
-        }
+    if (c->phase == SL_CTRL_ACTIVE && !st->queued && vec_push(&c->list_q, st->index)) {
+        st->queued = true;
+        lists_some(c);
     }
 }
 
@@ -332,9 +359,13 @@ static void streams_watch(void *arg, const char *path)
 {
     (void)path;
     struct sl_ctrl *c = arg;
-    if (c->phase == SL_CTRL_ACTIVE &&
-        sl_meta_children(c->meta, PATH_SHARDS, streams_watch, c, on_streams, c) == SL_OK) {
+    if (c->phase != SL_CTRL_ACTIVE) {
+        return;
+    }
+    if (sl_meta_children(c->meta, PATH_SHARDS, streams_watch, c, on_streams, c) == SL_OK) {
         c->stream_lists++;
+    } else {
+        c->streams_relist = true;
     }
 }
 
@@ -377,6 +408,7 @@ static void on_streams(void *arg, int err, const char *const *names, size_t n)
         }
         st->c = c;
         snprintf(st->name, sizeof st->name, "%s", names[k]);
+        st->index = (uint32_t)c->n_streams;
         c->streams[c->n_streams++] = st;
         stream_watch(st, NULL);
     }
@@ -399,6 +431,8 @@ static void brokers_watch(void *arg, const char *path)
     }
     if (sl_meta_children(c->meta, PATH_BROKERS, brokers_watch, c, on_brokers, c) == SL_OK) {
         c->listing = true;
+    } else {
+        c->relist = true; /* the store is at its bound: sl_ctrl_tick lists again */
     }
 }
 
@@ -428,6 +462,42 @@ struct broker_get {
 };
 
 static void on_broker(void *arg, int err, const uint8_t *data, size_t len,
+                      const struct sl_meta_stat *stat);
+
+/* Reads the listed brokers' nodes, SL_CTRL_BROKER_READS_MAX at a time. A listing is
+ * installed only when every read answered: a broker whose read failed is not dead, and
+ * taking it for dead would move its leaderships for nothing. */
+static void brokers_next(struct sl_ctrl *c)
+{
+    while (!c->list_failed && c->todo_next < c->todo_n &&
+           c->pend_waiting < SL_CTRL_BROKER_READS_MAX) {
+        struct broker_get *g = malloc(sizeof *g);
+        char p[SL_META_PATH_MAX];
+        int32_t id = c->todo_id[c->todo_next];
+        snprintf(p, sizeof p, PATH_BROKERS "/%" PRId32, id);
+        if (g != NULL) {
+            *g = (struct broker_get){c, id};
+        }
+        if (g == NULL || sl_meta_get(c->meta, p, NULL, NULL, on_broker, g) != SL_OK) {
+            free(g);
+            c->list_failed = true;
+            break;
+        }
+        c->todo_next++;
+        c->pend_waiting++;
+    }
+    if (c->pend_waiting > 0 || (!c->list_failed && c->todo_next < c->todo_n)) {
+        return;
+    }
+    if (c->list_failed) {
+        c->listing = false;
+        c->relist = true; /* sl_ctrl_tick lists again */
+        return;
+    }
+    brokers_install(c);
+}
+
+static void on_broker(void *arg, int err, const uint8_t *data, size_t len,
                       const struct sl_meta_stat *stat)
 {
     (void)data;
@@ -448,12 +518,10 @@ static void on_broker(void *arg, int err, const uint8_t *data, size_t len,
     if (err == SL_OK && stat->ephemeral_owner != 0 && c->pend_n < SL_CTRL_BROKERS_MAX) {
         c->pend_id[c->pend_n] = id;
         c->pend_session[c->pend_n++] = stat->ephemeral_owner;
-    } else if (err == SL_EAGAIN) {
-        c->relist = true; /* unknown: this broker is judged by the next listing */
+    } else if (err != SL_OK && err != SL_ENOTFOUND) {
+        c->list_failed = true; /* unknown: judged by the next listing, not taken as dead */
     }
-    if (c->pend_waiting == 0) {
-        brokers_install(c);
-    }
+    brokers_next(c);
 }
 
 static void on_brokers(void *arg, int err, const char *const *names, size_t n)
@@ -466,39 +534,22 @@ static void on_brokers(void *arg, int err, const char *const *names, size_t n)
         go_dead(c);
         return;
     }
-    c->pend_n = 0;
-    c->pend_waiting = 0;
     if (err != SL_OK) {
         c->listing = false;
-        if (err == SL_ENOTFOUND) {
-            brokers_install(c); /* no broker registered yet */
-        } else {
-            brokers_watch(c, NULL);
-        }
+        c->relist = true; /* sl_ctrl_tick lists again (the watch was not set) */
         return;
     }
-    for (size_t k = 0; k < n; k++) {
+    c->pend_n = c->pend_waiting = 0;
+    c->todo_n = c->todo_next = 0;
+    c->list_failed = false;
+    for (size_t k = 0; k < n && c->todo_n < SL_CTRL_BROKERS_MAX; k++) {
         char *end;
         long id = strtol(names[k], &end, 10);
-        if (*end != '\0' || id < 0 || id > INT32_MAX) {
-            continue;
-        }
-        struct broker_get *g = malloc(sizeof *g);
-        if (g == NULL) {
-            continue;
-        }
-        *g = (struct broker_get){c, (int32_t)id};
-        char p[SL_META_PATH_MAX];
-        snprintf(p, sizeof p, PATH_BROKERS "/%s", names[k]);
-        c->pend_waiting++;
-        if (sl_meta_get(c->meta, p, NULL, NULL, on_broker, g) != SL_OK) {
-            c->pend_waiting--;
-            free(g);
+        if (*end == '\0' && id >= 0 && id <= INT32_MAX) {
+            c->todo_id[c->todo_n++] = (int32_t)id;
         }
     }
-    if (c->pend_waiting == 0) {
-        brokers_install(c);
-    }
+    brokers_next(c);
 }
 
 /* ---- writes ------------------------------------------------------------- */
@@ -547,6 +598,12 @@ static void on_multi(void *arg, int err, int failed_op)
 static void write_some(struct sl_ctrl *c)
 {
     while (c->dirty_q.n > 0 && c->multis_inflight < SL_CTRL_MULTIS_INFLIGHT_MAX) {
+        /* A partial multi waits while others are in flight and reads still feed the queue:
+         * full multis are what makes a failover of many shards fast. */
+        bool feeding = c->reads_inflight > 0 || c->read_q.n > 0;
+        if (c->dirty_q.n < SL_META_MULTI_MAX - 1 && c->multis_inflight > 0 && feeding) {
+            return;
+        }
         struct ctrl_multi *mu = NULL;
         for (uint32_t k = 0; k < SL_CTRL_MULTIS_INFLIGHT_MAX && mu == NULL; k++) {
             mu = c->multis[k].used ? NULL : &c->multis[k];
@@ -626,6 +683,7 @@ static void pump(struct sl_ctrl *c)
     if (c->phase != SL_CTRL_ACTIVE) {
         return;
     }
+    lists_some(c);
     read_some(c);
     if (c->brokers_known) {
         write_some(c);
@@ -896,6 +954,7 @@ void sl_ctrl_free(struct sl_ctrl *c)
     free(c->streams);
     free(c->index);
     free(c->read_q.v);
+    free(c->list_q.v);
     free(c->dirty_q.v);
     free(c);
 }
@@ -921,9 +980,25 @@ void sl_ctrl_stats(const struct sl_ctrl *c, struct sl_ctrl_stats *s)
     s->multis_inflight = c->multis_inflight;
 }
 
+void sl_ctrl_tick(struct sl_ctrl *c)
+{
+    if (c->phase != SL_CTRL_ACTIVE) {
+        return;
+    }
+    if (c->relist && !c->listing) {
+        c->relist = false;
+        brokers_watch(c, NULL);
+    }
+    if (c->streams_relist) {
+        c->streams_relist = false;
+        streams_watch(c, NULL);
+    }
+    pump(c);
+}
+
 bool sl_ctrl_idle(const struct sl_ctrl *c)
 {
-    return c->phase == SL_CTRL_ACTIVE && c->brokers_known && !c->listing && c->stream_lists == 0 &&
-           c->read_q.n == 0 && c->reads_inflight == 0 && c->dirty_q.n == 0 &&
-           c->multis_inflight == 0;
+    return c->phase == SL_CTRL_ACTIVE && c->brokers_known && !c->listing && !c->relist &&
+           !c->streams_relist && c->list_q.n == 0 && c->stream_lists == 0 && c->read_q.n == 0 &&
+           c->reads_inflight == 0 && c->dirty_q.n == 0 && c->multis_inflight == 0;
 }

@@ -25,10 +25,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_CTRL_READS_INFLIGHT_MAX  1024u /* shard/broker reads outstanding (pipelined) */
-#define SL_CTRL_MULTIS_INFLIGHT_MAX 16u   /* write multis outstanding */
-#define SL_CTRL_STATE_MAX           192u  /* one encoded shard state */
-#define SL_CTRL_NAME_MAX            200u  /* "<stream>/<k>" */
+/* Calls outstanding, pipelined: shard reads, write multis, broker node reads (plus a few
+ * listings). Their sum stays well under a store's own bound (meta_zk: 256 calls), which
+ * other users of the same session share; one ZooKeeper saturates below it anyway. */
+#define SL_CTRL_READS_INFLIGHT_MAX  128u
+#define SL_CTRL_MULTIS_INFLIGHT_MAX 8u
+#define SL_CTRL_BROKER_READS_MAX    32u
+#define SL_CTRL_LISTS_INFLIGHT_MAX  16u
+#define SL_CTRL_STATE_MAX           192u /* one encoded shard state */
+#define SL_CTRL_NAME_MAX            200u /* "<stream>/<k>" */
 #define SL_CTRL_BROKERS_MAX         4096u
 /* bytes of data in one multi: far below ZooKeeper's packet bound (SL_META_DATA_MAX) so
  * paths and headers fit too */
@@ -73,6 +78,11 @@ int32_t sl_ctrl_epoch(const struct sl_ctrl *c);
 void sl_ctrl_stats(const struct sl_ctrl *c, struct sl_ctrl_stats *s);
 /* Active, every shard loaded, nothing to write or in flight. */
 bool sl_ctrl_idle(const struct sl_ctrl *c);
+
+/* Call every ~100 ms from the owner's loop: retries what the store refused at once
+ * (SL_ELIMIT: its bound on outstanding calls) or answered with an error that set no
+ * watch - a listing of brokers or streams - and resumes reads and writes. */
+void sl_ctrl_tick(struct sl_ctrl *c);
 
 /* Creates stream `name` with n_shards shards of `rf` replicas placed over the live brokers
  * (only while ACTIVE). Errors: SL_EINVAL (rf > live brokers, rf > SL_REPL_REPLICAS_MAX, a

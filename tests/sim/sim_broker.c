@@ -238,6 +238,8 @@ static void ack(struct sim *s, int b, int k, int64_t end, int err)
     }
 }
 
+static void read_shard(struct sim *s, int b, int k, bool watch);
+
 static void run_fx(struct sim *s, int b, int k)
 {
     struct sim_rep *rp = &s->b[b].rep[k];
@@ -283,8 +285,7 @@ static void run_fx(struct sim *s, int b, int k)
             break;
         }
         case SL_REPL_FX_META_REFRESH:
-            shard_path(k, path, sizeof path);
-            sl_meta_get(s->b[b].meta, path, NULL, NULL, on_shard, ctx(b, k, P_REFRESH));
+            read_shard(s, b, k, false);
             break;
         case SL_REPL_FX_FATAL:
             if (!s->b[b].fatal_pending) {
@@ -305,12 +306,19 @@ static void run_fx(struct sim *s, int b, int k)
 
 static void shard_watch(void *arg, const char *path);
 
+static void retry_read(struct sim *s, void *p, uint64_t k, uint64_t g);
+
 static void read_shard(struct sim *s, int b, int k, bool watch)
 {
     char path[64];
     shard_path(k, path, sizeof path);
-    sl_meta_get(s->b[b].meta, path, watch ? shard_watch : NULL, ctx(b, k, P_SHARD_WATCH), on_shard,
-                ctx(b, k, watch ? P_SHARD_GET : P_REFRESH));
+    int purpose = watch ? P_SHARD_GET : P_REFRESH;
+    if (sl_meta_get(s->b[b].meta, path, watch ? shard_watch : NULL, ctx(b, k, P_SHARD_WATCH),
+                    on_shard, ctx(b, k, purpose)) != SL_OK) {
+        /* refused at once (the store's bound, or closed): try again a little later */
+        sim_at(s, s->now + 200000, b, retry_read, (void *)(uintptr_t)b,
+               (uint64_t)k | ((uint64_t)purpose << 8), gen[b]);
+    }
 }
 
 static void retry_read(struct sim *s, void *p, uint64_t k, uint64_t g)
@@ -451,8 +459,10 @@ static void register_try(struct sim *s, void *p, uint64_t g, uint64_t b64)
     int n = snprintf(id, sizeof id, "%d", b);
     sl_meta_create(s->b[b].meta, "/brokers", NULL, 0, 0, on_parent, NULL);
     sl_meta_create(s->b[b].meta, "/brokers/ids", NULL, 0, 0, on_parent, NULL);
-    sl_meta_create(s->b[b].meta, p2, (const uint8_t *)id, (size_t)n, SL_META_EPHEMERAL,
-                   on_registered, ctx(b, 0, P_REGISTER));
+    if (sl_meta_create(s->b[b].meta, p2, (const uint8_t *)id, (size_t)n, SL_META_EPHEMERAL,
+                       on_registered, ctx(b, 0, P_REGISTER)) != SL_OK) {
+        sim_at(s, s->now + 500000, b, register_try, NULL, gen[b], (uint64_t)b);
+    }
 }
 
 static void on_session(void *arg, enum sl_meta_session ev)
@@ -514,6 +524,9 @@ void sim_broker_tick(struct sim *s, void *p, uint64_t a, uint64_t c)
     for (int k = 0; k < s->cfg.shards; k++) {
         sl_repl_tick(&br->rep[k].r, ms);
         run_fx(s, b, k);
+    }
+    if (br->ctrl != NULL) {
+        sl_ctrl_tick(br->ctrl);
     }
     if (br->ctrl != NULL && sl_ctrl_phase(br->ctrl) == SL_CTRL_DEAD) {
         sim_log(s, "broker %d: controller deposed or session lost: new session", b);

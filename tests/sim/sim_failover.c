@@ -6,8 +6,8 @@
  * the store model. Broker 0 starts first and becomes the controller; once it has loaded
  * every shard it crashes. Its session expires after the 4 s session timeout, brokers 1 and
  * 2 race for /controller, the winner bumps /controller_epoch, lists the brokers and the
- * shards, reads every state (pipelined) and writes new leaders (epoch + 1) and ISRs without
- * broker 0 - one multi per 63 shards, 16 multis in flight. The store model charges 500 us
+ * shards, reads every state (128 reads in flight) and writes new leaders (epoch + 1) and ISRs
+ * without broker 0 - one multi per 63 shards, 8 multis in flight. The store model charges 500 us
  * each way per call and a server cost of 10 us per read and 20 us per written op
  * (ZooKeeper on an SSD: ~100k reads/s and ~50k small writes/s per ensemble, group commit
  * making a multi one log write), so the simulated time is what the store's throughput
@@ -75,6 +75,11 @@ static void fo_tick(struct sim *s, void *p, uint64_t a, uint64_t c)
     (void)a;
     (void)c;
     sim_meta_tick(s);
+    for (int i = 0; i < FO_BROKERS; i++) {
+        if (fo_ctrl[i] != NULL) {
+            sl_ctrl_tick(fo_ctrl[i]);
+        }
+    }
     sim_at(s, s->now + 100000, -1, fo_tick, NULL, 0, 0);
 }
 

@@ -20,6 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Calls outstanding per store, as meta_zk's bound (SL_META_ZK_INFLIGHT_MAX): callers must
+ * cope with SL_ELIMIT. */
+#define SIM_META_CALLS_MAX 256u
+
 struct mnode {
     char path[SL_META_PATH_MAX];
     uint8_t *data;
@@ -81,6 +85,7 @@ struct mhandle {
     struct sim *s;
     int broker;
     int64_t session;
+    uint32_t n_out;      /* calls outstanding */
     bool expired_server; /* the server ended the session */
     bool closed, abandoned, told_expired, disconnected;
     uint64_t last_contact;
@@ -486,6 +491,8 @@ static void out_remove(struct mhandle *h, struct mreq *rq)
     for (struct mreq **pp = &h->out; *pp; pp = &(*pp)->next_out) {
         if (*pp == rq) {
             *pp = rq->next_out;
+            SL_ASSERT(h->n_out > 0);
+            h->n_out--;
             return;
         }
     }
@@ -598,6 +605,11 @@ static int submit(struct mhandle *h, struct mreq *rq)
         rq_free(rq);
         return SL_ECLOSED;
     }
+    if (h->n_out >= SIM_META_CALLS_MAX) {
+        rq_free(rq);
+        return SL_ELIMIT; /* as meta_zk: a bound on calls outstanding per store */
+    }
+    h->n_out++;
     rq->h = h;
     rq->next_out = h->out;
     h->out = rq;
@@ -757,6 +769,7 @@ static void m_close(struct sl_meta *m)
     while (h->out != NULL) {
         struct mreq *rq = h->out;
         h->out = rq->next_out;
+        h->n_out--;
         rq->err = SL_ECLOSED;
         rq->h = NULL;
         rq_callback(rq);
