@@ -133,6 +133,7 @@ struct sim {
     char trace[SIM_TRACE_RING][160];
     uint32_t trace_n;
     bool violated;
+    bool calm; /* the quiet period: delays short */
     uint64_t acks_ok, acks_failed, msgs, faults_done, elections;
     /* what the run exercised (summed over seeds by sim_main) */
     uint64_t n_truncations, n_epoch_reqs, n_diverging, n_fsync_fail, n_expired, n_leaders,

@@ -137,9 +137,9 @@ static void net_send(struct sim *s, int b, int k, const struct sl_repl_msg *msg)
         }
         /* mostly 0.2-3 ms; 5 % up to 50 ms (reordering); 0.5 % up to 8 s, so answers from
          * an old epoch or to a long-abandoned request arrive after the world moved on */
-        uint64_t delay = 200 + sim_below(s, sim_chance(s, 0.005)  ? 8000000
-                                            : sim_chance(s, 0.05) ? 50000
-                                                                  : 3000);
+        uint64_t delay = 200 + sim_below(s, !s->calm && sim_chance(s, 0.005)  ? 8000000
+                                            : !s->calm && sim_chance(s, 0.05) ? 50000
+                                                                              : 3000);
         sim_at(s, s->now + delay, -1, net_deliver, c, 0, 0);
     }
 }

@@ -185,6 +185,10 @@ static void heal_all(struct sim *s, void *p, uint64_t a, uint64_t c)
     (void)a;
     (void)c;
     sim_log(s, "heal everything; quiet period");
+    /* liveness is judged on a healed network: no loss, duplicates, long delays, unknown
+     * outcomes or disk failures from here on (a run of unlucky losses is not a bug) */
+    s->cfg.p_loss = s->cfg.p_dup = s->cfg.p_meta_eagain = s->cfg.p_fsync_fail = 0;
+    s->calm = true;
     memset(s->cut, 0, sizeof s->cut);
     memset(s->cut_meta, 0, sizeof s->cut_meta);
     for (int b = 0; b < s->cfg.brokers; b++) {
