@@ -586,9 +586,6 @@ void sl_repl_init(struct sl_repl *r, const struct sl_repl_cfg *cfg,
         SL_ASSERT(rec->epochs[i].start_offset <= rec->log_end);
         epochs_add(r, rec->epochs[i].epoch, rec->epochs[i].start_offset);
     }
-    if (r->n_epochs > 0 && r->epochs[r->n_epochs - 1].epoch > r->last_led_epoch) {
-        /* epoch is SL_REPL_NONE until metadata: check() tolerates that */
-    }
     sl_repl_check(r);
 }
 
