@@ -678,8 +678,30 @@ static void read_some(struct sl_ctrl *c)
     }
 }
 
+/* The controller's bounds and bookkeeping (at every pump, i.e. after every answer). */
+static void ctrl_check(const struct sl_ctrl *c)
+{
+    SL_ASSERT(c->reads_inflight <= SL_CTRL_READS_INFLIGHT_MAX);
+    SL_ASSERT(c->multis_inflight <= SL_CTRL_MULTIS_INFLIGHT_MAX);
+    SL_ASSERT(c->pend_waiting <= SL_CTRL_BROKER_READS_MAX);
+    SL_ASSERT(c->stream_lists <= SL_CTRL_LISTS_INFLIGHT_MAX + 1); /* + the /shards listing */
+    SL_ASSERT(c->n_live <= SL_CTRL_BROKERS_MAX && c->pend_n <= c->todo_n);
+    SL_ASSERT(c->todo_next <= c->todo_n && c->todo_n <= SL_CTRL_BROKERS_MAX);
+    SL_ASSERT(c->read_q.n <= c->n_shards && c->dirty_q.n <= c->n_shards);
+    SL_ASSERT(c->list_q.n <= c->n_streams);
+    SL_ASSERT(c->phase != SL_CTRL_ACTIVE || c->epoch > 0);
+    uint32_t used = 0;
+    for (uint32_t k = 0; k < SL_CTRL_MULTIS_INFLIGHT_MAX; k++) {
+        used += c->multis[k].used;
+        SL_ASSERT(!c->multis[k].used ||
+                  (c->multis[k].n >= 1 && c->multis[k].n < SL_META_MULTI_MAX));
+    }
+    SL_ASSERT(used == c->multis_inflight);
+}
+
 static void pump(struct sl_ctrl *c)
 {
+    ctrl_check(c);
     if (c->phase != SL_CTRL_ACTIVE) {
         return;
     }
@@ -688,6 +710,7 @@ static void pump(struct sl_ctrl *c)
     if (c->brokers_known) {
         write_some(c);
     }
+    ctrl_check(c);
 }
 
 /* ---- election ----------------------------------------------------------- */
