@@ -107,7 +107,7 @@ static void dedup_make_room(struct sl_dedup *d)
     struct sl_dedup_entry *lru = NULL;
     for (uint32_t i = 0; i < d->cap; i++) {
         struct sl_dedup_entry *e = &d->slots[i];
-        if (e->producer_id != 0 && !e->pending && (lru == NULL || e->last_use < lru->last_use)) {
+        if (e->producer_id != 0 && e->pending == 0 && (lru == NULL || e->last_use < lru->last_use)) {
             lru = e;
         }
     }
@@ -126,11 +126,14 @@ int sl_dedup_begin(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_s
     struct sl_dedup_entry *e = dedup_find(d, producer_id);
     if (e != NULL && e->producer_id == producer_id) {
         *out = e;
-        if (e->pending && producer_seq == e->pending_seq) {
-            return SL_EAGAIN;
-        }
         if (e->has_last && producer_seq <= e->producer_seq) {
             return SL_EEXIST; /* a retry of a stored batch */
+        }
+        if (e->pending > 0 && producer_seq >= e->pending_lo && producer_seq <= e->pending_hi) {
+            return SL_EAGAIN;
+        }
+        if (e->pending > 0 && producer_seq != e->pending_hi + 1) {
+            return SL_ECONFLICT;
         }
     } else {
         dedup_make_room(d);
@@ -142,8 +145,13 @@ int sl_dedup_begin(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_s
         *e = (struct sl_dedup_entry){.producer_id = producer_id};
         d->used++;
     }
-    e->pending = true;
-    e->pending_seq = producer_seq;
+    if (e->pending == 0) {
+        e->pending_lo = producer_seq;
+    }
+    SL_ASSERT(e->pending == 0 || producer_seq == e->pending_hi + 1);
+    e->pending_hi = producer_seq;
+    e->pending++;
+    SL_ASSERT(e->pending <= e->pending_hi - e->pending_lo + 1);
     e->last_use = ++d->clock;
     *out = e;
     return SL_OK;
@@ -159,9 +167,19 @@ void sl_dedup_end(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_se
     if (e == NULL || e->producer_id != producer_id) {
         return;
     }
-    if (e->pending && e->pending_seq == producer_seq) {
-        e->pending = false;
+    /* Appends complete in submission order, so an append that ends is the
+     * oldest of the run; a batch ended before it was appended (all of its
+     * records de-duplicated, no memory) is the newest. Either leaves the run
+     * [lo, hi] covering what is still in flight. (A failed append fails the
+     * later ones of its producer too: the owner refuses a batch that follows
+     * a failed one, sl_wshard_append.) */
+    if (e->pending > 0 && producer_seq == e->pending_lo) {
+        e->pending--;
+        e->pending_lo = producer_seq + 1;
+    } else if (e->pending > 0 && producer_seq == e->pending_hi) {
+        e->pending--;
     }
+    SL_ASSERT(e->pending == 0 || e->pending <= e->pending_hi - e->pending_lo + 1);
     if (err == SL_OK && (!e->has_last || producer_seq > e->producer_seq)) {
         e->has_last = true;
         e->producer_seq = producer_seq;

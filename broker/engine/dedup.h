@@ -25,17 +25,20 @@ struct sl_shard;
 #define SL_MSGDEDUP_SLOTS 65536u /* message ids per stream (power of two) */
 #define SL_MSGDEDUP_ATTR "sluice.dedup_id"
 
-/* One remembered producer: the last batch it got acknowledged, and the one
- * being appended. */
+/* One remembered producer: the last batch it got acknowledged, and the
+ * batches being appended. A producer may have several batches of a shard in
+ * flight; they are submitted in producer_seq order, so those still being
+ * appended are the run [pending_lo, pending_hi] (pending of them). */
 struct sl_dedup_entry {
     uint64_t producer_id;  /* 0 = empty slot */
     uint64_t producer_seq; /* of the last acknowledged batch (valid if has_last) */
     uint64_t base_seq;
-    uint64_t pending_seq; /* of the batch being appended (valid if pending) */
+    uint64_t pending_lo; /* the run being appended (valid if pending > 0) */
+    uint64_t pending_hi;
     uint64_t last_use;
     uint32_t count;
+    uint32_t pending;
     bool has_last;
-    bool pending;
 };
 
 _Static_assert((SL_DEDUP_SLOTS & (SL_DEDUP_SLOTS - 1)) == 0 &&
@@ -62,8 +65,13 @@ size_t sl_dedup_bytes(const struct sl_dedup *d);
 /* Looks up the batch's producer: returns SL_EEXIST with *e filled when
  * (producer_id, producer_seq) is the last acknowledged batch of that
  * producer or an earlier one (a retry), SL_EAGAIN when that same batch is
- * still being appended, else SL_OK and records it as pending in *e (may be
- * NULL when producer_id == 0). *e is borrowed until the next call. */
+ * still being appended, SL_ECONFLICT when batches of the
+ * producer are being appended and this one does not follow the last of them
+ * (a gap: an earlier one failed or is being resent; resend in order), else
+ * SL_OK and records it as pending in *e (may be NULL when producer_id == 0).
+ * *e is borrowed until the next call. With nothing in flight any sequence
+ * past the last acknowledged one is taken: a producer that gave a batch up
+ * goes on. */
 int sl_dedup_begin(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_seq,
                    struct sl_dedup_entry **e);
 /* (A new producer may grow the table; without memory for that it is

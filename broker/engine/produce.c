@@ -63,7 +63,18 @@ static void finish(struct produce_op *op, int err, uint64_t base, uint32_t count
 {
     struct sl_bshard *b = op->shard;
     char why[320] = "";
-    if (err == SL_ELIMIT) {
+    if (err != SL_OK) { /* nothing stored: a resend must not find its ids seen */
+        for (uint32_t i = 0; i < op->n_dedup; i++) {
+            sl_msgdedup_forget(b->stream->msgdedup, op->dedup_hashes[i]);
+        }
+    }
+    if (err == SL_ECONFLICT) {
+        /* the owner's order gate (sl_wshard_append): retriable, in order */
+        err = SL_EAGAIN;
+        snprintf(why, sizeof(why),
+                 "append to %s/%u refused: an earlier batch of this producer failed there; "
+                 "resend from it, in order", b->stream->name, b->id);
+    } else if (err == SL_ELIMIT) {
         /* A shard's append is SL_ELIMIT only out of descriptors (reopening a
          * parked shard, creating a segment at a roll): say so, and the fix. */
         char nofile[160];
@@ -72,9 +83,6 @@ static void finish(struct produce_op *op, int err, uint64_t base, uint32_t count
     } else if (err != SL_OK) {
         snprintf(why, sizeof(why), "append to %s/%u failed: %s", b->stream->name, b->id,
                  sl_strerror(err));
-        for (uint32_t i = 0; i < op->n_dedup; i++) {
-            sl_msgdedup_forget(b->stream->msgdedup, op->dedup_hashes[i]);
-        }
     }
     struct sl_produce_result r = {.err = err, .why = why, .shard = b->id, .base_seq = base,
                                   .count = count, .duplicate = duplicate,
@@ -417,6 +425,14 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
     rc = sl_dedup_begin(&b->dedup, h.producer_id, h.producer_seq, &de);
     if (rc == SL_EAGAIN) {
         fail(e, cb, ctx, req->shard, SL_EAGAIN, "the same batch is still being appended; retry");
+        return;
+    }
+    if (rc == SL_ECONFLICT) {
+        snprintf(why, sizeof(why),
+                 "batch %" PRIu64 " of producer %016" PRIx64 " is out of order: batches up to %"
+                 PRIu64 " are being appended; resend in order",
+                 h.producer_seq, h.producer_id, de->pending_hi);
+        fail(e, cb, ctx, req->shard, SL_EAGAIN, why);
         return;
     }
     struct produce_op *op = calloc(1, sizeof(*op));

@@ -11,6 +11,7 @@
 #include "test.h"
 
 #include "broker/engine/dedup.h"
+#include "broker/engine/seqgate.h"
 #include "common/error.h"
 #include "common/ring.h"
 #include "storage/batch.h"
@@ -60,6 +61,83 @@ TEST(empty_table_holds_no_memory)
     CHECK_EQ(sl_dedup_bytes(&d), 0);
     sl_dedup_fini(&d);
     sl_dedup_fini(&d);
+}
+
+/* Several batches of one producer in flight: taken in order, a resend of one
+ * still in flight waits, a batch that skips ahead of the run is refused
+ * (SL_ECONFLICT, resend in order), completions shrink the run from its
+ * oldest end, a failure lets the failed batch be resent once the run drained. */
+TEST(several_batches_in_flight)
+{
+    struct sl_dedup d;
+    sl_dedup_init(&d);
+    struct sl_dedup_entry *e = NULL;
+    for (uint64_t s = 1; s <= 5; s++) {
+        CHECK_EQ(sl_dedup_begin(&d, 7, s, &e), SL_OK);
+    }
+    CHECK(e != NULL && e->pending == 5 && e->pending_lo == 1 && e->pending_hi == 5);
+    CHECK_EQ(sl_dedup_begin(&d, 7, 3, &e), SL_EAGAIN);   /* still being appended */
+    CHECK_EQ(sl_dedup_begin(&d, 7, 7, &e), SL_ECONFLICT); /* skips 6 */
+    sl_dedup_end(&d, 7, 1, SL_OK, 100, 2);
+    sl_dedup_end(&d, 7, 2, SL_OK, 102, 2);
+    CHECK_EQ(sl_dedup_begin(&d, 7, 2, &e), SL_EEXIST);
+    CHECK(e->base_seq == 102 && e->count == 2);
+    CHECK_EQ(sl_dedup_begin(&d, 7, 1, &e), SL_EEXIST); /* older: a duplicate too */
+    /* 3 fails; 4 and 5 then fail on the owner (they follow a failed batch) */
+    sl_dedup_end(&d, 7, 3, SL_EIO, 0, 0);
+    CHECK_EQ(sl_dedup_begin(&d, 7, 3, &e), SL_ECONFLICT); /* 4, 5 still in flight */
+    sl_dedup_end(&d, 7, 4, SL_ECONFLICT, 0, 0);
+    sl_dedup_end(&d, 7, 5, SL_ECONFLICT, 0, 0);
+    CHECK_EQ(e->pending, 0);
+    for (uint64_t s = 3; s <= 5; s++) { /* resent in order */
+        CHECK_EQ(sl_dedup_begin(&d, 7, s, &e), SL_OK);
+    }
+    /* the newest ended before its append (its records were all duplicates) */
+    sl_dedup_end(&d, 7, 5, SL_EEXIST, 0, 0);
+    CHECK(e->pending == 2 && e->pending_lo == 3);
+    CHECK_EQ(sl_dedup_begin(&d, 7, 6, &e), SL_OK);
+    sl_dedup_end(&d, 7, 3, SL_OK, 104, 1);
+    sl_dedup_end(&d, 7, 4, SL_OK, 105, 1);
+    sl_dedup_end(&d, 7, 6, SL_OK, 106, 1);
+    CHECK(e->pending == 0 && e->has_last && e->producer_seq == 6);
+    /* nothing in flight: a producer that gave batches up goes on past them */
+    CHECK_EQ(sl_dedup_begin(&d, 7, 9, &e), SL_OK);
+    sl_dedup_end(&d, 7, 9, SL_OK, 107, 1);
+    CHECK_EQ(sl_dedup_begin(&d, 7, 8, &e), SL_EEXIST);
+    sl_dedup_fini(&d);
+}
+
+/* The owner's order gate: a batch resent on (closed, refused) holds its
+ * producer's later batches back until it comes again; a failure the producer
+ * does not resend on holds nothing; entries lapse; other producers pass. */
+TEST(order_gate_after_a_failed_batch)
+{
+    struct sl_seqgate *g = NULL;
+    CHECK_EQ(sl_seqgate_admit(&g, 7, 1, 1000), SL_OK);
+    sl_seqgate_failed(&g, 7, 5, SL_ENOSPC, 1000); /* reported, not resent */
+    CHECK(g == NULL);
+    CHECK_EQ(sl_seqgate_admit(&g, 7, 6, 1000), SL_OK);
+    sl_seqgate_failed(&g, 7, 6, SL_ECLOSED, 1000);
+    sl_seqgate_failed(&g, 7, 7, SL_ECLOSED, 1000); /* keeps the earliest */
+    CHECK_EQ(sl_seqgate_count(g), 1);
+    CHECK_EQ(sl_seqgate_admit(&g, 7, 7, 1001), SL_ECONFLICT);
+    CHECK_EQ(sl_seqgate_admit(&g, 8, 7, 1001), SL_OK); /* another producer */
+    CHECK_EQ(sl_seqgate_admit(&g, 0, 9, 1001), SL_OK); /* no producer id */
+    CHECK_EQ(sl_seqgate_admit(&g, 7, 4, 1001), SL_OK); /* older: keeps its place */
+    CHECK_EQ(sl_seqgate_admit(&g, 7, 6, 1002), SL_OK); /* the resend clears it */
+    CHECK_EQ(sl_seqgate_count(g), 0);
+    CHECK_EQ(sl_seqgate_admit(&g, 7, 7, 1003), SL_OK);
+    sl_seqgate_failed(&g, 9, 1, SL_EAGAIN, 2000);
+    CHECK_EQ(sl_seqgate_admit(&g, 9, 2, 2000 + SL_SEQGATE_TTL_MS), SL_ECONFLICT);
+    CHECK_EQ(sl_seqgate_admit(&g, 9, 2, 2001 + SL_SEQGATE_TTL_MS), SL_OK); /* lapsed */
+    for (uint64_t pid = 1; pid <= SL_SEQGATE_MAX + 3; pid++) { /* bounded */
+        sl_seqgate_failed(&g, pid, 10, SL_ECLOSED, 3000 + pid);
+        CHECK(sl_seqgate_count(g) <= SL_SEQGATE_MAX);
+    }
+    CHECK_EQ(sl_seqgate_admit(&g, 1, 11, 4000), SL_OK); /* the oldest were dropped */
+    CHECK_EQ(sl_seqgate_admit(&g, SL_SEQGATE_MAX + 3, 11, 4000), SL_ECONFLICT);
+    sl_seqgate_free(&g);
+    sl_seqgate_free(&g);
 }
 
 TEST(retries_pending_and_failures)
@@ -201,6 +279,8 @@ int main(void)
 {
     RUN(empty_table_holds_no_memory);
     RUN(retries_pending_and_failures);
+    RUN(several_batches_in_flight);
+    RUN(order_gate_after_a_failed_batch);
     RUN(grows_by_doubling_and_remembers_every_producer);
     RUN(evicts_least_recently_used_at_the_cap);
     RUN(rebuild_relearns_producers_into_an_empty_table);
