@@ -422,16 +422,23 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
         return;
     }
     struct sl_dedup_entry *de = NULL;
-    rc = sl_dedup_begin(&b->dedup, h.producer_id, h.producer_seq, &de);
+    rc = sl_dedup_begin(&b->dedup, h.producer_id, h.producer_seq, req->in_order, &de);
     if (rc == SL_EAGAIN) {
         fail(e, cb, ctx, req->shard, SL_EAGAIN, "the same batch is still being appended; retry");
         return;
     }
     if (rc == SL_ECONFLICT) {
-        snprintf(why, sizeof(why),
-                 "batch %" PRIu64 " of producer %016" PRIx64 " is out of order: batches up to %"
-                 PRIu64 " are being appended; resend in order",
-                 h.producer_seq, h.producer_id, de->pending_hi);
+        if (de->pending > 0) {
+            snprintf(why, sizeof(why),
+                     "batch %" PRIu64 " of producer %016" PRIx64 " is out of order: batches up to %"
+                     PRIu64 " are being appended; resend in order",
+                     h.producer_seq, h.producer_id, de->pending_hi);
+        } else {
+            snprintf(why, sizeof(why),
+                     "batch %" PRIu64 " of producer %016" PRIx64 " is out of order: the last one "
+                     "stored is %" PRIu64 "; resend in order",
+                     h.producer_seq, h.producer_id, de->producer_seq);
+        }
         fail(e, cb, ctx, req->shard, SL_EAGAIN, why);
         return;
     }
@@ -453,8 +460,11 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
         return;
     }
     if (rc == SL_EEXIST) {
-        bool same = de->has_last && de->producer_seq == h.producer_seq;
-        finish(op, SL_OK, same ? de->base_seq : 0, same ? de->count : 0, true);
+        /* where it was stored, when it is recent enough to be remembered */
+        uint64_t base = 0;
+        uint32_t count = 0;
+        (void)sl_dedup_stored(de, h.producer_seq, &base, &count);
+        finish(op, SL_OK, base, count, true);
         return;
     }
     if (e->cfg.dedup_window_ms > 0) {

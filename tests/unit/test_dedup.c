@@ -30,7 +30,7 @@
 static int store(struct sl_dedup *d, uint64_t pid, uint64_t seq)
 {
     struct sl_dedup_entry *e = NULL;
-    int rc = sl_dedup_begin(d, pid, seq, &e);
+    int rc = sl_dedup_begin(d, pid, seq, false, &e);
     if (rc == SL_OK) {
         sl_dedup_end(d, pid, seq, SL_OK, seq * 10, 1);
     }
@@ -40,7 +40,7 @@ static int store(struct sl_dedup *d, uint64_t pid, uint64_t seq)
 static bool is_retry(struct sl_dedup *d, uint64_t pid, uint64_t seq)
 {
     struct sl_dedup_entry *e = NULL;
-    int rc = sl_dedup_begin(d, pid, seq, &e);
+    int rc = sl_dedup_begin(d, pid, seq, false, &e);
     if (rc == SL_OK) { /* not remembered: undo the pending mark */
         sl_dedup_end(d, pid, seq, SL_EIO, 0, 0);
     }
@@ -53,7 +53,7 @@ TEST(empty_table_holds_no_memory)
     sl_dedup_init(&d);
     CHECK_EQ(sl_dedup_bytes(&d), 0);
     struct sl_dedup_entry *e = (struct sl_dedup_entry *)1;
-    CHECK_EQ(sl_dedup_begin(&d, 0, 5, &e), SL_OK); /* no producer id: no de-dup */
+    CHECK_EQ(sl_dedup_begin(&d, 0, 5, false, &e), SL_OK); /* no producer id: no de-dup */
     CHECK(e == NULL);
     sl_dedup_end(&d, 0, 5, SL_OK, 0, 1);
     CHECK_EQ(sl_dedup_bytes(&d), 0);
@@ -73,37 +73,57 @@ TEST(several_batches_in_flight)
     sl_dedup_init(&d);
     struct sl_dedup_entry *e = NULL;
     for (uint64_t s = 1; s <= 5; s++) {
-        CHECK_EQ(sl_dedup_begin(&d, 7, s, &e), SL_OK);
+        CHECK_EQ(sl_dedup_begin(&d, 7, s, false, &e), SL_OK);
     }
     CHECK(e != NULL && e->pending == 5 && e->pending_lo == 1 && e->pending_hi == 5);
-    CHECK_EQ(sl_dedup_begin(&d, 7, 3, &e), SL_EAGAIN);   /* still being appended */
-    CHECK_EQ(sl_dedup_begin(&d, 7, 7, &e), SL_ECONFLICT); /* skips 6 */
+    CHECK_EQ(sl_dedup_begin(&d, 7, 3, false, &e), SL_EAGAIN);   /* still being appended */
+    CHECK_EQ(sl_dedup_begin(&d, 7, 7, false, &e), SL_ECONFLICT); /* skips 6 */
+    CHECK_EQ(sl_dedup_begin(&d, 7, 8, false, &e), SL_ECONFLICT); /* held behind 7 */
+    CHECK_EQ(sl_dedup_begin(&d, 7, 6, false, &e), SL_OK);        /* 6 was never refused */
+    sl_dedup_end(&d, 7, 6, SL_EEXIST, 0, 0);              /* (ended at once: undo) */
+    CHECK_EQ(sl_dedup_begin(&d, 7, 8, false, &e), SL_ECONFLICT); /* still behind 7 */
+    CHECK_EQ(sl_dedup_begin(&d, 7, 7, false, &e), SL_OK);        /* 7 again: the hold ends */
+    CHECK_EQ(e->hold, false);
+    sl_dedup_end(&d, 7, 7, SL_EEXIST, 0, 0);
     sl_dedup_end(&d, 7, 1, SL_OK, 100, 2);
     sl_dedup_end(&d, 7, 2, SL_OK, 102, 2);
-    CHECK_EQ(sl_dedup_begin(&d, 7, 2, &e), SL_EEXIST);
+    CHECK_EQ(sl_dedup_begin(&d, 7, 2, false, &e), SL_EEXIST);
     CHECK(e->base_seq == 102 && e->count == 2);
-    CHECK_EQ(sl_dedup_begin(&d, 7, 1, &e), SL_EEXIST); /* older: a duplicate too */
+    CHECK_EQ(sl_dedup_begin(&d, 7, 1, false, &e), SL_EEXIST); /* older: a duplicate too */
     /* 3 fails; 4 and 5 then fail on the owner (they follow a failed batch) */
     sl_dedup_end(&d, 7, 3, SL_EIO, 0, 0);
-    CHECK_EQ(sl_dedup_begin(&d, 7, 3, &e), SL_ECONFLICT); /* 4, 5 still in flight */
+    CHECK_EQ(sl_dedup_begin(&d, 7, 3, false, &e), SL_ECONFLICT); /* 4, 5 still in flight */
     sl_dedup_end(&d, 7, 4, SL_ECONFLICT, 0, 0);
     sl_dedup_end(&d, 7, 5, SL_ECONFLICT, 0, 0);
     CHECK_EQ(e->pending, 0);
     for (uint64_t s = 3; s <= 5; s++) { /* resent in order */
-        CHECK_EQ(sl_dedup_begin(&d, 7, s, &e), SL_OK);
+        CHECK_EQ(sl_dedup_begin(&d, 7, s, false, &e), SL_OK);
     }
     /* the newest ended before its append (its records were all duplicates) */
     sl_dedup_end(&d, 7, 5, SL_EEXIST, 0, 0);
     CHECK(e->pending == 2 && e->pending_lo == 3);
-    CHECK_EQ(sl_dedup_begin(&d, 7, 6, &e), SL_OK);
+    /* one in the middle ends first (it waited for staging space, then failed) */
+    CHECK_EQ(sl_dedup_begin(&d, 7, 6, false, &e), SL_OK);
+    sl_dedup_end(&d, 7, 4, SL_ECONFLICT, 0, 0);
+    CHECK(e->pending == 2 && e->pending_lo == 3);
+    CHECK_EQ(sl_dedup_begin(&d, 7, 4, false, &e), SL_ECONFLICT); /* 3 and 6 still in flight */
+    sl_dedup_end(&d, 7, 3, SL_ECONFLICT, 0, 0);
+    sl_dedup_end(&d, 7, 6, SL_ECONFLICT, 0, 0);
+    CHECK_EQ(e->pending, 0);
+    CHECK_EQ(sl_dedup_begin(&d, 7, 3, false, &e), SL_OK);
+    CHECK_EQ(sl_dedup_begin(&d, 7, 4, false, &e), SL_OK);
+    CHECK(e->hold == false && e->pending == 2);
+    CHECK_EQ(sl_dedup_begin(&d, 7, 5, false, &e), SL_OK);
+    CHECK_EQ(sl_dedup_begin(&d, 7, 6, false, &e), SL_OK);
     sl_dedup_end(&d, 7, 3, SL_OK, 104, 1);
     sl_dedup_end(&d, 7, 4, SL_OK, 105, 1);
+    sl_dedup_end(&d, 7, 5, SL_OK, 105, 1);
     sl_dedup_end(&d, 7, 6, SL_OK, 106, 1);
     CHECK(e->pending == 0 && e->has_last && e->producer_seq == 6);
     /* nothing in flight: a producer that gave batches up goes on past them */
-    CHECK_EQ(sl_dedup_begin(&d, 7, 9, &e), SL_OK);
+    CHECK_EQ(sl_dedup_begin(&d, 7, 9, false, &e), SL_OK);
     sl_dedup_end(&d, 7, 9, SL_OK, 107, 1);
-    CHECK_EQ(sl_dedup_begin(&d, 7, 8, &e), SL_EEXIST);
+    CHECK_EQ(sl_dedup_begin(&d, 7, 8, false, &e), SL_EEXIST);
     sl_dedup_fini(&d);
 }
 
@@ -140,6 +160,35 @@ TEST(order_gate_after_a_failed_batch)
     sl_seqgate_free(&g);
 }
 
+/* The retry of any of a producer's last SL_DEDUP_RECENT batches is answered with where it
+ * was stored; older ones, and sequences it skipped, are duplicates without a position. */
+TEST(recent_batches_keep_their_positions)
+{
+    struct sl_dedup d;
+    sl_dedup_init(&d);
+    struct sl_dedup_entry *e = NULL;
+    for (uint64_t s = 1; s <= 12; s++) {
+        if (s == 10) {
+            continue; /* skipped: never stored */
+        }
+        CHECK_EQ(sl_dedup_begin(&d, 5, s, false, &e), SL_OK);
+        sl_dedup_end(&d, 5, s, SL_OK, 1000 + s * 10, (uint32_t)s);
+    }
+    uint64_t base = 0;
+    uint32_t count = 0;
+    for (uint64_t s = 12; s >= 5; s--) {
+        CHECK_EQ(sl_dedup_begin(&d, 5, s, false, &e), SL_EEXIST);
+        bool known = sl_dedup_stored(e, s, &base, &count);
+        CHECK_EQ(known, s != 10);
+        if (known) {
+            CHECK(base == 1000 + s * 10 && count == s);
+        }
+    }
+    CHECK_EQ(sl_dedup_begin(&d, 5, 4, false, &e), SL_EEXIST);
+    CHECK(!sl_dedup_stored(e, 4, &base, &count)); /* beyond the last 8 */
+    sl_dedup_fini(&d);
+}
+
 TEST(retries_pending_and_failures)
 {
     struct sl_dedup d;
@@ -148,11 +197,11 @@ TEST(retries_pending_and_failures)
     CHECK_EQ(sl_dedup_bytes(&d), SL_DEDUP_SLOTS_MIN * sizeof(struct sl_dedup_entry));
     CHECK(is_retry(&d, 7, 1));
     struct sl_dedup_entry *e = NULL;
-    CHECK_EQ(sl_dedup_begin(&d, 7, 0, &e), SL_EEXIST); /* an earlier one too */
-    CHECK_EQ(sl_dedup_begin(&d, 7, 2, &e), SL_OK);
-    CHECK_EQ(sl_dedup_begin(&d, 7, 2, &e), SL_EAGAIN); /* being appended */
+    CHECK_EQ(sl_dedup_begin(&d, 7, 0, false, &e), SL_EEXIST); /* an earlier one too */
+    CHECK_EQ(sl_dedup_begin(&d, 7, 2, false, &e), SL_OK);
+    CHECK_EQ(sl_dedup_begin(&d, 7, 2, false, &e), SL_EAGAIN); /* being appended */
     sl_dedup_end(&d, 7, 2, SL_EIO, 0, 0);              /* failed: a retry is written */
-    CHECK_EQ(sl_dedup_begin(&d, 7, 2, &e), SL_OK);
+    CHECK_EQ(sl_dedup_begin(&d, 7, 2, false, &e), SL_OK);
     sl_dedup_end(&d, 7, 2, SL_OK, 20, 1);
     CHECK(is_retry(&d, 7, 2));
     sl_dedup_fini(&d);
@@ -190,7 +239,7 @@ TEST(evicts_least_recently_used_at_the_cap)
     const uint32_t full = SL_DEDUP_SLOTS / 4 * 3;
     /* producer 1 stays pending all along: never evicted */
     struct sl_dedup_entry *e = NULL;
-    CHECK_EQ(sl_dedup_begin(&d, 1, 1, &e), SL_OK);
+    CHECK_EQ(sl_dedup_begin(&d, 1, 1, false, &e), SL_OK);
     for (uint64_t p = 2; p <= full + 10; p++) {
         CHECK_EQ(store(&d, p, 1), SL_OK);
     }
@@ -198,7 +247,7 @@ TEST(evicts_least_recently_used_at_the_cap)
     /* the oldest acknowledged ones went, the newest stayed */
     CHECK(!is_retry(&d, 2, 1));
     CHECK(is_retry(&d, full + 10, 1));
-    CHECK_EQ(sl_dedup_begin(&d, 1, 1, &e), SL_EAGAIN);
+    CHECK_EQ(sl_dedup_begin(&d, 1, 1, false, &e), SL_EAGAIN);
     sl_dedup_end(&d, 1, 1, SL_OK, 10, 1);
     CHECK(is_retry(&d, 1, 1));
     sl_dedup_fini(&d);
@@ -267,8 +316,8 @@ TEST(rebuild_relearns_producers_into_an_empty_table)
     CHECK(sl_dedup_bytes(&d) <= SL_DEDUP_SLOTS * sizeof(struct sl_dedup_entry));
     for (uint64_t p = 1; p <= producers; p++) {
         struct sl_dedup_entry *e = NULL;
-        CHECK_EQ(sl_dedup_begin(&d, p, 3, &e), SL_EEXIST);
-        CHECK_EQ(sl_dedup_begin(&d, p, 4, &e), SL_OK);
+        CHECK_EQ(sl_dedup_begin(&d, p, 3, false, &e), SL_EEXIST);
+        CHECK_EQ(sl_dedup_begin(&d, p, 4, false, &e), SL_OK);
     }
     sl_dedup_fini(&d);
     nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
@@ -281,6 +330,7 @@ int main(void)
     RUN(retries_pending_and_failures);
     RUN(several_batches_in_flight);
     RUN(order_gate_after_a_failed_batch);
+    RUN(recent_batches_keep_their_positions);
     RUN(grows_by_doubling_and_remembers_every_producer);
     RUN(evicts_least_recently_used_at_the_cap);
     RUN(rebuild_relearns_producers_into_an_empty_table);
