@@ -395,6 +395,14 @@ static struct pbatch *collect_locked(struct sluice_producer *p, uint64_t now, ui
                 *wake_ms = h->retry_at_ms < *wake_ms ? h->retry_at_ms : *wake_ms;
                 break;
             }
+            if (h->attempts > 0 && s->inflight > 0) {
+                /* A resend waits until every batch sent before it has its answer:
+                 * the failures of a broken connection arrive one by one, and a
+                 * later batch resent before an earlier one's failure is known
+                 * could be stored first by a broker that no longer knows this
+                 * producer (restarted past its memory). Failures are rare. */
+                break;
+            }
             s->head = h->next;
             if (s->head == NULL) {
                 s->tail = NULL;

@@ -171,6 +171,7 @@ int sl_dedup_begin(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_s
         e->pending_lo = producer_seq;
         e->pending_mask = 0;
     }
+    e->in_order = in_order;
     SL_ASSERT(e->pending == 0 || producer_seq == e->pending_hi + 1);
     SL_ASSERT(producer_seq - e->pending_lo < SL_DEDUP_INFLIGHT_MAX);
     e->pending_hi = producer_seq;
@@ -205,6 +206,13 @@ void sl_dedup_end(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_se
         }
     }
     SL_ASSERT(e->pending == (uint32_t)__builtin_popcountll(e->pending_mask));
+    if (err != SL_OK && e->in_order && (!e->hold || producer_seq < e->hold_seq)) {
+        /* It will be resent (or given up under a new producer id): the next
+         * one may not take its place while earlier ones are still in flight. */
+        e->hold = true;
+        e->hold_seq = producer_seq;
+        e->hold_ms = sl_clock_mono_ms();
+    }
     if (err == SL_OK && (!e->has_last || producer_seq > e->producer_seq)) {
         /* the ones before it shift down: recent[i] is producer_seq - 1 - i */
         uint64_t shift = e->has_last ? producer_seq - e->producer_seq : SL_DEDUP_RECENT;

@@ -56,6 +56,7 @@ struct sl_dedup_entry {
     uint32_t pending;
     bool has_last;
     bool hold;
+    bool in_order; /* its last batch came with Produce.in_order */
     /* the batches stored before the last one: recent[i] is producer_seq - 1 - i */
     struct sl_dedup_recent recent[SL_DEDUP_RECENT - 1];
 };

@@ -189,6 +189,30 @@ TEST(recent_batches_keep_their_positions)
     sl_dedup_fini(&d);
 }
 
+/* In order: a batch that failed while earlier ones are in flight keeps its place - the
+ * next one waits for its resend instead of following the run. */
+TEST(in_order_failed_batch_keeps_its_place)
+{
+    struct sl_dedup d;
+    sl_dedup_init(&d);
+    struct sl_dedup_entry *e = NULL;
+    CHECK_EQ(sl_dedup_begin(&d, 9, 1, true, &e), SL_OK);
+    CHECK_EQ(sl_dedup_begin(&d, 9, 2, true, &e), SL_OK);
+    sl_dedup_end(&d, 9, 2, SL_ECONFLICT, 0, 0);          /* 2 failed; 1 still in flight */
+    CHECK_EQ(sl_dedup_begin(&d, 9, 3, true, &e), SL_ECONFLICT); /* not in 2's place */
+    sl_dedup_end(&d, 9, 1, SL_OK, 100, 1);
+    CHECK_EQ(sl_dedup_begin(&d, 9, 3, true, &e), SL_ECONFLICT); /* strict: 2 comes first */
+    CHECK_EQ(sl_dedup_begin(&d, 9, 2, true, &e), SL_OK);
+    CHECK_EQ(sl_dedup_begin(&d, 9, 3, true, &e), SL_OK);
+    sl_dedup_end(&d, 9, 2, SL_OK, 101, 1);
+    sl_dedup_end(&d, 9, 3, SL_OK, 102, 1);
+    uint64_t base = 0;
+    uint32_t count = 0;
+    CHECK_EQ(sl_dedup_begin(&d, 9, 2, true, &e), SL_EEXIST);
+    CHECK(sl_dedup_stored(e, 2, &base, &count) && base == 101);
+    sl_dedup_fini(&d);
+}
+
 TEST(retries_pending_and_failures)
 {
     struct sl_dedup d;
@@ -331,6 +355,7 @@ int main(void)
     RUN(several_batches_in_flight);
     RUN(order_gate_after_a_failed_batch);
     RUN(recent_batches_keep_their_positions);
+    RUN(in_order_failed_batch_keeps_its_place);
     RUN(grows_by_doubling_and_remembers_every_producer);
     RUN(evicts_least_recently_used_at_the_cap);
     RUN(rebuild_relearns_producers_into_an_empty_table);
