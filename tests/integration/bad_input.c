@@ -214,8 +214,10 @@ static int expect_error_then_close(int fd)
     return 0;
 }
 
-/* One batch of one record with `key`. Returns its length in buf. */
-static size_t make_batch(uint8_t *buf, size_t cap, const char *key, const char *value)
+/* One batch of one record with `key` from producer `pid` (0: none) with sequence `pseq`.
+ * Returns its length in buf. */
+static size_t make_pbatch(uint8_t *buf, size_t cap, const char *key, const char *value,
+                          uint64_t pid, uint64_t pseq)
 {
     struct sl_batch_builder b;
     sl_batch_builder_init(&b, buf, cap);
@@ -223,11 +225,16 @@ static size_t make_batch(uint8_t *buf, size_t cap, const char *key, const char *
                           .value_len = (uint32_t)strlen(value), .timestamp_ms = it_wall_ms()};
     size_t len = 0;
     if (sl_batch_builder_add(&b, &r) != SL_OK ||
-        sl_batch_builder_finish(&b, SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0, 0, 0, &len) !=
+        sl_batch_builder_finish(&b, SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0, pid, pseq, &len) !=
             SL_OK) {
         return 0;
     }
     return len;
+}
+
+static size_t make_batch(uint8_t *buf, size_t cap, const char *key, const char *value)
+{
+    return make_pbatch(buf, cap, key, value, 0, 0);
 }
 
 static sl_response *produce_raw(int fd, uint64_t id, const char *stream, uint32_t shard,
@@ -699,23 +706,6 @@ TEST(auto_create_on_produce)
 
 static struct it_broker order_broker;
 
-/* One batch of one record (key "k") from producer `pid` with sequence `pseq`. */
-static size_t make_pbatch(uint8_t *buf, size_t cap, const char *value, uint64_t pid,
-                          uint64_t pseq)
-{
-    struct sl_batch_builder b;
-    sl_batch_builder_init(&b, buf, cap);
-    struct sl_record r = {.key = "k", .key_len = 1, .value = value,
-                          .value_len = (uint32_t)strlen(value), .timestamp_ms = it_wall_ms()};
-    size_t len = 0;
-    if (sl_batch_builder_add(&b, &r) != SL_OK ||
-        sl_batch_builder_finish(&b, SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0, pid, pseq, &len) !=
-            SL_OK) {
-        return 0;
-    }
-    return len;
-}
-
 /* Sends durable produces of (value "v<seq>", producer 77, seq) for each of seqs[] in ONE
  * write (so the broker takes them in one read, the earlier ones still being appended),
  * then collects the n answers by request id into codes[] and messages[]. */
@@ -728,7 +718,7 @@ static int pipeline(int fd, const uint64_t *seqs, uint32_t n, uint64_t id0, bool
         char value[32];
         snprintf(value, sizeof(value), "v%" PRIu64, seqs[i]);
         uint8_t batch[512];
-        size_t len = make_pbatch(batch, sizeof(batch), value, 77, seqs[i]);
+        size_t len = make_pbatch(batch, sizeof(batch), "k", value, 77, seqs[i]);
         sl_request req = SLUICE__V1__REQUEST__INIT;
         Sluice__V1__Produce p = SLUICE__V1__PRODUCE__INIT;
         p.stream = (char *)"ordered";
