@@ -89,6 +89,7 @@ void sl_native_get_checkpoints(struct sl_native *srv, struct sl_conn *c, const s
 void sl_native_list_groups(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_group_lag(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_queue(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_cluster_status(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 /* SetTarget, RemoveTarget, ListTargets (h_push.c). */
 void sl_native_push(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 /* Stream consumer groups' membership (h_group.c). */
