@@ -290,7 +290,7 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
     sl_net_fini(net);
     sl_push_close(b->push); /* after the network: no request reaches it any more */
     b->push = NULL;
-    sl_member_stop(b->member); /* the session closes: peers see this broker leave now */
+    sl_cluster_leave(ring, b->member); /* the session closes: peers see it leave now */
     b->member = NULL;
     sl_history_free(api.history);
     sl_sns_close(api.sns);

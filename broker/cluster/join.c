@@ -99,6 +99,18 @@ int sl_cluster_join(struct sl_ring *ring, const struct sl_broker_config *cfg,
     } else {
         rc = SL_EEXIST; /* why: the member's reason */
     }
-    sl_member_stop(mb);
+    sl_cluster_leave(ring, mb);
     return rc;
+}
+
+void sl_cluster_leave(struct sl_ring *ring, struct sl_member *mb)
+{
+    if (mb == NULL) {
+        return;
+    }
+    sl_member_stop(mb);
+    uint64_t deadline = sl_clock_mono_ms() + SL_CLUSTER_LEAVE_WAIT_MS;
+    while (sl_meta_zk_live_stores() > 0 && sl_clock_mono_ms() < deadline) {
+        sl_ring_run(ring, 1, 10u * 1000u * 1000u);
+    }
 }

@@ -22,4 +22,10 @@ struct sl_broker_config;
 int sl_cluster_join(struct sl_ring *ring, const struct sl_broker_config *cfg,
                     const char *version, struct sl_member **out, char *why, size_t whylen);
 
+/* Leaves the cluster at shutdown: stops the member (its session closes, its
+ * node goes at once) and runs `ring` until the closed store is freed (at
+ * most SL_CLUSTER_LEAVE_WAIT_MS). NULL-safe. */
+#define SL_CLUSTER_LEAVE_WAIT_MS 2000u
+void sl_cluster_leave(struct sl_ring *ring, struct sl_member *mb);
+
 #endif

@@ -115,6 +115,7 @@ struct meta_zk {
     struct sl_io_op wake_op;
     uint64_t wake_val;
     bool armed;
+    bool counted; /* in live_stores */
 
     /* The library's threads and the loop. */
     pthread_mutex_t mu;
@@ -586,7 +587,8 @@ static void on_wake(struct sl_io_op *op, int res)
     struct meta_zk *z = sl_container_of(op, struct meta_zk, wake_op);
     z->armed = false;
     if (z->closed) {
-        return; /* close is waiting for this read to end; it frees the store */
+        free_store(z); /* closed while the read was armed: its last use of the store */
+        return;
     }
     if (res < 0 && res != -EINTR) {
         sl_error("cluster", "reading the ZooKeeper wake-up eventfd failed: %s", strerror(-res));
@@ -903,9 +905,22 @@ static int64_t zk_session_id(const struct sl_meta *m)
     return z->expired ? 0 : z->session_id;
 }
 
+/* Stores opened and not yet freed (loop thread): a closed store is freed when
+ * the ring's read of its eventfd ends, at the loop's next turn. */
+static uint32_t live_stores;
+
+uint32_t sl_meta_zk_live_stores(void)
+{
+    return live_stores;
+}
+
 static void free_store(struct meta_zk *z)
 {
     SL_ASSERT(z->closed && !z->armed && z->recs == NULL);
+    if (z->counted) {
+        SL_ASSERT(live_stores > 0);
+        live_stores--;
+    }
     for (uint32_t i = 0; i < SL_META_ZK_SESSION_EVENTS_MAX; i++) {
         free(z->session_slots[i]);
     }
@@ -952,10 +967,11 @@ static void zk_close(struct sl_meta *m)
         return; /* on_wake frees the store when the callback that closed it returns */
     }
     if (z->armed) {
+        /* The ring still names the store: the read ends (and on_wake frees the
+         * store) at the loop's next turn. Never run the ring from here: close
+         * may be called from any of its callbacks. */
         wake(z);
-        while (z->armed) {
-            sl_ring_run(z->ring, 1, 0);
-        }
+        return;
     }
     free_store(z);
 }
@@ -1101,6 +1117,8 @@ int sl_meta_zk_open(const char *connect, uint32_t session_timeout_ms, struct sl_
     }
     z->wake_op.cb = on_wake;
     z->armed = true;
+    z->counted = true;
+    live_stores++;
     sl_ring_read(ring, &z->wake_op, z->efd, &z->wake_val, sizeof(z->wake_val), 0);
     sl_info("cluster", "connecting to ZooKeeper at %s (chroot %s, session timeout %u ms)",
             z->hosts, z->chroot_len > 0 ? z->chroot : "/", session_timeout_ms);

@@ -6,7 +6,14 @@
  * owner's loop reads that eventfd through its ring and runs the callbacks on
  * its own thread (meta.h's threading rule). Nothing on the loop waits for
  * ZooKeeper, except sl_meta_close, which may wait for the library to flush
- * its close request (bounded by the library at 3 s; milliseconds normally).
+ * its close request (bounded by the library; milliseconds normally, 1.5 s
+ * measured with the server paused).
+ *
+ * Close never runs the ring (it may be called from any callback, the store's
+ * own included): it answers every outstanding call with SL_ECLOSED at once,
+ * and the store's memory goes when the ring's read of its eventfd ends, at
+ * the loop's next turn. Before sl_ring_fini, run the ring until
+ * sl_meta_zk_live_stores() is 0.
  */
 #ifndef SL_CLUSTER_META_ZK_H
 #define SL_CLUSTER_META_ZK_H
@@ -51,6 +58,9 @@ struct sl_ring;
 int sl_meta_zk_open(const char *connect, uint32_t session_timeout_ms, struct sl_ring *ring,
                     sl_meta_session_cb on_session, void *session_arg, struct sl_meta **out,
                     char *why, size_t whylen);
+
+/* Stores opened and not yet freed (the loop thread's count). */
+uint32_t sl_meta_zk_live_stores(void);
 
 /* Test only: expires the store's session from outside, the way a server does
  * when the session times out: opens a second handle with the same session id
