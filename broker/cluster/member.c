@@ -65,8 +65,10 @@ struct sl_member {
     uint64_t retry_at_ms;
 
     /* The listing in progress: its gets (their callbacks' args) and results. */
-    struct list_get *gets;
-    size_t pending;
+    struct list_get *gets; /* the node ids to read */
+    size_t ngets;
+    size_t issued;  /* reads made */
+    size_t pending; /* reads made and not answered */
     struct sl_member_info *next;
     size_t next_n;
     /* The last complete list. */
@@ -257,6 +259,8 @@ static void list_done(struct sl_member *mb)
     }
 }
 
+static void list_more(struct sl_member *mb);
+
 static void on_broker(void *arg, int err, const uint8_t *data, size_t len,
                       const struct sl_meta_stat *st)
 {
@@ -276,9 +280,7 @@ static void on_broker(void *arg, int err, const uint8_t *data, size_t len,
     } else if (err != SL_ENOTFOUND) {
         mb->list_failed = true; /* SL_ENOTFOUND: it left between the two reads */
     }
-    if (mb->pending == 0) {
-        list_done(mb);
-    }
+    list_more(mb);
 }
 
 /* A node's name as a node id (digits only, 1..SL_MEMBER_NODE_ID_MAX), or 0. */
@@ -290,6 +292,25 @@ static uint32_t parse_id(const char *s)
         v = v * 10 + (uint64_t)(s[i] - '0');
     }
     return i > 0 && s[i] == '\0' && s[0] != '0' && v <= SL_MEMBER_NODE_ID_MAX ? (uint32_t)v : 0;
+}
+
+/* Keeps up to SL_MEMBER_LIST_WINDOW reads outstanding (the store bounds its
+ * calls), and ends the listing when the last has answered. */
+static void list_more(struct sl_member *mb)
+{
+    char path[sizeof(IDS_PATH) + 16];
+    while (!mb->list_failed && mb->issued < mb->ngets && mb->pending < SL_MEMBER_LIST_WINDOW) {
+        struct list_get *g = &mb->gets[mb->issued++];
+        snprintf(path, sizeof(path), IDS_PATH "/%" PRIu32, g->node_id);
+        if (sl_meta_get(mb->meta, path, NULL, NULL, on_broker, g) != SL_OK) {
+            mb->list_failed = true;
+            break;
+        }
+        mb->pending++;
+    }
+    if (mb->pending == 0 && (mb->list_failed || mb->issued == mb->ngets)) {
+        list_done(mb);
+    }
 }
 
 static void on_children(void *arg, int err, const char *const *names, size_t n)
@@ -309,36 +330,20 @@ static void on_children(void *arg, int err, const char *const *names, size_t n)
     mb->next = calloc(n > 0 ? n : 1, sizeof(mb->next[0]));
     mb->gets = calloc(n > 0 ? n : 1, sizeof(mb->gets[0]));
     mb->next_n = 0;
+    mb->ngets = 0;
+    mb->issued = 0;
     if (mb->next == NULL || mb->gets == NULL) {
         mb->list_failed = true;
         list_done(mb);
         return;
     }
-    /* Every get is counted before the first is made: none answers inside its call
-     * (meta.h), but list_done must not run before the last one is made. */
-    char path[sizeof(IDS_PATH) + 16];
-    size_t made = 0;
-    mb->pending = 1;
     for (size_t i = 0; i < n; i++) {
         uint32_t id = parse_id(names[i]);
-        if (id == 0) {
-            continue;
-        }
-        struct list_get *g = &mb->gets[made];
-        g->mb = mb;
-        g->node_id = id;
-        snprintf(path, sizeof(path), IDS_PATH "/%" PRIu32, id);
-        if (sl_meta_get(mb->meta, path, NULL, NULL, on_broker, g) == SL_OK) {
-            mb->pending++;
-            made++;
-        } else {
-            mb->list_failed = true;
+        if (id != 0) {
+            mb->gets[mb->ngets++] = (struct list_get){.mb = mb, .node_id = id};
         }
     }
-    mb->pending--;
-    if (mb->pending == 0) {
-        list_done(mb);
-    }
+    list_more(mb);
 }
 
 static void on_ids_watch(void *arg, const char *path)

@@ -26,6 +26,7 @@
 #define SL_MEMBER_BROKERS_MAX 1024u    /* live brokers listed; more are left out (logged) */
 #define SL_MEMBER_NODE_ID_MAX 1000000u /* node ids are 1..this */
 #define SL_MEMBER_RETRY_MS    1000u    /* a failed step (lost connection) is tried again */
+#define SL_MEMBER_LIST_WINDOW 32u      /* reads of broker records outstanding while listing */
 
 /* One broker as its record says (and its node's owner session). */
 struct sl_member_info {

@@ -404,8 +404,10 @@ static bool path_ok(const char *path)
     if (n > SL_META_PATH_MAX || (n > 1 && path[n - 1] == '/')) {
         return false;
     }
-    return strstr(path, "//") == NULL && strstr(path, "/./") == NULL &&
-           strstr(path, "/../") == NULL;
+    bool dot_end = (n >= 2 && strcmp(path + n - 2, "/.") == 0) ||
+                   (n >= 3 && strcmp(path + n - 3, "/..") == 0);
+    return !dot_end && strstr(path, "//") == NULL && strstr(path, "/./") == NULL &&
+           strstr(path, "/../") == NULL; /* ZooKeeper refuses "." and ".." components */
 }
 
 /* ---- delivery (loop thread) ---- */

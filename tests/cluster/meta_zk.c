@@ -366,6 +366,8 @@ static void case_bounds(struct sl_meta *m)
     CHECK_ERR(sl_meta_get(m, "a", NULL, NULL, data_cb, &r), SL_EINVAL);
     CHECK_ERR(sl_meta_get(m, "/a/", NULL, NULL, data_cb, &r), SL_EINVAL);
     CHECK_ERR(sl_meta_get(m, "/a//b", NULL, NULL, data_cb, &r), SL_EINVAL);
+    CHECK_ERR(sl_meta_get(m, "/a/..", NULL, NULL, data_cb, &r), SL_EINVAL);
+    CHECK_ERR(sl_meta_get(m, "/./a", NULL, NULL, data_cb, &r), SL_EINVAL);
     char longp[SL_META_PATH_MAX + 8];
     memset(longp, 'x', sizeof(longp) - 1);
     longp[0] = '/';
