@@ -688,10 +688,10 @@ static int call_refused(struct zk_rec *r, int zrc)
         rec_free(r->watch);
     }
     rec_free(r);
+    /* ZINVALIDSTATE (SL_ECLOSED): the library knows the session expired, but
+     * the owner learns it from the EXPIRED event still on its way through the
+     * FIFO: marking the store expired here would swallow that event. */
     int err = map_rc(zrc);
-    if (err == SL_ECLOSED) {
-        z->expired = true; /* ZINVALIDSTATE: the session is gone */
-    }
     return err == SL_EAGAIN ? SL_ESYS : err;
 }
 

@@ -82,16 +82,31 @@ static long wait_all_see(const int *which, int nwhich, int want, uint32_t timeou
         }
         it_sleep_ms(50);
     }
+    for (int i = 0; i < nwhich; i++) {
+        fprintf(stderr, "  broker %d (%s) lists %d brokers; want %d\n", which[i] + 1,
+                brokers[which[i]].addr, live_count(&brokers[which[i]], NULL), want);
+    }
     return -1;
 }
 
+/* Info level: the cluster lines (session established, registered) tell what a failure
+ * did. A free port may be taken by another test before the broker binds it: a broker
+ * that exits before listening is started again on another port. */
 static int start_broker(int i)
 {
     char node[16];
     snprintf(node, sizeof(node), "%d", i + 1);
     const char *args[] = {"--cluster", cluster_arg, "--node-id", node,
-                          "--cluster-session-timeout-ms", session_arg, NULL};
-    return it_broker_start_args(&brokers[i], NULL, it_free_port(), args);
+                          "--cluster-session-timeout-ms", session_arg, "--log-level", "info",
+                          NULL};
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int rc = it_broker_start_args(&brokers[i], NULL, it_free_port(), args);
+        if (rc != 1) {
+            return rc;
+        }
+        it_broker_cleanup(&brokers[i]);
+    }
+    return -1;
 }
 
 /* GET /api/v1/overview from broker i: the body (static). */
