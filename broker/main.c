@@ -220,6 +220,7 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
     if (cfg->cluster[0] != '\0') {
         /* Registered before the listeners open: a node id held by a live broker
          * refuses the start before this one serves anything. */
+        sl_daemon_status(&b->daemon, "joining the cluster (ZooKeeper)");
         rc = sl_cluster_join(ring, cfg, SL_BROKER_VERSION, &b->member, why, sizeof(why));
         if (rc != SL_OK) {
             sl_error("broker", "cluster: %s", why);
