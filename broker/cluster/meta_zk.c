@@ -1054,8 +1054,9 @@ static int open_handle(struct meta_zk *z, char *why, size_t whylen)
     int e = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (z->zh == NULL) {
-        snprintf(why, whylen, "the ZooKeeper client refused \"%s\": %s; check the host names "
-                 "and ports that --cluster names", z->hosts, strerror(e != 0 ? e : EINVAL));
+        snprintf(why, whylen, "the ZooKeeper client refused \"%s\" (%s): check that each "
+                 "HOST:PORT --cluster names resolves and is well formed", z->hosts,
+                 strerror(e != 0 ? e : EINVAL));
         return e == EINVAL || e == 0 ? SL_EINVAL : SL_ESYS;
     }
     return SL_OK;
