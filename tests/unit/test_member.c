@@ -102,7 +102,9 @@ static int node_add(const char *path, const uint8_t *data, size_t len, int64_t o
         if (!nodes[i].used) {
             nodes[i].used = true;
             snprintf(nodes[i].path, sizeof(nodes[i].path), "%s", path);
-            memcpy(nodes[i].data, data, len);
+            if (len > 0) {
+                memcpy(nodes[i].data, data, len);
+            }
             nodes[i].len = len;
             nodes[i].owner = owner;
             return i;
