@@ -195,6 +195,12 @@ int main(void)
     CHECK(run_capture(cmd, out, sizeof(out)) == 0);
     CHECK(strstr(out, "3 live brokers") != NULL && strstr(out, "(this one)") != NULL);
     printf("ok sluice cluster status:\n%s", out);
+    snprintf(cmd, sizeof(cmd), "%s --broker %s cluster status --json 2>&1", SLUICE_CLI_PATH,
+             brokers[0].addr);
+    CHECK(run_capture(cmd, out, sizeof(out)) == 0);
+    CHECK(strstr(out, "\"cluster\":true") != NULL && strstr(out, "\"node_id\":1,") != NULL);
+    CHECK(count_of(out, "\"state\":\"alive\"") == 2 && count_of(out, "\"self\":true") == 1);
+    printf("ok sluice cluster status --json\n");
 
     /* kill -9: the others see two within the session timeout */
     CHECK(it_broker_kill9(&brokers[2]) == 0);
