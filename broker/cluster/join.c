@@ -23,8 +23,8 @@ static int open_zk(void *ctx, sl_meta_session_cb on_session, void *session_arg,
                    struct sl_meta **out, char *why, size_t whylen)
 {
     struct opener *o = ctx;
-    return sl_meta_zk_open(o->connect, o->session_timeout_ms, o->ring, on_session, session_arg,
-                           out, why, whylen);
+    return sl_meta_zk_open(o->connect, o->session_timeout_ms, o->ring, on_session, session_arg, out,
+                           why, whylen);
 }
 
 /* The record: advertise (or host:port) and the HTTP listener on the same host. */
@@ -34,10 +34,10 @@ static int self_info(const struct sl_broker_config *cfg, const char *version,
     memset(self, 0, sizeof(*self));
     self->node_id = cfg->node_id;
     self->start_ms = sl_clock_wall_ms();
-    int n = cfg->advertise[0] != '\0'
-                ? snprintf(self->native_addr, sizeof(self->native_addr), "%s", cfg->advertise)
-                : snprintf(self->native_addr, sizeof(self->native_addr), "%s:%u", cfg->host,
-                           cfg->port);
+    int n =
+        cfg->advertise[0] != '\0'
+            ? snprintf(self->native_addr, sizeof(self->native_addr), "%s", cfg->advertise)
+            : snprintf(self->native_addr, sizeof(self->native_addr), "%s:%u", cfg->host, cfg->port);
     if (n <= 0 || (size_t)n >= sizeof(self->native_addr)) {
         snprintf(why, whylen, "the advertised address is longer than %u bytes",
                  SL_MEMBER_ADDR_MAX - 1);
@@ -53,8 +53,8 @@ static int self_info(const struct sl_broker_config *cfg, const char *version,
     return SL_OK;
 }
 
-int sl_cluster_join(struct sl_ring *ring, const struct sl_broker_config *cfg,
-                    const char *version, struct sl_member **out, char *why, size_t whylen)
+int sl_cluster_join(struct sl_ring *ring, const struct sl_broker_config *cfg, const char *version,
+                    struct sl_member **out, char *why, size_t whylen)
 {
     SL_ASSERT(strncmp(cfg->cluster, "zk://", 5) == 0);
     *out = NULL;
@@ -89,9 +89,11 @@ int sl_cluster_join(struct sl_ring *ring, const struct sl_broker_config *cfg,
         return SL_OK;
     }
     if (st == SL_MEMBER_JOINING) {
-        snprintf(why, whylen, "cannot register with ZooKeeper at %s within %" PRIu64 " ms: is "
+        snprintf(why, whylen,
+                 "cannot register with ZooKeeper at %s within %" PRIu64 " ms: is "
                  "it running and reachable from here? --cluster names it "
-                 "(zk://HOST:PORT[,HOST:PORT...]/CHROOT)%s", o.connect, wait_ms,
+                 "(zk://HOST:PORT[,HOST:PORT...]/CHROOT)%s",
+                 o.connect, wait_ms,
                  sl_member_connected(mb) ? " (connected, but the registration did not "
                                            "complete: see the log above)"
                                          : "");

@@ -19,8 +19,8 @@ struct sl_broker_config;
  * the fix: SL_EINVAL (settings), SL_EEXIST (the node id is taken),
  * SL_EAGAIN (ZooKeeper not reached in time), SL_ENOMEM, SL_ESYS. */
 #define SL_CLUSTER_JOIN_WAIT_MIN_MS 10000u
-int sl_cluster_join(struct sl_ring *ring, const struct sl_broker_config *cfg,
-                    const char *version, struct sl_member **out, char *why, size_t whylen);
+int sl_cluster_join(struct sl_ring *ring, const struct sl_broker_config *cfg, const char *version,
+                    struct sl_member **out, char *why, size_t whylen);
 
 /* Leaves the cluster at shutdown: stops the member (its session closes, its
  * node goes at once) and runs `ring` until the closed store is freed (at

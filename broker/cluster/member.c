@@ -57,8 +57,8 @@ struct sl_member {
     bool need_register; /* try again at retry_at_ms */
     bool need_open;     /* the session expired: a new store at the next tick */
     bool waiting_logged;
-    bool listing;       /* a listing is outstanding */
-    bool relist;        /* the watch fired during it */
+    bool listing; /* a listing is outstanding */
+    bool relist;  /* the watch fired during it */
     bool need_list;
     bool list_failed;
     uint64_t now_ms;
@@ -96,8 +96,8 @@ static void reg_retry(struct sl_member *mb, int err, const char *step)
     }
     mb->need_register = true;
     mb->retry_at_ms = mb->now_ms + SL_MEMBER_RETRY_MS;
-    sl_debug("cluster", "node %" PRIu32 ": %s: %s; trying again in %u ms", mb->self.node_id,
-             step, sl_strerror(err), SL_MEMBER_RETRY_MS);
+    sl_debug("cluster", "node %" PRIu32 ": %s: %s; trying again in %u ms", mb->self.node_id, step,
+             sl_strerror(err), SL_MEMBER_RETRY_MS);
 }
 
 static void list_begin(struct sl_member *mb);
@@ -141,7 +141,8 @@ static void on_holder(void *arg, int err, const uint8_t *data, size_t len,
     bool known = sl_member_record_decode(data, len, &h) == SL_OK;
     if (known && strcmp(h.native_addr, mb->self.native_addr) == 0) {
         if (!mb->waiting_logged) {
-            sl_warn("cluster", "node id %" PRIu32 " is still held by a previous session "
+            sl_warn("cluster",
+                    "node id %" PRIu32 " is still held by a previous session "
                     "(0x%" PRIx64 ") of this broker (%s); waiting for ZooKeeper to expire it",
                     mb->self.node_id, (uint64_t)st->ephemeral_owner, h.native_addr);
             mb->waiting_logged = true;
@@ -274,8 +275,10 @@ static void on_broker(void *arg, int err, const uint8_t *data, size_t len,
             info->session_id = st->ephemeral_owner;
             mb->next_n++;
         } else if (sl_log_ratelimit_ok(&mb->bad_rl)) {
-            sl_warn("cluster", IDS_PATH "/%" PRIu32 " holds no valid broker record (%zu bytes); "
-                    "left out of the list", g->node_id, len);
+            sl_warn("cluster",
+                    IDS_PATH "/%" PRIu32 " holds no valid broker record (%zu bytes); "
+                             "left out of the list",
+                    g->node_id, len);
         }
     } else if (err != SL_ENOTFOUND) {
         mb->list_failed = true; /* SL_ENOTFOUND: it left between the two reads */
@@ -397,8 +400,10 @@ static void on_session(void *arg, enum sl_meta_session ev)
             mb->state = SL_MEMBER_JOINING;
         }
         mb->need_open = true; /* closed and opened again at the next tick */
-        sl_warn("cluster", "broker %" PRIu32 ": ZooKeeper session expired; registering again "
-                "with a new session", mb->self.node_id);
+        sl_warn("cluster",
+                "broker %" PRIu32 ": ZooKeeper session expired; registering again "
+                "with a new session",
+                mb->self.node_id);
         break;
     }
     notify(mb);
@@ -432,9 +437,10 @@ int sl_member_start(const struct sl_member_info *self, sl_member_open_fn open, v
     mb->self.session_id = 0;
     mb->rec_len = sl_member_record_encode(&mb->self, mb->rec, sizeof(mb->rec));
     if (mb->rec_len == 0) {
-        snprintf(why, whylen, "node id %" PRIu32 " (1..%u) or the advertised address \"%s\" "
-                 "(printable, shorter than %u bytes) is not valid", self->node_id,
-                 SL_MEMBER_NODE_ID_MAX, self->native_addr, SL_MEMBER_ADDR_MAX);
+        snprintf(why, whylen,
+                 "node id %" PRIu32 " (1..%u) or the advertised address \"%s\" "
+                 "(printable, shorter than %u bytes) is not valid",
+                 self->node_id, SL_MEMBER_NODE_ID_MAX, self->native_addr, SL_MEMBER_ADDR_MAX);
         free(mb);
         return SL_EINVAL;
     }

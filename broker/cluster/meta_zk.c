@@ -72,9 +72,9 @@ struct zk_rec {
     struct zk_rec *done_next;   /* z->done (under mu) */
     void (*cb)(void);           /* the owner's callback, cast back by kind */
     void *arg;
-    struct zk_rec *watch;       /* REC_GET/REC_CHILDREN: the watch it set, or NULL */
-    bool delivered;             /* the callback ran (or the record is internal) */
-    bool last;                  /* REC_CHROOT: the chroot itself (the last component) */
+    struct zk_rec *watch; /* REC_GET/REC_CHILDREN: the watch it set, or NULL */
+    bool delivered;       /* the callback ran (or the record is internal) */
+    bool last;            /* REC_CHROOT: the chroot itself (the last component) */
     /* The result, written by the library's thread before the record reaches done. */
     int rc;
     uint8_t *data; /* get: a copy of the node's data; children: the names' block */
@@ -107,7 +107,7 @@ struct meta_zk {
     bool chroot_pending;
     bool expired;
     bool closed;
-    bool in_drain; /* on_wake is running callbacks */
+    bool in_drain;             /* on_wake is running callbacks */
     enum sl_meta_session told; /* the last state given to on_session */
     bool told_any;
     int64_t session_id;
@@ -404,8 +404,8 @@ static bool path_ok(const char *path)
     if (n > SL_META_PATH_MAX || (n > 1 && path[n - 1] == '/')) {
         return false;
     }
-    bool dot_end = (n >= 2 && strcmp(path + n - 2, "/.") == 0) ||
-                   (n >= 3 && strcmp(path + n - 3, "/..") == 0);
+    bool dot_end =
+        (n >= 2 && strcmp(path + n - 2, "/.") == 0) || (n >= 3 && strcmp(path + n - 3, "/..") == 0);
     return !dot_end && strstr(path, "//") == NULL && strstr(path, "/./") == NULL &&
            strstr(path, "/../") == NULL; /* ZooKeeper refuses "." and ".." components */
 }
@@ -444,16 +444,18 @@ static void session_event(struct meta_zk *z, int state, int64_t id)
         tell_session(z, SL_META_CONNECTED);
     } else if (state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE) {
         z->expired = true;
-        sl_warn("cluster", "ZooKeeper session 0x%llx %s: its ephemeral nodes are gone and this "
+        sl_warn("cluster",
+                "ZooKeeper session 0x%llx %s: its ephemeral nodes are gone and this "
                 "handle is dead; the owner opens a new session and registers again",
                 (unsigned long long)z->session_id,
                 state == ZOO_EXPIRED_SESSION_STATE ? "expired" : "failed authentication");
         tell_session(z, SL_META_EXPIRED);
     } else {
         if (z->told_any && z->told == SL_META_CONNECTED) {
-            sl_warn("cluster", "lost the connection to ZooKeeper (%s); reconnecting within the "
-                    "session timeout (%u ms) keeps the session", z->hosts,
-                    z->session_timeout_ms);
+            sl_warn("cluster",
+                    "lost the connection to ZooKeeper (%s); reconnecting within the "
+                    "session timeout (%u ms) keeps the session",
+                    z->hosts, z->session_timeout_ms);
         }
         if (z->told_any) {
             tell_session(z, SL_META_DISCONNECTED);
@@ -465,8 +467,8 @@ static void chroot_done(struct zk_rec *r)
 {
     struct meta_zk *z = r->z;
     if (r->rc != ZOK && r->rc != ZNODEEXISTS) {
-        sl_warn("cluster", "cannot create the chroot component %s in ZooKeeper (%s): %s",
-                r->path, z->hosts, zerror(r->rc));
+        sl_warn("cluster", "cannot create the chroot component %s in ZooKeeper (%s): %s", r->path,
+                z->hosts, zerror(r->rc));
     }
     if (!r->last) {
         return;
@@ -478,9 +480,10 @@ static void chroot_done(struct zk_rec *r)
             tell_session(z, SL_META_CONNECTED);
         }
     } else if (map_rc(r->rc) != SL_EAGAIN && map_rc(r->rc) != SL_ECLOSED) {
-        sl_error("cluster", "the chroot %s cannot be created in ZooKeeper (%s): %s; create it "
-                 "(zkCli.sh create %s) or name another one in --cluster", z->chroot, z->hosts,
-                 zerror(r->rc), z->chroot);
+        sl_error("cluster",
+                 "the chroot %s cannot be created in ZooKeeper (%s): %s; create it "
+                 "(zkCli.sh create %s) or name another one in --cluster",
+                 z->chroot, z->hosts, zerror(r->rc), z->chroot);
     }
     /* a lost connection: tried again at the next CONNECTED */
 }
@@ -509,9 +512,8 @@ static void deliver(struct zk_rec *r)
                                      err == SL_OK ? r->len : 0);
         break;
     case REC_CREATE:
-        ((sl_meta_done_cb)r->cb)(r->arg, err,
-                                 err == SL_OK && r->data != NULL ? strip(z, (char *)r->data)
-                                                                 : NULL);
+        ((sl_meta_done_cb)r->cb)(
+            r->arg, err, err == SL_OK && r->data != NULL ? strip(z, (char *)r->data) : NULL);
         break;
     case REC_SET:
     case REC_REMOVE:
@@ -632,11 +634,10 @@ static void chroot_create(struct meta_zk *z)
         }
         r->last = i == z->chroot_len;
         r->delivered = true;
-        int rc = zoo_acreate(z->zh, r->path, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT,
-                             on_string, r);
+        int rc =
+            zoo_acreate(z->zh, r->path, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, on_string, r);
         if (rc != ZOK) {
-            sl_warn("cluster", "cannot create the chroot component %s: %s", r->path,
-                    zerror(rc));
+            sl_warn("cluster", "cannot create the chroot component %s: %s", r->path, zerror(rc));
             rec_free(r);
             return;
         }
@@ -695,8 +696,8 @@ static int call_refused(struct zk_rec *r, int zrc)
     return err == SL_EAGAIN ? SL_ESYS : err;
 }
 
-static int zk_read(struct sl_meta *m, enum rec_kind kind, const char *path,
-                   sl_meta_watch_cb watch, void *watch_arg, void (*cb)(void), void *arg)
+static int zk_read(struct sl_meta *m, enum rec_kind kind, const char *path, sl_meta_watch_cb watch,
+                   void *watch_arg, void (*cb)(void), void *arg)
 {
     struct meta_zk *z = zk_of(m);
     int rc = SL_OK;
@@ -737,8 +738,8 @@ static int zk_get(struct sl_meta *m, const char *path, sl_meta_watch_cb watch, v
     return zk_read(m, REC_GET, path, watch, watch_arg, (void (*)(void))cb, arg);
 }
 
-static int zk_children(struct sl_meta *m, const char *path, sl_meta_watch_cb watch,
-                       void *watch_arg, sl_meta_children_cb cb, void *arg)
+static int zk_children(struct sl_meta *m, const char *path, sl_meta_watch_cb watch, void *watch_arg,
+                       sl_meta_children_cb cb, void *arg)
 {
     SL_ASSERT(cb != NULL);
     return zk_read(m, REC_CHILDREN, path, watch, watch_arg, (void (*)(void))cb, arg);
@@ -788,8 +789,8 @@ static int zk_set(struct sl_meta *m, const char *path, const uint8_t *data, size
     if (r == NULL) {
         return rc;
     }
-    int zrc = zoo_aset(z->zh, r->path, len > 0 ? (const char *)data : "", (int)len, version,
-                       on_stat, r);
+    int zrc =
+        zoo_aset(z->zh, r->path, len > 0 ? (const char *)data : "", (int)len, version, on_stat, r);
     return zrc == ZOK ? SL_OK : call_refused(r, zrc);
 }
 
@@ -832,8 +833,8 @@ static bool multi_ok(const struct sl_meta_op *ops, size_t n, size_t *bytes)
     return data <= SL_META_DATA_MAX; /* meta.h: a multi's data in total */
 }
 
-static int zk_multi(struct sl_meta *m, const struct sl_meta_op *ops, size_t n,
-                    sl_meta_multi_cb cb, void *arg)
+static int zk_multi(struct sl_meta *m, const struct sl_meta_op *ops, size_t n, sl_meta_multi_cb cb,
+                    void *arg)
 {
     SL_ASSERT(cb != NULL);
     struct meta_zk *z = zk_of(m);
@@ -1003,16 +1004,19 @@ static int parse_connect(struct meta_zk *z, const char *connect, char *why, size
 {
     size_t n = connect != NULL ? strnlen(connect, SL_META_ZK_CONNECT_MAX) : 0;
     if (n == 0 || n >= SL_META_ZK_CONNECT_MAX) {
-        snprintf(why, whylen, "the ZooKeeper connect string is %s; give host:port[,host:port]"
-                 "[/chroot] (at most %u bytes)", n == 0 ? "empty" : "too long",
-                 SL_META_ZK_CONNECT_MAX - 1);
+        snprintf(why, whylen,
+                 "the ZooKeeper connect string is %s; give host:port[,host:port]"
+                 "[/chroot] (at most %u bytes)",
+                 n == 0 ? "empty" : "too long", SL_META_ZK_CONNECT_MAX - 1);
         return SL_EINVAL;
     }
     const char *slash = strchr(connect, '/');
     size_t hl = slash != NULL ? (size_t)(slash - connect) : n;
     if (hl == 0 || strchr(connect, ':') == NULL || strchr(connect, ':') > connect + hl) {
-        snprintf(why, whylen, "the ZooKeeper connect string \"%s\" names no host:port; give "
-                 "host:port[,host:port][/chroot]", connect);
+        snprintf(why, whylen,
+                 "the ZooKeeper connect string \"%s\" names no host:port; give "
+                 "host:port[,host:port][/chroot]",
+                 connect);
         return SL_EINVAL;
     }
     memcpy(z->hosts, connect, hl);
@@ -1031,8 +1035,10 @@ static int parse_connect(struct meta_zk *z, const char *connect, char *why, size
             memcpy(z->chroot, slash, cl);
             z->chroot[cl] = '\0';
             if (!path_ok(z->chroot)) {
-                snprintf(why, whylen, "the chroot \"%s\" is not a ZooKeeper path (\"/name\", "
-                         "no empty component)", z->chroot);
+                snprintf(why, whylen,
+                         "the chroot \"%s\" is not a ZooKeeper path (\"/name\", "
+                         "no empty component)",
+                         z->chroot);
                 return SL_EINVAL;
             }
             z->chroot_len = cl;
@@ -1049,14 +1055,15 @@ static int open_handle(struct meta_zk *z, char *why, size_t whylen)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     errno = 0;
-    z->zh = zookeeper_init2(z->hosts, on_session_event, (int)z->session_timeout_ms, NULL, z, 0,
-                            zk_log);
+    z->zh =
+        zookeeper_init2(z->hosts, on_session_event, (int)z->session_timeout_ms, NULL, z, 0, zk_log);
     int e = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (z->zh == NULL) {
-        snprintf(why, whylen, "the ZooKeeper client refused \"%s\" (%s): check that each "
-                 "HOST:PORT --cluster names resolves and is well formed", z->hosts,
-                 strerror(e != 0 ? e : EINVAL));
+        snprintf(why, whylen,
+                 "the ZooKeeper client refused \"%s\" (%s): check that each "
+                 "HOST:PORT --cluster names resolves and is well formed",
+                 z->hosts, strerror(e != 0 ? e : EINVAL));
         return e == EINVAL || e == 0 ? SL_EINVAL : SL_ESYS;
     }
     return SL_OK;
@@ -1123,8 +1130,8 @@ int sl_meta_zk_open(const char *connect, uint32_t session_timeout_ms, struct sl_
     z->counted = true;
     live_stores++;
     sl_ring_read(ring, &z->wake_op, z->efd, &z->wake_val, sizeof(z->wake_val), 0);
-    sl_info("cluster", "connecting to ZooKeeper at %s (chroot %s, session timeout %u ms)",
-            z->hosts, z->chroot_len > 0 ? z->chroot : "/", session_timeout_ms);
+    sl_info("cluster", "connecting to ZooKeeper at %s (chroot %s, session timeout %u ms)", z->hosts,
+            z->chroot_len > 0 ? z->chroot : "/", session_timeout_ms);
     *out = &z->base;
     return SL_OK;
 }
@@ -1150,8 +1157,8 @@ int sl_meta_zk_expire_for_test(struct sl_meta *m)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    zhandle_t *twin = zookeeper_init2(z->hosts, quiet_watcher, (int)z->session_timeout_ms, &cid,
-                                      NULL, 0, zk_log);
+    zhandle_t *twin =
+        zookeeper_init2(z->hosts, quiet_watcher, (int)z->session_timeout_ms, &cid, NULL, 0, zk_log);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (twin == NULL) {
         return SL_ESYS;

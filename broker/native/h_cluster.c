@@ -33,8 +33,8 @@ void sl_native_cluster_status(struct sl_native *srv, struct sl_conn *c, const sl
     bool self_listed = false;
     for (size_t i = 0; i < n; i++) {
         const struct sl_member_info *b = &list[i];
-        bool is_self = b->node_id == self->node_id &&
-                       strcmp(b->native_addr, self->native_addr) == 0;
+        bool is_self =
+            b->node_id == self->node_id && strcmp(b->native_addr, self->native_addr) == 0;
         self_listed = self_listed || is_self;
         sluice__v1__broker_info__init(&bi[i]);
         bi[i].node_id = b->node_id;

@@ -23,14 +23,14 @@ static json_t *status_json(const struct sluice_cluster_status *s)
     json_t *arr = json_array();
     for (size_t i = 0; arr != NULL && i < s->n_brokers; i++) {
         const struct sluice_broker_info *b = &s->brokers[i];
-        json_array_append_new(
-            arr, json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:b}", "node_id", (json_int_t)b->node_id,
-                           "address", b->address, "http_address", b->http_address, "version",
-                           b->version, "state", b->state, "start_time_ms",
-                           (json_int_t)b->start_time_ms, "self", b->self));
+        json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:b}", "node_id",
+                                             (json_int_t)b->node_id, "address", b->address,
+                                             "http_address", b->http_address, "version", b->version,
+                                             "state", b->state, "start_time_ms",
+                                             (json_int_t)b->start_time_ms, "self", b->self));
     }
-    return json_pack("{s:b,s:I,s:b,s:o*}", "cluster", s->cluster, "node_id",
-                     (json_int_t)s->node_id, "connected", s->connected, "brokers", arr);
+    return json_pack("{s:b,s:I,s:b,s:o*}", "cluster", s->cluster, "node_id", (json_int_t)s->node_id,
+                     "connected", s->connected, "brokers", arr);
 }
 
 static int run_status(sluice_client *c, const struct cli_call *call)
@@ -51,8 +51,9 @@ static int run_status(sluice_client *c, const struct cli_call *call)
     } else {
         printf("cluster: %zu live broker%s, answered by broker %" PRIu32 "%s\n", s->n_brokers,
                s->n_brokers == 1 ? "" : "s", s->node_id,
-               s->connected ? "" : " (its ZooKeeper session is disconnected: the list may be "
-                                   "stale)");
+               s->connected ? ""
+                            : " (its ZooKeeper session is disconnected: the list may be "
+                              "stale)");
         printf("%-8s %-24s %-24s %-10s %s\n", "NODE", "ADDRESS", "HTTP", "VERSION", "STATE");
         for (size_t i = 0; i < s->n_brokers; i++) {
             const struct sluice_broker_info *b = &s->brokers[i];

@@ -96,9 +96,9 @@ static int start_broker(int i)
 {
     char node[16];
     snprintf(node, sizeof(node), "%d", i + 1);
-    const char *args[] = {"--cluster", cluster_arg, "--node-id", node,
-                          "--cluster-session-timeout-ms", session_arg, "--log-level", "info",
-                          NULL};
+    const char *args[] = {
+        "--cluster", cluster_arg,   "--node-id", node, "--cluster-session-timeout-ms",
+        session_arg, "--log-level", "info",      NULL};
     for (int attempt = 0; attempt < 5; attempt++) {
         int rc = it_broker_start_args(&brokers[i], NULL, it_free_port(), args);
         if (rc != 1) {
@@ -207,8 +207,7 @@ int main(void)
     const int two[2] = {0, 1};
     ms = wait_all_see(two, 2, 2, 4 * SESSION_MS + 5000);
     CHECK(ms >= 0);
-    printf("ok kill -9: the others saw two after %ld ms (session timeout %u ms)\n", ms,
-           SESSION_MS);
+    printf("ok kill -9: the others saw two after %ld ms (session timeout %u ms)\n", ms, SESSION_MS);
     CHECK(ms <= (long)(SESSION_MS * 3 / 2 + 1000));
 
     /* restarted: three again */

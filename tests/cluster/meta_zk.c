@@ -218,8 +218,8 @@ static int create(struct sl_meta *m, const char *path, const char *data, uint32_
 {
     memset(r, 0, sizeof(*r));
     in_call = true;
-    int rc = sl_meta_create(m, path, (const uint8_t *)data, data != NULL ? strlen(data) : 0,
-                            flags, done_cb, r);
+    int rc = sl_meta_create(m, path, (const uint8_t *)data, data != NULL ? strlen(data) : 0, flags,
+                            done_cb, r);
     in_call = false;
     if (rc != SL_OK) {
         return rc;
@@ -297,15 +297,14 @@ static void case_open_errors(void)
 {
     struct sl_meta *m = NULL;
     char why[256] = "";
-    CHECK_ERR(sl_meta_zk_open("", SESSION_MS, &ring, NULL, NULL, &m, why, sizeof(why)),
-              SL_EINVAL);
+    CHECK_ERR(sl_meta_zk_open("", SESSION_MS, &ring, NULL, NULL, &m, why, sizeof(why)), SL_EINVAL);
     CHECK(strstr(why, "host:port") != NULL);
-    CHECK_ERR(sl_meta_zk_open("/only-a-chroot", SESSION_MS, &ring, NULL, NULL, &m, why,
-                              sizeof(why)),
-              SL_EINVAL);
-    CHECK_ERR(sl_meta_zk_open("127.0.0.1:1/a//b", SESSION_MS, &ring, NULL, NULL, &m, why,
-                              sizeof(why)),
-              SL_EINVAL);
+    CHECK_ERR(
+        sl_meta_zk_open("/only-a-chroot", SESSION_MS, &ring, NULL, NULL, &m, why, sizeof(why)),
+        SL_EINVAL);
+    CHECK_ERR(
+        sl_meta_zk_open("127.0.0.1:1/a//b", SESSION_MS, &ring, NULL, NULL, &m, why, sizeof(why)),
+        SL_EINVAL);
     CHECK_ERR(sl_meta_zk_open("127.0.0.1:1", 1, &ring, NULL, NULL, &m, why, sizeof(why)),
               SL_EINVAL);
     CHECK(m == NULL);
@@ -386,8 +385,11 @@ static void case_bounds(struct sl_meta *m)
     }
     CHECK_ERR(sl_meta_multi(m, ops, SL_META_MULTI_MAX + 1, multi_cb, &r), SL_EINVAL);
     CHECK_ERR(sl_meta_multi(m, ops, 0, multi_cb, &r), SL_EINVAL);
-    ops[0] = (struct sl_meta_op){.type = SL_META_OP_SET, .path = "/a", .data = big,
-                                 .len = SL_META_DATA_MAX / 2 + 1, .version = -1};
+    ops[0] = (struct sl_meta_op){.type = SL_META_OP_SET,
+                                 .path = "/a",
+                                 .data = big,
+                                 .len = SL_META_DATA_MAX / 2 + 1,
+                                 .version = -1};
     ops[1] = ops[0];
     CHECK_ERR(sl_meta_multi(m, ops, 2, multi_cb, &r), SL_EINVAL); /* data over the max in all */
     run_for(50);
@@ -434,8 +436,11 @@ static void case_multi(struct sl_meta *m)
     CHECK_ERR(get(m, "/m1", NULL, &r), SL_ENOTFOUND);
     /* a later op fails: the create before it is undone */
     ops[0] = (struct sl_meta_op){.type = SL_META_OP_CREATE, .path = "/m2"};
-    ops[1] = (struct sl_meta_op){.type = SL_META_OP_SET, .path = "/a",
-                                 .data = (const uint8_t *)"y", .len = 1, .version = v + 7};
+    ops[1] = (struct sl_meta_op){.type = SL_META_OP_SET,
+                                 .path = "/a",
+                                 .data = (const uint8_t *)"y",
+                                 .len = 1,
+                                 .version = v + 7};
     CHECK_ERR(multi(m, ops, 2, &r), SL_ECONFLICT);
     CHECK(r.failed_op == 1);
     CHECK_ERR(get(m, "/m2", NULL, &r), SL_ENOTFOUND);
@@ -447,10 +452,13 @@ static void case_multi(struct sl_meta *m)
     CHECK(r.failed_op == 1);
     /* all of it: check, create, set at the read version */
     ops[0] = (struct sl_meta_op){.type = SL_META_OP_CHECK, .path = "/a", .version = v};
-    ops[1] = (struct sl_meta_op){.type = SL_META_OP_CREATE, .path = "/m3",
-                                 .data = (const uint8_t *)"m3", .len = 2};
-    ops[2] = (struct sl_meta_op){.type = SL_META_OP_SET, .path = "/a",
-                                 .data = (const uint8_t *)"multi", .len = 5, .version = v};
+    ops[1] = (struct sl_meta_op){
+        .type = SL_META_OP_CREATE, .path = "/m3", .data = (const uint8_t *)"m3", .len = 2};
+    ops[2] = (struct sl_meta_op){.type = SL_META_OP_SET,
+                                 .path = "/a",
+                                 .data = (const uint8_t *)"multi",
+                                 .len = 5,
+                                 .version = v};
     CHECK_ERR(multi(m, ops, 3, &r), SL_OK);
     CHECK(r.failed_op == -1);
     CHECK_ERR(get(m, "/m3", NULL, &r), SL_OK);
@@ -569,7 +577,7 @@ static void case_expiry(const char *connect, struct sl_meta *m)
     struct res r;
     CHECK_ERR(create(b, "/doomed", "", SL_META_EPHEMERAL, &r), SL_OK);
     struct watch theirs = {0}, mine = {0};
-    CHECK_ERR(get(b, "/a", &theirs, &r), SL_OK);  /* b's own watch: dies with the session */
+    CHECK_ERR(get(b, "/a", &theirs, &r), SL_OK);    /* b's own watch: dies with the session */
     CHECK_ERR(get(m, "/doomed", &mine, &r), SL_OK); /* m sees the ephemeral go */
     CHECK_ERR(sl_meta_zk_expire_for_test(b), SL_OK);
     /* Without running the loop: calls until the library itself refuses them (it learnt of

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ZKH_JAR "/usr/share/java/zookeeper.jar"
+#define ZKH_JAR           "/usr/share/java/zookeeper.jar"
 #define ZKH_START_WAIT_MS 20000u /* a cold JVM on a loaded CI machine: ~1 s normally */
 
 static struct zkh *registry[8];
@@ -45,7 +45,8 @@ static const char *java_path(void)
 int zkh_available(void)
 {
     if (access(java_path(), X_OK) != 0 || access(ZKH_JAR, R_OK) != 0) {
-        fprintf(stderr, "SKIP: no ZooKeeper here (%s: %s, %s: %s); install it with "
+        fprintf(stderr,
+                "SKIP: no ZooKeeper here (%s: %s, %s: %s); install it with "
                 "`apt-get install zookeeper` (deploy/install-test-deps.sh does)\n",
                 java_path(), access(java_path(), X_OK) == 0 ? "ok" : "missing", ZKH_JAR,
                 access(ZKH_JAR, R_OK) == 0 ? "ok" : "missing");
@@ -78,7 +79,8 @@ static int ruok(uint32_t port)
     if (fd < 0) {
         return 0;
     }
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct timeval tv = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -123,8 +125,8 @@ static int spawn(struct zkh *z)
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        execl(java_path(), java_path(), "-Xmx128m", "-XX:+UseSerialGC",
-              "-XX:TieredStopAtLevel=1", "-Dzookeeper.admin.enableServer=false", "-cp", cp,
+        execl(java_path(), java_path(), "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+              "-Dzookeeper.admin.enableServer=false", "-cp", cp,
               "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg, (char *)NULL);
         fprintf(stderr, "exec %s: %s\n", java_path(), strerror(errno));
         _exit(127);
@@ -138,8 +140,7 @@ static int spawn(struct zkh *z)
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
             z->pid = 0;
-            fprintf(stderr, "  ZooKeeper exited before serving (status 0x%x):\n",
-                    (unsigned)status);
+            fprintf(stderr, "  ZooKeeper exited before serving (status 0x%x):\n", (unsigned)status);
             log_tail(z);
             return -1;
         }
@@ -193,10 +194,11 @@ int zkh_start(struct zkh *z)
     }
     /* tickTime 200 ms: sessions from 400 ms (2 ticks); maxSessionTimeout raised so a test
      * may ask for longer ones. The data directory survives restarts (sessions too). */
-    fprintf(f, "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir=%s/data\n"
-               "clientPort=%u\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
-               "maxSessionTimeout=60000\n4lw.commands.whitelist=ruok,srvr\n"
-               "snapCount=100000\npreAllocSize=1024\n",
+    fprintf(f,
+            "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir=%s/data\n"
+            "clientPort=%u\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
+            "maxSessionTimeout=60000\n4lw.commands.whitelist=ruok,srvr\n"
+            "snapCount=100000\npreAllocSize=1024\n",
             z->root, z->port);
     fclose(f);
     return spawn(z);

@@ -16,10 +16,10 @@
 #include <sys/types.h>
 
 struct zkh {
-    char root[64];     /* /var/tmp/sluice-zk-XXXXXX */
-    char connect[32];  /* "127.0.0.1:PORT" */
+    char root[64];    /* /var/tmp/sluice-zk-XXXXXX */
+    char connect[32]; /* "127.0.0.1:PORT" */
     uint32_t port;
-    pid_t pid;         /* 0 when not running */
+    pid_t pid; /* 0 when not running */
 };
 
 /* 0 when java and the ZooKeeper jar are here, else prints why (and how to

@@ -88,8 +88,8 @@ static void child_changed(struct fake *f, const char *path)
     for (int s = 0; s < n_stores; s++) {
         struct fake *w = stores[s];
         if (!w->closed && w->child_watch != NULL && is_child_of(path, "/brokers/ids")) {
-            push((struct answer){.kind = A_WATCH, .cb = (void *)w->child_watch,
-                                 .arg = w->child_watch_arg, .f = w});
+            push((struct answer){
+                .kind = A_WATCH, .cb = (void *)w->child_watch, .arg = w->child_watch_arg, .f = w});
             w->child_watch = NULL;
         }
     }
@@ -123,13 +123,17 @@ static int f_get(struct sl_meta *m, const char *path, sl_meta_watch_cb watch, vo
         return SL_ECLOSED;
     }
     int i = find(path);
-    push((struct answer){.kind = A_DATA, .cb = (void *)cb, .arg = arg, .f = f,
-                         .err = i < 0 ? SL_ENOTFOUND : SL_OK, .node = i});
+    push((struct answer){.kind = A_DATA,
+                         .cb = (void *)cb,
+                         .arg = arg,
+                         .f = f,
+                         .err = i < 0 ? SL_ENOTFOUND : SL_OK,
+                         .node = i});
     return SL_OK;
 }
 
-static int f_children(struct sl_meta *m, const char *path, sl_meta_watch_cb watch,
-                      void *watch_arg, sl_meta_children_cb cb, void *arg)
+static int f_children(struct sl_meta *m, const char *path, sl_meta_watch_cb watch, void *watch_arg,
+                      sl_meta_children_cb cb, void *arg)
 {
     struct fake *f = (struct fake *)m;
     if (f->closed) {
@@ -140,7 +144,10 @@ static int f_children(struct sl_meta *m, const char *path, sl_meta_watch_cb watc
         f->child_watch = watch;
         f->child_watch_arg = watch_arg;
     }
-    struct answer a = {.kind = A_CHILDREN, .cb = (void *)cb, .arg = arg, .f = f,
+    struct answer a = {.kind = A_CHILDREN,
+                       .cb = (void *)cb,
+                       .arg = arg,
+                       .f = f,
                        .err = exists ? SL_OK : SL_ENOTFOUND};
     snprintf(a.path, sizeof(a.path), "%s", path);
     push(a);
@@ -226,8 +233,13 @@ static void f_close(struct sl_meta *m)
 }
 
 static const struct sl_meta_vtable fake_vt = {
-    .get = f_get, .children = f_children, .create = f_create, .set = f_unused_set,
-    .remove = f_unused_remove, .multi = f_unused_multi, .session_id = f_session_id,
+    .get = f_get,
+    .children = f_children,
+    .create = f_create,
+    .set = f_unused_set,
+    .remove = f_unused_remove,
+    .multi = f_unused_multi,
+    .session_id = f_session_id,
     .close = f_close,
 };
 
@@ -244,7 +256,10 @@ static void deliver(struct answer *a)
         if (ok) {
             st.ephemeral_owner = nodes[a->node].owner;
         }
-        ((sl_meta_data_cb)a->cb)(a->arg, ok ? SL_OK : a->err == SL_OK ? SL_ENOTFOUND : a->err,
+        ((sl_meta_data_cb)a->cb)(a->arg,
+                                 ok                ? SL_OK
+                                 : a->err == SL_OK ? SL_ENOTFOUND
+                                                   : a->err,
                                  ok ? nodes[a->node].data : NULL, ok ? nodes[a->node].len : 0,
                                  ok ? &st : NULL);
         break;
@@ -384,7 +399,7 @@ TEST(lost_create_answer_is_ours)
     stores[0]->lose_next_create = true;
     fake_run();
     CHECK_EQ(sl_member_state(mb, NULL, 0), SL_MEMBER_JOINING); /* answered EAGAIN */
-    CHECK(find("/brokers/ids/1") >= 0);                       /* but applied */
+    CHECK(find("/brokers/ids/1") >= 0);                        /* but applied */
     sl_member_tick(mb, 500);
     fake_run();
     CHECK_EQ(sl_member_state(mb, NULL, 0), SL_MEMBER_JOINING); /* retried after 1 s */
