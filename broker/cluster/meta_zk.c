@@ -1,6 +1,9 @@
 /* meta_zk.c - the cluster metadata store on Apache ZooKeeper (see meta.h,
  * meta_zk.h). The only includer of zookeeper.h.
  *
+ * Two files: this one, the loop's side; meta_zk_thread.c, what runs on the
+ * library's threads (meta_zk_int.h between them).
+ *
  * Threads. The client library runs an I/O thread and a completion thread;
  * its completions and watchers run on the latter (session events on either).
  * They never call ZooKeeper and never run an owner's callback: they copy what
@@ -31,14 +34,12 @@
  * ZCLOSING, ZINVALIDSTATE and ZAUTHFAILED -> SL_ECLOSED, ZMARSHALLINGERROR ->
  * SL_ENOMEM; anything else -> SL_EAGAIN (unknown: the caller re-reads).
  */
-#include "broker/cluster/meta_zk.h"
+#include "broker/cluster/meta_zk_int.h"
 
 #include "common/assert.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/ring.h"
-
-#include <zookeeper/zookeeper.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -50,80 +51,6 @@
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
-
-enum rec_kind {
-    REC_GET,
-    REC_CHILDREN,
-    REC_CREATE,
-    REC_SET,
-    REC_REMOVE,
-    REC_MULTI,
-    REC_WATCH,   /* a watch (the library's watcher context) */
-    REC_CHROOT,  /* the store's own create of a chroot component */
-    REC_SESSION, /* a session event (one of the store's slots, never freed) */
-};
-
-struct meta_zk;
-
-struct zk_rec {
-    enum rec_kind kind;
-    struct meta_zk *z;
-    struct zk_rec *prev, *next; /* z->recs: every live record (loop thread) */
-    struct zk_rec *done_next;   /* z->done (under mu) */
-    void (*cb)(void);           /* the owner's callback, cast back by kind */
-    void *arg;
-    struct zk_rec *watch; /* REC_GET/REC_CHILDREN: the watch it set, or NULL */
-    bool delivered;       /* the callback ran (or the record is internal) */
-    bool last;            /* REC_CHROOT: the chroot itself (the last component) */
-    /* The result, written by the library's thread before the record reaches done. */
-    int rc;
-    uint8_t *data; /* get: a copy of the node's data; children: the names' block */
-    size_t len;    /* get: data bytes; children: the number of names */
-    struct sl_meta_stat stat;
-    int failed_op;
-    int session_state; /* REC_SESSION */
-    int64_t session_id;
-    /* multi: the library's op and result arrays and the copied paths and data. */
-    zoo_op_t *ops;
-    zoo_op_result_t *results;
-    uint32_t nops;
-    char path[]; /* the full path (chroot included) the call named, NUL-terminated */
-};
-
-struct meta_zk {
-    struct sl_meta base; /* first: a struct sl_meta * is a struct meta_zk * */
-    zhandle_t *zh;
-    struct sl_ring *ring;
-    char hosts[SL_META_ZK_CONNECT_MAX];
-    char chroot[SL_META_PATH_MAX]; /* "" or "/a/b" (no trailing slash) */
-    size_t chroot_len;
-    uint32_t session_timeout_ms;
-
-    /* Loop thread only. */
-    struct zk_rec *recs; /* every live record, oldest first (tail: recs->prev) */
-    uint32_t inflight;   /* calls whose callback has not run */
-    uint32_t watches;    /* watch records alive */
-    bool chroot_ready;
-    bool chroot_pending;
-    bool expired;
-    bool closed;
-    bool in_drain;             /* on_wake is running callbacks */
-    enum sl_meta_session told; /* the last state given to on_session */
-    bool told_any;
-    int64_t session_id;
-    int efd;
-    struct sl_io_op wake_op;
-    uint64_t wake_val;
-    bool armed;
-    bool counted; /* in live_stores */
-
-    /* The library's threads and the loop. */
-    pthread_mutex_t mu;
-    struct zk_rec *done, **done_tail;
-    struct zk_rec *session_free; /* unused session-event slots */
-    struct zk_rec *session_last; /* the newest session event still in done, or NULL */
-    struct zk_rec *session_slots[SL_META_ZK_SESSION_EVENTS_MAX];
-};
 
 static int map_rc(int rc)
 {
@@ -152,184 +79,6 @@ static int map_rc(int rc)
     default:
         return SL_EAGAIN;
     }
-}
-
-/* ---- the library's threads ---- */
-
-static void wake(struct meta_zk *z)
-{
-    uint64_t one = 1;
-    ssize_t n;
-    do {
-        n = write(z->efd, &one, sizeof(one));
-    } while (n < 0 && errno == EINTR);
-    /* (an eventfd's counter only overflows after 2^64 - 2 writes) */
-}
-
-static void post(struct zk_rec *r)
-{
-    struct meta_zk *z = r->z;
-    pthread_mutex_lock(&z->mu);
-    r->done_next = NULL;
-    *z->done_tail = r;
-    z->done_tail = &r->done_next;
-    pthread_mutex_unlock(&z->mu);
-    wake(z);
-}
-
-static void on_void(int rc, const void *data)
-{
-    struct zk_rec *r = (struct zk_rec *)data;
-    r->rc = rc;
-    post(r);
-}
-
-static void on_string(int rc, const char *value, const void *data)
-{
-    struct zk_rec *r = (struct zk_rec *)data;
-    r->rc = rc;
-    if (rc == ZOK && value != NULL) {
-        size_t n = strlen(value);
-        r->data = malloc(n + 1);
-        if (r->data != NULL) {
-            memcpy(r->data, value, n + 1);
-            r->len = n;
-        } else {
-            r->rc = ZMARSHALLINGERROR; /* applied, but the name is lost: reported as ENOMEM */
-        }
-    }
-    post(r);
-}
-
-static void copy_stat(struct sl_meta_stat *out, const struct Stat *st)
-{
-    out->version = st->version;
-    out->cversion = st->cversion;
-    out->ephemeral_owner = st->ephemeralOwner;
-}
-
-static void on_stat(int rc, const struct Stat *stat, const void *data)
-{
-    struct zk_rec *r = (struct zk_rec *)data;
-    r->rc = rc;
-    if (rc == ZOK && stat != NULL) {
-        copy_stat(&r->stat, stat);
-    }
-    post(r);
-}
-
-static void on_data(int rc, const char *value, int value_len, const struct Stat *stat,
-                    const void *data)
-{
-    struct zk_rec *r = (struct zk_rec *)data;
-    r->rc = rc;
-    if (rc == ZOK) {
-        copy_stat(&r->stat, stat);
-        size_t n = value != NULL && value_len > 0 ? (size_t)value_len : 0;
-        if (n > SL_META_DATA_MAX) {
-            r->rc = ZMARSHALLINGERROR; /* the server's jute.maxbuffer is larger than ours */
-        } else if (n > 0) {
-            r->data = malloc(n);
-            if (r->data == NULL) {
-                r->rc = ZMARSHALLINGERROR;
-            } else {
-                memcpy(r->data, value, n);
-                r->len = n;
-            }
-        }
-    }
-    post(r);
-}
-
-/* The names as one block: n pointers, then the NUL-terminated strings. */
-static void on_strings(int rc, const struct String_vector *strings, const void *data)
-{
-    struct zk_rec *r = (struct zk_rec *)data;
-    r->rc = rc;
-    if (rc == ZOK && strings != NULL && strings->count > 0) {
-        size_t n = (size_t)strings->count;
-        size_t bytes = n * sizeof(char *);
-        for (size_t i = 0; i < n; i++) {
-            bytes += strlen(strings->data[i]) + 1;
-        }
-        char **names = malloc(bytes);
-        if (names == NULL) {
-            r->rc = ZMARSHALLINGERROR;
-        } else {
-            char *p = (char *)(names + n);
-            for (size_t i = 0; i < n; i++) {
-                size_t l = strlen(strings->data[i]) + 1;
-                memcpy(p, strings->data[i], l);
-                names[i] = p;
-                p += l;
-            }
-            r->data = (uint8_t *)names;
-            r->len = n;
-        }
-    }
-    post(r);
-}
-
-/* The first op that failed: the server answers ZOK for the ops before it and
- * ZRUNTIMEINCONSISTENCY for those after. */
-static void on_multi(int rc, const void *data)
-{
-    struct zk_rec *r = (struct zk_rec *)data;
-    r->rc = rc;
-    r->failed_op = -1;
-    if (rc != ZOK) {
-        for (uint32_t i = 0; i < r->nops; i++) {
-            int e = r->results[i].err;
-            if (e != ZOK && e != ZRUNTIMEINCONSISTENCY) {
-                r->failed_op = (int)i;
-                r->rc = e;
-                break;
-            }
-        }
-    }
-    post(r);
-}
-
-static void on_watch(zhandle_t *zh, int type, int state, const char *path, void *ctx)
-{
-    (void)zh;
-    (void)state;
-    (void)path;
-    if (type == ZOO_SESSION_EVENT || type == ZOO_NOTWATCHING_EVENT) {
-        return; /* still set (or gone with the session): not a change of the node */
-    }
-    post((struct zk_rec *)ctx);
-}
-
-static void on_session_event(zhandle_t *zh, int type, int state, const char *path, void *ctx)
-{
-    (void)path;
-    if (type != ZOO_SESSION_EVENT) {
-        return;
-    }
-    struct meta_zk *z = ctx;
-    int64_t id = 0;
-    if (state == ZOO_CONNECTED_STATE) {
-        const clientid_t *cid = zoo_client_id(zh);
-        id = cid != NULL ? cid->client_id : 0;
-    }
-    pthread_mutex_lock(&z->mu);
-    struct zk_rec *s = z->session_free;
-    if (s != NULL) {
-        z->session_free = s->done_next;
-        s->session_state = state;
-        s->session_id = id;
-        s->done_next = NULL;
-        *z->done_tail = s;
-        z->done_tail = &s->done_next;
-        z->session_last = s;
-    } else if (z->session_last != NULL &&
-               z->session_last->session_state != ZOO_EXPIRED_SESSION_STATE) {
-        z->session_last->session_state = state; /* full: the newest state wins */
-        z->session_last->session_id = id;
-    }
-    pthread_mutex_unlock(&z->mu);
-    wake(z);
 }
 
 /* ---- records (loop thread) ---- */
@@ -634,8 +383,8 @@ static void chroot_create(struct meta_zk *z)
         }
         r->last = i == z->chroot_len;
         r->delivered = true;
-        int rc =
-            zoo_acreate(z->zh, r->path, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, on_string, r);
+        int rc = zoo_acreate(z->zh, r->path, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT,
+                             sl_meta_zk_on_string, r);
         if (rc != ZOK) {
             sl_warn("cluster", "cannot create the chroot component %s: %s", r->path, zerror(rc));
             rec_free(r);
@@ -722,11 +471,12 @@ static int zk_read(struct sl_meta *m, enum rec_kind kind, const char *path, sl_m
     }
     int zrc;
     if (kind == REC_GET) {
-        zrc = w != NULL ? zoo_awget(z->zh, r->path, on_watch, w, on_data, r)
-                        : zoo_aget(z->zh, r->path, 0, on_data, r);
+        zrc = w != NULL ? zoo_awget(z->zh, r->path, sl_meta_zk_on_watch, w, sl_meta_zk_on_data, r)
+                        : zoo_aget(z->zh, r->path, 0, sl_meta_zk_on_data, r);
     } else {
-        zrc = w != NULL ? zoo_awget_children(z->zh, r->path, on_watch, w, on_strings, r)
-                        : zoo_aget_children(z->zh, r->path, 0, on_strings, r);
+        zrc = w != NULL ? zoo_awget_children(z->zh, r->path, sl_meta_zk_on_watch, w,
+                                             sl_meta_zk_on_strings, r)
+                        : zoo_aget_children(z->zh, r->path, 0, sl_meta_zk_on_strings, r);
     }
     return zrc == ZOK ? SL_OK : call_refused(r, zrc);
 }
@@ -772,7 +522,7 @@ static int zk_create(struct sl_meta *m, const char *path, const uint8_t *data, s
     }
     /* the library copies the data into its send buffer before returning */
     int zrc = zoo_acreate(z->zh, r->path, len > 0 ? (const char *)data : "", (int)len,
-                          &ZOO_OPEN_ACL_UNSAFE, create_mode(flags), on_string, r);
+                          &ZOO_OPEN_ACL_UNSAFE, create_mode(flags), sl_meta_zk_on_string, r);
     return zrc == ZOK ? SL_OK : call_refused(r, zrc);
 }
 
@@ -789,8 +539,8 @@ static int zk_set(struct sl_meta *m, const char *path, const uint8_t *data, size
     if (r == NULL) {
         return rc;
     }
-    int zrc =
-        zoo_aset(z->zh, r->path, len > 0 ? (const char *)data : "", (int)len, version, on_stat, r);
+    int zrc = zoo_aset(z->zh, r->path, len > 0 ? (const char *)data : "", (int)len, version,
+                       sl_meta_zk_on_stat, r);
     return zrc == ZOK ? SL_OK : call_refused(r, zrc);
 }
 
@@ -807,7 +557,7 @@ static int zk_remove(struct sl_meta *m, const char *path, int32_t version, sl_me
     if (r == NULL) {
         return rc;
     }
-    int zrc = zoo_adelete(z->zh, r->path, version, on_void, r);
+    int zrc = zoo_adelete(z->zh, r->path, version, sl_meta_zk_on_void, r);
     return zrc == ZOK ? SL_OK : call_refused(r, zrc);
 }
 
@@ -898,7 +648,7 @@ static int zk_multi(struct sl_meta *m, const struct sl_meta_op *ops, size_t n, s
             break;
         }
     }
-    int zrc = zoo_amulti(z->zh, (int)n, r->ops, r->results, on_multi, r);
+    int zrc = zoo_amulti(z->zh, (int)n, r->ops, r->results, sl_meta_zk_on_multi, r);
     return zrc == ZOK ? SL_OK : call_refused(r, zrc);
 }
 
@@ -973,7 +723,7 @@ static void zk_close(struct sl_meta *m)
         /* The ring still names the store: the read ends (and on_wake frees the
          * store) at the loop's next turn. Never run the ring from here: close
          * may be called from any of its callbacks. */
-        wake(z);
+        sl_meta_zk_wake(z);
         return;
     }
     free_store(z);
@@ -991,13 +741,6 @@ static const struct sl_meta_vtable zk_vtable = {
 };
 
 /* ---- open ---- */
-
-/* The library's log lines (connection refused, reconnecting...) at debug:
- * the store logs what the owner needs (lost, expired) itself. */
-static void zk_log(const char *message)
-{
-    sl_debug("zookeeper", "%s", message);
-}
 
 /* "h:p,h:p/chroot" -> hosts and chroot (no trailing '/'). */
 static int parse_connect(struct meta_zk *z, const char *connect, char *why, size_t whylen)
@@ -1055,8 +798,8 @@ static int open_handle(struct meta_zk *z, char *why, size_t whylen)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     errno = 0;
-    z->zh =
-        zookeeper_init2(z->hosts, on_session_event, (int)z->session_timeout_ms, NULL, z, 0, zk_log);
+    z->zh = zookeeper_init2(z->hosts, sl_meta_zk_on_session, (int)z->session_timeout_ms, NULL, z, 0,
+                            sl_meta_zk_log);
     int e = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (z->zh == NULL) {
@@ -1157,8 +900,8 @@ int sl_meta_zk_expire_for_test(struct sl_meta *m)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    zhandle_t *twin =
-        zookeeper_init2(z->hosts, quiet_watcher, (int)z->session_timeout_ms, &cid, NULL, 0, zk_log);
+    zhandle_t *twin = zookeeper_init2(z->hosts, quiet_watcher, (int)z->session_timeout_ms, &cid,
+                                      NULL, 0, sl_meta_zk_log);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (twin == NULL) {
         return SL_ESYS;

@@ -1,6 +1,7 @@
 /* meta_zk.h - the cluster metadata store (meta.h) on Apache ZooKeeper.
  *
- * The only module that includes zookeeper.h. It uses the C client's
+ * The only module that includes zookeeper.h (meta_zk.c, meta_zk_thread.c and
+ * their private meta_zk_int.h). It uses the C client's
  * asynchronous API only: the library's two threads (I/O and completion) copy
  * every result and event into a FIFO under a mutex and write an eventfd; the
  * owner's loop reads that eventfd through its ring and runs the callbacks on
