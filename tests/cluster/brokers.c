@@ -7,10 +7,11 @@
  * address) after its old session expired -> three at once, and restarted right after a
  * kill -9 -> it waits for its old session to expire, then registers; a broker paused (SIGSTOP)
  * past the session timeout loses its node, and when resumed registers again with a new
- * session (expiry path) -> three; a fourth broker with a taken node id is refused at
- * start-up with exit status 1 and a message naming the id, the holder and the fix; a
- * broker without --cluster answers that it is a single broker. Skipped (77) without java
- * or the ZooKeeper jar.
+ * session (expiry path) -> three; ZooKeeper killed -> every broker serves on and reports
+ * its session disconnected, restarted -> connected again with the three; a fourth broker with a
+ * taken node id is refused at start-up with exit status 1 and a message naming the id, the holder
+ * and the fix; a broker without --cluster answers that it is a single broker. Skipped (77) without
+ * java or the ZooKeeper jar.
  */
 #include "zk_harness.h"
 
@@ -20,6 +21,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +67,39 @@ static int live_count(const struct it_broker *b, int *self_count)
     }
     sluice_client_free(c);
     return n;
+}
+
+/* 1 when broker b's ZooKeeper session is connected, 0 when not, -1 when it cannot say. */
+static int connected(const struct it_broker *b)
+{
+    sluice_client *c = NULL;
+    if (it_connect(b, &c) != SL_OK) {
+        return -1;
+    }
+    struct sluice_cluster_status *s = NULL;
+    int r = -1;
+    if (sluice_cluster_status(c, &s) == SL_OK) {
+        r = s->connected ? 1 : 0;
+        sluice_cluster_status_free(s);
+    }
+    sluice_client_free(c);
+    return r;
+}
+
+static bool wait_connected(int want, uint32_t timeout_ms)
+{
+    uint64_t t0 = it_mono_ms();
+    while (it_mono_ms() - t0 < timeout_ms) {
+        int ok = 1;
+        for (int i = 0; i < NB && ok; i++) {
+            ok = connected(&brokers[i]) == want;
+        }
+        if (ok) {
+            return true;
+        }
+        it_sleep_ms(50);
+    }
+    return false;
 }
 
 /* Waits until every running broker of `which` lists `want` brokers; returns the ms it took,
@@ -252,6 +287,17 @@ int main(void)
     ms = wait_all_see(all, NB, 3, 10000u * IT_SLOWDOWN);
     CHECK(ms >= 0);
     printf("ok resumed: registered again with a new session, three (%ld ms)\n", ms);
+
+    /* ZooKeeper killed: the brokers keep serving and say they are disconnected; restarted
+     * within the session timeout, the sessions (and the nodes) are still there */
+    CHECK(zkh_kill9(&zk) == 0);
+    CHECK(wait_connected(0, 4 * SESSION_MS));
+    CHECK(live_count(&brokers[0], NULL) == 3); /* the last list, maybe stale */
+    CHECK(zkh_restart(&zk) == 0);
+    CHECK(wait_connected(1, 10000u * IT_SLOWDOWN));
+    ms = wait_all_see(all, NB, 3, 10000u * IT_SLOWDOWN);
+    CHECK(ms >= 0);
+    printf("ok ZooKeeper killed and restarted: disconnected, then connected with three\n");
 
     /* a broker without --cluster is a single broker, as before */
     struct it_broker single;
