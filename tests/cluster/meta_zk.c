@@ -10,7 +10,8 @@
  * outstanding -> SL_META_DISCONNECTED and SL_EAGAIN, calls made while it is down ->
  * SL_EAGAIN, restarted -> SL_META_CONNECTED with the session (and its ephemeral) kept;
  * session expiry -> SL_META_EXPIRED, the ephemeral gone (another store's watch fires),
- * calls refused with SL_ECLOSED; close with a call outstanding -> SL_ECLOSED before close
+ * calls refused with SL_ECLOSED; calls outstanding bounded (SL_ELIMIT past
+ * SL_META_ZK_INFLIGHT_MAX); close with a call outstanding -> SL_ECLOSED before close
  * returns. Skipped (77) without java or the ZooKeeper jar.
  */
 #include "zk_harness.h"
@@ -393,6 +394,19 @@ static void case_bounds(struct sl_meta *m)
     ops[1] = ops[0];
     CHECK_ERR(sl_meta_multi(m, ops, 2, multi_cb, &r), SL_EINVAL); /* data over the max in all */
     run_for(50);
+    CHECK(r.done == 0);
+    /* calls outstanding are bounded: past SL_META_ZK_INFLIGHT_MAX, SL_ELIMIT at once (no
+     * callback); the ones accepted all answer */
+    static struct res many[SL_META_ZK_INFLIGHT_MAX];
+    memset(many, 0, sizeof(many));
+    for (size_t i = 0; i < SL_META_ZK_INFLIGHT_MAX; i++) {
+        CHECK_ERR(sl_meta_get(m, "/a", NULL, NULL, data_cb, &many[i]), SL_OK);
+    }
+    CHECK_ERR(sl_meta_get(m, "/a", NULL, NULL, data_cb, &r), SL_ELIMIT);
+    CHECK(run_until(&many[SL_META_ZK_INFLIGHT_MAX - 1].done, WAIT_MS));
+    for (size_t i = 0; i < SL_META_ZK_INFLIGHT_MAX; i++) {
+        CHECK(many[i].done == 1 && many[i].err == SL_OK);
+    }
     CHECK(r.done == 0);
     /* the largest node the interface allows is stored and read back whole */
     memset(big, 0xab, SL_META_DATA_MAX);
