@@ -183,25 +183,33 @@ int zkh_start(struct zkh *z)
         atexit(cleanup_all);
         atexit_done = 1;
     }
-    z->port = free_port();
-    snprintf(z->connect, sizeof(z->connect), "127.0.0.1:%u", z->port);
-    char path[128];
-    snprintf(path, sizeof(path), "%s/zoo.cfg", z->root);
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        perror(path);
-        return -1;
+    /* A free port may be taken by another test before the server binds it: three tries,
+     * each on a new port. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        z->port = free_port();
+        snprintf(z->connect, sizeof(z->connect), "127.0.0.1:%u", z->port);
+        char path[128];
+        snprintf(path, sizeof(path), "%s/zoo.cfg", z->root);
+        FILE *f = fopen(path, "w");
+        if (f == NULL) {
+            perror(path);
+            return -1;
+        }
+        /* tickTime 200 ms: sessions from 400 ms (2 ticks); maxSessionTimeout raised so a
+         * test may ask for longer ones. The data directory survives restarts (sessions
+         * too). */
+        fprintf(f,
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir=%s/data\n"
+                "clientPort=%u\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
+                "maxSessionTimeout=60000\n4lw.commands.whitelist=ruok,srvr\n"
+                "snapCount=100000\npreAllocSize=1024\n",
+                z->root, z->port);
+        fclose(f);
+        if (spawn(z) == 0) {
+            return 0;
+        }
     }
-    /* tickTime 200 ms: sessions from 400 ms (2 ticks); maxSessionTimeout raised so a test
-     * may ask for longer ones. The data directory survives restarts (sessions too). */
-    fprintf(f,
-            "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir=%s/data\n"
-            "clientPort=%u\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
-            "maxSessionTimeout=60000\n4lw.commands.whitelist=ruok,srvr\n"
-            "snapCount=100000\npreAllocSize=1024\n",
-            z->root, z->port);
-    fclose(f);
-    return spawn(z);
+    return -1;
 }
 
 int zkh_restart(struct zkh *z)
