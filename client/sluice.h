@@ -633,6 +633,32 @@ int sluice_target_list(sluice_client *c, const char *stream, struct sluice_targe
                        size_t *count);
 void sluice_target_list_free(struct sluice_target_status *s, size_t count); /* NULL-safe */
 
+/* ---- cluster (#14) ---- */
+
+struct sluice_broker_info {
+    uint32_t node_id;
+    const char *address;      /* native protocol, HOST:PORT as advertised ("" for a single broker) */
+    const char *http_address; /* "" without an HTTP listener */
+    const char *version;
+    const char *state;        /* "up" (the broker that answered), "alive", "joining", "disconnected" */
+    uint64_t start_time_ms;   /* wall clock */
+    int self;                 /* the broker that answered */
+};
+
+struct sluice_cluster_status {
+    int cluster;      /* 0: a single broker (no --cluster); brokers[] holds it alone */
+    uint32_t node_id; /* the answering broker's id (0 for a single broker) */
+    int connected;    /* its ZooKeeper session is connected */
+    size_t n_brokers;
+    struct sluice_broker_info *brokers; /* sorted by node id */
+};
+
+/* The live brokers as the connected broker sees them (ClusterStatus). *out is freed with
+ * sluice_cluster_status_free. Errors: SLUICE_ECLOSED, SLUICE_EAGAIN, SLUICE_EUNSUPPORTED (a
+ * broker older than cluster mode), SLUICE_ENOMEM. */
+int sluice_cluster_status(sluice_client *c, struct sluice_cluster_status **out);
+void sluice_cluster_status_free(struct sluice_cluster_status *s); /* NULL-safe */
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -405,7 +405,7 @@
       h('td', {class: 'mono'}, br.host || '—', br.self ? h('span', {class: 'muted', text: ' (this one)'}) : null),
       td(br.native_port, 'num mono'), td(br.http_port, 'num mono'), td(br.version || '—'),
       td(fmtDuration((br.uptime_s || 0) * 1000), 'num'),
-      h('td', null, pill(br.state === 'up' ? 'ok' : br.state, br.state)));
+      h('td', null, pill(br.state === 'up' || br.state === 'alive' ? 'ok' : br.state, br.state)));
   }
 
   // -------------------------------------------------------------- streams list
