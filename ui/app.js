@@ -1125,7 +1125,7 @@
         const missing = (res.missing || []).length;
         clearError(true);
         setStatus(f.result, `Redriven ${plural(Number(res.redriven) || 0)}.` +
-          (missing ? ` ${plural(missing)} not found: redriven or discarded already.` : ''), missing > 0);
+          (missing ? ` ${plural(missing)} ${res.missing_reason || 'not found'}.` : ''), missing > 0);
       } catch (e) {
         if (!ctx.alive) return;
         setStatus(f.result, 'Nothing was redriven.', true);

@@ -255,9 +255,19 @@ static void answer(struct redrive_op *op, bool more)
         sl_rest_fail(op->call, op->err, "%s (%llu records redriven before)", op->why,
                      (unsigned long long)op->moved);
     } else if (op->n_sel > 0) {
-        sl_rest_reply(op->call, 200,
-                      json_pack("{s:I,s:b,s:o}", "redriven", (json_int_t)op->moved, "more", 0,
-                                "missing", missing_json(op)));
+        json_t *body = json_pack("{s:I,s:b,s:o}", "redriven", (json_int_t)op->moved, "more", 0,
+                                 "missing", missing_json(op));
+        if (body != NULL && op->n_found < op->n_sel) {
+            char why[200];
+            snprintf(why, sizeof(why),
+                     op->scanned >= REDRIVE_REQUEST_MAX
+                         ? "not among the first %u pending dead letters (redriven or discarded "
+                           "already, or further back: Redrive all moves those)"
+                         : "not pending (redriven or discarded already)",
+                     REDRIVE_REQUEST_MAX);
+            json_object_set_new(body, "missing_reason", json_string(why));
+        }
+        sl_rest_reply(op->call, 200, body);
     } else {
         sl_rest_reply(op->call, 200, json_pack("{s:I,s:b}", "redriven", (json_int_t)op->moved,
                                                "more", more));

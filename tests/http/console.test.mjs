@@ -455,6 +455,7 @@ test('Redrive selected moves only the checked dead letters; the others stay pend
   r = await post('/streams/mail.senders.dlq/redrive', { records: [pos('m1'), pos('m3')] });
   assert.equal(r.json.redriven, 0);
   assert.deepEqual(r.json.missing.map((m) => m.seq).sort(), [String(pos('m1').seq), String(pos('m3').seq)].sort());
+  assert.match(r.json.missing_reason, /not pending \(redriven or discarded already\)/);
   // the leases the scan held on the others were released: Redrive all moves them now
   r = await post('/streams/mail.senders.dlq/redrive');
   assert.deepEqual(r.json, { redriven: 2, more: false });
