@@ -3,7 +3,8 @@
  * disk cost per payload byte.
  *
  *   sluice-bench [--mode produce|consume|tail|queue|scale] [--record-bytes B] [--batch N]
- *                [--inflight N] [--linger-ms MS] [--shards N] [--producers N]
+ *                [--inflight N] [--inflight-batches N] [--linger-ms MS] [--shards N]
+ *                [--producers N]
  *                [--consumers N] [--ack written|durable] [--compression none|zstd]
  *                [--rate R] [--warmup S] [--duration S] [--backlog N] [--queue-max N]
  *                [--streams N] [--group G]
@@ -36,7 +37,8 @@
  * buffer (batch_bytes) so that exactly N records fill it (N = 1: each record is sent
  * alone); a batch is also sent when --linger-ms old (default 5). --inflight N bounds the
  * records produced but not yet acknowledged per producer (the client's buffer_bytes;
- * the client itself keeps one batch in flight per shard). Payload: lowercase letters a-p
+ * --inflight-batches N the batches in flight per shard, the client's max_inflight_batches,
+ * default 5). Payload: lowercase letters a-p
  * at random (4 bits of entropy a byte, so zstd about halves it), read from a 4 MiB pool
  * walked in order (no repeats inside a batch of under 4 MiB); the first 8 bytes of a
  * record are its intended send time (CLOCK_MONOTONIC ns). No allocation per record.
@@ -112,6 +114,7 @@ static const char *const mode_names[] = {"produce", "consume", "tail", "queue", 
 struct cfg {
     enum mode mode;
     uint32_t record_bytes, batch, inflight, linger_ms, shards, producers, consumers;
+    uint32_t inflight_batches; /* per shard; 0 = the client's default */
     uint32_t queue_max;
     uint32_t streams; /* scale mode */
     int shards_given, producers_given, consumers_given, ack_given;
@@ -247,6 +250,7 @@ static void producer_open(struct producer_w *w, sluice_client *c)
         .block_when_full = 1,
         .ack = cfg.ack,
         .compression = cfg.compression,
+        .max_inflight_batches = cfg.inflight_batches,
     };
     int rc = sluice_producer_new(c, stream, &po, &w->p);
     if (rc != SL_OK) {
@@ -734,11 +738,12 @@ static void print_json(const struct result *r)
 {
     printf("{\"mode\": \"%s\", \"record_bytes\": %u, \"batch\": %u, \"shards\": %u, "
            "\"producers\": %u, \"consumers\": %u, \"ack\": \"%s\", \"flush\": \"%s\", "
-           "\"compression\": \"%s\", \"rate\": %.0f, \"inflight\": %u, \"linger_ms\": %u, "
+           "\"compression\": \"%s\", \"rate\": %.0f, \"inflight\": %u, \"inflight_batches\": %u, "
+           "\"linger_ms\": %u, "
            "\"backlog\": %" PRIu64 ", \"warmup\": %.3f",
            mode_names[cfg.mode], cfg.record_bytes, cfg.batch, cfg.shards, r->np, r->nc, ack_name(),
            flush_name(), cfg.compression == SLUICE_COMPRESSION_ZSTD ? "zstd" : "none", cfg.rate,
-           cfg.inflight, cfg.linger_ms == SLUICE_LINGER_NONE ? 0u : cfg.linger_ms, cfg.backlog,
+           cfg.inflight, cfg.inflight_batches, cfg.linger_ms == SLUICE_LINGER_NONE ? 0u : cfg.linger_ms, cfg.backlog,
            cfg.warmup_s);
     printf(", \"records\": %" PRIu64 ", \"seconds\": %.3f, \"records_per_s\": %.0f, "
            "\"mb_per_s\": %.2f, \"produced_records\": %" PRIu64 ", \"consumed_records\": %" PRIu64
@@ -845,8 +850,9 @@ static const char usage_text[] =
     "                      the shard has no batch in flight (default: none with --rate;\n"
     "                      1000 in closed loop, so that batches fill to --batch)\n"
     "  --inflight N        records produced but not acknowledged per producer (the client's\n"
-    "                      buffer_bytes; it keeps one batch in flight per shard);\n"
-    "                      0 = the client default, 64 MiB (default 0)\n"
+    "                      buffer_bytes); 0 = the client default, 64 MiB (default 0)\n"
+    "  --inflight-batches N  batches in flight per shard, 1..8 (the client's\n"
+    "                      max_inflight_batches; default 0: the client's, 5)\n"
     "  --shards N          shards of the stream, 1..1024 (default 4)\n"
     "  --producers N       producer threads, one connection each, 1..255 (default 1)\n"
     "  --consumers N       consumer or receiver threads, one connection each, 1..256\n"
@@ -942,6 +948,8 @@ static int load_opt(const char *o, const char *v)
                             : (uint32_t)parse_u64(o, v, 1, 60000); /* 0 = by mode, below */
     } else if (strcmp(o, "--inflight") == 0) {
         cfg.inflight = (uint32_t)parse_u64(o, v, 0, 100000000);
+    } else if (strcmp(o, "--inflight-batches") == 0) {
+        cfg.inflight_batches = (uint32_t)parse_u64(o, v, 1, SLUICE_INFLIGHT_BATCHES_MAX);
     } else if (strcmp(o, "--shards") == 0) {
         cfg.shards = (uint32_t)parse_u64(o, v, 1, SHARDS_MAX);
         cfg.shards_given = 1;

@@ -237,6 +237,22 @@ static const struct setting settings[] = {
     {"checkpoint_pending_max", "checkpoints", T_U32, U_NONE, "16384", 1, 16 * MiB, NULL,
      OFF(checkpoint_pending_max),
      "Checkpoint commits not yet durable, per stream; beyond it commits are refused (EAGAIN)."},
+
+    {"cluster", "cluster", T_STR, U_NONE, "", 0, 1000, NULL, OFF(cluster),
+     "zk://HOST:PORT[,HOST:PORT...]/CHROOT: join the cluster whose metadata this ZooKeeper "
+     "ensemble keeps under CHROOT (created if missing). Empty (the default): one broker, "
+     "no ZooKeeper. Needs node_id and a fixed port."},
+    {"node_id", "cluster", T_U32, U_NONE, "0", 0, 1000000, NULL, OFF(node_id),
+     "This broker's id in the cluster (1..1000000), unique among live brokers: a broker "
+     "whose id another live broker holds is refused at start-up."},
+    {"advertise", "cluster", T_STR, U_NONE, "", 0, 255, NULL, OFF(advertise),
+     "HOST:PORT at which other brokers and clients reach this broker's native protocol; "
+     "empty = host:port (then host must not be a wildcard such as 0.0.0.0)."},
+    {"cluster_session_timeout_ms", "cluster", T_U32, U_MS, "6s", 400, 60000, NULL,
+     OFF(cluster_session_timeout_ms),
+     "ZooKeeper session timeout: a broker that stops answering for this long leaves the "
+     "list of live brokers (its node goes with its session). The server bounds it to its "
+     "own minSessionTimeout..maxSessionTimeout (2..20 ticks by default)."},
 };
 /* clang-format on */
 
@@ -803,6 +819,34 @@ static int check_relations(struct loader *ld)
     if (c->auth && c->auth_file[0] == '\0') {
         return fail(ld, "auth = true (from %s) needs auth_file: the principals and their rights",
                     ld->src[find_setting("auth")]);
+    }
+    if (c->cluster[0] != '\0') {
+        int icl = find_setting("cluster");
+        if (strncmp(c->cluster, "zk://", 5) != 0 || c->cluster[5] == '\0') {
+            return fail(ld, "cluster = %s (from %s): give zk://HOST:PORT[,HOST:PORT...]/CHROOT",
+                        c->cluster, ld->src[icl]);
+        }
+        if (c->node_id == 0) {
+            return fail(ld, "cluster (from %s) needs node_id (1..1000000), unique among the "
+                            "brokers of the cluster",
+                        ld->src[icl]);
+        }
+        if (c->port == 0) {
+            return fail(ld, "cluster (from %s) needs a fixed port (port = 0 picks one at "
+                            "random, which other brokers could not find)",
+                        ld->src[icl]);
+        }
+        bool wildcard = strcmp(c->host, "0.0.0.0") == 0 || strcmp(c->host, "::") == 0 ||
+                        strcmp(c->host, "[::]") == 0;
+        if (c->advertise[0] == '\0' && wildcard) {
+            return fail(ld, "cluster (from %s) with host = %s needs advertise = HOST:PORT, the "
+                            "address other brokers reach this one at",
+                        ld->src[icl], c->host);
+        }
+        if (c->advertise[0] != '\0' && strrchr(c->advertise, ':') == NULL) {
+            return fail(ld, "advertise = %s (from %s): give HOST:PORT", c->advertise,
+                        ld->src[find_setting("advertise")]);
+        }
     }
     struct sl_shard_config sc;
     sl_config_shard(c, &sc);

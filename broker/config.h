@@ -84,6 +84,11 @@ struct sl_broker_config {
     uint32_t checkpoint_groups_max;
     uint32_t checkpoint_log_bytes_max;
     uint32_t checkpoint_pending_max;
+    /* [cluster] */
+    char *cluster;                       /* owned; "" = a single broker, no ZooKeeper */
+    uint32_t node_id;                    /* 1.., required with cluster */
+    char *advertise;                     /* owned; "" = host:port */
+    uint32_t cluster_session_timeout_ms; /* the ZooKeeper session */
     /* not settings: */
     char *config_file;                 /* the INI file that was read, or NULL (owned) */
     bool print_config;                 /* --print-config: print (sl_config_print), exit 0 */

@@ -24,6 +24,8 @@
 #include "broker/native/native.h"
 #include "broker/push/push.h"
 #include "broker/api/sns.h"
+#include "broker/cluster/join.h"
+#include "broker/cluster/member.h"
 #include "broker/net/net.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -126,6 +128,7 @@ struct broker {
     struct sl_security *sec;  /* TLS contexts and auth rules; NULL until serving */
     struct sl_api *api;       /* the HTTP front-end; NULL without an HTTP listener */
     struct sl_push *push;     /* push targets; NULL when off */
+    struct sl_member *member; /* cluster membership; NULL for a single broker */
     struct sl_daemon daemon;
 };
 
@@ -138,6 +141,9 @@ static void broker_tick(void *ctx, uint64_t now_ms)
         sl_api_tick(b->api, now_ms);
     }
     sl_push_tick(b->push, now_ms);
+    if (b->member != NULL) {
+        sl_member_tick(b->member, now_ms);
+    }
 }
 
 static void broker_stop(void *ctx)
@@ -211,6 +217,20 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
         }
         native.push = b->push;
     }
+    if (cfg->cluster[0] != '\0') {
+        /* Registered before the listeners open: a node id held by a live broker
+         * refuses the start before this one serves anything. */
+        sl_daemon_status(&b->daemon, "joining the cluster (ZooKeeper)");
+        rc = sl_cluster_join(ring, cfg, SL_BROKER_VERSION, &b->member, why, sizeof(why));
+        if (rc != SL_OK) {
+            sl_error("broker", "cluster: %s", why);
+            sl_push_close(b->push);
+            b->push = NULL;
+            sl_security_fini(&sec);
+            return rc;
+        }
+        native.member = b->member;
+    }
     struct sl_net *net = NULL;
     rc = sl_net_init(&net, ring, &ncfg, &hooks);
     sec.net = net;
@@ -230,6 +250,7 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
                                  .ui = cfg->ui, .native_port = port,
                                  .http_port = cfg->http_port},
                          .engine = engine, .net = net, .ring = ring,
+                         .member = b->member,
                          .auth = cfg->auth ? &sec.auth : NULL,
                          .started_ms = sl_clock_wall_ms()};
     if (rc == SL_OK && cfg->http_port != 0) {
@@ -270,6 +291,8 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
     sl_net_fini(net);
     sl_push_close(b->push); /* after the network: no request reaches it any more */
     b->push = NULL;
+    sl_cluster_leave(ring, b->member); /* the session closes: peers see it leave now */
+    b->member = NULL;
     sl_history_free(api.history);
     sl_sns_close(api.sns);
     sl_eb_free(&api);

@@ -6,12 +6,21 @@
  * linger_ms old, or on flush; the flusher thread then finishes it (compression, checksums,
  * producer_id + producer_seq) exactly once and sends Produce asynchronously.
  *
- * Ordering and de-duplication: each shard has at most one batch in flight, and a batch
- * that fails transiently (SL_EAGAIN, SL_ECLOSED, a timeout) goes back to the head of its
- * shard's queue and is resent byte-for-byte with the same producer_seq, so the broker
- * recognises the retry ("duplicate") and records keep their order within a shard. With
- * several batches in flight per shard a later batch could be stored before an earlier one
- * is retried; one in flight per shard trades some per-shard throughput for that guarantee.
+ * Ordering and de-duplication: each shard has up to max_inflight_batches batches in
+ * flight, sent in producer_seq order. A batch that fails transiently (SL_EAGAIN,
+ * SL_ECLOSED, a timeout) goes back into its shard's queue in producer_seq order and is
+ * resent byte-for-byte with the same producer_seq, so the broker recognises a retry of a
+ * stored batch ("duplicate"). The broker keeps the order (Produce.in_order): it refuses
+ * (SL_EAGAIN) a batch that does not follow this producer's last one stored or in flight,
+ * so the batches behind a failure fail too and are resent after it, in order.
+ *
+ * Producer ids: each shard's batches carry the shard's current producer id and a
+ * sequence counted from 0, both stamped when a batch is taken off the queue to be sent
+ * (so sequences follow the queue's order). When a batch fails for good (reported to the
+ * application), the shard takes a new random id and counts from 1 again: the broker would
+ * otherwise wait for the given-up sequence forever. Batches already stamped under the old
+ * id (in flight behind it) come back refused and are stamped again under the new one
+ * (sl_batch_restamp_producer) when resent. ACK_NONE batches carry no id (no retries).
  *
  * Memory: `buffered` counts the bytes of records produced but not yet reported (bounded by
  * buffer_bytes); produce blocks or returns SL_EAGAIN above it.
@@ -45,6 +54,7 @@
 #define PRODUCER_ZSTD_LEVEL_DEFAULT   3
 #define PRODUCER_SEAL_SLACK           64u /* seal when less than this is left in the buffer */
 #define PRODUCER_IDLE_WAKE_MS         1000u
+#define PRODUCER_INFLIGHT_DEFAULT     5u /* as Kafka's idempotent producer */
 
 struct pdelivery {
     sluice_delivery_cb cb;
@@ -63,7 +73,10 @@ struct pbatch {
     uint32_t dels_cap;
     size_t acct_bytes;
     uint64_t opened_ms;
+    uint64_t order;        /* sealed order within the shard: the queue's order */
+    uint64_t producer_id;  /* stamped when taken to be sent (0: not yet) */
     uint64_t producer_seq;
+    int restamp;           /* finished under another id: stamp again before sending */
     uint32_t attempts;
     uint64_t retry_at_ms;
 };
@@ -72,8 +85,10 @@ struct pshard {
     struct pbatch *open;
     struct pbatch *head; /* sealed, waiting to be sent (FIFO) */
     struct pbatch *tail;
-    int inflight;
+    uint32_t inflight; /* batches sent, not answered (ack modes other than NONE) */
+    uint64_t producer_id; /* this shard's current id (a new one after a batch failed for good) */
     uint64_t next_producer_seq;
+    uint64_t next_order;
 };
 
 struct sluice_producer {
@@ -110,6 +125,23 @@ static void deadline_ts(uint64_t wait_ms, struct timespec *ts)
         ts->tv_sec++;
         ts->tv_nsec -= 1000000000;
     }
+}
+
+/* A random non-zero producer id (0 means "no de-duplication"). */
+static uint64_t random_producer_id(void)
+{
+    uint64_t id = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f != NULL) {
+        if (fread(&id, sizeof(id), 1, f) != 1) {
+            id = 0;
+        }
+        fclose(f);
+    }
+    if (id == 0) {
+        id = sl_clock_mono_ns() ^ ((uint64_t)getpid() << 32) ^ sl_clock_wall_ms();
+    }
+    return id != 0 ? id : 1;
 }
 
 static void batch_free(struct pbatch *b)
@@ -149,7 +181,7 @@ static void seal_locked(struct sluice_producer *p, struct pshard *s)
         return;
     }
     s->open = NULL;
-    b->producer_seq = s->next_producer_seq++;
+    b->order = s->next_order++;
     b->next = NULL;
     if (s->tail != NULL) {
         s->tail->next = b;
@@ -183,8 +215,15 @@ static void batch_complete_dropped(struct sluice_producer *p, struct pbatch *b, 
         }
     }
     pthread_mutex_lock(&p->mu);
+    struct pshard *s = &p->shards[b->shard];
     if (p->opts.ack != SLUICE_ACK_NONE) {
-        p->shards[b->shard].inflight = 0;
+        SL_ASSERT(s->inflight > 0);
+        s->inflight--;
+        if (err != SL_OK && b->producer_id != 0 && b->producer_id == s->producer_id) {
+            /* given up: the broker would wait for this sequence; go on afresh */
+            s->producer_id = random_producer_id();
+            s->next_producer_seq = 1;
+        }
     }
     SL_ASSERT(p->buffered >= b->acct_bytes && p->outstanding >= n);
     p->buffered -= b->acct_bytes;
@@ -219,12 +258,19 @@ static void batch_failed(struct sluice_producer *p, struct pbatch *b, int err)
         b->retry_at_ms = sl_clock_mono_ms() +
                          (backoff > PRODUCER_BACKOFF_MAX_MS ? PRODUCER_BACKOFF_MAX_MS : backoff);
         struct pshard *s = &p->shards[b->shard];
-        b->next = s->head;
-        s->head = b;
-        if (s->tail == NULL) {
+        /* back in the queue's order: a later batch of the shard may have
+         * failed (and come back) first */
+        struct pbatch **pp = &s->head;
+        while (*pp != NULL && (*pp)->order < b->order) {
+            pp = &(*pp)->next;
+        }
+        b->next = *pp;
+        *pp = b;
+        if (b->next == NULL) {
             s->tail = b;
         }
-        s->inflight = 0;
+        SL_ASSERT(s->inflight > 0);
+        s->inflight--;
         p->stats.retries++;
         pthread_cond_signal(&p->wake_cv);
         pthread_mutex_unlock(&p->mu);
@@ -256,7 +302,7 @@ static void on_produce_done(void *ctx, int err, const char *msg, sl_response *re
         pthread_mutex_unlock(&p->mu);
     }
     if (err != SL_OK) {
-        sl_response_free(resp);
+            sl_response_free(resp);
         batch_failed(p, b, err);
     } else {
         batch_complete_dropped(p, b, SL_OK, base, resp->produce->dropped,
@@ -282,19 +328,23 @@ static void batch_send(struct sluice_producer *p, struct pbatch *b)
         }
         int rc =
             sl_batch_builder_finish(&b->b, p->codec, p->opts.compression_level, p->z, p->scratch,
-                                    p->scratch_cap, p->producer_id, b->producer_seq, &b->len);
+                                    p->scratch_cap, b->producer_id, b->producer_seq, &b->len);
         if (rc != SL_OK) {
             batch_complete(p, b, rc, SLUICE_SEQ_UNKNOWN);
             return;
         }
         b->finished = 1;
+    } else if (b->restamp) {
+        sl_batch_restamp_producer(b->buf, b->len, b->producer_id, b->producer_seq);
     }
+    b->restamp = 0;
     Sluice__V1__Produce body = SLUICE__V1__PRODUCE__INIT;
     body.stream = p->stream;
     body.shard = b->shard;
     body.ack = (Sluice__V1__AckMode)p->opts.ack;
     body.batch.data = b->buf;
     body.batch.len = b->len;
+    body.in_order = p->opts.ack != SLUICE_ACK_NONE;
     sl_request req = SLUICE__V1__REQUEST__INIT;
     req.body_case = SLUICE__V1__REQUEST__BODY_PRODUCE;
     req.produce = &body;
@@ -323,35 +373,52 @@ static struct pbatch *collect_locked(struct sluice_producer *p, uint64_t now, ui
         struct pshard *s = &p->shards[i];
         if (s->open != NULL) {
             /* SLUICE_LINGER_NONE: due now if the shard has nothing in flight or
-             * queued, else when that completes (which wakes this thread). */
+             * queued, else when that completes (which wakes this thread): a
+             * batch forms while one is in flight (sending a record alone
+             * whenever the window has room measured worse: more, smaller
+             * batches, each with its own write and fsync). Full batches
+             * still go several at a time. */
             uint64_t due = p->opts.linger_ms != SLUICE_LINGER_NONE
                                ? s->open->opened_ms + p->opts.linger_ms
-                           : s->inflight || s->head != NULL ? UINT64_MAX
-                                                            : now;
+                           : s->inflight > 0 || s->head != NULL ? UINT64_MAX
+                                                                : now;
             if (p->flush_now || p->closing || due <= now) {
                 seal_locked(p, s);
             } else if (due < *wake_ms) {
                 *wake_ms = due;
             }
         }
-        struct pbatch *h = s->head;
-        if (h == NULL || s->inflight) {
-            continue;
+        /* the queue's head first, in order, while the shard has room in flight */
+        struct pbatch *h;
+        while ((h = s->head) != NULL && s->inflight < p->opts.max_inflight_batches) {
+            if (h->retry_at_ms > now) {
+                *wake_ms = h->retry_at_ms < *wake_ms ? h->retry_at_ms : *wake_ms;
+                break;
+            }
+            if (h->attempts > 0 && s->inflight > 0) {
+                /* A resend waits until every batch sent before it has its answer:
+                 * the failures of a broken connection arrive one by one, and a
+                 * later batch resent before an earlier one's failure is known
+                 * could be stored first by a broker that no longer knows this
+                 * producer (restarted past its memory). Failures are rare. */
+                break;
+            }
+            s->head = h->next;
+            if (s->head == NULL) {
+                s->tail = NULL;
+            }
+            if (p->opts.ack != SLUICE_ACK_NONE) {
+                s->inflight++;
+                if (h->producer_id != s->producer_id) { /* first send, or a new id since */
+                    h->restamp = h->finished;
+                    h->producer_id = s->producer_id;
+                    h->producer_seq = s->next_producer_seq++;
+                }
+            }
+            h->next = NULL;
+            *tailp = h;
+            tailp = &h->next;
         }
-        if (h->retry_at_ms > now) {
-            *wake_ms = h->retry_at_ms < *wake_ms ? h->retry_at_ms : *wake_ms;
-            continue;
-        }
-        s->head = h->next;
-        if (s->head == NULL) {
-            s->tail = NULL;
-        }
-        if (p->opts.ack != SLUICE_ACK_NONE) {
-            s->inflight = 1;
-        }
-        h->next = NULL;
-        *tailp = h;
-        tailp = &h->next;
     }
     p->flush_now = 0;
     return send;
@@ -554,23 +621,10 @@ static void producer_opts_defaults(struct sluice_producer_opts *o)
         o->compression_level ? o->compression_level : PRODUCER_ZSTD_LEVEL_DEFAULT;
     o->retries = o->retries ? o->retries : PRODUCER_RETRIES_DEFAULT;
     o->retry_backoff_ms = o->retry_backoff_ms ? o->retry_backoff_ms : PRODUCER_BACKOFF_MS_DEFAULT;
-}
-
-/* A random non-zero producer id (0 means "no de-duplication"). */
-static uint64_t random_producer_id(void)
-{
-    uint64_t id = 0;
-    FILE *f = fopen("/dev/urandom", "rb");
-    if (f != NULL) {
-        if (fread(&id, sizeof(id), 1, f) != 1) {
-            id = 0;
-        }
-        fclose(f);
-    }
-    if (id == 0) {
-        id = sl_clock_mono_ns() ^ ((uint64_t)getpid() << 32) ^ sl_clock_wall_ms();
-    }
-    return id != 0 ? id : 1;
+    o->max_inflight_batches =
+        o->max_inflight_batches == 0                            ? PRODUCER_INFLIGHT_DEFAULT
+        : o->max_inflight_batches > SLUICE_INFLIGHT_BATCHES_MAX ? SLUICE_INFLIGHT_BATCHES_MAX
+                                                                : o->max_inflight_batches;
 }
 
 int sluice_producer_new(sluice_client *c, const char *stream,
@@ -608,10 +662,10 @@ int sluice_producer_new(sluice_client *c, const char *stream,
     p->stream = strdup(stream);
     p->shards = calloc(p->shard_count, sizeof(*p->shards));
     p->z = zstd ? sl_zctx_new() : NULL;
-    /* producer_seq starts at 1: a broker that steps a failed batch's sequence back to
-     * "seq - 1" (broker/engine/dedup.c sl_dedup_end) cannot represent "nothing stored" below 0,
-     * and would take the retry of a failed batch 0 for a duplicate. */
+    /* producer_seq starts at 1 (earlier brokers took the retry of a failed batch 0 for a
+     * duplicate: they stepped a failed batch's sequence back to "seq - 1"). */
     for (uint32_t i = 0; p->shards != NULL && i < p->shard_count; i++) {
+        p->shards[i].producer_id = p->producer_id;
         p->shards[i].next_producer_seq = 1;
     }
     pthread_mutex_init(&p->mu, NULL);
@@ -648,7 +702,7 @@ void sluice_producer_free(sluice_producer *p)
         pthread_join(p->thread, NULL);
     }
     for (uint32_t i = 0; p->shards != NULL && i < p->shard_count; i++) {
-        SL_ASSERT(p->shards[i].head == NULL && !p->shards[i].inflight);
+        SL_ASSERT(p->shards[i].head == NULL && p->shards[i].inflight == 0);
         batch_free(p->shards[i].open);
     }
     pthread_cond_destroy(&p->wake_cv);

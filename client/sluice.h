@@ -265,7 +265,8 @@ struct sluice_producer_opts {
     uint32_t linger_ms;  /* send a non-full batch after this; 0 = 5; SLUICE_LINGER_NONE:
                           * send at once whenever the shard has no batch in flight
                           * (batches then form only while one is in flight: lowest
-                          * latency, still batched under load) */
+                          * latency, still batched under load; full batches go up
+                          * to max_inflight_batches at a time) */
     size_t buffer_bytes; /* bytes produced but not yet acknowledged; 0 = 64 MiB */
     int block_when_full; /* 1: produce waits for space; 0: it returns SLUICE_EAGAIN */
     enum sluice_ack ack;
@@ -273,7 +274,14 @@ struct sluice_producer_opts {
     int compression_level;               /* zstd level; 0 = 3 */
     uint32_t retries;                    /* per batch, for SLUICE_EAGAIN / SLUICE_ECLOSED; 0 = 10 */
     uint32_t retry_backoff_ms;           /* first delay, doubles up to 5 s; 0 = 100 */
+    uint32_t max_inflight_batches; /* per shard, awaiting their ack; 0 = 5, at most
+                                    * SLUICE_INFLIGHT_BATCHES_MAX. The broker stores a
+                                    * shard's batches in order whatever is in flight (a
+                                    * batch behind a failed one is refused until that one
+                                    * is resent, and the producer resends in order); 1
+                                    * waits for each batch's ack before sending the next */
 };
+#define SLUICE_INFLIGHT_BATCHES_MAX 8u /* the broker remembers where the last 8 were stored */
 
 /* Creates a producer for `stream` (borrowed). Describes the stream to learn its shard
  * count and compression, picks a random 64-bit producer id and starts the flusher thread.
@@ -624,6 +632,32 @@ struct sluice_target_status {
 int sluice_target_list(sluice_client *c, const char *stream, struct sluice_target_status **out,
                        size_t *count);
 void sluice_target_list_free(struct sluice_target_status *s, size_t count); /* NULL-safe */
+
+/* ---- cluster (#14) ---- */
+
+struct sluice_broker_info {
+    uint32_t node_id;
+    const char *address;      /* native protocol, HOST:PORT as advertised ("" for a single broker) */
+    const char *http_address; /* "" without an HTTP listener */
+    const char *version;
+    const char *state;        /* "up" (the broker that answered), "alive", "joining", "disconnected" */
+    uint64_t start_time_ms;   /* wall clock */
+    int self;                 /* the broker that answered */
+};
+
+struct sluice_cluster_status {
+    int cluster;      /* 0: a single broker (no --cluster); brokers[] holds it alone */
+    uint32_t node_id; /* the answering broker's id (0 for a single broker) */
+    int connected;    /* its ZooKeeper session is connected */
+    size_t n_brokers;
+    struct sluice_broker_info *brokers; /* sorted by node id */
+};
+
+/* The live brokers as the connected broker sees them (ClusterStatus). *out is freed with
+ * sluice_cluster_status_free. Errors: SLUICE_ECLOSED, SLUICE_EAGAIN, SLUICE_EUNSUPPORTED (a
+ * broker older than cluster mode), SLUICE_ENOMEM. */
+int sluice_cluster_status(sluice_client *c, struct sluice_cluster_status **out);
+void sluice_cluster_status_free(struct sluice_cluster_status *s); /* NULL-safe */
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

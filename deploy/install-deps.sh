@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential cmake pkg-config liburing-dev libxxhash-dev libzstd-dev
 libprotobuf-c-dev protobuf-c-compiler libinih-dev libjansson-dev
 clang libclang-rt-14-dev libfuse3-dev fuse3 libhttp-parser-dev libnghttp2-dev libssl-dev libcbor-dev
-libsystemd-dev libcurl4-openssl-dev file"
+libsystemd-dev libcurl4-openssl-dev libzookeeper-mt-dev file"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -3,13 +3,14 @@
 # Debian's awscli and python3-boto3 (clients of the AWS-compatible APIs),
 # promtool (package prometheus: lints /metrics), curl, systemd (only for systemd-analyze,
 # which checks deploy/sluiced.service; nothing is started) and strace (the system calls of
-# a real run against the unit's SystemCallFilter), Node.js and npm, Chromium
+# a real run against the unit's SystemCallFilter), zookeeper (a real server for the cluster
+# tests, started by tests/cluster/zk_harness.c, never as a service), Node.js and npm, Chromium
 # (the web console's browser tests), and the test-only npm packages pinned in
 # tests/http/package-lock.json (the AWS SDK for JavaScript v3, playwright-core). Idempotent: apt-get and npm run only when something
 # is missing or the lock file changed.
 set -eu
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PKGS="awscli python3-boto3 prometheus curl systemd strace nodejs npm chromium"
+PKGS="awscli python3-boto3 prometheus curl systemd strace nodejs npm chromium zookeeper"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -24,7 +25,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 if [ -n "$(echo "$missing" | tr -d ' ')" ]; then
     echo "install-test-deps: installing:$missing" >&2
-    # Keep the packages' daemons (prometheus) from starting: tests use their tools only.
+    # Keep the packages' daemons (prometheus, zookeeper) from starting: tests use their tools only.
     made_policy=0
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null

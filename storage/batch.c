@@ -274,6 +274,17 @@ int sl_batch_builder_finish(struct sl_batch_builder *b, unsigned codec, int leve
     return SL_OK;
 }
 
+void sl_batch_restamp_producer(void *buf, size_t len, uint64_t producer_id,
+                               uint64_t producer_seq)
+{
+    uint8_t *p = buf;
+    SL_ASSERT(len >= SL_BATCH_HEADER_BYTES && sl_get_u32(p + OFF_LENGTH) == len);
+    sl_put_u64(p + OFF_PRODUCER_ID, producer_id);
+    sl_put_u64(p + OFF_PRODUCER_SEQ, producer_seq);
+    sl_put_u64(p + OFF_CHECKSUM, sl_checksum64(p + OFF_VERSION, len - OFF_VERSION));
+    write_stamp_check(p);
+}
+
 int sl_batch_peek(const void *buf, size_t avail, struct sl_batch_header *h)
 {
     const uint8_t *p = buf;

@@ -102,6 +102,13 @@ int sl_batch_builder_finish(struct sl_batch_builder *b, unsigned codec, int leve
                             struct sl_zctx *z, void *scratch, size_t scratch_cap,
                             uint64_t producer_id, uint64_t producer_seq, size_t *out_len);
 
+/* Gives a finished batch of `len` bytes another producer id and sequence
+ * (a producer that gave an earlier batch up resends the ones behind it under
+ * a new id): the fields, the body checksum and the stamp check are
+ * rewritten; the records are untouched. */
+void sl_batch_restamp_producer(void *buf, size_t len, uint64_t producer_id,
+                               uint64_t producer_seq);
+
 /* Parses and checks the header only (magic, stamp check, field ranges) of the
  * bytes at `buf`, of which `avail` are present. On SL_OK `*h` is filled and
  * h->length may exceed `avail` (the caller then reads more). Errors:

@@ -405,7 +405,7 @@
       h('td', {class: 'mono'}, br.host || '—', br.self ? h('span', {class: 'muted', text: ' (this one)'}) : null),
       td(br.native_port, 'num mono'), td(br.http_port, 'num mono'), td(br.version || '—'),
       td(fmtDuration((br.uptime_s || 0) * 1000), 'num'),
-      h('td', null, pill(br.state === 'up' ? 'ok' : br.state, br.state)));
+      h('td', null, pill(br.state === 'up' || br.state === 'alive' ? 'ok' : br.state, br.state)));
   }
 
   // -------------------------------------------------------------- streams list
@@ -927,7 +927,8 @@
   }
 
   /** The dead-letter section of a queue group page: the newest DLQ_LIMIT records of
-   *  one shard of stream `dlq`, their detail, "Redrive all" and "Discard all".
+   *  one shard of stream `dlq`, their detail, "Redrive selected" (the checked rows),
+   *  "Redrive all" and "Discard all".
    *  `changed` runs after either so the page can refresh its counters. */
   function deadLetters(ctx, dlq, changed) {
     let shard = 0, loadGen = 0, busy = false;
@@ -940,6 +941,9 @@
       browse: h('a', {class: 'btn', 'data-testid': 'dlq-browse', text: 'Browse the dead-letter stream →'}),
     };
     f.shardLabel = h('label', {class: 'inline', hidden: true}, h('span', {text: 'Shard'}), f.shard);
+    f.redriveSel = h('button', {type: 'button', class: 'btn danger', 'data-testid': 'dlq-redrive-selected',
+      text: 'Redrive selected…', disabled: true,
+      title: 'Send the checked dead letters back to their source stream', onclick: () => runSelected()});
     f.redrive = h('button', {type: 'button', class: 'btn danger', 'data-testid': 'dlq-redrive', text: 'Redrive all…',
       title: 'Send every dead letter back to its source stream', onclick: () => runAll('redrive')});
     f.discard = h('button', {type: 'button', class: 'btn danger', 'data-testid': 'dlq-discard', text: 'Discard all…',
@@ -947,13 +951,13 @@
     f.reload = h('button', {type: 'button', class: 'btn', 'data-testid': 'dlq-reload', text: 'Reload',
       onclick: () => load()});
     f.wrap = h('div', {class: 'records-wrap dlq-wrap', hidden: true},
-      table([['Seq', 'num'], ['Time'], ['Source'], ['Deliveries', 'num'], ['Key'], ['Value']], f.tbody, 'records'));
+      table([['', 'check'], ['Seq', 'num'], ['Time'], ['Source'], ['Deliveries', 'num'], ['Key'], ['Value']], f.tbody, 'records'));
     f.body = h('div', {class: 'browse-body'}, f.wrap, f.detail);
     f.shard.addEventListener('change', () => { shard = +f.shard.value; load(); });
     f.root = h('section', {class: 'dlq', id: 'dlq', 'data-testid': 'dlq'},
       h('h2', null, 'Dead letters in ', h('span', {class: 'mono', text: dlq}),
         h('span', {class: 'muted small', text: ` · newest ${DLQ_LIMIT} of a shard, newest first`})),
-      h('div', {class: 'toolbar'}, f.shardLabel, f.reload, f.redrive, f.discard, f.browse, f.result),
+      h('div', {class: 'toolbar'}, f.shardLabel, f.reload, f.redriveSel, f.redrive, f.discard, f.browse, f.result),
       f.note, f.body);
 
     function closeDetail() {
@@ -963,9 +967,23 @@
       if (sel) sel.classList.remove('selected');
     }
 
+    /** The checked rows' positions, for "Redrive selected". */
+    const checked = () => Array.from(f.tbody.querySelectorAll('input.dlq-check:checked'),
+      c => ({shard, seq: c.dataset.seq}));
+    const syncSelected = () => {
+      const n = checked().length;
+      f.redriveSel.disabled = busy || n === 0;
+      f.redriveSel.textContent = n ? `Redrive ${fmtCount(n)} selected…` : 'Redrive selected…';
+    };
+
     function row(rec) {
       const a = rec.attributes || {};
+      const check = h('input', {type: 'checkbox', class: 'dlq-check', 'data-testid': 'dlq-check',
+        'data-seq': String(rec.seq), 'aria-label': `Select dead letter ${rec.seq}`});
+      check.addEventListener('click', e => e.stopPropagation());   // checking is not opening
+      check.addEventListener('change', syncSelected);
       const tr = h('tr', {'data-testid': 'dlq-row', 'data-seq': rec.seq, tabindex: 0},
+        h('td', {class: 'check'}, check),
         h('td', {class: 'num mono', text: rec.seq}),
         h('td', {class: 'mono nowrap', title: isoUtc(rec.time_ms), text: fmtTime(rec.time_ms)}),
         h('td', {class: 'mono', 'data-testid': 'dlq-source', text: deadLetterSource(rec)}),
@@ -981,7 +999,7 @@
         f.body.classList.add('with-detail');
       };
       tr.addEventListener('click', open);
-      tr.addEventListener('keydown', e => { if (e.key === 'Enter') open(); });
+      tr.addEventListener('keydown', e => { if (e.key === 'Enter' && e.target === tr) open(); });
       return tr;
     }
 
@@ -990,7 +1008,7 @@
       f.tbody.replaceChildren();
       f.wrap.hidden = true;
       f.shardLabel.hidden = true;
-      f.redrive.hidden = f.discard.hidden = true;
+      f.redrive.hidden = f.discard.hidden = f.redriveSel.hidden = true;
       f.browse.hidden = true;
       f.note.textContent = `There are no dead letters yet (stream ${dlq} does not exist).`;
     }
@@ -1021,7 +1039,7 @@
         }
         f.shard.value = String(shard);
         f.shardLabel.hidden = shardIds.length <= 1;
-        f.redrive.hidden = f.discard.hidden = false;
+        f.redrive.hidden = f.discard.hidden = f.redriveSel.hidden = false;
         f.browse.hidden = false;
         f.browse.href = browseHash(dlq, {shard, from: 'latest', key: '', limit: DLQ_LIMIT});
         const res = await api(`/streams/${enc(dlq)}/records?shard=${shard}&from=latest&limit=${DLQ_LIMIT}`);
@@ -1029,6 +1047,7 @@
         const recs = (res.records || []).slice().reverse();
         closeDetail();
         f.tbody.replaceChildren(...recs.map(row));
+        syncSelected();
         f.wrap.hidden = recs.length === 0;
         f.note.textContent = recs.length ? '' : `There are no dead letters in shard ${shard}.`;
         f.root.dataset.loaded = '1';
@@ -1059,7 +1078,7 @@
       const ok = await confirmAction(a.sentence(), a.ok);
       if (!ok || !ctx.alive) return;
       busy = true;
-      f.redrive.disabled = f.discard.disabled = true;
+      f.redrive.disabled = f.discard.disabled = f.redriveSel.disabled = true;
       let total = 0, more = true, idle = 0;
       setStatus(f.result, a.doing);
       try {
@@ -1083,6 +1102,37 @@
       } finally {
         busy = false;
         f.redrive.disabled = f.discard.disabled = false;
+        syncSelected();
+      }
+      changed();
+      await load();
+    }
+
+    /** Redrive the checked dead letters, behind the confirmation dialog; the
+     *  broker names those it did not find (redriven or discarded already). */
+    async function runSelected() {
+      const sel = checked();
+      if (!sel.length) return;
+      const ok = await confirmAction(`Send the ${plural(sel.length)} selected in ${dlq} back to their source stream.`,
+        'Redrive');
+      if (!ok || !ctx.alive) return;
+      busy = true;
+      f.redrive.disabled = f.discard.disabled = f.redriveSel.disabled = true;
+      setStatus(f.result, 'Redriving…');
+      try {
+        const res = await post(`/streams/${enc(dlq)}/redrive`, {records: sel});
+        if (!ctx.alive) return;
+        const missing = (res.missing || []).length;
+        clearError(true);
+        setStatus(f.result, `Redriven ${plural(Number(res.redriven) || 0)}.` +
+          (missing ? ` ${plural(missing)} ${res.missing_reason || 'not found'}.` : ''), missing > 0);
+      } catch (e) {
+        if (!ctx.alive) return;
+        setStatus(f.result, 'Nothing was redriven.', true);
+        showError(e, true);
+      } finally {
+        busy = false;
+        f.redrive.disabled = f.discard.disabled = false;
       }
       changed();
       await load();
@@ -1091,7 +1141,7 @@
     return {
       dlq, root: f.root, load,
       reloadIfIdle() {
-        if (!busy && !f.body.classList.contains('with-detail')) load();
+        if (!busy && !f.body.classList.contains('with-detail') && !checked().length) load();
       },
     };
   }

@@ -36,6 +36,8 @@ struct sl_api_config {
  * server.c). */
 #define SL_API_ROUTES_MAX 12u
 
+struct sl_member;
+
 struct sl_api {
     struct sl_api_config cfg;
     struct sl_engine *engine; /* borrowed */
@@ -52,6 +54,7 @@ struct sl_api {
     struct sl_push *push;         /* push targets, for /metrics (borrowed); NULL when off */
     struct sl_sns *sns;           /* the SNS API's subscriptions (owned by main); may be NULL */
     struct sl_eb *eventbridge;    /* the EventBridge API's state (eb.c; made at first use) */
+    const struct sl_member *member; /* cluster membership (borrowed); NULL: a single broker */
 };
 
 /* From the loop's tick (monotonic ms): the console's samples. */

@@ -13,6 +13,7 @@
 #include "broker/engine/queue.h"
 #include "broker/engine/streams.h"
 #include "broker/auth/auth.h"
+#include "broker/cluster/member.h"
 #include "common/clock.h"
 #include "storage/checkpoint.h"
 #include "common/error.h"
@@ -138,8 +139,17 @@ static json_t *stream_json(const struct sl_stream *st, struct totals *t)
                      "bytes_out", (json_int_t)t->io.bytes_out, "status", status_name(t->status));
 }
 
-/* The brokers behind this API: one today, an array so a cluster can list
- * its peers without changing the answer's shape. */
+/* "host:port" -> its port (0 when absent), and the host's length. */
+static json_int_t addr_port(const char *addr, int *host_len)
+{
+    const char *colon = strrchr(addr, ':');
+    *host_len = colon != NULL ? (int)(colon - addr) : (int)strlen(addr);
+    return colon != NULL ? (json_int_t)strtoul(colon + 1, NULL, 10) : 0;
+}
+
+/* The brokers behind this API: this one alone for a single broker; in a
+ * cluster every live broker of /brokers/ids (member.h), this one marked
+ * "self" and "up", the others "alive". */
 static json_t *brokers_json(const struct sl_api *api, json_int_t uptime_s)
 {
     char host[256];
@@ -147,11 +157,47 @@ static json_t *brokers_json(const struct sl_api *api, json_int_t uptime_s)
         host[0] = '\0';
     }
     host[sizeof(host) - 1] = '\0'; /* a truncated name is not terminated */
-    return json_pack("[{s:i,s:s,s:I,s:I,s:s,s:I,s:b,s:s}]", "id", 0, "host", host,
-                     "native_port", (json_int_t)api->cfg.native_port, "http_port",
-                     (json_int_t)api->cfg.http_port, "version",
-                     api->cfg.version != NULL ? api->cfg.version : "", "uptime_s", uptime_s,
-                     "self", 1, "state", "up");
+    const char *version = api->cfg.version != NULL ? api->cfg.version : "";
+    if (api->member == NULL) {
+        return json_pack("[{s:i,s:s,s:I,s:I,s:s,s:I,s:b,s:s}]", "id", 0, "host", host,
+                         "native_port", (json_int_t)api->cfg.native_port, "http_port",
+                         (json_int_t)api->cfg.http_port, "version", version, "uptime_s",
+                         uptime_s, "self", 1, "state", "up");
+    }
+    const struct sl_member_info *self = sl_member_self(api->member), *list = NULL;
+    size_t n = sl_member_brokers(api->member, &list);
+    json_t *arr = json_array();
+    bool self_listed = false;
+    uint64_t now = sl_clock_wall_ms();
+    for (size_t i = 0; arr != NULL && i < n; i++) {
+        const struct sl_member_info *b = &list[i];
+        bool is_self = b->node_id == self->node_id &&
+                       strcmp(b->native_addr, self->native_addr) == 0;
+        self_listed = self_listed || is_self;
+        int hl = 0, hl2 = 0;
+        json_int_t nport = addr_port(b->native_addr, &hl);
+        json_int_t hport = b->http_addr[0] != '\0' ? addr_port(b->http_addr, &hl2) : 0;
+        json_int_t up = is_self ? uptime_s
+                                : (json_int_t)(now > b->start_ms ? (now - b->start_ms) / 1000 : 0);
+        json_array_append_new(
+            arr, json_pack("{s:I,s:s%,s:I,s:I,s:s,s:s,s:I,s:b,s:s}", "id",
+                           (json_int_t)b->node_id, "host", b->native_addr, (size_t)hl,
+                           "native_port", nport, "http_port", hport, "address", b->native_addr,
+                           "version", b->version, "uptime_s", up, "self", is_self, "state",
+                           is_self ? "up" : "alive"));
+    }
+    if (arr != NULL && !self_listed) { /* re-registering after an expiry: still serving */
+        int hl = 0;
+        json_int_t nport = addr_port(self->native_addr, &hl);
+        json_array_append_new(
+            arr, json_pack("{s:I,s:s%,s:I,s:I,s:s,s:s,s:I,s:b,s:s}", "id",
+                           (json_int_t)self->node_id, "host", self->native_addr, (size_t)hl,
+                           "native_port", nport, "http_port", (json_int_t)api->cfg.http_port,
+                           "address", self->native_addr, "version", version, "uptime_s",
+                           uptime_s, "self", 1, "state",
+                           sl_member_connected(api->member) ? "joining" : "disconnected"));
+    }
+    return arr;
 }
 
 static void overview(struct sl_api_call *call)

@@ -43,6 +43,74 @@ bool sl_rest_position_of(const char *from, uint32_t limit, uint64_t first_seq, u
     return true;
 }
 
+static int pos_cmp(const void *a, const void *b)
+{
+    const struct sl_rest_pos *x = a, *y = b;
+    if (x->shard != y->shard) {
+        return x->shard < y->shard ? -1 : 1;
+    }
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* A sequence as a JSON integer (exact up to 2^53) or a decimal string. */
+static bool seq_of(json_t *v, uint64_t *out)
+{
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *out = (uint64_t)json_integer_value(v);
+        return true;
+    }
+    return json_is_string(v) && sl_rest_u64(json_string_value(v), out);
+}
+
+int sl_rest_selection_of(json_t *body, struct sl_rest_pos *out, uint32_t *n, char *why,
+                         size_t cap)
+{
+    *n = 0;
+    json_t *recs = json_is_object(body) ? json_object_get(body, "records") : NULL;
+    if (recs == NULL || json_is_null(recs)) {
+        return SL_OK;
+    }
+    if (!json_is_array(recs) || json_array_size(recs) == 0 ||
+        json_array_size(recs) > SL_REST_SELECT_MAX) {
+        snprintf(why, cap, "\"records\" is an array of 1 to %u {\"shard\": N, \"seq\": N}",
+                 SL_REST_SELECT_MAX);
+        return SL_EINVAL;
+    }
+    size_t i;
+    json_t *r;
+    json_array_foreach(recs, i, r)
+    {
+        json_t *shard = json_object_get(r, "shard");
+        uint64_t seq;
+        if (!json_is_integer(shard) || json_integer_value(shard) < 0 ||
+            json_integer_value(shard) > (json_int_t)UINT32_MAX ||
+            !seq_of(json_object_get(r, "seq"), &seq)) {
+            snprintf(why, cap, "records[%zu] is not {\"shard\": N, \"seq\": N}", i);
+            return SL_EINVAL;
+        }
+        out[i] = (struct sl_rest_pos){.shard = (uint32_t)json_integer_value(shard), .seq = seq};
+    }
+    size_t k = json_array_size(recs);
+    qsort(out, k, sizeof(*out), pos_cmp);
+    for (i = 1; i < k; i++) {
+        if (pos_cmp(&out[i - 1], &out[i]) == 0) {
+            snprintf(why, cap, "record %u#%llu is named twice", out[i].shard,
+                     (unsigned long long)out[i].seq);
+            return SL_EINVAL;
+        }
+    }
+    *n = (uint32_t)k;
+    return SL_OK;
+}
+
+int sl_rest_selection_find(const struct sl_rest_pos *sel, uint32_t n, uint32_t shard,
+                           uint64_t seq)
+{
+    struct sl_rest_pos key = {.shard = shard, .seq = seq};
+    const struct sl_rest_pos *hit = bsearch(&key, sel, n, sizeof(*sel), pos_cmp);
+    return hit != NULL ? (int)(hit - sel) : -1;
+}
+
 int sl_rest_record_of(json_t *body, struct sl_record *rec, struct sl_attr *attrs, char *why,
                       size_t cap)
 {

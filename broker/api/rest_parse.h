@@ -27,6 +27,23 @@ bool sl_rest_position_of(const char *from, uint32_t limit, uint64_t first_seq, u
 int sl_rest_record_of(json_t *body, struct sl_record *rec, struct sl_attr *attrs, char *why,
                       size_t cap);
 
+/* The dead letters a redrive names: a body {"records": [{"shard": N, "seq":
+ * N or "N"}, ...]} (at most SL_REST_SELECT_MAX, none twice), sorted by
+ * (shard, seq) into `out` (SL_REST_SELECT_MAX entries). A body without
+ * "records" names none (*n = 0: every dead letter). SL_EINVAL with why. */
+#define SL_REST_SELECT_MAX 500u
+
+struct sl_rest_pos {
+    uint32_t shard;
+    uint64_t seq;
+};
+
+int sl_rest_selection_of(json_t *body, struct sl_rest_pos *out, uint32_t *n, char *why,
+                         size_t cap);
+/* Whether (shard, seq) is among the n sorted positions: its index, or -1. */
+int sl_rest_selection_find(const struct sl_rest_pos *sel, uint32_t n, uint32_t shard,
+                           uint64_t seq);
+
 /* A page's record filter (every part set must match): the key, an
  * attribute NAME=VALUE, a substring of the value, a JSON path in the value
  * ("a.b[0].c") that exists or whose scalar equals `jvalue` (strings by

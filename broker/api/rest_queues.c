@@ -13,20 +13,30 @@
  * without a produce (the log keeps them until retention), all in one request,
  * and says how many.
  *
+ * A selected redrive names the dead letters to move (the page's checked
+ * rows): the rounds lease in the group's order, move the named ones and hold
+ * the others' leases until the request ends - released then, at once - so
+ * the scan goes forward instead of leasing the same records again. It looks
+ * at most REDRIVE_REQUEST_MAX pending dead letters and names those it did not
+ * find (redriven or discarded already, or beyond the scan).
+ *
  * Threading: the main loop. Engine callbacks may run before the call
  * returns; a request's rounds chain at most REDRIVE_REQUEST_MAX /
  * REDRIVE_ROUND_MAX deep.
  */
 #include "broker/api/access.h"
 #include "broker/api/rest_int.h"
+#include "broker/api/rest_parse.h"
 #include "broker/auth/auth.h"
 #include "broker/engine/catalog.h"
 #include "broker/engine/engine.h"
 #include "broker/engine/produce.h"
 #include "broker/engine/queue.h"
 #include "broker/engine/streams.h"
+#include "broker/http/http.h"
 #include "common/assert.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "common/partition.h"
 
 #include <stdlib.h>
@@ -185,6 +195,16 @@ struct redrive_op {
     uint32_t pending; /* produces not answered yet */
     int err;
     char why[SL_REST_WHY_MAX];
+    /* a selected redrive (n_sel > 0): the records named, sorted, which of
+     * them were moved, and the leases held on the others */
+    struct sl_rest_pos *sel;
+    bool *found;
+    uint32_t n_sel;
+    uint32_t n_found;
+    char **held;
+    uint32_t n_held;
+    uint64_t scanned;  /* leased so far by this request */
+    bool releasing;    /* the held leases are being released: then the answer */
 };
 
 static void round_free(struct redrive_op *op)
@@ -202,17 +222,80 @@ static void round_free(struct redrive_op *op)
     op->n = op->n_batches = 0;
 }
 
-static void redrive_end(struct redrive_op *op, bool more)
+static void op_free(struct redrive_op *op)
+{
+    round_free(op);
+    for (uint32_t i = 0; i < op->n_held; i++) {
+        free(op->held[i]);
+    }
+    free(op->held);
+    free(op->sel);
+    free(op->found);
+    free(op);
+}
+
+/* The selected records not moved, as [{"shard", "seq"}]. */
+static json_t *missing_json(const struct redrive_op *op)
+{
+    json_t *a = json_array();
+    for (uint32_t i = 0; a != NULL && i < op->n_sel; i++) {
+        if (!op->found[i]) {
+            char seq[24];
+            snprintf(seq, sizeof(seq), "%llu", (unsigned long long)op->sel[i].seq);
+            json_array_append_new(a, json_pack("{s:I,s:s}", "shard", (json_int_t)op->sel[i].shard,
+                                               "seq", seq));
+        }
+    }
+    return a;
+}
+
+static void answer(struct redrive_op *op, bool more)
 {
     if (op->err != SL_OK) {
         sl_rest_fail(op->call, op->err, "%s (%llu records redriven before)", op->why,
                      (unsigned long long)op->moved);
+    } else if (op->n_sel > 0) {
+        json_t *body = json_pack("{s:I,s:b,s:o}", "redriven", (json_int_t)op->moved, "more", 0,
+                                 "missing", missing_json(op));
+        if (body != NULL && op->n_found < op->n_sel) {
+            char why[200];
+            snprintf(why, sizeof(why),
+                     op->scanned >= REDRIVE_REQUEST_MAX
+                         ? "not among the first %u pending dead letters (redriven or discarded "
+                           "already, or further back: Redrive all moves those)"
+                         : "not pending (redriven or discarded already)",
+                     REDRIVE_REQUEST_MAX);
+            json_object_set_new(body, "missing_reason", json_string(why));
+        }
+        sl_rest_reply(op->call, 200, body);
     } else {
         sl_rest_reply(op->call, 200, json_pack("{s:I,s:b}", "redriven", (json_int_t)op->moved,
                                                "more", more));
     }
-    round_free(op);
-    free(op);
+    op_free(op);
+}
+
+static void on_released(void *ctx, int err, const char *why, const int *results, uint32_t n)
+{
+    (void)results, (void)n;
+    struct redrive_op *op = ctx;
+    if (err != SL_OK) { /* they come back when their lease runs out */
+        sl_warn("console", "releasing %u dead-letter leases of %s: %s", op->n_held, op->dlq, why);
+    }
+    answer(op, false);
+}
+
+/* Ends the request: the held leases released first (a selected redrive). */
+static void redrive_end(struct redrive_op *op, bool more)
+{
+    if (op->n_held == 0 || op->releasing) {
+        answer(op, more);
+        return;
+    }
+    op->releasing = true;
+    struct sl_settle_req req = {.stream = op->dlq, .group = REDRIVE_GROUP, .kind = SL_SETTLE_NACK,
+                                .receipts = (const char *const *)op->held, .n = op->n_held};
+    sl_queue_settle(op->call->api->engine, &req, on_released, op);
 }
 
 static void redrive_round(struct redrive_op *op);
@@ -232,8 +315,9 @@ static void on_settled(void *ctx, int err, const char *why, const int *results, 
     }
     op->moved += op->n;
     round_free(op);
-    if (op->moved >= REDRIVE_REQUEST_MAX) {
-        redrive_end(op, true);
+    if (op->n_sel > 0 ? op->n_found == op->n_sel || op->scanned >= REDRIVE_REQUEST_MAX
+                      : op->moved >= REDRIVE_REQUEST_MAX) {
+        redrive_end(op, op->n_sel == 0);
     } else {
         redrive_round(op);
     }
@@ -405,6 +489,53 @@ static int produce_round(struct redrive_op *op, const struct sl_receive_result *
     return rc;
 }
 
+/* A selected redrive's round: the named records of `r` are produced and
+ * acked, the others' leases held (the scan must not lease them again). */
+static void lease_selected(struct redrive_op *op, const struct sl_receive_result *r)
+{
+    SL_ASSERT(op->n_held + r->n <= REDRIVE_REQUEST_MAX);
+    struct sl_qrecord *picked = calloc(r->n, sizeof(*picked));
+    op->receipts = calloc(r->n, sizeof(*op->receipts));
+    int rc = picked != NULL && op->receipts != NULL ? SL_OK : SL_ENOMEM;
+    uint32_t k = 0;
+    for (uint32_t i = 0; rc == SL_OK && i < r->n; i++) {
+        const struct sl_qrecord *q = &r->records[i];
+        int at = sl_rest_selection_find(op->sel, op->n_sel, q->shard, q->seq);
+        char *receipt = strdup(q->receipt);
+        if (receipt == NULL) {
+            rc = SL_ENOMEM;
+        } else if (at >= 0 && !op->found[at]) {
+            op->found[at] = true;
+            op->n_found++;
+            picked[k] = *q;
+            op->receipts[k++] = receipt;
+            op->n = k;
+        } else {
+            op->held[op->n_held++] = receipt;
+        }
+    }
+    if (rc == SL_OK && k == 0) {
+        free(picked);
+        round_free(op);
+        if (op->scanned >= REDRIVE_REQUEST_MAX) {
+            redrive_end(op, false);
+        } else {
+            redrive_round(op);
+        }
+        return;
+    }
+    struct sl_receive_result sub = {.records = picked, .n = k};
+    rc = rc == SL_OK ? produce_round(op, &sub) : rc;
+    free(picked); /* produce_round copied what it needs into its batches */
+    if (rc != SL_OK) {
+        op->err = rc;
+        if (op->why[0] == '\0') {
+            snprintf(op->why, sizeof(op->why), "%s", sl_strerror(rc));
+        }
+        settle_round(op);
+    }
+}
+
 static void on_leased(void *ctx, const struct sl_receive_result *r)
 {
     struct redrive_op *op = ctx;
@@ -416,6 +547,11 @@ static void on_leased(void *ctx, const struct sl_receive_result *r)
     }
     if (r->n == 0) {
         redrive_end(op, false); /* nothing left */
+        return;
+    }
+    op->scanned += r->n;
+    if (op->n_sel > 0) {
+        lease_selected(op, r);
         return;
     }
     op->receipts = calloc(r->n, sizeof(*op->receipts));
@@ -437,7 +573,7 @@ static void on_leased(void *ctx, const struct sl_receive_result *r)
 
 static void redrive_round(struct redrive_op *op)
 {
-    uint64_t left = REDRIVE_REQUEST_MAX - op->moved;
+    uint64_t left = REDRIVE_REQUEST_MAX - (op->n_sel > 0 ? op->scanned : op->moved);
     struct sl_receive_req req = {.stream = op->dlq, .group = REDRIVE_GROUP,
                                  .max_records = (uint32_t)(left < REDRIVE_ROUND_MAX
                                                                ? left
@@ -494,9 +630,41 @@ static void with_redrive_group(struct redrive_op *op, sl_done_cb then)
     sl_queue_create_group(e, op->dlq, REDRIVE_GROUP, &cfg, then, op);
 }
 
+/* The request's selection, if its body names records: SL_OK, or answered. */
+static int selection_of(struct redrive_op *op)
+{
+    const struct sl_http_request *req = op->call->req;
+    if (req->body_len == 0) {
+        return SL_OK;
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        sl_rest_fail(op->call, SL_EINVAL, "the body is not a JSON object: %s", jerr.text);
+        return SL_EINVAL;
+    }
+    char why[SL_REST_WHY_MAX];
+    op->sel = calloc(SL_REST_SELECT_MAX, sizeof(*op->sel));
+    op->found = calloc(SL_REST_SELECT_MAX, sizeof(*op->found));
+    op->held = calloc(REDRIVE_REQUEST_MAX, sizeof(*op->held));
+    int rc = op->sel != NULL && op->found != NULL && op->held != NULL
+                 ? sl_rest_selection_of(body, op->sel, &op->n_sel, why, sizeof(why))
+                 : SL_ENOMEM;
+    json_decref(body);
+    if (rc != SL_OK) {
+        sl_rest_fail(op->call, rc, "%s", rc == SL_ENOMEM ? "out of memory" : why);
+    }
+    return rc;
+}
+
 void sl_rest_redrive(struct sl_api_call *call, struct sl_stream *dlq)
 {
     struct redrive_op *op = dlq_op_new(call, dlq, SL_ACL_QUEUE, "console: redrive dead letters");
+    if (op != NULL && selection_of(op) != SL_OK) {
+        op_free(op);
+        return;
+    }
     if (op != NULL) {
         with_redrive_group(op, on_group);
     }

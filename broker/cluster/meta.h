@@ -16,7 +16,9 @@
  *   error is reported, with its index). `check` is how a controller fences
  *   itself: multi(check /controller_epoch@v, set state@v').
  * - Watches are one-shot: they fire once, on the first change after the read
- *   that set them, and must be set again by a new read.
+ *   that set them, and must be set again by a new read. A read that fails
+ *   (SL_ENOTFOUND included) sets no watch, as ZooKeeper's getData: to learn
+ *   when a node appears, watch its parent's children.
  * - SL_EAGAIN means the connection was lost while a call was outstanding: its
  *   outcome is unknown (it may have applied). Callers re-read before acting.
  *   SL_ECLOSED means the session expired or the store was closed: every
@@ -42,7 +44,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_META_DATA_MAX (1024u * 1024u) /* ZooKeeper's jute.maxbuffer default */
+/* A node's data, and a multi's data in total. ZooKeeper's jute.maxbuffer
+ * (default 0xfffff = 1 MiB - 1) bounds a whole request packet, paths and
+ * headers included, and a server refuses a larger one by dropping the
+ * connection (every outstanding call then answers SL_EAGAIN): 960 KiB of data
+ * plus SL_META_MULTI_MAX paths of SL_META_PATH_MAX bytes stay under it. */
+#define SL_META_DATA_MAX (960u * 1024u)
 #define SL_META_PATH_MAX 512u
 #define SL_META_MULTI_MAX 64u /* ops in one multi */
 
@@ -113,7 +120,8 @@ struct sl_meta_vtable {
 
 /* The common head of every implementation. A call returns SL_OK when its
  * callback will run, or an error (SL_EINVAL: path or size out of bounds,
- * SL_ECLOSED, SL_ENOMEM) when it will not. */
+ * SL_ECLOSED, SL_ENOMEM, SL_ELIMIT: the implementation's bound on calls or
+ * watches outstanding is reached) when it will not. */
 struct sl_meta {
     const struct sl_meta_vtable *vt;
     sl_meta_session_cb on_session;

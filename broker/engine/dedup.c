@@ -11,6 +11,8 @@
  */
 #include "broker/engine/dedup.h"
 
+#include "broker/engine/seqgate.h"
+
 #include "common/assert.h"
 #include "common/checksum.h"
 #include "common/clock.h"
@@ -107,7 +109,7 @@ static void dedup_make_room(struct sl_dedup *d)
     struct sl_dedup_entry *lru = NULL;
     for (uint32_t i = 0; i < d->cap; i++) {
         struct sl_dedup_entry *e = &d->slots[i];
-        if (e->producer_id != 0 && !e->pending && (lru == NULL || e->last_use < lru->last_use)) {
+        if (e->producer_id != 0 && e->pending == 0 && (lru == NULL || e->last_use < lru->last_use)) {
             lru = e;
         }
     }
@@ -117,7 +119,7 @@ static void dedup_make_room(struct sl_dedup *d)
 }
 
 int sl_dedup_begin(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_seq,
-                   struct sl_dedup_entry **out)
+                   bool in_order, struct sl_dedup_entry **out)
 {
     *out = NULL;
     if (producer_id == 0) {
@@ -126,11 +128,34 @@ int sl_dedup_begin(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_s
     struct sl_dedup_entry *e = dedup_find(d, producer_id);
     if (e != NULL && e->producer_id == producer_id) {
         *out = e;
-        if (e->pending && producer_seq == e->pending_seq) {
-            return SL_EAGAIN;
+        if (e->hold && e->has_last && e->producer_seq >= e->hold_seq) {
+            e->hold = false; /* the held batch was stored after all (a resend of it) */
         }
         if (e->has_last && producer_seq <= e->producer_seq) {
             return SL_EEXIST; /* a retry of a stored batch */
+        }
+        if (e->pending > 0 && producer_seq >= e->pending_lo && producer_seq <= e->pending_hi &&
+            (e->pending_mask >> (producer_seq - e->pending_lo) & 1u) != 0) {
+            return SL_EAGAIN;
+        }
+        /* A refused batch will be resent: nothing after it may be stored first. */
+        uint64_t now = sl_clock_mono_ms();
+        if (e->hold && producer_seq > e->hold_seq && now - e->hold_ms <= SL_SEQGATE_TTL_MS) {
+            return SL_ECONFLICT;
+        }
+        if (e->hold && producer_seq >= e->hold_seq) {
+            e->hold = false; /* it came again (or lapsed) */
+        }
+        bool gap = e->pending > 0 ? producer_seq != e->pending_hi + 1 ||
+                                        producer_seq - e->pending_lo >= SL_DEDUP_INFLIGHT_MAX
+                                  : in_order && e->has_last && producer_seq != e->producer_seq + 1;
+        if (gap) {
+            if (!e->hold || producer_seq < e->hold_seq) {
+                e->hold = true;
+                e->hold_seq = producer_seq;
+                e->hold_ms = now;
+            }
+            return SL_ECONFLICT;
         }
     } else {
         dedup_make_room(d);
@@ -142,8 +167,17 @@ int sl_dedup_begin(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_s
         *e = (struct sl_dedup_entry){.producer_id = producer_id};
         d->used++;
     }
-    e->pending = true;
-    e->pending_seq = producer_seq;
+    if (e->pending == 0) {
+        e->pending_lo = producer_seq;
+        e->pending_mask = 0;
+    }
+    e->in_order = in_order;
+    SL_ASSERT(e->pending == 0 || producer_seq == e->pending_hi + 1);
+    SL_ASSERT(producer_seq - e->pending_lo < SL_DEDUP_INFLIGHT_MAX);
+    e->pending_hi = producer_seq;
+    e->pending_mask |= (uint64_t)1 << (producer_seq - e->pending_lo);
+    e->pending++;
+    SL_ASSERT(e->pending == (uint32_t)__builtin_popcountll(e->pending_mask));
     e->last_use = ++d->clock;
     *out = e;
     return SL_OK;
@@ -159,16 +193,64 @@ void sl_dedup_end(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_se
     if (e == NULL || e->producer_id != producer_id) {
         return;
     }
-    if (e->pending && e->pending_seq == producer_seq) {
-        e->pending = false;
+    /* The run's oldest end moves up past what ended, so [lo, hi] stays the
+     * span of what is in flight (hi is kept: the next batch follows it). */
+    uint64_t bit = producer_seq - e->pending_lo;
+    if (e->pending > 0 && producer_seq >= e->pending_lo && producer_seq <= e->pending_hi &&
+        (e->pending_mask >> bit & 1u) != 0) {
+        e->pending_mask &= ~((uint64_t)1 << bit);
+        e->pending--;
+        while (e->pending > 0 && (e->pending_mask & 1u) == 0) {
+            e->pending_mask >>= 1;
+            e->pending_lo++;
+        }
+    }
+    SL_ASSERT(e->pending == (uint32_t)__builtin_popcountll(e->pending_mask));
+    if (err != SL_OK && e->in_order && (!e->hold || producer_seq < e->hold_seq)) {
+        /* It will be resent (or given up under a new producer id): the next
+         * one may not take its place while earlier ones are still in flight. */
+        e->hold = true;
+        e->hold_seq = producer_seq;
+        e->hold_ms = sl_clock_mono_ms();
     }
     if (err == SL_OK && (!e->has_last || producer_seq > e->producer_seq)) {
+        /* the ones before it shift down: recent[i] is producer_seq - 1 - i */
+        uint64_t shift = e->has_last ? producer_seq - e->producer_seq : SL_DEDUP_RECENT;
+        for (uint32_t i = SL_DEDUP_RECENT - 1; i-- > 0;) {
+            e->recent[i] = i >= shift ? e->recent[i - shift]
+                           : i == shift - 1 && e->has_last
+                               ? (struct sl_dedup_recent){.base_seq = e->base_seq, .count = e->count}
+                               : (struct sl_dedup_recent){.back = UINT32_MAX};
+        }
         e->has_last = true;
         e->producer_seq = producer_seq;
         e->base_seq = base_seq;
         e->count = count;
     }
     /* On failure nothing was stored: a retry of it will be written. */
+}
+
+bool sl_dedup_stored(const struct sl_dedup_entry *e, uint64_t producer_seq, uint64_t *base_seq,
+                     uint32_t *count)
+{
+    if (e == NULL || !e->has_last || producer_seq > e->producer_seq) {
+        return false;
+    }
+    uint64_t back = e->producer_seq - producer_seq;
+    const struct sl_dedup_recent *r = back == 0 ? NULL
+                                      : back < SL_DEDUP_RECENT ? &e->recent[back - 1]
+                                                               : NULL;
+    if (back == 0) {
+        *base_seq = e->base_seq;
+        *count = e->count;
+        return true;
+    }
+    if (r == NULL || r->back == UINT32_MAX) {
+        return false;
+    }
+    *base_seq = r->base_seq;
+    *count = r->count;
+    return true;
 }
 
 /* ---- message de-dup ids ----------------------------------------------- */
@@ -232,7 +314,8 @@ static void rebuild_one(void *ctx, const struct sl_batch_header *h)
 {
     struct sl_dedup *d = ctx;
     struct sl_dedup_entry *e = NULL;
-    if (h->producer_id != 0 && sl_dedup_begin(d, h->producer_id, h->producer_seq, &e) == SL_OK) {
+    if (h->producer_id != 0 &&
+        sl_dedup_begin(d, h->producer_id, h->producer_seq, false, &e) == SL_OK) {
         sl_dedup_end(d, h->producer_id, h->producer_seq, SL_OK, h->base_seq, h->record_count);
     }
 }

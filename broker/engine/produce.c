@@ -63,7 +63,18 @@ static void finish(struct produce_op *op, int err, uint64_t base, uint32_t count
 {
     struct sl_bshard *b = op->shard;
     char why[320] = "";
-    if (err == SL_ELIMIT) {
+    if (err != SL_OK) { /* nothing stored: a resend must not find its ids seen */
+        for (uint32_t i = 0; i < op->n_dedup; i++) {
+            sl_msgdedup_forget(b->stream->msgdedup, op->dedup_hashes[i]);
+        }
+    }
+    if (err == SL_ECONFLICT) {
+        /* the owner's order gate (sl_wshard_append): retriable, in order */
+        err = SL_EAGAIN;
+        snprintf(why, sizeof(why),
+                 "append to %s/%u refused: an earlier batch of this producer failed there; "
+                 "resend from it, in order", b->stream->name, b->id);
+    } else if (err == SL_ELIMIT) {
         /* A shard's append is SL_ELIMIT only out of descriptors (reopening a
          * parked shard, creating a segment at a roll): say so, and the fix. */
         char nofile[160];
@@ -72,9 +83,6 @@ static void finish(struct produce_op *op, int err, uint64_t base, uint32_t count
     } else if (err != SL_OK) {
         snprintf(why, sizeof(why), "append to %s/%u failed: %s", b->stream->name, b->id,
                  sl_strerror(err));
-        for (uint32_t i = 0; i < op->n_dedup; i++) {
-            sl_msgdedup_forget(b->stream->msgdedup, op->dedup_hashes[i]);
-        }
     }
     struct sl_produce_result r = {.err = err, .why = why, .shard = b->id, .base_seq = base,
                                   .count = count, .duplicate = duplicate,
@@ -414,9 +422,24 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
         return;
     }
     struct sl_dedup_entry *de = NULL;
-    rc = sl_dedup_begin(&b->dedup, h.producer_id, h.producer_seq, &de);
+    rc = sl_dedup_begin(&b->dedup, h.producer_id, h.producer_seq, req->in_order, &de);
     if (rc == SL_EAGAIN) {
         fail(e, cb, ctx, req->shard, SL_EAGAIN, "the same batch is still being appended; retry");
+        return;
+    }
+    if (rc == SL_ECONFLICT) {
+        if (de->pending > 0) {
+            snprintf(why, sizeof(why),
+                     "batch %" PRIu64 " of producer %016" PRIx64 " is out of order: batches up to %"
+                     PRIu64 " are being appended; resend in order",
+                     h.producer_seq, h.producer_id, de->pending_hi);
+        } else {
+            snprintf(why, sizeof(why),
+                     "batch %" PRIu64 " of producer %016" PRIx64 " is out of order: the last one "
+                     "stored is %" PRIu64 "; resend in order",
+                     h.producer_seq, h.producer_id, de->producer_seq);
+        }
+        fail(e, cb, ctx, req->shard, SL_EAGAIN, why);
         return;
     }
     struct produce_op *op = calloc(1, sizeof(*op));
@@ -437,8 +460,11 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
         return;
     }
     if (rc == SL_EEXIST) {
-        bool same = de->has_last && de->producer_seq == h.producer_seq;
-        finish(op, SL_OK, same ? de->base_seq : 0, same ? de->count : 0, true);
+        /* where it was stored, when it is recent enough to be remembered */
+        uint64_t base = 0;
+        uint32_t count = 0;
+        (void)sl_dedup_stored(de, h.producer_seq, &base, &count);
+        finish(op, SL_OK, base, count, true);
         return;
     }
     if (e->cfg.dedup_window_ms > 0) {

@@ -37,6 +37,9 @@ struct sl_produce_req {
      * to the native XXH3 ranges. Per-key order holds per rule: a key written
      * through both protocols may land on two shards (docs/ARCHITECTURE.md). */
     bool caller_routed;
+    /* The producer keeps its batches in order (Produce.in_order): one that
+     * does not follow its last batch stored or in flight is refused. */
+    bool in_order;
 };
 
 struct sl_produce_result {

@@ -16,6 +16,9 @@
  */
 #include "broker/engine/workers.h"
 
+#include "broker/engine/seqgate.h"
+#include "storage/batch.h"
+
 #include "common/assert.h"
 #include "common/checksum.h"
 #include "common/clock.h"
@@ -93,13 +96,46 @@ struct call {
     bool done;    /* under the worker's mutex unless ordered */
 };
 
-/* An append the owner is running: what to tell the main loop when done. */
+/* An append the owner is running: what to tell the main loop when done,
+ * and the producer's batch it is (for the order gate). */
 struct pend {
     struct sl_wshard *b;
     sl_append_cb cb;
     void *ctx;
+    uint64_t pid;
+    uint64_t pseq;
     struct pend *next; /* in the free list */
 };
+
+/* Appends the main loop owns: their pends, on the main thread only. */
+static struct pend *main_free_pend;
+
+/* The producer of a batch (0, 0 without a producer id or a readable header:
+ * the shard refuses such a batch itself). */
+static void batch_producer(const void *data, size_t len, uint64_t *pid, uint64_t *pseq)
+{
+    struct sl_batch_header h;
+    bool ok = sl_batch_peek(data, len, &h) == SL_OK;
+    *pid = ok ? h.producer_id : 0;
+    *pseq = ok ? h.producer_seq : 0;
+}
+
+/* Stages the batch on its owner's thread behind the order gate (see
+ * sl_wshard_append); p carries cb/ctx and gets the producer. */
+static int gated_append(struct sl_wshard *b, const void *data, size_t len, unsigned flags,
+                        sl_append_cb on_done, struct pend *p)
+{
+    batch_producer(data, len, &p->pid, &p->pseq);
+    uint64_t now = sl_clock_mono_ms();
+    if (sl_seqgate_admit(&b->ow_gate, p->pid, p->pseq, now) != SL_OK) {
+        return SL_ECONFLICT;
+    }
+    int rc = sl_shard_append_ex(b->log, data, len, flags, on_done, p);
+    if (rc != SL_OK && rc != SL_EAGAIN) {
+        sl_seqgate_failed(&b->ow_gate, p->pid, p->pseq, rc, now);
+    }
+    return rc;
+}
 
 /* An append waiting for staging space on its shard (owner side). */
 struct wshard_wait {
@@ -285,6 +321,9 @@ static void on_owner_appended(void *ctx, int err, uint64_t base_seq, uint32_t co
     struct pend *p = ctx;
     struct sl_wshard *b = p->b;
     struct worker *w = owner_of(b);
+    if (err != SL_OK) {
+        sl_seqgate_failed(&b->ow_gate, p->pid, p->pseq, err, sl_clock_mono_ms());
+    }
     struct msg m = {.type = M_APPENDED, .err = err, .count = count, .b = b, .cb = p->cb,
                     .ctx = p->ctx, .seq = base_seq};
     owner_post(w, &m);
@@ -303,7 +342,7 @@ static bool owner_try_append(struct worker *w, const struct msg *m)
         SL_ASSERT(p != NULL);
     }
     *p = (struct pend){.b = m->b, .cb = m->cb, .ctx = m->ctx};
-    int rc = sl_shard_append_ex(m->b->log, m->data, m->len, m->flags, on_owner_appended, p);
+    int rc = gated_append(m->b, m->data, m->len, m->flags, on_owner_appended, p);
     if (rc == SL_OK) {
         return true;
     }
@@ -712,8 +751,18 @@ int sl_workers_start(uint32_t n, uint32_t ring_entries, struct sl_ring *home,
     return SL_OK;
 }
 
+static void main_pends_free(void)
+{
+    while (main_free_pend != NULL) {
+        struct pend *p = main_free_pend;
+        main_free_pend = p->next;
+        free(p);
+    }
+}
+
 void sl_workers_stop(struct sl_workers *ws)
 {
+    main_pends_free(); /* (the main loop's appends are all answered by now) */
     if (ws == NULL) {
         return;
     }
@@ -883,6 +932,7 @@ static void close_on_owner(struct sl_wshard *b)
         }
         b->ow_next = b->ow_prev = NULL;
     }
+    sl_seqgate_free(&b->ow_gate);
     sl_shard_close(b->log);
     b->log = NULL;
 }
@@ -949,11 +999,36 @@ void sl_wshard_close(struct sl_wshard *b)
     sl_wshard_close_many(b->workers, one, 1);
 }
 
+static void on_main_appended(void *ctx, int err, uint64_t base_seq, uint32_t count)
+{
+    struct pend *p = ctx;
+    if (err != SL_OK) {
+        sl_seqgate_failed(&p->b->ow_gate, p->pid, p->pseq, err, sl_clock_mono_ms());
+    }
+    sl_append_cb cb = p->cb;
+    void *cctx = p->ctx;
+    p->next = main_free_pend;
+    main_free_pend = p;
+    cb(cctx, err, base_seq, count);
+}
+
 int sl_wshard_append(struct sl_wshard *b, const void *batch, size_t len, unsigned flags,
                      sl_append_cb cb, void *ctx)
 {
     if (b->owner == 0) {
-        return sl_shard_append_ex(b->log, batch, len, flags, cb, ctx);
+        struct pend *p = main_free_pend;
+        if (p != NULL) {
+            main_free_pend = p->next;
+        } else if ((p = malloc(sizeof(*p))) == NULL) {
+            return SL_ENOMEM;
+        }
+        *p = (struct pend){.b = b, .cb = cb, .ctx = ctx};
+        int rc = gated_append(b, batch, len, flags, on_main_appended, p);
+        if (rc != SL_OK) {
+            p->next = main_free_pend;
+            main_free_pend = p;
+        }
+        return rc;
     }
     struct msg m = {.type = M_APPEND, .flags = flags, .b = b, .data = batch, .len = len,
                     .cb = cb, .ctx = ctx};

@@ -42,6 +42,7 @@ struct sl_workers;
 #define SL_WORKERS_MAX 64u
 
 struct wshard_wait; /* an append waiting for staging space on the owner */
+struct sl_seqgate;  /* producers whose batch failed here (seqgate.h) */
 
 /* A shard as the main loop reaches it: its log and who owns it. Embedded in
  * the catalog's shard (broker/engine/catalog.h); every field is this
@@ -65,6 +66,7 @@ struct sl_wshard {
     struct wshard_wait *ow_wait_head;
     struct wshard_wait *ow_wait_tail;
     struct sl_shard_stats ow_published;
+    struct sl_seqgate *ow_gate; /* NULL until a batch with a producer id fails */
 };
 
 /* A read routed to a shard's owner: the caller fills `rd` (buffer, position,
@@ -133,7 +135,10 @@ void sl_wshard_close_many(struct sl_workers *ws, struct sl_wshard *const *b, uin
 
 /* sl_shard_append_ex, except that `batch` is borrowed until `cb` runs, and
  * for a remote shard every error comes through `cb` (the owner waits for
- * staging space itself, so SL_EAGAIN is never returned). */
+ * staging space itself, so SL_EAGAIN is never returned). On the owner, as
+ * the batch is staged, a batch that follows a failed batch of its producer
+ * (not sent again yet) is refused with SL_ECONFLICT (seqgate.h), so the
+ * batches of a producer are stored in order whatever it has in flight. */
 int sl_wshard_append(struct sl_wshard *b, const void *batch, size_t len, unsigned flags,
                      sl_append_cb cb, void *ctx);
 void sl_wshard_read(struct sl_wshard *b, struct sl_wshard_read *wr);

@@ -231,6 +231,8 @@ static uint32_t needs(const sl_request *req, const char **stream)
         return SL_ACL_ANY;
     case SLUICE__V1__REQUEST__BODY_LIST_STREAMS:
         return 0; /* names only: any authenticated principal (docs/SECURITY.md) */
+    case SLUICE__V1__REQUEST__BODY_CLUSTER_STATUS:
+        return 0; /* the brokers' addresses, which clients need anyway */
     case SLUICE__V1__REQUEST__BODY_PRODUCE:
         *stream = req->produce->stream;
         return SL_ACL_PRODUCE;

@@ -66,7 +66,8 @@ void sl_native_produce(struct sl_native *srv, struct sl_conn *c, sl_request *req
     op->conn = c;
     op->req = req;
     sl_conn_hold(c);
-    struct sl_produce_req pr = {.stream = m->stream, .shard = m->shard, .batch = m->batch.data,
+    struct sl_produce_req pr = {.stream = m->stream, .shard = m->shard, .in_order = m->in_order,
+                                .batch = m->batch.data,
                                 .len = m->batch.len, .ack = ack_of(m->ack)};
     sl_produce_submit(srv->engine, &pr, on_produced, op);
 }

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 struct sl_push;
+struct sl_member;
 
 /* Room in a frame for a response's fields around the batches it carries. */
 #define SL_NATIVE_FRAME_SLACK 1024u
@@ -47,6 +48,7 @@ struct sl_native {
     struct sl_native_config cfg;
     struct sl_engine *engine; /* borrowed */
     struct sl_push *push;     /* borrowed; NULL: push targets are off */
+    const struct sl_member *member; /* borrowed; NULL: a single broker (ClusterStatus) */
     /* *auth: the rules in force (swapped on SIGHUP); auth NULL: auth off */
     struct sl_auth *const *auth;
     uint8_t fake_key[SL_SCRAM_KEY_BYTES]; /* unknown users' salts (h_auth.c) */
@@ -87,6 +89,7 @@ void sl_native_get_checkpoints(struct sl_native *srv, struct sl_conn *c, const s
 void sl_native_list_groups(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_group_lag(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_queue(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_cluster_status(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 /* SetTarget, RemoveTarget, ListTargets (h_push.c). */
 void sl_native_push(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 /* Stream consumer groups' membership (h_group.c). */

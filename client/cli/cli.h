@@ -72,6 +72,7 @@ extern const struct cli_cmd cli_cmd_queue_work;
 extern const struct cli_cmd cli_cmd_topic_create, cli_cmd_topic_subscribe,
     cli_cmd_topic_subscriptions, cli_cmd_topic_unsubscribe;
 extern const struct cli_cmd cli_cmd_target_add, cli_cmd_target_remove, cli_cmd_target_list;
+extern const struct cli_cmd cli_cmd_cluster_status; /* cluster.c */
 
 /* --compression's values (stream create, produce); in stream.c. */
 extern const struct cli_opt_choice cli_compression_choices[];

@@ -48,6 +48,7 @@ static const struct cli_group groups[] = {
               "  sluice queue receive TOPIC --group SUB\n"},
     {"target", "A push target has the broker POST a queue group's records to an HTTP endpoint\n"
                "(an unchanged AWS Lambda handler behind deploy/examples' adapter, a webhook).\n"},
+    {"cluster", "Cluster mode: brokers coordinated by ZooKeeper (sluiced --cluster).\n"},
 };
 
 static const struct cli_cmd *const commands[] = {
@@ -77,6 +78,7 @@ static const struct cli_cmd *const commands[] = {
     &cli_cmd_target_add,
     &cli_cmd_target_remove,
     &cli_cmd_target_list,
+    &cli_cmd_cluster_status,
 };
 
 #define COMMANDS_LEN (sizeof(commands) / sizeof(commands[0]))

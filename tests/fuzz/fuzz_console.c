@@ -137,6 +137,28 @@ static void filter(char *s)
     }
 }
 
+/* A redrive's selection: either refused with a reason or sorted, distinct and
+ * each one found again. */
+static void selection(const char *s, size_t len)
+{
+    json_t *j = json_loadb(s, len, 0, NULL);
+    struct sl_rest_pos sel[SL_REST_SELECT_MAX];
+    uint32_t n = 99;
+    char why[256] = "";
+    int rc = sl_rest_selection_of(j, sel, &n, why, sizeof(why));
+    if (rc != SL_OK) {
+        SL_ASSERT(rc == SL_EINVAL && why[0] != '\0');
+    } else {
+        SL_ASSERT(n <= SL_REST_SELECT_MAX);
+        for (uint32_t i = 0; i < n; i++) {
+            SL_ASSERT(i == 0 || sel[i - 1].shard < sel[i].shard ||
+                      (sel[i - 1].shard == sel[i].shard && sel[i - 1].seq < sel[i].seq));
+            SL_ASSERT(sl_rest_selection_find(sel, n, sel[i].shard, sel[i].seq) == (int)i);
+        }
+    }
+    json_decref(j);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0) {
@@ -148,7 +170,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     memcpy(s, data + 1, size - 1);
     s[size - 1] = '\0';
-    switch (data[0] % 4) {
+    /* 0xf0 and above: selections (added later; the corpus keeps its modes) */
+    switch (data[0] >= 0xf0 ? 4 : data[0] % 4) {
     case 0:
         query(s);
         break;
@@ -157,6 +180,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 2:
         body(s, size - 1);
+        break;
+    case 4:
+        selection(s, size - 1);
         break;
     default:
         filter(s);

@@ -9,7 +9,7 @@
 #   tests/fuzz/run.sh gen                    rewrite the generated seeds
 #
 # Targets: fuzz_frame fuzz_batch fuzz_filter fuzz_recovery fuzz_http fuzz_kinesis
-# fuzz_sqs fuzz_auth fuzz_sigv4 fuzz_console fuzz_jsonflat fuzz_push fuzz_sns
+# fuzz_sqs fuzz_auth fuzz_sigv4 fuzz_console fuzz_jsonflat fuzz_push fuzz_sns fuzz_member
 # fuzz_eventbridge fuzz_transform. The build dir is
 # $SLUICE_FUZZ_BUILD (default build/fuzz). Exit 77 = skipped: clang or
 # libFuzzer (Debian: clang, libclang-rt-14-dev) is not installed.
@@ -19,7 +19,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 B="${SLUICE_FUZZ_BUILD:-$ROOT/build/fuzz}"
-TARGETS=(fuzz_frame fuzz_batch fuzz_filter fuzz_recovery fuzz_http fuzz_kinesis fuzz_sqs fuzz_auth fuzz_sigv4 fuzz_console fuzz_jsonflat fuzz_push fuzz_sns fuzz_eventbridge fuzz_transform)
+TARGETS=(fuzz_frame fuzz_batch fuzz_filter fuzz_recovery fuzz_http fuzz_kinesis fuzz_sqs fuzz_auth fuzz_sigv4 fuzz_console fuzz_jsonflat fuzz_push fuzz_sns fuzz_eventbridge fuzz_transform fuzz_member)
 CC_FUZZ="${SLUICE_FUZZ_CC:-clang}"
 TARGETS+=(fuzz_cluster_state) # cluster mode's shard state decoder (#14)
 
@@ -44,6 +44,7 @@ max_len() {
     fuzz_jsonflat) echo 8192 ;;
     fuzz_eventbridge) echo 8192 ;;
     fuzz_transform) echo 8192 ;;
+    fuzz_member) echo 2048 ;;
     *) echo "run.sh: unknown target $1" >&2; exit 2 ;;
     esac
 }

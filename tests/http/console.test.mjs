@@ -409,6 +409,59 @@ test('a dead letter shows on the queue page with its source and is redriven from
   await page.close();
 });
 
+test('Redrive selected moves only the checked dead letters; the others stay pending', async () => {
+  const post = (path, body) => api(path, { method: 'POST', body: JSON.stringify(body ?? {}),
+    headers: { 'content-type': 'application/json' } });
+  cli(['queue', 'create', 'mail', '--group', 'senders', '--max-deliveries', '1', '--visibility', '0.2']);
+  cli(['queue', 'send', 'mail'], 'm0\nm1\nm2\nm3\n');
+  cli(['queue', 'receive', 'mail', '--group', 'senders', '--max', '10']); // not acked: they die
+  await new Promise((r) => setTimeout(r, 600));
+  cli(['queue', 'receive', 'mail', '--group', 'senders', '--max', '10']);
+  await until('4 dead letters', async () => (await api('/queues/mail/senders')).json.dead_letters_pending === 4);
+  // a malformed selection is refused with the reason, and moves nothing
+  let r = await post('/streams/mail.senders.dlq/redrive', { records: [{ shard: 0 }] });
+  assert.equal(r.status, 400);
+  assert.match(r.json.message, /records\[0\] is not \{"shard": N, "seq": N\}/);
+  r = await post('/streams/mail.senders.dlq/redrive', { records: [{ shard: 0, seq: 1 }, { shard: 0, seq: '1' }] });
+  assert.match(r.json.message, /named twice/);
+  assert.equal((await api('/queues/mail/senders')).json.dead_letters_pending, 4);
+
+  const page = await openPage('#/queues/mail/senders');
+  await page.getByTestId('queue-page').waitFor();
+  const rowOf = (v) => page.locator('[data-testid="dlq-row"]').filter({ has: page.getByTestId('dlq-value').filter({ hasText: new RegExp(`^${v}$`) }) });
+  await rowOf('m3').waitFor();
+  assert.equal(await page.getByTestId('dlq-redrive-selected').isDisabled(), true, 'nothing checked yet');
+  await rowOf('m1').getByTestId('dlq-check').check();
+  await rowOf('m3').getByTestId('dlq-check').check();
+  await page.getByTestId('dlq-redrive-selected').filter({ hasText: 'Redrive 2 selected' }).waitFor();
+  await page.screenshot({ path: `${SHOTS}/dead-letters-selected.png`, fullPage: true });
+  await page.getByTestId('dlq-redrive-selected').click();
+  await page.getByTestId('confirm-dialog').waitFor();
+  await page.getByTestId('confirm-ok').click();
+  await page.getByTestId('dlq-result').filter({ hasText: /^Redriven 2 records\.$/ }).waitFor();
+  assert.deepEqual(page.problems, []);
+  await page.close();
+
+  const q = (await api('/queues/mail/senders')).json;
+  assert.equal(q.visible, 2, 'the two checked are back in their queue');
+  assert.equal(q.dead_letters_pending, 2, 'the two others are still dead letters');
+  const back = cli(['queue', 'receive', 'mail', '--group', 'senders', '--max', '10', '--ack']);
+  assert.match(back, /m1/);
+  assert.match(back, /m3/);
+  assert.doesNotMatch(back, /m0|m2/);
+  // the same selection again finds them redriven already, and says so
+  const dl = (await api('/streams/mail.senders.dlq/records?from=oldest')).json.records;
+  const pos = (v) => ({ shard: 0, seq: dl.find((x) => x.value === v).seq });
+  r = await post('/streams/mail.senders.dlq/redrive', { records: [pos('m1'), pos('m3')] });
+  assert.equal(r.json.redriven, 0);
+  assert.deepEqual(r.json.missing.map((m) => m.seq).sort(), [String(pos('m1').seq), String(pos('m3').seq)].sort());
+  assert.match(r.json.missing_reason, /not pending \(redriven or discarded already\)/);
+  // the leases the scan held on the others were released: Redrive all moves them now
+  r = await post('/streams/mail.senders.dlq/redrive');
+  assert.deepEqual(r.json, { redriven: 2, more: false });
+  assert.equal((await api('/queues/mail/senders')).json.dead_letters_pending, 0);
+});
+
 test('the overview charts the broker\'s own samples and lists this broker', async () => {
   cli(['stream', 'create', 'charted', '--shards', '2']);
   cli(['produce', 'charted'], 'c\n'.repeat(2000));

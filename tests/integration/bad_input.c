@@ -28,6 +28,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -213,8 +214,10 @@ static int expect_error_then_close(int fd)
     return 0;
 }
 
-/* One batch of one record with `key`. Returns its length in buf. */
-static size_t make_batch(uint8_t *buf, size_t cap, const char *key, const char *value)
+/* One batch of one record with `key` from producer `pid` (0: none) with sequence `pseq`.
+ * Returns its length in buf. */
+static size_t make_pbatch(uint8_t *buf, size_t cap, const char *key, const char *value,
+                          uint64_t pid, uint64_t pseq)
 {
     struct sl_batch_builder b;
     sl_batch_builder_init(&b, buf, cap);
@@ -222,11 +225,16 @@ static size_t make_batch(uint8_t *buf, size_t cap, const char *key, const char *
                           .value_len = (uint32_t)strlen(value), .timestamp_ms = it_wall_ms()};
     size_t len = 0;
     if (sl_batch_builder_add(&b, &r) != SL_OK ||
-        sl_batch_builder_finish(&b, SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0, 0, 0, &len) !=
+        sl_batch_builder_finish(&b, SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0, pid, pseq, &len) !=
             SL_OK) {
         return 0;
     }
     return len;
+}
+
+static size_t make_batch(uint8_t *buf, size_t cap, const char *key, const char *value)
+{
+    return make_pbatch(buf, cap, key, value, 0, 0);
 }
 
 static sl_response *produce_raw(int fd, uint64_t id, const char *stream, uint32_t shard,
@@ -694,6 +702,125 @@ TEST(auto_create_on_produce)
     it_broker_cleanup(&auto_broker);
 }
 
+/* ---- several batches of a producer in flight (#12) ---- */
+
+static struct it_broker order_broker;
+
+/* Sends durable produces of (value "v<seq>", producer 77, seq) for each of seqs[] in ONE
+ * write (so the broker takes them in one read, the earlier ones still being appended),
+ * then collects the n answers by request id into codes[] and messages[]. */
+static int pipeline(int fd, const uint64_t *seqs, uint32_t n, uint64_t id0, bool in_order,
+                    int *codes, char (*messages)[256])
+{
+    uint8_t *all = malloc(n * 1024u);
+    size_t off = 0;
+    for (uint32_t i = 0; all != NULL && i < n; i++) {
+        char value[32];
+        snprintf(value, sizeof(value), "v%" PRIu64, seqs[i]);
+        uint8_t batch[512];
+        size_t len = make_pbatch(batch, sizeof(batch), "k", value, 77, seqs[i]);
+        sl_request req = SLUICE__V1__REQUEST__INIT;
+        Sluice__V1__Produce p = SLUICE__V1__PRODUCE__INIT;
+        p.stream = (char *)"ordered";
+        p.shard = 0;
+        p.ack = SLUICE__V1__ACK_MODE__ACK_DURABLE;
+        p.batch.data = batch;
+        p.batch.len = len;
+        p.in_order = in_order;
+        req.id = id0 + i;
+        req.body_case = SLUICE__V1__REQUEST__BODY_PRODUCE;
+        req.produce = &p;
+        size_t rl = sl_request_size(&req);
+        sl_frame_put_header(all + off, (uint32_t)rl);
+        sl_request_pack(&req, all + off + SL_FRAME_HEADER_BYTES);
+        off += rl + SL_FRAME_HEADER_BYTES;
+    }
+    int rc = all != NULL && send_all(fd, all, off) == 0 ? 0 : -1;
+    free(all);
+    for (uint32_t k = 0; rc == 0 && k < n; k++) {
+        sl_response *r = NULL;
+        if (recv_resp(fd, &r) != 1 || r->id < id0 || r->id >= id0 + n) {
+            sl_response_free(r);
+            return -1;
+        }
+        codes[r->id - id0] = (int)r->code;
+        snprintf(messages[r->id - id0], 256, "%s", r->message != NULL ? r->message : "");
+        sl_response_free(r);
+    }
+    return rc;
+}
+
+/* A producer with several batches in flight: a batch that skips ahead of those being
+ * appended is refused with a retriable error naming the cause, and so is every later one
+ * until the refused one comes again; resent in order, the shard holds them in order, once
+ * each. */
+TEST(producer_batches_kept_in_order)
+{
+    CHECK_EQ(it_broker_start(&order_broker, "always"), 0);
+    sluice_client *c = NULL;
+    CHECK_EQ(it_connect(&order_broker, &c), SL_OK);
+    CHECK_EQ(it_create_stream(c, "ordered", 1), SL_OK);
+    uint16_t saved = (uint16_t)broker.port;
+    broker.port = order_broker.port; /* raw_connect dials broker.port */
+    int fd = raw_connect();
+    CHECK(fd >= 0);
+    CHECK_EQ(hello(fd, 1), 0);
+    int codes[8];
+    char msgs[8][256];
+    const uint64_t first[] = {1, 3}; /* 2 is missing */
+    CHECK_EQ(pipeline(fd, first, 2, 10, false, codes, msgs), 0);
+    CHECK_EQ(codes[0], SL_OK);
+    CHECK_EQ(codes[1], SL_EAGAIN);
+    fprintf(stderr, "  batch 3 while 1 is in flight: %s\n", msgs[1]);
+    CHECK(strstr(msgs[1], "out of order") != NULL && strstr(msgs[1], "resend in order") != NULL);
+    const uint64_t second[] = {4, 2, 3, 4, 2}; /* 4 waits for 3; 2 again is a duplicate */
+    CHECK_EQ(pipeline(fd, second, 5, 20, false, codes, msgs), 0);
+    CHECK_EQ(codes[0], SL_EAGAIN); /* behind the refused 3 */
+    CHECK_EQ(codes[1], SL_OK);
+    CHECK_EQ(codes[2], SL_OK);
+    CHECK_EQ(codes[3], SL_OK);
+    CHECK(codes[4] == SL_OK || codes[4] == SL_EAGAIN); /* a duplicate, or still appending */
+    /* a producer that keeps its batches in order may not skip one, even with nothing in
+     * flight (without in_order, one that gave a batch up may) */
+    const uint64_t skip[] = {6};
+    CHECK_EQ(pipeline(fd, skip, 1, 30, true, codes, msgs), 0);
+    CHECK_EQ(codes[0], SL_EAGAIN);
+    fprintf(stderr, "  batch 6 after 4 (in order): %s\n", msgs[0]);
+    CHECK(strstr(msgs[0], "the last one stored is 4") != NULL);
+    const uint64_t then[] = {5, 6};
+    CHECK_EQ(pipeline(fd, then, 2, 40, true, codes, msgs), 0);
+    CHECK_EQ(codes[0], SL_OK);
+    CHECK_EQ(codes[1], SL_OK);
+    close(fd);
+    broker.port = saved;
+
+    /* the shard holds v1..v6 in order, once each */
+    sluice_consumer *cons = NULL;
+    struct sluice_consumer_opts co = {0};
+    CHECK_EQ(sluice_consumer_new(c, "ordered", NULL, &co, &cons), SL_OK);
+    struct sluice_record recs[16];
+    size_t got = 0;
+    for (int tries = 0; tries < 20 && got < 6; tries++) {
+        size_t n = 0;
+        CHECK_EQ(sluice_consumer_poll(cons, recs + got, 16 - got, &n, 200), SL_OK);
+        for (size_t i = got; i < got + n; i++) { /* copy out: valid until the next poll */
+            char v[16];
+            snprintf(v, sizeof(v), "%.*s", (int)recs[i].value_len, (const char *)recs[i].value);
+            CHECK(strlen(v) == 2 && v[0] == 'v');
+            recs[i].seq = (uint64_t)(v[1] - '0'); /* (reused to keep the value's number) */
+        }
+        got += n;
+    }
+    CHECK_EQ(got, 6);
+    for (size_t i = 0; i < got; i++) {
+        CHECK_EQ(recs[i].seq, i + 1);
+    }
+    sluice_consumer_free(cons);
+    sluice_client_free(c);
+    CHECK_EQ(it_broker_stop(&order_broker), 0);
+    it_broker_cleanup(&order_broker);
+}
+
 int main(void)
 {
     int rc = it_preflight();
@@ -702,5 +829,6 @@ int main(void)
     }
     RUN(bad_input);
     RUN(auto_create_on_produce);
+    RUN(producer_batches_kept_in_order);
     TEST_END();
 }

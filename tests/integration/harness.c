@@ -136,6 +136,10 @@ static uint32_t read_port(const char *path)
 static int broker_start(struct it_broker *b, const char *flush, uint32_t http_port,
                         const char *src, uint32_t nofile);
 
+/* The flags and port it_broker_start_args hands to broker_start (which clears b first). */
+static const char *const *pending_args;
+static uint32_t pending_port;
+
 static int spawn(struct it_broker *b)
 {
     unlink(b->port_file);
@@ -162,9 +166,16 @@ static int spawn(struct it_broker *b)
                 _exit(127);
             }
         }
-        execl(SLUICED_PATH, SLUICED_PATH, "--data", b->data, "--host", "127.0.0.1", "--port",
-              port, "--port-file", b->port_file, "--flush", b->flush, "--log-level", "warn",
-              "--http-port", http_port, (char *)NULL);
+        const char *argv[20 + IT_EXTRA_ARGS_MAX] = {
+            SLUICED_PATH, "--data", b->data, "--host", "127.0.0.1", "--port", port,
+            "--port-file", b->port_file, "--flush", b->flush, "--log-level", "warn",
+            "--http-port", http_port};
+        size_t argc = 15;
+        for (uint32_t i = 0; i < b->n_extra; i++) {
+            argv[argc++] = b->extra[i];
+        }
+        argv[argc] = NULL;
+        execv(SLUICED_PATH, (char *const *)argv);
         fprintf(stderr, "exec %s: %s\n", SLUICED_PATH, strerror(errno));
         _exit(127);
     }
@@ -196,7 +207,7 @@ static int spawn(struct it_broker *b)
 }
 
 /* A port free now (bound, then released: another process may take it). */
-static uint32_t free_port(void)
+uint32_t it_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -214,12 +225,12 @@ static uint32_t free_port(void)
 
 int it_broker_start_http(struct it_broker *b, const char *flush)
 {
-    return broker_start(b, flush, free_port(), NULL, 0);
+    return broker_start(b, flush, it_free_port(), NULL, 0);
 }
 
 int it_broker_start_nofile(struct it_broker *b, const char *flush, uint32_t nofile)
 {
-    return broker_start(b, flush, free_port(), NULL, nofile);
+    return broker_start(b, flush, it_free_port(), NULL, nofile);
 }
 
 int it_broker_start_from(struct it_broker *b, const char *flush, const char *src)
@@ -232,10 +243,33 @@ int it_broker_start(struct it_broker *b, const char *flush)
     return broker_start(b, flush, 0, NULL, 0);
 }
 
+int it_broker_start_args(struct it_broker *b, const char *flush, uint32_t port,
+                         const char *const *args)
+{
+    uint32_t n = 0;
+    while (args != NULL && args[n] != NULL) {
+        if (n >= IT_EXTRA_ARGS_MAX || strlen(args[n]) >= sizeof(b->extra[0])) {
+            fprintf(stderr, "  it_broker_start_args: too many or too long flags\n");
+            return -1;
+        }
+        n++;
+    }
+    pending_args = args;
+    pending_port = port;
+    return broker_start(b, flush, it_free_port(), NULL, 0);
+}
+
 static int broker_start(struct it_broker *b, const char *flush, uint32_t http_port,
                         const char *src, uint32_t nofile)
 {
     memset(b, 0, sizeof(*b));
+    if (pending_args != NULL) { /* it_broker_start_args */
+        b->port = pending_port;
+        for (; pending_args[b->n_extra] != NULL; b->n_extra++) {
+            snprintf(b->extra[b->n_extra], sizeof(b->extra[0]), "%s", pending_args[b->n_extra]);
+        }
+        pending_args = NULL;
+    }
     b->http_port = http_port;
     b->nofile = nofile;
     snprintf(b->root, sizeof(b->root), "/var/tmp/sluice-it-XXXXXX");
@@ -255,7 +289,8 @@ static int broker_start(struct it_broker *b, const char *flush, uint32_t http_po
             return -1;
         }
     }
-    return spawn(b) == 0 ? 0 : -1;
+    int rc = spawn(b);
+    return rc == 0 ? 0 : rc == 1 && b->n_extra > 0 ? 1 : -1;
 }
 
 int it_broker_restart(struct it_broker *b)

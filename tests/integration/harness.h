@@ -34,6 +34,8 @@
 #define IT_SLOWDOWN 1u
 #endif
 
+#define IT_EXTRA_ARGS_MAX 12
+
 struct it_broker {
     char root[64];      /* /var/tmp/sluice-it-XXXXXX */
     char data[96];      /* <root>/data */
@@ -50,6 +52,10 @@ struct it_broker {
      * hold many shards; kept across restarts. */
     uint32_t start_wait_ms;
     uint32_t stop_wait_ms;
+    /* Flags appended to the broker's command line (it_broker_start_args), kept across
+     * restarts. */
+    char extra[IT_EXTRA_ARGS_MAX][256];
+    uint32_t n_extra;
 };
 
 /* Returns 0 when io_uring works here, else prints why and returns 77 (skip the test). Also
@@ -71,6 +77,16 @@ int it_broker_start_http(struct it_broker *b, const char *flush);
  * limit: RLIMIT_NOFILE soft and hard set to `nofile` in the child before exec (so the
  * broker cannot raise it), kept across restarts. */
 int it_broker_start_nofile(struct it_broker *b, const char *flush, uint32_t nofile);
+
+/* it_broker_start with the HTTP listener on a free port, the native protocol on `port` (0 =
+ * ephemeral) and the flags in `args` (NULL-terminated, at most IT_EXTRA_ARGS_MAX, each under
+ * 256 bytes) appended to the command line (cluster mode: --cluster, --node-id...). When the
+ * broker exits before listening, returns 1 and keeps b->exit_status (a refused start). */
+int it_broker_start_args(struct it_broker *b, const char *flush, uint32_t port,
+                         const char *const *args);
+
+/* A TCP port free on 127.0.0.1 now (another process may take it). */
+uint32_t it_free_port(void);
 
 /* Starts the broker again on the same data directory and port (after stop or kill9).
  * Retries for a few seconds if the port is still busy. Returns 0 or -1. */

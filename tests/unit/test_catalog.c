@@ -440,7 +440,7 @@ TEST(streams_load_lazily_at_start_up)
     sl_wshard_stats(&st->shards[0].ws, &ss);
     CHECK_EQ(ss.next_seq, 1);
     struct sl_dedup_entry *e = NULL;
-    CHECK_EQ(sl_dedup_begin(&st->shards[0].dedup, 42, 3, &e), SL_EEXIST);
+    CHECK_EQ(sl_dedup_begin(&st->shards[0].dedup, 42, 3, false, &e), SL_EEXIST);
     CHECK_EQ(append_one(st, 43), SL_OK);
     /* deleted before its load: dropped or waited for, gone */
     name_of(streams - 1, name, sizeof(name));

@@ -49,7 +49,7 @@ static const char *const expected_names[SL_ERR_COUNT_] = {
     "SL_OK",     "SL_EAGAIN",    "SL_ECORRUPT", "SL_ENOSPC",       "SL_EPROTO", "SL_ETOOBIG",
     "SL_ELIMIT", "SL_ENOTFOUND", "SL_ETRIMMED", "SL_EFATAL",       "SL_EIO",    "SL_EINVAL",
     "SL_ENOMEM", "SL_EEXIST",    "SL_ECLOSED",  "SL_EUNSUPPORTED", "SL_ESYS", "SL_EAUTH", "SL_EDENIED",
-    "SL_EFENCED",
+    "SL_EFENCED", "SL_ESHARD_CLOSED", "SL_ECONFLICT", "SL_ENOT_LEADER", "SL_ENOT_ENOUGH_REPLICAS",
 };
 
 TEST(error_codes_are_stable)
@@ -75,7 +75,11 @@ TEST(error_codes_are_stable)
     CHECK_EQ(SL_EAUTH, 17);
     CHECK_EQ(SL_EDENIED, 18);
     CHECK_EQ(SL_EFENCED, 19);
-    CHECK_EQ(SL_ERR_COUNT_, 20);
+    CHECK_EQ(SL_ESHARD_CLOSED, 20);
+    CHECK_EQ(SL_ECONFLICT, 21);
+    CHECK_EQ(SL_ENOT_LEADER, 22);
+    CHECK_EQ(SL_ENOT_ENOUGH_REPLICAS, 23);
+    CHECK_EQ(SL_ERR_COUNT_, 24);
 }
 
 TEST(strerror_and_errname_every_code)

@@ -284,6 +284,41 @@ TEST(bad_values_name_setting_and_source)
     CHECK(strstr(err, "flag --max-frame-bytes") != NULL);
 }
 
+/* Cluster mode's settings and their relations (docs/REPLICATION.md). */
+TEST(cluster_settings)
+{
+    clear_env();
+    struct sl_broker_config c;
+    char err[512];
+    CHECK_EQ(LOAD(&c, err, "--port", "7400"), SL_OK); /* default: a single broker */
+    CHECK(strcmp(c.cluster, "") == 0 && c.node_id == 0 && strcmp(c.advertise, "") == 0);
+    CHECK_EQ(c.cluster_session_timeout_ms, 6000);
+    sl_config_fini(&c);
+    CHECK_EQ(LOAD(&c, err, "--cluster", "zk://10.0.0.1:2181,10.0.0.2:2181/sluice", "--node-id",
+                  "3", "--advertise", "10.0.0.9:7400", "--cluster-session-timeout-ms", "4s"),
+             SL_OK);
+    CHECK(strcmp(c.cluster, "zk://10.0.0.1:2181,10.0.0.2:2181/sluice") == 0);
+    CHECK_EQ(c.node_id, 3);
+    CHECK(strcmp(c.advertise, "10.0.0.9:7400") == 0);
+    CHECK_EQ(c.cluster_session_timeout_ms, 4000);
+    sl_config_fini(&c);
+    CHECK_EQ(LOAD(&c, err, "--cluster", "zk://h:2181/s"), SL_EINVAL);
+    CHECK(strstr(err, "needs node_id") != NULL && strstr(err, "flag --cluster") != NULL);
+    CHECK_EQ(LOAD(&c, err, "--cluster", "h:2181/s", "--node-id", "1"), SL_EINVAL);
+    CHECK(strstr(err, "zk://HOST:PORT") != NULL);
+    CHECK_EQ(LOAD(&c, err, "--cluster", "zk://h:2181/s", "--node-id", "1", "--port", "0"),
+             SL_EINVAL);
+    CHECK(strstr(err, "needs a fixed port") != NULL);
+    CHECK_EQ(LOAD(&c, err, "--cluster", "zk://h:2181/s", "--node-id", "1", "--host", "0.0.0.0"),
+             SL_EINVAL);
+    CHECK(strstr(err, "needs advertise") != NULL);
+    CHECK_EQ(LOAD(&c, err, "--cluster", "zk://h:2181/s", "--node-id", "1", "--advertise", "h"),
+             SL_EINVAL);
+    CHECK(strstr(err, "HOST:PORT") != NULL);
+    CHECK_EQ(LOAD(&c, err, "--node-id", "1000001"), SL_EINVAL);
+    CHECK_EQ(LOAD(&c, err, "--cluster-session-timeout-ms", "100"), SL_EINVAL);
+}
+
 TEST(unknown_keys_and_flags)
 {
     clear_env();
@@ -510,6 +545,7 @@ int main(void)
     RUN(precedence_file_env_flags);
     RUN(bool_flag_forms);
     RUN(bad_values_name_setting_and_source);
+    RUN(cluster_settings);
     RUN(unknown_keys_and_flags);
     RUN(retention_hours_range);
     RUN(help_sets_flag);

@@ -1,0 +1,78 @@
+/* cluster.c - ClusterStatus: the live brokers of a cluster (sluice.h; docs/PROTOCOL.md). */
+#include "client/conn.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s != NULL ? s : "");
+}
+
+void sluice_cluster_status_free(struct sluice_cluster_status *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < s->n_brokers; i++) {
+        free((char *)s->brokers[i].address);
+        free((char *)s->brokers[i].http_address);
+        free((char *)s->brokers[i].version);
+        free((char *)s->brokers[i].state);
+    }
+    free(s->brokers);
+    free(s);
+}
+
+int sluice_cluster_status(sluice_client *c, struct sluice_cluster_status **out)
+{
+    *out = NULL;
+    Sluice__V1__ClusterStatus body = SLUICE__V1__CLUSTER_STATUS__INIT;
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    req.body_case = SLUICE__V1__REQUEST__BODY_CLUSTER_STATUS;
+    req.cluster_status = &body;
+    sl_response *resp = NULL;
+    int rc = sl_client_call_want(c, &req, 0, SLUICE__V1__RESPONSE__BODY_CLUSTER_STATUS, 0, &resp);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    const Sluice__V1__ClusterStatusResponse *m = resp->cluster_status;
+    struct sluice_cluster_status *s = calloc(1, sizeof(*s));
+    size_t n = m->n_brokers;
+    if (s != NULL && n > 0) {
+        s->brokers = calloc(n, sizeof(s->brokers[0]));
+    }
+    if (s == NULL || (n > 0 && s->brokers == NULL)) {
+        free(s);
+        sl_response_free(resp);
+        sl_client_set_error("out of memory");
+        return SL_ENOMEM;
+    }
+    s->cluster = m->cluster;
+    s->node_id = m->node_id;
+    s->connected = m->connected;
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        const Sluice__V1__BrokerInfo *b = m->brokers[i];
+        struct sluice_broker_info *d = &s->brokers[i];
+        s->n_brokers = i + 1;
+        d->node_id = b->node_id;
+        d->start_time_ms = b->start_time_ms;
+        d->self = b->self;
+        d->address = dup_or_empty(b->address);
+        d->http_address = dup_or_empty(b->http_address);
+        d->version = dup_or_empty(b->version);
+        d->state = dup_or_empty(b->state);
+        ok = ok && d->address != NULL && d->http_address != NULL && d->version != NULL &&
+             d->state != NULL;
+    }
+    sl_response_free(resp);
+    if (!ok) {
+        sluice_cluster_status_free(s);
+        sl_client_set_error("out of memory");
+        return SL_ENOMEM;
+    }
+    *out = s;
+    return SL_OK;
+}
