@@ -28,79 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PATH_CONTROLLER "/controller"
-#define PATH_EPOCH      "/controller_epoch"
-#define PATH_BROKERS    "/brokers/ids"
-#define PATH_SHARDS     "/shards"
-
-struct ctrl_shard {
-    struct sl_ctrl *c;
-    char name[SL_CTRL_NAME_MAX]; /* "<stream>/<k>" */
-    struct sl_ctrl_state st;
-    struct sl_ctrl_state next; /* what its multi in flight writes */
-    bool loaded, busy, in_read_q, in_dirty_q, gone;
-};
-
-struct ctrl_stream {
-    struct sl_ctrl *c;
-    char name[SL_CTRL_NAME_MAX];
-    uint32_t index; /* in c->streams */
-    bool queued;    /* in c->list_q: its shards are to be listed */
-};
-
-struct ctrl_multi {
-    struct sl_ctrl *c;
-    bool used;
-    uint32_t n;
-    uint32_t shard[SL_META_MULTI_MAX];
-};
-
-struct ctrl_vec { /* a FIFO of shard indexes */
-    uint32_t *v;
-    size_t head, n, cap;
-};
-
-struct sl_ctrl {
-    struct sl_ctrl_cfg cfg;
-    struct sl_meta *meta;
-    enum sl_ctrl_phase phase;
-    int32_t epoch, epoch_version;
-
-    int32_t live[SL_CTRL_BROKERS_MAX];
-    int64_t session[SL_CTRL_BROKERS_MAX];
-    uint32_t n_live;
-    bool brokers_known;
-    /* a listing in progress: ids and sessions gathered until every get answered */
-    int32_t pend_id[SL_CTRL_BROKERS_MAX];
-    int64_t pend_session[SL_CTRL_BROKERS_MAX];
-    uint32_t pend_n, pend_waiting;
-    int32_t todo_id[SL_CTRL_BROKERS_MAX]; /* listed ids whose node is still to be read */
-    uint32_t todo_n, todo_next;
-    bool listing, relist, list_failed;
-    bool streams_relist; /* a stream listing could not be sent: sl_ctrl_tick lists again */
-
-    struct ctrl_shard **shards;
-    size_t n_shards, cap_shards;
-    uint32_t *index; /* open addressing over shard names: index + 1, 0 = empty */
-    size_t index_cap;
-    struct ctrl_stream **streams;
-    size_t n_streams, cap_streams;
-    uint32_t stream_lists;  /* children listings outstanding (/shards and streams) */
-    struct ctrl_vec list_q; /* streams whose shards are to be listed */
-
-    struct ctrl_vec read_q, dirty_q;
-    uint32_t reads_inflight;
-    struct ctrl_multi multis[SL_CTRL_MULTIS_INFLIGHT_MAX];
-    uint32_t multis_inflight;
-    char scratch[SL_CTRL_MULTI_BYTES_MAX + SL_META_MULTI_MAX * (SL_META_PATH_MAX + 1)];
-
-    struct sl_ctrl_stats stats;
-};
+#include "broker/cluster/controller_int.h"
 
 static void pump(struct sl_ctrl *c);
 static void campaign(struct sl_ctrl *c);
 
-static int live_at(const int32_t *live, uint32_t n, int32_t id)
+int sl_ctrl_live_at(const int32_t *live, uint32_t n, int32_t id)
 {
     for (uint32_t i = 0; i < n; i++) {
         if (live[i] == id) {
@@ -160,7 +93,7 @@ static uint32_t vec_pop(struct ctrl_vec *q)
     return x;
 }
 
-static uint64_t hash_name(const char *s)
+uint64_t sl_ctrl_hash_name(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
     for (; *s; s++) {
@@ -174,7 +107,8 @@ static long shard_find(const struct sl_ctrl *c, const char *name)
     if (c->index_cap == 0) {
         return -1;
     }
-    for (size_t i = hash_name(name) & (c->index_cap - 1);; i = (i + 1) & (c->index_cap - 1)) {
+    for (size_t i = sl_ctrl_hash_name(name) & (c->index_cap - 1);;
+         i = (i + 1) & (c->index_cap - 1)) {
         if (c->index[i] == 0) {
             return -1;
         }
@@ -192,7 +126,7 @@ static bool index_grow(struct sl_ctrl *c)
         return false;
     }
     for (size_t s = 0; s < c->n_shards; s++) {
-        size_t i = hash_name(c->shards[s]->name) & (cap - 1);
+        size_t i = sl_ctrl_hash_name(c->shards[s]->name) & (cap - 1);
         while (idx[i] != 0) {
             i = (i + 1) & (cap - 1);
         }
@@ -225,7 +159,7 @@ static long shard_add(struct sl_ctrl *c, const char *name)
     s->c = c;
     snprintf(s->name, sizeof s->name, "%s", name);
     c->shards[c->n_shards] = s;
-    size_t i = hash_name(name) & (c->index_cap - 1);
+    size_t i = sl_ctrl_hash_name(name) & (c->index_cap - 1);
     while (c->index[i] != 0) {
         i = (i + 1) & (c->index_cap - 1);
     }
@@ -870,79 +804,6 @@ static void campaign(struct sl_ctrl *c)
                        on_controller_created, c) != SL_OK) {
         go_dead(c);
     }
-}
-
-/* ---- stream creation ---------------------------------------------------- */
-
-static void on_create_done(void *arg, int err, int failed_op)
-{
-    (void)arg;
-    (void)err;
-    (void)failed_op; /* the outcome shows through the watches on /shards */
-}
-
-static void on_create_parent(void *arg, int err, const char *path)
-{
-    (void)arg;
-    (void)err;
-    (void)path;
-}
-
-int sl_ctrl_create_stream(struct sl_ctrl *c, const char *name, uint32_t n_shards, uint32_t rf)
-{
-    if (c->phase != SL_CTRL_ACTIVE || !c->brokers_known) {
-        return SL_ENOT_LEADER;
-    }
-    if (rf == 0 || rf > c->n_live || rf > SL_REPL_REPLICAS_MAX || name[0] == '\0' ||
-        strchr(name, '/') != NULL || strlen(name) >= SL_CTRL_NAME_MAX / 2) {
-        return SL_EINVAL;
-    }
-    int32_t sorted[SL_CTRL_BROKERS_MAX];
-    uint32_t n = c->n_live;
-    memcpy(sorted, c->live, n * sizeof sorted[0]);
-    for (uint32_t i = 1; i < n; i++) { /* insertion sort: a few brokers */
-        for (uint32_t j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
-            int32_t t = sorted[j];
-            sorted[j] = sorted[j - 1];
-            sorted[j - 1] = t;
-        }
-    }
-    char p[SL_META_PATH_MAX];
-    snprintf(p, sizeof p, PATH_SHARDS);
-    if (sl_meta_create(c->meta, p, NULL, 0, 0, on_create_parent, NULL) != SL_OK) {
-        return SL_ENOMEM;
-    }
-    snprintf(p, sizeof p, PATH_SHARDS "/%s", name);
-    if (sl_meta_create(c->meta, p, NULL, 0, 0, on_create_parent, NULL) != SL_OK) {
-        return SL_ENOMEM;
-    }
-    uint64_t h = hash_name(name);
-    for (uint32_t k = 0; k < n_shards;) {
-        struct sl_meta_op ops[SL_META_MULTI_MAX];
-        ops[0] = (struct sl_meta_op){
-            .type = SL_META_OP_CHECK, .path = PATH_EPOCH, .version = c->epoch_version};
-        size_t nops = 1, used = 0;
-        for (; k < n_shards && nops < SL_META_MULTI_MAX; k++) {
-            struct sl_ctrl_state st = {.m = {.leader_epoch = 0}};
-            sl_ctrl_place(sorted, n, rf, h, k, st.m.replicas);
-            st.m.n_replicas = st.m.n_isr = rf;
-            memcpy(st.m.isr, st.m.replicas, rf * sizeof st.m.isr[0]);
-            st.m.leader = st.m.replicas[0];
-            st.leader_session = c->session[live_at(c->live, c->n_live, st.m.leader)];
-            char *path = c->scratch + used;
-            used +=
-                (size_t)snprintf(path, SL_META_PATH_MAX, PATH_SHARDS "/%s/%" PRIu32, name, k) + 1;
-            char *data = c->scratch + used;
-            size_t len = sl_ctrl_state_encode(&st, data, SL_CTRL_STATE_MAX);
-            used += len;
-            ops[nops++] = (struct sl_meta_op){
-                .type = SL_META_OP_CREATE, .path = path, .data = (const uint8_t *)data, .len = len};
-        }
-        if (sl_meta_multi(c->meta, ops, nops, on_create_done, NULL) != SL_OK) {
-            return SL_ENOMEM;
-        }
-    }
-    return SL_OK;
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */

@@ -1,0 +1,83 @@
+/* controller_int.h - the controller's private structs, shared by controller.c (election,
+ * brokers, reads and writes) and controller_create.c (stream creation); included by
+ * nothing else. */
+#ifndef SL_CLUSTER_CONTROLLER_INT_H
+#define SL_CLUSTER_CONTROLLER_INT_H
+
+#include "broker/cluster/controller.h"
+
+#define PATH_CONTROLLER "/controller"
+#define PATH_EPOCH      "/controller_epoch"
+#define PATH_BROKERS    "/brokers/ids"
+#define PATH_SHARDS     "/shards"
+
+struct ctrl_shard {
+    struct sl_ctrl *c;
+    char name[SL_CTRL_NAME_MAX]; /* "<stream>/<k>" */
+    struct sl_ctrl_state st;
+    struct sl_ctrl_state next; /* what its multi in flight writes */
+    bool loaded, busy, in_read_q, in_dirty_q, gone;
+};
+
+struct ctrl_stream {
+    struct sl_ctrl *c;
+    char name[SL_CTRL_NAME_MAX];
+    uint32_t index; /* in c->streams */
+    bool queued;    /* in c->list_q: its shards are to be listed */
+};
+
+struct ctrl_multi {
+    struct sl_ctrl *c;
+    bool used;
+    uint32_t n;
+    uint32_t shard[SL_META_MULTI_MAX];
+};
+
+struct ctrl_vec { /* a FIFO of shard indexes */
+    uint32_t *v;
+    size_t head, n, cap;
+};
+
+struct sl_ctrl {
+    struct sl_ctrl_cfg cfg;
+    struct sl_meta *meta;
+    enum sl_ctrl_phase phase;
+    int32_t epoch, epoch_version;
+
+    int32_t live[SL_CTRL_BROKERS_MAX];
+    int64_t session[SL_CTRL_BROKERS_MAX];
+    uint32_t n_live;
+    bool brokers_known;
+    /* a listing in progress: ids and sessions gathered until every get answered */
+    int32_t pend_id[SL_CTRL_BROKERS_MAX];
+    int64_t pend_session[SL_CTRL_BROKERS_MAX];
+    uint32_t pend_n, pend_waiting;
+    int32_t todo_id[SL_CTRL_BROKERS_MAX]; /* listed ids whose node is still to be read */
+    uint32_t todo_n, todo_next;
+    bool listing, relist, list_failed;
+    bool streams_relist; /* a stream listing could not be sent: sl_ctrl_tick lists again */
+
+    struct ctrl_shard **shards;
+    size_t n_shards, cap_shards;
+    uint32_t *index; /* open addressing over shard names: index + 1, 0 = empty */
+    size_t index_cap;
+    struct ctrl_stream **streams;
+    size_t n_streams, cap_streams;
+    uint32_t stream_lists;  /* children listings outstanding (/shards and streams) */
+    struct ctrl_vec list_q; /* streams whose shards are to be listed */
+
+    struct ctrl_vec read_q, dirty_q;
+    uint32_t reads_inflight;
+    struct ctrl_multi multis[SL_CTRL_MULTIS_INFLIGHT_MAX];
+    uint32_t multis_inflight;
+    char scratch[SL_CTRL_MULTI_BYTES_MAX + SL_META_MULTI_MAX * (SL_META_PATH_MAX + 1)];
+
+    struct sl_ctrl_stats stats;
+};
+
+/* The index of broker `id` in live[0, n), or -1. */
+int sl_ctrl_live_at(const int32_t *live, uint32_t n, int32_t id);
+/* FNV-1a of a name (shard index, placement rotation). */
+uint64_t sl_ctrl_hash_name(const char *s);
+
+#endif /* SL_CLUSTER_CONTROLLER_INT_H */
