@@ -7,15 +7,16 @@
  * producer_id + producer_seq) exactly once and sends Produce asynchronously.
  *
  * Ordering and de-duplication: each shard has up to max_inflight_batches batches in
- * flight, sent in producer_seq order. A batch that fails transiently (SL_EAGAIN,
- * SL_ECLOSED, a timeout) goes back into its shard's queue in producer_seq order and is
- * resent byte-for-byte with the same producer_seq, so the broker recognises a retry of a
- * stored batch ("duplicate"). The broker keeps the order (Produce.in_order): it refuses
- * (SL_EAGAIN) a batch that does not follow this producer's last one stored or in flight,
- * so the batches behind a failure fail too and are resent after it, in order.
+ * flight, sent in the order they were sealed. A batch that fails transiently (SL_EAGAIN,
+ * SL_ECLOSED, a timeout) goes back into its shard's queue in that order and is resent
+ * byte-for-byte with the same producer_seq (once every batch sent before it has its
+ * answer), so the broker recognises a retry of a stored batch ("duplicate"). The broker
+ * keeps the order (Produce.in_order): it refuses (SL_EAGAIN) a batch that does not follow
+ * this producer's last one stored or in flight, so the batches behind a failure fail too
+ * and are resent after it, in order.
  *
  * Producer ids: each shard's batches carry the shard's current producer id and a
- * sequence counted from 0, both stamped when a batch is taken off the queue to be sent
+ * sequence counted from 1, both stamped when a batch is taken off the queue to be sent
  * (so sequences follow the queue's order). When a batch fails for good (reported to the
  * application), the shard takes a new random id and counts from 1 again: the broker would
  * otherwise wait for the given-up sequence forever. Batches already stamped under the old
@@ -302,7 +303,7 @@ static void on_produce_done(void *ctx, int err, const char *msg, sl_response *re
         pthread_mutex_unlock(&p->mu);
     }
     if (err != SL_OK) {
-            sl_response_free(resp);
+        sl_response_free(resp);
         batch_failed(p, b, err);
     } else {
         batch_complete_dropped(p, b, SL_OK, base, resp->produce->dropped,
