@@ -471,8 +471,9 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
         bool all_dup = false;
         rc = apply_msgdedup(e, op, req->batch, &h, &all_dup);
         if (rc != SL_OK || all_dup) {
-            sl_dedup_end(&b->dedup, h.producer_id, h.producer_seq, rc == SL_OK ? SL_EEXIST : rc,
-                         0, 0);
+            /* every record a repeat: the batch is done, with nothing stored
+             * (for the producer's order it counts as its last one) */
+            sl_dedup_end(&b->dedup, h.producer_id, h.producer_seq, rc, 0, 0);
             finish(op, rc, 0, 0, all_dup);
             return;
         }

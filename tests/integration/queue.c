@@ -524,6 +524,27 @@ TEST(dedup_ids_within_window)
     uint64_t stored = info->shards[0].next_seq - info->shards[0].first_seq;
     sluice_stream_info_free(info);
     CHECK_EQ(stored, 15);
+    /* One producer: a batch of nothing but repeats, then new records. The repeats' batch
+     * is done with nothing stored; the producer's next batch follows it (the broker keeps
+     * a producer's batches in order, and must not wait for that one again). */
+    sluice_producer *p = NULL;
+    struct sluice_producer_opts po = {.linger_ms = 1, .block_when_full = 1};
+    CHECK_EQ(sluice_producer_new(client, "dedup", &po, &p), SL_OK);
+    for (uint32_t round = 0; round < 2; round++) {
+        for (uint32_t i = 0; i < 5; i++) {
+            struct gen_rec r = {.na = 0};
+            gen_dedup(round == 0 ? i : 100 + i, &r);
+            CHECK_EQ(sluice_produce(p, r.key, (size_t)r.kl, r.val, (size_t)r.vl, r.at, r.na,
+                                    on_delivery, NULL), SL_OK);
+        }
+        CHECK_EQ(sluice_producer_flush(p, 10000), SL_OK);
+    }
+    sluice_producer_free(p);
+    CHECK_EQ(atomic_load(&produce_errors), 0);
+    CHECK_EQ(sluice_stream_describe(client, "dedup", &info), SL_OK);
+    stored = info->shards[0].next_seq - info->shards[0].first_seq;
+    sluice_stream_info_free(info);
+    CHECK_EQ(stored, 20);
 }
 
 TEST(delay_on_send)

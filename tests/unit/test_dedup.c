@@ -210,6 +210,14 @@ TEST(in_order_failed_batch_keeps_its_place)
     uint32_t count = 0;
     CHECK_EQ(sl_dedup_begin(&d, 9, 2, true, &e), SL_EEXIST);
     CHECK(sl_dedup_stored(e, 2, &base, &count) && base == 101);
+    /* a batch whose records were all repeats (message de-dup ids) is done with nothing
+     * stored: the next one follows it, and its retry is a duplicate of nothing */
+    CHECK_EQ(sl_dedup_begin(&d, 9, 4, true, &e), SL_OK);
+    sl_dedup_end(&d, 9, 4, SL_OK, 0, 0);
+    CHECK_EQ(sl_dedup_begin(&d, 9, 5, true, &e), SL_OK);
+    sl_dedup_end(&d, 9, 5, SL_OK, 103, 1);
+    CHECK_EQ(sl_dedup_begin(&d, 9, 4, true, &e), SL_EEXIST);
+    CHECK(sl_dedup_stored(e, 4, &base, &count) && count == 0);
     sl_dedup_fini(&d);
 }
 
