@@ -76,16 +76,22 @@ static int send_all(int fd, const void *p, size_t len)
     return 0;
 }
 
-static int send_req(int fd, const sl_request *req)
+/* The frame of `req` at out (sl_request_size + SL_FRAME_HEADER_BYTES bytes): its length. */
+static size_t put_frame(uint8_t *out, const sl_request *req)
 {
     size_t len = sl_request_size(req);
-    uint8_t *buf = malloc(len + SL_FRAME_HEADER_BYTES);
+    sl_frame_put_header(out, (uint32_t)len);
+    sl_request_pack(req, out + SL_FRAME_HEADER_BYTES);
+    return len + SL_FRAME_HEADER_BYTES;
+}
+
+static int send_req(int fd, const sl_request *req)
+{
+    uint8_t *buf = malloc(sl_request_size(req) + SL_FRAME_HEADER_BYTES);
     if (buf == NULL) {
         return -1;
     }
-    sl_frame_put_header(buf, (uint32_t)len);
-    sl_request_pack(req, buf + SL_FRAME_HEADER_BYTES);
-    int rc = send_all(fd, buf, len + SL_FRAME_HEADER_BYTES);
+    int rc = send_all(fd, buf, put_frame(buf, req));
     free(buf);
     return rc;
 }
@@ -237,19 +243,28 @@ static size_t make_batch(uint8_t *buf, size_t cap, const char *key, const char *
     return make_pbatch(buf, cap, key, value, 0, 0);
 }
 
+/* A Produce request `req` (its body in `p`, both the caller's) of `batch` (borrowed). */
+static void produce_req(sl_request *req, Sluice__V1__Produce *p, uint64_t id, const char *stream,
+                        uint32_t shard, const uint8_t *batch, size_t len, int ack)
+{
+    sluice__v1__request__init(req);
+    sluice__v1__produce__init(p);
+    p->stream = (char *)stream;
+    p->shard = shard;
+    p->ack = (Sluice__V1__AckMode)ack;
+    p->batch.data = (uint8_t *)batch;
+    p->batch.len = len;
+    req->id = id;
+    req->body_case = SLUICE__V1__REQUEST__BODY_PRODUCE;
+    req->produce = p;
+}
+
 static sl_response *produce_raw(int fd, uint64_t id, const char *stream, uint32_t shard,
                                 const uint8_t *batch, size_t len, int ack, int code)
 {
-    sl_request req = SLUICE__V1__REQUEST__INIT;
-    Sluice__V1__Produce p = SLUICE__V1__PRODUCE__INIT;
-    p.stream = (char *)stream;
-    p.shard = shard;
-    p.ack = (Sluice__V1__AckMode)ack;
-    p.batch.data = (uint8_t *)batch;
-    p.batch.len = len;
-    req.id = id;
-    req.body_case = SLUICE__V1__REQUEST__BODY_PRODUCE;
-    req.produce = &p;
+    sl_request req;
+    Sluice__V1__Produce p;
+    produce_req(&req, &p, id, stream, shard, batch, len, ack);
     if (ack == SLUICE__V1__ACK_MODE__ACK_NONE) {
         return send_req(fd, &req) == 0 ? (sl_response *)1 : NULL;
     }
@@ -665,14 +680,8 @@ TEST(auto_create_on_produce)
         snprintf(value, sizeof(value), "v%u", i);
         size_t len = make_batch(batch, sizeof(batch), "k", value);
         CHECK(len > 0);
-        sluice__v1__request__init(&req[i]);
-        sluice__v1__produce__init(&p[i]);
-        p[i].stream = (char *)"auto.created";
-        p[i].batch.data = batch;
-        p[i].batch.len = len;
-        req[i].id = 100 + i;
-        req[i].body_case = SLUICE__V1__REQUEST__BODY_PRODUCE;
-        req[i].produce = &p[i];
+        produce_req(&req[i], &p[i], 100 + i, "auto.created", 0, batch, len,
+                    SLUICE__V1__ACK_MODE__ACK_DURABLE);
         CHECK_EQ(send_req(fd, &req[i]), 0);
     }
     for (uint32_t i = 0; i < AUTO_PRODUCES; i++) {
@@ -719,21 +728,16 @@ static int pipeline(int fd, const uint64_t *seqs, uint32_t n, uint64_t id0, bool
         snprintf(value, sizeof(value), "v%" PRIu64, seqs[i]);
         uint8_t batch[512];
         size_t len = make_pbatch(batch, sizeof(batch), "k", value, 77, seqs[i]);
-        sl_request req = SLUICE__V1__REQUEST__INIT;
-        Sluice__V1__Produce p = SLUICE__V1__PRODUCE__INIT;
-        p.stream = (char *)"ordered";
-        p.shard = 0;
-        p.ack = SLUICE__V1__ACK_MODE__ACK_DURABLE;
-        p.batch.data = batch;
-        p.batch.len = len;
+        if (len == 0) {
+            free(all);
+            return -1;
+        }
+        sl_request req;
+        Sluice__V1__Produce p;
+        produce_req(&req, &p, id0 + i, "ordered", 0, batch, len,
+                    SLUICE__V1__ACK_MODE__ACK_DURABLE);
         p.in_order = in_order;
-        req.id = id0 + i;
-        req.body_case = SLUICE__V1__REQUEST__BODY_PRODUCE;
-        req.produce = &p;
-        size_t rl = sl_request_size(&req);
-        sl_frame_put_header(all + off, (uint32_t)rl);
-        sl_request_pack(&req, all + off + SL_FRAME_HEADER_BYTES);
-        off += rl + SL_FRAME_HEADER_BYTES;
+        off += put_frame(all + off, &req);
     }
     int rc = all != NULL && send_all(fd, all, off) == 0 ? 0 : -1;
     free(all);
