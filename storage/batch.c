@@ -274,6 +274,13 @@ int sl_batch_builder_finish(struct sl_batch_builder *b, unsigned codec, int leve
     return SL_OK;
 }
 
+void sl_batch_producer_of(const void *buf, uint64_t *producer_id, uint64_t *producer_seq)
+{
+    const uint8_t *p = buf;
+    *producer_id = sl_get_u64(p + OFF_PRODUCER_ID);
+    *producer_seq = sl_get_u64(p + OFF_PRODUCER_SEQ);
+}
+
 void sl_batch_restamp_producer(void *buf, size_t len, uint64_t producer_id,
                                uint64_t producer_seq)
 {

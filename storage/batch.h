@@ -109,6 +109,10 @@ int sl_batch_builder_finish(struct sl_batch_builder *b, unsigned codec, int leve
 void sl_batch_restamp_producer(void *buf, size_t len, uint64_t producer_id,
                                uint64_t producer_seq);
 
+/* The producer fields of a batch whose header sl_batch_peek already accepted
+ * (no check again: the shard's owner reads them on the append path). */
+void sl_batch_producer_of(const void *buf, uint64_t *producer_id, uint64_t *producer_seq);
+
 /* Parses and checks the header only (magic, stamp check, field ranges) of the
  * bytes at `buf`, of which `avail` are present. On SL_OK `*h` is filled and
  * h->length may exceed `avail` (the caller then reads more). Errors:

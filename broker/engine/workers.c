@@ -110,22 +110,14 @@ struct pend {
 /* Appends the main loop owns: their pends, on the main thread only. */
 static struct pend *main_free_pend;
 
-/* The producer of a batch (0, 0 without a producer id or a readable header:
- * the shard refuses such a batch itself). */
-static void batch_producer(const void *data, size_t len, uint64_t *pid, uint64_t *pseq)
-{
-    struct sl_batch_header h;
-    bool ok = sl_batch_peek(data, len, &h) == SL_OK;
-    *pid = ok ? h.producer_id : 0;
-    *pseq = ok ? h.producer_seq : 0;
-}
-
 /* Stages the batch on its owner's thread behind the order gate (see
  * sl_wshard_append); p carries cb/ctx and gets the producer. */
 static int gated_append(struct sl_wshard *b, const void *data, size_t len, unsigned flags,
                         sl_append_cb on_done, struct pend *p)
 {
-    batch_producer(data, len, &p->pid, &p->pseq);
+    /* (the front-end checked the header before the batch came here) */
+    SL_ASSERT(len >= SL_BATCH_HEADER_BYTES);
+    sl_batch_producer_of(data, &p->pid, &p->pseq);
     uint64_t now = sl_clock_mono_ms();
     if (sl_seqgate_admit(&b->ow_gate, p->pid, p->pseq, now) != SL_OK) {
         return SL_ECONFLICT;

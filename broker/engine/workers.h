@@ -138,7 +138,8 @@ void sl_wshard_close_many(struct sl_workers *ws, struct sl_wshard *const *b, uin
  * staging space itself, so SL_EAGAIN is never returned). On the owner, as
  * the batch is staged, a batch that follows a failed batch of its producer
  * (not sent again yet) is refused with SL_ECONFLICT (seqgate.h), so the
- * batches of a producer are stored in order whatever it has in flight. */
+ * batches of a producer are stored in order whatever it has in flight.
+ * `batch`'s header was accepted by sl_batch_peek (the front-end's check). */
 int sl_wshard_append(struct sl_wshard *b, const void *batch, size_t len, unsigned flags,
                      sl_append_cb cb, void *ctx);
 void sl_wshard_read(struct sl_wshard *b, struct sl_wshard_read *wr);
