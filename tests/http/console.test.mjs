@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { chromium } from 'playwright-core';
-import { startBroker, startAuthBroker, httpGet } from './harness.mjs';
+import { startBroker, startAuthBroker, httpGet, until as pollUntil } from './harness.mjs';
 
 const CLI = process.env.SLUICE_CLI_PATH;
 const CHROMIUM = process.env.SLUICE_CHROMIUM || '/usr/bin/chromium';
@@ -50,17 +50,8 @@ async function api(path, init) {
   return { status: r.status, json: JSON.parse(r.body), headers: r.headers };
 }
 
-// Polls fn (sync or async) until it returns a truthy value; that value, or
-// a failure after `ms` naming `what`.
-async function until(what, fn, ms = 15000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+// harness.mjs's until, with this file's 15 s and 100 ms polls.
+const until = (what, fn, ms = 15000) => pollUntil(what, fn, ms, 100);
 
 const known = (xs) => (xs || []).filter((x) => typeof x === 'number');
 

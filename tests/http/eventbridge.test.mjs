@@ -18,7 +18,7 @@ import {
   ListReplaysCommand,
 } from '@aws-sdk/client-eventbridge';
 import { SQSClient, CreateQueueCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { startBroker } from './harness.mjs';
+import { startBroker, until } from './harness.mjs';
 
 let b, eb, sqs;
 const creds = { accessKeyId: 'sluice', secretAccessKey: 'sluice' };
@@ -51,16 +51,6 @@ async function endpoint() {
   ep.url = `http://127.0.0.1:${ep.server.address().port}/events`;
   ep.close = () => { ep.server.closeAllConnections(); ep.server.close(); };
   return ep;
-}
-
-async function until(what, fn, ms = 20000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 async function rejects(p, name, re) {

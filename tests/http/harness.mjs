@@ -105,3 +105,15 @@ export async function startAuthBroker(authText, extra = []) {
   b.hup = () => b.proc.kill('SIGHUP');
   return b;
 }
+
+// Polls fn (sync or async) every `everyMs` until it returns a truthy value: that value, or
+// a failure after `ms` naming `what`.
+export async function until(what, fn, ms = 20000, everyMs = 50) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}

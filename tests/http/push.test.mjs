@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SQSClient, CreateQueueCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { startBroker } from './harness.mjs';
+import { startBroker, until } from './harness.mjs';
 
 const CLI = process.env.SLUICE_CLI_PATH;
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -44,16 +44,6 @@ async function endpoint(answer) {
   ep.url = `http://127.0.0.1:${ep.server.address().port}/hook`;
   ep.close = () => { for (const r of ep.hung) r.destroy(); ep.server.closeAllConnections(); ep.server.close(); };
   return ep;
-}
-
-async function until(what, fn, ms = 20000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 async function targets(stream) {
