@@ -507,13 +507,19 @@ static int pack_frame(const sluice_client *c, const sl_request *req, uint8_t **o
 /* Registers `call` (NULL: no response expected) once connected with a free in-flight slot,
  * then writes the frame. Returns SL_OK when the outcome will be delivered through the call
  * (including a write that broke the connection), or an error before registration. */
-static int call_start(sluice_client *c, sl_request *req, struct sl_call *call, uint64_t deadline_ms)
+static int call_start(sluice_client *c, sl_request *req, struct sl_call *call, uint64_t deadline_ms,
+                      uint64_t *pin_gen)
 {
     pthread_mutex_lock(&c->mu);
     for (;;) {
         if (c->closing) {
             pthread_mutex_unlock(&c->mu);
             sl_client_set_error("client is closing");
+            return SL_ECLOSED;
+        }
+        if (pin_gen != NULL && *pin_gen != 0 && (!c->connected || c->gen != *pin_gen)) {
+            pthread_mutex_unlock(&c->mu);
+            sl_client_set_error("the connection this request had to go out on is gone");
             return SL_ECLOSED;
         }
         if (!c->connected) {
@@ -540,6 +546,9 @@ static int call_start(sluice_client *c, sl_request *req, struct sl_call *call, u
         pthread_cond_timedwait(&c->cv, &c->mu, &ts);
     }
     uint64_t gen = c->gen;
+    if (pin_gen != NULL) {
+        *pin_gen = gen;
+    }
     req->id = ++c->next_id;
     if (call != NULL) {
         call->id = req->id;
@@ -605,13 +614,19 @@ static struct sl_call *call_new(sl_call_cb cb, void *ctx)
 int sl_client_call_async(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
                          sl_call_cb cb, void *ctx)
 {
+    return sl_client_call_async_on(c, req, extra_timeout_ms, cb, ctx, NULL);
+}
+
+int sl_client_call_async_on(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
+                            sl_call_cb cb, void *ctx, uint64_t *gen)
+{
     SL_ASSERT(cb != NULL);
     struct sl_call *call = call_new(cb, ctx);
     if (call == NULL) {
         return SL_ENOMEM;
     }
     uint64_t deadline = sl_clock_mono_ms() + c->opts.request_timeout_ms + extra_timeout_ms;
-    int rc = call_start(c, req, call, deadline);
+    int rc = call_start(c, req, call, deadline, gen);
     if (rc != SL_OK) {
         free(call);
     }
@@ -620,7 +635,7 @@ int sl_client_call_async(sluice_client *c, sl_request *req, uint32_t extra_timeo
 
 int sl_client_send_noreply(sluice_client *c, sl_request *req)
 {
-    return call_start(c, req, NULL, sl_clock_mono_ms() + c->opts.request_timeout_ms);
+    return call_start(c, req, NULL, sl_clock_mono_ms() + c->opts.request_timeout_ms, NULL);
 }
 
 int sl_client_call(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms, sl_response **out)
@@ -631,7 +646,7 @@ int sl_client_call(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
         return SL_ENOMEM;
     }
     uint64_t deadline = sl_clock_mono_ms() + c->opts.request_timeout_ms + extra_timeout_ms;
-    int rc = call_start(c, req, call, deadline);
+    int rc = call_start(c, req, call, deadline, NULL);
     if (rc != SL_OK) {
         free(call);
         return rc;

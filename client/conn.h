@@ -41,6 +41,14 @@ int sl_client_call_want(sluice_client *c, sl_request *req, uint32_t extra_timeou
 int sl_client_call_async(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
                          sl_call_cb cb, void *ctx);
 
+/* sl_client_call_async on one connection: *gen 0 = any, else the connection generation the
+ * call must go out on (SL_ECLOSED, nothing sent, when that connection is gone); on success
+ * *gen is the generation it went on. A producer pins a shard's batches in flight to one
+ * connection: the broker keeps a connection's requests in order, while a batch sent on a
+ * new connection could overtake one still failing on the old (lost as a "duplicate"). */
+int sl_client_call_async_on(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
+                            sl_call_cb cb, void *ctx, uint64_t *gen);
+
 /* Sends a request that gets no response (Produce with ACK_NONE). Errors as above. */
 int sl_client_send_noreply(sluice_client *c, sl_request *req);
 

@@ -13,7 +13,9 @@
  * answer), so the broker recognises a retry of a stored batch ("duplicate"). The broker
  * keeps the order (Produce.in_order): it refuses (SL_EAGAIN) a batch that does not follow
  * this producer's last one stored or in flight, so the batches behind a failure fail too
- * and are resent after it, in order.
+ * and are resent after it, in order. A shard's batches in flight all go out on one
+ * connection (sl_client_call_async_on): a broker restarted past this producer's memory
+ * could not tell a batch sent on a new connection from the first of the producer.
  *
  * Producer ids: each shard's batches carry the shard's current producer id and a
  * sequence counted from 1, both stamped when a batch is taken off the queue to be sent
@@ -78,6 +80,7 @@ struct pbatch {
     uint64_t producer_id;  /* stamped when taken to be sent (0: not yet) */
     uint64_t producer_seq;
     int restamp;           /* finished under another id: stamp again before sending */
+    int pin;               /* sent behind unanswered batches: on their connection only */
     uint32_t attempts;
     uint64_t retry_at_ms;
 };
@@ -90,7 +93,12 @@ struct pshard {
     uint64_t producer_id; /* this shard's current id (a new one after a batch failed for good) */
     uint64_t next_producer_seq;
     uint64_t next_order;
+    /* The connection generation its last batch was sent on; PSHARD_NO_CONN after a send
+     * that failed before going out (the flusher thread's only). */
+    uint64_t conn_gen;
 };
+
+#define PSHARD_NO_CONN UINT64_MAX /* matches no connection */
 
 struct sluice_producer {
     sluice_client *c;
@@ -321,6 +329,7 @@ static void batch_send(struct sluice_producer *p, struct pbatch *b)
         if (need > p->scratch_cap) {
             uint8_t *ns = realloc(p->scratch, need);
             if (ns == NULL) {
+                p->shards[b->shard].conn_gen = PSHARD_NO_CONN; /* (its followers wait) */
                 batch_complete(p, b, SL_ENOMEM, SLUICE_SEQ_UNKNOWN);
                 return;
             }
@@ -331,6 +340,7 @@ static void batch_send(struct sluice_producer *p, struct pbatch *b)
             sl_batch_builder_finish(&b->b, p->codec, p->opts.compression_level, p->z, p->scratch,
                                     p->scratch_cap, b->producer_id, b->producer_seq, &b->len);
         if (rc != SL_OK) {
+            p->shards[b->shard].conn_gen = PSHARD_NO_CONN;
             batch_complete(p, b, rc, SLUICE_SEQ_UNKNOWN);
             return;
         }
@@ -358,7 +368,16 @@ static void batch_send(struct sluice_producer *p, struct pbatch *b)
         }
         return;
     }
-    int rc = sl_client_call_async(p->c, &req, 0, on_produce_done, b);
+    /* Behind unanswered batches, only on their connection: the broker stores one
+     * connection's batches in order, but this one sent on a new connection could reach a
+     * broker that restarted past this producer's memory before the earlier ones come back
+     * failed and are resent - then stored first, they would be answered "duplicate" and
+     * lost (the parked crash loop found it). It fails with SL_ECLOSED and is resent after
+     * them. */
+    struct pshard *s = &p->shards[b->shard];
+    uint64_t gen = b->pin ? s->conn_gen : 0;
+    int rc = sl_client_call_async_on(p->c, &req, 0, on_produce_done, b, &gen);
+    s->conn_gen = rc == SL_OK ? gen : PSHARD_NO_CONN;
     if (rc != SL_OK) {
         batch_failed(p, b, rc);
     }
@@ -409,6 +428,7 @@ static struct pbatch *collect_locked(struct sluice_producer *p, uint64_t now, ui
                 s->tail = NULL;
             }
             if (p->opts.ack != SLUICE_ACK_NONE) {
+                h->pin = s->inflight > 0;
                 s->inflight++;
                 if (h->producer_id != s->producer_id) { /* first send, or a new id since */
                     h->restamp = h->finished;
