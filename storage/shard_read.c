@@ -42,6 +42,9 @@ static void read_finish(struct sl_shard_read *rd, int err, bool from_submit)
         shard_seg_release(s, rd->seg_);
         rd->seg_ = NULL;
     }
+    /* A read burst over many shards, each busy when the others' touches trimmed, left
+     * them all open, over the budget, once quiet (the parked crash loop's final read). */
+    shard_settle(s);
     if (err != SL_OK) {
         rd->len = 0;
         rd->batch_count = 0;
