@@ -224,7 +224,13 @@ static void *produce_loop(void *arg)
                                       .buffer_bytes = 256u << 10, .block_when_full = 1,
                                       .ack = SLUICE_ACK_DURABLE, .retries = 100000,
                                       .retry_backoff_ms = 20};
-    int rc = sluice_producer_new(c, STREAM, &po, &prod);
+    /* (describes the stream: under a loaded machine the first kill may come first) */
+    int rc;
+    for (int tries = 0; (rc = sluice_producer_new(c, STREAM, &po, &prod)) != SL_OK &&
+                        (rc == SL_ECLOSED || rc == SL_EAGAIN) && tries < 200;
+         tries++) {
+        it_sleep_ms(50);
+    }
     if (rc != SL_OK) {
         fprintf(stderr, "  producer %u: new: %s (%s)\n", p, sl_errname(rc), sluice_last_error());
         sluice_client_free(c);
