@@ -188,6 +188,16 @@ static void broker_describe(void *ctx, char *out, uint32_t cap)
 }
 
 /* The network loop with its listeners, run until SIGTERM/SIGINT. */
+/* The native protocol's ApiCall into the HTTP front-end (the two do not include each
+ * other; the function types match field by field). */
+static int api_call(void *api, struct sl_conn *via, const char *principal, const char *service,
+                    const char *action, const void *body, size_t len, sl_native_api_done done,
+                    void *ctx, char *why, size_t why_len)
+{
+    return sl_api_internal_call(api, via, principal, service, action, body, len, done, ctx, why,
+                                why_len);
+}
+
 static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struct broker *b)
 {
     struct sl_engine *engine = b->engine;
@@ -263,6 +273,8 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
     if (rc == SL_OK && cfg->http_port != 0) {
         api.push = b->push;
         b->api = &api;
+        native.api_call = api_call;
+        native.api_ctx = &api;
         struct sl_listener_config lc = {.host = cfg->host, .port = cfg->http_port,
                                         .max_inflight = cfg->max_inflight,
                                         .proto = &sl_api_proto, .ctx = &api,

@@ -1,4 +1,5 @@
-/* cluster.c - ClusterStatus: the live brokers of a cluster (sluice.h; docs/PROTOCOL.md). */
+/* cluster.c - ClusterStatus: the live brokers of a cluster; ApiCall: an AWS API call over the
+ * native connection (sluice.h; docs/PROTOCOL.md). */
 #include "client/conn.h"
 
 #include <stdbool.h>
@@ -74,5 +75,42 @@ int sluice_cluster_status(sluice_client *c, struct sluice_cluster_status **out)
         return SL_ENOMEM;
     }
     *out = s;
+    return SL_OK;
+}
+
+int sluice_api_call(sluice_client *c, const char *service, const char *action, const void *body,
+                    size_t len, int *status, char **out, size_t *out_len)
+{
+    *status = 0;
+    *out = NULL;
+    *out_len = 0;
+    Sluice__V1__ApiCall m = SLUICE__V1__API_CALL__INIT;
+    m.service = (char *)service;
+    m.action = (char *)action;
+    m.body.data = (uint8_t *)body;
+    m.body.len = len;
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    req.body_case = SLUICE__V1__REQUEST__BODY_API_CALL;
+    req.api_call = &m;
+    sl_response *resp = NULL;
+    int rc = sl_client_call_want(c, &req, 0, SLUICE__V1__RESPONSE__BODY_API_CALL, 0, &resp);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    const Sluice__V1__ApiCallResponse *r = resp->api_call;
+    char *copy = malloc(r->body.len + 1);
+    if (copy == NULL) {
+        sl_response_free(resp);
+        sl_client_set_error("out of memory");
+        return SL_ENOMEM;
+    }
+    if (r->body.len > 0) {
+        memcpy(copy, r->body.data, r->body.len);
+    }
+    copy[r->body.len] = '\0';
+    *status = (int)r->status;
+    *out = copy;
+    *out_len = r->body.len;
+    sl_response_free(resp);
     return SL_OK;
 }

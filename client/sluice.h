@@ -659,6 +659,18 @@ struct sluice_cluster_status {
 int sluice_cluster_status(sluice_client *c, struct sluice_cluster_status **out);
 void sluice_cluster_status_free(struct sluice_cluster_status *s); /* NULL-safe */
 
+/* ---- AWS API calls over the native connection ---- */
+
+/* Runs one call of an AWS API the broker serves on its HTTP listener, over this connection,
+ * as its authenticated user (no SigV4): `service` "events" (EventBridge) with `action`
+ * e.g. "PutRule" and `body` its JSON request (`len` bytes). *status gets the HTTP status
+ * the API answered and *out its body (NUL-terminated, *out_len bytes; free()), an AWS
+ * error document when *status is not 2xx. Errors (no answer): SLUICE_EUNSUPPORTED (the
+ * broker has no HTTP listener, or predates the call), SLUICE_ENOTFOUND (no such service),
+ * SLUICE_ETOOBIG, SLUICE_ECLOSED, SLUICE_EAGAIN, SLUICE_ENOMEM. */
+int sluice_api_call(sluice_client *c, const char *service, const char *action, const void *body,
+                    size_t len, int *status, char **out, size_t *out_len);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -60,6 +60,23 @@ struct sl_api {
 /* From the loop's tick (monotonic ms): the console's samples. */
 void sl_api_tick(struct sl_api *api, uint64_t now_ms);
 
+/* An AWS API call from inside the broker: the native protocol's ApiCall (the CLI's
+ * `rule` and `replay` commands). It runs as the same call on the HTTP listener would, as
+ * `principal` (authenticated by the caller on connection `via`, held by the caller until
+ * `done`, named in the log; "" with auth off) with that API's per-action
+ * ACLs but no SigV4, and `done` gets the status, content type and body it would have sent
+ * (borrowed for the callback), once, on the main loop, possibly before this returns.
+ * Services: "events" (EventBridge; `action` as after "AWSEvents."). Errors (then `done`
+ * never runs): SL_ENOTFOUND (no such service: `why`), SL_ETOOBIG (body over
+ * http_body_bytes_max), SL_ENOMEM. */
+typedef void (*sl_api_internal_done)(void *ctx, int status, const char *content_type,
+                                     const void *body, size_t len);
+struct sl_conn;
+int sl_api_internal_call(struct sl_api *api, struct sl_conn *via, const char *principal,
+                         const char *service,
+                         const char *action, const void *body, size_t len,
+                         sl_api_internal_done done, void *ctx, char *why, size_t why_len);
+
 /* The listener's protocol; its ctx is a struct sl_api. */
 extern const struct sl_proto sl_api_proto;
 

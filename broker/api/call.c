@@ -80,6 +80,14 @@ void sl_api_reply_headers(struct sl_api_call *call, int status, const char *cont
         body = msg;
         len = sizeof(msg) - 1;
     }
+    if (call->internal_done != NULL) {
+        call->internal_done(call->internal_ctx, status, content_type, body, len);
+        call->api->answers[call->route][status_class(status)]++;
+        sl_latency_record(&call->api->latency[call->route], sl_clock_mono_ns() - call->start_ns);
+        free(call->internal_body);
+        free(call); /* the first member of its allocation (internal.c) */
+        return;
+    }
     struct sl_conn *c = call->conn;
     struct sl_api_conn *ac = c->proto_state;
     struct sl_http_header h[1 + SL_API_EXTRA_HEADERS_MAX];

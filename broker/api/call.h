@@ -47,6 +47,12 @@ struct sl_api_call {
     const char *action; /* static: "PutRecord", "SendMessage", ... */
     uint32_t acl_ops;
     bool acl_checked;
+    /* An internal call (sl_api_internal_call): the caller's connection (not HTTP), no
+     * session, the principal set by the caller, the answer handed to `internal_done`; it
+     * owns its body. */
+    sl_api_internal_done internal_done;
+    void *internal_ctx;
+    void *internal_body;
 };
 
 /* A connection's HTTP state (broker/api/server.c makes it at the first

@@ -439,13 +439,13 @@ static bool replay_targets(struct eb_call *c, json_t *rep, json_t *rules, const 
             snprintf(label, sizeof(label), "replay.%s", name);
             eb_sync_group_name(c->eb, label, group, sizeof(group));
             json_array_append_new(
-                out, json_pack("{s:s,s:O,s:O,s:O,s:O,s:s,s:O,s:O,s:b}", "group", group, "url",
+                out, json_pack("{s:s,s:O,s:O,s:O,s:O,s:s,s:O,s:O,s:b,s:s}", "group", group, "url",
                                json_object_get(t, "url"), "transform",
                                json_object_get(t, "transform"), "max_deliveries",
                                json_object_get(t, "max_deliveries"), "dlq",
                                json_object_get(t, "dlq"), "pattern", pattern, "since",
                                json_object_get(rep, "start"), "end",
-                               json_object_get(rep, "end"), "ready", 0));
+                               json_object_get(rep, "end"), "ready", 0, "replay", name));
         }
         free(pattern);
     }

@@ -148,6 +148,8 @@ static int set_push(struct sl_eb *eb, const char *stream, json_t *t, char *why, 
     pt.format = SL_PUSH_FORMAT_EVENTBRIDGE;
     const char *tf = json_string_value(json_object_get(t, "transform"));
     snprintf(pt.transform, sizeof(pt.transform), "%s", tf != NULL ? tf : "");
+    const char *replay = json_string_value(json_object_get(t, "replay"));
+    snprintf(pt.replay_name, sizeof(pt.replay_name), "%s", replay != NULL ? replay : "");
     pt.batch_size = 1;
     int rc = sl_push_set(eb->push, &pt, why, why_len);
     if (rc == SL_OK) {

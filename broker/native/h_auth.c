@@ -321,6 +321,12 @@ static const char *dlq_stream(const sl_request *req)
     return req->create_group->config->dead_letter_stream;
 }
 
+const char *sl_native_principal(const struct sl_conn *c)
+{
+    const struct sl_native_session *s = c->proto_state;
+    return s != NULL && (c->proto_flags & SL_NATIVE_AUTHED) ? s->principal : "";
+}
+
 int sl_native_authorize(const struct sl_native *srv, const struct sl_conn *c,
                         const sl_request *req, char *msg, size_t cap)
 {

@@ -43,12 +43,23 @@ struct sl_native_login {
     uint32_t failures;
 };
 
+/* The HTTP front-end's AWS API calls for ApiCall (the broker sets it to
+ * sl_api_internal_call; the native front-end does not include broker/api). */
+typedef void (*sl_native_api_done)(void *ctx, int status, const char *content_type,
+                                   const void *body, size_t len);
+typedef int (*sl_native_api_fn)(void *api, struct sl_conn *via, const char *principal,
+                                const char *service,
+                                const char *action, const void *body, size_t len,
+                                sl_native_api_done done, void *ctx, char *why, size_t why_len);
+
 /* The native front-end: the listener's ctx. */
 struct sl_native {
     struct sl_native_config cfg;
     struct sl_engine *engine; /* borrowed */
     struct sl_push *push;     /* borrowed; NULL: push targets are off */
     const struct sl_member *member; /* borrowed; NULL: a single broker (ClusterStatus) */
+    sl_native_api_fn api_call;      /* NULL: no HTTP listener (ApiCall refused) */
+    void *api_ctx;
     /* *auth: the rules in force (swapped on SIGHUP); auth NULL: auth off */
     struct sl_auth *const *auth;
     uint8_t fake_key[SL_SCRAM_KEY_BYTES]; /* unknown users' salts (h_auth.c) */
@@ -69,6 +80,8 @@ void sl_native_authenticate(struct sl_native *srv, struct sl_conn *c, const sl_r
 int sl_native_authorize(const struct sl_native *srv, const struct sl_conn *c,
                         const sl_request *req, char *msg, size_t cap);
 void sl_native_session_free(struct sl_conn *c); /* the listener's proto->free */
+/* The connection's authenticated principal ("" before authentication or with auth off). */
+const char *sl_native_principal(const struct sl_conn *c);
 
 /* Takes `req` (counted with sl_conn_request_begin). */
 void sl_native_dispatch(struct sl_native *srv, struct sl_conn *c, sl_request *req);
@@ -90,6 +103,7 @@ void sl_native_list_groups(struct sl_native *srv, struct sl_conn *c, const sl_re
 void sl_native_group_lag(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_queue(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_cluster_status(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_api_call(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 /* SetTarget, RemoveTarget, ListTargets (h_push.c). */
 void sl_native_push(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 /* Stream consumer groups' membership (h_group.c). */

@@ -495,6 +495,19 @@ static int render_eventbridge(const struct ctx *c, const struct sl_push_record *
     bool event = json_is_string(json_object_get(parsed, "detail-type")) &&
                  json_is_string(json_object_get(parsed, "source"));
     bool is_json = parsed != NULL && json_depth(v, r->value_len) < EB_DETAIL_DEPTH_MAX;
+    if (event && c->src->replay != NULL) {
+        /* a replayed event says so, as AWS marks it: "replay-name" */
+        bool ok = true;
+        set(parsed, "replay-name", json_string(c->src->replay), &ok);
+        char *s = ok ? json_dumps(parsed, JSON_COMPACT) : NULL;
+        json_decref(parsed);
+        if (s == NULL) {
+            return SL_ENOMEM;
+        }
+        *out = s;
+        *out_len = strlen(s);
+        return SL_OK;
+    }
     json_decref(parsed);
     if (event) {
         return put_out(&v, (const size_t[]){r->value_len}, 1, out, out_len);
@@ -511,6 +524,9 @@ static int render_eventbridge(const struct ctx *c, const struct sl_push_record *
     set(o, "time", iso_time(r->timestamp_ms, false), &ok);
     set(o, "region", json_string_nocheck(c->region), &ok);
     set(o, "resources", json_array(), &ok);
+    if (c->src->replay != NULL) {
+        set(o, "replay-name", json_string(c->src->replay), &ok);
+    }
     if (!is_json) {
         json_t *d = json_object();
         set(d, "data", b64(v, r->value_len), &ok);

@@ -113,6 +113,7 @@ struct sl_push_source {
     const char *group;
     const char *region;  /* "sluice" when NULL */
     const char *account; /* "000000000000" when NULL */
+    const char *replay;  /* EVENTBRIDGE: the replay delivering (its "replay-name"); NULL: live */
 };
 
 /* A record's id as a handler sees and answers it: the decimal seq for

@@ -230,7 +230,9 @@ static struct push_batch *batch_new(struct push_rt *rt)
     /* ARNs and awsRegion as the SQS and SNS APIs answer them (their QueueArn,
      * TopicArn), so a handler can compare what it is given with what it made. */
     b->src = (struct sl_push_source){.stream = rt->t.stream, .group = rt->t.group,
-                                     .region = SL_PUSH_REGION, .account = SL_PUSH_ACCOUNT};
+                                     .region = SL_PUSH_REGION, .account = SL_PUSH_ACCOUNT,
+                                     .replay = rt->t.replay_name[0] != '\0' ? rt->t.replay_name
+                                                                            : NULL};
     rt->batches++;
     return b;
 }

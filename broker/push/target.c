@@ -9,6 +9,7 @@
 #include "common/checksum.h"
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,14 +20,14 @@
 #include <unistd.h>
 
 #define FILE_MAGIC   0x54504C53u /* "SLPT" little-endian */
-#define FILE_VERSION 2u /* 2: + transform; 1 is still read */
+#define FILE_VERSION 3u /* 2: + transform; 3: + replay name; 1 and 2 are still read */
 #define FILE_DIR     "push"
 #define FILE_NAME    "targets"
 #define FILE_TMP     "targets.tmp"
 #define FILE_HEAD    12u
 #define ENTRY_FIXED  (1u + 1u + 2u + 1u + 1u + 6u * 4u)
 #define ENTRY_MAX    (ENTRY_FIXED + 2u * SL_PUSH_NAME_MAX + SL_PUSH_URL_MAX + 2u + \
-                      SL_PUSH_TRANSFORM_SPEC_MAX)
+                      SL_PUSH_TRANSFORM_SPEC_MAX + 1u + SL_PUSH_REPLAY_NAME_MAX)
 #define FILE_MAX     (FILE_HEAD + SL_PUSH_TARGETS_MAX * ENTRY_MAX + 8u)
 
 #define DEFAULT_BATCH       10u
@@ -146,6 +147,13 @@ int sl_push_target_check(struct sl_push_target *t, char *why, size_t why_len)
         return bad(why, why_len, "the first backoff (%u ms) must not pass the cap (%u ms, "
                    "at most 1 h)", "retry", t->retry_base_ms, t->retry_max_ms);
     }
+    if (t->replay_name[0] != '\0' &&
+        (t->format != SL_PUSH_FORMAT_EVENTBRIDGE ||
+         !sl_utf8_valid(t->replay_name, strlen(t->replay_name)))) {
+        snprintf(why, why_len, "replay_name: only a target of format eventbridge has one, in "
+                 "UTF-8");
+        return SL_EINVAL;
+    }
     return transform_check(t, why, why_len);
 }
 
@@ -177,7 +185,8 @@ static uint8_t *encode(uint8_t *p, const struct sl_push_target *t)
     for (int i = 0; i < 6; i++, p += 4) {
         sl_put_u32(p, v[i]);
     }
-    return put_str(p, t->transform, 2);
+    p = put_str(p, t->transform, 2);
+    return put_str(p, t->replay_name, 1);
 }
 
 static void take_str(struct sl_reader *d, uint32_t width, char *dst, uint32_t max)
@@ -213,9 +222,12 @@ static int decode(struct sl_reader *d, struct sl_push_target *t, uint32_t versio
     }
     if (version >= 2) {
         take_str(d, 2, t->transform, SL_PUSH_TRANSFORM_SPEC_MAX);
-        if (d->bad) {
-            return SL_ECORRUPT;
-        }
+    }
+    if (version >= 3) {
+        take_str(d, 1, t->replay_name, SL_PUSH_REPLAY_NAME_MAX);
+    }
+    if (d->bad) {
+        return SL_ECORRUPT;
     }
     char why[64];
     return sl_push_target_check(t, why, sizeof(why)) == SL_OK ? SL_OK : SL_ECORRUPT;
@@ -257,7 +269,7 @@ int sl_push_targets_load(const char *data_dir, struct sl_push_target **out, uint
         rc = SL_EIO;
     }
     size_t len = got;
-    if (rc == SL_OK && (sl_get_u32(buf) != FILE_MAGIC || (sl_get_u32(buf + 4) != FILE_VERSION && sl_get_u32(buf + 4) != 1u) ||
+    if (rc == SL_OK && (sl_get_u32(buf) != FILE_MAGIC || sl_get_u32(buf + 4) < 1u || sl_get_u32(buf + 4) > FILE_VERSION ||
                         sl_get_u64(buf + len - 8) != sl_checksum64(buf, len - 8))) {
         rc = SL_ECORRUPT;
     }

@@ -7,12 +7,13 @@
  * the group's redeliveries, so its max_deliveries and dead-letter stream
  * apply unchanged.
  *
- * The file (<data>/push/targets): u32 magic "SLPT", u32 version (2), u32
+ * The file (<data>/push/targets): u32 magic "SLPT", u32 version (3), u32
  * count, then per target: u8 stream_len, stream, u8 group_len, group, u16
  * url_len, url, u8 format, u8 flags (bit 0 insecure), u32 batch_size,
  * batch_window_ms, concurrency, timeout_ms, retry_base_ms, retry_max_ms, u16
- * transform_len, transform (version 2; a version 1 file, without them, is
- * still read); then u64 XXH3 of everything before it. Written whole on each change (tmp,
+ * transform_len, transform (version 2), u8 replay_len, replay (version 3;
+ * older files, without them, are still read); then u64 XXH3 of everything
+ * before it. Written whole on each change (tmp,
  * fsync, rename, fsync dir): changes are rare admin operations.
  */
 #ifndef SL_PUSH_TARGET_H
@@ -34,6 +35,7 @@
 #define SL_PUSH_TIMEOUT_MIN_MS  100u
 #define SL_PUSH_TIMEOUT_MAX_MS  900000u /* Lambda's 15 minutes */
 #define SL_PUSH_RETRY_MAX_MS    3600000u
+#define SL_PUSH_REPLAY_NAME_MAX 64u /* EventBridge's limit on a replay's name */
 
 struct sl_push_target {
     char stream[SL_PUSH_NAME_MAX + 1];
@@ -50,6 +52,9 @@ struct sl_push_target {
     /* "" or a body transform (transform.h: EventBridge's Input, InputPath or
      * InputTransformer), applied to each event; format eventbridge only */
     char transform[SL_PUSH_TRANSFORM_SPEC_MAX + 1];
+    /* "" or the EventBridge replay this target delivers for: each event carries
+     * "replay-name" (as AWS marks replayed events); format eventbridge only */
+    char replay_name[SL_PUSH_REPLAY_NAME_MAX + 1];
 };
 
 /* Fills defaults (the 0s above) and checks every field. Errors: SL_EINVAL

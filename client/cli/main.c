@@ -49,6 +49,13 @@ static const struct cli_group groups[] = {
     {"target", "A push target has the broker POST a queue group's records to an HTTP endpoint\n"
                "(an unchanged AWS Lambda handler behind deploy/examples' adapter, a webhook).\n"},
     {"cluster", "Cluster mode: brokers coordinated by ZooKeeper (sluiced --cluster).\n"},
+    {"bus", "An event bus BUS is the stream eb.BUS: PutEvents (or `sluice produce eb.BUS`)\n"
+            "appends events; its rules deliver them.\n"},
+    {"rule", "An event bus BUS is the stream eb.BUS; a rule matches its events' JSON against an\n"
+             "EventBridge event pattern and delivers the matches to its targets.\n"},
+    {"archive", "An archive keeps a bus's events so that a replay can deliver them again.\n"},
+    {"replay", "A replay re-delivers a time range of an archive to the targets of a bus's rules,\n"
+               "beside the live delivery.\n"},
 };
 
 static const struct cli_cmd *const commands[] = {
@@ -79,6 +86,19 @@ static const struct cli_cmd *const commands[] = {
     &cli_cmd_target_remove,
     &cli_cmd_target_list,
     &cli_cmd_cluster_status,
+    &cli_cmd_bus_create,
+    &cli_cmd_bus_list,
+    &cli_cmd_bus_delete,
+    &cli_cmd_rule_put,
+    &cli_cmd_rule_list,
+    &cli_cmd_rule_delete,
+    &cli_cmd_archive_create,
+    &cli_cmd_archive_list,
+    &cli_cmd_archive_delete,
+    &cli_cmd_replay_start,
+    &cli_cmd_replay_describe,
+    &cli_cmd_replay_cancel,
+    &cli_cmd_replay_list,
 };
 
 #define COMMANDS_LEN (sizeof(commands) / sizeof(commands[0]))

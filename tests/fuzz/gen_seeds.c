@@ -226,6 +226,18 @@ static void seeds_frame(void)
     req.reset_group = &rg;
     put_request("req_reset_group", &req);
 
+    Sluice__V1__ApiCall ac = SLUICE__V1__API_CALL__INIT;
+    static const char rule[] = "{\"Name\":\"r\",\"EventPattern\":\"{\\\"source\\\":[\\\"x\\\"]}\"}";
+    ac.service = (char *)"events";
+    ac.action = (char *)"PutRule";
+    ac.body.data = (uint8_t *)rule;
+    ac.body.len = sizeof(rule) - 1;
+    req = (sl_request)SLUICE__V1__REQUEST__INIT;
+    req.id = 16;
+    req.body_case = SLUICE__V1__REQUEST__BODY_API_CALL;
+    req.api_call = &ac;
+    put_request("req_api_call", &req);
+
     sl_response resp = SLUICE__V1__RESPONSE__INIT;
     Sluice__V1__FetchResponse fr = SLUICE__V1__FETCH_RESPONSE__INIT;
     fr.shard = 2;

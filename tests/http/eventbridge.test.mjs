@@ -2,11 +2,13 @@
 // with the real @aws-sdk/client-eventbridge and client-sqs v3 and awscli:
 // buses, PutEvents, rules with patterns, targets (an HTTP endpoint served by
 // this test, an SQS queue), DISABLED rules, TestEventPattern on
-// EventBridge's documented examples, bad input, state across a restart.
+// EventBridge's documented examples, bad input, state across a restart; and
+// the sluice CLI's bus, rule, archive and replay commands (the same API over
+// the native protocol's ApiCall).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { spawnSync } from 'node:child_process';
+import { spawnSync, execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   EventBridgeClient, CreateEventBusCommand, DeleteEventBusCommand, ListEventBusesCommand,
@@ -18,7 +20,7 @@ import {
   ListReplaysCommand,
 } from '@aws-sdk/client-eventbridge';
 import { SQSClient, CreateQueueCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { startBroker, until } from './harness.mjs';
+import { startBroker, startAuthBroker, until } from './harness.mjs';
 
 let b, eb, sqs;
 const creds = { accessKeyId: 'sluice', secretAccessKey: 'sluice' };
@@ -307,6 +309,8 @@ test('archive -> replay of a time range to one rule: the range again, nothing la
   await sleep(1000); // nothing more comes
   assert.deepEqual(ep.events.map((e) => e.detail.n), [1, 2, 3, 4, 2, 3], 'the range again, once');
   assert.deepEqual(other.events.map((e) => e.detail.n), [1, 2, 3, 4], 'rules not in FilterArns get nothing');
+  assert.deepEqual(ep.events.map((e) => e['replay-name'] ?? null), [null, null, null, null, 'again', 'again'],
+    'a replayed event names its replay, a live one does not');
   assert.equal((await eb.send(new ListReplaysCommand({ State: 'COMPLETED' }))).Replays[0].ReplayName, 'again');
 
   const future = await eb.send(new StartReplayCommand({ ReplayName: 'later', EventSourceArn: arc.ArchiveArn,
@@ -382,4 +386,110 @@ test('awscli: aws events put-events, list-rules', async () => {
   aws('events', 'put-rule', '--name', 'cli-rule', '--event-pattern', '{"source":["cli"]}');
   const l = aws('events', 'list-rules', '--name-prefix', 'cli-');
   assert.deepEqual(l.Rules.map((x) => x.Name), ['cli-rule']);
+});
+
+// ---- the sluice CLI: the same API over the native connection ------------------------------
+
+function cli(...args) {
+  const r = spawnSync(process.env.SLUICE_CLI_PATH, ['--broker', `127.0.0.1:${b.port}`, ...args],
+    { encoding: 'utf8', timeout: 20000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('sluice bus/rule/archive/replay: rules the SDK sees and serves, a replay marked as one, errors named', async () => {
+  const ep = await endpoint();
+  let r = cli('bus', 'create', 'clibus');
+  assert.equal(r.code, 0, r.err);
+  assert.ok((await eb.send(new ListEventBusesCommand({}))).EventBuses.some((x) => x.Name === 'clibus'));
+  r = cli('rule', 'put', 'shipped', '--bus', 'clibus', '--pattern', '{"source":["cli"],"detail":{"state":["shipped"]}}',
+    '--target', ep.url, '--description', 'from the CLI');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /rule\/clibus\/shipped/);
+  const d = await eb.send(new DescribeRuleCommand({ Name: 'shipped', EventBusName: 'clibus' }));
+  assert.equal(d.Description, 'from the CLI');
+  assert.deepEqual(JSON.parse(d.EventPattern), { source: ['cli'], detail: { state: ['shipped'] } });
+  const t = await eb.send(new ListTargetsByRuleCommand({ Rule: 'shipped', EventBusName: 'clibus' }));
+  assert.deepEqual(t.Targets.map((x) => x.Arn), [ep.url]);
+
+  const put = (n, state) => eb.send(new PutEventsCommand({ Entries: [entry('cli', { n, state }, { EventBusName: 'clibus' })] }));
+  r = cli('archive', 'create', 'cliarc', '--bus', 'clibus', '--days', '7');
+  assert.equal(r.code, 0, r.err);
+  await sleep(1100);
+  const t0 = new Date();
+  await put(1, 'shipped');
+  await put(2, 'pending');
+  await put(3, 'shipped');
+  await until('2 live events', () => ep.events.length >= 2);
+  await sleep(1100);
+  const t1 = new Date();
+  assert.deepEqual(ep.events.map((e) => e.detail.n), [1, 3], 'only the matches');
+
+  r = cli('rule', 'list', '--bus', 'clibus', '--json');
+  assert.equal(r.code, 0, r.err);
+  const rules = JSON.parse(r.out);
+  assert.deepEqual(rules.map((x) => [x.Name, x.State, x.Targets.map((y) => y.Arn)]), [['shipped', 'ENABLED', [ep.url]]]);
+  r = cli('rule', 'list', '--bus', 'clibus');
+  assert.match(r.out, /^shipped\s+ENABLED/m);
+
+  r = cli('replay', 'start', 'clibus', '--name', 'cli-again', '--from', t0.toISOString(), '--to', t1.toISOString(),
+    '--rule', 'shipped');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /replay cli-again of archive cliarc/);
+  await until('replay COMPLETED', () => JSON.parse(cli('replay', 'describe', 'cli-again', '--json').out).State === 'COMPLETED');
+  await until('2 replayed events', () => ep.events.length >= 4);
+  await sleep(500);
+  assert.deepEqual(ep.events.map((e) => [e.detail.n, e['replay-name'] ?? null]),
+    [[1, null], [3, null], [1, 'cli-again'], [3, 'cli-again']]);
+  r = cli('replay', 'describe', 'cli-again');
+  assert.match(r.out, /state\s+COMPLETED/);
+  assert.ok(JSON.parse(cli('replay', 'list', '--json').out).some((x) => x.ReplayName === 'cli-again'));
+
+  // errors: the API's own, named; usage errors before any call
+  r = cli('rule', 'put', 'bad', '--bus', 'clibus', '--pattern', '{"source": "x"}');
+  assert.equal(r.code, 1);
+  assert.match(r.err, /InvalidEventPatternException/);
+  r = cli('rule', 'put', 'bad', '--bus', 'clibus', '--pattern', '{}', '--target', 'ftp://x');
+  assert.equal(r.code, 2, 'a target that is neither a URL nor an ARN is a usage error');
+  r = cli('replay', 'start', 'clibus', '--from', 'yesterday', '--to', 'now');
+  assert.equal(r.code, 2);
+  assert.match(r.err, /ISO-8601/);
+  r = cli('replay', 'start', 'default', '--from', t0.toISOString(), '--to', 'now');
+  assert.equal(r.code, 1);
+  assert.match(r.err, /has 0 archives: create one first/);
+
+  r = cli('rule', 'delete', 'shipped', '--bus', 'clibus');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /1 target removed/);
+  assert.deepEqual((await eb.send(new ListRulesCommand({ EventBusName: 'clibus' }))).Rules, []);
+  r = cli('rule', 'delete', 'shipped', '--bus', 'clibus');
+  assert.equal(r.code, 1);
+  assert.match(r.err, /ResourceNotFoundException/);
+  assert.equal(cli('archive', 'delete', 'cliarc').code, 0);
+  assert.equal(cli('bus', 'delete', 'clibus').code, 0);
+  assert.ok(!(await eb.send(new ListEventBusesCommand({}))).EventBuses.some((x) => x.Name === 'clibus'));
+  ep.close();
+});
+
+test('sluice rule with auth on: the native user\'s ACLs decide, as for its access key', async () => {
+  const line = (user, pw) => execFileSync(process.env.SLUICED_PATH, ['--hash-password', user],
+    { input: pw, encoding: 'utf8' }).trim();
+  const auth = [line('admin', 'pw-admin'), line('writer', 'pw-writer'),
+    'allow admin all *', 'allow writer produce eb.default'].join('\n');
+  const a = await startAuthBroker(`${auth}\n`);
+  try {
+    const as = (user, pw, ...args) => spawnSync(process.env.SLUICE_CLI_PATH,
+      ['--broker', `127.0.0.1:${a.port}`, '--user', user, ...args],
+      { encoding: 'utf8', timeout: 20000, env: { ...process.env, SLUICE_PASSWORD: pw } });
+    let r = as('writer', 'pw-writer', 'rule', 'put', 'w', '--pattern', '{"source":["x"]}');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /AccessDeniedException: .*writer/);
+    r = as('admin', 'pw-admin', 'rule', 'put', 'w', '--pattern', '{"source":["x"]}');
+    assert.equal(r.status, 0, r.stderr);
+    r = as('admin', 'pw-admin', 'rule', 'list', '--json');
+    assert.deepEqual(JSON.parse(r.stdout).map((x) => x.Name), ['w']);
+    r = as('admin', 'wrong', 'rule', 'list');
+    assert.equal(r.status, 1, 'a wrong password is refused before any call');
+  } finally {
+    await a.stop();
+  }
 });

@@ -95,6 +95,35 @@ TEST(version_2_keeps_the_transform)
     free(got);
 }
 
+TEST(version_3_keeps_the_replay_name)
+{
+    static struct sl_push_target t[2];
+    memset(t, 0, sizeof(t));
+    for (int i = 0; i < 2; i++) {
+        snprintf(t[i].stream, sizeof(t[i].stream), "eb.b%d", i);
+        snprintf(t[i].group, sizeof(t[i].group), "g");
+        snprintf(t[i].url, sizeof(t[i].url), "http://127.0.0.1:9/x");
+        t[i].format = SL_PUSH_FORMAT_EVENTBRIDGE;
+    }
+    snprintf(t[0].replay_name, sizeof(t[0].replay_name), "again");
+    char why[256] = "";
+    CHECK_EQ(sl_push_target_check(&t[0], why, sizeof(why)), SL_OK);
+    CHECK_EQ(sl_push_target_check(&t[1], why, sizeof(why)), SL_OK);
+    CHECK_EQ(sl_push_targets_save(dir, t, 2, why, sizeof(why)), SL_OK);
+    struct sl_push_target *got = NULL;
+    uint32_t n = 0;
+    CHECK_EQ(sl_push_targets_load(dir, &got, &n, why, sizeof(why)), SL_OK);
+    CHECK_EQ(n, 2);
+    CHECK(strcmp(got[0].replay_name, "again") == 0);
+    CHECK(got[1].replay_name[0] == '\0');
+    free(got);
+    /* only an EventBridge target delivers replays */
+    t[1].format = SL_PUSH_FORMAT_SQS;
+    snprintf(t[1].replay_name, sizeof(t[1].replay_name), "again");
+    CHECK_EQ(sl_push_target_check(&t[1], why, sizeof(why)), SL_EINVAL);
+    CHECK(strstr(why, "replay_name") != NULL);
+}
+
 TEST(bad_transforms_are_refused)
 {
     static struct sl_push_target t;
@@ -139,6 +168,7 @@ int main(void)
     }
     RUN(version_1_file_loads);
     RUN(version_2_keeps_the_transform);
+    RUN(version_3_keeps_the_replay_name);
     RUN(bad_transforms_are_refused);
     RUN(flipped_byte_is_corrupt);
     char cmd[160];
