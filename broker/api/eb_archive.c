@@ -20,9 +20,10 @@
  * replay COMPLETED once the end time has passed and every group has read to
  * the end with nothing in flight, then removes the groups. CancelReplay
  * removes them at once. States: STARTING (groups being made), RUNNING,
- * COMPLETED, CANCELLED, FAILED. EventLastReplayedTime is EventEndTime once
- * completed. Replayed events are delivered as they were stored (no
- * "replay-name" member).
+ * COMPLETED, CANCELLED, FAILED. EventLastReplayedTime follows the slowest
+ * target while the replay runs (the time of the oldest event still pending
+ * on one of its groups) and is EventEndTime once completed. Replayed events
+ * carry "replay-name" (their targets' replay_name, push/target.h).
  *
  * Threading: the main loop.
  */
@@ -665,14 +666,20 @@ void eb_cancel_replay(struct eb_call *c)
 }
 
 /* Whether every target of r is made and has read to its end. */
-static bool replay_done(struct sl_eb *eb, json_t *r, bool *running)
+/* Whether every target of replay r delivered its range; *running: every
+ * target's group exists; *last_ms: the replay's progress, an event time
+ * before which every target delivered everything (the oldest event still
+ * pending on any of them, else now), as EventLastReplayedTime reports it. */
+static bool replay_done(struct sl_eb *eb, json_t *r, bool *running, uint64_t *last_ms)
 {
     char stream[SL_STREAM_NAME_MAX + 1], why[EB_WHY_MAX];
     eb_bus_stream(json_string_value(json_object_get(r, "bus")), stream, sizeof(stream));
     size_t i;
     json_t *t;
     bool done = true;
+    uint64_t now = sl_clock_wall_ms();
     *running = true;
+    *last_ms = now;
     json_array_foreach(json_object_get(r, "targets"), i, t)
     {
         if (!json_is_true(json_object_get(t, "ready"))) {
@@ -682,9 +689,13 @@ static bool replay_done(struct sl_eb *eb, json_t *r, bool *running)
         }
         struct sl_qgroup_stats st;
         const char *group = json_string_value(json_object_get(t, "group"));
-        if (sl_queue_stats(eb->e, stream, group, &st, why, sizeof(why)) != SL_OK ||
-            st.visible + st.inflight + st.delayed > 0) {
+        if (sl_queue_stats(eb->e, stream, group, &st, why, sizeof(why)) != SL_OK) {
             done = false;
+            *last_ms = 0;
+        } else if (st.visible + st.inflight + st.delayed > 0) {
+            done = false;
+            uint64_t oldest = now > st.oldest_age_ms ? now - st.oldest_age_ms : 0;
+            *last_ms = oldest < *last_ms ? oldest : *last_ms;
         }
     }
     return done;
@@ -705,10 +716,19 @@ void eb_replay_check(struct sl_eb *eb, uint64_t now_ms)
             continue;
         }
         bool running = false;
-        bool done = replay_done(eb, r, &running);
+        uint64_t last = 0;
+        bool done = replay_done(eb, r, &running, &last);
         if (running && strcmp(json_string_value(json_object_get(r, "state")), "STARTING") == 0) {
             json_object_set_new(r, "state", json_string("RUNNING"));
             changed = true;
+        }
+        /* progress within [start, end]; only forward (saved with the next change) */
+        json_int_t start = json_integer_value(json_object_get(r, "start"));
+        json_int_t end = json_integer_value(json_object_get(r, "end"));
+        json_int_t prev = json_integer_value(json_object_get(r, "last"));
+        json_int_t at = (json_int_t)last < start ? start : (json_int_t)last > end ? end : (json_int_t)last;
+        if (running && at > prev && at > start) {
+            json_object_set_new(r, "last", json_integer(at));
         }
         if (done && sl_clock_wall_ms() >= (uint64_t)json_integer_value(json_object_get(r, "end"))) {
             replay_finish(eb, r, "COMPLETED");

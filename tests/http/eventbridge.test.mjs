@@ -493,3 +493,64 @@ test('sluice rule with auth on: the native user\'s ACLs decide, as for its acces
     await a.stop();
   }
 });
+
+test('a replay held up by a failing target reports its progress: EventLastReplayedTime stops at the event still pending', async () => {
+  let failN = 2;
+  const got = [];
+  const server = createServer((req, res) => {
+    let data = '';
+    req.setEncoding('utf8');
+    req.on('data', (c) => { data += c; });
+    req.on('end', () => {
+      const ev = JSON.parse(data);
+      const fail = ev.detail.n === failN;
+      if (!fail) got.push(ev);
+      res.writeHead(fail ? 500 : 200, { 'Content-Type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${server.address().port}/events`;
+  try {
+    const bus = await eb.send(new CreateEventBusCommand({ Name: 'progressbus' }));
+    const arc = await eb.send(new CreateArchiveCommand({ ArchiveName: 'progress', EventSourceArn: bus.EventBusArn }));
+    await eb.send(new PutRuleCommand({ Name: 'p', EventBusName: 'progressbus', EventPattern: '{"source":["pg"]}' }));
+    const put = (n) => eb.send(new PutEventsCommand({ Entries: [entry('pg', { n }, { EventBusName: 'progressbus' })] }));
+    await sleep(1100);
+    const t0 = new Date();
+    await put(1);
+    await sleep(300);
+    const before2 = Date.now();
+    await put(2);
+    const after2 = Date.now();
+    await sleep(300);
+    await put(3);
+    await sleep(1100);
+    const t1 = new Date();
+    // the rule gets its target only now: the live group starts after the events
+    await eb.send(new PutTargetsCommand({ Rule: 'p', EventBusName: 'progressbus', Targets: [{ Id: 'h', Arn: url }] }));
+    await eb.send(new StartReplayCommand({ ReplayName: 'held', EventSourceArn: arc.ArchiveArn,
+      EventStartTime: t0, EventEndTime: t1, Destination: { Arn: bus.EventBusArn } }));
+    const held = await until('RUNNING with progress', async () => {
+      const x = await eb.send(new DescribeReplayCommand({ ReplayName: 'held' }));
+      return x.State === 'RUNNING' && x.EventLastReplayedTime !== undefined && got.length >= 1 ? x : null;
+    });
+    const last = held.EventLastReplayedTime.getTime();
+    assert.ok(last > t0.getTime() && last >= before2 - 1000 && last <= after2 + 1000,
+      `EventLastReplayedTime ${last} is event 2's time (put between ${before2} and ${after2})`);
+    await sleep(1500);
+    const still = await eb.send(new DescribeReplayCommand({ ReplayName: 'held' }));
+    assert.equal(still.State, 'RUNNING', 'not complete while event 2 fails');
+    assert.ok(still.EventLastReplayedTime.getTime() <= after2 + 1000, 'no progress past the pending event');
+    failN = -1; // the target heals: the retry goes through
+    const done = await until('COMPLETED', async () => {
+      const x = await eb.send(new DescribeReplayCommand({ ReplayName: 'held' }));
+      return x.State === 'COMPLETED' ? x : null;
+    }, 30000);
+    assert.equal(done.EventLastReplayedTime.getTime(), t1.getTime());
+    assert.deepEqual(got.map((e) => [e.detail.n, e['replay-name']]).sort(), [[1, 'held'], [2, 'held'], [3, 'held']]);
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+});
