@@ -1,123 +1,28 @@
-/* push.c - push targets on the main loop (see push.h).
- *
- * Ownership: a target's runtime state (struct push_rt) lives until it is
- * removed AND nothing of it is out (batches, receives, settle callbacks);
- * batches point at it and at its settings, which never change in place (a
- * replaced target is a new rt). A batch belongs to the loop while it fills
- * and settles, to the HTTP thread between submit and done. Its records are copied at receive time into
- * blocks of its own (one allocation per receive, never per record).
- *
- * Memory: every batch holds at most SL_PUSH_BATCH_BYTES_MAX bytes of
- * records, and all batches together at most SL_PUSH_MEMORY_MAX: a target
- * does not receive while that is used up. Records past a batch's byte budget
- * are released at once (visible again, no delivery counted against them but
- * the lease's).
+/* push.c - push targets' delivery on the main loop (see push.h): batches
+ * filled from the group's receives, POSTed by the HTTP thread or forwarded,
+ * settled from the answers; one-off POSTs (sl_push_notify). Ownership and
+ * memory bounds: push_int.h. The table and the API's lifetime calls:
+ * push_table.c.
  */
-#include "broker/push/push.h"
+#include "broker/push/push_int.h"
 
 #include "broker/engine/engine.h"
 #include "broker/engine/queue.h"
 #include "broker/push/forward.h"
-#include "broker/push/http.h"
 #include "broker/push/payload.h"
 #include "broker/push/transform.h"
 #include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "common/ring.h"
 #include "storage/batch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
-#define SL_PUSH_BATCH_BYTES_MAX (6u << 20)  /* a batch's records (Lambda's 6 MB payload) */
-#define SL_PUSH_MEMORY_MAX      (256u << 20) /* all batches' records together */
-#define RECEIVE_WAIT_MS         10000u       /* a receive's long-poll when no batch fills */
-#define LEASE_MARGIN_MS         10000u       /* lease beyond window + timeout */
-#define ERROR_PAUSE_MS          2000u        /* after a failed receive (no group, ...) */
-#define NOTIFY_RETRY_MS         2000u        /* a one-off POST's next try: 2 s, then 4 s */
-
-struct push_block {
-    struct push_block *next;
-    uint8_t data[];
-};
-
-struct push_rt;
-
-struct push_batch {
-    struct sl_push_call call; /* first: the HTTP thread's handle on the batch */
-    struct push_rt *rt;
-    struct sl_push_source src; /* strings borrowed from rt->t */
-    uint32_t n, cap;
-    struct sl_push_record *recs;
-    const char **receipts;
-    bool *failed; /* set by finish() on the HTTP thread */
-    uint32_t nfailed;
-    bool all_failed;
-    uint64_t forward_start_ns;
-    struct push_block *blocks;
-    size_t bytes;
-    uint32_t max_deliveries_seen;
-};
-
-struct push_rt {
-    struct sl_push_target t;
-    struct sl_push *p;
-    const char *forward_to; /* in t.url: a forward target's stream (forward.h); NULL: HTTP */
-    struct sl_push_transform *tf; /* t.transform compiled (owned; NULL: none); immutable */
-    uint32_t forward_rr;    /* the shard for the next batch's unkeyed records */
-    bool removed;
-    uint32_t receiving; /* receives out: one while a batch fills, else up to concurrency */
-    uint32_t batches;  /* leased: filling or posting */
-    uint32_t settling; /* settle calls out (their callbacks name this target) */
-    struct push_batch *filling;
-    uint64_t window_end_ms;
-    uint64_t paused_until_ms;
-    uint32_t failures;
-    uint64_t delivered, released, batches_ok, batches_failed, last_latency_us;
-    long last_status;
-    char last_error[256];
-};
-
-struct sl_push {
-    struct sl_engine *e;
-    struct sl_ring *ring;
-    char data_dir[4096];
-    struct push_rt **rts; /* live and removed-but-draining */
-    uint32_t n, cap;
-    struct sl_push_http *http;
-    int wake_fd;
-    struct sl_io_op wake_op;
-    uint64_t wake_val;
-    bool wake_armed;
-    bool stopping;
-    size_t bytes;      /* records held by every batch */
-    uint32_t receiving; /* receives out, all targets */
-    uint32_t settling;  /* settle calls out, all targets */
-    uint32_t forwarding; /* forwards out (their batches are the loop's) */
-    struct sl_push_call *forwarded; /* forwards answered, to settle from collect() */
-    uint64_t rng;
-    struct push_notify *notify_wait; /* one-off POSTs waiting for their next attempt */
-    uint32_t notifies;               /* one-off POSTs held (waiting or out) */
-};
-
-/* A one-off POST (sl_push_notify): no records, no lease; retried a few
- * times from the tick, then dropped with a log line. */
-struct push_notify {
-    struct sl_push_call call; /* first: the HTTP thread's handle */
-    char *url;                /* owned */
-    uint32_t attempts;
-    uint64_t due_ms;
-    struct push_notify *next; /* notify_wait */
-};
-static char notify_tag; /* call.ctx of a notify: tells it apart from batches in collect() */
-
-static void pump(struct push_rt *rt);
-static void collect(struct sl_push *p);
+static char notify_tag; /* call.ctx of a notify: tells it apart from batches in push_collect() */
 
 /* ---- helpers ---- */
 
@@ -141,7 +46,7 @@ static uint32_t backoff_ms(struct sl_push *p, const struct sl_push_target *t, ui
     return (uint32_t)(ms / 2 + rnd(p) % (ms / 2 + 1));
 }
 
-static struct push_rt *find(const struct sl_push *p, const char *stream, const char *group)
+struct push_rt *push_find(const struct sl_push *p, const char *stream, const char *group)
 {
     for (uint32_t i = 0; i < p->n; i++) {
         struct push_rt *rt = p->rts[i];
@@ -154,7 +59,7 @@ static struct push_rt *find(const struct sl_push *p, const char *stream, const c
 }
 
 /* Frees a removed target once nothing of it is out. */
-static void reap(struct sl_push *p, struct push_rt *rt)
+void push_reap(struct sl_push *p, struct push_rt *rt)
 {
     if (!rt->removed || rt->batches > 0 || rt->receiving > 0 || rt->settling > 0) {
         return;
@@ -173,7 +78,7 @@ static void reap(struct sl_push *p, struct push_rt *rt)
 /* ---- batches ---- */
 
 /* Frees a batch's memory only; batch_free also lets its target go on. */
-static void batch_drop(struct push_batch *b)
+void push_batch_drop(struct push_batch *b)
 {
     struct sl_push *p = b->rt->p;
     SL_ASSERT(p->bytes >= b->bytes);
@@ -199,11 +104,11 @@ static void batch_free(struct push_batch *b)
 {
     struct push_rt *rt = b->rt;
     struct sl_push *p = rt->p;
-    batch_drop(b);
+    push_batch_drop(b);
     if (rt->removed) {
-        reap(p, rt);
+        push_reap(p, rt);
     } else {
-        pump(rt);
+        push_pump(rt);
     }
 }
 
@@ -473,7 +378,7 @@ static void notify_answered(struct sl_push *p, struct push_notify *n)
 }
 
 /* From the tick: the waiting notifications whose time has come go out again. */
-static void notify_due(struct sl_push *p, uint64_t now)
+void push_notify_due(struct sl_push *p, uint64_t now)
 {
     for (struct push_notify **pp = &p->notify_wait; *pp != NULL;) {
         struct push_notify *n = *pp;
@@ -526,7 +431,7 @@ int sl_push_notify(struct sl_push *p, const char *url, const char *body, const c
     return SL_OK;
 }
 
-static void collect(struct sl_push *p)
+void push_collect(struct sl_push *p)
 {
     struct sl_push_call *c = p->forwarded;
     p->forwarded = NULL;
@@ -547,7 +452,7 @@ static void collect(struct sl_push *p)
     }
 }
 
-static void on_wake(struct sl_io_op *op, int res)
+void push_on_wake(struct sl_io_op *op, int res)
 {
     (void)res;
     struct sl_push *p = sl_container_of(op, struct sl_push, wake_op);
@@ -555,7 +460,7 @@ static void on_wake(struct sl_io_op *op, int res)
     if (p->http == NULL) {
         return; /* closing: not armed again */
     }
-    collect(p);
+    push_collect(p);
     p->wake_armed = true;
     sl_ring_read(p->ring, &p->wake_op, p->wake_fd, &p->wake_val, sizeof(p->wake_val), 0);
 }
@@ -573,20 +478,20 @@ static void drop_filling(struct push_rt *rt)
 }
 
 /* The target leaves the table: what it holds is settled, then it goes. */
-static void retire(struct push_rt *rt)
+void push_retire(struct push_rt *rt)
 {
     rt->removed = true;
     if (rt->filling != NULL && !rt->receiving) {
         drop_filling(rt); /* reaps rt when its last batch goes */
     } else {
-        reap(rt->p, rt);
+        push_reap(rt->p, rt);
     }
 }
 
 /* ---- receiving ---- */
 
-/* A forward's answer, like an HTTP one: settled from collect(), never
- * here - this may run inside sl_produce_submit, under dispatch() and pump(). */
+/* A forward's answer, like an HTTP one: settled from push_collect(), never
+ * here - this may run inside sl_produce_submit, under dispatch() and push_pump(). */
 static void on_forwarded(void *ctx, int err, const char *why, uint32_t nfailed)
 {
     struct push_batch *b = ctx;
@@ -602,7 +507,7 @@ static void on_forwarded(void *ctx, int err, const char *why, uint32_t nfailed)
     b->call.next = p->forwarded;
     p->forwarded = &b->call;
     uint64_t one = 1;
-    ssize_t w = write(p->wake_fd, &one, sizeof(one)); /* collect() on the next turn */
+    ssize_t w = write(p->wake_fd, &one, sizeof(one)); /* push_collect() on the next turn */
     (void)w;
 }
 
@@ -641,9 +546,6 @@ static void release_now(struct push_rt *rt, const struct sl_qrecord *q, uint32_t
     }
 }
 
-static int save(struct sl_push *p, const struct sl_push_target *extra, const struct push_rt *skip,
-                char *why, size_t why_len);
-
 /* The group (or its stream) was deleted, by whatever front-end: its target
  * goes too, durably, rather than failing every receive until removed by
  * hand. If the file cannot be written the target stays, paused, and this is
@@ -651,7 +553,7 @@ static int save(struct sl_push *p, const struct sl_push_target *extra, const str
 static void forget_orphan(struct push_rt *rt, const char *cause)
 {
     char why[256];
-    if (save(rt->p, NULL, rt, why, sizeof(why)) != SL_OK) {
+    if (push_save(rt->p, NULL, rt, why, sizeof(why)) != SL_OK) {
         sl_warn("push", "target %s/%s: %s, but it cannot be removed: %s", rt->t.stream,
                 rt->t.group, cause, why);
         return;
@@ -723,11 +625,11 @@ static void on_received(void *ctx, const struct sl_receive_result *r)
         if (rt->filling != NULL) {
             drop_filling(rt); /* reaps rt when its last batch goes */
         } else {
-            reap(p, rt);
+            push_reap(p, rt);
         }
         return;
     }
-    pump(rt);
+    push_pump(rt);
 }
 
 static void start_receive(struct push_rt *rt, uint32_t max, uint32_t wait_ms)
@@ -745,7 +647,7 @@ static void start_receive(struct push_rt *rt, uint32_t max, uint32_t wait_ms)
  * at a time fills one batch; without, each of up to `concurrency` receives
  * makes a batch of its own (so a slow lease write does not hold back the
  * POST slots: receives are what bounds small batches). */
-static void pump(struct push_rt *rt)
+void push_pump(struct push_rt *rt)
 {
     struct sl_push *p = rt->p;
     if (rt->removed || p->stopping) {
@@ -770,271 +672,3 @@ static void pump(struct push_rt *rt)
     }
 }
 
-/* ---- the table ---- */
-
-static int rt_add(struct sl_push *p, const struct sl_push_target *t, struct push_rt **out)
-{
-    if (p->n == p->cap) {
-        uint32_t cap = p->cap == 0 ? 16 : p->cap * 2;
-        struct push_rt **a = realloc(p->rts, cap * sizeof(*a));
-        if (a == NULL) {
-            return SL_ENOMEM;
-        }
-        p->rts = a;
-        p->cap = cap;
-    }
-    struct push_rt *rt = calloc(1, sizeof(*rt));
-    if (rt == NULL) {
-        return SL_ENOMEM;
-    }
-    rt->t = *t;
-    rt->p = p;
-    rt->forward_to = sl_push_forward_stream(rt->t.url);
-    if (t->transform[0] != '\0') {
-        char why[256];
-        int rc = sl_push_transform_compile(t->transform, strlen(t->transform), &rt->tf, why,
-                                           sizeof(why));
-        if (rc != SL_OK) { /* checked by sl_push_target_check: only memory fails here */
-            free(rt);
-            return rc;
-        }
-    }
-    p->rts[p->n++] = rt;
-    if (out != NULL) {
-        *out = rt;
-    }
-    return SL_OK;
-}
-
-static uint32_t live_count(const struct sl_push *p)
-{
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < p->n; i++) {
-        n += !p->rts[i]->removed ? 1 : 0;
-    }
-    return n;
-}
-
-/* Writes the live targets (plus `extra`, minus `skip`) to the file. */
-static int save(struct sl_push *p, const struct sl_push_target *extra, const struct push_rt *skip,
-                char *why, size_t why_len)
-{
-    uint32_t n = 0;
-    struct sl_push_target *all = calloc(p->n + 1, sizeof(*all));
-    if (all == NULL) {
-        snprintf(why, why_len, "out of memory");
-        return SL_ENOMEM;
-    }
-    for (uint32_t i = 0; i < p->n; i++) {
-        if (!p->rts[i]->removed && p->rts[i] != skip) {
-            all[n++] = p->rts[i]->t;
-        }
-    }
-    if (extra != NULL) {
-        all[n++] = *extra;
-    }
-    int rc = sl_push_targets_save(p->data_dir, all, n, why, why_len);
-    free(all);
-    return rc;
-}
-
-/* ---- the API ---- */
-
-int sl_push_open(struct sl_engine *e, struct sl_ring *ring, const char *data_dir,
-                 struct sl_push **out, char *why, size_t why_len)
-{
-    *out = NULL;
-    struct sl_push *p = calloc(1, sizeof(*p));
-    if (p == NULL) {
-        snprintf(why, why_len, "out of memory");
-        return SL_ENOMEM;
-    }
-    p->e = e;
-    p->ring = ring;
-    p->rng = sl_clock_mono_ns() | 1u;
-    snprintf(p->data_dir, sizeof(p->data_dir), "%s", data_dir);
-    p->wake_fd = eventfd(0, EFD_CLOEXEC);
-    struct sl_push_target *t = NULL;
-    uint32_t n = 0;
-    int rc = p->wake_fd < 0 ? SL_ESYS : sl_push_targets_load(data_dir, &t, &n, why, why_len);
-    if (p->wake_fd < 0) {
-        snprintf(why, why_len, "cannot make an eventfd for the push thread");
-    }
-    for (uint32_t i = 0; rc == SL_OK && i < n; i++) {
-        rc = rt_add(p, &t[i], NULL);
-    }
-    free(t);
-    if (rc == SL_OK) {
-        rc = sl_push_http_start(p->wake_fd, &p->http, why, why_len);
-    }
-    if (rc != SL_OK) {
-        sl_push_close(p);
-        return rc;
-    }
-    p->wake_op.cb = on_wake;
-    p->wake_armed = true;
-    sl_ring_read(ring, &p->wake_op, p->wake_fd, &p->wake_val, sizeof(p->wake_val), 0);
-    if (n > 0) {
-        sl_info("push", "%u push target%s loaded", n, n == 1 ? "" : "s");
-    }
-    *out = p;
-    return SL_OK;
-}
-
-void sl_push_tick(struct sl_push *p, uint64_t now)
-{
-    (void)now;
-    if (p == NULL) {
-        return;
-    }
-    collect(p);
-    notify_due(p, sl_clock_mono_ms());
-    /* Downwards: reap moves the last target into the slot it frees. */
-    for (uint32_t i = p->n; i-- > 0;) {
-        if (p->rts[i]->removed) {
-            reap(p, p->rts[i]); /* once its settles are in */
-        } else {
-            pump(p->rts[i]);
-        }
-    }
-}
-
-void sl_push_stop(struct sl_push *p)
-{
-    if (p != NULL) {
-        p->stopping = true;
-    }
-}
-
-void sl_push_close(struct sl_push *p)
-{
-    if (p == NULL) {
-        return;
-    }
-    p->stopping = true;
-    if (p->http != NULL) {
-        sl_push_http_stop(p->http);
-        collect(p); /* every call is on the done list now: ECLOSED or answered */
-        sl_push_http_free(p->http);
-        p->http = NULL;
-    }
-    /* The wake-up read and our engine calls end on the ring before we go. */
-    if (p->wake_armed) {
-        uint64_t one = 1;
-        ssize_t w = write(p->wake_fd, &one, sizeof(one));
-        (void)w;
-    }
-    for (int spins = 0; spins < 1000 && (p->wake_armed || p->receiving > 0 || p->settling > 0 ||
-                                         p->forwarding > 0);
-         spins++) {
-        sl_ring_run(p->ring, 1, 10 * 1000000ull);
-    }
-    while (p->forwarded != NULL) { /* appended, not acked: the leases run out (at least once) */
-        struct push_batch *b = (struct push_batch *)p->forwarded;
-        p->forwarded = b->call.next;
-        batch_drop(b);
-    }
-    notify_due(p, UINT64_MAX); /* stopping: the waiting ones are dropped */
-    for (uint32_t i = 0; i < p->n; i++) {
-        struct push_rt *rt = p->rts[i];
-        if (rt->filling != NULL) { /* leased, never sent: the leases run out */
-            batch_drop(rt->filling);
-            rt->filling = NULL;
-        }
-        sl_push_transform_free(rt->tf);
-        free(rt);
-    }
-    free(p->rts);
-    if (p->wake_fd >= 0) {
-        close(p->wake_fd);
-    }
-    free(p);
-}
-
-int sl_push_set(struct sl_push *p, struct sl_push_target *t, char *why, size_t why_len)
-{
-    int rc = sl_push_target_check(t, why, why_len);
-    if (rc != SL_OK) {
-        return rc;
-    }
-    struct sl_qgroup_stats st;
-    rc = sl_queue_stats(p->e, t->stream, t->group, &st, why, (uint32_t)why_len);
-    if (rc != SL_OK) {
-        return rc;
-    }
-    const char *dest = sl_push_forward_stream(t->url);
-    if (dest != NULL && sl_engine_stream(p->e, dest, why, (uint32_t)why_len, &rc) == NULL) {
-        return rc; /* a forward's destination must exist (it is never created) */
-    }
-    struct push_rt *old = find(p, t->stream, t->group);
-    if (old == NULL && live_count(p) >= SL_PUSH_TARGETS_MAX) {
-        snprintf(why, why_len, "%u push targets already: remove one first", SL_PUSH_TARGETS_MAX);
-        return SL_ELIMIT;
-    }
-    rc = save(p, t, old, why, why_len);
-    struct push_rt *rt = NULL;
-    if (rc == SL_OK) {
-        rc = rt_add(p, t, &rt);
-        if (rc != SL_OK) {
-            snprintf(why, why_len, "out of memory (the target is saved: restart to load it)");
-        }
-    }
-    if (rc != SL_OK) {
-        return rc;
-    }
-    if (old != NULL) {
-        retire(old); /* its batches still settle; then it goes */
-    }
-    sl_info("push", "target %s/%s -> %s (%s, batch %u, window %u ms, concurrency %u)", t->stream,
-            t->group, t->url, sl_push_format_name((enum sl_push_format)t->format), t->batch_size,
-            t->batch_window_ms, t->concurrency);
-    pump(rt);
-    return SL_OK;
-}
-
-int sl_push_remove(struct sl_push *p, const char *stream, const char *group, char *why,
-                   size_t why_len)
-{
-    struct push_rt *rt = find(p, stream, group);
-    if (rt == NULL) {
-        snprintf(why, why_len, "no push target on %s/%s", stream, group);
-        return SL_ENOTFOUND;
-    }
-    int rc = save(p, NULL, rt, why, why_len);
-    if (rc != SL_OK) {
-        return rc;
-    }
-    sl_info("push", "target %s/%s -> %s removed", stream, group, rt->t.url);
-    retire(rt);
-    return SL_OK;
-}
-
-uint32_t sl_push_list(const struct sl_push *p, const char *stream, struct sl_push_status *out,
-                      uint32_t cap)
-{
-    uint32_t n = 0;
-    uint64_t now = sl_clock_mono_ms();
-    for (uint32_t i = 0; p != NULL && i < p->n; i++) {
-        const struct push_rt *rt = p->rts[i];
-        if (rt->removed || (stream != NULL && strcmp(stream, rt->t.stream) != 0)) {
-            continue;
-        }
-        if (n < cap) {
-            struct sl_push_status *s = &out[n];
-            memset(s, 0, sizeof(*s));
-            s->target = rt->t;
-            s->inflight = rt->batches;
-            s->delivered = rt->delivered;
-            s->released = rt->released;
-            s->batches_ok = rt->batches_ok;
-            s->batches_failed = rt->batches_failed;
-            s->failures = rt->failures;
-            s->paused_ms = rt->paused_until_ms > now ? rt->paused_until_ms - now : 0;
-            s->last_status = rt->last_status;
-            s->last_latency_us = rt->last_latency_us;
-            snprintf(s->last_error, sizeof(s->last_error), "%s", rt->last_error);
-        }
-        n++;
-    }
-    return n;
-}

@@ -71,25 +71,43 @@ TEST(version_1_file_loads)
     free(t);
 }
 
+/* Two eventbridge targets (s0, s1) to `url`; pair_round_trip checks, saves and loads
+ * them back into *got (two, or the test failed). */
+static struct sl_push_target pair[2];
+
+static void pair_init(const char *url)
+{
+    memset(pair, 0, sizeof(pair));
+    for (int i = 0; i < 2; i++) {
+        snprintf(pair[i].stream, sizeof(pair[i].stream), "s%d", i);
+        snprintf(pair[i].group, sizeof(pair[i].group), "g");
+        snprintf(pair[i].url, sizeof(pair[i].url), "%s", url);
+        pair[i].format = SL_PUSH_FORMAT_EVENTBRIDGE;
+    }
+}
+
+static void pair_round_trip(struct sl_push_target **got)
+{
+    char why[256] = "";
+    uint32_t n = 0;
+    *got = NULL;
+    CHECK_EQ(sl_push_target_check(&pair[0], why, sizeof(why)), SL_OK);
+    CHECK_EQ(sl_push_target_check(&pair[1], why, sizeof(why)), SL_OK);
+    CHECK_EQ(sl_push_targets_save(dir, pair, 2, why, sizeof(why)), SL_OK);
+    CHECK_EQ(sl_push_targets_load(dir, got, &n, why, sizeof(why)), SL_OK);
+    CHECK_EQ(n, 2);
+}
+
 TEST(version_2_keeps_the_transform)
 {
-    static struct sl_push_target t[2];
-    memset(t, 0, sizeof(t));
-    for (int i = 0; i < 2; i++) {
-        snprintf(t[i].stream, sizeof(t[i].stream), "s%d", i);
-        snprintf(t[i].group, sizeof(t[i].group), "g");
-        snprintf(t[i].url, sizeof(t[i].url), "stream:dest");
-        t[i].format = 4;
-    }
-    snprintf(t[1].transform, sizeof(t[1].transform), "{\"InputPath\":\"$.detail\"}");
-    char why[256] = "";
-    CHECK_EQ(sl_push_target_check(&t[0], why, sizeof(why)), SL_OK);
-    CHECK_EQ(sl_push_target_check(&t[1], why, sizeof(why)), SL_OK);
-    CHECK_EQ(sl_push_targets_save(dir, t, 2, why, sizeof(why)), SL_OK);
+    pair_init("stream:dest");
+    snprintf(pair[1].transform, sizeof(pair[1].transform), "{\"InputPath\":\"$.detail\"}");
     struct sl_push_target *got = NULL;
-    uint32_t n = 0;
-    CHECK_EQ(sl_push_targets_load(dir, &got, &n, why, sizeof(why)), SL_OK);
-    CHECK_EQ(n, 2);
+    pair_round_trip(&got);
+    if (test_cur_failed_) {
+        free(got);
+        return;
+    }
     CHECK(strcmp(got[1].transform, "{\"InputPath\":\"$.detail\"}") == 0);
     CHECK(got[0].transform[0] == '\0');
     free(got);
@@ -97,30 +115,22 @@ TEST(version_2_keeps_the_transform)
 
 TEST(version_3_keeps_the_replay_name)
 {
-    static struct sl_push_target t[2];
-    memset(t, 0, sizeof(t));
-    for (int i = 0; i < 2; i++) {
-        snprintf(t[i].stream, sizeof(t[i].stream), "eb.b%d", i);
-        snprintf(t[i].group, sizeof(t[i].group), "g");
-        snprintf(t[i].url, sizeof(t[i].url), "http://127.0.0.1:9/x");
-        t[i].format = SL_PUSH_FORMAT_EVENTBRIDGE;
-    }
-    snprintf(t[0].replay_name, sizeof(t[0].replay_name), "again");
-    char why[256] = "";
-    CHECK_EQ(sl_push_target_check(&t[0], why, sizeof(why)), SL_OK);
-    CHECK_EQ(sl_push_target_check(&t[1], why, sizeof(why)), SL_OK);
-    CHECK_EQ(sl_push_targets_save(dir, t, 2, why, sizeof(why)), SL_OK);
+    pair_init("http://127.0.0.1:9/x");
+    snprintf(pair[0].replay_name, sizeof(pair[0].replay_name), "again");
     struct sl_push_target *got = NULL;
-    uint32_t n = 0;
-    CHECK_EQ(sl_push_targets_load(dir, &got, &n, why, sizeof(why)), SL_OK);
-    CHECK_EQ(n, 2);
+    pair_round_trip(&got);
+    if (test_cur_failed_) {
+        free(got);
+        return;
+    }
     CHECK(strcmp(got[0].replay_name, "again") == 0);
     CHECK(got[1].replay_name[0] == '\0');
     free(got);
     /* only an EventBridge target delivers replays */
-    t[1].format = SL_PUSH_FORMAT_SQS;
-    snprintf(t[1].replay_name, sizeof(t[1].replay_name), "again");
-    CHECK_EQ(sl_push_target_check(&t[1], why, sizeof(why)), SL_EINVAL);
+    char why[256] = "";
+    pair[1].format = SL_PUSH_FORMAT_SQS;
+    snprintf(pair[1].replay_name, sizeof(pair[1].replay_name), "again");
+    CHECK_EQ(sl_push_target_check(&pair[1], why, sizeof(why)), SL_EINVAL);
     CHECK(strstr(why, "replay_name") != NULL);
 }
 
