@@ -70,7 +70,10 @@ static void answer(struct eb_call *c, int status, const char *body)
 
 void eb_reply(struct eb_call *c, json_t *result)
 {
-    char *body = json_dumps(result != NULL ? result : json_object(), JSON_COMPACT);
+    if (result == NULL) {
+        result = json_object(); /* {} (NULL again without memory: answered as such) */
+    }
+    char *body = result != NULL ? json_dumps(result, JSON_COMPACT) : NULL;
     json_decref(result);
     answer(c, 200, body);
     free(body);

@@ -110,7 +110,7 @@ static bool keep_days(struct eb_call *c, const char *bus, json_int_t days)
 {
     char stream[SL_STREAM_NAME_MAX + 1], why[EB_WHY_MAX];
     eb_bus_stream(bus, stream, sizeof(stream));
-    int rc;
+    int rc = SL_OK; /* (sl_engine_stream sets it on failure only) */
     struct sl_stream *st = sl_engine_stream(c->eb->e, stream, why, sizeof(why), &rc);
     uint32_t hours = days == 0 || days * 24 > EB_HOURS_MAX ? EB_HOURS_MAX : (uint32_t)days * 24u;
     if (st != NULL && st->retention_hours < hours) {

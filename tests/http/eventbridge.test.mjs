@@ -398,6 +398,14 @@ function cli(...args) {
 
 test('sluice bus/rule/archive/replay: rules the SDK sees and serves, a replay marked as one, errors named', async () => {
   const ep = await endpoint();
+  try {
+    await cliFlow(ep);
+  } finally {
+    ep.close();
+  }
+});
+
+async function cliFlow(ep) {
   let r = cli('bus', 'create', 'clibus');
   assert.equal(r.code, 0, r.err);
   assert.ok((await eb.send(new ListEventBusesCommand({}))).EventBuses.some((x) => x.Name === 'clibus'));
@@ -467,8 +475,7 @@ test('sluice bus/rule/archive/replay: rules the SDK sees and serves, a replay ma
   assert.equal(cli('archive', 'delete', 'cliarc').code, 0);
   assert.equal(cli('bus', 'delete', 'clibus').code, 0);
   assert.ok(!(await eb.send(new ListEventBusesCommand({}))).EventBuses.some((x) => x.Name === 'clibus'));
-  ep.close();
-});
+}
 
 test('sluice rule with auth on: the native user\'s ACLs decide, as for its access key', async () => {
   const line = (user, pw) => execFileSync(process.env.SLUICED_PATH, ['--hash-password', user],
