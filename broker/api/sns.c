@@ -88,7 +88,7 @@ static void answer(struct sns_call *c, int status, char *body)
     sns_free(c);
 }
 
-void sns_reply(struct sns_call *c, struct sl_sns_xml *x, bool result)
+void sns_reply(struct sns_call *c, struct sl_query_xml *x, bool result)
 {
     SL_ASSERT(c->req != NULL);
     answer(c, 200, sl_sns_xml_end(x, c->req->op, result, c->request_id));
@@ -96,7 +96,7 @@ void sns_reply(struct sns_call *c, struct sl_sns_xml *x, bool result)
 
 void sns_reply_empty(struct sns_call *c)
 {
-    struct sl_sns_xml x = {0};
+    struct sl_query_xml x = {0};
     sl_sns_xml_begin(&x, c->req->op, false);
     sns_reply(c, &x, false);
 }

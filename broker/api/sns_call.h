@@ -52,7 +52,7 @@ struct sns_call {
 
 /* Answers with the XML built in `x` (begun with sl_sns_xml_begin) and
  * frees c. */
-void sns_reply(struct sns_call *c, struct sl_sns_xml *x, bool result);
+void sns_reply(struct sns_call *c, struct sl_query_xml *x, bool result);
 /* An answer with no result element (DeleteTopic, Unsubscribe, ...). */
 void sns_reply_empty(struct sns_call *c);
 /* Answers an SNS error and frees c. */

@@ -240,29 +240,29 @@ static void reply_batch(struct publish_op *op, const char ids[][SL_MSGID_LEN + 1
 {
     struct sns_call *c = op->c;
     const struct sl_sns_req *req = c->req;
-    struct sl_sns_xml x = {0};
+    struct sl_query_xml x = {0};
     sl_sns_xml_begin(&x, req->op, true);
-    sl_sns_xml_open(&x, "Successful");
+    sl_query_xml_open(&x, "Successful");
     for (uint32_t k = 0; ids != NULL && k < op->n_rec; k++) {
-        sl_sns_xml_open(&x, "member");
-        sl_sns_xml_leaf(&x, "Id", req->entries[op->entry_of[k]].id);
-        sl_sns_xml_leaf(&x, "MessageId", ids[k]);
-        sl_sns_xml_close(&x, "member");
+        sl_query_xml_open(&x, "member");
+        sl_query_xml_leaf(&x, "Id", req->entries[op->entry_of[k]].id);
+        sl_query_xml_leaf(&x, "MessageId", ids[k]);
+        sl_query_xml_close(&x, "member");
     }
-    sl_sns_xml_close(&x, "Successful");
-    sl_sns_xml_open(&x, "Failed");
+    sl_query_xml_close(&x, "Successful");
+    sl_query_xml_open(&x, "Failed");
     for (uint32_t i = 0; i < req->n_entries; i++) {
         if (op->failed[i] == SL_SNS_OK) {
             continue;
         }
-        sl_sns_xml_open(&x, "member");
-        sl_sns_xml_leaf(&x, "Id", req->entries[i].id);
-        sl_sns_xml_leaf(&x, "Code", sns_error_code(op->failed[i]));
-        sl_sns_xml_leaf(&x, "Message", op->failed_why[i]);
-        sl_sns_xml_leaf(&x, "SenderFault", sns_error_sender(op->failed[i]) ? "true" : "false");
-        sl_sns_xml_close(&x, "member");
+        sl_query_xml_open(&x, "member");
+        sl_query_xml_leaf(&x, "Id", req->entries[i].id);
+        sl_query_xml_leaf(&x, "Code", sns_error_code(op->failed[i]));
+        sl_query_xml_leaf(&x, "Message", op->failed_why[i]);
+        sl_query_xml_leaf(&x, "SenderFault", sns_error_sender(op->failed[i]) ? "true" : "false");
+        sl_query_xml_close(&x, "member");
     }
-    sl_sns_xml_close(&x, "Failed");
+    sl_query_xml_close(&x, "Failed");
     op_free(op);
     sns_reply(c, &x, true);
 }
@@ -283,9 +283,9 @@ static void on_produced(void *ctx, const struct sl_produce_result *r)
     }
     if (c->req->op == SL_SNS_PUBLISH) {
         op_free(op);
-        struct sl_sns_xml x = {0};
+        struct sl_query_xml x = {0};
         sl_sns_xml_begin(&x, c->req->op, true);
-        sl_sns_xml_leaf(&x, "MessageId", ids[0]);
+        sl_query_xml_leaf(&x, "MessageId", ids[0]);
         sns_reply(c, &x, true);
         return;
     }

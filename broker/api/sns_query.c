@@ -380,83 +380,17 @@ void sl_sns_req_free(struct sl_sns_req *r)
 
 /* ---- XML ------------------------------------------------------------------ */
 
-static void xput(struct sl_sns_xml *x, const char *s, bool escape)
+void sl_sns_xml_begin(struct sl_query_xml *x, enum sl_sns_op op, bool result)
 {
-    x->failed = x->failed || !sl_sqs_xml_put(&x->p, &x->len, &x->cap, s, escape);
+    sl_query_xml_begin(x, SNS_NS, sl_sns_op_name(op), result);
 }
 
-void sl_sns_xml_open(struct sl_sns_xml *x, const char *name)
+char *sl_sns_xml_end(struct sl_query_xml *x, enum sl_sns_op op, bool result, const char *request_id)
 {
-    xput(x, "<", false);
-    xput(x, name, false);
-    xput(x, ">", false);
-}
-
-void sl_sns_xml_close(struct sl_sns_xml *x, const char *name)
-{
-    xput(x, "</", false);
-    xput(x, name, false);
-    xput(x, ">", false);
-}
-
-void sl_sns_xml_leaf(struct sl_sns_xml *x, const char *name, const char *text)
-{
-    sl_sns_xml_open(x, name);
-    xput(x, text, true);
-    sl_sns_xml_close(x, name);
-}
-
-void sl_sns_xml_begin(struct sl_sns_xml *x, enum sl_sns_op op, bool result)
-{
-    const char *name = sl_sns_op_name(op);
-    xput(x, "<?xml version=\"1.0\"?>\n<", false);
-    xput(x, name, false);
-    xput(x, "Response xmlns=\"" SNS_NS "\">", false);
-    if (result) {
-        xput(x, "<", false);
-        xput(x, name, false);
-        xput(x, "Result>", false);
-    }
-}
-
-char *sl_sns_xml_end(struct sl_sns_xml *x, enum sl_sns_op op, bool result, const char *request_id)
-{
-    const char *name = sl_sns_op_name(op);
-    if (result) {
-        xput(x, "</", false);
-        xput(x, name, false);
-        xput(x, "Result>", false);
-    }
-    xput(x, "<ResponseMetadata><RequestId>", false);
-    xput(x, request_id, true);
-    xput(x, "</RequestId></ResponseMetadata></", false);
-    xput(x, name, false);
-    xput(x, "Response>\n", false);
-    if (x->failed) {
-        free(x->p);
-        x->p = NULL;
-        return NULL;
-    }
-    char *p = x->p;
-    x->p = NULL;
-    return p;
+    return sl_query_xml_end(x, sl_sns_op_name(op), result, request_id);
 }
 
 char *sl_sns_xml_error(const char *code, bool sender, const char *message, const char *request_id)
 {
-    struct sl_sns_xml x = {0};
-    xput(&x, "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"" SNS_NS "\"><Error><Type>", false);
-    xput(&x, sender ? "Sender" : "Receiver", false);
-    xput(&x, "</Type><Code>", false);
-    xput(&x, code, true);
-    xput(&x, "</Code><Message>", false);
-    xput(&x, message, true);
-    xput(&x, "</Message></Error><RequestId>", false);
-    xput(&x, request_id, true);
-    xput(&x, "</RequestId></ErrorResponse>\n", false);
-    if (x.failed) {
-        free(x.p);
-        return NULL;
-    }
-    return x.p;
+    return sl_query_xml_error(SNS_NS, code, sender, message, false, request_id);
 }

@@ -24,6 +24,8 @@
 #ifndef SL_API_SNS_REQ_H
 #define SL_API_SNS_REQ_H
 
+#include "broker/api/query_xml.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -134,21 +136,11 @@ int sl_sns_decode_query(const uint8_t *body, size_t len, struct sl_sns_req **out
                         struct sl_sns_fault *f);
 void sl_sns_req_free(struct sl_sns_req *r); /* NULL-safe */
 
-/* An XML answer under construction (sns_query.c). Out of memory is sticky:
- * sl_sns_xml_done returns NULL then. */
-struct sl_sns_xml {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-void sl_sns_xml_open(struct sl_sns_xml *x, const char *name);
-void sl_sns_xml_close(struct sl_sns_xml *x, const char *name);
-/* <name>text (escaped)</name> */
-void sl_sns_xml_leaf(struct sl_sns_xml *x, const char *name, const char *text);
+/* SNS answers in the Query protocol's XML (query_xml.h), under SNS's namespace. */
 /* <OpResponse xmlns=...>[<OpResult>]: what every answer starts with. */
-void sl_sns_xml_begin(struct sl_sns_xml *x, enum sl_sns_op op, bool result);
+void sl_sns_xml_begin(struct sl_query_xml *x, enum sl_sns_op op, bool result);
 /* [</OpResult>]<ResponseMetadata>...</OpResponse>; returns owned text or NULL. */
-char *sl_sns_xml_end(struct sl_sns_xml *x, enum sl_sns_op op, bool result, const char *request_id);
+char *sl_sns_xml_end(struct sl_query_xml *x, enum sl_sns_op op, bool result, const char *request_id);
 /* The Query protocol's XML error. Returns owned text or NULL. */
 char *sl_sns_xml_error(const char *code, bool sender, const char *message, const char *request_id);
 

@@ -211,9 +211,9 @@ static void reply_sub_arn(struct sns_call *c, const struct sl_sns_sub *s, bool p
     } else {
         sns_sub_arn(arn, sizeof(arn), s);
     }
-    struct sl_sns_xml x = {0};
+    struct sl_query_xml x = {0};
     sl_sns_xml_begin(&x, c->req->op, true);
-    sl_sns_xml_leaf(&x, "SubscriptionArn", arn);
+    sl_query_xml_leaf(&x, "SubscriptionArn", arn);
     sns_reply(c, &x, true);
 }
 
@@ -583,9 +583,9 @@ void sns_list_subscriptions(struct sns_call *c, bool by_topic)
             return;
         }
     }
-    struct sl_sns_xml x = {0};
+    struct sl_query_xml x = {0};
     sl_sns_xml_begin(&x, c->req->op, true);
-    sl_sns_xml_open(&x, "Subscriptions");
+    sl_query_xml_open(&x, "Subscriptions");
     uint32_t n = 0;
     for (; i < st->n; i++) {
         const struct sl_sns_sub *s = st->subs[i];
@@ -597,35 +597,35 @@ void sns_list_subscriptions(struct sns_call *c, bool by_topic)
             break;
         }
         char arn[SNS_ARN_MAX], ep[SL_SNS_ENDPOINT_MAX + 64];
-        sl_sns_xml_open(&x, "member");
+        sl_query_xml_open(&x, "member");
         if ((s->flags & SL_SNS_SUB_CONFIRMED) != 0) {
             sns_sub_arn(arn, sizeof(arn), s);
-            sl_sns_xml_leaf(&x, "SubscriptionArn", arn);
+            sl_query_xml_leaf(&x, "SubscriptionArn", arn);
         } else {
-            sl_sns_xml_leaf(&x, "SubscriptionArn", "PendingConfirmation");
+            sl_query_xml_leaf(&x, "SubscriptionArn", "PendingConfirmation");
         }
-        sl_sns_xml_leaf(&x, "Owner", SNS_ACCOUNT);
-        sl_sns_xml_leaf(&x, "Protocol", s->protocol);
+        sl_query_xml_leaf(&x, "Owner", SNS_ACCOUNT);
+        sl_query_xml_leaf(&x, "Protocol", s->protocol);
         endpoint_text(s, ep, sizeof(ep));
-        sl_sns_xml_leaf(&x, "Endpoint", ep);
+        sl_query_xml_leaf(&x, "Endpoint", ep);
         sns_topic_arn(arn, sizeof(arn), s->topic);
-        sl_sns_xml_leaf(&x, "TopicArn", arn);
-        sl_sns_xml_close(&x, "member");
+        sl_query_xml_leaf(&x, "TopicArn", arn);
+        sl_query_xml_close(&x, "member");
         n++;
     }
-    sl_sns_xml_close(&x, "Subscriptions");
+    sl_query_xml_close(&x, "Subscriptions");
     if (i < st->n) {
-        sl_sns_xml_leaf(&x, "NextToken", st->subs[i]->id);
+        sl_query_xml_leaf(&x, "NextToken", st->subs[i]->id);
     }
     sns_reply(c, &x, true);
 }
 
-static void entry(struct sl_sns_xml *x, const char *key, const char *value)
+static void entry(struct sl_query_xml *x, const char *key, const char *value)
 {
-    sl_sns_xml_open(x, "entry");
-    sl_sns_xml_leaf(x, "key", key);
-    sl_sns_xml_leaf(x, "value", value);
-    sl_sns_xml_close(x, "entry");
+    sl_query_xml_open(x, "entry");
+    sl_query_xml_leaf(x, "key", key);
+    sl_query_xml_leaf(x, "value", value);
+    sl_query_xml_close(x, "entry");
 }
 
 void sns_get_sub_attributes(struct sns_call *c)
@@ -636,9 +636,9 @@ void sns_get_sub_attributes(struct sns_call *c)
     }
     char arn[SNS_ARN_MAX], ep[SL_SNS_ENDPOINT_MAX + 64];
     bool confirmed = (s->flags & SL_SNS_SUB_CONFIRMED) != 0;
-    struct sl_sns_xml x = {0};
+    struct sl_query_xml x = {0};
     sl_sns_xml_begin(&x, c->req->op, true);
-    sl_sns_xml_open(&x, "Attributes");
+    sl_query_xml_open(&x, "Attributes");
     sns_sub_arn(arn, sizeof(arn), s);
     entry(&x, "SubscriptionArn", arn);
     sns_topic_arn(arn, sizeof(arn), s->topic);
@@ -662,7 +662,7 @@ void sns_get_sub_attributes(struct sns_call *c)
                  s->redrive);
         entry(&x, "RedrivePolicy", rp);
     }
-    sl_sns_xml_close(&x, "Attributes");
+    sl_query_xml_close(&x, "Attributes");
     sns_reply(c, &x, true);
 }
 

@@ -99,9 +99,9 @@ static void reply_arn(struct sns_call *c)
 {
     char arn[SNS_ARN_MAX];
     sns_topic_arn(arn, sizeof(arn), c->topic);
-    struct sl_sns_xml x = {0};
+    struct sl_query_xml x = {0};
     sl_sns_xml_begin(&x, c->req->op, true);
-    sl_sns_xml_leaf(&x, "TopicArn", arn);
+    sl_query_xml_leaf(&x, "TopicArn", arn);
     sns_reply(c, &x, true);
 }
 
@@ -199,9 +199,9 @@ void sns_list_topics(struct sns_call *c)
         }
         st = from; /* the token names the first topic of the next page */
     }
-    struct sl_sns_xml x = {0};
+    struct sl_query_xml x = {0};
     sl_sns_xml_begin(&x, c->req->op, true);
-    sl_sns_xml_open(&x, "Topics");
+    sl_query_xml_open(&x, "Topics");
     uint32_t n = 0;
     for (; st != NULL; st = st->next) {
         if (!sns_is_topic(st) || !sl_access_visible(c->call, st->name)) {
@@ -212,14 +212,14 @@ void sns_list_topics(struct sns_call *c)
         }
         char arn[SNS_ARN_MAX];
         sns_topic_arn(arn, sizeof(arn), st->name);
-        sl_sns_xml_open(&x, "member");
-        sl_sns_xml_leaf(&x, "TopicArn", arn);
-        sl_sns_xml_close(&x, "member");
+        sl_query_xml_open(&x, "member");
+        sl_query_xml_leaf(&x, "TopicArn", arn);
+        sl_query_xml_close(&x, "member");
         n++;
     }
-    sl_sns_xml_close(&x, "Topics");
+    sl_query_xml_close(&x, "Topics");
     if (st != NULL) {
-        sl_sns_xml_leaf(&x, "NextToken", st->name);
+        sl_query_xml_leaf(&x, "NextToken", st->name);
     }
     sns_reply(c, &x, true);
 }
@@ -251,12 +251,12 @@ void sns_delete_topic(struct sns_call *c)
     sns_reply_empty(c);
 }
 
-static void entry(struct sl_sns_xml *x, const char *key, const char *value)
+static void entry(struct sl_query_xml *x, const char *key, const char *value)
 {
-    sl_sns_xml_open(x, "entry");
-    sl_sns_xml_leaf(x, "key", key);
-    sl_sns_xml_leaf(x, "value", value);
-    sl_sns_xml_close(x, "entry");
+    sl_query_xml_open(x, "entry");
+    sl_query_xml_leaf(x, "key", key);
+    sl_query_xml_leaf(x, "value", value);
+    sl_query_xml_close(x, "entry");
 }
 
 void sns_get_topic_attributes(struct sns_call *c)
@@ -267,9 +267,9 @@ void sns_get_topic_attributes(struct sns_call *c)
     }
     char arn[SNS_ARN_MAX], num[16];
     sns_topic_arn(arn, sizeof(arn), c->topic);
-    struct sl_sns_xml x = {0};
+    struct sl_query_xml x = {0};
     sl_sns_xml_begin(&x, c->req->op, true);
-    sl_sns_xml_open(&x, "Attributes");
+    sl_query_xml_open(&x, "Attributes");
     entry(&x, "TopicArn", arn);
     entry(&x, "Owner", SNS_ACCOUNT);
     uint32_t confirmed = 0, pending = 0;
@@ -293,7 +293,7 @@ void sns_get_topic_attributes(struct sns_call *c)
     if (!display) {
         entry(&x, "DisplayName", "");
     }
-    sl_sns_xml_close(&x, "Attributes");
+    sl_query_xml_close(&x, "Attributes");
     sns_reply(c, &x, true);
 }
 

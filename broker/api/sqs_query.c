@@ -25,6 +25,7 @@
  * Input is untrusted (bounded, nothing asserted on it); output is ours.
  * Threading: none.
  */
+#include "broker/api/query_xml.h"
 #include "broker/api/sqs_req.h"
 #include "broker/api/urlcode.h"
 
@@ -249,89 +250,25 @@ int sl_sqs_decode_query(const uint8_t *body, size_t len, struct sl_sqs_req **out
 
 /* ---- XML answers ---------------------------------------------------------- */
 
-bool sl_sqs_xml_put(char **out, size_t *len, size_t *cap, const char *s, bool escape)
-{
-    size_t n = strlen(s);
-    if (*out == NULL && *cap == 0 && *len == 0) {
-        *cap = 0;
-    }
-    if (*cap - *len < n * 6 + 1) { /* worst case: every byte escaped as &quot; */
-        size_t ncap = *cap > 0 ? *cap : 1024;
-        while (ncap - *len < n * 6 + 1) {
-            ncap *= 2;
-        }
-        char *p = realloc(*out, ncap);
-        if (p == NULL) {
-            return false;
-        }
-        *out = p;
-        *cap = ncap;
-    }
-    char *d = *out + *len;
-    for (size_t i = 0; i < n; i++) {
-        const char *rep = NULL;
-        switch (escape ? s[i] : 0) {
-        case '&':
-            rep = "&amp;";
-            break;
-        case '<':
-            rep = "&lt;";
-            break;
-        case '>':
-            rep = "&gt;";
-            break;
-        case '"':
-            rep = "&quot;";
-            break;
-        case '\r':
-            rep = "&#xD;";
-            break;
-        default:
-            break;
-        }
-        if (rep != NULL) {
-            size_t k = strlen(rep);
-            memcpy(d, rep, k);
-            d += k;
-        } else {
-            *d++ = s[i];
-        }
-    }
-    *d = '\0';
-    *len = (size_t)(d - *out);
-    return true;
-}
 
-struct xml {
-    char *p;
-    size_t len;
-    size_t cap;
-    bool failed;
-};
-
-static void xput(struct xml *x, const char *s, bool escape)
+static void xtag(struct sl_query_xml *x, const char *open_close, const char *name)
 {
-    x->failed = x->failed || !sl_sqs_xml_put(&x->p, &x->len, &x->cap, s, escape);
-}
-
-static void xtag(struct xml *x, const char *open_close, const char *name)
-{
-    xput(x, open_close, false);
-    xput(x, name, false);
-    xput(x, ">", false);
+    sl_query_xml_put(x, open_close, false);
+    sl_query_xml_put(x, name, false);
+    sl_query_xml_put(x, ">", false);
 }
 
 /* A scalar as text: strings as they are, numbers and booleans printed. */
-static void xscalar(struct xml *x, const json_t *v)
+static void xscalar(struct sl_query_xml *x, const json_t *v)
 {
     char num[32];
     if (json_is_string(v)) {
-        xput(x, json_string_value(v), true);
+        sl_query_xml_put(x, json_string_value(v), true);
     } else if (json_is_integer(v)) {
         snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
-        xput(x, num, false);
+        sl_query_xml_put(x, num, false);
     } else if (json_is_boolean(v)) {
-        xput(x, json_is_true(v) ? "true" : "false", false);
+        sl_query_xml_put(x, json_is_true(v) ? "true" : "false", false);
     }
 }
 
@@ -382,7 +319,7 @@ static struct frame *push(struct frame *st, uint32_t *depth, const json_t *v, en
 
 /* Writes value `v` under element `name`, then `after` (a closing tag or
  * ""); containers are pushed and closed when their frame ends. */
-static void xvalue(struct xml *x, struct frame *st, uint32_t *depth, const json_t *v,
+static void xvalue(struct sl_query_xml *x, struct frame *st, uint32_t *depth, const json_t *v,
                    const char *name, const char *after, enum sl_sqs_op op)
 {
     if (json_is_object(v)) {
@@ -401,7 +338,7 @@ static void xvalue(struct xml *x, struct frame *st, uint32_t *depth, const json_
     }
 }
 
-static void xchild(struct xml *x, struct frame *st, uint32_t *depth, const char *key,
+static void xchild(struct sl_query_xml *x, struct frame *st, uint32_t *depth, const char *key,
                    const json_t *v, enum sl_sqs_op op)
 {
     char item[64];
@@ -416,7 +353,7 @@ static void xchild(struct xml *x, struct frame *st, uint32_t *depth, const char 
 }
 
 /* One step of the walk: the top frame's next member, or its end. */
-static void xstep(struct xml *x, struct frame *st, uint32_t *depth, enum sl_sqs_op op)
+static void xstep(struct sl_query_xml *x, struct frame *st, uint32_t *depth, enum sl_sqs_op op)
 {
     struct frame *f = &st[*depth - 1];
     if (f->kind == FR_LIST) {
@@ -437,9 +374,9 @@ static void xstep(struct xml *x, struct frame *st, uint32_t *depth, enum sl_sqs_
             char item[64];
             snprintf(item, sizeof(item), "%s", f->item);
             xtag(x, "<", item);
-            xput(x, "<Name>", false);
-            xput(x, key, true);
-            xput(x, "</Name>", false);
+            sl_query_xml_put(x, "<Name>", false);
+            sl_query_xml_put(x, key, true);
+            sl_query_xml_put(x, "</Name>", false);
             xvalue(x, st, depth, v, "Value", item, op);
         }
         return;
@@ -467,11 +404,9 @@ static bool has_result(enum sl_sqs_op op)
 
 char *sl_sqs_xml_result(enum sl_sqs_op op, const json_t *result, const char *request_id)
 {
-    struct xml x = {0};
+    struct sl_query_xml x = {0};
     const char *name = sl_sqs_op_name(op);
-    xput(&x, "<?xml version=\"1.0\"?>\n<", false);
-    xput(&x, name, false);
-    xput(&x, "Response xmlns=\"" QUERY_NS "\">", false);
+    sl_query_xml_begin(&x, QUERY_NS, name, false);
     if (has_result(op)) {
         char res[64];
         snprintf(res, sizeof(res), "%sResult", name);
@@ -482,33 +417,10 @@ char *sl_sqs_xml_result(enum sl_sqs_op op, const json_t *result, const char *req
             xstep(&x, st, &depth, op);
         }
     }
-    xput(&x, "<ResponseMetadata><RequestId>", false);
-    xput(&x, request_id, true);
-    xput(&x, "</RequestId></ResponseMetadata></", false);
-    xput(&x, name, false);
-    xput(&x, "Response>\n", false);
-    if (x.failed) {
-        free(x.p);
-        return NULL;
-    }
-    return x.p;
+    return sl_query_xml_end(&x, name, false, request_id);
 }
 
 char *sl_sqs_xml_error(const char *code, bool sender, const char *message, const char *request_id)
 {
-    struct xml x = {0};
-    xput(&x, "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"" QUERY_NS "\"><Error><Type>", false);
-    xput(&x, sender ? "Sender" : "Receiver", false);
-    xput(&x, "</Type><Code>", false);
-    xput(&x, code, true);
-    xput(&x, "</Code><Message>", false);
-    xput(&x, message, true);
-    xput(&x, "</Message><Detail/></Error><RequestId>", false);
-    xput(&x, request_id, true);
-    xput(&x, "</RequestId></ErrorResponse>\n", false);
-    if (x.failed) {
-        free(x.p);
-        return NULL;
-    }
-    return x.p;
+    return sl_query_xml_error(QUERY_NS, code, sender, message, true, request_id);
 }

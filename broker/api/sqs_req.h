@@ -165,8 +165,5 @@ char *sl_sqs_xml_result(enum sl_sqs_op op, const json_t *result, const char *req
 /* The Query protocol's XML error. Returns owned text or NULL. */
 char *sl_sqs_xml_error(const char *code, bool sender, const char *message, const char *request_id);
 
-/* Appends `s` (NUL-terminated, borrowed) XML-escaped to `out` (a growing
- * buffer: *out owned, *len used, *cap allocated). Returns false without memory. */
-bool sl_sqs_xml_put(char **out, size_t *len, size_t *cap, const char *s, bool escape);
 
 #endif

@@ -35,14 +35,14 @@ static void touch(const char *s)
 
 static void render(const struct sl_sns_req *r)
 {
-    struct sl_sns_xml x = {0};
+    struct sl_query_xml x = {0};
     sl_sns_xml_begin(&x, r->op, true);
-    sl_sns_xml_leaf(&x, "TopicArn", r->topic_arn != NULL ? r->topic_arn : "");
+    sl_query_xml_leaf(&x, "TopicArn", r->topic_arn != NULL ? r->topic_arn : "");
     for (uint32_t i = 0; i < r->n_attrs; i++) {
-        sl_sns_xml_open(&x, "entry");
-        sl_sns_xml_leaf(&x, "key", r->attrs[i].name);
-        sl_sns_xml_leaf(&x, "value", r->attrs[i].value);
-        sl_sns_xml_close(&x, "entry");
+        sl_query_xml_open(&x, "entry");
+        sl_query_xml_leaf(&x, "key", r->attrs[i].name);
+        sl_query_xml_leaf(&x, "value", r->attrs[i].value);
+        sl_query_xml_close(&x, "entry");
     }
     char *xml = sl_sns_xml_end(&x, r->op, true, "fuzz");
     if (xml != NULL) {
