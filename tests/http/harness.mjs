@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const SLUICED = process.env.SLUICED_PATH;
+const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|runtime error:/;
 const started = new Set();
 process.on('exit', () => {
   for (const b of started) {
@@ -33,7 +34,16 @@ async function spawnBroker(b) {
     '--port-file', `${b.root}/port`, '--http-port', String(b.httpPort),
     '--log-level', 'warn', ...b.extra];
   rmSync(`${b.root}/port`, { force: true });
-  b.proc = spawn(SLUICED, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+  b.proc = spawn(SLUICED, args, { stdio: ['ignore', 'inherit', 'pipe'] });
+  // Its stderr passes through, watched for sanitizer reports (the ASan + UBSan build): a
+  // leak or undefined behaviour fails the test that stops the broker.
+  let tail = '';
+  b.proc.stderr.on('data', (d) => {
+    process.stderr.write(d);
+    const text = tail + d.toString('latin1');
+    if (SANITIZER.test(text)) b.sanitizer = true;
+    tail = text.slice(-80);
+  });
   b.exited = null;
   b.proc.once('exit', (code, signal) => { b.exited = { code, signal }; });
   const deadline = Date.now() + 10000;
@@ -73,14 +83,26 @@ export async function startBroker(extra = []) {
   throw new Error('sluiced could not start (ports busy?)');
 }
 
-async function killBroker(b, signal) {
-  if (b.exited) return b.exited;
-  const done = new Promise((resolve) => b.proc.once('exit', (code, sig) => resolve({ code, signal: sig })));
-  b.proc.kill(signal);
-  return done;
+function sanitizerCheck(b) {
+  if (!b.sanitizer) return;
+  b.sanitizer = false;
+  throw new Error('sluiced reported a sanitizer error (AddressSanitizer, LeakSanitizer or UBSan): see its stderr above');
 }
 
-// SIGTERM; resolves with the exit status. The data directory is kept until exit.
+async function killBroker(b, signal) {
+  if (b.exited) {
+    sanitizerCheck(b);
+    return b.exited;
+  }
+  const done = new Promise((resolve) => b.proc.once('close', (code, sig) => resolve({ code, signal: sig })));
+  b.proc.kill(signal);
+  const status = await done;
+  sanitizerCheck(b);
+  return status;
+}
+
+// SIGTERM; resolves with the exit status, or fails when the broker reported a sanitizer
+// error. The data directory is kept until exit.
 export async function stopBroker(b) {
   return killBroker(b, 'SIGTERM');
 }
