@@ -208,22 +208,12 @@ static int meta_write(const struct sl_stream *st)
                   sl_checksum64(body, (size_t)n));
     char *tmp = catalog_path_cat(st->dir, "stream.meta.tmp");
     char *dst = catalog_path_cat(st->dir, "stream.meta");
-    int rc = tmp != NULL && dst != NULL ? SL_OK : SL_ENOMEM;
-    int fd = rc == SL_OK ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
-    if (rc == SL_OK && fd < 0) {
-        rc = sl_err_from_errno(errno);
-    }
-    if (rc == SL_OK && (write(fd, body, (size_t)n) != n || fsync(fd) != 0)) {
-        rc = sl_err_from_errno(errno ? errno : EIO);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (rc == SL_OK && sl_renameat(AT_FDCWD, tmp, AT_FDCWD, dst) != 0) {
-        rc = sl_err_from_errno(errno);
-    }
-    if (rc == SL_OK) {
-        rc = sl_fsync_dir(st->dir);
+    int rc = SL_ENOMEM;
+    if (tmp != NULL && dst != NULL) {
+        const void *parts[1] = {body};
+        size_t lens[1] = {(size_t)n};
+        const char *step = NULL;
+        rc = sl_file_replace(st->dir, tmp, dst, parts, lens, 1, &step);
     }
     free(tmp);
     free(dst);
