@@ -93,4 +93,9 @@ struct sl_filter {
     size_t arena_len, arena_cap;
 };
 
+/* The subject's value read as JSON (read at the first call for its record),
+ * or NULL when it is not a JSON object of at most SL_JSONFLAT_DOC_MAX bytes
+ * or there was no memory: then no body condition holds (filter_match.c). */
+const struct sl_jsonflat *flt_subject_body(struct sl_filter_subject *s);
+
 #endif

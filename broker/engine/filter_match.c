@@ -270,9 +270,9 @@ static bool alt_holds(const struct sl_filter *f, const struct flt_alt *a,
 
 /* The first value of a condition's field in `s`, SL_JSONFLAT_NONE if absent;
  * false when the body cannot be read (no field can hold). */
-static bool body_field(const struct sl_filter *f, const struct flt_cond *c,
-                       struct sl_filter_subject *s, uint32_t *first)
+const struct sl_jsonflat *flt_subject_body(struct sl_filter_subject *s)
 {
+    SL_ASSERT(s->rec != NULL);
     if (s->body_state < 0) {
         s->body_state = 0;
         if (s->body == NULL) {
@@ -283,7 +283,13 @@ static bool body_field(const struct sl_filter *f, const struct flt_cond *c,
             s->body_state = 1;
         }
     }
-    if (s->body_state == 0) {
+    return s->body_state == 1 ? s->body : NULL;
+}
+
+static bool body_field(const struct sl_filter *f, const struct flt_cond *c,
+                       struct sl_filter_subject *s, uint32_t *first)
+{
+    if (flt_subject_body(s) == NULL) {
         return false;
     }
     uint32_t path = SL_JSONFLAT_ROOT;
