@@ -4,13 +4,21 @@
  * Why the index answers exactly what each filter alone answers: a pattern is
  * filed under one condition of its top-level node (an AND, so the condition
  * must hold for the pattern to match) whose alternatives are all exact
- * strings. In body scope such a condition holds exactly when one of the
- * scalars at its path (arrays spread, as filter_match.c reads them through
- * the same sl_jsonflat) is a string equal byte for byte to one alternative.
- * So a record that the pattern matches holds some (path, value) the pattern
- * is filed under, and the lookup makes it a candidate; every candidate is
- * then matched in full with sl_filter_match. The index only ever removes
- * patterns that cannot match.
+ * strings or prefixes (case-sensitive ones). In body scope such a condition
+ * holds exactly when one of the scalars at its path (arrays spread, as
+ * filter_match.c reads them through the same sl_jsonflat) is a string equal
+ * byte for byte to an exact alternative, or whose first L bytes equal a
+ * prefix alternative of length L. So a record that the pattern matches holds
+ * some key the pattern is filed under - (path, value) exact, or (path, the
+ * value's first L bytes) for one of the prefix lengths L filed at that path -
+ * and the lookups make it a candidate; every candidate is then matched in
+ * full with sl_filter_match. The index only ever removes patterns that
+ * cannot match.
+ *
+ * Which condition: the one whose keys are filed least often so far (fewest
+ * other patterns to match along with it; a prefix counts one more than an
+ * exact value, as it stands for many values), then one on a path already
+ * filed (fewer walks per record), then the first.
  *
  * Layout: slots[] hold the borrowed filters; `unindexed` is the bitset of the
  * slots matched for every record. paths[] are the distinct field paths under
@@ -42,7 +50,8 @@
 
 /* A condition with more alternatives than this is not filed (its entries
  * would crowd the table); the pattern is filed under another condition or
- * matched for every record. 2 x 1024 x 32 entries of 32 bytes = 2 MiB at most. */
+ * matched for every record. The table is at most 4 x 1024 x 32 entries of 32
+ * bytes (4 MiB) per set. */
 #define SET_INDEX_VALUES_MAX 32u
 #define TABLE_CAP_MIN        64u
 
@@ -57,13 +66,21 @@ struct fs_entry {
     uint32_t path;
     uint32_t slot;
     uint8_t state;
+    bool prefix; /* the key is a prefix of the values it stands for */
+};
+
+struct fs_plen {
+    uint32_t len;  /* a prefix length filed at the path */
+    uint32_t refs; /* entries of that length */
 };
 
 struct fs_path {
     uint32_t refs; /* filed patterns; 0: the entry is free */
     uint32_t seg_count;
     uint32_t seg_len[SL_FILTER_PATH_MAX];
-    char *text; /* owned: the keys back to back */
+    char *text;           /* owned: the keys back to back */
+    struct fs_plen *plen; /* owned: distinct prefix lengths (a lookup each per value) */
+    uint32_t plen_count, plen_cap;
 };
 
 struct fs_slot {
@@ -102,9 +119,16 @@ static uint64_t version_next(void)
     return atomic_fetch_add_explicit(&g_version, 1, memory_order_relaxed) + 1;
 }
 
-static uint64_t entry_hash(uint32_t path, const char *s, uint32_t len)
+static uint64_t entry_hash(uint32_t path, const char *s, uint32_t len, bool prefix)
 {
-    return sl_checksum64(s, len) ^ ((uint64_t)(path + 1) * 0x9E3779B97F4A7C15ull);
+    return sl_checksum64(s, len) ^ ((uint64_t)(path + 1) * 0x9E3779B97F4A7C15ull) ^
+           (prefix ? 0xA5A5A5A5A5A5A5A5ull : 0);
+}
+
+/* The alternatives the index files: exact strings and case-sensitive prefixes. */
+static bool alt_fileable(const struct flt_alt *a)
+{
+    return a->op == FLT_EXACT || (a->op == FLT_PREFIX && !a->fold);
 }
 
 static uint32_t popcount_words(const uint64_t *w)
@@ -140,6 +164,7 @@ void sl_filter_set_free(struct sl_filter_set *fs)
     }
     for (uint32_t p = 0; p < fs->path_count; p++) {
         free(fs->paths[p].text);
+        free(fs->paths[p].plen);
     }
     free(fs->paths);
     free(fs->table);
@@ -191,32 +216,58 @@ static uint32_t path_find(const struct sl_filter_set *fs, const struct sl_filter
     return SL_FILTER_SET_NONE;
 }
 
-/* The condition to file `f` under, or SL_FILTER_SET_NONE: a top-level
- * condition of a body pattern whose alternatives are all exact strings, the
- * fewest of them first (fewer entries), then one on a path already filed
- * (fewer walks per record). */
+/* Entries filed under alternative `a` of path `p` (by other patterns). */
+static uint32_t key_count(const struct sl_filter_set *fs, uint32_t p, const struct flt_alt *a)
+{
+    if (p == SL_FILTER_SET_NONE || fs->table_cap == 0) {
+        return 0;
+    }
+    bool prefix = a->op == FLT_PREFIX;
+    uint64_t h = entry_hash(p, a->s, a->len, prefix);
+    uint32_t n = 0;
+    for (uint32_t i = (uint32_t)h & (fs->table_cap - 1); fs->table[i].state != ENT_EMPTY;
+         i = (i + 1) & (fs->table_cap - 1)) {
+        const struct fs_entry *e = &fs->table[i];
+        n += e->state == ENT_USED && e->hash == h && e->path == p && e->prefix == prefix &&
+                     e->len == a->len && memcmp(e->s, a->s, a->len) == 0
+                 ? 1
+                 : 0;
+    }
+    return n;
+}
+
+/* The condition to file `f` under, or SL_FILTER_SET_NONE (see the top): a
+ * top-level condition of a body pattern whose alternatives the index can
+ * file, the least crowded first. */
 static uint32_t cond_choose(const struct sl_filter_set *fs, const struct sl_filter *f)
 {
     if (f->scope != SL_FILTER_SCOPE_BODY) {
         return SL_FILTER_SET_NONE; /* attribute lookups stay in filter_match.c */
     }
     const struct flt_node *top = &f->nodes[0];
-    uint32_t best = SL_FILTER_SET_NONE, best_alts = UINT32_MAX;
+    uint32_t best = SL_FILTER_SET_NONE;
+    uint64_t best_score = UINT64_MAX;
     bool best_known = false;
     for (uint32_t i = 0; i < top->cond_count; i++) {
         uint32_t ci = top->cond_first + i;
         const struct flt_cond *c = &f->conds[ci];
-        bool exact = c->alt_count > 0 && c->alt_count <= SET_INDEX_VALUES_MAX;
-        for (uint32_t a = 0; a < c->alt_count && exact; a++) {
-            exact = f->alts[c->alt_first + a].op == FLT_EXACT;
+        bool ok = c->alt_count > 0 && c->alt_count <= SET_INDEX_VALUES_MAX;
+        for (uint32_t a = 0; a < c->alt_count && ok; a++) {
+            ok = alt_fileable(&f->alts[c->alt_first + a]);
         }
-        if (!exact) {
+        if (!ok) {
             continue;
         }
-        bool known = path_find(fs, f, c) != SL_FILTER_SET_NONE;
-        if (c->alt_count < best_alts || (c->alt_count == best_alts && known && !best_known)) {
+        uint32_t p = path_find(fs, f, c);
+        uint64_t score = 0;
+        for (uint32_t a = 0; a < c->alt_count; a++) {
+            const struct flt_alt *alt = &f->alts[c->alt_first + a];
+            score += 1u + (alt->op == FLT_PREFIX ? 1u : 0u) + key_count(fs, p, alt);
+        }
+        bool known = p != SL_FILTER_SET_NONE;
+        if (score < best_score || (score == best_score && known && !best_known)) {
             best = ci;
-            best_alts = c->alt_count;
+            best_score = score;
             best_known = known;
         }
     }
@@ -254,7 +305,7 @@ static int path_ref(struct sl_filter_set *fs, const struct sl_filter *f, const s
         return SL_ENOMEM;
     }
     struct fs_path *path = &fs->paths[p];
-    free(path->text); /* a freed path keeps no text; defensive */
+    SL_ASSERT(path->text == NULL && path->plen == NULL); /* freed by path_unref */
     *path = (struct fs_path){.refs = 1, .seg_count = c->seg_count, .text = text};
     for (uint32_t i = 0; i < c->seg_count; i++) {
         const struct flt_seg *seg = &f->segs[c->seg_first + i];
@@ -271,9 +322,48 @@ static void path_unref(struct sl_filter_set *fs, uint32_t p)
 {
     SL_ASSERT(p < fs->path_count && fs->paths[p].refs > 0);
     if (--fs->paths[p].refs == 0) {
+        SL_ASSERT(fs->paths[p].plen_count == 0);
         free(fs->paths[p].text);
+        free(fs->paths[p].plen);
         fs->paths[p].text = NULL;
+        fs->paths[p].plen = NULL;
+        fs->paths[p].plen_cap = 0;
     }
+}
+
+/* Room for `more` prefix lengths at path `p`. */
+static int plen_reserve(struct fs_path *p, uint32_t more)
+{
+    if (p->plen_count + more <= p->plen_cap) {
+        return SL_OK;
+    }
+    uint32_t cap = p->plen_cap ? p->plen_cap : 4;
+    while (cap < p->plen_count + more) {
+        cap *= 2;
+    }
+    struct fs_plen *n = realloc(p->plen, cap * sizeof(*n));
+    if (n == NULL) {
+        return SL_ENOMEM;
+    }
+    p->plen = n;
+    p->plen_cap = cap;
+    return SL_OK;
+}
+
+/* One entry more (delta 1) or less (-1) of prefix length `len` at `p`. */
+static void plen_count(struct fs_path *p, uint32_t len, int delta)
+{
+    for (uint32_t i = 0; i < p->plen_count; i++) {
+        if (p->plen[i].len == len) {
+            p->plen[i].refs = (uint32_t)((int64_t)p->plen[i].refs + delta);
+            if (p->plen[i].refs == 0) {
+                p->plen[i] = p->plen[--p->plen_count];
+            }
+            return;
+        }
+    }
+    SL_ASSERT(delta == 1 && p->plen_count < p->plen_cap); /* reserved by the caller */
+    p->plen[p->plen_count++] = (struct fs_plen){.len = len, .refs = 1};
 }
 
 /* Files `e` in the first entry not in use; true when that was a tombstone. */
@@ -337,8 +427,13 @@ int sl_filter_set_add(struct sl_filter_set *fs, const struct sl_filter *f, uint3
     uint32_t ci = cond_choose(fs, f), path = SL_FILTER_SET_NONE;
     if (ci != SL_FILTER_SET_NONE) {
         const struct flt_cond *c = &f->conds[ci];
+        uint32_t prefixes = 0;
+        for (uint32_t a = 0; a < c->alt_count; a++) {
+            prefixes += f->alts[c->alt_first + a].op == FLT_PREFIX ? 1 : 0;
+        }
         int rc = path_ref(fs, f, c, &path);
-        if (rc == SL_OK && (rc = table_reserve(fs, c->alt_count)) != SL_OK) {
+        if (rc == SL_OK && ((rc = table_reserve(fs, c->alt_count)) != SL_OK ||
+                            (rc = plen_reserve(&fs->paths[path], prefixes)) != SL_OK)) {
             path_unref(fs, path);
         }
         if (rc != SL_OK) {
@@ -346,10 +441,15 @@ int sl_filter_set_add(struct sl_filter_set *fs, const struct sl_filter *f, uint3
         }
         for (uint32_t a = 0; a < c->alt_count; a++) {
             const struct flt_alt *alt = &f->alts[c->alt_first + a];
-            struct fs_entry e = {.hash = entry_hash(path, alt->s, alt->len), .s = alt->s,
-                                 .len = alt->len, .path = path, .slot = s};
+            bool prefix = alt->op == FLT_PREFIX;
+            struct fs_entry e = {.hash = entry_hash(path, alt->s, alt->len, prefix),
+                                 .s = alt->s, .len = alt->len, .path = path, .slot = s,
+                                 .prefix = prefix};
             fs->table_tomb -= table_put(fs->table, fs->table_cap, &e) ? 1 : 0;
             fs->table_live++;
+            if (prefix) {
+                plen_count(&fs->paths[path], alt->len, 1);
+            }
         }
         fs->indexed++;
     } else {
@@ -373,7 +473,11 @@ void sl_filter_set_remove(struct sl_filter_set *fs, uint32_t s)
         const struct flt_cond *c = &sl->f->conds[sl->cond];
         for (uint32_t a = 0; a < c->alt_count; a++) {
             const struct flt_alt *alt = &sl->f->alts[c->alt_first + a];
-            uint64_t h = entry_hash(sl->path, alt->s, alt->len);
+            bool prefix = alt->op == FLT_PREFIX;
+            uint64_t h = entry_hash(sl->path, alt->s, alt->len, prefix);
+            if (prefix) {
+                plen_count(&fs->paths[sl->path], alt->len, -1);
+            }
             uint32_t i = (uint32_t)h & (fs->table_cap - 1);
             for (;; i = (i + 1) & (fs->table_cap - 1)) {
                 struct fs_entry *e = &fs->table[i];
@@ -400,7 +504,23 @@ void sl_filter_set_remove(struct sl_filter_set *fs, uint32_t s)
 
 /* ---- matching ---- */
 
-/* Marks in `cand` the patterns filed under a string the record holds at `p`. */
+/* Marks in `cand` the patterns filed under key (p, s[0..len), prefix). */
+static void key_candidates(const struct sl_filter_set *fs, uint32_t p, const char *s,
+                           uint32_t len, bool prefix, uint64_t *cand)
+{
+    uint64_t h = entry_hash(p, s, len, prefix);
+    for (uint32_t i = (uint32_t)h & (fs->table_cap - 1); fs->table[i].state != ENT_EMPTY;
+         i = (i + 1) & (fs->table_cap - 1)) {
+        const struct fs_entry *e = &fs->table[i];
+        if (e->state == ENT_USED && e->hash == h && e->path == p && e->prefix == prefix &&
+            e->len == len && memcmp(e->s, s, len) == 0) {
+            cand[e->slot / 64u] |= 1ull << (e->slot % 64u);
+        }
+    }
+}
+
+/* Marks in `cand` the patterns filed under a string the record holds at `p`:
+ * the whole string, and its first L bytes for each prefix length L filed. */
 static void path_candidates(const struct sl_filter_set *fs, uint32_t p,
                             const struct sl_jsonflat *jf, uint64_t *cand)
 {
@@ -418,13 +538,10 @@ static void path_candidates(const struct sl_filter_set *fs, uint32_t p,
         if (jv->type != SL_JSON_STRING) {
             continue;
         }
-        uint64_t h = entry_hash(p, jv->s, jv->len);
-        for (uint32_t i = (uint32_t)h & (fs->table_cap - 1); fs->table[i].state != ENT_EMPTY;
-             i = (i + 1) & (fs->table_cap - 1)) {
-            const struct fs_entry *e = &fs->table[i];
-            if (e->state == ENT_USED && e->hash == h && e->path == p && e->len == jv->len &&
-                memcmp(e->s, jv->s, jv->len) == 0) {
-                cand[e->slot / 64u] |= 1ull << (e->slot % 64u);
+        key_candidates(fs, p, jv->s, jv->len, false, cand);
+        for (uint32_t i = 0; i < path->plen_count; i++) {
+            if (path->plen[i].len <= jv->len) {
+                key_candidates(fs, p, jv->s, path->plen[i].len, true, cand);
             }
         }
     }

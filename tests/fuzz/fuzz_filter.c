@@ -63,6 +63,7 @@ static const char *const k_fixed_patterns[] = {
     "{\"detail\": {\"state\": [\"shipped\"]}}",
     "{\"a\": {\"b\": [\"x\u00e9\"]}}",
     "{\"price\": [{\"numeric\": [\">\", 1]}]}",
+    "{\"name\": [{\"prefix\": \"F\"}, \"x\"], \"detail\": {\"ip\": [{\"prefix\": \"10.\"}]}}",
 };
 #define NPAT (sizeof(k_fixed_patterns) / sizeof(k_fixed_patterns[0]))
 static struct sl_filter *g_fixed_filters[NPAT];

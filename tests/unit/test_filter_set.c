@@ -139,11 +139,11 @@ static void alternatives(char *out, size_t cap)
 {
     size_t n = (size_t)snprintf(out, cap, "[");
     uint32_t count = 1 + rnd(3);
-    bool exact_only = rnd(4) != 0;
+    uint32_t mode = rnd(4); /* 0, 1: exact only; 2: exact or prefix (filed); 3: any */
     for (uint32_t i = 0; i < count && n < cap; i++) {
         const char *sep = i > 0 ? ", " : "";
         const char *w = k_words[rnd(WORDS)];
-        uint32_t kind = exact_only ? 0 : rnd(6);
+        uint32_t kind = mode < 2 ? 0 : mode == 2 ? rnd(2) : rnd(7);
         switch (kind) {
         case 0:
             n += (size_t)snprintf(out + n, cap - n, "%s\"%s\"", sep, w);
@@ -160,6 +160,10 @@ static void alternatives(char *out, size_t cap)
             break;
         case 4:
             n += (size_t)snprintf(out + n, cap - n, "%s{\"numeric\": [\">\", %u]}", sep, rnd(4));
+            break;
+        case 5:
+            n += (size_t)snprintf(out + n, cap - n, "%s{\"prefix\": {\"equals-ignore-case\": "
+                                  "\"%s\"}}", sep, w);
             break;
         default:
             n += (size_t)snprintf(out + n, cap - n, "%s{\"equals-ignore-case\": \"%s\"}", sep, w);
@@ -297,7 +301,9 @@ TEST(index_edge_cases)
         "{\"detail\": {\"state\": [\"b\"]}, \"source\": [\"a\", \"b\"]}",
         "{\"detail\": {\"items\": {\"sku\": [\"b\"]}}}",      /* arrays spread */
         "{\"source\": [\"1\"]}",                               /* a string, not the number 1 */
-        "{\"source\": [{\"prefix\": \"sh\"}]}",                /* not indexed */
+        "{\"source\": [{\"prefix\": \"sh\"}, \"b\"]}",         /* indexed: prefix */
+        "{\"source\": [{\"prefix\": \"shop\"}]}",              /* the whole value */
+        "{\"source\": [{\"prefix\": {\"equals-ignore-case\": \"SH\"}}]}", /* not indexed */
         "{\"$or\": [{\"source\": [\"shop\"]}, {\"n\": [1]}]}", /* not indexed */
         "{}",                                                  /* every JSON object, and more */
     };
@@ -313,7 +319,7 @@ TEST(index_edge_cases)
         "{\"sour\\u0063e\": \"shop\"}", /* an escaped key is the same key */
     };
     const uint32_t np = sizeof(pats) / sizeof(pats[0]), nr = sizeof(recs) / sizeof(recs[0]);
-    struct sl_filter *fs_[8];
+    struct sl_filter *fs_[16];
     struct sl_filter_set *fs = sl_filter_set_new();
     CHECK(fs != NULL);
     for (uint32_t i = 0; i < np; i++) {
@@ -323,7 +329,7 @@ TEST(index_edge_cases)
         CHECK_EQ(sl_filter_set_add(fs, fs_[i], &slot), SL_OK);
         CHECK_EQ(slot, i);
     }
-    CHECK_EQ(sl_filter_set_indexed(fs), 5);
+    CHECK_EQ(sl_filter_set_indexed(fs), 7);
     struct sl_filter_subject s;
     sl_filter_subject_init(&s);
     uint32_t total = 0;
