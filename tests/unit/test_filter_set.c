@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "storage/batch.h"
 
+#include "tests/unit/one_record.h"
 #include "tests/unit/test.h"
 
 #include <stdbool.h>
@@ -41,19 +42,7 @@ static int view(uint32_t i, const char *value, const struct sl_attr *attrs, uint
     struct sl_record rec = {.key = "k", .key_len = 1, .value = value,
                             .value_len = (uint32_t)strlen(value), .attrs = attrs,
                             .attr_count = na, .timestamp_ms = 1};
-    struct sl_batch_builder b;
-    sl_batch_builder_init(&b, g_bufs[i], sizeof(g_bufs[i]));
-    size_t len = 0;
-    struct sl_batch_header h;
-    struct sl_batch_iter it;
-    if (sl_batch_builder_add(&b, &rec) != SL_OK ||
-        sl_batch_builder_finish(&b, SL_BATCH_CODEC_NONE, 1, NULL, NULL, 0, 0, 0, &len) != SL_OK ||
-        sl_batch_validate(g_bufs[i], len, sizeof(g_bufs[i]), &h) != SL_OK ||
-        sl_batch_iter_init(&it, g_bufs[i], &h, NULL, NULL, 0) != SL_OK ||
-        sl_batch_iter_next(&it, &g_views[i]) != SL_OK) {
-        return -1;
-    }
-    return 0;
+    return test_one_record(g_bufs[i], sizeof(g_bufs[i]), &rec, &g_views[i]);
 }
 
 /* A small vocabulary, so that patterns and records meet often. */
