@@ -56,8 +56,8 @@ static uint64_t cpu_ticks(pid_t pid)
     fclose(f);
     const char *p = strrchr(buf, ')'); /* comm may hold spaces */
     unsigned long long ut = 0, st = 0;
-    if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-                            &ut, &st) != 2) {
+    if (p == NULL ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) {
         return 0;
     }
     return ut + st;

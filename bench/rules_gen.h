@@ -21,15 +21,20 @@ static inline int rules_gen_event(uint32_t i, char *out, size_t cap)
         "\"o-%u\", \"state\": \"%s\", \"amount\": %u.%02u, \"currency\": \"EUR\", "
         "\"customer\": {\"id\": \"c-%u\", \"tier\": \"%s\"}, \"items\": [{\"sku\": \"s-%u\", "
         "\"qty\": %u}, {\"sku\": \"s-%u\", \"qty\": 1}]}}",
-        i * 2654435761u, i % 3 == 0 ? "Created" : i % 3 == 1 ? "Shipped" : "Cancelled", i % 50,
-        i % 60, i % 60, i, i, i % 2 ? "shipped" : "pending", i % 1000, i % 100, i % 977,
+        i * 2654435761u,
+        i % 3 == 0   ? "Created"
+        : i % 3 == 1 ? "Shipped"
+                     : "Cancelled",
+        i % 50, i % 60, i % 60, i, i, i % 2 ? "shipped" : "pending", i % 1000, i % 100, i % 977,
         i % 4 ? "silver" : "gold", i % 313, i % 7 + 1, i % 211);
 }
 
 /* Rule r's pattern (body scope) into out (cap bytes). */
 static inline void rules_gen_pattern(uint32_t r, char *out, size_t cap)
 {
-    const char *dt = r % 3 == 0 ? "Order Created" : r % 3 == 1 ? "Order Shipped" : "Order Cancelled";
+    const char *dt = r % 3 == 0   ? "Order Created"
+                     : r % 3 == 1 ? "Order Shipped"
+                                  : "Order Cancelled";
     switch (r % 3) {
     case 0:
         snprintf(out, cap,
@@ -44,10 +49,11 @@ static inline void rules_gen_pattern(uint32_t r, char *out, size_t cap)
                  r % 50, dt);
         break;
     default:
-        snprintf(out, cap,
-                 "{\"source\": [\"shop.service%u\"], \"detail\": {\"amount\": [{\"numeric\": "
-                 "[\">\", 100, \"<=\", 900]}], \"items\": {\"qty\": [{\"numeric\": [\">=\", 1]}]}}}",
-                 r % 50);
+        snprintf(
+            out, cap,
+            "{\"source\": [\"shop.service%u\"], \"detail\": {\"amount\": [{\"numeric\": "
+            "[\">\", 100, \"<=\", 900]}], \"items\": {\"qty\": [{\"numeric\": [\">=\", 1]}]}}}",
+            r % 50);
         break;
     }
 }

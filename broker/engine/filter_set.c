@@ -188,8 +188,7 @@ uint64_t sl_filter_set_version(const struct sl_filter_set *fs)
 
 /* ---- choosing and filing ---- */
 
-static bool path_equal(const struct fs_path *p, const struct sl_filter *f,
-                       const struct flt_cond *c)
+static bool path_equal(const struct fs_path *p, const struct sl_filter *f, const struct flt_cond *c)
 {
     if (p->refs == 0 || p->seg_count != c->seg_count) {
         return false;
@@ -443,7 +442,10 @@ int sl_filter_set_add(struct sl_filter_set *fs, const struct sl_filter *f, uint3
             const struct flt_alt *alt = &f->alts[c->alt_first + a];
             bool prefix = alt->op == FLT_PREFIX;
             struct fs_entry e = {.hash = entry_hash(path, alt->s, alt->len, prefix),
-                                 .s = alt->s, .len = alt->len, .path = path, .slot = s,
+                                 .s = alt->s,
+                                 .len = alt->len,
+                                 .path = path,
+                                 .slot = s,
                                  .prefix = prefix};
             fs->table_tomb -= table_put(fs->table, fs->table_cap, &e) ? 1 : 0;
             fs->table_live++;
@@ -505,8 +507,8 @@ void sl_filter_set_remove(struct sl_filter_set *fs, uint32_t s)
 /* ---- matching ---- */
 
 /* Marks in `cand` the patterns filed under key (p, s[0..len), prefix). */
-static void key_candidates(const struct sl_filter_set *fs, uint32_t p, const char *s,
-                           uint32_t len, bool prefix, uint64_t *cand)
+static void key_candidates(const struct sl_filter_set *fs, uint32_t p, const char *s, uint32_t len,
+                           bool prefix, uint64_t *cand)
 {
     uint64_t h = entry_hash(p, s, len, prefix);
     for (uint32_t i = (uint32_t)h & (fs->table_cap - 1); fs->table[i].state != ENT_EMPTY;

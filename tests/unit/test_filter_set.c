@@ -22,7 +22,7 @@
 #include <string.h>
 #include <time.h>
 
-#define RECORDS 200u
+#define RECORDS  200u
 #define PATTERNS 400u
 
 static uint8_t g_bufs[RECORDS][4096];
@@ -39,9 +39,13 @@ static uint32_t rnd(uint32_t n)
 
 static int view(uint32_t i, const char *value, const struct sl_attr *attrs, uint32_t na)
 {
-    struct sl_record rec = {.key = "k", .key_len = 1, .value = value,
-                            .value_len = (uint32_t)strlen(value), .attrs = attrs,
-                            .attr_count = na, .timestamp_ms = 1};
+    struct sl_record rec = {.key = "k",
+                            .key_len = 1,
+                            .value = value,
+                            .value_len = (uint32_t)strlen(value),
+                            .attrs = attrs,
+                            .attr_count = na,
+                            .timestamp_ms = 1};
     return test_one_record(g_bufs[i], sizeof(g_bufs[i]), &rec, &g_views[i]);
 }
 
@@ -106,9 +110,13 @@ static void gen_record(uint32_t i)
     snprintf(avals[i][0], sizeof(avals[i][0]), "%s", k_words[rnd(5)]);
     snprintf(avals[i][1], sizeof(avals[i][1]), "%u", rnd(5));
     struct sl_attr attrs[2] = {
-        {.key = "source", .key_len = 6, .value = avals[i][0],
+        {.key = "source",
+         .key_len = 6,
+         .value = avals[i][0],
          .value_len = (uint32_t)strlen(avals[i][0])},
-        {.key = "n", .key_len = 1, .value = avals[i][1],
+        {.key = "n",
+         .key_len = 1,
+         .value = avals[i][1],
          .value_len = (uint32_t)strlen(avals[i][1])},
     };
     if (view(i, value, attrs, rnd(3)) != 0) {
@@ -117,10 +125,9 @@ static void gen_record(uint32_t i)
     }
 }
 
-static const char *const k_paths[] = {"\"source\": %s", "\"detail-type\": %s",
-                                      "\"detail\": {\"state\": %s}",
-                                      "\"detail\": {\"items\": {\"sku\": %s}}",
-                                      "\"detail\": {\"state\": {\"y\": %s}}"};
+static const char *const k_paths[] = {
+    "\"source\": %s", "\"detail-type\": %s", "\"detail\": {\"state\": %s}",
+    "\"detail\": {\"items\": {\"sku\": %s}}", "\"detail\": {\"state\": {\"y\": %s}}"};
 #define PATHS (sizeof(k_paths) / sizeof(k_paths[0]))
 
 /* Alternatives of one field: mostly exact strings (what the index files). */
@@ -151,8 +158,10 @@ static void alternatives(char *out, size_t cap)
             n += (size_t)snprintf(out + n, cap - n, "%s{\"numeric\": [\">\", %u]}", sep, rnd(4));
             break;
         case 5:
-            n += (size_t)snprintf(out + n, cap - n, "%s{\"prefix\": {\"equals-ignore-case\": "
-                                  "\"%s\"}}", sep, w);
+            n += (size_t)snprintf(out + n, cap - n,
+                                  "%s{\"prefix\": {\"equals-ignore-case\": "
+                                  "\"%s\"}}",
+                                  sep, w);
             break;
         default:
             n += (size_t)snprintf(out + n, cap - n, "%s{\"equals-ignore-case\": \"%s\"}", sep, w);
@@ -211,8 +220,7 @@ static uint32_t compare(const struct sl_filter_set *fs, struct sl_filter *const 
             bool want = slots[i] != NULL && sl_filter_match(slots[i], s);
             if (want != sl_filter_set_bit(bits, i)) {
                 fprintf(stderr, "  record %u (%.*s) slot %u: set says %d, filter says %d\n", r,
-                        (int)g_views[r].value_len, (const char *)g_views[r].value, i, !want,
-                        want);
+                        (int)g_views[r].value_len, (const char *)g_views[r].value, i, !want, want);
                 bad++;
             }
         }
@@ -285,16 +293,16 @@ static struct sl_filter *parse(const char *p, enum sl_filter_scope scope)
 TEST(index_edge_cases)
 {
     static const char *const pats[] = {
-        "{\"source\": [\"shop\"]}",                            /* indexed */
-        "{\"source\": [\"Shop\"]}",                            /* case-sensitive */
+        "{\"source\": [\"shop\"]}", /* indexed */
+        "{\"source\": [\"Shop\"]}", /* case-sensitive */
         "{\"detail\": {\"state\": [\"b\"]}, \"source\": [\"a\", \"b\"]}",
-        "{\"detail\": {\"items\": {\"sku\": [\"b\"]}}}",      /* arrays spread */
-        "{\"source\": [\"1\"]}",                               /* a string, not the number 1 */
-        "{\"source\": [{\"prefix\": \"sh\"}, \"b\"]}",         /* indexed: prefix */
-        "{\"source\": [{\"prefix\": \"shop\"}]}",              /* the whole value */
+        "{\"detail\": {\"items\": {\"sku\": [\"b\"]}}}", /* arrays spread */
+        "{\"source\": [\"1\"]}",                         /* a string, not the number 1 */
+        "{\"source\": [{\"prefix\": \"sh\"}, \"b\"]}",   /* indexed: prefix */
+        "{\"source\": [{\"prefix\": \"shop\"}]}",        /* the whole value */
         "{\"source\": [{\"prefix\": {\"equals-ignore-case\": \"SH\"}}]}", /* not indexed */
-        "{\"$or\": [{\"source\": [\"shop\"]}, {\"n\": [1]}]}", /* not indexed */
-        "{}",                                                  /* every JSON object, and more */
+        "{\"$or\": [{\"source\": [\"shop\"]}, {\"n\": [1]}]}",            /* not indexed */
+        "{}", /* every JSON object, and more */
     };
     static const char *const recs[] = {
         "{\"source\": \"shop\"}",
