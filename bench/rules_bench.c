@@ -12,11 +12,12 @@
  * round one client receives (max 1,000, no wait) and acks on every group in
  * turn until the group answers empty. Printed: the drain time (receives and
  * acks only), events/s through all the rules, the broker's CPU time (utime +
- * stime from /proc) per event over the drains, and the deliveries (1 in 50
- * events per rule). Copying this program next to another build's sluiced
- * measures that build the same way. 250, not 1,000: a stream holds at most
- * 256 queue groups (storage/qstate.c's groups_max default, not configurable
- * from sluiced.conf today), so a bus holds at most 256 (rule, target) pairs.
+ * stime from /proc) per event over the drains, the deliveries (1 in 50
+ * events per rule) and the broker's resident memory after the run (each
+ * queue group holds a lease table of max_inflight entries). Copying this program next to another
+ * build's sluiced measures that build the same way. 250, not 1,000: a stream holds at most 256
+ * queue groups (storage/qstate.c's groups_max default, not configurable from sluiced.conf today),
+ * so a bus holds at most 256 (rule, target) pairs.
  */
 #include "bench/bench_broker.h"
 #include "bench/rules_gen.h"
@@ -143,8 +144,9 @@ static void run(sluice_client *c, pid_t pid, uint32_t rules, uint32_t events, ui
     }
     double s = (double)ns / 1e9;
     double cpu_us = (double)ticks * 1e6 / (double)sysconf(_SC_CLK_TCK);
-    printf("| %5u | %7u | %8.2f | %10.0f | %14.1f | %10llu |\n", rules, events, s, events / s,
-           cpu_us / events, (unsigned long long)got);
+    long rss = bench_proc_rss_kib(pid);
+    printf("| %5u | %7u | %8.2f | %10.0f | %14.1f | %10llu | %8.1f |\n", rules, events, s,
+           events / s, cpu_us / events, (unsigned long long)got, rss >= 0 ? rss / 1024.0 : -1.0);
     fflush(stdout);
 }
 
@@ -177,8 +179,10 @@ int main(int argc, char **argv)
     if (rc != SL_OK) {
         die("connect", rc);
     }
-    printf("| rules | events | drain s | events/s | broker CPU us/event | deliveries |\n");
-    printf("|------:|-------:|--------:|---------:|--------------------:|-----------:|\n");
+    printf(
+        "| rules | events | drain s | events/s | broker CPU us/event | deliveries | RSS MiB |\n");
+    printf(
+        "|------:|-------:|--------:|---------:|--------------------:|-----------:|--------:|\n");
     static const uint32_t counts[] = {1, 100, RULES_MAX};
     for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
         run(c, b.pid, counts[i], events, round);
