@@ -354,26 +354,29 @@ static bool typed_attr(const struct sl_record_view *rec, const char *name, size_
     return false;
 }
 
+bool flt_attr_value(const struct sl_record_view *rec, const char *key, uint32_t key_len,
+                    struct sl_jsonflat_value *v)
+{
+    *v = (struct sl_jsonflat_value){.type = SL_JSON_STRING, .next = SL_JSONFLAT_NONE};
+    struct sl_attr attr;
+    uint32_t pos = 0;
+    while (sl_record_attr_next(rec, &pos, &attr)) {
+        if (attr.key_len == key_len && memcmp(attr.key, key, key_len) == 0) {
+            v->s = attr.value; /* the first occurrence counts */
+            v->len = attr.value_len;
+            return true;
+        }
+    }
+    return typed_attr(rec, key, key_len, v);
+}
+
 static bool cond_holds_attrs(const struct sl_filter *f, const struct flt_cond *c,
                              const struct sl_record_view *rec)
 {
     SL_ASSERT(c->seg_count == 1);
     const struct flt_seg *key = &f->segs[c->seg_first];
-    struct sl_jsonflat_value v = {.type = SL_JSON_STRING, .next = SL_JSONFLAT_NONE};
-    bool present = false;
-    struct sl_attr attr;
-    uint32_t pos = 0;
-    while (sl_record_attr_next(rec, &pos, &attr)) {
-        if (attr.key_len == key->len && memcmp(attr.key, key->s, key->len) == 0) {
-            present = true; /* the first occurrence counts */
-            v.s = attr.value;
-            v.len = attr.value_len;
-            break;
-        }
-    }
-    if (!present) {
-        present = typed_attr(rec, key->s, key->len, &v);
-    }
+    struct sl_jsonflat_value v;
+    bool present = flt_attr_value(rec, key->s, key->len, &v);
     struct subject_value sv = {.v = &v, .lenient = true, .numeric = -1};
     for (uint32_t i = 0; i < c->alt_count; i++) {
         const struct flt_alt *a = &f->alts[c->alt_first + i];

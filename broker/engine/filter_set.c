@@ -8,12 +8,13 @@
  * holds exactly when one of the scalars at its path (arrays spread, as
  * filter_match.c reads them through the same sl_jsonflat) is a string equal
  * byte for byte to an exact alternative, or whose first L bytes equal a
- * prefix alternative of length L. So a record that the pattern matches holds
- * some key the pattern is filed under - (path, value) exact, or (path, the
- * value's first L bytes) for one of the prefix lengths L filed at that path -
- * and the lookups make it a candidate; every candidate is then matched in
- * full with sl_filter_match. The index only ever removes patterns that
- * cannot match.
+ * prefix alternative of length L; in attribute scope, when the one value
+ * the pattern reads for its key (flt_attr_value, shared with filter_match.c)
+ * does. A path is (scope, keys): the two scopes never share one. So a record that the pattern
+ * matches holds some key the pattern is filed under - (path, value) exact, or (path, the value's
+ * first L bytes) for one of the prefix lengths L filed at that path - and the lookups make it a
+ * candidate; every candidate is then matched in full with sl_filter_match. The index only ever
+ * removes patterns that cannot match.
  *
  * Which condition: the one whose keys are filed least often so far (fewest
  * other patterns to match along with it; a prefix counts one more than an
@@ -76,6 +77,7 @@ struct fs_plen {
 
 struct fs_path {
     uint32_t refs; /* filed patterns; 0: the entry is free */
+    uint8_t scope; /* enum sl_filter_scope: where the values are read */
     uint32_t seg_count;
     uint32_t seg_len[SL_FILTER_PATH_MAX];
     char *text;           /* owned: the keys back to back */
@@ -190,7 +192,7 @@ uint64_t sl_filter_set_version(const struct sl_filter_set *fs)
 
 static bool path_equal(const struct fs_path *p, const struct sl_filter *f, const struct flt_cond *c)
 {
-    if (p->refs == 0 || p->seg_count != c->seg_count) {
+    if (p->refs == 0 || p->scope != f->scope || p->seg_count != c->seg_count) {
         return false;
     }
     const char *t = p->text;
@@ -236,13 +238,10 @@ static uint32_t key_count(const struct sl_filter_set *fs, uint32_t p, const stru
 }
 
 /* The condition to file `f` under, or SL_FILTER_SET_NONE (see the top): a
- * top-level condition of a body pattern whose alternatives the index can
- * file, the least crowded first. */
+ * top-level condition whose alternatives the index can file, the least
+ * crowded first. */
 static uint32_t cond_choose(const struct sl_filter_set *fs, const struct sl_filter *f)
 {
-    if (f->scope != SL_FILTER_SCOPE_BODY) {
-        return SL_FILTER_SET_NONE; /* attribute lookups stay in filter_match.c */
-    }
     const struct flt_node *top = &f->nodes[0];
     uint32_t best = SL_FILTER_SET_NONE;
     uint64_t best_score = UINT64_MAX;
@@ -305,7 +304,7 @@ static int path_ref(struct sl_filter_set *fs, const struct sl_filter *f, const s
     }
     struct fs_path *path = &fs->paths[p];
     SL_ASSERT(path->text == NULL && path->plen == NULL); /* freed by path_unref */
-    *path = (struct fs_path){.refs = 1, .seg_count = c->seg_count, .text = text};
+    *path = (struct fs_path){.refs = 1, .scope = f->scope, .seg_count = c->seg_count, .text = text};
     for (uint32_t i = 0; i < c->seg_count; i++) {
         const struct flt_seg *seg = &f->segs[c->seg_first + i];
         memcpy(text, seg->s, seg->len);
@@ -521,9 +520,23 @@ static void key_candidates(const struct sl_filter_set *fs, uint32_t p, const cha
     }
 }
 
-/* Marks in `cand` the patterns filed under a string the record holds at `p`:
- * the whole string, and its first L bytes for each prefix length L filed. */
-static void path_candidates(const struct sl_filter_set *fs, uint32_t p,
+/* Marks in `cand` the patterns filed under string `v` at path `p`: the whole
+ * string, and its first L bytes for each prefix length L filed there. */
+static void value_candidates(const struct sl_filter_set *fs, uint32_t p,
+                             const struct sl_jsonflat_value *v, uint64_t *cand)
+{
+    const struct fs_path *path = &fs->paths[p];
+    key_candidates(fs, p, v->s, v->len, false, cand);
+    for (uint32_t i = 0; i < path->plen_count; i++) {
+        if (path->plen[i].len <= v->len) {
+            key_candidates(fs, p, v->s, path->plen[i].len, true, cand);
+        }
+    }
+}
+
+/* Marks in `cand` the patterns filed under a string the record holds at body
+ * path `p` (every string scalar there). */
+static void body_candidates(const struct sl_filter_set *fs, uint32_t p,
                             const struct sl_jsonflat *jf, uint64_t *cand)
 {
     const struct fs_path *path = &fs->paths[p];
@@ -537,15 +550,22 @@ static void path_candidates(const struct sl_filter_set *fs, uint32_t p,
     while (v != SL_JSONFLAT_NONE) {
         const struct sl_jsonflat_value *jv = sl_jsonflat_value(jf, v);
         v = jv->next;
-        if (jv->type != SL_JSON_STRING) {
-            continue;
+        if (jv->type == SL_JSON_STRING) {
+            value_candidates(fs, p, jv, cand);
         }
-        key_candidates(fs, p, jv->s, jv->len, false, cand);
-        for (uint32_t i = 0; i < path->plen_count; i++) {
-            if (path->plen[i].len <= jv->len) {
-                key_candidates(fs, p, jv->s, path->plen[i].len, true, cand);
-            }
-        }
+    }
+}
+
+/* Marks in `cand` the patterns filed under the record's value for attribute
+ * path `p` (one key). */
+static void attr_candidates(const struct sl_filter_set *fs, uint32_t p,
+                            const struct sl_record_view *rec, uint64_t *cand)
+{
+    const struct fs_path *path = &fs->paths[p];
+    SL_ASSERT(path->seg_count == 1);
+    struct sl_jsonflat_value v;
+    if (flt_attr_value(rec, path->text, path->seg_len[0], &v)) {
+        value_candidates(fs, p, &v, cand);
     }
 }
 
@@ -555,10 +575,22 @@ void sl_filter_set_match(const struct sl_filter_set *fs, struct sl_filter_subjec
     SL_ASSERT(fs != NULL && s != NULL && s->rec != NULL);
     uint64_t cand[SL_FILTER_SET_WORDS];
     memcpy(cand, fs->unindexed, sizeof(cand));
-    const struct sl_jsonflat *jf = fs->indexed > 0 ? flt_subject_body(s) : NULL;
-    for (uint32_t p = 0; jf != NULL && p < fs->path_count; p++) {
-        if (fs->paths[p].refs > 0) {
-            path_candidates(fs, p, jf, cand);
+    const struct sl_jsonflat *jf = NULL;
+    bool body_read = false; /* read only when a body path is filed */
+    for (uint32_t p = 0; p < fs->path_count; p++) {
+        if (fs->paths[p].refs == 0) {
+            continue;
+        }
+        if (fs->paths[p].scope == SL_FILTER_SCOPE_ATTRIBUTES) {
+            attr_candidates(fs, p, s->rec, cand);
+            continue;
+        }
+        if (!body_read) {
+            jf = flt_subject_body(s);
+            body_read = true;
+        }
+        if (jf != NULL) { /* else no body condition holds: no candidate */
+            body_candidates(fs, p, jf, cand);
         }
     }
     for (uint32_t w = 0; w < SL_FILTER_SET_WORDS; w++) {

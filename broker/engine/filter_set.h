@@ -7,11 +7,12 @@
  * answer for a record is the bitset of the slots whose filter matches,
  * always equal to calling sl_filter_match on each filter alone. What makes it
  * cheaper than that walk is an index on what most rules have: a field whose
- * alternatives are all exact strings ({"source": ["shop"]}). A body pattern
- * with such a field at its top level is filed under one of them, (path,
- * value) -> slot, and is matched in full only when the record holds that
- * value at that path; the others (attribute scope, top-level $or only,
- * numeric or anything-but only, ...) are matched in full for every record.
+ * alternatives are all exact strings or prefixes ({"source": ["shop"]}). A
+ * pattern (body or attribute scope) with such a field at its top level is
+ * filed under one of them, (path, value) -> slot, and is matched in full only
+ * when the record holds that value (or prefix) at that path; the others
+ * (top-level $or only, numeric, anything-but or case-folded only, ...) are
+ * matched in full for every record.
  *
  * Threading: a set and a memo each have one owner (the main loop in the
  * broker); the filters they borrow are immutable.

@@ -8,8 +8,8 @@
  * value its value (read as JSON by body patterns).
  * Checks: the error message is NUL-terminated and within its buffer; a
  * filter that parsed matches deterministically (same answer twice); a filter
- * set (filter_set.h) holding the parsed filters and a few fixed ones, some
- * filed in its index on the same paths, answers for every record exactly
+ * set (filter_set.h) holding the parsed filters and a few fixed ones of both
+ * scopes, some filed in its index on the same paths, answers for every record exactly
  * what each filter alone answers, before and after slots are removed.
  */
 #include "fuzz_util.h"
@@ -65,7 +65,14 @@ static const char *const k_fixed_patterns[] = {
     "{\"price\": [{\"numeric\": [\">\", 1]}]}",
     "{\"name\": [{\"prefix\": \"F\"}, \"x\"], \"detail\": {\"ip\": [{\"prefix\": \"10.\"}]}}",
 };
-#define NPAT (sizeof(k_fixed_patterns) / sizeof(k_fixed_patterns[0]))
+/* The same in attribute scope (filed on the attribute's value). */
+static const char *const k_fixed_attr_patterns[] = {
+    "{\"name\": [\"Foo\", \"FOO\"]}",
+    "{\"price\": [\"5\", {\"prefix\": \"7\"}]}",
+    "{\"region\": [{\"prefix\": \"eu-\"}]}",
+};
+#define NBODY (sizeof(k_fixed_patterns) / sizeof(k_fixed_patterns[0]))
+#define NPAT  (NBODY + sizeof(k_fixed_attr_patterns) / sizeof(k_fixed_attr_patterns[0]))
 static struct sl_filter *g_fixed_filters[NPAT];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -73,9 +80,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     for (size_t i = 0; i < NPAT; i++) {
-        const char *p = k_fixed_patterns[i];
-        SL_ASSERT(sl_filter_parse(p, strlen(p), SL_FILTER_SCOPE_BODY, &g_fixed_filters[i], NULL,
-                                  0) == SL_OK);
+        const char *p = i < NBODY ? k_fixed_patterns[i] : k_fixed_attr_patterns[i - NBODY];
+        enum sl_filter_scope scope = i < NBODY ? SL_FILTER_SCOPE_BODY : SL_FILTER_SCOPE_ATTRIBUTES;
+        SL_ASSERT(sl_filter_parse(p, strlen(p), scope, &g_fixed_filters[i], NULL, 0) == SL_OK);
     }
     static const struct sl_attr r0[] = {A("price", "5"), A("name", "Foo"),
                                         A("region", "eu-west-1"), A("flag", "true"),

@@ -2,8 +2,9 @@
  * (broker/engine/filter_set.c) answers exactly what each pattern matched
  * alone with sl_filter_match answers: generated patterns and records
  * (randomised; the seed is printed, SLUICE_TEST_SEED=N replays one), slots
- * added and removed in between; the index's edge cases named one by one
- * (case, arrays, non-strings, non-JSON values, attribute scope, $or); the
+ * added and removed in between (body and attribute scope, typed SQS/SNS
+ * attributes among them); the index's edge cases named one by one (case,
+ * arrays, non-strings, non-JSON values, prefixes, $or); the
  * limit; and the memo (hits, eviction, a new version after a change).
  */
 #include "broker/engine/filter.h"
@@ -106,10 +107,15 @@ static void gen_record(uint32_t i)
                  "\"items\": [{\"sku\": %s}, {\"sku\": \"b\"}]}%s}",
                  f1, f2, f3, f4, rnd(3) == 0 ? ", \"source\": \"shop\"" : "");
     }
-    static char avals[RECORDS][2][8];
-    snprintf(avals[i][0], sizeof(avals[i][0]), "%s", k_words[rnd(5)]);
+    /* Attributes: a plain "source", a number, the typed SQS/SNS form of
+     * "source" (type, NUL, value), a second plain "source"; a run of them
+     * from the first or the second, so that the typed one is sometimes read. */
+    static char avals[RECORDS][4][16];
+    snprintf(avals[i][0], sizeof(avals[i][0]), "%s", k_words[rnd(7)]);
     snprintf(avals[i][1], sizeof(avals[i][1]), "%u", rnd(5));
-    struct sl_attr attrs[2] = {
+    int tl = snprintf(avals[i][2], sizeof(avals[i][2]), "String%c%s", 0, k_words[rnd(7)]);
+    snprintf(avals[i][3], sizeof(avals[i][3]), "%s", k_words[rnd(7)]);
+    struct sl_attr attrs[4] = {
         {.key = "source",
          .key_len = 6,
          .value = avals[i][0],
@@ -118,8 +124,14 @@ static void gen_record(uint32_t i)
          .key_len = 1,
          .value = avals[i][1],
          .value_len = (uint32_t)strlen(avals[i][1])},
+        {.key = "sqs:source", .key_len = 10, .value = avals[i][2], .value_len = (uint32_t)tl},
+        {.key = "source",
+         .key_len = 6,
+         .value = avals[i][3],
+         .value_len = (uint32_t)strlen(avals[i][3])},
     };
-    if (view(i, value, attrs, rnd(3)) != 0) {
+    uint32_t from = rnd(2);
+    if (view(i, value, attrs + from, rnd(5 - from)) != 0) {
         fprintf(stderr, "could not build record %u: %s\n", i, value);
         exit(1);
     }
