@@ -4,6 +4,7 @@
 #include "broker/engine/catalog.h"
 #include "broker/engine/coord.h"
 #include "broker/engine/filter.h"
+#include "broker/engine/filter_set.h"
 #include "common/compress.h"
 #include "common/error.h"
 #include "storage/batch.h"
@@ -29,6 +30,8 @@ void sl_engine_fini(struct sl_engine *e)
     sl_zctx_free(e->zctx);
     e->zctx = NULL;
     sl_filter_subject_fini(&e->filter_subject);
+    sl_filter_memo_free(e->filter_memo);
+    e->filter_memo = NULL;
     free(e->scratch);
     e->scratch = NULL;
     e->scratch_cap = 0;

@@ -54,6 +54,7 @@ struct sl_engine_config {
 
 struct fetch_op;       /* fetch.c */
 struct sl_queue_state; /* queue.c */
+struct sl_filter_memo; /* filter_set.h */
 struct dlq_op;         /* queue.c */
 struct sl_cgroup;      /* coord.c */
 
@@ -78,6 +79,9 @@ struct sl_engine {
     /* the record being matched against filters on the main loop (its scratch
      * for reading values as JSON grows to the largest value matched) */
     struct sl_filter_subject filter_subject;
+    /* queue.c: answers of streams' filter sets by record, shared by their
+     * groups (filter_set.h); NULL until a filtered group is built */
+    struct sl_filter_memo *filter_memo;
 };
 
 /* Errors: SL_ENOMEM. */

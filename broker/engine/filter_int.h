@@ -93,4 +93,17 @@ struct sl_filter {
     size_t arena_len, arena_cap;
 };
 
+/* The subject's value read as JSON (read at the first call for its record),
+ * or NULL when it is not a JSON object of at most SL_JSONFLAT_DOC_MAX bytes
+ * or there was no memory: then no body condition holds (filter_match.c). */
+const struct sl_jsonflat *flt_subject_body(struct sl_filter_subject *s);
+
+/* Attribute scope: the value a pattern on `key` reads from `rec` - the first
+ * attribute named so, else the value of a typed SQS/SNS message attribute
+ * (filter_match.c) - as a string in *v; false when the record has neither. */
+struct sl_record_view;
+struct sl_jsonflat_value;
+bool flt_attr_value(const struct sl_record_view *rec, const char *key, uint32_t key_len,
+                    struct sl_jsonflat_value *v);
+
 #endif

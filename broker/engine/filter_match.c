@@ -270,9 +270,9 @@ static bool alt_holds(const struct sl_filter *f, const struct flt_alt *a,
 
 /* The first value of a condition's field in `s`, SL_JSONFLAT_NONE if absent;
  * false when the body cannot be read (no field can hold). */
-static bool body_field(const struct sl_filter *f, const struct flt_cond *c,
-                       struct sl_filter_subject *s, uint32_t *first)
+const struct sl_jsonflat *flt_subject_body(struct sl_filter_subject *s)
 {
+    SL_ASSERT(s->rec != NULL);
     if (s->body_state < 0) {
         s->body_state = 0;
         if (s->body == NULL) {
@@ -283,7 +283,13 @@ static bool body_field(const struct sl_filter *f, const struct flt_cond *c,
             s->body_state = 1;
         }
     }
-    if (s->body_state == 0) {
+    return s->body_state == 1 ? s->body : NULL;
+}
+
+static bool body_field(const struct sl_filter *f, const struct flt_cond *c,
+                       struct sl_filter_subject *s, uint32_t *first)
+{
+    if (flt_subject_body(s) == NULL) {
         return false;
     }
     uint32_t path = SL_JSONFLAT_ROOT;
@@ -348,26 +354,29 @@ static bool typed_attr(const struct sl_record_view *rec, const char *name, size_
     return false;
 }
 
+bool flt_attr_value(const struct sl_record_view *rec, const char *key, uint32_t key_len,
+                    struct sl_jsonflat_value *v)
+{
+    *v = (struct sl_jsonflat_value){.type = SL_JSON_STRING, .next = SL_JSONFLAT_NONE};
+    struct sl_attr attr;
+    uint32_t pos = 0;
+    while (sl_record_attr_next(rec, &pos, &attr)) {
+        if (attr.key_len == key_len && memcmp(attr.key, key, key_len) == 0) {
+            v->s = attr.value; /* the first occurrence counts */
+            v->len = attr.value_len;
+            return true;
+        }
+    }
+    return typed_attr(rec, key, key_len, v);
+}
+
 static bool cond_holds_attrs(const struct sl_filter *f, const struct flt_cond *c,
                              const struct sl_record_view *rec)
 {
     SL_ASSERT(c->seg_count == 1);
     const struct flt_seg *key = &f->segs[c->seg_first];
-    struct sl_jsonflat_value v = {.type = SL_JSON_STRING, .next = SL_JSONFLAT_NONE};
-    bool present = false;
-    struct sl_attr attr;
-    uint32_t pos = 0;
-    while (sl_record_attr_next(rec, &pos, &attr)) {
-        if (attr.key_len == key->len && memcmp(attr.key, key->s, key->len) == 0) {
-            present = true; /* the first occurrence counts */
-            v.s = attr.value;
-            v.len = attr.value_len;
-            break;
-        }
-    }
-    if (!present) {
-        present = typed_attr(rec, key->s, key->len, &v);
-    }
+    struct sl_jsonflat_value v;
+    bool present = flt_attr_value(rec, key->s, key->len, &v);
     struct subject_value sv = {.v = &v, .lenient = true, .numeric = -1};
     for (uint32_t i = 0; i < c->alt_count; i++) {
         const struct flt_alt *a = &f->alts[c->alt_first + i];

@@ -23,11 +23,25 @@
  * table entries, so a hot key stalls the frontier at max_inflight, never
  * memory. (Keys are compared by their 64-bit hash: two keys that collide
  * are ordered together, which is safe, only slower.)
+ *
+ * Filters: the filtered groups of a stream file their patterns in the
+ * stream's filter set (filter_set.h), and a record is matched against the
+ * whole set once; the answer (a bitset, one bit per group) goes into the
+ * engine's memo under (set version, shard, seq), where the stream's other
+ * groups reading the same record find their bit. The memo is a fixed
+ * SL_FILTER_MEMO_ENTRIES records, whatever the number of streams, groups or
+ * backlog: a group far behind the others finds its records evicted and
+ * matches them again (bounded memory over a perfect one-match guarantee).
+ * A group joins the set when its runtime state is built and leaves it when
+ * deleted or freed; every change makes a new version, so no answer computed
+ * for another set of filters is ever read. A group the set cannot take (more
+ * than SL_FILTER_SET_MAX, no memory) matches its filter alone.
  */
 #include "broker/engine/queue.h"
 
 #include "broker/engine/catalog.h"
 #include "broker/engine/filter.h"
+#include "broker/engine/filter_set.h"
 #include "broker/engine/workers.h"
 #include "common/assert.h"
 #include "common/clock.h"
@@ -81,6 +95,7 @@ struct recv_op;
  * catalog. */
 struct sl_queue_state {
     struct qgroup *groups;
+    struct sl_filter_set *filters; /* the groups' filters; NULL until one has one */
     struct sl_engine *e;
     struct sl_stream *st;
     struct sl_queue_state *prev;
@@ -98,6 +113,7 @@ struct qgroup {
     uint64_t end_time_ms;   /* 0 or: records appended at or after it are skipped */
     char dlq[SL_STREAM_NAME_MAX + 1];
     struct sl_filter *filter;
+    uint32_t filter_slot; /* in the stream's filter set, or NO_SLOT: matched alone */
     bool ordered;
     struct keyslot *keys; /* ordered: 2 x max_inflight slots */
     uint32_t keys_cap;
@@ -123,11 +139,39 @@ static uint64_t now_ms(void)
 
 /* ---- groups: runtime state ------------------------------------------- */
 
+/* Files the group's filter in its stream's set (see the top). */
+static void group_index(struct sl_engine *e, struct sl_queue_state *qs, struct qgroup *g)
+{
+    SL_ASSERT(g->filter != NULL && g->filter_slot == NO_SLOT);
+    if (qs->filters == NULL) {
+        qs->filters = sl_filter_set_new();
+    }
+    if (e->filter_memo == NULL) {
+        e->filter_memo = sl_filter_memo_new();
+    }
+    if (qs->filters == NULL || e->filter_memo == NULL ||
+        sl_filter_set_add(qs->filters, g->filter, &g->filter_slot) != SL_OK) {
+        g->filter_slot = NO_SLOT; /* matched alone: slower, the same answers */
+    }
+}
+
+/* Takes the group's filter out of its stream's set: before the filter is
+ * freed, and when the group leaves the stream's list (deleted). */
+static void group_unindex(struct qgroup *g)
+{
+    if (g->filter_slot != NO_SLOT) {
+        SL_ASSERT(g->stream->queues != NULL && g->stream->queues->filters != NULL);
+        sl_filter_set_remove(g->stream->queues->filters, g->filter_slot);
+        g->filter_slot = NO_SLOT;
+    }
+}
+
 static void group_free(struct qgroup *g)
 {
     if (g == NULL) {
         return;
     }
+    group_unindex(g);
     sl_filter_free(g->filter);
     free(g->keys);
     free(g->frontier);
@@ -143,6 +187,7 @@ static struct qgroup *group_build(struct sl_stream *st, const struct sl_qgroup_d
         return NULL;
     }
     g->stream = st;
+    g->filter_slot = NO_SLOT;
     snprintf(g->name, sizeof(g->name), "%s", def->name);
     g->visibility_ms = def->visibility_timeout_ms ? def->visibility_timeout_ms
                                                   : QUEUE_VISIBILITY_DEFAULT_MS;
@@ -221,6 +266,9 @@ static struct qgroup *group_get(struct sl_engine *e, struct sl_stream *st, const
     }
     struct qgroup *g = group_build(st, def);
     if (g != NULL) {
+        if (g->filter != NULL) {
+            group_index(e, st->queues, g);
+        }
         g->next = st->queues->groups;
         st->queues->groups = g;
     }
@@ -574,6 +622,7 @@ void sl_queue_delete_group(struct sl_engine *e, const char *stream, const char *
             }
         }
         g->next = NULL;
+        group_unindex(g);
         g->deleted = true;
         g->receives++; /* held while its parked receives answer */
         recv_fail_waiters(g, SL_ENOTFOUND);
@@ -1104,6 +1153,22 @@ static void recv_skip(struct recv_op *op, uint32_t shard, uint64_t first, uint64
     }
 }
 
+/* True when the group's filter matches the record: its bit of the answer
+ * for the stream's whole filter set, found in the memo or computed there
+ * (see the top), or its filter alone when the set does not hold it. */
+static bool group_admits(struct sl_engine *e, struct qgroup *g, uint32_t shard,
+                         const struct sl_record_view *rv)
+{
+    SL_ASSERT(g->filter != NULL);
+    sl_filter_subject_set(&e->filter_subject, rv);
+    if (g->filter_slot == NO_SLOT) {
+        return sl_filter_match(g->filter, &e->filter_subject);
+    }
+    const uint64_t *bits = sl_filter_memo_match(e->filter_memo, g->stream->queues->filters,
+                                                &e->filter_subject, shard, rv->seq);
+    return sl_filter_set_bit(bits, g->filter_slot);
+}
+
 /* Walks the batches of a frontier read: leases records in order, skips acked
  * ones, filtered ones (acked, counted), and those before a start time. */
 static void on_frontier_read(struct recv_op *op, int err)
@@ -1152,8 +1217,7 @@ static void on_frontier_read(struct recv_op *op, int err)
                         (g->end_time_ms != 0 && h.append_time_ms >= g->end_time_ms);
             bool filt = false;
             if (!skip && g->filter != NULL) {
-                sl_filter_subject_set(&op->e->filter_subject, &rv);
-                filt = !sl_filter_match(g->filter, &op->e->filter_subject);
+                filt = !group_admits(op->e, g, shard, &rv);
             }
             if (skip || filt) {
                 filtered += filt ? 1 : 0;
@@ -1676,6 +1740,8 @@ void sl_queue_stream_free(struct sl_stream *st)
         group_free(g);
     }
     struct sl_queue_state *qs = st->queues;
+    SL_ASSERT(qs->filters == NULL || sl_filter_set_count(qs->filters) == 0);
+    sl_filter_set_free(qs->filters);
     if (qs->prev != NULL) {
         qs->prev->next = qs->next;
     } else {

@@ -7,11 +7,15 @@
  * are lines `key=value` (at most SL_RECORD_ATTRS_MAX) of the extra record and
  * value its value (read as JSON by body patterns).
  * Checks: the error message is NUL-terminated and within its buffer; a
- * filter that parsed matches deterministically (same answer twice).
+ * filter that parsed matches deterministically (same answer twice); a filter
+ * set (filter_set.h) holding the parsed filters and a few fixed ones of both
+ * scopes, some filed in its index on the same paths, answers for every record exactly
+ * what each filter alone answers, before and after slots are removed.
  */
 #include "fuzz_util.h"
 
 #include "broker/engine/filter.h"
+#include "broker/engine/filter_set.h"
 #include "common/assert.h"
 #include "common/error.h"
 #include "storage/batch.h"
@@ -52,10 +56,34 @@ static int make_view(uint8_t *buf, size_t cap, const struct sl_attr *attrs, uint
     return 0;
 }
 
+/* Patterns that share the index's paths with what inputs write. */
+static const char *const k_fixed_patterns[] = {
+    "{\"name\": [\"Foo\"]}",
+    "{\"name\": [\"FOO\", \"Foo\"], \"price\": [5]}",
+    "{\"detail\": {\"state\": [\"shipped\"]}}",
+    "{\"a\": {\"b\": [\"x\u00e9\"]}}",
+    "{\"price\": [{\"numeric\": [\">\", 1]}]}",
+    "{\"name\": [{\"prefix\": \"F\"}, \"x\"], \"detail\": {\"ip\": [{\"prefix\": \"10.\"}]}}",
+};
+/* The same in attribute scope (filed on the attribute's value). */
+static const char *const k_fixed_attr_patterns[] = {
+    "{\"name\": [\"Foo\", \"FOO\"]}",
+    "{\"price\": [\"5\", {\"prefix\": \"7\"}]}",
+    "{\"region\": [{\"prefix\": \"eu-\"}]}",
+};
+#define NBODY (sizeof(k_fixed_patterns) / sizeof(k_fixed_patterns[0]))
+#define NPAT  (NBODY + sizeof(k_fixed_attr_patterns) / sizeof(k_fixed_attr_patterns[0]))
+static struct sl_filter *g_fixed_filters[NPAT];
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
+    for (size_t i = 0; i < NPAT; i++) {
+        const char *p = i < NBODY ? k_fixed_patterns[i] : k_fixed_attr_patterns[i - NBODY];
+        enum sl_filter_scope scope = i < NBODY ? SL_FILTER_SCOPE_BODY : SL_FILTER_SCOPE_ATTRIBUTES;
+        SL_ASSERT(sl_filter_parse(p, strlen(p), scope, &g_fixed_filters[i], NULL, 0) == SL_OK);
+    }
     static const struct sl_attr r0[] = {A("price", "5"), A("name", "Foo"),
                                         A("region", "eu-west-1"), A("flag", "true"),
                                         A("amount", "-12.5e1")};
@@ -87,6 +115,52 @@ static void match_all(const struct sl_filter *f, struct sl_filter_subject *s,
         bool m1 = sl_filter_match(f, s);
         SL_ASSERT(m1 == sl_filter_match(f, s));
     }
+}
+
+/* The set's answer equals each filter's own, for every record. */
+static void set_check(const struct sl_filter_set *fs, struct sl_filter *const *slots, uint32_t n,
+                      struct sl_filter_subject *s, const struct sl_record_view *xv)
+{
+    for (int i = 0; i <= NFIXED; i++) {
+        const struct sl_record_view *v = i < NFIXED ? &g_fixed[i] : xv;
+        if (v == NULL) {
+            continue;
+        }
+        sl_filter_subject_set(s, v);
+        uint64_t bits[SL_FILTER_SET_WORDS];
+        sl_filter_set_match(fs, s, bits);
+        for (uint32_t k = 0; k < SL_FILTER_SET_MAX; k++) {
+            bool want = k < n && slots[k] != NULL && sl_filter_match(slots[k], s);
+            SL_ASSERT(sl_filter_set_bit(bits, k) == want);
+        }
+    }
+}
+
+/* The parsed filters with the fixed ones in a set, checked; then every
+ * other slot removed, checked again. */
+static void set_all(struct sl_filter *const *parsed, struct sl_filter_subject *s,
+                    const struct sl_record_view *xv)
+{
+    struct sl_filter_set *fs = sl_filter_set_new();
+    SL_ASSERT(fs != NULL);
+    struct sl_filter *slots[NPAT + 2];
+    uint32_t n = 0;
+    for (size_t i = 0; i < NPAT + 2; i++) {
+        struct sl_filter *f = i < 2 ? parsed[i] : g_fixed_filters[i - 2];
+        if (f == NULL) {
+            continue;
+        }
+        uint32_t slot;
+        SL_ASSERT(sl_filter_set_add(fs, f, &slot) == SL_OK && slot == n);
+        slots[n++] = f;
+    }
+    set_check(fs, slots, n, s, xv);
+    for (uint32_t k = 0; k < n; k += 2) {
+        sl_filter_set_remove(fs, k);
+        slots[k] = NULL;
+    }
+    set_check(fs, slots, n, s, xv);
+    sl_filter_set_free(fs);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -157,6 +231,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct sl_filter_subject s;
     sl_filter_subject_init(&s);
+    set_all(fs, &s, have_x ? &xv : NULL);
     for (int scope = 0; scope < 2; scope++) {
         if (fs[scope] != NULL) {
             match_all(fs[scope], &s, have_x ? &xv : NULL);

@@ -14,7 +14,11 @@
  * leases; an ordered group hands each key's records out one at a time, in
  * order, to 4 competing receivers; a record whose sluice.dedup_id was
  * stored within the window is acknowledged but not stored again; a record
- * with sluice.not_before is not delivered before that time.
+ * with sluice.not_before is not delivered before that time; 24 body-filtered
+ * groups on one stream (matched through the stream's filter set, one match
+ * per record shared by the groups) each receive exactly their records, and
+ * groups created after others were deleted (their filter slots reused, the
+ * records' answers already remembered) receive exactly theirs.
  */
 #include "../unit/test.h"
 #include "harness.h"
@@ -24,6 +28,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #define N 1000u
@@ -407,6 +412,125 @@ TEST(body_filters)
     }
 }
 
+/* {"i": <i>, "source": "s<i % 8>", "detail": {"kind": "even"|"odd", "tags":
+ * ["t<i % 3>", "all"], "price": <i / 10>.5}}: what an event bus carries. */
+static void gen_bus(uint32_t i, struct gen_rec *r)
+{
+    r->kl = snprintf(r->key, sizeof(r->key), "k%u", i % 53);
+    r->vl = snprintf(r->val, sizeof(r->val),
+                     "{\"i\":%u,\"source\":\"s%u\",\"detail\":{\"kind\":\"%s\","
+                     "\"tags\":[\"t%u\",\"all\"],\"price\":%u.5}}",
+                     i, i % 8, i % 2 == 0 ? "even" : "odd", i % 3, i / 10);
+}
+
+#define BUS_GROUPS 24u
+
+/* Group g's pattern (a rule of the bus) and whether it matches record i. */
+static void bus_rule(uint32_t g, char *name, size_t name_len, char *pat, size_t pat_len)
+{
+    snprintf(name, name_len, "r%u", g);
+    if (g < 16) { /* filed in the index: source, or kind */
+        snprintf(pat, pat_len, "{\"source\": [\"s%u\"], \"detail\": {\"kind\": [\"%s\"]}}",
+                 g % 8, g < 8 ? "even" : "odd");
+        return;
+    }
+    static const char *const others[] = {
+        "{\"source\": [{\"prefix\": \"s1\"}]}",
+        "{\"detail\": {\"price\": [{\"numeric\": [\"<\", 10]}]}}",
+        "{\"$or\": [{\"source\": [\"s2\"]}, {\"detail\": {\"tags\": [\"t1\"]}}]}",
+        "{\"detail\": {\"tags\": [\"t2\"]}, \"source\": [\"s3\", \"s5\"]}",
+        "{\"detail\": {\"tags\": [\"all\"]}}",
+        "{\"source\": [\"S1\"]}",
+        "{\"detail\": {\"kind\": [{\"anything-but\": \"even\"}]}}",
+        "{\"source\": [\"s7\"]}",
+    };
+    snprintf(pat, pat_len, "%s", others[g - 16]);
+}
+
+static bool bus_wants(uint32_t g, uint32_t i)
+{
+    bool even = i % 2 == 0;
+    if (g < 16) {
+        return i % 8 == g % 8 && even == (g < 8);
+    }
+    switch (g - 16) {
+    case 0:
+        return i % 8 == 1;
+    case 1:
+        return i / 10 < 10;
+    case 2:
+        return i % 8 == 2 || i % 3 == 1;
+    case 3:
+        return i % 3 == 2 && (i % 8 == 3 || i % 8 == 5);
+    case 4:
+        return true;
+    case 5:
+        return false; /* exact strings are case-sensitive */
+    case 6:
+        return !even;
+    default:
+        return i % 8 == 7;
+    }
+}
+
+static int bus_check(const char *group, uint32_t g)
+{
+    static uint8_t seen[4 * N];
+    memset(seen, 0, sizeof(seen));
+    uint32_t want = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        want += bus_wants(g, i) ? 1 : 0;
+    }
+    uint32_t got = drain("bus", group, seen, want, 20000);
+    /* One more receive: nothing else is delivered. */
+    struct sluice_message *m = NULL;
+    size_t n = 9;
+    if (sluice_queue_receive(client, "bus", group, 10, 100, 0, &m, &n) != SL_OK || n != 0) {
+        fprintf(stderr, "  %s: %zu records more than its %u\n", group, n, want);
+        sluice_messages_free(m, n);
+        return -1;
+    }
+    for (uint32_t i = 0; i < N; i++) {
+        if (seen[i] != (bus_wants(g, i) ? 1 : 0)) {
+            fprintf(stderr, "  %s: record %u seen %u times\n", group, i, seen[i]);
+            return -1;
+        }
+    }
+    return got == want ? 0 : -1;
+}
+
+/* Many rules on one bus: one match per record for all of them (filter
+ * sets, filter_set.h), each group getting exactly its records; deleted
+ * groups' slots reused by new groups that read records whose answers the
+ * broker already holds (for the old set of filters: never to be reused). */
+TEST(many_rules_on_one_stream)
+{
+    CHECK_EQ(it_create_stream(client, "bus", 2), SL_OK);
+    char name[16], pat[256];
+    for (uint32_t g = 0; g < BUS_GROUPS; g++) {
+        bus_rule(g, name, sizeof(name), pat, sizeof(pat));
+        struct sluice_queue_group_opts o = {.filter = pat, .filter_body = 1};
+        CHECK_EQ(sluice_queue_group_create(client, "bus", name, &o), SL_OK);
+    }
+    CHECK_EQ(produce_range("bus", 0, N, gen_bus), 0);
+    for (uint32_t g = 0; g < BUS_GROUPS; g++) {
+        bus_rule(g, name, sizeof(name), pat, sizeof(pat));
+        CHECK_EQ(bus_check(name, g), 0);
+    }
+    /* r0 (the first slot, indexed) and r16 (walked) go; two new groups take
+     * their slots and read the same records from the start. */
+    CHECK_EQ(sluice_queue_group_delete(client, "bus", "r0"), SL_OK);
+    CHECK_EQ(sluice_queue_group_delete(client, "bus", "r16"), SL_OK);
+    for (uint32_t g = 22; g < BUS_GROUPS; g++) {
+        bus_rule(g, name, sizeof(name), pat, sizeof(pat));
+        struct sluice_queue_group_opts o = {.filter = pat, .filter_body = 1};
+        char nn[16];
+        snprintf(nn, sizeof(nn), "n%u", g);
+        CHECK_EQ(sluice_queue_group_create(client, "bus", nn, &o), SL_OK);
+        CHECK_EQ(bus_check(nn, g), 0);
+    }
+}
+
 /* Three subscriptions on one topic each receive every one of 100,000
  * records (each drained by its own receives; the log is shared). */
 #define FAN 100000u
@@ -706,6 +830,7 @@ int main(void)
     RUN(acks_survive_kill9);
     RUN(fan_out_and_filters);
     RUN(body_filters);
+    RUN(many_rules_on_one_stream);
     RUN(three_subscriptions_each_get_all_100k);
     RUN(leases_bounded_far_behind);
     RUN(ordered_per_key_with_4_receivers);
