@@ -231,6 +231,11 @@ static const struct setting settings[] = {
 
     {"checkpoint_groups_max", "checkpoints", T_U32, U_NONE, "1024", 1, 1 * MiB, NULL,
      OFF(checkpoint_groups_max), "Consumer groups with checkpoints, per stream."},
+    {"queue_groups_max", "checkpoints", T_U32, U_NONE, "1024", 1, 1 * MiB, NULL,
+     OFF(queue_groups_max),
+     "Queue groups per stream (each topic subscription and EventBridge (rule, target) pair is "
+     "one). An idle group costs little: its lease table grows as leases are held, up to its "
+     "max_inflight."},
     {"checkpoint_log_bytes_max", "checkpoints", T_U32, U_BYTES, "4MiB", 4 * KiB, 1 * GiB, NULL,
      OFF(checkpoint_log_bytes_max),
      "The checkpoint log is compacted into a snapshot when it passes this (per stream)."},

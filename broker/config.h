@@ -82,6 +82,7 @@ struct sl_broker_config {
     uint32_t open_files_max; /* shard files' and stores' descriptors; 0 = derived (main.c) */
     /* [checkpoints] (per stream) */
     uint32_t checkpoint_groups_max;
+    uint32_t queue_groups_max;
     uint32_t checkpoint_log_bytes_max;
     uint32_t checkpoint_pending_max;
     /* [cluster] */

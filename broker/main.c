@@ -385,6 +385,7 @@ int main(int argc, char **argv)
     sl_config_shard(&cfg, &cc.shard);
     sl_config_ckpt(&cfg, &cc.ckpt);
     sl_qstate_config_default(&cc.qstate);
+    cc.qstate.groups_max = cfg.queue_groups_max;
     /* flush = interval covers queue acks and delivery counts too */
     cc.qstate.sync_interval_ms = cfg.flush == SL_FLUSH_INTERVAL ? cfg.flush_interval_ms : 0;
     cc.default_retention_hours = cfg.default_retention_hours;

@@ -2,7 +2,10 @@
  * letters, filters.
  *
  * Runtime state per group (struct qgroup): a table of at most max_inflight
- * entries, each a record that is LEASED (to a receiver until due_ms), READY
+ * entries (allocated as leases need them: QUEUE_TABLE_MIN, doubled up to
+ * max_inflight, so an idle group costs little and a bus of many rules many
+ * groups; entries are named by slot, never held by pointer across a call
+ * that may allocate one), each a record that is LEASED (to a receiver until due_ms), READY
  * (to be delivered again at due_ms: expired or nacked) or CLAIMED (being
  * re-read for a receive); and per shard the read frontier: every record
  * below it was either delivered (and is in the table or acked) or skipped.
@@ -58,6 +61,7 @@
 
 #define QUEUE_VISIBILITY_DEFAULT_MS 30000u
 #define QUEUE_INFLIGHT_DEFAULT 10000u
+#define QUEUE_TABLE_MIN 64u /* entries first allocated; doubled up to max_inflight */
 #define QUEUE_READ_BYTES (256u << 10)
 #define RECEIPT_MAX 64u
 
@@ -115,12 +119,13 @@ struct qgroup {
     struct sl_filter *filter;
     uint32_t filter_slot; /* in the stream's filter set, or NO_SLOT: matched alone */
     bool ordered;
-    struct keyslot *keys; /* ordered: 2 x max_inflight slots */
+    struct keyslot *keys; /* ordered: 2 x cap slots */
     uint32_t keys_cap;
     uint32_t keys_tomb;
     uint64_t *frontier;
     bool *reading;
-    struct qentry *e;
+    struct qentry *e;   /* cap entries (<= max_inflight) */
+    uint32_t cap;
     uint32_t free_head; /* UINT32_MAX: none */
     uint32_t used;      /* entries not FREE */
     uint32_t rr;
@@ -202,10 +207,11 @@ static struct qgroup *group_build(struct sl_stream *st, const struct sl_qgroup_d
     }
     g->frontier = calloc(st->shard_count, sizeof(*g->frontier));
     g->reading = calloc(st->shard_count, sizeof(*g->reading));
-    g->e = calloc(g->max_inflight, sizeof(*g->e));
+    g->cap = g->max_inflight < QUEUE_TABLE_MIN ? g->max_inflight : QUEUE_TABLE_MIN;
+    g->e = calloc(g->cap, sizeof(*g->e));
     g->ordered = def->ordered;
     if (g->ordered) {
-        g->keys_cap = 2 * g->max_inflight;
+        g->keys_cap = 2 * g->cap;
         g->keys = calloc(g->keys_cap, sizeof(*g->keys));
     }
     if (g->frontier == NULL || g->reading == NULL || g->e == NULL ||
@@ -225,8 +231,8 @@ static struct qgroup *group_build(struct sl_stream *st, const struct sl_qgroup_d
             return NULL;
         }
     }
-    for (uint32_t i = 0; i < g->max_inflight; i++) {
-        g->e[i].next_free = i + 1 < g->max_inflight ? i + 1 : UINT32_MAX;
+    for (uint32_t i = 0; i < g->cap; i++) {
+        g->e[i].next_free = i + 1 < g->cap ? i + 1 : UINT32_MAX;
     }
     for (uint32_t s = 0; s < st->shard_count; s++) {
         g->frontier[s] = sl_qstate_floor(st->qstate, def->name, s);
@@ -275,9 +281,44 @@ static struct qgroup *group_get(struct sl_engine *e, struct sl_stream *st, const
     return g;
 }
 
+static void keys_rehash(struct qgroup *g, uint32_t cap);
+
+/* Doubles the table (up to max_inflight) when every entry is taken; the new
+ * entries go on the free list. The ordered map grows first (2 x cap
+ * slots: never more than half full). False: at max_inflight, or no memory
+ * (the group works on with the entries it has). Moves g->e: no entry
+ * pointer may be held across it. */
+static bool table_grow(struct qgroup *g)
+{
+    SL_ASSERT(g->free_head == UINT32_MAX && g->used == g->cap);
+    if (g->cap >= g->max_inflight) {
+        return false;
+    }
+    uint32_t cap = g->cap > g->max_inflight / 2 ? g->max_inflight : g->cap * 2;
+    if (g->ordered && g->keys_cap < 2 * cap) {
+        keys_rehash(g, 2 * cap);
+        if (g->keys_cap < 2 * cap) {
+            return false; /* no memory for the map: no more entries than it can hold */
+        }
+    }
+    struct qentry *n = realloc(g->e, (size_t)cap * sizeof(*n));
+    if (n == NULL) {
+        return false;
+    }
+    memset(n + g->cap, 0, (size_t)(cap - g->cap) * sizeof(*n));
+    for (uint32_t i = g->cap; i < cap; i++) {
+        n[i].next_free = i + 1 < cap ? i + 1 : UINT32_MAX;
+    }
+    g->e = n;
+    g->free_head = g->cap;
+    g->cap = cap;
+    SL_ASSERT(g->cap <= g->max_inflight && g->free_head < g->cap);
+    return true;
+}
+
 static struct qentry *entry_alloc(struct qgroup *g)
 {
-    if (g->free_head == UINT32_MAX) {
+    if (g->free_head == UINT32_MAX && !table_grow(g)) {
         return NULL;
     }
     struct qentry *e = &g->e[g->free_head];
@@ -305,17 +346,20 @@ static struct keyslot *key_find(struct qgroup *g, uint64_t hash, bool for_insert
     return for_insert ? tomb : NULL;
 }
 
-/* Rebuilds the key map without tombstones (when they pile up). */
-static void keys_rehash(struct qgroup *g)
+/* Rebuilds the key map into `cap` slots without tombstones (when they pile
+ * up, or the table grew). */
+static void keys_rehash(struct qgroup *g, uint32_t cap)
 {
     struct keyslot *old = g->keys;
-    struct keyslot *fresh = calloc(g->keys_cap, sizeof(*fresh));
+    uint32_t old_cap = g->keys_cap;
+    struct keyslot *fresh = calloc(cap, sizeof(*fresh));
     if (fresh == NULL) {
-        return; /* keep working with tombstones */
+        return; /* keep working with tombstones, or a fuller map */
     }
     g->keys = fresh;
+    g->keys_cap = cap;
     g->keys_tomb = 0;
-    for (uint32_t i = 0; i < g->keys_cap; i++) {
+    for (uint32_t i = 0; i < old_cap; i++) {
         if (old[i].state == KS_USED) {
             *key_find(g, old[i].hash, true) = old[i];
         }
@@ -330,7 +374,7 @@ static bool key_chain_add(struct qgroup *g, struct qentry *e)
     uint32_t slot = (uint32_t)(e - g->e);
     e->next_same = NO_SLOT;
     struct keyslot *k = key_find(g, e->key_hash, true);
-    SL_ASSERT(k != NULL); /* 2x capacity: never full */
+    SL_ASSERT(k != NULL); /* at least as many slots as entries: never full */
     if (k->state == KS_USED) {
         g->e[k->tail].next_same = slot;
         k->tail = slot;
@@ -353,7 +397,7 @@ static void key_chain_pop(struct qgroup *g, struct qentry *e)
     if (e->next_same == NO_SLOT) {
         k->state = KS_TOMB;
         if (++g->keys_tomb > g->keys_cap / 4) {
-            keys_rehash(g);
+            keys_rehash(g, g->keys_cap);
         }
         return;
     }
@@ -387,7 +431,7 @@ static struct qentry *receipt_find(struct qgroup *g, const char *r)
     unsigned slot, gen, shard;
     uint64_t seq;
     if (r == NULL || sscanf(r, "%x.%x.%x.%" SCNx64, &slot, &gen, &shard, &seq) != 4 ||
-        slot >= g->max_inflight) {
+        slot >= g->cap) {
         return NULL;
     }
     struct qentry *e = &g->e[slot];
@@ -710,7 +754,7 @@ struct recv_op {
     uint8_t *buf;
     uint32_t buf_cap;
     uint32_t shard;
-    struct qentry *claimed; /* redelivery being read, or NULL: frontier read */
+    uint32_t claimed; /* slot of the redelivery being read, or NO_SLOT: frontier read */
     uint32_t tried;         /* shards tried in this pass */
     struct recv_op *next;   /* parked */
     bool parked;
@@ -1262,8 +1306,9 @@ static void on_frontier_read(struct recv_op *op, int err)
 static void on_redelivery_read(struct recv_op *op, int err)
 {
     struct qgroup *g = op->g;
-    struct qentry *e = op->claimed;
-    op->claimed = NULL;
+    SL_ASSERT(op->claimed < g->cap && g->e[op->claimed].state == QE_CLAIMED);
+    struct qentry *e = &g->e[op->claimed]; /* (deliver allocates nothing for it) */
+    op->claimed = NO_SLOT;
     bool found = false;
     if (err == SL_OK) {
         for (uint32_t off = 0; off < op->wr.rd.len && !found;) {
@@ -1313,9 +1358,9 @@ static void on_recv_read(struct sl_shard_read *rd, int err)
         }
     }
     if (op->g->deleted) {
-        op->claimed = NULL; /* the group's state went with it: deliver nothing */
+        op->claimed = NO_SLOT; /* the group's state went with it: deliver nothing */
         recv_step(op);
-    } else if (op->claimed != NULL) {
+    } else if (op->claimed != NO_SLOT) {
         on_redelivery_read(op, err);
     } else {
         on_frontier_read(op, err);
@@ -1340,7 +1385,7 @@ static struct qentry *ready_entry(struct qgroup *g, uint64_t now)
     if (g->used == 0) {
         return NULL;
     }
-    for (uint32_t i = 0; i < g->max_inflight; i++) {
+    for (uint32_t i = 0; i < g->cap; i++) {
         if (g->e[i].state == QE_READY && g->e[i].due_ms <= now) {
             return &g->e[i];
         }
@@ -1377,7 +1422,7 @@ static void recv_step(struct recv_op *op)
     struct qentry *e = ready_entry(g, sl_clock_mono_ms());
     if (e != NULL) {
         e->state = QE_CLAIMED;
-        op->claimed = e;
+        op->claimed = (uint32_t)(e - g->e);
         recv_read(op, e->shard, e->seq);
         return;
     }
@@ -1393,7 +1438,7 @@ static void recv_step(struct recv_op *op)
             continue;
         }
         g->reading[s] = true;
-        op->claimed = NULL;
+        op->claimed = NO_SLOT;
         recv_read(op, s, g->frontier[s]);
         return;
     }
@@ -1470,7 +1515,7 @@ void sl_queue_receive(struct sl_engine *e, const struct sl_receive_req *req, sl_
     uint32_t wait = req->wait_ms < e->cfg.fetch_wait_max_ms ? req->wait_ms
                                                             : e->cfg.fetch_wait_max_ms;
     *op = (struct recv_op){.e = e, .start_ns = sl_clock_mono_ns(), .cb = cb, .ctx = ctx, .g = g, .stream = g->stream,
-                           .max = req->max_records,
+                           .claimed = NO_SLOT, .max = req->max_records,
                            .vis_ms = req->visibility_timeout_ms ? req->visibility_timeout_ms
                                                                 : g->visibility_ms,
                            .deadline_ms = wait > 0 ? sl_clock_mono_ms() + wait : 0, .recs = recs,
@@ -1581,7 +1626,7 @@ int sl_queue_stats(struct sl_engine *e, const char *stream, const char *group,
         }
     }
     free(q);
-    for (uint32_t i = 0; i < g->max_inflight && g->used > 0; i++) {
+    for (uint32_t i = 0; i < g->cap && g->used > 0; i++) {
         const struct qentry *qe = &g->e[i];
         if (qe->state == QE_LEASED || qe->state == QE_CLAIMED) {
             out->inflight++;
@@ -1646,7 +1691,7 @@ void sl_queue_purge(struct sl_engine *e, const char *stream, const char *group, 
     }
     /* Everything goes: drop the key chains wholesale rather than pop them
      * one by one (a claimed entry being read keeps no chain either). */
-    for (uint32_t i = 0; i < g->max_inflight; i++) {
+    for (uint32_t i = 0; i < g->cap; i++) {
         struct qentry *qe = &g->e[i];
         qe->keyed = false;
         if (qe->state == QE_LEASED || qe->state == QE_READY || qe->state == QE_BLOCKED) {
@@ -1669,7 +1714,7 @@ void sl_queue_tick(struct sl_engine *e)
     for (struct sl_queue_state *qs = e->queue_streams; qs != NULL; qs = qs->next) {
         for (struct qgroup *g = qs->groups; g != NULL; g = g->next) {
             bool ready = false;
-            for (uint32_t i = 0; i < g->max_inflight && g->used > 0; i++) {
+            for (uint32_t i = 0; i < g->cap && g->used > 0; i++) {
                 struct qentry *qe = &g->e[i];
                 if (qe->state == QE_LEASED && qe->due_ms <= t) {
                     qe->state = QE_READY; /* the lease expired: visible again */

@@ -813,6 +813,108 @@ TEST(ordered_per_key_with_4_receivers)
     }
 }
 
+/* A group's lease table starts small and grows as leases need it: 3,000 leases held at
+ * once (receipts taken before each growth still ack), the expired half delivered again
+ * from the grown table, and an ordered group whose blocked records fill it, in key order. */
+TEST(lease_table_grows)
+{
+    enum { HELD = 3 * N };
+    CHECK_EQ(it_create_stream(client, "grow", 1), SL_OK);
+    struct sluice_queue_group_opts o = {.visibility_timeout_ms = 2000};
+    CHECK_EQ(sluice_queue_group_create(client, "grow", "g", &o), SL_OK);
+    struct sluice_queue_group_opts oo = {.ordered = 1};
+    CHECK_EQ(sluice_queue_group_create(client, "grow", "o", &oo), SL_OK);
+    for (uint32_t w = 0; w < 3; w++) {
+        CHECK_EQ(produce_n("grow", w * N), 0);
+    }
+    static struct sluice_message *held[HELD / 100 + 1];
+    static size_t held_n[HELD / 100 + 1];
+    static uint8_t seen[HELD];
+    memset(seen, 0, sizeof(seen));
+    uint32_t total = 0, rounds = 0;
+    while (total < HELD && rounds < HELD / 100 + 1) {
+        CHECK_EQ(sluice_queue_receive(client, "grow", "g", 100, 1000, 0, &held[rounds],
+                                      &held_n[rounds]), SL_OK);
+        CHECK(held_n[rounds] > 0);
+        for (size_t i = 0; i < held_n[rounds]; i++) {
+            uint32_t idx = value_index(&held[rounds][i]);
+            CHECK(idx < HELD && seen[idx]++ == 0);
+        }
+        total += (uint32_t)held_n[rounds++];
+    }
+    CHECK_EQ(total, HELD);
+    struct sluice_queue_stats st;
+    memset(&st, 0, sizeof(st));
+    CHECK_EQ(sluice_queue_stats(client, "grow", "g", &st), SL_OK);
+    CHECK_EQ(st.inflight, HELD);
+    sluice_queue_stats_fini(&st);
+    /* ack the even rounds: their receipts name slots from before and after the growths */
+    uint32_t acked = 0;
+    for (uint32_t r = 0; r < rounds; r += 2) {
+        const char *rc[100];
+        for (size_t i = 0; i < held_n[r]; i++) {
+            rc[i] = held[r][i].receipt;
+        }
+        CHECK_EQ(sluice_queue_ack(client, "grow", "g", rc, held_n[r], NULL), SL_OK);
+        acked += (uint32_t)held_n[r];
+    }
+    /* the odd rounds expire and come back, delivery count 2 */
+    it_sleep_ms(2500);
+    memset(seen, 0, sizeof(seen));
+    uint32_t again = 0;
+    uint64_t end = it_mono_ms() + 30000;
+    while (again < HELD - acked && it_mono_ms() < end) {
+        struct sluice_message *m = NULL;
+        size_t n = 0;
+        CHECK_EQ(sluice_queue_receive(client, "grow", "g", 100, 500, 0, &m, &n), SL_OK);
+        const char *rc[100];
+        for (size_t i = 0; i < n; i++) {
+            uint32_t idx = value_index(&m[i]);
+            CHECK(idx < HELD && seen[idx]++ == 0);
+            CHECK_EQ(m[i].delivery_count, 2);
+            rc[i] = m[i].receipt;
+        }
+        if (n > 0) {
+            CHECK_EQ(sluice_queue_ack(client, "grow", "g", rc, n, NULL), SL_OK);
+        }
+        again += (uint32_t)n;
+        sluice_messages_free(m, n);
+    }
+    CHECK_EQ(again, HELD - acked);
+    for (uint32_t r = 0; r < rounds; r++) {
+        sluice_messages_free(held[r], held_n[r]);
+    }
+    memset(&st, 0, sizeof(st));
+    CHECK_EQ(sluice_queue_stats(client, "grow", "g", &st), SL_OK);
+    CHECK_EQ(st.inflight + st.visible + st.delayed, 0);
+    sluice_queue_stats_fini(&st);
+
+    /* ordered: one head per key (53) leased, the rest blocked in the table */
+    static int next_of[53];
+    memset(next_of, -1, sizeof(next_of));
+    uint32_t got = 0;
+    end = it_mono_ms() + 60000;
+    while (got < HELD && it_mono_ms() < end) {
+        struct sluice_message *m = NULL;
+        size_t n = 0;
+        CHECK_EQ(sluice_queue_receive(client, "grow", "o", 100, 500, 0, &m, &n), SL_OK);
+        const char *rc[100];
+        for (size_t i = 0; i < n; i++) {
+            uint32_t idx = value_index(&m[i]);
+            uint32_t k = idx % 53;
+            CHECK((int)idx > next_of[k]); /* in order per key */
+            next_of[k] = (int)idx;
+            rc[i] = m[i].receipt;
+        }
+        if (n > 0) {
+            CHECK_EQ(sluice_queue_ack(client, "grow", "o", rc, n, NULL), SL_OK);
+        }
+        got += (uint32_t)n;
+        sluice_messages_free(m, n);
+    }
+    CHECK_EQ(got, HELD);
+}
+
 int main(void)
 {
     int pre = it_preflight();
@@ -833,6 +935,7 @@ int main(void)
     RUN(many_rules_on_one_stream);
     RUN(three_subscriptions_each_get_all_100k);
     RUN(leases_bounded_far_behind);
+    RUN(lease_table_grows);
     RUN(ordered_per_key_with_4_receivers);
     RUN(dedup_ids_within_window);
     RUN(delay_on_send);
