@@ -58,6 +58,7 @@ enum sl_filter_scope sl_filter_scope(const struct sl_filter *f);
 struct sl_filter_subject {
     const struct sl_record_view *rec; /* borrowed */
     struct sl_jsonflat *body;         /* owned scratch, made at the first body match */
+    struct sl_jsonflat *array;        /* owned scratch: a String.Array attribute's elements */
     int8_t body_state;                /* -1 not read, 0 not a JSON object, 1 read */
 };
 

@@ -104,6 +104,11 @@ const struct sl_jsonflat *flt_subject_body(struct sl_filter_subject *s);
 struct sl_record_view;
 struct sl_jsonflat_value;
 bool flt_attr_value(const struct sl_record_view *rec, const char *key, uint32_t key_len,
-                    struct sl_jsonflat_value *v);
+                    struct sl_jsonflat_value *v, bool *array);
+/* A String.Array attribute's value `v` (as flt_attr_value set it, *array true) read as JSON
+ * into the subject's array scratch: the index of its first element in *jf (follow `next`),
+ * or SL_JSONFLAT_NONE (not JSON, no memory: no element holds). */
+uint32_t flt_attr_elements(struct sl_filter_subject *s, const struct sl_jsonflat_value *v,
+                           const struct sl_jsonflat **jf);
 
 #endif

@@ -43,6 +43,8 @@ void sl_filter_subject_fini(struct sl_filter_subject *s)
 {
     sl_jsonflat_free(s->body);
     s->body = NULL;
+    sl_jsonflat_free(s->array);
+    s->array = NULL;
 }
 
 void sl_filter_subject_set(struct sl_filter_subject *s, const struct sl_record_view *rec)
@@ -333,7 +335,7 @@ static bool cond_holds_body(const struct sl_filter *f, const struct flt_cond *c,
  * value when the record has no attribute K itself, so an SNS FilterPolicy
  * on MessageAttributes works on what Publish and SendMessage store. */
 static bool typed_attr(const struct sl_record_view *rec, const char *name, size_t len,
-                       struct sl_jsonflat_value *v)
+                       struct sl_jsonflat_value *v, bool *array)
 {
     const size_t pl = sizeof(SL_SQS_ATTR_PREFIX) - 1;
     struct sl_attr attr;
@@ -349,15 +351,19 @@ static bool typed_attr(const struct sl_record_view *rec, const char *name, size_
         }
         v->s = nul + 1;
         v->len = attr.value_len - (uint32_t)(nul + 1 - (const char *)attr.value);
+        static const char arr[] = "String.Array";
+        *array = (size_t)(nul - (const char *)attr.value) == sizeof(arr) - 1 &&
+                 memcmp(attr.value, arr, sizeof(arr) - 1) == 0;
         return true;
     }
     return false;
 }
 
 bool flt_attr_value(const struct sl_record_view *rec, const char *key, uint32_t key_len,
-                    struct sl_jsonflat_value *v)
+                    struct sl_jsonflat_value *v, bool *array)
 {
     *v = (struct sl_jsonflat_value){.type = SL_JSON_STRING, .next = SL_JSONFLAT_NONE};
+    *array = false;
     struct sl_attr attr;
     uint32_t pos = 0;
     while (sl_record_attr_next(rec, &pos, &attr)) {
@@ -367,21 +373,62 @@ bool flt_attr_value(const struct sl_record_view *rec, const char *key, uint32_t 
             return true;
         }
     }
-    return typed_attr(rec, key, key_len, v);
+    return typed_attr(rec, key, key_len, v, array);
+}
+
+uint32_t flt_attr_elements(struct sl_filter_subject *s, const struct sl_jsonflat_value *v,
+                           const struct sl_jsonflat **jf)
+{
+    /* {"v": <the array>}: the flattener reads objects; an attribute is at most
+     * SL_RECORD_ATTR_VALUE_MAX bytes, so the copy is on the stack */
+    char doc[SL_RECORD_ATTR_VALUE_MAX + 8];
+    *jf = NULL;
+    if (v->len > SL_RECORD_ATTR_VALUE_MAX ||
+        (s->array == NULL && (s->array = sl_jsonflat_new()) == NULL)) {
+        return SL_JSONFLAT_NONE;
+    }
+    memcpy(doc, "{\"v\":", 5);
+    memcpy(doc + 5, v->s, v->len);
+    doc[5 + v->len] = '}';
+    if (sl_jsonflat_load(s->array, doc, v->len + 6) != SL_OK) {
+        return SL_JSONFLAT_NONE;
+    }
+    *jf = s->array;
+    uint32_t at = sl_jsonflat_child(s->array, SL_JSONFLAT_ROOT, "v", 1);
+    return at != SL_JSONFLAT_NONE ? sl_jsonflat_first(s->array, at) : SL_JSONFLAT_NONE;
 }
 
 static bool cond_holds_attrs(const struct sl_filter *f, const struct flt_cond *c,
-                             const struct sl_record_view *rec)
+                             struct sl_filter_subject *s)
 {
     SL_ASSERT(c->seg_count == 1);
     const struct flt_seg *key = &f->segs[c->seg_first];
     struct sl_jsonflat_value v;
-    bool present = flt_attr_value(rec, key->s, key->len, &v);
+    bool array = false;
+    bool present = flt_attr_value(s->rec, key->s, key->len, &v, &array);
     struct subject_value sv = {.v = &v, .lenient = true, .numeric = -1};
+    const struct sl_jsonflat *jf = NULL;
+    uint32_t first = array ? flt_attr_elements(s, &v, &jf) : SL_JSONFLAT_NONE;
     for (uint32_t i = 0; i < c->alt_count; i++) {
         const struct flt_alt *a = &f->alts[c->alt_first + i];
-        if (a->op == FLT_EXISTS ? present == a->exists : present && alt_holds(f, a, &sv)) {
+        if (a->op == FLT_EXISTS) {
+            if (present == a->exists) {
+                return true;
+            }
+            continue;
+        }
+        if (present && !array && alt_holds(f, a, &sv)) {
             return true;
+        }
+        /* String.Array (SNS): a condition holds when it holds for one element,
+         * each element with its JSON type (as a body array's) */
+        for (uint32_t e = first; e != SL_JSONFLAT_NONE;) {
+            const struct sl_jsonflat_value *ev = sl_jsonflat_value(jf, e);
+            struct subject_value esv = {.v = ev};
+            if (alt_holds(f, a, &esv)) {
+                return true;
+            }
+            e = ev->next;
         }
     }
     return false;
@@ -395,7 +442,7 @@ static bool node_holds(const struct sl_filter *f, uint32_t n, struct sl_filter_s
     for (uint32_t i = 0; i < node->cond_count; i++) {
         const struct flt_cond *c = &f->conds[node->cond_first + i];
         bool ok = f->scope == SL_FILTER_SCOPE_BODY ? cond_holds_body(f, c, s)
-                                                   : cond_holds_attrs(f, c, s->rec);
+                                                   : cond_holds_attrs(f, c, s);
         if (!ok) {
             return false;
         }

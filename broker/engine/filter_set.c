@@ -557,15 +557,28 @@ static void body_candidates(const struct sl_filter_set *fs, uint32_t p,
 }
 
 /* Marks in `cand` the patterns filed under the record's value for attribute
- * path `p` (one key). */
+ * path `p` (one key): the value, or each string element of a String.Array. */
 static void attr_candidates(const struct sl_filter_set *fs, uint32_t p,
-                            const struct sl_record_view *rec, uint64_t *cand)
+                            struct sl_filter_subject *s, uint64_t *cand)
 {
     const struct fs_path *path = &fs->paths[p];
     SL_ASSERT(path->seg_count == 1);
     struct sl_jsonflat_value v;
-    if (flt_attr_value(rec, path->text, path->seg_len[0], &v)) {
+    bool array = false;
+    if (!flt_attr_value(s->rec, path->text, path->seg_len[0], &v, &array)) {
+        return;
+    }
+    if (!array) {
         value_candidates(fs, p, &v, cand);
+        return;
+    }
+    const struct sl_jsonflat *jf = NULL;
+    for (uint32_t e = flt_attr_elements(s, &v, &jf); e != SL_JSONFLAT_NONE;) {
+        const struct sl_jsonflat_value *ev = sl_jsonflat_value(jf, e);
+        if (ev->type == SL_JSON_STRING) {
+            value_candidates(fs, p, ev, cand);
+        }
+        e = ev->next;
     }
 }
 
@@ -582,7 +595,7 @@ void sl_filter_set_match(const struct sl_filter_set *fs, struct sl_filter_subjec
             continue;
         }
         if (fs->paths[p].scope == SL_FILTER_SCOPE_ATTRIBUTES) {
-            attr_candidates(fs, p, s->rec, cand);
+            attr_candidates(fs, p, s, cand);
             continue;
         }
         if (!body_read) {

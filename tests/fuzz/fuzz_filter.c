@@ -94,7 +94,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     static const char v2[] = "{\"a\": [{\"b\": \"x\\u00e9\"}, {\"b\": -1e3}], \"a\": {}}";
     SL_ASSERT(make_view(g_fixed_buf[0], sizeof(g_fixed_buf[0]), r0, 5, v0, strlen(v0),
                         &g_fixed[0]) == 0);
-    SL_ASSERT(make_view(g_fixed_buf[1], sizeof(g_fixed_buf[1]), NULL, 0, "not json", 8,
+    /* typed SQS/SNS message attributes, String.Array among them (one not JSON) */
+    static const struct sl_attr r1[] = {A("sqs:name", "String.Array\0[\"Foo\", \"bar\"]"),
+                                        A("sqs:price", "String.Array\0[5, \"7\", 12]"),
+                                        A("sqs:region", "String.Array\0[\"eu-west-1\""),
+                                        A("sqs:flag", "String\0true")};
+    SL_ASSERT(make_view(g_fixed_buf[1], sizeof(g_fixed_buf[1]), r1, 4, "not json", 8,
                         &g_fixed[1]) == 0);
     SL_ASSERT(make_view(g_fixed_buf[2], sizeof(g_fixed_buf[2]), r2, 6, v2, strlen(v2),
                         &g_fixed[2]) == 0);

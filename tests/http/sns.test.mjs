@@ -2,7 +2,7 @@
 // unchanged client code: @aws-sdk/client-sns and client-sqs 3.1178.0, and
 // awscli (/usr/bin/aws), plus raw requests.
 // Covers: the fan-out flow (CreateTopic; two SQS queues subscribed with
-// different FilterPolicies, one on MessageAttributes and one on the
+// different FilterPolicies (String.Array attributes too), one on MessageAttributes and one on the
 // MessageBody; Publish and PublishBatch -> each queue receives exactly its
 // share; the Notification JSON vs RawMessageDelivery, and a change of
 // RawMessageDelivery taking effect); an HTTP subscriber (a node http server
@@ -478,4 +478,24 @@ allow pub produce news
   } finally {
     await a.stop();
   }
+});
+
+test('String.Array message attributes: a FilterPolicy holds when one element does', async () => {
+  const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'sports' }));
+  const fans = await queue('football-fans');
+  const high = await queue('high-scores');
+  await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'sqs', Endpoint: fans.arn,
+    Attributes: { FilterPolicy: JSON.stringify({ interests: ['football'] }), RawMessageDelivery: 'true' } }));
+  await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'sqs', Endpoint: high.arn,
+    Attributes: { FilterPolicy: JSON.stringify({ scores: [{ numeric: ['>', 90] }] }), RawMessageDelivery: 'true' } }));
+  const arr = (v) => ({ DataType: 'String.Array', StringValue: JSON.stringify(v) });
+  await sns.send(new PublishBatchCommand({ TopicArn, PublishBatchRequestEntries: [
+    { Id: 'm1', Message: 'm1', MessageAttributes: { interests: arr(['rugby', 'football']), scores: arr([50, 95]) } },
+    { Id: 'm2', Message: 'm2', MessageAttributes: { interests: arr(['tennis']), scores: arr([10, 90]) } },
+    { Id: 'm3', Message: 'm3', MessageAttributes: { interests: arr(['footballs']) } },
+    { Id: 'm4', Message: 'm4' },
+  ] }));
+  const [got, hi] = await Promise.all([drain(fans.url, 2500), drain(high.url, 2500)]);
+  assert.deepEqual(got.map((m) => m.Body), ['m1'], 'one element matches; "footballs" does not');
+  assert.deepEqual(hi.map((m) => m.Body), ['m1'], 'a number element matches a numeric condition');
 });

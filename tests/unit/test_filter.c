@@ -623,6 +623,22 @@ TEST(typed_message_attributes)
     /* the prefix alone, or a longer name, is not K */
     CHECK_EQ(m("{\"color\": [{\"exists\": true}]}", "sqs:colors=String\x1fred", NULL), 0);
     CHECK_EQ(m("{\"color\": [{\"exists\": true}]}", "sqs:=String\x1fred", NULL), 0);
+    /* String.Array (SNS): a condition holds when one element holds, each with its JSON type */
+    const char *arr = "sqs:color=String.Array\x1f[\"blue\", \"red\"]";
+    CHECK_EQ(m("{\"color\": [\"red\"]}", arr, NULL), 1);
+    CHECK_EQ(m("{\"color\": [\"green\"]}", arr, NULL), 0);
+    CHECK_EQ(m("{\"color\": [{\"prefix\": \"bl\"}]}", arr, NULL), 1);
+    CHECK_EQ(m("{\"color\": [{\"anything-but\": \"red\"}]}", arr, NULL), 1);
+    CHECK_EQ(m("{\"color\": [{\"anything-but\": [\"red\", \"blue\"]}]}", arr, NULL), 0);
+    CHECK_EQ(m("{\"color\": [{\"exists\": true}]}", arr, NULL), 1);
+    CHECK_EQ(m("{\"color\": [\"[\\\"blue\\\", \\\"red\\\"]\"]}", arr, NULL), 0); /* not the text */
+    const char *nums = "sqs:n=String.Array\x1f[5, 12, true]";
+    CHECK_EQ(m("{\"n\": [{\"numeric\": [\">\", 10]}]}", nums, NULL), 1);
+    CHECK_EQ(m("{\"n\": [{\"numeric\": [\">\", 20]}]}", nums, NULL), 0);
+    CHECK_EQ(m("{\"n\": [\"12\"]}", nums, NULL), 0); /* a number element is no string */
+    /* not JSON: no element */
+    CHECK_EQ(m("{\"color\": [\"red\"]}", "sqs:color=String.Array\x1f[\"red\"", NULL), 0);
+    CHECK_EQ(m("{\"color\": [{\"exists\": true}]}", "sqs:color=String.Array\x1f[", NULL), 1);
 }
 
 int main(void)

@@ -110,10 +110,16 @@ static void gen_record(uint32_t i)
     /* Attributes: a plain "source", a number, the typed SQS/SNS form of
      * "source" (type, NUL, value), a second plain "source"; a run of them
      * from the first or the second, so that the typed one is sometimes read. */
-    static char avals[RECORDS][4][16];
+    static char avals[RECORDS][4][64];
     snprintf(avals[i][0], sizeof(avals[i][0]), "%s", k_words[rnd(7)]);
     snprintf(avals[i][1], sizeof(avals[i][1]), "%u", rnd(5));
-    int tl = snprintf(avals[i][2], sizeof(avals[i][2]), "String%c%s", 0, k_words[rnd(7)]);
+    /* sometimes a String.Array (SNS): two words, or a number and a word */
+    int tl = rnd(3) != 0 ? snprintf(avals[i][2], sizeof(avals[i][2]), "String%c%s", 0,
+                                    k_words[rnd(7)])
+                         : snprintf(avals[i][2], sizeof(avals[i][2]),
+                                    rnd(2) ? "String.Array%c[\"%s\", \"%s\"]"
+                                           : "String.Array%c[7, \"%s\"]%.0s",
+                                    0, k_words[rnd(7)], k_words[rnd(7)]);
     snprintf(avals[i][3], sizeof(avals[i][3]), "%s", k_words[rnd(7)]);
     struct sl_attr attrs[4] = {
         {.key = "source",
