@@ -53,7 +53,7 @@ static int status_class(int status)
 static bool undecided(const struct sl_api_call *call, int status)
 {
     bool aws = call->route == SL_ROUTE_KINESIS || call->route == SL_ROUTE_SQS ||
-               call->route == SL_ROUTE_SNS;
+               call->route == SL_ROUTE_SNS || call->route == SL_ROUTE_EVENTBRIDGE;
     if (!aws || call->api->auth == NULL || status >= 300 || call->acl_checked) {
         return false;
     }

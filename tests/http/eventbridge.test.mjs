@@ -481,6 +481,7 @@ test('sluice rule with auth on: the native user\'s ACLs decide, as for its acces
   const line = (user, pw) => execFileSync(process.env.SLUICED_PATH, ['--hash-password', user],
     { input: pw, encoding: 'utf8' }).trim();
   const auth = [line('admin', 'pw-admin'), line('writer', 'pw-writer'),
+    'awskey AKIDEBADMIN000000001 eb/secret+000000000000000000000000001 admin',
     'allow admin all *', 'allow writer produce eb.default'].join('\n');
   const a = await startAuthBroker(`${auth}\n`);
   try {
@@ -496,6 +497,21 @@ test('sluice rule with auth on: the native user\'s ACLs decide, as for its acces
     assert.deepEqual(JSON.parse(r.stdout).map((x) => x.Name), ['w']);
     r = as('admin', 'wrong', 'rule', 'list');
     assert.equal(r.status, 1, 'a wrong password is refused before any call');
+    // signed (SigV4) calls: every operation reaches an access decision (none answers 500)
+    const seb = new EventBridgeClient({ endpoint: a.endpoint, region: 'us-east-1',
+      credentials: { accessKeyId: 'AKIDEBADMIN000000001', secretAccessKey: 'eb/secret+000000000000000000000000001' } });
+    try {
+      assert.ok((await seb.send(new ListEventBusesCommand({}))).EventBuses.some((x) => x.Name === 'default'));
+      assert.deepEqual((await seb.send(new ListRulesCommand({}))).Rules.map((x) => x.Name), ['w']);
+      const pe = await seb.send(new PutEventsCommand({ Entries: [entry('x', { n: 1 })] }));
+      assert.equal(pe.FailedEntryCount, 0);
+      const tp = await seb.send(new TestEventPatternCommand({ EventPattern: '{"source":["x"]}',
+        Event: JSON.stringify({ id: '1', source: 'x', 'detail-type': 't', account: '1', time: '2026-12-06T00:00:00Z', region: 'us-east-1', resources: [], detail: {} }) }));
+      assert.equal(tp.Result, true);
+      await seb.send(new DeleteRuleCommand({ Name: 'w' }));
+    } finally {
+      seb.destroy();
+    }
   } finally {
     await a.stop();
   }
