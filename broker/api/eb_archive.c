@@ -726,7 +726,9 @@ void eb_replay_check(struct sl_eb *eb, uint64_t now_ms)
         json_int_t start = json_integer_value(json_object_get(r, "start"));
         json_int_t end = json_integer_value(json_object_get(r, "end"));
         json_int_t prev = json_integer_value(json_object_get(r, "last"));
-        json_int_t at = (json_int_t)last < start ? start : (json_int_t)last > end ? end : (json_int_t)last;
+        json_int_t at = (json_int_t)last < start ? start
+                        : (json_int_t)last > end ? end
+                                                 : (json_int_t)last;
         if (running && at > prev && at > start) {
             json_object_set_new(r, "last", json_integer(at));
         }

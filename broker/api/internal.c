@@ -26,8 +26,7 @@ struct internal_call {
 };
 
 int sl_api_internal_call(struct sl_api *api, struct sl_conn *via, const char *principal,
-                         const char *service,
-                         const char *action, const void *body, size_t len,
+                         const char *service, const char *action, const void *body, size_t len,
                          sl_api_internal_done done, void *ctx, char *why, size_t why_len)
 {
     if (strcmp(service, "events") != 0) {
@@ -56,11 +55,20 @@ int sl_api_internal_call(struct sl_api *api, struct sl_conn *via, const char *pr
         memcpy(copy, body, len);
     }
     copy[len] = '\0';
-    ic->req = (struct sl_http_request){.id = 0, .version = 11, .method = "POST", .path = "/",
-                                       .body = copy, .body_len = (uint32_t)len};
-    ic->call = (struct sl_api_call){.api = api, .conn = via, .req = &ic->req, .route = SL_ROUTE_EVENTBRIDGE,
-                                    .start_ns = sl_clock_mono_ns(), .internal_done = done,
-                                    .internal_ctx = ctx, .internal_body = copy};
+    ic->req = (struct sl_http_request){.id = 0,
+                                       .version = 11,
+                                       .method = "POST",
+                                       .path = "/",
+                                       .body = copy,
+                                       .body_len = (uint32_t)len};
+    ic->call = (struct sl_api_call){.api = api,
+                                    .conn = via,
+                                    .req = &ic->req,
+                                    .route = SL_ROUTE_EVENTBRIDGE,
+                                    .start_ns = sl_clock_mono_ns(),
+                                    .internal_done = done,
+                                    .internal_ctx = ctx,
+                                    .internal_body = copy};
     snprintf(ic->call.principal, sizeof(ic->call.principal), "%s", principal);
     sl_eb_handle(&ic->call, action);
     return SL_OK;

@@ -106,8 +106,7 @@ static char *finish(struct sl_query_xml *x)
     return p;
 }
 
-char *sl_query_xml_end(struct sl_query_xml *x, const char *op, bool result,
-                       const char *request_id)
+char *sl_query_xml_end(struct sl_query_xml *x, const char *op, bool result, const char *request_id)
 {
     if (result) {
         sl_query_xml_put(x, "</", false);
@@ -134,7 +133,9 @@ char *sl_query_xml_error(const char *ns, const char *code, bool sender, const ch
     sl_query_xml_put(&x, code, true);
     sl_query_xml_put(&x, "</Code><Message>", false);
     sl_query_xml_put(&x, message, true);
-    sl_query_xml_put(&x, detail ? "</Message><Detail/></Error><RequestId>" : "</Message></Error><RequestId>", false);
+    sl_query_xml_put(
+        &x, detail ? "</Message><Detail/></Error><RequestId>" : "</Message></Error><RequestId>",
+        false);
     sl_query_xml_put(&x, request_id, true);
     sl_query_xml_put(&x, "</RequestId></ErrorResponse>\n", false);
     return finish(&x);

@@ -28,8 +28,7 @@ void sl_query_xml_leaf(struct sl_query_xml *x, const char *name, const char *tex
 void sl_query_xml_begin(struct sl_query_xml *x, const char *ns, const char *op, bool result);
 /* [</OpResult>]<ResponseMetadata><RequestId>id</RequestId></ResponseMetadata></OpResponse>;
  * returns the owned text (free()), or NULL without memory. */
-char *sl_query_xml_end(struct sl_query_xml *x, const char *op, bool result,
-                       const char *request_id);
+char *sl_query_xml_end(struct sl_query_xml *x, const char *op, bool result, const char *request_id);
 /* <ErrorResponse xmlns="ns"><Error><Type>Sender|Receiver</Type><Code/><Message/>[<Detail/>]
  * </Error><RequestId/></ErrorResponse> (SQS sends the empty Detail, SNS does not). Returns
  * owned text or NULL. */

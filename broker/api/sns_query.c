@@ -385,7 +385,8 @@ void sl_sns_xml_begin(struct sl_query_xml *x, enum sl_sns_op op, bool result)
     sl_query_xml_begin(x, SNS_NS, sl_sns_op_name(op), result);
 }
 
-char *sl_sns_xml_end(struct sl_query_xml *x, enum sl_sns_op op, bool result, const char *request_id)
+char *sl_sns_xml_end(struct sl_query_xml *x, enum sl_sns_op op, bool result,
+                     const char *request_id)
 {
     return sl_query_xml_end(x, sl_sns_op_name(op), result, request_id);
 }

@@ -140,7 +140,8 @@ void sl_sns_req_free(struct sl_sns_req *r); /* NULL-safe */
 /* <OpResponse xmlns=...>[<OpResult>]: what every answer starts with. */
 void sl_sns_xml_begin(struct sl_query_xml *x, enum sl_sns_op op, bool result);
 /* [</OpResult>]<ResponseMetadata>...</OpResponse>; returns owned text or NULL. */
-char *sl_sns_xml_end(struct sl_query_xml *x, enum sl_sns_op op, bool result, const char *request_id);
+char *sl_sns_xml_end(struct sl_query_xml *x, enum sl_sns_op op, bool result,
+                     const char *request_id);
 /* The Query protocol's XML error. Returns owned text or NULL. */
 char *sl_sns_xml_error(const char *code, bool sender, const char *message, const char *request_id);
 

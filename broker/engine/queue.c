@@ -5,8 +5,8 @@
  * entries (allocated as leases need them: QUEUE_TABLE_MIN, doubled up to
  * max_inflight, so an idle group costs little and a bus of many rules many
  * groups; entries are named by slot, never held by pointer across a call
- * that may allocate one), each a record that is LEASED (to a receiver until due_ms), READY
- * (to be delivered again at due_ms: expired or nacked) or CLAIMED (being
+ * that may allocate one), each a record that is LEASED (to a receiver until
+ * due_ms), READY (to be delivered again at due_ms: expired or nacked) or CLAIMED (being
  * re-read for a receive); and per shard the read frontier: every record
  * below it was either delivered (and is in the table or acked) or skipped.
  * A receipt names an entry by slot and generation, so an ack with a stale

@@ -13,8 +13,7 @@ struct api_op {
     uint64_t id;
 };
 
-static void on_answer(void *ctx, int status, const char *content_type, const void *body,
-                      size_t len)
+static void on_answer(void *ctx, int status, const char *content_type, const void *body, size_t len)
 {
     struct api_op *op = ctx;
     Sluice__V1__ApiCallResponse ar = SLUICE__V1__API_CALL_RESPONSE__INIT;

@@ -269,7 +269,8 @@ int sl_push_targets_load(const char *data_dir, struct sl_push_target **out, uint
         rc = SL_EIO;
     }
     size_t len = got;
-    if (rc == SL_OK && (sl_get_u32(buf) != FILE_MAGIC || sl_get_u32(buf + 4) < 1u || sl_get_u32(buf + 4) > FILE_VERSION ||
+    uint32_t version = rc == SL_OK ? sl_get_u32(buf + 4) : 0;
+    if (rc == SL_OK && (sl_get_u32(buf) != FILE_MAGIC || version < 1u || version > FILE_VERSION ||
                         sl_get_u64(buf + len - 8) != sl_checksum64(buf, len - 8))) {
         rc = SL_ECORRUPT;
     }
@@ -284,7 +285,7 @@ int sl_push_targets_load(const char *data_dir, struct sl_push_target **out, uint
     }
     struct sl_reader d = {.p = buf + FILE_HEAD, .left = len - FILE_HEAD - 8};
     for (uint32_t i = 0; rc == SL_OK && i < count; i++) {
-        rc = decode(&d, &t[i], sl_get_u32(buf + 4));
+        rc = decode(&d, &t[i], version);
     }
     if (rc == SL_OK && d.left != 0) {
         rc = SL_ECORRUPT;

@@ -1,7 +1,8 @@
-/* rule.c - `sluice bus create|list|delete`, `sluice rule put|list|delete`, `sluice archive
- * create|list|delete` and `sluice replay start|describe|cancel|list`: EventBridge buses,
- * rules, archives and replays on an event bus (the stream eb.BUS), run by the broker's EventBridge API over the native connection
- * (sluice_api_call: the same state, checks and ACLs as awscli's `aws events`).
+/* rule.c - `sluice bus create|list|delete`, `sluice rule put|list|delete`, `sluice
+ * archive create|list|delete` and `sluice replay start|describe|cancel|list`: EventBridge
+ * buses, rules, archives and replays on an event bus (the stream eb.BUS), run by the
+ * broker's EventBridge API over the native connection (sluice_api_call: the same state,
+ * checks and ACLs as awscli's `aws events`).
  *
  * Each command is one or a few EventBridge calls: `rule put` is PutRule then PutTargets
  * (targets t1..tN), `rule delete` removes the rule's targets then the rule (as AWS asks),
@@ -80,16 +81,17 @@ static int parse_rule(const char *value, void *dst, char *why, size_t why_cap)
     return parse_list(value, dst, why, why_cap, REPLAY_RULES_MAX);
 }
 
-#define OPT_BUS                                                                                 \
-    {.name = "bus",                                                                             \
-     .kind = CLI_OPT_STRING,                                                                    \
-     .offset = offsetof(struct rule_args, bus),                                                 \
-     .value_name = "BUS",                                                                       \
-     .help = "the event bus (stream eb.BUS); default: default",                                 \
-     .max = BUS_MAX_LEN}
-#define OPT_JSON(what)                                                                          \
-    {.name = "json", .kind = CLI_OPT_FLAG, .offset = offsetof(struct rule_args, json),          \
-     .help = what}
+#define OPT_BUS                                                                                    \
+    {                                                                                              \
+        .name = "bus", .kind = CLI_OPT_STRING, .offset = offsetof(struct rule_args, bus),          \
+        .value_name = "BUS", .help = "the event bus (stream eb.BUS); default: default",            \
+        .max = BUS_MAX_LEN                                                                         \
+    }
+#define OPT_JSON(what)                                                                             \
+    {                                                                                              \
+        .name = "json", .kind = CLI_OPT_FLAG, .offset = offsetof(struct rule_args, json),          \
+        .help = what                                                                               \
+    }
 
 static const char *bus_of(const struct rule_args *a)
 {
@@ -178,9 +180,9 @@ static int run_put(sluice_client *c, const struct cli_call *call)
 {
     const struct rule_args *a = call->args;
     const char *name = call->operands[0];
-    json_t *in = json_pack("{s:s,s:s,s:s,s:s}", "Name", name, "EventBusName", bus_of(a),
-                           "EventPattern", a->pattern, "State",
-                           a->disabled ? "DISABLED" : "ENABLED");
+    json_t *in =
+        json_pack("{s:s,s:s,s:s,s:s}", "Name", name, "EventBusName", bus_of(a), "EventPattern",
+                  a->pattern, "State", a->disabled ? "DISABLED" : "ENABLED");
     if (in != NULL && a->description != NULL) {
         json_object_set_new(in, "Description", json_string(a->description));
     }
@@ -287,8 +289,8 @@ static int run_list(sluice_client *c, const struct cli_call *call)
         if (ec != CLI_EXIT_OK) {
             break;
         }
-        json_t *t = targets_of(c, "rule list", bus_of(a),
-                               json_string_value(json_object_get(r, "Name")));
+        json_t *t =
+            targets_of(c, "rule list", bus_of(a), json_string_value(json_object_get(r, "Name")));
         if (t == NULL) {
             ec = CLI_EXIT_ERR;
             break;
@@ -338,7 +340,8 @@ static int run_delete(sluice_client *c, const struct cli_call *call)
         {
             json_array_append(ids, json_object_get(t, "Id"));
         }
-        json_t *in = json_pack("{s:s,s:s,s:o}", "Rule", name, "EventBusName", bus_of(a), "Ids", ids);
+        json_t *in =
+            json_pack("{s:s,s:s,s:o}", "Rule", name, "EventBusName", bus_of(a), "Ids", ids);
         ec = in != NULL ? events_call(c, "rule delete", "RemoveTargets", in, NULL) : CLI_EXIT_ERR;
         json_decref(in);
     }
@@ -438,14 +441,14 @@ static int run_archive_create(sluice_client *c, const struct cli_call *call)
     const struct rule_args *a = call->args;
     char src[256];
     snprintf(src, sizeof(src), ARN_ACCOUNT "event-bus/%s", bus_of(a));
-    json_t *in = json_pack("{s:s,s:s,s:I}", "ArchiveName", call->operands[0], "EventSourceArn",
-                           src, "RetentionDays", (json_int_t)a->days);
+    json_t *in = json_pack("{s:s,s:s,s:I}", "ArchiveName", call->operands[0], "EventSourceArn", src,
+                           "RetentionDays", (json_int_t)a->days);
     if (in != NULL && a->pattern != NULL) {
         json_object_set_new(in, "EventPattern", json_string(a->pattern));
     }
     json_t *out = NULL;
-    int ec = in != NULL ? events_call(c, "archive create", "CreateArchive", in, &out)
-                        : CLI_EXIT_ERR;
+    int ec =
+        in != NULL ? events_call(c, "archive create", "CreateArchive", in, &out) : CLI_EXIT_ERR;
     json_decref(in);
     if (ec == CLI_EXIT_OK) {
         printf("archive %s of bus %s: %s\n", call->operands[0], bus_of(a),
@@ -507,8 +510,8 @@ static int run_archive_list(sluice_client *c, const struct cli_call *call)
 static int run_archive_delete(sluice_client *c, const struct cli_call *call)
 {
     json_t *in = json_pack("{s:s}", "ArchiveName", call->operands[0]);
-    int ec = in != NULL ? events_call(c, "archive delete", "DeleteArchive", in, NULL)
-                        : CLI_EXIT_ERR;
+    int ec =
+        in != NULL ? events_call(c, "archive delete", "DeleteArchive", in, NULL) : CLI_EXIT_ERR;
     json_decref(in);
     if (ec == CLI_EXIT_OK) {
         printf("archive %s deleted\n", call->operands[0]);
@@ -592,8 +595,7 @@ static int run_replay_start(sluice_client *c, const struct cli_call *call)
         }
         size_t n = json_array_size(list);
         if (n != 1) {
-            fprintf(stderr,
-                    "sluice replay start: bus %s has %zu archives: %s\n", bus, n,
+            fprintf(stderr, "sluice replay start: bus %s has %zu archives: %s\n", bus, n,
                     n == 0 ? "create one first (sluice archive create NAME --bus BUS); a replay "
                              "re-delivers archived events"
                            : "name one with --archive");
@@ -623,9 +625,9 @@ static int run_replay_start(sluice_client *c, const struct cli_call *call)
     } else {
         snprintf(name, sizeof(name), "%.40s-%" PRIu64, bus, (uint64_t)time(NULL));
     }
-    json_t *in = json_pack("{s:s,s:s,s:f,s:f,s:o*}", "ReplayName", name,
-                           "EventSourceArn", src, "EventStartTime", (double)from / 1000.0,
-                           "EventEndTime", (double)to / 1000.0, "Destination", dest);
+    json_t *in = json_pack("{s:s,s:s,s:f,s:f,s:o*}", "ReplayName", name, "EventSourceArn", src,
+                           "EventStartTime", (double)from / 1000.0, "EventEndTime",
+                           (double)to / 1000.0, "Destination", dest);
     json_t *out = NULL;
     ec = in != NULL ? events_call(c, "replay start", "StartReplay", in, &out) : CLI_EXIT_ERR;
     json_decref(in);
@@ -657,8 +659,8 @@ static int run_replay_describe(sluice_client *c, const struct cli_call *call)
     const struct rule_args *a = call->args;
     json_t *in = json_pack("{s:s}", "ReplayName", call->operands[0]);
     json_t *out = NULL;
-    int ec = in != NULL ? events_call(c, "replay describe", "DescribeReplay", in, &out)
-                        : CLI_EXIT_ERR;
+    int ec =
+        in != NULL ? events_call(c, "replay describe", "DescribeReplay", in, &out) : CLI_EXIT_ERR;
     json_decref(in);
     if (ec != CLI_EXIT_OK) {
         return ec;
@@ -685,8 +687,7 @@ static int run_replay_cancel(sluice_client *c, const struct cli_call *call)
 {
     json_t *in = json_pack("{s:s}", "ReplayName", call->operands[0]);
     json_t *out = NULL;
-    int ec = in != NULL ? events_call(c, "replay cancel", "CancelReplay", in, &out)
-                        : CLI_EXIT_ERR;
+    int ec = in != NULL ? events_call(c, "replay cancel", "CancelReplay", in, &out) : CLI_EXIT_ERR;
     json_decref(in);
     if (ec == CLI_EXIT_OK) {
         printf("replay %s: %s\n", call->operands[0],
@@ -729,8 +730,8 @@ static int run_replay_list(sluice_client *c, const struct cli_call *call)
     return ferror(stdout) ? CLI_EXIT_ERR : CLI_EXIT_OK;
 }
 
-#define EVENTS_HELP_TAIL                                                                        \
-    "Runs the broker's EventBridge API over the native connection (the broker needs its\n"      \
+#define EVENTS_HELP_TAIL                                                                           \
+    "Runs the broker's EventBridge API over the native connection (the broker needs its\n"         \
     "HTTP listener, http_port): the same rules awscli's `aws events` sees.\n"
 
 const struct cli_cmd cli_cmd_rule_put = {
@@ -829,8 +830,8 @@ const struct cli_cmd cli_cmd_replay_start = {
     .summary = "re-deliver a time range of a bus's archive to its rules' targets",
     .help = "The live rules are not disturbed: the replay reads the archive with temporary\n"
             "groups of its own and delivers [--from, --to) to the targets of the rules named\n"
-            "by --rule (all the bus's rules by default). Follow it with `replay describe`.\n"
-            EVENTS_HELP_TAIL,
+            "by --rule (all the bus's rules by default). Follow it with `replay "
+            "describe`.\n" EVENTS_HELP_TAIL,
     .sets = {{replay_start_opts, 0, "options"}},
     .args_size = sizeof(struct rule_args),
     .run = run_replay_start,
