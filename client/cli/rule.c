@@ -98,15 +98,17 @@ static const char *bus_of(const struct rule_args *a)
     return a->bus != NULL ? a->bus : "default";
 }
 
-/* One EventBridge call: *out gets the answer's object (NULL allowed when not wanted).
- * Prints the broker's or AWS's error and returns CLI_EXIT_ERR on failure. */
+/* One EventBridge call with the request `in` (taken; NULL: it could not be built, out of
+ * memory): *out gets the answer's object (NULL allowed when not wanted). Prints the broker's
+ * or AWS's error and returns CLI_EXIT_ERR on failure. */
 static int events_call(sluice_client *c, const char *what, const char *action, json_t *in,
                        json_t **out)
 {
     if (out != NULL) {
         *out = NULL;
     }
-    char *body = json_dumps(in, JSON_COMPACT);
+    char *body = in != NULL ? json_dumps(in, JSON_COMPACT) : NULL;
+    json_decref(in);
     if (body == NULL) {
         fprintf(stderr, "sluice %s: out of memory\n", what);
         return CLI_EXIT_ERR;
@@ -187,8 +189,7 @@ static int run_put(sluice_client *c, const struct cli_call *call)
         json_object_set_new(in, "Description", json_string(a->description));
     }
     json_t *out = NULL;
-    int ec = in != NULL ? events_call(c, "rule put", "PutRule", in, &out) : CLI_EXIT_ERR;
-    json_decref(in);
+    int ec = events_call(c, "rule put", "PutRule", in, &out);
     if (ec != CLI_EXIT_OK) {
         return ec;
     }
@@ -206,8 +207,7 @@ static int run_put(sluice_client *c, const struct cli_call *call)
         json_array_append_new(targets, json_pack("{s:s,s:s}", "Id", id, "Arn", a->targets.v[i]));
     }
     in = json_pack("{s:s,s:s,s:o*}", "Rule", name, "EventBusName", bus_of(a), "Targets", targets);
-    ec = in != NULL ? events_call(c, "rule put", "PutTargets", in, &out) : CLI_EXIT_ERR;
-    json_decref(in);
+    ec = events_call(c, "rule put", "PutTargets", in, &out);
     if (ec != CLI_EXIT_OK) {
         return ec;
     }
@@ -246,8 +246,7 @@ static json_t *targets_of(sluice_client *c, const char *what, const char *bus, c
 {
     json_t *in = json_pack("{s:s,s:s}", "Rule", rule, "EventBusName", bus);
     json_t *out = NULL;
-    int ec = in != NULL ? events_call(c, what, "ListTargetsByRule", in, &out) : CLI_EXIT_ERR;
-    json_decref(in);
+    int ec = events_call(c, what, "ListTargetsByRule", in, &out);
     if (ec != CLI_EXIT_OK) {
         return NULL;
     }
@@ -273,8 +272,7 @@ static int run_list(sluice_client *c, const struct cli_call *call)
         }
         json_decref(page);
         page = NULL;
-        ec = in != NULL ? events_call(c, "rule list", "ListRules", in, &page) : CLI_EXIT_ERR;
-        json_decref(in);
+        ec = events_call(c, "rule list", "ListRules", in, &page);
         if (ec != CLI_EXIT_OK) {
             break;
         }
@@ -342,8 +340,7 @@ static int run_delete(sluice_client *c, const struct cli_call *call)
         }
         json_t *in =
             json_pack("{s:s,s:s,s:o}", "Rule", name, "EventBusName", bus_of(a), "Ids", ids);
-        ec = in != NULL ? events_call(c, "rule delete", "RemoveTargets", in, NULL) : CLI_EXIT_ERR;
-        json_decref(in);
+        ec = events_call(c, "rule delete", "RemoveTargets", in, NULL);
     }
     size_t n_targets = json_array_size(targets);
     json_decref(targets);
@@ -351,8 +348,7 @@ static int run_delete(sluice_client *c, const struct cli_call *call)
         return ec;
     }
     json_t *in = json_pack("{s:s,s:s}", "Name", name, "EventBusName", bus_of(a));
-    ec = in != NULL ? events_call(c, "rule delete", "DeleteRule", in, NULL) : CLI_EXIT_ERR;
-    json_decref(in);
+    ec = events_call(c, "rule delete", "DeleteRule", in, NULL);
     if (ec == CLI_EXIT_OK) {
         printf("rule %s deleted from bus %s (%zu target%s removed)\n", name, bus_of(a), n_targets,
                n_targets == 1 ? "" : "s");
@@ -366,8 +362,7 @@ static int run_bus_create(sluice_client *c, const struct cli_call *call)
 {
     json_t *in = json_pack("{s:s}", "Name", call->operands[0]);
     json_t *out = NULL;
-    int ec = in != NULL ? events_call(c, "bus create", "CreateEventBus", in, &out) : CLI_EXIT_ERR;
-    json_decref(in);
+    int ec = events_call(c, "bus create", "CreateEventBus", in, &out);
     if (ec == CLI_EXIT_OK) {
         printf("bus %s (stream eb.%s): %s\n", call->operands[0], call->operands[0],
                json_string_value(json_object_get(out, "EventBusArn")));
@@ -386,8 +381,7 @@ static int run_bus_list(sluice_client *c, const struct cli_call *call)
     const struct rule_args *a = call->args;
     json_t *in = json_object();
     json_t *out = NULL;
-    int ec = in != NULL ? events_call(c, "bus list", "ListEventBuses", in, &out) : CLI_EXIT_ERR;
-    json_decref(in);
+    int ec = events_call(c, "bus list", "ListEventBuses", in, &out);
     if (ec != CLI_EXIT_OK) {
         return ec;
     }
@@ -409,8 +403,7 @@ static int run_bus_list(sluice_client *c, const struct cli_call *call)
 static int run_bus_delete(sluice_client *c, const struct cli_call *call)
 {
     json_t *in = json_pack("{s:s}", "Name", call->operands[0]);
-    int ec = in != NULL ? events_call(c, "bus delete", "DeleteEventBus", in, NULL) : CLI_EXIT_ERR;
-    json_decref(in);
+    int ec = events_call(c, "bus delete", "DeleteEventBus", in, NULL);
     if (ec == CLI_EXIT_OK) {
         printf("bus %s deleted\n", call->operands[0]);
     }
@@ -447,9 +440,7 @@ static int run_archive_create(sluice_client *c, const struct cli_call *call)
         json_object_set_new(in, "EventPattern", json_string(a->pattern));
     }
     json_t *out = NULL;
-    int ec =
-        in != NULL ? events_call(c, "archive create", "CreateArchive", in, &out) : CLI_EXIT_ERR;
-    json_decref(in);
+    int ec = events_call(c, "archive create", "CreateArchive", in, &out);
     if (ec == CLI_EXIT_OK) {
         printf("archive %s of bus %s: %s\n", call->operands[0], bus_of(a),
                json_string_value(json_object_get(out, "State")));
@@ -471,8 +462,7 @@ static json_t *archives_of(sluice_client *c, const char *what, const char *bus)
     snprintf(src, sizeof(src), ARN_ACCOUNT "event-bus/%s", bus);
     json_t *in = json_pack("{s:s}", "EventSourceArn", src);
     json_t *out = NULL;
-    int ec = in != NULL ? events_call(c, what, "ListArchives", in, &out) : CLI_EXIT_ERR;
-    json_decref(in);
+    int ec = events_call(c, what, "ListArchives", in, &out);
     if (ec != CLI_EXIT_OK) {
         return NULL;
     }
@@ -510,9 +500,7 @@ static int run_archive_list(sluice_client *c, const struct cli_call *call)
 static int run_archive_delete(sluice_client *c, const struct cli_call *call)
 {
     json_t *in = json_pack("{s:s}", "ArchiveName", call->operands[0]);
-    int ec =
-        in != NULL ? events_call(c, "archive delete", "DeleteArchive", in, NULL) : CLI_EXIT_ERR;
-    json_decref(in);
+    int ec = events_call(c, "archive delete", "DeleteArchive", in, NULL);
     if (ec == CLI_EXIT_OK) {
         printf("archive %s deleted\n", call->operands[0]);
     }
@@ -629,8 +617,7 @@ static int run_replay_start(sluice_client *c, const struct cli_call *call)
                            "EventStartTime", (double)from / 1000.0, "EventEndTime",
                            (double)to / 1000.0, "Destination", dest);
     json_t *out = NULL;
-    ec = in != NULL ? events_call(c, "replay start", "StartReplay", in, &out) : CLI_EXIT_ERR;
-    json_decref(in);
+    ec = events_call(c, "replay start", "StartReplay", in, &out);
     if (ec == CLI_EXIT_OK) {
         printf("replay %s of archive %s: %s\n", name, archive,
                json_string_value(json_object_get(out, "State")));
@@ -659,9 +646,7 @@ static int run_replay_describe(sluice_client *c, const struct cli_call *call)
     const struct rule_args *a = call->args;
     json_t *in = json_pack("{s:s}", "ReplayName", call->operands[0]);
     json_t *out = NULL;
-    int ec =
-        in != NULL ? events_call(c, "replay describe", "DescribeReplay", in, &out) : CLI_EXIT_ERR;
-    json_decref(in);
+    int ec = events_call(c, "replay describe", "DescribeReplay", in, &out);
     if (ec != CLI_EXIT_OK) {
         return ec;
     }
@@ -687,8 +672,7 @@ static int run_replay_cancel(sluice_client *c, const struct cli_call *call)
 {
     json_t *in = json_pack("{s:s}", "ReplayName", call->operands[0]);
     json_t *out = NULL;
-    int ec = in != NULL ? events_call(c, "replay cancel", "CancelReplay", in, &out) : CLI_EXIT_ERR;
-    json_decref(in);
+    int ec = events_call(c, "replay cancel", "CancelReplay", in, &out);
     if (ec == CLI_EXIT_OK) {
         printf("replay %s: %s\n", call->operands[0],
                json_string_value(json_object_get(out, "State")));
@@ -707,8 +691,7 @@ static int run_replay_list(sluice_client *c, const struct cli_call *call)
     const struct rule_args *a = call->args;
     json_t *in = json_object();
     json_t *out = NULL;
-    int ec = in != NULL ? events_call(c, "replay list", "ListReplays", in, &out) : CLI_EXIT_ERR;
-    json_decref(in);
+    int ec = events_call(c, "replay list", "ListReplays", in, &out);
     if (ec != CLI_EXIT_OK) {
         return ec;
     }
