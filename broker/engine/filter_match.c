@@ -303,6 +303,22 @@ static bool body_field(const struct sl_filter *f, const struct flt_cond *c,
     return true;
 }
 
+/* Whether alternative `a` holds for one of the values from `first` on (a
+ * field's values in a flattened document, each with its JSON type). */
+static bool values_hold(const struct sl_filter *f, const struct flt_alt *a,
+                        const struct sl_jsonflat *jf, uint32_t first)
+{
+    for (uint32_t v = first; v != SL_JSONFLAT_NONE;) {
+        const struct sl_jsonflat_value *jv = sl_jsonflat_value(jf, v);
+        struct subject_value sv = {.v = jv};
+        if (alt_holds(f, a, &sv)) {
+            return true;
+        }
+        v = jv->next;
+    }
+    return false;
+}
+
 static bool cond_holds_body(const struct sl_filter *f, const struct flt_cond *c,
                             struct sl_filter_subject *s)
 {
@@ -318,13 +334,8 @@ static bool cond_holds_body(const struct sl_filter *f, const struct flt_cond *c,
             }
             continue;
         }
-        for (uint32_t v = first; v != SL_JSONFLAT_NONE;) {
-            const struct sl_jsonflat_value *jv = sl_jsonflat_value(s->body, v);
-            struct subject_value sv = {.v = jv};
-            if (alt_holds(f, a, &sv)) {
-                return true;
-            }
-            v = jv->next;
+        if (values_hold(f, a, s->body, first)) {
+            return true;
         }
     }
     return false;
@@ -422,13 +433,8 @@ static bool cond_holds_attrs(const struct sl_filter *f, const struct flt_cond *c
         }
         /* String.Array (SNS): a condition holds when it holds for one element,
          * each element with its JSON type (as a body array's) */
-        for (uint32_t e = first; e != SL_JSONFLAT_NONE;) {
-            const struct sl_jsonflat_value *ev = sl_jsonflat_value(jf, e);
-            struct subject_value esv = {.v = ev};
-            if (alt_holds(f, a, &esv)) {
-                return true;
-            }
-            e = ev->next;
+        if (values_hold(f, a, jf, first)) {
+            return true;
         }
     }
     return false;
