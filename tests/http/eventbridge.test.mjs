@@ -36,16 +36,19 @@ before(async () => {
 });
 after(async () => { await b.stop(); });
 
-// An endpoint collecting the events POSTed to it (answers 200).
-async function endpoint() {
+// An endpoint collecting the events POSTed to it (answers 200; 500 without keeping the
+// event when `fails(event)` says so).
+async function endpoint(fails = () => false) {
   const ep = { events: [] };
   ep.server = createServer((req, res) => {
     let data = '';
     req.setEncoding('utf8');
     req.on('data', (c) => { data += c; });
     req.on('end', () => {
-      ep.events.push(JSON.parse(data));
-      res.writeHead(200, { 'Content-Type': 'application/json' });
+      const ev = JSON.parse(data);
+      const fail = fails(ev);
+      if (!fail) ep.events.push(ev);
+      res.writeHead(fail ? 500 : 200, { 'Content-Type': 'application/json' });
       res.end('{}');
     });
   });
@@ -519,21 +522,9 @@ test('sluice rule with auth on: the native user\'s ACLs decide, as for its acces
 
 test('a replay held up by a failing target reports its progress: EventLastReplayedTime stops at the event still pending', async () => {
   let failN = 2;
-  const got = [];
-  const server = createServer((req, res) => {
-    let data = '';
-    req.setEncoding('utf8');
-    req.on('data', (c) => { data += c; });
-    req.on('end', () => {
-      const ev = JSON.parse(data);
-      const fail = ev.detail.n === failN;
-      if (!fail) got.push(ev);
-      res.writeHead(fail ? 500 : 200, { 'Content-Type': 'application/json' });
-      res.end('{}');
-    });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${server.address().port}/events`;
+  const ep = await endpoint((ev) => ev.detail.n === failN);
+  const got = ep.events;
+  const { url } = ep;
   try {
     const bus = await eb.send(new CreateEventBusCommand({ Name: 'progressbus' }));
     const arc = await eb.send(new CreateArchiveCommand({ ArchiveName: 'progress', EventSourceArn: bus.EventBusArn }));
@@ -573,7 +564,6 @@ test('a replay held up by a failing target reports its progress: EventLastReplay
     assert.equal(done.EventLastReplayedTime.getTime(), t1.getTime());
     assert.deepEqual(got.map((e) => [e.detail.n, e['replay-name']]).sort(), [[1, 'held'], [2, 'held'], [3, 'held']]);
   } finally {
-    server.closeAllConnections();
-    server.close();
+    ep.close();
   }
 });
