@@ -36,10 +36,11 @@ window.SluiceQueues = (() => {
 
   function queueTable(tbody, withStream) {
     return table([...(withStream ? [['Stream']] : []), ['Group'], ['Visible', 'num'], ['In flight', 'num'],
-      ['Delayed', 'num'], ['Dead-lettered', 'num'], ['Oldest', 'num'], ['Ordered'], ['Filter'], ['DLQ']],
+      ['Delayed', 'num'], ['Dead-lettered', 'num'], ['Oldest', 'num'], ['Ordered'], ['Filter'], ['DLQ'],
+      ['Push target']],
     tbody, 'queues');
   }
-  const QUEUE_COLS = 10;   // with the stream column
+  const QUEUE_COLS = 11;   // with the stream column
 
   function queueRow(q, withStream) {
     const num = (testid, n) => h('td', {class: 'num', 'data-testid': testid, text: fmtCount(n)});
@@ -58,7 +59,54 @@ window.SluiceQueues = (() => {
       q.dead_letter_stream
         ? h('td', null, h('a', {href: deadLettersHash(q.stream, q.group), class: 'mono', 'data-testid': 'q-dlq-link',
           title: 'Dead letters of this group', text: q.dead_letter_stream}))
-        : h('td', {class: 'muted', text: '—'}));
+        : h('td', {class: 'muted', text: '—'}),
+      q.push
+        ? h('td', {class: 'push-cell', 'data-testid': 'q-push'}, pushState(q.push), ' ',
+          h('span', {class: 'mono', title: q.push.destination, text: shorten(q.push.destination, 40)}))
+        : h('td', {class: 'muted', 'data-testid': 'q-push', text: '—'}));
+  }
+
+  // ---------------------------------------------------------------- push targets
+  // A group the broker delivers by itself (sluice target add, SNS subscriptions,
+  // EventBridge rules): where to, how, and how it is going.
+
+  /** "flowing", or "paused" with why and for how long. */
+  function pushState(p) {
+    if (p.paused_ms > 0) {
+      return h('span', {class: 'pill bad', 'data-testid': 'push-state',
+        title: `${fmtCount(p.consecutive_failures)} failed batches in a row; next try in ${fmtDuration(p.paused_ms)}`,
+        text: 'paused'});
+    }
+    return h('span', {class: 'pill ' + (p.consecutive_failures > 0 ? 'bad' : 'ok'), 'data-testid': 'push-state',
+      text: p.consecutive_failures > 0 ? 'retrying' : 'flowing'});
+  }
+
+  /** The push target panel of a group page: settings, then counters and the last answer. */
+  function pushPanel(p) {
+    const row = (k, v, testid) => h('tr', null, h('th', {text: k}), h('td', {'data-testid': testid}, v));
+    const answer = p.last_status > 0 ? `HTTP ${p.last_status}` : p.last_error ? 'no answer' : '—';
+    const wait = p.batch_window_ms > 0 ? `, waiting up to ${fmtDuration(p.batch_window_ms)} to fill it` : '';
+    return h('div', {class: 'panel push', 'data-testid': 'push-panel'},
+      h('div', {class: 'stats'},
+        stat('Delivered', fmtCount(p.delivered), 'push-delivered'),
+        stat('Released for retry', fmtCount(p.released), 'push-released'),
+        stat('Batches ok', fmtCount(p.batches_ok), 'push-batches-ok'),
+        stat('Batches failed', fmtCount(p.batches_failed), 'push-batches-failed'),
+        stat('Batches out', fmtCount(p.inflight_batches), 'push-inflight')),
+      h('table', {class: 'kv config'}, h('tbody', null,
+        row('State', h('span', null, pushState(p), p.paused_ms > 0
+          ? ` after ${fmtCount(p.consecutive_failures)} failed batches in a row; next try in ${fmtDuration(p.paused_ms)}`
+          : ''), 'push-state-row'),
+        row('Destination', h('span', {class: 'mono', text: p.destination}), 'push-destination'),
+        row('Format', h('span', {class: 'mono', text: p.format}), 'push-format'),
+        row('Batches', `up to ${fmtCount(p.batch_size)} records${wait}; ${fmtCount(p.concurrency)} at once`,
+          'push-batching'),
+        row('Timeout', fmtDuration(p.timeout_ms), 'push-timeout'),
+        p.transform ? row('Input transform', 'yes (the rule\'s Input, InputPath or InputTransformer)', null) : null,
+        p.replay_name ? row('Replay', h('span', {class: 'mono', text: p.replay_name}), 'push-replay') : null,
+        row('Last answer', p.last_latency_us > 0 ? `${answer} in ${fmtDuration(p.last_latency_us / 1000)}` : answer,
+          'push-last-status'),
+        p.last_error ? row('Last error', h('span', {class: 'bad-text', text: p.last_error}), 'push-last-error') : null)));
   }
 
   // --------------------------------------------------------------- queues list
@@ -106,7 +154,7 @@ window.SluiceQueues = (() => {
       const f = {
         title: h('h1'), stats: h('div', {class: 'stats'}), config: h('tbody'),
         result: h('span', {class: 'action-result', role: 'status', 'data-testid': 'action-result'}),
-        dlqSlot: h('div'),
+        dlqSlot: h('div'), pushSlot: h('div'),
       };
       f.purge = h('button', {type: 'button', class: 'btn danger', 'data-testid': 'queue-purge', text: 'Purge…',
         title: 'Acknowledge every visible message', onclick: purge});
@@ -117,6 +165,7 @@ window.SluiceQueues = (() => {
         f.stats,
         h('h2', {text: 'Configuration'}),
         h('div', {class: 'panel'}, h('table', {class: 'kv config'}, f.config)),
+        f.pushSlot,
         f.dlqSlot);
       return f;
     }
@@ -150,6 +199,8 @@ window.SluiceQueues = (() => {
           : h('span', {class: 'muted', text: 'none: every record of the stream'}), null),
         q.filter ? row('Filter reads', q.filter_scope === 'body'
           ? 'the value, as a JSON object' : 'the attributes', 'q-filter-scope') : null].filter(Boolean));
+
+      r.pushSlot.replaceChildren(...(q.push ? [h('h2', {text: 'Push target'}), pushPanel(q.push)] : []));
 
       // The dead-letter section follows the configured stream; it reloads by
       // itself when the group dead-letters more (unless a record is open).

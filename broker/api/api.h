@@ -51,7 +51,8 @@ struct sl_api {
     uint64_t answers[SL_API_ROUTES_MAX][6];
     struct sl_latency latency[SL_API_ROUTES_MAX]; /* by route: request to answer */
     struct sl_history *history;   /* the console's last hour (owned by main); may be NULL */
-    struct sl_push *push;         /* push targets, for /metrics (borrowed); NULL when off */
+    struct sl_push *push;         /* push targets, for /metrics, EventBridge and the console
+                                   (borrowed); NULL when off */
     struct sl_sns *sns;           /* the SNS API's subscriptions (owned by main); may be NULL */
     struct sl_eb *eventbridge;    /* the EventBridge API's state (eb.c; made at first use) */
     const struct sl_member *member; /* cluster membership (borrowed); NULL: a single broker */

@@ -347,7 +347,7 @@ static void describe_stream(struct sl_api_call *call, struct sl_stream *st)
     if (body != NULL && shards != NULL) {
         json_object_set_new(body, "shard_list", shards);
         json_object_set_new(body, "groups", groups_json(call->api->engine, st));
-        json_object_set_new(body, "queues", sl_rest_queues_of(call->api->engine, st->name));
+        json_object_set_new(body, "queues", sl_rest_queues_of(call->api, st->name));
     } else {
         json_decref(shards);
         json_decref(body);

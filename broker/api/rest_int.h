@@ -21,10 +21,10 @@ void sl_rest_fail(struct sl_api_call *call, int err, const char *fmt, ...)
 const char *sl_rest_query(const struct sl_api_call *call, const char *name, char *buf,
                           size_t cap, bool *bad);
 
-/* The queue groups of a stream (rest_queues.c): an array of their counters
- * and settings (empty when none). */
-struct sl_engine;
-json_t *sl_rest_queues_of(struct sl_engine *e, const char *stream);
+/* The queue groups of a stream (rest_queues.c): an array of their counters,
+ * settings and push targets (empty when none). */
+struct sl_api;
+json_t *sl_rest_queues_of(const struct sl_api *api, const char *stream);
 /* GET /queues: every queue group of every stream the principal may see. */
 void sl_rest_queues_list(struct sl_api_call *call);
 /* GET /queues/STREAM/GROUP (verb "") and POST .../purge (verb "/purge"). */

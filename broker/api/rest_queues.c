@@ -25,6 +25,7 @@
  * REDRIVE_ROUND_MAX deep.
  */
 #include "broker/api/access.h"
+#include "broker/api/api.h"
 #include "broker/api/rest_int.h"
 #include "broker/api/rest_parse.h"
 #include "broker/auth/auth.h"
@@ -34,10 +35,12 @@
 #include "broker/engine/queue.h"
 #include "broker/engine/streams.h"
 #include "broker/http/http.h"
+#include "broker/push/push.h"
 #include "common/assert.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/partition.h"
+#include "common/url.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -70,8 +73,37 @@ static uint64_t dead_letters_pending(struct sl_engine *e, const char *dlq)
     return n;
 }
 
-static json_t *queue_json(struct sl_engine *e, const char *stream, const char *group)
+/* A group's push target: where it delivers (a URL without its secrets, or
+ * stream:NAME) and how it is doing. */
+static json_t *push_json(const struct sl_push_status *s)
 {
+    const struct sl_push_target *t = &s->target;
+    char dest[SL_PUSH_URL_MAX + 8];
+    sl_url_redact(t->url, dest, sizeof(dest));
+    const char *format = sl_push_format_name((enum sl_push_format)t->format);
+    json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:b,s:s}", "destination", dest, "format",
+                          format != NULL ? format : "?", "batch_size", (json_int_t)t->batch_size,
+                          "batch_window_ms", (json_int_t)t->batch_window_ms, "concurrency",
+                          (json_int_t)t->concurrency, "timeout_ms", (json_int_t)t->timeout_ms,
+                          "transform", t->transform[0] != '\0', "replay_name", t->replay_name);
+    json_t *state = json_pack(
+        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:I}", "inflight_batches", (json_int_t)s->inflight,
+        "delivered", (json_int_t)s->delivered, "released", (json_int_t)s->released, "batches_ok",
+        (json_int_t)s->batches_ok, "batches_failed", (json_int_t)s->batches_failed,
+        "consecutive_failures", (json_int_t)s->failures, "paused_ms", (json_int_t)s->paused_ms,
+        "last_status", (json_int_t)s->last_status, "last_error", s->last_error,
+        "last_latency_us", (json_int_t)s->last_latency_us);
+    if (j == NULL || state == NULL || json_object_update(j, state) != 0) {
+        json_decref(j);
+        j = NULL;
+    }
+    json_decref(state);
+    return j;
+}
+
+static json_t *queue_json(const struct sl_api *api, const char *stream, const char *group)
+{
+    struct sl_engine *e = api->engine;
     struct sl_qgroup_stats qs;
     char why[SL_REST_WHY_MAX];
     if (sl_queue_stats(e, stream, group, &qs, why, sizeof(why)) != SL_OK) {
@@ -95,12 +127,15 @@ static json_t *queue_json(struct sl_engine *e, const char *stream, const char *g
     if (q != NULL) {
         json_object_set_new(q, "dead_letters_pending", json_integer(pending));
         json_object_set_new(q, "filter_scope", json_string(c->filter_body ? "body" : "attributes"));
+        struct sl_push_status ps;
+        json_object_set_new(q, "push",
+                            sl_push_get(api->push, stream, group, &ps) ? push_json(&ps) : json_null());
     }
     return q;
 }
 
 struct group_list {
-    struct sl_engine *e;
+    const struct sl_api *api;
     const char *stream;
     json_t *arr;
 };
@@ -108,18 +143,18 @@ struct group_list {
 static void add_group(void *ctx, const char *name)
 {
     struct group_list *l = ctx;
-    json_t *q = queue_json(l->e, l->stream, name);
+    json_t *q = queue_json(l->api, l->stream, name);
     if (q != NULL) {
         json_array_append_new(l->arr, q);
     }
 }
 
-json_t *sl_rest_queues_of(struct sl_engine *e, const char *stream)
+json_t *sl_rest_queues_of(const struct sl_api *api, const char *stream)
 {
-    struct group_list l = {.e = e, .stream = stream, .arr = json_array()};
+    struct group_list l = {.api = api, .stream = stream, .arr = json_array()};
     char why[SL_REST_WHY_MAX];
     if (l.arr != NULL) {
-        (void)sl_queue_groups(e, stream, add_group, &l, why, sizeof(why));
+        (void)sl_queue_groups(api->engine, stream, add_group, &l, why, sizeof(why));
     }
     return l.arr;
 }
@@ -130,7 +165,7 @@ void sl_rest_queues_list(struct sl_api_call *call)
     struct sl_catalog *cat = call->api->engine->catalog;
     for (struct sl_stream *st = sl_catalog_first(cat); all != NULL && st != NULL; st = st->next) {
         if (sl_access_visible(call, st->name)) {
-            json_t *qs = sl_rest_queues_of(call->api->engine, st->name);
+            json_t *qs = sl_rest_queues_of(call->api, st->name);
             json_array_extend(all, qs);
             json_decref(qs);
         }
@@ -161,7 +196,7 @@ void sl_rest_queue(struct sl_api_call *call, struct sl_stream *st, const char *g
             sl_rest_fail(call, SL_EDENIED, "%s", why);
             return;
         }
-        json_t *q = queue_json(e, st->name, group);
+        json_t *q = queue_json(call->api, st->name, group);
         if (q == NULL) {
             sl_rest_fail(call, SL_ENOTFOUND, "stream %s has no queue group %s", st->name, group);
             return;

@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/url.h"
 #include "storage/batch.h"
 
 #include <stdio.h>
@@ -322,21 +323,21 @@ static void answered(struct sl_push *p, struct push_batch *b)
             snprintf(rt->last_error, sizeof(rt->last_error), "%s", b->call.error);
         } else if (b->call.status < 200 || b->call.status > 299) {
             snprintf(rt->last_error, sizeof(rt->last_error), "HTTP %ld from %.200s",
-                     b->call.status, rt->t.url);
+                     b->call.status, rt->shown_url);
         } else {
             snprintf(rt->last_error, sizeof(rt->last_error),
                      "the answer's batchItemFailures named a record not in the batch");
         }
         if (rt->failures == 1 || rt->failures % 100 == 0) {
             sl_warn("push", "%s/%s -> %s: %s (%u failed batch%s in a row; paused %u ms)",
-                    rt->t.stream, rt->t.group, rt->t.url, rt->last_error, rt->failures,
+                    rt->t.stream, rt->t.group, rt->shown_url, rt->last_error, rt->failures,
                     rt->failures == 1 ? "" : "es", backoff);
         }
     } else {
         rt->batches_ok++;
         if (rt->failures > 0) {
             sl_info("push", "%s/%s -> %s: delivering again after %u failed batches",
-                    rt->t.stream, rt->t.group, rt->t.url, rt->failures);
+                    rt->t.stream, rt->t.group, rt->shown_url, rt->failures);
         }
         rt->failures = 0;
         rt->paused_until_ms = 0;
@@ -363,8 +364,10 @@ static void notify_answered(struct sl_push *p, struct push_notify *n)
     n->attempts++;
     if (ok || p->stopping || n->attempts >= SL_PUSH_NOTIFY_ATTEMPTS) {
         if (!ok) {
+            char shown[SL_PUSH_URL_MAX + 8];
+            sl_url_redact(n->url, shown, sizeof(shown));
             sl_warn("push", "notification to %s dropped after %u attempts: %s (status %ld)",
-                    n->url, n->attempts, n->call.error[0] != '\0' ? n->call.error : "no 2xx",
+                    shown, n->attempts, n->call.error[0] != '\0' ? n->call.error : "no 2xx",
                     n->call.status);
         }
         notify_free(p, n);
@@ -558,7 +561,7 @@ static void forget_orphan(struct push_rt *rt, const char *cause)
                 rt->t.group, cause, why);
         return;
     }
-    sl_info("push", "target %s/%s -> %s removed: %s", rt->t.stream, rt->t.group, rt->t.url,
+    sl_info("push", "target %s/%s -> %s removed: %s", rt->t.stream, rt->t.group, rt->shown_url,
             cause);
     rt->removed = true; /* on_received lets it go */
 }

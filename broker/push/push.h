@@ -92,4 +92,9 @@ int sl_push_notify(struct sl_push *p, const char *url, const char *body, const c
 uint32_t sl_push_list(const struct sl_push *p, const char *stream, struct sl_push_status *out,
                       uint32_t cap);
 
+/* The status of the target of one queue group into *out; false when the
+ * group has none (or p is NULL). */
+bool sl_push_get(const struct sl_push *p, const char *stream, const char *group,
+                 struct sl_push_status *out);
+
 #endif

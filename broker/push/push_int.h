@@ -58,6 +58,9 @@ struct push_batch {
 
 struct push_rt {
     struct sl_push_target t;
+    /* t.url for logs, last_error and the console: no userinfo, query or
+     * fragment (common/url.h), which may carry credentials */
+    char shown_url[SL_PUSH_URL_MAX + 8];
     struct sl_push *p;
     const char *forward_to; /* in t.url: a forward target's stream (forward.h); NULL: HTTP */
     struct sl_push_transform *tf; /* t.transform compiled (owned; NULL: none); immutable */

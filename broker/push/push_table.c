@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/url.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ static int rt_add(struct sl_push *p, const struct sl_push_target *t, struct push
         return SL_ENOMEM;
     }
     rt->t = *t;
+    sl_url_redact(t->url, rt->shown_url, sizeof(rt->shown_url));
     rt->p = p;
     rt->forward_to = sl_push_forward_stream(rt->t.url);
     if (t->transform[0] != '\0') {
@@ -236,7 +238,7 @@ int sl_push_set(struct sl_push *p, struct sl_push_target *t, char *why, size_t w
         push_retire(old); /* its batches still settle; then it goes */
     }
     sl_info("push", "target %s/%s -> %s (%s, batch %u, window %u ms, concurrency %u)", t->stream,
-            t->group, t->url, sl_push_format_name((enum sl_push_format)t->format), t->batch_size,
+            t->group, rt->shown_url, sl_push_format_name((enum sl_push_format)t->format), t->batch_size,
             t->batch_window_ms, t->concurrency);
     push_pump(rt);
     return SL_OK;
@@ -254,9 +256,25 @@ int sl_push_remove(struct sl_push *p, const char *stream, const char *group, cha
     if (rc != SL_OK) {
         return rc;
     }
-    sl_info("push", "target %s/%s -> %s removed", stream, group, rt->t.url);
+    sl_info("push", "target %s/%s -> %s removed", stream, group, rt->shown_url);
     push_retire(rt);
     return SL_OK;
+}
+
+static void status_of(const struct push_rt *rt, uint64_t now, struct sl_push_status *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->target = rt->t;
+    s->inflight = rt->batches;
+    s->delivered = rt->delivered;
+    s->released = rt->released;
+    s->batches_ok = rt->batches_ok;
+    s->batches_failed = rt->batches_failed;
+    s->failures = rt->failures;
+    s->paused_ms = rt->paused_until_ms > now ? rt->paused_until_ms - now : 0;
+    s->last_status = rt->last_status;
+    s->last_latency_us = rt->last_latency_us;
+    snprintf(s->last_error, sizeof(s->last_error), "%s", rt->last_error);
 }
 
 uint32_t sl_push_list(const struct sl_push *p, const char *stream, struct sl_push_status *out,
@@ -270,21 +288,19 @@ uint32_t sl_push_list(const struct sl_push *p, const char *stream, struct sl_pus
             continue;
         }
         if (n < cap) {
-            struct sl_push_status *s = &out[n];
-            memset(s, 0, sizeof(*s));
-            s->target = rt->t;
-            s->inflight = rt->batches;
-            s->delivered = rt->delivered;
-            s->released = rt->released;
-            s->batches_ok = rt->batches_ok;
-            s->batches_failed = rt->batches_failed;
-            s->failures = rt->failures;
-            s->paused_ms = rt->paused_until_ms > now ? rt->paused_until_ms - now : 0;
-            s->last_status = rt->last_status;
-            s->last_latency_us = rt->last_latency_us;
-            snprintf(s->last_error, sizeof(s->last_error), "%s", rt->last_error);
+            status_of(rt, now, &out[n]);
         }
         n++;
     }
     return n;
+}
+
+bool sl_push_get(const struct sl_push *p, const char *stream, const char *group,
+                 struct sl_push_status *out)
+{
+    const struct push_rt *rt = p != NULL ? push_find(p, stream, group) : NULL;
+    if (rt != NULL) {
+        status_of(rt, sl_clock_mono_ms(), out);
+    }
+    return rt != NULL;
 }

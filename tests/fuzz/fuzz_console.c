@@ -6,7 +6,10 @@
  *   0: a request target; every parameter the API reads is looked up with
  *      buffers of several sizes. Checks: a value is NUL-terminated within
  *      its buffer and never contains '\0' before its end; a too-small
- *      buffer sets `bad` instead of overflowing.
+ *      buffer sets `bad` instead of overflowing. The same text as a push
+ *      target's URL shown redacted (common/url.c, an SNS Subscribe's
+ *      Endpoint is a client's text): it fits any buffer, and nothing after
+ *      a '?' or '#' and no '@' of the authority survives in it.
  *   1: a position (the `from` parameter) over a shard [first, next).
  *      Checks: "latest" is within the shard and at most a page before its
  *      end; a sequence position is the number given.
@@ -22,6 +25,7 @@
 #include "broker/api/urlcode.h"
 #include "common/assert.h"
 #include "common/error.h"
+#include "common/url.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +163,33 @@ static void selection(const char *s, size_t len)
     json_decref(j);
 }
 
+static void redact(const char *s)
+{
+    static const size_t caps[] = {1, 2, 8, 64, 4096};
+    for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++) {
+        char out[4096];
+        memset(out, 'X', sizeof(out));
+        sl_url_redact(s, out, caps[c]);
+        SL_ASSERT(memchr(out, '\0', caps[c]) != NULL);
+    }
+    char out[4096];
+    sl_url_redact(s, out, sizeof(out));
+    const char *host = strstr(s, "://");
+    host = host != NULL ? host + 3 : s;
+    size_t cut = strcspn(host, "?#");
+    if (strlen(s) < 1000 && host[cut] != '\0') {
+        /* the tail after '?' or '#' is replaced: the output ends in "?***" */
+        size_t n = strlen(out);
+        SL_ASSERT(n >= 4 && strcmp(out + n - 4, "?***") == 0);
+    }
+    const char *oh = strstr(out, "://");
+    oh = oh != NULL ? oh + 3 : out;
+    size_t auth = strcspn(oh, "/?#");
+    const char *at = memchr(oh, '@', auth);
+    /* the only '@' left in the authority is the one after the "***" */
+    SL_ASSERT(at == NULL || (at - oh == 3 && memcmp(oh, "***", 3) == 0));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0) {
@@ -174,6 +205,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     switch (data[0] >= 0xf0 ? 4 : data[0] % 4) {
     case 0:
         query(s);
+        redact(s);
         break;
     case 1:
         position(s, size - 1);

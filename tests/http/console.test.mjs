@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { chromium } from 'playwright-core';
-import { startBroker, startAuthBroker, httpGet, until as pollUntil } from './harness.mjs';
+import { startBroker, startAuthBroker, httpGet, until as pollUntil, endpoint } from './harness.mjs';
 
 const CLI = process.env.SLUICE_CLI_PATH;
 const CHROMIUM = process.env.SLUICE_CHROMIUM || '/usr/bin/chromium';
@@ -669,6 +669,60 @@ test('Discard all drops the dead letters of a queue group, behind the confirmati
   await page.screenshot({ path: `${SHOTS}/dead-letters-discarded.png`, fullPage: true });
   assert.deepEqual(page.problems, []);
   await page.close();
+});
+
+test("a push target's destination, counters and failures show on its group's page, without its secrets", async () => {
+  let failing = false;
+  const ep = await endpoint(() => (failing ? { status: 503, json: { error: 'down' } } : { status: 200 }));
+  const url = ep.url.replace('http://', 'http://hooker:s3cr3t-pw@') + '?token=t0p-s3cr3t';
+  try {
+    cli(['queue', 'create', 'hooks', '--group', 'deliver', '--max-deliveries', '50']);
+    cli(['target', 'add', 'deliver', '--stream', 'hooks', '--url', url, '--format', 'sqs', '--batch', '5',
+      '--retry-base', '0.2', '--retry-max', '2']);
+    cli(['queue', 'send', 'hooks'], 'a\nb\nc\n');
+    const q = await until('3 delivered', async () => {
+      const j = (await api('/queues/hooks/deliver')).json;
+      return j.push && j.push.delivered === 3 ? j : null;
+    });
+    const port = new URL(ep.url).port;
+    assert.equal(q.push.destination, `http://***@127.0.0.1:${port}/hook?***`);
+    assert.equal(q.push.format, 'sqs');
+    assert.equal(q.push.batch_size, 5);
+    assert.equal(q.push.last_status, 200);
+    assert.equal(q.push.consecutive_failures, 0);
+    cli(['queue', 'create', 'hooks', '--group', 'plain']);
+    assert.equal((await api('/queues/hooks/plain')).json.push, null, 'a group without a target');
+    assert.ok((await api('/queues')).json.queues.some((x) => x.group === 'deliver' && x.push?.format === 'sqs'));
+
+    const page = await openPage('#/queues/hooks/deliver');
+    await page.getByTestId('push-panel').waitFor();
+    await page.getByTestId('push-delivered').filter({ hasText: /^3$/ }).waitFor();
+    assert.equal(await page.getByTestId('push-state').textContent(), 'flowing');
+    assert.equal(await page.getByTestId('push-destination').textContent(), q.push.destination);
+    assert.match(await page.getByTestId('push-last-status').textContent(), /^HTTP 200 in /);
+
+    failing = true;
+    cli(['queue', 'send', 'hooks'], 'd\n');
+    await page.getByTestId('push-last-status').filter({ hasText: /HTTP 503/ }).waitFor({ timeout: 15000 });
+    await page.getByTestId('push-state').filter({ hasText: /^(retrying|paused)$/ }).waitFor();
+    assert.notEqual(await page.getByTestId('push-batches-failed').textContent(), '0');
+    const text = await page.locator('body').textContent();
+    assert.ok(!/s3cr3t/.test(text), 'no secret of the URL on the page');
+    await page.screenshot({ path: `${SHOTS}/push-target.png`, fullPage: true });
+
+    failing = false;
+    await page.getByTestId('push-delivered').filter({ hasText: /^4$/ }).waitFor({ timeout: 15000 });
+    await page.getByTestId('push-state').filter({ hasText: /^flowing$/ }).waitFor();
+    // the queues list says which groups push, and where
+    await page.goto(`${b.endpoint}/ui/#/queues`);
+    const row = page.locator('[data-testid="queue-row"][data-group="deliver"]');
+    assert.match(await row.getByTestId('q-push').textContent(), /flowing http:\/\/\*\*\*@127\.0\.0\.1/);
+    assert.deepEqual(page.problems, []);
+    await page.close();
+  } finally {
+    try { cli(['target', 'remove', 'deliver', '--stream', 'hooks']); } catch { /* reported above */ }
+    ep.close();
+  }
 });
 
 function userLine(user, password) {

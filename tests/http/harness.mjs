@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const SLUICED = process.env.SLUICED_PATH;
@@ -138,4 +139,28 @@ export async function until(what, fn, ms = 20000, everyMs = 50) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(everyMs);
   }
+}
+
+// A push target's endpoint served by the test process: every POST's JSON body
+// and headers are kept in `posts`; `answer(body, n)` returns {status, json} or
+// null (never answer: the request hangs until close()).
+export async function endpoint(answer) {
+  const ep = { posts: [], hung: [] };
+  ep.server = createHttpServer((req, res) => {
+    let data = '';
+    req.setEncoding('utf8');
+    req.on('data', (c) => { data += c; });
+    req.on('end', () => {
+      const body = JSON.parse(data);
+      ep.posts.push({ body, headers: req.headers, at: Date.now() });
+      const a = answer(body, ep.posts.length);
+      if (a === null) { ep.hung.push(res); return; }
+      res.writeHead(a.status, { 'Content-Type': 'application/json' });
+      res.end(a.json !== undefined ? JSON.stringify(a.json) : '');
+    });
+  });
+  await new Promise((resolve) => ep.server.listen(0, '127.0.0.1', resolve));
+  ep.url = `http://127.0.0.1:${ep.server.address().port}/hook`;
+  ep.close = () => { for (const r of ep.hung) r.destroy(); ep.server.closeAllConnections(); ep.server.close(); };
+  return ep;
 }

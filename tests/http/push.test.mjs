@@ -5,13 +5,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { createServer } from 'node:http';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SQSClient, CreateQueueCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { startBroker, until } from './harness.mjs';
+import { startBroker, until, endpoint } from './harness.mjs';
 
 const CLI = process.env.SLUICE_CLI_PATH;
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -22,28 +21,6 @@ async function cli(args, input) {
   const p = run(CLI, ['--broker', `127.0.0.1:${b.port}`, ...args], { encoding: 'utf8' });
   if (input !== undefined) { p.child.stdin.end(input); }
   return (await p).stdout;
-}
-
-// An endpoint: `answer(body, n)` returns {status, json} or null (never answer).
-async function endpoint(answer) {
-  const ep = { posts: [], hung: [] };
-  ep.server = createServer((req, res) => {
-    let data = '';
-    req.setEncoding('utf8');
-    req.on('data', (c) => { data += c; });
-    req.on('end', () => {
-      const body = JSON.parse(data);
-      ep.posts.push({ body, headers: req.headers, at: Date.now() });
-      const a = answer(body, ep.posts.length);
-      if (a === null) { ep.hung.push(res); return; }
-      res.writeHead(a.status, { 'Content-Type': 'application/json' });
-      res.end(a.json !== undefined ? JSON.stringify(a.json) : '');
-    });
-  });
-  await new Promise((resolve) => ep.server.listen(0, '127.0.0.1', resolve));
-  ep.url = `http://127.0.0.1:${ep.server.address().port}/hook`;
-  ep.close = () => { for (const r of ep.hung) r.destroy(); ep.server.closeAllConnections(); ep.server.close(); };
-  return ep;
 }
 
 async function targets(stream) {

@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/ring.h"
+#include "common/url.h"
 
 #include "tests/unit/test.h"
 
@@ -723,6 +724,33 @@ TEST(file_replace_parts_and_step)
     rmdir(dir);
 }
 
+/* What may be a secret never survives; the destination stays recognisable;
+ * a short buffer cuts, never overruns. */
+TEST(url_redact_hides_userinfo_query_and_fragment)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"https://hooks.example.com/a/b", "https://hooks.example.com/a/b"},
+        {"http://u:pw@127.0.0.1:8080/hook?token=x", "http://***@127.0.0.1:8080/hook?***"},
+        {"https://h/p#frag", "https://h/p?***"},
+        {"https://user@h", "https://***@h"},
+        {"https://u:p@ss@h/x", "https://***@h/x"}, /* an unescaped '@' in a password */
+        {"https://h?q=1@x", "https://h?***"}, /* an '@' in the query is not userinfo */
+        {"https://h/a@b", "https://h/a@b"},   /* nor one in the path */
+        {"stream:orders", "stream:orders"},
+        {"", ""},
+    };
+    char out[128];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sl_url_redact(cases[i].in, out, sizeof(out));
+        CHECK(strcmp(out, cases[i].out) == 0);
+    }
+    char tiny[8];
+    sl_url_redact("http://u:pw@host/path", tiny, sizeof(tiny));
+    CHECK(strcmp(tiny, "http://") == 0);
+}
+
 int main(void)
 {
     RUN(error_codes_are_stable);
@@ -744,5 +772,6 @@ int main(void)
     RUN(ring_defer_order);
     RUN(ring_defer_then_submit);
     RUN(file_replace_parts_and_step);
+    RUN(url_redact_hides_userinfo_query_and_fragment);
     TEST_END();
 }
