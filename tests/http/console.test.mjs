@@ -717,6 +717,10 @@ test("a push target's destination, counters and failures show on its group's pag
     await page.goto(`${b.endpoint}/ui/#/queues`);
     const row = page.locator('[data-testid="queue-row"][data-group="deliver"]');
     assert.match(await row.getByTestId('q-push').textContent(), /flowing http:\/\/\*\*\*@127\.0\.0\.1/);
+    await page.screenshot({ path: `${SHOTS}/queues.png`, fullPage: true });
+    await page.goto(`${b.endpoint}/ui/#/streams`);
+    await page.locator('[data-testid="streams"] tbody tr a', { hasText: /^hooks$/ }).waitFor();
+    await page.screenshot({ path: `${SHOTS}/streams.png`, fullPage: true });
     assert.deepEqual(page.problems, []);
     await page.close();
   } finally {
