@@ -116,10 +116,10 @@ static void sample_streams(struct sl_history *h, struct sl_engine *e, uint32_t i
     for (struct sl_stream *st = sl_catalog_first(e->catalog); st != NULL; st = st->next) {
         uint64_t v[IO_COUNT_] = {0};
         for (uint32_t s = 0; s < st->shard_count; s++) {
-            v[IO_RECORDS_IN] += st->shards[s].io.records_in;
-            v[IO_BYTES_IN] += st->shards[s].io.bytes_in;
-            v[IO_RECORDS_OUT] += st->shards[s].io.records_out;
-            v[IO_BYTES_OUT] += st->shards[s].io.bytes_out;
+            v[IO_RECORDS_IN] += st->shards[s]->io.records_in;
+            v[IO_BYTES_IN] += st->shards[s]->io.bytes_in;
+            v[IO_RECORDS_OUT] += st->shards[s]->io.records_out;
+            v[IO_BYTES_OUT] += st->shards[s]->io.bytes_out;
         }
         for (uint32_t k = 0; k < IO_COUNT_; k++) {
             h->total[idx][k] += v[k];

@@ -477,7 +477,7 @@ static int capture_shards(struct scrape *sc, struct sl_catalog *cat)
             r->stream = sc->n_names;
             r->shard = i;
             for (uint32_t m = 0; m < SM_COUNT_; m++) {
-                r->v[m] = shard_value(m, &st->shards[i], &si);
+                r->v[m] = shard_value(m, st->shards[i], &si);
             }
         }
         sc->n_names++;

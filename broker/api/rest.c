@@ -109,10 +109,10 @@ static void add_shard(struct totals *t, const struct sl_stream *st, uint32_t i)
     t->shards++;
     t->retained_bytes += si.bytes;
     t->records += si.next_seq - si.first_seq;
-    t->io.records_in += st->shards[i].io.records_in;
-    t->io.bytes_in += st->shards[i].io.bytes_in;
-    t->io.records_out += st->shards[i].io.records_out;
-    t->io.bytes_out += st->shards[i].io.bytes_out;
+    t->io.records_in += st->shards[i]->io.records_in;
+    t->io.bytes_in += st->shards[i]->io.bytes_in;
+    t->io.records_out += st->shards[i]->io.records_out;
+    t->io.bytes_out += st->shards[i]->io.bytes_out;
     if (si.status != SL_OK) {
         t->status = si.status;
     }
@@ -268,7 +268,7 @@ static json_t *shard_json(const struct sl_stream *st, uint32_t i)
     char hs[24], he[24]; /* 64-bit: beyond a JavaScript number's exact range */
     snprintf(hs, sizeof(hs), "%" PRIu64, si.hash_start);
     snprintf(he, sizeof(he), "%" PRIu64, si.hash_end);
-    const struct sl_shard_io *io = &st->shards[i].io;
+    const struct sl_shard_io *io = &st->shards[i]->io;
     return json_pack("{s:I,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:s}", "shard",
                      (json_int_t)i, "hash_start", hs, "hash_end", he, "first_seq",
                      (json_int_t)si.first_seq, "next_seq", (json_int_t)si.next_seq,

@@ -345,7 +345,7 @@ void catalog_close_logs(struct sl_catalog *c, struct sl_stream *const *v, uint32
     uint32_t m = 0;
     for (uint32_t k = 0; k < n; k++) {
         for (uint32_t i = 0; v[k]->shards != NULL && i < v[k]->shard_count; i++) {
-            struct sl_wshard *ws = &v[k]->shards[i].ws;
+            struct sl_wshard *ws = &v[k]->shards[i]->ws;
             if (ws->log == NULL) {
                 continue;
             }
@@ -370,7 +370,7 @@ void catalog_stream_free(struct sl_catalog *c, struct sl_stream *st)
     if (st->shards != NULL) {
         catalog_close_logs(c, &st, 1);
         for (uint32_t i = 0; i < st->shard_count; i++) {
-            sl_dedup_fini(&st->shards[i].dedup);
+            sl_dedup_fini(&st->shards[i]->dedup);
         }
     }
     if (c->cfg.stream_free != NULL) {
@@ -380,7 +380,13 @@ void catalog_stream_free(struct sl_catalog *c, struct sl_stream *st)
     props_free(st->props, st->n_props);
     sl_qstate_close(st->qstate);
     sl_ckpt_close(st->ckpt);
+    for (uint32_t i = 0; st->shards != NULL && i < st->shard_count; i++) {
+        if (st->shards[i] < st->shard_slab || st->shards[i] >= st->shard_slab + st->slab_n) {
+            free(st->shards[i]); /* added by a reshard */
+        }
+    }
     free(st->shards);
+    free(st->shard_slab);
     free(st->load_why);
     free(st->dir);
     free(st);
@@ -390,13 +396,20 @@ void catalog_stream_free(struct sl_catalog *c, struct sl_stream *st)
  * empty de-dup tables; their logs come later (catalog_open_logs). */
 int catalog_shards_init(struct sl_catalog *c, struct sl_stream *st)
 {
-    SL_ASSERT(st->shards == NULL && st->shard_count > 0);
+    SL_ASSERT(st->shards == NULL && st->shard_slab == NULL && st->shard_count > 0);
     st->shards = calloc(st->shard_count, sizeof(*st->shards));
-    if (st->shards == NULL) {
+    st->shard_slab = calloc(st->shard_count, sizeof(*st->shard_slab));
+    if (st->shards == NULL || st->shard_slab == NULL) {
+        free(st->shards);
+        free(st->shard_slab);
+        st->shards = NULL;
+        st->shard_slab = NULL;
         return SL_ENOMEM;
     }
+    st->slab_n = st->shard_count;
     for (uint32_t i = 0; i < st->shard_count; i++) {
-        struct sl_bshard *b = &st->shards[i];
+        struct sl_bshard *b = &st->shard_slab[i];
+        st->shards[i] = b;
         b->stream = st;
         b->id = i;
         b->ws.workers = c->cfg.workers;
@@ -421,7 +434,7 @@ int catalog_open_logs(struct sl_catalog *c, struct sl_stream *st, bool rebuild, 
     scfg.retention_ms = (uint64_t)st->retention_hours * 3600 * 1000;
     scfg.retention_bytes = st->retention_bytes;
     for (uint32_t i = 0; i < st->shard_count; i++) {
-        struct sl_bshard *b = &st->shards[i];
+        struct sl_bshard *b = st->shards[i];
         SL_ASSERT(b->ws.log == NULL && logs[i] == NULL);
         char sub[16];
         snprintf(sub, sizeof(sub), "%u", i);
@@ -464,8 +477,8 @@ void catalog_adopt_logs(struct sl_catalog *c, struct sl_stream *st, struct sl_sh
         if (logs[i] == NULL) {
             continue;
         }
-        struct sl_wshard_adoption one = {.b = &st->shards[i].ws, .log = logs[i],
-                                         .listener_ctx = &st->shards[i]};
+        struct sl_wshard_adoption one = {.b = &st->shards[i]->ws, .log = logs[i],
+                                         .listener_ctx = st->shards[i]};
         if (a == NULL) { /* (without memory for the list: one call each) */
             sl_wshard_adopt(c->cfg.workers, &one, 1, c->cfg.listener);
         } else {
@@ -1194,7 +1207,7 @@ void sl_catalog_retention(struct sl_catalog *c)
 {
     for (struct sl_stream *st = c->streams; st != NULL; st = st->next) {
         for (uint32_t i = 0; i < st->shard_count && st->loaded; i++) {
-            sl_wshard_retention(&st->shards[i].ws);
+            sl_wshard_retention(&st->shards[i]->ws);
         }
     }
 }
@@ -1332,7 +1345,7 @@ int sl_catalog_set_retention(struct sl_catalog *c, struct sl_stream *st, uint32_
         return rc;
     }
     for (uint32_t i = 0; i < st->shard_count; i++) {
-        sl_wshard_set_retention(&st->shards[i].ws, (uint64_t)hours * 3600 * 1000,
+        sl_wshard_set_retention(&st->shards[i]->ws, (uint64_t)hours * 3600 * 1000,
                                 st->retention_bytes);
     }
     return SL_OK;

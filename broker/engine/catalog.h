@@ -85,7 +85,13 @@ struct sl_stream {
     char compression[8];
     uint64_t created_ms;
     char *dir;
-    struct sl_bshard *shards;
+    /* shards[id] for every id of the stream. Each shard stays at its address
+     * while the stream lives (engine ops and workers hold pointers into it),
+     * so a reshard that adds shards grows only this pointer array: the
+     * shards made with the stream live in `shard_slab`, later ones alone. */
+    struct sl_bshard **shards;
+    struct sl_bshard *shard_slab;
+    uint32_t slab_n;
     /* NULL until used (sl_catalog_ckpt, sl_catalog_qstate) - opened at
      * start-up only when their directories hold state; NULL reads as empty */
     struct sl_ckpt_store *ckpt;

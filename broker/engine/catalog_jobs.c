@@ -426,7 +426,7 @@ static void load_install(struct sl_catalog *c, struct catalog_job *j)
     if (j->rc != SL_OK) {
         catalog_close_logs(c, &st, 1);
         for (uint32_t i = 0; i < st->shard_count; i++) {
-            sl_dedup_fini(&st->shards[i].dedup);
+            sl_dedup_fini(&st->shards[i]->dedup);
         }
         st->load_rc = j->rc;
         st->load_failed_ms = sl_clock_mono_ms();

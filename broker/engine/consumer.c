@@ -226,7 +226,7 @@ int sl_consumer_lag(struct sl_engine *e, const char *stream, const char *group,
     }
     uint32_t nq = 0;
     for (uint32_t i = 0; i < st->shard_count; i++) {
-        struct sl_wshard *ws = &st->shards[i].ws;
+        struct sl_wshard *ws = &st->shards[i]->ws;
         struct sl_shard_stats ss;
         sl_wshard_stats(ws, &ss);
         uint64_t seq = 0, updated = 0;
@@ -296,7 +296,7 @@ static void walk_ckpt(void *ctx, const char *group, uint32_t shard, uint64_t seq
     }
     for (uint32_t i = 0; i < st->shard_count; i++) {
         struct sl_shard_stats ss;
-        sl_wshard_stats(&st->shards[i].ws, &ss);
+        sl_wshard_stats(&st->shards[i]->ws, &ss);
         uint64_t at = 0, updated = 0;
         if (sl_ckpt_get(st->ckpt, group, i, &at, &updated) != SL_OK || at < ss.first_seq) {
             at = ss.first_seq;
@@ -343,7 +343,7 @@ int sl_consumer_lag_all(struct sl_engine *e, struct sl_group_lag **out, size_t *
     for (size_t i = 0; i < w.n; i++) {
         if (w.v[i].lag.records_behind > 0) {
             struct sl_stream *st = sl_catalog_find(e->catalog, w.v[i].stream);
-            q[k++] = (struct sl_wshard_time){.b = &st->shards[w.v[i].lag.shard].ws,
+            q[k++] = (struct sl_wshard_time){.b = &st->shards[w.v[i].lag.shard]->ws,
                                              .seq = w.v[i].lag.checkpoint};
         }
     }

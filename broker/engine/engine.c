@@ -78,5 +78,5 @@ struct sl_bshard *sl_engine_shard(struct sl_engine *e, const char *name, uint32_
         *err = SL_ENOTFOUND;
         return NULL;
     }
-    return &st->shards[shard];
+    return st->shards[shard];
 }

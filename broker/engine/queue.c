@@ -526,7 +526,7 @@ static void start_floors(struct sl_stream *st, const struct sl_position *start, 
 {
     for (uint32_t s = 0; s < st->shard_count; s++) {
         struct sl_shard_stats ss;
-        sl_wshard_stats(&st->shards[s].ws, &ss);
+        sl_wshard_stats(&st->shards[s]->ws, &ss);
         uint64_t f = ss.first_seq;
         switch (start->kind) {
         case SL_POS_LATEST:
@@ -1002,7 +1002,7 @@ static void on_dlq_appended(void *ctx, int err, uint64_t base, uint32_t count)
 
 static void dlq_start(struct dlq_op *op)
 {
-    int rc = sl_wshard_append(&op->dst->shards[0].ws, op->batch, op->len, 0, on_dlq_appended, op);
+    int rc = sl_wshard_append(&op->dst->shards[0]->ws, op->batch, op->len, 0, on_dlq_appended, op);
     if (rc != SL_OK) {
         dlq_retry_later(op, rc);
     }
@@ -1353,7 +1353,7 @@ static void on_recv_read(struct sl_shard_read *rd, int err)
             op->buf_cap = rd->need_bytes;
             op->wr.rd.buf = n;
             op->wr.rd.buf_cap = rd->need_bytes;
-            sl_wshard_read(&op->g->stream->shards[op->shard].ws, &op->wr);
+            sl_wshard_read(&op->g->stream->shards[op->shard]->ws, &op->wr);
             return;
         }
     }
@@ -1377,7 +1377,7 @@ static void recv_read(struct recv_op *op, uint32_t shard, uint64_t seq)
     op->wr.rd.buf_cap = op->buf_cap;
     op->wr.rd.max_bytes = QUEUE_READ_BYTES;
     op->wr.rd.cb = on_recv_read;
-    sl_wshard_read(&op->g->stream->shards[shard].ws, &op->wr);
+    sl_wshard_read(&op->g->stream->shards[shard]->ws, &op->wr);
 }
 
 static struct qentry *ready_entry(struct qgroup *g, uint64_t now)
@@ -1430,7 +1430,7 @@ static void recv_step(struct recv_op *op)
         uint32_t s = g->rr++ % st->shard_count;
         op->tried++;
         struct sl_shard_stats ss;
-        sl_wshard_stats(&st->shards[s].ws, &ss);
+        sl_wshard_stats(&st->shards[s]->ws, &ss);
         if (g->frontier[s] < ss.first_seq) {
             g->frontier[s] = ss.first_seq;
         }
@@ -1611,12 +1611,12 @@ int sl_queue_stats(struct sl_engine *e, const char *stream, const char *group,
     uint32_t nq = 0;
     for (uint32_t s = 0; s < st->shard_count; s++) {
         struct sl_shard_stats ss;
-        sl_wshard_stats(&st->shards[s].ws, &ss);
+        sl_wshard_stats(&st->shards[s]->ws, &ss);
         uint64_t f = g->frontier[s] > ss.first_seq ? g->frontier[s] : ss.first_seq;
         out->visible += ss.visible_seq > f ? ss.visible_seq - f : 0;
         uint64_t floor = sl_qstate_floor(st->qstate, g->name, s);
         if (q != NULL && floor < ss.visible_seq && floor >= ss.first_seq) {
-            q[nq++] = (struct sl_wshard_time){.b = &st->shards[s].ws, .seq = floor};
+            q[nq++] = (struct sl_wshard_time){.b = &st->shards[s]->ws, .seq = floor};
         }
     }
     sl_wshard_times_near(sl_catalog_workers(e->catalog), q, nq);
@@ -1677,7 +1677,7 @@ void sl_queue_purge(struct sl_engine *e, const char *stream, const char *group, 
     }
     for (uint32_t s = 0; s < st->shard_count; s++) {
         struct sl_shard_stats ss;
-        sl_wshard_stats(&st->shards[s].ws, &ss);
+        sl_wshard_stats(&st->shards[s]->ws, &ss);
         uint64_t floor = sl_qstate_floor(st->qstate, g->name, s);
         if (ss.visible_seq > floor) {
             op->outstanding++;

@@ -76,7 +76,7 @@ int sl_streams_delete(struct sl_engine *e, const char *name, char *why, uint32_t
 void sl_streams_shard_info(const struct sl_stream *st, uint32_t shard, struct sl_shard_info *out)
 {
     SL_ASSERT(shard < st->shard_count);
-    const struct sl_bshard *b = &st->shards[shard];
+    const struct sl_bshard *b = st->shards[shard];
     struct sl_shard_stats ss;
     sl_wshard_stats(&b->ws, &ss);
     memset(out, 0, sizeof(*out));

@@ -339,7 +339,7 @@ TEST(idle_stream_and_shard_heap_bytes)
     struct mallinfo2 m2 = mallinfo2();
     struct sl_stream *st = sl_catalog_find(c, "idle-0000");
     CHECK(st != NULL);
-    size_t engine_shard = sizeof(struct sl_bshard) + sl_dedup_bytes(&st->shards[0].dedup);
+    size_t engine_shard = sizeof(struct sl_bshard) + sl_dedup_bytes(&st->shards[0]->dedup);
     fprintf(stderr, "  engine part of an idle shard: %zu bytes (struct sl_bshard %zu + "
                     "de-dup table %zu)\n", engine_shard, sizeof(struct sl_bshard),
             engine_shard - sizeof(struct sl_bshard));
@@ -383,7 +383,7 @@ static int append_one(struct sl_stream *st, uint64_t pid)
         return SL_EINVAL;
     }
     int left = 1;
-    int rc = sl_wshard_append(&st->shards[0].ws, buf, len, 0, on_ack, &left);
+    int rc = sl_wshard_append(&st->shards[0]->ws, buf, len, 0, on_ack, &left);
     while (rc == SL_OK && left > 0) {
         sl_ring_run(&ring, 1, 0);
     }
@@ -435,12 +435,12 @@ TEST(streams_load_lazily_at_start_up)
             (double)(sl_clock_mono_ns() - t0) / 1e6, count_loaded(c));
     /* used at once: loaded now (queued, or waited for), its producer known */
     struct sl_stream *st = sl_catalog_find(c, name);
-    CHECK(st != NULL && st->loaded && st->shards[0].ws.log != NULL);
+    CHECK(st != NULL && st->loaded && st->shards[0]->ws.log != NULL);
     struct sl_shard_stats ss;
-    sl_wshard_stats(&st->shards[0].ws, &ss);
+    sl_wshard_stats(&st->shards[0]->ws, &ss);
     CHECK_EQ(ss.next_seq, 1);
     struct sl_dedup_entry *e = NULL;
-    CHECK_EQ(sl_dedup_begin(&st->shards[0].dedup, 42, 3, false, &e), SL_EEXIST);
+    CHECK_EQ(sl_dedup_begin(&st->shards[0]->dedup, 42, 3, false, &e), SL_EEXIST);
     CHECK_EQ(append_one(st, 43), SL_OK);
     /* deleted before its load: dropped or waited for, gone */
     name_of(streams - 1, name, sizeof(name));
