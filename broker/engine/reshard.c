@@ -6,6 +6,7 @@
 #include "broker/engine/fetch.h"
 #include "broker/engine/produce.h"
 #include "common/assert.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -18,6 +19,8 @@ struct sl_reshard_op {
     struct sl_stream *st;
     sl_reshard_cb cb;
     void *ctx;
+    uint64_t start_ns; /* submitted */
+    uint64_t drained_ns; /* the closing shards' appends were done */
     struct sl_catalog_reshard r;
 };
 
@@ -68,7 +71,15 @@ static void commit(struct sl_reshard_op *op)
         answer(op, rc, "out of memory growing the stream's per-shard tables");
         return;
     }
+    op->drained_ns = sl_clock_mono_ns();
     rc = sl_catalog_reshard_commit(op->e->catalog, st, &op->r, why, sizeof(why));
+    if (rc == SL_OK) { /* what the producers of the closed shards waited for */
+        uint64_t now = sl_clock_mono_ns();
+        sl_info("reshard", "stream %s: %u shard(s) closed after %.1f ms waiting for their "
+                "appends in flight and %.1f ms making the change durable",
+                st->name, op->r.n_closed, (double)(op->drained_ns - op->start_ns) / 1e6,
+                (double)(now - op->drained_ns) / 1e6);
+    }
     answer(op, rc, why);
 }
 
@@ -225,7 +236,8 @@ void sl_reshard_submit(struct sl_engine *e, const struct sl_reshard_req *req, sl
         cb(ctx, &fail);
         return;
     }
-    *op = (struct sl_reshard_op){.e = e, .st = st, .cb = cb, .ctx = ctx, .r = op->r};
+    *op = (struct sl_reshard_op){.e = e, .st = st, .cb = cb, .ctx = ctx,
+                                 .start_ns = sl_clock_mono_ns(), .r = op->r};
     st->reshard = op;
     st->inflight++;
     for (uint32_t i = 0; i < op->r.n_closed; i++) {
