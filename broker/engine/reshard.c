@@ -5,6 +5,7 @@
 #include "broker/engine/engine.h"
 #include "broker/engine/fetch.h"
 #include "broker/engine/produce.h"
+#include "broker/engine/queue.h"
 #include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -71,6 +72,13 @@ static void commit(struct sl_reshard_op *op)
         answer(op, rc, "out of memory growing the stream's per-shard tables");
         return;
     }
+    /* (grown before the commit: a failed commit leaves queue groups with
+     * shards the stream does not have yet, which nothing reads) */
+    rc = sl_queue_stream_grow(st, count, why, sizeof(why));
+    if (rc != SL_OK) {
+        answer(op, rc, why);
+        return;
+    }
     op->drained_ns = sl_clock_mono_ns();
     rc = sl_catalog_reshard_commit(op->e->catalog, st, &op->r, why, sizeof(why));
     if (rc == SL_OK) { /* what the producers of the closed shards waited for */
@@ -106,12 +114,6 @@ void sl_reshard_stream_gone(struct sl_stream *st)
     if (st->reshard != NULL) {
         answer(st->reshard, SL_ECLOSED, "the broker is stopping");
     }
-}
-
-static void count_group(void *ctx, const struct sl_qgroup_def *def)
-{
-    (void)def;
-    (*(uint32_t *)ctx)++;
 }
 
 /* The steps of the change, by hash (lineage.h), after checking what the
@@ -197,19 +199,10 @@ void sl_reshard_submit(struct sl_engine *e, const struct sl_reshard_req *req, sl
     int rc = SL_OK;
     struct sl_reshard_result fail = {.why = why};
     struct sl_stream *st = sl_engine_stream(e, req->stream, why, sizeof(why), &rc);
-    uint32_t groups = 0;
     if (st != NULL && st->reshard != NULL) {
         rc = SL_EAGAIN;
         snprintf(why, sizeof(why), "a change of stream %s's shards is under way: retry after it",
                  st->name);
-    } else if (st != NULL && st->qstate != NULL &&
-               (sl_qstate_foreach_group(st->qstate, count_group, &groups), groups > 0)) {
-        rc = SL_EUNSUPPORTED;
-        snprintf(why, sizeof(why),
-                 "stream %s has %u queue group(s) or subscription(s): resharding such streams "
-                 "is not supported yet (their per-shard state does not grow); reshard a stream "
-                 "without them",
-                 st->name, groups);
     }
     struct sl_reshard_step *steps = NULL;
     uint32_t n = 0;

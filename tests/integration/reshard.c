@@ -9,7 +9,8 @@
  * children take the keys of their ranges; a batch whose key is outside the shard's range is
  * refused; merge of adjacent shards, refusal of non-adjacent ones, of a closed shard, of a
  * split point outside the range; a target count (UpdateShardCount); the lineage and every
- * record survive kill -9 and a restart; a stream with a queue group is refused.
+ * record survive kill -9 and a restart; queue groups read the children (an ordered one only
+ * after the parent is fully acknowledged).
  */
 #include "../unit/test.h"
 #include "harness.h"
@@ -383,14 +384,78 @@ TEST(lineage_and_records_survive_kill9)
     sl_response_free(r);
 }
 
-TEST(a_stream_with_queue_groups_is_refused)
+/* Receives up to `max` on `group` without waiting; SIZE_MAX on an error. */
+static size_t receive(const char *group, uint32_t max, struct sluice_message **msgs)
+{
+    size_t n = 0;
+    *msgs = NULL;
+    if (sluice_queue_receive(client, "rsq", group, max, 0, 30000, msgs, &n) != SL_OK) {
+        return SIZE_MAX;
+    }
+    return n;
+}
+
+static int ack_all(const char *group, struct sluice_message *m, size_t n)
+{
+    const char *receipts[64];
+    int results[64];
+    for (size_t i = 0; i < n && i < 64; i++) {
+        receipts[i] = m[i].receipt;
+    }
+    return sluice_queue_ack(client, "rsq", group, receipts, n, results);
+}
+
+/* Queue groups take the children too; an ordered group delivers a child's records only once
+ * its parent is closed and every record of it acknowledged (per-key order across a split),
+ * an unordered one at once. */
+TEST(queue_groups_read_the_children)
 {
     CHECK_EQ(it_create_stream(client, "rsq", 2), SL_OK);
-    CHECK_EQ(sluice_queue_group_create(client, "rsq", "workers", NULL), SL_OK);
+    struct sluice_queue_group_opts ordered = {.ordered = 1};
+    CHECK_EQ(sluice_queue_group_create(client, "rsq", "fifo", &ordered), SL_OK);
+    CHECK_EQ(sluice_queue_group_create(client, "rsq", "any", NULL), SL_OK);
+    char key[32];
+    uint64_t lo0, hi0;
+    sl_partition_range(0, 2, &lo0, &hi0);
+    key_in(lo0, hi0, key, sizeof(key));
     sl_response *r = NULL;
-    CHECK_EQ(reshard("rsq", 0, 0, 0, 0, 0, &r), SL_EUNSUPPORTED);
-    CHECK(r != NULL && r->message != NULL && strstr(r->message, "queue group") != NULL);
+    CHECK_EQ(produce("rsq", 0, key, "p", 3, 100, 1, &r), SL_OK); /* 3 records in the parent */
     sl_response_free(r);
+    CHECK_EQ(reshard("rsq", 0, 0, 0, 0, 0, &r), SL_OK); /* 0 -> 2, 3 */
+    sl_response_free(r);
+    sl_response *d = NULL;
+    Sluice__V1__StreamInfo *si = describe("rsq", &d);
+    CHECK(si != NULL);
+    uint32_t child = sl_partition_hash(key, strlen(key)) >= si->shards[3]->hash_start ? 3 : 2;
+    sl_response_free(d);
+    CHECK_EQ(produce("rsq", child, key, "c", 2, 101, 1, &r), SL_OK); /* 2 more, in the child */
+    sl_response_free(r);
+
+    /* ordered: one record of the key at a time, the parent's first, then the child's */
+    const char *want[5] = {"p-0", "p-1", "p-2", "c-0", "c-1"};
+    for (int i = 0; i < 5; i++) {
+        struct sluice_message *m = NULL;
+        size_t n = receive("fifo", 10, &m);
+        CHECK_EQ(n, 1u);
+        CHECK(m[0].value_len == strlen(want[i]) && memcmp(m[0].value, want[i], 3) == 0);
+        CHECK_EQ(m[0].shard, i < 3 ? 0u : child);
+        struct sluice_message *more = NULL;
+        size_t none = receive("fifo", 10, &more);
+        sluice_messages_free(more, none == SIZE_MAX ? 0 : none);
+        CHECK_EQ(none, 0u); /* nothing else of the key while it is leased */
+        CHECK_EQ(ack_all("fifo", m, n), SL_OK);
+        sluice_messages_free(m, n);
+    }
+    /* unordered: all five at once, both shards */
+    struct sluice_message *m = NULL;
+    size_t n = receive("any", 10, &m);
+    CHECK_EQ(n, 5u);
+    CHECK_EQ(ack_all("any", m, n), SL_OK);
+    sluice_messages_free(m, n);
+    struct sluice_queue_stats qs;
+    CHECK_EQ(sluice_queue_stats(client, "rsq", "fifo", &qs), SL_OK);
+    CHECK_EQ(qs.visible, 0u);
+    sluice_queue_stats_fini(&qs);
 }
 
 int main(void)
@@ -407,7 +472,7 @@ int main(void)
     RUN(appends_sent_before_the_split_end_in_the_parent);
     RUN(merge_and_the_refusals);
     RUN(lineage_and_records_survive_kill9);
-    RUN(a_stream_with_queue_groups_is_refused);
+    RUN(queue_groups_read_the_children);
     sluice_client_free(client);
     int stop = it_broker_stop(&broker);
     it_broker_cleanup(&broker);
