@@ -544,6 +544,20 @@ test('resharding: SplitShard, MergeShards, UpdateShardCount; closed shards end w
   assert.ok(got > 0);
   assert.deepEqual(last.ChildShards.map((x) => x.ShardId), [c1.ShardId, c2.ShardId]);
   assert.deepEqual(last.ChildShards[0].ParentShards, [p.ShardId]);
+  // a subscription to the closed parent ends with its children
+  const arn = (await k.send(new DescribeStreamSummaryCommand({ StreamName }))).StreamDescriptionSummary.StreamARN;
+  const { Consumer } = await k.send(new RegisterStreamConsumerCommand({ StreamARN: arn, ConsumerName: 'efo' }));
+  const h2 = client(false);
+  const sub = await h2.send(new SubscribeToShardCommand({ ConsumerARN: Consumer.ConsumerARN,
+    ShardId: p.ShardId, StartingPosition: { Type: 'TRIM_HORIZON' } }));
+  let pushed = 0, end;
+  for await (const ev of sub.EventStream) {
+    pushed += ev.SubscribeToShardEvent.Records.length;
+    end = ev.SubscribeToShardEvent;
+  }
+  assert.equal(pushed, got, 'every record of the parent, then the stream ends');
+  assert.equal(end.ContinuationSequenceNumber, undefined);
+  assert.deepEqual(end.ChildShards.map((x) => x.ShardId), [c1.ShardId, c2.ShardId]);
   // merge the two children back; then four uniform open shards
   await k.send(new MergeShardsCommand({ StreamName, ShardToMerge: c2.ShardId,
     AdjacentShardToMerge: c1.ShardId }));
