@@ -314,8 +314,8 @@ int main(int argc, char **argv)
         }
     }
     if (splits == 0 || splits > 64 || depth == 0 || depth > 256 || shards == 0 ||
-        shards > 512) {
-        fprintf(stderr, "%s: --splits 1-64, --inflight 1-256, --shards 1-512\n", g_prog);
+        shards > 2048) {
+        fprintf(stderr, "%s: --splits 1-64, --inflight 1-256, --shards 1-2048\n", g_prog);
         return 2;
     }
     struct bench_broker b;

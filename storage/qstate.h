@@ -23,7 +23,7 @@
 
 #define SL_QSTATE_NAME_MAX   128u  /* bytes of a group or dead-letter stream name, NUL excluded */
 #define SL_QSTATE_FILTER_MAX 4096u /* bytes of a filter, NUL excluded */
-#define SL_QSTATE_SHARDS_MAX 1024u /* shards of a group (SL_STREAM_SHARDS_MAX) */
+#define SL_QSTATE_SHARDS_MAX 1024u /* shards of a group (a stream's, closed ones included) */
 
 enum sl_qstate_start {
     SL_QSTART_TRIM_HORIZON = 0,

@@ -308,7 +308,7 @@ void sl_kin_list_shards(struct sl_api_call *call, json_t *body)
     if (token != NULL) {
         char *end = NULL;
         unsigned long last = strtoul(token, &end, 10);
-        if (end == token || *end != '/' || last >= SL_STREAM_SHARDS_MAX) {
+        if (end == token || *end != '/' || last >= SL_LINEAGE_SHARDS_MAX) { /* (ids: closed too) */
             sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT, "NextToken is not one of ours");
             return;
         }

@@ -640,6 +640,14 @@ void sl_queue_create_group(struct sl_engine *e, const char *stream, const char *
     struct sl_stream *st = sl_engine_stream(e, stream, why, sizeof(why), &rc);
     struct sl_qgroup_def def;
     struct sl_qstate *qs = NULL;
+    if (st != NULL && st->shard_count > SL_QSTATE_SHARDS_MAX) {
+        snprintf(why, sizeof(why),
+                 "stream %s has %u shards (closed ones included) and a queue group holds at "
+                 "most %u: use a stream with fewer shards for queue groups",
+                 st->name, st->shard_count, SL_QSTATE_SHARDS_MAX);
+        cb(ctx, SL_ELIMIT, why);
+        return;
+    }
     if (st == NULL ||
         (rc = group_def(group != NULL ? group : "", cfg, &def, why, sizeof(why))) != SL_OK ||
         (rc = sl_catalog_qstate(e->catalog, st, &qs, why, sizeof(why))) != SL_OK) {
