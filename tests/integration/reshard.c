@@ -10,7 +10,8 @@
  * refused; merge of adjacent shards, refusal of non-adjacent ones, of a closed shard, of a
  * split point outside the range; a target count (UpdateShardCount); the lineage and every
  * record survive kill -9 and a restart; queue groups read the children (an ordered one only
- * after the parent is fully acknowledged).
+ * after the parent is fully acknowledged); kill -9 at random points of splits, merges and
+ * target counts leaves the stream before or after each change, whole, with every record.
  */
 #include "../unit/test.h"
 #include "harness.h"
@@ -22,6 +23,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -384,6 +386,139 @@ TEST(lineage_and_records_survive_kill9)
     sl_response_free(r);
 }
 
+/* Checks a described stream's lineage: the open shards partition the hash space, each
+ * closed one names children that exist and cover it; returns the records it holds. */
+static int lineage_ok(const Sluice__V1__StreamInfo *si, uint64_t *records)
+{
+    uint64_t next = 0; /* the open shards, in range order: where the next must start */
+    bool done = false;
+    *records = 0;
+    for (uint32_t k = 0; k < si->n_shards && !done; k++) {
+        const Sluice__V1__ShardInfo *found = NULL;
+        for (uint32_t i = 0; i < si->n_shards; i++) {
+            if (!si->shards[i]->closed && si->shards[i]->hash_start == next) {
+                found = si->shards[i];
+            }
+        }
+        if (found == NULL) {
+            fprintf(stderr, "  no open shard starts at %" PRIu64 "\n", next);
+            return -1;
+        }
+        done = found->hash_end == UINT64_MAX;
+        next = found->hash_end + 1;
+    }
+    uint32_t open = 0;
+    for (uint32_t i = 0; i < si->n_shards; i++) {
+        const Sluice__V1__ShardInfo *sh = si->shards[i];
+        open += !sh->closed;
+        *records += sh->next_seq - sh->first_seq;
+        if (sh->closed && (sh->n_children == 0 || sh->children[0] >= si->n_shards ||
+                           si->shards[sh->children[0]]->hash_start > sh->hash_start)) {
+            fprintf(stderr, "  closed shard %u without valid children\n", i);
+            return -1;
+        }
+    }
+    return done && open == si->open_shards ? 0 : -1;
+}
+
+struct bg_reshard {
+    struct waiter w;
+    Sluice__V1__ReshardStream m;
+    Sluice__V1__SplitShard sp;
+    Sluice__V1__MergeShards mg;
+};
+
+/* kill -9 while a change is under way, at random points of it (before, during, after its
+ * metadata write), again and again, with durable appends between: after every restart the
+ * stream is before or after the change (after when the change was answered), the lineage
+ * is whole, and every acknowledged record is there exactly once. */
+TEST(kill9_during_changes_leaves_before_or_after)
+{
+    const uint32_t rounds = getenv("SLUICE_IT_LONG") != NULL ? 60 : 12;
+    CHECK_EQ(it_create_stream(client, "rc", 2), SL_OK);
+    uint64_t acked = 0, pid = 500;
+    uint32_t after = 0, answered_n = 0;
+    srand(1234);
+    for (uint32_t round = 0; round < rounds; round++) {
+        sl_response *d = NULL;
+        Sluice__V1__StreamInfo *si = describe("rc", &d);
+        CHECK(si != NULL);
+        uint32_t before = si->shard_count;
+        /* four records to every open shard, acknowledged durable */
+        uint32_t first_open = UINT32_MAX, right = UINT32_MAX;
+        for (uint32_t i = 0; i < si->n_shards; i++) {
+            const Sluice__V1__ShardInfo *sh = si->shards[i];
+            if (sh->closed) {
+                continue;
+            }
+            if (sh->hash_start == 0) {
+                first_open = i;
+            }
+            char key[32];
+            key_in(sh->hash_start, sh->hash_end, key, sizeof(key));
+            sl_response *r = NULL;
+            CHECK_EQ(produce("rc", i, key, "k", 4, ++pid, 1, &r), SL_OK);
+            sl_response_free(r);
+            acked += 4;
+        }
+        CHECK(first_open != UINT32_MAX);
+        uint64_t next_start = si->shards[first_open]->hash_end + 1;
+        for (uint32_t i = 0; i < si->n_shards; i++) {
+            if (!si->shards[i]->closed && si->shards[i]->hash_start == next_start) {
+                right = i;
+            }
+        }
+        uint32_t open = si->open_shards;
+        sl_response_free(d);
+        /* the change, and a kill -9 somewhere in it */
+        struct bg_reshard *bg = calloc(1, sizeof(*bg));
+        waiter_init(&bg->w);
+        sluice__v1__reshard_stream__init(&bg->m);
+        sluice__v1__split_shard__init(&bg->sp);
+        sluice__v1__merge_shards__init(&bg->mg);
+        bg->m.stream = "rc";
+        int kind = round % 3;
+        if (kind == 0 || (kind == 1 && right == UINT32_MAX)) {
+            bg->sp.shard = first_open;
+            bg->m.change_case = SLUICE__V1__RESHARD_STREAM__CHANGE_SPLIT;
+            bg->m.split = &bg->sp;
+        } else if (kind == 1) {
+            bg->mg.shard = first_open;
+            bg->mg.adjacent = right;
+            bg->m.change_case = SLUICE__V1__RESHARD_STREAM__CHANGE_MERGE;
+            bg->m.merge = &bg->mg;
+        } else {
+            bg->m.change_case = SLUICE__V1__RESHARD_STREAM__CHANGE_TARGET_SHARDS;
+            bg->m.target_shards = open >= 6 ? 2 : open + 3;
+        }
+        sl_request req = SLUICE__V1__REQUEST__INIT;
+        req.body_case = SLUICE__V1__REQUEST__BODY_RESHARD_STREAM;
+        req.reshard_stream = &bg->m;
+        CHECK_EQ(sl_client_call_async(client, &req, 0, on_answer, &bg->w), SL_OK);
+        it_sleep_ms((uint32_t)(rand() % 6));
+        CHECK_EQ(it_broker_kill9(&broker), 0);
+        sl_response *r = NULL;
+        int answered = waiter_wait(&bg->w, &r) == SL_OK;
+        sl_response_free(r);
+        free(bg);
+        sluice_client_free(client);
+        client = NULL;
+        CHECK_EQ(it_broker_restart(&broker), 0);
+        CHECK_EQ(it_connect(&broker, &client), SL_OK);
+        si = describe("rc", &d);
+        CHECK(si != NULL);
+        uint64_t records = 0;
+        CHECK_EQ(lineage_ok(si, &records), 0);
+        CHECK_EQ(records, acked); /* none lost, none twice */
+        CHECK(!answered || si->shard_count > before); /* answered: durable */
+        after += si->shard_count > before;
+        answered_n += answered;
+        sl_response_free(d);
+    }
+    fprintf(stderr, "  %u kills: %u found the change made (%u of them answered first), %u not\n",
+            rounds, after, answered_n, rounds - after);
+}
+
 /* Receives up to `max` on `group` without waiting; SIZE_MAX on an error. */
 static size_t receive(const char *group, uint32_t max, struct sluice_message **msgs)
 {
@@ -473,6 +608,7 @@ int main(void)
     RUN(merge_and_the_refusals);
     RUN(lineage_and_records_survive_kill9);
     RUN(queue_groups_read_the_children);
+    RUN(kill9_during_changes_leaves_before_or_after);
     sluice_client_free(client);
     int stop = it_broker_stop(&broker);
     it_broker_cleanup(&broker);
