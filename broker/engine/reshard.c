@@ -25,16 +25,23 @@ struct sl_reshard_op {
     struct sl_catalog_reshard r;
 };
 
-static void answer(struct sl_reshard_op *op, int err, const char *why)
+/* Ends the change: the appends held behind it are refused (made: the
+ * children take them) or started (not made), unless the stream is being
+ * freed (`going`: its logs are closed, the held appends go with it). */
+static void finish(struct sl_reshard_op *op, int err, const char *why, bool going)
 {
     struct sl_stream *st = op->st;
     SL_ASSERT(st->reshard == op && st->inflight > 0);
+    SL_ASSERT(err != SL_OK || st->shard_count > op->r.first_new);
     st->reshard = NULL;
     st->inflight--;
     for (uint32_t i = 0; i < op->r.n_closed; i++) {
         struct sl_bshard *b = st->shards[op->r.closed[i]];
+        SL_ASSERT(b->closing && (err != SL_OK || st->lineage.shard[b->id].closed));
         b->closing = false;
-        if (err == SL_OK) {
+        if (going) {
+            continue;
+        } else if (err == SL_OK) {
             sl_produce_refuse_closed(b);
         } else {
             sl_produce_shard_progress(b); /* as before: its waiting appends go on */
@@ -54,13 +61,14 @@ static void answer(struct sl_reshard_op *op, int err, const char *why)
 static void commit(struct sl_reshard_op *op)
 {
     struct sl_stream *st = op->st;
+    SL_ASSERT(st->reshard == op);
     char why[512];
     if (st->deleted) {
-        answer(op, SL_ECLOSED, "the stream was deleted during the change");
+        finish(op, SL_ECLOSED, "the stream was deleted during the change", false);
         return;
     }
     if (op->e->stopping) { /* (the catalog may be closing its logs: open none) */
-        answer(op, SL_ECLOSED, "the broker is stopping: the change was not made");
+        finish(op, SL_ECLOSED, "the broker is stopping: the change was not made", false);
         return;
     }
     uint32_t count = op->r.next.n;
@@ -69,14 +77,14 @@ static void commit(struct sl_reshard_op *op)
         rc = sl_fetch_stream_grow(st, count);
     }
     if (rc != SL_OK) {
-        answer(op, rc, "out of memory growing the stream's per-shard tables");
+        finish(op, rc, "out of memory growing the stream's per-shard tables", false);
         return;
     }
     /* (grown before the commit: a failed commit leaves queue groups with
      * shards the stream does not have yet, which nothing reads) */
     rc = sl_queue_stream_grow(st, count, why, sizeof(why));
     if (rc != SL_OK) {
-        answer(op, rc, why);
+        finish(op, rc, why, false);
         return;
     }
     op->drained_ns = sl_clock_mono_ns();
@@ -88,7 +96,7 @@ static void commit(struct sl_reshard_op *op)
                 st->name, op->r.n_closed, (double)(op->drained_ns - op->start_ns) / 1e6,
                 (double)(now - op->drained_ns) / 1e6);
     }
-    answer(op, rc, why);
+    finish(op, rc, why, false);
 }
 
 static bool drained(const struct sl_reshard_op *op)
@@ -112,7 +120,7 @@ void sl_reshard_drained(struct sl_stream *st)
 void sl_reshard_stream_gone(struct sl_stream *st)
 {
     if (st->reshard != NULL) {
-        answer(st->reshard, SL_ECLOSED, "the broker is stopping");
+        finish(st->reshard, SL_ECLOSED, "the broker is stopping: the change was not made", true);
     }
 }
 
@@ -229,8 +237,12 @@ void sl_reshard_submit(struct sl_engine *e, const struct sl_reshard_req *req, sl
         cb(ctx, &fail);
         return;
     }
-    *op = (struct sl_reshard_op){.e = e, .st = st, .cb = cb, .ctx = ctx,
-                                 .start_ns = sl_clock_mono_ns(), .r = op->r};
+    op->e = e;
+    op->st = st;
+    op->cb = cb;
+    op->ctx = ctx;
+    op->start_ns = sl_clock_mono_ns();
+    SL_ASSERT(op->r.n_closed > 0 && op->r.first_new == st->shard_count);
     st->reshard = op;
     st->inflight++;
     for (uint32_t i = 0; i < op->r.n_closed; i++) {
