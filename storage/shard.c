@@ -72,7 +72,7 @@ int sl_shard_config_check(const struct sl_shard_config *cfg, char *why, size_t w
         msg = "open_segments_max must be in [1, 65536]";
     } else if (cfg->prezero_bytes != 0 &&
                (cfg->prezero_bytes < SL_PREZERO_MIN || cfg->prezero_bytes > SL_PREZERO_MAX)) {
-        msg = "prezero_bytes must be 0 (off) or in [64 KiB, 1 GiB]";
+        msg = "prezero_bytes (segment_prezero_bytes) must be 0 (off) or in [64 KiB, 1 GiB]";
     }
     if (msg != NULL) {
         snprintf(why, why_len, "%s", msg);
