@@ -244,6 +244,7 @@ struct sl_shard_stats {
     uint64_t writebacks;    /* INTERVAL: early writeback starts (sync_file_range) issued */
     uint64_t zero_writes;   /* run-ahead: zero writes issued (prezero_bytes) */
     uint64_t zero_bytes;    /* ... and the bytes of zeros they wrote */
+    uint64_t zero_misses;   /* data writes that grew the file (past the zeroed run-ahead) */
     int state;              /* SL_OK, SL_ENOSPC, or SL_EFATAL */
     int fatal_errno;        /* with SL_EFATAL: the errno that caused it */
     const char *fatal_what; /* with SL_EFATAL: what failed ("fdatasync", ...) */

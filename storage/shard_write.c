@@ -187,6 +187,9 @@ static struct wbuf *wbuf_take(struct sl_shard *s, struct segment *g, size_t need
 static void wbuf_issue(struct sl_shard *s, struct wbuf *w)
 {
     SL_ASSERT(w->seg->log_fd >= 0 && !shard_zero_holds(s, w));
+    if (s->cfg.prezero_bytes > 0 && w->done == 0 && w->pos + w->len > w->seg->zero_end) {
+        s->stats.zero_misses++;
+    }
     w->issued = true;
     s->ops++;
     s->stats.writes++;
