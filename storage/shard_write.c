@@ -285,7 +285,7 @@ static void rewind_after_enospc(struct sl_shard *s)
         /* The cut took the zero tail too, unless a zero write is still in
          * flight: it lands past `cut` (a hole before it), and data written
          * there later waits for it as usual (shard_zero_holds). */
-        g->zero_end = s->zero_busy && s->zero_seg == g ? s->zero_to : 0;
+        g->zero_end = s->zero_busy && !s->zero_syncing && s->zero_seg == g ? s->zero_to : 0;
         uint32_t i = 0;
         while (i < s->pend_len && !(pend_at(s, i)->seg == g && pend_at(s, i)->end > cut)) {
             i++;
