@@ -49,6 +49,11 @@
 #define PEND_INITIAL 16u              /* pending acks at first; doubles up to pending_max */
 #define WBUF_INITIAL (64u << 10)      /* a staging buffer at first; doubles up to write_buf_bytes */
 #define ZERO_CHUNK_MAX (1u << 20)     /* one zero write of the run-ahead, at most (prezero_bytes / 4) */
+/* The run-ahead pays where fdatasyncs are small: the size commit it saves is a
+ * cost per fdatasync, its zeros a cost per byte. Above this many bytes per data
+ * fdatasync (moving average) the commit is a small share of each, and zeros
+ * would cost throughput (measured: README, issue 12), so none are written. */
+#define ZERO_SYNC_BYTES_MAX (128u << 10)
 
 /* On-disk index entry. `check` is the low 32 bits of XXH3-64 of the first 28
  * bytes, so a torn or flipped entry is recognised and dropped. */
@@ -208,6 +213,7 @@ struct sl_shard {
     bool zero_busy;
     bool zero_syncing;  /* the op in flight is the fdatasync */
     bool sync_size;     /* the data fdatasync in flight commits a seal's cut (size_dirty) */
+    uint64_t sync_bytes_avg; /* bytes per data fdatasync, moving average (1/8 per sync) */
     struct segment *zero_seg;
     uint64_t zero_from;
     uint64_t zero_to;

@@ -26,6 +26,12 @@
  *   - One zero op per shard in flight (zero_op), counted in s->ops, so close
  *     waits for it and a shard with one in flight is not parkable.
  *   - Bounded memory: one zero buffer for the whole process, never written.
+ *
+ * When. Only where it pays: once the segment took a chunk of traffic since
+ * it was opened (an idle shard keeps no zero tail), and while the shard's
+ * data fdatasyncs are small (ZERO_SYNC_BYTES_MAX): big group commits - batched
+ * producers, flush = interval - amortise the size commit already, and zeros
+ * would double the bytes they write.
  */
 #include "storage/shard_int.h"
 
@@ -44,9 +50,8 @@
  * every loop's ring. */
 static uint8_t zero_chunk[ZERO_CHUNK_MAX];
 
-/* One zero write's length: a quarter of the run-ahead (so the write in
- * flight starts at least three quarters of it past the data, and a data
- * write rarely has to wait for one), at most ZERO_CHUNK_MAX. */
+/* One zero write's length: a quarter of the run-ahead, at most
+ * ZERO_CHUNK_MAX; a zero write starts at least one chunk past the data. */
 static uint64_t chunk_bytes(const struct sl_shard *s)
 {
     uint64_t c = s->cfg.prezero_bytes / 4;
@@ -77,7 +82,7 @@ void shard_zero_step(struct sl_shard *s)
 {
     uint64_t want = s->cfg.prezero_bytes;
     if (want == 0 || s->zero_busy || s->state != SL_OK || s->failing || s->closing ||
-        s->parked || s->seg_count == 0) {
+        s->parked || s->seg_count == 0 || s->sync_bytes_avg > ZERO_SYNC_BYTES_MAX) {
         return;
     }
     struct segment *g = active(s);
@@ -88,7 +93,13 @@ void shard_zero_step(struct sl_shard *s)
     if (g->bytes < g->zero_gate + chunk) {
         return; /* too little traffic yet: an idle shard keeps no zero tail */
     }
-    uint64_t from = g->zero_end > g->bytes ? g->zero_end : g->bytes;
+    /* At least a chunk past the data, so that data reaches a zero write in
+     * flight (and waits for it) only when it outruns the run-ahead by that
+     * much during one zero write. Should the run-ahead have fallen behind
+     * (or be starting), [zero_end, from) stays a hole: appends into it are
+     * what appends were without the run-ahead, no worse. */
+    uint64_t lead = g->bytes + chunk;
+    uint64_t from = g->zero_end > lead ? g->zero_end : lead;
     if (from + chunk > g->bytes + want) {
         return; /* far enough ahead */
     }

@@ -397,6 +397,8 @@ void shard_sync_done(struct sl_io_op *op, int res)
         return;
     }
     SL_ASSERT(s->sync_target >= g->synced_pos);
+    s->sync_bytes_avg = s->sync_bytes_avg - s->sync_bytes_avg / 8 +
+                        (s->sync_target - g->synced_pos) / 8;
     g->synced_pos = s->sync_target;
     if (s->sync_size) {
         g->size_dirty = false; /* the seal's cut of the zero tail is durable */
