@@ -218,6 +218,7 @@ struct sl_shard {
     uint64_t zero_from;
     uint64_t zero_to;
     uint64_t zero_done; /* bytes of the zero write done (short writes resume) */
+    uint64_t zero_keep; /* zero_seg's zero_end before this write (a full disk cuts back to it) */
     struct sl_io_op zero_op;
     int fatal_errno;
     const char *fatal_what;

@@ -116,6 +116,7 @@ void shard_zero_step(struct sl_shard *s)
     s->zero_from = from;
     s->zero_to = from + chunk;
     s->zero_done = 0;
+    s->zero_keep = g->zero_end;
     g->zero_end = s->zero_to;
     s->stats.zero_writes++;
     s->stats.zero_bytes += chunk;
@@ -159,14 +160,17 @@ void shard_zero_done(struct sl_io_op *op, int res)
             return;
         }
         /* Full disk: the zeros must not take the space the data needs. Give
-         * back what this write took (only zeros lie past zero_from: no data
-         * write there was issued) and stop the run-ahead in this segment. */
-        s->zero_to = s->zero_from + s->zero_done;
+         * back what this write took - the file back to where it ended before
+         * it, or to the data end: every data write in flight ends at or
+         * before g->bytes, so no data is cut - and stop the run-ahead in this
+         * segment. */
+        uint64_t keep = s->zero_keep > g->bytes ? s->zero_keep : g->bytes;
+        uint64_t end = s->zero_done > 0 ? s->zero_from + s->zero_done : keep;
         g->zero_off = true;
-        if (sl_ftruncate(g->log_fd, s->zero_from) == 0) {
-            s->zero_to = s->zero_from;
+        if (s->zero_done > 0 && sl_ftruncate(g->log_fd, keep) == 0) {
+            end = keep;
         }
-        g->zero_end = s->zero_to > g->bytes ? s->zero_to : 0;
+        g->zero_end = end > g->bytes ? end : 0;
         if (sl_log_ratelimit_ok(&s->rl)) {
             sl_warn("storage", "%s: segment %" PRIu64 ": disk full: no zeroed run-ahead", s->dir,
                     g->base_seq);
