@@ -100,8 +100,8 @@ void shard_zero_step(struct sl_shard *s)
      * what appends were without the run-ahead, no worse. */
     uint64_t lead = g->bytes + chunk;
     uint64_t from = g->zero_end > lead ? g->zero_end : lead;
-    if (from + chunk > g->bytes + want) {
-        return; /* far enough ahead */
+    if (from + chunk > g->bytes + want || from + chunk > s->cfg.segment_bytes) {
+        return; /* far enough ahead; or past where the segment rolls (zeros the seal cuts) */
     }
     /* Zeros start past every data byte staged or in flight. */
     for (uint32_t i = 0; i < s->fifo_len; i++) {
