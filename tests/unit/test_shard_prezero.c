@@ -133,7 +133,8 @@ static uint64_t append_n(struct sl_shard *s, uint32_t n, uint32_t bytes, uint64_
             }
         }
     }
-    while (g_acks.pending > 0) {
+    /* The acks, then the zero writes they started (the files settle). */
+    while (g_acks.pending > 0 || g_ring.inflight > 0) {
         sl_ring_run(&g_ring, 1, 0);
     }
     return g_acks.failed == 0 ? sum : 0;
