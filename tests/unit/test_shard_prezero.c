@@ -8,7 +8,9 @@
  * continuing at the data end; a torn batch followed by the zeros is still a
  * torn tail, cut and counted; a sealed segment has no zero tail; a parked
  * shard has none and appends at the right place when reopened; a clean close
- * leaves none; prezero_bytes 0 writes no zeros; the config range.
+ * leaves none; prezero_bytes 0 writes no zeros; the config range; a zero
+ * write failing (injected through the ring's fault layer) with EIO makes the
+ * shard refuse writes, with ENOSPC stops the run-ahead and nothing else.
  *
  * A zero tail is detected by size: a .log longer than its batches.
  */
@@ -545,6 +547,89 @@ TEST(parked_shard_cuts_and_appends_in_place)
     sl_shard_cache_fini(&cache);
 }
 
+/* Opens a shard with the smallest run-ahead, appends until it runs, then
+ * arms a fault on the next tick's second write: the append's data write is
+ * the first, the zero write that tick starts the second. */
+static struct sl_shard *zero_fault_setup(const char *name, char *dir, size_t cap, int err,
+                                         uint64_t *salt, uint64_t *bytes)
+{
+    fresh_dir(dir, cap, name);
+    struct sl_shard_config cfg;
+    base_config(&cfg, SL_PREZERO_MIN);
+    struct sl_shard *s = open_shard(dir, &cfg);
+    if (s == NULL) {
+        return NULL;
+    }
+    *bytes = append_n(s, 8, 16 * KiB, salt); /* the run-ahead is full afterwards */
+    struct sl_ring_faults f = {.op = SL_FAULT_WRITE, .nth = 2, .err = err, .persistent = false};
+    sl_ring_faults_arm(&g_ring, &f);
+    return s;
+}
+
+/* A zero write failing with EIO is an I/O error like any other: the shard
+ * refuses writes, naming it; what was acknowledged survives a reopen. */
+TEST(zero_write_eio_is_fatal)
+{
+    char dir[PATH_MAX];
+    uint64_t salt = 600, bytes = 0;
+    struct sl_shard *s = zero_fault_setup("zeio", dir, sizeof(dir), EIO, &salt, &bytes);
+    CHECK(s != NULL && bytes > 0);
+    struct sl_shard_stats st;
+    sl_shard_stats(s, &st);
+    uint64_t zw = st.zero_writes, acked = st.visible_seq;
+    append_n(s, 1, 16 * KiB, &salt); /* its ack may fail: the shard goes fatal */
+    struct sl_ring_fault_counts fc;
+    sl_ring_faults_counts(&g_ring, &fc);
+    sl_ring_faults_disarm(&g_ring);
+    sl_shard_stats(s, &st);
+    CHECK_EQ(fc.injected, 1);
+    CHECK_EQ(st.zero_writes, zw + 1); /* the second write was the zero write */
+    CHECK_EQ(st.state, SL_EFATAL);
+    CHECK(st.fatal_what != NULL && strstr(st.fatal_what, "zero-fill") != NULL);
+    g_acks.failed = 0;
+    sl_shard_close(s);
+    struct sl_shard_config cfg;
+    base_config(&cfg, SL_PREZERO_MIN);
+    s = open_shard(dir, &cfg);
+    CHECK(s != NULL);
+    sl_shard_stats(s, &st);
+    CHECK(st.next_seq >= acked);
+    CHECK_EQ(read_all(s, 0), st.next_seq);
+    sl_shard_close(s);
+}
+
+/* A zero write refused for a full disk stops the run-ahead in that segment
+ * and gives the space back; the shard stays writable and the data intact. */
+TEST(zero_write_enospc_stops_run_ahead)
+{
+    char dir[PATH_MAX], lp[PATH_MAX + 64];
+    uint64_t salt = 700, bytes = 0;
+    struct sl_shard *s = zero_fault_setup("zenospc", dir, sizeof(dir), ENOSPC, &salt, &bytes);
+    CHECK(s != NULL && bytes > 0);
+    struct sl_shard_stats st;
+    sl_shard_stats(s, &st);
+    uint64_t zw = st.zero_writes;
+    uint64_t more = append_n(s, 1, 16 * KiB, &salt);
+    struct sl_ring_fault_counts fc;
+    sl_ring_faults_counts(&g_ring, &fc);
+    sl_ring_faults_disarm(&g_ring);
+    CHECK_EQ(fc.injected, 1);
+    CHECK(more > 0); /* the data write was not the one refused */
+    sl_shard_stats(s, &st);
+    CHECK_EQ(st.state, SL_OK);
+    CHECK_EQ(st.zero_writes, zw + 1);
+    more += append_n(s, 16, 16 * KiB, &salt);
+    sl_shard_stats(s, &st);
+    CHECK_EQ(st.zero_writes, zw + 1); /* none since, in this segment */
+    log_path(lp, sizeof(lp), dir, 0);
+    CHECK(fsize(lp) >= (int64_t)(bytes + more));
+    CHECK_EQ(batches_end(lp), bytes + more);
+    uint64_t tail = st.next_seq;
+    CHECK_EQ(read_all(s, 0), tail);
+    sl_shard_close(s);
+    CHECK_EQ(fsize(lp), (int64_t)(bytes + more));
+}
+
 /* prezero_bytes 0: no zero write, the file is its data. */
 TEST(off_writes_no_zeros)
 {
@@ -584,6 +669,8 @@ int main(void)
     RUN(sealed_segment_has_no_zero_tail);
     RUN(parked_shard_cuts_and_appends_in_place);
     RUN(off_writes_no_zeros);
+    RUN(zero_write_eio_is_fatal);
+    RUN(zero_write_enospc_stops_run_ahead);
     sl_ring_fini(&g_ring);
     nftw(g_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     TEST_END();
