@@ -79,10 +79,12 @@ struct sl_shard_config {
      * off the append path, so a data fdatasync finds the file's size
      * already committed and does not commit it through the filesystem's
      * journal for every append (measured on ext4: see README, issue 12). A
-     * segment starts it once it took one chunk of traffic; a sealed, parked
-     * or closed segment has its zero tail cut; recovery cuts it too (a zero
-     * tail is the clean end of the data). The file is at most this much
-     * larger than its data. */
+     * segment starts it once it took one chunk of traffic, and none is
+     * written while the shard's data fdatasyncs average over 128 KiB (big
+     * group commits amortise the size commit); no zeros past segment_bytes.
+     * A sealed, parked or closed segment has its zero tail cut; recovery
+     * cuts it too (a zero tail is the clean end of the data). The file is at
+     * most this much larger than its data. */
     uint64_t prezero_bytes;
     enum sl_flush_policy flush;
     struct sl_clock *clock; /* borrowed; NULL = the real clock */
