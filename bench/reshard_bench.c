@@ -50,41 +50,10 @@ static void die(const char *what, int rc)
     exit(1);
 }
 
-/* ---- one synchronous call keeping the response of an error ---- */
-
-struct waiter {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done, err;
-    sl_response *resp;
-};
-
-static void on_answer(void *ctx, int err, const char *msg, sl_response *resp)
-{
-    (void)msg;
-    struct waiter *w = ctx;
-    pthread_mutex_lock(&w->mu);
-    w->err = err;
-    w->resp = resp;
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
+/* A synchronous call keeping an error's response too (the children of SHARD_CLOSED). */
 static int call(sl_request *req, sl_response **out)
 {
-    struct waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    int rc = sl_client_call_async(g_client, req, 10000, on_answer, &w);
-    if (rc != SL_OK) {
-        return rc;
-    }
-    pthread_mutex_lock(&w.mu);
-    while (!w.done) {
-        pthread_cond_wait(&w.cv, &w.mu);
-    }
-    pthread_mutex_unlock(&w.mu);
-    *out = w.resp;
-    return w.err;
+    return sl_client_call_keep(g_client, req, 10000, out);
 }
 
 static int reshard(const char *stream, int split_shard, uint32_t target, uint64_t *ns)

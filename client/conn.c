@@ -638,7 +638,9 @@ int sl_client_send_noreply(sluice_client *c, sl_request *req)
     return call_start(c, req, NULL, sl_clock_mono_ms() + c->opts.request_timeout_ms, NULL);
 }
 
-int sl_client_call(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms, sl_response **out)
+/* sl_client_call; with `keep`, an error's response (its body) stays in *out too. */
+static int call_sync(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
+                     sl_response **out, bool keep)
 {
     *out = NULL;
     struct sl_call *call = call_new(NULL, NULL);
@@ -659,12 +661,25 @@ int sl_client_call(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
     rc = call->err;
     if (rc != SL_OK) {
         sl_client_set_error("%s", call->msg[0] != '\0' ? call->msg : sl_strerror(rc));
-        sl_response_free(call->resp);
-    } else {
+    }
+    if (rc == SL_OK || keep) {
         *out = call->resp;
+    } else {
+        sl_response_free(call->resp);
     }
     free(call);
     return rc;
+}
+
+int sl_client_call(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms, sl_response **out)
+{
+    return call_sync(c, req, extra_timeout_ms, out, false);
+}
+
+int sl_client_call_keep(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
+                        sl_response **out)
+{
+    return call_sync(c, req, extra_timeout_ms, out, true);
 }
 
 int sl_client_call_want(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,

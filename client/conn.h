@@ -29,6 +29,11 @@ typedef void (*sl_call_cb)(void *ctx, int err, const char *msg, sl_response *res
  * (a response of the wrong kind). Thread-safe. */
 int sl_client_call(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms, sl_response **out);
 
+/* sl_client_call, except that on a broker error *out (owned, may be NULL) is the response
+ * too: for the errors whose body says more (SHARD_CLOSED's children). */
+int sl_client_call_keep(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
+                        sl_response **out);
+
 /* sl_client_call, then checks the response carries body `want` (or no body when `empty_ok`:
  * protobuf cannot tell an empty body message from an unset one). */
 int sl_client_call_want(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,

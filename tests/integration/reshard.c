@@ -71,11 +71,7 @@ static int waiter_wait(struct waiter *w, sl_response **out)
 
 static int call(sl_request *req, sl_response **out)
 {
-    struct waiter w;
-    waiter_init(&w);
-    *out = NULL;
-    int rc = sl_client_call_async(client, req, 0, on_answer, &w);
-    return rc != SL_OK ? rc : waiter_wait(&w, out);
+    return sl_client_call_keep(client, req, 0, out);
 }
 
 /* ---- requests ---- */
