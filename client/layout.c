@@ -109,6 +109,18 @@ uint32_t sl_layout_route(const struct sl_layout *l, uint64_t hash)
     return l->open[lo].shard;
 }
 
+uint32_t sl_layout_route_draining(const struct sl_layout *l, const struct sl_layout_range *draining,
+                                  uint32_t n, uint64_t hash, uint32_t min_id)
+{
+    for (uint32_t k = 0; k < n; k++) {
+        SL_ASSERT(k == 0 || draining[k - 1].shard < draining[k].shard);
+        if (draining[k].shard >= min_id && draining[k].start <= hash && hash <= draining[k].end) {
+            return draining[k].shard;
+        }
+    }
+    return sl_layout_route(l, hash);
+}
+
 int sl_layout_batch_each(const void *batch, size_t len, struct sl_zctx *z, sl_layout_record_fn fn,
                          void *ctx)
 {

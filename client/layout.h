@@ -43,6 +43,14 @@ void sl_layout_fini(struct sl_layout *l);
 /* The open shard whose range holds `hash` (binary search). `l` must be built. */
 uint32_t sl_layout_route(const struct sl_layout *l, uint64_t hash);
 
+/* Routing across a change: `draining` (n entries, ascending ids, borrowed) are closed shards
+ * with records still waiting to move on. A key's records must not pass those, so a hash goes
+ * to the oldest draining shard (lowest id: a child's id is above its parents') among those
+ * with ids >= min_id whose range holds it, else to its open shard. A producer routes new
+ * records with min_id 0, and the records leaving closed shard P with min_id P + 1. */
+uint32_t sl_layout_route_draining(const struct sl_layout *l, const struct sl_layout_range *draining,
+                                  uint32_t n, uint64_t hash, uint32_t min_id);
+
 /* Called per record of a batch, in order: `index` counts from 0; `rec` and what it points
  * into are borrowed for the call (rec->timestamp_ms is the producer's time). A non-zero
  * return stops the walk and is returned. */

@@ -135,7 +135,7 @@ struct sluice_producer {
     /* Closed shards with batches pending (open, queued or in flight), ascending ids: a key
      * whose hash one holds goes to the oldest (docs above). May hold drained ones until
      * the next recount (harmless: their records move on). */
-    uint32_t *draining;
+    struct sl_layout_range *draining;
     uint32_t draining_len;
     int layout_stale;         /* a shard the table has open refused a batch as closed */
     uint64_t layout_retry_at_ms;
@@ -318,8 +318,10 @@ static void draining_recount_locked(struct sluice_producer *p)
 {
     p->draining_len = 0;
     for (uint32_t i = 0; i < p->shard_count; i++) {
-        if (pshard_draining(p->shards[i])) {
-            p->draining[p->draining_len++] = i;
+        const struct pshard *s = p->shards[i];
+        if (pshard_draining(s)) {
+            p->draining[p->draining_len++] =
+                (struct sl_layout_range){.start = s->hash_start, .end = s->hash_end, .shard = i};
         }
     }
 }
@@ -329,13 +331,7 @@ static void draining_recount_locked(struct sluice_producer *p)
  * else the open one. Under mu. */
 static uint32_t route_locked(const struct sluice_producer *p, uint64_t hash, uint32_t min_id)
 {
-    for (uint32_t k = 0; k < p->draining_len; k++) {
-        const struct pshard *d = p->shards[p->draining[k]];
-        if (p->draining[k] >= min_id && d->hash_start <= hash && hash <= d->hash_end) {
-            return p->draining[k];
-        }
-    }
-    return sl_layout_route(&p->layout, hash);
+    return sl_layout_route_draining(&p->layout, p->draining, p->draining_len, hash, min_id);
 }
 
 /* A batch the shard refused because it is closed: nothing of it was stored. It goes back
@@ -773,7 +769,7 @@ static int shards_grow_locked(struct sluice_producer *p, uint32_t count)
         return SL_ENOMEM;
     }
     p->shards = ns;
-    uint32_t *nd = realloc(p->draining, count * sizeof(*nd));
+    struct sl_layout_range *nd = realloc(p->draining, count * sizeof(*nd));
     if (nd == NULL) {
         return SL_ENOMEM;
     }
