@@ -678,13 +678,26 @@ static void drain_locked(struct sluice_producer *p, struct pshard *s, uint64_t n
         return; /* an answer or the stream's description will wake the flusher */
     }
     seal_locked(p, s);
+    /* The broker stores a producer's batches in sequence order (Produce.in_order): behind a
+     * batch known not stored, the later ones of the same producer id were not stored
+     * either (a resend of one could only be refused as out of order). */
+    uint64_t unstored_id = 0, unstored_seq = 0;
     struct pbatch *h;
-    while ((h = s->head) != NULL && !h->maybe_stored) {
+    while ((h = s->head) != NULL &&
+           (!h->maybe_stored || (h->producer_id != 0 && h->producer_id == unstored_id &&
+                                 h->producer_seq > unstored_seq))) {
         s->head = h->next;
         if (s->head == NULL) {
             s->tail = NULL;
         }
         h->next = NULL;
+        h->maybe_stored = 0;
+        if (h->producer_id != 0 && h->producer_id != unstored_id) {
+            unstored_id = h->producer_id;
+            unstored_seq = h->producer_seq;
+        } else if (h->producer_id != 0 && h->producer_seq > unstored_seq) {
+            unstored_seq = h->producer_seq;
+        }
         reroute_batch_locked(p, h, w);
     }
     SL_ASSERT(s->open == NULL); /* nothing routes back to a closed shard */
