@@ -163,8 +163,13 @@ static void on_put_done(void *ctx, const struct sl_produce_result *r)
 }
 
 /* Routes every entry and counts each shard's records and bytes. */
-static int put_route(struct put_op *op, uint32_t shard_count, uint64_t now_ms)
+static int put_route(struct put_op *op, const struct sl_stream *st, uint64_t now_ms)
 {
+    uint32_t shard_count = st->shard_count;
+    /* A resharded stream routes by its lineage, over the hash's high 64 bits
+     * (the lineage's space); one never resharded keeps Kinesis's exact
+     * 128-bit uniform ranges. */
+    bool resharded = st->lineage.n != st->lineage.open;
     uint32_t *part_of_shard = malloc(shard_count * sizeof(uint32_t));
     op->part_of = malloc(op->put.n * sizeof(uint32_t));
     op->parts = calloc(op->put.n < shard_count ? op->put.n : shard_count, sizeof(*op->parts));
@@ -178,7 +183,8 @@ static int put_route(struct put_op *op, uint32_t shard_count, uint64_t now_ms)
         if (!e->explicit_hash) {
             e->hash = sl_kin_md5(e->key, e->key_len);
         }
-        e->shard = sl_kin_shard_of(e->hash, shard_count);
+        e->shard = resharded ? sl_catalog_route(st, (uint64_t)(e->hash >> 64))
+                             : sl_kin_shard_of(e->hash, shard_count);
         if (part_of_shard[e->shard] == UINT32_MAX) {
             part_of_shard[e->shard] = op->n_parts;
             op->parts[op->n_parts++] =
@@ -276,7 +282,7 @@ static void put_start(struct put_op *op, int rc, bool ser, const char *why)
     }
     snprintf(op->stream, sizeof(op->stream), "%s", st->name);
     uint64_t now_ms = sl_clock_wall_ms();
-    rc = put_route(op, st->shard_count, now_ms);
+    rc = put_route(op, st, now_ms);
     rc = rc == SL_OK ? put_build(op, now_ms) : rc;
     if (rc != SL_OK) {
         sl_kin_fail(call, SL_KIN_INTERNAL_FAILURE, "out of memory");

@@ -430,8 +430,8 @@ static int target_of(struct redrive_op *op, const struct sl_qrecord *q, struct s
     }
     static uint32_t next_shard; /* unkeyed records: round robin, as a producer */
     *shard = q->key_len > 0
-                 ? sl_partition_shard(sl_partition_hash(q->key, q->key_len), (*st)->shard_count)
-                 : next_shard++ % (*st)->shard_count;
+                 ? sl_catalog_route(*st, sl_partition_hash(q->key, q->key_len))
+                 : sl_catalog_open_shard(*st, next_shard++ % (*st)->lineage.open);
     return SL_OK;
 }
 

@@ -594,9 +594,8 @@ void sl_rest_records_post(struct sl_api_call *call, struct sl_stream *st)
              : rc;
     static uint32_t next_shard; /* records without a key: round robin */
     uint32_t shard = rec.key_len > 0
-                         ? sl_partition_shard(sl_partition_hash(rec.key, rec.key_len),
-                                              st->shard_count)
-                         : next_shard++ % st->shard_count;
+                         ? sl_catalog_route(st, sl_partition_hash(rec.key, rec.key_len))
+                         : sl_catalog_open_shard(st, next_shard++ % st->lineage.open);
     json_decref(body); /* the record's bytes are in the batch from here */
     if (rc != SL_OK) {
         free(op);

@@ -374,7 +374,7 @@ void sns_publish(struct sns_call *c, struct sl_stream *st)
     }
     static uint32_t next_shard; /* unordered topics: round robin over the shards */
     struct sl_produce_req pr = {.stream = c->topic,
-                                .shard = next_shard++ % st->shard_count,
+                                .shard = sl_catalog_open_shard(st, next_shard++ % st->lineage.open),
                                 .batch = op->batch,
                                 .len = len,
                                 .ack = SL_ACK_DURABLE};

@@ -351,7 +351,7 @@ static int build_batch(struct send_op *op, struct sl_stream *st, uint32_t *shard
         return SL_ENOMEM;
     }
     static uint32_t next_shard; /* standard queues: round robin over the shards */
-    *shard = next_shard++ % st->shard_count;
+    *shard = sl_catalog_open_shard(st, next_shard++ % st->lineage.open);
     struct sl_batch_builder b;
     sl_batch_builder_init(&b, op->batch, cap);
     char *sp = op->scratch;
@@ -369,8 +369,7 @@ static int build_batch(struct send_op *op, struct sl_stream *st, uint32_t *shard
         if (op->fifo) {
             rec.key = e->group_id;
             rec.key_len = (uint32_t)strlen(e->group_id);
-            *shard = sl_partition_shard(sl_partition_hash(rec.key, rec.key_len),
-                                        st->shard_count); /* FIFO queues have one shard */
+            *shard = sl_catalog_route(st, sl_partition_hash(rec.key, rec.key_len));
         }
         int rc = sl_batch_builder_add(&b, &rec);
         if (rc != SL_OK) {

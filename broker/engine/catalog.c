@@ -186,7 +186,7 @@ static void unescape(char *v)
     *w = '\0';
 }
 
-static int meta_write(const struct sl_stream *st)
+int catalog_meta_write(const struct sl_stream *st)
 {
     char *body = malloc(SL_STREAM_META_BYTES_MAX);
     if (body == NULL) {
@@ -197,6 +197,20 @@ static int meta_write(const struct sl_stream *st)
                      "\ncompression=%s\ncreated_ms=%" PRIu64 "\n",
                      st->name, st->shard_count, st->retention_hours, st->retention_bytes,
                      st->compression, st->created_ms);
+    /* A resharded stream's lineage, a line per shard id ("-": none). */
+    for (uint32_t i = 0; st->lineage.n != st->lineage.open && i < st->lineage.n; i++) {
+        const struct sl_lineage_shard *ls = &st->lineage.shard[i];
+        char id[4][12];
+        const uint32_t v[4] = {ls->parent[0], ls->parent[1], ls->child[0], ls->child[1]};
+        for (int k = 0; k < 4; k++) {
+            snprintf(id[k], sizeof(id[k]), v[k] == SL_LINEAGE_NONE ? "-" : "%u", v[k]);
+        }
+        int w = snprintf(body + n, SL_STREAM_META_SHARD_LINE_MAX,
+                         "shard.%u=%016" PRIx64 ",%016" PRIx64 ",%s,%s,%s,%s,%d\n", i, ls->start,
+                         ls->end, id[0], id[1], id[2], id[3], ls->closed ? 1 : 0);
+        SL_ASSERT(w > 0 && w < (int)SL_STREAM_META_SHARD_LINE_MAX);
+        n += w;
+    }
     for (uint32_t i = 0; i < st->n_props; i++) {
         n += snprintf(body + n, SL_STREAM_META_BYTES_MAX - (size_t)n, "prop.%s=", st->props[i].key);
         n += (int)escape_into(body + n, SL_STREAM_META_BYTES_MAX - (size_t)n, st->props[i].value);
@@ -282,6 +296,42 @@ static int meta_read(struct sl_stream *st)
     return rc;
 }
 
+/* One "shard.<id>=<start>,<end>,<parent>,<parent>,<child>,<child>,<closed>"
+ * line (hex ranges, decimal ids or "-") into (*ls)[id]; ids must come in
+ * order, each once. The checksum held, so a line that does not parse is a
+ * bug or a hand edit: SL_ECORRUPT either way. */
+static int meta_shard_line(const char *line, struct sl_lineage_shard **ls, uint32_t *n)
+{
+    unsigned id;
+    unsigned long long start, end;
+    char f[4][12];
+    int closed, used = 0;
+    if (sscanf(line, "shard.%u=%llx,%llx,%11[0-9-],%11[0-9-],%11[0-9-],%11[0-9-],%d%n", &id,
+               &start, &end, f[0], f[1], f[2], f[3], &closed, &used) != 8 ||
+        line[used] != '\0' || id != *n || id >= SL_LINEAGE_SHARDS_MAX || (closed != 0 && closed != 1)) {
+        return SL_ECORRUPT;
+    }
+    if (*ls == NULL && (*ls = calloc(SL_LINEAGE_SHARDS_MAX, sizeof(**ls))) == NULL) {
+        return SL_ENOMEM;
+    }
+    uint32_t v[4];
+    for (int k = 0; k < 4; k++) {
+        char *endp = NULL;
+        unsigned long x = strtoul(f[k], &endp, 10);
+        if (strcmp(f[k], "-") == 0) {
+            v[k] = SL_LINEAGE_NONE;
+        } else if (f[k][0] == '\0' || *endp != '\0' || x >= SL_LINEAGE_SHARDS_MAX) {
+            return SL_ECORRUPT;
+        } else {
+            v[k] = (uint32_t)x;
+        }
+    }
+    (*ls)[id] = (struct sl_lineage_shard){.start = start, .end = end, .parent = {v[0], v[1]},
+                                          .child = {v[2], v[3]}, .closed = closed == 1};
+    (*n)++;
+    return SL_OK;
+}
+
 /* Parses stream.meta's text (NUL-terminated at n): checksum first. */
 static int meta_parse(struct sl_stream *st, char *body, size_t n)
 {
@@ -302,11 +352,22 @@ static int meta_parse(struct sl_stream *st, char *body, size_t n)
     unsigned long long bytes = 0, created = 0;
     char name[SL_STREAM_NAME_MAX + 1] = "", comp[8] = "";
     char *save = NULL;
+    struct sl_lineage_shard *ls = NULL; /* a resharded stream's shard lines */
+    uint32_t n_ls = 0;
     for (char *line = strtok_r(body, "\n", &save); line != NULL;
          line = strtok_r(NULL, "\n", &save)) {
         if (strncmp(line, "prop.", 5) == 0) {
             int rc = meta_prop(st, line);
             if (rc != SL_OK) {
+                free(ls);
+                return rc;
+            }
+            continue;
+        }
+        if (strncmp(line, "shard.", 6) == 0) {
+            int rc = meta_shard_line(line, &ls, &n_ls);
+            if (rc != SL_OK) {
+                free(ls);
                 return rc;
             }
             continue;
@@ -318,8 +379,24 @@ static int meta_parse(struct sl_stream *st, char *body, size_t n)
         sscanf(line, "compression=%7s", comp);
         sscanf(line, "created_ms=%llu", &created);
     }
-    if (strcmp(name, st->name) != 0 || shards == 0 || shards > SL_STREAM_SHARDS_MAX || hours == 0 ||
-        hours > 8760) {
+    if (strcmp(name, st->name) != 0 || shards == 0 || hours == 0 || hours > 8760 ||
+        (n_ls == 0 && shards > SL_STREAM_SHARDS_MAX) || (n_ls != 0 && n_ls != shards)) {
+        free(ls);
+        return SL_ECORRUPT;
+    }
+    char why[160];
+    int lrc = n_ls != 0 ? sl_lineage_restore(&st->lineage, ls, n_ls, why, sizeof(why))
+                        : sl_lineage_init(&st->lineage, shards);
+    free(ls);
+    if (lrc != SL_OK) {
+        if (lrc != SL_ENOMEM) {
+            sl_error("catalog", "stream %s: the shard lineage in stream.meta is invalid: %s",
+                     st->name, n_ls != 0 ? why : "bad shard count");
+        }
+        return lrc == SL_ENOMEM ? SL_ENOMEM : SL_ECORRUPT;
+    }
+    if (st->lineage.open > SL_STREAM_SHARDS_MAX) {
+        sl_lineage_fini(&st->lineage);
         return SL_ECORRUPT;
     }
     st->shard_count = shards;
@@ -387,6 +464,9 @@ void catalog_stream_free(struct sl_catalog *c, struct sl_stream *st)
     }
     free(st->shards);
     free(st->shard_slab);
+    sl_lineage_fini(&st->lineage);
+    free(st->open_start);
+    free(st->open_id);
     free(st->load_why);
     free(st->dir);
     free(st);
@@ -414,10 +494,12 @@ int catalog_shards_init(struct sl_catalog *c, struct sl_stream *st)
         b->id = i;
         b->ws.workers = c->cfg.workers;
         b->ws.owner = sl_workers_pick(c->cfg.workers, st->name, i);
-        sl_partition_range(i, st->shard_count, &b->hash_start, &b->hash_end);
+        SL_ASSERT(st->lineage.n == st->shard_count);
+        b->hash_start = st->lineage.shard[i].start;
+        b->hash_end = st->lineage.shard[i].end;
         sl_dedup_init(&b->dedup);
     }
-    return SL_OK;
+    return catalog_route_build(st);
 }
 
 /* Opens (creating if missing) every shard's log into logs[i], with its
@@ -427,41 +509,48 @@ int catalog_shards_init(struct sl_catalog *c, struct sl_stream *st)
  * producers; `synced`: the start-up syncfs made its files durable, so the
  * recoveries need no fdatasync. On failure the logs opened so far stay in logs[] (adopt them
  * to close them) and `why` names the shard and the cause. */
+int catalog_open_log(struct sl_catalog *c, struct sl_stream *st, uint32_t i, bool rebuild,
+                     bool synced, struct sl_shard **log, char *why, size_t why_len)
+{
+    struct sl_shard_config own = c->cfg.shard;
+    own.retention_ms = (uint64_t)st->retention_hours * 3600 * 1000;
+    own.retention_bytes = st->retention_bytes;
+    struct sl_bshard *b = st->shards[i];
+    SL_ASSERT(b->ws.log == NULL && *log == NULL);
+    char sub[16];
+    snprintf(sub, sizeof(sub), "%u", i);
+    char *dir = catalog_path_cat(st->dir, sub);
+    if (dir == NULL) {
+        snprintf(why, why_len, "stream %s: %s", st->name, sl_strerror(SL_ENOMEM));
+        return SL_ENOMEM;
+    }
+    own.cache = b->ws.owner < c->n_caches ? &c->caches[b->ws.owner] : NULL;
+    own.synced_before_open = rebuild && synced; /* (nothing wrote it since) */
+    int rc = sl_shard_open(sl_workers_ring(c->cfg.workers, c->ring, b->ws.owner), dir, &own, log);
+    free(dir);
+    if (rc == SL_OK && rebuild) {
+        int drc = sl_dedup_rebuild(&b->dedup, *log);
+        if (drc != SL_OK) { /* retries of older batches may be stored twice */
+            sl_warn("catalog",
+                    "stream %s shard %u: cannot re-learn its recent producers: %s "
+                    "(a retry sent across the restart may be stored twice)",
+                    st->name, i, sl_strerror(drc));
+        }
+    }
+    if (rc != SL_OK) {
+        char what[SL_STREAM_NAME_MAX + 48];
+        snprintf(what, sizeof(what), "stream %s: cannot open shard %u", st->name, i);
+        catalog_file_why(why, why_len, what, rc);
+    }
+    return rc;
+}
+
 int catalog_open_logs(struct sl_catalog *c, struct sl_stream *st, bool rebuild, bool synced,
                       struct sl_shard **logs, char *why, size_t why_len)
 {
-    struct sl_shard_config scfg = c->cfg.shard;
-    scfg.retention_ms = (uint64_t)st->retention_hours * 3600 * 1000;
-    scfg.retention_bytes = st->retention_bytes;
     for (uint32_t i = 0; i < st->shard_count; i++) {
-        struct sl_bshard *b = st->shards[i];
-        SL_ASSERT(b->ws.log == NULL && logs[i] == NULL);
-        char sub[16];
-        snprintf(sub, sizeof(sub), "%u", i);
-        char *dir = catalog_path_cat(st->dir, sub);
-        if (dir == NULL) {
-            snprintf(why, why_len, "stream %s: %s", st->name, sl_strerror(SL_ENOMEM));
-            return SL_ENOMEM;
-        }
-        struct sl_shard_config own = scfg;
-        own.cache = b->ws.owner < c->n_caches ? &c->caches[b->ws.owner] : NULL;
-        own.synced_before_open = rebuild && synced; /* (nothing wrote it since) */
-        int rc = sl_shard_open(sl_workers_ring(c->cfg.workers, c->ring, b->ws.owner), dir, &own,
-                               &logs[i]);
-        free(dir);
-        if (rc == SL_OK && rebuild) {
-            int drc = sl_dedup_rebuild(&b->dedup, logs[i]);
-            if (drc != SL_OK) { /* retries of older batches may be stored twice */
-                sl_warn("catalog",
-                        "stream %s shard %u: cannot re-learn its recent producers: %s "
-                        "(a retry sent across the restart may be stored twice)",
-                        st->name, i, sl_strerror(drc));
-            }
-        }
+        int rc = catalog_open_log(c, st, i, rebuild, synced, &logs[i], why, why_len);
         if (rc != SL_OK) {
-            char what[SL_STREAM_NAME_MAX + 48];
-            snprintf(what, sizeof(what), "stream %s: cannot open shard %u", st->name, i);
-            catalog_file_why(why, why_len, what, rc);
             return rc;
         }
     }
@@ -1016,6 +1105,10 @@ int catalog_create_prepare(struct sl_catalog *c, const char *name, uint32_t shar
         return SL_ENOMEM;
     }
     st->shard_count = shard_count;
+    if (sl_lineage_init(&st->lineage, shard_count) != SL_OK) {
+        catalog_stream_free(c, st);
+        return SL_ENOMEM;
+    }
     st->retention_hours = retention_hours;
     st->retention_bytes = retention_bytes;
     snprintf(st->compression, sizeof(st->compression), "%s", compression);
@@ -1048,7 +1141,7 @@ int catalog_create_dirs(struct sl_catalog *c, struct sl_stream *st)
         free(dir);
     }
     if (rc == SL_OK) {
-        rc = meta_write(st); /* tmp, fsync, rename, fsync of st->dir */
+        rc = catalog_meta_write(st); /* tmp, fsync, rename, fsync of st->dir */
     }
     return rc;
 }
@@ -1316,7 +1409,7 @@ int sl_catalog_set_props(struct sl_catalog *c, struct sl_stream *st, const char 
     uint32_t old_n = st->n_props;
     st->props = p;
     st->n_props = m;
-    rc = meta_write(st);
+    rc = catalog_meta_write(st);
     if (rc != SL_OK) { /* not durable: the old set stands */
         st->props = old;
         st->n_props = old_n;
@@ -1338,7 +1431,7 @@ int sl_catalog_set_retention(struct sl_catalog *c, struct sl_stream *st, uint32_
     }
     uint32_t old = st->retention_hours;
     st->retention_hours = hours;
-    int rc = meta_write(st);
+    int rc = catalog_meta_write(st);
     if (rc != SL_OK) {
         st->retention_hours = old;
         snprintf(why, why_len, "cannot write %s/stream.meta: %s", st->name, sl_strerror(rc));

@@ -12,6 +12,7 @@
 
 #include "broker/engine/counters.h"
 #include "broker/engine/dedup.h"
+#include "broker/engine/lineage.h"
 #include "broker/engine/workers.h"
 #include "storage/checkpoint.h"
 #include "storage/qstate.h"
@@ -33,7 +34,10 @@ struct catalog_job;
 #define SL_STREAM_PROPS_MAX 64u
 #define SL_STREAM_PROP_KEY_MAX 128u
 #define SL_STREAM_PROP_VALUE_MAX 1024u
-#define SL_STREAM_META_BYTES_MAX (96u << 10)
+/* room for the properties and, once resharded, a line per shard id of the
+ * lineage (SL_LINEAGE_SHARDS_MAX x SL_STREAM_META_SHARD_LINE_MAX) */
+#define SL_STREAM_META_SHARD_LINE_MAX 80u
+#define SL_STREAM_META_BYTES_MAX ((96u << 10) + SL_LINEAGE_SHARDS_MAX * SL_STREAM_META_SHARD_LINE_MAX)
 
 struct sl_stream_prop {
     char *key;   /* owned; printable ASCII without '=' */
@@ -75,6 +79,8 @@ struct sl_bshard {
     struct sl_wshard ws;     /* the log, reached through its owner */
     struct sl_dedup dedup;   /* the producers' last batches (no memory until used) */
     struct sl_shard_io io;   /* records and bytes in (produce.c) and out (fetch.c) */
+    uint32_t appends;        /* handed to the owner, not answered (produce.c) */
+    bool closing;            /* a reshard waits for `appends` to drain (reshard.c) */
 };
 
 struct sl_stream {
@@ -92,6 +98,15 @@ struct sl_stream {
     struct sl_bshard **shards;
     struct sl_bshard *shard_slab;
     uint32_t slab_n;
+    /* Every shard id's range, parents and children, open or closed (#16);
+     * lineage.n == shard_count. A stream never resharded has shard_count
+     * open uniform ranges (common/partition.h) and stream.meta says nothing
+     * of them. */
+    struct sl_lineage lineage;
+    /* The open shards by range start, for routing a hash once the stream
+     * was resharded (sl_catalog_route); NULL before. */
+    uint64_t *open_start;
+    uint32_t *open_id;
     /* NULL until used (sl_catalog_ckpt, sl_catalog_qstate) - opened at
      * start-up only when their directories hold state; NULL reads as empty */
     struct sl_ckpt_store *ckpt;
@@ -103,6 +118,7 @@ struct sl_stream {
     struct sl_fetch_state *fetch;
     struct sl_queue_state *queues;
     uint32_t inflight; /* broker ops holding this stream (appends, reads, commits) */
+    struct sl_reshard_op *reshard; /* the change of its shards under way, or NULL */
     bool deleted;
     /* A stream found at start-up is loaded lazily (catalog_jobs.c): until
      * `loaded`, its shards have no log (shards[i].ws.log NULL, stats read as
@@ -117,6 +133,40 @@ struct sl_stream {
     struct sl_stream *hnext; /* the catalog's name index (catalog.c) */
     uint64_t name_hash;
 };
+
+/* The open shard whose range holds `hash` (the produce path of front-ends
+ * that route by key, and unkeyed records spread over the open shards). */
+uint32_t sl_catalog_route(const struct sl_stream *st, uint64_t hash);
+/* The `k`-th open shard in range order (k < lineage.open): round-robin over
+ * the shards that take appends. */
+uint32_t sl_catalog_open_shard(const struct sl_stream *st, uint32_t k);
+
+/* A change of a stream's shards (#16), prepared then committed: prepare
+ * checks it against the stream and the limits and builds the new lineage;
+ * commit makes it durable (the children's directories, then stream.meta
+ * replaced: the one write that moves the stream from before the change to
+ * after it), opens the children's logs and installs the lineage. The
+ * caller makes sure no append to a shard being closed is in flight between
+ * the two (produce.c holds them). */
+struct sl_catalog_reshard {
+    struct sl_lineage next;
+    uint32_t closed[SL_STREAM_SHARDS_MAX]; /* open before, closed after */
+    uint32_t n_closed;
+    uint32_t first_new; /* ids first_new .. next.n - 1 are the children */
+};
+/* Errors (why says which): SL_ENOTFOUND (shard), SL_ESHARD_CLOSED, SL_EINVAL,
+ * SL_ELIMIT (SL_STREAM_SHARDS_MAX open shards, the lineage's maximum, the
+ * broker's shards_max), SL_ENOMEM. Nothing changes; sl_catalog_reshard_free
+ * after either outcome. `steps` are sl_lineage_plan's. */
+int sl_catalog_reshard_prepare(struct sl_catalog *c, const struct sl_stream *st,
+                               const struct sl_reshard_step *steps, uint32_t n_steps,
+                               struct sl_catalog_reshard *r, char *why, size_t why_len);
+/* Errors: SL_EIO, SL_ENOSPC, SL_ELIMIT (descriptors), SL_ENOMEM with why;
+ * the stream is then as before (a child's directory may remain, empty: a
+ * later change reuses it). */
+int sl_catalog_reshard_commit(struct sl_catalog *c, struct sl_stream *st,
+                              struct sl_catalog_reshard *r, char *why, size_t why_len);
+void sl_catalog_reshard_free(struct sl_catalog_reshard *r);
 
 /* Opens the catalog: reads the metadata of every stream under
  * <data>/streams (synchronous, start-up) and starts loading their shards in

@@ -3,6 +3,8 @@
  *                   and close, delete, properties, retention
  *   catalog_jobs.c  file work off the main loop: background creates and the
  *                   lazy loading of the streams found at start-up
+ *   catalog_reshard.c  splits and merges of a stream's shards (#16): routing
+ *                   by the lineage, the durable change
  * Nothing outside broker/engine/catalog*.c includes this file.
  *
  * Threading: the catalog belongs to the main loop, except the fields marked
@@ -128,6 +130,12 @@ int catalog_create_prepare(struct sl_catalog *c, const char *name, uint32_t shar
                            const char *compression, struct sl_stream **out, char *why,
                            size_t why_len);
 int catalog_shards_init(struct sl_catalog *c, struct sl_stream *st);
+/* Replaces stream.meta with the stream's settings, lineage and properties,
+ * durably (the commit point of a create, a property change, a reshard). */
+int catalog_meta_write(const struct sl_stream *st);
+/* Opens (creating if missing) shard i's log into *log (see catalog_open_logs). */
+int catalog_open_log(struct sl_catalog *c, struct sl_stream *st, uint32_t i, bool rebuild,
+                     bool synced, struct sl_shard **log, char *why, size_t why_len);
 /* The stores' share of open_files_max (0: no budget); the rest is the shards'. */
 uint32_t catalog_store_files(uint32_t open_files_max);
 int catalog_open_logs(struct sl_catalog *c, struct sl_stream *st, bool rebuild, bool synced,
@@ -141,6 +149,10 @@ struct sl_stream *catalog_lookup(struct sl_catalog *c, const char *name);
 /* Closes the shard logs of the streams (one call per owner for all). */
 void catalog_close_logs(struct sl_catalog *c, struct sl_stream *const *v, uint32_t n);
 void catalog_stream_free(struct sl_catalog *c, struct sl_stream *st);
+
+/* catalog_reshard.c */
+/* st->open_start/open_id from the lineage (nothing while never resharded). */
+int catalog_route_build(struct sl_stream *st);
 
 /* catalog_jobs.c */
 int catalog_jobs_start(struct sl_catalog *c);

@@ -7,6 +7,7 @@
 #include "broker/engine/fetch.h"
 #include "broker/engine/produce.h"
 #include "broker/engine/queue.h"
+#include "broker/engine/reshard.h"
 
 void sl_events_tick(void *ctx, uint64_t now_ms)
 {
@@ -47,6 +48,7 @@ void sl_events_shard_listener(void *ctx, struct sl_shard *s)
 void sl_events_stream_free(void *ctx, struct sl_stream *st)
 {
     (void)ctx;
+    sl_reshard_stream_gone(st);
     sl_queue_stream_free(st);
     sl_fetch_stream_free(st);
     sl_produce_stream_free(st);

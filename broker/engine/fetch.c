@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define FETCH_MIN_BUF (64u << 10)
 #define FETCH_DEFAULT_BYTES (1u << 20)
@@ -47,6 +48,23 @@ struct fetch_op {
     struct fetch_op *all_next; /* the parked fetches, not every stream's shards */
     bool parked;
 };
+
+int sl_fetch_stream_grow(struct sl_stream *st, uint32_t count)
+{
+    struct sl_fetch_state *fs = st->fetch;
+    if (fs == NULL || fs->shard_count >= count) {
+        return SL_OK;
+    }
+    /* (parked ops link to each other and find their head by shard id) */
+    fs = realloc(fs, sizeof(*fs) + count * sizeof(fs->waiters[0]));
+    if (fs == NULL) {
+        return SL_ENOMEM;
+    }
+    memset(&fs->waiters[fs->shard_count], 0, (count - fs->shard_count) * sizeof(fs->waiters[0]));
+    fs->shard_count = count;
+    st->fetch = fs;
+    return SL_OK;
+}
 
 static struct fetch_op **waiters_of(struct sl_bshard *b)
 {

@@ -59,5 +59,8 @@ void sl_fetch_stream_wake(struct sl_stream *st, int err);
 /* Expired waits answer empty; with `all` (shutdown) every wait does. */
 void sl_fetch_tick(struct sl_engine *e, uint64_t now_ms, bool all);
 void sl_fetch_stream_free(struct sl_stream *st);
+/* The parked fetches' table sized for `count` shards (before a reshard that
+ * adds shards commits). Errors: SL_ENOMEM (as before). */
+int sl_fetch_stream_grow(struct sl_stream *st, uint32_t count);
 
 #endif

@@ -80,6 +80,43 @@ void sl_lineage_fini(struct sl_lineage *l)
     *l = (struct sl_lineage){0};
 }
 
+int sl_lineage_copy(struct sl_lineage *dst, const struct sl_lineage *src)
+{
+    *dst = (struct sl_lineage){0};
+    int rc = grow(dst, src->n);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    memcpy(dst->shard, src->shard, (size_t)src->n * sizeof(*src->shard));
+    dst->n = src->n;
+    dst->open = src->open;
+    return SL_OK;
+}
+
+int sl_lineage_restore(struct sl_lineage *l, const struct sl_lineage_shard *shards, uint32_t n,
+                       char *why, size_t whylen)
+{
+    *l = (struct sl_lineage){0};
+    if (n == 0 || n > SL_LINEAGE_SHARDS_MAX) {
+        snprintf(why, whylen, "%u shards (1 to %u)", n, SL_LINEAGE_SHARDS_MAX);
+        return SL_EINVAL;
+    }
+    int rc = grow(l, n);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    memcpy(l->shard, shards, (size_t)n * sizeof(*shards));
+    l->n = n;
+    for (uint32_t i = 0; i < n; i++) {
+        l->open += shards[i].closed ? 0 : 1;
+    }
+    rc = sl_lineage_check(l, why, whylen);
+    if (rc != SL_OK) {
+        sl_lineage_fini(l);
+    }
+    return rc;
+}
+
 /* The shard `id` when it is open, else the reason in why. */
 static int open_shard(const struct sl_lineage *l, uint32_t id, char *why, size_t whylen)
 {

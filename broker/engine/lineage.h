@@ -55,6 +55,14 @@ struct sl_lineage {
  * SL_ENOMEM. */
 int sl_lineage_init(struct sl_lineage *l, uint32_t count);
 void sl_lineage_fini(struct sl_lineage *l);
+/* *dst (uninitialised or finished) becomes a copy of src. Errors: SL_ENOMEM. */
+int sl_lineage_copy(struct sl_lineage *dst, const struct sl_lineage *src);
+/* *l (uninitialised) from `n` shards as persisted (ids 0..n-1; `open` is
+ * counted here), checked with sl_lineage_check. Errors: SL_ECORRUPT (why
+ * says which rule), SL_EINVAL (0 or more than SL_LINEAGE_SHARDS_MAX),
+ * SL_ENOMEM. */
+int sl_lineage_restore(struct sl_lineage *l, const struct sl_lineage_shard *shards, uint32_t n,
+                       char *why, size_t whylen);
 
 /* Splits open shard `id` at `at` (the second child starts there; `at` must
  * be inside the range and not its start). children[0..1] get the new ids.

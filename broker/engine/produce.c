@@ -11,6 +11,7 @@
 #include "broker/engine/catalog.h"
 #include "broker/engine/dedup.h"
 #include "broker/engine/engine.h"
+#include "broker/engine/reshard.h"
 #include "broker/engine/workers.h"
 #include "common/assert.h"
 #include "common/checksum.h"
@@ -58,6 +59,30 @@ struct produce_op {
     struct produce_op *next; /* in the shard's wait FIFO */
 };
 
+/* The answer to an append a closed shard did not store: its children. */
+static void closed_result(const struct sl_bshard *b, struct sl_produce_result *r, char *why,
+                          size_t why_len)
+{
+    const struct sl_lineage_shard *ls = &b->stream->lineage.shard[b->id];
+    SL_ASSERT(ls->closed && ls->child[0] != SL_LINEAGE_NONE);
+    r->err = SL_ESHARD_CLOSED;
+    r->shard = b->id;
+    r->children[0] = ls->child[0];
+    r->n_children = ls->child[1] != SL_LINEAGE_NONE ? 2 : 1;
+    r->children[1] = r->n_children == 2 ? ls->child[1] : 0;
+    char kids[32];
+    if (r->n_children == 2) {
+        snprintf(kids, sizeof(kids), "split into %u and %u", r->children[0], r->children[1]);
+    } else {
+        snprintf(kids, sizeof(kids), "merged into %u", r->children[0]);
+    }
+    snprintf(why, why_len,
+             "shard %u of %s is closed (%s): describe the stream and send each record to the "
+             "open shard of its key's hash",
+             b->id, b->stream->name, kids);
+    r->why = why;
+}
+
 static void finish(struct produce_op *op, int err, uint64_t base, uint32_t count,
                    bool duplicate)
 {
@@ -87,6 +112,9 @@ static void finish(struct produce_op *op, int err, uint64_t base, uint32_t count
     struct sl_produce_result r = {.err = err, .why = why, .shard = b->id, .base_seq = base,
                                   .count = count, .duplicate = duplicate,
                                   .dropped = op->dropped, .n_dropped = op->n_dropped};
+    if (err == SL_ESHARD_CLOSED) {
+        closed_result(b, &r, why, sizeof(why));
+    }
     if (err == SL_OK && !duplicate) {
         b->io.records_in += count;
         b->io.bytes_in += op->rebuilt != NULL ? op->rebuilt_len : op->len;
@@ -109,11 +137,18 @@ static void fail(struct sl_engine *e, sl_produce_cb cb, void *ctx, uint32_t shar
     cb(ctx, &r);
 }
 
+
 static void on_appended(void *ctx, int err, uint64_t base_seq, uint32_t count)
 {
     struct produce_op *op = ctx;
-    sl_dedup_end(&op->shard->dedup, op->producer_id, op->producer_seq, err, base_seq, count);
+    struct sl_bshard *b = op->shard;
+    SL_ASSERT(b->appends > 0);
+    b->appends--;
+    sl_dedup_end(&b->dedup, op->producer_id, op->producer_seq, err, base_seq, count);
     finish(op, err, base_seq, count, false);
+    if (b->closing && b->appends == 0) {
+        sl_reshard_drained(b->stream);
+    }
 }
 
 /* Tries the append; SL_EAGAIN means "wait in the FIFO". */
@@ -122,7 +157,12 @@ static int try_append(struct produce_op *op)
     const uint8_t *data = op->rebuilt != NULL ? op->rebuilt : op->batch;
     size_t len = op->rebuilt != NULL ? op->rebuilt_len : op->len;
     unsigned flags = op->ack == SL_ACK_DURABLE ? SL_APPEND_DURABLE : 0;
+    SL_ASSERT(!op->shard->closing);
+    op->shard->appends++; /* (before: the callback may run inside the call) */
     int rc = sl_wshard_append(&op->shard->ws, data, len, flags, on_appended, op);
+    if (rc != SL_OK) {
+        op->shard->appends--;
+    }
     if (rc != SL_OK && rc != SL_EAGAIN) {
         sl_dedup_end(&op->shard->dedup, op->producer_id, op->producer_seq, rc, 0, 0);
         finish(op, rc, 0, 0, false);
@@ -137,7 +177,7 @@ void sl_produce_shard_progress(struct sl_bshard *b)
         return;
     }
     SL_ASSERT(b->id < ps->shard_count);
-    while (ps->fifo[b->id].head != NULL) {
+    while (ps->fifo[b->id].head != NULL && !b->closing) {
         struct produce_op *op = ps->fifo[b->id].head;
         if (try_append(op) == SL_EAGAIN) {
             return;
@@ -147,6 +187,38 @@ void sl_produce_shard_progress(struct sl_bshard *b)
             ps->fifo[b->id].tail = NULL;
         }
     }
+}
+
+void sl_produce_refuse_closed(struct sl_bshard *b)
+{
+    struct sl_produce_state *ps = b->stream->produce;
+    SL_ASSERT(!b->closing && b->stream->lineage.shard[b->id].closed);
+    while (ps != NULL && b->id < ps->shard_count && ps->fifo[b->id].head != NULL) {
+        struct produce_op *op = ps->fifo[b->id].head;
+        ps->fifo[b->id].head = op->next;
+        if (ps->fifo[b->id].head == NULL) {
+            ps->fifo[b->id].tail = NULL;
+        }
+        sl_dedup_end(&b->dedup, op->producer_id, op->producer_seq, SL_ESHARD_CLOSED, 0, 0);
+        finish(op, SL_ESHARD_CLOSED, 0, 0, false);
+    }
+}
+
+int sl_produce_stream_grow(struct sl_stream *st, uint32_t count)
+{
+    struct sl_produce_state *ps = st->produce;
+    if (ps == NULL || ps->shard_count >= count) {
+        return SL_OK;
+    }
+    /* (the ops point at shards, never into fifo[]: moving it is fine) */
+    ps = realloc(ps, sizeof(*ps) + count * sizeof(ps->fifo[0]));
+    if (ps == NULL) {
+        return SL_ENOMEM;
+    }
+    memset(&ps->fifo[ps->shard_count], 0, (count - ps->shard_count) * sizeof(ps->fifo[0]));
+    ps->shard_count = count;
+    st->produce = ps;
+    return SL_OK;
 }
 
 void sl_produce_stream_free(struct sl_stream *st)
@@ -186,7 +258,7 @@ static int check_routing(struct sl_engine *e, struct sl_bshard *b, const uint8_t
             snprintf(why, why_len,
                      "record %" PRIu64 " of the batch has a key that belongs to shard %u, "
                      "not %u",
-                     rv.seq - h->base_seq, sl_partition_shard(hash, b->stream->shard_count),
+                     rv.seq - h->base_seq, sl_catalog_route(b->stream, hash),
                      b->id);
             return SL_EINVAL;
         }
@@ -352,7 +424,7 @@ static void start(struct produce_op *op)
 {
     struct sl_bshard *b = op->shard;
     struct sl_stream *st = b->stream;
-    if ((st->produce == NULL || st->produce->fifo[b->id].head == NULL) &&
+    if (!b->closing && (st->produce == NULL || st->produce->fifo[b->id].head == NULL) &&
         try_append(op) != SL_EAGAIN) {
         return;
     }
@@ -440,6 +512,15 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
                      h.producer_seq, h.producer_id, de->producer_seq);
         }
         fail(e, cb, ctx, req->shard, SL_EAGAIN, why);
+        return;
+    }
+    if (rc == SL_OK && b->stream->lineage.shard[b->id].closed) {
+        /* not a retry of a batch it stored (answered duplicate below): refused */
+        sl_dedup_end(&b->dedup, h.producer_id, h.producer_seq, SL_ESHARD_CLOSED, 0, 0);
+        struct sl_produce_result r = {0};
+        closed_result(b, &r, why, sizeof(why));
+        e->stats.op[SL_OP_PRODUCE].results[SL_ESHARD_CLOSED]++;
+        cb(ctx, &r);
         return;
     }
     struct produce_op *op = calloc(1, sizeof(*op));

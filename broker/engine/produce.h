@@ -51,6 +51,9 @@ struct sl_produce_result {
     bool duplicate;         /* a retry of a stored batch, or every record a known de-dup id */
     const uint32_t *dropped; /* records dropped as duplicates (indexes, sorted) */
     uint32_t n_dropped;
+    /* err SL_ESHARD_CLOSED: the shards that took the closed shard's range */
+    uint32_t children[2];
+    uint32_t n_children;
 };
 
 /* Everything in `r` is borrowed for the duration of the call. */
@@ -58,6 +61,17 @@ typedef void (*sl_produce_cb)(void *ctx, const struct sl_produce_result *r);
 
 void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl_produce_cb cb,
                        void *ctx);
+
+/* Resharding (reshard.c). While b->closing, appends to b wait in its FIFO
+ * (none is started), so the shard's log stops growing once the appends in
+ * flight (b->appends) are done; reshard.c is told when they are
+ * (sl_reshard_drained). After the change commits, the waiting ones are
+ * refused SL_ESHARD_CLOSED (sl_produce_refuse_closed), or, when it failed,
+ * started (sl_produce_shard_progress). */
+void sl_produce_refuse_closed(struct sl_bshard *b);
+/* The stream's per-shard state sized for `count` shards (before a change
+ * that adds shards commits). Errors: SL_ENOMEM (the state is as before). */
+int sl_produce_stream_grow(struct sl_stream *st, uint32_t count);
 
 /* The shard made progress: retry the produces waiting for staging space. */
 void sl_produce_shard_progress(struct sl_bshard *b);

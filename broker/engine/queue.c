@@ -1002,7 +1002,9 @@ static void on_dlq_appended(void *ctx, int err, uint64_t base, uint32_t count)
 
 static void dlq_start(struct dlq_op *op)
 {
-    int rc = sl_wshard_append(&op->dst->shards[0]->ws, op->batch, op->len, 0, on_dlq_appended, op);
+    /* (an open shard: a dead-letter stream may have been resharded) */
+    struct sl_bshard *dst = op->dst->shards[sl_catalog_open_shard(op->dst, 0)];
+    int rc = sl_wshard_append(&dst->ws, op->batch, op->len, 0, on_dlq_appended, op);
     if (rc != SL_OK) {
         dlq_retry_later(op, rc);
     }

@@ -120,6 +120,9 @@ void sl_native_dispatch(struct sl_native *srv, struct sl_conn *c, sl_request *re
     case SLUICE__V1__REQUEST__BODY_API_CALL:
         sl_native_api_call(srv, c, req);
         break;
+    case SLUICE__V1__REQUEST__BODY_RESHARD_STREAM:
+        sl_native_reshard_stream(srv, c, req);
+        break;
     default:
         sl_native_fail(c, req->id, SL_EUNSUPPORTED, "unknown request type");
         break;

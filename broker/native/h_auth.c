@@ -226,6 +226,9 @@ static uint32_t needs(const sl_request *req, const char **stream)
     case SLUICE__V1__REQUEST__BODY_DELETE_STREAM:
         *stream = req->delete_stream->name;
         return SL_ACL_ADMIN;
+    case SLUICE__V1__REQUEST__BODY_RESHARD_STREAM:
+        *stream = req->reshard_stream->stream;
+        return SL_ACL_ADMIN;
     case SLUICE__V1__REQUEST__BODY_DESCRIBE_STREAM:
         *stream = req->describe_stream->name;
         return SL_ACL_ANY;

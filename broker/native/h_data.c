@@ -19,9 +19,10 @@ static void on_produced(void *ctx, const struct sl_produce_result *r)
     struct produce_op *op = ctx;
     struct sl_conn *c = op->conn;
     if (op->req->produce->ack != SLUICE__V1__ACK_MODE__ACK_NONE) {
-        if (r->err != SL_OK) {
+        if (r->err != SL_OK && r->err != SL_ESHARD_CLOSED) {
             sl_native_respond_error(c, op->req->id, r->err, r->why);
         } else {
+            /* a closed shard's refusal carries the body: the children */
             Sluice__V1__ProduceResponse pr = SLUICE__V1__PRODUCE_RESPONSE__INIT;
             pr.shard = r->shard;
             pr.base_seq = r->base_seq;
@@ -29,8 +30,14 @@ static void on_produced(void *ctx, const struct sl_produce_result *r)
             pr.duplicate = r->duplicate;
             pr.n_dropped = r->n_dropped;
             pr.dropped = (uint32_t *)r->dropped;
+            pr.n_children = r->n_children;
+            pr.children = (uint32_t *)r->children;
             sl_response resp = SLUICE__V1__RESPONSE__INIT;
             resp.id = op->req->id;
+            resp.code = (Sluice__V1__ErrorCode)r->err;
+            if (r->err != SL_OK) {
+                resp.message = (char *)r->why;
+            }
             resp.body_case = SLUICE__V1__RESPONSE__BODY_PRODUCE;
             resp.produce = &pr;
             sl_native_respond(c, &resp);

@@ -1,7 +1,9 @@
 /* h_streams.c - native CreateStream, DescribeStream, ListStreams,
- * DeleteStream over broker/engine/streams.h. */
+ * DeleteStream over broker/engine/streams.h, and ReshardStream over
+ * broker/engine/reshard.h. */
 #include "broker/engine/catalog.h"
 #include "broker/engine/engine.h"
+#include "broker/engine/reshard.h"
 #include "broker/engine/streams.h"
 #include "broker/native/handlers.h"
 #include "common/error.h"
@@ -18,58 +20,91 @@ static void stream_info(const struct sl_stream *st, Sluice__V1__StreamInfo *si)
     si->retention_bytes = st->retention_bytes;
     si->compression = (char *)st->compression;
     si->created_ms = st->created_ms;
+    si->open_shards = st->lineage.open;
+}
+
+/* The ids of a lineage pair ({a, b}, {a, NONE} or {NONE, NONE}), borrowed. */
+static size_t lineage_ids(const uint32_t pair[2], uint32_t **out)
+{
+    *out = (uint32_t *)pair;
+    return pair[0] == SL_LINEAGE_NONE ? 0 : pair[1] == SL_LINEAGE_NONE ? 1 : 2;
+}
+
+/* A stream with each shard, as Create, Describe and Reshard answer it. */
+struct stream_msg {
+    Sluice__V1__StreamInfo si;
+    Sluice__V1__ShardInfo *shards;
+    Sluice__V1__ShardInfo **ptrs;
+    struct sl_shard_info *info;
+};
+
+static int stream_msg_build(const struct sl_stream *st, struct stream_msg *m)
+{
+    uint32_t n = st->shard_count;
+    m->shards = calloc(n, sizeof(*m->shards));
+    m->ptrs = calloc(n, sizeof(*m->ptrs));
+    m->info = calloc(n, sizeof(*m->info));
+    if (m->shards == NULL || m->ptrs == NULL || m->info == NULL) {
+        return SL_ENOMEM;
+    }
+    stream_info(st, &m->si);
+    for (uint32_t i = 0; i < n; i++) {
+        Sluice__V1__ShardInfo *sh = &m->shards[i];
+        const struct sl_shard_info *in = &m->info[i];
+        const struct sl_lineage_shard *ls = &st->lineage.shard[i];
+        sl_streams_shard_info(st, i, &m->info[i]);
+        sluice__v1__shard_info__init(sh);
+        sh->shard = i;
+        sh->hash_start = in->hash_start;
+        sh->hash_end = in->hash_end;
+        sh->first_seq = in->first_seq;
+        sh->next_seq = in->next_seq;
+        sh->bytes = in->bytes;
+        sh->segments = in->segments;
+        sh->status = (Sluice__V1__ErrorCode)in->status;
+        sh->status_message = (char *)in->status_message;
+        sh->closed = ls->closed;
+        sh->n_parents = lineage_ids(ls->parent, &sh->parents);
+        sh->n_children = ls->closed ? lineage_ids(ls->child, &sh->children) : 0;
+        m->ptrs[i] = sh;
+    }
+    m->si.n_shards = n;
+    m->si.shards = m->ptrs;
+    return SL_OK;
+}
+
+static void stream_msg_free(struct stream_msg *m)
+{
+    free(m->shards);
+    free(m->ptrs);
+    free(m->info);
 }
 
 /* Create and Describe answer with the stream and each shard. */
 static void respond_stream(struct sl_conn *c, uint64_t id, const struct sl_stream *st,
                            bool create)
 {
-    uint32_t n = st->shard_count;
-    Sluice__V1__ShardInfo *shards = calloc(n, sizeof(*shards));
-    Sluice__V1__ShardInfo **ptrs = calloc(n, sizeof(*ptrs));
-    struct sl_shard_info *info = calloc(n, sizeof(*info));
-    if (shards == NULL || ptrs == NULL || info == NULL) {
-        free(shards);
-        free(ptrs);
-        free(info);
+    struct stream_msg m = {0};
+    if (stream_msg_build(st, &m) != SL_OK) {
+        stream_msg_free(&m);
         sl_native_respond_error(c, id, SL_ENOMEM, NULL);
         return;
     }
-    Sluice__V1__StreamInfo si;
-    stream_info(st, &si);
-    for (uint32_t i = 0; i < n; i++) {
-        sl_streams_shard_info(st, i, &info[i]);
-        sluice__v1__shard_info__init(&shards[i]);
-        shards[i].shard = i;
-        shards[i].hash_start = info[i].hash_start;
-        shards[i].hash_end = info[i].hash_end;
-        shards[i].first_seq = info[i].first_seq;
-        shards[i].next_seq = info[i].next_seq;
-        shards[i].bytes = info[i].bytes;
-        shards[i].segments = info[i].segments;
-        shards[i].status = (Sluice__V1__ErrorCode)info[i].status;
-        shards[i].status_message = info[i].status_message;
-        ptrs[i] = &shards[i];
-    }
-    si.n_shards = n;
-    si.shards = ptrs;
     sl_response resp = SLUICE__V1__RESPONSE__INIT;
     resp.id = id;
     Sluice__V1__CreateStreamResponse cr = SLUICE__V1__CREATE_STREAM_RESPONSE__INIT;
     Sluice__V1__DescribeStreamResponse dr = SLUICE__V1__DESCRIBE_STREAM_RESPONSE__INIT;
     if (create) {
-        cr.stream = &si;
+        cr.stream = &m.si;
         resp.body_case = SLUICE__V1__RESPONSE__BODY_CREATE_STREAM;
         resp.create_stream = &cr;
     } else {
-        dr.stream = &si;
+        dr.stream = &m.si;
         resp.body_case = SLUICE__V1__RESPONSE__BODY_DESCRIBE_STREAM;
         resp.describe_stream = &dr;
     }
     sl_native_respond(c, &resp);
-    free(shards);
-    free(ptrs);
-    free(info);
+    stream_msg_free(&m);
 }
 
 struct create_op {
@@ -172,4 +207,88 @@ void sl_native_delete_stream(struct sl_native *srv, struct sl_conn *c, const sl_
     resp.delete_stream = &dr;
     sl_native_respond(c, &resp);
     sl_conn_request_done(c);
+}
+
+struct reshard_op {
+    struct sl_native *srv;
+    struct sl_conn *conn;
+    uint64_t req_id;
+    char stream[SL_STREAM_NAME_MAX + 1];
+};
+
+static void on_resharded(void *ctx, const struct sl_reshard_result *r)
+{
+    struct reshard_op *op = ctx;
+    char why[200];
+    int rc = r->err;
+    struct sl_stream *st =
+        rc == SL_OK ? sl_engine_stream(op->srv->engine, op->stream, why, sizeof(why), &rc) : NULL;
+    struct stream_msg m = {0};
+    uint32_t *opened = NULL;
+    if (rc == SL_OK && (stream_msg_build(st, &m) != SL_OK ||
+                        (opened = calloc(r->n_new + 1, sizeof(*opened))) == NULL)) {
+        rc = SL_ENOMEM;
+        snprintf(why, sizeof(why), "the change was made, but no memory was left to describe it");
+    }
+    if (rc != SL_OK) {
+        sl_native_respond_error(op->conn, op->req_id, rc, r->err != SL_OK ? r->why : why);
+    } else {
+        for (uint32_t i = 0; i < r->n_new; i++) {
+            opened[i] = r->first_new + i;
+        }
+        Sluice__V1__ReshardStreamResponse rr = SLUICE__V1__RESHARD_STREAM_RESPONSE__INIT;
+        rr.stream = &m.si;
+        rr.n_closed = r->n_closed;
+        rr.closed = (uint32_t *)r->closed;
+        rr.n_opened = r->n_new;
+        rr.opened = opened;
+        sl_response resp = SLUICE__V1__RESPONSE__INIT;
+        resp.id = op->req_id;
+        resp.body_case = SLUICE__V1__RESPONSE__BODY_RESHARD_STREAM;
+        resp.reshard_stream = &rr;
+        sl_native_respond(op->conn, &resp);
+    }
+    free(opened);
+    stream_msg_free(&m);
+    sl_conn_request_done(op->conn);
+    sl_conn_release(op->conn);
+    free(op);
+}
+
+/* Answered once the shards being closed have no append in flight and the
+ * change is durable (reshard.h): a few milliseconds, a group commit. */
+void sl_native_reshard_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
+{
+    const Sluice__V1__ReshardStream *m = req->reshard_stream;
+    struct sl_reshard_req rr = {.stream = m->stream};
+    switch (m->change_case) {
+    case SLUICE__V1__RESHARD_STREAM__CHANGE_SPLIT:
+        rr.kind = SL_RESHARD_SPLIT;
+        rr.shard = m->split->shard;
+        rr.has_at = m->split->has_at;
+        rr.at = m->split->at;
+        break;
+    case SLUICE__V1__RESHARD_STREAM__CHANGE_MERGE:
+        rr.kind = SL_RESHARD_MERGE;
+        rr.shard = m->merge->shard;
+        rr.adjacent = m->merge->adjacent;
+        break;
+    case SLUICE__V1__RESHARD_STREAM__CHANGE_TARGET_SHARDS:
+        rr.kind = SL_RESHARD_TARGET;
+        rr.target = m->target_shards;
+        break;
+    default:
+        sl_native_fail(c, req->id, SL_EINVAL, "ReshardStream names no change: split, merge or "
+                                              "target_shards");
+        return;
+    }
+    struct reshard_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        sl_native_fail(c, req->id, SL_ENOMEM, NULL);
+        return;
+    }
+    *op = (struct reshard_op){.srv = srv, .conn = c, .req_id = req->id};
+    snprintf(op->stream, sizeof(op->stream), "%s", m->stream != NULL ? m->stream : "");
+    sl_conn_hold(c);
+    sl_reshard_submit(srv->engine, &rr, on_resharded, op);
 }

@@ -95,6 +95,7 @@ void sl_native_create_stream(struct sl_native *srv, struct sl_conn *c, const sl_
 void sl_native_describe_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_list_streams(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_delete_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_reshard_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_produce(struct sl_native *srv, struct sl_conn *c, sl_request *req);
 void sl_native_fetch(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_commit(struct sl_native *srv, struct sl_conn *c, const sl_request *req);

@@ -211,9 +211,10 @@ static int render_all(struct fwd_op *op, enum sl_push_format f,
 }
 
 /* order[] = record indexes grouped by shard, each group in the batch's order. */
-static int route(struct fwd_op *op, const struct sl_push_record *recs, uint32_t shard_count,
-                 uint32_t unkeyed_shard)
+static int route(struct fwd_op *op, const struct sl_push_record *recs,
+                 const struct sl_stream *st, uint32_t unkeyed_shard)
 {
+    uint32_t shard_count = st->shard_count;
     uint32_t *count = calloc(shard_count + 1u, sizeof(*count));
     op->shard = malloc(op->n * sizeof(*op->shard));
     op->order = malloc(op->n * sizeof(*op->order));
@@ -223,9 +224,8 @@ static int route(struct fwd_op *op, const struct sl_push_record *recs, uint32_t 
     }
     for (uint32_t i = 0; i < op->n; i++) {
         const struct sl_push_record *r = &recs[i];
-        op->shard[i] = r->key_len > 0
-                           ? sl_partition_shard(sl_partition_hash(r->key, r->key_len), shard_count)
-                           : unkeyed_shard;
+        op->shard[i] = r->key_len > 0 ? sl_catalog_route(st, sl_partition_hash(r->key, r->key_len))
+                                      : unkeyed_shard;
         SL_ASSERT(op->shard[i] < shard_count);
         count[op->shard[i] + 1]++;
     }
@@ -266,7 +266,7 @@ void sl_push_forward(struct sl_engine *e, enum sl_push_format f,
         rc = render_all(op, f, tf, src, recs);
     }
     if (rc == SL_OK) {
-        rc = route(op, recs, st->shard_count, (*rr)++ % st->shard_count);
+        rc = route(op, recs, st, sl_catalog_open_shard(st, (*rr)++ % st->lineage.open));
     }
     if (rc == SL_OK) {
         op->chunks = calloc(n, sizeof(*op->chunks)); /* at most one chunk per record */

@@ -1,0 +1,239 @@
+/* reshard.c - splitting and merging a stream's shards (see reshard.h). */
+#include "broker/engine/reshard.h"
+
+#include "broker/engine/catalog.h"
+#include "broker/engine/engine.h"
+#include "broker/engine/fetch.h"
+#include "broker/engine/produce.h"
+#include "common/assert.h"
+#include "common/error.h"
+#include "common/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sl_reshard_op {
+    struct sl_engine *e;
+    struct sl_stream *st;
+    sl_reshard_cb cb;
+    void *ctx;
+    struct sl_catalog_reshard r;
+};
+
+static void answer(struct sl_reshard_op *op, int err, const char *why)
+{
+    struct sl_stream *st = op->st;
+    SL_ASSERT(st->reshard == op && st->inflight > 0);
+    st->reshard = NULL;
+    st->inflight--;
+    for (uint32_t i = 0; i < op->r.n_closed; i++) {
+        struct sl_bshard *b = st->shards[op->r.closed[i]];
+        b->closing = false;
+        if (err == SL_OK) {
+            sl_produce_refuse_closed(b);
+        } else {
+            sl_produce_shard_progress(b); /* as before: its waiting appends go on */
+        }
+    }
+    /* (commit moved the new lineage out of r: the count is the stream's) */
+    struct sl_reshard_result res = {.err = err, .why = err == SL_OK ? "" : why,
+                                    .closed = op->r.closed, .n_closed = op->r.n_closed,
+                                    .first_new = op->r.first_new,
+                                    .n_new = err == SL_OK ? st->shard_count - op->r.first_new : 0};
+    op->cb(op->ctx, &res);
+    sl_catalog_reshard_free(&op->r);
+    free(op);
+}
+
+/* Every shard being closed has no append in flight: commit. */
+static void commit(struct sl_reshard_op *op)
+{
+    struct sl_stream *st = op->st;
+    char why[512];
+    if (st->deleted) {
+        answer(op, SL_ECLOSED, "the stream was deleted during the change");
+        return;
+    }
+    if (op->e->stopping) { /* (the catalog may be closing its logs: open none) */
+        answer(op, SL_ECLOSED, "the broker is stopping: the change was not made");
+        return;
+    }
+    uint32_t count = op->r.next.n;
+    int rc = sl_produce_stream_grow(st, count);
+    if (rc == SL_OK) {
+        rc = sl_fetch_stream_grow(st, count);
+    }
+    if (rc != SL_OK) {
+        answer(op, rc, "out of memory growing the stream's per-shard tables");
+        return;
+    }
+    rc = sl_catalog_reshard_commit(op->e->catalog, st, &op->r, why, sizeof(why));
+    answer(op, rc, why);
+}
+
+static bool drained(const struct sl_reshard_op *op)
+{
+    for (uint32_t i = 0; i < op->r.n_closed; i++) {
+        if (op->st->shards[op->r.closed[i]]->appends > 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void sl_reshard_drained(struct sl_stream *st)
+{
+    struct sl_reshard_op *op = st->reshard;
+    if (op != NULL && drained(op)) {
+        commit(op);
+    }
+}
+
+void sl_reshard_stream_gone(struct sl_stream *st)
+{
+    if (st->reshard != NULL) {
+        answer(st->reshard, SL_ECLOSED, "the broker is stopping");
+    }
+}
+
+static void count_group(void *ctx, const struct sl_qgroup_def *def)
+{
+    (void)def;
+    (*(uint32_t *)ctx)++;
+}
+
+/* The steps of the change, by hash (lineage.h), after checking what the
+ * request names; *n = 0 and an error with why when it names nothing valid. */
+static int plan(const struct sl_stream *st, const struct sl_reshard_req *req,
+                struct sl_reshard_step **steps, uint32_t *n, char *why, size_t why_len)
+{
+    const struct sl_lineage *l = &st->lineage;
+    *n = 0;
+    *steps = NULL;
+    if (req->kind == SL_RESHARD_TARGET) {
+        if (req->target == 0 || req->target > SL_STREAM_SHARDS_MAX) {
+            snprintf(why, why_len, "a target of %u open shards: 1 to %u", req->target,
+                     SL_STREAM_SHARDS_MAX);
+            return SL_EINVAL;
+        }
+        uint32_t cap = l->open + req->target + 2;
+        *steps = calloc(cap, sizeof(**steps));
+        if (*steps == NULL) {
+            return SL_ENOMEM;
+        }
+        int rc = sl_lineage_plan(l, req->target, *steps, cap, n);
+        if (rc != SL_OK) {
+            snprintf(why, why_len, "cannot plan %u open shards: %s", req->target, sl_strerror(rc));
+        } else if (*n == 0) {
+            snprintf(why, why_len, "stream %s has %u open shards of those ranges already",
+                     st->name, l->open);
+            rc = SL_EINVAL;
+        }
+        return rc;
+    }
+    uint32_t ids[2] = {req->shard, req->adjacent};
+    for (int k = 0; k < (req->kind == SL_RESHARD_MERGE ? 2 : 1); k++) {
+        if (ids[k] >= l->n) {
+            snprintf(why, why_len, "stream %s has no shard %u (ids 0 to %u)", st->name, ids[k],
+                     l->n - 1);
+            return SL_ENOTFOUND;
+        }
+        if (l->shard[ids[k]].closed) {
+            snprintf(why, why_len, "shard %u of %s is closed already", ids[k], st->name);
+            return SL_ESHARD_CLOSED;
+        }
+    }
+    *steps = calloc(1, sizeof(**steps));
+    if (*steps == NULL) {
+        return SL_ENOMEM;
+    }
+    const struct sl_lineage_shard *a = &l->shard[req->shard];
+    if (req->kind == SL_RESHARD_SPLIT) {
+        uint64_t at = req->has_at ? req->at : sl_lineage_middle(l, req->shard);
+        if (a->start == a->end || at <= a->start || at > a->end) {
+            snprintf(why, why_len,
+                     "shard %u holds hashes %llu to %llu: a split point must be inside it and "
+                     "above its start%s",
+                     req->shard, (unsigned long long)a->start, (unsigned long long)a->end,
+                     a->start == a->end ? " (it holds one hash: it cannot be split)" : "");
+            return SL_EINVAL;
+        }
+        (*steps)[0] = (struct sl_reshard_step){.merge = false, .at = at};
+    } else {
+        const struct sl_lineage_shard *b = &l->shard[req->adjacent];
+        bool a_left = a->end != UINT64_MAX && a->end + 1 == b->start;
+        bool b_left = b->end != UINT64_MAX && b->end + 1 == a->start;
+        if (req->shard == req->adjacent || (!a_left && !b_left)) {
+            snprintf(why, why_len,
+                     "shards %u and %u are not adjacent (hashes %llu-%llu and %llu-%llu): only "
+                     "neighbouring open shards merge",
+                     req->shard, req->adjacent, (unsigned long long)a->start,
+                     (unsigned long long)a->end, (unsigned long long)b->start,
+                     (unsigned long long)b->end);
+            return SL_EINVAL;
+        }
+        (*steps)[0] = (struct sl_reshard_step){.merge = true, .at = a_left ? b->start : a->start};
+    }
+    *n = 1;
+    return SL_OK;
+}
+
+void sl_reshard_submit(struct sl_engine *e, const struct sl_reshard_req *req, sl_reshard_cb cb,
+                       void *ctx)
+{
+    char why[512] = "";
+    int rc = SL_OK;
+    struct sl_reshard_result fail = {.why = why};
+    struct sl_stream *st = sl_engine_stream(e, req->stream, why, sizeof(why), &rc);
+    uint32_t groups = 0;
+    if (st != NULL && st->reshard != NULL) {
+        rc = SL_EAGAIN;
+        snprintf(why, sizeof(why), "a change of stream %s's shards is under way: retry after it",
+                 st->name);
+    } else if (st != NULL && st->qstate != NULL &&
+               (sl_qstate_foreach_group(st->qstate, count_group, &groups), groups > 0)) {
+        rc = SL_EUNSUPPORTED;
+        snprintf(why, sizeof(why),
+                 "stream %s has %u queue group(s) or subscription(s): resharding such streams "
+                 "is not supported yet (their per-shard state does not grow); reshard a stream "
+                 "without them",
+                 st->name, groups);
+    }
+    struct sl_reshard_step *steps = NULL;
+    uint32_t n = 0;
+    if (st != NULL && rc == SL_OK) {
+        rc = plan(st, req, &steps, &n, why, sizeof(why));
+    }
+    struct sl_reshard_op *op = NULL;
+    if (rc == SL_OK && (op = calloc(1, sizeof(*op))) == NULL) {
+        rc = SL_ENOMEM;
+    }
+    if (rc == SL_OK) {
+        rc = sl_catalog_reshard_prepare(e->catalog, st, steps, n, &op->r, why, sizeof(why));
+        if (rc != SL_OK) {
+            sl_catalog_reshard_free(&op->r);
+        }
+    }
+    free(steps);
+    if (rc != SL_OK) {
+        free(op);
+        if (why[0] == '\0') {
+            snprintf(why, sizeof(why), "%s", sl_strerror(rc));
+        }
+        fail.err = rc;
+        cb(ctx, &fail);
+        return;
+    }
+    *op = (struct sl_reshard_op){.e = e, .st = st, .cb = cb, .ctx = ctx, .r = op->r};
+    st->reshard = op;
+    st->inflight++;
+    for (uint32_t i = 0; i < op->r.n_closed; i++) {
+        struct sl_bshard *b = st->shards[op->r.closed[i]];
+        SL_ASSERT(!b->closing);
+        b->closing = true;
+    }
+    if (drained(op)) {
+        commit(op);
+    } /* else: the last append in flight calls sl_reshard_drained */
+}
