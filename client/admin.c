@@ -95,8 +95,12 @@ static int stream_info_copy(const Sluice__V1__StreamInfo *src, struct sluice_str
             .parents_len = (uint32_t)si->n_parents,
             .children_len = (uint32_t)si->n_children,
         };
-        memcpy(dst->shards[i].parents, si->parents, si->n_parents * sizeof(uint32_t));
-        memcpy(dst->shards[i].children, si->children, si->n_children * sizeof(uint32_t));
+        for (size_t k = 0; k < si->n_parents; k++) { /* (protobuf-c: NULL when none) */
+            dst->shards[i].parents[k] = si->parents[k];
+        }
+        for (size_t k = 0; k < si->n_children; k++) {
+            dst->shards[i].children[k] = si->children[k];
+        }
         snprintf(dst->shards[i].status_message, sizeof(dst->shards[i].status_message), "%s",
                  si->status_message != NULL ? si->status_message : "");
     }
