@@ -59,8 +59,9 @@ static struct sluice_position start_of(const struct sluice_consumer *c,
 {
     struct sluice_position pos = c->opts.start;
     if (!initial) {
-        return pos.kind == SLUICE_AT_TIMESTAMP ? pos
-                                               : (struct sluice_position){SLUICE_TRIM_HORIZON, 0, 0};
+        return pos.kind == SLUICE_AT_TIMESTAMP
+                   ? pos
+                   : (struct sluice_position){SLUICE_TRIM_HORIZON, 0, 0};
     }
     if (pos.kind == SLUICE_LATEST && (si->closed || si->parents_len > 0)) {
         return (struct sluice_position){SLUICE_AT_SEQUENCE, si->next_seq, 0};

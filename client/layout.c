@@ -35,8 +35,7 @@ static int ranges_partition(const struct sl_layout_range *r, uint32_t n, char *w
             return 0;
         }
         if (i + 1 < n && (r[i].end == UINT64_MAX || r[i].end + 1 != r[i + 1].start)) {
-            snprintf(why, SL_LAYOUT_WHY_MAX, "open shards %u and %u %s", r[i].shard,
-                     r[i + 1].shard,
+            snprintf(why, SL_LAYOUT_WHY_MAX, "open shards %u and %u %s", r[i].shard, r[i + 1].shard,
                      r[i].end == UINT64_MAX || r[i].end >= r[i + 1].start ? "overlap"
                                                                           : "leave a gap");
             return 0;
@@ -69,8 +68,8 @@ int sl_layout_build(struct sl_layout *l, const struct sluice_shard_info *shards,
     uint32_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (!shards[i].closed) {
-            r[k++] = (struct sl_layout_range){shards[i].hash_start, shards[i].hash_end,
-                                              shards[i].shard};
+            r[k++] =
+                (struct sl_layout_range){shards[i].hash_start, shards[i].hash_end, shards[i].shard};
         }
     }
     SL_ASSERT(k == open);

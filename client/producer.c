@@ -25,20 +25,8 @@
  * id (in flight behind it) come back refused and are stamped again under the new one
  * (sl_batch_restamp_producer) when resent. ACK_NONE batches carry no id (no retries).
  *
- * Resharding (#16): records are routed by the open shards' hash ranges (client/layout.c),
- * learned from DescribeStream. A shard that refuses a batch with SL_ESHARD_CLOSED is marked
- * closed (for good: nothing is sent to it again but resends of batches it may have stored)
- * and the flusher describes the stream again. A closed shard with batches still pending
- * (open, queued or in flight) is "draining": once none is in flight, its queue is walked in
- * order and each batch known not to be stored there (refused as closed, or never sent) is
- * re-partitioned record by record into the next shards of each key - a younger draining
- * shard holding the key's hash, else the open one - with its delivery callbacks; a batch
- * that may have been stored (its send went out, no answer came) is resent alone first: the
- * broker answers a retry of a stored batch "duplicate", else SHARD_CLOSED. Per key order
- * holds because a key's records go to the oldest draining shard holding its hash (new ones
- * too), so they queue behind the ones waiting to move, and a batch moves only when every
- * batch before it in its shard has its answer. Shard ids only grow (children get the next
- * ones): `shards` is indexed by id; the pshard structs never move (the array holds pointers).
+ * Resharding (#16) - routing by the open shards' ranges, re-partitioning a closed
+ * shard's batches - is in producer_reshard.c.
  *
  * Memory: `buffered` counts the bytes of records produced but not yet reported (bounded by
  * buffer_bytes); produce blocks or returns SL_EAGAIN above it.
@@ -47,8 +35,7 @@
  * of the zstd context and scratch. Delivery callbacks run on the client's I/O thread
  * (acknowledgements), on the flusher thread (ACK_NONE, send failures) and never under `mu`.
  */
-#include "client/conn.h"
-#include "client/layout.h"
+#include "client/producer_int.h"
 
 #include "common/assert.h"
 #include "common/clock.h"
@@ -63,101 +50,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define PRODUCER_BATCH_BYTES_DEFAULT  (1u << 20)
-#define PRODUCER_BUFFER_BYTES_DEFAULT (64u << 20)
-#define PRODUCER_LINGER_MS_DEFAULT    5u
-#define PRODUCER_RETRIES_DEFAULT      10u
-#define PRODUCER_BACKOFF_MS_DEFAULT   100u
-#define PRODUCER_BACKOFF_MAX_MS       5000u
-#define PRODUCER_ZSTD_LEVEL_DEFAULT   3
-#define PRODUCER_SEAL_SLACK           64u /* seal when less than this is left in the buffer */
-#define PRODUCER_IDLE_WAKE_MS         1000u
-#define PRODUCER_INFLIGHT_DEFAULT     5u /* as Kafka's idempotent producer */
-#define PRODUCER_SHARD_IDS_MAX        8192u /* a stream's lineage at most (docs/PROTOCOL.md) */
-
-struct pdelivery {
-    sluice_delivery_cb cb;
-    void *ctx;
-};
-
-struct pbatch {
-    struct pbatch *next;
-    struct sluice_producer *p;
-    uint32_t shard;
-    uint8_t *buf;
-    struct sl_batch_builder b;
-    size_t len; /* after finish */
-    int finished;
-    struct pdelivery *dels;
-    uint32_t dels_cap;
-    size_t acct_bytes;
-    uint64_t opened_ms;
-    uint64_t order;        /* sealed order within the shard: the queue's order */
-    uint64_t producer_id;  /* stamped when taken to be sent (0: not yet) */
-    uint64_t producer_seq;
-    int restamp;           /* finished under another id: stamp again before sending */
-    int pin;               /* sent behind unanswered batches: on their connection only */
-    /* A send went out and no answer said it was not stored: before its records may move
-     * off a closed shard it is resent there (stored: "duplicate"; else SHARD_CLOSED). */
-    int maybe_stored;
-    int fail_err;          /* on the flusher's report list: the error to report */
-    uint32_t attempts;
-    uint64_t retry_at_ms;
-};
-
-struct pshard {
-    struct pbatch *open;
-    struct pbatch *head; /* sealed, waiting to be sent (FIFO) */
-    struct pbatch *tail;
-    uint32_t inflight; /* batches sent, not answered (ack modes other than NONE) */
-    uint64_t producer_id; /* this shard's current id (a new one after a batch failed for good) */
-    uint64_t next_producer_seq;
-    uint64_t next_order;
-    /* The connection generation its last batch was sent on; PSHARD_NO_CONN after a send
-     * that failed before going out (the flusher thread's only). */
-    uint64_t conn_gen;
-    uint64_t hash_start; /* its range, as last described */
-    uint64_t hash_end;
-    int closed;         /* described closed, or it refused a batch as closed: for good */
-    int open_in_layout; /* the routing table (p->layout) has it as an open shard */
-};
-
-#define PSHARD_NO_CONN UINT64_MAX /* matches no connection */
-
-struct sluice_producer {
-    sluice_client *c;
-    char *stream;
-    struct sluice_producer_opts opts;
-    unsigned codec;
-    uint32_t shard_count; /* shard ids known: shards[0 .. shard_count) */
-    struct sl_layout layout;
-    /* Closed shards with batches pending (open, queued or in flight), ascending ids: a key
-     * whose hash one holds goes to the oldest (docs above). May hold drained ones until
-     * the next recount (harmless: their records move on). */
-    struct sl_layout_range *draining;
-    uint32_t draining_len;
-    int layout_stale;         /* a shard the table has open refused a batch as closed */
-    uint64_t layout_retry_at_ms;
-    uint32_t layout_failures; /* describes failed in a row */
-    uint64_t producer_id;
-    size_t record_max; /* bytes of one batch at most: frame and format limits */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;      /* buffer space, outstanding reaching 0 */
-    pthread_cond_t wake_cv; /* the flusher */
-    struct pshard **shards; /* by id; grown (by the flusher, under mu) when ids are added */
-    size_t buffered;
-    uint64_t outstanding; /* records produced, not yet reported */
-    uint32_t rr;
-    int flush_now;
-    int closing;
-    struct sluice_producer_stats stats;
-    pthread_t thread;
-    int thread_started;
-    struct sl_zctx *z;
-    uint8_t *scratch;
-    size_t scratch_cap;
-};
 
 static void deadline_ts(uint64_t wait_ms, struct timespec *ts)
 {
@@ -187,7 +79,7 @@ static uint64_t random_producer_id(void)
     return id != 0 ? id : 1;
 }
 
-static void batch_free(struct pbatch *b)
+void sl_producer_batch_free(struct pbatch *b)
 {
     if (b != NULL) {
         free(b->buf);
@@ -206,7 +98,7 @@ static struct pbatch *batch_new(struct sluice_producer *p, uint32_t shard, size_
     b->dels_cap = 64;
     b->dels = malloc(b->dels_cap * sizeof(*b->dels));
     if (b->buf == NULL || b->dels == NULL) {
-        batch_free(b);
+        sl_producer_batch_free(b);
         return NULL;
     }
     b->p = p;
@@ -217,7 +109,7 @@ static struct pbatch *batch_new(struct sluice_producer *p, uint32_t shard, size_
 }
 
 /* Moves the shard's open batch to its send queue (under mu). */
-static void seal_locked(struct sluice_producer *p, struct pshard *s)
+void sl_producer_seal_locked(struct sluice_producer *p, struct pshard *s)
 {
     struct pbatch *b = s->open;
     if (b == NULL) {
@@ -280,7 +172,7 @@ static void batch_complete_dropped(struct sluice_producer *p, struct pbatch *b, 
     pthread_cond_broadcast(&p->cv);
     pthread_cond_signal(&p->wake_cv);
     pthread_mutex_unlock(&p->mu);
-    batch_free(b);
+    sl_producer_batch_free(b);
 }
 
 static void batch_complete(struct sluice_producer *p, struct pbatch *b, int err, uint64_t base)
@@ -290,7 +182,7 @@ static void batch_complete(struct sluice_producer *p, struct pbatch *b, int err,
 
 /* Puts a batch that was in flight back into its shard's queue, in the queue's order (a later
  * batch of the shard may have failed and come back first). Under mu. */
-static void requeue_locked(struct sluice_producer *p, struct pbatch *b)
+void sl_producer_requeue_locked(struct sluice_producer *p, struct pbatch *b)
 {
     struct pshard *s = p->shards[b->shard];
     struct pbatch **pp = &s->head;
@@ -307,54 +199,6 @@ static void requeue_locked(struct sluice_producer *p, struct pbatch *b)
     pthread_cond_signal(&p->wake_cv);
 }
 
-/* Whether shard `s` is closed with batches pending: its keys' new records queue behind it. */
-static int pshard_draining(const struct pshard *s)
-{
-    return s->closed && (s->open != NULL || s->head != NULL || s->inflight > 0);
-}
-
-/* Recounts p->draining (ascending ids). Under mu. */
-static void draining_recount_locked(struct sluice_producer *p)
-{
-    p->draining_len = 0;
-    for (uint32_t i = 0; i < p->shard_count; i++) {
-        const struct pshard *s = p->shards[i];
-        if (pshard_draining(s)) {
-            p->draining[p->draining_len++] =
-                (struct sl_layout_range){.start = s->hash_start, .end = s->hash_end, .shard = i};
-        }
-    }
-}
-
-/* The shard a record whose key hashes to `hash` goes to, among shards with ids >= min_id:
- * the oldest draining shard holding the hash (its pending records of the key come first),
- * else the open one. Under mu. */
-static uint32_t route_locked(const struct sluice_producer *p, uint64_t hash, uint32_t min_id)
-{
-    return sl_layout_route_draining(&p->layout, p->draining, p->draining_len, hash, min_id);
-}
-
-/* A batch the shard refused because it is closed: nothing of it was stored. It goes back
- * into the shard's queue (in order) to be re-partitioned by the flusher once the shard has
- * nothing in flight; the stream is described again unless the table knows it closed.
- * Called without mu. */
-static void batch_refused_closed(struct sluice_producer *p, struct pbatch *b)
-{
-    pthread_mutex_lock(&p->mu);
-    struct pshard *s = p->shards[b->shard];
-    b->maybe_stored = 0;
-    b->retry_at_ms = 0;
-    requeue_locked(p, b);
-    s->closed = 1;
-    if (s->open_in_layout) {
-        p->layout_stale = 1; /* learn its children */
-        pthread_cond_signal(&p->wake_cv);
-    }
-    draining_recount_locked(p);
-    SL_ASSERT(pshard_draining(s));
-    pthread_mutex_unlock(&p->mu);
-}
-
 /* A send that failed with `err`: back to the head of its shard's queue after a backoff when
  * transient and retries remain; otherwise reported. Called without mu. */
 static void batch_failed(struct sluice_producer *p, struct pbatch *b, int err)
@@ -367,7 +211,7 @@ static void batch_failed(struct sluice_producer *p, struct pbatch *b, int err)
         b->attempts++;
         b->retry_at_ms = sl_clock_mono_ms() +
                          (backoff > PRODUCER_BACKOFF_MAX_MS ? PRODUCER_BACKOFF_MAX_MS : backoff);
-        requeue_locked(p, b);
+        sl_producer_requeue_locked(p, b);
         p->stats.retries++;
         pthread_mutex_unlock(&p->mu);
         return;
@@ -399,7 +243,7 @@ static void on_produce_done(void *ctx, int err, const char *msg, sl_response *re
     }
     if (err == SL_ESHARD_CLOSED && p->opts.ack != SLUICE_ACK_NONE) {
         sl_response_free(resp);
-        batch_refused_closed(p, b);
+        sl_producer_refused_closed(p, b);
     } else if (err != SL_OK) {
         sl_response_free(resp);
         batch_failed(p, b, err);
@@ -477,7 +321,7 @@ static void batch_send(struct sluice_producer *p, struct pbatch *b)
 }
 
 /* Bytes a record takes in a batch at most: its bytes plus every varint at 5 bytes. */
-static size_t record_need(const struct sl_record *rec)
+size_t sl_producer_record_need(const struct sl_record *rec)
 {
     size_t n = (size_t)rec->key_len + rec->value_len + 5u * 5u + 10u;
     for (uint32_t i = 0; i < rec->attr_count; i++) {
@@ -506,8 +350,9 @@ static int reserve_locked(struct sluice_producer *p, size_t need)
 
 /* Appends the record to the shard's open batch, opening (or sealing and reopening) one as
  * needed. Under mu. */
-static int append_locked(struct sluice_producer *p, uint32_t shard, const struct sl_record *rec,
-                         size_t need, sluice_delivery_cb cb, void *ctx)
+int sl_producer_append_locked(struct sluice_producer *p, uint32_t shard,
+                              const struct sl_record *rec, size_t need, sluice_delivery_cb cb,
+                              void *ctx)
 {
     struct pshard *s = p->shards[shard];
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -538,7 +383,7 @@ static int append_locked(struct sluice_producer *p, uint32_t shard, const struct
             b->dels[b->b.count - 1] = (struct pdelivery){cb, ctx};
             b->acct_bytes += need;
             if (b->b.cap - b->b.len < PRODUCER_SEAL_SLACK) {
-                seal_locked(p, s);
+                sl_producer_seal_locked(p, s);
             }
             return SL_OK;
         }
@@ -546,22 +391,13 @@ static int append_locked(struct sluice_producer *p, uint32_t shard, const struct
             sl_client_set_error("record rejected by the batch codec: %s", sl_strerror(rc));
             return rc;
         }
-        seal_locked(p, s); /* full: send it and retry in a fresh batch */
+        sl_producer_seal_locked(p, s); /* full: send it and retry in a fresh batch */
     }
     sl_client_set_error("record does not fit in a batch");
     return SL_ETOOBIG;
 }
 
 /* ---- the flusher's pass: what to send, what to re-partition, what to report ---- */
-
-/* One pass of the flusher: batches to send, and batches to report failed (`fail_err`),
- * counted in flight so that batch_complete takes them off like an answered send. */
-struct pwork {
-    struct pbatch *send;
-    struct pbatch **send_tail;
-    struct pbatch *fail;
-    struct pbatch **fail_tail;
-};
 
 static void work_init(struct pwork *w)
 {
@@ -573,7 +409,7 @@ static void work_init(struct pwork *w)
 
 /* Takes the head of `s`'s queue to be sent: stamped with the shard's producer id and next
  * sequence unless it already carries the current id (a resend). Under mu. */
-static void take_head_locked(struct sluice_producer *p, struct pshard *s, struct pwork *w)
+void sl_producer_take_head_locked(struct sluice_producer *p, struct pshard *s, struct pwork *w)
 {
     struct pbatch *h = s->head;
     SL_ASSERT(h != NULL);
@@ -596,7 +432,7 @@ static void take_head_locked(struct sluice_producer *p, struct pshard *s, struct
 }
 
 /* Puts `b` (off every queue) on the report list with `err`. Under mu. */
-static void fail_locked(struct sluice_producer *p, struct pbatch *b, int err, struct pwork *w)
+void sl_producer_fail_locked(struct sluice_producer *p, struct pbatch *b, int err, struct pwork *w)
 {
     if (p->opts.ack != SLUICE_ACK_NONE) {
         p->shards[b->shard]->inflight++; /* batch_complete takes it off */
@@ -605,109 +441,6 @@ static void fail_locked(struct sluice_producer *p, struct pbatch *b, int err, st
     b->next = NULL;
     *w->fail_tail = b;
     w->fail_tail = &b->next;
-}
-
-struct reroute {
-    struct sluice_producer *p;
-    struct pbatch *from;
-    uint32_t moved;
-};
-
-/* Appends one record of a batch leaving a closed shard to the next shard of its key, with
- * its delivery callback. Under mu. */
-static int reroute_record(void *ctx, uint32_t index, const struct sl_record *rec)
-{
-    struct reroute *r = ctx;
-    struct sluice_producer *p = r->p;
-    SL_ASSERT(index == r->moved && index < r->from->b.count);
-    uint32_t to = rec->key_len > 0
-                      ? route_locked(p, sl_partition_hash(rec->key, rec->key_len),
-                                     r->from->shard + 1)
-                      : p->layout.open[p->rr++ % p->layout.open_len].shard;
-    /* the table is fresh (the caller checked): a key goes down its lineage (younger ids),
-     * never back to the shard that refused it; a record without key to an open shard */
-    SL_ASSERT(to < p->shard_count && (rec->key_len > 0 ? to > r->from->shard
-                                                       : p->shards[to]->open_in_layout));
-    size_t need = record_need(rec);
-    const struct pdelivery *d = &r->from->dels[index];
-    int rc = append_locked(p, to, rec, need, d->cb, d->ctx);
-    if (rc != SL_OK) {
-        return rc;
-    }
-    p->buffered += need;
-    r->moved++;
-    return SL_OK;
-}
-
-/* Re-partitions batch `b` (off its closed shard's queue, known not stored there) into the
- * next shards of its keys, in order. Records it could not move (out of memory) are
- * reported failed. Under mu. */
-static void reroute_batch_locked(struct sluice_producer *p, struct pbatch *b, struct pwork *w)
-{
-    SL_ASSERT(!b->maybe_stored && p->shards[b->shard]->closed && !p->layout_stale);
-    int rc = SL_OK;
-    if (!b->finished && b->b.count > 0) { /* never sent: seal it to read it back */
-        rc = sl_batch_builder_finish(&b->b, SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0, 0, 0, &b->len);
-        b->finished = rc == SL_OK;
-    }
-    struct reroute r = {.p = p, .from = b};
-    if (rc == SL_OK && b->b.count > 0) {
-        rc = sl_layout_batch_each(b->buf, b->len, p->z, reroute_record, &r);
-    }
-    p->stats.rerouted += r.moved;
-    if (rc == SL_OK) {
-        SL_ASSERT(r.moved == b->b.count && p->buffered >= b->acct_bytes);
-        p->buffered -= b->acct_bytes; /* the moved records hold their own share now */
-        batch_free(b);
-        return;
-    }
-    /* the rest is reported failed: drop the moved ones' callbacks */
-    memmove(b->dels, b->dels + r.moved, (b->b.count - r.moved) * sizeof(*b->dels));
-    b->b.count -= r.moved;
-    fail_locked(p, b, rc, w);
-}
-
-/* A closed shard's pass: once nothing of it is in flight and the table knows where its keys
- * go, its batches known not stored move on, in order; the first that may be stored is
- * resent alone (its answer decides: "duplicate" completes it, SHARD_CLOSED brings it back
- * known not stored), and the ones behind it wait for that answer. Under mu. */
-static void drain_locked(struct sluice_producer *p, struct pshard *s, uint64_t now,
-                         uint64_t *wake_ms, struct pwork *w)
-{
-    if (p->layout_stale || s->inflight > 0) {
-        return; /* an answer or the stream's description will wake the flusher */
-    }
-    seal_locked(p, s);
-    /* The broker stores a producer's batches in sequence order (Produce.in_order): behind a
-     * batch known not stored, the later ones of the same producer id were not stored
-     * either (a resend of one could only be refused as out of order). */
-    uint64_t unstored_id = 0, unstored_seq = 0;
-    struct pbatch *h;
-    while ((h = s->head) != NULL &&
-           (!h->maybe_stored || (h->producer_id != 0 && h->producer_id == unstored_id &&
-                                 h->producer_seq > unstored_seq))) {
-        s->head = h->next;
-        if (s->head == NULL) {
-            s->tail = NULL;
-        }
-        h->next = NULL;
-        h->maybe_stored = 0;
-        if (h->producer_id != 0 && h->producer_id != unstored_id) {
-            unstored_id = h->producer_id;
-            unstored_seq = h->producer_seq;
-        } else if (h->producer_id != 0 && h->producer_seq > unstored_seq) {
-            unstored_seq = h->producer_seq;
-        }
-        reroute_batch_locked(p, h, w);
-    }
-    SL_ASSERT(s->open == NULL); /* nothing routes back to a closed shard */
-    if (h != NULL) {
-        if (h->retry_at_ms > now) {
-            *wake_ms = h->retry_at_ms < *wake_ms ? h->retry_at_ms : *wake_ms;
-            return;
-        }
-        take_head_locked(p, s, w);
-    }
 }
 
 /* Seals lingering batches and takes the sendable ones off their queues; drains closed
@@ -721,8 +454,8 @@ static void collect_locked(struct sluice_producer *p, uint64_t now, uint64_t *wa
     for (uint32_t i = 0; i < p->shard_count; i++) {
         struct pshard *s = p->shards[i];
         if (s->closed) {
-            if (pshard_draining(s)) {
-                drain_locked(p, s, now, wake_ms, w);
+            if (sl_producer_shard_draining(s)) {
+                sl_producer_drain_locked(p, s, now, wake_ms, w);
             }
             continue;
         }
@@ -738,7 +471,7 @@ static void collect_locked(struct sluice_producer *p, uint64_t now, uint64_t *wa
                            : s->inflight > 0 || s->head != NULL ? UINT64_MAX
                                                                 : now;
             if (p->flush_now || p->closing || due <= now) {
-                seal_locked(p, s);
+                sl_producer_seal_locked(p, s);
             } else if (due < *wake_ms) {
                 *wake_ms = due;
             }
@@ -758,146 +491,13 @@ static void collect_locked(struct sluice_producer *p, uint64_t now, uint64_t *wa
                  * producer (restarted past its memory). Failures are rare. */
                 break;
             }
-            take_head_locked(p, s, w);
+            sl_producer_take_head_locked(p, s, w);
         }
     }
     if (p->draining_len > 0) {
-        draining_recount_locked(p); /* drained shards leave the list */
+        sl_producer_draining_recount_locked(p); /* drained shards leave the list */
     }
     p->flush_now = 0;
-}
-
-/* ---- the stream's layout ---- */
-
-/* Grows the shard table to `count` ids (new shards start with the producer's id and
- * sequence 1). Under mu, on the flusher thread or before it starts (batch_send reads the
- * table without mu on that thread). Errors: SL_ENOMEM (the table is unchanged). */
-static int shards_grow_locked(struct sluice_producer *p, uint32_t count)
-{
-    if (count <= p->shard_count) {
-        return SL_OK;
-    }
-    struct pshard **ns = realloc(p->shards, count * sizeof(*ns));
-    if (ns == NULL) {
-        return SL_ENOMEM;
-    }
-    p->shards = ns;
-    struct sl_layout_range *nd = realloc(p->draining, count * sizeof(*nd));
-    if (nd == NULL) {
-        return SL_ENOMEM;
-    }
-    p->draining = nd;
-    for (uint32_t i = p->shard_count; i < count; i++) {
-        ns[i] = calloc(1, sizeof(**ns));
-        if (ns[i] == NULL) {
-            while (i-- > p->shard_count) {
-                free(ns[i]);
-            }
-            return SL_ENOMEM;
-        }
-        /* producer_seq starts at 1 (earlier brokers took the retry of a failed batch 0 for
-         * a duplicate: they stepped a failed batch's sequence back to "seq - 1"). */
-        ns[i]->producer_id = p->producer_id;
-        ns[i]->next_producer_seq = 1;
-    }
-    __atomic_store_n(&p->shard_count, count, __ATOMIC_RELAXED); /* read by shard_count() */
-    return SL_OK;
-}
-
-/* Makes `info` (a fresh description) the producer's layout: the routing table, the ranges
- * and closed marks of every shard, new shards for new ids. Nothing changes on an error,
- * with the reason set. Under mu (see shards_grow_locked). Errors: SL_EPROTO (not a layout
- * of open shards partitioning the hash space, or a shard id out of range), SL_EAGAIN (a shard
- * that refused a batch as closed is described open: the change is not visible yet),
- * SL_ENOMEM. */
-static int layout_apply_locked(struct sluice_producer *p, const struct sluice_stream_info *info)
-{
-    if (info->shard_count > PRODUCER_SHARD_IDS_MAX) {
-        sl_client_set_error("stream %s: %u shard ids, over the limit %u", p->stream,
-                            info->shard_count, PRODUCER_SHARD_IDS_MAX);
-        return SL_EPROTO;
-    }
-    for (uint32_t i = 0; i < info->shards_len; i++) {
-        const struct sluice_shard_info *si = &info->shards[i];
-        if (si->shard >= info->shard_count) {
-            sl_client_set_error("stream %s: shard id %u out of its %u", p->stream, si->shard,
-                                info->shard_count);
-            return SL_EPROTO;
-        }
-        if (!si->closed && si->shard < p->shard_count && p->shards[si->shard]->closed) {
-            sl_client_set_error("stream %s: shard %u refused a batch as closed but is described "
-                                "open", p->stream, si->shard);
-            return SL_EAGAIN;
-        }
-    }
-    char why[SL_LAYOUT_WHY_MAX];
-    struct sl_layout nl = {0};
-    int rc = sl_layout_build(&nl, info->shards, info->shards_len, why);
-    if (rc != SL_OK) {
-        sl_client_set_error("stream %s: %s", p->stream, why);
-        return rc;
-    }
-    if (shards_grow_locked(p, info->shard_count) != SL_OK) {
-        sl_layout_fini(&nl);
-        sl_client_set_error("out of memory");
-        return SL_ENOMEM;
-    }
-    for (uint32_t i = 0; i < p->shard_count; i++) {
-        p->shards[i]->open_in_layout = 0;
-    }
-    for (uint32_t i = 0; i < info->shards_len; i++) {
-        const struct sluice_shard_info *si = &info->shards[i];
-        struct pshard *s = p->shards[si->shard];
-        s->hash_start = si->hash_start;
-        s->hash_end = si->hash_end;
-        s->open_in_layout = !si->closed;
-    }
-    for (uint32_t i = 0; i < p->shard_count; i++) { /* described closed, or gone */
-        p->shards[i]->closed |= !p->shards[i]->open_in_layout;
-    }
-    sl_layout_fini(&p->layout);
-    p->layout = nl;
-    p->layout_stale = 0;
-    p->layout_failures = 0;
-    p->stats.layout_refreshes++;
-    draining_recount_locked(p);
-    return SL_OK;
-}
-
-/* After a describe for a stale layout (`rc`, `info`): applies it, or schedules the next
- * try; past `retries` failures in a row the closed shards' pending batches are reported
- * failed (their records cannot be placed). Under mu. */
-static void layout_refresh_done_locked(struct sluice_producer *p, int rc,
-                                       const struct sluice_stream_info *info, struct pwork *w)
-{
-    if (rc == SL_OK) {
-        rc = layout_apply_locked(p, info);
-    }
-    if (rc == SL_OK) {
-        return;
-    }
-    uint32_t f = p->layout_failures++;
-    uint64_t backoff = (uint64_t)p->opts.retry_backoff_ms << (f < 16 ? f : 16);
-    p->layout_retry_at_ms =
-        sl_clock_mono_ms() + (backoff > PRODUCER_BACKOFF_MAX_MS ? PRODUCER_BACKOFF_MAX_MS : backoff);
-    if (p->layout_failures <= p->opts.retries) {
-        return;
-    }
-    p->layout_failures = 0;
-    for (uint32_t i = 0; i < p->shard_count; i++) {
-        struct pshard *s = p->shards[i];
-        if (!s->closed || s->inflight > 0) {
-            continue;
-        }
-        seal_locked(p, s);
-        while (s->head != NULL) {
-            struct pbatch *h = s->head;
-            s->head = h->next;
-            fail_locked(p, h, rc == SL_EAGAIN ? SL_ESHARD_CLOSED : rc, w);
-        }
-        s->tail = NULL;
-    }
-    draining_recount_locked(p);
 }
 
 /* Sends and reports what a pass collected. Called without mu. */
@@ -927,7 +527,7 @@ static void *flusher_main(void *arg)
             struct sluice_stream_info *info = NULL;
             int rc = sluice_stream_describe(p->c, p->stream, &info);
             pthread_mutex_lock(&p->mu);
-            layout_refresh_done_locked(p, rc, info, &w);
+            sl_producer_layout_refresh_done_locked(p, rc, info, &w);
             sluice_stream_info_free(info);
         } else {
             uint64_t wake_ms = 0;
@@ -976,7 +576,7 @@ int sluice_produce(sluice_producer *p, const void *key, size_t key_len, const vo
         .attr_count = attr_count,
         .timestamp_ms = sl_clock_wall_ms(),
     };
-    size_t need = record_need(&rec);
+    size_t need = sl_producer_record_need(&rec);
     if (need + SL_BATCH_HEADER_BYTES > p->record_max) {
         sl_client_set_error("record of %zu bytes exceeds the batch limit %zu", need, p->record_max);
         return SL_ETOOBIG;
@@ -990,8 +590,8 @@ int sluice_produce(sluice_producer *p, const void *key, size_t key_len, const vo
     }
     /* a key's hash picks its shard (behind a draining one); no key: the open ones in turn */
     uint32_t shard = key_len == 0 ? p->layout.open[p->rr++ % p->layout.open_len].shard
-                                  : route_locked(p, hash, 0);
-    rc = append_locked(p, shard, &rec, need, cb, ctx);
+                                  : sl_producer_route_locked(p, hash, 0);
+    rc = sl_producer_append_locked(p, shard, &rec, need, cb, ctx);
     if (rc == SL_OK) {
         p->outstanding++;
     } else {
@@ -1093,7 +693,7 @@ int sluice_producer_new(sluice_client *c, const char *stream,
     }
     if (rc == SL_OK) {
         pthread_mutex_lock(&p->mu); /* (no flusher yet: for the rule of shards_grow_locked) */
-        rc = layout_apply_locked(p, info);
+        rc = sl_producer_layout_apply_locked(p, info);
         pthread_mutex_unlock(&p->mu);
     }
     sluice_stream_info_free(info);
@@ -1128,7 +728,7 @@ void sluice_producer_free(sluice_producer *p)
     }
     for (uint32_t i = 0; i < p->shard_count; i++) {
         SL_ASSERT(p->shards[i]->head == NULL && p->shards[i]->inflight == 0);
-        batch_free(p->shards[i]->open);
+        sl_producer_batch_free(p->shards[i]->open);
         free(p->shards[i]);
     }
     sl_layout_fini(&p->layout);

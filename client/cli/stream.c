@@ -134,7 +134,8 @@ static void print_describe(const struct sluice_stream_info *s)
                "  %5u  %-8s  %-6s  %-7s  %s\n",
                h->shard, h->hash_start, h->hash_end, h->first_seq, h->next_seq, h->bytes,
                h->segments, h->status == SL_OK ? "ok" : sl_errname(h->status),
-               h->closed ? "closed" : "open", ids_text(h->parents, h->parents_len, par, sizeof(par)),
+               h->closed ? "closed" : "open",
+               ids_text(h->parents, h->parents_len, par, sizeof(par)),
                ids_text(h->children, h->children_len, chi, sizeof(chi)));
     }
     for (uint32_t i = 0; i < s->shards_len; i++) {
@@ -221,10 +222,10 @@ static int run_delete(sluice_client *c, const struct cli_call *call)
 /* ---- split, merge, reshard ---- */
 
 struct reshard_args {
-    uint32_t shard;     /* split */
-    uint64_t at;        /* split --at */
-    uint32_t pair[2];   /* merge --shards A,B */
-    uint32_t target;    /* reshard --shards N */
+    uint32_t shard;   /* split */
+    uint64_t at;      /* split --at */
+    uint32_t pair[2]; /* merge --shards A,B */
+    uint32_t target;  /* reshard --shards N */
     int json;
 };
 
@@ -355,8 +356,10 @@ static int reshard_done(int rc, const char *what, struct sluice_reshard_result *
 {
     if (rc != SL_OK) {
         if (rc == SL_EUNSUPPORTED) {
-            fprintf(stderr, "sluice: %s: this broker cannot reshard (it predates resharding): "
-                            "upgrade it\n", what);
+            fprintf(stderr,
+                    "sluice: %s: this broker cannot reshard (it predates resharding): "
+                    "upgrade it\n",
+                    what);
             return CLI_EXIT_ERR;
         }
         return cli_broker_error(what, rc);

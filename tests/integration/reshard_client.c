@@ -25,12 +25,12 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define KEYS         1000u
-#define RECORDS_MAX  400000u /* the producer stops here at the latest */
-#define UNKEYED_EVERY 97u    /* record r has no key when r % 97 == 96 */
-#define SHARDS_MAX   64u
-#define STEP_MS      (400u * IT_SLOWDOWN) /* producing between two changes */
-#define DRAIN_MS     (60000u * IT_SLOWDOWN)
+#define KEYS          1000u
+#define RECORDS_MAX   400000u /* the producer stops here at the latest */
+#define UNKEYED_EVERY 97u     /* record r has no key when r % 97 == 96 */
+#define SHARDS_MAX    64u
+#define STEP_MS       (400u * IT_SLOWDOWN) /* producing between two changes */
+#define DRAIN_MS      (60000u * IT_SLOWDOWN)
 
 static struct it_broker broker;
 static const char *STREAM = "rs";
@@ -103,17 +103,17 @@ static void *producer_main(void *arg)
 
 struct reader {
     const char *name;
-    uint8_t *seen;            /* per record: times read */
-    uint32_t *last_of_key;    /* per key: the last record number read + 1 */
-    uint32_t *read_shard;     /* per record */
+    uint8_t *seen;         /* per record: times read */
+    uint32_t *last_of_key; /* per key: the last record number read + 1 */
+    uint32_t *read_shard;  /* per record */
     uint64_t *read_seq;
-    uint64_t *read_ts;        /* per record: the broker's append time */
-    uint32_t *log_shard;      /* read order */
+    uint64_t *read_ts;   /* per record: the broker's append time */
+    uint32_t *log_shard; /* read order */
     uint64_t *log_seq;
-    uint64_t n;               /* records read */
+    uint64_t n;                    /* records read */
     uint64_t next_seq[SHARDS_MAX]; /* per shard: the next sequence expected */
     int started[SHARDS_MAX];
-    int bad;                  /* first problem found: printed once */
+    int bad; /* first problem found: printed once */
 };
 
 static void reader_init(struct reader *rd, const char *name)
@@ -171,9 +171,9 @@ static void reader_take(struct reader *rd, const struct sluice_record *rec, int 
     char attr[16];
     int al = snprintf(attr, sizeof(attr), "%lu", r);
     if (rec->key_len != kl || memcmp(rec->key, key, kl) != 0 || rec->value_len != vl ||
-        memcmp(rec->value, want, vl) != 0 || rec->attr_count != 1 ||
-        rec->attrs[0].key_len != 1 || rec->attrs[0].key[0] != 'r' ||
-        rec->attrs[0].value_len != (uint32_t)al || memcmp(rec->attrs[0].value, attr, al) != 0) {
+        memcmp(rec->value, want, vl) != 0 || rec->attr_count != 1 || rec->attrs[0].key_len != 1 ||
+        rec->attrs[0].key[0] != 'r' || rec->attrs[0].value_len != (uint32_t)al ||
+        memcmp(rec->attrs[0].value, attr, al) != 0) {
         reader_bad(rd, "key, value or attribute differ from what was produced", rec);
         return;
     }
@@ -257,8 +257,9 @@ static int reader_lineage_ok(const struct reader *rd, const struct sluice_stream
         for (uint32_t k = 0; k < by_id[sh]->parents_len; k++) {
             uint32_t p = by_id[sh]->parents[k];
             if (p >= SHARDS_MAX || count[p] != total[p]) {
-                fprintf(stderr, "%s: shard %u read (seq %" PRIu64 ") after %" PRIu64
-                                " of the %" PRIu64 " records of its parent %u\n",
+                fprintf(stderr,
+                        "%s: shard %u read (seq %" PRIu64 ") after %" PRIu64 " of the %" PRIu64
+                        " records of its parent %u\n",
                         rd->name, sh, rd->log_seq[i], count[p < SHARDS_MAX ? p : 0],
                         total[p < SHARDS_MAX ? p : 0], p);
                 return 0;
@@ -376,9 +377,11 @@ TEST(produce_and_consume_through_split_reshard_merge)
     ack_seq = calloc(RECORDS_MAX, sizeof(*ack_seq));
     memset(ack_shard, 0xff, RECORDS_MAX * sizeof(*ack_shard));
     CHECK_EQ(it_connect(&broker, &pc), SL_OK);
-    struct sluice_producer_opts po = {.linger_ms = 2, .batch_bytes = 32u << 10,
+    struct sluice_producer_opts po = {.linger_ms = 2,
+                                      .batch_bytes = 32u << 10,
                                       .compression = SLUICE_COMPRESSION_ZSTD,
-                                      .block_when_full = 1, .buffer_bytes = 8u << 20};
+                                      .block_when_full = 1,
+                                      .buffer_bytes = 8u << 20};
     sluice_producer *p = NULL;
     CHECK_EQ(sluice_producer_new(pc, STREAM, &po, &p), SL_OK);
     CHECK_EQ(sluice_producer_shard_count(p), 4);
@@ -404,16 +407,17 @@ TEST(produce_and_consume_through_split_reshard_merge)
     struct sluice_producer_stats st;
     sluice_producer_stats(p, &st);
     uint32_t n = atomic_load(&produced);
-    fprintf(stderr, "produced %u records: %" PRIu64 " acknowledged, %" PRIu64
-                    " failed, %" PRIu64 " re-routed, %" PRIu64 " layout refreshes, %" PRIu64
-                    " retries, %" PRIu64 " duplicates; producer knows %u shard ids\n",
+    fprintf(stderr,
+            "produced %u records: %" PRIu64 " acknowledged, %" PRIu64 " failed, %" PRIu64
+            " re-routed, %" PRIu64 " layout refreshes, %" PRIu64 " retries, %" PRIu64
+            " duplicates; producer knows %u shard ids\n",
             n, st.records_sent, st.records_failed, st.rerouted, st.layout_refreshes, st.retries,
             st.duplicates, sluice_producer_shard_count(p));
     CHECK_EQ(atomic_load(&acked_err), 0);
     CHECK_EQ(atomic_load(&acked_ok), n);
     CHECK(n > 4u * KEYS);
-    CHECK(st.rerouted > 0);           /* closed shards refused batches: records moved */
-    CHECK(st.layout_refreshes >= 2);  /* at creation, then after a refusal */
+    CHECK(st.rerouted > 0);          /* closed shards refused batches: records moved */
+    CHECK(st.layout_refreshes >= 2); /* at creation, then after a refusal */
 
     lv->want = n;
     atomic_store(&lv->stop, 1);
@@ -440,10 +444,11 @@ TEST(produce_and_consume_through_split_reshard_merge)
         for (uint32_t r = 0; r < n; r++) {
             if (rd->seen[r] != 1 || rd->read_shard[r] != ack_shard[r] ||
                 rd->read_seq[r] != ack_seq[r]) {
-                fprintf(stderr, "%s: record %u read %u times at %u/%" PRIu64
-                                ", acknowledged at %u/%" PRIu64 "\n",
-                        rd->name, r, rd->seen[r], rd->read_shard[r], rd->read_seq[r],
-                        ack_shard[r], ack_seq[r]);
+                fprintf(stderr,
+                        "%s: record %u read %u times at %u/%" PRIu64 ", acknowledged at %u/%" PRIu64
+                        "\n",
+                        rd->name, r, rd->seen[r], rd->read_shard[r], rd->read_seq[r], ack_shard[r],
+                        ack_seq[r]);
                 CHECK(0);
             }
         }
@@ -453,8 +458,7 @@ TEST(produce_and_consume_through_split_reshard_merge)
     /* from a time between two changes: per key an unbroken tail, across the lineage */
     struct reader tail;
     reader_init(&tail, "consumer from a time");
-    struct sluice_consumer_opts to = {.start = {.kind = SLUICE_AT_TIMESTAMP,
-                                                .time_ms = time_mark}};
+    struct sluice_consumer_opts to = {.start = {.kind = SLUICE_AT_TIMESTAMP, .time_ms = time_mark}};
     CHECK(time_mark > 0);
     CHECK_EQ(sluice_consumer_new(admin, STREAM, NULL, &to, &fc), SL_OK);
     /* it reads until it has caught up with every shard, lineage included */
@@ -475,8 +479,9 @@ TEST(produce_and_consume_through_split_reshard_merge)
     for (uint32_t r = 0; r < n; r++) {
         int after = fresh.read_ts[r] >= time_mark;
         if (tail.seen[r] != after) {
-            fprintf(stderr, "record %u appended at %" PRIu64 " (from %" PRIu64 "): read %u "
-                            "times from the time\n",
+            fprintf(stderr,
+                    "record %u appended at %" PRIu64 " (from %" PRIu64 "): read %u "
+                    "times from the time\n",
                     r, fresh.read_ts[r], time_mark, tail.seen[r]);
             CHECK(0);
         }

@@ -49,7 +49,8 @@ static size_t lineage_fixture(struct sluice_shard_info *s)
     s[6] = (struct sluice_shard_info){
         .shard = 6, .hash_start = s[2].hash_start, .hash_end = s[3].hash_end};
     uint64_t at = s[5].hash_start + 12345;
-    s[7] = (struct sluice_shard_info){.shard = 7, .hash_start = s[5].hash_start, .hash_end = at - 1};
+    s[7] =
+        (struct sluice_shard_info){.shard = 7, .hash_start = s[5].hash_start, .hash_end = at - 1};
     s[8] = (struct sluice_shard_info){.shard = 8, .hash_start = at, .hash_end = s[5].hash_end};
     s[1].closed = s[2].closed = s[3].closed = s[5].closed = 1;
     /* out of order: the table sorts */
@@ -80,8 +81,7 @@ TEST(layout_routes_every_hash_to_its_open_shard)
     CHECK_EQ(sl_layout_build(&l, s, n, why), SL_OK);
     CHECK_EQ(l.open_len, 5);
     for (uint32_t i = 0; i < l.open_len; i++) {
-        uint64_t edges[] = {l.open[i].start, l.open[i].end, l.open[i].start + 1,
-                            l.open[i].end - 1};
+        uint64_t edges[] = {l.open[i].start, l.open[i].end, l.open[i].start + 1, l.open[i].end - 1};
         for (size_t e = 0; e < 4; e++) {
             CHECK_EQ(sl_layout_route(&l, edges[e]), brute_route(s, n, edges[e]));
         }
@@ -121,15 +121,15 @@ TEST(layout_refuses_what_is_no_partition)
     struct sl_layout_range *in_use = l.open;
     struct {
         const char *what;
-        uint32_t idx;     /* entry of s[] (after the fixture's swap) to change */
-        int field;        /* 0: start, 1: end, 2: closed */
+        uint32_t idx; /* entry of s[] (after the fixture's swap) to change */
+        int field;    /* 0: start, 1: end, 2: closed */
         uint64_t value;
         const char *says; /* in why */
     } bad[] = {
-        {"gap", 4, 1, 0, "gap"},                /* shard 4 ends too early */
-        {"overlap", 6, 0, 0, "overlap"},        /* shard 6 starts at 0 */
-        {"open parent", 1, 2, 0, "overlap"},    /* closed shard 1 listed open */
-        {"hole at 0", 8, 0, 1, "hash 0"},       /* shard 0 (swapped to 8) starts at 1 */
+        {"gap", 4, 1, 0, "gap"},                  /* shard 4 ends too early */
+        {"overlap", 6, 0, 0, "overlap"},          /* shard 6 starts at 0 */
+        {"open parent", 1, 2, 0, "overlap"},      /* closed shard 1 listed open */
+        {"hole at 0", 8, 0, 1, "hash 0"},         /* shard 0 (swapped to 8) starts at 1 */
         {"hole at the top", 6, 1, 1000, "above"}, /* shard 6 ends low */
     };
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
@@ -181,10 +181,10 @@ TEST(route_draining_goes_to_the_oldest_pending_shard)
             d[1] = (struct sl_layout_range){s[i].hash_start, s[i].hash_end, 5};
         }
     }
-    uint64_t in5 = d[1].start + 5;      /* in 1, 5 and 7 */
-    uint64_t in4 = d[0].start + 5;      /* in 1 and 4 */
-    uint64_t in8 = d[1].end - 5;        /* in 1, 5 and 8 */
-    uint64_t in6 = UINT64_MAX - 5;      /* in no draining shard */
+    uint64_t in5 = d[1].start + 5; /* in 1, 5 and 7 */
+    uint64_t in4 = d[0].start + 5; /* in 1 and 4 */
+    uint64_t in8 = d[1].end - 5;   /* in 1, 5 and 8 */
+    uint64_t in6 = UINT64_MAX - 5; /* in no draining shard */
     CHECK_EQ(sl_layout_route_draining(&l, d, 2, in5, 0), 1);
     CHECK_EQ(sl_layout_route_draining(&l, d, 2, in5, 2), 5); /* leaving 1 */
     CHECK_EQ(sl_layout_route_draining(&l, d, 2, in5, 6), 7); /* leaving 5 */
@@ -243,7 +243,7 @@ static size_t batch_make(uint8_t *buf, size_t cap, unsigned codec, struct sl_zct
     sl_batch_builder_init(&b, buf, cap);
     for (uint32_t i = first; i < first + count; i++) {
         const struct rec_spec *r = &specs[i];
-        struct sl_record rec = {r->key, r->key_len, r->value, r->value_len,
+        struct sl_record rec = {r->key,   r->key_len,    r->value, r->value_len,
                                 r->attrs, r->attr_count, r->ts};
         if (sl_batch_builder_add(&b, &rec) != SL_OK) {
             return 0;
@@ -349,16 +349,17 @@ static int repart_one(void *ctx, uint32_t index, const struct sl_record *rec)
 {
     (void)index;
     struct repart *r = ctx;
-    uint32_t to = rec->key_len > 0 ? sl_layout_route(r->l, sl_partition_hash(rec->key, rec->key_len))
-                                   : r->l->open[r->rr++ % r->l->open_len].shard;
+    uint32_t to = rec->key_len > 0
+                      ? sl_layout_route(r->l, sl_partition_hash(rec->key, rec->key_len))
+                      : r->l->open[r->rr++ % r->l->open_len].shard;
     return to < OUT_MAX ? sl_batch_builder_add(&r->out[to], rec) : SL_EINVAL;
 }
 
 struct collect {
     uint32_t shard;
     const struct sl_layout *l;
-    uint32_t seen[RECORDS];     /* times each record came out */
-    uint32_t last_counter[37];  /* per key: the last counter read + 1 */
+    uint32_t seen[RECORDS];    /* times each record came out */
+    uint32_t last_counter[37]; /* per key: the last counter read + 1 */
     int bad;
 };
 
@@ -421,9 +422,9 @@ TEST(batch_repartitions_into_new_layout_in_key_order)
         }
         nonempty++;
         size_t len = 0;
-        CHECK_EQ(sl_batch_builder_finish(&r.out[i], SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0, 0, 0,
-                                         &len),
-                 SL_OK);
+        CHECK_EQ(
+            sl_batch_builder_finish(&r.out[i], SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0, 0, 0, &len),
+            SL_OK);
         c->shard = i;
         memset(c->last_counter, 0, sizeof(c->last_counter));
         CHECK_EQ(sl_layout_batch_each(r.bufs[i], len, NULL, collect_one, c), SL_OK);
