@@ -12,7 +12,9 @@
  * key, value and attribute; each key's records in production order; each shard's sequences
  * in order without gaps; and no record of a child read before every record of each of its
  * parents (the lineage from the final description). A consumer starting at a time between
- * two changes reads, per key, an unbroken tail of the key's records.
+ * two changes reads, per key, an unbroken tail of the key's records. The CLI: `stream split`,
+ * `merge`, `reshard` (text and --json) and `stream describe` showing closed shards with
+ * parents and children; usage errors exit 2, refusals exit 1 naming the cause.
  *
  * Skipped (exit 77) when the broker cannot reshard (UNSUPPORTED: one that predates #16).
  */
@@ -21,9 +23,16 @@
 
 #include "common/error.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SLUICE_CLI_PATH
+#error "SLUICE_CLI_PATH must be defined (tests/CMakeLists.txt)"
+#endif
 
 #define KEYS          1000u
 #define RECORDS_MAX   400000u /* the producer stops here at the latest */
@@ -515,6 +524,121 @@ TEST(produce_and_consume_through_split_reshard_merge)
     free(ack_seq);
 }
 
+/* ---- the CLI ---- */
+
+static char cli_out[1u << 16];
+
+/* Runs the CLI on the broker with `args` (NULL-terminated); stdout and stderr together into
+ * cli_out. Returns the exit code, or -1. */
+static int run_cli(const char *const *args)
+{
+    const char *argv[24];
+    int argc = 0;
+    argv[argc++] = SLUICE_CLI_PATH;
+    argv[argc++] = "--broker";
+    argv[argc++] = broker.addr;
+    for (int i = 0; args[i] != NULL && argc < 23; i++) {
+        argv[argc++] = args[i];
+    }
+    argv[argc] = NULL;
+    char path[160];
+    snprintf(path, sizeof(path), "%s/cli.out", broker.root);
+    pid_t pid = fork();
+    if (pid < 0) {
+        return -1;
+    }
+    if (pid == 0) {
+        int o = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o < 0 || dup2(o, 1) < 0 || dup2(o, 2) < 0) {
+            _exit(126);
+        }
+        execv(SLUICE_CLI_PATH, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
+        return -1;
+    }
+    FILE *f = fopen(path, "r");
+    size_t n = f != NULL ? fread(cli_out, 1, sizeof(cli_out) - 1, f) : 0;
+    if (f != NULL) {
+        fclose(f);
+    }
+    cli_out[n] = '\0';
+    return WEXITSTATUS(status);
+}
+
+#define CLI(code, ...)                                                                             \
+    do {                                                                                           \
+        int rc_ = run_cli((const char *[]){__VA_ARGS__, NULL});                                    \
+        if (rc_ != (code)) {                                                                       \
+            fprintf(stderr, "exit %d, not %d:\n%s\n", rc_, (code), cli_out);                        \
+            CHECK(0);                                                                              \
+        }                                                                                          \
+    } while (0)
+
+TEST(cli_split_merge_reshard_describe)
+{
+    sluice_client *admin = NULL;
+    CHECK_EQ(it_connect(&broker, &admin), SL_OK);
+    CHECK_EQ(it_create_stream(admin, "cli", 2), SL_OK);
+    sluice_client_free(admin);
+    /* split at a chosen hash (hexadecimal): shard 0 [0, 7fff...e] -> 2, 3 */
+    CLI(0, "stream", "split", "cli", "--shard", "0", "--at", "0x4000000000000000");
+    CHECK(strstr(cli_out, "closed shard 0") != NULL);
+    CHECK(strstr(cli_out, "opened 2 [0000000000000000-3fffffffffffffff], 3 "
+                          "[4000000000000000-") != NULL);
+    CHECK(strstr(cli_out, "3 open shards") != NULL);
+    CLI(0, "stream", "describe", "cli");
+    CHECK(strstr(cli_out, "shards       4\n") != NULL);
+    CHECK(strstr(cli_out, "open         3 ") != NULL);
+    CHECK(strstr(cli_out, "PARENTS") != NULL && strstr(cli_out, "CHILDREN") != NULL);
+    unsigned shard = 0, n_closed = 0, n_child = 0;
+    char state[16], par[16], chi[16];
+    for (char *line = strtok(cli_out, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        if (sscanf(line, "%u %*x %*x %*u %*u %*u %*u %*s %15s %15s %15s", &shard, state, par,
+                   chi) == 4) {
+            if (shard == 0) {
+                CHECK(strcmp(state, "closed") == 0 && strcmp(par, "-") == 0 &&
+                      strcmp(chi, "2,3") == 0);
+                n_closed++;
+            }
+            if (shard == 2 || shard == 3) {
+                CHECK(strcmp(state, "open") == 0 && strcmp(par, "0") == 0 &&
+                      strcmp(chi, "-") == 0);
+                n_child++;
+            }
+        }
+    }
+    CHECK_EQ(n_closed, 1);
+    CHECK_EQ(n_child, 2);
+    CLI(0, "stream", "describe", "cli", "--json");
+    CHECK(strstr(cli_out, "\"open_shards\":3") != NULL);
+    CHECK(strstr(cli_out, "\"closed\":true,\"parents\":[],\"children\":[2,3]") != NULL);
+    CHECK(strstr(cli_out, "\"closed\":false,\"parents\":[0],\"children\":[]") != NULL);
+    /* merge: 3 and 1 touch ([4000..., 7fff...e] and [7fff...f, ...]) */
+    CLI(1, "stream", "merge", "cli", "--shards", "2,1"); /* not adjacent */
+    CHECK(strstr(cli_out, "stream merge") != NULL && strstr(cli_out, "EINVAL") != NULL);
+    CLI(0, "stream", "merge", "cli", "--shards", "3,1", "--json");
+    CHECK(strstr(cli_out, "\"closed\":[") != NULL && strstr(cli_out, "\"opened\":[4]") != NULL);
+    CLI(1, "stream", "split", "cli", "--shard", "0"); /* closed already */
+    CHECK(strstr(cli_out, "ESHARD_CLOSED") != NULL);
+    CLI(1, "stream", "split", "cli", "--shard", "99");
+    CHECK(strstr(cli_out, "ENOTFOUND") != NULL);
+    CLI(0, "stream", "reshard", "cli", "--shards", "4");
+    CHECK(strstr(cli_out, "; 4 open shards") != NULL);
+    CLI(1, "stream", "reshard", "nosuch", "--shards", "4");
+    /* usage errors name the option */
+    CLI(2, "stream", "merge", "cli", "--shards", "1");
+    CHECK(strstr(cli_out, "--shards") != NULL && strstr(cli_out, "A,B") != NULL);
+    CLI(2, "stream", "merge", "cli", "--shards", "4,4");
+    CHECK(strstr(cli_out, "itself") != NULL);
+    CLI(2, "stream", "split", "cli", "--shard", "4", "--at", "0xzz");
+    CHECK(strstr(cli_out, "--at") != NULL && strstr(cli_out, "hash") != NULL);
+    CLI(2, "stream", "split", "cli");
+    CLI(2, "stream", "reshard", "cli", "--shards", "0");
+}
+
 int main(void)
 {
     int pf = it_preflight();
@@ -525,6 +649,7 @@ int main(void)
         return 1;
     }
     RUN(produce_and_consume_through_split_reshard_merge);
+    RUN(cli_split_merge_reshard_describe);
     it_broker_cleanup(&broker);
     TEST_END();
 }
