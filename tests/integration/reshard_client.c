@@ -28,6 +28,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SLUICE_CLI_PATH
@@ -48,10 +49,18 @@ static const char *STREAM = "rs";
 
 static uint32_t *ack_shard; /* per record: the shard its delivery named, UINT32_MAX before */
 static uint64_t *ack_seq;
+static uint64_t *sent_us, *ack_us; /* per record: monotonic times of produce and delivery */
 static atomic_uint_fast64_t acked_ok, acked_err;
 static atomic_int first_err;
 static atomic_uint produced; /* records handed to sluice_produce */
 static atomic_int stop_producing;
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static uint32_t key_of(uint32_t r, char *out)
 {
@@ -81,6 +90,7 @@ static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
     }
     ack_seq[r] = seq;
     ack_shard[r] = shard;
+    ack_us[r] = mono_us();
     atomic_fetch_add(&acked_ok, 1);
 }
 
@@ -93,6 +103,7 @@ static void *producer_main(void *arg)
         uint32_t vl = value_of(r, value, sizeof(value));
         int al = snprintf(attr, sizeof(attr), "%u", r);
         struct sluice_attr a = {"r", 1, attr, (uint32_t)al};
+        sent_us[r] = mono_us();
         int rc = sluice_produce(p, key, kl, value, vl, &a, 1, on_delivery, (void *)(uintptr_t)r);
         if (rc != SL_OK) {
             fprintf(stderr, "produce %u: %s\n", r, sluice_last_error());
@@ -368,6 +379,32 @@ static int change(sluice_client *cl, int step, uint64_t *time_mark)
     return ok ? SL_OK : SL_EPROTO;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Prints p50, p99 and max of the delivery latency of the records produced in [from, to)
+ * (monotonic us); all of them when to is 0. */
+static void latency_report(const char *what, uint32_t n, uint64_t from, uint64_t to)
+{
+    uint64_t *lat = malloc((n + 1) * sizeof(*lat));
+    uint32_t k = 0;
+    for (uint32_t r = 0; r < n; r++) {
+        if (to == 0 || (sent_us[r] >= from && sent_us[r] < to)) {
+            lat[k++] = ack_us[r] - sent_us[r];
+        }
+    }
+    if (k > 0) {
+        qsort(lat, k, sizeof(*lat), cmp_u64);
+        fprintf(stderr, "ack latency %s: %u records, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+                what, k, lat[k / 2] / 1000.0, lat[(uint64_t)k * 99 / 100] / 1000.0,
+                lat[k - 1] / 1000.0);
+    }
+    free(lat);
+}
+
 TEST(produce_and_consume_through_split_reshard_merge)
 {
     sluice_client *admin = NULL, *pc = NULL;
@@ -384,6 +421,8 @@ TEST(produce_and_consume_through_split_reshard_merge)
 
     ack_shard = malloc(RECORDS_MAX * sizeof(*ack_shard));
     ack_seq = calloc(RECORDS_MAX, sizeof(*ack_seq));
+    sent_us = calloc(RECORDS_MAX, sizeof(*sent_us));
+    ack_us = calloc(RECORDS_MAX, sizeof(*ack_us));
     memset(ack_shard, 0xff, RECORDS_MAX * sizeof(*ack_shard));
     CHECK_EQ(it_connect(&broker, &pc), SL_OK);
     struct sluice_producer_opts po = {.linger_ms = 2,
@@ -402,10 +441,11 @@ TEST(produce_and_consume_through_split_reshard_merge)
     CHECK_EQ(pthread_create(&ct, NULL, consumer_main, lv), 0);
     CHECK_EQ(pthread_create(&pt, NULL, producer_main, p), 0);
 
-    uint64_t time_mark = 0;
+    uint64_t time_mark = 0, change_us[4] = {0};
     int rc = SL_OK;
     for (int step = 0; step < 4 && rc == SL_OK; step++) {
         it_sleep_ms(STEP_MS);
+        change_us[step] = mono_us();
         rc = change(admin, step, &time_mark);
     }
     it_sleep_ms(STEP_MS);
@@ -424,6 +464,13 @@ TEST(produce_and_consume_through_split_reshard_merge)
             st.duplicates, sluice_producer_shard_count(p));
     CHECK_EQ(atomic_load(&acked_err), 0);
     CHECK_EQ(atomic_load(&acked_ok), n);
+    /* the pause producers see: records produced from 20 ms before a change to 100 ms after */
+    latency_report("overall", n, 0, 0);
+    for (int step = 0; step < 4; step++) {
+        char what[32];
+        snprintf(what, sizeof(what), "around change %d", step);
+        latency_report(what, n, change_us[step] - 20000u, change_us[step] + 100000u);
+    }
     CHECK(n > 4u * KEYS);
     CHECK(st.rerouted > 0);          /* closed shards refused batches: records moved */
     CHECK(st.layout_refreshes >= 2); /* at creation, then after a refusal */
@@ -522,6 +569,8 @@ TEST(produce_and_consume_through_split_reshard_merge)
     sluice_client_free(admin);
     free(ack_shard);
     free(ack_seq);
+    free(sent_us);
+    free(ack_us);
 }
 
 /* ---- the CLI ---- */
