@@ -134,7 +134,7 @@ enum sluice_compression {
 };
 
 struct sluice_stream_opts {
-    uint32_t shard_count;     /* 1 .. 1024 */
+    uint32_t shard_count;     /* 1 .. 4096 (queue groups: streams of at most 1,024) */
     uint32_t retention_hours; /* 1 .. 8760; 0 = broker default */
     uint64_t retention_bytes; /* per shard; 0 = no cap */
     enum sluice_compression compression;

@@ -26,7 +26,7 @@
  *                then records back to back:
  *       u32 length      whole record, header included: REC_MIN .. REC_MAX
  *       u32 check       check32 of bytes [0, 4) followed by bytes [8, length)
- *       u8  type        1 create, 2 delete, 3 ack, 4 count, 5 counters
+ *       u8  type        1 create, 2 delete, 3 ack, 4 count, 5 counters, 6 grow
  *       u8  name_len    1 .. 128, then the group name (no NUL)
  *       body by type:
  *         create:   u32 visibility_timeout_ms, u32 max_deliveries,
@@ -42,6 +42,8 @@
  *         ack:      u32 shard, u64 first, u64 end
  *         count:    u32 shard, u64 seq, u32 count
  *         counters: u64 dead_lettered, u64 filtered (added)
+ *         grow:     u32 shard_count (more than the group's; the new shards
+ *                   start with floor 0: its stream was resharded, #16)
  *   qstate.snap  the whole state at a compaction:
  *       u32 magic "SLQS" (0x53514C53), u32 version (1), u64 log_gen (the gen
  *       of the log that continues it), u64 record_count, u64 body_len, body
@@ -124,6 +126,7 @@ enum rec_type {
     REC_ACK = 3,
     REC_COUNT = 4,
     REC_COUNTERS = 5,
+    REC_GROW = 6,
 };
 
 #define REC_HEAD        SL_STATELOG_REC_HEAD                 /* length + check */
@@ -133,6 +136,7 @@ enum rec_type {
 #define REC_ACK_BODY    20u
 #define REC_COUNT_BODY  16u
 #define REC_CTRS_BODY   16u
+#define REC_GROW_BODY   4u
 #define REC_MIN         REC_NAMED(1u) /* a delete of a 1-byte name */
 #define REC_MAX                                                                                    \
     (REC_NAMED(SL_QSTATE_NAME_MAX) + REC_CREATE_BODY + REC_END_TIME + SL_QSTATE_NAME_MAX + \
@@ -245,6 +249,8 @@ static uint32_t rec_size(const struct op *op)
         return n + REC_ACK_BODY;
     case REC_COUNT:
         return n + REC_COUNT_BODY;
+    case REC_GROW:
+        return n + REC_GROW_BODY;
     default:
         SL_ASSERT(op->type == REC_COUNTERS);
         return n + REC_CTRS_BODY;
@@ -317,6 +323,10 @@ static uint32_t rec_encode(uint8_t *out, const struct op *op)
         sl_put_u64(p + 4, op->a);
         sl_put_u32(p + 12, op->count);
         p += REC_COUNT_BODY;
+        break;
+    case REC_GROW:
+        sl_put_u32(p, op->count);
+        p += REC_GROW_BODY;
         break;
     default:
         sl_put_u64(p, op->a);
@@ -447,6 +457,9 @@ static int rec_decode(const uint8_t *r, uint32_t len, struct scratch *sc, struct
     case REC_COUNTERS:
         out->a = rd_u64(&d);
         out->b = rd_u64(&d);
+        break;
+    case REC_GROW:
+        out->count = rd_u32(&d);
         break;
     default:
         return SL_ECORRUPT;
@@ -751,6 +764,19 @@ static int apply(struct sl_qstate *qs, const struct op *op, bool live)
             return SL_EINVAL;
         }
         return shard_set_count(qs, &g->shards[op->shard], op->a, op->count, limit);
+    case REC_GROW: {
+        if (op->count <= g->shard_count || op->count > SL_QSTATE_SHARDS_MAX) {
+            return SL_EINVAL;
+        }
+        struct shard *sh = realloc(g->shards, op->count * sizeof(*sh));
+        if (sh == NULL) {
+            return SL_ENOMEM;
+        }
+        memset(&sh[g->shard_count], 0, (op->count - g->shard_count) * sizeof(*sh));
+        g->shards = sh;
+        g->shard_count = op->count;
+        return SL_OK;
+    }
     default:
         SL_ASSERT(op->type == REC_COUNTERS);
         g->dead_lettered = add_sat(g->dead_lettered, op->a);
@@ -1078,6 +1104,17 @@ int sl_qstate_set_count(struct sl_qstate *qs, const char *group, uint32_t shard,
         return SL_EINVAL;
     }
     struct op op = {.type = REC_COUNT, .group = group, .shard = shard, .a = seq, .count = count};
+    return submit(qs, &op, cb, ctx);
+}
+
+int sl_qstate_grow_group(struct sl_qstate *qs, const char *group, uint32_t shard_count,
+                         sl_qstate_cb cb, void *ctx)
+{
+    SL_ASSERT(qs != NULL);
+    if (!name_ok(group)) {
+        return SL_EINVAL;
+    }
+    struct op op = {.type = REC_GROW, .group = group, .count = shard_count};
     return submit(qs, &op, cb, ctx);
 }
 

@@ -23,7 +23,7 @@
 
 #define SL_QSTATE_NAME_MAX   128u  /* bytes of a group or dead-letter stream name, NUL excluded */
 #define SL_QSTATE_FILTER_MAX 4096u /* bytes of a filter, NUL excluded */
-#define SL_QSTATE_SHARDS_MAX 1024u /* shards of a group (SL_STREAM_SHARDS_MAX) */
+#define SL_QSTATE_SHARDS_MAX 1024u /* shards of a group (a stream's, closed ones included) */
 
 enum sl_qstate_start {
     SL_QSTART_TRIM_HORIZON = 0,
@@ -125,6 +125,11 @@ int sl_qstate_ack(struct sl_qstate *qs, const char *group, uint32_t shard, uint6
  * logged) if seq is already acked. O(log c + c). */
 int sl_qstate_set_count(struct sl_qstate *qs, const char *group, uint32_t shard, uint64_t seq,
                         uint32_t count, sl_qstate_cb cb, void *ctx);
+/* The group gains shards [its count, shard_count), nothing acked in them:
+ * its stream was resharded (#16). SL_EINVAL when shard_count is not more
+ * than the group's or passes SL_QSTATE_SHARDS_MAX. */
+int sl_qstate_grow_group(struct sl_qstate *qs, const char *group, uint32_t shard_count,
+                         sl_qstate_cb cb, void *ctx);
 /* Adds to the group's counters (saturating). */
 int sl_qstate_add_counters(struct sl_qstate *qs, const char *group, uint64_t dead_lettered,
                            uint64_t filtered, sl_qstate_cb cb, void *ctx);

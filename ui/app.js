@@ -245,6 +245,16 @@
     return out;
   }
 
+  /** A resharded stream's shard: closed (into its children) and where it came from. */
+  function lineageNote(sh) {
+    const ids = xs => (xs || []).join(' and ');
+    const parts = [];
+    if (sh.closed) parts.push(`closed → ${ids(sh.children)}`);
+    if ((sh.parents || []).length) parts.push(`from ${ids(sh.parents)}`);
+    return parts.length ? h('span', {class: 'status-msg muted', 'data-testid': 'shard-lineage',
+      text: ' ' + parts.join(', ')}) : null;
+  }
+
   function streamView(ctx, name) {
     const expanded = new Set();   // groups whose per-shard rows are open; survives refreshes
     let r = null, last = null, histEvery = HISTORY_MIN_MS;
@@ -322,7 +332,8 @@
         h('td', {title: sh.tail_time_ms ? isoUtc(sh.tail_time_ms) : null,
           text: sh.tail_time_ms ? `${fmtTime(sh.tail_time_ms)} (${fmtDuration(Date.now() - sh.tail_time_ms)} ago)` : 'never'}),
         h('td', {class: 'wrap'}, pill(sh.status),
-          sh.status !== 'ok' && sh.status_message ? h('span', {class: 'status-msg', text: ' ' + sh.status_message}) : null)))
+          sh.status !== 'ok' && sh.status_message ? h('span', {class: 'status-msg', text: ' ' + sh.status_message}) : null,
+          lineageNote(sh))))
         : [emptyRow(9, 'No shards.')]));
       renderGroups();
       const queues = sortQueues(s.queues);

@@ -70,6 +70,9 @@ static const struct {
     {"GetShardIterator", sl_kin_get_shard_iterator, SL_ACL_CONSUME},
     {"GetRecords", sl_kin_get_records, SL_ACL_CONSUME},
     {"SubscribeToShard", sl_kin_subscribe, SL_ACL_CONSUME},
+    {"SplitShard", sl_kin_split_shard, SL_ACL_ADMIN},
+    {"MergeShards", sl_kin_merge_shards, SL_ACL_ADMIN},
+    {"UpdateShardCount", sl_kin_update_shard_count, SL_ACL_ADMIN},
 };
 
 /* SigV4 (auth on): answers the AWS error and returns false when refused. */

@@ -136,4 +136,14 @@ void sl_kin_get_records(struct sl_api_call *call, json_t *body);
 void sl_kin_get_shard_iterator(struct sl_api_call *call, json_t *body);
 void sl_kin_subscribe(struct sl_api_call *call, json_t *body);
 
+/* kinesis_reshard.c (#16) */
+void sl_kin_split_shard(struct sl_api_call *call, json_t *body);
+void sl_kin_merge_shards(struct sl_api_call *call, json_t *body);
+void sl_kin_update_shard_count(struct sl_api_call *call, json_t *body);
+/* "ChildShards":[...] of a closed shard (GetRecords at its end). */
+void sl_kin_child_shards(struct sl_kin_buf *out, const struct sl_stream *st, uint32_t shard);
+/* kinesis_streams.c: a shard's HashKeyRange (Kinesis's 128-bit uniform ranges while never
+ * resharded, else the lineage's ranges as the high halves). */
+void sl_kin_hash_range(const struct sl_stream *st, uint32_t shard, sl_u128 *lo, sl_u128 *hi);
+
 #endif

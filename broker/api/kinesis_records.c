@@ -433,6 +433,16 @@ static void get_answer(struct get_op *op, const struct sl_fetch_result *r)
         sl_kin_buf_free(&w.out);
         return;
     }
+    if (op->st->lineage.shard[op->tok.shard].closed && w.next >= r->tail_seq) {
+        /* the end of a closed shard: no iterator, its children instead (what the KCL
+         * follows; nothing more will ever be appended to this shard) */
+        sl_kin_buf_str(&w.out, "],\"MillisBehindLatest\":0,");
+        sl_kin_child_shards(&w.out, op->st, op->tok.shard);
+        sl_kin_buf_str(&w.out, "}");
+        sl_kin_reply_buf(op->call, &w.out);
+        sl_kin_buf_free(&w.out);
+        return;
+    }
     char token[SL_KIN_TOKEN_BYTES_MAX + 1];
     sl_kin_iter_token(op->st, op->tok.shard, SL_KIN_ITER_SEQ, w.next, token);
     sl_kin_buf_fmt(&w.out, "],\"NextShardIterator\":\"%s\",\"MillisBehindLatest\":%" PRIu64 "}",

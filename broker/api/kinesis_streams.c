@@ -135,6 +135,21 @@ void sl_kin_delete_stream(struct sl_api_call *call, json_t *body)
 
 /* ---- describe, list ----------------------------------------------------- */
 
+/* A shard's hash key range: Kinesis's exact 128-bit uniform ranges while the
+ * stream was never resharded; after, the lineage's 64-bit ranges as the high
+ * halves of the 128-bit space (what put_route routes by). */
+void sl_kin_hash_range(const struct sl_stream *st, uint32_t i, sl_u128 *lo, sl_u128 *hi)
+{
+    if (st->lineage.n == st->lineage.open) {
+        *lo = sl_kin_range_start(i, st->shard_count);
+        *hi = sl_kin_range_end(i, st->shard_count);
+        return;
+    }
+    const struct sl_lineage_shard *ls = &st->lineage.shard[i];
+    *lo = (sl_u128)ls->start << 64;
+    *hi = ((sl_u128)ls->end << 64) | UINT64_MAX;
+}
+
 static json_t *shard_json(const struct sl_stream *st, uint32_t i)
 {
     char id[SL_KIN_SHARD_ID_LEN + 1], lo[SL_KIN_DEC_U128_MAX + 1], hi[SL_KIN_DEC_U128_MAX + 1];
@@ -142,11 +157,30 @@ static json_t *shard_json(const struct sl_stream *st, uint32_t i)
     struct sl_shard_info si;
     sl_streams_shard_info(st, i, &si);
     sl_kin_shard_id(i, id);
-    sl_kin_u128_format(sl_kin_range_start(i, st->shard_count), lo);
-    sl_kin_u128_format(sl_kin_range_end(i, st->shard_count), hi);
+    sl_u128 l, h;
+    sl_kin_hash_range(st, i, &l, &h);
+    sl_kin_u128_format(l, lo);
+    sl_kin_u128_format(h, hi);
     snprintf(seq, sizeof(seq), "%" PRIu64, si.first_seq);
-    return json_pack("{s:s,s:{s:s,s:s},s:{s:s}}", "ShardId", id, "HashKeyRange", "StartingHashKey",
-                     lo, "EndingHashKey", hi, "SequenceNumberRange", "StartingSequenceNumber", seq);
+    json_t *j = json_pack("{s:s,s:{s:s,s:s},s:{s:s}}", "ShardId", id, "HashKeyRange",
+                          "StartingHashKey", lo, "EndingHashKey", hi, "SequenceNumberRange",
+                          "StartingSequenceNumber", seq);
+    const struct sl_lineage_shard *ls = &st->lineage.shard[i];
+    for (int k = 0; j != NULL && k < 2; k++) { /* ParentShardId, AdjacentParentShardId */
+        if (ls->parent[k] != SL_LINEAGE_NONE) {
+            char pid[SL_KIN_SHARD_ID_LEN + 1];
+            sl_kin_shard_id(ls->parent[k], pid);
+            json_object_set_new(j, k == 0 ? "ParentShardId" : "AdjacentParentShardId",
+                                json_string(pid));
+        }
+    }
+    if (j != NULL && ls->closed) { /* its last record: no more will come */
+        char end[24];
+        snprintf(end, sizeof(end), "%" PRIu64, si.next_seq > 0 ? si.next_seq - 1 : 0);
+        json_object_set_new(json_object_get(j, "SequenceNumberRange"), "EndingSequenceNumber",
+                            json_string(end));
+    }
+    return j;
 }
 
 /* The first shard after ExclusiveStartShardId (0 without one). */
@@ -210,7 +244,7 @@ void sl_kin_describe_summary(struct sl_api_call *call, json_t *body)
         return;
     }
     json_t *d = stream_json(call, st);
-    json_object_set_new(d, "OpenShardCount", json_integer(st->shard_count));
+    json_object_set_new(d, "OpenShardCount", json_integer(st->lineage.open));
     json_object_set_new(d, "ConsumerCount", json_integer(count_prefix(st, SL_KIN_CONSUMER_PREFIX)));
     sl_kin_reply_json(call, json_pack("{s:o}", "StreamDescriptionSummary", d));
 }
@@ -274,7 +308,7 @@ void sl_kin_list_shards(struct sl_api_call *call, json_t *body)
     if (token != NULL) {
         char *end = NULL;
         unsigned long last = strtoul(token, &end, 10);
-        if (end == token || *end != '/' || last >= SL_STREAM_SHARDS_MAX) {
+        if (end == token || *end != '/' || last >= SL_LINEAGE_SHARDS_MAX) { /* (ids: closed too) */
             sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT, "NextToken is not one of ours");
             return;
         }

@@ -5,7 +5,8 @@
  * {Records, ContinuationSequenceNumber, MillisBehindLatest}, until the
  * subscription's 5 minutes are up (AWS's lifetime; the client subscribes
  * again from ContinuationSequenceNumber), the stream goes away, the peer
- * leaves or the broker stops.
+ * leaves or the broker stops - or, for a closed shard (#16), the event that
+ * reaches its end, which carries ChildShards and no ContinuationSequenceNumber.
  *
  * The subscription is a cursor: a loop of long-poll fetches (sl_fetch_start,
  * SUB_WAIT_MS each, so an event - maybe empty - goes out at least that often),
@@ -58,6 +59,7 @@ struct sub_op {
     uint8_t *pending; /* owned: an event the session could not take yet */
     size_t pending_len;
     bool waiting; /* the fetch in flight is the retry timer */
+    bool last;    /* the pending event ends a closed shard: then the stream ends */
 };
 
 static void sub_step(struct sub_op *op);
@@ -133,7 +135,7 @@ static void sub_step(struct sub_op *op)
         }
         free(op->pending);
         op->pending = NULL;
-        if (rc != SL_OK) {
+        if (rc != SL_OK || op->last) {
             sub_end(op);
             return;
         }
@@ -151,10 +153,20 @@ static int sub_records(struct sub_op *op, const struct sl_fetch_result *r)
                             .bytes_max = SUB_EVENT_BYTES_MAX};
     sl_kin_buf_str(&w.out, "{\"Records\":[");
     int rc = sl_kin_walk_fetch(&w, r);
-    sl_kin_buf_fmt(&w.out,
-                   "],\"ContinuationSequenceNumber\":\"%" PRIu64 "\","
-                   "\"MillisBehindLatest\":%" PRIu64 "}",
-                   w.next, sl_kin_walk_behind(&w, r));
+    const struct sl_stream *st = sl_catalog_find(op->call->api->engine->catalog, op->stream);
+    if (st != NULL && op->shard < st->shard_count && st->lineage.shard[op->shard].closed &&
+        w.next >= r->tail_seq) {
+        /* the end of a closed shard: its children, and the subscription ends */
+        sl_kin_buf_str(&w.out, "],\"MillisBehindLatest\":0,");
+        sl_kin_child_shards(&w.out, st, op->shard);
+        sl_kin_buf_str(&w.out, "}");
+        op->last = true;
+    } else {
+        sl_kin_buf_fmt(&w.out,
+                       "],\"ContinuationSequenceNumber\":\"%" PRIu64 "\","
+                       "\"MillisBehindLatest\":%" PRIu64 "}",
+                       w.next, sl_kin_walk_behind(&w, r));
+    }
     rc = rc == SL_OK && w.out.failed ? SL_ENOMEM : rc;
     if (rc == SL_OK) {
         rc = sub_event("SubscribeToShardEvent", w.out.p, w.out.len, &op->pending, &op->pending_len);

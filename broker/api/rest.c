@@ -269,7 +269,8 @@ static json_t *shard_json(const struct sl_stream *st, uint32_t i)
     snprintf(hs, sizeof(hs), "%" PRIu64, si.hash_start);
     snprintf(he, sizeof(he), "%" PRIu64, si.hash_end);
     const struct sl_shard_io *io = &st->shards[i]->io;
-    return json_pack("{s:I,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:s}", "shard",
+    const struct sl_lineage_shard *ls = &st->lineage.shard[i];
+    json_t *j = json_pack("{s:I,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:s}", "shard",
                      (json_int_t)i, "hash_start", hs, "hash_end", he, "first_seq",
                      (json_int_t)si.first_seq, "next_seq", (json_int_t)si.next_seq,
                      "tail_time_ms", (json_int_t)si.tail_time_ms, "retained_bytes",
@@ -278,6 +279,25 @@ static json_t *shard_json(const struct sl_stream *st, uint32_t i)
                      "records_out", (json_int_t)io->records_out, "bytes_out",
                      (json_int_t)io->bytes_out, "status", status_name(si.status),
                      "status_message", si.status_message);
+    /* the lineage (#16): a closed shard takes no appends, its children do */
+    json_t *parents = json_array(), *children = json_array();
+    for (int k = 0; k < 2; k++) {
+        if (ls->parent[k] != SL_LINEAGE_NONE) {
+            json_array_append_new(parents, json_integer(ls->parent[k]));
+        }
+        if (ls->closed && ls->child[k] != SL_LINEAGE_NONE) {
+            json_array_append_new(children, json_integer(ls->child[k]));
+        }
+    }
+    if (j != NULL) {
+        json_object_set_new(j, "closed", json_boolean(ls->closed));
+        json_object_set_new(j, "parents", parents != NULL ? parents : json_array());
+        json_object_set_new(j, "children", children != NULL ? children : json_array());
+    } else {
+        json_decref(parents);
+        json_decref(children);
+    }
+    return j;
 }
 
 /* Group names of the stream, collected from its checkpoints (in name order,

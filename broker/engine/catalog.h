@@ -28,7 +28,9 @@ struct sl_stream;
 struct catalog_job;
 
 #define SL_STREAM_NAME_MAX 128u
-#define SL_STREAM_SHARDS_MAX 1024u
+/* open shards of one stream (Kinesis allows 10,000 after a limit increase;
+ * queue groups hold SL_QSTATE_SHARDS_MAX, closed ones included) */
+#define SL_STREAM_SHARDS_MAX 4096u
 /* Properties: durable key/value pairs the front-ends keep per stream (tags,
  * SQS queue attributes), in stream.meta. Bounded so the file stays small. */
 #define SL_STREAM_PROPS_MAX 64u

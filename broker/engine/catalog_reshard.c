@@ -4,10 +4,9 @@
  * A change is prepared (the new lineage, checked against the limits) and
  * committed on the main loop:
  *   1. each child gets its struct sl_bshard (owner, range, empty de-dup
- *      table) and its log is opened, which makes its directory (an empty
- *      one left by a change that failed before its commit is reused: no
- *      append ever reached it, since appends reach a child only after the
- *      commit);
+ *      table), its directory (an empty one left by a change that failed
+ *      before its commit is reused: no append ever reached it, since appends
+ *      reach a child only after the commit) and its log;
  *   2. stream.meta is replaced (tmp, fsync, rename, fsync of the stream
  *      directory, which also makes the children's directory entries
  *      durable). This is the commit point: a restart before it finds the
@@ -31,10 +30,12 @@
 #include "common/log.h"
 #include "common/partition.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- routing ------------------------------------------------------------------ */
 
@@ -234,6 +235,20 @@ int sl_catalog_reshard_commit(struct sl_catalog *c, struct sl_stream *st,
         b->hash_end = r->next.shard[i].end;
         sl_dedup_init(&b->dedup);
         st->shards[i] = b;
+        /* its directory without an fsync of its own: stream.meta's replace fsyncs the
+         * stream directory below (one fsync for every child, as at a create) */
+        char sub[16];
+        snprintf(sub, sizeof(sub), "%u", i);
+        char *dir = catalog_path_cat(st->dir, sub);
+        rc = dir == NULL ? SL_ENOMEM
+             : mkdir(dir, 0755) == 0 || errno == EEXIST ? SL_OK
+                                                        : sl_err_from_errno(errno);
+        free(dir);
+        if (rc != SL_OK) {
+            snprintf(why, why_len, "stream %s: cannot make shard %u's directory: %s", st->name, i,
+                     sl_strerror(rc));
+            break;
+        }
         rc = catalog_open_log(c, st, i, false, false, &logs[i - from], why, why_len);
     }
     /* the commit point: stream.meta with the new lineage */

@@ -4,8 +4,18 @@
  * index), and per shard `owner` (the member holding it now, or NULL) and
  * `target` (where the last rebalance wants it). What must hold, asserted
  * after every change: a shard has at most one owner; an owner and a target
- * are members of the group; every shard has a target while the group has a
- * member; a member's view lists exactly the shards it owns.
+ * are members of the group; every eligible shard has a target while the
+ * group has a member, and no other shard has one; a member's view lists
+ * exactly the shards it owns.
+ *
+ * Resharding (#16): a shard is eligible - assigned to a member - once every
+ * parent is finished and until it is finished itself, where finished means
+ * closed and the group's committed checkpoint at its end. So a child is read
+ * only after its parents were read to their ends and that was committed,
+ * which keeps each key's records in order across a split or merge. A member
+ * holding a shard that finishes is asked to release it (revoke), as in a
+ * rebalance. The stream's shards may grow under a group (a reshard): the
+ * group grows with them at the members' next heartbeat.
  */
 #include "broker/engine/coord.h"
 
@@ -35,7 +45,10 @@ struct member {
 struct sl_cgroup {
     char *stream;
     char *group;
+    uint64_t created_ms; /* the stream's: another value means it was deleted and made again */
     uint32_t shard_count;
+    uint32_t view_cap;   /* members' view arrays hold this many shards */
+    uint8_t *eligible;   /* per shard: assignable (lineage rule above) */
     uint64_t generation;
     struct member *members;
     uint32_t n_members;
@@ -108,6 +121,7 @@ static void group_free(struct sl_engine *e, struct sl_cgroup *g)
     free(g->owner);
     free(g->target);
     free(g->scratch);
+    free(g->eligible);
     free(g);
 }
 
@@ -119,7 +133,8 @@ static void check_group(const struct sl_cgroup *g)
     }
     SL_ASSERT(n == g->n_members && n <= SL_ASSIGN_MEMBERS_MAX);
     for (uint32_t s = 0; s < g->shard_count; s++) {
-        SL_ASSERT(g->n_members == 0 || g->target[s] != NULL);
+        SL_ASSERT(g->eligible[s] ? g->n_members == 0 || g->target[s] != NULL
+                                 : g->target[s] == NULL);
         for (int k = 0; k < 2; k++) {
             const struct member *x = k == 0 ? g->owner[s] : g->target[s];
             if (x == NULL) {
@@ -134,8 +149,9 @@ static void check_group(const struct sl_cgroup *g)
     }
 }
 
-/* A new target for every shard from the members now (sticky: a shard's
- * planned owner stays where the assignor allows). Bumps the generation. */
+/* A new target for every eligible shard from the members now (sticky: a
+ * shard's planned owner stays where the assignor allows); none for the
+ * others. Bumps the generation. */
 static void rebalance(struct sl_cgroup *g)
 {
     struct member *arr[SL_ASSIGN_MEMBERS_MAX];
@@ -143,22 +159,129 @@ static void rebalance(struct sl_cgroup *g)
     for (struct member *m = g->members; m != NULL; m = m->next) {
         arr[n++] = m;
     }
+    /* the assignor sees the eligible shards only, packed at the front of scratch */
+    uint32_t k = 0;
     for (uint32_t s = 0; s < g->shard_count; s++) {
+        if (!g->eligible[s]) {
+            g->target[s] = NULL;
+            continue;
+        }
         const struct member *cur = g->target[s] != NULL ? g->target[s] : g->owner[s];
-        g->scratch[s] = SL_ASSIGN_NONE;
+        g->scratch[k] = SL_ASSIGN_NONE;
         for (uint32_t j = 0; j < n && cur != NULL; j++) {
             if (arr[j] == cur) {
-                g->scratch[s] = j;
+                g->scratch[k] = j;
                 break;
             }
         }
+        k++;
     }
-    sl_assign_balance(g->shard_count, g->scratch, n, g->scratch);
+    sl_assign_balance(k, g->scratch, n, g->scratch);
+    k = 0;
     for (uint32_t s = 0; s < g->shard_count; s++) {
-        g->target[s] = g->scratch[s] == SL_ASSIGN_NONE ? NULL : arr[g->scratch[s]];
+        if (g->eligible[s]) {
+            g->target[s] = g->scratch[k] == SL_ASSIGN_NONE ? NULL : arr[g->scratch[k]];
+            k++;
+        }
     }
     g->generation++;
     check_group(g);
+}
+
+/* The group's tables for a stream that has `count` shards now (more after a
+ * reshard): new shards start unowned and not eligible. */
+static int group_grow(struct sl_cgroup *g, uint32_t count)
+{
+    if (count <= g->shard_count) {
+        return SL_OK;
+    }
+    struct member **owner = realloc(g->owner, count * sizeof(*owner));
+    if (owner != NULL) {
+        g->owner = owner;
+    }
+    struct member **target = owner != NULL ? realloc(g->target, count * sizeof(*target)) : NULL;
+    if (target != NULL) {
+        g->target = target;
+    }
+    uint32_t *scratch = target != NULL ? realloc(g->scratch, count * sizeof(*scratch)) : NULL;
+    if (scratch != NULL) {
+        g->scratch = scratch;
+    }
+    uint8_t *eligible = scratch != NULL ? realloc(g->eligible, count) : NULL;
+    if (eligible != NULL) {
+        g->eligible = eligible;
+    }
+    for (struct member *m = g->members; eligible != NULL && m != NULL; m = m->next) {
+        uint32_t *held = realloc(m->held, count * sizeof(*held));
+        if (held != NULL) {
+            m->held = held;
+        }
+        uint32_t *rev = held != NULL ? realloc(m->rev, count * sizeof(*rev)) : NULL;
+        if (rev == NULL) {
+            return SL_ENOMEM; /* (what grew stays: a later call goes on) */
+        }
+        m->rev = rev;
+    }
+    if (eligible == NULL) {
+        return SL_ENOMEM;
+    }
+    for (uint32_t s = g->shard_count; s < count; s++) {
+        g->owner[s] = NULL;
+        g->target[s] = NULL;
+        g->eligible[s] = 0;
+    }
+    g->shard_count = count;
+    g->view_cap = count;
+    return SL_OK;
+}
+
+/* Whether the group has read shard s to its end and committed that: closed,
+ * and its checkpoint at (or past) its last sequence. */
+static bool finished(const struct sl_stream *st, const char *group, uint32_t s)
+{
+    if (!st->lineage.shard[s].closed) {
+        return false;
+    }
+    struct sl_shard_stats ss;
+    sl_wshard_stats(&st->shards[s]->ws, &ss);
+    uint64_t seq = 0, at = 0;
+    bool known = st->ckpt != NULL && sl_ckpt_get(st->ckpt, group, s, &seq, &at) == SL_OK;
+    return ss.next_seq == ss.first_seq || (known && seq >= ss.next_seq);
+}
+
+struct finished_ctx {
+    const struct sl_stream *st;
+    const char *group;
+};
+
+static bool finished_cb(void *ctx, uint32_t shard)
+{
+    const struct finished_ctx *f = ctx;
+    return finished(f->st, f->group, shard);
+}
+
+/* Brings the group up to its stream: grown with a reshard, each shard's
+ * eligibility from the lineage and the group's checkpoints; a rebalance when
+ * any changed. A stream never resharded has every shard eligible. */
+static int refresh(struct sl_cgroup *g, const struct sl_stream *st)
+{
+    int rc = group_grow(g, st->shard_count);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    bool changed = false;
+    struct finished_ctx f = {.st = st, .group = g->group};
+    bool flat = st->lineage.n == st->lineage.open;
+    for (uint32_t s = 0; s < g->shard_count; s++) {
+        uint8_t el = flat || (!finished(st, g->group, s) &&
+                              sl_lineage_readable(&st->lineage, s, finished_cb, &f));
+        changed |= el != g->eligible[s];
+        g->eligible[s] = el;
+    }
+    if (changed) {
+        rebalance(g);
+    }
+    return SL_OK;
 }
 
 /* Gives `m` the shards meant for it that nobody holds. */
@@ -234,7 +357,7 @@ static void new_id(struct sl_engine *e, const char *instance, char *out)
 }
 
 static struct sl_cgroup *group_new(struct sl_engine *e, const char *stream, const char *group,
-                                   uint32_t shard_count)
+                                   uint32_t shard_count, uint64_t created_ms)
 {
     struct sl_cgroup *g = calloc(1, sizeof(*g));
     if (g == NULL) {
@@ -243,9 +366,12 @@ static struct sl_cgroup *group_new(struct sl_engine *e, const char *stream, cons
     g->stream = strdup(stream);
     g->group = strdup(group);
     g->shard_count = shard_count;
+    g->view_cap = shard_count;
+    g->created_ms = created_ms;
     g->owner = calloc(shard_count, sizeof(*g->owner));
     g->target = calloc(shard_count, sizeof(*g->target));
     g->scratch = calloc(shard_count, sizeof(*g->scratch));
+    g->eligible = calloc(shard_count, 1);
     g->next = e->coord_groups;
     if (g->next != NULL) {
         g->next->prev = g;
@@ -253,7 +379,7 @@ static struct sl_cgroup *group_new(struct sl_engine *e, const char *stream, cons
     e->coord_groups = g;
     e->coord_group_count++;
     if (g->stream == NULL || g->group == NULL || g->owner == NULL || g->target == NULL ||
-        g->scratch == NULL) {
+        g->scratch == NULL || g->eligible == NULL) {
         group_free(e, g);
         return NULL;
     }
@@ -284,7 +410,7 @@ int sl_coord_join(struct sl_engine *e, const struct sl_coord_join *req, uint64_t
         return rc;
     }
     struct sl_cgroup *g = group_find(e, st->name, req->group);
-    if (g != NULL && g->shard_count != st->shard_count) {
+    if (g != NULL && (g->created_ms != st->created_ms || g->shard_count > st->shard_count)) {
         group_free(e, g); /* the stream was deleted and made again: its members start over */
         g = NULL;
     }
@@ -294,11 +420,18 @@ int sl_coord_join(struct sl_engine *e, const struct sl_coord_join *req, uint64_t
                      SL_COORD_GROUPS_MAX);
             return SL_ELIMIT;
         }
-        g = group_new(e, st->name, req->group, st->shard_count);
+        g = group_new(e, st->name, req->group, st->shard_count, st->created_ms);
         if (g == NULL) {
             snprintf(why, why_len, "%s", sl_strerror(SL_ENOMEM));
             return SL_ENOMEM;
         }
+    }
+    if (refresh(g, st) != SL_OK) {
+        if (g->members == NULL) {
+            group_free(e, g);
+        }
+        snprintf(why, why_len, "%s", sl_strerror(SL_ENOMEM));
+        return SL_ENOMEM;
     }
     struct member *m = NULL;
     if (instance[0] != '\0') {
@@ -368,6 +501,12 @@ int sl_coord_heartbeat(struct sl_engine *e, const char *stream, const char *grou
         return fenced(why, why_len, member_id, group);
     }
     m->last_seen_ms = now_ms;
+    /* a reshard or a finished parent changes what may be assigned */
+    const struct sl_stream *st = sl_catalog_find(e->catalog, g->stream);
+    if (st != NULL && st->created_ms == g->created_ms && refresh(g, st) != SL_OK) {
+        snprintf(why, why_len, "%s", sl_strerror(SL_ENOMEM));
+        return SL_ENOMEM;
+    }
     for (uint32_t i = 0; i < n_released; i++) {
         uint32_t s = released[i];
         if (s >= g->shard_count) {

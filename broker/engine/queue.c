@@ -122,8 +122,9 @@ struct qgroup {
     struct keyslot *keys; /* ordered: 2 x cap slots */
     uint32_t keys_cap;
     uint32_t keys_tomb;
-    uint64_t *frontier;
+    uint64_t *frontier; /* n_shards of them (the stream's shards may grow: reshard) */
     bool *reading;
+    uint32_t n_shards;
     struct qentry *e;   /* cap entries (<= max_inflight) */
     uint32_t cap;
     uint32_t free_head; /* UINT32_MAX: none */
@@ -185,6 +186,28 @@ static void group_free(struct qgroup *g)
     free(g);
 }
 
+/* An ordered group's parent shard is done when it is closed and every record
+ * of it is acknowledged (its floor at its end): only then may the next
+ * record of a key, in a child, be delivered (#16). */
+static bool parent_done(void *ctx, uint32_t shard)
+{
+    const struct qgroup *g = ctx;
+    const struct sl_stream *st = g->stream;
+    if (!st->lineage.shard[shard].closed) {
+        return false;
+    }
+    struct sl_shard_stats ss;
+    sl_wshard_stats(&st->shards[shard]->ws, &ss);
+    return sl_qstate_floor(st->qstate, g->name, shard) >= ss.next_seq;
+}
+
+static bool shard_readable(struct qgroup *g, uint32_t s)
+{
+    const struct sl_stream *st = g->stream;
+    return st->lineage.n == st->lineage.open ||
+           sl_lineage_readable(&st->lineage, s, parent_done, g);
+}
+
 static struct qgroup *group_build(struct sl_stream *st, const struct sl_qgroup_def *def)
 {
     struct qgroup *g = calloc(1, sizeof(*g));
@@ -207,6 +230,7 @@ static struct qgroup *group_build(struct sl_stream *st, const struct sl_qgroup_d
     }
     g->frontier = calloc(st->shard_count, sizeof(*g->frontier));
     g->reading = calloc(st->shard_count, sizeof(*g->reading));
+    g->n_shards = st->shard_count;
     g->cap = g->max_inflight < QUEUE_TABLE_MIN ? g->max_inflight : QUEUE_TABLE_MIN;
     g->e = calloc(g->cap, sizeof(*g->e));
     g->ordered = def->ordered;
@@ -236,6 +260,16 @@ static struct qgroup *group_build(struct sl_stream *st, const struct sl_qgroup_d
     }
     for (uint32_t s = 0; s < st->shard_count; s++) {
         g->frontier[s] = sl_qstate_floor(st->qstate, def->name, s);
+    }
+    /* The stream was resharded but the group's growth was not durable yet
+     * (a crash between the two): it grows now, the same way (from floor 0). */
+    if (sl_qstate_shard_count(st->qstate, def->name) < st->shard_count &&
+        sl_qstate_grow_group(st->qstate, def->name, st->shard_count, NULL, NULL) != SL_OK) {
+        sl_error("queue", "group %s/%s: cannot take the stream's %u shards (the stream was "
+                 "resharded): its new shards are not read until it can",
+                 st->name, def->name, st->shard_count);
+        group_free(g);
+        return NULL;
     }
     return g;
 }
@@ -606,6 +640,14 @@ void sl_queue_create_group(struct sl_engine *e, const char *stream, const char *
     struct sl_stream *st = sl_engine_stream(e, stream, why, sizeof(why), &rc);
     struct sl_qgroup_def def;
     struct sl_qstate *qs = NULL;
+    if (st != NULL && st->shard_count > SL_QSTATE_SHARDS_MAX) {
+        snprintf(why, sizeof(why),
+                 "stream %s has %u shards (closed ones included) and a queue group holds at "
+                 "most %u: use a stream with fewer shards for queue groups",
+                 st->name, st->shard_count, SL_QSTATE_SHARDS_MAX);
+        cb(ctx, SL_ELIMIT, why);
+        return;
+    }
     if (st == NULL ||
         (rc = group_def(group != NULL ? group : "", cfg, &def, why, sizeof(why))) != SL_OK ||
         (rc = sl_catalog_qstate(e->catalog, st, &qs, why, sizeof(why))) != SL_OK) {
@@ -1431,6 +1473,9 @@ static void recv_step(struct recv_op *op)
     while (op->tried < st->shard_count && g->used < g->max_inflight) {
         uint32_t s = g->rr++ % st->shard_count;
         op->tried++;
+        if (g->ordered && !shard_readable(g, s)) {
+            continue; /* a child of a parent with records not yet acked */
+        }
         struct sl_shard_stats ss;
         sl_wshard_stats(&st->shards[s]->ws, &ss);
         if (g->frontier[s] < ss.first_seq) {
@@ -1774,6 +1819,67 @@ void sl_queue_stream_deleted(struct sl_stream *st)
     for (struct qgroup *g = groups_of(st); g != NULL; g = g->next) {
         recv_fail_waiters(g, SL_ENOTFOUND);
     }
+}
+
+struct grow_ctx {
+    struct sl_qstate *qs;
+    uint32_t count;
+    int rc;
+    char *why;
+    size_t why_len;
+};
+
+static void grow_durable(void *ctx, const struct sl_qgroup_def *def)
+{
+    struct grow_ctx *gc = ctx;
+    if (gc->rc != SL_OK || sl_qstate_shard_count(gc->qs, def->name) >= gc->count) {
+        return;
+    }
+    gc->rc = sl_qstate_grow_group(gc->qs, def->name, gc->count, NULL, NULL);
+    if (gc->rc != SL_OK) {
+        snprintf(gc->why, gc->why_len, "queue group %s cannot take %u shards: %s", def->name,
+                 gc->count, sl_strerror(gc->rc));
+    }
+}
+
+int sl_queue_stream_grow(struct sl_stream *st, uint32_t count, char *why, size_t why_len)
+{
+    if (st->qstate == NULL) {
+        return SL_OK; /* no queue group */
+    }
+    if (count > SL_QSTATE_SHARDS_MAX) {
+        snprintf(why, why_len,
+                 "stream %s has queue groups, which hold at most %u shards (open and closed): "
+                 "the change would make %u",
+                 st->name, SL_QSTATE_SHARDS_MAX, count);
+        return SL_ELIMIT;
+    }
+    for (struct qgroup *g = groups_of(st); g != NULL; g = g->next) {
+        if (g->n_shards >= count) {
+            continue;
+        }
+        uint64_t *fr = realloc(g->frontier, count * sizeof(*fr));
+        if (fr != NULL) {
+            g->frontier = fr;
+        }
+        bool *rd = fr != NULL ? realloc(g->reading, count * sizeof(*rd)) : NULL;
+        if (rd == NULL) {
+            snprintf(why, why_len, "%s", sl_strerror(SL_ENOMEM));
+            return SL_ENOMEM;
+        }
+        g->reading = rd;
+        for (uint32_t s = g->n_shards; s < count; s++) {
+            g->frontier[s] = 0; /* a new shard: read from its start */
+            g->reading[s] = false;
+        }
+        g->n_shards = count;
+    }
+    /* durable with the next batch of the store; a crash first is caught up when
+     * the group is built again (group_build) */
+    struct grow_ctx gc = {.qs = st->qstate, .count = count, .rc = SL_OK, .why = why,
+                          .why_len = why_len};
+    sl_qstate_foreach_group(st->qstate, grow_durable, &gc);
+    return gc.rc;
 }
 
 void sl_queue_stream_free(struct sl_stream *st)

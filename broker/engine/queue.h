@@ -144,5 +144,11 @@ void sl_queue_stop(struct sl_engine *e);
 void sl_queue_stream_deleted(struct sl_stream *st);
 /* Frees a stream's runtime queue state (stream deleted or catalog closed). */
 void sl_queue_stream_free(struct sl_stream *st);
+/* Before a reshard that gives the stream `count` shards commits: every queue
+ * group of the stream (built or not) takes the new shards, read from their
+ * start; ordered groups read a child only once its parents are closed and
+ * fully acknowledged. Errors (why says which): SL_ELIMIT (more shards than a
+ * group holds, SL_QSTATE_SHARDS_MAX), SL_ENOMEM, the store's errors. */
+int sl_queue_stream_grow(struct sl_stream *st, uint32_t count, char *why, size_t why_len);
 
 #endif

@@ -5,7 +5,9 @@
 #include "broker/engine/engine.h"
 #include "broker/engine/fetch.h"
 #include "broker/engine/produce.h"
+#include "broker/engine/queue.h"
 #include "common/assert.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -18,19 +20,28 @@ struct sl_reshard_op {
     struct sl_stream *st;
     sl_reshard_cb cb;
     void *ctx;
+    uint64_t start_ns; /* submitted */
+    uint64_t drained_ns; /* the closing shards' appends were done */
     struct sl_catalog_reshard r;
 };
 
-static void answer(struct sl_reshard_op *op, int err, const char *why)
+/* Ends the change: the appends held behind it are refused (made: the
+ * children take them) or started (not made), unless the stream is being
+ * freed (`going`: its logs are closed, the held appends go with it). */
+static void finish(struct sl_reshard_op *op, int err, const char *why, bool going)
 {
     struct sl_stream *st = op->st;
     SL_ASSERT(st->reshard == op && st->inflight > 0);
+    SL_ASSERT(err != SL_OK || st->shard_count > op->r.first_new);
     st->reshard = NULL;
     st->inflight--;
     for (uint32_t i = 0; i < op->r.n_closed; i++) {
         struct sl_bshard *b = st->shards[op->r.closed[i]];
+        SL_ASSERT(b->closing && (err != SL_OK || st->lineage.shard[b->id].closed));
         b->closing = false;
-        if (err == SL_OK) {
+        if (going) {
+            continue;
+        } else if (err == SL_OK) {
             sl_produce_refuse_closed(b);
         } else {
             sl_produce_shard_progress(b); /* as before: its waiting appends go on */
@@ -50,13 +61,14 @@ static void answer(struct sl_reshard_op *op, int err, const char *why)
 static void commit(struct sl_reshard_op *op)
 {
     struct sl_stream *st = op->st;
+    SL_ASSERT(st->reshard == op);
     char why[512];
     if (st->deleted) {
-        answer(op, SL_ECLOSED, "the stream was deleted during the change");
+        finish(op, SL_ECLOSED, "the stream was deleted during the change", false);
         return;
     }
     if (op->e->stopping) { /* (the catalog may be closing its logs: open none) */
-        answer(op, SL_ECLOSED, "the broker is stopping: the change was not made");
+        finish(op, SL_ECLOSED, "the broker is stopping: the change was not made", false);
         return;
     }
     uint32_t count = op->r.next.n;
@@ -65,11 +77,26 @@ static void commit(struct sl_reshard_op *op)
         rc = sl_fetch_stream_grow(st, count);
     }
     if (rc != SL_OK) {
-        answer(op, rc, "out of memory growing the stream's per-shard tables");
+        finish(op, rc, "out of memory growing the stream's per-shard tables", false);
         return;
     }
+    /* (grown before the commit: a failed commit leaves queue groups with
+     * shards the stream does not have yet, which nothing reads) */
+    rc = sl_queue_stream_grow(st, count, why, sizeof(why));
+    if (rc != SL_OK) {
+        finish(op, rc, why, false);
+        return;
+    }
+    op->drained_ns = sl_clock_mono_ns();
     rc = sl_catalog_reshard_commit(op->e->catalog, st, &op->r, why, sizeof(why));
-    answer(op, rc, why);
+    if (rc == SL_OK) { /* what the producers of the closed shards waited for */
+        uint64_t now = sl_clock_mono_ns();
+        sl_info("reshard", "stream %s: %u shard(s) closed after %.1f ms waiting for their "
+                "appends in flight and %.1f ms making the change durable",
+                st->name, op->r.n_closed, (double)(op->drained_ns - op->start_ns) / 1e6,
+                (double)(now - op->drained_ns) / 1e6);
+    }
+    finish(op, rc, why, false);
 }
 
 static bool drained(const struct sl_reshard_op *op)
@@ -93,14 +120,8 @@ void sl_reshard_drained(struct sl_stream *st)
 void sl_reshard_stream_gone(struct sl_stream *st)
 {
     if (st->reshard != NULL) {
-        answer(st->reshard, SL_ECLOSED, "the broker is stopping");
+        finish(st->reshard, SL_ECLOSED, "the broker is stopping: the change was not made", true);
     }
-}
-
-static void count_group(void *ctx, const struct sl_qgroup_def *def)
-{
-    (void)def;
-    (*(uint32_t *)ctx)++;
 }
 
 /* The steps of the change, by hash (lineage.h), after checking what the
@@ -186,19 +207,10 @@ void sl_reshard_submit(struct sl_engine *e, const struct sl_reshard_req *req, sl
     int rc = SL_OK;
     struct sl_reshard_result fail = {.why = why};
     struct sl_stream *st = sl_engine_stream(e, req->stream, why, sizeof(why), &rc);
-    uint32_t groups = 0;
     if (st != NULL && st->reshard != NULL) {
         rc = SL_EAGAIN;
         snprintf(why, sizeof(why), "a change of stream %s's shards is under way: retry after it",
                  st->name);
-    } else if (st != NULL && st->qstate != NULL &&
-               (sl_qstate_foreach_group(st->qstate, count_group, &groups), groups > 0)) {
-        rc = SL_EUNSUPPORTED;
-        snprintf(why, sizeof(why),
-                 "stream %s has %u queue group(s) or subscription(s): resharding such streams "
-                 "is not supported yet (their per-shard state does not grow); reshard a stream "
-                 "without them",
-                 st->name, groups);
     }
     struct sl_reshard_step *steps = NULL;
     uint32_t n = 0;
@@ -225,7 +237,12 @@ void sl_reshard_submit(struct sl_engine *e, const struct sl_reshard_req *req, sl
         cb(ctx, &fail);
         return;
     }
-    *op = (struct sl_reshard_op){.e = e, .st = st, .cb = cb, .ctx = ctx, .r = op->r};
+    op->e = e;
+    op->st = st;
+    op->cb = cb;
+    op->ctx = ctx;
+    op->start_ns = sl_clock_mono_ns();
+    SL_ASSERT(op->r.n_closed > 0 && op->r.first_new == st->shard_count);
     st->reshard = op;
     st->inflight++;
     for (uint32_t i = 0; i < op->r.n_closed; i++) {

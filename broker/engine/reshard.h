@@ -15,10 +15,11 @@
  * Producers of the closed shards see a pause of step 2 + 3: the appends in
  * flight (a group-commit fdatasync) and one file replace.
  *
- * Not yet: streams with queue groups or topic subscriptions (their durable
- * per-shard state does not grow yet: SL_EUNSUPPORTED), the lineage rule for
- * consumer groups (a group reads children while a parent may still hold
- * unread records), retention forgetting closed shards.
+ * Readers follow the lineage: consumer groups (coord.c) and ordered queue
+ * groups (queue.c) read a child once its parents are finished; queue groups
+ * take the new shards before the commit (sl_queue_stream_grow).
+ *
+ * Not yet: retention forgetting closed shards.
  *
  * Threading: the main loop.
  */
@@ -60,10 +61,10 @@ struct sl_reshard_result {
 typedef void (*sl_reshard_cb)(void *ctx, const struct sl_reshard_result *r);
 
 /* Runs the change; cb runs once, possibly before this returns. Errors:
- * those of sl_catalog_reshard_prepare and _commit, SL_ENOTFOUND (stream),
- * SL_EAGAIN (another change of the stream is under way), SL_EUNSUPPORTED
- * (the stream has queue groups), SL_ECLOSED (the stream was deleted or the
- * broker stopped while waiting). */
+ * those of sl_catalog_reshard_prepare and _commit and sl_queue_stream_grow,
+ * SL_ENOTFOUND (stream), SL_EAGAIN (another change of the stream is under
+ * way), SL_ECLOSED (the stream was deleted or the broker stopped while
+ * waiting). */
 void sl_reshard_submit(struct sl_engine *e, const struct sl_reshard_req *req, sl_reshard_cb cb,
                        void *ctx);
 

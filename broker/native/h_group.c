@@ -191,8 +191,8 @@ void sl_native_reset_group(struct sl_native *srv, struct sl_conn *c, const sl_re
 {
     const Sluice__V1__ResetGroup *m = req->reset_group;
     size_t n = m->n_checkpoints;
-    if (n == 0 || n > SL_STREAM_SHARDS_MAX) {
-        sl_native_fail(c, req->id, SL_EINVAL, "a reset names 1 to 1024 shards");
+    if (n == 0 || n > SL_LINEAGE_SHARDS_MAX) { /* every id of a resharded stream */
+        sl_native_fail(c, req->id, SL_EINVAL, "a reset names 1 to 8192 shards");
         return;
     }
     uint32_t *shards = malloc(n * sizeof(*shards));

@@ -24,7 +24,8 @@ import {
   IncreaseStreamRetentionPeriodCommand, DecreaseStreamRetentionPeriodCommand,
   AddTagsToStreamCommand, ListTagsForStreamCommand, RemoveTagsFromStreamCommand,
   RegisterStreamConsumerCommand, DescribeStreamConsumerCommand, ListStreamConsumersCommand,
-  DeregisterStreamConsumerCommand, SubscribeToShardCommand,
+  DeregisterStreamConsumerCommand, SubscribeToShardCommand, SplitShardCommand,
+  MergeShardsCommand, UpdateShardCountCommand,
 } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { cbor, dateToTag } from '@smithy/core/cbor';
@@ -314,9 +315,12 @@ test('the AWS errors: unknown stream, duplicate, bad iterators, limits, bad inpu
   assert.equal(r.json.__type, 'SerializationException');
   r = await raw('DescribeStream', JSON.stringify({ StreamName: 42 }));
   assert.equal(r.status, 400);
-  r = await raw('MergeShards', '{}');
+  r = await raw('StartStreamEncryption', '{}');
   assert.equal(r.status, 400);
   assert.equal(r.json.__type, 'UnknownOperationException');
+  r = await raw('MergeShards', '{}');
+  assert.equal(r.status, 400);
+  assert.equal(r.json.__type, 'InvalidArgumentException');
   // a good raw put still works (base64 in, decimal sequence out)
   r = await raw('PutRecord', JSON.stringify({ StreamName: 'errs', PartitionKey: 'k', Data: 'aGk=' }));
   assert.equal(r.status, 200);
@@ -486,6 +490,95 @@ function aws(...args) {
   assert.equal(r.status, 0, `aws ${args.join(' ')}: ${r.stderr}`);
   return r.stdout.trim() === '' ? {} : JSON.parse(r.stdout);
 }
+
+test('resharding: SplitShard, MergeShards, UpdateShardCount; closed shards end with ChildShards', async () => {
+  const k = client();
+  const StreamName = 'kreshard';
+  await k.send(new CreateStreamCommand({ StreamName, ShardCount: 2 }));
+  const put = async (n, tag) => {
+    const Records = Array.from({ length: n }, (_, i) => ({ PartitionKey: `pk-${i % 50}`, Data: enc(`${tag}-${i}`) }));
+    const r = await k.send(new PutRecordsCommand({ StreamName, Records }));
+    assert.equal(r.FailedRecordCount, 0);
+    return r.Records.map((x) => x.ShardId);
+  };
+  await put(200, 'before');
+  let shards = (await k.send(new ListShardsCommand({ StreamName }))).Shards;
+  const s0 = shards[0];
+  const lo = BigInt(s0.HashKeyRange.StartingHashKey), hi = BigInt(s0.HashKeyRange.EndingHashKey);
+  const mid = lo + (hi - lo) / 2n;
+  await k.send(new SplitShardCommand({ StreamName, ShardToSplit: s0.ShardId,
+    NewStartingHashKey: mid.toString() }));
+  shards = (await k.send(new ListShardsCommand({ StreamName }))).Shards;
+  assert.equal(shards.length, 4);
+  const [p, , c1, c2] = shards;
+  assert.ok(p.SequenceNumberRange.EndingSequenceNumber, 'the closed parent has an end');
+  assert.equal(c1.ParentShardId, p.ShardId);
+  assert.equal(c2.ParentShardId, p.ShardId);
+  // the children cover the parent exactly (once resharded, ranges are the lineage's 64-bit
+  // ranges as high halves: within a few 2^64 of the 128-bit uniform ones reported before)
+  assert.equal(p.HashKeyRange.StartingHashKey, c1.HashKeyRange.StartingHashKey);
+  assert.equal(p.HashKeyRange.EndingHashKey, c2.HashKeyRange.EndingHashKey);
+  assert.ok(BigInt(p.HashKeyRange.EndingHashKey) - hi <= (2n << 64n) &&
+    hi - BigInt(p.HashKeyRange.EndingHashKey) <= (2n << 64n));
+  assert.equal(BigInt(c1.HashKeyRange.StartingHashKey), lo);
+  assert.equal(BigInt(c1.HashKeyRange.EndingHashKey) + 1n, BigInt(c2.HashKeyRange.StartingHashKey));
+  const sum = (await k.send(new DescribeStreamSummaryCommand({ StreamName }))).StreamDescriptionSummary;
+  assert.equal(sum.OpenShardCount, 3);
+  // new records go to open shards only, each to the shard whose range holds its key
+  const open = shards.filter((x) => !x.SequenceNumberRange.EndingSequenceNumber);
+  const where = await put(200, 'after');
+  for (let i = 0; i < where.length; i++) {
+    assert.notEqual(where[i], p.ShardId);
+    assert.equal(where[i], shardFor(open, md5(`pk-${i % 50}`)));
+  }
+  // reading the closed parent to its end: no iterator, its children
+  let it = (await k.send(new GetShardIteratorCommand({ StreamName, ShardId: p.ShardId,
+    ShardIteratorType: 'TRIM_HORIZON' }))).ShardIterator;
+  let got = 0, last;
+  for (let i = 0; i < 20 && it; i++) {
+    last = await k.send(new GetRecordsCommand({ ShardIterator: it, Limit: 1000 }));
+    got += last.Records.length;
+    it = last.NextShardIterator;
+  }
+  assert.equal(it, undefined, 'a closed shard read to its end has no next iterator');
+  assert.ok(got > 0);
+  assert.deepEqual(last.ChildShards.map((x) => x.ShardId), [c1.ShardId, c2.ShardId]);
+  assert.deepEqual(last.ChildShards[0].ParentShards, [p.ShardId]);
+  // a subscription to the closed parent ends with its children
+  const arn = (await k.send(new DescribeStreamSummaryCommand({ StreamName }))).StreamDescriptionSummary.StreamARN;
+  const { Consumer } = await k.send(new RegisterStreamConsumerCommand({ StreamARN: arn, ConsumerName: 'efo' }));
+  const h2 = client(false);
+  const sub = await h2.send(new SubscribeToShardCommand({ ConsumerARN: Consumer.ConsumerARN,
+    ShardId: p.ShardId, StartingPosition: { Type: 'TRIM_HORIZON' } }));
+  let pushed = 0, end;
+  for await (const ev of sub.EventStream) {
+    pushed += ev.SubscribeToShardEvent.Records.length;
+    end = ev.SubscribeToShardEvent;
+  }
+  assert.equal(pushed, got, 'every record of the parent, then the stream ends');
+  assert.equal(end.ContinuationSequenceNumber, undefined);
+  assert.deepEqual(end.ChildShards.map((x) => x.ShardId), [c1.ShardId, c2.ShardId]);
+  // merge the two children back; then four uniform open shards
+  await k.send(new MergeShardsCommand({ StreamName, ShardToMerge: c2.ShardId,
+    AdjacentShardToMerge: c1.ShardId }));
+  shards = (await k.send(new ListShardsCommand({ StreamName }))).Shards;
+  const m = shards[4];
+  assert.deepEqual([m.ParentShardId, m.AdjacentParentShardId].sort(), [c1.ShardId, c2.ShardId].sort());
+  const u = await k.send(new UpdateShardCountCommand({ StreamName, TargetShardCount: 4,
+    ScalingType: 'UNIFORM_SCALING' }));
+  assert.equal(u.CurrentShardCount, 2);
+  assert.equal(u.TargetShardCount, 4);
+  const after4 = (await k.send(new DescribeStreamSummaryCommand({ StreamName }))).StreamDescriptionSummary;
+  assert.equal(after4.OpenShardCount, 4);
+  await put(100, 'four');
+  // refusals: a closed shard, a key outside the shard, non-neighbours
+  await assert.rejects(k.send(new SplitShardCommand({ StreamName, ShardToSplit: p.ShardId,
+    NewStartingHashKey: mid.toString() })), (e) => e.name === 'InvalidArgumentException');
+  await assert.rejects(k.send(new SplitShardCommand({ StreamName, ShardToSplit: 'shardId-000000000099',
+    NewStartingHashKey: '1' })), (e) => e.name === 'ResourceNotFoundException');
+  await assert.rejects(k.send(new UpdateShardCountCommand({ StreamName, TargetShardCount: 4,
+    ScalingType: 'UNIFORM_SCALING' })), (e) => e.name === 'InvalidArgumentException');
+});
 
 test('the awscli: create-stream, put-record, get-shard-iterator, get-records, list-streams', (t) => {
   if (!existsSync(AWS)) { t.skip('awscli is not installed (/usr/bin/aws)'); return; }

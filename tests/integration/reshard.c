@@ -9,7 +9,9 @@
  * children take the keys of their ranges; a batch whose key is outside the shard's range is
  * refused; merge of adjacent shards, refusal of non-adjacent ones, of a closed shard, of a
  * split point outside the range; a target count (UpdateShardCount); the lineage and every
- * record survive kill -9 and a restart; a stream with a queue group is refused.
+ * record survive kill -9 and a restart; queue groups read the children (an ordered one only
+ * after the parent is fully acknowledged); kill -9 at random points of splits, merges and
+ * target counts leaves the stream before or after each change, whole, with every record.
  */
 #include "../unit/test.h"
 #include "harness.h"
@@ -21,6 +23,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -383,14 +386,211 @@ TEST(lineage_and_records_survive_kill9)
     sl_response_free(r);
 }
 
-TEST(a_stream_with_queue_groups_is_refused)
+/* Checks a described stream's lineage: the open shards partition the hash space, each
+ * closed one names children that exist and cover it; returns the records it holds. */
+static int lineage_ok(const Sluice__V1__StreamInfo *si, uint64_t *records)
+{
+    uint64_t next = 0; /* the open shards, in range order: where the next must start */
+    bool done = false;
+    *records = 0;
+    for (uint32_t k = 0; k < si->n_shards && !done; k++) {
+        const Sluice__V1__ShardInfo *found = NULL;
+        for (uint32_t i = 0; i < si->n_shards; i++) {
+            if (!si->shards[i]->closed && si->shards[i]->hash_start == next) {
+                found = si->shards[i];
+            }
+        }
+        if (found == NULL) {
+            fprintf(stderr, "  no open shard starts at %" PRIu64 "\n", next);
+            return -1;
+        }
+        done = found->hash_end == UINT64_MAX;
+        next = found->hash_end + 1;
+    }
+    uint32_t open = 0;
+    for (uint32_t i = 0; i < si->n_shards; i++) {
+        const Sluice__V1__ShardInfo *sh = si->shards[i];
+        open += !sh->closed;
+        *records += sh->next_seq - sh->first_seq;
+        if (sh->closed && (sh->n_children == 0 || sh->children[0] >= si->n_shards ||
+                           si->shards[sh->children[0]]->hash_start > sh->hash_start)) {
+            fprintf(stderr, "  closed shard %u without valid children\n", i);
+            return -1;
+        }
+    }
+    return done && open == si->open_shards ? 0 : -1;
+}
+
+struct bg_reshard {
+    struct waiter w;
+    Sluice__V1__ReshardStream m;
+    Sluice__V1__SplitShard sp;
+    Sluice__V1__MergeShards mg;
+};
+
+/* kill -9 while a change is under way, at random points of it (before, during, after its
+ * metadata write), again and again, with durable appends between: after every restart the
+ * stream is before or after the change (after when the change was answered), the lineage
+ * is whole, and every acknowledged record is there exactly once. */
+TEST(kill9_during_changes_leaves_before_or_after)
+{
+    const uint32_t rounds = getenv("SLUICE_IT_LONG") != NULL ? 60 : 12;
+    CHECK_EQ(it_create_stream(client, "rc", 2), SL_OK);
+    uint64_t acked = 0, pid = 500;
+    uint32_t after = 0, answered_n = 0;
+    srand(1234);
+    for (uint32_t round = 0; round < rounds; round++) {
+        sl_response *d = NULL;
+        Sluice__V1__StreamInfo *si = describe("rc", &d);
+        CHECK(si != NULL);
+        uint32_t before = si->shard_count;
+        /* four records to every open shard, acknowledged durable */
+        uint32_t first_open = UINT32_MAX, right = UINT32_MAX;
+        for (uint32_t i = 0; i < si->n_shards; i++) {
+            const Sluice__V1__ShardInfo *sh = si->shards[i];
+            if (sh->closed) {
+                continue;
+            }
+            if (sh->hash_start == 0) {
+                first_open = i;
+            }
+            char key[32];
+            key_in(sh->hash_start, sh->hash_end, key, sizeof(key));
+            sl_response *r = NULL;
+            CHECK_EQ(produce("rc", i, key, "k", 4, ++pid, 1, &r), SL_OK);
+            sl_response_free(r);
+            acked += 4;
+        }
+        CHECK(first_open != UINT32_MAX);
+        uint64_t next_start = si->shards[first_open]->hash_end + 1;
+        for (uint32_t i = 0; i < si->n_shards; i++) {
+            if (!si->shards[i]->closed && si->shards[i]->hash_start == next_start) {
+                right = i;
+            }
+        }
+        uint32_t open = si->open_shards;
+        sl_response_free(d);
+        /* the change, and a kill -9 somewhere in it */
+        struct bg_reshard *bg = calloc(1, sizeof(*bg));
+        waiter_init(&bg->w);
+        sluice__v1__reshard_stream__init(&bg->m);
+        sluice__v1__split_shard__init(&bg->sp);
+        sluice__v1__merge_shards__init(&bg->mg);
+        bg->m.stream = "rc";
+        int kind = round % 3;
+        if (kind == 0 || (kind == 1 && right == UINT32_MAX)) {
+            bg->sp.shard = first_open;
+            bg->m.change_case = SLUICE__V1__RESHARD_STREAM__CHANGE_SPLIT;
+            bg->m.split = &bg->sp;
+        } else if (kind == 1) {
+            bg->mg.shard = first_open;
+            bg->mg.adjacent = right;
+            bg->m.change_case = SLUICE__V1__RESHARD_STREAM__CHANGE_MERGE;
+            bg->m.merge = &bg->mg;
+        } else {
+            bg->m.change_case = SLUICE__V1__RESHARD_STREAM__CHANGE_TARGET_SHARDS;
+            bg->m.target_shards = open >= 6 ? 2 : open + 3;
+        }
+        sl_request req = SLUICE__V1__REQUEST__INIT;
+        req.body_case = SLUICE__V1__REQUEST__BODY_RESHARD_STREAM;
+        req.reshard_stream = &bg->m;
+        CHECK_EQ(sl_client_call_async(client, &req, 0, on_answer, &bg->w), SL_OK);
+        it_sleep_ms((uint32_t)(rand() % 6));
+        CHECK_EQ(it_broker_kill9(&broker), 0);
+        sl_response *r = NULL;
+        int answered = waiter_wait(&bg->w, &r) == SL_OK;
+        sl_response_free(r);
+        free(bg);
+        sluice_client_free(client);
+        client = NULL;
+        CHECK_EQ(it_broker_restart(&broker), 0);
+        CHECK_EQ(it_connect(&broker, &client), SL_OK);
+        si = describe("rc", &d);
+        CHECK(si != NULL);
+        uint64_t records = 0;
+        CHECK_EQ(lineage_ok(si, &records), 0);
+        CHECK_EQ(records, acked); /* none lost, none twice */
+        CHECK(!answered || si->shard_count > before); /* answered: durable */
+        after += si->shard_count > before;
+        answered_n += answered;
+        sl_response_free(d);
+    }
+    fprintf(stderr, "  %u kills: %u found the change made (%u of them answered first), %u not\n",
+            rounds, after, answered_n, rounds - after);
+}
+
+/* Receives up to `max` on `group` without waiting; SIZE_MAX on an error. */
+static size_t receive(const char *group, uint32_t max, struct sluice_message **msgs)
+{
+    size_t n = 0;
+    *msgs = NULL;
+    if (sluice_queue_receive(client, "rsq", group, max, 0, 30000, msgs, &n) != SL_OK) {
+        return SIZE_MAX;
+    }
+    return n;
+}
+
+static int ack_all(const char *group, struct sluice_message *m, size_t n)
+{
+    const char *receipts[64];
+    int results[64];
+    for (size_t i = 0; i < n && i < 64; i++) {
+        receipts[i] = m[i].receipt;
+    }
+    return sluice_queue_ack(client, "rsq", group, receipts, n, results);
+}
+
+/* Queue groups take the children too; an ordered group delivers a child's records only once
+ * its parent is closed and every record of it acknowledged (per-key order across a split),
+ * an unordered one at once. */
+TEST(queue_groups_read_the_children)
 {
     CHECK_EQ(it_create_stream(client, "rsq", 2), SL_OK);
-    CHECK_EQ(sluice_queue_group_create(client, "rsq", "workers", NULL), SL_OK);
+    struct sluice_queue_group_opts ordered = {.ordered = 1};
+    CHECK_EQ(sluice_queue_group_create(client, "rsq", "fifo", &ordered), SL_OK);
+    CHECK_EQ(sluice_queue_group_create(client, "rsq", "any", NULL), SL_OK);
+    char key[32];
+    uint64_t lo0, hi0;
+    sl_partition_range(0, 2, &lo0, &hi0);
+    key_in(lo0, hi0, key, sizeof(key));
     sl_response *r = NULL;
-    CHECK_EQ(reshard("rsq", 0, 0, 0, 0, 0, &r), SL_EUNSUPPORTED);
-    CHECK(r != NULL && r->message != NULL && strstr(r->message, "queue group") != NULL);
+    CHECK_EQ(produce("rsq", 0, key, "p", 3, 100, 1, &r), SL_OK); /* 3 records in the parent */
     sl_response_free(r);
+    CHECK_EQ(reshard("rsq", 0, 0, 0, 0, 0, &r), SL_OK); /* 0 -> 2, 3 */
+    sl_response_free(r);
+    sl_response *d = NULL;
+    Sluice__V1__StreamInfo *si = describe("rsq", &d);
+    CHECK(si != NULL);
+    uint32_t child = sl_partition_hash(key, strlen(key)) >= si->shards[3]->hash_start ? 3 : 2;
+    sl_response_free(d);
+    CHECK_EQ(produce("rsq", child, key, "c", 2, 101, 1, &r), SL_OK); /* 2 more, in the child */
+    sl_response_free(r);
+
+    /* ordered: one record of the key at a time, the parent's first, then the child's */
+    const char *want[5] = {"p-0", "p-1", "p-2", "c-0", "c-1"};
+    for (int i = 0; i < 5; i++) {
+        struct sluice_message *m = NULL;
+        size_t n = receive("fifo", 10, &m);
+        CHECK_EQ(n, 1u);
+        CHECK(m[0].value_len == strlen(want[i]) && memcmp(m[0].value, want[i], 3) == 0);
+        CHECK_EQ(m[0].shard, i < 3 ? 0u : child);
+        struct sluice_message *more = NULL;
+        size_t none = receive("fifo", 10, &more);
+        sluice_messages_free(more, none == SIZE_MAX ? 0 : none);
+        CHECK_EQ(none, 0u); /* nothing else of the key while it is leased */
+        CHECK_EQ(ack_all("fifo", m, n), SL_OK);
+        sluice_messages_free(m, n);
+    }
+    /* unordered: all five at once, both shards */
+    struct sluice_message *m = NULL;
+    size_t n = receive("any", 10, &m);
+    CHECK_EQ(n, 5u);
+    CHECK_EQ(ack_all("any", m, n), SL_OK);
+    sluice_messages_free(m, n);
+    struct sluice_queue_stats qs;
+    CHECK_EQ(sluice_queue_stats(client, "rsq", "fifo", &qs), SL_OK);
+    CHECK_EQ(qs.visible, 0u);
+    sluice_queue_stats_fini(&qs);
 }
 
 int main(void)
@@ -407,7 +607,8 @@ int main(void)
     RUN(appends_sent_before_the_split_end_in_the_parent);
     RUN(merge_and_the_refusals);
     RUN(lineage_and_records_survive_kill9);
-    RUN(a_stream_with_queue_groups_is_refused);
+    RUN(queue_groups_read_the_children);
+    RUN(kill9_during_changes_leaves_before_or_after);
     sluice_client_free(client);
     int stop = it_broker_stop(&broker);
     it_broker_cleanup(&broker);

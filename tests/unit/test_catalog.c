@@ -21,10 +21,13 @@
 #include "broker/engine/catalog.h"
 #include "broker/engine/dedup.h"
 #include "common/error.h"
+#include "common/fileio.h"
+#include "common/checksum.h"
 #include "common/clock.h"
 #include "common/ring.h"
 #include "storage/batch.h"
 
+#include <errno.h>
 #include <ftw.h>
 #include <malloc.h>
 #include <stdbool.h>
@@ -463,6 +466,100 @@ TEST(streams_load_lazily_at_start_up)
     sl_catalog_close(c);
 }
 
+/* The lineage of a stream as a string: "id:start-end[:closed]" per shard. */
+static void lineage_str(const struct sl_stream *st, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < st->lineage.n && n < cap; i++) {
+        const struct sl_lineage_shard *ls = &st->lineage.shard[i];
+        n += (size_t)snprintf(out + n, cap - n, "%u:%llx-%llx%s ", i,
+                              (unsigned long long)ls->start, (unsigned long long)ls->end,
+                              ls->closed ? ":closed" : "");
+    }
+}
+
+/* A reshard is one replace of stream.meta: a failed rename leaves the
+ * stream as it was, in memory and after a reopen (the children's empty
+ * directories are reused by the next change); a committed one survives a
+ * reopen with its lineage, ranges and routing; a damaged lineage line is
+ * refused as a damaged stream.meta. */
+TEST(reshard_commit_is_one_durable_change)
+{
+    fresh_root();
+    struct sl_catalog_config cc;
+    config(&cc);
+    struct sl_catalog *c = NULL;
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    CHECK_EQ(create(c, "rs", 2), SL_OK);
+    struct sl_stream *st = sl_catalog_find(c, "rs");
+    CHECK(st != NULL);
+    CHECK_EQ(append_one(st, 42), SL_OK);
+    char before[512], after[512];
+    lineage_str(st, before, sizeof(before));
+    struct sl_reshard_step split = {.merge = false, .at = sl_lineage_middle(&st->lineage, 0)};
+    struct sl_catalog_reshard *r = calloc(1, sizeof(*r));
+    char why[512];
+    CHECK_EQ(sl_catalog_reshard_prepare(c, st, &split, 1, r, why, sizeof(why)), SL_OK);
+    CHECK(r->n_closed == 1 && r->closed[0] == 0 && r->first_new == 2 && r->next.n == 4);
+    /* the rename of stream.meta fails: nothing changed */
+    struct sl_file_faults f = {.op = SL_FILE_FAULT_RENAME, .nth = 1, .err = EIO};
+    sl_file_faults_arm(&f);
+    CHECK_EQ(sl_catalog_reshard_commit(c, st, r, why, sizeof(why)), SL_EIO);
+    sl_file_faults_disarm();
+    CHECK(strstr(why, "stream.meta") != NULL);
+    sl_catalog_reshard_free(r);
+    lineage_str(st, after, sizeof(after));
+    CHECK(st->shard_count == 2 && strcmp(before, after) == 0);
+    sl_catalog_close(c);
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    st = sl_catalog_find(c, "rs");
+    CHECK(st != NULL && st->shard_count == 2 && st->lineage.n == st->lineage.open);
+    /* again, committed this time (the children's directories exist already) */
+    CHECK_EQ(sl_catalog_reshard_prepare(c, st, &split, 1, r, why, sizeof(why)), SL_OK);
+    CHECK_EQ(sl_catalog_reshard_commit(c, st, r, why, sizeof(why)), SL_OK);
+    sl_catalog_reshard_free(r);
+    CHECK(st->shard_count == 4 && st->lineage.open == 3 && st->lineage.shard[0].closed);
+    CHECK(st->shards[2]->hash_start == 0 && st->shards[3]->hash_end == st->shards[0]->hash_end);
+    CHECK_EQ(sl_catalog_route(st, 0), 2u);
+    CHECK_EQ(sl_catalog_route(st, st->shards[3]->hash_start), 3u);
+    CHECK_EQ(sl_catalog_route(st, UINT64_MAX), 1u);
+    lineage_str(st, before, sizeof(before));
+    sl_catalog_close(c);
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    st = sl_catalog_find(c, "rs");
+    CHECK(st != NULL && st->loaded && st->shard_count == 4);
+    lineage_str(st, after, sizeof(after));
+    CHECK(strcmp(before, after) == 0);
+    struct sl_shard_stats ss;
+    sl_wshard_stats(&st->shards[0]->ws, &ss);
+    CHECK_EQ(ss.next_seq, 1); /* the closed parent keeps its record */
+    CHECK_EQ(sl_catalog_route(st, 0), 2u);
+    sl_catalog_close(c);
+    /* a lineage line changed by hand (the checksum redone): refused */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/streams/rs/stream.meta", root);
+    FILE *fp = fopen(path, "r");
+    CHECK(fp != NULL);
+    char body[4096];
+    size_t n = fread(body, 1, sizeof(body) - 1, fp);
+    fclose(fp);
+    body[n] = '\0';
+    char *line = strstr(body, "shard.3=");
+    char *check = strstr(body, "check=");
+    CHECK(line != NULL && check != NULL);
+    line[8] = line[8] == '8' ? '9' : '8'; /* child 3's start: a gap between the children */
+    *check = '\0';
+    char fixed[4200];
+    snprintf(fixed, sizeof(fixed), "%scheck=%016llx\n", body,
+             (unsigned long long)sl_checksum64(body, strlen(body)));
+    fp = fopen(path, "w");
+    CHECK(fp != NULL);
+    fputs(fixed, fp);
+    fclose(fp);
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_ECORRUPT);
+    free(r);
+}
+
 int main(void)
 {
     char why[256];
@@ -479,6 +576,7 @@ int main(void)
     RUN(stores_open_on_first_use_only);
     RUN(idle_stream_and_shard_heap_bytes);
     RUN(streams_load_lazily_at_start_up);
+    RUN(reshard_commit_is_one_durable_change);
     if (root[0] != '\0') {
         nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     }

@@ -9,6 +9,7 @@
 #include "broker/engine/engine.h"
 #include "common/error.h"
 #include "common/ring.h"
+#include "storage/batch.h"
 
 #include <ftw.h>
 #include <stdbool.h>
@@ -288,6 +289,113 @@ TEST(waiting_member_beats_fast_and_evict_fences)
     CHECK_EQ(eng.coord_group_count, 0);
 }
 
+static void on_ack(void *ctx, int err, uint64_t base, uint32_t count)
+{
+    (void)base, (void)count;
+    *(int *)ctx = err == SL_OK ? 0 : -1;
+}
+
+static int append_one(struct sl_stream *st, uint32_t shard)
+{
+    uint8_t buf[256];
+    struct sl_batch_builder bb;
+    sl_batch_builder_init(&bb, buf, sizeof(buf));
+    struct sl_record rec = {.value = "v", .value_len = 1};
+    size_t len = 0;
+    if (sl_batch_builder_add(&bb, &rec) != SL_OK ||
+        sl_batch_builder_finish(&bb, SL_BATCH_CODEC_NONE, 1, NULL, NULL, 0, 0, 0, &len) != SL_OK) {
+        return SL_EINVAL;
+    }
+    int left = 1;
+    int rc = sl_wshard_append(&st->shards[shard]->ws, buf, len, 0, on_ack, &left);
+    while (rc == SL_OK && left > 0) {
+        sl_ring_run(&ring, 1, 0);
+    }
+    return rc != SL_OK ? rc : left == 0 ? SL_OK : SL_EIO;
+}
+
+static void on_commit(void *ctx, int err)
+{
+    *(int *)ctx = err == SL_OK ? 0 : -1;
+}
+
+static int commit(struct sl_stream *st, const char *group, uint32_t shard, uint64_t seq)
+{
+    struct sl_ckpt_store *cs = NULL;
+    int rc = sl_catalog_ckpt(cat, st, &cs, why, sizeof(why));
+    int left = 1;
+    if (rc == SL_OK) {
+        rc = sl_ckpt_commit(cs, group, shard, seq, 1, on_commit, &left);
+    }
+    while (rc == SL_OK && left > 0) {
+        sl_ring_run(&ring, 1, 0);
+    }
+    return rc != SL_OK ? rc : left == 0 ? SL_OK : SL_EIO;
+}
+
+static int split(struct sl_stream *st, uint32_t shard)
+{
+    struct sl_catalog_reshard *r = calloc(1, sizeof(*r));
+    struct sl_reshard_step step = {.merge = false, .at = sl_lineage_middle(&st->lineage, shard)};
+    int rc = r == NULL ? SL_ENOMEM : sl_catalog_reshard_prepare(cat, st, &step, 1, r, why, sizeof(why));
+    if (rc == SL_OK) {
+        rc = sl_catalog_reshard_commit(cat, st, r, why, sizeof(why));
+    }
+    if (r != NULL) {
+        sl_catalog_reshard_free(r);
+    }
+    free(r);
+    return rc;
+}
+
+static bool holds(const struct mem *m, uint32_t s)
+{
+    for (uint32_t i = 0; i < m->n_held; i++) {
+        if (m->held[i] == s) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* #16: children are assigned only once every parent is read to its end and
+ * that is committed; a finished parent is revoked; the group grows with the
+ * stream's shards, without fencing its members. */
+TEST(children_wait_for_their_parents_to_finish)
+{
+    struct sl_stream *st = sl_catalog_find(cat, "two");
+    CHECK(st != NULL);
+    CHECK_EQ(append_one(st, 0), SL_OK);
+    struct sl_coord_join j = {.stream = "two", .group = "lg", .session_timeout_ms = SESSION};
+    struct sl_coord_view v;
+    struct mem m = {0};
+    CHECK_EQ(sl_coord_join(&eng, &j, 1000, &v, why, sizeof(why)), SL_OK);
+    take(&m, &v);
+    CHECK(m.n_held == 2 && holds(&m, 0) && holds(&m, 1));
+    CHECK_EQ(split(st, 0), SL_OK); /* 0 -> 2, 3; shard 0 holds one record */
+    struct sl_coord_view hv;
+#define BEAT() \
+    do { \
+        CHECK_EQ(sl_coord_heartbeat(&eng, "two", "lg", m.id, m.rev, m.n_rev, 2000, &hv, why, \
+                                    sizeof(why)), SL_OK); \
+        take(&m, &hv); \
+    } while (0)
+    BEAT();
+    CHECK(m.n_held == 2 && holds(&m, 0) && holds(&m, 1) && m.n_rev == 0); /* not yet */
+    CHECK_EQ(commit(st, "lg", 0, 1), SL_OK); /* read to its end, committed */
+    BEAT();
+    CHECK(m.n_rev == 1 && m.rev[0] == 0); /* finished: give it back */
+    BEAT();                                 /* (released) */
+    CHECK(m.n_held == 3 && !holds(&m, 0) && holds(&m, 1) && holds(&m, 2) && holds(&m, 3));
+    /* an empty shard that closes is finished at once: its children follow */
+    CHECK_EQ(split(st, 1), SL_OK); /* 1 -> 4, 5 */
+    BEAT();
+    CHECK(m.n_rev == 1 && m.rev[0] == 1);
+    BEAT();
+    CHECK(m.n_held == 4 && holds(&m, 2) && holds(&m, 3) && holds(&m, 4) && holds(&m, 5));
+#undef BEAT
+}
+
 int main(void)
 {
     if (setup() != 0) {
@@ -299,6 +407,7 @@ int main(void)
     RUN(static_member_keeps_its_shards_across_a_quick_restart);
     RUN(more_members_than_shards_and_bad_input);
     RUN(waiting_member_beats_fast_and_evict_fences);
+    RUN(children_wait_for_their_parents_to_finish);
     teardown();
     TEST_END();
 }

@@ -768,6 +768,48 @@ TEST(end_time_survives_reopen_and_compaction)
     fx_fini(&f);
 }
 
+/* A reshard grows a group (#16): the new shards start empty and take acks,
+ * the growth survives a reopen (log replay) and a compaction (the snapshot's
+ * create carries the new count); a grow that does not grow is refused. */
+TEST(grow_survives_reopen_and_compaction)
+{
+    struct fx f;
+    CHECK(fx_init(&f) == 0);
+    CHECK_EQ(fx_open(&f), SL_OK);
+    CHECK_EQ(create_sync(&f, "g", 2, 5), SL_OK);
+    struct waiter w = {0};
+    CHECK_EQ(sl_qstate_grow_group(f.qs, "g", 2, on_done, &w), SL_EINVAL);
+    CHECK_EQ(sl_qstate_grow_group(f.qs, "g", SL_QSTATE_SHARDS_MAX + 1, on_done, &w), SL_EINVAL);
+    CHECK_EQ(sl_qstate_grow_group(f.qs, "nope", 4, on_done, &w), SL_ENOTFOUND);
+    CHECK_EQ(sl_qstate_ack(f.qs, "g", 3, 0, 1, NULL, NULL), SL_EINVAL); /* not yet */
+    CHECK_EQ(sl_qstate_grow_group(f.qs, "g", 4, on_done, &w), SL_OK);
+    wait_for(&w);
+    CHECK_EQ(w.err, SL_OK);
+    CHECK_EQ(sl_qstate_shard_count(f.qs, "g"), 4u);
+    CHECK_EQ(sl_qstate_floor(f.qs, "g", 1), 6u); /* the old shards keep their floors */
+    CHECK_EQ(sl_qstate_floor(f.qs, "g", 3), 0u);
+    CHECK_EQ(ack_sync(&f, "g", 3, 0, 2), SL_OK);
+    CHECK_EQ(ack_sync(&f, "g", 2, 4, 6), SL_OK);
+    char *want = dump_state(f.qs);
+    CHECK(want != NULL);
+    fx_close(&f);
+    CHECK_EQ(reopen_equal(&f, want), 0);
+    fx_close(&f);
+    f.cfg.log_bytes_max = 4096; /* the open compacts: the snapshot holds the grown group */
+    for (int i = 0; i < 200; i++) {
+        CHECK_EQ(fx_open(&f), SL_OK);
+        CHECK_EQ(ack_sync(&f, "g", 0, (uint64_t)i + 5, (uint64_t)i + 6), SL_OK);
+        fx_close(&f);
+    }
+    CHECK(file_size(f.snap) > 0);
+    CHECK_EQ(fx_open(&f), SL_OK);
+    CHECK_EQ(sl_qstate_shard_count(f.qs, "g"), 4u);
+    CHECK_EQ(sl_qstate_floor(f.qs, "g", 3), 2u);
+    CHECK(sl_qstate_is_acked(f.qs, "g", 2, 5));
+    free(want);
+    fx_fini(&f);
+}
+
 /* Two ack records on disk after a create: [0,1) then [1,2) on "group-g".
  * Returns the log length and the last record's length. */
 static int two_acks(struct fx *f, long *len, long *last)
@@ -1189,6 +1231,7 @@ int main(void)
     RUN(group_commit_shares_one_fsync);
     RUN(reopen_preserves_everything);
     RUN(end_time_survives_reopen_and_compaction);
+    RUN(grow_survives_reopen_and_compaction);
     RUN(torn_tail_every_byte);
     RUN(flipped_bit_never_gives_a_wrong_state);
     RUN(compaction_then_reopen);
