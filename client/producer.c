@@ -522,6 +522,7 @@ static void *flusher_main(void *arg)
     for (;;) {
         struct pwork w;
         work_init(&w);
+        sl_producer_layout_check_locked(p, sl_clock_mono_ms());
         if (p->layout_stale && sl_clock_mono_ms() >= p->layout_retry_at_ms) {
             pthread_mutex_unlock(&p->mu);
             struct sluice_stream_info *info = NULL;
@@ -538,6 +539,9 @@ static void *flusher_main(void *arg)
                 }
                 if (p->layout_stale && p->layout_retry_at_ms < wake_ms) {
                     wake_ms = p->layout_retry_at_ms;
+                }
+                if (p->opts.ack == SLUICE_ACK_NONE && p->layout_check_ms < wake_ms) {
+                    wake_ms = p->layout_check_ms;
                 }
                 uint64_t now = sl_clock_mono_ms();
                 struct timespec ts;

@@ -21,6 +21,7 @@
 #define PRODUCER_ZSTD_LEVEL_DEFAULT   3
 #define PRODUCER_SEAL_SLACK           64u /* seal when less than this is left in the buffer */
 #define PRODUCER_IDLE_WAKE_MS         1000u
+#define PRODUCER_LAYOUT_CHECK_MS      1000u /* ACK_NONE: describe again this often */
 #define PRODUCER_INFLIGHT_DEFAULT     5u    /* as Kafka's idempotent producer */
 #define PRODUCER_SHARD_IDS_MAX        8192u /* a stream's lineage at most (docs/PROTOCOL.md) */
 
@@ -87,7 +88,10 @@ struct sluice_producer {
     uint32_t draining_len;
     int layout_stale; /* a shard the table has open refused a batch as closed */
     uint64_t layout_retry_at_ms;
-    uint32_t layout_failures; /* describes failed in a row */
+    /* ACK_NONE gets no refusal: while it sends, it describes every PRODUCER_LAYOUT_CHECK_MS */
+    uint64_t layout_check_ms;
+    uint64_t layout_check_batches; /* stats.batches_sent at the last check */
+    uint32_t layout_failures;      /* describes failed in a row */
     uint64_t producer_id;
     size_t record_max; /* bytes of one batch at most: frame and format limits */
     pthread_mutex_t mu;
@@ -149,6 +153,9 @@ void sl_producer_drain_locked(struct sluice_producer *p, struct pshard *s, uint6
  * (nothing changed; the reason is set). */
 int sl_producer_layout_apply_locked(struct sluice_producer *p,
                                     const struct sluice_stream_info *info);
+/* ACK_NONE producers: marks the layout stale when a check is due and batches went out since
+ * the last (no refusal ever tells such a producer that a shard closed). */
+void sl_producer_layout_check_locked(struct sluice_producer *p, uint64_t now);
 /* After a describe for a stale layout: applies it or schedules the next try. */
 void sl_producer_layout_refresh_done_locked(struct sluice_producer *p, int rc,
                                             const struct sluice_stream_info *info, struct pwork *w);

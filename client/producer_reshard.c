@@ -93,10 +93,15 @@ static int reroute_record(void *ctx, uint32_t index, const struct sl_record *rec
                       ? sl_producer_route_locked(p, sl_partition_hash(rec->key, rec->key_len),
                                                  r->from->shard + 1)
                       : p->layout.open[p->rr++ % p->layout.open_len].shard;
-    /* the table is fresh (the caller checked): a key goes down its lineage (younger ids),
-     * never back to the shard that refused it; a record without key to an open shard */
-    SL_ASSERT(to < p->shard_count &&
-              (rec->key_len > 0 ? to > r->from->shard : p->shards[to]->open_in_layout));
+    /* The table is fresh (the caller checked): a key goes down its lineage - children have
+     * higher ids than their parents - never back to the shard that refused it; a record
+     * without key to an open shard. Ids come from the broker: checked, not asserted. */
+    SL_ASSERT(to < p->shard_count);
+    if (rec->key_len > 0 ? to <= r->from->shard : !p->shards[to]->open_in_layout) {
+        sl_client_set_error("stream %s: shard %u's keys route to shard %u, not a child", p->stream,
+                            r->from->shard, to);
+        return SL_EPROTO;
+    }
     size_t need = sl_producer_record_need(rec);
     const struct pdelivery *d = &r->from->dels[index];
     int rc = sl_producer_append_locked(p, to, rec, need, d->cb, d->ctx);
@@ -281,6 +286,19 @@ int sl_producer_layout_apply_locked(struct sluice_producer *p,
 /* After a describe for a stale layout (`rc`, `info`): applies it, or schedules the next
  * try; past `retries` failures in a row the closed shards' pending batches are reported
  * failed (their records cannot be placed). Under mu. */
+void sl_producer_layout_check_locked(struct sluice_producer *p, uint64_t now)
+{
+    if (p->opts.ack != SLUICE_ACK_NONE || now < p->layout_check_ms) {
+        return;
+    }
+    if (p->stats.batches_sent != p->layout_check_batches && !p->layout_stale) {
+        p->layout_stale = 1;
+        p->layout_retry_at_ms = now;
+    }
+    p->layout_check_ms = now + PRODUCER_LAYOUT_CHECK_MS;
+    p->layout_check_batches = p->stats.batches_sent;
+}
+
 void sl_producer_layout_refresh_done_locked(struct sluice_producer *p, int rc,
                                             const struct sluice_stream_info *info, struct pwork *w)
 {

@@ -343,7 +343,8 @@ int sluice_producer_new(sluice_client *c, const char *stream,
  * learns it from the broker's refusal, describes the stream and moves the records it had
  * not stored to the shards after it (delivery then reports their new shard): every key's
  * records stay in order, nothing acknowledged is moved. An ACK_NONE producer gets no
- * refusal: it keeps writing to the closed shard, which stores nothing (re-create it). Returns at once; `cb(ctx, ...)` (may be NULL) reports the outcome later. Errors
+ * refusal: it describes the stream again every second while it sends, and what it sent to
+ * a shard closed in between is not stored (fire and forget). Returns at once; `cb(ctx, ...)` (may be NULL) reports the outcome later. Errors
  * (then cb is not called): SLUICE_EAGAIN (buffer full and not block_when_full), SLUICE_ETOOBIG (key
  * > 256 bytes, attributes over the limits, or the record cannot fit in a batch), SLUICE_EINVAL,
  * SLUICE_ECLOSED (producer being freed). Thread-safe: call from any thread. */
@@ -364,7 +365,8 @@ struct sluice_producer_stats {
     uint64_t retries;
     uint64_t duplicates; /* batches the broker had already stored (a retry) */
     uint64_t rerouted;   /* records moved off shards that closed (split or merged) */
-    uint64_t layout_refreshes; /* describes of the stream (1 at creation, then per reshard) */
+    uint64_t layout_refreshes; /* describes applied: 1 at creation, then after a refusal
+                                * (ACK_NONE: every second while sending) */
 };
 void sluice_producer_stats(sluice_producer *p, struct sluice_producer_stats *out);
 

@@ -12,8 +12,9 @@
  * key, value and attribute; each key's records in production order; each shard's sequences
  * in order without gaps; and no record of a child read before every record of each of its
  * parents (the lineage from the final description). A consumer starting at a time between
- * two changes reads, per key, an unbroken tail of the key's records. The CLI: `stream split`,
- * `merge`, `reshard` (text and --json) and `stream describe` showing closed shards with
+ * two changes reads, per key, an unbroken tail of the key's records. An ACK_NONE producer
+ * learns a split by describing again: what it sends 1.5 s after is all stored. The CLI: `stream
+ * split`, `merge`, `reshard` (text and --json) and `stream describe` showing closed shards with
  * parents and children; usage errors exit 2, refusals exit 1 naming the cause.
  *
  * Skipped (exit 77) when the broker cannot reshard (UNSUPPORTED: one that predates #16).
@@ -398,9 +399,8 @@ static void latency_report(const char *what, uint32_t n, uint64_t from, uint64_t
     }
     if (k > 0) {
         qsort(lat, k, sizeof(*lat), cmp_u64);
-        fprintf(stderr, "ack latency %s: %u records, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-                what, k, lat[k / 2] / 1000.0, lat[(uint64_t)k * 99 / 100] / 1000.0,
-                lat[k - 1] / 1000.0);
+        fprintf(stderr, "ack latency %s: %u records, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", what,
+                k, lat[k / 2] / 1000.0, lat[(uint64_t)k * 99 / 100] / 1000.0, lat[k - 1] / 1000.0);
     }
     free(lat);
 }
@@ -573,6 +573,97 @@ TEST(produce_and_consume_through_split_reshard_merge)
     free(ack_us);
 }
 
+/* ---- an ACK_NONE producer ---- */
+
+static void on_none(void *ctx, int err, uint32_t shard, uint64_t seq)
+{
+    (void)ctx;
+    (void)shard;
+    (void)seq;
+    if (err != SL_OK) {
+        atomic_fetch_add(&acked_err, 1);
+    }
+}
+
+/* Fire and forget gets no refusal: it learns the split by describing every second, after
+ * which everything it sends is stored (what it sent to the closed shard before may not). */
+TEST(ack_none_producer_follows_a_split)
+{
+    sluice_client *cl = NULL;
+    CHECK_EQ(it_connect(&broker, &cl), SL_OK);
+    CHECK_EQ(it_create_stream(cl, "none", 2), SL_OK);
+    struct sluice_producer_opts po = {.ack = SLUICE_ACK_NONE, .linger_ms = 2};
+    sluice_producer *p = NULL;
+    CHECK_EQ(sluice_producer_new(cl, "none", &po, &p), SL_OK);
+    atomic_store(&acked_err, 0);
+    uint64_t t0 = it_mono_ms(), split_at = 0;
+    uint32_t n = 0, settled_from = UINT32_MAX;
+    char key[16], value[32];
+    while (it_mono_ms() - t0 < 2500u * IT_SLOWDOWN) {
+        uint64_t now = it_mono_ms();
+        if (split_at == 0 && now - t0 >= 300) {
+            CHECK_EQ(sluice_stream_split(cl, "none", 0, NULL, NULL), SL_OK);
+            split_at = now;
+        }
+        if (split_at != 0 && settled_from == UINT32_MAX && now - split_at >= 1500) {
+            settled_from = n; /* a check (every second) came since the split */
+        }
+        for (int i = 0; i < 32; i++, n++) {
+            int kl = snprintf(key, sizeof(key), "k%u", n % 100);
+            int vl = snprintf(value, sizeof(value), "%u", n);
+            CHECK_EQ(sluice_produce(p, key, (size_t)kl, value, (size_t)vl, NULL, 0, on_none, NULL),
+                     SL_OK);
+        }
+        it_sleep_ms(2);
+    }
+    CHECK_EQ(sluice_producer_flush(p, 30000), SL_OK);
+    struct sluice_producer_stats st;
+    sluice_producer_stats(p, &st);
+    sluice_producer_free(p);
+    fprintf(stderr,
+            "ack none: %u records, %" PRIu64 " layout refreshes, the last %u after "
+            "the split settled\n",
+            n, st.layout_refreshes, n - settled_from);
+    CHECK(settled_from < n);
+    CHECK(st.layout_refreshes >= 2);
+    CHECK_EQ(atomic_load(&acked_err), 0);
+    /* read it all: everything from settled_from on is there once, each key in order */
+    uint8_t *seen = calloc(n, 1);
+    uint32_t last[100] = {0};
+    sluice_consumer *c = NULL;
+    struct sluice_consumer_opts co = {.start = {.kind = SLUICE_TRIM_HORIZON}};
+    CHECK_EQ(sluice_consumer_new(cl, "none", NULL, &co, &c), SL_OK);
+    struct sluice_record recs[256];
+    uint64_t deadline = it_mono_ms() + DRAIN_MS;
+    int bad = 0;
+    while (it_mono_ms() < deadline && !bad) {
+        size_t got = 0;
+        CHECK_EQ(sluice_consumer_poll(c, recs, 256, &got, 200), SL_OK);
+        for (size_t i = 0; i < got; i++) {
+            char buf[32];
+            size_t vl = recs[i].value_len < sizeof(buf) ? recs[i].value_len : sizeof(buf) - 1;
+            memcpy(buf, recs[i].value, vl);
+            buf[vl] = '\0';
+            uint32_t r = (uint32_t)strtoul(buf, NULL, 10);
+            bad |= r >= n || seen[r]++ > 0 || last[r % 100] > r + 1;
+            last[r % 100] = r + 1;
+        }
+        if (got == 0 && sluice_consumer_caught_up(c)) {
+            break;
+        }
+    }
+    sluice_consumer_free(c);
+    CHECK_EQ(bad, 0);
+    for (uint32_t r = settled_from; r < n; r++) {
+        if (seen[r] != 1) {
+            fprintf(stderr, "record %u (after the split settled) read %u times\n", r, seen[r]);
+            CHECK(0);
+        }
+    }
+    free(seen);
+    sluice_client_free(cl);
+}
+
 /* ---- the CLI ---- */
 
 static char cli_out[1u << 16];
@@ -621,7 +712,7 @@ static int run_cli(const char *const *args)
     do {                                                                                           \
         int rc_ = run_cli((const char *[]){__VA_ARGS__, NULL});                                    \
         if (rc_ != (code)) {                                                                       \
-            fprintf(stderr, "exit %d, not %d:\n%s\n", rc_, (code), cli_out);                        \
+            fprintf(stderr, "exit %d, not %d:\n%s\n", rc_, (code), cli_out);                       \
             CHECK(0);                                                                              \
         }                                                                                          \
     } while (0)
@@ -653,8 +744,7 @@ TEST(cli_split_merge_reshard_describe)
                 n_closed++;
             }
             if (shard == 2 || shard == 3) {
-                CHECK(strcmp(state, "open") == 0 && strcmp(par, "0") == 0 &&
-                      strcmp(chi, "-") == 0);
+                CHECK(strcmp(state, "open") == 0 && strcmp(par, "0") == 0 && strcmp(chi, "-") == 0);
                 n_child++;
             }
         }
@@ -698,6 +788,7 @@ int main(void)
         return 1;
     }
     RUN(produce_and_consume_through_split_reshard_merge);
+    RUN(ack_none_producer_follows_a_split);
     RUN(cli_split_merge_reshard_describe);
     it_broker_cleanup(&broker);
     TEST_END();
