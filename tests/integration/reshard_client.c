@@ -23,6 +23,7 @@
 #include "harness.h"
 
 #include "common/error.h"
+#include "common/partition.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -708,6 +709,19 @@ static int run_cli(const char *const *args)
     return WEXITSTATUS(status);
 }
 
+#define LANDED 500u
+static uint32_t landed_shard[LANDED]; /* delivery of record i of the test below */
+static atomic_uint landed_ok;
+
+static void on_landed(void *ctx, int err, uint32_t shard, uint64_t seq)
+{
+    (void)seq;
+    if (err == SL_OK) {
+        landed_shard[(uintptr_t)ctx] = shard;
+        atomic_fetch_add(&landed_ok, 1);
+    }
+}
+
 #define CLI(code, ...)                                                                             \
     do {                                                                                           \
         int rc_ = run_cli((const char *[]){__VA_ARGS__, NULL});                                    \
@@ -766,6 +780,37 @@ TEST(cli_split_merge_reshard_describe)
     CHECK(strstr(cli_out, "ENOTFOUND") != NULL);
     CLI(0, "stream", "reshard", "cli", "--shards", "4");
     CHECK(strstr(cli_out, "; 4 open shards") != NULL);
+    /* a producer made on a resharded stream writes to its open shards only, by range */
+    CHECK_EQ(it_connect(&broker, &admin), SL_OK);
+    struct sluice_stream_info *info = NULL;
+    CHECK_EQ(sluice_stream_describe(admin, "cli", &info), SL_OK);
+    sluice_producer *p = NULL;
+    CHECK_EQ(sluice_producer_new(admin, "cli", NULL, &p), SL_OK);
+    CHECK_EQ(sluice_producer_shard_count(p), info->shard_count);
+    for (uint32_t i = 0; i < LANDED; i++) {
+        char key[16];
+        int kl = snprintf(key, sizeof(key), "c%u", i);
+        CHECK_EQ(
+            sluice_produce(p, key, (size_t)kl, "v", 1, NULL, 0, on_landed, (void *)(uintptr_t)i),
+            SL_OK);
+    }
+    CHECK_EQ(sluice_producer_flush(p, 30000), SL_OK);
+    sluice_producer_free(p);
+    CHECK_EQ(atomic_load(&landed_ok), LANDED);
+    for (uint32_t i = 0; i < LANDED; i++) {
+        char key[16];
+        int kl = snprintf(key, sizeof(key), "c%u", i);
+        uint64_t h = sl_partition_hash(key, (size_t)kl);
+        int in_range = 0;
+        for (uint32_t k = 0; k < info->shards_len; k++) {
+            const struct sluice_shard_info *si = &info->shards[k];
+            in_range |= si->shard == landed_shard[i] && !si->closed && si->hash_start <= h &&
+                        h <= si->hash_end;
+        }
+        CHECK(in_range);
+    }
+    sluice_stream_info_free(info);
+    sluice_client_free(admin);
     CLI(1, "stream", "reshard", "nosuch", "--shards", "4");
     /* usage errors name the option */
     CLI(2, "stream", "merge", "cli", "--shards", "1");
