@@ -427,8 +427,13 @@ struct sluice_consumer_opts {
     void *rebalance_ctx;
 };
 
-/* Creates a consumer of `stream`. With `group` (may be NULL), shards that have a checkpoint
- * start from it, the others from opts->start. With a group and no shard list the consumer
+/* Creates a consumer of `stream`. Without a group or shard list it reads every shard of the
+ * stream across resharding: a shard split or merged from others is read only after each of
+ * them was read to its end (each key's records in order), shards made after the consumer
+ * are found by describing the stream again (every second while a shard is at its tail) and
+ * read from their start, and a start time (AT_TIMESTAMP) applies down the lineage; LATEST
+ * means the sequences described at creation for closed shards and children. With `group`
+ * (may be NULL), shards that have a checkpoint start from it, the others from opts->start. With a group and no shard list the consumer
  * is a member of the group: the broker splits the stream's shards between the group's
  * members, poll reads the shards assigned to this one (none until the first poll) and
  * heartbeats, and a member that stops polling for its session timeout loses its shards to
