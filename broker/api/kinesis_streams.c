@@ -299,24 +299,95 @@ void sl_kin_list_streams(struct sl_api_call *call, json_t *body)
     sl_kin_reply_json(call, out);
 }
 
-/* NextToken of ListShards: "<last shard index>/<stream name>". */
+/* Which shards ListShards lists (its ShardFilter). */
+enum shard_filter {
+    FILTER_ALL = 0, /* none, FROM_TRIM_HORIZON, AFTER_SHARD_ID */
+    FILTER_OPEN,    /* AT_LATEST: the shards open now */
+    FILTER_ROOTS,   /* AT_TRIM_HORIZON: the shards open at the oldest retained record (no
+                       closed shard is forgotten by retention yet, so: those without parents) */
+};
+
+static bool filter_keeps(const struct sl_stream *st, uint32_t i, enum shard_filter f)
+{
+    const struct sl_lineage_shard *ls = &st->lineage.shard[i];
+    return f == FILTER_ALL || (f == FILTER_OPEN && !ls->closed) ||
+           (f == FILTER_ROOTS && ls->parent[0] == SL_LINEAGE_NONE);
+}
+
+/* The ShardFilter of body into *f (and *first for AFTER_SHARD_ID); false after answering. */
+static bool shard_filter(struct sl_api_call *call, const json_t *body, enum shard_filter *f,
+                         uint32_t *first)
+{
+    const json_t *sf = json_object_get(body, "ShardFilter");
+    *f = FILTER_ALL;
+    if (sf == NULL || json_is_null(sf)) {
+        return true;
+    }
+    const char *type = json_is_object(sf) ? sl_kin_str(sf, "Type") : NULL;
+    if (type == NULL) {
+        sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT, "ShardFilter needs a Type");
+        return false;
+    }
+    if (strcmp(type, "AT_LATEST") == 0) {
+        *f = FILTER_OPEN;
+    } else if (strcmp(type, "AT_TRIM_HORIZON") == 0) {
+        *f = FILTER_ROOTS;
+    } else if (strcmp(type, "FROM_TRIM_HORIZON") == 0) {
+        *f = FILTER_ALL;
+    } else if (strcmp(type, "AFTER_SHARD_ID") == 0) {
+        const char *id = sl_kin_str(sf, "ShardId");
+        uint32_t s = 0;
+        if (id == NULL || sl_kin_shard_parse(id, &s) != SL_OK) {
+            sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT,
+                        "ShardFilter AFTER_SHARD_ID needs a ShardId (shardId-000000000000)");
+            return false;
+        }
+        *first = s + 1;
+    } else if (strcmp(type, "AT_TIMESTAMP") == 0 || strcmp(type, "FROM_TIMESTAMP") == 0) {
+        sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT,
+                    "ShardFilter %s is not served by this broker (it keeps no time at which a "
+                    "shard opened or closed): use FROM_TRIM_HORIZON and the ParentShardId links",
+                    type);
+        return false;
+    } else {
+        sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT,
+                    "ShardFilter Type must be AFTER_SHARD_ID, AT_TRIM_HORIZON, FROM_TRIM_HORIZON, "
+                    "AT_LATEST, AT_TIMESTAMP or FROM_TIMESTAMP");
+        return false;
+    }
+    return true;
+}
+
+/* NextToken of ListShards: "<last shard index>[L|R]/<stream name>" (the letter: the
+ * ShardFilter of the first call, AT_LATEST or AT_TRIM_HORIZON). */
 void sl_kin_list_shards(struct sl_api_call *call, json_t *body)
 {
     const char *token = sl_kin_str(body, "NextToken");
     uint32_t limit = 1000, first = 0;
+    enum shard_filter filter = FILTER_ALL;
     struct sl_stream *st = NULL;
     if (token != NULL) {
         char *end = NULL;
         unsigned long last = strtoul(token, &end, 10);
+        if (end != token && (*end == 'L' || *end == 'R')) {
+            filter = *end == 'L' ? FILTER_OPEN : FILTER_ROOTS;
+            end++;
+        }
         if (end == token || *end != '/' || last >= SL_LINEAGE_SHARDS_MAX) { /* (ids: closed too) */
             sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT, "NextToken is not one of ours");
+            return;
+        }
+        if (json_object_get(body, "ShardFilter") != NULL) {
+            sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT,
+                        "ShardFilter cannot be used with NextToken (the token keeps it)");
             return;
         }
         first = (uint32_t)last + 1;
         st = sl_kin_stream_named(call, end + 1, NULL);
     } else {
         st = sl_kin_stream(call, body);
-        if (st != NULL && !start_shard(call, body, &first)) {
+        if (st != NULL && (!start_shard(call, body, &first) ||
+                           !shard_filter(call, body, &filter, &first))) {
             return;
         }
     }
@@ -324,14 +395,22 @@ void sl_kin_list_shards(struct sl_api_call *call, json_t *body)
         return;
     }
     json_t *shards = json_array();
-    uint32_t i = first;
-    for (; i < st->shard_count && i - first < limit; i++) {
-        json_array_append_new(shards, shard_json(st, i));
+    uint32_t i = first, listed = 0;
+    for (; i < st->shard_count && listed < limit; i++) {
+        if (filter_keeps(st, i, filter)) {
+            json_array_append_new(shards, shard_json(st, i));
+            listed++;
+        }
+    }
+    uint32_t more = i;
+    while (more < st->shard_count && !filter_keeps(st, more, filter)) {
+        more++;
     }
     json_t *out = json_pack("{s:o}", "Shards", shards);
-    if (i < st->shard_count) {
+    if (more < st->shard_count) {
         char next[SL_STREAM_NAME_MAX + 16];
-        snprintf(next, sizeof(next), "%u/%s", i - 1, st->name);
+        snprintf(next, sizeof(next), "%u%s/%s", i - 1,
+                 filter == FILTER_OPEN ? "L" : filter == FILTER_ROOTS ? "R" : "", st->name);
         json_object_set_new(out, "NextToken", json_string(next));
     }
     sl_kin_reply_json(call, out);

@@ -47,7 +47,6 @@ struct sl_cgroup {
     char *group;
     uint64_t created_ms; /* the stream's: another value means it was deleted and made again */
     uint32_t shard_count;
-    uint32_t view_cap;   /* members' view arrays hold this many shards */
     uint8_t *eligible;   /* per shard: assignable (lineage rule above) */
     uint64_t generation;
     struct member *members;
@@ -230,8 +229,7 @@ static int group_grow(struct sl_cgroup *g, uint32_t count)
         g->target[s] = NULL;
         g->eligible[s] = 0;
     }
-    g->shard_count = count;
-    g->view_cap = count;
+    g->shard_count = count; /* (every member's view arrays hold as many) */
     return SL_OK;
 }
 
@@ -366,7 +364,6 @@ static struct sl_cgroup *group_new(struct sl_engine *e, const char *stream, cons
     g->stream = strdup(stream);
     g->group = strdup(group);
     g->shard_count = shard_count;
-    g->view_cap = shard_count;
     g->created_ms = created_ms;
     g->owner = calloc(shard_count, sizeof(*g->owner));
     g->target = calloc(shard_count, sizeof(*g->target));

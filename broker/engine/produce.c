@@ -70,7 +70,7 @@ static void closed_result(const struct sl_bshard *b, struct sl_produce_result *r
     r->children[0] = ls->child[0];
     r->n_children = ls->child[1] != SL_LINEAGE_NONE ? 2 : 1;
     r->children[1] = r->n_children == 2 ? ls->child[1] : 0;
-    char kids[32];
+    char kids[48];
     if (r->n_children == 2) {
         snprintf(kids, sizeof(kids), "split into %u and %u", r->children[0], r->children[1]);
     } else {
@@ -136,7 +136,6 @@ static void fail(struct sl_engine *e, sl_produce_cb cb, void *ctx, uint32_t shar
     struct sl_produce_result r = {.err = err, .why = why, .shard = shard};
     cb(ctx, &r);
 }
-
 
 static void on_appended(void *ctx, int err, uint64_t base_seq, uint32_t count)
 {

@@ -571,6 +571,26 @@ test('resharding: SplitShard, MergeShards, UpdateShardCount; closed shards end w
   const after4 = (await k.send(new DescribeStreamSummaryCommand({ StreamName }))).StreamDescriptionSummary;
   assert.equal(after4.OpenShardCount, 4);
   await put(100, 'four');
+  // ListShards' ShardFilter: open now, open at the trim horizon, after a shard, paged
+  const ids = async (f, extra = {}) =>
+    (await k.send(new ListShardsCommand({ StreamName, ShardFilter: f, ...extra }))).Shards.map((x) => x.ShardId);
+  const all = (await k.send(new ListShardsCommand({ StreamName }))).Shards;
+  const openIds = all.filter((x) => !x.SequenceNumberRange.EndingSequenceNumber).map((x) => x.ShardId);
+  assert.equal(openIds.length, 4);
+  assert.deepEqual(await ids({ Type: 'AT_LATEST' }), openIds);
+  assert.deepEqual(await ids({ Type: 'AT_TRIM_HORIZON' }), [all[0].ShardId, all[1].ShardId]);
+  assert.deepEqual(await ids({ Type: 'FROM_TRIM_HORIZON' }), all.map((x) => x.ShardId));
+  assert.deepEqual(await ids({ Type: 'AFTER_SHARD_ID', ShardId: all[3].ShardId }), all.slice(4).map((x) => x.ShardId));
+  const paged = [];
+  let page = await k.send(new ListShardsCommand({ StreamName, ShardFilter: { Type: 'AT_LATEST' }, MaxResults: 1 }));
+  for (;;) {
+    paged.push(...page.Shards.map((x) => x.ShardId));
+    if (!page.NextToken) break;
+    page = await k.send(new ListShardsCommand({ NextToken: page.NextToken, MaxResults: 1 }));
+  }
+  assert.deepEqual(paged, openIds);
+  await assert.rejects(ids({ Type: 'AT_TIMESTAMP', Timestamp: new Date() }),
+    (e) => e.name === 'InvalidArgumentException' && /not served/.test(e.message));
   // refusals: a closed shard, a key outside the shard, non-neighbours
   await assert.rejects(k.send(new SplitShardCommand({ StreamName, ShardToSplit: p.ShardId,
     NewStartingHashKey: mid.toString() })), (e) => e.name === 'InvalidArgumentException');
