@@ -40,6 +40,7 @@ void sl_shard_config_default(struct sl_shard_config *cfg)
     cfg->batch_bytes_max = 8u << 20;
     cfg->flush_interval_ms = 1000;
     cfg->open_segments_max = 16;
+    cfg->prezero_bytes = SL_PREZERO_DEFAULT;
     cfg->flush = SL_FLUSH_ALWAYS;
     cfg->clock = NULL;
 }
@@ -69,6 +70,9 @@ int sl_shard_config_check(const struct sl_shard_config *cfg, char *why, size_t w
         msg = "flush_interval_ms must be in [1, 3600000]";
     } else if (cfg->open_segments_max < 1 || cfg->open_segments_max > 65536) {
         msg = "open_segments_max must be in [1, 65536]";
+    } else if (cfg->prezero_bytes != 0 &&
+               (cfg->prezero_bytes < SL_PREZERO_MIN || cfg->prezero_bytes > SL_PREZERO_MAX)) {
+        msg = "prezero_bytes (segment_prezero_bytes) must be 0 (off) or in [64 KiB, 1 GiB]";
     }
     if (msg != NULL) {
         snprintf(why, why_len, "%s", msg);
@@ -106,6 +110,7 @@ int sl_shard_open(struct sl_ring *ring, const char *dir, const struct sl_shard_c
     s->timer_op.cb = shard_timer_done;
     s->retain_op.cb = shard_retain_done;
     s->wb_op.cb = shard_wb_done;
+    s->zero_op.cb = shard_zero_done;
     s->rl = (struct sl_log_ratelimit){.interval_ms = 10000, .burst = 5};
     s->dir = strdup(dir);
     s->wbufs = calloc(cfg->write_bufs, sizeof(*s->wbufs));
@@ -165,6 +170,13 @@ void sl_shard_close(struct sl_shard *s)
             }
             sl_ring_run(s->ring, s->ops > 0 ? 1 : 0, 0);
             shard_maybe_sync(s);
+        }
+        /* A clean close leaves no zero tail (unsynced: should it be lost,
+         * recovery cuts the zeros as the clean end of the data). */
+        struct segment *g = s->seg_count > 0 ? active(s) : NULL;
+        if (g != NULL && g->log_fd >= 0 && g->zero_end > 0 && s->ops == 0 &&
+            g->written_pos == g->bytes && s->state != SL_EFATAL) {
+            (void)shard_zero_cut(s, g);
         }
     }
     for (uint32_t i = 0; i < s->seg_count; i++) {

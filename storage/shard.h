@@ -57,6 +57,9 @@ enum sl_flush_policy {
 };
 
 #define SL_RETENTION_MS_MAX (8760ull * 3600 * 1000) /* 365 days */
+#define SL_PREZERO_MIN      (64ull << 10)              /* prezero_bytes, when not 0 */
+#define SL_PREZERO_MAX      (1ull << 30)
+#define SL_PREZERO_DEFAULT  (4ull << 20)               /* measured: README, issue 12 */
 
 struct sl_shard_config {
     uint64_t segment_bytes;        /* roll when the next batch would pass this */
@@ -70,6 +73,19 @@ struct sl_shard_config {
     uint32_t batch_bytes_max;      /* largest batch accepted */
     uint32_t flush_interval_ms;    /* INTERVAL policy: fsync at least this often */
     uint32_t open_segments_max;    /* sealed segments kept open (fd + index) for reads */
+    /* Zeroed run-ahead of the active segment's .log (0: none; else
+     * SL_PREZERO_MIN .. SL_PREZERO_MAX): the file is kept this far beyond
+     * the data with real zeros, written and fdatasynced a chunk at a time
+     * off the append path, so a data fdatasync finds the file's size
+     * already committed and does not commit it through the filesystem's
+     * journal for every append (measured on ext4: see README, issue 12). A
+     * segment starts it once it took one chunk of traffic, and none is
+     * written while the shard's data fdatasyncs average over 128 KiB (big
+     * group commits amortise the size commit); no zeros past segment_bytes.
+     * A sealed, parked or closed segment has its zero tail cut; recovery
+     * cuts it too (a zero tail is the clean end of the data). The file is at
+     * most this much larger than its data. */
+    uint64_t prezero_bytes;
     enum sl_flush_policy flush;
     struct sl_clock *clock; /* borrowed; NULL = the real clock */
     /* borrowed; NULL = no budget. Owned by the ring's thread; sl_shard_open
@@ -228,6 +244,9 @@ struct sl_shard_stats {
     uint64_t fsyncs;        /* data fdatasync ops issued (directory fsyncs not counted) */
     uint64_t fsync_ns;      /* their total duration (completed ones), monotonic clock */
     uint64_t writebacks;    /* INTERVAL: early writeback starts (sync_file_range) issued */
+    uint64_t zero_writes;   /* run-ahead: zero writes issued (prezero_bytes) */
+    uint64_t zero_bytes;    /* ... and the bytes of zeros they wrote */
+    uint64_t zero_misses;   /* data writes that grew the file (past the zeroed run-ahead) */
     int state;              /* SL_OK, SL_ENOSPC, or SL_EFATAL */
     int fatal_errno;        /* with SL_EFATAL: the errno that caused it */
     const char *fatal_what; /* with SL_EFATAL: what failed ("fdatasync", ...) */

@@ -7,6 +7,7 @@
  *   shard_retain.c   retention
  *   shard_recover.c  the directory listing and recovery of the active segment
  *   shard_park.c     the descriptor budget: parking idle shards, reopening them
+ *   shard_prezero.c  the zeroed run-ahead of the active segment's .log
  * Nothing outside storage/shard*.c includes this file.
  *
  * Files in the shard directory (docs/FORMAT.md):
@@ -47,6 +48,12 @@
 #define IDX_INITIAL  16u              /* entries of a writing segment's index at first */
 #define PEND_INITIAL 16u              /* pending acks at first; doubles up to pending_max */
 #define WBUF_INITIAL (64u << 10)      /* a staging buffer at first; doubles up to write_buf_bytes */
+#define ZERO_CHUNK_MAX (1u << 20)     /* one zero write of the run-ahead, at most (prezero_bytes / 4) */
+/* The run-ahead pays where fdatasyncs are small: the size commit it saves is a
+ * cost per fdatasync, its zeros a cost per byte. Above this many bytes per data
+ * fdatasync (moving average) the commit is a small share of each, and zeros
+ * would cost throughput (measured: README, issue 12), so none are written. */
+#define ZERO_SYNC_BYTES_MAX (128u << 10)
 
 /* On-disk index entry. `check` is the low 32 bits of XXH3-64 of the first 28
  * bytes, so a torn or flipped entry is recognised and dropped. */
@@ -127,6 +134,15 @@ struct segment {
     uint64_t last_seq;
     struct pending acked_last; /* the newest acknowledged batch (count 0: none) */
     struct sl_io_op idx_op;
+    /* Zeroed run-ahead (shard_prezero.c). zero_end: the end of the last zero
+     * write submitted, 0 when the file has no zero tail; past every data
+     * byte submitted when it was issued. The file may be that long: a seal,
+     * a park and a close cut it back to `bytes`. */
+    uint64_t zero_end;
+    uint64_t zero_gate; /* `bytes` when the files were opened: the run-ahead starts
+                         * once the segment took a chunk of traffic since */
+    bool zero_off;      /* a zero write found the disk full: none more in this segment */
+    bool size_dirty;    /* the seal cut the zero tail: an fdatasync must commit the size */
 };
 
 struct sl_shard {
@@ -190,6 +206,20 @@ struct sl_shard {
     struct segment *wb_seg;
     uint64_t wb_target;
     struct sl_io_op wb_op;
+    /* The run-ahead's one op in flight: a zero write over [zero_from,
+     * zero_to) of zero_seg, then the fdatasync that commits the size. Data
+     * writes into that range wait while the write is in flight (they are
+     * staged but not issued: wbuf.issued false). */
+    bool zero_busy;
+    bool zero_syncing;  /* the op in flight is the fdatasync */
+    bool sync_size;     /* the data fdatasync in flight commits a seal's cut (size_dirty) */
+    uint64_t sync_bytes_avg; /* bytes per data fdatasync, moving average (1/8 per sync) */
+    struct segment *zero_seg;
+    uint64_t zero_from;
+    uint64_t zero_to;
+    uint64_t zero_done; /* bytes of the zero write done (short writes resume) */
+    uint64_t zero_keep; /* zero_seg's zero_end before this write (a full disk cuts back to it) */
+    struct sl_io_op zero_op;
     int fatal_errno;
     const char *fatal_what;
     struct sl_deferred flush;
@@ -280,6 +310,8 @@ uint32_t shard_seg_find_seq(const struct sl_shard *s, uint64_t seq);
 int shard_idx_reserve(struct segment *g, uint32_t max);
 
 /* shard_write.c */
+void shard_fatal(struct sl_shard *s, const char *what, int errnum);
+void shard_wbufs_issue_waiting(struct sl_shard *s, const struct segment *g);
 void shard_fail_pending_from(struct sl_shard *s, uint32_t from, int err);
 void shard_write_done(struct sl_io_op *op, int res);
 void shard_sync_done(struct sl_io_op *op, int res);
@@ -291,6 +323,12 @@ void shard_idx_done(struct sl_io_op *op, int res);
 void shard_maybe_sync(struct sl_shard *s);
 void shard_flush_deferred(struct sl_deferred *d);
 int shard_roll(struct sl_shard *s);
+
+/* shard_prezero.c */
+void shard_zero_step(struct sl_shard *s);
+void shard_zero_done(struct sl_io_op *op, int res);
+bool shard_zero_holds(const struct sl_shard *s, const struct wbuf *w);
+int shard_zero_cut(struct sl_shard *s, struct segment *g);
 
 /* shard_recover.c */
 int shard_recover_load(struct sl_shard *s);

@@ -121,7 +121,12 @@ bool shard_park(struct sl_shard *s, bool owner)
     /* The writing segment keeps its counts and positions; its entries are
      * all on disk (idx_written == idx_count), read back by unpark. */
     struct segment *g = active(s);
+    SL_ASSERT(!s->zero_busy); /* (ops == 0) */
     if (!s->files_owed) {
+        /* An idle shard holds no zero tail (unsynced: recovery cuts one a
+         * crash leaves). Should the cut fail, the tail stays, and is cut by
+         * the seal or the close. */
+        (void)shard_zero_cut(s, g);
         close(g->log_fd);
         close(g->idx_fd);
         g->log_fd = g->idx_fd = -1;
@@ -214,6 +219,7 @@ static int unpark(struct sl_shard *s)
         g->idx_fd = g->log_fd = s->dir_fd = -1;
         return rc;
     }
+    g->zero_gate = g->bytes; /* the run-ahead waits for traffic again */
     s->parked = false;
     return SL_OK;
 }

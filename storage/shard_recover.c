@@ -84,6 +84,43 @@ static int list_segments(struct sl_shard *s, uint64_t **out, uint32_t *count)
     return SL_OK;
 }
 
+/* Whether the log's bytes [from, to) are all zero: the zeroed run-ahead
+ * (shard_prezero.c) past the last batch, which is the clean end of the data
+ * and no torn tail. Reads it (at most prezero_bytes and a chunk, as a crash
+ * leaves it; a clean close cuts it). */
+static int tail_is_zero(struct sl_shard *s, int fd, uint64_t from, uint64_t to, bool *zero)
+{
+    SL_ASSERT(from <= to);
+    *zero = true;
+    size_t cap = to - from < RECOVERY_CHUNK_BYTES ? (size_t)(to - from) : RECOVERY_CHUNK_BYTES;
+    if (cap == 0) {
+        return SL_OK;
+    }
+    uint8_t *buf = malloc(cap);
+    if (buf == NULL) {
+        return SL_ENOMEM;
+    }
+    int rc = SL_OK;
+    for (uint64_t at = from; at < to && *zero;) {
+        size_t want = to - at < cap ? (size_t)(to - at) : cap;
+        size_t got = 0;
+        rc = sl_pread_full(fd, buf, want, at, &got);
+        if (rc != SL_OK) {
+            break;
+        }
+        s->stats.recovery_read_bytes += got;
+        for (size_t i = 0; i < got && *zero; i++) {
+            *zero = buf[i] == 0;
+        }
+        if (got < want) {
+            break; /* the file shrank under us: what was read is what counts */
+        }
+        at += got;
+    }
+    free(buf);
+    return rc;
+}
+
 static int recover_active(struct sl_shard *s, struct segment *g)
 {
     char name[64];
@@ -137,7 +174,22 @@ static int recover_active(struct sl_shard *s, struct segment *g)
             break;
         }
     }
+    bool zero_tail = false;
     if (end < file_size) {
+        rc = tail_is_zero(s, g->log_fd, end, file_size, &zero_tail);
+        if (rc != SL_OK) {
+            return rc;
+        }
+    }
+    if (zero_tail) {
+        /* The run-ahead left by a crash: cut quietly (it starts again with
+         * traffic), synced below with the rest or, lost, cut again. */
+        sl_debug("storage", "%s: segment %" PRIu64 ": cut a zeroed run-ahead of %" PRIu64 " bytes",
+                 s->dir, g->base_seq, file_size - end);
+        if (sl_ftruncate(g->log_fd, (off_t)end) != 0) {
+            return sl_err_from_errno(errno);
+        }
+    } else if (end < file_size) {
         s->stats.recovery_truncated_bytes = file_size - end;
         sl_warn("storage",
                 "%s: segment %" PRIu64 ": truncated %" PRIu64 " bytes of torn or corrupt "
@@ -173,6 +225,8 @@ static int recover_active(struct sl_shard *s, struct segment *g)
      * if an older batch in the same interval turns out damaged on read. */
     g->index_next = true;
     g->bytes = g->written_pos = g->synced_pos = g->visible_pos = end;
+    g->zero_end = 0;
+    g->zero_gate = end;
     g->writing = true;
     s->writing_count++;
     if (end == 0) {

@@ -17,11 +17,16 @@
  *   data: write -> fdatasync(log) -> ack;
  *   index: an entry is written to .idx only after the data it points to is
  *     durable, so any entry found on disk points at durable batches;
- *   seal (roll): last data fdatasync -> final entry written -> fsync(idx).
+ *   seal (roll): last data fdatasync -> zero tail cut (ftruncate) ->
+ *     fdatasync(log) -> final entry written -> fsync(idx).
  *   A sealed segment is every segment but the newest, and is trusted.
+ *   zeroed run-ahead (shard_prezero.c): zeros only past every data byte
+ *     staged or submitted; a data write never issued over a zero write in
+ *     flight; no ack waits for a zero op.
  * Recovery reads the active (newest) segment from its last index entry whose
  * batch verifies, checks every batch after it, truncates after the last valid
- * one (logging the byte count) and fdatasyncs.
+ * one (logging the byte count, unless all that follows is zeros: the
+ * run-ahead, cut quietly) and fdatasyncs.
  *
  * Errors. A failed write or fsync (other than ENOSPC on write) makes the shard
  * refuse writes for good (SL_EFATAL): pending appends fail, nothing is
@@ -97,7 +102,7 @@ void shard_fail_pending_from(struct sl_shard *s, uint32_t from, int err)
     }
 }
 
-static void go_fatal(struct sl_shard *s, const char *what, int errnum)
+void shard_fatal(struct sl_shard *s, const char *what, int errnum)
 {
     if (s->state != SL_EFATAL) {
         s->fatal_errno = errnum;
@@ -181,6 +186,10 @@ static struct wbuf *wbuf_take(struct sl_shard *s, struct segment *g, size_t need
 
 static void wbuf_issue(struct sl_shard *s, struct wbuf *w)
 {
+    SL_ASSERT(w->seg->log_fd >= 0 && !shard_zero_holds(s, w));
+    if (s->cfg.prezero_bytes > 0 && w->done == 0 && w->pos + w->len > w->seg->zero_end) {
+        s->stats.zero_misses++;
+    }
     w->issued = true;
     s->ops++;
     s->stats.writes++;
@@ -199,8 +208,23 @@ static void wbuf_submit(struct sl_shard *s, struct wbuf *w)
         s->filling = NULL;
     }
     w->issued = false;
-    if (w->seg->log_fd >= 0) {
+    if (w->seg->log_fd >= 0 && !shard_zero_holds(s, w)) {
         wbuf_issue(s, w);
+    }
+}
+
+/* Issues g's writes that waited - for g's files, or for a zero write over
+ * their bytes - in file order, as far as nothing holds them still. */
+void shard_wbufs_issue_waiting(struct sl_shard *s, const struct segment *g)
+{
+    if (g->log_fd < 0 || s->state == SL_EFATAL) {
+        return;
+    }
+    for (uint32_t k = 0; k < s->fifo_len; k++) {
+        struct wbuf *w = s->fifo[(s->fifo_head + k) % s->cfg.write_bufs];
+        if (w->seg == g && !w->issued && !shard_zero_holds(s, w)) {
+            wbuf_issue(s, w);
+        }
     }
 }
 
@@ -254,10 +278,14 @@ static void rewind_after_enospc(struct sl_shard *s)
         undo_rolls(s, g);
     }
     if (g != active(s) || s->state == SL_EFATAL) {
-        go_fatal(s, "write (ENOSPC across a segment roll)", ENOSPC);
+        shard_fatal(s, "write (ENOSPC across a segment roll)", ENOSPC);
     } else if (sl_ftruncate(g->log_fd, (off_t)cut) != 0) {
-        go_fatal(s, "ftruncate after ENOSPC", errno);
+        shard_fatal(s, "ftruncate after ENOSPC", errno);
     } else {
+        /* The cut took the zero tail too, unless a zero write is still in
+         * flight: it lands past `cut` (a hole before it), and data written
+         * there later waits for it as usual (shard_zero_holds). */
+        g->zero_end = s->zero_busy && !s->zero_syncing && s->zero_seg == g ? s->zero_to : 0;
         uint32_t i = 0;
         while (i < s->pend_len && !(pend_at(s, i)->seg == g && pend_at(s, i)->end > cut)) {
             i++;
@@ -321,7 +349,7 @@ void shard_write_done(struct sl_io_op *op, int res)
         if (errnum == ENOSPC || errnum == EDQUOT) {
             s->failing = true;
         } else {
-            go_fatal(s, "write", errnum);
+            shard_fatal(s, "write", errnum);
         }
     } else {
         w->done = w->len;
@@ -364,12 +392,18 @@ void shard_sync_done(struct sl_io_op *op, int res)
     struct segment *g = s->sync_seg;
     s->sync_seg = NULL;
     if (res < 0) {
-        go_fatal(s, "fdatasync", -res);
+        shard_fatal(s, "fdatasync", -res);
         after_io(s);
         return;
     }
     SL_ASSERT(s->sync_target >= g->synced_pos);
+    s->sync_bytes_avg = s->sync_bytes_avg - s->sync_bytes_avg / 8 +
+                        (s->sync_target - g->synced_pos) / 8;
     g->synced_pos = s->sync_target;
+    if (s->sync_size) {
+        g->size_dirty = false; /* the seal's cut of the zero tail is durable */
+        s->sync_size = false;
+    }
     process_acks(s);
     persist_index(s, g);
     after_io(s);
@@ -381,7 +415,7 @@ void shard_dir_sync_done(struct sl_io_op *op, int res)
     s->ops--;
     s->dir_busy = false;
     if (res < 0) {
-        go_fatal(s, "directory fsync", -res);
+        shard_fatal(s, "directory fsync", -res);
         return;
     }
     s->dir_synced_gen = s->dir_target;
@@ -522,7 +556,7 @@ static int pay_files(struct sl_shard *s)
         return rc;
     }
     if (rc != SL_OK) {
-        go_fatal(s, "segment file creation", rc == SL_ENOSPC ? ENOSPC : EIO);
+        shard_fatal(s, "segment file creation", rc == SL_ENOSPC ? ENOSPC : EIO);
         return SL_EFATAL;
     }
     s->files_owed = false;
@@ -550,15 +584,10 @@ static void create_next_files(struct sl_shard *s, const struct segment *sealed)
         return;
     }
     if (rc != SL_OK) {
-        go_fatal(s, "segment file creation", rc == SL_ENOSPC ? ENOSPC : EIO);
+        shard_fatal(s, "segment file creation", rc == SL_ENOSPC ? ENOSPC : EIO);
         return;
     }
-    for (uint32_t k = 0; k < s->fifo_len; k++) {
-        struct wbuf *w = s->fifo[(s->fifo_head + k) % s->cfg.write_bufs];
-        if (w->seg == g && !w->issued) {
-            wbuf_issue(s, w);
-        }
-    }
+    shard_wbufs_issue_waiting(s, g);
 }
 
 void shard_idx_done(struct sl_io_op *op, int res)
@@ -569,7 +598,7 @@ void shard_idx_done(struct sl_io_op *op, int res)
     g->idx_busy = false;
     if (g->seal == SEAL_IDX_SYNC) {
         if (res < 0) {
-            go_fatal(s, "index fsync at segment seal", -res);
+            shard_fatal(s, "index fsync at segment seal", -res);
             return;
         }
         g->seal = SEAL_DONE;
@@ -609,7 +638,7 @@ void shard_idx_done(struct sl_io_op *op, int res)
         return;
     }
     if (res <= 0) {
-        go_fatal(s, "index write", res < 0 ? -res : EIO);
+        shard_fatal(s, "index write", res < 0 ? -res : EIO);
         return;
     }
     /* A short write resumes where it stopped, byte for byte (as data
@@ -628,12 +657,30 @@ static void seal_step(struct sl_shard *s, struct segment *g)
     if (g->written_pos != g->bytes || g->synced_pos != g->bytes) {
         return;
     }
+    if (s->zero_busy && s->zero_seg == g) {
+        return; /* shard_zero_done runs maybe_sync: back here then */
+    }
+    if (g->zero_end > g->bytes) {
+        /* A sealed segment holds its data only: cut the zero tail, and let
+         * an fdatasync commit the size before the index's fsync (after
+         * which the next segment's files may appear, and this one is
+         * trusted as it is). */
+        int rc = shard_zero_cut(s, g);
+        if (rc != SL_OK) {
+            shard_fatal(s, "ftruncate of the zero tail at segment seal", errno);
+            return;
+        }
+        g->size_dirty = true;
+    }
+    if (g->size_dirty) {
+        return; /* shard_maybe_sync issues the fdatasync */
+    }
     if (g->idx_busy) {
         return; /* idx_done runs maybe_sync: back here once the array may move */
     }
     if (g->idx_count == 0 || g->idx[g->idx_count - 1].pos != g->last_pos) {
         if (shard_idx_reserve(g, IDX_MAX) != SL_OK) {
-            go_fatal(s, "index memory at segment seal", ENOMEM);
+            shard_fatal(s, "index memory at segment seal", ENOMEM);
             return;
         }
         g->idx[g->idx_count++] =
@@ -678,7 +725,7 @@ void shard_maybe_sync(struct sl_shard *s)
         if (sealing && g->seal == SEAL_WAIT) {
             seal_step(s, g);
         }
-        if (g->written_pos <= g->synced_pos) {
+        if (g->written_pos <= g->synced_pos && !(sealing && g->size_dirty)) {
             continue;
         }
         dirty = true;
@@ -688,6 +735,7 @@ void shard_maybe_sync(struct sl_shard *s)
             s->sync_busy = true;
             s->sync_seg = g;
             s->sync_target = g->written_pos;
+            s->sync_size = g->size_dirty;
             s->sync_due = false;
             s->ops++;
             s->stats.fsyncs++;
@@ -711,6 +759,7 @@ void shard_maybe_sync(struct sl_shard *s)
         s->stats.writebacks++;
         sl_ring_writeback(s->ring, &s->wb_op, a->log_fd, a->wb_pos, len);
     }
+    shard_zero_step(s);
     if (dirty && s->cfg.flush == SL_FLUSH_INTERVAL && !s->timer_armed && !s->sync_busy) {
         s->timer_armed = true;
         s->ops++;

@@ -8,7 +8,9 @@
  * exact content the child wrote for that sequence, sequences are contiguous
  * from the first, and appending continues right after the recovered tail.
  * Several rounds run on the same directory, so recovery also runs on logs
- * that earlier rounds recovered. (Power loss needs the FUSE suite of issue
+ * that earlier rounds recovered. With the zeroed run-ahead on: after recovery
+ * the .log files hold exactly the shard's data bytes (a sealed segment has no
+ * zero tail, the active one's was cut). (Power loss needs the FUSE suite of issue
  * #6; kill -9 keeps the page cache, so this checks the engine's own
  * bookkeeping: acks, index, tail scan.)
  */
@@ -20,9 +22,12 @@
 #include "storage/batch.h"
 #include "storage/shard.h"
 
+#include <dirent.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +42,10 @@ static struct sl_shard_config crash_cfg(void)
     cfg.segment_bytes = 64 << 10; /* many rolls (seals) happen during the run */
     cfg.index_interval_bytes = 4096;
     cfg.flush = SL_FLUSH_ALWAYS;
+    /* The smallest zeroed run-ahead (16 KiB zero writes, from the first
+     * 16 KiB of a segment): kills land with zero writes in flight, zero
+     * tails on disk and seals cutting them. */
+    cfg.prezero_bytes = SL_PREZERO_MIN;
     return cfg;
 }
 
@@ -162,6 +171,27 @@ static int64_t verify_all(struct sl_ring *ring, struct sl_shard *s, uint64_t *ne
     return records;
 }
 
+/* The sizes of the directory's .log files, summed. */
+static uint64_t logs_bytes(const char *dir)
+{
+    DIR *d = opendir(dir);
+    uint64_t sum = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        char p[PATH_MAX];
+        struct stat sb;
+        if (n > 4 && strcmp(e->d_name + n - 4, ".log") == 0 &&
+            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) < (int)sizeof(p) && stat(p, &sb) == 0) {
+            sum += (uint64_t)sb.st_size;
+        }
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    return sum;
+}
+
 TEST(kill9_loses_no_acknowledged_record)
 {
     char dir[] = "/var/tmp/sluice-kill9-XXXXXX";
@@ -213,6 +243,7 @@ TEST(kill9_loses_no_acknowledged_record)
         CHECK(records >= 0);
         CHECK_EQ(next, st.next_seq);
         CHECK(next >= last + 1); /* nothing acknowledged is missing */
+        CHECK_EQ(logs_bytes(dir), st.bytes);
         acked_total += acks;
         sl_shard_close(s);
     }

@@ -267,6 +267,10 @@ TEST(power_cut_durable_produce)
     /* Small segments: rolls (new files, directory fsyncs, sealed indexes read through mmap)
      * happen every few hundred milliseconds. The broker reads SLUICE_* from the environment. */
     setenv("SLUICE_SEGMENT_BYTES", "1MiB", 1);
+    /* The zeroed run-ahead from a segment's first 64 KiB on (the default waits
+     * for 1 MiB of traffic, a whole segment here): cuts land on zero tails,
+     * and seals cut them. */
+    setenv("SLUICE_SEGMENT_PREZERO_BYTES", "256KiB", 0);
     CHECK_EQ(mkdir(broker.data, 0755), 0);
     CHECK_EQ(fsync_path(mnt), 0);
     CHECK_EQ(it_broker_restart(&broker), 0); /* first start: port 0 = ephemeral */

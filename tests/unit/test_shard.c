@@ -19,7 +19,8 @@
  * while a read holds a doomed segment) and by bytes, and the retention_ms
  * range; SL_READ_TIME lookups; a reader at the tail while appends are in
  * flight; reopening 1000 sealed segments without a data scan; a full disk (a
- * 2 MiB tmpfs, root only, skipped otherwise) under both flush policies;
+ * 2 MiB tmpfs, root only, skipped otherwise) under both flush policies and
+ * with the zeroed run-ahead;
  * append back-pressure and argument checks; stats; the descriptor budget
  * (parking, reopening); a roll out of descriptors (RLIMIT_NOFILE lowered to
  * the lowest free descriptor): SL_ELIMIT and the shard stays writable, or
@@ -2319,6 +2320,8 @@ FX_CASE(reopen_1000_segments_no_scan, 701)
 
 /* ---- a full disk --------------------------------------------------------- */
 
+static uint64_t g_enospc_zero_writes; /* the zeroed run-ahead's writes in the last enospc() */
+
 static void enospc(struct fx *f, enum sl_flush_policy policy)
 {
     snprintf(f->mnt, sizeof(f->mnt), "%s/mnt", f->root);
@@ -2401,6 +2404,7 @@ static void enospc(struct fx *f, enum sl_flush_policy policy)
     stats(f, &st);
     CHECK_EQ(st.state, SL_OK);
     CHECK_EQ(st.next_seq, f->ack_end);
+    g_enospc_zero_writes = st.zero_writes;
     DO(read_all(f, 0, f->ack_end, 64 * KiB));
     /* and after a reopen: exactly the acknowledged batches */
     uint64_t tail = f->ack_end;
@@ -2415,6 +2419,16 @@ static void enospc(struct fx *f, enum sl_flush_policy policy)
 FX_CASE(enospc_tmpfs_flush_always, 801)
 {
     enospc(f, SL_FLUSH_ALWAYS);
+}
+
+/* The same with the smallest zeroed run-ahead: zero writes fill the disk too
+ * (and give their space back), data writes land on zeros or past them. */
+FX_CASE(enospc_tmpfs_prezero, 803)
+{
+    f->cfg.prezero_bytes = SL_PREZERO_MIN;
+    DO(enospc(f, SL_FLUSH_ALWAYS));
+    fprintf(stderr, "  %" PRIu64 " zero writes\n", g_enospc_zero_writes);
+    CHECK(g_enospc_zero_writes > 0);
 }
 
 FX_CASE(enospc_tmpfs_flush_interval, 802)
@@ -3050,6 +3064,7 @@ int main(void)
     RUN(scan_recent);
     RUN(enospc_tmpfs_flush_always);
     RUN(enospc_tmpfs_flush_interval);
+    RUN(enospc_tmpfs_prezero);
     sl_ring_fini(&g_ring);
     TEST_END();
 }

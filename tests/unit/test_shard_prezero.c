@@ -1,0 +1,677 @@
+/* test_shard_prezero.c - the zeroed run-ahead of a shard's active segment
+ * (storage/shard_prezero.c) through the shard's public API and its files.
+ *
+ * Covers: the run-ahead keeps the .log past the data by at most
+ * prezero_bytes while the stats count data only; a copy of the directory
+ * taken while the shard is open (what a crash leaves: the zero tail) recovers
+ * cleanly - no truncated bytes, every record kept, the zeros cut, appends
+ * continuing at the data end; a torn batch followed by the zeros is still a
+ * torn tail, cut and counted; a sealed segment has no zero tail; a parked
+ * shard has none and appends at the right place when reopened; a clean close
+ * leaves none; prezero_bytes 0 writes no zeros; the config range; a zero
+ * write failing (injected through the ring's fault layer) with EIO makes the
+ * shard refuse writes, with ENOSPC stops the run-ahead and nothing else.
+ *
+ * A zero tail is detected by size: a .log longer than its batches.
+ */
+#include "storage/shard.h"
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/ring.h"
+#include "storage/batch.h"
+
+#include "tests/unit/test.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KiB 1024u
+#define MiB (1024u * 1024u)
+
+static struct sl_ring g_ring;
+static char g_root[512];
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void fresh_dir(char *out, size_t cap, const char *name)
+{
+    snprintf(out, cap, "%s/%s", g_root, name);
+    nftw(out, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void base_config(struct sl_shard_config *cfg, uint64_t prezero)
+{
+    sl_shard_config_default(cfg);
+    cfg->prezero_bytes = prezero;
+    cfg->batch_bytes_max = 1 * MiB;
+    cfg->write_buf_bytes = 1 * MiB;
+}
+
+/* One uncompressed batch of `nrec` records of `vlen` bytes into buf. */
+static uint32_t make_batch(uint8_t *buf, size_t cap, uint32_t nrec, uint32_t vlen, uint64_t salt)
+{
+    static uint8_t val[64 * KiB];
+    struct sl_batch_builder b;
+    sl_batch_builder_init(&b, buf, cap);
+    for (uint32_t i = 0; i < nrec; i++) {
+        for (uint32_t k = 0; k < vlen && k < sizeof(val); k++) {
+            val[k] = (uint8_t)(salt * 131 + i * 7 + k);
+        }
+        char key[32];
+        int kl = snprintf(key, sizeof(key), "k%" PRIu64 "-%u", salt, i);
+        struct sl_record r = {key, (uint32_t)kl, val, vlen, NULL, 0, 1600000000000ull + salt};
+        if (sl_batch_builder_add(&b, &r) != SL_OK) {
+            abort();
+        }
+    }
+    size_t len = 0;
+    if (sl_batch_builder_finish(&b, SL_BATCH_CODEC_NONE, 1, NULL, NULL, 0, 0, 0, &len) != SL_OK) {
+        abort();
+    }
+    return (uint32_t)len;
+}
+
+struct acks {
+    uint32_t pending;
+    uint32_t failed;
+    uint64_t bytes; /* of the acknowledged batches */
+};
+
+static struct acks g_acks;
+static uint32_t g_last_len;
+
+static void ack_cb(void *ctx, int err, uint64_t base, uint32_t count)
+{
+    (void)base;
+    (void)count;
+    uint32_t len = (uint32_t)(uintptr_t)ctx;
+    g_acks.pending--;
+    if (err != SL_OK) {
+        g_acks.failed++;
+    } else {
+        g_acks.bytes += len;
+    }
+}
+
+/* Appends `n` batches of ~`bytes` each (a few in flight), waits for the
+ * acks; returns the bytes appended, or 0 on a failure. */
+static uint64_t append_n(struct sl_shard *s, uint32_t n, uint32_t bytes, uint64_t *salt)
+{
+    static uint8_t buf[2 * MiB];
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t len = make_batch(buf, sizeof(buf), 4, bytes / 4, (*salt)++);
+        int rc;
+        while ((rc = sl_shard_append(s, buf, len, ack_cb, (void *)(uintptr_t)len)) == SL_EAGAIN) {
+            sl_ring_run(&g_ring, 1, 0);
+        }
+        if (rc != SL_OK) {
+            fprintf(stderr, "  append: %s\n", sl_errname(rc));
+            return 0;
+        }
+        g_acks.pending++;
+        sum += len;
+        g_last_len = len;
+        if (i % 4 == 3) {
+            while (g_acks.pending > 0) {
+                sl_ring_run(&g_ring, 1, 0);
+            }
+        }
+    }
+    /* The acks, then the zero writes they started (the files settle). */
+    while (g_acks.pending > 0 || g_ring.inflight > 0) {
+        sl_ring_run(&g_ring, 1, 0);
+    }
+    return g_acks.failed == 0 ? sum : 0;
+}
+
+struct rdw {
+    int done;
+    int err;
+};
+
+static void read_cb(struct sl_shard_read *rd, int err)
+{
+    struct rdw *w = rd->ctx;
+    w->err = err;
+    w->done++;
+}
+
+/* Reads the shard from `from` to its tail; returns the records read, or
+ * UINT64_MAX on an error or a gap. */
+static uint64_t read_all(struct sl_shard *s, uint64_t from)
+{
+    static uint8_t buf[4 * MiB];
+    struct sl_shard_stats st;
+    sl_shard_stats(s, &st);
+    uint64_t seq = from, records = 0;
+    while (seq < st.visible_seq) {
+        struct sl_shard_read rd;
+        struct rdw w = {0, 0};
+        memset(&rd, 0, sizeof(rd));
+        rd.from = SL_READ_SEQ;
+        rd.seq = seq;
+        rd.buf = buf;
+        rd.buf_cap = sizeof(buf);
+        rd.max_bytes = sizeof(buf);
+        rd.cb = read_cb;
+        rd.ctx = &w;
+        sl_shard_read(s, &rd);
+        while (w.done == 0) {
+            sl_ring_run(&g_ring, 1, 0);
+        }
+        if (w.done != 1 || w.err != SL_OK || rd.batch_count == 0 || rd.next_seq <= seq) {
+            return UINT64_MAX;
+        }
+        /* every batch verifies and continues the sequence */
+        uint32_t off = 0;
+        uint64_t expect = seq;
+        while (off < rd.len) {
+            struct sl_batch_header h;
+            if (sl_batch_validate(buf + off, rd.len - off, rd.len - off, &h) != SL_OK ||
+                (off > 0 && h.base_seq != expect)) {
+                return UINT64_MAX;
+            }
+            expect = sl_batch_last_seq(&h) + 1;
+            records += h.record_count;
+            off += h.length;
+        }
+        seq = rd.next_seq;
+    }
+    return records;
+}
+
+static int64_t fsize(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (int64_t)sb.st_size : -1;
+}
+
+static void log_path(char *out, size_t cap, const char *dir, uint64_t base)
+{
+    snprintf(out, cap, "%s/%020" PRIu64 ".log", dir, base);
+}
+
+/* The end of the last whole batch of a .log file (walking headers from 0). */
+static uint64_t batches_end(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    uint64_t pos = 0;
+    uint8_t hdr[SL_BATCH_HEADER_BYTES];
+    for (;;) {
+        struct sl_batch_header h;
+        if (pread(fd, hdr, sizeof(hdr), (off_t)pos) != (ssize_t)sizeof(hdr) ||
+            sl_batch_peek(hdr, sizeof(hdr), &h) != SL_OK) {
+            break;
+        }
+        pos += h.length;
+    }
+    close(fd);
+    return pos;
+}
+
+/* Copies every regular file of `from` into the (fresh) directory `to`. */
+static int copy_dir(const char *from, const char *to)
+{
+    if (mkdir(to, 0755) != 0) {
+        return -1;
+    }
+    DIR *d = opendir(from);
+    if (d == NULL) {
+        return -1;
+    }
+    struct dirent *e;
+    int rc = 0;
+    static uint8_t buf[1 * MiB];
+    while ((e = readdir(d)) != NULL && rc == 0) {
+        char a[PATH_MAX + 300], b[PATH_MAX + 300];
+        snprintf(a, sizeof(a), "%s/%s", from, e->d_name);
+        snprintf(b, sizeof(b), "%s/%s", to, e->d_name);
+        struct stat sb;
+        if (stat(a, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+            continue;
+        }
+        int in = open(a, O_RDONLY | O_CLOEXEC);
+        int out = open(b, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        ssize_t n;
+        while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof(buf))) > 0) {
+            if (write(out, buf, (size_t)n) != n) {
+                rc = -1;
+                break;
+            }
+        }
+        rc = in < 0 || out < 0 ? -1 : rc;
+        if (in >= 0) {
+            close(in);
+        }
+        if (out >= 0) {
+            close(out);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+static struct sl_shard *open_shard(const char *dir, const struct sl_shard_config *cfg)
+{
+    struct sl_shard *s = NULL;
+    int rc = sl_shard_open(&g_ring, dir, cfg, &s);
+    if (rc != SL_OK) {
+        fprintf(stderr, "  open %s: %s\n", dir, sl_errname(rc));
+        return NULL;
+    }
+    return s;
+}
+
+/* ---- cases -------------------------------------------------------------- */
+
+TEST(config_range)
+{
+    struct sl_shard_config cfg;
+    char why[160];
+    base_config(&cfg, 0);
+    CHECK_EQ(sl_shard_config_check(&cfg, why, sizeof(why)), SL_OK);
+    cfg.prezero_bytes = SL_PREZERO_MIN - 1;
+    CHECK_EQ(sl_shard_config_check(&cfg, why, sizeof(why)), SL_EINVAL);
+    CHECK(strstr(why, "prezero_bytes") != NULL);
+    cfg.prezero_bytes = SL_PREZERO_MAX + 1;
+    CHECK_EQ(sl_shard_config_check(&cfg, why, sizeof(why)), SL_EINVAL);
+    cfg.prezero_bytes = SL_PREZERO_MAX;
+    CHECK_EQ(sl_shard_config_check(&cfg, why, sizeof(why)), SL_OK);
+    sl_shard_config_default(&cfg);
+    CHECK(cfg.prezero_bytes == SL_PREZERO_DEFAULT);
+}
+
+/* The run-ahead while open, a crash copy recovered, the clean close. */
+TEST(run_ahead_and_crash_copy)
+{
+    char dir[PATH_MAX], copy[PATH_MAX], lp[PATH_MAX + 64], cp[PATH_MAX + 64];
+    fresh_dir(dir, sizeof(dir), "ra");
+    fresh_dir(copy, sizeof(copy), "ra_copy");
+    struct sl_shard_config cfg;
+    const uint64_t pz = 256 * KiB;
+    base_config(&cfg, pz);
+    struct sl_shard *s = open_shard(dir, &cfg);
+    CHECK(s != NULL);
+    uint64_t salt = 1;
+    uint64_t bytes = append_n(s, 128, 16 * KiB, &salt); /* ~2 MiB */
+    CHECK(bytes > 0);
+    struct sl_shard_stats st;
+    sl_shard_stats(s, &st);
+    CHECK_EQ(st.bytes, bytes); /* data only */
+    CHECK(st.zero_writes > 0);
+    /* Each byte past the first chunk of traffic zeroed about once. */
+    CHECK(st.zero_bytes >= bytes / 2 && st.zero_bytes <= bytes + pz);
+    log_path(lp, sizeof(lp), dir, 0);
+    int64_t sz = fsize(lp);
+    fprintf(stderr, "  %" PRIu64 " data bytes, file %" PRId64 ", %" PRIu64 " zero writes (%" PRIu64
+                    " bytes)\n",
+            bytes, sz, st.zero_writes, st.zero_bytes);
+    CHECK(sz > (int64_t)bytes && sz <= (int64_t)(bytes + pz));
+    CHECK_EQ(batches_end(lp), bytes);
+    uint64_t tail = st.next_seq;
+
+    /* What a crash leaves (the page cache's view: data, then zeros). */
+    CHECK_EQ(copy_dir(dir, copy), 0);
+    log_path(cp, sizeof(cp), copy, 0);
+    CHECK_EQ(fsize(cp), sz);
+    struct sl_shard *r = open_shard(copy, &cfg);
+    CHECK(r != NULL);
+    struct sl_shard_stats rs;
+    sl_shard_stats(r, &rs);
+    CHECK_EQ(rs.recovery_truncated_bytes, 0); /* zeros are the clean end */
+    CHECK_EQ(rs.next_seq, tail);
+    CHECK_EQ(rs.bytes, bytes);
+    CHECK_EQ(fsize(cp), (int64_t)bytes); /* the zeros cut */
+    CHECK_EQ(read_all(r, 0), tail);
+    /* Appends continue at the data end. */
+    uint64_t more = append_n(r, 8, 16 * KiB, &salt);
+    CHECK(more > 0);
+    CHECK_EQ(read_all(r, 0), tail + 32);
+    sl_shard_close(r);
+    CHECK_EQ(fsize(cp), (int64_t)(bytes + more)); /* a clean close cuts the zeros */
+    CHECK_EQ(batches_end(cp), bytes + more);
+
+    sl_shard_close(s);
+    CHECK_EQ(fsize(lp), (int64_t)bytes);
+    s = open_shard(dir, &cfg);
+    CHECK(s != NULL);
+    sl_shard_stats(s, &st);
+    CHECK_EQ(st.recovery_truncated_bytes, 0);
+    CHECK_EQ(read_all(s, 0), tail);
+    sl_shard_close(s);
+}
+
+/* A torn batch followed by the zeros is a torn tail: cut and counted. */
+TEST(torn_batch_then_zeros_is_cut)
+{
+    char dir[PATH_MAX], copy[PATH_MAX], cp[PATH_MAX + 64];
+    fresh_dir(dir, sizeof(dir), "torn");
+    fresh_dir(copy, sizeof(copy), "torn_copy");
+    struct sl_shard_config cfg;
+    base_config(&cfg, 256 * KiB);
+    struct sl_shard *s = open_shard(dir, &cfg);
+    CHECK(s != NULL);
+    uint64_t salt = 100;
+    uint64_t bytes = append_n(s, 64, 16 * KiB, &salt);
+    CHECK(bytes > 0);
+    struct sl_shard_stats st;
+    sl_shard_stats(s, &st);
+    uint64_t tail = st.next_seq;
+    CHECK_EQ(copy_dir(dir, copy), 0);
+    sl_shard_close(s);
+    log_path(cp, sizeof(cp), copy, 0);
+    int64_t sz = fsize(cp);
+    CHECK(sz > (int64_t)bytes + 4096);
+    /* The first 3000 bytes of one more batch land; its rest and the zeros
+     * after it do not. */
+    static uint8_t buf[64 * KiB];
+    uint32_t len = make_batch(buf, sizeof(buf), 4, 4 * KiB, 999);
+    CHECK(len > 3000);
+    int fd = open(cp, O_WRONLY | O_CLOEXEC);
+    CHECK(fd >= 0);
+    CHECK_EQ(pwrite(fd, buf, 3000, (off_t)bytes), 3000);
+    close(fd);
+    CHECK_EQ(fsize(cp), sz);
+    struct sl_shard *r = open_shard(copy, &cfg);
+    CHECK(r != NULL);
+    struct sl_shard_stats rs;
+    sl_shard_stats(r, &rs);
+    CHECK_EQ(rs.recovery_truncated_bytes, (uint64_t)sz - bytes);
+    CHECK_EQ(rs.next_seq, tail);
+    CHECK_EQ(read_all(r, 0), tail);
+    CHECK_EQ(fsize(cp), (int64_t)bytes);
+    sl_shard_close(r);
+}
+
+/* Zeros, then a batch that landed while the one before it did not (writes
+ * reach the disk in any order): torn too, not a clean zero tail. */
+TEST(zeros_then_data_is_torn)
+{
+    char dir[PATH_MAX], cp[PATH_MAX + 64];
+    fresh_dir(dir, sizeof(dir), "gap");
+    struct sl_shard_config cfg;
+    base_config(&cfg, 256 * KiB);
+    struct sl_shard *s = open_shard(dir, &cfg);
+    CHECK(s != NULL);
+    uint64_t salt = 200;
+    uint64_t bytes = append_n(s, 64, 16 * KiB, &salt);
+    CHECK(bytes > 0);
+    struct sl_shard_stats st;
+    sl_shard_stats(s, &st);
+    uint64_t tail = st.next_seq;
+    sl_shard_close(s);
+    log_path(cp, sizeof(cp), dir, 0);
+    /* 64 KiB of zeros, then a byte of data. */
+    int fd = open(cp, O_WRONLY | O_CLOEXEC);
+    CHECK(fd >= 0);
+    uint8_t one = 0x5a;
+    CHECK(ftruncate(fd, (off_t)(bytes + 64 * KiB)) == 0);
+    CHECK_EQ(pwrite(fd, &one, 1, (off_t)(bytes + 64 * KiB)), 1);
+    close(fd);
+    struct sl_shard *r = open_shard(dir, &cfg);
+    CHECK(r != NULL);
+    struct sl_shard_stats rs;
+    sl_shard_stats(r, &rs);
+    CHECK_EQ(rs.recovery_truncated_bytes, 64 * KiB + 1);
+    CHECK_EQ(rs.next_seq, tail);
+    CHECK_EQ(fsize(cp), (int64_t)bytes);
+    sl_shard_close(r);
+}
+
+/* Sealed segments hold their batches only. */
+TEST(sealed_segment_has_no_zero_tail)
+{
+    char dir[PATH_MAX];
+    fresh_dir(dir, sizeof(dir), "seal");
+    struct sl_shard_config cfg;
+    base_config(&cfg, 256 * KiB);
+    cfg.segment_bytes = 768 * KiB;
+    struct sl_shard *s = open_shard(dir, &cfg);
+    CHECK(s != NULL);
+    uint64_t salt = 300;
+    uint64_t bytes = append_n(s, 256, 16 * KiB, &salt); /* ~4 MiB: 5+ segments */
+    CHECK(bytes > 0);
+    struct sl_shard_stats st;
+    sl_shard_stats(s, &st);
+    CHECK(st.segments >= 4);
+    CHECK(st.zero_writes >= st.segments - 1); /* the run-ahead ran in every segment */
+    CHECK_EQ(st.bytes, bytes);
+    DIR *d = opendir(dir);
+    CHECK(d != NULL);
+    struct dirent *e;
+    uint64_t newest = 0, sealed = 0, sum = 0;
+    while ((e = readdir(d)) != NULL) {
+        uint64_t b;
+        char ext[8];
+        if (sscanf(e->d_name, "%20" SCNu64 ".%3s", &b, ext) == 2 && strcmp(ext, "log") == 0) {
+            newest = b > newest ? b : newest;
+        }
+    }
+    rewinddir(d);
+    int bad = 0;
+    while ((e = readdir(d)) != NULL) {
+        uint64_t b;
+        char ext[8];
+        if (sscanf(e->d_name, "%20" SCNu64 ".%3s", &b, ext) != 2 || strcmp(ext, "log") != 0) {
+            continue;
+        }
+        char p[PATH_MAX + 64];
+        log_path(p, sizeof(p), dir, b);
+        int64_t sz = fsize(p);
+        if (b != newest) {
+            sealed++;
+            bad += (uint64_t)sz != batches_end(p);
+        }
+        sum += b != newest ? (uint64_t)sz : batches_end(p);
+    }
+    closedir(d);
+    CHECK_EQ(bad, 0);
+    CHECK(sealed >= 3);
+    CHECK_EQ(sum, bytes);
+    uint64_t tail = st.next_seq;
+    CHECK_EQ(read_all(s, 0), tail);
+    sl_shard_close(s);
+    s = open_shard(dir, &cfg);
+    CHECK(s != NULL);
+    sl_shard_stats(s, &st);
+    CHECK_EQ(st.recovery_truncated_bytes, 0);
+    CHECK_EQ(st.bytes, bytes);
+    CHECK_EQ(read_all(s, 0), tail);
+    sl_shard_close(s);
+}
+
+/* Two shards under a one-descriptor budget take turns: each use parks the
+ * other. A parked shard holds no zero tail, and appends where its data ends. */
+TEST(parked_shard_cuts_and_appends_in_place)
+{
+    char da[PATH_MAX], db[PATH_MAX], pa[PATH_MAX + 64], pb[PATH_MAX + 64];
+    fresh_dir(da, sizeof(da), "park_a");
+    fresh_dir(db, sizeof(db), "park_b");
+    struct sl_shard_cache cache;
+    sl_shard_cache_init(&cache, 1);
+    struct sl_shard_config cfg;
+    base_config(&cfg, 128 * KiB);
+    cfg.cache = &cache;
+    struct sl_shard *a = open_shard(da, &cfg);
+    struct sl_shard *b = open_shard(db, &cfg);
+    CHECK(a != NULL && b != NULL);
+    log_path(pa, sizeof(pa), da, 0);
+    log_path(pb, sizeof(pb), db, 0);
+    uint64_t salt = 400, ba = 0, bb = 0;
+    uint64_t zero_a = 0;
+    for (int round = 0; round < 6; round++) {
+        uint64_t n = append_n(a, 24, 16 * KiB, &salt);
+        CHECK(n > 0);
+        ba += n;
+        struct sl_shard_stats st;
+        sl_shard_stats(a, &st);
+        zero_a = st.zero_writes;
+        n = append_n(b, 24, 16 * KiB, &salt); /* parks a */
+        CHECK(n > 0);
+        bb += n;
+        CHECK(cache.parks > 0);
+        CHECK_EQ(fsize(pa), (int64_t)ba); /* a is parked: no zero tail */
+        CHECK_EQ(batches_end(pa), ba);
+    }
+    CHECK(zero_a > 0); /* the run-ahead ran between the parks */
+    struct sl_shard_stats st;
+    sl_shard_stats(a, &st);
+    CHECK_EQ(read_all(a, 0), st.next_seq);
+    sl_shard_stats(b, &st);
+    CHECK_EQ(read_all(b, 0), st.next_seq);
+    sl_shard_close(a);
+    sl_shard_close(b);
+    CHECK_EQ(fsize(pa), (int64_t)ba);
+    CHECK_EQ(fsize(pb), (int64_t)bb);
+    sl_shard_cache_fini(&cache);
+}
+
+/* Opens a shard with the smallest run-ahead, appends until it runs, then
+ * arms a fault on the next tick's second write: the append's data write is
+ * the first, the zero write that tick starts the second. */
+static struct sl_shard *zero_fault_setup(const char *name, char *dir, size_t cap, int err,
+                                         uint64_t *salt, uint64_t *bytes)
+{
+    fresh_dir(dir, cap, name);
+    struct sl_shard_config cfg;
+    base_config(&cfg, SL_PREZERO_MIN);
+    struct sl_shard *s = open_shard(dir, &cfg);
+    if (s == NULL) {
+        return NULL;
+    }
+    *bytes = append_n(s, 8, 16 * KiB, salt); /* the run-ahead is full afterwards */
+    struct sl_ring_faults f = {.op = SL_FAULT_WRITE, .nth = 2, .err = err, .persistent = false};
+    sl_ring_faults_arm(&g_ring, &f);
+    return s;
+}
+
+/* A zero write failing with EIO is an I/O error like any other: the shard
+ * refuses writes, naming it; what was acknowledged survives a reopen. */
+TEST(zero_write_eio_is_fatal)
+{
+    char dir[PATH_MAX];
+    uint64_t salt = 600, bytes = 0;
+    struct sl_shard *s = zero_fault_setup("zeio", dir, sizeof(dir), EIO, &salt, &bytes);
+    CHECK(s != NULL && bytes > 0);
+    struct sl_shard_stats st;
+    sl_shard_stats(s, &st);
+    uint64_t zw = st.zero_writes, acked = st.visible_seq;
+    append_n(s, 1, 16 * KiB, &salt); /* its ack may fail: the shard goes fatal */
+    struct sl_ring_fault_counts fc;
+    sl_ring_faults_counts(&g_ring, &fc);
+    sl_ring_faults_disarm(&g_ring);
+    sl_shard_stats(s, &st);
+    CHECK_EQ(fc.injected, 1);
+    CHECK_EQ(st.zero_writes, zw + 1); /* the second write was the zero write */
+    CHECK_EQ(st.state, SL_EFATAL);
+    CHECK(st.fatal_what != NULL && strstr(st.fatal_what, "zero-fill") != NULL);
+    g_acks.failed = 0;
+    sl_shard_close(s);
+    struct sl_shard_config cfg;
+    base_config(&cfg, SL_PREZERO_MIN);
+    s = open_shard(dir, &cfg);
+    CHECK(s != NULL);
+    sl_shard_stats(s, &st);
+    CHECK(st.next_seq >= acked);
+    CHECK_EQ(read_all(s, 0), st.next_seq);
+    sl_shard_close(s);
+}
+
+/* A zero write refused for a full disk stops the run-ahead in that segment
+ * and gives the space back; the shard stays writable and the data intact. */
+TEST(zero_write_enospc_stops_run_ahead)
+{
+    char dir[PATH_MAX], lp[PATH_MAX + 64];
+    uint64_t salt = 700, bytes = 0;
+    struct sl_shard *s = zero_fault_setup("zenospc", dir, sizeof(dir), ENOSPC, &salt, &bytes);
+    CHECK(s != NULL && bytes > 0);
+    struct sl_shard_stats st;
+    sl_shard_stats(s, &st);
+    uint64_t zw = st.zero_writes;
+    uint64_t more = append_n(s, 1, 16 * KiB, &salt);
+    struct sl_ring_fault_counts fc;
+    sl_ring_faults_counts(&g_ring, &fc);
+    sl_ring_faults_disarm(&g_ring);
+    CHECK_EQ(fc.injected, 1);
+    CHECK(more > 0); /* the data write was not the one refused */
+    sl_shard_stats(s, &st);
+    CHECK_EQ(st.state, SL_OK);
+    CHECK_EQ(st.zero_writes, zw + 1);
+    more += append_n(s, 16, 16 * KiB, &salt);
+    sl_shard_stats(s, &st);
+    CHECK_EQ(st.zero_writes, zw + 1); /* none since, in this segment */
+    log_path(lp, sizeof(lp), dir, 0);
+    CHECK(fsize(lp) >= (int64_t)(bytes + more));
+    CHECK_EQ(batches_end(lp), bytes + more);
+    uint64_t tail = st.next_seq;
+    CHECK_EQ(read_all(s, 0), tail);
+    sl_shard_close(s);
+    CHECK_EQ(fsize(lp), (int64_t)(bytes + more));
+}
+
+/* prezero_bytes 0: no zero write, the file is its data. */
+TEST(off_writes_no_zeros)
+{
+    char dir[PATH_MAX], lp[PATH_MAX + 64];
+    fresh_dir(dir, sizeof(dir), "off");
+    struct sl_shard_config cfg;
+    base_config(&cfg, 0);
+    struct sl_shard *s = open_shard(dir, &cfg);
+    CHECK(s != NULL);
+    uint64_t salt = 500;
+    uint64_t bytes = append_n(s, 64, 16 * KiB, &salt);
+    CHECK(bytes > 0);
+    struct sl_shard_stats st;
+    sl_shard_stats(s, &st);
+    CHECK_EQ(st.zero_writes, 0);
+    log_path(lp, sizeof(lp), dir, 0);
+    CHECK_EQ(fsize(lp), (int64_t)bytes);
+    sl_shard_close(s);
+}
+
+int main(void)
+{
+    if (getenv("SLUICE_TEST_LOG") == NULL) {
+        sl_log_level_min = SL_LOG_ERROR + 1;
+    }
+    const char *tmp = getenv("TMPDIR");
+    snprintf(g_root, sizeof(g_root), "%s/sl_test_prezero_XXXXXX",
+             tmp != NULL && tmp[0] != '\0' ? tmp : "/var/tmp");
+    if (mkdtemp(g_root) == NULL || sl_ring_init(&g_ring, 256) != SL_OK) {
+        fprintf(stderr, "setup failed: %s\n", strerror(errno));
+        return 1;
+    }
+    RUN(config_range);
+    RUN(run_ahead_and_crash_copy);
+    RUN(torn_batch_then_zeros_is_cut);
+    RUN(zeros_then_data_is_torn);
+    RUN(sealed_segment_has_no_zero_tail);
+    RUN(parked_shard_cuts_and_appends_in_place);
+    RUN(off_writes_no_zeros);
+    RUN(zero_write_eio_is_fatal);
+    RUN(zero_write_enospc_stops_run_ahead);
+    sl_ring_fini(&g_ring);
+    nftw(g_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    TEST_END();
+}
