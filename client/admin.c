@@ -71,8 +71,17 @@ static int stream_info_copy(const Sluice__V1__StreamInfo *src, struct sluice_str
         sl_client_set_error("out of memory");
         return SL_ENOMEM;
     }
+    dst->open_shards = src->open_shards;
     for (size_t i = 0; i < src->n_shards; i++) {
         const Sluice__V1__ShardInfo *si = src->shards[i];
+        if (si->n_parents > SLUICE_SHARD_PARENTS_MAX || si->n_children > SLUICE_SHARD_PARENTS_MAX) {
+            sl_client_set_error("stream %s: shard %u has %zu parents and %zu children (at most "
+                                "%u each): a broker speaking another protocol?",
+                                dst->name, si->shard, si->n_parents, si->n_children,
+                                SLUICE_SHARD_PARENTS_MAX);
+            stream_info_fini(dst);
+            return SL_EPROTO;
+        }
         dst->shards[i] = (struct sluice_shard_info){
             .shard = si->shard,
             .hash_start = si->hash_start,
@@ -82,7 +91,16 @@ static int stream_info_copy(const Sluice__V1__StreamInfo *src, struct sluice_str
             .bytes = si->bytes,
             .segments = si->segments,
             .status = (int)si->status,
+            .closed = si->closed ? 1 : 0,
+            .parents_len = (uint32_t)si->n_parents,
+            .children_len = (uint32_t)si->n_children,
         };
+        for (size_t k = 0; k < si->n_parents; k++) { /* (protobuf-c: NULL when none) */
+            dst->shards[i].parents[k] = si->parents[k];
+        }
+        for (size_t k = 0; k < si->n_children; k++) {
+            dst->shards[i].children[k] = si->children[k];
+        }
         snprintf(dst->shards[i].status_message, sizeof(dst->shards[i].status_message), "%s",
                  si->status_message != NULL ? si->status_message : "");
     }
@@ -157,6 +175,120 @@ int sluice_stream_describe(sluice_client *c, const char *name, struct sluice_str
     }
     sl_response_free(resp);
     return rc;
+}
+
+void sluice_reshard_result_free(struct sluice_reshard_result *r)
+{
+    if (r != NULL) {
+        sluice_stream_info_free(r->stream);
+        free(r->closed);
+        free(r->opened);
+        free(r);
+    }
+}
+
+/* An owned copy of `n` shard ids (NULL when n is 0). */
+static int ids_dup(const uint32_t *ids, size_t n, uint32_t **out)
+{
+    *out = NULL;
+    if (n == 0) {
+        return SL_OK;
+    }
+    *out = malloc(n * sizeof(**out));
+    if (*out == NULL) {
+        sl_client_set_error("out of memory");
+        return SL_ENOMEM;
+    }
+    memcpy(*out, ids, n * sizeof(**out));
+    return SL_OK;
+}
+
+static int reshard_result_new(const Sluice__V1__ReshardStreamResponse *src,
+                              struct sluice_reshard_result **out)
+{
+    struct sluice_reshard_result *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        sl_client_set_error("out of memory");
+        return SL_ENOMEM;
+    }
+    int rc = stream_info_new(src->stream, &r->stream);
+    if (rc == SL_OK) {
+        rc = ids_dup(src->closed, src->n_closed, &r->closed);
+    }
+    if (rc == SL_OK) {
+        rc = ids_dup(src->opened, src->n_opened, &r->opened);
+    }
+    if (rc != SL_OK) {
+        sluice_reshard_result_free(r);
+        return rc;
+    }
+    r->closed_len = src->n_closed;
+    r->opened_len = src->n_opened;
+    *out = r;
+    return SL_OK;
+}
+
+/* Sends one ReshardStream (its change already set in `body`). */
+static int reshard_call(sluice_client *c, Sluice__V1__ReshardStream *body,
+                        struct sluice_reshard_result **out)
+{
+    if (out != NULL) {
+        *out = NULL;
+    }
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    req.body_case = SLUICE__V1__REQUEST__BODY_RESHARD_STREAM;
+    req.reshard_stream = body;
+    sl_response *resp = NULL;
+    int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_RESHARD_STREAM, &resp);
+    if (rc == SL_OK && out != NULL) {
+        rc = reshard_result_new(resp->reshard_stream, out);
+    }
+    sl_response_free(resp);
+    return rc;
+}
+
+int sluice_stream_split(sluice_client *c, const char *name, uint32_t shard, const uint64_t *at,
+                        struct sluice_reshard_result **out)
+{
+    Sluice__V1__SplitShard split = SLUICE__V1__SPLIT_SHARD__INIT;
+    split.shard = shard;
+    split.has_at = at != NULL;
+    split.at = at != NULL ? *at : 0;
+    Sluice__V1__ReshardStream body = SLUICE__V1__RESHARD_STREAM__INIT;
+    body.stream = (char *)name;
+    body.change_case = SLUICE__V1__RESHARD_STREAM__CHANGE_SPLIT;
+    body.split = &split;
+    return reshard_call(c, &body, out);
+}
+
+int sluice_stream_merge(sluice_client *c, const char *name, uint32_t shard, uint32_t adjacent,
+                        struct sluice_reshard_result **out)
+{
+    Sluice__V1__MergeShards merge = SLUICE__V1__MERGE_SHARDS__INIT;
+    merge.shard = shard;
+    merge.adjacent = adjacent;
+    Sluice__V1__ReshardStream body = SLUICE__V1__RESHARD_STREAM__INIT;
+    body.stream = (char *)name;
+    body.change_case = SLUICE__V1__RESHARD_STREAM__CHANGE_MERGE;
+    body.merge = &merge;
+    return reshard_call(c, &body, out);
+}
+
+int sluice_stream_reshard(sluice_client *c, const char *name, uint32_t open_shards,
+                          struct sluice_reshard_result **out)
+{
+    if (open_shards == 0) {
+        if (out != NULL) {
+            *out = NULL;
+        }
+        sl_client_set_error("a stream needs at least 1 open shard");
+        return SL_EINVAL;
+    }
+    Sluice__V1__ReshardStream body = SLUICE__V1__RESHARD_STREAM__INIT;
+    body.stream = (char *)name;
+    body.change_case = SLUICE__V1__RESHARD_STREAM__CHANGE_TARGET_SHARDS;
+    body.target_shards = open_shards;
+    return reshard_call(c, &body, out);
 }
 
 int sluice_stream_list(sluice_client *c, struct sluice_stream_info **out, size_t *count)

@@ -12,6 +12,9 @@
  * Memory: the fetch responses, zstd scratch buffers and attribute arrays behind the
  * records returned by one poll are released at the start of the next poll.
  *
+ * A consumer without a group or shard list reads the whole stream across resharding
+ * (consumer_lineage.c): a child shard after its parents, new shards found by describing.
+ *
  * A consumer with a group and no shard list is a group member (consumer_group.c): its
  * shard array covers the whole stream and `held` marks the shards the coordinator gave it;
  * poll heartbeats and hands shards over between its fetches.
@@ -216,6 +219,15 @@ static int take_ready(struct sluice_consumer *c, struct cshard *s)
         }
         return SL_OK;
     }
+    if (c->lineage && (err == SL_ESHARD_CLOSED || (err == SL_ENOTFOUND && s->closed))) {
+        /* the shard closed (or a closed one was removed by retention): the description
+         * says where it ends and what follows */
+        sl_response_free(resp);
+        c->describe_now = 1;
+        s->at_tail = 1;
+        s->held = err == SL_ENOTFOUND ? 0 : s->held;
+        return SL_OK;
+    }
     if (err == SL_EFENCED && c->member != NULL) {
         /* The shard moved (or the member expired): the heartbeat says how. */
         sl_response_free(resp);
@@ -370,12 +382,16 @@ static int drain_shard(struct sluice_consumer *c, struct cshard *s, struct sluic
 /* Sends a fetch to every shard with nothing buffered or in flight. */
 static int fetch_idle_shards(struct sluice_consumer *c, uint32_t remaining_ms)
 {
+    if (sl_consumer_lineage_blocks_fetches(c)) {
+        return SL_OK;
+    }
     for (uint32_t i = 0; i < c->n; i++) {
         struct cshard *s = &c->shards[i];
         pthread_mutex_lock(&c->mu);
         int busy = s->fetching || s->ready;
         pthread_mutex_unlock(&c->mu);
-        if (busy || !s->held || s->cur != NULL || (s->at_tail && remaining_ms == 0)) {
+        if (busy || !s->held || s->cur != NULL || (s->at_tail && remaining_ms == 0) ||
+            sl_consumer_shard_finished(s) || !sl_consumer_shard_readable(c, s)) {
             continue;
         }
         int rc = fetch_start(c, s, s->at_tail ? remaining_ms : 0);
@@ -441,6 +457,10 @@ int sluice_consumer_poll(sluice_consumer *c, struct sluice_record *out, size_t m
                 return rc;
             }
         }
+        int rc0 = sl_consumer_lineage_step(c);
+        if (rc0 != SL_OK) {
+            return rc0;
+        }
         int err = SL_OK;
         for (uint32_t i = 0; i < c->n; i++) {
             int rc = c->shards[i].cur == NULL ? take_ready(c, &c->shards[i]) : SL_OK;
@@ -470,7 +490,10 @@ int sluice_consumer_poll(sluice_consumer *c, struct sluice_record *out, size_t m
         if (rc != SL_OK) {
             return rc;
         }
-        if (!wait_ready(c, until, c->member != NULL) && sl_clock_mono_ms() >= deadline) {
+        uint64_t describe_at = sl_consumer_lineage_wake_ms(c); /* the long-polls stay out */
+        until = describe_at < until ? (describe_at > now ? describe_at : now) : until;
+        if (!wait_ready(c, until, c->member != NULL || c->lineage) &&
+            sl_clock_mono_ms() >= deadline) {
             return SL_OK;
         }
     }
@@ -583,7 +606,7 @@ int sluice_consumer_caught_up(const sluice_consumer *c)
     }
     for (uint32_t i = 0; i < c->n; i++) {
         const struct cshard *s = &c->shards[i];
-        if (!s->held) {
+        if (!s->held || sl_consumer_shard_finished(s)) {
             continue;
         }
         if (!s->fetched_once || s->cur != NULL || !s->next_known || s->next_seq < s->tail_seq) {
@@ -724,8 +747,9 @@ int sluice_consumer_new(sluice_client *cl, const char *stream, const char *group
     if (rc == SL_OK && group != NULL && c->opts.shards == NULL) {
         rc = sl_cmember_new(c, &c->opts, info->shard_count);
     }
+    c->lineage = group == NULL && c->opts.shards == NULL;
     if (rc == SL_OK) {
-        rc = consumer_shards_init(c, info);
+        rc = c->lineage ? sl_consumer_lineage_init(c, info) : consumer_shards_init(c, info);
     }
     sluice_stream_info_free(info);
     if (rc == SL_OK && group != NULL && c->member == NULL) {
@@ -758,6 +782,7 @@ void sluice_consumer_free(sluice_consumer *c)
         shard_drop_current(c, &c->shards[i]);
     }
     release_now(c);
+    sluice_stream_info_free(c->layout_pending);
     free(c->arena);
     free(c->rel);
     free(c->shards);

@@ -12,6 +12,8 @@
 
 #define CONSUMER_FETCH_BYTES_DEFAULT (4u << 20)
 #define CONSUMER_ARENA_BLOCK         (64u << 10)
+#define CONSUMER_LINEAGE_REFRESH_MS  1000u /* describe again while an open shard idles */
+#define CONSUMER_SHARD_IDS_MAX       8192u /* a stream's lineage at most (docs/PROTOCOL.md) */
 
 struct cshard {
     struct sluice_consumer *owner;
@@ -27,6 +29,11 @@ struct cshard {
     uint64_t tail_seq;
     int fetched_once;
     int at_tail;
+    /* The shard's lineage as last described (a consumer reading the whole stream). */
+    int closed;
+    uint64_t end_seq; /* closed: the sequence after its last record */
+    uint32_t parents[SLUICE_SHARD_PARENTS_MAX];
+    uint32_t parents_len;
     /* Guarded by the consumer's mu. */
     uint64_t epoch;
     uint64_t fetch_epoch;
@@ -63,9 +70,18 @@ struct sluice_consumer {
     char *stream;
     char *group;
     struct sluice_consumer_opts opts;
-    struct cshard *shards;
+    struct cshard *shards; /* shards[i] is shard i, except with an explicit shard list */
     uint32_t n;
     uint32_t rr;
+    /* A consumer reading the whole stream (no shard list, no group) follows its lineage:
+     * a shard is read after its parents are finished, new shards are found by describing
+     * the stream again (consumer.c). */
+    int lineage;
+    uint64_t next_describe_ms;
+    int describe_now;
+    /* A description with new shard ids waiting for the fetches in flight to end: they
+     * point into `shards`, which must grow. */
+    struct sluice_stream_info *layout_pending;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     uint32_t fetches; /* in flight */
@@ -100,6 +116,23 @@ void sl_consumer_shard_reset(struct sluice_consumer *c, struct cshard *s,
  * shards the broker said this member no longer holds (their error is not returned). */
 int sl_consumer_commit_held(struct sluice_consumer *c, const struct cshard *only,
                             uint32_t *fenced);
+
+/* consumer_lineage.c (a consumer with c->lineage set; the others are unaffected) */
+/* Builds c->shards from the stream's first description. Errors: SL_EINVAL (no shards),
+ * SL_EPROTO, SL_ENOMEM. */
+int sl_consumer_lineage_init(struct sluice_consumer *c, const struct sluice_stream_info *info);
+/* From poll, before fetching: applies a pending layout once no fetch is in flight, and
+ * describes the stream again when due. Errors: SL_ENOTFOUND (stream deleted), SL_EPROTO,
+ * SL_ENOMEM; others are retried later. */
+int sl_consumer_lineage_step(struct sluice_consumer *c);
+/* When poll should wake up to describe again (UINT64_MAX: not on a timer). */
+uint64_t sl_consumer_lineage_wake_ms(const struct sluice_consumer *c);
+/* A layout waits for the fetches in flight to end: start no new one. */
+int sl_consumer_lineage_blocks_fetches(const struct sluice_consumer *c);
+/* Closed and read to its end (every record handed out). */
+int sl_consumer_shard_finished(const struct cshard *s);
+/* Whether `s` may be fetched: every parent finished (always, without lineage). */
+int sl_consumer_shard_readable(const struct sluice_consumer *c, const struct cshard *s);
 
 /* consumer_group.c */
 int sl_cmember_new(struct sluice_consumer *c, const struct sluice_consumer_opts *opts,

@@ -25,6 +25,9 @@
  * id (in flight behind it) come back refused and are stamped again under the new one
  * (sl_batch_restamp_producer) when resent. ACK_NONE batches carry no id (no retries).
  *
+ * Resharding (#16) - routing by the open shards' ranges, re-partitioning a closed
+ * shard's batches - is in producer_reshard.c.
+ *
  * Memory: `buffered` counts the bytes of records produced but not yet reported (bounded by
  * buffer_bytes); produce blocks or returns SL_EAGAIN above it.
  *
@@ -32,7 +35,7 @@
  * of the zstd context and scratch. Delivery callbacks run on the client's I/O thread
  * (acknowledgements), on the flusher thread (ACK_NONE, send failures) and never under `mu`.
  */
-#include "client/conn.h"
+#include "client/producer_int.h"
 
 #include "common/assert.h"
 #include "common/clock.h"
@@ -47,83 +50,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define PRODUCER_BATCH_BYTES_DEFAULT  (1u << 20)
-#define PRODUCER_BUFFER_BYTES_DEFAULT (64u << 20)
-#define PRODUCER_LINGER_MS_DEFAULT    5u
-#define PRODUCER_RETRIES_DEFAULT      10u
-#define PRODUCER_BACKOFF_MS_DEFAULT   100u
-#define PRODUCER_BACKOFF_MAX_MS       5000u
-#define PRODUCER_ZSTD_LEVEL_DEFAULT   3
-#define PRODUCER_SEAL_SLACK           64u /* seal when less than this is left in the buffer */
-#define PRODUCER_IDLE_WAKE_MS         1000u
-#define PRODUCER_INFLIGHT_DEFAULT     5u /* as Kafka's idempotent producer */
-
-struct pdelivery {
-    sluice_delivery_cb cb;
-    void *ctx;
-};
-
-struct pbatch {
-    struct pbatch *next;
-    struct sluice_producer *p;
-    uint32_t shard;
-    uint8_t *buf;
-    struct sl_batch_builder b;
-    size_t len; /* after finish */
-    int finished;
-    struct pdelivery *dels;
-    uint32_t dels_cap;
-    size_t acct_bytes;
-    uint64_t opened_ms;
-    uint64_t order;        /* sealed order within the shard: the queue's order */
-    uint64_t producer_id;  /* stamped when taken to be sent (0: not yet) */
-    uint64_t producer_seq;
-    int restamp;           /* finished under another id: stamp again before sending */
-    int pin;               /* sent behind unanswered batches: on their connection only */
-    uint32_t attempts;
-    uint64_t retry_at_ms;
-};
-
-struct pshard {
-    struct pbatch *open;
-    struct pbatch *head; /* sealed, waiting to be sent (FIFO) */
-    struct pbatch *tail;
-    uint32_t inflight; /* batches sent, not answered (ack modes other than NONE) */
-    uint64_t producer_id; /* this shard's current id (a new one after a batch failed for good) */
-    uint64_t next_producer_seq;
-    uint64_t next_order;
-    /* The connection generation its last batch was sent on; PSHARD_NO_CONN after a send
-     * that failed before going out (the flusher thread's only). */
-    uint64_t conn_gen;
-};
-
-#define PSHARD_NO_CONN UINT64_MAX /* matches no connection */
-
-struct sluice_producer {
-    sluice_client *c;
-    char *stream;
-    struct sluice_producer_opts opts;
-    unsigned codec;
-    uint32_t shard_count;
-    uint64_t producer_id;
-    size_t record_max; /* bytes of one batch at most: frame and format limits */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;      /* buffer space, outstanding reaching 0 */
-    pthread_cond_t wake_cv; /* the flusher */
-    struct pshard *shards;
-    size_t buffered;
-    uint64_t outstanding; /* records produced, not yet reported */
-    uint32_t rr;
-    int flush_now;
-    int closing;
-    struct sluice_producer_stats stats;
-    pthread_t thread;
-    int thread_started;
-    struct sl_zctx *z;
-    uint8_t *scratch;
-    size_t scratch_cap;
-};
 
 static void deadline_ts(uint64_t wait_ms, struct timespec *ts)
 {
@@ -153,7 +79,7 @@ static uint64_t random_producer_id(void)
     return id != 0 ? id : 1;
 }
 
-static void batch_free(struct pbatch *b)
+void sl_producer_batch_free(struct pbatch *b)
 {
     if (b != NULL) {
         free(b->buf);
@@ -172,7 +98,7 @@ static struct pbatch *batch_new(struct sluice_producer *p, uint32_t shard, size_
     b->dels_cap = 64;
     b->dels = malloc(b->dels_cap * sizeof(*b->dels));
     if (b->buf == NULL || b->dels == NULL) {
-        batch_free(b);
+        sl_producer_batch_free(b);
         return NULL;
     }
     b->p = p;
@@ -183,7 +109,7 @@ static struct pbatch *batch_new(struct sluice_producer *p, uint32_t shard, size_
 }
 
 /* Moves the shard's open batch to its send queue (under mu). */
-static void seal_locked(struct sluice_producer *p, struct pshard *s)
+void sl_producer_seal_locked(struct sluice_producer *p, struct pshard *s)
 {
     struct pbatch *b = s->open;
     if (b == NULL) {
@@ -224,7 +150,7 @@ static void batch_complete_dropped(struct sluice_producer *p, struct pbatch *b, 
         }
     }
     pthread_mutex_lock(&p->mu);
-    struct pshard *s = &p->shards[b->shard];
+    struct pshard *s = p->shards[b->shard];
     if (p->opts.ack != SLUICE_ACK_NONE) {
         SL_ASSERT(s->inflight > 0);
         s->inflight--;
@@ -246,12 +172,31 @@ static void batch_complete_dropped(struct sluice_producer *p, struct pbatch *b, 
     pthread_cond_broadcast(&p->cv);
     pthread_cond_signal(&p->wake_cv);
     pthread_mutex_unlock(&p->mu);
-    batch_free(b);
+    sl_producer_batch_free(b);
 }
 
 static void batch_complete(struct sluice_producer *p, struct pbatch *b, int err, uint64_t base)
 {
     batch_complete_dropped(p, b, err, base, NULL, 0);
+}
+
+/* Puts a batch that was in flight back into its shard's queue, in the queue's order (a later
+ * batch of the shard may have failed and come back first). Under mu. */
+void sl_producer_requeue_locked(struct sluice_producer *p, struct pbatch *b)
+{
+    struct pshard *s = p->shards[b->shard];
+    struct pbatch **pp = &s->head;
+    while (*pp != NULL && (*pp)->order < b->order) {
+        pp = &(*pp)->next;
+    }
+    b->next = *pp;
+    *pp = b;
+    if (b->next == NULL) {
+        s->tail = b;
+    }
+    SL_ASSERT(s->inflight > 0);
+    s->inflight--;
+    pthread_cond_signal(&p->wake_cv);
 }
 
 /* A send that failed with `err`: back to the head of its shard's queue after a backoff when
@@ -266,22 +211,8 @@ static void batch_failed(struct sluice_producer *p, struct pbatch *b, int err)
         b->attempts++;
         b->retry_at_ms = sl_clock_mono_ms() +
                          (backoff > PRODUCER_BACKOFF_MAX_MS ? PRODUCER_BACKOFF_MAX_MS : backoff);
-        struct pshard *s = &p->shards[b->shard];
-        /* back in the queue's order: a later batch of the shard may have
-         * failed (and come back) first */
-        struct pbatch **pp = &s->head;
-        while (*pp != NULL && (*pp)->order < b->order) {
-            pp = &(*pp)->next;
-        }
-        b->next = *pp;
-        *pp = b;
-        if (b->next == NULL) {
-            s->tail = b;
-        }
-        SL_ASSERT(s->inflight > 0);
-        s->inflight--;
+        sl_producer_requeue_locked(p, b);
         p->stats.retries++;
-        pthread_cond_signal(&p->wake_cv);
         pthread_mutex_unlock(&p->mu);
         return;
     }
@@ -310,7 +241,10 @@ static void on_produce_done(void *ctx, int err, const char *msg, sl_response *re
         p->stats.duplicates++;
         pthread_mutex_unlock(&p->mu);
     }
-    if (err != SL_OK) {
+    if (err == SL_ESHARD_CLOSED && p->opts.ack != SLUICE_ACK_NONE) {
+        sl_response_free(resp);
+        sl_producer_refused_closed(p, b);
+    } else if (err != SL_OK) {
         sl_response_free(resp);
         batch_failed(p, b, err);
     } else {
@@ -329,7 +263,7 @@ static void batch_send(struct sluice_producer *p, struct pbatch *b)
         if (need > p->scratch_cap) {
             uint8_t *ns = realloc(p->scratch, need);
             if (ns == NULL) {
-                p->shards[b->shard].conn_gen = PSHARD_NO_CONN; /* (its followers wait) */
+                p->shards[b->shard]->conn_gen = PSHARD_NO_CONN; /* (its followers wait) */
                 batch_complete(p, b, SL_ENOMEM, SLUICE_SEQ_UNKNOWN);
                 return;
             }
@@ -340,7 +274,7 @@ static void batch_send(struct sluice_producer *p, struct pbatch *b)
             sl_batch_builder_finish(&b->b, p->codec, p->opts.compression_level, p->z, p->scratch,
                                     p->scratch_cap, b->producer_id, b->producer_seq, &b->len);
         if (rc != SL_OK) {
-            p->shards[b->shard].conn_gen = PSHARD_NO_CONN;
+            p->shards[b->shard]->conn_gen = PSHARD_NO_CONN;
             batch_complete(p, b, rc, SLUICE_SEQ_UNKNOWN);
             return;
         }
@@ -374,113 +308,24 @@ static void batch_send(struct sluice_producer *p, struct pbatch *b)
      * failed and are resent - then stored first, they would be answered "duplicate" and
      * lost (the parked crash loop found it). It fails with SL_ECLOSED and is resent after
      * them. */
-    struct pshard *s = &p->shards[b->shard];
+    struct pshard *s = p->shards[b->shard];
     uint64_t gen = b->pin ? s->conn_gen : 0;
+    int sent_before = b->maybe_stored;
+    b->maybe_stored = 1; /* before the call: its answer may come before it returns */
     int rc = sl_client_call_async_on(p->c, &req, 0, on_produce_done, b, &gen);
     s->conn_gen = rc == SL_OK ? gen : PSHARD_NO_CONN;
     if (rc != SL_OK) {
+        b->maybe_stored = sent_before; /* nothing went out this time */
         batch_failed(p, b, rc);
     }
 }
 
-/* Seals lingering batches and takes the sendable ones off their queues (under mu).
- * Returns the list to send and sets *wake_ms to when something next becomes due. */
-static struct pbatch *collect_locked(struct sluice_producer *p, uint64_t now, uint64_t *wake_ms)
-{
-    struct pbatch *send = NULL, **tailp = &send;
-    *wake_ms = now + PRODUCER_IDLE_WAKE_MS;
-    for (uint32_t i = 0; i < p->shard_count; i++) {
-        struct pshard *s = &p->shards[i];
-        if (s->open != NULL) {
-            /* SLUICE_LINGER_NONE: due now if the shard has nothing in flight or
-             * queued, else when that completes (which wakes this thread): a
-             * batch forms while one is in flight (sending a record alone
-             * whenever the window has room measured worse: more, smaller
-             * batches, each with its own write and fsync). Full batches
-             * still go several at a time. */
-            uint64_t due = p->opts.linger_ms != SLUICE_LINGER_NONE
-                               ? s->open->opened_ms + p->opts.linger_ms
-                           : s->inflight > 0 || s->head != NULL ? UINT64_MAX
-                                                                : now;
-            if (p->flush_now || p->closing || due <= now) {
-                seal_locked(p, s);
-            } else if (due < *wake_ms) {
-                *wake_ms = due;
-            }
-        }
-        /* the queue's head first, in order, while the shard has room in flight */
-        struct pbatch *h;
-        while ((h = s->head) != NULL && s->inflight < p->opts.max_inflight_batches) {
-            if (h->retry_at_ms > now) {
-                *wake_ms = h->retry_at_ms < *wake_ms ? h->retry_at_ms : *wake_ms;
-                break;
-            }
-            if (h->attempts > 0 && s->inflight > 0) {
-                /* A resend waits until every batch sent before it has its answer:
-                 * the failures of a broken connection arrive one by one, and a
-                 * later batch resent before an earlier one's failure is known
-                 * could be stored first by a broker that no longer knows this
-                 * producer (restarted past its memory). Failures are rare. */
-                break;
-            }
-            s->head = h->next;
-            if (s->head == NULL) {
-                s->tail = NULL;
-            }
-            if (p->opts.ack != SLUICE_ACK_NONE) {
-                h->pin = s->inflight > 0;
-                s->inflight++;
-                if (h->producer_id != s->producer_id) { /* first send, or a new id since */
-                    h->restamp = h->finished;
-                    h->producer_id = s->producer_id;
-                    h->producer_seq = s->next_producer_seq++;
-                }
-            }
-            h->next = NULL;
-            *tailp = h;
-            tailp = &h->next;
-        }
-    }
-    p->flush_now = 0;
-    return send;
-}
-
-static void *flusher_main(void *arg)
-{
-    struct sluice_producer *p = arg;
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        uint64_t wake_ms = 0;
-        struct pbatch *send = collect_locked(p, sl_clock_mono_ms(), &wake_ms);
-        if (send != NULL) {
-            pthread_mutex_unlock(&p->mu);
-            while (send != NULL) {
-                struct pbatch *n = send->next;
-                batch_send(p, send);
-                send = n;
-            }
-            pthread_mutex_lock(&p->mu);
-            continue;
-        }
-        if (p->closing && p->outstanding == 0) {
-            break;
-        }
-        uint64_t now = sl_clock_mono_ms();
-        struct timespec ts;
-        deadline_ts(wake_ms > now ? wake_ms - now : 0, &ts);
-        pthread_cond_timedwait(&p->wake_cv, &p->mu, &ts);
-    }
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
-}
-
 /* Bytes a record takes in a batch at most: its bytes plus every varint at 5 bytes. */
-static size_t record_need(size_t key_len, size_t value_len, const struct sluice_attr *attrs,
-                          uint32_t attr_count)
+size_t sl_producer_record_need(const struct sl_record *rec)
 {
-    size_t n = key_len + value_len + 5u * 5u + 10u;
-    for (uint32_t i = 0; i < attr_count; i++) {
-        n += attrs[i].key_len + attrs[i].value_len + 10u;
+    size_t n = (size_t)rec->key_len + rec->value_len + 5u * 5u + 10u;
+    for (uint32_t i = 0; i < rec->attr_count; i++) {
+        n += (size_t)rec->attrs[i].key_len + rec->attrs[i].value_len + 10u;
     }
     return n;
 }
@@ -505,10 +350,11 @@ static int reserve_locked(struct sluice_producer *p, size_t need)
 
 /* Appends the record to the shard's open batch, opening (or sealing and reopening) one as
  * needed. Under mu. */
-static int append_locked(struct sluice_producer *p, uint32_t shard, const struct sl_record *rec,
-                         size_t need, sluice_delivery_cb cb, void *ctx)
+int sl_producer_append_locked(struct sluice_producer *p, uint32_t shard,
+                              const struct sl_record *rec, size_t need, sluice_delivery_cb cb,
+                              void *ctx)
 {
-    struct pshard *s = &p->shards[shard];
+    struct pshard *s = p->shards[shard];
     for (int attempt = 0; attempt < 2; attempt++) {
         if (s->open == NULL) {
             size_t cap = SL_BATCH_HEADER_BYTES + need;
@@ -537,7 +383,7 @@ static int append_locked(struct sluice_producer *p, uint32_t shard, const struct
             b->dels[b->b.count - 1] = (struct pdelivery){cb, ctx};
             b->acct_bytes += need;
             if (b->b.cap - b->b.len < PRODUCER_SEAL_SLACK) {
-                seal_locked(p, s);
+                sl_producer_seal_locked(p, s);
             }
             return SL_OK;
         }
@@ -545,10 +391,171 @@ static int append_locked(struct sluice_producer *p, uint32_t shard, const struct
             sl_client_set_error("record rejected by the batch codec: %s", sl_strerror(rc));
             return rc;
         }
-        seal_locked(p, s); /* full: send it and retry in a fresh batch */
+        sl_producer_seal_locked(p, s); /* full: send it and retry in a fresh batch */
     }
     sl_client_set_error("record does not fit in a batch");
     return SL_ETOOBIG;
+}
+
+/* ---- the flusher's pass: what to send, what to re-partition, what to report ---- */
+
+static void work_init(struct pwork *w)
+{
+    w->send = NULL;
+    w->send_tail = &w->send;
+    w->fail = NULL;
+    w->fail_tail = &w->fail;
+}
+
+/* Takes the head of `s`'s queue to be sent: stamped with the shard's producer id and next
+ * sequence unless it already carries the current id (a resend). Under mu. */
+void sl_producer_take_head_locked(struct sluice_producer *p, struct pshard *s, struct pwork *w)
+{
+    struct pbatch *h = s->head;
+    SL_ASSERT(h != NULL);
+    s->head = h->next;
+    if (s->head == NULL) {
+        s->tail = NULL;
+    }
+    if (p->opts.ack != SLUICE_ACK_NONE) {
+        h->pin = s->inflight > 0;
+        s->inflight++;
+        if (h->producer_id != s->producer_id) { /* first send, or a new id since */
+            h->restamp = h->finished;
+            h->producer_id = s->producer_id;
+            h->producer_seq = s->next_producer_seq++;
+        }
+    }
+    h->next = NULL;
+    *w->send_tail = h;
+    w->send_tail = &h->next;
+}
+
+/* Puts `b` (off every queue) on the report list with `err`. Under mu. */
+void sl_producer_fail_locked(struct sluice_producer *p, struct pbatch *b, int err, struct pwork *w)
+{
+    if (p->opts.ack != SLUICE_ACK_NONE) {
+        p->shards[b->shard]->inflight++; /* batch_complete takes it off */
+    }
+    b->fail_err = err;
+    b->next = NULL;
+    *w->fail_tail = b;
+    w->fail_tail = &b->next;
+}
+
+/* Seals lingering batches and takes the sendable ones off their queues; drains closed
+ * shards (under mu). Fills `w` and sets *wake_ms to when something next becomes due. */
+static void collect_locked(struct sluice_producer *p, uint64_t now, uint64_t *wake_ms,
+                           struct pwork *w)
+{
+    work_init(w);
+    *wake_ms = now + PRODUCER_IDLE_WAKE_MS;
+    /* ascending ids: a closed shard drains into younger shards, which this pass then sees */
+    for (uint32_t i = 0; i < p->shard_count; i++) {
+        struct pshard *s = p->shards[i];
+        if (s->closed) {
+            if (sl_producer_shard_draining(s)) {
+                sl_producer_drain_locked(p, s, now, wake_ms, w);
+            }
+            continue;
+        }
+        if (s->open != NULL) {
+            /* SLUICE_LINGER_NONE: due now if the shard has nothing in flight or
+             * queued, else when that completes (which wakes this thread): a
+             * batch forms while one is in flight (sending a record alone
+             * whenever the window has room measured worse: more, smaller
+             * batches, each with its own write and fsync). Full batches
+             * still go several at a time. */
+            uint64_t due = p->opts.linger_ms != SLUICE_LINGER_NONE
+                               ? s->open->opened_ms + p->opts.linger_ms
+                           : s->inflight > 0 || s->head != NULL ? UINT64_MAX
+                                                                : now;
+            if (p->flush_now || p->closing || due <= now) {
+                sl_producer_seal_locked(p, s);
+            } else if (due < *wake_ms) {
+                *wake_ms = due;
+            }
+        }
+        /* the queue's head first, in order, while the shard has room in flight */
+        struct pbatch *h;
+        while ((h = s->head) != NULL && s->inflight < p->opts.max_inflight_batches) {
+            if (h->retry_at_ms > now) {
+                *wake_ms = h->retry_at_ms < *wake_ms ? h->retry_at_ms : *wake_ms;
+                break;
+            }
+            if (h->attempts > 0 && s->inflight > 0) {
+                /* A resend waits until every batch sent before it has its answer:
+                 * the failures of a broken connection arrive one by one, and a
+                 * later batch resent before an earlier one's failure is known
+                 * could be stored first by a broker that no longer knows this
+                 * producer (restarted past its memory). Failures are rare. */
+                break;
+            }
+            sl_producer_take_head_locked(p, s, w);
+        }
+    }
+    if (p->draining_len > 0) {
+        sl_producer_draining_recount_locked(p); /* drained shards leave the list */
+    }
+    p->flush_now = 0;
+}
+
+/* Sends and reports what a pass collected. Called without mu. */
+static void work_run(struct sluice_producer *p, struct pwork *w)
+{
+    while (w->send != NULL) {
+        struct pbatch *n = w->send->next;
+        batch_send(p, w->send);
+        w->send = n;
+    }
+    while (w->fail != NULL) {
+        struct pbatch *n = w->fail->next;
+        batch_complete(p, w->fail, w->fail->fail_err, SLUICE_SEQ_UNKNOWN);
+        w->fail = n;
+    }
+}
+
+static void *flusher_main(void *arg)
+{
+    struct sluice_producer *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        struct pwork w;
+        work_init(&w);
+        sl_producer_layout_check_locked(p, sl_clock_mono_ms());
+        if (p->layout_stale && sl_clock_mono_ms() >= p->layout_retry_at_ms) {
+            pthread_mutex_unlock(&p->mu);
+            struct sluice_stream_info *info = NULL;
+            int rc = sluice_stream_describe(p->c, p->stream, &info);
+            pthread_mutex_lock(&p->mu);
+            sl_producer_layout_refresh_done_locked(p, rc, info, &w);
+            sluice_stream_info_free(info);
+        } else {
+            uint64_t wake_ms = 0;
+            collect_locked(p, sl_clock_mono_ms(), &wake_ms, &w);
+            if (w.send == NULL && w.fail == NULL) {
+                if (p->closing && p->outstanding == 0) {
+                    break;
+                }
+                if (p->layout_stale && p->layout_retry_at_ms < wake_ms) {
+                    wake_ms = p->layout_retry_at_ms;
+                }
+                if (p->opts.ack == SLUICE_ACK_NONE && p->layout_check_ms < wake_ms) {
+                    wake_ms = p->layout_check_ms;
+                }
+                uint64_t now = sl_clock_mono_ms();
+                struct timespec ts;
+                deadline_ts(wake_ms > now ? wake_ms - now : 0, &ts);
+                pthread_cond_timedwait(&p->wake_cv, &p->mu, &ts);
+                continue;
+            }
+        }
+        pthread_mutex_unlock(&p->mu);
+        work_run(p, &w);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
 }
 
 int sluice_produce(sluice_producer *p, const void *key, size_t key_len, const void *value,
@@ -558,11 +565,6 @@ int sluice_produce(sluice_producer *p, const void *key, size_t key_len, const vo
     if (key_len > SL_RECORD_KEY_MAX || attr_count > SL_RECORD_ATTRS_MAX || value_len > UINT32_MAX) {
         sl_client_set_error("key over %u bytes or over %u attributes", SL_RECORD_KEY_MAX,
                             SL_RECORD_ATTRS_MAX);
-        return SL_ETOOBIG;
-    }
-    size_t need = record_need(key_len, value_len, attrs, attr_count);
-    if (need + SL_BATCH_HEADER_BYTES > p->record_max) {
-        sl_client_set_error("record of %zu bytes exceeds the batch limit %zu", need, p->record_max);
         return SL_ETOOBIG;
     }
     struct sl_attr a[SL_RECORD_ATTRS_MAX];
@@ -578,16 +580,22 @@ int sluice_produce(sluice_producer *p, const void *key, size_t key_len, const vo
         .attr_count = attr_count,
         .timestamp_ms = sl_clock_wall_ms(),
     };
+    size_t need = sl_producer_record_need(&rec);
+    if (need + SL_BATCH_HEADER_BYTES > p->record_max) {
+        sl_client_set_error("record of %zu bytes exceeds the batch limit %zu", need, p->record_max);
+        return SL_ETOOBIG;
+    }
+    uint64_t hash = key_len > 0 ? sl_partition_hash(key, key_len) : 0;
     pthread_mutex_lock(&p->mu);
     int rc = reserve_locked(p, need);
     if (rc != SL_OK) {
         pthread_mutex_unlock(&p->mu);
         return rc;
     }
-    uint32_t shard = key_len == 0
-                         ? p->rr++ % p->shard_count
-                         : sl_partition_shard(sl_partition_hash(key, key_len), p->shard_count);
-    rc = append_locked(p, shard, &rec, need, cb, ctx);
+    /* a key's hash picks its shard (behind a draining one); no key: the open ones in turn */
+    uint32_t shard = key_len == 0 ? p->layout.open[p->rr++ % p->layout.open_len].shard
+                                  : sl_producer_route_locked(p, hash, 0);
+    rc = sl_producer_append_locked(p, shard, &rec, need, cb, ctx);
     if (rc == SL_OK) {
         p->outstanding++;
     } else {
@@ -630,7 +638,7 @@ void sluice_producer_stats(sluice_producer *p, struct sluice_producer_stats *out
 
 uint32_t sluice_producer_shard_count(const sluice_producer *p)
 {
-    return p->shard_count;
+    return __atomic_load_n(&p->shard_count, __ATOMIC_RELAXED); /* grown under mu */
 }
 
 static void producer_opts_defaults(struct sluice_producer_opts *o)
@@ -668,11 +676,9 @@ int sluice_producer_new(sluice_client *c, const char *stream,
         p->opts = *opts;
     }
     producer_opts_defaults(&p->opts);
-    p->shard_count = info->shard_count > 0 ? info->shard_count : 1;
     int zstd = p->opts.compression == SLUICE_COMPRESSION_ZSTD ||
                (p->opts.compression == SLUICE_COMPRESSION_DEFAULT &&
                 strcmp(info->compression, "zstd") == 0);
-    sluice_stream_info_free(info);
     p->codec = zstd ? SL_BATCH_CODEC_ZSTD : SL_BATCH_CODEC_NONE;
     p->producer_id = random_producer_id();
     size_t frame_max = sl_client_max_payload(c);
@@ -681,20 +687,22 @@ int sluice_producer_new(sluice_client *c, const char *stream,
         p->opts.batch_bytes = p->record_max;
     }
     p->stream = strdup(stream);
-    p->shards = calloc(p->shard_count, sizeof(*p->shards));
     p->z = zstd ? sl_zctx_new() : NULL;
-    /* producer_seq starts at 1 (earlier brokers took the retry of a failed batch 0 for a
-     * duplicate: they stepped a failed batch's sequence back to "seq - 1"). */
-    for (uint32_t i = 0; p->shards != NULL && i < p->shard_count; i++) {
-        p->shards[i].producer_id = p->producer_id;
-        p->shards[i].next_producer_seq = 1;
-    }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     pthread_cond_init(&p->wake_cv, NULL);
-    if (p->stream == NULL || p->shards == NULL || (zstd && p->z == NULL)) {
+    if (p->stream == NULL || (zstd && p->z == NULL)) {
         sl_client_set_error("out of memory");
         rc = SL_ENOMEM;
+    }
+    if (rc == SL_OK) {
+        pthread_mutex_lock(&p->mu); /* (no flusher yet: for the rule of shards_grow_locked) */
+        rc = sl_producer_layout_apply_locked(p, info);
+        pthread_mutex_unlock(&p->mu);
+    }
+    sluice_stream_info_free(info);
+    if (rc != SL_OK) {
+        /* (the reason is set) */
     } else if (pthread_create(&p->thread, NULL, flusher_main, p) != 0) {
         sl_client_set_error("pthread_create failed");
         rc = SL_ESYS;
@@ -722,10 +730,13 @@ void sluice_producer_free(sluice_producer *p)
         pthread_mutex_unlock(&p->mu);
         pthread_join(p->thread, NULL);
     }
-    for (uint32_t i = 0; p->shards != NULL && i < p->shard_count; i++) {
-        SL_ASSERT(p->shards[i].head == NULL && p->shards[i].inflight == 0);
-        batch_free(p->shards[i].open);
+    for (uint32_t i = 0; i < p->shard_count; i++) {
+        SL_ASSERT(p->shards[i]->head == NULL && p->shards[i]->inflight == 0);
+        sl_producer_batch_free(p->shards[i]->open);
+        free(p->shards[i]);
     }
+    sl_layout_fini(&p->layout);
+    free(p->draining);
     pthread_cond_destroy(&p->wake_cv);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);

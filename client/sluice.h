@@ -140,6 +140,10 @@ struct sluice_stream_opts {
     enum sluice_compression compression;
 };
 
+#define SLUICE_SHARD_PARENTS_MAX 2u /* a merge has two parents, a split two children */
+
+/* One shard. Its hash range holds the XXH3-64 hashes of the keys it takes; the open shards'
+ * ranges partition the 64-bit hash space. */
 struct sluice_shard_info {
     uint32_t shard;
     uint64_t hash_start; /* inclusive */
@@ -150,6 +154,14 @@ struct sluice_shard_info {
     uint32_t segments;
     int status;              /* SLUICE_OK, SLUICE_ENOSPC or SLUICE_EFATAL */
     char status_message[96]; /* why, when not SLUICE_OK ("fdatasync failed: ...") */
+    /* Resharding (docs/PROTOCOL.md "Resharding"). A closed shard was split or merged: it
+     * takes no more appends, next_seq is its end, and it stays readable until retention
+     * removes it; for every key its records come before its children's. */
+    int closed;
+    uint32_t parents[SLUICE_SHARD_PARENTS_MAX]; /* the shards it was split or merged from */
+    uint32_t parents_len;                       /* 0 (an original shard) .. 2 (a merge) */
+    uint32_t children[SLUICE_SHARD_PARENTS_MAX]; /* when closed: the shards that took its range */
+    uint32_t children_len;                       /* 0 while open; 1 (merged) or 2 (split) */
 };
 
 struct sluice_stream_info {
@@ -161,6 +173,9 @@ struct sluice_stream_info {
     uint64_t created_ms;
     struct sluice_shard_info *shards; /* filled by describe/create; NULL from list */
     uint32_t shards_len;
+    /* shard_count counts every shard id given (0 .. shard_count-1), closed ones included
+     * (shards[] lacks those retention removed); open_shards the ones taking appends. */
+    uint32_t open_shards;
 };
 
 /* Creates a stream. `info_out` may be NULL; else receives the new stream (free it with
@@ -174,6 +189,38 @@ int sluice_stream_delete(sluice_client *c, const char *name);
 /* Describes one stream with its shards. Errors: SLUICE_ENOTFOUND, SLUICE_ECLOSED, SLUICE_EAGAIN. */
 int sluice_stream_describe(sluice_client *c, const char *name, struct sluice_stream_info **out);
 void sluice_stream_info_free(struct sluice_stream_info *info); /* NULL-safe */
+
+/* Resharding (Kinesis's SplitShard, MergeShards, UpdateShardCount): each call is one durable
+ * change of the stream's layout, made while producers and consumers run. Closed shards
+ * keep their records (readable until retention removes them) and children get the next
+ * shard ids; a producer re-routes on its own (SLUICE_ESHARD_CLOSED is handled inside), a
+ * consumer reading all shards reads a child after its parents. Needs the `admin` right. */
+struct sluice_reshard_result {
+    struct sluice_stream_info *stream; /* the stream after the change, as describe says */
+    uint32_t *closed;                  /* shards the change closed */
+    size_t closed_len;
+    uint32_t *opened; /* shards it opened (the children), ascending */
+    size_t opened_len;
+};
+/* Splits open shard `shard` of `name` in two: the second child starts at hash `*at` (NULL:
+ * the middle of the shard's range). `out` may be NULL; else *out gets the result (free
+ * with sluice_reshard_result_free). Errors: SLUICE_ENOTFOUND (stream or shard),
+ * SLUICE_ESHARD_CLOSED (the shard is closed already), SLUICE_EINVAL (`at` outside the range
+ * or at its start), SLUICE_ELIMIT (the lineage would pass the broker's shard limits),
+ * SLUICE_EDENIED, SLUICE_EUNSUPPORTED (a broker without resharding), SLUICE_ECLOSED,
+ * SLUICE_EAGAIN, SLUICE_ENOMEM, SLUICE_EPROTO. Thread-safe. */
+int sluice_stream_split(sluice_client *c, const char *name, uint32_t shard, const uint64_t *at,
+                        struct sluice_reshard_result **out);
+/* Merges open shards `shard` and `adjacent`, whose ranges touch (either side), into one.
+ * Errors as sluice_stream_split; SLUICE_EINVAL: the shards are not adjacent. */
+int sluice_stream_merge(sluice_client *c, const char *name, uint32_t shard, uint32_t adjacent,
+                        struct sluice_reshard_result **out);
+/* Splits and merges until the stream has `open_shards` open shards over uniform ranges
+ * (UpdateShardCount, UNIFORM_SCALING). Errors as sluice_stream_split; SLUICE_EINVAL: 0 or
+ * over the broker's shards_max. */
+int sluice_stream_reshard(sluice_client *c, const char *name, uint32_t open_shards,
+                          struct sluice_reshard_result **out);
+void sluice_reshard_result_free(struct sluice_reshard_result *r); /* NULL-safe */
 
 /* Lists all streams (shards not filled): *out is an array of *count infos, freed with
  * sluice_stream_list_free. Errors: SLUICE_ECLOSED, SLUICE_EAGAIN. */
@@ -291,8 +338,13 @@ int sluice_producer_new(sluice_client *c, const char *stream,
                         const struct sluice_producer_opts *opts, sluice_producer **out);
 
 /* Queues one record (key, value and attributes are copied; borrowed for the call). The
- * shard is the one whose hash range holds XXH3-64(key) (docs/PROTOCOL.md); an empty key
- * goes round-robin. Returns at once; `cb(ctx, ...)` (may be NULL) reports the outcome later. Errors
+ * shard is the open one whose hash range holds XXH3-64(key) (docs/PROTOCOL.md); an empty
+ * key goes round-robin over the open shards. When a shard is split or merged, the producer
+ * learns it from the broker's refusal, describes the stream and moves the records it had
+ * not stored to the shards after it (delivery then reports their new shard): every key's
+ * records stay in order, nothing acknowledged is moved. An ACK_NONE producer gets no
+ * refusal: it describes the stream again every second while it sends, and what it sent to
+ * a shard closed in between is not stored (fire and forget). Returns at once; `cb(ctx, ...)` (may be NULL) reports the outcome later. Errors
  * (then cb is not called): SLUICE_EAGAIN (buffer full and not block_when_full), SLUICE_ETOOBIG (key
  * > 256 bytes, attributes over the limits, or the record cannot fit in a batch), SLUICE_EINVAL,
  * SLUICE_ECLOSED (producer being freed). Thread-safe: call from any thread. */
@@ -312,10 +364,14 @@ struct sluice_producer_stats {
     uint64_t batches_sent;
     uint64_t retries;
     uint64_t duplicates; /* batches the broker had already stored (a retry) */
+    uint64_t rerouted;   /* records moved off shards that closed (split or merged) */
+    uint64_t layout_refreshes; /* describes applied: 1 at creation, then after a refusal
+                                * (ACK_NONE: every second while sending) */
 };
 void sluice_producer_stats(sluice_producer *p, struct sluice_producer_stats *out);
 
-/* Shards of the producer's stream (as described at creation). */
+/* Shard ids of the producer's stream (closed ones included), as it last described it: at
+ * creation, and again whenever a shard refused a batch because it was split or merged. */
 uint32_t sluice_producer_shard_count(const sluice_producer *p);
 
 /* Flushes (no timeout), stops the flusher thread and frees. NULL-safe. Not concurrently
@@ -371,8 +427,13 @@ struct sluice_consumer_opts {
     void *rebalance_ctx;
 };
 
-/* Creates a consumer of `stream`. With `group` (may be NULL), shards that have a checkpoint
- * start from it, the others from opts->start. With a group and no shard list the consumer
+/* Creates a consumer of `stream`. Without a group or shard list it reads every shard of the
+ * stream across resharding: a shard split or merged from others is read only after each of
+ * them was read to its end (each key's records in order), shards made after the consumer
+ * are found by describing the stream again (every second while a shard is at its tail) and
+ * read from their start, and a start time (AT_TIMESTAMP) applies down the lineage; LATEST
+ * means the sequences described at creation for closed shards and children. With `group`
+ * (may be NULL), shards that have a checkpoint start from it, the others from opts->start. With a group and no shard list the consumer
  * is a member of the group: the broker splits the stream's shards between the group's
  * members, poll reads the shards assigned to this one (none until the first poll) and
  * heartbeats, and a member that stops polling for its session timeout loses its shards to

@@ -62,7 +62,7 @@ struct cli_call {
 /* Every command, one per file group (cli/stream.c, produce.c, consume.c, queue.c, work.c,
  * topic.c). */
 extern const struct cli_cmd cli_cmd_stream_create, cli_cmd_stream_list, cli_cmd_stream_describe,
-    cli_cmd_stream_delete;
+    cli_cmd_stream_delete, cli_cmd_stream_split, cli_cmd_stream_merge, cli_cmd_stream_reshard;
 extern const struct cli_cmd cli_cmd_produce, cli_cmd_queue_send, cli_cmd_topic_publish;
 extern const struct cli_cmd cli_cmd_consume, cli_cmd_lag;
 extern const struct cli_cmd cli_cmd_group_describe, cli_cmd_group_reset; /* cgroup.c */
