@@ -494,6 +494,19 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
     }
     struct sl_dedup_entry *de = NULL;
     rc = sl_dedup_begin(&b->dedup, h.producer_id, h.producer_seq, req->in_order, &de);
+    if (rc != SL_EEXIST && b->stream->lineage.shard[b->id].closed) {
+        /* Not a retry of a batch it stored (answered duplicate below): refused, whatever
+         * its order - nothing more is stored here, so "resend in order" would only send
+         * the producer round again. */
+        if (rc == SL_OK) {
+            sl_dedup_end(&b->dedup, h.producer_id, h.producer_seq, SL_ESHARD_CLOSED, 0, 0);
+        }
+        struct sl_produce_result r = {0};
+        closed_result(b, &r, why, sizeof(why));
+        e->stats.op[SL_OP_PRODUCE].results[SL_ESHARD_CLOSED]++;
+        cb(ctx, &r);
+        return;
+    }
     if (rc == SL_EAGAIN) {
         fail(e, cb, ctx, req->shard, SL_EAGAIN, "the same batch is still being appended; retry");
         return;
@@ -511,15 +524,6 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
                      h.producer_seq, h.producer_id, de->producer_seq);
         }
         fail(e, cb, ctx, req->shard, SL_EAGAIN, why);
-        return;
-    }
-    if (rc == SL_OK && b->stream->lineage.shard[b->id].closed) {
-        /* not a retry of a batch it stored (answered duplicate below): refused */
-        sl_dedup_end(&b->dedup, h.producer_id, h.producer_seq, SL_ESHARD_CLOSED, 0, 0);
-        struct sl_produce_result r = {0};
-        closed_result(b, &r, why, sizeof(why));
-        e->stats.op[SL_OP_PRODUCE].results[SL_ESHARD_CLOSED]++;
-        cb(ctx, &r);
         return;
     }
     struct produce_op *op = calloc(1, sizeof(*op));
