@@ -382,8 +382,8 @@ static int drain_shard(struct sluice_consumer *c, struct cshard *s, struct sluic
 /* Sends a fetch to every shard with nothing buffered or in flight. */
 static int fetch_idle_shards(struct sluice_consumer *c, uint32_t remaining_ms)
 {
-    if (sl_consumer_lineage_blocks_fetches(c)) {
-        return SL_OK;
+    if (sl_consumer_lineage_blocks_fetches(c) || (c->member != NULL && c->member->grow_to > 0)) {
+        return SL_OK; /* the shard table grows first */
     }
     for (uint32_t i = 0; i < c->n; i++) {
         struct cshard *s = &c->shards[i];
@@ -660,6 +660,50 @@ const char *sluice_consumer_member_id(const sluice_consumer *c, uint64_t *genera
 /* ---- lifecycle ---- */
 
 /* Fills c->shards from the stream's description and the options' shard list. */
+int sl_consumer_fetching(struct sluice_consumer *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int n = c->fetches > 0;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+int sl_consumer_shards_grow(struct sluice_consumer *c, uint32_t n)
+{
+    SL_ASSERT(c->opts.shards == NULL && !sl_consumer_fetching(c));
+    if (n <= c->n) {
+        return SL_OK;
+    }
+    struct cshard *ns = realloc(c->shards, n * sizeof(*ns));
+    if (ns == NULL) {
+        sl_client_set_error("out of memory");
+        return SL_ENOMEM;
+    }
+    memset(ns + c->n, 0, (n - c->n) * sizeof(*ns));
+    c->shards = ns;
+    for (uint32_t i = 0; i < n; i++) { /* (ids are indexes: the array may have moved) */
+        ns[i].owner = c;
+        ns[i].shard = i;
+    }
+    c->n = n;
+    return SL_OK;
+}
+
+void sl_consumer_lineage_copy(struct sluice_consumer *c, const struct sluice_stream_info *info)
+{
+    for (uint32_t i = 0; c->opts.shards == NULL && i < info->shards_len; i++) {
+        const struct sluice_shard_info *si = &info->shards[i];
+        if (si->shard >= c->n) {
+            continue;
+        }
+        struct cshard *s = &c->shards[si->shard];
+        s->closed = si->closed;
+        s->end_seq = si->closed ? si->next_seq : 0;
+        s->parents_len = si->parents_len <= SLUICE_SHARD_PARENTS_MAX ? si->parents_len : 0;
+        memcpy(s->parents, si->parents, sizeof(s->parents));
+    }
+}
+
 static int consumer_shards_init(struct sluice_consumer *c, const struct sluice_stream_info *info)
 {
     uint32_t n = c->opts.shards != NULL ? c->opts.shards_len : info->shard_count;
@@ -685,6 +729,7 @@ static int consumer_shards_init(struct sluice_consumer *c, const struct sluice_s
         c->shards[i].held = c->member == NULL; /* a member's come from the coordinator */
         shard_set_position(&c->shards[i], &c->opts.start);
     }
+    sl_consumer_lineage_copy(c, info); /* a member starts a child at its beginning */
     return SL_OK;
 }
 

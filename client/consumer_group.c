@@ -9,6 +9,12 @@
  * commit - so a shard is never read by two members, and no record handed out before the
  * hand-over is read again unless the member died first (at least once).
  *
+ * After a reshard the coordinator assigns shard ids this member's table lacks: the stream is
+ * described again and the table grows once no fetch is in flight (none is started until
+ * then; the assignment is taken at the next heartbeat). A child shard without a checkpoint
+ * starts at its beginning: the coordinator gives it out only once its parents were read to
+ * their ends and committed, so whatever start the group was made with, its records follow.
+ *
  * A heartbeat or a fetch refused with SLUICE_EFENCED means the member is no member any more
  * (its session expired while it was not polling, the group was reset, the broker
  * restarted): its shards are dropped as lost (on_revoked with lost = 1) and it joins again.
@@ -53,6 +59,42 @@ int sl_cmember_new(struct sluice_consumer *c, const struct sluice_consumer_opts 
         return SL_ENOMEM;
     }
     return SL_OK;
+}
+
+/* The member's tables for `n` shard ids (a reshard added some): the stream described again
+ * for the new shards' parents. Called with no fetch in flight. */
+static int member_grow(struct sluice_consumer *c, uint32_t n)
+{
+    struct cmember *m = c->member;
+    struct sluice_stream_info *info = NULL;
+    int rc = sluice_stream_describe(c->c, c->stream, &info);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    if (info->shard_count < n) {
+        sl_client_set_error("group %s: assigned shard %u, the stream has %u", c->group, n - 1,
+                            info->shard_count);
+        sluice_stream_info_free(info);
+        return SL_EPROTO;
+    }
+    n = info->shard_count;
+    uint32_t *rel = realloc(m->released, n * sizeof(*rel));
+    if (rel != NULL) {
+        m->released = rel;
+    }
+    uint32_t *list = rel != NULL ? realloc(m->list, n * sizeof(*list)) : NULL;
+    if (list != NULL) {
+        m->list = list;
+    }
+    rc = list == NULL ? SL_ENOMEM : sl_consumer_shards_grow(c, n);
+    if (rc == SL_OK) {
+        sl_consumer_lineage_copy(c, info);
+        m->grow_to = 0;
+    } else {
+        sl_client_set_error("out of memory");
+    }
+    sluice_stream_info_free(info);
+    return rc;
 }
 
 static struct cshard *shard_of(struct sluice_consumer *c, uint32_t id)
@@ -107,9 +149,10 @@ static int start_shards(struct sluice_consumer *c, const uint32_t *ids, uint32_t
     if (rc != SL_OK) {
         return rc;
     }
+    const struct sluice_position oldest = {.kind = SLUICE_TRIM_HORIZON};
     for (uint32_t k = 0; k < n; k++) {
         struct cshard *s = shard_of(c, ids[k]);
-        sl_consumer_shard_reset(c, s, &c->opts.start);
+        sl_consumer_shard_reset(c, s, s->parents_len > 0 ? &oldest : &c->opts.start);
         for (size_t j = 0; j < ncp; j++) {
             if (cps[j].shard == s->shard) {
                 struct sluice_position p = {.kind = SLUICE_AT_SEQUENCE, .seq = cps[j].seq};
@@ -128,12 +171,17 @@ static int start_shards(struct sluice_consumer *c, const uint32_t *ids, uint32_t
 static int apply(struct sluice_consumer *c, const Sluice__V1__GroupAssignment *a)
 {
     struct cmember *m = c->member;
+    uint32_t need = 0; /* ids the table must hold */
     for (size_t i = 0; i < a->n_shards; i++) {
-        if (shard_of(c, a->shards[i]) == NULL) {
-            sl_client_set_error("group %s: assigned shard %u, the stream has %u", c->group,
-                                a->shards[i], c->n);
-            return SL_EPROTO;
-        }
+        need = a->shards[i] >= need ? a->shards[i] + 1 : need;
+    }
+    for (size_t i = 0; i < a->n_revoke; i++) {
+        need = a->revoke[i] >= need ? a->revoke[i] + 1 : need;
+    }
+    if (need > CONSUMER_SHARD_IDS_MAX) {
+        sl_client_set_error("group %s: assigned shard %u, beyond any stream's %u", c->group,
+                            need - 1, CONSUMER_SHARD_IDS_MAX);
+        return SL_EPROTO;
     }
     snprintf(m->id, sizeof(m->id), "%s", a->member_id != NULL ? a->member_id : "");
     m->generation = a->generation;
@@ -141,6 +189,17 @@ static int apply(struct sluice_consumer *c, const Sluice__V1__GroupAssignment *a
     m->next_beat_ms =
         sl_clock_mono_ms() + (a->heartbeat_ms != 0 ? a->heartbeat_ms : MEMBER_BEAT_DEFAULT_MS);
     m->beat_now = 0;
+    if (need > c->n) { /* the stream was resharded */
+        if (sl_consumer_fetching(c)) {
+            m->grow_to = need; /* no new fetch until then; ask again at the next step */
+            m->next_beat_ms = sl_clock_mono_ms();
+            return SL_OK;
+        }
+        int rc = member_grow(c, need);
+        if (rc != SL_OK) {
+            return rc;
+        }
+    }
 
     /* Held here but not there: taken away without a revoke (cannot happen while the
      * member is alive; kept as the safe answer). */

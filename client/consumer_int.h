@@ -107,11 +107,21 @@ struct cmember {
     uint32_t *released;     /* revoked, committed, not yet reported: shard_count room */
     uint32_t n_released;
     uint32_t *list;         /* scratch for callbacks: shard_count room */
+    /* > 0: the coordinator assigned shard ids up to this (the stream was resharded) and
+     * the shard table grows once no fetch is in flight (fetches point into it): none is
+     * started meanwhile, and the assignment is taken at the next heartbeat. */
+    uint32_t grow_to;
 };
 
 /* consumer.c */
 void sl_consumer_shard_reset(struct sluice_consumer *c, struct cshard *s,
                              const struct sluice_position *pos);
+/* Grows the shard table (shards[i] is shard i) to n ids, the new ones zeroed but for their
+ * owner and id; no fetch may be in flight (sl_consumer_fetching). Errors: SL_ENOMEM. */
+int sl_consumer_shards_grow(struct sluice_consumer *c, uint32_t n);
+int sl_consumer_fetching(struct sluice_consumer *c);
+/* Copies each shard's lineage (closed, end, parents) from a description into the table. */
+void sl_consumer_lineage_copy(struct sluice_consumer *c, const struct sluice_stream_info *info);
 /* Commits the held shards that moved (only `only` when not NULL); *fenced counts the
  * shards the broker said this member no longer holds (their error is not returned). */
 int sl_consumer_commit_held(struct sluice_consumer *c, const struct cshard *only,

@@ -69,13 +69,6 @@ static struct sluice_position start_of(const struct sluice_consumer *c,
     return pos;
 }
 
-static int fetches_in_flight(struct sluice_consumer *c)
-{
-    pthread_mutex_lock(&c->mu);
-    int n = c->fetches > 0;
-    pthread_mutex_unlock(&c->mu);
-    return n;
-}
 
 /* Makes `info` the consumer's layout. Errors: SL_EAGAIN (new ids while fetches are in
  * flight: apply it later), SL_EPROTO (ids out of range), SL_ENOMEM. */
@@ -97,33 +90,22 @@ static int lineage_apply(struct sluice_consumer *c, const struct sluice_stream_i
     }
     uint32_t old_n = c->n;
     if (n > old_n) {
-        if (fetches_in_flight(c)) {
+        if (sl_consumer_fetching(c)) {
             return SL_EAGAIN;
         }
-        struct cshard *ns = realloc(c->shards, n * sizeof(*ns));
-        if (ns == NULL) {
-            sl_client_set_error("out of memory");
-            return SL_ENOMEM;
+        int rc = sl_consumer_shards_grow(c, n);
+        if (rc != SL_OK) {
+            return rc;
         }
-        memset(ns + old_n, 0, (n - old_n) * sizeof(*ns));
-        c->shards = ns;
-        for (uint32_t i = 0; i < n; i++) {
-            ns[i].owner = c;
-            ns[i].shard = i;
-        }
-        c->n = n;
     }
     for (uint32_t i = 0; i < c->n; i++) {
         c->shards[i].held = 0; /* absent from the description: retention removed it */
     }
+    sl_consumer_lineage_copy(c, info);
     for (uint32_t i = 0; i < info->shards_len; i++) {
         const struct sluice_shard_info *si = &info->shards[i];
         struct cshard *s = &c->shards[si->shard];
         s->held = 1;
-        s->closed = si->closed;
-        s->end_seq = si->closed ? si->next_seq : 0;
-        s->parents_len = si->parents_len;
-        memcpy(s->parents, si->parents, sizeof(s->parents));
         if (si->shard >= old_n) {
             struct sluice_position pos = start_of(c, si, initial);
             sl_consumer_shard_reset(c, s, &pos);

@@ -336,15 +336,18 @@ struct live {
     sluice_client *cl;
     struct reader rd;
     atomic_int stop;
-    uint64_t want; /* set before stop: how many to read */
+    uint64_t want;     /* set before stop: how many to read */
+    const char *group; /* NULL: a plain consumer of the whole stream; else a group member */
 };
 
 static void *consumer_main(void *arg)
 {
     struct live *lv = arg;
-    struct sluice_consumer_opts o = {.start = {.kind = SLUICE_TRIM_HORIZON}};
+    /* a member commits often: a closed shard counts as finished once committed at its end */
+    struct sluice_consumer_opts o = {.start = {.kind = SLUICE_TRIM_HORIZON},
+                                     .auto_commit_ms = lv->group != NULL ? 100 : 0};
     sluice_consumer *c = NULL;
-    if (sluice_consumer_new(lv->cl, STREAM, NULL, &o, &c) != SL_OK) {
+    if (sluice_consumer_new(lv->cl, STREAM, lv->group, &o, &c) != SL_OK) {
         fprintf(stderr, "consumer: %s\n", sluice_last_error());
         lv->rd.bad = 1;
         return NULL;
@@ -473,8 +476,15 @@ TEST(produce_and_consume_through_split_reshard_merge)
     struct live *lv = calloc(1, sizeof(*lv));
     reader_init(&lv->rd, "live consumer");
     CHECK_EQ(it_connect(&broker, &lv->cl), SL_OK);
-    pthread_t pt, ct;
+    /* and a member of a consumer group: the coordinator hands it a child once its parents
+     * are finished (closed, and committed at their ends) */
+    struct live *gm = calloc(1, sizeof(*gm));
+    reader_init(&gm->rd, "group member");
+    gm->group = "live-group";
+    CHECK_EQ(it_connect(&broker, &gm->cl), SL_OK);
+    pthread_t pt, ct, gt;
     CHECK_EQ(pthread_create(&ct, NULL, consumer_main, lv), 0);
+    CHECK_EQ(pthread_create(&gt, NULL, consumer_main, gm), 0);
     CHECK_EQ(pthread_create(&pt, NULL, producer_main, p), 0);
 
     uint64_t time_mark = 0, change_us[4] = {0};
@@ -513,7 +523,10 @@ TEST(produce_and_consume_through_split_reshard_merge)
 
     lv->want = n;
     atomic_store(&lv->stop, 1);
+    gm->want = n;
+    atomic_store(&gm->stop, 1);
     pthread_join(ct, NULL);
+    pthread_join(gt, NULL);
     struct sluice_stream_info *info = NULL;
     CHECK_EQ(sluice_stream_describe(admin, STREAM, &info), SL_OK);
     CHECK_EQ(info->open_shards, 3);
@@ -527,8 +540,8 @@ TEST(produce_and_consume_through_split_reshard_merge)
     CHECK_EQ(sluice_consumer_new(admin, STREAM, NULL, &fo, &fc), SL_OK);
     reader_run(&fresh, fc, n, NULL, it_mono_ms() + DRAIN_MS, 0);
     sluice_consumer_free(fc);
-    struct reader *rds[] = {&lv->rd, &fresh};
-    for (int k = 0; k < 2; k++) {
+    struct reader *rds[] = {&lv->rd, &fresh, &gm->rd};
+    for (int k = 0; k < 3; k++) {
         struct reader *rd = rds[k];
         fprintf(stderr, "%s read %" PRIu64 " of %u records\n", rd->name, rd->n, n);
         CHECK_EQ(rd->bad, 0);
@@ -598,9 +611,12 @@ TEST(produce_and_consume_through_split_reshard_merge)
     reader_fini(&tail);
     reader_fini(&fresh);
     reader_fini(&lv->rd);
+    reader_fini(&gm->rd);
     sluice_producer_free(p);
     sluice_client_free(lv->cl);
+    sluice_client_free(gm->cl);
     free(lv);
+    free(gm);
     sluice_client_free(pc);
     sluice_client_free(admin);
 }
