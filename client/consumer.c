@@ -246,6 +246,16 @@ static int take_ready(struct sluice_consumer *c, struct cshard *s)
     s->cur_next_seq = resp->fetch->next_seq;
     s->tail_seq = resp->fetch->tail_seq;
     s->fetched_once = 1;
+    if (resp->fetch->closed) {
+        /* a closed shard: its tail is its end (the broker answers a fetch there at once,
+         * so it is not fetched again once read to it); a whole-stream reader describes the
+         * stream now to learn the children */
+        s->closed = 1;
+        s->end_seq = resp->fetch->tail_seq;
+        if (c->lineage && resp->fetch->next_seq >= resp->fetch->tail_seq) {
+            c->describe_now = 1;
+        }
+    }
     return SL_OK;
 }
 

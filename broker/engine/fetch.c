@@ -117,6 +117,13 @@ static void finish(struct fetch_op *op, int err)
                                 .tail_time_ms = ss.visible_time_ms,
                                 .next_seq = err == SL_OK ? op->wr.rd.next_seq : ss.first_seq,
                                 .batches = op->buf, .len = err == SL_OK ? op->wr.rd.len : 0};
+    const struct sl_lineage_shard *ls = &b->stream->lineage.shard[b->id];
+    if (ls->closed) {
+        r.closed = true;
+        for (int k = 0; k < 2 && ls->child[k] != SL_LINEAGE_NONE; k++) {
+            r.children[r.n_children++] = ls->child[k];
+        }
+    }
     if (err == SL_OK) {
         b->io.bytes_out += r.len;
         for (uint32_t off = 0; off < r.len;) { /* whole verified batches */
@@ -184,8 +191,10 @@ static void on_read(struct sl_shard_read *rd, int err)
         }
         err = SL_ENOMEM;
     }
+    /* (a closed shard never grows: a fetch at its end answers at once) */
     if (err == SL_OK && rd->len == 0 && op->deadline_ms > 0 && !e->stopping &&
-        !op->shard->stream->deleted && park(op, rd->next_seq)) {
+        !op->shard->stream->deleted &&
+        !op->shard->stream->lineage.shard[op->shard->id].closed && park(op, rd->next_seq)) {
         return;
     }
     finish(op, err);

@@ -44,6 +44,11 @@ struct sl_fetch_result {
     uint64_t next_seq;     /* where the next fetch continues */
     const uint8_t *batches; /* whole, verified batches (docs/FORMAT.md §1) */
     uint32_t len;
+    /* the shard is closed (#16): nothing more will be appended; once next_seq reaches
+     * tail_seq its children are next */
+    bool closed;
+    uint32_t children[2];
+    uint32_t n_children;
 };
 
 /* Everything in `r` is borrowed for the duration of the call. */

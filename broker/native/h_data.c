@@ -99,6 +99,9 @@ static void on_fetched(void *ctx, const struct sl_fetch_result *r)
         fr.next_seq = r->next_seq;
         fr.batches.data = (uint8_t *)r->batches;
         fr.batches.len = r->len;
+        fr.closed = r->closed;
+        fr.n_children = r->n_children;
+        fr.children = (uint32_t *)r->children;
         sl_response resp = SLUICE__V1__RESPONSE__INIT;
         resp.id = op->req_id;
         resp.code = (Sluice__V1__ErrorCode)r->err;
