@@ -542,14 +542,29 @@ static int ack_all(const char *group, struct sluice_message *m, size_t n)
 TEST(queue_groups_read_the_children)
 {
     CHECK_EQ(it_create_stream(client, "rsq", 2), SL_OK);
-    struct sluice_queue_group_opts ordered = {.ordered = 1};
+    /* one lease at a time: what the group reads first is what it delivers first */
+    struct sluice_queue_group_opts ordered = {.ordered = 1, .max_inflight = 1};
     CHECK_EQ(sluice_queue_group_create(client, "rsq", "fifo", &ordered), SL_OK);
     CHECK_EQ(sluice_queue_group_create(client, "rsq", "any", NULL), SL_OK);
-    char key[32];
-    uint64_t lo0, hi0;
+    char key[32], other[32];
+    uint64_t lo0, hi0, lo1, hi1;
     sl_partition_range(0, 2, &lo0, &hi0);
-    key_in(lo0, hi0, key, sizeof(key));
+    sl_partition_range(1, 2, &lo1, &hi1);
+    key_in(lo0, lo0 + (hi0 - lo0) / 4, key, sizeof(key)); /* in the first child after a split */
+    key_in(lo1, hi1, other, sizeof(other));
     sl_response *r = NULL;
+    /* One record in shard 1, received first: the groups' round robin over the shards then
+     * starts its next turn past shard 1 - at the children, before the parent, which is what
+     * an ordered group must not deliver first. */
+    CHECK_EQ(produce("rsq", 1, other, "x", 1, 99, 1, &r), SL_OK);
+    sl_response_free(r);
+    for (int g = 0; g < 2; g++) {
+        struct sluice_message *m = NULL;
+        size_t n = receive(g == 0 ? "fifo" : "any", 10, &m);
+        CHECK_EQ(n, 1u);
+        CHECK_EQ(ack_all(g == 0 ? "fifo" : "any", m, n), SL_OK);
+        sluice_messages_free(m, n);
+    }
     CHECK_EQ(produce("rsq", 0, key, "p", 3, 100, 1, &r), SL_OK); /* 3 records in the parent */
     sl_response_free(r);
     CHECK_EQ(reshard("rsq", 0, 0, 0, 0, 0, &r), SL_OK); /* 0 -> 2, 3 */
@@ -559,6 +574,7 @@ TEST(queue_groups_read_the_children)
     CHECK(si != NULL);
     uint32_t child = sl_partition_hash(key, strlen(key)) >= si->shards[3]->hash_start ? 3 : 2;
     sl_response_free(d);
+    CHECK_EQ(child, 2u);
     CHECK_EQ(produce("rsq", child, key, "c", 2, 101, 1, &r), SL_OK); /* 2 more, in the child */
     sl_response_free(r);
 

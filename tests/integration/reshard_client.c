@@ -359,6 +359,83 @@ static void *consumer_main(void *arg)
     return NULL;
 }
 
+/* ---- an ordered queue group reading throughout ---- */
+
+/* Receives and acknowledges on an ordered queue group of the stream until it has every
+ * acknowledged record: each once, and each key's records in order without a hole - across
+ * the changes too (the broker delivers a child's records only once its parents are fully
+ * acknowledged). */
+struct qreader {
+    sluice_client *cl;
+    uint8_t *seen;
+    uint32_t *last_of_key;
+    uint64_t n, want;
+    atomic_int stop;
+    int bad;
+};
+
+static void *queue_main(void *arg)
+{
+    struct qreader *q = arg;
+    uint64_t deadline = UINT64_MAX;
+    while (!q->bad && it_mono_ms() < deadline) {
+        if (atomic_load(&q->stop)) {
+            if (deadline == UINT64_MAX) {
+                deadline = it_mono_ms() + DRAIN_MS;
+            }
+            if (q->n >= q->want) {
+                break;
+            }
+        }
+        struct sluice_message *m = NULL;
+        size_t n = 0;
+        if (sluice_queue_receive(q->cl, STREAM, "ordered", 500, 100, 120000, &m, &n) != SL_OK) {
+            fprintf(stderr, "queue receive: %s\n", sluice_last_error());
+            q->bad = 1;
+            break;
+        }
+        const char *receipts[500];
+        for (size_t i = 0; i < n; i++) {
+            receipts[i] = m[i].receipt;
+            char buf[128];
+            uint32_t vl = m[i].value_len < sizeof(buf) - 1 ? m[i].value_len : sizeof(buf) - 1;
+            memcpy(buf, m[i].value, vl);
+            buf[vl] = '\0';
+            const char *h = strchr(buf, '#');
+            unsigned long r = h != NULL ? strtoul(h + 1, NULL, 10) : RECORDS_MAX;
+            if (r >= RECORDS_MAX || q->seen[r]++ > 0) {
+                fprintf(stderr, "queue: record %lu delivered %s\n", r,
+                        r >= RECORDS_MAX ? "unparsed" : "twice");
+                q->bad = 1;
+                continue;
+            }
+            char key[16];
+            if (key_of((uint32_t)r, key) > 0) {
+                uint32_t k = (uint32_t)(r % KEYS);
+                uint32_t prev = (uint32_t)r >= KEYS ? (uint32_t)r - KEYS : UINT32_MAX;
+                while (prev != UINT32_MAX && prev % UNKEYED_EVERY == UNKEYED_EVERY - 1) {
+                    prev = prev >= KEYS ? prev - KEYS : UINT32_MAX;
+                }
+                uint32_t want_last = prev == UINT32_MAX ? 0 : prev + 1;
+                if (q->last_of_key[k] != want_last) {
+                    fprintf(stderr, "queue: record %lu of key %u after record %u of it\n", r, k,
+                            q->last_of_key[k] - 1);
+                    q->bad = 1;
+                }
+                q->last_of_key[k] = (uint32_t)r + 1;
+            }
+            q->n++;
+        }
+        int results[500];
+        if (n > 0 && sluice_queue_ack(q->cl, STREAM, "ordered", receipts, n, results) != SL_OK) {
+            fprintf(stderr, "queue ack: %s\n", sluice_last_error());
+            q->bad = 1;
+        }
+        sluice_messages_free(m, n);
+    }
+    return NULL;
+}
+
 /* ---- the changes ---- */
 
 /* Two adjacent open shards (the first open shard by range and the next). */
@@ -482,9 +559,17 @@ TEST(produce_and_consume_through_split_reshard_merge)
     reader_init(&gm->rd, "group member");
     gm->group = "live-group";
     CHECK_EQ(it_connect(&broker, &gm->cl), SL_OK);
-    pthread_t pt, ct, gt;
+    /* and an ordered queue group, receiving and acknowledging as it goes */
+    struct sluice_queue_group_opts qo = {.ordered = 1, .max_inflight = 5000};
+    CHECK_EQ(sluice_queue_group_create(admin, STREAM, "ordered", &qo), SL_OK);
+    struct qreader *qr = calloc(1, sizeof(*qr));
+    qr->seen = calloc(RECORDS_MAX, 1);
+    qr->last_of_key = calloc(KEYS, sizeof(uint32_t));
+    CHECK_EQ(it_connect(&broker, &qr->cl), SL_OK);
+    pthread_t pt, ct, gt, qt;
     CHECK_EQ(pthread_create(&ct, NULL, consumer_main, lv), 0);
     CHECK_EQ(pthread_create(&gt, NULL, consumer_main, gm), 0);
+    CHECK_EQ(pthread_create(&qt, NULL, queue_main, qr), 0);
     CHECK_EQ(pthread_create(&pt, NULL, producer_main, p), 0);
 
     uint64_t time_mark = 0, change_us[4] = {0};
@@ -525,8 +610,17 @@ TEST(produce_and_consume_through_split_reshard_merge)
     atomic_store(&lv->stop, 1);
     gm->want = n;
     atomic_store(&gm->stop, 1);
+    qr->want = n;
+    atomic_store(&qr->stop, 1);
     pthread_join(ct, NULL);
     pthread_join(gt, NULL);
+    pthread_join(qt, NULL);
+    fprintf(stderr, "ordered queue group received %" PRIu64 " of %u records\n", qr->n, n);
+    CHECK_EQ(qr->bad, 0);
+    CHECK_EQ(qr->n, n);
+    for (uint32_t r = 0; r < n; r++) {
+        CHECK_EQ(qr->seen[r], 1);
+    }
     struct sluice_stream_info *info = NULL;
     CHECK_EQ(sluice_stream_describe(admin, STREAM, &info), SL_OK);
     CHECK_EQ(info->open_shards, 3);
@@ -615,6 +709,10 @@ TEST(produce_and_consume_through_split_reshard_merge)
     sluice_producer_free(p);
     sluice_client_free(lv->cl);
     sluice_client_free(gm->cl);
+    sluice_client_free(qr->cl);
+    free(qr->seen);
+    free(qr->last_of_key);
+    free(qr);
     free(lv);
     free(gm);
     sluice_client_free(pc);
