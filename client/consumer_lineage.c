@@ -34,23 +34,46 @@ int sl_consumer_shard_finished(const struct cshard *s)
     return s->closed && s->cur == NULL && s->next_known && s->next_seq >= s->end_seq;
 }
 
+/* Whether every ancestor of `s` is finished (or gone: retention removed it). Parents alone
+ * are not enough: a change that splits or merges a shard it made leaves an empty closed
+ * shard - finished at once - between a parent still being read and its grandchild. A
+ * parent's id is below its child's, so one pass down the ids asks each ancestor once. */
 int sl_consumer_shard_readable(const struct sluice_consumer *c, const struct cshard *s)
 {
     if (!c->lineage) {
         return 1;
     }
-    SL_ASSERT(s->parents_len <= SLUICE_SHARD_PARENTS_MAX);
-    for (uint32_t k = 0; k < s->parents_len; k++) {
-        uint32_t id = s->parents[k];
-        if (id >= c->n) {
-            return 0; /* not described yet */
+    SL_ASSERT(s->parents_len <= SLUICE_SHARD_PARENTS_MAX && c->n <= CONSUMER_SHARD_IDS_MAX);
+    uint8_t need[CONSUMER_SHARD_IDS_MAX / 8] = {0};
+    uint32_t pending = 0;
+    const struct cshard *at = s;
+    for (uint32_t i = s->shard + 1; i-- > 0;) {
+        if (at == NULL) {
+            if (pending == 0) {
+                break;
+            }
+            if (!(need[i / 8] & (1u << (i % 8)))) {
+                continue;
+            }
+            pending--;
+            at = &c->shards[i];
+            if (at->held && !sl_consumer_shard_finished(at)) {
+                return 0;
+            }
         }
-        const struct cshard *ps = &c->shards[id];
-        if (ps->held && !sl_consumer_shard_finished(ps)) {
-            return 0;
+        for (uint32_t k = 0; k < at->parents_len; k++) {
+            uint32_t id = at->parents[k];
+            if (id >= c->n || id >= at->shard) {
+                return 0; /* not described yet (or not a parent: wait for a description) */
+            }
+            if (!(need[id / 8] & (1u << (id % 8)))) {
+                need[id / 8] |= (uint8_t)(1u << (id % 8));
+                pending++;
+            }
         }
+        at = NULL;
     }
-    return 1;
+    return pending == 0;
 }
 
 /* Where a shard starts: `initial` (described when the consumer was made) or found later. */

@@ -247,17 +247,6 @@ static bool finished(const struct sl_stream *st, const char *group, uint32_t s)
     return ss.next_seq == ss.first_seq || (known && seq >= ss.next_seq);
 }
 
-struct finished_ctx {
-    const struct sl_stream *st;
-    const char *group;
-};
-
-static bool finished_cb(void *ctx, uint32_t shard)
-{
-    const struct finished_ctx *f = ctx;
-    return finished(f->st, f->group, shard);
-}
-
 /* Brings the group up to its stream: grown with a reshard, each shard's
  * eligibility from the lineage and the group's checkpoints; a rebalance when
  * any changed. A stream never resharded has every shard eligible. */
@@ -268,16 +257,24 @@ static int refresh(struct sl_cgroup *g, const struct sl_stream *st)
         return rc;
     }
     bool changed = false;
-    struct finished_ctx f = {.st = st, .group = g->group};
     bool flat = st->lineage.n == st->lineage.open;
+    /* One pass in id order (a parent's id is below its children's): `done` is finished with
+     * every ancestor finished - an empty shard closed in the change that made it is finished
+     * at once, its parent may not be (lineage.h, sl_lineage_readable) - kept in scratch. */
+    uint32_t *done = g->scratch;
     for (uint32_t s = 0; s < g->shard_count; s++) {
-        uint8_t el = flat || (!finished(st, g->group, s) &&
-                              sl_lineage_readable(&st->lineage, s, finished_cb, &f));
+        const struct sl_lineage_shard *ls = &st->lineage.shard[s];
+        bool parents_done = true;
+        for (int k = 0; !flat && k < 2; k++) {
+            parents_done &= ls->parent[k] == SL_LINEAGE_NONE || done[ls->parent[k]] != 0;
+        }
+        done[s] = !flat && parents_done && finished(st, g->group, s);
+        uint8_t el = flat || (parents_done && !done[s]);
         changed |= el != g->eligible[s];
         g->eligible[s] = el;
     }
     if (changed) {
-        rebalance(g);
+        rebalance(g); /* (scratch is the assignor's again) */
     }
     return SL_OK;
 }

@@ -102,9 +102,14 @@ int sl_lineage_plan(const struct sl_lineage *l, uint32_t target, struct sl_resha
 int sl_lineage_apply(struct sl_lineage *l, const struct sl_reshard_step *step, char *why,
                      size_t whylen);
 
-/* Whether shard `id` may be read: every parent has been read to its end,
- * as `finished(ctx, parent)` says (a closed shard read up to its last record
- * and that position committed). Shards without parents always may. */
+/* Whether shard `id` may be read: every ANCESTOR has been read to its end, as
+ * `finished(ctx, shard)` says of one shard (closed, and read up to its last
+ * record). Parents alone are not enough: a change that splits or merges a
+ * shard it made in the same step leaves an empty closed shard between a
+ * parent still holding records and its grandchild, and an empty shard is
+ * trivially read to its end. Each ancestor is asked once (ids descend: a
+ * parent's id is smaller than its child's), no allocation. Shards without
+ * parents always may. */
 bool sl_lineage_readable(const struct sl_lineage *l, uint32_t id,
                          bool (*finished)(void *ctx, uint32_t shard), void *ctx);
 

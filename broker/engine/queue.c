@@ -124,6 +124,7 @@ struct qgroup {
     uint32_t keys_tomb;
     uint64_t *frontier; /* n_shards of them (the stream's shards may grow: reshard) */
     bool *reading;
+    uint8_t *readable; /* ordered groups: shards known readable (it only ever becomes true) */
     uint32_t n_shards;
     struct qentry *e;   /* cap entries (<= max_inflight) */
     uint32_t cap;
@@ -182,6 +183,7 @@ static void group_free(struct qgroup *g)
     free(g->keys);
     free(g->frontier);
     free(g->reading);
+    free(g->readable);
     free(g->e);
     free(g);
 }
@@ -201,11 +203,16 @@ static bool parent_done(void *ctx, uint32_t shard)
     return sl_qstate_floor(st->qstate, g->name, shard) >= ss.next_seq;
 }
 
+/* Every ancestor closed and fully acknowledged (lineage.h: parents alone are not enough).
+ * Once true it stays true - floors only rise, closed shards stay closed - so it is kept. */
 static bool shard_readable(struct qgroup *g, uint32_t s)
 {
     const struct sl_stream *st = g->stream;
-    return st->lineage.n == st->lineage.open ||
-           sl_lineage_readable(&st->lineage, s, parent_done, g);
+    if (st->lineage.n == st->lineage.open || g->readable[s]) {
+        return true;
+    }
+    g->readable[s] = sl_lineage_readable(&st->lineage, s, parent_done, g);
+    return g->readable[s] != 0;
 }
 
 static struct qgroup *group_build(struct sl_stream *st, const struct sl_qgroup_def *def)
@@ -230,6 +237,7 @@ static struct qgroup *group_build(struct sl_stream *st, const struct sl_qgroup_d
     }
     g->frontier = calloc(st->shard_count, sizeof(*g->frontier));
     g->reading = calloc(st->shard_count, sizeof(*g->reading));
+    g->readable = calloc(st->shard_count, sizeof(*g->readable));
     g->n_shards = st->shard_count;
     g->cap = g->max_inflight < QUEUE_TABLE_MIN ? g->max_inflight : QUEUE_TABLE_MIN;
     g->e = calloc(g->cap, sizeof(*g->e));
@@ -238,7 +246,7 @@ static struct qgroup *group_build(struct sl_stream *st, const struct sl_qgroup_d
         g->keys_cap = 2 * g->cap;
         g->keys = calloc(g->keys_cap, sizeof(*g->keys));
     }
-    if (g->frontier == NULL || g->reading == NULL || g->e == NULL ||
+    if (g->frontier == NULL || g->reading == NULL || g->readable == NULL || g->e == NULL ||
         (g->ordered && g->keys == NULL)) {
         group_free(g);
         return NULL;
@@ -1863,14 +1871,19 @@ int sl_queue_stream_grow(struct sl_stream *st, uint32_t count, char *why, size_t
             g->frontier = fr;
         }
         bool *rd = fr != NULL ? realloc(g->reading, count * sizeof(*rd)) : NULL;
-        if (rd == NULL) {
+        if (rd != NULL) {
+            g->reading = rd;
+        }
+        uint8_t *ok = rd != NULL ? realloc(g->readable, count * sizeof(*ok)) : NULL;
+        if (ok == NULL) {
             snprintf(why, why_len, "%s", sl_strerror(SL_ENOMEM));
             return SL_ENOMEM;
         }
-        g->reading = rd;
+        g->readable = ok;
         for (uint32_t s = g->n_shards; s < count; s++) {
             g->frontier[s] = 0; /* a new shard: read from its start */
             g->reading[s] = false;
+            g->readable[s] = 0;
         }
         g->n_shards = count;
     }

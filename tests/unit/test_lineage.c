@@ -164,6 +164,32 @@ TEST(children_wait_for_their_parents)
     sl_lineage_fini(&l);
 }
 
+/* An empty shard closed in the change that made it (a split of a fresh child) is "read to
+ * its end" at once: its children must still wait for its parent. */
+TEST(grandchildren_wait_for_every_ancestor)
+{
+    struct sl_lineage l;
+    CHECK_EQ(sl_lineage_init(&l, 1), SL_OK);
+    uint32_t c[2], g[2], m;
+    CHECK_EQ(sl_lineage_split(&l, 0, sl_lineage_middle(&l, 0), c, why, sizeof(why)), SL_OK);
+    CHECK_EQ(sl_lineage_split(&l, c[0], sl_lineage_middle(&l, c[0]), g, why, sizeof(why)), SL_OK);
+    bool done[16] = {false};
+    done[c[0]] = true; /* empty, closed: finished at once */
+    CHECK(!sl_lineage_readable(&l, g[0], is_finished, done)); /* shard 0 still has records */
+    done[0] = true;
+    CHECK(sl_lineage_readable(&l, g[0], is_finished, done));
+    /* a diamond (split, then merge the two halves back) is asked once per ancestor */
+    CHECK_EQ(sl_lineage_merge(&l, g[1], c[1], &m, why, sizeof(why)), SL_OK);
+    CHECK(!sl_lineage_readable(&l, m, is_finished, done));
+    done[g[1]] = true;
+    CHECK(!sl_lineage_readable(&l, m, is_finished, done));
+    done[c[1]] = true;
+    CHECK(sl_lineage_readable(&l, m, is_finished, done));
+    done[0] = false;
+    CHECK(!sl_lineage_readable(&l, m, is_finished, done)); /* the root, two levels up */
+    sl_lineage_fini(&l);
+}
+
 TEST(bounded)
 {
     struct sl_lineage l;
@@ -186,6 +212,7 @@ int main(void)
     RUN(split_and_merge);
     RUN(shard_counts_4_8_3_16);
     RUN(children_wait_for_their_parents);
+    RUN(grandchildren_wait_for_every_ancestor);
     RUN(bounded);
     TEST_END();
 }
