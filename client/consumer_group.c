@@ -12,7 +12,7 @@
  * After a reshard the coordinator assigns shard ids this member's table lacks: the stream is
  * described again and the table grows once no fetch is in flight (none is started until
  * then; the assignment is taken at the next heartbeat). A child shard without a checkpoint
- * starts at its beginning: the coordinator gives it out only once its parents were read to
+ * starts at its beginning: the coordinator gives it out only once its ancestors were read to
  * their ends and committed, so whatever start the group was made with, its records follow.
  *
  * A heartbeat or a fetch refused with SLUICE_EFENCED means the member is no member any more

@@ -74,7 +74,7 @@ struct sluice_consumer {
     uint32_t n;
     uint32_t rr;
     /* A consumer reading the whole stream (no shard list, no group) follows its lineage:
-     * a shard is read after its parents are finished, new shards are found by describing
+     * a shard is read after its ancestors are finished, new shards are found by describing
      * the stream again (consumer.c). */
     int lineage;
     uint64_t next_describe_ms;
@@ -141,7 +141,7 @@ uint64_t sl_consumer_lineage_wake_ms(const struct sluice_consumer *c);
 int sl_consumer_lineage_blocks_fetches(const struct sluice_consumer *c);
 /* Closed and read to its end (every record handed out). */
 int sl_consumer_shard_finished(const struct cshard *s);
-/* Whether `s` may be fetched: every parent finished (always, without lineage). */
+/* Whether `s` may be fetched: every ancestor finished (always, without lineage). */
 int sl_consumer_shard_readable(const struct sluice_consumer *c, const struct cshard *s);
 
 /* consumer_group.c */

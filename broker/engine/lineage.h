@@ -9,7 +9,7 @@
  * C2 = [H, P.end]; merging adjacent open shards A and B closes both and opens
  * one child over their union. A closed shard keeps its range and stays
  * readable until retention removes it. Shard ids are never reused: a child
- * gets the next id. A child is read only after every parent has been read to
+ * gets the next id. A child is read only after every ancestor has been read to
  * its end, so the records of one key stay in order across a change.
  *
  * Invariants (sl_lineage_check; asserted after every change):

@@ -146,7 +146,7 @@ void sl_queue_stream_deleted(struct sl_stream *st);
 void sl_queue_stream_free(struct sl_stream *st);
 /* Before a reshard that gives the stream `count` shards commits: every queue
  * group of the stream (built or not) takes the new shards, read from their
- * start; ordered groups read a child only once its parents are closed and
+ * start; ordered groups read a child only once its ancestors are closed and
  * fully acknowledged. Errors (why says which): SL_ELIMIT (more shards than a
  * group holds, SL_QSTATE_SHARDS_MAX), SL_ENOMEM, the store's errors. */
 int sl_queue_stream_grow(struct sl_stream *st, uint32_t count, char *why, size_t why_len);

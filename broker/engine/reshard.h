@@ -16,7 +16,7 @@
  * flight (a group-commit fdatasync) and one file replace.
  *
  * Readers follow the lineage: consumer groups (coord.c) and ordered queue
- * groups (queue.c) read a child once its parents are finished; queue groups
+ * groups (queue.c) read a child once its ancestors are finished; queue groups
  * take the new shards before the commit (sl_queue_stream_grow).
  *
  * Not yet: retention forgetting closed shards.
