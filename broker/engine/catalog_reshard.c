@@ -17,7 +17,7 @@
  * is as before. The parents' logs are untouched: a closed shard is a
  * lineage flag, its records stay readable until retention removes them.
  *
- * The caller (streams.c) makes sure no append to a shard being closed is in
+ * The caller (reshard.c) makes sure no append to a shard being closed is in
  * flight across the commit, so a closed shard's log ends where it ended at
  * the commit, before any record reaches its children.
  *
