@@ -4,8 +4,9 @@
  *   reshard_bench [--splits N] [--inflight D] [--shards K] [--dir D]
  *
  * A benchmark, not a test. It starts the sluiced built with it (--flush always) on an
- * ephemeral port under --dir (default /var/tmp) and speaks the native protocol directly
- * (libsluice's connection, raw Produce and ReshardStream requests):
+ * ephemeral port under --dir (default /var/tmp). Produces are raw requests on libsluice's
+ * connection (the loop re-routes by the children a refusal names, without a describe);
+ * the changes go through libsluice's API:
  *
  *   1. The pause. One connection keeps --inflight (default 32) durable batches of 100
  *      records of 100 bytes in flight to a "hot" shard of a 4-shard stream. Every 300 ms
@@ -50,33 +51,17 @@ static void die(const char *what, int rc)
     exit(1);
 }
 
-/* A synchronous call keeping an error's response too (the children of SHARD_CLOSED). */
-static int call(sl_request *req, sl_response **out)
-{
-    return sl_client_call_keep(g_client, req, 10000, out);
-}
-
+/* A split of `split_shard` (>= 0) or a change to `target` open shards, timed, through
+ * libsluice's API (sluice_stream_split, sluice_stream_reshard). */
 static int reshard(const char *stream, int split_shard, uint32_t target, uint64_t *ns)
 {
-    Sluice__V1__ReshardStream m = SLUICE__V1__RESHARD_STREAM__INIT;
-    Sluice__V1__SplitShard sp = SLUICE__V1__SPLIT_SHARD__INIT;
-    m.stream = (char *)stream;
-    if (split_shard >= 0) {
-        sp.shard = (uint32_t)split_shard;
-        m.change_case = SLUICE__V1__RESHARD_STREAM__CHANGE_SPLIT;
-        m.split = &sp;
-    } else {
-        m.change_case = SLUICE__V1__RESHARD_STREAM__CHANGE_TARGET_SHARDS;
-        m.target_shards = target;
-    }
-    sl_request req = SLUICE__V1__REQUEST__INIT;
-    req.body_case = SLUICE__V1__REQUEST__BODY_RESHARD_STREAM;
-    req.reshard_stream = &m;
-    sl_response *r = NULL;
+    struct sluice_reshard_result *r = NULL;
     uint64_t t0 = bench_now_ns();
-    int rc = call(&req, &r);
+    int rc = split_shard >= 0
+                 ? sluice_stream_split(g_client, stream, (uint32_t)split_shard, NULL, &r)
+                 : sluice_stream_reshard(g_client, stream, target, &r);
     *ns = bench_now_ns() - t0;
-    sl_response_free(r);
+    sluice_reshard_result_free(r);
     return rc;
 }
 
