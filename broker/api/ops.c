@@ -118,6 +118,7 @@ enum shard_metric {
     SM_WRITES,
     SM_FSYNCS,
     SM_FSYNC_SECONDS,
+    SM_ZERO_BYTES,
     SM_UP,
     SM_COUNT_
 };
@@ -140,6 +141,8 @@ static const struct {
      "fdatasyncs of the shard's log (one covers every write before it: group commit)."},
     {"sluice_shard_fsync_seconds_total", "counter",
      "Time the shard's fdatasyncs took (rate / rate of fsyncs_total = mean fsync latency)."},
+    {"sluice_shard_zero_bytes_total", "counter",
+     "Zeros written ahead of the active segment's data (segment_prezero_bytes)."},
     {"sluice_shard_up", "gauge",
      "1 when the shard takes writes; 0 when it is fatal (an I/O error) or its disk is full."},
 };
@@ -154,6 +157,8 @@ static double shard_value(enum shard_metric m, const struct sl_bshard *b,
         return (double)si->fsyncs;
     case SM_FSYNC_SECONDS:
         return (double)si->fsync_ns / 1e9;
+    case SM_ZERO_BYTES:
+        return (double)si->zero_bytes;
     case SM_RECORDS_IN:
         return (double)b->io.records_in;
     case SM_BYTES_IN:

@@ -91,6 +91,7 @@ void sl_streams_shard_info(const struct sl_stream *st, uint32_t shard, struct sl
     out->writes = ss.writes;
     out->fsyncs = ss.fsyncs;
     out->fsync_ns = ss.fsync_ns;
+    out->zero_bytes = ss.zero_bytes;
     out->status = ss.state;
     if (ss.state == SL_EFATAL && ss.fatal_what != NULL) {
         snprintf(out->status_message, sizeof(out->status_message), "%s failed: %s",

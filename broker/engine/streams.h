@@ -37,6 +37,7 @@ struct sl_shard_info {
     uint64_t writes;   /* write ops issued */
     uint64_t fsyncs;   /* data fdatasyncs issued */
     uint64_t fsync_ns; /* their total duration */
+    uint64_t zero_bytes; /* zeros the segment run-ahead wrote (segment_prezero_bytes) */
     int status; /* SL_OK, SL_EFATAL, SL_ENOSPC */
     char status_message[SL_STATUS_MESSAGE_MAX]; /* why it is not OK, or "" */
 };
