@@ -186,8 +186,9 @@ static void unescape(char *v)
     *w = '\0';
 }
 
-int catalog_meta_write(const struct sl_stream *st)
+int catalog_meta_write(const struct sl_stream *st, const struct sl_lineage *l)
 {
+    SL_ASSERT(l->n >= st->shard_count); /* the stream's, or a reshard's with more ids */
     char *body = malloc(SL_STREAM_META_BYTES_MAX);
     if (body == NULL) {
         return SL_ENOMEM;
@@ -195,11 +196,11 @@ int catalog_meta_write(const struct sl_stream *st)
     int n = snprintf(body, SL_STREAM_META_BYTES_MAX,
                      "name=%s\nshards=%u\nretention_hours=%u\nretention_bytes=%" PRIu64
                      "\ncompression=%s\ncreated_ms=%" PRIu64 "\n",
-                     st->name, st->shard_count, st->retention_hours, st->retention_bytes,
+                     st->name, l->n, st->retention_hours, st->retention_bytes,
                      st->compression, st->created_ms);
     /* A resharded stream's lineage, a line per shard id ("-": none). */
-    for (uint32_t i = 0; st->lineage.n != st->lineage.open && i < st->lineage.n; i++) {
-        const struct sl_lineage_shard *ls = &st->lineage.shard[i];
+    for (uint32_t i = 0; l->n != l->open && i < l->n; i++) {
+        const struct sl_lineage_shard *ls = &l->shard[i];
         char id[4][12];
         const uint32_t v[4] = {ls->parent[0], ls->parent[1], ls->child[0], ls->child[1]};
         for (int k = 0; k < 4; k++) {
@@ -1141,7 +1142,7 @@ int catalog_create_dirs(struct sl_catalog *c, struct sl_stream *st)
         free(dir);
     }
     if (rc == SL_OK) {
-        rc = catalog_meta_write(st); /* tmp, fsync, rename, fsync of st->dir */
+        rc = catalog_meta_write(st, &st->lineage); /* tmp, fsync, rename, fsync of st->dir */
     }
     return rc;
 }
@@ -1409,7 +1410,7 @@ int sl_catalog_set_props(struct sl_catalog *c, struct sl_stream *st, const char 
     uint32_t old_n = st->n_props;
     st->props = p;
     st->n_props = m;
-    rc = catalog_meta_write(st);
+    rc = catalog_meta_write(st, &st->lineage);
     if (rc != SL_OK) { /* not durable: the old set stands */
         st->props = old;
         st->n_props = old_n;
@@ -1431,7 +1432,7 @@ int sl_catalog_set_retention(struct sl_catalog *c, struct sl_stream *st, uint32_
     }
     uint32_t old = st->retention_hours;
     st->retention_hours = hours;
-    int rc = catalog_meta_write(st);
+    int rc = catalog_meta_write(st, &st->lineage);
     if (rc != SL_OK) {
         st->retention_hours = old;
         snprintf(why, why_len, "cannot write %s/stream.meta: %s", st->name, sl_strerror(rc));

@@ -144,7 +144,8 @@ uint32_t sl_catalog_route(const struct sl_stream *st, uint64_t hash);
 uint32_t sl_catalog_open_shard(const struct sl_stream *st, uint32_t k);
 
 /* A change of a stream's shards (#16), prepared then committed: prepare
- * checks it against the stream and the limits and builds the new lineage;
+ * takes the new lineage (the stream's, with splits and merges applied:
+ * lineage.h checks each) and checks it against the limits;
  * commit makes it durable (the children's directories, then stream.meta
  * replaced: the one write that moves the stream from before the change to
  * after it), opens the children's logs and installs the lineage. The
@@ -156,13 +157,12 @@ struct sl_catalog_reshard {
     uint32_t n_closed;
     uint32_t first_new; /* ids first_new .. next.n - 1 are the children */
 };
-/* Errors (why says which): SL_ENOTFOUND (shard), SL_ESHARD_CLOSED, SL_EINVAL,
- * SL_ELIMIT (SL_STREAM_SHARDS_MAX open shards, the lineage's maximum, the
- * broker's shards_max), SL_ENOMEM. Nothing changes; sl_catalog_reshard_free
- * after either outcome. `steps` are sl_lineage_plan's. */
+/* `next` is taken (left empty). Errors (why says which): SL_ELIMIT
+ * (SL_STREAM_SHARDS_MAX open shards, the broker's shards_max). Nothing
+ * changes; sl_catalog_reshard_free after either outcome. */
 int sl_catalog_reshard_prepare(struct sl_catalog *c, const struct sl_stream *st,
-                               const struct sl_reshard_step *steps, uint32_t n_steps,
-                               struct sl_catalog_reshard *r, char *why, size_t why_len);
+                               struct sl_lineage *next, struct sl_catalog_reshard *r, char *why,
+                               size_t why_len);
 /* Errors: SL_EIO, SL_ENOSPC, SL_ELIMIT (descriptors), SL_ENOMEM with why;
  * the stream is then as before (a child's directory may remain, empty: a
  * later change reuses it). */

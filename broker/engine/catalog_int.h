@@ -130,9 +130,11 @@ int catalog_create_prepare(struct sl_catalog *c, const char *name, uint32_t shar
                            const char *compression, struct sl_stream **out, char *why,
                            size_t why_len);
 int catalog_shards_init(struct sl_catalog *c, struct sl_stream *st);
-/* Replaces stream.meta with the stream's settings, lineage and properties,
- * durably (the commit point of a create, a property change, a reshard). */
-int catalog_meta_write(const struct sl_stream *st);
+/* Replaces stream.meta with the stream's settings and properties and the
+ * lineage `l` (the stream's, or a reshard's next one: its shard count is
+ * l->n), durably (the commit point of a create, a property change, a
+ * reshard). */
+int catalog_meta_write(const struct sl_stream *st, const struct sl_lineage *l);
 /* Opens (creating if missing) shard i's log into *log (see catalog_open_logs). */
 int catalog_open_log(struct sl_catalog *c, struct sl_stream *st, uint32_t i, bool rebuild,
                      bool synced, struct sl_shard **log, char *why, size_t why_len);

@@ -132,27 +132,13 @@ void sl_catalog_reshard_free(struct sl_catalog_reshard *r)
 }
 
 int sl_catalog_reshard_prepare(struct sl_catalog *c, const struct sl_stream *st,
-                               const struct sl_reshard_step *steps, uint32_t n_steps,
-                               struct sl_catalog_reshard *r, char *why, size_t why_len)
+                               struct sl_lineage *next, struct sl_catalog_reshard *r, char *why,
+                               size_t why_len)
 {
     memset(r, 0, sizeof(*r));
-    int rc = sl_lineage_copy(&r->next, &st->lineage);
-    if (rc != SL_OK) {
-        snprintf(why, why_len, "%s", sl_strerror(rc));
-        return rc;
-    }
-    for (uint32_t i = 0; i < n_steps && rc == SL_OK; i++) {
-        rc = sl_lineage_apply(&r->next, &steps[i], why, why_len);
-    }
-    if (rc == SL_ELIMIT) {
-        snprintf(why, why_len,
-                 "stream %s would have more than %u shards, open and closed: wait for "
-                 "retention to remove closed shards",
-                 st->name, SL_LINEAGE_SHARDS_MAX);
-    }
-    if (rc != SL_OK) {
-        return rc;
-    }
+    r->next = *next; /* taken: sl_catalog_reshard_free frees it whatever follows */
+    *next = (struct sl_lineage){0};
+    SL_ASSERT(r->next.n > st->lineage.n && r->next.open > 0);
     r->first_new = st->lineage.n;
     uint32_t added = r->next.n - r->first_new;
     if (r->next.open > SL_STREAM_SHARDS_MAX) {
@@ -252,14 +238,8 @@ int sl_catalog_reshard_commit(struct sl_catalog *c, struct sl_stream *st,
         rc = catalog_open_log(c, st, i, false, false, &logs[i - from], why, why_len);
     }
     /* the commit point: stream.meta with the new lineage */
-    struct sl_lineage old = st->lineage;
     if (rc == SL_OK) {
-        st->lineage = r->next;
-        uint32_t count = st->shard_count;
-        st->shard_count = to;
-        rc = catalog_meta_write(st);
-        st->shard_count = count;
-        st->lineage = old;
+        rc = catalog_meta_write(st, &r->next);
         if (rc != SL_OK) {
             char what[SL_STREAM_NAME_MAX + 48];
             snprintf(what, sizeof(what), "cannot write %s/stream.meta", st->name);
@@ -278,9 +258,9 @@ int sl_catalog_reshard_commit(struct sl_catalog *c, struct sl_stream *st,
         sl_wshard_adopt(c->cfg.workers, &one, 1, c->cfg.listener);
     }
     free(logs);
+    sl_lineage_fini(&st->lineage);
     st->lineage = r->next;
     r->next = (struct sl_lineage){0};
-    sl_lineage_fini(&old);
     st->shard_count = to;
     c->n_shards += to - from;
     if (catalog_route_build(st) != SL_OK) {

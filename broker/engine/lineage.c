@@ -324,22 +324,15 @@ bool sl_lineage_readable(const struct sl_lineage *l, uint32_t id,
                          bool (*finished)(void *ctx, uint32_t shard), void *ctx)
 {
     SL_ASSERT(id < l->n);
-    uint8_t need[SL_LINEAGE_SHARDS_MAX / 8] = {0}; /* ancestors still to ask */
-    uint32_t pending = 0;
-    for (int k = 0; k < 2; k++) {
-        uint32_t p = l->shard[id].parent[k];
-        if (p != SL_LINEAGE_NONE && !(need[p / 8] & (1u << (p % 8)))) {
-            SL_ASSERT(p < id);
-            need[p / 8] |= (uint8_t)(1u << (p % 8));
-            pending++;
-        }
-    }
-    for (uint32_t i = id; i-- > 0 && pending > 0;) {
+    uint8_t need[SL_LINEAGE_SHARDS_MAX / 8] = {0}; /* id, then the ancestors found so far */
+    need[id / 8] = (uint8_t)(1u << (id % 8));
+    uint32_t pending = 1;
+    for (uint32_t i = id + 1; i-- > 0 && pending > 0;) {
         if (!(need[i / 8] & (1u << (i % 8)))) {
             continue;
         }
         pending--;
-        if (!finished(ctx, i)) {
+        if (i != id && !finished(ctx, i)) {
             return false;
         }
         for (int k = 0; k < 2; k++) {

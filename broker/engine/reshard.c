@@ -124,80 +124,62 @@ void sl_reshard_stream_gone(struct sl_stream *st)
     }
 }
 
-/* The steps of the change, by hash (lineage.h), after checking what the
- * request names; *n = 0 and an error with why when it names nothing valid. */
-static int plan(const struct sl_stream *st, const struct sl_reshard_req *req,
-                struct sl_reshard_step **steps, uint32_t *n, char *why, size_t why_len)
+/* A target count: the plan's splits and merges (lineage.h), applied in order. */
+static int to_target(const struct sl_stream *st, uint32_t target, struct sl_lineage *next,
+                     char *why, size_t why_len)
 {
-    const struct sl_lineage *l = &st->lineage;
-    *n = 0;
-    *steps = NULL;
-    if (req->kind == SL_RESHARD_TARGET) {
-        if (req->target == 0 || req->target > SL_STREAM_SHARDS_MAX) {
-            snprintf(why, why_len, "a target of %u open shards: 1 to %u", req->target,
-                     SL_STREAM_SHARDS_MAX);
-            return SL_EINVAL;
-        }
-        uint32_t cap = l->open + req->target + 2;
-        *steps = calloc(cap, sizeof(**steps));
-        if (*steps == NULL) {
-            return SL_ENOMEM;
-        }
-        int rc = sl_lineage_plan(l, req->target, *steps, cap, n);
-        if (rc != SL_OK) {
-            snprintf(why, why_len, "cannot plan %u open shards: %s", req->target, sl_strerror(rc));
-        } else if (*n == 0) {
-            snprintf(why, why_len, "stream %s has %u open shards of those ranges already",
-                     st->name, l->open);
-            rc = SL_EINVAL;
-        }
-        return rc;
+    if (target == 0 || target > SL_STREAM_SHARDS_MAX) {
+        snprintf(why, why_len, "a target of %u open shards: 1 to %u", target,
+                 SL_STREAM_SHARDS_MAX);
+        return SL_EINVAL;
     }
-    uint32_t ids[2] = {req->shard, req->adjacent};
-    for (int k = 0; k < (req->kind == SL_RESHARD_MERGE ? 2 : 1); k++) {
-        if (ids[k] >= l->n) {
-            snprintf(why, why_len, "stream %s has no shard %u (ids 0 to %u)", st->name, ids[k],
-                     l->n - 1);
-            return SL_ENOTFOUND;
-        }
-        if (l->shard[ids[k]].closed) {
-            snprintf(why, why_len, "shard %u of %s is closed already", ids[k], st->name);
-            return SL_ESHARD_CLOSED;
-        }
-    }
-    *steps = calloc(1, sizeof(**steps));
-    if (*steps == NULL) {
+    uint32_t cap = st->lineage.open + target + 2, n = 0;
+    struct sl_reshard_step *steps = calloc(cap, sizeof(*steps));
+    if (steps == NULL) {
         return SL_ENOMEM;
     }
-    const struct sl_lineage_shard *a = &l->shard[req->shard];
-    if (req->kind == SL_RESHARD_SPLIT) {
-        uint64_t at = req->has_at ? req->at : sl_lineage_middle(l, req->shard);
-        if (a->start == a->end || at <= a->start || at > a->end) {
-            snprintf(why, why_len,
-                     "shard %u holds hashes %llu to %llu: a split point must be inside it and "
-                     "above its start%s",
-                     req->shard, (unsigned long long)a->start, (unsigned long long)a->end,
-                     a->start == a->end ? " (it holds one hash: it cannot be split)" : "");
-            return SL_EINVAL;
-        }
-        (*steps)[0] = (struct sl_reshard_step){.merge = false, .at = at};
-    } else {
-        const struct sl_lineage_shard *b = &l->shard[req->adjacent];
-        bool a_left = a->end != UINT64_MAX && a->end + 1 == b->start;
-        bool b_left = b->end != UINT64_MAX && b->end + 1 == a->start;
-        if (req->shard == req->adjacent || (!a_left && !b_left)) {
-            snprintf(why, why_len,
-                     "shards %u and %u are not adjacent (hashes %llu-%llu and %llu-%llu): only "
-                     "neighbouring open shards merge",
-                     req->shard, req->adjacent, (unsigned long long)a->start,
-                     (unsigned long long)a->end, (unsigned long long)b->start,
-                     (unsigned long long)b->end);
-            return SL_EINVAL;
-        }
-        (*steps)[0] = (struct sl_reshard_step){.merge = true, .at = a_left ? b->start : a->start};
+    int rc = sl_lineage_plan(&st->lineage, target, steps, cap, &n);
+    if (rc != SL_OK) {
+        snprintf(why, why_len, "cannot plan %u open shards: %s", target, sl_strerror(rc));
+    } else if (n == 0) {
+        snprintf(why, why_len, "stream %s has %u open shards of those ranges already", st->name,
+                 st->lineage.open);
+        rc = SL_EINVAL;
     }
-    *n = 1;
-    return SL_OK;
+    for (uint32_t i = 0; i < n && rc == SL_OK; i++) {
+        rc = sl_lineage_apply(next, &steps[i], why, why_len);
+    }
+    free(steps);
+    return rc;
+}
+
+/* The stream's lineage with the change made (lineage.h checks what the request names: the
+ * shards exist and are open, a split point is inside its shard, merged shards touch). */
+static int build(const struct sl_stream *st, const struct sl_reshard_req *req,
+                 struct sl_lineage *next, char *why, size_t why_len)
+{
+    int rc = sl_lineage_copy(next, &st->lineage);
+    if (rc != SL_OK) {
+        snprintf(why, why_len, "%s", sl_strerror(rc));
+        return rc;
+    }
+    uint32_t kids[2], child;
+    if (req->kind == SL_RESHARD_SPLIT) {
+        uint64_t at = req->has_at || req->shard >= next->n ? req->at
+                                                           : sl_lineage_middle(next, req->shard);
+        rc = sl_lineage_split(next, req->shard, at, kids, why, why_len);
+    } else if (req->kind == SL_RESHARD_MERGE) {
+        rc = sl_lineage_merge(next, req->shard, req->adjacent, &child, why, why_len);
+    } else {
+        rc = to_target(st, req->target, next, why, why_len);
+    }
+    if (rc == SL_ELIMIT) {
+        snprintf(why, why_len,
+                 "stream %s would have more than %u shards, open and closed: wait for "
+                 "retention to remove closed shards",
+                 st->name, SL_LINEAGE_SHARDS_MAX);
+    }
+    return rc;
 }
 
 void sl_reshard_submit(struct sl_engine *e, const struct sl_reshard_req *req, sl_reshard_cb cb,
@@ -212,22 +194,21 @@ void sl_reshard_submit(struct sl_engine *e, const struct sl_reshard_req *req, sl
         snprintf(why, sizeof(why), "a change of stream %s's shards is under way: retry after it",
                  st->name);
     }
-    struct sl_reshard_step *steps = NULL;
-    uint32_t n = 0;
+    struct sl_lineage next = {0};
     if (st != NULL && rc == SL_OK) {
-        rc = plan(st, req, &steps, &n, why, sizeof(why));
+        rc = build(st, req, &next, why, sizeof(why));
     }
     struct sl_reshard_op *op = NULL;
     if (rc == SL_OK && (op = calloc(1, sizeof(*op))) == NULL) {
         rc = SL_ENOMEM;
     }
     if (rc == SL_OK) {
-        rc = sl_catalog_reshard_prepare(e->catalog, st, steps, n, &op->r, why, sizeof(why));
+        rc = sl_catalog_reshard_prepare(e->catalog, st, &next, &op->r, why, sizeof(why));
         if (rc != SL_OK) {
             sl_catalog_reshard_free(&op->r);
         }
     }
-    free(steps);
+    sl_lineage_fini(&next); /* (empty once prepare took it) */
     if (rc != SL_OK) {
         free(op);
         if (why[0] == '\0') {

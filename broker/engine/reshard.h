@@ -3,7 +3,8 @@
  * and UpdateShardCount.
  *
  * A change runs in three steps on the main loop:
- *   1. checked and planned (catalog: sl_catalog_reshard_prepare);
+ *   1. the new lineage built (lineage.h checks each split and merge) and
+ *      checked against the limits (catalog: sl_catalog_reshard_prepare);
  *   2. the shards it closes stop taking appends: new ones wait in their
  *      shard's FIFO (produce.c) while those already handed to the shard's
  *      owner complete - so a closed shard's log ends before any record of

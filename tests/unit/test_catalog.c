@@ -496,10 +496,13 @@ TEST(reshard_commit_is_one_durable_change)
     CHECK_EQ(append_one(st, 42), SL_OK);
     char before[512], after[512];
     lineage_str(st, before, sizeof(before));
-    struct sl_reshard_step split = {.merge = false, .at = sl_lineage_middle(&st->lineage, 0)};
     struct sl_catalog_reshard *r = calloc(1, sizeof(*r));
     char why[512];
-    CHECK_EQ(sl_catalog_reshard_prepare(c, st, &split, 1, r, why, sizeof(why)), SL_OK);
+    struct sl_lineage next;
+    uint32_t kids[2];
+    CHECK_EQ(sl_lineage_copy(&next, &st->lineage), SL_OK);
+    CHECK_EQ(sl_lineage_split(&next, 0, sl_lineage_middle(&next, 0), kids, why, sizeof(why)), SL_OK);
+    CHECK_EQ(sl_catalog_reshard_prepare(c, st, &next, r, why, sizeof(why)), SL_OK);
     CHECK(r->n_closed == 1 && r->closed[0] == 0 && r->first_new == 2 && r->next.n == 4);
     /* the rename of stream.meta fails: nothing changed */
     struct sl_file_faults f = {.op = SL_FILE_FAULT_RENAME, .nth = 1, .err = EIO};
@@ -515,7 +518,9 @@ TEST(reshard_commit_is_one_durable_change)
     st = sl_catalog_find(c, "rs");
     CHECK(st != NULL && st->shard_count == 2 && st->lineage.n == st->lineage.open);
     /* again, committed this time (the children's directories exist already) */
-    CHECK_EQ(sl_catalog_reshard_prepare(c, st, &split, 1, r, why, sizeof(why)), SL_OK);
+    CHECK_EQ(sl_lineage_copy(&next, &st->lineage), SL_OK);
+    CHECK_EQ(sl_lineage_split(&next, 0, sl_lineage_middle(&next, 0), kids, why, sizeof(why)), SL_OK);
+    CHECK_EQ(sl_catalog_reshard_prepare(c, st, &next, r, why, sizeof(why)), SL_OK);
     CHECK_EQ(sl_catalog_reshard_commit(c, st, r, why, sizeof(why)), SL_OK);
     sl_catalog_reshard_free(r);
     CHECK(st->shard_count == 4 && st->lineage.open == 3 && st->lineage.shard[0].closed);

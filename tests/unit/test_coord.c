@@ -336,8 +336,15 @@ static int commit(struct sl_stream *st, const char *group, uint32_t shard, uint6
 static int split(struct sl_stream *st, uint32_t shard)
 {
     struct sl_catalog_reshard *r = calloc(1, sizeof(*r));
-    struct sl_reshard_step step = {.merge = false, .at = sl_lineage_middle(&st->lineage, shard)};
-    int rc = r == NULL ? SL_ENOMEM : sl_catalog_reshard_prepare(cat, st, &step, 1, r, why, sizeof(why));
+    struct sl_lineage next;
+    uint32_t kids[2];
+    int rc = r == NULL ? SL_ENOMEM : sl_lineage_copy(&next, &st->lineage);
+    if (rc == SL_OK) {
+        rc = sl_lineage_split(&next, shard, sl_lineage_middle(&next, shard), kids, why,
+                              sizeof(why));
+        rc = rc == SL_OK ? sl_catalog_reshard_prepare(cat, st, &next, r, why, sizeof(why)) : rc;
+        sl_lineage_fini(&next);
+    }
     if (rc == SL_OK) {
         rc = sl_catalog_reshard_commit(cat, st, r, why, sizeof(why));
     }
