@@ -17,6 +17,7 @@
  * The data directory is on /dev/shm when it exists (fsyncs are free there).
  */
 #include "test.h"
+#include "append_one.h"
 
 #include "broker/engine/catalog.h"
 #include "broker/engine/dedup.h"
@@ -364,33 +365,10 @@ TEST(idle_stream_and_shard_heap_bytes)
             (double)(m2.uordblks + m2.hblkhd) / (streams * shards));
 }
 
-static void on_ack(void *ctx, int err, uint64_t base_seq, uint32_t count)
-{
-    (void)base_seq;
-    (void)count;
-    int *left = ctx;
-    *left -= err == SL_OK ? 1 : 1000;
-}
-
 /* Appends one 1-record batch of producer `pid` (seq 3) to the stream's shard 0. */
 static int append_one(struct sl_stream *st, uint64_t pid)
 {
-    uint8_t buf[512];
-    struct sl_batch_builder bb;
-    sl_batch_builder_init(&bb, buf, sizeof(buf));
-    struct sl_record rec = {.value = "v", .value_len = 1};
-    size_t len = 0;
-    if (sl_batch_builder_add(&bb, &rec) != SL_OK ||
-        sl_batch_builder_finish(&bb, SL_BATCH_CODEC_NONE, 1, NULL, NULL, 0, pid, 3, &len) !=
-            SL_OK) {
-        return SL_EINVAL;
-    }
-    int left = 1;
-    int rc = sl_wshard_append(&st->shards[0]->ws, buf, len, 0, on_ack, &left);
-    while (rc == SL_OK && left > 0) {
-        sl_ring_run(&ring, 1, 0);
-    }
-    return rc != SL_OK ? rc : left == 0 ? SL_OK : SL_EIO;
+    return test_append_one(&ring, &st->shards[0]->ws, pid, 3);
 }
 
 static uint32_t count_loaded(struct sl_catalog *c)

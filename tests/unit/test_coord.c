@@ -3,13 +3,13 @@
  * two members), session expiry, leaving, static membership, fencing, bad
  * input. */
 #include "test.h"
+#include "append_one.h"
 
 #include "broker/engine/catalog.h"
 #include "broker/engine/coord.h"
 #include "broker/engine/engine.h"
 #include "common/error.h"
 #include "common/ring.h"
-#include "storage/batch.h"
 
 #include <ftw.h>
 #include <stdbool.h>
@@ -289,29 +289,9 @@ TEST(waiting_member_beats_fast_and_evict_fences)
     CHECK_EQ(eng.coord_group_count, 0);
 }
 
-static void on_ack(void *ctx, int err, uint64_t base, uint32_t count)
-{
-    (void)base, (void)count;
-    *(int *)ctx = err == SL_OK ? 0 : -1;
-}
-
 static int append_one(struct sl_stream *st, uint32_t shard)
 {
-    uint8_t buf[256];
-    struct sl_batch_builder bb;
-    sl_batch_builder_init(&bb, buf, sizeof(buf));
-    struct sl_record rec = {.value = "v", .value_len = 1};
-    size_t len = 0;
-    if (sl_batch_builder_add(&bb, &rec) != SL_OK ||
-        sl_batch_builder_finish(&bb, SL_BATCH_CODEC_NONE, 1, NULL, NULL, 0, 0, 0, &len) != SL_OK) {
-        return SL_EINVAL;
-    }
-    int left = 1;
-    int rc = sl_wshard_append(&st->shards[shard]->ws, buf, len, 0, on_ack, &left);
-    while (rc == SL_OK && left > 0) {
-        sl_ring_run(&ring, 1, 0);
-    }
-    return rc != SL_OK ? rc : left == 0 ? SL_OK : SL_EIO;
+    return test_append_one(&ring, &st->shards[shard]->ws, 0, 0);
 }
 
 static void on_commit(void *ctx, int err)
