@@ -7,7 +7,6 @@
 // the native protocol's ApiCall).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
 import { spawnSync, execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -20,7 +19,7 @@ import {
   ListReplaysCommand,
 } from '@aws-sdk/client-eventbridge';
 import { SQSClient, CreateQueueCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { startBroker, startAuthBroker, until } from './harness.mjs';
+import { startBroker, startAuthBroker, until, endpoint as hookEndpoint } from './harness.mjs';
 
 let b, eb, sqs;
 const creds = { accessKeyId: 'sluice', secretAccessKey: 'sluice' };
@@ -36,25 +35,16 @@ before(async () => {
 });
 after(async () => { await b.stop(); });
 
-// An endpoint collecting the events POSTed to it (answers 200; 500 without keeping the
-// event when `fails(event)` says so).
+// The harness's endpoint, collecting the events POSTed to it (answers 200; 500 without
+// keeping the event when `fails(event)` says so).
 async function endpoint(fails = () => false) {
-  const ep = { events: [] };
-  ep.server = createServer((req, res) => {
-    let data = '';
-    req.setEncoding('utf8');
-    req.on('data', (c) => { data += c; });
-    req.on('end', () => {
-      const ev = JSON.parse(data);
-      const fail = fails(ev);
-      if (!fail) ep.events.push(ev);
-      res.writeHead(fail ? 500 : 200, { 'Content-Type': 'application/json' });
-      res.end('{}');
-    });
+  const events = [];
+  const ep = await hookEndpoint((ev) => {
+    if (fails(ev)) return { status: 500, json: {} };
+    events.push(ev);
+    return { status: 200, json: {} };
   });
-  await new Promise((resolve) => ep.server.listen(0, '127.0.0.1', resolve));
-  ep.url = `http://127.0.0.1:${ep.server.address().port}/events`;
-  ep.close = () => { ep.server.closeAllConnections(); ep.server.close(); };
+  ep.events = events;
   return ep;
 }
 
