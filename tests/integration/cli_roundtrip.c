@@ -29,51 +29,12 @@
 
 static struct it_broker broker;
 static char out[OUT_MAX];
-static char in_path[128], out_path[128];
 
-/* Runs the CLI with argv (NULL-terminated, without argv[0]); stdin from `input` (may be
- * NULL: /dev/null); stdout captured into `out`. Returns the exit code, or -1. */
+/* The CLI with args (NULL-terminated, without argv[0]); stdin from `input` (NULL: empty);
+ * stdout captured into `out`. Returns the exit code, or -1. */
 static int run_cli(const char *const *args, const char *input)
 {
-    const char *argv[32];
-    int argc = 0;
-    argv[argc++] = SLUICE_CLI_PATH;
-    for (int i = 0; args[i] != NULL && argc < 31; i++) {
-        argv[argc++] = args[i];
-    }
-    argv[argc] = NULL;
-    FILE *f = fopen(in_path, "w");
-    if (f == NULL) {
-        return -1;
-    }
-    if (input != NULL) {
-        fputs(input, f);
-    }
-    fclose(f);
-    pid_t pid = fork();
-    if (pid < 0) {
-        return -1;
-    }
-    if (pid == 0) {
-        int in = open(in_path, O_RDONLY);
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (in < 0 || o < 0 || dup2(in, 0) < 0 || dup2(o, 1) < 0) {
-            _exit(126);
-        }
-        execv(SLUICE_CLI_PATH, (char *const *)argv);
-        _exit(127);
-    }
-    int status;
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
-        return -1;
-    }
-    f = fopen(out_path, "r");
-    size_t n = f != NULL ? fread(out, 1, OUT_MAX - 1, f) : 0;
-    if (f != NULL) {
-        fclose(f);
-    }
-    out[n] = '\0';
-    return WEXITSTATUS(status);
+    return it_run_cli(&broker, args, input, 0, out, OUT_MAX);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -147,8 +108,6 @@ static int64_t lag_total(const char *s)
 TEST(cli_roundtrip)
 {
     CHECK_EQ(it_broker_start(&broker, "always"), 0);
-    snprintf(in_path, sizeof(in_path), "%s/stdin", broker.root);
-    snprintf(out_path, sizeof(out_path), "%s/stdout", broker.root);
     CHECK_EQ(setenv("SLUICE_BROKER", broker.addr, 1), 0);
 
     CHECK_EQ(run_cli((const char *[]){"stream", "create", "S", "--shards", "2", NULL}, NULL), 0);

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -471,4 +472,55 @@ int it_create_stream(sluice_client *c, const char *name, uint32_t shards)
                 sluice_last_error());
     }
     return rc;
+}
+
+int it_run_cli(const struct it_broker *b, const char *const *args, const char *input,
+               int with_stderr, char *out, size_t cap)
+{
+    const char *argv[40];
+    int argc = 0;
+    argv[argc++] = SLUICE_CLI_PATH;
+    for (int i = 0; args[i] != NULL; i++) {
+        if (argc >= 39) {
+            fprintf(stderr, "it_run_cli: more than 38 arguments\n");
+            return -1;
+        }
+        argv[argc++] = args[i];
+    }
+    argv[argc] = NULL;
+    char in_path[160], out_path[160];
+    snprintf(in_path, sizeof(in_path), "%s/cli.in", b->root);
+    snprintf(out_path, sizeof(out_path), "%s/cli.out", b->root);
+    FILE *f = fopen(in_path, "w");
+    if (f == NULL) {
+        return -1;
+    }
+    if (input != NULL) {
+        fputs(input, f);
+    }
+    fclose(f);
+    pid_t pid = fork();
+    if (pid < 0) {
+        return -1;
+    }
+    if (pid == 0) {
+        int in = open(in_path, O_RDONLY);
+        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (in < 0 || o < 0 || dup2(in, 0) < 0 || dup2(o, 1) < 0 || (with_stderr && dup2(o, 2) < 0)) {
+            _exit(126);
+        }
+        execv(SLUICE_CLI_PATH, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
+        return -1;
+    }
+    f = fopen(out_path, "r");
+    size_t n = f != NULL ? fread(out, 1, cap - 1, f) : 0;
+    if (f != NULL) {
+        fclose(f);
+    }
+    out[n] = '\0';
+    return WEXITSTATUS(status);
 }

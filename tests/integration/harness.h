@@ -122,6 +122,12 @@ uint64_t it_mono_ms(void);
 uint64_t it_wall_ms(void);
 void it_sleep_ms(uint32_t ms);
 
+/* Runs the CLI (SLUICE_CLI_PATH) with `args` (NULL-terminated, without argv[0], at most 38);
+ * stdin from `input` (NULL: empty), stdout - and stderr too with `with_stderr` - into `out`
+ * (cap bytes, NUL-terminated), through files under b->root. Returns the exit code, or -1. */
+int it_run_cli(const struct it_broker *b, const char *const *args, const char *input,
+               int with_stderr, char *out, size_t cap);
+
 /* Removes a directory tree (rm -rf). Returns 0 or -1. */
 int it_rmtree(const char *path);
 

@@ -901,40 +901,13 @@ static char cli_out[1u << 16];
  * cli_out. Returns the exit code, or -1. */
 static int run_cli(const char *const *args)
 {
-    const char *argv[24];
-    int argc = 0;
-    argv[argc++] = SLUICE_CLI_PATH;
-    argv[argc++] = "--broker";
-    argv[argc++] = broker.addr;
-    for (int i = 0; args[i] != NULL && argc < 23; i++) {
+    const char *argv[40] = {"--broker", broker.addr};
+    int argc = 2;
+    for (int i = 0; args[i] != NULL && argc < 39; i++) {
         argv[argc++] = args[i];
     }
     argv[argc] = NULL;
-    char path[160];
-    snprintf(path, sizeof(path), "%s/cli.out", broker.root);
-    pid_t pid = fork();
-    if (pid < 0) {
-        return -1;
-    }
-    if (pid == 0) {
-        int o = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (o < 0 || dup2(o, 1) < 0 || dup2(o, 2) < 0) {
-            _exit(126);
-        }
-        execv(SLUICE_CLI_PATH, (char *const *)argv);
-        _exit(127);
-    }
-    int status;
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
-        return -1;
-    }
-    FILE *f = fopen(path, "r");
-    size_t n = f != NULL ? fread(cli_out, 1, sizeof(cli_out) - 1, f) : 0;
-    if (f != NULL) {
-        fclose(f);
-    }
-    cli_out[n] = '\0';
-    return WEXITSTATUS(status);
+    return it_run_cli(&broker, argv, NULL, 1, cli_out, sizeof(cli_out));
 }
 
 #define LANDED 500u
