@@ -189,11 +189,15 @@ static void unescape(char *v)
 int catalog_meta_write(const struct sl_stream *st, const struct sl_lineage *l)
 {
     SL_ASSERT(l->n >= st->shard_count); /* the stream's, or a reshard's with more ids */
-    char *body = malloc(SL_STREAM_META_BYTES_MAX);
+    /* sized for this stream: the lineage's lines only once it was resharded */
+    size_t cap = SL_STREAM_META_PROPS_BYTES +
+                 (l->n != l->open ? (size_t)l->n * SL_STREAM_META_SHARD_LINE_MAX : 0);
+    SL_ASSERT(cap <= SL_STREAM_META_BYTES_MAX);
+    char *body = malloc(cap);
     if (body == NULL) {
         return SL_ENOMEM;
     }
-    int n = snprintf(body, SL_STREAM_META_BYTES_MAX,
+    int n = snprintf(body, cap,
                      "name=%s\nshards=%u\nretention_hours=%u\nretention_bytes=%" PRIu64
                      "\ncompression=%s\ncreated_ms=%" PRIu64 "\n",
                      st->name, l->n, st->retention_hours, st->retention_bytes,
@@ -213,13 +217,13 @@ int catalog_meta_write(const struct sl_stream *st, const struct sl_lineage *l)
         n += w;
     }
     for (uint32_t i = 0; i < st->n_props; i++) {
-        n += snprintf(body + n, SL_STREAM_META_BYTES_MAX - (size_t)n, "prop.%s=", st->props[i].key);
-        n += (int)escape_into(body + n, SL_STREAM_META_BYTES_MAX - (size_t)n, st->props[i].value);
+        n += snprintf(body + n, cap - (size_t)n, "prop.%s=", st->props[i].key);
+        n += (int)escape_into(body + n, cap - (size_t)n, st->props[i].value);
         body[n++] = '\n';
     }
     /* bounds: SL_STREAM_PROPS_MAX x (key + 3 x value + 8) stays below the buffer */
-    SL_ASSERT(n > 0 && (size_t)n < SL_STREAM_META_BYTES_MAX - 32);
-    n += snprintf(body + n, SL_STREAM_META_BYTES_MAX - (size_t)n, "check=%016" PRIx64 "\n",
+    SL_ASSERT(n > 0 && (size_t)n < cap - 32);
+    n += snprintf(body + n, cap - (size_t)n, "check=%016" PRIx64 "\n",
                   sl_checksum64(body, (size_t)n));
     char *tmp = catalog_path_cat(st->dir, "stream.meta.tmp");
     char *dst = catalog_path_cat(st->dir, "stream.meta");
@@ -286,9 +290,20 @@ static int meta_read(struct sl_stream *st)
     if (fd < 0) {
         return errno == ENOENT ? SL_ENOTFOUND : sl_err_from_errno(errno);
     }
-    char *body = malloc(SL_STREAM_META_BYTES_MAX + 1);
+    /* read as large as it is (streams not resharded keep it small): no bigger buffer for
+     * each of many streams at start-up */
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int err = sl_err_from_errno(errno);
+        close(fd);
+        return err;
+    }
+    size_t size = (size_t)sb.st_size;
+    char *body = size <= SL_STREAM_META_BYTES_MAX ? malloc(size + 1) : NULL;
     size_t n = 0;
-    int rc = body != NULL ? sl_pread_full(fd, body, SL_STREAM_META_BYTES_MAX, 0, &n) : SL_ENOMEM;
+    int rc = size > SL_STREAM_META_BYTES_MAX ? SL_ECORRUPT
+             : body != NULL                  ? sl_pread_full(fd, body, size, 0, &n)
+                                             : SL_ENOMEM;
     close(fd);
     if (rc == SL_OK) {
         rc = n == 0 ? SL_ECORRUPT : meta_parse(st, body, n);

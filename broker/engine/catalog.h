@@ -39,7 +39,9 @@ struct catalog_job;
 /* room for the properties and, once resharded, a line per shard id of the
  * lineage (SL_LINEAGE_SHARDS_MAX x SL_STREAM_META_SHARD_LINE_MAX) */
 #define SL_STREAM_META_SHARD_LINE_MAX 80u
-#define SL_STREAM_META_BYTES_MAX ((96u << 10) + SL_LINEAGE_SHARDS_MAX * SL_STREAM_META_SHARD_LINE_MAX)
+#define SL_STREAM_META_PROPS_BYTES (96u << 10) /* settings and properties */
+#define SL_STREAM_META_BYTES_MAX                                                                   \
+    (SL_STREAM_META_PROPS_BYTES + SL_LINEAGE_SHARDS_MAX * SL_STREAM_META_SHARD_LINE_MAX)
 
 struct sl_stream_prop {
     char *key;   /* owned; printable ASCII without '=' */
