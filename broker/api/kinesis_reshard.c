@@ -36,10 +36,9 @@ static void on_resharded(void *ctx, const struct sl_reshard_result *r)
 {
     struct kin_reshard_op *op = ctx;
     if (r->err != SL_OK) {
-        enum sl_kin_err e = r->err == SL_ESHARD_CLOSED || r->err == SL_EUNSUPPORTED
-                                ? SL_KIN_INVALID_ARGUMENT
-                            : r->err == SL_EAGAIN ? SL_KIN_RESOURCE_IN_USE
-                                                  : sl_kin_err_of(r->err);
+        enum sl_kin_err e = r->err == SL_ESHARD_CLOSED ? SL_KIN_INVALID_ARGUMENT
+                            : r->err == SL_EAGAIN      ? SL_KIN_RESOURCE_IN_USE
+                                                       : sl_kin_err_of(r->err);
         sl_kin_fail(op->call, e, "%s", r->why);
     } else if (op->what == KIN_UPDATE) {
         char arn[SL_KIN_ARN_MAX];
