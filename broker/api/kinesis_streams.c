@@ -219,9 +219,15 @@ void sl_kin_describe_stream(struct sl_api_call *call, json_t *body)
     }
     json_t *d = stream_json(call, st);
     json_t *shards = json_array();
-    uint32_t i = first;
-    for (; i < st->shard_count && i - first < limit; i++) {
-        json_array_append_new(shards, shard_json(st, i));
+    uint32_t i = first, listed = 0;
+    for (; i < st->shard_count && listed < limit; i++) {
+        if (!st->lineage.shard[i].gone) { /* (retention removed it) */
+            json_array_append_new(shards, shard_json(st, i));
+            listed++;
+        }
+    }
+    while (i < st->shard_count && st->lineage.shard[i].gone) {
+        i++;
     }
     json_object_set_new(d, "Shards", shards);
     json_object_set_new(d, "HasMoreShards", json_boolean(i < st->shard_count));
@@ -299,24 +305,57 @@ void sl_kin_list_streams(struct sl_api_call *call, json_t *body)
     sl_kin_reply_json(call, out);
 }
 
-/* Which shards ListShards lists (its ShardFilter). */
+/* Which shards ListShards lists (its ShardFilter). Shards retention removed are never
+ * listed. */
 enum shard_filter {
     FILTER_ALL = 0, /* none, FROM_TRIM_HORIZON, AFTER_SHARD_ID */
     FILTER_OPEN,    /* AT_LATEST: the shards open now */
-    FILTER_ROOTS,   /* AT_TRIM_HORIZON: the shards open at the oldest retained record (no
-                       closed shard is forgotten by retention yet, so: those without parents) */
+    FILTER_ROOTS,   /* AT_TRIM_HORIZON: the shards open at the oldest retained record: those
+                       whose parents are all gone (or that have none) */
+    FILTER_AT_TIME, /* AT_TIMESTAMP: the shards open at the time */
+    FILTER_FROM_TIME, /* FROM_TIMESTAMP: those open at the time and every later one */
 };
 
-static bool filter_keeps(const struct sl_stream *st, uint32_t i, enum shard_filter f)
+/* When shard i opened: when its parent closed (the change that made it), or the stream's
+ * creation. */
+static uint64_t opened_ms(const struct sl_stream *st, uint32_t i)
 {
-    const struct sl_lineage_shard *ls = &st->lineage.shard[i];
-    return f == FILTER_ALL || (f == FILTER_OPEN && !ls->closed) ||
-           (f == FILTER_ROOTS && ls->parent[0] == SL_LINEAGE_NONE);
+    uint32_t p = st->lineage.shard[i].parent[0];
+    return p == SL_LINEAGE_NONE ? st->created_ms : st->lineage.shard[p].closed_ms;
 }
 
-/* The ShardFilter of body into *f (and *first for AFTER_SHARD_ID); false after answering. */
+static bool filter_keeps(const struct sl_stream *st, uint32_t i, enum shard_filter f,
+                         uint64_t at_ms)
+{
+    const struct sl_lineage_shard *ls = &st->lineage.shard[i];
+    if (ls->gone) {
+        return false;
+    }
+    bool open_at = !ls->closed || ls->closed_ms > at_ms; /* (not closed by then) */
+    switch (f) {
+    case FILTER_ALL:
+        return true;
+    case FILTER_OPEN:
+        return !ls->closed;
+    case FILTER_ROOTS:
+        for (int k = 0; k < 2; k++) {
+            if (ls->parent[k] != SL_LINEAGE_NONE && !st->lineage.shard[ls->parent[k]].gone) {
+                return false;
+            }
+        }
+        return true;
+    case FILTER_AT_TIME:
+        return open_at && opened_ms(st, i) <= at_ms;
+    case FILTER_FROM_TIME:
+        return open_at;
+    }
+    return false;
+}
+
+/* The ShardFilter of body into *f (and *first for AFTER_SHARD_ID, *at_ms for the timestamp
+ * types); false after answering. */
 static bool shard_filter(struct sl_api_call *call, const json_t *body, enum shard_filter *f,
-                         uint32_t *first)
+                         uint32_t *first, uint64_t *at_ms)
 {
     const json_t *sf = json_object_get(body, "ShardFilter");
     *f = FILTER_ALL;
@@ -344,11 +383,15 @@ static bool shard_filter(struct sl_api_call *call, const json_t *body, enum shar
         }
         *first = s + 1;
     } else if (strcmp(type, "AT_TIMESTAMP") == 0 || strcmp(type, "FROM_TIMESTAMP") == 0) {
-        sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT,
-                    "ShardFilter %s is not served by this broker (it keeps no time at which a "
-                    "shard opened or closed): use FROM_TRIM_HORIZON and the ParentShardId links",
-                    type);
-        return false;
+        const json_t *ts = json_object_get(sf, "Timestamp");
+        double secs = json_is_number(ts) ? json_number_value(ts) : -1.0;
+        if (!(secs >= 0.0 && secs < 1e13)) { /* epoch seconds, fractional */
+            sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT,
+                        "ShardFilter %s needs a Timestamp (epoch seconds)", type);
+            return false;
+        }
+        *f = type[0] == 'A' ? FILTER_AT_TIME : FILTER_FROM_TIME;
+        *at_ms = (uint64_t)(secs * 1000.0);
     } else {
         sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT,
                     "ShardFilter Type must be AFTER_SHARD_ID, AT_TRIM_HORIZON, FROM_TRIM_HORIZON, "
@@ -358,22 +401,30 @@ static bool shard_filter(struct sl_api_call *call, const json_t *body, enum shar
     return true;
 }
 
-/* NextToken of ListShards: "<last shard index>[L|R]/<stream name>" (the letter: the
- * ShardFilter of the first call, AT_LATEST or AT_TRIM_HORIZON). */
+/* NextToken of ListShards: "<last shard index>[L|R|A<ms>|F<ms>]/<stream name>" (the
+ * ShardFilter of the first call: AT_LATEST, AT_TRIM_HORIZON, AT_TIMESTAMP or
+ * FROM_TIMESTAMP with its time). */
 void sl_kin_list_shards(struct sl_api_call *call, json_t *body)
 {
     const char *token = sl_kin_str(body, "NextToken");
     uint32_t limit = 1000, first = 0;
+    uint64_t at_ms = 0;
     enum shard_filter filter = FILTER_ALL;
     struct sl_stream *st = NULL;
     if (token != NULL) {
         char *end = NULL;
         unsigned long last = strtoul(token, &end, 10);
-        if (end != token && (*end == 'L' || *end == 'R')) {
+        bool ok = end != token;
+        if (ok && (*end == 'L' || *end == 'R')) {
             filter = *end == 'L' ? FILTER_OPEN : FILTER_ROOTS;
             end++;
+        } else if (ok && (*end == 'A' || *end == 'F')) {
+            filter = *end == 'A' ? FILTER_AT_TIME : FILTER_FROM_TIME;
+            char *t = end + 1;
+            at_ms = strtoull(t, &end, 10);
+            ok = end != t;
         }
-        if (end == token || *end != '/' || last >= SL_LINEAGE_SHARDS_MAX) { /* (ids: closed too) */
+        if (!ok || *end != '/' || last >= SL_LINEAGE_SHARDS_MAX) { /* (ids: closed too) */
             sl_kin_fail(call, SL_KIN_INVALID_ARGUMENT, "NextToken is not one of ours");
             return;
         }
@@ -387,7 +438,7 @@ void sl_kin_list_shards(struct sl_api_call *call, json_t *body)
     } else {
         st = sl_kin_stream(call, body);
         if (st != NULL && (!start_shard(call, body, &first) ||
-                           !shard_filter(call, body, &filter, &first))) {
+                           !shard_filter(call, body, &filter, &first, &at_ms))) {
             return;
         }
     }
@@ -397,20 +448,26 @@ void sl_kin_list_shards(struct sl_api_call *call, json_t *body)
     json_t *shards = json_array();
     uint32_t i = first, listed = 0;
     for (; i < st->shard_count && listed < limit; i++) {
-        if (filter_keeps(st, i, filter)) {
+        if (filter_keeps(st, i, filter, at_ms)) {
             json_array_append_new(shards, shard_json(st, i));
             listed++;
         }
     }
     uint32_t more = i;
-    while (more < st->shard_count && !filter_keeps(st, more, filter)) {
+    while (more < st->shard_count && !filter_keeps(st, more, filter, at_ms)) {
         more++;
     }
     json_t *out = json_pack("{s:o}", "Shards", shards);
     if (more < st->shard_count) {
-        char next[SL_STREAM_NAME_MAX + 16];
-        snprintf(next, sizeof(next), "%u%s/%s", i - 1,
-                 filter == FILTER_OPEN ? "L" : filter == FILTER_ROOTS ? "R" : "", st->name);
+        char kind[24] = "";
+        if (filter == FILTER_OPEN || filter == FILTER_ROOTS) {
+            snprintf(kind, sizeof(kind), "%s", filter == FILTER_OPEN ? "L" : "R");
+        } else if (filter == FILTER_AT_TIME || filter == FILTER_FROM_TIME) {
+            snprintf(kind, sizeof(kind), "%c%" PRIu64, filter == FILTER_AT_TIME ? 'A' : 'F',
+                     at_ms);
+        }
+        char next[SL_STREAM_NAME_MAX + 40];
+        snprintf(next, sizeof(next), "%u%s/%s", i - 1, kind, st->name);
         json_object_set_new(out, "NextToken", json_string(next));
     }
     sl_kin_reply_json(call, out);

@@ -374,7 +374,7 @@ static void put_process(struct text *t, struct sl_api *api)
     for (struct sl_stream *st = sl_catalog_first(api->engine->catalog); st != NULL;
          st = st->next) {
         streams++;
-        shards += st->shard_count;
+        shards += st->shard_count - st->lineage.gone;
     }
     family(t, "sluice_streams", "gauge", "Streams in the catalog.");
     put(t, "sluice_streams %u\n", streams);
@@ -476,6 +476,9 @@ static int capture_shards(struct scrape *sc, struct sl_catalog *cat)
             return SL_ENOMEM;
         }
         for (uint32_t i = 0; i < st->shard_count; i++) {
+            if (st->lineage.shard[i].gone) {
+                continue; /* (retention removed it: no series) */
+            }
             struct sl_shard_info si;
             sl_streams_shard_info(st, i, &si);
             struct shard_row *r = &sc->rows[sc->n_rows++];

@@ -362,7 +362,9 @@ static void describe_stream(struct sl_api_call *call, struct sl_stream *st)
     json_t *body = stream_json(st, &t);
     json_t *shards = json_array();
     for (uint32_t i = 0; shards != NULL && i < st->shard_count; i++) {
-        json_array_append_new(shards, shard_json(st, i));
+        if (!st->lineage.shard[i].gone) { /* (retention removed it) */
+            json_array_append_new(shards, shard_json(st, i));
+        }
     }
     if (body != NULL && shards != NULL) {
         json_object_set_new(body, "shard_list", shards);

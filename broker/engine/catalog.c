@@ -108,9 +108,9 @@ static int mkdir_durable(const char *parent, const char *path)
     return sl_fsync_dir(parent);
 }
 
-/* Removes a directory tree (rare: deleted streams). Depth is bounded by
- * our layout (stream/shard/files), so recursion depth <= 3. */
-static void remove_tree(const char *path, int depth)
+/* Removes a directory tree (rare: deleted streams, gone shards). Depth is
+ * bounded by our layout (stream/shard/files), so recursion depth <= 3. */
+void catalog_remove_tree(const char *path, int depth)
 {
     DIR *d = opendir(path);
     if (d != NULL && depth < 4) {
@@ -124,7 +124,7 @@ static void remove_tree(const char *path, int depth)
                 break;
             }
             if (e->d_type == DT_DIR) {
-                remove_tree(p, depth + 1);
+                catalog_remove_tree(p, depth + 1);
             } else {
                 unlink(p);
             }
@@ -210,9 +210,16 @@ int catalog_meta_write(const struct sl_stream *st, const struct sl_lineage *l)
         for (int k = 0; k < 4; k++) {
             snprintf(id[k], sizeof(id[k]), v[k] == SL_LINEAGE_NONE ? "-" : "%u", v[k]);
         }
+        /* closed: 0 open, else when (ms; 1: a time never kept); a gone
+         * shard adds its log's end */
+        uint64_t closed = ls->closed ? (ls->closed_ms > 1 ? ls->closed_ms : 1) : 0;
+        char gone[24] = "";
+        if (ls->gone) {
+            snprintf(gone, sizeof(gone), ",%" PRIu64, ls->end_seq);
+        }
         int w = snprintf(body + n, SL_STREAM_META_SHARD_LINE_MAX,
-                         "shard.%u=%016" PRIx64 ",%016" PRIx64 ",%s,%s,%s,%s,%d\n", i, ls->start,
-                         ls->end, id[0], id[1], id[2], id[3], ls->closed ? 1 : 0);
+                         "shard.%u=%016" PRIx64 ",%016" PRIx64 ",%s,%s,%s,%s,%" PRIu64 "%s\n", i,
+                         ls->start, ls->end, id[0], id[1], id[2], id[3], closed, gone);
         SL_ASSERT(w > 0 && w < (int)SL_STREAM_META_SHARD_LINE_MAX);
         n += w;
     }
@@ -312,19 +319,27 @@ static int meta_read(struct sl_stream *st)
     return rc;
 }
 
-/* One "shard.<id>=<start>,<end>,<parent>,<parent>,<child>,<child>,<closed>"
- * line (hex ranges, decimal ids or "-") into (*ls)[id]; ids must come in
- * order, each once. The checksum held, so a line that does not parse is a
- * bug or a hand edit: SL_ECORRUPT either way. */
+/* One "shard.<id>=<start>,<end>,<parent>,<parent>,<child>,<child>,<closed>
+ * [,<end_seq>]" line (hex ranges, decimal ids or "-", closed 0 or when,
+ * end_seq when gone) into (*ls)[id]; ids must come in order, each once. The
+ * checksum held, so a line that does not parse is a bug or a hand edit:
+ * SL_ECORRUPT either way. */
 static int meta_shard_line(const char *line, struct sl_lineage_shard **ls, uint32_t *n)
 {
     unsigned id;
-    unsigned long long start, end;
+    unsigned long long start, end, closed, end_seq = 0;
     char f[4][12];
-    int closed, used = 0;
-    if (sscanf(line, "shard.%u=%llx,%llx,%11[0-9-],%11[0-9-],%11[0-9-],%11[0-9-],%d%n", &id,
+    int used = 0, used2 = 0;
+    if (sscanf(line, "shard.%u=%llx,%llx,%11[0-9-],%11[0-9-],%11[0-9-],%11[0-9-],%llu%n", &id,
                &start, &end, f[0], f[1], f[2], f[3], &closed, &used) != 8 ||
-        line[used] != '\0' || id != *n || id >= SL_LINEAGE_SHARDS_MAX || (closed != 0 && closed != 1)) {
+        id != *n || id >= SL_LINEAGE_SHARDS_MAX) {
+        return SL_ECORRUPT;
+    }
+    bool gone = line[used] == ',';
+    if (gone && (sscanf(line + used, ",%llu%n", &end_seq, &used2) != 1 || closed == 0)) {
+        return SL_ECORRUPT;
+    }
+    if (line[used + used2] != '\0') {
         return SL_ECORRUPT;
     }
     if (*ls == NULL && (*ls = calloc(SL_LINEAGE_SHARDS_MAX, sizeof(**ls))) == NULL) {
@@ -343,7 +358,8 @@ static int meta_shard_line(const char *line, struct sl_lineage_shard **ls, uint3
         }
     }
     (*ls)[id] = (struct sl_lineage_shard){.start = start, .end = end, .parent = {v[0], v[1]},
-                                          .child = {v[2], v[3]}, .closed = closed == 1};
+                                          .child = {v[2], v[3]}, .closed = closed != 0,
+                                          .closed_ms = closed, .end_seq = end_seq, .gone = gone};
     (*n)++;
     return SL_OK;
 }
@@ -414,6 +430,12 @@ static int meta_parse(struct sl_stream *st, char *body, size_t n)
     if (st->lineage.open > SL_STREAM_SHARDS_MAX) {
         sl_lineage_fini(&st->lineage);
         return SL_ECORRUPT;
+    }
+    uint64_t now = sl_clock_wall_ms();
+    for (uint32_t i = 0; i < st->lineage.n; i++) {
+        if (st->lineage.shard[i].closed && st->lineage.shard[i].closed_ms <= 1) {
+            st->lineage.shard[i].closed_ms = now; /* closed when no time was kept */
+        }
     }
     st->shard_count = shards;
     st->retention_hours = hours;
@@ -565,6 +587,10 @@ int catalog_open_logs(struct sl_catalog *c, struct sl_stream *st, bool rebuild, 
                       struct sl_shard **logs, char *why, size_t why_len)
 {
     for (uint32_t i = 0; i < st->shard_count; i++) {
+        if (st->lineage.shard[i].gone) {
+            catalog_shard_dir_remove(st, i); /* left by a crash after its retirement */
+            continue;
+        }
         int rc = catalog_open_log(c, st, i, rebuild, synced, &logs[i], why, why_len);
         if (rc != SL_OK) {
             return rc;
@@ -579,6 +605,9 @@ void catalog_adopt_logs(struct sl_catalog *c, struct sl_stream *st, struct sl_sh
     struct sl_wshard_adoption *a = calloc(st->shard_count, sizeof(*a));
     uint32_t n = 0;
     for (uint32_t i = 0; i < st->shard_count; i++) {
+        if (st->lineage.shard[i].gone) {
+            sl_wshard_retire(&st->shards[i]->ws, c->ring, st->lineage.shard[i].end_seq);
+        }
         if (logs[i] == NULL) {
             continue;
         }
@@ -736,7 +765,7 @@ void catalog_index_add(struct sl_catalog *c, struct sl_stream *st)
     memmove(&c->sorted[i + 1], &c->sorted[i], (c->n_streams - i) * sizeof(*c->sorted));
     c->sorted[i] = st;
     c->n_streams++;
-    c->n_shards += st->shard_count;
+    c->n_shards += catalog_live_shards(st);
     struct sl_stream **pp = i == 0 ? &c->streams : &c->sorted[i - 1]->next;
     st->next = *pp;
     *pp = st;
@@ -763,8 +792,8 @@ static void index_remove(struct sl_catalog *c, struct sl_stream *st)
     st->next = NULL;
     memmove(&c->sorted[i], &c->sorted[i + 1], (c->n_streams - i - 1) * sizeof(*c->sorted));
     c->n_streams--;
-    SL_ASSERT(c->n_shards >= st->shard_count);
-    c->n_shards -= st->shard_count;
+    SL_ASSERT(c->n_shards >= catalog_live_shards(st));
+    c->n_shards -= catalog_live_shards(st);
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -792,7 +821,7 @@ static void index_build(struct sl_catalog *c)
         struct sl_stream **b = bucket_of(c, st->name_hash);
         st->hnext = *b;
         *b = st;
-        c->n_shards += st->shard_count;
+        c->n_shards += catalog_live_shards(st);
     }
 }
 
@@ -846,7 +875,7 @@ static void empty_trash(struct sl_catalog *c)
         }
         char *p = catalog_path_cat(c->trash_dir, e->d_name);
         if (p != NULL) {
-            remove_tree(p, 0);
+            catalog_remove_tree(p, 0);
             free(p);
         }
     }
@@ -1314,10 +1343,12 @@ void sl_catalog_reap(struct sl_catalog *c)
 
 void sl_catalog_retention(struct sl_catalog *c)
 {
+    uint64_t now = sl_clock_wall_ms();
     for (struct sl_stream *st = c->streams; st != NULL; st = st->next) {
         for (uint32_t i = 0; i < st->shard_count && st->loaded; i++) {
             sl_wshard_retention(&st->shards[i]->ws);
         }
+        (void)sl_catalog_retire(c, st, now);
     }
 }
 

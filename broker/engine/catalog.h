@@ -38,7 +38,7 @@ struct catalog_job;
 #define SL_STREAM_PROP_VALUE_MAX 1024u
 /* room for the properties and, once resharded, a line per shard id of the
  * lineage (SL_LINEAGE_SHARDS_MAX x SL_STREAM_META_SHARD_LINE_MAX) */
-#define SL_STREAM_META_SHARD_LINE_MAX 80u
+#define SL_STREAM_META_SHARD_LINE_MAX 112u
 #define SL_STREAM_META_PROPS_BYTES (96u << 10) /* settings and properties */
 #define SL_STREAM_META_BYTES_MAX                                                                   \
     (SL_STREAM_META_PROPS_BYTES + SL_LINEAGE_SHARDS_MAX * SL_STREAM_META_SHARD_LINE_MAX)
@@ -265,7 +265,19 @@ struct sl_workers *sl_catalog_workers(const struct sl_catalog *c);
  * them. Call from the top of the loop only. */
 void sl_catalog_reap(struct sl_catalog *c);
 
-/* Runs retention on every shard (deletes expired sealed segments). */
+/* Runs retention on every shard (deletes expired sealed segments) and
+ * retires the closed shards past it (sl_catalog_retire). */
 void sl_catalog_retention(struct sl_catalog *c);
+/* Retires stream st's closed shards that closed more than its retention
+ * before `now_ms` (wall clock), at most SL_CATALOG_RETIRE_PER_RUN per call:
+ * stream.meta marks them gone (one durable replace), their logs close (reads
+ * in flight finish first) and their directories are removed. A gone shard
+ * keeps its id, range and parents in the lineage; it has no records, reads
+ * answer as at its end, listings leave it out, and it no longer counts
+ * against shards_max. Not while a reshard of the stream is under way.
+ * Returns how many it retired; a failed write is logged and retried by the
+ * next call. */
+#define SL_CATALOG_RETIRE_PER_RUN 64u
+uint32_t sl_catalog_retire(struct sl_catalog *c, struct sl_stream *st, uint64_t now_ms);
 
 #endif

@@ -118,6 +118,12 @@ struct sl_catalog {
     struct catalog_job *pending;           /* main loop: every create not installed yet */
 };
 
+/* Shards that count against shards_max: every id but the gone ones. */
+static inline uint32_t catalog_live_shards(const struct sl_stream *st)
+{
+    return st->shard_count - st->lineage.gone;
+}
+
 /* catalog.c */
 char *catalog_path_cat(const char *a, const char *b);
 void catalog_file_why(char *why, size_t why_len, const char *what, int rc);
@@ -140,6 +146,9 @@ int catalog_open_log(struct sl_catalog *c, struct sl_stream *st, uint32_t i, boo
                      bool synced, struct sl_shard **log, char *why, size_t why_len);
 /* The stores' share of open_files_max (0: no budget); the rest is the shards'. */
 uint32_t catalog_store_files(uint32_t open_files_max);
+void catalog_remove_tree(const char *path, int depth);
+/* Opens every shard's log but the gone ones' (whose directories, left by a
+ * crash after the retirement's commit, are removed here). */
 int catalog_open_logs(struct sl_catalog *c, struct sl_stream *st, bool rebuild, bool synced,
                       struct sl_shard **logs, char *why, size_t why_len);
 void catalog_adopt_logs(struct sl_catalog *c, struct sl_stream *st, struct sl_shard **logs);
@@ -155,6 +164,9 @@ void catalog_stream_free(struct sl_catalog *c, struct sl_stream *st);
 /* catalog_reshard.c */
 /* st->open_start/open_id from the lineage (nothing while never resharded). */
 int catalog_route_build(struct sl_stream *st);
+/* Removes shard i's directory and its files (a gone shard's: stream.meta no
+ * longer needs them, so no fsync). */
+void catalog_shard_dir_remove(const struct sl_stream *st, uint32_t i);
 
 /* catalog_jobs.c */
 int catalog_jobs_start(struct sl_catalog *c);

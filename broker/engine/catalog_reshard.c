@@ -26,6 +26,7 @@
 #include "broker/engine/catalog_int.h"
 
 #include "common/assert.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/partition.h"
@@ -150,14 +151,19 @@ int sl_catalog_reshard_prepare(struct sl_catalog *c, const struct sl_stream *st,
     if (c->cfg.shards_max != 0 && shards + added > c->cfg.shards_max) {
         snprintf(why, why_len,
                  "the change adds %u shards and the broker holds %" PRIu64
-                 ", shards_max = %u (closed shards count until retention removes them): "
+                 ", shards_max = %u (closed shards count until retention retires them): "
                  "raise shards_max",
                  added, shards, c->cfg.shards_max);
         return SL_ELIMIT;
     }
-    for (uint32_t i = 0; i < st->lineage.n; i++) {
-        if (!st->lineage.shard[i].closed && r->next.shard[i].closed) {
-            r->closed[r->n_closed++] = i;
+    uint64_t now = sl_clock_wall_ms();
+    for (uint32_t i = 0; i < r->next.n; i++) {
+        bool was_closed = i < st->lineage.n && st->lineage.shard[i].closed;
+        if (r->next.shard[i].closed && !was_closed) {
+            r->next.shard[i].closed_ms = now; /* (children closed in the same change too) */
+            if (i < st->lineage.n) {
+                r->closed[r->n_closed++] = i;
+            }
         }
     }
     SL_ASSERT(r->n_closed <= SL_STREAM_SHARDS_MAX);
@@ -270,4 +276,75 @@ int sl_catalog_reshard_commit(struct sl_catalog *c, struct sl_stream *st,
     sl_info("catalog", "stream %s: %u shard(s) closed, %u opened (shards %u..%u); %u open now",
             st->name, r->n_closed, to - from, from, to - 1, st->lineage.open);
     return SL_OK;
+}
+
+/* ---- retirement: closed shards retention removed whole -------------------------------- */
+
+void catalog_shard_dir_remove(const struct sl_stream *st, uint32_t i)
+{
+    char sub[16];
+    snprintf(sub, sizeof(sub), "%u", i);
+    char *dir = catalog_path_cat(st->dir, sub);
+    if (dir != NULL) {
+        catalog_remove_tree(dir, 1);
+        free(dir);
+    }
+}
+
+uint32_t sl_catalog_retire(struct sl_catalog *c, struct sl_stream *st, uint64_t now_ms)
+{
+    const struct sl_lineage *l = &st->lineage;
+    if (!st->loaded || st->deleted || st->reshard != NULL || l->n - l->open == l->gone) {
+        return 0; /* nothing closed left, or a change under way owns the lineage */
+    }
+    uint64_t keep_ms = (uint64_t)st->retention_hours * 3600u * 1000u;
+    uint32_t due[SL_CATALOG_RETIRE_PER_RUN];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < l->n && n < SL_CATALOG_RETIRE_PER_RUN; i++) {
+        const struct sl_lineage_shard *ls = &l->shard[i];
+        /* Every record of a closed shard was appended before it closed: once
+         * closed_ms is past retention, all of them are. */
+        if (ls->closed && !ls->gone && ls->closed_ms + keep_ms <= now_ms) {
+            due[n++] = i;
+        }
+    }
+    if (n == 0) {
+        return 0;
+    }
+    struct sl_lineage next;
+    if (sl_lineage_copy(&next, l) != SL_OK) {
+        return 0; /* retried at the next run */
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        struct sl_shard_stats ss;
+        sl_wshard_stats(&st->shards[due[k]]->ws, &ss);
+        sl_lineage_retire(&next, due[k], ss.next_seq);
+    }
+    /* The commit point: stream.meta says gone. A crash after it finds the
+     * shards gone and removes what is left of their directories (load). */
+    int rc = catalog_meta_write(st, &next);
+    if (rc != SL_OK) {
+        sl_error("catalog",
+                 "stream %s: cannot record that retention removes %u closed shard(s): "
+                 "writing stream.meta: %s (retried at the next retention run)",
+                 st->name, n, sl_strerror(rc));
+        sl_lineage_fini(&next);
+        return 0;
+    }
+    sl_lineage_fini(&st->lineage);
+    st->lineage = next;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = due[k];
+        sl_wshard_retire(&st->shards[i]->ws, c->ring, st->lineage.shard[i].end_seq);
+        catalog_shard_dir_remove(st, i);
+        SL_ASSERT(c->n_shards > 0);
+        c->n_shards--;
+        sl_info("catalog",
+                "stream %s: retention removed closed shard %u (closed %" PRIu64
+                " s ago, its log ended at %" PRIu64 ")",
+                st->name, i, (now_ms - st->lineage.shard[i].closed_ms) / 1000u,
+                st->lineage.shard[i].end_seq);
+    }
+    SL_ASSERT(st->lineage.gone <= st->lineage.n - st->lineage.open);
+    return n;
 }

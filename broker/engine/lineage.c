@@ -90,6 +90,7 @@ int sl_lineage_copy(struct sl_lineage *dst, const struct sl_lineage *src)
     memcpy(dst->shard, src->shard, (size_t)src->n * sizeof(*src->shard));
     dst->n = src->n;
     dst->open = src->open;
+    dst->gone = src->gone;
     return SL_OK;
 }
 
@@ -109,6 +110,7 @@ int sl_lineage_restore(struct sl_lineage *l, const struct sl_lineage_shard *shar
     l->n = n;
     for (uint32_t i = 0; i < n; i++) {
         l->open += shards[i].closed ? 0 : 1;
+        l->gone += shards[i].gone ? 1 : 0;
     }
     rc = sl_lineage_check(l, why, whylen);
     if (rc != SL_OK) {
@@ -320,6 +322,15 @@ int sl_lineage_apply(struct sl_lineage *l, const struct sl_reshard_step *step, c
     return sl_lineage_merge(l, sl_lineage_route(l, step->at - 1), right, &child, why, whylen);
 }
 
+void sl_lineage_retire(struct sl_lineage *l, uint32_t id, uint64_t end_seq)
+{
+    SL_ASSERT(id < l->n && l->shard[id].closed && !l->shard[id].gone);
+    l->shard[id].gone = true;
+    l->shard[id].end_seq = end_seq;
+    l->gone++;
+    SL_ASSERT(l->gone <= l->n - l->open);
+}
+
 bool sl_lineage_readable(const struct sl_lineage *l, uint32_t id,
                          bool (*finished)(void *ctx, uint32_t shard), void *ctx)
 {
@@ -332,7 +343,7 @@ bool sl_lineage_readable(const struct sl_lineage *l, uint32_t id,
             continue;
         }
         pending--;
-        if (i != id && !finished(ctx, i)) {
+        if (i != id && !l->shard[i].gone && !finished(ctx, i)) {
             return false;
         }
         for (int k = 0; k < 2; k++) {
@@ -381,6 +392,9 @@ int sl_lineage_check(const struct sl_lineage *l, char *why, size_t whylen)
             }
         }
         if (!s->closed) {
+            if (s->gone) {
+                return fail(why, whylen, "is gone but not closed", i);
+            }
             open++;
             continue;
         }
@@ -398,6 +412,13 @@ int sl_lineage_check(const struct sl_lineage *l, char *why, size_t whylen)
         if (!split_ok && !merge_ok) {
             return fail(why, whylen, "is not covered by its children", i);
         }
+    }
+    uint32_t gone = 0;
+    for (uint32_t i = 0; i < l->n; i++) {
+        gone += l->shard[i].gone ? 1 : 0;
+    }
+    if (gone != l->gone) {
+        return fail(why, whylen, "count: the gone shards are miscounted", gone);
     }
     if (open != l->open || open == 0) {
         return fail(why, whylen, "count: the open shards are miscounted", open);

@@ -18,7 +18,8 @@
  *     a merge covers both parents and more, two children of a split cover it);
  *   - parents have smaller ids than their children (the lineage is a DAG in
  *     id order);
- *   - ids are dense: shard i of the array has id i.
+ *   - ids are dense: shard i of the array has id i;
+ *   - a gone shard is closed.
  */
 #ifndef SL_LINEAGE_H
 #define SL_LINEAGE_H
@@ -40,7 +41,18 @@ struct sl_lineage_shard {
     uint64_t end;
     uint32_t parent[2]; /* SL_LINEAGE_NONE when absent; a merge has two */
     uint32_t child[2];  /* set when closed; a merge's parents share one child */
+    /* When the shard closed (ms since the epoch; the time a shard opened is
+     * its parent's closed_ms, or the stream's creation): what retention and
+     * ListShards' timestamp filters go by. 0 while open, and for a shard
+     * closed before the time was kept (read then as "closed at load"). */
+    uint64_t closed_ms;
+    /* Retention removed a closed shard's files (it expired as a whole): the
+     * id, range and parents stay, so children and readers still know the
+     * lineage, but the shard has no log and no records. end_seq is where its
+     * log ended (a reader there moves on to the children). */
+    uint64_t end_seq;
     bool closed;
+    bool gone; /* implies closed */
 };
 
 struct sl_lineage {
@@ -48,6 +60,7 @@ struct sl_lineage {
     uint32_t n;
     uint32_t cap;
     uint32_t open; /* open shards */
+    uint32_t gone; /* closed shards retention removed */
 };
 
 /* A uniform stream of `count` shards (ids 0..count-1, the ranges of
@@ -102,9 +115,14 @@ int sl_lineage_plan(const struct sl_lineage *l, uint32_t target, struct sl_resha
 int sl_lineage_apply(struct sl_lineage *l, const struct sl_reshard_step *step, char *why,
                      size_t whylen);
 
+/* Closed shard `id` is gone: retention removed it, its log ended at
+ * `end_seq`. Asserted: closed and not gone already. */
+void sl_lineage_retire(struct sl_lineage *l, uint32_t id, uint64_t end_seq);
+
 /* Whether shard `id` may be read: every ANCESTOR has been read to its end, as
  * `finished(ctx, shard)` says of one shard (closed, and read up to its last
- * record). Parents alone are not enough: a change that splits or merges a
+ * record); a gone ancestor counts as finished (retention took its records),
+ * its own ancestors are still asked. Parents alone are not enough: a change that splits or merges a
  * shard it made in the same step leaves an empty closed shard between a
  * parent still holding records and its grandchild, and an empty shard is
  * trivially read to its end. Each ancestor is asked once (ids descend: a

@@ -175,8 +175,9 @@ static int build(const struct sl_stream *st, const struct sl_reshard_req *req,
     }
     if (rc == SL_ELIMIT) {
         snprintf(why, why_len,
-                 "stream %s would have more than %u shards, open and closed: wait for "
-                 "retention to remove closed shards",
+                 "stream %s would have more than %u shard ids (open, closed and removed "
+                 "by retention: an id is never reused): reshard in fewer, larger steps, or "
+                 "move to a new stream",
                  st->name, SL_LINEAGE_SHARDS_MAX);
     }
     return rc;

@@ -1028,8 +1028,49 @@ int sl_wshard_append(struct sl_wshard *b, const void *batch, size_t len, unsigne
     return SL_OK;
 }
 
+void sl_wshard_retire(struct sl_wshard *b, struct sl_ring *home, uint64_t end)
+{
+    SL_ASSERT(home != NULL && !b->gone);
+    /* Gone before the close: a read a completion issues while the close drains the owner's
+     * messages is answered here, never posted behind the close to a log that is no more. */
+    b->gone = true;
+    b->gone_end = end;
+    b->home = home;
+    if (b->log != NULL) {
+        sl_wshard_close(b);
+    }
+    SL_ASSERT(b->log == NULL);
+    b->closed = true;
+    /* (after the close: the owner's last stats messages, handled by it, set the mirror) */
+    b->mirror = (struct sl_shard_stats){.first_seq = end, .next_seq = end, .visible_seq = end};
+}
+
+/* A gone shard's read, answered from the main loop's deferred list (never
+ * inside sl_wshard_read: callers issue reads from their own callbacks). */
+static void gone_read_done(struct sl_deferred *d)
+{
+    struct sl_wshard_read *wr = sl_container_of(d, struct sl_wshard_read, defer_);
+    struct sl_shard_read *rd = &wr->rd;
+    uint64_t end = wr->b_->gone_end;
+    rd->len = 0;
+    rd->batch_count = 0;
+    rd->next_seq = end;
+    int err = SL_OK;
+    if (rd->from == SL_READ_SEQ && rd->seq < end) {
+        rd->first_seq = end;
+        err = SL_ETRIMMED;
+    }
+    rd->cb(rd, err);
+}
+
 void sl_wshard_read(struct sl_wshard *b, struct sl_wshard_read *wr)
 {
+    if (b->gone) {
+        wr->b_ = b;
+        wr->defer_ = (struct sl_deferred){.fn = gone_read_done};
+        sl_ring_defer(b->home, &wr->defer_);
+        return;
+    }
     if (b->owner == 0) {
         sl_shard_read(b->log, &wr->rd);
         return;
@@ -1040,7 +1081,9 @@ void sl_wshard_read(struct sl_wshard *b, struct sl_wshard_read *wr)
 
 void sl_wshard_stats(const struct sl_wshard *b, struct sl_shard_stats *st)
 {
-    if (b->log == NULL) { /* not loaded yet (the catalog's lazy start-up) */
+    if (b->gone) {
+        *st = b->mirror; /* (set once by sl_wshard_retire) */
+    } else if (b->log == NULL) { /* not loaded yet (the catalog's lazy start-up) */
         memset(st, 0, sizeof(*st));
     } else if (b->owner == 0) {
         sl_shard_stats(b->log, st);
@@ -1060,7 +1103,7 @@ static void do_times_near(void *arg)
     struct times_call *tc = arg;
     for (uint32_t i = 0; i < tc->n; i++) {
         struct sl_wshard_time *q = &tc->q[i];
-        if (q->b->owner == tc->owner) {
+        if (q->b->owner == tc->owner && !q->b->gone) {
             q->rc = sl_shard_time_near_seq(q->b->log, q->seq, &q->time_ms);
         }
     }
@@ -1069,10 +1112,15 @@ static void do_times_near(void *arg)
 void sl_wshard_times_near(struct sl_workers *ws, struct sl_wshard_time *q, uint32_t n)
 {
     uint32_t nw = sl_workers_count(ws);
+    for (uint32_t i = 0; i < n; i++) {
+        if (q[i].b->gone) {
+            q[i].rc = SL_ENOTFOUND; /* no records: as an empty log */
+        }
+    }
     for (uint32_t w = 0; w < nw; w++) {
         bool any = false;
         for (uint32_t i = 0; i < n && !any; i++) {
-            any = q[i].b->owner == w;
+            any = q[i].b->owner == w && !q[i].b->gone;
         }
         if (any) {
             struct times_call tc = {.q = q, .n = n, .owner = w};
@@ -1104,12 +1152,18 @@ static void do_set_retention(void *arg)
 void sl_wshard_set_retention(struct sl_wshard *b, uint64_t retention_ms,
                              uint64_t retention_bytes)
 {
+    if (b->gone) {
+        return;
+    }
     struct retention_call rc = {.b = b, .ms = retention_ms, .bytes = retention_bytes};
     sl_workers_call(b->workers, b->owner, do_set_retention, &rc);
 }
 
 void sl_wshard_retention(struct sl_wshard *b)
 {
+    if (b->gone) {
+        return;
+    }
     if (b->owner == 0) {
         sl_shard_retention_run(b->log);
         return;

@@ -52,6 +52,12 @@ struct sl_wshard {
     struct sl_workers *workers; /* NULL: one loop */
     uint32_t owner;             /* the worker owning the log (0: the main loop) */
     bool closed;
+    /* Retention removed the shard (sl_wshard_retire): no log, and a read
+     * answers on the main loop as of an empty log ending at gone_end. Main
+     * loop only. */
+    bool gone;
+    uint64_t gone_end;
+    struct sl_ring *home; /* the main loop's ring, for a gone shard's answers */
     sl_shard_listener listener; /* run on the main loop when records become visible */
     void *listener_ctx;
     struct sl_shard_stats mirror; /* remote shards: the owner's stats as last reported */
@@ -78,6 +84,7 @@ struct sl_wshard_read {
     sl_read_cb cb_;
     void *ctx_;
     struct sl_wshard *b_;
+    struct sl_deferred defer_; /* a gone shard's answer */
 };
 
 /* Starts n - 1 worker threads (n = 1: none, everything on `home`), each with
@@ -132,6 +139,13 @@ void sl_wshard_close(struct sl_wshard *b);
 /* The same for many shards: one call to each owner named, whatever n
  * (deleting a stream, shutting down). */
 void sl_wshard_close_many(struct sl_workers *ws, struct sl_wshard *const *b, uint32_t n);
+/* The shard is gone (retention removed a closed shard whose log ended at
+ * `end`): its log, if open, closes as with sl_wshard_close (reads in flight
+ * complete first), and from then on a read answers on `home` - SL_ETRIMMED
+ * with first_seq = end below `end`, else an empty read at the tail - stats
+ * say first = next = visible = end, time lookups SL_ENOTFOUND, and retention
+ * has nothing to do. The caller made sure no append reaches it (closed). */
+void sl_wshard_retire(struct sl_wshard *b, struct sl_ring *home, uint64_t end);
 
 /* sl_shard_append_ex, except that `batch` is borrowed until `cb` runs, and
  * for a remote shard every error comes through `cb` (the owner waits for

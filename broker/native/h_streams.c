@@ -48,11 +48,15 @@ static int stream_msg_build(const struct sl_stream *st, struct stream_msg *m)
         return SL_ENOMEM;
     }
     stream_info(st, &m->si);
+    uint32_t k = 0; /* shards listed: every id but those retention removed */
     for (uint32_t i = 0; i < n; i++) {
-        Sluice__V1__ShardInfo *sh = &m->shards[i];
-        const struct sl_shard_info *in = &m->info[i];
         const struct sl_lineage_shard *ls = &st->lineage.shard[i];
-        sl_streams_shard_info(st, i, &m->info[i]);
+        if (ls->gone) {
+            continue;
+        }
+        Sluice__V1__ShardInfo *sh = &m->shards[k];
+        const struct sl_shard_info *in = &m->info[k];
+        sl_streams_shard_info(st, i, &m->info[k]);
         sluice__v1__shard_info__init(sh);
         sh->shard = i;
         sh->hash_start = in->hash_start;
@@ -66,9 +70,9 @@ static int stream_msg_build(const struct sl_stream *st, struct stream_msg *m)
         sh->closed = ls->closed;
         sh->n_parents = lineage_ids(ls->parent, &sh->parents);
         sh->n_children = ls->closed ? lineage_ids(ls->child, &sh->children) : 0;
-        m->ptrs[i] = sh;
+        m->ptrs[k++] = sh;
     }
-    m->si.n_shards = n;
+    m->si.n_shards = k;
     m->si.shards = m->ptrs;
     return SL_OK;
 }

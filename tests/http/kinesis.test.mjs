@@ -502,6 +502,12 @@ test('resharding: SplitShard, MergeShards, UpdateShardCount; closed shards end w
     return r.Records.map((x) => x.ShardId);
   };
   await put(200, 'before');
+  // times between the changes, for ListShards' timestamp filters (the broker keeps when each
+  // shard closed; a child opened when its parent closed)
+  const pause = () => new Promise((r) => setTimeout(r, 30));
+  await pause();
+  const tBeforeSplit = new Date();
+  await pause();
   let shards = (await k.send(new ListShardsCommand({ StreamName }))).Shards;
   const s0 = shards[0];
   const lo = BigInt(s0.HashKeyRange.StartingHashKey), hi = BigInt(s0.HashKeyRange.EndingHashKey);
@@ -559,6 +565,9 @@ test('resharding: SplitShard, MergeShards, UpdateShardCount; closed shards end w
   assert.equal(end.ContinuationSequenceNumber, undefined);
   assert.deepEqual(end.ChildShards.map((x) => x.ShardId), [c1.ShardId, c2.ShardId]);
   // merge the two children back; then four uniform open shards
+  await pause();
+  const tBeforeMerge = new Date();
+  await pause();
   await k.send(new MergeShardsCommand({ StreamName, ShardToMerge: c2.ShardId,
     AdjacentShardToMerge: c1.ShardId }));
   shards = (await k.send(new ListShardsCommand({ StreamName }))).Shards;
@@ -589,8 +598,28 @@ test('resharding: SplitShard, MergeShards, UpdateShardCount; closed shards end w
     page = await k.send(new ListShardsCommand({ NextToken: page.NextToken, MaxResults: 1 }));
   }
   assert.deepEqual(paged, openIds);
-  await assert.rejects(ids({ Type: 'AT_TIMESTAMP', Timestamp: new Date() }),
-    (e) => e.name === 'InvalidArgumentException' && /not served/.test(e.message));
+  // ... open at a time; open at a time or opened since (paged too)
+  const sid = (n) => `shardId-${String(n).padStart(12, '0')}`;
+  assert.deepEqual(await ids({ Type: 'AT_TIMESTAMP', Timestamp: tBeforeSplit }), [sid(0), sid(1)]);
+  assert.deepEqual(await ids({ Type: 'AT_TIMESTAMP', Timestamp: tBeforeMerge }), [sid(1), sid(2), sid(3)]);
+  await pause();
+  const now = new Date();
+  assert.deepEqual(await ids({ Type: 'AT_TIMESTAMP', Timestamp: now }), openIds);
+  assert.deepEqual(await ids({ Type: 'FROM_TIMESTAMP', Timestamp: now }), openIds);
+  assert.deepEqual(await ids({ Type: 'FROM_TIMESTAMP', Timestamp: tBeforeSplit }), all.map((x) => x.ShardId));
+  assert.deepEqual(await ids({ Type: 'FROM_TIMESTAMP', Timestamp: tBeforeMerge }),
+    all.map((x) => x.ShardId).filter((x) => x !== sid(0)));
+  const pagedT = [];
+  page = await k.send(new ListShardsCommand({ StreamName, ShardFilter: { Type: 'AT_TIMESTAMP',
+    Timestamp: tBeforeMerge }, MaxResults: 2 }));
+  for (;;) {
+    pagedT.push(...page.Shards.map((x) => x.ShardId));
+    if (!page.NextToken) break;
+    page = await k.send(new ListShardsCommand({ NextToken: page.NextToken, MaxResults: 2 }));
+  }
+  assert.deepEqual(pagedT, [sid(1), sid(2), sid(3)]);
+  await assert.rejects(ids({ Type: 'AT_TIMESTAMP' }),
+    (e) => e.name === 'InvalidArgumentException' && /Timestamp/.test(e.message));
   // refusals: a closed shard, a key outside the shard, non-neighbours
   await assert.rejects(k.send(new SplitShardCommand({ StreamName, ShardToSplit: p.ShardId,
     NewStartingHashKey: mid.toString() })), (e) => e.name === 'InvalidArgumentException');

@@ -543,6 +543,124 @@ TEST(reshard_commit_is_one_durable_change)
     free(r);
 }
 
+
+static void gone_read_cb(struct sl_shard_read *rd, int err)
+{
+    int *out = rd->ctx;
+    *out = err;
+}
+
+/* Reads shard `ws` at `seq` and runs the ring until answered: the error, *next_seq and
+ * *first_seq as answered. */
+static int read_at(struct sl_wshard *ws, uint64_t seq, uint64_t *next_seq, uint64_t *first_seq)
+{
+    static uint8_t buf[4096];
+    struct sl_wshard_read wr = {0};
+    int err = INT32_MIN;
+    wr.rd = (struct sl_shard_read){.from = SL_READ_SEQ, .seq = seq, .buf = buf,
+                                   .buf_cap = sizeof(buf), .max_bytes = sizeof(buf),
+                                   .cb = gone_read_cb, .ctx = &err};
+    sl_wshard_read(ws, &wr);
+    bool deferred = err == INT32_MIN; /* never answered inside the call */
+    while (err == INT32_MIN) {
+        sl_ring_run(&ring, 1, 0);
+    }
+    *next_seq = wr.rd.next_seq;
+    *first_seq = wr.rd.first_seq;
+    return deferred ? err : INT32_MIN;
+}
+
+static bool never_finished(void *ctx, uint32_t shard)
+{
+    (void)ctx;
+    (void)shard;
+    return false;
+}
+
+/* Retention retires a closed shard whose whole life is past it: not a millisecond before;
+ * then stream.meta says gone (its end kept), its directory is gone, reads answer as at its
+ * end (trimmed below it), stats say first = next = end, its children are readable whatever
+ * the gone parent's readers did; all of it across a reopen, which also removes a directory
+ * a crash left behind; a later change keeps the gone shard. */
+TEST(retention_retires_closed_shards)
+{
+    fresh_root();
+    struct sl_catalog_config cc;
+    config(&cc);
+    struct sl_catalog *c = NULL;
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    CHECK_EQ(create(c, "rt", 2), SL_OK);
+    struct sl_stream *st = sl_catalog_find(c, "rt");
+    CHECK(st != NULL);
+    CHECK_EQ(append_one(st, 42), SL_OK);
+    CHECK_EQ(sl_catalog_retire(c, st, UINT64_MAX / 2), 0u); /* nothing closed */
+    struct sl_catalog_reshard *r = calloc(1, sizeof(*r));
+    char why[512];
+    struct sl_lineage next;
+    uint32_t kids[2];
+    uint64_t t0 = sl_clock_wall_ms();
+    CHECK_EQ(sl_lineage_copy(&next, &st->lineage), SL_OK);
+    CHECK_EQ(sl_lineage_split(&next, 0, sl_lineage_middle(&next, 0), kids, why, sizeof(why)), SL_OK);
+    CHECK_EQ(sl_catalog_reshard_prepare(c, st, &next, r, why, sizeof(why)), SL_OK);
+    CHECK_EQ(sl_catalog_reshard_commit(c, st, r, why, sizeof(why)), SL_OK);
+    sl_catalog_reshard_free(r);
+    uint64_t closed = st->lineage.shard[0].closed_ms;
+    CHECK(closed >= t0 && closed <= sl_clock_wall_ms());
+    CHECK_EQ(st->lineage.shard[2].closed_ms, 0u);
+    uint64_t keep = (uint64_t)st->retention_hours * 3600000u;
+    CHECK_EQ(sl_catalog_retire(c, st, closed + keep - 1), 0u);
+    CHECK(!st->lineage.shard[0].gone);
+    CHECK(!sl_lineage_readable(&st->lineage, 2, never_finished, NULL));
+    CHECK_EQ(sl_catalog_retire(c, st, closed + keep), 1u);
+    CHECK(st->lineage.shard[0].gone && st->lineage.gone == 1 && st->lineage.shard[0].end_seq == 1);
+    CHECK(sl_lineage_readable(&st->lineage, 2, never_finished, NULL));
+    char dir[256];
+    snprintf(dir, sizeof(dir), "%s/streams/rt/0", root);
+    struct stat sb;
+    CHECK(stat(dir, &sb) != 0 && errno == ENOENT);
+    for (int round = 0; round < 2; round++) {
+        struct sl_shard_stats ss;
+        sl_wshard_stats(&st->shards[0]->ws, &ss);
+        CHECK(ss.first_seq == 1 && ss.next_seq == 1 && ss.visible_seq == 1);
+        uint64_t nx = 0, first = 0;
+        CHECK_EQ(read_at(&st->shards[0]->ws, 0, &nx, &first), SL_ETRIMMED);
+        CHECK(first == 1 && nx == 1);
+        CHECK_EQ(read_at(&st->shards[0]->ws, 1, &nx, &first), SL_OK);
+        CHECK_EQ(nx, 1u);
+        CHECK_EQ(sl_catalog_retire(c, st, UINT64_MAX / 2), 0u); /* (the children are open) */
+        sl_catalog_close(c);
+        if (round == 0) { /* a crash between the commit and the removal left the directory */
+            CHECK_EQ(mkdir(dir, 0755), 0);
+            char f[300];
+            snprintf(f, sizeof(f), "%s/00000000000000000000.log", dir);
+            FILE *fp = fopen(f, "w");
+            CHECK(fp != NULL);
+            fputs("stale", fp);
+            fclose(fp);
+        }
+        CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+        st = sl_catalog_find(c, "rt");
+        CHECK(st != NULL && st->loaded && st->shard_count == 4 && st->lineage.gone == 1);
+        CHECK(st->lineage.shard[0].gone && st->lineage.shard[0].end_seq == 1);
+        CHECK_EQ(st->lineage.shard[0].closed_ms, closed);
+        CHECK(stat(dir, &sb) != 0 && errno == ENOENT);
+    }
+    /* a later change keeps it gone */
+    CHECK_EQ(sl_lineage_copy(&next, &st->lineage), SL_OK);
+    CHECK_EQ(sl_lineage_split(&next, 2, sl_lineage_middle(&next, 2), kids, why, sizeof(why)), SL_OK);
+    CHECK_EQ(sl_catalog_reshard_prepare(c, st, &next, r, why, sizeof(why)), SL_OK);
+    CHECK_EQ(sl_catalog_reshard_commit(c, st, r, why, sizeof(why)), SL_OK);
+    sl_catalog_reshard_free(r);
+    CHECK(st->shard_count == 6 && st->lineage.shard[0].gone && st->lineage.gone == 1);
+    sl_catalog_close(c);
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    st = sl_catalog_find(c, "rt");
+    CHECK(st != NULL && st->shard_count == 6 && st->lineage.shard[0].gone &&
+          st->lineage.shard[2].closed && !st->lineage.shard[2].gone);
+    sl_catalog_close(c);
+    free(r);
+}
+
 int main(void)
 {
     char why[256];
@@ -560,6 +678,7 @@ int main(void)
     RUN(idle_stream_and_shard_heap_bytes);
     RUN(streams_load_lazily_at_start_up);
     RUN(reshard_commit_is_one_durable_change);
+    RUN(retention_retires_closed_shards);
     if (root[0] != '\0') {
         nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     }

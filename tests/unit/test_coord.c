@@ -383,6 +383,33 @@ TEST(children_wait_for_their_parents_to_finish)
 #undef BEAT
 }
 
+
+/* #16: ancestors retention removed count as finished, read or not: their descendants are
+ * assigned and they are given back. */
+TEST(a_gone_parent_is_finished)
+{
+    struct sl_stream *st = sl_catalog_find(cat, "two");
+    CHECK(st != NULL && st->shard_count == 6 && !st->lineage.shard[2].closed);
+    CHECK_EQ(append_one(st, 2), SL_OK);
+    CHECK_EQ(split(st, 2), SL_OK); /* 2 -> 6, 7; shard 2 holds a record nobody read */
+    struct sl_coord_join j = {.stream = "two", .group = "gg", .session_timeout_ms = SESSION};
+    struct sl_coord_view v, hv;
+    struct mem m = {0};
+    CHECK_EQ(sl_coord_join(&eng, &j, 1000, &v, why, sizeof(why)), SL_OK);
+    take(&m, &v);
+    /* shard 0's record is unread by this group: it holds 0, not 0's descendants 2, 6, 7 */
+    CHECK(holds(&m, 0) && !holds(&m, 2) && !holds(&m, 6) && !holds(&m, 7));
+    uint64_t keep = (uint64_t)st->retention_hours * 3600000u;
+    CHECK_EQ(sl_catalog_retire(cat, st, st->lineage.shard[2].closed_ms + keep), 3u); /* 0, 1, 2 */
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(sl_coord_heartbeat(&eng, "two", "gg", m.id, m.rev, m.n_rev, 2000, &hv, why,
+                                    sizeof(why)), SL_OK);
+        take(&m, &hv);
+    }
+    CHECK(m.n_held == 5 && !holds(&m, 0) && holds(&m, 3) && holds(&m, 4) && holds(&m, 5) &&
+          holds(&m, 6) && holds(&m, 7));
+}
+
 int main(void)
 {
     if (setup() != 0) {
@@ -395,6 +422,7 @@ int main(void)
     RUN(more_members_than_shards_and_bad_input);
     RUN(waiting_member_beats_fast_and_evict_fences);
     RUN(children_wait_for_their_parents_to_finish);
+    RUN(a_gone_parent_is_finished);
     teardown();
     TEST_END();
 }

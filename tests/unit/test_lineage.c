@@ -190,6 +190,35 @@ TEST(grandchildren_wait_for_every_ancestor)
     sl_lineage_fini(&l);
 }
 
+/* A gone shard (retention removed it) counts as finished; its own ancestors are still asked;
+ * the check refuses a gone shard that is open and a miscount. */
+TEST(gone_ancestors_are_finished)
+{
+    struct sl_lineage l;
+    CHECK_EQ(sl_lineage_init(&l, 1), SL_OK);
+    uint32_t c[2], g[2];
+    CHECK_EQ(sl_lineage_split(&l, 0, sl_lineage_middle(&l, 0), c, why, sizeof(why)), SL_OK);
+    CHECK_EQ(sl_lineage_split(&l, c[0], sl_lineage_middle(&l, c[0]), g, why, sizeof(why)), SL_OK);
+    bool done[16] = {false};
+    sl_lineage_retire(&l, c[0], 7);
+    CHECK(l.gone == 1 && l.shard[c[0]].gone && l.shard[c[0]].end_seq == 7);
+    CHECK_EQ(sl_lineage_check(&l, why, sizeof(why)), SL_OK);
+    CHECK(!sl_lineage_readable(&l, g[0], is_finished, done)); /* the root is not finished */
+    sl_lineage_retire(&l, 0, 3);
+    CHECK(sl_lineage_readable(&l, g[0], is_finished, done));
+    CHECK(sl_lineage_readable(&l, c[1], is_finished, done));
+    struct sl_lineage copy;
+    CHECK_EQ(sl_lineage_copy(&copy, &l), SL_OK);
+    CHECK(copy.gone == 2 && copy.shard[0].gone);
+    copy.shard[g[0]].gone = true; /* open and gone */
+    copy.gone++;
+    CHECK_EQ(sl_lineage_check(&copy, why, sizeof(why)), SL_ECORRUPT);
+    copy.shard[g[0]].gone = false; /* miscounted */
+    CHECK_EQ(sl_lineage_check(&copy, why, sizeof(why)), SL_ECORRUPT);
+    sl_lineage_fini(&copy);
+    sl_lineage_fini(&l);
+}
+
 TEST(bounded)
 {
     struct sl_lineage l;
@@ -213,6 +242,7 @@ int main(void)
     RUN(shard_counts_4_8_3_16);
     RUN(children_wait_for_their_parents);
     RUN(grandchildren_wait_for_every_ancestor);
+    RUN(gone_ancestors_are_finished);
     RUN(bounded);
     TEST_END();
 }
