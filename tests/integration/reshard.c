@@ -10,13 +10,16 @@
  * refused; merge of adjacent shards, refusal of non-adjacent ones, of a closed shard, of a
  * split point outside the range; a target count (UpdateShardCount); the lineage and every
  * record survive kill -9 and a restart; queue groups read the children (an ordered one only
- * after the parent is fully acknowledged); kill -9 at random points of splits, merges and
+ * after the parent is fully acknowledged); retention retires a closed shard once its close
+ * is past the retention (gone from the description and the disk, its children read at once,
+ * across restarts); kill -9 at random points of splits, merges and
  * target counts leaves the stream before or after each change, whole, with every record.
  */
 #include "../unit/test.h"
 #include "harness.h"
 
 #include "client/conn.h"
+#include "common/checksum.h"
 #include "common/error.h"
 #include "common/partition.h"
 #include "storage/batch.h"
@@ -26,6 +29,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct it_broker broker;
 static sluice_client *client;
@@ -428,6 +432,141 @@ struct bg_reshard {
  * metadata write), again and again, with durable appends between: after every restart the
  * stream is before or after the change (after when the change was answered), the lineage
  * is whole, and every acknowledged record is there exactly once. */
+/* Moves the close time of shard `id` of `stream` back by `back_ms` in its stream.meta (the
+ * broker stopped), the checksum redone as the broker writes it (docs/FORMAT.md §5): what the
+ * file says once that much time has passed since the change. */
+static int age_close(const char *stream, uint32_t id, uint64_t back_ms)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/streams/%s/stream.meta", broker.data, stream);
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) {
+        return -1;
+    }
+    static char body[1 << 16], out[(1 << 16) + 64];
+    size_t n = fread(body, 1, sizeof(body) - 1, fp);
+    fclose(fp);
+    body[n] = '\0';
+    char want[32];
+    snprintf(want, sizeof(want), "\nshard.%u=", id);
+    char *line = strstr(body, want);
+    char *check = strstr(body, "\ncheck=");
+    if (line == NULL || check == NULL) {
+        return -1;
+    }
+    char *f = line + 1; /* the 7th field: after the 6th comma */
+    for (int commas = 0; commas < 6 && f != NULL; commas++) {
+        f = strchr(f, ',');
+        f = f != NULL ? f + 1 : NULL;
+    }
+    if (f == NULL) {
+        return -1;
+    }
+    char *rest = NULL;
+    unsigned long long closed = strtoull(f, &rest, 10);
+    if (closed <= back_ms) {
+        return -1;
+    }
+    check[1] = '\0'; /* the body the checksum covers ends with the newline before check= */
+    int w = snprintf(out, sizeof(out), "%.*s%llu%s", (int)(f - body), body, closed - back_ms, rest);
+    w += snprintf(out + w, sizeof(out) - (size_t)w, "check=%016" PRIx64 "\n",
+                  sl_checksum64(out, (size_t)w));
+    fp = fopen(path, "w");
+    if (fp == NULL) {
+        return -1;
+    }
+    fwrite(out, 1, (size_t)w, fp);
+    return fclose(fp) == 0 ? 0 : -1;
+}
+
+/* Retention retires a closed shard once its close is past the stream's retention: the
+ * broker (restarted with the close moved back by the retention and an hour) drops it from
+ * the description and removes its directory; a whole-stream consumer from the start reads
+ * the children at once (a gone parent counts as read) and never the gone shard's records;
+ * it stays gone across a restart, and the stream takes appends and changes as before. */
+TEST(retention_retires_a_closed_shard)
+{
+    CHECK_EQ(it_create_stream(client, "rr", 2), SL_OK);
+    sl_response *r = NULL;
+    char key[32];
+    uint64_t lo0, hi0;
+    sl_partition_range(0, 2, &lo0, &hi0);
+    key_in(lo0, hi0, key, sizeof(key));
+    CHECK_EQ(produce("rr", 0, key, "old", 4, 301, 1, &r), SL_OK);
+    sl_response_free(r);
+    CHECK_EQ(reshard("rr", 0, 0, 0, 0, 0, &r), SL_OK); /* 0 -> 2, 3 */
+    sl_response_free(r);
+    Sluice__V1__StreamInfo *si = describe("rr", &r);
+    CHECK(si != NULL && si->n_shards == 4);
+    uint32_t hours = si->retention_hours;
+    char k2[32];
+    key_in(si->shards[2]->hash_start, si->shards[2]->hash_end, k2, sizeof(k2));
+    sl_response_free(r);
+    CHECK_EQ(produce("rr", 2, k2, "new", 3, 302, 1, &r), SL_OK);
+    sl_response_free(r);
+
+    sluice_client_free(client);
+    client = NULL;
+    CHECK_EQ(it_broker_stop(&broker), 0);
+    CHECK_EQ(age_close("rr", 0, ((uint64_t)hours + 1) * 3600000u), 0);
+    setenv("SLUICE_RETENTION_CHECK_MS", "1s", 1); /* (kept by the later restarts) */
+    CHECK_EQ(it_broker_restart(&broker), 0);
+    CHECK_EQ(it_connect(&broker, &client), SL_OK);
+    uint64_t deadline = it_mono_ms() + 20000u * IT_SLOWDOWN;
+    uint32_t listed = 4;
+    while (listed == 4 && it_mono_ms() < deadline) {
+        si = describe("rr", &r);
+        CHECK(si != NULL);
+        listed = (uint32_t)si->n_shards;
+        sl_response_free(r);
+        if (listed == 4) {
+            it_sleep_ms(100);
+        }
+    }
+    for (int round = 0; round < 2; round++) {
+        si = describe("rr", &r);
+        CHECK(si != NULL && si->shard_count == 4 && si->n_shards == 3 && si->open_shards == 3);
+        CHECK(si->shards[0]->shard == 1 && si->shards[1]->shard == 2 && si->shards[2]->shard == 3);
+        CHECK(si->shards[1]->n_parents == 1 && si->shards[1]->parents[0] == 0);
+        sl_response_free(r);
+        char dir[256];
+        snprintf(dir, sizeof(dir), "%s/streams/rr/0", broker.data);
+        CHECK(access(dir, F_OK) != 0);
+        /* a whole-stream reader: shard 2's records at once, none of the gone shard's */
+        sluice_consumer *c = NULL;
+        struct sluice_consumer_opts o = {.start = {.kind = SLUICE_TRIM_HORIZON}};
+        CHECK_EQ(sluice_consumer_new(client, "rr", NULL, &o, &c), SL_OK);
+        struct sluice_record recs[16];
+        uint32_t got = 0, from_gone = 0;
+        uint64_t until = it_mono_ms() + 10000u * IT_SLOWDOWN;
+        while (got < 3 && it_mono_ms() < until) {
+            size_t n = 0;
+            CHECK_EQ(sluice_consumer_poll(c, recs, 16, &n, 200), SL_OK);
+            for (size_t i = 0; i < n; i++) {
+                got++;
+                from_gone += recs[i].shard == 0;
+            }
+        }
+        size_t more = 0;
+        CHECK_EQ(sluice_consumer_poll(c, recs, 16, &more, 300), SL_OK);
+        sluice_consumer_free(c);
+        CHECK(got == 3 && from_gone == 0 && more == 0);
+        if (round == 0) {
+            sluice_client_free(client);
+            client = NULL;
+            CHECK_EQ(it_broker_kill9(&broker), 0);
+            CHECK_EQ(it_broker_restart(&broker), 0);
+            CHECK_EQ(it_connect(&broker, &client), SL_OK);
+        }
+    }
+    /* the stream goes on: appends to the children, a change of a child */
+    CHECK_EQ(produce("rr", 2, k2, "later", 1, 302, 2, &r), SL_OK);
+    sl_response_free(r);
+    CHECK_EQ(reshard("rr", 0, 2, 0, 0, 0, &r), SL_OK);
+    CHECK(r != NULL && r->reshard_stream != NULL && r->reshard_stream->stream->shard_count == 6);
+    sl_response_free(r);
+}
+
 TEST(kill9_during_changes_leaves_before_or_after)
 {
     const uint32_t rounds = getenv("SLUICE_IT_LONG") != NULL ? 60 : 12;
@@ -620,6 +759,7 @@ int main(void)
     RUN(merge_and_the_refusals);
     RUN(lineage_and_records_survive_kill9);
     RUN(queue_groups_read_the_children);
+    RUN(retention_retires_a_closed_shard);
     RUN(kill9_during_changes_leaves_before_or_after);
     sluice_client_free(client);
     int stop = it_broker_stop(&broker);
