@@ -307,6 +307,10 @@ static uint32_t needs(const sl_request *req, const char **stream)
     case SLUICE__V1__REQUEST__BODY_LIST_TARGETS:
         *stream = req->list_targets->stream;
         return SL_ACL_ADMIN;
+    /* A follower's fetch reads every record of the shard: a broker's principal, admin. */
+    case SLUICE__V1__REQUEST__BODY_REPLICATE:
+        *stream = req->replicate->stream;
+        return SL_ACL_ADMIN;
     default:
         return 0; /* Hello, Authenticate; unknown types are refused by the switch */
     }
