@@ -49,6 +49,7 @@
 #define CONN_ENVELOPE_BYTES   256u /* Request fields around a Produce's batch */
 #define CONN_READ_CHUNK       (64u << 10)
 #define CONN_MSG_MAX          256u
+#define SL_CLIENT_ID_MAX      128u /* bytes of the Hello's client id kept (longer: cut) */
 
 struct sl_call {
     struct sl_call *next;
@@ -75,6 +76,9 @@ struct sluice_client {
     int io_started;
     struct sl_tls_ctx *tls; /* NULL: plaintext */
     char *tls_server_name;  /* owned */
+    /* The Hello's client id, kept: every reconnect says it again, long after the caller's
+     * string may be gone (opts.client_id points here). */
+    char client_id[SL_CLIENT_ID_MAX];
     char *user;             /* owned; NULL: no credentials */
     char *password;         /* owned; wiped at free */
     /* Guarded by mu (wire and gen change under both locks). */
@@ -778,6 +782,8 @@ int sluice_client_new(const char *host_port, const struct sluice_client_opts *op
         c->opts = *opts;
     }
     opts_defaults(&c->opts);
+    snprintf(c->client_id, sizeof(c->client_id), "%s", c->opts.client_id);
+    c->opts.client_id = c->client_id;
     c->pending.next = c->pending.prev = &c->pending;
     c->backoff_ms = c->opts.reconnect_backoff_ms;
     c->max_frame = SL_FRAME_BYTES_DEFAULT;

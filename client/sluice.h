@@ -90,7 +90,8 @@ struct sluice_client_opts {
     uint32_t request_timeout_ms;       /* per call, excluding a fetch's long-poll; 0 = 30000 */
     uint32_t reconnect_backoff_ms;     /* first delay after a failed connect, doubles; 0 = 100 */
     uint32_t reconnect_backoff_max_ms; /* 0 = 5000 */
-    const char *client_id;             /* free text for the broker's logs; NULL = "libsluice" */
+    const char *client_id;             /* free text for the broker's logs; NULL = "libsluice";
+                                          copied (up to 127 bytes) */
     /* TLS 1.2+ (on when `tls` is 1 or any file below is set). The broker's certificate is
      * always verified: against tls_ca_file, else the system's CA store, and for the name
      * tls_server_name (a DNS name or an IP address; NULL = the host of host_port). The
