@@ -7,6 +7,7 @@
  * append behind it (a duplicate answered, records dropped) verifies first.
  */
 #include "broker/engine/produce.h"
+#include "broker/engine/produce_int.h"
 
 #include "broker/engine/catalog.h"
 #include "broker/engine/dedup.h"
@@ -188,6 +189,32 @@ void sl_produce_shard_progress(struct sl_bshard *b)
     }
 }
 
+static void result_ignored(void *ctx, const struct sl_produce_result *r)
+{
+    (void)ctx;
+    (void)r;
+}
+
+/* A held ACK_NONE append its shard's close refuses: its records go to the open shards
+ * (produce_reroute.c), which answer its caller; the op is then finished unanswered. Its
+ * de-dup ids are forgotten first, else the children would drop its records as repeats. */
+static void reroute_held(struct produce_op *op)
+{
+    for (uint32_t i = 0; i < op->n_dedup; i++) {
+        sl_msgdedup_forget(op->shard->stream->msgdedup, op->dedup_hashes[i]);
+    }
+    op->n_dedup = 0;
+    struct sl_produce_req req = {.stream = op->shard->stream->name, .shard = op->shard->id,
+                                 .batch = op->rebuilt != NULL ? op->rebuilt : op->batch,
+                                 .len = op->rebuilt != NULL ? op->rebuilt_len : op->len,
+                                 .ack = SL_ACK_NONE};
+    struct sl_batch_header h;
+    if (sl_batch_peek(req.batch, req.len, &h) == SL_OK) { /* (checked when it came) */
+        sl_produce_reroute(op->e, op->shard, &req, &h, op->cb, op->ctx);
+        op->cb = result_ignored;
+    }
+}
+
 void sl_produce_refuse_closed(struct sl_bshard *b)
 {
     struct sl_produce_state *ps = b->stream->produce;
@@ -199,6 +226,9 @@ void sl_produce_refuse_closed(struct sl_bshard *b)
             ps->fifo[b->id].tail = NULL;
         }
         sl_dedup_end(&b->dedup, op->producer_id, op->producer_seq, SL_ESHARD_CLOSED, 0, 0);
+        if (op->ack == SL_ACK_NONE) {
+            reroute_held(op);
+        }
         finish(op, SL_ESHARD_CLOSED, 0, 0, false);
     }
 }
@@ -500,6 +530,11 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
          * the producer round again. */
         if (rc == SL_OK) {
             sl_dedup_end(&b->dedup, h.producer_id, h.producer_seq, SL_ESHARD_CLOSED, 0, 0);
+        }
+        if (req->ack == SL_ACK_NONE) { /* its producer would never hear of the refusal */
+            e->stats.op[SL_OP_PRODUCE].results[SL_ESHARD_CLOSED]++;
+            sl_produce_reroute(e, b, req, &h, cb, ctx);
+            return;
         }
         struct sl_produce_result r = {0};
         closed_result(b, &r, why, sizeof(why));

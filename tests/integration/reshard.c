@@ -4,8 +4,10 @@
  * Covers: a split closes the parent and opens two children over its range (describe shows
  * closed, parents, children, open_shards); an append to the closed shard stores nothing and
  * answers SHARD_CLOSED with the children, except a retry of a batch the shard stored, which
- * is answered duplicate at its first position; appends sent before the split on the same
- * connection are stored in the parent (the change waits for them), those after are refused;
+ * is answered duplicate at its first position; an ACK_NONE batch to it (whose producer hears
+ * no refusal) is routed by the broker to the children; appends sent before the split on the same
+ * connection are stored in the parent (the change waits for them), those after are refused
+ * (ACK_NONE ones, held behind the change, are routed to the children);
  * children take the keys of their ranges; a batch whose key is outside the shard's range is
  * refused; merge of adjacent shards, refusal of non-adjacent ones, of a closed shard, of a
  * split point outside the range; a target count (UpdateShardCount); the lineage and every
@@ -247,6 +249,27 @@ TEST(split_closes_the_parent_and_opens_two_children)
     CHECK(r != NULL && r->produce != NULL && r->produce->duplicate && r->produce->base_seq == 1);
     sl_response_free(r);
 
+    /* ACK_NONE to the closed shard: its producer would never hear the refusal, so the
+     * broker routes the records to the children itself (a keyed batch and an unkeyed one) */
+    uint64_t kids_before = fetch_count("rs", 2) + fetch_count("rs", 3);
+    for (int keyed = 0; keyed < 2; keyed++) {
+        size_t nlen = 0;
+        uint8_t *nb = batch_of(keyed ? key : NULL, "n", 5, 0, 0, &nlen);
+        CHECK(nb != NULL);
+        sl_request nreq;
+        Sluice__V1__Produce nm;
+        produce_req(&nreq, &nm, "rs", 0, nb, nlen);
+        nm.ack = SLUICE__V1__ACK_MODE__ACK_NONE;
+        CHECK_EQ(sl_client_send_noreply(client, &nreq), SL_OK);
+        free(nb);
+    }
+    uint64_t until = it_mono_ms() + 10000u * IT_SLOWDOWN;
+    while (fetch_count("rs", 2) + fetch_count("rs", 3) < kids_before + 10 && it_mono_ms() < until) {
+        it_sleep_ms(20);
+    }
+    CHECK_EQ(fetch_count("rs", 2) + fetch_count("rs", 3), kids_before + 10);
+    CHECK_EQ(fetch_count("rs", 0), 2u);
+
     /* the children take their ranges' keys, and refuse the other's */
     char k2[32], k3[32];
     sl_response *d = NULL;
@@ -299,7 +322,21 @@ TEST(appends_sent_before_the_split_end_in_the_parent)
             produce_req(&req, &m, "rs", 1, batches[b], len);
         }
         CHECK_EQ(sl_client_call_async(client, &req, 0, on_answer, &w[i]), SL_OK);
+        for (int k = 0; i == BEFORE && k < 2; k++) {
+            /* ACK_NONE right behind the split: held while it waits, then routed to the
+             * children by the broker (its producer hears no refusal) */
+            size_t nlen = 0;
+            uint8_t *nb = batch_of(key, "q", 8, 0, 0, &nlen);
+            CHECK(nb != NULL);
+            sl_request nreq;
+            Sluice__V1__Produce nm;
+            produce_req(&nreq, &nm, "rs", 1, nb, nlen);
+            nm.ack = SLUICE__V1__ACK_MODE__ACK_NONE;
+            CHECK_EQ(sl_client_send_noreply(client, &nreq), SL_OK);
+            free(nb);
+        }
     }
+    uint32_t kids[2] = {0, 0};
     int ok = 0, closed = 0, split_ok = 0;
     for (int i = 0; i < BEFORE + AFTER + 1; i++) { /* every answer, before any check */
         sl_response *r = NULL;
@@ -308,7 +345,11 @@ TEST(appends_sent_before_the_split_end_in_the_parent)
             ok += rc == SL_OK;
         } else if (i == BEFORE) {
             split_ok = rc == SL_OK && r->reshard_stream->n_closed == 1 &&
-                       r->reshard_stream->closed[0] == 1;
+                       r->reshard_stream->closed[0] == 1 && r->reshard_stream->n_opened == 2;
+            if (split_ok) {
+                kids[0] = r->reshard_stream->opened[0];
+                kids[1] = r->reshard_stream->opened[1];
+            }
         } else {
             closed += rc == SL_ESHARD_CLOSED;
         }
@@ -321,6 +362,11 @@ TEST(appends_sent_before_the_split_end_in_the_parent)
     CHECK_EQ(ok, BEFORE);
     CHECK_EQ(closed, AFTER);
     CHECK_EQ(fetch_count("rs", 1), before + BEFORE * 8u);
+    uint64_t until = it_mono_ms() + 10000u * IT_SLOWDOWN;
+    while (fetch_count("rs", kids[0]) + fetch_count("rs", kids[1]) < 16 && it_mono_ms() < until) {
+        it_sleep_ms(20);
+    }
+    CHECK_EQ(fetch_count("rs", kids[0]) + fetch_count("rs", kids[1]), 16u);
 }
 
 TEST(merge_and_the_refusals)
