@@ -129,6 +129,7 @@ struct broker {
     struct sl_api *api;       /* the HTTP front-end; NULL without an HTTP listener */
     struct sl_push *push;     /* push targets; NULL when off */
     struct sl_member *member; /* cluster membership; NULL for a single broker */
+    struct sl_ctrl_run *ctrl; /* running for cluster controller; NULL for a single broker */
     struct sl_daemon daemon;
 };
 
@@ -143,6 +144,9 @@ static void broker_tick(void *ctx, uint64_t now_ms)
     sl_push_tick(b->push, now_ms);
     if (b->member != NULL) {
         sl_member_tick(b->member, now_ms);
+    }
+    if (b->ctrl != NULL) {
+        sl_ctrl_run_tick(b->ctrl, now_ms);
     }
 }
 
@@ -240,6 +244,19 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
             return rc;
         }
         native.member = b->member;
+        /* Every broker runs for controller; the one that wins the election watches the
+         * brokers and keeps the shards' leaders (docs/REPLICATION.md, "Controller"). */
+        rc = sl_cluster_controller_start(cfg, &b->ctrl, why, sizeof(why));
+        if (rc != SL_OK) {
+            sl_error("broker", "cluster: the controller: %s", why);
+            sl_cluster_leave(ring, b->member);
+            b->member = NULL;
+            sl_push_close(b->push);
+            b->push = NULL;
+            sl_security_fini(&sec);
+            return rc;
+        }
+        native.ctrl = b->ctrl;
     }
     struct sl_net *net = NULL;
     rc = sl_net_init(&net, ring, &ncfg, &hooks);
@@ -303,6 +320,8 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
     sl_net_fini(net);
     sl_push_close(b->push); /* after the network: no request reaches it any more */
     b->push = NULL;
+    sl_ctrl_run_stop(b->ctrl); /* its session closes: another broker takes over now */
+    b->ctrl = NULL;
     sl_cluster_leave(ring, b->member); /* the session closes: peers see it leave now */
     b->member = NULL;
     sl_history_free(api.history);

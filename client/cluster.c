@@ -53,6 +53,8 @@ int sluice_cluster_status(sluice_client *c, struct sluice_cluster_status **out)
     s->cluster = m->cluster;
     s->node_id = m->node_id;
     s->connected = m->connected;
+    s->controller = m->controller;
+    s->controller_epoch = m->controller_epoch;
     bool ok = true;
     for (size_t i = 0; i < n; i++) {
         const Sluice__V1__BrokerInfo *b = m->brokers[i];

@@ -713,6 +713,8 @@ struct sluice_cluster_status {
     int connected;    /* its ZooKeeper session is connected */
     size_t n_brokers;
     struct sluice_broker_info *brokers; /* sorted by node id */
+    int controller;            /* the answering broker is the cluster's controller now */
+    int32_t controller_epoch;  /* its controller epoch (0 when not the controller) */
 };
 
 /* The live brokers as the connected broker sees them (ClusterStatus). *out is freed with

@@ -53,12 +53,20 @@ static int self_info(const struct sl_broker_config *cfg, const char *version,
     return SL_OK;
 }
 
+static struct opener o; /* lives as long as the member and the controller (the process) */
+
+int sl_cluster_controller_start(const struct sl_broker_config *cfg, struct sl_ctrl_run **out,
+                                char *why, size_t whylen)
+{
+    SL_ASSERT(o.ring != NULL); /* (sl_cluster_join set the opener) */
+    return sl_ctrl_run_start((int32_t)cfg->node_id, open_zk, &o, out, why, whylen);
+}
+
 int sl_cluster_join(struct sl_ring *ring, const struct sl_broker_config *cfg, const char *version,
                     struct sl_member **out, char *why, size_t whylen)
 {
     SL_ASSERT(strncmp(cfg->cluster, "zk://", 5) == 0);
     *out = NULL;
-    static struct opener o; /* lives as long as the member (the process) */
     o.ring = ring;
     o.connect = cfg->cluster + 5;
     o.session_timeout_ms = cfg->cluster_session_timeout_ms;

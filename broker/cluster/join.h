@@ -4,6 +4,7 @@
 #ifndef SL_CLUSTER_JOIN_H
 #define SL_CLUSTER_JOIN_H
 
+#include "broker/cluster/ctrl_run.h"
 #include "broker/cluster/member.h"
 
 #include <stddef.h>
@@ -21,6 +22,11 @@ struct sl_broker_config;
 #define SL_CLUSTER_JOIN_WAIT_MIN_MS 10000u
 int sl_cluster_join(struct sl_ring *ring, const struct sl_broker_config *cfg, const char *version,
                     struct sl_member **out, char *why, size_t whylen);
+
+/* Runs for controller (ctrl_run.h) on a ZooKeeper session of its own, after the join.
+ * Errors as the store's open, with `why`. */
+int sl_cluster_controller_start(const struct sl_broker_config *cfg, struct sl_ctrl_run **out,
+                                char *why, size_t whylen);
 
 /* Leaves the cluster at shutdown: stops the member (its session closes, its
  * node goes at once) and runs `ring` until the closed store is freed (at

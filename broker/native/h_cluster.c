@@ -2,6 +2,7 @@
  * broker's membership (broker/cluster/member.h) lists them. */
 #include "broker/native/handlers.h"
 
+#include "broker/cluster/ctrl_run.h"
 #include "broker/cluster/member.h"
 #include "broker/version.h"
 #include "common/error.h"
@@ -20,6 +21,7 @@ void sl_native_cluster_status(struct sl_native *srv, struct sl_conn *c, const sl
         cr.cluster = true;
         cr.node_id = self->node_id;
         cr.connected = sl_member_connected(srv->member);
+        cr.controller = sl_ctrl_run_active(srv->ctrl, &cr.controller_epoch);
     }
     /* one more for this broker when it is not listed (single, or re-registering) */
     Sluice__V1__BrokerInfo *bi = calloc(n + 1, sizeof(*bi));

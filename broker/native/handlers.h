@@ -24,6 +24,7 @@
 
 struct sl_push;
 struct sl_member;
+struct sl_ctrl_run;
 
 /* Room in a frame for a response's fields around the batches it carries. */
 #define SL_NATIVE_FRAME_SLACK 1024u
@@ -58,6 +59,7 @@ struct sl_native {
     struct sl_engine *engine; /* borrowed */
     struct sl_push *push;     /* borrowed; NULL: push targets are off */
     const struct sl_member *member; /* borrowed; NULL: a single broker (ClusterStatus) */
+    const struct sl_ctrl_run *ctrl; /* borrowed; NULL: a single broker (ClusterStatus) */
     sl_native_api_fn api_call;      /* NULL: no HTTP listener (ApiCall refused) */
     void *api_ctx;
     /* *auth: the rules in force (swapped on SIGHUP); auth NULL: auth off */

@@ -14,7 +14,7 @@ static const struct cli_opt status_opts[] = {
     {.name = "json",
      .kind = CLI_OPT_FLAG,
      .offset = offsetof(struct cluster_args, json),
-     .help = "one JSON object: cluster, node_id, connected, brokers[]"},
+     .help = "one JSON object: cluster, node_id, connected, controller, controller_epoch, brokers[]"},
     {.name = NULL},
 };
 
@@ -29,8 +29,10 @@ static json_t *status_json(const struct sluice_cluster_status *s)
                                              "state", b->state, "start_time_ms",
                                              (json_int_t)b->start_time_ms, "self", b->self));
     }
-    return json_pack("{s:b,s:I,s:b,s:o*}", "cluster", s->cluster, "node_id", (json_int_t)s->node_id,
-                     "connected", s->connected, "brokers", arr);
+    return json_pack("{s:b,s:I,s:b,s:b,s:I,s:o*}", "cluster", s->cluster, "node_id",
+                     (json_int_t)s->node_id, "connected", s->connected, "controller",
+                     s->controller, "controller_epoch", (json_int_t)s->controller_epoch, "brokers",
+                     arr);
 }
 
 static int run_status(sluice_client *c, const struct cli_call *call)
@@ -49,8 +51,9 @@ static int run_status(sluice_client *c, const struct cli_call *call)
         printf("single broker (no --cluster): version %s\n",
                s->n_brokers > 0 ? s->brokers[0].version : "?");
     } else {
-        printf("cluster: %zu live broker%s, answered by broker %" PRIu32 "%s\n", s->n_brokers,
+        printf("cluster: %zu live broker%s, answered by broker %" PRIu32 "%s%s\n", s->n_brokers,
                s->n_brokers == 1 ? "" : "s", s->node_id,
+               s->controller ? " (the controller)" : "",
                s->connected ? ""
                             : " (its ZooKeeper session is disconnected: the list may be "
                               "stale)");

@@ -8,7 +8,9 @@
  * kill -9 -> it waits for its old session to expire, then registers; a broker paused (SIGSTOP)
  * past the session timeout loses its node, and when resumed registers again with a new
  * session (expiry path) -> three; ZooKeeper killed -> every broker serves on and reports
- * its session disconnected, restarted -> connected again with the three; a fourth broker with a
+ * its session disconnected, restarted -> connected again with the three; exactly one broker
+ * is the controller, and when it is killed another takes over with a higher controller
+ * epoch within the session timeout (kept when the old one returns); a fourth broker with a
  * taken node id is refused at start-up with exit status 1 and a message naming the id, the holder
  * and the fix; a broker without --cluster answers that it is a single broker. Skipped (77) without
  * java or the ZooKeeper jar.
@@ -120,6 +122,50 @@ static long wait_all_see(const int *which, int nwhich, int want, uint32_t timeou
     for (int i = 0; i < nwhich; i++) {
         fprintf(stderr, "  broker %d (%s) lists %d brokers; want %d\n", which[i] + 1,
                 brokers[which[i]].addr, live_count(&brokers[which[i]], NULL), want);
+    }
+    return -1;
+}
+
+/* 1 when broker b says it is the controller (and *epoch its controller epoch), 0 when not,
+ * -1 when it cannot say. */
+static int is_controller(const struct it_broker *b, int32_t *epoch)
+{
+    sluice_client *c = NULL;
+    if (it_connect(b, &c) != SL_OK) {
+        return -1;
+    }
+    struct sluice_cluster_status *s = NULL;
+    int r = -1;
+    if (sluice_cluster_status(c, &s) == SL_OK) {
+        r = s->controller ? 1 : 0;
+        *epoch = s->controller_epoch;
+        sluice_cluster_status_free(s);
+    }
+    sluice_client_free(c);
+    return r;
+}
+
+/* Waits until exactly one broker of `which` says it is the controller and the others say
+ * they are not; returns its index (and *epoch), or -1. */
+static int wait_one_controller(const int *which, int nwhich, uint32_t timeout_ms, int32_t *epoch)
+{
+    uint64_t t0 = it_mono_ms();
+    while (it_mono_ms() - t0 < timeout_ms) {
+        int found = -1, count = 0, unsure = 0;
+        for (int i = 0; i < nwhich; i++) {
+            int32_t e = 0;
+            int r = is_controller(&brokers[which[i]], &e);
+            unsure += r < 0;
+            if (r == 1) {
+                found = which[i];
+                *epoch = e;
+                count++;
+            }
+        }
+        if (count == 1 && unsure == 0) {
+            return found;
+        }
+        it_sleep_ms(50);
     }
     return -1;
 }
@@ -298,6 +344,33 @@ int main(void)
     ms = wait_all_see(all, NB, 3, 10000u * IT_SLOWDOWN);
     CHECK(ms >= 0);
     printf("ok ZooKeeper killed and restarted: disconnected, then connected with three\n");
+
+    /* one controller among the three; kill -9 it: another takes over, with a higher
+     * controller epoch, within the session timeout; restarted, it does not take back */
+    int32_t epoch1 = 0, epoch2 = 0, epoch3 = 0;
+    int ctl = wait_one_controller(all, NB, 10000u * IT_SLOWDOWN, &epoch1);
+    CHECK(ctl >= 0 && epoch1 >= 1);
+    printf("ok one controller: broker %d, epoch %d\n", ctl + 1, epoch1);
+    int rest[2], nrest = 0;
+    for (int i = 0; i < NB; i++) {
+        if (i != ctl) {
+            rest[nrest++] = i;
+        }
+    }
+    CHECK(it_broker_kill9(&brokers[ctl]) == 0);
+    uint64_t k0 = it_mono_ms();
+    int ctl2 = wait_one_controller(rest, 2, 4 * SESSION_MS + 5000, &epoch2);
+    CHECK(ctl2 >= 0 && ctl2 != ctl && epoch2 > epoch1);
+    printf("ok controller killed: broker %d took over after %llu ms, epoch %d (session timeout "
+           "%u ms)\n", ctl2 + 1, (unsigned long long)(it_mono_ms() - k0), epoch2, SESSION_MS);
+    CHECK(it_broker_restart(&brokers[ctl]) == 0);
+    CHECK(wait_all_see(all, NB, 3, 10000u * IT_SLOWDOWN) >= 0);
+    CHECK(wait_one_controller(all, NB, 10000u * IT_SLOWDOWN, &epoch3) == ctl2 && epoch3 == epoch2);
+    snprintf(cmd, sizeof(cmd), "%s --broker %s cluster status 2>&1", SLUICE_CLI_PATH,
+             brokers[ctl2].addr);
+    CHECK(run_capture(cmd, out, sizeof(out)) == 0);
+    CHECK(strstr(out, "(the controller)") != NULL);
+    printf("ok restarted: the controller stays broker %d\n", ctl2 + 1);
 
     /* a broker without --cluster is a single broker, as before */
     struct it_broker single;
