@@ -71,20 +71,27 @@ static int live_count(const struct it_broker *b, int *self_count)
     return n;
 }
 
-/* 1 when broker b's ZooKeeper session is connected, 0 when not, -1 when it cannot say. */
-static int connected(const struct it_broker *b)
+/* Broker b's ClusterStatus into *out (sluice_cluster_status_free), or -1. */
+static int status_of(const struct it_broker *b, struct sluice_cluster_status **out)
 {
     sluice_client *c = NULL;
     if (it_connect(b, &c) != SL_OK) {
         return -1;
     }
-    struct sluice_cluster_status *s = NULL;
-    int r = -1;
-    if (sluice_cluster_status(c, &s) == SL_OK) {
-        r = s->connected ? 1 : 0;
-        sluice_cluster_status_free(s);
-    }
+    int rc = sluice_cluster_status(c, out) == SL_OK ? 0 : -1;
     sluice_client_free(c);
+    return rc;
+}
+
+/* 1 when broker b's ZooKeeper session is connected, 0 when not, -1 when it cannot say. */
+static int connected(const struct it_broker *b)
+{
+    struct sluice_cluster_status *s = NULL;
+    if (status_of(b, &s) != 0) {
+        return -1;
+    }
+    int r = s->connected ? 1 : 0;
+    sluice_cluster_status_free(s);
     return r;
 }
 
@@ -130,18 +137,13 @@ static long wait_all_see(const int *which, int nwhich, int want, uint32_t timeou
  * -1 when it cannot say. */
 static int is_controller(const struct it_broker *b, int32_t *epoch)
 {
-    sluice_client *c = NULL;
-    if (it_connect(b, &c) != SL_OK) {
+    struct sluice_cluster_status *s = NULL;
+    if (status_of(b, &s) != 0) {
         return -1;
     }
-    struct sluice_cluster_status *s = NULL;
-    int r = -1;
-    if (sluice_cluster_status(c, &s) == SL_OK) {
-        r = s->controller ? 1 : 0;
-        *epoch = s->controller_epoch;
-        sluice_cluster_status_free(s);
-    }
-    sluice_client_free(c);
+    int r = s->controller ? 1 : 0;
+    *epoch = s->controller_epoch;
+    sluice_cluster_status_free(s);
     return r;
 }
 
