@@ -39,7 +39,13 @@ struct catalog_job;
 /* room for the properties and, once resharded, a line per shard id of the
  * lineage (SL_LINEAGE_SHARDS_MAX x SL_STREAM_META_SHARD_LINE_MAX) */
 #define SL_STREAM_META_SHARD_LINE_MAX 112u
-#define SL_STREAM_META_PROPS_BYTES (96u << 10) /* settings and properties */
+#define SL_STREAM_META_PROPS_BYTES (224u << 10) /* settings and properties */
+/* the worst the properties can take: every one at its longest, every value byte escaped
+ * ("prop." key "=" 3 x value "\n"), plus the settings' lines and the check line */
+_Static_assert(SL_STREAM_META_PROPS_BYTES >=
+                   SL_STREAM_PROPS_MAX * (6u + SL_STREAM_PROP_KEY_MAX + 3u * SL_STREAM_PROP_VALUE_MAX +
+                                          1u) + 1024u,
+               "stream.meta's buffer holds the largest properties");
 #define SL_STREAM_META_BYTES_MAX                                                                   \
     (SL_STREAM_META_PROPS_BYTES + SL_LINEAGE_SHARDS_MAX * SL_STREAM_META_SHARD_LINE_MAX)
 

@@ -124,6 +124,19 @@ static inline uint32_t catalog_live_shards(const struct sl_stream *st)
     return st->shard_count - st->lineage.gone;
 }
 
+/* catalog_meta.c: stream.meta's text */
+/* The whole file for `st` with lineage `l` (the stream's, or a reshard's next one: its
+ * shard count is l->n), checksum line included, into *out (malloc'd, *len bytes). */
+int catalog_meta_format(const struct sl_stream *st, const struct sl_lineage *l, char **out,
+                        size_t *len);
+/* Parses the file's text (`body` holds n bytes and room for a NUL at n; it is cut in
+ * place) into st's settings, properties and lineage; st->name must be the name the file
+ * gives. SL_OK, SL_ECORRUPT (checksum, a line, the lineage rules), SL_ENOMEM. On an error
+ * st->props may hold what was read (catalog_props_free). */
+int catalog_meta_parse(struct sl_stream *st, char *body, size_t n);
+void catalog_props_free(struct sl_stream_prop *p, uint32_t n);
+int catalog_prop_cmp(const void *a, const void *b);
+
 /* catalog.c */
 char *catalog_path_cat(const char *a, const char *b);
 void catalog_file_why(char *why, size_t why_len, const char *what, int rc);

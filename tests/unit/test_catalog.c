@@ -661,6 +661,41 @@ TEST(retention_retires_closed_shards)
     free(r);
 }
 
+
+/* The largest properties - every one at the longest, every byte one that stream.meta
+ * escapes - are written and read back whole (they once passed the file's buffer: the
+ * broker aborted on the write). */
+TEST(largest_properties_fit_stream_meta)
+{
+    fresh_root();
+    struct sl_catalog_config cc;
+    config(&cc);
+    struct sl_catalog *c = NULL;
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    CHECK_EQ(create(c, "props", 1), SL_OK);
+    struct sl_stream *st = sl_catalog_find(c, "props");
+    CHECK(st != NULL);
+    static char keys[SL_STREAM_PROPS_MAX][SL_STREAM_PROP_KEY_MAX + 1];
+    static char value[SL_STREAM_PROP_VALUE_MAX + 1];
+    const char *kp[SL_STREAM_PROPS_MAX], *vp[SL_STREAM_PROPS_MAX];
+    memset(value, '%', SL_STREAM_PROP_VALUE_MAX);
+    for (uint32_t i = 0; i < SL_STREAM_PROPS_MAX; i++) {
+        memset(keys[i], 'k', SL_STREAM_PROP_KEY_MAX);
+        snprintf(keys[i], 8, "%03u", i);
+        keys[i][3] = 'k';
+        kp[i] = keys[i];
+        vp[i] = value;
+    }
+    char why[256];
+    CHECK_EQ(sl_catalog_set_props(c, st, kp, vp, SL_STREAM_PROPS_MAX, why, sizeof(why)), SL_OK);
+    sl_catalog_close(c);
+    CHECK_EQ(sl_catalog_open(&ring, &cc, &c), SL_OK);
+    st = sl_catalog_find(c, "props");
+    CHECK(st != NULL && st->n_props == SL_STREAM_PROPS_MAX);
+    CHECK(strcmp(sl_catalog_prop(st, keys[7]), value) == 0);
+    sl_catalog_close(c);
+}
+
 int main(void)
 {
     char why[256];
@@ -679,6 +714,7 @@ int main(void)
     RUN(streams_load_lazily_at_start_up);
     RUN(reshard_commit_is_one_durable_change);
     RUN(retention_retires_closed_shards);
+    RUN(largest_properties_fit_stream_meta);
     if (root[0] != '\0') {
         nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     }
