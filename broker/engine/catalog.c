@@ -449,146 +449,6 @@ int sl_catalog_qstate(struct sl_catalog *c, struct sl_stream *st, struct sl_qsta
     return rc;
 }
 
-/* ---- the index: find by name, keep the list in name order ------------- */
-
-#define INDEX_BUCKETS_MIN 64u /* a power of two; doubles when streams > buckets */
-
-static uint64_t name_hash(const char *name)
-{
-    return sl_checksum64(name, strlen(name));
-}
-
-static struct sl_stream **bucket_of(const struct sl_catalog *c, uint64_t hash)
-{
-    return &c->buckets[hash & c->index_mask];
-}
-
-/* Doubles the buckets (keeps the old ones without memory: chains grow). */
-static void index_grow(struct sl_catalog *c)
-{
-    uint32_t n = (c->index_mask + 1) * 2;
-    struct sl_stream **b = calloc(n, sizeof(*b));
-    if (b == NULL) {
-        return;
-    }
-    for (uint32_t i = 0; i <= c->index_mask; i++) {
-        while (c->buckets[i] != NULL) {
-            struct sl_stream *st = c->buckets[i];
-            c->buckets[i] = st->hnext;
-            st->hnext = b[st->name_hash & (n - 1)];
-            b[st->name_hash & (n - 1)] = st;
-        }
-    }
-    free(c->buckets);
-    c->buckets = b;
-    c->index_mask = n - 1;
-}
-
-/* Where `name` is or would go in c->sorted. */
-static uint32_t sorted_pos(const struct sl_catalog *c, const char *name)
-{
-    uint32_t lo = 0, hi = c->n_streams;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (strcmp(c->sorted[mid]->name, name) < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return lo;
-}
-
-/* Room for one more stream in the sorted array. Errors: SL_ENOMEM. */
-int catalog_index_reserve(struct sl_catalog *c)
-{
-    if (c->n_streams < c->sorted_cap) {
-        return SL_OK;
-    }
-    uint32_t cap = c->sorted_cap != 0 ? c->sorted_cap * 2 : 256;
-    struct sl_stream **v = realloc(c->sorted, cap * sizeof(*v));
-    if (v == NULL) {
-        return SL_ENOMEM;
-    }
-    c->sorted = v;
-    c->sorted_cap = cap;
-    return SL_OK;
-}
-
-/* Adds a stream not in the catalog: to the buckets, the sorted array and
- * the list after its predecessor. Room reserved by catalog_index_reserve. */
-void catalog_index_add(struct sl_catalog *c, struct sl_stream *st)
-{
-    SL_ASSERT(c->n_streams < c->sorted_cap);
-    st->name_hash = name_hash(st->name);
-    struct sl_stream **b = bucket_of(c, st->name_hash);
-    st->hnext = *b;
-    *b = st;
-    uint32_t i = sorted_pos(c, st->name);
-    SL_ASSERT(i == c->n_streams || strcmp(c->sorted[i]->name, st->name) > 0);
-    memmove(&c->sorted[i + 1], &c->sorted[i], (c->n_streams - i) * sizeof(*c->sorted));
-    c->sorted[i] = st;
-    c->n_streams++;
-    c->n_shards += catalog_live_shards(st);
-    struct sl_stream **pp = i == 0 ? &c->streams : &c->sorted[i - 1]->next;
-    st->next = *pp;
-    *pp = st;
-    if (c->n_streams > c->index_mask + 1) {
-        index_grow(c);
-    }
-}
-
-/* Removes a stream of the catalog from the buckets, the array and the list. */
-static void index_remove(struct sl_catalog *c, struct sl_stream *st)
-{
-    struct sl_stream **pp = bucket_of(c, st->name_hash);
-    while (*pp != st) {
-        SL_ASSERT(*pp != NULL);
-        pp = &(*pp)->hnext;
-    }
-    *pp = st->hnext;
-    st->hnext = NULL;
-    uint32_t i = sorted_pos(c, st->name);
-    SL_ASSERT(i < c->n_streams && c->sorted[i] == st);
-    struct sl_stream **prev = i == 0 ? &c->streams : &c->sorted[i - 1]->next;
-    SL_ASSERT(*prev == st);
-    *prev = st->next;
-    st->next = NULL;
-    memmove(&c->sorted[i], &c->sorted[i + 1], (c->n_streams - i - 1) * sizeof(*c->sorted));
-    c->n_streams--;
-    SL_ASSERT(c->n_shards >= catalog_live_shards(st));
-    c->n_shards -= catalog_live_shards(st);
-}
-
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp((*(struct sl_stream *const *)a)->name, (*(struct sl_stream *const *)b)->name);
-}
-
-/* Start-up: the streams loaded into c->sorted (in directory order) sorted
- * once, linked and hashed - not n sorted inserts. */
-static void index_build(struct sl_catalog *c)
-{
-    if (c->n_streams > 1) {
-        qsort(c->sorted, c->n_streams, sizeof(*c->sorted), name_cmp);
-    }
-    while (c->index_mask + 1 < c->n_streams) {
-        index_grow(c); /* empty: cheap */
-    }
-    c->streams = NULL;
-    c->n_shards = 0;
-    for (uint32_t i = c->n_streams; i-- > 0;) {
-        struct sl_stream *st = c->sorted[i];
-        st->next = c->streams;
-        c->streams = st;
-        st->name_hash = name_hash(st->name);
-        struct sl_stream **b = bucket_of(c, st->name_hash);
-        st->hnext = *b;
-        *b = st;
-        c->n_shards += catalog_live_shards(st);
-    }
-}
-
 static struct sl_stream *stream_new(struct sl_catalog *c, const char *name)
 {
     struct sl_stream *st = calloc(1, sizeof(*st));
@@ -691,7 +551,7 @@ static int load_streams(struct sl_catalog *c)
                  st->retention_hours);
     }
     closedir(d);
-    index_build(c); /* also after a failure: sl_catalog_close frees what is linked */
+    catalog_index_build(c); /* also after a failure: sl_catalog_close frees what is linked */
     return rc;
 }
 
@@ -1024,7 +884,7 @@ int sl_catalog_delete(struct sl_catalog *c, const char *name)
         sl_error("catalog", "cannot delete stream %s: %s", name, sl_strerror(rc));
         return rc;
     }
-    index_remove(c, st);
+    catalog_index_remove(c, st);
     if (!st->loaded) { /* (a stream that failed to load can be deleted) */
         SL_ASSERT(c->unloaded > 0);
         c->unloaded--;
@@ -1036,16 +896,6 @@ int sl_catalog_delete(struct sl_catalog *c, const char *name)
     return SL_OK;
 }
 
-struct sl_stream *catalog_lookup(struct sl_catalog *c, const char *name)
-{
-    uint64_t h = name_hash(name);
-    for (struct sl_stream *st = *bucket_of(c, h); st != NULL; st = st->hnext) {
-        if (st->name_hash == h && strcmp(st->name, name) == 0) {
-            return st;
-        }
-    }
-    return NULL;
-}
 
 int sl_catalog_lookup(struct sl_catalog *c, const char *name, struct sl_stream **out, char *why,
                       size_t why_len)
@@ -1114,143 +964,4 @@ void sl_catalog_retention(struct sl_catalog *c)
         }
         (void)sl_catalog_retire(c, st, now);
     }
-}
-
-/* ---- properties, retention -------------------------------------------- */
-
-const char *sl_catalog_prop(const struct sl_stream *st, const char *key)
-{
-    struct sl_stream_prop k = {.key = (char *)key};
-    const struct sl_stream_prop *p =
-        st->n_props > 0 ? bsearch(&k, st->props, st->n_props, sizeof(k), catalog_prop_cmp) : NULL;
-    return p != NULL ? p->value : NULL;
-}
-
-static bool prop_key_ok(const char *k)
-{
-    size_t n = strlen(k);
-    for (size_t i = 0; i < n; i++) {
-        if (k[i] <= ' ' || k[i] > '~' || k[i] == '=') {
-            return false;
-        }
-    }
-    return n > 0 && n <= SL_STREAM_PROP_KEY_MAX;
-}
-
-/* The stream's properties with the changes applied, sorted (returns owned). */
-static int props_merged(const struct sl_stream *st, const char *const *keys,
-                        const char *const *values, uint32_t n, struct sl_stream_prop **out,
-                        uint32_t *out_n)
-{
-    uint32_t cap = st->n_props + n, m = 0;
-    struct sl_stream_prop *p = calloc(cap + 1, sizeof(*p));
-    if (p == NULL) {
-        return SL_ENOMEM;
-    }
-    for (uint32_t i = 0; i < st->n_props; i++) {
-        p[m].key = strdup(st->props[i].key);
-        p[m].value = strdup(st->props[i].value);
-        m++;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t j = 0;
-        while (j < m && strcmp(p[j].key, keys[i]) != 0) {
-            j++;
-        }
-        if (j == m) {
-            p[m].key = strdup(keys[i]);
-            p[m].value = NULL;
-            m++;
-        }
-        free(p[j].value);
-        p[j].value = values[i] != NULL ? strdup(values[i]) : NULL;
-    }
-    uint32_t k = 0; /* drop the removed ones */
-    for (uint32_t i = 0; i < m; i++) {
-        if (p[i].value != NULL) {
-            p[k++] = p[i];
-        } else {
-            free(p[i].key);
-        }
-    }
-    for (uint32_t i = 0; i < k; i++) {
-        if (p[i].key == NULL) {
-            catalog_props_free(p, k);
-            return SL_ENOMEM;
-        }
-    }
-    if (k > 1) {
-        qsort(p, k, sizeof(*p), catalog_prop_cmp);
-    }
-    *out = p;
-    *out_n = k;
-    return SL_OK;
-}
-
-int sl_catalog_set_props(struct sl_catalog *c, struct sl_stream *st, const char *const *keys,
-                         const char *const *values, uint32_t n, char *why, size_t why_len)
-{
-    (void)c;
-    for (uint32_t i = 0; i < n; i++) {
-        if (!prop_key_ok(keys[i])) {
-            snprintf(why, why_len, "property names are 1-%u printable characters without '='",
-                     SL_STREAM_PROP_KEY_MAX);
-            return SL_EINVAL;
-        }
-        if (values[i] != NULL && strlen(values[i]) > SL_STREAM_PROP_VALUE_MAX) {
-            snprintf(why, why_len, "property %s: values are at most %u bytes", keys[i],
-                     SL_STREAM_PROP_VALUE_MAX);
-            return SL_EINVAL;
-        }
-    }
-    struct sl_stream_prop *p = NULL;
-    uint32_t m = 0;
-    int rc = props_merged(st, keys, values, n, &p, &m);
-    if (rc == SL_OK && m > SL_STREAM_PROPS_MAX) {
-        catalog_props_free(p, m);
-        snprintf(why, why_len, "a stream holds at most %u properties (tags, attributes)",
-                 SL_STREAM_PROPS_MAX);
-        return SL_ELIMIT;
-    }
-    if (rc != SL_OK) {
-        snprintf(why, why_len, "%s", sl_strerror(rc));
-        return rc;
-    }
-    struct sl_stream_prop *old = st->props;
-    uint32_t old_n = st->n_props;
-    st->props = p;
-    st->n_props = m;
-    rc = catalog_meta_write(st, &st->lineage);
-    if (rc != SL_OK) { /* not durable: the old set stands */
-        st->props = old;
-        st->n_props = old_n;
-        catalog_props_free(p, m);
-        snprintf(why, why_len, "cannot write %s/stream.meta: %s", st->name, sl_strerror(rc));
-        return rc;
-    }
-    catalog_props_free(old, old_n);
-    return SL_OK;
-}
-
-int sl_catalog_set_retention(struct sl_catalog *c, struct sl_stream *st, uint32_t hours, char *why,
-                             size_t why_len)
-{
-    (void)c;
-    if (hours == 0 || hours > 8760) {
-        snprintf(why, why_len, "retention must be 1-8760 hours (365 days)");
-        return SL_EINVAL;
-    }
-    uint32_t old = st->retention_hours;
-    st->retention_hours = hours;
-    int rc = catalog_meta_write(st, &st->lineage);
-    if (rc != SL_OK) {
-        st->retention_hours = old;
-        snprintf(why, why_len, "cannot write %s/stream.meta: %s", st->name, sl_strerror(rc));
-        return rc;
-    }
-    for (uint32_t i = 0; i < st->shard_count; i++) {
-        sl_wshard_set_retention(&st->shards[i]->ws, (uint64_t)hours * 3600 * 1000,
-                                st->retention_bytes);
-    }
-    return SL_OK;
 }

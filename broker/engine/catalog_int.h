@@ -1,10 +1,14 @@
 /* catalog_int.h - the catalog's private parts, shared by its files:
- *   catalog.c       streams on disk and in memory: metadata, the index, open
- *                   and close, delete, properties, retention
+ *   catalog.c       streams on disk and in memory: stream.meta read and
+ *                   replaced, open and close, create, delete, retention runs
+ *   catalog_index.c the live streams by name (hash) and in name order
+ *   catalog_meta.c  stream.meta's text, made and parsed (no I/O; fuzzed)
+ *   catalog_settings.c  properties and retention changed after creation
  *   catalog_jobs.c  file work off the main loop: background creates and the
  *                   lazy loading of the streams found at start-up
  *   catalog_reshard.c  splits and merges of a stream's shards (#16): routing
- *                   by the lineage, the durable change
+ *                   by the lineage, the durable change; retiring closed
+ *                   shards past retention
  * Nothing outside broker/engine/catalog*.c includes this file.
  *
  * Threading: the catalog belongs to the main loop, except the fields marked
@@ -167,7 +171,13 @@ int catalog_open_logs(struct sl_catalog *c, struct sl_stream *st, bool rebuild, 
 void catalog_adopt_logs(struct sl_catalog *c, struct sl_stream *st, struct sl_shard **logs);
 int catalog_stores_open_present(struct sl_catalog *c, struct sl_stream *st, char *why,
                                 size_t why_len);
+/* catalog_index.c */
+#define INDEX_BUCKETS_MIN 64u /* a power of two; doubles when streams > buckets */
 int catalog_index_reserve(struct sl_catalog *c);
+/* Removes a stream of the catalog from the buckets, the array and the list. */
+void catalog_index_remove(struct sl_catalog *c, struct sl_stream *st);
+/* Start-up: the streams loaded into c->sorted sorted once, linked and hashed. */
+void catalog_index_build(struct sl_catalog *c);
 void catalog_index_add(struct sl_catalog *c, struct sl_stream *st);
 struct sl_stream *catalog_lookup(struct sl_catalog *c, const char *name);
 /* Closes the shard logs of the streams (one call per owner for all). */
