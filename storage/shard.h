@@ -193,8 +193,8 @@ typedef void (*sl_truncate_cb)(void *ctx, int err, uint64_t end_seq);
 int sl_shard_truncate(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void *ctx);
 
 /* Tests only (crash tests): the process kills itself (SIGKILL) once the
- * truncates of `s` have done this many destructive steps (a segment
- * dropped, the index cut, the log cut); 0 disarms. */
+ * truncates of `s` have done this many steps (each unlink, ftruncate and
+ * fsync of the cut, in the order shard_truncate.c gives); 0 disarms. */
 void sl_shard_truncate_test_kill_after(struct sl_shard *s, uint32_t steps);
 
 /* Called (from the loop) after newly acknowledged batches became visible to

@@ -139,7 +139,8 @@ static int trunc_locate(struct sl_shard *s, struct segment *g, uint64_t seq, uin
     return SL_OK;
 }
 
-/* Tests: SIGKILL the process once this many destructive steps are done. */
+/* Tests: SIGKILL the process once this many steps are done (a step: each
+ * unlink, ftruncate and fsync of the cut, so a kill lands between any two). */
 static void trunc_step_done(struct sl_shard *s)
 {
     s->trunc_steps++;
@@ -176,10 +177,12 @@ static int trunc_files(struct sl_shard *s, uint32_t k, uint64_t pos, uint32_t id
             return trunc_fail(s, "truncate: unlink of a segment's .log");
         }
         s->trunc_touched = true;
+        trunc_step_done(s);
         seg_name(name, sizeof(name), g->base_seq, "idx");
         if (sl_unlinkat(s->dir_fd, name, 0) != 0 && errno != ENOENT) {
             return trunc_fail(s, "truncate: unlink of a segment's .idx");
         }
+        trunc_step_done(s);
         if (fsync(s->dir_fd) != 0) {
             return trunc_fail(s, "truncate: directory fsync");
         }
@@ -210,6 +213,7 @@ static int trunc_files(struct sl_shard *s, uint32_t k, uint64_t pos, uint32_t id
                 rc = trunc_fail(s, i == 0 ? "truncate: cut of the .idx" : "truncate: cut of the .log");
             } else {
                 s->trunc_touched = true;
+                trunc_step_done(s);
                 if (fsync(fd) != 0) {
                     rc = trunc_fail(s, "truncate: fsync of the cut segment");
                 }
