@@ -4,7 +4,8 @@
  * below is made on that thread, and every callback runs on it from
  * sl_ring_run(). Nothing here blocks the loop on data I/O: appends and reads
  * go through the ring. (Opening, rolling and deleting segment files do short
- * metadata syscalls on the loop; see docs/ARCHITECTURE.md.)
+ * metadata syscalls on the loop, and a truncate - rare: a replica rejoining
+ * - its unlinks, cuts and fsyncs; see docs/ARCHITECTURE.md.)
  *
  * Durability: see docs/FORMAT.md "Crash safety". An append's callback runs
  * with SL_OK only when the batch is durable (flush policy ALWAYS) or written
