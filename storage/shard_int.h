@@ -235,6 +235,8 @@ struct sl_shard {
     void *trunc_ctx;
     struct sl_deferred trunc_defer;
     struct sl_io_op trunc_timer; /* polls for quiet (counted in ops) */
+    bool trunc_cancel_busy;      /* cancelling the INTERVAL timer (it would hold quiet off) */
+    struct sl_io_op trunc_cancel; /* (counted in ops) */
     uint32_t trunc_steps;        /* destructive steps done by the cut in progress */
     uint32_t trunc_kill_after;   /* tests: SIGKILL after this many steps (0: never) */
 

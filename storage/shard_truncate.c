@@ -337,9 +337,17 @@ static void trunc_step(struct sl_shard *s)
         return;
     }
     if (!trunc_quiet(s)) {
-        /* Drive what is left (staged bytes written, a sync started), then
-         * look again in a moment: completions do not call us. */
+        /* Drive what is left (staged bytes written, a sync started: a
+         * waiting truncate makes shard_maybe_sync sync at once), then look
+         * again in a moment: completions do not call us. The INTERVAL timer
+         * (up to flush_interval_ms, an op in flight) is cancelled: the sync
+         * it would start is started now. */
         shard_flush_deferred(&s->flush);
+        if (s->timer_armed && !s->trunc_cancel_busy) {
+            s->trunc_cancel_busy = true;
+            s->ops++;
+            sl_ring_cancel(s->ring, &s->trunc_cancel, &s->timer_op);
+        }
         s->ops++;
         sl_ring_timeout(s->ring, &s->trunc_timer, TRUNC_POLL_NS);
         return;
@@ -353,6 +361,15 @@ static void trunc_step(struct sl_shard *s)
 static void trunc_deferred(struct sl_deferred *d)
 {
     trunc_step(sl_container_of(d, struct sl_shard, trunc_defer));
+}
+
+static void trunc_cancel_done(struct sl_io_op *op, int res)
+{
+    (void)res; /* -ENOENT/-EALREADY: the timer fired first; either way it is gone or going */
+    struct sl_shard *s = sl_container_of(op, struct sl_shard, trunc_cancel);
+    SL_ASSERT(s->ops > 0 && s->trunc_cancel_busy);
+    s->ops--;
+    s->trunc_cancel_busy = false;
 }
 
 static void trunc_timer_done(struct sl_io_op *op, int res)
@@ -392,6 +409,7 @@ int sl_shard_truncate(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void 
     s->trunc_ctx = ctx;
     s->trunc_defer.fn = trunc_deferred;
     s->trunc_timer.cb = trunc_timer_done;
+    s->trunc_cancel.cb = trunc_cancel_done;
     sl_ring_defer(s->ring, &s->trunc_defer);
     trunc_check(s);
     return SL_OK;

@@ -730,7 +730,7 @@ void shard_maybe_sync(struct sl_shard *s)
         }
         dirty = true;
         bool want = s->cfg.flush == SL_FLUSH_ALWAYS || sealing || s->sync_due || s->closing ||
-                    s->pend_durable > 0;
+                    s->pend_durable > 0 || s->trunc_busy; /* a truncate waits for quiet */
         if (!s->sync_busy && want) {
             s->sync_busy = true;
             s->sync_seg = g;

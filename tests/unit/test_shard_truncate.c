@@ -26,6 +26,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static int count_files(const char *dir, const char *ext)
 {
@@ -239,6 +240,30 @@ TEST(pending_appends_complete_first)
     uint64_t end = 0;
     CHECK_EQ(lfx_check_log(&f, 0, &end, NULL, 0, NULL), SL_OK);
     CHECK_EQ(end, bases[4]);
+    lfx_fini(&f);
+}
+
+/* Under flush = interval with a long interval, written data is not synced
+ * until the timer: a truncate does not wait for it (it asks for the sync). */
+TEST(interval_flush_does_not_delay_the_cut)
+{
+    struct lfx f;
+    struct sl_shard_config cfg = lfx_cfg_small();
+    cfg.flush = SL_FLUSH_INTERVAL;
+    cfg.flush_interval_ms = 3600000;
+    CHECK_EQ(lfx_init(&f, &cfg), SL_OK);
+    uint64_t bases[20], end = 0;
+    CHECK_EQ(fill(&f, 20, bases, NULL), SL_OK);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_EQ(lfx_truncate(&f, bases[6], &end), SL_OK);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK_EQ(end, bases[6]);
+    CHECK(t1.tv_sec - t0.tv_sec < 10);
+    lfx_close(&f);
+    CHECK_EQ(lfx_open(&f), SL_OK);
+    CHECK_EQ(lfx_check_log(&f, 0, &end, NULL, 0, NULL), SL_OK);
+    CHECK_EQ(end, bases[6]);
     lfx_fini(&f);
 }
 
@@ -495,6 +520,7 @@ int main(void)
     RUN(cut_to_the_start_empties_the_log);
     RUN(cut_below_retention_is_trimmed);
     RUN(pending_appends_complete_first);
+    RUN(interval_flush_does_not_delay_the_cut);
     RUN(cut_a_parked_shard);
     RUN(close_while_a_truncate_waits);
     RUN(injected_failures);
