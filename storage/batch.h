@@ -30,10 +30,10 @@ struct sl_zctx;
 #define SL_RECORD_ATTR_VALUE_MAX 1024u
 
 /* Byte offsets of the header fields (the layout is _Static_asserted in batch.c). */
-#define SL_BATCH_OFF_BASE_SEQ    8u
-#define SL_BATCH_OFF_APPEND_TIME 16u
+#define SL_BATCH_OFF_BASE_SEQ     8u
+#define SL_BATCH_OFF_APPEND_TIME  16u
 #define SL_BATCH_OFF_LEADER_EPOCH 24u /* u32, under the stamp check */
-#define SL_BATCH_CHECKSUM_FROM   40u /* body checksum covers [40, length) */
+#define SL_BATCH_CHECKSUM_FROM    40u /* body checksum covers [40, length) */
 
 struct sl_batch_header {
     uint32_t length;         /* whole batch, header included */

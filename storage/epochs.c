@@ -118,9 +118,8 @@ int sl_epochs_decode(const uint8_t *buf, size_t len, struct sl_epochs *out, char
     }
     uint32_t version = sl_get_u32(buf + 4);
     if (version > SL_EPOCHS_VERSION) {
-        snprintf(why, why_len,
-                 "version %u, newer than this broker's %u: run a newer broker", version,
-                 SL_EPOCHS_VERSION);
+        snprintf(why, why_len, "version %u, newer than this broker's %u: run a newer broker",
+                 version, SL_EPOCHS_VERSION);
         return SL_EUNSUPPORTED;
     }
     if (version != SL_EPOCHS_VERSION) {
@@ -223,8 +222,8 @@ static int scan_add(void *ctx, uint32_t epoch, uint64_t start)
                  sc->dir, start, epoch);
         return SL_ECORRUPT;
     }
-    if (c->n > 0 && ((int32_t)epoch < c->e[c->n - 1].epoch ||
-                     (int64_t)start < c->e[c->n - 1].start_offset)) {
+    if (c->n > 0 &&
+        ((int32_t)epoch < c->e[c->n - 1].epoch || (int64_t)start < c->e[c->n - 1].start_offset)) {
         sc->went_back = true;
         return SL_ECORRUPT; /* the caller decides whose fault it is */
     }

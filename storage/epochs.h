@@ -24,15 +24,15 @@
 
 struct sl_shard;
 
-#define SL_EPOCHS_MAX       256u /* entries kept; the oldest goes first */
-#define SL_EPOCHS_NONE      (-1) /* no epoch (last_led_epoch: never led) */
-#define SL_EPOCHS_FILE      "leader-epochs"
-#define SL_EPOCHS_FILE_TMP  "leader-epochs.tmp"
-#define SL_EPOCHS_MAGIC     0x50454C53u /* "SLEP" as little-endian bytes */
-#define SL_EPOCHS_VERSION   1u
+#define SL_EPOCHS_MAX         256u /* entries kept; the oldest goes first */
+#define SL_EPOCHS_NONE        (-1) /* no epoch (last_led_epoch: never led) */
+#define SL_EPOCHS_FILE        "leader-epochs"
+#define SL_EPOCHS_FILE_TMP    "leader-epochs.tmp"
+#define SL_EPOCHS_MAGIC       0x50454C53u /* "SLEP" as little-endian bytes */
+#define SL_EPOCHS_VERSION     1u
 #define SL_EPOCHS_HEAD_BYTES  16u /* magic, version, last_led_epoch, n */
 #define SL_EPOCHS_ENTRY_BYTES 12u /* i32 epoch, i64 start_offset */
-#define SL_EPOCHS_FILE_BYTES_MAX \
+#define SL_EPOCHS_FILE_BYTES_MAX                                                                   \
     (SL_EPOCHS_HEAD_BYTES + SL_EPOCHS_MAX * SL_EPOCHS_ENTRY_BYTES + 8u) /* + XXH3-64 */
 
 struct sl_epoch_entry {

@@ -229,16 +229,16 @@ struct sl_shard {
 
     /* truncation (shard_truncate.c): one at a time; appends wait (SL_EAGAIN) */
     bool trunc_busy;
-    bool trunc_touched;        /* the cut in progress changed a file */
-    uint64_t trunc_seq;        /* the new end asked for */
+    bool trunc_touched; /* the cut in progress changed a file */
+    uint64_t trunc_seq; /* the new end asked for */
     sl_truncate_cb trunc_cb;
     void *trunc_ctx;
     struct sl_deferred trunc_defer;
-    struct sl_io_op trunc_timer; /* polls for quiet (counted in ops) */
-    bool trunc_cancel_busy;      /* cancelling the INTERVAL timer (it would hold quiet off) */
+    struct sl_io_op trunc_timer;  /* polls for quiet (counted in ops) */
+    bool trunc_cancel_busy;       /* cancelling the INTERVAL timer (it would hold quiet off) */
     struct sl_io_op trunc_cancel; /* (counted in ops) */
-    uint32_t trunc_steps;        /* destructive steps done by the cut in progress */
-    uint32_t trunc_kill_after;   /* tests: SIGKILL after this many steps (0: never) */
+    uint32_t trunc_steps;         /* steps done by the cut in progress (unlink, cut, fsync) */
+    uint32_t trunc_kill_after;    /* tests: SIGKILL after this many steps (0: never) */
 
     /* descriptor budget (cfg.cache) */
     bool parked;      /* descriptors closed, index and buffers freed */

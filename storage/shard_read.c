@@ -508,8 +508,7 @@ static bool header_at(int fd, uint64_t pos, uint64_t seq, struct sl_batch_header
  * found through the index (a sealed segment's index ends with an entry for
  * its last batch; the writing segment knows where its last batch is).
  * false when either is unknown (the caller walks the segment). */
-static bool seg_edge_epochs(struct sl_shard *s, struct segment *g, uint32_t *first,
-                            uint32_t *last)
+static bool seg_edge_epochs(struct sl_shard *s, struct segment *g, uint32_t *first, uint32_t *last)
 {
     uint64_t end = seg_visible_end(g);
     char path[PATH_MAX];
@@ -572,8 +571,7 @@ int sl_shard_scan_epochs(struct sl_shard *s, uint64_t from_seq, sl_shard_epoch_f
          * epoch of the batch before it holds no change, and is skipped on
          * two headers. A segment starting (or, first, holding) a new epoch
          * is walked. */
-        if (seg_edge_epochs(s, g, &first, &last) && first == last &&
-            (!w.have || first == w.last)) {
+        if (seg_edge_epochs(s, g, &first, &last) && first == last && (!w.have || first == w.last)) {
             if (!w.have) { /* (the first segment holds from_seq, or starts after it) */
                 w.have = true;
                 w.last = first;

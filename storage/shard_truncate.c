@@ -70,10 +70,9 @@
  * leave, in which the files alone describe the log. */
 static bool trunc_quiet(const struct sl_shard *s)
 {
-    if (s->ops > 0 || s->pend_len > 0 || s->fifo_len > 0 || s->filling != NULL ||
-        s->flush.queued || s->writing_count != 1 || s->failing || s->sync_busy ||
-        s->dir_busy || s->wb_busy || s->zero_busy || s->timer_armed || s->retain_armed ||
-        s->dir_synced_gen != s->dir_gen) {
+    if (s->ops > 0 || s->pend_len > 0 || s->fifo_len > 0 || s->filling != NULL || s->flush.queued ||
+        s->writing_count != 1 || s->failing || s->sync_busy || s->dir_busy || s->wb_busy ||
+        s->zero_busy || s->timer_armed || s->retain_armed || s->dir_synced_gen != s->dir_gen) {
         return false;
     }
     const struct segment *g = s->segs[s->seg_count - 1];
@@ -82,8 +81,8 @@ static bool trunc_quiet(const struct sl_shard *s)
             return false;
         }
     }
-    return g->writing && !g->idx_busy && g->idx_written == g->idx_count &&
-           g->idx_partial == 0 && g->written_pos == g->bytes && g->synced_pos == g->bytes;
+    return g->writing && !g->idx_busy && g->idx_written == g->idx_count && g->idx_partial == 0 &&
+           g->written_pos == g->bytes && g->synced_pos == g->bytes;
 }
 
 static void trunc_check(const struct sl_shard *s)
@@ -210,7 +209,8 @@ static int trunc_files(struct sl_shard *s, uint32_t k, uint64_t pos, uint32_t id
             rc = trunc_fail(s, "truncate: open of the segment to cut");
         } else if ((uint64_t)st.st_size > len[i]) {
             if (sl_ftruncate(fd, len[i]) != 0) {
-                rc = trunc_fail(s, i == 0 ? "truncate: cut of the .idx" : "truncate: cut of the .log");
+                rc = trunc_fail(s,
+                                i == 0 ? "truncate: cut of the .idx" : "truncate: cut of the .log");
             } else {
                 s->trunc_touched = true;
                 trunc_step_done(s);

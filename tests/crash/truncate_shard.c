@@ -91,8 +91,7 @@ static void run_target(int which)
         uint64_t segs[SEGS_MAX];
         uint32_t n = seg_bases(f.dir, segs);
         CHECK(n >= 6);
-        uint64_t target = which == 0 ? bases[9] : which == 1 ? segs[2] : which == 2 ? 0
-                                                                                 : bases[57];
+        uint64_t target = which == 0 ? bases[9] : which == 1 ? segs[2] : which == 2 ? 0 : bases[57];
         uint32_t seg_k = 0; /* the segment holding the cut */
         while (seg_k + 1 < n && segs[seg_k + 1] <= target) {
             seg_k++;

@@ -110,16 +110,16 @@ TEST(invariants_checked_under_a_good_checksum)
         uint32_t v;
         int want;
     } cases[] = {
-        {16, 9, SL_ECORRUPT},          /* epoch 1 -> 9 > next epoch 3 */
-        {16 + 12, 1, SL_ECORRUPT},     /* epoch 3 -> 1 == previous */
-        {16 + 4, 5000, SL_ECORRUPT},   /* start 7 -> 5000 > next start */
-        {16 + 12 + 4, 7, SL_ECORRUPT}, /* start 1007 -> 7 == previous */
-        {16, 0x80000000u, SL_ECORRUPT}, /* a negative epoch */
+        {16, 9, SL_ECORRUPT},               /* epoch 1 -> 9 > next epoch 3 */
+        {16 + 12, 1, SL_ECORRUPT},          /* epoch 3 -> 1 == previous */
+        {16 + 4, 5000, SL_ECORRUPT},        /* start 7 -> 5000 > next start */
+        {16 + 12 + 4, 7, SL_ECORRUPT},      /* start 1007 -> 7 == previous */
+        {16, 0x80000000u, SL_ECORRUPT},     /* a negative epoch */
         {16 + 8, 0x80000000u, SL_ECORRUPT}, /* a negative start (high word) */
-        {8, 0xfffffffeu, SL_ECORRUPT},  /* last_led_epoch -2 */
-        {4, 2, SL_EUNSUPPORTED},        /* a newer version */
+        {8, 0xfffffffeu, SL_ECORRUPT},      /* last_led_epoch -2 */
+        {4, 2, SL_EUNSUPPORTED},            /* a newer version */
         {4, 0, SL_ECORRUPT},
-        {0, 0x50454C54u, SL_ECORRUPT},  /* magic */
+        {0, 0x50454C54u, SL_ECORRUPT}, /* magic */
     };
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         sample(&c, 3);
