@@ -18,13 +18,18 @@
  * dropped), a segment's first sequence, the log's first sequence (all of
  * it), inside the active segment (nothing dropped).
  *
- * kill -9 keeps the page cache: this checks the order of the steps and the
- * state recovery rebuilds from them, not power loss (each step is fsynced
- * before the next, which is what makes the same order hold there).
+ * kill -9 keeps the page cache. With --power MOUNT (tests/crash/
+ * truncate_power.sh: the shard on powerfs, tests/power/powerfs.c, which keeps
+ * only what was fsynced) the power is also cut right after each kill (every
+ * other time tearing the last unsynced write): a step not yet fsynced is
+ * lost, so E is then the first sequence of the newest segment whose unlink
+ * was followed by its directory fsync, and the cut of the .log counts once
+ * its fsync returned.
  */
 #include "../unit/test.h"
 #include "../unit/log_fx.h"
 
+#include "common/fileio.h"
 #include "common/log.h"
 
 #include <dirent.h>
@@ -35,6 +40,22 @@
 #define BATCHES   60
 #define SEGS_MAX  64
 #define STEPS_MAX 400
+
+static const char *g_power; /* --power MOUNT: powerfs's mount point */
+
+/* Cuts the power of powerfs (everything not fsynced is lost); `tear` keeps
+ * a random prefix of the last unsynced write. 0 or -1. */
+static int power_cut(int tear)
+{
+    char ctl[PATH_MAX];
+    snprintf(ctl, sizeof(ctl), "%s/.powercut", g_power);
+    FILE *fp = fopen(ctl, "w");
+    if (fp == NULL) {
+        return -1;
+    }
+    int ok = fputs(tear ? "tear" : "cut", fp) >= 0;
+    return fclose(fp) == 0 && ok ? 0 : -1;
+}
 
 /* The base sequences of the .log files in dir, ascending. */
 static uint32_t seg_bases(const char *dir, uint64_t *out)
@@ -88,6 +109,14 @@ static void run_target(int which)
         }
         uint64_t old_end = bases[BATCHES - 1] + (BATCHES - 1) % 4 + 1;
         lfx_close(&f);
+        if (g_power != NULL) {
+            /* the setup is durable before the cut experiments: its
+             * directories' entries too (the shard syncs its own files) */
+            char up[PATH_MAX];
+            snprintf(up, sizeof(up), "%s/..", f.root);
+            CHECK_EQ(sl_fsync_dir(f.root), SL_OK);
+            CHECK_EQ(sl_fsync_dir(up), SL_OK);
+        }
         uint64_t segs[SEGS_MAX];
         uint32_t n = seg_bases(f.dir, segs);
         CHECK(n >= 6);
@@ -107,6 +136,9 @@ static void run_target(int which)
         CHECK(waitpid(pid, &status, 0) == pid);
         bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
         CHECK(killed || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
+        if (g_power != NULL && killed) {
+            CHECK_EQ(power_cut(k % 2 == 0), 0);
+        }
         CHECK_EQ(lfx_open(&f), SL_OK);
         struct sl_shard_stats st;
         sl_shard_stats(f.s, &st);
@@ -118,6 +150,9 @@ static void run_target(int which)
         uint64_t seg_end = dropped > 0 ? segs[seg_k + 1] : old_end;
         if (!killed) {
             CHECK_EQ(end, target);
+        } else if (g_power != NULL && k <= 3 * dropped) {
+            /* segments whose unlinks a directory fsync made durable */
+            CHECK_EQ(end, k / 3 == 0 ? old_end : segs[n - k / 3]);
         } else if (k <= 3 * dropped) {
             CHECK_EQ(end, segs[n - (k + 2) / 3]);
         } else {
@@ -171,8 +206,14 @@ TEST(kill_inside_the_active_segment)
     run_target(3);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--power") == 0) {
+        g_power = argv[2];
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: crash_truncate_shard [--power POWERFS_MOUNT]\n");
+        return 2;
+    }
     if (getenv("SLUICE_TEST_LOG") == NULL) {
         sl_log_set_level(SL_LOG_OFF);
     }
