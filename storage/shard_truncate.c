@@ -89,7 +89,7 @@ static void trunc_check(const struct sl_shard *s)
 {
     SL_ASSERT(s->seg_count > 0);
     SL_ASSERT(s->visible_seq <= s->next_seq);
-    SL_ASSERT(active((struct sl_shard *)s)->base_seq <= s->next_seq);
+    SL_ASSERT(s->segs[s->seg_count - 1]->base_seq <= s->next_seq);
     for (uint32_t i = 1; i < s->seg_count; i++) {
         SL_ASSERT(s->segs[i - 1]->base_seq < s->segs[i]->base_seq);
     }
