@@ -2,7 +2,7 @@
  *
  * Header (88 bytes, little-endian; byte-by-byte in docs/FORMAT.md):
  *   0 magic u32 | 4 length u32 | 8 base_seq u64 | 16 append_time_ms u64 |
- *  24 reserved u32 | 28 stamp_check u32 = low32(XXH3-64 of [0,28) ++ [44,48)) |
+ *  24 leader_epoch u32 | 28 stamp_check u32 = low32(XXH3-64 of [0,28) ++ [44,48)) |
  *  32 checksum u64 = XXH3-64 of [40,length) | 40 version u8 | 41 flags u8 |
  *  42 reserved u16 | 44 record_count u32 | 48 first_ts_ms u64 | 56 last_ts_ms u64 |
  *  64 producer_id u64 | 72 producer_seq u64 | 80 records_len u32 | 84 reserved u32
@@ -34,7 +34,7 @@ enum {
     OFF_LENGTH = 4,
     OFF_BASE_SEQ = 8,
     OFF_APPEND_TIME = 16,
-    OFF_RESERVED0 = 24,
+    OFF_LEADER_EPOCH = 24,
     OFF_STAMP = 28,
     OFF_CHECKSUM = 32,
     OFF_VERSION = 40,
@@ -50,6 +50,8 @@ enum {
 };
 _Static_assert(OFF_BASE_SEQ == SL_BATCH_OFF_BASE_SEQ, "public offset");
 _Static_assert(OFF_APPEND_TIME == SL_BATCH_OFF_APPEND_TIME, "public offset");
+_Static_assert(OFF_LEADER_EPOCH == SL_BATCH_OFF_LEADER_EPOCH, "public offset");
+_Static_assert(OFF_LEADER_EPOCH + 4 == OFF_STAMP, "the stamp check covers the leader epoch");
 _Static_assert(OFF_VERSION == SL_BATCH_CHECKSUM_FROM, "checksum starts after itself");
 _Static_assert(OFF_RESERVED2 + 4 == SL_BATCH_HEADER_BYTES, "fields fill the header");
 
@@ -299,12 +301,16 @@ int sl_batch_peek(const void *buf, size_t avail, struct sl_batch_header *h)
         return SL_EAGAIN;
     }
     if (sl_get_u32(p + OFF_MAGIC) != SL_BATCH_MAGIC ||
-        sl_get_u32(p + OFF_STAMP) != stamp_check(p) || sl_get_u32(p + OFF_RESERVED0) != 0) {
+        sl_get_u32(p + OFF_STAMP) != stamp_check(p)) {
         return SL_ECORRUPT;
     }
     h->length = sl_get_u32(p + OFF_LENGTH);
     h->base_seq = sl_get_u64(p + OFF_BASE_SEQ);
     h->append_time_ms = sl_get_u64(p + OFF_APPEND_TIME);
+    /* Any value: bytes 24..28 were reserved (0) before cluster mode, so a log
+     * written by a single node reads as epoch 0. A producer's value never
+     * reaches the disk: the broker stamps the field (sl_batch_stamp*). */
+    h->leader_epoch = sl_get_u32(p + OFF_LEADER_EPOCH);
     h->checksum = sl_get_u64(p + OFF_CHECKSUM);
     h->codec = p[OFF_FLAGS] & SL_BATCH_CODEC_MASK;
     h->record_count = sl_get_u32(p + OFF_COUNT);
@@ -440,12 +446,20 @@ int sl_batch_rebuild_without(const struct sl_batch_header *h, const uint8_t *rec
     return SL_OK;
 }
 
-void sl_batch_stamp(void *buf, uint64_t base_seq, uint64_t append_time_ms)
+void sl_batch_stamp_epoch(void *buf, uint64_t base_seq, uint64_t append_time_ms,
+                          uint32_t leader_epoch)
 {
     uint8_t *p = buf;
     sl_put_u64(p + OFF_BASE_SEQ, base_seq);
     sl_put_u64(p + OFF_APPEND_TIME, append_time_ms);
+    sl_put_u32(p + OFF_LEADER_EPOCH, leader_epoch);
     write_stamp_check(p);
+    SL_ASSERT(sl_get_u32(p + OFF_STAMP) == stamp_check(p));
+}
+
+void sl_batch_stamp(void *buf, uint64_t base_seq, uint64_t append_time_ms)
+{
+    sl_batch_stamp_epoch(buf, base_seq, append_time_ms, 0);
 }
 
 int sl_batch_iter_init(struct sl_batch_iter *it, const void *batch, const struct sl_batch_header *h,

@@ -30,14 +30,17 @@ struct sl_zctx;
 #define SL_RECORD_ATTR_VALUE_MAX 1024u
 
 /* Byte offsets of the header fields (the layout is _Static_asserted in batch.c). */
-#define SL_BATCH_OFF_BASE_SEQ    8u
-#define SL_BATCH_OFF_APPEND_TIME 16u
-#define SL_BATCH_CHECKSUM_FROM   40u /* body checksum covers [40, length) */
+#define SL_BATCH_OFF_BASE_SEQ     8u
+#define SL_BATCH_OFF_APPEND_TIME  16u
+#define SL_BATCH_OFF_LEADER_EPOCH 24u /* u32, under the stamp check */
+#define SL_BATCH_CHECKSUM_FROM    40u /* body checksum covers [40, length) */
 
 struct sl_batch_header {
     uint32_t length;         /* whole batch, header included */
     uint64_t base_seq;       /* stamped by the broker; outside the body checksum */
     uint64_t append_time_ms; /* stamped by the broker; outside the body checksum */
+    uint32_t leader_epoch;   /* stamped by the broker: the epoch of the replica that led the
+                              * shard when it appended the batch; 0 on a single node */
     uint64_t checksum;       /* XXH3-64 of [40, length) */
     uint8_t codec;           /* SL_BATCH_CODEC_* */
     uint32_t record_count;   /* >= 1 */
@@ -148,9 +151,14 @@ int sl_batch_validate(const void *buf, size_t avail, size_t max_len, struct sl_b
 int sl_batch_rebuild_without(const struct sl_batch_header *h, const uint8_t *records,
                              const uint8_t *drop, uint8_t *dst, size_t dst_cap, size_t *out_len);
 
-/* Writes the base sequence and append time into a batch's header and
- * recomputes the stamp check; the body checksum is untouched. */
+/* Writes the base sequence and append time into a batch's header, the
+ * leader epoch 0 (a single node), and recomputes the stamp check; the body
+ * checksum is untouched. */
 void sl_batch_stamp(void *buf, uint64_t base_seq, uint64_t append_time_ms);
+/* sl_batch_stamp with a leader epoch (cluster mode, docs/REPLICATION.md):
+ * the same three stores and one stamp check, so no cost over the above. */
+void sl_batch_stamp_epoch(void *buf, uint64_t base_seq, uint64_t append_time_ms,
+                          uint32_t leader_epoch);
 
 /* A decoded record: views into the batch (or the decompression scratch). */
 struct sl_record_view {

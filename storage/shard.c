@@ -163,7 +163,7 @@ void sl_shard_close(struct sl_shard *s)
         shard_flush_deferred(&s->flush);
         /* Run the loop until every op of ours completed and every pending
          * append was acknowledged or failed (closing forces the fsyncs). */
-        while (s->ops > 0 || s->pend_len > 0 || s->flush.queued) {
+        while (s->ops > 0 || s->pend_len > 0 || s->flush.queued || s->trunc_busy) {
             if (s->ops == 0 && s->pend_len > 0 && s->state != SL_OK) {
                 shard_fail_pending_from(s, 0, s->state == SL_ENOSPC ? SL_ENOSPC : SL_EFATAL);
                 break;

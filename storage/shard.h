@@ -4,7 +4,8 @@
  * below is made on that thread, and every callback runs on it from
  * sl_ring_run(). Nothing here blocks the loop on data I/O: appends and reads
  * go through the ring. (Opening, rolling and deleting segment files do short
- * metadata syscalls on the loop; see docs/ARCHITECTURE.md.)
+ * metadata syscalls on the loop, and a truncate - rare: a replica rejoining
+ * - its unlinks, cuts and fsyncs; see docs/ARCHITECTURE.md.)
  *
  * Durability: see docs/FORMAT.md "Crash safety". An append's callback runs
  * with SL_OK only when the batch is durable (flush policy ALWAYS) or written
@@ -148,6 +149,55 @@ int sl_shard_append(struct sl_shard *s, const void *batch, size_t len, sl_append
 int sl_shard_append_ex(struct sl_shard *s, const void *batch, size_t len, unsigned flags,
                        sl_append_cb cb, void *ctx);
 
+/* Keep the batch's own stamps (base sequence, append time, leader epoch):
+ * a follower storing what its leader appended, byte for byte. The batch's
+ * base_seq must be the shard's next sequence and its append time no earlier
+ * than the shard's last (the leader's log already obeys both), else
+ * SL_EINVAL and nothing is stored. */
+#define SL_APPEND_KEEP_STAMPS 0x2u
+
+/* What an append carries besides the batch (sl_shard_append_opt). */
+struct sl_append_opts {
+    unsigned flags;        /* SL_APPEND_* */
+    uint32_t leader_epoch; /* stamped into header bytes 24..28 (docs/FORMAT.md): the epoch
+                            * the appending leader leads in; 0 on a single node. Ignored
+                            * with SL_APPEND_KEEP_STAMPS (the batch keeps its own). */
+};
+
+/* sl_shard_append_ex with options (`o` borrowed for the call). The epoch is
+ * written by the same stamp as the sequence: no cost per record or byte. */
+int sl_shard_append_opt(struct sl_shard *s, const void *batch, size_t len,
+                        const struct sl_append_opts *o, sl_append_cb cb, void *ctx);
+
+/* Called once a truncate completed (err == SL_OK: the log now ends at
+ * `end_seq`) or failed (the log is as it was, except with SL_EFATAL). */
+typedef void (*sl_truncate_cb)(void *ctx, int err, uint64_t end_seq);
+
+/* Cuts the log back so that it ends at `seq`: the batches from `seq` on are
+ * gone, on disk and in memory, and the next append gets `seq`. `seq` must be
+ * the first sequence of a batch or the log's end (a no-op). For a replica
+ * whose tail diverges from its leader's (docs/REPLICATION.md); not on any
+ * hot path. The work waits for the shard to be quiet (appends pending when
+ * called complete first; appends made meanwhile are refused with SL_EAGAIN),
+ * then runs on the loop with blocking syscalls (shard_truncate.c says why and
+ * in which order; a crash leaves the log cut at a batch boundary at or after
+ * `seq`, or as it was). `cb` (may be NULL) runs later from the loop, never
+ * from inside this call. Reads beyond the new end then get SL_EINVAL.
+ * Errors returned at once: SL_EINVAL (`seq` past the end), SL_ETRIMMED
+ * (`seq` below the oldest retained sequence), SL_EAGAIN (a truncate is
+ * already running), SL_EFATAL, SL_ECLOSED. Errors through `cb`: SL_EINVAL
+ * (`seq` is inside a batch: logged with the batch's range), SL_ETRIMMED,
+ * SL_ECORRUPT (a batch header on the way does not check), SL_EIO/SL_ESYS
+ * (nothing was cut), SL_EFATAL (a file was already changed when a syscall
+ * failed: the shard refuses writes, a restart recovers), SL_ECLOSED, and
+ * SL_ELIMIT/SL_ENOMEM (reopening a parked shard). */
+int sl_shard_truncate(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void *ctx);
+
+/* Tests only (crash tests): the process kills itself (SIGKILL) once the
+ * truncates of `s` have done this many steps (each unlink, ftruncate and
+ * fsync of the cut, in the order shard_truncate.c gives); 0 disarms. */
+void sl_shard_truncate_test_kill_after(struct sl_shard *s, uint32_t steps);
+
 /* Called (from the loop) after newly acknowledged batches became visible to
  * readers: the broker wakes its long-polling fetches here. */
 typedef void (*sl_shard_listener)(void *ctx, struct sl_shard *s);
@@ -229,6 +279,23 @@ int sl_shard_time_near_seq(struct sl_shard *s, uint64_t seq, uint64_t *time_ms);
 typedef void (*sl_shard_scan_fn)(void *ctx, const struct sl_batch_header *h);
 int sl_shard_scan_recent(struct sl_shard *s, uint64_t since_ms, uint64_t bytes,
                          sl_shard_scan_fn fn, void *ctx);
+
+/* The leader epochs along the log from `from_seq` on (the headers' bytes
+ * 24..28, docs/FORMAT.md): fn(epoch, start) for the first visible batch at
+ * or after `from_seq` (start: max(from_seq, its first sequence)) and for
+ * every later batch whose epoch differs from the one before it (start: its
+ * first sequence), oldest first; a non-zero return from fn stops the scan
+ * and is returned. What a replica rebuilds its epoch cache from when the
+ * `leader-epochs` file is missing or behind (storage/epochs.h). Relies on
+ * epochs never decreasing along a log: a segment whose first and last
+ * batches carry the epoch already current is skipped on those two headers,
+ * so the cost is two header reads per segment plus a header walk of the
+ * segments where an epoch begins. Synchronous, with descriptors of its own
+ * (as sl_shard_scan_recent: start-up, before or on the ring's thread).
+ * Stops quietly at a damaged header (readers report damage). Errors: those
+ * of fn, SL_ENOMEM, and those of opening and reading the files. */
+typedef int (*sl_shard_epoch_fn)(void *ctx, uint32_t epoch, uint64_t start_seq);
+int sl_shard_scan_epochs(struct sl_shard *s, uint64_t from_seq, sl_shard_epoch_fn fn, void *ctx);
 
 struct sl_shard_stats {
     uint64_t first_seq;       /* oldest retained */

@@ -3,11 +3,12 @@
  *   shard_segment.c  segments and their indexes: load, unload, evict, create
  *   shard_write.c    the write path: staging, group commit, seal, roll, ENOSPC,
  *                    descriptor exhaustion at a roll
- *   shard_read.c     reads by sequence and by time
+ *   shard_read.c     reads by sequence and by time; header scans (recent, epochs)
  *   shard_retain.c   retention
  *   shard_recover.c  the directory listing and recovery of the active segment
  *   shard_park.c     the descriptor budget: parking idle shards, reopening them
  *   shard_prezero.c  the zeroed run-ahead of the active segment's .log
+ *   shard_truncate.c cutting the log back to a batch boundary (a replica's rejoin)
  * Nothing outside storage/shard*.c includes this file.
  *
  * Files in the shard directory (docs/FORMAT.md):
@@ -225,6 +226,19 @@ struct sl_shard {
     struct sl_deferred flush;
     struct sl_log_ratelimit rl;
     struct sl_shard_stats stats;
+
+    /* truncation (shard_truncate.c): one at a time; appends wait (SL_EAGAIN) */
+    bool trunc_busy;
+    bool trunc_touched; /* the cut in progress changed a file */
+    uint64_t trunc_seq; /* the new end asked for */
+    sl_truncate_cb trunc_cb;
+    void *trunc_ctx;
+    struct sl_deferred trunc_defer;
+    struct sl_io_op trunc_timer;  /* polls for quiet (counted in ops) */
+    bool trunc_cancel_busy;       /* cancelling the INTERVAL timer (it would hold quiet off) */
+    struct sl_io_op trunc_cancel; /* (counted in ops) */
+    uint32_t trunc_steps;         /* steps done by the cut in progress (unlink, cut, fsync) */
+    uint32_t trunc_kill_after;    /* tests: SIGKILL after this many steps (0: never) */
 
     /* descriptor budget (cfg.cache) */
     bool parked;      /* descriptors closed, index and buffers freed */

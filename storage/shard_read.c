@@ -469,3 +469,123 @@ int sl_shard_scan_recent(struct sl_shard *s, uint64_t since_ms, uint64_t bytes,
     free(buf);
     return rc;
 }
+
+/* ---- the leader epochs along the log (sl_shard_scan_epochs) ------------- */
+
+struct epoch_walk {
+    sl_shard_epoch_fn fn;
+    void *ctx;
+    uint64_t from;
+    bool have; /* `last` holds the epoch of the batch before */
+    uint32_t last;
+    int rc;
+};
+
+static void epoch_walk_one(void *ctx, const struct sl_batch_header *h)
+{
+    struct epoch_walk *w = ctx;
+    if (w->rc != SL_OK || sl_batch_last_seq(h) < w->from) {
+        return;
+    }
+    if (!w->have || h->leader_epoch != w->last) {
+        w->have = true;
+        w->last = h->leader_epoch;
+        w->rc = w->fn(w->ctx, h->leader_epoch, h->base_seq < w->from ? w->from : h->base_seq);
+    }
+}
+
+/* Reads the header at `pos` of segment g's .log (descriptor `fd`); false
+ * when it is not a valid header of the sequence `seq` (when seq != UINT64_MAX). */
+static bool header_at(int fd, uint64_t pos, uint64_t seq, struct sl_batch_header *h)
+{
+    uint8_t hdr[SL_BATCH_HEADER_BYTES];
+    size_t got = 0;
+    return sl_pread_full(fd, hdr, sizeof(hdr), pos, &got) == SL_OK && got == sizeof(hdr) &&
+           sl_batch_peek(hdr, got, h) == SL_OK && (seq == UINT64_MAX || h->base_seq == seq);
+}
+
+/* The epochs of g's first and last batches, from two headers: the last one
+ * found through the index (a sealed segment's index ends with an entry for
+ * its last batch; the writing segment knows where its last batch is).
+ * false when either is unknown (the caller walks the segment). */
+static bool seg_edge_epochs(struct sl_shard *s, struct segment *g, uint32_t *first, uint32_t *last)
+{
+    uint64_t end = seg_visible_end(g);
+    char path[PATH_MAX];
+    char name[64];
+    struct idx_entry e = {0};
+    bool have_last = false;
+    if (g->writing) {
+        have_last = end > 0 && g->last_pos + g->last_len == end;
+        e = (struct idx_entry){.seq = g->last_base, .pos = g->last_pos};
+    } else {
+        seg_name(name, sizeof(name), g->base_seq, "idx");
+        snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size >= sizeof(e)) {
+            size_t got = 0;
+            uint64_t at = ((uint64_t)st.st_size / sizeof(e) - 1) * sizeof(e);
+            have_last = sl_pread_full(fd, &e, sizeof(e), at, &got) == SL_OK && got == sizeof(e) &&
+                        entry_ok(&e) && e.pos + e.len == end;
+        }
+        if (fd >= 0) {
+            close(fd);
+        }
+    }
+    if (!have_last) {
+        return false;
+    }
+    seg_name(name, sizeof(name), g->base_seq, "log");
+    snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct sl_batch_header a, b;
+    bool ok = fd >= 0 && header_at(fd, 0, g->base_seq, &a) && header_at(fd, e.pos, e.seq, &b);
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (ok) {
+        *first = a.leader_epoch;
+        *last = b.leader_epoch;
+    }
+    return ok;
+}
+
+int sl_shard_scan_epochs(struct sl_shard *s, uint64_t from_seq, sl_shard_epoch_fn fn, void *ctx)
+{
+    SL_ASSERT(s->seg_count > 0 && fn != NULL);
+    struct epoch_walk w = {.fn = fn, .ctx = ctx, .from = from_seq, .rc = SL_OK};
+    if (from_seq >= s->visible_seq) {
+        return SL_OK;
+    }
+    uint8_t *buf = NULL;
+    int rc = SL_OK;
+    for (uint32_t i = shard_seg_find_seq(s, from_seq); i < s->seg_count && rc == SL_OK; i++) {
+        struct segment *g = s->segs[i];
+        uint32_t first = 0, last = 0;
+        if (seg_visible_end(g) == 0) {
+            continue;
+        }
+        /* Epochs never decrease along a replica's log (docs/REPLICATION.md,
+         * invariant 3): a segment whose first and last batches carry the
+         * epoch of the batch before it holds no change, and is skipped on
+         * two headers. A segment starting (or, first, holding) a new epoch
+         * is walked. */
+        if (seg_edge_epochs(s, g, &first, &last) && first == last && (!w.have || first == w.last)) {
+            if (!w.have) { /* (the first segment holds from_seq, or starts after it) */
+                w.have = true;
+                w.last = first;
+                w.rc = fn(ctx, first, g->base_seq < from_seq ? from_seq : g->base_seq);
+            }
+            rc = w.rc;
+            continue;
+        }
+        if (buf == NULL && (buf = malloc(RECOVERY_CHUNK_BYTES)) == NULL) {
+            return SL_ENOMEM;
+        }
+        rc = scan_headers(s, g, 0, 0, buf, RECOVERY_CHUNK_BYTES, epoch_walk_one, &w);
+        rc = rc != SL_OK ? rc : w.rc;
+    }
+    free(buf);
+    return rc;
+}

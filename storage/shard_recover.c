@@ -42,6 +42,10 @@ static int list_segments(struct sl_shard *s, uint64_t **out, uint32_t *count)
         }
         return sl_err_from_errno(errno);
     }
+    /* The duplicate shares the directory's read position with dir_fd: a
+     * second listing (after a truncate) would start at the end and find
+     * nothing. */
+    rewinddir(d);
     uint64_t *v = NULL;
     uint32_t n = 0, cap = 0;
     struct dirent *e;

@@ -730,7 +730,7 @@ void shard_maybe_sync(struct sl_shard *s)
         }
         dirty = true;
         bool want = s->cfg.flush == SL_FLUSH_ALWAYS || sealing || s->sync_due || s->closing ||
-                    s->pend_durable > 0;
+                    s->pend_durable > 0 || s->trunc_busy; /* a truncate waits for quiet */
         if (!s->sync_busy && want) {
             s->sync_busy = true;
             s->sync_seg = g;
@@ -863,6 +863,15 @@ int sl_shard_append(struct sl_shard *s, const void *batch, size_t len, sl_append
 int sl_shard_append_ex(struct sl_shard *s, const void *batch, size_t len, unsigned flags,
                        sl_append_cb cb, void *ctx)
 {
+    const struct sl_append_opts o = {.flags = flags, .leader_epoch = 0};
+    return sl_shard_append_opt(s, batch, len, &o, cb, ctx);
+}
+
+int sl_shard_append_opt(struct sl_shard *s, const void *batch, size_t len,
+                        const struct sl_append_opts *o, sl_append_cb cb, void *ctx)
+{
+    SL_ASSERT(o != NULL && (o->flags & ~(SL_APPEND_DURABLE | SL_APPEND_KEEP_STAMPS)) == 0);
+    unsigned flags = o->flags;
     if (s->closing) {
         return SL_ECLOSED;
     }
@@ -871,6 +880,9 @@ int sl_shard_append_ex(struct sl_shard *s, const void *batch, size_t len, unsign
     }
     if (s->failing) {
         return SL_ENOSPC;
+    }
+    if (s->trunc_busy) {
+        return SL_EAGAIN; /* the log is being cut (rare: a replica rejoining) */
     }
     if (len > s->cfg.batch_bytes_max) {
         return SL_ETOOBIG;
@@ -891,6 +903,10 @@ int sl_shard_append_ex(struct sl_shard *s, const void *batch, size_t len, unsign
     if (rc != SL_OK) {
         return rc;
     }
+    if ((flags & SL_APPEND_KEEP_STAMPS) != 0 &&
+        (h.base_seq != s->next_seq || h.append_time_ms < s->last_append_ms)) {
+        return SL_EINVAL; /* not the continuation of this log: the caller truncates first */
+    }
     if (s->pend_len == s->pend_cap) {
         if (s->pend_cap == s->cfg.pending_max) {
             return SL_EAGAIN;
@@ -903,6 +919,9 @@ int sl_shard_append_ex(struct sl_shard *s, const void *batch, size_t len, unsign
     uint64_t t = now_ms(s);
     if (t < s->last_append_ms) {
         t = s->last_append_ms; /* append times never go backwards in a shard */
+    }
+    if ((flags & SL_APPEND_KEEP_STAMPS) != 0) {
+        t = h.append_time_ms; /* checked above: not before the last */
     }
     bool rolling = need_roll(s, len, t);
     struct wbuf *w = s->filling;
@@ -960,7 +979,9 @@ int sl_shard_append_ex(struct sl_shard *s, const void *batch, size_t len, unsign
         }
         return rc;
     }
-    sl_batch_stamp(dst, s->next_seq, t);
+    if ((flags & SL_APPEND_KEEP_STAMPS) == 0) {
+        sl_batch_stamp_epoch(dst, s->next_seq, t, o->leader_epoch);
+    }
     w->len +=
         (uint32_t)len; /* The index grows with the segment, but not while an index write points
                         * into it: then this batch goes unindexed and the next one is indexed

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "proto/frame.h"
 #include "storage/batch.h"
+#include "storage/epochs.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -466,6 +467,27 @@ static void seeds_http(void)
     put_http("h2c_upgrade", 1, 0, buf, n + sizeof(up) - 1);
 }
 
+/* Valid leader-epochs files (mode byte 0, then the file): what a replica
+ * writes (storage/epochs.c). */
+static void seeds_epochs(void)
+{
+    static struct sl_epochs c;
+    static uint8_t buf[1 + SL_EPOCHS_FILE_BYTES_MAX];
+    const uint32_t sizes[] = {0, 1, 3, SL_EPOCHS_MAX};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        sl_epochs_init(&c);
+        c.last_led_epoch = k == 0 ? SL_EPOCHS_NONE : (int32_t)(sizes[k] * 2);
+        for (uint32_t i = 0; i < sizes[k]; i++) {
+            sl_epochs_add(&c, (int32_t)(i * 2 + (i > 0)), (int64_t)i * 4096 + (i > 0));
+        }
+        buf[0] = 0;
+        size_t n = sl_epochs_encode(&c, buf + 1, sizeof(buf) - 1);
+        char name[32];
+        snprintf(name, sizeof(name), "epochs_%u", sizes[k]);
+        put("fuzz_epochs", name, buf, n + 1);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -478,5 +500,6 @@ int main(int argc, char **argv)
     seeds_filter();
     seeds_recovery();
     seeds_http();
+    seeds_epochs();
     return 0;
 }
