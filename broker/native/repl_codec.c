@@ -65,11 +65,13 @@ static int decode_batches(const Sluice__V1__ReplMessage *in, struct sl_repl_msg 
             return refuse(why, why_len, "batch %zu (%zu bytes) is not a whole, intact batch", i,
                           rb->data.len);
         }
-        if (h.base_seq != (uint64_t)rb->base_offset || h.record_count != rb->count) {
+        if (h.base_seq != (uint64_t)rb->base_offset || h.record_count != rb->count ||
+            h.leader_epoch != (uint32_t)rb->epoch) {
             return refuse(why, why_len,
-                          "batch %zu says offset %" PRId64 " and %u records, its header %" PRIu64
-                          " and %u",
-                          i, rb->base_offset, rb->count, h.base_seq, h.record_count);
+                          "batch %zu says offset %" PRId64 ", %u records and epoch %d; its header "
+                          "%" PRIu64 ", %u and %u",
+                          i, rb->base_offset, rb->count, rb->epoch, h.base_seq, h.record_count,
+                          h.leader_epoch);
         }
         bytes += rb->data.len;
         if (i > 0 && bytes > SL_REPL_FETCH_BYTES_MAX) {

@@ -4,7 +4,7 @@
  * Both ends use it: a leader decodes a follower's Replicate and encodes its answer; a
  * follower encodes its request and decodes the answer. Decoding trusts nothing: every field
  * is range-checked, a FETCH_RESP's batches must be whole stored batches (header and checksum
- * verified, their sequence and count as the message says), contiguous from the message's
+ * verified, their sequence, count and leader epoch as the message says), contiguous from the message's
  * offset, within the replica's per-answer bounds (SL_REPL_FETCH_BATCHES_MAX batches, and
  * SL_REPL_FETCH_BYTES_MAX bytes unless one batch alone is larger); anything else is refused with a reason,
  * never passed to the state machine.

@@ -4,14 +4,15 @@
  * Input: byte 0 picks the mode.
  *   even: the rest is a ReplMessage as protobuf bytes (anything a peer could send).
  *   odd:  a FETCH_RESP built from the rest - byte 1: batches (0..7), then per batch 3 bytes
- *         (records 1..4, an offset skew, an epoch), records made of the remaining bytes -
+ *         (records 1..4, an offset skew, an epoch and whether the header's agrees), records
+ *         made of the remaining bytes -
  *         with real stored batches (stamped at the offsets the skew makes, right or wrong),
  *         encoded by sl_repl_codec_encode, packed and unpacked: the decoder's paths past a
  *         batch's checksum.
  * Checks beyond ASan/UBSan: a message is refused with SL_EPROTO and a reason, or decodes to
  * fields within their ranges (broker ids >= 0, epochs >= -1, offsets >= 0), with batches only
  * in a successful FETCH_RESP, contiguous from its offset, each a whole intact batch whose
- * header says the same sequence and count, at most SL_REPL_FETCH_BATCHES_MAX; a decoded
+ * header says the same sequence, count and leader epoch, at most SL_REPL_FETCH_BATCHES_MAX; a decoded
  * message encodes, packs, unpacks and decodes again to the same fields; a built answer is
  * accepted exactly when its batches are contiguous from its offset.
  */
@@ -41,7 +42,8 @@ static void check_decoded(const struct sl_repl_msg *m)
         SL_ASSERT(b->base_offset == next && b->count >= 1 && b->epoch >= 0);
         SL_ASSERT(sl_batch_peek(b->data, b->len, &h) == SL_OK && h.length == b->len);
         SL_ASSERT(sl_batch_verify(b->data, &h) == SL_OK);
-        SL_ASSERT(h.base_seq == (uint64_t)b->base_offset && h.record_count == b->count);
+        SL_ASSERT(h.base_seq == (uint64_t)b->base_offset && h.record_count == b->count &&
+                  h.leader_epoch == (uint32_t)b->epoch);
         next += b->count;
     }
 }
@@ -113,6 +115,7 @@ static void built(const uint8_t *data, size_t size)
         uint32_t records = 1u + data[0] % 4u;
         int64_t skew = data[1] % 8u == 0 ? (int64_t)(data[1] % 3u) - 1 : 0;
         int32_t epoch = data[2] % 16u == 15u ? -1 : data[2] % 4;
+        bool epoch_agrees = (data[2] & 0x80u) == 0; /* the header's epoch as the message's */
         data += 3;
         size -= 3;
         struct sl_batch_builder bb;
@@ -128,8 +131,9 @@ static void built(const uint8_t *data, size_t size)
         SL_ASSERT(sl_batch_builder_finish(&bb, SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0, 0, 0, &len) ==
                   SL_OK);
         int64_t base = next + skew;
-        sl_batch_stamp(bufs[i], (uint64_t)(base < 0 ? 0 : base), 1);
-        contiguous &= skew == 0 && epoch >= 0;
+        uint32_t stamped = epoch >= 0 ? (uint32_t)epoch + (epoch_agrees ? 0u : 1u) : 0u;
+        sl_batch_stamp_epoch(bufs[i], (uint64_t)(base < 0 ? 0 : base), 1, stamped);
+        contiguous &= skew == 0 && epoch >= 0 && epoch_agrees;
         b[i] = (struct sl_repl_batch){.base_offset = base < 0 ? 0 : base, .count = records,
                                       .epoch = epoch, .data = bufs[i], .len = len};
         next = b[i].base_offset + records;
