@@ -164,6 +164,9 @@ void sl_shard_close(struct sl_shard *s)
         /* Run the loop until every op of ours completed and every pending
          * append was acknowledged or failed (closing forces the fsyncs). */
         while (s->ops > 0 || s->pend_len > 0 || s->flush.queued || s->trunc_busy) {
+            /* an armed INTERVAL timer is an op in flight for up to flush_interval_ms:
+             * cancelled, closing syncs at once anyway */
+            shard_timer_cancel(s);
             if (s->ops == 0 && s->pend_len > 0 && s->state != SL_OK) {
                 shard_fail_pending_from(s, 0, s->state == SL_ENOSPC ? SL_ENOSPC : SL_EFATAL);
                 break;

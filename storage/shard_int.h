@@ -332,6 +332,9 @@ void shard_sync_done(struct sl_io_op *op, int res);
 void shard_dir_sync_done(struct sl_io_op *op, int res);
 void shard_wb_done(struct sl_io_op *op, int res);
 void shard_timer_done(struct sl_io_op *op, int res);
+/* Cancels the INTERVAL flush timer when armed (shard_truncate.c): a truncate waiting for the
+ * shard to go quiet, and a close, sync at once instead of waiting up to flush_interval_ms. */
+void shard_timer_cancel(struct sl_shard *s);
 void shard_retain_done(struct sl_io_op *op, int res);
 void shard_idx_done(struct sl_io_op *op, int res);
 void shard_maybe_sync(struct sl_shard *s);

@@ -343,11 +343,7 @@ static void trunc_step(struct sl_shard *s)
          * (up to flush_interval_ms, an op in flight) is cancelled: the sync
          * it would start is started now. */
         shard_flush_deferred(&s->flush);
-        if (s->timer_armed && !s->trunc_cancel_busy) {
-            s->trunc_cancel_busy = true;
-            s->ops++;
-            sl_ring_cancel(s->ring, &s->trunc_cancel, &s->timer_op);
-        }
+        shard_timer_cancel(s);
         s->ops++;
         sl_ring_timeout(s->ring, &s->trunc_timer, TRUNC_POLL_NS);
         return;
@@ -370,6 +366,16 @@ static void trunc_cancel_done(struct sl_io_op *op, int res)
     SL_ASSERT(s->ops > 0 && s->trunc_cancel_busy);
     s->ops--;
     s->trunc_cancel_busy = false;
+}
+
+void shard_timer_cancel(struct sl_shard *s)
+{
+    if (s->timer_armed && !s->trunc_cancel_busy) {
+        s->trunc_cancel.cb = trunc_cancel_done;
+        s->trunc_cancel_busy = true;
+        s->ops++;
+        sl_ring_cancel(s->ring, &s->trunc_cancel, &s->timer_op);
+    }
 }
 
 static void trunc_timer_done(struct sl_io_op *op, int res)
@@ -409,7 +415,6 @@ int sl_shard_truncate(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void 
     s->trunc_ctx = ctx;
     s->trunc_defer.fn = trunc_deferred;
     s->trunc_timer.cb = trunc_timer_done;
-    s->trunc_cancel.cb = trunc_cancel_done;
     sl_ring_defer(s->ring, &s->trunc_defer);
     trunc_check(s);
     return SL_OK;

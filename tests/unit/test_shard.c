@@ -2144,6 +2144,32 @@ FX_CASE(interval_starts_writeback_early, 702)
     DO(fx_close(f)); /* close makes it durable (the fdatasync it owes) */
 }
 
+/* INTERVAL: a close does not wait for the armed flush timer (an op in flight for up to
+ * flush_interval_ms, a minute here): it syncs at once, and the record is there after. */
+FX_CASE(close_does_not_wait_for_the_interval_timer, 703)
+{
+    f->cfg.flush = SL_FLUSH_INTERVAL;
+    f->cfg.flush_interval_ms = 60000;
+    DO(fx_open(f));
+    struct mbatch *tmpl = gen_fixed(f, 4, 100);
+    struct bulk k = {0, 0, 0, 0};
+    CHECK_EQ(sl_shard_append(f->s, tmpl->bytes, tmpl->len, bulk_cb, &k), SL_OK);
+    k.pending++;
+    while (k.pending > 0) {
+        sl_ring_run(&g_ring, 1, 0);
+    }
+    CHECK_EQ(k.failed, 0);
+    uint64_t t0 = sl_clock_mono_ns();
+    DO(fx_close(f));
+    uint64_t took_ms = (sl_clock_mono_ns() - t0) / 1000000u;
+    fprintf(stderr, "  close took %" PRIu64 " ms (flush interval 60,000 ms)\n", took_ms);
+    CHECK(took_ms < 20000u); /* (it waited the whole minute before) */
+    DO(fx_open(f));
+    struct sl_shard_stats st;
+    stats(f, &st);
+    CHECK_EQ(st.next_seq, 4u);
+}
+
 /* What sl_shard_scan_recent saw: consecutive batches, counted. */
 struct recent {
     uint64_t first;
@@ -3061,6 +3087,7 @@ int main(void)
     RUN(concurrent_tail_reader);
     RUN(reopen_1000_segments_no_scan);
     RUN(interval_starts_writeback_early);
+    RUN(close_does_not_wait_for_the_interval_timer);
     RUN(scan_recent);
     RUN(enospc_tmpfs_flush_always);
     RUN(enospc_tmpfs_flush_interval);
