@@ -217,7 +217,14 @@ static void *produce_loop(void *arg)
     producer_rc[p] = -1;
     sluice_client *c = NULL;
     sluice_producer *prod = NULL;
-    if (it_connect(&broker, &c) != SL_OK) {
+    /* (the first kill may come before the connection: tried again, as the producer is) */
+    int crc = SL_ECLOSED;
+    for (int tries = 0; (crc = it_connect(&broker, &c)) != SL_OK && tries < 200; tries++) {
+        it_sleep_ms(50);
+    }
+    if (crc != SL_OK) {
+        fprintf(stderr, "  producer %u: connect: %s (%s)\n", p, sl_errname(crc),
+                sluice_last_error());
         return NULL;
     }
     struct sluice_producer_opts po = {.batch_bytes = 16u << 10, .linger_ms = 2,
