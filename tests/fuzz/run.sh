@@ -10,7 +10,8 @@
 #
 # Targets: fuzz_frame fuzz_batch fuzz_filter fuzz_recovery fuzz_http fuzz_kinesis
 # fuzz_sqs fuzz_auth fuzz_sigv4 fuzz_console fuzz_jsonflat fuzz_push fuzz_sns fuzz_member
-# fuzz_eventbridge fuzz_transform fuzz_cluster_state fuzz_layout fuzz_repl. The build dir is
+# fuzz_eventbridge fuzz_transform fuzz_cluster_state fuzz_layout fuzz_repl
+# fuzz_pview. The build dir is
 # $SLUICE_FUZZ_BUILD (default build/fuzz). Exit 77 = skipped: clang or
 # libFuzzer (Debian: clang, libclang-rt-14-dev) is not installed.
 # Corpus files named known-* reproduce open bugs (tests/fuzz/README.md): replay
@@ -24,6 +25,7 @@ CC_FUZZ="${SLUICE_FUZZ_CC:-clang}"
 TARGETS+=(fuzz_cluster_state) # cluster mode's shard state decoder (#14)
 TARGETS+=(fuzz_layout) # libsluice's routing table from a described layout (#16)
 TARGETS+=(fuzz_repl) # the replication messages between brokers (#14)
+TARGETS+=(fuzz_pview) # the native in-place Produce parser vs protobuf-c (#12)
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
@@ -49,6 +51,7 @@ max_len() {
     fuzz_eventbridge) echo 8192 ;;
     fuzz_transform) echo 8192 ;;
     fuzz_member) echo 2048 ;;
+    fuzz_pview) echo 16384 ;;
     *) echo "run.sh: unknown target $1" >&2; exit 2 ;;
     esac
 }
