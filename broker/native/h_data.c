@@ -148,7 +148,9 @@ bool sl_native_produce_view(struct sl_native *srv, struct sl_conn *c, const stru
     if (v->stream_len >= sizeof(stream)) {
         return false; /* no such stream: protobuf-c's path answers it as it always did */
     }
-    memcpy(stream, v->stream, v->stream_len); /* the engine wants a C string */
+    if (v->stream_len > 0) {
+        memcpy(stream, v->stream, v->stream_len); /* the engine wants a C string */
+    }
     stream[v->stream_len] = '\0';
     sl_conn_request_begin(c);
     if (!(c->proto_flags & SL_NATIVE_HELLO_DONE)) {

@@ -363,6 +363,7 @@ bool sl_conn_pin_holds(const struct sl_in_blk *b, const void *p, size_t len)
 static int conn_in_move(struct sl_conn *c, uint32_t want)
 {
     SL_ASSERT(!c->parsing && c->in_off <= c->in_len && c->in_len <= c->in_cap);
+    SL_ASSERT(!c->recv_busy || c->tls != NULL); /* a plaintext recv writes into `in` */
     uint32_t keep = c->in_len - c->in_off;
     SL_ASSERT(keep <= want);
     struct sl_in_blk *old = c->in_blk;

@@ -82,7 +82,7 @@ static bool same_as_protobuf_c(const struct buf *f, const struct sl_pview *v)
     const Sluice__V1__Produce *m = r->produce;
     bool ok = r->id == v->id && m->shard == v->shard && (int32_t)m->ack == v->ack &&
               m->in_order == v->in_order && strlen(m->stream) == v->stream_len &&
-              memcmp(m->stream, v->stream, v->stream_len) == 0 &&
+              (v->stream_len == 0 || memcmp(m->stream, v->stream, v->stream_len) == 0) &&
               m->batch.len == v->batch_len &&
               (v->batch_len == 0 || memcmp(m->batch.data, v->batch, v->batch_len) == 0);
     sl_request_free(r);
