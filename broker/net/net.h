@@ -35,10 +35,14 @@ struct sl_in_blk; /* a receive buffer (net.c) */
 
 #define SL_NET_LISTENERS_MAX 4u
 /* Pinned receive buffers a connection may have replaced (sl_conn_pin) and
- * not yet seen unpinned; at this many it is not read until one is. A
- * connection's receive memory is so at most (this + 3) buffers of
- * max(conn_buffer_bytes, its largest message). */
-#define SL_NET_IN_RETIRED_MAX 8u
+ * not yet seen unpinned; at this many it is not read until one is. Each is
+ * pinned by a request in flight, so there are also at most max_inflight of
+ * them: a connection's receive memory is at most (min(this, max_inflight)
+ * + 3) buffers of max(conn_buffer_bytes, its largest message) - no more
+ * than the unpacked copies the requests in flight held before zero-copy.
+ * 64 leaves a producer's usual pipeline (5 batches per shard, several
+ * shards, each batch over conn_buffer_bytes its own buffer) unthrottled. */
+#define SL_NET_IN_RETIRED_MAX 64u
 
 struct sl_proto {
     const char *name; /* in logs and metrics: "native", "http" */

@@ -831,7 +831,7 @@ TEST(producer_batches_kept_in_order)
 
 static struct it_broker zc_broker;
 
-#define ZC_FRAMES 60u
+#define ZC_FRAMES 160u /* enough replaced buffers to reach SL_NET_IN_RETIRED_MAX (a pause) */
 #define ZC_VALUE_MAX 6000u /* above the 4 KiB receive buffer: those frames grow it */
 
 static size_t zc_value(uint32_t i, char *v)
