@@ -77,8 +77,15 @@ struct sl_in_blk {
     uint32_t pins;
     uint32_t cap;
     bool retired; /* no longer the connection's `in`: freed at the last unpin */
+    struct sl_in_blk *next; /* in the connection's spares */
     uint8_t data[];
 };
+
+/* Free receive buffers a connection keeps for reuse, of any size up to its
+ * largest message: a pipeline of messages larger than conn_buffer_bytes
+ * then rotates a few buffers instead of a malloc (and fresh pages) per
+ * message. Those above conn_buffer_bytes are freed once it is idle. */
+#define IN_SPARES_MAX 4u
 
 /* Room wanted at the end of a pinned buffer before a recv: below it the
  * unused bytes move to a fresh buffer (a quarter of conn_buffer_bytes keeps
@@ -130,14 +137,49 @@ static struct sl_in_blk *blk_new(uint32_t cap)
     return b;
 }
 
-/* An unpinned buffer no longer used as `in`: the spare, or freed. */
+/* An unpinned buffer no longer used as `in`: a spare, or freed. */
 static void blk_put(struct sl_conn *c, struct sl_in_blk *b)
 {
-    SL_ASSERT(b->pins == 0 && b != c->in_blk);
-    if (c->in_spare == NULL && b->cap == c->net->cfg.conn_buffer_bytes) {
-        c->in_spare = b;
-    } else {
+    SL_ASSERT(b->pins == 0 && b != c->in_blk && !b->retired);
+    if (c->in_spares >= IN_SPARES_MAX) {
         free(b);
+        return;
+    }
+    b->next = c->in_spare;
+    c->in_spare = b;
+    c->in_spares++;
+}
+
+/* A spare of at least `cap` bytes (the first that fits), or NULL. */
+static struct sl_in_blk *blk_take_spare(struct sl_conn *c, uint32_t cap)
+{
+    for (struct sl_in_blk **p = &c->in_spare; *p != NULL; p = &(*p)->next) {
+        struct sl_in_blk *b = *p;
+        if (b->cap >= cap) {
+            *p = b->next;
+            c->in_spares--;
+            SL_ASSERT(b->pins == 0);
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* Frees the spares larger than conn_buffer_bytes (an idle connection keeps
+ * what it holds at rest small). */
+static void blk_trim_spares(struct sl_conn *c)
+{
+    uint32_t base = c->net->cfg.conn_buffer_bytes;
+    struct sl_in_blk **p = &c->in_spare;
+    while (*p != NULL) {
+        struct sl_in_blk *b = *p;
+        if (b->cap > base) {
+            *p = b->next;
+            c->in_spares--;
+            free(b);
+        } else {
+            p = &b->next;
+        }
     }
 }
 
@@ -177,7 +219,11 @@ static void conn_maybe_free(struct sl_conn *c)
     /* every request that pinned input is answered: it held the connection */
     SL_ASSERT(c->in_blk->pins == 0 && c->in_retired == 0);
     free(c->in_blk);
-    free(c->in_spare);
+    while (c->in_spare != NULL) {
+        struct sl_in_blk *b = c->in_spare;
+        c->in_spare = b->next;
+        free(b);
+    }
     free(c);
 }
 
@@ -376,11 +422,8 @@ static int conn_in_move(struct sl_conn *c, uint32_t want)
         return SL_OK;
     }
     uint32_t cap = want > base ? want : base;
-    struct sl_in_blk *b = NULL;
-    if (c->in_spare != NULL && c->in_spare->cap >= cap) {
-        b = c->in_spare;
-        c->in_spare = NULL;
-    } else if ((b = blk_new(cap)) == NULL) {
+    struct sl_in_blk *b = blk_take_spare(c, cap);
+    if (b == NULL && (b = blk_new(cap)) == NULL) {
         conn_close(c);
         return SL_ENOMEM;
     }
@@ -400,7 +443,8 @@ static int conn_in_move(struct sl_conn *c, uint32_t want)
 
 /* After a delivery: used bytes dropped from an unpinned buffer (as before
  * zero-copy), room made for the message sl_conn_need named, a grown buffer
- * shrunk once empty, and a pinned buffer replaced when little room is left. */
+ * shrunk once the connection is idle, and a pinned buffer replaced when
+ * little room is left. */
 static void conn_in_tidy(struct sl_conn *c)
 {
     if (c->parsing || c->closed) {
@@ -410,7 +454,7 @@ static void conn_in_tidy(struct sl_conn *c)
     uint32_t keep = c->in_len - c->in_off;
     uint32_t need = c->in_need > keep ? c->in_need : keep;
     if (c->in_blk->pins == 0) {
-        if (keep == 0 && c->in_cap > base) {
+        if (keep == 0 && c->in_cap > base && c->requests == 0) {
             (void)conn_in_move(c, need > base ? need : base); /* shrink after a big message */
         } else if (c->in_off > 0 || need > c->in_cap) {
             (void)conn_in_move(c, need > c->in_cap ? need : c->in_cap);
@@ -418,6 +462,9 @@ static void conn_in_tidy(struct sl_conn *c)
     } else if (need > c->in_cap - c->in_off || c->in_cap - c->in_len < c->in_cap / IN_ROOM_DIV) {
         uint32_t want = keep + base / IN_ROOM_DIV;
         (void)conn_in_move(c, need > want ? need : want);
+    }
+    if (keep == 0 && c->requests == 0 && !c->closed) {
+        blk_trim_spares(c); /* idle: nothing in flight, nothing buffered */
     }
     SL_ASSERT(c->closed || c->in_off <= c->in_len);
 }

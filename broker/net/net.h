@@ -38,7 +38,7 @@ struct sl_in_blk; /* a receive buffer (net.c) */
  * not yet seen unpinned; at this many it is not read until one is. Each is
  * pinned by a request in flight, so there are also at most max_inflight of
  * them: a connection's receive memory is at most (min(this, max_inflight)
- * + 3) buffers of max(conn_buffer_bytes, its largest message) - no more
+ * + 2 + 4 spares) buffers of max(conn_buffer_bytes, its largest message) - no more
  * than the unpacked copies the requests in flight held before zero-copy.
  * 64 leaves a producer's usual pipeline (5 batches per shard, several
  * shards, each batch over conn_buffer_bytes its own buffer) unthrottled. */
@@ -112,7 +112,8 @@ struct sl_conn {
     uint32_t in_len;
     uint32_t in_need;           /* bytes the message at in_off needs (sl_conn_need) */
     uint32_t in_retired;        /* replaced buffers still pinned */
-    struct sl_in_blk *in_spare; /* a free buffer of conn_buffer_bytes, reused */
+    struct sl_in_blk *in_spare; /* free buffers kept for reuse (a list) */
+    uint32_t in_spares;
     struct sl_out_buf *out_head; /* plaintext to send (TLS: not yet encrypted) */
     struct sl_out_buf *out_tail;
     struct sl_tls *tls;          /* NULL: plaintext */
