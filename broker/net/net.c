@@ -737,8 +737,16 @@ static void conn_try_recv(struct sl_conn *c)
     if (c->tls != NULL) {
         sl_ring_recv(c->net->ring, &c->recv_op, c->fd, c->tls_in, TLS_IN_BYTES);
     } else {
-        sl_ring_recv(c->net->ring, &c->recv_op, c->fd, c->in + c->in_len,
-                     c->in_cap - c->in_len);
+        uint32_t len = c->in_cap - c->in_len;
+        /* A large message whose size the protocol named is read to its end
+         * and no further: the next one then starts a buffer, and the buffer
+         * this one is pinned in never has a partial message to copy out. */
+        if (c->in_need > c->net->cfg.conn_buffer_bytes && c->in_off + c->in_need > c->in_len &&
+            c->in_off + c->in_need - c->in_len < len) {
+            len = c->in_off + c->in_need - c->in_len;
+        }
+        SL_ASSERT(len > 0);
+        sl_ring_recv(c->net->ring, &c->recv_op, c->fd, c->in + c->in_len, len);
     }
 }
 
