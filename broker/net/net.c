@@ -13,7 +13,7 @@
  * returns. What must hold: a buffer with pins is never compacted
  * (memmove), written below in_len, shrunk or freed; when room is needed
  * (conn_in_tidy) the unused bytes are copied to another buffer and the
- * pinned one is retired, freed (or kept as the spare) at its last unpin.
+ * pinned one is retired, freed (or kept as a spare) at its last unpin.
  * An unpinned buffer is compacted after each delivery, as it always was.
  * Retired buffers are bounded (SL_NET_IN_RETIRED_MAX: beyond it the
  * connection is not read), so receive memory stays bounded by settings.
@@ -424,6 +424,12 @@ static int conn_in_move(struct sl_conn *c, uint32_t want)
     uint32_t cap = want > base ? want : base;
     struct sl_in_blk *b = blk_take_spare(c, cap);
     if (b == NULL && (b = blk_new(cap)) == NULL) {
+        if (old->pins == 0 && old->cap >= want) { /* a shrink can wait */
+            memmove(c->in, c->in + c->in_off, keep);
+            c->in_off = 0;
+            c->in_len = keep;
+            return SL_OK;
+        }
         conn_close(c);
         return SL_ENOMEM;
     }
@@ -459,7 +465,9 @@ static void conn_in_tidy(struct sl_conn *c)
         } else if (c->in_off > 0 || need > c->in_cap) {
             (void)conn_in_move(c, need > c->in_cap ? need : c->in_cap);
         }
-    } else if (need > c->in_cap - c->in_off || c->in_cap - c->in_len < c->in_cap / IN_ROOM_DIV) {
+    } else if (need > c->in_cap - c->in_off ||
+               (c->in_need == 0 && c->in_cap - c->in_len < c->in_cap / IN_ROOM_DIV)) {
+        /* (a message of known size that fits is received where it started) */
         uint32_t want = keep + base / IN_ROOM_DIV;
         (void)conn_in_move(c, need > want ? need : want);
     }
