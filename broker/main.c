@@ -318,6 +318,7 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
     b->sec = NULL;
     b->api = NULL;
     sl_net_fini(net);
+    sl_native_produce_fini(&native); /* no connection is left to use its ops */
     sl_push_close(b->push); /* after the network: no request reaches it any more */
     b->push = NULL;
     sl_ctrl_run_stop(b->ctrl); /* its session closes: another broker takes over now */

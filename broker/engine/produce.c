@@ -84,6 +84,34 @@ static void closed_result(const struct sl_bshard *b, struct sl_produce_result *r
     r->why = why;
 }
 
+/* Finished ops kept for reuse (main loop only, like every produce): an append
+ * costs no malloc. Bounded; what is kept is reachable until exit. */
+#define PRODUCE_OPS_CACHED 1024u
+static struct produce_op *op_cache;
+static uint32_t op_cache_n;
+
+static struct produce_op *op_alloc(void)
+{
+    struct produce_op *op = op_cache;
+    if (op != NULL) {
+        op_cache = op->next;
+        op_cache_n--;
+        return op;
+    }
+    return malloc(sizeof(*op));
+}
+
+static void op_release(struct produce_op *op)
+{
+    if (op_cache_n >= PRODUCE_OPS_CACHED) {
+        free(op);
+        return;
+    }
+    op->next = op_cache;
+    op_cache = op;
+    op_cache_n++;
+}
+
 static void finish(struct produce_op *op, int err, uint64_t base, uint32_t count,
                    bool duplicate)
 {
@@ -126,7 +154,7 @@ static void finish(struct produce_op *op, int err, uint64_t base, uint32_t count
     free(op->rebuilt);
     free(op->dedup_hashes);
     free(op->dropped);
-    free(op);
+    op_release(op);
 }
 
 /* Refused before any work: counted, no latency. */
@@ -561,7 +589,7 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
         fail(e, cb, ctx, req->shard, SL_EAGAIN, why);
         return;
     }
-    struct produce_op *op = calloc(1, sizeof(*op));
+    struct produce_op *op = op_alloc(); /* every field set below */
     if (op == NULL) {
         if (rc == SL_OK) {
             sl_dedup_end(&b->dedup, h.producer_id, h.producer_seq, SL_ENOMEM, 0, 0);

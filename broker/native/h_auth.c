@@ -334,11 +334,10 @@ const char *sl_native_principal(const struct sl_conn *c)
     return s != NULL && (c->proto_flags & SL_NATIVE_AUTHED) ? s->principal : "";
 }
 
-int sl_native_authorize(const struct sl_native *srv, const struct sl_conn *c,
-                        const sl_request *req, char *msg, size_t cap)
+int sl_native_authorize_op(const struct sl_native *srv, const struct sl_conn *c, uint32_t ops,
+                           const char *stream, char *msg, size_t cap)
 {
-    if (srv->auth == NULL || req->body_case == SLUICE__V1__REQUEST__BODY_HELLO ||
-        req->body_case == SLUICE__V1__REQUEST__BODY_AUTHENTICATE) {
+    if (srv->auth == NULL) {
         return SL_OK;
     }
     if (!(c->proto_flags & SL_NATIVE_AUTHED)) {
@@ -347,8 +346,6 @@ int sl_native_authorize(const struct sl_native *srv, const struct sl_conn *c,
         return SL_EAUTH;
     }
     const struct sl_native_session *s = c->proto_state;
-    const char *stream = NULL;
-    uint32_t ops = needs(req, &stream);
     const char *who = s != NULL ? s->principal : "";
     if (stream == NULL) {
         stream = "";
@@ -359,6 +356,24 @@ int sl_native_authorize(const struct sl_native *srv, const struct sl_conn *c,
                  who, sl_acl_op_name(ops), stream);
         return SL_EDENIED;
     }
+    return SL_OK;
+}
+
+int sl_native_authorize(const struct sl_native *srv, const struct sl_conn *c,
+                        const sl_request *req, char *msg, size_t cap)
+{
+    if (srv->auth == NULL || req->body_case == SLUICE__V1__REQUEST__BODY_HELLO ||
+        req->body_case == SLUICE__V1__REQUEST__BODY_AUTHENTICATE) {
+        return SL_OK;
+    }
+    const char *stream = NULL;
+    uint32_t ops = needs(req, &stream);
+    int rc = sl_native_authorize_op(srv, c, ops, stream, msg, cap);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    const struct sl_native_session *s = c->proto_state;
+    const char *who = s != NULL ? s->principal : "";
     const char *dlq = dlq_stream(req);
     if (dlq[0] != '\0' && !sl_auth_allowed(*srv->auth, who, SL_ACL_PRODUCE, dlq)) {
         snprintf(msg, cap, "%s may not produce to the dead-letter stream '%s'", who, dlq);

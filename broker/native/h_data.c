@@ -1,26 +1,86 @@
 /* h_data.c - native Produce and Fetch over broker/engine/produce.h and
- * fetch.h. A produce keeps its unpacked request (which owns the batch
- * bytes) until the engine's callback; a fetch answers with the engine's
- * buffer, borrowed for the callback. */
+ * fetch.h. A fetch answers with the engine's buffer, borrowed for the
+ * callback.
+ *
+ * A produce reaches the engine two ways. The hot path (sl_native_produce_view):
+ * the frame parsed in place (pview.h), the batch referenced where it was
+ * received - no unpack copy, no allocation. What must hold: the engine
+ * borrows the batch until its callback (produce.h), and the shard copies it
+ * into staging (verifying its checksum) somewhere before that, possibly on
+ * another worker's thread; so the receive buffer holding it is pinned
+ * (sl_conn_pin) until the callback, and the loop neither compacts, reuses
+ * nor frees a pinned buffer (broker/net/net.c). Asserted: the batch lies in
+ * the pinned buffer when submitted, and the pin is still held when the
+ * callback runs. The other path (sl_native_produce): a request protobuf-c
+ * unpacked (a frame the in-place parser does not claim), which owns its
+ * batch copy until the callback.
+ *
+ * Ops come from a free list on the front-end (main loop only; at most
+ * NATIVE_PRODUCE_OPS_CACHED kept), not a malloc per request. */
+#include "broker/engine/catalog.h"
 #include "broker/engine/fetch.h"
 #include "broker/engine/produce.h"
 #include "broker/native/handlers.h"
+#include "broker/native/pview.h"
+#include "common/assert.h"
 #include "common/error.h"
 
 #include <stdlib.h>
+#include <string.h>
 
-struct produce_op {
+/* Free produce ops kept for reuse: a few connections' max_inflight. */
+#define NATIVE_PRODUCE_OPS_CACHED 1024u
+
+struct sl_native_produce_op {
     struct sl_conn *conn;
-    sl_request *req; /* owns the batch until the callback */
+    uint64_t id;
+    bool answer;                 /* not ACK_NONE */
+    sl_request *req;             /* protobuf-c's path: owns the batch until the callback */
+    struct sl_in_blk *pin;       /* the in-place path: holds the receive buffer */
+    struct sl_native *srv;
+    struct sl_native_produce_op *next; /* in srv->produce_free */
 };
+
+static struct sl_native_produce_op *op_get(struct sl_native *srv)
+{
+    struct sl_native_produce_op *op = srv->produce_free;
+    if (op != NULL) {
+        srv->produce_free = op->next;
+        srv->produce_free_n--;
+    } else {
+        op = malloc(sizeof(*op));
+    }
+    return op;
+}
+
+static void op_put(struct sl_native *srv, struct sl_native_produce_op *op)
+{
+    if (srv->produce_free_n >= NATIVE_PRODUCE_OPS_CACHED) {
+        free(op);
+        return;
+    }
+    op->next = srv->produce_free;
+    srv->produce_free = op;
+    srv->produce_free_n++;
+}
+
+void sl_native_produce_fini(struct sl_native *srv)
+{
+    while (srv->produce_free != NULL) {
+        struct sl_native_produce_op *op = srv->produce_free;
+        srv->produce_free = op->next;
+        free(op);
+    }
+    srv->produce_free_n = 0;
+}
 
 static void on_produced(void *ctx, const struct sl_produce_result *r)
 {
-    struct produce_op *op = ctx;
+    struct sl_native_produce_op *op = ctx;
     struct sl_conn *c = op->conn;
-    if (op->req->produce->ack != SLUICE__V1__ACK_MODE__ACK_NONE) {
+    if (op->answer) {
         if (r->err != SL_OK && r->err != SL_ESHARD_CLOSED) {
-            sl_native_respond_error(c, op->req->id, r->err, r->why);
+            sl_native_respond_error(c, op->id, r->err, r->why);
         } else {
             /* a closed shard's refusal carries the body: the children */
             Sluice__V1__ProduceResponse pr = SLUICE__V1__PRODUCE_RESPONSE__INIT;
@@ -33,7 +93,7 @@ static void on_produced(void *ctx, const struct sl_produce_result *r)
             pr.n_children = r->n_children;
             pr.children = (uint32_t *)r->children;
             sl_response resp = SLUICE__V1__RESPONSE__INIT;
-            resp.id = op->req->id;
+            resp.id = op->id;
             resp.code = (Sluice__V1__ErrorCode)r->err;
             if (r->err != SL_OK) {
                 resp.message = (char *)r->why;
@@ -43,10 +103,13 @@ static void on_produced(void *ctx, const struct sl_produce_result *r)
             sl_native_respond(c, &resp);
         }
     }
+    if (op->pin != NULL) {
+        sl_conn_unpin(c, op->pin); /* the engine is done with the batch */
+    }
     sl_conn_request_done(c);
     sl_conn_release(c);
     sl_request_free(op->req);
-    free(op);
+    op_put(op->srv, op);
 }
 
 static enum sl_ack ack_of(Sluice__V1__AckMode m)
@@ -64,19 +127,58 @@ static enum sl_ack ack_of(Sluice__V1__AckMode m)
 void sl_native_produce(struct sl_native *srv, struct sl_conn *c, sl_request *req)
 {
     const Sluice__V1__Produce *m = req->produce;
-    struct produce_op *op = calloc(1, sizeof(*op));
+    struct sl_native_produce_op *op = op_get(srv);
     if (op == NULL) {
         sl_native_fail(c, req->id, SL_ENOMEM, NULL);
         sl_request_free(req);
         return;
     }
-    op->conn = c;
-    op->req = req;
+    *op = (struct sl_native_produce_op){.conn = c, .id = req->id, .req = req, .srv = srv,
+                                        .answer = m->ack != SLUICE__V1__ACK_MODE__ACK_NONE};
     sl_conn_hold(c);
     struct sl_produce_req pr = {.stream = m->stream, .shard = m->shard, .in_order = m->in_order,
                                 .batch = m->batch.data,
                                 .len = m->batch.len, .ack = ack_of(m->ack)};
     sl_produce_submit(srv->engine, &pr, on_produced, op);
+}
+
+bool sl_native_produce_view(struct sl_native *srv, struct sl_conn *c, const struct sl_pview *v)
+{
+    char stream[SL_STREAM_NAME_MAX + 1];
+    if (v->stream_len >= sizeof(stream)) {
+        return false; /* no such stream: protobuf-c's path answers it as it always did */
+    }
+    if (v->stream_len > 0) {
+        memcpy(stream, v->stream, v->stream_len); /* the engine wants a C string */
+    }
+    stream[v->stream_len] = '\0';
+    sl_conn_request_begin(c);
+    if (!(c->proto_flags & SL_NATIVE_HELLO_DONE)) {
+        sl_native_fail(c, v->id, SL_EPROTO, "the first request on a connection must be Hello");
+        return true;
+    }
+    char why[256];
+    int rc = sl_native_authorize_op(srv, c, SL_ACL_PRODUCE, stream, why, sizeof(why));
+    if (rc != SL_OK) {
+        sl_native_fail(c, v->id, rc, why);
+        return true;
+    }
+    struct sl_native_produce_op *op = op_get(srv);
+    if (op == NULL) {
+        sl_native_fail(c, v->id, SL_ENOMEM, NULL);
+        return true;
+    }
+    *op = (struct sl_native_produce_op){.conn = c, .id = v->id, .srv = srv,
+                                        .answer = v->ack != SLUICE__V1__ACK_MODE__ACK_NONE};
+    op->pin = sl_conn_pin(c);
+    /* the lifetime rule's premise: the batch is in the buffer just pinned */
+    SL_ASSERT(v->batch == NULL || sl_conn_pin_holds(op->pin, v->batch, v->batch_len));
+    sl_conn_hold(c);
+    struct sl_produce_req pr = {.stream = stream, .shard = v->shard, .in_order = v->in_order,
+                                .batch = v->batch, .len = v->batch_len,
+                                .ack = ack_of((Sluice__V1__AckMode)v->ack)};
+    sl_produce_submit(srv->engine, &pr, on_produced, op);
+    return true;
 }
 
 struct fetch_op {

@@ -25,6 +25,8 @@
 struct sl_push;
 struct sl_member;
 struct sl_ctrl_run;
+struct sl_pview;
+struct sl_native_produce_op;
 
 /* Room in a frame for a response's fields around the batches it carries. */
 #define SL_NATIVE_FRAME_SLACK 1024u
@@ -66,6 +68,8 @@ struct sl_native {
     struct sl_auth *const *auth;
     uint8_t fake_key[SL_SCRAM_KEY_BYTES]; /* unknown users' salts (h_auth.c) */
     struct sl_native_login logins[SL_NATIVE_LOGIN_SLOTS];
+    struct sl_native_produce_op *produce_free; /* reused produce ops (h_data.c) */
+    uint32_t produce_free_n;
 };
 
 /* proto_flags of a native connection */
@@ -81,6 +85,9 @@ void sl_native_authenticate(struct sl_native *srv, struct sl_conn *c, const sl_r
 /* SL_OK, or SL_EAUTH/SL_EDENIED with the reason in msg. */
 int sl_native_authorize(const struct sl_native *srv, const struct sl_conn *c,
                         const sl_request *req, char *msg, size_t cap);
+/* The same for one right (SL_ACL_*) on `stream`, without a Request. */
+int sl_native_authorize_op(const struct sl_native *srv, const struct sl_conn *c, uint32_t ops,
+                           const char *stream, char *msg, size_t cap);
 void sl_native_session_free(struct sl_conn *c); /* the listener's proto->free */
 /* The connection's authenticated principal ("" before authentication or with auth off). */
 const char *sl_native_principal(const struct sl_conn *c);
@@ -99,6 +106,14 @@ void sl_native_list_streams(struct sl_native *srv, struct sl_conn *c, const sl_r
 void sl_native_delete_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_reshard_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_produce(struct sl_native *srv, struct sl_conn *c, sl_request *req);
+/* The hot path: a Produce parsed in place (pview.h), its batch referenced
+ * in the receive buffer, which stays pinned until the engine's callback
+ * (h_data.c). Counts the request itself (sl_conn_request_begin); returns
+ * false, having done nothing, for a request it leaves to protobuf-c's path
+ * (a stream name longer than any stream's). Called inside proto->recv. */
+bool sl_native_produce_view(struct sl_native *srv, struct sl_conn *c, const struct sl_pview *v);
+/* Frees the reused produce ops (after the listener is gone). */
+void sl_native_produce_fini(struct sl_native *srv);
 void sl_native_fetch(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_commit(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_get_checkpoints(struct sl_native *srv, struct sl_conn *c, const sl_request *req);

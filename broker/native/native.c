@@ -1,8 +1,11 @@
 /* native.c - the native protocol's framing on a broker/net connection (see
- * native.h). */
+ * native.h). A Produce frame is parsed in place (pview.h) and its batch
+ * referenced in the receive buffer, pinned until the engine is done with it
+ * (h_data.c); every other frame is unpacked by protobuf-c. */
 #include "broker/native/native.h"
 
 #include "broker/native/handlers.h"
+#include "broker/native/pview.h"
 #include "broker/native/reply.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -40,8 +43,22 @@ static size_t native_recv(struct sl_conn *c, const uint8_t *data, size_t len)
             sl_conn_need(c, flen + SL_FRAME_HEADER_BYTES); /* closes on failure */
             break;
         }
-        sl_request *req = sl_request_unpack(data + off + SL_FRAME_HEADER_BYTES, flen);
+        const uint8_t *payload = data + off + SL_FRAME_HEADER_BYTES;
         off += SL_FRAME_HEADER_BYTES + flen;
+        /* Produce, the hot path: parsed in place, its batch left where it is */
+        struct sl_pview view;
+        char why[192];
+        int prc = sl_pview_parse(payload, flen, &view, why, sizeof(why));
+        if (prc == SL_EPROTO) {
+            char msg[256];
+            snprintf(msg, sizeof(msg), "request is not a valid protobuf Request: %s", why);
+            sl_native_respond_error(c, 0, SL_EPROTO, msg);
+            continue;
+        }
+        if (prc == SL_OK && sl_native_produce_view(nat, c, &view)) {
+            continue;
+        }
+        sl_request *req = sl_request_unpack(payload, flen);
         if (req == NULL) {
             sl_native_respond_error(c, 0, SL_EPROTO, "request is not a valid protobuf Request");
             continue;

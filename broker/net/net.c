@@ -6,6 +6,18 @@
  * whole messages while the connection is not paused. Responses are queued
  * in send buffers (small ones share a buffer) and sent in order.
  *
+ * Receive buffers (struct sl_in_blk) and zero-copy: `in` holds used bytes
+ * [0, in_off), unused ones [in_off, in_len) and room [in_len, in_cap); the
+ * loop writes only into the room. A protocol may pin the buffer
+ * (sl_conn_pin) so that requests reference their bytes in it after recv
+ * returns. What must hold: a buffer with pins is never compacted
+ * (memmove), written below in_len, shrunk or freed; when room is needed
+ * (conn_in_tidy) the unused bytes are copied to another buffer and the
+ * pinned one is retired, freed (or kept as a spare) at its last unpin.
+ * An unpinned buffer is compacted after each delivery, as it always was.
+ * Retired buffers are bounded (SL_NET_IN_RETIRED_MAX: beyond it the
+ * connection is not read), so receive memory stays bounded by settings.
+ *
  * Timeouts (the 50 ms tick): idle connections close after idle_timeout_ms;
  * a request that keeps trickling in closes after request_timeout_ms, counted
  * only while the loop reads it (a parse held back by max_inflight is not the
@@ -61,6 +73,25 @@ struct sl_out_buf {
     uint8_t data[];
 };
 
+struct sl_in_blk {
+    uint32_t pins;
+    uint32_t cap;
+    bool retired; /* no longer the connection's `in`: freed at the last unpin */
+    struct sl_in_blk *next; /* in the connection's spares */
+    uint8_t data[];
+};
+
+/* Free receive buffers a connection keeps for reuse, of any size up to its
+ * largest message: a pipeline of messages larger than conn_buffer_bytes
+ * then rotates a few buffers instead of a malloc (and fresh pages) per
+ * message. Those above conn_buffer_bytes are freed once it is idle. */
+#define IN_SPARES_MAX 4u
+
+/* Room wanted at the end of a pinned buffer before a recv: below it the
+ * unused bytes move to a fresh buffer (a quarter of conn_buffer_bytes keeps
+ * recvs large and buffer switches rare). */
+#define IN_ROOM_DIV 4u
+
 struct sl_listener {
     struct sl_net *net;
     struct sl_listener_config cfg;
@@ -97,6 +128,68 @@ static bool conn_out_idle(const struct sl_conn *c);
 
 /* ---- connections ------------------------------------------------------ */
 
+static struct sl_in_blk *blk_new(uint32_t cap)
+{
+    struct sl_in_blk *b = malloc(sizeof(*b) + cap);
+    if (b != NULL) {
+        *b = (struct sl_in_blk){.cap = cap};
+    }
+    return b;
+}
+
+/* An unpinned buffer no longer used as `in`: a spare, or freed. */
+static void blk_put(struct sl_conn *c, struct sl_in_blk *b)
+{
+    SL_ASSERT(b->pins == 0 && b != c->in_blk && !b->retired);
+    if (c->in_spares >= IN_SPARES_MAX) {
+        free(b);
+        return;
+    }
+    b->next = c->in_spare;
+    c->in_spare = b;
+    c->in_spares++;
+}
+
+/* A spare of at least `cap` bytes (the first that fits), or NULL. */
+static struct sl_in_blk *blk_take_spare(struct sl_conn *c, uint32_t cap)
+{
+    for (struct sl_in_blk **p = &c->in_spare; *p != NULL; p = &(*p)->next) {
+        struct sl_in_blk *b = *p;
+        if (b->cap >= cap) {
+            *p = b->next;
+            c->in_spares--;
+            SL_ASSERT(b->pins == 0);
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* Frees the spares larger than conn_buffer_bytes (an idle connection keeps
+ * what it holds at rest small). */
+static void blk_trim_spares(struct sl_conn *c)
+{
+    uint32_t base = c->net->cfg.conn_buffer_bytes;
+    struct sl_in_blk **p = &c->in_spare;
+    while (*p != NULL) {
+        struct sl_in_blk *b = *p;
+        if (b->cap > base) {
+            *p = b->next;
+            c->in_spares--;
+            free(b);
+        } else {
+            p = &b->next;
+        }
+    }
+}
+
+static void conn_set_in(struct sl_conn *c, struct sl_in_blk *b)
+{
+    c->in_blk = b;
+    c->in = b->data;
+    c->in_cap = b->cap;
+}
+
 static void conn_maybe_free(struct sl_conn *c)
 {
     if (!c->closed || c->refs > 0 || c->recv_busy || c->send_busy) {
@@ -123,7 +216,14 @@ static void conn_maybe_free(struct sl_conn *c)
     sl_tls_free(c->tls);
     free(c->tls_in);
     free(c->tls_out);
-    free(c->in);
+    /* every request that pinned input is answered: it held the connection */
+    SL_ASSERT(c->in_blk->pins == 0 && c->in_retired == 0);
+    free(c->in_blk);
+    while (c->in_spare != NULL) {
+        struct sl_in_blk *b = c->in_spare;
+        c->in_spare = b->next;
+        free(b);
+    }
     free(c);
 }
 
@@ -271,19 +371,110 @@ int sl_conn_write(struct sl_conn *c, const void *data, size_t len)
 
 int sl_conn_need(struct sl_conn *c, uint32_t need)
 {
-    if (need <= c->in_cap) {
+    SL_ASSERT(c->parsing); /* inside recv: conn_in_tidy makes the room after it */
+    c->in_need = need;
+    return SL_OK;
+}
+
+struct sl_in_blk *sl_conn_pin(struct sl_conn *c)
+{
+    SL_ASSERT(c->parsing && !c->in_blk->retired);
+    c->in_blk->pins++;
+    SL_ASSERT(c->in_blk->pins > 0); /* no wrap */
+    return c->in_blk;
+}
+
+void sl_conn_unpin(struct sl_conn *c, struct sl_in_blk *b)
+{
+    SL_ASSERT(b->pins > 0);
+    b->pins--;
+    if (b->pins == 0 && b->retired) {
+        SL_ASSERT(b != c->in_blk && c->in_retired > 0);
+        b->retired = false;
+        c->in_retired--;
+        blk_put(c, b);
+    }
+}
+
+bool sl_conn_pin_holds(const struct sl_in_blk *b, const void *p, size_t len)
+{
+    const uint8_t *q = p;
+    return q >= b->data && len <= b->cap && (size_t)(q - b->data) <= b->cap - len;
+}
+
+/* Moves the unused bytes to the start of a buffer of at least `want` bytes:
+ * compacts `in` when no request pins it, else takes the spare or a new
+ * buffer and retires the pinned one. Errors: SL_ENOMEM (the connection is
+ * closed). */
+static int conn_in_move(struct sl_conn *c, uint32_t want)
+{
+    SL_ASSERT(!c->parsing && c->in_off <= c->in_len && c->in_len <= c->in_cap);
+    SL_ASSERT(!c->recv_busy || c->tls != NULL); /* a plaintext recv writes into `in` */
+    uint32_t keep = c->in_len - c->in_off;
+    SL_ASSERT(keep <= want);
+    struct sl_in_blk *old = c->in_blk;
+    uint32_t base = c->net->cfg.conn_buffer_bytes;
+    bool shrink = old->cap > base && want <= base;
+    if (old->pins == 0 && old->cap >= want && !shrink) {
+        memmove(c->in, c->in + c->in_off, keep);
+        c->in_off = 0;
+        c->in_len = keep;
         return SL_OK;
     }
-    uint8_t *n = malloc(need); /* grow for this message only */
-    if (n == NULL) {
+    uint32_t cap = want > base ? want : base;
+    struct sl_in_blk *b = blk_take_spare(c, cap);
+    if (b == NULL && (b = blk_new(cap)) == NULL) {
+        if (old->pins == 0 && old->cap >= want) { /* a shrink can wait */
+            memmove(c->in, c->in + c->in_off, keep);
+            c->in_off = 0;
+            c->in_len = keep;
+            return SL_OK;
+        }
         conn_close(c);
         return SL_ENOMEM;
     }
-    memcpy(n, c->in, c->in_len);
-    free(c->in);
-    c->in = n;
-    c->in_cap = need;
+    memcpy(b->data, c->in + c->in_off, keep);
+    conn_set_in(c, b);
+    c->in_off = 0;
+    c->in_len = keep;
+    if (old->pins > 0) {
+        old->retired = true; /* its requests still read it: freed at the last unpin */
+        c->in_retired++;
+    } else {
+        blk_put(c, old);
+    }
+    SL_ASSERT(c->in_cap >= want && c->in_blk->pins == 0);
     return SL_OK;
+}
+
+/* After a delivery: used bytes dropped from an unpinned buffer (as before
+ * zero-copy), room made for the message sl_conn_need named, a grown buffer
+ * shrunk once the connection is idle, and a pinned buffer replaced when
+ * little room is left. */
+static void conn_in_tidy(struct sl_conn *c)
+{
+    if (c->parsing || c->closed) {
+        return; /* recv's bytes are in use; the outer delivery tidies */
+    }
+    uint32_t base = c->net->cfg.conn_buffer_bytes;
+    uint32_t keep = c->in_len - c->in_off;
+    uint32_t need = c->in_need > keep ? c->in_need : keep;
+    if (c->in_blk->pins == 0) {
+        if (keep == 0 && c->in_cap > base && c->requests == 0) {
+            (void)conn_in_move(c, need > base ? need : base); /* shrink after a big message */
+        } else if (c->in_off > 0 || need > c->in_cap) {
+            (void)conn_in_move(c, need > c->in_cap ? need : c->in_cap);
+        }
+    } else if (need > c->in_cap - c->in_off ||
+               (c->in_need == 0 && c->in_cap - c->in_len < c->in_cap / IN_ROOM_DIV)) {
+        /* (a message of known size that fits is received where it started) */
+        uint32_t want = keep + base / IN_ROOM_DIV;
+        (void)conn_in_move(c, need > want ? need : want);
+    }
+    if (keep == 0 && c->requests == 0 && !c->closed) {
+        blk_trim_spares(c); /* idle: nothing in flight, nothing buffered */
+    }
+    SL_ASSERT(c->closed || c->in_off <= c->in_len);
 }
 
 static void out_pop(struct sl_conn *c)
@@ -394,45 +585,45 @@ static void conn_try_send(struct sl_conn *c)
 static bool conn_paused(const struct sl_conn *c)
 {
     const struct sl_proto *p = c->l->cfg.proto;
+    if (c->in_retired >= SL_NET_IN_RETIRED_MAX) {
+        return true; /* bounded receive memory: wait for a pinned buffer to go */
+    }
     return p->paused != NULL ? p->paused(c) : c->requests >= c->l->cfg.max_inflight;
 }
 
 /* Offers the buffered bytes to the protocol. */
 static void conn_deliver(struct sl_conn *c)
 {
-    if (c->parsing || c->in_len == 0) {
+    if (c->parsing) {
         return; /* a handler answered synchronously: the outer call goes on */
     }
-    c->parsing = true;
-    size_t used = 0;
-    if (!c->closed && !c->closing && !conn_paused(c)) {
-        used = c->l->cfg.proto->recv(c, c->in, c->in_len);
-        SL_ASSERT(used <= c->in_len);
+    if (c->in_len > c->in_off) {
+        c->parsing = true;
+        c->in_need = 0; /* named again by recv for the message it leaves */
+        size_t used = 0;
+        if (!c->closed && !c->closing && !conn_paused(c)) {
+            used = c->l->cfg.proto->recv(c, c->in + c->in_off, c->in_len - c->in_off);
+            SL_ASSERT(used <= c->in_len - c->in_off);
+        }
+        c->parsing = false;
+        if (c->closed) {
+            return;
+        }
+        if (used > 0) {
+            c->in_off += (uint32_t)used;
+            c->partial_since_ms = 0; /* a message completed: the rest is a new one */
+        }
     }
-    c->parsing = false;
+    conn_in_tidy(c);
     if (c->closed) {
         return;
     }
-    if (used > 0) {
-        memmove(c->in, c->in + used, c->in_len - used);
-        c->in_len -= (uint32_t)used;
-        c->partial_since_ms = 0; /* a message completed: the rest is a new one */
-    }
     const struct sl_proto *p = c->l->cfg.proto;
-    bool partial = p->partial != NULL ? p->partial(c) : c->in_len > 0;
+    bool partial = p->partial != NULL ? p->partial(c) : c->in_len > c->in_off;
     if (!partial) {
         c->partial_since_ms = 0;
     } else if (c->partial_since_ms == 0) {
         c->partial_since_ms = sl_clock_mono_ms();
-    }
-    uint32_t base = c->net->cfg.conn_buffer_bytes;
-    if (c->in_len == 0 && c->in_cap > base) {
-        uint8_t *n = malloc(base); /* shrink after a big message */
-        if (n != NULL) {
-            free(c->in);
-            c->in = n;
-            c->in_cap = base;
-        }
     }
 }
 
@@ -554,8 +745,16 @@ static void conn_try_recv(struct sl_conn *c)
     if (c->tls != NULL) {
         sl_ring_recv(c->net->ring, &c->recv_op, c->fd, c->tls_in, TLS_IN_BYTES);
     } else {
-        sl_ring_recv(c->net->ring, &c->recv_op, c->fd, c->in + c->in_len,
-                     c->in_cap - c->in_len);
+        uint32_t len = c->in_cap - c->in_len;
+        /* A large message whose size the protocol named is read to its end
+         * and no further: the next one then starts a buffer, and the buffer
+         * this one is pinned in never has a partial message to copy out. */
+        if (c->in_need > c->net->cfg.conn_buffer_bytes && c->in_off + c->in_need > c->in_len &&
+            c->in_off + c->in_need - c->in_len < len) {
+            len = c->in_off + c->in_need - c->in_len;
+        }
+        SL_ASSERT(len > 0);
+        sl_ring_recv(c->net->ring, &c->recv_op, c->fd, c->in + c->in_len, len);
     }
 }
 
@@ -619,7 +818,7 @@ static void on_accept(struct sl_io_op *op, int res)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct sl_conn *c = calloc(1, sizeof(*c));
-    uint8_t *in = malloc(n->cfg.conn_buffer_bytes);
+    struct sl_in_blk *in = blk_new(n->cfg.conn_buffer_bytes);
     if (c == NULL || in == NULL || conn_tls_init(c, l) != SL_OK) {
         sl_warn("net", "out of memory for a %s connection: refused", l->cfg.proto->name);
         if (c != NULL) {
@@ -638,8 +837,7 @@ static void on_accept(struct sl_io_op *op, int res)
     c->ctx = l->cfg.ctx;
     c->fd = fd;
     c->id = ++n->next_conn_id;
-    c->in = in;
-    c->in_cap = n->cfg.conn_buffer_bytes;
+    conn_set_in(c, in);
     c->recv_op.cb = on_recv;
     c->send_op.cb = on_send;
     c->last_active_ms = sl_clock_mono_ms();

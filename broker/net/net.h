@@ -9,7 +9,7 @@
  * that answers later holds it (sl_conn_hold/sl_conn_release); once the peer
  * is gone, writes to it are dropped and it is freed when the last hold and
  * I/O are gone (proto->free runs then). Received bytes are borrowed by
- * proto->recv for the call.
+ * proto->recv for the call, or until unpinned (sl_conn_pin).
  *
  * Requests: a protocol counts the requests it dispatched with
  * sl_conn_request_begin/_done. At most `max_inflight` (per listener) are
@@ -31,8 +31,18 @@ struct sl_conn;
 struct sl_net;
 struct sl_listener;
 struct sl_out_buf;
+struct sl_in_blk; /* a receive buffer (net.c) */
 
 #define SL_NET_LISTENERS_MAX 4u
+/* Pinned receive buffers a connection may have replaced (sl_conn_pin) and
+ * not yet seen unpinned; at this many it is not read until one is. Each is
+ * pinned by a request in flight, so there are also at most max_inflight of
+ * them: a connection's receive memory is at most (min(this, max_inflight)
+ * + 2 + 4 spares) buffers of max(conn_buffer_bytes, its largest message) - no more
+ * than the unpacked copies the requests in flight held before zero-copy.
+ * 64 leaves a producer's usual pipeline (5 batches per shard, several
+ * shards, each batch over conn_buffer_bytes its own buffer) unthrottled. */
+#define SL_NET_IN_RETIRED_MAX 64u
 
 struct sl_proto {
     const char *name; /* in logs and metrics: "native", "http" */
@@ -95,9 +105,15 @@ struct sl_conn {
     int fd;
     struct sl_io_op recv_op;
     struct sl_io_op send_op;
-    uint8_t *in;
+    struct sl_in_blk *in_blk;   /* the receive buffer bytes arrive in */
+    uint8_t *in;                /* its bytes: [in_off, in_len) not yet used */
     uint32_t in_cap;
+    uint32_t in_off;
     uint32_t in_len;
+    uint32_t in_need;           /* bytes the message at in_off needs (sl_conn_need) */
+    uint32_t in_retired;        /* replaced buffers still pinned */
+    struct sl_in_blk *in_spare; /* free buffers kept for reuse (a list) */
+    uint32_t in_spares;
     struct sl_out_buf *out_head; /* plaintext to send (TLS: not yet encrypted) */
     struct sl_out_buf *out_tail;
     struct sl_tls *tls;          /* NULL: plaintext */
@@ -154,9 +170,22 @@ int sl_conn_write(struct sl_conn *c, const void *data, size_t len);
 /* No more reads; close once every request is answered and everything
  * queued is sent. */
 void sl_conn_close_after_send(struct sl_conn *c);
-/* The next message needs `len` bytes buffered (<= the protocol's limit).
- * Errors: SL_ENOMEM (the connection is closed). */
+/* The next message (the first byte recv leaves unused) needs `len` bytes
+ * buffered (<= the protocol's limit); the loop makes room once recv returns
+ * (if it cannot, out of memory, it closes the connection). Returns SL_OK. */
 int sl_conn_need(struct sl_conn *c, uint32_t len);
+/* Zero-copy: pins the receive buffer holding the bytes proto->recv was
+ * given (call only inside recv). Until the matching sl_conn_unpin those
+ * bytes - used or not - stay where they are, unchanged and allocated: the
+ * loop neither compacts, reuses nor frees a pinned buffer, but moves the
+ * unused bytes to another buffer when it needs room. So a request may
+ * reference its bytes in place until the engine has copied them. Unpin
+ * before sl_conn_request_done (a connection paused by
+ * SL_NET_IN_RETIRED_MAX resumes there), before the last release. */
+struct sl_in_blk *sl_conn_pin(struct sl_conn *c);
+void sl_conn_unpin(struct sl_conn *c, struct sl_in_blk *blk);
+/* Whether `p` (len bytes) lies in the buffer blk (for assertions). */
+bool sl_conn_pin_holds(const struct sl_in_blk *blk, const void *p, size_t len);
 bool sl_conn_is_closed(const struct sl_conn *c);
 /* The common name of the client's verified certificate ("" without TLS or
  * without a verified certificate). */

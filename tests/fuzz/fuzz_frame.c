@@ -9,10 +9,13 @@
  * payload is unpacked as a Request (the broker's side) and as a Response (the
  * client library's side); the whole input, header included, is also
  * unpacked as a payload so that mutations are not wasted on a bad header.
+ * The payload also goes through the broker's in-place Produce parser,
+ * checked against protobuf-c (pview_check.h; fuzz_pview is its own target).
  * Checks: a decoded message packs; when that decodes again it has the same
  * id and oneof case and packs to the same bytes (protobuf-c round trip).
  */
 #include "fuzz_util.h"
+#include "pview_check.h"
 
 #include "common/assert.h"
 #include "common/compress.h"
@@ -148,6 +151,7 @@ static void payload(const uint8_t *p, size_t len)
     uint8_t *copy = malloc(len > 0 ? len : 1);
     SL_ASSERT(copy != NULL);
     memcpy(copy, p, len);
+    pview_check(copy, len); /* the broker's in-place Produce parse agrees (pview_check.h) */
     sl_request *req = sl_request_unpack(copy, len);
     if (req != NULL) {
         if (req->body_case == SLUICE__V1__REQUEST__BODY_PRODUCE) {

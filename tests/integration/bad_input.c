@@ -12,6 +12,8 @@
  * producing and consuming a 2-shard stream without any error, and at the end the broker is
  * alive and stops cleanly (exit 0). Then, on a broker with auto_create_streams, produces
  * pipelined to an unknown stream create it once, off the loop, and are stored in order.
+ * And produces parsed in place keep their batches alive in the receive buffer until they
+ * are stored (regress_batch_in_reused_receive_buffer).
  */
 #include "../unit/test.h"
 #include "harness.h"
@@ -825,6 +827,95 @@ TEST(producer_batches_kept_in_order)
     it_broker_cleanup(&order_broker);
 }
 
+/* ---- zero-copy produce: batches referenced in the receive buffer (#12) ---- */
+
+static struct it_broker zc_broker;
+
+#define ZC_FRAMES 160u /* enough replaced buffers to reach SL_NET_IN_RETIRED_MAX (a pause) */
+#define ZC_VALUE_MAX 6000u /* above the 4 KiB receive buffer: those frames grow it */
+
+static size_t zc_value(uint32_t i, char *v)
+{
+    size_t n = i % 3 == 0 ? ZC_VALUE_MAX : 100u + (i * 397u) % 1400u;
+    for (size_t j = 0; j < n; j++) {
+        v[j] = (char)('a' + (i * 31u + j) % 26u);
+    }
+    v[n] = '\0';
+    return n;
+}
+
+/* A batch referencing freed or reused receive memory: the broker parses a Produce in
+ * place and the shard copies its batch later (here on another worker), so the receive
+ * buffer must outlive every batch in it. Many durable produces in ONE write, of sizes
+ * below and above a 4 KiB receive buffer (so it is outgrown, refilled and replaced while
+ * appends are pending): every one is stored intact (a batch read from reused memory
+ * fails its checksum: ECORRUPT; ASan sees a use after free) and in order. */
+TEST(regress_batch_in_reused_receive_buffer)
+{
+    const char *args[] = {"--conn-buffer-bytes", "4KiB", "--workers", "2", NULL};
+    CHECK_EQ(it_broker_start_args(&zc_broker, "always", 0, args), 0);
+    sluice_client *c = NULL;
+    CHECK_EQ(it_connect(&zc_broker, &c), SL_OK);
+    CHECK_EQ(it_create_stream(c, "zc", 1), SL_OK);
+    uint16_t saved = (uint16_t)broker.port;
+    broker.port = zc_broker.port; /* raw_connect dials broker.port */
+    int fd = raw_connect();
+    CHECK(fd >= 0);
+    CHECK_EQ(hello(fd, 1), 0);
+    uint8_t *all = malloc(ZC_FRAMES * (ZC_VALUE_MAX + 512u));
+    uint8_t *batch = malloc(ZC_VALUE_MAX + 256u);
+    char *value = malloc(ZC_VALUE_MAX + 1u);
+    CHECK(all != NULL && batch != NULL && value != NULL);
+    size_t off = 0;
+    for (uint32_t i = 0; i < ZC_FRAMES; i++) {
+        zc_value(i, value);
+        size_t len = make_batch(batch, ZC_VALUE_MAX + 256u, "", value);
+        CHECK(len > 0);
+        sl_request req;
+        Sluice__V1__Produce p;
+        produce_req(&req, &p, 100 + i, "zc", 0, batch, len, SLUICE__V1__ACK_MODE__ACK_DURABLE);
+        off += put_frame(all + off, &req);
+    }
+    CHECK_EQ(send_all(fd, all, off), 0);
+    uint32_t ok = 0;
+    for (uint32_t k = 0; k < ZC_FRAMES; k++) {
+        sl_response *r = NULL;
+        CHECK_EQ(recv_resp(fd, &r), 1);
+        if ((int)r->code != SL_OK) {
+            fprintf(stderr, "  produce %" PRIu64 ": %d %s\n", r->id, (int)r->code,
+                    r->message != NULL ? r->message : "");
+        }
+        ok += (int)r->code == SL_OK;
+        sl_response_free(r);
+    }
+    CHECK_EQ(ok, ZC_FRAMES);
+    close(fd);
+    broker.port = saved;
+
+    sluice_consumer *cons = NULL;
+    struct sluice_consumer_opts co = {0};
+    CHECK_EQ(sluice_consumer_new(c, "zc", NULL, &co, &cons), SL_OK);
+    uint32_t got = 0;
+    for (int tries = 0; tries < 50 && got < ZC_FRAMES; tries++) {
+        struct sluice_record recs[16];
+        size_t n = 0;
+        CHECK_EQ(sluice_consumer_poll(cons, recs, 16, &n, 200), SL_OK);
+        for (size_t i = 0; i < n; i++, got++) {
+            size_t want = zc_value(got, value);
+            CHECK_EQ(recs[i].value_len, want);
+            CHECK(memcmp(recs[i].value, value, want) == 0);
+        }
+    }
+    CHECK_EQ(got, ZC_FRAMES);
+    sluice_consumer_free(cons);
+    free(all);
+    free(batch);
+    free(value);
+    sluice_client_free(c);
+    CHECK_EQ(it_broker_stop(&zc_broker), 0);
+    it_broker_cleanup(&zc_broker);
+}
+
 int main(void)
 {
     int rc = it_preflight();
@@ -834,5 +925,6 @@ int main(void)
     RUN(bad_input);
     RUN(auto_create_on_produce);
     RUN(producer_batches_kept_in_order);
+    RUN(regress_batch_in_reused_receive_buffer);
     TEST_END();
 }
