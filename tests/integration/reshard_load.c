@@ -2,10 +2,11 @@
  * keys without stopping while the stream goes 4 -> 8 -> 3 -> 16 open shards, and a consumer
  * group and an ordered queue group read throughout.
  *
- * Covers: 4 libsluice producers (each with its own client) each own a quarter of the keys
- * and write, pass after pass, one record per key whose value names (key, per-key counter);
- * a control thread changes the shard count with sluice_stream_reshard (4 -> 8, 8 -> 3) and
- * the CLI's `stream reshard` (3 -> 16), waiting between changes until every producer has
+ * Covers: 4 libsluice producers (each with its own client and its own way of batching:
+ * linger, zstd, one batch in flight per shard, no linger with 8 in flight) each own a
+ * quarter of the keys and write, pass after pass, one record per key whose value names (key,
+ * per-key counter); a control thread changes the shard count with sluice_stream_reshard (4 -> 8, 8
+ * -> 3) and the CLI's `stream reshard` (3 -> 16), waiting between changes until every producer has
  * had a whole pass acknowledged since the last one (so records go to every layout, however
  * slow the machine). Readers, started before the first record: a consumer group of 2
  * members (each its own client and thread, auto-commit) and an ordered queue group with 2
@@ -632,12 +633,21 @@ TEST(four_producers_group_and_ordered_queue_through_4_8_3_16)
         CHECK_EQ(it_connect(&broker, &rcv[i].cl), SL_OK);
         CHECK_EQ(pthread_create(&rt[i], NULL, receiver_main, &rcv[i]), 0);
     }
-    struct sluice_producer_opts po = {
-        .linger_ms = 5, .batch_bytes = 64u << 10, .block_when_full = 1, .buffer_bytes = 16u << 20};
+    /* four ways of batching, each re-routing its own way: lingering batches, zstd ones, one
+     * batch at a time per shard, and batches sent whenever a shard has none in flight */
+    const struct sluice_producer_opts po[PRODUCERS] = {
+        {.linger_ms = 5, .batch_bytes = 64u << 10},
+        {.linger_ms = 2, .batch_bytes = 16u << 10, .compression = SLUICE_COMPRESSION_ZSTD},
+        {.linger_ms = 5, .max_inflight_batches = 1},
+        {.linger_ms = SLUICE_LINGER_NONE, .max_inflight_batches = SLUICE_INFLIGHT_BATCHES_MAX},
+    };
     for (uint32_t i = 0; i < PRODUCERS; i++) {
+        struct sluice_producer_opts o = po[i];
+        o.block_when_full = 1;
+        o.buffer_bytes = 16u << 20;
         prods[i].id = i;
         CHECK_EQ(it_connect(&broker, &prods[i].cl), SL_OK);
-        CHECK_EQ(sluice_producer_new(prods[i].cl, STREAM, &po, &prods[i].p), SL_OK);
+        CHECK_EQ(sluice_producer_new(prods[i].cl, STREAM, &o, &prods[i].p), SL_OK);
         CHECK_EQ(pthread_create(&pt[i], NULL, producer_main, &prods[i]), 0);
     }
 
