@@ -28,8 +28,9 @@
  * in an order that follows the broker's: a member logs what poll returned before it polls
  * (and so commits) again; a receiver logs a delivery before it acks it.
  *
- * Quick size (CI): a few seconds of load. SLUICE_IT_LONG=1: longer steps and three more
- * cycles 16 -> 8 -> 3 -> 16.
+ * Quick size (CI): a few seconds of load, ~130,000 records (~6 s released, ~30 s sanitized).
+ * SLUICE_IT_LONG=1: 3 s steps and three more cycles 16 -> 8 -> 3 -> 16, ~1 million records
+ * (minutes sanitized: run it with ctest --timeout 1800).
  */
 #include "../unit/test.h"
 #include "harness.h"
@@ -46,18 +47,24 @@
 #define MEMBERS    2u    /* consumer group members */
 #define RECEIVERS  2u    /* queue group receivers */
 #define SHARDS_MAX 1024u /* shard ids a stream with queue groups may reach */
-#define PASS_MS    200u  /* a producer starts pass c no earlier than c * PASS_MS after start */
-#define CNT_MAX    512u  /* passes at most: (key, counter) -> record counter * KEYS + key */
-#define RECORDS    (KEYS * CNT_MAX)
+/* A producer starts pass c no earlier than c * pass_ms after its start: 200 ms (50,000
+ * records/s for the four), 400 ms in the long run (which an ordered queue group with 10,000
+ * keys' backlog drains at ~25,000 records/s released, a few thousand sanitized: each record
+ * of a key that was busy when first read is read again on its own). */
+static uint32_t pass_ms = 200;
+#define CNT_MAX 512u /* passes at most: (key, counter) -> record counter * KEYS + key */
+#define RECORDS (KEYS * CNT_MAX)
 _Static_assert(KEYS % PRODUCERS == 0, "each producer owns as many keys");
 _Static_assert(SHARDS_MAX <= UINT16_MAX, "a shard id fits the per-record tables");
 #define LEASE_MS 600000u
-/* While producers run, a reader pauses this long after each poll or receive of at most
- * READ_BATCH records: the readers together take at most ~20,000 records/s against the
- * producers' 50,000, so a backlog builds and every change finds parents with records still
- * unread - where reading a child too early would show. They drain at full speed after. */
+/* While producers run, a reader pauses this long before each poll or receive of at most
+ * READ_BATCH records: the two readers of a kind take at most ~20,000 records/s against the
+ * producers' 25,000 to 50,000, so a backlog builds and every change finds parents with
+ * records still unread - where reading a child too early would show (a broker assigning
+ * children at once fails the run). Once producers stopped they drain DRAIN_BATCH at a time. */
 #define READ_BATCH    256u
 #define READ_PAUSE_MS 25u
+#define DRAIN_BATCH   2000u
 #define WAIT_MS       (300000u * IT_SLOWDOWN) /* a hang guard on every wait, never a timing check */
 
 static struct it_broker broker;
@@ -139,7 +146,7 @@ static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
 }
 
 /* Writes pass after pass at a steady pace - record j of pass c no earlier than (c + j /
- * per_pass) * PASS_MS after the start, so batches are in flight whenever a change lands -
+ * per_pass) * pass_ms after the start, so batches are in flight whenever a change lands -
  * and flat out when the machine cannot keep that pace. */
 static void *producer_main(void *arg)
 {
@@ -152,7 +159,7 @@ static void *producer_main(void *arg)
         atomic_store(&pr->passes, c + 1);
         for (uint32_t j = 0; j < per_pass; j++) {
             if (j % 64 == 0) {
-                uint64_t at = t0 + ((uint64_t)c * per_pass + j) * PASS_MS / per_pass;
+                uint64_t at = t0 + ((uint64_t)c * per_pass + j) * pass_ms / per_pass;
                 uint64_t now = it_mono_ms();
                 if (now < at) {
                     it_sleep_ms((uint32_t)(at - now));
@@ -326,6 +333,36 @@ static void seen_fail(struct seen *sn)
     pthread_mutex_unlock(&sn->mu);
 }
 
+/* A reader's turn: 0 when its kind has read everything wanted (or failed), else how many
+ * records to take now - a few, after a pause, while producers run; many once they stopped.
+ * Fails the kind when it made no progress for WAIT_MS (a hang guard, not a timing check). */
+static uint32_t reader_turn(struct seen *sn, const char *who, uint64_t *last_n,
+                            uint64_t *idle_since)
+{
+    pthread_mutex_lock(&sn->mu);
+    int done = sn->bad || (atomic_load(&sn->stop) && sn->n >= sn->want);
+    uint64_t n = sn->n, want = sn->want;
+    pthread_mutex_unlock(&sn->mu);
+    if (done) {
+        return 0;
+    }
+    uint64_t now = it_mono_ms();
+    if (n != *last_n || !atomic_load(&sn->stop)) {
+        *last_n = n;
+        *idle_since = now;
+    } else if (now - *idle_since > WAIT_MS) {
+        fprintf(stderr, "%s: no progress for %u s: %s has %" PRIu64 " of %" PRIu64 " records\n",
+                who, WAIT_MS / 1000, sn->name, n, want);
+        seen_fail(sn);
+        return 0;
+    }
+    if (!atomic_load(&sn->stop)) {
+        it_sleep_ms(READ_PAUSE_MS);
+        return READ_BATCH;
+    }
+    return DRAIN_BATCH;
+}
+
 /* Under sn->mu. Returns the record number, or UINT32_MAX after reporting a problem. */
 static uint32_t seen_parse(struct seen *sn, const char *who, uint32_t shard, uint64_t seq,
                            const uint8_t *key, uint32_t key_len, const uint8_t *value,
@@ -420,30 +457,15 @@ static void *member_main(void *arg)
         seen_fail(&grp);
         return NULL;
     }
-    struct sluice_record recs[READ_BATCH];
-    uint64_t deadline = UINT64_MAX;
-    for (;;) {
-        pthread_mutex_lock(&grp.mu);
-        int done = grp.bad || (atomic_load(&grp.stop) && grp.n >= grp.want);
-        pthread_mutex_unlock(&grp.mu);
-        if (done) {
-            break;
-        }
-        if (atomic_load(&grp.stop) && deadline == UINT64_MAX) {
-            deadline = it_mono_ms() + WAIT_MS;
-        }
-        if (it_mono_ms() > deadline) {
-            fprintf(stderr, "%s: the group read %" PRIu64 " of %" PRIu64 " records\n", who, grp.n,
-                    grp.want);
-            m->failed = 1;
-            seen_fail(&grp);
+    struct sluice_record *recs = malloc(DRAIN_BATCH * sizeof(*recs));
+    uint64_t last_n = 0, idle_since = 0;
+    for (; recs != NULL;) {
+        uint32_t max = reader_turn(&grp, who, &last_n, &idle_since);
+        if (max == 0) {
             break;
         }
         size_t n = 0;
-        if (!atomic_load(&grp.stop)) {
-            it_sleep_ms(READ_PAUSE_MS);
-        }
-        int rc = sluice_consumer_poll(c, recs, READ_BATCH, &n, 100);
+        int rc = sluice_consumer_poll(c, recs, max, &n, 100);
         if (rc != SL_OK) {
             fprintf(stderr, "%s: poll: %s\n", who, sluice_last_error());
             m->failed = 1;
@@ -479,6 +501,7 @@ static void *member_main(void *arg)
         seen_fail(&grp);
     }
     sluice_consumer_free(c);
+    free(recs);
     return NULL;
 }
 
@@ -498,34 +521,18 @@ static void *receiver_main(void *arg)
     struct receiver *q = arg;
     char who[32];
     snprintf(who, sizeof(who), "queue receiver %u", q->id);
-    const char *receipts[READ_BATCH];
-    uint32_t recs[READ_BATCH];
-    int results[READ_BATCH];
-    uint64_t deadline = UINT64_MAX;
-    for (;;) {
-        pthread_mutex_lock(&que.mu);
-        int done = que.bad || (atomic_load(&que.stop) && que.n >= que.want);
-        pthread_mutex_unlock(&que.mu);
-        if (done) {
-            break;
-        }
-        if (atomic_load(&que.stop) && deadline == UINT64_MAX) {
-            deadline = it_mono_ms() + WAIT_MS;
-        }
-        if (it_mono_ms() > deadline) {
-            fprintf(stderr, "%s: the group delivered %" PRIu64 " of %" PRIu64 " records\n", who,
-                    que.n, que.want);
-            q->failed = 1;
-            seen_fail(&que);
+    const char **receipts = malloc(DRAIN_BATCH * sizeof(*receipts));
+    uint32_t *recs = malloc(DRAIN_BATCH * sizeof(*recs));
+    int *results = malloc(DRAIN_BATCH * sizeof(*results));
+    uint64_t last_n = 0, idle_since = 0;
+    for (; receipts != NULL && recs != NULL && results != NULL;) {
+        uint32_t max = reader_turn(&que, who, &last_n, &idle_since);
+        if (max == 0) {
             break;
         }
         struct sluice_message *m = NULL;
         size_t n = 0;
-        if (!atomic_load(&que.stop)) {
-            it_sleep_ms(READ_PAUSE_MS);
-        }
-        if (sluice_queue_receive(q->cl, STREAM, QGROUP, READ_BATCH, 100, LEASE_MS, &m, &n) !=
-            SL_OK) {
+        if (sluice_queue_receive(q->cl, STREAM, QGROUP, max, 100, LEASE_MS, &m, &n) != SL_OK) {
             fprintf(stderr, "%s: receive: %s\n", who, sluice_last_error());
             q->failed = 1;
             seen_fail(&que);
@@ -569,6 +576,9 @@ static void *receiver_main(void *arg)
             break;
         }
     }
+    free(receipts);
+    free(recs);
+    free(results);
     return NULL;
 }
 
@@ -612,6 +622,7 @@ TEST(four_producers_group_and_ordered_queue_through_4_8_3_16)
     int lng = getenv("SLUICE_IT_LONG") != NULL;
     uint32_t step_ms = (lng ? 3000u : 600u) * IT_SLOWDOWN;
     uint32_t cycles = lng ? 4 : 1; /* 4 -> 8 -> 3 -> 16, then 16 -> 8 -> 3 -> 16 */
+    pass_ms = lng ? 400 : 200;
     sluice_client *admin = NULL;
     CHECK_EQ(it_connect(&broker, &admin), SL_OK);
     CHECK_EQ(it_create_stream(admin, STREAM, 4), SL_OK);
@@ -709,6 +720,33 @@ TEST(four_producers_group_and_ordered_queue_through_4_8_3_16)
     pthread_mutex_unlock(&que.mu);
     atomic_store(&que.stop, 1);
     uint64_t t_drain = it_mono_ms();
+    for (uint64_t t_print = t_drain + 10000;;) { /* progress, for a slow drain's log */
+        uint64_t g_n, q_n;
+        int g_end, q_end;
+        pthread_mutex_lock(&grp.mu);
+        g_n = grp.n;
+        g_end = grp.bad || g_n >= n;
+        pthread_mutex_unlock(&grp.mu);
+        pthread_mutex_lock(&que.mu);
+        q_n = que.n;
+        q_end = que.bad || q_n >= n;
+        pthread_mutex_unlock(&que.mu);
+        int threads_gone = 1;
+        for (uint32_t i = 0; i < MEMBERS; i++) {
+            threads_gone &= mem[i].failed;
+        }
+        if ((g_end && q_end) || threads_gone) {
+            break;
+        }
+        if (it_mono_ms() >= t_print) {
+            fprintf(stderr,
+                    "draining, %" PRIu64 " s: the group read %" PRIu64
+                    ", the queue group delivered %" PRIu64 " of %" PRIu64 "\n",
+                    (it_mono_ms() - t_drain) / 1000, g_n, q_n, n);
+            t_print += 10000;
+        }
+        it_sleep_ms(50);
+    }
     for (uint32_t i = 0; i < MEMBERS; i++) {
         pthread_join(mt[i], NULL);
     }
