@@ -48,9 +48,8 @@
 #define RECEIVERS  2u    /* queue group receivers */
 #define SHARDS_MAX 1024u /* shard ids a stream with queue groups may reach */
 /* A producer starts pass c no earlier than c * pass_ms after its start: 200 ms (50,000
- * records/s for the four), 400 ms in the long run (which an ordered queue group with 10,000
- * keys' backlog drains at ~25,000 records/s released, a few thousand sanitized: each record
- * of a key that was busy when first read is read again on its own). */
+ * records/s for the four), 400 ms in the long run, whose backlog the ordered queue group
+ * drains at ~8,000 records/s sanitized. */
 static uint32_t pass_ms = 200;
 #define CNT_MAX 512u /* passes at most: (key, counter) -> record counter * KEYS + key */
 #define RECORDS (KEYS * CNT_MAX)
