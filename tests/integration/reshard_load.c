@@ -28,9 +28,10 @@
  * in an order that follows the broker's: a member logs what poll returned before it polls
  * (and so commits) again; a receiver logs a delivery before it acks it.
  *
- * Quick size (CI): a few seconds of load, ~130,000 records (~6 s released, ~30 s sanitized).
+ * Quick size (CI): a few seconds of load, ~80,000 records released (~6 s in all), ~200,000
+ * sanitized (~1.5 min, mostly the ordered queue group draining its backlog).
  * SLUICE_IT_LONG=1: 3 s steps and three more cycles 16 -> 8 -> 3 -> 16, ~1 million records
- * (minutes sanitized: run it with ctest --timeout 1800).
+ * (~1 min released; several sanitized: run it with ctest --timeout 1800).
  */
 #include "../unit/test.h"
 #include "harness.h"
@@ -47,22 +48,23 @@
 #define MEMBERS    2u    /* consumer group members */
 #define RECEIVERS  2u    /* queue group receivers */
 #define SHARDS_MAX 1024u /* shard ids a stream with queue groups may reach */
-/* A producer starts pass c no earlier than c * pass_ms after its start: 200 ms (50,000
- * records/s for the four), 400 ms in the long run, whose backlog the ordered queue group
- * drains at ~8,000 records/s sanitized. */
-static uint32_t pass_ms = 200;
+/* A producer starts pass c no earlier than c * PASS_MS after its start: 25,000 records/s
+ * for the four, half that sanitized (where the ordered queue group drains a backlog over
+ * 10,000 keys at ~8,000/s). */
+#define PASS_MS (400u * IT_SLOWDOWN)
 #define CNT_MAX 512u /* passes at most: (key, counter) -> record counter * KEYS + key */
 #define RECORDS (KEYS * CNT_MAX)
 _Static_assert(KEYS % PRODUCERS == 0, "each producer owns as many keys");
 _Static_assert(SHARDS_MAX <= UINT16_MAX, "a shard id fits the per-record tables");
 #define LEASE_MS 600000u
 /* While producers run, a reader pauses this long before each poll or receive of at most
- * READ_BATCH records: the two readers of a kind take at most ~20,000 records/s against the
- * producers' 25,000 to 50,000, so a backlog builds and every change finds parents with
- * records still unread - where reading a child too early would show (a broker assigning
- * children at once fails the run). Once producers stopped they drain DRAIN_BATCH at a time. */
+ * READ_BATCH records: the two readers of a kind take at most ~12,800 records/s against the
+ * producers' 25,000 (sanitized: the readers are slower too), so a backlog builds and every change
+ * finds parents with records still unread - where reading a child too early would show (a broker
+ * assigning children at once fails the run). Once producers stopped they drain DRAIN_BATCH at a
+ * time. */
 #define READ_BATCH    256u
-#define READ_PAUSE_MS 25u
+#define READ_PAUSE_MS 40u
 #define DRAIN_BATCH   2000u
 #define WAIT_MS       (120000u * IT_SLOWDOWN) /* a hang guard: no progress for this long */
 
@@ -145,7 +147,7 @@ static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
 }
 
 /* Writes pass after pass at a steady pace - record j of pass c no earlier than (c + j /
- * per_pass) * pass_ms after the start, so batches are in flight whenever a change lands -
+ * per_pass) * PASS_MS after the start, so batches are in flight whenever a change lands -
  * and flat out when the machine cannot keep that pace. */
 static void *producer_main(void *arg)
 {
@@ -158,7 +160,7 @@ static void *producer_main(void *arg)
         atomic_store(&pr->passes, c + 1);
         for (uint32_t j = 0; j < per_pass; j++) {
             if (j % 64 == 0) {
-                uint64_t at = t0 + ((uint64_t)c * per_pass + j) * pass_ms / per_pass;
+                uint64_t at = t0 + ((uint64_t)c * per_pass + j) * PASS_MS / per_pass;
                 uint64_t now = it_mono_ms();
                 if (now < at) {
                     it_sleep_ms((uint32_t)(at - now));
@@ -625,9 +627,8 @@ static int change(sluice_client *admin, uint32_t open_shards, int by_cli)
 TEST(four_producers_group_and_ordered_queue_through_4_8_3_16)
 {
     int lng = getenv("SLUICE_IT_LONG") != NULL;
-    uint32_t step_ms = (lng ? 3000u : 600u) * IT_SLOWDOWN;
+    uint32_t step_ms = (lng ? 3000u : 500u) * IT_SLOWDOWN;
     uint32_t cycles = lng ? 4 : 1; /* 4 -> 8 -> 3 -> 16, then 16 -> 8 -> 3 -> 16 */
-    pass_ms = lng ? 400 : 200;
     sluice_client *admin = NULL;
     CHECK_EQ(it_connect(&broker, &admin), SL_OK);
     CHECK_EQ(it_create_stream(admin, STREAM, 4), SL_OK);
