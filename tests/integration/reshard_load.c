@@ -31,7 +31,7 @@
  * Quick size (CI): a few seconds of load, ~80,000 records released (~6 s in all), ~200,000
  * sanitized (~1.5 min, mostly the ordered queue group draining its backlog).
  * SLUICE_IT_LONG=1: 3 s steps and three more cycles 16 -> 8 -> 3 -> 16, ~1 million records
- * (~1 min released; several sanitized: run it with ctest --timeout 1800).
+ * (~1 min released, ~2.5 min sanitized).
  */
 #include "../unit/test.h"
 #include "harness.h"
