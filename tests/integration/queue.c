@@ -915,6 +915,83 @@ TEST(lease_table_grows)
     CHECK_EQ(got, HELD);
 }
 
+/* An ordered group's records that waited behind an earlier one of their key come back
+ * after its ack, several from one read of the shard (broker/engine/queue.c
+ * on_redelivery_read): each once, in key order, with its own delivery count; records
+ * nacked with a delay stay back; one with its deliveries had is dead-lettered, not handed
+ * out. 53 keys, 1,000 records, max_deliveries 1: of the keys' first records, those of keys
+ * k % 4 == 1 are nacked (their next hand-out dead-letters them), k % 4 == 3 nacked with a
+ * 10-minute delay (so their keys stop), the rest acked; then the others drain. */
+TEST(ordered_unblocked_records_come_back_in_order)
+{
+    CHECK_EQ(it_create_stream(client, "unblock", 1), SL_OK);
+    struct sluice_queue_group_opts o = {.ordered = 1, .max_deliveries = 1};
+    CHECK_EQ(sluice_queue_group_create(client, "unblock", "o", &o), SL_OK);
+    CHECK_EQ(produce_n("unblock", 0), 0);
+    struct sluice_message *m = NULL;
+    size_t n = 0;
+    CHECK_EQ(sluice_queue_receive(client, "unblock", "o", 1000, 1000, 0, &m, &n), SL_OK);
+    CHECK_EQ(n, 53); /* one per key; the rest wait behind them */
+    const char *dead[53], *later[53], *done[53];
+    size_t n_dead = 0, n_later = 0, n_done = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t idx = value_index(&m[i]);
+        CHECK(idx < 53);
+        if (idx % 4 == 1) {
+            dead[n_dead++] = m[i].receipt;
+        } else if (idx % 4 == 3) {
+            later[n_later++] = m[i].receipt;
+        } else {
+            done[n_done++] = m[i].receipt;
+        }
+    }
+    CHECK_EQ(sluice_queue_nack(client, "unblock", "o", dead, n_dead, 0, NULL), SL_OK);
+    CHECK_EQ(sluice_queue_nack(client, "unblock", "o", later, n_later, 600000, NULL), SL_OK);
+    CHECK_EQ(sluice_queue_ack(client, "unblock", "o", done, n_done, NULL), SL_OK);
+    sluice_messages_free(m, n);
+    uint32_t want = 0;
+    for (uint32_t i = 53; i < N; i++) {
+        want += i % 53 % 4 != 3;
+    }
+    static uint8_t seen[N];
+    memset(seen, 0, sizeof(seen));
+    int last[53];
+    for (uint32_t k = 0; k < 53; k++) {
+        last[k] = (int)k; /* the first records are done: acked or dead-lettered */
+    }
+    uint32_t got = 0;
+    uint64_t end = it_mono_ms() + 60000;
+    while (got < want && it_mono_ms() < end) {
+        CHECK_EQ(sluice_queue_receive(client, "unblock", "o", 1000, 200, 0, &m, &n), SL_OK);
+        const char *rc[1000];
+        for (size_t i = 0; i < n; i++) {
+            uint32_t idx = value_index(&m[i]);
+            CHECK(idx >= 53 && idx < N && seen[idx]++ == 0);
+            CHECK(idx % 53 % 4 != 3); /* behind a delayed one */
+            CHECK_EQ(m[i].delivery_count, 1);
+            CHECK_EQ((int)idx - 53, last[idx % 53]); /* the key's next, nothing skipped */
+            last[idx % 53] = (int)idx;
+            rc[i] = m[i].receipt;
+        }
+        if (n > 0) {
+            CHECK_EQ(sluice_queue_ack(client, "unblock", "o", rc, n, NULL), SL_OK);
+        }
+        got += (uint32_t)n;
+        sluice_messages_free(m, n);
+    }
+    CHECK_EQ(got, want);
+    CHECK_EQ(sluice_queue_receive(client, "unblock", "o", 1000, 300, 0, &m, &n), SL_OK);
+    sluice_messages_free(m, n);
+    CHECK_EQ(n, 0);
+    struct sluice_queue_stats st;
+    memset(&st, 0, sizeof(st));
+    CHECK_EQ(sluice_queue_stats(client, "unblock", "o", &st), SL_OK);
+    uint64_t dl = st.dead_lettered, inflight = st.inflight;
+    sluice_queue_stats_fini(&st);
+    CHECK_EQ(dl, n_dead);
+    CHECK_EQ(inflight, 0);
+}
+
 int main(void)
 {
     int pre = it_preflight();
@@ -937,6 +1014,7 @@ int main(void)
     RUN(leases_bounded_far_behind);
     RUN(lease_table_grows);
     RUN(ordered_per_key_with_4_receivers);
+    RUN(ordered_unblocked_records_come_back_in_order);
     RUN(dedup_ids_within_window);
     RUN(delay_on_send);
     sluice_client_free(client);
