@@ -12,7 +12,9 @@
  *
  * Checks: every acknowledged record was processed at least once; within each member's run
  * on a shard the sequences increase; no two members held a shard at once - a member's
- * last record of a run precedes the next owner's assignment; no checkpoint moved
+ * last record of a run precedes the next owner's assignment, unless the run ended because
+ * the member lost its session (it hands out what it fetched until it hears so; its commits
+ * are fenced, the new owner reads those records again); no checkpoint moved
  * backwards (sampled every 100 ms); the zombie's commit refused; static membership kept the
  * shards; the group balanced (shard counts differ by at most one) after every change.
  * Prints the rebalance pause per moved shard (revoke -> assignment at its new owner) and
@@ -590,9 +592,17 @@ TEST(group_balances_hands_over_and_fences)
         for (uint32_t k = 1; k < n_runs[s]; k++) {
             const struct run *a = &runs[s][k - 1], *b = &runs[s][k];
             if (a->last_d_us != 0 && a->last_d_us >= b->start_us) {
-                fprintf(stderr, "  shard %u: member %u read at %" PRIu64 " after member %u got it at %" PRIu64 "\n",
-                        s, a->member, a->last_d_us, b->member, b->start_us);
-                overlaps++;
+                /* A member that lost its session (a machine too loaded to let it beat, as the
+                 * deliberate zombie) hands out what it fetched until it hears so - its
+                 * commits are fenced and the new owner reads those records again, as in
+                 * Kafka. A hand-over by revoke must never overlap. */
+                int lost = a->end_kind == 'L';
+                fprintf(stderr,
+                        "  shard %u: member %u read at %" PRIu64 " after member %u got it at %" PRIu64
+                        "%s\n",
+                        s, a->member, a->last_d_us, b->member, b->start_us,
+                        lost ? " (it had lost its session: allowed)" : "");
+                overlaps += lost ? 0 : 1;
             }
             int zombie = a->end_us >= zombie_from_us && a->end_us <= zombie_to_us;
             if (a->end_kind == 'R' && b->start_us >= a->end_us && !zombie) {
