@@ -380,9 +380,10 @@ static int fail(char *why, size_t whylen, const char *what, uint32_t id)
 
 int sl_lineage_check(const struct sl_lineage *l, char *why, size_t whylen)
 {
-    uint32_t open = 0;
+    uint32_t open = 0, gone = 0;
     for (uint32_t i = 0; i < l->n; i++) {
         const struct sl_lineage_shard *s = &l->shard[i];
+        gone += s->gone ? 1 : 0;
         if (s->start > s->end) {
             return fail(why, whylen, "has an empty range", i);
         }
@@ -412,10 +413,6 @@ int sl_lineage_check(const struct sl_lineage *l, char *why, size_t whylen)
         if (!split_ok && !merge_ok) {
             return fail(why, whylen, "is not covered by its children", i);
         }
-    }
-    uint32_t gone = 0;
-    for (uint32_t i = 0; i < l->n; i++) {
-        gone += l->shard[i].gone ? 1 : 0;
     }
     if (gone != l->gone) {
         return fail(why, whylen, "count: the gone shards are miscounted", gone);

@@ -203,6 +203,38 @@ static uint64_t fetch_count(const char *stream, uint32_t shard)
     return n;
 }
 
+/* Sends a batch of `n` records keyed `key` (NULL: none) to `shard` with ACK_NONE: no
+ * answer comes. SL_OK or the send's error. */
+static int produce_noreply(const char *stream, uint32_t shard, const char *key, const char *tag,
+                           uint32_t n)
+{
+    size_t len = 0;
+    uint8_t *batch = batch_of(key, tag, n, 0, 0, &len);
+    if (batch == NULL) {
+        return SL_ENOMEM;
+    }
+    sl_request req;
+    Sluice__V1__Produce m;
+    produce_req(&req, &m, stream, shard, batch, len);
+    m.ack = SLUICE__V1__ACK_MODE__ACK_NONE;
+    int rc = sl_client_send_noreply(client, &req);
+    free(batch);
+    return rc;
+}
+
+/* The records shards a and b hold together once they reach `want` (an ACK_NONE append
+ * answers nobody: it shows only in the shards), or what they hold after 10 s. */
+static uint64_t wait_pair_holds(const char *stream, uint32_t a, uint32_t b, uint64_t want)
+{
+    uint64_t until = it_mono_ms() + 10000u * IT_SLOWDOWN;
+    uint64_t have = fetch_count(stream, a) + fetch_count(stream, b);
+    while (have < want && it_mono_ms() < until) {
+        it_sleep_ms(20);
+        have = fetch_count(stream, a) + fetch_count(stream, b);
+    }
+    return have;
+}
+
 /* ---- the tests ---- */
 
 TEST(split_closes_the_parent_and_opens_two_children)
@@ -252,22 +284,9 @@ TEST(split_closes_the_parent_and_opens_two_children)
     /* ACK_NONE to the closed shard: its producer would never hear the refusal, so the
      * broker routes the records to the children itself (a keyed batch and an unkeyed one) */
     uint64_t kids_before = fetch_count("rs", 2) + fetch_count("rs", 3);
-    for (int keyed = 0; keyed < 2; keyed++) {
-        size_t nlen = 0;
-        uint8_t *nb = batch_of(keyed ? key : NULL, "n", 5, 0, 0, &nlen);
-        CHECK(nb != NULL);
-        sl_request nreq;
-        Sluice__V1__Produce nm;
-        produce_req(&nreq, &nm, "rs", 0, nb, nlen);
-        nm.ack = SLUICE__V1__ACK_MODE__ACK_NONE;
-        CHECK_EQ(sl_client_send_noreply(client, &nreq), SL_OK);
-        free(nb);
-    }
-    uint64_t until = it_mono_ms() + 10000u * IT_SLOWDOWN;
-    while (fetch_count("rs", 2) + fetch_count("rs", 3) < kids_before + 10 && it_mono_ms() < until) {
-        it_sleep_ms(20);
-    }
-    CHECK_EQ(fetch_count("rs", 2) + fetch_count("rs", 3), kids_before + 10);
+    CHECK_EQ(produce_noreply("rs", 0, key, "n", 5), SL_OK);
+    CHECK_EQ(produce_noreply("rs", 0, NULL, "n", 5), SL_OK);
+    CHECK_EQ(wait_pair_holds("rs", 2, 3, kids_before + 10), kids_before + 10);
     CHECK_EQ(fetch_count("rs", 0), 2u);
 
     /* the children take their ranges' keys, and refuse the other's */
@@ -325,15 +344,7 @@ TEST(appends_sent_before_the_split_end_in_the_parent)
         for (int k = 0; i == BEFORE && k < 2; k++) {
             /* ACK_NONE right behind the split: held while it waits, then routed to the
              * children by the broker (its producer hears no refusal) */
-            size_t nlen = 0;
-            uint8_t *nb = batch_of(key, "q", 8, 0, 0, &nlen);
-            CHECK(nb != NULL);
-            sl_request nreq;
-            Sluice__V1__Produce nm;
-            produce_req(&nreq, &nm, "rs", 1, nb, nlen);
-            nm.ack = SLUICE__V1__ACK_MODE__ACK_NONE;
-            CHECK_EQ(sl_client_send_noreply(client, &nreq), SL_OK);
-            free(nb);
+            CHECK_EQ(produce_noreply("rs", 1, key, "q", 8), SL_OK);
         }
     }
     uint32_t kids[2] = {0, 0};
@@ -362,11 +373,7 @@ TEST(appends_sent_before_the_split_end_in_the_parent)
     CHECK_EQ(ok, BEFORE);
     CHECK_EQ(closed, AFTER);
     CHECK_EQ(fetch_count("rs", 1), before + BEFORE * 8u);
-    uint64_t until = it_mono_ms() + 10000u * IT_SLOWDOWN;
-    while (fetch_count("rs", kids[0]) + fetch_count("rs", kids[1]) < 16 && it_mono_ms() < until) {
-        it_sleep_ms(20);
-    }
-    CHECK_EQ(fetch_count("rs", kids[0]) + fetch_count("rs", kids[1]), 16u);
+    CHECK_EQ(wait_pair_holds("rs", kids[0], kids[1], 16), 16u);
 }
 
 TEST(merge_and_the_refusals)
