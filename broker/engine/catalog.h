@@ -200,6 +200,10 @@ void sl_catalog_close(struct sl_catalog *c);
  * says which), SL_ELIMIT (streams_max or shards_max reached - `why` names
  * the setting - or out of descriptors: `why` says "too many open files"),
  * SL_EIO, SL_ENOSPC. */
+/* The checks a create makes of its arguments (not of the catalog: existence, limits).
+ * Errors: SL_EINVAL with `why`. */
+int sl_catalog_check_spec(const char *name, uint32_t shard_count, uint32_t retention_hours,
+                          const char *compression, char *why, size_t why_len);
 int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_count,
                       uint32_t retention_hours, uint64_t retention_bytes, const char *compression,
                       struct sl_stream **out, char *why, size_t why_len);

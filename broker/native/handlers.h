@@ -25,6 +25,7 @@
 struct sl_push;
 struct sl_member;
 struct sl_ctrl_run;
+struct sl_replicas;
 struct sl_pview;
 struct sl_native_produce_op;
 
@@ -62,6 +63,7 @@ struct sl_native {
     struct sl_push *push;     /* borrowed; NULL: push targets are off */
     const struct sl_member *member; /* borrowed; NULL: a single broker (ClusterStatus) */
     const struct sl_ctrl_run *ctrl; /* borrowed; NULL: a single broker (ClusterStatus) */
+    struct sl_replicas *replicas;   /* borrowed; NULL: a single broker (no replication) */
     sl_native_api_fn api_call;      /* NULL: no HTTP listener (ApiCall refused) */
     void *api_ctx;
     /* *auth: the rules in force (swapped on SIGHUP); auth NULL: auth off */
@@ -121,6 +123,8 @@ void sl_native_list_groups(struct sl_native *srv, struct sl_conn *c, const sl_re
 void sl_native_group_lag(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_queue(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_cluster_status(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+/* Cluster mode's replication (h_repl.c): a follower's Replicate. */
+void sl_native_replicate(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_api_call(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 /* SetTarget, RemoveTarget, ListTargets (h_push.c). */
 void sl_native_push(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
