@@ -151,6 +151,18 @@ struct sl_stream {
     uint64_t name_hash;
 };
 
+/* Cluster mode (#14): the stream's shards are replicas of the cluster's (a stream exists in
+ * every broker's catalog or none, and every shard of it has a replica). */
+static inline bool sl_stream_replicated(const struct sl_stream *st)
+{
+    return st->shard_count > 0 && st->shards[0]->repl != NULL;
+}
+
+/* The answer to what cluster mode does not do yet on a replicated stream. */
+#define SL_STREAM_REPLICATED_WHY(what)                                                             \
+    what " is not supported on a replicated stream yet (cluster mode, docs/REPLICATION.md)"
+
+
 /* The open shard whose range holds `hash` (the produce path of front-ends
  * that route by key, and unkeyed records spread over the open shards). */
 uint32_t sl_catalog_route(const struct sl_stream *st, uint64_t hash);
