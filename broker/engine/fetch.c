@@ -354,11 +354,11 @@ void sl_fetch_start(struct sl_engine *e, const struct sl_fetch_req *req, sl_fetc
         cb(ctx, &r);
         return;
     }
-    if (b->repl != NULL && b->read_err != SL_OK) {
+    if (e->repl != NULL && (b->repl == NULL || b->read_err != SL_OK)) {
         snprintf(why, sizeof(why),
                  "this broker does not lead shard %u of %s: ask another broker (Metadata names "
                  "the leader)", b->id, b->stream->name);
-        r.err = b->read_err;
+        r.err = b->repl != NULL ? b->read_err : SL_ENOT_LEADER;
         cb(ctx, &r);
         return;
     }
