@@ -541,9 +541,7 @@ static void publish(struct sl_brepl *br)
 {
     struct sl_bshard *b = br->b;
     log_role(br);
-    b->read_err = br->r.role == SL_REPL_LEADER ? SL_OK : SL_ENOT_LEADER;
     uint64_t hw = (uint64_t)sl_repl_hw(&br->r);
-    b->read_end = hw;
     if (hw > br->hw_published) {
         br->hw_published = hw;
         sl_fetch_shard_progress(b); /* parked fetches see the new records */
@@ -676,8 +674,6 @@ struct sl_brepl *rs_brepl_new(struct sl_replicas *rs, struct sl_bshard *b, const
     sl_repl_init(&br->r, &cfg, &rec, rs->now_ms);
     free(rc);
     b->repl = br;
-    b->read_err = SL_ENOT_LEADER;
-    b->read_end = 0;
     br->next = rs->all;
     rs->all = br;
     return br;
@@ -747,10 +743,18 @@ int sl_replicas_route(const struct sl_replicas *rs, const char *stream, uint32_t
     return SL_OK;
 }
 
+static int hook_readable(void *ctx, const struct sl_bshard *b, uint64_t *end)
+{
+    (void)ctx;
+    const struct sl_brepl *br = b->repl;
+    *end = (uint64_t)sl_repl_hw(&br->r);
+    return br->r.role == SL_REPL_LEADER ? SL_OK : SL_ENOT_LEADER;
+}
+
 int rs_hooks_install(struct sl_replicas *rs)
 {
     rs->hooks = (struct sl_engine_repl){.ctx = rs, .append = hook_append,
-                                        .written = hook_written};
+                                        .written = hook_written, .readable = hook_readable};
     rs->e->repl = &rs->hooks;
     return SL_OK;
 }

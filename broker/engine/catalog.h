@@ -92,12 +92,8 @@ struct sl_bshard {
     uint32_t appends;        /* handed to the owner, not answered (produce.c) */
     bool closing;            /* a reshard waits for `appends` to drain (reshard.c) */
     /* Cluster mode (#14): this broker's replica of the shard (broker/cluster/replicas.c owns
-     * it), NULL on a single broker. With one, reads stop at read_end (the high watermark:
-     * consumers never see what a failover could lose) and are refused with read_err
-     * (SL_ENOT_LEADER) unless this broker leads the shard. */
+     * it; the engine asks it through struct sl_engine_repl), NULL on a single broker. */
     struct sl_brepl *repl;
-    uint64_t read_end;
-    int read_err;
 };
 
 struct sl_stream {
