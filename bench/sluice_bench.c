@@ -127,6 +127,7 @@ struct cfg {
     int flush_given;
     long server_pid;
     const char *tls_ca; /* NULL: plaintext */
+    const char *stream; /* an existing stream to use (kept), NULL: a fresh one */
     int cpu_server, cpu_client, json;
     const char *extra[BENCH_BROKER_EXTRA_MAX];
     int extra_len;
@@ -882,6 +883,8 @@ static const char usage_text[] =
     "                      (e.g. --broker-arg --flush-interval-ms=200)\n"
     "  --cpu-server N      pin the started broker to CPU N\n"
     "  --broker HOST:PORT  use a running broker instead (--flush is then only a label)\n"
+    "  --stream NAME       with --broker: an existing stream (kept; its shards are used as\n"
+    "                      they are, e.g. a replicated one this broker leads)\n"
     "  --server-pid PID    its process, for the CPU and disk figures (else n/a)\n"
     "  --cpu-client N      pin this process to CPU N\n"
     "  --help              this text\n"
@@ -1009,6 +1012,8 @@ static int broker_opt(const char *o, const char *v)
         cfg.server_pid = (long)parse_u64(o, v, 1, 1u << 30);
     } else if (strcmp(o, "--tls-ca") == 0) {
         cfg.tls_ca = v;
+    } else if (strcmp(o, "--stream") == 0) {
+        cfg.stream = v;
     } else {
         return 0;
     }
@@ -1062,6 +1067,10 @@ static void check_opts(int backlog_given)
     }
     if ((cfg.mode == MODE_PRODUCE || cfg.mode == MODE_TAIL) && cfg.backlog > 0) {
         usage_error("--backlog is for the consume and queue modes, not %s", mode_names[cfg.mode]);
+    }
+    if (cfg.stream != NULL && (cfg.broker == NULL || cfg.mode == MODE_QUEUE)) {
+        fprintf(stderr, PROG ": --stream needs --broker and a mode other than queue\n");
+        exit(2);
     }
     if (cfg.broker != NULL && (cfg.cpu_server >= 0 || cfg.extra_len > 0)) {
         usage_error("--cpu-server and --broker-arg need a started broker (no --broker)");
@@ -1119,6 +1128,10 @@ static void pin_self(int cpu)
 
 static void setup_stream(sluice_client *c)
 {
+    if (cfg.stream != NULL) {
+        snprintf(stream, sizeof(stream), "%s", cfg.stream);
+        return;
+    }
     snprintf(stream, sizeof(stream), "sluice-bench-%d", (int)getpid());
     struct sluice_stream_opts so = {.shard_count = cfg.shards, .compression = cfg.compression};
     int rc = sluice_stream_create(c, stream, &so, NULL);
@@ -1192,7 +1205,9 @@ int main(int argc, char **argv)
     } else {
         print_human(&r);
     }
-    sluice_stream_delete(c, stream);
+    if (cfg.stream == NULL) {
+        sluice_stream_delete(c, stream);
+    }
     sluice_client_free(c);
     bench_broker_stop(&bb, "bench");
     free(prods);

@@ -38,6 +38,7 @@ struct serve {
     uint8_t *buf;
     uint32_t cap;
     uint32_t tries;
+    struct serve *next; /* in br->serve_wait */
 };
 
 #define SERVE_BUF_MIN   (SL_REPL_FETCH_BYTES_MAX + 4096u)
@@ -70,6 +71,8 @@ static char *shard_dir(const struct sl_bshard *b)
     }
     return p;
 }
+
+static void serve_wake(struct sl_brepl *br, bool all);
 
 /* ---- the engine's hooks ------------------------------------------------- */
 
@@ -118,6 +121,7 @@ static void hook_written(void *ctx, struct sl_bshard *b, int err)
             d->done = true;
             d->err = err;
             rs_pump(br);
+            serve_wake(br, false);
             return;
         }
     }
@@ -398,7 +402,38 @@ static void fx_answer(struct sl_brepl *br, const struct sl_repl_msg *m)
     a->used = false;
     br->rs->serve_bytes += s->cap;
     br->rs->serves++;
+    /* The replica answers as soon as its log grows, before this broker's own write of the
+     * new batches completed: a read now would find nothing and the follower would ask
+     * again at once. The answer waits for the write (serve_wake), or the tick. */
+    struct sl_shard_stats ss;
+    sl_wshard_stats(&br->b->ws, &ss);
+    if (ss.visible_seq <= (uint64_t)s->m.offset) {
+        s->next = br->serve_wait;
+        br->serve_wait = s;
+        return;
+    }
     serve_issue(s);
+}
+
+/* Issues the waiting reads that have something to read now (all of them with `all`). */
+static void serve_wake(struct sl_brepl *br, bool all)
+{
+    if (br->serve_wait == NULL) {
+        return;
+    }
+    struct sl_shard_stats ss;
+    sl_wshard_stats(&br->b->ws, &ss);
+    struct serve **pp = &br->serve_wait;
+    while (*pp != NULL) {
+        struct serve *s = *pp;
+        if (all || ss.visible_seq > (uint64_t)s->m.offset) {
+            *pp = s->next;
+            s->next = NULL;
+            serve_issue(s);
+        } else {
+            pp = &s->next;
+        }
+    }
 }
 
 /* ---- following the leader ----------------------------------------------- */
@@ -681,6 +716,7 @@ struct sl_brepl *rs_brepl_new(struct sl_replicas *rs, struct sl_bshard *b, const
 
 void rs_brepl_answer_all(struct sl_brepl *br)
 {
+    serve_wake(br, true); /* (reads: the stop waits for them, sl_replicas_busy) */
     struct sl_repl_msg gone = {.err = SL_ECLOSED, .epoch = SL_REPL_NONE};
     for (uint32_t i = 0; i < SL_REPL_REPLICAS_MAX; i++) {
         if (br->ans[i].used) {
@@ -694,6 +730,8 @@ void rs_brepl_answer_all(struct sl_brepl *br)
 
 void rs_brepl_free(struct sl_brepl *br)
 {
+    /* (after sl_replicas_stop: nothing waits any more, and nothing may be read now) */
+    SL_ASSERT(br->serve_wait == NULL);
     rs_brepl_answer_all(br);
     for (uint32_t i = 0; i < br->dq_n; i++) {
         free(dq_at(br, i)->buf);
@@ -707,6 +745,7 @@ void rs_brepl_free(struct sl_brepl *br)
 
 void rs_brepl_tick(struct sl_brepl *br)
 {
+    serve_wake(br, true); /* (what waited a tick answers with what there is) */
     sl_repl_tick(&br->r, br->rs->now_ms);
     /* Requests the replica never answered (dropped as stale) must not hold a connection. */
     struct sl_repl_msg late = {.err = SL_ENOT_LEADER, .leader_epoch = br->r.epoch,

@@ -44,6 +44,8 @@ struct pending_answer {
     void *ctx;
 };
 
+struct serve;
+
 struct sl_brepl {
     struct sl_replicas *rs;
     struct sl_bshard *b;
@@ -69,6 +71,7 @@ struct sl_brepl {
     struct dq_entry dq[SL_REPL_DISK_INFLIGHT_MAX];
     uint32_t dq_head, dq_n;
     struct pending_answer ans[SL_REPL_REPLICAS_MAX];
+    struct serve *serve_wait; /* answers waiting for this broker's write (replicas.c) */
     struct sl_brepl *next; /* rs->all */
 };
 
