@@ -10,6 +10,7 @@
 #include "broker/cluster/replicas_int.h"
 
 #include "broker/cluster/member.h"
+#include "broker/cluster/stream_settings.h"
 #include "broker/engine/catalog.h"
 #include "common/assert.h"
 #include "common/clock.h"
@@ -20,8 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define RS_SETTINGS_MAX 256u /* one stream's settings in /streams/<name> */
 
 /* ---- a shard's state ---------------------------------------------------- */
 
@@ -180,40 +179,13 @@ static void on_local_created(void *ctx, int err, const char *why)
     create_end(c, err != SL_OK ? err : SL_ENOTFOUND, why);
 }
 
-/* "shards=4 retention_hours=24 retention_bytes=0 compression=zstd rf=3" */
-static int settings_parse(const uint8_t *data, size_t len, struct sl_replicas_stream *s,
-                          char *compression)
-{
-    char text[RS_SETTINGS_MAX];
-    if (len == 0 || len >= sizeof(text)) {
-        return SL_EPROTO;
-    }
-    memcpy(text, data, len);
-    text[len] = '\0';
-    unsigned shards = 0, hours = 0, rf = 0;
-    unsigned long long bytes = 0;
-    int used = 0;
-    if (sscanf(text, "shards=%u retention_hours=%u retention_bytes=%llu compression=%7s rf=%u%n",
-               &shards, &hours, &bytes, compression, &rf, &used) != 5 ||
-        (size_t)used != len || shards == 0 || rf == 0 || rf > SL_REPL_REPLICAS_MAX) {
-        return SL_EPROTO;
-    }
-    s->shard_count = shards;
-    s->retention_hours = hours;
-    s->retention_bytes = bytes;
-    s->compression = compression;
-    s->replication_factor = rf;
-    return SL_OK;
-}
-
 static void on_stream_settings(void *arg, int err, const uint8_t *data, size_t len,
                                const struct sl_meta_stat *stat)
 {
     (void)stat;
     struct rs_create *c = arg;
-    struct sl_replicas_stream s = {.name = c->name};
-    char compression[8] = "";
-    if (err == SL_OK && settings_parse(data, len, &s, compression) != SL_OK) {
+    struct sl_cstream_settings s;
+    if (err == SL_OK && sl_cstream_decode(data, len, &s) != SL_OK) {
         sl_warn("cluster", "/streams/%s: the stream's settings are not valid; ignored", c->name);
         err = SL_EPROTO;
     }
@@ -401,7 +373,8 @@ int sl_replicas_create_stream(struct sl_replicas *rs, const struct sl_replicas_s
         return SL_EEXIST;
     }
     struct rs_create *c = calloc(1, sizeof(*c));
-    size_t cap = (size_t)(s->shard_count + 2) * (SL_META_PATH_MAX + SL_CTRL_STATE_MAX);
+    size_t cap = (size_t)(s->shard_count + 2) * (SL_META_PATH_MAX + SL_CTRL_STATE_MAX) +
+                 SL_CSTREAM_SETTINGS_MAX;
     char *scratch = malloc(cap);
     int32_t *ids = malloc(n * sizeof(*ids));
     struct sl_meta_op *ops = malloc((s->shard_count + 2) * sizeof(*ops));
@@ -444,17 +417,16 @@ int sl_replicas_create_stream(struct sl_replicas *rs, const struct sl_replicas_s
     char *spath = scratch + used;
     used += (size_t)snprintf(spath, SL_META_PATH_MAX, RS_PATH_STREAMS "/%s", s->name) + 1;
     char *sdata = scratch + used;
-    int slen = snprintf(sdata, RS_SETTINGS_MAX,
-                        "shards=%" PRIu32 " retention_hours=%" PRIu32 " retention_bytes=%" PRIu64
-                        " compression=%s rf=%" PRIu32,
-                        s->shard_count, s->retention_hours, s->retention_bytes,
-                        s->compression != NULL && s->compression[0] != '\0' ? s->compression
-                                                                            : "none",
-                        rf);
-    used += (size_t)slen;
+    struct sl_cstream_settings cs = {.shard_count = s->shard_count,
+                                     .retention_hours = s->retention_hours,
+                                     .retention_bytes = s->retention_bytes, .rf = rf};
+    snprintf(cs.compression, sizeof(cs.compression), "%s",
+             s->compression != NULL && strcmp(s->compression, "zstd") == 0 ? "zstd" : "none");
+    size_t slen = sl_cstream_encode(&cs, sdata, SL_CSTREAM_SETTINGS_MAX);
+    used += slen;
     SL_ASSERT(used <= cap);
     ops[nops++] = (struct sl_meta_op){.type = SL_META_OP_CREATE, .path = spath,
-                                      .data = (const uint8_t *)sdata, .len = (size_t)slen};
+                                      .data = (const uint8_t *)sdata, .len = slen};
     c->rs = rs;
     snprintf(c->name, sizeof(c->name), "%s", s->name);
     c->cb = cb;

@@ -1,12 +1,15 @@
-/* fuzz_cluster_state.c - the shard state node's decoder (broker/cluster/controller_state.c),
- * whose bytes come from the metadata store (ZooKeeper), so are not trusted.
+/* fuzz_cluster_state.c - the decoders of the cluster's nodes in the metadata store
+ * (ZooKeeper), whose bytes are not trusted: a shard's state (broker/cluster/
+ * controller_state.c) and a stream's settings (stream_settings.c).
  *
- * Input: a node's data. Checks: decode never reads out of bounds and either refuses
- * (SL_EPROTO) or gives a state within bounds (ISR and replicas <= SL_REPL_REPLICAS_MAX,
- * ids >= 0, epoch >= 0, leader >= -1); a decoded state encodes within SL_CTRL_STATE_MAX
- * and decodes back to the same state.
+ * Input: a node's data, given to both. Checks: decode never reads out of bounds and either
+ * refuses (SL_EPROTO) or gives a value within bounds (state: ISR and replicas <=
+ * SL_REPL_REPLICAS_MAX, ids >= 0, epoch >= 0, leader >= -1; settings: 1..4096 shards,
+ * retention <= 8760 h, compression none or zstd, 1..7 replicas); what decodes encodes
+ * within its bound and decodes back to the same value.
  */
 #include "broker/cluster/controller.h"
+#include "broker/cluster/stream_settings.h"
 #include "common/assert.h"
 #include "common/error.h"
 
@@ -25,8 +28,30 @@ static bool same(const struct sl_ctrl_state *a, const struct sl_ctrl_state *b)
            memcmp(a->m.replicas, b->m.replicas, a->m.n_replicas * sizeof a->m.replicas[0]) == 0;
 }
 
+static void settings(const uint8_t *data, size_t size)
+{
+    struct sl_cstream_settings s;
+    int err = sl_cstream_decode(data, size, &s);
+    if (err != SL_OK) {
+        SL_ASSERT(err == SL_EPROTO);
+        return;
+    }
+    SL_ASSERT(s.shard_count >= 1 && s.shard_count <= SL_CSTREAM_SHARDS_MAX);
+    SL_ASSERT(s.retention_hours <= 8760 && s.rf >= 1 && s.rf <= SL_REPL_REPLICAS_MAX);
+    SL_ASSERT(strcmp(s.compression, "none") == 0 || strcmp(s.compression, "zstd") == 0);
+    char buf[SL_CSTREAM_SETTINGS_MAX];
+    size_t len = sl_cstream_encode(&s, buf, sizeof buf);
+    SL_ASSERT(len == size && memcmp(buf, data, len) == 0); /* one spelling per value */
+    struct sl_cstream_settings back;
+    SL_ASSERT(sl_cstream_decode((const uint8_t *)buf, len, &back) == SL_OK);
+    SL_ASSERT(back.shard_count == s.shard_count && back.retention_hours == s.retention_hours &&
+              back.retention_bytes == s.retention_bytes && back.rf == s.rf &&
+              strcmp(back.compression, s.compression) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    settings(data, size);
     struct sl_ctrl_state st;
     int err = sl_ctrl_state_decode(data, size, &st);
     if (err != SL_OK) {

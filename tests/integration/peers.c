@@ -68,7 +68,7 @@ TEST(a_message_reaches_the_broker_and_its_answer_comes_back)
     wait_all(&o, 1);
     CHECK_EQ(o.calls, 1);
     CHECK_EQ(o.err, SL_EUNSUPPORTED);
-    CHECK(strstr(o.why, "replicas") != NULL);
+    CHECK(strstr(o.why, "--cluster") != NULL);
     /* not a request */
     struct sl_repl_msg resp = fetch;
     resp.type = SL_REPL_MSG_FETCH_RESP;
