@@ -305,12 +305,12 @@ bool sl_client_route_cluster(const sluice_client *c)
     return __atomic_load_n(&c->route_cluster, __ATOMIC_RELAXED) != 0;
 }
 
-int sl_client_route_refresh(sluice_client *c, const char *stream)
+int sl_client_route_refresh(sluice_client *c, const char *stream, bool first)
 {
     uint64_t now = sl_clock_mono_ms();
     pthread_mutex_lock(&c->mu);
-    int off = c->route_off;
-    int early = now < c->refresh_next_ms;
+    int off = c->route_off || (first && sl_route_knows(&c->route, stream));
+    int early = !first && now < c->refresh_next_ms;
     if (!off && !early) {
         c->refresh_next_ms = now + c->refresh_backoff_ms; /* one refresh at a time */
     }

@@ -85,10 +85,12 @@ int sl_client_call_via(sluice_client *c, sl_request *req, sl_response **out, str
 int sl_client_route_learn(sluice_client *c, struct sl_link *via, const struct sluice_metadata *m);
 
 /* Learns who leads `stream`'s shards again (one Metadata), at most once per
- * SL_CLIENT_REFRESH_MS, backing off to SL_CLIENT_REFRESH_MAX_MS while it fails. Blocks: not
- * for callbacks. Returns SL_OK (learned, or the broker predates Metadata: no routing),
- * SL_EAGAIN (too soon after the last: try later) or the Metadata call's error. */
-int sl_client_route_refresh(sluice_client *c, const char *stream);
+ * SL_CLIENT_REFRESH_MS, backing off to SL_CLIENT_REFRESH_MAX_MS while it fails; `first`
+ * (a producer or consumer starting): only when the stream is not known yet, and then at
+ * once. Blocks: not for callbacks. Returns SL_OK (learned, or the broker predates
+ * Metadata: no routing), SL_EAGAIN (too soon after the last: try later) or the Metadata
+ * call's error. */
+int sl_client_route_refresh(sluice_client *c, const char *stream, bool first);
 
 /* Whether the last Metadata answer came from a broker in a cluster (a producer then treats
  * a broken connection as a possible leader change). Lock-free. */
