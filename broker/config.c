@@ -265,6 +265,13 @@ static const struct setting settings[] = {
      "ZooKeeper session timeout: a broker that stops answering for this long leaves the "
      "list of live brokers (its node goes with its session). The server bounds it to its "
      "own minSessionTimeout..maxSessionTimeout (2..20 ticks by default)."},
+    {"min_insync_replicas", "cluster", T_U32, U_NONE, "2", 1, 7, NULL, OFF(min_insync_replicas),
+     "A replicated shard acknowledges an append once this many in-sync replicas hold it "
+     "durably (capped by the stream's replication factor); with fewer in sync, appends are "
+     "refused (NOT_ENOUGH_REPLICAS) rather than kept on too few disks."},
+    {"replica_lag_ms", "cluster", T_U32, U_MS, "10s", 5000, 600000, NULL, OFF(replica_lag_ms),
+     "A follower that has not caught up with its leader for this long leaves the in-sync "
+     "set (the leader writes the smaller set to ZooKeeper); it rejoins once caught up."},
 };
 /* clang-format on */
 

@@ -91,6 +91,8 @@ struct sl_broker_config {
     uint32_t node_id;                    /* 1.., required with cluster */
     char *advertise;                     /* owned; "" = host:port */
     uint32_t cluster_session_timeout_ms; /* the ZooKeeper session */
+    uint32_t min_insync_replicas;        /* acks of a replicated shard need this many */
+    uint32_t replica_lag_ms;             /* a follower behind this long leaves the ISR */
     /* not settings: */
     char *config_file;                 /* the INI file that was read, or NULL (owned) */
     bool print_config;                 /* --print-config: print (sl_config_print), exit 0 */

@@ -26,6 +26,8 @@
 #include "broker/api/sns.h"
 #include "broker/cluster/join.h"
 #include "broker/cluster/member.h"
+#include "broker/cluster/replicas.h"
+#include "broker/native/peer.h"
 #include "broker/net/net.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -115,7 +117,9 @@ static void engine_config_from(const struct sl_broker_config *bc, struct sl_engi
     /* a fetch answer fits one native frame */
     ec->fetch_bytes_max = bc->max_frame_bytes - SL_NATIVE_FRAME_SLACK;
     ec->batch_bytes_max = bc->batch_bytes_max;
-    ec->auto_create_streams = bc->auto_create_streams;
+    /* (in a cluster a stream is created through ZooKeeper, by CreateStream: a produce that
+     * made one in this broker's catalog alone would not be replicated) */
+    ec->auto_create_streams = bc->auto_create_streams && bc->cluster[0] == '\0';
     ec->dedup_window_ms = bc->dedup_window_ms;
     ec->default_shards = bc->default_shards;
     ec->retention_check_ms = bc->retention_check_ms;
@@ -130,6 +134,8 @@ struct broker {
     struct sl_push *push;     /* push targets; NULL when off */
     struct sl_member *member; /* cluster membership; NULL for a single broker */
     struct sl_ctrl_run *ctrl; /* running for cluster controller; NULL for a single broker */
+    struct sl_peers *peers;   /* links to the other brokers; NULL for a single broker */
+    struct sl_replicas *replicas; /* shard replicas; NULL for a single broker */
     struct sl_daemon daemon;
 };
 
@@ -148,6 +154,51 @@ static void broker_tick(void *ctx, uint64_t now_ms)
     if (b->ctrl != NULL) {
         sl_ctrl_run_tick(b->ctrl, now_ms);
     }
+    sl_replicas_tick(b->replicas, now_ms);
+}
+
+/* The replicas' transport: the peer links (same callback shape). */
+static int peers_send(void *ctx, const char *addr, const char *stream, uint32_t shard,
+                      const struct sl_repl_msg *msg, uint32_t extra_wait_ms,
+                      sl_replicas_reply_fn cb, void *cb_ctx)
+{
+    return sl_peers_send(ctx, addr, stream, shard, msg, extra_wait_ms, cb, cb_ctx);
+}
+
+/* Peer links and shard replicas, once registered. Errors: SL_ESYS, SL_ENOMEM. */
+static int replication_start(struct broker *b, struct sl_ring *ring,
+                             const struct sl_broker_config *cfg)
+{
+    struct sl_peers_config pc = {.self = (int32_t)cfg->node_id};
+    int rc = sl_peers_open(ring, &pc, &b->peers);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    struct sl_replicas_transport t = {.ctx = b->peers, .send = peers_send};
+    struct sl_replicas_config rcfg = {.self = (int32_t)cfg->node_id,
+                                      .min_insync = cfg->min_insync_replicas,
+                                      .replica_lag_ms = cfg->replica_lag_ms};
+    rc = sl_replicas_open(b->engine, b->member, &t, &rcfg, &b->replicas);
+    if (rc != SL_OK) {
+        sl_peers_close(b->peers);
+        b->peers = NULL;
+    }
+    return rc;
+}
+
+/* Before the network goes: what followers wait on is answered, reads for them end. */
+static void replication_stop(struct broker *b, struct sl_ring *ring)
+{
+    if (b->replicas == NULL) {
+        return;
+    }
+    sl_replicas_stop(b->replicas);
+    uint64_t deadline = sl_clock_mono_ms() + 2000;
+    while (sl_replicas_busy(b->replicas) && sl_clock_mono_ms() < deadline) {
+        sl_ring_run(ring, 1, 10u * 1000u * 1000u);
+    }
+    sl_peers_close(b->peers); /* (its callbacks run now, while the replicas live) */
+    b->peers = NULL;
 }
 
 static void broker_stop(void *ctx)
@@ -257,6 +308,19 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
             return rc;
         }
         native.ctrl = b->ctrl;
+        rc = replication_start(b, ring, cfg);
+        if (rc != SL_OK) {
+            sl_error("broker", "cluster: replication cannot start: %s", sl_strerror(rc));
+            sl_ctrl_run_stop(b->ctrl);
+            b->ctrl = NULL;
+            sl_cluster_leave(ring, b->member);
+            b->member = NULL;
+            sl_push_close(b->push);
+            b->push = NULL;
+            sl_security_fini(&sec);
+            return rc;
+        }
+        native.replicas = b->replicas;
     }
     struct sl_net *net = NULL;
     rc = sl_net_init(&net, ring, &ncfg, &hooks);
@@ -314,6 +378,7 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
         sl_daemon_ready(&b->daemon);
         rc = sl_net_run(net);
     }
+    replication_stop(b, ring);
     b->net = NULL;
     b->sec = NULL;
     b->api = NULL;
@@ -325,6 +390,8 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
     b->ctrl = NULL;
     sl_cluster_leave(ring, b->member); /* the session closes: peers see it leave now */
     b->member = NULL;
+    sl_replicas_close(b->replicas); /* (after the store: its callbacks ran) */
+    b->replicas = NULL;
     sl_history_free(api.history);
     sl_sns_close(api.sns);
     sl_eb_free(&api);

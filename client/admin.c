@@ -132,6 +132,7 @@ int sluice_stream_create(sluice_client *c, const char *name, const struct sluice
     body.shard_count = o->shard_count;
     body.retention_hours = o->retention_hours;
     body.retention_bytes = o->retention_bytes;
+    body.replication_factor = o->replication_factor;
     body.compression = o->compression == SLUICE_COMPRESSION_ZSTD   ? "zstd"
                        : o->compression == SLUICE_COMPRESSION_NONE ? "none"
                                                                    : "";

@@ -145,6 +145,9 @@ struct sluice_stream_opts {
     uint32_t retention_hours; /* 1 .. 8760; 0 = broker default */
     uint64_t retention_bytes; /* per shard; 0 = no cap */
     enum sluice_compression compression;
+    /* cluster mode: copies of each shard, each on its own broker (0: 3, or every broker when
+     * fewer are up; at most 7); a single broker ignores it */
+    uint32_t replication_factor;
 };
 
 #define SLUICE_SHARD_PARENTS_MAX 2u /* a merge has two parents, a split two children */

@@ -96,6 +96,9 @@ int sl_ctrl_create_stream(struct sl_ctrl *c, const char *name, uint32_t n_shards
 void sl_ctrl_place(const int32_t *brokers, uint32_t n, uint32_t rf, uint64_t h, uint32_t k,
                    int32_t *out);
 
+/* Pure: FNV-1a of a stream's name, what sl_ctrl_place rotates by (and the shard index). */
+uint64_t sl_ctrl_hash_name(const char *s);
+
 /* The shard state node's data: one line of text, readable with zkCli
  * ("leader=1 epoch=4 session=1a2b isr=1,2,3 replicas=1,2,3"). decode returns SL_EPROTO for
  * anything else (bytes from the store are not trusted). */

@@ -77,7 +77,5 @@ struct sl_ctrl {
 
 /* The index of broker `id` in live[0, n), or -1. */
 int sl_ctrl_live_at(const int32_t *live, uint32_t n, int32_t id);
-/* FNV-1a of a name (shard index, placement rotation). */
-uint64_t sl_ctrl_hash_name(const char *s);
 
 #endif /* SL_CLUSTER_CONTROLLER_INT_H */

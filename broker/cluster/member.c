@@ -47,6 +47,7 @@ struct sl_member {
     sl_member_changed_fn changed;
     void *changed_ctx;
     struct sl_meta *meta; /* NULL between an expiry and the next tick */
+    uint32_t generation;  /* registrations so far (one per session) */
 
     enum sl_member_state state;
     char why[512];
@@ -107,6 +108,7 @@ static void registered(struct sl_member *mb)
     mb->registering = false;
     mb->registered = true;
     mb->ever_registered = true;
+    mb->generation++;
     mb->waiting_logged = false;
     mb->state = SL_MEMBER_REGISTERED;
     sl_info("cluster", "registered as broker %" PRIu32 " (%s) in session 0x%" PRIx64,
@@ -527,4 +529,16 @@ void sl_member_stop(struct sl_member *mb)
     free(mb->next);
     free(mb->live);
     free(mb);
+}
+
+void sl_member_set_changed(struct sl_member *mb, sl_member_changed_fn changed, void *ctx)
+{
+    mb->changed = changed;
+    mb->changed_ctx = ctx;
+}
+
+struct sl_meta *sl_member_store(const struct sl_member *mb, uint32_t *generation)
+{
+    *generation = mb->generation;
+    return mb->registered ? mb->meta : NULL;
 }

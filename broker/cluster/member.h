@@ -91,6 +91,15 @@ size_t sl_member_brokers(const struct sl_member *mb, const struct sl_member_info
 /* This broker's own record. */
 const struct sl_member_info *sl_member_self(const struct sl_member *mb);
 
+/* Who hears of changes (replaces what sl_member_start was given). */
+void sl_member_set_changed(struct sl_member *mb, sl_member_changed_fn changed, void *ctx);
+
+/* The store of the session this broker is registered in, NULL while it is not (joining, or
+ * the session expired); *generation counts registrations, so a new session shows as a new
+ * number. Shard replicas use it: a broker leads only within the session it registered in,
+ * the one the controller elected it in (docs/REPLICATION.md). */
+struct sl_meta *sl_member_store(const struct sl_member *mb, uint32_t *generation);
+
 /* Closes the store (the node goes with the session) and frees the member. */
 void sl_member_stop(struct sl_member *mb);
 

@@ -1,18 +1,712 @@
-/* replicas.c - the broker's replica manager (replicas.h). */
-#include "broker/cluster/replicas.h"
+/* replicas.c - one shard's replica in the broker (replicas.h): repl.c's effects performed on
+ * the engine's shard, the disk FIFO kept in repl.c's order, followers served and leaders
+ * followed.
+ *
+ * Order of disk effects: repl.c wants them completed in the order it gave them. Writes
+ * reach the shard's log in that order (a leader's through the produce path, which appends
+ * in acceptance order; a follower's here, batch by batch) and the log completes appends in
+ * order; a truncate or an epoch-file save starts only once everything before it completed.
+ * So the FIFO below only has to report completions from its head.
+ */
+#include "broker/cluster/replicas_int.h"
 
+#include "broker/engine/catalog.h"
+#include "broker/engine/fetch.h"
+#include "broker/engine/produce.h"
+#include "broker/engine/workers.h"
+#include "common/assert.h"
+#include "common/clock.h"
 #include "common/error.h"
+#include "common/log.h"
+#include "storage/batch.h"
+#include "storage/epochs.h"
+#include "storage/shard.h"
 
-#include <stddef.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A read of whole batches serving a follower's fetch. */
+struct serve {
+    struct sl_brepl *br;
+    struct sl_wshard_read wr;
+    struct sl_repl_msg m; /* the FETCH_RESP as the replica made it */
+    sl_replicas_answer_fn fn;
+    void *ctx;
+    uint8_t *buf;
+    uint32_t cap;
+    uint32_t tries;
+};
+
+#define SERVE_BUF_MIN   (SL_REPL_FETCH_BYTES_MAX + 4096u)
+#define SERVE_TRIES_MAX 3u
+#define ANSWER_WAIT_MS  (SL_REPL_FETCH_WAIT_MS + SL_REPL_REQ_TIMEOUT_MS)
+
+static struct dq_entry *dq_at(struct sl_brepl *br, uint32_t i)
+{
+    SL_ASSERT(i < br->dq_n);
+    return &br->dq[(br->dq_head + i) % SL_REPL_DISK_INFLIGHT_MAX];
+}
+
+static struct dq_entry *dq_push(struct sl_brepl *br, uint8_t kind)
+{
+    /* repl.c bounds its own FIFO by the same constant: never more than it */
+    SL_ASSERT(br->dq_n < SL_REPL_DISK_INFLIGHT_MAX);
+    struct dq_entry *d = &br->dq[(br->dq_head + br->dq_n) % SL_REPL_DISK_INFLIGHT_MAX];
+    br->dq_n++;
+    memset(d, 0, offsetof(struct dq_entry, off));
+    d->kind = kind;
+    return d;
+}
+
+static char *shard_dir(const struct sl_bshard *b)
+{
+    size_t n = strlen(b->stream->dir) + 16;
+    char *p = malloc(n);
+    if (p != NULL) {
+        snprintf(p, n, "%s/%u", b->stream->dir, b->id);
+    }
+    return p;
+}
+
+/* ---- the engine's hooks ------------------------------------------------- */
+
+static int hook_append(void *ctx, struct sl_bshard *b, uint32_t count, uint32_t *epoch,
+                       uint64_t *end, char *why, size_t why_len)
+{
+    (void)ctx;
+    struct sl_brepl *br = b->repl;
+    struct sl_repl_batch rb = {.count = count};
+    int64_t base = 0;
+    int32_t ep = 0;
+    br->in_append = true;
+    int rc = sl_repl_append(&br->r, &rb, &base, &ep);
+    if (rc == SL_OK) {
+        rs_pump(br); /* the WRITE: this append, which the produce path performs */
+    }
+    br->in_append = false;
+    if (rc != SL_OK) {
+        if (rc == SL_ENOT_LEADER) {
+            snprintf(why, why_len, "broker %d does not lead shard %u of %s (leader: %d)",
+                     br->rs->cfg.self, b->id, b->stream->name, br->r.meta.leader);
+        } else if (rc == SL_ENOT_ENOUGH_REPLICAS) {
+            snprintf(why, why_len,
+                     "shard %u of %s has %u in-sync replicas, fewer than min_insync_replicas "
+                     "(%u): wait for the replicas to catch up", b->id, b->stream->name,
+                     br->r.meta.n_isr, br->r.cfg.min_insync);
+        } else {
+            snprintf(why, why_len, "shard %u of %s: %s", b->id, b->stream->name,
+                     sl_strerror(rc));
+        }
+        return rc;
+    }
+    SL_ASSERT(base >= 0 && ep >= 0);
+    *epoch = (uint32_t)ep;
+    *end = (uint64_t)base + count;
+    return SL_OK;
+}
+
+static void hook_written(void *ctx, struct sl_bshard *b, int err)
+{
+    (void)ctx;
+    struct sl_brepl *br = b->repl;
+    for (uint32_t i = 0; i < br->dq_n; i++) {
+        struct dq_entry *d = dq_at(br, i);
+        if (d->kind == DQ_LWRITE && !d->done) {
+            d->done = true;
+            d->err = err;
+            rs_pump(br);
+            return;
+        }
+    }
+    SL_ASSERT(!"a leader's write completed that the replica did not queue");
+}
+
+/* ---- a follower's writes ------------------------------------------------ */
+
+static void on_fwrite(void *ctx, int err, uint64_t base_seq, uint32_t count)
+{
+    (void)base_seq;
+    (void)count;
+    struct sl_brepl *br = ctx;
+    /* the oldest follower write not complete is this one's (the log answers in order) */
+    for (uint32_t i = 0; i < br->dq_n; i++) {
+        struct dq_entry *d = dq_at(br, i);
+        if (d->kind != DQ_FWRITE || d->done) {
+            continue;
+        }
+        SL_ASSERT(d->completed < d->submitted);
+        d->completed++;
+        if (err != SL_OK && d->err == SL_OK) {
+            d->err = err;
+        }
+        if (d->completed == d->n) {
+            d->done = true;
+            br->rs->follow_bytes -= d->buf_len;
+            free(d->buf);
+            d->buf = NULL;
+        }
+        rs_pump(br);
+        return;
+    }
+    SL_ASSERT(!"a follower's write completed that the replica did not queue");
+}
+
+/* Submits what the log takes of the follower writes queued (a full staging area on the
+ * main loop's own shards says SL_EAGAIN: the rest goes at the next pump or tick). */
+static void fwrite_submit(struct sl_brepl *br)
+{
+    for (uint32_t i = 0; i < br->dq_n; i++) {
+        struct dq_entry *d = dq_at(br, i);
+        if (d->kind == DQ_TRUNC && !d->done) {
+            return; /* nothing is written past a truncate still to come */
+        }
+        if (d->kind != DQ_FWRITE) {
+            continue;
+        }
+        while (d->submitted < d->n) {
+            int rc = sl_wshard_append_opt(
+                &br->b->ws, d->buf + d->off[d->submitted], d->len[d->submitted],
+                SL_APPEND_KEEP_STAMPS | SL_APPEND_DURABLE | SL_WSHARD_REPLICA, 0, on_fwrite, br);
+            if (rc == SL_EAGAIN) {
+                return;
+            }
+            d->submitted++;
+            if (rc != SL_OK) {
+                on_fwrite(br, rc, 0, 0);
+            }
+        }
+    }
+}
+
+static void fx_fwrite(struct sl_brepl *br, const struct sl_repl_effect *fx)
+{
+    struct dq_entry *d = dq_push(br, DQ_FWRITE);
+    d->n = fx->n_batches;
+    SL_ASSERT(d->n >= 1 && d->n <= SL_REPL_FETCH_BATCHES_MAX && br->in_buf != NULL);
+    for (uint32_t i = 0; i < d->n; i++) {
+        const uint8_t *p = fx->batches[i].data;
+        SL_ASSERT(p >= br->in_buf && p + fx->batches[i].len <= br->in_buf + br->in_len);
+        d->off[i] = (uint32_t)(p - br->in_buf);
+        d->len[i] = (uint32_t)fx->batches[i].len;
+    }
+    d->buf = br->in_buf; /* taken: freed once written */
+    d->buf_len = br->in_len;
+    br->in_buf = NULL;
+    br->in_len = 0;
+}
+
+/* ---- truncate and epoch file -------------------------------------------- */
+
+static void on_truncated(void *ctx, int err, uint64_t end_seq)
+{
+    struct sl_brepl *br = ctx;
+    SL_ASSERT(br->dq_n > 0 && dq_at(br, 0)->kind == DQ_TRUNC && dq_at(br, 0)->started);
+    struct dq_entry *d = dq_at(br, 0);
+    if (err == SL_OK && (int64_t)end_seq != d->offset) {
+        err = SL_EFATAL;
+    }
+    if (err != SL_OK) {
+        sl_error("cluster", "shard %u of %s: cutting the log back to %" PRId64 " failed: %s",
+                 br->b->id, br->b->stream->name, d->offset, sl_strerror(err));
+    } else {
+        sl_info("cluster", "shard %u of %s: log cut back to %" PRId64 " (diverged from the "
+                "leader's)", br->b->id, br->b->stream->name, d->offset);
+    }
+    d->done = true;
+    d->err = err;
+    rs_pump(br);
+}
+
+static void save_epochs(struct sl_brepl *br, struct dq_entry *d)
+{
+    struct sl_epochs c;
+    uint32_t n = 0;
+    int32_t led = SL_REPL_NONE;
+    const struct sl_repl_epoch *e = sl_repl_epochs(&br->r, &n, &led);
+    sl_epochs_init(&c);
+    c.last_led_epoch = led;
+    for (uint32_t i = 0; i < n; i++) {
+        sl_epochs_add(&c, e[i].epoch, e[i].start_offset);
+    }
+    char *dir = shard_dir(br->b);
+    d->err = dir != NULL ? sl_epochs_save(dir, &c) : SL_ENOMEM;
+    if (d->err != SL_OK) {
+        sl_error("cluster", "shard %u of %s: saving its leader epochs failed: %s", br->b->id,
+                 br->b->stream->name, sl_strerror(d->err));
+    }
+    free(dir);
+    d->done = true;
+}
+
+/* Starts the head entry when it is one that waits for everything before it. */
+static void dq_start_head(struct sl_brepl *br)
+{
+    if (br->dq_n == 0) {
+        return;
+    }
+    struct dq_entry *d = dq_at(br, 0);
+    if (d->started || d->done) {
+        return;
+    }
+    if (d->kind == DQ_SAVE) {
+        d->started = true;
+        save_epochs(br, d);
+    } else if (d->kind == DQ_TRUNC) {
+        d->started = true;
+        int rc = sl_wshard_truncate(&br->b->ws, (uint64_t)d->offset, on_truncated, br);
+        if (rc != SL_OK) {
+            d->done = true;
+            d->err = rc;
+        }
+    }
+}
+
+/* ---- answers to followers ----------------------------------------------- */
+
+static struct pending_answer *answer_find(struct sl_brepl *br, int32_t to, uint64_t req_id)
+{
+    for (uint32_t i = 0; i < SL_REPL_REPLICAS_MAX; i++) {
+        struct pending_answer *a = &br->ans[i];
+        if (a->used && a->from == to && a->req_id == req_id) {
+            return a;
+        }
+    }
+    return NULL;
+}
+
+static void answer_now(struct pending_answer *a, const struct sl_repl_msg *m)
+{
+    sl_replicas_answer_fn fn = a->fn;
+    void *ctx = a->ctx;
+    a->used = false;
+    fn(ctx, m);
+}
+
+static void serve_issue(struct serve *s);
+
+static void serve_done(struct serve *s, uint32_t len)
+{
+    struct sl_brepl *br = s->br;
+    struct sl_repl_batch batches[SL_REPL_FETCH_BATCHES_MAX];
+    uint32_t n = 0, off = 0;
+    int64_t next = s->m.offset;
+    while (off < len && n < SL_REPL_FETCH_BATCHES_MAX && next < s->m.read_end) {
+        struct sl_batch_header h;
+        if (sl_batch_peek(s->buf + off, len - off, &h) != SL_OK || (int64_t)h.base_seq != next ||
+            (n > 0 && off + h.length > SL_REPL_FETCH_BYTES_MAX)) {
+            break;
+        }
+        batches[n++] = (struct sl_repl_batch){.base_offset = (int64_t)h.base_seq,
+                                              .count = h.record_count,
+                                              .epoch = (int32_t)h.leader_epoch,
+                                              .data = s->buf + off,
+                                              .len = h.length};
+        next = (int64_t)(h.base_seq + h.record_count);
+        off += h.length;
+    }
+    struct sl_repl_msg m = s->m;
+    m.batches = batches;
+    m.n_batches = n;
+    sl_replicas_answer_fn fn = s->fn;
+    void *ctx = s->ctx;
+    br->rs->serve_bytes -= s->cap;
+    br->rs->serves--;
+    fn(ctx, &m);
+    free(s->buf);
+    free(s);
+}
+
+static void on_serve_read(struct sl_shard_read *rd, int err)
+{
+    struct serve *s = sl_container_of(rd, struct serve, wr.rd);
+    if (err == SL_ETOOBIG && s->tries++ < SERVE_TRIES_MAX) {
+        uint8_t *nb = realloc(s->buf, rd->need_bytes);
+        if (nb != NULL) {
+            s->br->rs->serve_bytes += rd->need_bytes - s->cap;
+            s->buf = nb;
+            s->cap = rd->need_bytes;
+            serve_issue(s);
+            return;
+        }
+    }
+    /* A read that found nothing yet (the leader's own write of those batches is still on
+     * its way to the log) answers with none: the follower asks again. */
+    serve_done(s, err == SL_OK ? rd->len : 0);
+}
+
+static void serve_issue(struct serve *s)
+{
+    memset(&s->wr, 0, sizeof(s->wr));
+    s->wr.rd.from = SL_READ_SEQ;
+    s->wr.rd.seq = (uint64_t)s->m.offset;
+    s->wr.rd.buf = s->buf;
+    s->wr.rd.buf_cap = s->cap;
+    s->wr.rd.max_bytes = SL_REPL_FETCH_BYTES_MAX;
+    s->wr.rd.cb = on_serve_read;
+    sl_wshard_read(&s->br->b->ws, &s->wr);
+}
+
+/* A FETCH_RESP or EPOCH_RESP the replica sends to a follower: answers its request. */
+static void fx_answer(struct sl_brepl *br, const struct sl_repl_msg *m)
+{
+    struct pending_answer *a = answer_find(br, m->to, m->req_id);
+    if (a == NULL) {
+        return; /* the request was answered already (it timed out here) */
+    }
+    if (m->type != SL_REPL_MSG_FETCH_RESP || m->err != SL_OK || m->read_end <= m->offset ||
+        br->rs->serve_bytes + SERVE_BUF_MIN > SL_REPLICAS_SERVE_BYTES_MAX) {
+        answer_now(a, m); /* no batches (under memory pressure: the follower asks again) */
+        return;
+    }
+    struct serve *s = calloc(1, sizeof(*s));
+    uint8_t *buf = malloc(SERVE_BUF_MIN);
+    if (s == NULL || buf == NULL) {
+        free(s);
+        free(buf);
+        answer_now(a, m);
+        return;
+    }
+    *s = (struct serve){.br = br, .m = *m, .fn = a->fn, .ctx = a->ctx, .buf = buf,
+                        .cap = SERVE_BUF_MIN};
+    s->m.batches = NULL;
+    s->m.n_batches = 0;
+    a->used = false;
+    br->rs->serve_bytes += s->cap;
+    br->rs->serves++;
+    serve_issue(s);
+}
+
+/* ---- following the leader ----------------------------------------------- */
+
+static void on_reply(void *ctx, int err, const char *why, const struct sl_repl_msg *answer)
+{
+    struct sl_brepl *br = ctx;
+    br->req_out = false;
+    if (err != SL_OK || answer == NULL) {
+        (void)why; /* unreachable or refused: the replica asks again after its timeout */
+        return;
+    }
+    size_t total = 0;
+    for (uint32_t i = 0; i < answer->n_batches; i++) {
+        total += answer->batches[i].len;
+    }
+    struct sl_repl_batch copy[SL_REPL_FETCH_BATCHES_MAX];
+    struct sl_repl_msg m = *answer;
+    if (answer->n_batches > 0) {
+        SL_ASSERT(br->in_buf == NULL && answer->n_batches <= SL_REPL_FETCH_BATCHES_MAX);
+        if (br->rs->follow_bytes + total > SL_REPLICAS_FOLLOW_BYTES_MAX ||
+            (br->in_buf = malloc(total)) == NULL) {
+            return; /* too much fetched and not yet written: asked again after the timeout */
+        }
+        size_t off = 0;
+        for (uint32_t i = 0; i < answer->n_batches; i++) {
+            copy[i] = answer->batches[i];
+            memcpy(br->in_buf + off, answer->batches[i].data, answer->batches[i].len);
+            copy[i].data = br->in_buf + off;
+            off += answer->batches[i].len;
+        }
+        br->in_len = total;
+        br->rs->follow_bytes += total;
+        m.batches = copy;
+    }
+    sl_repl_on_msg(&br->r, &m);
+    rs_pump(br);
+    if (br->in_buf != NULL) { /* no WRITE took them (stale, or not contiguous) */
+        br->rs->follow_bytes -= br->in_len;
+        free(br->in_buf);
+        br->in_buf = NULL;
+        br->in_len = 0;
+    }
+}
+
+static void fx_request(struct sl_brepl *br, const struct sl_repl_msg *m)
+{
+    const char *addr = rs_addr_of(br->rs, m->to);
+    if (addr == NULL || br->rs->t.send == NULL) {
+        return; /* the leader is not listed yet: the replica asks again after its timeout */
+    }
+    uint32_t wait = m->type == SL_REPL_MSG_FETCH ? SL_REPL_FETCH_WAIT_MS : 0;
+    if (br->rs->t.send(br->rs->t.ctx, addr, br->b->stream->name, br->b->id, m, wait, on_reply,
+                       br) == SL_OK) {
+        br->req_out = true;
+    }
+}
+
+/* ---- effects ------------------------------------------------------------ */
+
+static void fx_run(struct sl_brepl *br)
+{
+    uint32_t n = 0;
+    const struct sl_repl_effect *fx = sl_repl_fx(&br->r, &n);
+    if (n == 0) {
+        return;
+    }
+    /* Copied out first: acting on one may call into the replica again (an ACK answers
+     * producers, whose callbacks may append). */
+    struct sl_repl_effect local[SL_REPL_EFFECTS_MAX];
+    SL_ASSERT(n <= SL_REPL_EFFECTS_MAX);
+    memcpy(local, fx, n * sizeof(local[0]));
+    sl_repl_fx_clear(&br->r);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct sl_repl_effect *f = &local[i];
+        switch (f->type) {
+        case SL_REPL_FX_SEND:
+            if (f->msg.type == SL_REPL_MSG_FETCH || f->msg.type == SL_REPL_MSG_EPOCH_REQ) {
+                fx_request(br, &f->msg);
+            } else {
+                fx_answer(br, &f->msg);
+            }
+            break;
+        case SL_REPL_FX_WRITE:
+            if (br->in_append) {
+                (void)dq_push(br, DQ_LWRITE);
+            } else {
+                fx_fwrite(br, f);
+            }
+            break;
+        case SL_REPL_FX_TRUNCATE:
+            dq_push(br, DQ_TRUNC)->offset = f->offset;
+            break;
+        case SL_REPL_FX_SAVE_EPOCHS:
+            (void)dq_push(br, DQ_SAVE);
+            break;
+        case SL_REPL_FX_ACK:
+            sl_produce_repl_ack(br->b, (uint64_t)f->offset, f->err);
+            break;
+        case SL_REPL_FX_META_WRITE:
+            rs_meta_write(br, &f->meta);
+            break;
+        case SL_REPL_FX_META_REFRESH:
+            rs_state_read(br);
+            break;
+        case SL_REPL_FX_FATAL:
+            if (!br->fatal_logged) {
+                br->fatal_logged = true;
+                sl_error("cluster",
+                         "shard %u of %s: its replica stopped (%s): this broker no longer "
+                         "serves it; restart the broker once the disk is fixed",
+                         br->b->id, br->b->stream->name, sl_strerror(f->err));
+            }
+            break;
+        }
+    }
+}
+
+/* What readers of the shard may see, published to the engine. */
+static void publish(struct sl_brepl *br)
+{
+    struct sl_bshard *b = br->b;
+    b->read_err = br->r.role == SL_REPL_LEADER ? SL_OK : SL_ENOT_LEADER;
+    uint64_t hw = (uint64_t)sl_repl_hw(&br->r);
+    b->read_end = hw;
+    if (hw > br->hw_published) {
+        br->hw_published = hw;
+        sl_fetch_shard_progress(b); /* parked fetches see the new records */
+    } else {
+        br->hw_published = hw;
+    }
+}
+
+void rs_pump(struct sl_brepl *br)
+{
+    if (br->pumping) {
+        br->repump = true;
+        return;
+    }
+    br->pumping = true;
+    do {
+        br->repump = false;
+        fx_run(br);
+        while (br->dq_n > 0 && dq_at(br, 0)->done) {
+            int err = dq_at(br, 0)->err;
+            SL_ASSERT(dq_at(br, 0)->buf == NULL);
+            br->dq_head = (br->dq_head + 1) % SL_REPL_DISK_INFLIGHT_MAX;
+            br->dq_n--;
+            sl_repl_disk_done(&br->r, err);
+            fx_run(br);
+        }
+        dq_start_head(br);
+        fwrite_submit(br);
+        fx_run(br);
+    } while (br->repump || (br->dq_n > 0 && dq_at(br, 0)->done));
+    br->pumping = false;
+    publish(br);
+}
+
+/* ---- serving ------------------------------------------------------------ */
+
+void sl_replicas_serve(struct sl_replicas *rs, const char *stream, uint32_t shard,
+                       const struct sl_repl_msg *m, sl_replicas_answer_fn fn, void *ctx)
+{
+    struct sl_brepl *br = rs != NULL && !rs->stopping ? rs_find(rs, stream, shard) : NULL;
+    struct sl_repl_msg refuse = {.type = m->type == SL_REPL_MSG_FETCH ? SL_REPL_MSG_FETCH_RESP
+                                                                       : SL_REPL_MSG_EPOCH_RESP,
+                                 .to = m->from, .req_id = m->req_id, .offset = m->offset,
+                                 .epoch = SL_REPL_NONE,
+                                 .err = rs != NULL && rs->stopping ? SL_ECLOSED : SL_ENOTFOUND};
+    if (br == NULL) {
+        fn(ctx, &refuse);
+        return;
+    }
+    refuse.leader_epoch = br->r.epoch;
+    /* One request per follower at a time: a newer one replaces what it still waits on (that
+     * one is answered as not led here, and its sender has given up on it anyway). */
+    struct pending_answer *slot = NULL;
+    for (uint32_t i = 0; i < SL_REPL_REPLICAS_MAX; i++) {
+        struct pending_answer *a = &br->ans[i];
+        if (a->used && a->from == m->from) {
+            refuse.err = SL_ENOT_LEADER;
+            refuse.req_id = a->req_id;
+            answer_now(a, &refuse);
+            refuse.req_id = m->req_id;
+        }
+        if (!a->used && slot == NULL) {
+            slot = a;
+        }
+    }
+    if (slot == NULL) {
+        refuse.err = SL_ENOTFOUND;
+        fn(ctx, &refuse);
+        return;
+    }
+    *slot = (struct pending_answer){.used = true, .from = m->from, .req_id = m->req_id,
+                                    .since_ms = rs->now_ms, .fn = fn, .ctx = ctx};
+    sl_repl_on_msg(&br->r, m);
+    rs_pump(br);
+}
+
+/* ---- life --------------------------------------------------------------- */
+
+struct recover_call {
+    struct sl_bshard *b;
+    const char *dir;
+    struct sl_epochs c;
+    int64_t log_end;
+    int rc;
+};
+
+static void recover_on_owner(void *arg)
+{
+    struct recover_call *rc = arg;
+    struct sl_shard_stats ss;
+    sl_shard_stats_progress(rc->b->ws.log, &ss);
+    rc->log_end = (int64_t)ss.next_seq;
+    rc->rc = sl_epochs_recover(rc->b->ws.log, rc->dir, SL_EPOCHS_NONE, &rc->c);
+}
+
+struct sl_brepl *rs_brepl_new(struct sl_replicas *rs, struct sl_bshard *b, const char *path)
+{
+    SL_ASSERT(b->repl == NULL && b->ws.log != NULL);
+    struct sl_brepl *br = calloc(1, sizeof(*br));
+    struct recover_call *rc = calloc(1, sizeof(*rc));
+    char *dir = shard_dir(b);
+    if (br == NULL || rc == NULL || dir == NULL) {
+        free(br);
+        free(rc);
+        free(dir);
+        return NULL;
+    }
+    rc->b = b;
+    rc->dir = dir;
+    sl_workers_call(b->ws.workers, b->ws.owner, recover_on_owner, rc);
+    free(dir);
+    if (rc->rc != SL_OK) {
+        sl_error("cluster", "shard %u of %s: its leader epochs cannot be recovered: %s", b->id,
+                 b->stream->name, sl_strerror(rc->rc));
+        free(rc);
+        free(br);
+        return NULL;
+    }
+    br->rs = rs;
+    br->b = b;
+    snprintf(br->path, sizeof(br->path), "%s", path);
+    br->state.m.version = -1;
+    struct sl_repl_cfg cfg = {.self = rs->cfg.self, .min_insync = rs->cfg.min_insync,
+                              .replica_lag_ms = rs->cfg.replica_lag_ms};
+    struct sl_repl_recovered rec = {.log_end = rc->log_end,
+                                    .last_led_epoch = rc->c.last_led_epoch,
+                                    .epochs = (const struct sl_repl_epoch *)rc->c.e,
+                                    .n_epochs = rc->c.n};
+    sl_repl_init(&br->r, &cfg, &rec, rs->now_ms);
+    free(rc);
+    b->repl = br;
+    b->read_err = SL_ENOT_LEADER;
+    b->read_end = 0;
+    br->next = rs->all;
+    rs->all = br;
+    return br;
+}
+
+void rs_brepl_answer_all(struct sl_brepl *br)
+{
+    struct sl_repl_msg gone = {.err = SL_ECLOSED, .epoch = SL_REPL_NONE};
+    for (uint32_t i = 0; i < SL_REPL_REPLICAS_MAX; i++) {
+        if (br->ans[i].used) {
+            gone.type = SL_REPL_MSG_FETCH_RESP;
+            gone.to = br->ans[i].from;
+            gone.req_id = br->ans[i].req_id;
+            answer_now(&br->ans[i], &gone);
+        }
+    }
+}
+
+void rs_brepl_free(struct sl_brepl *br)
+{
+    rs_brepl_answer_all(br);
+    for (uint32_t i = 0; i < br->dq_n; i++) {
+        free(dq_at(br, i)->buf);
+    }
+    free(br->in_buf);
+    if (br->b != NULL && br->b->repl == br) {
+        br->b->repl = NULL;
+    }
+    free(br);
+}
+
+void rs_brepl_tick(struct sl_brepl *br)
+{
+    sl_repl_tick(&br->r, br->rs->now_ms);
+    /* Requests the replica never answered (dropped as stale) must not hold a connection. */
+    struct sl_repl_msg late = {.err = SL_ENOT_LEADER, .leader_epoch = br->r.epoch,
+                               .epoch = SL_REPL_NONE};
+    for (uint32_t i = 0; i < SL_REPL_REPLICAS_MAX; i++) {
+        struct pending_answer *a = &br->ans[i];
+        if (a->used && br->rs->now_ms - a->since_ms > ANSWER_WAIT_MS) {
+            late.type = SL_REPL_MSG_FETCH_RESP;
+            late.to = a->from;
+            late.req_id = a->req_id;
+            answer_now(a, &late);
+        }
+    }
+    rs_pump(br);
+}
+
+struct sl_brepl *rs_find(const struct sl_replicas *rs, const char *stream, uint32_t shard)
+{
+    struct sl_stream *st = sl_catalog_find(rs->e->catalog, stream);
+    if (st == NULL || shard >= st->shard_count) {
+        return NULL;
+    }
+    return st->shards[shard]->repl;
+}
 
 int sl_replicas_route(const struct sl_replicas *rs, const char *stream, uint32_t shard,
                       struct sl_repl_meta *m)
 {
-    (void)stream;
-    (void)shard;
-    (void)m;
-    if (rs == NULL) {
+    const struct sl_brepl *br = rs != NULL ? rs_find(rs, stream, shard) : NULL;
+    if (br == NULL) {
         return SL_ENOTFOUND;
     }
-    return SL_ENOTFOUND;
+    *m = br->state.m;
+    return SL_OK;
+}
+
+int rs_hooks_install(struct sl_replicas *rs)
+{
+    rs->hooks = (struct sl_engine_repl){.ctx = rs, .append = hook_append,
+                                        .written = hook_written};
+    rs->e->repl = &rs->hooks;
+    return SL_OK;
 }

@@ -1,6 +1,18 @@
-/* replicas.h - the broker's replica manager (#14): one sl_repl (repl.h) per replicated shard
- * this broker holds, driven on the main loop; its effects become shard appends, reads and
- * truncates, peer messages and metadata writes (docs/REPLICATION.md, "The replica manager").
+/* replicas.h - the broker's replica manager (#14): one sl_repl (repl.h) per shard of every
+ * replicated stream, driven on the main loop; its effects become shard appends (through the
+ * produce path on a leader, the shard's log on a follower), reads, truncates and epoch-file
+ * saves, peer messages and metadata writes (docs/REPLICATION.md, "The replica manager").
+ *
+ * The streams of a cluster live in the metadata store: /streams/<name> holds a stream's
+ * settings, /shards/<name>/<k> each shard's state (controller.h). Any broker creates a
+ * stream (the states, then the /streams node that publishes it, as ZooKeeper-era Kafka's
+ * admin wrote a topic's assignment); every broker watches /streams, creates the streams it
+ * lacks in its own catalog, and gives each of their shards a replica that reads (and
+ * watches) the shard's state. The controller elects leaders in those states.
+ *
+ * The engine sees a replica only through struct sl_engine_repl (engine.h) and the shard's
+ * read_end / read_err; wire formats stay in the native front-end, which carries the
+ * messages (the transport below, and sl_replicas_serve for requests from followers).
  *
  * Threading: the main loop only.
  */
@@ -9,9 +21,74 @@
 
 #include "broker/cluster/repl.h"
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#define SL_REPLICAS_RF_DEFAULT       3u /* replication factor when a create names none */
+#define SL_REPLICAS_SERVE_BYTES_MAX  (64u << 20) /* read buffers serving followers, in all */
+#define SL_REPLICAS_FOLLOW_BYTES_MAX (64u << 20) /* fetched batches not yet written, in all */
+
+struct sl_engine;
+struct sl_member;
 struct sl_replicas;
+
+/* The outcome of a message to a peer (peer.h's sl_peers_cb). */
+typedef void (*sl_replicas_reply_fn)(void *ctx, int err, const char *why,
+                                     const struct sl_repl_msg *answer);
+
+/* How a follower's requests reach a leader (the native front-end's peer links). */
+struct sl_replicas_transport {
+    void *ctx;
+    int (*send)(void *ctx, const char *addr, const char *stream, uint32_t shard,
+                const struct sl_repl_msg *msg, uint32_t extra_wait_ms, sl_replicas_reply_fn cb,
+                void *cb_ctx);
+};
+
+struct sl_replicas_config {
+    int32_t self;            /* this broker's node id */
+    uint32_t min_insync;     /* acks need this many in-sync replicas (capped by the RF) */
+    uint64_t replica_lag_ms; /* a follower behind for this long leaves the ISR */
+};
+
+/* Starts the manager: installs the engine's hooks, follows the member's session. Errors:
+ * SL_ENOMEM. */
+int sl_replicas_open(struct sl_engine *e, struct sl_member *mb,
+                     const struct sl_replicas_transport *t, const struct sl_replicas_config *cfg,
+                     struct sl_replicas **out);
+/* Timeouts, retries; call every loop tick. */
+void sl_replicas_tick(struct sl_replicas *rs, uint64_t now_ms);
+/* The broker stops serving: requests still waiting are answered (SL_ECLOSED) while the
+ * network can carry the answers. NULL-safe. */
+void sl_replicas_stop(struct sl_replicas *rs);
+/* Reads serving followers are still in flight (run the loop until not, after a stop). */
+bool sl_replicas_busy(const struct sl_replicas *rs);
+/* Frees everything (after the peers and the member are closed: their callbacks ran).
+ * NULL-safe. */
+void sl_replicas_close(struct sl_replicas *rs);
+
+/* A stream to create in the cluster. */
+struct sl_replicas_stream {
+    const char *name;
+    uint32_t shard_count;
+    uint32_t retention_hours;
+    uint64_t retention_bytes;
+    const char *compression;
+    uint32_t replication_factor; /* 0: SL_REPLICAS_RF_DEFAULT, capped by the live brokers */
+};
+/* Told when the stream exists in this broker's catalog (err SL_OK), or why not (SL_EEXIST:
+ * the cluster has it already). `why` borrowed for the call. */
+typedef void (*sl_replicas_created_fn)(void *ctx, int err, const char *why);
+/* Errors at once, with `why`: SL_EINVAL (more replicas than live brokers), SL_ENOT_LEADER
+ * (this broker is not registered: no session), SL_ENOMEM. */
+int sl_replicas_create_stream(struct sl_replicas *rs, const struct sl_replicas_stream *s,
+                              sl_replicas_created_fn cb, void *ctx, char *why, size_t why_len);
+
+/* A follower's request (FETCH or EPOCH_REQ) for shard `shard` of `stream`, decoded; the
+ * answer goes to fn exactly once (possibly inside this call; its batches borrowed for fn). */
+typedef void (*sl_replicas_answer_fn)(void *ctx, const struct sl_repl_msg *answer);
+void sl_replicas_serve(struct sl_replicas *rs, const char *stream, uint32_t shard,
+                       const struct sl_repl_msg *m, sl_replicas_answer_fn fn, void *ctx);
 
 /* Who leads shard `shard` of `stream` and its replicas, as this broker last read the shard's
  * state (m->version -1 never). SL_ENOTFOUND: no replicated state known for that shard (a

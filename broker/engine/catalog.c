@@ -732,11 +732,8 @@ static int limits_check(const struct sl_catalog *c, const char *name, uint32_t s
     return SL_OK;
 }
 
-/* Checks the arguments and builds the stream (in memory only). */
-int catalog_create_prepare(struct sl_catalog *c, const char *name, uint32_t shard_count,
-                          uint32_t retention_hours, uint64_t retention_bytes,
-                          const char *compression, struct sl_stream **out, char *why,
-                          size_t why_len)
+int sl_catalog_check_spec(const char *name, uint32_t shard_count, uint32_t retention_hours,
+                          const char *compression, char *why, size_t why_len)
 {
     if (!name_ok(name)) {
         snprintf(why, why_len,
@@ -747,25 +744,39 @@ int catalog_create_prepare(struct sl_catalog *c, const char *name, uint32_t shar
         snprintf(why, why_len, "shard count must be in [1, %u]", SL_STREAM_SHARDS_MAX);
         return SL_EINVAL;
     }
-    if (retention_hours == 0) {
-        retention_hours = c->cfg.default_retention_hours;
-    }
     if (retention_hours > 8760) {
         snprintf(why, why_len, "retention_hours must be in [1, 8760] (365 days)");
         return SL_EINVAL;
     }
-    if (compression == NULL || compression[0] == '\0') {
-        compression = "none";
-    }
-    if (strcmp(compression, "none") != 0 && strcmp(compression, "zstd") != 0) {
+    if (compression != NULL && compression[0] != '\0' && strcmp(compression, "none") != 0 &&
+        strcmp(compression, "zstd") != 0) {
         snprintf(why, why_len, "compression must be none or zstd");
         return SL_EINVAL;
+    }
+    return SL_OK;
+}
+
+/* Checks the arguments and builds the stream (in memory only). */
+int catalog_create_prepare(struct sl_catalog *c, const char *name, uint32_t shard_count,
+                          uint32_t retention_hours, uint64_t retention_bytes,
+                          const char *compression, struct sl_stream **out, char *why,
+                          size_t why_len)
+{
+    int rc = sl_catalog_check_spec(name, shard_count, retention_hours, compression, why, why_len);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    if (retention_hours == 0) {
+        retention_hours = c->cfg.default_retention_hours;
+    }
+    if (compression == NULL || compression[0] == '\0') {
+        compression = "none";
     }
     if (catalog_lookup(c, name) != NULL || catalog_pending_name(c, name)) {
         snprintf(why, why_len, "stream %s already exists", name);
         return SL_EEXIST;
     }
-    int rc = limits_check(c, name, shard_count, why, why_len);
+    rc = limits_check(c, name, shard_count, why, why_len);
     if (rc != SL_OK) {
         return rc;
     }

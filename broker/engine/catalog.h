@@ -91,6 +91,13 @@ struct sl_bshard {
     struct sl_shard_io io;   /* records and bytes in (produce.c) and out (fetch.c) */
     uint32_t appends;        /* handed to the owner, not answered (produce.c) */
     bool closing;            /* a reshard waits for `appends` to drain (reshard.c) */
+    /* Cluster mode (#14): this broker's replica of the shard (broker/cluster/replicas.c owns
+     * it), NULL on a single broker. With one, reads stop at read_end (the high watermark:
+     * consumers never see what a failover could lose) and are refused with read_err
+     * (SL_ENOT_LEADER) unless this broker leads the shard. */
+    struct sl_brepl *repl;
+    uint64_t read_end;
+    int read_err;
 };
 
 struct sl_stream {
@@ -193,6 +200,10 @@ void sl_catalog_close(struct sl_catalog *c);
  * says which), SL_ELIMIT (streams_max or shards_max reached - `why` names
  * the setting - or out of descriptors: `why` says "too many open files"),
  * SL_EIO, SL_ENOSPC. */
+/* The checks a create makes of its arguments (not of the catalog: existence, limits).
+ * Errors: SL_EINVAL with `why`. */
+int sl_catalog_check_spec(const char *name, uint32_t shard_count, uint32_t retention_hours,
+                          const char *compression, char *why, size_t why_len);
 int sl_catalog_create(struct sl_catalog *c, const char *name, uint32_t shard_count,
                       uint32_t retention_hours, uint64_t retention_bytes, const char *compression,
                       struct sl_stream **out, char *why, size_t why_len);

@@ -58,8 +58,24 @@ struct sl_filter_memo; /* filter_set.h */
 struct dlq_op;         /* queue.c */
 struct sl_cgroup;      /* coord.c */
 
+/* Cluster mode (#14): what the replica manager (broker/cluster/replicas.c) does for the
+ * engine on a shard that has a replica (b->repl != NULL). Installed once at start-up; NULL
+ * on a single broker. The engine knows nothing more of replication: the manager answers
+ * appends (sl_produce_repl_ack) and moves b->read_end as its high watermark moves. */
+struct sl_engine_repl {
+    void *ctx;
+    /* An append of `count` records to b: SL_OK with the leader epoch to stamp and the end
+     * sequence the batch will have (its ACK covers it), or why not (SL_ENOT_LEADER,
+     * SL_ENOT_ENOUGH_REPLICAS, SL_EAGAIN, SL_EFATAL), with `why` naming the cause. */
+    int (*append)(void *ctx, struct sl_bshard *b, uint32_t count, uint32_t *epoch, uint64_t *end,
+                  char *why, size_t why_len);
+    /* The shard's log completed an accepted append (in the order they were accepted). */
+    void (*written)(void *ctx, struct sl_bshard *b, int err);
+};
+
 struct sl_engine {
     struct sl_engine_config cfg;
+    const struct sl_engine_repl *repl; /* NULL: a single broker */
     struct sl_catalog *catalog; /* borrowed */
     bool stopping;              /* shutting down: long-polls answer at once */
     uint64_t fetch_bytes;       /* fetch buffers allocated now (<= SL_FETCH_MEMORY_MAX) */

@@ -99,6 +99,43 @@ static void unpark(struct fetch_op *op)
     op->parked = false;
 }
 
+/* Readers see [first, tail): a replicated shard's tail is its high watermark (#14). */
+static uint64_t tail_of(const struct sl_bshard *b, const struct sl_shard_stats *ss)
+{
+    if (b->repl != NULL && b->read_end < ss->visible_seq) {
+        return b->read_end;
+    }
+    return ss->visible_seq;
+}
+
+/* Cuts a read of a replicated shard before the first batch that ends past its high
+ * watermark (the batches are whole and verified). */
+static void cut_at_read_end(struct fetch_op *op)
+{
+    struct sl_shard_read *rd = &op->wr.rd;
+    if (op->shard->repl == NULL || rd->len == 0) {
+        return;
+    }
+    uint32_t off = 0, n = 0;
+    while (off < rd->len) {
+        struct sl_batch_header h;
+        if (sl_batch_peek(op->buf + off, rd->len - off, &h) != SL_OK) {
+            break;
+        }
+        if (h.base_seq + h.record_count > op->shard->read_end) {
+            rd->next_seq = h.base_seq; /* (a later read starts at this batch) */
+            break;
+        }
+        off += h.length;
+        n++;
+        rd->next_seq = h.base_seq + h.record_count;
+    }
+    if (off < rd->len) {
+        rd->len = off;
+        rd->batch_count = n;
+    }
+}
+
 static void finish(struct fetch_op *op, int err)
 {
     struct sl_bshard *b = op->shard;
@@ -113,7 +150,7 @@ static void finish(struct fetch_op *op, int err)
                  sl_strerror(err));
     }
     struct sl_fetch_result r = {.err = err, .why = why, .read = true, .shard = b->id,
-                                .first_seq = ss.first_seq, .tail_seq = ss.visible_seq,
+                                .first_seq = ss.first_seq, .tail_seq = tail_of(b, &ss),
                                 .tail_time_ms = ss.visible_time_ms,
                                 .next_seq = err == SL_OK ? op->wr.rd.next_seq : ss.first_seq,
                                 .batches = op->buf, .len = err == SL_OK ? op->wr.rd.len : 0};
@@ -190,6 +227,9 @@ static void on_read(struct sl_shard_read *rd, int err)
             return;
         }
         err = SL_ENOMEM;
+    }
+    if (err == SL_OK) {
+        cut_at_read_end(op);
     }
     /* (a closed shard never grows: a fetch at its end answers at once) */
     if (err == SL_OK && rd->len == 0 && op->deadline_ms > 0 && !e->stopping &&
@@ -314,6 +354,14 @@ void sl_fetch_start(struct sl_engine *e, const struct sl_fetch_req *req, sl_fetc
         cb(ctx, &r);
         return;
     }
+    if (b->repl != NULL && b->read_err != SL_OK) {
+        snprintf(why, sizeof(why),
+                 "this broker does not lead shard %u of %s: ask another broker (Metadata names "
+                 "the leader)", b->id, b->stream->name);
+        r.err = b->read_err;
+        cb(ctx, &r);
+        return;
+    }
     if (req->member_id != NULL && req->member_id[0] != '\0') {
         rc = sl_coord_owns(e, b->stream->name, req->group != NULL ? req->group : "",
                            req->member_id, req->shard, why, sizeof(why));
@@ -351,6 +399,7 @@ void sl_fetch_start(struct sl_engine *e, const struct sl_fetch_req *req, sl_fetc
     }
     struct sl_shard_stats ss;
     sl_wshard_stats(&b->ws, &ss);
+    ss.visible_seq = tail_of(b, &ss);
     *op = (struct fetch_op){.e = e, .shard = b, .cb = cb, .ctx = ctx, .buf = buf,
                             .max_bytes = max_bytes, .start_ns = sl_clock_mono_ns()};
     uint32_t wait = req->max_wait_ms < e->cfg.fetch_wait_max_ms ? req->max_wait_ms

@@ -29,12 +29,15 @@
 
 struct produce_op;
 
-/* Per stream: each shard's FIFO of produces waiting for staging space. */
+/* Per stream: each shard's FIFO of produces waiting for staging space and, on a replicated
+ * shard, the FIFO of those its replica accepted, answered in order as its ACKs cover them. */
 struct sl_produce_state {
     uint32_t shard_count;
     struct {
         struct produce_op *head;
         struct produce_op *tail;
+        struct produce_op *rhead;
+        struct produce_op *rtail;
     } fifo[];
 };
 
@@ -58,6 +61,16 @@ struct produce_op {
     uint32_t *dropped; /* indexes of records dropped as duplicates (sorted) */
     uint32_t n_dropped;
     struct produce_op *next; /* in the shard's wait FIFO */
+    /* A replicated shard's append (#14): accepted by the replica (its sequences given, its
+     * epoch to stamp), then written by the log and acknowledged by the replica's ACK, in
+     * either order; answered when both happened, in the order accepted. */
+    bool repl_accepted, repl_written, repl_acked;
+    int repl_err;       /* the ACK's (or the write's) error */
+    uint32_t repl_epoch;
+    uint64_t repl_end;  /* the end sequence the ACK covers */
+    uint64_t repl_base; /* from the write */
+    uint32_t repl_count;
+    struct produce_op *rnext; /* in the shard's ack FIFO */
 };
 
 /* The answer to an append a closed shard did not store: its children. */
@@ -166,17 +179,72 @@ static void fail(struct sl_engine *e, sl_produce_cb cb, void *ctx, uint32_t shar
     cb(ctx, &r);
 }
 
+static void repl_drain(struct sl_bshard *b);
+
 static void on_appended(void *ctx, int err, uint64_t base_seq, uint32_t count)
 {
     struct produce_op *op = ctx;
     struct sl_bshard *b = op->shard;
     SL_ASSERT(b->appends > 0);
+    if (op->repl_accepted) {
+        /* answered once acknowledged too (repl_drain); the replica hears of the write
+         * (sl_repl_disk_done), which may acknowledge this very op */
+        SL_ASSERT(!op->repl_written);
+        op->repl_written = true;
+        op->repl_base = base_seq;
+        op->repl_count = count;
+        if (err != SL_OK && !op->repl_acked) {
+            op->repl_acked = true;
+            op->repl_err = err;
+        }
+        op->e->repl->written(op->e->repl->ctx, b, err);
+        repl_drain(b);
+        return;
+    }
     b->appends--;
     sl_dedup_end(&b->dedup, op->producer_id, op->producer_seq, err, base_seq, count);
     finish(op, err, base_seq, count, false);
     if (b->closing && b->appends == 0) {
         sl_reshard_drained(b->stream);
     }
+}
+
+static int stream_state(struct sl_stream *st);
+
+/* A replicated shard's append is first accepted by its replica, which gives its sequences
+ * and the epoch to stamp; from then on it must reach the log (a staging wait retries the
+ * same stamps) and is answered in order by the ACKs. */
+static int repl_accept(struct produce_op *op, const uint8_t *data, size_t len)
+{
+    struct sl_bshard *b = op->shard;
+    struct sl_batch_header h;
+    int rc = sl_batch_peek(data, len, &h); /* (checked at submit) */
+    char why[200];
+    if (rc == SL_OK) {
+        rc = stream_state(b->stream);
+    }
+    if (rc == SL_OK) {
+        rc = op->e->repl->append(op->e->repl->ctx, b, h.record_count, &op->repl_epoch,
+                                 &op->repl_end, why, sizeof(why));
+    }
+    if (rc != SL_OK) {
+        sl_dedup_end(&b->dedup, op->producer_id, op->producer_seq, rc, 0, 0);
+        finish(op, rc, 0, 0, false);
+        /* answered: anything but SL_EAGAIN, which would mean "wait in the FIFO" */
+        return rc == SL_EAGAIN ? SL_ECLOSED : rc;
+    }
+    op->repl_accepted = true;
+    op->repl_written = op->repl_acked = false;
+    op->repl_err = SL_OK;
+    op->rnext = NULL;
+    struct sl_produce_state *ps = b->stream->produce;
+    if (ps->fifo[b->id].rtail != NULL) {
+        ps->fifo[b->id].rtail->rnext = op;
+    } else {
+        ps->fifo[b->id].rhead = op;
+    }
+    ps->fifo[b->id].rtail = op;
+    return SL_OK;
 }
 
 /* Tries the append; SL_EAGAIN means "wait in the FIFO". */
@@ -186,16 +254,70 @@ static int try_append(struct produce_op *op)
     size_t len = op->rebuilt != NULL ? op->rebuilt_len : op->len;
     unsigned flags = op->ack == SL_ACK_DURABLE ? SL_APPEND_DURABLE : 0;
     SL_ASSERT(!op->shard->closing);
+    if (op->shard->repl != NULL && !op->repl_accepted) {
+        int rc = repl_accept(op, data, len);
+        if (rc != SL_OK) {
+            return rc; /* (answered) */
+        }
+    }
+    if (op->repl_accepted) {
+        flags = SL_APPEND_DURABLE | SL_WSHARD_REPLICA;
+    }
     op->shard->appends++; /* (before: the callback may run inside the call) */
-    int rc = sl_wshard_append(&op->shard->ws, data, len, flags, on_appended, op);
+    int rc = sl_wshard_append_opt(&op->shard->ws, data, len, flags, op->repl_epoch, on_appended,
+                                  op);
     if (rc != SL_OK) {
         op->shard->appends--;
     }
-    if (rc != SL_OK && rc != SL_EAGAIN) {
+    if (rc != SL_OK && rc != SL_EAGAIN && op->repl_accepted) {
+        op->shard->appends++; /* (on_appended takes it back) */
+        on_appended(op, rc, 0, 0);
+    } else if (rc != SL_OK && rc != SL_EAGAIN) {
         sl_dedup_end(&op->shard->dedup, op->producer_id, op->producer_seq, rc, 0, 0);
         finish(op, rc, 0, 0, false);
     }
     return rc;
+}
+
+/* Answers the replicated appends at the head of b's ack FIFO that are both written and
+ * acknowledged, in order (a later one never overtakes). */
+static void repl_drain(struct sl_bshard *b)
+{
+    struct sl_produce_state *ps = b->stream->produce;
+    SL_ASSERT(ps != NULL && b->id < ps->shard_count);
+    struct produce_op *op;
+    while ((op = ps->fifo[b->id].rhead) != NULL && op->repl_written && op->repl_acked) {
+        ps->fifo[b->id].rhead = op->rnext;
+        if (op->rnext == NULL) {
+            ps->fifo[b->id].rtail = NULL;
+        }
+        SL_ASSERT(b->appends > 0);
+        b->appends--;
+        int err = op->repl_err;
+        sl_dedup_end(&b->dedup, op->producer_id, op->producer_seq, err, op->repl_base,
+                     op->repl_count);
+        finish(op, err, err == SL_OK ? op->repl_base : 0, err == SL_OK ? op->repl_count : 0,
+                false);
+        if (b->closing && b->appends == 0) {
+            sl_reshard_drained(b->stream);
+        }
+    }
+}
+
+void sl_produce_repl_ack(struct sl_bshard *b, uint64_t end, int err)
+{
+    struct sl_produce_state *ps = b->stream->produce;
+    if (ps == NULL || b->id >= ps->shard_count) {
+        return; /* nothing accepted here yet */
+    }
+    for (struct produce_op *op = ps->fifo[b->id].rhead; op != NULL && op->repl_end <= end;
+         op = op->rnext) {
+        if (!op->repl_acked) {
+            op->repl_acked = true;
+            op->repl_err = err;
+        }
+    }
+    repl_drain(b);
 }
 
 void sl_produce_shard_progress(struct sl_bshard *b)
@@ -476,6 +598,20 @@ static void auto_create(struct sl_engine *e, const struct sl_produce_req *req, s
     }
 }
 
+/* The stream's produce state, made at its first need. Errors: SL_ENOMEM. */
+static int stream_state(struct sl_stream *st)
+{
+    if (st->produce == NULL) {
+        st->produce = calloc(1, sizeof(*st->produce) +
+                                    st->shard_count * sizeof(st->produce->fifo[0]));
+        if (st->produce == NULL) {
+            return SL_ENOMEM;
+        }
+        st->produce->shard_count = st->shard_count;
+    }
+    return SL_OK;
+}
+
 /* Enqueues behind the shard's waiting produces, or appends now. */
 static void start(struct produce_op *op)
 {
@@ -485,15 +621,10 @@ static void start(struct produce_op *op)
         try_append(op) != SL_EAGAIN) {
         return;
     }
-    if (st->produce == NULL) {
-        st->produce = calloc(1, sizeof(*st->produce) +
-                                    st->shard_count * sizeof(st->produce->fifo[0]));
-        if (st->produce == NULL) {
-            sl_dedup_end(&b->dedup, op->producer_id, op->producer_seq, SL_ENOMEM, 0, 0);
-            finish(op, SL_ENOMEM, 0, 0, false);
-            return;
-        }
-        st->produce->shard_count = st->shard_count;
+    if (stream_state(st) != SL_OK) {
+        sl_dedup_end(&b->dedup, op->producer_id, op->producer_seq, SL_ENOMEM, 0, 0);
+        finish(op, SL_ENOMEM, 0, 0, false);
+        return;
     }
     struct sl_produce_state *ps = st->produce;
     if (ps->fifo[b->id].tail != NULL) {
@@ -598,6 +729,7 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
         return;
     }
     *op = (struct produce_op){.e = e, .shard = b, .batch = req->batch, .len = req->len,
+                              .repl_epoch = 0,
                               .cb = cb, .ctx = ctx, .producer_id = h.producer_id,
                               .producer_seq = h.producer_seq, .ack = req->ack,
                               .start_ns = start_ns};

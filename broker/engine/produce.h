@@ -73,6 +73,10 @@ void sl_produce_refuse_closed(struct sl_bshard *b);
  * that adds shards commits). Errors: SL_ENOMEM (the state is as before). */
 int sl_produce_stream_grow(struct sl_stream *st, uint32_t count);
 
+/* Cluster mode (#14): the shard's replica acknowledged the appends ending at or below `end`
+ * with `err` (SL_OK: durable on the ISR); they are answered in order once written. */
+void sl_produce_repl_ack(struct sl_bshard *b, uint64_t end, int err);
+
 /* The shard made progress: retry the produces waiting for staging space. */
 void sl_produce_shard_progress(struct sl_bshard *b);
 /* Frees the stream's produce state (nothing may be waiting). */

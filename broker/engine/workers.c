@@ -55,25 +55,28 @@ enum msg_type {
     M_READ,
     M_CALL,
     M_RETENTION,
+    M_TRUNCATE,
     /* owner -> main loop */
     M_APPENDED,
     M_READ_DONE,
     M_NOTIFY,
     M_STATS,
     M_CALLED, /* an ordered call finished */
+    M_TRUNCATED,
 };
 
 struct msg {
     uint32_t type;
     int32_t err;
     uint32_t flags; /* M_APPEND */
+    uint32_t epoch; /* M_APPEND: the leader epoch to stamp */
     uint32_t count; /* M_APPENDED */
     struct sl_wshard *b;
     const void *data; /* M_APPEND: the batch */
     size_t len;
     sl_append_cb cb;  /* M_APPEND, M_APPENDED */
     void *ctx;        /* M_APPEND/M_APPENDED: cb's; M_READ/M_READ_DONE: the read */
-    uint64_t seq;     /* M_APPENDED: base seq */
+    uint64_t seq;     /* M_APPENDED: base seq; M_TRUNCATE/M_TRUNCATED: the end */
     struct call *call; /* M_CALL */
     struct sl_shard_stats stats; /* owner -> main loop */
 };
@@ -104,6 +107,7 @@ struct pend {
     void *ctx;
     uint64_t pid;
     uint64_t pseq;
+    bool gated; /* passed the order gate (a replica's append does not) */
     struct pend *next; /* in the free list */
 };
 
@@ -113,17 +117,22 @@ static struct pend *main_free_pend;
 /* Stages the batch on its owner's thread behind the order gate (see
  * sl_wshard_append); p carries cb/ctx and gets the producer. */
 static int gated_append(struct sl_wshard *b, const void *data, size_t len, unsigned flags,
-                        sl_append_cb on_done, struct pend *p)
+                        uint32_t epoch, sl_append_cb on_done, struct pend *p)
 {
     /* (the front-end checked the header before the batch came here) */
     SL_ASSERT(len >= SL_BATCH_HEADER_BYTES);
     sl_batch_producer_of(data, &p->pid, &p->pseq);
     uint64_t now = sl_clock_mono_ms();
-    if (sl_seqgate_admit(&b->ow_gate, p->pid, p->pseq, now) != SL_OK) {
+    /* A replica's appends pass no gate: its sequences are given by the replica before the
+     * append (a refusal here would leave a hole in them), and its leader ordered them. */
+    bool gated = (flags & SL_WSHARD_REPLICA) == 0;
+    p->gated = gated;
+    if (gated && sl_seqgate_admit(&b->ow_gate, p->pid, p->pseq, now) != SL_OK) {
         return SL_ECONFLICT;
     }
-    int rc = sl_shard_append_ex(b->log, data, len, flags, on_done, p);
-    if (rc != SL_OK && rc != SL_EAGAIN) {
+    struct sl_append_opts o = {.flags = flags & ~SL_WSHARD_REPLICA, .leader_epoch = epoch};
+    int rc = sl_shard_append_opt(b->log, data, len, &o, on_done, p);
+    if (gated && rc != SL_OK && rc != SL_EAGAIN) {
         sl_seqgate_failed(&b->ow_gate, p->pid, p->pseq, rc, now);
     }
     return rc;
@@ -313,7 +322,7 @@ static void on_owner_appended(void *ctx, int err, uint64_t base_seq, uint32_t co
     struct pend *p = ctx;
     struct sl_wshard *b = p->b;
     struct worker *w = owner_of(b);
-    if (err != SL_OK) {
+    if (err != SL_OK && p->gated) {
         sl_seqgate_failed(&b->ow_gate, p->pid, p->pseq, err, sl_clock_mono_ms());
     }
     struct msg m = {.type = M_APPENDED, .err = err, .count = count, .b = b, .cb = p->cb,
@@ -334,7 +343,7 @@ static bool owner_try_append(struct worker *w, const struct msg *m)
         SL_ASSERT(p != NULL);
     }
     *p = (struct pend){.b = m->b, .cb = m->cb, .ctx = m->ctx};
-    int rc = gated_append(m->b, m->data, m->len, m->flags, on_owner_appended, p);
+    int rc = gated_append(m->b, m->data, m->len, m->flags, m->epoch, on_owner_appended, p);
     if (rc == SL_OK) {
         return true;
     }
@@ -403,6 +412,29 @@ static void on_owner_listener(void *ctx, struct sl_shard *s)
     owner_post(owner_of(b), &m);
 }
 
+/* A truncate in transit: what to tell the main loop. Rare (a replica rejoining). */
+struct wtrunc {
+    struct sl_wshard *b;
+    sl_truncate_cb cb;
+    void *ctx;
+};
+
+static void on_owner_truncated(void *ctx, int err, uint64_t end_seq)
+{
+    struct wtrunc *t = ctx;
+    struct msg m = {.type = M_TRUNCATED, .err = err, .b = t->b, .seq = end_seq, .ctx = t};
+    owner_post(owner_of(t->b), &m);
+}
+
+static void on_main_truncated(void *ctx, int err, uint64_t end_seq)
+{
+    struct wtrunc *t = ctx;
+    sl_truncate_cb cb = t->cb;
+    void *cctx = t->ctx;
+    free(t);
+    cb(cctx, err, end_seq);
+}
+
 static void owner_handle(struct worker *w, struct msg *m)
 {
     switch (m->type) {
@@ -419,6 +451,13 @@ static void owner_handle(struct worker *w, struct msg *m)
         wr->rd.cb = on_owner_read;
         wr->rd.ctx = NULL;
         sl_shard_read(m->b->log, &wr->rd);
+        break;
+    }
+    case M_TRUNCATE: {
+        int rc = sl_shard_truncate(m->b->log, m->seq, on_owner_truncated, m->ctx);
+        if (rc != SL_OK) {
+            on_owner_truncated(m->ctx, rc, m->seq);
+        }
         break;
     }
     case M_RETENTION: {
@@ -554,6 +593,9 @@ static void home_handle(struct msg *m)
     }
     struct sl_wshard *b = m->b;
     if (b->closed) {
+        if (m->type == M_TRUNCATED) { /* (its caller is told whatever happened: it frees t) */
+            on_main_truncated(m->ctx, SL_ECLOSED, m->seq);
+        }
         return; /* a notification about a shard closed since: nothing to do */
     }
     b->mirror = m->stats;
@@ -572,6 +614,9 @@ static void home_handle(struct msg *m)
         if (b->listener != NULL) {
             b->listener(b->listener_ctx, NULL);
         }
+        break;
+    case M_TRUNCATED:
+        on_main_truncated(m->ctx, m->err, m->seq);
         break;
     case M_STATS:
         break;
@@ -994,7 +1039,7 @@ void sl_wshard_close(struct sl_wshard *b)
 static void on_main_appended(void *ctx, int err, uint64_t base_seq, uint32_t count)
 {
     struct pend *p = ctx;
-    if (err != SL_OK) {
+    if (err != SL_OK && p->gated) {
         sl_seqgate_failed(&p->b->ow_gate, p->pid, p->pseq, err, sl_clock_mono_ms());
     }
     sl_append_cb cb = p->cb;
@@ -1004,8 +1049,8 @@ static void on_main_appended(void *ctx, int err, uint64_t base_seq, uint32_t cou
     cb(cctx, err, base_seq, count);
 }
 
-int sl_wshard_append(struct sl_wshard *b, const void *batch, size_t len, unsigned flags,
-                     sl_append_cb cb, void *ctx)
+int sl_wshard_append_opt(struct sl_wshard *b, const void *batch, size_t len, unsigned flags,
+                         uint32_t epoch, sl_append_cb cb, void *ctx)
 {
     if (b->owner == 0) {
         struct pend *p = main_free_pend;
@@ -1015,15 +1060,41 @@ int sl_wshard_append(struct sl_wshard *b, const void *batch, size_t len, unsigne
             return SL_ENOMEM;
         }
         *p = (struct pend){.b = b, .cb = cb, .ctx = ctx};
-        int rc = gated_append(b, batch, len, flags, on_main_appended, p);
+        int rc = gated_append(b, batch, len, flags, epoch, on_main_appended, p);
         if (rc != SL_OK) {
             p->next = main_free_pend;
             main_free_pend = p;
         }
         return rc;
     }
-    struct msg m = {.type = M_APPEND, .flags = flags, .b = b, .data = batch, .len = len,
+    struct msg m = {.type = M_APPEND, .flags = flags, .epoch = epoch, .b = b, .data = batch, .len = len,
                     .cb = cb, .ctx = ctx};
+    post(b->workers, b->owner, &m);
+    return SL_OK;
+}
+
+int sl_wshard_append(struct sl_wshard *b, const void *batch, size_t len, unsigned flags,
+                     sl_append_cb cb, void *ctx)
+{
+    return sl_wshard_append_opt(b, batch, len, flags, 0, cb, ctx);
+}
+
+int sl_wshard_truncate(struct sl_wshard *b, uint64_t seq, sl_truncate_cb cb, void *ctx)
+{
+    SL_ASSERT(cb != NULL && !b->gone);
+    struct wtrunc *t = malloc(sizeof(*t));
+    if (t == NULL) {
+        return SL_ENOMEM;
+    }
+    *t = (struct wtrunc){.b = b, .cb = cb, .ctx = ctx};
+    if (b->owner == 0) {
+        int rc = sl_shard_truncate(b->log, seq, on_main_truncated, t);
+        if (rc != SL_OK) {
+            free(t);
+        }
+        return rc;
+    }
+    struct msg m = {.type = M_TRUNCATE, .b = b, .seq = seq, .ctx = t};
     post(b->workers, b->owner, &m);
     return SL_OK;
 }

@@ -156,6 +156,16 @@ void sl_wshard_retire(struct sl_wshard *b, struct sl_ring *home, uint64_t end);
  * `batch`'s header was accepted by sl_batch_peek (the front-end's check). */
 int sl_wshard_append(struct sl_wshard *b, const void *batch, size_t len, unsigned flags,
                      sl_append_cb cb, void *ctx);
+/* A replica's append (#14): flags may add SL_WSHARD_REPLICA (no order gate: the replica gave
+ * the batch its sequences already, and a refusal would leave a hole in them) to storage's
+ * SL_APPEND_*; `epoch` is the leader epoch stamped (ignored with SL_APPEND_KEEP_STAMPS). */
+#define SL_WSHARD_REPLICA 0x100u
+int sl_wshard_append_opt(struct sl_wshard *b, const void *batch, size_t len, unsigned flags,
+                         uint32_t epoch, sl_append_cb cb, void *ctx);
+/* sl_shard_truncate on the owner; `cb` runs on the main loop (never inside this call for a
+ * remote shard; storage's rule for a local one). Errors returned at once are storage's for a
+ * shard the main loop owns, SL_ENOMEM; a remote owner's come through `cb`. */
+int sl_wshard_truncate(struct sl_wshard *b, uint64_t seq, sl_truncate_cb cb, void *ctx);
 void sl_wshard_read(struct sl_wshard *b, struct sl_wshard_read *wr);
 void sl_wshard_stats(const struct sl_wshard *b, struct sl_shard_stats *st);
 int sl_wshard_time_near_seq(struct sl_wshard *b, uint64_t seq, uint64_t *time_ms);

@@ -127,11 +127,7 @@ void sl_native_dispatch(struct sl_native *srv, struct sl_conn *c, sl_request *re
         sl_native_reshard_stream(srv, c, req);
         break;
     case SLUICE__V1__REQUEST__BODY_REPLICATE:
-        /* (the message and its codec exist, repl_codec.c; the replicas that answer it come
-         * with cluster mode's replication, docs/REPLICATION.md) */
-        sl_native_fail(c, req->id, SL_EUNSUPPORTED,
-                       "Replicate is a message between the brokers of a cluster, and this "
-                       "broker keeps no shard replicas (cluster replication is not served yet)");
+        sl_native_replicate(srv, c, req);
         break;
     default:
         sl_native_fail(c, req->id, SL_EUNSUPPORTED, "unknown request type");

@@ -66,9 +66,9 @@ struct sl_native {
     struct sl_push *push;     /* borrowed; NULL: push targets are off */
     const struct sl_member *member; /* borrowed; NULL: a single broker (ClusterStatus) */
     const struct sl_ctrl_run *ctrl; /* borrowed; NULL: a single broker (ClusterStatus) */
-    /* borrowed; NULL: no replica manager (a single broker): Metadata answers this broker
-     * as every shard's leader */
-    const struct sl_replicas *replicas;
+    /* borrowed; NULL: a single broker (no replication; Metadata answers this broker as
+     * every shard's leader) */
+    struct sl_replicas *replicas;
     sl_native_api_fn api_call;      /* NULL: no HTTP listener (ApiCall refused) */
     void *api_ctx;
     /* *auth: the rules in force (swapped on SIGHUP); auth NULL: auth off */
@@ -130,6 +130,8 @@ void sl_native_queue(struct sl_native *srv, struct sl_conn *c, const sl_request 
 void sl_native_cluster_status(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 /* Metadata: the brokers and who leads each shard of the streams asked (h_cluster.c). */
 void sl_native_metadata(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+/* Cluster mode's replication (h_repl.c): a follower's Replicate. */
+void sl_native_replicate(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_api_call(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 /* SetTarget, RemoveTarget, ListTargets (h_push.c). */
 void sl_native_push(struct sl_native *srv, struct sl_conn *c, const sl_request *req);

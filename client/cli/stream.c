@@ -49,6 +49,12 @@ static const struct cli_opt create_opts[] = {
      .value_name = "C",
      .help = "what producers use by default",
      .choices = cli_compression_choices},
+    {.name = "replication-factor",
+     .kind = CLI_OPT_U32,
+     .offset = offsetof(struct stream_args, so.replication_factor),
+     .value_name = "N",
+     .help = "cluster: copies of each shard on N brokers (default: 3, or every broker)",
+     .min = 1},
     {.name = NULL},
 };
 

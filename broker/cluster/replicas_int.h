@@ -1,0 +1,115 @@
+/* replicas_int.h - the replica manager's parts, shared by its files:
+ *   replicas.c       one shard's replica: effects, the disk FIFO, serving and following
+ *   replicas_meta.c  the metadata side: sessions, /streams, shard states, stream creation
+ * Nothing outside broker/cluster/replicas*.c includes this file. Threading: the main loop.
+ */
+#ifndef SL_CLUSTER_REPLICAS_INT_H
+#define SL_CLUSTER_REPLICAS_INT_H
+
+#include "broker/cluster/controller.h"
+#include "broker/cluster/meta.h"
+#include "broker/cluster/replicas.h"
+#include "broker/engine/engine.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define RS_PATH_STREAMS "/streams"
+#define RS_PATH_SHARDS  "/shards"
+
+/* A disk operation the replica queued (its FIFO, mirrored): a leader's write (done by the
+ * produce path), a follower's write of fetched batches, a truncate, an epoch-file save. */
+enum dq_kind { DQ_LWRITE = 1, DQ_FWRITE, DQ_TRUNC, DQ_SAVE };
+
+struct dq_entry {
+    uint8_t kind;
+    bool started, done;
+    int err;
+    int64_t offset; /* DQ_TRUNC: the new end */
+    /* DQ_FWRITE: the fetched batches, owned (one buffer), submitted in order */
+    uint8_t *buf;
+    size_t buf_len;
+    uint32_t n, submitted, completed;
+    uint32_t off[SL_REPL_FETCH_BATCHES_MAX];
+    uint32_t len[SL_REPL_FETCH_BATCHES_MAX];
+};
+
+/* A follower's request waiting for its answer (a parked fetch, or a read of the batches). */
+struct pending_answer {
+    bool used;
+    int32_t from;
+    uint64_t req_id;
+    uint64_t since_ms;
+    sl_replicas_answer_fn fn;
+    void *ctx;
+};
+
+struct sl_brepl {
+    struct sl_replicas *rs;
+    struct sl_bshard *b;
+    struct sl_repl r;
+    char path[SL_META_PATH_MAX]; /* /shards/<stream>/<k> */
+    struct sl_ctrl_state state;  /* as last read (state.m.version -1: never) */
+    bool have_state;
+    bool get_out;      /* a read of the state is outstanding */
+    bool reget;        /* read it again when that one ends */
+    uint32_t get_gen;  /* the member generation the watch was set in */
+    bool meta_writing; /* a META_WRITE is outstanding */
+    bool req_out;      /* a request to the leader is outstanding (peer link) */
+    bool in_append;    /* inside the engine's append hook: a WRITE is the leader's */
+    bool pumping, repump;
+    bool fatal_logged;
+    uint64_t hw_published;
+    /* the batches of the FETCH_RESP being handed to the replica (owned until a WRITE
+     * takes them) */
+    uint8_t *in_buf;
+    size_t in_len;
+    struct dq_entry dq[SL_REPL_DISK_INFLIGHT_MAX];
+    uint32_t dq_head, dq_n;
+    struct pending_answer ans[SL_REPL_REPLICAS_MAX];
+    struct sl_brepl *next; /* rs->all */
+};
+
+/* A stream this broker is creating in its catalog from /streams (or was asked to create). */
+struct rs_create {
+    struct sl_replicas *rs;
+    char name[SL_CTRL_NAME_MAX];
+    sl_replicas_created_fn cb; /* the asker's, or NULL */
+    void *ctx;
+    bool published; /* the /streams node exists (the asker's multi applied) */
+    struct rs_create *next;
+};
+
+struct sl_replicas {
+    struct sl_engine *e;
+    struct sl_member *mb;
+    struct sl_replicas_transport t;
+    struct sl_replicas_config cfg;
+    struct sl_engine_repl hooks;
+    struct sl_meta *meta; /* the registered session's store, NULL while none */
+    uint32_t gen;
+    bool listing, relist; /* /streams */
+    uint64_t now_ms;
+    bool stopping; /* answers go out no more (sl_replicas_stop) */
+    uint64_t serve_bytes, follow_bytes;
+    uint32_t serves; /* reads serving followers in flight */
+    struct sl_brepl *all;
+    struct rs_create *creates;
+};
+
+/* replicas.c */
+struct sl_brepl *rs_brepl_new(struct sl_replicas *rs, struct sl_bshard *b, const char *path);
+void rs_brepl_free(struct sl_brepl *br);
+void rs_brepl_answer_all(struct sl_brepl *br); /* what followers wait on: SL_ECLOSED */
+void rs_pump(struct sl_brepl *br);
+void rs_brepl_tick(struct sl_brepl *br);
+struct sl_brepl *rs_find(const struct sl_replicas *rs, const char *stream, uint32_t shard);
+int rs_hooks_install(struct sl_replicas *rs); /* the engine's struct sl_engine_repl */
+
+/* replicas_meta.c */
+void rs_meta_changed(void *ctx);          /* the member's session or list changed */
+void rs_state_read(struct sl_brepl *br); /* (re)reads the shard's state with a watch */
+void rs_meta_write(struct sl_brepl *br, const struct sl_repl_meta *m);
+const char *rs_addr_of(const struct sl_replicas *rs, int32_t node);
+
+#endif /* SL_CLUSTER_REPLICAS_INT_H */

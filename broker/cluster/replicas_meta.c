@@ -1,0 +1,548 @@
+/* replicas_meta.c - the replica manager's metadata side (replicas.h): the registered
+ * session, the cluster's streams (/streams) made in this broker's catalog, each shard's state
+ * read with a watch and given to its replica, the leader's ISR writes, and stream creation.
+ *
+ * Why the member's session: the controller elects a leader in the session the broker
+ * registered with (the state's `session`), and a broker whose session expired is dead to
+ * the controller; so the replicas act on that session only, and are suspended (no acks)
+ * from its expiry until their states are read again in the next one.
+ */
+#include "broker/cluster/replicas_int.h"
+
+#include "broker/cluster/member.h"
+#include "broker/engine/catalog.h"
+#include "common/assert.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RS_SETTINGS_MAX 256u /* one stream's settings in /streams/<name> */
+
+/* ---- a shard's state ---------------------------------------------------- */
+
+static void on_state_watch(void *arg, const char *path)
+{
+    (void)path;
+    rs_state_read(arg);
+}
+
+static void on_state(void *arg, int err, const uint8_t *data, size_t len,
+                     const struct sl_meta_stat *stat)
+{
+    struct sl_brepl *br = arg;
+    br->get_out = false;
+    if (err == SL_ECLOSED) {
+        return; /* the session ended: the next one reads it again */
+    }
+    if (err == SL_OK) {
+        struct sl_ctrl_state st;
+        if (sl_ctrl_state_decode(data, len, &st) != SL_OK) {
+            sl_warn("cluster", "%s: the shard state in ZooKeeper is not valid; ignored",
+                    br->path);
+        } else {
+            st.m.version = stat->version;
+            /* acks need min_insync replicas, never more than the stream has */
+            uint32_t want = br->rs->cfg.min_insync;
+            br->r.cfg.min_insync = want < st.m.n_replicas ? want : st.m.n_replicas;
+            br->state = st;
+            br->have_state = true;
+            sl_repl_on_meta(&br->r, &st.m);
+            rs_pump(br);
+        }
+    } else if (err != SL_ENOTFOUND) {
+        br->reget = true; /* (SL_EAGAIN: no watch set) at the next tick */
+        return;
+    }
+    if (br->reget) {
+        br->reget = false;
+        rs_state_read(br);
+    }
+}
+
+void rs_state_read(struct sl_brepl *br)
+{
+    struct sl_replicas *rs = br->rs;
+    if (rs->meta == NULL) {
+        return; /* read when a session is registered */
+    }
+    if (br->get_out) {
+        br->reget = true;
+        return;
+    }
+    br->reget = false;
+    br->get_gen = rs->gen;
+    if (sl_meta_get(rs->meta, br->path, on_state_watch, br, on_state, br) == SL_OK) {
+        br->get_out = true;
+    } else {
+        br->reget = true; /* the store's bound on calls: at the next tick */
+    }
+}
+
+static void on_meta_set(void *arg, int err, const char *path)
+{
+    (void)path;
+    struct sl_brepl *br = arg;
+    br->meta_writing = false;
+    sl_repl_meta_done(&br->r, err == SL_OK ? SL_OK : err == SL_ECONFLICT ? SL_ECONFLICT
+                                                                          : SL_EAGAIN);
+    rs_pump(br);
+}
+
+void rs_meta_write(struct sl_brepl *br, const struct sl_repl_meta *m)
+{
+    struct sl_ctrl_state st = {.m = *m, .leader_session = br->state.leader_session};
+    char data[SL_CTRL_STATE_MAX];
+    size_t len = sl_ctrl_state_encode(&st, data, sizeof(data));
+    if (br->rs->meta == NULL ||
+        sl_meta_set(br->rs->meta, br->path, (const uint8_t *)data, len, m->version, on_meta_set,
+                    br) != SL_OK) {
+        sl_repl_meta_done(&br->r, SL_EAGAIN); /* not written: it re-reads and decides again */
+        br->repump = true;
+        return;
+    }
+    br->meta_writing = true;
+}
+
+const char *rs_addr_of(const struct sl_replicas *rs, int32_t node)
+{
+    const struct sl_member_info *list = NULL;
+    size_t n = sl_member_brokers(rs->mb, &list);
+    for (size_t i = 0; i < n; i++) {
+        if ((int32_t)list[i].node_id == node) {
+            return list[i].native_addr;
+        }
+    }
+    return NULL;
+}
+
+/* ---- the cluster's streams in this catalog ------------------------------ */
+
+/* Gives every shard of a cluster stream its replica (once) and reads its state. */
+static void attach(struct sl_replicas *rs, struct sl_stream *st)
+{
+    for (uint32_t k = 0; k < st->shard_count; k++) {
+        struct sl_bshard *b = st->shards[k];
+        if (b->repl != NULL || b->ws.log == NULL) {
+            continue;
+        }
+        char path[SL_META_PATH_MAX];
+        snprintf(path, sizeof(path), RS_PATH_SHARDS "/%s/%" PRIu32, st->name, k);
+        struct sl_brepl *br = rs_brepl_new(rs, b, path);
+        if (br != NULL) {
+            rs_state_read(br);
+        }
+    }
+}
+
+static struct rs_create *create_find(struct sl_replicas *rs, const char *name)
+{
+    for (struct rs_create *c = rs->creates; c != NULL; c = c->next) {
+        if (strcmp(c->name, name) == 0) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static void create_end(struct rs_create *c, int err, const char *why)
+{
+    struct sl_replicas *rs = c->rs;
+    for (struct rs_create **pp = &rs->creates; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    if (c->cb != NULL) {
+        c->cb(c->ctx, err, why);
+    }
+    free(c);
+}
+
+static void on_local_created(void *ctx, int err, const char *why)
+{
+    struct rs_create *c = ctx;
+    struct sl_stream *st = NULL;
+    if (err == SL_OK || err == SL_EEXIST) {
+        st = sl_catalog_find(c->rs->e->catalog, c->name);
+    }
+    if (st != NULL) {
+        attach(c->rs, st);
+        create_end(c, SL_OK, "");
+        return;
+    }
+    sl_error("cluster", "stream %s: cannot create it here: %s", c->name, why);
+    create_end(c, err != SL_OK ? err : SL_ENOTFOUND, why);
+}
+
+/* "shards=4 retention_hours=24 retention_bytes=0 compression=zstd rf=3" */
+static int settings_parse(const uint8_t *data, size_t len, struct sl_replicas_stream *s,
+                          char *compression)
+{
+    char text[RS_SETTINGS_MAX];
+    if (len == 0 || len >= sizeof(text)) {
+        return SL_EPROTO;
+    }
+    memcpy(text, data, len);
+    text[len] = '\0';
+    unsigned shards = 0, hours = 0, rf = 0;
+    unsigned long long bytes = 0;
+    int used = 0;
+    if (sscanf(text, "shards=%u retention_hours=%u retention_bytes=%llu compression=%7s rf=%u%n",
+               &shards, &hours, &bytes, compression, &rf, &used) != 5 ||
+        (size_t)used != len || shards == 0 || rf == 0 || rf > SL_REPL_REPLICAS_MAX) {
+        return SL_EPROTO;
+    }
+    s->shard_count = shards;
+    s->retention_hours = hours;
+    s->retention_bytes = bytes;
+    s->compression = compression;
+    s->replication_factor = rf;
+    return SL_OK;
+}
+
+static void on_stream_settings(void *arg, int err, const uint8_t *data, size_t len,
+                               const struct sl_meta_stat *stat)
+{
+    (void)stat;
+    struct rs_create *c = arg;
+    struct sl_replicas_stream s = {.name = c->name};
+    char compression[8] = "";
+    if (err == SL_OK && settings_parse(data, len, &s, compression) != SL_OK) {
+        sl_warn("cluster", "/streams/%s: the stream's settings are not valid; ignored", c->name);
+        err = SL_EPROTO;
+    }
+    if (err != SL_OK) {
+        c->rs->relist = true; /* tried again at the next tick */
+        create_end(c, err, "the stream's settings cannot be read from ZooKeeper");
+        return;
+    }
+    char why[256];
+    int rc = sl_catalog_create_async(c->rs->e->catalog, c->name, s.shard_count,
+                                     s.retention_hours, s.retention_bytes, s.compression, true,
+                                     on_local_created, c, why, sizeof(why));
+    if (rc != SL_OK) {
+        on_local_created(c, rc, why);
+    }
+}
+
+static void on_streams_watch(void *arg, const char *path)
+{
+    (void)path;
+    struct sl_replicas *rs = arg;
+    rs->relist = true;
+}
+
+static void on_streams(void *arg, int err, const char *const *names, size_t n)
+{
+    struct sl_replicas *rs = arg;
+    rs->listing = false;
+    if (err == SL_ECLOSED) {
+        return;
+    }
+    if (err != SL_OK) {
+        rs->relist = true;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct sl_stream *st = sl_catalog_find(rs->e->catalog, names[i]);
+        if (st != NULL) {
+            attach(rs, st);
+            continue;
+        }
+        struct rs_create *c = create_find(rs, names[i]);
+        if (c != NULL && c->published) {
+            continue; /* being made here already */
+        }
+        if (c == NULL) {
+            c = calloc(1, sizeof(*c));
+            if (c == NULL || strlen(names[i]) >= sizeof(c->name)) {
+                free(c);
+                continue;
+            }
+            c->rs = rs;
+            snprintf(c->name, sizeof(c->name), "%s", names[i]);
+            c->next = rs->creates;
+            rs->creates = c;
+        }
+        c->published = true;
+        char path[SL_META_PATH_MAX];
+        snprintf(path, sizeof(path), RS_PATH_STREAMS "/%s", names[i]);
+        if (sl_meta_get(rs->meta, path, NULL, NULL, on_stream_settings, c) != SL_OK) {
+            c->published = false;
+            rs->relist = true;
+        }
+    }
+}
+
+static void list_streams(struct sl_replicas *rs)
+{
+    if (rs->meta == NULL || rs->listing) {
+        return;
+    }
+    rs->relist = false;
+    if (sl_meta_children(rs->meta, RS_PATH_STREAMS, on_streams_watch, rs, on_streams, rs) ==
+        SL_OK) {
+        rs->listing = true;
+    } else {
+        rs->relist = true;
+    }
+}
+
+static void on_parent(void *arg, int err, const char *path)
+{
+    (void)err; /* SL_EEXIST is the usual answer */
+    (void)path;
+    (void)arg;
+}
+
+/* ---- the session -------------------------------------------------------- */
+
+void rs_meta_changed(void *ctx)
+{
+    struct sl_replicas *rs = ctx;
+    uint32_t gen = 0;
+    struct sl_meta *m = sl_member_store(rs->mb, &gen);
+    if (m == NULL) {
+        if (rs->meta != NULL) { /* no acks until the states are read in a new session */
+            rs->meta = NULL;
+            rs->listing = false;
+            for (struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
+                br->get_out = false;
+                sl_repl_suspend(&br->r);
+                rs_pump(br);
+            }
+        }
+        return;
+    }
+    if (m == rs->meta && gen == rs->gen) {
+        return; /* (the list of brokers changed: nothing to do here) */
+    }
+    if (rs->meta != NULL && m != rs->meta) {
+        for (struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
+            sl_repl_suspend(&br->r);
+            rs_pump(br);
+        }
+    }
+    rs->meta = m;
+    rs->gen = gen;
+    rs->listing = false;
+    (void)sl_meta_create(m, RS_PATH_STREAMS, NULL, 0, 0, on_parent, NULL);
+    (void)sl_meta_create(m, RS_PATH_SHARDS, NULL, 0, 0, on_parent, NULL);
+    list_streams(rs);
+    for (struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
+        br->get_out = false; /* (the old store's calls ended with it) */
+        rs_state_read(br);
+    }
+}
+
+/* ---- creation ----------------------------------------------------------- */
+
+static void on_create_multi(void *arg, int err, int failed_op)
+{
+    (void)failed_op;
+    struct rs_create *c = arg;
+    if (err == SL_OK) {
+        return; /* made here when the /streams watch lists it */
+    }
+    char why[320];
+    snprintf(why, sizeof(why), "creating stream %s in ZooKeeper failed: %s", c->name,
+             err == SL_EEXIST ? "it exists already" : sl_strerror(err));
+    create_end(c, err, why);
+}
+
+static void sorted_ids(const struct sl_member_info *list, size_t n, int32_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i] = (int32_t)list[i].node_id;
+    }
+    for (size_t i = 1; i < n; i++) { /* (sl_member_brokers sorts already: cheap check) */
+        for (size_t j = i; j > 0 && out[j - 1] > out[j]; j--) {
+            int32_t t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    }
+}
+
+int sl_replicas_create_stream(struct sl_replicas *rs, const struct sl_replicas_stream *s,
+                              sl_replicas_created_fn cb, void *ctx, char *why, size_t why_len)
+{
+    if (rs->meta == NULL) {
+        snprintf(why, why_len,
+                 "this broker is not registered in ZooKeeper right now: retry, or ask another "
+                 "broker");
+        return SL_ENOT_LEADER;
+    }
+    const struct sl_member_info *list = NULL;
+    size_t n = sl_member_brokers(rs->mb, &list);
+    uint32_t rf = s->replication_factor != 0 ? s->replication_factor : SL_REPLICAS_RF_DEFAULT;
+    if (s->replication_factor == 0 && rf > n) {
+        rf = (uint32_t)n;
+    }
+    if (rf == 0 || rf > n || rf > SL_REPL_REPLICAS_MAX) {
+        snprintf(why, why_len,
+                 "replication factor %u needs as many live brokers; %zu are registered "
+                 "(and at most %u replicas)", rf, n, SL_REPL_REPLICAS_MAX);
+        return SL_EINVAL;
+    }
+    if (s->shard_count == 0 || s->shard_count > SL_META_MULTI_MAX - 2) {
+        snprintf(why, why_len, "a cluster stream has 1 to %u shards for now",
+                 SL_META_MULTI_MAX - 2);
+        return SL_EINVAL;
+    }
+    if (create_find(rs, s->name) != NULL) {
+        snprintf(why, why_len, "stream %s is being created", s->name);
+        return SL_EEXIST;
+    }
+    struct rs_create *c = calloc(1, sizeof(*c));
+    size_t cap = (size_t)(s->shard_count + 2) * (SL_META_PATH_MAX + SL_CTRL_STATE_MAX);
+    char *scratch = malloc(cap);
+    int32_t *ids = malloc(n * sizeof(*ids));
+    struct sl_meta_op *ops = malloc((s->shard_count + 2) * sizeof(*ops));
+    if (c == NULL || scratch == NULL || ids == NULL || ops == NULL) {
+        free(c);
+        free(scratch);
+        free(ids);
+        free(ops);
+        snprintf(why, why_len, "out of memory");
+        return SL_ENOMEM;
+    }
+    sorted_ids(list, n, ids);
+    /* One multi, all or nothing: the shards' states, then the node that publishes the
+     * stream (every broker acts on /streams, so no broker sees a stream without states). */
+    size_t used = 0, nops = 0;
+    char *p = scratch + used;
+    used += (size_t)snprintf(p, SL_META_PATH_MAX, RS_PATH_SHARDS "/%s", s->name) + 1;
+    ops[nops++] = (struct sl_meta_op){.type = SL_META_OP_CREATE, .path = p};
+    uint64_t h = sl_ctrl_hash_name(s->name);
+    for (uint32_t k = 0; k < s->shard_count; k++) {
+        struct sl_ctrl_state st = {.m = {.leader_epoch = 0}};
+        sl_ctrl_place(ids, (uint32_t)n, rf, h, k, st.m.replicas);
+        st.m.n_replicas = st.m.n_isr = rf;
+        memcpy(st.m.isr, st.m.replicas, rf * sizeof(st.m.isr[0]));
+        st.m.leader = st.m.replicas[0];
+        for (size_t i = 0; i < n; i++) {
+            if ((int32_t)list[i].node_id == st.m.leader) {
+                st.leader_session = list[i].session_id;
+            }
+        }
+        char *path = scratch + used;
+        used += (size_t)snprintf(path, SL_META_PATH_MAX, RS_PATH_SHARDS "/%s/%" PRIu32,
+                                 s->name, k) + 1;
+        char *data = scratch + used;
+        size_t len = sl_ctrl_state_encode(&st, data, SL_CTRL_STATE_MAX);
+        used += len;
+        ops[nops++] = (struct sl_meta_op){.type = SL_META_OP_CREATE, .path = path,
+                                          .data = (const uint8_t *)data, .len = len};
+    }
+    char *spath = scratch + used;
+    used += (size_t)snprintf(spath, SL_META_PATH_MAX, RS_PATH_STREAMS "/%s", s->name) + 1;
+    char *sdata = scratch + used;
+    int slen = snprintf(sdata, RS_SETTINGS_MAX,
+                        "shards=%" PRIu32 " retention_hours=%" PRIu32 " retention_bytes=%" PRIu64
+                        " compression=%s rf=%" PRIu32,
+                        s->shard_count, s->retention_hours, s->retention_bytes,
+                        s->compression != NULL && s->compression[0] != '\0' ? s->compression
+                                                                            : "none",
+                        rf);
+    used += (size_t)slen;
+    SL_ASSERT(used <= cap);
+    ops[nops++] = (struct sl_meta_op){.type = SL_META_OP_CREATE, .path = spath,
+                                      .data = (const uint8_t *)sdata, .len = (size_t)slen};
+    c->rs = rs;
+    snprintf(c->name, sizeof(c->name), "%s", s->name);
+    c->cb = cb;
+    c->ctx = ctx;
+    int rc = sl_meta_multi(rs->meta, ops, nops, on_create_multi, c);
+    free(scratch);
+    free(ids);
+    free(ops);
+    if (rc != SL_OK) {
+        free(c);
+        snprintf(why, why_len, "ZooKeeper refused the request: %s", sl_strerror(rc));
+        return rc;
+    }
+    c->next = rs->creates;
+    rs->creates = c;
+    return SL_OK;
+}
+
+/* ---- life --------------------------------------------------------------- */
+
+int sl_replicas_open(struct sl_engine *e, struct sl_member *mb,
+                     const struct sl_replicas_transport *t, const struct sl_replicas_config *cfg,
+                     struct sl_replicas **out)
+{
+    struct sl_replicas *rs = calloc(1, sizeof(*rs));
+    if (rs == NULL) {
+        return SL_ENOMEM;
+    }
+    rs->e = e;
+    rs->mb = mb;
+    rs->t = *t;
+    rs->cfg = *cfg;
+    rs->now_ms = sl_clock_mono_ms();
+    (void)rs_hooks_install(rs);
+    sl_member_set_changed(mb, rs_meta_changed, rs);
+    rs_meta_changed(rs);
+    *out = rs;
+    return SL_OK;
+}
+
+void sl_replicas_tick(struct sl_replicas *rs, uint64_t now_ms)
+{
+    if (rs == NULL) {
+        return;
+    }
+    rs->now_ms = now_ms;
+    rs_meta_changed(rs); /* (a session that came back while nothing else happened) */
+    if (rs->relist) {
+        list_streams(rs);
+    }
+    for (struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
+        if (br->reget && !br->get_out) {
+            rs_state_read(br);
+        }
+        rs_brepl_tick(br);
+    }
+}
+
+void sl_replicas_stop(struct sl_replicas *rs)
+{
+    if (rs == NULL) {
+        return;
+    }
+    rs->stopping = true;
+    for (struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
+        rs_brepl_answer_all(br);
+    }
+}
+
+bool sl_replicas_busy(const struct sl_replicas *rs)
+{
+    return rs != NULL && rs->serves > 0;
+}
+
+void sl_replicas_close(struct sl_replicas *rs)
+{
+    if (rs == NULL) {
+        return;
+    }
+    sl_member_set_changed(rs->mb, NULL, NULL);
+    while (rs->creates != NULL) {
+        create_end(rs->creates, SL_ECLOSED, "the broker is shutting down");
+    }
+    while (rs->all != NULL) {
+        struct sl_brepl *br = rs->all;
+        rs->all = br->next;
+        rs_brepl_free(br);
+    }
+    rs->e->repl = NULL;
+    free(rs);
+}

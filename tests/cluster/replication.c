@@ -1,0 +1,333 @@
+/* replication.c (test) - replicated shards with real processes (#14): one ZooKeeper
+ * (zk_harness.c) and three sluiced (--cluster). A stream of one shard, replication factor 3,
+ * min_insync_replicas 2: a writer produces unique values with ack=durable to whichever broker
+ * leads the shard and records each outcome (ok / failed / unknown); faults hit the leader:
+ *   1. kill -9, restarted after the failover;
+ *   2. SIGSTOP past the session timeout (the controller elects another; the paused leader,
+ *      resumed, is a zombie whose pending appends must not be acknowledged), then SIGCONT;
+ *   3. kill -9 of a follower while writing (acks go on with two in sync);
+ * (SLUICE_IT_LONG=1: the schedule repeats 10 times.) After the faults heal: every broker's
+ * log of the shard ends at the same sequence with the same bytes; read from the leader,
+ * every acknowledged value is there exactly once, no value twice, in increasing positions.
+ * Failover (leader killed -> a write acknowledged by another broker) is measured and
+ * printed, bounded by the session timeout + 3 s. Skipped (77) without java or the ZooKeeper
+ * jar.
+ */
+#include "zk_harness.h"
+
+#include "client/sluice.h"
+#include "tests/integration/harness.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c);                           \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define SESSION_MS  (2000u * IT_SLOWDOWN)
+#define NB          3
+#define STREAM      "rep"
+#define VALUES_MAX  200000u
+#define ROUND       200u /* values per write round */
+
+enum { V_NONE = 0, V_OK, V_FAILED, V_UNKNOWN };
+
+static struct zkh zk;
+static struct it_broker brokers[NB];
+static char cluster_arg[128];
+static char session_arg[32];
+static uint8_t outcome[VALUES_MAX];
+static uint32_t next_value;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int start_broker(int i)
+{
+    char node[16];
+    snprintf(node, sizeof(node), "%d", i + 1);
+    const char *args[] = {"--cluster", cluster_arg, "--node-id", node,
+                          "--cluster-session-timeout-ms", session_arg, "--log-level", "info",
+                          NULL};
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int rc = it_broker_start_args(&brokers[i], NULL, it_free_port(), args);
+        if (rc != 1) {
+            return rc;
+        }
+        it_broker_cleanup(&brokers[i]);
+    }
+    return -1;
+}
+
+static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
+{
+    (void)shard;
+    (void)seq;
+    uint32_t v = (uint32_t)(uintptr_t)ctx;
+    pthread_mutex_lock(&mu);
+    /* refused before anything was stored: the broker is not the leader, or has too few in
+     * sync; anything else (a lost connection, a timeout) may have been stored */
+    outcome[v] = err == SLUICE_OK                                                 ? V_OK
+                 : err == SLUICE_ENOT_LEADER || err == SLUICE_ENOT_ENOUGH_REPLICAS ? V_FAILED
+                                                                                    : V_UNKNOWN;
+    pthread_mutex_unlock(&mu);
+}
+
+/* One round of ROUND values written to broker i; returns how many were acknowledged. */
+static uint32_t write_round(int i)
+{
+    if (!it_broker_alive(&brokers[i])) {
+        return 0;
+    }
+    sluice_client *c = NULL;
+    struct sluice_client_opts co = {.connect_timeout_ms = 1000, .request_timeout_ms = 4000};
+    if (sluice_client_new(brokers[i].addr, &co, &c) != SLUICE_OK) {
+        return 0;
+    }
+    struct sluice_producer_opts po = {.ack = SLUICE_ACK_DURABLE, .retries = 1,
+                                      .retry_backoff_ms = 50, .max_inflight_batches = 1,
+                                      .linger_ms = 2};
+    sluice_producer *p = NULL;
+    uint32_t ok = 0;
+    if (sluice_producer_new(c, STREAM, &po, &p) == SLUICE_OK) {
+        uint32_t first = next_value;
+        CHECK(next_value + ROUND <= VALUES_MAX);
+        for (uint32_t k = 0; k < ROUND; k++) {
+            char val[16];
+            int n = snprintf(val, sizeof(val), "v%08" PRIu32, next_value);
+            outcome[next_value] = V_UNKNOWN;
+            if (sluice_produce(p, "k", 1, val, (size_t)n, NULL, 0, on_delivery,
+                               (void *)(uintptr_t)next_value) != SLUICE_OK) {
+                outcome[next_value] = V_FAILED;
+            }
+            next_value++;
+        }
+        (void)sluice_producer_flush(p, 6000);
+        sluice_producer_free(p); /* (what is not reported stays unknown) */
+        pthread_mutex_lock(&mu);
+        for (uint32_t v = first; v < next_value; v++) {
+            ok += outcome[v] == V_OK;
+        }
+        pthread_mutex_unlock(&mu);
+    }
+    sluice_client_free(c);
+    return ok;
+}
+
+/* Writes rounds to every live broker until one acknowledges a whole round or `timeout_ms`
+ * passes; returns the broker that did (the leader), or -1. */
+static int write_until_led(uint32_t timeout_ms)
+{
+    uint64_t t0 = it_mono_ms();
+    while (it_mono_ms() - t0 < timeout_ms) {
+        for (int i = 0; i < NB; i++) {
+            if (write_round(i) == ROUND) {
+                return i;
+            }
+        }
+        it_sleep_ms(100);
+    }
+    return -1;
+}
+
+/* The shard's next sequence and bytes on broker i (describe), or -1. */
+static int shard_end(int i, uint64_t *next, uint64_t *bytes)
+{
+    sluice_client *c = NULL;
+    if (it_connect(&brokers[i], &c) != SL_OK) {
+        return -1;
+    }
+    struct sluice_stream_info *si = NULL;
+    int rc = -1;
+    if (sluice_stream_describe(c, STREAM, &si) == SLUICE_OK && si->shards_len == 1) {
+        *next = si->shards[0].next_seq;
+        *bytes = si->shards[0].bytes;
+        rc = 0;
+    }
+    sluice_stream_info_free(si);
+    sluice_client_free(c);
+    return rc;
+}
+
+/* After healing: every broker's log of the shard the same (end and size). */
+static bool replicas_identical(uint32_t timeout_ms, uint64_t *end)
+{
+    uint64_t t0 = it_mono_ms();
+    while (it_mono_ms() - t0 < timeout_ms) {
+        uint64_t n0 = 0, b0 = 0, n = 0, b = 0;
+        bool same = shard_end(0, &n0, &b0) == 0;
+        for (int i = 1; i < NB && same; i++) {
+            same = shard_end(i, &n, &b) == 0 && n == n0 && b == b0;
+        }
+        if (same) {
+            *end = n0;
+            return true;
+        }
+        it_sleep_ms(200);
+    }
+    return false;
+}
+
+/* Reads the whole shard from the leader and checks every outcome against it. */
+static void check_log(int leader, uint64_t end)
+{
+    sluice_client *c = NULL;
+    CHECK(it_connect(&brokers[leader], &c) == SL_OK);
+    struct sluice_consumer_opts co = {.start = {.kind = SLUICE_TRIM_HORIZON}};
+    sluice_consumer *cons = NULL;
+    CHECK(sluice_consumer_new(c, STREAM, NULL, &co, &cons) == SLUICE_OK);
+    uint8_t *seen = calloc(VALUES_MAX, 1);
+    CHECK(seen != NULL);
+    uint64_t got = 0, last_seq = 0;
+    bool first = true;
+    uint64_t t0 = it_mono_ms();
+    struct sluice_record recs[256];
+    while (got < end && it_mono_ms() - t0 < 30000) {
+        size_t n = 0;
+        int rc = sluice_consumer_poll(cons, recs, 256, &n, 500);
+        CHECK(rc == SLUICE_OK);
+        for (size_t k = 0; k < n; k++) {
+            CHECK(recs[k].value_len == 9 && ((const char *)recs[k].value)[0] == 'v');
+            char num[9];
+            memcpy(num, (const char *)recs[k].value + 1, 8);
+            num[8] = '\0';
+            uint32_t v = (uint32_t)strtoul(num, NULL, 10);
+            CHECK(v < next_value);
+            if (seen[v]) {
+                fprintf(stderr, "FAIL: value %" PRIu32 " stored twice (seq %" PRIu64 ")\n", v,
+                        recs[k].seq);
+                exit(1);
+            }
+            seen[v] = 1;
+            CHECK(first || recs[k].seq > last_seq);
+            first = false;
+            last_seq = recs[k].seq;
+            got++;
+        }
+    }
+    CHECK(got == end);
+    uint32_t ok = 0, lost = 0, failed_stored = 0, unknown_stored = 0, unknown = 0;
+    for (uint32_t v = 0; v < next_value; v++) {
+        ok += outcome[v] == V_OK;
+        unknown += outcome[v] == V_UNKNOWN;
+        if (outcome[v] == V_OK && !seen[v]) {
+            fprintf(stderr, "FAIL: acknowledged value %" PRIu32 " is missing\n", v);
+            lost++;
+        }
+        failed_stored += outcome[v] == V_FAILED && seen[v];
+        unknown_stored += outcome[v] == V_UNKNOWN && seen[v];
+    }
+    printf("log: %" PRIu64 " records; values: %" PRIu32 " written, %" PRIu32
+           " acknowledged (all present), %" PRIu32 " unknown (%" PRIu32 " stored), %" PRIu32
+           " refused and stored\n",
+           end, next_value, ok, unknown, unknown_stored, failed_stored);
+    CHECK(lost == 0);
+    CHECK(failed_stored == 0); /* a refusal (not leader, too few in sync) stored nothing */
+    free(seen);
+    sluice_consumer_free(cons);
+    sluice_client_free(c);
+}
+
+static void print_logs(void)
+{
+    for (int i = 0; i < NB; i++) {
+        fprintf(stderr, "broker %d: %s, data %s\n", i + 1,
+                it_broker_alive(&brokers[i]) ? "running" : "stopped", brokers[i].data);
+    }
+}
+
+int main(void)
+{
+    int rc = it_preflight();
+    if (rc != 0) {
+        return rc;
+    }
+    if ((rc = zkh_available()) != 0) {
+        return rc;
+    }
+    atexit(print_logs);
+    CHECK(zkh_start(&zk) == 0);
+    snprintf(cluster_arg, sizeof(cluster_arg), "zk://%s/sluice", zk.connect);
+    snprintf(session_arg, sizeof(session_arg), "%u", SESSION_MS);
+    for (int i = 0; i < NB; i++) {
+        CHECK(start_broker(i) == 0);
+    }
+    const char *long_env = getenv("SLUICE_IT_LONG");
+    int rounds = long_env != NULL && long_env[0] == '1' ? 10 : 1;
+
+    /* the stream, made through broker 1; every broker has it soon after */
+    sluice_client *c = NULL;
+    CHECK(it_connect(&brokers[0], &c) == SL_OK);
+    struct sluice_stream_opts so = {.shard_count = 1, .replication_factor = 3};
+    struct sluice_stream_info *si = NULL;
+    uint64_t t0 = it_mono_ms();
+    while ((rc = sluice_stream_create(c, STREAM, &so, &si)) != SLUICE_OK &&
+           it_mono_ms() - t0 < 10000) {
+        it_sleep_ms(200); /* (until the three brokers are registered) */
+    }
+    CHECK(rc == SLUICE_OK);
+    sluice_stream_info_free(si);
+    sluice_client_free(c);
+
+    int leader = write_until_led(15000);
+    CHECK(leader >= 0);
+    printf("broker %d leads the shard\n", leader + 1);
+    uint64_t failover_max = 0;
+    for (int r = 0; r < rounds; r++) {
+        /* 1. kill -9 the leader */
+        CHECK(it_broker_kill9(&brokers[leader]) == 0);
+        uint64_t t_kill = it_mono_ms();
+        int next = write_until_led(SESSION_MS + 15000);
+        CHECK(next >= 0 && next != leader);
+        uint64_t failover = it_mono_ms() - t_kill;
+        failover_max = failover > failover_max ? failover : failover_max;
+        printf("round %d: leader %d killed -> broker %d acknowledges after %" PRIu64 " ms\n", r,
+               leader + 1, next + 1, failover);
+        CHECK(failover <= SESSION_MS + 3000u * IT_SLOWDOWN);
+        CHECK(it_broker_restart(&brokers[leader]) == 0);
+        leader = next;
+        (void)write_until_led(10000);
+
+        /* 2. the leader paused past its session timeout, then resumed (a zombie) */
+        CHECK(kill(brokers[leader].pid, SIGSTOP) == 0);
+        it_sleep_ms(SESSION_MS + 1500);
+        next = write_until_led(SESSION_MS + 15000);
+        CHECK(next >= 0 && next != leader);
+        printf("round %d: leader %d paused -> broker %d leads\n", r, leader + 1, next + 1);
+        CHECK(kill(brokers[leader].pid, SIGCONT) == 0);
+        (void)write_round(leader); /* the zombie: refused, or unknown, never lost */
+        leader = write_until_led(10000);
+        CHECK(leader >= 0);
+
+        /* 3. a follower killed while writing */
+        int follower = (leader + 1) % NB;
+        CHECK(it_broker_kill9(&brokers[follower]) == 0);
+        CHECK(write_until_led(10000) == leader);
+        CHECK(it_broker_restart(&brokers[follower]) == 0);
+        leader = write_until_led(10000);
+        CHECK(leader >= 0);
+    }
+
+    uint64_t end = 0;
+    CHECK(replicas_identical(20000, &end));
+    printf("replicas identical: every broker's log ends at %" PRIu64 "\n", end);
+    check_log(leader, end);
+    printf("failover (leader killed -> acknowledged by another broker): at most %" PRIu64
+           " ms with a %u ms session timeout\n", failover_max, SESSION_MS);
+    for (int i = 0; i < NB; i++) {
+        CHECK(it_broker_stop(&brokers[i]) == 0);
+        it_broker_cleanup(&brokers[i]);
+    }
+    zkh_cleanup(&zk);
+    printf("ok\n");
+    return 0;
+}
