@@ -1,27 +1,18 @@
 /* metadata.c (test) - Metadata and libsluice's routing in a real cluster: one ZooKeeper
- * (zk_harness.c) and three sluiced joining it (#14).
+ * (zk_harness.c) and three sluiced joining it, a stream of 4 shards with replication
+ * factor 3 (#14).
  *
- * Covers: every broker answers Metadata with cluster = true, its own node id, and the same
+ * Covers: every broker answers Metadata with cluster = true, its own node id and the same
  * live brokers (node ids 1..3 at the addresses they advertise, exactly one `self`: itself);
- * every shard of a stream has a leader that is one of those brokers, with the leader in
- * its ISR and the ISR within its replicas; a client given a bootstrap list whose first
- * address is dead connects to the next, and a producer and a consumer route every shard by
- * the answer (each record produced is acknowledged and read back); `sluice cluster status
- * --stream` lists the shards. Skipped (77) without java or the ZooKeeper jar.
- *
- * TIGHTEN once the replica manager serves shards (broker/cluster/replicas.c answers
- * sl_replicas_route): today no shard is replicated, so each broker answers itself as the
- * leader of its own local copy (leader == the answering node, epoch 0, replicas = ISR =
- * {itself}) and the stream is created on each broker separately. Then:
- *   - create the stream once (replication factor 3) and wait for its shard states;
- *   - every broker must answer the SAME leader and leader_epoch per shard (what the
- *     controller wrote), replicas of 3 distinct live node ids, ISR within replicas;
- *   - the producer's batches must reach each shard's leader (produce through a client
- *     bootstrapped on a non-leader, read back from the leader alone);
- *   - kill -9 a shard's leader while producing: the client sees NOT_LEADER or a broken
- *     connection, refreshes, resends to the new leader with the same producer id and
- *     sequence; every acknowledged record is read back exactly once.
- * The checks marked "(today)" below are the ones to replace.
+ * once the controller placed the shards, every broker names the same leader and leader
+ * epoch for each shard, its replicas are the three brokers, the leader is in the ISR and
+ * the ISR within the replicas; `sluice cluster status --stream` lists them. A client given
+ * a bootstrap list whose first address is dead connects to the next; its producer sends
+ * each shard's batches to that shard's leader (a broker that does not lead a shard refuses
+ * its batches, so they are acknowledged only when routed), a consumer reads every record
+ * back. Then the leader of shard 0 is killed (kill -9) while the producer writes: the
+ * client learns the new leader and every record produced is acknowledged and read back
+ * once. Skipped (77) without java or the ZooKeeper jar.
  */
 #include "zk_harness.h"
 
@@ -138,10 +129,28 @@ static void check_answer(int i, const struct sluice_metadata *m)
         for (uint32_t k = 0; k < r->n_isr; k++) {
             CHECK(in_ids(r->isr[k], r->replicas, r->n_replicas));
         }
-        /* (today) not replicated: the answering broker leads its own copy */
-        CHECK(r->leader == (int32_t)m->node_id && r->leader_epoch == 0);
-        CHECK(r->n_replicas == 1 && r->n_isr == 1);
+        CHECK(r->n_replicas == NB);
     }
+}
+
+/* Whether every broker names the same leader and epoch for every shard (placed: >= 1). */
+static bool leaders_agree(int32_t leader[SHARDS])
+{
+    int32_t epoch[SHARDS];
+    bool same = true;
+    for (int i = 0; i < NB && same; i++) {
+        struct sluice_metadata *m = metadata_of(&brokers[i], "cm");
+        same = m != NULL && m->n_streams == 1 && m->streams[0].n_shards == SHARDS;
+        for (uint32_t s = 0; same && s < SHARDS; s++) {
+            const struct sluice_shard_route *r = &m->streams[0].shards[s];
+            same = r->leader >= 1 &&
+                   (i == 0 || (r->leader == leader[s] && r->leader_epoch == epoch[s]));
+            leader[s] = r->leader;
+            epoch[s] = r->leader_epoch;
+        }
+        sluice_metadata_free(m);
+    }
+    return same;
 }
 
 static atomic_uint acked, failed;
@@ -166,8 +175,54 @@ static uint32_t dead_port(void)
     return ntohs(a.sin_port);
 }
 
-/* Produces through a client bootstrapped "dead, b2, b1, b3", reads everything back. */
-static void produce_through_bootstrap_list(void)
+static uint32_t produce_range(sluice_producer *p, uint32_t from, uint32_t n)
+{
+    for (uint32_t i = from; i < from + n; i++) {
+        char key[16];
+        int len = snprintf(key, sizeof(key), "k%06u", i);
+        CHECK(sluice_produce(p, key, (size_t)len, key, (size_t)len, NULL, 0, on_delivery, NULL) ==
+              SL_OK);
+    }
+    return from + n;
+}
+
+/* Reads the stream from the oldest record: every value k000000..k(n-1) exactly once. */
+static void read_back(sluice_client *c, uint32_t n)
+{
+    sluice_consumer *cons = NULL;
+    CHECK(sluice_consumer_new(c, "cm", NULL, NULL, &cons) == SL_OK);
+    uint8_t *seen = calloc(n, 1);
+    CHECK(seen != NULL);
+    size_t got = 0, twice = 0;
+    uint64_t t0 = it_mono_ms();
+    struct sluice_record recs[256];
+    while (got < n && it_mono_ms() - t0 < 60000) {
+        size_t k = 0;
+        int rc = sluice_consumer_poll(cons, recs, 256, &k, 200);
+        CHECK(rc == SL_OK);
+        for (size_t j = 0; j < k; j++) {
+            CHECK(recs[j].value_len == 7);
+            char num[8];
+            memcpy(num, (const char *)recs[j].value + 1, 6);
+            num[6] = '\0';
+            uint32_t v = (uint32_t)strtoul(num, NULL, 10);
+            CHECK(v < n);
+            twice += seen[v];
+            seen[v] = 1;
+            got++;
+        }
+    }
+    if (twice > 0 || got != n) {
+        fprintf(stderr, "FAIL: read %zu of %u records, %zu of them twice\n", got, n, twice);
+        exit(1);
+    }
+    free(seen);
+    sluice_consumer_free(cons);
+}
+
+/* Produces through a client bootstrapped "dead, b2, b1, b3"; kills the leader of shard 0
+ * half-way; reads everything back. */
+static void produce_through_bootstrap_list(int32_t leader0)
 {
     char list[256];
     snprintf(list, sizeof(list), "127.0.0.1:%u,%s,%s,%s", dead_port(), brokers[1].addr,
@@ -177,40 +232,29 @@ static void produce_through_bootstrap_list(void)
     sluice_producer *p = NULL;
     struct sluice_producer_opts po = {.ack = SLUICE_ACK_DURABLE, .linger_ms = 2};
     CHECK(sluice_producer_new(c, "cm", &po, &p) == SL_OK);
-    for (uint32_t i = 0; i < RECORDS; i++) {
-        char key[16];
-        int n = snprintf(key, sizeof(key), "k%u", i);
-        CHECK(sluice_produce(p, key, (size_t)n, key, (size_t)n, NULL, 0, on_delivery, NULL) ==
-              SL_OK);
-    }
+    uint32_t n = produce_range(p, 0, RECORDS);
     CHECK(sluice_producer_flush(p, 60000) == SL_OK);
     CHECK(atomic_load(&acked) == RECORDS && atomic_load(&failed) == 0);
+    printf("ok %u records through a bootstrap list with a dead first address, each shard to "
+           "its leader\n", RECORDS);
+
+    /* the leader of shard 0 dies while the producer writes */
+    n = produce_range(p, n, RECORDS / 2);
+    uint64_t t_kill = it_mono_ms();
+    CHECK(it_broker_kill9(&brokers[leader0 - 1]) == 0);
+    n = produce_range(p, n, RECORDS / 2);
+    CHECK(sluice_producer_flush(p, 90000) == SL_OK);
+    struct sluice_producer_stats ps;
+    sluice_producer_stats(p, &ps);
+    printf("ok leader %d of shard 0 killed: %u acknowledged, %u failed, %llu retries, "
+           "%llu duplicates, all in %llu ms\n", leader0, atomic_load(&acked),
+           atomic_load(&failed), (unsigned long long)ps.retries,
+           (unsigned long long)ps.duplicates, (unsigned long long)(it_mono_ms() - t_kill));
+    CHECK(atomic_load(&failed) == 0 && atomic_load(&acked) == n);
     sluice_producer_free(p);
-    sluice_consumer *cons = NULL;
-    CHECK(sluice_consumer_new(c, "cm", NULL, NULL, &cons) == SL_OK);
-    size_t got = 0;
-    uint64_t t0 = it_mono_ms();
-    struct sluice_record recs[256];
-    while (got < RECORDS && it_mono_ms() - t0 < 60000) {
-        size_t n = 0;
-        CHECK(sluice_consumer_poll(cons, recs, 256, &n, 200) == SL_OK);
-        got += n;
-    }
-    CHECK(got == RECORDS);
-    sluice_consumer_free(cons);
+    read_back(c, n);
+    printf("ok every record read back once (%u)\n", n);
     sluice_client_free(c);
-    /* (today) the leaders are the connected broker (2): it holds every record */
-    sluice_client *c2 = NULL;
-    CHECK(it_connect(&brokers[1], &c2) == SL_OK);
-    struct sluice_stream_info *info = NULL;
-    CHECK(sluice_stream_describe(c2, "cm", &info) == SL_OK);
-    uint64_t stored = 0;
-    for (size_t s = 0; s < info->shards_len; s++) {
-        stored += info->shards[s].next_seq - info->shards[s].first_seq;
-    }
-    CHECK(stored == RECORDS);
-    sluice_stream_info_free(info);
-    sluice_client_free(c2);
 }
 
 int main(void)
@@ -235,24 +279,34 @@ int main(void)
     CHECK(all_see_three());
     printf("ok three brokers answer Metadata with three brokers\n");
 
-    /* (today) the stream on each broker, separately: cluster creation is not served yet */
-    for (int i = 0; i < NB; i++) {
-        sluice_client *c = NULL;
-        CHECK(it_connect(&brokers[i], &c) == SL_OK);
-        CHECK(it_create_stream(c, "cm", SHARDS) == SL_OK);
-        sluice_client_free(c);
+    /* the stream, made through broker 1 (until the three are registered it may refuse) */
+    sluice_client *c = NULL;
+    CHECK(it_connect(&brokers[0], &c) == SL_OK);
+    struct sluice_stream_opts so = {.shard_count = SHARDS, .replication_factor = NB};
+    struct sluice_stream_info *si = NULL;
+    int rc = SL_EAGAIN;
+    t0 = it_mono_ms();
+    while ((rc = sluice_stream_create(c, "cm", &so, &si)) != SL_OK &&
+           it_mono_ms() - t0 < 10000u * IT_SLOWDOWN) {
+        it_sleep_ms(200);
     }
+    CHECK(rc == SL_OK);
+    sluice_stream_info_free(si);
+    sluice_client_free(c);
+    int32_t leader[SHARDS];
+    t0 = it_mono_ms();
+    while (!leaders_agree(leader) && it_mono_ms() - t0 < 15000u * IT_SLOWDOWN) {
+        it_sleep_ms(100);
+    }
+    CHECK(leaders_agree(leader));
     for (int i = 0; i < NB; i++) {
         struct sluice_metadata *m = metadata_of(&brokers[i], "cm");
         CHECK(m != NULL);
         check_answer(i, m);
         sluice_metadata_free(m);
     }
-    printf("ok every broker names the same brokers, shards consistent\n");
-
-    produce_through_bootstrap_list();
-    printf("ok a bootstrap list with a dead first address: %u records produced, read back\n",
-           RECORDS);
+    printf("ok every broker names the same brokers and the same leader and epoch per shard "
+           "(leaders %d %d %d %d)\n", leader[0], leader[1], leader[2], leader[3]);
 
     char cmd[512];
     snprintf(cmd, sizeof(cmd), "%s --broker %s cluster status --stream cm 2>&1", SLUICE_CLI_PATH,
@@ -267,8 +321,12 @@ int main(void)
     CHECK(strstr(out, "cm ") != NULL);
     printf("ok sluice cluster status --stream:\n%s", out);
 
+    produce_through_bootstrap_list(leader[0]);
+
     for (int i = 0; i < NB; i++) {
-        CHECK(it_broker_stop(&brokers[i]) == 0);
+        if (it_broker_alive(&brokers[i])) {
+            CHECK(it_broker_stop(&brokers[i]) == 0);
+        }
         it_broker_cleanup(&brokers[i]);
     }
     zkh_cleanup(&zk);
