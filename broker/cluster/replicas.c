@@ -11,6 +11,7 @@
 #include "broker/cluster/replicas_int.h"
 
 #include "broker/engine/catalog.h"
+#include "broker/engine/dedup.h"
 #include "broker/engine/fetch.h"
 #include "broker/engine/produce.h"
 #include "broker/engine/workers.h"
@@ -137,6 +138,11 @@ static void on_fwrite(void *ctx, int err, uint64_t base_seq, uint32_t count)
             continue;
         }
         SL_ASSERT(d->completed < d->submitted);
+        struct sl_batch_header h;
+        if (err == SL_OK && sl_batch_peek(d->buf + d->off[d->completed], d->len[d->completed],
+                                          &h) == SL_OK) {
+            sl_dedup_note(&br->b->dedup, &h); /* a retry to this broker as leader: a duplicate */
+        }
         d->completed++;
         if (err != SL_OK && d->err == SL_OK) {
             d->err = err;
@@ -199,6 +205,22 @@ static void fx_fwrite(struct sl_brepl *br, const struct sl_repl_effect *fx)
 
 /* ---- truncate and epoch file -------------------------------------------- */
 
+static void dedup_rebuild_on_owner(void *arg)
+{
+    struct sl_bshard *b = arg;
+    (void)sl_dedup_rebuild(&b->dedup, b->ws.log);
+}
+
+/* The producers' batches that were cut must not be taken for stored: a retry of one would
+ * be answered as a duplicate and never written. The table is learnt again from the log
+ * (the main loop waits on the owner: a truncate is rare). */
+static void dedup_relearn(struct sl_bshard *b)
+{
+    sl_dedup_fini(&b->dedup);
+    sl_dedup_init(&b->dedup);
+    sl_workers_call(b->ws.workers, b->ws.owner, dedup_rebuild_on_owner, b);
+}
+
 static void on_truncated(void *ctx, int err, uint64_t end_seq)
 {
     struct sl_brepl *br = ctx;
@@ -213,6 +235,7 @@ static void on_truncated(void *ctx, int err, uint64_t end_seq)
     } else {
         sl_info("cluster", "shard %u of %s: log cut back to %" PRId64 " (diverged from the "
                 "leader's)", br->b->id, br->b->stream->name, d->offset);
+        dedup_relearn(br->b);
     }
     d->done = true;
     d->err = err;
@@ -494,13 +517,31 @@ static void fx_run(struct sl_brepl *br)
     }
 }
 
+/* A role taken (or left) is worth a line in the log: where to look after a failover. */
+static void log_role(struct sl_brepl *br)
+{
+    const struct sl_repl *r = &br->r;
+    if ((int)r->role == br->logged_role && r->epoch == br->logged_epoch) {
+        return;
+    }
+    br->logged_role = (int)r->role;
+    br->logged_epoch = r->epoch;
+    const struct sl_bshard *b = br->b;
+    if (r->role == SL_REPL_LEADER) {
+        sl_info("cluster", "shard %u of %s: leading in epoch %d (log ends at %" PRId64 ")", b->id,
+                b->stream->name, r->epoch, r->leo);
+    } else if (r->role == SL_REPL_FOLLOWER) {
+        sl_info("cluster", "shard %u of %s: following broker %d in epoch %d", b->id,
+                b->stream->name, r->meta.leader, r->epoch);
+    }
+}
+
 /* What readers of the shard may see, published to the engine. */
 static void publish(struct sl_brepl *br)
 {
     struct sl_bshard *b = br->b;
-    b->read_err = br->r.role == SL_REPL_LEADER ? SL_OK : SL_ENOT_LEADER;
+    log_role(br);
     uint64_t hw = (uint64_t)sl_repl_hw(&br->r);
-    b->read_end = hw;
     if (hw > br->hw_published) {
         br->hw_published = hw;
         sl_fetch_shard_progress(b); /* parked fetches see the new records */
@@ -623,6 +664,7 @@ struct sl_brepl *rs_brepl_new(struct sl_replicas *rs, struct sl_bshard *b, const
     br->b = b;
     snprintf(br->path, sizeof(br->path), "%s", path);
     br->state.m.version = -1;
+    br->logged_role = -1;
     struct sl_repl_cfg cfg = {.self = rs->cfg.self, .min_insync = rs->cfg.min_insync,
                               .replica_lag_ms = rs->cfg.replica_lag_ms};
     struct sl_repl_recovered rec = {.log_end = rc->log_end,
@@ -632,8 +674,6 @@ struct sl_brepl *rs_brepl_new(struct sl_replicas *rs, struct sl_bshard *b, const
     sl_repl_init(&br->r, &cfg, &rec, rs->now_ms);
     free(rc);
     b->repl = br;
-    b->read_err = SL_ENOT_LEADER;
-    b->read_end = 0;
     br->next = rs->all;
     rs->all = br;
     return br;
@@ -703,10 +743,18 @@ int sl_replicas_route(const struct sl_replicas *rs, const char *stream, uint32_t
     return SL_OK;
 }
 
+static int hook_readable(void *ctx, const struct sl_bshard *b, uint64_t *end)
+{
+    (void)ctx;
+    const struct sl_brepl *br = b->repl;
+    *end = (uint64_t)sl_repl_hw(&br->r);
+    return br->r.role == SL_REPL_LEADER ? SL_OK : SL_ENOT_LEADER;
+}
+
 int rs_hooks_install(struct sl_replicas *rs)
 {
     rs->hooks = (struct sl_engine_repl){.ctx = rs, .append = hook_append,
-                                        .written = hook_written};
+                                        .written = hook_written, .readable = hook_readable};
     rs->e->repl = &rs->hooks;
     return SL_OK;
 }

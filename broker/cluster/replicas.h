@@ -59,7 +59,8 @@ int sl_replicas_open(struct sl_engine *e, struct sl_member *mb,
 /* Timeouts, retries; call every loop tick. */
 void sl_replicas_tick(struct sl_replicas *rs, uint64_t now_ms);
 /* The broker stops serving: requests still waiting are answered (SL_ECLOSED) while the
- * network can carry the answers. NULL-safe. */
+ * network can carry the answers, and the member is let go (it may be freed before the
+ * replicas, whose metadata calls end with its store). NULL-safe. */
 void sl_replicas_stop(struct sl_replicas *rs);
 /* Reads serving followers are still in flight (run the loop until not, after a stop). */
 bool sl_replicas_busy(const struct sl_replicas *rs);

@@ -59,6 +59,8 @@ struct sl_brepl {
     bool in_append;    /* inside the engine's append hook: a WRITE is the leader's */
     bool pumping, repump;
     bool fatal_logged;
+    int logged_role; /* the role and epoch last logged (-1: none yet) */
+    int32_t logged_epoch;
     uint64_t hw_published;
     /* the batches of the FETCH_RESP being handed to the replica (owned until a WRITE
      * takes them) */

@@ -111,7 +111,7 @@ void rs_meta_write(struct sl_brepl *br, const struct sl_repl_meta *m)
 const char *rs_addr_of(const struct sl_replicas *rs, int32_t node)
 {
     const struct sl_member_info *list = NULL;
-    size_t n = sl_member_brokers(rs->mb, &list);
+    size_t n = rs->stopping ? 0 : sl_member_brokers(rs->mb, &list);
     for (size_t i = 0; i < n; i++) {
         if ((int32_t)list[i].node_id == node) {
             return list[i].native_addr;
@@ -497,7 +497,7 @@ int sl_replicas_open(struct sl_engine *e, struct sl_member *mb,
 
 void sl_replicas_tick(struct sl_replicas *rs, uint64_t now_ms)
 {
-    if (rs == NULL) {
+    if (rs == NULL || rs->stopping) {
         return;
     }
     rs->now_ms = now_ms;
@@ -519,6 +519,7 @@ void sl_replicas_stop(struct sl_replicas *rs)
         return;
     }
     rs->stopping = true;
+    sl_member_set_changed(rs->mb, NULL, NULL); /* (the member may go before the replicas) */
     for (struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
         rs_brepl_answer_all(br);
     }
@@ -534,7 +535,7 @@ void sl_replicas_close(struct sl_replicas *rs)
     if (rs == NULL) {
         return;
     }
-    sl_member_set_changed(rs->mb, NULL, NULL);
+    rs->mb = NULL; /* (stopped and freed before: sl_replicas_stop let it go) */
     while (rs->creates != NULL) {
         create_end(rs->creates, SL_ECLOSED, "the broker is shutting down");
     }

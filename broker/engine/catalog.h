@@ -92,12 +92,8 @@ struct sl_bshard {
     uint32_t appends;        /* handed to the owner, not answered (produce.c) */
     bool closing;            /* a reshard waits for `appends` to drain (reshard.c) */
     /* Cluster mode (#14): this broker's replica of the shard (broker/cluster/replicas.c owns
-     * it), NULL on a single broker. With one, reads stop at read_end (the high watermark:
-     * consumers never see what a failover could lose) and are refused with read_err
-     * (SL_ENOT_LEADER) unless this broker leads the shard. */
+     * it; the engine asks it through struct sl_engine_repl), NULL on a single broker. */
     struct sl_brepl *repl;
-    uint64_t read_end;
-    int read_err;
 };
 
 struct sl_stream {
@@ -150,6 +146,18 @@ struct sl_stream {
     struct sl_stream *hnext; /* the catalog's name index (catalog.c) */
     uint64_t name_hash;
 };
+
+/* Cluster mode (#14): the stream's shards are replicas of the cluster's (a stream exists in
+ * every broker's catalog or none, and every shard of it has a replica). */
+static inline bool sl_stream_replicated(const struct sl_stream *st)
+{
+    return st->shard_count > 0 && st->shards[0]->repl != NULL;
+}
+
+/* The answer to what cluster mode does not do yet on a replicated stream. */
+#define SL_STREAM_REPLICATED_WHY(what)                                                             \
+    what " is not supported on a replicated stream yet (cluster mode, docs/REPLICATION.md)"
+
 
 /* The open shard whose range holds `hash` (the produce path of front-ends
  * that route by key, and unkeyed records spread over the open shards). */

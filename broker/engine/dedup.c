@@ -310,14 +310,18 @@ void sl_msgdedup_free(struct sl_msgdedup *t)
 #define DEDUP_REBUILD_WINDOW_MS (5u * 60 * 1000)
 #define DEDUP_REBUILD_BYTES_MAX (8u << 20) /* per shard: keeps start-up short */
 
-static void rebuild_one(void *ctx, const struct sl_batch_header *h)
+void sl_dedup_note(struct sl_dedup *d, const struct sl_batch_header *h)
 {
-    struct sl_dedup *d = ctx;
     struct sl_dedup_entry *e = NULL;
     if (h->producer_id != 0 &&
         sl_dedup_begin(d, h->producer_id, h->producer_seq, false, &e) == SL_OK) {
         sl_dedup_end(d, h->producer_id, h->producer_seq, SL_OK, h->base_seq, h->record_count);
     }
+}
+
+static void rebuild_one(void *ctx, const struct sl_batch_header *h)
+{
+    sl_dedup_note(ctx, h);
 }
 
 int sl_dedup_rebuild(struct sl_dedup *d, struct sl_shard *log)

@@ -109,6 +109,12 @@ bool sl_dedup_stored(const struct sl_dedup_entry *e, uint64_t producer_seq, uint
 void sl_dedup_end(struct sl_dedup *d, uint64_t producer_id, uint64_t producer_seq, int err,
                   uint64_t base_seq, uint32_t count);
 
+/* Remembers a batch stored without passing through begin/end: a follower's copy of its
+ * leader's batch (#14), so that a producer's retry after a failover is answered as a
+ * duplicate, not stored twice. */
+struct sl_batch_header;
+void sl_dedup_note(struct sl_dedup *d, const struct sl_batch_header *h);
+
 /* Re-learns the producers' last batches from the newest batches of `log`
  * appended in the last few minutes (bounded in bytes; headers only), so that
  * a retry sent across a broker restart is still recognised. Synchronous

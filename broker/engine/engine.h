@@ -61,7 +61,7 @@ struct sl_cgroup;      /* coord.c */
 /* Cluster mode (#14): what the replica manager (broker/cluster/replicas.c) does for the
  * engine on a shard that has a replica (b->repl != NULL). Installed once at start-up; NULL
  * on a single broker. The engine knows nothing more of replication: the manager answers
- * appends (sl_produce_repl_ack) and moves b->read_end as its high watermark moves. */
+ * appends (sl_produce_repl_ack) and wakes fetches as its high watermark moves. */
 struct sl_engine_repl {
     void *ctx;
     /* An append of `count` records to b: SL_OK with the leader epoch to stamp and the end
@@ -71,6 +71,9 @@ struct sl_engine_repl {
                   char *why, size_t why_len);
     /* The shard's log completed an accepted append (in the order they were accepted). */
     void (*written)(void *ctx, struct sl_bshard *b, int err);
+    /* Where reads of b end: its high watermark (consumers never see what a failover could
+     * lose); SL_OK, or SL_ENOT_LEADER when this broker does not lead it (reads refused). */
+    int (*readable)(void *ctx, const struct sl_bshard *b, uint64_t *end);
 };
 
 struct sl_engine {

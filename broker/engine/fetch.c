@@ -99,13 +99,22 @@ static void unpark(struct fetch_op *op)
     op->parked = false;
 }
 
-/* Readers see [first, tail): a replicated shard's tail is its high watermark (#14). */
-static uint64_t tail_of(const struct sl_bshard *b, const struct sl_shard_stats *ss)
+/* Where reads of b end (#14): a replicated shard's high watermark, else the log's tail. */
+static uint64_t read_end(const struct sl_engine *e, const struct sl_bshard *b)
 {
-    if (b->repl != NULL && b->read_end < ss->visible_seq) {
-        return b->read_end;
+    uint64_t end = UINT64_MAX;
+    if (b->repl != NULL && e->repl->readable(e->repl->ctx, b, &end) != SL_OK) {
+        end = 0;
     }
-    return ss->visible_seq;
+    return end;
+}
+
+/* Readers see [first, tail): a replicated shard's tail is its high watermark. */
+static uint64_t tail_of(const struct sl_engine *e, const struct sl_bshard *b,
+                        const struct sl_shard_stats *ss)
+{
+    uint64_t end = read_end(e, b);
+    return end < ss->visible_seq ? end : ss->visible_seq;
 }
 
 /* Cuts a read of a replicated shard before the first batch that ends past its high
@@ -116,13 +125,14 @@ static void cut_at_read_end(struct fetch_op *op)
     if (op->shard->repl == NULL || rd->len == 0) {
         return;
     }
+    uint64_t end = read_end(op->e, op->shard);
     uint32_t off = 0, n = 0;
     while (off < rd->len) {
         struct sl_batch_header h;
         if (sl_batch_peek(op->buf + off, rd->len - off, &h) != SL_OK) {
             break;
         }
-        if (h.base_seq + h.record_count > op->shard->read_end) {
+        if (h.base_seq + h.record_count > end) {
             rd->next_seq = h.base_seq; /* (a later read starts at this batch) */
             break;
         }
@@ -150,7 +160,7 @@ static void finish(struct fetch_op *op, int err)
                  sl_strerror(err));
     }
     struct sl_fetch_result r = {.err = err, .why = why, .read = true, .shard = b->id,
-                                .first_seq = ss.first_seq, .tail_seq = tail_of(b, &ss),
+                                .first_seq = ss.first_seq, .tail_seq = tail_of(op->e, b, &ss),
                                 .tail_time_ms = ss.visible_time_ms,
                                 .next_seq = err == SL_OK ? op->wr.rd.next_seq : ss.first_seq,
                                 .batches = op->buf, .len = err == SL_OK ? op->wr.rd.len : 0};
@@ -354,11 +364,13 @@ void sl_fetch_start(struct sl_engine *e, const struct sl_fetch_req *req, sl_fetc
         cb(ctx, &r);
         return;
     }
-    if (b->repl != NULL && b->read_err != SL_OK) {
+    uint64_t end_unused = 0;
+    if (e->repl != NULL && (b->repl == NULL ||
+                            e->repl->readable(e->repl->ctx, b, &end_unused) != SL_OK)) {
         snprintf(why, sizeof(why),
                  "this broker does not lead shard %u of %s: ask another broker (Metadata names "
                  "the leader)", b->id, b->stream->name);
-        r.err = b->read_err;
+        r.err = SL_ENOT_LEADER;
         cb(ctx, &r);
         return;
     }
@@ -399,7 +411,7 @@ void sl_fetch_start(struct sl_engine *e, const struct sl_fetch_req *req, sl_fetc
     }
     struct sl_shard_stats ss;
     sl_wshard_stats(&b->ws, &ss);
-    ss.visible_seq = tail_of(b, &ss);
+    ss.visible_seq = tail_of(e, b, &ss);
     *op = (struct fetch_op){.e = e, .shard = b, .cb = cb, .ctx = ctx, .buf = buf,
                             .max_bytes = max_bytes, .start_ns = sl_clock_mono_ns()};
     uint32_t wait = req->max_wait_ms < e->cfg.fetch_wait_max_ms ? req->max_wait_ms

@@ -254,6 +254,14 @@ static int try_append(struct produce_op *op)
     size_t len = op->rebuilt != NULL ? op->rebuilt_len : op->len;
     unsigned flags = op->ack == SL_ACK_DURABLE ? SL_APPEND_DURABLE : 0;
     SL_ASSERT(!op->shard->closing);
+    if (op->e->repl != NULL && op->shard->repl == NULL) {
+        /* In a cluster a shard is written only through its replica: one not attached yet
+         * (the broker is (re)joining) must not take an append that no follower would copy. */
+        sl_dedup_end(&op->shard->dedup, op->producer_id, op->producer_seq, SL_ENOT_LEADER, 0,
+                     0);
+        finish(op, SL_ENOT_LEADER, 0, 0, false);
+        return SL_ECLOSED; /* (answered: anything but SL_EAGAIN) */
+    }
     if (op->shard->repl != NULL && !op->repl_accepted) {
         int rc = repl_accept(op, data, len);
         if (rc != SL_OK) {

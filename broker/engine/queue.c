@@ -648,6 +648,10 @@ void sl_queue_create_group(struct sl_engine *e, const char *stream, const char *
     struct sl_stream *st = sl_engine_stream(e, stream, why, sizeof(why), &rc);
     struct sl_qgroup_def def;
     struct sl_qstate *qs = NULL;
+    if (st != NULL && sl_stream_replicated(st)) {
+        cb(ctx, SL_EUNSUPPORTED, SL_STREAM_REPLICATED_WHY("a queue group"));
+        return;
+    }
     if (st != NULL && st->shard_count > SL_QSTATE_SHARDS_MAX) {
         snprintf(why, sizeof(why),
                  "stream %s has %u shards (closed ones included) and a queue group holds at "

@@ -190,7 +190,10 @@ void sl_reshard_submit(struct sl_engine *e, const struct sl_reshard_req *req, sl
     int rc = SL_OK;
     struct sl_reshard_result fail = {.why = why};
     struct sl_stream *st = sl_engine_stream(e, req->stream, why, sizeof(why), &rc);
-    if (st != NULL && st->reshard != NULL) {
+    if (st != NULL && sl_stream_replicated(st)) {
+        rc = SL_EUNSUPPORTED;
+        snprintf(why, sizeof(why), SL_STREAM_REPLICATED_WHY("resharding"));
+    } else if (st != NULL && st->reshard != NULL) {
         rc = SL_EAGAIN;
         snprintf(why, sizeof(why), "a change of stream %s's shards is under way: retry after it",
                  st->name);

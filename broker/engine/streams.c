@@ -61,6 +61,10 @@ int sl_streams_delete(struct sl_engine *e, const char *name, char *why, uint32_t
 {
     name = name != NULL ? name : "";
     struct sl_stream *st = sl_catalog_find(e->catalog, name);
+    if (st != NULL && sl_stream_replicated(st)) {
+        snprintf(why, why_len, SL_STREAM_REPLICATED_WHY("deleting"));
+        return SL_EUNSUPPORTED;
+    }
     if (st != NULL) {
         sl_fetch_stream_wake(st, SL_ENOTFOUND);
     }
