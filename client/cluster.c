@@ -1,6 +1,8 @@
-/* cluster.c - ClusterStatus: the live brokers of a cluster; ApiCall: an AWS API call over the
+/* cluster.c - ClusterStatus: the live brokers of a cluster; Metadata: who leads each shard (the
+ * client routes by it too, conn.c); ApiCall: an AWS API call over the
  * native connection (sluice.h; docs/PROTOCOL.md). */
 #include "client/conn.h"
+#include "client/route.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -114,5 +116,60 @@ int sluice_api_call(sluice_client *c, const char *service, const char *action, c
     *out = copy;
     *out_len = r->body.len;
     sl_response_free(resp);
+    return SL_OK;
+}
+
+int sluice_cluster_metadata(sluice_client *c, const char *const *streams, size_t n,
+                            struct sluice_metadata **out)
+{
+    *out = NULL;
+    if (n > SLUICE_METADATA_STREAMS) {
+        sl_client_set_error("%zu streams named; at most %u per call", n, SLUICE_METADATA_STREAMS);
+        return SL_ELIMIT;
+    }
+    Sluice__V1__Metadata body = SLUICE__V1__METADATA__INIT;
+    body.streams = (char **)streams;
+    body.n_streams = n;
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    req.body_case = SLUICE__V1__REQUEST__BODY_METADATA;
+    req.metadata = &body;
+    sl_response *resp = NULL;
+    struct sl_link *via = NULL;
+    int rc = sl_client_call_via(c, &req, &resp, &via);
+    if (rc == SL_EUNSUPPORTED) {
+        return rc; /* (a broker older than Metadata: its message says so) */
+    }
+    if (rc == SL_OK && resp->body_case != SLUICE__V1__RESPONSE__BODY_METADATA) {
+        sl_client_set_error("unexpected response kind %d to Metadata", (int)resp->body_case);
+        rc = SL_EPROTO;
+    }
+    char why[SL_ROUTE_WHY_MAX];
+    struct sluice_metadata *m = NULL;
+    if (rc == SL_OK) {
+        rc = sl_route_metadata_copy(resp->metadata, &m, why, sizeof(why));
+        if (rc != SL_OK) {
+            sl_client_set_error("%s", why);
+        }
+    }
+    sl_response_free(resp);
+    if (rc == SL_OK && m->n_streams != n) {
+        sl_client_set_error("Metadata answered %zu streams for %zu asked", m->n_streams, n);
+        rc = SL_EPROTO;
+    }
+    for (size_t i = 0; rc == SL_OK && i < n; i++) {
+        if (strcmp(m->streams[i].name, streams[i]) != 0) {
+            sl_client_set_error("Metadata answered stream '%.64s' for '%.64s'",
+                                m->streams[i].name, streams[i]);
+            rc = SL_EPROTO;
+        }
+    }
+    if (rc == SL_OK) {
+        rc = sl_client_route_learn(c, via, m);
+    }
+    if (rc != SL_OK) {
+        sluice_metadata_free(m);
+        return rc;
+    }
+    *out = m;
     return SL_OK;
 }

@@ -1,99 +1,69 @@
-/* conn.c - sluice_client: one pipelined TCP connection to a broker and its I/O thread.
+/* conn.c - sluice_client: its connections to the brokers (one link per broker, link.c),
+ * which one each call goes on, and the routing table (route.c) by which a shard's produces
+ * and fetches go to its leader (cluster mode, #14).
  *
- * Wire: frames of `u32 big-endian length | protobuf` (proto/frame.h). The first request
- * on a connection is Hello (version 1); its response gives the broker's frame limit and
- * max in-flight requests, which bounds `inflight` here.
+ * Links: the first reachable address of the bootstrap list is the "primary": calls without
+ * a shard go there. When it cannot be reached, the next call tries the others (the rest of
+ * the list, then the brokers learned) without waiting out their backoff, and the first that
+ * connects becomes the primary; with a single address nothing changes from one connection
+ * (the call waits out the backoff as it always did). A leader's link is made when a shard
+ * is first routed to it; links are never freed before the client, so a link pointer stays
+ * valid (at most SL_CLIENT_LINKS_MAX: the list plus the brokers routed to).
  *
- * Threads and locks:
- * - Callers send: they register a `struct sl_call` (id, deadline, waiter or callback) in
- *   the pending list under `mu`, then write the frame under `send_mu` (writes of one frame
- *   never interleave). Lock order: send_mu before mu.
- * - The I/O thread reads frames, finds the call by id and completes it: a synchronous
- *   waiter is woken through `cv`; an asynchronous callback runs on the I/O thread, outside
- *   `mu`. Every 100 ms it also fails calls past their deadline with SL_EAGAIN; such a call
- *   keeps its in-flight slot (`zombies`) until its late response arrives, so the broker's
- *   max_inflight is never exceeded.
- * - A read or write error "breaks" the connection (generation `gen`): the socket is shut
- *   down (not closed: the reader may still be using it), every pending call fails
- *   with SL_ECLOSED. The next call reconnects under send_mu, dropping the client's
- *   reference to the old wire (client/wire.c: the socket closes with its last user), with
- *   exponential backoff between failed attempts.
- * - TLS (opts.tls): the context is built once from the files at sluice_client_new; each
- *   connection runs its handshake in reconnect, before Hello.
+ * Routing: a Metadata answer (cluster.c, sluice_cluster_metadata) goes into `route` with
+ * the link it came on: its `self` broker is that link's node, the others are matched by
+ * address. A shard's call goes to the link of its leader's node, made from the broker's
+ * advertised address if need be; an unknown stream or shard, or no leader now, goes to the
+ * primary (whose answer, NOT_LEADER, makes the owner refresh).
+ *
+ * Locks: `mu` guards links[], link_node[], primary, route and the refresh state; it is
+ * never held across I/O except a link's creation (a thread start) and never taken inside a
+ * link's locks.
  */
 #include "client/conn.h"
 
+#include "client/link.h"
 #include "client/login.h"
-#include "client/wire.h"
+#include "client/route.h"
 
 #include "common/assert.h"
 #include "common/clock.h"
 #include "common/tls.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
-#define CONN_TICK_MS          100u /* I/O thread's timeout scan period */
-#define CONN_ENVELOPE_BYTES   256u /* Request fields around a Produce's batch */
-#define CONN_READ_CHUNK       (64u << 10)
-#define CONN_MSG_MAX          256u
-#define SL_CLIENT_ID_MAX      128u /* bytes of the Hello's client id kept (longer: cut) */
-
-struct sl_call {
-    struct sl_call *next;
-    struct sl_call *prev;
-    uint64_t id;
-    uint64_t gen;
-    uint64_t deadline_ms;
-    int done;
-    int err;
-    sl_response *resp;
-    sl_call_cb cb; /* NULL: a synchronous waiter */
-    void *ctx;
-    char msg[CONN_MSG_MAX];
-};
+#define CONN_MSG_MAX        256u
+#define SL_CLIENT_ID_MAX    128u /* bytes of the Hello's client id kept (longer: cut) */
+#define SL_CLIENT_LINKS_MAX (SL_ROUTE_BOOTSTRAP_MAX + SL_ROUTE_BROKERS_MAX)
 
 struct sluice_client {
-    char *host;
-    char *port;
     struct sluice_client_opts opts;
-    pthread_mutex_t send_mu;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_t io_thread;
-    int io_started;
     struct sl_tls_ctx *tls; /* NULL: plaintext */
-    char *tls_server_name;  /* owned */
+    char *tls_server_name;  /* owned; NULL: each link's host */
     /* The Hello's client id, kept: every reconnect says it again, long after the caller's
      * string may be gone (opts.client_id points here). */
     char client_id[SL_CLIENT_ID_MAX];
-    char *user;             /* owned; NULL: no credentials */
-    char *password;         /* owned; wiped at free */
-    /* Guarded by mu (wire and gen change under both locks). */
-    struct sl_wire *wire;
-    int connected;
-    int closing;
-    uint64_t gen;
-    uint64_t next_id;
-    struct sl_call pending; /* list head */
-    uint32_t inflight;      /* pending with a response expected, plus zombies */
-    uint32_t zombies;
-    uint32_t max_inflight;
-    uint32_t max_frame;
-    uint64_t next_attempt_ms;
-    uint32_t backoff_ms;
+    char *user;     /* owned; NULL: no credentials */
+    char *password; /* owned; wiped at free */
+    uint64_t gen_seq; /* connection generations of every link (atomic) */
+    struct sl_link_shared sh;
+    char (*boot)[SL_ROUTE_ADDR_MAX]; /* owned: the bootstrap list */
+    uint32_t n_boot;
+    /* Guarded by mu. */
+    pthread_mutex_t mu;
+    struct sl_link *links[SL_CLIENT_LINKS_MAX];
+    int32_t link_node[SL_CLIENT_LINKS_MAX]; /* the node each reaches; SL_ROUTE_NONE: unknown */
+    uint32_t n_links;
+    uint32_t primary; /* index into links */
+    struct sl_route route;
+    int route_cluster; /* atomic: the last answer came from a cluster's broker */
+    int route_off;     /* the broker predates Metadata: no routing */
+    uint64_t refresh_next_ms;
+    uint32_t refresh_backoff_ms;
 };
 
 static _Thread_local char last_error[CONN_MSG_MAX];
@@ -116,504 +86,126 @@ void sl_client_set_error(const char *fmt, ...)
     va_end(ap);
 }
 
-uint32_t sl_client_max_payload(const sluice_client *c)
+/* ---- links ---- */
+
+/* A new link to `addr` at the end of links[] (under mu). NULL when full or it fails. */
+static struct sl_link *link_add_locked(sluice_client *c, const char *addr)
 {
-    return c->max_frame > CONN_ENVELOPE_BYTES ? c->max_frame - CONN_ENVELOPE_BYTES : 0;
-}
-
-/* ---- pending list (under mu) ---- */
-
-static void pending_add(sluice_client *c, struct sl_call *call)
-{
-    call->next = &c->pending;
-    call->prev = c->pending.prev;
-    c->pending.prev->next = call;
-    c->pending.prev = call;
-}
-
-static void pending_del(struct sl_call *call)
-{
-    call->prev->next = call->next;
-    call->next->prev = call->prev;
-    call->next = call->prev = call;
-}
-
-static struct sl_call *pending_find(sluice_client *c, uint64_t id)
-{
-    for (struct sl_call *k = c->pending.next; k != &c->pending; k = k->next) {
-        if (k->id == id) {
-            return k;
-        }
-    }
-    return NULL;
-}
-
-/* Marks `call` (already unlinked) finished. A synchronous waiter is woken; an
- * asynchronous one is appended to `*run` so the callback runs after mu is released. */
-static void call_finish_locked(sluice_client *c, struct sl_call *call, int err, const char *msg,
-                               sl_response *resp, struct sl_call **run)
-{
-    call->err = err;
-    call->resp = resp;
-    snprintf(call->msg, sizeof(call->msg), "%s", msg != NULL ? msg : "");
-    call->done = 1;
-    if (call->cb == NULL) {
-        pthread_cond_broadcast(&c->cv);
-    } else {
-        call->next = *run;
-        *run = call;
-    }
-}
-
-/* Runs the callbacks collected by call_finish_locked (in completion order) and frees them. */
-static void run_callbacks(struct sl_call *run)
-{
-    struct sl_call *rev = NULL;
-    while (run != NULL) {
-        struct sl_call *n = run->next;
-        run->next = rev;
-        rev = run;
-        run = n;
-    }
-    while (rev != NULL) {
-        struct sl_call *n = rev->next;
-        rev->cb(rev->ctx, rev->err, rev->msg, rev->resp);
-        free(rev);
-        rev = n;
-    }
-}
-
-/* Breaks connection generation `gen` (no-op when already broken or newer): shuts the
- * socket down and fails every pending call with SL_ECLOSED. */
-static void conn_break(sluice_client *c, uint64_t gen, const char *why)
-{
-    struct sl_call *run = NULL;
-    char msg[CONN_MSG_MAX];
-    snprintf(msg, sizeof(msg), "connection to %s:%s lost: %s", c->host, c->port, why);
-    pthread_mutex_lock(&c->mu);
-    if (c->connected && c->gen == gen) {
-        c->connected = 0;
-        sl_wire_shutdown(c->wire);
-        while (c->pending.next != &c->pending) {
-            struct sl_call *k = c->pending.next;
-            pending_del(k);
-            call_finish_locked(c, k, SL_ECLOSED, msg, NULL, &run);
-        }
-        c->inflight = 0;
-        c->zombies = 0;
-        c->next_attempt_ms = 0; /* the first reconnect is immediate */
-        pthread_cond_broadcast(&c->cv);
-    }
-    pthread_mutex_unlock(&c->mu);
-    run_callbacks(run);
-}
-
-/* ---- socket helpers ---- */
-
-static int connect_one(const struct addrinfo *ai, uint32_t timeout_ms, int *fd_out)
-{
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
-    if (fd < 0) {
-        return errno;
-    }
-    int err = 0;
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-        err = errno;
-        if (err == EINPROGRESS) {
-            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-            int r = poll(&pfd, 1, (int)timeout_ms);
-            err = r == 0 ? ETIMEDOUT : r < 0 ? errno : 0;
-            socklen_t l = sizeof(err);
-            if (r > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0) {
-                err = errno;
-            }
-        }
-    }
-    /* Back to blocking: the I/O thread polls before it reads, senders block in send. */
-    int fl = err == 0 ? fcntl(fd, F_GETFL) : 0;
-    if (err == 0 && (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)) {
-        err = errno;
-    }
-    if (err != 0) {
-        close(fd);
-        return err;
-    }
-    int one = 1;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    *fd_out = fd;
-    return 0;
-}
-
-static int tcp_connect(const sluice_client *c, int *fd_out)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    int gai = getaddrinfo(c->host, c->port, &hints, &res);
-    if (gai != 0) {
-        sl_client_set_error("resolve %s: %s", c->host, gai_strerror(gai));
-        return SL_ECLOSED;
-    }
-    int err = ENOENT;
-    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        err = connect_one(ai, c->opts.connect_timeout_ms, fd_out);
-        if (err == 0) {
-            break;
-        }
-    }
-    freeaddrinfo(res);
-    if (err != 0) {
-        sl_client_set_error("connect %s:%s: %s", c->host, c->port, strerror(err));
-        return SL_ECLOSED;
-    }
-    return SL_OK;
-}
-
-static void sleep_ms(uint64_t ms)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* Connects (again) if not connected. Serialised by send_mu, which also keeps senders off
- * the old fd while it is closed. Waits out the backoff if it ends before `deadline_ms`. */
-static int reconnect(sluice_client *c, uint64_t deadline_ms)
-{
-    pthread_mutex_lock(&c->send_mu);
-    pthread_mutex_lock(&c->mu);
-    int rc = SL_OK;
-    if (c->closing) {
-        sl_client_set_error("client is closing");
-        rc = SL_ECLOSED;
-    }
-    uint64_t now = sl_clock_mono_ms();
-    if (rc == SL_OK && !c->connected && c->next_attempt_ms > now) {
-        if (c->next_attempt_ms > deadline_ms) {
-            sl_client_set_error("not connected to %s:%s; next attempt in %llu ms", c->host, c->port,
-                                (unsigned long long)(c->next_attempt_ms - now));
-            rc = SL_ECLOSED;
-        } else {
-            pthread_mutex_unlock(&c->mu);
-            sleep_ms(c->next_attempt_ms - now);
-            pthread_mutex_lock(&c->mu);
-        }
-    }
-    if (rc != SL_OK || c->connected) {
-        pthread_mutex_unlock(&c->mu);
-        pthread_mutex_unlock(&c->send_mu);
-        return rc;
-    }
-    struct sl_wire *old = c->wire;
-    c->wire = NULL;
-    pthread_mutex_unlock(&c->mu);
-    sl_wire_unref(old); /* the reader may still hold it */
-    int fd = -1;
-    struct sl_wire *w = NULL;
-    uint32_t max_inflight = 0, max_frame = 0;
-    rc = tcp_connect(c, &fd);
-    if (rc == SL_OK) {
-        char why[CONN_MSG_MAX / 2];
-        uint64_t hs_deadline = sl_clock_mono_ms() + c->opts.connect_timeout_ms;
-        rc = sl_wire_new(fd, c->tls, c->tls_server_name, hs_deadline, &w, why, sizeof(why));
-        if (rc != SL_OK) {
-            sl_client_set_error("connect %s:%s: %s", c->host, c->port, why);
-            rc = SL_ECLOSED;
-        }
-    }
-    if (rc == SL_OK) {
-        struct sl_login l = {.client_id = c->opts.client_id, .user = c->user,
-                             .password = c->password, .timeout_ms = c->opts.request_timeout_ms};
-        rc = sl_login_run(&l, w, &max_inflight, &max_frame);
-        if (rc != SL_OK) {
-            sl_wire_unref(w);
-            w = NULL;
-        }
-    }
-    pthread_mutex_lock(&c->mu);
-    if (rc == SL_OK) {
-        c->wire = w;
-        c->connected = 1;
-        c->gen++;
-        c->max_inflight = max_inflight;
-        c->max_frame = max_frame;
-        c->backoff_ms = c->opts.reconnect_backoff_ms;
-        pthread_cond_broadcast(&c->cv);
-    } else {
-        c->next_attempt_ms = sl_clock_mono_ms() + c->backoff_ms;
-        c->backoff_ms = c->backoff_ms * 2 > c->opts.reconnect_backoff_max_ms
-                            ? c->opts.reconnect_backoff_max_ms
-                            : c->backoff_ms * 2;
-    }
-    pthread_mutex_unlock(&c->mu);
-    pthread_mutex_unlock(&c->send_mu);
-    return rc;
-}
-
-/* ---- the I/O thread ---- */
-
-static void dispatch(sluice_client *c, const uint8_t *payload, uint32_t len, uint64_t gen)
-{
-    sl_response *resp = sl_response_unpack(payload, len);
-    if (resp == NULL) {
-        conn_break(c, gen, "malformed response");
-        return;
-    }
-    struct sl_call *run = NULL;
-    pthread_mutex_lock(&c->mu);
-    struct sl_call *call = c->gen == gen ? pending_find(c, resp->id) : NULL;
-    if (call != NULL) {
-        pending_del(call);
-        SL_ASSERT(c->inflight > 0);
-        c->inflight--;
-        int code = (int)resp->code;
-        if (code < 0 || code >= SL_ERR_COUNT_) {
-            code = SL_EPROTO;
-        }
-        call_finish_locked(c, call, code, resp->message, resp, &run);
-        resp = NULL;
-    } else if (c->gen == gen && c->zombies > 0) {
-        c->zombies--; /* the late answer of a timed-out call frees its slot */
-        c->inflight--;
-    }
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-    sl_response_free(resp);
-    run_callbacks(run);
-}
-
-static void expire_calls(sluice_client *c)
-{
-    struct sl_call *run = NULL;
-    uint64_t now = sl_clock_mono_ms();
-    pthread_mutex_lock(&c->mu);
-    struct sl_call *k = c->pending.next;
-    while (k != &c->pending) {
-        struct sl_call *n = k->next;
-        if (k->deadline_ms <= now) {
-            pending_del(k);
-            c->zombies++;
-            call_finish_locked(c, k, SL_EAGAIN, "request timed out", NULL, &run);
-        }
-        k = n;
-    }
-    pthread_mutex_unlock(&c->mu);
-    run_callbacks(run);
-}
-
-/* Reads frames from `w` until the connection breaks or the client closes. */
-static void read_loop(sluice_client *c, struct sl_wire *w, uint64_t gen, uint32_t max_frame)
-{
-    size_t cap = CONN_READ_CHUNK, have = 0;
-    uint8_t *buf = malloc(cap);
-    uint64_t last_scan = sl_clock_mono_ms();
-    const char *why = buf == NULL ? "out of memory" : NULL;
-    char errbuf[128];
-    while (why == NULL) {
-        uint64_t now = sl_clock_mono_ms();
-        if (now - last_scan >= CONN_TICK_MS) {
-            expire_calls(c);
-            last_scan = now;
-        }
-        if (have == cap) {
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (nb == NULL) {
-                why = "out of memory";
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t n = 0;
-        if (sl_wire_read(w, buf + have, cap - have, CONN_TICK_MS, &n, errbuf, sizeof(errbuf)) !=
-            SL_OK) {
-            why = errbuf;
-            break;
-        }
-        if (n == 0) {
-            continue;
-        }
-        have += n;
-        size_t off = 0;
-        for (;;) {
-            uint32_t flen = 0;
-            int rc = sl_frame_peek(buf + off, have - off, max_frame, &flen);
-            if (rc == SL_EAGAIN || (rc == SL_OK && have - off < SL_FRAME_HEADER_BYTES + flen)) {
-                break;
-            }
-            if (rc != SL_OK) {
-                why = "bad frame from the broker";
-                break;
-            }
-            dispatch(c, buf + off + SL_FRAME_HEADER_BYTES, flen, gen);
-            off += SL_FRAME_HEADER_BYTES + flen;
-        }
-        memmove(buf, buf + off, have - off);
-        have -= off;
-        /* Shrink back after a large frame so an idle client does not hold megabytes. */
-        if (have < CONN_READ_CHUNK && cap > CONN_READ_CHUNK) {
-            uint8_t *nb = realloc(buf, CONN_READ_CHUNK);
-            if (nb != NULL) {
-                buf = nb;
-                cap = CONN_READ_CHUNK;
-            }
-        }
-    }
-    free(buf);
-    conn_break(c, gen, why);
-}
-
-static void *io_main(void *arg)
-{
-    sluice_client *c = arg;
-    pthread_mutex_lock(&c->mu);
-    while (!c->closing) {
-        if (!c->connected) {
-            pthread_cond_wait(&c->cv, &c->mu);
-            continue;
-        }
-        struct sl_wire *w = c->wire;
-        sl_wire_ref(w);
-        uint64_t gen = c->gen;
-        uint32_t max_frame = c->max_frame;
-        pthread_mutex_unlock(&c->mu);
-        read_loop(c, w, gen, max_frame);
-        sl_wire_unref(w);
-        pthread_mutex_lock(&c->mu);
-    }
-    pthread_mutex_unlock(&c->mu);
-    return NULL;
-}
-
-/* ---- sending ---- */
-
-/* Packs `req` into a new frame buffer (returned owned). */
-static int pack_frame(const sluice_client *c, const sl_request *req, uint8_t **out, size_t *out_len)
-{
-    size_t n = sl_request_size(req);
-    if (n > c->max_frame) {
-        sl_client_set_error("request of %zu bytes exceeds the broker's frame limit %u", n,
-                            c->max_frame);
-        return SL_ETOOBIG;
-    }
-    uint8_t *buf = malloc(n + SL_FRAME_HEADER_BYTES);
-    if (buf == NULL) {
-        sl_client_set_error("out of memory");
-        return SL_ENOMEM;
-    }
-    sl_frame_put_header(buf, (uint32_t)n);
-    size_t packed = sl_request_pack(req, buf + SL_FRAME_HEADER_BYTES);
-    SL_ASSERT(packed == n);
-    *out = buf;
-    *out_len = n + SL_FRAME_HEADER_BYTES;
-    return SL_OK;
-}
-
-/* Registers `call` (NULL: no response expected) once connected with a free in-flight slot,
- * then writes the frame. Returns SL_OK when the outcome will be delivered through the call
- * (including a write that broke the connection), or an error before registration. */
-static int call_start(sluice_client *c, sl_request *req, struct sl_call *call, uint64_t deadline_ms,
-                      uint64_t *pin_gen)
-{
-    pthread_mutex_lock(&c->mu);
-    for (;;) {
-        if (c->closing) {
-            pthread_mutex_unlock(&c->mu);
-            sl_client_set_error("client is closing");
-            return SL_ECLOSED;
-        }
-        if (pin_gen != NULL && *pin_gen != 0 && (!c->connected || c->gen != *pin_gen)) {
-            pthread_mutex_unlock(&c->mu);
-            sl_client_set_error("the connection this request had to go out on is gone");
-            return SL_ECLOSED;
-        }
-        if (!c->connected) {
-            pthread_mutex_unlock(&c->mu);
-            int rc = reconnect(c, deadline_ms);
-            if (rc != SL_OK) {
-                return rc;
-            }
-            pthread_mutex_lock(&c->mu);
-            continue;
-        }
-        if (call == NULL || c->inflight < c->max_inflight) {
-            break;
-        }
-        uint64_t now = sl_clock_mono_ms();
-        if (now >= deadline_ms) {
-            pthread_mutex_unlock(&c->mu);
-            sl_client_set_error("timed out waiting for an in-flight slot");
-            return SL_EAGAIN;
-        }
-        uint64_t wake = sl_clock_wall_ms() + (deadline_ms - now);
-        struct timespec ts = {.tv_sec = (time_t)(wake / 1000),
-                              .tv_nsec = (long)(wake % 1000) * 1000000};
-        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-    }
-    uint64_t gen = c->gen;
-    if (pin_gen != NULL) {
-        *pin_gen = gen;
-    }
-    req->id = ++c->next_id;
-    if (call != NULL) {
-        call->id = req->id;
-        call->gen = gen;
-        call->deadline_ms = deadline_ms;
-        pending_add(c, call);
-        c->inflight++;
-    }
-    pthread_mutex_unlock(&c->mu);
-
-    uint8_t *frame = NULL;
-    size_t frame_len = 0;
-    int rc = pack_frame(c, req, &frame, &frame_len);
-    if (rc != SL_OK) {
-        if (call != NULL) {
-            pthread_mutex_lock(&c->mu);
-            if (call->next != call) { /* still pending: nobody else finished it */
-                pending_del(call);
-                c->inflight--;
-                pthread_mutex_unlock(&c->mu);
-                return rc;
-            }
-            pthread_mutex_unlock(&c->mu);
-            return SL_OK; /* the connection broke meanwhile: the call was failed */
-        }
-        return rc;
-    }
-    char why[CONN_MSG_MAX];
-    pthread_mutex_lock(&c->send_mu);
-    pthread_mutex_lock(&c->mu);
-    int live = c->connected && c->gen == gen;
-    struct sl_wire *w = c->wire; /* not freed while we hold send_mu (reconnect takes it) */
-    pthread_mutex_unlock(&c->mu);
-    rc = live ? sl_wire_write(w, frame, frame_len, why, sizeof(why)) : SL_OK;
-    pthread_mutex_unlock(&c->send_mu);
-    free(frame);
-    if (rc != SL_OK) {
-        conn_break(c, gen, why);
-        if (call == NULL) {
-            sl_client_set_error("%s", why);
-            return SL_ECLOSED;
-        }
-    } else if (!live && call == NULL) {
-        sl_client_set_error("connection lost before the send");
-        return SL_ECLOSED;
-    }
-    return SL_OK;
-}
-
-static struct sl_call *call_new(sl_call_cb cb, void *ctx)
-{
-    struct sl_call *call = calloc(1, sizeof(*call));
-    if (call == NULL) {
-        sl_client_set_error("out of memory");
+    if (c->n_links == SL_CLIENT_LINKS_MAX) {
         return NULL;
     }
-    call->next = call->prev = call;
-    call->cb = cb;
-    call->ctx = ctx;
-    return call;
+    struct sl_link *l = NULL;
+    if (sl_link_new(&c->sh, addr, &l) != SL_OK) {
+        return NULL;
+    }
+    c->links[c->n_links] = l;
+    c->link_node[c->n_links] = SL_ROUTE_NONE;
+    c->n_links++;
+    return l;
 }
+
+static struct sl_link *link_by_addr_locked(const sluice_client *c, const char *addr)
+{
+    for (uint32_t i = 0; i < c->n_links; i++) {
+        if (strcmp(sl_link_addr(c->links[i]), addr) == 0) {
+            return c->links[i];
+        }
+    }
+    return NULL;
+}
+
+static struct sl_link *primary_link(sluice_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    SL_ASSERT(c->n_links > 0 && c->primary < c->n_links);
+    struct sl_link *l = c->links[c->primary];
+    pthread_mutex_unlock(&c->mu);
+    return l;
+}
+
+/* The link a call without a shard goes on: the primary, or when it cannot be reached the
+ * first other that connects now (the bootstrap list's first, then the brokers learned),
+ * which becomes the primary. With one address: the primary, as it is. */
+static struct sl_link *any_link(sluice_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    struct sl_link *p = c->links[c->primary];
+    int single = c->n_boot == 1 && c->n_links == 1;
+    pthread_mutex_unlock(&c->mu);
+    if (single || sl_link_connected(p)) {
+        return p;
+    }
+    uint64_t now = sl_clock_mono_ms();
+    pthread_mutex_lock(&c->mu);
+    for (uint32_t i = 0; i < c->n_boot; i++) { /* every listed broker is a candidate */
+        if (link_by_addr_locked(c, c->boot[i]) == NULL) {
+            (void)link_add_locked(c, c->boot[i]);
+        }
+    }
+    uint32_t start = c->primary, n = c->n_links;
+    pthread_mutex_unlock(&c->mu);
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = (start + k) % n;
+        pthread_mutex_lock(&c->mu);
+        struct sl_link *l = c->links[i];
+        pthread_mutex_unlock(&c->mu);
+        if (sl_link_connect(l, now) == SL_OK) { /* (no wait: a link in backoff is skipped) */
+            pthread_mutex_lock(&c->mu);
+            c->primary = i;
+            pthread_mutex_unlock(&c->mu);
+            return l;
+        }
+    }
+    return p; /* none now: the call waits out the primary's backoff, as one address does */
+}
+
+/* The link of the leader of (stream, shard), or NULL: not known (under mu). */
+static struct sl_link *leader_link_locked(sluice_client *c, const char *stream, uint32_t shard)
+{
+    int32_t node = SL_ROUTE_NONE;
+    if (c->route_off || sl_route_leader(&c->route, stream, shard, &node, NULL) != SL_OK) {
+        return NULL;
+    }
+    for (uint32_t i = 0; i < c->n_links; i++) {
+        if (c->link_node[i] == node) {
+            return c->links[i];
+        }
+    }
+    const struct sl_route_broker *b = sl_route_broker(&c->route, node);
+    if (b == NULL || b->addr[0] == '\0') {
+        return NULL;
+    }
+    struct sl_link *l = link_by_addr_locked(c, b->addr);
+    if (l == NULL) {
+        l = link_add_locked(c, b->addr); /* opened lazily: it connects on its first call */
+    }
+    for (uint32_t i = 0; l != NULL && i < c->n_links; i++) {
+        if (c->links[i] == l) {
+            c->link_node[i] = node;
+        }
+    }
+    return l;
+}
+
+static struct sl_link *shard_link(sluice_client *c, const char *stream, uint32_t shard)
+{
+    pthread_mutex_lock(&c->mu);
+    struct sl_link *l = leader_link_locked(c, stream, shard);
+    pthread_mutex_unlock(&c->mu);
+    return l != NULL ? l : any_link(c);
+}
+
+static uint64_t deadline_after(const sluice_client *c, uint32_t extra_timeout_ms)
+{
+    return sl_clock_mono_ms() + c->opts.request_timeout_ms + extra_timeout_ms;
+}
+
+uint32_t sl_client_max_payload(const sluice_client *c)
+{
+    return sl_link_max_payload(primary_link((sluice_client *)c));
+}
+
+/* ---- calls ---- */
 
 int sl_client_call_async(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
                          sl_call_cb cb, void *ctx)
@@ -624,66 +216,44 @@ int sl_client_call_async(sluice_client *c, sl_request *req, uint32_t extra_timeo
 int sl_client_call_async_on(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
                             sl_call_cb cb, void *ctx, uint64_t *gen)
 {
-    SL_ASSERT(cb != NULL);
-    struct sl_call *call = call_new(cb, ctx);
-    if (call == NULL) {
-        return SL_ENOMEM;
-    }
-    uint64_t deadline = sl_clock_mono_ms() + c->opts.request_timeout_ms + extra_timeout_ms;
-    int rc = call_start(c, req, call, deadline, gen);
-    if (rc != SL_OK) {
-        free(call);
-    }
-    return rc;
+    return sl_link_call_async(any_link(c), req, deadline_after(c, extra_timeout_ms), cb, ctx,
+                              gen);
+}
+
+int sl_client_call_async_shard(sluice_client *c, const char *stream, uint32_t shard,
+                               sl_request *req, uint32_t extra_timeout_ms, sl_call_cb cb,
+                               void *ctx, uint64_t *gen)
+{
+    return sl_link_call_async(shard_link(c, stream, shard), req,
+                              deadline_after(c, extra_timeout_ms), cb, ctx, gen);
 }
 
 int sl_client_send_noreply(sluice_client *c, sl_request *req)
 {
-    return call_start(c, req, NULL, sl_clock_mono_ms() + c->opts.request_timeout_ms, NULL);
+    return sl_link_send_noreply(any_link(c), req, deadline_after(c, 0));
 }
 
-/* sl_client_call; with `keep`, an error's response (its body) stays in *out too. */
-static int call_sync(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
-                     sl_response **out, bool keep)
+int sl_client_send_noreply_shard(sluice_client *c, const char *stream, uint32_t shard,
+                                 sl_request *req)
 {
-    *out = NULL;
-    struct sl_call *call = call_new(NULL, NULL);
-    if (call == NULL) {
-        return SL_ENOMEM;
-    }
-    uint64_t deadline = sl_clock_mono_ms() + c->opts.request_timeout_ms + extra_timeout_ms;
-    int rc = call_start(c, req, call, deadline, NULL);
-    if (rc != SL_OK) {
-        free(call);
-        return rc;
-    }
-    pthread_mutex_lock(&c->mu);
-    while (!call->done) {
-        pthread_cond_wait(&c->cv, &c->mu); /* the I/O thread enforces the deadline */
-    }
-    pthread_mutex_unlock(&c->mu);
-    rc = call->err;
-    if (rc != SL_OK) {
-        sl_client_set_error("%s", call->msg[0] != '\0' ? call->msg : sl_strerror(rc));
-    }
-    if (rc == SL_OK || keep) {
-        *out = call->resp;
-    } else {
-        sl_response_free(call->resp);
-    }
-    free(call);
-    return rc;
+    return sl_link_send_noreply(shard_link(c, stream, shard), req, deadline_after(c, 0));
 }
 
 int sl_client_call(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms, sl_response **out)
 {
-    return call_sync(c, req, extra_timeout_ms, out, false);
+    return sl_link_call_sync(any_link(c), req, deadline_after(c, extra_timeout_ms), out, false);
 }
 
 int sl_client_call_keep(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
                         sl_response **out)
 {
-    return call_sync(c, req, extra_timeout_ms, out, true);
+    return sl_link_call_sync(any_link(c), req, deadline_after(c, extra_timeout_ms), out, true);
+}
+
+int sl_client_call_via(sluice_client *c, sl_request *req, sl_response **out, struct sl_link **via)
+{
+    *via = any_link(c);
+    return sl_link_call_sync(*via, req, deadline_after(c, 0), out, false);
 }
 
 int sl_client_call_want(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
@@ -702,30 +272,80 @@ int sl_client_call_want(sluice_client *c, sl_request *req, uint32_t extra_timeou
     return rc;
 }
 
-/* ---- lifecycle ---- */
+/* ---- routing ---- */
 
-/* Splits "host:port" or "[v6]:port" into owned strings. */
-static int split_host_port(const char *hp, char **host, char **port)
+int sl_client_route_learn(sluice_client *c, struct sl_link *via, const struct sluice_metadata *m)
 {
-    const char *colon = strrchr(hp, ':');
-    if (colon == NULL || colon == hp || colon[1] == '\0') {
-        return SL_EINVAL;
+    char why[SL_ROUTE_WHY_MAX];
+    pthread_mutex_lock(&c->mu);
+    int rc = sl_route_apply(&c->route, m, why, sizeof(why));
+    if (rc == SL_OK) {
+        /* which node each link reaches: `via` is the one that answered, others by address */
+        for (uint32_t i = 0; i < c->n_links; i++) {
+            const char *addr = sl_link_addr(c->links[i]);
+            c->link_node[i] = c->links[i] == via ? c->route.self_id : SL_ROUTE_NONE;
+            for (uint32_t b = 0; c->links[i] != via && b < c->route.n_brokers; b++) {
+                const struct sl_route_broker *rb = &c->route.brokers[b];
+                if (rb->node_id != c->route.self_id && strcmp(rb->addr, addr) == 0) {
+                    c->link_node[i] = rb->node_id;
+                }
+            }
+        }
+        __atomic_store_n(&c->route_cluster, m->cluster, __ATOMIC_RELAXED);
     }
-    const char *h = hp;
-    size_t hlen = (size_t)(colon - hp);
-    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') {
-        h++;
-        hlen -= 2;
+    pthread_mutex_unlock(&c->mu);
+    if (rc != SL_OK) {
+        sl_client_set_error("%s", why);
     }
-    *host = strndup(h, hlen);
-    *port = strdup(colon + 1);
-    if (*host == NULL || *port == NULL) {
-        free(*host);
-        free(*port);
-        return SL_ENOMEM;
-    }
-    return SL_OK;
+    return rc;
 }
+
+bool sl_client_route_cluster(const sluice_client *c)
+{
+    return __atomic_load_n(&c->route_cluster, __ATOMIC_RELAXED) != 0;
+}
+
+int sl_client_route_refresh(sluice_client *c, const char *stream, bool first)
+{
+    uint64_t now = sl_clock_mono_ms();
+    pthread_mutex_lock(&c->mu);
+    int off = c->route_off || (first && sl_route_knows(&c->route, stream));
+    int early = !first && now < c->refresh_next_ms;
+    if (!off && !early) {
+        c->refresh_next_ms = now + c->refresh_backoff_ms; /* one refresh at a time */
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (off) {
+        return SL_OK;
+    }
+    if (early) {
+        sl_client_set_error("metadata refreshed less than %u ms ago", SL_CLIENT_REFRESH_MS);
+        return SL_EAGAIN;
+    }
+    struct sluice_metadata *m = NULL;
+    const char *names[1] = {stream};
+    int rc = sluice_cluster_metadata(c, names, 1, &m);
+    sluice_metadata_free(m);
+    pthread_mutex_lock(&c->mu);
+    if (rc == SL_EUNSUPPORTED) {
+        c->route_off = 1; /* a broker older than Metadata: one broker, no routing */
+        rc = SL_OK;
+    } else if (rc == SL_ENOTFOUND) {
+        sl_route_forget(&c->route, stream);
+    }
+    if (rc == SL_OK) {
+        c->refresh_backoff_ms = SL_CLIENT_REFRESH_MS;
+    } else {
+        c->refresh_backoff_ms = c->refresh_backoff_ms * 2 > SL_CLIENT_REFRESH_MAX_MS
+                                    ? SL_CLIENT_REFRESH_MAX_MS
+                                    : c->refresh_backoff_ms * 2;
+        c->refresh_next_ms = sl_clock_mono_ms() + c->refresh_backoff_ms;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* ---- lifecycle ---- */
 
 static void opts_defaults(struct sluice_client_opts *o)
 {
@@ -753,14 +373,49 @@ static int tls_setup(sluice_client *c)
         sl_client_set_error("TLS: %s", why);
         return rc;
     }
-    c->tls_server_name = strdup(o->tls_server_name != NULL ? o->tls_server_name : c->host);
-    if (c->tls_server_name == NULL) {
-        sl_client_set_error("out of memory");
-        return SL_ENOMEM;
+    if (o->tls_server_name != NULL) {
+        c->tls_server_name = strdup(o->tls_server_name);
+        if (c->tls_server_name == NULL) {
+            sl_client_set_error("out of memory");
+            return SL_ENOMEM;
+        }
     }
     /* borrowed for the call only */
     o->tls_ca_file = o->tls_cert_file = o->tls_key_file = o->tls_server_name = NULL;
     return SL_OK;
+}
+
+/* Connects to the first of the list that answers: it becomes links[0], the primary. */
+static int connect_first(sluice_client *c, const char *list)
+{
+    int rc = SL_ECLOSED;
+    char why[CONN_MSG_MAX];
+    why[0] = '\0';
+    for (uint32_t i = 0; i < c->n_boot; i++) {
+        struct sl_link *l = NULL;
+        rc = sl_link_new(&c->sh, c->boot[i], &l);
+        if (rc == SL_OK) {
+            rc = sl_link_connect(l, sl_clock_mono_ms());
+        }
+        if (rc == SL_OK) {
+            pthread_mutex_lock(&c->mu);
+            c->links[0] = l;
+            c->link_node[0] = SL_ROUTE_NONE;
+            c->n_links = 1;
+            c->primary = 0;
+            pthread_mutex_unlock(&c->mu);
+            return SL_OK;
+        }
+        sl_link_free(l);
+        snprintf(why, sizeof(why), "%s", sluice_last_error());
+        if (rc == SL_EAUTH || rc == SL_EUNSUPPORTED || rc == SL_EINVAL) {
+            break; /* the broker answered and refused: the next one would too */
+        }
+    }
+    if (c->n_boot > 1) {
+        sl_client_set_error("no broker of '%.100s' answered; the last: %.120s", list, why);
+    }
+    return rc;
 }
 
 int sluice_client_new(const char *host_port, const struct sluice_client_opts *opts,
@@ -768,14 +423,22 @@ int sluice_client_new(const char *host_port, const struct sluice_client_opts *op
 {
     *out = NULL;
     sluice_client *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
+    char why[SL_ROUTE_WHY_MAX];
+    if (c == NULL || (c->boot = calloc(SL_ROUTE_BOOTSTRAP_MAX, sizeof(*c->boot))) == NULL ||
+        sl_route_init(&c->route) != SL_OK) {
         sl_client_set_error("out of memory");
+        if (c != NULL) {
+            sl_route_fini(&c->route);
+            free(c->boot);
+        }
+        free(c);
         return SL_ENOMEM;
     }
-    int rc = split_host_port(host_port, &c->host, &c->port);
+    pthread_mutex_init(&c->mu, NULL);
+    int rc = sl_route_parse_list(host_port, c->boot, &c->n_boot, why, sizeof(why));
     if (rc != SL_OK) {
-        sl_client_set_error("bad broker address '%s' (want HOST:PORT)", host_port);
-        free(c);
+        sl_client_set_error("%s", why);
+        sluice_client_free(c);
         return rc;
     }
     if (opts != NULL) {
@@ -784,30 +447,23 @@ int sluice_client_new(const char *host_port, const struct sluice_client_opts *op
     opts_defaults(&c->opts);
     snprintf(c->client_id, sizeof(c->client_id), "%s", c->opts.client_id);
     c->opts.client_id = c->client_id;
-    c->pending.next = c->pending.prev = &c->pending;
-    c->backoff_ms = c->opts.reconnect_backoff_ms;
-    c->max_frame = SL_FRAME_BYTES_DEFAULT;
-    c->max_inflight = SL_CLIENT_INFLIGHT_DEFAULT;
-    pthread_mutex_init(&c->send_mu, NULL);
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    c->refresh_backoff_ms = SL_CLIENT_REFRESH_MS;
     rc = tls_setup(c);
     if (rc == SL_OK) {
         rc = sl_login_credentials(&c->opts, &c->user, &c->password);
         c->opts.user = c->opts.password = c->opts.credentials_file = NULL; /* borrowed */
     }
+    c->sh = (struct sl_link_shared){.opts = &c->opts, .tls = c->tls,
+                                    .tls_server_name = c->tls_server_name, .user = c->user,
+                                    .password = c->password, .gen_seq = &c->gen_seq};
     if (rc == SL_OK) {
-        rc = reconnect(c, sl_clock_mono_ms());
+        rc = connect_first(c, host_port);
     }
-    if (rc == SL_OK && pthread_create(&c->io_thread, NULL, io_main, c) != 0) {
-        sl_client_set_error("pthread_create failed");
-        rc = SL_ESYS;
-    }
-    c->io_started = rc == SL_OK;
     if (rc != SL_OK) {
         sluice_client_free(c);
         return rc;
     }
+    SL_ASSERT(c->n_links == 1 && c->primary == 0);
     *out = c;
     return SL_OK;
 }
@@ -817,16 +473,10 @@ void sluice_client_free(sluice_client *c)
     if (c == NULL) {
         return;
     }
-    pthread_mutex_lock(&c->mu);
-    c->closing = 1;
-    uint64_t gen = c->gen;
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-    conn_break(c, gen, "client closed"); /* wakes the reader and fails pending calls */
-    if (c->io_started) {
-        pthread_join(c->io_thread, NULL);
+    for (uint32_t i = 0; i < c->n_links; i++) {
+        sl_link_free(c->links[i]); /* fails its calls in flight: their callbacks run */
     }
-    sl_wire_unref(c->wire);
+    sl_route_fini(&c->route);
     sl_tls_ctx_free(c->tls);
     free(c->tls_server_name);
     free(c->user);
@@ -834,10 +484,7 @@ void sluice_client_free(sluice_client *c)
         memset(c->password, 0, strlen(c->password));
         free(c->password);
     }
-    pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
-    pthread_mutex_destroy(&c->send_mu);
-    free(c->host);
-    free(c->port);
+    free(c->boot);
     free(c);
 }

@@ -1,6 +1,10 @@
-/* conn.h - the client's connection: request/response over one pipelined TCP connection.
+/* conn.h - the client: request/response over pipelined TCP connections to the brokers, one
+ * per broker (link.h), and in a cluster the routing of a shard's requests to its leader.
  *
- * Internal to libsluice (producer.c, consumer.c, admin.c use it). The request's id is
+ * Internal to libsluice (producer.c, consumer.c, admin.c use it). Calls without a shard go
+ * to the broker the client is connected to (the first of the bootstrap list that answered,
+ * or the next when it is gone); sl_client_*_shard calls go to the shard's leader as the
+ * last Metadata answer said (route.h), or there when it is not known. The request's id is
  * assigned here. Ownership: `req` is borrowed for the call (packed before it returns);
  * a response handed to a caller or callback is owned by it (sl_response_free).
  */
@@ -11,7 +15,10 @@
 #include "common/error.h"
 #include "proto/frame.h"
 
+#include <stdbool.h>
 #include <stdint.h>
+
+struct sl_link;
 
 #define SL_CLIENT_INFLIGHT_DEFAULT 64u /* requests in flight when the broker does not say */
 
@@ -56,6 +63,41 @@ int sl_client_call_async_on(sluice_client *c, sl_request *req, uint32_t extra_ti
 
 /* Sends a request that gets no response (Produce with ACK_NONE). Errors as above. */
 int sl_client_send_noreply(sluice_client *c, sl_request *req);
+
+/* sl_client_call_async_on to the leader of shard `shard` of `stream` (borrowed) as the
+ * routing table has it; the connection it needs is opened when first used. Where the table
+ * has no leader for it (a single broker, an unknown stream, no leader now) it goes where
+ * calls without a shard go. Errors: as sl_client_call_async. */
+int sl_client_call_async_shard(sluice_client *c, const char *stream, uint32_t shard,
+                               sl_request *req, uint32_t extra_timeout_ms, sl_call_cb cb,
+                               void *ctx, uint64_t *gen);
+
+/* sl_client_send_noreply to the shard's leader (as above). */
+int sl_client_send_noreply_shard(sluice_client *c, const char *stream, uint32_t shard,
+                                 sl_request *req);
+
+/* sl_client_call; *via (borrowed, valid for the client's life) is the connection it went
+ * on: what a Metadata answer's `self` refers to. */
+int sl_client_call_via(sluice_client *c, sl_request *req, sl_response **out, struct sl_link **via);
+
+/* Takes a Metadata answer that came on `via` into the routing table. Errors: SL_EPROTO (an
+ * answer that does not hold together; error message set), SL_ENOMEM. */
+int sl_client_route_learn(sluice_client *c, struct sl_link *via, const struct sluice_metadata *m);
+
+/* Learns who leads `stream`'s shards again (one Metadata), at most once per
+ * SL_CLIENT_REFRESH_MS, backing off to SL_CLIENT_REFRESH_MAX_MS while it fails; `first`
+ * (a producer or consumer starting): only when the stream is not known yet, and then at
+ * once. Blocks: not for callbacks. Returns SL_OK (learned, or the broker predates
+ * Metadata: no routing), SL_EAGAIN (too soon after the last: try later) or the Metadata
+ * call's error. */
+int sl_client_route_refresh(sluice_client *c, const char *stream, bool first);
+
+/* Whether the last Metadata answer came from a broker in a cluster (a producer then treats
+ * a broken connection as a possible leader change). Lock-free. */
+bool sl_client_route_cluster(const sluice_client *c);
+
+#define SL_CLIENT_REFRESH_MS     100u  /* Metadata refreshes at most this often */
+#define SL_CLIENT_REFRESH_MAX_MS 5000u /* ... backing off to this while they fail */
 
 /* The broker's frame limit (from HelloResponse) minus room for the envelope. */
 uint32_t sl_client_max_payload(const sluice_client *c);

@@ -19,6 +19,10 @@
  * shard array covers the whole stream and `held` marks the shards the coordinator gave it;
  * poll heartbeats and hands shards over between its fetches.
  *
+ * Cluster mode (#14): a shard's fetch goes to its leader; NOT_LEADER (or a broken
+ * connection in a cluster) marks the routes stale: poll learns them again (rate-limited by
+ * the client) before it fetches, from the same positions.
+ *
  * Threads: one thread uses a consumer. Fetch completions run on the client's I/O thread
  * and only hand the response over under `mu`.
  */
@@ -177,7 +181,8 @@ static int fetch_start(struct sluice_consumer *c, struct cshard *s, uint32_t max
     c->fetches++;
     c->quick += s->fetch_quick;
     pthread_mutex_unlock(&c->mu);
-    int rc = sl_client_call_async(c->c, &req, max_wait_ms, on_fetch_done, s);
+    int rc = sl_client_call_async_shard(c->c, c->stream, s->shard, &req, max_wait_ms,
+                                        on_fetch_done, s, NULL);
     if (rc != SL_OK) {
         pthread_mutex_lock(&c->mu);
         s->fetching = 0;
@@ -232,6 +237,13 @@ static int take_ready(struct sluice_consumer *c, struct cshard *s)
         /* The shard moved (or the member expired): the heartbeat says how. */
         sl_response_free(resp);
         c->member->beat_now = 1;
+        return SL_OK;
+    }
+    if (err == SL_ENOT_LEADER || (err == SL_ECLOSED && sl_client_route_cluster(c->c))) {
+        /* the shard's leader moved (or its broker went): learn the leaders, fetch again
+         * from the same position (#14) */
+        sl_response_free(resp);
+        c->route_stale = 1;
         return SL_OK;
     }
     if (err != SL_OK) {
@@ -496,13 +508,23 @@ int sluice_consumer_poll(sluice_consumer *c, struct sluice_record *out, size_t m
             until = beat < until ? beat : until;
             remaining = until > now ? (uint32_t)(until - now) : 0;
         }
-        int rc = fetch_idle_shards(c, remaining);
-        if (rc != SL_OK) {
-            return rc;
+        if (c->route_stale && now >= c->route_retry_at_ms &&
+            sl_client_route_refresh(c->c, c->stream, false) == SL_OK) {
+            c->route_stale = 0;
+        } else if (c->route_stale && now >= c->route_retry_at_ms) {
+            c->route_retry_at_ms = now + SL_CLIENT_REFRESH_MS;
+        }
+        if (c->route_stale) { /* no fetch to a leader that moved: wait for the next refresh */
+            until = c->route_retry_at_ms < until ? c->route_retry_at_ms : until;
+        } else {
+            int rc = fetch_idle_shards(c, remaining);
+            if (rc != SL_OK) {
+                return rc;
+            }
         }
         uint64_t describe_at = sl_consumer_lineage_wake_ms(c); /* the long-polls stay out */
         until = describe_at < until ? (describe_at > now ? describe_at : now) : until;
-        if (!wait_ready(c, until, c->member != NULL || c->lineage) &&
+        if (!wait_ready(c, until, c->member != NULL || c->lineage || c->route_stale) &&
             sl_clock_mono_ms() >= deadline) {
             return SL_OK;
         }
@@ -783,6 +805,8 @@ int sluice_consumer_new(sluice_client *cl, const char *stream, const char *group
         return SL_ENOMEM;
     }
     c->c = cl;
+    /* who leads the shards: one Metadata at start (not fatal: see the producer's) */
+    c->route_stale = sl_client_route_refresh(cl, stream, true) != SL_OK;
     if (opts != NULL) {
         c->opts = *opts;
     }

@@ -79,6 +79,8 @@ struct sluice_consumer {
     int lineage;
     uint64_t next_describe_ms;
     int describe_now;
+    int route_stale;            /* a shard's leader moved: refresh before fetching (#14) */
+    uint64_t route_retry_at_ms; /* the next refresh not before then */
     /* A description with new shard ids waiting for the fetches in flight to end: they
      * point into `shards`, which must grow. */
     struct sluice_stream_info *layout_pending;

@@ -28,6 +28,12 @@
  * Resharding (#16) - routing by the open shards' ranges, re-partitioning a closed
  * shard's batches - is in producer_reshard.c.
  *
+ * Cluster mode (#14): each batch goes to its shard's leader (sl_client_call_async_shard).
+ * A refusal because the leader moved (NOT_LEADER, FENCED), or a broken connection in a
+ * cluster, is a transient failure like the others: the batch goes back into its queue with
+ * its producer id and sequence, the flusher learns the leaders again (route_stale) before
+ * it sends anything, and the resend is de-duplicated by the broker if it was stored.
+ *
  * Memory: `buffered` counts the bytes of records produced but not yet reported (bounded by
  * buffer_bytes); produce blocks or returns SL_EAGAIN above it.
  *
@@ -203,7 +209,12 @@ void sl_producer_requeue_locked(struct sluice_producer *p, struct pbatch *b)
  * transient and retries remain; otherwise reported. Called without mu. */
 static void batch_failed(struct sluice_producer *p, struct pbatch *b, int err)
 {
-    int transient = err == SL_EAGAIN || err == SL_ECLOSED;
+    /* A leader that moved (NOT_LEADER, FENCED) or a connection to it that broke in a
+     * cluster: learn the leaders again before the resend, which keeps its producer id and
+     * sequence, so a batch the old leader did store is answered "duplicate" (#14). */
+    int moved = err == SL_ENOT_LEADER || err == SL_EFENCED ||
+                (err == SL_ECLOSED && sl_client_route_cluster(p->c));
+    int transient = err == SL_EAGAIN || err == SL_ECLOSED || moved;
     pthread_mutex_lock(&p->mu);
     if (transient && b->attempts < p->opts.retries) {
         uint64_t backoff = (uint64_t)p->opts.retry_backoff_ms
@@ -213,6 +224,7 @@ static void batch_failed(struct sluice_producer *p, struct pbatch *b, int err)
                          (backoff > PRODUCER_BACKOFF_MAX_MS ? PRODUCER_BACKOFF_MAX_MS : backoff);
         sl_producer_requeue_locked(p, b);
         p->stats.retries++;
+        p->route_stale = p->route_stale || moved;
         pthread_mutex_unlock(&p->mu);
         return;
     }
@@ -294,7 +306,7 @@ static void batch_send(struct sluice_producer *p, struct pbatch *b)
     req.body_case = SLUICE__V1__REQUEST__BODY_PRODUCE;
     req.produce = &body;
     if (p->opts.ack == SLUICE_ACK_NONE) {
-        int rc = sl_client_send_noreply(p->c, &req);
+        int rc = sl_client_send_noreply_shard(p->c, p->stream, b->shard, &req);
         if (rc != SL_OK) {
             batch_failed(p, b, rc);
         } else {
@@ -312,7 +324,8 @@ static void batch_send(struct sluice_producer *p, struct pbatch *b)
     uint64_t gen = b->pin ? s->conn_gen : 0;
     int sent_before = b->maybe_stored;
     b->maybe_stored = 1; /* before the call: its answer may come before it returns */
-    int rc = sl_client_call_async_on(p->c, &req, 0, on_produce_done, b, &gen);
+    int rc = sl_client_call_async_shard(p->c, p->stream, b->shard, &req, 0, on_produce_done, b,
+                                        &gen);
     s->conn_gen = rc == SL_OK ? gen : PSHARD_NO_CONN;
     if (rc != SL_OK) {
         b->maybe_stored = sent_before; /* nothing went out this time */
@@ -523,6 +536,19 @@ static void *flusher_main(void *arg)
         struct pwork w;
         work_init(&w);
         sl_producer_layout_check_locked(p, sl_clock_mono_ms());
+        if (p->route_stale && sl_clock_mono_ms() >= p->route_retry_at_ms) {
+            /* before any resend: it goes to the leader learned now (rate-limited by the
+             * client; a refusal or a failure waits for the next try) */
+            p->route_stale = 0;
+            pthread_mutex_unlock(&p->mu);
+            int rrc = sl_client_route_refresh(p->c, p->stream, false);
+            pthread_mutex_lock(&p->mu);
+            if (rrc != SL_OK) {
+                p->route_stale = 1;
+                p->route_retry_at_ms = sl_clock_mono_ms() + SL_CLIENT_REFRESH_MS;
+            }
+            continue;
+        }
         if (p->layout_stale && sl_clock_mono_ms() >= p->layout_retry_at_ms) {
             pthread_mutex_unlock(&p->mu);
             struct sluice_stream_info *info = NULL;
@@ -539,6 +565,9 @@ static void *flusher_main(void *arg)
                 }
                 if (p->layout_stale && p->layout_retry_at_ms < wake_ms) {
                     wake_ms = p->layout_retry_at_ms;
+                }
+                if (p->route_stale && p->route_retry_at_ms < wake_ms) {
+                    wake_ms = p->route_retry_at_ms;
                 }
                 if (p->opts.ack == SLUICE_ACK_NONE && p->layout_check_ms < wake_ms) {
                     wake_ms = p->layout_check_ms;
@@ -665,6 +694,10 @@ int sluice_producer_new(sluice_client *c, const char *stream,
     if (rc != SL_OK) {
         return rc;
     }
+    /* Who leads its shards: one Metadata at start (a single broker answers itself; a broker
+     * older than Metadata is one broker: everything goes where the client is connected).
+     * Not fatal: the shards go to the connected broker until a refresh succeeds. */
+    int route_rc = sl_client_route_refresh(c, stream, true);
     sluice_producer *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         sluice_stream_info_free(info);
@@ -672,6 +705,7 @@ int sluice_producer_new(sluice_client *c, const char *stream,
         return SL_ENOMEM;
     }
     p->c = c;
+    p->route_stale = route_rc != SL_OK;
     if (opts != NULL) {
         p->opts = *opts;
     }

@@ -92,6 +92,10 @@ struct sluice_producer {
     uint64_t layout_check_ms;
     uint64_t layout_check_batches; /* stats.batches_sent at the last check */
     uint32_t layout_failures;      /* describes failed in a row */
+    /* A batch failed because its shard's leader moved: learn the leaders (Metadata) before
+     * sending again (flusher); route_retry_at_ms: not before then. */
+    int route_stale;
+    uint64_t route_retry_at_ms;
     uint64_t producer_id;
     size_t record_max; /* bytes of one batch at most: frame and format limits */
     pthread_mutex_t mu;

@@ -114,6 +114,12 @@ struct sluice_client_opts {
 
 /* Connects to `host_port` ("host:port", "[v6]:port"; borrowed) and says Hello (protocol
  * version 1). `opts` may be NULL (defaults). Starts the client's I/O thread.
+ * Cluster mode (#14): `host_port` may be a bootstrap list "H1:P1,H2:P2,..." (at most 16):
+ * the client connects to the first that answers, learns the brokers and who leads each
+ * shard (Metadata) and sends a shard's produces and fetches to its leader, on one
+ * connection per broker (each with its own I/O thread, opened when first needed); other
+ * calls go to the broker it is connected to, or the next of the list when that one is
+ * gone. A single address behaves as it always has.
  * Errors: SLUICE_EINVAL (bad address; a TLS or credentials file that cannot be read, see
  * sluice_last_error), SLUICE_EAUTH (credentials missing or refused), SLUICE_ECLOSED (cannot
  * connect, TLS or protocol handshake failed; see sluice_last_error), SLUICE_EUNSUPPORTED (the
@@ -725,6 +731,49 @@ struct sluice_cluster_status {
  * broker older than cluster mode), SLUICE_ENOMEM. */
 int sluice_cluster_status(sluice_client *c, struct sluice_cluster_status **out);
 void sluice_cluster_status_free(struct sluice_cluster_status *s); /* NULL-safe */
+
+#define SLUICE_REPLICAS_MAX     7u  /* replicas of one shard at most */
+#define SLUICE_METADATA_STREAMS 64u /* streams one sluice_cluster_metadata may name */
+
+/* Who leads one shard, as the answering broker last read it (Metadata). */
+struct sluice_shard_route {
+    uint32_t shard;
+    int32_t leader;       /* node id; -1: no leader now (offline) */
+    int32_t leader_epoch; /* 0 for a shard that is not replicated */
+    int open;             /* takes appends (0: closed by a split or merge) */
+    uint32_t n_replicas;
+    int32_t replicas[SLUICE_REPLICAS_MAX]; /* the first is the preferred leader */
+    uint32_t n_isr;
+    int32_t isr[SLUICE_REPLICAS_MAX];      /* in-sync replicas, the leader included */
+};
+
+struct sluice_stream_route {
+    const char *name;
+    size_t n_shards;
+    struct sluice_shard_route *shards; /* ascending ids; ids retention removed left out */
+};
+
+struct sluice_metadata {
+    int cluster;      /* 0: a single broker, which leads every shard itself */
+    uint32_t node_id; /* the answering broker's id (0 for a single broker) */
+    size_t n_brokers;
+    struct sluice_broker_info *brokers; /* the live brokers; `self` marks the one that answered
+                                         * (a single broker: itself alone, address "") */
+    size_t n_streams;
+    struct sluice_stream_route *streams; /* in the order asked */
+};
+
+/* The brokers and, for each of `streams` (n <= SLUICE_METADATA_STREAMS; borrowed; n = 0:
+ * only the brokers), who leads each shard (Metadata, docs/PROTOCOL.md). The client also
+ * routes by the answer (produces and fetches go to each shard's leader). *out is freed
+ * with sluice_metadata_free. Errors: SLUICE_ENOTFOUND (a stream the broker does not have),
+ * SLUICE_EDENIED, SLUICE_ELIMIT (too many streams), SLUICE_ETOOBIG (the answer would not
+ * fit a frame: ask fewer), SLUICE_EUNSUPPORTED (a broker older than Metadata),
+ * SLUICE_EPROTO (an answer that does not hold together), SLUICE_ECLOSED, SLUICE_EAGAIN,
+ * SLUICE_ENOMEM. Thread-safe. */
+int sluice_cluster_metadata(sluice_client *c, const char *const *streams, size_t n,
+                            struct sluice_metadata **out);
+void sluice_metadata_free(struct sluice_metadata *m); /* NULL-safe */
 
 /* ---- AWS API calls over the native connection ---- */
 

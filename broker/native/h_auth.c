@@ -236,6 +236,8 @@ static uint32_t needs(const sl_request *req, const char **stream)
         return 0; /* names only: any authenticated principal (docs/SECURITY.md) */
     case SLUICE__V1__REQUEST__BODY_CLUSTER_STATUS:
         return 0; /* the brokers' addresses, which clients need anyway */
+    case SLUICE__V1__REQUEST__BODY_METADATA:
+        return 0; /* each stream named is checked as DescribeStream (h_cluster.c) */
     case SLUICE__V1__REQUEST__BODY_PRODUCE:
         *stream = req->produce->stream;
         return SL_ACL_PRODUCE;

@@ -1,9 +1,9 @@
 /* handlers.h - the native protocol's request handlers: protobuf requests in,
  * engine calls, protobuf responses out. One file per request family:
  * dispatch.c (Hello and the switch), h_streams.c, h_data.c (produce,
- * fetch), h_consumer.c (checkpoints, groups, lag), h_group.c (consumer-group
- * membership), h_queue.c, h_push.c (push targets); and the
- * conversions they share (convert.c).
+ * fetch), h_cluster.c (ClusterStatus, Metadata), h_consumer.c (checkpoints,
+ * groups, lag), h_group.c (consumer-group membership), h_queue.c, h_push.c
+ * (push targets); and the conversions they share (convert.c).
  *
  * Each handler answers its request exactly once (or, for a Produce with
  * ACK_NONE, not at all) and calls sl_conn_request_done exactly once
@@ -37,6 +37,9 @@ struct sl_native_config {
     uint32_t max_inflight;    /* unanswered requests per connection */
 };
 
+/* Streams one Metadata request may name (its answer must fit a frame too). */
+#define SL_NATIVE_METADATA_STREAMS_MAX 64u
+
 /* Frames before authentication (Hello, Authenticate) are at most this. */
 #define SL_NATIVE_PREAUTH_FRAME_BYTES 4096u
 #define SL_NATIVE_LOGIN_SLOTS         256u /* addresses tracked for failed logins */
@@ -63,7 +66,9 @@ struct sl_native {
     struct sl_push *push;     /* borrowed; NULL: push targets are off */
     const struct sl_member *member; /* borrowed; NULL: a single broker (ClusterStatus) */
     const struct sl_ctrl_run *ctrl; /* borrowed; NULL: a single broker (ClusterStatus) */
-    struct sl_replicas *replicas;   /* borrowed; NULL: a single broker (no replication) */
+    /* borrowed; NULL: a single broker (no replication; Metadata answers this broker as
+     * every shard's leader) */
+    struct sl_replicas *replicas;
     sl_native_api_fn api_call;      /* NULL: no HTTP listener (ApiCall refused) */
     void *api_ctx;
     /* *auth: the rules in force (swapped on SIGHUP); auth NULL: auth off */
@@ -123,6 +128,8 @@ void sl_native_list_groups(struct sl_native *srv, struct sl_conn *c, const sl_re
 void sl_native_group_lag(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_queue(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_cluster_status(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+/* Metadata: the brokers and who leads each shard of the streams asked (h_cluster.c). */
+void sl_native_metadata(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 /* Cluster mode's replication (h_repl.c): a follower's Replicate. */
 void sl_native_replicate(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_api_call(struct sl_native *srv, struct sl_conn *c, const sl_request *req);

@@ -1,20 +1,33 @@
-/* cluster.c - `sluice cluster status`: the live brokers of a cluster (ClusterStatus;
- * sluice.h, docs/PROTOCOL.md). */
+/* cluster.c - `sluice cluster status`: the live brokers of a cluster (ClusterStatus) and who
+ * leads each shard (Metadata) of one stream or of every stream (at most
+ * CLI_CLUSTER_STREAMS_MAX; sluice.h, docs/PROTOCOL.md). */
 #include "client/cli/cli.h"
 #include "client/cli/output.h"
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+
+#define CLI_CLUSTER_STREAMS_MAX 256u /* streams whose shards `cluster status` lists at most */
 
 struct cluster_args {
     int json;
+    const char *stream;
 };
 
 static const struct cli_opt status_opts[] = {
     {.name = "json",
      .kind = CLI_OPT_FLAG,
      .offset = offsetof(struct cluster_args, json),
-     .help = "one JSON object: cluster, node_id, connected, controller, controller_epoch, brokers[]"},
+     .help = "one JSON object: cluster, node_id, connected, controller, controller_epoch, brokers[],\n"
+             "streams[] (name, shards[]: shard, leader, leader_epoch, replicas[], isr[], open)"},
+    {.name = "stream",
+     .kind = CLI_OPT_STRING,
+     .offset = offsetof(struct cluster_args, stream),
+     .value_name = "S",
+     .help = "list the shards of S only (default: of every stream, the first 256)",
+     .min = 1,
+     .max = 128},
     {.name = NULL},
 };
 
@@ -35,6 +48,115 @@ static json_t *status_json(const struct sluice_cluster_status *s)
                      arr);
 }
 
+static json_t *ids_json(const int32_t *ids, uint32_t n)
+{
+    json_t *arr = json_array();
+    for (uint32_t i = 0; arr != NULL && i < n; i++) {
+        json_array_append_new(arr, json_integer(ids[i]));
+    }
+    return arr;
+}
+
+static json_t *routes_json(struct sluice_metadata *const *ms, size_t n_ms)
+{
+    json_t *arr = json_array();
+    for (size_t k = 0; arr != NULL && k < n_ms; k++) {
+        for (size_t i = 0; i < ms[k]->n_streams; i++) {
+            const struct sluice_stream_route *sr = &ms[k]->streams[i];
+            json_t *shards = json_array();
+            for (size_t j = 0; shards != NULL && j < sr->n_shards; j++) {
+                const struct sluice_shard_route *r = &sr->shards[j];
+                json_array_append_new(
+                    shards, json_pack("{s:I,s:i,s:i,s:o*,s:o*,s:b}", "shard", (json_int_t)r->shard,
+                                      "leader", (int)r->leader, "leader_epoch", (int)r->leader_epoch,
+                                      "replicas", ids_json(r->replicas, r->n_replicas), "isr",
+                                      ids_json(r->isr, r->n_isr), "open", r->open));
+            }
+            json_array_append_new(arr, json_pack("{s:s,s:o*}", "name", sr->name, "shards", shards));
+        }
+    }
+    return arr;
+}
+
+static void ids_print(const int32_t *ids, uint32_t n)
+{
+    char buf[SLUICE_REPLICAS_MAX * 12 + 2];
+    size_t off = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < n && off < sizeof(buf); i++) {
+        off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%d", i > 0 ? "," : "", ids[i]);
+    }
+    printf(" %-12s", n > 0 ? buf : "-");
+}
+
+static void routes_print(struct sluice_metadata *const *ms, size_t n_ms)
+{
+    printf("%-24s %-6s %-7s %-6s %-12s %-12s %s\n", "STREAM", "SHARD", "LEADER", "EPOCH",
+           "REPLICAS", "ISR", "OPEN");
+    for (size_t k = 0; k < n_ms; k++) {
+        for (size_t i = 0; i < ms[k]->n_streams; i++) {
+            const struct sluice_stream_route *sr = &ms[k]->streams[i];
+            for (size_t j = 0; j < sr->n_shards; j++) {
+                const struct sluice_shard_route *r = &sr->shards[j];
+                char leader[16];
+                snprintf(leader, sizeof(leader), "%d", (int)r->leader);
+                printf("%-24s %-6" PRIu32 " %-7s %-6d", sr->name, r->shard,
+                       r->leader < 0 ? "none" : leader, (int)r->leader_epoch);
+                ids_print(r->replicas, r->n_replicas);
+                ids_print(r->isr, r->n_isr);
+                printf(" %s\n", r->open ? "yes" : "no");
+            }
+        }
+    }
+}
+
+/* Who leads the shards of --stream, or of every stream (the first CLI_CLUSTER_STREAMS_MAX),
+ * in Metadata requests of SLUICE_METADATA_STREAMS names. *ms and *n_ms (owned) hold the
+ * answers; *more counts the streams left out. */
+static int routes_fetch(sluice_client *c, const char *stream, struct sluice_metadata ***ms,
+                        size_t *n_ms, size_t *more)
+{
+    *ms = NULL;
+    *n_ms = 0;
+    *more = 0;
+    struct sluice_stream_info *list = NULL;
+    size_t n = 0;
+    const char *one[1] = {stream};
+    if (stream == NULL) {
+        int rc = sluice_stream_list(c, &list, &n);
+        if (rc != SL_OK) {
+            return rc;
+        }
+    }
+    size_t names_n = stream != NULL ? 1 : n < CLI_CLUSTER_STREAMS_MAX ? n : CLI_CLUSTER_STREAMS_MAX;
+    *more = stream != NULL ? 0 : n - names_n;
+    const char **names = calloc(names_n + 1, sizeof(*names));
+    size_t chunks = (names_n + SLUICE_METADATA_STREAMS - 1) / SLUICE_METADATA_STREAMS;
+    *ms = calloc(chunks + 1, sizeof(**ms));
+    int rc = names != NULL && *ms != NULL ? SL_OK : SL_ENOMEM;
+    for (size_t i = 0; rc == SL_OK && i < names_n; i++) {
+        names[i] = stream != NULL ? one[0] : list[i].name;
+    }
+    for (size_t k = 0; rc == SL_OK && k < chunks; k++) {
+        size_t first = k * SLUICE_METADATA_STREAMS;
+        size_t cnt = names_n - first < SLUICE_METADATA_STREAMS ? names_n - first
+                                                               : SLUICE_METADATA_STREAMS;
+        rc = sluice_cluster_metadata(c, names + first, cnt, &(*ms)[k]);
+        *n_ms = rc == SL_OK ? k + 1 : *n_ms;
+    }
+    free(names);
+    sluice_stream_list_free(list, n);
+    return rc;
+}
+
+static void routes_free(struct sluice_metadata **ms, size_t n_ms)
+{
+    for (size_t k = 0; ms != NULL && k < n_ms; k++) {
+        sluice_metadata_free(ms[k]);
+    }
+    free(ms);
+}
+
 static int run_status(sluice_client *c, const struct cli_call *call)
 {
     const struct cluster_args *a = call->args;
@@ -43,8 +165,18 @@ static int run_status(sluice_client *c, const struct cli_call *call)
     if (rc != SL_OK) {
         return cli_broker_error("cluster status", rc);
     }
+    struct sluice_metadata **ms = NULL;
+    size_t n_ms = 0, more = 0;
+    rc = routes_fetch(c, a->stream, &ms, &n_ms, &more);
+    int no_metadata = rc == SL_EUNSUPPORTED; /* a broker older than Metadata: brokers only */
+    if (rc != SL_OK && !no_metadata) {
+        routes_free(ms, n_ms);
+        sluice_cluster_status_free(s);
+        return cli_broker_error("cluster status (metadata)", rc);
+    }
     if (a->json) {
         json_t *j = status_json(s);
+        json_object_set_new(j, "streams", routes_json(ms, n_ms));
         cli_print_json(j);
         json_decref(j);
     } else if (!s->cluster) {
@@ -65,6 +197,14 @@ static int run_status(sluice_client *c, const struct cli_call *call)
                    b->self ? " (this one)" : "");
         }
     }
+    if (!a->json && n_ms > 0) {
+        printf("\n");
+        routes_print(ms, n_ms);
+    }
+    if (!a->json && more > 0) {
+        printf("(%zu more streams not listed: name one with --stream)\n", more);
+    }
+    routes_free(ms, n_ms);
     sluice_cluster_status_free(s);
     return ferror(stdout) ? CLI_EXIT_ERR : CLI_EXIT_OK;
 }
@@ -75,7 +215,9 @@ const struct cli_cmd cli_cmd_cluster_status = {
     .summary = "the live brokers of the cluster, as the connected broker sees them",
     .help = "Lists the brokers registered in ZooKeeper (/brokers/ids) with their advertised\n"
             "native and HTTP addresses, versions and states. A broker started without\n"
-            "--cluster answers that it is a single broker.\n",
+            "--cluster answers that it is a single broker. Then, for --stream S or every\n"
+            "stream (the first 256), each shard's leader, leader epoch, replicas and in-sync\n"
+            "replicas (ISR) as the connected broker last read them (Metadata).\n",
     .sets = {{status_opts, 0, "options"}},
     .args_size = sizeof(struct cluster_args),
     .run = run_status,

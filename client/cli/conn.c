@@ -25,8 +25,9 @@ const struct cli_opt cli_conn_table[] = {
     {.name = "broker",
      .kind = CLI_OPT_STRING,
      .offset = offsetof(struct cli_conn_opts, broker),
-     .value_name = "HOST:PORT",
-     .help = "the broker (default " SLUICE_DEFAULT_BROKER ")",
+     .value_name = "HOST:PORT[,...]",
+     .help = "the broker, or a cluster's bootstrap list H1:P1,H2:P2,... (the first that\n"
+             "answers; default " SLUICE_DEFAULT_BROKER ")",
      .min = 1,
      .env = "SLUICE_BROKER"},
     {.name = "connect-timeout",

@@ -1,7 +1,8 @@
 /* replication.c (test) - replicated shards with real processes (#14): one ZooKeeper
  * (zk_harness.c) and three sluiced (--cluster). A stream of one shard, replication factor 3,
- * min_insync_replicas 2: a writer produces unique values with ack=durable to whichever broker
- * leads the shard and records each outcome (ok / failed / unknown); faults hit the leader:
+ * min_insync_replicas 2: a writer produces unique values with ack=durable through each broker
+ * in turn (libsluice sends them to the leader that broker names) and records each outcome
+ * (ok / failed / unknown); the leader is the one Metadata names; faults hit the leader:
  *   1. kill -9, restarted after the failover;
  *   2. SIGSTOP past the session timeout (the controller elects another; the paused leader,
  *      resumed, is a zombie whose pending appends must not be acknowledged), then SIGCONT;
@@ -82,9 +83,15 @@ static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
     pthread_mutex_unlock(&mu);
 }
 
-/* One round of ROUND values written to broker i; returns how many were acknowledged. */
-static uint32_t write_round(int i)
+/* One round of ROUND values written through broker i (libsluice sends them to the leader
+ * broker i names); returns how many were acknowledged, and when all were, *led (if not
+ * NULL) is the broker that led the shard as broker i answered right after (Metadata), -1
+ * when it cannot say. */
+static uint32_t write_round(int i, int *led)
 {
+    if (led != NULL) {
+        *led = -1;
+    }
     if (!it_broker_alive(&brokers[i])) {
         return 0;
     }
@@ -123,19 +130,28 @@ static uint32_t write_round(int i)
                     " acknowledged\n", it_wall_ms(), first, next_value - 1, i + 1, ok);
         }
     }
+    const char *names[1] = {STREAM};
+    struct sluice_metadata *md = NULL;
+    if (led != NULL && ok == ROUND && sluice_cluster_metadata(c, names, 1, &md) == SLUICE_OK &&
+        md->n_streams == 1 && md->streams[0].n_shards == 1) {
+        int32_t node = md->streams[0].shards[0].leader;
+        *led = node >= 1 && node <= NB ? node - 1 : -1;
+    }
+    sluice_metadata_free(md);
     sluice_client_free(c);
     return ok;
 }
 
-/* Writes rounds to every live broker until one acknowledges a whole round or `timeout_ms`
- * passes; returns the broker that did (the leader), or -1. */
+/* Writes rounds through every live broker until a whole round is acknowledged or
+ * `timeout_ms` passes; returns the broker that led the shard then, or -1. */
 static int write_until_led(uint32_t timeout_ms)
 {
     uint64_t t0 = it_mono_ms();
     while (it_mono_ms() - t0 < timeout_ms) {
         for (int i = 0; i < NB; i++) {
-            if (write_round(i) == ROUND) {
-                return i;
+            int led = -1;
+            if (write_round(i, &led) == ROUND && led >= 0) {
+                return led;
             }
         }
         it_sleep_ms(100);
@@ -310,7 +326,7 @@ int main(void)
         CHECK(next >= 0 && next != leader);
         printf("round %d: leader %d paused -> broker %d leads\n", r, leader + 1, next + 1);
         CHECK(kill(brokers[leader].pid, SIGCONT) == 0);
-        (void)write_round(leader); /* the zombie: refused, or unknown, never lost */
+        (void)write_round(leader, NULL); /* the zombie: refused, or unknown, never lost */
         leader = write_until_led(10000);
         CHECK(leader >= 0);
 

@@ -122,6 +122,62 @@ static void put_response(const char *name, const sl_response *resp)
     put("fuzz_frame", name, out, n + 4);
 }
 
+/* A three-broker cluster's Metadata answer: for fuzz_frame (as a frame) and fuzz_route (as
+ * a payload). */
+static void seeds_metadata_response(void)
+{
+    static const char *addr[3] = {"10.0.0.1:7400", "10.0.0.2:7400", "10.0.0.3:7400"};
+    Sluice__V1__BrokerInfo bi[3];
+    Sluice__V1__BrokerInfo *bp[3];
+    for (int i = 0; i < 3; i++) {
+        sluice__v1__broker_info__init(&bi[i]);
+        bi[i].node_id = (uint32_t)i + 1;
+        bi[i].address = (char *)addr[i];
+        bi[i].self = i == 1;
+        bi[i].state = (char *)(i == 1 ? "up" : "alive");
+        bp[i] = &bi[i];
+    }
+    int32_t reps[3] = {1, 2, 3}, isr[2] = {1, 2};
+    Sluice__V1__ShardRoute sr[4];
+    Sluice__V1__ShardRoute *sp[4];
+    for (int i = 0; i < 4; i++) {
+        sluice__v1__shard_route__init(&sr[i]);
+        sr[i].shard = (uint32_t)i;
+        sr[i].leader = i == 3 ? -1 : (i % 3) + 1;
+        sr[i].leader_epoch = 3 + i;
+        sr[i].replicas = reps;
+        sr[i].n_replicas = 3;
+        sr[i].isr = isr;
+        sr[i].n_isr = 2;
+        sr[i].open = i != 0;
+        sp[i] = &sr[i];
+    }
+    Sluice__V1__StreamRoute st = SLUICE__V1__STREAM_ROUTE__INIT;
+    st.name = (char *)"events";
+    st.shards = sp;
+    st.n_shards = 4;
+    Sluice__V1__StreamRoute *stp[1] = {&st};
+    Sluice__V1__MetadataResponse mr = SLUICE__V1__METADATA_RESPONSE__INIT;
+    mr.node_id = 2;
+    mr.cluster = 1;
+    mr.brokers = bp;
+    mr.n_brokers = 3;
+    mr.streams = stp;
+    mr.n_streams = 1;
+    sl_response resp = SLUICE__V1__RESPONSE__INIT;
+    resp.id = 17;
+    resp.body_case = SLUICE__V1__RESPONSE__BODY_METADATA;
+    resp.metadata = &mr;
+    put_response("resp_metadata", &resp);
+    uint8_t out[2048];
+    size_t n = sl_response_size(&resp);
+    SL_ASSERT(n <= sizeof(out));
+    sl_response_pack(&resp, out);
+    put("fuzz_route", "resp_metadata", out, n);
+    static const char list[] = "10.0.0.1:7400, 10.0.0.2:7400,[::1]:7400";
+    put("fuzz_route", "bootstrap_list", list, sizeof(list) - 1);
+}
+
 static void seeds_frame(void)
 {
     sl_request req = SLUICE__V1__REQUEST__INIT;
@@ -239,7 +295,18 @@ static void seeds_frame(void)
     req.api_call = &ac;
     put_request("req_api_call", &req);
 
+    char *mstreams[2] = {(char *)"events", (char *)"orders"};
+    Sluice__V1__Metadata md = SLUICE__V1__METADATA__INIT;
+    md.streams = mstreams;
+    md.n_streams = 2;
+    req = (sl_request)SLUICE__V1__REQUEST__INIT;
+    req.id = 17;
+    req.body_case = SLUICE__V1__REQUEST__BODY_METADATA;
+    req.metadata = &md;
+    put_request("req_metadata", &req);
+
     sl_response resp = SLUICE__V1__RESPONSE__INIT;
+    seeds_metadata_response();
     Sluice__V1__FetchResponse fr = SLUICE__V1__FETCH_RESPONSE__INIT;
     fr.shard = 2;
     fr.batches.data = b;
