@@ -315,17 +315,28 @@ int zkh_kill9(struct zkh *z)
     return 0;
 }
 
-int zke_start(struct zke *e, uint32_t n, const char *const *hosts, const int *netns_fds)
+int zke_start(struct zke *e, const char *parent, uint32_t n, const char *const *hosts,
+              const int *netns_fds)
 {
     memset(e, 0, sizeof(*e));
-    if (n == 0 || n > ZKE_MAX) {
-        fprintf(stderr, "  zke_start: 1..%d nodes\n", ZKE_MAX);
+    if (n == 0 || n > ZKE_MAX || (parent != NULL && strlen(parent) + 4 > sizeof(e->root))) {
+        fprintf(stderr, "  zke_start: 1..%d nodes, a parent directory under %zu bytes\n", ZKE_MAX,
+                sizeof(e->root) - 4);
         return -1;
     }
-    snprintf(e->root, sizeof(e->root), "/var/tmp/sluice-zke-XXXXXX");
-    if (mkdtemp(e->root) == NULL) {
-        perror("mkdtemp");
-        return -1;
+    if (parent != NULL) {
+        snprintf(e->root, sizeof(e->root), "%s/zk", parent);
+        if (mkdir(e->root, 0755) != 0) {
+            perror(e->root);
+            e->root[0] = '\0';
+            return -1;
+        }
+    } else {
+        snprintf(e->root, sizeof(e->root), "/var/tmp/sluice-zke-XXXXXX");
+        if (mkdtemp(e->root) == NULL) {
+            perror("mkdtemp");
+            return -1;
+        }
     }
     for (size_t i = 0; i < sizeof(ens_registry) / sizeof(ens_registry[0]); i++) {
         if (ens_registry[i] == NULL) {

@@ -19,7 +19,7 @@
 #include <sys/types.h>
 
 struct zkh {
-    char root[96];    /* /var/tmp/sluice-zk-XXXXXX, or <ensemble root>/zkN */
+    char root[112];   /* /var/tmp/sluice-zk-XXXXXX, or <ensemble root>/zkN */
     char connect[32]; /* "127.0.0.1:PORT" (a member of an ensemble: "IP:2181") */
     char host[16];    /* the address it serves on */
     uint32_t port;
@@ -39,7 +39,7 @@ struct zkh {
 #define ZKE_CLIENT_PORT 2181u
 
 struct zke {
-    char root[64]; /* /var/tmp/sluice-zke-XXXXXX */
+    char root[96]; /* <parent>/zk, or /var/tmp/sluice-zke-XXXXXX */
     uint32_t n;
     struct zkh node[ZKE_MAX];
     char connect[ZKE_MAX * 24]; /* "IP1:2181,IP2:2181,..." */
@@ -66,11 +66,14 @@ int zkh_resume(struct zkh *z);
 /* Kills the server if it runs and removes the directory. Safe to call twice. */
 void zkh_cleanup(struct zkh *z);
 
-/* Writes the configuration of n nodes (hosts[i] its address, netns_fds[i] its namespace), starts
+/* Writes the configuration of n nodes (hosts[i] its address, netns_fds[i] its namespace) under
+ * <parent>/zk (parent NULL: a new /var/tmp/sluice-zke-XXXXXX; the fault test gives its hosts'
+ * directory, so one sweep removes what a killed test left), starts
  * them all and waits until each answers "ruok" and one of them leads (zke_wait_leader). Returns 0
  * or -1 (after printing why and the logs' tails). The nodes are stopped and restarted with
  * zkh_kill9, zkh_pause, zkh_resume and zkh_restart on &e->node[i]. */
-int zke_start(struct zke *e, uint32_t n, const char *const *hosts, const int *netns_fds);
+int zke_start(struct zke *e, const char *parent, uint32_t n, const char *const *hosts,
+              const int *netns_fds);
 
 /* Node z's role from the four-letter word "srvr": writes "leader", "follower", "standalone", or
  * "" (not serving: no quorum, or not running) into mode. Returns 0 when it answered, else -1. */
