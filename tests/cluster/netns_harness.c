@@ -38,15 +38,24 @@ static void sleep_ms(uint32_t ms)
     }
 }
 
+/* 1 when `prog` is an executable in a directory of $PATH (the harness runs it through sh). */
 static int on_path(const char *prog)
 {
-    static const char *const dirs[] = {"/usr/sbin", "/sbin", "/usr/bin", "/bin"};
-    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-        char p[64];
-        snprintf(p, sizeof(p), "%s/%s", dirs[i], prog);
-        if (access(p, X_OK) == 0) {
-            return 1;
+    const char *path = getenv("PATH");
+    if (path == NULL) {
+        return 0;
+    }
+    while (*path != '\0') {
+        size_t len = strcspn(path, ":");
+        char p[512];
+        if (len > 0 && len < sizeof(p) - 64) {
+            snprintf(p, sizeof(p), "%.*s/%s", (int)len, path, prog);
+            if (access(p, X_OK) == 0) {
+                return 1;
+            }
         }
+        path += len;
+        path += *path == ':';
     }
     return 0;
 }
@@ -133,8 +142,9 @@ int nh_available(void)
     }
     if (!on_path("ip") || !on_path("nft")) {
         fprintf(stderr,
-                "SKIP: the fault tests need `ip` (%s) and `nft` (%s); install them with "
-                "`apt-get install iproute2 nftables` (deploy/install-test-deps.sh does)\n",
+                "SKIP: the fault tests need `ip` (%s) and `nft` (%s) on PATH; install them with "
+                "`apt-get install iproute2 nftables` (deploy/install-test-deps.sh does), and "
+                "put /usr/sbin on PATH\n",
                 on_path("ip") ? "ok" : "missing", on_path("nft") ? "ok" : "missing");
         return 77;
     }
