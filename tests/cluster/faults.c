@@ -73,11 +73,26 @@ struct measure {
 static struct measure measures[1024];
 static size_t n_measures;
 
+/* On a failure: each broker's log tail, and for one that runs, its state and its threads' stacks
+ * (gdb, when installed), which tell a hung broker from an unreachable one. */
 static void dump_logs(void)
 {
     for (int i = 0; i < NB; i++) {
-        if (brokers[i].host != NULL) {
-            nh_proc_log_tail(&brokers[i], 25);
+        if (brokers[i].host == NULL) {
+            continue;
+        }
+        nh_proc_log_tail(&brokers[i], 25);
+        if (brokers[i].pid != 0) {
+            char cmd[512];
+            snprintf(cmd, sizeof(cmd),
+                     "grep -E '^State' /proc/%d/status >&2; "
+                     "command -v gdb >/dev/null && timeout 20 gdb -batch -p %d "
+                     "-ex 'thread apply all bt 12' 2>/dev/null | grep -E '^(#|Thread)' >&2",
+                     (int)brokers[i].pid, (int)brokers[i].pid);
+            fprintf(stderr, "  --- broker %d (pid %d) ---\n", i + 1, (int)brokers[i].pid);
+            if (system(cmd) != 0) {
+                fprintf(stderr, "  (no stacks)\n");
+            }
         }
     }
 }

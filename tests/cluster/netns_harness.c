@@ -86,12 +86,14 @@ static void sweep_stale_dirs(void)
             continue;
         }
         long pid = strtol(e->d_name + strlen(NH_DIR_PREFIX), NULL, 10);
-        if (pid <= 0 || pid == (long)getpid() || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) {
-            if (pid != (long)getpid()) {
-                char p[300];
-                snprintf(p, sizeof(p), "/var/tmp/%s", e->d_name);
-                rmtree(p);
-            }
+        if (pid == (long)getpid()) {
+            continue;
+        }
+        /* (a pid reused since leaves its directory for a later sweep) */
+        if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) {
+            char p[300];
+            snprintf(p, sizeof(p), "/var/tmp/%s", e->d_name);
+            rmtree(p);
         }
     }
     closedir(d);
