@@ -3,7 +3,9 @@
  * address, NH_SUBNET.x, on one bridge), the test itself on a seventh host ("client").
  *
  * Faults (the CI schedule runs each once, in this order; SLUICE_IT_LONG=1 runs rounds of them
- * with the target picked by a seeded random generator, the seed printed, SLUICE_IT_SEED=N replays):
+ * in an order and with the ZooKeeper-cut victim picked by a seeded random generator, the seed
+ * printed, SLUICE_IT_SEED=N replays the order; SLUICE_IT_FAULTS=pause,isolate,kill runs a list of
+ * kill, pause, cutzk, isolate, zkleader, rolling):
  *   kill -9 the controller broker, then restart it;
  *   pause (SIGSTOP) the controller past its session timeout, then resume it (a zombie);
  *   cut a broker from the three ZooKeeper hosts only (nftables), then heal;
@@ -652,6 +654,43 @@ static void run_round(bool randomized)
     }
 }
 
+/* SLUICE_IT_FAULTS: a comma-separated list of faults run in order, for replaying a sequence that
+ * failed ("pause,isolate,kill" ...). Returns the number run, or fails on an unknown name. */
+static unsigned run_list(const char *list)
+{
+    static const struct {
+        const char *name;
+        void (*fn)(void);
+    } faults[] = {{"kill", fault_kill_controller},   {"pause", fault_pause_controller},
+                  {"isolate", fault_isolate_controller}, {"zkleader", fault_kill_zk_leader},
+                  {"rolling", fault_rolling_restart}};
+    unsigned n = 0;
+    while (*list != '\0') {
+        size_t len = strcspn(list, ",");
+        bool known = false;
+        if (len == 5 && strncmp(list, "cutzk", 5) == 0) {
+            fault_cut_from_zk(-1);
+            known = true;
+        }
+        for (size_t k = 0; !known && k < sizeof(faults) / sizeof(faults[0]); k++) {
+            if (strlen(faults[k].name) == len && strncmp(list, faults[k].name, len) == 0) {
+                faults[k].fn();
+                known = true;
+            }
+        }
+        if (!known) {
+            fprintf(stderr, "FAIL: SLUICE_IT_FAULTS: unknown fault '%.*s' (known: kill, pause, "
+                            "cutzk, isolate, zkleader, rolling)\n",
+                    (int)len, list);
+            exit(1);
+        }
+        n++;
+        list += len;
+        list += *list == ',';
+    }
+    return n;
+}
+
 static void summary(void)
 {
     printf("\nsummary (session timeout %u ms):\n", SESSION_MS);
@@ -752,9 +791,14 @@ int main(void)
                "order)\n",
                LONG_ROUNDS, rng_state, rng_state);
     }
-    unsigned rounds = longrun ? LONG_ROUNDS : 1u;
-    for (unsigned r = 0; r < rounds; r++) {
-        run_round(longrun && r > 0);
+    const char *list = getenv("SLUICE_IT_FAULTS");
+    unsigned rounds = longrun ? LONG_ROUNDS : 1u, n_faults = rounds * 6u;
+    if (list != NULL && list[0] != '\0') {
+        n_faults = run_list(list);
+    } else {
+        for (unsigned r = 0; r < rounds; r++) {
+            run_round(longrun && r > 0);
+        }
     }
 
     CHECK(workload.stop(&workload) == 0);
@@ -790,7 +834,7 @@ int main(void)
         CHECK(!nh_proc_log_sanitizer(&brokers[i]));
     }
     summary();
-    printf("all cluster fault cases passed (%u faults, %llu ms)\n", rounds * 6u,
+    printf("all cluster fault cases passed (%u faults, %llu ms)\n", n_faults,
            (unsigned long long)(it_mono_ms() - t_start));
     zke_cleanup(&zk);
     nh_net_cleanup(&net);
