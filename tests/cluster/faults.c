@@ -212,6 +212,7 @@ struct view {
     bool controller;
     int32_t epoch;
     uint32_t live_mask; /* bit (node id - 1) for each broker it lists */
+    char err[160];      /* why it did not answer: connecting (refused, timed out) or the call */
 };
 
 static bool ask(int i, struct view *v)
@@ -223,11 +224,17 @@ static bool ask(int i, struct view *v)
                                    .reconnect_backoff_max_ms = 200,
                                    .client_id = "fault-test"};
     sluice_client *c = NULL;
-    if (sluice_client_new(b_addr[i], &o, &c) != SL_OK) {
+    int rc = sluice_client_new(b_addr[i], &o, &c);
+    if (rc != SL_OK) {
+        snprintf(v->err, sizeof(v->err), "connect: %s (%s)", sl_errname(rc), sluice_last_error());
         return false;
     }
     struct sluice_cluster_status *s = NULL;
-    if (sluice_cluster_status(c, &s) == SL_OK) {
+    rc = sluice_cluster_status(c, &s);
+    if (rc != SL_OK) {
+        snprintf(v->err, sizeof(v->err), "ClusterStatus: %s (%s)", sl_errname(rc),
+                 sluice_last_error());
+    } else {
         v->ok = s->cluster != 0;
         v->connected = s->connected != 0;
         v->controller = s->controller != 0;
@@ -293,9 +300,10 @@ static void print_views(uint32_t mask)
     for (int i = 0; i < NB; i++) {
         struct view v;
         bool ok = ask(i, &v);
-        fprintf(stderr, "  broker %d%s: %s connected=%d lists=0x%x controller=%d epoch=%d\n", i + 1,
-                (mask & (1u << i)) ? "" : " (not expected live)", ok ? "answers" : "no answer",
-                v.connected, v.live_mask, v.controller, v.epoch);
+        fprintf(stderr, "  broker %d%s: %s%s connected=%d lists=0x%x controller=%d epoch=%d\n",
+                i + 1, (mask & (1u << i)) ? "" : " (not expected live)",
+                ok ? "answers" : "no answer: ", v.err, v.connected, v.live_mask, v.controller,
+                v.epoch);
     }
 }
 
