@@ -79,11 +79,25 @@ static size_t n_measures;
  * (gdb, when installed), which tell a hung broker from an unreachable one. */
 static void dump_logs(void)
 {
+    for (uint32_t i = 0; i < zk.n; i++) {
+        char mode[32] = "";
+        int alive = zk.node[i].pid != 0 && kill(zk.node[i].pid, 0) == 0;
+        zkh_mode(&zk.node[i], mode, sizeof(mode));
+        fprintf(stderr, "  zk%u (pid %d): %s, %s\n", i + 1, (int)zk.node[i].pid,
+                alive ? "running" : "not running", mode[0] != '\0' ? mode : "no mode");
+    }
     for (int i = 0; i < NB; i++) {
         if (brokers[i].host == NULL) {
             continue;
         }
         nh_proc_log_tail(&brokers[i], 25);
+        pid_t pid = brokers[i].pid;
+        if (pid != 0 && !nh_proc_alive(&brokers[i])) {
+            int st = brokers[i].exit_status;
+            fprintf(stderr, "  --- broker %d (pid %d) had ended: %s %d ---\n", i + 1, (int)pid,
+                    WIFSIGNALED(st) ? "killed by signal" : "exit status",
+                    WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        }
         if (brokers[i].pid != 0) {
             char cmd[512];
             snprintf(cmd, sizeof(cmd),
