@@ -177,28 +177,12 @@ static int start_broker(int i)
     /* No HTTP listener; --host is the host's own address, so the advertised address (host:port
      * by default) is what the others and the test reach, and outgoing connections leave from
      * it (eth0 is the namespace's only interface besides lo). */
-    const char *argv[] = {SLUICED_PATH,
-                          "--data",
-                          b_data[i],
-                          "--host",
-                          b_host[i]->ip,
-                          "--port",
-                          port,
-                          "--port-file",
-                          b_port_file[i],
-                          "--flush",
-                          "always",
-                          "--log-level",
-                          "info",
-                          "--http-port",
-                          "0",
-                          "--cluster",
-                          cluster_arg,
-                          "--node-id",
-                          node,
-                          "--cluster-session-timeout-ms",
-                          session,
-                          NULL};
+    const char *argv[] = {SLUICED_PATH,   "--data",      b_data[i], "--host",
+                          b_host[i]->ip,  "--port",      port,      "--port-file",
+                          b_port_file[i], "--flush",     "always",  "--log-level",
+                          "info",         "--http-port", "0",       "--cluster",
+                          cluster_arg,    "--node-id",   node,      "--cluster-session-timeout-ms",
+                          session,        NULL};
     unlink(b_port_file[i]);
     if (nh_proc_start(&brokers[i], b_host[i], b_log[i], argv) != 0) {
         return -1;
@@ -331,8 +315,9 @@ static int converge(const char *after, long *took_ms)
     int32_t epoch = 0;
     while (!converged_once(mask, &ctl, &epoch)) {
         if (it_mono_ms() - t0 > CONVERGE_WAIT_MS) {
-            fprintf(stderr, "  not converged %u ms after %s (want brokers 0x%x live, one "
-                            "controller):\n",
+            fprintf(stderr,
+                    "  not converged %u ms after %s (want brokers 0x%x live, one "
+                    "controller):\n",
                     CONVERGE_WAIT_MS, after, mask);
             print_views(mask);
             CHECK(!"converged");
@@ -655,9 +640,9 @@ static uint32_t rnd(uint32_t n)
 static void run_round(bool randomized)
 {
     int victim = randomized ? (int)rnd(NB) : -1;
-    void (*order[6])(void) = {fault_kill_controller, fault_pause_controller, NULL,
-                              fault_isolate_controller, fault_kill_zk_leader,
-                              fault_rolling_restart};
+    void (*order[6])(void) = {
+        fault_kill_controller,    fault_pause_controller, NULL,
+        fault_isolate_controller, fault_kill_zk_leader,   fault_rolling_restart};
     int idx[6] = {0, 1, 2, 3, 4, 5};
     if (randomized) {
         for (int k = 5; k > 0; k--) {
@@ -683,8 +668,10 @@ static unsigned run_list(const char *list)
     static const struct {
         const char *name;
         void (*fn)(void);
-    } faults[] = {{"kill", fault_kill_controller},   {"pause", fault_pause_controller},
-                  {"isolate", fault_isolate_controller}, {"zkleader", fault_kill_zk_leader},
+    } faults[] = {{"kill", fault_kill_controller},
+                  {"pause", fault_pause_controller},
+                  {"isolate", fault_isolate_controller},
+                  {"zkleader", fault_kill_zk_leader},
                   {"rolling", fault_rolling_restart}};
     unsigned n = 0;
     while (*list != '\0') {
@@ -701,8 +688,9 @@ static unsigned run_list(const char *list)
             }
         }
         if (!known) {
-            fprintf(stderr, "FAIL: SLUICE_IT_FAULTS: unknown fault '%.*s' (known: kill, pause, "
-                            "cutzk, isolate, zkleader, rolling)\n",
+            fprintf(stderr,
+                    "FAIL: SLUICE_IT_FAULTS: unknown fault '%.*s' (known: kill, pause, "
+                    "cutzk, isolate, zkleader, rolling)\n",
                     (int)len, list);
             exit(1);
         }

@@ -16,10 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NH_PROCS_MAX   32
-#define NH_DIR_PREFIX  "sluice-nh-"
-#define NH_CUT_TABLE   "inet sluice_cut"
-#define NH_CMD_MAX     4096
+#define NH_PROCS_MAX  32
+#define NH_DIR_PREFIX "sluice-nh-"
+#define NH_CUT_TABLE  "inet sluice_cut"
+#define NH_CMD_MAX    4096
 
 static struct nh_net *net_registry; /* one per test process */
 static struct nh_proc *proc_registry[NH_PROCS_MAX];
@@ -169,10 +169,11 @@ int nh_available(void)
     int st = 0;
     waitpid(pid, &st, 0);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        fprintf(stderr, "SKIP: cannot make a network namespace with a veth pair and an nftables "
-                        "table here (status 0x%x, see above): the fault tests need root with "
-                        "CAP_SYS_ADMIN and CAP_NET_ADMIN and a kernel with veth and nf_tables "
-                        "(a privileged container, or the machine itself)\n",
+        fprintf(stderr,
+                "SKIP: cannot make a network namespace with a veth pair and an nftables "
+                "table here (status 0x%x, see above): the fault tests need root with "
+                "CAP_SYS_ADMIN and CAP_NET_ADMIN and a kernel with veth and nf_tables "
+                "(a privileged container, or the machine itself)\n",
                 (unsigned)st);
         return 77;
     }
@@ -551,8 +552,8 @@ int nh_proc_stop(struct nh_proc *p, uint32_t wait_ms)
     uint64_t deadline = mono_ms() + wait_ms;
     while (nh_proc_alive(p)) {
         if (mono_ms() >= deadline) {
-            fprintf(stderr, "  stop: %s in %s did not exit within %u ms of SIGTERM\n",
-                    p->argv[0], p->host->name, wait_ms);
+            fprintf(stderr, "  stop: %s in %s did not exit within %u ms of SIGTERM\n", p->argv[0],
+                    p->host->name, wait_ms);
             nh_proc_kill9(p);
             return -1;
         }
@@ -590,8 +591,7 @@ int nh_proc_log_sanitizer(const struct nh_proc *p)
 {
     char cmd[320];
     snprintf(cmd, sizeof(cmd),
-             "grep -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' '%s' >&2",
-             p->log);
+             "grep -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' '%s' >&2", p->log);
     return system(cmd) == 0 ? 1 : 0;
 }
 

@@ -32,16 +32,16 @@
 #define NH_ARGS_MAX  40
 
 struct nh_host {
-    char name[16]; /* "zk1", "b2", "client": the log lines and the veth's name */
-    char ip[16];   /* NH_SUBNET "<octet>" */
+    char name[16];  /* "zk1", "b2", "client": the log lines and the veth's name */
+    char ip[16];    /* NH_SUBNET "<octet>" */
     uint32_t index; /* in nh_net.host[] */
-    pid_t holder;  /* the process that keeps the namespace alive */
-    int nsfd;      /* /proc/<holder>/ns/net, for setns */
+    pid_t holder;   /* the process that keeps the namespace alive */
+    int nsfd;       /* /proc/<holder>/ns/net, for setns */
 };
 
 struct nh_net {
-    char root[80];       /* /var/tmp/sluice-nh-<pid>-XXXXXX: logs, data, rule files */
-    struct nh_host sw;   /* the switch: the bridge br0, no address */
+    char root[80];     /* /var/tmp/sluice-nh-<pid>-XXXXXX: logs, data, rule files */
+    struct nh_host sw; /* the switch: the bridge br0, no address */
     struct nh_host host[NH_HOSTS_MAX];
     uint32_t n;
     /* cut[i][j]: packets between host i and host j are dropped (symmetric) */

@@ -349,8 +349,8 @@ int zke_start(struct zke *e, const char *parent, uint32_t n, const char *const *
     char servers[ZKE_MAX * 64] = "";
     size_t slen = 0, clen = 0;
     for (uint32_t i = 0; i < n; i++) {
-        slen += (size_t)snprintf(servers + slen, sizeof(servers) - slen,
-                                 "server.%u=%s:2888:3888\n", i + 1, hosts[i]);
+        slen += (size_t)snprintf(servers + slen, sizeof(servers) - slen, "server.%u=%s:2888:3888\n",
+                                 i + 1, hosts[i]);
         clen += (size_t)snprintf(e->connect + clen, sizeof(e->connect) - clen, "%s%s:%u",
                                  i > 0 ? "," : "", hosts[i], ZKE_CLIENT_PORT);
     }
