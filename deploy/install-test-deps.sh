@@ -4,13 +4,15 @@
 # promtool (package prometheus: lints /metrics), curl, systemd (only for systemd-analyze,
 # which checks deploy/sluiced.service; nothing is started) and strace (the system calls of
 # a real run against the unit's SystemCallFilter), zookeeper (a real server for the cluster
-# tests, started by tests/cluster/zk_harness.c, never as a service), Node.js and npm, Chromium
+# tests, started by tests/cluster/zk_harness.c, never as a service), iproute2 and nftables (the
+# cluster fault test's hosts are network namespaces on a bridge, its link cuts nft rules in them:
+# tests/cluster/netns_harness.c; no rule is loaded outside them), Node.js and npm, Chromium
 # (the web console's browser tests), and the test-only npm packages pinned in
 # tests/http/package-lock.json (the AWS SDK for JavaScript v3, playwright-core). Idempotent: apt-get and npm run only when something
 # is missing or the lock file changed.
 set -eu
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PKGS="awscli python3-boto3 prometheus curl systemd strace nodejs npm chromium zookeeper"
+PKGS="awscli python3-boto3 prometheus curl systemd strace nodejs npm chromium zookeeper iproute2 nftables"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
