@@ -65,6 +65,7 @@ struct setting {
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const flush_modes[] = {"always", "interval", NULL};
+static const char *const io_modes[] = {"buffered", "direct", NULL}; /* = enum sl_io_mode */
 static const char *const tls_client_auths[] = {"none", "optional", "require", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 _Static_assert(SL_TLS_CLIENT_AUTH_NONE == 0 && SL_TLS_CLIENT_AUTH_OPTIONAL == 1 &&
@@ -228,6 +229,10 @@ static const struct setting settings[] = {
      "fdatasync does not also commit a new file size (on ext4 that cut p99 durable ack "
      "several times over with 4 shards; README, issue 12). Files are up to this much larger "
      "than their data while written; 0 = off; else at least 64KiB."},
+    {"io_mode", "storage", T_ENUM, U_NONE, "buffered", 0, 0, io_modes, OFF(io_mode),
+     "buffered: segment data is written through the page cache; direct: with O_DIRECT from "
+     "aligned buffers (no page-cache copy; reads still go through it). The data directory's "
+     "filesystem must support O_DIRECT (checked at start-up). README: Direct I/O."},
     {"open_files_max", "storage", T_U32, U_NONE, "0", 0, 1000000000, NULL, OFF(open_files_max),
      "Descriptors the shards' files and the streams' checkpoint and queue-state stores may "
      "hold open together (the storage layer's budget; the stores get a sixteenth, at least "
@@ -1074,6 +1079,7 @@ void sl_config_shard(const struct sl_broker_config *cfg, struct sl_shard_config 
     out->flush_interval_ms = cfg->flush_interval_ms;
     out->open_segments_max = cfg->open_segments_max;
     out->prezero_bytes = cfg->segment_prezero_bytes;
+    out->io_mode = cfg->io_mode;
     out->flush = cfg->flush;
     out->clock = NULL;
 }
