@@ -231,8 +231,14 @@ static const struct setting settings[] = {
      "than their data while written; 0 = off; else at least 64KiB."},
     {"io_mode", "storage", T_ENUM, U_NONE, "buffered", 0, 0, io_modes, OFF(io_mode),
      "buffered: segment data is written through the page cache; direct: with O_DIRECT from "
-     "aligned buffers (no page-cache copy; reads still go through it). The data directory's "
-     "filesystem must support O_DIRECT (checked at start-up). README: Direct I/O."},
+     "aligned buffers (no page-cache copy); the newest data of each shard is read from "
+     "direct_read_cache_bytes of memory, older data through the page cache. The data "
+     "directory's filesystem must support O_DIRECT (checked at start-up). README: Direct I/O."},
+    {"direct_read_cache_bytes", "storage", T_U32, U_BYTES, "1MiB", 0, 1 * GiB, NULL,
+     OFF(direct_read_cache_bytes),
+     "io_mode = direct: the newest bytes of each shard's active segment kept in memory for "
+     "tailing reads (allocated when the shard takes traffic, freed when it goes idle and is "
+     "parked); 0 = none; else at least 64KiB."},
     {"open_files_max", "storage", T_U32, U_NONE, "0", 0, 1000000000, NULL, OFF(open_files_max),
      "Descriptors the shards' files and the streams' checkpoint and queue-state stores may "
      "hold open together (the storage layer's budget; the stores get a sixteenth, at least "
@@ -1080,6 +1086,7 @@ void sl_config_shard(const struct sl_broker_config *cfg, struct sl_shard_config 
     out->open_segments_max = cfg->open_segments_max;
     out->prezero_bytes = cfg->segment_prezero_bytes;
     out->io_mode = cfg->io_mode;
+    out->read_cache_bytes = cfg->direct_read_cache_bytes;
     out->flush = cfg->flush;
     out->clock = NULL;
 }

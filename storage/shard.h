@@ -70,6 +70,9 @@ enum sl_io_mode {
 /* Offset, length and memory alignment of every O_DIRECT write: the largest
  * logical block size in use (4 KiB sectors), a multiple of 512. */
 #define SL_DIO_ALIGN 4096u
+#define SL_READ_CACHE_MIN     (64u << 10)
+#define SL_READ_CACHE_MAX     (1u << 30)
+#define SL_READ_CACHE_DEFAULT (1u << 20)
 
 /* Checks that files in `dir` (which must exist) take O_DIRECT writes:
  * creates, writes, fdatasyncs and removes a probe file. SL_OK, or
@@ -111,6 +114,14 @@ struct sl_shard_config {
      * fdatasyncs, the cuts and recovery use the buffered descriptor as
      * before: Linux keeps them coherent (docs/FORMAT.md "Direct I/O"). */
     enum sl_io_mode io_mode;
+    /* SL_IO_DIRECT: the newest bytes of the writing segment, kept in memory
+     * (a ring of this many bytes per shard taking traffic, allocated at its
+     * first write, freed when it parks or closes): a read inside them - a
+     * tailing consumer - is a copy, where the page cache no longer holds
+     * what O_DIRECT wrote. Older data is read from the file (buffered).
+     * 0 = none; else SL_READ_CACHE_MIN .. SL_READ_CACHE_MAX. Ignored when
+     * buffered. */
+    uint32_t read_cache_bytes;
     enum sl_flush_policy flush;
     struct sl_clock *clock; /* borrowed; NULL = the real clock */
     /* borrowed; NULL = no budget. Owned by the ring's thread; sl_shard_open
@@ -338,6 +349,7 @@ struct sl_shard_stats {
     uint64_t zero_writes;   /* run-ahead: zero writes issued (prezero_bytes) */
     uint64_t zero_bytes;    /* ... and the bytes of zeros they wrote */
     uint64_t zero_misses;   /* data writes that grew the file (past the zeroed run-ahead) */
+    uint64_t cache_reads;   /* direct: reads served from the recent-data cache (read_cache_bytes) */
     int state;              /* SL_OK, SL_ENOSPC, or SL_EFATAL */
     int fatal_errno;        /* with SL_EFATAL: the errno that caused it */
     const char *fatal_what; /* with SL_EFATAL: what failed ("fdatasync", ...) */

@@ -108,13 +108,75 @@ void shard_dio_close(struct segment *g)
     if (g->shard != NULL && g->shard->dio_tail_seg == g) {
         g->shard->dio_tail_seg = NULL;
     }
+    if (g->shard != NULL && g->shard->rc_seg == g) {
+        g->shard->rc_seg = NULL; /* (a freed segment's address may come back) */
+    }
 }
 
-void shard_dio_free_tail(struct sl_shard *s)
+void shard_dio_free(struct sl_shard *s)
 {
     free(s->dio_tail);
     s->dio_tail = NULL;
     s->dio_tail_seg = NULL;
+    free(s->rc_buf);
+    s->rc_buf = NULL;
+    s->rc_seg = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The recent-data cache                                               */
+
+/* Adds w's batches (just staged, about to be written) to the cache: one copy
+ * per write. A write that does not continue what the cache holds (a new
+ * segment, a rewind after a full disk) starts it afresh. */
+static void rc_put(struct sl_shard *s, struct wbuf *w)
+{
+    uint32_t cap = s->cfg.read_cache_bytes;
+    if (cap == 0) {
+        return;
+    }
+    if (s->rc_buf == NULL) {
+        s->rc_buf = malloc(cap);
+        if (s->rc_buf == NULL) {
+            return; /* served from the file meanwhile; tried again at the next write */
+        }
+        s->rc_seg = NULL;
+    }
+    if (s->rc_seg != w->seg || s->rc_end != w->pos) {
+        s->rc_seg = w->seg;
+        s->rc_start = s->rc_end = w->pos;
+    }
+    const uint8_t *src = wbuf_bytes(w);
+    uint32_t len = w->len;
+    if (len > cap) {
+        src += len - cap; /* only the newest cap bytes stay */
+        s->rc_end += len - cap;
+        s->rc_start = s->rc_end;
+        len = cap;
+    }
+    uint32_t at = (uint32_t)(s->rc_end % cap);
+    uint32_t first = cap - at < len ? cap - at : len;
+    memcpy(s->rc_buf + at, src, first);
+    memcpy(s->rc_buf, src + first, len - first);
+    s->rc_end += len;
+    if (s->rc_end - s->rc_start > cap) {
+        s->rc_start = s->rc_end - cap;
+    }
+    SL_ASSERT(s->rc_end - s->rc_start <= cap && s->rc_end == w->pos + w->len);
+}
+
+bool shard_rc_get(struct sl_shard *s, const struct segment *g, uint64_t pos, uint32_t len,
+                  uint8_t *out)
+{
+    if (s->rc_buf == NULL || s->rc_seg != g || pos < s->rc_start || pos + len > s->rc_end) {
+        return false;
+    }
+    uint32_t cap = s->cfg.read_cache_bytes;
+    uint32_t at = (uint32_t)(pos % cap);
+    uint32_t first = cap - at < len ? cap - at : len;
+    memcpy(out, s->rc_buf + at, first);
+    memcpy(out + first, s->rc_buf, len - first);
+    return true;
 }
 
 /* Makes dio_tail hold g's block at `off` (aligned), read back from the file:
@@ -190,6 +252,7 @@ int shard_dio_prepare(struct sl_shard *s, struct wbuf *w)
     }
     s->dio_tail_seg = w->seg;
     s->dio_tail_off = w->pos - w->head + whole;
+    rc_put(s, w);
     return SL_OK;
 }
 

@@ -230,6 +230,13 @@ struct sl_shard {
     uint8_t *dio_tail;
     struct segment *dio_tail_seg;
     uint64_t dio_tail_off;
+    /* io_mode direct: the recent-data cache, a ring of cfg.read_cache_bytes
+     * holding bytes [rc_start, rc_end) of rc_seg (byte p at rc_buf[p % cap]);
+     * rc_end is the staged end at the last submit. NULL seg: empty. */
+    uint8_t *rc_buf;
+    struct segment *rc_seg;
+    uint64_t rc_start;
+    uint64_t rc_end;
     int fatal_errno;
     const char *fatal_what;
     struct sl_deferred flush;
@@ -380,7 +387,12 @@ void *shard_dio_alloc(size_t bytes);
  * with the fix, when the filesystem refuses O_DIRECT. */
 int shard_dio_open(struct sl_shard *s, struct segment *g);
 void shard_dio_close(struct segment *g);
-void shard_dio_free_tail(struct sl_shard *s);
+/* Frees the tail block and the recent-data cache (park, close). */
+void shard_dio_free(struct sl_shard *s);
+/* Copies g's bytes [pos, pos + len) into `out` when the recent-data cache
+ * holds them all; false otherwise. */
+bool shard_rc_get(struct sl_shard *s, const struct segment *g, uint64_t pos, uint32_t len,
+                  uint8_t *out);
 /* At submit: fills w's head, pads its last block, sets io_len, and keeps
  * the block under the new data end. SL_ENOMEM, or a read-back error. */
 int shard_dio_prepare(struct sl_shard *s, struct wbuf *w);

@@ -154,7 +154,7 @@ bool shard_park(struct sl_shard *s, bool owner)
     s->pend = NULL;
     s->pend_cap = 0;
     s->pend_head = 0;
-    shard_dio_free_tail(s);
+    shard_dio_free(s);
     close(s->dir_fd);
     s->dir_fd = -1;
     s->parked = true;
