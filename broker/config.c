@@ -65,6 +65,7 @@ struct setting {
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const flush_modes[] = {"always", "interval", NULL};
+static const char *const io_modes[] = {"buffered", "direct", NULL}; /* = enum sl_io_mode */
 static const char *const tls_client_auths[] = {"none", "optional", "require", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 _Static_assert(SL_TLS_CLIENT_AUTH_NONE == 0 && SL_TLS_CLIENT_AUTH_OPTIONAL == 1 &&
@@ -228,6 +229,16 @@ static const struct setting settings[] = {
      "fdatasync does not also commit a new file size (on ext4 that cut p99 durable ack "
      "several times over with 4 shards; README, issue 12). Files are up to this much larger "
      "than their data while written; 0 = off; else at least 64KiB."},
+    {"io_mode", "storage", T_ENUM, U_NONE, "buffered", 0, 0, io_modes, OFF(io_mode),
+     "buffered: segment data is written through the page cache; direct: with O_DIRECT from "
+     "aligned buffers (no page-cache copy); the newest data of each shard is read from "
+     "direct_read_cache_bytes of memory, older data through the page cache. The data "
+     "directory's filesystem must support O_DIRECT (checked at start-up). README: Direct I/O."},
+    {"direct_read_cache_bytes", "storage", T_U32, U_BYTES, "1MiB", 0, 1 * GiB, NULL,
+     OFF(direct_read_cache_bytes),
+     "io_mode = direct: the newest bytes of each shard's active segment kept in memory for "
+     "tailing reads (allocated when the shard takes traffic, freed when it goes idle and is "
+     "parked); 0 = none; else at least 64KiB."},
     {"open_files_max", "storage", T_U32, U_NONE, "0", 0, 1000000000, NULL, OFF(open_files_max),
      "Descriptors the shards' files and the streams' checkpoint and queue-state stores may "
      "hold open together (the storage layer's budget; the stores get a sixteenth, at least "
@@ -1081,6 +1092,8 @@ void sl_config_shard(const struct sl_broker_config *cfg, struct sl_shard_config 
     out->flush_interval_ms = cfg->flush_interval_ms;
     out->open_segments_max = cfg->open_segments_max;
     out->prezero_bytes = cfg->segment_prezero_bytes;
+    out->io_mode = cfg->io_mode;
+    out->read_cache_bytes = cfg->direct_read_cache_bytes;
     out->flush = cfg->flush;
     out->clock = NULL;
 }

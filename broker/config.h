@@ -80,6 +80,8 @@ struct sl_broker_config {
     uint32_t batch_bytes_max;
     uint32_t open_segments_max;
     uint64_t segment_prezero_bytes; /* zeroed run-ahead of an active segment; 0 = off */
+    enum sl_io_mode io_mode;        /* segment data written buffered or O_DIRECT */
+    uint32_t direct_read_cache_bytes; /* direct: recent data in memory per shard; 0 = none */
     uint32_t open_files_max; /* shard files' and stores' descriptors; 0 = derived (main.c) */
     /* [checkpoints] (per stream) */
     uint32_t checkpoint_groups_max;

@@ -31,6 +31,7 @@
 #include "broker/net/net.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/ring.h"
 
@@ -486,7 +487,7 @@ int main(int argc, char **argv)
     cc.listener = sl_events_shard_listener;
     cc.stream_free = sl_events_stream_free;
     cc.stream_free_ctx = &engine;
-    char shard_why[256];
+    char shard_why[512];
     if (sl_shard_config_check(&cc.shard, shard_why, sizeof(shard_why)) != SL_OK) {
         sl_error("broker", "invalid shard settings: %s", shard_why);
         sl_workers_stop(workers);
@@ -494,8 +495,26 @@ int main(int argc, char **argv)
         sl_config_fini(&cfg);
         return 2;
     }
-    sl_info("broker", "sluiced starting: data %s, flush %s, %u worker%s", cfg.data,
-            cfg.flush == SL_FLUSH_ALWAYS ? "always" : "interval", nworkers,
+    if (cc.shard.io_mode == SL_IO_DIRECT) {
+        /* Said once here, naming the fix, rather than by every shard's first write. */
+        rc = sl_mkdir_p(cfg.data);
+        if (rc != SL_OK) {
+            snprintf(shard_why, sizeof(shard_why), "cannot create data directory %s: %s",
+                     cfg.data, sl_strerror(rc));
+        } else {
+            rc = sl_shard_probe_direct(cfg.data, shard_why, sizeof(shard_why));
+        }
+        if (rc != SL_OK) {
+            sl_error("broker", "%s", shard_why);
+            sl_workers_stop(workers);
+            sl_ring_fini(&ring);
+            sl_config_fini(&cfg);
+            return 2;
+        }
+    }
+    sl_info("broker", "sluiced starting: data %s, flush %s, io_mode %s, %u worker%s", cfg.data,
+            cfg.flush == SL_FLUSH_ALWAYS ? "always" : "interval",
+            cc.shard.io_mode == SL_IO_DIRECT ? "direct" : "buffered", nworkers,
             nworkers == 1 ? "" : "s");
     sl_info("broker",
             "limits: streams_max %u, shards_max %u, open_files_max %u (open-file limit "

@@ -41,6 +41,8 @@ void sl_shard_config_default(struct sl_shard_config *cfg)
     cfg->flush_interval_ms = 1000;
     cfg->open_segments_max = 16;
     cfg->prezero_bytes = SL_PREZERO_DEFAULT;
+    cfg->io_mode = SL_IO_BUFFERED;
+    cfg->read_cache_bytes = SL_READ_CACHE_DEFAULT;
     cfg->flush = SL_FLUSH_ALWAYS;
     cfg->clock = NULL;
 }
@@ -70,6 +72,11 @@ int sl_shard_config_check(const struct sl_shard_config *cfg, char *why, size_t w
         msg = "flush_interval_ms must be in [1, 3600000]";
     } else if (cfg->open_segments_max < 1 || cfg->open_segments_max > 65536) {
         msg = "open_segments_max must be in [1, 65536]";
+    } else if (cfg->io_mode != SL_IO_BUFFERED && cfg->io_mode != SL_IO_DIRECT) {
+        msg = "io_mode must be buffered or direct";
+    } else if (cfg->read_cache_bytes != 0 && (cfg->read_cache_bytes < SL_READ_CACHE_MIN ||
+                                              cfg->read_cache_bytes > SL_READ_CACHE_MAX)) {
+        msg = "read_cache_bytes (direct_read_cache_bytes) must be 0 (off) or in [64 KiB, 1 GiB]";
     } else if (cfg->prezero_bytes != 0 &&
                (cfg->prezero_bytes < SL_PREZERO_MIN || cfg->prezero_bytes > SL_PREZERO_MAX)) {
         msg = "prezero_bytes (segment_prezero_bytes) must be 0 (off) or in [64 KiB, 1 GiB]";
@@ -195,6 +202,7 @@ void sl_shard_close(struct sl_shard *s)
     free(s->wbufs);
     free(s->fifo);
     free(s->pend);
+    shard_dio_free(s);
     if (s->dir_fd >= 0) {
         close(s->dir_fd);
     }

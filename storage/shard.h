@@ -62,6 +62,25 @@ enum sl_flush_policy {
 #define SL_PREZERO_MAX      (1ull << 30)
 #define SL_PREZERO_DEFAULT  (4ull << 20)               /* measured: README, issue 12 */
 
+/* How the active segment's data is written (io_mode, README). */
+enum sl_io_mode {
+    SL_IO_BUFFERED = 0, /* write(2) through the page cache */
+    SL_IO_DIRECT = 1,   /* O_DIRECT from aligned staging buffers (shard_direct.c) */
+};
+/* Offset, length and memory alignment of every O_DIRECT write: the largest
+ * logical block size in use (4 KiB sectors), a multiple of 512. */
+#define SL_DIO_ALIGN 4096u
+#define SL_READ_CACHE_MIN     (64u << 10)
+#define SL_READ_CACHE_MAX     (1u << 30)
+#define SL_READ_CACHE_DEFAULT (1u << 20)
+
+/* Checks that files in `dir` (which must exist) take O_DIRECT writes:
+ * creates, writes, fdatasyncs and removes a probe file. SL_OK, or
+ * SL_EUNSUPPORTED with the cause and the fix in `why` (tmpfs before Linux
+ * 6.6 and some FUSE and network filesystems refuse O_DIRECT: EINVAL), or the
+ * error of creating the file. Start-up only (blocking syscalls). */
+int sl_shard_probe_direct(const char *dir, char *why, size_t why_len);
+
 struct sl_shard_config {
     uint64_t segment_bytes;        /* roll when the next batch would pass this */
     uint64_t segment_age_ms;       /* roll when the active segment is this old (0 = never) */
@@ -87,6 +106,22 @@ struct sl_shard_config {
      * cuts it too (a zero tail is the clean end of the data). The file is at
      * most this much larger than its data. */
     uint64_t prezero_bytes;
+    /* SL_IO_DIRECT: the writing segment's .log gets a second, O_DIRECT
+     * descriptor; staged batches are written from SL_DIO_ALIGN-aligned
+     * buffers over whole blocks (the block under the data end is written
+     * again, with zeros past the data, by the next write), one data write in
+     * flight per shard, zeros of the run-ahead through it too. Reads, the
+     * fdatasyncs, the cuts and recovery use the buffered descriptor as
+     * before: Linux keeps them coherent (docs/FORMAT.md "Direct I/O"). */
+    enum sl_io_mode io_mode;
+    /* SL_IO_DIRECT: the newest bytes of the writing segment, kept in memory
+     * (a ring of this many bytes per shard taking traffic, allocated at its
+     * first write, freed when it parks or closes): a read inside them - a
+     * tailing consumer - is a copy, where the page cache no longer holds
+     * what O_DIRECT wrote. Older data is read from the file (buffered).
+     * 0 = none; else SL_READ_CACHE_MIN .. SL_READ_CACHE_MAX. Ignored when
+     * buffered. */
+    uint32_t read_cache_bytes;
     enum sl_flush_policy flush;
     struct sl_clock *clock; /* borrowed; NULL = the real clock */
     /* borrowed; NULL = no budget. Owned by the ring's thread; sl_shard_open
@@ -314,6 +349,7 @@ struct sl_shard_stats {
     uint64_t zero_writes;   /* run-ahead: zero writes issued (prezero_bytes) */
     uint64_t zero_bytes;    /* ... and the bytes of zeros they wrote */
     uint64_t zero_misses;   /* data writes that grew the file (past the zeroed run-ahead) */
+    uint64_t cache_reads;   /* direct: reads served from the recent-data cache (read_cache_bytes) */
     int state;              /* SL_OK, SL_ENOSPC, or SL_EFATAL */
     int fatal_errno;        /* with SL_EFATAL: the errno that caused it */
     const char *fatal_what; /* with SL_EFATAL: what failed ("fdatasync", ...) */

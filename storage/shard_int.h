@@ -81,7 +81,9 @@ struct wbuf {
     uint32_t data_cap;
     uint32_t cap; /* of the buffer being filled (data_cap, or the big one's length) */
     uint32_t len;
-    uint32_t done; /* bytes the kernel reported written (short writes resume) */
+    uint32_t head;   /* direct: bytes before the batches (pos % SL_DIO_ALIGN), else 0 */
+    uint32_t io_len; /* bytes the write covers: len, or direct head + len + zero padding */
+    uint32_t done;   /* of io_len, the bytes the kernel reported written (short writes resume) */
     uint64_t pos;  /* segment offset of the first byte */
     int state;
     int err;     /* errno of a failed write, else 0 */
@@ -109,6 +111,7 @@ struct segment {
     uint64_t first_time_ms; /* append time of the first batch (0 = empty/unknown) */
     uint64_t last_time_ms;  /* append time of the last batch (0 = unknown) */
     int log_fd;             /* -1 while a sealed segment is closed */
+    int dio_fd;             /* io_mode direct, while writing: O_DIRECT, write-only; else -1 */
     int idx_fd;
     struct idx_entry *idx; /* malloc'd and growable (writing, rebuilt) or mmapped (sealed) */
     uint32_t idx_count;
@@ -221,6 +224,19 @@ struct sl_shard {
     uint64_t zero_done; /* bytes of the zero write done (short writes resume) */
     uint64_t zero_keep; /* zero_seg's zero_end before this write (a full disk cuts back to it) */
     struct sl_io_op zero_op;
+    /* io_mode direct (shard_direct.c): the block under the staged data end
+     * of dio_tail_seg, at dio_tail_off (NULL seg: unknown, read back when
+     * needed). One block, allocated at the first unaligned write. */
+    uint8_t *dio_tail;
+    struct segment *dio_tail_seg;
+    uint64_t dio_tail_off;
+    /* io_mode direct: the recent-data cache, a ring of cfg.read_cache_bytes
+     * holding bytes [rc_start, rc_end) of rc_seg (byte p at rc_buf[p % cap]);
+     * rc_end is the staged end at the last submit. NULL seg: empty. */
+    uint8_t *rc_buf;
+    struct segment *rc_seg;
+    uint64_t rc_start;
+    uint64_t rc_end;
     int fatal_errno;
     const char *fatal_what;
     struct sl_deferred flush;
@@ -295,9 +311,26 @@ static inline struct pending *pend_at(struct sl_shard *s, uint32_t i)
     return &s->pend[(s->pend_head + i) % s->pend_cap];
 }
 
+/* Where the staged batches start (direct: after the head). */
 static inline uint8_t *wbuf_bytes(struct wbuf *w)
 {
-    return w->big != NULL ? w->big : w->data;
+    return (w->big != NULL ? w->big : w->data) + w->head;
+}
+
+static inline bool shard_direct(const struct sl_shard *s)
+{
+    return s->cfg.io_mode == SL_IO_DIRECT;
+}
+
+/* The descriptor data and zeros are written through. */
+static inline int seg_write_fd(const struct sl_shard *s, const struct segment *g)
+{
+    return shard_direct(s) ? g->dio_fd : g->log_fd;
+}
+
+static inline uint64_t dio_align_up(uint64_t x)
+{
+    return (x + SL_DIO_ALIGN - 1) / SL_DIO_ALIGN * SL_DIO_ALIGN;
 }
 
 static inline uint64_t seg_visible_end(const struct segment *g)
@@ -346,6 +379,23 @@ void shard_zero_step(struct sl_shard *s);
 void shard_zero_done(struct sl_io_op *op, int res);
 bool shard_zero_holds(const struct sl_shard *s, const struct wbuf *w);
 int shard_zero_cut(struct sl_shard *s, struct segment *g);
+
+/* shard_direct.c */
+/* An aligned block of `bytes` plus 2 * SL_DIO_ALIGN of slack (head and padding). */
+void *shard_dio_alloc(size_t bytes);
+/* Opens g's O_DIRECT descriptor (g->log_fd open). SL_EUNSUPPORTED, logged
+ * with the fix, when the filesystem refuses O_DIRECT. */
+int shard_dio_open(struct sl_shard *s, struct segment *g);
+void shard_dio_close(struct segment *g);
+/* Frees the tail block and the recent-data cache (park, close). */
+void shard_dio_free(struct sl_shard *s);
+/* Copies g's bytes [pos, pos + len) into `out` when the recent-data cache
+ * holds them all; false otherwise. */
+bool shard_rc_get(struct sl_shard *s, const struct segment *g, uint64_t pos, uint32_t len,
+                  uint8_t *out);
+/* At submit: fills w's head, pads its last block, sets io_len, and keeps
+ * the block under the new data end. SL_ENOMEM, or a read-back error. */
+int shard_dio_prepare(struct sl_shard *s, struct wbuf *w);
 
 /* shard_recover.c */
 int shard_recover_load(struct sl_shard *s);

@@ -44,7 +44,8 @@ void sl_shard_cache_fini(struct sl_shard_cache *c)
  * segment, one per loaded sealed segment. */
 static uint32_t shard_fds(const struct sl_shard *s)
 {
-    return (s->dir_fd >= 0 ? 1u : 0u) + s->segs_open + 2u * s->writing_count;
+    uint32_t per = shard_direct(s) ? 3u : 2u; /* .log, .idx (and the O_DIRECT .log) */
+    return (s->dir_fd >= 0 ? 1u : 0u) + s->segs_open + per * s->writing_count;
 }
 
 static void lru_unlink(struct sl_shard_cache *c, struct sl_shard *s)
@@ -127,6 +128,7 @@ bool shard_park(struct sl_shard *s, bool owner)
          * crash leaves). Should the cut fail, the tail stays, and is cut by
          * the seal or the close. */
         (void)shard_zero_cut(s, g);
+        shard_dio_close(g);
         close(g->log_fd);
         close(g->idx_fd);
         g->log_fd = g->idx_fd = -1;
@@ -137,7 +139,8 @@ bool shard_park(struct sl_shard *s, bool owner)
     for (uint32_t i = 0; i < s->cfg.write_bufs; i++) {
         SL_ASSERT(s->wbufs[i].state == WBUF_FREE && s->wbufs[i].big == NULL);
         struct sl_shard_cache *c = s->cfg.cache;
-        if (owner && c != NULL && s->wbufs[i].data_cap == WBUF_INITIAL &&
+        /* (direct: aligned buffers with slack, not the spares' size) */
+        if (owner && c != NULL && !shard_direct(s) && s->wbufs[i].data_cap == WBUF_INITIAL &&
             c->spare_len < SL_SHARD_SPARE_BUFS) {
             c->spare[c->spare_len++] = s->wbufs[i].data; /* (only the owner's thread) */
         } else {
@@ -151,6 +154,7 @@ bool shard_park(struct sl_shard *s, bool owner)
     s->pend = NULL;
     s->pend_cap = 0;
     s->pend_head = 0;
+    shard_dio_free(s);
     close(s->dir_fd);
     s->dir_fd = -1;
     s->parked = true;
@@ -186,6 +190,9 @@ static int unpark(struct sl_shard *s)
             sl_error("storage", "%s: cannot reopen the shard's %s: %s", s->dir, what, strerror(e));
         }
     }
+    if (rc == SL_OK && files && shard_direct(s)) {
+        rc = shard_dio_open(s, g);
+    }
     if (rc == SL_OK) {
         g->idx_cap = g->idx_count > IDX_INITIAL ? g->idx_count : IDX_INITIAL;
         g->idx = malloc((size_t)g->idx_cap * sizeof(*g->idx));
@@ -210,6 +217,7 @@ static int unpark(struct sl_shard *s)
         if (g->idx_fd >= 0) {
             close(g->idx_fd);
         }
+        shard_dio_close(g);
         if (g->log_fd >= 0) {
             close(g->log_fd);
         }
@@ -312,7 +320,7 @@ int shard_touch(struct sl_shard *s)
     struct sl_shard_cache *c = s->cfg.cache;
     if (s->parked) {
         int rc = unpark(s);
-        if (rc == SL_ELIMIT && shard_cache_shed(s, UNPARK_FDS) > 0) {
+        if (rc == SL_ELIMIT && shard_cache_shed(s, UNPARK_FDS + (shard_direct(s) ? 1u : 0u)) > 0) {
             rc = unpark(s); /* once: what parking freed, another thread may take */
         }
         if (rc == SL_ELIMIT && sl_log_level_min <= SL_LOG_ERROR && sl_log_ratelimit_ok(&s->rl)) {

@@ -48,20 +48,25 @@
 /* The source of every zero write: in .bss and never written, so its pages
  * are the kernel's shared zero page and cost no memory. Read concurrently by
  * every loop's ring. */
-static uint8_t zero_chunk[ZERO_CHUNK_MAX];
+static _Alignas(SL_DIO_ALIGN) uint8_t zero_chunk[ZERO_CHUNK_MAX]; /* (direct: aligned) */
 
 /* One zero write's length: a quarter of the run-ahead, at most
  * ZERO_CHUNK_MAX; a zero write starts at least one chunk past the data. */
 static uint64_t chunk_bytes(const struct sl_shard *s)
 {
     uint64_t c = s->cfg.prezero_bytes / 4;
-    return c > ZERO_CHUNK_MAX ? ZERO_CHUNK_MAX : c;
+    c = c > ZERO_CHUNK_MAX ? ZERO_CHUNK_MAX : c;
+    /* direct: whole blocks (prezero_bytes >= 64 KiB: at least 4 of them) */
+    return shard_direct(s) ? c / SL_DIO_ALIGN * SL_DIO_ALIGN : c;
 }
 
 bool shard_zero_holds(const struct sl_shard *s, const struct wbuf *w)
 {
-    return s->zero_busy && !s->zero_syncing && s->zero_seg == w->seg &&
-           w->pos + w->len > s->zero_from && w->pos < s->zero_to;
+    /* (direct: the whole blocks the write covers) */
+    uint64_t from = w->pos - w->head;
+    uint64_t to = w->pos - w->head + (w->io_len > w->len ? w->io_len : w->len);
+    return s->zero_busy && !s->zero_syncing && s->zero_seg == w->seg && to > s->zero_from &&
+           from < s->zero_to;
 }
 
 static void zero_issue_write(struct sl_shard *s)
@@ -71,7 +76,7 @@ static void zero_issue_write(struct sl_shard *s)
     uint64_t left = s->zero_to - at;
     SL_ASSERT(s->zero_busy && !s->zero_syncing && left > 0 && left <= ZERO_CHUNK_MAX);
     s->ops++;
-    sl_ring_write(s->ring, &s->zero_op, g->log_fd, zero_chunk, (uint32_t)left, at);
+    sl_ring_write(s->ring, &s->zero_op, seg_write_fd(s, g), zero_chunk, (uint32_t)left, at);
 }
 
 /* Issues the next zero chunk of the active segment when its run-ahead fell
@@ -86,7 +91,7 @@ void shard_zero_step(struct sl_shard *s)
         return;
     }
     struct segment *g = active(s);
-    if (!g->writing || g->seal != SEAL_NONE || g->log_fd < 0 || g->zero_off) {
+    if (!g->writing || g->seal != SEAL_NONE || seg_write_fd(s, g) < 0 || g->zero_off) {
         return;
     }
     uint64_t chunk = chunk_bytes(s);
@@ -100,13 +105,14 @@ void shard_zero_step(struct sl_shard *s)
      * what appends were without the run-ahead, no worse. */
     uint64_t lead = g->bytes + chunk;
     uint64_t from = g->zero_end > lead ? g->zero_end : lead;
+    from = shard_direct(s) ? dio_align_up(from) : from;
     if (from + chunk > g->bytes + want || from + chunk > s->cfg.segment_bytes) {
         return; /* far enough ahead; or past where the segment rolls (zeros the seal cuts) */
     }
     /* Zeros start past every data byte staged or in flight. */
     for (uint32_t i = 0; i < s->fifo_len; i++) {
         const struct wbuf *w = s->fifo[(s->fifo_head + i) % s->cfg.write_bufs];
-        SL_ASSERT(w->seg != g || w->pos + w->len <= from);
+        SL_ASSERT(w->seg != g || w->pos - w->head + w->io_len <= from);
     }
     SL_ASSERT(s->filling == NULL || s->filling->seg != g ||
               s->filling->pos + s->filling->len <= from);
@@ -147,9 +153,15 @@ void shard_zero_done(struct sl_io_op *op, int res)
         return;
     }
     if (res > 0 && s->zero_from + s->zero_done + (uint64_t)res < s->zero_to) {
-        s->zero_done += (uint64_t)res; /* short write: continue where it stopped */
-        zero_issue_write(s);
-        return;
+        /* short write: continue where it stopped (direct: at a block) */
+        uint64_t done = s->zero_done + (uint64_t)res;
+        done = shard_direct(s) ? done / SL_DIO_ALIGN * SL_DIO_ALIGN : done;
+        if (done > s->zero_done) {
+            s->zero_done = done;
+            zero_issue_write(s);
+            return;
+        }
+        res = -EIO;
     }
     if (res <= 0) {
         int errnum = res < 0 ? -res : EIO;
@@ -164,7 +176,9 @@ void shard_zero_done(struct sl_io_op *op, int res)
          * it, or to the data end: every data write in flight ends at or
          * before g->bytes, so no data is cut - and stop the run-ahead in this
          * segment. */
-        uint64_t keep = s->zero_keep > g->bytes ? s->zero_keep : g->bytes;
+        /* (direct: the block under the data end is a data write's too) */
+        uint64_t data_end = shard_direct(s) ? dio_align_up(g->bytes) : g->bytes;
+        uint64_t keep = s->zero_keep > data_end ? s->zero_keep : data_end;
         uint64_t end = s->zero_done > 0 ? s->zero_from + s->zero_done : keep;
         g->zero_off = true;
         if (s->zero_done > 0 && sl_ftruncate(g->log_fd, keep) == 0) {

@@ -228,6 +228,12 @@ static int recover_active(struct sl_shard *s, struct segment *g)
      * trusted. Index the first new batch, so that it stays reachable even
      * if an older batch in the same interval turns out damaged on read. */
     g->index_next = true;
+    if (shard_direct(s)) {
+        rc = shard_dio_open(s, g); /* (the block under `end` is read back at the first write) */
+        if (rc != SL_OK) {
+            return rc;
+        }
+    }
     g->bytes = g->written_pos = g->synced_pos = g->visible_pos = end;
     g->zero_end = 0;
     g->zero_gate = end;

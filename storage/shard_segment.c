@@ -48,6 +48,7 @@ void shard_seg_unload(struct segment *g)
     g->idx_map_len = 0;
     g->idx_count = 0;
     g->idx_cap = 0;
+    shard_dio_close(g);
     if (g->log_fd >= 0) {
         close(g->log_fd);
         g->log_fd = -1;
@@ -75,6 +76,7 @@ struct segment *shard_seg_new(struct sl_shard *s, uint64_t base)
     g->idx_op.cb = shard_idx_done;
     g->log_fd = -1;
     g->idx_fd = -1;
+    g->dio_fd = -1;
     return g;
 }
 
@@ -416,6 +418,19 @@ int shard_seg_create_files(struct sl_shard *s, struct segment *g)
         seg_name(name, sizeof(name), g->base_seq, "log");
         (void)sl_unlinkat(s->dir_fd, name, 0);
         return rc;
+    }
+    if (shard_direct(s)) {
+        int rc = shard_dio_open(s, g);
+        if (rc != SL_OK) {
+            close(g->idx_fd);
+            close(g->log_fd);
+            g->idx_fd = g->log_fd = -1;
+            seg_name(name, sizeof(name), g->base_seq, "idx");
+            (void)sl_unlinkat(s->dir_fd, name, 0);
+            seg_name(name, sizeof(name), g->base_seq, "log");
+            (void)sl_unlinkat(s->dir_fd, name, 0);
+            return rc;
+        }
     }
     g->dir_gen = ++s->dir_gen;
     return SL_OK;

@@ -52,6 +52,8 @@ struct sl_wshard {
     struct sl_workers *workers; /* NULL: one loop */
     uint32_t owner;             /* the worker owning the log (0: the main loop) */
     bool closed;
+    bool ow_active; /* the owner's thread only: on the ow_act list */
+    uint8_t ow_quiet; /* the owner's thread only: stats rounds without a change while active */
     /* Retention removed the shard (sl_wshard_retire): no log, and a read
      * answers on the main loop as of an empty log ending at gone_end. Main
      * loop only. */
@@ -66,8 +68,6 @@ struct sl_wshard {
     struct sl_wshard *ow_prev;
     struct sl_wshard *ow_act_next; /* the owner's shards posted about lately */
     struct sl_wshard *ow_act_prev;
-    bool ow_active;
-    uint8_t ow_quiet; /* stats rounds without a change while active */
     struct sl_wshard *ow_wait_next;
     struct wshard_wait *ow_wait_head;
     struct wshard_wait *ow_wait_tail;

@@ -41,6 +41,9 @@ static struct sl_shard_config cfg(void)
 {
     struct sl_shard_config c;
     sl_shard_config_default(&c);
+    if (getenv("SL_TEST_SHARD_DIRECT") != NULL) {
+        c.io_mode = SL_IO_DIRECT; /* crash_corrupt_random_direct */
+    }
     c.segment_bytes = 8 << 10; /* ~10 segments */
     c.index_interval_bytes = 1024;
     return c;

@@ -39,6 +39,9 @@ static struct sl_shard_config crash_cfg(void)
 {
     struct sl_shard_config cfg;
     sl_shard_config_default(&cfg);
+    if (getenv("SL_TEST_SHARD_DIRECT") != NULL) {
+        cfg.io_mode = SL_IO_DIRECT; /* crash_kill9_shard_direct */
+    }
     cfg.segment_bytes = 64 << 10; /* many rolls (seals) happen during the run */
     cfg.index_interval_bytes = 4096;
     cfg.flush = SL_FLUSH_ALWAYS;

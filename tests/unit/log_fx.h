@@ -67,6 +67,9 @@ static inline void lfx_rm_rf(const char *path)
 
 static inline int lfx_open(struct lfx *f)
 {
+    if (getenv("SL_TEST_SHARD_DIRECT") != NULL) {
+        f->cfg.io_mode = SL_IO_DIRECT; /* the *_direct registrations (tests/CMakeLists.txt) */
+    }
     return sl_shard_open(&f->ring, f->dir, &f->cfg, &f->s);
 }
 

@@ -394,6 +394,33 @@ TEST(segment_prezero_bytes_range)
     sl_config_fini(&c);
 }
 
+/* io_mode: buffered by default, direct on request, anything else refused
+ * naming the setting; direct_read_cache_bytes reaches the shard config and
+ * its range is the storage layer's. */
+TEST(io_mode_setting)
+{
+    clear_env();
+    struct sl_broker_config c;
+    char err[256];
+    struct sl_shard_config sc;
+    CHECK_EQ(LOAD(&c, err, "--flush=always"), SL_OK);
+    sl_config_shard(&c, &sc);
+    CHECK_EQ(sc.io_mode, SL_IO_BUFFERED);
+    CHECK_EQ(sc.read_cache_bytes, SL_READ_CACHE_DEFAULT);
+    sl_config_fini(&c);
+    CHECK_EQ(LOAD(&c, err, "--io-mode=direct", "--direct-read-cache-bytes=4MiB"), SL_OK);
+    sl_config_shard(&c, &sc);
+    CHECK_EQ(sc.io_mode, SL_IO_DIRECT);
+    CHECK_EQ(sc.read_cache_bytes, 4u << 20);
+    sl_config_fini(&c);
+    CHECK_EQ(LOAD(&c, err, "--io-mode=odirect"), SL_EINVAL);
+    CHECK(strstr(err, "io_mode") != NULL && strstr(err, "direct") != NULL);
+    sl_config_fini(&c);
+    CHECK_EQ(LOAD(&c, err, "--direct-read-cache-bytes=4KiB"), SL_EINVAL);
+    CHECK(strstr(err, "direct_read_cache_bytes") != NULL);
+    sl_config_fini(&c);
+}
+
 TEST(help_sets_flag)
 {
     clear_env();
@@ -565,6 +592,7 @@ int main(void)
              tmp != NULL && tmp[0] != '\0' ? tmp : "/var/tmp", (int)getpid());
     RUN(defaults);
     RUN(segment_prezero_bytes_range);
+    RUN(io_mode_setting);
     RUN(ini_every_type);
     RUN(precedence_file_env_flags);
     RUN(bool_flag_forms);
