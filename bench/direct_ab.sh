@@ -10,7 +10,9 @@
 #   bench/direct_ab.sh [ROUNDS]     (default 3)
 #
 # Env: B (sluice-bench, default build/release/bench/sluice-bench), DIR (scratch parent,
-# default /var/tmp). Prints one line per run, then the medians per configuration.
+# default /var/tmp). Prints one line per run, then the medians per configuration; the
+# brokers' and the generator's messages go to $DIR/direct_ab.log (kept; a run that fails
+# or hangs - 120 s - is reported and left out of the medians).
 set -eu
 ROUNDS=${1:-3}
 B=${B:-build/release/bench/sluice-bench}
@@ -62,7 +64,12 @@ run() { # label, sluice-bench args...
     label=$1
     shift
     sync # start each run with no dirty pages of the one before
-    j=$("$B" "$@" --dir "$DIR" --json 2>/dev/null | tail -1)
+    echo "== $label $*" >>"$DIR/direct_ab.log"
+    if ! j=$(timeout 120 "$B" "$@" --dir "$DIR" --json 2>>"$DIR/direct_ab.log" | tail -1) ||
+        [ -z "$j" ]; then
+        echo "$label FAILED (see $DIR/direct_ab.log)"
+        return 0
+    fi
     echo "$label $j" >>"$OUT"
     echo "$label $j" | python3 -c '
 import json, sys
