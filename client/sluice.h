@@ -146,7 +146,7 @@ struct sluice_stream_opts {
     uint64_t retention_bytes; /* per shard; 0 = no cap */
     enum sluice_compression compression;
     /* cluster mode: copies of each shard, each on its own broker (0: 3, or every broker when
-     * fewer are up; at most 7); a single broker ignores it */
+     * fewer are up; at most 7); a single broker refuses more than 1 (SLUICE_EUNSUPPORTED) */
     uint32_t replication_factor;
 };
 

@@ -187,6 +187,16 @@ void sl_native_create_stream(struct sl_native *srv, struct sl_conn *c, const sl_
         create_in_cluster(srv, c, req);
         return;
     }
+    if (m->replication_factor > 1) {
+        /* one copy where more were asked would be a silent loss of durability */
+        char why[200];
+        snprintf(why, sizeof(why),
+                 "replication factor %u needs a cluster: this broker was started without "
+                 "--cluster and keeps one copy (ask for 1, or create the stream in a cluster)",
+                 m->replication_factor);
+        sl_native_fail(c, req->id, SL_EUNSUPPORTED, why);
+        return;
+    }
     struct create_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
         sl_native_fail(c, req->id, SL_ENOMEM, NULL);

@@ -99,6 +99,12 @@ TEST(metadata_single_broker)
     CHECK_EQ(it_run_cli(&broker, jargs, NULL, 0, out, sizeof(out)), 0);
     CHECK(strstr(out, "\"streams\"") != NULL && strstr(out, "\"leader\":0") != NULL);
     CHECK(strstr(out, "\"name\":\"mb\"") != NULL);
+    /* copies a single broker cannot keep are refused, not silently dropped */
+    struct sluice_stream_opts so = {.shard_count = 1, .replication_factor = 3};
+    CHECK_EQ(sluice_stream_create(c, "mrf", &so, NULL), SL_EUNSUPPORTED);
+    CHECK(strstr(sluice_last_error(), "--cluster") != NULL);
+    so.replication_factor = 1;
+    CHECK_EQ(sluice_stream_create(c, "mrf", &so, NULL), SL_OK);
     sluice_client_free(c);
 }
 
