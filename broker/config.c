@@ -283,6 +283,16 @@ static const struct setting settings[] = {
     {"replica_lag_ms", "cluster", T_U32, U_MS, "10s", 5000, 600000, NULL, OFF(replica_lag_ms),
      "A follower that has not caught up with its leader for this long leaves the in-sync "
      "set (the leader writes the smaller set to ZooKeeper); it rejoins once caught up."},
+    {"peer_credentials_file", "cluster", T_STR, U_NONE, "", 0, PATH_LEN_MAX, NULL,
+     OFF(peer_credentials_file),
+     "'user = NAME' and 'password = SECRET' lines (mode 0600): how this broker logs in to "
+     "the other brokers to replicate. Required with auth = true in a cluster; the user needs "
+     "the admin right on every replicated stream (docs/SECURITY.md)."},
+    {"peer_tls_ca_file", "cluster", T_STR, U_NONE, "", 0, PATH_LEN_MAX, NULL,
+     OFF(peer_tls_ca_file),
+     "With tls = true: PEM CAs that sign the other brokers' certificates (empty: the "
+     "system's CAs). Under tls_client_auth = require this broker presents tls_cert_file to "
+     "them."},
 };
 /* clang-format on */
 
@@ -872,6 +882,12 @@ static int check_relations(struct loader *ld)
             return fail(ld, "cluster (from %s) with host = %s needs advertise = HOST:PORT, the "
                             "address other brokers reach this one at",
                         ld->src[icl], c->host);
+        }
+        if (c->auth && c->peer_credentials_file[0] == '\0') {
+            return fail(ld, "cluster (from %s) with auth = true needs peer_credentials_file: "
+                            "the brokers replicate through the native protocol and must log in "
+                            "to each other (a user allowed admin on every stream)",
+                        ld->src[icl]);
         }
         if (c->advertise[0] != '\0' && strrchr(c->advertise, ':') == NULL) {
             return fail(ld, "advertise = %s (from %s): give HOST:PORT", c->advertise,

@@ -95,6 +95,8 @@ struct sl_broker_config {
     uint32_t cluster_session_timeout_ms; /* the ZooKeeper session */
     uint32_t min_insync_replicas;        /* acks of a replicated shard need this many */
     uint32_t replica_lag_ms;             /* a follower behind this long leaves the ISR */
+    char *peer_credentials_file;         /* owned; "" = peers connect unauthenticated */
+    char *peer_tls_ca_file;              /* owned; "" = the system's CAs (with tls) */
     /* not settings: */
     char *config_file;                 /* the INI file that was read, or NULL (owned) */
     bool print_config;                 /* --print-config: print (sl_config_print), exit 0 */

@@ -43,6 +43,8 @@
 #include <stdlib.h>
 #include <errno.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define RING_ENTRIES 1024
@@ -170,7 +172,40 @@ static int peers_send(void *ctx, const char *addr, const char *stream, uint32_t 
 static int replication_start(struct broker *b, struct sl_ring *ring,
                              const struct sl_broker_config *cfg)
 {
-    struct sl_peers_config pc = {.self = (int32_t)cfg->node_id};
+    /* The peers log in and speak TLS as any client of these brokers must: the same
+     * settings on every broker of a cluster. */
+    const char *creds = cfg->peer_credentials_file;
+    if (creds[0] != '\0') {
+        struct stat st;
+        int fd = open(creds, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            sl_error("broker", "cluster: peer_credentials_file %s: %s", creds, strerror(errno));
+            if (fd >= 0) {
+                close(fd);
+            }
+            return SL_EINVAL;
+        }
+        close(fd);
+        if ((st.st_mode & 077) != 0) {
+            sl_error("broker",
+                     "cluster: peer_credentials_file %s is readable by others (mode %03o): "
+                     "chmod 600 it",
+                     creds, (unsigned)(st.st_mode & 0777));
+            return SL_EINVAL;
+        }
+    }
+    struct sl_peers_config pc = {
+        .self = (int32_t)cfg->node_id,
+        .credentials_file = creds[0] != '\0' ? creds : NULL,
+        .tls = cfg->tls,
+        .tls_ca_file = cfg->peer_tls_ca_file[0] != '\0' ? cfg->peer_tls_ca_file : NULL,
+        .tls_cert_file = cfg->tls && cfg->tls_client_auth == SL_TLS_CLIENT_AUTH_REQUIRE
+                             ? cfg->tls_cert_file
+                             : NULL,
+        .tls_key_file = cfg->tls && cfg->tls_client_auth == SL_TLS_CLIENT_AUTH_REQUIRE
+                            ? cfg->tls_key_file
+                            : NULL,
+    };
     int rc = sl_peers_open(ring, &pc, &b->peers);
     if (rc != SL_OK) {
         return rc;

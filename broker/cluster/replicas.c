@@ -29,6 +29,9 @@
 #include <string.h>
 
 /* A read of whole batches serving a follower's fetch. */
+#define REPLICAS_LINK_WARN_MS     30000u /* a shard's lasting link failure: logged this often */
+#define REPLICAS_LINK_WARN_GAP_MS 1000u  /* and at most one such line a second, all shards */
+
 struct serve {
     struct sl_brepl *br;
     struct sl_wshard_read wr;
@@ -443,9 +446,31 @@ static void on_reply(void *ctx, int err, const char *why, const struct sl_repl_m
     struct sl_brepl *br = ctx;
     br->req_out = false;
     if (err != SL_OK || answer == NULL) {
-        (void)why; /* unreachable or refused: the replica asks again after its timeout */
+        /* unreachable or refused: the replica asks again after its timeout; the operator
+         * hears why once per change of cause, and again while it lasts */
+        uint64_t now = sl_clock_mono_ms();
+        struct sl_replicas *rs = br->rs;
+        bool due = err != br->link_err || now - br->link_warn_ms >= REPLICAS_LINK_WARN_MS;
+        br->link_err = err;
+        if (due && now - rs->link_warn_ms < REPLICAS_LINK_WARN_GAP_MS) {
+            rs->link_unlogged++; /* a dead leader fails every shard it led at once */
+        } else if (due) {
+            br->link_warn_ms = rs->link_warn_ms = now;
+            sl_warn("cluster",
+                    "shard %u of %s: no answer from its leader, broker %d: %s%s (%u more "
+                    "such failures since the last line)",
+                    br->b->id, br->b->stream->name, br->r.meta.leader,
+                    why != NULL ? why : sl_strerror(err),
+                    err == SL_EAUTH || err == SL_EDENIED
+                        ? " - brokers log in to each other with peer_credentials_file: a user "
+                          "allowed admin on every stream, the same on every broker"
+                        : "",
+                    rs->link_unlogged);
+            rs->link_unlogged = 0;
+        }
         return;
     }
+    br->link_err = SL_OK;
     size_t total = 0;
     for (uint32_t i = 0; i < answer->n_batches; i++) {
         total += answer->batches[i].len;

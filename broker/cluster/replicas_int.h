@@ -61,6 +61,8 @@ struct sl_brepl {
     bool in_append;    /* inside the engine's append hook: a WRITE is the leader's */
     bool pumping, repump;
     bool fatal_logged;
+    int link_err;          /* the last failed request's error (SL_OK: the last one answered) */
+    uint64_t link_warn_ms; /* when it was last logged (rate: REPLICAS_LINK_WARN_MS) */
     int logged_role; /* the role and epoch last logged (-1: none yet) */
     int32_t logged_epoch;
     uint64_t hw_published;
@@ -98,6 +100,8 @@ struct sl_replicas {
     bool stopping; /* answers go out no more (sl_replicas_stop) */
     uint64_t serve_bytes, follow_bytes;
     uint32_t serves; /* reads serving followers in flight */
+    uint64_t link_warn_ms;     /* the last link failure logged, any shard */
+    uint32_t link_unlogged;    /* failures not logged since (the rate limit) */
     struct sl_brepl *all;
     struct rs_create *creates;
 };

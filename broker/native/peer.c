@@ -144,6 +144,7 @@ static int connect_peer(struct peer *p, const struct peer_msg *m, char *why, siz
         .tls_key_file = cfg->tls_key_file,
         .user = cfg->user,
         .password = cfg->password,
+        .credentials_file = cfg->credentials_file,
     };
     int rc = sluice_client_new(m->addr, &o, &p->client);
     if (rc != SL_OK) {

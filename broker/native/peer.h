@@ -35,6 +35,7 @@ struct sl_peers_config {
      * the life of the peers. */
     const char *user;
     const char *password;
+    const char *credentials_file; /* 'user = ' and 'password = ' lines, as libsluice reads */
     int tls;
     const char *tls_ca_file;
     const char *tls_cert_file;
