@@ -433,7 +433,7 @@ static void follower_request(struct sl_repl *r)
         m.offset = r->leo;
     }
     r->req_out = true;
-    r->req_sent_ms = r->now_ms;
+    r->req_resend_ms = r->now_ms + SL_REPL_REQ_TIMEOUT_MS;
     send(r, &m);
 }
 
@@ -670,9 +670,12 @@ void sl_repl_on_msg(struct sl_repl *r, const struct sl_repl_msg *m)
     }
     r->req_out = false;
     if (m->err == SL_EFENCED || m->err == SL_ENOT_LEADER || m->err == SL_ENOTFOUND) {
-        /* the leader disagrees about the epoch: re-read and retry at the next tick */
+        /* the leader disagrees about the epoch, or has not taken up the shard yet (a
+         * new stream): re-read and retry soon - not at once (no hot loop), and not after
+         * the full request timeout (a new stream's first acks would wait for it) */
         fx_push(r, SL_REPL_FX_META_REFRESH);
-        r->req_out = true; /* resent by the tick's timeout, not hot-looped */
+        r->req_out = true;
+        r->req_resend_ms = r->now_ms + SL_REPL_REFUSED_RETRY_MS;
         sl_repl_check(r);
         return;
     }
@@ -850,8 +853,7 @@ void sl_repl_tick(struct sl_repl *r, uint64_t now_ms)
             }
         }
         isr_maintain(r);
-    } else if (r->role == SL_REPL_FOLLOWER && r->req_out &&
-               now_ms - r->req_sent_ms >= SL_REPL_REQ_TIMEOUT_MS) {
+    } else if (r->role == SL_REPL_FOLLOWER && r->req_out && now_ms >= r->req_resend_ms) {
         r->req_out = false; /* lost, or the leader is gone: ask again */
         follower_request(r);
     }

@@ -32,6 +32,7 @@
 #define SL_REPL_FETCH_BATCHES_MAX  64u        /* batches in one fetch answer */
 #define SL_REPL_FETCH_WAIT_MS      500u       /* a caught-up follower's fetch is parked this long */
 #define SL_REPL_REQ_TIMEOUT_MS     2000u /* a follower re-sends an unanswered request after this */
+#define SL_REPL_REFUSED_RETRY_MS   100u  /* ... and one its leader refused (epoch, not ready) */
 #define SL_REPL_REPLICA_LAG_MIN_MS (2 * (SL_REPL_FETCH_WAIT_MS + SL_REPL_REQ_TIMEOUT_MS))
 #define SL_REPL_DISK_INFLIGHT_MAX  32u  /* disk operations queued by one replica */
 #define SL_REPL_EFFECTS_MAX        48u  /* effects one call may produce */
@@ -199,7 +200,7 @@ struct sl_repl {
     bool truncating; /* asking where an epoch ended */
     bool req_out;    /* a FETCH or EPOCH_REQ is outstanding */
     uint64_t req_id; /* id of the outstanding request */
-    uint64_t req_sent_ms;
+    uint64_t req_resend_ms; /* the outstanding request is sent again at this time */
     int32_t req_epoch; /* EPOCH_REQ: the epoch asked */
     int64_t leader_hw; /* HW heard from the leader */
 

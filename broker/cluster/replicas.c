@@ -644,10 +644,14 @@ void sl_replicas_serve(struct sl_replicas *rs, const char *stream, uint32_t shar
     struct sl_brepl *br = rs != NULL && !rs->stopping ? rs_find(rs, stream, shard) : NULL;
     struct sl_repl_msg refuse = {.type = m->type == SL_REPL_MSG_FETCH ? SL_REPL_MSG_FETCH_RESP
                                                                        : SL_REPL_MSG_EPOCH_RESP,
+                                 .from = rs != NULL ? rs->cfg.self : SL_REPL_NONE,
                                  .to = m->from, .req_id = m->req_id, .offset = m->offset,
                                  .epoch = SL_REPL_NONE,
                                  .err = rs != NULL && rs->stopping ? SL_ECLOSED : SL_ENOTFOUND};
     if (br == NULL) {
+        /* no replica here yet (a new stream this broker has not created): the follower's
+         * epoch echoed, so it takes the refusal as its leader's and asks again soon */
+        refuse.leader_epoch = m->leader_epoch;
         fn(ctx, &refuse);
         return;
     }
