@@ -122,8 +122,22 @@ const char *rs_addr_of(const struct sl_replicas *rs, int32_t node)
 /* ---- the cluster's streams in this catalog ------------------------------ */
 
 /* Gives every shard of a cluster stream its replica (once) and reads its state. */
+/* Gives a cluster stream's shards their replicas. A local stream of the same name (made
+ * here through an HTTP API, or before this broker joined) is left alone and said once:
+ * its one copy must not become a replica of a log it never was. */
 static void attach(struct sl_replicas *rs, struct sl_stream *st)
 {
+    if (!st->cluster) {
+        if (!st->cluster_clash_logged) {
+            st->cluster_clash_logged = true;
+            sl_error("cluster",
+                     "stream %s is a cluster stream in ZooKeeper, but this broker holds a "
+                     "local stream of that name: it keeps serving the local one and holds no "
+                     "replica of the cluster's; rename or delete one of them",
+                     st->name);
+        }
+        return;
+    }
     for (uint32_t k = 0; k < st->shard_count; k++) {
         struct sl_bshard *b = st->shards[k];
         if (b->repl != NULL || b->ws.log == NULL) {
@@ -170,9 +184,14 @@ static void on_local_created(void *ctx, int err, const char *why)
     if (err == SL_OK || err == SL_EEXIST) {
         st = sl_catalog_find(c->rs->e->catalog, c->name);
     }
-    if (st != NULL) {
+    if (st != NULL && st->cluster) {
         attach(c->rs, st);
         create_end(c, SL_OK, "");
+        return;
+    }
+    if (st != NULL) {
+        attach(c->rs, st); /* (says why not) */
+        create_end(c, SL_EEXIST, "a local stream of that name exists on this broker");
         return;
     }
     sl_error("cluster", "stream %s: cannot create it here: %s", c->name, why);
@@ -196,7 +215,8 @@ static void on_stream_settings(void *arg, int err, const uint8_t *data, size_t l
     }
     char why[256];
     int rc = sl_catalog_create_async(c->rs->e->catalog, c->name, s.shard_count,
-                                     s.retention_hours, s.retention_bytes, s.compression, true,
+                                     s.retention_hours, s.retention_bytes, s.compression,
+                                     SL_CATALOG_CREATE_JOIN | SL_CATALOG_CREATE_CLUSTER,
                                      on_local_created, c, why, sizeof(why));
     if (rc != SL_OK) {
         on_local_created(c, rc, why);

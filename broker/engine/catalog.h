@@ -133,6 +133,11 @@ struct sl_stream {
     uint32_t inflight; /* broker ops holding this stream (appends, reads, commits) */
     struct sl_reshard_op *reshard; /* the change of its shards under way, or NULL */
     bool deleted;
+    /* A cluster stream (#14, created through ZooKeeper; stream.meta's `cluster=1`): its
+     * shards take appends and reads only through their replicas (struct sl_bshard.repl),
+     * never as a single broker's. False: a local stream, one copy on this broker. */
+    bool cluster;
+    bool cluster_clash_logged; /* a cluster stream of its name exists: said once */
     /* A stream found at start-up is loaded lazily (catalog_jobs.c): until
      * `loaded`, its shards have no log (shards[i].ws.log NULL, stats read as
      * zero) and nothing but the catalog touches shards[] or the stores;
@@ -151,7 +156,7 @@ struct sl_stream {
  * every broker's catalog or none, and every shard of it has a replica). */
 static inline bool sl_stream_replicated(const struct sl_stream *st)
 {
-    return st->shard_count > 0 && st->shards[0]->repl != NULL;
+    return st->cluster;
 }
 
 /* The answer to what cluster mode does not do yet on a replicated stream. */
@@ -224,16 +229,18 @@ typedef void (*sl_catalog_created_cb)(void *ctx, int err, const char *why);
  * files are made, fsynced and opened by the catalog's creator threads
  * (several at once, in batches that share the fsync of streams/), then
  * installed by sl_catalog_poll, which runs `cb` - woken by the creators, so
- * as soon as the loop turns. With `join`, a create of the same name under
+ * as soon as the loop turns. With SL_CATALOG_CREATE_JOIN, a create of the same name under
  * way is joined (`cb` runs when it finishes: auto-create); without, that is
  * SL_EEXIST (CreateStream). Returns SL_OK (cb will run) or, without running
  * cb, the argument and limit errors of sl_catalog_create (SL_EEXIST when the
  * stream exists), SL_ENOMEM. For the paths that must not block on file
  * work: a produce to an unknown stream with auto_create_streams, the native
  * CreateStream. */
+#define SL_CATALOG_CREATE_JOIN    1u /* join a create of the same name under way */
+#define SL_CATALOG_CREATE_CLUSTER 2u /* a cluster stream (struct sl_stream.cluster) */
 int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t shard_count,
                             uint32_t retention_hours, uint64_t retention_bytes,
-                            const char *compression, bool join, sl_catalog_created_cb cb,
+                            const char *compression, unsigned flags, sl_catalog_created_cb cb,
                             void *ctx, char *why, size_t why_len);
 /* Installs the background creates that finished; from the top of the loop
  * (never a callback). */

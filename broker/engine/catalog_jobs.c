@@ -275,7 +275,7 @@ bool catalog_pending_name(const struct sl_catalog *c, const char *name)
 
 int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t shard_count,
                             uint32_t retention_hours, uint64_t retention_bytes,
-                            const char *compression, bool join, sl_catalog_created_cb cb, void *ctx,
+                            const char *compression, unsigned flags, sl_catalog_created_cb cb, void *ctx,
                             char *why, size_t why_len)
 {
     struct create_waiter *w = calloc(1, sizeof(*w));
@@ -284,6 +284,7 @@ int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t sha
         return SL_ENOMEM;
     }
     *w = (struct create_waiter){.cb = cb, .ctx = ctx};
+    bool join = (flags & SL_CATALOG_CREATE_JOIN) != 0;
     for (struct catalog_job *j = c->pending; j != NULL && join; j = j->next_live) {
         if (strcmp(j->st->name, name) == 0) { /* being created: wait for it, in order */
             struct create_waiter **pp = &j->waiters;
@@ -297,6 +298,9 @@ int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t sha
     struct sl_stream *st = NULL;
     int rc = catalog_create_prepare(c, name, shard_count, retention_hours, retention_bytes,
                                     compression, &st, why, why_len);
+    if (rc == SL_OK) {
+        st->cluster = (flags & SL_CATALOG_CREATE_CLUSTER) != 0; /* (in stream.meta) */
+    }
     struct catalog_job *j = rc == SL_OK ? job_new(JOB_CREATE, st) : NULL;
     if (j == NULL) {
         if (rc == SL_OK) {

@@ -64,6 +64,9 @@ int catalog_meta_format(const struct sl_stream *st, const struct sl_lineage *l, 
                      "\ncompression=%s\ncreated_ms=%" PRIu64 "\n",
                      st->name, l->n, st->retention_hours, st->retention_bytes,
                      st->compression, st->created_ms);
+    if (n > 0 && (size_t)n < cap && st->cluster) { /* (absent: a local stream, as before) */
+        n += snprintf(body + n, cap - (size_t)n, "cluster=1\n");
+    }
     /* A resharded stream's lineage, a line per shard id ("-": none). */
     for (uint32_t i = 0; l->n != l->open && i < l->n; i++) {
         const struct sl_lineage_shard *ls = &l->shard[i];
@@ -202,6 +205,7 @@ int catalog_meta_parse(struct sl_stream *st, char *body, size_t n)
     *check = '\0';
     unsigned shards = 0, hours = 0;
     unsigned long long bytes = 0, created = 0;
+    bool cluster = false;
     char name[SL_STREAM_NAME_MAX + 1] = "", comp[8] = "";
     char *save = NULL;
     struct sl_lineage_shard *ls = NULL; /* a resharded stream's shard lines */
@@ -222,6 +226,14 @@ int catalog_meta_parse(struct sl_stream *st, char *body, size_t n)
                 free(ls);
                 return rc;
             }
+            continue;
+        }
+        if (strncmp(line, "cluster=", 8) == 0) {
+            if (strcmp(line, "cluster=1") != 0) {
+                free(ls);
+                return SL_ECORRUPT;
+            }
+            cluster = true;
             continue;
         }
         sscanf(line, "name=%128s", name);
@@ -262,6 +274,7 @@ int catalog_meta_parse(struct sl_stream *st, char *body, size_t n)
     st->retention_bytes = bytes;
     snprintf(st->compression, sizeof(st->compression), "%s", comp);
     st->created_ms = created;
+    st->cluster = cluster;
     if (st->n_props > 1) { /* props is NULL without any: qsort(NULL, 0) is UB */
         qsort(st->props, st->n_props, sizeof(*st->props), catalog_prop_cmp);
     }

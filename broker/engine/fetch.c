@@ -365,8 +365,16 @@ void sl_fetch_start(struct sl_engine *e, const struct sl_fetch_req *req, sl_fetc
         return;
     }
     uint64_t end_unused = 0;
-    if (e->repl != NULL && (b->repl == NULL ||
-                            e->repl->readable(e->repl->ctx, b, &end_unused) != SL_OK)) {
+    if (b->stream->cluster && e->repl == NULL) {
+        snprintf(why, sizeof(why),
+                 "%s is a cluster stream and this broker was started without --cluster: "
+                 "start it with the cluster's --cluster setting to serve it", b->stream->name);
+        r.err = SL_ENOT_LEADER;
+        cb(ctx, &r);
+        return;
+    }
+    if (b->stream->cluster && (b->repl == NULL ||
+                               e->repl->readable(e->repl->ctx, b, &end_unused) != SL_OK)) {
         snprintf(why, sizeof(why),
                  "this broker does not lead shard %u of %s: ask another broker (Metadata names "
                  "the leader)", b->id, b->stream->name);

@@ -254,9 +254,10 @@ static int try_append(struct produce_op *op)
     size_t len = op->rebuilt != NULL ? op->rebuilt_len : op->len;
     unsigned flags = op->ack == SL_ACK_DURABLE ? SL_APPEND_DURABLE : 0;
     SL_ASSERT(!op->shard->closing);
-    if (op->e->repl != NULL && op->shard->repl == NULL) {
-        /* In a cluster a shard is written only through its replica: one not attached yet
-         * (the broker is (re)joining) must not take an append that no follower would copy. */
+    if (op->shard->stream->cluster && op->shard->repl == NULL) {
+        /* A cluster stream's shard is written only through its replica: one not attached
+         * yet (the broker is (re)joining, or was started without --cluster) must not take
+         * an append that no follower would copy. Local streams are written as ever. */
         sl_dedup_end(&op->shard->dedup, op->producer_id, op->producer_seq, SL_ENOT_LEADER, 0,
                      0);
         finish(op, SL_ENOT_LEADER, 0, 0, false);
@@ -599,7 +600,7 @@ static void auto_create(struct sl_engine *e, const struct sl_produce_req *req, s
     snprintf(w->stream, sizeof(w->stream), "%s", req->stream != NULL ? req->stream : "");
     w->req.stream = w->stream;
     int rc = sl_catalog_create_async(e->catalog, w->stream, e->cfg.default_shards, 0, 0, NULL,
-                                     true, on_created, w, why, sizeof(why));
+                                     SL_CATALOG_CREATE_JOIN, on_created, w, why, sizeof(why));
     if (rc != SL_OK) {
         free(w);
         fail(e, cb, ctx, req->shard, rc, why);

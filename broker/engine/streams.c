@@ -49,7 +49,7 @@ void sl_streams_create_async(struct sl_engine *e, const struct sl_stream_spec *s
     *op = (struct create_op){.e = e, .cb = cb, .ctx = ctx};
     snprintf(op->name, sizeof(op->name), "%s", name); /* a longer one fails the name check */
     int rc = sl_catalog_create_async(e->catalog, name, spec->shard_count, spec->retention_hours,
-                                     spec->retention_bytes, spec->compression, false,
+                                     spec->retention_bytes, spec->compression, 0,
                                      on_created, op, why, sizeof(why));
     if (rc != SL_OK) {
         free(op);

@@ -50,10 +50,15 @@ static int start_broker(int i)
 {
     char node[16];
     snprintf(node, sizeof(node), "%d", i + 1);
-    const char *args[] = {"--cluster", cluster_arg, "--node-id", node,
-                          "--cluster-session-timeout-ms", session_arg, NULL};
     for (int attempt = 0; attempt < 5; attempt++) {
+        char http[16];
+        uint32_t http_port = it_free_port();
+        snprintf(http, sizeof(http), "%u", http_port);
+        const char *args[] = {"--cluster", cluster_arg, "--node-id", node,
+                              "--cluster-session-timeout-ms", session_arg, "--http-port", http,
+                              NULL};
         int rc = it_broker_start_args(&brokers[i], NULL, it_free_port(), args);
+        brokers[i].http_port = http_port;
         if (rc != 1) {
             return rc;
         }
@@ -257,6 +262,37 @@ static void produce_through_bootstrap_list(int32_t leader0)
     sluice_client_free(c);
 }
 
+/* A stream made through an HTTP API (Kinesis CreateStream) is a local stream of the broker
+ * that made it, one copy: in a cluster it is written and read there as on a single broker,
+ * not refused for want of replicas. */
+static void local_stream_in_a_cluster(const struct it_broker *b)
+{
+    char cmd[768];
+    snprintf(cmd, sizeof(cmd),
+             "curl -sf -X POST -H 'X-Amz-Target: Kinesis_20131202.CreateStream' "
+             "-H 'Content-Type: application/x-amz-json-1.1' "
+             "-d '{\"StreamName\":\"local1\",\"ShardCount\":1}' http://127.0.0.1:%u/ "
+             ">/dev/null",
+             b->http_port);
+    CHECK(system(cmd) == 0);
+    sluice_client *c = NULL;
+    CHECK(it_connect(b, &c) == SL_OK);
+    struct sluice_producer_opts po = {.ack = SLUICE_ACK_DURABLE};
+    sluice_producer *p = NULL;
+    CHECK(sluice_producer_new(c, "local1", &po, &p) == SL_OK);
+    for (int i = 0; i < 3; i++) {
+        CHECK(sluice_produce(p, "k", 1, "local", 5, NULL, 0, NULL, NULL) == SL_OK);
+    }
+    CHECK(sluice_producer_flush(p, 10000) == SL_OK);
+    sluice_producer_free(p);
+    struct sluice_stream_info *si = NULL;
+    CHECK(sluice_stream_describe(c, "local1", &si) == SL_OK);
+    CHECK(si->shards_len == 1 && si->shards[0].next_seq == 3);
+    sluice_stream_info_free(si);
+    sluice_client_free(c);
+    printf("ok a Kinesis stream made over HTTP is a local stream: 3 durable records stored\n");
+}
+
 int main(void)
 {
     int skip = it_preflight();
@@ -321,6 +357,7 @@ int main(void)
     CHECK(strstr(out, "cm ") != NULL);
     printf("ok sluice cluster status --stream:\n%s", out);
 
+    local_stream_in_a_cluster(&brokers[2]);
     produce_through_bootstrap_list(leader[0]);
 
     for (int i = 0; i < NB; i++) {

@@ -36,7 +36,9 @@
         }                                                                                          \
     } while (0)
 
-#define SESSION_MS  (2000u * IT_SLOWDOWN)
+/* SLUICE_IT_SESSION_MS overrides (the failover targets are stated for 1 s and 4 s) */
+static uint32_t session_ms = 2000u * IT_SLOWDOWN;
+#define SESSION_MS session_ms
 #define NB          3
 #define STREAM      "rep"
 #define VALUES_MAX  200000u
@@ -277,6 +279,10 @@ int main(void)
         return rc;
     }
     atexit(print_logs);
+    const char *sess = getenv("SLUICE_IT_SESSION_MS");
+    if (sess != NULL && atoi(sess) >= 400) {
+        session_ms = (uint32_t)atoi(sess);
+    }
     CHECK(zkh_start(&zk) == 0);
     snprintf(cluster_arg, sizeof(cluster_arg), "zk://%s/sluice", zk.connect);
     snprintf(session_arg, sizeof(session_arg), "%u", SESSION_MS);
