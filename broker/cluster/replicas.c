@@ -28,10 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A read of whole batches serving a follower's fetch. */
 #define REPLICAS_LINK_WARN_MS     30000u /* a shard's lasting link failure: logged this often */
 #define REPLICAS_LINK_WARN_GAP_MS 1000u  /* and at most one such line a second, all shards */
 
+/* A read of whole batches serving a follower's fetch. */
 struct serve {
     struct sl_brepl *br;
     struct sl_wshard_read wr;

@@ -121,7 +121,6 @@ const char *rs_addr_of(const struct sl_replicas *rs, int32_t node)
 
 /* ---- the cluster's streams in this catalog ------------------------------ */
 
-/* Gives every shard of a cluster stream its replica (once) and reads its state. */
 /* Gives a cluster stream's shards their replicas. A local stream of the same name (made
  * here through an HTTP API, or before this broker joined) is left alone and said once:
  * its one copy must not become a replica of a log it never was. */

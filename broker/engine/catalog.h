@@ -229,8 +229,8 @@ typedef void (*sl_catalog_created_cb)(void *ctx, int err, const char *why);
  * files are made, fsynced and opened by the catalog's creator threads
  * (several at once, in batches that share the fsync of streams/), then
  * installed by sl_catalog_poll, which runs `cb` - woken by the creators, so
- * as soon as the loop turns. With SL_CATALOG_CREATE_JOIN, a create of the same name under
- * way is joined (`cb` runs when it finishes: auto-create); without, that is
+ * as soon as the loop turns. With SL_CATALOG_CREATE_JOIN, a create of the
+ * same name under way is joined (`cb` runs when it finishes: auto-create); without, that is
  * SL_EEXIST (CreateStream). Returns SL_OK (cb will run) or, without running
  * cb, the argument and limit errors of sl_catalog_create (SL_EEXIST when the
  * stream exists), SL_ENOMEM. For the paths that must not block on file

@@ -275,8 +275,8 @@ bool catalog_pending_name(const struct sl_catalog *c, const char *name)
 
 int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t shard_count,
                             uint32_t retention_hours, uint64_t retention_bytes,
-                            const char *compression, unsigned flags, sl_catalog_created_cb cb, void *ctx,
-                            char *why, size_t why_len)
+                            const char *compression, unsigned flags, sl_catalog_created_cb cb,
+                            void *ctx, char *why, size_t why_len)
 {
     struct create_waiter *w = calloc(1, sizeof(*w));
     if (w == NULL) {

@@ -144,8 +144,7 @@ int main(void)
     char alice[512], peer[512], auth[1400];
     CHECK(user_line("alice", alice, sizeof(alice)) == 0);
     CHECK(user_line("replicator", peer, sizeof(peer)) == 0);
-    snprintf(auth, sizeof(auth), "%s%sallow alice all *\nallow replicator admin *\n", alice,
-             peer);
+    snprintf(auth, sizeof(auth), "%s%sallow alice all *\nallow replicator admin *\n", alice, peer);
     CHECK(write_file("auth", auth, 0600) == 0);
     CHECK(write_file("peer.creds", "user = replicator\npassword = replicator-pw\n", 0600) == 0);
     CHECK(write_file("open.creds", "user = replicator\npassword = replicator-pw\n", 0644) == 0);
@@ -201,20 +200,19 @@ int main(void)
     CHECK(rc == SLUICE_OK);
 
     /* every ack needs the follower's durable copy (min_insync_replicas 2) */
-    struct sluice_producer_opts po = {.ack = SLUICE_ACK_DURABLE, .retries = 20,
-                                      .retry_backoff_ms = 100, .linger_ms = 1};
+    struct sluice_producer_opts po = {
+        .ack = SLUICE_ACK_DURABLE, .retries = 20, .retry_backoff_ms = 100, .linger_ms = 1};
     sluice_producer *pr = NULL;
     CHECK(sluice_producer_new(c, STREAM, &po, &pr) == SLUICE_OK);
     for (uint32_t i = 0; i < RECORDS; i++) {
         char v[16];
         int n = snprintf(v, sizeof(v), "s%05u", i);
-        CHECK(sluice_produce(pr, "k", 1, v, (size_t)n, NULL, 0, on_delivery, NULL) ==
-              SLUICE_OK);
+        CHECK(sluice_produce(pr, "k", 1, v, (size_t)n, NULL, 0, on_delivery, NULL) == SLUICE_OK);
     }
     CHECK(sluice_producer_flush(pr, 30000) == SLUICE_OK);
     sluice_producer_free(pr);
-    printf("acknowledged %u of %u durable records on two brokers (%u failed)\n", acked,
-           RECORDS, failed);
+    printf("acknowledged %u of %u durable records on two brokers (%u failed)\n", acked, RECORDS,
+           failed);
     CHECK(acked == RECORDS && failed == 0);
 
     /* the follower's copy is in sync: both listed in the ISR */
