@@ -18,6 +18,11 @@
 #define PRODUCER_RETRIES_DEFAULT      10u
 #define PRODUCER_BACKOFF_MS_DEFAULT   100u
 #define PRODUCER_BACKOFF_MAX_MS       5000u
+/* A shard's leader moved or unreachable in a cluster: resent every this often (a Metadata
+ * refresh first), for as long as a failover may take, without spending `retries` - the
+ * doubling backoff had a batch wait up to seconds past the election (#14). */
+#define PRODUCER_MOVED_BACKOFF_MS     200u
+#define PRODUCER_FAILOVER_WAIT_MS     60000u
 #define PRODUCER_ZSTD_LEVEL_DEFAULT   3
 #define PRODUCER_SEAL_SLACK           64u /* seal when less than this is left in the buffer */
 #define PRODUCER_IDLE_WAKE_MS         1000u
@@ -53,6 +58,7 @@ struct pbatch {
     int fail_err; /* on the flusher's report list: the error to report */
     uint32_t attempts;
     uint64_t retry_at_ms;
+    uint64_t moved_since_ms; /* its first send that found the leader moved (0: none) */
 };
 
 struct pshard {
