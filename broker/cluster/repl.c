@@ -831,6 +831,15 @@ void sl_repl_meta_done(struct sl_repl *r, int err)
     sl_repl_check(r);
 }
 
+void sl_repl_resign(struct sl_repl *r)
+{
+    sl_repl_check(r);
+    if (r->role == SL_REPL_LEADER || r->role == SL_REPL_FOLLOWER) {
+        leave_role(r);
+    }
+    sl_repl_check(r);
+}
+
 void sl_repl_suspend(struct sl_repl *r)
 {
     sl_repl_check(r);

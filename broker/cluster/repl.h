@@ -240,6 +240,12 @@ void sl_repl_meta_done(struct sl_repl *r, int err);
 /* The metadata session was lost: stop acknowledging until metadata is read again. */
 void sl_repl_suspend(struct sl_repl *r);
 
+/* The broker is shutting down: a leader stops leading at once, its appends not yet
+ * acknowledged answered SL_ENOT_LEADER (outcome unknown: the producer resends them, with
+ * their ids, to the next leader) rather than waiting for follower acks the stopping broker
+ * no longer reads; a follower stops fetching. Idle afterwards, until sl_repl_on_meta. */
+void sl_repl_resign(struct sl_repl *r);
+
 /* Time passes (timeouts, long-poll expiry, ISR changes). now_ms never decreases. */
 void sl_repl_tick(struct sl_repl *r, uint64_t now_ms);
 

@@ -509,9 +509,14 @@ void sl_replicas_stop(struct sl_replicas *rs)
     if (rs == NULL) {
         return;
     }
+    if (rs->stopping) {
+        return; /* (from the net's stop hook, then again after the drain) */
+    }
     rs->stopping = true;
     sl_member_set_changed(rs->mb, NULL, NULL); /* (the member may go before the replicas) */
     for (struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
+        sl_repl_resign(&br->r); /* pending appends answered now, not after the drain */
+        rs_pump(br);
         rs_brepl_answer_all(br);
     }
 }
