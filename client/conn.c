@@ -253,7 +253,40 @@ int sl_client_call_keep(sluice_client *c, sl_request *req, uint32_t extra_timeou
 int sl_client_call_via(sluice_client *c, sl_request *req, sl_response **out, struct sl_link **via)
 {
     *via = any_link(c);
-    return sl_link_call_sync(*via, req, deadline_after(c, 0), out, false);
+    int rc = sl_link_call_sync(*via, req, deadline_after(c, 0), out, false);
+    if (rc != SL_EAGAIN) {
+        return rc;
+    }
+    /* A broker that would answer from a stale view (cut from ZooKeeper) says EAGAIN: the
+     * other brokers the client knows are asked in turn, and one that answers becomes the
+     * primary. */
+    pthread_mutex_lock(&c->mu);
+    for (uint32_t i = 0; i < c->n_boot; i++) {
+        if (link_by_addr_locked(c, c->boot[i]) == NULL) {
+            (void)link_add_locked(c, c->boot[i]);
+        }
+    }
+    uint32_t n = c->n_links;
+    pthread_mutex_unlock(&c->mu);
+    uint64_t now = sl_clock_mono_ms();
+    for (uint32_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&c->mu);
+        struct sl_link *l = c->links[i];
+        pthread_mutex_unlock(&c->mu);
+        if (l == *via || sl_link_connect(l, now) != SL_OK) {
+            continue;
+        }
+        sl_response *r = NULL;
+        if (sl_link_call_sync(l, req, deadline_after(c, 0), &r, false) == SL_OK) {
+            pthread_mutex_lock(&c->mu);
+            c->primary = i;
+            pthread_mutex_unlock(&c->mu);
+            *via = l;
+            *out = r;
+            return SL_OK;
+        }
+    }
+    return rc;
 }
 
 int sl_client_call_want(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,

@@ -22,6 +22,7 @@
 #include "broker/cluster/member.h"
 
 #include "common/assert.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -53,6 +54,7 @@ struct sl_member {
     char why[512];
     bool ever_registered;
     bool connected;
+    uint64_t cut_since_ms; /* monotonic time the store disconnected (0: connected) */
     bool registered;    /* in the current session */
     bool registering;   /* a registration step is outstanding */
     bool need_register; /* try again at retry_at_ms */
@@ -385,6 +387,7 @@ static void on_session(void *arg, enum sl_meta_session ev)
     switch (ev) {
     case SL_META_CONNECTED:
         mb->connected = true;
+        mb->cut_since_ms = 0;
         if (!mb->registered && !mb->registering) {
             reg_begin(mb);
         }
@@ -394,6 +397,9 @@ static void on_session(void *arg, enum sl_meta_session ev)
         break;
     case SL_META_DISCONNECTED:
         mb->connected = false;
+        if (mb->cut_since_ms == 0) {
+            mb->cut_since_ms = sl_clock_mono_ms();
+        }
         break;
     case SL_META_EXPIRED:
         mb->connected = false;
@@ -500,6 +506,11 @@ enum sl_member_state sl_member_state(const struct sl_member *mb, char *why, size
 bool sl_member_connected(const struct sl_member *mb)
 {
     return mb->connected;
+}
+
+uint64_t sl_member_cut_ms(const struct sl_member *mb, uint64_t now_ms)
+{
+    return mb->cut_since_ms != 0 && now_ms > mb->cut_since_ms ? now_ms - mb->cut_since_ms : 0;
 }
 
 size_t sl_member_brokers(const struct sl_member *mb, const struct sl_member_info **list)

@@ -83,6 +83,9 @@ enum sl_member_state sl_member_state(const struct sl_member *mb, char *why, size
 
 /* True while the store's session is connected. */
 bool sl_member_connected(const struct sl_member *mb);
+/* How long (ms, monotonic now_ms) the store has been disconnected - the session may expire
+ * meanwhile without this broker hearing of it until it reconnects; 0 while connected. */
+uint64_t sl_member_cut_ms(const struct sl_member *mb, uint64_t now_ms);
 
 /* The live brokers, sorted by node id, this one included once registered;
  * borrowed until the next callback of the store or tick. */

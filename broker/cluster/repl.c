@@ -8,7 +8,8 @@
  *   last entry is the epoch of the log's last batch, or the leader's own (possibly empty)
  *   epoch.
  * - A leader: role == LEADER, meta.leader == self, epoch == meta.leader_epoch, epoch ==
- *   last_led_epoch; acked_end <= pending_end <= leo; acked_end <= max(hw, epoch start).
+ *   last_led_epoch; acked_end <= pending_end <= leo; acked_end <= max(hw, epoch start),
+ *   or <= failed_end (answered with an error while cut off, sl_repl_cut).
  * - A peer's ack is a fetch offset the leader validated against its own log (the fetch's
  *   last epoch ends at or after it here): the follower's log equals ours below it, durably.
  * - A follower sends at most one request at a time and fetches only with an empty disk
@@ -159,7 +160,8 @@ void sl_repl_check(const struct sl_repl *r)
         SL_ASSERT(r->acked_end <= r->pending_end && r->pending_end <= r->leo);
         /* nothing is acked beyond HW, except the start of the epoch (nothing pending yet) */
         SL_ASSERT(r->acked_end <= r->hw || MUTATION(2) ||
-                  r->acked_end == r->epochs[r->n_epochs - 1].start_offset);
+                  r->acked_end == r->epochs[r->n_epochs - 1].start_offset ||
+                  r->acked_end <= r->failed_end); /* (answered NOT_LEADER, not acked) */
         SL_ASSERT(r->n_peers <= SL_REPL_REPLICAS_MAX);
         SL_ASSERT(!r->ready || r->saved_led_epoch == r->epoch);
     }
@@ -275,6 +277,7 @@ static void become_leader(struct sl_repl *r)
     r->suspended = false;
     r->isr_writing = r->isr_unknown = false;
     r->pending_end = r->acked_end = r->leo;
+    r->failed_end = 0;
     r->n_peers = 0;
     for (uint32_t i = 0; i < r->meta.n_replicas; i++) {
         int32_t id = r->meta.replicas[i];
@@ -838,6 +841,27 @@ void sl_repl_resign(struct sl_repl *r)
         leave_role(r);
     }
     sl_repl_check(r);
+}
+
+bool sl_repl_cut(struct sl_repl *r, uint64_t silent_ms)
+{
+    sl_repl_check(r);
+    if (r->role != SL_REPL_LEADER) {
+        return false;
+    }
+    uint32_t heard = 1; /* itself */
+    for (uint32_t i = 0; i < r->n_peers; i++) {
+        const struct sl_repl_peer *p = &r->peers[i];
+        heard += p->prev_fetch_ms != 0 && r->now_ms - p->prev_fetch_ms < silent_ms;
+    }
+    if (heard >= r->cfg.min_insync && !r->suspended) {
+        return false;
+    }
+    r->suspended = true;
+    fail_pending(r, SL_ENOT_LEADER);
+    r->failed_end = r->acked_end;
+    sl_repl_check(r);
+    return true;
 }
 
 void sl_repl_suspend(struct sl_repl *r)

@@ -189,6 +189,7 @@ struct sl_repl {
     uint32_t n_peers;
     int64_t pending_end; /* end of the last accepted append */
     int64_t acked_end;   /* appends up to here are answered */
+    int64_t failed_end;  /* ... of them, up to here with an error while leading (cut off) */
     bool isr_writing;    /* a META_WRITE is outstanding */
     bool isr_unknown;    /* it ended with an unknown outcome: keep `proposed` until re-read */
     int32_t isr_base_version;
@@ -239,6 +240,14 @@ void sl_repl_meta_done(struct sl_repl *r, int err);
 
 /* The metadata session was lost: stop acknowledging until metadata is read again. */
 void sl_repl_suspend(struct sl_repl *r);
+/* The broker has been cut from the metadata store for so long that its session may have
+ * expired unseen. A leader whose followers still fetch goes on (the whole store may be
+ * down: nobody can elect another leader meanwhile, and acks need those followers, who
+ * would have left its epoch); one that has heard from fewer than min_insync - 1 of them
+ * within `silent_ms` is cut off: suspended as above, its appends not yet acknowledged
+ * answered SL_ENOT_LEADER at once (outcome unknown: producers resend them, with their ids,
+ * to whoever leads) instead of hanging. Returns whether it is cut off. */
+bool sl_repl_cut(struct sl_repl *r, uint64_t silent_ms);
 
 /* The broker is shutting down: a leader stops leading at once, its appends not yet
  * acknowledged answered SL_ENOT_LEADER (outcome unknown: the producer resends them, with

@@ -49,6 +49,7 @@ struct sl_replicas_config {
     int32_t self;            /* this broker's node id */
     uint32_t min_insync;     /* acks need this many in-sync replicas (capped by the RF) */
     uint64_t replica_lag_ms; /* a follower behind for this long leaves the ISR */
+    uint64_t session_timeout_ms; /* the ZooKeeper session's (cut from the store: below) */
 };
 
 /* Starts the manager: installs the engine's hooks, follows the member's session. Errors:
@@ -56,8 +57,16 @@ struct sl_replicas_config {
 int sl_replicas_open(struct sl_engine *e, struct sl_member *mb,
                      const struct sl_replicas_transport *t, const struct sl_replicas_config *cfg,
                      struct sl_replicas **out);
-/* Timeouts, retries; call every loop tick. */
+/* Timeouts, retries; call every loop tick. Cut from ZooKeeper for a third of the session
+ * timeout (past the client's own 2/3 to notice: the session may have expired unseen), a
+ * leader whose followers have gone silent as well stops acknowledging and answers its
+ * pending appends NOT_LEADER (sl_repl_cut), until the store is back and the states are
+ * read again; leaders whose followers still fetch go on (ZooKeeper down for everyone). */
 void sl_replicas_tick(struct sl_replicas *rs, uint64_t now_ms);
+/* This broker is cut off - from ZooKeeper and from the followers of a shard it leads - for
+ * that long (ms; 0: not): its view of the leaders is likely stale (Metadata says so and
+ * sends clients to another broker rather than answer from it). */
+uint64_t sl_replicas_cut_ms(const struct sl_replicas *rs);
 /* The broker stops serving: requests still waiting are answered (SL_ECLOSED) while the
  * network can carry the answers, and the member is let go (it may be freed before the
  * replicas, whose metadata calls end with its store). NULL-safe. */

@@ -100,6 +100,8 @@ struct sl_replicas {
     bool stopping; /* answers go out no more (sl_replicas_stop) */
     uint64_t serve_bytes, follow_bytes;
     uint32_t serves; /* reads serving followers in flight */
+    uint64_t cut_ms;           /* cut from ZooKeeper this long, past the threshold (else 0) */
+    uint32_t cut_leaders;      /* ... and leading this many shards whose followers are silent */
     uint64_t link_warn_ms;     /* the last link failure logged, any shard */
     uint32_t link_unlogged;    /* failures not logged since (the rate limit) */
     struct sl_brepl *all;

@@ -493,6 +493,35 @@ void sl_replicas_tick(struct sl_replicas *rs, uint64_t now_ms)
     }
     rs->now_ms = now_ms;
     rs_meta_changed(rs); /* (a session that came back while nothing else happened) */
+    uint64_t cut = sl_member_cut_ms(rs->mb, now_ms);
+    uint64_t doubt_ms = rs->cfg.session_timeout_ms / 3;
+    if (cut >= doubt_ms) {
+        uint32_t n_cut = 0;
+        for (struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
+            if (sl_repl_cut(&br->r, doubt_ms)) {
+                n_cut++;
+                rs_pump(br);
+            }
+        }
+        if (n_cut > 0 && rs->cut_leaders == 0) {
+            sl_warn("cluster",
+                    "cut from ZooKeeper for %" PRIu64 " ms and from the followers of %u shards "
+                    "it leads: its session may have expired unseen, so it stops "
+                    "acknowledging them (appends waiting are answered NOT_LEADER) until "
+                    "ZooKeeper answers again",
+                    cut, n_cut);
+        }
+        rs->cut_leaders = n_cut;
+    } else if (rs->cut_ms != 0) {
+        if (rs->cut_leaders > 0) {
+            sl_info("cluster", "ZooKeeper answers again: the shards' states are read again");
+        }
+        rs->cut_leaders = 0;
+        for (struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
+            br->reget = true; /* (the same session: a read re-confirms a leader) */
+        }
+    }
+    rs->cut_ms = cut >= doubt_ms ? cut : 0;
     if (rs->relist) {
         list_streams(rs);
     }
@@ -519,6 +548,11 @@ void sl_replicas_stop(struct sl_replicas *rs)
         rs_pump(br);
         rs_brepl_answer_all(br);
     }
+}
+
+uint64_t sl_replicas_cut_ms(const struct sl_replicas *rs)
+{
+    return rs != NULL && rs->cut_leaders > 0 ? rs->cut_ms : 0;
 }
 
 bool sl_replicas_busy(const struct sl_replicas *rs)

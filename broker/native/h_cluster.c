@@ -21,6 +21,7 @@
 #include "common/assert.h"
 #include "common/error.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,6 +252,15 @@ void sl_native_metadata(struct sl_native *srv, struct sl_conn *c, const sl_reque
         snprintf(why, sizeof(why), "Metadata names %zu streams; at most %u per request (ask in "
                  "several requests)", m->n_streams, SL_NATIVE_METADATA_STREAMS_MAX);
         sl_native_fail(c, req->id, SL_ELIMIT, why);
+        return;
+    }
+    uint64_t cut = sl_replicas_cut_ms(srv->replicas);
+    if (cut != 0) {
+        /* its leaders may have been replaced meanwhile: a client is better told to ask a
+         * broker that hears ZooKeeper (libsluice does, down its bootstrap list) */
+        snprintf(why, sizeof(why), "this broker has been cut from ZooKeeper for %" PRIu64
+                 " ms and its view of the leaders may be stale: ask another broker", cut);
+        sl_native_fail(c, req->id, SL_EAGAIN, why);
         return;
     }
     struct sl_stream *sts[SL_NATIVE_METADATA_STREAMS_MAX];

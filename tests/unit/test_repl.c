@@ -418,6 +418,40 @@ TEST(fsync_failure_is_fatal)
     CHECK_EQ(append(&nodes[0], 1), SL_EFATAL);
 }
 
+/* Cut from the store: a leader whose followers still fetch goes on acknowledging (the
+ * whole store may be down); one whose followers fell silent answers its pending appends
+ * NOT_LEADER and takes no more; a read of its unchanged state re-confirms it. */
+TEST(leader_cut_off_answers_pending_appends)
+{
+    start(2);
+    int32_t isr[] = {0, 1, 2};
+    struct sl_repl_meta m = meta_of(0, 1, 1, 3, isr);
+    meta_all(&m);
+    disk_all(&nodes[0]);
+    settle();
+    CHECK_EQ(append(&nodes[0], 2), SL_OK);
+    settle();
+    CHECK_EQ(nodes[0].acked_end, 2);
+    /* followers fetching: not cut off */
+    CHECK(!sl_repl_cut(&nodes[0].r, 1000));
+    CHECK_EQ(append(&nodes[0], 1), SL_OK);
+    disk_all(&nodes[0]);
+    drop_queue(); /* the followers hear nothing more, and say nothing */
+    now += 1500;
+    sl_repl_tick(&nodes[0].r, now);
+    run_fx(&nodes[0]);
+    CHECK(sl_repl_cut(&nodes[0].r, 1000));
+    run_fx(&nodes[0]);
+    CHECK_EQ(nodes[0].acked_end, 3);
+    CHECK_EQ(nodes[0].ack_err, SL_ENOT_LEADER);
+    CHECK_EQ(append(&nodes[0], 1), SL_ENOT_LEADER);
+    CHECK(!sl_repl_cut(&nodes[1].r, 1000)); /* followers are never cut off */
+    /* the store answers again, the state unchanged: leading again in the same epoch */
+    sl_repl_on_meta(&nodes[0].r, &m);
+    run_fx(&nodes[0]);
+    CHECK_EQ(append(&nodes[0], 1), SL_OK);
+}
+
 int main(void)
 {
     RUN(epoch_end_answers);
@@ -429,5 +463,6 @@ int main(void)
     RUN(isr_shrink_written_then_acted_on);
     RUN(restarted_leader_waits_for_a_new_epoch);
     RUN(fsync_failure_is_fatal);
+    RUN(leader_cut_off_answers_pending_appends);
     TEST_END();
 }
