@@ -391,10 +391,11 @@ static int copy_stream(const Sluice__V1__StreamRoute *sr, struct sluice_stream_r
     for (size_t j = 0; j < sr->n_shards; j++) {
         const Sluice__V1__ShardRoute *r = sr->shards[j];
         struct sluice_shard_route *o = &d->shards[j];
-        if (r->n_replicas > SLUICE_REPLICAS_MAX || r->n_isr > SLUICE_REPLICAS_MAX) {
-            snprintf(why, why_len, "metadata: stream '%.64s' shard %u lists %zu replicas and "
-                     "%zu in sync (at most %u)", d->name, r->shard, r->n_replicas, r->n_isr,
-                     SLUICE_REPLICAS_MAX);
+        if (r->n_replicas > SLUICE_REPLICAS_MAX || r->n_isr > SLUICE_REPLICAS_MAX ||
+            r->n_lag > SLUICE_REPLICAS_MAX) {
+            snprintf(why, why_len, "metadata: stream '%.64s' shard %u lists %zu replicas, "
+                     "%zu in sync and %zu lags (at most %u)", d->name, r->shard, r->n_replicas,
+                     r->n_isr, r->n_lag, SLUICE_REPLICAS_MAX);
             return SL_EPROTO;
         }
         o->shard = r->shard;
@@ -408,6 +409,12 @@ static int copy_stream(const Sluice__V1__StreamRoute *sr, struct sluice_stream_r
         }
         if (r->n_isr > 0) {
             memcpy(o->isr, r->isr, r->n_isr * sizeof(o->isr[0]));
+        }
+        o->n_lag = (uint32_t)r->n_lag;
+        for (size_t l = 0; l < r->n_lag; l++) {
+            o->lag[l].node = r->lag[l]->node;
+            o->lag[l].behind = r->lag[l]->behind;
+            o->lag[l].caught_up_ms_ago = r->lag[l]->caught_up_ms_ago;
         }
         d->n_shards = j + 1;
     }

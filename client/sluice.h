@@ -745,6 +745,14 @@ struct sluice_shard_route {
     int32_t replicas[SLUICE_REPLICAS_MAX]; /* the first is the preferred leader */
     uint32_t n_isr;
     int32_t isr[SLUICE_REPLICAS_MAX];      /* in-sync replicas, the leader included */
+    /* The followers' lag, only in an answer from the shard's leader (n_lag 0 otherwise): ask
+     * each broker to see every shard's (sluice cluster status does). */
+    uint32_t n_lag;
+    struct sluice_replica_lag {
+        int32_t node;
+        uint64_t behind;           /* records it has not acknowledged durable */
+        uint64_t caught_up_ms_ago; /* since it last reached the leader's end */
+    } lag[SLUICE_REPLICAS_MAX];
 };
 
 struct sluice_stream_route {

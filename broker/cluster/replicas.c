@@ -811,6 +811,26 @@ int sl_replicas_route(const struct sl_replicas *rs, const char *stream, uint32_t
     return SL_OK;
 }
 
+uint32_t sl_replicas_lag(const struct sl_replicas *rs, const char *stream, uint32_t shard,
+                         struct sl_replicas_lag *out)
+{
+    const struct sl_brepl *br = rs != NULL ? rs_find(rs, stream, shard) : NULL;
+    if (br == NULL || br->r.role != SL_REPL_LEADER) {
+        return 0;
+    }
+    const struct sl_repl *r = &br->r;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < r->n_peers && n < SL_REPL_REPLICAS_MAX; i++) {
+        const struct sl_repl_peer *p = &r->peers[i];
+        int64_t acked = p->ack >= 0 ? p->ack : 0;
+        out[n++] = (struct sl_replicas_lag){
+            .node = p->id,
+            .behind = r->leo > acked ? (uint64_t)(r->leo - acked) : 0,
+            .caught_up_ms_ago = rs->now_ms > p->caught_up_ms ? rs->now_ms - p->caught_up_ms : 0};
+    }
+    return n;
+}
+
 static int hook_readable(void *ctx, const struct sl_bshard *b, uint64_t *end)
 {
     (void)ctx;

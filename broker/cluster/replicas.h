@@ -103,6 +103,16 @@ void sl_replicas_serve(struct sl_replicas *rs, const char *stream, uint32_t shar
 /* Who leads shard `shard` of `stream` and its replicas, as this broker last read the shard's
  * state (m->version -1 never). SL_ENOTFOUND: no replicated state known for that shard (a
  * single broker: rs == NULL; the caller answers itself as the leader). */
+/* A follower as its leader sees it. */
+struct sl_replicas_lag {
+    int32_t node;
+    uint64_t behind;           /* records not acknowledged durable by it */
+    uint64_t caught_up_ms_ago; /* since its fetch last reached the leader's end */
+};
+/* The followers of (stream, shard) if this broker leads it: their count, written to out
+ * (SL_REPL_REPLICAS_MAX entries); 0 otherwise. */
+uint32_t sl_replicas_lag(const struct sl_replicas *rs, const char *stream, uint32_t shard,
+                         struct sl_replicas_lag *out);
 int sl_replicas_route(const struct sl_replicas *rs, const char *stream, uint32_t shard,
                       struct sl_repl_meta *m);
 

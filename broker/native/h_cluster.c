@@ -133,6 +133,8 @@ struct meta_answer {
     Sluice__V1__ShardRoute *shards;     /* [n_shards], every stream's in turn */
     Sluice__V1__ShardRoute **shp;       /* [n_shards] */
     struct sl_repl_meta *meta;          /* [n_shards]: replicas/isr the routes point into */
+    Sluice__V1__ReplicaLag *lags;       /* [n_shards * SL_REPL_REPLICAS_MAX] */
+    Sluice__V1__ReplicaLag **lagp;      /* [n_shards * SL_REPL_REPLICAS_MAX] */
 };
 
 static void meta_answer_free(struct meta_answer *a)
@@ -143,11 +145,15 @@ static void meta_answer_free(struct meta_answer *a)
     free(a->shards);
     free(a->shp);
     free(a->meta);
+    free(a->lags);
+    free(a->lagp);
 }
 
-/* Who leads shard `id` of `st`: the replica manager's view, or this broker alone. */
+/* Who leads shard `id` of `st`: the replica manager's view, or this broker alone; where
+ * this broker leads it, its followers' lag (into lags/lagp, SL_REPL_REPLICAS_MAX each). */
 static int shard_route(const struct sl_native *srv, const struct sl_stream *st, uint32_t id,
-                       int32_t self_id, struct sl_repl_meta *m, Sluice__V1__ShardRoute *r)
+                       int32_t self_id, struct sl_repl_meta *m, Sluice__V1__ShardRoute *r,
+                       Sluice__V1__ReplicaLag *lags, Sluice__V1__ReplicaLag **lagp)
 {
     int rc = sl_replicas_route(srv->replicas, st->name, id, m);
     if (rc == SL_ENOTFOUND) { /* not replicated: this broker serves it */
@@ -169,6 +175,17 @@ static int shard_route(const struct sl_native *srv, const struct sl_stream *st, 
     r->n_isr = m->n_isr;
     r->isr = m->isr;
     r->open = !st->lineage.shard[id].closed;
+    struct sl_replicas_lag lag[SL_REPL_REPLICAS_MAX];
+    uint32_t n_lag = sl_replicas_lag(srv->replicas, st->name, id, lag);
+    for (uint32_t i = 0; i < n_lag; i++) {
+        sluice__v1__replica_lag__init(&lags[i]);
+        lags[i].node = lag[i].node;
+        lags[i].behind = lag[i].behind;
+        lags[i].caught_up_ms_ago = lag[i].caught_up_ms_ago;
+        lagp[i] = &lags[i];
+    }
+    r->n_lag = n_lag;
+    r->lag = n_lag > 0 ? lagp : NULL;
     return SL_OK;
 }
 
@@ -210,8 +227,11 @@ static int meta_build(const struct sl_native *srv, struct sl_stream *const *sts,
     a->shards = calloc(n_shards + 1, sizeof(*a->shards));
     a->shp = calloc(n_shards + 1, sizeof(*a->shp));
     a->meta = calloc(n_shards + 1, sizeof(*a->meta));
+    a->lags = calloc((n_shards + 1) * SL_REPL_REPLICAS_MAX, sizeof(*a->lags));
+    a->lagp = calloc((n_shards + 1) * SL_REPL_REPLICAS_MAX, sizeof(*a->lagp));
     if (a->streams == NULL || a->sp == NULL || a->shards == NULL || a->shp == NULL ||
-        a->meta == NULL || broker_list_build(srv, connected, &a->brokers) != SL_OK) {
+        a->meta == NULL || a->lags == NULL || a->lagp == NULL ||
+        broker_list_build(srv, connected, &a->brokers) != SL_OK) {
         return SL_ENOMEM;
     }
     mr->n_brokers = a->brokers.n;
@@ -228,7 +248,9 @@ static int meta_build(const struct sl_native *srv, struct sl_stream *const *sts,
                 continue;
             }
             SL_ASSERT(k < n_shards);
-            int rc = shard_route(srv, st, id, (int32_t)mr->node_id, &a->meta[k], &a->shards[k]);
+            int rc = shard_route(srv, st, id, (int32_t)mr->node_id, &a->meta[k], &a->shards[k],
+                                 &a->lags[k * SL_REPL_REPLICAS_MAX],
+                                 &a->lagp[k * SL_REPL_REPLICAS_MAX]);
             if (rc != SL_OK) {
                 return rc;
             }

@@ -2,11 +2,14 @@
  * leads each shard (Metadata) of one stream or of every stream (at most
  * CLI_CLUSTER_STREAMS_MAX; sluice.h, docs/PROTOCOL.md). */
 #include "client/cli/cli.h"
+#include "client/cli/conn.h"
 #include "client/cli/output.h"
+#include "common/assert.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define CLI_CLUSTER_STREAMS_MAX 256u /* streams whose shards `cluster status` lists at most */
 
@@ -20,7 +23,8 @@ static const struct cli_opt status_opts[] = {
      .kind = CLI_OPT_FLAG,
      .offset = offsetof(struct cluster_args, json),
      .help = "one JSON object: cluster, node_id, connected, controller, controller_epoch, brokers[],\n"
-             "streams[] (name, shards[]: shard, leader, leader_epoch, replicas[], isr[], open)"},
+             "streams[] (name, shards[]: shard, leader, leader_epoch, replicas[], isr[], open,\n"
+             "lag[]: node, behind, caught_up_ms_ago)"},
     {.name = "stream",
      .kind = CLI_OPT_STRING,
      .offset = offsetof(struct cluster_args, stream),
@@ -57,6 +61,18 @@ static json_t *ids_json(const int32_t *ids, uint32_t n)
     return arr;
 }
 
+static json_t *lag_json(const struct sluice_shard_route *r)
+{
+    json_t *arr = json_array();
+    for (uint32_t i = 0; arr != NULL && i < r->n_lag; i++) {
+        json_array_append_new(arr, json_pack("{s:i,s:I,s:I}", "node", (int)r->lag[i].node,
+                                             "behind", (json_int_t)r->lag[i].behind,
+                                             "caught_up_ms_ago",
+                                             (json_int_t)r->lag[i].caught_up_ms_ago));
+    }
+    return arr;
+}
+
 static json_t *routes_json(struct sluice_metadata *const *ms, size_t n_ms)
 {
     json_t *arr = json_array();
@@ -67,10 +83,12 @@ static json_t *routes_json(struct sluice_metadata *const *ms, size_t n_ms)
             for (size_t j = 0; shards != NULL && j < sr->n_shards; j++) {
                 const struct sluice_shard_route *r = &sr->shards[j];
                 json_array_append_new(
-                    shards, json_pack("{s:I,s:i,s:i,s:o*,s:o*,s:b}", "shard", (json_int_t)r->shard,
-                                      "leader", (int)r->leader, "leader_epoch", (int)r->leader_epoch,
-                                      "replicas", ids_json(r->replicas, r->n_replicas), "isr",
-                                      ids_json(r->isr, r->n_isr), "open", r->open));
+                    shards, json_pack("{s:I,s:i,s:i,s:o*,s:o*,s:b,s:o*}", "shard",
+                                      (json_int_t)r->shard, "leader", (int)r->leader,
+                                      "leader_epoch", (int)r->leader_epoch, "replicas",
+                                      ids_json(r->replicas, r->n_replicas), "isr",
+                                      ids_json(r->isr, r->n_isr), "open", r->open, "lag",
+                                      lag_json(r)));
             }
             json_array_append_new(arr, json_pack("{s:s,s:o*}", "name", sr->name, "shards", shards));
         }
@@ -91,8 +109,8 @@ static void ids_print(const int32_t *ids, uint32_t n)
 
 static void routes_print(struct sluice_metadata *const *ms, size_t n_ms)
 {
-    printf("%-24s %-6s %-7s %-6s %-12s %-12s %s\n", "STREAM", "SHARD", "LEADER", "EPOCH",
-           "REPLICAS", "ISR", "OPEN");
+    printf("%-24s %-6s %-7s %-6s %-12s %-12s %-5s %s\n", "STREAM", "SHARD", "LEADER", "EPOCH",
+           "REPLICAS", "ISR", "OPEN", "LAG (node:records behind)");
     for (size_t k = 0; k < n_ms; k++) {
         for (size_t i = 0; i < ms[k]->n_streams; i++) {
             const struct sluice_stream_route *sr = &ms[k]->streams[i];
@@ -104,7 +122,11 @@ static void routes_print(struct sluice_metadata *const *ms, size_t n_ms)
                        r->leader < 0 ? "none" : leader, (int)r->leader_epoch);
                 ids_print(r->replicas, r->n_replicas);
                 ids_print(r->isr, r->n_isr);
-                printf(" %s\n", r->open ? "yes" : "no");
+                printf(" %-5s", r->open ? "yes" : "no");
+                for (uint32_t l = 0; l < r->n_lag; l++) {
+                    printf(" %d:%" PRIu64, (int)r->lag[l].node, r->lag[l].behind);
+                }
+                printf("%s\n", r->n_lag == 0 && r->leader >= 0 && r->n_replicas > 1 ? " ?" : "");
             }
         }
     }
@@ -149,6 +171,64 @@ static int routes_fetch(sluice_client *c, const char *stream, struct sluice_meta
     return rc;
 }
 
+/* The connection options the command was run with (the set after the command's own). */
+static const struct cli_conn_opts *call_conn(const struct cli_call *call)
+{
+    size_t n = 0;
+    while (n < CLI_CMD_SETS_MAX && call->cmd->sets[n].opts != NULL) {
+        n++;
+    }
+    SL_ASSERT(call->sets[n].opts == cli_conn_table);
+    return call->sets[n].base;
+}
+
+/* Only a shard's leader knows how far its followers are: each other live broker is asked
+ * for the same streams and the lags of the shards it leads are copied into ms. A broker
+ * that cannot be reached leaves its shards' lags unknown ("?"). */
+static void lags_gather(const struct cli_call *call, const struct sluice_cluster_status *s,
+                        struct sluice_metadata **ms, size_t n_ms)
+{
+    struct cli_conn_opts o = *call_conn(call);
+    o.connect_timeout_ms = o.connect_timeout_ms != 0 ? o.connect_timeout_ms : 2000;
+    for (size_t b = 0; b < s->n_brokers; b++) {
+        if (s->brokers[b].self) {
+            continue; /* (its answer is in ms already) */
+        }
+        o.broker = s->brokers[b].address;
+        sluice_client *bc = NULL;
+        if (cli_conn_connect(&o, &bc) != CLI_EXIT_OK) {
+            continue;
+        }
+        for (size_t k = 0; k < n_ms; k++) {
+            const char *names[SLUICE_METADATA_STREAMS];
+            size_t cnt = ms[k]->n_streams < SLUICE_METADATA_STREAMS ? ms[k]->n_streams
+                                                                      : SLUICE_METADATA_STREAMS;
+            for (size_t i = 0; i < cnt; i++) {
+                names[i] = ms[k]->streams[i].name;
+            }
+            struct sluice_metadata *om = NULL;
+            if (sluice_cluster_metadata(bc, names, cnt, &om) != SL_OK) {
+                continue;
+            }
+            for (size_t i = 0; i < cnt && i < om->n_streams; i++) {
+                struct sluice_stream_route *mine = &ms[k]->streams[i];
+                const struct sluice_stream_route *theirs = &om->streams[i];
+                for (size_t j = 0; j < theirs->n_shards; j++) {
+                    const struct sluice_shard_route *t = &theirs->shards[j];
+                    for (size_t x = 0; t->n_lag > 0 && x < mine->n_shards; x++) {
+                        if (mine->shards[x].shard == t->shard) {
+                            mine->shards[x].n_lag = t->n_lag;
+                            memcpy(mine->shards[x].lag, t->lag, sizeof(t->lag));
+                        }
+                    }
+                }
+            }
+            sluice_metadata_free(om);
+        }
+        sluice_client_free(bc);
+    }
+}
+
 static void routes_free(struct sluice_metadata **ms, size_t n_ms)
 {
     for (size_t k = 0; ms != NULL && k < n_ms; k++) {
@@ -173,6 +253,9 @@ static int run_status(sluice_client *c, const struct cli_call *call)
         routes_free(ms, n_ms);
         sluice_cluster_status_free(s);
         return cli_broker_error("cluster status (metadata)", rc);
+    }
+    if (s->cluster && n_ms > 0) {
+        lags_gather(call, s, ms, n_ms);
     }
     if (a->json) {
         json_t *j = status_json(s);
@@ -217,7 +300,9 @@ const struct cli_cmd cli_cmd_cluster_status = {
             "native and HTTP addresses, versions and states. A broker started without\n"
             "--cluster answers that it is a single broker. Then, for --stream S or every\n"
             "stream (the first 256), each shard's leader, leader epoch, replicas and in-sync\n"
-            "replicas (ISR) as the connected broker last read them (Metadata).\n",
+            "replicas (ISR) as the connected broker last read them (Metadata), and how many\n"
+            "records each follower is behind its leader (asked of each live broker: only a\n"
+            "shard's leader knows; '?' when its leader could not be asked).\n",
     .sets = {{status_opts, 0, "options"}},
     .args_size = sizeof(struct cluster_args),
     .run = run_status,

@@ -355,6 +355,14 @@ int main(void)
     CHECK(pclose(f) == 0);
     CHECK(strstr(out, "3 live brokers") != NULL && strstr(out, "LEADER") != NULL);
     CHECK(strstr(out, "cm ") != NULL);
+    /* each shard's followers as its leader sees them, asked of every broker: two per shard
+     * ("node:records behind"), none unknown */
+    CHECK(strstr(out, "LAG") != NULL && strstr(out, " ?") == NULL);
+    uint32_t lags = 0;
+    for (const char *q = strstr(out, "LAG"); q != NULL && (q = strchr(q, ':')) != NULL; q++) {
+        lags += q[-1] >= '1' && q[-1] <= '3' && q[1] >= '0' && q[1] <= '9';
+    }
+    CHECK(lags == SHARDS * (NB - 1));
     printf("ok sluice cluster status --stream:\n%s", out);
 
     local_stream_in_a_cluster(&brokers[2]);
