@@ -647,7 +647,7 @@ void sl_replicas_serve(struct sl_replicas *rs, const char *stream, uint32_t shar
                                  .from = rs != NULL ? rs->cfg.self : SL_REPL_NONE,
                                  .to = m->from, .req_id = m->req_id, .offset = m->offset,
                                  .epoch = SL_REPL_NONE,
-                                 .err = rs != NULL && rs->stopping ? SL_ECLOSED : SL_ENOTFOUND};
+                                 .err = rs != NULL && rs->stopping ? SL_ENOT_LEADER : SL_ENOTFOUND};
     if (br == NULL) {
         /* no replica here yet (a new stream this broker has not created): the follower's
          * epoch echoed, so it takes the refusal as its leader's and asks again soon */
@@ -746,7 +746,10 @@ struct sl_brepl *rs_brepl_new(struct sl_replicas *rs, struct sl_bshard *b, const
 void rs_brepl_answer_all(struct sl_brepl *br)
 {
     serve_wake(br, true); /* (reads: the stop waits for them, sl_replicas_busy) */
-    struct sl_repl_msg gone = {.err = SL_ECLOSED, .epoch = SL_REPL_NONE};
+    /* (NOT_LEADER: this broker leads nothing any more - a follower re-reads the state and
+     * asks the next leader; ECLOSED is no answer a follower takes) */
+    struct sl_repl_msg gone = {.err = SL_ENOT_LEADER, .epoch = SL_REPL_NONE,
+                               .from = br->rs->cfg.self, .leader_epoch = br->r.epoch};
     for (uint32_t i = 0; i < SL_REPL_REPLICAS_MAX; i++) {
         if (br->ans[i].used) {
             gone.type = SL_REPL_MSG_FETCH_RESP;

@@ -127,8 +127,8 @@ int sl_repl_codec_decode(const Sluice__V1__ReplMessage *in, struct sl_repl_msg *
                       in->offset, in->end_offset, in->hw);
     }
     if (is_request(out->type) ? err != SL_OK : !answer_err_ok(err)) {
-        return refuse(why, why_len, "error code %d in a %s", err,
-                      is_request(out->type) ? "request" : "answer");
+        return refuse(why, why_len, "error %d (%s) in a %s, which may not carry it", err,
+                      sl_strerror(err), is_request(out->type) ? "request" : "answer");
     }
     if (in->n_batches > 0 && (out->type != SL_REPL_MSG_FETCH_RESP || err != SL_OK)) {
         return refuse(why, why_len, "batches outside a successful fetch answer");
