@@ -259,8 +259,12 @@ int sl_epochs_recover(struct sl_shard *s, const char *shard_dir, int32_t meta_ep
         return rc;
     }
     if (rc == SL_ENOTFOUND) {
-        sl_info("storage", "%s: no %s file: rebuilding the epoch cache from the log", shard_dir,
-                SL_EPOCHS_FILE);
+        struct sl_shard_stats st;
+        sl_shard_stats_progress(s, &st);
+        if (st.next_seq > 0) { /* (a new replica's empty log has nothing to say: no line) */
+            sl_info("storage", "%s: no %s file: rebuilding the epoch cache from the log",
+                    shard_dir, SL_EPOCHS_FILE);
+        }
         return rebuild(s, shard_dir, meta_epoch, out);
     }
     if (rc != SL_OK) {
