@@ -48,5 +48,7 @@ struct cw_workload {
 
 /* The workload that does nothing and always checks out: the harness's own schedule and checks. */
 extern const struct cw_workload cw_noop;
+/* The replicated workload (workload_repl.c): what it does and checks is said there. */
+extern const struct cw_workload cw_repl;
 
 #endif
