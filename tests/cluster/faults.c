@@ -16,11 +16,11 @@
  * After each fault and its heal, polling ClusterStatus (libsluice) on every broker: exactly one
  * broker says it is the controller and the others that they are not, every broker is connected
  * to ZooKeeper and lists exactly the live brokers, the controller epoch never decreases (and
- * increases when the controller changes), and the workload's check passes (workload.h; cw_noop
- * until replication runs in sluiced). Measured and printed: failover (fault -> another broker
- * says it is the controller with a higher epoch, every other reachable one agreeing), how long a
- * deposed controller still says it is one, the ZooKeeper election after its leader's death, and
- * convergence after each heal. At the end `sluice cluster status` on every broker, a graceful
+ * increases when the controller changes), and the workload's check passes (workload.h;
+ * cw_repl, SLUICE_IT_WORKLOAD=noop for none). Measured and printed: failover (fault -> another
+ * broker says it is the controller with a higher epoch, every other reachable one agreeing), how
+ * long a deposed controller still says it is one, the ZooKeeper election after its leader's death,
+ * and convergence after each heal. At the end `sluice cluster status` on every broker, a graceful
  * stop of every broker (exit 0) and no sanitizer report in their logs.
  *
  * Skipped (77) without root, ip, nft, java or ZooKeeper's jar.
@@ -776,10 +776,11 @@ int main(void)
     printf("ok three brokers, broker %d the controller (epoch %d), %llu ms\n", ctl + 1, max_epoch,
            (unsigned long long)(it_mono_ms() - t));
 
-    /* the workload: SLUICE_IT_WORKLOAD picks one (noop: the harness's own checks alone) */
+    /* the workload: SLUICE_IT_WORKLOAD picks one (repl by default; noop: the harness's own
+     * checks alone) */
     const char *wname = getenv("SLUICE_IT_WORKLOAD");
     if (wname == NULL || wname[0] == '\0') {
-        wname = "noop";
+        wname = "repl";
     }
     if (strcmp(wname, "repl") == 0) {
         workload = cw_repl;

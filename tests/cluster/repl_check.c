@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RC_POLL_MAX 256u
+#define RC_POLL_MAX     256u
+#define RC_POLL_WAIT_MS 50u /* short: a shard read to its end must not hold up the others */
 
 int rc_outcome(int err)
 {
@@ -210,7 +211,7 @@ int rc_read_check(sluice_client *c, const char *stream, const struct rc_shard_en
             goto out;
         }
         size_t n = 0;
-        rc = sluice_consumer_poll(cons, recs, RC_POLL_MAX, &n, 500);
+        rc = sluice_consumer_poll(cons, recs, RC_POLL_MAX, &n, RC_POLL_WAIT_MS);
         if (rc != SLUICE_OK) {
             last_err = rc; /* a leader moving or unreachable: poll again */
             it_sleep_ms(100);

@@ -14,13 +14,14 @@
  * log, and record contents replica by replica (equal sizes and ends stand in for it).
  *
  * Failover: for each fault, per shard, the longest stretch without an acknowledgement from
- * the fault to the next check (counted from the fault, or from the shard's last ack before
- * it) and when it ended; the fault's figure ("writes accepted again") is that end for the
- * shard that stalled longest. A producer's round spans every shard and waits for all of
- * them, so a shard whose leader was not hit stalls with the one that was: the figure is the
- * stream's. The window ends when the next check has paused the producers (what they had in
- * flight then is reported, so a stall that lasts into the check counts); a shard without an
- * ack in the window is reported as such.
+ * the fault to the next check (counted from the fault, or from the shard's last ack after
+ * it); the fault's figure is the longest of any shard (for a fault that hits a leader: from
+ * the fault to writes accepted again). A producer's round spans every shard and waits for
+ * all of them, so a shard whose leader was not hit stalls with the one that was: the figure
+ * is the stream's. The window ends when the next check has paused the producers (what they
+ * had in flight then is reported, so a stall lasting into the check counts); a shard without
+ * an ack in the window is reported as such. A rolling restart is one fault whose window
+ * ends at the check after its first step.
  *
  * Threads: the producers (started by start, from the test's thread, so in its network
  * namespace), the client's I/O threads (delivery callbacks), the test's thread (fault,
@@ -472,19 +473,20 @@ static size_t kind_len(const char *what)
     return p != NULL ? (size_t)(p - what) : strlen(what);
 }
 
-/* A fault's failover: when writes were accepted again after the longest stall of any shard
- * (ms after the fault), -1 when a shard was still stalled at the check. */
-static long fault_again_ms(const struct wr_fault *f, long *gap)
+/* A fault's failover: the longest stretch without an acknowledgement on any shard in its
+ * window (counted from the fault, or from the shard's last ack after it), *again when it
+ * ended (ms after the fault); -1 when a shard had no ack in the window at all. */
+static long fault_stall_ms(const struct wr_fault *f, long *again)
 {
-    long again = 0;
-    *gap = 0;
+    long gap = 0;
+    *again = 0;
     for (uint32_t k = 0; k < WR_SHARDS; k++) {
-        if (f->gap_ms[k] > *gap) {
-            *gap = f->gap_ms[k];
-            again = f->again_ms[k];
+        if (f->gap_ms[k] > gap) {
+            gap = f->gap_ms[k];
+            *again = f->again_ms[k];
         }
     }
-    return f->stalled_at_check ? -1 : again;
+    return f->stalled_at_check ? -1 : gap;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -495,18 +497,20 @@ static int cmp_u32(const void *a, const void *b)
 
 static void print_failovers(void)
 {
-    printf("\nworkload repl: writes accepted again after each fault (the end of the longest "
-           "stretch without an acknowledgement on any shard, ms after the fault; its length):\n");
+    printf("\nworkload repl: failover per fault: the longest time no shard's write was "
+           "acknowledged (from the fault or a later ack to the next ack; when that ended, ms "
+           "after the fault):\n");
     for (uint32_t i = 0; i < wr->n_faults; i++) {
-        long gap;
-        long again = fault_again_ms(&wr->fault[i], &gap);
-        if (again >= 0) {
-            printf("  %-66s %6ld ms (stall %ld ms)\n", wr->fault[i].what, again, gap);
+        long again;
+        long stall = fault_stall_ms(&wr->fault[i], &again);
+        if (stall >= 0) {
+            printf("  %-66s %6ld ms (ended at %ld ms)\n", wr->fault[i].what, stall, again);
         } else {
-            printf("  %-66s still stalled at the check after the heal\n", wr->fault[i].what);
+            printf("  %-66s a shard had no ack before the check after the heal\n",
+                   wr->fault[i].what);
         }
     }
-    printf("workload repl: by kind (n, min..max ms):\n");
+    printf("workload repl: failover by kind (n, min..max ms):\n");
     for (uint32_t i = 0; i < wr->n_faults; i++) {
         const char *what = wr->fault[i].what;
         size_t len = kind_len(what);
@@ -521,21 +525,21 @@ static void print_failovers(void)
         uint32_t n = 0, stalled = 0;
         for (uint32_t j = i; j < wr->n_faults; j++) {
             const struct wr_fault *f = &wr->fault[j];
-            long gap;
-            long again = fault_again_ms(f, &gap);
+            long again;
+            long stall = fault_stall_ms(f, &again);
             if (kind_len(f->what) != len || strncmp(f->what, what, len) != 0) {
                 continue;
             }
-            if (again < 0) {
+            if (stall < 0) {
                 stalled++;
                 continue;
             }
-            lo = n == 0 || again < lo ? again : lo;
-            hi = n == 0 || again > hi ? again : hi;
+            lo = n == 0 || stall < lo ? stall : lo;
+            hi = n == 0 || stall > hi ? stall : hi;
             n++;
         }
         printf("  %-55.*s n=%-3u %6ld..%ld ms%s\n", (int)len, what, n, lo, hi,
-               stalled > 0 ? " (and some still stalled at the check)" : "");
+               stalled > 0 ? " (and some with a shard not acked before the check)" : "");
     }
     if (wr->n_rounds > 0) {
         qsort(wr->round_ms, wr->n_rounds, sizeof(uint32_t), cmp_u32);
