@@ -497,6 +497,19 @@ void sl_replicas_stop(struct sl_replicas *rs)
     }
 }
 
+void sl_replicas_resign(struct sl_replicas *rs)
+{
+    if (rs == NULL) {
+        return;
+    }
+    for (struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
+        if (br->r.role == SL_REPL_LEADER) {
+            sl_repl_resign(&br->r);
+            rs_pump(br); /* (its ACK effects answer the produces waiting) */
+        }
+    }
+}
+
 bool sl_replicas_busy(const struct sl_replicas *rs)
 {
     return rs != NULL && rs->serves > 0;

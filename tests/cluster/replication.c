@@ -7,6 +7,8 @@
  *   2. SIGSTOP past the session timeout (the controller elects another; the paused leader,
  *      resumed, is a zombie whose pending appends must not be acknowledged), then SIGCONT;
  *   3. kill -9 of a follower while writing (acks go on with two in sync);
+ *   4. SIGTERM of the leader while its produces wait for acks (both followers paused): it
+ *      resigns and exits at once instead of waiting out its 10 s drain;
  * (SLUICE_IT_LONG=1: the schedule repeats 10 times.) After the faults heal: every broker's
  * log of the shard ends at the same sequence with the same bytes; read from the leader,
  * every acknowledged value is there exactly once, no value twice, in increasing positions.
@@ -158,6 +160,58 @@ static int write_until_led(uint32_t timeout_ms)
     return -1;
 }
 
+/* The burst of sigterm_leader: whatever did not succeed may be stored or not (a pending
+ * append answered NOT_LEADER is written on the resigned leader). */
+static void on_delivery_burst(void *ctx, int err, uint32_t shard, uint64_t seq)
+{
+    (void)shard;
+    (void)seq;
+    uint32_t v = (uint32_t)(uintptr_t)ctx;
+    pthread_mutex_lock(&mu);
+    outcome[v] = err == SLUICE_OK ? RC_OK : RC_UNKNOWN;
+    pthread_mutex_unlock(&mu);
+}
+
+/* 4. SIGTERM of the leader with produces waiting for follower acks (both followers
+ * paused, so none can come): it must resign and exit at once, not wait out its drain
+ * (shutdown_timeout_ms, 10 s) for acks its draining connections no longer bring, while its
+ * session - and so its leadership - lives on (regression: cluster_faults' rolling restart
+ * stalled writes 10 s). Returns the leader elected after it. */
+static int sigterm_leader(int leader)
+{
+    int f1 = (leader + 1) % NB, f2 = (leader + 2) % NB;
+    sluice_client *c = NULL;
+    struct sluice_client_opts co = {.connect_timeout_ms = 1000, .request_timeout_ms = 4000};
+    CHECK(sluice_client_new(brokers[leader].addr, &co, &c) == SLUICE_OK);
+    struct sluice_producer_opts po = {.ack = SLUICE_ACK_DURABLE, .retries = 1, .linger_ms = 2};
+    sluice_producer *p = NULL;
+    CHECK(sluice_producer_new(c, STREAM, &po, &p) == SLUICE_OK);
+    CHECK(kill(brokers[f1].pid, SIGSTOP) == 0 && kill(brokers[f2].pid, SIGSTOP) == 0);
+    for (uint32_t k = 0; k < ROUND; k++) {
+        char val[16];
+        size_t n = rc_value_format(val, next_value);
+        outcome[next_value] = RC_UNKNOWN;
+        CHECK(sluice_produce(p, "k", 1, val, n, NULL, 0, on_delivery_burst,
+                             (void *)(uintptr_t)next_value) == SLUICE_OK);
+        next_value++;
+    }
+    it_sleep_ms(300); /* (sent, written by the leader, waiting for an ack) */
+    uint64_t t0 = it_mono_ms();
+    CHECK(it_broker_stop(&brokers[leader]) == 0);
+    uint64_t took = it_mono_ms() - t0;
+    printf("SIGTERM of leader %d with produces waiting for acks: exited after %" PRIu64 " ms\n",
+           leader + 1, took);
+    CHECK(kill(brokers[f1].pid, SIGCONT) == 0 && kill(brokers[f2].pid, SIGCONT) == 0);
+    CHECK(took < 5000u * IT_SLOWDOWN); /* (the drain's timeout is 10 s) */
+    (void)sluice_producer_flush(p, 10000);
+    sluice_producer_free(p);
+    sluice_client_free(c);
+    int next = write_until_led(SESSION_MS + 15000);
+    CHECK(next >= 0 && next != leader);
+    CHECK(it_broker_restart(&brokers[leader]) == 0);
+    return write_until_led(10000);
+}
+
 /* After healing: every broker's log of the shard the same (ends and size). */
 static bool replicas_identical(uint32_t timeout_ms, struct rc_shard_end *end)
 {
@@ -280,6 +334,10 @@ int main(void)
         CHECK(write_until_led(10000) == leader);
         CHECK(it_broker_restart(&brokers[follower]) == 0);
         leader = write_until_led(10000);
+        CHECK(leader >= 0);
+
+        /* 4. SIGTERM of the leader while produces wait for follower acks */
+        leader = sigterm_leader(leader);
         CHECK(leader >= 0);
     }
 
