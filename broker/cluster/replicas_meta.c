@@ -507,6 +507,9 @@ void sl_replicas_resign(struct sl_replicas *rs)
             sl_repl_resign(&br->r);
             rs_pump(br); /* (its ACK effects answer the produces waiting) */
         }
+        /* followers' fetches parked here would hold their connections - and so the drain -
+         * until their long poll expires (ANSWER_WAIT_MS, 2.5 s): answered now */
+        rs_brepl_answer_all(br);
     }
 }
 
