@@ -82,6 +82,13 @@ int rc_shard_ends(const char *addr, const char *stream, struct rc_shard_end *end
     return ret;
 }
 
+static struct rc_acked_at acked_at; /* (the test's thread only) */
+
+void rc_set_acked_at(const struct rc_acked_at *at)
+{
+    acked_at = at != NULL ? *at : (struct rc_acked_at){0};
+}
+
 struct reader {
     const struct rc_shard_end *ends;
     uint32_t n_shards;
@@ -91,6 +98,7 @@ struct reader {
     uint64_t last_seq[RC_SHARDS_MAX];
     bool any[RC_SHARDS_MAX];
     uint64_t records;
+    uint32_t *at[RC_SHARDS_MAX]; /* value + 1 read at each position (0: none) */
 };
 
 /* One record: ours, never seen, in sequence order. Returns 0 or -1 (why[]). */
@@ -125,6 +133,9 @@ static int reader_take(struct reader *rd, const struct sluice_record *r, char *w
         return -1;
     }
     rd->seen[v] = 1;
+    if (rd->at[r->shard] != NULL && r->seq >= rd->ends[r->shard].first_seq) {
+        rd->at[r->shard][r->seq - rd->ends[r->shard].first_seq] = (uint32_t)v + 1u;
+    }
     rd->any[r->shard] = true;
     rd->last_seq[r->shard] = r->seq;
     rd->got[r->shard]++;
@@ -162,8 +173,20 @@ static int reader_verdict(const struct reader *rd, const uint8_t *outcome, struc
         }
     }
     if (res->lost > 0) {
-        snprintf(why, whylen, "%" PRIu32 " acknowledged values missing (the first: v%08" PRId64 ")",
-                 res->lost, first_lost);
+        char where[200] = "";
+        if (acked_at.shard != NULL && acked_at.seq != NULL) {
+            uint32_t s = acked_at.shard[first_lost];
+            uint64_t q = acked_at.seq[first_lost];
+            uint32_t there = 0;
+            if (s < rd->n_shards && q >= rd->ends[s].first_seq && q < rd->ends[s].next_seq) {
+                there = rd->at[s][q - rd->ends[s].first_seq];
+            }
+            snprintf(where, sizeof(where),
+                     "; acknowledged at shard %" PRIu32 " seq %" PRIu64 ", where the log holds %s%08"
+                     PRIu32, s, q, there > 0 ? "v" : "nothing ", there > 0 ? there - 1u : 0u);
+        }
+        snprintf(why, whylen, "%" PRIu32 " acknowledged values missing (the first: v%08" PRId64
+                 "%s)", res->lost, first_lost, where);
         return -1;
     }
     return 0;
@@ -179,8 +202,17 @@ int rc_read_check(sluice_client *c, const char *stream, const struct rc_shard_en
     }
     struct reader rd = {.ends = ends, .n_shards = n_shards, .n_values = n_values};
     rd.seen = calloc(n_values > 0 ? n_values : 1, 1);
-    if (rd.seen == NULL) {
+    bool nomem = rd.seen == NULL;
+    for (uint32_t s = 0; s < n_shards && !nomem; s++) {
+        rd.at[s] = calloc(ends[s].next_seq - ends[s].first_seq + 1u, sizeof(uint32_t));
+        nomem = rd.at[s] == NULL;
+    }
+    if (nomem) {
         snprintf(why, whylen, "out of memory for %" PRIu32 " values", n_values);
+        free(rd.seen);
+        for (uint32_t s = 0; s < n_shards; s++) {
+            free(rd.at[s]);
+        }
         return -1;
     }
     struct sluice_consumer_opts co = {.start = {.kind = SLUICE_TRIM_HORIZON}};
@@ -227,5 +259,8 @@ int rc_read_check(sluice_client *c, const char *stream, const struct rc_shard_en
 out:
     sluice_consumer_free(cons);
     free(rd.seen);
+    for (uint32_t s = 0; s < n_shards; s++) {
+        free(rd.at[s]);
+    }
     return ret;
 }

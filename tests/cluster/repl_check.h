@@ -55,4 +55,12 @@ int rc_read_check(sluice_client *c, const char *stream, const struct rc_shard_en
                   uint32_t n_shards, const uint8_t *outcome, uint32_t n_values, uint32_t timeout_ms,
                   struct rc_result *res, char *why, size_t whylen);
 
+/* Where each acknowledged value was said to be stored (the delivery's shard and sequence),
+ * for the report of a missing one; set before rc_read_check, NULL for none. */
+struct rc_acked_at {
+    const uint8_t *shard;
+    const uint32_t *seq;
+};
+void rc_set_acked_at(const struct rc_acked_at *at);
+
 #endif

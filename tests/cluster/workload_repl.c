@@ -43,7 +43,7 @@
 #define WR_SHARDS        3u /* one led by each broker at first */
 #define WR_PRODUCERS     2u
 #define WR_ROUND         24u        /* values per producer round (8 per shard) */
-#define WR_VALUES_CAP    (1u << 23) /* 8 MiB of outcomes: > an hour of the long schedule */
+#define WR_VALUES_CAP    (1u << 22) /* 4 Mi values, 24 MiB with their positions: > an hour */
 #define WR_FAULTS_MAX    256u
 #define WR_ROUNDS_CAP    (1u << 20)
 #define WR_PAUSE_WAIT_MS (90000u * IT_SLOWDOWN) /* > a batch's retries (10, backoff to 5 s) */
@@ -70,7 +70,9 @@ struct wr_state {
     uint32_t n_threads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    uint8_t *outcome; /* [WR_VALUES_CAP] */
+    uint8_t *outcome;   /* [WR_VALUES_CAP] */
+    uint8_t *ack_shard; /* [WR_VALUES_CAP]: where the broker said it stored each value */
+    uint32_t *ack_seq;
     uint32_t next_value;
     bool stopping, pause;
     uint32_t paused; /* producers waiting on `pause` */
@@ -94,6 +96,8 @@ static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
     uint64_t now = it_mono_ms();
     pthread_mutex_lock(&wr->mu);
     wr->outcome[v] = (uint8_t)rc_outcome(err);
+    wr->ack_shard[v] = (uint8_t)shard;
+    wr->ack_seq[v] = (uint32_t)seq;
     if (err != SLUICE_OK && err != wr->last_err) { /* (one line per change of error) */
         fprintf(stderr, "%" PRIu64 " workload repl: value %" PRIu32 " on shard %" PRIu32 ": %s\n",
                 it_wall_ms(), v, shard, sluice_strerror(err));
@@ -270,11 +274,15 @@ static int repl_start(struct cw_workload *w, const struct cw_cluster *cl)
 {
     wr = calloc(1, sizeof(*wr));
     if (wr == NULL || (wr->outcome = calloc(WR_VALUES_CAP, 1)) == NULL ||
-        (wr->round_ms = calloc(WR_ROUNDS_CAP, sizeof(uint32_t))) == NULL) {
+        (wr->round_ms = calloc(WR_ROUNDS_CAP, sizeof(uint32_t))) == NULL ||
+        (wr->ack_shard = calloc(WR_VALUES_CAP, 1)) == NULL ||
+        (wr->ack_seq = calloc(WR_VALUES_CAP, sizeof(uint32_t))) == NULL) {
         fprintf(stderr, "  workload repl: out of memory\n");
         return -1;
     }
     w->state = wr;
+    struct rc_acked_at at = {.shard = wr->ack_shard, .seq = wr->ack_seq};
+    rc_set_acked_at(&at);
     pthread_mutex_init(&wr->mu, NULL);
     pthread_cond_init(&wr->cv, NULL);
     snprintf(wr->bootstrap, sizeof(wr->bootstrap), "%s", cl->bootstrap);
