@@ -242,6 +242,7 @@ static void broker_stop(void *ctx)
 {
     struct broker *b = ctx;
     sl_daemon_stopping(&b->daemon);
+    sl_replicas_resign(b->replicas); /* (before the drain: see there) */
     sl_push_stop(b->push);
     sl_events_stop(b->engine);
     /* Replicated appends wait for follower acks that a stopping broker no longer reads:

@@ -333,6 +333,17 @@ int sl_client_route_learn(sluice_client *c, struct sl_link *via, const struct sl
     return rc;
 }
 
+void sl_client_route_leader(sluice_client *c, const char *stream, uint32_t shard, int32_t *node,
+                            int32_t *epoch)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->route_off || sl_route_leader(&c->route, stream, shard, node, epoch) != SL_OK) {
+        *node = SL_ROUTE_NONE;
+        *epoch = 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
 bool sl_client_route_cluster(const sluice_client *c)
 {
     return __atomic_load_n(&c->route_cluster, __ATOMIC_RELAXED) != 0;

@@ -96,6 +96,11 @@ int sl_client_route_refresh(sluice_client *c, const char *stream, bool first);
  * a broken connection as a possible leader change). Lock-free. */
 bool sl_client_route_cluster(const sluice_client *c);
 
+/* The leader of `stream`'s shard as the routing table names it now: *node (SL_ROUTE_NONE when
+ * it names none, or routing is off) and *epoch (0 then). Takes the client's lock briefly. */
+void sl_client_route_leader(sluice_client *c, const char *stream, uint32_t shard, int32_t *node,
+                            int32_t *epoch);
+
 #define SL_CLIENT_REFRESH_MS     100u  /* Metadata refreshes at most this often */
 #define SL_CLIENT_REFRESH_MAX_MS 5000u /* ... backing off to this while they fail */
 

@@ -42,6 +42,7 @@
  * (acknowledgements), on the flusher thread (ACK_NONE, send failures) and never under `mu`.
  */
 #include "client/producer_int.h"
+#include "client/route.h"
 
 #include "common/assert.h"
 #include "common/clock.h"
@@ -209,11 +210,12 @@ void sl_producer_requeue_locked(struct sluice_producer *p, struct pbatch *b)
  * transient and retries remain; otherwise reported. Called without mu. */
 static void batch_failed(struct sluice_producer *p, struct pbatch *b, int err)
 {
-    /* A leader that moved (NOT_LEADER, FENCED) or a connection to it that broke in a
-     * cluster: learn the leaders again before the resend, which keeps its producer id and
-     * sequence, so a batch the old leader did store is answered "duplicate" (#14). */
+    /* A leader that moved (NOT_LEADER, FENCED) or, in a cluster, a connection to it that
+     * broke or a request that timed out (a leader paused or cut off is replaced while its
+     * clients wait): learn the leaders again before the resend, which keeps its producer id
+     * and sequence, so a batch the old leader did store is answered "duplicate" (#14). */
     int moved = err == SL_ENOT_LEADER || err == SL_EFENCED ||
-                (err == SL_ECLOSED && sl_client_route_cluster(p->c));
+                ((err == SL_ECLOSED || err == SL_EAGAIN) && sl_client_route_cluster(p->c));
     int transient = err == SL_EAGAIN || err == SL_ECLOSED || moved;
     uint64_t now = sl_clock_mono_ms();
     pthread_mutex_lock(&p->mu);
@@ -232,6 +234,12 @@ static void batch_failed(struct sluice_producer *p, struct pbatch *b, int err)
         return;
     }
     if (transient && b->attempts < p->opts.retries) {
+        if (moved) { /* (resent early once the leaders are learned anew: moved_check_locked) */
+            struct pshard *s = p->shards[b->shard];
+            s->moved = 1;
+            s->moved_leader = b->sent_leader;
+            s->moved_epoch = b->sent_epoch;
+        }
         uint64_t backoff = (uint64_t)p->opts.retry_backoff_ms
                            << (b->attempts < 16 ? b->attempts : 16);
         b->attempts++;
@@ -339,6 +347,7 @@ static void batch_send(struct sluice_producer *p, struct pbatch *b)
     uint64_t gen = b->pin ? s->conn_gen : 0;
     int sent_before = b->maybe_stored;
     b->maybe_stored = 1; /* before the call: its answer may come before it returns */
+    sl_client_route_leader(p->c, p->stream, b->shard, &b->sent_leader, &b->sent_epoch);
     int rc = sl_client_call_async_shard(p->c, p->stream, b->shard, &req, 0, on_produce_done, b,
                                         &gen);
     s->conn_gen = rc == SL_OK ? gen : PSHARD_NO_CONN;
@@ -543,6 +552,42 @@ static void work_run(struct sluice_producer *p, struct pwork *w)
     }
 }
 
+/* After the leaders were learned anew: a shard whose batches wait because its leader moved
+ * has them resent at once when the table names another leader or epoch than the one they
+ * went to (the controller elected one: no reason to sit out a backoff that doubled while it
+ * did); when it names the same, the leaders are asked again in PRODUCER_MOVED_POLL_MS. A
+ * shard with no resend waiting any more is done. Under mu (takes the client's lock inside:
+ * the client never takes a producer's). */
+static void moved_check_locked(struct sluice_producer *p)
+{
+    uint64_t now = sl_clock_mono_ms();
+    bool again = false;
+    for (uint32_t i = 0; i < p->shard_count; i++) {
+        struct pshard *s = p->shards[i];
+        if (s == NULL || !s->moved) {
+            continue;
+        }
+        if (s->head == NULL || s->head->attempts == 0) {
+            s->moved = 0; /* (resent, or failed for good) */
+            continue;
+        }
+        int32_t node = SL_ROUTE_NONE, epoch = 0;
+        sl_client_route_leader(p->c, p->stream, i, &node, &epoch);
+        if (node == SL_ROUTE_NONE || (node == s->moved_leader && epoch == s->moved_epoch)) {
+            again = true;
+            continue;
+        }
+        for (struct pbatch *b = s->head; b != NULL; b = b->next) {
+            b->retry_at_ms = b->retry_at_ms > now ? now : b->retry_at_ms;
+        }
+        s->moved = 0;
+    }
+    if (again) {
+        p->route_stale = 1;
+        p->route_retry_at_ms = now + PRODUCER_MOVED_POLL_MS;
+    }
+}
+
 static void *flusher_main(void *arg)
 {
     struct sluice_producer *p = arg;
@@ -561,6 +606,8 @@ static void *flusher_main(void *arg)
             if (rrc != SL_OK) {
                 p->route_stale = 1;
                 p->route_retry_at_ms = sl_clock_mono_ms() + SL_CLIENT_REFRESH_MS;
+            } else {
+                moved_check_locked(p);
             }
             continue;
         }

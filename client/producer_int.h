@@ -18,11 +18,7 @@
 #define PRODUCER_RETRIES_DEFAULT      10u
 #define PRODUCER_BACKOFF_MS_DEFAULT   100u
 #define PRODUCER_BACKOFF_MAX_MS       5000u
-/* A shard's leader moved or unreachable in a cluster: resent every this often (a Metadata
- * refresh first), for as long as a failover may take, without spending `retries` - the
- * doubling backoff had a batch wait up to seconds past the election (#14). */
-#define PRODUCER_MOVED_BACKOFF_MS     200u
-#define PRODUCER_FAILOVER_WAIT_MS     60000u
+#define PRODUCER_MOVED_POLL_MS        200u /* Metadata while a shard's leader is being replaced */
 #define PRODUCER_ZSTD_LEVEL_DEFAULT   3
 #define PRODUCER_SEAL_SLACK           64u /* seal when less than this is left in the buffer */
 #define PRODUCER_IDLE_WAKE_MS         1000u
@@ -58,7 +54,8 @@ struct pbatch {
     int fail_err; /* on the flusher's report list: the error to report */
     uint32_t attempts;
     uint64_t retry_at_ms;
-    uint64_t moved_since_ms; /* its first send that found the leader moved (0: none) */
+    int32_t sent_leader; /* the shard's leader and epoch as routed at its last send (#14) */
+    int32_t sent_epoch;
 };
 
 struct pshard {
@@ -76,6 +73,13 @@ struct pshard {
     uint64_t hash_end;
     int closed;         /* described closed, or it refused a batch as closed: for good */
     int open_in_layout; /* the routing table (p->layout) has it as an open shard */
+    /* A batch failed because the leader moved (#14): the leader and epoch it was sent to.
+     * While set, the flusher learns the leaders every PRODUCER_MOVED_POLL_MS and resends the
+     * shard's waiting batches as soon as the table names another (not after their backoff,
+     * which doubles well past an election). Under mu. */
+    int moved;
+    int32_t moved_leader;
+    int32_t moved_epoch;
 };
 
 #define PSHARD_NO_CONN UINT64_MAX /* matches no connection */

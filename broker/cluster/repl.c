@@ -873,6 +873,16 @@ void sl_repl_suspend(struct sl_repl *r)
     sl_repl_check(r);
 }
 
+void sl_repl_resign(struct sl_repl *r)
+{
+    sl_repl_check(r);
+    if (r->role == SL_REPL_LEADER) {
+        leave_role(r);
+        SL_ASSERT(r->role == SL_REPL_IDLE && r->acked_end == r->pending_end);
+    }
+    sl_repl_check(r);
+}
+
 void sl_repl_tick(struct sl_repl *r, uint64_t now_ms)
 {
     sl_repl_check(r);

@@ -255,6 +255,12 @@ bool sl_repl_cut(struct sl_repl *r, uint64_t silent_ms);
  * no longer reads; a follower stops fetching. Idle afterwards, until sl_repl_on_meta. */
 void sl_repl_resign(struct sl_repl *r);
 
+/* The broker is stopping: a leader leaves the role now (appends pending complete with
+ * SL_ENOT_LEADER, their outcome unknown to the producer; new ones are refused) rather than
+ * wait for follower acks its draining connections no longer bring. It leads again only
+ * through a new epoch, as after any loss of the role. Other roles: nothing. */
+void sl_repl_resign(struct sl_repl *r);
+
 /* Time passes (timeouts, long-poll expiry, ISR changes). now_ms never decreases. */
 void sl_repl_tick(struct sl_repl *r, uint64_t now_ms);
 

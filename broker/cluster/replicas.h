@@ -71,6 +71,13 @@ uint64_t sl_replicas_cut_ms(const struct sl_replicas *rs);
  * network can carry the answers, and the member is let go (it may be freed before the
  * replicas, whose metadata calls end with its store). NULL-safe. */
 void sl_replicas_stop(struct sl_replicas *rs);
+/* The broker begins to stop (before its connections drain): every shard it leads leaves the
+ * role (sl_repl_resign), so produces waiting for follower acks - which the draining
+ * connections no longer bring - are answered NOT_LEADER at once and the producers go to the
+ * next leader, elected when this broker's session closes at the end of the stop, instead of
+ * the drain waiting out shutdown_timeout_ms; followers' requests waiting here are answered
+ * (SL_ECLOSED) for the same reason. NULL-safe. */
+void sl_replicas_resign(struct sl_replicas *rs);
 /* Reads serving followers are still in flight (run the loop until not, after a stop). */
 bool sl_replicas_busy(const struct sl_replicas *rs);
 /* Frees everything (after the peers and the member are closed: their callbacks ran).

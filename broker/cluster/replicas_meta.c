@@ -538,14 +538,9 @@ void sl_replicas_stop(struct sl_replicas *rs)
     if (rs == NULL) {
         return;
     }
-    if (rs->stopping) {
-        return; /* (from the net's stop hook, then again after the drain) */
-    }
     rs->stopping = true;
     sl_member_set_changed(rs->mb, NULL, NULL); /* (the member may go before the replicas) */
     for (struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
-        sl_repl_resign(&br->r); /* pending appends answered now, not after the drain */
-        rs_pump(br);
         rs_brepl_answer_all(br);
     }
 }
@@ -553,6 +548,22 @@ void sl_replicas_stop(struct sl_replicas *rs)
 uint64_t sl_replicas_cut_ms(const struct sl_replicas *rs)
 {
     return rs != NULL && rs->cut_leaders > 0 ? rs->cut_ms : 0;
+}
+
+void sl_replicas_resign(struct sl_replicas *rs)
+{
+    if (rs == NULL) {
+        return;
+    }
+    for (struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
+        if (br->r.role == SL_REPL_LEADER) {
+            sl_repl_resign(&br->r);
+            rs_pump(br); /* (its ACK effects answer the produces waiting) */
+        }
+        /* followers' fetches parked here would hold their connections - and so the drain -
+         * until their long poll expires (ANSWER_WAIT_MS, 2.5 s): answered now */
+        rs_brepl_answer_all(br);
+    }
 }
 
 bool sl_replicas_busy(const struct sl_replicas *rs)

@@ -211,6 +211,30 @@ static void on_appended(void *ctx, int err, uint64_t base_seq, uint32_t count)
 
 static int stream_state(struct sl_stream *st);
 
+/* A retry of a batch this broker stored, on a replicated shard (#14), is a duplicate only
+ * from the leader and once its copy is committed (below the HW): a follower's copy, or a
+ * rejoining broker's from before its restart, may yet be cut back to the leader's log, and
+ * a leader's above its HW is not yet durable on the ISR. Answering "duplicate" there
+ * acknowledged batches that were then truncated (cluster_faults' rolling restart: a broker
+ * restarted with a batch it had written as leader and not committed answered a retry with
+ * its old position, then cut it back). SL_OK, SL_ENOT_LEADER, or SL_EAGAIN (retry). */
+static int repl_duplicate(struct sl_engine *e, struct sl_bshard *b, uint64_t base,
+                          uint32_t count)
+{
+    if (e->repl == NULL) {
+        return SL_OK;
+    }
+    if (b->repl == NULL) {
+        return SL_ENOT_LEADER; /* (not attached yet: as try_append) */
+    }
+    uint64_t end = 0;
+    int rc = e->repl->readable(e->repl->ctx, b, &end);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    return base + count <= end ? SL_OK : SL_EAGAIN;
+}
+
 /* A replicated shard's append is first accepted by its replica, which gives its sequences
  * and the epoch to stamp; from then on it must reach the log (a staging wait retries the
  * same stamps) and is answered in order by the ACKs. */
@@ -752,7 +776,8 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
         uint64_t base = 0;
         uint32_t count = 0;
         (void)sl_dedup_stored(de, h.producer_seq, &base, &count);
-        finish(op, SL_OK, base, count, true);
+        int dup = repl_duplicate(e, b, base, count);
+        finish(op, dup, dup == SL_OK ? base : 0, dup == SL_OK ? count : 0, dup == SL_OK);
         return;
     }
     if (e->cfg.dedup_window_ms > 0) {

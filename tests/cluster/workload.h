@@ -6,8 +6,9 @@
  * registered), and stop then check once more at the end. A workload runs its own threads between
  * start and stop; the test's thread only polls ClusterStatus meanwhile.
  *
- * Today only cw_noop exists: cluster mode does not replicate records yet. Where the lead plugs
- * in the replicated workload of #14 (workload_repl.c, selected with SLUICE_IT_WORKLOAD=repl):
+ * Two exist: cw_noop (the harness's own checks alone; SLUICE_IT_WORKLOAD=noop) and cw_repl
+ * (workload_repl.c, SLUICE_IT_WORKLOAD=repl; the plan of #14 below, and what it does not
+ * check yet, is said there):
  *   start: create a stream with --replication-factor 3 through any broker; N producer threads
  *          write unique values ("<producer>-<seq>") with ack = durable through a bootstrap list
  *          of all brokers, logging each value as ok / failed / unknown (timeout, connection lost);
@@ -48,5 +49,7 @@ struct cw_workload {
 
 /* The workload that does nothing and always checks out: the harness's own schedule and checks. */
 extern const struct cw_workload cw_noop;
+/* The replicated workload (workload_repl.c): what it does and checks is said there. */
+extern const struct cw_workload cw_repl;
 
 #endif

@@ -221,6 +221,33 @@ TEST(ack_waits_for_every_isr_member)
     CHECK_EQ(nodes[2].log_epoch[2], 1);
 }
 
+/* A leader stopping with appends waiting for follower acks (cluster_replication's SIGTERM
+ * case): they complete NOT_LEADER at once, new ones are refused, and the same epoch's
+ * metadata read again does not make it lead (only a new epoch would). */
+TEST(resigning_leader_fails_pending_appends)
+{
+    start(2);
+    int32_t isr[] = {0, 1, 2};
+    struct sl_repl_meta m = meta_of(0, 1, 1, 3, isr);
+    meta_all(&m);
+    disk_all(&nodes[0]);
+    CHECK_EQ(append(&nodes[0], 3), SL_OK);
+    disk_all(&nodes[0]);
+    drop_queue(); /* (no follower fetch arrives: no ack) */
+    CHECK_EQ(nodes[0].acked_end, 0);
+    sl_repl_resign(&nodes[0].r);
+    run_fx(&nodes[0]);
+    CHECK_EQ(nodes[0].r.role, SL_REPL_IDLE);
+    CHECK_EQ(nodes[0].acked_end, 3);
+    CHECK_EQ(nodes[0].ack_err, SL_ENOT_LEADER);
+    CHECK_EQ(append(&nodes[0], 1), SL_ENOT_LEADER);
+    m.version = 2;
+    sl_repl_on_meta(&nodes[0].r, &m);
+    CHECK_EQ(nodes[0].r.role, SL_REPL_IDLE);
+    sl_repl_resign(&nodes[1].r); /* a follower: nothing */
+    CHECK_EQ(nodes[1].r.role, SL_REPL_FOLLOWER);
+}
+
 TEST(not_enough_replicas_refused)
 {
     start(2);
@@ -456,6 +483,7 @@ int main(void)
 {
     RUN(epoch_end_answers);
     RUN(ack_waits_for_every_isr_member);
+    RUN(resigning_leader_fails_pending_appends);
     RUN(not_enough_replicas_refused);
     RUN(stale_epoch_fenced_newer_refreshes);
     RUN(follower_truncates_to_leader_epoch_end);
