@@ -55,22 +55,6 @@ static int write_file(const char *name, const char *text, mode_t mode)
     return chmod(p, mode);
 }
 
-/* "user NAME SCRAM-SHA-256$..." from sluiced --hash-password, the password NAME-pw */
-static int user_line(const char *user, char *line, size_t cap)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "echo '%s-pw' | '%s' --hash-password %s --iterations 4096", user,
-             SLUICED_PATH, user);
-    FILE *f = popen(cmd, "r");
-    if (f == NULL || fgets(line, (int)cap, f) == NULL) {
-        if (f != NULL) {
-            pclose(f);
-        }
-        return -1;
-    }
-    return pclose(f) == 0 ? 0 : -1;
-}
-
 /* sluiced run with `extra` flags (and the environment's settings) must refuse to start,
  * saying `want`. */
 static void refuses_to_start(const char *extra, const char *want)
@@ -142,8 +126,8 @@ int main(void)
     CHECK(system(cmd) == 0);
 
     char alice[512], peer[512], auth[1400];
-    CHECK(user_line("alice", alice, sizeof(alice)) == 0);
-    CHECK(user_line("replicator", peer, sizeof(peer)) == 0);
+    CHECK(it_user_line("alice", alice, sizeof(alice)) == 0);
+    CHECK(it_user_line("replicator", peer, sizeof(peer)) == 0);
     snprintf(auth, sizeof(auth), "%s%sallow alice all *\nallow replicator admin *\n", alice, peer);
     CHECK(write_file("auth", auth, 0600) == 0);
     CHECK(write_file("peer.creds", "user = replicator\npassword = replicator-pw\n", 0600) == 0);

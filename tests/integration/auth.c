@@ -46,21 +46,6 @@ static const char *rules_v1 =
 
 static char user_lines[N_USERS][256];
 
-static int hash_password(const char *user, char *line, size_t cap)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "echo '%s-pw' | '%s' --hash-password %s --iterations 4096", user,
-             SLUICED_PATH, user);
-    FILE *f = popen(cmd, "r");
-    if (f == NULL || fgets(line, (int)cap, f) == NULL) {
-        if (f != NULL) {
-            pclose(f);
-        }
-        return -1;
-    }
-    return pclose(f) == 0 ? 0 : -1;
-}
-
 static int write_auth(const char *rules, mode_t mode)
 {
     char tmp[160];
@@ -415,7 +400,7 @@ int main(void)
     }
     snprintf(auth_file, sizeof(auth_file), "%s/auth", dir);
     for (int i = 0; i < N_USERS; i++) {
-        if (hash_password(users[i], user_lines[i], sizeof(user_lines[i])) != 0) {
+        if (it_user_line(users[i], user_lines[i], sizeof(user_lines[i])) != 0) {
             fprintf(stderr, "sluiced --hash-password failed\n");
             return 1;
         }

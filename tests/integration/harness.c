@@ -524,3 +524,19 @@ int it_run_cli(const struct it_broker *b, const char *const *args, const char *i
     out[n] = '\0';
     return WEXITSTATUS(status);
 }
+
+int it_user_line(const char *user, char *line, size_t cap)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "echo '%s-pw' | '%s' --hash-password %s --iterations 4096", user,
+             SLUICED_PATH, user);
+    FILE *f = popen(cmd, "r");
+    if (f == NULL || fgets(line, (int)cap, f) == NULL) {
+        if (f != NULL) {
+            pclose(f);
+        }
+        return -1;
+    }
+    return pclose(f) == 0 ? 0 : -1;
+}
+

@@ -122,6 +122,10 @@ uint64_t it_mono_ms(void);
 uint64_t it_wall_ms(void);
 void it_sleep_ms(uint32_t ms);
 
+/* An auth file's line for `user` with the password "<user>-pw" (sluiced --hash-password, 4096
+ * iterations: quick), into line (cap bytes, with its newline). 0, or -1. */
+int it_user_line(const char *user, char *line, size_t cap);
+
 /* Runs the CLI (SLUICE_CLI_PATH) with `args` (NULL-terminated, without argv[0], at most 38);
  * stdin from `input` (NULL: empty), stdout - and stderr too with `with_stderr` - into `out`
  * (cap bytes, NUL-terminated), through files under b->root. Returns the exit code, or -1. */
