@@ -245,10 +245,6 @@ static void broker_stop(void *ctx)
     sl_replicas_resign(b->replicas); /* (before the drain: see there) */
     sl_push_stop(b->push);
     sl_events_stop(b->engine);
-    /* Replicated appends wait for follower acks that a stopping broker no longer reads:
-     * answered now (NOT_LEADER: the producers resend to the next leader), not at the end
-     * of shutdown_timeout_ms. */
-    sl_replicas_stop(b->replicas);
 }
 
 static void broker_turn(void *ctx)

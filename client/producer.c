@@ -219,20 +219,6 @@ static void batch_failed(struct sluice_producer *p, struct pbatch *b, int err)
     int transient = err == SL_EAGAIN || err == SL_ECLOSED || moved;
     uint64_t now = sl_clock_mono_ms();
     pthread_mutex_lock(&p->mu);
-    if (moved && b->moved_since_ms == 0) {
-        b->moved_since_ms = now;
-    }
-    if (moved && now - b->moved_since_ms < PRODUCER_FAILOVER_WAIT_MS) {
-        uint32_t backoff = p->opts.retry_backoff_ms < PRODUCER_MOVED_BACKOFF_MS
-                               ? p->opts.retry_backoff_ms
-                               : PRODUCER_MOVED_BACKOFF_MS;
-        b->retry_at_ms = now + backoff;
-        sl_producer_requeue_locked(p, b);
-        p->stats.retries++;
-        p->route_stale = 1;
-        pthread_mutex_unlock(&p->mu);
-        return;
-    }
     if (transient && b->attempts < p->opts.retries) {
         if (moved) { /* (resent early once the leaders are learned anew: moved_check_locked) */
             struct pshard *s = p->shards[b->shard];

@@ -834,15 +834,6 @@ void sl_repl_meta_done(struct sl_repl *r, int err)
     sl_repl_check(r);
 }
 
-void sl_repl_resign(struct sl_repl *r)
-{
-    sl_repl_check(r);
-    if (r->role == SL_REPL_LEADER || r->role == SL_REPL_FOLLOWER) {
-        leave_role(r);
-    }
-    sl_repl_check(r);
-}
-
 bool sl_repl_cut(struct sl_repl *r, uint64_t silent_ms)
 {
     sl_repl_check(r);

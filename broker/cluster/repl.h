@@ -249,12 +249,6 @@ void sl_repl_suspend(struct sl_repl *r);
  * to whoever leads) instead of hanging. Returns whether it is cut off. */
 bool sl_repl_cut(struct sl_repl *r, uint64_t silent_ms);
 
-/* The broker is shutting down: a leader stops leading at once, its appends not yet
- * acknowledged answered SL_ENOT_LEADER (outcome unknown: the producer resends them, with
- * their ids, to the next leader) rather than waiting for follower acks the stopping broker
- * no longer reads; a follower stops fetching. Idle afterwards, until sl_repl_on_meta. */
-void sl_repl_resign(struct sl_repl *r);
-
 /* The broker is stopping: a leader leaves the role now (appends pending complete with
  * SL_ENOT_LEADER, their outcome unknown to the producer; new ones are refused) rather than
  * wait for follower acks its draining connections no longer bring. It leads again only

@@ -76,7 +76,7 @@ void sl_replicas_stop(struct sl_replicas *rs);
  * connections no longer bring - are answered NOT_LEADER at once and the producers go to the
  * next leader, elected when this broker's session closes at the end of the stop, instead of
  * the drain waiting out shutdown_timeout_ms; followers' requests waiting here are answered
- * (SL_ECLOSED) for the same reason. NULL-safe. */
+ * (SL_ENOT_LEADER: they re-read the state) for the same reason. NULL-safe. */
 void sl_replicas_resign(struct sl_replicas *rs);
 /* Reads serving followers are still in flight (run the loop until not, after a stop). */
 bool sl_replicas_busy(const struct sl_replicas *rs);
