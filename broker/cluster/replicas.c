@@ -760,6 +760,22 @@ void rs_brepl_answer_all(struct sl_brepl *br)
     }
 }
 
+bool rs_brepl_disk_busy(const struct sl_brepl *br)
+{
+    for (uint32_t i = 0; i < br->dq_n; i++) {
+        const struct dq_entry *d = dq_at((struct sl_brepl *)br, i);
+        if (d->done) {
+            continue;
+        }
+        /* a shard owner is writing or cutting, and will call back into this replica */
+        if (d->kind == DQ_LWRITE || (d->kind == DQ_FWRITE && d->submitted > d->completed) ||
+            (d->kind == DQ_TRUNC && d->started)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void rs_brepl_free(struct sl_brepl *br)
 {
     /* (after sl_replicas_stop: nothing waits any more, and nothing may be read now) */

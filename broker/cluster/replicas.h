@@ -78,7 +78,8 @@ void sl_replicas_stop(struct sl_replicas *rs);
  * the drain waiting out shutdown_timeout_ms; followers' requests waiting here are answered
  * (SL_ENOT_LEADER: they re-read the state) for the same reason. NULL-safe. */
 void sl_replicas_resign(struct sl_replicas *rs);
-/* Reads serving followers are still in flight (run the loop until not, after a stop). */
+/* Reads serving followers, or writes and cuts of replicas, are still in flight (run the loop
+ * until not, after a stop). */
 bool sl_replicas_busy(const struct sl_replicas *rs);
 /* Frees everything (after the peers and the member are closed: their callbacks ran).
  * NULL-safe. */

@@ -111,6 +111,8 @@ struct sl_replicas {
 /* replicas.c */
 struct sl_brepl *rs_brepl_new(struct sl_replicas *rs, struct sl_bshard *b, const char *path);
 void rs_brepl_free(struct sl_brepl *br);
+/* A write or a cut is at the shard's owner, which will call back into br. */
+bool rs_brepl_disk_busy(const struct sl_brepl *br);
 void rs_brepl_answer_all(struct sl_brepl *br); /* what followers wait on: SL_ECLOSED */
 void rs_pump(struct sl_brepl *br);
 void rs_brepl_tick(struct sl_brepl *br);
