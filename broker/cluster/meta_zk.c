@@ -52,6 +52,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+/* LeakSanitizer's hook (sanitized builds only). zookeeper_close of a session that is still
+ * registering a watch (a broker stopped right after it became the controller) leaves the
+ * library's own completion entry and its path copy unfreed (seen: 371 bytes in 5 objects,
+ * every frame inside libzookeeper_mt). With the asynchronous API the library owns every
+ * object it allocates (ours are freed in our callbacks), so its module alone is excused. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:libzookeeper_mt.so\n";
+}
+#endif
+
 static int map_rc(int rc)
 {
     switch (rc) {
