@@ -221,8 +221,8 @@ static int stream_state(struct sl_stream *st);
 static int repl_duplicate(struct sl_engine *e, struct sl_bshard *b, uint64_t base,
                           uint32_t count)
 {
-    if (e->repl == NULL) {
-        return SL_OK;
+    if (e->repl == NULL || !b->stream->cluster) {
+        return SL_OK; /* (a single broker's, or a local stream's: its one copy) */
     }
     if (b->repl == NULL) {
         return SL_ENOT_LEADER; /* (not attached yet: as try_append) */
