@@ -133,8 +133,10 @@ struct meta_answer {
     Sluice__V1__ShardRoute *shards;     /* [n_shards], every stream's in turn */
     Sluice__V1__ShardRoute **shp;       /* [n_shards] */
     struct sl_repl_meta *meta;          /* [n_shards]: replicas/isr the routes point into */
-    Sluice__V1__ReplicaLag *lags;       /* [n_shards * SL_REPL_REPLICAS_MAX] */
-    Sluice__V1__ReplicaLag **lagp;      /* [n_shards * SL_REPL_REPLICAS_MAX] */
+    /* the cluster streams' shards only (at most SL_REPL_REPLICAS_MAX followers each): a
+     * local stream's thousands of shards have no lag to carry */
+    Sluice__V1__ReplicaLag *lags;       /* [cluster shards * SL_REPL_REPLICAS_MAX] */
+    Sluice__V1__ReplicaLag **lagp;      /* [cluster shards * SL_REPL_REPLICAS_MAX] */
 };
 
 static void meta_answer_free(struct meta_answer *a)
@@ -176,7 +178,7 @@ static int shard_route(const struct sl_native *srv, const struct sl_stream *st, 
     r->isr = m->isr;
     r->open = !st->lineage.shard[id].closed;
     struct sl_replicas_lag lag[SL_REPL_REPLICAS_MAX];
-    uint32_t n_lag = sl_replicas_lag(srv->replicas, st->name, id, lag);
+    uint32_t n_lag = lags != NULL ? sl_replicas_lag(srv->replicas, st->name, id, lag) : 0;
     for (uint32_t i = 0; i < n_lag; i++) {
         sluice__v1__replica_lag__init(&lags[i]);
         lags[i].node = lag[i].node;
@@ -227,8 +229,12 @@ static int meta_build(const struct sl_native *srv, struct sl_stream *const *sts,
     a->shards = calloc(n_shards + 1, sizeof(*a->shards));
     a->shp = calloc(n_shards + 1, sizeof(*a->shp));
     a->meta = calloc(n_shards + 1, sizeof(*a->meta));
-    a->lags = calloc((n_shards + 1) * SL_REPL_REPLICAS_MAX, sizeof(*a->lags));
-    a->lagp = calloc((n_shards + 1) * SL_REPL_REPLICAS_MAX, sizeof(*a->lagp));
+    size_t n_cluster = 0;
+    for (size_t i = 0; i < n; i++) {
+        n_cluster += sts[i]->cluster ? sts[i]->shard_count - sts[i]->lineage.gone : 0;
+    }
+    a->lags = calloc((n_cluster + 1) * SL_REPL_REPLICAS_MAX, sizeof(*a->lags));
+    a->lagp = calloc((n_cluster + 1) * SL_REPL_REPLICAS_MAX, sizeof(*a->lagp));
     if (a->streams == NULL || a->sp == NULL || a->shards == NULL || a->shp == NULL ||
         a->meta == NULL || a->lags == NULL || a->lagp == NULL ||
         broker_list_build(srv, connected, &a->brokers) != SL_OK) {
@@ -236,7 +242,7 @@ static int meta_build(const struct sl_native *srv, struct sl_stream *const *sts,
     }
     mr->n_brokers = a->brokers.n;
     mr->brokers = a->brokers.bp;
-    size_t k = 0;
+    size_t k = 0, kc = 0;
     for (size_t i = 0; i < n; i++) {
         const struct sl_stream *st = sts[i];
         Sluice__V1__StreamRoute *sr = &a->streams[i];
@@ -248,12 +254,14 @@ static int meta_build(const struct sl_native *srv, struct sl_stream *const *sts,
                 continue;
             }
             SL_ASSERT(k < n_shards);
+            SL_ASSERT(!st->cluster || kc < n_cluster);
             int rc = shard_route(srv, st, id, (int32_t)mr->node_id, &a->meta[k], &a->shards[k],
-                                 &a->lags[k * SL_REPL_REPLICAS_MAX],
-                                 &a->lagp[k * SL_REPL_REPLICAS_MAX]);
+                                 st->cluster ? &a->lags[kc * SL_REPL_REPLICAS_MAX] : NULL,
+                                 st->cluster ? &a->lagp[kc * SL_REPL_REPLICAS_MAX] : NULL);
             if (rc != SL_OK) {
                 return rc;
             }
+            kc += st->cluster;
             a->shp[k] = &a->shards[k];
             k++;
             sr->n_shards++;
