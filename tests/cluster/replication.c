@@ -62,14 +62,7 @@ static int start_broker(int i)
     const char *args[] = {
         "--cluster", cluster_arg,   "--node-id", node, "--cluster-session-timeout-ms",
         session_arg, "--log-level", "info",      NULL};
-    for (int attempt = 0; attempt < 5; attempt++) {
-        int rc = it_broker_start_args(&brokers[i], NULL, it_free_port(), args);
-        if (rc != 1) {
-            return rc;
-        }
-        it_broker_cleanup(&brokers[i]);
-    }
-    return -1;
+    return it_broker_start_free_port(&brokers[i], NULL, args);
 }
 
 static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)

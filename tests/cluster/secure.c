@@ -161,17 +161,7 @@ int main(void)
         char node[16];
         snprintf(node, sizeof(node), "%d", i + 1);
         const char *args[] = {"--cluster", cluster_arg, "--node-id", node, NULL};
-        bool up = false;
-        for (int attempt = 0; attempt < 5 && !up; attempt++) {
-            rc = it_broker_start_args(&brokers[i], NULL, it_free_port(), args);
-            up = rc == 0;
-            if (rc == 1) {
-                it_broker_cleanup(&brokers[i]); /* the port was taken meanwhile */
-            } else {
-                CHECK(rc == 0);
-            }
-        }
-        CHECK(up);
+        CHECK(it_broker_start_free_port(&brokers[i], NULL, args) == 0);
     }
 
     sluice_client *c = connect_as_alice(&brokers[0]);

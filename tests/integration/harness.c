@@ -540,3 +540,14 @@ int it_user_line(const char *user, char *line, size_t cap)
     return pclose(f) == 0 ? 0 : -1;
 }
 
+int it_broker_start_free_port(struct it_broker *b, const char *flush, const char *const *args)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int rc = it_broker_start_args(b, flush, it_free_port(), args);
+        if (rc != 1) {
+            return rc;
+        }
+        it_broker_cleanup(b); /* the port was taken meanwhile: another */
+    }
+    return -1;
+}

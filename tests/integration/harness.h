@@ -85,6 +85,10 @@ int it_broker_start_nofile(struct it_broker *b, const char *flush, uint32_t nofi
 int it_broker_start_args(struct it_broker *b, const char *flush, uint32_t port,
                          const char *const *args);
 
+/* it_broker_start_args on a free port, started again on another (up to 5 times) when a
+ * process took the port between the pick and the bind (rc 1). 0, or -1. */
+int it_broker_start_free_port(struct it_broker *b, const char *flush, const char *const *args);
+
 /* A TCP port free on 127.0.0.1 now (another process may take it). */
 uint32_t it_free_port(void);
 
