@@ -21,6 +21,15 @@ static int admin_call(sluice_client *c, sl_request *req, Sluice__V1__Response__B
     return sl_client_call_want(c, req, 0, want, empty_ok, out);
 }
 
+/* admin_call to the home of `group` on `stream` (sl_client_call_group). */
+static int group_call(sluice_client *c, const char *stream, const char *group, sl_request *req,
+                      Sluice__V1__Response__BodyCase want, sl_response **out)
+{
+    int empty_ok = want == SLUICE__V1__RESPONSE__BODY_COMMIT_CHECKPOINT;
+    int rc = sl_client_call_group(c, stream, group, req, 0, out);
+    return sl_client_want_body(rc, out, want, empty_ok);
+}
+
 static void stream_info_fini(struct sluice_stream_info *s)
 {
     free(s->name);
@@ -334,7 +343,7 @@ int sluice_checkpoints_get(sluice_client *c, const char *group, const char *stre
     req.body_case = SLUICE__V1__REQUEST__BODY_GET_CHECKPOINTS;
     req.get_checkpoints = &body;
     sl_response *resp = NULL;
-    int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_GET_CHECKPOINTS, &resp);
+    int rc = group_call(c, stream, group, &req, SLUICE__V1__RESPONSE__BODY_GET_CHECKPOINTS, &resp);
     size_t n = rc == SL_OK ? resp->get_checkpoints->n_checkpoints : 0;
     struct sluice_checkpoint *cps = n > 0 ? calloc(n, sizeof(*cps)) : NULL;
     if (n > 0 && cps == NULL) {
@@ -367,7 +376,8 @@ int sluice_checkpoint_commit(sluice_client *c, const char *group, const char *st
     req.body_case = SLUICE__V1__REQUEST__BODY_COMMIT_CHECKPOINT;
     req.commit_checkpoint = &body;
     sl_response *resp = NULL;
-    int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_COMMIT_CHECKPOINT, &resp);
+    int rc = group_call(c, stream, group, &req, SLUICE__V1__RESPONSE__BODY_COMMIT_CHECKPOINT,
+                        &resp);
     sl_response_free(resp);
     return rc;
 }
@@ -434,7 +444,7 @@ int sluice_group_lag(sluice_client *c, const char *group, const char *stream,
     req.body_case = SLUICE__V1__REQUEST__BODY_GROUP_LAG;
     req.group_lag = &body;
     sl_response *resp = NULL;
-    int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_GROUP_LAG, &resp);
+    int rc = group_call(c, stream, group, &req, SLUICE__V1__RESPONSE__BODY_GROUP_LAG, &resp);
     size_t n = rc == SL_OK ? resp->group_lag->n_shards : 0;
     struct sluice_shard_lag *lag = n > 0 ? calloc(n, sizeof(*lag)) : NULL;
     if (n > 0 && lag == NULL) {

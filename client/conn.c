@@ -244,10 +244,39 @@ int sl_client_call(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
     return sl_link_call_sync(any_link(c), req, deadline_after(c, extra_timeout_ms), out, false);
 }
 
+int sl_client_call_shard(sluice_client *c, const char *stream, uint32_t shard, sl_request *req,
+                         uint32_t extra_timeout_ms, sl_response **out)
+{
+    return sl_link_call_sync(shard_link(c, stream, shard), req,
+                             deadline_after(c, extra_timeout_ms), out, false);
+}
+
 int sl_client_call_keep(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
                         sl_response **out)
 {
     return sl_link_call_sync(any_link(c), req, deadline_after(c, extra_timeout_ms), out, true);
+}
+
+int sl_client_call_group(sluice_client *c, const char *stream, const char *group,
+                         sl_request *req, uint32_t extra_timeout_ms, sl_response **out)
+{
+    (void)sl_client_route_refresh(c, stream, true); /* a stream not known yet: learned once */
+    uint64_t give_up = sl_clock_mono_ms() + SL_CLIENT_GROUP_RETRY_MS;
+    for (;;) {
+        uint32_t shard = 0;
+        pthread_mutex_lock(&c->mu);
+        int known = !c->route_off &&
+                    sl_route_group_shard(&c->route, stream, group, &shard) == SL_OK;
+        pthread_mutex_unlock(&c->mu);
+        struct sl_link *l = known ? shard_link(c, stream, shard) : any_link(c);
+        int rc = sl_link_call_sync(l, req, deadline_after(c, extra_timeout_ms), out, false);
+        if (rc != SL_ENOT_LEADER || sl_clock_mono_ms() >= give_up) {
+            return rc;
+        }
+        /* the group's shard has another leader, or none yet (an election): ask again */
+        sl_clock_sleep_ms(SL_CLIENT_REFRESH_MS);
+        (void)sl_client_route_refresh(c, stream, false);
+    }
 }
 
 int sl_client_call_via(sluice_client *c, sl_request *req, sl_response **out, struct sl_link **via)
@@ -289,10 +318,9 @@ int sl_client_call_via(sluice_client *c, sl_request *req, sl_response **out, str
     return rc;
 }
 
-int sl_client_call_want(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
-                        Sluice__V1__Response__BodyCase want, int empty_ok, sl_response **out)
+int sl_client_want_body(int rc, sl_response **out, Sluice__V1__Response__BodyCase want,
+                        int empty_ok)
 {
-    int rc = sl_client_call(c, req, extra_timeout_ms, out);
     if (rc == SL_OK && (*out)->body_case != want &&
         !(empty_ok && (*out)->body_case == SLUICE__V1__RESPONSE__BODY__NOT_SET)) {
         int got = (int)(*out)->body_case;
@@ -303,6 +331,13 @@ int sl_client_call_want(sluice_client *c, sl_request *req, uint32_t extra_timeou
     }
     SL_ASSERT(rc != SL_OK || *out != NULL);
     return rc;
+}
+
+int sl_client_call_want(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
+                        Sluice__V1__Response__BodyCase want, int empty_ok, sl_response **out)
+{
+    return sl_client_want_body(sl_client_call(c, req, extra_timeout_ms, out), out, want,
+                               empty_ok);
 }
 
 /* ---- routing ---- */

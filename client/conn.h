@@ -46,6 +46,15 @@ int sl_client_call_keep(sluice_client *c, sl_request *req, uint32_t extra_timeou
 int sl_client_call_want(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
                         Sluice__V1__Response__BodyCase want, int empty_ok, sl_response **out);
 
+/* The body check of sl_client_call_want on the outcome `rc`, *out of any call. */
+int sl_client_want_body(int rc, sl_response **out, Sluice__V1__Response__BodyCase want,
+                        int empty_ok);
+
+/* sl_client_call to the leader of shard `shard` of `stream` (as sl_client_call_async_shard
+ * routes). */
+int sl_client_call_shard(sluice_client *c, const char *stream, uint32_t shard, sl_request *req,
+                         uint32_t extra_timeout_ms, sl_response **out);
+
 /* Sends `req`; `cb` runs exactly once with the outcome, unless this returns an error (then
  * it never runs). May block for a reconnect or an in-flight slot. Errors: SL_ECLOSED
  * (cannot connect, or the client is closing), SL_EAGAIN (no in-flight slot before the
@@ -75,6 +84,16 @@ int sl_client_call_async_shard(sluice_client *c, const char *stream, uint32_t sh
 /* sl_client_send_noreply to the shard's leader (as above). */
 int sl_client_send_noreply_shard(sluice_client *c, const char *stream, uint32_t shard,
                                  sl_request *req);
+
+/* sl_client_call to the home of consumer group `group` on `stream`: on a cluster stream the
+ * leader of the shard that keeps the group's state (common/partition.h
+ * sl_partition_group_shard), which coordinates its members and commits its checkpoints;
+ * elsewhere where calls without a shard go. A NOT_LEADER answer (the shard's leader moved)
+ * learns the leaders again and retries, for up to SL_CLIENT_GROUP_RETRY_MS. Errors: as
+ * sl_client_call. Blocks: not for callbacks. */
+int sl_client_call_group(sluice_client *c, const char *stream, const char *group,
+                         sl_request *req, uint32_t extra_timeout_ms, sl_response **out);
+#define SL_CLIENT_GROUP_RETRY_MS 15000u /* a failover takes a session timeout or two */
 
 /* sl_client_call; *via (borrowed, valid for the client's life) is the connection it went
  * on: what a Metadata answer's `self` refers to. */

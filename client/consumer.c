@@ -547,7 +547,7 @@ static int commit_shard(struct sluice_consumer *c, struct cshard *s)
     req.body_case = SLUICE__V1__REQUEST__BODY_COMMIT_CHECKPOINT;
     req.commit_checkpoint = &body;
     sl_response *resp = NULL;
-    int rc = sl_client_call(c->c, &req, 0, &resp);
+    int rc = sl_client_call_group(c->c, c->stream, c->group, &req, 0, &resp);
     sl_response_free(resp);
     if (rc == SL_OK) {
         s->committed = s->next_seq;

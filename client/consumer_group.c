@@ -288,7 +288,7 @@ static int join(struct sluice_consumer *c, sl_response **out)
     sl_request req = SLUICE__V1__REQUEST__INIT;
     req.body_case = SLUICE__V1__REQUEST__BODY_JOIN_GROUP;
     req.join_group = &body;
-    return sl_client_call(c->c, &req, 0, out);
+    return sl_client_call_group(c->c, c->stream, c->group, &req, 0, out);
 }
 
 static int heartbeat(struct sluice_consumer *c, sl_response **out)
@@ -303,7 +303,7 @@ static int heartbeat(struct sluice_consumer *c, sl_response **out)
     sl_request req = SLUICE__V1__REQUEST__INIT;
     req.body_case = SLUICE__V1__REQUEST__BODY_HEARTBEAT;
     req.heartbeat = &body;
-    int rc = sl_client_call(c->c, &req, 0, out);
+    int rc = sl_client_call_group(c->c, c->stream, c->group, &req, 0, out);
     if (rc == SL_OK) {
         m->n_released = 0; /* the coordinator has them */
     }
@@ -360,7 +360,8 @@ void sl_cmember_free(struct sluice_consumer *c)
         req.body_case = SLUICE__V1__REQUEST__BODY_LEAVE_GROUP;
         req.leave_group = &body;
         sl_response *resp = NULL;
-        (void)sl_client_call(c->c, &req, 0, &resp); /* best effort: else its session ends */
+        /* best effort: else its session ends */
+        (void)sl_client_call_group(c->c, c->stream, c->group, &req, 0, &resp);
         sl_response_free(resp);
     }
     free(m->instance);

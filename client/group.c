@@ -44,7 +44,7 @@ int sluice_group_describe(sluice_client *c, const char *stream, const char *grou
     req.body_case = SLUICE__V1__REQUEST__BODY_DESCRIBE_GROUP;
     req.describe_group = &body;
     sl_response *resp = NULL;
-    int rc = sl_client_call(c, &req, 0, &resp);
+    int rc = sl_client_call_group(c, stream, group, &req, 0, &resp);
     if (rc != SL_OK) {
         return rc;
     }
@@ -109,7 +109,7 @@ static int seq_at_time(sluice_client *c, const char *stream, uint32_t shard, uin
     req.body_case = SLUICE__V1__REQUEST__BODY_FETCH;
     req.fetch = &body;
     sl_response *resp = NULL;
-    int rc = sl_client_call(c, &req, 0, &resp);
+    int rc = sl_client_call_shard(c, stream, shard, &req, 0, &resp);
     if (rc != SL_OK) {
         return rc;
     }
@@ -193,7 +193,7 @@ int sluice_group_reset(sluice_client *c, const char *stream, const char *group,
         req.body_case = SLUICE__V1__REQUEST__BODY_RESET_GROUP;
         req.reset_group = &body;
         sl_response *resp = NULL;
-        rc = sl_client_call(c, &req, 0, &resp);
+        rc = sl_client_call_group(c, stream, group, &req, 0, &resp);
         sl_response_free(resp);
     }
     free(items);

@@ -243,13 +243,6 @@ static int tcp_connect(const struct sl_link *l, int *fd_out)
     return SL_OK;
 }
 
-static void sleep_ms(uint64_t ms)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 /* Connects (again) if not connected. Serialised by send_mu, which also keeps senders off
  * the old fd while it is closed. Waits out the backoff if it ends before `deadline_ms`. */
 static int reconnect(struct sl_link *l, uint64_t deadline_ms)
@@ -269,7 +262,7 @@ static int reconnect(struct sl_link *l, uint64_t deadline_ms)
             rc = SL_ECLOSED;
         } else {
             pthread_mutex_unlock(&l->mu);
-            sleep_ms(l->next_attempt_ms - now);
+            sl_clock_sleep_ms(l->next_attempt_ms - now);
             pthread_mutex_lock(&l->mu);
         }
     }

@@ -9,6 +9,7 @@
 
 #include "common/assert.h"
 #include "common/error.h"
+#include "common/partition.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -310,6 +311,18 @@ int sl_route_leader(const struct sl_route *r, const char *stream, uint32_t shard
     if (epoch != NULL) {
         *epoch = s->epoch[shard];
     }
+    return SL_OK;
+}
+
+int sl_route_group_shard(const struct sl_route *r, const char *stream, const char *group,
+                         uint32_t *shard)
+{
+    const struct sl_route_stream *s = find_stream(r, stream);
+    if (s == NULL || s->n_ids == 0) {
+        return SL_ENOTFOUND;
+    }
+    *shard = sl_partition_group_shard(group, strlen(group), s->n_ids);
+    SL_ASSERT(*shard < s->n_ids);
     return SL_OK;
 }
 

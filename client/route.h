@@ -88,6 +88,12 @@ int sl_route_leader(const struct sl_route *r, const char *stream, uint32_t shard
 int sl_route_metadata_copy(const Sluice__V1__MetadataResponse *pb, struct sluice_metadata **out,
                            char *why, size_t why_len);
 
+/* The shard whose leader is the home of consumer group `group` on `stream`
+ * (common/partition.h sl_partition_group_shard over the ids the table has). Errors:
+ * SL_ENOTFOUND (the stream is not in the table, or has no shard listed). */
+int sl_route_group_shard(const struct sl_route *r, const char *stream, const char *group,
+                         uint32_t *shard);
+
 /* Whether the table has learned `stream`. */
 int sl_route_knows(const struct sl_route *r, const char *stream);
 

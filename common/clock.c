@@ -1,6 +1,7 @@
 /* clock.c - clock_gettime wrappers and the fake clock used by tests. */
 #include "common/clock.h"
 
+#include <errno.h>
 #include <time.h>
 
 uint64_t sl_clock_mono_ns(void)
@@ -49,4 +50,11 @@ void sl_clock_fake_set(struct sl_clock *clock, uint64_t now_ms)
 void sl_clock_fake_advance(struct sl_clock *clock, uint64_t delta_ms)
 {
     clock->fake_ms += delta_ms;
+}
+
+void sl_clock_sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
 }

@@ -14,6 +14,9 @@ uint64_t sl_clock_mono_ms(void);
 /* CLOCK_REALTIME in milliseconds since the Unix epoch. */
 uint64_t sl_clock_wall_ms(void);
 
+/* Sleeps `ms` milliseconds, resumed across signals. Blocks the thread: never on a loop. */
+void sl_clock_sleep_ms(uint64_t ms);
+
 struct sl_clock {
     /* Returns wall-clock milliseconds since the epoch. */
     uint64_t (*now_ms)(struct sl_clock *clock);

@@ -41,4 +41,13 @@ static inline void sl_partition_range(uint32_t shard, uint32_t shard_count, uint
     *end = shard + 1 >= shard_count ? UINT64_MAX : (uint64_t)(shard + 1) * w - 1;
 }
 
+/* The shard whose log keeps consumer group `group`'s state (its checkpoints) on a cluster
+ * stream of `shard_count` shards (docs/REPLICATION.md): the leader of that shard is the
+ * group's coordinator. The broker and libsluice must agree: both call this. */
+static inline uint32_t sl_partition_group_shard(const char *group, size_t len,
+                                                uint32_t shard_count)
+{
+    return shard_count <= 1 ? 0 : (uint32_t)(sl_partition_hash(group, len) % shard_count);
+}
+
 #endif

@@ -283,6 +283,14 @@ void sl_batch_producer_of(const void *buf, uint64_t *producer_id, uint64_t *prod
     *producer_seq = sl_get_u64(p + OFF_PRODUCER_SEQ);
 }
 
+void sl_batch_mark_control(void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    SL_ASSERT(len > SL_BATCH_HEADER_BYTES && sl_get_u32(p + OFF_LENGTH) == len);
+    p[OFF_FLAGS] |= SL_BATCH_FLAG_CONTROL;
+    sl_put_u64(p + OFF_CHECKSUM, sl_checksum64(p + OFF_VERSION, len - OFF_VERSION));
+}
+
 void sl_batch_restamp_producer(void *buf, size_t len, uint64_t producer_id,
                                uint64_t producer_seq)
 {
@@ -313,6 +321,7 @@ int sl_batch_peek(const void *buf, size_t avail, struct sl_batch_header *h)
     h->leader_epoch = sl_get_u32(p + OFF_LEADER_EPOCH);
     h->checksum = sl_get_u64(p + OFF_CHECKSUM);
     h->codec = p[OFF_FLAGS] & SL_BATCH_CODEC_MASK;
+    h->control = (p[OFF_FLAGS] & SL_BATCH_FLAG_CONTROL) != 0;
     h->record_count = sl_get_u32(p + OFF_COUNT);
     h->first_ts_ms = sl_get_u64(p + OFF_FIRST_TS);
     h->last_ts_ms = sl_get_u64(p + OFF_LAST_TS);
@@ -333,7 +342,7 @@ static int verify_fields(const uint8_t *p, const struct sl_batch_header *h)
 {
     /* Covered by the checksum, so these reject well-formed but invalid
      * batches (e.g. a buggy or hostile producer), not disk damage. */
-    if (p[OFF_VERSION] != SL_BATCH_VERSION || (p[OFF_FLAGS] & ~SL_BATCH_CODEC_MASK) != 0 ||
+    if (p[OFF_VERSION] != SL_BATCH_VERSION || (p[OFF_FLAGS] & ~(SL_BATCH_CODEC_MASK | SL_BATCH_FLAG_CONTROL)) != 0 ||
         h->codec > SL_BATCH_CODEC_ZSTD || p[OFF_RESERVED1] != 0 || p[OFF_RESERVED1 + 1] != 0 ||
         sl_get_u32(p + OFF_RESERVED2) != 0 || h->record_count == 0 ||
         h->record_count > SL_BATCH_RECORDS_MAX || h->last_ts_ms < h->first_ts_ms ||
@@ -464,6 +473,20 @@ void sl_batch_stamp(void *buf, uint64_t base_seq, uint64_t append_time_ms)
 
 int sl_batch_iter_init(struct sl_batch_iter *it, const void *batch, const struct sl_batch_header *h,
                        struct sl_zctx *z, void *scratch, size_t scratch_cap)
+{
+    if (h->control) {
+        /* nothing to decompress or read: the iteration is empty and consumed exactly */
+        const uint8_t *end = (const uint8_t *)batch + h->length;
+        *it = (struct sl_batch_iter){.p = end, .end = end, .remaining = 0, .seq = h->base_seq,
+                                     .ts_base = h->first_ts_ms, .ts_span = 0};
+        return SL_OK;
+    }
+    return sl_batch_iter_init_all(it, batch, h, z, scratch, scratch_cap);
+}
+
+int sl_batch_iter_init_all(struct sl_batch_iter *it, const void *batch,
+                           const struct sl_batch_header *h, struct sl_zctx *z, void *scratch,
+                           size_t scratch_cap)
 {
     const uint8_t *body = (const uint8_t *)batch + SL_BATCH_HEADER_BYTES;
     size_t stored = h->length - SL_BATCH_HEADER_BYTES;

@@ -8,6 +8,7 @@
 #ifndef SL_BATCH_H
 #define SL_BATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,11 @@ struct sl_zctx;
 #define SL_BATCH_CODEC_NONE   0u
 #define SL_BATCH_CODEC_ZSTD   1u
 #define SL_BATCH_CODEC_MASK   0x03u
+/* A control batch (cluster mode, docs/REPLICATION.md): written by the broker itself, its
+ * records are state (consumer-group checkpoints) kept in the shard's log so that they
+ * replicate with it. Readers never see its records (sl_batch_iter_init yields none); a
+ * produced batch carrying the flag is refused. */
+#define SL_BATCH_FLAG_CONTROL 0x04u
 
 /* Hard ceilings (settings may be lower). A batch's stored length is a u32; we
  * keep it well below so that offsets and sums never overflow. */
@@ -43,6 +49,7 @@ struct sl_batch_header {
                               * shard when it appended the batch; 0 on a single node */
     uint64_t checksum;       /* XXH3-64 of [40, length) */
     uint8_t codec;           /* SL_BATCH_CODEC_* */
+    bool control;            /* SL_BATCH_FLAG_CONTROL: the broker's own state, not records */
     uint32_t record_count;   /* >= 1 */
     uint64_t first_ts_ms;    /* smallest producer timestamp in the batch */
     uint64_t last_ts_ms;     /* largest producer timestamp in the batch */
@@ -104,6 +111,10 @@ size_t sl_batch_record_bytes(const struct sl_record *rec, uint64_t ts_delta_ms);
 int sl_batch_builder_finish(struct sl_batch_builder *b, unsigned codec, int level,
                             struct sl_zctx *z, void *scratch, size_t scratch_cap,
                             uint64_t producer_id, uint64_t producer_seq, size_t *out_len);
+
+/* Flags a finished batch of `len` bytes as a control batch (SL_BATCH_FLAG_CONTROL) and
+ * rewrites its body checksum. For the broker's own batches only. */
+void sl_batch_mark_control(void *buf, size_t len);
 
 /* Gives a finished batch of `len` bytes another producer id and sequence
  * (a producer that gave an earlier batch up resends the ones behind it under
@@ -184,9 +195,16 @@ struct sl_batch_iter {
 
 /* Prepares iteration over a verified batch. A zstd batch is decompressed into
  * `scratch` (borrowed, `scratch_cap` bytes: the decompression cap) with `z`.
+ * A control batch yields no record: every reader skips the broker's state
+ * (its sequences are a gap in what a consumer sees).
  * Errors: SL_ECORRUPT, SL_ETOOBIG (records_len > scratch_cap). */
 int sl_batch_iter_init(struct sl_batch_iter *it, const void *batch, const struct sl_batch_header *h,
                        struct sl_zctx *z, void *scratch, size_t scratch_cap);
+/* sl_batch_iter_init that yields a control batch's records too: for the broker's code
+ * that applies them (broker/engine/control.c). */
+int sl_batch_iter_init_all(struct sl_batch_iter *it, const void *batch,
+                           const struct sl_batch_header *h, struct sl_zctx *z, void *scratch,
+                           size_t scratch_cap);
 
 /* Yields the next record. Returns SL_OK, SL_ENOTFOUND at the end (after
  * checking the section was consumed exactly), SL_ECORRUPT. */

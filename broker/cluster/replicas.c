@@ -11,6 +11,7 @@
 #include "broker/cluster/replicas_int.h"
 
 #include "broker/engine/catalog.h"
+#include "broker/engine/consumer.h"
 #include "broker/engine/dedup.h"
 #include "broker/engine/fetch.h"
 #include "broker/engine/produce.h"
@@ -149,6 +150,9 @@ static void on_fwrite(void *ctx, int err, uint64_t base_seq, uint32_t count)
         if (err == SL_OK && sl_batch_peek(d->buf + d->off[d->completed], d->len[d->completed],
                                           &h) == SL_OK) {
             sl_dedup_note(&br->b->dedup, &h); /* a retry to this broker as leader: a duplicate */
+            if (h.control) { /* a group's checkpoint: this replica's store takes it too */
+                sl_consumer_apply_control(br->rs->e, br->b, d->buf + d->off[d->completed], &h);
+            }
         }
         d->completed++;
         if (err != SL_OK && d->err == SL_OK) {

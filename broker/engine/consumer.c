@@ -5,17 +5,26 @@
 #include "broker/engine/consumer.h"
 
 #include "broker/engine/catalog.h"
+#include "broker/engine/control.h"
 #include "broker/engine/coord.h"
 #include "broker/engine/engine.h"
+#include "broker/engine/produce.h"
+#include "broker/engine/workers.h"
 #include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/log.h"
+#include "common/partition.h"
+#include "storage/checkpoint.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* room for a commit's refusal: a group name (128) and the store's cause (160) */
+#define COMMIT_WHY_MAX 352u
 
 struct commit_op {
     struct sl_engine *e;
@@ -23,6 +32,10 @@ struct commit_op {
     struct sl_stream *stream;
     sl_done_cb cb;
     void *ctx;
+    /* a cluster stream's commit: the checkpoint, appended to the group's shard first */
+    struct sl_control_ckpt ckpt;
+    uint8_t batch[SL_CONTROL_CKPT_BATCH_MAX];
+    size_t batch_len;
 };
 
 static void on_committed(void *ctx, int err)
@@ -34,26 +47,103 @@ static void on_committed(void *ctx, int err)
     free(op);
 }
 
+/* The checkpoint store's refusal, with its cause (out of descriptors named as such). */
+static void commit_refused(struct sl_ckpt_store *cs, int rc, const char *group, char *why,
+                           size_t why_len)
+{
+    struct sl_ckpt_stats cst;
+    sl_ckpt_stats(cs, &cst);
+    char cause[160];
+    if (rc == SL_ELIMIT && cst.parked) { /* its files could not be reopened */
+        sl_nofile_why(cause, sizeof(cause));
+    } else {
+        snprintf(cause, sizeof(cause), "%s", sl_strerror(rc));
+    }
+    snprintf(why, why_len, "cannot commit checkpoint for group %.128s: %s", group, cause);
+}
+
+int sl_consumer_group_home(struct sl_engine *e, struct sl_stream *st, const char *group,
+                           struct sl_bshard **home, char *why, size_t why_len)
+{
+    *home = NULL;
+    if (e->repl == NULL || !st->cluster) {
+        return SL_OK;
+    }
+    uint32_t k = sl_partition_group_shard(group, strlen(group), st->shard_count);
+    SL_ASSERT(k < st->shard_count);
+    struct sl_bshard *b = st->shards[k];
+    uint64_t end = 0;
+    if (b->repl == NULL || e->repl->readable(e->repl->ctx, b, &end) != SL_OK) {
+        snprintf(why, why_len,
+                 "group %s of stream %s keeps its state in shard %u, which this broker does "
+                 "not lead: ask that shard's leader (Metadata)", group, st->name, k);
+        return SL_ENOT_LEADER;
+    }
+    *home = b;
+    return SL_OK;
+}
+
+/* A cluster stream's checkpoint is durable on the ISR in the group's shard: now this
+ * leader's store takes it (the followers took it as they wrote the batch). */
+static void on_control_appended(void *ctx, const struct sl_produce_result *r)
+{
+    struct commit_op *op = ctx;
+    char why[COMMIT_WHY_MAX];
+    int rc = r->err;
+    struct sl_ckpt_store *cs = NULL;
+    if (rc != SL_OK) {
+        snprintf(why, sizeof(why), "checkpoint of group %s not replicated: %s", op->ckpt.group,
+                 r->why);
+    } else if ((rc = sl_catalog_ckpt(op->e->catalog, op->stream, &cs, why, sizeof(why))) ==
+                   SL_OK &&
+               (rc = sl_ckpt_commit(cs, op->ckpt.group, op->ckpt.shard, op->ckpt.seq,
+                                    op->ckpt.updated_ms, on_committed, op)) != SL_OK) {
+        commit_refused(cs, rc, op->ckpt.group, why, sizeof(why));
+    }
+    if (rc != SL_OK) {
+        sl_op_stats_record(&op->e->stats.op[SL_OP_COMMIT], rc,
+                           sl_clock_mono_ns() - op->start_ns);
+        op->stream->inflight--;
+        op->cb(op->ctx, rc, why);
+        free(op);
+    }
+}
+
 void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl_done_cb cb,
                         void *ctx)
 {
-    char why[256];
+    char why[COMMIT_WHY_MAX];
     int rc;
     struct sl_bshard *b = sl_engine_shard(e, req->stream, req->shard, why, sizeof(why), &rc);
     if (b == NULL) {
         cb(ctx, rc, why);
         return;
     }
-    struct sl_shard_stats ss;
-    sl_wshard_stats(&b->ws, &ss);
-    if (req->seq > ss.visible_seq) {
+    const char *group = req->group != NULL ? req->group : "";
+    struct sl_bshard *home = NULL;
+    rc = sl_consumer_group_home(e, b->stream, group, &home, why, sizeof(why));
+    if (rc != SL_OK) {
+        cb(ctx, rc, why);
+        return;
+    }
+    /* The tail bound: known here for a local shard, or a cluster shard this broker leads
+     * (another broker's shard is checked by nobody: a position past its tail only makes
+     * the group wait there). */
+    uint64_t tail = UINT64_MAX, hw = 0;
+    if (home == NULL) {
+        struct sl_shard_stats ss;
+        sl_wshard_stats(&b->ws, &ss);
+        tail = ss.visible_seq;
+    } else if (b->repl != NULL && e->repl->readable(e->repl->ctx, b, &hw) == SL_OK) {
+        tail = hw; /* what its consumers can have read */
+    }
+    if (req->seq > tail) {
         snprintf(why, sizeof(why),
                  "checkpoint %" PRIu64 " is beyond the shard's tail (%" PRIu64 ")", req->seq,
-                 ss.visible_seq);
+                 tail);
         cb(ctx, SL_EINVAL, why);
         return;
     }
-    const char *group = req->group != NULL ? req->group : "";
     bool member = req->member_id != NULL && req->member_id[0] != '\0';
     if (member) {
         rc = sl_coord_owns(e, b->stream->name, group, req->member_id, req->shard, why,
@@ -89,21 +179,88 @@ void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl
     *op = (struct commit_op){.e = e, .start_ns = sl_clock_mono_ns(), .stream = b->stream,
                              .cb = cb, .ctx = ctx};
     b->stream->inflight++;
+    if (home != NULL) {
+        /* Replicated as a control batch of the group's shard (control.h), answered once
+         * durable on min_insync_replicas brokers and in this leader's store. */
+        op->ckpt.shard = req->shard;
+        op->ckpt.seq = req->seq;
+        op->ckpt.updated_ms = sl_clock_wall_ms();
+        snprintf(op->ckpt.group, sizeof(op->ckpt.group), "%s", group);
+        if (strlen(group) > SL_CKPT_GROUP_NAME_MAX ||
+            sl_control_ckpt_batch(&op->ckpt, op->batch, sizeof(op->batch), &op->batch_len) !=
+                SL_OK) {
+            b->stream->inflight--;
+            free(op);
+            snprintf(why, sizeof(why), "a group name is 1 to %u bytes without NUL",
+                     SL_CKPT_GROUP_NAME_MAX);
+            cb(ctx, SL_EINVAL, why);
+            return;
+        }
+        struct sl_produce_req pr = {.stream = b->stream->name, .shard = home->id,
+                                    .batch = op->batch, .len = op->batch_len,
+                                    .ack = SL_ACK_DURABLE, .caller_routed = true,
+                                    .control = true};
+        sl_produce_submit(e, &pr, on_control_appended, op);
+        return;
+    }
     rc = sl_ckpt_commit(cs, group, req->shard, req->seq, sl_clock_wall_ms(),
                         on_committed, op);
     if (rc != SL_OK) {
         b->stream->inflight--;
         free(op);
-        struct sl_ckpt_stats cst;
-        sl_ckpt_stats(cs, &cst);
-        char cause[160];
-        if (rc == SL_ELIMIT && cst.parked) { /* its files could not be reopened */
-            sl_nofile_why(cause, sizeof(cause));
-        } else {
-            snprintf(cause, sizeof(cause), "%s", sl_strerror(rc));
-        }
-        snprintf(why, sizeof(why), "cannot commit checkpoint for group %s: %s", group, cause);
+        commit_refused(cs, rc, group, why, sizeof(why));
         cb(ctx, rc, why);
+    }
+}
+
+struct apply_ctx {
+    struct sl_engine *e;
+    struct sl_stream *st;
+    struct sl_ckpt_store *cs;
+    int err; /* the first refusal */
+    char why[COMMIT_WHY_MAX];
+};
+
+static void apply_one(void *ctx, const struct sl_control_ckpt *c)
+{
+    struct apply_ctx *a = ctx;
+    int rc = c->shard < a->st->shard_count
+                 ? sl_ckpt_commit(a->cs, c->group, c->shard, c->seq, c->updated_ms, NULL, NULL)
+                 : SL_EINVAL;
+    if (rc != SL_OK && a->err == SL_OK) {
+        a->err = rc;
+        if (rc == SL_EINVAL) {
+            snprintf(a->why, sizeof(a->why), "group %s: shard %u is not one of the stream's %u",
+                     c->group, c->shard, a->st->shard_count);
+        } else {
+            commit_refused(a->cs, rc, c->group, a->why, sizeof(a->why));
+        }
+    }
+}
+
+void sl_consumer_apply_control(struct sl_engine *e, struct sl_bshard *b, const uint8_t *batch,
+                               const struct sl_batch_header *h)
+{
+    SL_ASSERT(h->control);
+    struct apply_ctx a = {.e = e, .st = b->stream, .err = SL_OK};
+    char why[COMMIT_WHY_MAX];
+    int rc = sl_catalog_ckpt(e->catalog, b->stream, &a.cs, why, sizeof(why));
+    if (rc == SL_OK) {
+        rc = sl_control_each_ckpt(batch, h, apply_one, &a);
+        if (rc != SL_OK) {
+            snprintf(why, sizeof(why), "the control batch does not decode (%s)",
+                     sl_strerror(rc));
+        } else if (a.err != SL_OK) {
+            rc = a.err;
+            snprintf(why, sizeof(why), "%s", a.why);
+        }
+    }
+    if (rc != SL_OK) {
+        /* The log holds the checkpoint; this replica's store lacks it, so were it to lead
+         * the group would restart from an older one: read again, never lost. */
+        sl_warn("consumer", "stream %s shard %u: a replicated checkpoint at %" PRIu64
+                    " was not applied to this broker's store: %s",
+                    b->stream->name, b->id, h->base_seq, why);
     }
 }
 
@@ -197,6 +354,11 @@ int sl_consumer_checkpoints(struct sl_engine *e, const char *stream, const char 
     struct sl_stream *st = sl_engine_stream(e, stream, why, why_len, &rc);
     if (st == NULL) {
         return rc;
+    }
+    struct sl_bshard *home = NULL;
+    if (group != NULL && (rc = sl_consumer_group_home(e, st, group, &home, why, why_len)) !=
+                             SL_OK) {
+        return rc; /* its home answers: this broker's copy may be behind */
     }
     if (st->ckpt != NULL) { /* none yet: no checkpoint */
         sl_ckpt_foreach(st->ckpt, group, fn, ctx);

@@ -12,6 +12,9 @@
 #include <stdint.h>
 
 struct sl_engine;
+struct sl_stream;
+struct sl_bshard;
+struct sl_batch_header;
 
 struct sl_commit_req {
     const char *stream; /* borrowed for the call */
@@ -29,10 +32,28 @@ struct sl_commit_req {
 /* `why` is borrowed for the duration of the call ("" when OK). */
 typedef void (*sl_done_cb)(void *ctx, int err, const char *why);
 
-/* Durable before the callback says SL_OK. Errors: SL_ENOTFOUND, SL_EINVAL
- * (beyond the shard's tail), those of the checkpoint store. */
+/* Durable before the callback says SL_OK - on a cluster stream, durable on the ISR of the
+ * group's shard (a control batch in its log) and in this broker's store. Errors:
+ * SL_ENOTFOUND, SL_EINVAL (beyond the shard's tail), SL_ENOT_LEADER (a cluster stream's
+ * group whose shard another broker leads), those of a replicated append, those of the
+ * checkpoint store. */
 void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl_done_cb cb,
                         void *ctx);
+
+/* Cluster mode (#14): a group's checkpoints on a cluster stream live in the log of one of
+ * its shards (common/partition.h sl_partition_group_shard), and the leader of that shard is
+ * the group's home - its coordinator, the only broker that commits or answers for it.
+ * *home: that shard when this broker leads it, NULL on a single broker or a local stream
+ * (SL_OK, the group lives here). Errors: SL_ENOT_LEADER (another broker leads it; `why`
+ * names the shard). */
+int sl_consumer_group_home(struct sl_engine *e, struct sl_stream *st, const char *group,
+                           struct sl_bshard **home, char *why, size_t why_len);
+
+/* A follower wrote the control batch `batch` (header `h`, verified) of shard b: its
+ * checkpoints go to this broker's store, so that it holds them should it lead the group's
+ * shard. A batch that cannot be applied is logged (the log keeps it). */
+void sl_consumer_apply_control(struct sl_engine *e, struct sl_bshard *b, const uint8_t *batch,
+                               const struct sl_batch_header *h);
 
 /* An explicit seek of the whole group: sets the checkpoints of `n` shards
  * (backwards too), durable before cb says SL_OK. Refused (SL_EINVAL) while

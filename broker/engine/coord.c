@@ -21,6 +21,7 @@
 
 #include "broker/engine/assign.h"
 #include "broker/engine/catalog.h"
+#include "broker/engine/consumer.h"
 #include "broker/engine/engine.h"
 
 #include "common/assert.h"
@@ -403,6 +404,10 @@ int sl_coord_join(struct sl_engine *e, const struct sl_coord_join *req, uint64_t
     if (st == NULL) {
         return rc;
     }
+    struct sl_bshard *home = NULL; /* a cluster stream's group: only its home coordinates */
+    if ((rc = sl_consumer_group_home(e, st, req->group, &home, why, why_len)) != SL_OK) {
+        return rc;
+    }
     struct sl_cgroup *g = group_find(e, st->name, req->group);
     if (g != NULL && (g->created_ms != st->created_ms || g->shard_count > st->shard_count)) {
         group_free(e, g); /* the stream was deleted and made again: its members start over */
@@ -491,6 +496,13 @@ int sl_coord_heartbeat(struct sl_engine *e, const char *stream, const char *grou
 {
     struct sl_cgroup *g = group_find(e, stream, group);
     struct member *m = g != NULL ? member_find(g, member_id) : NULL;
+    struct sl_stream *home_st = g != NULL ? sl_catalog_find(e->catalog, g->stream) : NULL;
+    struct sl_bshard *home = NULL;
+    int rc = home_st != NULL ? sl_consumer_group_home(e, home_st, group, &home, why, why_len)
+                             : SL_OK;
+    if (rc != SL_OK) {
+        return rc; /* its shard moved to another leader: the member joins there */
+    }
     if (m == NULL) {
         return fenced(why, why_len, member_id, group);
     }

@@ -681,6 +681,11 @@ static int check_batch(struct sl_engine *e, const struct sl_produce_req *req,
     if (rc == SL_OK) {
         rc = sl_batch_check_fields(req->batch, h);
     }
+    if (rc == SL_OK && h->control != req->control) {
+        snprintf(why, why_len, "invalid batch: the control flag (0x%02x) is the broker's own: "
+                 "a producer's batch must not set it", SL_BATCH_FLAG_CONTROL);
+        return SL_EINVAL;
+    }
     if (rc != SL_OK) {
         snprintf(why, why_len, "invalid batch: %s",
                  rc == SL_ETOOBIG  ? "larger than batch_bytes_max"

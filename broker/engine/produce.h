@@ -40,6 +40,9 @@ struct sl_produce_req {
     /* The producer keeps its batches in order (Produce.in_order): one that
      * does not follow its last batch stored or in flight is refused. */
     bool in_order;
+    /* The engine's own control batch (control.h: a checkpoint on a cluster stream); a
+     * front-end's batch carrying SL_BATCH_FLAG_CONTROL is refused. */
+    bool control;
 };
 
 struct sl_produce_result {

@@ -530,12 +530,45 @@ TEST(header_field_checks)
     reseal(buf); /* resealing an intact batch keeps it valid */
     CHECK_EQ(sl_batch_validate(buf, len, len, &h), SL_OK);
     expect_header_edit_refused(H_VERSION, 2);       /* unknown version */
-    expect_header_edit_refused(H_FLAGS, 0x04);      /* unknown flag bit */
+    expect_header_edit_refused(H_FLAGS, 0x08);      /* unknown flag bit */
+    expect_header_edit_refused(H_FLAGS, 0x80);      /* unknown flag bit */
     expect_header_edit_refused(H_FLAGS, 0x03);      /* codec 3 */
     expect_header_edit_refused(H_RESERVED1, 1);     /* reserved */
     expect_header_edit_refused(H_RESERVED2 + 3, 1); /* reserved */
     expect_header_edit_refused(H_COUNT, 0);         /* zero records (count was 3) */
     expect_header_edit_refused(H_RECORDS_LEN, 1);   /* records_len != stored (NONE) */
+}
+
+/* A control batch (the broker's own state, docs/FORMAT.md): validates, peeks as control,
+ * yields no record to sl_batch_iter_init (every reader skips it) and its records to
+ * sl_batch_iter_init_all; the flag is under the body checksum. */
+TEST(control_batch_hidden_from_readers)
+{
+    uint8_t buf[256];
+    size_t len = 0;
+    small_batch(buf, sizeof(buf), &len);
+    if (test_cur_failed_) {
+        return;
+    }
+    struct sl_batch_header h;
+    CHECK_EQ(sl_batch_validate(buf, len, len, &h), SL_OK);
+    CHECK(!h.control);
+    sl_batch_mark_control(buf, len);
+    CHECK_EQ(sl_batch_validate(buf, len, len, &h), SL_OK);
+    CHECK(h.control);
+    CHECK_EQ(h.record_count, 3);
+    struct sl_batch_iter it;
+    struct sl_record_view rv;
+    CHECK_EQ(sl_batch_iter_init(&it, buf, &h, NULL, NULL, 0), SL_OK);
+    CHECK_EQ(sl_batch_iter_next(&it, &rv), SL_ENOTFOUND);
+    CHECK_EQ(sl_batch_iter_init_all(&it, buf, &h, NULL, NULL, 0), SL_OK);
+    uint32_t n = 0;
+    while (sl_batch_iter_next(&it, &rv) == SL_OK) {
+        n++;
+    }
+    CHECK_EQ(n, 3);
+    buf[H_FLAGS] &= (uint8_t)~SL_BATCH_FLAG_CONTROL; /* the flag is checksummed */
+    CHECK_EQ(sl_batch_validate(buf, len, len, &h), SL_ECORRUPT);
 }
 
 /* The leader epoch (bytes 24..28): 0 from the builder and sl_batch_stamp (a
@@ -825,6 +858,7 @@ int main(void)
     RUN(truncated_input_is_eagain);
     RUN(declared_length_over_max_is_toobig);
     RUN(header_field_checks);
+    RUN(control_batch_hidden_from_readers);
     RUN(leader_epoch_stamped_and_read);
     RUN(header_more_invalid_fields);
     RUN(iterator_rejects_malicious_sections);
