@@ -88,8 +88,9 @@ int sl_client_send_noreply_shard(sluice_client *c, const char *stream, uint32_t 
 /* sl_client_call to the home of consumer group `group` on `stream`: on a cluster stream the
  * leader of the shard that keeps the group's state (common/partition.h
  * sl_partition_group_shard), which coordinates its members and commits its checkpoints;
- * elsewhere where calls without a shard go. A NOT_LEADER answer (the shard's leader moved)
- * learns the leaders again and retries, for up to SL_CLIENT_GROUP_RETRY_MS. Errors: as
+ * elsewhere where calls without a shard go. A NOT_LEADER answer (the shard's leader moved),
+ * or in a cluster a leader that cannot be reached, learns the leaders again and retries,
+ * for up to SL_CLIENT_GROUP_RETRY_MS. Errors: as
  * sl_client_call. Blocks: not for callbacks. */
 int sl_client_call_group(sluice_client *c, const char *stream, const char *group,
                          sl_request *req, uint32_t extra_timeout_ms, sl_response **out);

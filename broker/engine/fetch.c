@@ -382,7 +382,10 @@ void sl_fetch_start(struct sl_engine *e, const struct sl_fetch_req *req, sl_fetc
         cb(ctx, &r);
         return;
     }
-    if (req->member_id != NULL && req->member_id[0] != '\0') {
+    /* A member reads only what it holds - checked where its group lives: on a cluster
+     * stream that is the group's home (consumer.h), maybe not this shard's leader, so
+     * there the check is its commit's (a fenced member's commit is refused at home). */
+    if (req->member_id != NULL && req->member_id[0] != '\0' && !b->stream->cluster) {
         rc = sl_coord_owns(e, b->stream->name, req->group != NULL ? req->group : "",
                            req->member_id, req->shard, why, sizeof(why));
         if (rc != SL_OK) {

@@ -1,0 +1,281 @@
+/* groups.c (test) - consumer groups on a replicated stream (#14): one ZooKeeper and three
+ * sluiced (--cluster); a stream of SHARDS shards, replication factor 3. A group's checkpoints
+ * are control batches in the log of the group's shard (docs/REPLICATION.md "Checkpoints and
+ * consumer groups"), whose leader is the group's home. The test:
+ *   1. writes VALUES unique values (ack durable, through a bootstrap list of the three);
+ *   2. a member of group G reads HALF of them and commits; the checkpoints read back from
+ *      the group's home equal, shard by shard, the records it was handed;
+ *   3. kill -9 of the home (the leader of the group's shard);
+ *   4. through the two others: the checkpoints are still those, and a new member of G
+ *      reads exactly the values the first did not, each once (none of the first's again:
+ *      acknowledged commits survive the failover);
+ *   5. the killed broker comes back; a plain consumer (no group) reads every value once
+ *      from the start on every shard: the control batches never reach a reader.
+ * Skipped (77) without java or the ZooKeeper jar.
+ */
+#include "zk_harness.h"
+
+#include "client/sluice.h"
+#include "common/partition.h"
+#include "tests/integration/harness.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c);                           \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define SESSION_MS (2000u * IT_SLOWDOWN)
+#define NB         3
+#define STREAM     "grp"
+#define GROUP      "billing"
+#define SHARDS     4u
+#define VALUES     400u
+#define HALF       (VALUES / 2)
+
+static struct zkh zk;
+static struct it_broker brokers[NB];
+static char cluster_arg[128];
+static char session_arg[32];
+static uint8_t seen[VALUES];
+
+static int start_broker(int i)
+{
+    char node[16];
+    snprintf(node, sizeof(node), "%d", i + 1);
+    const char *args[] = {
+        "--cluster", cluster_arg,   "--node-id", node, "--cluster-session-timeout-ms",
+        session_arg, "--log-level", "info",      NULL};
+    return it_broker_start_free_port(&brokers[i], NULL, args);
+}
+
+/* A client over the bootstrap list of the live brokers. */
+static sluice_client *connect_all(void)
+{
+    char list[512] = "";
+    for (int i = 0; i < NB; i++) {
+        if (it_broker_alive(&brokers[i])) {
+            size_t n = strlen(list);
+            snprintf(list + n, sizeof(list) - n, "%s%s", n > 0 ? "," : "", brokers[i].addr);
+        }
+    }
+    struct sluice_client_opts co = {.connect_timeout_ms = 1000, .request_timeout_ms = 5000};
+    sluice_client *c = NULL;
+    CHECK(sluice_client_new(list, &co, &c) == SLUICE_OK);
+    return c;
+}
+
+static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
+{
+    (void)shard;
+    (void)seq;
+    uint32_t *failed = ctx;
+    if (err != SLUICE_OK) {
+        __atomic_add_fetch(failed, 1, __ATOMIC_RELAXED);
+    }
+}
+
+static uint32_t value_of(const struct sluice_record *r)
+{
+    char buf[16];
+    CHECK(r->value_len > 1 && r->value_len < sizeof(buf) && ((const char *)r->value)[0] == 'v');
+    memcpy(buf, (const char *)r->value + 1, r->value_len - 1);
+    buf[r->value_len - 1] = '\0';
+    uint32_t v = (uint32_t)strtoul(buf, NULL, 10);
+    CHECK(v < VALUES);
+    return v;
+}
+
+/* Polls `cons` until `want` records came (or the time is up); marks each value seen (never
+ * twice) and counts them per shard into per_shard (may be NULL). Returns the count. */
+static uint32_t read_values(sluice_consumer *cons, uint32_t want, uint32_t *per_shard,
+                            uint32_t timeout_ms)
+{
+    uint32_t got = 0;
+    uint64_t t0 = it_mono_ms();
+    while (got < want && it_mono_ms() - t0 < timeout_ms) {
+        struct sluice_record recs[64];
+        size_t n = 0;
+        size_t max = want - got < 64 ? want - got : 64;
+        int rc = sluice_consumer_poll(cons, recs, max, &n, 500);
+        CHECK(rc == SLUICE_OK || rc == SLUICE_EAGAIN || rc == SLUICE_ECLOSED ||
+              rc == SLUICE_ENOT_LEADER);
+        for (size_t k = 0; k < n; k++) {
+            uint32_t v = value_of(&recs[k]);
+            if (seen[v]) {
+                fprintf(stderr, "value %u read twice (shard %u seq %" PRIu64 ")\n", v,
+                        recs[k].shard, recs[k].seq);
+            }
+            CHECK(!seen[v]);
+            seen[v] = 1;
+            CHECK(recs[k].shard < SHARDS);
+            if (per_shard != NULL) {
+                per_shard[recs[k].shard]++;
+            }
+            got++;
+        }
+    }
+    return got;
+}
+
+/* The group's checkpoints, asked until its home answers (a failover may be under way). */
+static void checkpoints(sluice_client *c, uint64_t out[SHARDS], uint32_t timeout_ms)
+{
+    uint64_t t0 = it_mono_ms();
+    for (;;) {
+        struct sluice_checkpoint *cps = NULL;
+        size_t n = 0;
+        int rc = sluice_checkpoints_get(c, GROUP, STREAM, &cps, &n);
+        if (rc == SLUICE_OK) {
+            memset(out, 0, SHARDS * sizeof(out[0]));
+            for (size_t k = 0; k < n; k++) {
+                CHECK(cps[k].shard < SHARDS);
+                out[cps[k].shard] = cps[k].seq;
+            }
+            free(cps);
+            return;
+        }
+        if (it_mono_ms() - t0 >= timeout_ms) {
+            fprintf(stderr, "checkpoints of %s: %s\n", GROUP, sluice_last_error());
+        }
+        CHECK(it_mono_ms() - t0 < timeout_ms);
+        it_sleep_ms(200);
+    }
+}
+
+/* The broker (index) that leads shard k as Metadata says, or -1. */
+static int leader_of(sluice_client *c, uint32_t k)
+{
+    const char *names[1] = {STREAM};
+    struct sluice_metadata *md = NULL;
+    int at = -1;
+    if (sluice_cluster_metadata(c, names, 1, &md) == SLUICE_OK && md->n_streams == 1) {
+        for (size_t s = 0; s < md->streams[0].n_shards; s++) {
+            const struct sluice_shard_route *r = &md->streams[0].shards[s];
+            if (r->shard == k && r->leader >= 1 && r->leader <= NB) {
+                at = r->leader - 1;
+            }
+        }
+    }
+    sluice_metadata_free(md);
+    return at;
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int rc = it_preflight();
+    if (rc != 0) {
+        return rc;
+    }
+    if ((rc = zkh_available()) != 0) {
+        return rc;
+    }
+    CHECK(zkh_start(&zk) == 0);
+    snprintf(cluster_arg, sizeof(cluster_arg), "zk://%s/sluice", zk.connect);
+    snprintf(session_arg, sizeof(session_arg), "%u", SESSION_MS);
+    for (int i = 0; i < NB; i++) {
+        CHECK(start_broker(i) == 0);
+    }
+    sluice_client *c = connect_all();
+    struct sluice_stream_opts so = {.shard_count = SHARDS, .replication_factor = 3};
+    struct sluice_stream_info *si = NULL;
+    uint64_t t0 = it_mono_ms();
+    while ((rc = sluice_stream_create(c, STREAM, &so, &si)) != SLUICE_OK &&
+           it_mono_ms() - t0 < 10000) {
+        it_sleep_ms(200); /* (until the three brokers are registered) */
+    }
+    CHECK(rc == SLUICE_OK);
+    sluice_stream_info_free(si);
+
+    /* 1. the values, durable on the ISR (retried until the leaders are all elected) */
+    uint32_t failed = 0;
+    struct sluice_producer_opts po = {.ack = SLUICE_ACK_DURABLE, .retries = 20,
+                                      .retry_backoff_ms = 200, .linger_ms = 2};
+    sluice_producer *p = NULL;
+    CHECK(sluice_producer_new(c, STREAM, &po, &p) == SLUICE_OK);
+    for (uint32_t v = 0; v < VALUES; v++) {
+        char key[16], val[16];
+        int kn = snprintf(key, sizeof(key), "k%u", v);
+        int vn = snprintf(val, sizeof(val), "v%u", v);
+        CHECK(sluice_produce(p, key, (size_t)kn, val, (size_t)vn, NULL, 0, on_delivery,
+                             &failed) == SLUICE_OK);
+    }
+    CHECK(sluice_producer_flush(p, 30000) == SLUICE_OK);
+    sluice_producer_free(p);
+    CHECK(failed == 0);
+    printf("%u values written\n", VALUES);
+
+    /* 2. a member reads half and commits */
+    struct sluice_consumer_opts copts = {.start = {.kind = SLUICE_TRIM_HORIZON},
+                                         .session_timeout_ms = 3000};
+    sluice_consumer *m1 = NULL;
+    CHECK(sluice_consumer_new(c, STREAM, GROUP, &copts, &m1) == SLUICE_OK);
+    uint32_t first[SHARDS] = {0};
+    CHECK(read_values(m1, HALF, first, 30000) == HALF);
+    CHECK(sluice_consumer_commit(m1) == SLUICE_OK);
+    uint64_t cp[SHARDS];
+    checkpoints(c, cp, 5000);
+    for (uint32_t k = 0; k < SHARDS; k++) {
+        printf("shard %u: %u read, checkpoint %" PRIu64 "\n", k, first[k], cp[k]);
+        CHECK(cp[k] == first[k]); /* each shard's data starts at 0 and has no gap yet */
+    }
+    sluice_consumer_free(m1);
+
+    /* 3. kill -9 the group's home */
+    uint32_t home = sl_partition_group_shard(GROUP, strlen(GROUP), SHARDS);
+    int killed = leader_of(c, home);
+    CHECK(killed >= 0);
+    printf("group %s lives in shard %u, led by broker %d: kill -9\n", GROUP, home, killed + 1);
+    sluice_client_free(c);
+    CHECK(it_broker_kill9(&brokers[killed]) == 0);
+    uint64_t t_kill = it_mono_ms();
+
+    /* 4. the checkpoints survive; a new member reads the rest, each value once */
+    c = connect_all();
+    uint64_t cp2[SHARDS];
+    checkpoints(c, cp2, SESSION_MS + 20000);
+    printf("checkpoints read from the new home after %" PRIu64 " ms\n", it_mono_ms() - t_kill);
+    for (uint32_t k = 0; k < SHARDS; k++) {
+        CHECK(cp2[k] == cp[k]);
+    }
+    sluice_consumer *m2 = NULL;
+    CHECK(sluice_consumer_new(c, STREAM, GROUP, &copts, &m2) == SLUICE_OK);
+    CHECK(read_values(m2, VALUES - HALF, NULL, SESSION_MS + 30000) == VALUES - HALF);
+    for (uint32_t v = 0; v < VALUES; v++) {
+        CHECK(seen[v]);
+    }
+    CHECK(sluice_consumer_commit(m2) == SLUICE_OK);
+    sluice_consumer_free(m2);
+    printf("the new member read the %u values the first had not\n", VALUES - HALF);
+
+    /* 5. every broker back; a reader without a group sees the values only */
+    CHECK(it_broker_restart(&brokers[killed]) == 0);
+    memset(seen, 0, sizeof(seen));
+    sluice_consumer *all = NULL;
+    struct sluice_consumer_opts aopts = {.start = {.kind = SLUICE_TRIM_HORIZON}};
+    CHECK(sluice_consumer_new(c, STREAM, NULL, &aopts, &all) == SLUICE_OK);
+    CHECK(read_values(all, VALUES, NULL, 30000) == VALUES);
+    struct sluice_record extra[8];
+    size_t n_extra = 0;
+    (void)sluice_consumer_poll(all, extra, 8, &n_extra, 1000);
+    CHECK(n_extra == 0); /* the control batches are no records */
+    sluice_consumer_free(all);
+    sluice_client_free(c);
+
+    for (int i = 0; i < NB; i++) {
+        CHECK(it_broker_stop(&brokers[i]) == 0);
+        it_broker_cleanup(&brokers[i]);
+    }
+    zkh_cleanup(&zk);
+    printf("ok\n");
+    return 0;
+}
