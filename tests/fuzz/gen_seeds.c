@@ -7,6 +7,7 @@
  */
 #include "fuzz_util.h"
 
+#include "broker/engine/control.h"
 #include "common/assert.h"
 #include "common/compress.h"
 #include "common/error.h"
@@ -555,6 +556,34 @@ static void seeds_epochs(void)
     }
 }
 
+/* Control batches (mode byte 0, then the batch) as a leader writes them
+ * (broker/engine/control.c), and one records section alone (mode 1). */
+static void seeds_control(void)
+{
+    static uint8_t buf[1 + SL_CONTROL_CKPT_BATCH_MAX];
+    static const char *const groups[] = {"g", "billing", "a-group-name-of-the-longest-kind-"
+                                                         "0123456789012345678901234567890123456789"
+                                                         "0123456789012345678901234567890123456"};
+    for (size_t k = 0; k < sizeof(groups) / sizeof(groups[0]); k++) {
+        struct sl_control_ckpt c = {.shard = (uint32_t)k * 7, .seq = 1000u * k + 3,
+                                    .updated_ms = 1765000000000ull + k};
+        snprintf(c.group, sizeof(c.group), "%s", groups[k]);
+        size_t n = 0;
+        buf[0] = 0;
+        if (sl_control_ckpt_batch(&c, buf + 1, sizeof(buf) - 1, &n) != SL_OK) {
+            abort();
+        }
+        char name[32];
+        snprintf(name, sizeof(name), "ckpt_%zu", k);
+        put("fuzz_control", name, buf, n + 1);
+        if (k == 1) { /* its records section alone, resealed by the target (mode 1) */
+            buf[SL_BATCH_HEADER_BYTES] = 1;
+            put("fuzz_control", "section_1", buf + SL_BATCH_HEADER_BYTES,
+                n + 1 - SL_BATCH_HEADER_BYTES);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -568,5 +597,6 @@ int main(int argc, char **argv)
     seeds_recovery();
     seeds_http();
     seeds_epochs();
+    seeds_control();
     return 0;
 }

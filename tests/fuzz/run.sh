@@ -11,7 +11,7 @@
 # Targets: fuzz_frame fuzz_batch fuzz_filter fuzz_recovery fuzz_http fuzz_kinesis
 # fuzz_sqs fuzz_auth fuzz_sigv4 fuzz_console fuzz_jsonflat fuzz_push fuzz_sns fuzz_member
 # fuzz_eventbridge fuzz_transform fuzz_cluster_state fuzz_layout fuzz_repl fuzz_meta
-# fuzz_epochs fuzz_pview. The build dir is
+# fuzz_epochs fuzz_pview fuzz_control. The build dir is
 # $SLUICE_FUZZ_BUILD (default build/fuzz). Exit 77 = skipped: clang or
 # libFuzzer (Debian: clang, libclang-rt-14-dev) is not installed.
 # Corpus files named known-* reproduce open bugs (tests/fuzz/README.md): replay
@@ -28,6 +28,7 @@ TARGETS+=(fuzz_repl) # the replication messages between brokers (#14)
 TARGETS+=(fuzz_meta) # stream.meta: settings, properties, the shard lineage (#16)
 TARGETS+=(fuzz_epochs) # a replica's leader-epochs file (#14)
 TARGETS+=(fuzz_pview) # the native in-place Produce parser vs protobuf-c (#12)
+TARGETS+=(fuzz_control) # a replicated control batch's checkpoints (#14)
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
@@ -56,6 +57,7 @@ max_len() {
     fuzz_member) echo 2048 ;;
     fuzz_epochs) echo 3200 ;;
     fuzz_pview) echo 16384 ;;
+    fuzz_control) echo 8193 ;;
     *) echo "run.sh: unknown target $1" >&2; exit 2 ;;
     esac
 }
