@@ -487,6 +487,18 @@ TEST(bad_input)
         sl_response_free(r);
     }
 
+    fprintf(stderr, "  a batch flagged control (the broker's own state) is refused\n");
+    {
+        static uint8_t ctl[4096];
+        memcpy(ctl, batch, blen);
+        sl_batch_mark_control(ctl, blen); /* a valid checksum: refused for its flag alone */
+        r = produce_raw(fd, 33, "raw", home, ctl, blen, SLUICE__V1__ACK_MODE__ACK_DURABLE,
+                        SL_EINVAL);
+        CHECK(r != NULL);
+        CHECK(r->message != NULL && strstr(r->message, "control") != NULL);
+        sl_response_free(r);
+    }
+
     fprintf(stderr, "  a batch whose key belongs to another shard\n");
     r = produce_raw(fd, 14, "raw", (home + 1) % BAD_SHARDS, batch, blen,
                     SLUICE__V1__ACK_MODE__ACK_DURABLE, SL_EINVAL);
