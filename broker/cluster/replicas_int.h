@@ -16,6 +16,9 @@
 
 #define RS_PATH_STREAMS "/streams"
 #define RS_PATH_SHARDS  "/shards"
+/* A creation in several multis (more shards than one takes) holds a token node here from
+ * its first multi to its last, which every multi between checks (replicas_meta.c). */
+#define RS_PATH_CREATES "/creates"
 
 /* A disk operation the replica queued (its FIFO, mirrored): a leader's write (done by the
  * produce path), a follower's write of fetched batches, a truncate, an epoch-file save. */
@@ -84,6 +87,9 @@ struct rs_create {
     sl_replicas_created_fn cb; /* the asker's, or NULL */
     void *ctx;
     bool published; /* the /streams node exists (the asker's multi applied) */
+    uint32_t multis_out; /* the asker's multis not answered yet: freed when 0 and ended */
+    int multi_err;       /* the first of their errors */
+    bool ended;          /* answered (create_end): freed by the last multi's answer */
     struct rs_create *next;
 };
 

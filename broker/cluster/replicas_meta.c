@@ -170,10 +170,14 @@ static void create_end(struct rs_create *c, int err, const char *why)
             break;
         }
     }
+    SL_ASSERT(!c->ended);
     if (c->cb != NULL) {
         c->cb(c->ctx, err, why);
     }
-    free(c);
+    c->ended = true;
+    if (c->multis_out == 0) {
+        free(c);
+    } /* else the last multi's answer frees it */
 }
 
 static void on_local_created(void *ctx, int err, const char *why)
@@ -325,6 +329,7 @@ void rs_meta_changed(void *ctx)
     rs->listing = false;
     (void)sl_meta_create(m, RS_PATH_STREAMS, NULL, 0, 0, on_parent, NULL);
     (void)sl_meta_create(m, RS_PATH_SHARDS, NULL, 0, 0, on_parent, NULL);
+    (void)sl_meta_create(m, RS_PATH_CREATES, NULL, 0, 0, on_parent, NULL);
     list_streams(rs);
     for (struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
         br->get_out = false; /* (the old store's calls ended with it) */
@@ -334,17 +339,34 @@ void rs_meta_changed(void *ctx)
 
 /* ---- creation ----------------------------------------------------------- */
 
+/* One of the creation's multis answered (in the order sent: ZooKeeper answers a session's
+ * requests in order). Success shows through the /streams watch; the first error answers,
+ * unless the stream was made meanwhile. */
 static void on_create_multi(void *arg, int err, int failed_op)
 {
     (void)failed_op;
     struct rs_create *c = arg;
-    if (err == SL_OK) {
+    SL_ASSERT(c->multis_out > 0);
+    c->multis_out--;
+    if (err != SL_OK && c->multi_err == SL_OK) {
+        c->multi_err = err;
+    }
+    if (c->ended) {
+        if (c->multis_out == 0) {
+            free(c);
+        }
+        return;
+    }
+    if (c->multis_out > 0 || c->multi_err == SL_OK) {
         return; /* made here when the /streams watch lists it */
     }
-    char why[320];
+    char why[480];
     snprintf(why, sizeof(why), "creating stream %s in ZooKeeper failed: %s", c->name,
-             err == SL_EEXIST ? "it exists already" : sl_strerror(err));
-    create_end(c, err, why);
+             c->multi_err == SL_EEXIST
+                 ? "it exists already (or states of an interrupted creation of that name "
+                   "are left in ZooKeeper under /shards: remove them, or pick another name)"
+                 : sl_strerror(c->multi_err));
+    create_end(c, c->multi_err, why);
 }
 
 static void sorted_ids(const struct sl_member_info *list, size_t n, int32_t *out)
@@ -382,9 +404,8 @@ int sl_replicas_create_stream(struct sl_replicas *rs, const struct sl_replicas_s
                  "(and at most %u replicas)", rf, n, SL_REPL_REPLICAS_MAX);
         return SL_EINVAL;
     }
-    if (s->shard_count == 0 || s->shard_count > SL_META_MULTI_MAX - 2) {
-        snprintf(why, why_len, "a cluster stream has 1 to %u shards for now",
-                 SL_META_MULTI_MAX - 2);
+    if (s->shard_count == 0 || s->shard_count > SL_CSTREAM_SHARDS_MAX) {
+        snprintf(why, why_len, "a cluster stream has 1 to %u shards", SL_CSTREAM_SHARDS_MAX);
         return SL_EINVAL;
     }
     if (create_find(rs, s->name) != NULL) {
@@ -392,22 +413,26 @@ int sl_replicas_create_stream(struct sl_replicas *rs, const struct sl_replicas_s
         return SL_EEXIST;
     }
     struct rs_create *c = calloc(1, sizeof(*c));
-    size_t cap = (size_t)(s->shard_count + 2) * (SL_META_PATH_MAX + SL_CTRL_STATE_MAX) +
-                 SL_CSTREAM_SETTINGS_MAX;
+    /* the body: /shards/<name>, a state per shard, /streams/<name>; and per multi of a
+     * chained creation up to four more ops (checks, the token) */
+    size_t body = (size_t)s->shard_count + 2;
+    size_t cap = (body + 1) * (SL_META_PATH_MAX + SL_CTRL_STATE_MAX) + SL_CSTREAM_SETTINGS_MAX;
     char *scratch = malloc(cap);
     int32_t *ids = malloc(n * sizeof(*ids));
-    struct sl_meta_op *ops = malloc((s->shard_count + 2) * sizeof(*ops));
-    if (c == NULL || scratch == NULL || ids == NULL || ops == NULL) {
+    struct sl_meta_op *ops = malloc(body * sizeof(*ops));
+    struct sl_meta_op *multi = malloc(SL_META_MULTI_MAX * sizeof(*multi));
+    if (c == NULL || scratch == NULL || ids == NULL || ops == NULL || multi == NULL) {
         free(c);
         free(scratch);
         free(ids);
         free(ops);
+        free(multi);
         snprintf(why, why_len, "out of memory");
         return SL_ENOMEM;
     }
     sorted_ids(list, n, ids);
-    /* One multi, all or nothing: the shards' states, then the node that publishes the
-     * stream (every broker acts on /streams, so no broker sees a stream without states). */
+    /* The body, in order: the shards' states, then the node that publishes the stream
+     * (every broker acts on /streams, so no broker sees a stream without states). */
     size_t used = 0, nops = 0;
     char *p = scratch + used;
     used += (size_t)snprintf(p, SL_META_PATH_MAX, RS_PATH_SHARDS "/%s", s->name) + 1;
@@ -443,22 +468,71 @@ int sl_replicas_create_stream(struct sl_replicas *rs, const struct sl_replicas_s
              s->compression != NULL && strcmp(s->compression, "zstd") == 0 ? "zstd" : "none");
     size_t slen = sl_cstream_encode(&cs, sdata, SL_CSTREAM_SETTINGS_MAX);
     used += slen;
-    SL_ASSERT(used <= cap);
     ops[nops++] = (struct sl_meta_op){.type = SL_META_OP_CREATE, .path = spath,
                                       .data = (const uint8_t *)sdata, .len = slen};
+    SL_ASSERT(nops == body);
     c->rs = rs;
     snprintf(c->name, sizeof(c->name), "%s", s->name);
     c->cb = cb;
     c->ctx = ctx;
-    int rc = sl_meta_multi(rs->meta, ops, nops, on_create_multi, c);
+    int rc = SL_OK;
+    if (body <= SL_META_MULTI_MAX) {
+        /* one multi, all or nothing */
+        SL_ASSERT(used <= cap);
+        c->multis_out = 1;
+        rc = sl_meta_multi(rs->meta, ops, nops, on_create_multi, c);
+        c->multis_out = rc == SL_OK ? 1 : 0;
+    } else {
+        /* Several multis, chained so that the stream is published only when all applied:
+         * the first makes /shards/<name> (so nothing under it predates this creation) and
+         * a token; every later one checks the token and the last state the one before
+         * made; the last makes /streams/<name> and removes the token. ZooKeeper applies a
+         * session's requests in order, so a multi that failed fails every one after it;
+         * what an interrupted creation leaves (the states, the token) is never published. */
+        char *token = scratch + used;
+        used += (size_t)snprintf(token, SL_META_PATH_MAX, RS_PATH_CREATES "/%s.%d.%" PRIu64,
+                                 s->name, rs->cfg.self, sl_clock_wall_ms()) + 1;
+        SL_ASSERT(used <= cap);
+        size_t i = 0;
+        const char *prev_last = NULL;
+        while (rc == SL_OK && i < body) {
+            size_t m = 0;
+            if (i == 0) {
+                multi[m++] = ops[i++]; /* /shards/<name> */
+                multi[m++] = (struct sl_meta_op){.type = SL_META_OP_CREATE, .path = token};
+            } else {
+                multi[m++] = (struct sl_meta_op){.type = SL_META_OP_CHECK, .path = token,
+                                                 .version = -1};
+                multi[m++] = (struct sl_meta_op){.type = SL_META_OP_CHECK, .path = prev_last,
+                                                 .version = -1};
+            }
+            /* states, keeping two places for the publishing pair should the body end */
+            while (i < body - 1 && m < SL_META_MULTI_MAX - 2) {
+                prev_last = ops[i].path;
+                multi[m++] = ops[i++];
+            }
+            if (i == body - 1) {
+                multi[m++] = ops[i++]; /* /streams/<name> */
+                multi[m++] = (struct sl_meta_op){.type = SL_META_OP_REMOVE, .path = token,
+                                                 .version = -1};
+            }
+            SL_ASSERT(m <= SL_META_MULTI_MAX);
+            rc = sl_meta_multi(rs->meta, multi, m, on_create_multi, c);
+            c->multis_out += rc == SL_OK;
+        }
+    }
     free(scratch);
     free(ids);
     free(ops);
-    if (rc != SL_OK) {
+    free(multi);
+    if (rc != SL_OK && c->multis_out == 0) {
         free(c);
         snprintf(why, why_len, "ZooKeeper refused the request: %s", sl_strerror(rc));
         return rc;
     }
+    /* (a refusal after some multis went: they fail on the chain and answer through
+     * on_create_multi) */
+    c->multi_err = rc;
     c->next = rs->creates;
     rs->creates = c;
     return SL_OK;

@@ -9,8 +9,10 @@
  *   4. through the two others: the checkpoints are still those, and a new member of G
  *      reads exactly the values the first did not, each once (none of the first's again:
  *      acknowledged commits survive the failover);
- *   5. the killed broker comes back; a plain consumer (no group) reads every value once
- *      from the start on every shard: the control batches never reach a reader.
+ *   5. the killed broker comes back; a stream of WIDE_SHARDS shards (more than one
+ *      ZooKeeper multi takes) is made, every shard gets a leader, and a record written to
+ *      each is read back; a plain consumer (no group) reads every value of the first stream
+ *      once from the start on every shard: the control batches never reach a reader.
  * Skipped (77) without java or the ZooKeeper jar.
  */
 #include "zk_harness.h"
@@ -40,6 +42,7 @@
 #define SHARDS     4u
 #define VALUES     400u
 #define HALF       (VALUES / 2)
+#define WIDE_SHARDS 130u /* > 62: its states take three ZooKeeper multis */
 
 static struct zkh zk;
 static struct it_broker brokers[NB];
@@ -169,6 +172,86 @@ static int leader_of(sluice_client *c, uint32_t k)
     return at;
 }
 
+/* A stream of more shards than one ZooKeeper multi takes (its states written in chained
+ * multis, replicas_meta.c): every shard gets a leader, and a record written to each of them
+ * through the bootstrap list is read back. */
+static void wide_stream(sluice_client *c)
+{
+    struct sluice_stream_opts so = {.shard_count = WIDE_SHARDS, .replication_factor = 2};
+    struct sluice_stream_info *si = NULL;
+    int rc = SLUICE_OK;
+    uint64_t t0 = it_mono_ms();
+    while ((rc = sluice_stream_create(c, "wide", &so, &si)) != SLUICE_OK &&
+           it_mono_ms() - t0 < 20000) {
+        fprintf(stderr, "create wide: %s\n", sluice_last_error());
+        it_sleep_ms(300); /* (the restarted broker registering) */
+    }
+    CHECK(rc == SLUICE_OK);
+    CHECK(si->shard_count == WIDE_SHARDS);
+    sluice_stream_info_free(si);
+    const char *names[1] = {"wide"};
+    uint32_t led = 0;
+    t0 = it_mono_ms();
+    while (led < WIDE_SHARDS && it_mono_ms() - t0 < 30000) {
+        struct sluice_metadata *md = NULL;
+        led = 0;
+        if (sluice_cluster_metadata(c, names, 1, &md) == SLUICE_OK && md->n_streams == 1) {
+            for (size_t k = 0; k < md->streams[0].n_shards; k++) {
+                led += md->streams[0].shards[k].leader > 0;
+            }
+        }
+        sluice_metadata_free(md);
+        if (led < WIDE_SHARDS) {
+            it_sleep_ms(200);
+        }
+    }
+    printf("stream of %u shards: %u with a leader\n", WIDE_SHARDS, led);
+    CHECK(led == WIDE_SHARDS);
+    uint32_t failed = 0;
+    struct sluice_producer_opts po = {.ack = SLUICE_ACK_DURABLE, .retries = 20,
+                                      .retry_backoff_ms = 200, .linger_ms = 2};
+    sluice_producer *p = NULL;
+    CHECK(sluice_producer_new(c, "wide", &po, &p) == SLUICE_OK);
+    static uint8_t covered[WIDE_SHARDS];
+    uint32_t n_covered = 0;
+    for (uint32_t i = 0; n_covered < WIDE_SHARDS && i < 1000000u; i++) {
+        char key[16], val[16];
+        int kn = snprintf(key, sizeof(key), "w%u", i);
+        uint32_t k = sl_partition_shard(sl_partition_hash(key, (size_t)kn), WIDE_SHARDS);
+        if (covered[k]) {
+            continue; /* one key per shard, found by its hash (common/partition.h) */
+        }
+        covered[k] = 1;
+        n_covered++;
+        int vn = snprintf(val, sizeof(val), "v%u", k);
+        CHECK(sluice_produce(p, key, (size_t)kn, val, (size_t)vn, NULL, 0, on_delivery,
+                             &failed) == SLUICE_OK);
+    }
+    CHECK(n_covered == WIDE_SHARDS);
+    CHECK(sluice_producer_flush(p, 30000) == SLUICE_OK);
+    sluice_producer_free(p);
+    CHECK(failed == 0);
+    sluice_consumer *all = NULL;
+    struct sluice_consumer_opts aopts = {.start = {.kind = SLUICE_TRIM_HORIZON}};
+    CHECK(sluice_consumer_new(c, "wide", NULL, &aopts, &all) == SLUICE_OK);
+    uint32_t got = 0;
+    t0 = it_mono_ms();
+    while (got < WIDE_SHARDS && it_mono_ms() - t0 < 30000) {
+        struct sluice_record recs[64];
+        size_t n = 0;
+        (void)sluice_consumer_poll(all, recs, 64, &n, 500);
+        for (size_t k = 0; k < n; k++) {
+            char want[16];
+            int wn = snprintf(want, sizeof(want), "v%u", recs[k].shard);
+            CHECK(recs[k].value_len == (size_t)wn && memcmp(recs[k].value, want, (size_t)wn) == 0);
+        }
+        got += (uint32_t)n;
+    }
+    sluice_consumer_free(all);
+    printf("a record written to each of its shards read back: %u\n", got);
+    CHECK(got == WIDE_SHARDS);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -259,6 +342,8 @@ int main(void)
 
     /* 5. every broker back; a reader without a group sees the values only */
     CHECK(it_broker_restart(&brokers[killed]) == 0);
+    wide_stream(c);
+
     memset(seen, 0, sizeof(seen));
     sluice_consumer *all = NULL;
     struct sluice_consumer_opts aopts = {.start = {.kind = SLUICE_TRIM_HORIZON}};
