@@ -103,6 +103,29 @@ static bool fd_budget(struct sl_broker_config *cfg, uint64_t *limit)
     return true;
 }
 
+/* Tests only: SLUICE_TEST_FAULT_FSYNC_AFTER=N fails (EIO) every fdatasync of every loop
+ * from the Nth one on (common/ring.h fault injection): a disk that dies under a running
+ * broker (tests/cluster/disk_fault.c). Said loudly: never set in production. */
+#define TEST_FAULT_ENV "SLUICE_TEST_FAULT_FSYNC_AFTER"
+
+static void test_faults_arm(struct sl_ring *ring)
+{
+    const char *v = getenv(TEST_FAULT_ENV);
+    if (v == NULL || v[0] == '\0') {
+        return;
+    }
+    char *end = NULL;
+    unsigned long long nth = strtoull(v, &end, 10);
+    if (*end != '\0' || nth == 0) {
+        sl_error("broker", "%s=%s is not a positive count: ignored", TEST_FAULT_ENV, v);
+        return;
+    }
+    struct sl_ring_faults f = {.op = SL_FAULT_FSYNC, .nth = nth, .err = EIO, .persistent = true};
+    sl_ring_faults_arm(ring, &f);
+    sl_error("broker", "TEST FAULT INJECTION (%s): every fdatasync from the %llu-th on fails "
+             "with EIO; unset it outside tests", TEST_FAULT_ENV, nth);
+}
+
 static void net_config_from(const struct sl_broker_config *bc, struct sl_net_config *nc)
 {
     memset(nc, 0, sizeof(*nc));
@@ -486,6 +509,7 @@ int main(int argc, char **argv)
         sl_config_fini(&cfg);
         return 1;
     }
+    test_faults_arm(&ring); /* before the workers: they copy its plan */
     uint32_t nworkers = cfg.workers;
     if (nworkers == 0) {
         /* The cores this process may run on (taskset, a container's cpuset),

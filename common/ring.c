@@ -187,6 +187,12 @@ void sl_ring_faults_counts(const struct sl_ring *ring, struct sl_ring_fault_coun
     *out = ring->impl->counts;
 }
 
+bool sl_ring_faults_plan(const struct sl_ring *ring, struct sl_ring_faults *out)
+{
+    *out = ring->impl->plan;
+    return ring->impl->armed;
+}
+
 /* Counts an op of `kind` being queued; true when the plan selects it. */
 static bool fault_pick(struct sl_ring_impl *im, int kind)
 {

@@ -142,6 +142,8 @@ void sl_ring_faults_arm(struct sl_ring *ring, const struct sl_ring_faults *f);
  * counters stay readable. Idempotent. */
 void sl_ring_faults_disarm(struct sl_ring *ring);
 void sl_ring_faults_counts(const struct sl_ring *ring, struct sl_ring_fault_counts *out);
+/* The armed plan into *out, and true; false when none is armed. */
+bool sl_ring_faults_plan(const struct sl_ring *ring, struct sl_ring_faults *out);
 
 /* Runs the loop until `*done` becomes nonzero (set by a callback) or no op is
  * in flight. Returns SL_OK, or SL_EAGAIN if it stopped with nothing in flight

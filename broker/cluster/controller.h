@@ -63,6 +63,7 @@ struct sl_ctrl_cfg {
 
 struct sl_ctrl_stats {
     uint64_t multis_ok, multis_failed, shards_written, elections, reads;
+    uint64_t notified; /* shards decided again at a broker's request (SL_CTRL_PATH_NOTIFY) */
     uint32_t shards, brokers_live;
     uint32_t dirty, busy, reads_inflight, multis_inflight;
 };
@@ -98,6 +99,14 @@ void sl_ctrl_place(const int32_t *brokers, uint32_t n, uint32_t rf, uint64_t h, 
 
 /* Pure: FNV-1a of a stream's name, what sl_ctrl_place rotates by (and the shard index). */
 uint64_t sl_ctrl_hash_name(const char *s);
+
+/* Where a broker asks the controller to decide a shard again now (it reads shard states at
+ * discovery and after its own writes, with no watch on each of them): a persistent
+ * sequential child whose data is the shard's name under /shards, "<stream>/<k>". The
+ * controller watches the children, reads each, decides that shard again and removes the
+ * child. A failed replica leaving its shard's leadership writes one (replicas_meta.c). */
+#define SL_CTRL_PATH_NOTIFY       "/notify"
+#define SL_CTRL_NOTIFY_ROUND_MAX  64u /* requests read per listing */
 
 /* The shard state node's data: one line of text, readable with zkCli
  * ("leader=1 epoch=4 session=1a2b isr=1,2,3 replicas=1,2,3"). decode returns SL_EPROTO for

@@ -26,6 +26,12 @@ struct ctrl_stream {
     bool queued;    /* in c->list_q: its shards are to be listed */
 };
 
+/* One request under SL_CTRL_PATH_NOTIFY being read (controller.c). */
+struct ctrl_notify_get {
+    struct sl_ctrl *c;
+    char path[SL_META_PATH_MAX];
+};
+
 struct ctrl_multi {
     struct sl_ctrl *c;
     bool used;
@@ -71,6 +77,11 @@ struct sl_ctrl {
     struct ctrl_multi multis[SL_CTRL_MULTIS_INFLIGHT_MAX];
     uint32_t multis_inflight;
     char scratch[SL_CTRL_MULTI_BYTES_MAX + SL_META_MULTI_MAX * (SL_META_PATH_MAX + 1)];
+
+    /* /notify (SL_CTRL_PATH_NOTIFY): the requests being read and removed */
+    uint32_t notify_out;  /* gets and removes outstanding */
+    bool notify_listing;  /* a listing is outstanding */
+    bool notify_relist;   /* list again once these are done (more than a round, a failure) */
 
     struct sl_ctrl_stats stats;
 };

@@ -576,6 +576,7 @@ static void fx_run(struct sl_brepl *br)
                          "serves it; restart the broker once the disk is fixed",
                          br->b->id, br->b->stream->name, sl_strerror(f->err));
             }
+            rs_abdicate(br); /* a leader lets the controller elect another */
             break;
         }
     }

@@ -64,6 +64,7 @@ struct sl_brepl {
     bool in_append;    /* inside the engine's append hook: a WRITE is the leader's */
     bool pumping, repump;
     bool fatal_logged;
+    bool abdicating;   /* FATAL: the write leaving leadership is outstanding (rs_abdicate) */
     int link_err;          /* the last failed request's error (SL_OK: the last one answered) */
     uint64_t link_warn_ms; /* when it was last logged (rate: REPLICAS_LINK_WARN_MS) */
     int logged_role; /* the role and epoch last logged (-1: none yet) */
@@ -129,6 +130,9 @@ int rs_hooks_install(struct sl_replicas *rs); /* the engine's struct sl_engine_r
 void rs_meta_changed(void *ctx);          /* the member's session or list changed */
 void rs_state_read(struct sl_brepl *br); /* (re)reads the shard's state with a watch */
 void rs_meta_write(struct sl_brepl *br, const struct sl_repl_meta *m);
+/* A FATAL replica named leader leaves the leadership and the ISR in the shard's state (the
+ * controller then elects another); nothing otherwise. */
+void rs_abdicate(struct sl_brepl *br);
 const char *rs_addr_of(const struct sl_replicas *rs, int32_t node);
 
 #endif /* SL_CLUSTER_REPLICAS_INT_H */

@@ -52,6 +52,7 @@ static void on_state(void *arg, int err, const uint8_t *data, size_t len,
             br->have_state = true;
             sl_repl_on_meta(&br->r, &st.m);
             rs_pump(br);
+            rs_abdicate(br);
         }
     } else if (err != SL_ENOTFOUND) {
         br->reget = true; /* (SL_EAGAIN: no watch set) at the next tick */
@@ -105,6 +106,80 @@ void rs_meta_write(struct sl_brepl *br, const struct sl_repl_meta *m)
         return;
     }
     br->meta_writing = true;
+}
+
+static void on_notified(void *arg, int err, const char *path)
+{
+    (void)path;
+    struct sl_brepl *br = arg;
+    if (err != SL_OK) { /* (the state stays abdicated: the controller's next pass elects) */
+        sl_warn("cluster", "shard %u of %s: cannot ask the controller to elect another "
+                "leader (%s): it will at its next change of brokers",
+                br->b->id, br->b->stream->name, sl_strerror(err));
+    }
+}
+
+static void on_abdicated(void *arg, int err, const char *path)
+{
+    (void)path;
+    struct sl_brepl *br = arg;
+    br->abdicating = false;
+    if (err == SL_OK && br->state.m.leader != br->rs->cfg.self) {
+        sl_warn("cluster", "shard %u of %s: this broker's replica failed: it left the ISR",
+                br->b->id, br->b->stream->name);
+    } else if (err == SL_OK) {
+        sl_warn("cluster", "shard %u of %s: this broker's replica failed: it left the "
+                "shard's leadership and ISR so that the controller elects another",
+                br->b->id, br->b->stream->name);
+        /* the controller reads shard states without watches: ask it to decide this one */
+        const char *name = br->path + sizeof(RS_PATH_SHARDS); /* "<stream>/<k>" */
+        if (br->rs->meta == NULL ||
+            sl_meta_create(br->rs->meta, SL_CTRL_PATH_NOTIFY "/n-", (const uint8_t *)name,
+                           strlen(name), SL_META_SEQUENTIAL, on_notified, br) != SL_OK) {
+            on_notified(br, SL_EAGAIN, NULL);
+        }
+    } else {
+        rs_state_read(br); /* changed meanwhile (or not written): decide on what is there */
+    }
+}
+
+/* A replica that failed for good (FATAL: a write or fsync failed) would hold its shard
+ * back until the broker restarts: named leader (with this broker's session), since the
+ * controller elects only when a leader's session ends; in the ISR, since the high watermark
+ * waits for it until the leader's lag timeout drops it. It writes the state, at the version
+ * read as every ISR change, without itself in the ISR and, as leader, with no leader
+ * session: its leader sees the smaller ISR at once (every replica watches the state); the
+ * controller, asked through SL_CTRL_PATH_NOTIFY, sees a leader whose session is not the
+ * named one and elects from the ISR left (in a new epoch, which fences this one), or marks
+ * the shard offline when none is left - never this replica, out of the ISR until it
+ * catches up after a restart. */
+void rs_abdicate(struct sl_brepl *br)
+{
+    struct sl_replicas *rs = br->rs;
+    const struct sl_ctrl_state *cur = &br->state;
+    if (br->r.role != SL_REPL_FATAL || !br->have_state || br->abdicating || rs->meta == NULL) {
+        return;
+    }
+    bool leads = cur->m.leader == rs->cfg.self && cur->leader_session != 0;
+    struct sl_ctrl_state next = *cur;
+    next.m.n_isr = 0;
+    for (uint32_t i = 0; i < cur->m.n_isr; i++) {
+        if (cur->m.isr[i] != rs->cfg.self) {
+            next.m.isr[next.m.n_isr++] = cur->m.isr[i];
+        }
+    }
+    if (!leads && next.m.n_isr == cur->m.n_isr) {
+        return; /* neither leads nor holds the ISR back */
+    }
+    if (leads) {
+        next.leader_session = 0;
+    }
+    char data[SL_CTRL_STATE_MAX];
+    size_t len = sl_ctrl_state_encode(&next, data, sizeof(data));
+    if (sl_meta_set(rs->meta, br->path, (const uint8_t *)data, len, cur->m.version, on_abdicated,
+                    br) == SL_OK) {
+        br->abdicating = true;
+    } /* else the store's bound on calls: the next state read tries again */
 }
 
 const char *rs_addr_of(const struct sl_replicas *rs, int32_t node)
@@ -330,6 +405,7 @@ void rs_meta_changed(void *ctx)
     (void)sl_meta_create(m, RS_PATH_STREAMS, NULL, 0, 0, on_parent, NULL);
     (void)sl_meta_create(m, RS_PATH_SHARDS, NULL, 0, 0, on_parent, NULL);
     (void)sl_meta_create(m, RS_PATH_CREATES, NULL, 0, 0, on_parent, NULL);
+    (void)sl_meta_create(m, SL_CTRL_PATH_NOTIFY, NULL, 0, 0, on_parent, NULL);
     list_streams(rs);
     for (struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
         br->get_out = false; /* (the old store's calls ended with it) */

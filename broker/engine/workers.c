@@ -755,6 +755,10 @@ int sl_workers_start(uint32_t n, uint32_t ring_entries, struct sl_ring *home,
         }
         if (rc == SL_OK) {
             rc = sl_ring_init(&w->ring, ring_entries);
+            struct sl_ring_faults plan;
+            if (rc == SL_OK && sl_ring_faults_plan(home, &plan)) {
+                sl_ring_faults_arm(&w->ring, &plan); /* a test's plan is every loop's */
+            }
         }
         if (rc == SL_OK) {
             w->efd = eventfd(0, EFD_CLOEXEC);

@@ -88,7 +88,8 @@ struct sl_wshard_read {
 };
 
 /* Starts n - 1 worker threads (n = 1: none, everything on `home`), each with
- * a ring of `ring_entries` entries, and arms the main loop's wake-up read on
+ * a ring of `ring_entries` entries (armed with `home`'s fault plan, if a test
+ * armed one: common/ring.h), and arms the main loop's wake-up read on
  * `home`. Errors: SL_EINVAL (n outside 1..SL_WORKERS_MAX), SL_ENOMEM,
  * SL_ESYS, SL_EUNSUPPORTED. */
 int sl_workers_start(uint32_t n, uint32_t ring_entries, struct sl_ring *home,
