@@ -106,6 +106,7 @@ static void shard_set_position(struct cshard *s, const struct sluice_position *p
     s->pos = *pos;
     s->skip_below = 0;
     s->next_known = 0;
+    s->ctl_run = 0;
     if (pos->kind == SLUICE_AT_SEQUENCE || pos->kind == SLUICE_AFTER_SEQUENCE) {
         s->skip_below = pos->seq + (pos->kind == SLUICE_AFTER_SEQUENCE);
         s->next_seq = s->skip_below;
@@ -290,6 +291,12 @@ static int open_batch(struct sluice_consumer *c, struct cshard *s)
             s->off += s->h.length; /* wholly before the asked position */
             continue;
         }
+        if (!s->h.control) {
+            s->ctl_run = 0;
+        } else if (!s->ctl_run) {
+            s->ctl_run = 1;
+            s->ctl_from = s->h.base_seq > s->skip_below ? s->h.base_seq : s->skip_below;
+        }
         if ((s->h.codec & SL_BATCH_CODEC_MASK) == SL_BATCH_CODEC_ZSTD) {
             s->scratch = malloc(s->h.records_len ? s->h.records_len : 1);
             if (s->scratch == NULL) {
@@ -352,10 +359,12 @@ static int drain_shard(struct sluice_consumer *c, struct cshard *s, struct sluic
                 /* Response consumed: continue from where the broker says. */
                 struct sluice_position p = {.kind = SLUICE_AT_SEQUENCE, .seq = s->cur_next_seq};
                 uint64_t got_to = s->next_known ? s->next_seq : 0;
+                uint64_t end = s->ctl_run && s->ctl_from < s->cur_next_seq ? s->ctl_from
+                                                                           : s->cur_next_seq;
                 s->pos = p;
                 s->skip_below = s->cur_next_seq;
                 s->at_tail = s->cur_next_seq >= s->tail_seq;
-                s->next_seq = got_to > s->cur_next_seq ? got_to : s->cur_next_seq;
+                s->next_seq = got_to > end ? got_to : end;
                 s->next_known = 1;
                 shard_drop_current(c, s);
                 return SL_OK;
@@ -641,7 +650,8 @@ int sluice_consumer_caught_up(const sluice_consumer *c)
         if (!s->held || sl_consumer_shard_finished(s)) {
             continue;
         }
-        if (!s->fetched_once || s->cur != NULL || !s->next_known || s->next_seq < s->tail_seq) {
+        if (!s->fetched_once || s->cur != NULL || !s->next_known ||
+            sl_cshard_read_to(s) < s->tail_seq) {
             return 0;
         }
     }

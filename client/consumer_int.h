@@ -24,6 +24,12 @@ struct cshard {
     uint64_t skip_below;
     uint64_t next_seq;
     int next_known;
+    /* ctl_run: control batches (the broker's own state, docs/FORMAT.md) were read since the
+     * last record, from ctl_from on. A response that ends with them does not move next_seq
+     * over them, else every commit would append one more and an idle group would commit
+     * for ever (a commit on a cluster stream is a control batch). */
+    int ctl_run;
+    uint64_t ctl_from;
     uint64_t committed;
     int committed_known;
     uint64_t tail_seq;
@@ -52,6 +58,12 @@ struct cshard {
     struct sl_batch_iter it;
     uint8_t *scratch;
 };
+
+/* Where reading of s has got to: next_seq, or past control batches read after it. */
+static inline uint64_t sl_cshard_read_to(const struct cshard *s)
+{
+    return s->next_seq > s->skip_below ? s->next_seq : s->skip_below;
+}
 
 struct arena_block {
     struct arena_block *next;

@@ -31,7 +31,7 @@
 
 int sl_consumer_shard_finished(const struct cshard *s)
 {
-    return s->closed && s->cur == NULL && s->next_known && s->next_seq >= s->end_seq;
+    return s->closed && s->cur == NULL && s->next_known && sl_cshard_read_to(s) >= s->end_seq;
 }
 
 /* Whether every ancestor of `s` is finished (or gone: retention removed it). Parents alone

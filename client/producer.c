@@ -212,10 +212,14 @@ static void batch_failed(struct sluice_producer *p, struct pbatch *b, int err)
 {
     /* A leader that moved (NOT_LEADER, FENCED) or, in a cluster, a connection to it that
      * broke or a request that timed out (a leader paused or cut off is replaced while its
-     * clients wait): learn the leaders again before the resend, which keeps its producer id
-     * and sequence, so a batch the old leader did store is answered "duplicate" (#14). */
+     * clients wait), or a stream it does not know yet (just created: the other brokers
+     * make it in their catalogs as they see it in ZooKeeper; Kafka's producer retries
+     * UNKNOWN_TOPIC_OR_PARTITION alike): learn the leaders again before the resend, which
+     * keeps its producer id and sequence, so a batch the old leader did store is answered
+     * "duplicate" (#14). */
     int moved = err == SL_ENOT_LEADER || err == SL_EFENCED ||
-                ((err == SL_ECLOSED || err == SL_EAGAIN) && sl_client_route_cluster(p->c));
+                ((err == SL_ECLOSED || err == SL_EAGAIN || err == SL_ENOTFOUND) &&
+                 sl_client_route_cluster(p->c));
     int transient = err == SL_EAGAIN || err == SL_ECLOSED || moved;
     uint64_t now = sl_clock_mono_ms();
     pthread_mutex_lock(&p->mu);

@@ -863,10 +863,16 @@ static int hook_readable(void *ctx, const struct sl_bshard *b, uint64_t *end)
     return br->r.role == SL_REPL_LEADER ? SL_OK : SL_ENOT_LEADER;
 }
 
+static bool hook_creating(void *ctx, const char *name)
+{
+    return rs_creating(ctx, name);
+}
+
 int rs_hooks_install(struct sl_replicas *rs)
 {
     rs->hooks = (struct sl_engine_repl){.ctx = rs, .append = hook_append,
-                                        .written = hook_written, .readable = hook_readable};
+                                        .written = hook_written, .readable = hook_readable,
+                                        .creating = hook_creating};
     rs->e->repl = &rs->hooks;
     return SL_OK;
 }

@@ -133,6 +133,8 @@ void rs_meta_write(struct sl_brepl *br, const struct sl_repl_meta *m);
 /* A FATAL replica named leader leaves the leadership and the ISR in the shard's state (the
  * controller then elects another); nothing otherwise. */
 void rs_abdicate(struct sl_brepl *br);
+/* Whether `name` is published in /streams and being made in this broker's catalog. */
+bool rs_creating(struct sl_replicas *rs, const char *name);
 const char *rs_addr_of(const struct sl_replicas *rs, int32_t node);
 
 #endif /* SL_CLUSTER_REPLICAS_INT_H */

@@ -236,6 +236,12 @@ static struct rs_create *create_find(struct sl_replicas *rs, const char *name)
     return NULL;
 }
 
+bool rs_creating(struct sl_replicas *rs, const char *name)
+{
+    const struct rs_create *c = create_find(rs, name);
+    return c != NULL && c->published;
+}
+
 static void create_end(struct rs_create *c, int err, const char *why)
 {
     struct sl_replicas *rs = c->rs;

@@ -59,6 +59,13 @@ struct sl_stream *sl_engine_stream(struct sl_engine *e, const char *name, char *
 {
     struct sl_stream *st = NULL;
     int rc = sl_catalog_lookup(e->catalog, name != NULL ? name : "", &st, why, why_len);
+    if (rc == SL_ENOTFOUND && e->repl != NULL && name != NULL &&
+        e->repl->creating(e->repl->ctx, name)) {
+        /* a cluster stream just made: the other brokers' clients (routed by ZooKeeper's
+         * states) may reach this broker before its catalog has it */
+        snprintf(why, why_len, "stream %s is being created on this broker: retry", name);
+        rc = SL_EAGAIN;
+    }
     if (rc != SL_OK) {
         *err = rc;
     }

@@ -74,6 +74,9 @@ struct sl_engine_repl {
     /* Where reads of b end: its high watermark (consumers never see what a failover could
      * lose); SL_OK, or SL_ENOT_LEADER when this broker does not lead it (reads refused). */
     int (*readable)(void *ctx, const struct sl_bshard *b, uint64_t *end);
+    /* Whether cluster stream `name` is published in ZooKeeper and being made in this
+     * broker's catalog (a lookup then answers SL_EAGAIN, not SL_ENOTFOUND). */
+    bool (*creating)(void *ctx, const char *name);
 };
 
 struct sl_engine {

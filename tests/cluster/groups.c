@@ -82,6 +82,7 @@ static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
     (void)seq;
     uint32_t *failed = ctx;
     if (err != SLUICE_OK) {
+        fprintf(stderr, "delivery failed: %s (%s)\n", sluice_strerror(err), sluice_last_error());
         __atomic_add_fetch(failed, 1, __ATOMIC_RELAXED);
     }
 }
@@ -152,6 +153,21 @@ static void checkpoints(sluice_client *c, uint64_t out[SHARDS], uint32_t timeout
         CHECK(it_mono_ms() - t0 < timeout_ms);
         it_sleep_ms(200);
     }
+}
+
+/* The end (next sequence) of shard k, as the stream's description says. */
+static uint64_t home_end(sluice_client *c, uint32_t k)
+{
+    struct sluice_stream_info *si = NULL;
+    CHECK(sluice_stream_describe(c, STREAM, &si) == SLUICE_OK);
+    uint64_t end = 0;
+    for (uint32_t i = 0; i < si->shards_len; i++) {
+        if (si->shards[i].shard == k) {
+            end = si->shards[i].next_seq;
+        }
+    }
+    sluice_stream_info_free(si);
+    return end;
 }
 
 /* The broker (index) that leads shard k as Metadata says, or -1. */
@@ -331,14 +347,24 @@ int main(void)
         CHECK(cp2[k] == cp[k]);
     }
     sluice_consumer *m2 = NULL;
-    CHECK(sluice_consumer_new(c, STREAM, GROUP, &copts, &m2) == SLUICE_OK);
+    struct sluice_consumer_opts auto_opts = copts;
+    auto_opts.auto_commit_ms = 100;
+    CHECK(sluice_consumer_new(c, STREAM, GROUP, &auto_opts, &m2) == SLUICE_OK);
     CHECK(read_values(m2, VALUES - HALF, NULL, SESSION_MS + 30000) == VALUES - HALF);
     for (uint32_t v = 0; v < VALUES; v++) {
         CHECK(seen[v]);
     }
     CHECK(sluice_consumer_commit(m2) == SLUICE_OK);
-    sluice_consumer_free(m2);
     printf("the new member read the %u values the first had not\n", VALUES - HALF);
+    /* Idle with auto-commit: a commit is a control batch in the group's shard, which the
+     * member reads next; it must not commit over it (one more batch each time, for ever). */
+    uint64_t before = home_end(c, home);
+    CHECK(read_values(m2, 1, NULL, 2000) == 0);
+    uint64_t after = home_end(c, home);
+    printf("idle member with auto-commit every 100 ms: the group's shard grew by %" PRIu64
+           " in 2 s\n", after - before);
+    CHECK(after - before <= 1);
+    sluice_consumer_free(m2);
 
     /* 5. every broker back; a reader without a group sees the values only */
     CHECK(it_broker_restart(&brokers[killed]) == 0);
