@@ -12,11 +12,8 @@
  * exactly once, none twice, positions increasing. Skipped (77) without java or the ZooKeeper
  * jar.
  */
+#include "cluster_it.h"
 #include "repl_check.h"
-#include "zk_harness.h"
-
-#include "client/sluice.h"
-#include "tests/integration/harness.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -24,14 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c);                           \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define SESSION_MS  (2000u * IT_SLOWDOWN)
 #define NB          3
@@ -41,23 +30,11 @@
 #define ROUNDS_MAX  60u
 #define FSYNC_AFTER "25" /* broker 1's fdatasyncs (per loop) before its disk "dies" */
 
-static struct zkh zk;
+static struct cit cl;
 static struct it_broker brokers[NB];
-static char cluster_arg[128];
-static char session_arg[32];
 static uint8_t outcome[ROUND * ROUNDS_MAX];
 static uint32_t next_value;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-
-static int start_broker(int i)
-{
-    char node[16];
-    snprintf(node, sizeof(node), "%d", i + 1);
-    const char *args[] = {
-        "--cluster", cluster_arg,   "--node-id", node, "--cluster-session-timeout-ms",
-        session_arg, "--log-level", "info",      NULL};
-    return it_broker_start_free_port(&brokers[i], NULL, args);
-}
 
 static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
 {
@@ -71,14 +48,8 @@ static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
 
 static sluice_client *connect_all(void)
 {
-    char list[512] = "";
-    for (int i = 0; i < NB; i++) {
-        size_t n = strlen(list);
-        snprintf(list + n, sizeof(list) - n, "%s%s", n > 0 ? "," : "", brokers[i].addr);
-    }
-    struct sluice_client_opts co = {.connect_timeout_ms = 1000, .request_timeout_ms = 4000};
-    sluice_client *c = NULL;
-    CHECK(sluice_client_new(list, &co, &c) == SLUICE_OK);
+    sluice_client *c = cit_connect(brokers, NB);
+    CHECK(c != NULL);
     return c;
 }
 
@@ -137,33 +108,20 @@ static bool leaders(int32_t out[SHARDS])
 
 int main(void)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    int rc = it_preflight();
+    int rc = cit_preflight();
     if (rc != 0) {
         return rc;
     }
-    if ((rc = zkh_available()) != 0) {
-        return rc;
-    }
-    CHECK(zkh_start(&zk) == 0);
-    snprintf(cluster_arg, sizeof(cluster_arg), "zk://%s/sluice", zk.connect);
-    snprintf(session_arg, sizeof(session_arg), "%u", SESSION_MS);
+    CHECK(cit_start(&cl, SESSION_MS) == 0);
     CHECK(setenv("SLUICE_TEST_FAULT_FSYNC_AFTER", FSYNC_AFTER, 1) == 0);
-    CHECK(start_broker(0) == 0);
+    CHECK(cit_broker_start(&cl, &brokers[0], 1) == 0);
     CHECK(unsetenv("SLUICE_TEST_FAULT_FSYNC_AFTER") == 0);
     for (int i = 1; i < NB; i++) {
-        CHECK(start_broker(i) == 0);
+        CHECK(cit_broker_start(&cl, &brokers[i], i + 1) == 0);
     }
     sluice_client *c = connect_all();
     struct sluice_stream_opts so = {.shard_count = SHARDS, .replication_factor = 3};
-    struct sluice_stream_info *si = NULL;
-    uint64_t t0 = it_mono_ms();
-    while ((rc = sluice_stream_create(c, STREAM, &so, &si)) != SLUICE_OK &&
-           it_mono_ms() - t0 < 10000) {
-        it_sleep_ms(200);
-    }
-    CHECK(rc == SLUICE_OK);
-    sluice_stream_info_free(si);
+    CHECK(cit_stream_create(c, STREAM, &so, 10000, NULL) == SLUICE_OK);
     sluice_client_free(c);
 
     /* rounds until broker 1 leads nothing (its disk failed and it left); then each round
@@ -221,7 +179,7 @@ int main(void)
         (void)it_broker_stop(&brokers[i]);
         it_broker_cleanup(&brokers[i]);
     }
-    zkh_cleanup(&zk);
+    zkh_cleanup(&cl.zk);
     printf("ok\n");
     return 0;
 }

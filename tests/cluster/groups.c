@@ -15,25 +15,15 @@
  *      once from the start on every shard: the control batches never reach a reader.
  * Skipped (77) without java or the ZooKeeper jar.
  */
-#include "zk_harness.h"
+#include "cluster_it.h"
 
-#include "client/sluice.h"
 #include "common/partition.h"
-#include "tests/integration/harness.h"
 
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c);                           \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define SESSION_MS (2000u * IT_SLOWDOWN)
 #define NB         3
@@ -44,35 +34,15 @@
 #define HALF       (VALUES / 2)
 #define WIDE_SHARDS 130u /* > 62: its states take three ZooKeeper multis */
 
-static struct zkh zk;
+static struct cit cl;
 static struct it_broker brokers[NB];
-static char cluster_arg[128];
-static char session_arg[32];
 static uint8_t seen[VALUES];
-
-static int start_broker(int i)
-{
-    char node[16];
-    snprintf(node, sizeof(node), "%d", i + 1);
-    const char *args[] = {
-        "--cluster", cluster_arg,   "--node-id", node, "--cluster-session-timeout-ms",
-        session_arg, "--log-level", "info",      NULL};
-    return it_broker_start_free_port(&brokers[i], NULL, args);
-}
 
 /* A client over the bootstrap list of the live brokers. */
 static sluice_client *connect_all(void)
 {
-    char list[512] = "";
-    for (int i = 0; i < NB; i++) {
-        if (it_broker_alive(&brokers[i])) {
-            size_t n = strlen(list);
-            snprintf(list + n, sizeof(list) - n, "%s%s", n > 0 ? "," : "", brokers[i].addr);
-        }
-    }
-    struct sluice_client_opts co = {.connect_timeout_ms = 1000, .request_timeout_ms = 5000};
-    sluice_client *c = NULL;
-    CHECK(sluice_client_new(list, &co, &c) == SLUICE_OK);
+    sluice_client *c = cit_connect(brokers, NB);
+    CHECK(c != NULL);
     return c;
 }
 
@@ -195,19 +165,12 @@ static void wide_stream(sluice_client *c)
 {
     struct sluice_stream_opts so = {.shard_count = WIDE_SHARDS, .replication_factor = 2};
     struct sluice_stream_info *si = NULL;
-    int rc = SLUICE_OK;
-    uint64_t t0 = it_mono_ms();
-    while ((rc = sluice_stream_create(c, "wide", &so, &si)) != SLUICE_OK &&
-           it_mono_ms() - t0 < 20000) {
-        fprintf(stderr, "create wide: %s\n", sluice_last_error());
-        it_sleep_ms(300); /* (the restarted broker registering) */
-    }
-    CHECK(rc == SLUICE_OK);
+    CHECK(cit_stream_create(c, "wide", &so, 20000, &si) == SLUICE_OK);
     CHECK(si->shard_count == WIDE_SHARDS);
     sluice_stream_info_free(si);
     const char *names[1] = {"wide"};
     uint32_t led = 0;
-    t0 = it_mono_ms();
+    uint64_t t0 = it_mono_ms();
     while (led < WIDE_SHARDS && it_mono_ms() - t0 < 30000) {
         struct sluice_metadata *md = NULL;
         led = 0;
@@ -270,30 +233,17 @@ static void wide_stream(sluice_client *c)
 
 int main(void)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    int rc = it_preflight();
+    int rc = cit_preflight();
     if (rc != 0) {
         return rc;
     }
-    if ((rc = zkh_available()) != 0) {
-        return rc;
-    }
-    CHECK(zkh_start(&zk) == 0);
-    snprintf(cluster_arg, sizeof(cluster_arg), "zk://%s/sluice", zk.connect);
-    snprintf(session_arg, sizeof(session_arg), "%u", SESSION_MS);
+    CHECK(cit_start(&cl, SESSION_MS) == 0);
     for (int i = 0; i < NB; i++) {
-        CHECK(start_broker(i) == 0);
+        CHECK(cit_broker_start(&cl, &brokers[i], i + 1) == 0);
     }
     sluice_client *c = connect_all();
     struct sluice_stream_opts so = {.shard_count = SHARDS, .replication_factor = 3};
-    struct sluice_stream_info *si = NULL;
-    uint64_t t0 = it_mono_ms();
-    while ((rc = sluice_stream_create(c, STREAM, &so, &si)) != SLUICE_OK &&
-           it_mono_ms() - t0 < 10000) {
-        it_sleep_ms(200); /* (until the three brokers are registered) */
-    }
-    CHECK(rc == SLUICE_OK);
-    sluice_stream_info_free(si);
+    CHECK(cit_stream_create(c, STREAM, &so, 10000, NULL) == SLUICE_OK);
 
     /* 1. the values, durable on the ISR (retried until the leaders are all elected) */
     uint32_t failed = 0;
@@ -386,7 +336,7 @@ int main(void)
         CHECK(it_broker_stop(&brokers[i]) == 0);
         it_broker_cleanup(&brokers[i]);
     }
-    zkh_cleanup(&zk);
+    zkh_cleanup(&cl.zk);
     printf("ok\n");
     return 0;
 }

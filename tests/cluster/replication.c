@@ -16,11 +16,8 @@
  * printed, bounded by the session timeout + 3 s. Skipped (77) without java or the ZooKeeper
  * jar.
  */
+#include "cluster_it.h"
 #include "repl_check.h"
-#include "zk_harness.h"
-
-#include "client/sluice.h"
-#include "tests/integration/harness.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -31,14 +28,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c);                           \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
 /* SLUICE_IT_SESSION_MS overrides (the failover targets are stated for 1 s and 4 s) */
 static uint32_t session_ms = 2000u * IT_SLOWDOWN;
 #define SESSION_MS session_ms
@@ -47,23 +36,11 @@ static uint32_t session_ms = 2000u * IT_SLOWDOWN;
 #define VALUES_MAX 200000u /* (< RC_VALUES_MAX) */
 #define ROUND      200u    /* values per write round */
 
-static struct zkh zk;
+static struct cit cl;
 static struct it_broker brokers[NB];
-static char cluster_arg[128];
-static char session_arg[32];
 static uint8_t outcome[VALUES_MAX];
 static uint32_t next_value;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-
-static int start_broker(int i)
-{
-    char node[16];
-    snprintf(node, sizeof(node), "%d", i + 1);
-    const char *args[] = {
-        "--cluster", cluster_arg,   "--node-id", node, "--cluster-session-timeout-ms",
-        session_arg, "--log-level", "info",      NULL};
-    return it_broker_start_free_port(&brokers[i], NULL, args);
-}
 
 static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
 {
@@ -261,12 +238,8 @@ static void print_logs(void)
 
 int main(void)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0); /* (interleaved with the brokers' stderr) */
-    int rc = it_preflight();
+    int rc = cit_preflight();
     if (rc != 0) {
-        return rc;
-    }
-    if ((rc = zkh_available()) != 0) {
         return rc;
     }
     atexit(print_logs);
@@ -274,11 +247,9 @@ int main(void)
     if (sess != NULL && atoi(sess) >= 400) {
         session_ms = (uint32_t)atoi(sess);
     }
-    CHECK(zkh_start(&zk) == 0);
-    snprintf(cluster_arg, sizeof(cluster_arg), "zk://%s/sluice", zk.connect);
-    snprintf(session_arg, sizeof(session_arg), "%u", SESSION_MS);
+    CHECK(cit_start(&cl, SESSION_MS) == 0);
     for (int i = 0; i < NB; i++) {
-        CHECK(start_broker(i) == 0);
+        CHECK(cit_broker_start(&cl, &brokers[i], i + 1) == 0);
     }
     const char *long_env = getenv("SLUICE_IT_LONG");
     int rounds = long_env != NULL && long_env[0] == '1' ? 10 : 1;
@@ -351,7 +322,7 @@ int main(void)
         CHECK(it_broker_stop(&brokers[i]) == 0);
         it_broker_cleanup(&brokers[i]);
     }
-    zkh_cleanup(&zk);
+    zkh_cleanup(&cl.zk);
     printf("ok\n");
     return 0;
 }

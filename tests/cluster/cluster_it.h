@@ -1,0 +1,54 @@
+/* cluster_it.h - what the cluster tests on real processes share (#14): one ZooKeeper
+ * (zk_harness.h) with the `--cluster` and session arguments its brokers take, brokers
+ * started on free ports (tests/integration/harness.h), a client over the live brokers'
+ * bootstrap list, and a replicated stream made once enough brokers registered.
+ */
+#ifndef SL_TEST_CLUSTER_IT_H
+#define SL_TEST_CLUSTER_IT_H
+
+#include "zk_harness.h"
+
+#include "client/sluice.h"
+#include "tests/integration/harness.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifndef CHECK
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c);                           \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+#endif
+
+struct cit {
+    struct zkh zk;
+    char cluster_arg[128]; /* zk://HOST:PORT/sluice */
+    char session_arg[32];  /* the session timeout, ms */
+};
+
+/* What a cluster test needs before it starts: the integration preflight (sluiced built,
+ * limits) and java with the ZooKeeper jar. Returns 0, or the exit code to return (77: skip).
+ * Also makes stdout line-buffered (it interleaves with the brokers' stderr). */
+int cit_preflight(void);
+
+/* Starts the ZooKeeper. Returns 0 or -1. */
+int cit_start(struct cit *c, uint32_t session_ms);
+
+/* Starts broker `node_id` of the cluster on a free port, at info level (the cluster lines -
+ * session established, registered, roles - tell what a failure did). Returns 0 or -1. */
+int cit_broker_start(const struct cit *c, struct it_broker *b, int node_id);
+
+/* A client over the bootstrap list of the live ones of brokers[0 .. n) (NULL: cannot). */
+sluice_client *cit_connect(struct it_broker *brokers, int n);
+
+/* Creates `name` with `so` through `cl`, retrying while the brokers register (up to
+ * timeout_ms). *out (may be NULL) gets the description. Returns the last SLUICE_ code. */
+int cit_stream_create(sluice_client *cl, const char *name, const struct sluice_stream_opts *so,
+                      uint32_t timeout_ms, struct sluice_stream_info **out);
+
+#endif
