@@ -128,6 +128,31 @@ TEST(answer_routes_each_shard_to_its_leader)
     sl_route_fini(&r); /* idempotent */
 }
 
+/* A group's home shard: the broker's rule (common/partition.h) over the ids the table has,
+ * the same for every call; unknown for a stream not in the table. */
+TEST(group_home_shard_follows_the_brokers_rule)
+{
+    struct sl_route r;
+    CHECK_EQ(sl_route_init(&r), SL_OK);
+    struct fixture f;
+    fixture(&f, "s", 6);
+    char why[SL_ROUTE_WHY_MAX];
+    CHECK_EQ(sl_route_apply(&r, &f.m, why, sizeof(why)), SL_OK);
+    static const char *const groups[] = {"billing", "g", "audit-2026", "x"};
+    uint32_t seen_mask = 0;
+    for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
+        uint32_t k = 99;
+        CHECK_EQ(sl_route_group_shard(&r, "s", groups[i], &k), SL_OK);
+        CHECK_EQ(k, sl_partition_group_shard(groups[i], strlen(groups[i]), 6));
+        CHECK(k < 6);
+        seen_mask |= 1u << k;
+    }
+    CHECK(seen_mask != 1u); /* (not every group on shard 0) */
+    uint32_t k = 0;
+    CHECK_EQ(sl_route_group_shard(&r, "t", "billing", &k), SL_ENOTFOUND);
+    sl_route_fini(&r);
+}
+
 TEST(least_recent_stream_gives_way)
 {
     struct sl_route r;
@@ -239,6 +264,7 @@ int main(void)
 {
     RUN(bootstrap_list_is_split_and_checked);
     RUN(answer_routes_each_shard_to_its_leader);
+    RUN(group_home_shard_follows_the_brokers_rule);
     RUN(least_recent_stream_gives_way);
     RUN(answer_that_does_not_hold_together_is_refused);
     RUN(wire_answer_copied_into_public_structs);
