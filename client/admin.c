@@ -393,6 +393,84 @@ void sluice_groups_free(char **groups, size_t count)
     free(groups);
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds the names of one ListGroups answer to v[0 .. *n) (capacity *cap). */
+static int names_add(char ***v, size_t *n, size_t *cap, const sl_response *resp)
+{
+    for (size_t i = 0; i < resp->list_groups->n_groups; i++) {
+        if (*n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 16;
+            char **nv = realloc(*v, nc * sizeof(*nv));
+            if (nv == NULL) {
+                return SL_ENOMEM;
+            }
+            *v = nv;
+            *cap = nc;
+        }
+        if (((*v)[*n] = strdup(resp->list_groups->groups[i])) == NULL) {
+            return SL_ENOMEM;
+        }
+        (*n)++;
+    }
+    return SL_OK;
+}
+
+/* On a cluster stream a group lives at its home (the leader of its shard), and a broker
+ * lists only the groups of the shards it holds a replica of: every leader is asked, and the
+ * answers merged (sorted, without repeats). */
+static int groups_list_cluster(sluice_client *c, const char *stream, sl_request *req,
+                               char ***out, size_t *count)
+{
+    const char *names[1] = {stream};
+    struct sluice_metadata *md = NULL;
+    int rc = sluice_cluster_metadata(c, names, 1, &md);
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    const struct sluice_stream_route *sr = rc == SL_OK && md->n_streams == 1 ? &md->streams[0]
+                                                                             : NULL;
+    for (size_t k = 0; rc == SL_OK && sr != NULL && k < sr->n_shards; k++) {
+        bool asked = sr->shards[k].leader < 0; /* (offline: its groups answer once led) */
+        for (size_t j = 0; j < k && !asked; j++) {
+            asked = sr->shards[j].leader == sr->shards[k].leader;
+        }
+        if (asked) {
+            continue;
+        }
+        sl_response *resp = NULL;
+        rc = sl_client_want_body(sl_client_call_shard(c, stream, sr->shards[k].shard, req, 0,
+                                                      &resp),
+                                 &resp, SLUICE__V1__RESPONSE__BODY_LIST_GROUPS, 0);
+        if (rc == SL_OK && names_add(&v, &n, &cap, resp) != SL_OK) {
+            sl_client_set_error("out of memory");
+            rc = SL_ENOMEM;
+        }
+        sl_response_free(resp);
+    }
+    sluice_metadata_free(md);
+    if (rc != SL_OK) {
+        sluice_groups_free(v, n);
+        return rc;
+    }
+    if (n > 0) {
+        qsort(v, n, sizeof(*v), name_cmp);
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (w > 0 && strcmp(v[w - 1], v[i]) == 0) {
+            free(v[i]);
+        } else {
+            v[w++] = v[i];
+        }
+    }
+    *out = v;
+    *count = w;
+    return SL_OK;
+}
+
 int sluice_groups_list(sluice_client *c, const char *stream, char ***out, size_t *count)
 {
     *out = NULL;
@@ -402,6 +480,10 @@ int sluice_groups_list(sluice_client *c, const char *stream, char ***out, size_t
     sl_request req = SLUICE__V1__REQUEST__INIT;
     req.body_case = SLUICE__V1__REQUEST__BODY_LIST_GROUPS;
     req.list_groups = &body;
+    (void)sl_client_route_refresh(c, stream, true);
+    if (sl_client_route_cluster(c)) {
+        return groups_list_cluster(c, stream, &req, out, count);
+    }
     sl_response *resp = NULL;
     int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_LIST_GROUPS, &resp);
     if (rc == SL_OK) {

@@ -33,6 +33,7 @@
 #define VALUES     400u
 #define HALF       (VALUES / 2)
 #define WIDE_SHARDS 130u /* > 62: its states take three ZooKeeper multis */
+#define WIDE_GROUPS 8u
 
 static struct cit cl;
 static struct it_broker brokers[NB];
@@ -229,6 +230,49 @@ static void wide_stream(sluice_client *c)
     sluice_consumer_free(all);
     printf("a record written to each of its shards read back: %u\n", got);
     CHECK(got == WIDE_SHARDS);
+
+    /* Groups live at their homes, and with 2 replicas of 3 brokers no broker holds every
+     * group's shard: the list merges every leader's. The groups are picked among those whose
+     * shard broker 1 (the first address of the client's list) holds no replica of, so a
+     * list from broker 1 alone would miss them all. */
+    struct sluice_metadata *md = NULL;
+    CHECK(sluice_cluster_metadata(c, names, 1, &md) == SLUICE_OK && md->n_streams == 1);
+    char gname[WIDE_GROUPS][16];
+    uint32_t ng = 0;
+    for (uint32_t i = 0; ng < WIDE_GROUPS && i < 100000u; i++) {
+        char cand[16];
+        int cn = snprintf(cand, sizeof(cand), "team-%05u", i);
+        uint32_t k = sl_partition_group_shard(cand, (size_t)cn, WIDE_SHARDS);
+        bool on_b1 = true;
+        for (size_t s = 0; s < md->streams[0].n_shards; s++) {
+            const struct sluice_shard_route *r = &md->streams[0].shards[s];
+            if (r->shard != k) {
+                continue;
+            }
+            on_b1 = false;
+            for (uint32_t j = 0; j < r->n_replicas; j++) {
+                on_b1 = on_b1 || r->replicas[j] == 1;
+            }
+        }
+        if (!on_b1) {
+            memcpy(gname[ng++], cand, sizeof(cand));
+        }
+    }
+    sluice_metadata_free(md);
+    CHECK(ng == WIDE_GROUPS);
+    for (uint32_t g = 0; g < WIDE_GROUPS; g++) {
+        CHECK(sluice_checkpoint_commit(c, gname[g], "wide", g, 1) == SLUICE_OK);
+    }
+    char **groups = NULL;
+    size_t n_groups = 0;
+    CHECK(sluice_groups_list(c, "wide", &groups, &n_groups) == SLUICE_OK);
+    printf("groups listed on a %u-shard stream of 2 replicas: %zu of %u\n", WIDE_SHARDS,
+           n_groups, WIDE_GROUPS);
+    CHECK(n_groups == WIDE_GROUPS);
+    for (uint32_t g = 0; g < WIDE_GROUPS; g++) {
+        CHECK(strcmp(groups[g], gname[g]) == 0); /* sorted: found in increasing order */
+    }
+    sluice_groups_free(groups, n_groups);
 }
 
 int main(void)
