@@ -361,4 +361,18 @@ void sl_shard_stats(const struct sl_shard *s, struct sl_shard_stats *st);
  * segment list for `bytes`. */
 void sl_shard_stats_progress(const struct sl_shard *s, struct sl_shard_stats *st);
 
+/* The I/O whose completion is acknowledging appends (CLOCK_MONOTONIC ns; 0 = none yet): the
+ * last completed data write's submission (the end-of-tick flush that made it a ring write)
+ * and completion, and the last completed fdatasync's. Meaningful inside an append callback,
+ * where it names the I/O that made that append acknowledged (a durable append: the sync
+ * fields; else the write fields). For diagnostics (Produce.trace, docs/PROTOCOL.md):
+ * three clock reads per write or fsync, none per record. */
+struct sl_shard_io_times {
+    uint64_t write_submit_ns;
+    uint64_t write_done_ns;
+    uint64_t sync_submit_ns;
+    uint64_t sync_done_ns;
+};
+void sl_shard_io_times(const struct sl_shard *s, struct sl_shard_io_times *out);
+
 #endif

@@ -228,6 +228,7 @@ static void wbuf_submit(struct sl_shard *s, struct wbuf *w)
     }
     w->issued = false;
     w->io_len = w->len;
+    w->submit_ns = sl_clock_mono_ns();
     if (shard_direct(s)) {
         int rc = shard_dio_prepare(s, w);
         if (rc != SL_OK) {
@@ -391,6 +392,8 @@ void shard_write_done(struct sl_io_op *op, int res)
         }
     } else {
         w->done = w->io_len;
+        s->io_last.write_submit_ns = w->submit_ns;
+        s->io_last.write_done_ns = sl_clock_mono_ns();
     }
     /* Advance the contiguous written prefix. */
     while (s->fifo_len > 0) {
@@ -429,7 +432,10 @@ void shard_sync_done(struct sl_io_op *op, int res)
     struct sl_shard *s = sl_container_of(op, struct sl_shard, sync_op);
     s->ops--;
     s->sync_busy = false;
-    s->stats.fsync_ns += sl_clock_mono_ns() - s->sync_start_ns;
+    uint64_t now = sl_clock_mono_ns();
+    s->stats.fsync_ns += now - s->sync_start_ns;
+    s->io_last.sync_submit_ns = s->sync_start_ns;
+    s->io_last.sync_done_ns = now;
     struct segment *g = s->sync_seg;
     s->sync_seg = NULL;
     if (res < 0) {

@@ -79,6 +79,7 @@ struct msg {
     uint64_t seq;     /* M_APPENDED: base seq; M_TRUNCATE/M_TRUNCATED: the end */
     struct call *call; /* M_CALL */
     struct sl_shard_stats stats; /* owner -> main loop */
+    struct sl_shard_io_times io; /* M_APPENDED: sl_wshard_append_io */
 };
 
 struct chan {
@@ -327,6 +328,7 @@ static void on_owner_appended(void *ctx, int err, uint64_t base_seq, uint32_t co
     }
     struct msg m = {.type = M_APPENDED, .err = err, .count = count, .b = b, .cb = p->cb,
                     .ctx = p->ctx, .seq = base_seq};
+    sl_shard_io_times(b->log, &m.io);
     owner_post(w, &m);
     p->next = w->free_pend;
     w->free_pend = p;
@@ -601,6 +603,7 @@ static void home_handle(struct msg *m)
     b->mirror = m->stats;
     switch (m->type) {
     case M_APPENDED:
+        b->append_io = m->io;
         if (m->cb != NULL) {
             m->cb(m->ctx, m->err, m->seq, m->count);
         }
@@ -1047,6 +1050,15 @@ static void on_main_appended(void *ctx, int err, uint64_t base_seq, uint32_t cou
     p->next = main_free_pend;
     main_free_pend = p;
     cb(cctx, err, base_seq, count);
+}
+
+void sl_wshard_append_io(const struct sl_wshard *b, struct sl_shard_io_times *out)
+{
+    if (b->owner == 0 && b->log != NULL) {
+        sl_shard_io_times(b->log, out);
+    } else {
+        *out = b->append_io;
+    }
 }
 
 int sl_wshard_append_opt(struct sl_wshard *b, const void *batch, size_t len, unsigned flags,

@@ -63,6 +63,7 @@ struct sl_wshard {
     sl_shard_listener listener; /* run on the main loop when records become visible */
     void *listener_ctx;
     struct sl_shard_stats mirror; /* remote shards: the owner's stats as last reported */
+    struct sl_shard_io_times append_io; /* remote shards: of the append being answered */
     /* the owner's thread only */
     struct sl_wshard *ow_next; /* the owner's list of its shards (doubly linked) */
     struct sl_wshard *ow_prev;
@@ -162,6 +163,9 @@ int sl_wshard_append(struct sl_wshard *b, const void *batch, size_t len, unsigne
 #define SL_WSHARD_REPLICA 0x100u
 int sl_wshard_append_opt(struct sl_wshard *b, const void *batch, size_t len, unsigned flags,
                          uint32_t epoch, sl_append_cb cb, void *ctx);
+/* Inside an append callback: sl_shard_io_times of the owner at the moment it acknowledged
+ * the append (carried over the message ring for a remote shard). Diagnostics. */
+void sl_wshard_append_io(const struct sl_wshard *b, struct sl_shard_io_times *out);
 /* sl_shard_truncate on the owner; `cb` runs on the main loop (never inside this call for a
  * remote shard; storage's rule for a local one). Errors returned at once are storage's for a
  * shard the main loop owns, SL_ENOMEM; a remote owner's come through `cb`. */
