@@ -350,6 +350,7 @@ struct sl_shard_stats {
     uint64_t zero_bytes;    /* ... and the bytes of zeros they wrote */
     uint64_t zero_misses;   /* data writes that grew the file (past the zeroed run-ahead) */
     uint64_t cache_reads;   /* direct: reads served from the recent-data cache (read_cache_bytes) */
+    uint64_t nowait_reads;  /* buffered: small reads the page cache served at once (no ring) */
     int state;              /* SL_OK, SL_ENOSPC, or SL_EFATAL */
     int fatal_errno;        /* with SL_EFATAL: the errno that caused it */
     const char *fatal_what; /* with SL_EFATAL: what failed ("fdatasync", ...) */
