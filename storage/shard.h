@@ -258,6 +258,10 @@ struct sl_shard_read {
     uint32_t max_bytes; /* soft limit on the result (the first batch always fits) */
     sl_read_cb cb;
     void *ctx;
+    /* cb may run inside sl_shard_read when memory serves the read at once (the
+     * page cache, or the recent-data cache): a long-poll woken by an append
+     * then answers within the append's own acknowledgement (process_acks). */
+    bool inline_ok;
     /* out (valid in cb) */
     uint32_t len; /* bytes of whole batches at buf[0, len) */
     uint32_t batch_count;
@@ -276,7 +280,7 @@ struct sl_shard_read {
 };
 
 /* Starts a read. Results come only through `cb` (never called from inside
- * this function). cb errors: SL_ETRIMMED (below the retained range; first_seq
+ * this function, unless rd->inline_ok and memory served it). cb errors: SL_ETRIMMED (below the retained range; first_seq
  * set), SL_EINVAL (seq beyond the tail), SL_ETOOBIG (need_bytes set),
  * SL_ECORRUPT (a batch failed its checksum: nothing of it is served), SL_EIO.
  * A read at the tail returns SL_OK with len == 0 and next_seq == the tail. */

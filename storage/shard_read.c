@@ -41,8 +41,9 @@ static void read_done(struct sl_io_op *op, int res);
 static bool read_nowait(struct sl_shard *s, struct segment *g, struct sl_shard_read *rd,
                         uint32_t len)
 {
-    if (shard_direct(s) || len > READ_NOWAIT_MAX || g->log_fd < 0) {
-        return false;
+    if (shard_direct(s) || len > READ_NOWAIT_MAX || g->log_fd < 0 ||
+        sl_ring_faults_armed(s->ring, SL_FAULT_READ)) {
+        return false; /* (injected read faults are the ring's: tests/fault) */
     }
     struct iovec v = {.iov_base = rd->buf, .iov_len = len};
     ssize_t n = preadv2(g->log_fd, &v, 1, (off_t)rd->pos_, RWF_NOWAIT);
@@ -171,6 +172,10 @@ static bool read_issue(struct sl_shard *s, struct sl_shard_read *rd, bool from_s
             bool cached = len <= INT32_MAX && shard_rc_get(s, g, rd->pos_, len, rd->buf);
             s->stats.cache_reads += cached ? 1 : 0;
             if (cached || read_nowait(s, g, rd, len)) {
+                if (rd->inline_ok && from_submit) {
+                    read_done(&rd->op_, (int)len); /* (nothing of rd is touched after) */
+                    return true;
+                }
                 rd->defer_.fn = read_cached_deferred;
                 sl_ring_defer(s->ring, &rd->defer_);
                 return true;

@@ -817,32 +817,45 @@ void shard_maybe_sync(struct sl_shard *s)
 }
 
 /* Acknowledges pending appends, oldest first, while each is durable (ALWAYS)
- * or written (INTERVAL); acknowledged batches become visible to readers. */
+ * or written (INTERVAL); acknowledged batches become visible to readers.
+ * Visible first, then the listener, then the callbacks: a reader waiting at
+ * the tail (a long-poll) reads and answers before the producers' acks are
+ * queued - its answer goes out first in the same loop turn (on a 2-core VM the
+ * inline send of an ack ahead of it cost the reader ~30 us). The pending
+ * entries stay queued until their callbacks run (so the shard is not quiet,
+ * and cannot park, while the listener reads it). */
 static void process_acks(struct sl_shard *s)
 {
-    bool advanced = false;
-    while (s->pend_len > 0) {
-        struct pending *p = pend_at(s, 0);
+    uint32_t k = 0;
+    while (k < s->pend_len) {
+        struct pending *p = pend_at(s, k);
         struct segment *g = p->seg;
         bool ok = p->durable ? (g->synced_pos >= p->end && seg_dir_synced(s, g))
                              : g->written_pos >= p->end;
         if (!ok) {
             break;
         }
-        struct pending done = *p;
+        g->acked_last = *p;
+        g->visible_pos = p->end;
+        s->visible_seq = p->base_seq + p->count;
+        s->visible_time_ms = p->time_ms;
+        k++;
+    }
+    if (k == 0) {
+        return;
+    }
+    if (s->listener != NULL) {
+        s->listener(s->listener_ctx, s);
+    }
+    /* (pend_len re-checked: a callback may close the shard, failing the rest) */
+    for (uint32_t i = 0; i < k && s->pend_len > 0; i++) {
+        struct pending done = *pend_at(s, 0);
+        SL_ASSERT(done.base_seq + done.count <= s->visible_seq);
         pend_pop(s);
         s->pend_durable -= done.durable ? 1 : 0;
-        g->acked_last = done;
-        g->visible_pos = done.end;
-        s->visible_seq = done.base_seq + done.count;
-        s->visible_time_ms = done.time_ms;
-        advanced = true;
         if (done.cb != NULL) {
             done.cb(done.ctx, SL_OK, done.base_seq, done.count);
         }
-    }
-    if (advanced && s->listener != NULL) {
-        s->listener(s->listener_ctx, s);
     }
 }
 

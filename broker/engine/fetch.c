@@ -263,6 +263,9 @@ static void issue(struct fetch_op *op)
 {
     op->wr.rd.buf = op->buf;
     op->wr.rd.cb = on_read;
+    /* fetch.h allows the callback before sl_fetch_start returns; a woken fetch's read
+     * then answers inside the acknowledgement that woke it, before the producers' acks */
+    op->wr.rd.inline_ok = true;
     sl_wshard_read(&op->shard->ws, &op->wr);
 }
 
