@@ -257,7 +257,7 @@ static int take_ready(struct sluice_consumer *c, struct cshard *s)
         return err;
     }
     s->cur = resp;
-    if (c->opts.trace && resp->fetch->n_trace_ns > 0) {
+    if (c->opts.trace) { /* (a broker that predates Fetch.trace: the client's stamps only) */
         memset(s->trace, 0, sizeof(s->trace));
         s->trace[SLUICE_FT_SENT] = sent_ns;
         size_t n = resp->fetch->n_trace_ns; /* the broker's: RECEIVED .. ANSWERED */
