@@ -66,7 +66,10 @@
  * records, seconds, records_per_s, mb_per_s, produced_records, consumed_records,
  * failed_records, avg_batch_records, ack_{p50,p99,p999,max}_us,
  * e2e_{p50,p99,p999,max}_us, server_cpu_s_per_gb, disk_bytes_per_payload_byte (null when
- * not measured). Exit: 0 done, 1 a broker or client error (or failed records), 2 a usage
+ * not measured); tail mode (unless --trace off) adds the latency breakdown (tail_trace.h):
+ * traced_records, traced_parked, e2e_from_call_{p50,p99,p999}_us (from the sluice_produce
+ * call, as the peers' drivers measure), ack_queued_after_io_p50_us and breakdown[] (stage,
+ * p50_us, p99_us, p999_us). Exit: 0 done, 1 a broker or client error (or failed records), 2 a usage
  * error.
  *
  *   sluice-bench --mode produce --record-bytes 1024 --batch 1000 --shards 4 --duration 5
