@@ -225,6 +225,8 @@ static bool park(struct fetch_op *op, uint64_t next_seq)
         op->all_next->all_prev = op;
     }
     op->e->fetch_parked = op;
+    /* another worker's shard: it reads ahead for us when records come (no read round trip) */
+    sl_wshard_watch(&op->shard->ws, next_seq);
     return true;
 }
 
@@ -284,12 +286,24 @@ void sl_fetch_shard_progress(struct sl_bshard *b)
         op->next = woken;
         woken = op;
     }
+    const struct sl_wshard_ahead *ah = sl_wshard_ahead(&b->ws);
     while (woken != NULL) {
         struct fetch_op *op = woken;
         woken = op->next;
         op->next = NULL;
         if (op->traced) {
             op->trace[SL_FTRACE_WOKEN] = sl_clock_mono_ns();
+        }
+        struct sl_shard_read *rd = &op->wr.rd;
+        if (ah != NULL && rd->from == SL_READ_SEQ && rd->seq == ah->seq &&
+            ah->len <= rd->buf_cap && (ah->len <= rd->max_bytes || ah->batch_count == 1)) {
+            /* the owner read these batches for the fetches parked here: a read's result */
+            memcpy(op->buf, ah->data, ah->len);
+            rd->len = ah->len;
+            rd->batch_count = ah->batch_count;
+            rd->next_seq = ah->next_seq;
+            on_read(rd, SL_OK);
+            continue;
         }
         issue(op);
     }
