@@ -66,7 +66,10 @@
  * records, seconds, records_per_s, mb_per_s, produced_records, consumed_records,
  * failed_records, avg_batch_records, ack_{p50,p99,p999,max}_us,
  * e2e_{p50,p99,p999,max}_us, server_cpu_s_per_gb, disk_bytes_per_payload_byte (null when
- * not measured). Exit: 0 done, 1 a broker or client error (or failed records), 2 a usage
+ * not measured); tail mode (unless --trace off) adds the latency breakdown (tail_trace.h):
+ * traced_records, traced_parked, e2e_from_call_{p50,p99,p999}_us (from the sluice_produce
+ * call, as the peers' drivers measure), ack_queued_after_io_p50_us and breakdown[] (stage,
+ * p50_us, p99_us, p999_us). Exit: 0 done, 1 a broker or client error (or failed records), 2 a usage
  * error.
  *
  *   sluice-bench --mode produce --record-bytes 1024 --batch 1000 --shards 4 --duration 5
@@ -76,6 +79,7 @@
 #include "bench/bench_broker.h"
 #include "bench/hist.h"
 #include "bench/scale_bench.h"
+#include "bench/tail_trace.h"
 #include "client/sluice.h"
 #include "common/error.h"
 #include "storage/batch.h"
@@ -129,6 +133,7 @@ struct cfg {
     const char *tls_ca; /* NULL: plaintext */
     const char *stream; /* an existing stream to use (kept), NULL: a fresh one */
     int cpu_server, cpu_client, json;
+    int trace; /* tail: the latency breakdown (tail_trace.h); --trace off */
     const char *extra[BENCH_BROKER_EXTRA_MAX];
     int extra_len;
 };
@@ -151,6 +156,7 @@ static struct cfg cfg = {
     .server_pid = -1,
     .cpu_server = -1,
     .cpu_client = -1,
+    .trace = 1,
 };
 
 /* The timeline (CLOCK_MONOTONIC ns), set before the workers are released. */
@@ -178,6 +184,12 @@ static int draining(void)
 static int in_window(uint64_t t)
 {
     return t >= t_meas && t < t_end;
+}
+
+/* Whether the run takes the tail latency breakdown (tail mode, unless --trace off). */
+static int tracing(void)
+{
+    return cfg.mode == MODE_TAIL && cfg.trace;
 }
 
 static sluice_client *connect_one(void)
@@ -253,6 +265,10 @@ static void producer_open(struct producer_w *w, sluice_client *c)
         .compression = cfg.compression,
         .max_inflight_batches = cfg.inflight_batches,
     };
+    if (tracing()) {
+        po.on_trace = tail_trace_produced;
+        po.on_trace_arg = tail_trace_producer(w->idx);
+    }
     int rc = sluice_producer_new(c, stream, &po, &w->p);
     if (rc != SL_OK) {
         die("producer", rc);
@@ -274,6 +290,10 @@ static void produce_one(struct producer_w *w, uint64_t intended)
     uint8_t *val = w->pool + w->off;
     w->off = w->off + 2u * cfg.record_bytes > POOL_BYTES ? 0 : w->off + cfg.record_bytes;
     memcpy(val, &intended, sizeof(intended));
+    if (cfg.record_bytes >= 2 * sizeof(uint64_t)) { /* and when it was produced: tracing */
+        uint64_t now = bench_now_ns();
+        memcpy(val + sizeof(intended), &now, sizeof(now));
+    }
     void *ctx = (void *)(uintptr_t)(((intended - t_base) << 8) | w->idx);
     int rc = sluice_produce(w->p, NULL, 0, val, cfg.record_bytes, NULL, 0, on_delivery, ctx);
     if (rc != SL_OK) {
@@ -375,6 +395,21 @@ static int consumer_finished(size_t n, int caught_up, uint64_t now)
     return now >= t_end && atomic_load(&producers_done) == cfg.producers && n == 0 && caught_up;
 }
 
+/* Hands a received record's stamps to the breakdown (tail_trace.h). */
+static void traced(struct consumer_w *w, sluice_consumer *sc, const struct sluice_record *r,
+                   uint64_t now)
+{
+    uint64_t stamp[2] = {0, 0}; /* intended, produce call (produce_one) */
+    uint64_t f[SLUICE_FT_N];
+    if (r->value_len < sizeof(stamp)) {
+        return;
+    }
+    memcpy(stamp, r->value, sizeof(stamp));
+    if (in_window(stamp[0]) && sluice_consumer_trace(sc, r->shard, f) == SL_OK) {
+        tail_trace_consumed(w->idx, r->shard, r->seq, stamp[0], stamp[1], f, now);
+    }
+}
+
 static sluice_consumer *consumer_open(sluice_client *c, uint32_t idx)
 {
     uint32_t shards[SHARDS_MAX], n = 0;
@@ -387,6 +422,7 @@ static sluice_consumer *consumer_open(sluice_client *c, uint32_t idx)
     }
     struct sluice_consumer_opts co = {
         .start = {.kind = SLUICE_TRIM_HORIZON}, .shards = shards, .shards_len = n};
+    co.trace = tracing();
     if (cfg.group != NULL) { /* a member: the coordinator says which shards */
         co.shards = NULL;
         co.shards_len = 0;
@@ -420,6 +456,9 @@ static void *consumer_main(void *arg)
         uint64_t now = bench_now_ns();
         for (size_t i = 0; i < n; i++) {
             consumed(w, recs[i].value, recs[i].value_len, now);
+            if (tracing()) {
+                traced(w, sc, &recs[i], now);
+            }
         }
         if (consumer_finished(n, sluice_consumer_caught_up(sc), now)) {
             break;
@@ -647,6 +686,9 @@ static void run(struct result *r)
         atomic_store(&producers_done, cfg.producers);
     }
     t_base = bench_now_ns();
+    if (tracing() && tail_trace_init(np, nc) != 0) {
+        die("calloc", SL_ENOMEM);
+    }
     barriers_init(np + nc);
     start_consumers(nc);
     start_producers(np, 0);
@@ -663,6 +705,9 @@ static void run(struct result *r)
     server_sample(cfg.server_pid, &r->s1);
     uint64_t stop = now < t_end ? now : t_end;
     join_all(np, nc);
+    if (tracing()) {
+        tail_trace_join(t_meas, t_end);
+    }
     r->np = np;
     r->nc = nc;
     sum_up(r, np, nc);
@@ -762,6 +807,9 @@ static void print_json(const struct result *r)
     }
     json_num("server_cpu_s_per_gb", cpu_s_per_gb(r));
     json_num("disk_bytes_per_payload_byte", disk_per_byte(r));
+    if (tracing()) {
+        tail_trace_print_json();
+    }
     printf("}\n");
 }
 
@@ -809,6 +857,9 @@ static void print_human(const struct result *r)
            r->produced, r->consumed, r->failed, r->avg_batch);
     print_latency("ack latency", &r->ack);
     print_latency("end to end", &r->e2e);
+    if (tracing()) {
+        tail_trace_print_human();
+    }
     double cpu = cpu_s_per_gb(r), disk = disk_per_byte(r);
     if (cpu < 0) {
         printf("  server       CPU n/a");
@@ -872,6 +923,8 @@ static const char usage_text[] =
     "  --group G           consume, tail: the consumers are members of consumer group G\n"
     "                      (the broker splits the shards between them) instead of\n"
     "                      splitting the shards themselves\n"
+    "  --trace on|off      tail: the end-to-end latency broken down by stage, from stamps\n"
+    "                      the client and broker take per batch and per fetch (default on)\n"
     "  --json              print one JSON object on one line instead of the table\n"
     "\n"
     "Broker (default: start the sluiced beside this program, else the one built with it,\n"
@@ -980,6 +1033,9 @@ static int load_opt(const char *o, const char *v)
         cfg.backlog = parse_u64(o, v, 0, UINT64_MAX >> 8);
     } else if (strcmp(o, "--group") == 0) {
         cfg.group = v;
+    } else if (strcmp(o, "--trace") == 0) {
+        static const char *const onoff[] = {"off", "on"};
+        cfg.trace = parse_choice(o, v, onoff, 2);
     } else if (strcmp(o, "--queue-max") == 0) {
         cfg.queue_max = (uint32_t)parse_u64(o, v, 1, SLUICE_QUEUE_RECEIVE_MAX);
     } else {
@@ -1212,5 +1268,6 @@ int main(int argc, char **argv)
     bench_broker_stop(&bb, "bench");
     free(prods);
     free(cons);
+    tail_trace_free();
     return r.failed > 0 ? 1 : 0;
 }

@@ -3,7 +3,8 @@
 #   cmake -DBENCH=<path to sluice-bench> [-DMODES="tail;queue"|scale] -P sluice_bench_smoke.cmake
 # Runs a one-second tail run and a one-second queue run (small records, a fixed rate so it
 # stays light under ASan) with --json, and fails unless each exits 0 and its JSON has
-# records > 0 and e2e_p50_us > 0 (null, i.e. no sample, fails). Mode scale: 20 streams of 2
+# records > 0 and e2e_p50_us > 0 (null, i.e. no sample, fails); the tail run's latency
+# breakdown must have traced records and every client and broker stage. Mode scale: 20 streams of 2
 # shards, one second of produce each way; every step must have run without an error (exit 0),
 # all 20 streams created, both restarts timed, the ratio measured and the read-back verified.
 if(NOT BENCH)
@@ -62,5 +63,31 @@ foreach(mode IN LISTS MODES)
   endif()
   if(NOT p50 MATCHES "^[0-9.]+$" OR NOT p50 GREATER 0)
     message(FATAL_ERROR "${mode}: e2e_p50_us is '${p50}', expected > 0")
+  endif()
+  if(mode STREQUAL "tail")
+    # the latency breakdown (tail_trace.c): records traced on both sides, every stage of the
+    # broker's and the client's stamped (a stage missing from the list had no sample)
+    string(JSON traced ERROR_VARIABLE jerr GET "${out}" traced_records)
+    if(jerr OR NOT traced GREATER 0)
+      message(FATAL_ERROR "tail: traced_records is '${traced}', expected > 0 ${jerr}")
+    endif()
+    string(JSON from_call GET "${out}" e2e_from_call_p50_us)
+    if(NOT from_call MATCHES "^[0-9.]+$" OR NOT from_call GREATER 0)
+      message(FATAL_ERROR "tail: e2e_from_call_p50_us is '${from_call}', expected > 0")
+    endif()
+    string(JSON n LENGTH "${out}" breakdown)
+    set(stages "")
+    math(EXPR last "${n} - 1")
+    foreach(i RANGE ${last})
+      string(JSON st GET "${out}" breakdown ${i} stage)
+      list(APPEND stages ${st})
+    endforeach()
+    foreach(want sealed flusher to_broker append write_submit write read answer to_consumer
+                 consumer_hop poll_return)
+      list(FIND stages ${want} at)
+      if(at EQUAL -1)
+        message(FATAL_ERROR "tail: the breakdown has no stage '${want}' (it has: ${stages})")
+      endif()
+    endforeach()
   endif()
 endforeach()

@@ -145,6 +145,7 @@ static void on_fetch_done(void *ctx, int err, const char *msg, sl_response *resp
         c->quick--;
     }
     if (s->fetch_epoch == s->epoch) {
+        s->ready_io_ns = c->opts.trace ? sl_clock_mono_ns() : 0;
         s->ready = 1;
         s->ready_err = err;
         s->ready_resp = resp;
@@ -168,6 +169,7 @@ static int fetch_start(struct sluice_consumer *c, struct cshard *s, uint32_t max
     body.position = &pos;
     body.max_bytes = c->opts.fetch_max_bytes;
     body.max_wait_ms = max_wait_ms;
+    body.trace = c->opts.trace != 0;
     if (c->member != NULL) {
         body.group = c->group;
         body.member_id = c->member->id;
@@ -179,6 +181,7 @@ static int fetch_start(struct sluice_consumer *c, struct cshard *s, uint32_t max
     s->fetching = 1;
     s->fetch_quick = max_wait_ms == 0;
     s->fetch_epoch = s->epoch;
+    s->fetch_sent_ns = body.trace ? sl_clock_mono_ns() : 0;
     c->fetches++;
     c->quick += s->fetch_quick;
     pthread_mutex_unlock(&c->mu);
@@ -202,6 +205,7 @@ static int take_ready(struct sluice_consumer *c, struct cshard *s)
     int ready = s->ready;
     int err = s->ready_err;
     sl_response *resp = s->ready_resp;
+    uint64_t sent_ns = s->fetch_sent_ns, io_ns = s->ready_io_ns;
     char msg[sizeof(s->ready_msg)];
     memcpy(msg, s->ready_msg, sizeof(msg));
     s->ready = 0;
@@ -254,6 +258,19 @@ static int take_ready(struct sluice_consumer *c, struct cshard *s)
         return err;
     }
     s->cur = resp;
+    if (c->opts.trace) { /* (a broker that predates Fetch.trace: the client's stamps only) */
+        memset(s->trace, 0, sizeof(s->trace));
+        s->trace[SLUICE_FT_SENT] = sent_ns;
+        size_t n = resp->fetch->n_trace_ns; /* the broker's: RECEIVED .. ANSWERED */
+        n = n < SLUICE_FT_ANSWERED - SLUICE_FT_RECEIVED + 1
+                ? n : SLUICE_FT_ANSWERED - SLUICE_FT_RECEIVED + 1;
+        for (size_t i = 0; i < n; i++) {
+            s->trace[SLUICE_FT_RECEIVED + i] = resp->fetch->trace_ns[i];
+        }
+        s->trace[SLUICE_FT_IO_RECEIVED] = io_ns;
+        s->trace[SLUICE_FT_TAKEN] = sl_clock_mono_ns();
+        s->traced = 1;
+    }
     s->off = 0;
     s->in_batch = 0;
     s->cur_next_seq = resp->fetch->next_seq;
@@ -638,6 +655,18 @@ int sluice_consumer_seek(sluice_consumer *c, uint32_t shard, const struct sluice
         return SL_ENOTFOUND;
     }
     return SL_OK;
+}
+
+int sluice_consumer_trace(const sluice_consumer *c, uint32_t shard, uint64_t *ns)
+{
+    for (uint32_t i = 0; i < c->n; i++) {
+        const struct cshard *s = &c->shards[i];
+        if (s->shard == shard && s->traced) {
+            memcpy(ns, s->trace, sizeof(s->trace));
+            return SL_OK;
+        }
+    }
+    return SL_ENOTFOUND;
 }
 
 int sluice_consumer_caught_up(const sluice_consumer *c)

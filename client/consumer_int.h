@@ -49,6 +49,8 @@ struct cshard {
     int ready_err;
     sl_response *ready_resp;
     char ready_msg[200];
+    uint64_t fetch_sent_ns; /* opts.trace: of the fetch in flight, and its answer's arrival */
+    uint64_t ready_io_ns;
     /* The response being drained (consumer thread only). */
     sl_response *cur;
     size_t off;
@@ -57,6 +59,8 @@ struct cshard {
     struct sl_batch_header h;
     struct sl_batch_iter it;
     uint8_t *scratch;
+    uint64_t trace[SLUICE_FT_N]; /* opts.trace: the stages of `cur` (or the last one) */
+    int traced;
 };
 
 /* Where reading of s has got to: next_seq, or past control batches read after it. */

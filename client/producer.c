@@ -123,6 +123,9 @@ void sl_producer_seal_locked(struct sluice_producer *p, struct pshard *s)
         return;
     }
     s->open = NULL;
+    if (p->opts.on_trace != NULL) {
+        b->sealed_ns = sl_clock_mono_ns();
+    }
     b->order = s->next_order++;
     b->next = NULL;
     if (s->tail != NULL) {
@@ -273,6 +276,19 @@ static void on_produce_done(void *ctx, int err, const char *msg, sl_response *re
         sl_response_free(resp);
         batch_failed(p, b, err);
     } else {
+        if (p->opts.on_trace != NULL) {
+            uint64_t ns[SLUICE_PT_N] = {[SLUICE_PT_SEALED] = b->sealed_ns,
+                                        [SLUICE_PT_SENT] = b->sent_ns,
+                                        [SLUICE_PT_ACK_RECEIVED] = sl_clock_mono_ns()};
+            /* the broker's stages, RECEIVED .. ANSWERED, as many as it sent */
+            size_t n = resp->produce->n_trace_ns;
+            n = n < SLUICE_PT_ANSWERED - SLUICE_PT_RECEIVED + 1
+                    ? n : SLUICE_PT_ANSWERED - SLUICE_PT_RECEIVED + 1;
+            for (size_t i = 0; i < n; i++) {
+                ns[SLUICE_PT_RECEIVED + i] = resp->produce->trace_ns[i];
+            }
+            p->opts.on_trace(p->opts.on_trace_arg, b->shard, base, resp->produce->count, ns);
+        }
         batch_complete_dropped(p, b, SL_OK, base, resp->produce->dropped,
                                resp->produce->n_dropped);
         sl_response_free(resp);
@@ -315,6 +331,10 @@ static void batch_send(struct sluice_producer *p, struct pbatch *b)
     body.batch.data = b->buf;
     body.batch.len = b->len;
     body.in_order = p->opts.ack != SLUICE_ACK_NONE;
+    body.trace = p->opts.on_trace != NULL;
+    if (body.trace) {
+        b->sent_ns = sl_clock_mono_ns();
+    }
     sl_request req = SLUICE__V1__REQUEST__INIT;
     req.body_case = SLUICE__V1__REQUEST__BODY_PRODUCE;
     req.produce = &body;

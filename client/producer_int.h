@@ -56,6 +56,8 @@ struct pbatch {
     uint64_t retry_at_ms;
     int32_t sent_leader; /* the shard's leader and epoch as routed at its last send (#14) */
     int32_t sent_epoch;
+    uint64_t sealed_ns; /* opts.on_trace: SLUICE_PT_SEALED and _SENT (flusher) */
+    uint64_t sent_ns;
 };
 
 struct pshard {

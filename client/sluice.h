@@ -317,6 +317,27 @@ typedef void (*sluice_delivery_cb)(void *ctx, int err, uint32_t shard, uint64_t 
 
 #define SLUICE_LINGER_NONE 0xffffffffu
 
+/* Tracing, a diagnostic (sluice-bench --mode tail; docs/PROTOCOL.md, Tracing): the stages of
+ * one batch as CLOCK_MONOTONIC ns (this host's clock, the broker's too when it runs here),
+ * indexed by these; 0 = a stage it did not pass. */
+enum sluice_produce_trace {
+    SLUICE_PT_SEALED,       /* the batch was closed (full, linger, flush) for the flusher */
+    SLUICE_PT_SENT,         /* the flusher began sending it */
+    SLUICE_PT_RECEIVED,     /* broker: the request was read */
+    SLUICE_PT_APPEND,       /* broker: handed to the shard's owner */
+    SLUICE_PT_WRITE_SUBMIT, /* broker: its staging buffer became a ring write */
+    SLUICE_PT_WRITE_DONE,   /* broker: that write completed */
+    SLUICE_PT_SYNC_DONE,    /* broker: the fdatasync covering it completed (durable acks) */
+    SLUICE_PT_ACKED,        /* broker: the main loop had the acknowledgement (visible) */
+    SLUICE_PT_ANSWERED,     /* broker: the answer was queued to send */
+    SLUICE_PT_ACK_RECEIVED, /* the client's I/O thread had the answer */
+    SLUICE_PT_N
+};
+/* Runs on the client's I/O thread for every acknowledged batch, before its records'
+ * delivery callbacks; `ns` is borrowed for the call. */
+typedef void (*sluice_produce_trace_cb)(void *arg, uint32_t shard, uint64_t base_seq,
+                                        uint32_t count, const uint64_t *ns);
+
 struct sluice_producer_opts {
     size_t batch_bytes;  /* seal a shard's batch at this size; 0 = 1 MiB */
     uint32_t linger_ms;  /* send a non-full batch after this; 0 = 5; SLUICE_LINGER_NONE:
@@ -337,6 +358,10 @@ struct sluice_producer_opts {
                                     * batch behind a failed one is refused until that one
                                     * is resent, and the producer resends in order); 1
                                     * waits for each batch's ack before sending the next */
+    /* Set: every Produce asks the broker for its stages' times (a few clock reads each,
+     * ~90 bytes more per answer) and on_trace(on_trace_arg, ...) reports them. */
+    sluice_produce_trace_cb on_trace;
+    void *on_trace_arg;
 };
 #define SLUICE_INFLIGHT_BATCHES_MAX 8u /* the broker remembers where the last 8 were stored */
 
@@ -435,6 +460,20 @@ struct sluice_consumer_opts {
     sluice_rebalance_cb on_assigned;
     sluice_rebalance_cb on_revoked;
     void *rebalance_ctx;
+    int trace; /* 1: fetches ask the broker for their stages' times (sluice_consumer_trace) */
+};
+
+/* The stages of one fetch (a diagnostic, like enum sluice_produce_trace), CLOCK_MONOTONIC ns. */
+enum sluice_fetch_trace {
+    SLUICE_FT_SENT,        /* the fetch was sent */
+    SLUICE_FT_RECEIVED,    /* broker: the request was read */
+    SLUICE_FT_PARKED,      /* broker: it found the tail and waited (long-poll) */
+    SLUICE_FT_WOKEN,       /* broker: records became visible and it read again */
+    SLUICE_FT_READ_DONE,   /* broker: the read that answers it completed */
+    SLUICE_FT_ANSWERED,    /* broker: the answer was queued to send */
+    SLUICE_FT_IO_RECEIVED, /* the client's I/O thread had the answer */
+    SLUICE_FT_TAKEN,       /* poll, on the application's thread, took it */
+    SLUICE_FT_N
 };
 
 /* Creates a consumer of `stream`. Without a group or shard list it reads every shard of the
@@ -479,6 +518,11 @@ int sluice_consumer_caught_up(const sluice_consumer *c);
  * the last fetch. Errors: SLUICE_ENOTFOUND. */
 int sluice_consumer_shard_state(const sluice_consumer *c, uint32_t shard, uint64_t *next_seq,
                                 uint64_t *tail_seq);
+
+/* With opts.trace: the stages (enum sluice_fetch_trace) of the fetch answer that the
+ * records of `shard` the last poll returned came from, into ns[SLUICE_FT_N]. Errors:
+ * SLUICE_ENOTFOUND (not a shard read, or no traced answer taken yet). */
+int sluice_consumer_trace(const sluice_consumer *c, uint32_t shard, uint64_t *ns);
 
 /* Number of shards read (for a group member: held now), and the i-th one's id. */
 uint32_t sluice_consumer_shard_count(const sluice_consumer *c);

@@ -182,6 +182,11 @@ void sl_ring_faults_disarm(struct sl_ring *ring)
     ring->impl->armed = false;
 }
 
+bool sl_ring_faults_armed(const struct sl_ring *ring, int op)
+{
+    return FAULT_ARMED(ring) && ring->impl->plan.op == op;
+}
+
 void sl_ring_faults_counts(const struct sl_ring *ring, struct sl_ring_fault_counts *out)
 {
     *out = ring->impl->counts;

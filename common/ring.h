@@ -144,6 +144,10 @@ void sl_ring_faults_disarm(struct sl_ring *ring);
 void sl_ring_faults_counts(const struct sl_ring *ring, struct sl_ring_fault_counts *out);
 /* The armed plan into *out, and true; false when none is armed. */
 bool sl_ring_faults_plan(const struct sl_ring *ring, struct sl_ring_faults *out);
+/* Whether a plan for ops of kind `op` is armed: a caller with a synchronous
+ * shortcut around such an op (storage's page-cache reads) takes the ring then,
+ * so the injected failures still reach it. */
+bool sl_ring_faults_armed(const struct sl_ring *ring, int op);
 
 /* Runs the loop until `*done` becomes nonzero (set by a callback) or no op is
  * in flight. Returns SL_OK, or SL_EAGAIN if it stopped with nothing in flight

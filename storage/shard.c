@@ -210,6 +210,11 @@ void sl_shard_close(struct sl_shard *s)
     free(s);
 }
 
+void sl_shard_io_times(const struct sl_shard *s, struct sl_shard_io_times *out)
+{
+    *out = s->io_last;
+}
+
 void sl_shard_stats_progress(const struct sl_shard *s, struct sl_shard_stats *st)
 {
     st->first_seq = s->seg_count > 0 ? s->segs[0]->base_seq : 0;

@@ -258,6 +258,10 @@ struct sl_shard_read {
     uint32_t max_bytes; /* soft limit on the result (the first batch always fits) */
     sl_read_cb cb;
     void *ctx;
+    /* cb may run inside sl_shard_read when memory serves the read at once (the
+     * page cache, or the recent-data cache): a long-poll woken by an append
+     * then answers within the append's own acknowledgement (process_acks). */
+    bool inline_ok;
     /* out (valid in cb) */
     uint32_t len; /* bytes of whole batches at buf[0, len) */
     uint32_t batch_count;
@@ -276,7 +280,7 @@ struct sl_shard_read {
 };
 
 /* Starts a read. Results come only through `cb` (never called from inside
- * this function). cb errors: SL_ETRIMMED (below the retained range; first_seq
+ * this function, unless rd->inline_ok and memory served it). cb errors: SL_ETRIMMED (below the retained range; first_seq
  * set), SL_EINVAL (seq beyond the tail), SL_ETOOBIG (need_bytes set),
  * SL_ECORRUPT (a batch failed its checksum: nothing of it is served), SL_EIO.
  * A read at the tail returns SL_OK with len == 0 and next_seq == the tail. */
@@ -350,6 +354,7 @@ struct sl_shard_stats {
     uint64_t zero_bytes;    /* ... and the bytes of zeros they wrote */
     uint64_t zero_misses;   /* data writes that grew the file (past the zeroed run-ahead) */
     uint64_t cache_reads;   /* direct: reads served from the recent-data cache (read_cache_bytes) */
+    uint64_t nowait_reads;  /* buffered: small reads the page cache served at once (no ring) */
     int state;              /* SL_OK, SL_ENOSPC, or SL_EFATAL */
     int fatal_errno;        /* with SL_EFATAL: the errno that caused it */
     const char *fatal_what; /* with SL_EFATAL: what failed ("fdatasync", ...) */
@@ -360,5 +365,19 @@ void sl_shard_stats(const struct sl_shard *s, struct sl_shard_stats *st);
  * sequences, visible time, state): O(1), where sl_shard_stats walks the
  * segment list for `bytes`. */
 void sl_shard_stats_progress(const struct sl_shard *s, struct sl_shard_stats *st);
+
+/* The I/O whose completion is acknowledging appends (CLOCK_MONOTONIC ns; 0 = none yet): the
+ * last completed data write's submission (the end-of-tick flush that made it a ring write)
+ * and completion, and the last completed fdatasync's. Meaningful inside an append callback,
+ * where it names the I/O that made that append acknowledged (a durable append: the sync
+ * fields; else the write fields). For diagnostics (Produce.trace, docs/PROTOCOL.md):
+ * three clock reads per write or fsync, none per record. */
+struct sl_shard_io_times {
+    uint64_t write_submit_ns;
+    uint64_t write_done_ns;
+    uint64_t sync_submit_ns;
+    uint64_t sync_done_ns;
+};
+void sl_shard_io_times(const struct sl_shard *s, struct sl_shard_io_times *out);
 
 #endif

@@ -88,6 +88,7 @@ struct wbuf {
     int state;
     int err;     /* errno of a failed write, else 0 */
     bool issued; /* handed to the ring (false: its segment has no file yet) */
+    uint64_t submit_ns; /* when wbuf_submit ran (sl_shard_io_times) */
 };
 
 struct pending {
@@ -193,6 +194,7 @@ struct sl_shard {
 
     bool sync_busy;
     uint64_t sync_start_ns; /* of the fdatasync in flight (stats.fsync_ns) */
+    struct sl_shard_io_times io_last; /* sl_shard_io_times */
     struct segment *sync_seg;
     uint64_t sync_target;
     struct sl_io_op sync_op;

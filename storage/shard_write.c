@@ -228,6 +228,7 @@ static void wbuf_submit(struct sl_shard *s, struct wbuf *w)
     }
     w->issued = false;
     w->io_len = w->len;
+    w->submit_ns = sl_clock_mono_ns();
     if (shard_direct(s)) {
         int rc = shard_dio_prepare(s, w);
         if (rc != SL_OK) {
@@ -391,6 +392,8 @@ void shard_write_done(struct sl_io_op *op, int res)
         }
     } else {
         w->done = w->io_len;
+        s->io_last.write_submit_ns = w->submit_ns;
+        s->io_last.write_done_ns = sl_clock_mono_ns();
     }
     /* Advance the contiguous written prefix. */
     while (s->fifo_len > 0) {
@@ -429,7 +432,10 @@ void shard_sync_done(struct sl_io_op *op, int res)
     struct sl_shard *s = sl_container_of(op, struct sl_shard, sync_op);
     s->ops--;
     s->sync_busy = false;
-    s->stats.fsync_ns += sl_clock_mono_ns() - s->sync_start_ns;
+    uint64_t now = sl_clock_mono_ns();
+    s->stats.fsync_ns += now - s->sync_start_ns;
+    s->io_last.sync_submit_ns = s->sync_start_ns;
+    s->io_last.sync_done_ns = now;
     struct segment *g = s->sync_seg;
     s->sync_seg = NULL;
     if (res < 0) {
@@ -811,32 +817,45 @@ void shard_maybe_sync(struct sl_shard *s)
 }
 
 /* Acknowledges pending appends, oldest first, while each is durable (ALWAYS)
- * or written (INTERVAL); acknowledged batches become visible to readers. */
+ * or written (INTERVAL); acknowledged batches become visible to readers.
+ * Visible first, then the listener, then the callbacks: a reader waiting at
+ * the tail (a long-poll) reads and answers before the producers' acks are
+ * queued - its answer goes out first in the same loop turn (on a 2-core VM the
+ * inline send of an ack ahead of it cost the reader ~30 us). The pending
+ * entries stay queued until their callbacks run (so the shard is not quiet,
+ * and cannot park, while the listener reads it). */
 static void process_acks(struct sl_shard *s)
 {
-    bool advanced = false;
-    while (s->pend_len > 0) {
-        struct pending *p = pend_at(s, 0);
+    uint32_t k = 0;
+    while (k < s->pend_len) {
+        struct pending *p = pend_at(s, k);
         struct segment *g = p->seg;
         bool ok = p->durable ? (g->synced_pos >= p->end && seg_dir_synced(s, g))
                              : g->written_pos >= p->end;
         if (!ok) {
             break;
         }
-        struct pending done = *p;
+        g->acked_last = *p;
+        g->visible_pos = p->end;
+        s->visible_seq = p->base_seq + p->count;
+        s->visible_time_ms = p->time_ms;
+        k++;
+    }
+    if (k == 0) {
+        return;
+    }
+    if (s->listener != NULL) {
+        s->listener(s->listener_ctx, s);
+    }
+    /* (pend_len re-checked: a callback may close the shard, failing the rest) */
+    for (uint32_t i = 0; i < k && s->pend_len > 0; i++) {
+        struct pending done = *pend_at(s, 0);
+        SL_ASSERT(done.base_seq + done.count <= s->visible_seq);
         pend_pop(s);
         s->pend_durable -= done.durable ? 1 : 0;
-        g->acked_last = done;
-        g->visible_pos = done.end;
-        s->visible_seq = done.base_seq + done.count;
-        s->visible_time_ms = done.time_ms;
-        advanced = true;
         if (done.cb != NULL) {
             done.cb(done.ctx, SL_OK, done.base_seq, done.count);
         }
-    }
-    if (advanced && s->listener != NULL) {
-        s->listener(s->listener_ctx, s);
     }
 }
 

@@ -279,11 +279,15 @@ sluice_cell() { # tier mode bytes batch extra...
     fi
     echo "$line" >>"$OUT/sluice-raw.jsonl"
     # adapter: sluice-bench's object -> the common line (ack latency for produce and queue,
-    # end-to-end for tail, none for consume)
+    # end-to-end for tail, none for consume). Tail: from the produce call (e2e_from_call), as
+    # the peers' drivers stamp a record when they send it; sluice-bench's own e2e counts from
+    # the record's scheduled time (its sleep's lag too), kept in sluice-raw.jsonl.
     line=$("$PY" - "$line" "$tier" "$mode" "$bytes" "$batch" <<'EOF'
 import json, sys
 d = json.loads(sys.argv[1]); tier, mode = sys.argv[2], sys.argv[3]
 lat = {"produce": "ack", "queue": "ack", "tail": "e2e"}.get(mode)
+if mode == "tail" and d.get("e2e_from_call_p50_us") is not None:
+    lat = "e2e_from_call"
 print(json.dumps({"system": "Sluice", "tier": tier, "workload": mode,
     "record_bytes": int(sys.argv[4]), "batch": int(sys.argv[5]),
     "records_per_s": d.get("records_per_s"), "mb_per_s": d.get("mb_per_s"),

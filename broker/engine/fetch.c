@@ -47,6 +47,8 @@ struct fetch_op {
     struct fetch_op *all_prev; /* in e->fetch_parked while parked: the tick walks */
     struct fetch_op *all_next; /* the parked fetches, not every stream's shards */
     bool parked;
+    bool traced;
+    uint64_t trace[SL_FTRACE_N]; /* when traced (sl_fetch_req.trace_ns) */
 };
 
 int sl_fetch_stream_grow(struct sl_stream *st, uint32_t count)
@@ -163,7 +165,8 @@ static void finish(struct fetch_op *op, int err)
                                 .first_seq = ss.first_seq, .tail_seq = tail_of(op->e, b, &ss),
                                 .tail_time_ms = ss.visible_time_ms,
                                 .next_seq = err == SL_OK ? op->wr.rd.next_seq : ss.first_seq,
-                                .batches = op->buf, .len = err == SL_OK ? op->wr.rd.len : 0};
+                                .batches = op->buf, .len = err == SL_OK ? op->wr.rd.len : 0,
+                                .trace_ns = op->traced ? op->trace : NULL};
     const struct sl_lineage_shard *ls = &b->stream->lineage.shard[b->id];
     if (ls->closed) {
         r.closed = true;
@@ -206,6 +209,9 @@ static bool park(struct fetch_op *op, uint64_t next_seq)
     op->wr.rd.from = SL_READ_SEQ;
     op->wr.rd.seq = next_seq;
     op->parked = true;
+    if (op->traced) {
+        op->trace[SL_FTRACE_PARKED] = sl_clock_mono_ns();
+    }
     struct fetch_op **head = waiters_of(op->shard);
     op->next = *head;
     op->prev = NULL;
@@ -219,6 +225,8 @@ static bool park(struct fetch_op *op, uint64_t next_seq)
         op->all_next->all_prev = op;
     }
     op->e->fetch_parked = op;
+    /* another worker's shard: it reads ahead for us when records come (no read round trip) */
+    sl_wshard_watch(&op->shard->ws, next_seq);
     return true;
 }
 
@@ -226,6 +234,9 @@ static void on_read(struct sl_shard_read *rd, int err)
 {
     struct fetch_op *op = sl_container_of(rd, struct fetch_op, wr.rd);
     struct sl_engine *e = op->e;
+    if (op->traced) {
+        op->trace[SL_FTRACE_READ_DONE] = sl_clock_mono_ns();
+    }
     if (err == SL_ETOOBIG && rd->need_bytes <= e->cfg.fetch_bytes_max) {
         uint8_t *n = realloc(op->buf, rd->need_bytes);
         if (n != NULL) {
@@ -254,6 +265,9 @@ static void issue(struct fetch_op *op)
 {
     op->wr.rd.buf = op->buf;
     op->wr.rd.cb = on_read;
+    /* fetch.h allows the callback before sl_fetch_start returns; a woken fetch's read
+     * then answers inside the acknowledgement that woke it, before the producers' acks */
+    op->wr.rd.inline_ok = true;
     sl_wshard_read(&op->shard->ws, &op->wr);
 }
 
@@ -272,10 +286,25 @@ void sl_fetch_shard_progress(struct sl_bshard *b)
         op->next = woken;
         woken = op;
     }
+    const struct sl_wshard_ahead *ah = sl_wshard_ahead(&b->ws);
     while (woken != NULL) {
         struct fetch_op *op = woken;
         woken = op->next;
         op->next = NULL;
+        if (op->traced) {
+            op->trace[SL_FTRACE_WOKEN] = sl_clock_mono_ns();
+        }
+        struct sl_shard_read *rd = &op->wr.rd;
+        if (ah != NULL && rd->from == SL_READ_SEQ && rd->seq == ah->seq &&
+            ah->len <= rd->buf_cap && (ah->len <= rd->max_bytes || ah->batch_count == 1)) {
+            /* the owner read these batches for the fetches parked here: a read's result */
+            memcpy(op->buf, ah->data, ah->len);
+            rd->len = ah->len;
+            rd->batch_count = ah->batch_count;
+            rd->next_seq = ah->next_seq;
+            on_read(rd, SL_OK);
+            continue;
+        }
         issue(op);
     }
 }
@@ -424,7 +453,9 @@ void sl_fetch_start(struct sl_engine *e, const struct sl_fetch_req *req, sl_fetc
     sl_wshard_stats(&b->ws, &ss);
     ss.visible_seq = tail_of(e, b, &ss);
     *op = (struct fetch_op){.e = e, .shard = b, .cb = cb, .ctx = ctx, .buf = buf,
-                            .max_bytes = max_bytes, .start_ns = sl_clock_mono_ns()};
+                            .max_bytes = max_bytes, .start_ns = sl_clock_mono_ns(),
+                            .traced = req->trace_ns != 0};
+    op->trace[SL_FTRACE_RECEIVED] = req->trace_ns;
     uint32_t wait = req->max_wait_ms < e->cfg.fetch_wait_max_ms ? req->max_wait_ms
                                                                 : e->cfg.fetch_wait_max_ms;
     op->deadline_ms = wait > 0 ? sl_clock_mono_ms() + wait : 0;

@@ -20,6 +20,16 @@
 struct sl_bshard;
 struct sl_stream;
 
+/* Fetch.trace (docs/PROTOCOL.md, Tracing): CLOCK_MONOTONIC ns at each stage of one fetch;
+ * 0 = a stage it did not pass. */
+enum sl_fetch_stage {
+    SL_FTRACE_RECEIVED,  /* the front-end had the request (the caller's stamp) */
+    SL_FTRACE_PARKED,    /* its read found the tail and it parked (the last time) */
+    SL_FTRACE_WOKEN,     /* records became visible: re-issued (the last time) */
+    SL_FTRACE_READ_DONE, /* the read that answers it completed */
+    SL_FTRACE_N
+};
+
 struct sl_fetch_req {
     const char *stream; /* borrowed for the call */
     uint32_t shard;
@@ -31,6 +41,7 @@ struct sl_fetch_req {
      * starts (a long-poll already parked is not re-checked). */
     const char *group;
     const char *member_id;
+    uint64_t trace_ns; /* nonzero: trace (the result's trace_ns); SL_FTRACE_RECEIVED's stamp */
 };
 
 struct sl_fetch_result {
@@ -49,6 +60,7 @@ struct sl_fetch_result {
     bool closed;
     uint32_t children[2];
     uint32_t n_children;
+    const uint64_t *trace_ns; /* SL_FTRACE_N stamps when traced, else NULL */
 };
 
 /* Everything in `r` is borrowed for the duration of the call. */

@@ -71,6 +71,8 @@ struct produce_op {
     uint64_t repl_base; /* from the write */
     uint32_t repl_count;
     struct produce_op *rnext; /* in the shard's ack FIFO */
+    bool traced;
+    uint64_t trace[SL_PTRACE_N]; /* when traced (sl_produce_req.trace_ns) */
 };
 
 /* The answer to an append a closed shard did not store: its children. */
@@ -153,7 +155,8 @@ static void finish(struct produce_op *op, int err, uint64_t base, uint32_t count
     }
     struct sl_produce_result r = {.err = err, .why = why, .shard = b->id, .base_seq = base,
                                   .count = count, .duplicate = duplicate,
-                                  .dropped = op->dropped, .n_dropped = op->n_dropped};
+                                  .dropped = op->dropped, .n_dropped = op->n_dropped,
+                                  .trace_ns = op->traced ? op->trace : NULL};
     if (err == SL_ESHARD_CLOSED) {
         closed_result(b, &r, why, sizeof(why));
     }
@@ -186,6 +189,14 @@ static void on_appended(void *ctx, int err, uint64_t base_seq, uint32_t count)
     struct produce_op *op = ctx;
     struct sl_bshard *b = op->shard;
     SL_ASSERT(b->appends > 0);
+    if (op->traced) {
+        struct sl_shard_io_times io;
+        sl_wshard_append_io(&b->ws, &io);
+        op->trace[SL_PTRACE_WRITE_SUBMIT] = io.write_submit_ns;
+        op->trace[SL_PTRACE_WRITE_DONE] = io.write_done_ns;
+        op->trace[SL_PTRACE_SYNC_DONE] = op->ack == SL_ACK_DURABLE ? io.sync_done_ns : 0;
+        op->trace[SL_PTRACE_ACKED] = sl_clock_mono_ns();
+    }
     if (op->repl_accepted) {
         /* answered once acknowledged too (repl_drain); the replica hears of the write
          * (sl_repl_disk_done), which may acknowledge this very op */
@@ -297,6 +308,9 @@ static int try_append(struct produce_op *op)
         flags = SL_APPEND_DURABLE | SL_WSHARD_REPLICA;
     }
     op->shard->appends++; /* (before: the callback may run inside the call) */
+    if (op->traced) {
+        op->trace[SL_PTRACE_APPEND] = sl_clock_mono_ns();
+    }
     int rc = sl_wshard_append_opt(&op->shard->ws, data, len, flags, op->repl_epoch, on_appended,
                                   op);
     if (rc != SL_OK) {
@@ -770,7 +784,8 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
                               .repl_epoch = 0,
                               .cb = cb, .ctx = ctx, .producer_id = h.producer_id,
                               .producer_seq = h.producer_seq, .ack = req->ack,
-                              .start_ns = start_ns};
+                              .start_ns = start_ns, .traced = req->trace_ns != 0};
+    op->trace[SL_PTRACE_RECEIVED] = req->trace_ns;
     b->stream->inflight++;
     if (rc == SL_EEXIST && sl_batch_verify(req->batch, &h) != SL_OK) {
         finish(op, SL_ECORRUPT, 0, 0, false);

@@ -26,6 +26,18 @@ enum sl_ack {
     SL_ACK_NONE = 2,    /* the caller wants no answer (the callback still runs) */
 };
 
+/* Produce.trace (docs/PROTOCOL.md, Tracing): CLOCK_MONOTONIC ns at each stage of one
+ * append; 0 = a stage it did not pass. */
+enum sl_produce_stage {
+    SL_PTRACE_RECEIVED,     /* the front-end had the request (the caller's stamp) */
+    SL_PTRACE_APPEND,       /* handed to the shard's owner (sl_wshard_append) */
+    SL_PTRACE_WRITE_SUBMIT, /* its staging buffer became a ring write (end of the owner's turn) */
+    SL_PTRACE_WRITE_DONE,   /* that write completed */
+    SL_PTRACE_SYNC_DONE,    /* durable: the fdatasync covering it completed */
+    SL_PTRACE_ACKED,        /* the main loop had the acknowledgement (the callback) */
+    SL_PTRACE_N
+};
+
 struct sl_produce_req {
     const char *stream;   /* borrowed for the call */
     uint32_t shard;
@@ -43,6 +55,8 @@ struct sl_produce_req {
     /* The engine's own control batch (control.h: a checkpoint on a cluster stream); a
      * front-end's batch carrying SL_BATCH_FLAG_CONTROL is refused. */
     bool control;
+    /* Nonzero: trace this append (the result's trace_ns); SL_PTRACE_RECEIVED's stamp. */
+    uint64_t trace_ns;
 };
 
 struct sl_produce_result {
@@ -57,6 +71,7 @@ struct sl_produce_result {
     /* err SL_ESHARD_CLOSED: the shards that took the closed shard's range */
     uint32_t children[2];
     uint32_t n_children;
+    const uint64_t *trace_ns; /* SL_PTRACE_N stamps when the request was traced, else NULL */
 };
 
 /* Everything in `r` is borrowed for the duration of the call. */

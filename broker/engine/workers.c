@@ -56,6 +56,7 @@ enum msg_type {
     M_CALL,
     M_RETENTION,
     M_TRUNCATE,
+    M_WATCH, /* a long-poll parked at seq on the main loop: read ahead for it */
     /* owner -> main loop */
     M_APPENDED,
     M_READ_DONE,
@@ -79,6 +80,8 @@ struct msg {
     uint64_t seq;     /* M_APPENDED: base seq; M_TRUNCATE/M_TRUNCATED: the end */
     struct call *call; /* M_CALL */
     struct sl_shard_stats stats; /* owner -> main loop */
+    struct sl_shard_io_times io; /* M_APPENDED: sl_wshard_append_io */
+    uint64_t next_seq;           /* M_NOTIFY with data: after its last batch */
 };
 
 struct chan {
@@ -327,6 +330,7 @@ static void on_owner_appended(void *ctx, int err, uint64_t base_seq, uint32_t co
     }
     struct msg m = {.type = M_APPENDED, .err = err, .count = count, .b = b, .cb = p->cb,
                     .ctx = p->ctx, .seq = base_seq};
+    sl_shard_io_times(b->log, &m.io);
     owner_post(w, &m);
     p->next = w->free_pend;
     w->free_pend = p;
@@ -404,11 +408,59 @@ static void on_owner_read(struct sl_shard_read *rd, int err)
     owner_post(owner_of(wr->b_), &m);
 }
 
+/* The owner's read ahead for a watched shard (sl_wshard_watch): the batches from the
+ * watched sequence, read when records become visible, carried by the M_NOTIFY. */
+struct readahead {
+    struct sl_shard_read rd;
+    bool in_call; /* inside sl_shard_read: a completion now is carried by the notice */
+    bool done;
+    int err;
+    uint8_t buf[];
+};
+
+static void on_readahead(struct sl_shard_read *rd, int err)
+{
+    struct readahead *ra = sl_container_of(rd, struct readahead, rd);
+    if (!ra->in_call) {
+        free(ra); /* completed later (not from memory): the fetches read as before */
+        return;
+    }
+    ra->done = true;
+    ra->err = err;
+}
+
 static void on_owner_listener(void *ctx, struct sl_shard *s)
 {
     (void)s;
     struct sl_wshard *b = ctx;
     struct msg m = {.type = M_NOTIFY, .b = b};
+    if (b->ow_watch) {
+        /* A long-poll waits on the main loop at ow_watch_seq: read for it here and now
+         * (the page cache serves it inline), so its answer needs no read round trip. */
+        b->ow_watch = false;
+        struct readahead *ra = malloc(sizeof(*ra) + SL_WSHARD_READAHEAD_BYTES);
+        if (ra != NULL) {
+            *ra = (struct readahead){.rd = {.from = SL_READ_SEQ, .seq = b->ow_watch_seq,
+                                            .buf = ra->buf,
+                                            .buf_cap = SL_WSHARD_READAHEAD_BYTES,
+                                            .max_bytes = SL_WSHARD_READAHEAD_BYTES,
+                                            .cb = on_readahead, .inline_ok = true},
+                                     .in_call = true};
+            sl_shard_read(b->log, &ra->rd);
+            if (!ra->done) {
+                ra->in_call = false; /* on_readahead frees it */
+            } else if (ra->err != SL_OK || ra->rd.len == 0) {
+                free(ra);
+            } else {
+                m.ctx = ra;
+                m.data = ra->buf;
+                m.len = ra->rd.len;
+                m.seq = b->ow_watch_seq;
+                m.count = ra->rd.batch_count;
+                m.next_seq = ra->rd.next_seq;
+            }
+        }
+    }
     owner_post(owner_of(b), &m);
 }
 
@@ -460,6 +512,15 @@ static void owner_handle(struct worker *w, struct msg *m)
         }
         break;
     }
+    case M_WATCH:
+        /* (records that came meanwhile were notified: the main loop reads for them) */
+        struct sl_shard_stats st = {0};
+        sl_shard_stats_progress(m->b->log, &st);
+        if (st.visible_seq <= m->seq) {
+            m->b->ow_watch = true;
+            m->b->ow_watch_seq = m->seq;
+        }
+        break;
     case M_RETENTION: {
         sl_shard_retention_run(m->b->log);
         sl_shard_stats(m->b->log, &m->b->ow_published);
@@ -596,11 +657,15 @@ static void home_handle(struct msg *m)
         if (m->type == M_TRUNCATED) { /* (its caller is told whatever happened: it frees t) */
             on_main_truncated(m->ctx, SL_ECLOSED, m->seq);
         }
+        if (m->type == M_NOTIFY) {
+            free(m->ctx); /* a read ahead nobody will use */
+        }
         return; /* a notification about a shard closed since: nothing to do */
     }
     b->mirror = m->stats;
     switch (m->type) {
     case M_APPENDED:
+        b->append_io = m->io;
         if (m->cb != NULL) {
             m->cb(m->ctx, m->err, m->seq, m->count);
         }
@@ -611,9 +676,15 @@ static void home_handle(struct msg *m)
         break;
     }
     case M_NOTIFY:
+        b->watch_posted = false; /* the owner's watch is spent (or was never set) */
+        b->ahead = (struct sl_wshard_ahead){.data = m->data, .len = (uint32_t)m->len,
+                                            .seq = m->seq, .next_seq = m->next_seq,
+                                            .batch_count = m->count};
         if (b->listener != NULL) {
             b->listener(b->listener_ctx, NULL);
         }
+        b->ahead = (struct sl_wshard_ahead){0};
+        free(m->ctx);
         break;
     case M_TRUNCATED:
         on_main_truncated(m->ctx, m->err, m->seq);
@@ -1051,6 +1122,31 @@ static void on_main_appended(void *ctx, int err, uint64_t base_seq, uint32_t cou
     p->next = main_free_pend;
     main_free_pend = p;
     cb(cctx, err, base_seq, count);
+}
+
+void sl_wshard_watch(struct sl_wshard *b, uint64_t seq)
+{
+    if (b->owner == 0 || b->gone || b->closed || (b->watch_posted && b->watch_seq == seq)) {
+        return;
+    }
+    b->watch_posted = true;
+    b->watch_seq = seq;
+    struct msg m = {.type = M_WATCH, .b = b, .seq = seq};
+    post(b->workers, b->owner, &m);
+}
+
+const struct sl_wshard_ahead *sl_wshard_ahead(const struct sl_wshard *b)
+{
+    return b->ahead.data != NULL ? &b->ahead : NULL;
+}
+
+void sl_wshard_append_io(const struct sl_wshard *b, struct sl_shard_io_times *out)
+{
+    if (b->owner == 0 && b->log != NULL) {
+        sl_shard_io_times(b->log, out);
+    } else {
+        *out = b->append_io;
+    }
 }
 
 int sl_wshard_append_opt(struct sl_wshard *b, const void *batch, size_t len, unsigned flags,

@@ -47,6 +47,17 @@ struct sl_seqgate;  /* producers whose batch failed here (seqgate.h) */
 /* A shard as the main loop reaches it: its log and who owns it. Embedded in
  * the catalog's shard (broker/engine/catalog.h); every field is this
  * module's. */
+/* Batches an owner read ahead for a watched shard (sl_wshard_watch), while its notice runs
+ * the listener on the main loop: whole verified batches [seq, next_seq). */
+struct sl_wshard_ahead {
+    const uint8_t *data; /* NULL: none */
+    uint32_t len;
+    uint32_t batch_count;
+    uint64_t seq;
+    uint64_t next_seq;
+};
+#define SL_WSHARD_READAHEAD_BYTES (64u << 10)
+
 struct sl_wshard {
     struct sl_shard *log;       /* touched only on its owner's thread */
     struct sl_workers *workers; /* NULL: one loop */
@@ -63,6 +74,12 @@ struct sl_wshard {
     sl_shard_listener listener; /* run on the main loop when records become visible */
     void *listener_ctx;
     struct sl_shard_stats mirror; /* remote shards: the owner's stats as last reported */
+    struct sl_shard_io_times append_io; /* remote shards: of the append being answered */
+    /* Remote shards, main loop: a watch posted and not yet spent by a notice, and the
+     * read-ahead a notice carries while the listener runs (sl_wshard_ahead). */
+    bool watch_posted;
+    uint64_t watch_seq;
+    struct sl_wshard_ahead ahead;
     /* the owner's thread only */
     struct sl_wshard *ow_next; /* the owner's list of its shards (doubly linked) */
     struct sl_wshard *ow_prev;
@@ -73,6 +90,8 @@ struct sl_wshard {
     struct wshard_wait *ow_wait_tail;
     struct sl_shard_stats ow_published;
     struct sl_seqgate *ow_gate; /* NULL until a batch with a producer id fails */
+    bool ow_watch; /* a long-poll waits at ow_watch_seq: read ahead at the next notice */
+    uint64_t ow_watch_seq;
 };
 
 /* A read routed to a shard's owner: the caller fills `rd` (buffer, position,
@@ -163,6 +182,15 @@ int sl_wshard_append(struct sl_wshard *b, const void *batch, size_t len, unsigne
 #define SL_WSHARD_REPLICA 0x100u
 int sl_wshard_append_opt(struct sl_wshard *b, const void *batch, size_t len, unsigned flags,
                          uint32_t epoch, sl_append_cb cb, void *ctx);
+/* A remote shard: long-polls wait on the main loop for records from `seq`. The owner reads
+ * them as soon as they become visible (from memory, in that turn) and its notice carries
+ * them (sl_wshard_ahead, inside the listener): the woken fetches need no read round trip.
+ * One watch per notice; a shard the main loop owns needs none. */
+void sl_wshard_watch(struct sl_wshard *b, uint64_t seq);
+const struct sl_wshard_ahead *sl_wshard_ahead(const struct sl_wshard *b);
+/* Inside an append callback: sl_shard_io_times of the owner at the moment it acknowledged
+ * the append (carried over the message ring for a remote shard). Diagnostics. */
+void sl_wshard_append_io(const struct sl_wshard *b, struct sl_shard_io_times *out);
 /* sl_shard_truncate on the owner; `cb` runs on the main loop (never inside this call for a
  * remote shard; storage's rule for a local one). Errors returned at once are storage's for a
  * shard the main loop owns, SL_ENOMEM; a remote owner's come through `cb`. */

@@ -23,6 +23,7 @@
 #include "broker/native/handlers.h"
 #include "broker/native/pview.h"
 #include "common/assert.h"
+#include "common/clock.h"
 #include "common/error.h"
 
 #include <stdlib.h>
@@ -92,6 +93,13 @@ static void on_produced(void *ctx, const struct sl_produce_result *r)
             pr.dropped = (uint32_t *)r->dropped;
             pr.n_children = r->n_children;
             pr.children = (uint32_t *)r->children;
+            uint64_t trace[SL_PTRACE_N + 1]; /* the engine's stages, then "answer queued" */
+            if (r->trace_ns != NULL) {
+                memcpy(trace, r->trace_ns, SL_PTRACE_N * sizeof(trace[0]));
+                trace[SL_PTRACE_N] = sl_clock_mono_ns();
+                pr.n_trace_ns = SL_PTRACE_N + 1;
+                pr.trace_ns = trace;
+            }
             sl_response resp = SLUICE__V1__RESPONSE__INIT;
             resp.id = op->id;
             resp.code = (Sluice__V1__ErrorCode)r->err;
@@ -138,12 +146,14 @@ void sl_native_produce(struct sl_native *srv, struct sl_conn *c, sl_request *req
     sl_conn_hold(c);
     struct sl_produce_req pr = {.stream = m->stream, .shard = m->shard, .in_order = m->in_order,
                                 .batch = m->batch.data,
-                                .len = m->batch.len, .ack = ack_of(m->ack)};
+                                .len = m->batch.len, .ack = ack_of(m->ack),
+                                .trace_ns = m->trace ? sl_clock_mono_ns() : 0};
     sl_produce_submit(srv->engine, &pr, on_produced, op);
 }
 
 bool sl_native_produce_view(struct sl_native *srv, struct sl_conn *c, const struct sl_pview *v)
 {
+    uint64_t received_ns = v->trace ? sl_clock_mono_ns() : 0;
     char stream[SL_STREAM_NAME_MAX + 1];
     if (v->stream_len >= sizeof(stream)) {
         return false; /* no such stream: protobuf-c's path answers it as it always did */
@@ -176,7 +186,8 @@ bool sl_native_produce_view(struct sl_native *srv, struct sl_conn *c, const stru
     sl_conn_hold(c);
     struct sl_produce_req pr = {.stream = stream, .shard = v->shard, .in_order = v->in_order,
                                 .batch = v->batch, .len = v->batch_len,
-                                .ack = ack_of((Sluice__V1__AckMode)v->ack)};
+                                .ack = ack_of((Sluice__V1__AckMode)v->ack),
+                                .trace_ns = received_ns};
     sl_produce_submit(srv->engine, &pr, on_produced, op);
     return true;
 }
@@ -204,6 +215,13 @@ static void on_fetched(void *ctx, const struct sl_fetch_result *r)
         fr.closed = r->closed;
         fr.n_children = r->n_children;
         fr.children = (uint32_t *)r->children;
+        uint64_t trace[SL_FTRACE_N + 1]; /* the engine's stages, then "answer queued" */
+        if (r->trace_ns != NULL) {
+            memcpy(trace, r->trace_ns, SL_FTRACE_N * sizeof(trace[0]));
+            trace[SL_FTRACE_N] = sl_clock_mono_ns();
+            fr.n_trace_ns = SL_FTRACE_N + 1;
+            fr.trace_ns = trace;
+        }
         sl_response resp = SLUICE__V1__RESPONSE__INIT;
         resp.id = op->req_id;
         resp.code = (Sluice__V1__ErrorCode)r->err;
@@ -231,6 +249,7 @@ void sl_native_fetch(struct sl_native *srv, struct sl_conn *c, const sl_request 
     struct sl_fetch_req fr = {.stream = m->stream, .shard = m->shard,
                               .pos = sl_native_position(m->position), .max_bytes = m->max_bytes,
                               .max_wait_ms = m->max_wait_ms, .group = m->group,
-                              .member_id = m->member_id};
+                              .member_id = m->member_id,
+                              .trace_ns = m->trace ? sl_clock_mono_ns() : 0};
     sl_fetch_start(srv->engine, &fr, on_fetched, op);
 }

@@ -43,6 +43,7 @@ enum {
 #define PR_ACK      3u
 #define PR_BATCH    4u
 #define PR_IN_ORDER 5u
+#define PR_TRACE    6u
 
 /* One field as scanned: its value's bytes are [val, val + val_len); for a
  * varint, val_len counts its bytes; for wire type 2 the prefix is skipped. */
@@ -203,6 +204,7 @@ static int parse_produce(struct cursor *cu, const uint8_t *p, size_t len)
     o->batch = NULL;
     o->batch_len = 0;
     o->in_order = false;
+    o->trace = false;
     cu->where = "Produce";
     size_t off = 0;
     while (off < len) {
@@ -241,6 +243,11 @@ static int parse_produce(struct cursor *cu, const uint8_t *p, size_t len)
         case PR_IN_ORDER:
             if ((rc = want(cu, &f, WT_VARINT, "in_order")) == SL_OK) {
                 o->in_order = varint_bool(&f);
+            }
+            break;
+        case PR_TRACE:
+            if ((rc = want(cu, &f, WT_VARINT, "trace")) == SL_OK) {
+                o->trace = varint_bool(&f);
             }
             break;
         default:

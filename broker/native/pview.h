@@ -11,7 +11,7 @@
  * occurrence wins, a oneof member replaces the earlier one, unknown fields
  * inside Produce skipped), checked by tests/fuzz/fuzz_pview.c, with one
  * deliberate difference: protobuf-c takes a bool of any wire type, this
- * refuses `in_order` unless it is a varint (SL_PVIEW_BAD_WIRE_TYPE).
+ * refuses `in_order` and `trace` unless a varint (SL_PVIEW_BAD_WIRE_TYPE).
  *
  * Lifetime: the view borrows the frame; it is valid while the frame's bytes
  * are (broker/native/h_data.c pins the receive buffer for that).
@@ -44,6 +44,7 @@ struct sl_pview {
     const uint8_t *batch;  /* into the frame; NULL when empty */
     size_t batch_len;
     bool in_order;
+    bool trace;            /* Produce.trace: answer with the stages' times */
     enum sl_pview_fault fault; /* set with SL_EPROTO */
 };
 

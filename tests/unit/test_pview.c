@@ -81,7 +81,7 @@ static bool same_as_protobuf_c(const struct buf *f, const struct sl_pview *v)
     }
     const Sluice__V1__Produce *m = r->produce;
     bool ok = r->id == v->id && m->shard == v->shard && (int32_t)m->ack == v->ack &&
-              m->in_order == v->in_order && strlen(m->stream) == v->stream_len &&
+              m->in_order == v->in_order && m->trace == v->trace && strlen(m->stream) == v->stream_len &&
               (v->stream_len == 0 || memcmp(m->stream, v->stream, v->stream_len) == 0) &&
               m->batch.len == v->batch_len &&
               (v->batch_len == 0 || memcmp(m->batch.data, v->batch, v->batch_len) == 0);
@@ -103,6 +103,7 @@ TEST(packed_request_read_in_place)
     p.batch.data = batch;
     p.batch.len = sizeof(batch);
     p.in_order = true;
+    p.trace = true;
     req.id = 1ull << 40;
     req.body_case = SLUICE__V1__REQUEST__BODY_PRODUCE;
     req.produce = &p;
@@ -115,6 +116,7 @@ TEST(packed_request_read_in_place)
     CHECK_EQ(v.shard, 3);
     CHECK_EQ(v.ack, SLUICE__V1__ACK_MODE__ACK_WRITTEN);
     CHECK(v.in_order);
+    CHECK(v.trace);
     CHECK(v.stream_len == 6 && memcmp(v.stream, "orders", 6) == 0);
     /* zero copy: the batch is the frame's own bytes */
     CHECK(v.batch > f.b && v.batch + v.batch_len <= f.b + f.n);
@@ -151,12 +153,12 @@ TEST(fields_in_any_order_repeated_last_wins)
 TEST(unknown_fields_skipped_every_wire_type)
 {
     struct buf p = {0}, f = {0};
-    put_tag(&p, 6, 0);
+    put_tag(&p, 16, 0);
     put_varint(&p, UINT64_MAX);
-    put_tag(&p, 7, 1);
+    put_tag(&p, 17, 1);
     put(&p, "12345678", 8);
-    put_len(&p, 8, "xyz", 3);
-    put_tag(&p, 9, 5);
+    put_len(&p, 18, "xyz", 3);
+    put_tag(&p, 19, 5);
     put(&p, "1234", 4);
     put_tag(&p, 536870911, 0); /* the largest field number */
     put_varint(&p, 1);
@@ -273,8 +275,14 @@ TEST(malformed_refused_with_the_cause)
 
     f.n = 0;
     p.n = 0;
-    put_tag(&p, 6, 3); /* a group, start and end */
-    put_tag(&p, 6, 4);
+    put_len(&p, 6, "\x01", 1); /* trace as bytes: the same difference */
+    put_len(&f, 15, p.b, p.n);
+    CHECK(refused(&f, SL_PVIEW_BAD_WIRE_TYPE, "trace", true));
+
+    f.n = 0;
+    p.n = 0;
+    put_tag(&p, 16, 3); /* a group, start and end */
+    put_tag(&p, 16, 4);
     put_len(&f, 15, p.b, p.n);
     CHECK(refused(&f, SL_PVIEW_GROUP, "groups", false));
 
@@ -322,9 +330,11 @@ TEST(other_bodies_left_to_protobuf_c)
 TEST(every_prefix_agrees_with_protobuf_c)
 {
     struct buf p = {0}, full = {0};
-    put_tag(&p, 6, 1);
+    put_tag(&p, 16, 1);
     put(&p, "12345678", 8);
     produce_body(&p, "stream-name", 70000, 1, "some batch bytes", true);
+    put_tag(&p, 6, 0); /* trace */
+    put_varint(&p, 1);
     put_tag(&full, 1, 0);
     put_varint(&full, 123456789);
     put_len(&full, 15, p.b, p.n);
@@ -355,9 +365,9 @@ TEST(proto_matches_the_parser)
         ProtobufCType type;
     } want[] = {{1, PROTOBUF_C_TYPE_STRING}, {2, PROTOBUF_C_TYPE_UINT32},
                 {3, PROTOBUF_C_TYPE_ENUM},   {4, PROTOBUF_C_TYPE_BYTES},
-                {5, PROTOBUF_C_TYPE_BOOL}};
-    CHECK_EQ(d->n_fields, 5);
-    for (size_t i = 0; i < 5; i++) {
+                {5, PROTOBUF_C_TYPE_BOOL},   {6, PROTOBUF_C_TYPE_BOOL}};
+    CHECK_EQ(d->n_fields, 6);
+    for (size_t i = 0; i < 6; i++) {
         const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(d, want[i].id);
         CHECK(fd != NULL && fd->type == want[i].type && fd->label != PROTOBUF_C_LABEL_REPEATED);
     }
