@@ -353,8 +353,11 @@ struct sl_shard_stats {
     uint64_t zero_writes;   /* run-ahead: zero writes issued (prezero_bytes) */
     uint64_t zero_bytes;    /* ... and the bytes of zeros they wrote */
     uint64_t zero_misses;   /* data writes that grew the file (past the zeroed run-ahead) */
-    uint64_t cache_reads;   /* direct: reads served from the recent-data cache (read_cache_bytes) */
-    uint64_t nowait_reads;  /* buffered: small reads the page cache served at once (no ring) */
+    /* reads served without a ring op: io_mode direct from the recent-data cache
+     * (read_cache_bytes); buffered, small ones the page cache served at once (RWF_NOWAIT).
+     * One counter for both (a shard has one mode): the stats are copied twice per shard
+     * by the workers, which an idle shard's 512-byte bound counts. */
+    uint64_t cache_reads;
     int state;              /* SL_OK, SL_ENOSPC, or SL_EFATAL */
     int fatal_errno;        /* with SL_EFATAL: the errno that caused it */
     const char *fatal_what; /* with SL_EFATAL: what failed ("fdatasync", ...) */

@@ -50,7 +50,7 @@ static bool read_nowait(struct sl_shard *s, struct segment *g, struct sl_shard_r
     if (n != (ssize_t)len) {
         return false; /* EAGAIN, a short read, anything else: the ring read says */
     }
-    s->stats.nowait_reads++;
+    s->stats.cache_reads++;
     return true;
 }
 

@@ -84,12 +84,12 @@ struct sl_queue_state;   /* broker/engine/queue.c */
 struct sl_bshard {
     struct sl_stream *stream;
     uint32_t id;
+    uint32_t appends; /* handed to the owner, not answered (produce.c) */
     uint64_t hash_start;
     uint64_t hash_end;
     struct sl_wshard ws;     /* the log, reached through its owner */
     struct sl_dedup dedup;   /* the producers' last batches (no memory until used) */
     struct sl_shard_io io;   /* records and bytes in (produce.c) and out (fetch.c) */
-    uint32_t appends;        /* handed to the owner, not answered (produce.c) */
     bool closing;            /* a reshard waits for `appends` to drain (reshard.c) */
     /* Cluster mode (#14): this broker's replica of the shard (broker/cluster/replicas.c owns
      * it; the engine asks it through struct sl_engine_repl), NULL on a single broker. */

@@ -114,6 +114,19 @@ struct pend {
     struct pend *next; /* in the free list */
 };
 
+/* Main loop only, while a remote shard's callback runs: the read-ahead its notice carries
+ * (sl_wshard_ahead) and the owner's I/O times of the append being answered
+ * (sl_wshard_append_io). Kept here, not per shard, so an idle shard stays small. */
+struct main_ahead {
+    const struct sl_wshard *b;
+    struct sl_wshard_ahead ahead;
+};
+struct main_io {
+    const struct sl_wshard *b;
+    struct sl_shard_io_times io;
+};
+static struct main_ahead main_ahead;
+static struct main_io main_append_io;
 /* Appends the main loop owns: their pends, on the main thread only. */
 static struct pend *main_free_pend;
 
@@ -665,10 +678,11 @@ static void home_handle(struct msg *m)
     b->mirror = m->stats;
     switch (m->type) {
     case M_APPENDED:
-        b->append_io = m->io;
+        main_append_io = (struct main_io){.b = b, .io = m->io};
         if (m->cb != NULL) {
             m->cb(m->ctx, m->err, m->seq, m->count);
         }
+        main_append_io.b = NULL;
         break;
     case M_READ_DONE: {
         struct sl_wshard_read *wr = m->ctx;
@@ -677,13 +691,13 @@ static void home_handle(struct msg *m)
     }
     case M_NOTIFY:
         b->watch_posted = false; /* the owner's watch is spent (or was never set) */
-        b->ahead = (struct sl_wshard_ahead){.data = m->data, .len = (uint32_t)m->len,
-                                            .seq = m->seq, .next_seq = m->next_seq,
-                                            .batch_count = m->count};
+        main_ahead = (struct main_ahead){
+            .b = b, .ahead = {.data = m->data, .len = (uint32_t)m->len, .seq = m->seq,
+                              .next_seq = m->next_seq, .batch_count = m->count}};
         if (b->listener != NULL) {
             b->listener(b->listener_ctx, NULL);
         }
-        b->ahead = (struct sl_wshard_ahead){0};
+        main_ahead = (struct main_ahead){0};
         free(m->ctx);
         break;
     case M_TRUNCATED:
@@ -1126,26 +1140,27 @@ static void on_main_appended(void *ctx, int err, uint64_t base_seq, uint32_t cou
 
 void sl_wshard_watch(struct sl_wshard *b, uint64_t seq)
 {
-    if (b->owner == 0 || b->gone || b->closed || (b->watch_posted && b->watch_seq == seq)) {
-        return;
+    if (b->owner == 0 || b->gone || b->closed || b->watch_posted) {
+        return; /* (one watch until its notice: the first long-poll's position) */
     }
     b->watch_posted = true;
-    b->watch_seq = seq;
     struct msg m = {.type = M_WATCH, .b = b, .seq = seq};
     post(b->workers, b->owner, &m);
 }
 
 const struct sl_wshard_ahead *sl_wshard_ahead(const struct sl_wshard *b)
 {
-    return b->ahead.data != NULL ? &b->ahead : NULL;
+    return main_ahead.b == b && main_ahead.ahead.data != NULL ? &main_ahead.ahead : NULL;
 }
 
 void sl_wshard_append_io(const struct sl_wshard *b, struct sl_shard_io_times *out)
 {
     if (b->owner == 0 && b->log != NULL) {
         sl_shard_io_times(b->log, out);
+    } else if (main_append_io.b == b) {
+        *out = main_append_io.io;
     } else {
-        *out = b->append_io;
+        *out = (struct sl_shard_io_times){0};
     }
 }
 
@@ -1205,7 +1220,6 @@ void sl_wshard_retire(struct sl_wshard *b, struct sl_ring *home, uint64_t end)
     /* Gone before the close: a read a completion issues while the close drains the owner's
      * messages is answered here, never posted behind the close to a log that is no more. */
     b->gone = true;
-    b->gone_end = end;
     b->home = home;
     if (b->log != NULL) {
         sl_wshard_close(b);
@@ -1222,7 +1236,7 @@ static void gone_read_done(struct sl_deferred *d)
 {
     struct sl_wshard_read *wr = sl_container_of(d, struct sl_wshard_read, defer_);
     struct sl_shard_read *rd = &wr->rd;
-    uint64_t end = wr->b_->gone_end;
+    uint64_t end = wr->b_->mirror.next_seq; /* (sl_wshard_retire's end) */
     rd->len = 0;
     rd->batch_count = 0;
     rd->next_seq = end;

@@ -40,6 +40,7 @@ struct sl_ring;
 struct sl_workers;
 
 #define SL_WORKERS_MAX 64u
+_Static_assert(SL_WORKERS_MAX <= UINT16_MAX, "struct sl_wshard keeps its owner in 16 bits");
 
 struct wshard_wait; /* an append waiting for staging space on the owner */
 struct sl_seqgate;  /* producers whose batch failed here (seqgate.h) */
@@ -61,25 +62,24 @@ struct sl_wshard_ahead {
 struct sl_wshard {
     struct sl_shard *log;       /* touched only on its owner's thread */
     struct sl_workers *workers; /* NULL: one loop */
-    uint32_t owner;             /* the worker owning the log (0: the main loop) */
+    uint16_t owner;             /* the worker owning the log (0: the main loop) */
     bool closed;
     bool ow_active; /* the owner's thread only: on the ow_act list */
     uint8_t ow_quiet; /* the owner's thread only: stats rounds without a change while active */
     /* Retention removed the shard (sl_wshard_retire): no log, and a read
      * answers on the main loop as of an empty log ending at gone_end. Main
      * loop only. */
-    bool gone;
-    uint64_t gone_end;
+    bool gone;            /* (its end: mirror.next_seq, set by sl_wshard_retire) */
+    /* Remote shards, main loop: a watch posted and not yet spent by a notice. (The
+     * read-ahead a notice carries and the I/O times of the append being answered live in
+     * workers.c only while their callback runs: an idle shard stays small.) */
+    bool watch_posted;
+    bool ow_watch; /* the owner's thread only: a long-poll waits at ow_watch_seq: read
+                    * ahead at the next notice */
     struct sl_ring *home; /* the main loop's ring, for a gone shard's answers */
     sl_shard_listener listener; /* run on the main loop when records become visible */
     void *listener_ctx;
     struct sl_shard_stats mirror; /* remote shards: the owner's stats as last reported */
-    struct sl_shard_io_times append_io; /* remote shards: of the append being answered */
-    /* Remote shards, main loop: a watch posted and not yet spent by a notice, and the
-     * read-ahead a notice carries while the listener runs (sl_wshard_ahead). */
-    bool watch_posted;
-    uint64_t watch_seq;
-    struct sl_wshard_ahead ahead;
     /* the owner's thread only */
     struct sl_wshard *ow_next; /* the owner's list of its shards (doubly linked) */
     struct sl_wshard *ow_prev;
@@ -90,7 +90,6 @@ struct sl_wshard {
     struct wshard_wait *ow_wait_tail;
     struct sl_shard_stats ow_published;
     struct sl_seqgate *ow_gate; /* NULL until a batch with a producer id fails */
-    bool ow_watch; /* a long-poll waits at ow_watch_seq: read ahead at the next notice */
     uint64_t ow_watch_seq;
 };
 
