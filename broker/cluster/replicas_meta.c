@@ -95,7 +95,10 @@ static void on_meta_set(void *arg, int err, const char *path)
 
 void rs_meta_write(struct sl_brepl *br, const struct sl_repl_meta *m)
 {
-    struct sl_ctrl_state st = {.m = *m, .leader_session = br->state.leader_session};
+    /* the rest of the state as read: the elected leader's session, a move in progress (its
+     * target; the write is at the version read, so neither can have changed meanwhile) */
+    struct sl_ctrl_state st = br->state;
+    st.m = *m;
     char data[SL_CTRL_STATE_MAX];
     size_t len = sl_ctrl_state_encode(&st, data, sizeof(data));
     if (br->rs->meta == NULL ||

@@ -272,7 +272,8 @@ static void run_fx(struct sim *s, int b, int k)
             ack(s, b, k, e->offset, e->err);
             break;
         case SL_REPL_FX_META_WRITE: {
-            struct sl_ctrl_state st = {.m = e->meta, .leader_session = rp->meta.leader_session};
+            struct sl_ctrl_state st = rp->meta; /* (its session and any move as read) */
+            st.m = e->meta;
             char data[SL_CTRL_STATE_MAX];
             size_t len = sl_ctrl_state_encode(&st, data, sizeof data);
             shard_path(k, path, sizeof path);
