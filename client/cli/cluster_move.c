@@ -246,8 +246,9 @@ static int move_streams(sluice_client *c, const struct move_args *a, const char 
                     has_from |= r->replicas[x] == (int32_t)a->from;
                     has_to |= r->replicas[x] == (int32_t)a->to;
                 }
-                if (!has_from || r->leader_epoch == 0) {
-                    continue; /* (epoch 0 with one replica: a local stream, not replicated) */
+                if (!has_from || (r->leader_epoch == 0 && r->n_replicas == 1)) {
+                    continue; /* (one replica at epoch 0: a local stream, not replicated; a
+                               * cluster stream of one replica: use cluster reassign) */
                 }
                 if (has_to || r->n_target > 0) {
                     printf("%s shard %" PRIu32 ": skipped (%s)\n", names[k + i], r->shard,
