@@ -110,6 +110,10 @@ int sl_ctrl_create_stream(struct sl_ctrl *c, const char *name, uint32_t n_shards
  * is in progress already: nothing to write), SL_ECONFLICT (another target is in progress). */
 int sl_ctrl_move_start(const struct sl_ctrl_state *cur, const int32_t *target, uint32_t n,
                        struct sl_ctrl_state *next, char *why, size_t why_len);
+/* The data of a reassignment request node (/reassign/<stream>:<k>): "1,2,4", 1 to
+ * SL_REPL_REPLICAS_MAX decimal ids; SL_EPROTO for anything else (any ZooKeeper client can
+ * write the node). Duplicates are sl_ctrl_move_start's to refuse. */
+int sl_ctrl_move_parse(const uint8_t *data, size_t len, int32_t *ids, uint32_t *n);
 
 /* Pure: replicas of shard `k` of a stream whose name hashes to `h`, over `n` brokers
  * (sorted ids): consecutive brokers from a start that rotates with k and h, so leaders

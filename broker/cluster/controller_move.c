@@ -32,32 +32,6 @@ struct move_req {
     long shard;                  /* index while its multi is in flight, else -1 */
 };
 
-/* The target list "1,2,4" (at most SL_REPL_REPLICAS_MAX ids of 0..INT32_MAX). */
-static bool parse_target(const uint8_t *data, size_t len, int32_t *ids, uint32_t *n)
-{
-    *n = 0;
-    size_t i = 0;
-    while (i < len) {
-        int64_t v = 0;
-        size_t start = i;
-        while (i < len && data[i] >= '0' && data[i] <= '9' && i - start < 10) {
-            v = v * 10 + (data[i] - '0');
-            i++;
-        }
-        if (i == start || v > INT32_MAX || *n == SL_REPL_REPLICAS_MAX) {
-            return false;
-        }
-        ids[(*n)++] = (int32_t)v;
-        if (i < len && data[i++] != ',') {
-            return false;
-        }
-        if (i == len && data[len - 1] == ',') {
-            return false;
-        }
-    }
-    return *n > 0;
-}
-
 /* "<stream>:<k>" -> "<stream>/<k>" (stream names have no ':'). */
 static bool shard_name(const char *node, char *out, size_t cap)
 {
@@ -168,7 +142,7 @@ static void on_request(void *arg, int err, const uint8_t *data, size_t len,
         req_end(q);
         return;
     }
-    if (!shard_name(q->node, name, sizeof name) || !parse_target(data, len, target, &n)) {
+    if (!shard_name(q->node, name, sizeof name) || sl_ctrl_move_parse(data, len, target, &n) != SL_OK) {
         c->stats.moves_refused++;
         apply(q, NULL, -1); /* not a request we can read: removed (the broker checked it) */
         return;

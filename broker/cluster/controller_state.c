@@ -189,6 +189,15 @@ static bool move_switch(struct sl_ctrl_state *next, const int32_t *live, const i
     return true;
 }
 
+int sl_ctrl_move_parse(const uint8_t *data, size_t len, int32_t *ids, uint32_t *n)
+{
+    const char *p = (const char *)data, *end = p + len;
+    if (len == 0 || !parse_ids(&p, end, ids, n) || p != end) {
+        return SL_EPROTO;
+    }
+    return SL_OK;
+}
+
 int sl_ctrl_move_start(const struct sl_ctrl_state *cur, const int32_t *target, uint32_t n,
                        struct sl_ctrl_state *next, char *why, size_t why_len)
 {

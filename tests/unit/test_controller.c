@@ -162,6 +162,17 @@ TEST(move_state_round_trip)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_EQ(sl_ctrl_state_decode((const uint8_t *)bad[i], strlen(bad[i]), &back), SL_EPROTO);
     }
+    /* a request node's data */
+    int32_t ids[SL_REPL_REPLICAS_MAX];
+    uint32_t n = 0;
+    CHECK_EQ(sl_ctrl_move_parse((const uint8_t *)"1,2,4", 5, ids, &n), SL_OK);
+    CHECK(n == 3 && ids[0] == 1 && ids[1] == 2 && ids[2] == 4);
+    static const char *const bad_req[] = {"", "1,", ",1", "1,,2", "-1", "1 2", "1,2,3,4,5,6,7,8",
+                                          "99999999999"};
+    for (size_t i = 0; i < sizeof bad_req / sizeof bad_req[0]; i++) {
+        CHECK_EQ(sl_ctrl_move_parse((const uint8_t *)bad_req[i], strlen(bad_req[i]), ids, &n),
+                 SL_EPROTO);
+    }
 }
 
 /* 1,2,3 led by 1 moves to 2,3,4 (the leader leaves): replicas grow to 1,2,3,4 with nothing
