@@ -628,6 +628,7 @@ static void ctrl_check(const struct sl_ctrl *c)
     SL_ASSERT(c->todo_next <= c->todo_n && c->todo_n <= SL_CTRL_BROKERS_MAX);
     SL_ASSERT(c->read_q.n <= c->n_shards && c->dirty_q.n <= c->n_shards);
     SL_ASSERT(c->list_q.n <= c->n_streams);
+    SL_ASSERT(c->moves_inflight <= SL_CTRL_MOVES_INFLIGHT_MAX && c->move_q.n <= c->n_shards);
     SL_ASSERT(c->phase != SL_CTRL_ACTIVE || c->epoch > 0);
     uint32_t used = 0;
     for (uint32_t k = 0; k < SL_CTRL_MULTIS_INFLIGHT_MAX; k++) {

@@ -115,6 +115,22 @@ static void apply(struct move_req *q, struct ctrl_shard *s, long i)
     }
 }
 
+/* Every stream listed and every shard read: a shard not found now does not exist (a request
+ * for it would otherwise be read again at every tick, for ever). */
+static bool loaded_all(const struct sl_ctrl *c)
+{
+    if (c->list_q.n > 0 || c->stream_lists > 0 || c->streams_relist || c->read_q.n > 0 ||
+        c->reads_inflight > 0) {
+        return false;
+    }
+    for (size_t i = 0; i < c->n_shards; i++) {
+        if (!c->shards[i]->loaded && !c->shards[i]->gone) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static void on_request(void *arg, int err, const uint8_t *data, size_t len,
                        const struct sl_meta_stat *stat)
 {
@@ -149,6 +165,11 @@ static void on_request(void *arg, int err, const uint8_t *data, size_t len,
     }
     long i = sl_ctrl_find(c, name);
     struct ctrl_shard *s = i >= 0 ? c->shards[i] : NULL;
+    if ((s == NULL || s->gone) && loaded_all(c)) {
+        c->stats.moves_refused++;
+        apply(q, NULL, -1); /* every shard is listed and read: no such shard */
+        return;
+    }
     if (s == NULL || !s->loaded || s->busy || s->in_read_q || s->gone) {
         c->moves_relist = true; /* not known yet, or being written: at a later tick */
         req_end(q);
