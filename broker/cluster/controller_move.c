@@ -158,7 +158,8 @@ static void on_request(void *arg, int err, const uint8_t *data, size_t len,
         req_end(q);
         return;
     }
-    if (!shard_name(q->node, name, sizeof name) || sl_ctrl_move_parse(data, len, target, &n) != SL_OK) {
+    if (!shard_name(q->node, name, sizeof name) ||
+        sl_ctrl_move_parse(data, len, target, &n) != SL_OK) {
         c->stats.moves_refused++;
         apply(q, NULL, -1); /* not a request we can read: removed (the broker checked it) */
         return;
@@ -243,8 +244,7 @@ void sl_ctrl_moves_watch(void *arg, const char *path)
         c->moves_relist = true;
         return;
     }
-    if (sl_meta_children(c->meta, PATH_REASSIGN, sl_ctrl_moves_watch, c, on_requests, c) ==
-        SL_OK) {
+    if (sl_meta_children(c->meta, PATH_REASSIGN, sl_ctrl_moves_watch, c, on_requests, c) == SL_OK) {
         c->moves_listing = true;
         c->moves_relist = false;
     } else {

@@ -36,11 +36,14 @@ static void on_request_created(void *arg, int err, const char *path)
     if (err == SL_OK) {
         why[0] = '\0';
     } else if (err == SL_EEXIST) {
-        snprintf(why, sizeof(why), "a reassignment of %s is waiting for the controller already: "
-                 "wait for it (sluice cluster status shows the move)", op->node);
+        snprintf(why, sizeof(why),
+                 "a reassignment of %s is waiting for the controller already: "
+                 "wait for it (sluice cluster status shows the move)",
+                 op->node);
         err = SL_ECONFLICT;
     } else {
-        snprintf(why, sizeof(why), "writing the request to ZooKeeper failed (%s): the outcome "
+        snprintf(why, sizeof(why),
+                 "writing the request to ZooKeeper failed (%s): the outcome "
                  "is unknown, sluice cluster status shows whether the move started; retry",
                  sl_strerror(err));
     }
@@ -70,13 +73,15 @@ int sl_replicas_reassign(struct sl_replicas *rs, const char *stream, uint32_t sh
                          char *why, size_t why_len)
 {
     if (rs == NULL || rs->meta == NULL || rs->stopping) {
-        snprintf(why, why_len, "this broker is not registered in ZooKeeper right now: retry, or "
+        snprintf(why, why_len,
+                 "this broker is not registered in ZooKeeper right now: retry, or "
                  "ask another broker");
         return SL_ENOT_LEADER;
     }
     struct sl_brepl *br = rs_find(rs, stream, shard);
     if (br == NULL) {
-        snprintf(why, why_len, "stream %s has no shard %" PRIu32 " replicated in this cluster "
+        snprintf(why, why_len,
+                 "stream %s has no shard %" PRIu32 " replicated in this cluster "
                  "(only cluster streams, made by CreateStream in cluster mode, have replicas)",
                  stream, shard);
         return SL_ENOTFOUND;
@@ -89,17 +94,21 @@ int sl_replicas_reassign(struct sl_replicas *rs, const char *stream, uint32_t sh
     size_t n_live = sl_member_brokers(rs->mb, &list);
     for (uint32_t i = 0; i < n && i < SL_REPL_REPLICAS_MAX; i++) {
         if (ids[i] >= 0 && !live(list, n_live, ids[i])) {
-            snprintf(why, why_len, "broker %" PRId32 " is not a live broker of the cluster "
-                     "(sluice cluster status lists them): start it first", ids[i]);
+            snprintf(why, why_len,
+                     "broker %" PRId32 " is not a live broker of the cluster "
+                     "(sluice cluster status lists them): start it first",
+                     ids[i]);
             return SL_EINVAL;
         }
     }
-    uint32_t floor = rs->cfg.min_insync < br->state.m.n_replicas ? rs->cfg.min_insync
-                                                                  : br->state.m.n_replicas;
+    uint32_t floor =
+        rs->cfg.min_insync < br->state.m.n_replicas ? rs->cfg.min_insync : br->state.m.n_replicas;
     if (n < floor) {
-        snprintf(why, why_len, "%u replicas named; the shard needs at least %u "
+        snprintf(why, why_len,
+                 "%u replicas named; the shard needs at least %u "
                  "(min_insync_replicas, or its replication factor if smaller) to take durable "
-                 "appends after the move", n, floor);
+                 "appends after the move",
+                 n, floor);
         return SL_EINVAL;
     }
     struct sl_ctrl_state next;
@@ -118,8 +127,7 @@ int sl_replicas_reassign(struct sl_replicas *rs, const char *stream, uint32_t sh
     char data[SL_REPL_REPLICAS_MAX * 12];
     size_t len = 0;
     for (uint32_t i = 0; i < n; i++) {
-        len += (size_t)snprintf(data + len, sizeof(data) - len, "%s%" PRId32, i ? "," : "",
-                                ids[i]);
+        len += (size_t)snprintf(data + len, sizeof(data) - len, "%s%" PRId32, i ? "," : "", ids[i]);
     }
     char path[SL_META_PATH_MAX];
     snprintf(path, sizeof(path), RS_PATH_REASSIGN "/%s", op->node);

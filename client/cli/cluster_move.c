@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#define CLI_MOVE_POLL_MS    500u /* Metadata is asked this often while waiting */
+#define CLI_MOVE_POLL_MS     500u /* Metadata is asked this often while waiting */
 #define CLI_MOVE_STREAMS_MAX 256u /* streams `cluster move` looks through at most */
 
 struct id_list {
@@ -58,15 +58,15 @@ static int parse_ids(const char *s, void *dst, char *why, size_t cap)
     }
 }
 
-#define WAIT_OPTS                                                                          \
-    {.name = "no-wait",                                                                    \
-     .kind = CLI_OPT_FLAG,                                                                 \
-     .offset = offsetof(struct move_args, no_wait),                                        \
-     .help = "return once the request is accepted (default: wait until the move ends)"},  \
-    {                                                                                      \
-        .name = "timeout", .kind = CLI_OPT_DURATION,                                       \
-        .offset = offsetof(struct move_args, timeout_ms), .value_name = "T",               \
-        .help = "give up waiting after T (default 300 s; the move goes on)", .min = 1      \
+#define WAIT_OPTS                                                                                  \
+    {.name = "no-wait",                                                                            \
+     .kind = CLI_OPT_FLAG,                                                                         \
+     .offset = offsetof(struct move_args, no_wait),                                                \
+     .help = "return once the request is accepted (default: wait until the move ends)"},           \
+    {                                                                                              \
+        .name = "timeout", .kind = CLI_OPT_DURATION,                                               \
+        .offset = offsetof(struct move_args, timeout_ms), .value_name = "T",                       \
+        .help = "give up waiting after T (default 300 s; the move goes on)", .min = 1              \
     }
 
 static const struct cli_opt reassign_opts[] = {
@@ -167,8 +167,8 @@ static int wait_jobs(sluice_client *c, struct job *jobs, size_t n, uint32_t time
                 if (r->shard == jobs[i].shard && moved(r, &jobs[i].target)) {
                     char ids[SLUICE_REPLICAS_MAX * 12];
                     ids_fmt(r->replicas, r->n_replicas, ids, sizeof(ids));
-                    printf("%s shard %" PRIu32 ": moved: replicas %s, leader %d (epoch %d)\n",
-                           name, r->shard, ids, (int)r->leader, (int)r->leader_epoch);
+                    printf("%s shard %" PRIu32 ": moved: replicas %s, leader %d (epoch %d)\n", name,
+                           r->shard, ids, (int)r->leader, (int)r->leader_epoch);
                     fflush(stdout);
                     jobs[i].done = 1;
                     left--;
@@ -180,9 +180,10 @@ static int wait_jobs(sluice_client *c, struct job *jobs, size_t n, uint32_t time
             break;
         }
         if (cli_stop_requested || now_ms() >= deadline) {
-            fprintf(stderr, "sluice: %zu shard%s still moving after %u ms (the move goes on: "
-                    "sluice cluster status shows it)\n", left, left == 1 ? "" : "s",
-                    timeout_ms);
+            fprintf(stderr,
+                    "sluice: %zu shard%s still moving after %u ms (the move goes on: "
+                    "sluice cluster status shows it)\n",
+                    left, left == 1 ? "" : "s", timeout_ms);
             return CLI_EXIT_ERR;
         }
         struct timespec ts = {0, (long)CLI_MOVE_POLL_MS * 1000000L};
@@ -227,8 +228,7 @@ static int run_reassign(sluice_client *c, const struct cli_call *call)
 /* The shards of the named streams whose replicas include `from`: each asked to move to the
  * same list with `to` in its place (the order kept, so a preferred leader stays first). */
 static int move_streams(sluice_client *c, const struct move_args *a, const char *const *names,
-                        size_t n_names, struct job **jobs, size_t *n_jobs, size_t *cap,
-                        int *failed)
+                        size_t n_names, struct job **jobs, size_t *n_jobs, size_t *cap, int *failed)
 {
     for (size_t k = 0; k < n_names; k += SLUICE_METADATA_STREAMS) {
         size_t cnt = n_names - k < SLUICE_METADATA_STREAMS ? n_names - k : SLUICE_METADATA_STREAMS;
@@ -270,8 +270,8 @@ static int move_streams(sluice_client *c, const struct move_args *a, const char 
                 *j = (struct job){.stream = names[k + i], .shard = r->shard};
                 j->target.n = r->n_replicas;
                 for (uint32_t x = 0; x < r->n_replicas; x++) {
-                    j->target.v[x] = r->replicas[x] == (int32_t)a->from ? (int32_t)a->to
-                                                                         : r->replicas[x];
+                    j->target.v[x] =
+                        r->replicas[x] == (int32_t)a->from ? (int32_t)a->to : r->replicas[x];
                 }
                 if (ask(c, j, r) == SLUICE_OK) {
                     (*n_jobs)++;

@@ -206,9 +206,10 @@ static bool replicas_identical(const struct sluice_metadata *m, struct rc_shard_
             if (i == 0) {
                 ends[s] = e[s];
             } else if (memcmp(&ends[s], &e[s], sizeof(e[s])) != 0) {
-                snprintf(why, whylen, "shard %u: broker %d ends at %" PRIu64 " (%" PRIu64
-                         " bytes), broker %d at %" PRIu64 " (%" PRIu64 " bytes)", s,
-                         r->replicas[0], ends[s].next_seq, ends[s].bytes, id, e[s].next_seq,
+                snprintf(why, whylen,
+                         "shard %u: broker %d ends at %" PRIu64 " (%" PRIu64
+                         " bytes), broker %d at %" PRIu64 " (%" PRIu64 " bytes)",
+                         s, r->replicas[0], ends[s].next_seq, ends[s].bytes, id, e[s].next_seq,
                          e[s].bytes);
                 return false;
             }
@@ -335,18 +336,26 @@ int main(void)
     CHECK(kill(brokers[3].pid, SIGSTOP) == 0);
     char from[16], out[8192];
     snprintf(from, sizeof(from), "%d", victim);
-    const char *move_args[] = {"--broker",    bootstrap, "cluster", "move", "--from-broker",
-                               from,          "--to-broker", "4",   "--no-wait", NULL};
+    const char *move_args[] = {"--broker", bootstrap,     "cluster", "move",      "--from-broker",
+                               from,       "--to-broker", "4",       "--no-wait", NULL};
     uint64_t t_move = it_mono_ms();
     rc = it_run_cli(&brokers[0], move_args, NULL, 1, out, sizeof(out));
-    printf("sluice cluster move --from-broker %d --to-broker 4 --no-wait (exit %d):\n%s",
-           victim, rc, out);
+    printf("sluice cluster move --from-broker %d --to-broker 4 --no-wait (exit %d):\n%s", victim,
+           rc, out);
     CHECK(rc == 0 && strstr(out, "moving") != NULL);
     /* (short timeouts: the status asks every broker for its lags, the paused one too, whose
      * Hello is answered by nobody until the request timeout) */
-    const char *status_args[] = {"--broker",          bootstrap, "--connect-timeout", "1s",
-                                 "--request-timeout", "2s",      "cluster",           "status",
-                                 "--stream",          STREAM,    NULL};
+    const char *status_args[] = {"--broker",
+                                 bootstrap,
+                                 "--connect-timeout",
+                                 "1s",
+                                 "--request-timeout",
+                                 "2s",
+                                 "cluster",
+                                 "status",
+                                 "--stream",
+                                 STREAM,
+                                 NULL};
     bool seen = false;
     for (t0 = it_mono_ms(); !seen && it_mono_ms() - t0 < 20000; it_sleep_ms(200)) {
         rc = it_run_cli(&brokers[0], status_args, NULL, 1, out, sizeof(out));
@@ -411,8 +420,8 @@ int main(void)
     /* every acknowledged value once, read from the new leaders */
     CHECK(sluice_client_new(bootstrap, NULL, &c) == SLUICE_OK);
     struct rc_result res;
-    if (rc_read_check(c, STREAM, ends, NSH, outcome, next_value, 30000, &res, why,
-                      sizeof(why)) != 0) {
+    if (rc_read_check(c, STREAM, ends, NSH, outcome, next_value, 30000, &res, why, sizeof(why)) !=
+        0) {
         fprintf(stderr, "FAIL: %s\n", why);
         exit(1);
     }
@@ -427,13 +436,13 @@ int main(void)
     char ids[64];
     size_t off = 0;
     for (uint32_t i = 0; i < n_before; i++) {
-        off += (size_t)snprintf(ids + off, sizeof(ids) - off, "%s%d", i ? "," : "",
-                                (int)before[0][i]);
+        off +=
+            (size_t)snprintf(ids + off, sizeof(ids) - off, "%s%d", i ? "," : "", (int)before[0][i]);
     }
     char all[200];
     snprintf(all, sizeof(all), "%s,%s", bootstrap, brokers[3].addr);
-    const char *back_args[] = {"--broker", all, "cluster", "reassign", STREAM, "--shard", "0",
-                               "--replicas", ids, "--timeout", "60s", NULL};
+    const char *back_args[] = {"--broker", all,          "cluster", "reassign",  STREAM, "--shard",
+                               "0",        "--replicas", ids,       "--timeout", "60s",  NULL};
     t0 = it_mono_ms();
     rc = it_run_cli(&brokers[0], back_args, NULL, 1, out, sizeof(out));
     printf("sluice cluster reassign %s --shard 0 --replicas %s (exit %d, %" PRIu64 " ms):\n%s",
@@ -456,13 +465,13 @@ int main(void)
     sluice_metadata_free(m);
 
     /* refusals name the cause */
-    const char *bad_args[] = {"--broker", all, "cluster", "reassign", STREAM, "--shard", "1",
-                              "--replicas", "1,2,99", "--no-wait", NULL};
+    const char *bad_args[] = {"--broker", all,          "cluster", "reassign",  STREAM, "--shard",
+                              "1",        "--replicas", "1,2,99",  "--no-wait", NULL};
     rc = it_run_cli(&brokers[0], bad_args, NULL, 1, out, sizeof(out));
     printf("a move to a broker that is not live (exit %d): %s", rc, out);
     CHECK(rc == 1 && strstr(out, "broker 99 is not a live broker") != NULL);
-    const char *one_args[] = {"--broker", all, "cluster", "reassign", STREAM, "--shard", "1",
-                              "--replicas", "4", "--no-wait", NULL};
+    const char *one_args[] = {"--broker", all,          "cluster", "reassign",  STREAM, "--shard",
+                              "1",        "--replicas", "4",       "--no-wait", NULL};
     rc = it_run_cli(&brokers[0], one_args, NULL, 1, out, sizeof(out));
     printf("a move to fewer replicas than min_insync_replicas (exit %d): %s", rc, out);
     CHECK(rc == 1 && strstr(out, "min_insync_replicas") != NULL);
