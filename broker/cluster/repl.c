@@ -153,6 +153,7 @@ void sl_repl_check(const struct sl_repl *r)
                   r->epoch == SL_REPL_NONE);
     }
     SL_ASSERT(r->saved_led_epoch <= r->last_led_epoch);
+    SL_ASSERT(!r->isr_writing || r->meta_pending); /* one META_WRITE in flight at most */
     if (r->role == SL_REPL_LEADER) {
         SL_ASSERT(r->meta.leader == r->cfg.self && r->epoch == r->meta.leader_epoch);
         SL_ASSERT(r->epoch == r->last_led_epoch);
@@ -318,7 +319,8 @@ static void become_leader(struct sl_repl *r)
 
 static void isr_propose(struct sl_repl *r, const int32_t *isr, uint32_t n)
 {
-    SL_ASSERT(n >= 1 && n <= SL_REPL_REPLICAS_MAX && !r->isr_writing);
+    SL_ASSERT(n >= 1 && n <= SL_REPL_REPLICAS_MAX && !r->isr_writing && !r->meta_pending);
+    r->meta_pending = true;
     r->n_proposed = n;
     memcpy(r->proposed, isr, n * sizeof isr[0]);
     r->isr_writing = true;
@@ -335,7 +337,7 @@ static void isr_propose(struct sl_repl *r, const int32_t *isr, uint32_t n)
 static void isr_maintain(struct sl_repl *r)
 {
     if (r->role != SL_REPL_LEADER || !r->ready || r->suspended || r->isr_writing ||
-        r->isr_unknown) {
+        r->isr_unknown || r->meta_pending) {
         return;
     }
     int32_t isr[SL_REPL_REPLICAS_MAX];
@@ -831,8 +833,13 @@ void sl_repl_on_meta(struct sl_repl *r, const struct sl_repl_meta *m)
 void sl_repl_meta_done(struct sl_repl *r, int err)
 {
     sl_repl_check(r);
+    r->meta_pending = false;
     if (r->role != SL_REPL_LEADER || !r->isr_writing) {
-        return; /* settled by a newer read, or we left the role */
+        /* settled by a newer read, or we left the role: nothing to apply, and the next
+         * change may go now */
+        isr_maintain(r);
+        sl_repl_check(r);
+        return;
     }
     r->isr_writing = false;
     if (err == SL_OK) {

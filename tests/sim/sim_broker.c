@@ -494,7 +494,7 @@ static void new_session(struct sim *s, int b)
         gen[b]++;
         sl_meta_close(old);
         for (int k = 0; k < s->cfg.shards; k++) {
-            if (br->rep[k].r.isr_writing) {
+            if (br->rep[k].r.meta_pending) {
                 /* its answer was ignored (old generation): tell the replica it is unknown */
                 sl_repl_meta_done(&br->rep[k].r, SL_ECLOSED);
                 run_fx(s, b, k);

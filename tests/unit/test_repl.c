@@ -463,6 +463,35 @@ TEST(replicas_change_within_an_epoch)
     CHECK_EQ(nodes[1].log_end, 5); /* stopped: keeps what it had */
 }
 
+/* A newer state read while the leader's ISR write is outstanding settles the proposal, but
+ * no second write goes before the first is answered: the answer is the first one's (two in
+ * flight had the first's ECONFLICT taken for the second, whose applied expansion then left
+ * the HW set - an ack the store's ISR did not hold; sim_repl SLUICE_IT_LONG=1 seed 2790). */
+TEST(one_isr_write_in_flight)
+{
+    start(1);
+    int32_t isr[] = {0, 1, 2};
+    struct sl_repl_meta m = meta_of(0, 1, 7, 3, isr);
+    meta_all(&m);
+    settle();
+    drop_queue();
+    tick_all(6000); /* followers silent: shrink to {0} proposed at version 7 */
+    CHECK_EQ(nodes[0].meta_writes, 1);
+    CHECK_EQ(nodes[0].meta_written.version, 7);
+    /* someone else (the controller) wrote version 8 meanwhile: {0,1} */
+    int32_t isr01[] = {0, 1};
+    struct sl_repl_meta m8 = meta_of(0, 1, 8, 2, isr01);
+    sl_repl_on_meta(&nodes[0].r, &m8);
+    run_fx(&nodes[0]);
+    tick_all(10);
+    CHECK_EQ(nodes[0].meta_writes, 1); /* not before the first write is answered */
+    sl_repl_meta_done(&nodes[0].r, SL_ECONFLICT);
+    run_fx(&nodes[0]);
+    CHECK_EQ(nodes[0].meta_writes, 2); /* now: the shrink again, at the version read */
+    CHECK_EQ(nodes[0].meta_written.version, 8);
+    CHECK_EQ(nodes[0].meta_written.n_isr, 1);
+}
+
 TEST(restarted_leader_waits_for_a_new_epoch)
 {
     struct sl_repl r;
@@ -542,6 +571,7 @@ int main(void)
     RUN(diverging_fetch_answered_with_epoch_end);
     RUN(isr_shrink_written_then_acted_on);
     RUN(replicas_change_within_an_epoch);
+    RUN(one_isr_write_in_flight);
     RUN(restarted_leader_waits_for_a_new_epoch);
     RUN(fsync_failure_is_fatal);
     RUN(leader_cut_off_answers_pending_appends);
