@@ -717,6 +717,7 @@ static void go_fatal(struct sl_repl *r, int err)
     }
     r->role = SL_REPL_FATAL;
     r->ready = false;
+    r->isr_writing = r->isr_unknown = false; /* (its write's answer may still come) */
     struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_FATAL);
     e->err = err;
 }
@@ -834,6 +835,9 @@ void sl_repl_meta_done(struct sl_repl *r, int err)
 {
     sl_repl_check(r);
     r->meta_pending = false;
+    if (r->role != SL_REPL_LEADER) {
+        r->isr_writing = false; /* (a FATAL replica keeps no proposal) */
+    }
     if (r->role != SL_REPL_LEADER || !r->isr_writing) {
         /* settled by a newer read, or we left the role: nothing to apply, and the next
          * change may go now */
