@@ -173,3 +173,26 @@ int sluice_cluster_metadata(sluice_client *c, const char *const *streams, size_t
     *out = m;
     return SL_OK;
 }
+
+int sluice_cluster_reassign(sluice_client *c, const char *stream, uint32_t shard,
+                            const int32_t *ids, size_t n)
+{
+    if (n == 0 || n > SLUICE_REPLICAS_MAX) {
+        sl_client_set_error("%zu replicas named; a shard has 1 to %u", n, SLUICE_REPLICAS_MAX);
+        return SL_EINVAL;
+    }
+    Sluice__V1__ReassignShard m = SLUICE__V1__REASSIGN_SHARD__INIT;
+    m.stream = (char *)stream;
+    m.shard = shard;
+    m.replicas = (int32_t *)ids;
+    m.n_replicas = n;
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    req.body_case = SLUICE__V1__REQUEST__BODY_REASSIGN_SHARD;
+    req.reassign_shard = &m;
+    sl_response *resp = NULL;
+    int rc = sl_client_call_want(c, &req, 0, SLUICE__V1__RESPONSE__BODY_REASSIGN_SHARD, 0, &resp);
+    if (rc == SL_OK) {
+        sl_response_free(resp);
+    }
+    return rc;
+}

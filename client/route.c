@@ -405,7 +405,7 @@ static int copy_stream(const Sluice__V1__StreamRoute *sr, struct sluice_stream_r
         const Sluice__V1__ShardRoute *r = sr->shards[j];
         struct sluice_shard_route *o = &d->shards[j];
         if (r->n_replicas > SLUICE_REPLICAS_MAX || r->n_isr > SLUICE_REPLICAS_MAX ||
-            r->n_lag > SLUICE_REPLICAS_MAX) {
+            r->n_lag > SLUICE_REPLICAS_MAX || r->n_target > SLUICE_REPLICAS_MAX) {
             snprintf(why, why_len, "metadata: stream '%.64s' shard %u lists %zu replicas, "
                      "%zu in sync and %zu lags (at most %u)", d->name, r->shard, r->n_replicas,
                      r->n_isr, r->n_lag, SLUICE_REPLICAS_MAX);
@@ -422,6 +422,10 @@ static int copy_stream(const Sluice__V1__StreamRoute *sr, struct sluice_stream_r
         }
         if (r->n_isr > 0) {
             memcpy(o->isr, r->isr, r->n_isr * sizeof(o->isr[0]));
+        }
+        o->n_target = (uint32_t)r->n_target;
+        if (r->n_target > 0) {
+            memcpy(o->target, r->target, r->n_target * sizeof(o->target[0]));
         }
         o->n_lag = (uint32_t)r->n_lag;
         for (size_t l = 0; l < r->n_lag; l++) {

@@ -797,6 +797,10 @@ struct sluice_shard_route {
         uint64_t behind;           /* records it has not acknowledged durable */
         uint64_t caught_up_ms_ago; /* since it last reached the leader's end */
     } lag[SLUICE_REPLICAS_MAX];
+    /* A reassignment in progress (n_target > 0): the replicas the shard moves to; replicas[]
+     * holds the old and the new ones until the controller switches (docs/REPLICATION.md). */
+    uint32_t n_target;
+    int32_t target[SLUICE_REPLICAS_MAX];
 };
 
 struct sluice_stream_route {
@@ -826,6 +830,19 @@ struct sluice_metadata {
 int sluice_cluster_metadata(sluice_client *c, const char *const *streams, size_t n,
                             struct sluice_metadata **out);
 void sluice_metadata_free(struct sluice_metadata *m); /* NULL-safe */
+
+/* Asks the cluster to move shard `shard` of `stream` to the replicas ids[0, n) (node ids, the
+ * first the preferred leader; ReassignShard, docs/PROTOCOL.md): the new ones copy the shard
+ * and join the ISR, then the controller switches the shard to exactly these (a leader not
+ * among them hands over). Returns once the request is in ZooKeeper: watch the move with
+ * sluice_cluster_metadata (n_target > 0 while it lasts). Needs the admin right on the stream.
+ * Errors: SLUICE_EINVAL (a broker not live, named twice, fewer than min_insync_replicas, too
+ * many), SLUICE_ECONFLICT (another move of the shard in progress), SLUICE_ENOTFOUND (no such
+ * replicated shard), SLUICE_EUNSUPPORTED (a single broker, or one older than reassignment),
+ * SLUICE_EAGAIN / SLUICE_ENOT_LEADER (retry), SLUICE_EDENIED, SLUICE_ECLOSED, SLUICE_ENOMEM.
+ * A move in progress to the same replicas is SLUICE_OK. Thread-safe. */
+int sluice_cluster_reassign(sluice_client *c, const char *stream, uint32_t shard,
+                            const int32_t *ids, size_t n);
 
 /* ---- AWS API calls over the native connection ---- */
 

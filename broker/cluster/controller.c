@@ -217,6 +217,7 @@ static void on_shard_read(void *arg, int err, const uint8_t *data, size_t len,
             st.m.version = stat->version;
             s->st = st;
             s->loaded = true;
+            sl_ctrl_move_note(c, i);
             mark_dirty(c, i);
         }
     }
@@ -515,9 +516,13 @@ static void on_multi(void *arg, int err, int failed_op)
             if (s->next.m.leader_epoch != s->st.m.leader_epoch) {
                 c->stats.elections++;
             }
+            if (s->st.n_target > 0 && s->next.n_target == 0) {
+                c->stats.moves_done++;
+            }
             s->st = s->next;
             s->st.m.version = s->next.m.version + 1;
             c->stats.shards_written++;
+            sl_ctrl_move_note(c, i);
             mark_dirty(c, i); /* brokers may have changed meanwhile */
         } else if (err == SL_ECONFLICT && failed_op != (int)k + 1) {
             mark_dirty(c, i); /* not applied because of another shard: decide again */
@@ -623,6 +628,7 @@ static void ctrl_check(const struct sl_ctrl *c)
     SL_ASSERT(c->todo_next <= c->todo_n && c->todo_n <= SL_CTRL_BROKERS_MAX);
     SL_ASSERT(c->read_q.n <= c->n_shards && c->dirty_q.n <= c->n_shards);
     SL_ASSERT(c->list_q.n <= c->n_streams);
+    SL_ASSERT(c->moves_inflight <= SL_CTRL_MOVES_INFLIGHT_MAX && c->move_q.n <= c->n_shards);
     SL_ASSERT(c->phase != SL_CTRL_ACTIVE || c->epoch > 0);
     uint32_t used = 0;
     for (uint32_t k = 0; k < SL_CTRL_MULTIS_INFLIGHT_MAX; k++) {
@@ -757,6 +763,38 @@ static void notify_list(struct sl_ctrl *c, bool watch)
     }
 }
 
+/* ---- what controller_move.c shares ------------------------------------------ */
+
+void sl_ctrl_pump(struct sl_ctrl *c)
+{
+    pump(c);
+}
+
+void sl_ctrl_mark_read(struct sl_ctrl *c, uint32_t i)
+{
+    mark_read(c, i);
+}
+
+void sl_ctrl_mark_dirty(struct sl_ctrl *c, uint32_t i)
+{
+    mark_dirty(c, i);
+}
+
+long sl_ctrl_find(const struct sl_ctrl *c, const char *name)
+{
+    return shard_find(c, name);
+}
+
+void sl_ctrl_go_dead(struct sl_ctrl *c)
+{
+    go_dead(c);
+}
+
+bool sl_ctrl_vec_push(struct ctrl_vec *q, uint32_t x)
+{
+    return vec_push(q, x);
+}
+
 /* ---- election ----------------------------------------------------------- */
 
 static void on_parent_created(void *arg, int err, const char *path)
@@ -774,7 +812,7 @@ static void activate(struct sl_ctrl *c)
     /* The parents exist before they are listed (a failed read sets no watch); the store
      * answers one session's calls in order, so the listings below see them. */
     static const char *const parents[] = {"/brokers", PATH_BROKERS, PATH_SHARDS,
-                                          SL_CTRL_PATH_NOTIFY};
+                                          SL_CTRL_PATH_NOTIFY, PATH_REASSIGN};
     for (size_t i = 0; i < sizeof parents / sizeof parents[0]; i++) {
         if (sl_meta_create(c->meta, parents[i], NULL, 0, 0, on_parent_created, c) != SL_OK) {
             go_dead(c);
@@ -784,6 +822,7 @@ static void activate(struct sl_ctrl *c)
     brokers_watch(c, NULL);
     streams_watch(c, NULL);
     notify_list(c, true);
+    sl_ctrl_moves_watch(c, NULL);
 }
 
 static void on_epoch_get(void *arg, int err, const uint8_t *data, size_t len,
@@ -952,6 +991,7 @@ void sl_ctrl_free(struct sl_ctrl *c)
     free(c->read_q.v);
     free(c->list_q.v);
     free(c->dirty_q.v);
+    free(c->move_q.v);
     free(c);
 }
 
@@ -993,6 +1033,7 @@ void sl_ctrl_tick(struct sl_ctrl *c)
         c->notify_relist = false;
         notify_list(c, true); /* (a failed listing set no watch) */
     }
+    sl_ctrl_moves_tick(c);
     pump(c);
 }
 
@@ -1001,5 +1042,6 @@ bool sl_ctrl_idle(const struct sl_ctrl *c)
     return c->phase == SL_CTRL_ACTIVE && c->brokers_known && !c->listing && !c->relist &&
            !c->streams_relist && c->list_q.n == 0 && c->stream_lists == 0 && c->read_q.n == 0 &&
            c->reads_inflight == 0 && c->dirty_q.n == 0 && c->multis_inflight == 0 &&
-           c->notify_out == 0 && !c->notify_listing;
+           c->notify_out == 0 && !c->notify_listing && c->moves_inflight == 0 &&
+           !c->moves_relist;
 }

@@ -35,6 +35,10 @@
 #define SL_CTRL_STATE_MAX           192u /* one encoded shard state */
 #define SL_CTRL_NAME_MAX            200u /* "<stream>/<k>" */
 #define SL_CTRL_BROKERS_MAX         4096u
+#define SL_CTRL_MOVES_INFLIGHT_MAX  16u /* reassignment requests read or applied at once */
+#define SL_CTRL_MOVE_POLL_TICKS     5u  /* a moving shard is re-read every 5 ticks (~0.5 s):
+                                         * the leader adds caught-up replicas to its ISR with
+                                         * writes the controller does not watch */
 /* bytes of data in one multi: far below ZooKeeper's packet bound (SL_META_DATA_MAX) so
  * paths and headers fit too */
 #define SL_CTRL_MULTI_BYTES_MAX (64u * 1024u)
@@ -54,6 +58,12 @@ enum sl_ctrl_phase {
 struct sl_ctrl_state {
     struct sl_repl_meta m; /* m.version is the node's version */
     int64_t leader_session;
+    /* A reassignment in progress (n_target > 0): the replica set the shard moves to. While
+     * it lasts m.replicas is the old set followed by the target's new members, so the new
+     * ones copy the log as followers and join the ISR by the leader's usual rule; once the
+     * whole target is in the ISR the controller switches (sl_ctrl_decide). */
+    uint32_t n_target;
+    int32_t target[SL_REPL_REPLICAS_MAX];
 };
 
 struct sl_ctrl_cfg {
@@ -64,6 +74,7 @@ struct sl_ctrl_cfg {
 struct sl_ctrl_stats {
     uint64_t multis_ok, multis_failed, shards_written, elections, reads;
     uint64_t notified; /* shards decided again at a broker's request (SL_CTRL_PATH_NOTIFY) */
+    uint64_t moves_started, moves_refused, moves_done; /* reassignments */
     uint32_t shards, brokers_live;
     uint32_t dirty, busy, reads_inflight, multis_inflight;
 };
@@ -91,6 +102,19 @@ void sl_ctrl_tick(struct sl_ctrl *c);
  * store's watches; the outcome of each multi shows there too. */
 int sl_ctrl_create_stream(struct sl_ctrl *c, const char *name, uint32_t n_shards, uint32_t rf);
 
+/* Pure: the state that starts moving `cur` to the replica set target[0, n) (a reassignment,
+ * docs/REPLICATION.md): replicas = the current ones then the target's new members, the same
+ * leader, epoch and ISR (nothing is elected; the new members join the ISR when caught up).
+ * Errors, with `why`: SL_EINVAL (empty, more than SL_REPL_REPLICAS_MAX, a duplicate or
+ * negative id, old and new together past SL_REPL_REPLICAS_MAX), SL_EEXIST (the same target
+ * is in progress already: nothing to write), SL_ECONFLICT (another target is in progress). */
+int sl_ctrl_move_start(const struct sl_ctrl_state *cur, const int32_t *target, uint32_t n,
+                       struct sl_ctrl_state *next, char *why, size_t why_len);
+/* The data of a reassignment request node (/reassign/<stream>:<k>): "1,2,4", 1 to
+ * SL_REPL_REPLICAS_MAX decimal ids; SL_EPROTO for anything else (any ZooKeeper client can
+ * write the node). Duplicates are sl_ctrl_move_start's to refuse. */
+int sl_ctrl_move_parse(const uint8_t *data, size_t len, int32_t *ids, uint32_t *n);
+
 /* Pure: replicas of shard `k` of a stream whose name hashes to `h`, over `n` brokers
  * (sorted ids): consecutive brokers from a start that rotates with k and h, so leaders
  * (the first replica) spread evenly and a stream's shards do not all start on one broker. */
@@ -109,13 +133,17 @@ uint64_t sl_ctrl_hash_name(const char *s);
 #define SL_CTRL_NOTIFY_ROUND_MAX  64u /* requests read per listing */
 
 /* The shard state node's data: one line of text, readable with zkCli
- * ("leader=1 epoch=4 session=1a2b isr=1,2,3 replicas=1,2,3"). decode returns SL_EPROTO for
+ * ("leader=1 epoch=4 session=1a2b isr=1,2,3 replicas=1,2,3", then " target=1,2,4" while a
+ * reassignment is in progress). decode returns SL_EPROTO for
  * anything else (bytes from the store are not trusted). */
 size_t sl_ctrl_state_encode(const struct sl_ctrl_state *s, char *buf, size_t cap);
 int sl_ctrl_state_decode(const uint8_t *data, size_t len, struct sl_ctrl_state *s);
 
 /* Pure: what the controller writes for a shard given the live brokers (ids and sessions),
- * or false when nothing changes. For tests and the simulator's checks too. */
+ * or false when nothing changes. For tests and the simulator's checks too. A shard moving
+ * (n_target > 0) whose leader is alive and whose ISR holds the whole target switches:
+ * replicas = target, ISR = its members in the target, the move ends; a leader that is not in
+ * the target hands over to the first target member (epoch + 1). */
 bool sl_ctrl_decide(const struct sl_ctrl_state *cur, const int32_t *live, const int64_t *sessions,
                     uint32_t n_live, bool unclean, struct sl_ctrl_state *next);
 

@@ -10,6 +10,7 @@
 #define PATH_EPOCH      "/controller_epoch"
 #define PATH_BROKERS    "/brokers/ids"
 #define PATH_SHARDS     "/shards"
+#define PATH_REASSIGN   "/reassign" /* requests: /reassign/<stream>:<k>, data "1,2,4" */
 
 struct ctrl_shard {
     struct sl_ctrl *c;
@@ -17,6 +18,7 @@ struct ctrl_shard {
     struct sl_ctrl_state st;
     struct sl_ctrl_state next; /* what its multi in flight writes */
     bool loaded, busy, in_read_q, in_dirty_q, gone;
+    bool in_move_q; /* in c->move_q: re-read while its move lasts */
 };
 
 struct ctrl_stream {
@@ -82,9 +84,27 @@ struct sl_ctrl {
     uint32_t notify_out;  /* gets and removes outstanding */
     bool notify_listing;  /* a listing is outstanding */
     bool notify_relist;   /* list again once these are done (more than a round, a failure) */
+    /* reassignments (controller_move.c) */
+    struct ctrl_vec move_q;  /* shards seen moving: re-read every SL_CTRL_MOVE_POLL_TICKS */
+    uint32_t move_ticks;
+    uint32_t moves_inflight; /* request reads and their multis outstanding */
+    bool moves_listing, moves_relist;
 
     struct sl_ctrl_stats stats;
 };
+
+/* controller.c's own steps, for controller_move.c */
+void sl_ctrl_pump(struct sl_ctrl *c);
+void sl_ctrl_mark_read(struct sl_ctrl *c, uint32_t i);
+void sl_ctrl_mark_dirty(struct sl_ctrl *c, uint32_t i);
+long sl_ctrl_find(const struct sl_ctrl *c, const char *name); /* shard index, or -1 */
+void sl_ctrl_go_dead(struct sl_ctrl *c);
+bool sl_ctrl_vec_push(struct ctrl_vec *q, uint32_t x);
+
+/* controller_move.c: reassignment requests (/reassign) and moves in progress */
+void sl_ctrl_moves_watch(void *arg, const char *path); /* lists /reassign (its watch too) */
+void sl_ctrl_moves_tick(struct sl_ctrl *c); /* relists; re-reads moving shards */
+void sl_ctrl_move_note(struct sl_ctrl *c, uint32_t i); /* shard i's state was replaced */
 
 /* The index of broker `id` in live[0, n), or -1. */
 int sl_ctrl_live_at(const int32_t *live, uint32_t n, int32_t id);

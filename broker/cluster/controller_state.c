@@ -35,6 +35,11 @@ size_t sl_ctrl_state_encode(const struct sl_ctrl_state *s, char *buf, size_t cap
     len += put_ids(buf + len, cap - len, s->m.isr, s->m.n_isr);
     len += (size_t)snprintf(buf + len, cap - len, " replicas=");
     len += put_ids(buf + len, cap - len, s->m.replicas, s->m.n_replicas);
+    if (s->n_target > 0) {
+        SL_ASSERT(s->n_target <= SL_REPL_REPLICAS_MAX);
+        len += (size_t)snprintf(buf + len, cap - len, " target=");
+        len += put_ids(buf + len, cap - len, s->target, s->n_target);
+    }
     SL_ASSERT(len < SL_CTRL_STATE_MAX);
     return len;
 }
@@ -105,9 +110,12 @@ int sl_ctrl_state_decode(const uint8_t *data, size_t len, struct sl_ctrl_state *
         !parse_key(&p, end, " epoch=") || !parse_num(&p, end, false, &epoch) ||
         !parse_key(&p, end, " session=") || !parse_num(&p, end, true, &session) ||
         !parse_key(&p, end, " isr=") || !parse_ids(&p, end, s->m.isr, &s->m.n_isr) ||
-        !parse_key(&p, end, " replicas=") || !parse_ids(&p, end, s->m.replicas, &s->m.n_replicas) ||
-        p != end) {
+        !parse_key(&p, end, " replicas=") || !parse_ids(&p, end, s->m.replicas, &s->m.n_replicas)) {
         return SL_EPROTO;
+    }
+    if (p != end && (!parse_key(&p, end, " target=") ||
+                     !parse_ids(&p, end, s->target, &s->n_target) || p != end)) {
+        return SL_EPROTO; /* (a state without " target=" has no move in progress) */
     }
     if (leader < SL_REPL_NONE || leader > INT32_MAX || epoch < 0 || epoch > INT32_MAX) {
         return SL_EPROTO;
@@ -140,6 +148,98 @@ static bool ids_has(const int32_t *ids, uint32_t n, int32_t id)
     return false;
 }
 
+/* A move whose whole target is in the ISR (dead brokers already out of it) ends: replicas =
+ * target, ISR = its members in the target (all of the target: never fewer than it), and a
+ * leader that is not in the target hands over to the first target member in the ISR with a
+ * new epoch (its followers truncate by epoch as after any election; its pending appends end
+ * NOT_LEADER and producers retry idempotently). */
+static bool move_switch(struct sl_ctrl_state *next, const int32_t *live, const int64_t *sessions,
+                        uint32_t n_live)
+{
+    if (next->n_target == 0) {
+        return false;
+    }
+    for (uint32_t i = 0; i < next->n_target; i++) {
+        if (!ids_has(next->m.isr, next->m.n_isr, next->target[i])) {
+            return false; /* still copying: the leader adds it when caught up */
+        }
+    }
+    int32_t isr[SL_REPL_REPLICAS_MAX];
+    uint32_t n_isr = 0;
+    for (uint32_t i = 0; i < next->m.n_isr; i++) {
+        if (ids_has(next->target, next->n_target, next->m.isr[i])) {
+            isr[n_isr++] = next->m.isr[i];
+        }
+    }
+    SL_ASSERT(n_isr == next->n_target);
+    if (!ids_has(next->target, next->n_target, next->m.leader)) {
+        int32_t cand = next->target[0]; /* in the ISR, so alive (dead ones left it above) */
+        int li = live_at(live, n_live, cand);
+        SL_ASSERT(li >= 0);
+        next->m.leader = cand;
+        next->m.leader_epoch++;
+        next->leader_session = sessions[li];
+    }
+    next->m.n_replicas = next->n_target;
+    memcpy(next->m.replicas, next->target, next->n_target * sizeof next->target[0]);
+    next->m.n_isr = n_isr;
+    memcpy(next->m.isr, isr, n_isr * sizeof isr[0]);
+    next->n_target = 0;
+    SL_ASSERT(ids_has(next->m.isr, next->m.n_isr, next->m.leader));
+    return true;
+}
+
+int sl_ctrl_move_parse(const uint8_t *data, size_t len, int32_t *ids, uint32_t *n)
+{
+    const char *p = (const char *)data, *end = p + len;
+    if (len == 0 || !parse_ids(&p, end, ids, n) || p != end) {
+        return SL_EPROTO;
+    }
+    return SL_OK;
+}
+
+int sl_ctrl_move_start(const struct sl_ctrl_state *cur, const int32_t *target, uint32_t n,
+                       struct sl_ctrl_state *next, char *why, size_t why_len)
+{
+    if (n == 0 || n > SL_REPL_REPLICAS_MAX) {
+        snprintf(why, why_len, "a shard has 1 to %u replicas; %u named", SL_REPL_REPLICAS_MAX, n);
+        return SL_EINVAL;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (target[i] < 0 || ids_has(target, i, target[i])) {
+            snprintf(why, why_len, "broker id %" PRId32 " is %s", target[i],
+                     target[i] < 0 ? "negative" : "named twice");
+            return SL_EINVAL;
+        }
+    }
+    if (cur->n_target > 0) {
+        bool same = cur->n_target == n;
+        for (uint32_t i = 0; same && i < n; i++) {
+            same = cur->target[i] == target[i];
+        }
+        snprintf(why, why_len, "%s", same ? "this move is in progress already"
+                                          : "another move of this shard is in progress: wait "
+                                            "for it to end (sluice cluster status shows it)");
+        return same ? SL_EEXIST : SL_ECONFLICT;
+    }
+    *next = *cur;
+    for (uint32_t i = 0; i < n; i++) {
+        if (ids_has(next->m.replicas, next->m.n_replicas, target[i])) {
+            continue;
+        }
+        if (next->m.n_replicas == SL_REPL_REPLICAS_MAX) {
+            snprintf(why, why_len, "the old and the new replicas together would be more than %u "
+                     "(both hold the shard while it moves): move it in two steps",
+                     SL_REPL_REPLICAS_MAX);
+            return SL_EINVAL;
+        }
+        next->m.replicas[next->m.n_replicas++] = target[i];
+    }
+    next->n_target = n;
+    memcpy(next->target, target, n * sizeof target[0]);
+    return SL_OK;
+}
+
 bool sl_ctrl_decide(const struct sl_ctrl_state *cur, const int32_t *live, const int64_t *sessions,
                     uint32_t n_live, bool unclean, struct sl_ctrl_state *next)
 {
@@ -155,6 +255,9 @@ bool sl_ctrl_decide(const struct sl_ctrl_state *cur, const int32_t *live, const 
         }
     }
     if (leader_ok) {
+        if (move_switch(next, live, sessions, n_live)) {
+            return true;
+        }
         if (next->m.n_isr == m->n_isr) {
             return false;
         }

@@ -153,6 +153,7 @@ void sl_repl_check(const struct sl_repl *r)
                   r->epoch == SL_REPL_NONE);
     }
     SL_ASSERT(r->saved_led_epoch <= r->last_led_epoch);
+    SL_ASSERT(!r->isr_writing || r->meta_pending); /* one META_WRITE in flight at most */
     if (r->role == SL_REPL_LEADER) {
         SL_ASSERT(r->meta.leader == r->cfg.self && r->epoch == r->meta.leader_epoch);
         SL_ASSERT(r->epoch == r->last_led_epoch);
@@ -269,6 +270,32 @@ static void fail_pending(struct sl_repl *r, int err)
     r->acked_end = r->pending_end;
 }
 
+/* A reassignment changes the replicas within an epoch (docs/REPLICATION.md): peers that
+ * stay keep what the leader knows of them, new ones start unknown (they copy the log from
+ * its start and join the ISR by isr_maintain's rule), removed ones are dropped (the
+ * controller removes them from the ISR in the same write). */
+static void peers_sync(struct sl_repl *r)
+{
+    struct sl_repl_peer kept[SL_REPL_REPLICAS_MAX];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < r->meta.n_replicas; i++) {
+        int32_t id = r->meta.replicas[i];
+        if (id == r->cfg.self) {
+            continue;
+        }
+        const struct sl_repl_peer *p = peer_find(r, id);
+        kept[n++] = p != NULL ? *p
+                              : (struct sl_repl_peer){.id = id,
+                                                      .ack = -1,
+                                                      .caught_up_ms = r->now_ms,
+                                                      .prev_fetch_ms = r->now_ms,
+                                                      .leo_at_prev_fetch = r->leo,
+                                                      .hw_sent = -1};
+    }
+    memcpy(r->peers, kept, n * sizeof kept[0]);
+    r->n_peers = n;
+}
+
 static void become_leader(struct sl_repl *r)
 {
     r->role = SL_REPL_LEADER;
@@ -279,18 +306,7 @@ static void become_leader(struct sl_repl *r)
     r->pending_end = r->acked_end = r->leo;
     r->failed_end = 0;
     r->n_peers = 0;
-    for (uint32_t i = 0; i < r->meta.n_replicas; i++) {
-        int32_t id = r->meta.replicas[i];
-        if (id == r->cfg.self) {
-            continue;
-        }
-        r->peers[r->n_peers++] = (struct sl_repl_peer){.id = id,
-                                                       .ack = -1,
-                                                       .caught_up_ms = r->now_ms,
-                                                       .prev_fetch_ms = r->now_ms,
-                                                       .leo_at_prev_fetch = r->leo,
-                                                       .hw_sent = -1};
-    }
+    peers_sync(r);
     /* The epoch file records that we led this epoch before a single append is accepted:
      * after a crash that lost this epoch's batches we must never lead it again (two
      * different batches at one offset under one epoch would break the log matching). */
@@ -303,7 +319,8 @@ static void become_leader(struct sl_repl *r)
 
 static void isr_propose(struct sl_repl *r, const int32_t *isr, uint32_t n)
 {
-    SL_ASSERT(n >= 1 && n <= SL_REPL_REPLICAS_MAX && !r->isr_writing);
+    SL_ASSERT(n >= 1 && n <= SL_REPL_REPLICAS_MAX && !r->isr_writing && !r->meta_pending);
+    r->meta_pending = true;
     r->n_proposed = n;
     memcpy(r->proposed, isr, n * sizeof isr[0]);
     r->isr_writing = true;
@@ -320,7 +337,7 @@ static void isr_propose(struct sl_repl *r, const int32_t *isr, uint32_t n)
 static void isr_maintain(struct sl_repl *r)
 {
     if (r->role != SL_REPL_LEADER || !r->ready || r->suspended || r->isr_writing ||
-        r->isr_unknown) {
+        r->isr_unknown || r->meta_pending) {
         return;
     }
     int32_t isr[SL_REPL_REPLICAS_MAX];
@@ -700,6 +717,7 @@ static void go_fatal(struct sl_repl *r, int err)
     }
     r->role = SL_REPL_FATAL;
     r->ready = false;
+    r->isr_writing = r->isr_unknown = false; /* (its write's answer may still come) */
     struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_FATAL);
     e->err = err;
 }
@@ -781,8 +799,9 @@ void sl_repl_on_meta(struct sl_repl *r, const struct sl_repl_meta *m)
     bool same_epoch = m->leader_epoch == r->meta.leader_epoch && m->leader == r->meta.leader;
     r->meta = *m;
     bool me_replica = ids_has(m->replicas, m->n_replicas, r->cfg.self);
-    if (same_epoch && r->role != SL_REPL_IDLE) {
+    if (same_epoch && r->role != SL_REPL_IDLE && me_replica) {
         if (r->role == SL_REPL_LEADER) {
+            peers_sync(r); /* a reassignment adds or removes replicas within the epoch */
             /* the store now says what the ISR is; any change we wrote is settled */
             if (r->isr_writing && m->version > r->isr_base_version) {
                 r->isr_writing = false; /* its completion will find nothing to do */
@@ -815,8 +834,16 @@ void sl_repl_on_meta(struct sl_repl *r, const struct sl_repl_meta *m)
 void sl_repl_meta_done(struct sl_repl *r, int err)
 {
     sl_repl_check(r);
+    r->meta_pending = false;
+    if (r->role != SL_REPL_LEADER) {
+        r->isr_writing = false; /* (a FATAL replica keeps no proposal) */
+    }
     if (r->role != SL_REPL_LEADER || !r->isr_writing) {
-        return; /* settled by a newer read, or we left the role */
+        /* settled by a newer read, or we left the role: nothing to apply, and the next
+         * change may go now */
+        isr_maintain(r);
+        sl_repl_check(r);
+        return;
     }
     r->isr_writing = false;
     if (err == SL_OK) {

@@ -190,7 +190,13 @@ struct sl_repl {
     int64_t pending_end; /* end of the last accepted append */
     int64_t acked_end;   /* appends up to here are answered */
     int64_t failed_end;  /* ... of them, up to here with an error while leading (cut off) */
-    bool isr_writing;    /* a META_WRITE is outstanding */
+    bool isr_writing;    /* a META_WRITE is outstanding, its proposal not settled by a read */
+    /* A META_WRITE's completion (sl_repl_meta_done) has not come yet, whatever the role or a
+     * newer read say: no other is issued before it, so every completion is the answer to the
+     * one write outstanding (two in flight had the first's answer taken for the second's,
+     * which dropped an applied ISR expansion from the HW set: the simulator's seed 2790 with
+     * SLUICE_IT_LONG=1). Kept across role changes; cleared only by the completion. */
+    bool meta_pending;
     bool isr_unknown;    /* it ended with an unknown outcome: keep `proposed` until re-read */
     int32_t isr_base_version;
     uint32_t n_proposed;

@@ -123,5 +123,23 @@ uint32_t sl_replicas_lag(const struct sl_replicas *rs, const char *stream, uint3
                          struct sl_replicas_lag *out);
 int sl_replicas_route(const struct sl_replicas *rs, const char *stream, uint32_t shard,
                       struct sl_repl_meta *m);
+/* The replica set (stream, shard) is moving to, as this broker last read its state: the
+ * count written to out (SL_REPL_REPLICAS_MAX entries), 0 when no move is in progress. */
+uint32_t sl_replicas_target(const struct sl_replicas *rs, const char *stream, uint32_t shard,
+                            int32_t *out);
+
+/* Asks the controller to move (stream, shard) to the replicas ids[0, n) (a reassignment,
+ * docs/REPLICATION.md): checked here against this broker's view (the shard's state, the live
+ * brokers), then written as the request node /reassign/<stream>:<k> the controller applies.
+ * cb is told once the request is in ZooKeeper (SL_OK: accepted; the move then shows in the
+ * shard's state) or why not; `why` borrowed for the call. Errors at once, with `why`:
+ * SL_ENOTFOUND (no such replicated shard), SL_EINVAL (an id not a live broker, named twice,
+ * fewer than min_insync_replicas, too many), SL_ECONFLICT (another move of the shard is in
+ * progress), SL_EEXIST (this move is in progress: nothing to do), SL_ENOT_LEADER /
+ * SL_EAGAIN (not registered now, or the shard's state not read yet: retry), SL_ENOMEM. */
+typedef void (*sl_replicas_reassigned_fn)(void *ctx, int err, const char *why);
+int sl_replicas_reassign(struct sl_replicas *rs, const char *stream, uint32_t shard,
+                         const int32_t *ids, uint32_t n, sl_replicas_reassigned_fn cb, void *ctx,
+                         char *why, size_t why_len);
 
 #endif /* SL_CLUSTER_REPLICAS_H */

@@ -60,6 +60,8 @@ struct sl_brepl {
     bool reget;        /* read it again when that one ends */
     uint32_t get_gen;  /* the member generation the watch was set in */
     bool meta_writing; /* a META_WRITE is outstanding */
+    bool move_ready;   /* ... and it puts a move's whole target in the ISR: tell the
+                        * controller when it applied (replicas_meta.c) */
     bool req_out;      /* a request to the leader is outstanding (peer link) */
     bool in_append;    /* inside the engine's append hook: a WRITE is the leader's */
     bool pumping, repump;

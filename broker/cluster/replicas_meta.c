@@ -83,11 +83,26 @@ void rs_state_read(struct sl_brepl *br)
     }
 }
 
+static void on_move_notified(void *arg, int err, const char *path)
+{
+    (void)arg;
+    (void)err; /* not written: the controller's own re-read of a moving shard switches it */
+    (void)path;
+}
+
 static void on_meta_set(void *arg, int err, const char *path)
 {
     (void)path;
     struct sl_brepl *br = arg;
     br->meta_writing = false;
+    if (err == SL_OK && br->move_ready && br->rs->meta != NULL) {
+        /* the ISR now holds a move's whole target: ask the controller to switch now rather
+         * than at its next re-read of the moving shard (SL_CTRL_MOVE_POLL_TICKS) */
+        const char *name = br->path + sizeof(RS_PATH_SHARDS); /* "<stream>/<k>" */
+        (void)sl_meta_create(br->rs->meta, SL_CTRL_PATH_NOTIFY "/n-", (const uint8_t *)name,
+                             strlen(name), SL_META_SEQUENTIAL, on_move_notified, br);
+    }
+    br->move_ready = false;
     sl_repl_meta_done(&br->r, err == SL_OK ? SL_OK : err == SL_ECONFLICT ? SL_ECONFLICT
                                                                           : SL_EAGAIN);
     rs_pump(br);
@@ -95,12 +110,24 @@ static void on_meta_set(void *arg, int err, const char *path)
 
 void rs_meta_write(struct sl_brepl *br, const struct sl_repl_meta *m)
 {
-    struct sl_ctrl_state st = {.m = *m, .leader_session = br->state.leader_session};
+    /* the rest of the state as read: the elected leader's session, a move in progress (its
+     * target; the write is at the version read, so neither can have changed meanwhile) */
+    struct sl_ctrl_state st = br->state;
+    st.m = *m;
+    br->move_ready = st.n_target > 0;
+    for (uint32_t i = 0; i < st.n_target && br->move_ready; i++) {
+        bool in = false;
+        for (uint32_t j = 0; j < m->n_isr && !in; j++) {
+            in = m->isr[j] == st.target[i];
+        }
+        br->move_ready = in;
+    }
     char data[SL_CTRL_STATE_MAX];
     size_t len = sl_ctrl_state_encode(&st, data, sizeof(data));
     if (br->rs->meta == NULL ||
         sl_meta_set(br->rs->meta, br->path, (const uint8_t *)data, len, m->version, on_meta_set,
                     br) != SL_OK) {
+        br->move_ready = false;
         sl_repl_meta_done(&br->r, SL_EAGAIN); /* not written: it re-reads and decides again */
         br->repump = true;
         return;

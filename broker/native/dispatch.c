@@ -120,6 +120,9 @@ void sl_native_dispatch(struct sl_native *srv, struct sl_conn *c, sl_request *re
     case SLUICE__V1__REQUEST__BODY_METADATA:
         sl_native_metadata(srv, c, req);
         break;
+    case SLUICE__V1__REQUEST__BODY_REASSIGN_SHARD:
+        sl_native_reassign_shard(srv, c, req);
+        break;
     case SLUICE__V1__REQUEST__BODY_API_CALL:
         sl_native_api_call(srv, c, req);
         break;

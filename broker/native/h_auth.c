@@ -313,6 +313,9 @@ static uint32_t needs(const sl_request *req, const char **stream)
     case SLUICE__V1__REQUEST__BODY_REPLICATE:
         *stream = req->replicate->stream;
         return SL_ACL_ADMIN;
+    case SLUICE__V1__REQUEST__BODY_REASSIGN_SHARD: /* moves the stream's copies: admin */
+        *stream = req->reassign_shard->stream;
+        return SL_ACL_ADMIN;
     default:
         return 0; /* Hello, Authenticate; unknown types are refused by the switch */
     }

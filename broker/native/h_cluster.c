@@ -133,6 +133,7 @@ struct meta_answer {
     Sluice__V1__ShardRoute *shards;     /* [n_shards], every stream's in turn */
     Sluice__V1__ShardRoute **shp;       /* [n_shards] */
     struct sl_repl_meta *meta;          /* [n_shards]: replicas/isr the routes point into */
+    int32_t *targets;                   /* [n_shards * SL_REPL_REPLICAS_MAX]: moves' targets */
     /* the cluster streams' shards only (at most SL_REPL_REPLICAS_MAX followers each): a
      * local stream's thousands of shards have no lag to carry */
     Sluice__V1__ReplicaLag *lags;       /* [cluster shards * SL_REPL_REPLICAS_MAX] */
@@ -147,6 +148,7 @@ static void meta_answer_free(struct meta_answer *a)
     free(a->shards);
     free(a->shp);
     free(a->meta);
+    free(a->targets);
     free(a->lags);
     free(a->lagp);
 }
@@ -154,8 +156,9 @@ static void meta_answer_free(struct meta_answer *a)
 /* Who leads shard `id` of `st`: the replica manager's view, or this broker alone; where
  * this broker leads it, its followers' lag (into lags/lagp, SL_REPL_REPLICAS_MAX each). */
 static int shard_route(const struct sl_native *srv, const struct sl_stream *st, uint32_t id,
-                       int32_t self_id, struct sl_repl_meta *m, Sluice__V1__ShardRoute *r,
-                       Sluice__V1__ReplicaLag *lags, Sluice__V1__ReplicaLag **lagp)
+                       int32_t self_id, struct sl_repl_meta *m, int32_t *target,
+                       Sluice__V1__ShardRoute *r, Sluice__V1__ReplicaLag *lags,
+                       Sluice__V1__ReplicaLag **lagp)
 {
     int rc = sl_replicas_route(srv->replicas, st->name, id, m);
     if (rc == SL_ENOTFOUND) { /* not replicated: this broker serves it */
@@ -177,6 +180,8 @@ static int shard_route(const struct sl_native *srv, const struct sl_stream *st, 
     r->n_isr = m->n_isr;
     r->isr = m->isr;
     r->open = !st->lineage.shard[id].closed;
+    r->n_target = sl_replicas_target(srv->replicas, st->name, id, target);
+    r->target = r->n_target > 0 ? target : NULL;
     struct sl_replicas_lag lag[SL_REPL_REPLICAS_MAX];
     uint32_t n_lag = lags != NULL ? sl_replicas_lag(srv->replicas, st->name, id, lag) : 0;
     for (uint32_t i = 0; i < n_lag; i++) {
@@ -229,6 +234,7 @@ static int meta_build(const struct sl_native *srv, struct sl_stream *const *sts,
     a->shards = calloc(n_shards + 1, sizeof(*a->shards));
     a->shp = calloc(n_shards + 1, sizeof(*a->shp));
     a->meta = calloc(n_shards + 1, sizeof(*a->meta));
+    a->targets = calloc((n_shards + 1) * SL_REPL_REPLICAS_MAX, sizeof(*a->targets));
     size_t n_cluster = 0;
     for (size_t i = 0; i < n; i++) {
         n_cluster += sts[i]->cluster ? sts[i]->shard_count - sts[i]->lineage.gone : 0;
@@ -236,7 +242,7 @@ static int meta_build(const struct sl_native *srv, struct sl_stream *const *sts,
     a->lags = calloc((n_cluster + 1) * SL_REPL_REPLICAS_MAX, sizeof(*a->lags));
     a->lagp = calloc((n_cluster + 1) * SL_REPL_REPLICAS_MAX, sizeof(*a->lagp));
     if (a->streams == NULL || a->sp == NULL || a->shards == NULL || a->shp == NULL ||
-        a->meta == NULL || a->lags == NULL || a->lagp == NULL ||
+        a->meta == NULL || a->targets == NULL || a->lags == NULL || a->lagp == NULL ||
         broker_list_build(srv, connected, &a->brokers) != SL_OK) {
         return SL_ENOMEM;
     }
@@ -255,7 +261,8 @@ static int meta_build(const struct sl_native *srv, struct sl_stream *const *sts,
             }
             SL_ASSERT(k < n_shards);
             SL_ASSERT(!st->cluster || kc < n_cluster);
-            int rc = shard_route(srv, st, id, (int32_t)mr->node_id, &a->meta[k], &a->shards[k],
+            int rc = shard_route(srv, st, id, (int32_t)mr->node_id, &a->meta[k],
+                                 &a->targets[k * SL_REPL_REPLICAS_MAX], &a->shards[k],
                                  st->cluster ? &a->lags[kc * SL_REPL_REPLICAS_MAX] : NULL,
                                  st->cluster ? &a->lagp[kc * SL_REPL_REPLICAS_MAX] : NULL);
             if (rc != SL_OK) {
@@ -320,4 +327,71 @@ void sl_native_metadata(struct sl_native *srv, struct sl_conn *c, const sl_reque
     }
     meta_answer_free(&a);
     sl_conn_request_done(c);
+}
+
+/* ---- ReassignShard ---- */
+
+struct reassign_op {
+    struct sl_conn *conn;
+    uint64_t req_id;
+};
+
+static void reassign_answer(struct sl_conn *c, uint64_t id, int err, const char *why)
+{
+    if (err != SL_OK) {
+        sl_native_respond_error(c, id, err, why);
+        return;
+    }
+    Sluice__V1__ReassignShardResponse rr = SLUICE__V1__REASSIGN_SHARD_RESPONSE__INIT;
+    sl_response resp = SLUICE__V1__RESPONSE__INIT;
+    resp.id = id;
+    resp.body_case = SLUICE__V1__RESPONSE__BODY_REASSIGN_SHARD;
+    resp.reassign_shard = &rr;
+    sl_native_respond(c, &resp);
+}
+
+static void on_reassigned(void *ctx, int err, const char *why)
+{
+    struct reassign_op *op = ctx;
+    reassign_answer(op->conn, op->req_id, err, why);
+    sl_conn_request_done(op->conn);
+    sl_conn_release(op->conn);
+    free(op);
+}
+
+/* Any broker of a cluster takes it (replicas_move.c writes the request for the controller);
+ * answered once ZooKeeper holds the request, or at once with why not. */
+void sl_native_reassign_shard(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
+{
+    const Sluice__V1__ReassignShard *m = req->reassign_shard;
+    char why[320];
+    if (srv->replicas == NULL) {
+        sl_native_fail(c, req->id, SL_EUNSUPPORTED,
+                       "this broker runs alone (no --cluster): its streams have one copy and "
+                       "nothing to move");
+        return;
+    }
+    if (m->n_replicas == 0 || m->n_replicas > SL_REPL_REPLICAS_MAX) {
+        snprintf(why, sizeof(why), "ReassignShard names %zu replicas; a shard has 1 to %u",
+                 m->n_replicas, SL_REPL_REPLICAS_MAX);
+        sl_native_fail(c, req->id, SL_EINVAL, why);
+        return;
+    }
+    struct reassign_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        sl_native_fail(c, req->id, SL_ENOMEM, NULL);
+        return;
+    }
+    *op = (struct reassign_op){.conn = c, .req_id = req->id};
+    int rc = sl_replicas_reassign(srv->replicas, m->stream != NULL ? m->stream : "", m->shard,
+                                  m->replicas, (uint32_t)m->n_replicas, on_reassigned, op, why,
+                                  sizeof(why));
+    if (rc != SL_OK) {
+        free(op);
+        /* the same move in progress already: done, as far as the asker is concerned */
+        reassign_answer(c, req->id, rc == SL_EEXIST ? SL_OK : rc, why);
+        sl_conn_request_done(c);
+        return;
+    }
+    sl_conn_hold(c);
 }

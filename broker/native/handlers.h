@@ -130,6 +130,7 @@ void sl_native_queue(struct sl_native *srv, struct sl_conn *c, const sl_request 
 void sl_native_cluster_status(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 /* Metadata: the brokers and who leads each shard of the streams asked (h_cluster.c). */
 void sl_native_metadata(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
+void sl_native_reassign_shard(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 /* Cluster mode's replication (h_repl.c): a follower's Replicate. */
 void sl_native_replicate(struct sl_native *srv, struct sl_conn *c, const sl_request *req);
 void sl_native_api_call(struct sl_native *srv, struct sl_conn *c, const sl_request *req);

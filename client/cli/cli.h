@@ -73,6 +73,7 @@ extern const struct cli_cmd cli_cmd_topic_create, cli_cmd_topic_subscribe,
     cli_cmd_topic_subscriptions, cli_cmd_topic_unsubscribe;
 extern const struct cli_cmd cli_cmd_target_add, cli_cmd_target_remove, cli_cmd_target_list;
 extern const struct cli_cmd cli_cmd_cluster_status; /* cluster.c */
+extern const struct cli_cmd cli_cmd_cluster_reassign, cli_cmd_cluster_move; /* cluster_move.c */
 extern const struct cli_cmd cli_cmd_bus_create, cli_cmd_bus_list, cli_cmd_bus_delete,
     cli_cmd_rule_put, cli_cmd_rule_list, cli_cmd_rule_delete,
     cli_cmd_archive_create, cli_cmd_archive_list, cli_cmd_archive_delete, cli_cmd_replay_start,

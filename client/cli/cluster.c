@@ -24,7 +24,7 @@ static const struct cli_opt status_opts[] = {
      .offset = offsetof(struct cluster_args, json),
      .help = "one JSON object: cluster, node_id, connected, controller, controller_epoch, brokers[],\n"
              "streams[] (name, shards[]: shard, leader, leader_epoch, replicas[], isr[], open,\n"
-             "lag[]: node, behind, caught_up_ms_ago)"},
+             "lag[]: node, behind, caught_up_ms_ago, moving_to[]: a reassignment's target)"},
     {.name = "stream",
      .kind = CLI_OPT_STRING,
      .offset = offsetof(struct cluster_args, stream),
@@ -83,12 +83,13 @@ static json_t *routes_json(struct sluice_metadata *const *ms, size_t n_ms)
             for (size_t j = 0; shards != NULL && j < sr->n_shards; j++) {
                 const struct sluice_shard_route *r = &sr->shards[j];
                 json_array_append_new(
-                    shards, json_pack("{s:I,s:i,s:i,s:o*,s:o*,s:b,s:o*}", "shard",
+                    shards, json_pack("{s:I,s:i,s:i,s:o*,s:o*,s:b,s:o*,s:o*}", "shard",
                                       (json_int_t)r->shard, "leader", (int)r->leader,
                                       "leader_epoch", (int)r->leader_epoch, "replicas",
                                       ids_json(r->replicas, r->n_replicas), "isr",
                                       ids_json(r->isr, r->n_isr), "open", r->open, "lag",
-                                      lag_json(r)));
+                                      lag_json(r), "moving_to",
+                                      ids_json(r->target, r->n_target)));
             }
             json_array_append_new(arr, json_pack("{s:s,s:o*}", "name", sr->name, "shards", shards));
         }
@@ -126,7 +127,14 @@ static void routes_print(struct sluice_metadata *const *ms, size_t n_ms)
                 for (uint32_t l = 0; l < r->n_lag; l++) {
                     printf(" %d:%" PRIu64, (int)r->lag[l].node, r->lag[l].behind);
                 }
-                printf("%s\n", r->n_lag == 0 && r->leader >= 0 && r->n_replicas > 1 ? " ?" : "");
+                printf("%s", r->n_lag == 0 && r->leader >= 0 && r->n_replicas > 1 ? " ?" : "");
+                if (r->n_target > 0) { /* a reassignment in progress (cluster reassign) */
+                    printf("  moving to");
+                    for (uint32_t t = 0; t < r->n_target; t++) {
+                        printf("%s%d", t > 0 ? "," : " ", (int)r->target[t]);
+                    }
+                }
+                printf("\n");
             }
         }
     }
@@ -302,7 +310,8 @@ const struct cli_cmd cli_cmd_cluster_status = {
             "stream (the first 256), each shard's leader, leader epoch, replicas and in-sync\n"
             "replicas (ISR) as the connected broker last read them (Metadata), and how many\n"
             "records each follower is behind its leader (asked of each live broker: only a\n"
-            "shard's leader knows; '?' when its leader could not be asked).\n",
+            "shard's leader knows; '?' when its leader could not be asked), and where a\n"
+            "shard is moving to while a reassignment lasts (`moving to 2,3,4`).\n",
     .sets = {{status_opts, 0, "options"}},
     .args_size = sizeof(struct cluster_args),
     .run = run_status,

@@ -89,6 +89,8 @@ static const struct cli_cmd *const commands[] = {
     &cli_cmd_target_remove,
     &cli_cmd_target_list,
     &cli_cmd_cluster_status,
+    &cli_cmd_cluster_reassign,
+    &cli_cmd_cluster_move,
     &cli_cmd_bus_create,
     &cli_cmd_bus_list,
     &cli_cmd_bus_delete,

@@ -6,7 +6,11 @@
  * refuses (SL_EPROTO) or gives a value within bounds (state: ISR and replicas <=
  * SL_REPL_REPLICAS_MAX, ids >= 0, epoch >= 0, leader >= -1; settings: 1..4096 shards,
  * retention <= 8760 h, compression none or zstd, 1..7 replicas); what decodes encodes
- * within its bound and decodes back to the same value.
+ * within its bound and decodes back to the same value. The same input as a reassignment
+ * request's data (sl_ctrl_move_parse: "1,2,4"): refused, or ids within bounds; a move that
+ * starts keeps leader, epoch and ISR, holds old and new replicas (<= SL_REPL_REPLICAS_MAX),
+ * survives encode/decode, and once the whole target is in sync sl_ctrl_decide switches to
+ * exactly the target with the leader in the ISR.
  */
 #include "broker/cluster/controller.h"
 #include "broker/cluster/stream_settings.h"
@@ -25,7 +29,69 @@ static bool same(const struct sl_ctrl_state *a, const struct sl_ctrl_state *b)
         return false;
     }
     return memcmp(a->m.isr, b->m.isr, a->m.n_isr * sizeof a->m.isr[0]) == 0 &&
-           memcmp(a->m.replicas, b->m.replicas, a->m.n_replicas * sizeof a->m.replicas[0]) == 0;
+           memcmp(a->m.replicas, b->m.replicas, a->m.n_replicas * sizeof a->m.replicas[0]) == 0 &&
+           a->n_target == b->n_target &&
+           memcmp(a->target, b->target, a->n_target * sizeof a->target[0]) == 0;
+}
+
+static bool has(const int32_t *ids, uint32_t n, int32_t id)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (ids[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void move(const uint8_t *data, size_t size)
+{
+    int32_t ids[SL_REPL_REPLICAS_MAX];
+    uint32_t n = 0;
+    int err = sl_ctrl_move_parse(data, size, ids, &n);
+    if (err != SL_OK) {
+        SL_ASSERT(err == SL_EPROTO);
+        return;
+    }
+    SL_ASSERT(n >= 1 && n <= SL_REPL_REPLICAS_MAX);
+    for (uint32_t i = 0; i < n; i++) {
+        SL_ASSERT(ids[i] >= 0);
+    }
+    struct sl_ctrl_state base = {.m = {.leader = 1, .leader_epoch = 4, .n_isr = 3,
+                                       .n_replicas = 3, .isr = {1, 2, 3}, .replicas = {1, 2, 3}},
+                                 .leader_session = 11},
+                         next, back, done;
+    char why[256];
+    err = sl_ctrl_move_start(&base, ids, n, &next, why, sizeof why);
+    if (err != SL_OK) {
+        SL_ASSERT(err == SL_EINVAL && why[0] != '\0');
+        return;
+    }
+    SL_ASSERT(next.m.leader == 1 && next.m.leader_epoch == 4 && next.m.n_isr == 3);
+    SL_ASSERT(next.n_target == n && memcmp(next.target, ids, n * sizeof ids[0]) == 0);
+    SL_ASSERT(next.m.n_replicas >= 3 && next.m.n_replicas <= SL_REPL_REPLICAS_MAX);
+    SL_ASSERT(memcmp(next.m.replicas, base.m.replicas, 3 * sizeof ids[0]) == 0);
+    for (uint32_t i = 0; i < n; i++) {
+        SL_ASSERT(has(next.m.replicas, next.m.n_replicas, ids[i]));
+    }
+    char buf[SL_CTRL_STATE_MAX];
+    size_t len = sl_ctrl_state_encode(&next, buf, sizeof buf);
+    SL_ASSERT(sl_ctrl_state_decode((const uint8_t *)buf, len, &back) == SL_OK);
+    SL_ASSERT(same(&next, &back));
+    /* every replica alive and in sync: the switch */
+    int32_t live[SL_REPL_REPLICAS_MAX];
+    int64_t sess[SL_REPL_REPLICAS_MAX];
+    for (uint32_t i = 0; i < next.m.n_replicas; i++) {
+        live[i] = next.m.replicas[i];
+        sess[i] = live[i] == 1 ? 11 : 100 + live[i];
+    }
+    next.m.n_isr = next.m.n_replicas;
+    memcpy(next.m.isr, next.m.replicas, next.m.n_replicas * sizeof ids[0]);
+    SL_ASSERT(sl_ctrl_decide(&next, live, sess, next.m.n_replicas, false, &done));
+    SL_ASSERT(done.n_target == 0 && done.m.n_replicas == n && done.m.n_isr == n);
+    SL_ASSERT(memcmp(done.m.replicas, ids, n * sizeof ids[0]) == 0);
+    SL_ASSERT(has(done.m.isr, done.m.n_isr, done.m.leader));
+    SL_ASSERT(done.m.leader_epoch == (has(ids, n, 1) ? 4 : 5));
 }
 
 static void settings(const uint8_t *data, size_t size)
@@ -52,6 +118,7 @@ static void settings(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     settings(data, size);
+    move(data, size);
     struct sl_ctrl_state st;
     int err = sl_ctrl_state_decode(data, size, &st);
     if (err != SL_OK) {
@@ -66,6 +133,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     for (uint32_t i = 0; i < st.m.n_replicas; i++) {
         SL_ASSERT(st.m.replicas[i] >= 0);
+    }
+    SL_ASSERT(st.n_target <= SL_REPL_REPLICAS_MAX);
+    for (uint32_t i = 0; i < st.n_target; i++) {
+        SL_ASSERT(st.target[i] >= 0);
     }
     char buf[SL_CTRL_STATE_MAX];
     size_t len = sl_ctrl_state_encode(&st, buf, sizeof buf);

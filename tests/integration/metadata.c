@@ -105,6 +105,10 @@ TEST(metadata_single_broker)
     CHECK(strstr(sluice_last_error(), "--cluster") != NULL);
     so.replication_factor = 1;
     CHECK_EQ(sluice_stream_create(c, "mrf", &so, NULL), SL_OK);
+    /* nothing to move on a single broker: said so */
+    int32_t ids[] = {1, 2, 3};
+    CHECK_EQ(sluice_cluster_reassign(c, "ma", 0, ids, 3), SL_EUNSUPPORTED);
+    CHECK(strstr(sluice_last_error(), "--cluster") != NULL);
     sluice_client_free(c);
 }
 

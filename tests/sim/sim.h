@@ -135,6 +135,11 @@ struct sim {
     bool violated;
     bool calm; /* the quiet period: delays short */
     uint64_t acks_ok, acks_failed, msgs, faults_done, elections;
+    /* reassignments (sim_main.c): a stream of their own so seeds without one run as before */
+    uint64_t mrng;
+    uint32_t move_n[SIM_SHARDS_MAX]; /* > 0: shard k was asked to move to move_target[k] */
+    int32_t move_target[SIM_SHARDS_MAX][SL_REPL_REPLICAS_MAX];
+    uint64_t n_moves, n_moved;
     /* what the run exercised (summed over seeds by sim_main) */
     uint64_t n_truncations, n_epoch_reqs, n_diverging, n_fsync_fail, n_expired, n_leaders,
         n_stale_acks, n_torn;

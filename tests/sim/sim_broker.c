@@ -272,7 +272,8 @@ static void run_fx(struct sim *s, int b, int k)
             ack(s, b, k, e->offset, e->err);
             break;
         case SL_REPL_FX_META_WRITE: {
-            struct sl_ctrl_state st = {.m = e->meta, .leader_session = rp->meta.leader_session};
+            struct sl_ctrl_state st = rp->meta; /* (its session and any move as read) */
+            st.m = e->meta;
             char data[SL_CTRL_STATE_MAX];
             size_t len = sl_ctrl_state_encode(&st, data, sizeof data);
             shard_path(k, path, sizeof path);
@@ -493,7 +494,7 @@ static void new_session(struct sim *s, int b)
         gen[b]++;
         sl_meta_close(old);
         for (int k = 0; k < s->cfg.shards; k++) {
-            if (br->rep[k].r.isr_writing) {
+            if (br->rep[k].r.meta_pending) {
                 /* its answer was ignored (old generation): tell the replica it is unknown */
                 sl_repl_meta_done(&br->rep[k].r, SL_ECLOSED);
                 run_fx(s, b, k);

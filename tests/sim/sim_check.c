@@ -216,6 +216,15 @@ void sim_check_final(struct sim *s)
                 st.m.leader, L->r.hw, L->r.leo);
             return;
         }
+        if (st.n_target > 0 ||
+            (s->move_n[k] > 0 && (st.m.n_replicas != s->move_n[k] ||
+                                  memcmp(st.m.replicas, s->move_target[k],
+                                         s->move_n[k] * sizeof st.m.replicas[0]) != 0))) {
+            sim_violation(s, "liveness: shard %d asked to move is %s after the quiet period", k,
+                          st.n_target > 0 ? "still moving" : "not on its target replicas");
+            return;
+        }
+        s->n_moved += s->move_n[k] > 0;
         if (st.m.n_isr != st.m.n_replicas) {
             sim_violation(s, "liveness: shard %d ISR has %u of %u replicas", k, st.m.n_isr,
                           st.m.n_replicas);

@@ -123,6 +123,67 @@ static void fault(struct sim *s, void *p, uint64_t a, uint64_t c)
     sim_at(s, s->now + 200000 + sim_below(s, 2500000), -1, fault, NULL, 0, 0);
 }
 
+/* A draw from the moves' own generator (splitmix64): seeds without a move draw nothing
+ * from it and run exactly as they did before reassignment existed. */
+static uint64_t move_rand(struct sim *s)
+{
+    uint64_t z = (s->mrng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* An operator's reassignment of shard k (docs/REPLICATION.md, "Reassignment"): one replica
+ * (the leader half of the time, so leadership hands over) replaced by a broker that holds
+ * none, written as the request node the controller applies. Faults go on meanwhile (crashes
+ * and pauses of the controller and the leader included); the final check wants the move
+ * done and the new replicas identical. */
+static void move(struct sim *s, void *p, uint64_t k, uint64_t c)
+{
+    (void)p;
+    (void)c;
+    char path[64];
+    struct sl_ctrl_state st;
+    snprintf(path, sizeof path, "/shards/s/%d", (int)k);
+    if (!sim_meta_peek(s, path, &st) || st.n_target > 0 || s->move_n[k] > 0) {
+        return;
+    }
+    int32_t free_ids[SIM_BROKERS_MAX];
+    uint32_t n_free = 0;
+    for (int b = 0; b < s->cfg.brokers; b++) {
+        bool has = false;
+        for (uint32_t i = 0; i < st.m.n_replicas; i++) {
+            has = has || st.m.replicas[i] == b;
+        }
+        if (!has) {
+            free_ids[n_free++] = b;
+        }
+    }
+    if (n_free == 0) {
+        return; /* every broker holds it */
+    }
+    uint32_t at = (uint32_t)(move_rand(s) % st.m.n_replicas);
+    if (move_rand(s) & 1) {
+        for (uint32_t i = 0; i < st.m.n_replicas; i++) {
+            at = st.m.replicas[i] == st.m.leader ? i : at;
+        }
+    }
+    memcpy(s->move_target[k], st.m.replicas, st.m.n_replicas * sizeof st.m.replicas[0]);
+    s->move_target[k][at] = free_ids[move_rand(s) % n_free];
+    s->move_n[k] = st.m.n_replicas;
+    char data[64];
+    size_t len = 0;
+    for (uint32_t i = 0; i < s->move_n[k]; i++) {
+        len += (size_t)snprintf(data + len, sizeof data - len, "%s%d", i ? "," : "",
+                                (int)s->move_target[k][i]);
+    }
+    sim_meta_put(s, "/reassign", NULL, 0);
+    snprintf(path, sizeof path, "/reassign/s:%d", (int)k);
+    sim_meta_put(s, path, (const uint8_t *)data, len);
+    s->n_moves++;
+    sim_log(s, "reassign: shard %d from leader %d to %.*s", (int)k, st.m.leader, (int)len, data);
+}
+
 static void producer(struct sim *s, void *p, uint64_t k, uint64_t b)
 {
     (void)p;
@@ -158,6 +219,13 @@ static void bootstrap(struct sim *s, void *p, uint64_t a, uint64_t c)
                 sim_at(s, s->now + 300000, -1, producer, NULL, (uint64_t)k, 0);
             }
             sim_at(s, s->now + 800000, -1, fault, NULL, 0, 0);
+            /* half the seeds move a shard or two, while the faults go on */
+            s->mrng = s->cfg.seed ^ 0x6d6f7665ull; /* "move" */
+            uint64_t n_moves = move_rand(s) % 4;
+            for (uint64_t i = 0; i < (n_moves >= 2 ? n_moves - 1 : 0); i++) {
+                sim_at(s, s->now + 500000 + move_rand(s) % 12000000, -1, move, NULL,
+                       move_rand(s) % (uint64_t)s->cfg.shards, 0);
+            }
             return;
         }
     }
@@ -285,6 +353,8 @@ static bool run_seed(uint64_t seed, int mutation, bool trace, bool quiet)
     totals.n_leaders += s->n_leaders;
     totals.n_stale_acks += s->n_stale_acks;
     totals.n_torn += s->n_torn;
+    totals.n_moves += s->n_moves;
+    totals.n_moved += s->n_moved;
     for (int b = 0; b < s->cfg.brokers; b++) {
         if (s->b[b].up) {
             sim_broker_crash(s, b);
@@ -364,12 +434,13 @@ int main(int argc, char **argv)
     printf("exercised: %llu events, %llu faults, %llu values (%llu acked), %llu leaderships, "
            "%llu sessions expired, %llu epoch queries, %llu diverging fetches, %llu "
            "truncations, %llu torn tails, %llu fsync failures, %llu acks by a replaced "
-           "leader\n",
+           "leader, %llu reassignments (%llu done)\n",
            (unsigned long long)totals.steps, (unsigned long long)totals.faults_done,
            (unsigned long long)totals.n_values, (unsigned long long)totals.acks_ok,
            (unsigned long long)totals.n_leaders, (unsigned long long)totals.n_expired,
            (unsigned long long)totals.n_epoch_reqs, (unsigned long long)totals.n_diverging,
            (unsigned long long)totals.n_truncations, (unsigned long long)totals.n_torn,
-           (unsigned long long)totals.n_fsync_fail, (unsigned long long)totals.n_stale_acks);
+           (unsigned long long)totals.n_fsync_fail, (unsigned long long)totals.n_stale_acks,
+           (unsigned long long)totals.n_moves, (unsigned long long)totals.n_moved);
     return failed == 0 ? 0 : 1;
 }

@@ -137,6 +137,104 @@ TEST(placement_spreads_leaders)
     CHECK(out[0] != out[1] && out[1] != out[2] && out[0] != out[2]);
 }
 
+TEST(move_state_round_trip)
+{
+    int32_t isr[] = {1, 2, 3};
+    struct sl_ctrl_state s = state(1, 4, 0x10, isr, 3), back;
+    s.n_target = 3;
+    s.target[0] = 1;
+    s.target[1] = 2;
+    s.target[2] = 4;
+    char buf[SL_CTRL_STATE_MAX];
+    size_t len = sl_ctrl_state_encode(&s, buf, sizeof buf);
+    static const char want[] = "leader=1 epoch=4 session=10 isr=1,2,3 replicas=1,2,3 target=1,2,4";
+    CHECK(len == strlen(want) && memcmp(buf, want, len) == 0);
+    CHECK_EQ(sl_ctrl_state_decode((const uint8_t *)buf, len, &back), SL_OK);
+    CHECK_EQ(back.n_target, 3);
+    CHECK_EQ(back.target[2], 4);
+    static const char *const bad[] = {
+        "leader=1 epoch=4 session=10 isr=1 replicas=1 target=",
+        "leader=1 epoch=4 session=10 isr=1 replicas=1 target=1,",
+        "leader=1 epoch=4 session=10 isr=1 replicas=1 targets=1",
+        "leader=1 epoch=4 session=10 isr=1 replicas=1 target=1 ",
+        "leader=1 epoch=4 session=10 isr=1 replicas=1 target=1,2,3,4,5,6,7,8",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ(sl_ctrl_state_decode((const uint8_t *)bad[i], strlen(bad[i]), &back), SL_EPROTO);
+    }
+    /* a request node's data */
+    int32_t ids[SL_REPL_REPLICAS_MAX];
+    uint32_t n = 0;
+    CHECK_EQ(sl_ctrl_move_parse((const uint8_t *)"1,2,4", 5, ids, &n), SL_OK);
+    CHECK(n == 3 && ids[0] == 1 && ids[1] == 2 && ids[2] == 4);
+    static const char *const bad_req[] = {"", "1,", ",1", "1,,2", "-1", "1 2", "1,2,3,4,5,6,7,8",
+                                          "99999999999"};
+    for (size_t i = 0; i < sizeof bad_req / sizeof bad_req[0]; i++) {
+        CHECK_EQ(sl_ctrl_move_parse((const uint8_t *)bad_req[i], strlen(bad_req[i]), ids, &n),
+                 SL_EPROTO);
+    }
+}
+
+/* 1,2,3 led by 1 moves to 2,3,4 (the leader leaves): replicas grow to 1,2,3,4 with nothing
+ * elected; no switch until 4 is in the ISR; then replicas 2,3,4, ISR without 1, leader 2 with
+ * a new epoch. */
+TEST(move_adds_then_switches)
+{
+    int32_t isr[] = {1, 2, 3}, live[] = {1, 2, 3, 4}, target[] = {2, 3, 4};
+    int64_t sess[] = {11, 12, 13, 14};
+    struct sl_ctrl_state cur = state(1, 4, 11, isr, 3), next, after;
+    char why[256];
+    CHECK_EQ(sl_ctrl_move_start(&cur, target, 3, &next, why, sizeof why), SL_OK);
+    CHECK_EQ(next.m.n_replicas, 4);
+    CHECK_EQ(next.m.replicas[3], 4);
+    CHECK_EQ(next.m.leader, 1);
+    CHECK_EQ(next.m.leader_epoch, 4);
+    CHECK_EQ(next.m.n_isr, 3);
+    CHECK_EQ(sl_ctrl_move_start(&next, target, 3, &after, why, sizeof why), SL_EEXIST);
+    int32_t other[] = {1, 2, 4};
+    CHECK_EQ(sl_ctrl_move_start(&next, other, 3, &after, why, sizeof why), SL_ECONFLICT);
+    /* still copying: nothing to write */
+    CHECK(!sl_ctrl_decide(&next, live, sess, 4, false, &after));
+    /* 4 joined the ISR (the leader's write) */
+    next.m.isr[next.m.n_isr++] = 4;
+    CHECK(sl_ctrl_decide(&next, live, sess, 4, false, &after));
+    CHECK_EQ(after.n_target, 0);
+    CHECK_EQ(after.m.n_replicas, 3);
+    CHECK(after.m.replicas[0] == 2 && after.m.replicas[1] == 3 && after.m.replicas[2] == 4);
+    CHECK_EQ(after.m.n_isr, 3);
+    for (uint32_t i = 0; i < after.m.n_isr; i++) {
+        CHECK(after.m.isr[i] != 1);
+    }
+    CHECK_EQ(after.m.leader, 2);
+    CHECK_EQ(after.m.leader_epoch, 5);
+    CHECK_EQ(after.leader_session, 12);
+    CHECK(!sl_ctrl_decide(&after, live, sess, 4, false, &next));
+}
+
+/* The leader stays in the target: no election at the switch (same epoch). A dead target
+ * member holds the move (it is not in the ISR). */
+TEST(move_keeps_leader_and_waits_for_dead_member)
+{
+    int32_t isr[] = {1, 2, 3}, target[] = {1, 2, 4}, live[] = {1, 2, 3, 4};
+    int64_t sess[] = {11, 12, 13, 14};
+    struct sl_ctrl_state cur = state(1, 4, 11, isr, 3), next, after;
+    char why[256];
+    CHECK_EQ(sl_ctrl_move_start(&cur, target, 3, &next, why, sizeof why), SL_OK);
+    /* 4 dies before it caught up: nothing switches */
+    CHECK(!sl_ctrl_decide(&next, live, sess, 3, false, &after));
+    next.m.isr[next.m.n_isr++] = 4;
+    CHECK(sl_ctrl_decide(&next, live, sess, 4, false, &after));
+    CHECK_EQ(after.m.leader, 1);
+    CHECK_EQ(after.m.leader_epoch, 4);
+    CHECK(after.m.replicas[0] == 1 && after.m.replicas[1] == 2 && after.m.replicas[2] == 4);
+    CHECK_EQ(after.m.n_isr, 3);
+    /* too many replicas together, duplicates, empty */
+    int32_t seven[] = {4, 5, 6, 7, 8}, dup[] = {1, 1};
+    CHECK_EQ(sl_ctrl_move_start(&cur, seven, 5, &next, why, sizeof why), SL_EINVAL);
+    CHECK_EQ(sl_ctrl_move_start(&cur, dup, 2, &next, why, sizeof why), SL_EINVAL);
+    CHECK_EQ(sl_ctrl_move_start(&cur, dup, 0, &next, why, sizeof why), SL_EINVAL);
+}
+
 int main(void)
 {
     RUN(state_round_trip_and_refusals);
@@ -145,5 +243,8 @@ int main(void)
     RUN(restarted_leader_gets_a_new_epoch);
     RUN(offline_without_isr_member_unless_unclean);
     RUN(placement_spreads_leaders);
+    RUN(move_state_round_trip);
+    RUN(move_adds_then_switches);
+    RUN(move_keeps_leader_and_waits_for_dead_member);
     TEST_END();
 }

@@ -411,6 +411,87 @@ TEST(isr_shrink_written_then_acted_on)
     CHECK(nodes[0].meta_written.n_isr >= 2);
 }
 
+/* A reassignment within one epoch (docs/REPLICATION.md, "Reassignment"): replicas {0,1}
+ * grow to {0,1,2}; the leader gives 2 a peer entry, 2 copies the log from 0 and the leader
+ * adds it to the ISR; then the switch to {0,2}: 1 stops at once (same epoch), the leader
+ * drops its peer and acks with 0 and 2. */
+TEST(replicas_change_within_an_epoch)
+{
+    start(2);
+    int32_t isr01[] = {0, 1};
+    struct sl_repl_meta m = meta_of(0, 1, 1, 2, isr01);
+    m.n_replicas = 2;
+    meta_all(&m);
+    CHECK_EQ(nodes[2].r.role, SL_REPL_IDLE);
+    disk_all(&nodes[0]);
+    CHECK_EQ(append(&nodes[0], 5), SL_OK);
+    settle();
+    CHECK_EQ(nodes[0].acked_end, 5);
+    /* the move starts: 2 joins the replicas, nothing elected */
+    m.n_replicas = 3;
+    m.replicas[2] = 2;
+    m.version = 2;
+    meta_all(&m);
+    CHECK_EQ(nodes[0].r.role, SL_REPL_LEADER);
+    CHECK_EQ(nodes[0].r.n_peers, 2);
+    CHECK_EQ(nodes[2].r.role, SL_REPL_FOLLOWER);
+    settle();
+    CHECK_EQ(nodes[2].log_end, 5); /* copied from the leader's start */
+    CHECK_EQ(nodes[2].log_epoch[4], 1);
+    CHECK_EQ(nodes[0].meta_writes, 1); /* the ISR grows to {0,1,2} */
+    CHECK_EQ(nodes[0].meta_written.n_isr, 3);
+    CHECK_EQ(nodes[0].meta_written.version, 2);
+    sl_repl_meta_done(&nodes[0].r, SL_OK);
+    run_fx(&nodes[0]);
+    /* the switch: replicas {0,2}, same leader and epoch */
+    int32_t isr02[] = {0, 2};
+    struct sl_repl_meta sw = meta_of(0, 1, 4, 2, isr02);
+    sw.n_replicas = 2;
+    sw.replicas[1] = 2;
+    meta_all(&sw);
+    CHECK_EQ(nodes[1].r.role, SL_REPL_IDLE);
+    CHECK_EQ(nodes[0].r.n_peers, 1);
+    CHECK_EQ(nodes[0].r.peers[0].id, 2);
+    drop_queue();
+    CHECK_EQ(append(&nodes[0], 2), SL_OK);
+    sl_repl_tick(&nodes[2].r, now + SL_REPL_REQ_TIMEOUT_MS); /* (its parked fetch dropped) */
+    run_fx(&nodes[2]);
+    settle();
+    CHECK_EQ(nodes[0].acked_end, 7);
+    CHECK_EQ(nodes[0].ack_err, SL_OK);
+    CHECK_EQ(nodes[2].log_end, 7);
+    CHECK_EQ(nodes[1].log_end, 5); /* stopped: keeps what it had */
+}
+
+/* A newer state read while the leader's ISR write is outstanding settles the proposal, but
+ * no second write goes before the first is answered: the answer is the first one's (two in
+ * flight had the first's ECONFLICT taken for the second, whose applied expansion then left
+ * the HW set - an ack the store's ISR did not hold; sim_repl SLUICE_IT_LONG=1 seed 2790). */
+TEST(one_isr_write_in_flight)
+{
+    start(1);
+    int32_t isr[] = {0, 1, 2};
+    struct sl_repl_meta m = meta_of(0, 1, 7, 3, isr);
+    meta_all(&m);
+    settle();
+    drop_queue();
+    tick_all(6000); /* followers silent: shrink to {0} proposed at version 7 */
+    CHECK_EQ(nodes[0].meta_writes, 1);
+    CHECK_EQ(nodes[0].meta_written.version, 7);
+    /* someone else (the controller) wrote version 8 meanwhile: {0,1} */
+    int32_t isr01[] = {0, 1};
+    struct sl_repl_meta m8 = meta_of(0, 1, 8, 2, isr01);
+    sl_repl_on_meta(&nodes[0].r, &m8);
+    run_fx(&nodes[0]);
+    tick_all(10);
+    CHECK_EQ(nodes[0].meta_writes, 1); /* not before the first write is answered */
+    sl_repl_meta_done(&nodes[0].r, SL_ECONFLICT);
+    run_fx(&nodes[0]);
+    CHECK_EQ(nodes[0].meta_writes, 2); /* now: the shrink again, at the version read */
+    CHECK_EQ(nodes[0].meta_written.version, 8);
+    CHECK_EQ(nodes[0].meta_written.n_isr, 1);
+}
+
 TEST(restarted_leader_waits_for_a_new_epoch)
 {
     struct sl_repl r;
@@ -489,6 +570,8 @@ int main(void)
     RUN(follower_truncates_to_leader_epoch_end);
     RUN(diverging_fetch_answered_with_epoch_end);
     RUN(isr_shrink_written_then_acted_on);
+    RUN(replicas_change_within_an_epoch);
+    RUN(one_isr_write_in_flight);
     RUN(restarted_leader_waits_for_a_new_epoch);
     RUN(fsync_failure_is_fatal);
     RUN(leader_cut_off_answers_pending_appends);
