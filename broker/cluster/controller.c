@@ -653,116 +653,6 @@ static void pump(struct sl_ctrl *c)
     ctrl_check(c);
 }
 
-/* ---- requests to decide a shard again (SL_CTRL_PATH_NOTIFY) ------------- */
-
-static void notify_list(struct sl_ctrl *c, bool watch);
-
-static void notify_done(struct sl_ctrl *c)
-{
-    SL_ASSERT(c->notify_out > 0);
-    if (--c->notify_out == 0 && c->notify_relist && !c->notify_listing) {
-        c->notify_relist = false;
-        notify_list(c, false); /* (the watch set by the first listing is still armed) */
-    }
-}
-
-static void on_notify_removed(void *arg, int err, const char *path)
-{
-    (void)err; /* gone already (another controller), or left for the next one: harmless */
-    (void)path;
-    struct sl_ctrl *c = arg;
-    notify_done(c);
-}
-
-static void on_notify_data(void *arg, int err, const uint8_t *data, size_t len,
-                           const struct sl_meta_stat *stat)
-{
-    struct ctrl_notify_get *g = arg;
-    struct sl_ctrl *c = g->c;
-    if (c->phase == SL_CTRL_ACTIVE && err == SL_OK) {
-        char name[SL_CTRL_NAME_MAX];
-        if (len > 0 && len < sizeof name) {
-            memcpy(name, data, len);
-            name[len] = '\0';
-            long i = shard_find(c, name);
-            if (i >= 0) {
-                mark_read(c, (uint32_t)i); /* read at its version now, then decided */
-                c->stats.notified++;
-            }
-        }
-        if (sl_meta_remove(c->meta, g->path, stat->version, on_notify_removed, c) == SL_OK) {
-            c->notify_out++;
-        } else {
-            c->notify_relist = true;
-        }
-    } else if (c->phase == SL_CTRL_ACTIVE && err != SL_ENOTFOUND) {
-        c->notify_relist = true;
-    }
-    free(g);
-    notify_done(c);
-    pump(c);
-}
-
-static void on_notify_children(void *arg, int err, const char *const *names, size_t n)
-{
-    struct sl_ctrl *c = arg;
-    c->notify_listing = false;
-    if (c->phase != SL_CTRL_ACTIVE) {
-        return;
-    }
-    if (err == SL_ECLOSED) {
-        go_dead(c);
-        return;
-    }
-    if (err != SL_OK) {
-        c->notify_relist = true; /* sl_ctrl_tick lists again */
-        return;
-    }
-    c->notify_out++; /* held while the round is issued */
-    for (size_t k = 0; k < n && k < SL_CTRL_NOTIFY_ROUND_MAX; k++) {
-        struct ctrl_notify_get *g = malloc(sizeof(*g));
-        if (g == NULL) {
-            c->notify_relist = true;
-            break;
-        }
-        g->c = c;
-        snprintf(g->path, sizeof g->path, SL_CTRL_PATH_NOTIFY "/%s", names[k]);
-        if (sl_meta_get(c->meta, g->path, NULL, NULL, on_notify_data, g) != SL_OK) {
-            free(g);
-            c->notify_relist = true;
-            break;
-        }
-        c->notify_out++;
-    }
-    if (n > SL_CTRL_NOTIFY_ROUND_MAX) {
-        c->notify_relist = true;
-    }
-    notify_done(c);
-}
-
-static void notify_watch(void *arg, const char *path)
-{
-    (void)path;
-    struct sl_ctrl *c = arg;
-    if (c->phase == SL_CTRL_ACTIVE) {
-        notify_list(c, true);
-    }
-}
-
-static void notify_list(struct sl_ctrl *c, bool watch)
-{
-    if (c->notify_listing) {
-        c->notify_relist = true;
-        return;
-    }
-    if (sl_meta_children(c->meta, SL_CTRL_PATH_NOTIFY, watch ? notify_watch : NULL, c,
-                         on_notify_children, c) == SL_OK) {
-        c->notify_listing = true;
-    } else {
-        c->notify_relist = true;
-    }
-}
-
 /* ---- what controller_move.c shares ------------------------------------------ */
 
 void sl_ctrl_pump(struct sl_ctrl *c)
@@ -821,7 +711,7 @@ static void activate(struct sl_ctrl *c)
     }
     brokers_watch(c, NULL);
     streams_watch(c, NULL);
-    notify_list(c, true);
+    sl_ctrl_notify_list(c, true);
     sl_ctrl_moves_watch(c, NULL);
 }
 
@@ -1029,10 +919,7 @@ void sl_ctrl_tick(struct sl_ctrl *c)
         c->streams_relist = false;
         streams_watch(c, NULL);
     }
-    if (c->notify_relist && c->notify_out == 0 && !c->notify_listing) {
-        c->notify_relist = false;
-        notify_list(c, true); /* (a failed listing set no watch) */
-    }
+    sl_ctrl_notify_tick(c);
     sl_ctrl_moves_tick(c);
     pump(c);
 }

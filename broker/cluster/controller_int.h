@@ -101,6 +101,10 @@ long sl_ctrl_find(const struct sl_ctrl *c, const char *name); /* shard index, or
 void sl_ctrl_go_dead(struct sl_ctrl *c);
 bool sl_ctrl_vec_push(struct ctrl_vec *q, uint32_t x);
 
+/* controller_notify.c: requests to decide a shard again (/notify) */
+void sl_ctrl_notify_list(struct sl_ctrl *c, bool watch); /* lists /notify (with its watch) */
+void sl_ctrl_notify_tick(struct sl_ctrl *c);               /* relists after a failure */
+
 /* controller_move.c: reassignment requests (/reassign) and moves in progress */
 void sl_ctrl_moves_watch(void *arg, const char *path); /* lists /reassign (its watch too) */
 void sl_ctrl_moves_tick(struct sl_ctrl *c); /* relists; re-reads moving shards */
