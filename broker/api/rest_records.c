@@ -385,9 +385,9 @@ static json_t *merge_answer(struct merge_op *m)
                      "more", more);
 }
 
-static void merge_shard_done(struct page_op *op, int err, const char *why)
+/* One shard's page done (or the starting loop's hold released): the last answers. */
+static void merge_release(struct merge_op *m, int err, const char *why)
 {
-    struct merge_op *m = op->merge;
     SL_ASSERT(m->pending > 0);
     if (err != SL_OK && m->err == SL_OK) {
         m->err = err;
@@ -402,6 +402,11 @@ static void merge_shard_done(struct page_op *op, int err, const char *why)
         sl_rest_reply(m->call, 200, merge_answer(m));
     }
     merge_free(m);
+}
+
+static void merge_shard_done(struct page_op *op, int err, const char *why)
+{
+    merge_release(op->merge, err, why);
 }
 
 /* ---- GET .../records ------------------------------------------------------------ */
@@ -499,10 +504,13 @@ static void records_all(struct sl_api_call *call, struct sl_stream *st, uint32_t
             return;
         }
     }
-    m->pending = m->n; /* before the first fetch: callbacks may run at once */
+    /* Callbacks may run inside sl_fetch_start (fetch.h): +1 held by this loop, so the last
+     * shard's answer cannot free the merge while shards are still to be started. */
+    m->pending = m->n + 1;
     for (uint32_t i = 0; i < m->n; i++) {
         fetch_page(m->shards[i]);
     }
+    merge_release(m, SL_OK, "");
 }
 
 void sl_rest_records_get(struct sl_api_call *call, struct sl_stream *st)
