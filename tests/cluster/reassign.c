@@ -14,11 +14,8 @@
  * copy rejoins by epoch truncation) and waits, and a move to a broker that is not live is
  * refused with the reason. Skipped (77) without java or the ZooKeeper jar.
  */
+#include "cluster_it.h"
 #include "repl_check.h"
-#include "zk_harness.h"
-
-#include "client/sluice.h"
-#include "tests/integration/harness.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -30,14 +27,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c);                           \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
 #define SESSION_MS (2000u * IT_SLOWDOWN)
 #define NB         4 /* the fourth joins later */
 #define NSH        2
@@ -45,10 +34,8 @@
 #define VALUES_MAX 200000u
 #define BURST      50u
 
-static struct zkh zk;
+static struct cit cl;
 static struct it_broker brokers[NB];
-static char cluster_arg[128];
-static char session_arg[32];
 static char bootstrap[160]; /* the first three brokers */
 static uint8_t outcome[VALUES_MAX];
 static uint32_t next_value;
@@ -58,12 +45,7 @@ static atomic_uint acked;
 
 static int start_broker(int i)
 {
-    char node[16];
-    snprintf(node, sizeof(node), "%d", i + 1);
-    const char *args[] = {
-        "--cluster", cluster_arg,   "--node-id", node, "--cluster-session-timeout-ms",
-        session_arg, "--log-level", "info",      NULL};
-    return it_broker_start_free_port(&brokers[i], NULL, args);
+    return cit_broker_start(&cl, &brokers[i], i + 1);
 }
 
 static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
@@ -271,18 +253,12 @@ static void print_routes(const char *when, const struct sluice_metadata *m)
 
 int main(void)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    int rc = it_preflight();
+    int rc = cit_preflight();
     if (rc != 0) {
         return rc;
     }
-    if ((rc = zkh_available()) != 0) {
-        return rc;
-    }
     atexit(print_logs);
-    CHECK(zkh_start(&zk) == 0);
-    snprintf(cluster_arg, sizeof(cluster_arg), "zk://%s/sluice", zk.connect);
-    snprintf(session_arg, sizeof(session_arg), "%u", SESSION_MS);
+    CHECK(cit_start(&cl, SESSION_MS) == 0);
     for (int i = 0; i < 3; i++) {
         CHECK(start_broker(i) == 0);
     }
@@ -480,7 +456,7 @@ int main(void)
         CHECK(it_broker_stop(&brokers[i]) == 0);
         it_broker_cleanup(&brokers[i]);
     }
-    zkh_cleanup(&zk);
+    zkh_cleanup(&cl.zk);
     printf("ok\n");
     return 0;
 }
