@@ -257,11 +257,11 @@ int sl_client_call_keep(sluice_client *c, sl_request *req, uint32_t extra_timeou
     return sl_link_call_sync(any_link(c), req, deadline_after(c, extra_timeout_ms), out, true);
 }
 
-int sl_client_call_group(sluice_client *c, const char *stream, const char *group,
-                         sl_request *req, uint32_t extra_timeout_ms, sl_response **out)
+static int call_group(sluice_client *c, const char *stream, const char *group, sl_request *req,
+                      uint32_t extra_timeout_ms, sl_response **out, uint32_t retry_ms)
 {
     (void)sl_client_route_refresh(c, stream, true); /* a stream not known yet: learned once */
-    uint64_t give_up = sl_clock_mono_ms() + SL_CLIENT_GROUP_RETRY_MS;
+    uint64_t give_up = sl_clock_mono_ms() + retry_ms;
     for (;;) {
         uint32_t shard = 0;
         pthread_mutex_lock(&c->mu);
@@ -280,6 +280,18 @@ int sl_client_call_group(sluice_client *c, const char *stream, const char *group
         sl_clock_sleep_ms(SL_CLIENT_REFRESH_MS);
         (void)sl_client_route_refresh(c, stream, false);
     }
+}
+
+int sl_client_call_group(sluice_client *c, const char *stream, const char *group,
+                         sl_request *req, uint32_t extra_timeout_ms, sl_response **out)
+{
+    return call_group(c, stream, group, req, extra_timeout_ms, out, SL_CLIENT_GROUP_RETRY_MS);
+}
+
+int sl_client_call_group_once(sluice_client *c, const char *stream, const char *group,
+                              sl_request *req, sl_response **out)
+{
+    return call_group(c, stream, group, req, 0, out, 0);
 }
 
 int sl_client_call_via(sluice_client *c, sl_request *req, sl_response **out, struct sl_link **via)

@@ -95,6 +95,10 @@ int sl_client_send_noreply_shard(sluice_client *c, const char *stream, uint32_t 
 int sl_client_call_group(sluice_client *c, const char *stream, const char *group,
                          sl_request *req, uint32_t extra_timeout_ms, sl_response **out);
 #define SL_CLIENT_GROUP_RETRY_MS 15000u /* a failover takes a session timeout or two */
+/* sl_client_call_group without the retries: for a best-effort call (a member leaving, which
+ * must not hold up the consumer's free through a failover; its session ends anyway). */
+int sl_client_call_group_once(sluice_client *c, const char *stream, const char *group,
+                              sl_request *req, sl_response **out);
 
 /* sl_client_call; *via (borrowed, valid for the client's life) is the connection it went
  * on: what a Metadata answer's `self` refers to. */

@@ -361,7 +361,7 @@ void sl_cmember_free(struct sluice_consumer *c)
         req.leave_group = &body;
         sl_response *resp = NULL;
         /* best effort: else its session ends */
-        (void)sl_client_call_group(c->c, c->stream, c->group, &req, 0, &resp);
+        (void)sl_client_call_group_once(c->c, c->stream, c->group, &req, &resp);
         sl_response_free(resp);
     }
     free(m->instance);
