@@ -342,7 +342,8 @@ static int verify_fields(const uint8_t *p, const struct sl_batch_header *h)
 {
     /* Covered by the checksum, so these reject well-formed but invalid
      * batches (e.g. a buggy or hostile producer), not disk damage. */
-    if (p[OFF_VERSION] != SL_BATCH_VERSION || (p[OFF_FLAGS] & ~(SL_BATCH_CODEC_MASK | SL_BATCH_FLAG_CONTROL)) != 0 ||
+    if (p[OFF_VERSION] != SL_BATCH_VERSION ||
+        (p[OFF_FLAGS] & ~(SL_BATCH_CODEC_MASK | SL_BATCH_FLAG_CONTROL)) != 0 ||
         h->codec > SL_BATCH_CODEC_ZSTD || p[OFF_RESERVED1] != 0 || p[OFF_RESERVED1 + 1] != 0 ||
         sl_get_u32(p + OFF_RESERVED2) != 0 || h->record_count == 0 ||
         h->record_count > SL_BATCH_RECORDS_MAX || h->last_ts_ms < h->first_ts_ms ||

@@ -214,7 +214,6 @@ void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl
 }
 
 struct apply_ctx {
-    struct sl_engine *e;
     struct sl_stream *st;
     struct sl_ckpt_store *cs;
     int err; /* the first refusal */
@@ -242,7 +241,7 @@ void sl_consumer_apply_control(struct sl_engine *e, struct sl_bshard *b, const u
                                const struct sl_batch_header *h)
 {
     SL_ASSERT(h->control);
-    struct apply_ctx a = {.e = e, .st = b->stream, .err = SL_OK};
+    struct apply_ctx a = {.st = b->stream, .err = SL_OK};
     char why[COMMIT_WHY_MAX];
     int rc = sl_catalog_ckpt(e->catalog, b->stream, &a.cs, why, sizeof(why));
     if (rc == SL_OK) {
