@@ -36,11 +36,24 @@ static int check_names(const char *stream, const char *group)
     return SL_OK;
 }
 
+/* A queue group's calls go to its home: on a cluster stream the leader of the group's shard
+ * (sl_client_call_group finds it again after a failover), else the broker the client talks
+ * to. A receive or settle retried there after a lost answer is at-least-once: leases the
+ * lost answer held expire and are delivered again. */
+static int group_call(sluice_client *c, const char *stream, const char *group, sl_request *req,
+                      uint32_t extra_timeout_ms, Sluice__V1__Response__BodyCase want,
+                      int empty_ok, sl_response **out)
+{
+    int rc = sl_client_call_group(c, stream, group, req, extra_timeout_ms, out);
+    return sl_client_want_body(rc, out, want, empty_ok);
+}
+
 /* Runs a request whose response body is empty (CreateGroup, DeleteGroup, Purge). */
-static int queue_call_empty(sluice_client *c, sl_request *req, Sluice__V1__Response__BodyCase want)
+static int queue_call_empty(sluice_client *c, const char *stream, const char *group,
+                            sl_request *req, Sluice__V1__Response__BodyCase want)
 {
     sl_response *resp = NULL;
-    int rc = sl_client_call_want(c, req, 0, want, 1, &resp);
+    int rc = group_call(c, stream, group, req, 0, want, 1, &resp);
     sl_response_free(resp);
     return rc;
 }
@@ -75,7 +88,7 @@ int sluice_queue_group_create(sluice_client *c, const char *stream, const char *
     sl_request req = SLUICE__V1__REQUEST__INIT;
     req.body_case = SLUICE__V1__REQUEST__BODY_CREATE_GROUP;
     req.create_group = &body;
-    return queue_call_empty(c, &req, SLUICE__V1__RESPONSE__BODY_CREATE_GROUP);
+    return queue_call_empty(c, stream, group, &req, SLUICE__V1__RESPONSE__BODY_CREATE_GROUP);
 }
 
 int sluice_queue_group_delete(sluice_client *c, const char *stream, const char *group)
@@ -90,7 +103,7 @@ int sluice_queue_group_delete(sluice_client *c, const char *stream, const char *
     sl_request req = SLUICE__V1__REQUEST__INIT;
     req.body_case = SLUICE__V1__REQUEST__BODY_DELETE_GROUP;
     req.delete_group = &body;
-    return queue_call_empty(c, &req, SLUICE__V1__RESPONSE__BODY_DELETE_GROUP);
+    return queue_call_empty(c, stream, group, &req, SLUICE__V1__RESPONSE__BODY_DELETE_GROUP);
 }
 
 int sluice_queue_purge(sluice_client *c, const char *stream, const char *group)
@@ -105,7 +118,7 @@ int sluice_queue_purge(sluice_client *c, const char *stream, const char *group)
     sl_request req = SLUICE__V1__REQUEST__INIT;
     req.body_case = SLUICE__V1__REQUEST__BODY_PURGE;
     req.purge = &body;
-    return queue_call_empty(c, &req, SLUICE__V1__RESPONSE__BODY_PURGE);
+    return queue_call_empty(c, stream, group, &req, SLUICE__V1__RESPONSE__BODY_PURGE);
 }
 
 int sluice_queue_groups_list(sluice_client *c, const char *stream, char ***out, size_t *count)
@@ -188,7 +201,7 @@ int sluice_queue_stats(sluice_client *c, const char *stream, const char *group,
     req.body_case = SLUICE__V1__REQUEST__BODY_GROUP_STATS;
     req.group_stats = &body;
     sl_response *resp = NULL;
-    rc = sl_client_call_want(c, &req, 0, SLUICE__V1__RESPONSE__BODY_GROUP_STATS, 0, &resp);
+    rc = group_call(c, stream, group, &req, 0, SLUICE__V1__RESPONSE__BODY_GROUP_STATS, 0, &resp);
     if (rc == SL_OK) {
         rc = stats_copy(resp->group_stats, out);
     }
@@ -317,7 +330,7 @@ int sluice_queue_receive(sluice_client *c, const char *stream, const char *group
     req.body_case = SLUICE__V1__REQUEST__BODY_RECEIVE;
     req.receive = &body;
     sl_response *resp = NULL;
-    rc = sl_client_call_want(c, &req, wait_ms, SLUICE__V1__RESPONSE__BODY_RECEIVE, 1, &resp);
+    rc = group_call(c, stream, group, &req, wait_ms, SLUICE__V1__RESPONSE__BODY_RECEIVE, 1, &resp);
     size_t n = rc == SL_OK && resp->receive != NULL ? resp->receive->n_records : 0;
     if (n > max) {
         sl_client_set_error("broker returned %zu records for a receive of at most %u", n, max);
@@ -376,7 +389,7 @@ static int receipts_request(sluice_client *c, enum receipts_op op, const char *s
         want = SLUICE__V1__RESPONSE__BODY_EXTEND_VISIBILITY;
     }
     sl_response *resp = NULL;
-    int rc = sl_client_call_want(c, &req, 0, want, 0, &resp);
+    int rc = group_call(c, stream, group, &req, 0, want, 0, &resp);
     /* The three response bodies have the same shape: repeated ErrorCode results = 1. */
     size_t n_results = 0;
     const Sluice__V1__ErrorCode *codes = NULL;

@@ -8,6 +8,11 @@
 #include <stdint.h>
 #include <string.h>
 
+static inline uint16_t sl_get_u16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
 static inline uint32_t sl_get_u32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -16,6 +21,12 @@ static inline uint32_t sl_get_u32(const uint8_t *p)
 static inline uint64_t sl_get_u64(const uint8_t *p)
 {
     return (uint64_t)sl_get_u32(p) | (uint64_t)sl_get_u32(p + 4) << 32;
+}
+
+static inline void sl_put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
 }
 
 static inline void sl_put_u32(uint8_t *p, uint32_t v)

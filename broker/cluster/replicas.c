@@ -15,6 +15,8 @@
 #include "broker/engine/dedup.h"
 #include "broker/engine/fetch.h"
 #include "broker/engine/produce.h"
+#include "broker/engine/qlog.h"
+#include "broker/engine/queue.h"
 #include "broker/engine/workers.h"
 #include "common/assert.h"
 #include "common/clock.h"
@@ -150,8 +152,10 @@ static void on_fwrite(void *ctx, int err, uint64_t base_seq, uint32_t count)
         if (err == SL_OK && sl_batch_peek(d->buf + d->off[d->completed], d->len[d->completed],
                                           &h) == SL_OK) {
             sl_dedup_note(&br->b->dedup, &h); /* a retry to this broker as leader: a duplicate */
-            if (h.control) { /* a group's checkpoint: this replica's store takes it too */
-                sl_consumer_apply_control(br->rs->e, br->b, d->buf + d->off[d->completed], &h);
+            if (h.control) { /* a group's state: this replica's stores take it too */
+                const uint8_t *batch = d->buf + d->off[d->completed];
+                sl_consumer_apply_control(br->rs->e, br->b, batch, &h);
+                sl_qlog_apply(br->rs->e, br->b, batch, &h);
             }
         }
         d->completed++;
@@ -610,6 +614,7 @@ static void publish(struct sl_brepl *br)
     if (hw > br->hw_published) {
         br->hw_published = hw;
         sl_fetch_shard_progress(b); /* parked fetches see the new records */
+        sl_queue_shard_progress(b); /* so do parked receives (a group's home reads here) */
     } else {
         br->hw_published = hw;
     }
@@ -863,6 +868,23 @@ static int hook_readable(void *ctx, const struct sl_bshard *b, uint64_t *end)
     return br->r.role == SL_REPL_LEADER ? SL_OK : SL_ENOT_LEADER;
 }
 
+static int hook_replica(void *ctx, const struct sl_bshard *b, uint64_t *end,
+                        int32_t *leader_epoch)
+{
+    (void)ctx;
+    const struct sl_brepl *br = b->repl;
+    *end = 0;
+    *leader_epoch = -1;
+    if (br == NULL || (br->r.role != SL_REPL_LEADER && br->r.role != SL_REPL_FOLLOWER)) {
+        return SL_ENOT_LEADER;
+    }
+    *end = (uint64_t)sl_repl_hw(&br->r);
+    if (br->r.role == SL_REPL_LEADER) {
+        *leader_epoch = br->r.epoch;
+    }
+    return SL_OK;
+}
+
 static bool hook_creating(void *ctx, const char *name)
 {
     return rs_creating(ctx, name);
@@ -872,7 +894,7 @@ int rs_hooks_install(struct sl_replicas *rs)
 {
     rs->hooks = (struct sl_engine_repl){.ctx = rs, .append = hook_append,
                                         .written = hook_written, .readable = hook_readable,
-                                        .creating = hook_creating};
+                                        .replica = hook_replica, .creating = hook_creating};
     rs->e->repl = &rs->hooks;
     return SL_OK;
 }

@@ -947,6 +947,11 @@ struct sl_workers *sl_catalog_workers(const struct sl_catalog *c)
     return c->cfg.workers;
 }
 
+struct sl_ring *sl_catalog_ring(const struct sl_catalog *c)
+{
+    return c->ring;
+}
+
 void sl_catalog_reap(struct sl_catalog *c)
 {
     struct sl_stream **pp = &c->graveyard;

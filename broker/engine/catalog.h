@@ -292,6 +292,8 @@ int sl_catalog_qstate(struct sl_catalog *c, struct sl_stream *st, struct sl_qsta
                       char *why, size_t why_len);
 /* The workers owning the shards (NULL: one loop). */
 struct sl_workers *sl_catalog_workers(const struct sl_catalog *c);
+/* The main loop's ring (the catalog's). */
+struct sl_ring *sl_catalog_ring(const struct sl_catalog *c);
 
 /* Closes and deletes streams removed by sl_catalog_delete once nothing holds
  * them. Call from the top of the loop only. */

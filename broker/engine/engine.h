@@ -74,6 +74,12 @@ struct sl_engine_repl {
     /* Where reads of b end: its high watermark (consumers never see what a failover could
      * lose); SL_OK, or SL_ENOT_LEADER when this broker does not lead it (reads refused). */
     int (*readable)(void *ctx, const struct sl_bshard *b, uint64_t *end);
+    /* This broker's replica of b, for the broker's own readers (a queue group's home reads
+     * every shard of its stream from its replicas): SL_OK with *end its high watermark (a
+     * follower's is what its leader said is committed, capped at its own durable log: never
+     * truncated) and *leader_epoch the epoch it leads, or -1 when it follows; SL_ENOT_LEADER
+     * when this broker holds no live replica of b (not a replica, idle, failed). */
+    int (*replica)(void *ctx, const struct sl_bshard *b, uint64_t *end, int32_t *leader_epoch);
     /* Whether cluster stream `name` is published in ZooKeeper and being made in this
      * broker's catalog (a lookup then answers SL_EAGAIN, not SL_ENOTFOUND). */
     bool (*creating)(void *ctx, const char *name);
@@ -88,6 +94,7 @@ struct sl_engine {
     struct fetch_op *fetch_parked; /* fetch.c: every parked fetch, for the tick */
     struct sl_queue_state *queue_streams; /* queue.c: streams with queue groups built */
     struct dlq_op *dlq_retry; /* queue.c: dead letters waiting to be appended again */
+    struct sl_qlog_batch *qlog_open; /* qlog.c: queue changes being gathered, or NULL */
     uint32_t dlq_retry_count;
     struct sl_cgroup *coord_groups; /* coord.c: groups with members */
     uint32_t coord_group_count;

@@ -45,6 +45,7 @@
 #include "broker/engine/catalog.h"
 #include "broker/engine/filter.h"
 #include "broker/engine/filter_set.h"
+#include "broker/engine/qlog.h"
 #include "broker/engine/workers.h"
 #include "common/assert.h"
 #include "common/clock.h"
@@ -68,6 +69,10 @@
 enum { QE_FREE = 0, QE_LEASED, QE_READY, QE_CLAIMED, QE_BLOCKED };
 
 #define NO_SLOT UINT32_MAX
+#define NO_SEQ UINT64_MAX
+/* Control batches skipped at a shard's frontier are acked with the group's next change of
+ * that shard, or once this many sequences of them gathered (see ctl_skip). */
+#define QUEUE_CTL_LAZY_MAX 1024u
 
 struct qentry {
     uint64_t seq;
@@ -136,6 +141,11 @@ struct qgroup {
      * at once (nothing new finds it) and is freed when the last one ends. */
     uint32_t receives;
     bool deleted;
+    bool deposed;       /* (deleted too) this broker no longer leads its cluster home */
+    int32_t home_epoch; /* cluster stream: the home shard's epoch it was built in; else -1 */
+    /* Per shard, the start of a run of control batches skipped at the frontier but not acked
+     * yet (NO_SEQ: none): see ctl_skip. */
+    uint64_t *ctl_from;
 };
 
 static uint64_t now_ms(void)
@@ -184,6 +194,7 @@ static void group_free(struct qgroup *g)
     free(g->frontier);
     free(g->reading);
     free(g->readable);
+    free(g->ctl_from);
     free(g->e);
     free(g);
 }
@@ -238,7 +249,9 @@ static struct qgroup *group_build(struct sl_stream *st, const struct sl_qgroup_d
     g->frontier = calloc(st->shard_count, sizeof(*g->frontier));
     g->reading = calloc(st->shard_count, sizeof(*g->reading));
     g->readable = calloc(st->shard_count, sizeof(*g->readable));
+    g->ctl_from = malloc(st->shard_count * sizeof(*g->ctl_from));
     g->n_shards = st->shard_count;
+    g->home_epoch = -1;
     g->cap = g->max_inflight < QUEUE_TABLE_MIN ? g->max_inflight : QUEUE_TABLE_MIN;
     g->e = calloc(g->cap, sizeof(*g->e));
     g->ordered = def->ordered;
@@ -246,8 +259,8 @@ static struct qgroup *group_build(struct sl_stream *st, const struct sl_qgroup_d
         g->keys_cap = 2 * g->cap;
         g->keys = calloc(g->keys_cap, sizeof(*g->keys));
     }
-    if (g->frontier == NULL || g->reading == NULL || g->readable == NULL || g->e == NULL ||
-        (g->ordered && g->keys == NULL)) {
+    if (g->frontier == NULL || g->reading == NULL || g->readable == NULL ||
+        g->ctl_from == NULL || g->e == NULL || (g->ordered && g->keys == NULL)) {
         group_free(g);
         return NULL;
     }
@@ -268,6 +281,7 @@ static struct qgroup *group_build(struct sl_stream *st, const struct sl_qgroup_d
     }
     for (uint32_t s = 0; s < st->shard_count; s++) {
         g->frontier[s] = sl_qstate_floor(st->qstate, def->name, s);
+        g->ctl_from[s] = NO_SEQ;
     }
     /* The stream was resharded but the group's growth was not durable yet
      * (a crash between the two): it grows now, the same way (from floor 0). */
@@ -287,12 +301,99 @@ static struct qgroup *groups_of(const struct sl_stream *st)
     return st->queues != NULL ? st->queues->groups : NULL;
 }
 
-/* The runtime group, built from the durable definition on first use. */
-static struct qgroup *group_get(struct sl_engine *e, struct sl_stream *st, const char *name)
+/* ---- cluster streams ------------------------------------------------- */
+
+/* Where this broker's reads of shard b end: the log's visible tail and, on a cluster
+ * stream, its replica's high watermark (0 without a live replica here: nothing to read).
+ * A queue group's home reads every shard from its own replicas (docs/REPLICATION.md). */
+static uint64_t shard_end(const struct sl_engine *e, const struct sl_bshard *b,
+                          const struct sl_shard_stats *ss)
+{
+    if (!b->stream->cluster) {
+        return ss->visible_seq;
+    }
+    uint64_t end = 0;
+    int32_t epoch = -1;
+    if (e->repl == NULL || e->repl->replica(e->repl->ctx, b, &end, &epoch) != SL_OK) {
+        return 0;
+    }
+    return end < ss->visible_seq ? end : ss->visible_seq;
+}
+
+/* A cluster stream's group is served by its home, the leader of the group's shard (as a
+ * consumer group's): SL_OK with *epoch its leader epoch (-1 on a local stream), or
+ * SL_ENOT_LEADER naming the shard whose leader to ask. */
+static int group_home(const struct sl_engine *e, const struct sl_stream *st, const char *group,
+                      int32_t *epoch, char *why, size_t why_len)
+{
+    *epoch = -1;
+    if (!st->cluster) {
+        return SL_OK;
+    }
+    uint32_t k = sl_partition_group_shard(group, strlen(group), st->shard_count);
+    uint64_t end = 0;
+    if (e->repl == NULL ||
+        e->repl->replica(e->repl->ctx, st->shards[k], &end, epoch) != SL_OK || *epoch < 0) {
+        snprintf(why, why_len,
+                 "queue group %s of stream %s keeps its state in shard %u, which this broker "
+                 "does not lead: ask that shard's leader (Metadata)",
+                 group, st->name, k);
+        *epoch = -1;
+        return SL_ENOT_LEADER;
+    }
+    return SL_OK;
+}
+
+static void recv_fail_waiters(struct qgroup *g, int err);
+static void group_put(struct qgroup *g);
+
+/* Takes the runtime group off its stream's list (nothing new finds it); receives parked on
+ * it end with `err`, those reading when their read returns, and it is freed with the last. */
+static void group_retire(struct qgroup *g, int err)
+{
+    struct sl_queue_state *qs = g->stream->queues;
+    for (struct qgroup **pp = &qs->groups; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    }
+    g->next = NULL;
+    group_unindex(g);
+    g->deleted = true;
+    g->deposed = err == SL_ENOT_LEADER;
+    g->receives++; /* held while its parked receives answer */
+    recv_fail_waiters(g, err);
+    group_put(g);
+}
+
+/* A home that lost its shard's leadership, or led it again in a later epoch (another
+ * broker led in between), drops its runtime group: the leases it held are not the state
+ * any more. The next call on the new home builds it from the store (records not acked
+ * delivered again: at-least-once). */
+static bool group_stale(const struct sl_engine *e, struct qgroup *g)
+{
+    if (g->home_epoch < 0) {
+        return false;
+    }
+    char why[8];
+    int32_t epoch = -1;
+    return group_home(e, g->stream, g->name, &epoch, why, sizeof(why)) != SL_OK ||
+           epoch != g->home_epoch;
+}
+
+/* The runtime group, built from the durable definition on first use. `epoch`: the home's
+ * (group_home). */
+static struct qgroup *group_get(struct sl_engine *e, struct sl_stream *st, const char *name,
+                                int32_t epoch)
 {
     for (struct qgroup *g = groups_of(st); g != NULL; g = g->next) {
         if (strcmp(g->name, name) == 0) {
-            return g;
+            if (g->home_epoch == epoch) {
+                return g;
+            }
+            group_retire(g, SL_ENOT_LEADER);
+            break;
         }
     }
     const struct sl_qgroup_def *def =
@@ -314,6 +415,7 @@ static struct qgroup *group_get(struct sl_engine *e, struct sl_stream *st, const
     }
     struct qgroup *g = group_build(st, def);
     if (g != NULL) {
+        g->home_epoch = epoch;
         if (g->filter != NULL) {
             group_index(e, st->queues, g);
         }
@@ -491,7 +593,11 @@ static struct qgroup *lookup(struct sl_engine *e, const char *stream, const char
     if (st == NULL) {
         return NULL;
     }
-    struct qgroup *g = group_get(e, st, group != NULL ? group : "");
+    int32_t epoch = -1;
+    if ((*err = group_home(e, st, group != NULL ? group : "", &epoch, why, why_len)) != SL_OK) {
+        return NULL;
+    }
+    struct qgroup *g = group_get(e, st, group != NULL ? group : "", epoch);
     if (g == NULL) {
         snprintf(why, why_len, "queue group %s not found on stream %s",
                  group != NULL ? group : "", st->name);
@@ -564,11 +670,13 @@ static void simple_start(struct simple_op *op)
 }
 
 /* Each shard's floor for a new group starting at `start`. */
-static void start_floors(struct sl_stream *st, const struct sl_position *start, uint64_t *floors)
+static void start_floors(const struct sl_engine *e, struct sl_stream *st,
+                         const struct sl_position *start, uint64_t *floors)
 {
     for (uint32_t s = 0; s < st->shard_count; s++) {
         struct sl_shard_stats ss;
         sl_wshard_stats(&st->shards[s]->ws, &ss);
+        ss.visible_seq = shard_end(e, st->shards[s], &ss);
         uint64_t f = ss.first_seq;
         switch (start->kind) {
         case SL_POS_LATEST:
@@ -640,16 +748,54 @@ static int group_def(const char *group, const struct sl_qgroup_config *qc,
     return SL_OK;
 }
 
+/* A group of a cluster stream is made by its home, which must hold a live replica of every
+ * shard (it reads them all from its own replicas: docs/REPLICATION.md "Queue groups"). */
+static int cluster_group_check(const struct sl_engine *e, const struct sl_stream *st,
+                               const char *group, const struct sl_qgroup_config *cfg, char *why,
+                               size_t why_len)
+{
+    int32_t epoch = -1;
+    int rc = group_home(e, st, group, &epoch, why, why_len);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    if (cfg != NULL && cfg->max_deliveries > 0) {
+        snprintf(why, why_len,
+                 "queue group %s: dead-lettering (max_deliveries) is not built for replicated "
+                 "streams yet (docs/REPLICATION.md \"Queue groups\"): create it without, or on a "
+                 "local stream",
+                 group);
+        return SL_EUNSUPPORTED;
+    }
+    for (uint32_t s = 0; s < st->shard_count; s++) {
+        uint64_t end = 0;
+        int32_t ep = -1;
+        if (e->repl->replica(e->repl->ctx, st->shards[s], &end, &ep) != SL_OK) {
+            uint32_t k = sl_partition_group_shard(group, strlen(group), st->shard_count);
+            snprintf(why, why_len,
+                     "queue group %s of stream %s: its home (this broker, leader of shard %u) "
+                     "reads every shard from its own replicas and holds no live replica of "
+                     "shard %u: queue groups need every shard replicated on the home's broker "
+                     "(replication factor = brokers), or the shard's replica to recover",
+                     group, st->name, k, s);
+            return SL_EUNSUPPORTED;
+        }
+    }
+    return SL_OK;
+}
+
 void sl_queue_create_group(struct sl_engine *e, const char *stream, const char *group,
                            const struct sl_qgroup_config *cfg, sl_done_cb cb, void *ctx)
 {
-    char why[400];
+    char why[700];
     int rc;
     struct sl_stream *st = sl_engine_stream(e, stream, why, sizeof(why), &rc);
     struct sl_qgroup_def def;
     struct sl_qstate *qs = NULL;
-    if (st != NULL && sl_stream_replicated(st)) {
-        cb(ctx, SL_EUNSUPPORTED, SL_STREAM_REPLICATED_WHY("a queue group"));
+    if (st != NULL && st->cluster &&
+        (rc = cluster_group_check(e, st, group != NULL ? group : "", cfg, why, sizeof(why))) !=
+            SL_OK) {
+        cb(ctx, rc, why);
         return;
     }
     if (st != NULL && st->shard_count > SL_QSTATE_SHARDS_MAX) {
@@ -673,11 +819,11 @@ void sl_queue_create_group(struct sl_engine *e, const char *stream, const char *
         cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM));
         return;
     }
-    start_floors(st, &(struct sl_position){.kind = def.start_kind, .seq = def.start_seq,
-                                           .time_ms = def.start_time_ms},
+    start_floors(e, st, &(struct sl_position){.kind = def.start_kind, .seq = def.start_seq,
+                                              .time_ms = def.start_time_ms},
                  floors);
     op->outstanding++;
-    rc = sl_qstate_create_group(qs, &def, st->shard_count, floors, simple_cb, op);
+    rc = sl_qlog_create_group(e, st, &def, st->shard_count, floors, simple_cb, op);
     free(floors);
     if (rc != SL_OK) {
         op->outstanding--;
@@ -685,9 +831,6 @@ void sl_queue_create_group(struct sl_engine *e, const char *stream, const char *
     }
     simple_start(op);
 }
-
-static void recv_fail_waiters(struct qgroup *g, int err);
-static void group_put(struct qgroup *g);
 
 /* Receives in flight on the group end with SL_ENOTFOUND (parked ones at
  * once, others when their read returns); their leases go with the group. */
@@ -708,23 +851,12 @@ void sl_queue_delete_group(struct sl_engine *e, const char *stream, const char *
         return;
     }
     op->outstanding++;
-    rc = sl_qstate_delete_group(st->qstate, g->name, simple_cb, op);
+    rc = sl_qlog_delete_group(e, st, g->name, simple_cb, op);
     if (rc != SL_OK) {
         op->outstanding--;
         op->err = rc;
     } else {
-        for (struct qgroup **pp = &st->queues->groups; *pp != NULL; pp = &(*pp)->next) {
-            if (*pp == g) {
-                *pp = g->next;
-                break;
-            }
-        }
-        g->next = NULL;
-        group_unindex(g);
-        g->deleted = true;
-        g->receives++; /* held while its parked receives answer */
-        recv_fail_waiters(g, SL_ENOTFOUND);
-        group_put(g);
+        group_retire(g, SL_ENOTFOUND);
     }
     simple_start(op);
 }
@@ -863,6 +995,8 @@ static void recv_finish(struct recv_op *op)
     }
     struct sl_receive_result r = {.err = op->err,
                                   .why = op->err == SL_OK         ? ""
+                                         : op->g->deposed ? "this broker no longer leads the "
+                                                            "group's shard: ask its leader"
                                          : op->g->deleted ? "the group was deleted"
                                          : op->stream->deleted ? "the stream was deleted"
                                                                : sl_strerror(op->err),
@@ -1046,9 +1180,9 @@ static void on_dlq_appended(void *ctx, int err, uint64_t base, uint32_t count)
         return;
     }
     if (err == SL_OK && !st->deleted &&
-        sl_qstate_ack(st->qstate, op->group, op->shard, op->seq, op->seq + 1, on_dlq_acked, op) ==
+        sl_qlog_ack(op->e, st, op->group, op->shard, op->seq, op->seq + 1, on_dlq_acked, op) ==
             SL_OK) {
-        sl_qstate_add_counters(st->qstate, op->group, 1, 0, NULL, NULL);
+        sl_qlog_add_counters(op->e, st, op->group, 1, 0, NULL, NULL);
         return; /* on_dlq_acked releases */
     }
     dlq_release(op);
@@ -1234,7 +1368,7 @@ static bool deliver(struct recv_op *op, struct qentry *e, uint32_t shard, uint64
         return true;
     }
     op->persisting++;
-    if (sl_qstate_set_count(st->qstate, g->name, shard, seq, e->count, on_count_durable, op) !=
+    if (sl_qlog_set_count(op->e, st, g->name, shard, seq, e->count, on_count_durable, op) !=
         SL_OK) {
         op->persisting--;
     }
@@ -1246,9 +1380,9 @@ static void recv_skip(struct recv_op *op, uint32_t shard, uint64_t first, uint64
 {
     if (end > first) {
         struct qgroup *g = op->g;
-        sl_qstate_ack(g->stream->qstate, g->name, shard, first, end, NULL, NULL);
+        sl_qlog_ack(op->e, g->stream, g->name, shard, first, end, NULL, NULL);
         if (filtered > 0) {
-            sl_qstate_add_counters(g->stream->qstate, g->name, 0, filtered, NULL, NULL);
+            sl_qlog_add_counters(op->e, g->stream, g->name, 0, filtered, NULL, NULL);
         }
     }
 }
@@ -1280,6 +1414,7 @@ static void on_frontier_read(struct recv_op *op, int err)
     if (err != SL_OK) {
         if (err == SL_ETRIMMED) {
             g->frontier[shard] = op->wr.rd.first_seq; /* retention passed us */
+            g->ctl_from[shard] = NO_SEQ;              /* (below it: in the skip) */
             recv_skip(op, shard, sl_qstate_floor(st->qstate, g->name, shard), op->wr.rd.first_seq,
                       0);
         } else {
@@ -1291,14 +1426,41 @@ static void on_frontier_read(struct recv_op *op, int err)
         recv_step(op);
         return;
     }
-    uint64_t next = g->frontier[shard];
-    uint64_t skip_from = UINT64_MAX, filtered = 0;
+    struct sl_shard_stats ss;
+    sl_wshard_stats(&st->shards[shard]->ws, &ss);
+    uint64_t end = shard_end(op->e, st->shards[shard], &ss);
+    uint64_t start = g->frontier[shard], next = start;
+    uint32_t delivered = op->n;
+    /* The range skipped so far (acked as one), and whether it holds only control batches:
+     * the run at the frontier a previous read left unacked, and those read now. */
+    uint64_t skip_from = g->ctl_from[shard], filtered = 0;
+    bool ctl_only = skip_from != NO_SEQ;
+    g->ctl_from[shard] = NO_SEQ;
+    SL_ASSERT(skip_from == NO_SEQ || skip_from <= start);
     bool full = false;
     for (uint32_t off = 0; off < op->wr.rd.len && !full;) {
         struct sl_batch_header h;
         struct sl_batch_iter it;
         if (sl_batch_peek(op->buf + off, op->wr.rd.len - off, &h) != SL_OK ||
-            sl_engine_scratch_reserve(op->e, h.codec, h.records_len) != SL_OK ||
+            h.base_seq + h.record_count > end) {
+            break; /* (past a replica's high watermark: not committed yet) */
+        }
+        if (h.control) {
+            /* The broker's own state (control.h), never delivered. Skipping it must not be
+             * written at once: the ack would be a control batch of the group's home shard,
+             * which the group reads, skips and acks again, for ever. It goes with the
+             * group's next change of this shard, or once QUEUE_CTL_LAZY_MAX gathered. */
+            if (h.base_seq + h.record_count > next) {
+                if (skip_from == NO_SEQ) {
+                    skip_from = next;
+                    ctl_only = true;
+                }
+                next = h.base_seq + h.record_count;
+            }
+            off += h.length;
+            continue;
+        }
+        if (sl_engine_scratch_reserve(op->e, h.codec, h.records_len) != SL_OK ||
             sl_batch_iter_init(&it, op->buf + off, &h, op->e->zctx, op->e->scratch,
                                op->e->scratch_cap) != SL_OK) {
             break; /* verified when read: only memory can fail here */
@@ -1321,13 +1483,14 @@ static void on_frontier_read(struct recv_op *op, int err)
             }
             if (skip || filt) {
                 filtered += filt ? 1 : 0;
-                skip_from = skip_from == UINT64_MAX ? rv.seq : skip_from;
+                skip_from = skip_from == NO_SEQ ? rv.seq : skip_from;
+                ctl_only = false;
                 next = rv.seq + 1;
                 continue;
             }
-            if (skip_from != UINT64_MAX) {
+            if (skip_from != NO_SEQ) {
                 recv_skip(op, shard, skip_from, rv.seq, filtered);
-                skip_from = UINT64_MAX;
+                skip_from = NO_SEQ;
                 filtered = 0;
             }
             if (!deliver(op, NULL, shard, rv.seq, &rv, h.append_time_ms)) {
@@ -1338,7 +1501,9 @@ static void on_frontier_read(struct recv_op *op, int err)
         }
         off += h.length;
     }
-    if (skip_from != UINT64_MAX) {
+    if (skip_from != NO_SEQ && ctl_only && next - skip_from < QUEUE_CTL_LAZY_MAX) {
+        g->ctl_from[shard] = skip_from; /* ends at the frontier, which moves to `next` */
+    } else if (skip_from != NO_SEQ) {
         recv_skip(op, shard, skip_from, next, filtered);
     }
     g->frontier[shard] = next > g->frontier[shard] ? next : g->frontier[shard];
@@ -1354,7 +1519,9 @@ static void on_frontier_read(struct recv_op *op, int err)
         }
         return;
     }
-    op->tried = 0; /* progress: every shard may be worth another look */
+    if (next > start || op->n > delivered) {
+        op->tried = 0; /* progress: every shard may be worth another look */
+    }
     recv_step(op);
 }
 
@@ -1502,7 +1669,7 @@ static void recv_step(struct recv_op *op)
     struct qgroup *g = op->g;
     struct sl_stream *st = g->stream;
     if ((st->deleted || g->deleted) && op->err == SL_OK) {
-        op->err = SL_ENOTFOUND;
+        op->err = g->deposed ? SL_ENOT_LEADER : SL_ENOTFOUND;
     }
     if (op->err != SL_OK) {
         op->collecting = false;
@@ -1532,7 +1699,7 @@ static void recv_step(struct recv_op *op)
         if (g->frontier[s] < ss.first_seq) {
             g->frontier[s] = ss.first_seq;
         }
-        if (g->reading[s] || g->frontier[s] >= ss.visible_seq) {
+        if (g->reading[s] || g->frontier[s] >= shard_end(op->e, st->shards[s], &ss)) {
             continue;
         }
         g->reading[s] = true;
@@ -1632,8 +1799,8 @@ static int settle_one(struct qgroup *g, struct simple_op *op, const struct sl_se
     switch (req->kind) {
     case SL_SETTLE_ACK: {
         op->outstanding++;
-        int rc = sl_qstate_ack(g->stream->qstate, g->name, e->shard, e->seq, e->seq + 1,
-                               simple_cb, op);
+        int rc = sl_qlog_ack(op->e, g->stream, g->name, e->shard, e->seq, e->seq + 1, simple_cb,
+                             op);
         if (rc != SL_OK) {
             op->outstanding--;
             return rc;
@@ -1710,6 +1877,7 @@ int sl_queue_stats(struct sl_engine *e, const char *stream, const char *group,
     for (uint32_t s = 0; s < st->shard_count; s++) {
         struct sl_shard_stats ss;
         sl_wshard_stats(&st->shards[s]->ws, &ss);
+        ss.visible_seq = shard_end(e, st->shards[s], &ss);
         uint64_t f = g->frontier[s] > ss.first_seq ? g->frontier[s] : ss.first_seq;
         out->visible += ss.visible_seq > f ? ss.visible_seq - f : 0;
         uint64_t floor = sl_qstate_floor(st->qstate, g->name, s);
@@ -1776,16 +1944,18 @@ void sl_queue_purge(struct sl_engine *e, const char *stream, const char *group, 
     for (uint32_t s = 0; s < st->shard_count; s++) {
         struct sl_shard_stats ss;
         sl_wshard_stats(&st->shards[s]->ws, &ss);
+        ss.visible_seq = shard_end(e, st->shards[s], &ss);
         uint64_t floor = sl_qstate_floor(st->qstate, g->name, s);
         if (ss.visible_seq > floor) {
             op->outstanding++;
-            if (sl_qstate_ack(st->qstate, g->name, s, floor, ss.visible_seq, simple_cb, op) !=
+            if (sl_qlog_ack(e, st, g->name, s, floor, ss.visible_seq, simple_cb, op) !=
                 SL_OK) {
                 op->outstanding--;
                 op->err = SL_EAGAIN;
             }
         }
         g->frontier[s] = ss.visible_seq > g->frontier[s] ? ss.visible_seq : g->frontier[s];
+        g->ctl_from[s] = NO_SEQ; /* (acked with the rest) */
     }
     /* Everything goes: drop the key chains wholesale rather than pop them
      * one by one (a claimed entry being read keeps no chain either). */
@@ -1810,7 +1980,12 @@ void sl_queue_tick(struct sl_engine *e)
     uint64_t t = sl_clock_mono_ms();
     dlq_retry_due(e, t, false);
     for (struct sl_queue_state *qs = e->queue_streams; qs != NULL; qs = qs->next) {
-        for (struct qgroup *g = qs->groups; g != NULL; g = g->next) {
+        for (struct qgroup *g = qs->groups, *next = NULL; g != NULL; g = next) {
+            next = g->next;
+            if (group_stale(e, g)) {
+                group_retire(g, SL_ENOT_LEADER); /* its receives answer: ask the new home */
+                continue;
+            }
             bool ready = false;
             for (uint32_t i = 0; i < g->cap && g->used > 0; i++) {
                 struct qentry *qe = &g->e[i];
@@ -1918,15 +2093,20 @@ int sl_queue_stream_grow(struct sl_stream *st, uint32_t count, char *why, size_t
             g->reading = rd;
         }
         uint8_t *ok = rd != NULL ? realloc(g->readable, count * sizeof(*ok)) : NULL;
-        if (ok == NULL) {
+        if (ok != NULL) {
+            g->readable = ok;
+        }
+        uint64_t *cf = ok != NULL ? realloc(g->ctl_from, count * sizeof(*cf)) : NULL;
+        if (cf == NULL) {
             snprintf(why, why_len, "%s", sl_strerror(SL_ENOMEM));
             return SL_ENOMEM;
         }
-        g->readable = ok;
+        g->ctl_from = cf;
         for (uint32_t s = g->n_shards; s < count; s++) {
             g->frontier[s] = 0; /* a new shard: read from its start */
             g->reading[s] = false;
             g->readable[s] = 0;
+            g->ctl_from[s] = NO_SEQ;
         }
         g->n_shards = count;
     }

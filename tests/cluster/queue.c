@@ -1,0 +1,264 @@
+/* queue.c (test) - queue groups on a replicated stream (#14): one ZooKeeper and three sluiced
+ * (--cluster); a stream of SHARDS shards, replication factor 3. A queue group's home is the
+ * leader of the group's shard; its changes (creation, delivery counts, acks) are control
+ * batches in that shard's log, applied by every replica (docs/REPLICATION.md "Queue groups").
+ * The test:
+ *   1. writes VALUES unique values (ack durable, through a bootstrap list of the three);
+ *      a group with dead-lettering is refused on the replicated stream, naming why;
+ *   2. group G receives FIRST of them and acks the even ones; the odd ones stay leased;
+ *   3. kill -9 of the group's home;
+ *   4. through the two others, G receives until every value came: no acked value comes
+ *      again, every value still leased when the home died comes again with a delivery count
+ *      of at least 2 (at-least-once), every other value once; all are acked;
+ *   5. an idle group: receives that find nothing add no batch to the group's shard but the
+ *      few acks of the control batches they skipped (without the lazy skip of control.h's
+ *      batches, the group's own acks would feed it for ever).
+ * Skipped (77) without java or the ZooKeeper jar.
+ */
+#include "cluster_it.h"
+
+#include "common/partition.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SESSION_MS (2000u * IT_SLOWDOWN)
+#define NB         3
+#define STREAM     "jobs"
+#define GROUP      "workers"
+#define SHARDS     4u
+#define VALUES     300u
+#define FIRST      120u
+
+static struct cit cl;
+static struct it_broker brokers[NB];
+static uint8_t acked[VALUES];    /* acked before the failover */
+static uint8_t leased[VALUES];   /* received before the failover, not acked */
+static uint8_t received[VALUES]; /* deliveries after the failover */
+
+static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
+{
+    (void)shard;
+    (void)seq;
+    uint32_t *failed = ctx;
+    if (err != SLUICE_OK) {
+        fprintf(stderr, "delivery failed: %s (%s)\n", sluice_strerror(err), sluice_last_error());
+        __atomic_add_fetch(failed, 1, __ATOMIC_RELAXED);
+    }
+}
+
+static uint32_t value_of(const struct sluice_message *m)
+{
+    char buf[16];
+    CHECK(m->value_len > 1 && m->value_len < sizeof(buf) && m->value[0] == 'v');
+    memcpy(buf, m->value + 1, m->value_len - 1);
+    buf[m->value_len - 1] = '\0';
+    uint32_t v = (uint32_t)strtoul(buf, NULL, 10);
+    CHECK(v < VALUES);
+    return v;
+}
+
+/* The end (next sequence) of shard k, as the stream's description says. */
+static uint64_t shard_end(sluice_client *c, uint32_t k)
+{
+    struct sluice_stream_info *si = NULL;
+    CHECK(sluice_stream_describe(c, STREAM, &si) == SLUICE_OK);
+    uint64_t end = 0;
+    for (uint32_t i = 0; i < si->shards_len; i++) {
+        if (si->shards[i].shard == k) {
+            end = si->shards[i].next_seq;
+        }
+    }
+    sluice_stream_info_free(si);
+    return end;
+}
+
+/* The broker (index) that leads shard k as Metadata says, or -1. */
+static int leader_of(sluice_client *c, uint32_t k)
+{
+    const char *names[1] = {STREAM};
+    struct sluice_metadata *md = NULL;
+    int at = -1;
+    if (sluice_cluster_metadata(c, names, 1, &md) == SLUICE_OK && md->n_streams == 1) {
+        for (size_t s = 0; s < md->streams[0].n_shards; s++) {
+            const struct sluice_shard_route *r = &md->streams[0].shards[s];
+            if (r->shard == k && r->leader >= 1 && r->leader <= NB) {
+                at = r->leader - 1;
+            }
+        }
+    }
+    sluice_metadata_free(md);
+    return at;
+}
+
+static void ack_all(sluice_client *c, struct sluice_message *m, size_t n)
+{
+    const char *receipts[64];
+    CHECK(n <= 64);
+    for (size_t i = 0; i < n; i++) {
+        receipts[i] = m[i].receipt;
+    }
+    int results[64];
+    int rc = sluice_queue_ack(c, STREAM, GROUP, receipts, n, results);
+    if (rc != SLUICE_OK) {
+        fprintf(stderr, "ack: %s (%s)\n", sluice_strerror(rc), sluice_last_error());
+    }
+    CHECK(rc == SLUICE_OK);
+}
+
+int main(void)
+{
+    int rc = cit_preflight();
+    if (rc != 0) {
+        return rc;
+    }
+    CHECK(cit_start(&cl, SESSION_MS) == 0);
+    for (int i = 0; i < NB; i++) {
+        CHECK(cit_broker_start(&cl, &brokers[i], i + 1) == 0);
+    }
+    sluice_client *c = cit_connect(brokers, NB);
+    CHECK(c != NULL);
+    struct sluice_stream_opts so = {.shard_count = SHARDS, .replication_factor = 3};
+    CHECK(cit_stream_create(c, STREAM, &so, 10000, NULL) == SLUICE_OK);
+
+    /* 1. the values, durable on the ISR (retried until the leaders are all elected) */
+    uint32_t failed = 0;
+    struct sluice_producer_opts po = {.ack = SLUICE_ACK_DURABLE, .retries = 20,
+                                      .retry_backoff_ms = 200, .linger_ms = 2};
+    sluice_producer *p = NULL;
+    CHECK(sluice_producer_new(c, STREAM, &po, &p) == SLUICE_OK);
+    for (uint32_t v = 0; v < VALUES; v++) {
+        char key[16], val[16];
+        int kn = snprintf(key, sizeof(key), "k%u", v);
+        int vn = snprintf(val, sizeof(val), "v%u", v);
+        CHECK(sluice_produce(p, key, (size_t)kn, val, (size_t)vn, NULL, 0, on_delivery,
+                             &failed) == SLUICE_OK);
+    }
+    CHECK(sluice_producer_flush(p, 30000) == SLUICE_OK);
+    sluice_producer_free(p);
+    CHECK(failed == 0);
+    printf("%u values written\n", VALUES);
+
+    struct sluice_queue_group_opts dl = {.max_deliveries = 3};
+    rc = sluice_queue_group_create(c, STREAM, "with-dlq", &dl);
+    printf("a group with dead-lettering: %s (%s)\n", sluice_strerror(rc), sluice_last_error());
+    CHECK(rc == SLUICE_EUNSUPPORTED && strstr(sluice_last_error(), "dead-letter") != NULL);
+
+    /* 2. G takes FIRST values and acks the even ones; the odd ones stay leased */
+    struct sluice_queue_group_opts qo = {.visibility_timeout_ms = 600000};
+    CHECK(sluice_queue_group_create(c, STREAM, GROUP, &qo) == SLUICE_OK);
+    uint32_t got = 0, n_acked = 0;
+    uint64_t t0 = it_mono_ms();
+    while (got < FIRST) {
+        CHECK(it_mono_ms() - t0 < 30000);
+        struct sluice_message *m = NULL;
+        size_t n = 0;
+        uint32_t want = FIRST - got < 16 ? FIRST - got : 16;
+        rc = sluice_queue_receive(c, STREAM, GROUP, want, 1000, 0, &m, &n);
+        if (rc != SLUICE_OK) {
+            fprintf(stderr, "receive: %s (%s)\n", sluice_strerror(rc), sluice_last_error());
+        }
+        CHECK(rc == SLUICE_OK && n <= want);
+        struct sluice_message even[16];
+        size_t n_even = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t v = value_of(&m[i]);
+            CHECK(!acked[v] && !leased[v]); /* never delivered twice while leased */
+            CHECK(m[i].delivery_count == 1);
+            if (v % 2 == 0) {
+                acked[v] = 1;
+                even[n_even++] = m[i];
+                n_acked++;
+            } else {
+                leased[v] = 1;
+            }
+        }
+        if (n_even > 0) {
+            ack_all(c, even, n_even);
+        }
+        got += (uint32_t)n;
+        sluice_messages_free(m, n);
+    }
+    printf("received %u, acked %u, %u left leased\n", got, n_acked, got - n_acked);
+
+    /* 3. kill -9 the group's home */
+    uint32_t home = sl_partition_group_shard(GROUP, strlen(GROUP), SHARDS);
+    int killed = leader_of(c, home);
+    CHECK(killed >= 0);
+    printf("group %s lives in shard %u, led by broker %d: kill -9\n", GROUP, home, killed + 1);
+    sluice_client_free(c);
+    CHECK(it_broker_kill9(&brokers[killed]) == 0);
+    uint64_t t_kill = it_mono_ms();
+
+    /* 4. the new home delivers the rest and the leased ones again, never an acked one */
+    c = cit_connect(brokers, NB);
+    CHECK(c != NULL);
+    uint32_t left = VALUES - n_acked, again = 0, first_at = 0;
+    t0 = it_mono_ms();
+    while (left > 0) {
+        CHECK(it_mono_ms() - t0 < SESSION_MS + 40000);
+        struct sluice_message *m = NULL;
+        size_t n = 0;
+        rc = sluice_queue_receive(c, STREAM, GROUP, 32, 1000, 0, &m, &n);
+        if (rc != SLUICE_OK) {
+            fprintf(stderr, "receive after the failover: %s (%s)\n", sluice_strerror(rc),
+                    sluice_last_error());
+        }
+        CHECK(rc == SLUICE_OK);
+        if (n > 0 && first_at == 0) {
+            first_at = (uint32_t)(it_mono_ms() - t_kill);
+        }
+        for (size_t i = 0; i < n; i++) {
+            uint32_t v = value_of(&m[i]);
+            if (acked[v] || received[v]) {
+                fprintf(stderr, "value %u delivered again (acked %d, shard %u seq %" PRIu64
+                        ", count %u)\n", v, acked[v], m[i].shard, m[i].seq,
+                        m[i].delivery_count);
+            }
+            CHECK(!acked[v] && !received[v]);
+            received[v] = 1;
+            CHECK(leased[v] ? m[i].delivery_count >= 2 : m[i].delivery_count == 1);
+            again += leased[v];
+            left--;
+        }
+        for (size_t i = 0; i < n; i += 32) {
+            ack_all(c, m + i, n - i < 32 ? n - i : 32);
+        }
+        sluice_messages_free(m, n);
+    }
+    printf("the new home delivered after %u ms: %u leased values again (counts >= 2), %u "
+           "never received, no acked one\n",
+           first_at, again, VALUES - n_acked - again);
+    CHECK(again == got - n_acked);
+
+    /* 5. idle: what the receives skip is acked lazily, not fed back into the shard */
+    struct sluice_message *m = NULL;
+    size_t n = 0;
+    CHECK(sluice_queue_receive(c, STREAM, GROUP, 8, 300, 0, &m, &n) == SLUICE_OK && n == 0);
+    uint64_t before = shard_end(c, home);
+    for (int i = 0; i < 6; i++) {
+        CHECK(sluice_queue_receive(c, STREAM, GROUP, 8, 300, 0, &m, &n) == SLUICE_OK && n == 0);
+    }
+    uint64_t after = shard_end(c, home);
+    printf("6 empty receives: the group's shard grew by %" PRIu64 "\n", after - before);
+    CHECK(after - before <= 1);
+    struct sluice_queue_stats qs;
+    CHECK(sluice_queue_stats(c, STREAM, GROUP, &qs) == SLUICE_OK);
+    printf("stats: inflight %" PRIu64 ", delayed %" PRIu64 "\n", qs.inflight, qs.delayed);
+    CHECK(qs.inflight == 0 && qs.delayed == 0);
+    sluice_queue_stats_fini(&qs);
+    sluice_client_free(c);
+
+    for (int i = 0; i < NB; i++) {
+        if (i != killed) {
+            CHECK(it_broker_stop(&brokers[i]) == 0);
+        }
+        it_broker_cleanup(&brokers[i]);
+    }
+    zkh_cleanup(&cl.zk);
+    printf("ok\n");
+    return 0;
+}
