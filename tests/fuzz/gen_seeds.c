@@ -584,6 +584,51 @@ static void seeds_control(void)
     }
 }
 
+/* A control batch of queue-group changes (mode 0): every kind, a create with a filter. */
+static size_t qops_batch(uint8_t *out, size_t cap, const struct sl_control_qop *ops, size_t n)
+{
+    static uint8_t value[SL_CONTROL_Q_VALUE_MAX];
+    struct sl_batch_builder bb;
+    sl_batch_builder_init(&bb, out, cap);
+    for (size_t i = 0; i < n; i++) {
+        struct sl_record rec;
+        if (sl_control_qop_record(&ops[i], 1765000000000ull + i, value, &rec) != SL_OK ||
+            sl_batch_builder_add(&bb, &rec) != SL_OK) {
+            abort();
+        }
+    }
+    size_t len = 0;
+    if (sl_batch_builder_finish(&bb, SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0, 0, 0, &len) != SL_OK) {
+        abort();
+    }
+    sl_batch_mark_control(out, len);
+    return len;
+}
+
+static void seeds_control_queue(void)
+{
+    static uint8_t buf[1 + 4 * SL_CONTROL_Q_VALUE_MAX];
+    static const uint64_t floors[4] = {0, 17, 3, 1u << 20};
+    struct sl_control_qop ops[5] = {
+        {.kind = SL_CONTROL_Q_CREATE, .shard_count = 4, .floors = floors,
+         .def = {.name = "work", .visibility_timeout_ms = 30000, .max_inflight = 100,
+                 .ordered = true, .filter = "{\"type\":[\"order\"]}", .start_kind = 2,
+                 .start_seq = 5, .created_ms = 1765000000000ull}},
+        {.kind = SL_CONTROL_Q_ACK, .group = "work", .shard = 1, .a = 17, .b = 40},
+        {.kind = SL_CONTROL_Q_COUNT, .group = "work", .shard = 2, .a = 9, .b = 3},
+        {.kind = SL_CONTROL_Q_COUNTERS, .group = "work", .a = 1, .b = 12},
+        {.kind = SL_CONTROL_Q_DELETE, .group = "work"},
+    };
+    buf[0] = 0;
+    size_t n = qops_batch(buf + 1, sizeof(buf) - 1, ops, 5);
+    put("fuzz_control", "qops", buf, n + 1);
+    /* three of them as a records section alone, resealed by the target (mode 1, 3 records) */
+    n = qops_batch(buf + 1, sizeof(buf) - 1, ops + 1, 3);
+    buf[SL_BATCH_HEADER_BYTES] = (2u << 1) | 1u;
+    put("fuzz_control", "qops_section", buf + SL_BATCH_HEADER_BYTES,
+        n + 1 - SL_BATCH_HEADER_BYTES);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -598,5 +643,6 @@ int main(int argc, char **argv)
     seeds_http();
     seeds_epochs();
     seeds_control();
+    seeds_control_queue();
     return 0;
 }
