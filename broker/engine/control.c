@@ -9,8 +9,7 @@
 
 #define KEY_LEN ((uint32_t)(sizeof(SL_CONTROL_CKPT_KEY) - 1u))
 
-int sl_control_ckpt_batch(const struct sl_control_ckpt *c, uint8_t *buf, size_t cap,
-                          size_t *len)
+int sl_control_ckpt_batch(const struct sl_control_ckpt *c, uint8_t *buf, size_t cap, size_t *len)
 {
     SL_ASSERT(cap >= SL_CONTROL_CKPT_BATCH_MAX);
     size_t glen = strnlen(c->group, sizeof(c->group));
@@ -21,7 +20,9 @@ int sl_control_ckpt_batch(const struct sl_control_ckpt *c, uint8_t *buf, size_t 
     sl_put_u32(value, c->shard);
     sl_put_u64(value + 4, c->seq);
     memcpy(value + SL_CONTROL_CKPT_FIXED, c->group, glen);
-    struct sl_record rec = {.key = SL_CONTROL_CKPT_KEY, .key_len = KEY_LEN, .value = value,
+    struct sl_record rec = {.key = SL_CONTROL_CKPT_KEY,
+                            .key_len = KEY_LEN,
+                            .value = value,
                             .value_len = (uint32_t)(SL_CONTROL_CKPT_FIXED + glen),
                             .timestamp_ms = c->updated_ms};
     struct sl_batch_builder b;
@@ -211,7 +212,8 @@ int sl_control_qop_record(const struct sl_control_qop *op, uint64_t now_ms, uint
         for (uint32_t i = 0; i < op->shard_count; i++) {
             sl_put_u64(q + 8u * i, op->floors[i]);
         }
-        *rec = (struct sl_record){.key = k->key, .key_len = (uint32_t)strlen(k->key),
+        *rec = (struct sl_record){.key = k->key,
+                                  .key_len = (uint32_t)strlen(k->key),
                                   .value = value,
                                   .value_len = (uint32_t)(q + 8u * op->shard_count - value),
                                   .timestamp_ms = now_ms};
@@ -220,8 +222,11 @@ int sl_control_qop_record(const struct sl_control_qop *op, uint64_t now_ms, uint
     }
     }
     memcpy(p + k->fixed, group, glen);
-    *rec = (struct sl_record){.key = k->key, .key_len = (uint32_t)strlen(k->key), .value = value,
-                              .value_len = (uint32_t)(k->fixed + glen), .timestamp_ms = now_ms};
+    *rec = (struct sl_record){.key = k->key,
+                              .key_len = (uint32_t)strlen(k->key),
+                              .value = value,
+                              .value_len = (uint32_t)(k->fixed + glen),
+                              .timestamp_ms = now_ms};
     return SL_OK;
 }
 

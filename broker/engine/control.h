@@ -26,12 +26,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_CONTROL_CKPT_KEY        "checkpoint"
-#define SL_CONTROL_CKPT_FIXED      12u /* u32 shard + u64 seq before the group name */
+#define SL_CONTROL_CKPT_KEY   "checkpoint"
+#define SL_CONTROL_CKPT_FIXED 12u /* u32 shard + u64 seq before the group name */
 /* The bytes one checkpoint's control batch takes at most: header, a record's framing
  * (five varints of at most 5 bytes), key, value. */
-#define SL_CONTROL_CKPT_BATCH_MAX                                                              \
-    (SL_BATCH_HEADER_BYTES + 25u + sizeof(SL_CONTROL_CKPT_KEY) - 1u + SL_CONTROL_CKPT_FIXED +  \
+#define SL_CONTROL_CKPT_BATCH_MAX                                                                  \
+    (SL_BATCH_HEADER_BYTES + 25u + sizeof(SL_CONTROL_CKPT_KEY) - 1u + SL_CONTROL_CKPT_FIXED +      \
      SL_CKPT_GROUP_NAME_MAX)
 
 struct sl_control_ckpt {
@@ -43,8 +43,7 @@ struct sl_control_ckpt {
 
 /* Builds the control batch of one checkpoint in `buf` (cap >= SL_CONTROL_CKPT_BATCH_MAX).
  * Errors: SL_EINVAL (group empty, too long, or holding a NUL). */
-int sl_control_ckpt_batch(const struct sl_control_ckpt *c, uint8_t *buf, size_t cap,
-                          size_t *len);
+int sl_control_ckpt_batch(const struct sl_control_ckpt *c, uint8_t *buf, size_t cap, size_t *len);
 
 typedef void (*sl_control_ckpt_fn)(void *ctx, const struct sl_control_ckpt *c);
 
@@ -57,9 +56,8 @@ int sl_control_each_ckpt(const uint8_t *batch, const struct sl_batch_header *h,
 
 /* ---- queue-group state ----------------------------------------------------------------
  *
- * One record per change, as storage/qstate.h's mutations take them (integers little-endian, as every
- * field of the log;
- * `group` is the group's name, 1 .. SL_QSTATE_NAME_MAX bytes, no NUL):
+ * One record per change, as storage/qstate.h's mutations take them (integers little-endian, as
+ * every field of the log; `group` is the group's name, 1 .. SL_QSTATE_NAME_MAX bytes, no NUL):
  *   "q.ack"      u32 shard | u64 first | u64 end | group          (acked [first, end))
  *   "q.count"    u32 shard | u64 seq | u32 count | group          (a delivery count)
  *   "q.counters" u64 dead_lettered | u64 filtered_out | group     (added)
@@ -80,8 +78,8 @@ enum sl_control_qkind {
 
 #define SL_CONTROL_Q_CREATE_FIXED 58u
 /* The bytes of the largest queue record's value (a create with every field at its bound). */
-#define SL_CONTROL_Q_VALUE_MAX                                                                 \
-    (SL_CONTROL_Q_CREATE_FIXED + 2u * SL_QSTATE_NAME_MAX + SL_QSTATE_FILTER_MAX +              \
+#define SL_CONTROL_Q_VALUE_MAX                                                                     \
+    (SL_CONTROL_Q_CREATE_FIXED + 2u * SL_QSTATE_NAME_MAX + SL_QSTATE_FILTER_MAX +                  \
      8u * SL_QSTATE_SHARDS_MAX)
 
 struct sl_control_qop {
@@ -94,8 +92,8 @@ struct sl_control_qop {
     struct sl_qgroup_def def;
     char filter[SL_QSTATE_FILTER_MAX + 1];
     uint32_t shard_count;
-    const uint64_t *floors;       /* encoding: host order */
-    const uint8_t *floors_be;     /* decoding */
+    const uint64_t *floors;   /* encoding: host order */
+    const uint8_t *floors_be; /* decoding */
 };
 
 /* Encodes `op` as one record (its key and `value`, which the record points at) for a

@@ -110,8 +110,12 @@ static void batch_send(struct sl_qlog_batch *q)
     SL_ASSERT(rc == SL_OK); /* records were added, each within the buffer */
     sl_batch_mark_control(q->buf, len);
     q->outstanding++;
-    struct sl_produce_req pr = {.stream = q->st->name, .shard = q->shard, .batch = q->buf,
-                                .len = len, .ack = SL_ACK_DURABLE, .caller_routed = true,
+    struct sl_produce_req pr = {.stream = q->st->name,
+                                .shard = q->shard,
+                                .batch = q->buf,
+                                .len = len,
+                                .ack = SL_ACK_DURABLE,
+                                .caller_routed = true,
                                 .control = true};
     sl_produce_submit(q->e, &pr, on_produced, q);
 }
@@ -125,8 +129,7 @@ static void on_defer(struct sl_deferred *d)
 }
 
 /* The batch a change of `group` on cluster stream st goes into, with room for one more. */
-static struct sl_qlog_batch *batch_for(struct sl_engine *e, struct sl_stream *st,
-                                       const char *group)
+static struct sl_qlog_batch *batch_for(struct sl_engine *e, struct sl_stream *st, const char *group)
 {
     uint32_t shard = sl_partition_group_shard(group, strlen(group), st->shard_count);
     struct sl_qlog_batch *q = e->qlog_open;
@@ -170,8 +173,8 @@ static void batch_add(struct sl_qlog_batch *q, const struct sl_control_qop *op, 
 }
 
 /* The change was tried on this broker's store (rc): made, it goes into the batch too. */
-static int added(struct sl_qlog_batch *q, int rc, const struct sl_control_qop *op,
-                 sl_qstate_cb cb, void *ctx)
+static int added(struct sl_qlog_batch *q, int rc, const struct sl_control_qop *op, sl_qstate_cb cb,
+                 void *ctx)
 {
     if (rc == SL_OK) {
         batch_add(q, op, cb, ctx);
@@ -179,9 +182,9 @@ static int added(struct sl_qlog_batch *q, int rc, const struct sl_control_qop *o
     return rc;
 }
 
-int sl_qlog_create_group(struct sl_engine *e, struct sl_stream *st,
-                         const struct sl_qgroup_def *def, uint32_t shard_count,
-                         const uint64_t *start_floor, sl_qstate_cb cb, void *ctx)
+int sl_qlog_create_group(struct sl_engine *e, struct sl_stream *st, const struct sl_qgroup_def *def,
+                         uint32_t shard_count, const uint64_t *start_floor, sl_qstate_cb cb,
+                         void *ctx)
 {
     if (!st->cluster) {
         return sl_qstate_create_group(st->qstate, def, shard_count, start_floor, cb, ctx);
@@ -190,12 +193,13 @@ int sl_qlog_create_group(struct sl_engine *e, struct sl_stream *st,
     if (q == NULL) {
         return SL_ENOMEM;
     }
-    struct sl_control_qop op = {.kind = SL_CONTROL_Q_CREATE, .def = *def,
-                                .shard_count = shard_count, .floors = start_floor};
-    return added(q,
-                 sl_qstate_create_group(st->qstate, def, shard_count, start_floor,
-                                        on_store_done, q),
-                 &op, cb, ctx);
+    struct sl_control_qop op = {.kind = SL_CONTROL_Q_CREATE,
+                                .def = *def,
+                                .shard_count = shard_count,
+                                .floors = start_floor};
+    return added(
+        q, sl_qstate_create_group(st->qstate, def, shard_count, start_floor, on_store_done, q), &op,
+        cb, ctx);
 }
 
 int sl_qlog_delete_group(struct sl_engine *e, struct sl_stream *st, const char *group,
@@ -225,12 +229,12 @@ int sl_qlog_ack(struct sl_engine *e, struct sl_stream *st, const char *group, ui
     }
     struct sl_control_qop op = {.kind = SL_CONTROL_Q_ACK, .shard = shard, .a = first, .b = end};
     snprintf(op.group, sizeof(op.group), "%s", group);
-    return added(q, sl_qstate_ack(st->qstate, group, shard, first, end, on_store_done, q), &op,
-                 cb, ctx);
+    return added(q, sl_qstate_ack(st->qstate, group, shard, first, end, on_store_done, q), &op, cb,
+                 ctx);
 }
 
-int sl_qlog_set_count(struct sl_engine *e, struct sl_stream *st, const char *group,
-                      uint32_t shard, uint64_t seq, uint32_t count, sl_qstate_cb cb, void *ctx)
+int sl_qlog_set_count(struct sl_engine *e, struct sl_stream *st, const char *group, uint32_t shard,
+                      uint64_t seq, uint32_t count, sl_qstate_cb cb, void *ctx)
 {
     if (!st->cluster) {
         return sl_qstate_set_count(st->qstate, group, shard, seq, count, cb, ctx);
@@ -239,16 +243,14 @@ int sl_qlog_set_count(struct sl_engine *e, struct sl_stream *st, const char *gro
     if (q == NULL) {
         return SL_ENOMEM;
     }
-    struct sl_control_qop op = {.kind = SL_CONTROL_Q_COUNT, .shard = shard, .a = seq,
-                                .b = count};
+    struct sl_control_qop op = {.kind = SL_CONTROL_Q_COUNT, .shard = shard, .a = seq, .b = count};
     snprintf(op.group, sizeof(op.group), "%s", group);
     return added(q, sl_qstate_set_count(st->qstate, group, shard, seq, count, on_store_done, q),
                  &op, cb, ctx);
 }
 
 int sl_qlog_add_counters(struct sl_engine *e, struct sl_stream *st, const char *group,
-                         uint64_t dead_lettered, uint64_t filtered_out, sl_qstate_cb cb,
-                         void *ctx)
+                         uint64_t dead_lettered, uint64_t filtered_out, sl_qstate_cb cb, void *ctx)
 {
     if (!st->cluster) {
         return sl_qstate_add_counters(st->qstate, group, dead_lettered, filtered_out, cb, ctx);
@@ -257,13 +259,12 @@ int sl_qlog_add_counters(struct sl_engine *e, struct sl_stream *st, const char *
     if (q == NULL) {
         return SL_ENOMEM;
     }
-    struct sl_control_qop op = {.kind = SL_CONTROL_Q_COUNTERS, .a = dead_lettered,
-                                .b = filtered_out};
+    struct sl_control_qop op = {
+        .kind = SL_CONTROL_Q_COUNTERS, .a = dead_lettered, .b = filtered_out};
     snprintf(op.group, sizeof(op.group), "%s", group);
-    return added(q,
-                 sl_qstate_add_counters(st->qstate, group, dead_lettered, filtered_out,
-                                        on_store_done, q),
-                 &op, cb, ctx);
+    return added(
+        q, sl_qstate_add_counters(st->qstate, group, dead_lettered, filtered_out, on_store_done, q),
+        &op, cb, ctx);
 }
 
 /* ---- followers ------------------------------------------------------------------------ */
@@ -329,18 +330,21 @@ void sl_qlog_apply(struct sl_engine *e, struct sl_bshard *b, const uint8_t *batc
     if (rc == SL_OK) {
         rc = sl_control_each_qop(batch, h, &scratch, apply_one, &a);
         if (rc != SL_OK) {
-            snprintf(why, sizeof(why), "the control batch does not decode (%s)",
-                     sl_strerror(rc));
+            snprintf(why, sizeof(why), "the control batch does not decode (%s)", sl_strerror(rc));
         } else if (a.refused > 0) {
             rc = a.first_err;
-            snprintf(why, sizeof(why), "%u change(s) refused by the store, the first of group "
-                     "%s: %s", a.refused, a.first_group, sl_strerror(a.first_err));
+            snprintf(why, sizeof(why),
+                     "%u change(s) refused by the store, the first of group "
+                     "%s: %s",
+                     a.refused, a.first_group, sl_strerror(a.first_err));
         }
     }
     if (rc != SL_OK) {
         /* The log holds the changes; this replica's store lacks them, so were it to lead
          * the group would deliver again what they acked (at-least-once), never lose one. */
-        sl_warn("queue", "stream %s shard %u: replicated queue-group changes at %" PRIu64
-                " not applied to this broker's store: %s", st->name, b->id, h->base_seq, why);
+        sl_warn("queue",
+                "stream %s shard %u: replicated queue-group changes at %" PRIu64
+                " not applied to this broker's store: %s",
+                st->name, b->id, h->base_seq, why);
     }
 }

@@ -32,20 +32,19 @@ struct sl_stream;
 struct sl_bshard;
 
 #define SL_QLOG_BATCH_BYTES (64u << 10) /* a control batch of queue changes, at most */
-#define SL_QLOG_CHANGES_MAX 2048u        /* changes in one batch */
+#define SL_QLOG_CHANGES_MAX 2048u       /* changes in one batch */
 
-int sl_qlog_create_group(struct sl_engine *e, struct sl_stream *st,
-                         const struct sl_qgroup_def *def, uint32_t shard_count,
-                         const uint64_t *start_floor, sl_qstate_cb cb, void *ctx);
+int sl_qlog_create_group(struct sl_engine *e, struct sl_stream *st, const struct sl_qgroup_def *def,
+                         uint32_t shard_count, const uint64_t *start_floor, sl_qstate_cb cb,
+                         void *ctx);
 int sl_qlog_delete_group(struct sl_engine *e, struct sl_stream *st, const char *group,
                          sl_qstate_cb cb, void *ctx);
 int sl_qlog_ack(struct sl_engine *e, struct sl_stream *st, const char *group, uint32_t shard,
                 uint64_t first, uint64_t end, sl_qstate_cb cb, void *ctx);
-int sl_qlog_set_count(struct sl_engine *e, struct sl_stream *st, const char *group,
-                      uint32_t shard, uint64_t seq, uint32_t count, sl_qstate_cb cb, void *ctx);
+int sl_qlog_set_count(struct sl_engine *e, struct sl_stream *st, const char *group, uint32_t shard,
+                      uint64_t seq, uint32_t count, sl_qstate_cb cb, void *ctx);
 int sl_qlog_add_counters(struct sl_engine *e, struct sl_stream *st, const char *group,
-                         uint64_t dead_lettered, uint64_t filtered_out, sl_qstate_cb cb,
-                         void *ctx);
+                         uint64_t dead_lettered, uint64_t filtered_out, sl_qstate_cb cb, void *ctx);
 
 /* A follower wrote control batch `batch` (header `h`) to its replica b: its queue changes go
  * to this broker's store of b's stream. A change the store refuses is logged (the log keeps

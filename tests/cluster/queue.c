@@ -126,16 +126,16 @@ int main(void)
 
     /* 1. the values, durable on the ISR (retried until the leaders are all elected) */
     uint32_t failed = 0;
-    struct sluice_producer_opts po = {.ack = SLUICE_ACK_DURABLE, .retries = 20,
-                                      .retry_backoff_ms = 200, .linger_ms = 2};
+    struct sluice_producer_opts po = {
+        .ack = SLUICE_ACK_DURABLE, .retries = 20, .retry_backoff_ms = 200, .linger_ms = 2};
     sluice_producer *p = NULL;
     CHECK(sluice_producer_new(c, STREAM, &po, &p) == SLUICE_OK);
     for (uint32_t v = 0; v < VALUES; v++) {
         char key[16], val[16];
         int kn = snprintf(key, sizeof(key), "k%u", v);
         int vn = snprintf(val, sizeof(val), "v%u", v);
-        CHECK(sluice_produce(p, key, (size_t)kn, val, (size_t)vn, NULL, 0, on_delivery,
-                             &failed) == SLUICE_OK);
+        CHECK(sluice_produce(p, key, (size_t)kn, val, (size_t)vn, NULL, 0, on_delivery, &failed) ==
+              SLUICE_OK);
     }
     CHECK(sluice_producer_flush(p, 30000) == SLUICE_OK);
     sluice_producer_free(p);
@@ -214,9 +214,9 @@ int main(void)
         for (size_t i = 0; i < n; i++) {
             uint32_t v = value_of(&m[i]);
             if (acked[v] || received[v]) {
-                fprintf(stderr, "value %u delivered again (acked %d, shard %u seq %" PRIu64
-                        ", count %u)\n", v, acked[v], m[i].shard, m[i].seq,
-                        m[i].delivery_count);
+                fprintf(stderr,
+                        "value %u delivered again (acked %d, shard %u seq %" PRIu64 ", count %u)\n",
+                        v, acked[v], m[i].shard, m[i].seq, m[i].delivery_count);
             }
             CHECK(!acked[v] && !received[v]);
             received[v] = 1;

@@ -107,7 +107,7 @@ static void check_qop(void *ctx, const struct sl_control_qop *op)
             floors[i] = sl_get_u64(op->floors_be + 8u * i);
         }
         enc.floors = floors;
-        enc.def.filter = op->def.filter != NULL ? op->filter : NULL;
+        enc.def.filter = op->def.filter != NULL ? enc.filter : NULL;
     }
     struct sl_record rec;
     SL_ASSERT(sl_control_qop_record(&enc, 7, value, &rec) == SL_OK);
