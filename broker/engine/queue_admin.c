@@ -140,6 +140,30 @@ static int cluster_group_check(const struct sl_engine *e, const struct sl_stream
     return SL_OK;
 }
 
+/* Dead letters are appended to their stream's log by the group's broker itself (queue_recv.c
+ * dlq_start), which a replicated stream's log must never take outside its replication: a
+ * group dead-lettering into one is refused. */
+static int dlq_check(const struct sl_engine *e, const struct sl_stream *st,
+                     const struct sl_qgroup_def *def, char *why, size_t why_len)
+{
+    char name[SL_STREAM_NAME_MAX + 1];
+    if (def->dead_letter_stream[0] != '\0') {
+        snprintf(name, sizeof(name), "%s", def->dead_letter_stream);
+    } else {
+        snprintf(name, sizeof(name), "%.*s.%.*s.dlq", 60, st->name, 60, def->name);
+    }
+    const struct sl_stream *dst = sl_catalog_find(e->catalog, name);
+    if (def->max_deliveries > 0 && dst != NULL && dst->cluster) {
+        snprintf(why, why_len,
+                 "queue group %s: its dead-letter stream %s is a replicated stream, which "
+                 "dead letters cannot be written to yet: name a local stream "
+                 "(dead_letter_stream)",
+                 def->name, name);
+        return SL_EUNSUPPORTED;
+    }
+    return SL_OK;
+}
+
 void sl_queue_create_group(struct sl_engine *e, const char *stream, const char *group,
                            const struct sl_qgroup_config *cfg, sl_done_cb cb, void *ctx)
 {
@@ -164,6 +188,7 @@ void sl_queue_create_group(struct sl_engine *e, const char *stream, const char *
     }
     if (st == NULL ||
         (rc = group_def(group != NULL ? group : "", cfg, &def, why, sizeof(why))) != SL_OK ||
+        (rc = dlq_check(e, st, &def, why, sizeof(why))) != SL_OK ||
         (rc = sl_catalog_qstate(e->catalog, st, &qs, why, sizeof(why))) != SL_OK) {
         cb(ctx, rc, why);
         return;

@@ -374,6 +374,14 @@ static void dead_letter(struct recv_op *op, uint32_t shard, uint64_t seq,
         sl_error("queue", "cannot create dead-letter stream %s: %s", g->dlq, why);
         return;
     }
+    if (dst->cluster) { /* made since the group was (queue_admin.c dlq_check) */
+        sl_error("queue",
+                 "group %s/%s: dead-letter stream %s is a replicated stream, which dead "
+                 "letters cannot be written to yet: %s/%u/%" PRIu64 " stays (delivered again "
+                 "after a restart); recreate the group with a local dead_letter_stream",
+                 g->stream->name, g->name, g->dlq, g->stream->name, shard, seq);
+        return;
+    }
     struct sl_attr attrs[SL_RECORD_ATTRS_MAX];
     uint32_t na = 0, pos = 0;
     while (na < SL_RECORD_ATTRS_MAX - 4 && sl_record_attr_next(rv, &pos, &attrs[na])) {
