@@ -191,6 +191,13 @@ static int peers_send(void *ctx, const char *addr, const char *stream, uint32_t 
     return sl_peers_send(ctx, addr, stream, shard, msg, extra_wait_ms, cb, cb_ctx);
 }
 
+static int peers_produce(void *ctx, int32_t to, const char *addr, const char *stream,
+                         uint32_t shard, const uint8_t *batch, size_t len,
+                         sl_engine_forwarded_fn cb, void *cb_ctx)
+{
+    return sl_peers_produce(ctx, to, addr, stream, shard, batch, len, cb, cb_ctx);
+}
+
 /* Peer links and shard replicas, once registered. Errors: SL_ESYS, SL_ENOMEM. */
 static int replication_start(struct broker *b, struct sl_ring *ring,
                              const struct sl_broker_config *cfg)
@@ -233,7 +240,8 @@ static int replication_start(struct broker *b, struct sl_ring *ring,
     if (rc != SL_OK) {
         return rc;
     }
-    struct sl_replicas_transport t = {.ctx = b->peers, .send = peers_send};
+    struct sl_replicas_transport t = {.ctx = b->peers, .send = peers_send,
+                                     .produce = peers_produce};
     struct sl_replicas_config rcfg = {.self = (int32_t)cfg->node_id,
                                       .min_insync = cfg->min_insync_replicas,
                                       .replica_lag_ms = cfg->replica_lag_ms,

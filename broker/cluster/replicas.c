@@ -885,6 +885,20 @@ static int hook_replica(void *ctx, const struct sl_bshard *b, uint64_t *end,
     return SL_OK;
 }
 
+static int hook_forward(void *ctx, const struct sl_bshard *b, const uint8_t *batch, size_t len,
+                        sl_engine_forwarded_fn cb, void *cb_ctx)
+{
+    struct sl_replicas *rs = ctx;
+    const struct sl_brepl *br = rs_find(rs, b->stream->name, b->id);
+    int32_t leader = br != NULL ? br->state.m.leader : SL_REPL_NONE;
+    const char *addr = leader >= 0 && leader != rs->cfg.self ? rs_addr_of(rs, leader) : NULL;
+    if (addr == NULL || rs->t.produce == NULL) {
+        return SL_ENOT_LEADER;
+    }
+    return rs->t.produce(rs->t.ctx, leader, addr, b->stream->name, b->id, batch, len, cb,
+                         cb_ctx);
+}
+
 static bool hook_creating(void *ctx, const char *name)
 {
     return rs_creating(ctx, name);
@@ -894,7 +908,8 @@ int rs_hooks_install(struct sl_replicas *rs)
 {
     rs->hooks = (struct sl_engine_repl){.ctx = rs, .append = hook_append,
                                         .written = hook_written, .readable = hook_readable,
-                                        .replica = hook_replica, .creating = hook_creating};
+                                        .replica = hook_replica, .creating = hook_creating,
+                                        .forward = hook_forward};
     rs->e->repl = &rs->hooks;
     return SL_OK;
 }

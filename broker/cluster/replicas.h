@@ -20,12 +20,13 @@
 #define SL_CLUSTER_REPLICAS_H
 
 #include "broker/cluster/repl.h"
+#include "broker/engine/engine.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_REPLICAS_RF_DEFAULT       3u /* replication factor when a create names none */
+#define SL_REPLICAS_RF_DEFAULT       3u          /* replication factor when a create names none */
 #define SL_REPLICAS_SERVE_BYTES_MAX  (64u << 20) /* read buffers serving followers, in all */
 #define SL_REPLICAS_FOLLOW_BYTES_MAX (64u << 20) /* fetched batches not yet written, in all */
 
@@ -37,18 +38,22 @@ struct sl_replicas;
 typedef void (*sl_replicas_reply_fn)(void *ctx, int err, const char *why,
                                      const struct sl_repl_msg *answer);
 
-/* How a follower's requests reach a leader (the native front-end's peer links). */
+/* How a follower's requests reach a leader (the native front-end's peer links); `produce`
+ * forwards the broker's own appends to a shard another broker leads (peer.h
+ * sl_peers_produce; may be NULL: none). */
 struct sl_replicas_transport {
     void *ctx;
     int (*send)(void *ctx, const char *addr, const char *stream, uint32_t shard,
                 const struct sl_repl_msg *msg, uint32_t extra_wait_ms, sl_replicas_reply_fn cb,
                 void *cb_ctx);
+    int (*produce)(void *ctx, int32_t to, const char *addr, const char *stream, uint32_t shard,
+                   const uint8_t *batch, size_t len, sl_engine_forwarded_fn cb, void *cb_ctx);
 };
 
 struct sl_replicas_config {
-    int32_t self;            /* this broker's node id */
-    uint32_t min_insync;     /* acks need this many in-sync replicas (capped by the RF) */
-    uint64_t replica_lag_ms; /* a follower behind for this long leaves the ISR */
+    int32_t self;                /* this broker's node id */
+    uint32_t min_insync;         /* acks need this many in-sync replicas (capped by the RF) */
+    uint64_t replica_lag_ms;     /* a follower behind for this long leaves the ISR */
     uint64_t session_timeout_ms; /* the ZooKeeper session's (cut from the store: below) */
 };
 

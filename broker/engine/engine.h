@@ -55,8 +55,11 @@ struct sl_engine_config {
 struct fetch_op;       /* fetch.c */
 struct sl_queue_state; /* queue.c */
 struct sl_filter_memo; /* filter_set.h */
-struct dlq_op;         /* queue.c */
+struct dlq_op;         /* queue_recv.c */
 struct sl_cgroup;      /* coord.c */
+
+/* The outcome of an append forwarded to a shard's leader (struct sl_engine_repl.forward). */
+typedef void (*sl_engine_forwarded_fn)(void *ctx, int err, const char *why, uint64_t base_seq);
 
 /* Cluster mode (#14): what the replica manager (broker/cluster/replicas.c) does for the
  * engine on a shard that has a replica (b->repl != NULL). Installed once at start-up; NULL
@@ -83,23 +86,29 @@ struct sl_engine_repl {
     /* Whether cluster stream `name` is published in ZooKeeper and being made in this
      * broker's catalog (a lookup then answers SL_EAGAIN, not SL_ENOTFOUND). */
     bool (*creating)(void *ctx, const char *name);
+    /* Appends `batch` (len bytes, copied) to cluster shard b through its leader, another
+     * broker, with ack = durable; cb on the main loop (SL_OK once durable there). Errors at
+     * once: SL_ENOT_LEADER (no leader known, or it is this broker: append here, through the
+     * replicated produce), SL_ELIMIT (the peer's queue is full), SL_ENOMEM. */
+    int (*forward)(void *ctx, const struct sl_bshard *b, const uint8_t *batch, size_t len,
+                   sl_engine_forwarded_fn cb, void *cb_ctx);
 };
 
 struct sl_engine {
     struct sl_engine_config cfg;
-    const struct sl_engine_repl *repl; /* NULL: a single broker */
-    struct sl_catalog *catalog; /* borrowed */
-    bool stopping;              /* shutting down: long-polls answer at once */
-    uint64_t fetch_bytes;       /* fetch buffers allocated now (<= SL_FETCH_MEMORY_MAX) */
-    struct fetch_op *fetch_parked; /* fetch.c: every parked fetch, for the tick */
+    const struct sl_engine_repl *repl;    /* NULL: a single broker */
+    struct sl_catalog *catalog;           /* borrowed */
+    bool stopping;                        /* shutting down: long-polls answer at once */
+    uint64_t fetch_bytes;                 /* fetch buffers allocated now (<= SL_FETCH_MEMORY_MAX) */
+    struct fetch_op *fetch_parked;        /* fetch.c: every parked fetch, for the tick */
     struct sl_queue_state *queue_streams; /* queue.c: streams with queue groups built */
-    struct dlq_op *dlq_retry; /* queue.c: dead letters waiting to be appended again */
+    struct dlq_op *dlq_retry;        /* queue_recv.c: dead letters waiting to be appended again */
     struct sl_qlog_batch *qlog_open; /* qlog.c: queue changes being gathered, or NULL */
     uint32_t dlq_retry_count;
     struct sl_cgroup *coord_groups; /* coord.c: groups with members */
     uint32_t coord_group_count;
-    uint64_t coord_serial; /* member ids */
-    uint64_t next_retention_ms; /* monotonic */
+    uint64_t coord_serial;        /* member ids */
+    uint64_t next_retention_ms;   /* monotonic */
     struct sl_engine_stats stats; /* per operation: results and latency */
     /* decompression scratch for routing and de-dup checks, and queue reads */
     struct sl_zctx *zctx;
@@ -129,7 +138,7 @@ int sl_engine_scratch_reserve(struct sl_engine *e, uint32_t codec, uint32_t reco
 struct sl_stream *sl_engine_stream(struct sl_engine *e, const char *name, char *why,
                                    uint32_t why_len, int *err);
 /* Shard `shard` of stream `name`, or NULL with SL_ENOTFOUND and why. */
-struct sl_bshard *sl_engine_shard(struct sl_engine *e, const char *name, uint32_t shard,
-                                  char *why, uint32_t why_len, int *err);
+struct sl_bshard *sl_engine_shard(struct sl_engine *e, const char *name, uint32_t shard, char *why,
+                                  uint32_t why_len, int *err);
 
 #endif

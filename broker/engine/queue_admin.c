@@ -107,21 +107,12 @@ static int group_def(const char *group, const struct sl_qgroup_config *qc,
 /* A group of a cluster stream is made by its home, which must hold a live replica of every
  * shard (it reads them all from its own replicas: docs/REPLICATION.md "Queue groups"). */
 static int cluster_group_check(const struct sl_engine *e, const struct sl_stream *st,
-                               const char *group, const struct sl_qgroup_config *cfg, char *why,
-                               size_t why_len)
+                               const char *group, char *why, size_t why_len)
 {
     int32_t epoch = -1;
     int rc = qg_group_home(e, st, group, &epoch, why, why_len);
     if (rc != SL_OK) {
         return rc;
-    }
-    if (cfg != NULL && cfg->max_deliveries > 0) {
-        snprintf(why, why_len,
-                 "queue group %s: dead-lettering (max_deliveries) is not built for replicated "
-                 "streams yet (docs/REPLICATION.md \"Queue groups\"): create it without, or on a "
-                 "local stream",
-                 group);
-        return SL_EUNSUPPORTED;
     }
     for (uint32_t s = 0; s < st->shard_count; s++) {
         uint64_t end = 0;
@@ -140,12 +131,15 @@ static int cluster_group_check(const struct sl_engine *e, const struct sl_stream
     return SL_OK;
 }
 
-/* Dead letters are appended to their stream's log by the group's broker itself (queue_recv.c
- * dlq_start), which a replicated stream's log must never take outside its replication: a
- * group dead-lettering into one is refused. */
+/* A replicated stream's dead letters go to a replicated stream, which must exist (a local
+ * one, made on demand, would keep them on one broker; a replicated one is made through
+ * ZooKeeper, by CreateStream). They reach it through its shards' leaders (queue_recv.c). */
 static int dlq_check(const struct sl_engine *e, const struct sl_stream *st,
                      const struct sl_qgroup_def *def, char *why, size_t why_len)
 {
+    if (def->max_deliveries == 0 || !st->cluster) {
+        return SL_OK;
+    }
     char name[SL_STREAM_NAME_MAX + 1];
     if (def->dead_letter_stream[0] != '\0') {
         snprintf(name, sizeof(name), "%s", def->dead_letter_stream);
@@ -153,13 +147,21 @@ static int dlq_check(const struct sl_engine *e, const struct sl_stream *st,
         snprintf(name, sizeof(name), "%.*s.%.*s.dlq", 60, st->name, 60, def->name);
     }
     const struct sl_stream *dst = sl_catalog_find(e->catalog, name);
-    if (def->max_deliveries > 0 && dst != NULL && dst->cluster) {
+    if (dst == NULL && e->repl != NULL && e->repl->creating(e->repl->ctx, name)) {
         snprintf(why, why_len,
-                 "queue group %s: its dead-letter stream %s is a replicated stream, which "
-                 "dead letters cannot be written to yet: name a local stream "
-                 "(dead_letter_stream)",
+                 "queue group %s: its dead-letter stream %s is being created on this broker: "
+                 "try again",
                  def->name, name);
-        return SL_EUNSUPPORTED;
+        return SL_EAGAIN;
+    }
+    if (dst == NULL || !dst->cluster) {
+        snprintf(why, why_len,
+                 "queue group %s of replicated stream %s dead-letters into %s, which %s: "
+                 "create it first as a replicated stream (`sluice stream create %s`), or name "
+                 "another (dead_letter_stream)",
+                 def->name, st->name, name, dst == NULL ? "does not exist" : "is a local stream",
+                 name);
+        return dst == NULL ? SL_ENOTFOUND : SL_EINVAL;
     }
     return SL_OK;
 }
@@ -173,8 +175,7 @@ void sl_queue_create_group(struct sl_engine *e, const char *stream, const char *
     struct sl_qgroup_def def;
     struct sl_qstate *qs = NULL;
     if (st != NULL && st->cluster &&
-        (rc = cluster_group_check(e, st, group != NULL ? group : "", cfg, why, sizeof(why))) !=
-            SL_OK) {
+        (rc = cluster_group_check(e, st, group != NULL ? group : "", why, sizeof(why))) != SL_OK) {
         cb(ctx, rc, why);
         return;
     }

@@ -8,6 +8,7 @@
 #include "broker/engine/catalog.h"
 #include "broker/engine/filter.h"
 #include "broker/engine/filter_set.h"
+#include "broker/engine/produce.h"
 #include "broker/engine/qlog.h"
 #include "broker/engine/workers.h"
 #include "common/assert.h"
@@ -249,6 +250,8 @@ struct dlq_op {
     char group[129];
     uint32_t shard;
     uint64_t seq;
+    uint64_t key_hash; /* the record's key routes it on a replicated dead-letter stream */
+    uint32_t key_len;
     uint32_t tries;
     uint64_t retry_ms; /* monotonic */
     struct dlq_op *next_retry;
@@ -323,8 +326,62 @@ static void on_dlq_appended(void *ctx, int err, uint64_t base, uint32_t count)
     dlq_release(op);
 }
 
+static void on_dlq_produced(void *ctx, const struct sl_produce_result *r)
+{
+    on_dlq_appended(ctx, r->err, r->base_seq, r->count);
+}
+
+static void on_dlq_forwarded(void *ctx, int err, const char *why, uint64_t base_seq)
+{
+    struct dlq_op *op = ctx;
+    if (err != SL_OK && op->tries == 0) {
+        sl_warn("queue",
+                "dead letter of %s/%u/%" PRIu64 " not taken by the leader of its "
+                "shard of %s: %s",
+                op->src->name, op->shard, op->seq, op->dst->name, why);
+    }
+    on_dlq_appended(ctx, err, base_seq, 1);
+}
+
+/* A replicated dead-letter stream takes appends only through its leaders: the shard of the
+ * record's key (keyless: of its source position), appended here through the replicated
+ * produce when this broker leads it, else handed to its leader (peer.h). Answered once
+ * durable on min_insync_replicas brokers; retried (at-least-once) until then. */
+static void dlq_start_replicated(struct dlq_op *op)
+{
+    struct sl_engine *e = op->e;
+    struct sl_stream *dst = op->dst;
+    uint32_t k = op->key_len > 0 ? sl_catalog_route(dst, op->key_hash)
+                                 : (uint32_t)((op->shard + op->seq) % dst->shard_count);
+    const struct sl_bshard *b = dst->shards[k];
+    uint64_t end = 0;
+    int32_t epoch = -1;
+    if (e->repl == NULL) {
+        dlq_retry_later(op, SL_ENOT_LEADER);
+        return;
+    }
+    if (e->repl->replica(e->repl->ctx, b, &end, &epoch) == SL_OK && epoch >= 0) {
+        struct sl_produce_req pr = {.stream = dst->name,
+                                    .shard = k,
+                                    .batch = op->batch,
+                                    .len = op->len,
+                                    .ack = SL_ACK_DURABLE,
+                                    .caller_routed = true};
+        sl_produce_submit(e, &pr, on_dlq_produced, op);
+        return;
+    }
+    int rc = e->repl->forward(e->repl->ctx, b, op->batch, op->len, on_dlq_forwarded, op);
+    if (rc != SL_OK) {
+        dlq_retry_later(op, rc);
+    }
+}
+
 static void dlq_start(struct dlq_op *op)
 {
+    if (op->dst->cluster) {
+        dlq_start_replicated(op);
+        return;
+    }
     /* (an open shard: a dead-letter stream may have been resharded) */
     struct sl_bshard *dst = op->dst->shards[sl_catalog_open_shard(op->dst, 0)];
     int rc = sl_wshard_append(&dst->ws, op->batch, op->len, 0, on_dlq_appended, op);
@@ -369,17 +426,24 @@ static void dead_letter(struct recv_op *op, uint32_t shard, uint64_t seq,
     struct qgroup *g = op->g;
     struct sl_stream *dst = sl_catalog_find(op->e->catalog, g->dlq);
     char why[256];
+    if (dst == NULL && g->stream->cluster) {
+        sl_error("queue",
+                 "group %s/%s: its dead-letter stream %s is gone: %s/%u/%" PRIu64 " stays "
+                 "(delivered again after a restart); create %s as a replicated stream",
+                 g->stream->name, g->name, g->dlq, g->stream->name, shard, seq, g->dlq);
+        return;
+    }
     if (dst == NULL &&
         sl_catalog_create(op->e->catalog, g->dlq, 1, 0, 0, NULL, &dst, why, sizeof(why)) != SL_OK) {
         sl_error("queue", "cannot create dead-letter stream %s: %s", g->dlq, why);
         return;
     }
-    if (dst->cluster) { /* made since the group was (queue_admin.c dlq_check) */
+    if (g->stream->cluster && !dst->cluster) { /* (queue_admin.c dlq_check) */
         sl_error("queue",
-                 "group %s/%s: dead-letter stream %s is a replicated stream, which dead "
-                 "letters cannot be written to yet: %s/%u/%" PRIu64 " stays (delivered again "
-                 "after a restart); recreate the group with a local dead_letter_stream",
-                 g->stream->name, g->name, g->dlq, g->stream->name, shard, seq);
+                 "group %s/%s: dead-letter stream %s is a local stream, which would keep the "
+                 "dead letters of a replicated stream on one broker: %s/%u/%" PRIu64
+                 " stays (delivered again after a restart); create %s as a replicated stream",
+                 g->stream->name, g->name, g->dlq, g->stream->name, shard, seq, g->dlq);
         return;
     }
     struct sl_attr attrs[SL_RECORD_ATTRS_MAX];
@@ -433,6 +497,8 @@ static void dead_letter(struct recv_op *op, uint32_t shard, uint64_t seq,
     snprintf(d->group, sizeof(d->group), "%s", g->name);
     d->shard = shard;
     d->seq = seq;
+    d->key_len = rv->key_len;
+    d->key_hash = rv->key_len > 0 ? sl_partition_hash(rv->key, rv->key_len) : 0;
     d->batch = buf;
     d->len = (uint32_t)len;
     d->dst = dst;

@@ -29,7 +29,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define PEER_STREAM_MAX 256u
+#define PEER_STREAM_MAX         256u
 #define PEER_CONNECT_TIMEOUT_MS 2000u
 
 struct peer;
@@ -41,6 +41,9 @@ struct peer_msg {
     sl_request req;
     Sluice__V1__Replicate rep;
     Sluice__V1__ReplMessage rm;
+    Sluice__V1__Produce prod; /* a forwarded append (sl_peers_produce); else NULL pcb */
+    uint8_t *batch;           /* owned: the produce's copy */
+    sl_peers_produce_cb pcb;
     uint32_t extra_wait_ms;
     sl_peers_cb cb;
     void *ctx;
@@ -55,12 +58,12 @@ struct peer {
     struct sl_peers *ps;
     int32_t id;
     pthread_t thread;
-    pthread_cond_t cv;          /* under ps->mu: queue or stop changed */
-    struct peer_msg *head;      /* under ps->mu: queued, not handed to libsluice yet */
+    pthread_cond_t cv;     /* under ps->mu: queue or stop changed */
+    struct peer_msg *head; /* under ps->mu: queued, not handed to libsluice yet */
     struct peer_msg *tail;
-    bool stop;                  /* under ps->mu */
-    uint32_t count;             /* main loop: queued, in flight or done but not run */
-    sluice_client *client;      /* the sender thread's */
+    bool stop;             /* under ps->mu */
+    uint32_t count;        /* main loop: queued, in flight or done but not run */
+    sluice_client *client; /* the sender thread's */
     char client_addr[SL_PEER_ADDR_MAX];
 };
 
@@ -134,8 +137,8 @@ static int connect_peer(struct peer *p, const struct peer_msg *m, char *why, siz
     char id[48];
     snprintf(id, sizeof(id), "sluiced-peer-%d", cfg->self);
     struct sluice_client_opts o = {
-        .connect_timeout_ms = cfg->connect_timeout_ms != 0 ? cfg->connect_timeout_ms
-                                                            : PEER_CONNECT_TIMEOUT_MS,
+        .connect_timeout_ms =
+            cfg->connect_timeout_ms != 0 ? cfg->connect_timeout_ms : PEER_CONNECT_TIMEOUT_MS,
         .request_timeout_ms = SL_REPL_REQ_TIMEOUT_MS,
         .client_id = id,
         .tls = cfg->tls,
@@ -202,6 +205,31 @@ static void *sender_main(void *arg)
 
 /* ---- main loop ---- */
 
+static void produce_done(struct peer_msg *m)
+{
+    int err = m->err;
+    const char *why = m->why;
+    uint64_t base = 0;
+    if (err == SL_OK) {
+        const sl_response *r = m->resp;
+        if (r == NULL || r->body_case != SLUICE__V1__RESPONSE__BODY_PRODUCE || r->produce == NULL) {
+            err = SL_EPROTO;
+            snprintf(m->why, sizeof(m->why),
+                     "broker %d at %.128s answered a produce without "
+                     "a ProduceResponse",
+                     m->peer->id, m->addr);
+        } else {
+            base = r->produce->base_seq;
+        }
+    }
+    SL_ASSERT(m->peer->count > 0);
+    m->peer->count--;
+    m->pcb(m->ctx, err, err == SL_OK ? "" : why, base);
+    sl_response_free(m->resp);
+    free(m->batch);
+    free(m);
+}
+
 static void run_done(struct sl_peers *ps)
 {
     pthread_mutex_lock(&ps->mu);
@@ -210,6 +238,11 @@ static void run_done(struct sl_peers *ps)
     pthread_mutex_unlock(&ps->mu);
     while (m != NULL) {
         struct peer_msg *next = m->next;
+        if (m->pcb != NULL) {
+            produce_done(m);
+            m = next;
+            continue;
+        }
         struct sl_repl_batch batches[SL_REPL_FETCH_BATCHES_MAX];
         struct sl_repl_msg answer;
         int err = m->err;
@@ -246,8 +279,10 @@ static void on_wake(struct sl_io_op *op, int res)
     ps->armed = false;
     run_done(ps);
     if (res < 0 && res != -EINTR) {
-        sl_error("peer", "the peers' wake-up read failed: %s (answers from other brokers "
-                 "are lost until a restart)", strerror(-res));
+        sl_error("peer",
+                 "the peers' wake-up read failed: %s (answers from other brokers "
+                 "are lost until a restart)",
+                 strerror(-res));
         return;
     }
     if (!ps->closing) {
@@ -308,9 +343,23 @@ static struct peer *peer_of(struct sl_peers *ps, int32_t id, int *rc)
     return p;
 }
 
+/* Hands m to p's sender thread. */
+static void enqueue(struct sl_peers *ps, struct peer *p, struct peer_msg *m)
+{
+    p->count++;
+    pthread_mutex_lock(&ps->mu);
+    if (p->tail != NULL) {
+        p->tail->next = m;
+    } else {
+        p->head = m;
+    }
+    p->tail = m;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&ps->mu);
+}
+
 int sl_peers_send(struct sl_peers *ps, const char *addr, const char *stream, uint32_t shard,
-                  const struct sl_repl_msg *msg, uint32_t extra_wait_ms, sl_peers_cb cb,
-                  void *ctx)
+                  const struct sl_repl_msg *msg, uint32_t extra_wait_ms, sl_peers_cb cb, void *ctx)
 {
     if (ps->closing) {
         return SL_ECLOSED;
@@ -350,16 +399,51 @@ int sl_peers_send(struct sl_peers *ps, const char *addr, const char *stream, uin
     m->extra_wait_ms = extra_wait_ms;
     m->cb = cb;
     m->ctx = ctx;
-    p->count++;
-    pthread_mutex_lock(&ps->mu);
-    if (p->tail != NULL) {
-        p->tail->next = m;
-    } else {
-        p->head = m;
+    enqueue(ps, p, m);
+    return SL_OK;
+}
+
+int sl_peers_produce(struct sl_peers *ps, int32_t to, const char *addr, const char *stream,
+                     uint32_t shard, const uint8_t *batch, size_t len, sl_peers_produce_cb cb,
+                     void *ctx)
+{
+    if (ps->closing) {
+        return SL_ECLOSED;
     }
-    p->tail = m;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&ps->mu);
+    if (to < 0 || strlen(addr) >= SL_PEER_ADDR_MAX || strlen(stream) >= PEER_STREAM_MAX ||
+        len == 0) {
+        return SL_EINVAL;
+    }
+    int rc = SL_OK;
+    struct peer *p = peer_of(ps, to, &rc);
+    if (p == NULL) {
+        return rc;
+    }
+    if (p->count >= SL_PEER_QUEUE_MAX) {
+        return SL_ELIMIT;
+    }
+    struct peer_msg *m = calloc(1, sizeof(*m));
+    uint8_t *copy = m != NULL ? malloc(len) : NULL;
+    if (copy == NULL) {
+        free(m);
+        return SL_ENOMEM;
+    }
+    memcpy(copy, batch, len);
+    m->peer = p;
+    m->batch = copy;
+    snprintf(m->addr, sizeof(m->addr), "%s", addr);
+    snprintf(m->stream, sizeof(m->stream), "%s", stream);
+    sluice__v1__produce__init(&m->prod);
+    m->prod.stream = m->stream;
+    m->prod.shard = shard;
+    m->prod.ack = SLUICE__V1__ACK_MODE__ACK_DURABLE;
+    m->prod.batch = (ProtobufCBinaryData){.len = len, .data = copy};
+    sluice__v1__request__init(&m->req);
+    m->req.body_case = SLUICE__V1__REQUEST__BODY_PRODUCE;
+    m->req.produce = &m->prod;
+    m->pcb = cb;
+    m->ctx = ctx;
+    enqueue(ps, p, m);
     return SL_OK;
 }
 

@@ -8,6 +8,9 @@
  * up only its own thread. The answers come back through one eventfd whose read is armed on
  * the main loop, and their callbacks run there.
  *
+ * It also forwards the broker's own appends to shards another broker leads
+ * (sl_peers_produce).
+ *
  * Bounds: SL_PEERS_MAX peers, SL_PEER_QUEUE_MAX messages waiting or in flight per peer (a
  * send past it is refused at once with SL_ELIMIT: the replica re-sends on its timeout).
  *
@@ -22,14 +25,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_PEERS_MAX       64u  /* brokers this one talks to */
-#define SL_PEER_QUEUE_MAX  256u /* messages per peer, waiting or in flight */
-#define SL_PEER_ADDR_MAX   256u /* "host:port" */
+#define SL_PEERS_MAX      64u  /* brokers this one talks to */
+#define SL_PEER_QUEUE_MAX 256u /* messages per peer, waiting or in flight */
+#define SL_PEER_ADDR_MAX  256u /* "host:port" */
 
 struct sl_peers;
 
 struct sl_peers_config {
-    int32_t self;               /* this broker's id (the messages' `from`) */
+    int32_t self;                /* this broker's id (the messages' `from`) */
     uint32_t connect_timeout_ms; /* 0: 2000 */
     /* Credentials and TLS for the peers (NULL: none), as libsluice takes them. Borrowed for
      * the life of the peers. */
@@ -56,8 +59,20 @@ int sl_peers_open(struct sl_ring *ring, const struct sl_peers_config *cfg, struc
  * long poll). Errors: SL_ELIMIT (the peer's queue is full, or SL_PEERS_MAX peers), SL_EINVAL
  * (an address too long, a message that is not a request), SL_ECLOSED (closing), SL_ENOMEM. */
 int sl_peers_send(struct sl_peers *p, const char *addr, const char *stream, uint32_t shard,
-                  const struct sl_repl_msg *msg, uint32_t extra_wait_ms, sl_peers_cb cb,
-                  void *ctx);
+                  const struct sl_repl_msg *msg, uint32_t extra_wait_ms, sl_peers_cb cb, void *ctx);
+
+/* The outcome of a forwarded append: SL_OK with the batch's first sequence once durable at
+ * the shard's leader (ack = durable there: on min_insync_replicas brokers), or why not (the
+ * leader's code - SL_ENOT_LEADER when it moved -, SL_ECLOSED when it cannot be reached). */
+typedef void (*sl_peers_produce_cb)(void *ctx, int err, const char *why, uint64_t base_seq);
+
+/* Appends `batch` (len bytes, copied) to shard `shard` of `stream` at broker `to` at `addr`,
+ * its leader, as a Produce with ack = durable: the broker's own writes to a replicated shard
+ * it does not lead (a queue group's dead letters). `cb` runs exactly once, on the main loop,
+ * after this returns - unless this returns an error. Errors: as sl_peers_send. */
+int sl_peers_produce(struct sl_peers *ps, int32_t to, const char *addr, const char *stream,
+                     uint32_t shard, const uint8_t *batch, size_t len, sl_peers_produce_cb cb,
+                     void *ctx);
 
 /* Stops every sender, fails what is still queued or in flight with SL_ECLOSED (callbacks
  * run, here), and frees everything. NULL-safe. */

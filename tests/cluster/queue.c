@@ -4,7 +4,10 @@
  * batches in that shard's log, applied by every replica (docs/REPLICATION.md "Queue groups").
  * The test:
  *   1. writes VALUES unique values (ack durable, through a bootstrap list of the three);
- *      a group with dead-lettering is refused on the replicated stream, naming why;
+ *   1b. dead letters: a group of another stream that dead-letters into a stream not made
+ *      yet is refused, naming it; once that is made (replicated, DLQ_SHARDS shards), every
+ *      record nacked until its deliveries ran out is in it once, with its source, on shards
+ *      led by the group's home and by others (forwarded to their leaders);
  *   2. group G receives FIRST of them and acks the even ones; the odd ones stay leased;
  *   3. kill -9 of the group's home;
  *   4. through the two others, G receives until every value came: no acked value comes
@@ -32,6 +35,10 @@
 #define SHARDS     4u
 #define VALUES     300u
 #define FIRST      120u
+#define RETRY      "retry"
+#define DEAD       "retry.dead"
+#define DLQ_SHARDS 3u
+#define DEAD_N     12u
 
 static struct cit cl;
 static struct it_broker brokers[NB];
@@ -76,10 +83,10 @@ static uint64_t shard_end(sluice_client *c, uint32_t k)
     return end;
 }
 
-/* The broker (index) that leads shard k as Metadata says, or -1. */
-static int leader_of(sluice_client *c, uint32_t k)
+/* The broker (index) that leads shard k of `stream` as Metadata says, or -1. */
+static int leader_in(sluice_client *c, const char *stream, uint32_t k)
 {
-    const char *names[1] = {STREAM};
+    const char *names[1] = {stream};
     struct sluice_metadata *md = NULL;
     int at = -1;
     if (sluice_cluster_metadata(c, names, 1, &md) == SLUICE_OK && md->n_streams == 1) {
@@ -92,6 +99,130 @@ static int leader_of(sluice_client *c, uint32_t k)
     }
     sluice_metadata_free(md);
     return at;
+}
+
+static int leader_of(sluice_client *c, uint32_t k)
+{
+    return leader_in(c, STREAM, k);
+}
+
+static const char *attr_of(const struct sluice_record *r, const char *name)
+{
+    static char v[64];
+    for (uint32_t i = 0; i < r->attr_count; i++) {
+        const struct sluice_attr *a = &r->attrs[i];
+        if (a->key_len == strlen(name) && memcmp(a->key, name, a->key_len) == 0 &&
+            a->value_len < sizeof(v)) {
+            memcpy(v, a->value, a->value_len);
+            v[a->value_len] = '\0';
+            return v;
+        }
+    }
+    return NULL;
+}
+
+/* 1b: records nacked past max_deliveries reach a replicated dead-letter stream. */
+static void dead_letters(sluice_client *c)
+{
+    struct sluice_stream_opts so = {.shard_count = 4, .replication_factor = 3};
+    CHECK(cit_stream_create(c, RETRY, &so, 10000, NULL) == SLUICE_OK);
+    struct sluice_queue_group_opts qo = {
+        .max_deliveries = 2, .dead_letter_stream = DEAD, .visibility_timeout_ms = 60000};
+    int rc = sluice_queue_group_create(c, RETRY, "r", &qo);
+    printf("dead-letter stream not made yet: %s (%s)\n", sluice_strerror(rc), sluice_last_error());
+    CHECK(rc == SLUICE_ENOTFOUND && strstr(sluice_last_error(), DEAD) != NULL);
+    struct sluice_stream_opts dso = {.shard_count = DLQ_SHARDS, .replication_factor = 3};
+    CHECK(cit_stream_create(c, DEAD, &dso, 10000, NULL) == SLUICE_OK);
+    /* (the group's home may not have made yet the stream made through another broker) */
+    uint64_t t_create = it_mono_ms();
+    for (;;) {
+        rc = sluice_queue_group_create(c, RETRY, "r", &qo);
+        if ((rc != SLUICE_EAGAIN && rc != SLUICE_ENOTFOUND) || it_mono_ms() - t_create > 10000) {
+            break;
+        }
+        it_sleep_ms(100);
+    }
+    if (rc != SLUICE_OK) {
+        fprintf(stderr, "create: %s (%s)\n", sluice_strerror(rc), sluice_last_error());
+    }
+    CHECK(rc == SLUICE_OK);
+
+    uint32_t failed = 0;
+    struct sluice_producer_opts po = {
+        .ack = SLUICE_ACK_DURABLE, .retries = 20, .retry_backoff_ms = 200, .linger_ms = 2};
+    sluice_producer *p = NULL;
+    CHECK(sluice_producer_new(c, RETRY, &po, &p) == SLUICE_OK);
+    for (uint32_t v = 0; v < DEAD_N; v++) {
+        char key[16], val[16];
+        int kn = snprintf(key, sizeof(key), "d%u", v);
+        int vn = snprintf(val, sizeof(val), "v%u", v);
+        CHECK(sluice_produce(p, key, (size_t)kn, val, (size_t)vn, NULL, 0, on_delivery, &failed) ==
+              SLUICE_OK);
+    }
+    CHECK(sluice_producer_flush(p, 30000) == SLUICE_OK);
+    sluice_producer_free(p);
+    CHECK(failed == 0);
+
+    /* every record nacked at each delivery: the third is dead-lettered instead */
+    uint32_t nacked = 0, idle = 0;
+    uint64_t t0 = it_mono_ms();
+    while (idle < 3) {
+        CHECK(it_mono_ms() - t0 < 30000);
+        struct sluice_message *m = NULL;
+        size_t n = 0;
+        CHECK(sluice_queue_receive(c, RETRY, "r", 16, 300, 0, &m, &n) == SLUICE_OK);
+        idle = n == 0 ? idle + 1 : 0;
+        const char *receipts[16];
+        for (size_t i = 0; i < n; i++) {
+            CHECK(m[i].delivery_count <= 2);
+            receipts[i] = m[i].receipt;
+        }
+        if (n > 0) {
+            CHECK(sluice_queue_nack(c, RETRY, "r", receipts, n, 0, NULL) == SLUICE_OK);
+        }
+        nacked += (uint32_t)n;
+        sluice_messages_free(m, n);
+    }
+    CHECK(nacked == 2 * DEAD_N);
+
+    /* the dead-letter stream holds each once, with its source */
+    uint32_t home = sl_partition_group_shard("r", 1, 4);
+    int home_broker = leader_in(c, RETRY, home);
+    CHECK(home_broker >= 0);
+    uint8_t got[DEAD_N] = {0};
+    uint32_t n_got = 0, here = 0, forwarded = 0;
+    sluice_consumer *all = NULL;
+    struct sluice_consumer_opts aopts = {.start = {.kind = SLUICE_TRIM_HORIZON}};
+    CHECK(sluice_consumer_new(c, DEAD, NULL, &aopts, &all) == SLUICE_OK);
+    t0 = it_mono_ms();
+    while (n_got < DEAD_N && it_mono_ms() - t0 < 20000) {
+        struct sluice_record recs[16];
+        size_t n = 0;
+        rc = sluice_consumer_poll(all, recs, 16, &n, 500);
+        CHECK(rc == SLUICE_OK || rc == SLUICE_EAGAIN);
+        for (size_t i = 0; i < n; i++) {
+            const char *src = attr_of(&recs[i], "sluice.source_stream");
+            CHECK(src != NULL && strcmp(src, RETRY) == 0);
+            CHECK(recs[i].value_len > 1 && ((const char *)recs[i].value)[0] == 'v');
+            uint32_t v = (uint32_t)strtoul((const char *)recs[i].value + 1, NULL, 10);
+            CHECK(v < DEAD_N && !got[v]);
+            got[v] = 1;
+            n_got++;
+            if (leader_in(c, DEAD, recs[i].shard) == home_broker) {
+                here++;
+            } else {
+                forwarded++;
+            }
+        }
+    }
+    sluice_consumer_free(all);
+    struct sluice_queue_stats qs;
+    CHECK(sluice_queue_stats(c, RETRY, "r", &qs) == SLUICE_OK);
+    printf("%u records dead-lettered (stats: %" PRIu64 "): %u on shards the group's home "
+           "leads, %u forwarded to other leaders\n",
+           n_got, qs.dead_lettered, here, forwarded);
+    CHECK(n_got == DEAD_N && qs.dead_lettered == DEAD_N);
+    sluice_queue_stats_fini(&qs);
 }
 
 static void ack_all(sluice_client *c, struct sluice_message *m, size_t n)
@@ -142,10 +273,7 @@ int main(void)
     CHECK(failed == 0);
     printf("%u values written\n", VALUES);
 
-    struct sluice_queue_group_opts dl = {.max_deliveries = 3};
-    rc = sluice_queue_group_create(c, STREAM, "with-dlq", &dl);
-    printf("a group with dead-lettering: %s (%s)\n", sluice_strerror(rc), sluice_last_error());
-    CHECK(rc == SLUICE_EUNSUPPORTED && strstr(sluice_last_error(), "dead-letter") != NULL);
+    dead_letters(c);
 
     /* 2. G takes FIRST values and acks the even ones; the odd ones stay leased */
     struct sluice_queue_group_opts qo = {.visibility_timeout_ms = 600000};
