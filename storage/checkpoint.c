@@ -558,6 +558,11 @@ void sl_ckpt_foreach(const struct sl_ckpt_store *cs, const char *group_or_null,
     }
 }
 
+bool sl_ckpt_sync(struct sl_ckpt_store *cs, sl_ckpt_cb cb, void *ctx)
+{
+    return sl_statelog_sync(&cs->log, cb, ctx);
+}
+
 void sl_ckpt_stats(const struct sl_ckpt_store *cs, struct sl_ckpt_stats *st)
 {
     struct sl_statelog_stats ls;

@@ -79,6 +79,11 @@ typedef void (*sl_ckpt_cb)(void *ctx, int err);
 int sl_ckpt_commit(struct sl_ckpt_store *cs, const char *group, uint32_t shard, uint64_t seq,
                    uint64_t now_ms, sl_ckpt_cb cb, void *ctx);
 
+/* A barrier: true when `cb` runs once every commit made so far is durable (or failed: with
+ * the error); false when none is waiting (all durable, or the store failed) and cb will not
+ * run. */
+bool sl_ckpt_sync(struct sl_ckpt_store *cs, sl_ckpt_cb cb, void *ctx);
+
 /* The durable (confirmed) checkpoint of (group, shard). Errors: SL_ENOTFOUND. */
 int sl_ckpt_get(const struct sl_ckpt_store *cs, const char *group, uint32_t shard, uint64_t *seq,
                 uint64_t *updated_ms);

@@ -132,14 +132,14 @@ enum rec_type {
 #define REC_HEAD        SL_STATELOG_REC_HEAD                 /* length + check */
 #define REC_NAMED(n)    (REC_HEAD + 2u + (n))                /* + type, name_len, name */
 #define REC_CREATE_BODY (12u + 1u + 1u + 2u + 4u + 24u + 4u) /* fixed part */
-#define REC_END_TIME    8u /* an optional end time (flag bit 3) */
+#define REC_END_TIME    8u                                   /* an optional end time (flag bit 3) */
 #define REC_ACK_BODY    20u
 #define REC_COUNT_BODY  16u
 #define REC_CTRS_BODY   16u
 #define REC_GROW_BODY   4u
 #define REC_MIN         REC_NAMED(1u) /* a delete of a 1-byte name */
 #define REC_MAX                                                                                    \
-    (REC_NAMED(SL_QSTATE_NAME_MAX) + REC_CREATE_BODY + REC_END_TIME + SL_QSTATE_NAME_MAX + \
+    (REC_NAMED(SL_QSTATE_NAME_MAX) + REC_CREATE_BODY + REC_END_TIME + SL_QSTATE_NAME_MAX +         \
      SL_QSTATE_FILTER_MAX + 8u * SL_QSTATE_SHARDS_MAX)
 /* 12602 before the end time: a larger bound still reads every older log */
 _Static_assert(REC_MIN == 11 && REC_MAX == 12610, "record bounds are part of the on-disk format");
@@ -1216,6 +1216,11 @@ void sl_qstate_counters(const struct sl_qstate *qs, const char *group, uint64_t 
     if (filtered != NULL) {
         *filtered = g != NULL ? g->filtered : 0;
     }
+}
+
+bool sl_qstate_sync(struct sl_qstate *qs, sl_qstate_cb cb, void *ctx)
+{
+    return sl_statelog_sync(&qs->log, cb, ctx);
 }
 
 void sl_qstate_stats(const struct sl_qstate *qs, struct sl_qstate_stats *out)

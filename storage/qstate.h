@@ -134,6 +134,11 @@ int sl_qstate_grow_group(struct sl_qstate *qs, const char *group, uint32_t shard
 int sl_qstate_add_counters(struct sl_qstate *qs, const char *group, uint64_t dead_lettered,
                            uint64_t filtered, sl_qstate_cb cb, void *ctx);
 
+/* A barrier: true when `cb` runs once every mutation made so far is durable (or failed: with
+ * the error); false when none is waiting (all durable, or the store failed) and cb will not
+ * run. */
+bool sl_qstate_sync(struct sl_qstate *qs, sl_qstate_cb cb, void *ctx);
+
 /* Getters: memory only (they include mutations not yet durable). An unknown
  * group or shard reads as empty: floor 0, nothing acked, counts 0. */
 /* The group's definition (owned by the store, valid until the group is

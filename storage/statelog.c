@@ -100,6 +100,7 @@ static void fail_batch(struct sl_statelog_batch *b, int err)
 {
     uint32_t n = b->count;
     b->count = 0;
+    b->marks = 0;
     b->len = 0;
     for (uint32_t i = 0; i < n; i++) {
         if (b->p[i].cb != NULL) {
@@ -139,6 +140,7 @@ static void stage_to_fly(struct sl_statelog *sl)
     sl->fly = sl->stage;
     sl->stage = t;
     sl->stage.count = 0;
+    sl->stage.marks = 0;
     sl->stage.len = 0;
     sl->busy = true;
 }
@@ -244,6 +246,7 @@ static void complete_fly(struct sl_statelog *sl)
 {
     uint32_t n = sl->fly.count;
     sl->fly.count = 0;
+    sl->fly.marks = 0;
     sl->fly.len = 0;
     for (uint32_t i = 0; i < n; i++) {
         if (sl->fly.p[i].cb != NULL) {
@@ -278,7 +281,7 @@ static void sync_done(struct sl_io_op *op, int res)
 static void fly_written(struct sl_statelog *sl)
 {
     sl->log_bytes += sl->fly.len;
-    sl->stats.records += sl->fly.count;
+    sl->stats.records += sl->fly.count - sl->fly.marks;
     if (sl->cfg.durable != NULL) {
         sl->cfg.durable(sl, sl->fly.buf, sl->fly.len);
     }
@@ -331,6 +334,22 @@ void sl_statelog_append(struct sl_statelog *sl, uint32_t len, sl_statelog_cb cb,
     b->len += len;
     b->p[b->count++] = (struct sl_statelog_pend){.cb = cb, .ctx = ctx};
     sl_ring_defer(sl->ring, &sl->flush);
+}
+
+bool sl_statelog_sync(struct sl_statelog *sl, sl_statelog_cb cb, void *ctx)
+{
+    /* The newest records are staged, else in flight: the barrier completes with them. (A
+     * pending entry without bytes: the write path counts entries, never their records.) */
+    struct sl_statelog_batch *b = sl->stage.count > 0 ? &sl->stage
+                                  : sl->fly.count > 0 ? &sl->fly
+                                                      : NULL;
+    if (b == NULL || sl->state != SL_OK ||
+        grow((void **)&b->p, &b->cap, b->count + 1, sizeof(*b->p), PEND_FIRST) != SL_OK) {
+        return false;
+    }
+    b->p[b->count++] = (struct sl_statelog_pend){.cb = cb, .ctx = ctx};
+    b->marks++;
+    return true;
 }
 
 /* ------------------------------------------------------------------ */

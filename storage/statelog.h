@@ -114,7 +114,8 @@ struct sl_statelog_pend {
 struct sl_statelog_batch {
     struct sl_statelog_pend *p;
     uint32_t count, cap;
-    uint8_t *buf; /* the encoded records, back to back */
+    uint32_t marks; /* of count: barriers (sl_statelog_sync), no record of their own */
+    uint8_t *buf;   /* the encoded records, back to back */
     uint32_t len, buf_cap;
 };
 
@@ -218,6 +219,10 @@ uint8_t *sl_statelog_tail(struct sl_statelog *sl);
  * issued at the end of the loop tick, shared with every record staged
  * before it. */
 void sl_statelog_append(struct sl_statelog *sl, uint32_t len, sl_statelog_cb cb, void *ctx);
+/* A barrier: true when `cb` will run (from the ring loop, in append order) once every record
+ * appended so far is durable - or failed, with the error; false when none is waiting (all is
+ * durable, or the store failed: its state says which) and cb will not run. */
+bool sl_statelog_sync(struct sl_statelog *sl, sl_statelog_cb cb, void *ctx);
 
 /* From cfg.compact only. Installs `image` (borrowed) as the snapshot: tmp,
  * fsync, rename, fsync dir; then cuts the log to `head`. build_rc is the

@@ -103,11 +103,10 @@ static int hook_append(void *ctx, struct sl_bshard *b, uint32_t count, uint32_t 
         } else if (rc == SL_ENOT_ENOUGH_REPLICAS) {
             snprintf(why, why_len,
                      "shard %u of %s has %u in-sync replicas, fewer than min_insync_replicas "
-                     "(%u): wait for the replicas to catch up", b->id, b->stream->name,
-                     br->r.meta.n_isr, br->r.cfg.min_insync);
+                     "(%u): wait for the replicas to catch up",
+                     b->id, b->stream->name, br->r.meta.n_isr, br->r.cfg.min_insync);
         } else {
-            snprintf(why, why_len, "shard %u of %s: %s", b->id, b->stream->name,
-                     sl_strerror(rc));
+            snprintf(why, why_len, "shard %u of %s: %s", b->id, b->stream->name, sl_strerror(rc));
         }
         return rc;
     }
@@ -149,14 +148,9 @@ static void on_fwrite(void *ctx, int err, uint64_t base_seq, uint32_t count)
         }
         SL_ASSERT(d->completed < d->submitted);
         struct sl_batch_header h;
-        if (err == SL_OK && sl_batch_peek(d->buf + d->off[d->completed], d->len[d->completed],
-                                          &h) == SL_OK) {
+        if (err == SL_OK &&
+            sl_batch_peek(d->buf + d->off[d->completed], d->len[d->completed], &h) == SL_OK) {
             sl_dedup_note(&br->b->dedup, &h); /* a retry to this broker as leader: a duplicate */
-            if (h.control) { /* a group's state: this replica's stores take it too */
-                const uint8_t *batch = d->buf + d->off[d->completed];
-                sl_consumer_apply_control(br->rs->e, br->b, batch, &h);
-                sl_qlog_apply(br->rs->e, br->b, batch, &h);
-            }
         }
         d->completed++;
         if (err != SL_OK && d->err == SL_OK) {
@@ -174,6 +168,57 @@ static void on_fwrite(void *ctx, int err, uint64_t base_seq, uint32_t count)
     SL_ASSERT(!"a follower's write completed that the replica did not queue");
 }
 
+static void on_stores_synced(void *ctx, int err)
+{
+    struct sl_brepl *br = ctx;
+    if (err != SL_OK) {
+        sl_warn("cluster",
+                "shard %u of %s: a group-state store failed while taking replicated "
+                "changes (%s): written to the log anyway, this broker's store lacks them",
+                br->b->id, br->b->stream->name, sl_strerror(err));
+    }
+    SL_ASSERT(br->store_waits > 0);
+    if (--br->store_waits > 0) {
+        return;
+    }
+    for (uint32_t i = 0; i < br->dq_n; i++) {
+        struct dq_entry *d = dq_at(br, i);
+        if (d->kind == DQ_FWRITE && d->holding) {
+            d->holding = false;
+            break;
+        }
+    }
+    rs_pump(br);
+}
+
+/* A control batch (a group's state, broker/engine/control.h) goes to this broker's stores
+ * before its log: their changes are made, then the write waits until they are durable. So a
+ * replica's log never holds a change its stores may lack after a crash (a crash between the
+ * two leaves the batch out of the log: fetched and applied again, and every change applies
+ * idempotently), and a broker elected next serves every acknowledged change. True: the
+ * write of batch i waits (d->holding). */
+static bool fwrite_hold(struct sl_brepl *br, struct dq_entry *d, uint32_t i)
+{
+    struct sl_batch_header h;
+    const uint8_t *batch = d->buf + d->off[i];
+    if (sl_batch_peek(batch, d->len[i], &h) != SL_OK || !h.control) {
+        return false;
+    }
+    struct sl_engine *e = br->rs->e;
+    struct sl_stream *st = br->b->stream;
+    sl_consumer_apply_control(e, br->b, batch, &h);
+    sl_qlog_apply(e, br->b, batch, &h);
+    SL_ASSERT(br->store_waits == 0);
+    if (st->ckpt != NULL && sl_ckpt_sync(st->ckpt, on_stores_synced, br)) {
+        br->store_waits++;
+    }
+    if (st->qstate != NULL && sl_qstate_sync(st->qstate, on_stores_synced, br)) {
+        br->store_waits++;
+    }
+    d->holding = br->store_waits > 0;
+    return d->holding;
+}
+
 /* Submits what the log takes of the follower writes queued (a full staging area on the
  * main loop's own shards says SL_EAGAIN: the rest goes at the next pump or tick). */
 static void fwrite_submit(struct sl_brepl *br)
@@ -187,6 +232,15 @@ static void fwrite_submit(struct sl_brepl *br)
             continue;
         }
         while (d->submitted < d->n) {
+            if (d->holding) {
+                return; /* (and what follows it: the log takes them in order) */
+            }
+            if (d->applied == d->submitted) {
+                d->applied++;
+                if (fwrite_hold(br, d, d->submitted)) {
+                    return;
+                }
+            }
             int rc = sl_wshard_append_opt(
                 &br->b->ws, d->buf + d->off[d->submitted], d->len[d->submitted],
                 SL_APPEND_KEEP_STAMPS | SL_APPEND_DURABLE | SL_WSHARD_REPLICA, 0, on_fwrite, br);
@@ -248,8 +302,10 @@ static void on_truncated(void *ctx, int err, uint64_t end_seq)
         sl_error("cluster", "shard %u of %s: cutting the log back to %" PRId64 " failed: %s",
                  br->b->id, br->b->stream->name, d->offset, sl_strerror(err));
     } else {
-        sl_info("cluster", "shard %u of %s: log cut back to %" PRId64 " (diverged from the "
-                "leader's)", br->b->id, br->b->stream->name, d->offset);
+        sl_info("cluster",
+                "shard %u of %s: log cut back to %" PRId64 " (diverged from the "
+                "leader's)",
+                br->b->id, br->b->stream->name, d->offset);
         dedup_relearn(br->b);
     }
     d->done = true;
@@ -406,8 +462,8 @@ static void fx_answer(struct sl_brepl *br, const struct sl_repl_msg *m)
         answer_now(a, m);
         return;
     }
-    *s = (struct serve){.br = br, .m = *m, .fn = a->fn, .ctx = a->ctx, .buf = buf,
-                        .cap = SERVE_BUF_MIN};
+    *s = (struct serve){
+        .br = br, .m = *m, .fn = a->fn, .ctx = a->ctx, .buf = buf, .cap = SERVE_BUF_MIN};
     s->m.batches = NULL;
     s->m.n_batches = 0;
     a->used = false;
@@ -653,9 +709,11 @@ void sl_replicas_serve(struct sl_replicas *rs, const char *stream, uint32_t shar
 {
     struct sl_brepl *br = rs != NULL && !rs->stopping ? rs_find(rs, stream, shard) : NULL;
     struct sl_repl_msg refuse = {.type = m->type == SL_REPL_MSG_FETCH ? SL_REPL_MSG_FETCH_RESP
-                                                                       : SL_REPL_MSG_EPOCH_RESP,
+                                                                      : SL_REPL_MSG_EPOCH_RESP,
                                  .from = rs != NULL ? rs->cfg.self : SL_REPL_NONE,
-                                 .to = m->from, .req_id = m->req_id, .offset = m->offset,
+                                 .to = m->from,
+                                 .req_id = m->req_id,
+                                 .offset = m->offset,
                                  .epoch = SL_REPL_NONE,
                                  .err = rs != NULL && rs->stopping ? SL_ENOT_LEADER : SL_ENOTFOUND};
     if (br == NULL) {
@@ -686,8 +744,12 @@ void sl_replicas_serve(struct sl_replicas *rs, const char *stream, uint32_t shar
         fn(ctx, &refuse);
         return;
     }
-    *slot = (struct pending_answer){.used = true, .from = m->from, .req_id = m->req_id,
-                                    .since_ms = rs->now_ms, .fn = fn, .ctx = ctx};
+    *slot = (struct pending_answer){.used = true,
+                                    .from = m->from,
+                                    .req_id = m->req_id,
+                                    .since_ms = rs->now_ms,
+                                    .fn = fn,
+                                    .ctx = ctx};
     sl_repl_on_msg(&br->r, m);
     rs_pump(br);
 }
@@ -739,7 +801,8 @@ struct sl_brepl *rs_brepl_new(struct sl_replicas *rs, struct sl_bshard *b, const
     snprintf(br->path, sizeof(br->path), "%s", path);
     br->state.m.version = -1;
     br->logged_role = -1;
-    struct sl_repl_cfg cfg = {.self = rs->cfg.self, .min_insync = rs->cfg.min_insync,
+    struct sl_repl_cfg cfg = {.self = rs->cfg.self,
+                              .min_insync = rs->cfg.min_insync,
                               .replica_lag_ms = rs->cfg.replica_lag_ms};
     struct sl_repl_recovered rec = {.log_end = rc->log_end,
                                     .last_led_epoch = rc->c.last_led_epoch,
@@ -758,8 +821,10 @@ void rs_brepl_answer_all(struct sl_brepl *br)
     serve_wake(br, true); /* (reads: the stop waits for them, sl_replicas_busy) */
     /* (NOT_LEADER: this broker leads nothing any more - a follower re-reads the state and
      * asks the next leader; ECLOSED is no answer a follower takes) */
-    struct sl_repl_msg gone = {.err = SL_ENOT_LEADER, .epoch = SL_REPL_NONE,
-                               .from = br->rs->cfg.self, .leader_epoch = br->r.epoch};
+    struct sl_repl_msg gone = {.err = SL_ENOT_LEADER,
+                               .epoch = SL_REPL_NONE,
+                               .from = br->rs->cfg.self,
+                               .leader_epoch = br->r.epoch};
     for (uint32_t i = 0; i < SL_REPL_REPLICAS_MAX; i++) {
         if (br->ans[i].used) {
             gone.type = SL_REPL_MSG_FETCH_RESP;
@@ -782,6 +847,9 @@ bool rs_brepl_disk_busy(const struct sl_brepl *br)
             (d->kind == DQ_TRUNC && d->started)) {
             return true;
         }
+    }
+    if (br->store_waits > 0) {
+        return true; /* the stores will call back into this replica */
     }
     return false;
 }
@@ -806,8 +874,8 @@ void rs_brepl_tick(struct sl_brepl *br)
     serve_wake(br, true); /* (what waited a tick answers with what there is) */
     sl_repl_tick(&br->r, br->rs->now_ms);
     /* Requests the replica never answered (dropped as stale) must not hold a connection. */
-    struct sl_repl_msg late = {.err = SL_ENOT_LEADER, .leader_epoch = br->r.epoch,
-                               .epoch = SL_REPL_NONE};
+    struct sl_repl_msg late = {
+        .err = SL_ENOT_LEADER, .leader_epoch = br->r.epoch, .epoch = SL_REPL_NONE};
     for (uint32_t i = 0; i < SL_REPL_REPLICAS_MAX; i++) {
         struct pending_answer *a = &br->ans[i];
         if (a->used && br->rs->now_ms - a->since_ms > ANSWER_WAIT_MS) {
@@ -868,8 +936,7 @@ static int hook_readable(void *ctx, const struct sl_bshard *b, uint64_t *end)
     return br->r.role == SL_REPL_LEADER ? SL_OK : SL_ENOT_LEADER;
 }
 
-static int hook_replica(void *ctx, const struct sl_bshard *b, uint64_t *end,
-                        int32_t *leader_epoch)
+static int hook_replica(void *ctx, const struct sl_bshard *b, uint64_t *end, int32_t *leader_epoch)
 {
     (void)ctx;
     const struct sl_brepl *br = b->repl;
@@ -895,8 +962,7 @@ static int hook_forward(void *ctx, const struct sl_bshard *b, const uint8_t *bat
     if (addr == NULL || rs->t.produce == NULL) {
         return SL_ENOT_LEADER;
     }
-    return rs->t.produce(rs->t.ctx, leader, addr, b->stream->name, b->id, batch, len, cb,
-                         cb_ctx);
+    return rs->t.produce(rs->t.ctx, leader, addr, b->stream->name, b->id, batch, len, cb, cb_ctx);
 }
 
 static bool hook_creating(void *ctx, const char *name)
@@ -906,9 +972,12 @@ static bool hook_creating(void *ctx, const char *name)
 
 int rs_hooks_install(struct sl_replicas *rs)
 {
-    rs->hooks = (struct sl_engine_repl){.ctx = rs, .append = hook_append,
-                                        .written = hook_written, .readable = hook_readable,
-                                        .replica = hook_replica, .creating = hook_creating,
+    rs->hooks = (struct sl_engine_repl){.ctx = rs,
+                                        .append = hook_append,
+                                        .written = hook_written,
+                                        .readable = hook_readable,
+                                        .replica = hook_replica,
+                                        .creating = hook_creating,
                                         .forward = hook_forward};
     rs->e->repl = &rs->hooks;
     return SL_OK;

@@ -29,10 +29,13 @@ struct dq_entry {
     bool started, done;
     int err;
     int64_t offset; /* DQ_TRUNC: the new end */
-    /* DQ_FWRITE: the fetched batches, owned (one buffer), submitted in order */
+    /* DQ_FWRITE: the fetched batches, owned (one buffer), submitted in order; a control
+     * batch's changes go to this broker's stores first, durable before the batch is
+     * written (rs_fwrite_hold): `applied` batches were, `holding` waits for the stores */
     uint8_t *buf;
     size_t buf_len;
-    uint32_t n, submitted, completed;
+    uint32_t n, applied, submitted, completed;
+    bool holding;
     uint32_t off[SL_REPL_FETCH_BATCHES_MAX];
     uint32_t len[SL_REPL_FETCH_BATCHES_MAX];
 };
@@ -66,10 +69,10 @@ struct sl_brepl {
     bool in_append;    /* inside the engine's append hook: a WRITE is the leader's */
     bool pumping, repump;
     bool fatal_logged;
-    bool abdicating;   /* FATAL: the write leaving leadership is outstanding (rs_abdicate) */
+    bool abdicating;       /* FATAL: the write leaving leadership is outstanding (rs_abdicate) */
     int link_err;          /* the last failed request's error (SL_OK: the last one answered) */
     uint64_t link_warn_ms; /* when it was last logged (rate: REPLICAS_LINK_WARN_MS) */
-    int logged_role; /* the role and epoch last logged (-1: none yet) */
+    int logged_role;       /* the role and epoch last logged (-1: none yet) */
     int32_t logged_epoch;
     uint64_t hw_published;
     /* the batches of the FETCH_RESP being handed to the replica (owned until a WRITE
@@ -78,9 +81,10 @@ struct sl_brepl {
     size_t in_len;
     struct dq_entry dq[SL_REPL_DISK_INFLIGHT_MAX];
     uint32_t dq_head, dq_n;
+    uint32_t store_waits; /* the stores' barriers a held follower write waits for */
     struct pending_answer ans[SL_REPL_REPLICAS_MAX];
     struct serve *serve_wait; /* answers waiting for this broker's write (replicas.c) */
-    struct sl_brepl *next; /* rs->all */
+    struct sl_brepl *next;    /* rs->all */
 };
 
 /* A stream this broker is creating in its catalog from /streams (or was asked to create). */
@@ -89,7 +93,7 @@ struct rs_create {
     char name[SL_CTRL_NAME_MAX];
     sl_replicas_created_fn cb; /* the asker's, or NULL */
     void *ctx;
-    bool published; /* the /streams node exists (the asker's multi applied) */
+    bool published;      /* the /streams node exists (the asker's multi applied) */
     uint32_t multis_out; /* the asker's multis not answered yet: freed when 0 and ended */
     int multi_err;       /* the first of their errors */
     bool ended;          /* answered (create_end): freed by the last multi's answer */
@@ -108,11 +112,11 @@ struct sl_replicas {
     uint64_t now_ms;
     bool stopping; /* answers go out no more (sl_replicas_stop) */
     uint64_t serve_bytes, follow_bytes;
-    uint32_t serves; /* reads serving followers in flight */
-    uint64_t cut_ms;           /* cut from ZooKeeper this long, past the threshold (else 0) */
-    uint32_t cut_leaders;      /* ... and leading this many shards whose followers are silent */
-    uint64_t link_warn_ms;     /* the last link failure logged, any shard */
-    uint32_t link_unlogged;    /* failures not logged since (the rate limit) */
+    uint32_t serves;        /* reads serving followers in flight */
+    uint64_t cut_ms;        /* cut from ZooKeeper this long, past the threshold (else 0) */
+    uint32_t cut_leaders;   /* ... and leading this many shards whose followers are silent */
+    uint64_t link_warn_ms;  /* the last link failure logged, any shard */
+    uint32_t link_unlogged; /* failures not logged since (the rate limit) */
     struct sl_brepl *all;
     struct rs_create *creates;
 };
@@ -129,7 +133,7 @@ struct sl_brepl *rs_find(const struct sl_replicas *rs, const char *stream, uint3
 int rs_hooks_install(struct sl_replicas *rs); /* the engine's struct sl_engine_repl */
 
 /* replicas_meta.c */
-void rs_meta_changed(void *ctx);          /* the member's session or list changed */
+void rs_meta_changed(void *ctx);         /* the member's session or list changed */
 void rs_state_read(struct sl_brepl *br); /* (re)reads the shard's state with a watch */
 void rs_meta_write(struct sl_brepl *br, const struct sl_repl_meta *m);
 /* A FATAL replica named leader leaves the leadership and the ISR in the shard's state (the

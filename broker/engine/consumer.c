@@ -32,10 +32,12 @@ struct commit_op {
     struct sl_stream *stream;
     sl_done_cb cb;
     void *ctx;
-    /* a cluster stream's commit: the checkpoint, appended to the group's shard first */
+    /* a cluster stream's commit: the checkpoint, durable in the home's store, then appended
+     * to the group's shard */
     struct sl_control_ckpt ckpt;
     uint8_t batch[SL_CONTROL_CKPT_BATCH_MAX];
     size_t batch_len;
+    uint32_t home_shard;
 };
 
 static void on_committed(void *ctx, int err)
@@ -76,37 +78,44 @@ int sl_consumer_group_home(struct sl_engine *e, struct sl_stream *st, const char
     if (b->repl == NULL || e->repl->readable(e->repl->ctx, b, &end) != SL_OK) {
         snprintf(why, why_len,
                  "group %s of stream %s keeps its state in shard %u, which this broker does "
-                 "not lead: ask that shard's leader (Metadata)", group, st->name, k);
+                 "not lead: ask that shard's leader (Metadata)",
+                 group, st->name, k);
         return SL_ENOT_LEADER;
     }
     *home = b;
     return SL_OK;
 }
 
-/* A cluster stream's checkpoint is durable on the ISR in the group's shard: now this
- * leader's store takes it (the followers took it as they wrote the batch). */
+/* A cluster stream's checkpoint is durable on the ISR in the group's shard (and in this
+ * home's store, before: the followers' stores took it before their logs, replicas.c). */
 static void on_control_appended(void *ctx, const struct sl_produce_result *r)
 {
     struct commit_op *op = ctx;
     char why[COMMIT_WHY_MAX];
-    int rc = r->err;
-    struct sl_ckpt_store *cs = NULL;
-    if (rc != SL_OK) {
-        snprintf(why, sizeof(why), "checkpoint of group %s not replicated: %s", op->ckpt.group,
-                 r->why);
-    } else if ((rc = sl_catalog_ckpt(op->e->catalog, op->stream, &cs, why, sizeof(why))) ==
-                   SL_OK &&
-               (rc = sl_ckpt_commit(cs, op->ckpt.group, op->ckpt.shard, op->ckpt.seq,
-                                    op->ckpt.updated_ms, on_committed, op)) != SL_OK) {
-        commit_refused(cs, rc, op->ckpt.group, why, sizeof(why));
+    snprintf(why, sizeof(why), "checkpoint of group %s not replicated: %s", op->ckpt.group, r->why);
+    sl_op_stats_record(&op->e->stats.op[SL_OP_COMMIT], r->err, sl_clock_mono_ns() - op->start_ns);
+    op->stream->inflight--;
+    op->cb(op->ctx, r->err, r->err == SL_OK ? "" : why);
+    free(op);
+}
+
+/* The home's store holds the checkpoint durably: now the group's shard takes it. The log
+ * never holds a checkpoint its broker's store may lack after a crash. */
+static void on_home_committed(void *ctx, int err)
+{
+    struct commit_op *op = ctx;
+    if (err != SL_OK) {
+        on_committed(op, err);
+        return;
     }
-    if (rc != SL_OK) {
-        sl_op_stats_record(&op->e->stats.op[SL_OP_COMMIT], rc,
-                           sl_clock_mono_ns() - op->start_ns);
-        op->stream->inflight--;
-        op->cb(op->ctx, rc, why);
-        free(op);
-    }
+    struct sl_produce_req pr = {.stream = op->stream->name,
+                                .shard = op->home_shard,
+                                .batch = op->batch,
+                                .len = op->batch_len,
+                                .ack = SL_ACK_DURABLE,
+                                .caller_routed = true,
+                                .control = true};
+    sl_produce_submit(op->e, &pr, on_control_appended, op);
 }
 
 void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl_done_cb cb,
@@ -139,15 +148,13 @@ void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl
     }
     if (req->seq > tail) {
         snprintf(why, sizeof(why),
-                 "checkpoint %" PRIu64 " is beyond the shard's tail (%" PRIu64 ")", req->seq,
-                 tail);
+                 "checkpoint %" PRIu64 " is beyond the shard's tail (%" PRIu64 ")", req->seq, tail);
         cb(ctx, SL_EINVAL, why);
         return;
     }
     bool member = req->member_id != NULL && req->member_id[0] != '\0';
     if (member) {
-        rc = sl_coord_owns(e, b->stream->name, group, req->member_id, req->shard, why,
-                           sizeof(why));
+        rc = sl_coord_owns(e, b->stream->name, group, req->member_id, req->shard, why, sizeof(why));
         if (rc != SL_OK) {
             cb(ctx, rc, why);
             return;
@@ -165,8 +172,8 @@ void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl
         /* Only an explicit seek (sl_consumer_reset) moves a group back: a
          * member's commit below the checkpoint is a stale or confused one. */
         snprintf(why, sizeof(why),
-                 "checkpoint of group %s on shard %u would move backwards (%" PRIu64
-                 " -> %" PRIu64 "): refused; `sluice group reset` seeks a group explicitly",
+                 "checkpoint of group %s on shard %u would move backwards (%" PRIu64 " -> %" PRIu64
+                 "): refused; `sluice group reset` seeks a group explicitly",
                  group, req->shard, cur, req->seq);
         cb(ctx, SL_EINVAL, why);
         return;
@@ -176,12 +183,12 @@ void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl
         cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM));
         return;
     }
-    *op = (struct commit_op){.e = e, .start_ns = sl_clock_mono_ns(), .stream = b->stream,
-                             .cb = cb, .ctx = ctx};
+    *op = (struct commit_op){
+        .e = e, .start_ns = sl_clock_mono_ns(), .stream = b->stream, .cb = cb, .ctx = ctx};
     b->stream->inflight++;
     if (home != NULL) {
-        /* Replicated as a control batch of the group's shard (control.h), answered once
-         * durable on min_insync_replicas brokers and in this leader's store. */
+        /* Durable in this home's store first, then replicated as a control batch of the
+         * group's shard (control.h): answered once durable on min_insync_replicas brokers. */
         op->ckpt.shard = req->shard;
         op->ckpt.seq = req->seq;
         op->ckpt.updated_ms = sl_clock_wall_ms();
@@ -196,15 +203,18 @@ void sl_consumer_commit(struct sl_engine *e, const struct sl_commit_req *req, sl
             cb(ctx, SL_EINVAL, why);
             return;
         }
-        struct sl_produce_req pr = {.stream = b->stream->name, .shard = home->id,
-                                    .batch = op->batch, .len = op->batch_len,
-                                    .ack = SL_ACK_DURABLE, .caller_routed = true,
-                                    .control = true};
-        sl_produce_submit(e, &pr, on_control_appended, op);
+        op->home_shard = home->id;
+        rc = sl_ckpt_commit(cs, group, req->shard, req->seq, op->ckpt.updated_ms, on_home_committed,
+                            op);
+        if (rc != SL_OK) {
+            b->stream->inflight--;
+            free(op);
+            commit_refused(cs, rc, group, why, sizeof(why));
+            cb(ctx, rc, why);
+        }
         return;
     }
-    rc = sl_ckpt_commit(cs, group, req->shard, req->seq, sl_clock_wall_ms(),
-                        on_committed, op);
+    rc = sl_ckpt_commit(cs, group, req->shard, req->seq, sl_clock_wall_ms(), on_committed, op);
     if (rc != SL_OK) {
         b->stream->inflight--;
         free(op);
@@ -247,8 +257,7 @@ void sl_consumer_apply_control(struct sl_engine *e, struct sl_bshard *b, const u
     if (rc == SL_OK) {
         rc = sl_control_each_ckpt(batch, h, apply_one, &a);
         if (rc != SL_OK) {
-            snprintf(why, sizeof(why), "the control batch does not decode (%s)",
-                     sl_strerror(rc));
+            snprintf(why, sizeof(why), "the control batch does not decode (%s)", sl_strerror(rc));
         } else if (a.err != SL_OK) {
             rc = a.err;
             snprintf(why, sizeof(why), "%s", a.why);
@@ -257,9 +266,10 @@ void sl_consumer_apply_control(struct sl_engine *e, struct sl_bshard *b, const u
     if (rc != SL_OK) {
         /* The log holds the checkpoint; this replica's store lacks it, so were it to lead
          * the group would restart from an older one: read again, never lost. */
-        sl_warn("consumer", "stream %s shard %u: a replicated checkpoint at %" PRIu64
-                    " was not applied to this broker's store: %s",
-                    b->stream->name, b->id, h->base_seq, why);
+        sl_warn("consumer",
+                "stream %s shard %u: a replicated checkpoint at %" PRIu64
+                " was not applied to this broker's store: %s",
+                b->stream->name, b->id, h->base_seq, why);
     }
 }
 
@@ -339,8 +349,10 @@ void sl_consumer_reset(struct sl_engine *e, const struct sl_reset_req *req, sl_d
      * cannot finish the op while shards are still to be submitted. */
     op->pending = req->n + 1;
     for (uint32_t i = 0; i < req->n; i++) {
-        struct sl_commit_req cr = {.stream = req->stream, .group = req->group,
-                                   .shard = req->shards[i], .seq = req->seqs[i]};
+        struct sl_commit_req cr = {.stream = req->stream,
+                                   .group = req->group,
+                                   .shard = req->shards[i],
+                                   .seq = req->seqs[i]};
         sl_consumer_commit(e, &cr, reset_done, op);
     }
     reset_done(op, SL_OK, "");
@@ -355,8 +367,8 @@ int sl_consumer_checkpoints(struct sl_engine *e, const char *stream, const char 
         return rc;
     }
     struct sl_bshard *home = NULL;
-    if (group != NULL && (rc = sl_consumer_group_home(e, st, group, &home, why, why_len)) !=
-                             SL_OK) {
+    if (group != NULL &&
+        (rc = sl_consumer_group_home(e, st, group, &home, why, why_len)) != SL_OK) {
         return rc; /* its home answers: this broker's copy may be behind */
     }
     if (st->ckpt != NULL) { /* none yet: no checkpoint */
@@ -438,8 +450,8 @@ static void walk_ckpt(void *ctx, const char *group, uint32_t shard, uint64_t seq
     struct lag_walk *w = ctx;
     struct sl_stream *st = w->st;
     /* checkpoints come in group-name order: the first of a group's run adds it */
-    if (w->err != SL_OK ||
-        (w->n > 0 && w->v[w->n - 1].stream == st->name && strcmp(w->v[w->n - 1].group, group) == 0)) {
+    if (w->err != SL_OK || (w->n > 0 && w->v[w->n - 1].stream == st->name &&
+                            strcmp(w->v[w->n - 1].group, group) == 0)) {
         return;
     }
     if (w->cap - w->n < st->shard_count) {
@@ -464,8 +476,11 @@ static void walk_ckpt(void *ctx, const char *group, uint32_t shard, uint64_t seq
         }
         struct sl_group_lag *g = &w->v[w->n];
         *g = (struct sl_group_lag){
-            .stream = st->name, .group = strdup(group),
-            .lag = {.shard = i, .checkpoint = at, .tail_seq = ss.visible_seq,
+            .stream = st->name,
+            .group = strdup(group),
+            .lag = {.shard = i,
+                    .checkpoint = at,
+                    .tail_seq = ss.visible_seq,
                     .records_behind = ss.visible_seq > at ? ss.visible_seq - at : 0}};
         if (g->group == NULL) {
             w->err = SL_ENOMEM;

@@ -60,14 +60,15 @@ int sl_control_each_ckpt(const uint8_t *batch, const struct sl_batch_header *h,
  * every field of the log; `group` is the group's name, 1 .. SL_QSTATE_NAME_MAX bytes, no NUL):
  *   "q.ack"      u32 shard | u64 first | u64 end | group          (acked [first, end))
  *   "q.count"    u32 shard | u64 seq | u32 count | group          (a delivery count)
- *   "q.counters" u64 dead_lettered | u64 filtered_out | group     (added)
+ *   "q.counters" u64 dead_lettered | u64 filtered_out | group     (the totals after it)
  *   "q.delete"   group
  *   "q.create"   u32 shard_count | u32 visibility_ms | u32 max_deliveries | u32 max_inflight |
  *                u8 flags (1 ordered, 2 filter_body) | u8 start_kind | u64 start_seq |
  *                u64 start_time_ms | u64 created_ms | u64 end_time_ms | u16 name_len |
  *                u16 dead_letter_len | u32 filter_len | name | dead_letter | filter |
  *                shard_count x u64 start floor
- * A batch may hold several, of several groups; they apply in order. */
+ * A batch may hold several, of several groups; they apply in order, and each applies
+ * idempotently (a follower may apply a batch again: replicas.c fwrite_hold). */
 enum sl_control_qkind {
     SL_CONTROL_Q_ACK = 1,
     SL_CONTROL_Q_COUNT,

@@ -36,11 +36,14 @@ struct sl_qlog_batch {
     struct sl_engine *e;
     struct sl_stream *st; /* held: st->inflight */
     uint32_t shard;       /* the groups' home shard it goes to */
-    bool sent;
-    uint32_t outstanding; /* the produce (once sent) and the store changes not answered */
+    bool sealed;          /* no more changes: it goes once the store made them durable */
+    bool submitted;       /* its produce is out */
+    bool done;            /* answered: freed by its deferred call, still queued */
+    uint32_t stores;      /* the store changes not durable yet */
     int err;              /* the first failure */
     char why[256];
     struct sl_batch_builder bb;
+    size_t len;
     uint32_t n_waiters;
     struct qlog_waiter w[SL_QLOG_CHANGES_MAX];
     uint8_t buf[SL_QLOG_BATCH_BYTES];
@@ -51,7 +54,7 @@ static uint8_t qlog_value[SL_CONTROL_Q_VALUE_MAX];
 
 static void batch_done(struct sl_qlog_batch *q)
 {
-    SL_ASSERT(q->sent && q->outstanding == 0);
+    SL_ASSERT(q->sealed && q->stores == 0);
     if (q->err != SL_OK) {
         sl_warn("queue", "stream %s: queue-group changes in shard %u not made durable: %s",
                 q->st->name, q->shard, q->why);
@@ -60,6 +63,10 @@ static void batch_done(struct sl_qlog_batch *q)
         q->w[i].cb(q->w[i].ctx, q->err);
     }
     q->st->inflight--;
+    if (q->defer.queued) {
+        q->done = true; /* (sent before the end of its turn: the ring still names it) */
+        return;
+    }
     free(q);
 }
 
@@ -71,59 +78,70 @@ static void batch_fail(struct sl_qlog_batch *q, int err, const char *why)
     }
 }
 
-static void on_store_done(void *ctx, int err)
-{
-    struct sl_qlog_batch *q = ctx;
-    batch_fail(q, err, "this broker's queue-state store failed its write");
-    SL_ASSERT(q->outstanding > 0);
-    if (--q->outstanding == 0 && q->sent) {
-        batch_done(q);
-    }
-}
-
 static void on_produced(void *ctx, const struct sl_produce_result *r)
 {
     struct sl_qlog_batch *q = ctx;
+    SL_ASSERT(q->submitted);
     batch_fail(q, r->err, r->why);
-    SL_ASSERT(q->outstanding > 0);
-    if (--q->outstanding == 0) {
-        batch_done(q);
-    }
+    batch_done(q);
 }
 
-static void batch_send(struct sl_qlog_batch *q)
+/* The batch goes to the log only once this broker's store holds its changes durably: a log
+ * never holds a change its broker's store may lack after a crash (as a follower's:
+ * replicas.c fwrite_hold). A store that failed sends nothing. */
+static void batch_submit(struct sl_qlog_batch *q)
 {
-    SL_ASSERT(!q->sent);
-    if (q->e->qlog_open == q) {
-        q->e->qlog_open = NULL;
-    }
-    q->sent = true;
-    if (q->bb.count == 0) { /* every change was refused by the store: nothing to write */
-        SL_ASSERT(q->n_waiters == 0);
-        if (q->outstanding == 0) {
-            batch_done(q);
-        }
+    SL_ASSERT(q->sealed && q->stores == 0 && !q->submitted);
+    if (q->bb.count == 0 || q->err != SL_OK) {
+        SL_ASSERT(q->bb.count > 0 || q->n_waiters == 0);
+        batch_done(q);
         return;
     }
-    size_t len = 0;
-    int rc = sl_batch_builder_finish(&q->bb, SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0, 0, 0, &len);
-    SL_ASSERT(rc == SL_OK); /* records were added, each within the buffer */
-    sl_batch_mark_control(q->buf, len);
-    q->outstanding++;
+    q->submitted = true;
     struct sl_produce_req pr = {.stream = q->st->name,
                                 .shard = q->shard,
                                 .batch = q->buf,
-                                .len = len,
+                                .len = q->len,
                                 .ack = SL_ACK_DURABLE,
                                 .caller_routed = true,
                                 .control = true};
     sl_produce_submit(q->e, &pr, on_produced, q);
 }
 
+static void on_store_done(void *ctx, int err)
+{
+    struct sl_qlog_batch *q = ctx;
+    batch_fail(q, err, "this broker's queue-state store failed its write");
+    SL_ASSERT(q->stores > 0);
+    if (--q->stores == 0 && q->sealed) {
+        batch_submit(q);
+    }
+}
+
+static void batch_send(struct sl_qlog_batch *q)
+{
+    SL_ASSERT(!q->sealed);
+    if (q->e->qlog_open == q) {
+        q->e->qlog_open = NULL;
+    }
+    q->sealed = true;
+    if (q->bb.count > 0) {
+        int rc =
+            sl_batch_builder_finish(&q->bb, SL_BATCH_CODEC_NONE, 0, NULL, NULL, 0, 0, 0, &q->len);
+        SL_ASSERT(rc == SL_OK); /* records were added, each within the buffer */
+        sl_batch_mark_control(q->buf, q->len);
+    }
+    if (q->stores == 0) {
+        batch_submit(q);
+    }
+}
+
 static void on_defer(struct sl_deferred *d)
 {
     struct sl_qlog_batch *q = sl_container_of(d, struct sl_qlog_batch, defer);
-    if (!q->sent) {
+    if (q->done) {
+        free(q);
+    } else if (!q->sealed) {
         batch_send(q);
     }
 }
@@ -166,7 +184,7 @@ static void batch_add(struct sl_qlog_batch *q, const struct sl_control_qop *op, 
     SL_ASSERT(rc == SL_OK); /* the store took the same names and bounds */
     rc = sl_batch_builder_add(&q->bb, &rec);
     SL_ASSERT(rc == SL_OK); /* batch_for left room for the largest */
-    q->outstanding++;
+    q->stores++;
     if (cb != NULL) {
         q->w[q->n_waiters++] = (struct qlog_waiter){cb, ctx};
     }
@@ -259,12 +277,14 @@ int sl_qlog_add_counters(struct sl_engine *e, struct sl_stream *st, const char *
     if (q == NULL) {
         return SL_ENOMEM;
     }
-    struct sl_control_qop op = {
-        .kind = SL_CONTROL_Q_COUNTERS, .a = dead_lettered, .b = filtered_out};
+    struct sl_control_qop op = {.kind = SL_CONTROL_Q_COUNTERS};
     snprintf(op.group, sizeof(op.group), "%s", group);
-    return added(
-        q, sl_qstate_add_counters(st->qstate, group, dead_lettered, filtered_out, on_store_done, q),
-        &op, cb, ctx);
+    int rc =
+        sl_qstate_add_counters(st->qstate, group, dead_lettered, filtered_out, on_store_done, q);
+    /* the totals, not the increments: a replica that applies the record twice (control.h:
+     * fetched again after a crash) counts once */
+    sl_qstate_counters(st->qstate, group, &op.a, &op.b);
+    return added(q, rc, &op, cb, ctx);
 }
 
 /* ---- followers ------------------------------------------------------------------------ */
@@ -301,9 +321,15 @@ static void apply_one(void *ctx, const struct sl_control_qop *op)
     case SL_CONTROL_Q_COUNT:
         rc = sl_qstate_set_count(qs, op->group, op->shard, op->a, (uint32_t)op->b, NULL, NULL);
         break;
-    case SL_CONTROL_Q_COUNTERS:
-        rc = sl_qstate_add_counters(qs, op->group, op->a, op->b, NULL, NULL);
+    case SL_CONTROL_Q_COUNTERS: {
+        uint64_t dead = 0, filtered = 0; /* the record holds totals: add what is missing */
+        sl_qstate_counters(qs, op->group, &dead, &filtered);
+        rc = op->a > dead || op->b > filtered
+                 ? sl_qstate_add_counters(qs, op->group, op->a > dead ? op->a - dead : 0,
+                                          op->b > filtered ? op->b - filtered : 0, NULL, NULL)
+                 : SL_OK;
         break;
+    }
     default:
         rc = SL_EINVAL;
         break;

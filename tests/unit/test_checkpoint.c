@@ -286,6 +286,51 @@ TEST(group_commit_shares_one_fsync)
     fx_fini(&f);
 }
 
+/* sl_ckpt_sync (a replica's barrier before it writes a control batch to its log): its
+ * callback runs after every commit made before it is durable, in order, not counted as a
+ * record; with nothing waiting it says so and never calls back. */
+TEST(sync_is_a_barrier)
+{
+    struct fx f;
+    CHECK(fx_init(&f) == 0);
+    CHECK_EQ(fx_open(&f), SL_OK);
+    g_order = 0;
+    struct waiter a = {0}, b = {0}, s1 = {0}, c = {0}, s2 = {0}, idle = {0};
+    CHECK(!sl_ckpt_sync(f.cs, on_commit, &idle)); /* nothing staged or in flight */
+    CHECK_EQ(sl_ckpt_commit(f.cs, "g", 0, 1, 1, on_commit, &a), SL_OK);
+    CHECK_EQ(sl_ckpt_commit(f.cs, "g", 1, 2, 1, on_commit, &b), SL_OK);
+    CHECK(sl_ckpt_sync(f.cs, on_commit, &s1)); /* staged: completes with them */
+    sl_ring_run(&g_ring, 0, 0);                /* their write is issued */
+    CHECK_EQ(sl_ckpt_commit(f.cs, "g", 2, 3, 1, on_commit, &c), SL_OK);
+    CHECK(sl_ckpt_sync(f.cs, on_commit, &s2)); /* after c */
+    while (s2.calls == 0) {
+        sl_ring_run(&g_ring, 1, 0);
+    }
+    CHECK(a.calls == 1 && b.calls == 1 && s1.calls == 1 && c.calls == 1 && s2.calls == 1);
+    CHECK(a.order < b.order && b.order < s1.order && s1.order < c.order && c.order < s2.order);
+    CHECK_EQ(s1.err, SL_OK);
+    CHECK_EQ(idle.calls, 0);
+    struct sl_ckpt_stats st;
+    sl_ckpt_stats(f.cs, &st);
+    CHECK_EQ(st.records, 3); /* the barriers are no records */
+    /* in flight only: the barrier completes with the batch being written (unless the write
+     * and its fsync were done within that one turn) */
+    struct waiter d = {0}, s3 = {0};
+    CHECK_EQ(sl_ckpt_commit(f.cs, "g", 0, 4, 1, on_commit, &d), SL_OK);
+    sl_ring_run(&g_ring, 0, 0);
+    if (sl_ckpt_sync(f.cs, on_commit, &s3)) {
+        while (s3.calls == 0) {
+            sl_ring_run(&g_ring, 1, 0);
+        }
+        CHECK(d.calls == 1 && d.order < s3.order);
+    } else {
+        CHECK_EQ(d.calls, 1); /* (it was durable already: nothing to wait for) */
+    }
+    CHECK(!sl_ckpt_sync(f.cs, on_commit, &idle));
+    CHECK_EQ(idle.calls, 0);
+    fx_fini(&f);
+}
+
 TEST(close_flushes_staged_commits)
 {
     struct fx f;
@@ -1006,6 +1051,7 @@ int main(void)
     RUN(present_only_with_state);
     RUN(commit_then_get);
     RUN(group_commit_shares_one_fsync);
+    RUN(sync_is_a_barrier);
     RUN(close_flushes_staged_commits);
     RUN(reopen_and_foreach_order);
     RUN(torn_tail_every_byte);
