@@ -170,6 +170,57 @@ int sluice_stream_delete(sluice_client *c, const char *name)
     return rc;
 }
 
+#define DESCRIBE_LEADERS_MAX 64u /* brokers asked for their shards, at most */
+
+/* On a cluster each shard is described by its leader: another broker may hold no replica
+ * of it (its log there is empty) or be behind. One call per leader; a leader that does not
+ * answer leaves its shards as the first answer had them. */
+static void shards_from_leaders(sluice_client *c, const char *name, sl_request *req,
+                                struct sluice_stream_info *si)
+{
+    if (!sl_client_route_cluster(c)) {
+        return;
+    }
+    (void)sl_client_route_refresh(c, name, true);
+    int32_t asked[DESCRIBE_LEADERS_MAX];
+    uint32_t n_asked = 0;
+    for (uint32_t i = 0; i < si->shards_len && n_asked < DESCRIBE_LEADERS_MAX; i++) {
+        int32_t node = -1;
+        if (sl_client_shard_leader(c, name, si->shards[i].shard, &node) != SL_OK) {
+            continue;
+        }
+        bool seen = false;
+        for (uint32_t k = 0; k < n_asked && !seen; k++) {
+            seen = asked[k] == node;
+        }
+        if (seen) {
+            continue;
+        }
+        asked[n_asked++] = node;
+        sl_response *resp = NULL;
+        struct sluice_stream_info *theirs = NULL;
+        int rc =
+            sl_client_want_body(sl_client_call_shard(c, name, si->shards[i].shard, req, 0, &resp),
+                                &resp, SLUICE__V1__RESPONSE__BODY_DESCRIBE_STREAM, 0);
+        if (rc == SL_OK && stream_info_new(resp->describe_stream->stream, &theirs) == SL_OK) {
+            for (uint32_t j = 0; j < si->shards_len; j++) {
+                int32_t lj = -1;
+                if (sl_client_shard_leader(c, name, si->shards[j].shard, &lj) != SL_OK ||
+                    lj != node) {
+                    continue;
+                }
+                for (uint32_t t = 0; t < theirs->shards_len; t++) {
+                    if (theirs->shards[t].shard == si->shards[j].shard) {
+                        si->shards[j] = theirs->shards[t];
+                    }
+                }
+            }
+        }
+        sluice_stream_info_free(theirs);
+        sl_response_free(resp);
+    }
+}
+
 int sluice_stream_describe(sluice_client *c, const char *name, struct sluice_stream_info **out)
 {
     *out = NULL;
@@ -184,6 +235,9 @@ int sluice_stream_describe(sluice_client *c, const char *name, struct sluice_str
         rc = stream_info_new(resp->describe_stream->stream, out);
     }
     sl_response_free(resp);
+    if (rc == SL_OK) {
+        shards_from_leaders(c, name, &req, *out);
+    }
     return rc;
 }
 
@@ -376,8 +430,8 @@ int sluice_checkpoint_commit(sluice_client *c, const char *group, const char *st
     req.body_case = SLUICE__V1__REQUEST__BODY_COMMIT_CHECKPOINT;
     req.commit_checkpoint = &body;
     sl_response *resp = NULL;
-    int rc = group_call(c, stream, group, &req, SLUICE__V1__RESPONSE__BODY_COMMIT_CHECKPOINT,
-                        &resp);
+    int rc =
+        group_call(c, stream, group, &req, SLUICE__V1__RESPONSE__BODY_COMMIT_CHECKPOINT, &resp);
     sl_response_free(resp);
     return rc;
 }
@@ -422,16 +476,16 @@ static int names_add(char ***v, size_t *n, size_t *cap, const sl_response *resp)
 /* On a cluster stream a group lives at its home (the leader of its shard), and a broker
  * lists only the groups of the shards it holds a replica of: every leader is asked, and the
  * answers merged (sorted, without repeats). */
-static int groups_list_cluster(sluice_client *c, const char *stream, sl_request *req,
-                               char ***out, size_t *count)
+static int groups_list_cluster(sluice_client *c, const char *stream, sl_request *req, char ***out,
+                               size_t *count)
 {
     const char *names[1] = {stream};
     struct sluice_metadata *md = NULL;
     int rc = sluice_cluster_metadata(c, names, 1, &md);
     char **v = NULL;
     size_t n = 0, cap = 0;
-    const struct sluice_stream_route *sr = rc == SL_OK && md->n_streams == 1 ? &md->streams[0]
-                                                                             : NULL;
+    const struct sluice_stream_route *sr =
+        rc == SL_OK && md->n_streams == 1 ? &md->streams[0] : NULL;
     for (size_t k = 0; rc == SL_OK && sr != NULL && k < sr->n_shards; k++) {
         bool asked = sr->shards[k].leader < 0; /* (offline: its groups answer once led) */
         for (size_t j = 0; j < k && !asked; j++) {
@@ -441,9 +495,9 @@ static int groups_list_cluster(sluice_client *c, const char *stream, sl_request 
             continue;
         }
         sl_response *resp = NULL;
-        rc = sl_client_want_body(sl_client_call_shard(c, stream, sr->shards[k].shard, req, 0,
-                                                      &resp),
-                                 &resp, SLUICE__V1__RESPONSE__BODY_LIST_GROUPS, 0);
+        rc =
+            sl_client_want_body(sl_client_call_shard(c, stream, sr->shards[k].shard, req, 0, &resp),
+                                &resp, SLUICE__V1__RESPONSE__BODY_LIST_GROUPS, 0);
         if (rc == SL_OK && names_add(&v, &n, &cap, resp) != SL_OK) {
             sl_client_set_error("out of memory");
             rc = SL_ENOMEM;
@@ -487,8 +541,8 @@ int sluice_groups_list(sluice_client *c, const char *stream, char ***out, size_t
     sl_response *resp = NULL;
     int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_LIST_GROUPS, &resp);
     if (rc == SL_OK) {
-        rc = sl_client_names_dup(resp->list_groups->groups, resp->list_groups->n_groups, out,
-                                 count);
+        rc =
+            sl_client_names_dup(resp->list_groups->groups, resp->list_groups->n_groups, out, count);
     }
     sl_response_free(resp);
     return rc;
@@ -543,6 +597,22 @@ int sluice_group_lag(sluice_client *c, const char *group, const char *stream,
         free(lag);
         return rc;
     }
+    /* On a cluster the group's home may hold no replica of some shards: their tails come
+     * from their leaders (as describe asks them; ms_behind stays the home's estimate). */
+    struct sluice_stream_info *si = NULL;
+    if (n > 0 && sl_client_route_cluster(c) && sluice_stream_describe(c, stream, &si) == SL_OK) {
+        for (size_t i = 0; i < n; i++) {
+            for (uint32_t k = 0; k < si->shards_len; k++) {
+                if (si->shards[k].shard == lag[i].shard) {
+                    lag[i].tail_seq = si->shards[k].next_seq;
+                    lag[i].records_behind = lag[i].tail_seq > lag[i].checkpoint
+                                                ? lag[i].tail_seq - lag[i].checkpoint
+                                                : 0;
+                }
+            }
+        }
+    }
+    sluice_stream_info_free(si);
     *out = lag;
     *count = n;
     return SL_OK;

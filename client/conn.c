@@ -47,8 +47,8 @@ struct sluice_client {
     /* The Hello's client id, kept: every reconnect says it again, long after the caller's
      * string may be gone (opts.client_id points here). */
     char client_id[SL_CLIENT_ID_MAX];
-    char *user;     /* owned; NULL: no credentials */
-    char *password; /* owned; wiped at free */
+    char *user;       /* owned; NULL: no credentials */
+    char *password;   /* owned; wiped at free */
     uint64_t gen_seq; /* connection generations of every link (atomic) */
     struct sl_link_shared sh;
     char (*boot)[SL_ROUTE_ADDR_MAX]; /* owned: the bootstrap list */
@@ -216,13 +216,12 @@ int sl_client_call_async(sluice_client *c, sl_request *req, uint32_t extra_timeo
 int sl_client_call_async_on(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
                             sl_call_cb cb, void *ctx, uint64_t *gen)
 {
-    return sl_link_call_async(any_link(c), req, deadline_after(c, extra_timeout_ms), cb, ctx,
-                              gen);
+    return sl_link_call_async(any_link(c), req, deadline_after(c, extra_timeout_ms), cb, ctx, gen);
 }
 
 int sl_client_call_async_shard(sluice_client *c, const char *stream, uint32_t shard,
-                               sl_request *req, uint32_t extra_timeout_ms, sl_call_cb cb,
-                               void *ctx, uint64_t *gen)
+                               sl_request *req, uint32_t extra_timeout_ms, sl_call_cb cb, void *ctx,
+                               uint64_t *gen)
 {
     return sl_link_call_async(shard_link(c, stream, shard), req,
                               deadline_after(c, extra_timeout_ms), cb, ctx, gen);
@@ -244,11 +243,19 @@ int sl_client_call(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
     return sl_link_call_sync(any_link(c), req, deadline_after(c, extra_timeout_ms), out, false);
 }
 
+int sl_client_shard_leader(sluice_client *c, const char *stream, uint32_t shard, int32_t *node)
+{
+    pthread_mutex_lock(&c->mu);
+    int rc = c->route_off ? SL_ENOTFOUND : sl_route_leader(&c->route, stream, shard, node, NULL);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
 int sl_client_call_shard(sluice_client *c, const char *stream, uint32_t shard, sl_request *req,
                          uint32_t extra_timeout_ms, sl_response **out)
 {
-    return sl_link_call_sync(shard_link(c, stream, shard), req,
-                             deadline_after(c, extra_timeout_ms), out, false);
+    return sl_link_call_sync(shard_link(c, stream, shard), req, deadline_after(c, extra_timeout_ms),
+                             out, false);
 }
 
 int sl_client_call_keep(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
@@ -265,13 +272,13 @@ static int call_group(sluice_client *c, const char *stream, const char *group, s
     for (;;) {
         uint32_t shard = 0;
         pthread_mutex_lock(&c->mu);
-        int known = !c->route_off &&
-                    sl_route_group_shard(&c->route, stream, group, &shard) == SL_OK;
+        int known =
+            !c->route_off && sl_route_group_shard(&c->route, stream, group, &shard) == SL_OK;
         pthread_mutex_unlock(&c->mu);
         struct sl_link *l = known ? shard_link(c, stream, shard) : any_link(c);
         int rc = sl_link_call_sync(l, req, deadline_after(c, extra_timeout_ms), out, false);
-        bool moved = rc == SL_ENOT_LEADER || (rc == SL_ECLOSED && known &&
-                                              sl_client_route_cluster(c));
+        bool moved =
+            rc == SL_ENOT_LEADER || (rc == SL_ECLOSED && known && sl_client_route_cluster(c));
         if (!moved || sl_clock_mono_ms() >= give_up) {
             return rc;
         }
@@ -282,8 +289,8 @@ static int call_group(sluice_client *c, const char *stream, const char *group, s
     }
 }
 
-int sl_client_call_group(sluice_client *c, const char *stream, const char *group,
-                         sl_request *req, uint32_t extra_timeout_ms, sl_response **out)
+int sl_client_call_group(sluice_client *c, const char *stream, const char *group, sl_request *req,
+                         uint32_t extra_timeout_ms, sl_response **out)
 {
     return call_group(c, stream, group, req, extra_timeout_ms, out, SL_CLIENT_GROUP_RETRY_MS);
 }
@@ -351,8 +358,7 @@ int sl_client_want_body(int rc, sl_response **out, Sluice__V1__Response__BodyCas
 int sl_client_call_want(sluice_client *c, sl_request *req, uint32_t extra_timeout_ms,
                         Sluice__V1__Response__BodyCase want, int empty_ok, sl_response **out)
 {
-    return sl_client_want_body(sl_client_call(c, req, extra_timeout_ms, out), out, want,
-                               empty_ok);
+    return sl_client_want_body(sl_client_call(c, req, extra_timeout_ms, out), out, want, empty_ok);
 }
 
 /* ---- routing ---- */
@@ -547,9 +553,12 @@ int sluice_client_new(const char *host_port, const struct sluice_client_opts *op
         rc = sl_login_credentials(&c->opts, &c->user, &c->password);
         c->opts.user = c->opts.password = c->opts.credentials_file = NULL; /* borrowed */
     }
-    c->sh = (struct sl_link_shared){.opts = &c->opts, .tls = c->tls,
-                                    .tls_server_name = c->tls_server_name, .user = c->user,
-                                    .password = c->password, .gen_seq = &c->gen_seq};
+    c->sh = (struct sl_link_shared){.opts = &c->opts,
+                                    .tls = c->tls,
+                                    .tls_server_name = c->tls_server_name,
+                                    .user = c->user,
+                                    .password = c->password,
+                                    .gen_seq = &c->gen_seq};
     if (rc == SL_OK) {
         rc = connect_first(c, host_port);
     }

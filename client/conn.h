@@ -78,8 +78,8 @@ int sl_client_send_noreply(sluice_client *c, sl_request *req);
  * has no leader for it (a single broker, an unknown stream, no leader now) it goes where
  * calls without a shard go. Errors: as sl_client_call_async. */
 int sl_client_call_async_shard(sluice_client *c, const char *stream, uint32_t shard,
-                               sl_request *req, uint32_t extra_timeout_ms, sl_call_cb cb,
-                               void *ctx, uint64_t *gen);
+                               sl_request *req, uint32_t extra_timeout_ms, sl_call_cb cb, void *ctx,
+                               uint64_t *gen);
 
 /* sl_client_send_noreply to the shard's leader (as above). */
 int sl_client_send_noreply_shard(sluice_client *c, const char *stream, uint32_t shard,
@@ -92,8 +92,8 @@ int sl_client_send_noreply_shard(sluice_client *c, const char *stream, uint32_t 
  * or in a cluster a leader that cannot be reached, learns the leaders again and retries,
  * for up to SL_CLIENT_GROUP_RETRY_MS. Errors: as
  * sl_client_call. Blocks: not for callbacks. */
-int sl_client_call_group(sluice_client *c, const char *stream, const char *group,
-                         sl_request *req, uint32_t extra_timeout_ms, sl_response **out);
+int sl_client_call_group(sluice_client *c, const char *stream, const char *group, sl_request *req,
+                         uint32_t extra_timeout_ms, sl_response **out);
 #define SL_CLIENT_GROUP_RETRY_MS 15000u /* a failover takes a session timeout or two */
 /* sl_client_call_group without the retries: for a best-effort call (a member leaving, which
  * must not hold up the consumer's free through a failover; its session ends anyway). */
@@ -119,6 +119,9 @@ int sl_client_route_refresh(sluice_client *c, const char *stream, bool first);
 /* Whether the last Metadata answer came from a broker in a cluster (a producer then treats
  * a broken connection as a possible leader change). Lock-free. */
 bool sl_client_route_cluster(const sluice_client *c);
+/* The leader of shard `shard` of `stream` as the routing table has it: SL_OK with *node, or
+ * SL_ENOTFOUND (not learned, none now, or not a cluster). */
+int sl_client_shard_leader(sluice_client *c, const char *stream, uint32_t shard, int32_t *node);
 
 /* The leader of `stream`'s shard as the routing table names it now: *node (SL_ROUTE_NONE when
  * it names none, or routing is off) and *epoch (0 then). Takes the client's lock briefly. */
@@ -137,6 +140,5 @@ __attribute__((format(printf, 1, 2))) void sl_client_set_error(const char *fmt, 
 /* Owned copies of `n` names (freed with sluice_groups_free) into *out and
  * *count. Errors: SL_ENOMEM (error message set). admin.c. */
 int sl_client_names_dup(char *const *names, size_t n, char ***out, size_t *count);
-
 
 #endif

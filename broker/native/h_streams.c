@@ -39,7 +39,23 @@ struct stream_msg {
     struct sl_shard_info *info;
 };
 
-static int stream_msg_build(const struct sl_stream *st, struct stream_msg *m)
+/* A replicated shard's end as its readers see it: its high watermark on a replica of this
+ * broker (a leader's own writes are durable here before the other replicas have them);
+ * libsluice asks each shard's leader (client/admin.c). */
+static void shard_read_end(const struct sl_engine *e, const struct sl_stream *st, uint32_t i,
+                           struct sl_shard_info *in)
+{
+    uint64_t end = 0;
+    int32_t epoch = -1;
+    if (st->cluster && e->repl != NULL &&
+        e->repl->replica(e->repl->ctx, st->shards[i], &end, &epoch) == SL_OK &&
+        end < in->next_seq) {
+        in->next_seq = end;
+    }
+}
+
+static int stream_msg_build(const struct sl_engine *e, const struct sl_stream *st,
+                            struct stream_msg *m)
 {
     uint32_t n = st->shard_count;
     m->shards = calloc(n, sizeof(*m->shards));
@@ -58,6 +74,7 @@ static int stream_msg_build(const struct sl_stream *st, struct stream_msg *m)
         Sluice__V1__ShardInfo *sh = &m->shards[k];
         const struct sl_shard_info *in = &m->info[k];
         sl_streams_shard_info(st, i, &m->info[k]);
+        shard_read_end(e, st, i, &m->info[k]);
         sluice__v1__shard_info__init(sh);
         sh->shard = i;
         sh->hash_start = in->hash_start;
@@ -86,11 +103,11 @@ static void stream_msg_free(struct stream_msg *m)
 }
 
 /* Create and Describe answer with the stream and each shard. */
-static void respond_stream(struct sl_conn *c, uint64_t id, const struct sl_stream *st,
-                           bool create)
+static void respond_stream(const struct sl_engine *e, struct sl_conn *c, uint64_t id,
+                           const struct sl_stream *st, bool create)
 {
     struct stream_msg m = {0};
-    if (stream_msg_build(st, &m) != SL_OK) {
+    if (stream_msg_build(e, st, &m) != SL_OK) {
         stream_msg_free(&m);
         sl_native_respond_error(c, id, SL_ENOMEM, NULL);
         return;
@@ -125,7 +142,7 @@ static void on_stream_created(void *ctx, int err, const char *why, struct sl_str
     if (err != SL_OK) {
         sl_native_respond_error(op->conn, op->req_id, err, why);
     } else {
-        respond_stream(op->conn, op->req_id, st, true);
+        respond_stream(op->srv->engine, op->conn, op->req_id, st, true);
     }
     sl_conn_request_done(op->conn);
     sl_conn_release(op->conn);
@@ -136,8 +153,8 @@ static void on_stream_created(void *ctx, int err, const char *why, struct sl_str
 static void on_cluster_created(void *ctx, int err, const char *why)
 {
     struct create_op *op = ctx;
-    struct sl_stream *st = err == SL_OK ? sl_catalog_find(op->srv->engine->catalog, op->name)
-                                        : NULL;
+    struct sl_stream *st =
+        err == SL_OK ? sl_catalog_find(op->srv->engine->catalog, op->name) : NULL;
     on_stream_created(op, st != NULL ? SL_OK : err != SL_OK ? err : SL_ENOTFOUND, why, st);
 }
 
@@ -147,8 +164,8 @@ static void create_in_cluster(struct sl_native *srv, struct sl_conn *c, const sl
 {
     const Sluice__V1__CreateStream *m = req->create_stream;
     char why[256];
-    int rc = sl_catalog_check_spec(m->name, m->shard_count, m->retention_hours, m->compression,
-                                   why, sizeof(why));
+    int rc = sl_catalog_check_spec(m->name, m->shard_count, m->retention_hours, m->compression, why,
+                                   sizeof(why));
     if (rc == SL_OK && sl_catalog_find(srv->engine->catalog, m->name) != NULL) {
         rc = SL_EEXIST;
         snprintf(why, sizeof(why), "stream %s already exists", m->name);
@@ -164,7 +181,8 @@ static void create_in_cluster(struct sl_native *srv, struct sl_conn *c, const sl
     }
     *op = (struct create_op){.conn = c, .req_id = req->id, .srv = srv};
     snprintf(op->name, sizeof(op->name), "%s", m->name);
-    struct sl_replicas_stream s = {.name = m->name, .shard_count = m->shard_count,
+    struct sl_replicas_stream s = {.name = m->name,
+                                   .shard_count = m->shard_count,
                                    .retention_hours = m->retention_hours,
                                    .retention_bytes = m->retention_bytes,
                                    .compression = m->compression,
@@ -204,7 +222,8 @@ void sl_native_create_stream(struct sl_native *srv, struct sl_conn *c, const sl_
     }
     *op = (struct create_op){.conn = c, .req_id = req->id};
     sl_conn_hold(c);
-    struct sl_stream_spec spec = {.name = m->name, .shard_count = m->shard_count,
+    struct sl_stream_spec spec = {.name = m->name,
+                                  .shard_count = m->shard_count,
                                   .retention_hours = m->retention_hours,
                                   .retention_bytes = m->retention_bytes,
                                   .compression = m->compression};
@@ -215,13 +234,13 @@ void sl_native_describe_stream(struct sl_native *srv, struct sl_conn *c, const s
 {
     char why[200];
     int rc;
-    struct sl_stream *st = sl_engine_stream(srv->engine, req->describe_stream->name, why,
-                                            sizeof(why), &rc);
+    struct sl_stream *st =
+        sl_engine_stream(srv->engine, req->describe_stream->name, why, sizeof(why), &rc);
     if (st == NULL) {
         sl_native_fail(c, req->id, rc, why);
         return;
     }
-    respond_stream(c, req->id, st, false);
+    respond_stream(srv->engine, c, req->id, st, false);
     sl_conn_request_done(c);
 }
 
@@ -292,7 +311,7 @@ static void on_resharded(void *ctx, const struct sl_reshard_result *r)
         rc == SL_OK ? sl_engine_stream(op->srv->engine, op->stream, why, sizeof(why), &rc) : NULL;
     struct stream_msg m = {0};
     uint32_t *opened = NULL;
-    if (rc == SL_OK && (stream_msg_build(st, &m) != SL_OK ||
+    if (rc == SL_OK && (stream_msg_build(op->srv->engine, st, &m) != SL_OK ||
                         (opened = calloc(r->n_new + 1, sizeof(*opened))) == NULL)) {
         rc = SL_ENOMEM;
         snprintf(why, sizeof(why), "the change was made, but no memory was left to describe it");
@@ -345,8 +364,9 @@ void sl_native_reshard_stream(struct sl_native *srv, struct sl_conn *c, const sl
         rr.target = m->target_shards;
         break;
     default:
-        sl_native_fail(c, req->id, SL_EINVAL, "ReshardStream names no change: split, merge or "
-                                              "target_shards");
+        sl_native_fail(c, req->id, SL_EINVAL,
+                       "ReshardStream names no change: split, merge or "
+                       "target_shards");
         return;
     }
     struct reshard_op *op = calloc(1, sizeof(*op));

@@ -12,7 +12,10 @@
  *   5. the killed broker comes back; a stream of WIDE_SHARDS shards (more than one
  *      ZooKeeper multi takes) is made, every shard gets a leader, and a record written to
  *      each is read back; a plain consumer (no group) reads every value of the first stream
- *      once from the start on every shard: the control batches never reach a reader.
+ *      once from the start on every shard: the control batches never reach a reader;
+ *   6. a stream of replication factor 1 (each shard on one broker): describing it through
+ *      the bootstrap list gives every shard's true end (each shard asked of its leader; the
+ *      broker that answers first holds no copy of the others), and a group's lag on it.
  * Skipped (77) without java or the ZooKeeper jar.
  */
 #include "cluster_it.h"
@@ -25,13 +28,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SESSION_MS (2000u * IT_SLOWDOWN)
-#define NB         3
-#define STREAM     "grp"
-#define GROUP      "billing"
-#define SHARDS     4u
-#define VALUES     400u
-#define HALF       (VALUES / 2)
+#define SESSION_MS  (2000u * IT_SLOWDOWN)
+#define NB          3
+#define STREAM      "grp"
+#define GROUP       "billing"
+#define SHARDS      4u
+#define VALUES      400u
+#define HALF        (VALUES / 2)
 #define WIDE_SHARDS 130u /* > 62: its states take three ZooKeeper multis */
 #define WIDE_GROUPS 8u
 
@@ -141,10 +144,10 @@ static uint64_t home_end(sluice_client *c, uint32_t k)
     return end;
 }
 
-/* The broker (index) that leads shard k as Metadata says, or -1. */
-static int leader_of(sluice_client *c, uint32_t k)
+/* The broker (index) that leads shard k of `stream` as Metadata says, or -1. */
+static int leader_in(sluice_client *c, const char *stream, uint32_t k)
 {
-    const char *names[1] = {STREAM};
+    const char *names[1] = {stream};
     struct sluice_metadata *md = NULL;
     int at = -1;
     if (sluice_cluster_metadata(c, names, 1, &md) == SLUICE_OK && md->n_streams == 1) {
@@ -157,6 +160,11 @@ static int leader_of(sluice_client *c, uint32_t k)
     }
     sluice_metadata_free(md);
     return at;
+}
+
+static int leader_of(sluice_client *c, uint32_t k)
+{
+    return leader_in(c, STREAM, k);
 }
 
 /* A stream of more shards than one ZooKeeper multi takes (its states written in chained
@@ -188,8 +196,8 @@ static void wide_stream(sluice_client *c)
     printf("stream of %u shards: %u with a leader\n", WIDE_SHARDS, led);
     CHECK(led == WIDE_SHARDS);
     uint32_t failed = 0;
-    struct sluice_producer_opts po = {.ack = SLUICE_ACK_DURABLE, .retries = 20,
-                                      .retry_backoff_ms = 200, .linger_ms = 2};
+    struct sluice_producer_opts po = {
+        .ack = SLUICE_ACK_DURABLE, .retries = 20, .retry_backoff_ms = 200, .linger_ms = 2};
     sluice_producer *p = NULL;
     CHECK(sluice_producer_new(c, "wide", &po, &p) == SLUICE_OK);
     static uint8_t covered[WIDE_SHARDS];
@@ -204,8 +212,8 @@ static void wide_stream(sluice_client *c)
         covered[k] = 1;
         n_covered++;
         int vn = snprintf(val, sizeof(val), "v%u", k);
-        CHECK(sluice_produce(p, key, (size_t)kn, val, (size_t)vn, NULL, 0, on_delivery,
-                             &failed) == SLUICE_OK);
+        CHECK(sluice_produce(p, key, (size_t)kn, val, (size_t)vn, NULL, 0, on_delivery, &failed) ==
+              SLUICE_OK);
     }
     CHECK(n_covered == WIDE_SHARDS);
     CHECK(sluice_producer_flush(p, 30000) == SLUICE_OK);
@@ -266,13 +274,63 @@ static void wide_stream(sluice_client *c)
     char **groups = NULL;
     size_t n_groups = 0;
     CHECK(sluice_groups_list(c, "wide", &groups, &n_groups) == SLUICE_OK);
-    printf("groups listed on a %u-shard stream of 2 replicas: %zu of %u\n", WIDE_SHARDS,
-           n_groups, WIDE_GROUPS);
+    printf("groups listed on a %u-shard stream of 2 replicas: %zu of %u\n", WIDE_SHARDS, n_groups,
+           WIDE_GROUPS);
     CHECK(n_groups == WIDE_GROUPS);
     for (uint32_t g = 0; g < WIDE_GROUPS; g++) {
         CHECK(strcmp(groups[g], gname[g]) == 0); /* sorted: found in increasing order */
     }
     sluice_groups_free(groups, n_groups);
+}
+
+static void on_delivery_shard(void *ctx, int err, uint32_t shard, uint64_t seq)
+{
+    (void)seq;
+    uint32_t *per_shard = ctx;
+    CHECK(err == SLUICE_OK && shard < 3);
+    __atomic_add_fetch(&per_shard[shard], 1, __ATOMIC_RELAXED);
+}
+
+/* 6: describe asks each shard's leader. */
+static void describe_single_copies(sluice_client *c)
+{
+    struct sluice_stream_opts so = {.shard_count = 3, .replication_factor = 1};
+    CHECK(cit_stream_create(c, "single", &so, 10000, NULL) == SLUICE_OK);
+    uint32_t per_shard[3] = {0};
+    struct sluice_producer_opts po = {
+        .ack = SLUICE_ACK_DURABLE, .retries = 20, .retry_backoff_ms = 200, .linger_ms = 2};
+    sluice_producer *p = NULL;
+    CHECK(sluice_producer_new(c, "single", &po, &p) == SLUICE_OK);
+    for (uint32_t v = 0; v < 30; v++) {
+        char key[16];
+        int kn = snprintf(key, sizeof(key), "s%u", v);
+        CHECK(sluice_produce(p, key, (size_t)kn, "x", 1, NULL, 0, on_delivery_shard, per_shard) ==
+              SLUICE_OK);
+    }
+    CHECK(sluice_producer_flush(p, 30000) == SLUICE_OK);
+    sluice_producer_free(p);
+    struct sluice_stream_info *si = NULL;
+    CHECK(sluice_stream_describe(c, "single", &si) == SLUICE_OK && si->shards_len == 3);
+    for (uint32_t i = 0; i < si->shards_len; i++) {
+        uint32_t k = si->shards[i].shard;
+        printf("single copy: shard %u led by broker %d: next_seq %" PRIu64 ", %u written\n", k,
+               leader_in(c, "single", k) + 1, si->shards[i].next_seq, per_shard[k]);
+        CHECK(si->shards[i].next_seq == per_shard[k]);
+    }
+    sluice_stream_info_free(si);
+    /* a group's lag too: its home holds one shard of three */
+    struct sluice_shard_lag *lag = NULL;
+    size_t n = 0;
+    int rc = sluice_group_lag(c, "audit", "single", &lag, &n);
+    if (rc != SLUICE_OK) {
+        fprintf(stderr, "lag: %s (%s)\n", sluice_strerror(rc), sluice_last_error());
+    }
+    CHECK(rc == SLUICE_OK && n == 3);
+    for (size_t i = 0; i < n; i++) {
+        printf("group lag: shard %u: %" PRIu64 " behind\n", lag[i].shard, lag[i].records_behind);
+        CHECK(lag[i].shard < 3 && lag[i].records_behind == per_shard[lag[i].shard]);
+    }
+    free(lag);
 }
 
 int main(void)
@@ -291,16 +349,16 @@ int main(void)
 
     /* 1. the values, durable on the ISR (retried until the leaders are all elected) */
     uint32_t failed = 0;
-    struct sluice_producer_opts po = {.ack = SLUICE_ACK_DURABLE, .retries = 20,
-                                      .retry_backoff_ms = 200, .linger_ms = 2};
+    struct sluice_producer_opts po = {
+        .ack = SLUICE_ACK_DURABLE, .retries = 20, .retry_backoff_ms = 200, .linger_ms = 2};
     sluice_producer *p = NULL;
     CHECK(sluice_producer_new(c, STREAM, &po, &p) == SLUICE_OK);
     for (uint32_t v = 0; v < VALUES; v++) {
         char key[16], val[16];
         int kn = snprintf(key, sizeof(key), "k%u", v);
         int vn = snprintf(val, sizeof(val), "v%u", v);
-        CHECK(sluice_produce(p, key, (size_t)kn, val, (size_t)vn, NULL, 0, on_delivery,
-                             &failed) == SLUICE_OK);
+        CHECK(sluice_produce(p, key, (size_t)kn, val, (size_t)vn, NULL, 0, on_delivery, &failed) ==
+              SLUICE_OK);
     }
     CHECK(sluice_producer_flush(p, 30000) == SLUICE_OK);
     sluice_producer_free(p);
@@ -356,7 +414,8 @@ int main(void)
     CHECK(read_values(m2, 1, NULL, 2000) == 0);
     uint64_t after = home_end(c, home);
     printf("idle member with auto-commit every 100 ms: the group's shard grew by %" PRIu64
-           " in 2 s\n", after - before);
+           " in 2 s\n",
+           after - before);
     CHECK(after - before <= 1);
     sluice_consumer_free(m2);
 
@@ -374,6 +433,7 @@ int main(void)
     (void)sluice_consumer_poll(all, extra, 8, &n_extra, 1000);
     CHECK(n_extra == 0); /* the control batches are no records */
     sluice_consumer_free(all);
+    describe_single_copies(c);
     sluice_client_free(c);
 
     for (int i = 0; i < NB; i++) {
