@@ -99,6 +99,9 @@ struct reader {
     bool any[RC_SHARDS_MAX];
     uint64_t records;
     uint32_t *at[RC_SHARDS_MAX]; /* value + 1 read at each position (0: none) */
+    /* the consumer's position reached the end: the rest are control batches (a group's
+     * state: broker/engine/control.h), no records */
+    bool reached[RC_SHARDS_MAX];
 };
 
 /* One record: ours, never seen, in sequence order. Returns 0 or -1 (why[]). */
@@ -146,7 +149,7 @@ static int reader_take(struct reader *rd, const struct sluice_record *r, char *w
 static bool reader_done(const struct reader *rd)
 {
     for (uint32_t s = 0; s < rd->n_shards; s++) {
-        if (rd->got[s] < rd->ends[s].next_seq - rd->ends[s].first_seq) {
+        if (!rd->reached[s] && rd->got[s] < rd->ends[s].next_seq - rd->ends[s].first_seq) {
             return false;
         }
     }
@@ -182,11 +185,13 @@ static int reader_verdict(const struct reader *rd, const uint8_t *outcome, struc
                 there = rd->at[s][q - rd->ends[s].first_seq];
             }
             snprintf(where, sizeof(where),
-                     "; acknowledged at shard %" PRIu32 " seq %" PRIu64 ", where the log holds %s%08"
-                     PRIu32, s, q, there > 0 ? "v" : "nothing ", there > 0 ? there - 1u : 0u);
+                     "; acknowledged at shard %" PRIu32 " seq %" PRIu64
+                     ", where the log holds %s%08" PRIu32,
+                     s, q, there > 0 ? "v" : "nothing ", there > 0 ? there - 1u : 0u);
         }
-        snprintf(why, whylen, "%" PRIu32 " acknowledged values missing (the first: v%08" PRId64
-                 "%s)", res->lost, first_lost, where);
+        snprintf(why, whylen,
+                 "%" PRIu32 " acknowledged values missing (the first: v%08" PRId64 "%s)", res->lost,
+                 first_lost, where);
         return -1;
     }
     return 0;
@@ -253,6 +258,16 @@ int rc_read_check(sluice_client *c, const char *stream, const struct rc_shard_en
             if (reader_take(&rd, &recs[k], why, whylen) != 0) {
                 goto out;
             }
+        }
+        /* every record up to the tail its last fetch saw returned, and that tail at the end:
+         * the shard's records are all read (its next_seq stays before trailing control
+         * batches: client/consumer_int.h) */
+        bool caught_up = sluice_consumer_caught_up(cons) != 0;
+        for (uint32_t s = 0; s < n_shards && caught_up; s++) {
+            uint64_t next = 0, tail = 0;
+            rd.reached[s] =
+                rd.reached[s] || (sluice_consumer_shard_state(cons, s, &next, &tail) == SLUICE_OK &&
+                                  tail >= ends[s].next_seq);
         }
     }
     ret = reader_verdict(&rd, outcome, res, why, whylen);

@@ -23,9 +23,16 @@
  * an ack in the window is reported as such. A rolling restart is one fault whose window
  * ends at the check after its first step.
  *
- * Threads: the producers (started by start, from the test's thread, so in its network
- * namespace), the client's I/O threads (delivery callbacks), the test's thread (fault,
- * check, stop). `mu` guards everything below it in struct wr_state.
+ * Queue group (#14): one consumer thread receives from queue group WR_QGROUP of the stream
+ * (its home is the leader of the group's shard, which the faults move) and acks what it
+ * gets. Each check fails when a value was delivered again after its ack was answered OK
+ * (acknowledged records never return, whatever the failovers); at the end the consumer
+ * drains the group, and every acknowledged value must have been delivered (at-least-once).
+ * It pauses with the producers for the checks (its acks are control batches).
+ *
+ * Threads: the producers and the queue consumer (started by start, from the test's thread,
+ * so in its network namespace), the client's I/O threads (delivery callbacks), the test's thread
+ * (fault, check, stop). `mu` guards everything below it in struct wr_state.
  */
 #include "repl_check.h"
 #include "workload.h"
@@ -51,6 +58,9 @@
 #define WR_READ_WAIT_MS  (30000u * IT_SLOWDOWN)
 #define WR_SLOW_ROUND_MS 1000u /* logged */
 #define WR_ROUND_GAP_MS  5u    /* between rounds: the machine is shared */
+#define WR_QGROUP        "faults-q"
+#define WR_Q_BATCH       64u                    /* records per receive */
+#define WR_Q_DRAIN_MS    (60000u * IT_SLOWDOWN) /* the final drain, at most */
 
 struct wr_fault {
     char what[96];
@@ -66,7 +76,7 @@ struct wr_fault {
 
 struct wr_state {
     char bootstrap[CW_BROKERS_MAX * 32];
-    pthread_t thr[WR_PRODUCERS];
+    pthread_t thr[WR_PRODUCERS + 1]; /* and the queue consumer */
     uint32_t n_threads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -84,6 +94,14 @@ struct wr_state {
     int last_err; /* the last delivery's */
     struct wr_fault fault[WR_FAULTS_MAX];
     uint32_t n_faults;
+    /* the queue consumer's */
+    uint8_t *q_seen;  /* [WR_VALUES_CAP]: deliveries (saturating) */
+    uint8_t *q_acked; /* [WR_VALUES_CAP]: an ack answered OK */
+    uint64_t q_deliveries, q_acks, q_redelivered;
+    uint64_t q_violations; /* delivered after an OK ack */
+    char q_first_violation[160];
+    uint32_t q_missing; /* after the drain: acknowledged values never delivered */
+    bool q_drained;
 };
 
 /* The one state of the process (delivery callbacks carry only the value). */
@@ -225,6 +243,110 @@ static void *producer_main(void *arg)
     return NULL;
 }
 
+/* ---- the queue consumer ---- */
+
+static int64_t q_value(const struct sluice_message *m)
+{
+    if (m->value_len != RC_VALUE_LEN || m->value[0] != 'v') {
+        return -1;
+    }
+    uint32_t v = 0;
+    for (uint32_t i = 1; i < RC_VALUE_LEN; i++) {
+        if (m->value[i] < '0' || m->value[i] > '9') {
+            return -1;
+        }
+        v = v * 10u + (uint32_t)(m->value[i] - '0');
+    }
+    return v < WR_VALUES_CAP ? (int64_t)v : -1;
+}
+
+/* Takes one receive's messages and acks them; false when it got none. */
+static bool q_round(sluice_client *c, uint32_t wait_ms)
+{
+    struct sluice_message *m = NULL;
+    size_t n = 0;
+    if (sluice_queue_receive(c, WR_STREAM, WR_QGROUP, WR_Q_BATCH, wait_ms, 20000, &m, &n) !=
+            SLUICE_OK ||
+        n == 0) {
+        sluice_messages_free(m, n);
+        return false;
+    }
+    const char *receipts[WR_Q_BATCH];
+    int results[WR_Q_BATCH];
+    int64_t vals[WR_Q_BATCH];
+    pthread_mutex_lock(&wr->mu);
+    for (size_t i = 0; i < n; i++) {
+        receipts[i] = m[i].receipt;
+        vals[i] = q_value(&m[i]);
+        if (vals[i] < 0) {
+            continue;
+        }
+        uint32_t v = (uint32_t)vals[i];
+        wr->q_deliveries++;
+        wr->q_redelivered += wr->q_seen[v] > 0;
+        if (wr->q_acked[v] && wr->q_violations++ == 0) {
+            snprintf(wr->q_first_violation, sizeof(wr->q_first_violation),
+                     "value %" PRIu32 " delivered again (shard %" PRIu32 " seq %" PRIu64
+                     ", count %" PRIu32 ") after its ack was answered OK",
+                     v, m[i].shard, m[i].seq, m[i].delivery_count);
+        }
+        wr->q_seen[v] = wr->q_seen[v] < 255 ? (uint8_t)(wr->q_seen[v] + 1) : 255;
+    }
+    pthread_mutex_unlock(&wr->mu);
+    memset(results, 0, sizeof(results));
+    int rc = sluice_queue_ack(c, WR_STREAM, WR_QGROUP, receipts, n, results);
+    pthread_mutex_lock(&wr->mu);
+    for (size_t i = 0; i < n && rc != SLUICE_EPROTO; i++) {
+        /* (a request that failed whole leaves every result its error) */
+        if (vals[i] >= 0 && results[i] == SLUICE_OK) {
+            wr->q_acked[vals[i]] = 1;
+            wr->q_acks++;
+        }
+    }
+    pthread_mutex_unlock(&wr->mu);
+    sluice_messages_free(m, n);
+    return true;
+}
+
+static void *consumer_main(void *arg)
+{
+    (void)arg;
+    struct sluice_client_opts co = {.connect_timeout_ms = 1000,
+                                    .request_timeout_ms = 3000,
+                                    .reconnect_backoff_ms = 50,
+                                    .reconnect_backoff_max_ms = 500,
+                                    .client_id = "repl-queue"};
+    sluice_client *c = NULL;
+    bool made = false;
+    while (producer_may_go()) {
+        if (c == NULL && sluice_client_new(wr->bootstrap, &co, &c) != SLUICE_OK) {
+            c = NULL;
+            it_sleep_ms(200);
+            continue;
+        }
+        if (!made) {
+            int rc = sluice_queue_group_create(c, WR_STREAM, WR_QGROUP, NULL);
+            made = rc == SLUICE_OK || rc == SLUICE_EEXIST;
+            if (!made) {
+                it_sleep_ms(200);
+            }
+            continue;
+        }
+        (void)q_round(c, 300);
+    }
+    /* the drain: the producers stopped; what is left of the group, until quiet */
+    uint64_t t0 = it_mono_ms();
+    uint32_t empty = 0;
+    while (made && c != NULL && empty < 5 && it_mono_ms() - t0 < WR_Q_DRAIN_MS) {
+        empty = q_round(c, 500) ? 0 : empty + 1;
+    }
+    pthread_mutex_lock(&wr->mu);
+    wr->q_drained = made && c != NULL && empty >= 5;
+    pthread_mutex_unlock(&wr->mu);
+    sluice_client_free(c);
+    return NULL;
+}
+
 /* Creates the stream (retrying while the brokers register) and waits until Metadata names a
  * leader for every shard. */
 static int create_stream(const struct cw_cluster *cl)
@@ -276,7 +398,9 @@ static int repl_start(struct cw_workload *w, const struct cw_cluster *cl)
     if (wr == NULL || (wr->outcome = calloc(WR_VALUES_CAP, 1)) == NULL ||
         (wr->round_ms = calloc(WR_ROUNDS_CAP, sizeof(uint32_t))) == NULL ||
         (wr->ack_shard = calloc(WR_VALUES_CAP, 1)) == NULL ||
-        (wr->ack_seq = calloc(WR_VALUES_CAP, sizeof(uint32_t))) == NULL) {
+        (wr->ack_seq = calloc(WR_VALUES_CAP, sizeof(uint32_t))) == NULL ||
+        (wr->q_seen = calloc(WR_VALUES_CAP, 1)) == NULL ||
+        (wr->q_acked = calloc(WR_VALUES_CAP, 1)) == NULL) {
         fprintf(stderr, "  workload repl: out of memory\n");
         return -1;
     }
@@ -296,6 +420,11 @@ static int repl_start(struct cw_workload *w, const struct cw_cluster *cl)
         }
         wr->n_threads++;
     }
+    if (pthread_create(&wr->thr[wr->n_threads], NULL, consumer_main, NULL) != 0) {
+        fprintf(stderr, "  workload repl: cannot start the queue consumer\n");
+        return -1;
+    }
+    wr->n_threads++;
     return 0;
 }
 
@@ -434,6 +563,23 @@ static int repl_check(struct cw_workload *w, const struct cw_cluster *cl, char *
     why[0] = '\0';
     uint64_t t0 = it_mono_ms();
     if (pause_producers(why, whylen) != 0) {
+        return -1;
+    }
+    pthread_mutex_lock(&wr->mu);
+    uint64_t violations = wr->q_violations;
+    uint32_t missing = wr->q_missing;
+    if (violations > 0) {
+        snprintf(why, whylen, "queue group %s: %" PRIu64 " deliveries after an OK ack; first: %s",
+                 WR_QGROUP, violations, wr->q_first_violation);
+    } else if (missing > 0) {
+        snprintf(why, whylen,
+                 "queue group %s: %" PRIu32 " acknowledged values never delivered after the "
+                 "drain",
+                 WR_QGROUP, missing);
+    }
+    pthread_mutex_unlock(&wr->mu);
+    if (violations > 0 || missing > 0) {
+        resume_producers();
         return -1;
     }
     uint64_t t_paused = it_mono_ms();
@@ -579,6 +725,16 @@ static int repl_stop(struct cw_workload *w)
            WR_PRODUCERS, wr->next_value, cnt[RC_OK], cnt[RC_FAILED], cnt[RC_UNKNOWN], wr->retries,
            wr->dup_batches);
     print_failovers();
+    uint32_t missing = 0;
+    for (uint32_t v = 0; v < wr->next_value; v++) {
+        missing += wr->outcome[v] == RC_OK && wr->q_seen[v] == 0;
+    }
+    wr->q_missing = wr->q_drained ? missing : 0;
+    printf("workload repl: queue group %s: %" PRIu64 " deliveries (%" PRIu64
+           " again: leases a failover or a failed ack left), %" PRIu64 " acked, %" PRIu64
+           " after an OK ack; drained: %s, acknowledged values never delivered: %" PRIu32 "\n",
+           WR_QGROUP, wr->q_deliveries, wr->q_redelivered, wr->q_acks, wr->q_violations,
+           wr->q_drained ? "yes" : "no (not within the time)", missing);
     return 0;
 }
 
