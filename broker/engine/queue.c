@@ -242,25 +242,27 @@ uint64_t qg_shard_end(const struct sl_engine *e, const struct sl_bshard *b,
 /* A cluster stream's group is served by its home, the leader of the group's shard (as a
  * consumer group's): SL_OK with *epoch its leader epoch (-1 on a local stream), or
  * SL_ENOT_LEADER naming the shard whose leader to ask. */
-int qg_group_home(const struct sl_engine *e, const struct sl_stream *st, const char *group,
-                  int32_t *epoch, char *why, size_t why_len)
+int qg_group_home(struct sl_engine *e, struct sl_stream *st, const char *group, int32_t *epoch,
+                  char *why, size_t why_len)
 {
     *epoch = -1;
     if (!st->cluster) {
         return SL_OK;
     }
-    uint32_t k = sl_partition_group_shard(group, strlen(group), st->shard_count);
+    struct sl_bshard *home = NULL;
     uint64_t end = 0;
-    if (e->repl == NULL || e->repl->replica(e->repl->ctx, st->shards[k], &end, epoch) != SL_OK ||
-        *epoch < 0) {
-        snprintf(why, why_len,
-                 "queue group %s of stream %s keeps its state in shard %u, which this broker "
-                 "does not lead: ask that shard's leader (Metadata)",
-                 group, st->name, k);
-        *epoch = -1;
-        return SL_ENOT_LEADER;
+    int rc = e->repl != NULL ? sl_consumer_group_home(e, st, group, &home, why, why_len)
+                             : SL_ENOT_LEADER;
+    if (rc == SL_OK && home != NULL && e->repl->replica(e->repl->ctx, home, &end, epoch) == SL_OK &&
+        *epoch >= 0) {
+        return SL_OK;
     }
-    return SL_OK;
+    if (rc == SL_OK || e->repl == NULL) { /* (no replica manager: a broker without --cluster) */
+        snprintf(why, why_len, "group %s of stream %s: this broker does not lead its shard", group,
+                 st->name);
+    }
+    *epoch = -1;
+    return SL_ENOT_LEADER;
 }
 
 /* Takes the runtime group off its stream's list (nothing new finds it); receives parked on
@@ -287,7 +289,7 @@ void qg_group_retire(struct qgroup *g, int err)
  * broker led in between), drops its runtime group: the leases it held are not the state
  * any more. The next call on the new home builds it from the store (records not acked
  * delivered again: at-least-once). */
-static bool group_stale(const struct sl_engine *e, struct qgroup *g)
+static bool group_stale(struct sl_engine *e, struct qgroup *g)
 {
     if (g->home_epoch < 0) {
         return false;

@@ -106,8 +106,8 @@ static int group_def(const char *group, const struct sl_qgroup_config *qc,
 
 /* A group of a cluster stream is made by its home, which must hold a live replica of every
  * shard (it reads them all from its own replicas: docs/REPLICATION.md "Queue groups"). */
-static int cluster_group_check(const struct sl_engine *e, const struct sl_stream *st,
-                               const char *group, char *why, size_t why_len)
+static int cluster_group_check(struct sl_engine *e, struct sl_stream *st, const char *group,
+                               char *why, size_t why_len)
 {
     int32_t epoch = -1;
     int rc = qg_group_home(e, st, group, &epoch, why, why_len);
@@ -215,26 +215,37 @@ void sl_queue_create_group(struct sl_engine *e, const char *stream, const char *
     qg_simple_start(op);
 }
 
+/* The group (*g) and a new operation on it, or NULL once cb was answered why not. */
+static struct simple_op *group_op(struct sl_engine *e, const char *stream, const char *group,
+                                  sl_done_cb cb, void *ctx, struct qgroup **g)
+{
+    char why[300];
+    int rc;
+    *g = qg_lookup(e, stream, group, why, sizeof(why), &rc);
+    if (*g == NULL) {
+        cb(ctx, rc, why);
+        return NULL;
+    }
+    struct simple_op *op = qg_simple_new(e, (*g)->stream, cb, NULL, ctx);
+    if (op == NULL) {
+        cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM));
+    }
+    return op;
+}
+
 /* Receives in flight on the group end with SL_ENOTFOUND (parked ones at
  * once, others when their read returns); their leases go with the group. */
 void sl_queue_delete_group(struct sl_engine *e, const char *stream, const char *group,
                            sl_done_cb cb, void *ctx)
 {
-    char why[300];
-    int rc;
-    struct qgroup *g = qg_lookup(e, stream, group, why, sizeof(why), &rc);
-    if (g == NULL) {
-        cb(ctx, rc, why);
+    struct qgroup *g = NULL;
+    struct simple_op *op = group_op(e, stream, group, cb, ctx, &g);
+    if (op == NULL) {
         return;
     }
     struct sl_stream *st = g->stream;
-    struct simple_op *op = qg_simple_new(e, st, cb, NULL, ctx);
-    if (op == NULL) {
-        cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM));
-        return;
-    }
     op->outstanding++;
-    rc = sl_qlog_delete_group(e, st, g->name, qg_simple_cb, op);
+    int rc = sl_qlog_delete_group(e, st, g->name, qg_simple_cb, op);
     if (rc != SL_OK) {
         op->outstanding--;
         op->err = rc;
@@ -341,19 +352,12 @@ int sl_queue_stats(struct sl_engine *e, const char *stream, const char *group,
 void sl_queue_purge(struct sl_engine *e, const char *stream, const char *group, sl_done_cb cb,
                     void *ctx)
 {
-    char why[300];
-    int rc;
-    struct qgroup *g = qg_lookup(e, stream, group, why, sizeof(why), &rc);
-    if (g == NULL) {
-        cb(ctx, rc, why);
+    struct qgroup *g = NULL;
+    struct simple_op *op = group_op(e, stream, group, cb, ctx, &g);
+    if (op == NULL) {
         return;
     }
     struct sl_stream *st = g->stream;
-    struct simple_op *op = qg_simple_new(e, st, cb, NULL, ctx);
-    if (op == NULL) {
-        cb(ctx, SL_ENOMEM, sl_strerror(SL_ENOMEM));
-        return;
-    }
     for (uint32_t s = 0; s < st->shard_count; s++) {
         struct sl_shard_stats ss;
         sl_wshard_stats(&st->shards[s]->ws, &ss);

@@ -121,8 +121,8 @@ struct qgroup *qg_lookup(struct sl_engine *e, const char *stream, const char *gr
                          uint32_t why_len, int *err);
 /* A cluster stream's group is served by its home, the leader of the group's shard: SL_OK
  * with *epoch its leader epoch (-1 on a local stream), or SL_ENOT_LEADER with why. */
-int qg_group_home(const struct sl_engine *e, const struct sl_stream *st, const char *group,
-                  int32_t *epoch, char *why, size_t why_len);
+int qg_group_home(struct sl_engine *e, struct sl_stream *st, const char *group, int32_t *epoch,
+                  char *why, size_t why_len);
 /* Takes g off its stream's list; its parked receives end with err (SL_ENOT_LEADER: deposed),
  * and it is freed with its last receive. */
 void qg_group_retire(struct qgroup *g, int err);

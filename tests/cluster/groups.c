@@ -129,44 +129,6 @@ static void checkpoints(sluice_client *c, uint64_t out[SHARDS], uint32_t timeout
     }
 }
 
-/* The end (next sequence) of shard k, as the stream's description says. */
-static uint64_t home_end(sluice_client *c, uint32_t k)
-{
-    struct sluice_stream_info *si = NULL;
-    CHECK(sluice_stream_describe(c, STREAM, &si) == SLUICE_OK);
-    uint64_t end = 0;
-    for (uint32_t i = 0; i < si->shards_len; i++) {
-        if (si->shards[i].shard == k) {
-            end = si->shards[i].next_seq;
-        }
-    }
-    sluice_stream_info_free(si);
-    return end;
-}
-
-/* The broker (index) that leads shard k of `stream` as Metadata says, or -1. */
-static int leader_in(sluice_client *c, const char *stream, uint32_t k)
-{
-    const char *names[1] = {stream};
-    struct sluice_metadata *md = NULL;
-    int at = -1;
-    if (sluice_cluster_metadata(c, names, 1, &md) == SLUICE_OK && md->n_streams == 1) {
-        for (size_t s = 0; s < md->streams[0].n_shards; s++) {
-            const struct sluice_shard_route *r = &md->streams[0].shards[s];
-            if (r->shard == k && r->leader >= 1 && r->leader <= NB) {
-                at = r->leader - 1;
-            }
-        }
-    }
-    sluice_metadata_free(md);
-    return at;
-}
-
-static int leader_of(sluice_client *c, uint32_t k)
-{
-    return leader_in(c, STREAM, k);
-}
-
 /* A stream of more shards than one ZooKeeper multi takes (its states written in chained
  * multis, replicas_meta.c): every shard gets a leader, and a record written to each of them
  * through the bootstrap list is read back. */
@@ -314,7 +276,7 @@ static void describe_single_copies(sluice_client *c)
     for (uint32_t i = 0; i < si->shards_len; i++) {
         uint32_t k = si->shards[i].shard;
         printf("single copy: shard %u led by broker %d: next_seq %" PRIu64 ", %u written\n", k,
-               leader_in(c, "single", k) + 1, si->shards[i].next_seq, per_shard[k]);
+               cit_leader(c, "single", k, NB) + 1, si->shards[i].next_seq, per_shard[k]);
         CHECK(si->shards[i].next_seq == per_shard[k]);
     }
     sluice_stream_info_free(si);
@@ -348,21 +310,7 @@ int main(void)
     CHECK(cit_stream_create(c, STREAM, &so, 10000, NULL) == SLUICE_OK);
 
     /* 1. the values, durable on the ISR (retried until the leaders are all elected) */
-    uint32_t failed = 0;
-    struct sluice_producer_opts po = {
-        .ack = SLUICE_ACK_DURABLE, .retries = 20, .retry_backoff_ms = 200, .linger_ms = 2};
-    sluice_producer *p = NULL;
-    CHECK(sluice_producer_new(c, STREAM, &po, &p) == SLUICE_OK);
-    for (uint32_t v = 0; v < VALUES; v++) {
-        char key[16], val[16];
-        int kn = snprintf(key, sizeof(key), "k%u", v);
-        int vn = snprintf(val, sizeof(val), "v%u", v);
-        CHECK(sluice_produce(p, key, (size_t)kn, val, (size_t)vn, NULL, 0, on_delivery, &failed) ==
-              SLUICE_OK);
-    }
-    CHECK(sluice_producer_flush(p, 30000) == SLUICE_OK);
-    sluice_producer_free(p);
-    CHECK(failed == 0);
+    cit_write_values(c, STREAM, "k", VALUES);
     printf("%u values written\n", VALUES);
 
     /* 2. a member reads half and commits */
@@ -383,7 +331,7 @@ int main(void)
 
     /* 3. kill -9 the group's home */
     uint32_t home = sl_partition_group_shard(GROUP, strlen(GROUP), SHARDS);
-    int killed = leader_of(c, home);
+    int killed = cit_leader(c, STREAM, home, NB);
     CHECK(killed >= 0);
     printf("group %s lives in shard %u, led by broker %d: kill -9\n", GROUP, home, killed + 1);
     sluice_client_free(c);
@@ -410,9 +358,9 @@ int main(void)
     printf("the new member read the %u values the first had not\n", VALUES - HALF);
     /* Idle with auto-commit: a commit is a control batch in the group's shard, which the
      * member reads next; it must not commit over it (one more batch each time, for ever). */
-    uint64_t before = home_end(c, home);
+    uint64_t before = cit_shard_end(c, STREAM, home);
     CHECK(read_values(m2, 1, NULL, 2000) == 0);
-    uint64_t after = home_end(c, home);
+    uint64_t after = cit_shard_end(c, STREAM, home);
     printf("idle member with auto-commit every 100 ms: the group's shard grew by %" PRIu64
            " in 2 s\n",
            after - before);

@@ -46,17 +46,6 @@ static uint8_t acked[VALUES];    /* acked before the failover */
 static uint8_t leased[VALUES];   /* received before the failover, not acked */
 static uint8_t received[VALUES]; /* deliveries after the failover */
 
-static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
-{
-    (void)shard;
-    (void)seq;
-    uint32_t *failed = ctx;
-    if (err != SLUICE_OK) {
-        fprintf(stderr, "delivery failed: %s (%s)\n", sluice_strerror(err), sluice_last_error());
-        __atomic_add_fetch(failed, 1, __ATOMIC_RELAXED);
-    }
-}
-
 static uint32_t value_of(const struct sluice_message *m)
 {
     char buf[16];
@@ -66,44 +55,6 @@ static uint32_t value_of(const struct sluice_message *m)
     uint32_t v = (uint32_t)strtoul(buf, NULL, 10);
     CHECK(v < VALUES);
     return v;
-}
-
-/* The end (next sequence) of shard k, as the stream's description says. */
-static uint64_t shard_end(sluice_client *c, uint32_t k)
-{
-    struct sluice_stream_info *si = NULL;
-    CHECK(sluice_stream_describe(c, STREAM, &si) == SLUICE_OK);
-    uint64_t end = 0;
-    for (uint32_t i = 0; i < si->shards_len; i++) {
-        if (si->shards[i].shard == k) {
-            end = si->shards[i].next_seq;
-        }
-    }
-    sluice_stream_info_free(si);
-    return end;
-}
-
-/* The broker (index) that leads shard k of `stream` as Metadata says, or -1. */
-static int leader_in(sluice_client *c, const char *stream, uint32_t k)
-{
-    const char *names[1] = {stream};
-    struct sluice_metadata *md = NULL;
-    int at = -1;
-    if (sluice_cluster_metadata(c, names, 1, &md) == SLUICE_OK && md->n_streams == 1) {
-        for (size_t s = 0; s < md->streams[0].n_shards; s++) {
-            const struct sluice_shard_route *r = &md->streams[0].shards[s];
-            if (r->shard == k && r->leader >= 1 && r->leader <= NB) {
-                at = r->leader - 1;
-            }
-        }
-    }
-    sluice_metadata_free(md);
-    return at;
-}
-
-static int leader_of(sluice_client *c, uint32_t k)
-{
-    return leader_in(c, STREAM, k);
 }
 
 static const char *attr_of(const struct sluice_record *r, const char *name)
@@ -147,21 +98,7 @@ static void dead_letters(sluice_client *c)
     }
     CHECK(rc == SLUICE_OK);
 
-    uint32_t failed = 0;
-    struct sluice_producer_opts po = {
-        .ack = SLUICE_ACK_DURABLE, .retries = 20, .retry_backoff_ms = 200, .linger_ms = 2};
-    sluice_producer *p = NULL;
-    CHECK(sluice_producer_new(c, RETRY, &po, &p) == SLUICE_OK);
-    for (uint32_t v = 0; v < DEAD_N; v++) {
-        char key[16], val[16];
-        int kn = snprintf(key, sizeof(key), "d%u", v);
-        int vn = snprintf(val, sizeof(val), "v%u", v);
-        CHECK(sluice_produce(p, key, (size_t)kn, val, (size_t)vn, NULL, 0, on_delivery, &failed) ==
-              SLUICE_OK);
-    }
-    CHECK(sluice_producer_flush(p, 30000) == SLUICE_OK);
-    sluice_producer_free(p);
-    CHECK(failed == 0);
+    cit_write_values(c, RETRY, "d", DEAD_N);
 
     /* every record nacked at each delivery: the third is dead-lettered instead */
     uint32_t nacked = 0, idle = 0;
@@ -187,7 +124,7 @@ static void dead_letters(sluice_client *c)
 
     /* the dead-letter stream holds each once, with its source */
     uint32_t home = sl_partition_group_shard("r", 1, 4);
-    int home_broker = leader_in(c, RETRY, home);
+    int home_broker = cit_leader(c, RETRY, home, NB);
     CHECK(home_broker >= 0);
     uint8_t got[DEAD_N] = {0};
     uint32_t n_got = 0, here = 0, forwarded = 0;
@@ -208,7 +145,7 @@ static void dead_letters(sluice_client *c)
             CHECK(v < DEAD_N && !got[v]);
             got[v] = 1;
             n_got++;
-            if (leader_in(c, DEAD, recs[i].shard) == home_broker) {
+            if (cit_leader(c, DEAD, recs[i].shard, NB) == home_broker) {
                 here++;
             } else {
                 forwarded++;
@@ -256,21 +193,7 @@ int main(void)
     CHECK(cit_stream_create(c, STREAM, &so, 10000, NULL) == SLUICE_OK);
 
     /* 1. the values, durable on the ISR (retried until the leaders are all elected) */
-    uint32_t failed = 0;
-    struct sluice_producer_opts po = {
-        .ack = SLUICE_ACK_DURABLE, .retries = 20, .retry_backoff_ms = 200, .linger_ms = 2};
-    sluice_producer *p = NULL;
-    CHECK(sluice_producer_new(c, STREAM, &po, &p) == SLUICE_OK);
-    for (uint32_t v = 0; v < VALUES; v++) {
-        char key[16], val[16];
-        int kn = snprintf(key, sizeof(key), "k%u", v);
-        int vn = snprintf(val, sizeof(val), "v%u", v);
-        CHECK(sluice_produce(p, key, (size_t)kn, val, (size_t)vn, NULL, 0, on_delivery, &failed) ==
-              SLUICE_OK);
-    }
-    CHECK(sluice_producer_flush(p, 30000) == SLUICE_OK);
-    sluice_producer_free(p);
-    CHECK(failed == 0);
+    cit_write_values(c, STREAM, "k", VALUES);
     printf("%u values written\n", VALUES);
 
     dead_letters(c);
@@ -314,7 +237,7 @@ int main(void)
 
     /* 3. kill -9 the group's home */
     uint32_t home = sl_partition_group_shard(GROUP, strlen(GROUP), SHARDS);
-    int killed = leader_of(c, home);
+    int killed = cit_leader(c, STREAM, home, NB);
     CHECK(killed >= 0);
     printf("group %s lives in shard %u, led by broker %d: kill -9\n", GROUP, home, killed + 1);
     sluice_client_free(c);
@@ -366,11 +289,11 @@ int main(void)
     struct sluice_message *m = NULL;
     size_t n = 0;
     CHECK(sluice_queue_receive(c, STREAM, GROUP, 8, 300, 0, &m, &n) == SLUICE_OK && n == 0);
-    uint64_t before = shard_end(c, home);
+    uint64_t before = cit_shard_end(c, STREAM, home);
     for (int i = 0; i < 6; i++) {
         CHECK(sluice_queue_receive(c, STREAM, GROUP, 8, 300, 0, &m, &n) == SLUICE_OK && n == 0);
     }
-    uint64_t after = shard_end(c, home);
+    uint64_t after = cit_shard_end(c, STREAM, home);
     printf("6 empty receives: the group's shard grew by %" PRIu64 "\n", after - before);
     CHECK(after - before <= 1);
     struct sluice_queue_stats qs;
