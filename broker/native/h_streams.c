@@ -220,7 +220,7 @@ void sl_native_create_stream(struct sl_native *srv, struct sl_conn *c, const sl_
         sl_native_fail(c, req->id, SL_ENOMEM, NULL);
         return;
     }
-    *op = (struct create_op){.conn = c, .req_id = req->id};
+    *op = (struct create_op){.conn = c, .req_id = req->id, .srv = srv};
     sl_conn_hold(c);
     struct sl_stream_spec spec = {.name = m->name,
                                   .shard_count = m->shard_count,
