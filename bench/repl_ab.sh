@@ -4,7 +4,10 @@
 # by round: the batched throughput (1 KiB records, batches of 1000, 4 shards) and the ack
 # latency at a fixed rate (1 KiB records, 1 shard, batches of 1 at RATE records/s), both
 # --ack durable with flush = always. A replicated append is acknowledged once
-# min_insync_replicas (2) brokers hold it on disk.
+# min_insync_replicas (2) brokers hold it on disk. And a queue group's drain (a backlog of
+# 20,000 records of 100 bytes received and acked by 4 consumers): on the cluster every
+# receive's delivery counts and every ack are control batches replicated in the group's
+# shard (docs/REPLICATION.md "Queue groups").
 #
 #   bench/repl_ab.sh [ROUNDS] [RATE]     (default 3 rounds, 2000 records/s)
 #
@@ -81,19 +84,28 @@ print("%-14s %9.0f rec/s  p50 %7.0f us  p99 %7.0f us  p99.9 %7.0f us  failed %d"
 
 TPUT="--mode produce --record-bytes 1024 --batch 1000 --duration 5"
 LAT="--mode produce --record-bytes 1024 --batch 1 --rate $RATE --duration 5"
+QUEUE="--mode queue --backlog 20000 --record-bytes 100 --consumers 4"
 i=1
 while [ "$i" -le "$ROUNDS" ]; do
     echo "round $i"
+    # a fresh stream per round for the queue's backlog
+    "$CLI" --broker "$CLUSTER" stream create "rq$i" --shards 4 --replication-factor 3 >/dev/null
+    "$CLI" --broker "$SINGLE" stream create "sq$i" --shards 4 >/dev/null
+    sleep 1
     if [ $((i % 2)) = 1 ]; then
         run single/tput "$SINGLE" st $TPUT
         run rf3/tput "$CLUSTER" rt $TPUT
         run single/lat "$SINGLE" sl $LAT
         run rf3/lat "$CLUSTER" rl $LAT
+        run single/queue "$SINGLE" sq$i $QUEUE
+        run rf3/queue "$CLUSTER" rq$i $QUEUE
     else
         run rf3/tput "$CLUSTER" rt $TPUT
         run single/tput "$SINGLE" st $TPUT
         run rf3/lat "$CLUSTER" rl $LAT
         run single/lat "$SINGLE" sl $LAT
+        run rf3/queue "$CLUSTER" rq$i $QUEUE
+        run single/queue "$SINGLE" sq$i $QUEUE
     fi
     i=$((i + 1))
 done
@@ -107,7 +119,7 @@ for line in open(sys.argv[1]):
     runs.setdefault(label, []).append(json.loads(j))
 def med(label, f):
     return statistics.median(f(d) for d in runs[label]) if label in runs else 0
-for kind in ("tput", "lat"):
+for kind in ("tput", "lat", "queue"):
     for who in ("single", "rf3"):
         l = who + "/" + kind
         if l not in runs:
@@ -119,4 +131,7 @@ for kind in ("tput", "lat"):
 s, r = med("single/tput", lambda d: d["records_per_s"]), med("rf3/tput", lambda d: d["records_per_s"])
 if s:
     print("rf3 / single durable records/s: %.2f" % (r / s))
+s, r = med("single/queue", lambda d: d["records_per_s"]), med("rf3/queue", lambda d: d["records_per_s"])
+if s:
+    print("rf3 / single queue drain records/s: %.2f" % (r / s))
 PY

@@ -937,7 +937,8 @@ static const char usage_text[] =
     "  --cpu-server N      pin the started broker to CPU N\n"
     "  --broker HOST:PORT  use a running broker instead (--flush is then only a label)\n"
     "  --stream NAME       with --broker: an existing stream (kept; its shards are used as\n"
-    "                      they are, e.g. a replicated one this broker leads)\n"
+    "                      they are, e.g. a replicated one this broker leads; queue mode\n"
+    "                      makes its group \"bench\" there if missing)\n"
     "  --server-pid PID    its process, for the CPU and disk figures (else n/a)\n"
     "  --cpu-client N      pin this process to CPU N\n"
     "  --help              this text\n"
@@ -1184,19 +1185,30 @@ static void pin_self(int cpu)
 
 static void setup_stream(sluice_client *c)
 {
+    int rc;
     if (cfg.stream != NULL) {
         snprintf(stream, sizeof(stream), "%s", cfg.stream);
+    } else {
+        snprintf(stream, sizeof(stream), "sluice-bench-%d", (int)getpid());
+        struct sluice_stream_opts so = {.shard_count = cfg.shards,
+                                        .compression = cfg.compression};
+        if ((rc = sluice_stream_create(c, stream, &so, NULL)) != SL_OK) {
+            die("create stream", rc);
+        }
+    }
+    if (cfg.mode != MODE_QUEUE) {
         return;
     }
-    snprintf(stream, sizeof(stream), "sluice-bench-%d", (int)getpid());
-    struct sluice_stream_opts so = {.shard_count = cfg.shards, .compression = cfg.compression};
-    int rc = sluice_stream_create(c, stream, &so, NULL);
-    if (rc != SL_OK) {
-        die("create stream", rc);
-    }
-    if (cfg.mode == MODE_QUEUE &&
-        (rc = sluice_queue_group_create(c, stream, "bench", NULL)) != SL_OK) {
-        die("create queue group", rc);
+    /* (a stream just made in a cluster may not be made yet on the group's home: retried) */
+    for (int tries = 0;; tries++) {
+        rc = sluice_queue_group_create(c, stream, "bench", NULL);
+        if (rc == SL_OK || rc == SL_EEXIST) {
+            return;
+        }
+        if ((rc != SL_EAGAIN && rc != SL_ENOTFOUND) || tries >= 100) {
+            die("create queue group", rc);
+        }
+        usleep(100 * 1000);
     }
 }
 
