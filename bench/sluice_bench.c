@@ -1125,8 +1125,8 @@ static void check_opts(int backlog_given)
     if ((cfg.mode == MODE_PRODUCE || cfg.mode == MODE_TAIL) && cfg.backlog > 0) {
         usage_error("--backlog is for the consume and queue modes, not %s", mode_names[cfg.mode]);
     }
-    if (cfg.stream != NULL && (cfg.broker == NULL || cfg.mode == MODE_QUEUE)) {
-        fprintf(stderr, PROG ": --stream needs --broker and a mode other than queue\n");
+    if (cfg.stream != NULL && cfg.broker == NULL) {
+        fprintf(stderr, PROG ": --stream needs --broker\n");
         exit(2);
     }
     if (cfg.broker != NULL && (cfg.cpu_server >= 0 || cfg.extra_len > 0)) {
