@@ -77,8 +77,9 @@ run() { # label broker stream args...
 import json, sys
 label, j = sys.stdin.read().split(" ", 1)
 d = json.loads(j)
+z = lambda v: v if v is not None else 0  # (a queue drain has no produce acks)
 print("%-14s %9.0f rec/s  p50 %7.0f us  p99 %7.0f us  p99.9 %7.0f us  failed %d" % (label,
-      d["records_per_s"], d["ack_p50_us"], d["ack_p99_us"], d["ack_p999_us"],
+      d["records_per_s"], z(d["ack_p50_us"]), z(d["ack_p99_us"]), z(d["ack_p999_us"]),
       d["failed_records"]))'
 }
 
@@ -118,7 +119,7 @@ for line in open(sys.argv[1]):
     label, j = line.split(" ", 1)
     runs.setdefault(label, []).append(json.loads(j))
 def med(label, f):
-    return statistics.median(f(d) for d in runs[label]) if label in runs else 0
+    return statistics.median((f(d) or 0) for d in runs[label]) if label in runs else 0
 for kind in ("tput", "lat", "queue"):
     for who in ("single", "rf3"):
         l = who + "/" + kind
