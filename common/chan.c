@@ -4,8 +4,10 @@
 #include "common/assert.h"
 #include "common/error.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int sl_chan_init(struct sl_chan *c, uint32_t slot_count, uint32_t msg_bytes)
 {
@@ -54,8 +56,7 @@ void sl_chan_flush(struct sl_chan *c)
         i++;
     }
     if (i > 0) {
-        memmove(c->ovf, c->ovf + (size_t)i * c->msg_bytes,
-                (size_t)(c->ovf_len - i) * c->msg_bytes);
+        memmove(c->ovf, c->ovf + (size_t)i * c->msg_bytes, (size_t)(c->ovf_len - i) * c->msg_bytes);
         c->ovf_len -= i;
         c->posted = true;
     }
@@ -90,4 +91,14 @@ bool sl_chan_get(struct sl_chan *c, void *m)
     memcpy(m, c->slots + (size_t)(head & (c->slot_count - 1)) * c->msg_bytes, c->msg_bytes);
     atomic_store_explicit(&c->head, head + 1, memory_order_release);
     return true;
+}
+
+void sl_chan_wake(int efd)
+{
+    uint64_t one = 1;
+    ssize_t n;
+    do {
+        n = write(efd, &one, sizeof(one));
+    } while (n < 0 && errno == EINTR);
+    /* (blocking eventfds: a read armed on the ring waits for this write) */
 }

@@ -10,7 +10,8 @@
  * its next sl_chan_flush: a sender never blocks and never drops.
  *
  * Wake-ups are the user's: `posted` says something was put since the user
- * last cleared it (the receiver should be woken).
+ * last cleared it (the receiver should be woken, e.g. through an eventfd
+ * with a read armed on its ring: sl_chan_wake).
  *
  * Threading: put/flush/posted on the producer's thread only, get on the
  * consumer's only; init/fini while neither runs.
@@ -47,5 +48,8 @@ void sl_chan_put(struct sl_chan *c, const void *m);
 void sl_chan_flush(struct sl_chan *c);
 /* Copies the next message out; false when there is none. */
 bool sl_chan_get(struct sl_chan *c, void *m);
+/* Adds 1 to the eventfd `efd` (retrying EINTR): a read armed on the
+ * receiver's ring completes. Any thread. */
+void sl_chan_wake(int efd);
 
 #endif

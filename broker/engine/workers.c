@@ -183,16 +183,6 @@ struct sl_workers {
     struct worker *w; /* w[1..n-1]; w[0] unused */
 };
 
-static void efd_wake(int fd)
-{
-    uint64_t one = 1;
-    ssize_t n;
-    do {
-        n = write(fd, &one, sizeof(one));
-    } while (n < 0 && errno == EINTR);
-    /* (blocking eventfds: a read armed on the ring waits for this write) */
-}
-
 /* ---- owner side (worker threads) ------------------------------------------ */
 
 /* Every message carries the shard's stats: the progress fields taken now,
@@ -539,7 +529,7 @@ static void *worker_main(void *arg)
         sl_chan_flush(&w->out);
         if (w->out.posted) {
             w->out.posted = false;
-            efd_wake(w->ws->home_efd);
+            sl_chan_wake(w->ws->home_efd);
         }
         sl_ring_run(&w->ring, 1, STATS_EVERY_NS);
     }
@@ -556,7 +546,7 @@ static void on_signal_workers(struct sl_deferred *d)
         sl_chan_flush(&w->in);
         if (w->in.posted) {
             w->in.posted = false;
-            efd_wake(w->efd);
+            sl_chan_wake(w->efd);
         }
         /* Messages left in the overflow list go in when the worker answers
          * (sl_workers_drain): it answers everything it takes. */
@@ -664,14 +654,14 @@ void sl_workers_call(struct sl_workers *ws, uint32_t i, void (*fn)(void *arg), v
     sl_chan_put(&w->in, &m);
     sl_chan_flush(&w->in);
     w->in.posted = false;
-    efd_wake(w->efd);
+    sl_chan_wake(w->efd);
     pthread_mutex_lock(&w->mu);
     while (!call.done) {
         if (w->in.ovf_len > 0) {
             /* The ring was full: feed it while waiting. */
             pthread_mutex_unlock(&w->mu);
             sl_chan_flush(&w->in);
-            efd_wake(w->efd);
+            sl_chan_wake(w->efd);
             usleep(100);
             pthread_mutex_lock(&w->mu);
             continue;
@@ -685,7 +675,7 @@ static void worker_join(struct worker *w)
 {
     if (w->started) {
         atomic_store_explicit(&w->stop, true, memory_order_release);
-        efd_wake(w->efd);
+        sl_chan_wake(w->efd);
         pthread_join(w->thread, NULL);
         w->started = false;
         SL_ASSERT(w->owned == NULL); /* every shard was closed first */
@@ -1016,7 +1006,7 @@ void sl_wshard_close_many(struct sl_workers *ws, struct sl_wshard *const *b, uin
         sl_chan_put(&w->in, &m);
         while (!call.done) {
             sl_chan_flush(&w->in);
-            efd_wake(w->efd);
+            sl_chan_wake(w->efd);
             sl_workers_drain(ws);
             if (!call.done) {
                 usleep(50);

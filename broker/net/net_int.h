@@ -11,12 +11,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define OUT_BUF_MIN (16u << 10)
-#define TICK_NS (50u * 1000000u)
-#define LISTEN_BACKLOG 1024
-#define TLS_IN_BYTES   (32u << 10) /* ciphertext per recv: two full records */
-#define TLS_OUT_BYTES  (64u << 10) /* ciphertext per send; bounds the session's output */
-#define TLS_HANDSHAKE_RECORD 0x16  /* a TLS record's first byte when a client starts */
+#define OUT_BUF_MIN          (16u << 10)
+#define TICK_NS              (50u * 1000000u)
+#define LISTEN_BACKLOG       1024
+#define TLS_IN_BYTES         (32u << 10) /* ciphertext per recv: two full records */
+#define TLS_OUT_BYTES        (64u << 10) /* ciphertext per send; bounds the session's output */
+#define TLS_HANDSHAKE_RECORD 0x16        /* a TLS record's first byte when a client starts */
 
 struct sl_out_buf {
     struct sl_out_buf *next;
@@ -29,7 +29,7 @@ struct sl_out_buf {
 struct sl_in_blk {
     uint32_t pins;
     uint32_t cap;
-    bool retired; /* no longer the connection's `in`: freed at the last unpin */
+    bool retired;           /* no longer the connection's `in`: freed at the last unpin */
     struct sl_in_blk *next; /* in the connection's spares */
     uint8_t data[];
 };

@@ -43,6 +43,7 @@
 #include "broker/net/net_int.h"
 
 #include "common/assert.h"
+#include "common/chan.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -77,18 +78,18 @@ enum relay_type {
 
 struct relay_msg {
     uint32_t type;
-    uint32_t len;          /* R_FRAME: the message's bytes; R_PIN: pins */
-    struct sl_conn *c;     /* the receiver's side: the proxy (to main), the real one (to a loop) */
-    const uint8_t *data;   /* R_FRAME */
-    void *p;               /* R_FRAME/R_PIN/R_UNPIN: the receive buffer; R_OUT: the chain */
-    char *tls_peer;        /* R_FRAME, the first of a TLS connection: its peer's name */
-    uint64_t flags;        /* R_FLAGS */
+    uint32_t len;        /* R_FRAME: the message's bytes; R_PIN: pins */
+    struct sl_conn *c;   /* the receiver's side: the proxy (to main), the real one (to a loop) */
+    const uint8_t *data; /* R_FRAME */
+    void *p;             /* R_FRAME/R_PIN/R_UNPIN: the receive buffer; R_OUT: the chain */
+    char *tls_peer;      /* R_FRAME, the first of a TLS connection: its peer's name */
+    uint64_t flags;      /* R_FLAGS */
 };
 
 struct sl_net_loop {
     uint32_t idx;
-    struct sl_net *home;  /* the main loop's net */
-    struct sl_net net;    /* this loop's */
+    struct sl_net *home; /* the main loop's net */
+    struct sl_net net;   /* this loop's */
     struct sl_chan to_loop;
     struct sl_chan to_home;
     int efd; /* wakes this loop */
@@ -102,15 +103,6 @@ struct sl_net_loop {
     bool finishing;
     bool quiesced; /* finishing, and nothing armed on the ring names this any more */
 };
-
-static void efd_wake(int fd)
-{
-    uint64_t one = 1;
-    ssize_t n;
-    do {
-        n = write(fd, &one, sizeof(one));
-    } while (n < 0 && errno == EINTR);
-}
 
 /* ---- the main loop's side --------------------------------------------------- */
 
@@ -378,7 +370,7 @@ static void on_home_kick(struct sl_deferred *d)
         sl_chan_flush(&lp->to_loop);
         if (lp->to_loop.posted) {
             lp->to_loop.posted = false;
-            efd_wake(lp->efd);
+            sl_chan_wake(lp->efd);
         }
     }
 }
@@ -405,7 +397,7 @@ static void on_loop_kick(struct sl_deferred *d)
     sl_chan_flush(&lp->to_home);
     if (lp->to_home.posted) {
         lp->to_home.posted = false;
-        efd_wake(lp->home->home_efd);
+        sl_chan_wake(lp->home->home_efd);
     }
 }
 
@@ -424,8 +416,8 @@ size_t sl_relay_recv(struct sl_conn *c, const uint8_t *data, size_t len)
             return len; /* answered and closing: the rest is not read */
         }
         SL_ASSERT(mlen > 0 && mlen <= len - off);
-        struct relay_msg m = {.type = R_FRAME, .c = c->twin, .data = data + off, .len = mlen,
-                              .p = sl_conn_pin(c)};
+        struct relay_msg m = {
+            .type = R_FRAME, .c = c->twin, .data = data + off, .len = mlen, .p = sl_conn_pin(c)};
         if (c->tls != NULL && !c->tls_named) {
             /* the handshake is done before any plaintext: the peer's name is final */
             char name[256];
@@ -583,7 +575,7 @@ static void loop_finish(void *arg)
         sl_net_conn_close(c);
     }
     if (lp->efd_busy) {
-        efd_wake(lp->efd); /* completes the armed read, not armed again */
+        sl_chan_wake(lp->efd); /* completes the armed read, not armed again */
     }
 }
 
@@ -641,8 +633,12 @@ int sl_net_spread(struct sl_net *n, uint32_t loops, struct sl_ring *const *rings
         lp->idx = i;
         lp->home = n;
         lp->efd = -1;
-        lp->net = (struct sl_net){.ring = rings[i], .cfg = n->cfg, .signal_fd = -1,
-                                  .loop = lp, .n_loops = 1, .home_efd = -1};
+        lp->net = (struct sl_net){.ring = rings[i],
+                                  .cfg = n->cfg,
+                                  .signal_fd = -1,
+                                  .loop = lp,
+                                  .n_loops = 1,
+                                  .home_efd = -1};
         lp->efd_op.cb = on_loop_wake;
         lp->tick_op.cb = on_loop_tick;
         lp->kick.fn = on_loop_kick;
@@ -693,7 +689,7 @@ void sl_relay_fini(struct sl_net *n)
         return;
     }
     struct spread sp = spread_of_main;
-    home_drain(n);      /* frames and closes the loops sent last */
+    home_drain(n); /* frames and closes the loops sent last */
     on_home_kick(&n->home_kick);
     for (uint32_t i = 1; i < n->n_loops; i++) {
         struct sl_net_loop *lp = n->loops[i];

@@ -24,10 +24,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CLIENTS   6u
-#define LOOPS     3u
+#define CLIENTS    6u
+#define LOOPS      3u
 #define PER_CLIENT 200u
-#define SHARDS    4u
+#define SHARDS     4u
 
 static struct it_broker broker;
 static atomic_uint delivered_ok, delivered_err;
@@ -115,16 +115,16 @@ TEST(connections_on_every_worker)
     /* every connection produces through its loop */
     for (uint32_t i = 0; i < CLIENTS; i++) {
         sluice_producer *p = NULL;
-        struct sluice_producer_opts po = {.linger_ms = 1, .block_when_full = 1,
-                                          .ack = SLUICE_ACK_DURABLE};
+        struct sluice_producer_opts po = {
+            .linger_ms = 1, .block_when_full = 1, .ack = SLUICE_ACK_DURABLE};
         CHECK_EQ(sluice_producer_new(c[i], "spread", &po, &p), SL_OK);
         for (uint32_t j = 0; j < PER_CLIENT; j++) {
             char key[16], val[32];
             int kl = snprintf(key, sizeof(key), "c%u", i);
             int vl = snprintf(val, sizeof(val), "c%u:%u", i, j);
-            CHECK_EQ(sluice_produce(p, key, (size_t)kl, val, (size_t)vl, NULL, 0, on_delivery,
-                                    NULL),
-                     SL_OK);
+            CHECK_EQ(
+                sluice_produce(p, key, (size_t)kl, val, (size_t)vl, NULL, 0, on_delivery, NULL),
+                SL_OK);
         }
         CHECK_EQ(sluice_producer_flush(p, 30000), SL_OK);
         sluice_producer_free(p);
