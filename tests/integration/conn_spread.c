@@ -8,7 +8,9 @@
  * 200 keyed records durably and reads the whole stream back (each of the 1,200 records
  * exactly once, with its value, each key's in order). Once the clients are freed, loops 1
  * and 2 hold no connection (a closed connection is freed on both sides), and the broker
- * stops cleanly (exit status 0, no sanitizer report).
+ * stops cleanly (exit status 0, no sanitizer report). And a SIGTERM while a fetch is parked
+ * on a connection of each loop: the broker exits cleanly within 5 s (its shutdown timeout
+ * is 10 s).
  */
 #include "../unit/test.h"
 #include "harness.h"
@@ -19,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -173,6 +176,51 @@ TEST(connections_on_every_worker)
     it_broker_cleanup(&broker);
 }
 
+/* A consumer long-polling an empty stream until the broker goes away. */
+static void *long_poll(void *arg)
+{
+    sluice_consumer *cons = arg;
+    struct sluice_record r[4];
+    size_t count = 0;
+    (void)sluice_consumer_poll(cons, r, 4, &count, 10000); /* (ends when the broker does) */
+    return NULL;
+}
+
+/* SIGTERM while every loop has a connection whose fetch is parked at the tail: the parked
+ * fetches are answered, each loop closes its connections, and the broker exits cleanly and
+ * at once (not after shutdown_timeout_ms) - the hand-over's shutdown path. */
+TEST(shutdown_with_long_polls_on_every_loop)
+{
+    const char *args[] = {"--workers", "3", "--conn-workers", "true", NULL};
+    CHECK_EQ(it_broker_start_args(&broker, "always", 0, args), 0);
+    sluice_client *c[LOOPS] = {0};
+    sluice_consumer *cons[LOOPS] = {0};
+    pthread_t t[LOOPS];
+    for (uint32_t i = 0; i < LOOPS; i++) {
+        CHECK_EQ(it_connect(&broker, &c[i]), SL_OK); /* loops 1, 2, 0 */
+    }
+    CHECK_EQ(it_create_stream(c[0], "idle", 1), SL_OK);
+    for (uint32_t i = 0; i < LOOPS; i++) {
+        CHECK_EQ(sluice_consumer_new(c[i], "idle", NULL, NULL, &cons[i]), SL_OK);
+        CHECK_EQ(pthread_create(&t[i], NULL, long_poll, cons[i]), 0);
+    }
+    uint32_t n[LOOPS];
+    CHECK(loop_conns(n));
+    CHECK(n[0] >= 1 && n[1] == 1 && n[2] == 1);
+    it_sleep_ms(300); /* the fetches reach the broker and park */
+    uint64_t t0 = it_mono_ms();
+    CHECK_EQ(it_broker_stop(&broker), 0);
+    uint64_t took = it_mono_ms() - t0;
+    fprintf(stderr, "  stopped in %llu ms\n", (unsigned long long)took);
+    CHECK(took < 5000); /* (shutdown_timeout_ms is 10 s: nothing waited it out) */
+    for (uint32_t i = 0; i < LOOPS; i++) {
+        pthread_join(t[i], NULL);
+        sluice_consumer_free(cons[i]);
+        sluice_client_free(c[i]);
+    }
+    it_broker_cleanup(&broker);
+}
+
 int main(void)
 {
     int pre = it_preflight();
@@ -180,5 +228,6 @@ int main(void)
         return pre;
     }
     RUN(connections_on_every_worker);
+    RUN(shutdown_with_long_polls_on_every_loop);
     TEST_END();
 }
