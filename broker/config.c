@@ -112,6 +112,10 @@ static const struct setting settings[] = {
     {"workers", "server", T_U32, U_NONE, "0", 0, 64, NULL, OFF(workers),
      "Threads that own shards, each with its own io_uring ring; the first also runs the "
      "network. 0 = one per CPU core this process may use (taskset, cpuset)."},
+    {"conn_workers", "server", T_BOOL, U_NONE, "false", 0, 1, NULL, OFF(conn_workers),
+     "Spread native-protocol connections over every worker: each connection's socket, TLS "
+     "and framing run on one worker's loop (round robin); its requests still run on the "
+     "first. false: every connection on the first worker."},
     {"shutdown_timeout_ms", "server", T_U32, U_MS, "10s", 0, HOUR, NULL, OFF(shutdown_timeout_ms),
      "On SIGTERM/SIGINT, how long in-flight work may take before the broker exits anyway."},
 

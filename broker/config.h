@@ -35,6 +35,7 @@ struct sl_broker_config {
     enum sl_log_format log_format;
     uint32_t shutdown_timeout_ms;
     uint32_t workers; /* shard-owning loops; 0 = one per CPU core */
+    bool conn_workers; /* native connections spread over the workers' loops (net.h) */
     /* [connections] */
     uint32_t max_connections;
     uint32_t max_frame_bytes;

@@ -162,6 +162,7 @@ struct broker {
     struct sl_ctrl_run *ctrl; /* running for cluster controller; NULL for a single broker */
     struct sl_peers *peers;   /* links to the other brokers; NULL for a single broker */
     struct sl_replicas *replicas; /* shard replicas; NULL for a single broker */
+    struct sl_workers *workers;   /* the shard owners (conn_workers: their loops serve too) */
     struct sl_daemon daemon;
 };
 
@@ -322,6 +323,30 @@ static int api_call(void *api, struct sl_conn *via, const char *principal, const
                                 why_len);
 }
 
+/* sl_net_call_fn over the workers: fn(arg) on worker `loop`'s thread. */
+static void call_on_worker(void *ctx, uint32_t loop, void (*fn)(void *arg), void *arg)
+{
+    sl_workers_call(ctx, loop, fn, arg);
+}
+
+/* conn_workers: native connections served on every worker's loop. */
+static int spread_connections(struct sl_net *net, struct sl_ring *home, struct sl_workers *ws)
+{
+    uint32_t n = sl_workers_count(ws);
+    struct sl_ring *rings[SL_NET_LOOPS_MAX];
+    _Static_assert(SL_WORKERS_MAX <= SL_NET_LOOPS_MAX, "a loop per worker");
+    for (uint32_t i = 0; i < n; i++) {
+        rings[i] = sl_workers_ring(ws, home, i);
+    }
+    int rc = sl_net_spread(net, n, rings, call_on_worker, ws);
+    if (rc != SL_OK) {
+        sl_error("broker", "cannot spread connections over %u workers: %s", n, sl_strerror(rc));
+    } else if (n > 1) {
+        sl_info("broker", "native connections served on %u workers (conn_workers)", n);
+    }
+    return rc;
+}
+
 static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struct broker *b)
 {
     struct sl_engine *engine = b->engine;
@@ -430,6 +455,9 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
                                         .proto = &sl_api_proto, .ctx = &api,
                                         .tls = sec.http};
         rc = sl_net_listen(net, &lc, &port);
+    }
+    if (rc == SL_OK && cfg->conn_workers) {
+        rc = spread_connections(net, ring, b->workers);
     }
     if (rc == SL_OK) {
         /* Written once every listener is bound: whoever waits for the file
@@ -551,7 +579,7 @@ int main(int argc, char **argv)
     cc.open_files_max = cfg.open_files_max;
     struct sl_engine engine;
     memset(&engine, 0, sizeof(engine));
-    struct broker broker = {.engine = &engine};
+    struct broker broker = {.engine = &engine, .workers = workers};
     sl_daemon_init(&broker.daemon, broker_describe, &broker);
     cc.listener = sl_events_shard_listener;
     cc.stream_free = sl_events_stream_free;

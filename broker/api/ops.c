@@ -370,6 +370,12 @@ static void put_process(struct text *t, struct sl_api *api)
     family(t, "sluice_connections", "gauge", "Open client connections by protocol.");
     put(t, "sluice_connections{protocol=\"native\"} %u\n", sl_net_conn_count(api->net, "native"));
     put(t, "sluice_connections{protocol=\"http\"} %u\n", sl_net_conn_count(api->net, "http"));
+    family(t, "sluice_loop_connections", "gauge",
+           "Open client connections by the loop serving them (conn_workers spreads native "
+           "ones over the workers; loop 0 is the main loop).");
+    for (uint32_t i = 0; i < sl_net_loop_count(api->net); i++) {
+        put(t, "sluice_loop_connections{loop=\"%u\"} %u\n", i, sl_net_loop_conn_count(api->net, i));
+    }
     uint32_t streams = 0, shards = 0;
     for (struct sl_stream *st = sl_catalog_first(api->engine->catalog); st != NULL;
          st = st->next) {

@@ -20,6 +20,7 @@
 #include "storage/batch.h"
 
 #include "common/assert.h"
+#include "common/chan.h"
 #include "common/checksum.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -82,17 +83,6 @@ struct msg {
     struct sl_shard_stats stats; /* owner -> main loop */
     struct sl_shard_io_times io; /* M_APPENDED: sl_wshard_append_io */
     uint64_t next_seq;           /* M_NOTIFY with data: after its last batch */
-};
-
-struct chan {
-    _Alignas(64) _Atomic uint32_t head; /* next slot to read (consumer) */
-    _Alignas(64) _Atomic uint32_t tail; /* next slot to write (producer) */
-    _Alignas(64) struct msg *slots;
-    /* producer side only */
-    struct msg *ovf;
-    uint32_t ovf_len;
-    uint32_t ovf_cap;
-    bool posted; /* pushed since the receiver was last woken */
 };
 
 struct call {
@@ -169,8 +159,8 @@ struct worker {
     int efd;                 /* wakes this worker */
     struct sl_io_op efd_op;
     uint64_t efd_val;
-    struct chan in;          /* main loop -> worker */
-    struct chan out;         /* worker -> main loop */
+    struct sl_chan in;       /* main loop -> worker */
+    struct sl_chan out;      /* worker -> main loop */
     pthread_mutex_t mu;      /* sync calls only */
     pthread_cond_t cv;
     _Atomic bool stop;
@@ -192,96 +182,6 @@ struct sl_workers {
     struct sl_deferred signal; /* end of the main loop's tick: wake workers */
     struct worker *w; /* w[1..n-1]; w[0] unused */
 };
-
-/* ---- message rings ---------------------------------------------------- */
-
-static int chan_init(struct chan *c)
-{
-    memset(c, 0, sizeof(*c));
-    c->slots = calloc(CHAN_SLOTS, sizeof(*c->slots));
-    return c->slots != NULL ? SL_OK : SL_ENOMEM;
-}
-
-static void chan_fini(struct chan *c)
-{
-    free(c->slots);
-    free(c->ovf);
-    c->slots = NULL;
-    c->ovf = NULL;
-    c->ovf_len = c->ovf_cap = 0;
-    atomic_store(&c->head, 0);
-    atomic_store(&c->tail, 0);
-}
-
-static bool chan_try_put(struct chan *c, const struct msg *m)
-{
-    uint32_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
-    uint32_t head = atomic_load_explicit(&c->head, memory_order_acquire);
-    if (tail - head == CHAN_SLOTS) {
-        return false;
-    }
-    c->slots[tail & (CHAN_SLOTS - 1)] = *m;
-    atomic_store_explicit(&c->tail, tail + 1, memory_order_release);
-    return true;
-}
-
-/* Moves overflowed messages into the ring while there is room. What it moves
- * is news to the receiver (posted): the receiver may have drained the ring and
- * gone to sleep since the messages were first put - without a wake-up it would
- * never look (a broker with 20,000 shards hung so after a restart: the worker's
- * stats outgrew its out ring in one turn, integration_scale). */
-static void chan_flush(struct chan *c)
-{
-    uint32_t i = 0;
-    while (i < c->ovf_len && chan_try_put(c, &c->ovf[i])) {
-        i++;
-    }
-    if (i > 0) {
-        memmove(c->ovf, c->ovf + i, (c->ovf_len - i) * sizeof(*c->ovf));
-        c->ovf_len -= i;
-        c->posted = true;
-    }
-}
-
-static void chan_put(struct chan *c, const struct msg *m)
-{
-    c->posted = true;
-    if (c->ovf_len == 0 && chan_try_put(c, m)) {
-        return;
-    }
-    if (c->ovf_len == c->ovf_cap) {
-        uint32_t cap = c->ovf_cap == 0 ? 256 : c->ovf_cap * 2;
-        struct msg *n = realloc(c->ovf, (size_t)cap * sizeof(*n));
-        /* Bounded by the requests in flight (connections x max_inflight);
-         * without memory for it the broker cannot keep its promises. */
-        SL_ASSERT(n != NULL);
-        c->ovf = n;
-        c->ovf_cap = cap;
-    }
-    c->ovf[c->ovf_len++] = *m;
-}
-
-static bool chan_get(struct chan *c, struct msg *m)
-{
-    uint32_t head = atomic_load_explicit(&c->head, memory_order_relaxed);
-    uint32_t tail = atomic_load_explicit(&c->tail, memory_order_acquire);
-    if (head == tail) {
-        return false;
-    }
-    *m = c->slots[head & (CHAN_SLOTS - 1)];
-    atomic_store_explicit(&c->head, head + 1, memory_order_release);
-    return true;
-}
-
-static void efd_wake(int fd)
-{
-    uint64_t one = 1;
-    ssize_t n;
-    do {
-        n = write(fd, &one, sizeof(one));
-    } while (n < 0 && errno == EINTR);
-    /* (blocking eventfds: a read armed on the ring waits for this write) */
-}
 
 /* ---- owner side (worker threads) ------------------------------------------ */
 
@@ -325,7 +225,7 @@ static void owner_post(struct worker *w, struct msg *m)
     active_link(w, b);
     sl_shard_stats_progress(b->log, &b->ow_published);
     m->stats = b->ow_published;
-    chan_put(&w->out, m);
+    sl_chan_put(&w->out, m);
 }
 
 static struct worker *owner_of(struct sl_wshard *b)
@@ -545,7 +445,7 @@ static void owner_handle(struct worker *w, struct msg *m)
         m->call->fn(m->call->arg);
         if (m->call->ordered) {
             struct msg r = {.type = M_CALLED, .call = m->call};
-            chan_put(&w->out, &r);
+            sl_chan_put(&w->out, &r);
             break;
         }
         pthread_mutex_lock(&w->mu);
@@ -618,7 +518,7 @@ static void *worker_main(void *arg)
     sl_ring_read(&w->ring, &w->efd_op, w->efd, &w->efd_val, sizeof(w->efd_val), 0);
     for (;;) {
         struct msg m;
-        while (chan_get(&w->in, &m)) {
+        while (sl_chan_get(&w->in, &m)) {
             owner_handle(w, &m);
         }
         if (atomic_load_explicit(&w->stop, memory_order_acquire)) {
@@ -626,10 +526,10 @@ static void *worker_main(void *arg)
         }
         owner_retry(w);
         owner_publish_stats(w);
-        chan_flush(&w->out);
+        sl_chan_flush(&w->out);
         if (w->out.posted) {
             w->out.posted = false;
-            efd_wake(w->ws->home_efd);
+            sl_chan_wake(w->ws->home_efd);
         }
         sl_ring_run(&w->ring, 1, STATS_EVERY_NS);
     }
@@ -643,10 +543,10 @@ static void on_signal_workers(struct sl_deferred *d)
     struct sl_workers *ws = sl_container_of(d, struct sl_workers, signal);
     for (uint32_t i = 1; i < ws->n; i++) {
         struct worker *w = &ws->w[i];
-        chan_flush(&w->in);
+        sl_chan_flush(&w->in);
         if (w->in.posted) {
             w->in.posted = false;
-            efd_wake(w->efd);
+            sl_chan_wake(w->efd);
         }
         /* Messages left in the overflow list go in when the worker answers
          * (sl_workers_drain): it answers everything it takes. */
@@ -655,7 +555,7 @@ static void on_signal_workers(struct sl_deferred *d)
 
 static void post(struct sl_workers *ws, uint32_t owner, const struct msg *m)
 {
-    chan_put(&ws->w[owner].in, m);
+    sl_chan_put(&ws->w[owner].in, m);
     sl_ring_defer(ws->home, &ws->signal);
 }
 
@@ -720,11 +620,11 @@ void sl_workers_drain(struct sl_workers *ws)
     for (uint32_t i = 1; i < ws->n; i++) {
         struct worker *w = &ws->w[i];
         struct msg m;
-        while (chan_get(&w->out, &m)) {
+        while (sl_chan_get(&w->out, &m)) {
             home_handle(&m);
         }
         if (w->in.ovf_len > 0) {
-            chan_flush(&w->in); /* the worker made room */
+            sl_chan_flush(&w->in); /* the worker made room */
             w->in.posted = true;
             sl_ring_defer(ws->home, &ws->signal);
         }
@@ -751,17 +651,17 @@ void sl_workers_call(struct sl_workers *ws, uint32_t i, void (*fn)(void *arg), v
     struct worker *w = &ws->w[i];
     struct call call = {.fn = fn, .arg = arg, .done = false};
     struct msg m = {.type = M_CALL, .call = &call};
-    chan_put(&w->in, &m);
-    chan_flush(&w->in);
+    sl_chan_put(&w->in, &m);
+    sl_chan_flush(&w->in);
     w->in.posted = false;
-    efd_wake(w->efd);
+    sl_chan_wake(w->efd);
     pthread_mutex_lock(&w->mu);
     while (!call.done) {
         if (w->in.ovf_len > 0) {
             /* The ring was full: feed it while waiting. */
             pthread_mutex_unlock(&w->mu);
-            chan_flush(&w->in);
-            efd_wake(w->efd);
+            sl_chan_flush(&w->in);
+            sl_chan_wake(w->efd);
             usleep(100);
             pthread_mutex_lock(&w->mu);
             continue;
@@ -775,7 +675,7 @@ static void worker_join(struct worker *w)
 {
     if (w->started) {
         atomic_store_explicit(&w->stop, true, memory_order_release);
-        efd_wake(w->efd);
+        sl_chan_wake(w->efd);
         pthread_join(w->thread, NULL);
         w->started = false;
         SL_ASSERT(w->owned == NULL); /* every shard was closed first */
@@ -795,8 +695,8 @@ static void worker_fini(struct worker *w)
         close(w->efd);
         w->efd = -1;
     }
-    chan_fini(&w->in);
-    chan_fini(&w->out);
+    sl_chan_fini(&w->in);
+    sl_chan_fini(&w->out);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
 }
@@ -834,9 +734,9 @@ int sl_workers_start(uint32_t n, uint32_t ring_entries, struct sl_ring *home,
         w->efd = -1;
         pthread_mutex_init(&w->mu, NULL);
         pthread_cond_init(&w->cv, NULL);
-        rc = chan_init(&w->in);
+        rc = sl_chan_init(&w->in, CHAN_SLOTS, sizeof(struct msg));
         if (rc == SL_OK) {
-            rc = chan_init(&w->out);
+            rc = sl_chan_init(&w->out, CHAN_SLOTS, sizeof(struct msg));
         }
         if (rc == SL_OK) {
             rc = sl_ring_init(&w->ring, ring_entries);
@@ -1103,10 +1003,10 @@ void sl_wshard_close_many(struct sl_workers *ws, struct sl_wshard *const *b, uin
         struct worker *w = &ws->w[o];
         struct call call = {.fn = do_close, .arg = &cc, .ordered = true, .done = false};
         struct msg m = {.type = M_CALL, .call = &call};
-        chan_put(&w->in, &m);
+        sl_chan_put(&w->in, &m);
         while (!call.done) {
-            chan_flush(&w->in);
-            efd_wake(w->efd);
+            sl_chan_flush(&w->in);
+            sl_chan_wake(w->efd);
             sl_workers_drain(ws);
             if (!call.done) {
                 usleep(50);

@@ -2,7 +2,9 @@
  *
  * The broker runs `workers` loops, each with its own io_uring ring. Worker 0
  * is the main loop: the network, the catalog, queue groups, checkpoints and
- * every request's protocol work. Workers 1..n-1 are threads. Every shard has
+ * every request's protocol work. Workers 1..n-1 are threads (with
+ * conn_workers their rings also serve native connections: broker/net's
+ * relay, which runs its own code on them through sl_workers_call). Every shard has
  * one owner (sl_workers_pick: spread over all n, worker 0 included), and
  * every operation on its log - append, read, retention, open, close - runs
  * on the owner's thread with the owner's ring, so a shard log is never shared

@@ -13,6 +13,50 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+/* The frame length limit now: a client not yet authenticated sends small frames. */
+static uint32_t frame_max(const struct sl_native *nat, const struct sl_conn *c)
+{
+    return sl_native_authed(nat, c) ? nat->cfg.max_frame_bytes : SL_NATIVE_PREAUTH_FRAME_BYTES;
+}
+
+/* A frame whose length cannot be taken: answered, then the connection closes. */
+static void bad_frame(struct sl_conn *c, const struct sl_native *nat, int rc, uint32_t max)
+{
+    char msg[128];
+    snprintf(msg, sizeof(msg), "%s: frame length exceeds %s (%u) or is 0",
+             rc == SL_ETOOBIG ? "frame too large" : "bad frame",
+             max == nat->cfg.max_frame_bytes ? "max_frame_bytes"
+                                             : "the limit before authentication",
+             max);
+    sl_warn("net", "conn %llu: %s; closing", (unsigned long long)c->id, msg);
+    sl_native_respond_error(c, 0, rc, msg);
+    sl_conn_close_after_send(c); /* cannot resynchronise */
+}
+
+/* On a connection another loop serves (net.h, proto->split): the next whole
+ * frame's length. Reads only the connection's flags (as the main loop last
+ * sent them: authenticated or not) and settings that never change. */
+static int native_split(struct sl_conn *c, const uint8_t *data, size_t len, uint32_t *msg_len)
+{
+    const struct sl_native *nat = c->ctx;
+    uint32_t max = frame_max(nat, c);
+    uint32_t flen = 0;
+    int rc = sl_frame_peek(data, len, max, &flen);
+    if (rc == SL_EAGAIN) {
+        return rc;
+    }
+    if (rc != SL_OK) {
+        bad_frame(c, nat, rc, max);
+        return rc;
+    }
+    if (len - SL_FRAME_HEADER_BYTES < flen) {
+        sl_conn_need(c, flen + SL_FRAME_HEADER_BYTES); /* closes on failure */
+        return SL_EAGAIN;
+    }
+    *msg_len = SL_FRAME_HEADER_BYTES + flen;
+    return SL_OK;
+}
+
 /* Cuts whole frames and dispatches them while the connection may take more
  * requests; returns the bytes used (a partial frame stays buffered). */
 static size_t native_recv(struct sl_conn *c, const uint8_t *data, size_t len)
@@ -21,22 +65,13 @@ static size_t native_recv(struct sl_conn *c, const uint8_t *data, size_t len)
     size_t off = 0;
     while (!sl_conn_is_closed(c) && c->requests < nat->cfg.max_inflight) {
         uint32_t flen = 0;
-        uint32_t max = sl_native_authed(nat, c) ? nat->cfg.max_frame_bytes
-                                                : SL_NATIVE_PREAUTH_FRAME_BYTES;
+        uint32_t max = frame_max(nat, c);
         int rc = sl_frame_peek(data + off, len - off, max, &flen);
         if (rc == SL_EAGAIN) {
             break;
         }
         if (rc != SL_OK) {
-            char msg[128];
-            snprintf(msg, sizeof(msg), "%s: frame length exceeds %s (%u) or is 0",
-                     rc == SL_ETOOBIG ? "frame too large" : "bad frame",
-                     max == nat->cfg.max_frame_bytes ? "max_frame_bytes"
-                                                     : "the limit before authentication",
-                     max);
-            sl_warn("net", "conn %llu: %s; closing", (unsigned long long)c->id, msg);
-            sl_native_respond_error(c, 0, rc, msg);
-            sl_conn_close_after_send(c); /* cannot resynchronise */
+            bad_frame(c, nat, rc, max);
             return len;
         }
         if (len - off - SL_FRAME_HEADER_BYTES < flen) {
@@ -91,4 +126,5 @@ const struct sl_proto sl_native_proto = {
     .recv = native_recv,
     .refuse = native_refuse,
     .free = sl_native_session_free,
+    .split = native_split,
 };

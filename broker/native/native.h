@@ -7,7 +7,8 @@
  * that is sent; an undecodable frame of legal length gets EPROTO and the
  * connection continues. Other connections are never affected.
  *
- * Threading: the main loop.
+ * Threading: the main loop; proto->split (native_split) also on the loop
+ * serving a connection when connections are spread (conn_workers).
  */
 #ifndef SL_NATIVE_H
 #define SL_NATIVE_H

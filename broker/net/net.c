@@ -39,6 +39,7 @@
  * The handshake must finish within request_timeout_ms.
  */
 #include "broker/net/net.h"
+#include "broker/net/net_int.h"
 
 #include "common/assert.h"
 #include "common/clock.h"
@@ -58,72 +59,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define OUT_BUF_MIN (16u << 10)
-#define TICK_NS (50u * 1000000u)
-#define LISTEN_BACKLOG 1024
-#define TLS_IN_BYTES   (32u << 10) /* ciphertext per recv: two full records */
-#define TLS_OUT_BYTES  (64u << 10) /* ciphertext per send; bounds the session's output */
-#define TLS_HANDSHAKE_RECORD 0x16  /* a TLS record's first byte when a client starts */
-
-struct sl_out_buf {
-    struct sl_out_buf *next;
-    uint32_t cap;
-    uint32_t len;
-    uint32_t sent;
-    uint8_t data[];
-};
-
-struct sl_in_blk {
-    uint32_t pins;
-    uint32_t cap;
-    bool retired; /* no longer the connection's `in`: freed at the last unpin */
-    struct sl_in_blk *next; /* in the connection's spares */
-    uint8_t data[];
-};
-
-/* Free receive buffers a connection keeps for reuse, of any size up to its
- * largest message: a pipeline of messages larger than conn_buffer_bytes
- * then rotates a few buffers instead of a malloc (and fresh pages) per
- * message. Those above conn_buffer_bytes are freed once it is idle. */
-#define IN_SPARES_MAX 4u
-
-/* Room wanted at the end of a pinned buffer before a recv: below it the
- * unused bytes move to a fresh buffer (a quarter of conn_buffer_bytes keeps
- * recvs large and buffer switches rare). */
-#define IN_ROOM_DIV 4u
-
-struct sl_listener {
-    struct sl_net *net;
-    struct sl_listener_config cfg;
-    int fd;
-    uint32_t port;
-    struct sl_io_op accept_op;
-    bool accept_busy;
-    bool accept_later; /* out of descriptors: accept again at the next tick */
-};
-
-struct sl_net {
-    struct sl_ring *ring;
-    struct sl_net_config cfg;
-    struct sl_net_hooks hooks;
-    struct sl_listener listeners[SL_NET_LISTENERS_MAX];
-    uint32_t n_listeners;
-    struct sl_io_op tick_op;
-    struct sl_io_op signal_op;
-    int signal_fd;
-    uint8_t signal_buf[128];
-    struct sl_conn *conns;
-    uint32_t conn_count;
-    uint64_t next_conn_id;
-    bool stopping;
-    bool done;
-    uint64_t stop_deadline_ms;
-};
-
 static void conn_try_recv(struct sl_conn *c);
 static void conn_try_send(struct sl_conn *c);
 static void conn_close(struct sl_conn *c);
 static bool conn_out_idle(const struct sl_conn *c);
+static void expire_conns(struct sl_net *n, uint64_t t);
 
 
 /* ---- connections ------------------------------------------------------ */
@@ -192,7 +132,8 @@ static void conn_set_in(struct sl_conn *c, struct sl_in_blk *b)
 
 static void conn_maybe_free(struct sl_conn *c)
 {
-    if (!c->closed || c->refs > 0 || c->recv_busy || c->send_busy) {
+    if (c->px != NULL ? !c->px->gone || c->refs > 0
+                      : !c->closed || c->refs > 0 || c->recv_busy || c->send_busy) {
         return;
     }
     struct sl_net *n = c->net;
@@ -205,13 +146,14 @@ static void conn_maybe_free(struct sl_conn *c)
         c->next->prev = c->prev;
     }
     n->conn_count--;
-    if (c->l->cfg.proto->free != NULL) {
+    /* (a connection another loop serves has its protocol state in its proxy) */
+    if (n->loop == NULL && c->l->cfg.proto->free != NULL) {
         c->l->cfg.proto->free(c);
     }
-    while (c->out_head != NULL) {
-        struct sl_out_buf *b = c->out_head;
-        c->out_head = b->next;
-        free(b);
+    sl_net_out_free(c->out_head);
+    c->out_head = c->out_tail = NULL;
+    if (c->px != NULL && sl_relay_px_free(c)) {
+        return;
     }
     sl_tls_free(c->tls);
     free(c->tls_in);
@@ -232,6 +174,10 @@ static void conn_close(struct sl_conn *c)
     if (c->closed) {
         return;
     }
+    if (c->px != NULL) {
+        sl_relay_px_close(c, false);
+        return;
+    }
     c->closed = true;
     c->closing = true;
     sl_debug("net", "conn %llu: closed", (unsigned long long)c->id);
@@ -248,7 +194,24 @@ static void conn_close(struct sl_conn *c)
     shutdown(c->fd, SHUT_RDWR);
     close(c->fd);
     c->fd = -1;
+    if (c->net->loop != NULL) {
+        sl_relay_closed(c); /* its proxy is told; it holds c until it is freed */
+    }
     conn_maybe_free(c);
+}
+
+void sl_net_conn_close(struct sl_conn *c)
+{
+    conn_close(c);
+}
+
+void sl_net_out_free(struct sl_out_buf *b)
+{
+    while (b != NULL) {
+        struct sl_out_buf *next = b->next;
+        free(b);
+        b = next;
+    }
 }
 
 bool sl_conn_is_closed(const struct sl_conn *c)
@@ -259,6 +222,10 @@ bool sl_conn_is_closed(const struct sl_conn *c)
 void sl_conn_peer_ip(const struct sl_conn *c, char *buf, size_t cap)
 {
     SL_ASSERT(cap > 0);
+    if (c->px != NULL) {
+        snprintf(buf, cap, "%s", c->px->ip);
+        return;
+    }
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     snprintf(buf, cap, "?");
@@ -276,6 +243,10 @@ void sl_conn_tls_peer(const struct sl_conn *c, char *buf, size_t cap)
 {
     SL_ASSERT(cap > 0);
     buf[0] = '\0';
+    if (c->px != NULL) {
+        snprintf(buf, cap, "%s", c->px->tls_peer);
+        return;
+    }
     if (c->tls != NULL && sl_tls_established(c->tls)) {
         sl_tls_peer_name(c->tls, buf, cap);
     }
@@ -296,12 +267,19 @@ void sl_conn_release(struct sl_conn *c)
 void sl_conn_request_begin(struct sl_conn *c)
 {
     c->requests++;
+    if (c->px != NULL) {
+        c->px->begun++; /* the message being delivered became a request */
+    }
 }
 
 void sl_conn_request_done(struct sl_conn *c)
 {
     SL_ASSERT(c->requests > 0);
     c->requests--;
+    if (c->px != NULL) {
+        sl_relay_px_done(c); /* its loop reads on, or closes */
+        return;
+    }
     if (!c->closed) {
         conn_try_recv(c);
         if (c->closing && c->requests == 0 && conn_out_idle(c)) {
@@ -313,6 +291,10 @@ void sl_conn_request_done(struct sl_conn *c)
 void sl_conn_close_after_send(struct sl_conn *c)
 {
     c->closing = true;
+    if (c->px != NULL) {
+        sl_relay_px_close(c, true);
+        return;
+    }
     if (conn_out_idle(c) && !c->send_busy && c->requests == 0) {
         conn_close(c);
     }
@@ -371,13 +353,19 @@ int sl_conn_write(struct sl_conn *c, const void *data, size_t len)
 
 int sl_conn_need(struct sl_conn *c, uint32_t need)
 {
-    SL_ASSERT(c->parsing); /* inside recv: conn_in_tidy makes the room after it */
+    SL_ASSERT(c->parsing);
+    if (c->px != NULL) {
+        return SL_OK; /* (a proxy is given whole messages: its loop makes the room) */
+    } /* inside recv: conn_in_tidy makes the room after it */
     c->in_need = need;
     return SL_OK;
 }
 
 struct sl_in_blk *sl_conn_pin(struct sl_conn *c)
 {
+    if (c->px != NULL) {
+        return sl_relay_px_pin(c);
+    }
     SL_ASSERT(c->parsing && !c->in_blk->retired);
     c->in_blk->pins++;
     SL_ASSERT(c->in_blk->pins > 0); /* no wrap */
@@ -386,6 +374,10 @@ struct sl_in_blk *sl_conn_pin(struct sl_conn *c)
 
 void sl_conn_unpin(struct sl_conn *c, struct sl_in_blk *b)
 {
+    if (c->px != NULL) {
+        sl_relay_px_unpin(c, b); /* (b is the loop's: not read here) */
+        return;
+    }
     SL_ASSERT(b->pins > 0);
     b->pins--;
     if (b->pins == 0 && b->retired) {
@@ -567,6 +559,10 @@ static void conn_try_send(struct sl_conn *c)
     if (c->send_busy || c->closed) {
         return;
     }
+    if (c->px != NULL) {
+        sl_relay_px_send(c); /* handed to its loop at the end of this tick */
+        return;
+    }
     if (c->tls != NULL) {
         conn_tls_send(c);
         return;
@@ -602,7 +598,10 @@ static void conn_deliver(struct sl_conn *c)
         c->in_need = 0; /* named again by recv for the message it leaves */
         size_t used = 0;
         if (!c->closed && !c->closing && !conn_paused(c)) {
-            used = c->l->cfg.proto->recv(c, c->in + c->in_off, c->in_len - c->in_off);
+            /* on another loop than the main one: cut into messages, handed over */
+            used = c->net->loop != NULL
+                       ? sl_relay_recv(c, c->in + c->in_off, c->in_len - c->in_off)
+                       : c->l->cfg.proto->recv(c, c->in + c->in_off, c->in_len - c->in_off);
             SL_ASSERT(used <= c->in_len - c->in_off);
         }
         c->parsing = false;
@@ -631,7 +630,7 @@ static void conn_deliver(struct sl_conn *c)
  * best effort, like a refusal), then closed. */
 static void conn_not_tls(struct sl_conn *c)
 {
-    static struct sl_log_ratelimit rl = {.interval_ms = 10000, .burst = 5};
+    static _Thread_local struct sl_log_ratelimit rl = {.interval_ms = 10000, .burst = 5};
     if (sl_log_ratelimit_ok(&rl)) {
         sl_info("net", "conn %llu: plaintext on the TLS %s port: closed",
                 (unsigned long long)c->id, c->l->cfg.proto->name);
@@ -676,7 +675,7 @@ static bool conn_tls_decrypt(struct sl_conn *c)
                  sl_tls_version(c->tls), alpn[0] != '\0' ? ", ALPN " : "", alpn);
     }
     if (rc == SL_EPROTO) {
-        static struct sl_log_ratelimit rl = {.interval_ms = 10000, .burst = 10};
+        static _Thread_local struct sl_log_ratelimit rl = {.interval_ms = 10000, .burst = 10};
         if (sl_log_ratelimit_ok(&rl)) {
             sl_info("net", "conn %llu: TLS %s failed: %s", (unsigned long long)c->id,
                     was_established ? "session" : "handshake", sl_tls_why(c->tls));
@@ -843,15 +842,42 @@ static void on_accept(struct sl_io_op *op, int res)
     c->last_active_ms = sl_clock_mono_ms();
     /* a TLS handshake must finish like a request must arrive: in time */
     c->partial_since_ms = c->tls != NULL ? c->last_active_ms : 0;
+    uint32_t loop = sl_relay_pick(n, l);
+    sl_debug("net", "conn %llu: accepted (%s), served by loop %u", (unsigned long long)c->id,
+             l->cfg.proto->name, loop);
+    if (loop != 0) {
+        sl_relay_handoff(n, loop, c); /* its proxy joins n->conns */
+    } else {
+        sl_net_conn_link(n, c);
+        conn_try_recv(c);
+    }
+    arm_accept(l);
+}
+
+void sl_net_conn_link(struct sl_net *n, struct sl_conn *c)
+{
+    c->prev = NULL;
     c->next = n->conns;
     if (n->conns != NULL) {
         n->conns->prev = c;
     }
     n->conns = c;
     n->conn_count++;
-    sl_debug("net", "conn %llu: accepted (%s)", (unsigned long long)c->id, l->cfg.proto->name);
+}
+
+void sl_net_conn_try_recv(struct sl_conn *c)
+{
     conn_try_recv(c);
-    arm_accept(l);
+}
+
+void sl_net_conn_try_send(struct sl_conn *c)
+{
+    conn_try_send(c);
+}
+
+bool sl_net_conn_quiet(const struct sl_conn *c)
+{
+    return c->requests == 0 && conn_out_idle(c) && !c->send_busy;
 }
 
 static void arm_accept(struct sl_listener *l)
@@ -879,7 +905,11 @@ static void begin_stop(struct sl_net *n)
     if (n->hooks.stop != NULL) {
         n->hooks.stop(n->hooks.ctx);
     }
+    sl_relay_stop(n); /* the other loops stop reading and close what is drained */
     for (struct sl_conn *c = n->conns; c != NULL; c = c->next) {
+        if (c->px != NULL) {
+            continue; /* its loop's */
+        }
         c->closing = true;
         if (c->requests == 0 && conn_out_idle(c) && !c->closed) {
             shutdown(c->fd, SHUT_RD); /* wakes the pending recv */
@@ -918,14 +948,19 @@ static void on_signal(struct sl_io_op *op, int res)
     arm_signal(n);
 }
 
+void sl_net_expire(struct sl_net *n, uint64_t now_ms)
+{
+    expire_conns(n, now_ms);
+}
+
 /* Closes idle, slow and (at shutdown) drained connections. */
 static void expire_conns(struct sl_net *n, uint64_t t)
 {
     struct sl_conn *next;
     for (struct sl_conn *c = n->conns; c != NULL; c = next) {
         next = c->next;
-        if (c->closed) {
-            continue;
+        if (c->closed || c->px != NULL) {
+            continue; /* (a proxy's connection expires on its loop) */
         }
         bool quiet = c->requests == 0 && conn_out_idle(c);
         bool idle = quiet && t - c->last_active_ms > n->cfg.idle_timeout_ms;
@@ -964,7 +999,7 @@ static void on_tick(struct sl_io_op *op, int res)
     }
     bool open_conns = false, accepting = false;
     for (struct sl_conn *c = n->conns; c != NULL && !open_conns; c = c->next) {
-        open_conns = !c->closed;
+        open_conns = c->px != NULL ? !c->px->gone : !c->closed;
     }
     for (uint32_t i = 0; i < n->n_listeners; i++) {
         accepting = accepting || n->listeners[i].accept_busy;
@@ -1037,6 +1072,8 @@ int sl_net_init(struct sl_net **out, struct sl_ring *ring, const struct sl_net_c
     n->cfg = *cfg;
     n->hooks = *hooks;
     n->tick_op.cb = on_tick;
+    n->n_loops = 1;
+    n->home_efd = -1;
     n->signal_op.cb = on_signal;
     sigset_t mask;
     sigemptyset(&mask);
@@ -1109,6 +1146,15 @@ void sl_net_set_tls(struct sl_net *n, const struct sl_tls_ctx *old, struct sl_tl
     }
 }
 
+uint32_t sl_net_loop_conn_count(const struct sl_net *n, uint32_t loop)
+{
+    uint32_t count = 0;
+    for (const struct sl_conn *c = n->conns; c != NULL; c = c->next) {
+        count += !c->closed && (c->px != NULL ? c->px->loop : 0) == loop;
+    }
+    return count;
+}
+
 uint32_t sl_net_conn_count(const struct sl_net *n, const char *proto)
 {
     uint32_t count = 0;
@@ -1123,6 +1169,7 @@ void sl_net_fini(struct sl_net *n)
     if (n == NULL) {
         return;
     }
+    sl_relay_fini(n);
     for (uint32_t i = 0; i < n->n_listeners; i++) {
         close(n->listeners[i].fd);
     }

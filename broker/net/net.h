@@ -3,7 +3,16 @@
  * signals, the tick, graceful shutdown. A front-end plugs in as a struct
  * sl_proto per listener; the loop knows no wire format.
  *
- * Threading: everything runs on the main loop's thread and ring.
+ * Threading: everything runs on the main loop's thread and ring, except
+ * where the loop is spread (sl_net_spread): then connections of a listener
+ * whose protocol can cut its messages (proto->split) are accepted here and
+ * handed round-robin to the loops, each served by one: its socket, TLS,
+ * buffers and proto->split run on that loop's thread, and each whole
+ * message goes to the main loop over a message ring (common/chan.h), where
+ * proto->recv gets it on the connection's proxy - a struct sl_conn whose
+ * sl_conn_* calls (answers, request counts, pins, closing) go back to the
+ * loop the same way. So a protocol's handlers see one kind of connection,
+ * on the main loop, whichever loop reads its socket.
  *
  * Ownership and lifetimes: a connection is owned by the loop. A protocol
  * that answers later holds it (sl_conn_hold/sl_conn_release); once the peer
@@ -60,6 +69,15 @@ struct sl_proto {
     /* A best-effort plaintext error on `fd` before it closes: SL_ELIMIT
      * (max_connections reached), SL_EPROTO (plaintext on a TLS listener). */
     void (*refuse)(int fd, int code, const char *why);
+    /* NULL: connections are served on the main loop only. Else, on another
+     * loop's thread (sl_net_spread): the length of the whole message at
+     * `data` in *msg_len (SL_OK); SL_EAGAIN when it is not all received
+     * (after sl_conn_need); any other code when the bytes cannot be a
+     * message - it has answered (sl_conn_write) and closed (e.g.
+     * sl_conn_close_after_send). It may read c->proto_flags (the main
+     * loop's, as of the last answer sent) and the listener's ctx's
+     * settings that never change, nothing else of the broker. */
+    int (*split)(struct sl_conn *c, const uint8_t *data, size_t len, uint32_t *msg_len);
 };
 
 struct sl_listener_config {
@@ -122,6 +140,7 @@ struct sl_conn {
     uint32_t tls_out_len;
     uint32_t tls_out_sent;
     bool tls_started;            /* the first bytes were a TLS handshake record */
+    bool tls_named;              /* served on another loop: its peer's name was sent */
     uint32_t refs;
     bool recv_busy;
     bool send_busy;
@@ -132,6 +151,8 @@ struct sl_conn {
     uint64_t partial_since_ms;
     struct sl_conn *prev;
     struct sl_conn *next;
+    struct sl_conn_px *px; /* main loop: a proxy of a connection another loop serves */
+    struct sl_conn *twin;  /* served on another loop: its proxy (named in messages) */
 };
 
 /* Blocks SIGTERM/SIGINT/SIGHUP into a signalfd. Errors: SL_ENOMEM, SL_ESYS. */
@@ -140,6 +161,20 @@ int sl_net_init(struct sl_net **out, struct sl_ring *ring, const struct sl_net_c
 /* Binds and listens. Errors: SL_EINVAL (host), SL_ESYS (bind/listen,
  * logged with the address and the fix), SL_ELIMIT (SL_NET_LISTENERS_MAX). */
 int sl_net_listen(struct sl_net *n, const struct sl_listener_config *lc, uint32_t *bound_port);
+/* Runs connections on `loops` loops (1: only here; at most SL_NET_LOOPS_MAX):
+ * rings[i] is loop i's (rings[0] the main loop's, unused), `call` runs
+ * fn(arg) on loop i's thread and waits (the caller's threads: the
+ * workers). Call after the listeners, before sl_net_run. A connection
+ * stays on its loop for its life. Errors: SL_ENOMEM, SL_ESYS, SL_EINVAL. */
+#define SL_NET_LOOPS_MAX 64u
+typedef void (*sl_net_call_fn)(void *call_ctx, uint32_t loop, void (*fn)(void *arg),
+                               void *arg);
+int sl_net_spread(struct sl_net *n, uint32_t loops, struct sl_ring *const *rings,
+                  sl_net_call_fn call, void *call_ctx);
+/* Open connections served by loop `loop` (0: the main loop). */
+uint32_t sl_net_loop_conn_count(const struct sl_net *n, uint32_t loop);
+/* Loops connections are spread over (1: not spread). */
+uint32_t sl_net_loop_count(const struct sl_net *n);
 /* Writes `port` to `path` (NULL or "": nothing) through a rename, so a
  * reader never sees a partial file. Errors: SL_ESYS with errno kept. */
 int sl_net_write_port_file(const char *path, uint32_t port);

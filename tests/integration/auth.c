@@ -8,6 +8,7 @@
  * - the ACL matrix: 4 principals x 2 streams x 5 operations (admin create, produce, consume,
  *   queue receive, admin delete), every cell compared with the rules: 0 unexpected allows,
  *   0 unexpected denies;
+ * - after login, a frame far above the limit before it is taken (with conn_workers too);
  * - credentials from $SLUICE_USER/$SLUICE_PASSWORD and from a 0600 file; a file readable by
  *   others is refused; the CLI with --user and --password-file or $SLUICE_PASSWORD;
  * - SIGHUP reloads the auth file: a new rule applies to an open connection;
@@ -296,6 +297,45 @@ TEST(acl_matrix)
     CHECK_EQ(errors, 0);
 }
 
+/* Frames before login are held to 4 KiB; after it, to max_frame_bytes - also on a
+ * connection another loop serves (conn_workers), whose loop cuts frames by the flags the
+ * main loop sends it (it once kept the small limit and closed the connection). */
+static void on_big_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
+{
+    (void)shard;
+    (void)seq;
+    *(int *)ctx = err == SL_OK ? 1 : -1;
+}
+
+TEST(large_frames_after_login)
+{
+    /* four connections: whichever loop serves each (round robin over up to 4 loops) */
+    sluice_client *c[4] = {0};
+    for (int i = 0; i < 4; i++) {
+        CHECK(connect_user("ops", &c[i]) == SL_OK);
+    }
+    CHECK(it_create_stream(c[0], "big-after-login", 1) == SL_OK);
+    static char value[64u << 10]; /* one frame of 16 x the limit before login */
+    memset(value, 'v', sizeof(value));
+    for (int i = 0; i < 4; i++) {
+        sluice_producer *p = NULL;
+        CHECK_EQ(sluice_producer_new(c[i], "big-after-login", NULL, &p), SL_OK);
+        volatile int done = 0;
+        CHECK_EQ(sluice_produce(p, "k", 1, value, sizeof(value), NULL, 0, on_big_delivery,
+                                (void *)&done),
+                 SL_OK);
+        CHECK_EQ(sluice_producer_flush(p, 10000), SL_OK);
+        struct sluice_producer_stats st;
+        sluice_producer_stats(p, &st);
+        sluice_producer_free(p);
+        CHECK_EQ(done, 1);
+        CHECK_EQ(st.retries, 0u); /* taken at once, the connection kept */
+    }
+    for (int i = 0; i < 4; i++) {
+        sluice_client_free(c[i]);
+    }
+}
+
 TEST(credentials_from_environment_and_file)
 {
     sluice_client *c = NULL;
@@ -416,6 +456,7 @@ int main(void)
     RUN(missing_or_wrong_credentials_refused);
     RUN(nothing_but_authentication_before_it);
     RUN(acl_matrix);
+    RUN(large_frames_after_login);
     RUN(credentials_from_environment_and_file);
     RUN(cli_with_credentials);
     RUN(sighup_reloads_rules);
