@@ -1,10 +1,12 @@
 /* qlog.c - a queue group's durable changes, replicated on cluster streams (see qlog.h).
  *
  * One batch is filled at a time (e->qlog_open), for one (stream, home shard); a change for
- * another target, or one that does not fit, sends it first. It is sent by a deferred call
+ * another target, or one that does not fit, seals it first. It is sealed by a deferred call
  * at the end of the loop turn, so a receive's counts or a settle's acks go as one batch.
- * A batch is done when it was sent, its produce answered and every store change it carries
- * completed (the store answers in call order); its callbacks then run in call order.
+ * A sealed batch is appended to its shard once every store change it carries is durable
+ * (the store answers in call order, so batches are appended in the order they were filled),
+ * and is done when that append is answered (or a store change failed: nothing appended);
+ * its callbacks then run in call order.
  */
 #include "broker/engine/qlog.h"
 
