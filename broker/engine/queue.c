@@ -18,6 +18,13 @@
  * durable. After a restart the frontier starts at the floor: every record
  * not acked is delivered again (at-least-once) with its delivery count.
  *
+ * Cluster streams (docs/REPLICATION.md "Queue groups"): a group is served by
+ * its home, the leader of the group's shard (qg_group_home), which reads
+ * every shard from its own replicas up to their high watermark
+ * (qg_shard_end); its durable changes also go to the group's shard as
+ * control records (qlog.h), and a runtime group built in another leader
+ * epoch is dropped (group_stale): the next home starts as after a restart.
+ *
  * Ordered groups (SQS FIFO): records with the same partition key form a
  * chain in sequence order (a small open-addressing map from the key's hash
  * to the chain's head and tail entries); only the head may be leased, the
