@@ -289,6 +289,8 @@ static int decode_qop(const struct sl_record_view *rv, void *outp)
         return -1;
     }
     out->kind = k->kind;
+    out->shard = 0;
+    out->a = out->b = 0;
     if (k->kind == SL_CONTROL_Q_CREATE) {
         return decode_create(rv, out);
     }
@@ -300,8 +302,6 @@ static int decode_qop(const struct sl_record_view *rv, void *outp)
     memcpy(out->group, g, glen);
     out->group[glen] = '\0';
     const uint8_t *p = rv->value;
-    out->shard = 0;
-    out->a = out->b = 0;
     switch (k->kind) {
     case SL_CONTROL_Q_ACK:
         out->shard = sl_get_u32(p);
