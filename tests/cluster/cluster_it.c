@@ -94,7 +94,7 @@ int cit_leader(sluice_client *cl, const char *stream, uint32_t k, int n_brokers)
     return at;
 }
 
-static void on_written(void *ctx, int err, uint32_t shard, uint64_t seq)
+void cit_on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
 {
     (void)shard;
     (void)seq;
@@ -116,8 +116,8 @@ void cit_write_values(sluice_client *cl, const char *stream, const char *key_pre
         char key[32], val[16];
         int kn = snprintf(key, sizeof(key), "%.16s%u", key_prefix, v);
         int vn = snprintf(val, sizeof(val), "v%u", v);
-        CHECK(sluice_produce(p, key, (size_t)kn, val, (size_t)vn, NULL, 0, on_written, &failed) ==
-              SLUICE_OK);
+        CHECK(sluice_produce(p, key, (size_t)kn, val, (size_t)vn, NULL, 0, cit_on_delivery,
+                             &failed) == SLUICE_OK);
     }
     CHECK(sluice_producer_flush(p, 30000) == SLUICE_OK);
     sluice_producer_free(p);

@@ -23,17 +23,6 @@
             exit(1);                                                                               \
         }                                                                                          \
     } while (0)
-/* Writes `n` values "v0".."v<n-1>" with keys "<key_prefix><i>" to `stream`, ack = durable
- * (retried until the leaders are elected); CHECKs every one was acknowledged. */
-void cit_write_values(sluice_client *cl, const char *stream, const char *key_prefix, uint32_t n);
-
-/* The end (next sequence) of shard k of `stream`, as describe says (CHECKed). */
-uint64_t cit_shard_end(sluice_client *cl, const char *stream, uint32_t k);
-
-/* The index (0 .. n_brokers - 1; broker ids are index + 1) of the broker that leads shard k
- * of `stream` as Metadata says, or -1. */
-int cit_leader(sluice_client *cl, const char *stream, uint32_t k, int n_brokers);
-
 #endif
 
 struct cit {
@@ -61,6 +50,10 @@ sluice_client *cit_connect(struct it_broker *brokers, int n);
  * timeout_ms). *out (may be NULL) gets the description. Returns the last SLUICE_ code. */
 int cit_stream_create(sluice_client *cl, const char *name, const struct sluice_stream_opts *so,
                       uint32_t timeout_ms, struct sluice_stream_info **out);
+
+/* A producer's delivery callback: ctx is a uint32_t counting the failures (atomically), each
+ * printed with its cause. */
+void cit_on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq);
 
 /* Writes `n` values "v0".."v<n-1>" with keys "<key_prefix><i>" to `stream`, ack = durable
  * (retried until the leaders are elected); CHECKs every one was acknowledged. */

@@ -50,17 +50,6 @@ static sluice_client *connect_all(void)
     return c;
 }
 
-static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
-{
-    (void)shard;
-    (void)seq;
-    uint32_t *failed = ctx;
-    if (err != SLUICE_OK) {
-        fprintf(stderr, "delivery failed: %s (%s)\n", sluice_strerror(err), sluice_last_error());
-        __atomic_add_fetch(failed, 1, __ATOMIC_RELAXED);
-    }
-}
-
 static uint32_t value_of(const struct sluice_record *r)
 {
     char buf[16];
@@ -174,8 +163,8 @@ static void wide_stream(sluice_client *c)
         covered[k] = 1;
         n_covered++;
         int vn = snprintf(val, sizeof(val), "v%u", k);
-        CHECK(sluice_produce(p, key, (size_t)kn, val, (size_t)vn, NULL, 0, on_delivery, &failed) ==
-              SLUICE_OK);
+        CHECK(sluice_produce(p, key, (size_t)kn, val, (size_t)vn, NULL, 0, cit_on_delivery,
+                             &failed) == SLUICE_OK);
     }
     CHECK(n_covered == WIDE_SHARDS);
     CHECK(sluice_producer_flush(p, 30000) == SLUICE_OK);
