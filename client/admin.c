@@ -178,25 +178,30 @@ int sluice_stream_delete(sluice_client *c, const char *name)
 static void shards_from_leaders(sluice_client *c, const char *name, sl_request *req,
                                 struct sluice_stream_info *si)
 {
-    if (!sl_client_route_cluster(c)) {
+    if (!sl_client_route_cluster(c) || si->shards_len == 0) {
         return;
     }
     (void)sl_client_route_refresh(c, name, true);
-    int32_t asked[DESCRIBE_LEADERS_MAX];
+    int32_t *leader = malloc(si->shards_len * sizeof(*leader));
+    if (leader == NULL) {
+        return; /* (the first answer stands) */
+    }
+    for (uint32_t i = 0; i < si->shards_len; i++) {
+        if (sl_client_shard_leader(c, name, si->shards[i].shard, &leader[i]) != SL_OK) {
+            leader[i] = -1;
+        }
+    }
     uint32_t n_asked = 0;
     for (uint32_t i = 0; i < si->shards_len && n_asked < DESCRIBE_LEADERS_MAX; i++) {
-        int32_t node = -1;
-        if (sl_client_shard_leader(c, name, si->shards[i].shard, &node) != SL_OK) {
-            continue;
-        }
-        bool seen = false;
-        for (uint32_t k = 0; k < n_asked && !seen; k++) {
-            seen = asked[k] == node;
+        int32_t node = leader[i];
+        bool seen = node < 0; /* (no leader known: the first answer stands) */
+        for (uint32_t k = 0; k < i && !seen; k++) {
+            seen = leader[k] == node;
         }
         if (seen) {
             continue;
         }
-        asked[n_asked++] = node;
+        n_asked++;
         sl_response *resp = NULL;
         struct sluice_stream_info *theirs = NULL;
         int rc =
@@ -204,12 +209,7 @@ static void shards_from_leaders(sluice_client *c, const char *name, sl_request *
                                 &resp, SLUICE__V1__RESPONSE__BODY_DESCRIBE_STREAM, 0);
         if (rc == SL_OK && stream_info_new(resp->describe_stream->stream, &theirs) == SL_OK) {
             for (uint32_t j = 0; j < si->shards_len; j++) {
-                int32_t lj = -1;
-                if (sl_client_shard_leader(c, name, si->shards[j].shard, &lj) != SL_OK ||
-                    lj != node) {
-                    continue;
-                }
-                for (uint32_t t = 0; t < theirs->shards_len; t++) {
+                for (uint32_t t = 0; t < theirs->shards_len && leader[j] == node; t++) {
                     if (theirs->shards[t].shard == si->shards[j].shard) {
                         si->shards[j] = theirs->shards[t];
                     }
@@ -219,6 +219,7 @@ static void shards_from_leaders(sluice_client *c, const char *name, sl_request *
         sluice_stream_info_free(theirs);
         sl_response_free(resp);
     }
+    free(leader);
 }
 
 int sluice_stream_describe(sluice_client *c, const char *name, struct sluice_stream_info **out)
