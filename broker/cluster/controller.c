@@ -680,6 +680,23 @@ void sl_ctrl_go_dead(struct sl_ctrl *c)
     go_dead(c);
 }
 
+bool sl_ctrl_listed(struct sl_ctrl *c, int err, bool *listing, bool *relist)
+{
+    *listing = false;
+    if (c->phase != SL_CTRL_ACTIVE) {
+        return false;
+    }
+    if (err == SL_ECLOSED) {
+        go_dead(c);
+        return false;
+    }
+    if (err != SL_OK) {
+        *relist = true;
+        return false;
+    }
+    return true;
+}
+
 bool sl_ctrl_vec_push(struct ctrl_vec *q, uint32_t x)
 {
     return vec_push(q, x);

@@ -99,6 +99,11 @@ void sl_ctrl_mark_read(struct sl_ctrl *c, uint32_t i);
 void sl_ctrl_mark_dirty(struct sl_ctrl *c, uint32_t i);
 long sl_ctrl_find(const struct sl_ctrl *c, const char *name); /* shard index, or -1 */
 void sl_ctrl_go_dead(struct sl_ctrl *c);
+/* A listing the controller asked for (/notify, /reassign) came back: it is no longer
+ * outstanding (*listing). True when its names are to be taken; false when the controller is
+ * no longer active, its session closed (it goes dead), or the listing failed (*relist: the
+ * tick lists again; no watch was set). */
+bool sl_ctrl_listed(struct sl_ctrl *c, int err, bool *listing, bool *relist);
 bool sl_ctrl_vec_push(struct ctrl_vec *q, uint32_t x);
 
 /* controller_notify.c: requests to decide a shard again (/notify) */

@@ -191,16 +191,7 @@ static void on_request(void *arg, int err, const uint8_t *data, size_t len,
 static void on_requests(void *arg, int err, const char *const *names, size_t n)
 {
     struct sl_ctrl *c = arg;
-    c->moves_listing = false;
-    if (c->phase != SL_CTRL_ACTIVE) {
-        return;
-    }
-    if (err == SL_ECLOSED) {
-        sl_ctrl_go_dead(c);
-        return;
-    }
-    if (err != SL_OK) {
-        c->moves_relist = true; /* (no watch set) */
+    if (!sl_ctrl_listed(c, err, &c->moves_listing, &c->moves_relist)) {
         return;
     }
     for (size_t k = 0; k < n; k++) {

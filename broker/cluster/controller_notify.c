@@ -63,16 +63,7 @@ static void on_notify_data(void *arg, int err, const uint8_t *data, size_t len,
 static void on_notify_children(void *arg, int err, const char *const *names, size_t n)
 {
     struct sl_ctrl *c = arg;
-    c->notify_listing = false;
-    if (c->phase != SL_CTRL_ACTIVE) {
-        return;
-    }
-    if (err == SL_ECLOSED) {
-        sl_ctrl_go_dead(c);
-        return;
-    }
-    if (err != SL_OK) {
-        c->notify_relist = true; /* sl_ctrl_tick lists again */
+    if (!sl_ctrl_listed(c, err, &c->notify_listing, &c->notify_relist)) {
         return;
     }
     c->notify_out++; /* held while the round is issued */
