@@ -36,16 +36,6 @@ static uint8_t outcome[ROUND * ROUNDS_MAX];
 static uint32_t next_value;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
-static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
-{
-    (void)shard;
-    (void)seq;
-    uint32_t v = (uint32_t)(uintptr_t)ctx;
-    pthread_mutex_lock(&mu);
-    outcome[v] = (uint8_t)rc_outcome(err);
-    pthread_mutex_unlock(&mu);
-}
-
 static sluice_client *connect_all(void)
 {
     sluice_client *c = cit_connect(brokers, NB);
@@ -69,7 +59,7 @@ static uint32_t write_round(void)
             int kn = snprintf(key, sizeof(key), "k%u", next_value);
             size_t n = rc_value_format(val, next_value);
             outcome[next_value] = RC_UNKNOWN;
-            if (sluice_produce(p, key, (size_t)kn, val, n, NULL, 0, on_delivery,
+            if (sluice_produce(p, key, (size_t)kn, val, n, NULL, 0, rc_on_delivery,
                                (void *)(uintptr_t)next_value) != SLUICE_OK) {
                 outcome[next_value] = RC_FAILED;
             }
@@ -108,6 +98,7 @@ static bool leaders(int32_t out[SHARDS])
 
 int main(void)
 {
+    rc_set_outcomes(outcome, &mu);
     int rc = cit_preflight();
     if (rc != 0) {
         return rc;

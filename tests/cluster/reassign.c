@@ -50,12 +50,7 @@ static int start_broker(int i)
 
 static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
 {
-    (void)shard;
-    (void)seq;
-    uint32_t v = (uint32_t)(uintptr_t)ctx;
-    pthread_mutex_lock(&mu);
-    outcome[v] = (uint8_t)rc_outcome(err);
-    pthread_mutex_unlock(&mu);
+    rc_on_delivery(ctx, err, shard, seq);
     if (err == SLUICE_OK) {
         atomic_fetch_add(&acked, 1);
     }
@@ -253,6 +248,7 @@ static void print_routes(const char *when, const struct sluice_metadata *m)
 
 int main(void)
 {
+    rc_set_outcomes(outcome, &mu);
     int rc = cit_preflight();
     if (rc != 0) {
         return rc;

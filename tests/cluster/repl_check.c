@@ -83,6 +83,24 @@ int rc_shard_ends(const char *addr, const char *stream, struct rc_shard_end *end
 }
 
 static struct rc_acked_at acked_at; /* (the test's thread only) */
+static uint8_t *outcomes;
+static pthread_mutex_t *outcomes_mu;
+
+void rc_set_outcomes(uint8_t *outcome, pthread_mutex_t *mu)
+{
+    outcomes = outcome;
+    outcomes_mu = mu;
+}
+
+void rc_on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
+{
+    (void)shard;
+    (void)seq;
+    uint32_t v = (uint32_t)(uintptr_t)ctx;
+    pthread_mutex_lock(outcomes_mu);
+    outcomes[v] = (uint8_t)rc_outcome(err);
+    pthread_mutex_unlock(outcomes_mu);
+}
 
 void rc_set_acked_at(const struct rc_acked_at *at)
 {

@@ -12,6 +12,7 @@
 
 #include "client/sluice.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,5 +63,10 @@ struct rc_acked_at {
     const uint32_t *seq;
 };
 void rc_set_acked_at(const struct rc_acked_at *at);
+
+/* The outcome table the producers' delivery callback fills (rc_on_delivery: ctx is the value
+ * number, the outcome written under `mu`); both borrowed for the process's life. */
+void rc_set_outcomes(uint8_t *outcome, pthread_mutex_t *mu);
+void rc_on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq);
 
 #endif

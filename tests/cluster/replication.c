@@ -42,16 +42,6 @@ static uint8_t outcome[VALUES_MAX];
 static uint32_t next_value;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
-static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
-{
-    (void)shard;
-    (void)seq;
-    uint32_t v = (uint32_t)(uintptr_t)ctx;
-    pthread_mutex_lock(&mu);
-    outcome[v] = (uint8_t)rc_outcome(err);
-    pthread_mutex_unlock(&mu);
-}
-
 /* One round of ROUND values written through broker i (libsluice sends them to the leader
  * broker i names); returns how many were acknowledged, and when all were, *led (if not
  * NULL) is the broker that led the shard as broker i answered right after (Metadata), -1
@@ -83,7 +73,7 @@ static uint32_t write_round(int i, int *led)
             char val[16];
             size_t n = rc_value_format(val, next_value);
             outcome[next_value] = RC_UNKNOWN;
-            if (sluice_produce(p, "k", 1, val, n, NULL, 0, on_delivery,
+            if (sluice_produce(p, "k", 1, val, n, NULL, 0, rc_on_delivery,
                                (void *)(uintptr_t)next_value) != SLUICE_OK) {
                 outcome[next_value] = RC_FAILED;
             }
@@ -238,6 +228,7 @@ static void print_logs(void)
 
 int main(void)
 {
+    rc_set_outcomes(outcome, &mu);
     int rc = cit_preflight();
     if (rc != 0) {
         return rc;
