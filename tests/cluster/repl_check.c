@@ -31,18 +31,17 @@ size_t rc_value_format(char *buf, uint32_t v)
     return RC_VALUE_LEN;
 }
 
-/* The value a record holds, or -1 when it is not one of ours. */
-static int64_t value_parse(const struct sluice_record *r)
+int64_t rc_value_parse(const uint8_t *value, uint32_t len)
 {
-    if (r->value_len != RC_VALUE_LEN || r->value[0] != 'v') {
+    if (len != RC_VALUE_LEN || value[0] != 'v') {
         return -1;
     }
     uint32_t v = 0;
     for (uint32_t k = 1; k < RC_VALUE_LEN; k++) {
-        if (r->value[k] < '0' || r->value[k] > '9') {
+        if (value[k] < '0' || value[k] > '9') {
             return -1;
         }
-        v = v * 10u + (uint32_t)(r->value[k] - '0');
+        v = v * 10u + (uint32_t)(value[k] - '0');
     }
     return v;
 }
@@ -133,7 +132,7 @@ static int reader_take(struct reader *rd, const struct sluice_record *r, char *w
     if (r->seq >= rd->ends[r->shard].next_seq) {
         return 0; /* past the end described (a write after it); not counted */
     }
-    int64_t v = value_parse(r);
+    int64_t v = rc_value_parse(r->value, r->value_len);
     if (v < 0 || (uint64_t)v >= rd->n_values) {
         snprintf(why, whylen,
                  "shard %" PRIu32 " seq %" PRIu64 ": a value never written (%u "

@@ -28,6 +28,8 @@ int rc_outcome(int err);
 /* Writes value v ("v%08u", not NUL-terminated in the record) into buf (>= 16 bytes); returns
  * RC_VALUE_LEN. */
 size_t rc_value_format(char *buf, uint32_t v);
+/* The value `value` (len bytes) holds, or -1 when it is not one rc_value_format wrote. */
+int64_t rc_value_parse(const uint8_t *value, uint32_t len);
 
 /* Where one shard's log is on one broker, as that broker describes it (its own copy). */
 struct rc_shard_end {

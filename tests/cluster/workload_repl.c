@@ -247,17 +247,8 @@ static void *producer_main(void *arg)
 
 static int64_t q_value(const struct sluice_message *m)
 {
-    if (m->value_len != RC_VALUE_LEN || m->value[0] != 'v') {
-        return -1;
-    }
-    uint32_t v = 0;
-    for (uint32_t i = 1; i < RC_VALUE_LEN; i++) {
-        if (m->value[i] < '0' || m->value[i] > '9') {
-            return -1;
-        }
-        v = v * 10u + (uint32_t)(m->value[i] - '0');
-    }
-    return v < WR_VALUES_CAP ? (int64_t)v : -1;
+    int64_t v = rc_value_parse(m->value, m->value_len);
+    return v < WR_VALUES_CAP ? v : -1;
 }
 
 /* Takes one receive's messages and acks them; false when it got none. */
