@@ -79,7 +79,15 @@ static void dead_letters(sluice_client *c)
     CHECK(cit_stream_create(c, RETRY, &so, 10000, NULL) == SLUICE_OK);
     struct sluice_queue_group_opts qo = {
         .max_deliveries = 2, .dead_letter_stream = DEAD, .visibility_timeout_ms = 60000};
-    int rc = sluice_queue_group_create(c, RETRY, "r", &qo);
+    /* (the group's home may not have made RETRY yet: its own NOT_FOUND, or EAGAIN, is asked
+     * again; the answer wanted names the dead-letter stream) */
+    int rc;
+    uint64_t t_made = it_mono_ms();
+    while (((rc = sluice_queue_group_create(c, RETRY, "r", &qo)) == SLUICE_EAGAIN ||
+            (rc == SLUICE_ENOTFOUND && strstr(sluice_last_error(), DEAD) == NULL)) &&
+           it_mono_ms() - t_made < 10000) {
+        it_sleep_ms(100);
+    }
     printf("dead-letter stream not made yet: %s (%s)\n", sluice_strerror(rc), sluice_last_error());
     CHECK(rc == SLUICE_ENOTFOUND && strstr(sluice_last_error(), DEAD) != NULL);
     struct sluice_stream_opts dso = {.shard_count = DLQ_SHARDS, .replication_factor = 3};
