@@ -12,11 +12,13 @@
 #   bench/repl_ab.sh [ROUNDS] [RATE]     (default 3 rounds, 2000 records/s)
 #
 # Needs java and /usr/share/java/zookeeper.jar (Debian zookeeper). Env: BUILD (default
-# build/release), DIR (scratch parent, default /var/tmp). The brokers' logs are kept in
+# build/release), DIR (scratch parent, default /var/tmp), PARTS (default "tput lat queue":
+# which measurements run). The brokers' logs are kept in
 # $DIR/repl_ab/*.log.
 set -eu
 ROUNDS=${1:-3}
 RATE=${2:-2000}
+PARTS=${PARTS:-tput lat queue}
 BUILD=${BUILD:-build/release}
 DIR=${DIR:-/var/tmp}
 W=$DIR/repl_ab
@@ -28,6 +30,26 @@ BASE=${BASE:-7610}
 
 rm -rf "$W"
 mkdir -p "$W/zk"
+# The disk's own limit, for the throughput figures: a 512 MiB sequential write + fdatasync.
+DISK_MBS=$(dd if=/dev/zero of="$W/ddprobe" bs=1M count=512 conv=fdatasync 2>&1 |
+    awk '/copied/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+$/) v = $i; u = $NF }
+         END { if (u ~ /^GB/) v *= 1000; print v + 0 }')
+rm -f "$W/ddprobe"
+# And one fdatasync's p99 (4 KiB appends, each synced), for the ack latency's target.
+FSYNC_P99_US=$(python3 - "$W/fsprobe" <<'PY'
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY | os.O_TRUNC)
+ts = []
+for _ in range(500):
+    t = time.perf_counter()
+    os.write(fd, b"x" * 4096)
+    os.fdatasync(fd)
+    ts.append(time.perf_counter() - t)
+os.unlink(sys.argv[1])
+ts.sort()
+print(int(ts[int(len(ts) * 0.99)] * 1e6))
+PY
+)
 OUT=$W/runs
 : >"$OUT"
 PIDS=""
@@ -66,6 +88,7 @@ sleep 1
 run() { # label broker stream args...
     label=$1 broker=$2 stream=$3
     shift 3
+    case " $PARTS " in *" ${label#*/} "*) ;; *) return 0 ;; esac
     sync
     if ! j=$(timeout 120 "$B" --broker "$broker" --stream "$stream" --ack durable --json "$@" \
         2>>"$W/bench.log" | tail -1) || [ -z "$j" ]; then
@@ -112,7 +135,7 @@ while [ "$i" -le "$ROUNDS" ]; do
 done
 
 echo "medians over $ROUNDS rounds:"
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" "$DISK_MBS" "$FSYNC_P99_US" <<'PY'
 import json, statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
@@ -135,4 +158,21 @@ if s:
 s, r = med("single/queue", lambda d: d["records_per_s"]), med("rf3/queue", lambda d: d["records_per_s"])
 if s:
     print("rf3 / single queue drain records/s: %.2f" % (r / s))
+# Every broker of the cluster writes every record (replication factor 3, one disk here): the
+# disk takes three copies of what producers send, a single broker's one.
+disk = float(sys.argv[2])
+for who, copies in (("single", 1), ("rf3", 3)):
+    r = med(who + "/tput", lambda d: d["records_per_s"])
+    if r and disk > 0:
+        mbs = r * 1024 * copies / 1e6
+        print("%s/tput log writes (%d cop%s): %.0f MB/s = %.2f of the disk's sequential "
+              "write + fdatasync (dd: %.0f MB/s)" % (who, copies, "y" if copies == 1 else "ies",
+                                                      mbs, mbs / disk, disk))
+# #14's latency target: rf3 p99 <= single p99 + one follower round trip + one fdatasync (the
+# round trip on loopback is tens of microseconds: left out).
+fs = float(sys.argv[3])
+s, r = med("single/lat", lambda d: d["ack_p99_us"]), med("rf3/lat", lambda d: d["ack_p99_us"])
+if s and r:
+    print("rf3 p99 ack %.0f us vs single p99 %.0f + fdatasync p99 %.0f = %.0f us: %.2f of it"
+          % (r, s, fs, s + fs, r / (s + fs)))
 PY

@@ -94,6 +94,17 @@ void sl_shard_set_listener(struct sl_shard *s, sl_shard_listener fn, void *ctx)
     s->listener_ctx = ctx;
 }
 
+void sl_shard_set_written_listener(struct sl_shard *s, sl_shard_listener fn, void *ctx)
+{
+    s->written_listener = fn;
+    s->written_listener_ctx = ctx;
+}
+
+uint64_t sl_shard_written_seq(const struct sl_shard *s)
+{
+    return s->written_seq;
+}
+
 int sl_shard_open(struct sl_ring *ring, const char *dir, const struct sl_shard_config *cfg,
                   struct sl_shard **out)
 {
@@ -150,7 +161,7 @@ int sl_shard_open(struct sl_ring *ring, const char *dir, const struct sl_shard_c
         sl_shard_close(s);
         return rc;
     }
-    s->visible_seq = s->next_seq;
+    s->visible_seq = s->written_seq = s->next_seq;
     if (cfg->cache != NULL && cfg->cache->files_max > 0) {
         (void)shard_park(s, false); /* charged and reopened at its first use */
     }

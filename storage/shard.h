@@ -237,6 +237,12 @@ void sl_shard_truncate_test_kill_after(struct sl_shard *s, uint32_t steps);
  * readers: the broker wakes its long-polling fetches here. */
 typedef void (*sl_shard_listener)(void *ctx, struct sl_shard *s);
 void sl_shard_set_listener(struct sl_shard *s, sl_shard_listener fn, void *ctx);
+/* Called (from the loop) when batches not yet durable were written to the file: an
+ * unsynced read (sl_shard_read.unsynced) now finds them. A replicated leader serves them to
+ * its followers, whose fdatasyncs then run alongside its own. NULL: none (the default). */
+void sl_shard_set_written_listener(struct sl_shard *s, sl_shard_listener fn, void *ctx);
+/* The end of what is in the file (>= visible_seq, <= next_seq): where an unsynced read stops. */
+uint64_t sl_shard_written_seq(const struct sl_shard *s);
 
 enum sl_read_from {
     SL_READ_SEQ = 0,  /* the batch containing `seq` and the ones after */
@@ -262,6 +268,11 @@ struct sl_shard_read {
      * page cache, or the recent-data cache): a long-poll woken by an append
      * then answers within the append's own acknowledgement (process_acks). */
     bool inline_ok;
+    /* Also batches written but not yet acknowledged (up to written_seq, not
+     * visible_seq): they may still be lost to a crash or cut by a full disk's
+     * rewind, so only a reader that tolerates that asks (a replicated leader
+     * serving its followers, whose epochs settle what a crash lost). */
+    bool unsynced;
     /* out (valid in cb) */
     uint32_t len; /* bytes of whole batches at buf[0, len) */
     uint32_t batch_count;

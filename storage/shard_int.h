@@ -173,11 +173,17 @@ struct sl_shard {
 
     uint64_t next_seq;
     uint64_t visible_seq;
+    /* Batches whose bytes are all in the file (the page cache), durable or not: >=
+     * visible_seq. Only an unsynced read (sl_shard_read.unsynced) sees past visible_seq. */
+    uint64_t written_seq;
     uint64_t visible_time_ms;
     uint64_t last_append_ms;
     uint32_t pend_durable; /* pending appends that wait for an fdatasync */
+    uint32_t pend_written; /* pending appends, from the oldest, below written_seq */
     sl_shard_listener listener;
     void *listener_ctx;
+    sl_shard_listener written_listener;
+    void *written_listener_ctx;
 
     struct wbuf *wbufs;
     uint32_t wbuf_free;

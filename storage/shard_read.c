@@ -1,5 +1,6 @@
 /* shard_read.c - reads by sequence and by append time: whole, verified
- * batches, never one whose append is not yet acknowledged.
+ * batches, never one whose append is not yet acknowledged (unless the reader
+ * asked for unsynced data: then never one not yet written).
  */
 #include "storage/shard_int.h"
 
@@ -27,6 +28,17 @@
 #include <unistd.h>
 
 static void read_done(struct sl_io_op *op, int res);
+
+/* Where a read stops: the acknowledged end, or for an unsynced read the written one. */
+static uint64_t read_end_seq(const struct sl_shard *s, const struct sl_shard_read *rd)
+{
+    return rd->unsynced ? s->written_seq : s->visible_seq;
+}
+
+static uint64_t read_seg_end(const struct segment *g, const struct sl_shard_read *rd)
+{
+    return rd->unsynced && g->writing ? g->written_pos : seg_visible_end(g);
+}
 
 /* A buffered read this small is first tried synchronously from the page cache
  * (preadv2 RWF_NOWAIT: it never waits for I/O, and fails with EAGAIN when a
@@ -161,7 +173,7 @@ static bool read_issue(struct sl_shard *s, struct sl_shard_read *rd, bool from_s
 {
     for (;;) {
         struct segment *g = rd->seg_;
-        uint64_t end = seg_visible_end(g);
+        uint64_t end = read_seg_end(g, rd);
         if (rd->pos_ < end) {
             uint64_t n = end - rd->pos_;
             uint32_t len = n < rd->buf_cap ? (uint32_t)n : rd->buf_cap;
@@ -186,7 +198,7 @@ static bool read_issue(struct sl_shard *s, struct sl_shard_read *rd, bool from_s
         /* At the visible end of this segment: the next one, if any. */
         uint32_t i = shard_seg_find_seq(s, g->base_seq);
         if (s->segs[i] != g || i + 1 >= s->seg_count || end < g->bytes) {
-            rd->next_seq = s->visible_seq;
+            rd->next_seq = read_end_seq(s, rd);
             read_finish(rd, SL_OK, from_submit);
             return false;
         }
@@ -212,7 +224,7 @@ void sl_shard_read(struct sl_shard *s, struct sl_shard_read *rd)
     rd->batch_count = 0;
     rd->need_bytes = 0;
     rd->first_seq = s->seg_count > 0 ? s->segs[0]->base_seq : 0;
-    rd->next_seq = s->visible_seq;
+    rd->next_seq = read_end_seq(s, rd);
     if (rd->buf_cap < SL_BATCH_HEADER_BYTES) {
         rd->need_bytes = SL_BATCH_HEADER_BYTES;
         read_finish(rd, SL_ETOOBIG, true);
@@ -224,8 +236,9 @@ void sl_shard_read(struct sl_shard *s, struct sl_shard_read *rd)
             read_finish(rd, SL_ETRIMMED, true);
             return;
         }
-        if (rd->seq >= s->visible_seq) {
-            read_finish(rd, rd->seq == s->visible_seq ? SL_OK : SL_EINVAL, true);
+        uint64_t tail = read_end_seq(s, rd);
+        if (rd->seq >= tail) {
+            read_finish(rd, rd->seq == tail ? SL_OK : SL_EINVAL, true);
             return;
         }
     }

@@ -250,7 +250,8 @@ static int trunc_reload(struct sl_shard *s)
         shard_fatal(s, "truncate: reload of the cut log", rc == SL_ENOMEM ? ENOMEM : EIO);
         return SL_EFATAL;
     }
-    s->visible_seq = s->next_seq;
+    SL_ASSERT(s->pend_len == 0 && s->pend_written == 0);
+    s->visible_seq = s->written_seq = s->next_seq;
     s->visible_time_ms = s->last_append_ms;
     return shard_touch(s); /* charges the budget with the descriptors recovery opened */
 }

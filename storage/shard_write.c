@@ -83,6 +83,7 @@ static void pend_pop(struct sl_shard *s)
 {
     s->pend_head = (s->pend_head + 1) % s->pend_cap;
     s->pend_len--;
+    s->pend_written -= s->pend_written > 0 ? 1 : 0; /* (an acknowledged append was written) */
 }
 
 /* Fails every pending append from index `from` on (newest last), calling
@@ -94,6 +95,9 @@ void shard_fail_pending_from(struct sl_shard *s, uint32_t from, int err)
         s->pend_durable -= pend_at(s, i)->durable ? 1 : 0;
     }
     s->pend_len = from;
+    if (s->pend_written > from) {
+        s->pend_written = from; /* (written_seq stays: what it covers was in the file) */
+    }
     for (uint32_t i = 0; i < n; i++) {
         struct pending p = s->pend[(s->pend_head + from + i) % s->pend_cap];
         if (p.cb != NULL) {
@@ -818,7 +822,9 @@ void shard_maybe_sync(struct sl_shard *s)
 
 /* Acknowledges pending appends, oldest first, while each is durable (ALWAYS)
  * or written (INTERVAL); acknowledged batches become visible to readers.
- * Visible first, then the listener, then the callbacks: a reader waiting at
+ * Before that, the written prefix grows and its listener runs (a replicated
+ * leader's followers fetch what is written, not yet durable: their fdatasyncs
+ * overlap the leader's own). Visible first, then the listener, then the callbacks: a reader waiting at
  * the tail (a long-poll) reads and answers before the producers' acks are
  * queued - its answer goes out first in the same loop turn (on a 2-core VM the
  * inline send of an ack ahead of it cost the reader ~30 us). The pending
@@ -826,6 +832,16 @@ void shard_maybe_sync(struct sl_shard *s)
  * and cannot park, while the listener reads it). */
 static void process_acks(struct sl_shard *s)
 {
+    /* The written prefix first: an append is written once its bytes are, in log order. */
+    uint64_t written_before = s->written_seq;
+    while (s->pend_written < s->pend_len) {
+        const struct pending *p = pend_at(s, s->pend_written);
+        if (p->seg->written_pos < p->end) {
+            break;
+        }
+        s->written_seq = p->base_seq + p->count;
+        s->pend_written++;
+    }
     uint32_t k = 0;
     while (k < s->pend_len) {
         struct pending *p = pend_at(s, k);
@@ -840,6 +856,12 @@ static void process_acks(struct sl_shard *s)
         s->visible_seq = p->base_seq + p->count;
         s->visible_time_ms = p->time_ms;
         k++;
+    }
+    /* an acknowledged append was written: the acknowledged prefix is within the written one */
+    SL_ASSERT(k <= s->pend_written && s->pend_written <= s->pend_len);
+    SL_ASSERT(s->visible_seq <= s->written_seq && s->written_seq <= s->next_seq);
+    if (s->written_seq > written_before && s->written_listener != NULL) {
+        s->written_listener(s->written_listener_ctx, s); /* (first: followers fetch sooner) */
     }
     if (k == 0) {
         return;

@@ -308,6 +308,7 @@ static void on_truncated(void *ctx, int err, uint64_t end_seq)
                 br->b->id, br->b->stream->name, d->offset);
         dedup_relearn(br->b);
     }
+    br->written_seq = end_seq; /* (the log's end either way: a failed cut is FATAL) */
     d->done = true;
     d->err = err;
     rs_pump(br);
@@ -438,6 +439,7 @@ static void serve_issue(struct serve *s)
     s->wr.rd.buf = s->buf;
     s->wr.rd.buf_cap = s->cap;
     s->wr.rd.max_bytes = SL_REPL_FETCH_BYTES_MAX;
+    s->wr.rd.unsynced = true; /* (the high watermark waits for this broker's own fdatasync) */
     s->wr.rd.cb = on_serve_read;
     sl_wshard_read(&s->br->b->ws, &s->wr);
 }
@@ -471,10 +473,12 @@ static void fx_answer(struct sl_brepl *br, const struct sl_repl_msg *m)
     br->rs->serves++;
     /* The replica answers as soon as its log grows, before this broker's own write of the
      * new batches completed: a read now would find nothing and the follower would ask
-     * again at once. The answer waits for the write (serve_wake), or the tick. */
-    struct sl_shard_stats ss;
-    sl_wshard_stats(&br->b->ws, &ss);
-    if (ss.visible_seq <= (uint64_t)s->m.offset) {
+     * again at once. The answer waits for the write (serve_wake from the shard's written
+     * listener), or the tick. Written, not durable: a follower's fdatasync then runs
+     * alongside this broker's own, and the high watermark still counts this broker's
+     * durable end (a crash losing what was served is settled by the epochs: REPLICATION.md,
+     * "The epoch cache and its file"). */
+    if (br->written_seq <= (uint64_t)s->m.offset) {
         s->next = br->serve_wait;
         br->serve_wait = s;
         return;
@@ -488,12 +492,10 @@ static void serve_wake(struct sl_brepl *br, bool all)
     if (br->serve_wait == NULL) {
         return;
     }
-    struct sl_shard_stats ss;
-    sl_wshard_stats(&br->b->ws, &ss);
     struct serve **pp = &br->serve_wait;
     while (*pp != NULL) {
         struct serve *s = *pp;
-        if (all || ss.visible_seq > (uint64_t)s->m.offset) {
+        if (all || br->written_seq > (uint64_t)s->m.offset) {
             *pp = s->next;
             s->next = NULL;
             serve_issue(s);
@@ -764,6 +766,16 @@ struct recover_call {
     int rc;
 };
 
+/* The shard's written listener (sl_wshard_on_written), on the main loop. */
+static void on_shard_written(void *ctx, uint64_t written_seq)
+{
+    struct sl_bshard *b = ctx;
+    if (b->repl != NULL) {
+        b->repl->written_seq = written_seq;
+        serve_wake(b->repl, false);
+    }
+}
+
 static void recover_on_owner(void *arg)
 {
     struct recover_call *rc = arg;
@@ -809,8 +821,10 @@ struct sl_brepl *rs_brepl_new(struct sl_replicas *rs, struct sl_bshard *b, const
                                     .epochs = (const struct sl_repl_epoch *)rc->c.e,
                                     .n_epochs = rc->c.n};
     sl_repl_init(&br->r, &cfg, &rec, rs->now_ms);
+    br->written_seq = (uint64_t)rc->log_end;
     free(rc);
     b->repl = br;
+    sl_wshard_on_written(&b->ws, on_shard_written);
     br->next = rs->all;
     rs->all = br;
     return br;

@@ -75,6 +75,9 @@ struct sl_brepl {
     int logged_role;       /* the role and epoch last logged (-1: none yet) */
     int32_t logged_epoch;
     uint64_t hw_published;
+    /* The end of what the shard's log has in its file, durable or not (its written listener
+     * says; a truncate sets it back): a leader serves followers up to here. */
+    uint64_t written_seq;
     /* the batches of the FETCH_RESP being handed to the replica (owned until a WRITE
      * takes them) */
     uint8_t *in_buf;

@@ -58,6 +58,7 @@ enum msg_type {
     M_RETENTION,
     M_TRUNCATE,
     M_WATCH, /* a long-poll parked at seq on the main loop: read ahead for it */
+    M_WRITTEN_ON, /* tell the main loop of unsynced writes (sl_wshard_on_written) */
     /* owner -> main loop */
     M_APPENDED,
     M_READ_DONE,
@@ -65,6 +66,7 @@ enum msg_type {
     M_STATS,
     M_CALLED, /* an ordered call finished */
     M_TRUNCATED,
+    M_WRITTEN, /* batches not yet durable were written (the stats say up to where) */
 };
 
 struct msg {
@@ -377,6 +379,23 @@ static void on_owner_listener(void *ctx, struct sl_shard *s)
     owner_post(owner_of(b), &m);
 }
 
+/* sl_wshard_on_written's fn (main loop only; one for the process). */
+static sl_wshard_written_fn main_written_fn;
+
+static void on_owner_written(void *ctx, struct sl_shard *s)
+{
+    struct sl_wshard *b = ctx;
+    struct msg m = {.type = M_WRITTEN, .b = b, .seq = sl_shard_written_seq(s)};
+    owner_post(owner_of(b), &m);
+}
+
+/* A shard the main loop owns: its written listener. */
+static void main_written(void *ctx, struct sl_shard *s)
+{
+    struct sl_wshard *b = ctx;
+    main_written_fn(b->listener_ctx, sl_shard_written_seq(s));
+}
+
 /* A truncate in transit: what to tell the main loop. Rare (a replica rejoining). */
 struct wtrunc {
     struct sl_wshard *b;
@@ -433,6 +452,9 @@ static void owner_handle(struct worker *w, struct msg *m)
             m->b->ow_watch = true;
             m->b->ow_watch_seq = m->seq;
         }
+        break;
+    case M_WRITTEN_ON:
+        sl_shard_set_written_listener(m->b->log, on_owner_written, m->b);
         break;
     case M_RETENTION: {
         sl_shard_retention_run(m->b->log);
@@ -604,6 +626,9 @@ static void home_handle(struct msg *m)
         on_main_truncated(m->ctx, m->err, m->seq);
         break;
     case M_STATS:
+        break;
+    case M_WRITTEN:
+        main_written_fn(b->listener_ctx, m->seq);
         break;
     default:
         SL_ASSERT(!"unexpected message on the main loop");
@@ -1046,6 +1071,19 @@ void sl_wshard_watch(struct sl_wshard *b, uint64_t seq)
     b->watch_posted = true;
     struct msg m = {.type = M_WATCH, .b = b, .seq = seq};
     post(b->workers, b->owner, &m);
+}
+
+void sl_wshard_on_written(struct sl_wshard *b, sl_wshard_written_fn fn)
+{
+    SL_ASSERT(fn != NULL && (main_written_fn == NULL || main_written_fn == fn));
+    SL_ASSERT(b->log != NULL && !b->gone && !b->closed);
+    main_written_fn = fn;
+    if (b->owner == 0) {
+        sl_shard_set_written_listener(b->log, main_written, b);
+    } else {
+        struct msg m = {.type = M_WRITTEN_ON, .b = b};
+        post(b->workers, b->owner, &m);
+    }
 }
 
 const struct sl_wshard_ahead *sl_wshard_ahead(const struct sl_wshard *b)

@@ -189,6 +189,13 @@ int sl_wshard_append_opt(struct sl_wshard *b, const void *batch, size_t len, uns
  * One watch per notice; a shard the main loop owns needs none. */
 void sl_wshard_watch(struct sl_wshard *b, uint64_t seq);
 const struct sl_wshard_ahead *sl_wshard_ahead(const struct sl_wshard *b);
+/* From now on fn(listener_ctx, written_seq) runs on the main loop when batches not yet
+ * durable were written to the shard's open log (sl_shard_set_written_listener; for a remote
+ * shard a notice per write): a replicated leader serves them to its followers. One fn for
+ * every shard of the process (the replica manager's: no per-shard field, an idle shard stays
+ * small), set for each shard once, for the log open now. */
+typedef void (*sl_wshard_written_fn)(void *listener_ctx, uint64_t written_seq);
+void sl_wshard_on_written(struct sl_wshard *b, sl_wshard_written_fn fn);
 /* Inside an append callback: sl_shard_io_times of the owner at the moment it acknowledged
  * the append (carried over the message ring for a remote shard). Diagnostics. */
 void sl_wshard_append_io(const struct sl_wshard *b, struct sl_shard_io_times *out);

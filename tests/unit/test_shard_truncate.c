@@ -560,6 +560,92 @@ TEST(scan_epochs_skips_single_epoch_segments)
     lfx_fini(&f);
 }
 
+/* Unsynced reads (a replicated leader serving its followers): a durable append's batch is
+ * readable with .unsynced once written, before its fdatasync; a plain read still stops at
+ * what was acknowledged. The written listener runs in between. */
+struct unsynced_probe {
+    struct lfx *f;
+    int calls;
+    uint64_t visible, written; /* the stats at the first call */
+    struct lfx_read plain, unsynced;
+    uint8_t plain_buf[LFX_READ_CAP];
+    uint8_t unsynced_buf[LFX_READ_CAP];
+};
+
+static void probe_read(struct unsynced_probe *p, struct lfx_read *r, uint8_t *buf, bool unsynced,
+                       uint64_t seq)
+{
+    memset(r, 0, sizeof(*r));
+    r->rd.from = SL_READ_SEQ;
+    r->rd.seq = seq;
+    r->rd.buf = buf;
+    r->rd.buf_cap = LFX_READ_CAP;
+    r->rd.max_bytes = LFX_READ_CAP;
+    r->rd.unsynced = unsynced;
+    r->rd.cb = lfx_read_cb;
+    sl_shard_read(p->f->s, &r->rd);
+}
+
+static void on_written(void *ctx, struct sl_shard *s)
+{
+    struct unsynced_probe *p = ctx;
+    if (p->calls++ > 0) {
+        return;
+    }
+    struct sl_shard_stats st;
+    sl_shard_stats_progress(s, &st);
+    p->visible = st.visible_seq;
+    p->written = sl_shard_written_seq(s);
+    probe_read(p, &p->plain, p->plain_buf, false, 0);
+    probe_read(p, &p->unsynced, p->unsynced_buf, true, 0);
+}
+
+TEST(unsynced_read_sees_written_before_durable)
+{
+    struct lfx f;
+    struct sl_shard_config cfg = lfx_cfg_small();
+    cfg.segment_bytes = 1 << 20;
+    cfg.flush = SL_FLUSH_ALWAYS;
+    CHECK_EQ(lfx_init(&f, &cfg), SL_OK);
+    static struct unsynced_probe p;
+    memset(&p, 0, sizeof(p));
+    p.f = &f;
+    sl_shard_set_written_listener(f.s, on_written, &p);
+    struct sl_append_opts durable = {.flags = SL_APPEND_DURABLE};
+    uint64_t base = 0;
+    CHECK_EQ(lfx_append(&f, 3, &durable, &base), SL_OK);
+    lfx_run_until(&f, &p.unsynced.w);
+    lfx_run_until(&f, &p.plain.w);
+    CHECK(p.calls >= 1);
+    CHECK_EQ(p.visible, 0);
+    CHECK_EQ(p.written, 3);
+    CHECK_EQ(p.plain.w.err, SL_OK);
+    CHECK_EQ(p.plain.rd.len, 0); /* not acknowledged yet: a plain read is at the tail */
+    CHECK_EQ(p.plain.rd.next_seq, 0);
+    CHECK_EQ(p.unsynced.w.err, SL_OK);
+    CHECK_EQ(p.unsynced.rd.batch_count, 1);
+    CHECK_EQ(p.unsynced.rd.next_seq, 3);
+    struct sl_batch_header h;
+    CHECK_EQ(sl_batch_peek(p.unsynced_buf, p.unsynced.rd.len, &h), SL_OK);
+    CHECK_EQ(h.base_seq, 0);
+    CHECK_EQ(h.record_count, 3);
+    /* acknowledged: both ends meet; an unsynced read past the written end is refused */
+    struct sl_shard_stats st;
+    sl_shard_stats_progress(f.s, &st);
+    CHECK_EQ(st.visible_seq, 3);
+    CHECK_EQ(sl_shard_written_seq(f.s), 3);
+    int calls = p.calls;
+    CHECK_EQ(lfx_append(&f, 2, &durable, &base), SL_OK);
+    CHECK(p.calls > calls);
+    sl_shard_stats_progress(f.s, &st);
+    CHECK_EQ(st.visible_seq, 5);
+    CHECK_EQ(sl_shard_written_seq(f.s), 5);
+    probe_read(&p, &p.unsynced, p.unsynced_buf, true, 6);
+    lfx_run_until(&f, &p.unsynced.w);
+    CHECK_EQ(p.unsynced.w.err, SL_EINVAL);
+    lfx_fini(&f);
+}
+
 int main(void)
 {
     if (getenv("SLUICE_TEST_LOG") == NULL) {
@@ -579,5 +665,6 @@ int main(void)
     RUN(follower_keeps_the_leaders_stamps);
     RUN(scan_epochs_matches_the_headers);
     RUN(scan_epochs_skips_single_epoch_segments);
+    RUN(unsynced_read_sees_written_before_durable);
     TEST_END();
 }
