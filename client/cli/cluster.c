@@ -12,6 +12,11 @@
 #include <string.h>
 
 #define CLI_CLUSTER_STREAMS_MAX 256u /* streams whose shards `cluster status` lists at most */
+/* Each other broker asked for its followers' lags gets this long to connect and to answer
+ * (unless --connect-timeout / --request-timeout say otherwise): a paused or cut broker is
+ * still listed live until its session expires, and must not hold the whole status for the
+ * library's 30 s request timeout. */
+#define CLI_CLUSTER_LAG_WAIT_MS 2000u
 
 struct cluster_args {
     int json;
@@ -192,19 +197,29 @@ static const struct cli_conn_opts *call_conn(const struct cli_call *call)
 
 /* Only a shard's leader knows how far its followers are: each other live broker is asked
  * for the same streams and the lags of the shards it leads are copied into ms. A broker
- * that cannot be reached leaves its shards' lags unknown ("?"). */
+ * that cannot be reached or does not answer in time leaves its shards' lags unknown ("?"),
+ * said on stderr. */
 static void lags_gather(const struct cli_call *call, const struct sluice_cluster_status *s,
                         struct sluice_metadata **ms, size_t n_ms)
 {
     struct cli_conn_opts o = *call_conn(call);
-    o.connect_timeout_ms = o.connect_timeout_ms != 0 ? o.connect_timeout_ms : 2000;
+    if (o.connect_timeout_ms == 0) {
+        o.connect_timeout_ms = CLI_CLUSTER_LAG_WAIT_MS;
+    }
+    if (o.request_timeout_ms == 0) {
+        o.request_timeout_ms = CLI_CLUSTER_LAG_WAIT_MS;
+    }
     for (size_t b = 0; b < s->n_brokers; b++) {
         if (s->brokers[b].self) {
             continue; /* (its answer is in ms already) */
         }
         o.broker = s->brokers[b].address;
         sluice_client *bc = NULL;
-        if (cli_conn_connect(&o, &bc) != CLI_EXIT_OK) {
+        if (cli_conn_connect(&o, &bc) != CLI_EXIT_OK) { /* (it said why) */
+            fprintf(stderr,
+                    "sluice: the lags of the shards broker %" PRIu32
+                    " leads are unknown (\"?\")\n",
+                    s->brokers[b].node_id);
             continue;
         }
         for (size_t k = 0; k < n_ms; k++) {
@@ -215,8 +230,13 @@ static void lags_gather(const struct cli_call *call, const struct sluice_cluster
                 names[i] = ms[k]->streams[i].name;
             }
             struct sluice_metadata *om = NULL;
-            if (sluice_cluster_metadata(bc, names, cnt, &om) != SL_OK) {
-                continue;
+            int rc = sluice_cluster_metadata(bc, names, cnt, &om);
+            if (rc != SL_OK) {
+                char what[96];
+                snprintf(what, sizeof(what), "broker %" PRIu32 " (its shards' lags unknown: \"?\")",
+                         s->brokers[b].node_id);
+                (void)cli_broker_error(what, rc);
+                break; /* (a broker that timed out once would only time out again) */
             }
             for (size_t i = 0; i < cnt && i < om->n_streams; i++) {
                 struct sluice_stream_route *mine = &ms[k]->streams[i];
