@@ -621,7 +621,7 @@ static void on_fetch_resp(struct sl_repl *r, const struct sl_repl_msg *m)
         return;
     }
     if (m->err == SL_ETRIMMED) {
-        if (m->offset != r->leo || m->log_start <= r->leo) {
+        if (m->offset != r->leo || m->log_start <= r->leo || MUTATION(4)) {
             r->rejected_msgs++; /* (not about our end: the caller asks again) */
             return;
         }

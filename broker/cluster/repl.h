@@ -310,7 +310,9 @@ void sl_repl_check(const struct sl_repl *r);
 #ifdef SL_REPL_MUTATIONS
 /* Test-only bugs, compiled only into the simulator's binary (tests/sim): 1 = a follower
  * truncates to its own HW instead of the leader's epoch end (Kafka's pre-KIP-101 loss of
- * acknowledged data); 2 = the leader acks once its own disk has a batch, without the ISR. */
+ * acknowledged data); 2 = the leader acks once its own disk has a batch, without the ISR;
+ * (3 is the controller's unclean election); 4 = a follower ignores ETRIMMED and never resets
+ * its log (the bug of issue #14's retention: it asks below its leader's start for ever). */
 extern int sl_repl_mutation;
 #endif
 
