@@ -7,11 +7,15 @@
  * leader's first retained sequence is past F's log end (retention deleted what F lacks).
  * F restarts: its fetch below the leader's log start is answered with the start, F empties
  * its log and starts it there (sl_shard_reset), copies on and must be back in the ISR
- * within 30 s (without the reset it never is: the test fails there, saying so). More values
- * are written with F in the ISR; then the two other brokers are killed (kill -9) so that F
- * is elected, and the whole shard is read from F: every record a value written, none twice,
- * in increasing positions, and every acknowledged value at or after F's first retained
- * sequence present (those before it were removed by retention, on the leader first).
+ * within 30 s (without the reset it never is: the test fails there, saying so). Then a
+ * fourth broker joins and the shard is reassigned to it in place of the third (the broker
+ * that neither leads nor stopped): the new replica asks from 0, starts its log at the
+ * leader's start the same way, and the move must end within 30 s. More values are written;
+ * every replica's log must end where the leader's does. Then the leader and F are killed
+ * (kill -9) so that the new replica is elected, and the whole shard is read from it: every
+ * record a value written, none twice, in increasing positions, and every acknowledged value
+ * at or after its first retained sequence present (those before it were removed by
+ * retention, on the leader first).
  * Skipped (77) without java or the ZooKeeper jar.
  */
 #include "cluster_it.h"
@@ -24,7 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NB              3
+#define NB              4 /* the fourth joins for the move */
+#define NB_FIRST        3
 #define STREAM          "trimmed"
 #define SESSION_MS      2000u
 #define VALUES_MAX      200000u
@@ -116,6 +121,35 @@ static struct rc_shard_end shard_end(int i)
     return e;
 }
 
+/* The shard's route as Metadata (asked of broker `via`) says; false when it cannot. */
+static bool route(int via, struct sluice_shard_route *out)
+{
+    sluice_client *c = NULL;
+    if (it_connect(&brokers[via], &c) != SL_OK) {
+        return false;
+    }
+    const char *names[1] = {STREAM};
+    struct sluice_metadata *md = NULL;
+    bool ok = sluice_cluster_metadata(c, names, 1, &md) == SLUICE_OK && md->n_streams == 1 &&
+              md->streams[0].n_shards == 1;
+    if (ok) {
+        *out = md->streams[0].shards[0];
+    }
+    sluice_metadata_free(md);
+    sluice_client_free(c);
+    return ok;
+}
+
+static bool has(const int32_t *ids, size_t n, int32_t id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Whether broker `node` (id) is in the shard's ISR as Metadata (asked of `via`) says. */
 static bool in_isr(int via, int32_t node)
 {
@@ -141,6 +175,9 @@ static bool in_isr(int via, int32_t node)
 static void print_logs(void)
 {
     for (int i = 0; i < NB; i++) {
+        if (brokers[i].root[0] == '\0') {
+            continue; /* (never started) */
+        }
         fprintf(stderr, "broker %d: %s, data %s\n", i + 1,
                 it_broker_alive(&brokers[i]) ? "running" : "stopped", brokers[i].data);
     }
@@ -155,7 +192,7 @@ int main(void)
     }
     atexit(print_logs);
     CHECK(cit_start(&cl, SESSION_MS * IT_SLOWDOWN) == 0);
-    for (int i = 0; i < NB; i++) {
+    for (int i = 0; i < NB_FIRST; i++) {
         CHECK(broker_start(&brokers[i], i + 1) == 0);
     }
     sluice_client *c = cit_connect(brokers, NB);
@@ -166,7 +203,8 @@ int main(void)
     CHECK(write_round() == ROUND);
     int leader = cit_leader(c, STREAM, 0, NB);
     CHECK(leader >= 0);
-    int f = (leader + 1) % NB, other = (leader + 2) % NB;
+    CHECK(leader < NB_FIRST);
+    int f = (leader + 1) % NB_FIRST, other = (leader + 2) % NB_FIRST;
     struct rc_shard_end fe = shard_end(f);
     printf("broker %d leads; broker %d, a follower, stops with its log at %" PRIu64 "..%" PRIu64
            "\n",
@@ -215,11 +253,56 @@ int main(void)
            f + 1, rejoin_ms, fe.first_seq, fe.next_seq);
     CHECK(fe.first_seq >= le.first_seq);
 
-    /* more values with F in the ISR, then F alone: elected, and read back */
+    /* a fourth broker takes the third's replica: it copies from the leader's start */
+    const int nw = NB_FIRST;
+    CHECK(broker_start(&brokers[nw], nw + 1) == 0);
+    int32_t target[3] = {leader + 1, f + 1, nw + 1};
+    t0 = it_mono_ms();
+    while ((rc = sluice_cluster_reassign(c, STREAM, 0, target, 3)) != SLUICE_OK) {
+        CHECK(it_mono_ms() - t0 < 15000u * IT_SLOWDOWN); /* (until broker 4 registered) */
+        it_sleep_ms(200);
+    }
+    t0 = it_mono_ms();
+    for (;;) {
+        struct sluice_shard_route r;
+        if (route(leader, &r) && r.n_target == 0 && r.n_replicas == 3 &&
+            has(r.replicas, r.n_replicas, nw + 1) && !has(r.replicas, r.n_replicas, other + 1) &&
+            has(r.isr, r.n_isr, nw + 1)) {
+            break;
+        }
+        if (it_mono_ms() - t0 > REJOIN_MS * IT_SLOWDOWN) {
+            struct rc_shard_end now = shard_end(nw);
+            fprintf(stderr,
+                    "FAIL: the move of the shard to broker %d did not end in %u ms: its log "
+                    "is %" PRIu64 "..%" PRIu64 ", the leader's starts at %" PRIu64 "\n",
+                    nw + 1, REJOIN_MS, now.first_seq, now.next_seq, le.first_seq);
+            exit(1);
+        }
+        it_sleep_ms(200);
+    }
+    struct rc_shard_end ne = shard_end(nw);
+    printf("moved to broker %d in %" PRIu64 " ms (replacing broker %d), its log %" PRIu64
+           "..%" PRIu64 "\n",
+           nw + 1, it_mono_ms() - t0, other + 1, ne.first_seq, ne.next_seq);
+    CHECK(ne.first_seq >= le.first_seq && ne.first_seq > 0);
+
+    /* more values; every replica's log then ends where the leader's does */
     CHECK(write_round() == ROUND);
     sluice_client_free(c);
+    t0 = it_mono_ms();
+    for (;;) {
+        uint64_t l_end = shard_end(leader).next_seq;
+        if (shard_end(f).next_seq == l_end && shard_end(nw).next_seq == l_end) {
+            break;
+        }
+        CHECK(it_mono_ms() - t0 < 10000u * IT_SLOWDOWN);
+        it_sleep_ms(100);
+    }
+
+    /* the new replica alone: elected, and read back */
     CHECK(it_broker_kill9(&brokers[leader]) == 0);
-    CHECK(it_broker_kill9(&brokers[other]) == 0);
+    CHECK(it_broker_kill9(&brokers[f]) == 0);
+    f = nw; /* (read from it below) */
     c = NULL;
     CHECK(it_connect(&brokers[f], &c) == SL_OK);
     t0 = it_mono_ms();
@@ -254,6 +337,7 @@ int main(void)
     CHECK(res.ok >= ROUND); /* (at least the last round, written with F in the ISR) */
     sluice_client_free(c);
     CHECK(it_broker_stop(&brokers[f]) == 0);
+    CHECK(it_broker_stop(&brokers[other]) == 0);
     for (int i = 0; i < NB; i++) {
         it_broker_cleanup(&brokers[i]);
     }
