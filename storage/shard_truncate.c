@@ -526,7 +526,8 @@ static void trunc_timer_done(struct sl_io_op *op, int res)
     trunc_step(s);
 }
 
-int sl_shard_truncate(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void *ctx)
+/* What refuses a truncate or a reset whatever its argument (SL_OK: none). */
+static int trunc_admit(const struct sl_shard *s)
 {
     trunc_check(s);
     if (s->closing) {
@@ -535,8 +536,14 @@ int sl_shard_truncate(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void 
     if (s->state == SL_EFATAL) {
         return SL_EFATAL;
     }
-    if (s->trunc_busy) {
-        return SL_EAGAIN;
+    return s->trunc_busy ? SL_EAGAIN : SL_OK;
+}
+
+int sl_shard_truncate(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void *ctx)
+{
+    int rc = trunc_admit(s);
+    if (rc != SL_OK) {
+        return rc;
     }
     if (seq > s->next_seq) {
         sl_error("storage",
@@ -553,15 +560,9 @@ int sl_shard_truncate(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void 
 
 int sl_shard_reset(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void *ctx)
 {
-    trunc_check(s);
-    if (s->closing) {
-        return SL_ECLOSED;
-    }
-    if (s->state == SL_EFATAL) {
-        return SL_EFATAL;
-    }
-    if (s->trunc_busy) {
-        return SL_EAGAIN;
+    int rc = trunc_admit(s);
+    if (rc != SL_OK) {
+        return rc;
     }
     if (seq < s->next_seq || seq > SL_SHARD_RESET_SEQ_MAX) {
         sl_error("storage",

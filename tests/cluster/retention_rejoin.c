@@ -140,16 +140,6 @@ static bool route(int via, struct sluice_shard_route *out)
     return ok;
 }
 
-static bool has(const int32_t *ids, size_t n, int32_t id)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (ids[i] == id) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Whether broker `node` (id) is in the shard's ISR as Metadata (asked of `via`) says. */
 static bool in_isr(int via, int32_t node)
 {
@@ -174,13 +164,7 @@ static bool in_isr(int via, int32_t node)
 
 static void print_logs(void)
 {
-    for (int i = 0; i < NB; i++) {
-        if (brokers[i].root[0] == '\0') {
-            continue; /* (never started) */
-        }
-        fprintf(stderr, "broker %d: %s, data %s\n", i + 1,
-                it_broker_alive(&brokers[i]) ? "running" : "stopped", brokers[i].data);
-    }
+    cit_print_brokers(brokers, NB);
 }
 
 int main(void)
@@ -266,8 +250,8 @@ int main(void)
     for (;;) {
         struct sluice_shard_route r;
         if (route(leader, &r) && r.n_target == 0 && r.n_replicas == 3 &&
-            has(r.replicas, r.n_replicas, nw + 1) && !has(r.replicas, r.n_replicas, other + 1) &&
-            has(r.isr, r.n_isr, nw + 1)) {
+            cit_has(r.replicas, r.n_replicas, nw + 1) && !cit_has(r.replicas, r.n_replicas, other + 1) &&
+            cit_has(r.isr, r.n_isr, nw + 1)) {
             break;
         }
         if (it_mono_ms() - t0 > REJOIN_MS * IT_SLOWDOWN) {

@@ -179,11 +179,13 @@ static inline int lfx_append(struct lfx *f, uint32_t count, const struct sl_appe
     return w.done == 1 ? w.err : SL_EIO;
 }
 
-/* Truncates to `seq` and waits: the call's error, else the callback's. */
-static inline int lfx_truncate(struct lfx *f, uint64_t seq, uint64_t *end)
+/* Truncates to `seq` (or, with `reset`, empties the log starting it at `seq`) and waits:
+ * the call's error, else the callback's; *end = the new end. */
+static inline int lfx_cut(struct lfx *f, uint64_t seq, bool reset, uint64_t *end)
 {
     struct lfx_wait w = {0};
-    int rc = sl_shard_truncate(f->s, seq, lfx_trunc_cb, &w);
+    int rc = reset ? sl_shard_reset(f->s, seq, lfx_trunc_cb, &w)
+                   : sl_shard_truncate(f->s, seq, lfx_trunc_cb, &w);
     if (rc != SL_OK) {
         return rc;
     }
@@ -192,6 +194,16 @@ static inline int lfx_truncate(struct lfx *f, uint64_t seq, uint64_t *end)
         *end = w.seq;
     }
     return w.done == 1 ? w.err : SL_EIO;
+}
+
+static inline int lfx_truncate(struct lfx *f, uint64_t seq, uint64_t *end)
+{
+    return lfx_cut(f, seq, false, end);
+}
+
+static inline int lfx_reset(struct lfx *f, uint64_t seq, uint64_t *end)
+{
+    return lfx_cut(f, seq, true, end);
 }
 
 struct lfx_read {

@@ -38,19 +38,32 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static int count_files(const char *dir, const char *ext)
+/* Files in dir whose names end with `ext` (4 characters: ".log") or, with `prefix`, begin
+ * with it. */
+static int count_names(const char *dir, const char *ext, const char *prefix)
 {
     DIR *d = opendir(dir);
     int n = 0;
     struct dirent *e;
     while (d != NULL && (e = readdir(d)) != NULL) {
         size_t l = strlen(e->d_name);
-        n += l > 4 && strcmp(e->d_name + l - 4, ext) == 0;
+        n += prefix != NULL ? strncmp(e->d_name, prefix, strlen(prefix)) == 0
+                            : l > 4 && strcmp(e->d_name + l - 4, ext) == 0;
     }
     if (d != NULL) {
         closedir(d);
     }
     return n;
+}
+
+static int count_files(const char *dir, const char *ext)
+{
+    return count_names(dir, ext, NULL);
+}
+
+static int count_markers(const char *dir)
+{
+    return count_names(dir, NULL, "reset-");
 }
 
 /* Appends batches of 1..4 records (count i % 4 + 1); bases[] gets each base. */
@@ -657,21 +670,6 @@ TEST(unsynced_read_sees_written_before_durable)
 }
 
 
-/* Resets and waits: the call's error, else the callback's; *end = the new end. */
-static int reset_to(struct lfx *f, uint64_t seq, uint64_t *end)
-{
-    struct lfx_wait w = {0};
-    int rc = sl_shard_reset(f->s, seq, lfx_trunc_cb, &w);
-    if (rc != SL_OK) {
-        return rc;
-    }
-    lfx_run_until(f, &w);
-    if (end != NULL) {
-        *end = w.seq;
-    }
-    return w.done == 1 ? w.err : SL_EIO;
-}
-
 /* The shard is the empty log at `x`, or holds `x`.. after appends: stats and reads agree. */
 static void check_starts_at(struct lfx *f, uint64_t x, uint64_t end_want)
 {
@@ -693,20 +691,6 @@ static void check_starts_at(struct lfx *f, uint64_t x, uint64_t end_want)
     CHECK_EQ(count_files(f->dir, ".idx") <= count_files(f->dir, ".log"), 1);
 }
 
-static int count_markers(const char *dir)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        n += strncmp(e->d_name, "reset-", 6) == 0;
-    }
-    if (d != NULL) {
-        closedir(d);
-    }
-    return n;
-}
-
 TEST(reset_empties_the_log_and_starts_it_later)
 {
     struct lfx f;
@@ -716,7 +700,7 @@ TEST(reset_empties_the_log_and_starts_it_later)
     CHECK_EQ(fill(&f, 60, bases, NULL), SL_OK);
     CHECK(count_files(f.dir, ".log") >= 5);
     uint64_t x = next_seq(&f) + 1000;
-    CHECK_EQ(reset_to(&f, x, &end), SL_OK);
+    CHECK_EQ(lfx_reset(&f, x, &end), SL_OK);
     CHECK_EQ(end, x);
     check_starts_at(&f, x, x);
     CHECK_EQ(count_files(f.dir, ".log"), 1);
@@ -747,11 +731,11 @@ TEST(reset_of_a_fresh_shard_and_to_the_end)
     struct sl_shard_config cfg = lfx_cfg_small();
     CHECK_EQ(lfx_init(&f, &cfg), SL_OK);
     uint64_t end = 0;
-    CHECK_EQ(reset_to(&f, 0, &end), SL_OK); /* empty at 0 already: a no-op */
-    CHECK_EQ(reset_to(&f, 777, &end), SL_OK); /* a shard that never made its files */
+    CHECK_EQ(lfx_reset(&f, 0, &end), SL_OK); /* empty at 0 already: a no-op */
+    CHECK_EQ(lfx_reset(&f, 777, &end), SL_OK); /* a shard that never made its files */
     CHECK_EQ(end, 777);
     check_starts_at(&f, 777, 777);
-    CHECK_EQ(reset_to(&f, 777, &end), SL_OK); /* there already */
+    CHECK_EQ(lfx_reset(&f, 777, &end), SL_OK); /* there already */
     lfx_close(&f);
     CHECK_EQ(lfx_open(&f), SL_OK);
     check_starts_at(&f, 777, 777);
@@ -759,7 +743,7 @@ TEST(reset_of_a_fresh_shard_and_to_the_end)
     CHECK_EQ(fill(&f, 20, bases, NULL), SL_OK);
     uint64_t e2 = next_seq(&f);
     /* to its own end: what it held goes, the sequence goes on */
-    CHECK_EQ(reset_to(&f, e2, &end), SL_OK);
+    CHECK_EQ(lfx_reset(&f, e2, &end), SL_OK);
     check_starts_at(&f, e2, e2);
     /* refusals: below the end; while a truncate runs */
     CHECK_EQ(fill(&f, 3, bases, NULL), SL_OK);
@@ -784,7 +768,7 @@ TEST(reset_after_retention_trimmed_the_head)
     CHECK_EQ(fill(&f, 60, bases, NULL), SL_OK);
     CHECK(sl_shard_retention_run(f.s) > 0);
     uint64_t x = next_seq(&f) + 5;
-    CHECK_EQ(reset_to(&f, x, &end), SL_OK);
+    CHECK_EQ(lfx_reset(&f, x, &end), SL_OK);
     check_starts_at(&f, x, x);
     CHECK_EQ(sl_shard_retention_run(f.s), 0); /* the active segment is never deleted */
     check_starts_at(&f, x, x);
@@ -800,7 +784,7 @@ static _Noreturn void child_reset(struct lfx *f, uint64_t target, uint32_t kill_
     }
     sl_shard_truncate_test_kill_after(f->s, kill_after);
     uint64_t end = 0;
-    int rc = reset_to(f, target, &end);
+    int rc = lfx_reset(f, target, &end);
     _exit(rc == SL_OK && end == target ? 0 : 11);
 }
 
@@ -846,7 +830,7 @@ TEST(reset_killed_at_every_step)
             CHECK_EQ(new_seen, 0); /* once reset, never back */
             old_seen++;
             /* the reset run again completes */
-            CHECK_EQ(reset_to(&f, target, NULL), SL_OK);
+            CHECK_EQ(lfx_reset(&f, target, NULL), SL_OK);
         } else {
             new_seen++;
         }
