@@ -105,9 +105,14 @@ static void epochs_truncate(struct sl_repl *r, int64_t end)
     }
 }
 
-/* The epoch of the entry at leo - 1 (SL_REPL_NONE for an empty log). */
+/* The epoch of the entry at leo - 1 (SL_REPL_NONE for an empty log). A log empty past 0
+ * (reset, or all of it trimmed) may keep entries below its start - the epoch file saved
+ * before a reset that a crash then finished - which describe nothing in it. */
 static int32_t last_log_epoch(const struct sl_repl *r)
 {
+    if (r->leo == r->log_start) {
+        return SL_REPL_NONE;
+    }
     for (uint32_t i = r->n_epochs; i > 0; i--) {
         if (r->epochs[i - 1].start_offset < r->leo) {
             return r->epochs[i - 1].epoch;

@@ -628,9 +628,10 @@ TEST(follower_behind_the_leaders_log_start_resets)
     CHECK_EQ(nodes[2].log_epoch[12], 1);
 }
 
-/* A replica restarted on an empty log starting at 8 (a reset before the restart): it has no
- * epoch, so nothing to ask; it fetches from 8 with none, which the leader takes (an empty
- * log claims nothing), and asking where an epoch ended never cuts below its start. */
+/* A replica restarted on an empty log starting at 8 (a reset before the restart, whose
+ * epoch file still lists older epochs): it has no last epoch, so nothing to ask; it fetches
+ * from 8 with none, which the leader takes (an empty log claims nothing), and asking where
+ * an epoch ended never cuts below its start. */
 TEST(empty_log_past_zero_fetches_without_an_epoch)
 {
     start(1);
@@ -647,8 +648,11 @@ TEST(empty_log_past_zero_fetches_without_an_epoch)
     }
     CHECK_EQ(sl_repl_hw(&nodes[0].r), 12);
     struct sl_repl_cfg cfg = {.self = 2, .min_insync = 1, .replica_lag_ms = 5000};
+    /* (the epoch file as saved before the reset, which a crash then finished) */
+    struct sl_repl_epoch stale[] = {{1, 0}, {2, 5}};
     struct sl_repl_recovered rec = {.log_start = 8, .log_end = 8,
-                                    .last_led_epoch = SL_REPL_NONE};
+                                    .last_led_epoch = SL_REPL_NONE, .epochs = stale,
+                                    .n_epochs = 2};
     memset(&nodes[2], 0, sizeof nodes[2]);
     sl_repl_init(&nodes[2].r, &cfg, &rec, now);
     nodes[2].log_start = nodes[2].log_end = 8;
@@ -661,7 +665,7 @@ TEST(empty_log_past_zero_fetches_without_an_epoch)
     CHECK_EQ(nodes[2].r.log_start, 8);
     CHECK_EQ(nodes[0].r.peers[1].ack, 12);
     /* an answer saying epoch 0 ends at 3 here: the cut stops at the log's start (empty) */
-    CHECK_EQ(nodes[2].r.epochs[0].start_offset, 8);
+    CHECK_EQ(nodes[2].r.epochs[nodes[2].r.n_epochs - 1].epoch, 2);
     nodes[2].r.truncating = true;
     nodes[2].r.req_out = true;
     nodes[2].r.req_epoch = 2;
@@ -673,7 +677,7 @@ TEST(empty_log_past_zero_fetches_without_an_epoch)
     run_fx(&nodes[2]);
     CHECK_EQ(nodes[2].r.leo, 8);
     CHECK_EQ(nodes[2].log_end, 8);
-    CHECK_EQ(nodes[2].r.n_epochs, 0);
+    CHECK_EQ(nodes[2].r.truncating, false); /* empty: nothing more to ask */
     settle();
     CHECK_EQ(nodes[2].r.leo, 12); /* fetched again from its start */
 }
