@@ -18,6 +18,13 @@
  * dropped), a segment's first sequence, the log's first sequence (all of
  * it), inside the active segment (nothing dropped).
  *
+ * A reset (sl_shard_reset: the log emptied, starting at a later sequence) killed after
+ * each of its steps the same way: the reopened log is the old one whole or the empty one at
+ * the target, never a mix; once the target is seen, never the old log again at a later
+ * kill point; no reset marker is left; the reset run again finishes, appends go on from the
+ * target across a reopen. Under --power a kill before the marker's directory fsync
+ * returned leaves the old log (the marker lost with the power).
+ *
  * kill -9 keeps the page cache. With --power MOUNT (tests/crash/
  * truncate_power.sh: the shard on powerfs, tests/power/powerfs.c, which keeps
  * only what was fsynced) the power is also cut right after each kill (every
@@ -186,6 +193,106 @@ static void run_target(int which)
     CHECK(!"the truncate never finished within STEPS_MAX steps");
 }
 
+static _Noreturn void child_reset(struct lfx *f, uint64_t target, uint32_t kill_after)
+{
+    sl_ring_fini(&f->ring);
+    if (sl_ring_init(&f->ring, 64) != SL_OK || lfx_open(f) != SL_OK) {
+        _exit(10);
+    }
+    sl_shard_truncate_test_kill_after(f->s, kill_after);
+    uint64_t end = 0;
+    int rc = lfx_reset(f, target, &end);
+    _exit(rc == SL_OK && end == target ? 0 : 11);
+}
+
+static bool has_marker(const char *dir)
+{
+    DIR *d = opendir(dir);
+    bool found = false;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        found |= strncmp(e->d_name, "reset-", 6) == 0;
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    return found;
+}
+
+TEST(kill_resetting)
+{
+    bool reset_seen = false;
+    for (uint32_t k = 1; k <= STEPS_MAX; k++) {
+        struct lfx f;
+        struct sl_shard_config cfg = lfx_cfg_small();
+        CHECK_EQ(lfx_init(&f, &cfg), SL_OK);
+        for (uint32_t i = 0; i < BATCHES; i++) {
+            CHECK_EQ(lfx_append(&f, i % 4 + 1, NULL, NULL), SL_OK);
+        }
+        struct sl_shard_stats st;
+        sl_shard_stats_progress(f.s, &st);
+        uint64_t old_end = st.next_seq, target = old_end + 50;
+        lfx_close(&f);
+        if (g_power != NULL) {
+            char up[PATH_MAX];
+            snprintf(up, sizeof(up), "%s/..", f.root);
+            CHECK_EQ(sl_fsync_dir(f.root), SL_OK);
+            CHECK_EQ(sl_fsync_dir(up), SL_OK);
+        }
+        fflush(NULL);
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            child_reset(&f, target, k);
+        }
+        int status = 0;
+        CHECK(waitpid(pid, &status, 0) == pid);
+        bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+        CHECK(killed || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
+        if (g_power != NULL && killed) {
+            CHECK_EQ(power_cut(k % 2 == 0), 0);
+        }
+        CHECK_EQ(lfx_open(&f), SL_OK);
+        CHECK(!has_marker(f.dir)); /* recovery finished what it found */
+        sl_shard_stats(f.s, &st);
+        CHECK_EQ(st.recovery_truncated_bytes, 0);
+        uint64_t end = 0;
+        if (st.first_seq == 0) {
+            /* the old log, whole: only before the commit (the marker durable) */
+            CHECK(killed && !reset_seen);
+            CHECK(g_power != NULL && k <= 1); /* (kill -9 keeps the page cache) */
+            CHECK_EQ(st.next_seq, old_end);
+            CHECK_EQ(lfx_check_log(&f, 0, &end, NULL, 0, NULL), SL_OK);
+            CHECK_EQ(end, old_end);
+            CHECK_EQ(lfx_reset(&f, target, &end), SL_OK);
+        } else {
+            reset_seen = true;
+        }
+        sl_shard_stats(f.s, &st);
+        CHECK_EQ(st.first_seq, target);
+        CHECK_EQ(st.next_seq, target);
+        CHECK_EQ(st.segments, 1);
+        uint64_t b = 0;
+        for (int i = 0; i < 12; i++) {
+            CHECK_EQ(lfx_append(&f, 2, NULL, &b), SL_OK);
+        }
+        lfx_close(&f);
+        CHECK_EQ(lfx_open(&f), SL_OK);
+        CHECK_EQ(lfx_check_log(&f, target, &end, NULL, 0, NULL), SL_OK);
+        CHECK_EQ(end, target + 24);
+        lfx_fini(&f);
+        if (test_cur_failed_) {
+            fprintf(stderr, "  reset killed after step %u\n", k);
+            return;
+        }
+        if (!killed) {
+            fprintf(stderr, "  reset: %u kill points\n", k - 1);
+            return;
+        }
+    }
+    CHECK(!"the reset never finished within STEPS_MAX steps");
+}
+
 TEST(kill_inside_an_early_segment)
 {
     run_target(0);
@@ -221,5 +328,6 @@ int main(int argc, char **argv)
     RUN(kill_at_a_segment_start);
     RUN(kill_cutting_everything);
     RUN(kill_inside_the_active_segment);
+    RUN(kill_resetting);
     TEST_END();
 }
