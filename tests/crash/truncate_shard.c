@@ -89,7 +89,9 @@ static uint32_t seg_bases(const char *dir, uint64_t *out)
     return n;
 }
 
-static _Noreturn void child_truncate(struct lfx *f, uint64_t target, uint32_t kill_after)
+/* The child: truncates (or resets) the shard to `target`, killing itself after step
+ * `kill_after`; exits 0 when the operation completed. */
+static _Noreturn void child_cut(struct lfx *f, uint64_t target, bool reset, uint32_t kill_after)
 {
     /* a ring of its own: the parent's is shared memory with the kernel */
     sl_ring_fini(&f->ring);
@@ -98,8 +100,48 @@ static _Noreturn void child_truncate(struct lfx *f, uint64_t target, uint32_t ki
     }
     sl_shard_truncate_test_kill_after(f->s, kill_after);
     uint64_t end = 0;
-    int rc = lfx_truncate(f, target, &end);
+    int rc = lfx_cut(f, target, reset, &end);
     _exit(rc == SL_OK && end == target ? 0 : 11);
+}
+
+/* A fresh log of BATCHES batches (bases[] gets each base), closed; under --power made
+ * durable with its directories' entries (the shard syncs its own files). *end: its end. */
+static void make_log(struct lfx *f, uint64_t *bases, uint64_t *end)
+{
+    *end = 0;
+    struct sl_shard_config cfg = lfx_cfg_small();
+    CHECK_EQ(lfx_init(f, &cfg), SL_OK);
+    for (uint32_t i = 0; i < BATCHES; i++) {
+        CHECK_EQ(lfx_append(f, i % 4 + 1, NULL, &bases[i]), SL_OK);
+    }
+    lfx_close(f);
+    if (g_power != NULL) {
+        char up[PATH_MAX];
+        snprintf(up, sizeof(up), "%s/..", f->root);
+        CHECK_EQ(sl_fsync_dir(f->root), SL_OK);
+        CHECK_EQ(sl_fsync_dir(up), SL_OK);
+    }
+    *end = bases[BATCHES - 1] + (BATCHES - 1) % 4 + 1;
+}
+
+/* Runs child_cut in a child killed after step k (under --power the power is cut then,
+ * every other time tearing the last unsynced write); *killed: whether it was killed. */
+static void cut_killed(struct lfx *f, uint64_t target, bool reset, uint32_t k, bool *killed)
+{
+    *killed = false;
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        child_cut(f, target, reset, k);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    *killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    CHECK(*killed || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    if (g_power != NULL && *killed) {
+        CHECK_EQ(power_cut(k % 2 == 0), 0);
+    }
 }
 
 /* One target: every kill point. `which` picks it from the log built. */
@@ -108,22 +150,9 @@ static void run_target(int which)
     uint64_t prev_end = UINT64_MAX;
     for (uint32_t k = 1; k <= STEPS_MAX; k++) {
         struct lfx f;
-        struct sl_shard_config cfg = lfx_cfg_small();
-        CHECK_EQ(lfx_init(&f, &cfg), SL_OK);
         uint64_t bases[BATCHES];
-        for (uint32_t i = 0; i < BATCHES; i++) {
-            CHECK_EQ(lfx_append(&f, i % 4 + 1, NULL, &bases[i]), SL_OK);
-        }
-        uint64_t old_end = bases[BATCHES - 1] + (BATCHES - 1) % 4 + 1;
-        lfx_close(&f);
-        if (g_power != NULL) {
-            /* the setup is durable before the cut experiments: its
-             * directories' entries too (the shard syncs its own files) */
-            char up[PATH_MAX];
-            snprintf(up, sizeof(up), "%s/..", f.root);
-            CHECK_EQ(sl_fsync_dir(f.root), SL_OK);
-            CHECK_EQ(sl_fsync_dir(up), SL_OK);
-        }
+        uint64_t old_end = 0;
+        make_log(&f, bases, &old_end);
         uint64_t segs[SEGS_MAX];
         uint32_t n = seg_bases(f.dir, segs);
         CHECK(n >= 6);
@@ -133,19 +162,8 @@ static void run_target(int which)
             seg_k++;
         }
         uint32_t dropped = n - 1 - seg_k;
-        fflush(NULL);
-        pid_t pid = fork();
-        CHECK(pid >= 0);
-        if (pid == 0) {
-            child_truncate(&f, target, k);
-        }
-        int status = 0;
-        CHECK(waitpid(pid, &status, 0) == pid);
-        bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-        CHECK(killed || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
-        if (g_power != NULL && killed) {
-            CHECK_EQ(power_cut(k % 2 == 0), 0);
-        }
+        bool killed = false;
+        cut_killed(&f, target, false, k, &killed);
         CHECK_EQ(lfx_open(&f), SL_OK);
         struct sl_shard_stats st;
         sl_shard_stats(f.s, &st);
@@ -193,67 +211,20 @@ static void run_target(int which)
     CHECK(!"the truncate never finished within STEPS_MAX steps");
 }
 
-static _Noreturn void child_reset(struct lfx *f, uint64_t target, uint32_t kill_after)
-{
-    sl_ring_fini(&f->ring);
-    if (sl_ring_init(&f->ring, 64) != SL_OK || lfx_open(f) != SL_OK) {
-        _exit(10);
-    }
-    sl_shard_truncate_test_kill_after(f->s, kill_after);
-    uint64_t end = 0;
-    int rc = lfx_reset(f, target, &end);
-    _exit(rc == SL_OK && end == target ? 0 : 11);
-}
-
-static bool has_marker(const char *dir)
-{
-    DIR *d = opendir(dir);
-    bool found = false;
-    struct dirent *e;
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        found |= strncmp(e->d_name, "reset-", 6) == 0;
-    }
-    if (d != NULL) {
-        closedir(d);
-    }
-    return found;
-}
-
 TEST(kill_resetting)
 {
     bool reset_seen = false;
     for (uint32_t k = 1; k <= STEPS_MAX; k++) {
         struct lfx f;
-        struct sl_shard_config cfg = lfx_cfg_small();
-        CHECK_EQ(lfx_init(&f, &cfg), SL_OK);
-        for (uint32_t i = 0; i < BATCHES; i++) {
-            CHECK_EQ(lfx_append(&f, i % 4 + 1, NULL, NULL), SL_OK);
-        }
-        struct sl_shard_stats st;
-        sl_shard_stats_progress(f.s, &st);
-        uint64_t old_end = st.next_seq, target = old_end + 50;
-        lfx_close(&f);
-        if (g_power != NULL) {
-            char up[PATH_MAX];
-            snprintf(up, sizeof(up), "%s/..", f.root);
-            CHECK_EQ(sl_fsync_dir(f.root), SL_OK);
-            CHECK_EQ(sl_fsync_dir(up), SL_OK);
-        }
-        fflush(NULL);
-        pid_t pid = fork();
-        CHECK(pid >= 0);
-        if (pid == 0) {
-            child_reset(&f, target, k);
-        }
-        int status = 0;
-        CHECK(waitpid(pid, &status, 0) == pid);
-        bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-        CHECK(killed || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
-        if (g_power != NULL && killed) {
-            CHECK_EQ(power_cut(k % 2 == 0), 0);
-        }
+        uint64_t bases[BATCHES];
+        uint64_t old_end = 0;
+        make_log(&f, bases, &old_end);
+        uint64_t target = old_end + 50;
+        bool killed = false;
+        cut_killed(&f, target, true, k, &killed);
         CHECK_EQ(lfx_open(&f), SL_OK);
-        CHECK(!has_marker(f.dir)); /* recovery finished what it found */
+        CHECK_EQ(lfx_count_names(f.dir, NULL, "reset-"), 0); /* recovery finished it */
+        struct sl_shard_stats st;
         sl_shard_stats(f.s, &st);
         CHECK_EQ(st.recovery_truncated_bytes, 0);
         uint64_t end = 0;

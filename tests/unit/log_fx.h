@@ -13,6 +13,7 @@
 
 #include <ftw.h>
 #include <limits.h>
+#include <dirent.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -233,6 +234,24 @@ static inline int lfx_read(struct lfx *f, uint64_t seq, uint8_t *buf, struct sl_
     lfx_run_until(f, &r.w);
     *out = r.rd;
     return r.w.done == 1 ? r.w.err : SL_EIO;
+}
+
+/* Files in dir whose names end with `ext` (4 characters: ".log") or, with `prefix`, begin
+ * with it. */
+static inline int lfx_count_names(const char *dir, const char *ext, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        n += prefix != NULL ? strncmp(e->d_name, prefix, strlen(prefix)) == 0
+                            : l > 4 && strcmp(e->d_name + l - 4, ext) == 0;
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    return n;
 }
 
 /* Reads the whole log from `first` to its end and checks every batch: valid,

@@ -19,9 +19,7 @@
  * later sequence (reads below it SL_ETRIMMED with first_seq, appends from it,
  * the same after a reopen, no marker left); a fresh shard without files; a
  * reset to the log's own end; refusals (below the end, while a truncate
- * runs); and a reset killed (SIGKILL) after each of its steps: the reopened
- * log is the old one whole or the empty one at the target, never a mix, and
- * the reset run again (or the recovery) finishes it.
+ * runs). A reset killed after each of its steps: tests/crash/truncate_shard.c.
  */
 #include "common/fileio.h"
 #include "common/log.h"
@@ -32,38 +30,17 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 
-/* Files in dir whose names end with `ext` (4 characters: ".log") or, with `prefix`, begin
- * with it. */
-static int count_names(const char *dir, const char *ext, const char *prefix)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        size_t l = strlen(e->d_name);
-        n += prefix != NULL ? strncmp(e->d_name, prefix, strlen(prefix)) == 0
-                            : l > 4 && strcmp(e->d_name + l - 4, ext) == 0;
-    }
-    if (d != NULL) {
-        closedir(d);
-    }
-    return n;
-}
-
 static int count_files(const char *dir, const char *ext)
 {
-    return count_names(dir, ext, NULL);
+    return lfx_count_names(dir, ext, NULL);
 }
 
 static int count_markers(const char *dir)
 {
-    return count_names(dir, NULL, "reset-");
+    return lfx_count_names(dir, NULL, "reset-");
 }
 
 /* Appends batches of 1..4 records (count i % 4 + 1); bases[] gets each base. */
@@ -775,81 +752,6 @@ TEST(reset_after_retention_trimmed_the_head)
     lfx_fini(&f);
 }
 
-static _Noreturn void child_reset(struct lfx *f, uint64_t target, uint32_t kill_after)
-{
-    /* a ring of its own: the parent's is shared memory with the kernel */
-    sl_ring_fini(&f->ring);
-    if (sl_ring_init(&f->ring, 64) != SL_OK || lfx_open(f) != SL_OK) {
-        _exit(10);
-    }
-    sl_shard_truncate_test_kill_after(f->s, kill_after);
-    uint64_t end = 0;
-    int rc = lfx_reset(f, target, &end);
-    _exit(rc == SL_OK && end == target ? 0 : 11);
-}
-
-/* SIGKILL after step k of the reset, k = 1, 2, ... until one completes: the reopened log
- * is the old one whole or the empty one at the target, never a mix (kill -9 keeps the page
- * cache: the marker counts from its creation, step 1, so only a kill before any step - none
- * here - keeps the old log; the power-cut variant is left to tests/crash). */
-TEST(reset_killed_at_every_step)
-{
-    bool completed = false;
-    uint32_t old_seen = 0, new_seen = 0;
-    for (uint32_t k = 1; k <= 200 && !completed; k++) {
-        struct lfx f;
-        struct sl_shard_config cfg = lfx_cfg_small();
-        CHECK_EQ(lfx_init(&f, &cfg), SL_OK);
-        uint64_t bases[40];
-        CHECK_EQ(fill(&f, 40, bases, NULL), SL_OK);
-        uint64_t old_end = next_seq(&f), target = old_end + 50;
-        lfx_close(&f);
-        fflush(NULL);
-        pid_t pid = fork();
-        CHECK(pid >= 0);
-        if (pid == 0) {
-            child_reset(&f, target, k);
-        }
-        int status = 0;
-        CHECK(waitpid(pid, &status, 0) == pid);
-        bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-        CHECK(killed || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
-        completed = !killed;
-        CHECK_EQ(lfx_open(&f), SL_OK);
-        struct sl_shard_stats st;
-        sl_shard_stats(f.s, &st);
-        CHECK_EQ(st.recovery_truncated_bytes, 0);
-        CHECK_EQ(count_markers(f.dir), 0); /* recovery finished what it found */
-        if (st.first_seq == 0) {
-            /* the old log, whole: the marker never made it */
-            CHECK(killed);
-            CHECK_EQ(st.next_seq, old_end);
-            uint64_t end = 0;
-            CHECK_EQ(lfx_check_log(&f, 0, &end, NULL, 0, NULL), SL_OK);
-            CHECK_EQ(end, old_end);
-            CHECK_EQ(new_seen, 0); /* once reset, never back */
-            old_seen++;
-            /* the reset run again completes */
-            CHECK_EQ(lfx_reset(&f, target, NULL), SL_OK);
-        } else {
-            new_seen++;
-        }
-        check_starts_at(&f, target, target);
-        CHECK_EQ(count_files(f.dir, ".log"), 1);
-        uint64_t b = 0;
-        CHECK_EQ(lfx_append(&f, 2, NULL, &b), SL_OK);
-        CHECK_EQ(b, target);
-        lfx_fini(&f);
-        if (test_cur_failed_) {
-            fprintf(stderr, "  at kill step %u\n", k);
-            return;
-        }
-    }
-    CHECK(completed);
-    CHECK(new_seen >= 6); /* every step after the commit was hit */
-    (void)old_seen;
-}
-
 int main(void)
 {
     if (getenv("SLUICE_TEST_LOG") == NULL) {
@@ -873,6 +775,5 @@ int main(void)
     RUN(reset_empties_the_log_and_starts_it_later);
     RUN(reset_of_a_fresh_shard_and_to_the_end);
     RUN(reset_after_retention_trimmed_the_head);
-    RUN(reset_killed_at_every_step);
     TEST_END();
 }
