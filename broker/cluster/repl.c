@@ -614,7 +614,7 @@ static void on_fetch_resp(struct sl_repl *r, const struct sl_repl_msg *m)
     if (m->err == SL_ECONFLICT) {
         int64_t leo = r->leo;
         on_divergence(r, m->epoch, m->end_offset, m->log_start);
-        if (r->leo == leo && !r->truncating && r->disk_n == 0) {
+        if (r->leo == leo && r->disk_n == 0 && (!r->truncating || r->leo == r->log_start)) {
             /* nothing to cut (our log is empty and starts past this leader's end: a reset
              * to the start of a previous leader's log, which this one has not reached):
              * ask again soon, once its log may have grown - not at once, in a loop */
