@@ -269,8 +269,9 @@ int shard_recover_load(struct sl_shard *s)
     if (rc == SL_OK && reset_seq != UINT64_MAX) {
         /* A reset was under way (its marker is durable): it is finished now, so the log is
          * the empty one at reset_seq - never what was left of the old one. */
-        sl_warn("storage", "%s: finishing a reset of the log to sequence %" PRIu64
-                " that a stop interrupted", s->dir, reset_seq);
+        sl_warn("storage",
+                "%s: finishing a reset of the log to sequence %" PRIu64 " that a stop interrupted",
+                s->dir, reset_seq);
         free(bases);
         bases = NULL;
         rc = shard_reset_finish(s, reset_seq);

@@ -85,8 +85,7 @@
 
 #define TRUNC_POLL_NS (1000ull * 1000) /* re-check for quiet every 1 ms while waiting */
 
-static int trunc_queue(struct sl_shard *s, uint64_t seq, bool reset, sl_truncate_cb cb,
-                       void *ctx);
+static int trunc_queue(struct sl_shard *s, uint64_t seq, bool reset, sl_truncate_cb cb, void *ctx);
 
 /* Nothing in flight, pending or staged, everything written synced and
  * indexed on disk, one writing segment: the state parking and recovery
@@ -574,8 +573,7 @@ int sl_shard_reset(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void *ct
     return trunc_queue(s, seq, true, cb, ctx);
 }
 
-static int trunc_queue(struct sl_shard *s, uint64_t seq, bool reset, sl_truncate_cb cb,
-                       void *ctx)
+static int trunc_queue(struct sl_shard *s, uint64_t seq, bool reset, sl_truncate_cb cb, void *ctx)
 {
     s->trunc_busy = true;
     s->trunc_reset = reset;

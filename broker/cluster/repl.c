@@ -15,9 +15,10 @@
  * - A follower sends at most one request at a time and fetches only with an empty disk
  *   FIFO, so its fetch offset is its durable end: the fetch is its ack.
  * - 0 <= log_start <= leo; durable_end >= log_start but while a reset to log_start is
- *   queued (or failed: FATAL); a follower elected meanwhile leads with it queued. A follower's log below log_start is gone (retention, or a reset that started it
- *   at the leader's first retained offset): never compared, never truncated into; a FETCH
- *   with no epoch says "my log is empty and starts at offset".
+ *   queued (or failed: FATAL); a follower elected meanwhile leads with it queued. A
+ *   replica's log below log_start is gone (retention, or a reset that started it at the
+ *   leader's first retained offset): never compared, never truncated into; a FETCH with no
+ *   epoch says "my log is empty and starts at offset".
  * - The leader acts on the ISR it read from the metadata store (meta.isr); while a change it
  *   wrote has an unknown outcome, HW is computed over the union of both (never fewer
  *   replicas than the store may hold), and |ISR| >= min_insync is judged on meta.isr.

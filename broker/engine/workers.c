@@ -1146,8 +1146,9 @@ static int wshard_cut(struct sl_wshard *b, uint64_t seq, uint32_t flags, sl_trun
     }
     *t = (struct wtrunc){.b = b, .cb = cb, .ctx = ctx};
     if (b->owner == 0) {
-        int rc = (flags & M_TRUNC_RESET) != 0 ? sl_shard_reset(b->log, seq, on_main_truncated, t)
-                                              : sl_shard_truncate(b->log, seq, on_main_truncated, t);
+        int rc = (flags & M_TRUNC_RESET) != 0
+                     ? sl_shard_reset(b->log, seq, on_main_truncated, t)
+                     : sl_shard_truncate(b->log, seq, on_main_truncated, t);
         if (rc != SL_OK) {
             free(t);
         }

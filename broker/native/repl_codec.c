@@ -127,7 +127,8 @@ int sl_repl_codec_decode(const Sluice__V1__ReplMessage *in, struct sl_repl_msg *
                       ", log start %" PRId64,
                       in->offset, in->end_offset, in->hw, in->log_start);
     }
-    if (err == SL_ETRIMMED && (out->type != SL_REPL_MSG_FETCH_RESP || in->log_start <= in->offset)) {
+    if (err == SL_ETRIMMED &&
+        (out->type != SL_REPL_MSG_FETCH_RESP || in->log_start <= in->offset)) {
         return refuse(why, why_len,
                       "ETRIMMED with log start %" PRId64 " for offset %" PRId64
                       " (only a fetch answer, for an offset below the start)",

@@ -109,8 +109,7 @@ void cit_print_brokers(struct it_broker *brokers, int n)
     for (int i = 0; i < n; i++) {
         if (brokers[i].root[0] != '\0') { /* (never started otherwise) */
             fprintf(stderr, "broker %d: %s, data %s\n", i + 1,
-                    it_broker_alive(&brokers[i]) ? "running" : "stopped",
-                    brokers[i].data);
+                    it_broker_alive(&brokers[i]) ? "running" : "stopped", brokers[i].data);
         }
     }
 }

@@ -205,8 +205,9 @@ int main(void)
             break;
         }
         if (it_mono_ms() - t0 > 60000) {
-            fprintf(stderr, "FAIL: the leader's retention kept %" PRIu64 "..%" PRIu64
-                    " (F ends at %" PRIu64 ") after 60 s of writes\n",
+            fprintf(stderr,
+                    "FAIL: the leader's retention kept %" PRIu64 "..%" PRIu64 " (F ends at %" PRIu64
+                    ") after 60 s of writes\n",
                     le.first_seq, le.next_seq, fe.next_seq);
             exit(1);
         }
@@ -250,8 +251,8 @@ int main(void)
     for (;;) {
         struct sluice_shard_route r;
         if (route(leader, &r) && r.n_target == 0 && r.n_replicas == 3 &&
-            cit_has(r.replicas, r.n_replicas, nw + 1) && !cit_has(r.replicas, r.n_replicas, other + 1) &&
-            cit_has(r.isr, r.n_isr, nw + 1)) {
+            cit_has(r.replicas, r.n_replicas, nw + 1) &&
+            !cit_has(r.replicas, r.n_replicas, other + 1) && cit_has(r.isr, r.n_isr, nw + 1)) {
             break;
         }
         if (it_mono_ms() - t0 > REJOIN_MS * IT_SLOWDOWN) {
@@ -309,8 +310,7 @@ int main(void)
     rc_set_acked_at(&at);
     struct rc_result res;
     char why[256];
-    if (rc_read_check(c, STREAM, &fe, 1, outcome, next_value, 30000, &res, why, sizeof(why)) !=
-        0) {
+    if (rc_read_check(c, STREAM, &fe, 1, outcome, next_value, 30000, &res, why, sizeof(why)) != 0) {
         fprintf(stderr, "FAIL: %s\n", why);
         exit(1);
     }

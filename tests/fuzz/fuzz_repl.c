@@ -13,8 +13,8 @@
  * fields within their ranges (broker ids >= 0, epochs >= -1, offsets >= 0, the log start
  * too, and ETRIMMED only in a fetch answer whose log start is past its offset), with batches only
  * in a successful FETCH_RESP, contiguous from its offset, each a whole intact batch whose
- * header says the same sequence, count and leader epoch, at most SL_REPL_FETCH_BATCHES_MAX; a decoded
- * message encodes, packs, unpacks and decodes again to the same fields; a built answer is
+ * header says the same sequence, count and leader epoch, at most SL_REPL_FETCH_BATCHES_MAX; a
+ * decoded message encodes, packs, unpacks and decodes again to the same fields; a built answer is
  * accepted exactly when its batches are contiguous from its offset.
  */
 #include "broker/native/repl_codec.h"
@@ -141,10 +141,18 @@ static void built(const uint8_t *data, size_t size)
                                       .epoch = epoch, .data = bufs[i], .len = len};
         next = b[i].base_offset + records;
     }
-    struct sl_repl_msg m = {.type = SL_REPL_MSG_FETCH_RESP, .from = 1, .to = 2,
-                            .leader_epoch = 3, .req_id = 9, .offset = offset, .epoch = -1,
-                            .end_offset = -1, .hw = 50, .log_start = size > 0 ? data[0] : 0,
-                            .batches = b, .n_batches = n};
+    struct sl_repl_msg m = {.type = SL_REPL_MSG_FETCH_RESP,
+                            .from = 1,
+                            .to = 2,
+                            .leader_epoch = 3,
+                            .req_id = 9,
+                            .offset = offset,
+                            .epoch = -1,
+                            .end_offset = -1,
+                            .hw = 50,
+                            .log_start = size > 0 ? data[0] : 0,
+                            .batches = b,
+                            .n_batches = n};
     sl_repl_codec_encode(&m, &g_w);
     size_t plen = sluice__v1__repl_message__get_packed_size(&g_w.msg);
     uint8_t *p = malloc(plen + 1);

@@ -270,8 +270,9 @@ static void run_fx(struct sim *s, int b, int k)
             /* the log emptied, starting at the leader's first offset (past our end) */
             SL_ASSERT(e->offset >= rp->disk.vol_n && e->offset < SIM_LOG_CAP);
             s->n_resets++;
-            sim_log(s, "broker %d shard %d: log reset to start at %" PRId64 " (end was %" PRId64
-                    ")", b, k, e->offset, rp->disk.vol_n);
+            sim_log(s,
+                    "broker %d shard %d: log reset to start at %" PRId64 " (end was %" PRId64 ")",
+                    b, k, e->offset, rp->disk.vol_n);
             memset(rp->disk.vol, 0, (size_t)e->offset * sizeof rp->disk.vol[0]);
             rp->disk.vol_n = rp->disk.start = e->offset;
             rp->disk.extends = false;
@@ -590,8 +591,11 @@ void sim_broker_start(struct sim *s, int b)
         }
         struct sl_repl_cfg cfg = {
             .self = b, .min_insync = s->cfg.min_insync, .replica_lag_ms = s->cfg.replica_lag_ms};
-        struct sl_repl_recovered rec = {
-            .log_start = d->start, .log_end = keep, .last_led_epoch = d->dur_led_epoch, .epochs = ep, .n_epochs = n};
+        struct sl_repl_recovered rec = {.log_start = d->start,
+                                        .log_end = keep,
+                                        .last_led_epoch = d->dur_led_epoch,
+                                        .epochs = ep,
+                                        .n_epochs = n};
         sl_repl_init(&rp->r, &cfg, &rec, s->now / 1000);
         rp->have_meta = false;
         rp->pend_n = rp->pend_head = 0;

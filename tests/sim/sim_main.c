@@ -166,9 +166,10 @@ static void trim(struct sim *s, void *p, uint64_t k64, uint64_t c)
     if (!s->b[b].up || top <= rp->disk.start) {
         return;
     }
-    int64_t x = trim_rand(s) % 2 == 0
-                    ? top
-                    : rp->disk.start + 1 + (int64_t)(trim_rand(s) % (uint64_t)(top - rp->disk.start));
+    int64_t x =
+        trim_rand(s) % 2 == 0
+            ? top
+            : rp->disk.start + 1 + (int64_t)(trim_rand(s) % (uint64_t)(top - rp->disk.start));
     sim_broker_trim(s, b, k, x);
 }
 

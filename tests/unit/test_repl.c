@@ -595,8 +595,13 @@ TEST(follower_behind_the_leaders_log_start_resets)
     sl_repl_set_log_start(&nodes[0].r, 4); /* never back */
     CHECK_EQ(nodes[0].r.log_start, 6);
     /* a fetch below the start, from a non-empty log too: ETRIMMED, not an ack */
-    struct sl_repl_msg f = {.type = SL_REPL_MSG_FETCH, .from = 2, .to = 0, .leader_epoch = 1,
-                            .req_id = 3, .offset = 4, .epoch = 1};
+    struct sl_repl_msg f = {.type = SL_REPL_MSG_FETCH,
+                            .from = 2,
+                            .to = 0,
+                            .leader_epoch = 1,
+                            .req_id = 3,
+                            .offset = 4,
+                            .epoch = 1};
     sl_repl_on_msg(&nodes[0].r, &f);
     run_fx(&nodes[0]);
     CHECK_EQ(q_n, 1);
@@ -650,8 +655,10 @@ TEST(empty_log_past_zero_fetches_without_an_epoch)
     struct sl_repl_cfg cfg = {.self = 2, .min_insync = 1, .replica_lag_ms = 5000};
     /* (the epoch file as saved before the reset, which a crash then finished) */
     struct sl_repl_epoch stale[] = {{1, 0}, {2, 5}};
-    struct sl_repl_recovered rec = {.log_start = 8, .log_end = 8,
-                                    .last_led_epoch = SL_REPL_NONE, .epochs = stale,
+    struct sl_repl_recovered rec = {.log_start = 8,
+                                    .log_end = 8,
+                                    .last_led_epoch = SL_REPL_NONE,
+                                    .epochs = stale,
                                     .n_epochs = 2};
     memset(&nodes[2], 0, sizeof nodes[2]);
     sl_repl_init(&nodes[2].r, &cfg, &rec, now);
@@ -670,8 +677,13 @@ TEST(empty_log_past_zero_fetches_without_an_epoch)
     nodes[2].r.req_out = true;
     nodes[2].r.req_epoch = 2;
     uint64_t id = nodes[2].r.req_id;
-    struct sl_repl_msg a = {.type = SL_REPL_MSG_EPOCH_RESP, .from = 0, .to = 2,
-                            .leader_epoch = 2, .req_id = id, .epoch = 0, .end_offset = 3};
+    struct sl_repl_msg a = {.type = SL_REPL_MSG_EPOCH_RESP,
+                            .from = 0,
+                            .to = 2,
+                            .leader_epoch = 2,
+                            .req_id = id,
+                            .epoch = 0,
+                            .end_offset = 3};
     drop_queue();
     sl_repl_on_msg(&nodes[2].r, &a);
     run_fx(&nodes[2]);

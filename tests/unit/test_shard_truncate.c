@@ -708,7 +708,7 @@ TEST(reset_of_a_fresh_shard_and_to_the_end)
     struct sl_shard_config cfg = lfx_cfg_small();
     CHECK_EQ(lfx_init(&f, &cfg), SL_OK);
     uint64_t end = 0;
-    CHECK_EQ(lfx_reset(&f, 0, &end), SL_OK); /* empty at 0 already: a no-op */
+    CHECK_EQ(lfx_reset(&f, 0, &end), SL_OK);   /* empty at 0 already: a no-op */
     CHECK_EQ(lfx_reset(&f, 777, &end), SL_OK); /* a shard that never made its files */
     CHECK_EQ(end, 777);
     check_starts_at(&f, 777, 777);
