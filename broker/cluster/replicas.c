@@ -919,7 +919,7 @@ void rs_brepl_tick(struct sl_brepl *br)
      * here (a leader answers fetches below it with it; sl_repl_set_log_start ignores a start
      * it cannot take yet) */
     struct sl_shard_stats ss;
-    sl_wshard_stats(&br->b->ws, &ss);
+    sl_wshard_progress(&br->b->ws, &ss);
     sl_repl_set_log_start(&br->r, (int64_t)ss.first_seq);
     sl_repl_tick(&br->r, br->rs->now_ms);
     /* Requests the replica never answered (dropped as stale) must not hold a connection. */

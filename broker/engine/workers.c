@@ -1232,6 +1232,16 @@ void sl_wshard_stats(const struct sl_wshard *b, struct sl_shard_stats *st)
     }
 }
 
+void sl_wshard_progress(const struct sl_wshard *b, struct sl_shard_stats *st)
+{
+    if (b->log != NULL && b->owner == 0 && !b->gone) {
+        memset(st, 0, sizeof(*st));
+        sl_shard_stats_progress(b->log, st);
+    } else {
+        sl_wshard_stats(b, st); /* (a mirror or nothing: a copy) */
+    }
+}
+
 struct times_call {
     struct sl_wshard_time *q;
     uint32_t n;

@@ -207,6 +207,9 @@ int sl_wshard_truncate(struct sl_wshard *b, uint64_t seq, sl_truncate_cb cb, voi
 int sl_wshard_reset(struct sl_wshard *b, uint64_t seq, sl_truncate_cb cb, void *ctx);
 void sl_wshard_read(struct sl_wshard *b, struct sl_wshard_read *wr);
 void sl_wshard_stats(const struct sl_wshard *b, struct sl_shard_stats *st);
+/* Only the sequences and state (sl_shard_stats_progress): no walk over the segments, so
+ * cheap enough for every shard at every tick. */
+void sl_wshard_progress(const struct sl_wshard *b, struct sl_shard_stats *st);
 int sl_wshard_time_near_seq(struct sl_wshard *b, uint64_t seq, uint64_t *time_ms);
 /* A time lookup of many shards at once (a scrape, a lag report): one
  * synchronous call per worker that owns any of them, not one per shard. */
