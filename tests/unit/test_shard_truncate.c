@@ -646,7 +646,6 @@ TEST(unsynced_read_sees_written_before_durable)
     lfx_fini(&f);
 }
 
-
 /* The shard is the empty log at `x`, or holds `x`.. after appends: stats and reads agree. */
 static void check_starts_at(struct lfx *f, uint64_t x, uint64_t end_want)
 {
