@@ -228,8 +228,22 @@ typedef void (*sl_truncate_cb)(void *ctx, int err, uint64_t end_seq);
  * SL_ELIMIT/SL_ENOMEM (reopening a parked shard). */
 int sl_shard_truncate(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void *ctx);
 
+/* Empties the log and starts it at `seq` (>= its end): every segment goes, the
+ * next append gets `seq`, reads below it get SL_ETRIMMED (first_seq = `seq`).
+ * For a replica whose log ends below its leader's oldest retained sequence
+ * (docs/REPLICATION.md): it copies the leader's log from there. Runs as a
+ * truncate does (waits for quiet, blocking syscalls on the loop, `cb` with the
+ * new end = `seq`); durable when `cb` runs with SL_OK, and a crash at any
+ * point leaves either the old log or the empty one at `seq` (shard_truncate.c
+ * says how). Errors returned at once: SL_EINVAL (`seq` below the end, or past
+ * SL_SHARD_RESET_SEQ_MAX), SL_EAGAIN (a truncate or reset is running),
+ * SL_EFATAL, SL_ECLOSED. Errors through `cb`: SL_EIO/SL_ESYS (nothing
+ * changed), SL_EFATAL (a step after the commit failed: the shard refuses
+ * writes, a restart finishes the reset), SL_ECLOSED, SL_ELIMIT/SL_ENOMEM. */
+#define SL_SHARD_RESET_SEQ_MAX (UINT64_MAX / 2) /* far from the marker's UINT64_MAX "none" */
+int sl_shard_reset(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void *ctx);
 /* Tests only (crash tests): the process kills itself (SIGKILL) once the
- * truncates of `s` have done this many steps (each unlink, ftruncate and
+ * truncates (and resets) of `s` have done this many steps (each unlink, ftruncate and
  * fsync of the cut, in the order shard_truncate.c gives); 0 disarms. */
 void sl_shard_truncate_test_kill_after(struct sl_shard *s, uint32_t steps);
 

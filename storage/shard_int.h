@@ -8,12 +8,14 @@
  *   shard_recover.c  the directory listing and recovery of the active segment
  *   shard_park.c     the descriptor budget: parking idle shards, reopening them
  *   shard_prezero.c  the zeroed run-ahead of the active segment's .log
- *   shard_truncate.c cutting the log back to a batch boundary (a replica's rejoin)
+ *   shard_truncate.c cutting the log back to a batch boundary (a replica's rejoin), and
+ *                    the reset: the log emptied, starting at a later sequence
  * Nothing outside storage/shard*.c includes this file.
  *
  * Files in the shard directory (docs/FORMAT.md):
  *   <base-seq, 20 digits>.log   batches, back to back, append-only
  *   <base-seq, 20 digits>.idx   32-byte entries {seq, pos, time_ms, len, check}
+ *   reset-<seq, 20 digits>      empty; a reset to seq in progress (shard_truncate.c)
  * One index serves both lookups (by sequence and by append time): entries are
  * sparse (one per index_interval_bytes of log) and both keys grow with the
  * position, so a second file would hold the same points twice.
@@ -254,7 +256,8 @@ struct sl_shard {
     /* truncation (shard_truncate.c): one at a time; appends wait (SL_EAGAIN) */
     bool trunc_busy;
     bool trunc_touched; /* the cut in progress changed a file */
-    uint64_t trunc_seq; /* the new end asked for */
+    uint64_t trunc_seq; /* the new end asked for (a reset: the new start) */
+    bool trunc_reset;   /* the operation is a reset (sl_shard_reset), not a cut */
     sl_truncate_cb trunc_cb;
     void *trunc_ctx;
     struct sl_deferred trunc_defer;
@@ -407,6 +410,15 @@ int shard_dio_prepare(struct sl_shard *s, struct wbuf *w);
 
 /* shard_recover.c */
 int shard_recover_load(struct sl_shard *s);
+/* The base sequences of the *.log files in the directory, ascending (*out: owned, free it),
+ * and the largest sequence a reset marker names (`reset-<seq>`), or UINT64_MAX for none. */
+int shard_list_segments(struct sl_shard *s, uint64_t **out, uint32_t *count, uint64_t *reset);
+
+/* shard_truncate.c: completes a reset to `seq` whose marker is durable (from the reset
+ * itself, or from recovery finding the marker a crash left): every segment below `seq`
+ * removed, `seq`'s .log present, then the marker removed. Errors: the syscalls'. */
+#define SHARD_RESET_MARKER "reset-"
+int shard_reset_finish(struct sl_shard *s, uint64_t seq);
 
 /* shard_park.c (shard_touch: before any use that needs the shard's files) */
 int shard_touch(struct sl_shard *s);

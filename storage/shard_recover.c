@@ -31,9 +31,24 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Lists the base sequences of the *.log files in the directory, sorted. */
-static int list_segments(struct sl_shard *s, uint64_t **out, uint32_t *count)
+/* Parses `digits` SEG_NAME_DIGITS decimal digits; false if any is not one. */
+static bool parse_seq(const char *digits, uint64_t *out)
 {
+    uint64_t v = 0;
+    for (int i = 0; i < SEG_NAME_DIGITS; i++) {
+        if (digits[i] < '0' || digits[i] > '9') {
+            return false;
+        }
+        v = v * 10 + (uint64_t)(digits[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+int shard_list_segments(struct sl_shard *s, uint64_t **out, uint32_t *count, uint64_t *reset)
+{
+    const size_t mlen = strlen(SHARD_RESET_MARKER);
+    *reset = UINT64_MAX;
     int fd = dup(s->dir_fd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (d == NULL) {
@@ -52,16 +67,14 @@ static int list_segments(struct sl_shard *s, uint64_t **out, uint32_t *count)
     int rc = SL_OK;
     while ((e = readdir(d)) != NULL) {
         const char *nm = e->d_name;
-        if (strlen(nm) != SEG_NAME_DIGITS + 4 || strcmp(nm + SEG_NAME_DIGITS, ".log") != 0) {
+        uint64_t base = 0;
+        if (strlen(nm) == mlen + SEG_NAME_DIGITS && memcmp(nm, SHARD_RESET_MARKER, mlen) == 0 &&
+            parse_seq(nm + mlen, &base)) {
+            *reset = *reset == UINT64_MAX || base > *reset ? base : *reset;
             continue;
         }
-        uint64_t base = 0;
-        bool digits = true;
-        for (int i = 0; i < SEG_NAME_DIGITS; i++) {
-            digits = digits && nm[i] >= '0' && nm[i] <= '9';
-            base = base * 10 + (uint64_t)(nm[i] - '0');
-        }
-        if (!digits) {
+        if (strlen(nm) != SEG_NAME_DIGITS + 4 || strcmp(nm + SEG_NAME_DIGITS, ".log") != 0 ||
+            !parse_seq(nm, &base)) {
             continue;
         }
         if (n == cap) {
@@ -251,8 +264,25 @@ int shard_recover_load(struct sl_shard *s)
 {
     uint64_t *bases = NULL;
     uint32_t n = 0;
-    int rc = list_segments(s, &bases, &n);
+    uint64_t reset_seq = UINT64_MAX;
+    int rc = shard_list_segments(s, &bases, &n, &reset_seq);
+    if (rc == SL_OK && reset_seq != UINT64_MAX) {
+        /* A reset was under way (its marker is durable): it is finished now, so the log is
+         * the empty one at reset_seq - never what was left of the old one. */
+        sl_warn("storage",
+                "%s: finishing a reset of the log to sequence %" PRIu64 " that a stop interrupted",
+                s->dir, reset_seq);
+        free(bases);
+        bases = NULL;
+        rc = shard_reset_finish(s, reset_seq);
+        if (rc == SL_OK) {
+            rc = shard_list_segments(s, &bases, &n, &reset_seq);
+        }
+        /* finished: the marker went last, and no segment below its sequence is left */
+        SL_ASSERT(rc != SL_OK || (reset_seq == UINT64_MAX && n >= 1));
+    }
     if (rc != SL_OK) {
+        free(bases);
         return rc;
     }
     for (uint32_t i = 0; i < n && rc == SL_OK; i++) {

@@ -45,6 +45,26 @@
  * A failure after the first destructive step makes the shard refuse writes
  * (SL_EFATAL, like a failed fsync): what is on disk is then one of the
  * states above, which a restart recovers.
+ *
+ * The reset (sl_shard_reset): the log made empty and started at a sequence
+ * `seq` >= its end - a replica whose log ends below its leader's first
+ * retained sequence (retention trimmed the leader's head) starts over there
+ * (Kafka's truncateFullyAndStartAt). Same shape: it waits for quiet, works
+ * with blocking syscalls, reloads through recovery. Crash-safety order:
+ *   1. create the empty marker `reset-<seq, 20 digits>`, fsync the directory:
+ *      the commit point - from here on the log IS the empty one at `seq`;
+ *   2. (shard_reset_finish) for each segment below `seq`: unlink its .idx,
+ *      then its .log (the .log last: a segment is listed by its .log, so a
+ *      crash leaves no .idx without it); create `seq`'s .log (empty) unless it
+ *      exists; fsync the directory; unlink the marker; fsync the directory.
+ * Recovery that finds a marker runs step 2 before anything else (with the
+ * largest marker, were there several), so a kill at any point leaves either
+ * the old log (no marker yet) or the empty log at `seq` - never a mix, never
+ * a gap between segments read as data. A marker a lost directory update
+ * brings back after step 2 finds nothing below `seq` but the old marker's
+ * own segments (none) and only removes itself: every later segment's base is
+ * >= `seq`. A first segment whose base is > 0 is what retention leaves too:
+ * readers below it get SL_ETRIMMED with first_seq = `seq`.
  */
 #include "storage/shard_int.h"
 
@@ -64,6 +84,8 @@
 #include <unistd.h>
 
 #define TRUNC_POLL_NS (1000ull * 1000) /* re-check for quiet every 1 ms while waiting */
+
+static int trunc_queue(struct sl_shard *s, uint64_t seq, bool reset, sl_truncate_cb cb, void *ctx);
 
 /* Nothing in flight, pending or staged, everything written synced and
  * indexed on disk, one writing segment: the state parking and recovery
@@ -230,6 +252,74 @@ static int trunc_files(struct sl_shard *s, uint32_t k, uint64_t pos, uint32_t id
     return SL_OK;
 }
 
+/* A syscall of the reset's step 2 failed (errno set): the marker is durable, so the log
+ * is the reset one whatever is left on disk; a restart finishes it. */
+static int reset_fail(struct sl_shard *s, const char *what)
+{
+    int e = errno;
+    if (!s->trunc_reset) {
+        /* (recovery: the open fails and says why) */
+        sl_error("storage", "%s: reset: %s failed: %s", s->dir, what, strerror(e));
+        return sl_err_from_errno(e);
+    }
+    shard_fatal(s, what, e);
+    return SL_EFATAL;
+}
+
+int shard_reset_finish(struct sl_shard *s, uint64_t seq)
+{
+    uint64_t *bases = NULL;
+    uint32_t n = 0;
+    uint64_t marker = UINT64_MAX;
+    int rc = shard_list_segments(s, &bases, &n, &marker);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    SL_ASSERT(marker != UINT64_MAX && marker >= seq); /* step 1 came first */
+    char name[64];
+    for (uint32_t i = 0; i < n && bases[i] < seq; i++) {
+        const char *ext[2] = {"idx", "log"};
+        for (int j = 0; j < 2; j++) {
+            seg_name(name, sizeof(name), bases[i], ext[j]);
+            if (sl_unlinkat(s->dir_fd, name, 0) != 0 && errno != ENOENT) {
+                free(bases);
+                return reset_fail(s, "reset: unlink of an old segment");
+            }
+            trunc_step_done(s);
+        }
+    }
+    free(bases);
+    seg_name(name, sizeof(name), seq, "log");
+    int fd = sl_openat(s->dir_fd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return reset_fail(s, "reset: creating the new segment");
+    }
+    close(fd);
+    trunc_step_done(s);
+    if (fsync(s->dir_fd) != 0) {
+        return reset_fail(s, "reset: directory fsync");
+    }
+    trunc_step_done(s);
+    /* every marker (a lost directory update may have left an older one too) */
+    while (marker != UINT64_MAX) {
+        snprintf(name, sizeof(name), SHARD_RESET_MARKER "%0*" PRIu64, SEG_NAME_DIGITS, marker);
+        if (sl_unlinkat(s->dir_fd, name, 0) != 0 && errno != ENOENT) {
+            return reset_fail(s, "reset: unlink of its marker");
+        }
+        rc = shard_list_segments(s, &bases, &n, &marker);
+        free(bases);
+        if (rc != SL_OK) {
+            return rc;
+        }
+    }
+    trunc_step_done(s);
+    if (fsync(s->dir_fd) != 0) {
+        return reset_fail(s, "reset: directory fsync");
+    }
+    trunc_step_done(s);
+    return SL_OK;
+}
+
 /* Frees every segment and rebuilds the shard's state from its files, as a
  * restart would. */
 static int trunc_reload(struct sl_shard *s)
@@ -307,12 +397,59 @@ static int trunc_run(struct sl_shard *s, uint64_t seq)
     return SL_OK;
 }
 
+/* The reset itself, on a quiet shard: step 1 (the commit), step 2, the reload. */
+static int reset_run(struct sl_shard *s, uint64_t seq)
+{
+    trunc_check(s);
+    SL_ASSERT(trunc_quiet(s));
+    if (seq < s->next_seq) {
+        return SL_EINVAL; /* (appends cannot have come: they are refused while we wait) */
+    }
+    if (s->segs[0]->base_seq == seq) {
+        SL_ASSERT(s->seg_count == 1 && s->next_seq == seq);
+        return SL_OK; /* empty, starting there already */
+    }
+    sl_info("storage",
+            "%s: resetting the log: sequences %" PRIu64 "..%" PRIu64 " (%u segment(s)) "
+            "dropped, it starts empty at %" PRIu64,
+            s->dir, s->segs[0]->base_seq, s->next_seq, s->seg_count, seq);
+    char name[64];
+    snprintf(name, sizeof(name), SHARD_RESET_MARKER "%0*" PRIu64, SEG_NAME_DIGITS, seq);
+    int fd = sl_openat(s->dir_fd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return trunc_fail(s, "reset: creating its marker");
+    }
+    close(fd);
+    s->trunc_touched = true;
+    trunc_step_done(s);
+    if (fsync(s->dir_fd) != 0) {
+        shard_fatal(s, "reset: directory fsync of its marker", errno);
+        return SL_EFATAL; /* the marker may or may not be durable: a restart decides */
+    }
+    trunc_step_done(s);
+    /* (the segments' descriptors and maps stay until the reload frees them: unlinked files
+     * stay readable through them, and none is cut) */
+    int rc = shard_reset_finish(s, seq);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    rc = trunc_reload(s);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    trunc_check(s);
+    SL_ASSERT(s->seg_count == 1 && s->segs[0]->base_seq == seq && s->next_seq == seq);
+    SL_ASSERT(s->visible_seq == seq && active(s)->bytes == 0 && trunc_quiet(s));
+    return SL_OK;
+}
+
 static void trunc_complete(struct sl_shard *s, int err)
 {
     SL_ASSERT(s->trunc_busy);
     sl_truncate_cb cb = s->trunc_cb;
     void *ctx = s->trunc_ctx;
     s->trunc_busy = false;
+    s->trunc_reset = false;
     s->trunc_cb = NULL;
     s->trunc_ctx = NULL;
     trunc_check(s);
@@ -351,7 +488,7 @@ static void trunc_step(struct sl_shard *s)
     }
     s->trunc_steps = 0;
     s->trunc_touched = false;
-    rc = trunc_run(s, s->trunc_seq);
+    rc = s->trunc_reset ? reset_run(s, s->trunc_seq) : trunc_run(s, s->trunc_seq);
     trunc_complete(s, rc);
 }
 
@@ -388,7 +525,8 @@ static void trunc_timer_done(struct sl_io_op *op, int res)
     trunc_step(s);
 }
 
-int sl_shard_truncate(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void *ctx)
+/* What refuses a truncate or a reset whatever its argument (SL_OK: none). */
+static int trunc_admit(const struct sl_shard *s)
 {
     trunc_check(s);
     if (s->closing) {
@@ -397,8 +535,14 @@ int sl_shard_truncate(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void 
     if (s->state == SL_EFATAL) {
         return SL_EFATAL;
     }
-    if (s->trunc_busy) {
-        return SL_EAGAIN;
+    return s->trunc_busy ? SL_EAGAIN : SL_OK;
+}
+
+int sl_shard_truncate(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void *ctx)
+{
+    int rc = trunc_admit(s);
+    if (rc != SL_OK) {
+        return rc;
     }
     if (seq > s->next_seq) {
         sl_error("storage",
@@ -410,7 +554,29 @@ int sl_shard_truncate(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void 
     if (seq < s->segs[0]->base_seq) {
         return SL_ETRIMMED;
     }
+    return trunc_queue(s, seq, false, cb, ctx);
+}
+
+int sl_shard_reset(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void *ctx)
+{
+    int rc = trunc_admit(s);
+    if (rc != SL_OK) {
+        return rc;
+    }
+    if (seq < s->next_seq || seq > SL_SHARD_RESET_SEQ_MAX) {
+        sl_error("storage",
+                 "%s: reset to sequence %" PRIu64 " refused: the log ends at %" PRIu64
+                 " (a reset starts the log at or after its end; a truncate shortens it)",
+                 s->dir, seq, s->next_seq);
+        return SL_EINVAL;
+    }
+    return trunc_queue(s, seq, true, cb, ctx);
+}
+
+static int trunc_queue(struct sl_shard *s, uint64_t seq, bool reset, sl_truncate_cb cb, void *ctx)
+{
     s->trunc_busy = true;
+    s->trunc_reset = reset;
     s->trunc_seq = seq;
     s->trunc_cb = cb;
     s->trunc_ctx = ctx;

@@ -14,6 +14,11 @@
  *   last epoch ends at or after it here): the follower's log equals ours below it, durably.
  * - A follower sends at most one request at a time and fetches only with an empty disk
  *   FIFO, so its fetch offset is its durable end: the fetch is its ack.
+ * - 0 <= log_start <= leo; durable_end >= log_start but while a reset to log_start is
+ *   queued (or failed: FATAL); a follower elected meanwhile leads with it queued. A
+ *   replica's log below log_start is gone (retention, or a reset that started it at the
+ *   leader's first retained offset): never compared, never truncated into; a FETCH with no
+ *   epoch says "my log is empty and starts at offset".
  * - The leader acts on the ISR it read from the metadata store (meta.isr); while a change it
  *   wrote has an unknown outcome, HW is computed over the union of both (never fewer
  *   replicas than the store may hold), and |ISR| >= min_insync is judged on meta.isr.
@@ -32,7 +37,7 @@ int sl_repl_mutation;
 #define MUTATION(n) 0
 #endif
 
-enum { DISK_WRITE = 1, DISK_TRUNCATE = 2, DISK_SAVE = 3 };
+enum { DISK_WRITE = 1, DISK_TRUNCATE = 2, DISK_SAVE = 3, DISK_RESET = 4 };
 /* FIFO slots appends leave free: a role change queues a truncate and a save after them */
 #define DISK_RESERVE 3u
 
@@ -101,9 +106,14 @@ static void epochs_truncate(struct sl_repl *r, int64_t end)
     }
 }
 
-/* The epoch of the entry at leo - 1 (SL_REPL_NONE for an empty log). */
+/* The epoch of the entry at leo - 1 (SL_REPL_NONE for an empty log). A log empty past 0
+ * (reset, or all of it trimmed) may keep entries below its start - the epoch file saved
+ * before a reset that a crash then finished - which describe nothing in it. */
 static int32_t last_log_epoch(const struct sl_repl *r)
 {
+    if (r->leo == r->log_start) {
+        return SL_REPL_NONE;
+    }
     for (uint32_t i = r->n_epochs; i > 0; i--) {
         if (r->epochs[i - 1].start_offset < r->leo) {
             return r->epochs[i - 1].epoch;
@@ -153,6 +163,16 @@ void sl_repl_check(const struct sl_repl *r)
                   r->epoch == SL_REPL_NONE);
     }
     SL_ASSERT(r->saved_led_epoch <= r->last_led_epoch);
+    SL_ASSERT(r->log_start >= 0 && r->log_start <= r->leo);
+    if (r->durable_end < r->log_start) {
+        bool reset_queued = false;
+        for (uint32_t i = 0; i < r->disk_n; i++) {
+            uint32_t k = (r->disk_head + i) % SL_REPL_DISK_INFLIGHT_MAX;
+            reset_queued |= r->disk_kind[k] == DISK_RESET && r->disk_end[k] == r->log_start;
+        }
+        /* (a FATAL replica's failed reset left the FIFO: it stays short for good) */
+        SL_ASSERT(reset_queued || r->role == SL_REPL_FATAL);
+    }
     SL_ASSERT(!r->isr_writing || r->meta_pending); /* one META_WRITE in flight at most */
     if (r->role == SL_REPL_LEADER) {
         SL_ASSERT(r->meta.leader == r->cfg.self && r->epoch == r->meta.leader_epoch);
@@ -203,7 +223,8 @@ static void answer_fetch(struct sl_repl *r, struct sl_repl_peer *p, uint64_t req
                             .req_id = req_id,
                             .offset = off,
                             .hw = r->hw,
-                            .read_end = r->leo};
+                            .read_end = r->leo,
+                            .log_start = r->log_start};
     send(r, &m);
     p->parked = false;
     p->hw_sent = r->hw;
@@ -374,16 +395,25 @@ static void on_fetch(struct sl_repl *r, const struct sl_repl_msg *m)
                                .req_id = m->req_id,
                                .offset = m->offset,
                                .hw = r->hw,
-                               .read_end = m->offset};
+                               .read_end = m->offset,
+                               .log_start = r->log_start};
     struct sl_repl_peer *p = peer_find(r, m->from);
     if (p == NULL) {
         resp.err = SL_ENOTFOUND;
         send(r, &resp);
         return;
     }
+    if (m->offset >= 0 && m->offset < r->log_start) {
+        /* retention removed what it asks for: it must start its log at ours */
+        resp.err = SL_ETRIMMED;
+        send(r, &resp);
+        return;
+    }
     int32_t found;
     int64_t end = sl_repl_epoch_end(r, m->epoch, &found);
-    if (m->offset < 0 || (m->offset > 0 && (found != m->epoch || end < m->offset)) ||
+    /* an empty log starting at offset (0, or where a reset put it) claims nothing */
+    bool empty = m->epoch == SL_REPL_NONE && m->offset <= r->leo;
+    if (m->offset < 0 || (m->offset > 0 && !empty && (found != m->epoch || end < m->offset)) ||
         (m->offset == 0 && m->epoch != SL_REPL_NONE)) {
         /* the follower's last entry is not ours: tell it where that epoch ends here */
         resp.err = SL_ECONFLICT;
@@ -421,7 +451,8 @@ static void on_epoch_req(struct sl_repl *r, const struct sl_repl_msg *m)
     struct sl_repl_msg resp = {.type = SL_REPL_MSG_EPOCH_RESP,
                                .to = m->from,
                                .leader_epoch = r->epoch,
-                               .req_id = m->req_id};
+                               .req_id = m->req_id,
+                               .log_start = r->log_start};
     if (peer_find(r, m->from) == NULL) {
         resp.err = SL_ENOTFOUND;
     } else {
@@ -437,7 +468,7 @@ static void follower_request(struct sl_repl *r)
     if (r->role != SL_REPL_FOLLOWER || r->req_out || r->disk_n > 0) {
         return;
     }
-    if (r->truncating && r->leo == 0) {
+    if (r->truncating && r->leo == r->log_start) {
         r->truncating = false; /* an empty log cannot diverge */
     }
     struct sl_repl_msg m = {.to = r->meta.leader,
@@ -492,11 +523,43 @@ static void truncate_to(struct sl_repl *r, int64_t end)
     disk_push(r, DISK_SAVE, r->last_led_epoch);
 }
 
+/* The leader's first retained offset is past our log's end: nothing we hold can be
+ * continued, so the log is emptied and starts there (Kafka's truncateFullyAndStartAt). The
+ * epoch cache empties with it (no entry below x: the first batch fetched adds its epoch at
+ * x); HW stays (it is <= our old end < x: nothing at x is known committed yet). */
+static void reset_to(struct sl_repl *r, int64_t x)
+{
+    SL_ASSERT(r->role == SL_REPL_FOLLOWER && x >= r->leo && x > r->log_start);
+    /* as a truncate: with the disk FIFO drained, or right after one cutting to x */
+    SL_ASSERT(r->disk_n == 0 || r->leo == x);
+    r->leo = x;
+    r->log_start = x;
+    r->n_epochs = 0;
+    r->truncating = false;
+    struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_RESET);
+    e->offset = x;
+    disk_push(r, DISK_RESET, x);
+    fx_push(r, SL_REPL_FX_SAVE_EPOCHS);
+    disk_push(r, DISK_SAVE, r->last_led_epoch);
+    SL_ASSERT(r->hw <= r->durable_end && r->durable_end <= x);
+}
+
 /* The leader's log has `epoch` ending at `end` (epoch SL_REPL_NONE: it has nothing as old
  * as we asked). Cut to the end of the largest epoch we share; if our last epoch is then
  * still not the one the leader named, ask again with it (KIP-279: several rounds). */
-static void on_divergence(struct sl_repl *r, int32_t epoch, int64_t end)
+static void on_divergence(struct sl_repl *r, int32_t epoch, int64_t end, int64_t leader_start)
 {
+    if (epoch == SL_REPL_NONE && end > 0 && end <= leader_start && r->log_start < end) {
+        /* The leader knows no epoch as old as ours and its log starts at `end` (retention, or
+         * a reset): nothing of ours below it can be compared - it is below the leader's
+         * retention - and what we hold from it on is of epochs older than any the leader
+         * has, so divergent. Start afresh at `end` (cutting to it first, in order). */
+        if (r->leo > end) {
+            truncate_to(r, end);
+        }
+        reset_to(r, end);
+        return;
+    }
     int32_t mine;
     int64_t my_end = epoch == SL_REPL_NONE ? 0 : sl_repl_epoch_end(r, epoch, &mine);
     int64_t cut = end < my_end ? end : my_end;
@@ -505,6 +568,9 @@ static void on_divergence(struct sl_repl *r, int32_t epoch, int64_t end)
     }
     if (cut > r->leo) {
         cut = r->leo;
+    }
+    if (cut < r->log_start) {
+        cut = r->log_start; /* nothing below it to cut; the log then is empty */
     }
     truncate_to(r, cut);
     int32_t last = last_log_epoch(r);
@@ -517,7 +583,7 @@ static void on_epoch_resp(struct sl_repl *r, const struct sl_repl_msg *m)
         r->rejected_msgs++;
         return;
     }
-    on_divergence(r, m->epoch, m->end_offset);
+    on_divergence(r, m->epoch, m->end_offset, m->log_start);
     follower_request(r);
 }
 
@@ -547,9 +613,26 @@ static void on_fetch_resp(struct sl_repl *r, const struct sl_repl_msg *m)
         return;
     }
     if (m->err == SL_ECONFLICT) {
-        on_divergence(r, m->epoch, m->end_offset);
+        int64_t leo = r->leo;
+        on_divergence(r, m->epoch, m->end_offset, m->log_start);
+        if (r->leo == leo && r->disk_n == 0 && (!r->truncating || r->leo == r->log_start)) {
+            /* nothing to cut (our log is empty and starts past this leader's end: a reset
+             * to the start of a previous leader's log, which this one has not reached):
+             * ask again soon, once its log may have grown - not at once, in a loop */
+            r->req_out = true;
+            r->req_resend_ms = r->now_ms + SL_REPL_REFUSED_RETRY_MS;
+            return;
+        }
         follower_request(r);
         return;
+    }
+    if (m->err == SL_ETRIMMED) {
+        if (m->offset != r->leo || m->log_start <= r->leo || MUTATION(4)) {
+            r->rejected_msgs++; /* (not about our end: the caller asks again) */
+            return;
+        }
+        reset_to(r, m->log_start);
+        return; /* the next fetch goes once the reset is durable (sl_repl_disk_done) */
     }
     if (m->err != SL_OK || !batches_valid(r, m)) {
         r->rejected_msgs++;
@@ -602,6 +685,8 @@ void sl_repl_init(struct sl_repl *r, const struct sl_repl_cfg *cfg,
     r->last_led_epoch = r->saved_led_epoch = rec->last_led_epoch;
     r->now_ms = now_ms;
     r->leo = r->durable_end = rec->log_end;
+    SL_ASSERT(rec->log_start >= 0 && rec->log_start <= rec->log_end);
+    r->log_start = rec->log_start;
     for (uint32_t i = 0; i < rec->n_epochs; i++) {
         SL_ASSERT(rec->epochs[i].start_offset <= rec->log_end);
         epochs_add(r, rec->epochs[i].epoch, rec->epochs[i].start_offset);
@@ -738,7 +823,7 @@ void sl_repl_disk_done(struct sl_repl *r, int err)
         sl_repl_check(r);
         return;
     }
-    if (kind == DISK_WRITE && end <= r->leo && end > r->durable_end) {
+    if ((kind == DISK_WRITE || kind == DISK_RESET) && end <= r->leo && end > r->durable_end) {
         r->durable_end = end;
     } else if (kind == DISK_SAVE) {
         /* the file holds at least what last_led_epoch was when the save was queued */
@@ -880,6 +965,15 @@ bool sl_repl_cut(struct sl_repl *r, uint64_t silent_ms)
     r->failed_end = r->acked_end;
     sl_repl_check(r);
     return true;
+}
+
+void sl_repl_set_log_start(struct sl_repl *r, int64_t start)
+{
+    sl_repl_check(r);
+    if (start > r->log_start && start <= r->durable_end) {
+        r->log_start = start; /* (storage trims only what it holds durably) */
+    }
+    sl_repl_check(r);
 }
 
 void sl_repl_suspend(struct sl_repl *r)

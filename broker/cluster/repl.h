@@ -78,13 +78,18 @@ enum sl_repl_msg_type {
 /* One message. Fields by type:
  *   FETCH:      from, leader_epoch (the sender's), req_id, offset (fetch offset = the
  *               follower's durable end, its ack), epoch (epoch of its entry at offset-1, or
- *               SL_REPL_NONE when its log is empty).
+ *               SL_REPL_NONE when its log is empty: it then starts at `offset`, 0 or where
+ *               a reset started it).
  *   FETCH_RESP: err, leader_epoch, req_id (echoed), offset (echoed fetch offset), hw,
  *               read_end (effect only: the caller reads whole batches from offset up to
  *               read_end, at most SL_REPL_FETCH_BYTES_MAX / _BATCHES_MAX, at least one),
  *               batches/n_batches (filled by the caller when it sends, given on receipt);
  *               err SL_ECONFLICT: the follower's log diverges, epoch/end_offset say where
- *               the leader's log has `epoch` ending: truncate there (KIP-320).
+ *               the leader's log has `epoch` ending: truncate there (KIP-320);
+ *               log_start (every answer): the leader's first retained offset; err
+ *               SL_ETRIMMED: the fetch offset is below it (retention removed what the
+ *               follower asks for): a follower whose log ends below log_start resets its
+ *               log to start empty there.
  *   EPOCH_REQ:  from, leader_epoch, req_id, epoch (the asker's last epoch).
  *   EPOCH_RESP: err, leader_epoch, req_id, epoch (largest epoch <= the asked one the leader
  *               has, SL_REPL_NONE if none), end_offset (where that epoch ends in its log).
@@ -102,6 +107,7 @@ struct sl_repl_msg {
     int64_t end_offset;
     int64_t hw;
     int64_t read_end;
+    int64_t log_start; /* FETCH_RESP */
     const struct sl_repl_batch *batches;
     uint32_t n_batches;
 };
@@ -110,6 +116,7 @@ enum sl_repl_effect_type {
     SL_REPL_FX_SEND,         /* send msg to msg.to (fire and forget; losses are retried) */
     SL_REPL_FX_WRITE,        /* append batches at offset, fdatasync, then sl_repl_disk_done */
     SL_REPL_FX_TRUNCATE,     /* cut the log to offset, then sl_repl_disk_done */
+    SL_REPL_FX_RESET,        /* empty the log, starting it at offset, then sl_repl_disk_done */
     SL_REPL_FX_SAVE_EPOCHS,  /* persist the epoch file (sl_repl_epochs), then sl_repl_disk_done */
     SL_REPL_FX_ACK,          /* appends ending at or below offset complete with err */
     SL_REPL_FX_META_WRITE,   /* write meta at meta.version, then sl_repl_meta_done */
@@ -121,7 +128,8 @@ enum sl_repl_effect_type {
 struct sl_repl_effect {
     enum sl_repl_effect_type type;
     int err;        /* ACK, FATAL */
-    int64_t offset; /* WRITE: first offset; TRUNCATE: new end; ACK: end covered */
+    int64_t offset; /* WRITE: first offset; TRUNCATE: new end; RESET: new start (and end);
+                     * ACK: end covered */
     const struct sl_repl_batch *batches; /* WRITE */
     uint32_t n_batches;                  /* WRITE */
     struct sl_repl_msg msg;              /* SEND */
@@ -142,6 +150,7 @@ struct sl_repl_epoch {
 /* What a (re)started replica finds on disk: the log's end and the epoch file reconciled
  * with it (see sl_repl_init). */
 struct sl_repl_recovered {
+    int64_t log_start; /* the log's first offset (retention or a reset moved it past 0) */
     int64_t log_end;
     int32_t last_led_epoch; /* highest epoch this replica ever led (SL_REPL_NONE if never) */
     const struct sl_repl_epoch *epochs; /* borrowed; ascending epochs, starts <= log_end */
@@ -172,6 +181,7 @@ struct sl_repl {
     bool suspended;           /* leader: metadata session lost, no acks until re-confirmed */
     uint64_t now_ms;
 
+    int64_t log_start;   /* first offset of the log (retention trims, a reset moves it) */
     int64_t leo;         /* log end including queued writes */
     int64_t durable_end; /* end covered by completed writes (fdatasync) */
     int64_t hw;
@@ -230,6 +240,11 @@ void sl_repl_init(struct sl_repl *r, const struct sl_repl_cfg *cfg,
  * Errors: SL_ENOT_LEADER (not leader, or suspended), SL_EAGAIN (epoch file not yet durable,
  * or the disk FIFO is full), SL_ENOT_ENOUGH_REPLICAS (|ISR| < min_insync), SL_EFATAL. */
 int sl_repl_append(struct sl_repl *r, const struct sl_repl_batch *b, int64_t *base, int32_t *epoch);
+
+/* The log's first offset as storage now has it (retention deleted its oldest segments):
+ * a leader answers fetches below it with SL_ETRIMMED and the start. Never moves back,
+ * never past leo (ignored then). Any role; the caller feeds it when it may have changed. */
+void sl_repl_set_log_start(struct sl_repl *r, int64_t start);
 
 /* A message from a peer (borrowed; its batches must stay valid until the effects are done). */
 void sl_repl_on_msg(struct sl_repl *r, const struct sl_repl_msg *m);
@@ -295,7 +310,9 @@ void sl_repl_check(const struct sl_repl *r);
 #ifdef SL_REPL_MUTATIONS
 /* Test-only bugs, compiled only into the simulator's binary (tests/sim): 1 = a follower
  * truncates to its own HW instead of the leader's epoch end (Kafka's pre-KIP-101 loss of
- * acknowledged data); 2 = the leader acks once its own disk has a batch, without the ISR. */
+ * acknowledged data); 2 = the leader acks once its own disk has a batch, without the ISR;
+ * (3 is the controller's unclean election); 4 = a follower ignores ETRIMMED and never resets
+ * its log (the bug of issue #14's retention: it asks below its leader's start for ever). */
 extern int sl_repl_mutation;
 #endif
 

@@ -5,7 +5,8 @@
  * Order of disk effects: repl.c wants them completed in the order it gave them. Writes
  * reach the shard's log in that order (a leader's through the produce path, which appends
  * in acceptance order; a follower's here, batch by batch) and the log completes appends in
- * order; a truncate or an epoch-file save starts only once everything before it completed.
+ * order; a truncate, a reset or an epoch-file save starts only once everything before it
+ * completed.
  * So the FIFO below only has to report completions from its head.
  */
 #include "broker/cluster/replicas_int.h"
@@ -225,8 +226,8 @@ static void fwrite_submit(struct sl_brepl *br)
 {
     for (uint32_t i = 0; i < br->dq_n; i++) {
         struct dq_entry *d = dq_at(br, i);
-        if (d->kind == DQ_TRUNC && !d->done) {
-            return; /* nothing is written past a truncate still to come */
+        if ((d->kind == DQ_TRUNC || d->kind == DQ_RESET) && !d->done) {
+            return; /* nothing is written past a truncate (or reset) still to come */
         }
         if (d->kind != DQ_FWRITE) {
             continue;
@@ -293,19 +294,30 @@ static void dedup_relearn(struct sl_bshard *b)
 static void on_truncated(void *ctx, int err, uint64_t end_seq)
 {
     struct sl_brepl *br = ctx;
-    SL_ASSERT(br->dq_n > 0 && dq_at(br, 0)->kind == DQ_TRUNC && dq_at(br, 0)->started);
+    SL_ASSERT(br->dq_n > 0 && dq_at(br, 0)->started);
     struct dq_entry *d = dq_at(br, 0);
+    bool reset = d->kind == DQ_RESET;
+    SL_ASSERT(reset || d->kind == DQ_TRUNC);
     if (err == SL_OK && (int64_t)end_seq != d->offset) {
         err = SL_EFATAL;
     }
     if (err != SL_OK) {
-        sl_error("cluster", "shard %u of %s: cutting the log back to %" PRId64 " failed: %s",
-                 br->b->id, br->b->stream->name, d->offset, sl_strerror(err));
+        sl_error("cluster", "shard %u of %s: %s %" PRId64 " failed: %s", br->b->id,
+                 br->b->stream->name,
+                 reset ? "starting the log afresh at" : "cutting the log back to", d->offset,
+                 sl_strerror(err));
     } else {
-        sl_info("cluster",
-                "shard %u of %s: log cut back to %" PRId64 " (diverged from the "
-                "leader's)",
-                br->b->id, br->b->stream->name, d->offset);
+        if (reset) {
+            sl_info("cluster",
+                    "shard %u of %s: log emptied, it starts at %" PRId64 " (the leader's "
+                    "oldest retained record: retention removed what came before)",
+                    br->b->id, br->b->stream->name, d->offset);
+        } else {
+            sl_info("cluster",
+                    "shard %u of %s: log cut back to %" PRId64 " (diverged from the "
+                    "leader's)",
+                    br->b->id, br->b->stream->name, d->offset);
+        }
         dedup_relearn(br->b);
     }
     br->written_seq = end_seq; /* (the log's end either way: a failed cut is FATAL) */
@@ -348,9 +360,11 @@ static void dq_start_head(struct sl_brepl *br)
     if (d->kind == DQ_SAVE) {
         d->started = true;
         save_epochs(br, d);
-    } else if (d->kind == DQ_TRUNC) {
+    } else if (d->kind == DQ_TRUNC || d->kind == DQ_RESET) {
         d->started = true;
-        int rc = sl_wshard_truncate(&br->b->ws, (uint64_t)d->offset, on_truncated, br);
+        int rc = d->kind == DQ_TRUNC
+                     ? sl_wshard_truncate(&br->b->ws, (uint64_t)d->offset, on_truncated, br)
+                     : sl_wshard_reset(&br->b->ws, (uint64_t)d->offset, on_truncated, br);
         if (rc != SL_OK) {
             d->done = true;
             d->err = rc;
@@ -424,6 +438,16 @@ static void on_serve_read(struct sl_shard_read *rd, int err)
             s->cap = rd->need_bytes;
             serve_issue(s);
             return;
+        }
+    }
+    if (err == SL_ETRIMMED) {
+        /* retention removed what the follower asks for since the replica last heard of
+         * the log's start: it hears now, and so does the follower (it starts its log there) */
+        struct sl_brepl *br = s->br;
+        sl_repl_set_log_start(&br->r, (int64_t)rd->first_seq);
+        if (s->m.offset < br->r.log_start) {
+            s->m.err = SL_ETRIMMED;
+            s->m.log_start = br->r.log_start;
         }
     }
     /* A read that found nothing yet (the leader's own write of those batches is still on
@@ -618,6 +642,9 @@ static void fx_run(struct sl_brepl *br)
         case SL_REPL_FX_TRUNCATE:
             dq_push(br, DQ_TRUNC)->offset = f->offset;
             break;
+        case SL_REPL_FX_RESET:
+            dq_push(br, DQ_RESET)->offset = f->offset;
+            break;
         case SL_REPL_FX_SAVE_EPOCHS:
             (void)dq_push(br, DQ_SAVE);
             break;
@@ -762,7 +789,7 @@ struct recover_call {
     struct sl_bshard *b;
     const char *dir;
     struct sl_epochs c;
-    int64_t log_end;
+    int64_t log_start, log_end;
     int rc;
 };
 
@@ -781,6 +808,7 @@ static void recover_on_owner(void *arg)
     struct recover_call *rc = arg;
     struct sl_shard_stats ss;
     sl_shard_stats_progress(rc->b->ws.log, &ss);
+    rc->log_start = (int64_t)ss.first_seq;
     rc->log_end = (int64_t)ss.next_seq;
     rc->rc = sl_epochs_recover(rc->b->ws.log, rc->dir, SL_EPOCHS_NONE, &rc->c);
 }
@@ -816,7 +844,8 @@ struct sl_brepl *rs_brepl_new(struct sl_replicas *rs, struct sl_bshard *b, const
     struct sl_repl_cfg cfg = {.self = rs->cfg.self,
                               .min_insync = rs->cfg.min_insync,
                               .replica_lag_ms = rs->cfg.replica_lag_ms};
-    struct sl_repl_recovered rec = {.log_end = rc->log_end,
+    struct sl_repl_recovered rec = {.log_start = rc->log_start,
+                                    .log_end = rc->log_end,
                                     .last_led_epoch = rc->c.last_led_epoch,
                                     .epochs = (const struct sl_repl_epoch *)rc->c.e,
                                     .n_epochs = rc->c.n};
@@ -858,7 +887,7 @@ bool rs_brepl_disk_busy(const struct sl_brepl *br)
         }
         /* a shard owner is writing or cutting, and will call back into this replica */
         if (d->kind == DQ_LWRITE || (d->kind == DQ_FWRITE && d->submitted > d->completed) ||
-            (d->kind == DQ_TRUNC && d->started)) {
+            ((d->kind == DQ_TRUNC || d->kind == DQ_RESET) && d->started)) {
             return true;
         }
     }
@@ -886,6 +915,12 @@ void rs_brepl_free(struct sl_brepl *br)
 void rs_brepl_tick(struct sl_brepl *br)
 {
     serve_wake(br, true); /* (what waited a tick answers with what there is) */
+    /* retention trims the log's head on its own schedule: the replica learns the new start
+     * here (a leader answers fetches below it with it; sl_repl_set_log_start ignores a start
+     * it cannot take yet) */
+    struct sl_shard_stats ss;
+    sl_wshard_progress(&br->b->ws, &ss);
+    sl_repl_set_log_start(&br->r, (int64_t)ss.first_seq);
     sl_repl_tick(&br->r, br->rs->now_ms);
     /* Requests the replica never answered (dropped as stale) must not hold a connection. */
     struct sl_repl_msg late = {

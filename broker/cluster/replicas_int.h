@@ -21,14 +21,15 @@
 #define RS_PATH_CREATES "/creates"
 
 /* A disk operation the replica queued (its FIFO, mirrored): a leader's write (done by the
- * produce path), a follower's write of fetched batches, a truncate, an epoch-file save. */
-enum dq_kind { DQ_LWRITE = 1, DQ_FWRITE, DQ_TRUNC, DQ_SAVE };
+ * produce path), a follower's write of fetched batches, a truncate, a reset (the log
+ * emptied, starting at the leader's first retained offset), an epoch-file save. */
+enum dq_kind { DQ_LWRITE = 1, DQ_FWRITE, DQ_TRUNC, DQ_SAVE, DQ_RESET };
 
 struct dq_entry {
     uint8_t kind;
     bool started, done;
     int err;
-    int64_t offset; /* DQ_TRUNC: the new end */
+    int64_t offset; /* DQ_TRUNC: the new end; DQ_RESET: the new start (and end) */
     /* DQ_FWRITE: the fetched batches, owned (one buffer), submitted in order; a control
      * batch's changes go to this broker's stores first, durable before the batch is
      * written (rs_fwrite_hold): `applied` batches were, `holding` waits for the stores */

@@ -72,7 +72,7 @@ enum msg_type {
 struct msg {
     uint32_t type;
     int32_t err;
-    uint32_t flags; /* M_APPEND */
+    uint32_t flags; /* M_APPEND; M_TRUNCATE: M_TRUNC_RESET for a reset */
     uint32_t epoch; /* M_APPEND: the leader epoch to stamp */
     uint32_t count; /* M_APPENDED */
     struct sl_wshard *b;
@@ -86,6 +86,8 @@ struct msg {
     struct sl_shard_io_times io; /* M_APPENDED: sl_wshard_append_io */
     uint64_t next_seq;           /* M_NOTIFY with data: after its last batch */
 };
+
+#define M_TRUNC_RESET 1u /* M_TRUNCATE: sl_shard_reset to seq, not sl_shard_truncate */
 
 struct call {
     void (*fn)(void *arg);
@@ -438,7 +440,9 @@ static void owner_handle(struct worker *w, struct msg *m)
         break;
     }
     case M_TRUNCATE: {
-        int rc = sl_shard_truncate(m->b->log, m->seq, on_owner_truncated, m->ctx);
+        int rc = (m->flags & M_TRUNC_RESET) != 0
+                     ? sl_shard_reset(m->b->log, m->seq, on_owner_truncated, m->ctx)
+                     : sl_shard_truncate(m->b->log, m->seq, on_owner_truncated, m->ctx);
         if (rc != SL_OK) {
             on_owner_truncated(m->ctx, rc, m->seq);
         }
@@ -1132,7 +1136,8 @@ int sl_wshard_append(struct sl_wshard *b, const void *batch, size_t len, unsigne
     return sl_wshard_append_opt(b, batch, len, flags, 0, cb, ctx);
 }
 
-int sl_wshard_truncate(struct sl_wshard *b, uint64_t seq, sl_truncate_cb cb, void *ctx)
+static int wshard_cut(struct sl_wshard *b, uint64_t seq, uint32_t flags, sl_truncate_cb cb,
+                      void *ctx)
 {
     SL_ASSERT(cb != NULL && !b->gone);
     struct wtrunc *t = malloc(sizeof(*t));
@@ -1141,15 +1146,27 @@ int sl_wshard_truncate(struct sl_wshard *b, uint64_t seq, sl_truncate_cb cb, voi
     }
     *t = (struct wtrunc){.b = b, .cb = cb, .ctx = ctx};
     if (b->owner == 0) {
-        int rc = sl_shard_truncate(b->log, seq, on_main_truncated, t);
+        int rc = (flags & M_TRUNC_RESET) != 0
+                     ? sl_shard_reset(b->log, seq, on_main_truncated, t)
+                     : sl_shard_truncate(b->log, seq, on_main_truncated, t);
         if (rc != SL_OK) {
             free(t);
         }
         return rc;
     }
-    struct msg m = {.type = M_TRUNCATE, .b = b, .seq = seq, .ctx = t};
+    struct msg m = {.type = M_TRUNCATE, .b = b, .seq = seq, .flags = flags, .ctx = t};
     post(b->workers, b->owner, &m);
     return SL_OK;
+}
+
+int sl_wshard_truncate(struct sl_wshard *b, uint64_t seq, sl_truncate_cb cb, void *ctx)
+{
+    return wshard_cut(b, seq, 0, cb, ctx);
+}
+
+int sl_wshard_reset(struct sl_wshard *b, uint64_t seq, sl_truncate_cb cb, void *ctx)
+{
+    return wshard_cut(b, seq, M_TRUNC_RESET, cb, ctx);
 }
 
 void sl_wshard_retire(struct sl_wshard *b, struct sl_ring *home, uint64_t end)
@@ -1212,6 +1229,16 @@ void sl_wshard_stats(const struct sl_wshard *b, struct sl_shard_stats *st)
         sl_shard_stats(b->log, st);
     } else {
         *st = b->mirror;
+    }
+}
+
+void sl_wshard_progress(const struct sl_wshard *b, struct sl_shard_stats *st)
+{
+    if (b->log != NULL && b->owner == 0 && !b->gone) {
+        memset(st, 0, sizeof(*st));
+        sl_shard_stats_progress(b->log, st);
+    } else {
+        sl_wshard_stats(b, st); /* (a mirror or nothing: a copy) */
     }
 }
 

@@ -203,8 +203,13 @@ void sl_wshard_append_io(const struct sl_wshard *b, struct sl_shard_io_times *ou
  * remote shard; storage's rule for a local one). Errors returned at once are storage's for a
  * shard the main loop owns, SL_ENOMEM; a remote owner's come through `cb`. */
 int sl_wshard_truncate(struct sl_wshard *b, uint64_t seq, sl_truncate_cb cb, void *ctx);
+/* sl_shard_reset on the owner (the log emptied, starting at `seq`), as sl_wshard_truncate. */
+int sl_wshard_reset(struct sl_wshard *b, uint64_t seq, sl_truncate_cb cb, void *ctx);
 void sl_wshard_read(struct sl_wshard *b, struct sl_wshard_read *wr);
 void sl_wshard_stats(const struct sl_wshard *b, struct sl_shard_stats *st);
+/* Only the sequences and state (sl_shard_stats_progress): no walk over the segments, so
+ * cheap enough for every shard at every tick. */
+void sl_wshard_progress(const struct sl_wshard *b, struct sl_shard_stats *st);
 int sl_wshard_time_near_seq(struct sl_wshard *b, uint64_t seq, uint64_t *time_ms);
 /* A time lookup of many shards at once (a scrape, a lag report): one
  * synchronous call per worker that owns any of them, not one per shard. */

@@ -35,7 +35,7 @@ static bool is_request(enum sl_repl_msg_type t)
 static bool answer_err_ok(int err)
 {
     return err == SL_OK || err == SL_EFENCED || err == SL_ENOT_LEADER || err == SL_ENOTFOUND ||
-           err == SL_ECONFLICT;
+           err == SL_ECONFLICT || err == SL_ETRIMMED;
 }
 
 static int decode_batches(const Sluice__V1__ReplMessage *in, struct sl_repl_msg *out,
@@ -121,10 +121,18 @@ int sl_repl_codec_decode(const Sluice__V1__ReplMessage *in, struct sl_repl_msg *
     if (in->leader_epoch < SL_REPL_NONE || in->epoch < SL_REPL_NONE) {
         return refuse(why, why_len, "epochs %d and %d (-1 or more)", in->leader_epoch, in->epoch);
     }
-    if (in->offset < 0 || in->end_offset < SL_REPL_NONE || in->hw < 0) {
+    if (in->offset < 0 || in->end_offset < SL_REPL_NONE || in->hw < 0 || in->log_start < 0) {
         return refuse(why, why_len,
-                      "offset %" PRId64 ", end offset %" PRId64 ", high watermark %" PRId64,
-                      in->offset, in->end_offset, in->hw);
+                      "offset %" PRId64 ", end offset %" PRId64 ", high watermark %" PRId64
+                      ", log start %" PRId64,
+                      in->offset, in->end_offset, in->hw, in->log_start);
+    }
+    if (err == SL_ETRIMMED &&
+        (out->type != SL_REPL_MSG_FETCH_RESP || in->log_start <= in->offset)) {
+        return refuse(why, why_len,
+                      "ETRIMMED with log start %" PRId64 " for offset %" PRId64
+                      " (only a fetch answer, for an offset below the start)",
+                      in->log_start, in->offset);
     }
     if (is_request(out->type) ? err != SL_OK : !answer_err_ok(err)) {
         return refuse(why, why_len, "error %d (%s) in a %s, which may not carry it", err,
@@ -142,6 +150,7 @@ int sl_repl_codec_decode(const Sluice__V1__ReplMessage *in, struct sl_repl_msg *
     out->epoch = in->epoch;
     out->end_offset = in->end_offset;
     out->hw = in->hw;
+    out->log_start = in->log_start;
     return decode_batches(in, out, batches, why, why_len);
 }
 
@@ -166,6 +175,7 @@ void sl_repl_codec_encode(const struct sl_repl_msg *in, struct sl_repl_wire *w)
     w->msg.epoch = in->epoch;
     w->msg.end_offset = in->end_offset;
     w->msg.hw = in->hw;
+    w->msg.log_start = in->log_start;
     for (uint32_t i = 0; i < in->n_batches; i++) {
         const struct sl_repl_batch *b = &in->batches[i];
         sluice__v1__repl_batch__init(&w->batch[i]);

@@ -94,6 +94,26 @@ int cit_leader(sluice_client *cl, const char *stream, uint32_t k, int n_brokers)
     return at;
 }
 
+bool cit_has(const int32_t *ids, size_t n, int32_t id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void cit_print_brokers(struct it_broker *brokers, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (brokers[i].root[0] != '\0') { /* (never started otherwise) */
+            fprintf(stderr, "broker %d: %s, data %s\n", i + 1,
+                    it_broker_alive(&brokers[i]) ? "running" : "stopped", brokers[i].data);
+        }
+    }
+}
+
 void cit_on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
 {
     (void)shard;

@@ -11,6 +11,8 @@
 #include "client/sluice.h"
 #include "tests/integration/harness.h"
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,13 @@
             exit(1);                                                                               \
         }                                                                                          \
     } while (0)
+/* Whether `id` is among ids[0 .. n) (a route's replicas, ISR or target). */
+bool cit_has(const int32_t *ids, size_t n, int32_t id);
+
+/* Where each started one of brokers[0 .. n) keeps its data and whether it runs (an atexit
+ * line: what a failure left to look at). */
+void cit_print_brokers(struct it_broker *brokers, int n);
+
 #endif
 
 struct cit {

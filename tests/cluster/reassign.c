@@ -136,16 +136,6 @@ static struct sluice_metadata *routes(const char *addr)
     return m;
 }
 
-static bool has(const int32_t *ids, uint32_t n, int32_t id)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        if (ids[i] == id) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* The broker that is the controller now (node id), or -1. */
 static int controller(void)
 {
@@ -206,9 +196,9 @@ static struct sluice_metadata *wait_moved(int gone, int came, uint32_t timeout_m
         bool done = m != NULL;
         for (uint32_t s = 0; done && s < NSH; s++) {
             const struct sluice_shard_route *r = &m->streams[0].shards[s];
-            done = r->n_target == 0 && has(r->replicas, r->n_replicas, came) &&
-                   !has(r->replicas, r->n_replicas, gone) && r->leader >= 1 &&
-                   has(r->isr, r->n_isr, came);
+            done = r->n_target == 0 && cit_has(r->replicas, r->n_replicas, came) &&
+                   !cit_has(r->replicas, r->n_replicas, gone) && r->leader >= 1 &&
+                   cit_has(r->isr, r->n_isr, came);
         }
         if (done) {
             return m;
@@ -221,12 +211,7 @@ static struct sluice_metadata *wait_moved(int gone, int came, uint32_t timeout_m
 
 static void print_logs(void)
 {
-    for (int i = 0; i < NB; i++) {
-        if (brokers[i].root[0] != '\0') {
-            fprintf(stderr, "broker %d: %s, data %s\n", i + 1,
-                    it_broker_alive(&brokers[i]) ? "running" : "stopped", brokers[i].data);
-        }
-    }
+    cit_print_brokers(brokers, NB);
 }
 
 static void print_routes(const char *when, const struct sluice_metadata *m)
@@ -300,7 +285,7 @@ int main(void)
     uint32_t n_before = m->streams[0].shards[0].n_replicas;
     memcpy(before[0], m->streams[0].shards[0].replicas, sizeof(before[0]));
     for (uint32_t s = 0; s < NSH; s++) {
-        CHECK(!has(m->streams[0].shards[s].replicas, m->streams[0].shards[s].n_replicas, 4));
+        CHECK(!cit_has(m->streams[0].shards[s].replicas, m->streams[0].shards[s].n_replicas, 4));
     }
     sluice_metadata_free(m);
 
@@ -380,8 +365,8 @@ int main(void)
     }
     for (uint32_t s = 0; s < NSH; s++) {
         const struct sluice_shard_route *r = &m->streams[0].shards[s];
-        CHECK(!has(r->replicas, r->n_replicas, victim) && !has(r->isr, r->n_isr, victim));
-        CHECK(has(r->replicas, r->n_replicas, 4) && r->n_replicas == 3);
+        CHECK(!cit_has(r->replicas, r->n_replicas, victim) && !cit_has(r->isr, r->n_isr, victim));
+        CHECK(cit_has(r->replicas, r->n_replicas, 4) && r->n_replicas == 3);
         printf("shard %u: identical on brokers", s);
         for (uint32_t i = 0; i < r->n_replicas; i++) {
             printf(" %d", (int)r->replicas[i]);

@@ -220,10 +220,7 @@ static void check_log(int leader, const struct rc_shard_end *end)
 
 static void print_logs(void)
 {
-    for (int i = 0; i < NB; i++) {
-        fprintf(stderr, "broker %d: %s, data %s\n", i + 1,
-                it_broker_alive(&brokers[i]) ? "running" : "stopped", brokers[i].data);
-    }
+    cit_print_brokers(brokers, NB);
 }
 
 int main(void)

@@ -18,6 +18,13 @@
  * dropped), a segment's first sequence, the log's first sequence (all of
  * it), inside the active segment (nothing dropped).
  *
+ * A reset (sl_shard_reset: the log emptied, starting at a later sequence) killed after
+ * each of its steps the same way: the reopened log is the old one whole or the empty one at
+ * the target, never a mix; once the target is seen, never the old log again at a later
+ * kill point; no reset marker is left; the reset run again finishes, appends go on from the
+ * target across a reopen. Under --power a kill before the marker's directory fsync
+ * returned leaves the old log (the marker lost with the power).
+ *
  * kill -9 keeps the page cache. With --power MOUNT (tests/crash/
  * truncate_power.sh: the shard on powerfs, tests/power/powerfs.c, which keeps
  * only what was fsynced) the power is also cut right after each kill (every
@@ -82,7 +89,9 @@ static uint32_t seg_bases(const char *dir, uint64_t *out)
     return n;
 }
 
-static _Noreturn void child_truncate(struct lfx *f, uint64_t target, uint32_t kill_after)
+/* The child: truncates (or resets) the shard to `target`, killing itself after step
+ * `kill_after`; exits 0 when the operation completed. */
+static _Noreturn void child_cut(struct lfx *f, uint64_t target, bool reset, uint32_t kill_after)
 {
     /* a ring of its own: the parent's is shared memory with the kernel */
     sl_ring_fini(&f->ring);
@@ -91,8 +100,48 @@ static _Noreturn void child_truncate(struct lfx *f, uint64_t target, uint32_t ki
     }
     sl_shard_truncate_test_kill_after(f->s, kill_after);
     uint64_t end = 0;
-    int rc = lfx_truncate(f, target, &end);
+    int rc = lfx_cut(f, target, reset, &end);
     _exit(rc == SL_OK && end == target ? 0 : 11);
+}
+
+/* A fresh log of BATCHES batches (bases[] gets each base), closed; under --power made
+ * durable with its directories' entries (the shard syncs its own files). *end: its end. */
+static void make_log(struct lfx *f, uint64_t *bases, uint64_t *end)
+{
+    *end = 0;
+    struct sl_shard_config cfg = lfx_cfg_small();
+    CHECK_EQ(lfx_init(f, &cfg), SL_OK);
+    for (uint32_t i = 0; i < BATCHES; i++) {
+        CHECK_EQ(lfx_append(f, i % 4 + 1, NULL, &bases[i]), SL_OK);
+    }
+    lfx_close(f);
+    if (g_power != NULL) {
+        char up[PATH_MAX];
+        snprintf(up, sizeof(up), "%s/..", f->root);
+        CHECK_EQ(sl_fsync_dir(f->root), SL_OK);
+        CHECK_EQ(sl_fsync_dir(up), SL_OK);
+    }
+    *end = bases[BATCHES - 1] + (BATCHES - 1) % 4 + 1;
+}
+
+/* Runs child_cut in a child killed after step k (under --power the power is cut then,
+ * every other time tearing the last unsynced write); *killed: whether it was killed. */
+static void cut_killed(struct lfx *f, uint64_t target, bool reset, uint32_t k, bool *killed)
+{
+    *killed = false;
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        child_cut(f, target, reset, k);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    *killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    CHECK(*killed || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    if (g_power != NULL && *killed) {
+        CHECK_EQ(power_cut(k % 2 == 0), 0);
+    }
 }
 
 /* One target: every kill point. `which` picks it from the log built. */
@@ -101,22 +150,9 @@ static void run_target(int which)
     uint64_t prev_end = UINT64_MAX;
     for (uint32_t k = 1; k <= STEPS_MAX; k++) {
         struct lfx f;
-        struct sl_shard_config cfg = lfx_cfg_small();
-        CHECK_EQ(lfx_init(&f, &cfg), SL_OK);
         uint64_t bases[BATCHES];
-        for (uint32_t i = 0; i < BATCHES; i++) {
-            CHECK_EQ(lfx_append(&f, i % 4 + 1, NULL, &bases[i]), SL_OK);
-        }
-        uint64_t old_end = bases[BATCHES - 1] + (BATCHES - 1) % 4 + 1;
-        lfx_close(&f);
-        if (g_power != NULL) {
-            /* the setup is durable before the cut experiments: its
-             * directories' entries too (the shard syncs its own files) */
-            char up[PATH_MAX];
-            snprintf(up, sizeof(up), "%s/..", f.root);
-            CHECK_EQ(sl_fsync_dir(f.root), SL_OK);
-            CHECK_EQ(sl_fsync_dir(up), SL_OK);
-        }
+        uint64_t old_end = 0;
+        make_log(&f, bases, &old_end);
         uint64_t segs[SEGS_MAX];
         uint32_t n = seg_bases(f.dir, segs);
         CHECK(n >= 6);
@@ -126,19 +162,8 @@ static void run_target(int which)
             seg_k++;
         }
         uint32_t dropped = n - 1 - seg_k;
-        fflush(NULL);
-        pid_t pid = fork();
-        CHECK(pid >= 0);
-        if (pid == 0) {
-            child_truncate(&f, target, k);
-        }
-        int status = 0;
-        CHECK(waitpid(pid, &status, 0) == pid);
-        bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-        CHECK(killed || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
-        if (g_power != NULL && killed) {
-            CHECK_EQ(power_cut(k % 2 == 0), 0);
-        }
+        bool killed = false;
+        cut_killed(&f, target, false, k, &killed);
         CHECK_EQ(lfx_open(&f), SL_OK);
         struct sl_shard_stats st;
         sl_shard_stats(f.s, &st);
@@ -186,6 +211,59 @@ static void run_target(int which)
     CHECK(!"the truncate never finished within STEPS_MAX steps");
 }
 
+TEST(kill_resetting)
+{
+    bool reset_seen = false;
+    for (uint32_t k = 1; k <= STEPS_MAX; k++) {
+        struct lfx f;
+        uint64_t bases[BATCHES];
+        uint64_t old_end = 0;
+        make_log(&f, bases, &old_end);
+        uint64_t target = old_end + 50;
+        bool killed = false;
+        cut_killed(&f, target, true, k, &killed);
+        CHECK_EQ(lfx_open(&f), SL_OK);
+        CHECK_EQ(lfx_count_names(f.dir, NULL, "reset-"), 0); /* recovery finished it */
+        struct sl_shard_stats st;
+        sl_shard_stats(f.s, &st);
+        CHECK_EQ(st.recovery_truncated_bytes, 0);
+        uint64_t end = 0;
+        if (st.first_seq == 0) {
+            /* the old log, whole: only before the commit (the marker durable) */
+            CHECK(killed && !reset_seen);
+            CHECK(g_power != NULL && k <= 1); /* (kill -9 keeps the page cache) */
+            CHECK_EQ(st.next_seq, old_end);
+            CHECK_EQ(lfx_check_log(&f, 0, &end, NULL, 0, NULL), SL_OK);
+            CHECK_EQ(end, old_end);
+            CHECK_EQ(lfx_reset(&f, target, &end), SL_OK);
+        } else {
+            reset_seen = true;
+        }
+        sl_shard_stats(f.s, &st);
+        CHECK_EQ(st.first_seq, target);
+        CHECK_EQ(st.next_seq, target);
+        CHECK_EQ(st.segments, 1);
+        uint64_t b = 0;
+        for (int i = 0; i < 12; i++) {
+            CHECK_EQ(lfx_append(&f, 2, NULL, &b), SL_OK);
+        }
+        lfx_close(&f);
+        CHECK_EQ(lfx_open(&f), SL_OK);
+        CHECK_EQ(lfx_check_log(&f, target, &end, NULL, 0, NULL), SL_OK);
+        CHECK_EQ(end, target + 24);
+        lfx_fini(&f);
+        if (test_cur_failed_) {
+            fprintf(stderr, "  reset killed after step %u\n", k);
+            return;
+        }
+        if (!killed) {
+            fprintf(stderr, "  reset: %u kill points\n", k - 1);
+            return;
+        }
+    }
+    CHECK(!"the reset never finished within STEPS_MAX steps");
+}
+
 TEST(kill_inside_an_early_segment)
 {
     run_target(0);
@@ -221,5 +299,6 @@ int main(int argc, char **argv)
     RUN(kill_at_a_segment_start);
     RUN(kill_cutting_everything);
     RUN(kill_inside_the_active_segment);
+    RUN(kill_resetting);
     TEST_END();
 }

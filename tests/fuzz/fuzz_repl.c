@@ -10,10 +10,11 @@
  *         encoded by sl_repl_codec_encode, packed and unpacked: the decoder's paths past a
  *         batch's checksum.
  * Checks beyond ASan/UBSan: a message is refused with SL_EPROTO and a reason, or decodes to
- * fields within their ranges (broker ids >= 0, epochs >= -1, offsets >= 0), with batches only
+ * fields within their ranges (broker ids >= 0, epochs >= -1, offsets >= 0, the log start
+ * too, and ETRIMMED only in a fetch answer whose log start is past its offset), with batches only
  * in a successful FETCH_RESP, contiguous from its offset, each a whole intact batch whose
- * header says the same sequence, count and leader epoch, at most SL_REPL_FETCH_BATCHES_MAX; a decoded
- * message encodes, packs, unpacks and decodes again to the same fields; a built answer is
+ * header says the same sequence, count and leader epoch, at most SL_REPL_FETCH_BATCHES_MAX; a
+ * decoded message encodes, packs, unpacks and decodes again to the same fields; a built answer is
  * accepted exactly when its batches are contiguous from its offset.
  */
 #include "broker/native/repl_codec.h"
@@ -32,7 +33,9 @@ static struct sl_repl_wire g_w;
 static void check_decoded(const struct sl_repl_msg *m)
 {
     SL_ASSERT(m->from >= 0 && m->to >= 0 && m->leader_epoch >= -1 && m->epoch >= -1);
-    SL_ASSERT(m->offset >= 0 && m->hw >= 0 && m->end_offset >= -1);
+    SL_ASSERT(m->offset >= 0 && m->hw >= 0 && m->end_offset >= -1 && m->log_start >= 0);
+    SL_ASSERT(m->err != SL_ETRIMMED ||
+              (m->type == SL_REPL_MSG_FETCH_RESP && m->log_start > m->offset));
     SL_ASSERT(m->n_batches <= SL_REPL_FETCH_BATCHES_MAX);
     SL_ASSERT(m->n_batches == 0 || (m->type == SL_REPL_MSG_FETCH_RESP && m->err == SL_OK));
     int64_t next = m->offset;
@@ -64,7 +67,7 @@ static void round_trip(const struct sl_repl_msg *m)
     SL_ASSERT(d.type == m->type && d.from == m->from && d.to == m->to &&
               d.leader_epoch == m->leader_epoch && d.err == m->err && d.req_id == m->req_id &&
               d.offset == m->offset && d.epoch == m->epoch && d.end_offset == m->end_offset &&
-              d.hw == m->hw && d.n_batches == m->n_batches);
+              d.hw == m->hw && d.log_start == m->log_start && d.n_batches == m->n_batches);
     for (uint32_t i = 0; i < d.n_batches; i++) {
         SL_ASSERT(d.batches[i].base_offset == m->batches[i].base_offset &&
                   d.batches[i].count == m->batches[i].count &&
@@ -138,9 +141,18 @@ static void built(const uint8_t *data, size_t size)
                                       .epoch = epoch, .data = bufs[i], .len = len};
         next = b[i].base_offset + records;
     }
-    struct sl_repl_msg m = {.type = SL_REPL_MSG_FETCH_RESP, .from = 1, .to = 2,
-                            .leader_epoch = 3, .req_id = 9, .offset = offset, .epoch = -1,
-                            .end_offset = -1, .hw = 50, .batches = b, .n_batches = n};
+    struct sl_repl_msg m = {.type = SL_REPL_MSG_FETCH_RESP,
+                            .from = 1,
+                            .to = 2,
+                            .leader_epoch = 3,
+                            .req_id = 9,
+                            .offset = offset,
+                            .epoch = -1,
+                            .end_offset = -1,
+                            .hw = 50,
+                            .log_start = size > 0 ? data[0] : 0,
+                            .batches = b,
+                            .n_batches = n};
     sl_repl_codec_encode(&m, &g_w);
     size_t plen = sluice__v1__repl_message__get_packed_size(&g_w.msg);
     uint8_t *p = malloc(plen + 1);

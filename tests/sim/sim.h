@@ -47,6 +47,7 @@ struct sim_disk {
     int64_t vol_n;
     struct sim_entry dur[SIM_LOG_CAP];
     int64_t dur_n;
+    int64_t start, dur_start; /* first offset kept (retention, a reset); entries below: absent */
     bool extends;          /* vol = dur + appended records (no truncate since the last fsync) */
     int32_t dur_led_epoch; /* the epoch file's last_led_epoch, durable */
     uint32_t ops;          /* operations queued */
@@ -140,6 +141,9 @@ struct sim {
     uint32_t move_n[SIM_SHARDS_MAX]; /* > 0: shard k was asked to move to move_target[k] */
     int32_t move_target[SIM_SHARDS_MAX][SL_REPL_REPLICAS_MAX];
     uint64_t n_moves, n_moved;
+    /* retention trimming a replica's head (sim_main.c): a stream of its own, as moves */
+    uint64_t trng;
+    uint64_t n_trims, n_resets;
     /* what the run exercised (summed over seeds by sim_main) */
     uint64_t n_truncations, n_epoch_reqs, n_diverging, n_fsync_fail, n_expired, n_leaders,
         n_stale_acks, n_torn;
@@ -182,6 +186,9 @@ void sim_meta_set_costs(struct sim *s, uint64_t latency_us, uint64_t read_us, ui
 /* sim_broker.c */
 void sim_broker_start(struct sim *s, int b);
 void sim_broker_crash(struct sim *s, int b);
+/* Retention on broker b's replica of shard k: its log now starts at x (<= its HW and the
+ * committed history's end). */
+void sim_broker_trim(struct sim *s, int b, int k, int64_t x);
 void sim_produce(struct sim *s, int shard);
 void sim_broker_tick(struct sim *s, void *p, uint64_t a, uint64_t b);
 void sim_restart_ev(struct sim *s, void *p, uint64_t broker, uint64_t unused);

@@ -24,7 +24,7 @@
 struct sim *g_sim;
 
 enum { P_SHARD_GET = 1, P_SHARD_WATCH, P_ISR_SET, P_REFRESH, P_REGISTER, P_REG_CHECK };
-enum { OP_WRITE = 1, OP_TRUNC, OP_SAVE };
+enum { OP_WRITE = 1, OP_TRUNC, OP_SAVE, OP_RESET };
 
 #define MSG_RECORDS SL_REPL_FETCH_BATCHES_MAX
 
@@ -167,6 +167,7 @@ static void disk_done(struct sim *s, void *p, uint64_t k64, uint64_t b64)
               op_kind[b][k][slot], d->vol_n);
     memcpy(d->dur, d->vol, (size_t)d->vol_n * sizeof d->vol[0]);
     d->dur_n = d->vol_n;
+    d->dur_start = d->start;
     d->extends = true;
     if (op_kind[b][k][slot] == OP_SAVE && op_val[b][k][slot] > d->dur_led_epoch) {
         d->dur_led_epoch = op_val[b][k][slot];
@@ -264,6 +265,18 @@ static void run_fx(struct sim *s, int b, int k)
             rp->disk.vol_n = e->offset;
             rp->disk.extends = false;
             disk_queue(s, b, k, OP_TRUNC, 0);
+            break;
+        case SL_REPL_FX_RESET:
+            /* the log emptied, starting at the leader's first offset (past our end) */
+            SL_ASSERT(e->offset >= rp->disk.vol_n && e->offset < SIM_LOG_CAP);
+            s->n_resets++;
+            sim_log(s,
+                    "broker %d shard %d: log reset to start at %" PRId64 " (end was %" PRId64 ")",
+                    b, k, e->offset, rp->disk.vol_n);
+            memset(rp->disk.vol, 0, (size_t)e->offset * sizeof rp->disk.vol[0]);
+            rp->disk.vol_n = rp->disk.start = e->offset;
+            rp->disk.extends = false;
+            disk_queue(s, b, k, OP_RESET, 0);
             break;
         case SL_REPL_FX_SAVE_EPOCHS:
             disk_queue(s, b, k, OP_SAVE, rp->r.last_led_epoch);
@@ -559,13 +572,15 @@ void sim_broker_start(struct sim *s, int b)
         d->dur_n = keep;
         memcpy(d->vol, d->dur, (size_t)keep * sizeof d->vol[0]);
         d->vol_n = keep;
+        d->start = d->dur_start;
+        SL_ASSERT(d->start <= keep);
         d->extends = true;
         d->ops = 0;
         d->busy_until = s->now;
         rp->saves_head = 0;
         struct sl_repl_epoch ep[SL_REPL_EPOCHS_MAX];
         uint32_t n = 0;
-        for (int64_t o = 0; o < keep; o++) {
+        for (int64_t o = d->start; o < keep; o++) {
             if (n == 0 || ep[n - 1].epoch != d->vol[o].epoch) {
                 if (n == SL_REPL_EPOCHS_MAX) {
                     memmove(ep, ep + 1, (SL_REPL_EPOCHS_MAX - 1) * sizeof ep[0]);
@@ -576,8 +591,11 @@ void sim_broker_start(struct sim *s, int b)
         }
         struct sl_repl_cfg cfg = {
             .self = b, .min_insync = s->cfg.min_insync, .replica_lag_ms = s->cfg.replica_lag_ms};
-        struct sl_repl_recovered rec = {
-            .log_end = keep, .last_led_epoch = d->dur_led_epoch, .epochs = ep, .n_epochs = n};
+        struct sl_repl_recovered rec = {.log_start = d->start,
+                                        .log_end = keep,
+                                        .last_led_epoch = d->dur_led_epoch,
+                                        .epochs = ep,
+                                        .n_epochs = n};
         sl_repl_init(&rp->r, &cfg, &rec, s->now / 1000);
         rp->have_meta = false;
         rp->pend_n = rp->pend_head = 0;
@@ -589,6 +607,21 @@ void sim_broker_start(struct sim *s, int b)
     br->ctrl = NULL;
     new_session(s, b);
     sim_at(s, s->now + 10000, b, sim_broker_tick, NULL, (uint64_t)b, 0);
+}
+
+void sim_broker_trim(struct sim *s, int b, int k, int64_t x)
+{
+    struct sim_rep *rp = &s->b[b].rep[k];
+    struct sim_disk *d = &rp->disk;
+    SL_ASSERT(x > d->start && x <= rp->r.hw && x <= s->committed_n[k] && x <= d->dur_n);
+    sim_log(s, "broker %d shard %d: retention trims the log to start at %" PRId64, b, k, x);
+    s->n_trims++;
+    /* segments deleted: durable at once (a crash never brings them back here) */
+    memset(d->vol, 0, (size_t)x * sizeof d->vol[0]);
+    memset(d->dur, 0, (size_t)x * sizeof d->dur[0]);
+    d->start = d->dur_start = x;
+    sl_repl_set_log_start(&rp->r, x);
+    run_fx(s, b, k);
 }
 
 void sim_broker_crash(struct sim *s, int b)

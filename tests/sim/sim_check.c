@@ -3,7 +3,9 @@
  * After every event:
  *   I1 committed prefixes agree: for each shard one committed history exists; every live
  *      replica's log below its HW is a prefix of it (checked incrementally from the last
- *      HW seen), and no value occurs twice in it;
+ *      HW seen), and no value occurs twice in it; entries below a replica's log start
+ *      (retention trimmed them, or a reset started the log past them) are not compared -
+ *      trims stay within the committed history, so it is still built in order;
  *   I2 HW never decreases on a replica within one incarnation (it is not persisted: a
  *      restart starts from 0); no truncation cuts below the HW the replica had reached;
  *   I3 epochs never decrease along a log (checked at every write, sim_broker.c);
@@ -66,6 +68,10 @@ static void check_replica(struct sim *s, int b, int k)
                       rp->prev_hw, hw);
     }
     rp->prev_hw = hw;
+    if (rp->checked < rp->disk.start) {
+        SL_ASSERT(rp->disk.start <= s->committed_n[k]); /* trims and resets stay within it */
+        rp->checked = rp->disk.start;
+    }
     for (int64_t o = rp->checked; o < hw; o++) {
         const struct sim_entry *e = &rp->disk.vol[o];
         if (o < s->committed_n[k]) {
@@ -111,6 +117,9 @@ static void check_durable(struct sim *s, uint32_t v)
     for (uint32_t i = 0; i < st.m.n_isr; i++) {
         int m = st.m.isr[i];
         const struct sim_disk *d = &s->b[m].rep[val->shard].disk;
+        if (val->offset < d->dur_start) {
+            continue; /* retention removed it there (a reset to the leader's start too) */
+        }
         if (val->offset >= d->dur_n || d->dur[val->offset].value != v + 1) {
             sim_violation(s,
                           "acked value %u (shard %d offset %" PRId64 ") is not durable on "
@@ -138,7 +147,8 @@ void sim_check_ack(struct sim *s, int b, int k, uint32_t v)
         s->n_stale_acks++; /* a leader the store has replaced (a zombie) completed an ack */
     }
     const struct sim_value *val = &s->values[v];
-    if (val->offset >= rp->r.hw || rp->disk.vol[val->offset].value != v + 1) {
+    if (val->offset >= rp->r.hw ||
+        (val->offset >= rp->disk.start && rp->disk.vol[val->offset].value != v + 1)) {
         sim_violation(s, "broker %d acked value %u at offset %" PRId64 " not below its HW %" PRId64,
                       b, v + 1, val->offset, rp->r.hw);
     }
@@ -232,8 +242,11 @@ void sim_check_final(struct sim *s)
         }
         for (uint32_t i = 0; i < st.m.n_replicas; i++) {
             const struct sim_rep *R = &s->b[st.m.replicas[i]].rep[k];
-            if (R->disk.vol_n != L->disk.vol_n || R->r.hw != L->r.hw ||
-                memcmp(R->disk.vol, L->disk.vol, (size_t)L->disk.vol_n * sizeof L->disk.vol[0])) {
+            /* equal from the later of the two starts (below it, retention's) */
+            int64_t from = R->disk.start > L->disk.start ? R->disk.start : L->disk.start;
+            if (R->disk.vol_n != L->disk.vol_n || R->r.hw != L->r.hw || from > L->disk.vol_n ||
+                memcmp(R->disk.vol + from, L->disk.vol + from,
+                       (size_t)(L->disk.vol_n - from) * sizeof L->disk.vol[0])) {
                 sim_violation(s,
                               "shard %d: replica %d differs from leader %d (end %" PRId64
                               "/%" PRId64 ", HW %" PRId64 "/%" PRId64 ")",

@@ -133,6 +133,46 @@ static uint64_t move_rand(struct sim *s)
     return z ^ (z >> 31);
 }
 
+/* A draw from the trims' own generator (as move_rand). */
+static uint64_t trim_rand(struct sim *s)
+{
+    uint64_t z = (s->trng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Retention trims the head of shard k's log on one live replica (the leader 3 times in 4):
+ * to a random point of what it holds below its HW and the committed history, or (half the
+ * time) all of it, so a follower that was behind then finds its leader's log starting past
+ * its own end and resets (docs/REPLICATION.md, "Retention and replicas"). */
+static void trim(struct sim *s, void *p, uint64_t k64, uint64_t c)
+{
+    (void)p;
+    (void)c;
+    int k = (int)k64;
+    char path[64];
+    struct sl_ctrl_state st;
+    snprintf(path, sizeof path, "/shards/s/%d", k);
+    if (!sim_meta_peek(s, path, &st) || st.m.n_replicas == 0) {
+        return;
+    }
+    int b = trim_rand(s) % 4 != 0 && st.m.leader >= 0
+                ? st.m.leader
+                : st.m.replicas[trim_rand(s) % st.m.n_replicas];
+    struct sim_rep *rp = &s->b[b].rep[k];
+    int64_t top = rp->r.hw < s->committed_n[k] ? rp->r.hw : s->committed_n[k];
+    top = top < rp->disk.dur_n ? top : rp->disk.dur_n;
+    if (!s->b[b].up || top <= rp->disk.start) {
+        return;
+    }
+    int64_t x =
+        trim_rand(s) % 2 == 0
+            ? top
+            : rp->disk.start + 1 + (int64_t)(trim_rand(s) % (uint64_t)(top - rp->disk.start));
+    sim_broker_trim(s, b, k, x);
+}
+
 /* An operator's reassignment of shard k (docs/REPLICATION.md, "Reassignment"): one replica
  * (the leader half of the time, so leadership hands over) replaced by a broker that holds
  * none, written as the request node the controller applies. Faults go on meanwhile (crashes
@@ -225,6 +265,13 @@ static void bootstrap(struct sim *s, void *p, uint64_t a, uint64_t c)
             for (uint64_t i = 0; i < (n_moves >= 2 ? n_moves - 1 : 0); i++) {
                 sim_at(s, s->now + 500000 + move_rand(s) % 12000000, -1, move, NULL,
                        move_rand(s) % (uint64_t)s->cfg.shards, 0);
+            }
+            /* half the seeds trim heads by retention (1-4 times), faults going on */
+            s->trng = s->cfg.seed ^ 0x7472696dull; /* "trim" */
+            uint64_t n_trims = trim_rand(s) % 8;
+            for (uint64_t i = 0; i < (n_trims >= 4 ? n_trims - 3 : 0); i++) {
+                sim_at(s, s->now + 1000000 + trim_rand(s) % 20000000, -1, trim, NULL,
+                       trim_rand(s) % (uint64_t)s->cfg.shards, 0);
             }
             return;
         }
@@ -346,6 +393,8 @@ static bool run_seed(uint64_t seed, int mutation, bool trace, bool quiet)
     totals.faults_done += s->faults_done;
     totals.steps += s->steps;
     totals.n_truncations += s->n_truncations;
+    totals.n_trims += s->n_trims;
+    totals.n_resets += s->n_resets;
     totals.n_epoch_reqs += s->n_epoch_reqs;
     totals.n_diverging += s->n_diverging;
     totals.n_fsync_fail += s->n_fsync_fail;
@@ -434,13 +483,14 @@ int main(int argc, char **argv)
     printf("exercised: %llu events, %llu faults, %llu values (%llu acked), %llu leaderships, "
            "%llu sessions expired, %llu epoch queries, %llu diverging fetches, %llu "
            "truncations, %llu torn tails, %llu fsync failures, %llu acks by a replaced "
-           "leader, %llu reassignments (%llu done)\n",
+           "leader, %llu reassignments (%llu done), %llu head trims, %llu resets\n",
            (unsigned long long)totals.steps, (unsigned long long)totals.faults_done,
            (unsigned long long)totals.n_values, (unsigned long long)totals.acks_ok,
            (unsigned long long)totals.n_leaders, (unsigned long long)totals.n_expired,
            (unsigned long long)totals.n_epoch_reqs, (unsigned long long)totals.n_diverging,
            (unsigned long long)totals.n_truncations, (unsigned long long)totals.n_torn,
            (unsigned long long)totals.n_fsync_fail, (unsigned long long)totals.n_stale_acks,
-           (unsigned long long)totals.n_moves, (unsigned long long)totals.n_moved);
+           (unsigned long long)totals.n_moves, (unsigned long long)totals.n_moved,
+           (unsigned long long)totals.n_trims, (unsigned long long)totals.n_resets);
     return failed == 0 ? 0 : 1;
 }

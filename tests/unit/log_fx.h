@@ -13,6 +13,7 @@
 
 #include <ftw.h>
 #include <limits.h>
+#include <dirent.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -179,11 +180,13 @@ static inline int lfx_append(struct lfx *f, uint32_t count, const struct sl_appe
     return w.done == 1 ? w.err : SL_EIO;
 }
 
-/* Truncates to `seq` and waits: the call's error, else the callback's. */
-static inline int lfx_truncate(struct lfx *f, uint64_t seq, uint64_t *end)
+/* Truncates to `seq` (or, with `reset`, empties the log starting it at `seq`) and waits:
+ * the call's error, else the callback's; *end = the new end. */
+static inline int lfx_cut(struct lfx *f, uint64_t seq, bool reset, uint64_t *end)
 {
     struct lfx_wait w = {0};
-    int rc = sl_shard_truncate(f->s, seq, lfx_trunc_cb, &w);
+    int rc = reset ? sl_shard_reset(f->s, seq, lfx_trunc_cb, &w)
+                   : sl_shard_truncate(f->s, seq, lfx_trunc_cb, &w);
     if (rc != SL_OK) {
         return rc;
     }
@@ -192,6 +195,16 @@ static inline int lfx_truncate(struct lfx *f, uint64_t seq, uint64_t *end)
         *end = w.seq;
     }
     return w.done == 1 ? w.err : SL_EIO;
+}
+
+static inline int lfx_truncate(struct lfx *f, uint64_t seq, uint64_t *end)
+{
+    return lfx_cut(f, seq, false, end);
+}
+
+static inline int lfx_reset(struct lfx *f, uint64_t seq, uint64_t *end)
+{
+    return lfx_cut(f, seq, true, end);
 }
 
 struct lfx_read {
@@ -221,6 +234,24 @@ static inline int lfx_read(struct lfx *f, uint64_t seq, uint8_t *buf, struct sl_
     lfx_run_until(f, &r.w);
     *out = r.rd;
     return r.w.done == 1 ? r.w.err : SL_EIO;
+}
+
+/* Files in dir whose names end with `ext` (4 characters: ".log") or, with `prefix`, begin
+ * with it. */
+static inline int lfx_count_names(const char *dir, const char *ext, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        n += prefix != NULL ? strncmp(e->d_name, prefix, strlen(prefix)) == 0
+                            : l > 4 && strcmp(e->d_name + l - 4, ext) == 0;
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    return n;
 }
 
 /* Reads the whole log from `first` to its end and checks every batch: valid,

@@ -7,7 +7,11 @@
  * metadata refresh; KIP-101 truncation to the leader's epoch end (not to the follower's HW)
  * of an uncommitted divergent tail; the ISR shrink written at the version read and acted on
  * only once written; an unknown outcome keeping the proposal; a restarted replica refusing
- * to lead an epoch it led before; a failed fsync stopping the replica.
+ * to lead an epoch it led before; a failed fsync stopping the replica; retention: a fetch
+ * below the leader's log start answered ETRIMMED with the start, a follower whose log ends
+ * below it resetting (log emptied, starting there, epoch cache emptied) and catching up to
+ * join the ISR, one whose log reaches the start fetching on untouched, a restarted empty
+ * log starting past 0 fetching with no epoch, a cut never going below a log's start.
  * The deterministic simulator (tests/sim) runs the same code under faults.
  */
 #include "broker/cluster/repl.h"
@@ -21,7 +25,8 @@
 struct node {
     struct sl_repl r;
     int32_t log_epoch[LOG_MAX]; /* epoch per offset */
-    int64_t log_end;
+    int64_t log_start, log_end;
+    int resets;
     uint32_t disk_pending;
     int64_t acked_end;
     int ack_err;
@@ -68,6 +73,11 @@ static void run_fx(struct node *n)
             break;
         case SL_REPL_FX_TRUNCATE:
             n->log_end = e->offset;
+            n->disk_pending++;
+            break;
+        case SL_REPL_FX_RESET:
+            n->log_start = n->log_end = e->offset;
+            n->resets++;
             n->disk_pending++;
             break;
         case SL_REPL_FX_SAVE_EPOCHS:
@@ -560,6 +570,130 @@ TEST(leader_cut_off_answers_pending_appends)
     CHECK_EQ(append(&nodes[0], 1), SL_OK);
 }
 
+/* Leader 0 with follower 1 in the ISR writes 10 records; retention then trims its log to
+ * start at 6; replica 2, empty, joins: its fetch at 0 is answered ETRIMMED with the start,
+ * it resets to 6 and copies 6..10, and the leader takes it into the ISR. */
+TEST(follower_behind_the_leaders_log_start_resets)
+{
+    start(2);
+    int32_t isr[] = {0, 1};
+    struct sl_repl_meta m = meta_of(0, 1, 1, 2, isr);
+    for (int i = 0; i < 2; i++) {
+        sl_repl_on_meta(&nodes[i].r, &m);
+        run_fx(&nodes[i]);
+    }
+    settle();
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ(append(&nodes[0], 2), SL_OK);
+        settle();
+    }
+    CHECK_EQ(sl_repl_hw(&nodes[0].r), 10);
+    sl_repl_set_log_start(&nodes[0].r, 11); /* past the durable end: ignored */
+    CHECK_EQ(nodes[0].r.log_start, 0);
+    sl_repl_set_log_start(&nodes[0].r, 6);
+    CHECK_EQ(nodes[0].r.log_start, 6);
+    sl_repl_set_log_start(&nodes[0].r, 4); /* never back */
+    CHECK_EQ(nodes[0].r.log_start, 6);
+    /* a fetch below the start, from a non-empty log too: ETRIMMED, not an ack */
+    struct sl_repl_msg f = {.type = SL_REPL_MSG_FETCH,
+                            .from = 2,
+                            .to = 0,
+                            .leader_epoch = 1,
+                            .req_id = 3,
+                            .offset = 4,
+                            .epoch = 1};
+    sl_repl_on_msg(&nodes[0].r, &f);
+    run_fx(&nodes[0]);
+    CHECK_EQ(q_n, 1);
+    CHECK_EQ(queue[q_head].err, SL_ETRIMMED);
+    CHECK_EQ(queue[q_head].log_start, 6);
+    CHECK_EQ(queue[q_head].n_batches, 0);
+    CHECK_EQ(nodes[0].r.peers[1].ack, -1);
+    drop_queue();
+    /* replica 2 follows: reset, then copies from 6 */
+    sl_repl_on_meta(&nodes[2].r, &m);
+    run_fx(&nodes[2]);
+    settle();
+    CHECK_EQ(nodes[2].resets, 1);
+    CHECK_EQ(nodes[2].r.log_start, 6);
+    CHECK_EQ(nodes[2].r.leo, 10);
+    CHECK_EQ(nodes[2].log_end, 10);
+    CHECK_EQ(nodes[2].r.n_epochs, 1);
+    CHECK_EQ(nodes[2].r.epochs[0].epoch, 1);
+    CHECK_EQ(nodes[2].r.epochs[0].start_offset, 6);
+    CHECK_EQ(sl_repl_hw(&nodes[2].r), 10);
+    CHECK_EQ(nodes[1].resets, 0); /* at the start or past it: untouched */
+    /* the leader wrote an ISR with replica 2 in it */
+    CHECK_EQ(nodes[0].meta_writes, 1);
+    CHECK_EQ(nodes[0].meta_written.n_isr, 3);
+    /* more records reach it as any follower */
+    CHECK_EQ(append(&nodes[0], 3), SL_OK);
+    settle();
+    CHECK_EQ(nodes[2].r.leo, 13);
+    CHECK_EQ(nodes[2].log_epoch[12], 1);
+}
+
+/* A replica restarted on an empty log starting at 8 (a reset before the restart, whose
+ * epoch file still lists older epochs): it has no last epoch, so nothing to ask; it fetches
+ * from 8 with none, which the leader takes (an empty log claims nothing), and asking where
+ * an epoch ended never cuts below its start. */
+TEST(empty_log_past_zero_fetches_without_an_epoch)
+{
+    start(1);
+    int32_t isr[] = {0, 1};
+    struct sl_repl_meta m = meta_of(0, 2, 1, 2, isr);
+    for (int i = 0; i < 2; i++) {
+        sl_repl_on_meta(&nodes[i].r, &m);
+        run_fx(&nodes[i]);
+    }
+    settle();
+    for (int i = 0; i < 6; i++) {
+        CHECK_EQ(append(&nodes[0], 2), SL_OK);
+        settle();
+    }
+    CHECK_EQ(sl_repl_hw(&nodes[0].r), 12);
+    struct sl_repl_cfg cfg = {.self = 2, .min_insync = 1, .replica_lag_ms = 5000};
+    /* (the epoch file as saved before the reset, which a crash then finished) */
+    struct sl_repl_epoch stale[] = {{1, 0}, {2, 5}};
+    struct sl_repl_recovered rec = {.log_start = 8,
+                                    .log_end = 8,
+                                    .last_led_epoch = SL_REPL_NONE,
+                                    .epochs = stale,
+                                    .n_epochs = 2};
+    memset(&nodes[2], 0, sizeof nodes[2]);
+    sl_repl_init(&nodes[2].r, &cfg, &rec, now);
+    nodes[2].log_start = nodes[2].log_end = 8;
+    sl_repl_on_meta(&nodes[2].r, &m);
+    run_fx(&nodes[2]);
+    CHECK_EQ(nodes[2].r.truncating, false); /* an empty log cannot diverge */
+    settle();
+    CHECK_EQ(nodes[2].resets, 0);
+    CHECK_EQ(nodes[2].r.leo, 12);
+    CHECK_EQ(nodes[2].r.log_start, 8);
+    CHECK_EQ(nodes[0].r.peers[1].ack, 12);
+    /* an answer saying epoch 0 ends at 3 here: the cut stops at the log's start (empty) */
+    CHECK_EQ(nodes[2].r.epochs[nodes[2].r.n_epochs - 1].epoch, 2);
+    nodes[2].r.truncating = true;
+    nodes[2].r.req_out = true;
+    nodes[2].r.req_epoch = 2;
+    uint64_t id = nodes[2].r.req_id;
+    struct sl_repl_msg a = {.type = SL_REPL_MSG_EPOCH_RESP,
+                            .from = 0,
+                            .to = 2,
+                            .leader_epoch = 2,
+                            .req_id = id,
+                            .epoch = 0,
+                            .end_offset = 3};
+    drop_queue();
+    sl_repl_on_msg(&nodes[2].r, &a);
+    run_fx(&nodes[2]);
+    CHECK_EQ(nodes[2].r.leo, 8);
+    CHECK_EQ(nodes[2].log_end, 8);
+    CHECK_EQ(nodes[2].r.truncating, false); /* empty: nothing more to ask */
+    settle();
+    CHECK_EQ(nodes[2].r.leo, 12); /* fetched again from its start */
+}
+
 int main(void)
 {
     RUN(epoch_end_answers);
@@ -575,5 +709,7 @@ int main(void)
     RUN(restarted_leader_waits_for_a_new_epoch);
     RUN(fsync_failure_is_fatal);
     RUN(leader_cut_off_answers_pending_appends);
+    RUN(follower_behind_the_leaders_log_start_resets);
+    RUN(empty_log_past_zero_fetches_without_an_epoch);
     TEST_END();
 }

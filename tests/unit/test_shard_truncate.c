@@ -15,6 +15,11 @@
  * read back, kept byte for byte by a follower's append, refused when the
  * follower's log does not continue; the epoch scan over many segments, from
  * the start and from the middle, matching a header-by-header walk.
+ * The reset (sl_shard_reset): a multi-segment log emptied and started at a
+ * later sequence (reads below it SL_ETRIMMED with first_seq, appends from it,
+ * the same after a reopen, no marker left); a fresh shard without files; a
+ * reset to the log's own end; refusals (below the end, while a truncate
+ * runs). A reset killed after each of its steps: tests/crash/truncate_shard.c.
  */
 #include "common/fileio.h"
 #include "common/log.h"
@@ -30,17 +35,12 @@
 
 static int count_files(const char *dir, const char *ext)
 {
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        size_t l = strlen(e->d_name);
-        n += l > 4 && strcmp(e->d_name + l - 4, ext) == 0;
-    }
-    if (d != NULL) {
-        closedir(d);
-    }
-    return n;
+    return lfx_count_names(dir, ext, NULL);
+}
+
+static int count_markers(const char *dir)
+{
+    return lfx_count_names(dir, NULL, "reset-");
 }
 
 /* Appends batches of 1..4 records (count i % 4 + 1); bases[] gets each base. */
@@ -646,6 +646,111 @@ TEST(unsynced_read_sees_written_before_durable)
     lfx_fini(&f);
 }
 
+/* The shard is the empty log at `x`, or holds `x`.. after appends: stats and reads agree. */
+static void check_starts_at(struct lfx *f, uint64_t x, uint64_t end_want)
+{
+    struct sl_shard_stats st;
+    sl_shard_stats(f->s, &st);
+    CHECK_EQ(st.first_seq, x);
+    CHECK_EQ(st.next_seq, end_want);
+    CHECK_EQ(st.visible_seq, end_want);
+    static uint8_t buf[LFX_READ_CAP];
+    struct sl_shard_read rd;
+    if (x > 0) {
+        CHECK_EQ(lfx_read(f, x - 1, buf, &rd), SL_ETRIMMED);
+        CHECK_EQ(rd.first_seq, x);
+        CHECK_EQ(lfx_read(f, 0, buf, &rd), SL_ETRIMMED);
+    }
+    uint64_t end = 0;
+    CHECK_EQ(lfx_check_log(f, x, &end, NULL, 0, NULL), SL_OK);
+    CHECK_EQ(end, end_want);
+    CHECK_EQ(count_files(f->dir, ".idx") <= count_files(f->dir, ".log"), 1);
+}
+
+TEST(reset_empties_the_log_and_starts_it_later)
+{
+    struct lfx f;
+    struct sl_shard_config cfg = lfx_cfg_small();
+    CHECK_EQ(lfx_init(&f, &cfg), SL_OK);
+    uint64_t bases[60], end = 0;
+    CHECK_EQ(fill(&f, 60, bases, NULL), SL_OK);
+    CHECK(count_files(f.dir, ".log") >= 5);
+    uint64_t x = next_seq(&f) + 1000;
+    CHECK_EQ(lfx_reset(&f, x, &end), SL_OK);
+    CHECK_EQ(end, x);
+    check_starts_at(&f, x, x);
+    CHECK_EQ(count_files(f.dir, ".log"), 1);
+    CHECK_EQ(count_markers(f.dir), 0);
+    /* the same after a reopen (an empty segment whose base is x) */
+    lfx_close(&f);
+    CHECK_EQ(lfx_open(&f), SL_OK);
+    check_starts_at(&f, x, x);
+    /* appends go on from x, rolling as before, and survive a reopen */
+    uint64_t more[30];
+    CHECK_EQ(fill(&f, 30, more, NULL), SL_OK);
+    CHECK_EQ(more[0], x);
+    uint64_t grown = next_seq(&f);
+    check_starts_at(&f, x, grown);
+    lfx_close(&f);
+    CHECK_EQ(lfx_open(&f), SL_OK);
+    check_starts_at(&f, x, grown);
+    /* a truncate back to x empties it again; below x is trimmed */
+    CHECK_EQ(sl_shard_truncate(f.s, x - 1, lfx_trunc_cb, NULL), SL_ETRIMMED);
+    CHECK_EQ(lfx_truncate(&f, x, &end), SL_OK);
+    check_starts_at(&f, x, x);
+    lfx_fini(&f);
+}
+
+TEST(reset_of_a_fresh_shard_and_to_the_end)
+{
+    struct lfx f;
+    struct sl_shard_config cfg = lfx_cfg_small();
+    CHECK_EQ(lfx_init(&f, &cfg), SL_OK);
+    uint64_t end = 0;
+    CHECK_EQ(lfx_reset(&f, 0, &end), SL_OK);   /* empty at 0 already: a no-op */
+    CHECK_EQ(lfx_reset(&f, 777, &end), SL_OK); /* a shard that never made its files */
+    CHECK_EQ(end, 777);
+    check_starts_at(&f, 777, 777);
+    CHECK_EQ(lfx_reset(&f, 777, &end), SL_OK); /* there already */
+    lfx_close(&f);
+    CHECK_EQ(lfx_open(&f), SL_OK);
+    check_starts_at(&f, 777, 777);
+    uint64_t bases[20];
+    CHECK_EQ(fill(&f, 20, bases, NULL), SL_OK);
+    uint64_t e2 = next_seq(&f);
+    /* to its own end: what it held goes, the sequence goes on */
+    CHECK_EQ(lfx_reset(&f, e2, &end), SL_OK);
+    check_starts_at(&f, e2, e2);
+    /* refusals: below the end; while a truncate runs */
+    CHECK_EQ(fill(&f, 3, bases, NULL), SL_OK);
+    CHECK_EQ(sl_shard_reset(f.s, e2, lfx_trunc_cb, NULL), SL_EINVAL);
+    CHECK_EQ(sl_shard_reset(f.s, SL_SHARD_RESET_SEQ_MAX + 1, lfx_trunc_cb, NULL), SL_EINVAL);
+    struct lfx_wait w = {0};
+    CHECK_EQ(sl_shard_truncate(f.s, e2, lfx_trunc_cb, &w), SL_OK);
+    CHECK_EQ(sl_shard_reset(f.s, e2 + 100, lfx_trunc_cb, NULL), SL_EAGAIN);
+    lfx_run_until(&f, &w);
+    CHECK_EQ(w.err, SL_OK);
+    check_starts_at(&f, e2, e2);
+    lfx_fini(&f);
+}
+
+TEST(reset_after_retention_trimmed_the_head)
+{
+    struct lfx f;
+    struct sl_shard_config cfg = lfx_cfg_small();
+    cfg.retention_bytes = 8192;
+    CHECK_EQ(lfx_init(&f, &cfg), SL_OK);
+    uint64_t bases[60], end = 0;
+    CHECK_EQ(fill(&f, 60, bases, NULL), SL_OK);
+    CHECK(sl_shard_retention_run(f.s) > 0);
+    uint64_t x = next_seq(&f) + 5;
+    CHECK_EQ(lfx_reset(&f, x, &end), SL_OK);
+    check_starts_at(&f, x, x);
+    CHECK_EQ(sl_shard_retention_run(f.s), 0); /* the active segment is never deleted */
+    check_starts_at(&f, x, x);
+    lfx_fini(&f);
+}
+
 int main(void)
 {
     if (getenv("SLUICE_TEST_LOG") == NULL) {
@@ -666,5 +771,8 @@ int main(void)
     RUN(scan_epochs_matches_the_headers);
     RUN(scan_epochs_skips_single_epoch_segments);
     RUN(unsynced_read_sees_written_before_durable);
+    RUN(reset_empties_the_log_and_starts_it_later);
+    RUN(reset_of_a_fresh_shard_and_to_the_end);
+    RUN(reset_after_retention_trimmed_the_head);
     TEST_END();
 }
