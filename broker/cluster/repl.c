@@ -23,7 +23,7 @@
  *   wrote has an unknown outcome, HW is computed over the union of both (never fewer
  *   replicas than the store may hold), and |ISR| >= min_insync is judged on meta.isr.
  */
-#include "broker/cluster/repl.h"
+#include "broker/cluster/repl_int.h"
 
 #include "common/assert.h"
 #include "common/error.h"
@@ -32,14 +32,7 @@
 
 #ifdef SL_REPL_MUTATIONS
 int sl_repl_mutation;
-#define MUTATION(n) (sl_repl_mutation == (n))
-#else
-#define MUTATION(n) 0
 #endif
-
-enum { DISK_WRITE = 1, DISK_TRUNCATE = 2, DISK_SAVE = 3, DISK_RESET = 4 };
-/* FIFO slots appends leave free: a role change queues a truncate and a save after them */
-#define DISK_RESERVE 3u
 
 static bool ids_has(const int32_t *ids, uint32_t n, int32_t id)
 {
@@ -51,7 +44,7 @@ static bool ids_has(const int32_t *ids, uint32_t n, int32_t id)
     return false;
 }
 
-static struct sl_repl_effect *fx_push(struct sl_repl *r, enum sl_repl_effect_type type)
+struct sl_repl_effect *repl_fx_push(struct sl_repl *r, enum sl_repl_effect_type type)
 {
     SL_ASSERT(r->n_fx < SL_REPL_EFFECTS_MAX);
     struct sl_repl_effect *e = &r->fx[r->n_fx++];
@@ -60,15 +53,15 @@ static struct sl_repl_effect *fx_push(struct sl_repl *r, enum sl_repl_effect_typ
     return e;
 }
 
-static void send(struct sl_repl *r, const struct sl_repl_msg *m)
+void repl_send(struct sl_repl *r, const struct sl_repl_msg *m)
 {
     SL_ASSERT(m->to != r->cfg.self && m->to >= 0);
-    struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_SEND);
+    struct sl_repl_effect *e = repl_fx_push(r, SL_REPL_FX_SEND);
     e->msg = *m;
     e->msg.from = r->cfg.self;
 }
 
-static void disk_push(struct sl_repl *r, uint8_t kind, int64_t end)
+void repl_disk_push(struct sl_repl *r, uint8_t kind, int64_t end)
 {
     SL_ASSERT(r->disk_n < SL_REPL_DISK_INFLIGHT_MAX);
     uint32_t i = (r->disk_head + r->disk_n) % SL_REPL_DISK_INFLIGHT_MAX;
@@ -79,7 +72,7 @@ static void disk_push(struct sl_repl *r, uint8_t kind, int64_t end)
 
 /* ---- the epoch cache ---------------------------------------------------- */
 
-static void epochs_add(struct sl_repl *r, int32_t epoch, int64_t start)
+void repl_epochs_add(struct sl_repl *r, int32_t epoch, int64_t start)
 {
     if (r->n_epochs > 0) {
         struct sl_repl_epoch *last = &r->epochs[r->n_epochs - 1];
@@ -99,7 +92,7 @@ static void epochs_add(struct sl_repl *r, int32_t epoch, int64_t start)
     r->epochs[r->n_epochs++] = (struct sl_repl_epoch){epoch, start};
 }
 
-static void epochs_truncate(struct sl_repl *r, int64_t end)
+void repl_epochs_truncate(struct sl_repl *r, int64_t end)
 {
     while (r->n_epochs > 0 && r->epochs[r->n_epochs - 1].start_offset >= end) {
         r->n_epochs--;
@@ -109,7 +102,7 @@ static void epochs_truncate(struct sl_repl *r, int64_t end)
 /* The epoch of the entry at leo - 1 (SL_REPL_NONE for an empty log). A log empty past 0
  * (reset, or all of it trimmed) may keep entries below its start - the epoch file saved
  * before a reset that a crash then finished - which describe nothing in it. */
-static int32_t last_log_epoch(const struct sl_repl *r)
+int32_t repl_last_log_epoch(const struct sl_repl *r)
 {
     if (r->leo == r->log_start) {
         return SL_REPL_NONE;
@@ -225,7 +218,7 @@ static void answer_fetch(struct sl_repl *r, struct sl_repl_peer *p, uint64_t req
                             .hw = r->hw,
                             .read_end = r->leo,
                             .log_start = r->log_start};
-    send(r, &m);
+    repl_send(r, &m);
     p->parked = false;
     p->hw_sent = r->hw;
 }
@@ -250,7 +243,7 @@ static void maybe_ack(struct sl_repl *r)
     if (end <= r->acked_end) {
         return;
     }
-    struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_ACK);
+    struct sl_repl_effect *e = repl_fx_push(r, SL_REPL_FX_ACK);
     e->offset = end;
     e->err = r->meta.n_isr >= r->cfg.min_insync ? SL_OK : SL_ENOT_ENOUGH_REPLICAS;
     r->acked_end = end;
@@ -284,7 +277,7 @@ static void hw_update(struct sl_repl *r)
 static void fail_pending(struct sl_repl *r, int err)
 {
     if (r->pending_end > r->acked_end) {
-        struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_ACK);
+        struct sl_repl_effect *e = repl_fx_push(r, SL_REPL_FX_ACK);
         e->offset = r->pending_end;
         e->err = err;
     }
@@ -332,10 +325,10 @@ static void become_leader(struct sl_repl *r)
      * after a crash that lost this epoch's batches we must never lead it again (two
      * different batches at one offset under one epoch would break the log matching). */
     r->last_led_epoch = r->epoch;
-    epochs_add(r, r->epoch, r->leo);
+    repl_epochs_add(r, r->epoch, r->leo);
     r->ready = false;
-    fx_push(r, SL_REPL_FX_SAVE_EPOCHS);
-    disk_push(r, DISK_SAVE, r->last_led_epoch);
+    repl_fx_push(r, SL_REPL_FX_SAVE_EPOCHS);
+    repl_disk_push(r, DISK_SAVE, r->last_led_epoch);
 }
 
 static void isr_propose(struct sl_repl *r, const int32_t *isr, uint32_t n)
@@ -347,7 +340,7 @@ static void isr_propose(struct sl_repl *r, const int32_t *isr, uint32_t n)
     r->isr_writing = true;
     r->isr_unknown = false;
     r->isr_base_version = r->meta.version;
-    struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_META_WRITE);
+    struct sl_repl_effect *e = repl_fx_push(r, SL_REPL_FX_META_WRITE);
     e->meta = r->meta;
     e->meta.n_isr = n;
     memcpy(e->meta.isr, isr, n * sizeof isr[0]);
@@ -400,13 +393,13 @@ static void on_fetch(struct sl_repl *r, const struct sl_repl_msg *m)
     struct sl_repl_peer *p = peer_find(r, m->from);
     if (p == NULL) {
         resp.err = SL_ENOTFOUND;
-        send(r, &resp);
+        repl_send(r, &resp);
         return;
     }
     if (m->offset >= 0 && m->offset < r->log_start) {
         /* retention removed what it asks for: it must start its log at ours */
         resp.err = SL_ETRIMMED;
-        send(r, &resp);
+        repl_send(r, &resp);
         return;
     }
     int32_t found;
@@ -419,7 +412,7 @@ static void on_fetch(struct sl_repl *r, const struct sl_repl_msg *m)
         resp.err = SL_ECONFLICT;
         resp.epoch = found;
         resp.end_offset = end;
-        send(r, &resp);
+        repl_send(r, &resp);
         return;
     }
     /* validated: its log equals ours below m->offset, durably */
@@ -458,211 +451,7 @@ static void on_epoch_req(struct sl_repl *r, const struct sl_repl_msg *m)
     } else {
         resp.end_offset = sl_repl_epoch_end(r, m->epoch, &resp.epoch);
     }
-    send(r, &resp);
-}
-
-/* ---- follower ----------------------------------------------------------- */
-
-static void follower_request(struct sl_repl *r)
-{
-    if (r->role != SL_REPL_FOLLOWER || r->req_out || r->disk_n > 0) {
-        return;
-    }
-    if (r->truncating && r->leo == r->log_start) {
-        r->truncating = false; /* an empty log cannot diverge */
-    }
-    struct sl_repl_msg m = {.to = r->meta.leader,
-                            .leader_epoch = r->epoch,
-                            .req_id = ++r->req_id,
-                            .epoch = last_log_epoch(r)};
-    if (r->truncating) {
-        m.type = SL_REPL_MSG_EPOCH_REQ;
-        r->req_epoch = m.epoch;
-    } else {
-        SL_ASSERT(r->durable_end == r->leo);
-        m.type = SL_REPL_MSG_FETCH;
-        m.offset = r->leo;
-    }
-    r->req_out = true;
-    r->req_resend_ms = r->now_ms + SL_REPL_REQ_TIMEOUT_MS;
-    send(r, &m);
-}
-
-static void become_follower(struct sl_repl *r)
-{
-    r->role = SL_REPL_FOLLOWER;
-    epochs_truncate(r, r->leo); /* our own empty epoch as leader, if any: nothing of it here */
-    r->truncating = true;       /* KIP-101: ask where our last epoch ended before fetching */
-    r->req_out = false;
-    r->ready = false;
-    r->leader_hw = 0;
-    follower_request(r);
-}
-
-static void truncate_to(struct sl_repl *r, int64_t end)
-{
-    SL_ASSERT(end >= 0 && end <= r->leo);
-    SL_ASSERT(r->disk_n == 0); /* a follower truncates only with its disk FIFO drained */
-    if (end == r->leo) {
-        return;
-    }
-    /* Entries below HW are committed: the leader has them, so a clean truncation point is
-     * never below our HW. Lowering HW here would mean the store elected an unclean leader. */
-    if (end < r->hw) {
-        r->hw = end;
-    }
-    r->leo = end;
-    if (r->durable_end > end) {
-        r->durable_end = end;
-    }
-    epochs_truncate(r, end);
-    struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_TRUNCATE);
-    e->offset = end;
-    disk_push(r, DISK_TRUNCATE, end);
-    fx_push(r, SL_REPL_FX_SAVE_EPOCHS);
-    disk_push(r, DISK_SAVE, r->last_led_epoch);
-}
-
-/* The leader's first retained offset is past our log's end: nothing we hold can be
- * continued, so the log is emptied and starts there (Kafka's truncateFullyAndStartAt). The
- * epoch cache empties with it (no entry below x: the first batch fetched adds its epoch at
- * x); HW stays (it is <= our old end < x: nothing at x is known committed yet). */
-static void reset_to(struct sl_repl *r, int64_t x)
-{
-    SL_ASSERT(r->role == SL_REPL_FOLLOWER && x >= r->leo && x > r->log_start);
-    /* as a truncate: with the disk FIFO drained, or right after one cutting to x */
-    SL_ASSERT(r->disk_n == 0 || r->leo == x);
-    r->leo = x;
-    r->log_start = x;
-    r->n_epochs = 0;
-    r->truncating = false;
-    struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_RESET);
-    e->offset = x;
-    disk_push(r, DISK_RESET, x);
-    fx_push(r, SL_REPL_FX_SAVE_EPOCHS);
-    disk_push(r, DISK_SAVE, r->last_led_epoch);
-    SL_ASSERT(r->hw <= r->durable_end && r->durable_end <= x);
-}
-
-/* The leader's log has `epoch` ending at `end` (epoch SL_REPL_NONE: it has nothing as old
- * as we asked). Cut to the end of the largest epoch we share; if our last epoch is then
- * still not the one the leader named, ask again with it (KIP-279: several rounds). */
-static void on_divergence(struct sl_repl *r, int32_t epoch, int64_t end, int64_t leader_start)
-{
-    if (epoch == SL_REPL_NONE && end > 0 && end <= leader_start && r->log_start < end) {
-        /* The leader knows no epoch as old as ours and its log starts at `end` (retention, or
-         * a reset): nothing of ours below it can be compared - it is below the leader's
-         * retention - and what we hold from it on is of epochs older than any the leader
-         * has, so divergent. Start afresh at `end` (cutting to it first, in order). */
-        if (r->leo > end) {
-            truncate_to(r, end);
-        }
-        reset_to(r, end);
-        return;
-    }
-    int32_t mine;
-    int64_t my_end = epoch == SL_REPL_NONE ? 0 : sl_repl_epoch_end(r, epoch, &mine);
-    int64_t cut = end < my_end ? end : my_end;
-    if (MUTATION(1)) {
-        cut = r->hw; /* the pre-KIP-101 rule: truncate to our own high watermark */
-    }
-    if (cut > r->leo) {
-        cut = r->leo;
-    }
-    if (cut < r->log_start) {
-        cut = r->log_start; /* nothing below it to cut; the log then is empty */
-    }
-    truncate_to(r, cut);
-    int32_t last = last_log_epoch(r);
-    r->truncating = !(MUTATION(1) || last == SL_REPL_NONE || last == epoch);
-}
-
-static void on_epoch_resp(struct sl_repl *r, const struct sl_repl_msg *m)
-{
-    if (!r->truncating || m->err != SL_OK || m->epoch > r->req_epoch || m->end_offset < 0) {
-        r->rejected_msgs++;
-        return;
-    }
-    on_divergence(r, m->epoch, m->end_offset, m->log_start);
-    follower_request(r);
-}
-
-static bool batches_valid(const struct sl_repl *r, const struct sl_repl_msg *m)
-{
-    int64_t next = m->offset;
-    int32_t epoch = last_log_epoch(r);
-    if (m->n_batches > SL_REPL_FETCH_BATCHES_MAX || m->offset != r->leo) {
-        return false;
-    }
-    for (uint32_t i = 0; i < m->n_batches; i++) {
-        const struct sl_repl_batch *b = &m->batches[i];
-        if (b->base_offset != next || b->count == 0 || b->epoch < epoch || b->epoch > r->epoch ||
-            b->epoch < 0) {
-            return false;
-        }
-        next += b->count;
-        epoch = b->epoch;
-    }
-    return true;
-}
-
-static void on_fetch_resp(struct sl_repl *r, const struct sl_repl_msg *m)
-{
-    if (r->truncating) {
-        r->rejected_msgs++;
-        return;
-    }
-    if (m->err == SL_ECONFLICT) {
-        int64_t leo = r->leo;
-        on_divergence(r, m->epoch, m->end_offset, m->log_start);
-        if (r->leo == leo && r->disk_n == 0 && (!r->truncating || r->leo == r->log_start)) {
-            /* nothing to cut (our log is empty and starts past this leader's end: a reset
-             * to the start of a previous leader's log, which this one has not reached):
-             * ask again soon, once its log may have grown - not at once, in a loop */
-            r->req_out = true;
-            r->req_resend_ms = r->now_ms + SL_REPL_REFUSED_RETRY_MS;
-            return;
-        }
-        follower_request(r);
-        return;
-    }
-    if (m->err == SL_ETRIMMED) {
-        if (m->offset != r->leo || m->log_start <= r->leo || MUTATION(4)) {
-            r->rejected_msgs++; /* (not about our end: the caller asks again) */
-            return;
-        }
-        reset_to(r, m->log_start);
-        return; /* the next fetch goes once the reset is durable (sl_repl_disk_done) */
-    }
-    if (m->err != SL_OK || !batches_valid(r, m)) {
-        r->rejected_msgs++;
-        return;
-    }
-    if (m->hw > r->leader_hw) {
-        r->leader_hw = m->hw;
-    }
-    if (m->n_batches > 0) {
-        int64_t end = r->leo;
-        for (uint32_t i = 0; i < m->n_batches; i++) {
-            const struct sl_repl_batch *b = &m->batches[i];
-            int32_t last = r->n_epochs > 0 ? r->epochs[r->n_epochs - 1].epoch : SL_REPL_NONE;
-            if (b->epoch > last) {
-                epochs_add(r, b->epoch, b->base_offset);
-            }
-            end = b->base_offset + b->count;
-        }
-        struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_WRITE);
-        e->offset = r->leo;
-        e->batches = m->batches;
-        e->n_batches = m->n_batches;
-        r->leo = end;
-        disk_push(r, DISK_WRITE, end);
-    }
-    int64_t hw = r->leader_hw < r->durable_end ? r->leader_hw : r->durable_end;
-    if (hw > r->hw) {
-        r->hw = hw;
-    }
-    follower_request(r);
+    repl_send(r, &resp);
 }
 
 /* ---- inputs ------------------------------------------------------------- */
@@ -689,7 +478,7 @@ void sl_repl_init(struct sl_repl *r, const struct sl_repl_cfg *cfg,
     r->log_start = rec->log_start;
     for (uint32_t i = 0; i < rec->n_epochs; i++) {
         SL_ASSERT(rec->epochs[i].start_offset <= rec->log_end);
-        epochs_add(r, rec->epochs[i].epoch, rec->epochs[i].start_offset);
+        repl_epochs_add(r, rec->epochs[i].epoch, rec->epochs[i].start_offset);
     }
     sl_repl_check(r);
 }
@@ -715,13 +504,13 @@ int sl_repl_append(struct sl_repl *r, const struct sl_repl_batch *b, int64_t *ba
     r->append_batch = *b;
     r->append_batch.base_offset = r->leo;
     r->append_batch.epoch = r->epoch;
-    struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_WRITE);
+    struct sl_repl_effect *e = repl_fx_push(r, SL_REPL_FX_WRITE);
     e->offset = r->leo;
     e->batches = &r->append_batch;
     e->n_batches = 1;
     r->leo += b->count;
     r->pending_end = r->leo;
-    disk_push(r, DISK_WRITE, r->leo);
+    repl_disk_push(r, DISK_WRITE, r->leo);
     wake_parked(r);
     sl_repl_check(r);
     return SL_OK;
@@ -752,12 +541,12 @@ void sl_repl_on_msg(struct sl_repl *r, const struct sl_repl_msg *m)
             }
         } else if (m->leader_epoch < r->epoch && r->role == SL_REPL_LEADER) {
             resp.err = SL_EFENCED; /* a follower of an older epoch: it must re-read */
-            send(r, &resp);
+            repl_send(r, &resp);
         } else {
             resp.err = SL_ENOT_LEADER;
-            send(r, &resp);
+            repl_send(r, &resp);
             if (m->leader_epoch > r->epoch) {
-                fx_push(r, SL_REPL_FX_META_REFRESH); /* we are behind the store */
+                repl_fx_push(r, SL_REPL_FX_META_REFRESH); /* we are behind the store */
             }
         }
         sl_repl_check(r);
@@ -768,7 +557,7 @@ void sl_repl_on_msg(struct sl_repl *r, const struct sl_repl_msg *m)
         m->from != r->meta.leader || m->leader_epoch != r->epoch) {
         if (r->role == SL_REPL_FOLLOWER && m->req_id == r->req_id && m->from == r->meta.leader &&
             m->leader_epoch > r->epoch) {
-            fx_push(r, SL_REPL_FX_META_REFRESH);
+            repl_fx_push(r, SL_REPL_FX_META_REFRESH);
         }
         r->rejected_msgs++;
         return;
@@ -778,19 +567,19 @@ void sl_repl_on_msg(struct sl_repl *r, const struct sl_repl_msg *m)
         /* the leader disagrees about the epoch, or has not taken up the shard yet (a
          * new stream): re-read and retry soon - not at once (no hot loop), and not after
          * the full request timeout (a new stream's first acks would wait for it) */
-        fx_push(r, SL_REPL_FX_META_REFRESH);
+        repl_fx_push(r, SL_REPL_FX_META_REFRESH);
         r->req_out = true;
         r->req_resend_ms = r->now_ms + SL_REPL_REFUSED_RETRY_MS;
         sl_repl_check(r);
         return;
     }
     if (m->type == SL_REPL_MSG_EPOCH_RESP) {
-        on_epoch_resp(r, m);
+        repl_on_epoch_resp(r, m);
     } else {
-        on_fetch_resp(r, m);
+        repl_on_fetch_resp(r, m);
     }
     if (r->role == SL_REPL_FOLLOWER && !r->req_out && r->disk_n == 0) {
-        follower_request(r); /* a rejected answer: ask again */
+        repl_follower_request(r); /* a rejected answer: ask again */
     }
     sl_repl_check(r);
 }
@@ -803,7 +592,7 @@ static void go_fatal(struct sl_repl *r, int err)
     r->role = SL_REPL_FATAL;
     r->ready = false;
     r->isr_writing = r->isr_unknown = false; /* (its write's answer may still come) */
-    struct sl_repl_effect *e = fx_push(r, SL_REPL_FX_FATAL);
+    struct sl_repl_effect *e = repl_fx_push(r, SL_REPL_FX_FATAL);
     e->err = err;
 }
 
@@ -841,7 +630,7 @@ void sl_repl_disk_done(struct sl_repl *r, int err)
         if (hw > r->hw) {
             r->hw = hw;
         }
-        follower_request(r);
+        repl_follower_request(r);
     }
     sl_repl_check(r);
 }
@@ -911,7 +700,7 @@ void sl_repl_on_meta(struct sl_repl *r, const struct sl_repl_meta *m)
         /* else: we led this epoch before a restart and may have lost its tail: wait for
          * the controller to elect again with a new epoch */
     } else {
-        become_follower(r);
+        repl_become_follower(r);
     }
     sl_repl_check(r);
 }
@@ -939,9 +728,9 @@ void sl_repl_meta_done(struct sl_repl *r, int err)
         isr_maintain(r);
     } else if (err != SL_ECONFLICT) {
         r->isr_unknown = true; /* may have applied: keep it in the HW set until a read */
-        fx_push(r, SL_REPL_FX_META_REFRESH);
+        repl_fx_push(r, SL_REPL_FX_META_REFRESH);
     } else {
-        fx_push(r, SL_REPL_FX_META_REFRESH);
+        repl_fx_push(r, SL_REPL_FX_META_REFRESH);
     }
     sl_repl_check(r);
 }
@@ -1010,7 +799,7 @@ void sl_repl_tick(struct sl_repl *r, uint64_t now_ms)
         isr_maintain(r);
     } else if (r->role == SL_REPL_FOLLOWER && r->req_out && now_ms >= r->req_resend_ms) {
         r->req_out = false; /* lost, or the leader is gone: ask again */
-        follower_request(r);
+        repl_follower_request(r);
     }
     sl_repl_check(r);
 }

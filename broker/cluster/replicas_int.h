@@ -1,5 +1,6 @@
 /* replicas_int.h - the replica manager's parts, shared by its files:
- *   replicas.c       one shard's replica: effects, the disk FIFO, serving and following
+ *   replicas.c       one shard's replica: effects, the disk FIFO, following its leader
+ *   replicas_serve.c the same replica answering its followers
  *   replicas_meta.c  the metadata side: sessions, /streams, shard states, stream creation
  * Nothing outside broker/cluster/replicas*.c includes this file. Threading: the main loop.
  */
@@ -130,11 +131,20 @@ struct sl_brepl *rs_brepl_new(struct sl_replicas *rs, struct sl_bshard *b, const
 void rs_brepl_free(struct sl_brepl *br);
 /* A write or a cut is at the shard's owner, which will call back into br. */
 bool rs_brepl_disk_busy(const struct sl_brepl *br);
-void rs_brepl_answer_all(struct sl_brepl *br); /* what followers wait on: SL_ECLOSED */
 void rs_pump(struct sl_brepl *br);
 void rs_brepl_tick(struct sl_brepl *br);
 struct sl_brepl *rs_find(const struct sl_replicas *rs, const char *stream, uint32_t shard);
 int rs_hooks_install(struct sl_replicas *rs); /* the engine's struct sl_engine_repl */
+
+/* replicas_serve.c */
+/* A FETCH_RESP or EPOCH_RESP the replica sends a follower: answers its request (a fetch's
+ * batches read first, once this broker's write of them landed). */
+void rs_fx_answer(struct sl_brepl *br, const struct sl_repl_msg *m);
+/* Issues the answers waiting for a write that landed (all of them with `all`). */
+void rs_serve_wake(struct sl_brepl *br, bool all);
+void rs_on_shard_written(void *ctx, uint64_t written_seq); /* sl_wshard_on_written's fn */
+void rs_brepl_answer_all(struct sl_brepl *br); /* what followers wait on: SL_ENOT_LEADER */
+void rs_answers_expire(struct sl_brepl *br);   /* requests held past their long poll */
 
 /* replicas_meta.c */
 void rs_meta_changed(void *ctx);         /* the member's session or list changed */
