@@ -162,6 +162,7 @@ int sl_shard_open(struct sl_ring *ring, const char *dir, const struct sl_shard_c
         return rc;
     }
     s->visible_seq = s->written_seq = s->next_seq;
+    s->retain_floor = SL_RETAIN_FLOOR_NONE;
     if (cfg->cache != NULL && cfg->cache->files_max > 0) {
         (void)shard_park(s, false); /* charged and reopened at its first use */
     }

@@ -324,6 +324,12 @@ uint32_t sl_shard_retention_run(struct sl_shard *s);
 /* Changes the retention limits (the next sl_shard_retention_run applies
  * them). retention_ms in 1 .. SL_RETENTION_MS_MAX. */
 void sl_shard_set_retention(struct sl_shard *s, uint64_t retention_ms, uint64_t retention_bytes);
+/* Retention never deletes a record at or past `seq` (a segment goes only once the next one
+ * starts at or below it): a replicated shard's high watermark, so a record not yet on enough
+ * replicas is never trimmed away, whatever the limits say (Kafka's log start <= HW).
+ * SL_RETAIN_FLOOR_NONE (the default): no floor. */
+#define SL_RETAIN_FLOOR_NONE UINT64_MAX
+void sl_shard_set_retention_floor(struct sl_shard *s, uint64_t seq);
 
 /* The append time of the index entry at or before `seq` (within one index
  * interval of the record's own time, never after it): cheap, no data read.

@@ -178,6 +178,7 @@ struct sl_shard {
     /* Batches whose bytes are all in the file (the page cache), durable or not: >=
      * visible_seq. Only an unsynced read (sl_shard_read.unsynced) sees past visible_seq. */
     uint64_t written_seq;
+    uint64_t retain_floor; /* sl_shard_set_retention_floor's (SL_RETAIN_FLOOR_NONE: none) */
     uint64_t visible_time_ms;
     uint64_t last_append_ms;
     uint32_t pend_durable; /* pending appends that wait for an fdatasync */

@@ -61,6 +61,19 @@ void sl_shard_set_retention(struct sl_shard *s, uint64_t retention_ms, uint64_t 
     s->cfg.retention_bytes = retention_bytes;
 }
 
+void sl_shard_set_retention_floor(struct sl_shard *s, uint64_t seq)
+{
+    s->retain_floor = seq;
+}
+
+/* Whether the floor lets segment i go: every record of it is below the floor (the next
+ * segment, which exists since the newest one always stays, starts where it ends). */
+static bool below_floor(const struct sl_shard *s, uint32_t i)
+{
+    SL_ASSERT(i + 1 < s->seg_count);
+    return s->segs[i + 1]->base_seq <= s->retain_floor;
+}
+
 uint32_t sl_shard_retention_run(struct sl_shard *s)
 {
     uint64_t t = now_ms(s);
@@ -76,7 +89,7 @@ uint32_t sl_shard_retention_run(struct sl_shard *s)
      * restart. That is the active one, or the one before it while the active
      * one has no files yet (files_owed: out of descriptors at a roll). */
     uint32_t keep = s->files_owed ? 2u : 1u;
-    if (s->seg_count <= keep || first->writing ||
+    if (s->seg_count <= keep || first->writing || !below_floor(s, 0) ||
         (!over_cap && first->last_time_ms != 0 && first->last_time_ms + s->cfg.retention_ms > t)) {
         return 0;
     }
@@ -94,8 +107,8 @@ uint32_t sl_shard_retention_run(struct sl_shard *s)
             break;
         }
         struct segment *g = s->segs[deleted];
-        if (g->writing) {
-            break; /* still sealing */
+        if (g->writing || !below_floor(s, deleted)) {
+            break; /* still sealing, or holding records the floor keeps */
         }
         bool over = s->cfg.retention_bytes > 0 && total > s->cfg.retention_bytes;
         bool expired = false;

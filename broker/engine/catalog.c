@@ -971,12 +971,14 @@ void sl_catalog_reap(struct sl_catalog *c)
     }
 }
 
-void sl_catalog_retention(struct sl_catalog *c)
+void sl_catalog_retention(struct sl_catalog *c, sl_catalog_floor_fn floor, void *ctx)
 {
     uint64_t now = sl_clock_wall_ms();
     for (struct sl_stream *st = c->streams; st != NULL; st = st->next) {
         for (uint32_t i = 0; i < st->shard_count && st->loaded; i++) {
-            sl_wshard_retention(&st->shards[i]->ws);
+            const struct sl_bshard *b = st->shards[i];
+            sl_wshard_retention(&st->shards[i]->ws,
+                                floor != NULL ? floor(ctx, b) : SL_RETAIN_FLOOR_NONE);
         }
         (void)sl_catalog_retire(c, st, now);
     }

@@ -299,9 +299,11 @@ struct sl_ring *sl_catalog_ring(const struct sl_catalog *c);
  * them. Call from the top of the loop only. */
 void sl_catalog_reap(struct sl_catalog *c);
 
-/* Runs retention on every shard (deletes expired sealed segments) and
- * retires the closed shards past it (sl_catalog_retire). */
-void sl_catalog_retention(struct sl_catalog *c);
+/* Runs retention on every shard (deletes expired sealed segments), never past
+ * floor(ctx, shard) (NULL: no floor), and retires the closed shards past it
+ * (sl_catalog_retire). */
+typedef uint64_t (*sl_catalog_floor_fn)(void *ctx, const struct sl_bshard *b);
+void sl_catalog_retention(struct sl_catalog *c, sl_catalog_floor_fn floor, void *ctx);
 /* Retires stream st's closed shards that closed more than its retention
  * before `now_ms` (wall clock), at most SL_CATALOG_RETIRE_PER_RUN per call:
  * stream.meta marks them gone (one durable replace), their logs close (reads

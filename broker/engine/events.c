@@ -9,6 +9,23 @@
 #include "broker/engine/queue.h"
 #include "broker/engine/reshard.h"
 
+/* Retention's floor: a cluster shard's high watermark, so a record not yet on
+ * min_insync_replicas brokers is never trimmed away by a tight limit (a follower would then
+ * start its log past it, and the record live on one broker only); everything while the
+ * shard has no replica attached yet; none on a single broker. */
+static uint64_t retain_floor(void *ctx, const struct sl_bshard *b)
+{
+    struct sl_engine *e = ctx;
+    if (!b->stream->cluster) {
+        return SL_RETAIN_FLOOR_NONE;
+    }
+    uint64_t hw = 0;
+    if (e->repl != NULL && b->repl != NULL) {
+        (void)e->repl->readable(e->repl->ctx, b, &hw); /* (sets it whatever the role) */
+    }
+    return hw;
+}
+
 void sl_events_tick(void *ctx, uint64_t now_ms)
 {
     struct sl_engine *e = ctx;
@@ -17,7 +34,7 @@ void sl_events_tick(void *ctx, uint64_t now_ms)
     sl_coord_tick(e, now_ms);
     if (!e->stopping && now_ms >= e->next_retention_ms) {
         e->next_retention_ms = now_ms + e->cfg.retention_check_ms;
-        sl_catalog_retention(e->catalog);
+        sl_catalog_retention(e->catalog, retain_floor, e);
     }
 }
 

@@ -461,6 +461,7 @@ static void owner_handle(struct worker *w, struct msg *m)
         sl_shard_set_written_listener(m->b->log, on_owner_written, m->b);
         break;
     case M_RETENTION: {
+        sl_shard_set_retention_floor(m->b->log, m->seq);
         sl_shard_retention_run(m->b->log);
         sl_shard_stats(m->b->log, &m->b->ow_published);
         struct msg r = {.type = M_STATS, .b = m->b};
@@ -1309,15 +1310,16 @@ void sl_wshard_set_retention(struct sl_wshard *b, uint64_t retention_ms,
     sl_workers_call(b->workers, b->owner, do_set_retention, &rc);
 }
 
-void sl_wshard_retention(struct sl_wshard *b)
+void sl_wshard_retention(struct sl_wshard *b, uint64_t floor)
 {
     if (b->gone) {
         return;
     }
     if (b->owner == 0) {
+        sl_shard_set_retention_floor(b->log, floor);
         sl_shard_retention_run(b->log);
         return;
     }
-    struct msg m = {.type = M_RETENTION, .b = b};
+    struct msg m = {.type = M_RETENTION, .b = b, .seq = floor};
     post(b->workers, b->owner, &m);
 }

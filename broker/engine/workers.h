@@ -223,7 +223,8 @@ void sl_wshard_times_near(struct sl_workers *ws, struct sl_wshard_time *q, uint3
 /* Changes the shard's retention limits on its owner (synchronous: rare). */
 void sl_wshard_set_retention(struct sl_wshard *b, uint64_t retention_ms,
                              uint64_t retention_bytes);
-/* Runs retention on the owner (asynchronously for a remote shard). */
-void sl_wshard_retention(struct sl_wshard *b);
+/* Runs retention on the owner (asynchronously for a remote shard), never past `floor`
+ * (sl_shard_set_retention_floor; SL_RETAIN_FLOOR_NONE: none). */
+void sl_wshard_retention(struct sl_wshard *b, uint64_t floor);
 
 #endif
