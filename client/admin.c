@@ -5,6 +5,7 @@
  * library). Thread-safe: any number of threads may call these on one client.
  */
 #include "client/conn.h"
+#include "common/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +134,40 @@ static int stream_info_new(const Sluice__V1__StreamInfo *src, struct sluice_stre
     return SL_OK;
 }
 
+#define CREATE_WAIT_MS 10000u /* a cluster create waits this long at most for every leader */
+
+/* On a cluster the broker that made the stream answers once its own catalog has it; the
+ * other brokers learn it from ZooKeeper a moment later, and a call routed to one of them
+ * in between (a group's home, a shard's leader) would answer NOT_FOUND or EAGAIN. So the
+ * create returns once every shard's leader describes the stream (bounded: the stream is
+ * made either way; a leader that is slower only delays the caller's next call). */
+static void create_wait_leaders(sluice_client *c, const char *name, uint32_t shard_count)
+{
+    (void)sl_client_route_refresh(c, name, true); /* (a new client learns what it talks to) */
+    if (!sl_client_route_cluster(c)) {
+        return;
+    }
+    Sluice__V1__DescribeStream body = SLUICE__V1__DESCRIBE_STREAM__INIT;
+    body.name = (char *)name;
+    sl_request req = SLUICE__V1__REQUEST__INIT;
+    req.body_case = SLUICE__V1__REQUEST__BODY_DESCRIBE_STREAM;
+    req.describe_stream = &body;
+    uint64_t give_up = sl_clock_mono_ms() + CREATE_WAIT_MS;
+    for (uint32_t k = 0; k < shard_count; k++) {
+        for (;;) {
+            sl_response *resp = NULL;
+            int rc = sl_client_call_shard(c, name, k, &req, 0, &resp);
+            sl_response_free(resp);
+            bool lagging = rc == SL_ENOTFOUND || rc == SL_EAGAIN || rc == SL_ENOT_LEADER;
+            if (!lagging || sl_clock_mono_ms() >= give_up) {
+                break; /* (another error is the next call's to report) */
+            }
+            sl_clock_sleep_ms(SL_CLIENT_REFRESH_MS);
+            (void)sl_client_route_refresh(c, name, false);
+        }
+    }
+}
+
 int sluice_stream_create(sluice_client *c, const char *name, const struct sluice_stream_opts *o,
                          struct sluice_stream_info **info_out)
 {
@@ -153,7 +188,13 @@ int sluice_stream_create(sluice_client *c, const char *name, const struct sluice
     if (rc == SL_OK && info_out != NULL) {
         rc = stream_info_new(resp->create_stream->stream, info_out);
     }
+    uint32_t shards = rc == SL_OK && resp->create_stream->stream != NULL
+                          ? resp->create_stream->stream->shard_count
+                          : 0;
     sl_response_free(resp);
+    if (shards > 0) {
+        create_wait_leaders(c, name, shards);
+    }
     return rc;
 }
 

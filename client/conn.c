@@ -277,13 +277,14 @@ static int call_group(sluice_client *c, const char *stream, const char *group, s
         pthread_mutex_unlock(&c->mu);
         struct sl_link *l = known ? shard_link(c, stream, shard) : any_link(c);
         int rc = sl_link_call_sync(l, req, deadline_after(c, extra_timeout_ms), out, false);
-        bool moved =
-            rc == SL_ENOT_LEADER || (rc == SL_ECLOSED && known && sl_client_route_cluster(c));
+        bool moved = rc == SL_ENOT_LEADER || rc == SL_EAGAIN ||
+                     (rc == SL_ECLOSED && known && sl_client_route_cluster(c));
         if (!moved || sl_clock_mono_ms() >= give_up) {
             return rc;
         }
         /* the group's shard has another leader, or none yet (an election), or its leader
-         * cannot be reached (it may have died): ask again */
+         * cannot be reached (it may have died), or it is still making the stream just
+         * created (EAGAIN): ask again */
         sl_clock_sleep_ms(SL_CLIENT_REFRESH_MS);
         (void)sl_client_route_refresh(c, stream, false);
     }
