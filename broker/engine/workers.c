@@ -66,7 +66,7 @@ enum msg_type {
     M_STATS,
     M_CALLED, /* an ordered call finished */
     M_TRUNCATED,
-    M_WRITTEN, /* batches not yet durable were written (the stats say up to where) */
+    M_WRITTEN, /* batches not yet durable were written: seq is the shard's written end */
 };
 
 struct msg {
