@@ -134,13 +134,15 @@ static int stream_info_new(const Sluice__V1__StreamInfo *src, struct sluice_stre
     return SL_OK;
 }
 
-#define CREATE_WAIT_MS 10000u /* a cluster create waits this long at most for every leader */
+#define CREATE_WAIT_MS       10000u /* a cluster create waits this long at most for every leader */
+#define DESCRIBE_LEADERS_MAX 64u    /* brokers asked for their shards, at most */
 
 /* On a cluster the broker that made the stream answers once its own catalog has it; the
  * other brokers learn it from ZooKeeper a moment later, and a call routed to one of them
  * in between (a group's home, a shard's leader) would answer NOT_FOUND or EAGAIN. So the
  * create returns once every shard's leader describes the stream (bounded: the stream is
- * made either way; a leader that is slower only delays the caller's next call). */
+ * made either way; a leader that is slower only delays the caller's next call). Each leader
+ * is asked once, through the first shard it leads. */
 static void create_wait_leaders(sluice_client *c, const char *name, uint32_t shard_count)
 {
     (void)sl_client_route_refresh(c, name, true); /* (a new client learns what it talks to) */
@@ -153,12 +155,26 @@ static void create_wait_leaders(sluice_client *c, const char *name, uint32_t sha
     req.body_case = SLUICE__V1__REQUEST__BODY_DESCRIBE_STREAM;
     req.describe_stream = &body;
     uint64_t give_up = sl_clock_mono_ms() + CREATE_WAIT_MS;
+    int32_t answered[DESCRIBE_LEADERS_MAX];
+    uint32_t n_answered = 0;
     for (uint32_t k = 0; k < shard_count; k++) {
         for (;;) {
+            int32_t node = -1;
+            bool known = sl_client_shard_leader(c, name, k, &node) == SL_OK;
+            bool seen = false;
+            for (uint32_t i = 0; known && i < n_answered && !seen; i++) {
+                seen = answered[i] == node;
+            }
+            if (seen) {
+                break;
+            }
             sl_response *resp = NULL;
             int rc = sl_client_call_shard(c, name, k, &req, 0, &resp);
             sl_response_free(resp);
             bool lagging = rc == SL_ENOTFOUND || rc == SL_EAGAIN || rc == SL_ENOT_LEADER;
+            if (!lagging && known && n_answered < DESCRIBE_LEADERS_MAX) {
+                answered[n_answered++] = node;
+            }
             if (!lagging || sl_clock_mono_ms() >= give_up) {
                 break; /* (another error is the next call's to report) */
             }
@@ -210,8 +226,6 @@ int sluice_stream_delete(sluice_client *c, const char *name)
     sl_response_free(resp);
     return rc;
 }
-
-#define DESCRIBE_LEADERS_MAX 64u /* brokers asked for their shards, at most */
 
 /* On a cluster each shard is described by its leader: another broker may hold no replica
  * of it (its log there is empty) or be behind. One call per leader; a leader that does not

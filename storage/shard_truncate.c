@@ -321,7 +321,7 @@ int shard_reset_finish(struct sl_shard *s, uint64_t seq)
 }
 
 /* Frees every segment and rebuilds the shard's state from its files, as a
- * restart would. */
+ * restart would, and checks it. */
 static int trunc_reload(struct sl_shard *s)
 {
     for (uint32_t i = 0; i < s->seg_count; i++) {
@@ -343,7 +343,11 @@ static int trunc_reload(struct sl_shard *s)
     SL_ASSERT(s->pend_len == 0 && s->pend_written == 0);
     s->visible_seq = s->written_seq = s->next_seq;
     s->visible_time_ms = s->last_append_ms;
-    return shard_touch(s); /* charges the budget with the descriptors recovery opened */
+    rc = shard_touch(s); /* charges the budget with the descriptors recovery opened */
+    if (rc == SL_OK) {
+        trunc_check(s);
+    }
+    return rc;
 }
 
 /* The cut itself, on a quiet shard. */
@@ -391,7 +395,6 @@ static int trunc_run(struct sl_shard *s, uint64_t seq)
     if (rc != SL_OK) {
         return rc;
     }
-    trunc_check(s);
     SL_ASSERT(s->next_seq == seq && s->visible_seq == seq && active(s)->base_seq <= seq);
     SL_ASSERT(active(s)->bytes == pos && trunc_quiet(s));
     return SL_OK;
@@ -437,7 +440,6 @@ static int reset_run(struct sl_shard *s, uint64_t seq)
     if (rc != SL_OK) {
         return rc;
     }
-    trunc_check(s);
     SL_ASSERT(s->seg_count == 1 && s->segs[0]->base_seq == seq && s->next_seq == seq);
     SL_ASSERT(s->visible_seq == seq && active(s)->bytes == 0 && trunc_quiet(s));
     return SL_OK;

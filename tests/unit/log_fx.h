@@ -219,18 +219,27 @@ static inline void lfx_read_cb(struct sl_shard_read *rd, int err)
     r->w.err = err;
 }
 
+/* Starts a read from `seq` into `buf` (LFX_READ_CAP) - an unsynced one with `unsynced` -
+ * completing into r->w (lfx_run_until waits for it). */
+static inline void lfx_read_start(struct lfx *f, uint64_t seq, uint8_t *buf, bool unsynced,
+                                  struct lfx_read *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->rd.from = SL_READ_SEQ;
+    r->rd.seq = seq;
+    r->rd.buf = buf;
+    r->rd.buf_cap = LFX_READ_CAP;
+    r->rd.max_bytes = LFX_READ_CAP;
+    r->rd.unsynced = unsynced;
+    r->rd.cb = lfx_read_cb;
+    sl_shard_read(f->s, &r->rd);
+}
+
 /* Reads from `seq` into `buf` (LFX_READ_CAP): the error; rd filled. */
 static inline int lfx_read(struct lfx *f, uint64_t seq, uint8_t *buf, struct sl_shard_read *out)
 {
     struct lfx_read r;
-    memset(&r, 0, sizeof(r));
-    r.rd.from = SL_READ_SEQ;
-    r.rd.seq = seq;
-    r.rd.buf = buf;
-    r.rd.buf_cap = LFX_READ_CAP;
-    r.rd.max_bytes = LFX_READ_CAP;
-    r.rd.cb = lfx_read_cb;
-    sl_shard_read(f->s, &r.rd);
+    lfx_read_start(f, seq, buf, false, &r);
     lfx_run_until(f, &r.w);
     *out = r.rd;
     return r.w.done == 1 ? r.w.err : SL_EIO;

@@ -572,20 +572,6 @@ struct unsynced_probe {
     uint8_t unsynced_buf[LFX_READ_CAP];
 };
 
-static void probe_read(struct unsynced_probe *p, struct lfx_read *r, uint8_t *buf, bool unsynced,
-                       uint64_t seq)
-{
-    memset(r, 0, sizeof(*r));
-    r->rd.from = SL_READ_SEQ;
-    r->rd.seq = seq;
-    r->rd.buf = buf;
-    r->rd.buf_cap = LFX_READ_CAP;
-    r->rd.max_bytes = LFX_READ_CAP;
-    r->rd.unsynced = unsynced;
-    r->rd.cb = lfx_read_cb;
-    sl_shard_read(p->f->s, &r->rd);
-}
-
 static void on_written(void *ctx, struct sl_shard *s)
 {
     struct unsynced_probe *p = ctx;
@@ -596,8 +582,8 @@ static void on_written(void *ctx, struct sl_shard *s)
     sl_shard_stats_progress(s, &st);
     p->visible = st.visible_seq;
     p->written = sl_shard_written_seq(s);
-    probe_read(p, &p->plain, p->plain_buf, false, 0);
-    probe_read(p, &p->unsynced, p->unsynced_buf, true, 0);
+    lfx_read_start(p->f, 0, p->plain_buf, false, &p->plain);
+    lfx_read_start(p->f, 0, p->unsynced_buf, true, &p->unsynced);
 }
 
 TEST(unsynced_read_sees_written_before_durable)
@@ -640,7 +626,7 @@ TEST(unsynced_read_sees_written_before_durable)
     sl_shard_stats_progress(f.s, &st);
     CHECK_EQ(st.visible_seq, 5);
     CHECK_EQ(sl_shard_written_seq(f.s), 5);
-    probe_read(&p, &p.unsynced, p.unsynced_buf, true, 6);
+    lfx_read_start(&f, 6, p.unsynced_buf, true, &p.unsynced);
     lfx_run_until(&f, &p.unsynced.w);
     CHECK_EQ(p.unsynced.w.err, SL_EINVAL);
     lfx_fini(&f);
