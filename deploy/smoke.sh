@@ -171,7 +171,9 @@ client_half() {
     local metrics
     metrics="$(http_get "$HTTP" /metrics)"
     [ "$(printf '%s\n' "$metrics" | head -n 1)" = 200 ] || fail "/metrics did not answer 200"
-    printf '%s\n' "$metrics" | grep -Eq '^sluice_streams [1-9]' ||
+    # A here-string, not a pipe: grep -q exits at the first match, and under
+    # pipefail the printf that then writes into a closed pipe fails the check.
+    grep -Eq '^sluice_streams [1-9]' <<<"$metrics" ||
         fail "/metrics does not count the stream (sluice_streams)"
     say "/metrics: 200, sluice_streams counts the stream"
 }
