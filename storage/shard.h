@@ -228,14 +228,16 @@ typedef void (*sl_truncate_cb)(void *ctx, int err, uint64_t end_seq);
  * SL_ELIMIT/SL_ENOMEM (reopening a parked shard). */
 int sl_shard_truncate(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void *ctx);
 
-/* Empties the log and starts it at `seq` (>= its end): every segment goes, the
- * next append gets `seq`, reads below it get SL_ETRIMMED (first_seq = `seq`).
- * For a replica whose log ends below its leader's oldest retained sequence
- * (docs/REPLICATION.md): it copies the leader's log from there. Runs as a
+/* Empties the log and starts it at `seq`: every segment goes, the next append
+ * gets `seq`, reads below it get SL_ETRIMMED (first_seq = `seq`). For a
+ * replica whose log ends below its leader's oldest retained sequence
+ * (docs/REPLICATION.md): it copies the leader's log from there (`seq` >= its
+ * end); and for a replica removed from its shard, whose copy goes (`seq` = 0,
+ * below its end: the log as a shard that never held a record). Runs as a
  * truncate does (waits for quiet, blocking syscalls on the loop, `cb` with the
  * new end = `seq`); durable when `cb` runs with SL_OK, and a crash at any
  * point leaves either the old log or the empty one at `seq` (shard_truncate.c
- * says how). Errors returned at once: SL_EINVAL (`seq` below the end, or past
+ * says how). Errors returned at once: SL_EINVAL (`seq` past
  * SL_SHARD_RESET_SEQ_MAX), SL_EAGAIN (a truncate or reset is running),
  * SL_EFATAL, SL_ECLOSED. Errors through `cb`: SL_EIO/SL_ESYS (nothing
  * changed), SL_EFATAL (a step after the commit failed: the shard refuses

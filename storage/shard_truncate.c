@@ -47,24 +47,26 @@
  * states above, which a restart recovers.
  *
  * The reset (sl_shard_reset): the log made empty and started at a sequence
- * `seq` >= its end - a replica whose log ends below its leader's first
- * retained sequence (retention trimmed the leader's head) starts over there
- * (Kafka's truncateFullyAndStartAt). Same shape: it waits for quiet, works
+ * `seq` - a replica whose log ends below its leader's first retained sequence
+ * (retention trimmed the leader's head) starts over there (`seq` >= its end,
+ * Kafka's truncateFullyAndStartAt), and a replica removed from its shard drops
+ * its copy (`seq` = 0, below its end). Same shape: it waits for quiet, works
  * with blocking syscalls, reloads through recovery. Crash-safety order:
  *   1. create the empty marker `reset-<seq, 20 digits>`, fsync the directory:
  *      the commit point - from here on the log IS the empty one at `seq`;
- *   2. (shard_reset_finish) for each segment below `seq`: unlink its .idx,
- *      then its .log (the .log last: a segment is listed by its .log, so a
- *      crash leaves no .idx without it); create `seq`'s .log (empty) unless it
- *      exists; fsync the directory; unlink the marker; fsync the directory.
+ *   2. (shard_reset_finish) for each segment: unlink its .idx, then its .log
+ *      (the .log last: a segment is listed by its .log, so a crash leaves no
+ *      .idx without it); create `seq`'s .log (empty); fsync the directory;
+ *      unlink the marker; fsync the directory.
  * Recovery that finds a marker runs step 2 before anything else (with the
  * largest marker, were there several), so a kill at any point leaves either
  * the old log (no marker yet) or the empty log at `seq` - never a mix, never
- * a gap between segments read as data. A marker a lost directory update
- * brings back after step 2 finds nothing below `seq` but the old marker's
- * own segments (none) and only removes itself: every later segment's base is
- * >= `seq`. A first segment whose base is > 0 is what retention leaves too:
- * readers below it get SL_ETRIMMED with first_seq = `seq`.
+ * a gap between segments read as data. Step 2 removes every segment, `seq`'s
+ * own too (a reset below the end may find it full), which is right only
+ * because no append reaches the log while a marker exists: the reset answers
+ * (and appends resume) once the marker's unlink is durable. A first segment
+ * whose base is > 0 is what retention leaves too: readers below it get
+ * SL_ETRIMMED with first_seq = `seq`.
  */
 #include "storage/shard_int.h"
 
@@ -277,7 +279,7 @@ int shard_reset_finish(struct sl_shard *s, uint64_t seq)
     }
     SL_ASSERT(marker != UINT64_MAX && marker >= seq); /* step 1 came first */
     char name[64];
-    for (uint32_t i = 0; i < n && bases[i] < seq; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         const char *ext[2] = {"idx", "log"};
         for (int j = 0; j < 2; j++) {
             seg_name(name, sizeof(name), bases[i], ext[j]);
@@ -405,11 +407,7 @@ static int reset_run(struct sl_shard *s, uint64_t seq)
 {
     trunc_check(s);
     SL_ASSERT(trunc_quiet(s));
-    if (seq < s->next_seq) {
-        return SL_EINVAL; /* (appends cannot have come: they are refused while we wait) */
-    }
-    if (s->segs[0]->base_seq == seq) {
-        SL_ASSERT(s->seg_count == 1 && s->next_seq == seq);
+    if (s->seg_count == 1 && s->segs[0]->base_seq == seq && s->next_seq == seq) {
         return SL_OK; /* empty, starting there already */
     }
     sl_info("storage",
@@ -565,11 +563,11 @@ int sl_shard_reset(struct sl_shard *s, uint64_t seq, sl_truncate_cb cb, void *ct
     if (rc != SL_OK) {
         return rc;
     }
-    if (seq < s->next_seq || seq > SL_SHARD_RESET_SEQ_MAX) {
+    if (seq > SL_SHARD_RESET_SEQ_MAX) {
         sl_error("storage",
-                 "%s: reset to sequence %" PRIu64 " refused: the log ends at %" PRIu64
-                 " (a reset starts the log at or after its end; a truncate shortens it)",
-                 s->dir, seq, s->next_seq);
+                 "%s: reset to sequence %" PRIu64 " refused: past the largest a reset takes "
+                 "(%" PRIu64 ")",
+                 s->dir, seq, (uint64_t)SL_SHARD_RESET_SEQ_MAX);
         return SL_EINVAL;
     }
     return trunc_queue(s, seq, true, cb, ctx);

@@ -18,8 +18,8 @@
  * dropped), a segment's first sequence, the log's first sequence (all of
  * it), inside the active segment (nothing dropped).
  *
- * A reset (sl_shard_reset: the log emptied, starting at a later sequence) killed after
- * each of its steps the same way: the reopened log is the old one whole or the empty one at
+ * A reset (sl_shard_reset: the log emptied, starting at a later sequence, or at 0 below its
+ * end as a removed replica drops its copy) killed after each of its steps the same way: the reopened log is the old one whole or the empty one at
  * the target, never a mix; once the target is seen, never the old log again at a later
  * kill point; no reset marker is left; the reset run again finishes, appends go on from the
  * target across a reopen. Under --power a kill before the marker's directory fsync
@@ -211,7 +211,9 @@ static void run_target(int which)
     CHECK(!"the truncate never finished within STEPS_MAX steps");
 }
 
-TEST(kill_resetting)
+/* A reset to past the end (`below` false: a replica starting at its leader's log start) or
+ * to 0 (`below` true: a removed replica dropping its copy, its first segment full). */
+static void run_reset(bool below)
 {
     bool reset_seen = false;
     for (uint32_t k = 1; k <= STEPS_MAX; k++) {
@@ -219,7 +221,7 @@ TEST(kill_resetting)
         uint64_t bases[BATCHES];
         uint64_t old_end = 0;
         make_log(&f, bases, &old_end);
-        uint64_t target = old_end + 50;
+        uint64_t target = below ? 0 : old_end + 50;
         bool killed = false;
         cut_killed(&f, target, true, k, &killed);
         CHECK_EQ(lfx_open(&f), SL_OK);
@@ -228,7 +230,7 @@ TEST(kill_resetting)
         sl_shard_stats(f.s, &st);
         CHECK_EQ(st.recovery_truncated_bytes, 0);
         uint64_t end = 0;
-        if (st.first_seq == 0) {
+        if (st.next_seq == old_end) {
             /* the old log, whole: only before the commit (the marker durable) */
             CHECK(killed && !reset_seen);
             CHECK(g_power != NULL && k <= 1); /* (kill -9 keeps the page cache) */
@@ -253,15 +255,25 @@ TEST(kill_resetting)
         CHECK_EQ(end, target + 24);
         lfx_fini(&f);
         if (test_cur_failed_) {
-            fprintf(stderr, "  reset killed after step %u\n", k);
+            fprintf(stderr, "  reset to %" PRIu64 " killed after step %u\n", target, k);
             return;
         }
         if (!killed) {
-            fprintf(stderr, "  reset: %u kill points\n", k - 1);
+            fprintf(stderr, "  reset to %" PRIu64 ": %u kill points\n", target, k - 1);
             return;
         }
     }
     CHECK(!"the reset never finished within STEPS_MAX steps");
+}
+
+TEST(kill_resetting)
+{
+    run_reset(false);
+}
+
+TEST(kill_resetting_below_the_end)
+{
+    run_reset(true);
 }
 
 TEST(kill_inside_an_early_segment)
@@ -300,5 +312,6 @@ int main(int argc, char **argv)
     RUN(kill_cutting_everything);
     RUN(kill_inside_the_active_segment);
     RUN(kill_resetting);
+    RUN(kill_resetting_below_the_end);
     TEST_END();
 }

@@ -18,8 +18,9 @@
  * The reset (sl_shard_reset): a multi-segment log emptied and started at a
  * later sequence (reads below it SL_ETRIMMED with first_seq, appends from it,
  * the same after a reopen, no marker left); a fresh shard without files; a
- * reset to the log's own end; refusals (below the end, while a truncate
- * runs). A reset killed after each of its steps: tests/crash/truncate_shard.c.
+ * reset to the log's own end; a reset below the end (to 0: a removed
+ * replica's copy dropped); refusals (past the largest sequence, while a
+ * truncate runs). A reset killed after each of its steps: tests/crash/truncate_shard.c.
  */
 #include "common/fileio.h"
 #include "common/log.h"
@@ -707,9 +708,8 @@ TEST(reset_of_a_fresh_shard_and_to_the_end)
     /* to its own end: what it held goes, the sequence goes on */
     CHECK_EQ(lfx_reset(&f, e2, &end), SL_OK);
     check_starts_at(&f, e2, e2);
-    /* refusals: below the end; while a truncate runs */
+    /* refusals: past the largest sequence; while a truncate runs */
     CHECK_EQ(fill(&f, 3, bases, NULL), SL_OK);
-    CHECK_EQ(sl_shard_reset(f.s, e2, lfx_trunc_cb, NULL), SL_EINVAL);
     CHECK_EQ(sl_shard_reset(f.s, SL_SHARD_RESET_SEQ_MAX + 1, lfx_trunc_cb, NULL), SL_EINVAL);
     struct lfx_wait w = {0};
     CHECK_EQ(sl_shard_truncate(f.s, e2, lfx_trunc_cb, &w), SL_OK);
@@ -737,6 +737,53 @@ TEST(reset_after_retention_trimmed_the_head)
     lfx_fini(&f);
 }
 
+/* A replica removed from its shard drops its copy: a reset below the end (to 0) leaves the
+ * log as a shard that never held a record, whether it started at 0 (its first segment,
+ * full, goes too) or later (a reset or retention moved its start). */
+TEST(reset_below_the_end_drops_the_copy)
+{
+    struct lfx f;
+    struct sl_shard_config cfg = lfx_cfg_small();
+    CHECK_EQ(lfx_init(&f, &cfg), SL_OK);
+    uint64_t bases[60], end = 0;
+    CHECK_EQ(fill(&f, 60, bases, NULL), SL_OK);
+    CHECK(count_files(f.dir, ".log") >= 5);
+    CHECK_EQ(lfx_reset(&f, 0, &end), SL_OK);
+    CHECK_EQ(end, 0);
+    check_starts_at(&f, 0, 0);
+    CHECK_EQ(count_files(f.dir, ".log"), 1);
+    CHECK_EQ(count_markers(f.dir), 0);
+    /* nothing of the old records is read back, before or after a reopen */
+    static uint8_t buf[LFX_READ_CAP];
+    struct sl_shard_read rd;
+    CHECK_EQ(lfx_read(&f, 0, buf, &rd), SL_OK); /* at the tail: nothing there */
+    CHECK_EQ(rd.len, 0);
+    CHECK_EQ(rd.batch_count, 0);
+    lfx_close(&f);
+    CHECK_EQ(lfx_open(&f), SL_OK);
+    check_starts_at(&f, 0, 0);
+    /* appends start again at 0; then the same from a log that starts later */
+    CHECK_EQ(fill(&f, 20, bases, NULL), SL_OK);
+    CHECK_EQ(bases[0], 0);
+    uint64_t x = next_seq(&f) + 500;
+    CHECK_EQ(lfx_reset(&f, x, &end), SL_OK);
+    CHECK_EQ(fill(&f, 30, bases, NULL), SL_OK);
+    CHECK_EQ(bases[0], x);
+    CHECK_EQ(lfx_reset(&f, 0, &end), SL_OK);
+    check_starts_at(&f, 0, 0);
+    CHECK_EQ(count_files(f.dir, ".log"), 1);
+    lfx_close(&f);
+    CHECK_EQ(lfx_open(&f), SL_OK);
+    check_starts_at(&f, 0, 0);
+    CHECK_EQ(fill(&f, 5, bases, NULL), SL_OK);
+    CHECK_EQ(bases[0], 0);
+    lfx_close(&f);
+    CHECK_EQ(lfx_open(&f), SL_OK);
+    CHECK_EQ(lfx_check_log(&f, 0, &end, NULL, 0, NULL), SL_OK);
+    CHECK_EQ(end, next_seq(&f));
+    lfx_fini(&f);
+}
+
 int main(void)
 {
     if (getenv("SLUICE_TEST_LOG") == NULL) {
@@ -760,5 +807,6 @@ int main(void)
     RUN(reset_empties_the_log_and_starts_it_later);
     RUN(reset_of_a_fresh_shard_and_to_the_end);
     RUN(reset_after_retention_trimmed_the_head);
+    RUN(reset_below_the_end_drops_the_copy);
     TEST_END();
 }
