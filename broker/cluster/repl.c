@@ -3,7 +3,8 @@
  * Invariants (sl_repl_check asserts them at entry and after every change):
  * - hw <= durable_end <= leo for a follower; hw <= durable_end for a leader (its own disk
  *   counts in the HW); hw never decreases while the replica lives (it is not persisted: a
- *   restart starts from 0 and learns it again).
+ *   restart starts from 0 and learns it again), except when a replica the state no longer
+ *   names drops its copy (back to 0 with its log: drop_if_removed).
  * - The epoch cache has strictly increasing epochs and non-decreasing starts <= leo; its
  *   last entry is the epoch of the log's last batch, or the leader's own (possibly empty)
  *   epoch.
@@ -635,6 +636,36 @@ void sl_repl_disk_done(struct sl_repl *r, int err)
     sl_repl_check(r);
 }
 
+/* A replica the state no longer names (a reassignment moved the shard away) drops its copy:
+ * its log emptied and started at 0, its epoch cache emptied (last_led_epoch kept: it still
+ * never leads an epoch twice). At 0, not at its own end or the leader's start: were it named
+ * again, it must copy the leader's whole log - starting later, it would join the ISR without
+ * records the leader still holds, and serve them as trimmed once elected. Safe to drop: a
+ * switch leaves exactly the target in the ISR, which holds everything HW covers; a state
+ * that names it in the ISR (not sane) keeps the copy. Queued after the disk FIFO's writes,
+ * so a later fetch (named again) writes after it; retried by the tick while the FIFO lacks
+ * room. */
+static void drop_if_removed(struct sl_repl *r)
+{
+    const struct sl_repl_meta *m = &r->meta;
+    if (r->role != SL_REPL_IDLE || m->version < 0 || m->n_replicas == 0 ||
+        (r->leo == 0 && r->log_start == 0) || SL_REPL_DISK_INFLIGHT_MAX - r->disk_n < 2) {
+        return;
+    }
+    if (!MUTATION(5) && (ids_has(m->replicas, m->n_replicas, r->cfg.self) ||
+                         ids_has(m->isr, m->n_isr, r->cfg.self))) {
+        return;
+    }
+    r->leo = r->log_start = r->durable_end = r->hw = 0;
+    r->n_epochs = 0;
+    struct sl_repl_effect *e = repl_fx_push(r, SL_REPL_FX_RESET);
+    e->offset = 0;
+    repl_disk_push(r, DISK_RESET, 0);
+    repl_fx_push(r, SL_REPL_FX_SAVE_EPOCHS);
+    repl_disk_push(r, DISK_SAVE, r->last_led_epoch);
+    SL_ASSERT(r->role == SL_REPL_IDLE && r->leo == 0 && r->hw == 0);
+}
+
 static void leave_role(struct sl_repl *r)
 {
     if (r->role == SL_REPL_LEADER) {
@@ -690,8 +721,10 @@ void sl_repl_on_meta(struct sl_repl *r, const struct sl_repl_meta *m)
     }
     leave_role(r);
     r->epoch = m->leader_epoch;
-    if (!me_replica || m->leader < 0) {
-        /* not ours, or offline: wait */
+    if (!me_replica) {
+        drop_if_removed(r);
+    } else if (m->leader < 0) {
+        /* offline: wait */
     } else if (m->leader == r->cfg.self) {
         if (m->leader_epoch > r->last_led_epoch) {
             become_leader(r);
@@ -800,6 +833,8 @@ void sl_repl_tick(struct sl_repl *r, uint64_t now_ms)
     } else if (r->role == SL_REPL_FOLLOWER && r->req_out && now_ms >= r->req_resend_ms) {
         r->req_out = false; /* lost, or the leader is gone: ask again */
         repl_follower_request(r);
+    } else if (r->role == SL_REPL_IDLE) {
+        drop_if_removed(r); /* (its FIFO was full when the state came) */
     }
     sl_repl_check(r);
 }

@@ -116,7 +116,7 @@ enum sl_repl_effect_type {
     SL_REPL_FX_SEND,         /* send msg to msg.to (fire and forget; losses are retried) */
     SL_REPL_FX_WRITE,        /* append batches at offset, fdatasync, then sl_repl_disk_done */
     SL_REPL_FX_TRUNCATE,     /* cut the log to offset, then sl_repl_disk_done */
-    SL_REPL_FX_RESET,        /* empty the log, starting it at offset, then sl_repl_disk_done */
+    SL_REPL_FX_RESET,        /* empty the log, starting it at offset (0: a copy dropped) */
     SL_REPL_FX_SAVE_EPOCHS,  /* persist the epoch file (sl_repl_epochs), then sl_repl_disk_done */
     SL_REPL_FX_ACK,          /* appends ending at or below offset complete with err */
     SL_REPL_FX_META_WRITE,   /* write meta at meta.version, then sl_repl_meta_done */
@@ -252,7 +252,9 @@ void sl_repl_on_msg(struct sl_repl *r, const struct sl_repl_msg *m);
 /* The oldest queued disk effect completed (err != SL_OK: the replica goes FATAL). */
 void sl_repl_disk_done(struct sl_repl *r, int err);
 
-/* The shard's metadata as read (from a watch or a refresh). Older versions are ignored. */
+/* The shard's metadata as read (from a watch or a refresh). Older versions are ignored. A
+ * state that no longer names this replica (a reassignment moved the shard away) makes it
+ * drop its copy: a RESET effect to 0 (or at a later tick, while its disk FIFO is full). */
 void sl_repl_on_meta(struct sl_repl *r, const struct sl_repl_meta *m);
 
 /* The outstanding META_WRITE finished: SL_OK (applied: new version = written + 1),
@@ -312,7 +314,8 @@ void sl_repl_check(const struct sl_repl *r);
  * truncates to its own HW instead of the leader's epoch end (Kafka's pre-KIP-101 loss of
  * acknowledged data); 2 = the leader acks once its own disk has a batch, without the ISR;
  * (3 is the controller's unclean election); 4 = a follower ignores ETRIMMED and never resets
- * its log (the bug of issue #14's retention: it asks below its leader's start for ever). */
+ * its log (the bug of issue #14's retention: it asks below its leader's start for ever);
+ * 5 = a replica drops its copy whenever it is idle, named by the state or not. */
 extern int sl_repl_mutation;
 #endif
 

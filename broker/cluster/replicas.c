@@ -288,7 +288,13 @@ static void on_truncated(void *ctx, int err, uint64_t end_seq)
                  reset ? "starting the log afresh at" : "cutting the log back to", d->offset,
                  sl_strerror(err));
     } else {
-        if (reset) {
+        if (reset && d->offset == 0) {
+            /* (a reset to the leader's start is always past 0: it starts past our end) */
+            sl_info("cluster",
+                    "shard %u of %s: this broker is no longer one of its replicas (moved "
+                    "away): its copy is dropped",
+                    br->b->id, br->b->stream->name);
+        } else if (reset) {
             sl_info("cluster",
                     "shard %u of %s: log emptied, it starts at %" PRId64 " (the leader's "
                     "oldest retained record: retention removed what came before)",

@@ -10,7 +10,8 @@
  * within 30 s (without the reset it never is: the test fails there, saying so). Then a
  * fourth broker joins and the shard is reassigned to it in place of the third (the broker
  * that neither leads nor stopped): the new replica asks from 0, starts its log at the
- * leader's start the same way, and the move must end within 30 s. More values are written;
+ * leader's start the same way, and the move must end within 30 s; the third drops its copy
+ * (one empty segment left on its disk within 10 s). More values are written;
  * every replica's log must end where the leader's does. Then the leader and F are killed
  * (kill -9) so that the new replica is elected, and the whole shard is read from it: every
  * record a value written, none twice, in increasing positions, and every acknowledged value
@@ -21,12 +22,14 @@
 #include "cluster_it.h"
 #include "repl_check.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define NB              4 /* the fourth joins for the move */
 #define NB_FIRST        3
@@ -119,6 +122,30 @@ static struct rc_shard_end shard_end(int i)
         exit(1);
     }
     return e;
+}
+
+/* Bytes in the segment files (.log) of the stream's shard 0 on broker i's disk; *logs: how
+ * many there are. */
+static uint64_t shard_disk_bytes(int i, uint32_t *logs)
+{
+    char dir[256];
+    snprintf(dir, sizeof(dir), "%s/streams/%s/0", brokers[i].data, STREAM);
+    DIR *d = opendir(dir);
+    CHECK(d != NULL);
+    uint64_t bytes = 0;
+    *logs = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        struct stat sb;
+        if (n > 4 && strcmp(e->d_name + n - 4, ".log") == 0 &&
+            fstatat(dirfd(d), e->d_name, &sb, 0) == 0) {
+            bytes += (uint64_t)sb.st_size;
+            (*logs)++;
+        }
+    }
+    closedir(d);
+    return bytes;
 }
 
 /* The shard's route as Metadata (asked of broker `via`) says; false when it cannot. */
@@ -242,6 +269,9 @@ int main(void)
     const int nw = NB_FIRST;
     CHECK(broker_start(&brokers[nw], nw + 1) == 0);
     int32_t target[3] = {leader + 1, f + 1, nw + 1};
+    uint32_t held_logs = 0;
+    uint64_t held = shard_disk_bytes(other, &held_logs);
+    CHECK(held > 0);
     t0 = it_mono_ms();
     while ((rc = sluice_cluster_reassign(c, STREAM, 0, target, 3)) != SLUICE_OK) {
         CHECK(it_mono_ms() - t0 < 15000u * IT_SLOWDOWN); /* (until broker 4 registered) */
@@ -270,6 +300,25 @@ int main(void)
            "..%" PRIu64 "\n",
            nw + 1, it_mono_ms() - t0, other + 1, ne.first_seq, ne.next_seq);
     CHECK(ne.first_seq >= le.first_seq && ne.first_seq > 0);
+
+    /* the broker moved away from drops its copy: one empty segment at 0 is left */
+    uint32_t logs = 0;
+    t0 = it_mono_ms();
+    while (shard_disk_bytes(other, &logs) != 0 || logs != 1) {
+        if (it_mono_ms() - t0 > 10000u * IT_SLOWDOWN) {
+            fprintf(stderr,
+                    "FAIL: broker %d, no longer a replica, still keeps %" PRIu64
+                    " bytes in %u segment(s) after 10 s\n",
+                    other + 1, shard_disk_bytes(other, &logs), logs);
+            exit(1);
+        }
+        it_sleep_ms(100);
+    }
+    struct rc_shard_end oe = shard_end(other);
+    CHECK(oe.first_seq == 0 && oe.next_seq == 0);
+    printf("broker %d dropped its copy (%" PRIu64 " bytes before the move) %" PRIu64
+           " ms after the move ended\n",
+           other + 1, held, it_mono_ms() - t0);
 
     /* more values; every replica's log then ends where the leader's does */
     CHECK(write_round() == ROUND);

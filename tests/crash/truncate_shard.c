@@ -19,11 +19,12 @@
  * it), inside the active segment (nothing dropped).
  *
  * A reset (sl_shard_reset: the log emptied, starting at a later sequence, or at 0 below its
- * end as a removed replica drops its copy) killed after each of its steps the same way: the reopened log is the old one whole or the empty one at
- * the target, never a mix; once the target is seen, never the old log again at a later
- * kill point; no reset marker is left; the reset run again finishes, appends go on from the
- * target across a reopen. Under --power a kill before the marker's directory fsync
- * returned leaves the old log (the marker lost with the power).
+ * end as a removed replica drops its copy) killed after each of its steps the same way: the
+ * reopened log is the old one whole or the empty one at the target, never a mix; once the
+ * target is seen, never the old log again at a later kill point; no reset marker is left;
+ * the reset run again finishes, appends go on from the target across a reopen. Under
+ * --power a kill before the marker's directory fsync returned leaves the old log (the
+ * marker lost with the power).
  *
  * kill -9 keeps the page cache. With --power MOUNT (tests/crash/
  * truncate_power.sh: the shard on powerfs, tests/power/powerfs.c, which keeps

@@ -143,7 +143,7 @@ struct sim {
     uint64_t n_moves, n_moved;
     /* retention trimming a replica's head (sim_main.c): a stream of its own, as moves */
     uint64_t trng;
-    uint64_t n_trims, n_resets;
+    uint64_t n_trims, n_resets, n_drops;
     /* what the run exercised (summed over seeds by sim_main) */
     uint64_t n_truncations, n_epoch_reqs, n_diverging, n_fsync_fail, n_expired, n_leaders,
         n_stale_acks, n_torn;
@@ -200,6 +200,8 @@ extern struct sim *g_sim;
 void sim_check_step(struct sim *s);
 void sim_check_ack(struct sim *s, int b, int shard, uint32_t value);
 void sim_check_truncate(struct sim *s, int b, int shard, int64_t end);
+/* A replica drops its copy (it is no longer named): never one the store has in the ISR. */
+void sim_check_drop(struct sim *s, int b, int shard);
 void sim_check_final(struct sim *s);
 
 #endif /* SL_SIM_H */

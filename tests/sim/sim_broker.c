@@ -267,6 +267,22 @@ static void run_fx(struct sim *s, int b, int k)
             disk_queue(s, b, k, OP_TRUNC, 0);
             break;
         case SL_REPL_FX_RESET:
+            if (e->offset < rp->disk.vol_n) {
+                /* a replica the state no longer names drops its copy (to 0): checked against
+                 * the store now, then the HW checks start again as at a restart */
+                SL_ASSERT(e->offset == 0);
+                sim_check_drop(s, b, k);
+                s->n_drops++;
+                sim_log(s, "broker %d shard %d: copy dropped (end was %" PRId64 ")", b, k,
+                        rp->disk.vol_n);
+                memset(rp->disk.vol, 0, (size_t)rp->disk.vol_n * sizeof rp->disk.vol[0]);
+                rp->disk.vol_n = rp->disk.start = 0;
+                rp->disk.extends = false;
+                rp->prev_hw = 0;
+                rp->checked = 0;
+                disk_queue(s, b, k, OP_RESET, 0);
+                break;
+            }
             /* the log emptied, starting at the leader's first offset (past our end) */
             SL_ASSERT(e->offset >= rp->disk.vol_n && e->offset < SIM_LOG_CAP);
             s->n_resets++;

@@ -168,6 +168,22 @@ void sim_check_truncate(struct sim *s, int b, int k, int64_t end)
     }
 }
 
+void sim_check_drop(struct sim *s, int b, int k)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/shards/s/%d", k);
+    struct sl_ctrl_state st;
+    if (!sim_meta_peek(s, path, &st)) {
+        return;
+    }
+    for (uint32_t i = 0; i < st.m.n_isr; i++) {
+        if (st.m.isr[i] == b) {
+            sim_violation(s, "broker %d drops its copy of shard %d, in the ISR at version %d", b, k,
+                          st.m.version);
+        }
+    }
+}
+
 void sim_check_step(struct sim *s)
 {
     for (int b = 0; b < s->cfg.brokers; b++) {
@@ -253,6 +269,25 @@ void sim_check_final(struct sim *s)
                               k, st.m.replicas[i], st.m.leader, R->disk.vol_n, L->disk.vol_n,
                               R->r.hw, L->r.hw);
                 return;
+            }
+        }
+    }
+    /* a broker a move took a shard from dropped its copy (none kept the disk for good) */
+    for (int k = 0; k < s->cfg.shards && !s->violated; k++) {
+        snprintf(path, sizeof path, "/shards/s/%d", k);
+        struct sl_ctrl_state st;
+        SL_ASSERT(sim_meta_peek(s, path, &st));
+        for (int b = 0; b < s->cfg.brokers; b++) {
+            bool named = false;
+            for (uint32_t i = 0; i < st.m.n_replicas; i++) {
+                named |= st.m.replicas[i] == b;
+            }
+            const struct sim_disk *d = &s->b[b].rep[k].disk;
+            if (!named && s->b[b].up && (d->vol_n != 0 || d->start != 0)) {
+                sim_violation(s,
+                              "liveness: broker %d keeps a copy of shard %d (end %" PRId64
+                              ") it is no longer a replica of",
+                              b, k, d->vol_n);
             }
         }
     }

@@ -395,6 +395,7 @@ static bool run_seed(uint64_t seed, int mutation, bool trace, bool quiet)
     totals.n_truncations += s->n_truncations;
     totals.n_trims += s->n_trims;
     totals.n_resets += s->n_resets;
+    totals.n_drops += s->n_drops;
     totals.n_epoch_reqs += s->n_epoch_reqs;
     totals.n_diverging += s->n_diverging;
     totals.n_fsync_fail += s->n_fsync_fail;
@@ -483,7 +484,8 @@ int main(int argc, char **argv)
     printf("exercised: %llu events, %llu faults, %llu values (%llu acked), %llu leaderships, "
            "%llu sessions expired, %llu epoch queries, %llu diverging fetches, %llu "
            "truncations, %llu torn tails, %llu fsync failures, %llu acks by a replaced "
-           "leader, %llu reassignments (%llu done), %llu head trims, %llu resets\n",
+           "leader, %llu reassignments (%llu done), %llu head trims, %llu resets, %llu copies "
+           "dropped\n",
            (unsigned long long)totals.steps, (unsigned long long)totals.faults_done,
            (unsigned long long)totals.n_values, (unsigned long long)totals.acks_ok,
            (unsigned long long)totals.n_leaders, (unsigned long long)totals.n_expired,
@@ -491,6 +493,7 @@ int main(int argc, char **argv)
            (unsigned long long)totals.n_truncations, (unsigned long long)totals.n_torn,
            (unsigned long long)totals.n_fsync_fail, (unsigned long long)totals.n_stale_acks,
            (unsigned long long)totals.n_moves, (unsigned long long)totals.n_moved,
-           (unsigned long long)totals.n_trims, (unsigned long long)totals.n_resets);
+           (unsigned long long)totals.n_trims, (unsigned long long)totals.n_resets,
+           (unsigned long long)totals.n_drops);
     return failed == 0 ? 0 : 1;
 }

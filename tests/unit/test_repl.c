@@ -424,7 +424,8 @@ TEST(isr_shrink_written_then_acted_on)
 /* A reassignment within one epoch (docs/REPLICATION.md, "Reassignment"): replicas {0,1}
  * grow to {0,1,2}; the leader gives 2 a peer entry, 2 copies the log from 0 and the leader
  * adds it to the ISR; then the switch to {0,2}: 1 stops at once (same epoch), the leader
- * drops its peer and acks with 0 and 2. */
+ * drops its peer and acks with 0 and 2; 1 drops its copy (an empty log at 0) and, moved
+ * back, copies the whole log again. */
 TEST(replicas_change_within_an_epoch)
 {
     start(2);
@@ -470,7 +471,21 @@ TEST(replicas_change_within_an_epoch)
     CHECK_EQ(nodes[0].acked_end, 7);
     CHECK_EQ(nodes[0].ack_err, SL_OK);
     CHECK_EQ(nodes[2].log_end, 7);
-    CHECK_EQ(nodes[1].log_end, 5); /* stopped: keeps what it had */
+    CHECK_EQ(nodes[1].log_end, 0); /* stopped, its copy dropped: the log empty at 0 */
+    CHECK_EQ(nodes[1].r.n_epochs, 0);
+    CHECK_EQ(nodes[1].r.hw, 0);
+    CHECK_EQ(nodes[1].r.last_led_epoch, SL_REPL_NONE);
+    /* moved back: it copies the whole log again, from 0 */
+    struct sl_repl_meta back = sw;
+    back.version = 5;
+    back.n_replicas = 3;
+    back.replicas[2] = 1;
+    meta_all(&back);
+    CHECK_EQ(nodes[1].r.role, SL_REPL_FOLLOWER);
+    settle();
+    CHECK_EQ(nodes[1].log_end, 7);
+    CHECK_EQ(nodes[1].log_epoch[0], 1);
+    CHECK_EQ(nodes[0].meta_written.n_isr, 3); /* and is back in the ISR */
 }
 
 /* A newer state read while the leader's ISR write is outstanding settles the proposal, but
