@@ -184,6 +184,56 @@ static void create_wait_leaders(sluice_client *c, const char *name, uint32_t sha
     }
 }
 
+/* Whether the client talks to a cluster: known once a Metadata answer came (a route), else
+ * asked (brokers only: a stream this broker does not know yet has no route to learn). */
+static bool is_cluster(sluice_client *c)
+{
+    if (sl_client_route_cluster(c)) {
+        return true;
+    }
+    struct sluice_metadata *m = NULL;
+    bool yes = sluice_cluster_metadata(c, NULL, 0, &m) == SLUICE_OK && m->cluster;
+    sluice_metadata_free(m);
+    return yes;
+}
+
+/* The stream exists (EEXIST), maybe made a moment ago by another client, which this broker
+ * or a shard's leader may not know yet: as after a create of our own, wait (bounded by
+ * CREATE_WAIT_MS) until the broker asked first describes it, then every shard's leader. A
+ * caller that goes on to use it (`sluice queue create` after a `stream create` elsewhere)
+ * then finds it. The EEXIST's message is kept for the caller. */
+static void exists_wait(sluice_client *c, const char *name)
+{
+    char why[512];
+    snprintf(why, sizeof(why), "%s", sluice_last_error());
+    uint64_t give_up = sl_clock_mono_ms() + CREATE_WAIT_MS;
+    uint32_t shards = 0;
+    for (bool checked = false;; checked = true) {
+        Sluice__V1__DescribeStream body = SLUICE__V1__DESCRIBE_STREAM__INIT;
+        body.name = (char *)name;
+        sl_request req = SLUICE__V1__REQUEST__INIT;
+        req.body_case = SLUICE__V1__REQUEST__BODY_DESCRIBE_STREAM;
+        req.describe_stream = &body;
+        sl_response *resp = NULL;
+        int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_DESCRIBE_STREAM, &resp);
+        if (rc == SL_OK && resp->describe_stream->stream != NULL) {
+            shards = resp->describe_stream->stream->shard_count;
+        }
+        sl_response_free(resp);
+        if ((rc != SL_ENOTFOUND && rc != SL_EAGAIN) || sl_clock_mono_ms() >= give_up) {
+            break;
+        }
+        if (!checked && !is_cluster(c)) {
+            break; /* (one broker: it was deleted meanwhile, nothing to wait for) */
+        }
+        sl_clock_sleep_ms(SL_CLIENT_REFRESH_MS);
+    }
+    if (shards > 0) {
+        create_wait_leaders(c, name, shards);
+    }
+    sl_client_set_error("%s", why);
+}
+
 int sluice_stream_create(sluice_client *c, const char *name, const struct sluice_stream_opts *o,
                          struct sluice_stream_info **info_out)
 {
@@ -210,6 +260,8 @@ int sluice_stream_create(sluice_client *c, const char *name, const struct sluice
     sl_response_free(resp);
     if (shards > 0) {
         create_wait_leaders(c, name, shards);
+    } else if (rc == SL_EEXIST) {
+        exists_wait(c, name);
     }
     return rc;
 }
