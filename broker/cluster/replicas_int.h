@@ -102,6 +102,11 @@ struct rs_create {
     uint32_t multis_out; /* the asker's multis not answered yet: freed when 0 and ended */
     int multi_err;       /* the first of their errors */
     bool ended;          /* answered (create_end): freed by the last multi's answer */
+    /* The request, kept to create again once an abandoned creation's leftovers are gone
+     * (replicas_meta.c, "leftovers"): tried once. */
+    struct sl_replicas_stream req;
+    char compression[8];
+    bool cleaned;
     struct rs_create *next;
 };
 
@@ -155,6 +160,10 @@ void rs_meta_write(struct sl_brepl *br, const struct sl_repl_meta *m);
 void rs_abdicate(struct sl_brepl *br);
 /* Whether `name` is published in /streams and being made in this broker's catalog. */
 bool rs_creating(struct sl_replicas *rs, const char *name);
+/* replicas_create.c: the creation asked of this broker for `name` (NULL: none); its answer
+ * to the asker (the creation is freed once its last multi answered). */
+struct rs_create *rs_create_find(struct sl_replicas *rs, const char *name);
+void rs_create_end(struct rs_create *c, int err, const char *why);
 const char *rs_addr_of(const struct sl_replicas *rs, int32_t node);
 
 #endif /* SL_CLUSTER_REPLICAS_INT_H */

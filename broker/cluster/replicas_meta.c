@@ -1,6 +1,7 @@
 /* replicas_meta.c - the replica manager's metadata side (replicas.h): the registered
  * session, the cluster's streams (/streams) made in this broker's catalog, each shard's state
- * read with a watch and given to its replica, the leader's ISR writes, and stream creation.
+ * read with a watch and given to its replica, the leader's ISR writes. Stream creation in
+ * ZooKeeper: replicas_create.c.
  *
  * Why the member's session: the controller elects a leader in the session the broker
  * registered with (the state's `session`), and a broker whose session expired is dead to
@@ -253,41 +254,6 @@ static void attach(struct sl_replicas *rs, struct sl_stream *st)
     }
 }
 
-static struct rs_create *create_find(struct sl_replicas *rs, const char *name)
-{
-    for (struct rs_create *c = rs->creates; c != NULL; c = c->next) {
-        if (strcmp(c->name, name) == 0) {
-            return c;
-        }
-    }
-    return NULL;
-}
-
-bool rs_creating(struct sl_replicas *rs, const char *name)
-{
-    const struct rs_create *c = create_find(rs, name);
-    return c != NULL && c->published;
-}
-
-static void create_end(struct rs_create *c, int err, const char *why)
-{
-    struct sl_replicas *rs = c->rs;
-    for (struct rs_create **pp = &rs->creates; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == c) {
-            *pp = c->next;
-            break;
-        }
-    }
-    SL_ASSERT(!c->ended);
-    if (c->cb != NULL) {
-        c->cb(c->ctx, err, why);
-    }
-    c->ended = true;
-    if (c->multis_out == 0) {
-        free(c);
-    } /* else the last multi's answer frees it */
-}
-
 static void on_local_created(void *ctx, int err, const char *why)
 {
     struct rs_create *c = ctx;
@@ -297,16 +263,16 @@ static void on_local_created(void *ctx, int err, const char *why)
     }
     if (st != NULL && st->cluster) {
         attach(c->rs, st);
-        create_end(c, SL_OK, "");
+        rs_create_end(c, SL_OK, "");
         return;
     }
     if (st != NULL) {
         attach(c->rs, st); /* (says why not) */
-        create_end(c, SL_EEXIST, "a local stream of that name exists on this broker");
+        rs_create_end(c, SL_EEXIST, "a local stream of that name exists on this broker");
         return;
     }
     sl_error("cluster", "stream %s: cannot create it here: %s", c->name, why);
-    create_end(c, err != SL_OK ? err : SL_ENOTFOUND, why);
+    rs_create_end(c, err != SL_OK ? err : SL_ENOTFOUND, why);
 }
 
 static void on_stream_settings(void *arg, int err, const uint8_t *data, size_t len,
@@ -321,7 +287,7 @@ static void on_stream_settings(void *arg, int err, const uint8_t *data, size_t l
     }
     if (err != SL_OK) {
         c->rs->relist = true; /* tried again at the next tick */
-        create_end(c, err, "the stream's settings cannot be read from ZooKeeper");
+        rs_create_end(c, err, "the stream's settings cannot be read from ZooKeeper");
         return;
     }
     char why[256];
@@ -358,7 +324,7 @@ static void on_streams(void *arg, int err, const char *const *names, size_t n)
             attach(rs, st);
             continue;
         }
-        struct rs_create *c = create_find(rs, names[i]);
+        struct rs_create *c = rs_create_find(rs, names[i]);
         if (c != NULL && c->published) {
             continue; /* being made here already */
         }
@@ -444,207 +410,6 @@ void rs_meta_changed(void *ctx)
         br->get_out = false; /* (the old store's calls ended with it) */
         rs_state_read(br);
     }
-}
-
-/* ---- creation ----------------------------------------------------------- */
-
-/* One of the creation's multis answered (in the order sent: ZooKeeper answers a session's
- * requests in order). Success shows through the /streams watch; the first error answers,
- * unless the stream was made meanwhile. */
-static void on_create_multi(void *arg, int err, int failed_op)
-{
-    (void)failed_op;
-    struct rs_create *c = arg;
-    SL_ASSERT(c->multis_out > 0);
-    c->multis_out--;
-    if (err != SL_OK && c->multi_err == SL_OK) {
-        c->multi_err = err;
-    }
-    if (c->ended) {
-        if (c->multis_out == 0) {
-            free(c);
-        }
-        return;
-    }
-    if (c->multis_out > 0 || c->multi_err == SL_OK) {
-        return; /* made here when the /streams watch lists it */
-    }
-    char why[480];
-    snprintf(why, sizeof(why), "creating stream %s in ZooKeeper failed: %s", c->name,
-             c->multi_err == SL_EEXIST
-                 ? "it exists already (or states of an interrupted creation of that name "
-                   "are left in ZooKeeper under /shards: remove them, or pick another name)"
-                 : sl_strerror(c->multi_err));
-    create_end(c, c->multi_err, why);
-}
-
-static void sorted_ids(const struct sl_member_info *list, size_t n, int32_t *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        out[i] = (int32_t)list[i].node_id;
-    }
-    for (size_t i = 1; i < n; i++) { /* (sl_member_brokers sorts already: cheap check) */
-        for (size_t j = i; j > 0 && out[j - 1] > out[j]; j--) {
-            int32_t t = out[j];
-            out[j] = out[j - 1];
-            out[j - 1] = t;
-        }
-    }
-}
-
-int sl_replicas_create_stream(struct sl_replicas *rs, const struct sl_replicas_stream *s,
-                              sl_replicas_created_fn cb, void *ctx, char *why, size_t why_len)
-{
-    if (rs->meta == NULL) {
-        snprintf(why, why_len,
-                 "this broker is not registered in ZooKeeper right now: retry, or ask another "
-                 "broker");
-        return SL_ENOT_LEADER;
-    }
-    const struct sl_member_info *list = NULL;
-    size_t n = sl_member_brokers(rs->mb, &list);
-    uint32_t rf = s->replication_factor != 0 ? s->replication_factor : SL_REPLICAS_RF_DEFAULT;
-    if (s->replication_factor == 0 && rf > n) {
-        rf = (uint32_t)n;
-    }
-    if (rf == 0 || rf > n || rf > SL_REPL_REPLICAS_MAX) {
-        snprintf(why, why_len,
-                 "replication factor %u needs as many live brokers; %zu are registered "
-                 "(and at most %u replicas)", rf, n, SL_REPL_REPLICAS_MAX);
-        return SL_EINVAL;
-    }
-    if (s->shard_count == 0 || s->shard_count > SL_CSTREAM_SHARDS_MAX) {
-        snprintf(why, why_len, "a cluster stream has 1 to %u shards", SL_CSTREAM_SHARDS_MAX);
-        return SL_EINVAL;
-    }
-    if (create_find(rs, s->name) != NULL) {
-        snprintf(why, why_len, "stream %s is being created", s->name);
-        return SL_EEXIST;
-    }
-    struct rs_create *c = calloc(1, sizeof(*c));
-    /* the body: /shards/<name>, a state per shard, /streams/<name>; and per multi of a
-     * chained creation up to four more ops (checks, the token) */
-    size_t body = (size_t)s->shard_count + 2;
-    size_t cap = (body + 1) * (SL_META_PATH_MAX + SL_CTRL_STATE_MAX) + SL_CSTREAM_SETTINGS_MAX;
-    char *scratch = malloc(cap);
-    int32_t *ids = malloc(n * sizeof(*ids));
-    struct sl_meta_op *ops = malloc(body * sizeof(*ops));
-    struct sl_meta_op *multi = malloc(SL_META_MULTI_MAX * sizeof(*multi));
-    if (c == NULL || scratch == NULL || ids == NULL || ops == NULL || multi == NULL) {
-        free(c);
-        free(scratch);
-        free(ids);
-        free(ops);
-        free(multi);
-        snprintf(why, why_len, "out of memory");
-        return SL_ENOMEM;
-    }
-    sorted_ids(list, n, ids);
-    /* The body, in order: the shards' states, then the node that publishes the stream
-     * (every broker acts on /streams, so no broker sees a stream without states). */
-    size_t used = 0, nops = 0;
-    char *p = scratch + used;
-    used += (size_t)snprintf(p, SL_META_PATH_MAX, RS_PATH_SHARDS "/%s", s->name) + 1;
-    ops[nops++] = (struct sl_meta_op){.type = SL_META_OP_CREATE, .path = p};
-    uint64_t h = sl_ctrl_hash_name(s->name);
-    for (uint32_t k = 0; k < s->shard_count; k++) {
-        struct sl_ctrl_state st = {.m = {.leader_epoch = 0}};
-        sl_ctrl_place(ids, (uint32_t)n, rf, h, k, st.m.replicas);
-        st.m.n_replicas = st.m.n_isr = rf;
-        memcpy(st.m.isr, st.m.replicas, rf * sizeof(st.m.isr[0]));
-        st.m.leader = st.m.replicas[0];
-        for (size_t i = 0; i < n; i++) {
-            if ((int32_t)list[i].node_id == st.m.leader) {
-                st.leader_session = list[i].session_id;
-            }
-        }
-        char *path = scratch + used;
-        used += (size_t)snprintf(path, SL_META_PATH_MAX, RS_PATH_SHARDS "/%s/%" PRIu32,
-                                 s->name, k) + 1;
-        char *data = scratch + used;
-        size_t len = sl_ctrl_state_encode(&st, data, SL_CTRL_STATE_MAX);
-        used += len;
-        ops[nops++] = (struct sl_meta_op){.type = SL_META_OP_CREATE, .path = path,
-                                          .data = (const uint8_t *)data, .len = len};
-    }
-    char *spath = scratch + used;
-    used += (size_t)snprintf(spath, SL_META_PATH_MAX, RS_PATH_STREAMS "/%s", s->name) + 1;
-    char *sdata = scratch + used;
-    struct sl_cstream_settings cs = {.shard_count = s->shard_count,
-                                     .retention_hours = s->retention_hours,
-                                     .retention_bytes = s->retention_bytes, .rf = rf};
-    snprintf(cs.compression, sizeof(cs.compression), "%s",
-             s->compression != NULL && strcmp(s->compression, "zstd") == 0 ? "zstd" : "none");
-    size_t slen = sl_cstream_encode(&cs, sdata, SL_CSTREAM_SETTINGS_MAX);
-    used += slen;
-    ops[nops++] = (struct sl_meta_op){.type = SL_META_OP_CREATE, .path = spath,
-                                      .data = (const uint8_t *)sdata, .len = slen};
-    SL_ASSERT(nops == body);
-    c->rs = rs;
-    snprintf(c->name, sizeof(c->name), "%s", s->name);
-    c->cb = cb;
-    c->ctx = ctx;
-    int rc = SL_OK;
-    if (body <= SL_META_MULTI_MAX) {
-        /* one multi, all or nothing */
-        SL_ASSERT(used <= cap);
-        c->multis_out = 1;
-        rc = sl_meta_multi(rs->meta, ops, nops, on_create_multi, c);
-        c->multis_out = rc == SL_OK ? 1 : 0;
-    } else {
-        /* Several multis, chained so that the stream is published only when all applied:
-         * the first makes /shards/<name> (so nothing under it predates this creation) and
-         * a token; every later one checks the token and the last state the one before
-         * made; the last makes /streams/<name> and removes the token. ZooKeeper applies a
-         * session's requests in order, so a multi that failed fails every one after it;
-         * what an interrupted creation leaves (the states, the token) is never published. */
-        char *token = scratch + used;
-        used += (size_t)snprintf(token, SL_META_PATH_MAX, RS_PATH_CREATES "/%s.%d.%" PRIu64,
-                                 s->name, rs->cfg.self, sl_clock_wall_ms()) + 1;
-        SL_ASSERT(used <= cap);
-        size_t i = 0;
-        const char *prev_last = NULL;
-        while (rc == SL_OK && i < body) {
-            size_t m = 0;
-            if (i == 0) {
-                multi[m++] = ops[i++]; /* /shards/<name> */
-                multi[m++] = (struct sl_meta_op){.type = SL_META_OP_CREATE, .path = token};
-            } else {
-                multi[m++] = (struct sl_meta_op){.type = SL_META_OP_CHECK, .path = token,
-                                                 .version = -1};
-                multi[m++] = (struct sl_meta_op){.type = SL_META_OP_CHECK, .path = prev_last,
-                                                 .version = -1};
-            }
-            /* states, keeping two places for the publishing pair should the body end */
-            while (i < body - 1 && m < SL_META_MULTI_MAX - 2) {
-                prev_last = ops[i].path;
-                multi[m++] = ops[i++];
-            }
-            if (i == body - 1) {
-                multi[m++] = ops[i++]; /* /streams/<name> */
-                multi[m++] = (struct sl_meta_op){.type = SL_META_OP_REMOVE, .path = token,
-                                                 .version = -1};
-            }
-            SL_ASSERT(m <= SL_META_MULTI_MAX);
-            rc = sl_meta_multi(rs->meta, multi, m, on_create_multi, c);
-            c->multis_out += rc == SL_OK;
-        }
-    }
-    free(scratch);
-    free(ids);
-    free(ops);
-    free(multi);
-    if (rc != SL_OK && c->multis_out == 0) {
-        free(c);
-        snprintf(why, why_len, "ZooKeeper refused the request: %s", sl_strerror(rc));
-        return rc;
-    }
-    /* (a refusal after some multis went: they fail on the chain and answer through
-     * on_create_multi) */
-    c->multi_err = rc;
-    c->next = rs->creates;
-    rs->creates = c;
-    return SL_OK;
 }
 
 /* ---- life --------------------------------------------------------------- */
@@ -779,7 +544,7 @@ void sl_replicas_close(struct sl_replicas *rs)
         return;
     }
     while (rs->creates != NULL) {
-        create_end(rs->creates, SL_ECLOSED, "the broker is shutting down");
+        rs_create_end(rs->creates, SL_ECLOSED, "the broker is shutting down");
     }
     while (rs->all != NULL) {
         struct sl_brepl *br = rs->all;

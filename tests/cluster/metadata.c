@@ -12,9 +12,16 @@
  * its batches, so they are acknowledged only when routed), a consumer reads every record
  * back. Then the leader of shard 0 is killed (kill -9) while the producer writes: the
  * client learns the new leader and every record produced is acknowledged and read back
- * once. Skipped (77) without java or the ZooKeeper jar.
+ * once. Then an abandoned creation (ZooKeeper holds /shards/<name> with 70 states and no
+ * /streams/<name>, no token: its broker's session ended mid-chain): creating the name
+ * removes the leftovers and makes the stream, which takes a value durably; with a token of
+ * a creation still running, the create is refused EEXIST saying so. (The nodes are written
+ * with ZooKeeper's own C client.) Skipped (77) without java or the ZooKeeper jar.
  */
 #include "zk_harness.h"
+
+#define THREADED
+#include <zookeeper/zookeeper.h>
 
 #include "client/sluice.h"
 #include "tests/integration/harness.h"
@@ -293,6 +300,83 @@ static void local_stream_in_a_cluster(const struct it_broker *b)
     printf("ok a Kinesis stream made over HTTP is a local stream: 3 durable records stored\n");
 }
 
+/* Writes `path` (empty data) with ZooKeeper's own client, as an interrupted creation would
+ * have left it. */
+static void zk_put(zhandle_t *h, const char *path)
+{
+    int rc = zoo_create(h, path, "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+    if (rc != ZOK) {
+        fprintf(stderr, "FAIL: zoo_create %s: %s\n", path, zerror(rc));
+        exit(1);
+    }
+}
+
+static void on_orphan_ack(void *ctx, int err, uint32_t shard, uint64_t seq)
+{
+    (void)shard;
+    (void)seq;
+    *(int *)ctx = err;
+}
+
+/* An abandoned chained creation's leftovers are cleaned by the next creation of the name;
+ * a creation still running (its token there) is not disturbed. */
+static void abandoned_creation(void)
+{
+    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+    zhandle_t *h = zookeeper_init(zk.connect, NULL, 10000, NULL, NULL, 0);
+    CHECK(h != NULL);
+    uint64_t t0 = it_mono_ms();
+    while (zoo_state(h) != ZOO_CONNECTED_STATE) {
+        CHECK(it_mono_ms() - t0 < 10000u * IT_SLOWDOWN);
+        it_sleep_ms(20);
+    }
+    char path[128];
+    zk_put(h, "/sluice-it/shards/orphan");
+    for (int k = 0; k < 70; k++) {
+        snprintf(path, sizeof(path), "/sluice-it/shards/orphan/%d", k);
+        zk_put(h, path);
+    }
+    zk_put(h, "/sluice-it/shards/busy");
+    zk_put(h, "/sluice-it/creates/busy.9.1796000000000");
+    sluice_client *c = NULL;
+    CHECK(it_connect(&brokers[1], &c) == SL_OK);
+    struct sluice_stream_opts so = {.shard_count = 3, .replication_factor = NB};
+    struct sluice_stream_info *si = NULL;
+    int rc = sluice_stream_create(c, "orphan", &so, &si);
+    if (rc != SLUICE_OK) {
+        fprintf(stderr, "FAIL: create over an abandoned creation's leftovers: %s (%s)\n",
+                sluice_strerror(rc), sluice_last_error());
+        exit(1);
+    }
+    CHECK(si->shard_count == 3);
+    sluice_stream_info_free(si);
+    struct String_vector kids = {0};
+    CHECK(zoo_get_children(h, "/sluice-it/shards/orphan", 0, &kids) == ZOK);
+    CHECK(kids.count == 3); /* the new states only */
+    deallocate_String_vector(&kids);
+    /* the new stream takes a value durably */
+    sluice_producer *p = NULL;
+    struct sluice_producer_opts po = {.ack = SLUICE_ACK_DURABLE};
+    CHECK(sluice_producer_new(c, "orphan", &po, &p) == SL_OK);
+    int acked_err = -1;
+    CHECK(sluice_produce(p, "k", 1, "after-the-leftovers", 19, NULL, 0, on_orphan_ack,
+                         &acked_err) == SL_OK);
+    CHECK(sluice_producer_flush(p, 30000) == SL_OK);
+    CHECK(acked_err == SL_OK);
+    sluice_producer_free(p);
+    sluice_client_free(c);
+    /* a creation still running (its token there) is refused, the token named */
+    CHECK(it_connect(&brokers[2], &c) == SL_OK);
+    rc = sluice_stream_create(c, "busy", &so, NULL);
+    CHECK(rc == SLUICE_EEXIST);
+    CHECK(strstr(sluice_last_error(), "being created") != NULL);
+    sluice_client_free(c);
+    CHECK(zoo_exists(h, "/sluice-it/shards/busy", 0, NULL) == ZOK);
+    zookeeper_close(h);
+    printf("ok an abandoned creation's 70 states removed by the next creation of its name; "
+           "a running one (its token there) refused\n");
+}
+
 int main(void)
 {
     int skip = it_preflight();
@@ -366,6 +450,7 @@ int main(void)
     printf("ok sluice cluster status --stream:\n%s", out);
 
     local_stream_in_a_cluster(&brokers[2]);
+    abandoned_creation();
     produce_through_bootstrap_list(leader[0]);
 
     for (int i = 0; i < NB; i++) {
