@@ -729,8 +729,16 @@ static int hook_replica(void *ctx, const struct sl_bshard *b, uint64_t *end, int
     const struct sl_brepl *br = b->repl;
     *end = 0;
     *leader_epoch = -1;
-    if (br == NULL || (br->r.role != SL_REPL_LEADER && br->r.role != SL_REPL_FOLLOWER)) {
-        return SL_ENOT_LEADER;
+    if (br == NULL || br->r.meta.version < 0) {
+        return SL_EAGAIN; /* a stream just made here: its state not read yet */
+    }
+    if (br->r.role != SL_REPL_LEADER && br->r.role != SL_REPL_FOLLOWER) {
+        bool named = false;
+        for (uint32_t i = 0; i < br->r.meta.n_replicas; i++) {
+            named |= br->r.meta.replicas[i] == br->r.cfg.self;
+        }
+        /* named but idle (no leader now, failed, or an old epoch to wait out): not live */
+        return named && br->r.role != SL_REPL_FATAL ? SL_EAGAIN : SL_ENOT_LEADER;
     }
     *end = (uint64_t)sl_repl_hw(&br->r);
     if (br->r.role == SL_REPL_LEADER) {

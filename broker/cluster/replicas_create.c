@@ -62,22 +62,33 @@ void rs_create_end(struct rs_create *c, int err, const char *why)
  * unless the stream was made meanwhile. */
 static void leftovers_check(struct rs_create *c);
 
-static void on_create_multi(void *arg, int err, int failed_op)
+/* One of the creation's own ZooKeeper calls answered (its multis, and the look for leftovers):
+ * true when its callback may go on. False when it may not touch `c` any more: answered
+ * already (freed here once nothing else of it is outstanding), or being made here from the
+ * /streams watch (published: on_local_created in replicas_meta.c answers, and frees it). */
+static bool op_back(struct rs_create *c)
 {
-    (void)failed_op;
-    struct rs_create *c = arg;
     SL_ASSERT(c->multis_out > 0);
     c->multis_out--;
-    if (err != SL_OK && c->multi_err == SL_OK) {
-        c->multi_err = err;
-    }
     if (c->ended) {
         if (c->multis_out == 0) {
             free(c);
         }
-        return;
+        return false;
     }
-    if (c->multis_out > 0 || c->multi_err == SL_OK) {
+    return !c->published;
+}
+
+static void leftovers_check(struct rs_create *c);
+
+static void on_create_multi(void *arg, int err, int failed_op)
+{
+    (void)failed_op;
+    struct rs_create *c = arg;
+    if (err != SL_OK && c->multi_err == SL_OK) {
+        c->multi_err = err; /* (read by on_local_created when published) */
+    }
+    if (!op_back(c) || c->multis_out > 0 || c->multi_err == SL_OK) {
         return; /* made here when the /streams watch lists it */
     }
     if (c->multi_err == SL_EEXIST && !c->cleaned) {
@@ -99,7 +110,9 @@ static void on_create_multi(void *arg, int err, int failed_op)
  * name finds /shards/<stream> (EEXIST) and looks: /streams/<stream> exists - the stream does;
  * a token /creates/<stream>.* exists - a creation is running (or its session has not expired
  * yet); neither - the states are an abandoned creation's, never published and never to be
- * (publishing needs the token), so they are removed and the creation is made again, once. */
+ * (publishing needs the token), so they are removed and the creation is made again, once.
+ * Each step is one of the creation's own calls (counted in multis_out, op_back); should the
+ * /streams watch list the name meanwhile (made elsewhere), it answers instead (EEXIST). */
 
 static void create_again(struct rs_create *c)
 {
@@ -110,7 +123,7 @@ static void create_again(struct rs_create *c)
             break;
         }
     }
-    SL_ASSERT(!c->ended && c->multis_out == 0 && c->cleaned);
+    SL_ASSERT(!c->ended && !c->published && c->multis_out == 0 && c->cleaned);
     struct sl_replicas_stream s = c->req;
     s.name = c->name;
     s.compression = c->compression;
@@ -118,14 +131,14 @@ static void create_again(struct rs_create *c)
     int rc = rs->meta != NULL ? sl_replicas_create_stream(rs, &s, c->cb, c->ctx, why, sizeof(why))
                               : SL_ENOT_LEADER;
     if (rc != SL_OK) {
-        if (rc == SL_ENOT_LEADER && rs->meta == NULL) {
+        if (rs->meta == NULL) {
             snprintf(why, sizeof(why), "the ZooKeeper session ended while creating: retry");
         }
         if (c->cb != NULL) {
             c->cb(c->ctx, rc, why);
         }
     } else {
-        /* the new creation took over the asker; this one made its retry */
+        /* the new creation answers the asker now; it makes no second clean-up */
         struct rs_create *again = rs_create_find(rs, c->name);
         SL_ASSERT(again != NULL);
         again->cleaned = true;
@@ -137,25 +150,19 @@ static void on_leftover_removed(void *arg, int err, int failed_op)
 {
     (void)failed_op;
     struct rs_create *c = arg;
-    SL_ASSERT(c->multis_out > 0);
-    c->multis_out--;
-    if (err != SL_OK && err != SL_ENOTFOUND && c->multi_err == SL_OK) {
-        c->multi_err = err;
+    if (err != SL_OK && err != SL_ENOTFOUND && c->clean_err == SL_OK) {
+        c->clean_err = err;
     }
-    if (c->multis_out > 0) {
+    if (!op_back(c) || c->multis_out > 0) {
         return;
     }
-    if (c->ended) {
-        free(c);
-        return;
-    }
-    if (c->multi_err != SL_OK) {
+    if (c->clean_err != SL_OK) {
         char why[640];
         snprintf(why, sizeof(why),
                  "stream %s: removing what an abandoned creation of that name left in "
                  "ZooKeeper (under /shards/%s) failed: %s; retry",
-                 c->name, c->name, sl_strerror(c->multi_err));
-        rs_create_end(c, c->multi_err, why);
+                 c->name, c->name, sl_strerror(c->clean_err));
+        rs_create_end(c, c->clean_err, why);
         return;
     }
     create_again(c);
@@ -165,25 +172,27 @@ static void on_leftovers(void *arg, int err, const char *const *names, size_t n)
 {
     struct rs_create *c = arg;
     struct sl_replicas *rs = c->rs;
+    if (!op_back(c)) {
+        return;
+    }
     if (err == SL_ENOTFOUND) {
         n = 0; /* (removed meanwhile: create again) */
     } else if (err != SL_OK || rs->meta == NULL) {
         rs_create_end(c, err != SL_OK ? err : SL_ECLOSED,
-                   "listing an abandoned creation's leftovers in ZooKeeper failed: retry");
+                      "listing an abandoned creation's leftovers in ZooKeeper failed: retry");
         return;
-    }
-    if (err == SL_OK) {
+    } else {
         sl_warn("cluster",
                 "stream %s: an abandoned creation (its broker's session ended before it "
                 "finished) left %zu shard state(s) in ZooKeeper: removing them and creating "
                 "the stream again",
                 c->name, n);
     }
-    /* the states, then their parent: in multis of SL_META_MULTI_MAX, sent at once (applied
-     * in order; a failed one only leaves some for the next attempt) */
+    /* the states, then their parent: in multis of SL_META_MULTI_MAX sent at once (applied
+     * in order; one that fails leaves the rest for the next attempt) */
     struct sl_meta_op ops[SL_META_MULTI_MAX];
     char paths[SL_META_MULTI_MAX][SL_META_PATH_MAX]; /* (the store copies them) */
-    c->multi_err = SL_OK;
+    c->clean_err = SL_OK;
     size_t m = 0;
     int rc = SL_OK;
     for (size_t i = 0; i <= n && rc == SL_OK && err == SL_OK; i++) {
@@ -201,11 +210,11 @@ static void on_leftovers(void *arg, int err, const char *const *names, size_t n)
         }
     }
     if (rc != SL_OK) {
-        c->multi_err = rc;
+        c->clean_err = rc;
     }
     if (c->multis_out == 0) { /* (none sent: refused at once, or nothing to remove) */
-        if (c->multi_err != SL_OK) {
-            rs_create_end(c, c->multi_err, "ZooKeeper refused the request: retry");
+        if (c->clean_err != SL_OK) {
+            rs_create_end(c, c->clean_err, "ZooKeeper refused the request: retry");
         } else {
             create_again(c);
         }
@@ -216,6 +225,9 @@ static void on_tokens(void *arg, int err, const char *const *names, size_t n)
 {
     struct rs_create *c = arg;
     struct sl_replicas *rs = c->rs;
+    if (!op_back(c)) {
+        return;
+    }
     char why[400];
     if (err != SL_OK && err != SL_ENOTFOUND) {
         snprintf(why, sizeof(why), "creating stream %s: listing %s in ZooKeeper failed: %s",
@@ -240,7 +252,9 @@ static void on_tokens(void *arg, int err, const char *const *names, size_t n)
     if (rs->meta == NULL ||
         sl_meta_children(rs->meta, path, NULL, NULL, on_leftovers, c) != SL_OK) {
         rs_create_end(c, SL_EAGAIN, "ZooKeeper refused the request: retry");
+        return;
     }
+    c->multis_out++;
 }
 
 static void on_published(void *arg, int err, const uint8_t *data, size_t len,
@@ -251,6 +265,9 @@ static void on_published(void *arg, int err, const uint8_t *data, size_t len,
     (void)stat;
     struct rs_create *c = arg;
     struct sl_replicas *rs = c->rs;
+    if (!op_back(c)) {
+        return;
+    }
     if (err == SL_OK) {
         char why[320];
         snprintf(why, sizeof(why), "creating stream %s in ZooKeeper failed: it exists already",
@@ -261,21 +278,25 @@ static void on_published(void *arg, int err, const uint8_t *data, size_t len,
     if (err != SL_ENOTFOUND || rs->meta == NULL ||
         sl_meta_children(rs->meta, RS_PATH_CREATES, NULL, NULL, on_tokens, c) != SL_OK) {
         rs_create_end(c, err != SL_ENOTFOUND ? err : SL_EAGAIN,
-                   "reading the stream's node in ZooKeeper failed: retry");
+                      "reading the stream's node in ZooKeeper failed: retry");
+        return;
     }
+    c->multis_out++;
 }
 
 /* The creation's first multi found /shards/<stream> (EEXIST): see above. */
 static void leftovers_check(struct rs_create *c)
 {
     struct sl_replicas *rs = c->rs;
-    SL_ASSERT(!c->ended && c->multis_out == 0 && !c->cleaned);
+    SL_ASSERT(!c->ended && !c->published && c->multis_out == 0 && !c->cleaned);
     c->cleaned = true;
     char path[SL_META_PATH_MAX];
     snprintf(path, sizeof(path), RS_PATH_STREAMS "/%s", c->name);
     if (rs->meta == NULL || sl_meta_get(rs->meta, path, NULL, NULL, on_published, c) != SL_OK) {
         rs_create_end(c, SL_EAGAIN, "ZooKeeper refused the request: retry");
+        return;
     }
+    c->multis_out++;
 }
 
 static void sorted_ids(const struct sl_member_info *list, size_t n, int32_t *out)

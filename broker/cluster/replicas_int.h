@@ -99,8 +99,9 @@ struct rs_create {
     sl_replicas_created_fn cb; /* the asker's, or NULL */
     void *ctx;
     bool published;      /* the /streams node exists (the asker's multi applied) */
-    uint32_t multis_out; /* the asker's multis not answered yet: freed when 0 and ended */
-    int multi_err;       /* the first of their errors */
+    uint32_t multis_out; /* its own ZooKeeper calls not answered yet: freed when 0 and ended */
+    int multi_err;       /* the first of its multis' errors (EEXIST: made elsewhere) */
+    int clean_err;       /* the first error removing an abandoned creation's leftovers */
     bool ended;          /* answered (create_end): freed by the last multi's answer */
     /* The request, kept to create again once an abandoned creation's leftovers are gone
      * (replicas_meta.c, "leftovers"): tried once. */

@@ -263,7 +263,10 @@ static void on_local_created(void *ctx, int err, const char *why)
     }
     if (st != NULL && st->cluster) {
         attach(c->rs, st);
-        rs_create_end(c, SL_OK, "");
+        /* (our multi failed EEXIST: another creation published it) */
+        rs_create_end(c, c->multi_err == SL_EEXIST ? SL_EEXIST : SL_OK,
+                      c->multi_err == SL_EEXIST ? "it exists already (made meanwhile elsewhere)"
+                                                : "");
         return;
     }
     if (st != NULL) {

@@ -81,7 +81,8 @@ struct sl_engine_repl {
      * every shard of its stream from its replicas): SL_OK with *end its high watermark (a
      * follower's is what its leader said is committed, capped at its own durable log: never
      * truncated) and *leader_epoch the epoch it leads, or -1 when it follows; SL_ENOT_LEADER
-     * when this broker holds no live replica of b (not a replica, idle, failed). */
+     * when this broker holds no replica of b (or a failed one), SL_EAGAIN when it holds one
+     * that is not live yet (its state not read: a stream just made; or idle, no leader). */
     int (*replica)(void *ctx, const struct sl_bshard *b, uint64_t *end, int32_t *leader_epoch);
     /* Whether cluster stream `name` is published in ZooKeeper and being made in this
      * broker's catalog (a lookup then answers SL_EAGAIN, not SL_ENOTFOUND). */

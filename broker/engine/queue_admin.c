@@ -117,8 +117,17 @@ static int cluster_group_check(struct sl_engine *e, struct sl_stream *st, const 
     for (uint32_t s = 0; s < st->shard_count; s++) {
         uint64_t end = 0;
         int32_t ep = -1;
-        if (e->repl->replica(e->repl->ctx, st->shards[s], &end, &ep) != SL_OK) {
-            uint32_t k = sl_partition_group_shard(group, strlen(group), st->shard_count);
+        rc = e->repl->replica(e->repl->ctx, st->shards[s], &end, &ep);
+        uint32_t k = sl_partition_group_shard(group, strlen(group), st->shard_count);
+        if (rc == SL_EAGAIN) {
+            snprintf(why, why_len,
+                     "queue group %s of stream %s: its home (this broker, leader of shard %u) "
+                     "holds a replica of shard %u that is not live yet (the stream was just "
+                     "made, or the shard has no leader now): retry",
+                     group, st->name, k, s);
+            return SL_EAGAIN;
+        }
+        if (rc != SL_OK) {
             snprintf(why, why_len,
                      "queue group %s of stream %s: its home (this broker, leader of shard %u) "
                      "reads every shard from its own replicas and holds no live replica of "
