@@ -3,7 +3,10 @@
  *
  * One ZooKeeper and three sluiced (--cluster) with 4 KiB segments and retention checked
  * every second; a stream of one shard, replication factor 3, retention_bytes 16 KiB. Values
- * are written with ack=durable; then a follower F is stopped, and writing goes on until the
+ * are written with ack=durable. First the retention floor: F paused (SIGSTOP) for less than
+ * its session, still in the ISR, while 2,000 more records go to the leader (ack none): after
+ * a retention run the leader's log must start at or below its HW (the floor), and F catches
+ * up. Then a follower F is stopped, and writing goes on until the
  * leader's first retained sequence is past F's log end (retention deleted what F lacks).
  * F restarts: its fetch below the leader's log start is answered with the start, F empties
  * its log and starts it there (sl_shard_reset), copies on and must be back in the ISR
@@ -25,6 +28,7 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,14 +82,20 @@ static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
     pthread_mutex_unlock(&mu);
 }
 
-/* ROUND values through the live brokers' bootstrap list, one batch each (linger 0: many
- * small batches, so the log grows by segments quickly); returns how many were acked. */
-static uint32_t write_round(void)
+/* ROUND values through the live brokers' bootstrap list (or broker `via` alone), one batch
+ * each (linger 0: many small batches, so the log grows by segments quickly) with `ack`;
+ * returns how many were acked (with SLUICE_ACK_NONE: sent; their outcome stays unknown). */
+static uint32_t write_round_ack(enum sluice_ack ack, int via)
 {
-    sluice_client *c = cit_connect(brokers, NB);
+    sluice_client *c = NULL;
+    if (via >= 0) {
+        CHECK(it_connect(&brokers[via], &c) == SL_OK); /* (not through a paused broker) */
+    } else {
+        c = cit_connect(brokers, NB);
+    }
     CHECK(c != NULL);
     struct sluice_producer_opts po = {
-        .ack = SLUICE_ACK_DURABLE, .retries = 20, .retry_backoff_ms = 100, .linger_ms = 0};
+        .ack = ack, .retries = 20, .retry_backoff_ms = 100, .linger_ms = 0};
     sluice_producer *p = NULL;
     CHECK(sluice_producer_new(c, STREAM, &po, &p) == SLUICE_OK);
     CHECK(next_value + ROUND <= VALUES_MAX);
@@ -106,10 +116,18 @@ static uint32_t write_round(void)
     uint32_t ok = 0;
     pthread_mutex_lock(&mu);
     for (uint32_t v = first; v < next_value; v++) {
+        if (ack == SLUICE_ACK_NONE) {
+            outcome[v] = RC_UNKNOWN; /* (sent, never acknowledged) */
+        }
         ok += outcome[v] == RC_OK;
     }
     pthread_mutex_unlock(&mu);
     return ok;
+}
+
+static uint32_t write_round(void)
+{
+    return write_round_ack(SLUICE_ACK_DURABLE, -1);
 }
 
 static struct rc_shard_end shard_end(int i)
@@ -216,6 +234,38 @@ int main(void)
     CHECK(leader >= 0);
     CHECK(leader < NB_FIRST);
     int f = (leader + 1) % NB_FIRST, other = (leader + 2) % NB_FIRST;
+
+    /* Retention stops at the high watermark. F paused for less than its session (and than
+     * replica_lag_ms): still in the ISR, so HW stays at its end while the leader's log grows
+     * past its byte cap (acks none: nothing waits for HW). A trim past HW would answer F ETRIMMED when it wakes, and
+     * F would reset past records only the leader holds and acknowledge them by its next
+     * fetch: the leader keeps everything from HW on. */
+    uint32_t leader_logs = 0;
+    CHECK(kill(brokers[f].pid, SIGSTOP) == 0);
+    uint64_t t_pause = it_mono_ms();
+    CHECK(write_round_ack(SLUICE_ACK_NONE, leader) == 0);
+    CHECK(write_round_ack(SLUICE_ACK_NONE, leader) == 0);
+    it_sleep_ms(1200); /* (a retention run; F's session, 2 s, does not expire) */
+    struct rc_shard_end lh = shard_end(leader); /* (next_seq: the leader's HW) */
+    uint64_t leader_bytes = shard_disk_bytes(leader, &leader_logs);
+    uint64_t paused_ms = it_mono_ms() - t_pause;
+    CHECK(kill(brokers[f].pid, SIGCONT) == 0);
+    if (lh.first_seq > lh.next_seq) {
+        fprintf(stderr,
+                "FAIL: the leader's retention trimmed past its high watermark: its log starts "
+                "at %" PRIu64 ", HW %" PRIu64 " (broker %d paused in the ISR)\n",
+                lh.first_seq, lh.next_seq, f + 1);
+        exit(1);
+    }
+    printf("broker %d paused %" PRIu64 " ms in the ISR: the leader keeps %" PRIu64
+           " bytes in %u segments (cap %u), its log from %" PRIu64 ", HW %" PRIu64 "\n",
+           f + 1, paused_ms, leader_bytes, leader_logs, RETENTION_BYTES, lh.first_seq, lh.next_seq);
+    uint64_t t0 = it_mono_ms();
+    while (shard_end(f).next_seq != shard_end(leader).next_seq || !in_isr(leader, f + 1)) {
+        CHECK(it_mono_ms() - t0 < 20000u * IT_SLOWDOWN);
+        it_sleep_ms(100);
+    }
+
     struct rc_shard_end fe = shard_end(f);
     printf("broker %d leads; broker %d, a follower, stops with its log at %" PRIu64 "..%" PRIu64
            "\n",
@@ -224,7 +274,7 @@ int main(void)
 
     /* write on until retention removed, on the leader, everything F lacks and more */
     struct rc_shard_end le = {0};
-    uint64_t t0 = it_mono_ms();
+    t0 = it_mono_ms();
     for (;;) {
         CHECK(write_round() == ROUND);
         le = shard_end(leader);
