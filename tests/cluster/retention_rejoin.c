@@ -237,9 +237,9 @@ int main(void)
 
     /* Retention stops at the high watermark. F paused for less than its session (and than
      * replica_lag_ms): still in the ISR, so HW stays at its end while the leader's log grows
-     * past its byte cap (acks none: nothing waits for HW). A trim past HW would answer F ETRIMMED when it wakes, and
-     * F would reset past records only the leader holds and acknowledge them by its next
-     * fetch: the leader keeps everything from HW on. */
+     * past its byte cap (acks none: nothing waits for HW). A trim past HW would answer F
+     * ETRIMMED when it wakes, and F would reset past records only the leader holds and
+     * acknowledge them by its next fetch: the leader keeps everything from HW on. */
     uint32_t leader_logs = 0;
     CHECK(kill(brokers[f].pid, SIGSTOP) == 0);
     uint64_t t_pause = it_mono_ms();
