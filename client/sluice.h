@@ -191,8 +191,9 @@ struct sluice_stream_info {
 /* Creates a stream. `info_out` may be NULL; else receives the new stream (free it with
  * sluice_stream_info_free). On a cluster it returns once every shard's leader has the stream
  * (at most 10 s), SLUICE_EEXIST too (made by another client a moment ago: once the broker
- * asked and every leader describe it), so a call right after it finds the stream. Errors: SLUICE_EEXIST, SLUICE_EINVAL, SLUICE_ELIMIT, SLUICE_ENOSPC,
- * SLUICE_ECLOSED, SLUICE_EAGAIN (timeout), broker errors. */
+ * asked and every leader describe it), so a call right after it finds the stream. Errors:
+ * SLUICE_EEXIST, SLUICE_EINVAL, SLUICE_ELIMIT, SLUICE_ENOSPC, SLUICE_ECLOSED, SLUICE_EAGAIN
+ * (timeout), broker errors. */
 int sluice_stream_create(sluice_client *c, const char *name, const struct sluice_stream_opts *o,
                          struct sluice_stream_info **info_out);
 /* Deletes a stream and its data. Errors: SLUICE_ENOTFOUND, SLUICE_ECLOSED, SLUICE_EAGAIN, broker
