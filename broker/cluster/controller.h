@@ -32,7 +32,11 @@
 #define SL_CTRL_MULTIS_INFLIGHT_MAX 8u
 #define SL_CTRL_BROKER_READS_MAX    32u
 #define SL_CTRL_LISTS_INFLIGHT_MAX  16u
-#define SL_CTRL_STATE_MAX           192u /* one encoded shard state */
+/* One encoded shard state, at its longest (ids and epochs as the decoder allows: 10 digits):
+ * "leader=" 7 + 10, " epoch=" 7 + 10, " session=" 9 + 16 hex, " isr=" 5 + 76 (7 ids, 6
+ * commas), " replicas=" 10 + 76, " target=" 8 + 76, " adding=" 8 + 65 (6 ids: the move keeps
+ * at least one old replica) = 383, plus the encoder's NUL. */
+#define SL_CTRL_STATE_MAX           384u
 #define SL_CTRL_NAME_MAX            200u /* "<stream>/<k>" */
 #define SL_CTRL_BROKERS_MAX         4096u
 #define SL_CTRL_MOVES_INFLIGHT_MAX  16u /* reassignment requests read or applied at once */
@@ -64,6 +68,13 @@ struct sl_ctrl_state {
      * whole target is in the ISR the controller switches (sl_ctrl_decide). */
     uint32_t n_target;
     int32_t target[SL_REPL_REPLICAS_MAX];
+    /* While a move lasts, the replicas it adds (Kafka's addingReplicas): the last n_adding of
+     * m.replicas, the target's members that were not replicas before; the rest of m.replicas
+     * is the set before the move, which a cancel returns to (sl_ctrl_move_cancel). Stored as
+     * " adding=4" after the target. adding_unknown: a move decoded from a state written
+     * before the field existed (which replicas it adds cannot be told apart: no cancel). */
+    uint32_t n_adding;
+    bool adding_unknown;
 };
 
 struct sl_ctrl_cfg {
@@ -75,6 +86,7 @@ struct sl_ctrl_stats {
     uint64_t multis_ok, multis_failed, shards_written, elections, reads;
     uint64_t notified; /* shards decided again at a broker's request (SL_CTRL_PATH_NOTIFY) */
     uint64_t moves_started, moves_refused, moves_done; /* reassignments */
+    uint64_t moves_cancelled;                          /* cancel requests applied */
     uint32_t shards, brokers_live;
     uint32_t dirty, busy, reads_inflight, multis_inflight;
 };
@@ -110,10 +122,25 @@ int sl_ctrl_create_stream(struct sl_ctrl *c, const char *name, uint32_t n_shards
  * is in progress already: nothing to write), SL_ECONFLICT (another target is in progress). */
 int sl_ctrl_move_start(const struct sl_ctrl_state *cur, const int32_t *target, uint32_t n,
                        struct sl_ctrl_state *next, char *why, size_t why_len);
+/* Pure: the state that cancels the move in progress of `cur`: replicas = the set before the
+ * move (the adding ones removed, the order kept), ISR = its members in that set, no target.
+ * A leader of the old set that is alive in the session it was elected in stays, same epoch
+ * (it drops the removed peers within its epoch, as at a switch). Any other leader (one of
+ * the added replicas, elected after the old leader died; or a dead one) is replaced by the
+ * first live old replica in the ISR, epoch + 1, as an election does; `live`/`sessions` as
+ * for sl_ctrl_decide. Errors, with `why`: SL_ENOTFOUND (no move in progress: nothing to
+ * cancel), SL_EINVAL (the state was written before the adding field: the old set is not
+ * known; or no old replica in the ISR is alive to lead: cancelling would drop the only
+ * copies of acknowledged records, so the move must go on). */
+int sl_ctrl_move_cancel(const struct sl_ctrl_state *cur, const int32_t *live,
+                        const int64_t *sessions, uint32_t n_live, struct sl_ctrl_state *next,
+                        char *why, size_t why_len);
 /* The data of a reassignment request node (/reassign/<stream>:<k>): "1,2,4", 1 to
  * SL_REPL_REPLICAS_MAX decimal ids; SL_EPROTO for anything else (any ZooKeeper client can
- * write the node). Duplicates are sl_ctrl_move_start's to refuse. */
-int sl_ctrl_move_parse(const uint8_t *data, size_t len, int32_t *ids, uint32_t *n);
+ * write the node). Duplicates are sl_ctrl_move_start's to refuse. The data
+ * SL_CTRL_MOVE_CANCEL asks to cancel the move in progress instead (*n = 0, *cancel). */
+#define SL_CTRL_MOVE_CANCEL "cancel"
+int sl_ctrl_move_parse(const uint8_t *data, size_t len, int32_t *ids, uint32_t *n, bool *cancel);
 
 /* Pure: replicas of shard `k` of a stream whose name hashes to `h`, over `n` brokers
  * (sorted ids): consecutive brokers from a start that rotates with k and h, so leaders
@@ -133,9 +160,11 @@ uint64_t sl_ctrl_hash_name(const char *s);
 #define SL_CTRL_NOTIFY_ROUND_MAX  64u /* requests read per listing */
 
 /* The shard state node's data: one line of text, readable with zkCli
- * ("leader=1 epoch=4 session=1a2b isr=1,2,3 replicas=1,2,3", then " target=1,2,4" while a
- * reassignment is in progress). decode returns SL_EPROTO for
- * anything else (bytes from the store are not trusted). */
+ * ("leader=1 epoch=4 session=1a2b isr=1,2,3 replicas=1,2,3,4", then " target=1,2,4 adding=4"
+ * while a reassignment is in progress; `adding` may be empty, "adding=", and is missing in a
+ * state written before it existed: adding_unknown). decode returns SL_EPROTO for
+ * anything else (bytes from the store are not trusted), `adding` that is not the tail of
+ * `replicas`, all of them, or a member not in `target` included. */
 size_t sl_ctrl_state_encode(const struct sl_ctrl_state *s, char *buf, size_t cap);
 int sl_ctrl_state_decode(const uint8_t *data, size_t len, struct sl_ctrl_state *s);
 

@@ -11,6 +11,13 @@
  * different move in progress, too many replicas) is removed the same way, counted in
  * moves_refused. A request for a shard the controller has not loaded yet stays until it has.
  *
+ * A request whose data is SL_CTRL_MOVE_CANCEL ("cancel") undoes the move in progress the same
+ * way, in the same multi (sl_ctrl_move_cancel: back to the replicas before it, the ISR cut to
+ * them, an added leader replaced by an election); one the state refuses (no move in
+ * progress - it may have switched meanwhile -, a state written before cancelling existed,
+ * no old replica alive in the ISR) is removed and counted in moves_refused. The shard is
+ * then decided again as after any write of it.
+ *
  * Invariants: at most SL_CTRL_MOVES_INFLIGHT_MAX requests read or applied at once; a shard is
  * in one multi at a time (busy), as for every controller write; a moving shard is in move_q
  * and re-read every SL_CTRL_MOVE_POLL_TICKS ticks (the leader's ISR writes are not watched),
@@ -30,6 +37,9 @@ struct move_req {
     struct sl_ctrl *c;
     char node[SL_CTRL_NAME_MAX]; /* "<stream>:<k>" */
     long shard;                  /* index while its multi is in flight, else -1 */
+    bool cancel;                 /* the request cancels the move in progress */
+    bool write;                  /* its multi sets the shard's state (else only checks it) */
+    bool refused;                /* removed unapplied: counted in moves_refused once gone */
 };
 
 /* "<stream>:<k>" -> "<stream>/<k>" (stream names have no ':'). */
@@ -56,6 +66,7 @@ static void on_applied(void *arg, int err, int failed_op)
     struct move_req *q = arg;
     struct sl_ctrl *c = q->c;
     long i = q->shard;
+    bool cancel = q->cancel, write = q->write, refused = q->refused;
     req_end(q);
     if (c->phase != SL_CTRL_ACTIVE) {
         return;
@@ -64,11 +75,20 @@ static void on_applied(void *arg, int err, int failed_op)
         sl_ctrl_go_dead(c); /* deposed */
         return;
     }
+    if (err == SL_OK && refused) {
+        c->stats.moves_refused++;
+    }
     if (i >= 0) {
         struct ctrl_shard *s = c->shards[i];
         s->busy = false;
-        if (err == SL_OK) {
-            c->stats.moves_started++;
+        if (err == SL_OK && !write) {
+            /* refused by the state as read, which the store still holds: nothing changed */
+        } else if (err == SL_OK) {
+            if (cancel) {
+                c->stats.moves_cancelled++;
+            } else {
+                c->stats.moves_started++;
+            }
             s->st = s->next;
             s->st.m.version = s->next.m.version + 1;
             sl_ctrl_move_note(c, (uint32_t)i);
@@ -83,9 +103,11 @@ static void on_applied(void *arg, int err, int failed_op)
     sl_ctrl_pump(c);
 }
 
-/* One multi: check the epoch, the shard's new state when `s` (else none), remove the
- * request. */
-static void apply(struct move_req *q, struct ctrl_shard *s, long i)
+/* One multi: check the epoch, the shard's new state when `s` and `write` (else, with `s`,
+ * a check that its state is still the one the refusal was decided on: a state read before
+ * the leader's last ISR write, or a switch, is read again and the request decided again),
+ * remove the request. */
+static void apply(struct move_req *q, struct ctrl_shard *s, long i, bool write)
 {
     struct sl_ctrl *c = q->c;
     char rpath[SL_META_PATH_MAX], spath[SL_META_PATH_MAX], data[SL_CTRL_STATE_MAX];
@@ -95,14 +117,15 @@ static void apply(struct move_req *q, struct ctrl_shard *s, long i)
         .type = SL_META_OP_CHECK, .path = PATH_EPOCH, .version = c->epoch_version};
     if (s != NULL) {
         snprintf(spath, sizeof spath, PATH_SHARDS "/%s", s->name);
-        size_t len = sl_ctrl_state_encode(&s->next, data, sizeof data);
-        ops[n++] = (struct sl_meta_op){.type = SL_META_OP_SET,
+        size_t len = write ? sl_ctrl_state_encode(&s->next, data, sizeof data) : 0;
+        ops[n++] = (struct sl_meta_op){.type = write ? SL_META_OP_SET : SL_META_OP_CHECK,
                                        .path = spath,
-                                       .data = (const uint8_t *)data,
+                                       .data = write ? (const uint8_t *)data : NULL,
                                        .len = len,
                                        .version = s->st.m.version};
         s->busy = true;
     }
+    q->write = s != NULL && write;
     snprintf(rpath, sizeof rpath, PATH_REASSIGN "/%s", q->node);
     ops[n++] = (struct sl_meta_op){.type = SL_META_OP_REMOVE, .path = rpath, .version = -1};
     q->shard = s != NULL ? i : -1;
@@ -153,39 +176,38 @@ static void on_request(void *arg, int err, const uint8_t *data, size_t len,
     char name[SL_CTRL_NAME_MAX];
     int32_t target[SL_REPL_REPLICAS_MAX];
     uint32_t n = 0;
+    bool cancel = false;
     if (err != SL_OK) {
         c->moves_relist = true;
         req_end(q);
         return;
     }
     if (!shard_name(q->node, name, sizeof name) ||
-        sl_ctrl_move_parse(data, len, target, &n) != SL_OK) {
-        c->stats.moves_refused++;
-        apply(q, NULL, -1); /* not a request we can read: removed (the broker checked it) */
+        sl_ctrl_move_parse(data, len, target, &n, &cancel) != SL_OK) {
+        q->refused = true;
+        apply(q, NULL, -1, false); /* not a request we can read: removed (the broker checked it) */
         return;
     }
     long i = sl_ctrl_find(c, name);
     struct ctrl_shard *s = i >= 0 ? c->shards[i] : NULL;
     if ((s == NULL || s->gone) && loaded_all(c)) {
-        c->stats.moves_refused++;
-        apply(q, NULL, -1); /* every shard is listed and read: no such shard */
+        q->refused = true;
+        apply(q, NULL, -1, false); /* every shard is listed and read: no such shard */
         return;
     }
-    if (s == NULL || !s->loaded || s->busy || s->in_read_q || s->gone) {
+    if (s == NULL || !s->loaded || s->busy || s->in_read_q || s->gone ||
+        (cancel && !c->brokers_known)) { /* (a cancel may elect: it needs the live brokers) */
         c->moves_relist = true; /* not known yet, or being written: at a later tick */
         req_end(q);
         return;
     }
     char why[256];
-    int rc = sl_ctrl_move_start(&s->st, target, n, &s->next, why, sizeof why);
-    if (rc != SL_OK) {
-        if (rc != SL_EEXIST) {
-            c->stats.moves_refused++;
-        }
-        apply(q, NULL, -1);
-        return;
-    }
-    apply(q, s, i);
+    q->cancel = cancel;
+    int rc = cancel ? sl_ctrl_move_cancel(&s->st, c->live, c->session, c->n_live, &s->next, why,
+                                          sizeof why)
+                    : sl_ctrl_move_start(&s->st, target, n, &s->next, why, sizeof why);
+    q->refused = rc != SL_OK && rc != SL_EEXIST;
+    apply(q, s, i, rc == SL_OK);
 }
 
 static void on_requests(void *arg, int err, const char *const *names, size_t n)

@@ -1,6 +1,7 @@
 /* controller_state.c - the shard state node's encoding and the controller's pure decisions
  * (controller.h): sl_ctrl_state_encode/decode, sl_ctrl_decide (who leads, which ISR, after a
- * broker died, returned or restarted) and sl_ctrl_place (replica placement). No I/O, no
+ * broker died, returned or restarted), sl_ctrl_move_start/_cancel (a reassignment begun or
+ * undone) and sl_ctrl_place (replica placement). No I/O, no
  * store: the controller and the simulator's checks call them.
  */
 #include "broker/cluster/controller.h"
@@ -39,6 +40,14 @@ size_t sl_ctrl_state_encode(const struct sl_ctrl_state *s, char *buf, size_t cap
         SL_ASSERT(s->n_target <= SL_REPL_REPLICAS_MAX);
         len += (size_t)snprintf(buf + len, cap - len, " target=");
         len += put_ids(buf + len, cap - len, s->target, s->n_target);
+        if (!s->adding_unknown) { /* (a state read without it is written back without it) */
+            SL_ASSERT(s->n_adding < s->m.n_replicas);
+            len += (size_t)snprintf(buf + len, cap - len, " adding=");
+            len += put_ids(buf + len, cap - len, s->m.replicas + s->m.n_replicas - s->n_adding,
+                           s->n_adding);
+        }
+    } else {
+        SL_ASSERT(s->n_adding == 0);
     }
     SL_ASSERT(len < SL_CTRL_STATE_MAX);
     return len;
@@ -101,6 +110,32 @@ static bool parse_ids(const char **p, const char *end, int32_t *ids, uint32_t *n
     }
 }
 
+/* " adding=" ids (none: an empty list): they must be the tail of the replicas, in order,
+ * leave at least one replica before them, and each be in the target. */
+static bool parse_adding(const char **p, const char *end, struct sl_ctrl_state *s)
+{
+    int32_t ids[SL_REPL_REPLICAS_MAX];
+    uint32_t n = 0;
+    if (*p != end && !parse_ids(p, end, ids, &n)) {
+        return false;
+    }
+    if (n >= s->m.n_replicas ||
+        memcmp(ids, s->m.replicas + s->m.n_replicas - n, n * sizeof ids[0]) != 0) {
+        return false;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        bool in = false;
+        for (uint32_t j = 0; j < s->n_target && !in; j++) {
+            in = s->target[j] == ids[i];
+        }
+        if (!in) {
+            return false;
+        }
+    }
+    s->n_adding = n;
+    return true;
+}
+
 int sl_ctrl_state_decode(const uint8_t *data, size_t len, struct sl_ctrl_state *s)
 {
     const char *p = (const char *)data, *end = p + len;
@@ -114,11 +149,15 @@ int sl_ctrl_state_decode(const uint8_t *data, size_t len, struct sl_ctrl_state *
         return SL_EPROTO;
     }
     if (p != end && (!parse_key(&p, end, " target=") ||
-                     !parse_ids(&p, end, s->target, &s->n_target) || p != end)) {
+                     !parse_ids(&p, end, s->target, &s->n_target))) {
         return SL_EPROTO; /* (a state without " target=" has no move in progress) */
     }
-    if (leader < SL_REPL_NONE || leader > INT32_MAX || epoch < 0 || epoch > INT32_MAX) {
+    s->adding_unknown = s->n_target > 0 && p == end; /* written before " adding=" existed */
+    if (p != end && (!parse_key(&p, end, " adding=") || !parse_adding(&p, end, s) || p != end)) {
         return SL_EPROTO;
+    }
+    if (leader < SL_REPL_NONE || leader > INT32_MAX || epoch < 0 || epoch >= INT32_MAX) {
+        return SL_EPROTO; /* (an election adds one to the epoch: it must not overflow) */
     }
     s->m.leader = (int32_t)leader;
     s->m.leader_epoch = (int32_t)epoch;
@@ -185,13 +224,20 @@ static bool move_switch(struct sl_ctrl_state *next, const int32_t *live, const i
     next->m.n_isr = n_isr;
     memcpy(next->m.isr, isr, n_isr * sizeof isr[0]);
     next->n_target = 0;
+    next->n_adding = 0;
+    next->adding_unknown = false;
     SL_ASSERT(ids_has(next->m.isr, next->m.n_isr, next->m.leader));
     return true;
 }
 
-int sl_ctrl_move_parse(const uint8_t *data, size_t len, int32_t *ids, uint32_t *n)
+int sl_ctrl_move_parse(const uint8_t *data, size_t len, int32_t *ids, uint32_t *n, bool *cancel)
 {
     const char *p = (const char *)data, *end = p + len;
+    *cancel = len == strlen(SL_CTRL_MOVE_CANCEL) && memcmp(data, SL_CTRL_MOVE_CANCEL, len) == 0;
+    if (*cancel) {
+        *n = 0;
+        return SL_OK;
+    }
     if (len == 0 || !parse_ids(&p, end, ids, n) || p != end) {
         return SL_EPROTO;
     }
@@ -237,6 +283,77 @@ int sl_ctrl_move_start(const struct sl_ctrl_state *cur, const int32_t *target, u
     }
     next->n_target = n;
     memcpy(next->target, target, n * sizeof target[0]);
+    next->n_adding = next->m.n_replicas - cur->m.n_replicas;
+    next->adding_unknown = false;
+    SL_ASSERT(next->n_adding < next->m.n_replicas);
+    return SL_OK;
+}
+
+/* The election's rule (sl_ctrl_decide, sl_ctrl_move_cancel): the first of replicas[0, n)
+ * (the preferred order) that is in isr[0, n_isr), whose members are all alive; or
+ * SL_REPL_NONE. */
+static int32_t elect(const int32_t *replicas, uint32_t n, const int32_t *isr, uint32_t n_isr)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (ids_has(isr, n_isr, replicas[i])) {
+            return replicas[i];
+        }
+    }
+    return SL_REPL_NONE;
+}
+
+int sl_ctrl_move_cancel(const struct sl_ctrl_state *cur, const int32_t *live,
+                        const int64_t *sessions, uint32_t n_live, struct sl_ctrl_state *next,
+                        char *why, size_t why_len)
+{
+    if (cur->n_target == 0) {
+        snprintf(why, why_len, "no move of this shard is in progress: nothing to cancel");
+        return SL_ENOTFOUND;
+    }
+    if (cur->adding_unknown) {
+        snprintf(why, why_len, "this move was started by a broker older than cancelling (its "
+                 "state does not say which replicas it adds): it can only go on to its end");
+        return SL_EINVAL;
+    }
+    SL_ASSERT(cur->n_adding < cur->m.n_replicas);
+    *next = *cur;
+    next->m.n_replicas = cur->m.n_replicas - cur->n_adding; /* the old set: a prefix */
+    next->n_target = 0;
+    next->n_adding = 0;
+    memset(next->target, 0, sizeof next->target);
+    /* ISR = its members of the old set: every acknowledged record is on every ISR member */
+    next->m.n_isr = 0;
+    for (uint32_t i = 0; i < cur->m.n_isr; i++) {
+        if (ids_has(next->m.replicas, next->m.n_replicas, cur->m.isr[i])) {
+            next->m.isr[next->m.n_isr++] = cur->m.isr[i];
+        }
+    }
+    int li = cur->m.leader >= 0 ? live_at(live, n_live, cur->m.leader) : -1;
+    if (li >= 0 && sessions[li] == cur->leader_session &&
+        ids_has(next->m.isr, next->m.n_isr, cur->m.leader)) {
+        return SL_OK; /* an old replica leads: it stays, same epoch, and drops the added peers */
+    }
+    /* an added replica leads (or a dead leader): elect among the old set's live ISR */
+    int32_t isr_live[SL_REPL_REPLICAS_MAX];
+    uint32_t n_isr_live = 0;
+    for (uint32_t i = 0; i < next->m.n_isr; i++) {
+        if (live_at(live, n_live, next->m.isr[i]) >= 0) {
+            isr_live[n_isr_live++] = next->m.isr[i];
+        }
+    }
+    int32_t cand = elect(next->m.replicas, next->m.n_replicas, isr_live, n_isr_live);
+    if (cand == SL_REPL_NONE) {
+        snprintf(why, why_len, "no replica of the set before the move is alive and in sync "
+                 "(%s): cancelling would leave only copies that may miss acknowledged records; "
+                 "the move can go on, or cancel once an old replica is back in the ISR",
+                 next->m.n_isr == 0 ? "the ISR holds only added replicas" : "those in it are down");
+        return SL_EINVAL;
+    }
+    next->m.n_isr = n_isr_live;
+    memcpy(next->m.isr, isr_live, n_isr_live * sizeof isr_live[0]);
+    next->m.leader = cand;
+    next->m.leader_epoch = cur->m.leader_epoch + 1;
+    next->leader_session = sessions[live_at(live, n_live, cand)];
     return SL_OK;
 }
 
@@ -263,13 +380,7 @@ bool sl_ctrl_decide(const struct sl_ctrl_state *cur, const int32_t *live, const 
         }
         return true; /* same leader and epoch, dead followers out of the ISR */
     }
-    int32_t cand = SL_REPL_NONE;
-    for (uint32_t i = 0; i < m->n_replicas && cand < 0; i++) {
-        int32_t r = m->replicas[i];
-        if (ids_has(next->m.isr, next->m.n_isr, r)) {
-            cand = r; /* preferred order: the first replica in the ISR that lives */
-        }
-    }
+    int32_t cand = elect(m->replicas, m->n_replicas, next->m.isr, next->m.n_isr);
     if (cand < 0 && unclean) {
         for (uint32_t i = 0; i < m->n_replicas && cand < 0; i++) {
             if (live_at(live, n_live, m->replicas[i]) >= 0) {
