@@ -1,6 +1,6 @@
 /* cluster.c - ClusterStatus: the live brokers of a cluster; Metadata: who leads each shard (the
- * client routes by it too, conn.c); ApiCall: an AWS API call over the
- * native connection (sluice.h; docs/PROTOCOL.md). */
+ * client routes by it too, conn.c); ReassignShard: a shard's move, or its cancel; ApiCall: an
+ * AWS API call over the native connection (sluice.h; docs/PROTOCOL.md). */
 #include "client/conn.h"
 #include "client/route.h"
 
@@ -174,18 +174,16 @@ int sluice_cluster_metadata(sluice_client *c, const char *const *streams, size_t
     return SL_OK;
 }
 
-int sluice_cluster_reassign(sluice_client *c, const char *stream, uint32_t shard,
-                            const int32_t *ids, size_t n)
+/* One ReassignShard: a move to ids[0, n), or with `cancel` (n = 0) the move's cancel. */
+static int reassign(sluice_client *c, const char *stream, uint32_t shard, const int32_t *ids,
+                    size_t n, bool cancel)
 {
-    if (n == 0 || n > SLUICE_REPLICAS_MAX) {
-        sl_client_set_error("%zu replicas named; a shard has 1 to %u", n, SLUICE_REPLICAS_MAX);
-        return SL_EINVAL;
-    }
     Sluice__V1__ReassignShard m = SLUICE__V1__REASSIGN_SHARD__INIT;
     m.stream = (char *)stream;
     m.shard = shard;
     m.replicas = (int32_t *)ids;
     m.n_replicas = n;
+    m.cancel = cancel;
     sl_request req = SLUICE__V1__REQUEST__INIT;
     req.body_case = SLUICE__V1__REQUEST__BODY_REASSIGN_SHARD;
     req.reassign_shard = &m;
@@ -195,4 +193,19 @@ int sluice_cluster_reassign(sluice_client *c, const char *stream, uint32_t shard
         sl_response_free(resp);
     }
     return rc;
+}
+
+int sluice_cluster_reassign(sluice_client *c, const char *stream, uint32_t shard,
+                            const int32_t *ids, size_t n)
+{
+    if (n == 0 || n > SLUICE_REPLICAS_MAX) {
+        sl_client_set_error("%zu replicas named; a shard has 1 to %u", n, SLUICE_REPLICAS_MAX);
+        return SL_EINVAL;
+    }
+    return reassign(c, stream, shard, ids, n, false);
+}
+
+int sluice_cluster_reassign_cancel(sluice_client *c, const char *stream, uint32_t shard)
+{
+    return reassign(c, stream, shard, NULL, 0, true);
 }

@@ -847,6 +847,22 @@ void sluice_metadata_free(struct sluice_metadata *m); /* NULL-safe */
 int sluice_cluster_reassign(sluice_client *c, const char *stream, uint32_t shard,
                             const int32_t *ids, size_t n);
 
+/* Asks the cluster to cancel the move of shard `shard` of `stream` in progress (ReassignShard
+ * with cancel): the shard goes back to the replicas it had before the move, the added ones
+ * stop serving it, and a leader among the added ones hands over to an old replica in sync
+ * (a new epoch: clients retry on it). For a move whose target can never catch up (a new
+ * broker lost for good). Returns once the request is in ZooKeeper; the controller may still
+ * find the move ended meanwhile, or no old replica alive and in sync (cancelling would drop
+ * the only copies of acknowledged records: the move goes on) - sluice_cluster_metadata shows
+ * the outcome (n_target 0; replicas the old set when cancelled). Needs the admin right.
+ * Errors: SLUICE_ENOTFOUND (no move of the shard in progress: nothing to cancel; or no such
+ * replicated shard - the message says which), SLUICE_EINVAL (a move started by a broker older
+ * than cancelling; or a broker older than cancelling, which reads the request as a move to
+ * no replicas), SLUICE_ECONFLICT (another request for the shard waits for the controller),
+ * SLUICE_EUNSUPPORTED (a single broker), SLUICE_EAGAIN / SLUICE_ENOT_LEADER (retry),
+ * SLUICE_EDENIED, SLUICE_ECLOSED, SLUICE_ENOMEM. Thread-safe. */
+int sluice_cluster_reassign_cancel(sluice_client *c, const char *stream, uint32_t shard);
+
 /* ---- AWS API calls over the native connection ---- */
 
 /* Runs one call of an AWS API the broker serves on its HTTP listener, over this connection,

@@ -4,6 +4,9 @@
  * (controller_move.c). Any broker takes the request: the controller may be another one, and
  * ZooKeeper carries the request to it whichever it is, across controller failovers.
  *
+ * A cancel (sl_replicas_reassign_cancel) is the same node with the data "cancel"
+ * (SL_CTRL_MOVE_CANCEL); checked here: a move in progress, one whose state says what it adds.
+ *
  * What is checked here is what the controller would refuse anyway, so the asker learns why
  * at once: every id a live broker, none twice, at most SL_REPL_REPLICAS_MAX (old and new
  * together), no other move of the shard in progress, and never fewer replicas than
@@ -68,15 +71,16 @@ static bool live(const struct sl_member_info *list, size_t n, int32_t id)
     return false;
 }
 
-int sl_replicas_reassign(struct sl_replicas *rs, const char *stream, uint32_t shard,
-                         const int32_t *ids, uint32_t n, sl_replicas_reassigned_fn cb, void *ctx,
-                         char *why, size_t why_len)
+/* The shard's replica state as this broker read it, or NULL with why. */
+static struct sl_brepl *shard_of(struct sl_replicas *rs, const char *stream, uint32_t shard,
+                                 int *rc, char *why, size_t why_len)
 {
     if (rs == NULL || rs->meta == NULL || rs->stopping) {
         snprintf(why, why_len,
                  "this broker is not registered in ZooKeeper right now: retry, or "
                  "ask another broker");
-        return SL_ENOT_LEADER;
+        *rc = SL_ENOT_LEADER;
+        return NULL;
     }
     struct sl_brepl *br = rs_find(rs, stream, shard);
     if (br == NULL) {
@@ -84,11 +88,51 @@ int sl_replicas_reassign(struct sl_replicas *rs, const char *stream, uint32_t sh
                  "stream %s has no shard %" PRIu32 " replicated in this cluster "
                  "(only cluster streams, made by CreateStream in cluster mode, have replicas)",
                  stream, shard);
-        return SL_ENOTFOUND;
+        *rc = SL_ENOTFOUND;
+        return NULL;
     }
     if (!br->have_state) {
         snprintf(why, why_len, "the state of %s is not read from ZooKeeper yet: retry", br->path);
-        return SL_EAGAIN;
+        *rc = SL_EAGAIN;
+        return NULL;
+    }
+    return br;
+}
+
+/* Creates the request node /reassign/<stream>:<shard> with `data` for the controller. */
+static int request(struct sl_replicas *rs, const char *stream, uint32_t shard, const char *data,
+                   size_t len, sl_replicas_reassigned_fn cb, void *ctx, char *why,
+                   size_t why_len)
+{
+    struct reassign_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        snprintf(why, why_len, "out of memory");
+        return SL_ENOMEM;
+    }
+    op->cb = cb;
+    op->ctx = ctx;
+    snprintf(op->node, sizeof(op->node), "%s:%" PRIu32, stream, shard);
+    char path[SL_META_PATH_MAX];
+    snprintf(path, sizeof(path), RS_PATH_REASSIGN "/%s", op->node);
+    /* the store answers one session's calls in order: the parent exists before the create */
+    (void)sl_meta_create(rs->meta, RS_PATH_REASSIGN, NULL, 0, 0, on_parent, NULL);
+    int rc = sl_meta_create(rs->meta, path, (const uint8_t *)data, len, 0, on_request_created, op);
+    if (rc != SL_OK) {
+        free(op);
+        snprintf(why, why_len, "ZooKeeper refused the request: %s", sl_strerror(rc));
+        return rc;
+    }
+    return SL_OK;
+}
+
+int sl_replicas_reassign(struct sl_replicas *rs, const char *stream, uint32_t shard,
+                         const int32_t *ids, uint32_t n, sl_replicas_reassigned_fn cb, void *ctx,
+                         char *why, size_t why_len)
+{
+    int rc = SL_OK;
+    struct sl_brepl *br = shard_of(rs, stream, shard, &rc, why, why_len);
+    if (br == NULL) {
+        return rc;
     }
     const struct sl_member_info *list = NULL;
     size_t n_live = sl_member_brokers(rs->mb, &list);
@@ -112,34 +156,46 @@ int sl_replicas_reassign(struct sl_replicas *rs, const char *stream, uint32_t sh
         return SL_EINVAL;
     }
     struct sl_ctrl_state next;
-    int rc = sl_ctrl_move_start(&br->state, ids, n, &next, why, why_len);
+    rc = sl_ctrl_move_start(&br->state, ids, n, &next, why, why_len);
     if (rc != SL_OK) {
         return rc;
     }
-    struct reassign_op *op = calloc(1, sizeof(*op));
-    if (op == NULL) {
-        snprintf(why, why_len, "out of memory");
-        return SL_ENOMEM;
-    }
-    op->cb = cb;
-    op->ctx = ctx;
-    snprintf(op->node, sizeof(op->node), "%s:%" PRIu32, stream, shard);
     char data[SL_REPL_REPLICAS_MAX * 12];
     size_t len = 0;
     for (uint32_t i = 0; i < n; i++) {
         len += (size_t)snprintf(data + len, sizeof(data) - len, "%s%" PRId32, i ? "," : "", ids[i]);
     }
-    char path[SL_META_PATH_MAX];
-    snprintf(path, sizeof(path), RS_PATH_REASSIGN "/%s", op->node);
-    /* the store answers one session's calls in order: the parent exists before the create */
-    (void)sl_meta_create(rs->meta, RS_PATH_REASSIGN, NULL, 0, 0, on_parent, NULL);
-    rc = sl_meta_create(rs->meta, path, (const uint8_t *)data, len, 0, on_request_created, op);
-    if (rc != SL_OK) {
-        free(op);
-        snprintf(why, why_len, "ZooKeeper refused the request: %s", sl_strerror(rc));
+    return request(rs, stream, shard, data, len, cb, ctx, why, why_len);
+}
+
+int sl_replicas_reassign_cancel(struct sl_replicas *rs, const char *stream, uint32_t shard,
+                                sl_replicas_reassigned_fn cb, void *ctx, char *why,
+                                size_t why_len)
+{
+    int rc = SL_OK;
+    struct sl_brepl *br = shard_of(rs, stream, shard, &rc, why, why_len);
+    if (br == NULL) {
         return rc;
     }
-    return SL_OK;
+    /* what this broker can tell: a move in progress, which says what it adds; whether an old
+     * replica can lead is the controller's to decide (it knows the live sessions) */
+    if (br->state.n_target == 0) {
+        snprintf(why, why_len,
+                 "no move of %s shard %" PRIu32 " is in progress (as this broker last read "
+                 "its state): nothing to cancel",
+                 stream, shard);
+        return SL_ENOTFOUND;
+    }
+    if (br->state.adding_unknown) {
+        snprintf(why, why_len,
+                 "the move of %s shard %" PRIu32 " was started by a broker older than "
+                 "cancelling (its state does not say which replicas it adds): it can only go "
+                 "on to its end",
+                 stream, shard);
+        return SL_EINVAL;
+    }
+    return request(rs, stream, shard, SL_CTRL_MOVE_CANCEL, strlen(SL_CTRL_MOVE_CANCEL), cb, ctx,
+                   why, why_len);
 }
 
 uint32_t sl_replicas_target(const struct sl_replicas *rs, const char *stream, uint32_t shard,

@@ -359,8 +359,8 @@ static void on_reassigned(void *ctx, int err, const char *why)
     free(op);
 }
 
-/* Any broker of a cluster takes it (replicas_move.c writes the request for the controller);
- * answered once ZooKeeper holds the request, or at once with why not. */
+/* Any broker of a cluster takes it, a move or its cancel (replicas_move.c writes the request
+ * for the controller); answered once ZooKeeper holds the request, or at once with why not. */
 void sl_native_reassign_shard(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     const Sluice__V1__ReassignShard *m = req->reassign_shard;
@@ -371,9 +371,15 @@ void sl_native_reassign_shard(struct sl_native *srv, struct sl_conn *c, const sl
                        "nothing to move");
         return;
     }
-    if (m->n_replicas == 0 || m->n_replicas > SL_REPL_REPLICAS_MAX) {
-        snprintf(why, sizeof(why), "ReassignShard names %zu replicas; a shard has 1 to %u",
-                 m->n_replicas, SL_REPL_REPLICAS_MAX);
+    if (m->cancel ? m->n_replicas != 0
+                  : m->n_replicas == 0 || m->n_replicas > SL_REPL_REPLICAS_MAX) {
+        if (m->cancel) {
+            snprintf(why, sizeof(why), "ReassignShard with cancel names %zu replicas; it names "
+                     "none", m->n_replicas);
+        } else {
+            snprintf(why, sizeof(why), "ReassignShard names %zu replicas; a shard has 1 to %u",
+                     m->n_replicas, SL_REPL_REPLICAS_MAX);
+        }
         sl_native_fail(c, req->id, SL_EINVAL, why);
         return;
     }
@@ -383,9 +389,12 @@ void sl_native_reassign_shard(struct sl_native *srv, struct sl_conn *c, const sl
         return;
     }
     *op = (struct reassign_op){.conn = c, .req_id = req->id};
-    int rc = sl_replicas_reassign(srv->replicas, m->stream != NULL ? m->stream : "", m->shard,
-                                  m->replicas, (uint32_t)m->n_replicas, on_reassigned, op, why,
-                                  sizeof(why));
+    const char *stream = m->stream != NULL ? m->stream : "";
+    int rc = m->cancel ? sl_replicas_reassign_cancel(srv->replicas, stream, m->shard,
+                                                     on_reassigned, op, why, sizeof(why))
+                       : sl_replicas_reassign(srv->replicas, stream, m->shard, m->replicas,
+                                              (uint32_t)m->n_replicas, on_reassigned, op, why,
+                                              sizeof(why));
     if (rc != SL_OK) {
         free(op);
         /* the same move in progress already: done, as far as the asker is concerned */

@@ -1,11 +1,12 @@
-/* cluster_move.c - `sluice cluster reassign` (one shard to a replica list) and `sluice cluster
- * move` (every shard a broker holds, onto another broker): ReassignShard requests
- * (sluice_cluster_reassign), then, unless --no-wait, Metadata polled until every shard moved
- * (docs/REPLICATION.md, "Reassignment"). */
+/* cluster_move.c - `sluice cluster reassign` (one shard to a replica list, or --cancel: its
+ * move undone) and `sluice cluster move` (every shard a broker holds, onto another broker):
+ * ReassignShard requests (sluice_cluster_reassign, _cancel), then, unless --no-wait,
+ * Metadata polled until every shard moved (docs/REPLICATION.md, "Reassignment"). */
 #include "client/cli/cli.h"
 #include "client/cli/output.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ struct id_list {
 struct move_args {
     uint32_t shard;
     struct id_list replicas;
+    int cancel;
     uint32_t from, to;
     const char *stream;
     int no_wait;
@@ -81,8 +83,11 @@ static const struct cli_opt reassign_opts[] = {
      .offset = offsetof(struct move_args, replicas),
      .value_name = "IDS",
      .help = "the new replica set, broker ids (the first is the preferred leader), e.g. 1,2,4",
-     .parse = parse_ids,
-     .flags = CLI_OPT_REQUIRED},
+     .parse = parse_ids},
+    {.name = "cancel",
+     .kind = CLI_OPT_FLAG,
+     .offset = offsetof(struct move_args, cancel),
+     .help = "cancel the shard's move in progress instead: back to the replicas before it"},
     WAIT_OPTS,
     {.name = NULL},
 };
@@ -215,9 +220,91 @@ static int ask(sluice_client *c, const struct job *j, const struct sluice_shard_
     return SLUICE_OK;
 }
 
+static int check_reassign(const struct cli_call *call)
+{
+    const struct move_args *a = call->args;
+    if ((a->replicas.n > 0) == (a->cancel != 0)) {
+        return cli_usage(call->cmd, "name the new replicas (--replicas IDS) or --cancel, "
+                                    "one of them");
+    }
+    return CLI_EXIT_OK;
+}
+
+/* The route of shard `shard` of `stream` as one broker answers it: SLUICE_OK and *out. */
+static int route_of(sluice_client *c, const char *stream, uint32_t shard,
+                    struct sluice_shard_route *out)
+{
+    struct sluice_metadata *m = NULL;
+    int rc = sluice_cluster_metadata(c, &stream, 1, &m);
+    if (rc != SLUICE_OK) {
+        return rc;
+    }
+    rc = SLUICE_ENOTFOUND;
+    const struct sluice_stream_route *sr = &m->streams[0];
+    for (size_t j = 0; j < sr->n_shards; j++) {
+        if (sr->shards[j].shard == shard) {
+            *out = sr->shards[j];
+            rc = SLUICE_OK;
+        }
+    }
+    sluice_metadata_free(m);
+    return rc;
+}
+
+/* `cluster reassign --cancel`: the cancel asked, then (unless --no-wait) Metadata polled until
+ * the move is gone; the outcome is said: back to the old replicas, or the move had ended
+ * (or the controller refused: it goes on until it ends). */
+static int run_cancel(sluice_client *c, const struct move_args *a, const char *stream)
+{
+    struct sluice_shard_route before;
+    if (route_of(c, stream, a->shard, &before) != SLUICE_OK) {
+        before.n_target = 0; /* (the broker's answer to the cancel says what is wrong) */
+    }
+    int rc = sluice_cluster_reassign_cancel(c, stream, a->shard);
+    if (rc != SLUICE_OK) {
+        char what[300];
+        snprintf(what, sizeof(what), "cluster reassign %s --shard %" PRIu32 " --cancel", stream,
+                 a->shard);
+        return cli_broker_error(what, rc);
+    }
+    printf("%s shard %" PRIu32 ": cancelling its move\n", stream, a->shard);
+    fflush(stdout);
+    if (a->no_wait) {
+        return CLI_EXIT_OK;
+    }
+    struct id_list target = {.n = before.n_target};
+    memcpy(target.v, before.target, before.n_target * sizeof(target.v[0]));
+    uint64_t deadline = now_ms() + a->timeout_ms;
+    for (;;) {
+        struct sluice_shard_route r;
+        if (route_of(c, stream, a->shard, &r) == SLUICE_OK && r.n_target == 0) {
+            char ids[SLUICE_REPLICAS_MAX * 12];
+            ids_fmt(r.replicas, r.n_replicas, ids, sizeof(ids));
+            bool ended = target.n > 0 && moved(&r, &target);
+            printf("%s shard %" PRIu32 ": %s: replicas %s, leader %d (epoch %d)\n", stream,
+                   a->shard, ended ? "the move ended before the cancel" : "cancelled", ids,
+                   (int)r.leader, (int)r.leader_epoch);
+            return ended ? CLI_EXIT_ERR : CLI_EXIT_OK;
+        }
+        if (cli_stop_requested || now_ms() >= deadline) {
+            fprintf(stderr,
+                    "sluice: %s shard %" PRIu32 " still moving after %u ms: the controller "
+                    "refused the cancel (see its log: no replica from before the move alive "
+                    "and in sync?) or has not applied it yet\n",
+                    stream, a->shard, a->timeout_ms);
+            return CLI_EXIT_ERR;
+        }
+        struct timespec ts = {0, (long)CLI_MOVE_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static int run_reassign(sluice_client *c, const struct cli_call *call)
 {
     const struct move_args *a = call->args;
+    if (a->cancel) {
+        return run_cancel(c, a, call->operands[0]);
+    }
     struct job j = {.stream = call->operands[0], .shard = a->shard, .target = a->replicas};
     if (ask(c, &j, NULL) != SLUICE_OK) {
         return CLI_EXIT_ERR;
@@ -341,10 +428,16 @@ const struct cli_cmd cli_cmd_cluster_reassign = {
             "the first of IDS, a new epoch) and the brokers left out stop serving it.\n"
             "Producers and consumers go on throughout (a hand-over is a failover: clients\n"
             "retry on the new leader). Waits until the move ended unless --no-wait;\n"
-            "`sluice cluster status` shows a move in progress (`moving to ...`).\n",
+            "`sluice cluster status` shows a move in progress (`moving to ...`).\n"
+            "--cancel undoes the move in progress (one whose new broker is lost for good\n"
+            "never ends): the shard goes back to its replicas before the move; a leader\n"
+            "among the new ones hands over to an old one in sync. Refused when no old\n"
+            "replica is alive and in sync (they may miss acknowledged records): the move\n"
+            "goes on. Waits until the move is gone unless --no-wait.\n",
     .sets = {{reassign_opts, 0, "options"}},
     .args_size = sizeof(struct move_args),
     .init = move_init,
+    .check = check_reassign,
     .run = run_reassign,
 };
 
