@@ -13,6 +13,14 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The simulator's test-only bugs (repl.h): 6 = a cancel keeps the added replicas in the ISR,
+ * 7 = a cancel replaces the leader without a new epoch. */
+#ifdef SL_REPL_MUTATIONS
+#define CANCEL_MUTATION(n) (sl_repl_mutation == (n))
+#else
+#define CANCEL_MUTATION(n) false
+#endif
+
 /* ---- encoding ----------------------------------------------------------- */
 
 static size_t put_ids(char *p, size_t cap, const int32_t *ids, uint32_t n)
@@ -324,7 +332,7 @@ int sl_ctrl_move_cancel(const struct sl_ctrl_state *cur, const int32_t *live,
     /* ISR = its members of the old set: every acknowledged record is on every ISR member */
     next->m.n_isr = 0;
     for (uint32_t i = 0; i < cur->m.n_isr; i++) {
-        if (ids_has(next->m.replicas, next->m.n_replicas, cur->m.isr[i])) {
+        if (ids_has(next->m.replicas, next->m.n_replicas, cur->m.isr[i]) || CANCEL_MUTATION(6)) {
             next->m.isr[next->m.n_isr++] = cur->m.isr[i];
         }
     }
@@ -352,7 +360,7 @@ int sl_ctrl_move_cancel(const struct sl_ctrl_state *cur, const int32_t *live,
     next->m.n_isr = n_isr_live;
     memcpy(next->m.isr, isr_live, n_isr_live * sizeof isr_live[0]);
     next->m.leader = cand;
-    next->m.leader_epoch = cur->m.leader_epoch + 1;
+    next->m.leader_epoch = cur->m.leader_epoch + (CANCEL_MUTATION(7) ? 0 : 1);
     next->leader_session = sessions[live_at(live, n_live, cand)];
     return SL_OK;
 }

@@ -315,7 +315,8 @@ void sl_repl_check(const struct sl_repl *r);
  * acknowledged data); 2 = the leader acks once its own disk has a batch, without the ISR;
  * (3 is the controller's unclean election); 4 = a follower ignores ETRIMMED and never resets
  * its log (the bug of issue #14's retention: it asks below its leader's start for ever);
- * 5 = a replica drops its copy whenever it is idle, named by the state or not. */
+ * 5 = a replica drops its copy whenever it is idle, named by the state or not; (6 and 7 are
+ * a reassignment cancel's, controller_state.c). */
 extern int sl_repl_mutation;
 #endif
 

@@ -141,6 +141,12 @@ struct sim {
     uint32_t move_n[SIM_SHARDS_MAX]; /* > 0: shard k was asked to move to move_target[k] */
     int32_t move_target[SIM_SHARDS_MAX][SL_REPL_REPLICAS_MAX];
     uint64_t n_moves, n_moved;
+    /* a move cancelled (sim_main.c): its replicas when asked (move_from_n of them), and
+     * whether a cancel request was written; the final check takes either end */
+    uint32_t move_from_n[SIM_SHARDS_MAX];
+    int32_t move_from[SIM_SHARDS_MAX][SL_REPL_REPLICAS_MAX];
+    bool move_cancel[SIM_SHARDS_MAX];
+    uint64_t n_cancels, n_cancelled;
     /* retention trimming a replica's head (sim_main.c): a stream of its own, as moves */
     uint64_t trng;
     uint64_t n_trims, n_resets, n_drops;
@@ -177,8 +183,9 @@ void sim_meta_abandon(struct sl_meta *m);
 void sim_meta_tick(struct sim *s); /* session liveness; called every 100 ms */
 /* Reads a node directly (checks only). */
 bool sim_meta_peek(struct sim *s, const char *path, struct sl_ctrl_state *st);
-/* Creates a persistent node directly, with no call and no latency (benchmark set-up). */
-void sim_meta_put(struct sim *s, const char *path, const uint8_t *data, size_t len);
+/* Creates a persistent node directly, with no call and no latency (benchmark set-up, an
+ * operator's request); false when it exists already (nothing written). */
+bool sim_meta_put(struct sim *s, const char *path, const uint8_t *data, size_t len);
 /* Server-side statistics (the failover benchmark). */
 uint64_t sim_meta_ops(const struct sim *s);
 void sim_meta_set_costs(struct sim *s, uint64_t latency_us, uint64_t read_us, uint64_t write_us);

@@ -14,7 +14,10 @@
  *      log below HW, in the committed history, and durable on every replica of the
  *      shard's ISR as the store holds it then (so any single broker can fail);
  *   I6 at most one controller is active in a controller epoch;
- * every 256 events and at the end, I5's durability for every acknowledged value so far;
+ * every 256 events and at the end, I5's durability for every acknowledged value so far, and
+ *   I7 each shard's state in the store is whole: the ISR within the replicas, the leader in
+ *      the ISR (or none), a move's target within the replicas (a cancel or a switch must
+ *      not leave a replica it removed in the ISR);
  * at the end, after healing every fault and a quiet period: every shard has a leader,
  * all replicas have identical logs and HW = log end, every acknowledged value is there
  * exactly once at its offset (liveness, and no loss across the faults).
@@ -184,6 +187,44 @@ void sim_check_drop(struct sim *s, int b, int k)
     }
 }
 
+static bool has_id(const int32_t *ids, uint32_t n, int32_t id)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (ids[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* I7: shard k's state as the store holds it. */
+static void check_state(struct sim *s, int k)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/shards/s/%d", k);
+    struct sl_ctrl_state st;
+    if (!sim_meta_peek(s, path, &st)) {
+        return; /* (not created yet) */
+    }
+    for (uint32_t i = 0; i < st.m.n_isr; i++) {
+        if (!has_id(st.m.replicas, st.m.n_replicas, st.m.isr[i])) {
+            sim_violation(s, "shard %d: ISR member %d is not a replica (version %d)", k,
+                          st.m.isr[i], st.m.version);
+            return;
+        }
+    }
+    if (st.m.leader >= 0 && !has_id(st.m.isr, st.m.n_isr, st.m.leader)) {
+        sim_violation(s, "shard %d: leader %d is not in the ISR (version %d)", k, st.m.leader,
+                      st.m.version);
+    }
+    for (uint32_t i = 0; i < st.n_target && !s->violated; i++) {
+        if (!has_id(st.m.replicas, st.m.n_replicas, st.target[i])) {
+            sim_violation(s, "shard %d: target member %d is not a replica (version %d)", k,
+                          st.target[i], st.m.version);
+        }
+    }
+}
+
 void sim_check_step(struct sim *s)
 {
     for (int b = 0; b < s->cfg.brokers; b++) {
@@ -217,6 +258,9 @@ void sim_check_step(struct sim *s)
                 check_durable(s, v);
             }
         }
+        for (int k = 0; k < s->cfg.shards && !s->violated; k++) {
+            check_state(s, k);
+        }
     }
 }
 
@@ -242,15 +286,24 @@ void sim_check_final(struct sim *s)
                 st.m.leader, L->r.hw, L->r.leo);
             return;
         }
-        if (st.n_target > 0 ||
-            (s->move_n[k] > 0 && (st.m.n_replicas != s->move_n[k] ||
-                                  memcmp(st.m.replicas, s->move_target[k],
-                                         s->move_n[k] * sizeof st.m.replicas[0]) != 0))) {
+        bool on_target = s->move_n[k] > 0 && st.m.n_replicas == s->move_n[k] &&
+                         memcmp(st.m.replicas, s->move_target[k],
+                                s->move_n[k] * sizeof st.m.replicas[0]) == 0;
+        /* a cancelled move: back on exactly the replicas it had (its order too) */
+        bool cancelled = s->move_cancel[k] && !on_target &&
+                         st.m.n_replicas == s->move_from_n[k] &&
+                         memcmp(st.m.replicas, s->move_from[k],
+                                s->move_from_n[k] * sizeof st.m.replicas[0]) == 0;
+        if (st.n_target > 0 || (s->move_n[k] > 0 && !on_target && !cancelled)) {
             sim_violation(s, "liveness: shard %d asked to move is %s after the quiet period", k,
-                          st.n_target > 0 ? "still moving" : "not on its target replicas");
+                          st.n_target > 0 ? "still moving"
+                                          : s->move_cancel[k]
+                                                ? "neither on its target nor its old replicas"
+                                                : "not on its target replicas");
             return;
         }
-        s->n_moved += s->move_n[k] > 0;
+        s->n_moved += on_target;
+        s->n_cancelled += cancelled;
         if (st.m.n_isr != st.m.n_replicas) {
             sim_violation(s, "liveness: shard %d ISR has %u of %u replicas", k, st.m.n_isr,
                           st.m.n_replicas);

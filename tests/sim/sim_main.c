@@ -178,6 +178,32 @@ static void trim(struct sim *s, void *p, uint64_t k64, uint64_t c)
  * none, written as the request node the controller applies. Faults go on meanwhile (crashes
  * and pauses of the controller and the leader included); the final check wants the move
  * done and the new replicas identical. */
+/* An operator's cancel of shard k's move (what a broker does for ReassignShard with cancel):
+ * only while the state shows the move, and only if no request waits (ECONFLICT); the
+ * controller applies it, or refuses it (no old replica alive in the ISR, the move switched
+ * meanwhile). The final check takes either end. */
+static void cancel_move(struct sim *s, void *p, uint64_t k, uint64_t c)
+{
+    (void)p;
+    (void)c;
+    char path[64];
+    struct sl_ctrl_state st;
+    snprintf(path, sizeof path, "/shards/s/%d", (int)k);
+    if (!sim_meta_peek(s, path, &st) || st.n_target == 0) {
+        sim_log(s, "reassign cancel: shard %d has no move in progress", (int)k);
+        return;
+    }
+    snprintf(path, sizeof path, "/reassign/s:%d", (int)k);
+    if (!sim_meta_put(s, path, (const uint8_t *)SL_CTRL_MOVE_CANCEL,
+                      strlen(SL_CTRL_MOVE_CANCEL))) {
+        return; /* a request waits for the controller */
+    }
+    s->move_cancel[k] = true;
+    s->n_cancels++;
+    sim_log(s, "reassign cancel: shard %d (leader %d epoch %d)", (int)k, st.m.leader,
+            st.m.leader_epoch);
+}
+
 static void move(struct sim *s, void *p, uint64_t k, uint64_t c)
 {
     (void)p;
@@ -209,6 +235,8 @@ static void move(struct sim *s, void *p, uint64_t k, uint64_t c)
         }
     }
     memcpy(s->move_target[k], st.m.replicas, st.m.n_replicas * sizeof st.m.replicas[0]);
+    memcpy(s->move_from[k], st.m.replicas, st.m.n_replicas * sizeof st.m.replicas[0]);
+    s->move_from_n[k] = st.m.n_replicas;
     s->move_target[k][at] = free_ids[move_rand(s) % n_free];
     s->move_n[k] = st.m.n_replicas;
     char data[64];
@@ -222,6 +250,9 @@ static void move(struct sim *s, void *p, uint64_t k, uint64_t c)
     sim_meta_put(s, path, (const uint8_t *)data, len);
     s->n_moves++;
     sim_log(s, "reassign: shard %d from leader %d to %.*s", (int)k, st.m.leader, (int)len, data);
+    if (move_rand(s) % 3 == 0) { /* a third are cancelled, most while they copy */
+        sim_at(s, s->now + 100000 + move_rand(s) % 3000000, -1, cancel_move, NULL, k, 0);
+    }
 }
 
 static void producer(struct sim *s, void *p, uint64_t k, uint64_t b)
@@ -405,6 +436,8 @@ static bool run_seed(uint64_t seed, int mutation, bool trace, bool quiet)
     totals.n_torn += s->n_torn;
     totals.n_moves += s->n_moves;
     totals.n_moved += s->n_moved;
+    totals.n_cancels += s->n_cancels;
+    totals.n_cancelled += s->n_cancelled;
     for (int b = 0; b < s->cfg.brokers; b++) {
         if (s->b[b].up) {
             sim_broker_crash(s, b);
@@ -481,6 +514,8 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("%llu seeds, %u with violations\n", (unsigned long long)(last - first), failed);
+    printf("reassignment cancels: %llu asked, %llu moves back on their old replicas\n",
+           (unsigned long long)totals.n_cancels, (unsigned long long)totals.n_cancelled);
     printf("exercised: %llu events, %llu faults, %llu values (%llu acked), %llu leaderships, "
            "%llu sessions expired, %llu epoch queries, %llu diverging fetches, %llu "
            "truncations, %llu torn tails, %llu fsync failures, %llu acks by a replaced "

@@ -922,8 +922,9 @@ bool sim_meta_event_free(const struct sim_ev *ev)
     return false; /* requests are freed with the store; session events carry a handle */
 }
 
-void sim_meta_put(struct sim *s, const char *path, const uint8_t *data, size_t len)
+bool sim_meta_put(struct sim *s, const char *path, const uint8_t *data, size_t len)
 {
     int err = do_create(s, path, data, len, 0, 0, NULL);
     SL_ASSERT(err == SL_OK || err == SL_EEXIST);
+    return err == SL_OK;
 }
