@@ -12,7 +12,14 @@
  * the new replica set), V is a replica of neither, every acknowledged value is there exactly
  * once, read from the new leaders. Then `sluice cluster reassign` moves shard 0 back (V's old
  * copy rejoins by epoch truncation) and waits, and a move to a broker that is not live is
- * refused with the reason. Skipped (77) without java or the ZooKeeper jar.
+ * refused with the reason.
+ * Then cancelling (`sluice cluster reassign --cancel`): refused with "nothing to cancel" when
+ * no move is in progress; with the writer going again, shard 0 is asked to move onto broker 4,
+ * paused so it cannot catch up, then killed (kill -9) with the move in progress; the cancel
+ * puts the shard back on its old replicas (no target, 4 out of replicas and ISR; `cluster
+ * status` shows no move), durable writes go on, and after broker 4 restarts a new move of
+ * shard 0 onto it is asked and finishes; every acknowledged value is still read back once.
+ * Skipped (77) without java or the ZooKeeper jar.
  */
 #include "cluster_it.h"
 #include "repl_check.h"
@@ -207,6 +214,151 @@ static struct sluice_metadata *wait_moved(int gone, int came, uint32_t timeout_m
         it_sleep_ms(200);
     }
     return NULL;
+}
+
+static void ids_fmt(const int32_t *ids, uint32_t n, char *buf, size_t cap)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < n && off < cap; i++) {
+        off += (size_t)snprintf(buf + off, cap - off, "%s%d", i ? "," : "", (int)ids[i]);
+    }
+}
+
+/* Until `acked` grew by `more` (writes acknowledged durably); false after 20 s. */
+static bool acks_grow(uint32_t more)
+{
+    uint32_t from = acked_now();
+    uint64_t t0 = it_mono_ms();
+    while (acked_now() < from + more && it_mono_ms() - t0 < 20000) {
+        it_sleep_ms(50);
+    }
+    return acked_now() >= from + more;
+}
+
+static void print_routes(const char *when, const struct sluice_metadata *m);
+
+/* Cancelling a move whose new broker is lost (see the file's comment): shard 0, whose
+ * replicas are old[0, n) now; the writer runs again meanwhile. */
+static void cancel_scenario(const int32_t *old, uint32_t n)
+{
+    char all[200], out[8192], ids[64], target_ids[64];
+    snprintf(all, sizeof(all), "%s,%s", bootstrap, brokers[3].addr);
+    const char *none_args[] = {"--broker", all, "cluster", "reassign", STREAM, "--shard", "0",
+                               "--cancel", NULL};
+    int rc = it_run_cli(&brokers[0], none_args, NULL, 1, out, sizeof(out));
+    printf("a cancel with no move in progress (exit %d): %s", rc, out);
+    CHECK(rc == 1 && strstr(out, "nothing to cancel") != NULL);
+
+    pthread_t wt;
+    atomic_store(&writer_stop, false);
+    CHECK(pthread_create(&wt, NULL, writer, NULL) == 0);
+    CHECK(acks_grow(200));
+    struct sluice_metadata *m = routes(all);
+    CHECK(m != NULL);
+    int leader = m->streams[0].shards[0].leader;
+    sluice_metadata_free(m);
+    /* the last old replica that does not lead is replaced by 4 (the leader stays) */
+    int32_t target[SLUICE_REPLICAS_MAX];
+    memcpy(target, old, n * sizeof(old[0]));
+    for (uint32_t i = n; i-- > 0;) {
+        if (target[i] != leader) {
+            target[i] = 4;
+            break;
+        }
+    }
+    ids_fmt(old, n, ids, sizeof(ids));
+    ids_fmt(target, n, target_ids, sizeof(target_ids));
+    CHECK(kill(brokers[3].pid, SIGSTOP) == 0);
+    const char *move_args[] = {"--broker", all,        "cluster",  "reassign",  STREAM, "--shard",
+                               "0",        "--replicas", target_ids, "--no-wait", NULL};
+    rc = it_run_cli(&brokers[0], move_args, NULL, 1, out, sizeof(out));
+    printf("sluice cluster reassign %s --shard 0 --replicas %s --no-wait, broker 4 paused "
+           "(exit %d): %s",
+           STREAM, target_ids, rc, out);
+    CHECK(rc == 0);
+    bool moving = false;
+    for (uint64_t t0 = it_mono_ms(); !moving && it_mono_ms() - t0 < 20000; it_sleep_ms(100)) {
+        m = routes(bootstrap);
+        moving = m != NULL && m->streams[0].shards[0].n_target > 0;
+        sluice_metadata_free(m);
+    }
+    CHECK(moving);
+    CHECK(it_broker_kill9(&brokers[3]) == 0); /* lost for good, as far as the move knows */
+    printf("broker 4 killed (kill -9) with the move in progress\n");
+
+    const char *cancel_args[] = {"--broker", bootstrap, "cluster",   "reassign", STREAM, "--shard",
+                                 "0",        "--cancel", "--timeout", "30s",      NULL};
+    uint64_t t_cancel = it_mono_ms();
+    rc = it_run_cli(&brokers[0], cancel_args, NULL, 1, out, sizeof(out));
+    printf("sluice cluster reassign %s --shard 0 --cancel (exit %d, %" PRIu64 " ms):\n%s", STREAM,
+           rc, it_mono_ms() - t_cancel, out);
+    CHECK(rc == 0 && strstr(out, "cancelled") != NULL && strstr(out, ids) != NULL);
+    m = routes(bootstrap);
+    CHECK(m != NULL);
+    print_routes("cancelled", m);
+    const struct sluice_shard_route *r0 = &m->streams[0].shards[0];
+    CHECK(r0->n_target == 0 && r0->n_replicas == n &&
+          memcmp(r0->replicas, old, n * sizeof(old[0])) == 0);
+    CHECK(!cit_has(r0->isr, r0->n_isr, 4) && r0->leader == leader);
+    sluice_metadata_free(m);
+    const char *status_args[] = {"--broker", bootstrap, "cluster", "status", "--stream",
+                                 STREAM,     NULL};
+    rc = it_run_cli(&brokers[0], status_args, NULL, 1, out, sizeof(out));
+    printf("sluice cluster status after the cancel (exit %d):\n%s", rc, out);
+    CHECK(rc == 0 && strstr(out, "moving to") == NULL);
+    CHECK(acks_grow(300)); /* durable writes go on (shard 1 too, once 4 leaves its ISR) */
+    printf("writes acknowledged after the cancel: %" PRIu64 " ms after it\n",
+           it_mono_ms() - t_cancel);
+
+    /* broker 4 back: the same move asked again, and it finishes */
+    CHECK(it_broker_restart(&brokers[3]) == 0);
+    const char *again_args[] = {"--broker", all,          "cluster",  "reassign",  STREAM,
+                                "--shard",  "0",          "--replicas", target_ids, "--timeout",
+                                "60s",      NULL};
+    rc = -1;
+    uint64_t t_again = it_mono_ms();
+    for (int tries = 0; rc != 0 && tries < 50; tries++) {
+        rc = it_run_cli(&brokers[0], again_args, NULL, 1, out, sizeof(out));
+        if (rc != 0) {
+            it_sleep_ms(200); /* (until broker 4 is registered again: "not a live broker") */
+        }
+    }
+    printf("sluice cluster reassign %s --shard 0 --replicas %s after the cancel (exit %d, "
+           "%" PRIu64 " ms):\n%s",
+           STREAM, target_ids, rc, it_mono_ms() - t_again, out);
+    CHECK(rc == 0 && strstr(out, "moved") != NULL);
+    CHECK(acks_grow(200));
+    atomic_store(&writer_stop, true);
+    CHECK(pthread_join(wt, NULL) == 0);
+
+    m = routes(all);
+    CHECK(m != NULL);
+    print_routes("moved again", m);
+    struct rc_shard_end ends[NSH];
+    char why[512] = "";
+    bool same = false;
+    for (uint64_t t0 = it_mono_ms(); !same && it_mono_ms() - t0 < 20000; it_sleep_ms(200)) {
+        same = replicas_identical(m, ends, why, sizeof(why));
+    }
+    if (!same) {
+        fprintf(stderr, "FAIL: replicas differ after the cancel and the new move: %s\n", why);
+        exit(1);
+    }
+    sluice_metadata_free(m);
+    sluice_client *c = NULL;
+    CHECK(sluice_client_new(all, NULL, &c) == SLUICE_OK);
+    struct rc_result res;
+    if (rc_read_check(c, STREAM, ends, NSH, outcome, next_value, 30000, &res, why, sizeof(why)) !=
+        0) {
+        fprintf(stderr, "FAIL: after the cancel: %s\n", why);
+        exit(1);
+    }
+    sluice_client_free(c);
+    printf("after the cancel and the new move: %" PRIu32 " acknowledged (%" PRIu32
+           " missing), %" PRIu32 " unknown\n",
+           res.ok, res.lost, res.unknown);
+    CHECK(res.lost == 0);
 }
 
 static void print_logs(void)
@@ -433,6 +585,8 @@ int main(void)
     rc = it_run_cli(&brokers[0], one_args, NULL, 1, out, sizeof(out));
     printf("a move to fewer replicas than min_insync_replicas (exit %d): %s", rc, out);
     CHECK(rc == 1 && strstr(out, "min_insync_replicas") != NULL);
+
+    cancel_scenario(before[0], n_before);
 
     for (int i = 0; i < NB; i++) {
         CHECK(it_broker_stop(&brokers[i]) == 0);
