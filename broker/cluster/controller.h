@@ -43,6 +43,10 @@
 #define SL_CTRL_MOVE_POLL_TICKS     5u  /* a moving shard is re-read every 5 ticks (~0.5 s):
                                          * the leader adds caught-up replicas to its ISR with
                                          * writes the controller does not watch */
+/* The largest leader epoch a shard state holds: decode refuses more, and no election is made
+ * from it (2^31 elections of one shard do not happen; the bound keeps epoch + 1 defined and
+ * every written state decodable). */
+#define SL_CTRL_EPOCH_MAX (INT32_MAX - 1)
 /* bytes of data in one multi: far below ZooKeeper's packet bound (SL_META_DATA_MAX) so
  * paths and headers fit too */
 #define SL_CTRL_MULTI_BYTES_MAX (64u * 1024u)

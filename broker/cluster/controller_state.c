@@ -102,6 +102,8 @@ static bool parse_key(const char **p, const char *end, const char *key)
     return true;
 }
 
+/* A list of distinct ids (a replica named twice would break the counts the decisions
+ * assert on, e.g. the switch's ISR = the whole target). */
 static bool parse_ids(const char **p, const char *end, int32_t *ids, uint32_t *n)
 {
     *n = 0;
@@ -109,6 +111,11 @@ static bool parse_ids(const char **p, const char *end, int32_t *ids, uint32_t *n
         int64_t v;
         if (*n == SL_REPL_REPLICAS_MAX || !parse_num(p, end, false, &v) || v < 0 || v > INT32_MAX) {
             return false;
+        }
+        for (uint32_t i = 0; i < *n; i++) {
+            if (ids[i] == v) {
+                return false;
+            }
         }
         ids[(*n)++] = (int32_t)v;
         if (*p == end || **p != ',') {
@@ -164,8 +171,8 @@ int sl_ctrl_state_decode(const uint8_t *data, size_t len, struct sl_ctrl_state *
     if (p != end && (!parse_key(&p, end, " adding=") || !parse_adding(&p, end, s) || p != end)) {
         return SL_EPROTO;
     }
-    if (leader < SL_REPL_NONE || leader > INT32_MAX || epoch < 0 || epoch >= INT32_MAX) {
-        return SL_EPROTO; /* (an election adds one to the epoch: it must not overflow) */
+    if (leader < SL_REPL_NONE || leader > INT32_MAX || epoch < 0 || epoch > SL_CTRL_EPOCH_MAX) {
+        return SL_EPROTO;
     }
     s->m.leader = (int32_t)leader;
     s->m.leader_epoch = (int32_t)epoch;
@@ -219,6 +226,10 @@ static bool move_switch(struct sl_ctrl_state *next, const int32_t *live, const i
         }
     }
     SL_ASSERT(n_isr == next->n_target);
+    if (!ids_has(next->target, next->n_target, next->m.leader) &&
+        next->m.leader_epoch >= SL_CTRL_EPOCH_MAX) {
+        return false; /* no epoch left to hand over with */
+    }
     if (!ids_has(next->target, next->n_target, next->m.leader)) {
         int32_t cand = next->target[0]; /* in the ISR, so alive (dead ones left it above) */
         int li = live_at(live, n_live, cand);
@@ -350,6 +361,10 @@ int sl_ctrl_move_cancel(const struct sl_ctrl_state *cur, const int32_t *live,
         }
     }
     int32_t cand = elect(next->m.replicas, next->m.n_replicas, isr_live, n_isr_live);
+    if (cur->m.leader_epoch >= SL_CTRL_EPOCH_MAX) {
+        snprintf(why, why_len, "the shard's leader epoch is at its maximum: no election");
+        return SL_EINVAL;
+    }
     if (cand == SL_REPL_NONE) {
         snprintf(why, why_len, "no replica of the set before the move is alive and in sync "
                  "(%s): cancelling would leave only copies that may miss acknowledged records; "
@@ -397,6 +412,10 @@ bool sl_ctrl_decide(const struct sl_ctrl_state *cur, const int32_t *live, const 
                 next->m.isr[0] = cand; /* it alone is in sync with itself now */
             }
         }
+    }
+    if (m->leader_epoch >= SL_CTRL_EPOCH_MAX) {
+        *next = *cur;
+        return false; /* no epoch left to elect or fence with */
     }
     if (cand < 0) {
         if (m->leader == SL_REPL_NONE) {

@@ -100,7 +100,7 @@ static void move(const uint8_t *data, size_t size)
     int64_t sess[SL_REPL_REPLICAS_MAX];
     for (uint32_t i = 0; i < next.m.n_replicas; i++) {
         live[i] = next.m.replicas[i];
-        sess[i] = live[i] == 1 ? 11 : 100 + live[i];
+        sess[i] = live[i] == 1 ? 11 : 100 + (int64_t)live[i]; /* (ids up to INT32_MAX) */
     }
     next.m.n_isr = next.m.n_replicas;
     memcpy(next.m.isr, next.m.replicas, next.m.n_replicas * sizeof ids[0]);

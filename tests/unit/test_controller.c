@@ -51,6 +51,8 @@ TEST(state_round_trip_and_refusals)
         "leader=2 epoch=99999999999 session=1 isr=1 replicas=1",
         "leader=2 epoch=9 session=1A isr=1 replicas=1",
         "leader=2 epoch=9 session=1 isr=1,,2 replicas=1",
+        "leader=2 epoch=9 session=1 isr=2,2 replicas=1,2",     /* an id twice */
+        "leader=2 epoch=9 session=1 isr=2 replicas=1,2,1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_EQ(sl_ctrl_state_decode((const uint8_t *)bad[i], strlen(bad[i]), &back), SL_EPROTO);
@@ -376,6 +378,14 @@ TEST(cancel_refused_when_only_added_replicas_are_in_sync)
     CHECK_EQ(sl_ctrl_state_decode((const uint8_t *)old, strlen(old), &moving), SL_OK);
     CHECK_EQ(sl_ctrl_move_cancel(&moving, live, sess, 6, &next, why, sizeof why), SL_EINVAL);
     CHECK(strstr(why, "older than cancelling") != NULL);
+    /* no epoch left to elect with (nor for sl_ctrl_decide): refused, nothing written */
+    CHECK_EQ(sl_ctrl_move_start(&cur, target, 3, &moving, why, sizeof why), SL_OK);
+    moving.m.leader = 4;
+    moving.m.leader_epoch = SL_CTRL_EPOCH_MAX;
+    moving.leader_session = 14;
+    CHECK_EQ(sl_ctrl_move_cancel(&moving, live, sess, 6, &next, why, sizeof why), SL_EINVAL);
+    moving.leader_session = 99; /* 4 restarted: an election is due, with no epoch for it */
+    CHECK(!sl_ctrl_decide(&moving, live, sess, 6, false, &next));
 }
 
 int main(void)
