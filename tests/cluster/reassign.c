@@ -216,6 +216,38 @@ static struct sluice_metadata *wait_moved(int gone, int came, uint32_t timeout_m
     return NULL;
 }
 
+/* Until every shard is the same on each broker of its replica set (per `m`), within 20 s;
+ * *ends gets the ends. Exits the test (naming `when`) otherwise. */
+static void wait_identical(const struct sluice_metadata *m, struct rc_shard_end *ends,
+                           const char *when)
+{
+    char why[512] = "";
+    bool same = false;
+    for (uint64_t t0 = it_mono_ms(); !same && it_mono_ms() - t0 < 20000; it_sleep_ms(200)) {
+        same = replicas_identical(m, ends, why, sizeof(why));
+    }
+    if (!same) {
+        fprintf(stderr, "FAIL: replicas differ %s: %s\n", when, why);
+        exit(1);
+    }
+}
+
+/* Every acknowledged value once, read through `addr` up to `ends`; exits the test (naming
+ * `when`) otherwise. */
+static void read_back(const char *addr, const struct rc_shard_end *ends, const char *when,
+                      struct rc_result *res)
+{
+    char why[512] = "";
+    sluice_client *c = NULL;
+    CHECK(sluice_client_new(addr, NULL, &c) == SLUICE_OK);
+    if (rc_read_check(c, STREAM, ends, NSH, outcome, next_value, 30000, res, why, sizeof(why)) !=
+        0) {
+        fprintf(stderr, "FAIL: %s: %s\n", when, why);
+        exit(1);
+    }
+    sluice_client_free(c);
+}
+
 static void ids_fmt(const int32_t *ids, uint32_t n, char *buf, size_t cap)
 {
     size_t off = 0;
@@ -336,25 +368,10 @@ static void cancel_scenario(const int32_t *old, uint32_t n)
     CHECK(m != NULL);
     print_routes("moved again", m);
     struct rc_shard_end ends[NSH];
-    char why[512] = "";
-    bool same = false;
-    for (uint64_t t0 = it_mono_ms(); !same && it_mono_ms() - t0 < 20000; it_sleep_ms(200)) {
-        same = replicas_identical(m, ends, why, sizeof(why));
-    }
-    if (!same) {
-        fprintf(stderr, "FAIL: replicas differ after the cancel and the new move: %s\n", why);
-        exit(1);
-    }
+    wait_identical(m, ends, "after the cancel and the new move");
     sluice_metadata_free(m);
-    sluice_client *c = NULL;
-    CHECK(sluice_client_new(all, NULL, &c) == SLUICE_OK);
     struct rc_result res;
-    if (rc_read_check(c, STREAM, ends, NSH, outcome, next_value, 30000, &res, why, sizeof(why)) !=
-        0) {
-        fprintf(stderr, "FAIL: after the cancel: %s\n", why);
-        exit(1);
-    }
-    sluice_client_free(c);
+    read_back(all, ends, "after the cancel", &res);
     printf("after the cancel and the new move: %" PRIu32 " acknowledged (%" PRIu32
            " missing), %" PRIu32 " unknown\n",
            res.ok, res.lost, res.unknown);
@@ -506,15 +523,7 @@ int main(void)
 
     /* broker 4 holds an identical copy; the victim is a replica of nothing */
     struct rc_shard_end ends[NSH];
-    char why[512] = "";
-    bool same = false;
-    for (t0 = it_mono_ms(); !same && it_mono_ms() - t0 < 20000; it_sleep_ms(200)) {
-        same = replicas_identical(m, ends, why, sizeof(why));
-    }
-    if (!same) {
-        fprintf(stderr, "FAIL: replicas differ: %s\n", why);
-        exit(1);
-    }
+    wait_identical(m, ends, "after the move");
     for (uint32_t s = 0; s < NSH; s++) {
         const struct sluice_shard_route *r = &m->streams[0].shards[s];
         CHECK(!cit_has(r->replicas, r->n_replicas, victim) && !cit_has(r->isr, r->n_isr, victim));
@@ -528,14 +537,8 @@ int main(void)
     CHECK(m->streams[0].shards[0].leader != victim); /* (it led shard 0: handed over) */
 
     /* every acknowledged value once, read from the new leaders */
-    CHECK(sluice_client_new(bootstrap, NULL, &c) == SLUICE_OK);
     struct rc_result res;
-    if (rc_read_check(c, STREAM, ends, NSH, outcome, next_value, 30000, &res, why, sizeof(why)) !=
-        0) {
-        fprintf(stderr, "FAIL: %s\n", why);
-        exit(1);
-    }
-    sluice_client_free(c);
+    read_back(bootstrap, ends, "after the move", &res);
     printf("log: %" PRIu64 " records; values: %" PRIu32 " written, %" PRIu32
            " acknowledged (%" PRIu32 " missing), %" PRIu32 " unknown (%" PRIu32 " stored)\n",
            res.records, res.values, res.ok, res.lost, res.unknown, res.unknown_stored);
@@ -564,14 +567,7 @@ int main(void)
     const struct sluice_shard_route *r0 = &m->streams[0].shards[0];
     CHECK(r0->n_replicas == n_before &&
           memcmp(r0->replicas, before[0], n_before * sizeof(before[0][0])) == 0);
-    same = false;
-    for (t0 = it_mono_ms(); !same && it_mono_ms() - t0 < 20000; it_sleep_ms(200)) {
-        same = replicas_identical(m, ends, why, sizeof(why));
-    }
-    if (!same) {
-        fprintf(stderr, "FAIL: replicas differ after moving back: %s\n", why);
-        exit(1);
-    }
+    wait_identical(m, ends, "after moving back");
     sluice_metadata_free(m);
 
     /* refusals name the cause */
