@@ -856,9 +856,10 @@ int sluice_cluster_reassign(sluice_client *c, const char *stream, uint32_t shard
  * the only copies of acknowledged records: the move goes on) - sluice_cluster_metadata shows
  * the outcome (n_target 0; replicas the old set when cancelled). Needs the admin right.
  * Errors: SLUICE_ENOTFOUND (no move of the shard in progress: nothing to cancel; or no such
- * replicated shard - the message says which), SLUICE_EINVAL (a move started by a broker older
- * than cancelling; or a broker older than cancelling, which reads the request as a move to
- * no replicas), SLUICE_ECONFLICT (another request for the shard waits for the controller),
+ * replicated shard - the message says which), SLUICE_EINVAL (no replica from before the move
+ * alive in the ISR, as the broker asked sees it: the move goes on; a move started by a broker
+ * older than cancelling; or a broker older than cancelling, which reads the request as a move
+ * to no replicas), SLUICE_ECONFLICT (another request for the shard waits for the controller),
  * SLUICE_EUNSUPPORTED (a single broker), SLUICE_EAGAIN / SLUICE_ENOT_LEADER (retry),
  * SLUICE_EDENIED, SLUICE_ECLOSED, SLUICE_ENOMEM. Thread-safe. */
 int sluice_cluster_reassign_cancel(sluice_client *c, const char *stream, uint32_t shard);

@@ -150,7 +150,8 @@ int sl_replicas_reassign(struct sl_replicas *rs, const char *stream, uint32_t sh
  * with the data "cancel", applied as sl_ctrl_move_cancel says (back to the replicas before
  * the move). cb as for sl_replicas_reassign. Errors at once, with `why`: SL_ENOTFOUND (no such
  * replicated shard, or no move in progress: nothing to cancel), SL_EINVAL (a move started
- * before cancelling existed), SL_ENOT_LEADER / SL_EAGAIN (retry), SL_ENOMEM; through cb:
+ * before cancelling existed; no replica from before the move alive in the ISR: the move must
+ * go on), SL_ENOT_LEADER / SL_EAGAIN (retry), SL_ENOMEM; through cb:
  * SL_ECONFLICT (another request for the shard is waiting for the controller). */
 int sl_replicas_reassign_cancel(struct sl_replicas *rs, const char *stream, uint32_t shard,
                                 sl_replicas_reassigned_fn cb, void *ctx, char *why,

@@ -5,7 +5,8 @@
  * ZooKeeper carries the request to it whichever it is, across controller failovers.
  *
  * A cancel (sl_replicas_reassign_cancel) is the same node with the data "cancel"
- * (SL_CTRL_MOVE_CANCEL); checked here: a move in progress, one whose state says what it adds.
+ * (SL_CTRL_MOVE_CANCEL); checked here with sl_ctrl_move_cancel on this broker's view: a move
+ * in progress, one whose state says what it adds, an old replica alive in the ISR to lead.
  *
  * What is checked here is what the controller would refuse anyway, so the asker learns why
  * at once: every id a live broker, none twice, at most SL_REPL_REPLICAS_MAX (old and new
@@ -177,8 +178,9 @@ int sl_replicas_reassign_cancel(struct sl_replicas *rs, const char *stream, uint
     if (br == NULL) {
         return rc;
     }
-    /* what this broker can tell: a move in progress, which says what it adds; whether an old
-     * replica can lead is the controller's to decide (it knows the live sessions) */
+    /* what this broker can tell: a move in progress, which says what it adds, and an old
+     * replica alive (its session as this broker lists it) in the ISR to lead - the controller
+     * decides again on its own view */
     if (br->state.n_target == 0) {
         snprintf(why, why_len,
                  "no move of %s shard %" PRIu32 " is in progress (as this broker last read "
@@ -193,6 +195,25 @@ int sl_replicas_reassign_cancel(struct sl_replicas *rs, const char *stream, uint
                  "on to its end",
                  stream, shard);
         return SL_EINVAL;
+    }
+    const struct sl_member_info *list = NULL;
+    size_t n_list = sl_member_brokers(rs->mb, &list);
+    int32_t live_ids[SL_REPL_REPLICAS_MAX];
+    int64_t sessions[SL_REPL_REPLICAS_MAX];
+    uint32_t n_live = 0;
+    for (uint32_t i = 0; i < br->state.m.n_replicas; i++) {
+        for (size_t j = 0; j < n_list; j++) {
+            if ((int32_t)list[j].node_id == br->state.m.replicas[i]) {
+                live_ids[n_live] = br->state.m.replicas[i];
+                sessions[n_live++] = list[j].session_id;
+                break;
+            }
+        }
+    }
+    struct sl_ctrl_state next;
+    rc = sl_ctrl_move_cancel(&br->state, live_ids, sessions, n_live, &next, why, why_len);
+    if (rc != SL_OK) {
+        return rc;
     }
     return request(rs, stream, shard, SL_CTRL_MOVE_CANCEL, strlen(SL_CTRL_MOVE_CANCEL), cb, ctx,
                    why, why_len);
