@@ -289,8 +289,8 @@ static int run_cancel(sluice_client *c, const struct move_args *a, const char *s
         if (cli_stop_requested || now_ms() >= deadline) {
             fprintf(stderr,
                     "sluice: %s shard %" PRIu32 " still moving after %u ms: the controller "
-                    "refused the cancel (see its log: no replica from before the move alive "
-                    "and in sync?) or has not applied it yet\n",
+                    "has not applied the cancel, or refused it (no replica from before the "
+                    "move alive and in sync by then: the move goes on)\n",
                     stream, a->shard, a->timeout_ms);
             return CLI_EXIT_ERR;
         }
