@@ -377,6 +377,7 @@ int sl_ctrl_move_cancel(const struct sl_ctrl_state *cur, const int32_t *live,
     next->m.leader = cand;
     next->m.leader_epoch = cur->m.leader_epoch + (CANCEL_MUTATION(7) ? 0 : 1);
     next->leader_session = sessions[live_at(live, n_live, cand)];
+    SL_ASSERT(ids_has(next->m.isr, next->m.n_isr, cand));
     return SL_OK;
 }
 
