@@ -109,6 +109,8 @@ TEST(metadata_single_broker)
     int32_t ids[] = {1, 2, 3};
     CHECK_EQ(sluice_cluster_reassign(c, "ma", 0, ids, 3), SL_EUNSUPPORTED);
     CHECK(strstr(sluice_last_error(), "--cluster") != NULL);
+    CHECK_EQ(sluice_cluster_reassign_cancel(c, "ma", 0), SL_EUNSUPPORTED); /* nor to cancel */
+    CHECK(strstr(sluice_last_error(), "--cluster") != NULL);
     sluice_client_free(c);
 }
 
