@@ -255,14 +255,16 @@ static int replication_start(struct broker *b, struct sl_ring *ring,
     return rc;
 }
 
-/* Before the network goes: what followers wait on is answered, reads for them end. */
-static void replication_stop(struct broker *b, struct sl_ring *ring)
+/* Before the network goes: what followers wait on is answered, reads for them end, and the
+ * replicas' writes and cuts at the shard owners complete (within shutdown_timeout_ms, as
+ * in-flight requests: a write still out then keeps the replicas' memory to the exit). */
+static void replication_stop(struct broker *b, struct sl_ring *ring, uint32_t wait_ms)
 {
     if (b->replicas == NULL) {
         return;
     }
     sl_replicas_stop(b->replicas);
-    uint64_t deadline = sl_clock_mono_ms() + 2000;
+    uint64_t deadline = sl_clock_mono_ms() + wait_ms;
     while (sl_replicas_busy(b->replicas) && sl_clock_mono_ms() < deadline) {
         sl_ring_run(ring, 1, 10u * 1000u * 1000u);
     }
@@ -475,7 +477,7 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
         sl_daemon_ready(&b->daemon);
         rc = sl_net_run(net);
     }
-    replication_stop(b, ring);
+    replication_stop(b, ring, cfg->shutdown_timeout_ms);
     b->net = NULL;
     b->sec = NULL;
     b->api = NULL;
