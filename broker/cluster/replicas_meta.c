@@ -541,9 +541,25 @@ void sl_replicas_close(struct sl_replicas *rs)
     rs->mb = NULL; /* (stopped and freed before: sl_replicas_stop let it go) */
     if (sl_replicas_busy(rs)) {
         /* A write or a cut still at a shard's owner would call back into freed replicas
-         * (a follower stopped right after a restart hit a double free): left to the exit. */
-        sl_warn("cluster", "replica writes still in flight at shutdown: their memory is left "
-                           "to the process's exit");
+         * (a follower stopped right after a restart hit a double free): left to the exit.
+         * Said with the first shard still busy, for whoever finds out why. */
+        const struct sl_brepl *busy = rs->all;
+        while (busy != NULL && !rs_brepl_disk_busy(busy)) {
+            busy = busy->next;
+        }
+        char what[SL_CTRL_NAME_MAX + 64];
+        if (busy != NULL) {
+            snprintf(what, sizeof(what),
+                     "shard %u of %s: %u queued disk operations, %u store "
+                     "syncs waited on",
+                     busy->b->id, busy->b->stream->name, busy->dq_n, busy->store_waits);
+        } else {
+            snprintf(what, sizeof(what), "no shard's writes");
+        }
+        sl_warn("cluster",
+                "replica work still in flight at shutdown (%u follower reads being served; "
+                "%s): the replicas' memory is left to the process's exit",
+                rs->serves, what);
         return;
     }
     while (rs->creates != NULL) {
