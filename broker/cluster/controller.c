@@ -213,8 +213,9 @@ static void on_shard_read(void *arg, int err, const uint8_t *data, size_t len,
         struct sl_ctrl_state st;
         if (sl_ctrl_state_decode(data, len, &st) != SL_OK) {
             s->gone = true; /* not ours to fix: left alone (and counted) */
-        } else if (!s->loaded || stat->version >= s->st.m.version) {
+        } else if (!s->loaded || stat->version >= s->st.m.version || stat->czxid != s->czxid) {
             st.m.version = stat->version;
+            s->czxid = stat->czxid;
             s->st = st;
             s->loaded = true;
             sl_ctrl_move_note(c, i);
@@ -273,16 +274,22 @@ static void on_stream_children(void *arg, int err, const char *const *names, siz
         stream_watch(st, NULL);
         return;
     }
+    /* deleted: listed again should /shards list the name again (made anew, on_streams) */
+    st->missing = err == SL_ENOTFOUND;
     for (size_t k = 0; err == SL_OK && k < n; k++) {
         char name[SL_CTRL_NAME_MAX];
         if ((size_t)snprintf(name, sizeof name, "%s/%s", st->name, names[k]) >= sizeof name) {
             continue;
         }
-        if (shard_find(c, name) < 0) {
-            long i = shard_add(c, name);
-            if (i >= 0) {
-                mark_read(c, (uint32_t)i);
-            }
+        long i = shard_find(c, name);
+        if (i < 0) {
+            i = shard_add(c, name);
+        } else if (c->shards[i]->gone) {
+            c->shards[i]->gone = false; /* (its stream deleted, then made again) */
+            c->shards[i]->loaded = false;
+        }
+        if (i >= 0) {
+            mark_read(c, (uint32_t)i);
         }
     }
     pump(c);
@@ -321,11 +328,15 @@ static void on_streams(void *arg, int err, const char *const *names, size_t n)
         return;
     }
     for (size_t k = 0; k < n; k++) {
-        bool known = false;
-        for (size_t j = 0; j < c->n_streams && !known; j++) {
-            known = strcmp(c->streams[j]->name, names[k]) == 0;
+        struct ctrl_stream *known = NULL;
+        for (size_t j = 0; j < c->n_streams && known == NULL; j++) {
+            known = strcmp(c->streams[j]->name, names[k]) == 0 ? c->streams[j] : NULL;
         }
-        if (known || strlen(names[k]) >= SL_CTRL_NAME_MAX / 2) {
+        if (known != NULL && known->missing) {
+            known->missing = false; /* deleted, and made again since: its shards anew */
+            stream_watch(known, NULL);
+        }
+        if (known != NULL || strlen(names[k]) >= SL_CTRL_NAME_MAX / 2) {
             continue;
         }
         if (c->n_streams == c->cap_streams) {

@@ -19,6 +19,9 @@ struct ctrl_shard {
     struct sl_ctrl_state next; /* what its multi in flight writes */
     bool loaded, busy, in_read_q, in_dirty_q, gone;
     bool in_move_q; /* in c->move_q: re-read while its move lasts */
+    /* The state node's creation (struct sl_meta_stat.czxid): another one is the shard of a
+     * stream deleted and created again under its name, whose versions start over. */
+    int64_t czxid;
 };
 
 struct ctrl_stream {
@@ -26,6 +29,7 @@ struct ctrl_stream {
     char name[SL_CTRL_NAME_MAX];
     uint32_t index; /* in c->streams */
     bool queued;    /* in c->list_q: its shards are to be listed */
+    bool missing;   /* its last listing found no /shards/<stream> (deleted): no watch set */
 };
 
 /* One request under SL_CTRL_PATH_NOTIFY being read (controller.c). */

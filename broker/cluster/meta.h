@@ -68,6 +68,9 @@ struct sl_meta_stat {
     int32_t version;         /* data version */
     int32_t cversion;        /* children version */
     int64_t ephemeral_owner; /* session id, 0 for a persistent node */
+    /* The transaction that created the node: a node removed and created again at the same
+     * path has another (a stream deleted and made anew, docs/REPLICATION.md). */
+    int64_t czxid;
 };
 
 enum sl_meta_op_type {

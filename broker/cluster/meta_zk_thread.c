@@ -63,6 +63,7 @@ static void copy_stat(struct sl_meta_stat *out, const struct Stat *st)
     out->version = st->version;
     out->cversion = st->cversion;
     out->ephemeral_owner = st->ephemeralOwner;
+    out->czxid = st->czxid;
 }
 
 void sl_meta_zk_on_stat(int rc, const struct Stat *stat, const void *data)

@@ -205,7 +205,7 @@ static bool fwrite_hold(struct sl_brepl *br, struct dq_entry *d, uint32_t i)
  * main loop's own shards says SL_EAGAIN: the rest goes at the next pump or tick). */
 static void fwrite_submit(struct sl_brepl *br)
 {
-    for (uint32_t i = 0; i < br->dq_n; i++) {
+    for (uint32_t i = 0; i < br->dq_n && !br->gone; i++) {
         struct dq_entry *d = dq_at(br, i);
         if ((d->kind == DQ_TRUNC || d->kind == DQ_RESET) && !d->done) {
             return; /* nothing is written past a truncate (or reset) still to come */
@@ -337,7 +337,7 @@ static void save_epochs(struct sl_brepl *br, struct dq_entry *d)
 /* Starts the head entry when it is one that waits for everything before it. */
 static void dq_start_head(struct sl_brepl *br)
 {
-    if (br->dq_n == 0) {
+    if (br->dq_n == 0 || br->gone) {
         return;
     }
     struct dq_entry *d = dq_at(br, 0);
@@ -365,6 +365,9 @@ static void on_reply(void *ctx, int err, const char *why, const struct sl_repl_m
 {
     struct sl_brepl *br = ctx;
     br->req_out = false;
+    if (br->gone) {
+        return;
+    }
     if (err != SL_OK || answer == NULL) {
         /* unreachable or refused: the replica asks again after its timeout; the operator
          * hears why once per change of cause, and again while it lasts */
@@ -454,6 +457,12 @@ static void fx_run(struct sl_brepl *br)
     sl_repl_fx_clear(&br->r);
     for (uint32_t i = 0; i < n; i++) {
         const struct sl_repl_effect *f = &local[i];
+        bool answers = f->type == SL_REPL_FX_ACK ||
+                       (f->type == SL_REPL_FX_SEND && f->msg.type != SL_REPL_MSG_FETCH &&
+                        f->msg.type != SL_REPL_MSG_EPOCH_REQ);
+        if (br->gone && !answers) {
+            continue; /* deleted here: only what waits on the replica is answered */
+        }
         switch (f->type) {
         case SL_REPL_FX_SEND:
             if (f->msg.type == SL_REPL_MSG_FETCH || f->msg.type == SL_REPL_MSG_EPOCH_REQ) {
@@ -648,22 +657,55 @@ bool rs_brepl_disk_busy(const struct sl_brepl *br)
 
 void rs_brepl_free(struct sl_brepl *br)
 {
-    /* (after sl_replicas_stop: nothing waits any more, and nothing may be read now) */
+    /* (after sl_replicas_stop, or quiet once gone: nothing waits any more, and nothing may
+     * be read now) */
     SL_ASSERT(br->serve_wait == NULL);
     rs_brepl_answer_all(br);
     for (uint32_t i = 0; i < br->dq_n; i++) {
-        free(dq_at(br, i)->buf);
+        struct dq_entry *d = dq_at(br, i);
+        if (d->buf != NULL) {
+            br->rs->follow_bytes -= d->buf_len;
+            free(d->buf);
+        }
     }
     free(br->in_buf);
     if (br->b != NULL && br->b->repl == br) {
         br->b->repl = NULL;
     }
+    if (br->gone) {
+        SL_ASSERT(br->b->stream->inflight > 0);
+        br->b->stream->inflight--; /* (rs_brepl_detach's hold: the catalog may free it now) */
+    }
     free(br);
+}
+
+void rs_brepl_detach(struct sl_brepl *br)
+{
+    SL_ASSERT(!br->gone && br->b->repl == br);
+    br->gone = true;
+    /* Writes, cuts, store syncs and reads still in flight call back into the replica and
+     * its shard: the stream stays in the catalog's graveyard until the replica is freed. */
+    br->b->stream->inflight++;
+    if (br->r.role == SL_REPL_LEADER) {
+        sl_repl_resign(&br->r); /* (its ACK effects answer the produces waiting) */
+    }
+    sl_repl_suspend(&br->r);
+    rs_pump(br);
+    rs_brepl_answer_all(br);
+}
+
+bool rs_brepl_quiet(const struct sl_brepl *br)
+{
+    return !rs_brepl_disk_busy(br) && !br->get_out && !br->meta_writing && !br->abdicating &&
+           br->notes_out == 0 && !br->req_out && br->serves == 0 && br->serve_wait == NULL;
 }
 
 void rs_brepl_tick(struct sl_brepl *br)
 {
     rs_serve_wake(br, true); /* (what waited a tick answers with what there is) */
+    if (br->gone) {
+        return; /* (no time passes for a deleted replica: it only drains) */
+    }
     /* retention trims the log's head on its own schedule: the replica learns the new start
      * here (a leader answers fetches below it with it; sl_repl_set_log_start ignores a start
      * it cannot take yet) */

@@ -107,6 +107,14 @@ typedef void (*sl_replicas_created_fn)(void *ctx, int err, const char *why);
 int sl_replicas_create_stream(struct sl_replicas *rs, const struct sl_replicas_stream *s,
                               sl_replicas_created_fn cb, void *ctx, char *why, size_t why_len);
 
+/* Deletes a cluster stream: removed from ZooKeeper (/streams/<name>, then its shards'
+ * states), and every broker drops its copy (this one before it answers). Told SL_OK, or why
+ * not (SL_ENOTFOUND: not in the cluster). Errors at once, with `why`: SL_ENOT_LEADER (no
+ * session), SL_ENOMEM, the store's refusal. */
+typedef void (*sl_replicas_deleted_fn)(void *ctx, int err, const char *why);
+int sl_replicas_delete_stream(struct sl_replicas *rs, const char *name,
+                              sl_replicas_deleted_fn cb, void *ctx, char *why, size_t why_len);
+
 /* A follower's request (FETCH or EPOCH_REQ) for shard `shard` of `stream`, decoded; the
  * answer goes to fn exactly once (possibly inside this call; its batches borrowed for fn). */
 typedef void (*sl_replicas_answer_fn)(void *ctx, const struct sl_repl_msg *answer);

@@ -1,7 +1,8 @@
 /* replicas_int.h - the replica manager's parts, shared by its files:
  *   replicas.c       one shard's replica: effects, the disk FIFO, following its leader
  *   replicas_serve.c the same replica answering its followers
- *   replicas_meta.c  the metadata side: sessions, /streams, shard states, stream creation
+ *   replicas_meta.c  the metadata side: sessions, /streams, shard states
+ *   replicas_create.c, replicas_delete.c  a stream created, deleted in ZooKeeper
  * Nothing outside broker/cluster/replicas*.c includes this file. Threading: the main loop.
  */
 #ifndef SL_CLUSTER_REPLICAS_INT_H
@@ -89,7 +90,16 @@ struct sl_brepl {
     uint32_t store_waits; /* the stores' barriers a held follower write waits for */
     struct pending_answer ans[SL_REPL_REPLICAS_MAX];
     struct serve *serve_wait; /* answers waiting for this broker's write (replicas.c) */
-    struct sl_brepl *next;    /* rs->all */
+    uint32_t serves;          /* ... and reads serving them, in flight */
+    uint32_t notes_out;       /* creates under SL_CTRL_PATH_NOTIFY in flight */
+    /* The creation of the state node read first (struct sl_meta_stat.czxid): a node of
+     * another creation means the stream was deleted and made again (replicas_meta.c). */
+    int64_t state_czxid;
+    /* The stream was deleted (or replaced) in the cluster: detached from the engine's use,
+     * nothing new started, freed once nothing calls back into it (rs_brepl_quiet); it holds
+     * its stream (inflight) until then. */
+    bool gone;
+    struct sl_brepl *next; /* rs->all */
 };
 
 /* A stream this broker is creating in its catalog from /streams (or was asked to create). */
@@ -130,11 +140,16 @@ struct sl_replicas {
     uint32_t link_unlogged; /* failures not logged since (the rate limit) */
     struct sl_brepl *all;
     struct rs_create *creates;
+    bool stray_logged; /* the guard against an empty /streams said why (replicas_meta.c) */
 };
 
 /* replicas.c */
 struct sl_brepl *rs_brepl_new(struct sl_replicas *rs, struct sl_bshard *b, const char *path);
 void rs_brepl_free(struct sl_brepl *br);
+/* The stream is deleted here: the replica answers what waits on it and stops (gone). */
+void rs_brepl_detach(struct sl_brepl *br);
+/* Nothing of a gone replica's is in flight: it may be freed. */
+bool rs_brepl_quiet(const struct sl_brepl *br);
 /* A write or a cut is at the shard's owner, which will call back into br. */
 bool rs_brepl_disk_busy(const struct sl_brepl *br);
 void rs_pump(struct sl_brepl *br);
@@ -161,6 +176,9 @@ void rs_meta_write(struct sl_brepl *br, const struct sl_repl_meta *m);
 void rs_abdicate(struct sl_brepl *br);
 /* Whether `name` is published in /streams and being made in this broker's catalog. */
 bool rs_creating(struct sl_replicas *rs, const char *name);
+/* Drops this broker's copy of a cluster stream the cluster deleted (or replaced): its
+ * replicas detached, the stream deleted from the catalog; `why` completes the log line. */
+void rs_stream_drop(struct sl_replicas *rs, struct sl_stream *st, const char *why);
 /* replicas_create.c: the creation asked of this broker for `name` (NULL: none); its answer
  * to the asker (the creation is freed once its last multi answered). */
 struct rs_create *rs_create_find(struct sl_replicas *rs, const char *name);

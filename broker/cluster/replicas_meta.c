@@ -13,6 +13,7 @@
 #include "broker/cluster/member.h"
 #include "broker/cluster/stream_settings.h"
 #include "broker/engine/catalog.h"
+#include "broker/engine/streams.h"
 #include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -25,10 +26,38 @@
 
 /* ---- a shard's state ---------------------------------------------------- */
 
+/* The watch names the replicas' manager, not the replica: it stays set in ZooKeeper when the
+ * replica is freed (its stream deleted), and finds the replica from the path when it fires. */
 static void on_state_watch(void *arg, const char *path)
 {
-    (void)path;
-    rs_state_read(arg);
+    struct sl_replicas *rs = arg;
+    const char *name = path + sizeof(RS_PATH_SHARDS); /* "<stream>/<k>" */
+    const char *slash = strrchr(path, '/');
+    char stream[SL_CTRL_NAME_MAX];
+    size_t n = slash != NULL && slash > name ? (size_t)(slash - name) : 0;
+    if (strncmp(path, RS_PATH_SHARDS "/", sizeof(RS_PATH_SHARDS)) != 0 || n == 0 ||
+        n >= sizeof(stream)) {
+        return;
+    }
+    memcpy(stream, name, n);
+    stream[n] = '\0';
+    char *end = NULL;
+    unsigned long k = strtoul(slash + 1, &end, 10);
+    struct sl_brepl *br = end != slash + 1 && *end == '\0' && k <= UINT32_MAX
+                              ? rs_find(rs, stream, (uint32_t)k)
+                              : NULL;
+    if (br != NULL && !br->gone) {
+        rs_state_read(br);
+    }
+}
+
+/* The state read is not of the stream this broker holds: its node was removed (the stream
+ * deleted) or made again (deleted and created anew). The stream is compared with /streams
+ * again (the listing, below), which drops this copy. */
+static void state_suspect(struct sl_brepl *br)
+{
+    br->b->stream->cluster_recheck = true;
+    br->rs->relist = true;
 }
 
 static void on_state(void *arg, int err, const uint8_t *data, size_t len,
@@ -36,10 +65,16 @@ static void on_state(void *arg, int err, const uint8_t *data, size_t len,
 {
     struct sl_brepl *br = arg;
     br->get_out = false;
-    if (err == SL_ECLOSED) {
-        return; /* the session ended: the next one reads it again */
+    if (err == SL_ECLOSED || br->gone) {
+        return; /* the session ended: the next one reads it again (or deleted here) */
+    }
+    if ((err == SL_OK && br->state_czxid != 0 && stat->czxid != br->state_czxid) ||
+        (err == SL_ENOTFOUND && br->have_state)) {
+        state_suspect(br);
+        return;
     }
     if (err == SL_OK) {
+        br->state_czxid = stat->czxid;
         struct sl_ctrl_state st;
         if (sl_ctrl_state_decode(data, len, &st) != SL_OK) {
             sl_warn("cluster", "%s: the shard state in ZooKeeper is not valid; ignored",
@@ -68,8 +103,8 @@ static void on_state(void *arg, int err, const uint8_t *data, size_t len,
 void rs_state_read(struct sl_brepl *br)
 {
     struct sl_replicas *rs = br->rs;
-    if (rs->meta == NULL) {
-        return; /* read when a session is registered */
+    if (rs->meta == NULL || br->gone) {
+        return; /* read when a session is registered (never again once deleted) */
     }
     if (br->get_out) {
         br->reget = true;
@@ -77,7 +112,7 @@ void rs_state_read(struct sl_brepl *br)
     }
     br->reget = false;
     br->get_gen = rs->gen;
-    if (sl_meta_get(rs->meta, br->path, on_state_watch, br, on_state, br) == SL_OK) {
+    if (sl_meta_get(rs->meta, br->path, on_state_watch, rs, on_state, br) == SL_OK) {
         br->get_out = true;
     } else {
         br->reget = true; /* the store's bound on calls: at the next tick */
@@ -86,7 +121,9 @@ void rs_state_read(struct sl_brepl *br)
 
 static void on_move_notified(void *arg, int err, const char *path)
 {
-    (void)arg;
+    struct sl_brepl *br = arg;
+    SL_ASSERT(br->notes_out > 0);
+    br->notes_out--;
     (void)err; /* not written: the controller's own re-read of a moving shard switches it */
     (void)path;
 }
@@ -96,12 +133,16 @@ static void on_meta_set(void *arg, int err, const char *path)
     (void)path;
     struct sl_brepl *br = arg;
     br->meta_writing = false;
+    if (br->gone) {
+        return;
+    }
     if (err == SL_OK && br->move_ready && br->rs->meta != NULL) {
         /* the ISR now holds a move's whole target: ask the controller to switch now rather
          * than at its next re-read of the moving shard (SL_CTRL_MOVE_POLL_TICKS) */
         const char *name = br->path + sizeof(RS_PATH_SHARDS); /* "<stream>/<k>" */
-        (void)sl_meta_create(br->rs->meta, SL_CTRL_PATH_NOTIFY "/n-", (const uint8_t *)name,
-                             strlen(name), SL_META_SEQUENTIAL, on_move_notified, br);
+        br->notes_out += sl_meta_create(br->rs->meta, SL_CTRL_PATH_NOTIFY "/n-",
+                                        (const uint8_t *)name, strlen(name),
+                                        SL_META_SEQUENTIAL, on_move_notified, br) == SL_OK;
     }
     br->move_ready = false;
     sl_repl_meta_done(&br->r, err == SL_OK ? SL_OK : err == SL_ECONFLICT ? SL_ECONFLICT
@@ -140,7 +181,9 @@ static void on_notified(void *arg, int err, const char *path)
 {
     (void)path;
     struct sl_brepl *br = arg;
-    if (err != SL_OK) { /* (the state stays abdicated: the controller's next pass elects) */
+    SL_ASSERT(br->notes_out > 0);
+    br->notes_out--;
+    if (err != SL_OK && !br->gone) { /* (the state stays abdicated: the next pass elects) */
         sl_warn("cluster", "shard %u of %s: cannot ask the controller to elect another "
                 "leader (%s): it will at its next change of brokers",
                 br->b->id, br->b->stream->name, sl_strerror(err));
@@ -152,6 +195,9 @@ static void on_abdicated(void *arg, int err, const char *path)
     (void)path;
     struct sl_brepl *br = arg;
     br->abdicating = false;
+    if (br->gone) {
+        return;
+    }
     if (err == SL_OK && br->state.m.leader != br->rs->cfg.self) {
         sl_warn("cluster", "shard %u of %s: this broker's replica failed: it left the ISR",
                 br->b->id, br->b->stream->name);
@@ -161,6 +207,7 @@ static void on_abdicated(void *arg, int err, const char *path)
                 br->b->id, br->b->stream->name);
         /* the controller reads shard states without watches: ask it to decide this one */
         const char *name = br->path + sizeof(RS_PATH_SHARDS); /* "<stream>/<k>" */
+        br->notes_out++;
         if (br->rs->meta == NULL ||
             sl_meta_create(br->rs->meta, SL_CTRL_PATH_NOTIFY "/n-", (const uint8_t *)name,
                            strlen(name), SL_META_SEQUENTIAL, on_notified, br) != SL_OK) {
@@ -185,7 +232,8 @@ void rs_abdicate(struct sl_brepl *br)
 {
     struct sl_replicas *rs = br->rs;
     const struct sl_ctrl_state *cur = &br->state;
-    if (br->r.role != SL_REPL_FATAL || !br->have_state || br->abdicating || rs->meta == NULL) {
+    if (br->r.role != SL_REPL_FATAL || !br->have_state || br->abdicating || rs->meta == NULL ||
+        br->gone) {
         return;
     }
     bool leads = cur->m.leader == rs->cfg.self && cur->leader_session != 0;
@@ -262,6 +310,7 @@ static void on_local_created(void *ctx, int err, const char *why)
         st = sl_catalog_find(c->rs->e->catalog, c->name);
     }
     if (st != NULL && st->cluster) {
+        st->cluster_verified = true; /* (made from /streams just now) */
         attach(c->rs, st);
         /* (our multi failed EEXIST: another creation published it) */
         rs_create_end(c, c->multi_err == SL_EEXIST ? SL_EEXIST : SL_OK,
@@ -281,7 +330,6 @@ static void on_local_created(void *ctx, int err, const char *why)
 static void on_stream_settings(void *arg, int err, const uint8_t *data, size_t len,
                                const struct sl_meta_stat *stat)
 {
-    (void)stat;
     struct rs_create *c = arg;
     struct sl_cstream_settings s;
     if (err == SL_OK && sl_cstream_decode(data, len, &s) != SL_OK) {
@@ -297,7 +345,8 @@ static void on_stream_settings(void *arg, int err, const uint8_t *data, size_t l
     int rc = sl_catalog_create_async(c->rs->e->catalog, c->name, s.shard_count,
                                      s.retention_hours, s.retention_bytes, s.compression,
                                      SL_CATALOG_CREATE_JOIN | SL_CATALOG_CREATE_CLUSTER,
-                                     on_local_created, c, why, sizeof(why));
+                                     (uint64_t)stat->czxid, on_local_created, c, why,
+                                     sizeof(why));
     if (rc != SL_OK) {
         on_local_created(c, rc, why);
     }
@@ -310,6 +359,141 @@ static void on_streams_watch(void *arg, const char *path)
     rs->relist = true;
 }
 
+/* ---- deleted streams ------------------------------------------------------
+ *
+ * A stream deleted in the cluster (replicas_delete.c) leaves /streams; every broker drops
+ * its copy when its listing no longer has it. A broker away meanwhile (stopped, or its
+ * session expired) may find the name made again: a stream of the same name that is not the
+ * one it holds. So a copy is compared with /streams/<name> (its creation transaction,
+ * stream.meta's cluster_id) before its replicas are attached: once per stream after a start,
+ * and again when a shard's state node is found removed or made anew (state_suspect). */
+
+void rs_stream_drop(struct sl_replicas *rs, struct sl_stream *st, const char *why)
+{
+    SL_ASSERT(st->cluster && !st->deleted);
+    char name[SL_STREAM_NAME_MAX + 1];
+    snprintf(name, sizeof(name), "%s", st->name);
+    for (uint32_t k = 0; k < st->shard_count && st->loaded; k++) {
+        struct sl_brepl *br = st->shards[k]->repl;
+        if (br != NULL && !br->gone) {
+            rs_brepl_detach(br);
+        }
+    }
+    char err[256];
+    int rc = sl_streams_drop_replica(rs->e, name, err, sizeof(err));
+    if (rc != SL_OK) {
+        sl_error("cluster", "stream %s %s, but dropping this broker's copy failed: %s", name,
+                 why, err);
+        return;
+    }
+    sl_info("cluster", "stream %s %s: this broker's copy is dropped", name, why);
+}
+
+struct verify {
+    struct sl_replicas *rs;
+    char name[SL_STREAM_NAME_MAX + 1];
+};
+
+static void on_verified(void *arg, int err, const uint8_t *data, size_t len,
+                        const struct sl_meta_stat *stat)
+{
+    (void)data;
+    (void)len;
+    struct verify *v = arg;
+    struct sl_replicas *rs = v->rs;
+    struct sl_stream *st = err != SL_ECLOSED ? sl_catalog_find(rs->e->catalog, v->name) : NULL;
+    free(v);
+    if (st == NULL || !st->cluster || !st->cluster_verifying) {
+        return; /* (dropped meanwhile; or the session ended: the next one lists again) */
+    }
+    st->cluster_verifying = false;
+    if (err == SL_OK && (st->cluster_id == 0 || (uint64_t)stat->czxid == st->cluster_id)) {
+        /* (0: made before creations were told apart - taken as the same) */
+        st->cluster_verified = true;
+        st->cluster_recheck = false;
+        for (uint32_t k = 0; k < st->shard_count && st->loaded; k++) {
+            if (st->shards[k]->repl != NULL) {
+                st->shards[k]->repl->state_czxid = 0; /* (its state is the stream's) */
+            }
+        }
+        attach(rs, st);
+    } else if (err == SL_OK) {
+        rs_stream_drop(rs, st, "was deleted and created again while this broker was away");
+        rs->relist = true; /* (made anew from the next listing) */
+    } else if (err == SL_ENOTFOUND) {
+        rs_stream_drop(rs, st, "was deleted in the cluster");
+    } else {
+        rs->relist = true;
+    }
+}
+
+static void verify(struct sl_replicas *rs, struct sl_stream *st)
+{
+    if (st->cluster_verifying) {
+        return;
+    }
+    struct verify *v = calloc(1, sizeof(*v));
+    char path[SL_META_PATH_MAX];
+    snprintf(path, sizeof(path), RS_PATH_STREAMS "/%s", st->name);
+    if (v == NULL) {
+        rs->relist = true;
+        return;
+    }
+    v->rs = rs;
+    snprintf(v->name, sizeof(v->name), "%s", st->name);
+    if (sl_meta_get(rs->meta, path, NULL, NULL, on_verified, v) != SL_OK) {
+        free(v);
+        rs->relist = true; /* the store's bound on calls: at the next tick */
+        return;
+    }
+    st->cluster_verifying = true;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The cluster streams of this catalog that /streams no longer lists (`sorted`): deleted.
+ * One compared in this session was seen deleted; one not yet compared (held since before a
+ * start) was deleted while this broker was away - unless the listing has none of the
+ * catalog's cluster streams, which says more likely that --cluster names another ensemble
+ * or chroot than that every one was deleted: nothing is dropped then, and that is said. */
+static void drop_unlisted(struct sl_replicas *rs, const char *const *sorted, size_t n)
+{
+    uint32_t held = 0, listed = 0, strays = 0;
+    for (struct sl_stream *st = sl_catalog_first(rs->e->catalog); st != NULL; st = st->next) {
+        if (st->cluster) {
+            bool in = bsearch(&(const char *){st->name}, sorted, n, sizeof(*sorted),
+                              name_cmp) != NULL;
+            held++;
+            listed += in;
+            strays += !in && !st->cluster_verified;
+        }
+    }
+    bool guard = strays > 0 && listed == 0;
+    if (guard && !rs->stray_logged) {
+        rs->stray_logged = true;
+        sl_error("cluster",
+                 "ZooKeeper lists none of the %u cluster streams this broker holds: is "
+                 "--cluster the ensemble and chroot it joined before? Their copies are kept "
+                 "(and not served) until it does",
+                 held);
+    }
+    struct sl_stream *next = NULL;
+    for (struct sl_stream *st = sl_catalog_first(rs->e->catalog); st != NULL; st = next) {
+        next = st->next;
+        if (!st->cluster || (guard && !st->cluster_verified) ||
+            bsearch(&(const char *){st->name}, sorted, n, sizeof(*sorted), name_cmp) != NULL) {
+            continue;
+        }
+        rs_stream_drop(rs, st,
+                       st->cluster_verified ? "was deleted in the cluster"
+                                            : "was deleted in the cluster while this broker "
+                                              "was away");
+    }
+}
+
 static void on_streams(void *arg, int err, const char *const *names, size_t n)
 {
     struct sl_replicas *rs = arg;
@@ -317,14 +501,33 @@ static void on_streams(void *arg, int err, const char *const *names, size_t n)
     if (err == SL_ECLOSED) {
         return;
     }
-    if (err != SL_OK) {
+    const char **sorted = err == SL_OK ? malloc((n > 0 ? n : 1) * sizeof(*sorted)) : NULL;
+    if (sorted == NULL) {
         rs->relist = true;
         return;
     }
+    if (n > 0) {
+        memcpy(sorted, names, n * sizeof(*sorted));
+        qsort(sorted, n, sizeof(*sorted), name_cmp);
+    }
+    drop_unlisted(rs, sorted, n);
+    free(sorted);
     for (size_t i = 0; i < n; i++) {
         struct sl_stream *st = sl_catalog_find(rs->e->catalog, names[i]);
+        if (st != NULL && st->cluster) {
+            struct rs_create *mine = rs_create_find(rs, names[i]);
+            if (mine != NULL && !mine->published) {
+                st->cluster_recheck = true; /* (asked to create a name it holds: which?) */
+            }
+            if (!st->cluster_verified || st->cluster_recheck) {
+                verify(rs, st);
+            } else {
+                attach(rs, st);
+            }
+            continue;
+        }
         if (st != NULL) {
-            attach(rs, st);
+            attach(rs, st); /* (a local stream of that name: says why not) */
             continue;
         }
         struct rs_create *c = rs_create_find(rs, names[i]);
@@ -449,7 +652,7 @@ void sl_replicas_tick(struct sl_replicas *rs, uint64_t now_ms)
     if (cut >= doubt_ms) {
         uint32_t n_cut = 0;
         for (struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
-            if (sl_repl_cut(&br->r, doubt_ms)) {
+            if (!br->gone && sl_repl_cut(&br->r, doubt_ms)) {
                 n_cut++;
                 rs_pump(br);
             }
@@ -476,11 +679,18 @@ void sl_replicas_tick(struct sl_replicas *rs, uint64_t now_ms)
     if (rs->relist) {
         list_streams(rs);
     }
-    for (struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
+    for (struct sl_brepl **pp = &rs->all; *pp != NULL;) {
+        struct sl_brepl *br = *pp;
+        if (br->gone && rs_brepl_quiet(br)) {
+            *pp = br->next; /* (its stream deleted, nothing of it in flight any more) */
+            rs_brepl_free(br);
+            continue;
+        }
         if (br->reget && !br->get_out) {
             rs_state_read(br);
         }
         rs_brepl_tick(br);
+        pp = &br->next;
     }
 }
 

@@ -81,6 +81,7 @@ static void serve_done(struct serve *s, uint32_t len)
     void *ctx = s->ctx;
     br->rs->serve_bytes -= s->cap;
     br->rs->serves--;
+    br->serves--;
     fn(ctx, &m);
     free(s->buf);
     free(s);
@@ -154,6 +155,7 @@ void rs_fx_answer(struct sl_brepl *br, const struct sl_repl_msg *m)
     a->used = false;
     br->rs->serve_bytes += s->cap;
     br->rs->serves++;
+    br->serves++;
     /* The replica answers as soon as its log grows, before this broker's own write of the
      * new batches completed: a read now would find nothing and the follower would ask
      * again at once. The answer waits for the write (serve_wake from the shard's written

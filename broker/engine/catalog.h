@@ -138,6 +138,14 @@ struct sl_stream {
      * never as a single broker's. False: a local stream, one copy on this broker. */
     bool cluster;
     bool cluster_clash_logged; /* a cluster stream of its name exists: said once */
+    /* Which creation of the name this copy is (stream.meta's `cluster_id`: the creation
+     * transaction of /streams/<name> in ZooKeeper; 0: made before it was kept). A stream
+     * deleted and made again under its name while this broker was away is another stream:
+     * broker/cluster/replicas_meta.c compares the two before it attaches replicas. */
+    uint64_t cluster_id;
+    bool cluster_verified;  /* compared since the start (replicas_meta.c) */
+    bool cluster_verifying; /* ... its read in flight */
+    bool cluster_recheck;   /* to compare again (a shard's state node went or was made anew) */
     /* A stream found at start-up is loaded lazily (catalog_jobs.c): until
      * `loaded`, its shards have no log (shards[i].ws.log NULL, stats read as
      * zero) and nothing but the catalog touches shards[] or the stores;
@@ -238,9 +246,11 @@ typedef void (*sl_catalog_created_cb)(void *ctx, int err, const char *why);
  * CreateStream. */
 #define SL_CATALOG_CREATE_JOIN    1u /* join a create of the same name under way */
 #define SL_CATALOG_CREATE_CLUSTER 2u /* a cluster stream (struct sl_stream.cluster) */
+/* cluster_id: with SL_CATALOG_CREATE_CLUSTER, struct sl_stream.cluster_id (else 0). */
 int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t shard_count,
                             uint32_t retention_hours, uint64_t retention_bytes,
-                            const char *compression, unsigned flags, sl_catalog_created_cb cb,
+                            const char *compression, unsigned flags, uint64_t cluster_id,
+                            sl_catalog_created_cb cb,
                             void *ctx, char *why, size_t why_len);
 /* Installs the background creates that finished; from the top of the loop
  * (never a callback). */

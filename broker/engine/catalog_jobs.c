@@ -275,7 +275,8 @@ bool catalog_pending_name(const struct sl_catalog *c, const char *name)
 
 int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t shard_count,
                             uint32_t retention_hours, uint64_t retention_bytes,
-                            const char *compression, unsigned flags, sl_catalog_created_cb cb,
+                            const char *compression, unsigned flags, uint64_t cluster_id,
+                            sl_catalog_created_cb cb,
                             void *ctx, char *why, size_t why_len)
 {
     struct create_waiter *w = calloc(1, sizeof(*w));
@@ -300,6 +301,7 @@ int sl_catalog_create_async(struct sl_catalog *c, const char *name, uint32_t sha
                                     compression, &st, why, why_len);
     if (rc == SL_OK) {
         st->cluster = (flags & SL_CATALOG_CREATE_CLUSTER) != 0; /* (in stream.meta) */
+        st->cluster_id = st->cluster ? cluster_id : 0;
     }
     struct catalog_job *j = rc == SL_OK ? job_new(JOB_CREATE, st) : NULL;
     if (j == NULL) {

@@ -66,6 +66,9 @@ int catalog_meta_format(const struct sl_stream *st, const struct sl_lineage *l, 
                      st->compression, st->created_ms);
     if (n > 0 && (size_t)n < cap && st->cluster) { /* (absent: a local stream, as before) */
         n += snprintf(body + n, cap - (size_t)n, "cluster=1\n");
+        if (n > 0 && (size_t)n < cap && st->cluster_id != 0) {
+            n += snprintf(body + n, cap - (size_t)n, "cluster_id=%" PRIx64 "\n", st->cluster_id);
+        }
     }
     /* A resharded stream's lineage, a line per shard id ("-": none). */
     for (uint32_t i = 0; l->n != l->open && i < l->n; i++) {
@@ -206,6 +209,7 @@ int catalog_meta_parse(struct sl_stream *st, char *body, size_t n)
     unsigned shards = 0, hours = 0;
     unsigned long long bytes = 0, created = 0;
     bool cluster = false;
+    uint64_t cluster_id = 0;
     char name[SL_STREAM_NAME_MAX + 1] = "", comp[8] = "";
     char *save = NULL;
     struct sl_lineage_shard *ls = NULL; /* a resharded stream's shard lines */
@@ -234,6 +238,15 @@ int catalog_meta_parse(struct sl_stream *st, char *body, size_t n)
                 return SL_ECORRUPT;
             }
             cluster = true;
+            continue;
+        }
+        if (strncmp(line, "cluster_id=", 11) == 0) {
+            char *end = NULL;
+            cluster_id = strtoull(line + 11, &end, 16);
+            if (end == line + 11 || *end != '\0') {
+                free(ls);
+                return SL_ECORRUPT;
+            }
             continue;
         }
         sscanf(line, "name=%128s", name);
@@ -275,6 +288,7 @@ int catalog_meta_parse(struct sl_stream *st, char *body, size_t n)
     snprintf(st->compression, sizeof(st->compression), "%s", comp);
     st->created_ms = created;
     st->cluster = cluster;
+    st->cluster_id = cluster ? cluster_id : 0;
     if (st->n_props > 1) { /* props is NULL without any: qsort(NULL, 0) is UB */
         qsort(st->props, st->n_props, sizeof(*st->props), catalog_prop_cmp);
     }

@@ -638,7 +638,7 @@ static void auto_create(struct sl_engine *e, const struct sl_produce_req *req, s
     snprintf(w->stream, sizeof(w->stream), "%s", req->stream != NULL ? req->stream : "");
     w->req.stream = w->stream;
     int rc = sl_catalog_create_async(e->catalog, w->stream, e->cfg.default_shards, 0, 0, NULL,
-                                     SL_CATALOG_CREATE_JOIN, on_created, w, why, sizeof(why));
+                                     SL_CATALOG_CREATE_JOIN, 0, on_created, w, why, sizeof(why));
     if (rc != SL_OK) {
         free(w);
         fail(e, cb, ctx, req->shard, rc, why);

@@ -49,7 +49,7 @@ void sl_streams_create_async(struct sl_engine *e, const struct sl_stream_spec *s
     *op = (struct create_op){.e = e, .cb = cb, .ctx = ctx};
     snprintf(op->name, sizeof(op->name), "%s", name); /* a longer one fails the name check */
     int rc = sl_catalog_create_async(e->catalog, name, spec->shard_count, spec->retention_hours,
-                                     spec->retention_bytes, spec->compression, 0,
+                                     spec->retention_bytes, spec->compression, 0, 0,
                                      on_created, op, why, sizeof(why));
     if (rc != SL_OK) {
         free(op);
@@ -57,12 +57,16 @@ void sl_streams_create_async(struct sl_engine *e, const struct sl_stream_spec *s
     }
 }
 
-int sl_streams_delete(struct sl_engine *e, const char *name, char *why, uint32_t why_len)
+static int delete_stream(struct sl_engine *e, const char *name, bool replica, char *why,
+                         uint32_t why_len)
 {
     name = name != NULL ? name : "";
     struct sl_stream *st = sl_catalog_find(e->catalog, name);
-    if (st != NULL && sl_stream_replicated(st)) {
-        snprintf(why, why_len, SL_STREAM_REPLICATED_WHY("deleting"));
+    if (st != NULL && sl_stream_replicated(st) && !replica) {
+        snprintf(why, why_len,
+                 "stream %s is replicated: it is deleted in the cluster, through the native "
+                 "protocol (sluice stream delete), not through this API",
+                 name);
         return SL_EUNSUPPORTED;
     }
     if (st != NULL) {
@@ -75,6 +79,16 @@ int sl_streams_delete(struct sl_engine *e, const char *name, char *why, uint32_t
         sl_queue_stream_deleted(st);
     }
     return rc;
+}
+
+int sl_streams_delete(struct sl_engine *e, const char *name, char *why, uint32_t why_len)
+{
+    return delete_stream(e, name, false, why, why_len);
+}
+
+int sl_streams_drop_replica(struct sl_engine *e, const char *name, char *why, uint32_t why_len)
+{
+    return delete_stream(e, name, true, why, why_len);
 }
 
 void sl_streams_shard_info(const struct sl_stream *st, uint32_t shard, struct sl_shard_info *out)

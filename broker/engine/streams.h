@@ -56,8 +56,13 @@ typedef void (*sl_stream_created_cb)(void *ctx, int err, const char *why, struct
 void sl_streams_create_async(struct sl_engine *e, const struct sl_stream_spec *spec,
                              sl_stream_created_cb cb, void *ctx);
 /* Answers the stream's parked fetches ENOTFOUND, then deletes it. Errors:
- * SL_ENOTFOUND, SL_EIO (why says which). */
+ * SL_ENOTFOUND, SL_EIO (why says which), SL_EUNSUPPORTED (a replicated stream: deleted in the
+ * cluster, broker/cluster/replicas.h). */
 int sl_streams_delete(struct sl_engine *e, const char *name, char *why, uint32_t why_len);
+/* Cluster mode: the same for this broker's copy of a replicated stream, which the cluster
+ * deleted (or which a creation of its name since then replaced); the caller detached its
+ * replicas first. */
+int sl_streams_drop_replica(struct sl_engine *e, const char *name, char *why, uint32_t why_len);
 void sl_streams_shard_info(const struct sl_stream *st, uint32_t shard, struct sl_shard_info *out);
 
 #endif

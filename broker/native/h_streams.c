@@ -278,21 +278,66 @@ void sl_native_list_streams(struct sl_native *srv, struct sl_conn *c, const sl_r
     sl_conn_request_done(c);
 }
 
-void sl_native_delete_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
+static void respond_deleted(struct sl_conn *c, uint64_t req_id)
 {
-    char why[200];
-    int rc = sl_streams_delete(srv->engine, req->delete_stream->name, why, sizeof(why));
-    if (rc != SL_OK) {
-        sl_native_fail(c, req->id, rc, why);
-        return;
-    }
     Sluice__V1__DeleteStreamResponse dr = SLUICE__V1__DELETE_STREAM_RESPONSE__INIT;
     sl_response resp = SLUICE__V1__RESPONSE__INIT;
-    resp.id = req->id;
+    resp.id = req_id;
     resp.body_case = SLUICE__V1__RESPONSE__BODY_DELETE_STREAM;
     resp.delete_stream = &dr;
     sl_native_respond(c, &resp);
     sl_conn_request_done(c);
+}
+
+struct delete_op {
+    struct sl_conn *conn;
+    uint64_t req_id;
+};
+
+static void on_cluster_deleted(void *ctx, int err, const char *why)
+{
+    struct delete_op *op = ctx;
+    if (err != SL_OK) {
+        sl_native_fail(op->conn, op->req_id, err, why);
+    } else {
+        respond_deleted(op->conn, op->req_id);
+    }
+    sl_conn_release(op->conn);
+    free(op);
+}
+
+/* In a cluster a stream is deleted in ZooKeeper, and every broker drops its copy from there
+ * (broker/cluster/replicas.h); a local stream of the name (made through an HTTP API) is
+ * deleted here as on a single broker. A name this broker does not hold yet may be a cluster
+ * stream made a moment ago elsewhere: asked of the cluster too. */
+void sl_native_delete_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
+{
+    char why[200];
+    const char *name = req->delete_stream->name;
+    struct sl_stream *st = sl_catalog_find(srv->engine->catalog, name);
+    if (srv->replicas != NULL && (st == NULL || st->cluster)) {
+        struct delete_op *op = calloc(1, sizeof(*op));
+        if (op == NULL) {
+            sl_native_fail(c, req->id, SL_ENOMEM, NULL);
+            return;
+        }
+        *op = (struct delete_op){.conn = c, .req_id = req->id};
+        int rc = sl_replicas_delete_stream(srv->replicas, name, on_cluster_deleted, op, why,
+                                           sizeof(why));
+        if (rc != SL_OK) {
+            free(op);
+            sl_native_fail(c, req->id, rc, why);
+            return;
+        }
+        sl_conn_hold(c);
+        return;
+    }
+    int rc = sl_streams_delete(srv->engine, name, why, sizeof(why));
+    if (rc != SL_OK) {
+        sl_native_fail(c, req->id, rc, why);
+        return;
+    }
+    respond_deleted(c, req->id);
 }
 
 struct reshard_op {

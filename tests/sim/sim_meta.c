@@ -30,6 +30,7 @@ struct mnode {
     size_t len;
     int32_t version, cversion;
     int64_t owner;
+    int64_t czxid; /* the store's count of creations when this one was made */
     bool live;
     uint32_t parent;
     uint32_t *kids;
@@ -104,6 +105,7 @@ struct sim_meta_store {
     int64_t next_session;
     struct mreq *all;
     uint64_t latency_us, read_us, write_us, busy_until, ops;
+    int64_t creations; /* every node's czxid is the count at its creation: unique */
 };
 
 static uint64_t hash_path(const char *p)
@@ -330,6 +332,7 @@ static int do_create(struct sim *s, const char *path, const uint8_t *data, size_
     }
     nd->len = len;
     nd->version = nd->cversion = 0;
+    nd->czxid = ++ms->creations;
     nd->owner = (flags & SL_META_EPHEMERAL) ? session : 0;
     nd->live = true;
     nd->parent = (uint32_t)parent;
@@ -416,7 +419,7 @@ static void apply(struct sim *s, struct mreq *rq)
             if (nd->len) {
                 memcpy(rq->rdata, nd->data, nd->len);
             }
-            rq->stat = (struct sl_meta_stat){nd->version, nd->cversion, nd->owner};
+            rq->stat = (struct sl_meta_stat){nd->version, nd->cversion, nd->owner, nd->czxid};
             watch_add(ms, rq, (uint32_t)i, false);
         }
         break;

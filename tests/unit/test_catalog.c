@@ -193,14 +193,14 @@ TEST(streams_max_and_shards_max_refuse_with_elimit)
     CHECK(strstr(why, "streams_max") != NULL);
     /* the background create (auto-create) goes through the same check */
     struct created cr = {0};
-    CHECK_EQ(sl_catalog_create_async(c, "d", 1, 0, 0, NULL, SL_CATALOG_CREATE_JOIN, on_created, &cr, why,
+    CHECK_EQ(sl_catalog_create_async(c, "d", 1, 0, 0, NULL, SL_CATALOG_CREATE_JOIN, 0, on_created, &cr, why,
                                      sizeof(why)), SL_ELIMIT);
     CHECK(strstr(why, "streams_max") != NULL);
     CHECK_EQ(cr.calls, 0);
     /* a delete makes room; creates under way count against the limit */
     CHECK_EQ(sl_catalog_delete(c, "a"), SL_OK);
     sl_catalog_reap(c);
-    CHECK_EQ(sl_catalog_create_async(c, "d", 2, 0, 0, NULL, SL_CATALOG_CREATE_JOIN, on_created, &cr, why,
+    CHECK_EQ(sl_catalog_create_async(c, "d", 2, 0, 0, NULL, SL_CATALOG_CREATE_JOIN, 0, on_created, &cr, why,
                                      sizeof(why)), SL_OK);
     CHECK_EQ(sl_catalog_create(c, "e", 1, 0, 0, NULL, &st, why, sizeof(why)), SL_ELIMIT);
     for (int i = 0; i < 500 && cr.calls == 0; i++) {
@@ -238,15 +238,16 @@ TEST(background_creates_in_batches)
         name_of(i, name, sizeof(name));
         /* every seventh a cluster stream (kept in stream.meta, checked after reopening) */
         CHECK_EQ(sl_catalog_create_async(c, name, 1 + i % 3, 0, 0, NULL,
-                                         i % 7 == 0 ? SL_CATALOG_CREATE_CLUSTER : 0, on_created,
+                                         i % 7 == 0 ? SL_CATALOG_CREATE_CLUSTER : 0,
+                                         i % 7 == 0 ? 0x100000000ull + (uint64_t)i : 0, on_created,
                                          &cr[i], why, sizeof(why)),
                  SL_OK);
     }
     name_of(0, name, sizeof(name));
-    CHECK_EQ(sl_catalog_create_async(c, name, 1, 0, 0, NULL, 0, on_created, &joined, why,
+    CHECK_EQ(sl_catalog_create_async(c, name, 1, 0, 0, NULL, 0, 0, on_created, &joined, why,
                                      sizeof(why)),
              SL_EEXIST);
-    CHECK_EQ(sl_catalog_create_async(c, name, 1, 0, 0, NULL, SL_CATALOG_CREATE_JOIN, on_created,
+    CHECK_EQ(sl_catalog_create_async(c, name, 1, 0, 0, NULL, SL_CATALOG_CREATE_JOIN, 0, on_created,
                                      &joined, why,
                                      sizeof(why)),
              SL_OK);
@@ -283,6 +284,7 @@ TEST(background_creates_in_batches)
         struct sl_stream *si = sl_catalog_find(c, name);
         CHECK(si != NULL);
         CHECK_EQ(si->cluster, i % 7 == 0);
+        CHECK_EQ(si->cluster_id, i % 7 == 0 ? 0x100000000ull + (uint64_t)i : 0);
     }
     sl_catalog_close(c);
     struct stat sb;

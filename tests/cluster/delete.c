@@ -1,0 +1,341 @@
+/* delete.c (test) - Deleting replicated streams in a real cluster: one ZooKeeper
+ * (zk_harness.c) and three sluiced (#14).
+ *
+ * Covers: a stream of 4 shards, replication factor 3, holding 200 durable values, deleted
+ * through broker 1 while a producer still writes to it: the delete answers OK, every broker
+ * then answers NOT_FOUND for it, ZooKeeper holds neither /streams/<name> nor /shards/<name>,
+ * the producer's batches fail (no hang) and no broker crashes. A broker stopped before a
+ * delete and a creation of the same name (2 shards, replication factor 2, 10 new values)
+ * drops its old copy when it starts again and holds the new stream: it describes 2 shards
+ * with at most the 10 new records, and a consumer bootstrapped through it reads the 10 new
+ * values and none of the old. A stream of 70 shards (its states removed in a chain of
+ * multis) is deleted the same way, and made again at once under its name. Deleting a name
+ * the cluster does not hold is NOT_FOUND. Each broker stops cleanly (exit 0, so no
+ * sanitizer report). Skipped (77) without java or the ZooKeeper jar.
+ */
+#include "zk_harness.h"
+
+#define THREADED
+#include <zookeeper/zookeeper.h>
+
+#include "client/sluice.h"
+#include "tests/integration/harness.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "FAIL %s:%d: %s (%s)\n", __FILE__, __LINE__, #c,                     \
+                    sluice_last_error());                                                          \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define SESSION_MS (2000u * IT_SLOWDOWN)
+#define NB         3
+#define WAIT_MS    (15000u * IT_SLOWDOWN)
+
+static struct zkh zk;
+static struct it_broker brokers[NB];
+static char cluster_arg[128];
+static char session_arg[32];
+static zhandle_t *zh;
+
+static int start_broker(int i)
+{
+    char node[16];
+    snprintf(node, sizeof(node), "%d", i + 1);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        const char *args[] = {"--cluster", cluster_arg, "--node-id", node,
+                              "--cluster-session-timeout-ms", session_arg, NULL};
+        int rc = it_broker_start_args(&brokers[i], NULL, it_free_port(), args);
+        if (rc != 1) {
+            return rc;
+        }
+        it_broker_cleanup(&brokers[i]); /* its port was taken meanwhile: another */
+    }
+    return -1;
+}
+
+static sluice_client *client_of(int i)
+{
+    sluice_client *c = NULL;
+    CHECK(it_connect(&brokers[i], &c) == SL_OK);
+    return c;
+}
+
+/* The stream as broker i describes it: its shard count and records, or -1 (not found). */
+static int describe(int i, const char *name, uint64_t *records)
+{
+    sluice_client *c = client_of(i);
+    struct sluice_stream_info *si = NULL;
+    int rc = sluice_stream_describe(c, name, &si);
+    int shards = -1;
+    if (rc == SL_OK) {
+        shards = (int)si->shard_count;
+        *records = 0;
+        for (uint32_t k = 0; k < si->shards_len; k++) {
+            *records += si->shards[k].next_seq - si->shards[k].first_seq;
+        }
+        sluice_stream_info_free(si);
+    } else {
+        CHECK(rc == SL_ENOTFOUND);
+    }
+    sluice_client_free(c);
+    return shards;
+}
+
+/* Waits until broker i describes `name` with `shards` shards (-1: not found). */
+static void wait_described(int i, const char *name, int shards)
+{
+    uint64_t t0 = it_mono_ms(), records = 0;
+    int got = -2;
+    while ((got = describe(i, name, &records)) != shards && it_mono_ms() - t0 < WAIT_MS) {
+        it_sleep_ms(50);
+    }
+    if (got != shards) {
+        fprintf(stderr, "FAIL: broker %d describes %s with %d shards, not %d\n", i + 1, name, got,
+                shards);
+        exit(1);
+    }
+}
+
+static void create(int i, const char *name, uint32_t shards, uint32_t rf)
+{
+    sluice_client *c = client_of(i);
+    struct sluice_stream_opts so = {.shard_count = shards, .replication_factor = rf};
+    int rc = SL_EAGAIN;
+    uint64_t t0 = it_mono_ms();
+    while ((rc = sluice_stream_create(c, name, &so, NULL)) != SL_OK && rc != SL_EEXIST &&
+           it_mono_ms() - t0 < WAIT_MS) {
+        it_sleep_ms(200); /* (until the brokers are registered, a create may be refused) */
+    }
+    if (rc != SL_OK) {
+        fprintf(stderr, "FAIL: create %s through broker %d: %s (%s)\n", name, i + 1,
+                sl_errname(rc), sluice_last_error());
+        exit(1);
+    }
+    sluice_client_free(c);
+}
+
+static void delete(int i, const char *name)
+{
+    sluice_client *c = client_of(i);
+    int rc = sluice_stream_delete(c, name);
+    if (rc != SL_OK) {
+        fprintf(stderr, "FAIL: delete %s through broker %d: %s (%s)\n", name, i + 1,
+                sl_errname(rc), sluice_last_error());
+        exit(1);
+    }
+    sluice_client_free(c);
+}
+
+static void check_zk_gone(const char *name)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "/sluice-it/streams/%s", name);
+    CHECK(zoo_exists(zh, path, 0, NULL) == ZNONODE);
+    snprintf(path, sizeof(path), "/sluice-it/shards/%s", name);
+    CHECK(zoo_exists(zh, path, 0, NULL) == ZNONODE);
+}
+
+static atomic_uint acked, failed;
+
+static void on_delivery(void *ctx, int err, uint32_t shard, uint64_t seq)
+{
+    (void)ctx;
+    (void)shard;
+    (void)seq;
+    atomic_fetch_add(err == SL_OK ? &acked : &failed, 1);
+}
+
+/* n durable values "<prefix>-<i>" through the leaders, bootstrapped at broker i. */
+static void produce(int i, const char *name, const char *prefix, uint32_t n)
+{
+    char list[256];
+    snprintf(list, sizeof(list), "%s", brokers[i].addr);
+    sluice_client *c = NULL;
+    CHECK(sluice_client_new(list, NULL, &c) == SL_OK);
+    sluice_producer *p = NULL;
+    struct sluice_producer_opts po = {.ack = SLUICE_ACK_DURABLE};
+    CHECK(sluice_producer_new(c, name, &po, &p) == SL_OK);
+    atomic_store(&acked, 0);
+    atomic_store(&failed, 0);
+    for (uint32_t k = 0; k < n; k++) {
+        char v[32];
+        int len = snprintf(v, sizeof(v), "%s-%u", prefix, k);
+        CHECK(sluice_produce(p, v, (size_t)len, v, (size_t)len, NULL, 0, on_delivery, NULL) ==
+              SL_OK);
+    }
+    CHECK(sluice_producer_flush(p, 60000) == SL_OK);
+    CHECK(atomic_load(&acked) == n && atomic_load(&failed) == 0);
+    sluice_producer_free(p);
+    sluice_client_free(c);
+}
+
+/* Reads the stream through broker i's bootstrap: every value has `prefix`, n of them. */
+static void read_back(int i, const char *name, const char *prefix, uint32_t n)
+{
+    sluice_client *c = NULL;
+    CHECK(sluice_client_new(brokers[i].addr, NULL, &c) == SL_OK);
+    sluice_consumer *cons = NULL;
+    CHECK(sluice_consumer_new(c, name, NULL, NULL, &cons) == SL_OK);
+    uint32_t got = 0;
+    uint64_t t0 = it_mono_ms();
+    while (got < n && it_mono_ms() - t0 < WAIT_MS) {
+        struct sluice_record recs[64];
+        size_t nr = 0;
+        int rc = sluice_consumer_poll(cons, recs, 64, &nr, 200);
+        CHECK(rc == SL_OK);
+        for (size_t j = 0; j < nr; j++) {
+            CHECK(recs[j].value_len > strlen(prefix) &&
+                  memcmp(recs[j].value, prefix, strlen(prefix)) == 0);
+            got++;
+        }
+    }
+    CHECK(got == n);
+    sluice_consumer_free(cons);
+    sluice_client_free(c);
+}
+
+/* Deleted while a producer writes to it (ack none: batches keep flowing): the delete
+ * answers, the producer's later batches fail rather than hang. */
+static void delete_while_written(void)
+{
+    create(0, "dw", 4, NB);
+    for (int i = 0; i < NB; i++) {
+        wait_described(i, "dw", 4);
+    }
+    produce(1, "dw", "old", 200);
+    sluice_client *c = NULL;
+    CHECK(sluice_client_new(brokers[1].addr, NULL, &c) == SL_OK);
+    sluice_producer *p = NULL;
+    struct sluice_producer_opts po = {
+        .ack = SLUICE_ACK_WRITTEN, .retries = 2, .retry_backoff_ms = 50};
+    CHECK(sluice_producer_new(c, "dw", &po, &p) == SL_OK);
+    atomic_store(&acked, 0);
+    atomic_store(&failed, 0);
+    uint32_t sent = 0;
+    for (; sent < 2000; sent++) {
+        char v[32];
+        int len = snprintf(v, sizeof(v), "busy-%u", sent);
+        CHECK(sluice_produce(p, v, (size_t)len, v, (size_t)len, NULL, 0, on_delivery, NULL) ==
+              SL_OK);
+        if (sent == 1000) {
+            delete(0, "dw");
+        }
+    }
+    (void)sluice_producer_flush(p, 30000); /* (fails: the stream went) */
+    CHECK(atomic_load(&acked) + atomic_load(&failed) == sent);
+    CHECK(atomic_load(&failed) > 0);
+    sluice_producer_free(p);
+    sluice_client_free(c);
+    for (int i = 0; i < NB; i++) {
+        wait_described(i, "dw", -1);
+    }
+    check_zk_gone("dw");
+    printf("ok a stream of 4 shards deleted while written: gone from every broker and from "
+           "ZooKeeper; %u of the producer's values acknowledged before, %u failed after\n",
+           atomic_load(&acked), atomic_load(&failed));
+}
+
+/* Broker 3 is away while "dr" is deleted and made again: it drops its old copy. */
+static void deleted_and_made_again_while_away(void)
+{
+    create(0, "dr", 4, NB);
+    for (int i = 0; i < NB; i++) {
+        wait_described(i, "dr", 4);
+    }
+    produce(0, "dr", "old", 200);
+    uint64_t records = 0;
+    uint64_t t0 = it_mono_ms();
+    while ((describe(2, "dr", &records) != 4 || records < 200) && it_mono_ms() - t0 < WAIT_MS) {
+        it_sleep_ms(50);
+    }
+    CHECK(records == 200); /* (broker 3's copy holds every old value) */
+    CHECK(it_broker_stop(&brokers[2]) == 0);
+    delete(0, "dr");
+    check_zk_gone("dr");
+    wait_described(1, "dr", -1);
+    create(1, "dr", 2, 2);
+    produce(1, "dr", "new", 10);
+    CHECK(it_broker_restart(&brokers[2]) == 0);
+    wait_described(2, "dr", 2);
+    CHECK(describe(2, "dr", &records) == 2 && records <= 10);
+    read_back(2, "dr", "new", 10);
+    printf("ok a broker away while its stream was deleted and made again dropped its old copy "
+           "(200 values, 4 shards) and holds the new stream (2 shards, %llu records here)\n",
+           (unsigned long long)records);
+}
+
+/* 70 shards: the states go in a chain of multis; the name is made again at once. */
+static void delete_many_shards(void)
+{
+    create(2, "dm", 70, 2);
+    for (int i = 0; i < NB; i++) {
+        wait_described(i, "dm", 70);
+    }
+    delete(1, "dm");
+    check_zk_gone("dm");
+    for (int i = 0; i < NB; i++) {
+        wait_described(i, "dm", -1);
+    }
+    create(0, "dm", 3, NB);
+    for (int i = 0; i < NB; i++) {
+        wait_described(i, "dm", 3);
+    }
+    produce(2, "dm", "again", 30);
+    read_back(0, "dm", "again", 30);
+    printf("ok a stream of 70 shards deleted (its states in chained multis) and made again "
+           "under its name at once: 30 values written and read back\n");
+}
+
+int main(void)
+{
+    int skip = it_preflight();
+    if (skip == 0) {
+        skip = zkh_available();
+    }
+    if (skip != 0) {
+        return skip;
+    }
+    CHECK(zkh_start(&zk) == 0);
+    snprintf(cluster_arg, sizeof(cluster_arg), "zk://%s/sluice-it", zk.connect);
+    snprintf(session_arg, sizeof(session_arg), "%u", SESSION_MS);
+    for (int i = 0; i < NB; i++) {
+        CHECK(start_broker(i) == 0);
+    }
+    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+    zh = zookeeper_init(zk.connect, NULL, 10000, NULL, NULL, 0);
+    CHECK(zh != NULL);
+    uint64_t t0 = it_mono_ms();
+    while (zoo_state(zh) != ZOO_CONNECTED_STATE) {
+        CHECK(it_mono_ms() - t0 < WAIT_MS);
+        it_sleep_ms(20);
+    }
+
+    delete_while_written();
+    deleted_and_made_again_while_away();
+    delete_many_shards();
+
+    sluice_client *c = client_of(0);
+    CHECK(sluice_stream_delete(c, "never-made") == SL_ENOTFOUND);
+    sluice_client_free(c);
+    printf("ok deleting a name the cluster does not hold: NOT_FOUND\n");
+
+    zookeeper_close(zh);
+    for (int i = 0; i < NB; i++) {
+        if (it_broker_alive(&brokers[i])) {
+            CHECK(it_broker_stop(&brokers[i]) == 0);
+        }
+        it_broker_cleanup(&brokers[i]);
+    }
+    zkh_cleanup(&zk);
+    printf("ok\n");
+    return 0;
+}
