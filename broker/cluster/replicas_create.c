@@ -228,7 +228,7 @@ static void on_tokens(void *arg, int err, const char *const *names, size_t n)
     if (!op_back(c)) {
         return;
     }
-    char why[400];
+    char why[640];
     if (err != SL_OK && err != SL_ENOTFOUND) {
         snprintf(why, sizeof(why), "creating stream %s: listing %s in ZooKeeper failed: %s",
                  c->name, RS_PATH_CREATES, sl_strerror(err));
@@ -239,9 +239,10 @@ static void on_tokens(void *arg, int err, const char *const *names, size_t n)
     for (size_t i = 0; err == SL_OK && i < n; i++) {
         if (strncmp(names[i], c->name, len) == 0 && names[i][len] == '.') {
             snprintf(why, sizeof(why),
-                     "stream %s is being created (by the broker and time in /creates/%s); "
-                     "retry once it ended: a creation whose broker died is cleaned up by the "
-                     "next one once that broker's ZooKeeper session expired",
+                     "stream %s is being created or deleted (by the broker and time in "
+                     "/creates/%s); retry once that ended: a creation or deletion whose broker "
+                     "died is cleaned up by the next creation once that broker's ZooKeeper "
+                     "session expired",
                      c->name, names[i]);
             rs_create_end(c, SL_EEXIST, why);
             return;

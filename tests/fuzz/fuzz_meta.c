@@ -90,7 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         SL_ASSERT(st2.shard_count == st.shard_count && st2.retention_hours == st.retention_hours &&
                   st2.retention_bytes == st.retention_bytes &&
                   strcmp(st2.compression, st.compression) == 0 &&
-                  st2.created_ms == st.created_ms && st2.n_props == st.n_props);
+                  st2.created_ms == st.created_ms && st2.n_props == st.n_props &&
+                  st2.cluster == st.cluster && st2.cluster_id == st.cluster_id);
         SL_ASSERT(st2.lineage.n == st.lineage.n && st2.lineage.open == st.lineage.open &&
                   st2.lineage.gone == st.lineage.gone);
         for (uint32_t i = 0; i < st.lineage.n && st.lineage.n != st.lineage.open; i++) {
