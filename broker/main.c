@@ -193,10 +193,10 @@ static int peers_send(void *ctx, const char *addr, const char *stream, uint32_t 
 }
 
 static int peers_produce(void *ctx, int32_t to, const char *addr, const char *stream,
-                         uint32_t shard, const uint8_t *batch, size_t len,
+                         uint32_t shard, const uint8_t *batch, size_t len, bool caller_routed,
                          sl_engine_forwarded_fn cb, void *cb_ctx)
 {
-    return sl_peers_produce(ctx, to, addr, stream, shard, batch, len, cb, cb_ctx);
+    return sl_peers_produce(ctx, to, addr, stream, shard, batch, len, caller_routed, cb, cb_ctx);
 }
 
 /* Peer links and shard replicas, once registered. Errors: SL_ESYS, SL_ENOMEM. */

@@ -261,7 +261,8 @@ void eb_put_events(struct eb_call *c)
                                     .shard = 0,
                                     .batch = op->batch[k],
                                     .len = len,
-                                    .ack = SL_ACK_DURABLE};
+                                    .ack = SL_ACK_DURABLE,
+                                    .forward = true};
         sl_produce_submit(c->eb->e, &pr, on_produced, part);
     }
     if (--op->pending == 0) {

@@ -256,7 +256,8 @@ static void put_submit(struct put_op *op)
                                      .batch = op->batches + p->off,
                                      .len = p->len,
                                      .ack = SL_ACK_DURABLE,
-                                     .caller_routed = true};
+                                     .caller_routed = true,
+                                     .forward = true};
         sl_produce_submit(e, &req, on_put_done, p);
     }
     put_finish_one(op);

@@ -56,6 +56,7 @@ enum sl_kin_err sl_kin_err_of(int sl_err)
     case SL_EINVAL:
     case SL_ETOOBIG:
     case SL_EPROTO:
+    case SL_EUNSUPPORTED: /* (not retried: what this broker does not do, said in the message) */
         return SL_KIN_INVALID_ARGUMENT;
     case SL_ELIMIT:
         return SL_KIN_LIMIT_EXCEEDED;

@@ -65,6 +65,28 @@ static const char *mode_of(const struct sl_stream *st)
 
 /* ---- create, delete --------------------------------------------------- */
 
+/* In cluster mode a stream is made in the cluster, replicated (the default replication
+ * factor), and the call answered once this broker's catalog has it. */
+struct kin_create {
+    struct sl_api_call *call;
+    char name[SL_STREAM_NAME_MAX + 1];
+};
+
+static void on_replicated_created(void *ctx, int err, const char *why, struct sl_stream *st)
+{
+    (void)st;
+    struct kin_create *kc = ctx;
+    if (err == SL_EEXIST) {
+        sl_kin_fail(kc->call, SL_KIN_RESOURCE_IN_USE,
+                    "Stream %s under account " SL_KIN_ACCOUNT " already exists.", kc->name);
+    } else if (err != SL_OK) {
+        sl_kin_fail(kc->call, sl_kin_err_of(err), "cannot create stream %s: %s", kc->name, why);
+    } else {
+        sl_kin_reply_json(kc->call, json_object());
+    }
+    free(kc);
+}
+
 void sl_kin_create_stream(struct sl_api_call *call, json_t *body)
 {
     const char *name = sl_kin_str(body, "StreamName");
@@ -95,6 +117,19 @@ void sl_kin_create_stream(struct sl_api_call *call, json_t *body)
     shards = shards == 0 ? SL_KIN_ON_DEMAND_SHARDS : shards;
     struct sl_stream_spec spec = {
         .name = name, .shard_count = shards, .retention_hours = SL_KIN_RETENTION_MIN_H};
+    if (call->api->engine->repl != NULL) {
+        /* (ON_DEMAND is kept as each broker's stream property, which a replicated stream
+         * does not have yet: it reads PROVISIONED, with the shards on-demand starts with) */
+        struct kin_create *kc = calloc(1, sizeof(*kc));
+        if (kc == NULL) {
+            sl_kin_fail(call, SL_KIN_INTERNAL_FAILURE, "out of memory");
+            return;
+        }
+        kc->call = call;
+        snprintf(kc->name, sizeof(kc->name), "%s", name);
+        sl_streams_create_replicated_async(call->api->engine, &spec, on_replicated_created, kc);
+        return;
+    }
     struct sl_stream *st = NULL;
     char why[WHY_MAX];
     int rc = sl_streams_create(call->api->engine, &spec, &st, why, sizeof(why));

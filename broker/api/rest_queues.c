@@ -511,7 +511,7 @@ static int produce_round(struct redrive_op *op, const struct sl_receive_result *
         for (uint32_t k = 0; k < nb; k++) {
             struct sl_produce_req req = {.stream = batch_st[k]->name, .shard = batch_shard[k],
                                          .batch = op->batches[k], .len = lens[k],
-                                         .ack = SL_ACK_DURABLE};
+                                         .ack = SL_ACK_DURABLE, .forward = true};
             sl_produce_submit(op->call->api->engine, &req, on_produced, op);
         }
     }

@@ -613,6 +613,6 @@ void sl_rest_records_post(struct sl_api_call *call, struct sl_stream *st)
     }
     *op = (struct put_op){.call = call, .batch = batch};
     struct sl_produce_req req = {.stream = st->name, .shard = shard, .batch = batch, .len = len,
-                                 .ack = SL_ACK_DURABLE};
+                                 .ack = SL_ACK_DURABLE, .forward = true};
     sl_produce_submit(call->api->engine, &req, on_put, op);
 }

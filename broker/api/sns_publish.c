@@ -377,6 +377,7 @@ void sns_publish(struct sns_call *c, struct sl_stream *st)
                                 .shard = sl_catalog_open_shard(st, next_shard++ % st->lineage.open),
                                 .batch = op->batch,
                                 .len = len,
-                                .ack = SL_ACK_DURABLE};
+                                .ack = SL_ACK_DURABLE,
+                                .forward = true};
     sl_produce_submit(c->e, &pr, on_produced, op);
 }

@@ -421,7 +421,8 @@ void sqs_send(struct sqs_call *c, struct sl_stream *st)
         return;
     }
     struct sl_produce_req pr = {
-        .stream = c->queue, .shard = shard, .batch = op->batch, .len = len, .ack = SL_ACK_DURABLE};
+        .stream = c->queue, .shard = shard, .batch = op->batch, .len = len, .ack = SL_ACK_DURABLE,
+        .forward = true};
     c->op = op;
     sl_produce_submit(c->e, &pr, on_produced, op);
 }

@@ -790,7 +790,7 @@ static int hook_replica(void *ctx, const struct sl_bshard *b, uint64_t *end, int
 }
 
 static int hook_forward(void *ctx, const struct sl_bshard *b, const uint8_t *batch, size_t len,
-                        sl_engine_forwarded_fn cb, void *cb_ctx)
+                        bool caller_routed, sl_engine_forwarded_fn cb, void *cb_ctx)
 {
     struct sl_replicas *rs = ctx;
     const struct sl_brepl *br = rs_find(rs, b->stream->name, b->id);
@@ -799,12 +799,32 @@ static int hook_forward(void *ctx, const struct sl_bshard *b, const uint8_t *bat
     if (addr == NULL || rs->t.produce == NULL) {
         return SL_ENOT_LEADER;
     }
-    return rs->t.produce(rs->t.ctx, leader, addr, b->stream->name, b->id, batch, len, cb, cb_ctx);
+    return rs->t.produce(rs->t.ctx, leader, addr, b->stream->name, b->id, batch, len,
+                         caller_routed, cb, cb_ctx);
 }
 
 static bool hook_creating(void *ctx, const char *name)
 {
     return rs_creating(ctx, name);
+}
+
+static int hook_create(void *ctx, const char *name, uint32_t shard_count, uint32_t retention_hours,
+                       uint64_t retention_bytes, const char *compression, uint32_t rf,
+                       sl_engine_done_fn cb, void *cb_ctx, char *why, size_t why_len)
+{
+    struct sl_replicas_stream s = {.name = name,
+                                   .shard_count = shard_count,
+                                   .retention_hours = retention_hours,
+                                   .retention_bytes = retention_bytes,
+                                   .compression = compression,
+                                   .replication_factor = rf};
+    return sl_replicas_create_stream(ctx, &s, cb, cb_ctx, why, why_len);
+}
+
+static int hook_remove(void *ctx, const char *name, sl_engine_done_fn cb, void *cb_ctx, char *why,
+                       size_t why_len)
+{
+    return sl_replicas_delete_stream(ctx, name, cb, cb_ctx, why, why_len);
 }
 
 int rs_hooks_install(struct sl_replicas *rs)
@@ -815,7 +835,9 @@ int rs_hooks_install(struct sl_replicas *rs)
                                         .readable = hook_readable,
                                         .replica = hook_replica,
                                         .creating = hook_creating,
-                                        .forward = hook_forward};
+                                        .forward = hook_forward,
+                                        .create = hook_create,
+                                        .remove = hook_remove};
     rs->e->repl = &rs->hooks;
     return SL_OK;
 }

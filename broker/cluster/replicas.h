@@ -47,7 +47,8 @@ struct sl_replicas_transport {
                 const struct sl_repl_msg *msg, uint32_t extra_wait_ms, sl_replicas_reply_fn cb,
                 void *cb_ctx);
     int (*produce)(void *ctx, int32_t to, const char *addr, const char *stream, uint32_t shard,
-                   const uint8_t *batch, size_t len, sl_engine_forwarded_fn cb, void *cb_ctx);
+                   const uint8_t *batch, size_t len, bool caller_routed,
+                   sl_engine_forwarded_fn cb, void *cb_ctx);
 };
 
 struct sl_replicas_config {

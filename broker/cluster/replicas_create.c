@@ -318,9 +318,7 @@ int sl_replicas_create_stream(struct sl_replicas *rs, const struct sl_replicas_s
                               sl_replicas_created_fn cb, void *ctx, char *why, size_t why_len)
 {
     if (rs->meta == NULL) {
-        snprintf(why, why_len,
-                 "this broker is not registered in ZooKeeper right now: retry, or ask another "
-                 "broker");
+        snprintf(why, why_len, RS_NO_SESSION_WHY);
         return SL_ENOT_LEADER;
     }
     const struct sl_member_info *list = NULL;

@@ -164,9 +164,7 @@ int sl_replicas_delete_stream(struct sl_replicas *rs, const char *name,
                               sl_replicas_deleted_fn cb, void *ctx, char *why, size_t why_len)
 {
     if (rs->meta == NULL) {
-        snprintf(why, why_len,
-                 "this broker is not registered in ZooKeeper right now: retry, or ask another "
-                 "broker");
+        snprintf(why, why_len, RS_NO_SESSION_WHY);
         return SL_ENOT_LEADER;
     }
     if (strlen(name) >= SL_CTRL_NAME_MAX / 2) {

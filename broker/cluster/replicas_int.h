@@ -21,6 +21,9 @@
 /* A creation in several multis (more shards than one takes) holds a token node here from
  * its first multi to its last, which every multi between checks (replicas_meta.c). */
 #define RS_PATH_CREATES "/creates"
+/* What a request that needs ZooKeeper answers while this broker has no session. */
+#define RS_NO_SESSION_WHY                                                                          \
+    "this broker is not registered in ZooKeeper right now: retry, or ask another broker"
 
 /* A disk operation the replica queued (its FIFO, mirrored): a leader's write (done by the
  * produce path), a follower's write of fetched batches, a truncate, a reset (the log
@@ -121,6 +124,9 @@ struct rs_create {
     struct rs_create *next;
 };
 
+/* Whether this broker's data belongs to the cluster at --cluster (replicas_id.c). */
+enum rs_id_state { RS_ID_UNKNOWN = 0, RS_ID_READING, RS_ID_SAME, RS_ID_OTHER };
+
 struct sl_replicas {
     struct sl_engine *e;
     struct sl_member *mb;
@@ -140,7 +146,7 @@ struct sl_replicas {
     uint32_t link_unlogged; /* failures not logged since (the rate limit) */
     struct sl_brepl *all;
     struct rs_create *creates;
-    bool stray_logged; /* the guard against an empty /streams said why (replicas_meta.c) */
+    enum rs_id_state id_state; /* streams are listed only once SAME */
 };
 
 /* replicas.c */
@@ -184,5 +190,8 @@ void rs_stream_drop(struct sl_replicas *rs, struct sl_stream *st, const char *wh
 struct rs_create *rs_create_find(struct sl_replicas *rs, const char *name);
 void rs_create_end(struct rs_create *c, int err, const char *why);
 const char *rs_addr_of(const struct sl_replicas *rs, int32_t node);
+/* replicas_id.c: compares the cluster's id with the data directory's, once (again at a
+ * later session or tick while unknown); the listing of /streams waits for SAME. */
+void rs_cluster_id_check(struct sl_replicas *rs);
 
 #endif /* SL_CLUSTER_REPLICAS_INT_H */

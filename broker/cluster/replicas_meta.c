@@ -455,35 +455,17 @@ static int name_cmp(const void *a, const void *b)
 }
 
 /* The cluster streams of this catalog that /streams no longer lists (`sorted`): deleted.
- * One compared in this session was seen deleted; one not yet compared (held since before a
- * start) was deleted while this broker was away - unless the listing has none of the
- * catalog's cluster streams, which says more likely that --cluster names another ensemble
- * or chroot than that every one was deleted: nothing is dropped then, and that is said. */
+ * One compared since the start was seen deleted; one not yet compared (held since before a
+ * start) was deleted while this broker was away. (The listing waits until the data
+ * directory is known to be this cluster's, replicas_id.c: --cluster naming another
+ * ensemble or chroot by mistake must not drop every stream.) */
 static void drop_unlisted(struct sl_replicas *rs, const char *const *sorted, size_t n)
 {
-    uint32_t held = 0, listed = 0, strays = 0;
-    for (struct sl_stream *st = sl_catalog_first(rs->e->catalog); st != NULL; st = st->next) {
-        if (st->cluster) {
-            bool in = bsearch(&(const char *){st->name}, sorted, n, sizeof(*sorted),
-                              name_cmp) != NULL;
-            held++;
-            listed += in;
-            strays += !in && !st->cluster_verified;
-        }
-    }
-    bool guard = strays > 0 && listed == 0;
-    if (guard && !rs->stray_logged) {
-        rs->stray_logged = true;
-        sl_error("cluster",
-                 "ZooKeeper lists none of the %u cluster streams this broker holds: is "
-                 "--cluster the ensemble and chroot it joined before? Their copies are kept "
-                 "(and not served) until it does",
-                 held);
-    }
+    SL_ASSERT(rs->id_state == RS_ID_SAME);
     struct sl_stream *next = NULL;
     for (struct sl_stream *st = sl_catalog_first(rs->e->catalog); st != NULL; st = next) {
         next = st->next;
-        if (!st->cluster || (guard && !st->cluster_verified) ||
+        if (!st->cluster ||
             bsearch(&(const char *){st->name}, sorted, n, sizeof(*sorted), name_cmp) != NULL) {
             continue;
         }
@@ -558,6 +540,11 @@ static void on_streams(void *arg, int err, const char *const *names, size_t n)
 static void list_streams(struct sl_replicas *rs)
 {
     if (rs->meta == NULL || rs->listing) {
+        return;
+    }
+    if (rs->id_state != RS_ID_SAME) {
+        rs->relist = true; /* (its data's cluster not compared yet: replicas_id.c) */
+        rs_cluster_id_check(rs);
         return;
     }
     rs->relist = false;

@@ -77,9 +77,7 @@ static struct sl_brepl *shard_of(struct sl_replicas *rs, const char *stream, uin
                                  int *rc, char *why, size_t why_len)
 {
     if (rs == NULL || rs->meta == NULL || rs->stopping) {
-        snprintf(why, why_len,
-                 "this broker is not registered in ZooKeeper right now: retry, or "
-                 "ask another broker");
+        snprintf(why, why_len, RS_NO_SESSION_WHY);
         *rc = SL_ENOT_LEADER;
         return NULL;
     }

@@ -947,6 +947,11 @@ struct sl_workers *sl_catalog_workers(const struct sl_catalog *c)
     return c->cfg.workers;
 }
 
+const char *sl_catalog_data_dir(const struct sl_catalog *c)
+{
+    return c->cfg.data_dir;
+}
+
 struct sl_ring *sl_catalog_ring(const struct sl_catalog *c)
 {
     return c->ring;

@@ -302,6 +302,8 @@ int sl_catalog_qstate(struct sl_catalog *c, struct sl_stream *st, struct sl_qsta
                       char *why, size_t why_len);
 /* The workers owning the shards (NULL: one loop). */
 struct sl_workers *sl_catalog_workers(const struct sl_catalog *c);
+/* The broker's data directory (the catalog's configuration, borrowed). */
+const char *sl_catalog_data_dir(const struct sl_catalog *c);
 /* The main loop's ring (the catalog's). */
 struct sl_ring *sl_catalog_ring(const struct sl_catalog *c);
 

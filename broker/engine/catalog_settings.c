@@ -85,6 +85,12 @@ int sl_catalog_set_props(struct sl_catalog *c, struct sl_stream *st, const char 
                          const char *const *values, uint32_t n, char *why, size_t why_len)
 {
     (void)c;
+    if (sl_stream_replicated(st)) {
+        /* kept in each broker's stream.meta: set on one broker, the others would differ */
+        snprintf(why, why_len, SL_STREAM_REPLICATED_WHY("changing its properties (tags, "
+                                                         "registered consumers, stream mode)"));
+        return SL_EUNSUPPORTED;
+    }
     for (uint32_t i = 0; i < n; i++) {
         if (!prop_key_ok(keys[i])) {
             snprintf(why, why_len, "property names are 1-%u printable characters without '='",
@@ -130,6 +136,11 @@ int sl_catalog_set_retention(struct sl_catalog *c, struct sl_stream *st, uint32_
                              size_t why_len)
 {
     (void)c;
+    if (sl_stream_replicated(st)) {
+        /* set at creation in /streams/<name>, which every broker's copy follows */
+        snprintf(why, why_len, SL_STREAM_REPLICATED_WHY("changing its retention"));
+        return SL_EUNSUPPORTED;
+    }
     if (hours == 0 || hours > 8760) {
         snprintf(why, why_len, "retention must be 1-8760 hours (365 days)");
         return SL_EINVAL;

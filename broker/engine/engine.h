@@ -60,6 +60,9 @@ struct sl_cgroup;      /* coord.c */
 
 /* The outcome of an append forwarded to a shard's leader (struct sl_engine_repl.forward). */
 typedef void (*sl_engine_forwarded_fn)(void *ctx, int err, const char *why, uint64_t base_seq);
+/* The outcome of a stream created or deleted in the cluster (struct sl_engine_repl.create,
+ * .remove); `why` borrowed for the call. */
+typedef void (*sl_engine_done_fn)(void *ctx, int err, const char *why);
 
 /* Cluster mode (#14): what the replica manager (broker/cluster/replicas.c) does for the
  * engine on a shard that has a replica (b->repl != NULL). Installed once at start-up; NULL
@@ -74,8 +77,9 @@ struct sl_engine_repl {
                   char *why, size_t why_len);
     /* The shard's log completed an accepted append (in the order they were accepted). */
     void (*written)(void *ctx, struct sl_bshard *b, int err);
-    /* Where reads of b end: its high watermark (consumers never see what a failover could
-     * lose); SL_OK, or SL_ENOT_LEADER when this broker does not lead it (reads refused). */
+    /* Where the leader's committed records end: its high watermark; SL_OK, or SL_ENOT_LEADER
+     * when this broker does not lead b (what only the leader decides: a retry answered as a
+     * duplicate, a checkpoint taken). Reads use `replica`: any live replica serves them. */
     int (*readable)(void *ctx, const struct sl_bshard *b, uint64_t *end);
     /* This broker's replica of b, for the broker's own readers (a queue group's home reads
      * every shard of its stream from its replicas): SL_OK with *end its high watermark (a
@@ -92,7 +96,18 @@ struct sl_engine_repl {
      * once: SL_ENOT_LEADER (no leader known, or it is this broker: append here, through the
      * replicated produce), SL_ELIMIT (the peer's queue is full), SL_ENOMEM. */
     int (*forward)(void *ctx, const struct sl_bshard *b, const uint8_t *batch, size_t len,
-                   sl_engine_forwarded_fn cb, void *cb_ctx);
+                   bool caller_routed, sl_engine_forwarded_fn cb, void *cb_ctx);
+    /* Creates a replicated stream in the cluster (rf replicas per shard, 0: the default):
+     * cb once it exists in this broker's catalog, or why not (SL_EEXIST: the cluster has
+     * it). Errors at once, with `why`: no session, more replicas than live brokers,
+     * SL_ENOMEM. */
+    int (*create)(void *ctx, const char *name, uint32_t shard_count, uint32_t retention_hours,
+                  uint64_t retention_bytes, const char *compression, uint32_t rf,
+                  sl_engine_done_fn cb, void *cb_ctx, char *why, size_t why_len);
+    /* Deletes a replicated stream in the cluster: cb once it is removed from ZooKeeper and
+     * this broker dropped its copy (every other broker drops its own as it sees it). */
+    int (*remove)(void *ctx, const char *name, sl_engine_done_fn cb, void *cb_ctx, char *why,
+                  size_t why_len);
 };
 
 struct sl_engine {

@@ -711,6 +711,66 @@ static int check_batch(struct sl_engine *e, const struct sl_produce_req *req,
     return rc;
 }
 
+/* A batch handed to its shard's leader (sl_produce_req.forward). */
+struct forward_op {
+    struct sl_engine *e;
+    sl_produce_cb cb;
+    void *ctx;
+    uint32_t shard;
+    uint32_t count;
+};
+
+static void on_forwarded(void *ctx, int err, const char *why, uint64_t base_seq)
+{
+    struct forward_op *op = ctx;
+    op->e->stats.op[SL_OP_PRODUCE].results[err]++;
+    struct sl_produce_result r = {.err = err,
+                                  .why = why != NULL ? why : "",
+                                  .shard = op->shard,
+                                  .base_seq = err == SL_OK ? base_seq : 0,
+                                  .count = err == SL_OK ? op->count : 0};
+    op->cb(op->ctx, &r);
+    free(op);
+}
+
+/* Whether b is replicated, led by another broker, and the request may go there. */
+static bool forwards(const struct sl_engine *e, const struct sl_produce_req *req,
+                     const struct sl_bshard *b)
+{
+    uint64_t end = 0;
+    int32_t epoch = -1;
+    return req->forward && b->stream->cluster && e->repl != NULL &&
+           !(b->repl != NULL && e->repl->replica(e->repl->ctx, b, &end, &epoch) == SL_OK &&
+             epoch >= 0);
+}
+
+static void forward(struct sl_engine *e, const struct sl_produce_req *req,
+                    const struct sl_bshard *b, uint32_t count, sl_produce_cb cb, void *ctx)
+{
+    struct forward_op *op = malloc(sizeof(*op));
+    if (op == NULL) {
+        fail(e, cb, ctx, b->id, SL_ENOMEM, sl_strerror(SL_ENOMEM));
+        return;
+    }
+    *op = (struct forward_op){.e = e, .cb = cb, .ctx = ctx, .shard = b->id, .count = count};
+    int rc = e->repl->forward(e->repl->ctx, b, req->batch, req->len, req->caller_routed,
+                              on_forwarded, op);
+    if (rc != SL_OK) {
+        free(op);
+        char why[256];
+        if (rc == SL_ENOT_LEADER) {
+            snprintf(why, sizeof(why),
+                     "shard %u of %s has no leader right now (an election is under way): retry",
+                     b->id, b->stream->name);
+        } else {
+            snprintf(why, sizeof(why),
+                     "shard %u of %s: its leader cannot take the batch now (%s): retry", b->id,
+                     b->stream->name, sl_strerror(rc));
+        }
+        fail(e, cb, ctx, b->id, rc == SL_ELIMIT ? SL_EAGAIN : rc, why);
+    }
+}
+
 void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl_produce_cb cb,
                        void *ctx)
 {
@@ -731,6 +791,10 @@ void sl_produce_submit(struct sl_engine *e, const struct sl_produce_req *req, sl
         (!req->caller_routed &&
          (rc = check_routing(e, b, req->batch, &h, why, sizeof(why))) != SL_OK)) {
         fail(e, cb, ctx, req->shard, rc, why);
+        return;
+    }
+    if (forwards(e, req, b)) {
+        forward(e, req, b, h.record_count, cb, ctx);
         return;
     }
     struct sl_dedup_entry *de = NULL;

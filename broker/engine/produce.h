@@ -57,6 +57,10 @@ struct sl_produce_req {
     bool control;
     /* Nonzero: trace this append (the result's trace_ns); SL_PTRACE_RECEIVED's stamp. */
     uint64_t trace_ns;
+    /* The front-end cannot send its client to a shard's leader (the HTTP APIs: one
+     * endpoint): a replicated shard this broker does not lead takes the batch through its
+     * leader (struct sl_engine_repl.forward, ack durable there), as if appended here. */
+    bool forward;
 };
 
 struct sl_produce_result {

@@ -370,7 +370,8 @@ static void dlq_start_replicated(struct dlq_op *op)
         sl_produce_submit(e, &pr, on_dlq_produced, op);
         return;
     }
-    int rc = e->repl->forward(e->repl->ctx, b, op->batch, op->len, on_dlq_forwarded, op);
+    int rc = e->repl->forward(e->repl->ctx, b, op->batch, op->len, false, on_dlq_forwarded,
+                               op);
     if (rc != SL_OK) {
         dlq_retry_later(op, rc);
     }

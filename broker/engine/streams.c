@@ -7,6 +7,7 @@
 #include "broker/engine/queue.h"
 #include "common/assert.h"
 #include "common/error.h"
+#include "common/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,17 +58,88 @@ void sl_streams_create_async(struct sl_engine *e, const struct sl_stream_spec *s
     }
 }
 
+/* A replicated create: the cluster's answer, then the stream as this catalog has it. */
+static void on_cluster_created(void *ctx, int err, const char *why)
+{
+    struct create_op *op = ctx;
+    struct sl_stream *st = err == SL_OK ? sl_catalog_find(op->e->catalog, op->name) : NULL;
+    if (err == SL_OK && st == NULL) {
+        err = SL_ENOTFOUND;
+        why = "the stream was deleted again before it could be used";
+    }
+    op->cb(op->ctx, err, why, st);
+    free(op);
+}
+
+void sl_streams_create_replicated_async(struct sl_engine *e, const struct sl_stream_spec *spec,
+                                        sl_stream_created_cb cb, void *ctx)
+{
+    if (e->repl == NULL || e->repl->create == NULL) {
+        sl_streams_create_async(e, spec, cb, ctx);
+        return;
+    }
+    const char *name = spec->name != NULL ? spec->name : "";
+    char why[320] = "";
+    int rc = sl_catalog_check_spec(name, spec->shard_count, spec->retention_hours,
+                                   spec->compression, why, sizeof(why));
+    if (rc == SL_OK && sl_catalog_find(e->catalog, name) != NULL) {
+        rc = SL_EEXIST;
+        snprintf(why, sizeof(why), "stream %s already exists", name);
+    }
+    struct create_op *op = rc == SL_OK ? calloc(1, sizeof(*op)) : NULL;
+    if (rc == SL_OK && op == NULL) {
+        rc = SL_ENOMEM;
+        snprintf(why, sizeof(why), "out of memory");
+    }
+    if (rc == SL_OK) {
+        *op = (struct create_op){.e = e, .cb = cb, .ctx = ctx};
+        snprintf(op->name, sizeof(op->name), "%s", name);
+        rc = e->repl->create(e->repl->ctx, name, spec->shard_count, spec->retention_hours,
+                             spec->retention_bytes, spec->compression,
+                             spec->replication_factor, on_cluster_created, op, why, sizeof(why));
+        if (rc != SL_OK) {
+            free(op);
+        }
+    }
+    if (rc != SL_OK) {
+        cb(ctx, rc, why, NULL);
+    }
+}
+
+static void on_cluster_removed(void *ctx, int err, const char *why)
+{
+    char *name = ctx;
+    if (err != SL_OK && err != SL_ENOTFOUND) {
+        sl_error("streams", "deleting replicated stream %s in the cluster failed: %s", name, why);
+    }
+    free(name);
+}
+
 static int delete_stream(struct sl_engine *e, const char *name, bool replica, char *why,
                          uint32_t why_len)
 {
     name = name != NULL ? name : "";
     struct sl_stream *st = sl_catalog_find(e->catalog, name);
     if (st != NULL && sl_stream_replicated(st) && !replica) {
-        snprintf(why, why_len,
-                 "stream %s is replicated: it is deleted in the cluster, through the native "
-                 "protocol (sluice stream delete), not through this API",
-                 name);
-        return SL_EUNSUPPORTED;
+        /* Deleted in the cluster: answered once asked (as the AWS APIs' deletes, which
+         * leave the stream DELETING), gone here within the ZooKeeper round trip. */
+        char *copy = e->repl != NULL && e->repl->remove != NULL ? strdup(name) : NULL;
+        if (copy == NULL && e->repl == NULL) {
+            snprintf(why, why_len,
+                     "stream %s is replicated and this broker was started without --cluster: "
+                     "delete it through a broker of its cluster",
+                     name);
+            return SL_EUNSUPPORTED;
+        }
+        if (copy == NULL) {
+            snprintf(why, why_len, "out of memory deleting stream %s", name);
+            return SL_ENOMEM;
+        }
+        int rc = e->repl->remove(e->repl->ctx, name, on_cluster_removed, copy, why, why_len);
+        if (rc != SL_OK) {
+            free(copy);
+        }
+        return rc;
     }
     if (st != NULL) {
         sl_fetch_stream_wake(st, SL_ENOTFOUND);

@@ -23,6 +23,7 @@ struct sl_stream_spec {
     uint32_t retention_hours; /* 0: the broker's default */
     uint64_t retention_bytes; /* 0: no cap */
     const char *compression;  /* NULL or "": none */
+    uint32_t replication_factor; /* sl_streams_create_replicated_async: 0 = the default */
 };
 
 struct sl_shard_info {
@@ -55,9 +56,15 @@ typedef void (*sl_stream_created_cb)(void *ctx, int err, const char *why, struct
  * call. */
 void sl_streams_create_async(struct sl_engine *e, const struct sl_stream_spec *spec,
                              sl_stream_created_cb cb, void *ctx);
+/* In cluster mode (struct sl_engine_repl), a replicated stream made in the cluster
+ * (struct sl_engine_repl.create): told once it exists in this broker's catalog; on a single
+ * broker, sl_streams_create_async. */
+void sl_streams_create_replicated_async(struct sl_engine *e, const struct sl_stream_spec *spec,
+                                        sl_stream_created_cb cb, void *ctx);
 /* Answers the stream's parked fetches ENOTFOUND, then deletes it. Errors:
- * SL_ENOTFOUND, SL_EIO (why says which), SL_EUNSUPPORTED (a replicated stream: deleted in the
- * cluster, broker/cluster/replicas.h). */
+ * SL_ENOTFOUND, SL_EIO (why says which). A replicated stream is deleted in the cluster
+ * (struct sl_engine_repl.remove): SL_OK once asked, gone here within a ZooKeeper round trip
+ * (errors at once: no session; SL_EUNSUPPORTED on a broker started without --cluster). */
 int sl_streams_delete(struct sl_engine *e, const char *name, char *why, uint32_t why_len);
 /* Cluster mode: the same for this broker's copy of a replicated stream, which the cluster
  * deleted (or which a creation of its name since then replaced); the caller detached its

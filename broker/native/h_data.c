@@ -145,6 +145,7 @@ void sl_native_produce(struct sl_native *srv, struct sl_conn *c, sl_request *req
                                         .answer = m->ack != SLUICE__V1__ACK_MODE__ACK_NONE};
     sl_conn_hold(c);
     struct sl_produce_req pr = {.stream = m->stream, .shard = m->shard, .in_order = m->in_order,
+                                .caller_routed = m->caller_routed,
                                 .batch = m->batch.data,
                                 .len = m->batch.len, .ack = ack_of(m->ack),
                                 .trace_ns = m->trace ? sl_clock_mono_ns() : 0};
@@ -185,6 +186,7 @@ bool sl_native_produce_view(struct sl_native *srv, struct sl_conn *c, const stru
     SL_ASSERT(v->batch == NULL || sl_conn_pin_holds(op->pin, v->batch, v->batch_len));
     sl_conn_hold(c);
     struct sl_produce_req pr = {.stream = stream, .shard = v->shard, .in_order = v->in_order,
+                                .caller_routed = v->caller_routed,
                                 .batch = v->batch, .len = v->batch_len,
                                 .ack = ack_of((Sluice__V1__AckMode)v->ack),
                                 .trace_ns = received_ns};

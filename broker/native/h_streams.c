@@ -133,7 +133,6 @@ struct create_op {
     struct sl_conn *conn;
     uint64_t req_id;
     struct sl_native *srv;
-    char name[SL_STREAM_NAME_MAX + 1]; /* a cluster create's */
 };
 
 static void on_stream_created(void *ctx, int err, const char *why, struct sl_stream *st)
@@ -149,63 +148,13 @@ static void on_stream_created(void *ctx, int err, const char *why, struct sl_str
     free(op);
 }
 
-/* A cluster's stream exists in this broker's catalog now (or could not be made). */
-static void on_cluster_created(void *ctx, int err, const char *why)
-{
-    struct create_op *op = ctx;
-    struct sl_stream *st =
-        err == SL_OK ? sl_catalog_find(op->srv->engine->catalog, op->name) : NULL;
-    on_stream_created(op, st != NULL ? SL_OK : err != SL_OK ? err : SL_ENOTFOUND, why, st);
-}
-
-/* In a cluster: the stream is written to ZooKeeper, and every broker makes it from there
- * (broker/cluster/replicas.h); answered once it exists here too. */
-static void create_in_cluster(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
-{
-    const Sluice__V1__CreateStream *m = req->create_stream;
-    char why[256];
-    int rc = sl_catalog_check_spec(m->name, m->shard_count, m->retention_hours, m->compression, why,
-                                   sizeof(why));
-    if (rc == SL_OK && sl_catalog_find(srv->engine->catalog, m->name) != NULL) {
-        rc = SL_EEXIST;
-        snprintf(why, sizeof(why), "stream %s already exists", m->name);
-    }
-    struct create_op *op = rc == SL_OK ? calloc(1, sizeof(*op)) : NULL;
-    if (rc == SL_OK && op == NULL) {
-        rc = SL_ENOMEM;
-        snprintf(why, sizeof(why), "out of memory");
-    }
-    if (rc != SL_OK) {
-        sl_native_fail(c, req->id, rc, why);
-        return;
-    }
-    *op = (struct create_op){.conn = c, .req_id = req->id, .srv = srv};
-    snprintf(op->name, sizeof(op->name), "%s", m->name);
-    struct sl_replicas_stream s = {.name = m->name,
-                                   .shard_count = m->shard_count,
-                                   .retention_hours = m->retention_hours,
-                                   .retention_bytes = m->retention_bytes,
-                                   .compression = m->compression,
-                                   .replication_factor = m->replication_factor};
-    rc = sl_replicas_create_stream(srv->replicas, &s, on_cluster_created, op, why, sizeof(why));
-    if (rc != SL_OK) {
-        free(op);
-        sl_native_fail(c, req->id, rc, why);
-        return;
-    }
-    sl_conn_hold(c);
-}
-
 /* Answered by the catalog's creator threads' work: the loop does not wait
- * on the create's fsyncs. */
+ * on the create's fsyncs. In a cluster the stream is written to ZooKeeper, and every
+ * broker makes it from there (broker/cluster/replicas.h); answered once it exists here. */
 void sl_native_create_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req)
 {
     const Sluice__V1__CreateStream *m = req->create_stream;
-    if (srv->replicas != NULL) {
-        create_in_cluster(srv, c, req);
-        return;
-    }
-    if (m->replication_factor > 1) {
+    if (srv->replicas == NULL && m->replication_factor > 1) {
         /* one copy where more were asked would be a silent loss of durability */
         char why[200];
         snprintf(why, sizeof(why),
@@ -226,8 +175,13 @@ void sl_native_create_stream(struct sl_native *srv, struct sl_conn *c, const sl_
                                   .shard_count = m->shard_count,
                                   .retention_hours = m->retention_hours,
                                   .retention_bytes = m->retention_bytes,
-                                  .compression = m->compression};
-    sl_streams_create_async(srv->engine, &spec, on_stream_created, op);
+                                  .compression = m->compression,
+                                  .replication_factor = m->replication_factor};
+    if (srv->replicas != NULL) {
+        sl_streams_create_replicated_async(srv->engine, &spec, on_stream_created, op);
+    } else {
+        sl_streams_create_async(srv->engine, &spec, on_stream_created, op);
+    }
 }
 
 void sl_native_describe_stream(struct sl_native *srv, struct sl_conn *c, const sl_request *req)

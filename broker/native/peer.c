@@ -404,8 +404,8 @@ int sl_peers_send(struct sl_peers *ps, const char *addr, const char *stream, uin
 }
 
 int sl_peers_produce(struct sl_peers *ps, int32_t to, const char *addr, const char *stream,
-                     uint32_t shard, const uint8_t *batch, size_t len, sl_peers_produce_cb cb,
-                     void *ctx)
+                     uint32_t shard, const uint8_t *batch, size_t len, bool caller_routed,
+                     sl_peers_produce_cb cb, void *ctx)
 {
     if (ps->closing) {
         return SL_ECLOSED;
@@ -438,6 +438,7 @@ int sl_peers_produce(struct sl_peers *ps, int32_t to, const char *addr, const ch
     m->prod.shard = shard;
     m->prod.ack = SLUICE__V1__ACK_MODE__ACK_DURABLE;
     m->prod.batch = (ProtobufCBinaryData){.len = len, .data = copy};
+    m->prod.caller_routed = caller_routed;
     sluice__v1__request__init(&m->req);
     m->req.body_case = SLUICE__V1__REQUEST__BODY_PRODUCE;
     m->req.produce = &m->prod;

@@ -68,11 +68,12 @@ typedef void (*sl_peers_produce_cb)(void *ctx, int err, const char *why, uint64_
 
 /* Appends `batch` (len bytes, copied) to shard `shard` of `stream` at broker `to` at `addr`,
  * its leader, as a Produce with ack = durable: the broker's own writes to a replicated shard
- * it does not lead (a queue group's dead letters). `cb` runs exactly once, on the main loop,
+ * it does not lead (a queue group's dead letters; an HTTP API's batch, `caller_routed` when
+ * that API chose the shard by its own rule). `cb` runs exactly once, on the main loop,
  * after this returns - unless this returns an error. Errors: as sl_peers_send. */
 int sl_peers_produce(struct sl_peers *ps, int32_t to, const char *addr, const char *stream,
-                     uint32_t shard, const uint8_t *batch, size_t len, sl_peers_produce_cb cb,
-                     void *ctx);
+                     uint32_t shard, const uint8_t *batch, size_t len, bool caller_routed,
+                     sl_peers_produce_cb cb, void *ctx);
 
 /* Stops every sender, fails what is still queued or in flight with SL_ECLOSED (callbacks
  * run, here), and frees everything. NULL-safe. */

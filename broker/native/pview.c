@@ -6,7 +6,8 @@
  * bytes, 5 fixed 4 bytes; 3/4 (groups) are not protobuf 3 and, like
  * protobuf-c, refused. Request is {id = 1 (uint64), oneof body {...,
  * produce = 15 (Produce), ...}}; Produce is {stream = 1 (string), shard = 2
- * (uint32), ack = 3 (enum), batch = 4 (bytes), in_order = 5 (bool)}.
+ * (uint32), ack = 3 (enum), batch = 4 (bytes), in_order = 5 (bool), trace = 6
+ * (bool), caller_routed = 7 (bool)}.
  *
  * Every limit below is protobuf-c 1.4's (protobuf-c.c: parse_tag_and_wiretype,
  * scan_length_prefixed_data, the unpack's varint scan, parse_uint32/64,
@@ -44,6 +45,7 @@ enum {
 #define PR_BATCH    4u
 #define PR_IN_ORDER 5u
 #define PR_TRACE    6u
+#define PR_CALLER_ROUTED 7u
 
 /* One field as scanned: its value's bytes are [val, val + val_len); for a
  * varint, val_len counts its bytes; for wire type 2 the prefix is skipped. */
@@ -205,6 +207,7 @@ static int parse_produce(struct cursor *cu, const uint8_t *p, size_t len)
     o->batch_len = 0;
     o->in_order = false;
     o->trace = false;
+    o->caller_routed = false;
     cu->where = "Produce";
     size_t off = 0;
     while (off < len) {
@@ -248,6 +251,11 @@ static int parse_produce(struct cursor *cu, const uint8_t *p, size_t len)
         case PR_TRACE:
             if ((rc = want(cu, &f, WT_VARINT, "trace")) == SL_OK) {
                 o->trace = varint_bool(&f);
+            }
+            break;
+        case PR_CALLER_ROUTED:
+            if ((rc = want(cu, &f, WT_VARINT, "caller_routed")) == SL_OK) {
+                o->caller_routed = varint_bool(&f);
             }
             break;
         default:

@@ -11,7 +11,7 @@
  * occurrence wins, a oneof member replaces the earlier one, unknown fields
  * inside Produce skipped), checked by tests/fuzz/fuzz_pview.c, with one
  * deliberate difference: protobuf-c takes a bool of any wire type, this
- * refuses `in_order` and `trace` unless a varint (SL_PVIEW_BAD_WIRE_TYPE).
+ * refuses `in_order`, `trace` and `caller_routed` unless a varint (SL_PVIEW_BAD_WIRE_TYPE).
  *
  * Lifetime: the view borrows the frame; it is valid while the frame's bytes
  * are (broker/native/h_data.c pins the receive buffer for that).
@@ -45,6 +45,7 @@ struct sl_pview {
     size_t batch_len;
     bool in_order;
     bool trace;            /* Produce.trace: answer with the stages' times */
+    bool caller_routed;    /* Produce.caller_routed: keys not checked against the ranges */
     enum sl_pview_fault fault; /* set with SL_EPROTO */
 };
 

@@ -15,7 +15,7 @@
  * and the fix; a broker without --cluster answers that it is a single broker. Skipped (77) without
  * java or the ZooKeeper jar.
  */
-#include "zk_harness.h"
+#include "zk_cluster.h"
 
 #include "client/sluice.h"
 #include "tests/integration/harness.h"
@@ -42,10 +42,8 @@
 #define SESSION_MS (2000u * IT_SLOWDOWN)
 #define NB         3
 
-static struct zkh zk;
+static struct zkc zc;
 static struct it_broker brokers[NB];
-static char cluster_arg[128];
-static char session_arg[32];
 
 /* The number of live brokers `b` lists, or -1 when it cannot say. */
 static int live_count(const struct it_broker *b, int *self_count)
@@ -175,15 +173,6 @@ static int wait_one_controller(const int *which, int nwhich, uint32_t timeout_ms
 /* Info level: the cluster lines (session established, registered) tell what a failure
  * did. A free port may be taken by another test before the broker binds it: a broker
  * that exits before listening is started again on another port. */
-static int start_broker(int i)
-{
-    char node[16];
-    snprintf(node, sizeof(node), "%d", i + 1);
-    const char *args[] = {
-        "--cluster", cluster_arg,   "--node-id", node, "--cluster-session-timeout-ms",
-        session_arg, "--log-level", "info",      NULL};
-    return it_broker_start_free_port(&brokers[i], NULL, args);
-}
 
 /* GET /api/v1/overview from broker i: the body (static). */
 static const char *overview(int i)
@@ -234,19 +223,12 @@ static int run_capture(const char *cmd, char *out, size_t cap)
 
 int main(void)
 {
-    int skip = it_preflight();
-    if (skip == 0) {
-        skip = zkh_available();
-    }
+    int skip = zkc_available();
     if (skip != 0) {
         return skip;
     }
-    CHECK(zkh_start(&zk) == 0);
-    snprintf(cluster_arg, sizeof(cluster_arg), "zk://%s/sluice-it", zk.connect);
-    snprintf(session_arg, sizeof(session_arg), "%u", SESSION_MS);
-    for (int i = 0; i < NB; i++) {
-        CHECK(start_broker(i) == 0);
-    }
+    const char *const info[] = {"--log-level", "info", NULL};
+    CHECK(zkc_start(&zc, brokers, NB, SESSION_MS, info) == 0);
     const int all[NB] = {0, 1, 2};
     long ms = wait_all_see(all, NB, 3, 10000u * IT_SLOWDOWN);
     CHECK(ms >= 0);
@@ -307,7 +289,7 @@ int main(void)
     snprintf(cmd, sizeof(cmd),
              "%s --data %s/dup --host 127.0.0.1 --port %u --http-port 0 --cluster %s "
              "--node-id 2 --cluster-session-timeout-ms %u 2>&1",
-             SLUICED_PATH, brokers[0].root, it_free_port(), cluster_arg, SESSION_MS);
+             SLUICED_PATH, brokers[0].root, it_free_port(), zc.cluster_arg, SESSION_MS);
     int st = run_capture(cmd, out, sizeof(out));
     CHECK(st == 1);
     CHECK(strstr(out, "node id 2 is taken by a live broker") != NULL);
@@ -331,10 +313,10 @@ int main(void)
 
     /* ZooKeeper killed: the brokers keep serving and say they are disconnected; restarted
      * within the session timeout, the sessions (and the nodes) are still there */
-    CHECK(zkh_kill9(&zk) == 0);
+    CHECK(zkh_kill9(&zc.zk) == 0);
     CHECK(wait_connected(0, 4 * SESSION_MS));
     CHECK(live_count(&brokers[0], NULL) == 3); /* the last list, maybe stale */
-    CHECK(zkh_restart(&zk) == 0);
+    CHECK(zkh_restart(&zc.zk) == 0);
     CHECK(wait_connected(1, 10000u * IT_SLOWDOWN));
     ms = wait_all_see(all, NB, 3, 10000u * IT_SLOWDOWN);
     CHECK(ms >= 0);
@@ -375,11 +357,7 @@ int main(void)
     it_broker_cleanup(&single);
     printf("ok single broker\n");
 
-    for (int i = 0; i < NB; i++) {
-        CHECK(it_broker_stop(&brokers[i]) == 0);
-        it_broker_cleanup(&brokers[i]);
-    }
-    zkh_cleanup(&zk);
+    CHECK(zkc_stop(&zc, brokers, NB) == 0);
     printf("all cluster brokers cases passed\n");
     return 0;
 }

@@ -10,10 +10,12 @@
  * with at most the 10 new records, and a consumer bootstrapped through it reads the 10 new
  * values and none of the old. A stream of 70 shards (its states removed in a chain of
  * multis) is deleted the same way, and made again at once under its name. Deleting a name
- * the cluster does not hold is NOT_FOUND. Each broker stops cleanly (exit 0, so no
+ * the cluster does not hold is NOT_FOUND. A broker restarted by mistake against another
+ * chroot (an empty cluster) drops nothing (its data directory keeps its cluster's id), and
+ * serves its streams again once back. Each broker stops cleanly (exit 0, so no
  * sanitizer report). Skipped (77) without java or the ZooKeeper jar.
  */
-#include "zk_harness.h"
+#include "zk_cluster.h"
 
 #define THREADED
 #include <zookeeper/zookeeper.h>
@@ -40,27 +42,10 @@
 #define NB         3
 #define WAIT_MS    (15000u * IT_SLOWDOWN)
 
-static struct zkh zk;
+static struct zkc zc;
 static struct it_broker brokers[NB];
-static char cluster_arg[128];
-static char session_arg[32];
 static zhandle_t *zh;
 
-static int start_broker(int i)
-{
-    char node[16];
-    snprintf(node, sizeof(node), "%d", i + 1);
-    for (int attempt = 0; attempt < 5; attempt++) {
-        const char *args[] = {"--cluster", cluster_arg, "--node-id", node,
-                              "--cluster-session-timeout-ms", session_arg, NULL};
-        int rc = it_broker_start_args(&brokers[i], NULL, it_free_port(), args);
-        if (rc != 1) {
-            return rc;
-        }
-        it_broker_cleanup(&brokers[i]); /* its port was taken meanwhile: another */
-    }
-    return -1;
-}
 
 static sluice_client *client_of(int i)
 {
@@ -297,23 +282,48 @@ static void delete_many_shards(void)
            "under its name at once: 30 values written and read back\n");
 }
 
+/* Broker 3 started by mistake against another chroot (an empty cluster): its data belongs
+ * to this cluster (cluster.id), so it drops nothing; back on the right one it serves. */
+static void another_cluster_by_mistake(void)
+{
+    create(0, "keep", 2, NB);
+    for (int i = 0; i < NB; i++) {
+        wait_described(i, "keep", 2);
+    }
+    produce(0, "keep", "kept", 20);
+    struct it_broker *b = &brokers[2];
+    CHECK(it_broker_stop(b) == 0);
+    CHECK(b->n_extra >= 2 && strcmp(b->extra[0], "--cluster") == 0);
+    char right[256];
+    snprintf(right, sizeof(right), "%s", b->extra[1]);
+    snprintf(b->extra[1], sizeof(b->extra[1]), "zk://%s/sluice-other", zc.zk.connect);
+    CHECK(it_broker_restart(b) == 0);
+    uint64_t t0 = it_mono_ms();
+    while (zoo_exists(zh, "/sluice-other/cluster_id", 0, NULL) != ZOK &&
+           it_mono_ms() - t0 < WAIT_MS) {
+        it_sleep_ms(50);
+    }
+    CHECK(zoo_exists(zh, "/sluice-other/cluster_id", 0, NULL) == ZOK);
+    it_sleep_ms(1000); /* (time to list /streams there, were it allowed to) */
+    uint64_t records = 0;
+    CHECK(describe(2, "keep", &records) == 2); /* kept: not "deleted while away" */
+    CHECK(it_broker_stop(b) == 0);
+    snprintf(b->extra[1], sizeof(b->extra[1]), "%s", right);
+    CHECK(it_broker_restart(b) == 0);
+    read_back(2, "keep", "kept", 20);
+    printf("ok a broker started against another chroot by mistake dropped nothing (its data "
+           "is another cluster's) and serves its streams again on the right one\n");
+}
+
 int main(void)
 {
-    int skip = it_preflight();
-    if (skip == 0) {
-        skip = zkh_available();
-    }
+    int skip = zkc_available();
     if (skip != 0) {
         return skip;
     }
-    CHECK(zkh_start(&zk) == 0);
-    snprintf(cluster_arg, sizeof(cluster_arg), "zk://%s/sluice-it", zk.connect);
-    snprintf(session_arg, sizeof(session_arg), "%u", SESSION_MS);
-    for (int i = 0; i < NB; i++) {
-        CHECK(start_broker(i) == 0);
-    }
+    CHECK(zkc_start(&zc, brokers, NB, SESSION_MS, NULL) == 0);
     zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
-    zh = zookeeper_init(zk.connect, NULL, 10000, NULL, NULL, 0);
+    zh = zookeeper_init(zc.zk.connect, NULL, 10000, NULL, NULL, 0);
     CHECK(zh != NULL);
     uint64_t t0 = it_mono_ms();
     while (zoo_state(zh) != ZOO_CONNECTED_STATE) {
@@ -324,6 +334,7 @@ int main(void)
     delete_while_written();
     deleted_and_made_again_while_away();
     delete_many_shards();
+    another_cluster_by_mistake();
 
     sluice_client *c = client_of(0);
     CHECK(sluice_stream_delete(c, "never-made") == SL_ENOTFOUND);
@@ -331,13 +342,7 @@ int main(void)
     printf("ok deleting a name the cluster does not hold: NOT_FOUND\n");
 
     zookeeper_close(zh);
-    for (int i = 0; i < NB; i++) {
-        if (it_broker_alive(&brokers[i])) {
-            CHECK(it_broker_stop(&brokers[i]) == 0);
-        }
-        it_broker_cleanup(&brokers[i]);
-    }
-    zkh_cleanup(&zk);
+    CHECK(zkc_stop(&zc, brokers, NB) == 0);
     printf("ok\n");
     return 0;
 }

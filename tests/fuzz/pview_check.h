@@ -5,7 +5,8 @@
  *     Produce and every field agrees (the stream as a C string reads it);
  *     the view's stream and batch lie inside the payload (zero copy);
  *   - the parser refuses it (SL_EPROTO): protobuf-c refuses it too, except
- *     for the one documented difference (in_order or trace of another wire type,
+ *     for the one documented difference (in_order, trace or caller_routed of
+ *     another wire type,
  *     which protobuf-c takes); the fault and message are set;
  *   - SL_ENOTFOUND: protobuf-c's path handles it; nothing to compare, but
  *     the parser must not have claimed a frame whose last body is Produce
@@ -41,6 +42,7 @@ static inline void pview_check(const uint8_t *payload, size_t len)
         SL_ASSERT((int32_t)m->ack == v.ack);
         SL_ASSERT(m->in_order == v.in_order);
         SL_ASSERT(m->trace == v.trace);
+        SL_ASSERT(m->caller_routed == v.caller_routed);
         SL_ASSERT(m->stream != NULL && strlen(m->stream) == v.stream_len);
         SL_ASSERT(v.stream_len == 0 || memcmp(m->stream, v.stream, v.stream_len) == 0);
         SL_ASSERT(m->batch.len == v.batch_len);
@@ -53,7 +55,8 @@ static inline void pview_check(const uint8_t *payload, size_t len)
         SL_ASSERT(r == NULL || v.fault == SL_PVIEW_BAD_WIRE_TYPE);
         if (r != NULL) {
             /* the documented difference only */
-            SL_ASSERT(strstr(why, "in_order") != NULL || strstr(why, "trace") != NULL);
+            SL_ASSERT(strstr(why, "in_order") != NULL || strstr(why, "trace") != NULL ||
+                      strstr(why, "caller_routed") != NULL);
         }
     } else {
         SL_ASSERT(rc == SL_ENOTFOUND);

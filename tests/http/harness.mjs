@@ -59,11 +59,13 @@ async function spawnBroker(b) {
   throw new Error('sluiced did not start within 10 s');
 }
 
-// Starts a broker; `extra` are more flags (e.g. ['--flush', 'interval']).
+// Starts a broker; `extra` are more flags (e.g. ['--flush', 'interval']). A broker of a
+// cluster (`--cluster` among them) listens on a fixed native port: its peers find it there.
 export async function startBroker(extra = []) {
   if (!SLUICED) throw new Error('SLUICED_PATH is not set');
   for (let attempt = 0; attempt < 10; attempt++) {
     const b = { root: mkdtempSync('/var/tmp/sluice-http-'), extra, httpPort: await freePort() };
+    if (extra.includes('--cluster')) b.port = await freePort();
     started.add(b);
     if (await spawnBroker(b)) {
       b.endpoint = `http://127.0.0.1:${b.httpPort}`;
@@ -163,4 +165,40 @@ export async function endpoint(answer) {
   ep.url = `http://127.0.0.1:${ep.server.address().port}/hook`;
   ep.close = () => { for (const r of ep.hung) r.destroy(); ep.server.closeAllConnections(); ep.server.close(); };
   return ep;
+}
+
+// A standalone ZooKeeper (Debian's zookeeper package, run with java) for cluster tests:
+// { connect: "127.0.0.1:PORT", stop() }, or null when java or the jar is missing (the
+// test skips). Killed when the test process exits.
+const ZK_JAR = '/usr/share/java/zookeeper.jar';
+export async function startZooKeeper() {
+  const java = process.env.JAVA || '/usr/bin/java';
+  if (!existsSync(java) || !existsSync(ZK_JAR)) return null;
+  const root = mkdtempSync('/var/tmp/sluice-zk-');
+  const port = await freePort();
+  writeFileSync(`${root}/zoo.cfg`,
+    `tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir=${root}/data\nclientPort=${port}\n` +
+    'clientPortAddress=127.0.0.1\nadmin.enableServer=false\nmaxSessionTimeout=60000\n' +
+    '4lw.commands.whitelist=ruok\n');
+  const proc = spawn(java, ['-Xmx128m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1',
+    '-Dzookeeper.admin.enableServer=false', '-cp', `${root}:${ZK_JAR}`,
+    'org.apache.zookeeper.server.quorum.QuorumPeerMain', `${root}/zoo.cfg`],
+  { stdio: 'ignore' });
+  const zk = { connect: `127.0.0.1:${port}`, proc, root };
+  process.on('exit', () => {
+    try { proc.kill('SIGKILL'); } catch { /* gone */ }
+    rmSync(root, { recursive: true, force: true });
+  });
+  zk.stop = () => { try { proc.kill('SIGKILL'); } catch { /* gone */ } };
+  const { connect } = await import('node:net');
+  const ruok = () => new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    let got = '';
+    s.on('connect', () => s.write('ruok'));
+    s.on('data', (d) => { got += d; });
+    s.on('close', () => resolve(got === 'imok'));
+    s.on('error', () => resolve(false));
+  });
+  await until('ZooKeeper to answer imok', ruok, 30000, 100);
+  return zk;
 }

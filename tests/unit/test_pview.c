@@ -81,7 +81,8 @@ static bool same_as_protobuf_c(const struct buf *f, const struct sl_pview *v)
     }
     const Sluice__V1__Produce *m = r->produce;
     bool ok = r->id == v->id && m->shard == v->shard && (int32_t)m->ack == v->ack &&
-              m->in_order == v->in_order && m->trace == v->trace && strlen(m->stream) == v->stream_len &&
+              m->in_order == v->in_order && m->trace == v->trace &&
+              m->caller_routed == v->caller_routed && strlen(m->stream) == v->stream_len &&
               (v->stream_len == 0 || memcmp(m->stream, v->stream, v->stream_len) == 0) &&
               m->batch.len == v->batch_len &&
               (v->batch_len == 0 || memcmp(m->batch.data, v->batch, v->batch_len) == 0);
@@ -104,6 +105,7 @@ TEST(packed_request_read_in_place)
     p.batch.len = sizeof(batch);
     p.in_order = true;
     p.trace = true;
+    p.caller_routed = true;
     req.id = 1ull << 40;
     req.body_case = SLUICE__V1__REQUEST__BODY_PRODUCE;
     req.produce = &p;
@@ -117,6 +119,7 @@ TEST(packed_request_read_in_place)
     CHECK_EQ(v.ack, SLUICE__V1__ACK_MODE__ACK_WRITTEN);
     CHECK(v.in_order);
     CHECK(v.trace);
+    CHECK(v.caller_routed);
     CHECK(v.stream_len == 6 && memcmp(v.stream, "orders", 6) == 0);
     /* zero copy: the batch is the frame's own bytes */
     CHECK(v.batch > f.b && v.batch + v.batch_len <= f.b + f.n);
@@ -365,9 +368,10 @@ TEST(proto_matches_the_parser)
         ProtobufCType type;
     } want[] = {{1, PROTOBUF_C_TYPE_STRING}, {2, PROTOBUF_C_TYPE_UINT32},
                 {3, PROTOBUF_C_TYPE_ENUM},   {4, PROTOBUF_C_TYPE_BYTES},
-                {5, PROTOBUF_C_TYPE_BOOL},   {6, PROTOBUF_C_TYPE_BOOL}};
-    CHECK_EQ(d->n_fields, 6);
-    for (size_t i = 0; i < 6; i++) {
+                {5, PROTOBUF_C_TYPE_BOOL},   {6, PROTOBUF_C_TYPE_BOOL},
+                {7, PROTOBUF_C_TYPE_BOOL}};
+    CHECK_EQ(d->n_fields, 7);
+    for (size_t i = 0; i < 7; i++) {
         const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(d, want[i].id);
         CHECK(fd != NULL && fd->type == want[i].type && fd->label != PROTOBUF_C_LABEL_REPEATED);
     }
