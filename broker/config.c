@@ -287,6 +287,11 @@ static const struct setting settings[] = {
     {"replica_lag_ms", "cluster", T_U32, U_MS, "10s", 5000, 600000, NULL, OFF(replica_lag_ms),
      "A follower that has not caught up with its leader for this long leaves the in-sync "
      "set (the leader writes the smaller set to ZooKeeper); it rejoins once caught up."},
+    {"reassign_throttle_bytes", "cluster", T_U64, U_BYTES, "0", 0, 1 * TiB, NULL,
+     OFF(reassign_throttle_bytes),
+     "Bytes a second this broker, as leader, sends to the replicas a reassignment adds (the "
+     "copy of their shards' logs), all shards together; 0: no limit. Producers and in-sync "
+     "followers are never held back by it (Kafka's replication throttle)."},
     {"peer_credentials_file", "cluster", T_STR, U_NONE, "", 0, PATH_LEN_MAX, NULL,
      OFF(peer_credentials_file),
      "'user = NAME' and 'password = SECRET' lines (mode 0600): how this broker logs in to "

@@ -96,6 +96,7 @@ struct sl_broker_config {
     uint32_t cluster_session_timeout_ms; /* the ZooKeeper session */
     uint32_t min_insync_replicas;        /* acks of a replicated shard need this many */
     uint32_t replica_lag_ms;             /* a follower behind this long leaves the ISR */
+    uint64_t reassign_throttle_bytes;    /* per second to replicas a move adds; 0: none */
     char *peer_credentials_file;         /* owned; "" = peers connect unauthenticated */
     char *peer_tls_ca_file;              /* owned; "" = the system's CAs (with tls) */
     /* not settings: */

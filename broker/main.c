@@ -246,7 +246,8 @@ static int replication_start(struct broker *b, struct sl_ring *ring,
     struct sl_replicas_config rcfg = {.self = (int32_t)cfg->node_id,
                                       .min_insync = cfg->min_insync_replicas,
                                       .replica_lag_ms = cfg->replica_lag_ms,
-                                      .session_timeout_ms = cfg->cluster_session_timeout_ms};
+                                      .session_timeout_ms = cfg->cluster_session_timeout_ms,
+                                      .reassign_throttle = cfg->reassign_throttle_bytes};
     rc = sl_replicas_open(b->engine, b->member, &t, &rcfg, &b->replicas);
     if (rc != SL_OK) {
         sl_peers_close(b->peers);

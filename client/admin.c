@@ -137,6 +137,22 @@ static int stream_info_new(const Sluice__V1__StreamInfo *src, struct sluice_stre
 #define CREATE_WAIT_MS       10000u /* a cluster create waits this long at most for every leader */
 #define DESCRIBE_LEADERS_MAX 64u    /* brokers asked for their shards, at most */
 
+/* A DescribeStream request for `name` (borrowed), built in place: the request points at its
+ * body. */
+struct describe_req {
+    Sluice__V1__DescribeStream body;
+    sl_request req;
+};
+
+static void describe_req_init(struct describe_req *d, const char *name)
+{
+    d->body = (Sluice__V1__DescribeStream)SLUICE__V1__DESCRIBE_STREAM__INIT;
+    d->body.name = (char *)name;
+    d->req = (sl_request)SLUICE__V1__REQUEST__INIT;
+    d->req.body_case = SLUICE__V1__REQUEST__BODY_DESCRIBE_STREAM;
+    d->req.describe_stream = &d->body;
+}
+
 /* On a cluster the broker that made the stream answers once its own catalog has it; the
  * other brokers learn it from ZooKeeper a moment later, and a call routed to one of them
  * in between (a group's home, a shard's leader) would answer NOT_FOUND or EAGAIN. So the
@@ -149,11 +165,8 @@ static void create_wait_leaders(sluice_client *c, const char *name, uint32_t sha
     if (!sl_client_route_cluster(c)) {
         return;
     }
-    Sluice__V1__DescribeStream body = SLUICE__V1__DESCRIBE_STREAM__INIT;
-    body.name = (char *)name;
-    sl_request req = SLUICE__V1__REQUEST__INIT;
-    req.body_case = SLUICE__V1__REQUEST__BODY_DESCRIBE_STREAM;
-    req.describe_stream = &body;
+    struct describe_req d;
+    describe_req_init(&d, name);
     uint64_t give_up = sl_clock_mono_ms() + CREATE_WAIT_MS;
     int32_t answered[DESCRIBE_LEADERS_MAX];
     uint32_t n_answered = 0;
@@ -169,7 +182,7 @@ static void create_wait_leaders(sluice_client *c, const char *name, uint32_t sha
                 break;
             }
             sl_response *resp = NULL;
-            int rc = sl_client_call_shard(c, name, k, &req, 0, &resp);
+            int rc = sl_client_call_shard(c, name, k, &d.req, 0, &resp);
             sl_response_free(resp);
             bool lagging = rc == SL_ENOTFOUND || rc == SL_EAGAIN || rc == SL_ENOT_LEADER;
             if (!lagging && known && n_answered < DESCRIBE_LEADERS_MAX) {
@@ -209,13 +222,10 @@ static void exists_wait(sluice_client *c, const char *name)
     uint64_t give_up = sl_clock_mono_ms() + CREATE_WAIT_MS;
     uint32_t shards = 0;
     for (bool checked = false;; checked = true) {
-        Sluice__V1__DescribeStream body = SLUICE__V1__DESCRIBE_STREAM__INIT;
-        body.name = (char *)name;
-        sl_request req = SLUICE__V1__REQUEST__INIT;
-        req.body_case = SLUICE__V1__REQUEST__BODY_DESCRIBE_STREAM;
-        req.describe_stream = &body;
+        struct describe_req d;
+        describe_req_init(&d, name);
         sl_response *resp = NULL;
-        int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_DESCRIBE_STREAM, &resp);
+        int rc = admin_call(c, &d.req, SLUICE__V1__RESPONSE__BODY_DESCRIBE_STREAM, &resp);
         if (rc == SL_OK && resp->describe_stream->stream != NULL) {
             shards = resp->describe_stream->stream->shard_count;
         }
@@ -332,19 +342,16 @@ static void shards_from_leaders(sluice_client *c, const char *name, sl_request *
 int sluice_stream_describe(sluice_client *c, const char *name, struct sluice_stream_info **out)
 {
     *out = NULL;
-    Sluice__V1__DescribeStream body = SLUICE__V1__DESCRIBE_STREAM__INIT;
-    body.name = (char *)name;
-    sl_request req = SLUICE__V1__REQUEST__INIT;
-    req.body_case = SLUICE__V1__REQUEST__BODY_DESCRIBE_STREAM;
-    req.describe_stream = &body;
+    struct describe_req d;
+    describe_req_init(&d, name);
     sl_response *resp = NULL;
-    int rc = admin_call(c, &req, SLUICE__V1__RESPONSE__BODY_DESCRIBE_STREAM, &resp);
+    int rc = admin_call(c, &d.req, SLUICE__V1__RESPONSE__BODY_DESCRIBE_STREAM, &resp);
     if (rc == SL_OK) {
         rc = stream_info_new(resp->describe_stream->stream, out);
     }
     sl_response_free(resp);
     if (rc == SL_OK) {
-        shards_from_leaders(c, name, &req, *out);
+        shards_from_leaders(c, name, &d.req, *out);
     }
     return rc;
 }

@@ -56,6 +56,9 @@ struct sl_replicas_config {
     uint32_t min_insync;         /* acks need this many in-sync replicas (capped by the RF) */
     uint64_t replica_lag_ms;     /* a follower behind for this long leaves the ISR */
     uint64_t session_timeout_ms; /* the ZooKeeper session's (cut from the store: below) */
+    /* Bytes a second served, as leader, to the replicas reassignments add (all shards);
+     * 0: no limit (replicas_serve.c, "throttle"). */
+    uint64_t reassign_throttle;
 };
 
 /* Starts the manager: installs the engine's hooks, follows the member's session. Errors:

@@ -139,6 +139,10 @@ struct sl_replicas {
     uint64_t now_ms;
     bool stopping; /* answers go out no more (sl_replicas_stop) */
     uint64_t serve_bytes, follow_bytes;
+    /* The reassignment throttle's bucket (replicas_serve.c): bytes that may be served now
+     * to replicas a move adds (below 0: owed by reads already made), refilled at the tick. */
+    int64_t throttle_tokens;
+    uint64_t throttle_ms;
     uint32_t serves;        /* reads serving followers in flight */
     uint64_t cut_ms;        /* cut from ZooKeeper this long, past the threshold (else 0) */
     uint32_t cut_leaders;   /* ... and leading this many shards whose followers are silent */
@@ -167,8 +171,11 @@ int rs_hooks_install(struct sl_replicas *rs); /* the engine's struct sl_engine_r
 /* A FETCH_RESP or EPOCH_RESP the replica sends a follower: answers its request (a fetch's
  * batches read first, once this broker's write of them landed). */
 void rs_fx_answer(struct sl_brepl *br, const struct sl_repl_msg *m);
-/* Issues the answers waiting for a write that landed (all of them with `all`). */
+/* Issues the answers waiting for a write that landed (all of them with `all`; those held
+ * by the reassignment throttle only while it has bytes, or when the broker stops). */
 void rs_serve_wake(struct sl_brepl *br, bool all);
+/* Refills the reassignment throttle's bucket (the tick). */
+void rs_throttle_refill(struct sl_replicas *rs, uint64_t now_ms);
 void rs_on_shard_written(void *ctx, uint64_t written_seq); /* sl_wshard_on_written's fn */
 void rs_brepl_answer_all(struct sl_brepl *br); /* what followers wait on: SL_ENOT_LEADER */
 void rs_answers_expire(struct sl_brepl *br);   /* requests held past their long poll */

@@ -401,12 +401,15 @@ static void on_verified(void *arg, int err, const uint8_t *data, size_t len,
     (void)len;
     struct verify *v = arg;
     struct sl_replicas *rs = v->rs;
-    struct sl_stream *st = err != SL_ECLOSED ? sl_catalog_find(rs->e->catalog, v->name) : NULL;
+    struct sl_stream *st = sl_catalog_find(rs->e->catalog, v->name);
     free(v);
     if (st == NULL || !st->cluster || !st->cluster_verifying) {
-        return; /* (dropped meanwhile; or the session ended: the next one lists again) */
+        return; /* (dropped meanwhile) */
     }
     st->cluster_verifying = false;
+    if (err == SL_ECLOSED) {
+        return; /* the session ended: the next one lists and compares again */
+    }
     if (err == SL_OK && (st->cluster_id == 0 || (uint64_t)stat->czxid == st->cluster_id)) {
         /* (0: made before creations were told apart - taken as the same) */
         st->cluster_verified = true;
@@ -666,6 +669,7 @@ void sl_replicas_tick(struct sl_replicas *rs, uint64_t now_ms)
     if (rs->relist) {
         list_streams(rs);
     }
+    rs_throttle_refill(rs, now_ms);
     for (struct sl_brepl **pp = &rs->all; *pp != NULL;) {
         struct sl_brepl *br = *pp;
         if (br->gone && rs_brepl_quiet(br)) {

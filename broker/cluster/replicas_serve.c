@@ -3,6 +3,14 @@
  * what is written, not yet durable (an unsynced read: the followers' fdatasyncs overlap this
  * broker's own, and the high watermark still waits for its durable end) - and answers
  * waiting for the write they need, woken by the shard's written listener or the tick.
+ *
+ * Throttle. A reassignment copies whole logs to the replicas it adds; at full speed that
+ * copy competes with producers for the leader's disk and network (Kafka's
+ * leader.replication.throttled.rate). With reassign_throttle set, reads serving a replica
+ * the shard's state names as added by a move draw on a bucket of that many bytes a second,
+ * all shards together: a read is made only while the bucket holds some (it may go below
+ * zero by one read, which later refills repay), else it waits in the shard's serve_wait
+ * list until the tick refills it. In-sync followers and producers never wait on it.
  */
 #include "broker/cluster/replicas_int.h"
 
@@ -26,10 +34,13 @@ struct serve {
     uint8_t *buf;
     uint32_t cap;
     uint32_t tries;
+    bool throttled;     /* serves a replica a move adds: draws on the throttle */
     struct serve *next; /* in br->serve_wait */
 };
 
 #define SERVE_BUF_MIN   (SL_REPL_FETCH_BYTES_MAX + 4096u)
+/* A throttled read asks for what the bucket holds, but at least this (whole batches). */
+#define SERVE_THROTTLE_READ_MIN (16u * 1024u)
 #define SERVE_TRIES_MAX 3u
 #define ANSWER_WAIT_MS  (SL_REPL_FETCH_WAIT_MS + SL_REPL_REQ_TIMEOUT_MS)
 
@@ -82,6 +93,9 @@ static void serve_done(struct serve *s, uint32_t len)
     br->rs->serve_bytes -= s->cap;
     br->rs->serves--;
     br->serves--;
+    if (s->throttled) {
+        br->rs->throttle_tokens -= (int64_t)off;
+    }
     fn(ctx, &m);
     free(s->buf);
     free(s);
@@ -123,9 +137,63 @@ static void serve_issue(struct serve *s)
     s->wr.rd.buf = s->buf;
     s->wr.rd.buf_cap = s->cap;
     s->wr.rd.max_bytes = SL_REPL_FETCH_BYTES_MAX;
+    int64_t tokens = s->br->rs->throttle_tokens;
+    if (s->throttled && s->br->rs->cfg.reassign_throttle > 0 &&
+        tokens < (int64_t)SL_REPL_FETCH_BYTES_MAX) {
+        s->wr.rd.max_bytes = tokens > (int64_t)SERVE_THROTTLE_READ_MIN
+                                 ? (uint32_t)tokens
+                                 : SERVE_THROTTLE_READ_MIN;
+    }
     s->wr.rd.unsynced = true; /* (the high watermark waits for this broker's own fdatasync) */
     s->wr.rd.cb = on_serve_read;
     sl_wshard_read(&s->br->b->ws, &s->wr);
+}
+
+/* Whether `node` is a replica a move in progress adds to the shard (the state as read). */
+static bool added_by_move(const struct sl_brepl *br, int32_t node)
+{
+    const struct sl_ctrl_state *st = &br->state;
+    if (st->n_target == 0) {
+        return false;
+    }
+    if (!st->adding_unknown) { /* the last n_adding of the replicas */
+        SL_ASSERT(st->n_adding <= st->m.n_replicas);
+        for (uint32_t i = st->m.n_replicas - st->n_adding; i < st->m.n_replicas; i++) {
+            if (st->m.replicas[i] == node) {
+                return true;
+            }
+        }
+        return false;
+    }
+    for (uint32_t j = 0; j < st->m.n_isr; j++) { /* (a state from before `adding`: the */
+        if (st->m.isr[j] == node) {                /* replicas out of sync) */
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool throttle_holds(const struct serve *s)
+{
+    const struct sl_replicas *rs = s->br->rs;
+    return s->throttled && rs->cfg.reassign_throttle > 0 && rs->throttle_tokens <= 0 &&
+           !rs->stopping;
+}
+
+void rs_throttle_refill(struct sl_replicas *rs, uint64_t now_ms)
+{
+    uint64_t rate = rs->cfg.reassign_throttle;
+    if (rate == 0 || now_ms <= rs->throttle_ms) {
+        rs->throttle_ms = now_ms > rs->throttle_ms ? now_ms : rs->throttle_ms;
+        return;
+    }
+    /* a second's worth at most, so an idle spell does not become a burst past the rate */
+    uint64_t dt = now_ms - rs->throttle_ms;
+    uint64_t cap = rate > SERVE_THROTTLE_READ_MIN ? rate : SERVE_THROTTLE_READ_MIN;
+    uint64_t add = dt >= 1000 ? cap : rate * dt / 1000;
+    int64_t t = rs->throttle_tokens + (int64_t)(add < cap ? add : cap);
+    rs->throttle_tokens = t > (int64_t)cap ? (int64_t)cap : t;
+    rs->throttle_ms = now_ms;
 }
 
 /* A FETCH_RESP or EPOCH_RESP the replica sends to a follower: answers its request. */
@@ -148,8 +216,14 @@ void rs_fx_answer(struct sl_brepl *br, const struct sl_repl_msg *m)
         answer_now(a, m);
         return;
     }
-    *s = (struct serve){
-        .br = br, .m = *m, .fn = a->fn, .ctx = a->ctx, .buf = buf, .cap = SERVE_BUF_MIN};
+    *s = (struct serve){.br = br,
+                        .m = *m,
+                        .fn = a->fn,
+                        .ctx = a->ctx,
+                        .buf = buf,
+                        .cap = SERVE_BUF_MIN,
+                        .throttled = br->rs->cfg.reassign_throttle > 0 &&
+                                     added_by_move(br, m->to)};
     s->m.batches = NULL;
     s->m.n_batches = 0;
     a->used = false;
@@ -163,7 +237,7 @@ void rs_fx_answer(struct sl_brepl *br, const struct sl_repl_msg *m)
      * alongside this broker's own, and the high watermark still counts this broker's
      * durable end (a crash losing what was served is settled by the epochs: REPLICATION.md,
      * "The epoch cache and its file"). */
-    if (br->written_seq <= (uint64_t)s->m.offset) {
+    if (br->written_seq <= (uint64_t)s->m.offset || throttle_holds(s)) {
         s->next = br->serve_wait;
         br->serve_wait = s;
         return;
@@ -180,7 +254,7 @@ void rs_serve_wake(struct sl_brepl *br, bool all)
     struct serve **pp = &br->serve_wait;
     while (*pp != NULL) {
         struct serve *s = *pp;
-        if (all || br->written_seq > (uint64_t)s->m.offset) {
+        if ((all || br->written_seq > (uint64_t)s->m.offset) && !throttle_holds(s)) {
             *pp = s->next;
             s->next = NULL;
             serve_issue(s);
