@@ -2,6 +2,7 @@
 #include "broker/cluster/join.h"
 
 #include "broker/cluster/meta_zk.h"
+#include "broker/cluster/replicas.h"
 #include "broker/config.h"
 #include "common/assert.h"
 #include "common/clock.h"
@@ -12,6 +13,11 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+
+/* The store the broker joins with must hold a watch per shard and stream of the cluster's
+ * streams, and a few of its own (replicas.h). */
+_Static_assert(SL_REPLICAS_WATCHED_MAX + 64u <= SL_META_ZK_WATCHES_MAX,
+               "the ZooKeeper store's watches bound the cluster's shards and streams");
 
 struct opener {
     struct sl_ring *ring;

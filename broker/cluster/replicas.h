@@ -27,6 +27,11 @@
 #include <stdint.h>
 
 #define SL_REPLICAS_RF_DEFAULT       3u          /* replication factor when a create names none */
+/* Shards plus streams of the cluster's streams, at most: every broker watches each shard's
+ * state and the controller each stream's list of shards, one ZooKeeper watch each, and the
+ * store bounds its watches (SL_META_ZK_WATCHES_MAX, 4,096; the rest for /streams, the
+ * brokers, /reassign, /notify). A creation past it is refused (replicas_create.c). */
+#define SL_REPLICAS_WATCHED_MAX      4000u
 #define SL_REPLICAS_SERVE_BYTES_MAX  (64u << 20) /* read buffers serving followers, in all */
 #define SL_REPLICAS_FOLLOW_BYTES_MAX (64u << 20) /* fetched batches not yet written, in all */
 

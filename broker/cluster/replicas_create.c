@@ -9,6 +9,7 @@
 
 #include "broker/cluster/member.h"
 #include "broker/cluster/stream_settings.h"
+#include "broker/engine/catalog.h"
 #include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -340,6 +341,19 @@ int sl_replicas_create_stream(struct sl_replicas *rs, const struct sl_replicas_s
     if (rs_create_find(rs, s->name) != NULL) {
         snprintf(why, why_len, "stream %s is being created", s->name);
         return SL_EEXIST;
+    }
+    uint64_t watched = (uint64_t)s->shard_count + 1;
+    for (const struct sl_stream *st = sl_catalog_first(rs->e->catalog); st != NULL;
+         st = st->next) {
+        watched += st->cluster ? (uint64_t)st->shard_count + 1 : 0;
+    }
+    if (watched > SL_REPLICAS_WATCHED_MAX) {
+        snprintf(why, why_len,
+                 "the cluster's streams would count %" PRIu64 " shards and streams, past the %u "
+                 "a broker follows (one ZooKeeper watch each): delete a stream, or use fewer "
+                 "shards",
+                 watched, SL_REPLICAS_WATCHED_MAX);
+        return SL_ELIMIT;
     }
     struct rs_create *c = calloc(1, sizeof(*c));
     /* the body: /shards/<name>, a state per shard, /streams/<name>; and per multi of a

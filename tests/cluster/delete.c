@@ -12,7 +12,8 @@
  * multis) is deleted the same way, and made again at once under its name. Deleting a name
  * the cluster does not hold is NOT_FOUND. A broker restarted by mistake against another
  * chroot (an empty cluster) drops nothing (its data directory keeps its cluster's id), and
- * serves its streams again once back. Each broker stops cleanly (exit 0, so no
+ * serves its streams again once back. A creation past the shards a broker can follow (one
+ * ZooKeeper watch each) is refused with the reason. Each broker stops cleanly (exit 0, so no
  * sanitizer report). Skipped (77) without java or the ZooKeeper jar.
  */
 #include "zk_cluster.h"
@@ -338,8 +339,14 @@ int main(void)
 
     sluice_client *c = client_of(0);
     CHECK(sluice_stream_delete(c, "never-made") == SL_ENOTFOUND);
-    sluice_client_free(c);
     printf("ok deleting a name the cluster does not hold: NOT_FOUND\n");
+    /* past what a broker can watch: refused at once, saying why */
+    struct sluice_stream_opts big = {.shard_count = 4000, .replication_factor = NB};
+    CHECK(sluice_stream_create(c, "too-many", &big, NULL) == SL_ELIMIT);
+    CHECK(strstr(sluice_last_error(), "ZooKeeper watch") != NULL);
+    sluice_client_free(c);
+    printf("ok a stream past the shards a broker can follow: refused (%s)\n",
+           sluice_last_error());
 
     zookeeper_close(zh);
     CHECK(zkc_stop(&zc, brokers, NB) == 0);
