@@ -462,6 +462,10 @@ static int zk_read(struct sl_meta *m, enum rec_kind kind, const char *path, sl_m
                    void *watch_arg, void (*cb)(void), void *arg)
 {
     struct meta_zk *z = zk_of(m);
+    if (z->inflight >= SL_META_ZK_INFLIGHT_MAX - SL_META_ZK_WRITE_RESERVE && !z->closed &&
+        !z->expired) {
+        return SL_ELIMIT; /* (the rest is the writes': SL_META_ZK_WRITE_RESERVE) */
+    }
     int rc = SL_OK;
     struct zk_rec *r = call_new(z, kind, path, cb, arg, &rc);
     if (r == NULL) {

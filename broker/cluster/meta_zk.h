@@ -31,6 +31,11 @@ struct sl_ring;
  * memory waiting for the loop (256 x 1 MiB in the worst case; metadata
  * nodes are a few hundred bytes in practice). */
 #define SL_META_ZK_INFLIGHT_MAX 256u
+/* ... of which reads (get, children) never take the last ones: a burst of reads (every
+ * shard's state after a large creation or a failover) leaves room for writes - a creation's
+ * multis, a leader's ISR change, the controller's fenced elections - which would otherwise
+ * fail SL_ELIMIT until the reads drained. */
+#define SL_META_ZK_WRITE_RESERVE 32u
 /* Watches set and not yet fired (one record each until it fires or the store
  * closes). */
 #define SL_META_ZK_WATCHES_MAX 4096u

@@ -396,16 +396,23 @@ static void case_bounds(struct sl_meta *m)
     run_for(50);
     CHECK(r.done == 0);
     /* calls outstanding are bounded: past SL_META_ZK_INFLIGHT_MAX, SL_ELIMIT at once (no
-     * callback); the ones accepted all answer */
+     * callback); reads stop SL_META_ZK_WRITE_RESERVE short of it, which writes still take;
+     * the ones accepted all answer */
     static struct res many[SL_META_ZK_INFLIGHT_MAX];
     memset(many, 0, sizeof(many));
-    for (size_t i = 0; i < SL_META_ZK_INFLIGHT_MAX; i++) {
+    const size_t reads = SL_META_ZK_INFLIGHT_MAX - SL_META_ZK_WRITE_RESERVE;
+    for (size_t i = 0; i < reads; i++) {
         CHECK_ERR(sl_meta_get(m, "/a", NULL, NULL, data_cb, &many[i]), SL_OK);
     }
     CHECK_ERR(sl_meta_get(m, "/a", NULL, NULL, data_cb, &r), SL_ELIMIT);
+    CHECK_ERR(sl_meta_children(m, "/", NULL, NULL, children_cb, &r), SL_ELIMIT);
+    for (size_t i = reads; i < SL_META_ZK_INFLIGHT_MAX; i++) { /* (no parent: ENOTFOUND) */
+        CHECK_ERR(sl_meta_create(m, "/none/w", NULL, 0, 0, done_cb, &many[i]), SL_OK);
+    }
+    CHECK_ERR(sl_meta_create(m, "/none/w", NULL, 0, 0, done_cb, &r), SL_ELIMIT);
     CHECK(run_until(&many[SL_META_ZK_INFLIGHT_MAX - 1].done, WAIT_MS));
     for (size_t i = 0; i < SL_META_ZK_INFLIGHT_MAX; i++) {
-        CHECK(many[i].done == 1 && many[i].err == SL_OK);
+        CHECK(many[i].done == 1 && many[i].err == (i < reads ? SL_OK : SL_ENOTFOUND));
     }
     CHECK(r.done == 0);
     /* the largest node the interface allows is stored and read back whole */
