@@ -186,6 +186,10 @@ bool sim_meta_peek(struct sim *s, const char *path, struct sl_ctrl_state *st);
 /* Creates a persistent node directly, with no call and no latency (benchmark set-up, an
  * operator's request); false when it exists already (nothing written). */
 bool sim_meta_put(struct sim *s, const char *path, const uint8_t *data, size_t len);
+/* Sets a node's data (its version + 1), or removes a node without children, directly: the
+ * watches fire as for a call. False when the node is missing (or has children). */
+bool sim_meta_set(struct sim *s, const char *path, const uint8_t *data, size_t len);
+bool sim_meta_remove(struct sim *s, const char *path);
 /* Server-side statistics (the failover benchmark). */
 uint64_t sim_meta_ops(const struct sim *s);
 void sim_meta_set_costs(struct sim *s, uint64_t latency_us, uint64_t read_us, uint64_t write_us);

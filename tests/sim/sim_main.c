@@ -6,6 +6,8 @@
  *                               controller's unclean election): the test expects a
  *                               violation among its seeds
  *   sim_repl --failover N       controller failover with N shards (sim_failover.c)
+ *   sim_repl --recreate         the controller and a stream deleted and made again
+ *                               (sim_recreate.c)
  *   SLUICE_IT_LONG=1            --seeds runs 10x as many seeds
  *
  * A run: 3-5 brokers, 1-3 shards of 3 replicas, producers on every shard, and for the
@@ -26,6 +28,7 @@
 void sim_check_init(struct sim *s);
 void sim_check_fini(void);
 int sim_failover_bench(uint32_t shards, bool trace);
+int sim_recreate_check(bool trace);
 
 static void meta_tick(struct sim *s, void *p, uint64_t a, uint64_t b)
 {
@@ -462,6 +465,7 @@ int main(int argc, char **argv)
     int mutation = 0;
     bool trace = false, single = false, expect_violation = false;
     uint32_t failover = 0;
+    bool recreate = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
             first = strtoull(argv[++i], NULL, 10);
@@ -478,9 +482,11 @@ int main(int argc, char **argv)
             expect_violation = true;
         } else if (strcmp(argv[i], "--failover") == 0 && i + 1 < argc) {
             failover = (uint32_t)strtoul(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--recreate") == 0) {
+            recreate = true;
         } else {
             fprintf(stderr, "usage: sim_repl [--seed N [--trace] | --seeds A B] [--mutation M "
-                            "[--expect-violation]] | --failover SHARDS\n");
+                            "[--expect-violation]] | --failover SHARDS | --recreate\n");
             return 2;
         }
     }
@@ -492,6 +498,9 @@ int main(int argc, char **argv)
 #endif
     if (failover > 0) {
         return sim_failover_bench(failover, trace);
+    }
+    if (recreate) {
+        return sim_recreate_check(trace);
     }
     const char *lg = getenv("SLUICE_IT_LONG");
     if (!single && lg != NULL && strcmp(lg, "1") == 0) {

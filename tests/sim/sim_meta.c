@@ -931,3 +931,23 @@ bool sim_meta_put(struct sim *s, const char *path, const uint8_t *data, size_t l
     SL_ASSERT(err == SL_OK || err == SL_EEXIST);
     return err == SL_OK;
 }
+
+bool sim_meta_set(struct sim *s, const char *path, const uint8_t *data, size_t len)
+{
+    long i = path_ok(path) ? node_live(s->ms, path) : -1;
+    if (i < 0) {
+        return false;
+    }
+    do_set(s, (uint32_t)i, data, len);
+    return true;
+}
+
+bool sim_meta_remove(struct sim *s, const char *path)
+{
+    long i = path_ok(path) ? node_live(s->ms, path) : -1;
+    if (i < 0 || s->ms->nodes[i].n_kids > 0) {
+        return false;
+    }
+    do_remove_node(s, (uint32_t)i);
+    return true;
+}
