@@ -177,6 +177,9 @@ struct sim_meta_store *sim_meta_store_new(struct sim *s);
 void sim_meta_store_free(struct sim_meta_store *ms);
 /* A new session (client handle) for broker b; its events run as that broker's. */
 struct sl_meta *sim_meta_connect(struct sim *s, int b, sl_meta_session_cb cb, void *arg);
+/* A session for broker b registered as /brokers/ids/<b> (ephemeral), its events ignored
+ * (the controller benchmarks' brokers, which only crash). */
+struct sl_meta *sim_meta_register(struct sim *s, int b);
 /* The broker process died: its handle stops (no callback runs); the server-side session
  * lives on until it times out. */
 void sim_meta_abandon(struct sl_meta *m);

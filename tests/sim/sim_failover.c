@@ -33,30 +33,12 @@ int sim_failover_bench(uint32_t shards, bool trace);
 static struct sl_meta *fo_meta[FO_BROKERS];
 static struct sl_ctrl *fo_ctrl[FO_BROKERS];
 
-static void fo_session(void *arg, enum sl_meta_session ev)
-{
-    (void)arg;
-    (void)ev; /* no faults but the crash: nothing to do */
-}
-
-static void fo_registered(void *arg, int err, const char *path)
-{
-    (void)path;
-    SL_ASSERT(err == SL_OK || err == SL_ECLOSED);
-    (void)arg;
-}
-
 static void fo_start(struct sim *s, void *p, uint64_t b, uint64_t c)
 {
     (void)p;
     (void)c;
     s->b[b].up = true;
-    fo_meta[b] = sim_meta_connect(s, (int)b, fo_session, NULL);
-    char path[64], id[16];
-    snprintf(path, sizeof path, "/brokers/ids/%d", (int)b);
-    int n = snprintf(id, sizeof id, "%d", (int)b);
-    sl_meta_create(fo_meta[b], path, (const uint8_t *)id, (size_t)n, SL_META_EPHEMERAL,
-                   fo_registered, NULL);
+    fo_meta[b] = sim_meta_register(s, (int)b);
 }
 
 /* Controllers start after every broker registered: broker 0's first (it wins). */

@@ -30,30 +30,12 @@ int sim_recreate_check(bool trace);
 static struct sl_meta *rc_meta[RC_BROKERS];
 static struct sl_ctrl *rc_ctrl;
 
-static void rc_session(void *arg, enum sl_meta_session ev)
-{
-    (void)arg;
-    (void)ev;
-}
-
-static void rc_registered(void *arg, int err, const char *path)
-{
-    (void)arg;
-    (void)path;
-    SL_ASSERT(err == SL_OK || err == SL_ECLOSED);
-}
-
 static void rc_start(struct sim *s, void *p, uint64_t b, uint64_t c)
 {
     (void)p;
     (void)c;
     s->b[b].up = true;
-    rc_meta[b] = sim_meta_connect(s, (int)b, rc_session, NULL);
-    char path[64], id[16];
-    snprintf(path, sizeof path, "/brokers/ids/%d", (int)b);
-    int n = snprintf(id, sizeof id, "%d", (int)b);
-    sl_meta_create(rc_meta[b], path, (const uint8_t *)id, (size_t)n, SL_META_EPHEMERAL,
-                   rc_registered, NULL);
+    rc_meta[b] = sim_meta_register(s, (int)b);
 }
 
 static void rc_candidate(struct sim *s, void *p, uint64_t b, uint64_t c)
