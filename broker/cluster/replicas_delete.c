@@ -89,12 +89,13 @@ static void on_states(void *arg, int err, const char *const *names, size_t n)
 {
     struct rs_delete *d = arg;
     struct sl_replicas *rs = d->rs;
-    if (err == SL_ENOTFOUND) {
-        n = 0; /* (no states: only /streams/<name> to remove) */
-    } else if (err != SL_OK || rs->meta == NULL) {
-        d->first_err = err != SL_OK ? err : SL_ECLOSED;
+    if ((err != SL_OK && err != SL_ENOTFOUND) || rs->meta == NULL) {
+        d->first_err = err != SL_OK && err != SL_ENOTFOUND ? err : SL_ECLOSED;
         delete_end(d);
         return;
+    }
+    if (err == SL_ENOTFOUND) {
+        n = 0; /* (no states: only /streams/<name> to remove) */
     }
     d->states = n;
     /* The body, in order: /streams/<name>, the states, /shards/<name> (when listed). */
