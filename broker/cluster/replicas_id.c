@@ -17,6 +17,7 @@
 #include "common/fileio.h"
 #include "common/log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,14 +40,15 @@ static bool id_ok(const char *s, size_t n)
     return true;
 }
 
-/* The id the data directory keeps: SL_OK, SL_ENOTFOUND (none yet), SL_ECORRUPT. */
+/* The id the data directory keeps: SL_OK, SL_ENOTFOUND (none yet), SL_ECORRUPT, SL_EIO (a
+ * file there that cannot be read: never taken for none, which would replace it). */
 static int local_id(const struct sl_replicas *rs, char out[ID_HEX + 1])
 {
     char path[1024];
     snprintf(path, sizeof(path), "%s/" ID_FILE, sl_catalog_data_dir(rs->e->catalog));
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        return SL_ENOTFOUND;
+        return errno == ENOENT ? SL_ENOTFOUND : SL_EIO;
     }
     char line[64] = "";
     bool got = fgets(line, sizeof(line), f) != NULL;
