@@ -439,6 +439,7 @@ static int serve(struct sl_ring *ring, const struct sl_broker_config *cfg, struc
                                  .http_port = cfg->http_port},
                          .engine = engine, .net = net, .ring = ring,
                          .member = b->member,
+                         .replicas = b->replicas,
                          .auth = cfg->auth ? &sec.auth : NULL,
                          .started_ms = sl_clock_wall_ms()};
     if (rc == SL_OK && cfg->http_port != 0) {

@@ -56,6 +56,7 @@ struct sl_api {
     struct sl_sns *sns;           /* the SNS API's subscriptions (owned by main); may be NULL */
     struct sl_eb *eventbridge;    /* the EventBridge API's state (eb.c; made at first use) */
     const struct sl_member *member; /* cluster membership (borrowed); NULL: a single broker */
+    const struct sl_replicas *replicas; /* this broker's replicas (borrowed); NULL: single */
 };
 
 /* From the loop's tick (monotonic ms): the console's samples. */

@@ -11,6 +11,7 @@
  */
 #include "broker/api/ops.h"
 
+#include "broker/cluster/replicas.h"
 #include "broker/engine/catalog.h"
 #include "broker/engine/consumer.h"
 #include "broker/engine/engine.h"
@@ -360,6 +361,47 @@ static void put_queues(struct text *t, struct sl_engine *e)
 
 /* ---- the endpoints -------------------------------------------------------- */
 
+/* Cluster mode: the replicas' health, as Kafka's under-replicated and offline partitions. */
+static void put_cluster(struct text *t, const struct sl_api *api)
+{
+    if (api->replicas == NULL) {
+        return;
+    }
+    struct sl_replicas_stats s;
+    sl_replicas_stats(api->replicas, &s);
+    family(t, "sluice_cluster_replicas", "gauge",
+           "This broker's shard replicas by role (waiting: named in the shard's replicas, not "
+           "live - no leader yet, or failed).");
+    put(t, "sluice_cluster_replicas{role=\"leader\"} %u\n", s.leading);
+    put(t, "sluice_cluster_replicas{role=\"follower\"} %u\n", s.following);
+    put(t, "sluice_cluster_replicas{role=\"waiting\"} %u\n", s.waiting);
+    family(t, "sluice_cluster_under_replicated_shards", "gauge",
+           "Shards this broker leads whose in-sync replicas lack some of their replicas.");
+    put(t, "sluice_cluster_under_replicated_shards %u\n", s.under_replicated);
+    family(t, "sluice_cluster_under_min_isr_shards", "gauge",
+           "Shards this broker leads with fewer in-sync replicas than min_insync_replicas: "
+           "durable appends are refused (NOT_ENOUGH_REPLICAS).");
+    put(t, "sluice_cluster_under_min_isr_shards %u\n", s.under_min_isr);
+    family(t, "sluice_cluster_offline_shards", "gauge",
+           "Shards of the cluster's streams with no leader (their state as this broker read "
+           "it).");
+    put(t, "sluice_cluster_offline_shards %u\n", s.offline);
+    family(t, "sluice_cluster_replication_buffer_bytes", "gauge",
+           "Bytes held for replication: reads serving followers, fetched batches not yet "
+           "written.");
+    put(t, "sluice_cluster_replication_buffer_bytes{direction=\"serve\"} %llu\n",
+        (unsigned long long)s.serve_bytes);
+    put(t, "sluice_cluster_replication_buffer_bytes{direction=\"follow\"} %llu\n",
+        (unsigned long long)s.follow_bytes);
+    family(t, "sluice_cluster_reassign_throttled_reads", "gauge",
+           "Reads for replicas a reassignment adds, waiting on reassign_throttle_bytes.");
+    put(t, "sluice_cluster_reassign_throttled_reads %u\n", s.throttled);
+    family(t, "sluice_cluster_streams_dropped_total", "counter",
+           "Copies of cluster streams this broker dropped since it started (deleted in the "
+           "cluster, or made again under their name).");
+    put(t, "sluice_cluster_streams_dropped_total %llu\n", (unsigned long long)s.streams_dropped);
+}
+
 static void put_process(struct text *t, struct sl_api *api)
 {
     family(t, "sluice_build_info", "gauge", "The broker's version.");
@@ -613,6 +655,7 @@ static void metrics(struct sl_api_call *call)
     put_ops(&sc->t, &api->engine->stats);
     put_queues(&sc->t, api->engine);
     put_push(&sc->t, api->push);
+    put_cluster(&sc->t, api);
     if (capture_shards(sc, api->engine->catalog) != SL_OK ||
         capture_lag(sc, api->engine) != SL_OK) {
         sc->t.failed = true;

@@ -77,6 +77,20 @@ int sl_replicas_open(struct sl_engine *e, struct sl_member *mb,
  * pending appends NOT_LEADER (sl_repl_cut), until the store is back and the states are
  * read again; leaders whose followers still fetch go on (ZooKeeper down for everyone). */
 void sl_replicas_tick(struct sl_replicas *rs, uint64_t now_ms);
+/* What /metrics shows of this broker's replicas (broker/api/ops.c). */
+struct sl_replicas_stats {
+    uint32_t leading, following; /* this broker's live replicas by role */
+    uint32_t waiting;            /* named in a shard's replicas, not live (no leader, failed) */
+    uint32_t under_replicated;   /* shards led here whose ISR lacks some of their replicas */
+    uint32_t under_min_isr;      /* ... fewer in sync than min_insync_replicas: refusing appends */
+    uint32_t offline;            /* shards of the cluster with no leader, as read here */
+    uint64_t serve_bytes;        /* read buffers serving followers */
+    uint64_t follow_bytes;       /* fetched batches not yet written */
+    uint32_t throttled;          /* reads for replicas a move adds, held by the throttle */
+    uint64_t streams_dropped;    /* copies dropped since the start (deleted in the cluster) */
+};
+void sl_replicas_stats(const struct sl_replicas *rs, struct sl_replicas_stats *out);
+
 /* This broker is cut off - from ZooKeeper and from the followers of a shard it leads - for
  * that long (ms; 0: not): its view of the leaders is likely stale (Metadata says so and
  * sends clients to another broker rather than answer from it). */

@@ -151,6 +151,7 @@ struct sl_replicas {
     struct sl_brepl *all;
     struct rs_create *creates;
     enum rs_id_state id_state; /* streams are listed only once SAME */
+    uint64_t streams_dropped;  /* (sl_replicas_stats) */
 };
 
 /* replicas.c */
@@ -176,6 +177,8 @@ void rs_fx_answer(struct sl_brepl *br, const struct sl_repl_msg *m);
 void rs_serve_wake(struct sl_brepl *br, bool all);
 /* Refills the reassignment throttle's bucket (the tick). */
 void rs_throttle_refill(struct sl_replicas *rs, uint64_t now_ms);
+/* Reads waiting on the throttle among br's answers to make. */
+uint32_t rs_serve_throttled(const struct sl_brepl *br);
 void rs_on_shard_written(void *ctx, uint64_t written_seq); /* sl_wshard_on_written's fn */
 void rs_brepl_answer_all(struct sl_brepl *br); /* what followers wait on: SL_ENOT_LEADER */
 void rs_answers_expire(struct sl_brepl *br);   /* requests held past their long poll */

@@ -386,6 +386,7 @@ void rs_stream_drop(struct sl_replicas *rs, struct sl_stream *st, const char *wh
                  why, err);
         return;
     }
+    rs->streams_dropped++;
     sl_info("cluster", "stream %s %s: this broker's copy is dropped", name, why);
 }
 
@@ -694,6 +695,40 @@ void sl_replicas_stop(struct sl_replicas *rs)
     sl_member_set_changed(rs->mb, NULL, NULL); /* (the member may go before the replicas) */
     for (struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
         rs_brepl_answer_all(br);
+    }
+}
+
+void sl_replicas_stats(const struct sl_replicas *rs, struct sl_replicas_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (rs == NULL) {
+        return;
+    }
+    out->serve_bytes = rs->serve_bytes;
+    out->follow_bytes = rs->follow_bytes;
+    out->streams_dropped = rs->streams_dropped;
+    for (const struct sl_brepl *br = rs->all; br != NULL; br = br->next) {
+        if (br->gone) {
+            continue;
+        }
+        const struct sl_repl_meta *m = &br->state.m;
+        out->throttled += rs_serve_throttled(br);
+        out->offline += br->have_state && m->leader < 0;
+        if (br->r.role == SL_REPL_LEADER) {
+            out->leading++;
+            out->under_replicated += m->n_isr < m->n_replicas;
+            out->under_min_isr += m->n_isr < br->r.cfg.min_insync;
+            continue;
+        }
+        if (br->r.role == SL_REPL_FOLLOWER) {
+            out->following++;
+            continue;
+        }
+        bool named = false;
+        for (uint32_t i = 0; i < m->n_replicas && br->have_state; i++) {
+            named |= m->replicas[i] == rs->cfg.self;
+        }
+        out->waiting += named;
     }
 }
 

@@ -264,6 +264,15 @@ void rs_serve_wake(struct sl_brepl *br, bool all)
     }
 }
 
+uint32_t rs_serve_throttled(const struct sl_brepl *br)
+{
+    uint32_t n = 0;
+    for (const struct serve *s = br->serve_wait; s != NULL; s = s->next) {
+        n += throttle_holds(s);
+    }
+    return n;
+}
+
 /* The shard's written listener (sl_wshard_on_written), on the main loop. */
 void rs_on_shard_written(void *ctx, uint64_t written_seq)
 {

@@ -10,7 +10,9 @@
 // record once, in order per key (any replica serves reads up to its high watermark); after
 // the leader of a shard is killed (SIGKILL) a client of a surviving broker keeps writing
 // (failed entries retried as an application does) and every acknowledged record is read
-// back; UpdateShardCount and AddTagsToStream on a replicated stream are refused with a
+// back (and /metrics of the survivors counts the 4 shards under-replicated, where before
+// each broker held 4 live replicas, one leader per shard over the three); UpdateShardCount
+// and AddTagsToStream on a replicated stream are refused with a
 // message (not retried as a server failure); DeleteStream through one broker removes it
 // from every broker. Skipped without java or the ZooKeeper jar.
 import { test, after } from 'node:test';
@@ -22,7 +24,7 @@ import {
   PutRecordsCommand, GetShardIteratorCommand, GetRecordsCommand, DeleteStreamCommand,
   AddTagsToStreamCommand, UpdateShardCountCommand,
 } from '@aws-sdk/client-kinesis';
-import { startBroker, startZooKeeper, until } from './harness.mjs';
+import { startBroker, startZooKeeper, until, httpGet } from './harness.mjs';
 
 const CLI = process.env.SLUICE_CLI_PATH;
 const zk = await startZooKeeper();
@@ -50,6 +52,13 @@ function client(b) {
   return c;
 }
 after(() => { for (const c of clients) c.destroy(); });
+
+// A gauge's value in broker b's /metrics (name with its labels, as written), or undefined.
+async function metric(b, name) {
+  const r = await httpGet(b, '/metrics');
+  const line = r.body.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.split(' ')[1]);
+}
 
 const enc = (s) => new TextEncoder().encode(s);
 const dec = (u) => new TextDecoder().decode(u);
@@ -126,6 +135,17 @@ test('a Kinesis stream on a cluster: replicated, written and read through any br
     return r.length === 4 && r.every((x) => x.leader >= 1) ? r : null;
   }, 15000, 100);
   for (const r of rows) assert.deepEqual([...r.replicas].sort(), [1, 2, 3], 'three replicas');
+  // /metrics: each broker holds 4 replicas, the leaders of the 4 shards among them
+  let leaders = 0;
+  for (const b of brokers) {
+    const led = await metric(b, 'sluice_cluster_replicas{role="leader"}');
+    const fol = await metric(b, 'sluice_cluster_replicas{role="follower"}');
+    assert.equal(led + fol, 4, 'every shard has a live replica on every broker');
+    assert.equal(await metric(b, 'sluice_cluster_under_replicated_shards'), 0);
+    assert.equal(await metric(b, 'sluice_cluster_offline_shards'), 0);
+    leaders += led;
+  }
+  assert.equal(leaders, 4, 'one leader per shard over the brokers');
   const listed = (await c3.send(new ListStreamsCommand({}))).StreamNames;
   assert.ok(listed.includes('kc'));
 
@@ -168,6 +188,12 @@ test('a Kinesis stream on a cluster: replicated, written and read through any br
     return [...first, ...second].every((v) => seen.has(v)) ? r : null;
   }, 20000, 250);
   assert.ok(all.length >= first.length + second.length);
+  // with broker 1 gone, every shard's ISR lacks it: the survivors' leaders say so
+  await until('the shards under-replicated on /metrics', async () => {
+    let n = 0;
+    for (const b of brokers.slice(1)) n += await metric(b, 'sluice_cluster_under_replicated_shards');
+    return n === 4;
+  }, 20000, 200);
 
   await c3.send(new DeleteStreamCommand({ StreamName: 'kc' }));
   for (const c of [c2, c3]) {
