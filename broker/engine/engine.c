@@ -72,6 +72,14 @@ struct sl_stream *sl_engine_stream(struct sl_engine *e, const char *name, char *
     return st;
 }
 
+int sl_engine_read_end(const struct sl_engine *e, const struct sl_bshard *b, uint64_t *end)
+{
+    int32_t epoch = -1;
+    *end = 0;
+    return e->repl != NULL && b->repl != NULL ? e->repl->replica(e->repl->ctx, b, end, &epoch)
+                                              : SL_ENOT_LEADER;
+}
+
 struct sl_bshard *sl_engine_shard(struct sl_engine *e, const char *name, uint32_t shard,
                                   char *why, uint32_t why_len, int *err)
 {

@@ -153,6 +153,12 @@ int sl_engine_scratch_reserve(struct sl_engine *e, uint32_t codec, uint32_t reco
  * `why` ("stream X not found"). */
 struct sl_stream *sl_engine_stream(struct sl_engine *e, const char *name, char *why,
                                    uint32_t why_len, int *err);
+/* Where reads of a replicated shard end on this broker (#14): its replica's high watermark,
+ * leading or following - a follower's is what its leader said is committed, capped at its
+ * own durable log, so it serves nothing a failover could lose (Kafka's fetch from followers,
+ * KIP-392): the HTTP APIs' clients read through whichever broker they reach. SL_ENOT_LEADER
+ * (no replica here, or a failed one) or SL_EAGAIN (one not live yet) otherwise. */
+int sl_engine_read_end(const struct sl_engine *e, const struct sl_bshard *b, uint64_t *end);
 /* Shard `shard` of stream `name`, or NULL with SL_ENOTFOUND and why. */
 struct sl_bshard *sl_engine_shard(struct sl_engine *e, const char *name, uint32_t shard, char *why,
                                   uint32_t why_len, int *err);

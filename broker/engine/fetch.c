@@ -101,23 +101,11 @@ static void unpark(struct fetch_op *op)
     op->parked = false;
 }
 
-/* Where reads of a replicated shard end on this broker (#14): its replica's high watermark,
- * leading or following - a follower's is what its leader said is committed, capped at its
- * own durable log, so it serves nothing a failover could lose (Kafka's fetch from followers,
- * KIP-392): the HTTP APIs' clients read through whichever broker they reach. SL_ENOT_LEADER
- * (no replica here, or a failed one) or SL_EAGAIN (one not live yet) otherwise. */
-static int replica_end(const struct sl_engine *e, const struct sl_bshard *b, uint64_t *end)
-{
-    int32_t epoch = -1;
-    *end = 0;
-    return b->repl != NULL ? e->repl->replica(e->repl->ctx, b, end, &epoch) : SL_ENOT_LEADER;
-}
-
 /* Where reads of b end (#14): a replicated shard's high watermark, else the log's tail. */
 static uint64_t read_end(const struct sl_engine *e, const struct sl_bshard *b)
 {
     uint64_t end = UINT64_MAX;
-    if (b->repl != NULL && replica_end(e, b, &end) != SL_OK) {
+    if (b->repl != NULL && sl_engine_read_end(e, b, &end) != SL_OK) {
         end = 0;
     }
     return end;
@@ -414,7 +402,7 @@ void sl_fetch_start(struct sl_engine *e, const struct sl_fetch_req *req, sl_fetc
         cb(ctx, &r);
         return;
     }
-    if (b->stream->cluster && replica_end(e, b, &end_unused) != SL_OK) {
+    if (b->stream->cluster && sl_engine_read_end(e, b, &end_unused) != SL_OK) {
         snprintf(why, sizeof(why),
                  "this broker holds no live replica of shard %u of %s: ask another broker "
                  "(Metadata names the leader)", b->id, b->stream->name);

@@ -46,9 +46,7 @@ static void shard_read_end(const struct sl_engine *e, const struct sl_stream *st
                            struct sl_shard_info *in)
 {
     uint64_t end = 0;
-    int32_t epoch = -1;
-    if (st->cluster && e->repl != NULL &&
-        e->repl->replica(e->repl->ctx, st->shards[i], &end, &epoch) == SL_OK &&
+    if (st->cluster && sl_engine_read_end(e, st->shards[i], &end) == SL_OK &&
         end < in->next_seq) {
         in->next_seq = end;
     }
